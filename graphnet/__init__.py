@@ -1,0 +1,52 @@
+"""graphnet: a general DAG neural-graph engine on numpy.
+
+A :class:`Graph` holds named Input, Hidden and Output nodes joined by dense
+synapses; networkx keeps the structure, so forward and backward visit every
+node exactly once.
+"""
+
+from . import activations, callbacks, initializers, losses, metrics, optimizers
+from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint
+from .errors import (
+    CycleError,
+    GraphError,
+    ModelFileError,
+    ModelImportError,
+    NotFoundError,
+    RenderError,
+    ShapeError,
+    TrainingError,
+)
+from .graph import Graph
+from .nodes import Hidden, Input, Node, Output
+from .synapse import Synapse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Graph",
+    "Node",
+    "Input",
+    "Hidden",
+    "Output",
+    "Synapse",
+    "History",
+    "Callback",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "GraphError",
+    "CycleError",
+    "NotFoundError",
+    "ShapeError",
+    "TrainingError",
+    "ModelFileError",
+    "RenderError",
+    "ModelImportError",
+    "activations",
+    "callbacks",
+    "initializers",
+    "losses",
+    "metrics",
+    "optimizers",
+    "__version__",
+]

@@ -1,0 +1,308 @@
+"""Activations: each one a small class holding both directions.
+
+Keeping ``forward`` and ``backward`` side by side means nothing can be registered
+without its derivative, and the gradient check in ``tests/test_gradients.py``
+runs over every entry of :data:`ACTIVATIONS` automatically.
+
+Derivatives are taken from the activation's *output* ``a`` wherever the maths
+allows it (relu: ``a > 0``; sigmoid: ``a(1 - a)``; tanh: ``1 - a²``), so the
+execution plan need not keep the pre-activation ``z``. GELU is the exception
+(:attr:`Activation.needs_input`): its derivative needs ``z``.
+
+Contract of ``backward(a, grad, z=None)``: return ``dL/dz`` given ``dL/da``. It
+may overwrite ``a`` and ``grad`` (the plan no longer needs them), which saves a
+buffer per node and a pass over memory.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy import special
+
+from .errors import GraphError
+
+__all__ = [
+    "Activation",
+    "Linear",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "GELU",
+    "Sigmoid",
+    "Tanh",
+    "Softplus",
+    "Softmax",
+    "ACTIVATIONS",
+    "get",
+]
+
+
+class Activation:
+    """Base class. Subclasses set :attr:`name` and implement both directions."""
+
+    name: ClassVar[str] = ""
+    #: ``backward`` needs the pre-activation ``z`` (not only the output ``a``).
+    needs_input: ClassVar[bool] = False
+    #: Weights into this activation default to He-normal (the relu family).
+    relu_family: ClassVar[bool] = False
+
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``a = f(z)`` for a batch ``z`` of shape ``(batch, size)``; ``out`` may be ``z``."""
+        raise NotImplementedError
+
+    def backward(
+        self, a: np.ndarray, grad: np.ndarray, z: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``dL/dz`` from ``a = f(z)`` and ``grad = dL/da``; may overwrite ``a`` and ``grad``."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON-safe description; ``get(config)`` rebuilds an equal activation."""
+        return {"name": self.name}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Activation) and self.get_config() == other.get_config()
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.get_config().items())))
+
+    def __repr__(self) -> str:
+        params = {k: v for k, v in self.get_config().items() if k != "name"}
+        args = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        return f"{type(self).__name__}({args})"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _write(out: np.ndarray | None, value: np.ndarray) -> np.ndarray:
+    if out is None:
+        return value
+    out[...] = value
+    return out
+
+
+class Linear(Activation):
+    """The identity: ``a = z``."""
+
+    name = "linear"
+
+    def forward(self, z, out=None):
+        return z if out is None or out is z else _write(out, z)
+
+    def backward(self, a, grad, z=None):
+        return grad
+
+
+class ReLU(Activation):
+    """``max(z, 0)``."""
+
+    name = "relu"
+    relu_family = True
+
+    def forward(self, z, out=None):
+        return np.maximum(z, 0, out=out)
+
+    def backward(self, a, grad, z=None):
+        # a >= 0, so sign(a) is exactly the 0/1 derivative, computed in place.
+        np.sign(a, out=a)
+        return np.multiply(grad, a, out=grad)
+
+
+class LeakyReLU(Activation):
+    """``z`` for ``z > 0``, else ``negative_slope * z`` (PyTorch's default slope)."""
+
+    name = "leaky_relu"
+    relu_family = True
+
+    def __init__(self, negative_slope: float = 0.01):
+        slope = float(negative_slope)
+        if not (0.0 <= slope < 1.0):
+            raise GraphError(
+                f"leaky_relu: negative_slope must be in [0, 1), got {negative_slope!r}"
+            )
+        self.negative_slope = slope
+
+    def forward(self, z, out=None):
+        return np.maximum(z, z * self.negative_slope, out=out)
+
+    def backward(self, a, grad, z=None):
+        # With a slope in [0, 1), a > 0 exactly where z > 0.
+        one, slope = a.dtype.type(1), a.dtype.type(self.negative_slope)
+        return np.multiply(grad, np.where(a > 0, one, slope), out=grad)
+
+    def get_config(self):
+        return {"name": self.name, "negative_slope": self.negative_slope}
+
+
+class ELU(Activation):
+    """``z`` for ``z > 0``, else ``alpha * (exp(z) - 1)``."""
+
+    name = "elu"
+    relu_family = True
+
+    def __init__(self, alpha: float = 1.0):
+        alpha = float(alpha)
+        if not alpha > 0.0:
+            raise GraphError(f"elu: alpha must be > 0, got {alpha!r}")
+        self.alpha = alpha
+
+    def forward(self, z, out=None):
+        # expm1 of min(z, 0) so that large positive z never overflows.
+        negative = np.expm1(np.minimum(z, 0)) * self.alpha
+        return _write(out, np.where(z > 0, z, negative))
+
+    def backward(self, a, grad, z=None):
+        # For z <= 0, a = alpha(e^z - 1) so f'(z) = alpha e^z = a + alpha.
+        derivative = np.where(a > 0, a.dtype.type(1), a + self.alpha)
+        return np.multiply(grad, derivative, out=grad)
+
+    def get_config(self):
+        return {"name": self.name, "alpha": self.alpha}
+
+
+class GELU(Activation):
+    """``z * Φ(z)`` with the exact normal CDF (Keras's and PyTorch's default),
+    or the tanh approximation when ``approximate=True``."""
+
+    name = "gelu"
+    needs_input = True
+    relu_family = True
+    _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+    _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+    _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+    _C = 0.044715
+
+    def __init__(self, approximate: bool = False):
+        if not isinstance(approximate, bool):
+            raise GraphError(f"gelu: approximate must be True or False, got {approximate!r}")
+        self.approximate = approximate
+
+    def _tanh_inner(self, z):
+        return np.tanh(self._SQRT_2_OVER_PI * (z + self._C * z * z * z))
+
+    def forward(self, z, out=None):
+        if self.approximate:
+            value = 0.5 * z * (1 + self._tanh_inner(z))
+        else:
+            value = 0.5 * z * (1 + special.erf(z * self._INV_SQRT_2))
+        return _write(out, value)
+
+    def backward(self, a, grad, z=None):
+        if z is None:
+            raise GraphError("gelu: backward needs the pre-activation z")
+        if self.approximate:
+            t = self._tanh_inner(z)
+            inner_grad = self._SQRT_2_OVER_PI * (1 + 3 * self._C * z * z)
+            derivative = 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * inner_grad
+        else:
+            cdf = 0.5 * (1 + special.erf(z * self._INV_SQRT_2))
+            pdf = np.exp(-0.5 * z * z) * self._INV_SQRT_2PI
+            derivative = cdf + z * pdf
+        return np.multiply(grad, derivative, out=grad)
+
+    def get_config(self):
+        return {"name": self.name, "approximate": self.approximate}
+
+
+class Sigmoid(Activation):
+    """``1 / (1 + exp(-z))``, computed without overflow (``scipy.special.expit``)."""
+
+    name = "sigmoid"
+
+    def forward(self, z, out=None):
+        return special.expit(z, out=out)
+
+    def backward(self, a, grad, z=None):
+        np.multiply(grad, a, out=grad)  # g·a
+        np.subtract(1, a, out=a)  # 1 - a
+        return np.multiply(grad, a, out=grad)  # g·a(1 - a)
+
+
+class Tanh(Activation):
+    """The hyperbolic tangent."""
+
+    name = "tanh"
+
+    def forward(self, z, out=None):
+        return np.tanh(z, out=out)
+
+    def backward(self, a, grad, z=None):
+        np.multiply(a, a, out=a)
+        np.subtract(1, a, out=a)  # 1 - a²
+        return np.multiply(grad, a, out=grad)
+
+
+class Softplus(Activation):
+    """``log(1 + exp(z))``, stable for large ``|z|``."""
+
+    name = "softplus"
+
+    def forward(self, z, out=None):
+        return np.logaddexp(0, z, out=out)
+
+    def backward(self, a, grad, z=None):
+        # f'(z) = sigmoid(z) = 1 - exp(-a); expm1 keeps precision when a is tiny.
+        np.negative(a, out=a)
+        np.expm1(a, out=a)
+        np.negative(a, out=a)
+        return np.multiply(grad, a, out=grad)
+
+
+class Softmax(Activation):
+    """Softmax over the features of each row (the max is subtracted first)."""
+
+    name = "softmax"
+
+    def forward(self, z, out=None):
+        out = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+        np.exp(out, out=out)
+        out /= out.sum(axis=1, keepdims=True)
+        return out
+
+    def backward(self, a, grad, z=None):
+        # dL/dz = a ⊙ (g - Σ_k g_k a_k), row by row.
+        np.multiply(grad, a, out=grad)
+        a *= grad.sum(axis=1, keepdims=True)
+        return np.subtract(grad, a, out=grad)
+
+
+#: Every activation by the name users pass as ``activation=``.
+ACTIVATIONS: dict[str, type[Activation]] = {
+    cls.name: cls
+    for cls in (Linear, ReLU, LeakyReLU, ELU, GELU, Sigmoid, Tanh, Softplus, Softmax)
+}
+
+
+def get(identifier: str | dict | Activation | None) -> Activation:
+    """An activation from a name, a config dict, an instance, or ``None`` (linear).
+
+    Raises
+    ------
+    GraphError
+        For an unknown name (the message lists the known ones) or bad parameters.
+    """
+    if identifier is None:
+        return Linear()
+    if isinstance(identifier, Activation):
+        return identifier
+    if isinstance(identifier, str):
+        name, params = identifier, {}
+    elif isinstance(identifier, dict):
+        params = dict(identifier)
+        name = params.pop("name", None)
+    else:
+        raise GraphError(
+            f"activation must be a name, a config dict or an Activation, "
+            f"got {type(identifier).__name__}: {identifier!r}"
+        )
+    cls = ACTIVATIONS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise GraphError(f"unknown activation {name!r}; known: {sorted(ACTIVATIONS)}")
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise GraphError(f"activation {name!r}: bad parameters {params!r} ({exc})") from None

@@ -1,0 +1,121 @@
+"""Turning user data into the arrays a plan runs on, with errors that say why not.
+
+Data for a graph is a dict keyed by node name, matched by name only (never by
+position); a graph with exactly one input (or output) also takes a plain
+array. Every problem raises :class:`~graphnet.ShapeError` naming the node, the
+expected shape and the shape found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from .errors import ShapeError
+
+__all__ = ["by_name", "features", "as_inputs", "as_targets", "common_rows", "check_finite"]
+
+
+def by_name(data, names: list[str], role: str) -> dict[str, np.ndarray]:
+    """``data`` as a dict ``name -> ndarray`` over exactly ``names``.
+
+    ``role`` is ``"input"`` or ``"output"`` and only shapes the messages.
+    """
+    if isinstance(data, Mapping):
+        given = list(data)
+        unknown = [k for k in given if k not in names]
+        missing = [n for n in names if n not in data]
+        if unknown or missing:
+            parts = []
+            if missing:
+                parts.append(f"missing {role}s {missing}")
+            if unknown:
+                parts.append(f"unknown names {unknown}")
+            raise ShapeError(
+                f"{role} data must be keyed by the graph's {role} names {names}: "
+                + " and ".join(parts)
+            )
+        return {n: _array(data[n], role, n) for n in names}
+    if len(names) == 1:
+        return {names[0]: _array(data, role, names[0])}
+    raise ShapeError(
+        f"this graph has {len(names)} {role}s {names}: pass a dict keyed by {role} name, "
+        f"not a {type(data).__name__} (data is matched by name, never by position)"
+    )
+
+
+def _array(value, role: str, name: str) -> np.ndarray:
+    if value is None:
+        raise ShapeError(f"{role} {name!r}: got None instead of an array")
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise ShapeError(f"{role} {name!r}: could not make an array ({exc})") from None
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ShapeError(f"{role} {name!r}: expected numbers, got an array of dtype {array.dtype}")
+    return array
+
+
+def features(array: np.ndarray, size: int, name: str) -> np.ndarray:
+    """``array`` as ``(n, size)``: a 1-D array is accepted where ``size`` is 1."""
+    if array.ndim == 1 and size == 1:
+        return array.reshape(-1, 1)
+    if array.ndim != 2 or array.shape[1] != size:
+        hint = ""
+        if array.ndim == 1 and array.shape[0] == size:
+            hint = "; for a single sample use x.reshape(1, -1)"
+        raise ShapeError(f"input {name!r}: expected shape (n, {size}), got {array.shape}{hint}")
+    return array
+
+
+def check_finite(array: np.ndarray, role: str, name: str) -> None:
+    """Refuse NaN and inf (a single sum first: the full check only on suspicion)."""
+    if array.size and not np.isfinite(array.sum(dtype=np.float64)) and not np.isfinite(array).all():
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise ShapeError(f"{role} {name!r} contains {bad} NaN or inf value(s)")
+
+
+def as_inputs(graph, x) -> dict[str, np.ndarray]:
+    """Validated, contiguous input arrays of the graph's dtype."""
+    arrays = by_name(x, graph.inputs, "input")
+    out = {}
+    for name, array in arrays.items():
+        array = features(array, graph.nodes[name].size, name)
+        array = np.ascontiguousarray(array, dtype=graph.dtype)
+        check_finite(array, "input", name)
+        out[name] = array
+    return out
+
+
+def as_targets(graph, y) -> dict[str, np.ndarray]:
+    """Validated target arrays; each output's loss decides what it accepts."""
+    arrays = by_name(y, graph.outputs, "output")
+    out = {}
+    for name, array in arrays.items():
+        node = graph.nodes[name]
+        out[name] = node.loss.prepare_target(array, node.size, name, graph.dtype)
+    return out
+
+
+def common_rows(
+    inputs: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray] | None = None
+) -> int:
+    """The number of rows every input and target array shares.
+
+    Raises
+    ------
+    ShapeError
+        Naming two arrays whose row counts differ.
+    """
+    arrays = [(f"input {n!r}", a) for n, a in inputs.items()]
+    arrays += [(f"targets of output {n!r}", a) for n, a in (targets or {}).items()]
+    if not arrays:
+        return 0
+    first_label, first = arrays[0][0], arrays[0][1].shape[0]
+    for label, array in arrays[1:]:
+        if array.shape[0] != first:
+            raise ShapeError(
+                f"rows disagree: {first_label} has {first} rows but {label} has {array.shape[0]}"
+            )
+    return first

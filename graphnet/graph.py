@@ -1,0 +1,597 @@
+"""Graph: named Input, Hidden and Output nodes joined by synapses.
+
+A ``networkx.DiGraph`` is the single source of truth for structure. Every
+edit bumps :attr:`Graph.version`; the topological order and the compiled
+execution plan are cached against that version, so there is no "compile" or
+"sort" step for users to forget. Edits are validated *before* anything
+changes: a refused ``connect`` leaves the graph (and its random stream)
+exactly as it was.
+
+Running and training live in :mod:`graphnet.plan` and :mod:`graphnet.training`;
+the methods here only delegate to them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import types
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+import numpy as np
+
+from . import initializers
+from . import optimizers as optimizers_module
+from .errors import CycleError, GraphError, NotFoundError
+from .nodes import DenseNode, Hidden, Input, Node, Output
+from .synapse import Synapse
+
+if TYPE_CHECKING:
+    from .plan import Plan
+    from .training import History
+
+__all__ = ["Graph"]
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+NodeRef = str | Node
+
+
+class Graph:
+    """A neural network whose shape is a directed acyclic graph.
+
+    Parameters
+    ----------
+    name : str
+        Used in messages, summaries and diagrams.
+    seed : int or None
+        Drives weight initialisation, shuffling, validation splits and
+        dropout through ``numpy.random.Generator``; same seed, same data,
+        same calls give bit-for-bit the same weights.
+    dtype : {"float32", "float64"}
+        Of every weight, activation and gradient.
+
+    Examples
+    --------
+    >>> g = Graph(name="tiny", seed=0)
+    >>> _ = g.add_input("x", 2)
+    >>> _ = g.add_output("y", 1, activation="sigmoid", loss="binary_crossentropy")
+    >>> _ = g.connect("x", "y")
+    >>> g.predict(np.zeros((3, 2))).shape
+    (3, 1)
+    """
+
+    def __init__(self, name: str = "graph", seed: int | None = None, dtype="float32"):
+        if not isinstance(name, str) or not name:
+            raise GraphError(f"graph name must be a non-empty string, got {name!r}")
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            dtype = None
+        if dtype not in _DTYPES:
+            raise GraphError(f"graph {name!r}: dtype must be 'float32' or 'float64', got {dtype!r}")
+        self.name = name
+        self.seed = seed
+        self.dtype = dtype
+        init_seed, train_seed = np.random.SeedSequence(seed).spawn(2)
+        # Separate streams: running or training never changes how later
+        # synapses are initialised, and vice versa.
+        self._init_rng = np.random.default_rng(init_seed)
+        self.rng = np.random.default_rng(train_seed)
+        self._structure = nx.DiGraph()
+        self._nodes: dict[str, Node] = {}
+        self._synapses: dict[tuple[str, str], Synapse] = {}
+        self._insertion: dict[str, int] = {}
+        self._inserted = 0
+        self.version = 0
+        self._order: tuple[str, ...] | None = None
+        self._order_version = -1
+        self._plan: Plan | None = None
+        self._plan_lock = threading.Lock()
+        self._optimizer: optimizers_module.Optimizer | None = None
+        #: Set by a callback to end ``fit`` after the current epoch.
+        self.stop_training = False
+
+    # ------------------------------------------------------------------ nodes
+    def add_input(self, name: str, size: int) -> Input:
+        """Add an Input node of ``size`` features."""
+        return self.add_node(Input(size, name=name))
+
+    def add_hidden(
+        self,
+        name: str,
+        size: int,
+        activation="relu",
+        dropout: float = 0.0,
+        trainable: bool = True,
+    ) -> Hidden:
+        """Add a Hidden node; ``dropout`` is applied (inverted) while training only."""
+        return self.add_node(
+            Hidden(size, activation=activation, dropout=dropout, name=name, trainable=trainable)
+        )
+
+    def add_output(
+        self,
+        name: str,
+        size: int,
+        activation="linear",
+        loss="mse",
+        loss_weight: float = 1.0,
+        trainable: bool = True,
+    ) -> Output:
+        """Add an Output node with its loss.
+
+        Raises
+        ------
+        GraphError
+            For a cross-entropy loss without its activation (``binary_crossentropy``
+            needs ``sigmoid``, ``categorical_crossentropy`` needs ``softmax``).
+        """
+        return self.add_node(
+            Output(
+                size,
+                activation=activation,
+                loss=loss,
+                loss_weight=loss_weight,
+                name=name,
+                trainable=trainable,
+            )
+        )
+
+    def add_node(self, node: Node) -> Node:
+        """Add a node object built elsewhere (it must have a name)."""
+        if not isinstance(node, Node):
+            raise GraphError(f"graph {self.name!r}: expected a Node, got {type(node).__name__}")
+        if node.name is None:
+            raise GraphError(f"graph {self.name!r}: {node!r} needs a name before it is added")
+        if node.name in self._nodes:
+            raise GraphError(
+                f"graph {self.name!r} already has a node named {node.name!r} "
+                f"({self._nodes[node.name].kind}); node names must be unique"
+            )
+        if any(n is node for n in self._nodes.values()):
+            raise GraphError(f"graph {self.name!r}: {node!r} was already added")
+        if isinstance(node, DenseNode):
+            node._bias = node._bias.astype(self.dtype)
+        self._nodes[node.name] = node
+        self._insertion[node.name] = self._inserted
+        self._inserted += 1
+        self._structure.add_node(node.name)
+        self._changed()
+        return node
+
+    def remove(self, name: NodeRef) -> None:
+        """Remove a node and every synapse touching it; other weights are kept."""
+        name = self._resolve(name)
+        for key in [k for k in self._synapses if name in k]:
+            del self._synapses[key]
+        self._structure.remove_node(name)
+        del self._nodes[name]
+        del self._insertion[name]
+        self._changed()
+
+    # -------------------------------------------------------------- synapses
+    def connect(
+        self,
+        src: NodeRef | Iterable[NodeRef],
+        dst: NodeRef,
+        init: str | np.ndarray | None = None,
+        trainable: bool = True,
+    ) -> Synapse | list[Synapse]:
+        """Join ``src`` (one node or a list of nodes) to ``dst`` with new synapses.
+
+        Parameters
+        ----------
+        src : str, Node, or list of them
+        dst : str or Node
+        init : str or ndarray of shape (src.size, dst.size), optional
+            An initialiser name; by default He-normal for relu-family
+            destinations and Glorot-uniform otherwise.
+        trainable : bool
+
+        Returns
+        -------
+        Synapse, or a list of Synapses when ``src`` is a list.
+
+        Raises
+        ------
+        CycleError
+            When a synapse would close a cycle (the message shows it) or is a self-loop.
+        GraphError
+            For a duplicate synapse, a synapse into an Input, an unknown name, or a bad
+            ``init``. In every case the graph is left exactly as it was.
+        """
+        many = not isinstance(src, (str, Node))
+        sources = [self._resolve(s) for s in (src if many else [src])]
+        dst_name = self._resolve(dst)
+        if many and not sources:
+            raise GraphError(f"connect: no sources given for {dst_name!r}")
+        target = self._nodes[dst_name]
+        if isinstance(target, Input):
+            raise GraphError(
+                f"cannot connect into input {dst_name!r}: inputs take data, not synapses"
+            )
+        seen = set()
+        for name in sources:
+            if name == dst_name:
+                raise CycleError(
+                    f"a synapse from {name!r} to itself would make the cycle {name} -> {name}"
+                )
+            if (name, dst_name) in self._synapses or name in seen:
+                raise GraphError(f"synapse {name!r} -> {dst_name!r} already exists")
+            seen.add(name)
+            if nx.has_path(self._structure, dst_name, name):
+                path = nx.shortest_path(self._structure, dst_name, name)
+                cycle = " -> ".join([name, *path])
+                raise CycleError(
+                    f"connecting {name!r} -> {dst_name!r} would create the cycle {cycle}"
+                )
+        shapes = [(self._nodes[s].size, target.size) for s in sources]
+        if init is None:
+            init_name = initializers.default_for(target.activation)
+        elif isinstance(init, str):
+            initializers.get(init)  # refuse unknown names before drawing anything
+            init_name = init
+        else:
+            init_name = "array"
+            given = np.asarray(init)
+            if many:
+                raise GraphError("connect: an init array needs a single source, not a list")
+            if given.shape != shapes[0]:
+                raise GraphError(
+                    f"synapse {sources[0]!r} -> {dst_name!r}: init array must have shape "
+                    f"{shapes[0]}, got {given.shape}"
+                )
+            if not np.issubdtype(given.dtype, np.number) or not np.isfinite(given).all():
+                raise GraphError(
+                    f"synapse {sources[0]!r} -> {dst_name!r}: init array must be finite numbers"
+                )
+        created = []
+        for name, shape in zip(sources, shapes):
+            if init_name == "array":
+                weight = np.array(init, dtype=self.dtype)
+            else:
+                weight = initializers.get(init_name)(shape, self._init_rng, self.dtype)
+            logger.debug("%s: init %s -> %s %s with %s", self.name, name, dst_name, shape, init_name)
+            synapse = Synapse(name, dst_name, weight, init_name, trainable)
+            self._synapses[(name, dst_name)] = synapse
+            self._structure.add_edge(name, dst_name)
+            created.append(synapse)
+        self._changed()
+        return created if many else created[0]
+
+    def disconnect(self, src: NodeRef, dst: NodeRef) -> None:
+        """Remove the synapse ``src -> dst``; other weights are kept."""
+        key = (self._resolve(src), self._resolve(dst))
+        if key not in self._synapses:
+            raise NotFoundError(f"graph {self.name!r} has no synapse {key[0]!r} -> {key[1]!r}")
+        del self._synapses[key]
+        self._structure.remove_edge(*key)
+        self._changed()
+
+    def synapse(self, src: NodeRef, dst: NodeRef) -> Synapse:
+        """The synapse ``src -> dst``."""
+        key = (self._resolve(src), self._resolve(dst))
+        try:
+            return self._synapses[key]
+        except KeyError:
+            raise NotFoundError(
+                f"graph {self.name!r} has no synapse {key[0]!r} -> {key[1]!r}"
+            ) from None
+
+    def incoming(self, name: NodeRef) -> list[Synapse]:
+        """Synapses ending in ``name``, in the order they were connected."""
+        name = self._resolve(name)
+        return [s for (_, dst), s in self._synapses.items() if dst == name]
+
+    # ------------------------------------------------------------- read access
+    @property
+    def nodes(self) -> Mapping[str, Node]:
+        """Name -> node, in insertion order (read-only)."""
+        return types.MappingProxyType(self._nodes)
+
+    @property
+    def synapses(self) -> list[Synapse]:
+        """Every synapse, in the order they were connected."""
+        return list(self._synapses.values())
+
+    @property
+    def inputs(self) -> list[str]:
+        """Names of the Input nodes, in insertion order."""
+        return [n for n, node in self._nodes.items() if isinstance(node, Input)]
+
+    @property
+    def outputs(self) -> list[str]:
+        """Names of the Output nodes, in insertion order."""
+        return [n for n, node in self._nodes.items() if isinstance(node, Output)]
+
+    @property
+    def structure(self) -> nx.DiGraph:
+        """A copy of the underlying ``networkx.DiGraph`` (node names only)."""
+        return self._structure.copy()
+
+    @property
+    def topological_order(self) -> list[str]:
+        """Node names, sources before their destinations; ties by insertion order."""
+        if self._order_version != self.version:
+            self._order = tuple(
+                nx.lexicographical_topological_sort(
+                    self._structure, key=self._insertion.__getitem__
+                )
+            )
+            self._order_version = self.version
+        return list(self._order)
+
+    @property
+    def num_params(self) -> int:
+        """Every weight and bias (trainable or not)."""
+        return sum(n.num_params for n in self._nodes.values()) + sum(
+            s.num_params for s in self._synapses.values()
+        )
+
+    @property
+    def num_trainable_params(self) -> int:
+        nodes = sum(n.num_params for n in self._nodes.values() if getattr(n, "trainable", False))
+        return nodes + sum(s.num_params for s in self._synapses.values() if s.trainable)
+
+    def __getitem__(self, name: str) -> Node:
+        return self._nodes[self._resolve(name)]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._nodes
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.name!r}: {len(self.inputs)} inputs, "
+            f"{len(self.outputs)} outputs, {len(self._nodes)} nodes, "
+            f"{len(self._synapses)} synapses, {self.num_params:,} params, {self.dtype}>"
+        )
+
+    # ----------------------------------------------------------------- weights
+    def _parameters(self) -> list[tuple[str, object, str, bool]]:
+        """Every parameter as ``(key, owner, attribute, trainable)``: for each dense
+        node in insertion order, its incoming weights then its bias."""
+        entries = []
+        incoming: dict[str, list[Synapse]] = {}
+        for synapse in self._synapses.values():
+            incoming.setdefault(synapse.dst, []).append(synapse)
+        for name, node in self._nodes.items():
+            if isinstance(node, DenseNode):
+                for s in incoming.get(name, ()):
+                    entries.append((s.key, s, "_weight", s.trainable))
+                entries.append((f"{name}.bias", node, "_bias", node.trainable))
+        return entries
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter: ``"NODE.bias"`` and ``"SRC->DST.weight"``."""
+        return {key: getattr(owner, attr).copy() for key, owner, attr, _ in self._parameters()}
+
+    def set_weights(self, weights: Mapping[str, Any]) -> None:
+        """Assign parameters by key (any subset of ``get_weights()``'s keys).
+
+        Every key, shape and value is checked first; if anything is wrong,
+        nothing changes.
+
+        Raises
+        ------
+        GraphError
+            Naming the unknown keys, or the key with its expected and given shape.
+        """
+        if not isinstance(weights, Mapping):
+            raise GraphError(
+                f"set_weights expects a dict keyed like get_weights(), got {type(weights).__name__}"
+            )
+        owners = {key: (owner, attr) for key, owner, attr, _ in self._parameters()}
+        unknown = [k for k in weights if k not in owners]
+        if unknown:
+            raise NotFoundError(
+                f"graph {self.name!r}: unknown weight keys {preview(unknown)}; "
+                f"known: {preview(owners)}"
+            )
+        staged = {}
+        for key, value in weights.items():
+            owner, attr = owners[key]
+            expected = getattr(owner, attr).shape
+            try:
+                value = np.asarray(value, dtype=self.dtype)
+            except (TypeError, ValueError):
+                raise GraphError(f"weight {key!r}: expected numbers, got {value!r}") from None
+            if value.shape != expected:
+                raise GraphError(
+                    f"weight {key!r}: expected shape {expected}, got {value.shape}"
+                )
+            if not np.isfinite(value).all():
+                raise GraphError(f"weight {key!r} contains NaN or inf")
+            staged[key] = value
+        for key, value in staged.items():
+            owner, attr = owners[key]
+            getattr(owner, attr)[...] = value
+
+    # --------------------------------------------------------------- checking
+    def validate(self) -> None:
+        """Check the graph can run.
+
+        Raises
+        ------
+        GraphError
+            When there is no Input or no Output, a Hidden/Output node has no
+            incoming synapse, or a node lies on no path from an Input to an
+            Output. The message names every offending node.
+        """
+        inputs, outputs = self.inputs, self.outputs
+        problems = []
+        if not inputs:
+            problems.append("it has no Input node (add one with add_input(name, size))")
+        if not outputs:
+            problems.append("it has no Output node (add one with add_output(name, size, ...))")
+        no_source = [
+            n for n, node in self._nodes.items()
+            if isinstance(node, DenseNode) and self._structure.in_degree(n) == 0
+        ]
+        if no_source:
+            problems.append(
+                "these nodes have no incoming synapse: "
+                + ", ".join(f"{n!r} ({self._nodes[n].kind})" for n in no_source)
+                + "; connect a source to each"
+            )
+        if inputs and outputs:
+            fed = _reachable(self._structure, inputs, forward=True)
+            feeding = _reachable(self._structure, outputs, forward=False)
+            stray = [n for n in self._nodes if n not in no_source and not (n in fed and n in feeding)]
+            if stray:
+                details = []
+                for n in stray:
+                    why = []
+                    if n not in fed:
+                        why.append("no Input reaches it")
+                    if n not in feeding:
+                        why.append("it reaches no Output")
+                    details.append(f"{n!r} ({' and '.join(why)})")
+                problems.append(
+                    "these nodes are on no path from an Input to an Output: "
+                    + ", ".join(details)
+                    + "; connect them or remove them"
+                )
+        if problems:
+            raise GraphError(f"graph {self.name!r} cannot run: " + "; ".join(problems))
+
+    # ------------------------------------------------------------- execution
+    @property
+    def plan(self) -> Plan:
+        """The compiled execution plan, rebuilt after any structural edit."""
+        plan = self._plan
+        if plan is not None and plan.version == self.version:
+            return plan
+        with self._plan_lock:
+            if self._plan is None or self._plan.version != self.version:
+                from .plan import Plan
+
+                self._plan = Plan(self)
+            return self._plan
+
+    @property
+    def optimizer(self) -> optimizers_module.Optimizer | None:
+        """The optimizer ``fit``/``train_step`` use; it keeps its state across calls."""
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, value) -> None:
+        self._optimizer = None if value is None else optimizers_module.get(value)
+
+    def predict(self, x, batch_size: int | None = None):
+        """Outputs for ``x`` in inference mode (no dropout); safe from several threads.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n, size), or dict input name -> ndarray
+        batch_size : int, optional
+            Rows per chunk; memory use grows with the chunk, not with ``n``.
+
+        Returns
+        -------
+        ndarray of shape (n, size) for a one-output graph, else a dict name -> ndarray.
+        """
+        from .inference import predict
+
+        return predict(self, x, batch_size)
+
+    __call__ = predict
+
+    def evaluate(self, x, y, batch_size: int | None = None, metrics=()) -> dict[str, float]:
+        """Loss (total and per output) and ``metrics`` on ``(x, y)``, without dropout."""
+        from .inference import evaluate
+
+        return evaluate(self, x, y, batch_size=batch_size, metrics=metrics)
+
+    def gradients(self, x, y) -> tuple[float, dict[str, np.ndarray]]:
+        """``(loss, grads)`` on one batch, ``grads`` keyed like ``get_weights()``.
+
+        Runs in training mode (dropout on) and changes no weights.
+        """
+        from .training import gradients
+
+        return gradients(self, x, y)
+
+    def train_step(self, x, y, optimizer=None) -> float:
+        """One update on one batch; returns the loss before the update."""
+        from .training import train_step
+
+        return train_step(self, x, y, optimizer)
+
+    def fit(
+        self,
+        x,
+        y,
+        *,
+        epochs: int = 1,
+        batch_size: int = 32,
+        optimizer="adam",
+        metrics=(),
+        validation_data=None,
+        validation_split: float = 0.0,
+        shuffle: bool = True,
+        callbacks=(),
+        verbose: int = 1,
+    ) -> History:
+        """Train with mini-batches; returns a :class:`~graphnet.training.History`.
+
+        See :func:`graphnet.training.fit` for every argument.
+        """
+        from .training import fit
+
+        return fit(
+            self,
+            x,
+            y,
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            metrics=metrics,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            shuffle=shuffle,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+
+    # ----------------------------------------------------------------- helpers
+    def _resolve(self, ref: NodeRef) -> str:
+        """The name of a node given by name or object; refuses strangers."""
+        if isinstance(ref, Node):
+            if ref.name is not None and self._nodes.get(ref.name) is ref:
+                return ref.name
+            raise NotFoundError(f"{ref!r} is not a node of graph {self.name!r}")
+        if isinstance(ref, str) and ref in self._nodes:
+            return ref
+        raise NotFoundError(
+            f"graph {self.name!r} has no node {ref!r}; known: {preview(self._nodes)}"
+        )
+
+    def _changed(self) -> None:
+        self.version += 1
+
+
+def preview(names: Iterable[str], limit: int = 20) -> str:
+    """Up to ``limit`` names for an error message, then how many were left out."""
+    names = list(names)
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return f"[{shown}, ... {len(names) - limit} more]" if len(names) > limit else f"[{shown}]"
+
+
+def _reachable(graph: nx.DiGraph, starts: list[str], forward: bool) -> set[str]:
+    """Nodes reachable from ``starts`` (themselves included), one linear sweep."""
+    neighbours = graph.successors if forward else graph.predecessors
+    seen, stack = set(starts), list(starts)
+    while stack:
+        for nxt in neighbours(stack.pop()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen

@@ -1,0 +1,280 @@
+"""Losses, each a mean over the batch, and the fused output deltas.
+
+A loss either supplies ``gradient`` (``dL/da``, which the plan then pushes
+through the output's activation) or, for the two classic pairings, is *fused*
+with its activation and supplies ``delta`` (``dL/dz``) directly:
+
+* ``sigmoid`` + ``binary_crossentropy`` and ``softmax`` + ``categorical_crossentropy``
+  give ``dL/dz = (p - y) / count``. That identity holds only for these pairs, so
+  any other pairing of these two losses is refused when the output is added.
+
+Fused losses compute their value from the pre-activation ``z`` (log-sum-exp and
+``log1p(exp(-|z|))``), so a saturated probability never produces ``log(0)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .errors import GraphError, ShapeError
+
+__all__ = [
+    "Loss",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "Huber",
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "LOSSES",
+    "get",
+]
+
+
+class Loss:
+    """Base class: ``value`` and either ``gradient`` or (when fused) ``delta``."""
+
+    name: ClassVar[str] = ""
+    #: The only activation this loss accepts; set for the fused losses.
+    requires_activation: ClassVar[str | None] = None
+
+    @property
+    def fused(self) -> bool:
+        return self.requires_activation is not None
+
+    def value(self, y: np.ndarray, a: np.ndarray, z: np.ndarray | None = None) -> float:
+        """Mean loss of predictions ``a`` (pre-activation ``z``) against targets ``y``."""
+        raise NotImplementedError
+
+    def gradient(self, y: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """``dL/da`` of :meth:`value` (non-fused losses)."""
+        raise NotImplementedError
+
+    def delta(self, y: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """``dL/dz`` through the required activation (fused losses)."""
+        raise NotImplementedError
+
+    def prepare_target(self, y: np.ndarray, size: int, node: str, dtype: np.dtype) -> np.ndarray:
+        """Check and convert targets of one output; ``y`` is already an array.
+
+        Raises
+        ------
+        ShapeError
+            When the shape or the values cannot be targets of this loss.
+        """
+        if y.ndim == 1 and size == 1:
+            y = y.reshape(-1, 1)
+        if y.ndim != 2 or y.shape[1] != size:
+            raise ShapeError(
+                f"output {node!r}: expected targets of shape (n, {size}), got {y.shape}"
+            )
+        return _as_float(y, node, dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Loss) and self.get_config() == other.get_config()
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.get_config().items())))
+
+    def __repr__(self) -> str:
+        params = {k: v for k, v in self.get_config().items() if k != "name"}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _as_float(y: np.ndarray, node: str, dtype: np.dtype) -> np.ndarray:
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+        raise ShapeError(f"output {node!r}: targets must be numeric, got dtype {y.dtype}")
+    y = np.ascontiguousarray(y, dtype=dtype)
+    if not np.isfinite(y).all():
+        raise ShapeError(f"output {node!r}: targets contain NaN or inf")
+    return y
+
+
+class MeanSquaredError(Loss):
+    """Mean of ``(a - y)²`` over all elements."""
+
+    name = "mse"
+
+    def value(self, y, a, z=None):
+        diff = a - y
+        return float(np.mean(diff * diff))
+
+    def gradient(self, y, a):
+        return (a - y) * (2.0 / a.size)
+
+
+class MeanAbsoluteError(Loss):
+    """Mean of ``|a - y|`` over all elements (gradient ``sign(a - y)``)."""
+
+    name = "mae"
+
+    def value(self, y, a, z=None):
+        return float(np.mean(np.abs(a - y)))
+
+    def gradient(self, y, a):
+        return np.sign(a - y) * (1.0 / a.size)
+
+
+class Huber(Loss):
+    """Quadratic for ``|a - y| <= delta``, linear beyond; mean over all elements."""
+
+    name = "huber"
+
+    def __init__(self, delta: float = 1.0):
+        delta = float(delta)
+        if not delta > 0:
+            raise GraphError(f"huber: delta must be > 0, got {delta!r}")
+        self.delta = delta
+
+    def value(self, y, a, z=None):
+        r = np.abs(a - y)
+        quadratic = np.minimum(r, self.delta)
+        return float(np.mean(0.5 * quadratic * quadratic + self.delta * (r - quadratic)))
+
+    def gradient(self, y, a):
+        return np.clip(a - y, -self.delta, self.delta) * (1.0 / a.size)
+
+    def get_config(self):
+        return {"name": self.name, "delta": self.delta}
+
+
+class BinaryCrossentropy(Loss):
+    """Mean over all elements of ``-[y log p + (1-y) log(1-p)]``, ``p = sigmoid(z)``."""
+
+    name = "binary_crossentropy"
+    requires_activation = "sigmoid"
+
+    def value(self, y, a, z=None):
+        if z is None:  # only probabilities at hand: clip away log(0)
+            eps = np.finfo(a.dtype).eps
+            p = np.clip(a, eps, 1 - eps)
+            return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+        # log(1 + e^z) - y z, rewritten so that no exp overflows.
+        return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
+
+    def delta(self, y, a):
+        return (a - y) * (1.0 / a.size)
+
+    def prepare_target(self, y, size, node, dtype):
+        y = super().prepare_target(y, size, node, dtype)
+        if y.size and (y.min() < 0 or y.max() > 1):
+            raise ShapeError(
+                f"output {node!r}: binary_crossentropy targets must lie in [0, 1], "
+                f"found values in [{y.min():g}, {y.max():g}]"
+            )
+        return y
+
+
+class CategoricalCrossentropy(Loss):
+    """Batch mean of ``-Σ_k y_k log p_k`` with ``p = softmax(z)``.
+
+    Targets are one-hot (or probability) rows of shape ``(n, k)`` or integer
+    labels of shape ``(n,)``.
+    """
+
+    name = "categorical_crossentropy"
+    requires_activation = "softmax"
+
+    def value(self, y, a, z=None):
+        n = a.shape[0]
+        if z is None:
+            log_p = np.log(np.clip(a, np.finfo(a.dtype).tiny, 1))
+        else:
+            shifted = z - z.max(axis=1, keepdims=True)
+            log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        if y.ndim == 1:
+            return float(-log_p[np.arange(n), y].mean())
+        return float(-(y * log_p).sum() / n)
+
+    def delta(self, y, a):
+        n = a.shape[0]
+        if y.ndim == 1:
+            d = a.copy()
+            d[np.arange(n), y] -= 1
+        else:
+            d = a - y
+        d *= 1.0 / n
+        return d
+
+    def prepare_target(self, y, size, node, dtype):
+        if y.ndim == 1 and size > 1:
+            return _labels(y, size, node)
+        y = super().prepare_target(y, size, node, dtype)
+        if y.size:
+            sums = y.sum(axis=1)
+            if y.min() < 0 or not np.allclose(sums, 1, atol=1e-3):
+                worst = int(np.argmax(np.abs(sums - 1)))
+                raise ShapeError(
+                    f"output {node!r}: categorical_crossentropy targets must be one-hot "
+                    f"(or probability) rows summing to 1 or integer labels of shape (n,); "
+                    f"row {worst} sums to {sums[worst]:g}"
+                )
+        return y
+
+
+def _labels(y: np.ndarray, size: int, node: str) -> np.ndarray:
+    """Integer class labels in ``[0, size)`` as an ``intp`` array."""
+    if np.issubdtype(y.dtype, np.floating):
+        if not (np.isfinite(y).all() and np.array_equal(y, np.round(y))):
+            raise ShapeError(
+                f"output {node!r}: 1-D targets must be integer class labels in [0, {size}), "
+                f"got non-integer values"
+            )
+    elif not np.issubdtype(y.dtype, np.integer):
+        raise ShapeError(f"output {node!r}: class labels must be integers, got dtype {y.dtype}")
+    labels = y.astype(np.intp)
+    if labels.size and (labels.min() < 0 or labels.max() >= size):
+        raise ShapeError(
+            f"output {node!r}: class labels must lie in [0, {size}), "
+            f"found [{labels.min()}, {labels.max()}]"
+        )
+    return np.ascontiguousarray(labels)
+
+
+#: Every loss by the name users pass as ``loss=``.
+LOSSES: dict[str, type[Loss]] = {
+    cls.name: cls
+    for cls in (
+        MeanSquaredError,
+        MeanAbsoluteError,
+        Huber,
+        BinaryCrossentropy,
+        CategoricalCrossentropy,
+    )
+}
+
+
+def get(identifier: str | dict | Loss) -> Loss:
+    """A loss from a name, a config dict or an instance.
+
+    Raises
+    ------
+    GraphError
+        For an unknown name (the message lists the known ones) or bad parameters.
+    """
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, str):
+        name, params = identifier, {}
+    elif isinstance(identifier, dict):
+        params = dict(identifier)
+        name = params.pop("name", None)
+    else:
+        raise GraphError(
+            f"loss must be a name, a config dict or a Loss, "
+            f"got {type(identifier).__name__}: {identifier!r}"
+        )
+    cls = LOSSES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise GraphError(f"unknown loss {name!r}; known: {sorted(LOSSES)}")
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise GraphError(f"loss {name!r}: bad parameters {params!r} ({exc})") from None

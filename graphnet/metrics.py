@@ -1,0 +1,134 @@
+"""Metrics reported by ``fit`` and ``evaluate``: accuracy, mae, mse.
+
+Each is a mean over rows, so averaging batch values weighted by their row
+counts gives exactly the value over the whole data.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from .errors import GraphError
+from .nodes import Output
+
+__all__ = ["Metric", "Accuracy", "MeanAbsoluteError", "MeanSquaredError", "METRICS", "get", "resolve", "key"]
+
+
+class Metric:
+    """Base class: ``metric(y, a, output)`` is a float for targets ``y`` and
+    predictions ``a`` of the Output node ``output``."""
+
+    name: ClassVar[str] = ""
+
+    def applies_to(self, output: Output) -> bool:
+        return True
+
+    def __call__(self, y: np.ndarray, a: np.ndarray, output: Output) -> float:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Accuracy(Metric):
+    """Categorical (argmax) on softmax outputs, binary (threshold 0.5, per element)
+    on sigmoid outputs; undefined elsewhere."""
+
+    name = "accuracy"
+
+    def applies_to(self, output):
+        return output.activation.name in ("softmax", "sigmoid")
+
+    def __call__(self, y, a, output):
+        if output.activation.name == "softmax":
+            labels = y if y.ndim == 1 else y.argmax(axis=1)
+            return float(np.mean(a.argmax(axis=1) == labels))
+        return float(np.mean((a > 0.5) == (y > 0.5)))
+
+
+class MeanAbsoluteError(Metric):
+    name = "mae"
+
+    def __call__(self, y, a, output):
+        return float(np.mean(np.abs(a - _dense(y, a))))
+
+
+class MeanSquaredError(Metric):
+    name = "mse"
+
+    def __call__(self, y, a, output):
+        diff = a - _dense(y, a)
+        return float(np.mean(diff * diff))
+
+
+def _dense(y: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Integer labels as one-hot rows, so mae/mse work on softmax outputs too."""
+    if y.ndim == 1 and a.shape[1] > 1:
+        onehot = np.zeros_like(a)
+        onehot[np.arange(len(y)), y] = 1
+        return onehot
+    return y
+
+
+#: Every metric by the name users pass in ``metrics=``.
+METRICS: dict[str, type[Metric]] = {
+    cls.name: cls for cls in (Accuracy, MeanAbsoluteError, MeanSquaredError)
+}
+
+
+def get(identifier: str | Metric) -> Metric:
+    """A metric from a name or an instance."""
+    if isinstance(identifier, Metric):
+        return identifier
+    cls = METRICS.get(identifier) if isinstance(identifier, str) else None
+    if cls is None:
+        raise GraphError(f"unknown metric {identifier!r}; known: {sorted(METRICS)}")
+    return cls()
+
+
+def resolve(graph, metrics) -> dict[str, list[Metric]]:
+    """Output name -> metrics, from a list (every output where defined) or a dict.
+
+    Raises
+    ------
+    GraphError
+        For unknown metric or output names, a metric that fits no output, or
+        one asked of an output it is not defined for.
+    """
+    outputs = {name: graph.nodes[name] for name in graph.outputs}
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    if isinstance(metrics, dict):
+        unknown = [n for n in metrics if n not in outputs]
+        if unknown:
+            raise GraphError(f"metrics for unknown outputs {unknown}; outputs: {list(outputs)}")
+        chosen = {}
+        for name, wanted in metrics.items():
+            wanted = [wanted] if isinstance(wanted, (str, Metric)) else list(wanted)
+            chosen[name] = [get(m) for m in wanted]
+            for metric in chosen[name]:
+                if not metric.applies_to(outputs[name]):
+                    raise GraphError(
+                        f"metric {metric.name!r} is not defined for output {name!r} "
+                        f"(activation {outputs[name].activation.name!r})"
+                    )
+        return chosen
+    wanted = [get(m) for m in metrics]
+    chosen = {name: [] for name in outputs}
+    for metric in wanted:
+        fits = [n for n, node in outputs.items() if metric.applies_to(node)]
+        if not fits:
+            raise GraphError(
+                f"metric {metric.name!r} fits none of the outputs "
+                + ", ".join(f"{n!r} ({node.activation.name})" for n, node in outputs.items())
+            )
+        for name in fits:
+            chosen[name].append(metric)
+    return chosen
+
+
+def key(graph, output: str, name: str) -> str:
+    """``name`` for a one-output graph, ``OUTPUT_name`` otherwise (as Keras does)."""
+    return name if len(graph.outputs) == 1 else f"{output}_{name}"

@@ -1,0 +1,198 @@
+"""The three kinds of node: Input, Hidden and Output.
+
+An :class:`Input` passes its data through. :class:`Hidden` and :class:`Output`
+are *dense nodes*: ``z = bias + Σ_{synapse s -> node} x_src @ W_s`` then
+``a = activation(z)``. A node owns its bias; the weights belong to the
+synapses that end in it.
+
+Nodes are plain descriptions. The graph they are added to keeps the structure,
+and once a graph runs, ``bias`` is a view into the graph's parameter buffer.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from . import activations, losses
+from .errors import GraphError
+
+__all__ = ["Node", "Input", "DenseNode", "Hidden", "Output", "KINDS", "check_name"]
+
+
+def check_name(name: object, what: str = "node") -> str:
+    """A node name: a non-empty string without ``->`` (which separates weight keys).
+
+    Raises
+    ------
+    GraphError
+        When the name is not usable.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise GraphError(f"{what} name must be a non-empty string, got {name!r}")
+    if "->" in name or any(ch in name for ch in "\n\r\t\0"):
+        raise GraphError(f"{what} name {name!r} must not contain '->' or control characters")
+    return name
+
+
+def _check_size(size: object, name: str | None) -> int:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        label = f"node {name!r}" if name else "node"
+        raise GraphError(f"{label}: size must be a positive integer, got {size!r}")
+    return int(size)
+
+
+class Node:
+    """Base class: a named node of ``size`` features."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, size: int, name: str | None = None):
+        self.name = None if name is None else check_name(name)
+        self.size = _check_size(size, name)
+
+    @property
+    def num_params(self) -> int:
+        """Parameters this node owns (its bias); weights belong to synapses."""
+        return 0
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON-safe description (no weights)."""
+        return {"kind": self.kind, "name": self.name, "size": self.size}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, size={self.size})"
+
+
+class Input(Node):
+    """Where data enters: no bias, no activation. ``Input(30)`` also starts a
+    :class:`~graphnet.Sequential` model."""
+
+    kind = "input"
+
+
+class DenseNode(Node):
+    """A node that computes ``activation(bias + Σ x_src @ W)``: Hidden and Output."""
+
+    def __init__(
+        self,
+        size: int,
+        activation: str | dict | activations.Activation | None = "linear",
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        super().__init__(size, name)
+        self.activation = activations.get(activation)
+        self.trainable = bool(trainable)
+        self._bias = np.zeros(self.size, dtype=np.float32)
+
+    @property
+    def bias(self) -> np.ndarray:
+        """Shape ``(size,)``. Assigning copies the values in (shape checked)."""
+        return self._bias
+
+    @bias.setter
+    def bias(self, value) -> None:
+        value = np.asarray(value)
+        if value.shape != self._bias.shape:
+            raise GraphError(
+                f"node {self.name!r}: bias must have shape {self._bias.shape}, got {value.shape}"
+            )
+        self._bias[...] = value
+
+    @property
+    def num_params(self) -> int:
+        return self.size
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["activation"] = self.activation.get_config()
+        config["trainable"] = self.trainable
+        return config
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, size={self.size}, activation={self.activation.name!r})"
+
+
+class Hidden(DenseNode):
+    """An inner node; ``dropout`` is the inverted-dropout rate used while training."""
+
+    kind = "hidden"
+
+    def __init__(
+        self,
+        size: int,
+        activation: str | dict | activations.Activation | None = "relu",
+        dropout: float = 0.0,
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        super().__init__(size, activation, name, trainable)
+        try:
+            dropout = float(dropout)
+        except (TypeError, ValueError):
+            dropout = math.nan
+        if not 0.0 <= dropout < 1.0:
+            raise GraphError(f"node {name!r}: dropout must be in [0, 1), got {dropout!r}")
+        self.dropout = dropout
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "dropout": self.dropout}
+
+
+class Output(DenseNode):
+    """A node whose activation is a prediction with a loss. It may also feed
+    other nodes; its gradient then adds what flows back from them."""
+
+    kind = "output"
+
+    def __init__(
+        self,
+        size: int,
+        activation: str | dict | activations.Activation | None = "linear",
+        loss: str | dict | losses.Loss = "mse",
+        loss_weight: float = 1.0,
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        super().__init__(size, activation, name, trainable)
+        self.loss = losses.get(loss)
+        required = self.loss.requires_activation
+        if required is not None and self.activation.name != required:
+            raise GraphError(
+                f"output {name!r}: loss {self.loss.name!r} needs activation {required!r}, "
+                f"got {self.activation.name!r}"
+            )
+        if self.activation.name == "softmax" and self.size == 1:
+            raise GraphError(
+                f"output {name!r}: softmax over 1 unit is always 1.0; use "
+                f"activation='sigmoid' with loss='binary_crossentropy' for two classes"
+            )
+        try:
+            loss_weight = float(loss_weight)
+        except (TypeError, ValueError):
+            loss_weight = math.nan
+        if not (loss_weight >= 0 and math.isfinite(loss_weight)):
+            raise GraphError(
+                f"output {name!r}: loss_weight must be a finite number >= 0, got {loss_weight!r}"
+            )
+        self.loss_weight = loss_weight
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "loss": self.loss.get_config(),
+            "loss_weight": self.loss_weight,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"Output({self.name!r}, size={self.size}, activation={self.activation.name!r}, "
+            f"loss={self.loss.name!r})"
+        )
+
+
+#: Node classes by the ``kind`` written in specs and model files.
+KINDS: dict[str, type[Node]] = {cls.kind: cls for cls in (Input, Hidden, Output)}

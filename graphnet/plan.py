@@ -1,0 +1,328 @@
+"""The compiled execution plan: forward and backward, one visit per node.
+
+Compiling a graph fixes, for the graph's current version:
+
+* the topological order, with every node given an integer *slot*;
+* per dense node, its incoming synapses as :class:`Edge` records holding views
+  of their weight and gradient (no dict lookups in the hot loop);
+* for backward, which consumer of a node writes that node's gradient first
+  and which ones add to it (fan-out), decided once from the order;
+* the :class:`~graphnet.parameters.ParameterStore`: every weight, bias and
+  gradient as views into two flat buffers.
+
+Running needs buffers, which live in a :class:`Workspace` per batch size. The
+plan itself is never written to while running: ``predict`` makes its own
+workspace per call and is therefore safe from several threads; training keeps
+its workspaces in a cache that ``predict`` never touches.
+
+Buffer reuse follows the reverse order: when backward reaches a node, all its
+consumers have already taken their weight gradients from its activation, so
+the activation buffer may be overwritten with the node's delta.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import Activation
+from .losses import Loss
+from .nodes import DenseNode, Input, Output
+from .parameters import ParameterStore
+
+__all__ = ["Edge", "Step", "Plan", "Workspace"]
+
+logger = logging.getLogger(__name__)
+
+#: Workspaces cached for training (a full batch, the last shorter one, gradients()).
+_TRAIN_CACHE = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """One incoming synapse of a dense node, as the hot loop needs it."""
+
+    src: int  # slot of the source node
+    weight: np.ndarray  # (src.size, dst.size), a view into the parameter buffer
+    grad: np.ndarray  # same shape, a view into the gradient buffer
+    from_input: bool  # inputs need no gradient
+    writes_first: bool  # first consumer (in backward) to write dL/da of ``src``
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A dense node's work in forward and backward."""
+
+    slot: int
+    name: str
+    size: int
+    activation: Activation
+    edges: tuple[Edge, ...]
+    bias: np.ndarray
+    bias_grad: np.ndarray
+    dropout: float
+    loss: Loss | None  # set for Output nodes
+    loss_weight: float
+    feeds_others: bool  # dL/da arrives from consumers
+
+
+class Plan:
+    """Forward and backward for one version of a graph (see the module docs)."""
+
+    def __init__(self, graph):
+        started = time.perf_counter()
+        graph.validate()
+        self.version = graph.version
+        self.graph_name = graph.name
+        self.dtype = graph.dtype
+        self.order: tuple[str, ...] = tuple(graph.topological_order)
+        self.slots: dict[str, int] = {name: i for i, name in enumerate(self.order)}
+        self.sizes: tuple[int, ...] = tuple(graph.nodes[n].size for n in self.order)
+        nodes = graph.nodes
+        self.inputs = tuple((n, self.slots[n]) for n in graph.inputs)
+        self.outputs = tuple((n, self.slots[n]) for n in graph.outputs)
+
+        incoming: dict[str, list] = {n: [] for n in self.order}
+        consumers: dict[str, list[str]] = {n: [] for n in self.order}
+        for synapse in graph.synapses:
+            incoming[synapse.dst].append(synapse)
+            consumers[synapse.src].append(synapse.dst)
+        # Backward runs in reverse order, so a node's *latest* consumer writes first.
+        first_writer = {
+            src: max(dsts, key=self.slots.__getitem__) for src, dsts in consumers.items() if dsts
+        }
+
+        entries = []  # the parameter buffer follows the forward order
+        for name in self.order:
+            node = nodes[name]
+            if isinstance(node, DenseNode):
+                entries += [(s.key, s, "_weight", s.trainable) for s in incoming[name]]
+                entries.append((f"{name}.bias", node, "_bias", node.trainable))
+        self.store = ParameterStore(entries, self.dtype)
+
+        steps = []
+        for name in self.order:
+            node = nodes[name]
+            if isinstance(node, Input):
+                continue
+            edges = tuple(
+                Edge(
+                    src=self.slots[s.src],
+                    weight=s.weight,
+                    grad=self.store.grad(s.key),
+                    from_input=isinstance(nodes[s.src], Input),
+                    writes_first=first_writer[s.src] == name,
+                )
+                for s in incoming[name]
+            )
+            is_output = isinstance(node, Output)
+            steps.append(
+                Step(
+                    slot=self.slots[name],
+                    name=name,
+                    size=node.size,
+                    activation=node.activation,
+                    edges=edges,
+                    bias=node.bias,
+                    bias_grad=self.store.grad(f"{name}.bias"),
+                    dropout=getattr(node, "dropout", 0.0),
+                    loss=node.loss if is_output else None,
+                    loss_weight=node.loss_weight if is_output else 0.0,
+                    feeds_others=bool(consumers[name]),
+                )
+            )
+        self.steps: tuple[Step, ...] = tuple(steps)
+        self._train_workspaces: dict[int, Workspace] = {}
+        logger.debug(
+            "%s: compiled plan v%d: %d nodes, %d synapses, %d params in %.1f ms",
+            self.graph_name,
+            self.version,
+            len(self.order),
+            len(graph.synapses),
+            self.store.values.size,
+            1e3 * (time.perf_counter() - started),
+        )
+
+    # ---------------------------------------------------------------- buffers
+    def workspace(self, rows: int, mode: str) -> Workspace:
+        """Fresh buffers for ``rows`` rows; ``mode`` is ``predict``, ``evaluate`` or ``train``."""
+        return Workspace(self, rows, mode)
+
+    def train_workspace(self, rows: int) -> Workspace:
+        """Training buffers, kept between steps (never shared with ``predict``)."""
+        ws = self._train_workspaces.get(rows)
+        if ws is None:
+            larger = [w for r, w in self._train_workspaces.items() if r > rows]
+            # A shorter last batch reuses the leading rows of the full batch's buffers.
+            ws = larger[0].head(rows) if larger else Workspace(self, rows, "train")
+            if len(self._train_workspaces) >= _TRAIN_CACHE:
+                self._train_workspaces.pop(next(iter(self._train_workspaces)))
+            self._train_workspaces[rows] = ws
+        return ws
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, ws: Workspace, inputs: dict[str, np.ndarray], rng=None) -> None:
+        """Fill ``ws`` with every node's activation. ``rng`` turns dropout on."""
+        acts = ws.acts
+        for name, slot in self.inputs:
+            acts[slot] = inputs[name]
+        z_bufs, out_bufs, scratch = ws.z, ws.out, ws.scratch
+        for step in self.steps:
+            slot = step.slot
+            z = z_bufs[slot]
+            first, *rest = step.edges
+            np.dot(acts[first.src], first.weight, out=z)
+            for edge in rest:
+                tmp = scratch[step.size]
+                np.dot(acts[edge.src], edge.weight, out=tmp)
+                z += tmp
+            z += step.bias
+            a = step.activation.forward(z, out=out_bufs[slot])
+            if rng is not None and step.dropout:
+                a = ws.drop(slot, a, step.dropout, rng)
+            acts[slot] = a
+
+    def loss_values(self, ws: Workspace, targets: dict[str, np.ndarray]) -> dict[str, float]:
+        """Each output's (unweighted) mean loss after :meth:`forward`."""
+        values = {}
+        for step in self.steps:
+            if step.loss is not None:
+                values[step.name] = step.loss.value(
+                    targets[step.name], ws.out[step.slot], ws.z[step.slot]
+                )
+        return values
+
+    # --------------------------------------------------------------- backward
+    def backward(self, ws: Workspace, targets: dict[str, np.ndarray]) -> None:
+        """Write every parameter's gradient into the store's gradient buffer.
+
+        Must follow :meth:`forward` on the same workspace; overwrites its
+        activations with deltas.
+        """
+        acts, grads, scratch, ones = ws.acts, ws.grad, ws.scratch, ws.ones
+        for step in reversed(self.steps):
+            slot = step.slot
+            a = ws.out[slot]
+            z = ws.z[slot] if step.activation.needs_input else None
+            if step.loss is not None:
+                delta = self._output_delta(step, targets[step.name], a, z, grads[slot])
+            else:
+                grad = grads[slot]
+                if step.dropout:
+                    grad *= ws.masks[slot]
+                delta = step.activation.backward(a, grad, z)
+            np.dot(ones, delta, out=step.bias_grad)
+            for edge in step.edges:
+                np.dot(acts[edge.src].T, delta, out=edge.grad)
+                if edge.from_input:
+                    continue
+                if edge.writes_first:
+                    np.dot(delta, edge.weight.T, out=grads[edge.src])
+                else:
+                    tmp = scratch[self.sizes[edge.src]]
+                    np.dot(delta, edge.weight.T, out=tmp)
+                    grads[edge.src] += tmp
+
+    @staticmethod
+    def _output_delta(step: Step, y, a, z, downstream) -> np.ndarray:
+        """``dL/dz`` of an output: its own loss, plus what flows back from consumers."""
+        loss, weight = step.loss, step.loss_weight
+        if loss.fused:
+            delta = loss.delta(y, a)
+            if weight != 1.0:
+                delta *= weight
+            if step.feeds_others:  # a is no longer needed once delta is taken
+                delta += step.activation.backward(a, downstream, z)
+            return delta
+        grad = loss.gradient(y, a)
+        if weight != 1.0:
+            grad *= weight
+        if step.feeds_others:
+            grad += downstream
+        return step.activation.backward(a, grad, z)
+
+
+class Workspace:
+    """Per-batch-size buffers for one mode of running a plan.
+
+    ``acts[slot]`` is what consumers read (after dropout), ``out[slot]`` the
+    activation, ``z[slot]`` the pre-activation (the same buffer as ``out``
+    unless something needs ``z`` afterwards), ``grad[slot]`` the accumulated
+    ``dL/da`` of nodes that feed others, ``masks``/``dropped`` the dropout
+    mask and the activation after dropout, ``scratch[size]`` a temporary for
+    fan-in and fan-out sums.
+    """
+
+    def __init__(self, plan: Plan, rows: int, mode: str):
+        if mode not in ("predict", "evaluate", "train"):
+            raise ValueError(f"unknown workspace mode {mode!r}")
+        self.rows, self.mode = rows, mode
+        n, dtype, train = len(plan.order), plan.dtype, mode == "train"
+        self.acts: list[np.ndarray | None] = [None] * n
+        self.out: list[np.ndarray | None] = [None] * n
+        self.z: list[np.ndarray | None] = [None] * n
+        self.grad: list[np.ndarray | None] = [None] * n
+        self.masks: list[np.ndarray | None] = [None] * n
+        self.dropped: list[np.ndarray | None] = [None] * n
+        self.scratch: dict[int, np.ndarray] = {}
+
+        def buffer(size: int) -> np.ndarray:
+            return np.empty((rows, size), dtype)
+
+        for step in plan.steps:
+            slot = step.slot
+            self.out[slot] = buffer(step.size)
+            keep_z = (train and step.activation.needs_input) or (
+                mode != "predict" and step.loss is not None and step.loss.fused
+            )
+            self.z[slot] = buffer(step.size) if keep_z else self.out[slot]
+            if len(step.edges) > 1:
+                self.scratch.setdefault(step.size, buffer(step.size))
+            if not train:
+                continue
+            if step.feeds_others:
+                self.grad[slot] = buffer(step.size)
+            if step.dropout:
+                self.masks[slot] = buffer(step.size)
+                self.dropped[slot] = buffer(step.size)
+            for edge in step.edges:
+                if not edge.from_input and not edge.writes_first:
+                    size = plan.sizes[edge.src]
+                    self.scratch.setdefault(size, buffer(size))
+        self.ones = np.ones(rows, dtype) if train else None
+
+    def head(self, rows: int) -> Workspace:
+        """A workspace over the first ``rows`` rows of this one's buffers."""
+        view = object.__new__(Workspace)
+        view.rows, view.mode = rows, self.mode
+
+        def take(buf):
+            return None if buf is None else buf[:rows]
+
+        view.acts = list(self.acts)
+        view.out = [take(b) for b in self.out]
+        view.z = [o if z is b else take(z) for z, b, o in zip(self.z, self.out, view.out)]
+        view.grad = [take(b) for b in self.grad]
+        view.masks = [take(b) for b in self.masks]
+        view.dropped = [take(b) for b in self.dropped]
+        view.scratch = {size: buf[:rows] for size, buf in self.scratch.items()}
+        view.ones = take(self.ones)
+        return view
+
+    def bind_output(self, slot: int, array: np.ndarray) -> None:
+        """Write the activation of ``slot`` straight into ``array`` (``predict``)."""
+        if self.z[slot] is self.out[slot]:
+            self.z[slot] = array
+        self.out[slot] = array
+
+    def drop(self, slot: int, a: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+        """Inverted dropout: zero a ``rate`` of ``a``, scale the rest by ``1/(1-rate)``."""
+        mask = self.masks[slot]
+        keep = 1.0 - rate
+        rng.random(out=mask, dtype=mask.dtype)
+        np.less(mask, keep, out=mask)
+        mask *= 1.0 / keep
+        return np.multiply(a, mask, out=self.dropped[slot])

@@ -1,0 +1,72 @@
+"""Synapse: the dense weight matrix from one node to another."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import GraphError
+
+__all__ = ["Synapse"]
+
+
+class Synapse:
+    """The edge ``src -> dst`` with a weight of shape ``(src.size, dst.size)``.
+
+    Parameters
+    ----------
+    src, dst : str
+        Node names.
+    weight : ndarray of shape (src.size, dst.size)
+        Initial values (already drawn by the graph).
+    init : str
+        The initialiser's name, or ``"array"`` for user-given values; kept so
+        that specs and summaries can say how the weight started.
+    trainable : bool
+        When false, the optimizer leaves the weight alone (its gradient is
+        still computed and still flows through it).
+    """
+
+    def __init__(self, src: str, dst: str, weight: np.ndarray, init: str, trainable: bool = True):
+        self.src = src
+        self.dst = dst
+        self._weight = weight
+        self.init = init
+        self.trainable = bool(trainable)
+
+    @property
+    def key(self) -> str:
+        """The key of this weight in ``get_weights()``: ``"SRC->DST.weight"``."""
+        return f"{self.src}->{self.dst}.weight"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._weight.shape
+
+    @property
+    def num_params(self) -> int:
+        return self._weight.size
+
+    @property
+    def weight(self) -> np.ndarray:
+        """Shape ``(src.size, dst.size)``. Assigning copies the values in (shape checked)."""
+        return self._weight
+
+    @weight.setter
+    def weight(self, value) -> None:
+        value = np.asarray(value)
+        if value.shape != self._weight.shape:
+            raise GraphError(
+                f"synapse {self.src!r} -> {self.dst!r}: weight must have shape "
+                f"{self._weight.shape}, got {value.shape}"
+            )
+        self._weight[...] = value
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON-safe description (no weights)."""
+        return {"src": self.src, "dst": self.dst, "init": self.init, "trainable": self.trainable}
+
+    def __repr__(self) -> str:
+        frozen = "" if self.trainable else ", trainable=False"
+        return f"Synapse({self.src!r} -> {self.dst!r}, shape={self.shape}{frozen})"
