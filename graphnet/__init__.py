@@ -19,6 +19,7 @@ from .errors import (
 )
 from .graph import Graph
 from .nodes import Hidden, Input, Node, Output
+from .sequential import Dense, Sequential
 from .synapse import Synapse
 
 __version__ = "0.1.0"
@@ -30,6 +31,8 @@ __all__ = [
     "Hidden",
     "Output",
     "Synapse",
+    "Sequential",
+    "Dense",
     "History",
     "Callback",
     "EarlyStopping",

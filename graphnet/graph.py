@@ -174,6 +174,18 @@ class Graph:
         del self._insertion[name]
         self._changed()
 
+    def _replace_node(self, name: str, node: Node) -> None:
+        """Swap the node object called ``name`` for ``node`` (same name and size),
+        keeping its place in the insertion order, its synapses and its bias
+        values. Used by ``Sequential.add`` to turn the old output into a Hidden."""
+        old = self._nodes[self._resolve(name)]
+        if node.name != name or node.size != old.size:
+            raise GraphError(f"_replace_node: {node!r} cannot stand in for {old!r}")
+        if isinstance(node, DenseNode):
+            node._bias = np.array(old.bias if isinstance(old, DenseNode) else node._bias, dtype=self.dtype)
+        self._nodes[name] = node
+        self._changed()
+
     # -------------------------------------------------------------- synapses
     def connect(
         self,
@@ -560,6 +572,20 @@ class Graph:
             callbacks=callbacks,
             verbose=verbose,
         )
+
+    # ------------------------------------------------------------------ specs
+    def to_dict(self) -> dict[str, Any]:
+        """The architecture (no weights) as JSON-safe data; see :mod:`graphnet.spec`."""
+        from .spec import to_dict
+
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Graph:
+        """A new Graph (or Sequential) from :meth:`to_dict`'s structure."""
+        from .spec import from_dict
+
+        return from_dict(data)
 
     # ----------------------------------------------------------------- helpers
     def _resolve(self, ref: NodeRef) -> str:

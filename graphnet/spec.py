@@ -1,0 +1,270 @@
+"""The architecture as JSON-safe data: ``Graph.to_dict`` and ``Graph.from_dict``.
+
+This is the structure of ``graph.json`` inside a model file and of spec files
+(``.json``/``.yaml``). Reading it is strict, because a spec may come from
+someone else: every field is type-checked, unknown fields are refused (a typo
+must not pass silently), names are looked up in graphnet's own registries,
+and nothing named in the data is ever imported or called.
+
+Format (version 1)::
+
+    {"format": "graphnet", "format_version": 1, "graphnet_version": "0.1.0",
+     "name": "digits", "dtype": "float32", "seed": 0, "sequential": false,
+     "nodes": [{"kind": "input", "name": "pixels", "size": 64},
+               {"kind": "hidden", "name": "h1", "size": 32, "activation": "relu",
+                "dropout": 0.0, "trainable": true},
+               {"kind": "output", "name": "digit", "size": 10, "activation": "softmax",
+                "loss": "categorical_crossentropy", "loss_weight": 1.0, "trainable": true}],
+     "synapses": [{"src": "pixels", "dst": "h1", "init": "he_normal", "trainable": true}]}
+
+In hand-written specs only ``nodes`` (with ``kind``, ``name``, ``size``) and
+``synapses`` are required; a synapse may also be written ``["src", "dst"]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import GraphError
+from .nodes import KINDS
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "to_dict", "from_dict"]
+
+FORMAT = "graphnet"
+FORMAT_VERSION = 1
+
+_TOP_FIELDS = {
+    "format", "format_version", "graphnet_version", "name", "dtype", "seed",
+    "sequential", "loss", "nodes", "synapses",
+}
+_NODE_FIELDS = {
+    "input": {"kind", "name", "size"},
+    "hidden": {"kind", "name", "size", "activation", "dropout", "trainable"},
+    "output": {"kind", "name", "size", "activation", "loss", "loss_weight", "trainable"},
+}
+_SYNAPSE_FIELDS = {"src", "dst", "init", "trainable"}
+
+
+def _short(config: dict[str, Any]) -> str | dict[str, Any]:
+    """An activation or loss config as its bare name when it has no parameters."""
+    return config["name"] if len(config) == 1 else config
+
+
+def to_dict(graph) -> dict[str, Any]:
+    """The graph's architecture (no weights) as JSON-safe data."""
+    from . import __version__
+    from .sequential import Sequential
+
+    nodes = []
+    for node in graph.nodes.values():
+        config = node.get_config()
+        if "activation" in config:
+            config["activation"] = _short(config["activation"])
+        if "loss" in config:
+            config["loss"] = _short(config["loss"])
+        nodes.append(config)
+    data = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "graphnet_version": __version__,
+        "name": graph.name,
+        "dtype": graph.dtype.name,
+        "seed": graph.seed if isinstance(graph.seed, int) else None,
+        "sequential": isinstance(graph, Sequential),
+        "nodes": nodes,
+        "synapses": [s.get_config() for s in graph.synapses],
+    }
+    if isinstance(graph, Sequential) and graph.loss is not None:
+        loss = graph.loss
+        data["loss"] = loss if isinstance(loss, (str, dict)) else _short(loss.get_config())
+    return data
+
+
+def from_dict(data: Mapping[str, Any], max_params: int | None = None):
+    """Build a Graph (or Sequential) from :func:`to_dict`'s structure.
+
+    Parameters
+    ----------
+    data : mapping
+    max_params : int, optional
+        Refuse architectures with more parameters than this, before any
+        weight is allocated (model files pass a bound derived from their size).
+
+    Raises
+    ------
+    GraphError
+        Naming the field (``nodes[2].size``), what was expected and what was found;
+        for unknown activations, losses, kinds or initialisers; for a newer format
+        version; for synapses naming unknown nodes; for a cycle.
+    """
+    from .graph import Graph
+    from .sequential import Dense, Sequential
+
+    _expect(isinstance(data, Mapping), "spec", "a mapping", data)
+    _fields(data, _TOP_FIELDS, "spec")
+    fmt = data.get("format", FORMAT)
+    _expect(fmt == FORMAT, "spec.format", repr(FORMAT), fmt)
+    version = data.get("format_version", FORMAT_VERSION)
+    _expect(isinstance(version, int) and not isinstance(version, bool) and version >= 1,
+            "spec.format_version", "a positive integer", version)
+    if version > FORMAT_VERSION:
+        raise GraphError(
+            f"spec.format_version is {version}, but this graphnet ({_version()}) reads "
+            f"format version {FORMAT_VERSION} and older; upgrade graphnet to read it"
+        )
+    name = data.get("name", "graph")
+    _expect(isinstance(name, str) and name != "", "spec.name", "a non-empty string", name)
+    dtype = data.get("dtype", "float32")
+    _expect(dtype in ("float32", "float64"), "spec.dtype", "'float32' or 'float64'", dtype)
+    seed = data.get("seed")
+    _expect(seed is None or (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0),
+            "spec.seed", "null or an integer >= 0", seed)
+    sequential = data.get("sequential", False)
+    _expect(isinstance(sequential, bool), "spec.sequential", "true or false", sequential)
+    nodes = data.get("nodes")
+    _expect(isinstance(nodes, list) and nodes, "spec.nodes", "a non-empty list", nodes)
+    synapses = [_synapse(s, i) for i, s in enumerate(_list(data.get("synapses", []), "spec.synapses"))]
+
+    configs = [_node(n, i) for i, n in enumerate(nodes)]
+    sizes = {c["name"]: c["size"] for c in configs}
+    if len(sizes) != len(configs):
+        names = [c["name"] for c in configs]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise GraphError(f"spec.nodes: names must be unique, repeated: {repeated}")
+    for i, s in enumerate(synapses):
+        for end in ("src", "dst"):
+            if s[end] not in sizes:
+                raise GraphError(
+                    f"spec.synapses[{i}].{end} names unknown node {s[end]!r}; nodes: {list(sizes)}"
+                )
+    if max_params is not None:
+        total = sum(c["size"] for c in configs if c["kind"] != "input")
+        total += sum(sizes[s["src"]] * sizes[s["dst"]] for s in synapses)
+        if total > max_params:
+            raise GraphError(f"spec describes {total:,} parameters, more than the limit of {max_params:,}")
+
+    if sequential:
+        return _sequential(data, configs, synapses, name, seed, dtype, Sequential, Dense)
+    graph = Graph(name=name, seed=seed, dtype=dtype)
+    for i, config in enumerate(configs):
+        graph.add_node(_build_node(config, f"spec.nodes[{i}]"))
+    for i, s in enumerate(synapses):
+        try:
+            graph.connect(s["src"], s["dst"], init=s["init"], trainable=s["trainable"])
+        except GraphError as exc:
+            raise type(exc)(f"spec.synapses[{i}]: {exc}") from None
+    return graph
+
+
+def _sequential(data, configs, synapses, name, seed, dtype, Sequential, Dense):
+    """A Sequential must be exactly the chain of its nodes, input first."""
+    chain = [c["name"] for c in configs]
+    expected = [(a, b) for a, b in zip(chain, chain[1:])]
+    found = [(s["src"], s["dst"]) for s in synapses]
+    kinds = [c["kind"] for c in configs]
+    if found != expected or kinds[0] != "input" or kinds[-1] != "output" or len(kinds) < 2 or (
+        any(k != "hidden" for k in kinds[1:-1])
+    ):
+        raise GraphError(
+            "spec.sequential is true, so nodes must be an input, hidden nodes, then one output, "
+            f"joined in order; got kinds {kinds} and synapses {found}"
+        )
+    last = configs[-1]
+    loss = data.get("loss", last.get("loss"))
+    layers = [KINDS["input"](configs[0]["size"], name=configs[0]["name"])]
+    for config, s in zip(configs[1:], synapses):
+        layers.append(
+            Dense(
+                config["size"],
+                activation=config.get("activation", "linear"),
+                dropout=config.get("dropout", 0.0),
+                name=config["name"],
+                init=s["init"],
+                trainable=config.get("trainable", True),
+            )
+        )
+    try:
+        return Sequential(layers, loss=loss, seed=seed, dtype=dtype, name=name,
+                          loss_weight=last.get("loss_weight", 1.0))
+    except GraphError as exc:
+        raise GraphError(f"spec: {exc}") from None
+
+
+def _node(config, i: int) -> dict[str, Any]:
+    where = f"spec.nodes[{i}]"
+    _expect(isinstance(config, Mapping), where, "a mapping", config)
+    kind = config.get("kind")
+    if kind not in KINDS:
+        raise GraphError(f"{where}.kind: unknown kind {kind!r}; known: {sorted(KINDS)}")
+    _fields(config, _NODE_FIELDS[kind], where)
+    name = config.get("name")
+    _expect(isinstance(name, str) and name != "", f"{where}.name", "a non-empty string", name)
+    size = config.get("size")
+    _expect(isinstance(size, int) and not isinstance(size, bool) and size >= 1,
+            f"{where}.size", "a positive integer", size)
+    for flag in ("trainable",):
+        if flag in config:
+            _expect(isinstance(config[flag], bool), f"{where}.{flag}", "true or false", config[flag])
+    for number in ("dropout", "loss_weight"):
+        if number in config:
+            value = config[number]
+            _expect(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+                    f"{where}.{number}", "a finite number", value)
+    for named in ("activation", "loss"):
+        if named in config:
+            value = config[named]
+            _expect(isinstance(value, (str, Mapping)), f"{where}.{named}", "a name or a mapping", value)
+    return dict(config)
+
+
+def _build_node(config: dict[str, Any], where: str):
+    params = {k: v for k, v in config.items() if k != "kind"}
+    try:
+        return KINDS[config["kind"]](**params)
+    except GraphError as exc:
+        raise GraphError(f"{where}: {exc}") from None
+
+
+def _synapse(entry, i: int) -> dict[str, Any]:
+    where = f"spec.synapses[{i}]"
+    if isinstance(entry, list):
+        _expect(len(entry) == 2, where, "a [src, dst] pair", entry)
+        entry = {"src": entry[0], "dst": entry[1]}
+    _expect(isinstance(entry, Mapping), where, "a mapping or a [src, dst] pair", entry)
+    _fields(entry, _SYNAPSE_FIELDS, where)
+    for end in ("src", "dst"):
+        _expect(isinstance(entry.get(end), str), f"{where}.{end}", "a node name", entry.get(end))
+    init = entry.get("init")
+    if init == "array":  # weights that came from an array are in the weights file
+        init = "zeros"
+    _expect(init is None or isinstance(init, str), f"{where}.init", "an initializer name", init)
+    trainable = entry.get("trainable", True)
+    _expect(isinstance(trainable, bool), f"{where}.trainable", "true or false", trainable)
+    return {"src": entry["src"], "dst": entry["dst"], "init": init, "trainable": trainable}
+
+
+def _list(value, where: str) -> list:
+    _expect(isinstance(value, list), where, "a list", value)
+    return value
+
+
+def _fields(config: Mapping, allowed: set[str], where: str) -> None:
+    unknown = [k for k in config if k not in allowed]
+    if unknown:
+        raise GraphError(f"{where}: unknown fields {unknown}; allowed: {sorted(allowed)}")
+
+
+def _expect(ok: bool, where: str, expected: str, found) -> None:
+    if not ok:
+        shown = repr(found)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        raise GraphError(f"{where}: expected {expected}, found {shown}")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

@@ -1,0 +1,43 @@
+"""Shared fixtures: an explicit random generator (no global seeds) and small graphs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+def build_dag(dtype: str = "float64", seed: int = 0) -> gn.Graph:
+    """Two inputs, two outputs, fan-in, fan-out, a skip connection, and an
+    output (``aux``) that also feeds another node."""
+    g = gn.Graph(name="dag", seed=seed, dtype=dtype)
+    g.add_input("a", 5)
+    g.add_input("b", 3)
+    g.add_hidden("h1", 6, activation="tanh")
+    g.add_hidden("h2", 4, activation="elu")
+    g.add_output("aux", 3, activation="softmax", loss="categorical_crossentropy", loss_weight=0.7)
+    g.add_hidden("h3", 5, activation="gelu")
+    g.add_output("main", 2, activation="sigmoid", loss="binary_crossentropy")
+    g.connect("a", "h1")
+    g.connect(["h1", "b"], "h2")          # fan-in
+    g.connect(["h1", "h2"], "aux")        # h1 fans out to h2, aux and main
+    g.connect(["aux", "h2"], "h3")        # an output feeding another node
+    g.connect(["h3", "h1", "a"], "main")  # skip connections from h1 and the input a
+    return g
+
+
+@pytest.fixture
+def dag() -> gn.Graph:
+    return build_dag()
+
+
+def dag_data(rng: np.random.Generator, rows: int = 7):
+    x = {"a": rng.normal(size=(rows, 5)), "b": rng.normal(size=(rows, 3))}
+    y = {"aux": rng.integers(0, 3, size=rows), "main": rng.integers(0, 2, size=(rows, 2)).astype(float)}
+    return x, y
