@@ -2,8 +2,10 @@
 
 Every workload exists in a ``full`` size (the one the targets are about) and a
 ``quick`` size (seconds, for smoke tests). Data comes from a fixed seed and is
-made before any timing starts. Classification labels come from a random linear
-"teacher", so the nets have something to learn and losses fall as they should.
+made before any timing starts. Labels come from a random linear "teacher" plus
+noise: the nets have something to learn, and losses fall without reaching zero
+(a separable task would drive gradients into float32 subnormals, timing the
+hardware's slow path rather than the engine).
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ def make_data(workload, seed: int = SEED) -> dict[str, np.ndarray]:
         joined = np.concatenate(list(x.values()), axis=1)
         teacher = rng.standard_normal((joined.shape[1], workload.classes + 1), dtype=np.float32)
         scores = joined @ teacher
+        scores += rng.standard_normal(scores.shape, dtype=np.float32) * scores.std(axis=0)
         y = {"cls": np.argmax(scores[:, :-1], axis=1), "flag": (scores[:, -1:] > 0).astype(np.float32)}
         return {"x": x, "y": y}
     sizes, rows = workload.sizes, workload.rows
@@ -160,6 +163,7 @@ def make_data(workload, seed: int = SEED) -> dict[str, np.ndarray]:
         return {"x": x}
     teacher = rng.standard_normal((sizes[0], sizes[-1]), dtype=np.float32)
     scores = x @ teacher
+    scores += rng.standard_normal(scores.shape, dtype=np.float32) * scores.std(axis=0)
     if workload.output == "softmax":
         y = np.argmax(scores, axis=1)
     elif workload.output == "sigmoid":
