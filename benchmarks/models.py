@@ -67,6 +67,7 @@ def build_scaling(nodes: int, width: int, seed: int = 0) -> gn.Graph:
         if i == nodes - 1:
             g.add_output(name, width, activation="linear", loss="mse")
         else:
-            g.add_hidden(name, width, activation="relu")
+            # tanh: a 10,000-deep relu chain with skips overflows float32.
+            g.add_hidden(name, width, activation="tanh")
         g.connect(sources[i], name)
     return g
