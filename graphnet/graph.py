@@ -13,6 +13,7 @@ the methods here only delegate to them.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import types
@@ -86,6 +87,7 @@ class Graph:
         self._nodes: dict[str, Node] = {}
         self._synapses: dict[tuple[str, str], Synapse] = {}
         self._insertion: dict[str, int] = {}
+        self._node_ids: set[int] = set()  # id() of every node object held
         self._inserted = 0
         self.version = 0
         self._order: tuple[str, ...] | None = None
@@ -153,11 +155,12 @@ class Graph:
                 f"graph {self.name!r} already has a node named {node.name!r} "
                 f"({self._nodes[node.name].kind}); node names must be unique"
             )
-        if any(n is node for n in self._nodes.values()):
+        if id(node) in self._node_ids:  # a set: graphs of 10,000 nodes build in linear time
             raise GraphError(f"graph {self.name!r}: {node!r} was already added")
         if isinstance(node, DenseNode):
             node._bias = node._bias.astype(self.dtype)
         self._nodes[node.name] = node
+        self._node_ids.add(id(node))
         self._insertion[node.name] = self._inserted
         self._inserted += 1
         self._structure.add_node(node.name)
@@ -170,6 +173,7 @@ class Graph:
         for key in [k for k in self._synapses if name in k]:
             del self._synapses[key]
         self._structure.remove_node(name)
+        self._node_ids.discard(id(self._nodes[name]))
         del self._nodes[name]
         del self._insertion[name]
         self._changed()
@@ -183,6 +187,8 @@ class Graph:
             raise GraphError(f"_replace_node: {node!r} cannot stand in for {old!r}")
         if isinstance(node, DenseNode):
             node._bias = np.array(old.bias if isinstance(old, DenseNode) else node._bias, dtype=self.dtype)
+        self._node_ids.discard(id(old))
+        self._node_ids.add(id(node))
         self._nodes[name] = node
         self._changed()
 
@@ -330,11 +336,7 @@ class Graph:
     def topological_order(self) -> list[str]:
         """Node names, sources before their destinations; ties by insertion order."""
         if self._order_version != self.version:
-            self._order = tuple(
-                nx.lexicographical_topological_sort(
-                    self._structure, key=self._insertion.__getitem__
-                )
-            )
+            self._order = _topological_sort(self._structure, self._insertion)
             self._order_version = self.version
         return list(self._order)
 
@@ -609,6 +611,30 @@ def preview(names: Iterable[str], limit: int = 20) -> str:
     names = list(names)
     shown = ", ".join(repr(n) for n in names[:limit])
     return f"[{shown}, ... {len(names) - limit} more]" if len(names) > limit else f"[{shown}]"
+
+
+def _topological_sort(structure: nx.DiGraph, insertion: dict[str, int]) -> tuple[str, ...]:
+    """Kahn's algorithm, always taking the earliest-inserted node that is ready.
+
+    The same order as ``nx.lexicographical_topological_sort(structure,
+    key=insertion.__getitem__)``, several times faster: the heap holds plain
+    insertion numbers rather than ``(key, id, node)`` tuples.
+    """
+    name_of = {i: name for name, i in insertion.items()}
+    waiting = dict(structure.in_degree())
+    ready = [insertion[name] for name, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        name = name_of[heapq.heappop(ready)]
+        order.append(name)
+        for nxt in structure.successors(name):
+            waiting[nxt] -= 1
+            if waiting[nxt] == 0:
+                heapq.heappush(ready, insertion[nxt])
+    if len(order) != len(waiting):  # connect() refuses cycles, so this is a bug
+        raise CycleError(f"graph has a cycle among {preview(n for n in waiting if n not in set(order))}")
+    return tuple(order)
 
 
 def _reachable(graph: nx.DiGraph, starts: list[str], forward: bool) -> set[str]:

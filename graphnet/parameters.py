@@ -12,6 +12,7 @@ are copied over, so weights of untouched synapses survive every edit.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -35,7 +36,7 @@ class Parameter:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape))
+        return math.prod(self.shape)
 
 
 class ParameterStore:
@@ -51,22 +52,25 @@ class ParameterStore:
 
     def __init__(self, entries: Iterable[tuple[str, object, str, bool]], dtype: np.dtype):
         entries = sorted(entries, key=lambda e: not e[3])  # trainable first, order kept
-        params, offset = [], 0
+        # math.prod, not np.prod: this runs once per parameter, and np.prod on a
+        # tuple costs microseconds (10,000-node graphs have 30,000 parameters).
+        params, sizes, offset = [], [], 0
         for key, owner, attr, trainable in entries:
             shape = getattr(owner, attr).shape
             params.append(Parameter(key, owner, attr, trainable, offset, shape))
-            offset += int(np.prod(shape))
+            sizes.append(math.prod(shape))
+            offset += sizes[-1]
         self.params: tuple[Parameter, ...] = tuple(params)
         self.values = np.empty(offset, dtype=dtype)
         self.grads = np.zeros(offset, dtype=dtype)
-        self.num_trainable = sum(p.size for p in params if p.trainable)
-        self.layout: Layout = tuple((p.key, p.size) for p in params if p.trainable)
+        self.num_trainable = sum(n for p, n in zip(params, sizes) if p.trainable)
+        self.layout: Layout = tuple((p.key, n) for p, n in zip(params, sizes) if p.trainable)
         self._grad_views: dict[str, np.ndarray] = {}
-        for p in params:
-            value = self.values[p.offset : p.offset + p.size].reshape(p.shape)
+        for p, n in zip(params, sizes):
+            value = self.values[p.offset : p.offset + n].reshape(p.shape)
             value[...] = getattr(p.owner, p.attr)
             setattr(p.owner, p.attr, value)  # the owner now reads and writes the buffer
-            self._grad_views[p.key] = self.grads[p.offset : p.offset + p.size].reshape(p.shape)
+            self._grad_views[p.key] = self.grads[p.offset : p.offset + n].reshape(p.shape)
 
     @property
     def trainable_values(self) -> np.ndarray:
