@@ -248,3 +248,27 @@ def test_non_finite_gradient_leaves_the_weights_as_before():
         g.train_step(x, np.zeros(2, np.float32))
     after = g.get_weights()
     assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+# ------------------------------------------------------------ fused kernels
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_fused_adam_gives_the_numpy_passes_weights_bit_for_bit(monkeypatch, dtype, optimizer):
+    pytest.importorskip("numba", reason="the fused kernel needs numba (graphnet[fast])")
+    from graphnet import kernels
+
+    def fit(enabled):
+        monkeypatch.setattr(kernels, "ENABLED", enabled)
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(120, 10)).astype(dtype)
+        y = rng.integers(0, 4, 120)
+        model = gn.Sequential(
+            [gn.Input(10), gn.Dense(16, activation="relu"), gn.Dense(4, activation="softmax")],
+            seed=1, dtype=dtype,
+        )
+        model.fit(x, y, epochs=3, batch_size=16, verbose=0, optimizer=optimizer)
+        return model.get_weights()
+
+    fused, passes = fit(True), fit(False)
+    for key in fused:
+        assert np.array_equal(fused[key], passes[key]), key
