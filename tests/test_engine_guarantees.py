@@ -272,3 +272,25 @@ def test_fused_adam_gives_the_numpy_passes_weights_bit_for_bit(monkeypatch, dtyp
     fused, passes = fit(True), fit(False)
     for key in fused:
         assert np.array_equal(fused[key], passes[key]), key
+
+
+# ------------------------------------------------------------ bad inputs
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_predict_and_fit_still_refuse_non_finite_inputs(bad):
+    model, x, y = _trained_mlp()
+    x = x.copy()
+    x[37, 4] = bad
+    with pytest.raises(gn.ShapeError, match="1 NaN or inf"):
+        model.predict(x, batch_size=16)  # in the third chunk
+    with pytest.raises(gn.ShapeError, match="NaN or inf"):
+        model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_huge_but_finite_inputs_are_not_refused(recwarn):
+    """Row sums that overflow only trigger the exact check, which passes quietly."""
+    from graphnet.data import check_finite
+
+    check_finite(np.full((5, 4), 3e38, np.float32), "input", "x")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    with pytest.raises(gn.ShapeError, match="input 'x' contains 1 NaN"):
+        check_finite(np.array([[3e38, 3e38], [np.nan, 0]], np.float32), "input", "x")
