@@ -130,6 +130,8 @@ def markdown(report: dict) -> str:
         f"{report['sgemm']['best_gflops']:.0f} best",
         "- seconds are medians per unit; graphnet/numpy is the median of per-repetition ratios "
         "(the two alternate in one process); PyTorch and scikit-learn ran in their own subprocesses",
+        "- graphnet runs with its optional numba kernel (graphnet[fast]); 'without numba' is the same "
+        "run with it switched off (a plain install), interleaved with the others",
         "",
         "| workload | unit | graphnet s | numpy s | graphnet/numpy | torch s | graphnet/torch | sklearn s "
         "| GFLOP/s graphnet | % of sgemm | peak MiB graphnet / numpy |",
@@ -148,9 +150,10 @@ def markdown(report: dict) -> str:
         else:
             torch_cell, torch_ratio = _s(torch_s), _x(_ratio(r, "torch"))
         mem = r.get("memory", {})
+        plain = f" ({_x(r['ratio_numpy_plain'])} without numba)" if "ratio_numpy_plain" in r else ""
         lines.append(
             f"| {r['workload']} {r['title']} | {r['unit']} | {_s(sec.get('graphnet'))} | {_s(sec.get('numpy'))} "
-            f"| {_x(r.get('ratio_numpy'))} | {torch_cell} | {torch_ratio} | {_s(sec.get('sklearn'))} "
+            f"| {_x(r.get('ratio_numpy'))}{plain} | {torch_cell} | {torch_ratio} | {_s(sec.get('sklearn'))} "
             f"| {'—' if gflops is None else f'{gflops:.1f}'} "
             f"| {'—' if gflops is None else f'{100 * gflops / sgemm:.0f}%'} "
             f"| {_mib(mem.get('graphnet'))} / {_mib(mem.get('numpy'))} |"

@@ -29,6 +29,8 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
+from graphnet import kernels
+
 from . import machine, models
 from .reference import ReferenceMLP
 from .workloads import DAG, MLP, Predict, Scaling, get, make_data
@@ -139,10 +141,28 @@ def _mlp(workload: MLP, reps: int, frameworks) -> dict:
     runs = {"graphnet": graphnet_rep}
     if "numpy" in frameworks:
         runs["numpy"] = numpy_rep
+    # graphnet without its optional compiled kernels (what a plain install runs).
+    plain = models.build_mlp(workload.sizes, workload.output, seed=0) if kernels.available() else None
+    if plain is not None:
+
+        def plain_rep():
+            kernels.ENABLED = False
+            try:
+                plain.fit(x, y, **fit_args)
+            finally:
+                kernels.ENABLED = True
+
+        runs["graphnet_plain"] = plain_rep
     times = interleave(runs, reps)
     result = _timings(times, workload.train_flops())
     if "numpy" in frameworks:
         result["agreement"] = _agreement(models.mlp_weights(model), reference.weights(), losses)
+    if plain is not None:
+        same = all(np.array_equal(a, b) for pair in zip(models.mlp_weights(model), models.mlp_weights(plain))
+                   for a, b in zip(*pair))
+        result.setdefault("agreement", {})["kernels_bit_identical"] = same
+        if "numpy" in times:
+            result["ratio_numpy_plain"] = paired_ratio(times["graphnet_plain"], times["numpy"])
     # Memory: a fresh model trained on a few batches (the peak is reached in the first step).
     few = min(workload.rows, 4 * workload.batch)
 

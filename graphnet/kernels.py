@@ -18,7 +18,7 @@ import logging
 
 import numpy as np
 
-__all__ = ["ENABLED", "adam"]
+__all__ = ["ENABLED", "available", "adam"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,15 @@ def _load() -> None:
 
     _adam_kernel = adam_kernel
     logger.debug("fused Adam kernel ready (numba %s)", numba.__version__)
+
+
+def available() -> bool:
+    """Whether the compiled kernels will be used (numba importable and :data:`ENABLED`)."""
+    if not ENABLED:
+        return False
+    if not _loaded:
+        _load()
+    return _adam_kernel is not None
 
 
 def adam(grads, m, v, out, beta1, beta2, step_size, eps) -> bool:
