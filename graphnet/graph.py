@@ -88,6 +88,9 @@ class Graph:
         self._synapses: dict[tuple[str, str], Synapse] = {}
         self._insertion: dict[str, int] = {}
         self._node_ids: set[int] = set()  # id() of every node object held
+        # A topological ranking (name -> int), or None until needed: lets connect()
+        # skip the cycle search for synapses that follow it (see _may_reach).
+        self._rank: dict[str, int] | None = {}
         self._inserted = 0
         self.version = 0
         self._order: tuple[str, ...] | None = None
@@ -161,6 +164,8 @@ class Graph:
             node._bias = node._bias.astype(self.dtype)
         self._nodes[node.name] = node
         self._node_ids.add(id(node))
+        if self._rank is not None:  # no synapses yet: the next rank fits
+            self._rank[node.name] = self._inserted  # above every rank given so far
         self._insertion[node.name] = self._inserted
         self._inserted += 1
         self._structure.add_node(node.name)
@@ -174,6 +179,8 @@ class Graph:
             del self._synapses[key]
         self._structure.remove_node(name)
         self._node_ids.discard(id(self._nodes[name]))
+        if self._rank is not None:
+            del self._rank[name]  # removing nodes or synapses never breaks a ranking
         del self._nodes[name]
         del self._insertion[name]
         self._changed()
@@ -242,7 +249,7 @@ class Graph:
             if (name, dst_name) in self._synapses or name in seen:
                 raise GraphError(f"synapse {name!r} -> {dst_name!r} already exists")
             seen.add(name)
-            if nx.has_path(self._structure, dst_name, name):
+            if self._may_reach(dst_name, name) and nx.has_path(self._structure, dst_name, name):
                 path = nx.shortest_path(self._structure, dst_name, name)
                 cycle = " -> ".join([name, *path])
                 raise CycleError(
@@ -278,9 +285,24 @@ class Graph:
             synapse = Synapse(name, dst_name, weight, init_name, trainable)
             self._synapses[(name, dst_name)] = synapse
             self._structure.add_edge(name, dst_name)
+            if self._rank is not None and self._rank[name] >= self._rank[dst_name]:
+                self._rank = None  # still acyclic, but the ranking no longer fits
             created.append(synapse)
         self._changed()
         return created if many else created[0]
+
+    def _may_reach(self, start: str, goal: str) -> bool:
+        """False when no path ``start -> ... -> goal`` can exist, decided in O(1).
+
+        Every synapse goes from a lower to a higher rank, so a path can only
+        climb: ``rank[start] < rank[goal]`` is necessary. New nodes take the
+        next rank, so building a graph in dependency order never needs the
+        search; a synapse against the ranking drops it, and the next call ranks
+        the nodes afresh from the topological order (linear).
+        """
+        if self._rank is None:
+            self._rank = {n: i for i, n in enumerate(self.topological_order)}
+        return self._rank[start] < self._rank[goal]
 
     def disconnect(self, src: NodeRef, dst: NodeRef) -> None:
         """Remove the synapse ``src -> dst``; other weights are kept."""

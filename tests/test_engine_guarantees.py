@@ -294,3 +294,44 @@ def test_huge_but_finite_inputs_are_not_refused(recwarn):
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
     with pytest.raises(gn.ShapeError, match="input 'x' contains 1 NaN"):
         check_finite(np.array([[3e38, 3e38], [np.nan, 0]], np.float32), "input", "x")
+
+
+# ------------------------------------------------------- editing at scale
+@pytest.mark.parametrize("seed", range(5))
+def test_connect_refuses_exactly_the_cycles(seed):
+    """connect() skips its path search when a ranking proves no cycle is possible;
+    random edits (against insertion order, removals, disconnections) must still
+    accept exactly the synapses that keep the graph acyclic."""
+    import networkx as nx
+
+    rng = np.random.default_rng(seed)
+    g = gn.Graph(seed=seed)
+    names = [f"n{i}" for i in range(12)]
+    for name in names:
+        g.add_hidden(name, 2)
+    shadow = nx.DiGraph()
+    shadow.add_nodes_from(names)
+    for _ in range(150):
+        action = rng.random()
+        src, dst = (str(n) for n in rng.choice(names, size=2, replace=False))
+        if action < 0.8 and not shadow.has_edge(src, dst):
+            makes_cycle = nx.has_path(shadow, dst, src)
+            if makes_cycle:
+                with pytest.raises(gn.CycleError, match=f"{src} -> {dst}"):
+                    g.connect(src, dst)
+            else:
+                g.connect(src, dst)
+                shadow.add_edge(src, dst)
+        elif action < 0.95 and shadow.has_edge(src, dst):
+            g.disconnect(src, dst)
+            shadow.remove_edge(src, dst)
+        elif action >= 0.95:
+            victim = str(rng.choice(names))
+            g.remove(victim)
+            shadow.remove_node(victim)
+            g.add_hidden(victim, 2)
+            shadow.add_node(victim)
+    assert set(g.structure.edges) == set(shadow.edges)
+    order = g.topological_order
+    position = {n: i for i, n in enumerate(order)}
+    assert all(position[s] < position[d] for s, d in shadow.edges)
