@@ -467,9 +467,9 @@ class Graph:
             problems.append("it has no Input node (add one with add_input(name, size))")
         if not outputs:
             problems.append("it has no Output node (add one with add_output(name, size, ...))")
+        in_degree = dict(self._structure.in_degree())  # one sweep, not a view per node
         no_source = [
-            n for n, node in self._nodes.items()
-            if isinstance(node, DenseNode) and self._structure.in_degree(n) == 0
+            n for n, node in self._nodes.items() if isinstance(node, DenseNode) and in_degree[n] == 0
         ]
         if no_source:
             problems.append(
