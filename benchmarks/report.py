@@ -11,6 +11,10 @@ MiB = 2**20
 
 
 def _ratio(result, variant):
+    """graphnet's time over ``variant``'s: the median of per-repetition ratios when
+    the two took turns, else the ratio of medians."""
+    if f"ratio_{variant}" in result:
+        return result[f"ratio_{variant}"]
     seconds = result.get("seconds", {})
     if "graphnet" in seconds and variant in seconds:
         return seconds["graphnet"] / seconds[variant]
@@ -128,8 +132,10 @@ def markdown(report: dict) -> str:
         + "; PyTorch set_num_threads, MKL/OMP in its subprocess)",
         f"- sgemm {report['sgemm']['n']}³ float32: {report['sgemm']['median_gflops']:.0f} GFLOP/s median, "
         f"{report['sgemm']['best_gflops']:.0f} best",
-        "- seconds are medians per unit; graphnet/numpy is the median of per-repetition ratios "
-        "(the two alternate in one process); PyTorch and scikit-learn ran in their own subprocesses",
+        "- seconds are medians per unit; ratios are medians of per-repetition ratios: graphnet and the "
+        "numpy reference alternate in one process, and PyTorch's repetitions (in a subprocess of its "
+        "own, one process running at a time) take turns with them; scikit-learn runs afterwards "
+        "in its own subprocess",
         "- graphnet runs with its optional numba kernel (graphnet[fast]); 'without numba' is the same "
         "run with it switched off (a plain install), interleaved with the others",
         "",

@@ -22,6 +22,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -44,16 +45,66 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def interleave(runs: dict, reps: int) -> dict[str, list[float]]:
     """Time ``reps`` repetitions of each callable in ``runs``, alternating them and
-    swapping their order every repetition."""
+    swapping their order every repetition. A callable that returns a number
+    (a :class:`Server` repetition) reports its own time."""
     names = list(runs)
     times = {name: [] for name in names}
     for rep in range(reps):
         for name in names if rep % 2 == 0 else names[::-1]:
             gc.collect()
+            time.sleep(_SETTLE)
             start = time.perf_counter()
-            runs[name]()
-            times[name].append(time.perf_counter() - start)
+            reported = runs[name]()
+            elapsed = time.perf_counter() - start
+            times[name].append(reported if isinstance(reported, float) else elapsed)
     return times
+
+
+# Idle BLAS/OpenMP threads spin for a while after their last job (OpenBLAS: up to
+# ~0.1 s); a pause lets them sleep before the other process runs its repetition.
+_SETTLE = 0.2
+
+
+class Server:
+    """A worker in ``--serve`` mode: one repetition per request, run while this
+    process waits, so PyTorch's repetitions interleave with graphnet's."""
+
+    def __init__(self, library: str, name: str, quick: bool, threads: int):
+        command = [sys.executable, "-m", f"benchmarks.{library}_worker", name, "--serve"]
+        if quick:
+            command.append("--quick")
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(command, cwd=ROOT, env=machine.thread_env(threads), text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+        self.info = self._read()
+        self.variants = self.info.pop("ready", [])
+
+    def _read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait()
+            self._stderr.seek(0)
+            lines = self._stderr.read().strip().splitlines()
+            return {"error": lines[-1] if lines else f"exit {self.process.returncode}"}
+        return json.loads(line)
+
+    def run(self, variant: str) -> float:
+        self.process.stdin.write(f"run {variant}\n")
+        self.process.stdin.flush()
+        answer = self._read()
+        if "seconds" not in answer:
+            raise RuntimeError(f"{variant} worker failed: {answer}")
+        return float(answer["seconds"])
+
+    def close(self) -> dict:
+        """Stop the worker; its setup info and memory figure."""
+        if self.process.poll() is None:
+            self.process.stdin.write("quit\n")
+            self.process.stdin.flush()
+            self.info.update(self._read())
+            self.process.wait(timeout=60)
+        self._stderr.close()
+        return self.info
 
 
 def paired_ratio(a: list[float], b: list[float]) -> float:
@@ -100,20 +151,31 @@ def run_workload(name: str, quick: bool, frameworks, threads: int, reps: int | N
     log.info("%s (%s): %d repetitions", name, workload.title, reps)
     runner = {"mlp": _mlp, "predict": _predict, "dag": _dag, "scaling": _scaling}[workload.kind]
     result = {"workload": name, "title": workload.title, "unit": workload.unit, "reps": reps}
-    result.update(runner(workload, reps, frameworks))
-    for library in ("torch", "sklearn"):
-        if library in frameworks and workload.kind != "scaling":
-            if library == "sklearn" and workload.kind == "dag":
-                continue
-            answer = worker(library, name, quick, threads, reps)
-            result.setdefault("others", {})[library] = answer
-            for variant, timing in answer.get("variants", {}).items():
-                result["seconds"][variant] = timing["median"]
-                result["times"][variant] = timing["times"]
+    # PyTorch's repetitions take turns with graphnet's (see Server).
+    server, extra = None, {}
+    if "torch" in frameworks and workload.kind != "scaling":
+        if importlib.util.find_spec("torch") is None:
+            result.setdefault("others", {})["torch"] = {"skipped": "torch is not installed (pip install -e '.[bench]')"}
+        else:
+            server = Server("torch", name, quick, threads)
+            extra = {variant: (lambda v=variant: server.run(v)) for variant in server.variants}
+    try:
+        result.update(runner(workload, reps, frameworks, extra))
+    finally:
+        if server is not None:
+            result.setdefault("others", {})["torch"] = server.close()
+    for variant in extra:
+        result[f"ratio_{variant}"] = paired_ratio(result["times"]["graphnet"], result["times"][variant])
+    if "sklearn" in frameworks and workload.kind in ("mlp", "predict"):
+        answer = worker("sklearn", name, quick, threads, reps)
+        result.setdefault("others", {})["sklearn"] = answer
+        for variant, timing in answer.get("variants", {}).items():
+            result["seconds"][variant] = timing["median"]
+            result["times"][variant] = timing["times"]
     return result
 
 
-def _mlp(workload: MLP, reps: int, frameworks) -> dict:
+def _mlp(workload: MLP, reps: int, frameworks, extra: dict) -> dict:
     data = make_data(workload)
     x, y = data["x"], data["y"]
     epochs = workload.epochs_per_rep
@@ -153,7 +215,7 @@ def _mlp(workload: MLP, reps: int, frameworks) -> dict:
                 kernels.ENABLED = True
 
         runs["graphnet_plain"] = plain_rep
-    times = interleave(runs, reps)
+    times = interleave({**runs, **extra}, reps)
     result = _timings(times, workload.train_flops())
     if "numpy" in frameworks:
         result["agreement"] = _agreement(models.mlp_weights(model), reference.weights(), losses)
@@ -179,7 +241,7 @@ def _mlp(workload: MLP, reps: int, frameworks) -> dict:
     return result
 
 
-def _predict(workload: Predict, reps: int, frameworks) -> dict:
+def _predict(workload: Predict, reps: int, frameworks, extra: dict) -> dict:
     x = make_data(workload)["x"]
     model = models.build_mlp(workload.sizes, workload.output, seed=0)
     reference = ReferenceMLP(workload.sizes, workload.output, 1, weights=models.mlp_weights(model))
@@ -189,7 +251,7 @@ def _predict(workload: Predict, reps: int, frameworks) -> dict:
     runs = {"graphnet": lambda: outputs.__setitem__("graphnet", model.predict(x, batch_size=workload.chunk))}
     if "numpy" in frameworks:
         runs["numpy"] = lambda: outputs.__setitem__("numpy", reference.predict(x, workload.chunk))
-    times = interleave(runs, reps)
+    times = interleave({**runs, **extra}, reps)
     result = _timings(times, workload.flops())
     if "numpy" in frameworks:
         diff = float(np.max(np.abs(outputs["graphnet"] - outputs["numpy"])))
@@ -209,7 +271,7 @@ def _predict(workload: Predict, reps: int, frameworks) -> dict:
     return result
 
 
-def _dag(workload: DAG, reps: int, frameworks) -> dict:
+def _dag(workload: DAG, reps: int, frameworks, extra: dict) -> dict:
     data = make_data(workload)
     x, y = data["x"], data["y"]
     warm = 8 * workload.batch
@@ -217,7 +279,7 @@ def _dag(workload: DAG, reps: int, frameworks) -> dict:
     spare.fit({k: v[:warm] for k, v in x.items()}, {k: v[:warm] for k, v in y.items()},
               batch_size=workload.batch, verbose=0)
     model = models.build_dag(workload, seed=0)
-    times = interleave({"graphnet": lambda: model.fit(x, y, batch_size=workload.batch, verbose=0)}, reps)
+    times = interleave({"graphnet": lambda: model.fit(x, y, batch_size=workload.batch, verbose=0), **extra}, reps)
     result = _timings(times, workload.train_flops())
     few = 4 * workload.batch
 
@@ -237,7 +299,7 @@ def _dag(workload: DAG, reps: int, frameworks) -> dict:
     return result
 
 
-def _scaling(workload: Scaling, reps: int, frameworks) -> dict:
+def _scaling(workload: Scaling, reps: int, frameworks, extra: dict) -> dict:
     sizes = []
     rng = np.random.default_rng(0)
     for nodes in workload.sizes:

@@ -1,17 +1,27 @@
 """PyTorch (CPU) on one workload, in a process of its own.
 
-Run by the benchmark as ``python -m benchmarks.torch_worker W1 [--quick]``; it
-prints one JSON line. numpy and PyTorch in one process slow each other down
-badly on two cores, hence the subprocess. The training loop is the tight one a
-PyTorch user writes for data already in memory: a ``randperm`` per epoch,
-``index_select`` batches, ``zero_grad(set_to_none=True)``, the fused losses
-(``cross_entropy``, ``binary_cross_entropy_with_logits``, ``mse_loss``), and
-``loss.item()`` per batch for the running loss (graphnet reports it too).
+numpy and PyTorch in one process slow each other down badly on two cores, so
+PyTorch runs here. Two modes:
+
+* ``python -m benchmarks.torch_worker W1 [--quick] [--reps N]`` times every
+  variant and prints one JSON line;
+* ``--serve``: sets up (data, models, warm-up), prints ``{"ready": ...}``,
+  then runs one repetition of variant ``V`` for each line ``run V`` on its
+  standard input and answers ``{"seconds": ...}``; ``quit`` ends it. The
+  benchmark uses this to interleave PyTorch's repetitions with graphnet's,
+  one process at a time, so that the two are compared moment by moment.
+
+The training loop is the tight one a PyTorch user writes for data already in
+memory: a ``randperm`` per epoch, ``index_select`` batches,
+``zero_grad(set_to_none=True)``, the fused losses (``cross_entropy``,
+``binary_cross_entropy_with_logits``, ``mse_loss``), and ``loss.item()`` per
+batch for the running loss (graphnet reports it too).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import json
 import os
@@ -20,7 +30,7 @@ import statistics
 import sys
 import time
 
-from .workloads import DAG, MLP, Predict, Scaling, dag_spec, get, make_data
+from .workloads import DAG, Predict, Scaling, dag_spec, get, make_data
 
 
 def _rss() -> int:
@@ -32,38 +42,17 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("workload")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--reps", type=int, default=None)
-    args = parser.parse_args(argv)
-    try:
-        import torch
-        import torch.nn.functional as F
-    except ImportError as exc:
-        print(json.dumps({"skipped": f"torch is not installed ({exc})"}))
-        return
-    threads = int(os.environ.get("BENCH_THREADS", os.cpu_count() or 1))
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    workload = get(args.workload, args.quick)
-    reps = args.reps or workload.reps
-    result = {"library": f"torch {torch.__version__}", "threads": torch.get_num_threads()}
-    if isinstance(workload, Scaling):
-        print(json.dumps({"skipped": "no PyTorch counterpart"}))
-        return
+def setup(torch, workload) -> dict:
+    """One callable per variant, each running one repetition; warmed up."""
+    import torch.nn.functional as F
+
     data = make_data(workload)
-
-    def to_tensor(a):
-        return torch.from_numpy(a)
-
     if isinstance(workload, Predict):
         model = _mlp(torch, workload.sizes).eval()
-        x = to_tensor(data["x"])
+        x = torch.from_numpy(data["x"])
         out = torch.empty((x.shape[0], workload.sizes[-1]))
 
-        def run():
+        def predict():
             with torch.inference_mode():
                 for lo in range(0, x.shape[0], workload.chunk):
                     hi = min(lo + workload.chunk, x.shape[0])
@@ -71,79 +60,108 @@ def main(argv=None) -> None:
 
         with torch.inference_mode():
             model(x[: workload.chunk])  # warm-up
-        result["variants"] = {"torch": _time(run, reps)}
-        print(json.dumps(result))
-        return
+        return {"torch": predict}
 
     if isinstance(workload, DAG):
-        spec = dag_spec(workload)
-        x = {k: to_tensor(v) for k, v in data["x"].items()}
-        y = {"cls": torch.from_numpy(data["y"]["cls"]), "flag": to_tensor(data["y"]["flag"])}
-        model = _DagModule(torch, spec)
+        x = {k: torch.from_numpy(v) for k, v in data["x"].items()}
+        y = {k: torch.from_numpy(v) for k, v in data["y"].items()}
+        model = _DagModule(torch, dag_spec(workload))
 
         def loss_fn(out, yb):
             return F.cross_entropy(out["cls"], yb["cls"]) + F.binary_cross_entropy_with_logits(
                 out["flag"], yb["flag"]
             )
 
-        variants = {"torch": {}}
+        epochs = 1
     else:
-        x, y = to_tensor(data["x"]), torch.from_numpy(data["y"])
+        x, y = torch.from_numpy(data["x"]), torch.from_numpy(data["y"])
         model = _mlp(torch, workload.sizes)
         loss_fn = {
             "softmax": F.cross_entropy,
             "sigmoid": F.binary_cross_entropy_with_logits,
             "linear": F.mse_loss,
         }[workload.output]
-        variants = {"torch": {}}
-        if workload.name == "W1":
-            variants["torch_fused"] = {"fused": True}  # the stretch target
-    rows = workload.rows
-    epochs = workload.epochs_per_rep if isinstance(workload, MLP) else 1
+        epochs = workload.epochs_per_rep
+    variants = {"torch": {}}
+    if workload.name == "W1":
+        variants["torch_fused"] = {"fused": True}  # the stretch target
 
-    def take(data_, index):
-        if isinstance(data_, dict):
-            return {k: v.index_select(0, index) for k, v in data_.items()}
-        return data_.index_select(0, index)
+    def take(tensors, index):
+        if isinstance(tensors, dict):
+            return {k: v.index_select(0, index) for k, v in tensors.items()}
+        return tensors.index_select(0, index)
 
-    result["variants"] = {}
-    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    def train(net, optimizer, rows, epochs):
+        total = 0.0
+        for _ in range(epochs):
+            order = torch.randperm(rows)
+            for lo in range(0, rows, workload.batch):
+                index = order[lo : lo + workload.batch]
+                xb, yb = take(x, index), take(y, index)
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(net(xb), yb)
+                loss.backward()
+                optimizer.step()
+                total += loss.item()
+        return total
+
+    runs = {}
     for variant, options in variants.items():
-
-        def train(optimizer, rows, epochs):
-            total = 0.0
-            for _ in range(epochs):
-                order = torch.randperm(rows)
-                for lo in range(0, rows, workload.batch):
-                    index = order[lo : lo + workload.batch]
-                    xb, yb = take(x, index), take(y, index)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss = loss_fn(model(xb), yb)
-                    loss.backward()
-                    optimizer.step()
-                    total += loss.item()
-            return total
-
-        # Warm-up on a few batches, then start again from the same weights.
-        model.load_state_dict(initial)
-        train(torch.optim.Adam(model.parameters(), lr=1e-3, **options), min(rows, 8 * workload.batch), 1)
-        model.load_state_dict(initial)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **options)
-        before = _rss()
-        timing = _time(lambda: train(optimizer, rows, epochs), reps)
-        timing["rss_growth"] = max(0, _peak_rss() - before)
-        result["variants"][variant] = timing
-    print(json.dumps(result))
+        net = copy.deepcopy(model)  # every variant starts from the same weights
+        warm = copy.deepcopy(model)
+        train(warm, torch.optim.Adam(warm.parameters(), lr=1e-3, **options), min(workload.rows, 8 * workload.batch), 1)
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, **options)
+        runs[variant] = lambda net=net, optimizer=optimizer: train(net, optimizer, workload.rows, epochs)
+    return runs
 
 
-def _time(fn, reps: int) -> dict:
-    times = []
-    for _ in range(reps):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return {"times": times, "median": statistics.median(times)}
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("workload")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--reps", type=int, default=None)
+    parser.add_argument("--serve", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        import torch
+    except ImportError as exc:
+        print(json.dumps({"skipped": f"torch is not installed ({exc})"}), flush=True)
+        return
+    workload = get(args.workload, args.quick)
+    if isinstance(workload, Scaling):
+        print(json.dumps({"skipped": "no PyTorch counterpart"}), flush=True)
+        return
+    threads = int(os.environ.get("BENCH_THREADS", os.cpu_count() or 1))
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    runs = setup(torch, workload)
+    info = {"library": f"torch {torch.__version__}", "threads": torch.get_num_threads()}
+    before = _rss()
+    if args.serve:
+        print(json.dumps({"ready": sorted(runs), **info}), flush=True)
+        for line in sys.stdin:
+            command = line.split()
+            if command[:1] == ["run"] and command[1] in runs:
+                gc.collect()
+                start = time.perf_counter()
+                runs[command[1]]()
+                print(json.dumps({"seconds": time.perf_counter() - start}), flush=True)
+            else:
+                break
+        print(json.dumps({"rss_growth": max(0, _peak_rss() - before)}), flush=True)
+        return
+    reps = args.reps or workload.reps
+    info["variants"] = {}
+    for variant, run in runs.items():
+        times = []
+        for _ in range(reps):
+            gc.collect()
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        info["variants"][variant] = {"times": times, "median": statistics.median(times)}
+    info["rss_growth"] = max(0, _peak_rss() - before)
+    print(json.dumps(info), flush=True)
 
 
 def _mlp(torch, sizes):
