@@ -153,10 +153,14 @@ class Graph:
                 f"graph {self.name!r} already has a node named {node.name!r} "
                 f"({self._nodes[node.name].kind}); node names must be unique"
             )
-        if any(n is node for n in self._nodes.values()):
-            raise GraphError(f"graph {self.name!r}: {node!r} was already added")
+        if node._graph is not None:
+            raise GraphError(
+                f"graph {self.name!r}: {node!r} already belongs to graph {node._graph.name!r}; "
+                "make a new node"
+            )
         if isinstance(node, DenseNode):
             node._bias = node._bias.astype(self.dtype)
+        node._graph = self
         self._nodes[node.name] = node
         self._insertion[node.name] = self._inserted
         self._inserted += 1
@@ -168,9 +172,9 @@ class Graph:
         """Remove a node and every synapse touching it; other weights are kept."""
         name = self._resolve(name)
         for key in [k for k in self._synapses if name in k]:
-            del self._synapses[key]
+            self._synapses.pop(key)._graph = None
         self._structure.remove_node(name)
-        del self._nodes[name]
+        self._nodes.pop(name)._graph = None
         del self._insertion[name]
         self._changed()
 
@@ -181,8 +185,11 @@ class Graph:
         old = self._nodes[self._resolve(name)]
         if node.name != name or node.size != old.size:
             raise GraphError(f"_replace_node: {node!r} cannot stand in for {old!r}")
+        if node._graph is not None:
+            raise GraphError(f"_replace_node: {node!r} already belongs to a graph")
         if isinstance(node, DenseNode):
             node._bias = np.array(old.bias if isinstance(old, DenseNode) else node._bias, dtype=self.dtype)
+        old._graph, node._graph = None, self
         self._nodes[name] = node
         self._changed()
 
@@ -270,6 +277,7 @@ class Graph:
                 weight = initializers.get(init_name)(shape, self._init_rng, self.dtype)
             logger.debug("%s: init %s -> %s %s with %s", self.name, name, dst_name, shape, init_name)
             synapse = Synapse(name, dst_name, weight, init_name, trainable)
+            synapse._graph = self
             self._synapses[(name, dst_name)] = synapse
             self._structure.add_edge(name, dst_name)
             created.append(synapse)
@@ -281,7 +289,7 @@ class Graph:
         key = (self._resolve(src), self._resolve(dst))
         if key not in self._synapses:
             raise NotFoundError(f"graph {self.name!r} has no synapse {key[0]!r} -> {key[1]!r}")
-        del self._synapses[key]
+        self._synapses.pop(key)._graph = None
         self._structure.remove_edge(*key)
         self._changed()
 
