@@ -595,6 +595,37 @@ class Graph:
 
         return from_dict(data)
 
+    # ------------------------------------------------------------ seeing it
+    def summary(self, print_fn=print):
+        """Print the table of nodes and parameter counts; ``print_fn=None`` returns
+        the text. See :func:`graphnet.summary.summary`."""
+        from .summary import summary
+
+        return summary(self, print_fn=print_fn)
+
+    def to_dot(self, rankdir: str = "LR", show_shapes: bool = True, **options):
+        """The diagram as a ``graphviz.Digraph``; see :func:`graphnet.render.to_dot`."""
+        from .render import to_dot
+
+        return to_dot(self, rankdir=rankdir, show_shapes=show_shapes, **options)
+
+    def render(self, path, **options):
+        """Write the diagram to ``path`` (``.svg``, ``.png``, ``.pdf``, ``.dot``, ``.gv``);
+        see :func:`graphnet.render.render`."""
+        from .render import render
+
+        return render(self, path, **options)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from .render import repr_mimebundle
+
+        return repr_mimebundle(self, include, exclude)
+
+    def _repr_svg_(self):
+        from .render import repr_svg
+
+        return repr_svg(self)
+
     # ----------------------------------------------------------------- helpers
     def _resolve(self, ref: NodeRef) -> str:
         """The name of a node given by name or object; refuses strangers."""

@@ -8,6 +8,9 @@ plain arrays go in and come out.
 
 from __future__ import annotations
 
+import numpy as np
+
+from . import initializers
 from .errors import GraphError
 from .graph import Graph
 from .nodes import Hidden, Input, Node, Output
@@ -98,14 +101,20 @@ class Sequential(Graph):
         super().__init__(name=name, seed=seed, dtype=dtype)
         self.loss = loss
         self.loss_weight = loss_weight
-        self._layers: list[Dense | Input] = []
         self._dense_count = 0
-        self._tail: str | None = None  # the node the next Dense connects from
-        layers = list(layers)
-        for layer in layers[:-1]:
-            self._append(layer, last=False)
-        if layers:
-            self._append(layers[-1], last=True)
+        # The dropout each Dense asked for: it applies once the layer is hidden.
+        self._dropout: dict[str, float] = {}
+        if isinstance(layers, (Dense, Input)):
+            layers = [layers]
+        try:
+            layers = list(layers)
+        except TypeError:
+            raise GraphError(
+                f"{name}: layers must be a list like [gn.Input(n), gn.Dense(units), ...], "
+                f"got {type(layers).__name__}"
+            ) from None
+        for layer in layers:
+            self.add(layer)
 
     @property
     def layers(self) -> list[Node]:
@@ -114,39 +123,57 @@ class Sequential(Graph):
 
     @property
     def input(self) -> str:
+        """The name of the input node."""
+        if not self.inputs:
+            raise GraphError(f"{self.name}: no Input yet; start with model.add(gn.Input(size))")
         return self.inputs[0]
 
     @property
     def output(self) -> str:
+        """The name of the output node (the last Dense)."""
+        if not self.outputs:
+            raise GraphError(f"{self.name}: no Dense layer yet; add one with model.add(gn.Dense(units))")
         return self.outputs[0]
 
     def add(self, layer: Dense | Input) -> Node:
-        """Append a layer. The previous last Dense turns from Output into Hidden,
-        keeping its weights and bias."""
-        return self._append(layer, last=True)
+        """Append a layer and return its node.
 
-    def _append(self, layer, last: bool) -> Node:
+        The previous last Dense turns from Output into Hidden, keeping its
+        weights and bias (and gaining the dropout its ``Dense`` asked for).
+
+        Raises
+        ------
+        GraphError
+            For anything but ``Input`` (first) or ``Dense`` (after it), a name
+            already in the model, a loss that does not fit the new last
+            activation, or a model whose chain was edited into several ends.
+            The model is left exactly as it was.
+        """
         if isinstance(layer, Input):
-            if self._layers:
-                raise GraphError(f"{self.name}: Input must be the first layer, got it after {self._layers[-1]!r}")
+            if len(self):
+                raise GraphError(
+                    f"{self.name}: Input must be the first layer, but the model already has "
+                    f"{self.topological_order}"
+                )
             # A fresh node: the user's Input may start several models.
-            node = self.add_node(Input(layer.size, name=layer.name or self._unique("input")))
-            self._layers.append(layer)
-            self._tail = node.name
+            node = self.add_node(Input(layer.size, name=layer.name or "input"))
             return node
         if not isinstance(layer, Dense):
             raise GraphError(
                 f"{self.name}: layers must be gn.Input(size) then gn.Dense(units, ...), "
                 f"got {type(layer).__name__}: {layer!r}"
             )
-        if not self._layers:
+        if not self.inputs:
             raise GraphError(f"{self.name}: start the model with gn.Input(size) before {layer!r}")
-        previous = self._tail
-        if self.outputs:
-            self._demote(self.outputs[0])
-        name = layer.name or self._next_dense_name()
-        if last:
-            loss = self.loss if self.loss is not None else default_loss(layer.activation.name)
+        previous = self._tail()
+        name, count = (layer.name, self._dense_count) if layer.name else self._next_dense_name()
+        if name in self:
+            raise GraphError(
+                f"{self.name} already has a layer named {name!r}; layer names must be unique"
+            )
+        # Build everything that can fail before the model changes.
+        loss = self.loss if self.loss is not None else default_loss(layer.activation.name)
+        try:
             node = Output(
                 layer.units,
                 activation=layer.activation,
@@ -155,42 +182,54 @@ class Sequential(Graph):
                 name=name,
                 trainable=layer.trainable,
             )
-        else:
-            node = Hidden(
-                layer.units,
-                activation=layer.activation,
-                dropout=layer.dropout,
-                name=name,
-                trainable=layer.trainable,
-            )
+        except GraphError as exc:
+            raise GraphError(
+                f"{self.name}: cannot add {layer!r} as the last layer: {exc}"
+            ) from None
+        init = layer.init
+        if init is not None and not isinstance(init, str):
+            init = np.asarray(init)
+            expected = (self.nodes[previous].size, layer.units)
+            if init.shape != expected:
+                raise GraphError(
+                    f"{self.name}: layer {name!r}: init array must have shape {expected}, got {init.shape}"
+                )
+        elif isinstance(init, str):
+            initializers.get(init)
+        if self.outputs:
+            self._demote(self.outputs[0])
         self.add_node(node)
-        self.connect(previous, name, init=layer.init, trainable=layer.trainable)
-        self._layers.append(layer)
-        self._tail = name
+        self.connect(previous, name, init=init, trainable=layer.trainable)
+        self._dropout[name] = layer.dropout
+        self._dense_count = count
         return node
+
+    def _tail(self) -> str:
+        """The node the next Dense connects from: the one end of the chain."""
+        order = self.topological_order
+        ends = [n for n in order if not self._structure.out_degree(n)]
+        if len(ends) != 1:
+            raise GraphError(
+                f"{self.name}: add() appends to a chain, but this model now ends in {ends}; "
+                "use connect() to extend a branched graph"
+            )
+        return ends[0]
 
     def _demote(self, name: str) -> None:
         """The output ``name`` becomes a Hidden node with its layer's dropout."""
-        layer = self._layers[-1]
         old = self.nodes[name]
         self._replace_node(
             name,
-            Hidden(old.size, activation=old.activation, dropout=getattr(layer, "dropout", 0.0),
+            Hidden(old.size, activation=old.activation, dropout=self._dropout.get(name, 0.0),
                    name=name, trainable=old.trainable),
         )
 
-    def _next_dense_name(self) -> str:
+    def _next_dense_name(self) -> tuple[str, int]:
+        """Keras-style ``dense``, ``dense_1``, ...: the next free name and the
+        counter to keep once the layer is in (a refused layer uses up no name)."""
+        count = self._dense_count
         while True:
-            name = "dense" if self._dense_count == 0 else f"dense_{self._dense_count}"
-            self._dense_count += 1
+            name = "dense" if count == 0 else f"dense_{count}"
+            count += 1
             if name not in self:
-                return name
-
-    def _unique(self, base: str) -> str:
-        if base not in self:
-            return base
-        i = 1
-        while f"{base}_{i}" in self:
-            i += 1
-        return f"{base}_{i}"
-
+                return name, count
