@@ -19,6 +19,7 @@ from .errors import (
 )
 from .graph import Graph
 from .nodes import Hidden, Input, Node, Output
+from .plots import plot_history
 from .sequential import Dense, Sequential
 from .synapse import Synapse
 
@@ -37,6 +38,7 @@ __all__ = [
     "Callback",
     "EarlyStopping",
     "ModelCheckpoint",
+    "plot_history",
     "GraphError",
     "CycleError",
     "NotFoundError",

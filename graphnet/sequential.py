@@ -8,9 +8,6 @@ plain arrays go in and come out.
 
 from __future__ import annotations
 
-import numpy as np
-
-from . import initializers
 from .errors import GraphError
 from .graph import Graph
 from .nodes import Hidden, Input, Node, Output
@@ -113,8 +110,10 @@ class Sequential(Graph):
                 f"{name}: layers must be a list like [gn.Input(n), gn.Dense(units), ...], "
                 f"got {type(layers).__name__}"
             ) from None
-        for layer in layers:
-            self.add(layer)
+        # Every layer but the last is hidden from the start: the model's loss
+        # only has to fit the last activation.
+        for i, layer in enumerate(layers):
+            self._append(layer, last=i == len(layers) - 1)
 
     @property
     def layers(self) -> list[Node]:
@@ -149,6 +148,9 @@ class Sequential(Graph):
             activation, or a model whose chain was edited into several ends.
             The model is left exactly as it was.
         """
+        return self._append(layer, last=True)
+
+    def _append(self, layer, last: bool) -> Node:
         if isinstance(layer, Input):
             if len(self):
                 raise GraphError(
@@ -172,34 +174,38 @@ class Sequential(Graph):
                 f"{self.name} already has a layer named {name!r}; layer names must be unique"
             )
         # Build everything that can fail before the model changes.
-        loss = self.loss if self.loss is not None else default_loss(layer.activation.name)
-        try:
-            node = Output(
-                layer.units,
-                activation=layer.activation,
-                loss=loss,
-                loss_weight=self.loss_weight,
-                name=name,
-                trainable=layer.trainable,
-            )
-        except GraphError as exc:
-            raise GraphError(
-                f"{self.name}: cannot add {layer!r} as the last layer: {exc}"
-            ) from None
-        init = layer.init
-        if init is not None and not isinstance(init, str):
-            init = np.asarray(init)
-            expected = (self.nodes[previous].size, layer.units)
-            if init.shape != expected:
-                raise GraphError(
-                    f"{self.name}: layer {name!r}: init array must have shape {expected}, got {init.shape}"
+        if last:
+            loss = self.loss if self.loss is not None else default_loss(layer.activation.name)
+            try:
+                node = Output(
+                    layer.units,
+                    activation=layer.activation,
+                    loss=loss,
+                    loss_weight=self.loss_weight,
+                    name=name,
+                    trainable=layer.trainable,
                 )
-        elif isinstance(init, str):
-            initializers.get(init)
-        if self.outputs:
-            self._demote(self.outputs[0])
-        self.add_node(node)
-        self.connect(previous, name, init=init, trainable=layer.trainable)
+            except GraphError as exc:
+                raise GraphError(
+                    f"{self.name}: cannot add {layer!r} as the last layer: {exc}"
+                ) from None
+        else:
+            node = Hidden(layer.units, activation=layer.activation, dropout=layer.dropout,
+                          name=name, trainable=layer.trainable)
+        demoted = self.outputs[0] if self.outputs else None
+        output = self.nodes[demoted] if demoted else None
+        try:
+            if demoted:
+                self._demote(demoted)
+            self.add_node(node)
+            self.connect(previous, name, init=layer.init, trainable=layer.trainable)
+        except GraphError:
+            # e.g. a bad init array: undo, so the model is exactly as it was.
+            if self.nodes.get(name) is node:
+                self.remove(name)
+            if demoted:
+                self._replace_node(demoted, output)
+            raise
         self._dropout[name] = layer.dropout
         self._dense_count = count
         return node
