@@ -99,7 +99,8 @@ def plot_history(history, path: str | os.PathLike | None = None, *, title: str |
     ImportError
         When matplotlib is not installed (the message says how to install it).
     GraphError
-        For a history with nothing to plot, or a folder that does not exist.
+        For a history with nothing to plot, a folder that does not exist, or a
+        file suffix matplotlib cannot write.
     """
     groups = panels(history)
     _matplotlib()
@@ -118,6 +119,12 @@ def plot_history(history, path: str | os.PathLike | None = None, *, title: str |
         if not path.parent.is_dir():
             raise GraphError(f"plot_history: folder {str(path.parent)!r} does not exist; create it first")
         figure = Figure(figsize=size, layout="constrained")
+        formats = figure.canvas.get_supported_filetypes()
+        if path.suffix.lower().lstrip(".") not in formats:
+            raise GraphError(
+                f"plot_history: cannot tell the format of {str(path)!r} from its suffix; "
+                f"use one of {sorted('.' + f for f in formats)}"
+            )
     axes = figure.subplots(rows, cols, squeeze=False)
     for ax, (quantity, series) in zip(axes.flat, groups.items()):
         for key, values in series.items():

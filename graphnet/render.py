@@ -24,6 +24,8 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +91,7 @@ INSTALL_HINT = (
 )
 
 _FONT = "Helvetica,Arial,sans-serif"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # graph names may hold them; DOT ids should not
 _EDGE_COLOR = "#4d4d4d"
 _LABEL_COLOR = "#333333"
 # Past this many nodes, cap dot's crossing-minimisation and network-simplex
@@ -195,7 +198,7 @@ def to_dot(
     if len(order) > _BIG_GRAPH:
         graph_attr.update(mclimit="0.3", nslimit="2", nslimit1="2", searchsize="10")
     dot = graphviz.Digraph(
-        name=graphviz.nohtml(graph.name.replace("\\", "\\\\")),
+        name=graphviz.nohtml(_CONTROL.sub(" ", graph.name).replace("\\", "\\\\")),
         graph_attr=graph_attr,
         node_attr={"fontname": _FONT, "fontsize": "12", "penwidth": "1.2", "margin": "0.15,0.06"},
         edge_attr={
@@ -207,23 +210,25 @@ def to_dot(
             "penwidth": "1.0",
         },
     )
-    dot.body.append(f"// graphnet {type(graph).__name__} {dot_id(graph.name)}: "
-                    f"{len(order)} nodes, {len(graph.synapses)} synapses\n")
+    synapses = graph.synapses
+    fan_in = Counter(s.dst for s in synapses)
+    feeds = {s.src for s in synapses}
+    # (The graph's name may hold anything, even a newline: it stays out of comments.)
+    dot.body.append(f"// graphnet {type(graph).__name__}: {len(order)} nodes, {len(synapses)} synapses\n")
     for name in order:
         node = graph.nodes[name]
         attributes = {"label": _node_label(node, show_shapes, show_activations)}
         attributes.update(NODE_STYLES[node.kind].attributes())
         if isinstance(node, DenseNode) and not node.trainable:
             attributes["style"] += ",dashed"
-        fan_in = graph._structure.in_degree(name)
-        if fan_in > _FAN_IN:
+        if fan_in[name] > _FAN_IN:
             # Stretch the side the synapses arrive on, so their arrowheads
             # spread along it instead of piling up on one point.
             side = "height" if rankdir in ("LR", "RL") else "width"
-            attributes[side] = f"{_FAN_IN_SPREAD * fan_in:g}"
+            attributes[side] = f"{_FAN_IN_SPREAD * fan_in[name]:g}"
         attributes["tooltip"] = f"{name} ({node.kind}, {node.size})"
         dot.body.append(f"\t{dot_id(name)} {_attrs(attributes)}\n")
-    for synapse in graph.synapses:
+    for synapse in synapses:
         attributes = {}
         if show_shapes:
             rows, cols = synapse.shape
@@ -232,9 +237,8 @@ def to_dot(
             attributes["style"] = "dashed"
         attributes["tooltip"] = f"{synapse.src} -> {synapse.dst}"
         dot.body.append(f"\t{dot_id(synapse.src)} -> {dot_id(synapse.dst)} {_attrs(attributes)}\n")
-    structure = graph._structure
-    first = [n for n in graph.inputs]
-    last = [n for n in graph.outputs if structure.out_degree(n) == 0]
+    first = graph.inputs
+    last = [n for n in graph.outputs if n not in feeds]
     for rank, names in (("source", first), ("sink", last)):
         if names:
             members = "; ".join(dot_id(n) for n in names)

@@ -75,9 +75,12 @@ def test_bad_histories_are_refused(history, match):
         gn.plot_history(history)
 
 
-def test_a_missing_folder_is_refused(tmp_path):
+def test_a_missing_folder_or_an_unknown_suffix_is_refused(tmp_path):
     with pytest.raises(gn.GraphError, match="does not exist"):
         gn.plot_history({"loss": [1.0]}, tmp_path / "nowhere" / "h.png")
+    with pytest.raises(gn.GraphError, match=r"cannot tell the format .* use one of \[.*'.png'"):
+        gn.plot_history({"loss": [1.0]}, tmp_path / "h.docx")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_without_matplotlib_the_error_says_how_to_install_it(monkeypatch):
