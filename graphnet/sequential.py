@@ -76,6 +76,15 @@ class Sequential(Graph):
         softmax, ``binary_crossentropy`` after a sigmoid, ``mse`` otherwise.
     seed, dtype, name
         As for :class:`~graphnet.Graph`.
+    loss_weight : float
+        The output's loss weight (it matters only once the model is edited
+        into a graph with several outputs).
+
+    Raises
+    ------
+    GraphError
+        For layers that are not ``Input`` then ``Dense``, repeated names, or a
+        ``loss`` that does not fit the last activation.
 
     Examples
     --------
