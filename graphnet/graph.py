@@ -66,8 +66,10 @@ class Graph:
     """
 
     def __init__(self, name: str = "graph", seed: int | None = None, dtype="float32"):
-        if not isinstance(name, str) or not name:
-            raise GraphError(f"graph name must be a non-empty string, got {name!r}")
+        if not isinstance(name, str) or not name.strip() or any(c in name for c in "\n\r\t\0"):
+            raise GraphError(
+                f"graph name must be a non-empty string without control characters, got {name!r}"
+            )
         try:
             dtype = np.dtype(dtype)
         except TypeError:

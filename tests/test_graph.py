@@ -279,3 +279,9 @@ def test_frozen_parameters_are_counted_and_kept():
     np.testing.assert_array_equal(g.synapse("x", "h").weight, frozen)
     assert np.all(g["h"].bias == 0)
     assert not np.all(g["y"].bias == 0)
+
+
+def test_graph_names_are_checked():
+    for bad in ("", "  ", "two\nlines", 3):
+        with pytest.raises(GraphError, match="graph name must be a non-empty string"):
+            gn.Graph(name=bad)
