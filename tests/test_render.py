@@ -149,7 +149,7 @@ ODD_NAMES = ["a b", "node", "x:y", "<tag>", 'q"uote', "back\\slash\\", "&amp", "
 
 
 def odd_graph() -> gn.Graph:
-    g = gn.Graph(name='odd "graph"\n}\ndigraph x { injected\\')  # a name that tries to break out
+    g = gn.Graph(name='odd "graph" } digraph x { injected\\')  # a name that tries to break out
     g.add_input(ODD_NAMES[0], 2)
     for name in ODD_NAMES[1:-1]:
         g.add_hidden(name, 2)
