@@ -275,12 +275,15 @@ class _GraphNetEstimator(BaseEstimator):
                 dtype=dtype,
                 name=type(self).__name__,
             )
-        if isinstance(spec, Graph):
+        if isinstance(spec, Graph):  # before the callable test: a Graph is callable too
             graph = copy.deepcopy(spec)
         elif isinstance(spec, Mapping):
             spec = dict(spec)
-            if spec.get("seed") is None:  # random_state decides, as for the default
+            # What the spec leaves open is decided as for the default network:
+            # the seed by random_state, the dtype by X.
+            if spec.get("seed") is None:
                 spec["seed"] = seed
+            spec.setdefault("dtype", np.dtype(dtype).name)
             graph = Graph.from_dict(spec)
         else:
             graph = spec(n_features, n_outputs)
@@ -547,7 +550,9 @@ class GraphNetClassifier(ClassifierMixin, _GraphNetEstimator):
         Reshuffle the samples every epoch.
     random_state : int, RandomState instance or None, default=None
         Drives weight initialisation (the default network, or a spec without a
-        seed), shuffling and the early-stopping split.
+        seed), shuffling and the early-stopping split. The network computes in
+        float32 when X is float32, else in float64 (as MLPClassifier), unless
+        ``graph`` fixes its own dtype.
     tol : float, default=1e-4
         Improvement below which an epoch counts as no improvement.
     verbose : bool, default=False
@@ -572,7 +577,9 @@ class GraphNetClassifier(ClassifierMixin, _GraphNetEstimator):
         unit per class (binary problems may use 2 units), or ``sigmoid`` +
         ``binary_crossentropy`` with 1 unit (binary) or one per label
         (multilabel). ``n_outputs`` is 1 for binary targets, else the number of
-        classes or labels. Inputs take the columns of X in insertion order.
+        classes or labels. Inputs take the columns of X in insertion order. A
+        spec without ``seed`` or ``dtype`` gets them as the default network
+        does; a callable or a Graph keeps its own.
 
     Attributes
     ----------
@@ -637,6 +644,14 @@ class GraphNetClassifier(ClassifierMixin, _GraphNetEstimator):
             When ``classes`` is missing on the first call, when ``y`` has labels
             outside ``classes_``, or as for :meth:`fit`.
         """
+        if classes is not None and hasattr(self, "classes_"):
+            given = np.unique(np.asarray(classes))
+            if not np.array_equal(given, self.classes_):
+                raise ValueError(
+                    f"classes={given.tolist()} differs from classes_ "
+                    f"{self.classes_.tolist()} of the earlier fit; pass the same classes "
+                    "(or none) to later calls of partial_fit"
+                )
         return self._fit(X, y, incremental=True, classes=classes)
 
     def _validate_Xy(self, X, y, reset: bool):

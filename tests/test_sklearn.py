@@ -265,6 +265,8 @@ def test_partial_fit_needs_classes_first_and_then_continues(rng):
     assert clf.graph_.optimizer.iterations > steps  # the same optimizer, state kept
     with pytest.raises(ValueError, match=r"classes \[7\] that are not in classes"):
         clf.partial_fit(X[:2], np.array([0, 7]))
+    with pytest.raises(ValueError, match=r"classes=\[0, 1\] differs from classes_ \[0, 1, 2\]"):
+        clf.partial_fit(X, y, classes=[0, 1])
 
 
 def test_partial_fit_refuses_early_stopping(rng):
