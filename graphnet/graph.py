@@ -628,6 +628,24 @@ class Graph:
 
         return repr_svg(self)
 
+    # --------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the compiled plan and its lock, which are rebuilt on demand.
+
+        Pickling exists for ``copy.deepcopy`` and for scikit-learn users who
+        ``joblib.dump`` a fitted estimator; graphnet's own model files never
+        unpickle. Weights, optimizer state and the random streams are kept, so
+        an unpickled graph predicts identically and trains on from where it was.
+        """
+        state = self.__dict__.copy()
+        state["_plan"] = None
+        del state["_plan_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._plan_lock = threading.Lock()
+
     # ----------------------------------------------------------------- helpers
     def _resolve(self, ref: NodeRef) -> str:
         """The name of a node given by name or object; refuses strangers."""
