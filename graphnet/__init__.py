@@ -18,6 +18,8 @@ from .errors import (
     TrainingError,
 )
 from .graph import Graph
+from .interop import from_keras, from_onnx, from_torch
+from .io import load
 from .nodes import Hidden, Input, Node, Output
 from .sequential import Dense, Sequential
 from .synapse import Synapse
@@ -33,6 +35,10 @@ __all__ = [
     "Synapse",
     "Sequential",
     "Dense",
+    "load",
+    "from_keras",
+    "from_torch",
+    "from_onnx",
     "History",
     "Callback",
     "EarlyStopping",
