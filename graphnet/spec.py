@@ -233,7 +233,7 @@ def _node(config, i: int) -> dict[str, Any]:
     where = f"spec.nodes[{i}]"
     _expect(isinstance(config, Mapping), where, "a mapping", config)
     kind = config.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise GraphError(f"{where}.kind: unknown kind {kind!r}; known: {sorted(KINDS)}")
     _fields(config, _NODE_FIELDS[kind], where)
     name = config.get("name")

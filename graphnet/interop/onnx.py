@@ -557,7 +557,9 @@ def _is_step(arg) -> bool:
 
 
 def _attributes(reader: _Reader, node) -> dict[str, Any]:
-    return {a.name: reader.onnx.helper.get_attribute_value(a) for a in node.attribute}
+    values = {a.name: reader.onnx.helper.get_attribute_value(a) for a in node.attribute}
+    # ONNX float attributes are float32: read 0.01f back as 0.01, not 0.009999999776.
+    return {k: float(str(np.float32(v))) if isinstance(v, float) else v for k, v in values.items()}
 
 
 def _node_name(tensor: str) -> str:
