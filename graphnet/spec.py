@@ -19,6 +19,10 @@ Format (version 1)::
 
 In hand-written specs only ``nodes`` (with ``kind``, ``name``, ``size``) and
 ``synapses`` are required; a synapse may also be written ``["src", "dst"]``.
+A synapse whose weights came from an array has ``"init": "array"``: it starts
+at zero (a model file then supplies the values) and keeps that origin. A
+``Sequential`` may carry a top-level ``loss``: the loss its later ``add``
+calls give a new output (it must agree with the output node's own loss).
 """
 
 from __future__ import annotations

@@ -195,3 +195,32 @@ def test_bad_inputs():
         gn.from_keras(42)
     with pytest.raises(gn.ModelFileError, match="no such file"):
         gn.from_keras("missing.keras")
+
+
+def test_malformed_configs_raise_import_errors(functional):
+    """Junk anywhere in a config gives ModelImportError (or a valid graph), never a stray error."""
+    import json
+
+    junk = [None, True, -1, 0, 3, "", "relu", "Dense", [], [1, 2], {}, {"name": 1}, ["a", 0, 0]]
+    original = json.loads(functional.to_json())
+    rng = np.random.default_rng(0)
+    refused = 0
+    for _ in range(400):
+        config = json.loads(json.dumps(original))
+        target, key, node = None, None, config
+        for _ in range(int(rng.integers(1, 9))):
+            if isinstance(node, dict) and node:
+                key = list(node)[int(rng.integers(len(node)))]
+            elif isinstance(node, list) and node:
+                key = int(rng.integers(len(node)))
+            else:
+                break
+            target, node = node, node[key]
+        if target is None:
+            continue
+        target[key] = junk[int(rng.integers(len(junk)))]
+        try:
+            gn.from_keras(json.dumps(config))
+        except gn.ModelImportError:
+            refused += 1
+    assert refused > 50

@@ -23,6 +23,7 @@ Folding rules, which keep every import exact:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,19 @@ from ..errors import GraphError, ModelImportError
 from ..sequential import default_loss
 from ..spec import FORMAT, FORMAT_VERSION, from_dict
 
-__all__ = ["Builder", "require"]
+__all__ = ["Builder", "require", "unexpected_as"]
+
+
+@contextlib.contextmanager
+def unexpected_as(error: type[GraphError], label: str):
+    """Turn a stray ``KeyError``/``TypeError``/... from reading a malformed
+    foreign model into ``error`` naming ``label``; graphnet's own errors pass."""
+    try:
+        yield
+    except GraphError:
+        raise
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        raise error(f"{label}: malformed model ({type(exc).__name__}: {exc})") from exc
 
 
 def require(module: str, what: str):

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelFileError, ModelImportError
-from ._builder import Builder, require
+from ._builder import Builder, require, unexpected_as
 
 __all__ = ["from_keras", "ACTIVATIONS", "LAYERS"]
 
@@ -98,6 +98,11 @@ def from_keras(obj, *, loss=None, dtype: str | None = None, seed: int | None = N
         When a ``.keras`` file cannot be read.
     """
     config, weights, origin = _read(obj)
+    with unexpected_as(ModelImportError, origin):
+        return _convert(config, weights, origin, loss, dtype, seed)
+
+
+def _convert(config, weights, origin: str, loss, dtype, seed):
     if not isinstance(config, Mapping) or not isinstance(config.get("config"), Mapping):
         raise ModelImportError(f"{origin}: expected a Keras model config with 'class_name' and 'config'")
     kind = config.get("class_name")

@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import GraphError, ModelFileError, ModelImportError
 from ..files import atomic_write
 from ..nodes import Input
-from ._builder import Builder, require
+from ._builder import Builder, require, unexpected_as
 
 __all__ = ["to_onnx", "from_onnx", "MIN_OPSET"]
 
@@ -240,8 +240,8 @@ def from_onnx(path: str | os.PathLike, *, loss=None, name: str | None = None, se
         raise ModelFileError(f"{label}: no such file") from None
     except Exception as exc:  # protobuf's DecodeError and friends
         raise ModelFileError(f"{label}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
-    reader = _Reader(model, onnx, label)
-    return reader.run(loss=loss, name=name, seed=seed)
+    with unexpected_as(ModelFileError, label):
+        return _Reader(model, onnx, label).run(loss=loss, name=name, seed=seed)
 
 
 class _Reader:
