@@ -185,11 +185,12 @@ def _training_state(graph) -> tuple[dict[str, Any], dict[str, np.ndarray] | None
         "layout": layout,
         "slots": sorted(optimizer.slot_names),
     }
-    arrays = {
-        name: np.concatenate(parts) if parts else np.zeros(0, dtype=graph.dtype)
-        for name, parts in slots.items()
+    if not slots:  # plain SGD keeps no state
+        return state, None
+    return state, {
+        name: (np.concatenate(parts) if parts else np.zeros(0)).astype(graph.dtype)
+        for name, parts in sorted(slots.items())
     }
-    return state, {name: arrays[name].astype(graph.dtype) for name in sorted(arrays)} or None
 
 
 def _parameter_sizes(graph) -> dict[str, int]:
@@ -374,12 +375,12 @@ def _read_json(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> A
     where = f"{label}: {info.filename}"
     raw = _read_member(archive, info, where)
     try:
-        return parse_json(raw)
+        return _parse_json(raw)
     except ValueError as exc:
         raise ModelFileError(f"{where} is not valid JSON ({exc})") from None
 
 
-def parse_json(raw: bytes) -> Any:
+def _parse_json(raw: bytes) -> Any:
     """Strict JSON: UTF-8, no NaN/Infinity, no repeated keys.
 
     Raises
@@ -484,13 +485,16 @@ def _parse_npy(raw: bytes, shape: tuple[int, ...], dtype: np.dtype, what: str) -
     float ``dtype``. Never unpickles: like ``np.load(..., allow_pickle=False)``,
     but the header is checked before any memory is given to the data."""
     handle = io.BytesIO(raw)
-    version = np.lib.format.read_magic(handle)
-    if version == (1, 0):
-        found_shape, fortran, found = np.lib.format.read_array_header_1_0(handle)
-    elif version == (2, 0):
-        found_shape, fortran, found = np.lib.format.read_array_header_2_0(handle)
-    else:
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        version = np.lib.format.read_magic(handle)
+        reader = readers.get(version)
+        header = reader(handle) if reader else None
+    except (ValueError, TypeError, SyntaxError) as exc:
+        raise ModelFileError(f"{what} is not a readable .npy array ({exc})") from None
+    if header is None:
         raise ModelFileError(f"{what}: .npy format version {version} is not one graphnet writes")
+    found_shape, fortran, found = header
     if found.hasobject:
         raise ModelFileError(f"{what} holds Python objects (pickled data); refused")
     if found.kind != "f" or found.itemsize != dtype.itemsize:
@@ -656,7 +660,7 @@ def read_spec(path: str | os.PathLike) -> Any:
         raise ModelFileError(f"{label}: larger than the limit of {MAX_JSON_BYTES:,} bytes for a spec")
     try:
         if suffix == ".json":
-            return parse_json(raw)
+            return _parse_json(raw)
         return _parse_yaml(raw, label)
     except ModelFileError:
         raise

@@ -224,3 +224,26 @@ def test_malformed_configs_raise_import_errors(functional):
         except gn.ModelImportError:
             refused += 1
     assert refused > 50
+
+
+def test_keras_file_without_recorded_layer_names(functional, data, tmp_path):
+    """Older files name weight groups only by class (dense, dense_1, ...): fall back to that."""
+    import io
+    import zipfile
+
+    import h5py
+
+    functional.save(tmp_path / "heads.keras")
+    with zipfile.ZipFile(tmp_path / "heads.keras") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    buffer = io.BytesIO(members["model.weights.h5"])
+    with h5py.File(buffer, "r+") as h5:
+        for group in h5["layers"].values():
+            group["vars"].attrs.pop("name", None)
+    members["model.weights.h5"] = buffer.getvalue()
+    with zipfile.ZipFile(tmp_path / "old.keras", "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    g = gn.from_keras(tmp_path / "old.keras")
+    expected = _keras_predict(functional, {"a": data["a"], "b": data["b"]})
+    np.testing.assert_allclose(g.predict({"a": data["a"], "b": data["b"]})["o2"], expected[1], atol=TOL)
