@@ -14,7 +14,7 @@ $(PY):
 
 # Reinstall whenever the dependencies change.
 $(VENV)/.test-deps: pyproject.toml | $(PY)
-	$(PIP) install -e '.[test]'
+	$(PIP) install -e '.[test,interop]'
 	touch $@
 
 install: $(VENV)/.test-deps

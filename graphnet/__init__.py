@@ -18,6 +18,8 @@ from .errors import (
     TrainingError,
 )
 from .graph import Graph
+from .interop import from_keras, from_onnx, from_torch
+from .io import load
 from .nodes import Hidden, Input, Node, Output
 from .plots import plot_history
 from .sequential import Dense, Sequential
@@ -34,6 +36,10 @@ __all__ = [
     "Synapse",
     "Sequential",
     "Dense",
+    "load",
+    "from_keras",
+    "from_torch",
+    "from_onnx",
     "History",
     "Callback",
     "EarlyStopping",

@@ -5,9 +5,13 @@
     graphnet demo [--out DIR] [--epochs N] [--seed S]
     graphnet summary FILE
     graphnet render FILE -o OUT [--rankdir LR|TB|RL|BT]
+    graphnet train FILE --data TRAIN.npz --out MODEL.gnet [--epochs N] [--batch-size B] ...
+    graphnet predict MODEL.gnet --data X.npz --out PRED.npz [--batch-size B]
 
 ``FILE`` is a spec (``.json``, ``.yaml``/``.yml``) or a saved model
-(``.gnet``); :func:`load_model` picks the reader by suffix. Every failure is
+(``.gnet``); :func:`load_model` picks the reader by suffix. Data files are
+``.npz`` archives of arrays keyed by input and output node names, read
+without unpickling. Every failure is
 one line on stderr (``graphnet: error: ...``) and a non-zero exit status:
 2 for bad arguments, 1 for anything else, 130 when interrupted. Set
 ``GRAPHNET_TRACEBACK=1`` to see the traceback of an unexpected error.
@@ -16,7 +20,6 @@ one line on stderr (``graphnet: error: ...``) and a non-zero exit status:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -42,40 +45,20 @@ class _Parser(argparse.ArgumentParser):
         raise CommandError(f"{message} (see '{self.prog} --help')", status=2)
 
 
-def _json(path: Path):
-    from .spec import from_dict
+def _spec(path: Path):
+    from .io import from_spec
 
-    try:
-        with path.open(encoding="utf-8") as handle:
-            data = json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise CommandError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
-    except UnicodeDecodeError:
-        raise CommandError(f"{path}: not valid JSON: the file is not UTF-8 text") from None
-    return from_dict(data)
+    return from_spec(path)
 
 
-def _yaml(path: Path):
-    return _io("from_spec", path, "a .yaml spec")
+def _saved(path: Path):
+    from .io import load
 
-
-def _gnet(path: Path):
-    return _io("load", path, "a saved .gnet model")
-
-
-def _io(function: str, path: Path, what: str):
-    try:
-        from . import io
-    except ImportError as exc:
-        raise CommandError(
-            f"{path}: reading {what} needs graphnet.io, which this installation lacks ({exc}); "
-            "save the architecture as a .json spec instead"
-        ) from None
-    return getattr(io, function)(path)
+    return load(path)
 
 
 #: Readers by file suffix: a spec or a saved model in, a Graph out.
-LOADERS = {".json": _json, ".yaml": _yaml, ".yml": _yaml, ".gnet": _gnet}
+LOADERS = {".json": _spec, ".yaml": _spec, ".yml": _spec, ".gnet": _saved}
 
 
 def load_model(path: str | os.PathLike):
@@ -84,9 +67,9 @@ def load_model(path: str | os.PathLike):
     Raises
     ------
     CommandError
-        For an unknown suffix, a missing or unreadable file, or invalid JSON.
-    GraphError
-        For a spec that does not describe a valid graph (from the reader).
+        For an unknown suffix or a missing file.
+    ModelFileError
+        For a file that cannot be read or does not describe a valid graph.
     """
     path = Path(os.fspath(path))
     loader = LOADERS.get(path.suffix.lower())
@@ -117,6 +100,26 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
     return value
 
 
@@ -152,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="seed for the split, the weights and the shuffling (default: 0)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    readable = f"a spec ({', '.join(s for s in LOADERS if s != '.gnet')}) or a saved model (.gnet)"
+    readable = "a spec (.json, .yaml, .yml) or a saved model (.gnet)"
     summary = commands.add_parser(
         "summary",
         help="print the summary table of a spec or saved model",
@@ -172,6 +175,46 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output", metavar="OUT", required=True, help="the file to write")
     render.add_argument("--rankdir", choices=RANKDIRS, default="LR",
                         help="direction of the data flow (default: LR, left to right)")
+
+    train = commands.add_parser(
+        "train",
+        help="train a spec or saved model on arrays from a .npz file",
+        description=(
+            f"Train FILE ({readable}; a saved model continues with its optimizer state) on "
+            "DATA, a .npz archive with one array per input and per output node, keyed by "
+            "node name; write the trained model to OUT (.gnet)."
+        ),
+    )
+    train.add_argument("file", metavar="FILE")
+    train.add_argument("--data", metavar="DATA", required=True, help="training arrays (.npz)")
+    train.add_argument("--out", metavar="OUT", required=True, help="the model file to write (.gnet)")
+    train.add_argument("--epochs", metavar="N", type=_positive, default=10, help="epochs (default: 10)")
+    train.add_argument("--batch-size", metavar="B", type=_positive, default=32,
+                       help="rows per batch (default: 32)")
+    train.add_argument("--optimizer", metavar="NAME", default=None,
+                       help="optimizer name (default: a saved model's own, else adam)")
+    train.add_argument("--lr", metavar="RATE", type=_rate, default=None,
+                       help="learning rate (default: the optimizer's)")
+    train.add_argument("--validation-split", metavar="F", type=_fraction, default=0.0,
+                       help="fraction of the rows held out for validation (default: 0)")
+    train.add_argument("--metrics", metavar="NAME", nargs="+", default=(),
+                       help="metrics to report, e.g. accuracy")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict with a saved model on arrays from a .npz file",
+        description=(
+            "Run MODEL (.gnet) on DATA, a .npz archive with one array per input node keyed by "
+            "node name (arrays named after output nodes are ignored, so a training file "
+            "works too); write OUT, a .npz archive with one array per output node."
+        ),
+    )
+    predict.add_argument("model", metavar="MODEL")
+    predict.add_argument("--data", metavar="DATA", required=True, help="input arrays (.npz)")
+    predict.add_argument("--out", metavar="OUT", required=True, help="the predictions to write (.npz)")
+    predict.add_argument("--batch-size", metavar="B", type=_positive, default=None,
+                         help="rows per chunk (default: 4096)")
     return parser
 
 
@@ -197,7 +240,85 @@ def _render(args) -> int:
     return 0
 
 
-COMMANDS = {"demo": _demo, "summary": _summary, "render": _render}
+def _arrays(path: str, what: str) -> dict:
+    """The arrays of a ``.npz`` file, never unpickling."""
+    import zipfile
+
+    import numpy as np
+
+    if not path.endswith(".npz"):
+        raise CommandError(f"{path}: {what} must be a .npz file (numpy.savez), not {Path(path).suffix or 'no suffix'!r}")
+    if not Path(path).is_file():
+        raise CommandError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise CommandError(f"{path}: cannot read {what} as .npz arrays ({_one_line(exc)})") from None
+
+
+def _keyed(arrays: dict, names: list[str], role: str, path: str, ignore=()) -> dict:
+    missing = [n for n in names if n not in arrays]
+    unknown = [n for n in arrays if n not in names and n not in ignore]
+    if missing or unknown:
+        parts = [f"missing {role} arrays {missing}"] if missing else []
+        parts += [f"unknown arrays {unknown}"] if unknown else []
+        raise CommandError(f"{path}: {' and '.join(parts)}; the model's {role}s are {names}")
+    return {n: arrays[n] for n in names}
+
+
+def _train(args) -> int:
+    if not args.out.endswith(".gnet"):
+        raise CommandError(f"--out {args.out}: the model file must end in .gnet")
+    graph = load_model(args.file)
+    arrays = _arrays(args.data, "the training data")
+    x = _keyed(arrays, graph.inputs, "input", args.data, ignore=graph.outputs)
+    y = _keyed(arrays, graph.outputs, "output", args.data, ignore=graph.inputs)
+    # A saved model keeps its optimizer (and state) unless another one is named.
+    if args.optimizer and (graph.optimizer is None or graph.optimizer.name != args.optimizer):
+        graph.optimizer = args.optimizer
+    elif graph.optimizer is None:
+        graph.optimizer = "adam"
+    if args.lr is not None:
+        graph.optimizer.lr = args.lr
+    history = graph.fit(
+        x, y,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=graph.optimizer,
+        metrics=list(args.metrics),
+        validation_split=args.validation_split,
+        verbose=0 if args.quiet else 1,
+    )
+    last = {k: v[-1] for k, v in history.history.items()}
+    print("Final epoch: " + " - ".join(f"{k}: {v:.4f}" for k, v in last.items()))
+    path = graph.save(args.out)
+    print(f"Wrote {path}")
+    return 0
+
+
+def _predict(args) -> int:
+    import numpy as np
+
+    from .files import atomic_write
+
+    if not args.out.endswith(".npz"):
+        raise CommandError(f"--out {args.out}: predictions are written as .npz")
+    if Path(args.model).suffix.lower() != ".gnet":
+        raise CommandError(f"{args.model}: predict needs a trained model file (.gnet), not a spec")
+    graph = load_model(args.model)
+    arrays = _arrays(args.data, "the input data")
+    x = _keyed(arrays, graph.inputs, "input", args.data, ignore=graph.outputs)
+    result = graph.predict(x, batch_size=args.batch_size)
+    if not isinstance(result, dict):
+        result = {graph.outputs[0]: result}
+    atomic_write(args.out, lambda handle: np.savez(handle, **result))
+    rows = next(iter(result.values())).shape[0]
+    print(f"Wrote {args.out}: {', '.join(f'{k} {v.shape}' for k, v in result.items())} for {rows} rows")
+    return 0
+
+
+COMMANDS = {"demo": _demo, "summary": _summary, "render": _render, "train": _train, "predict": _predict}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -646,6 +646,29 @@ class Graph:
         self.__dict__.update(state)
         self._plan_lock = threading.Lock()
 
+    @classmethod
+    def from_spec(cls, path, max_params: int | None = 100_000_000) -> Graph:
+        """A new Graph (or Sequential) from a ``.json``/``.yaml`` spec file; see
+        :func:`graphnet.io.from_spec`."""
+        from .io import from_spec
+
+        return from_spec(path, max_params=max_params)
+
+    # ------------------------------------------------------------ files
+    def save(self, path):
+        """Write architecture, weights and optimizer state to one file (atomically);
+        ``gn.load(path)`` reads it back. See :mod:`graphnet.io`."""
+        from .io import save
+
+        return save(self, path)
+
+    def to_onnx(self, path, opset: int = 17):
+        """Export to an ONNX file (checked) with this graph's input and output
+        names and a dynamic batch size; see :mod:`graphnet.interop.onnx`."""
+        from .interop.onnx import to_onnx
+
+        return to_onnx(self, path, opset=opset)
+
     # ----------------------------------------------------------------- helpers
     def _resolve(self, ref: NodeRef) -> str:
         """The name of a node given by name or object; refuses strangers."""

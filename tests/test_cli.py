@@ -11,6 +11,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import build_dag
 
@@ -159,7 +160,7 @@ def bad_cases(spec, tmp_path):
         (("summary", str(spec), "extra"), "unrecognized arguments: extra", 2),
         (("summary", str(tmp_path / "missing.json")), "missing.json: no such file", 1),
         (("summary", str(tmp_path / "model.txt")), r"expected one of \['.gnet', '.json', '.yaml', '.yml'\]", 1),
-        (("summary", str(bad_json)), "not valid JSON: .* line 1", 1),
+        (("summary", str(bad_json)), r"bad.json: not valid JSON \(.*line 1", 1),
         (("summary", str(bad_spec)), "unknown activation 'swish'", 1),
         (("render", str(spec), "-o", str(tmp_path / "dag.jpeg")), "cannot tell the format", 1),
         (("render", str(spec), "-o", str(tmp_path / "no" / "dag.dot")), "does not exist", 1),
@@ -187,16 +188,6 @@ def test_load_model_dispatches_on_the_suffix(spec):
     assert set(cli.LOADERS) == {".json", ".yaml", ".yml", ".gnet"}
 
 
-@pytest.mark.parametrize("suffix", [".yaml", ".gnet"])
-def test_files_for_graphnet_io_without_it_are_one_clear_error(tmp_path, monkeypatch, suffix, capsys):
-    monkeypatch.setitem(sys.modules, "graphnet.io", None)  # as if graphnet.io were absent
-    path = tmp_path / f"model{suffix}"
-    path.write_text("{}")
-    assert cli.main(["summary", str(path)]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "needs graphnet.io" in err
-
-
 def test_an_unexpected_error_is_one_line_unless_a_traceback_is_asked_for(monkeypatch, capsys):
     def broken(args):
         raise RuntimeError("something broke\nacross lines")
@@ -211,3 +202,89 @@ def test_an_unexpected_error_is_one_line_unless_a_traceback_is_asked_for(monkeyp
     monkeypatch.setenv("GRAPHNET_TRACEBACK", "1")
     with pytest.raises(RuntimeError, match="something broke"):
         cli.main(["summary", "x.json"])
+
+
+# ------------------------------------------------------- model files and data
+@pytest.fixture
+def digits_like(tmp_path, rng):
+    """A spec with two inputs and two outputs, and training data for it."""
+    g = build_dag(dtype="float32")
+    spec = tmp_path / "dag.yaml"
+    yaml = pytest.importorskip("yaml")
+    spec.write_text(yaml.safe_dump(g.to_dict()), encoding="utf-8")
+    x = {"a": rng.normal(size=(60, 5)), "b": rng.normal(size=(60, 3))}
+    y = {"aux": rng.integers(0, 3, size=60), "main": rng.integers(0, 2, size=(60, 2)).astype(float)}
+    data = tmp_path / "train.npz"
+    np.savez(data, **x, **y)
+    return spec, data, x, y
+
+
+def test_train_then_predict_then_summary_and_render(digits_like, tmp_path):
+    spec, data, x, y = digits_like
+    model = tmp_path / "model.gnet"
+    result = graphnet("train", str(spec), "--data", str(data), "--epochs", "3", "--batch-size", "16",
+                      "--metrics", "accuracy", "--validation-split", "0.2", "--out", str(model))
+    assert result.returncode == 0, result.stderr
+    assert "Final epoch: loss: " in result.stdout and "val_main_accuracy" in result.stdout
+    trained = gn.load(model)
+    assert trained.optimizer.iterations == 3 * 3  # 48 training rows in batches of 16
+
+    pred = tmp_path / "pred.npz"
+    result = graphnet("predict", str(model), "--data", str(data), "--out", str(pred))  # targets ignored
+    assert result.returncode == 0, result.stderr
+    with np.load(pred, allow_pickle=False) as saved:
+        expected = trained.predict(x)
+        assert sorted(saved.files) == ["aux", "main"]
+        for name in expected:
+            np.testing.assert_array_equal(saved[name], expected[name])
+
+    again = tmp_path / "again.gnet"  # a saved model continues with its optimizer state
+    result = graphnet("train", str(model), "--data", str(data), "--epochs", "1", "--out", str(again), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert gn.load(again).optimizer.iterations == 9 + 2  # 60 rows, default batch size 32
+
+    for path in (spec, model):
+        result = graphnet("summary", str(path))
+        assert result.returncode == 0 and "Total params: 183" in result.stdout
+        out = tmp_path / f"{path.stem}.gv"
+        assert graphnet("render", str(path), "-o", str(out)).returncode == 0
+        assert out.read_text(encoding="utf-8").startswith("digraph")
+
+
+def test_train_and_predict_refuse_bad_files_in_one_line(digits_like, tmp_path, capsys):
+    spec, data, x, y = digits_like
+    missing_b = tmp_path / "no_b.npz"
+    np.savez(missing_b, a=x["a"], aux=y["aux"], main=y["main"], extra=x["a"])
+    pickled = tmp_path / "objects.npz"
+    np.savez(pickled, a=np.array([object()] * 3), b=x["b"], aux=y["aux"], main=y["main"])
+    model = tmp_path / "m.gnet"
+    assert cli.main(["train", str(spec), "--data", str(data), "--epochs", "1", "--out", str(model), "--quiet"]) == 0
+    capsys.readouterr()
+    cases = [
+        (["train", str(spec), "--data", str(missing_b), "--out", str(model)],
+         r"no_b.npz: missing input arrays \['b'\] and unknown arrays \['extra'\]"),
+        (["train", str(spec), "--data", str(pickled), "--out", str(model)], r"objects.npz: cannot read the training data"),
+        (["train", str(spec), "--data", str(tmp_path / "nope.npz"), "--out", str(model)], "nope.npz: no such file"),
+        (["train", str(spec), "--data", str(spec), "--out", str(model)], "must be a .npz file"),
+        (["train", str(spec), "--data", str(data), "--out", str(tmp_path / "m.zip")], "must end in .gnet"),
+        (["train", str(spec), "--data", str(data), "--out", str(model), "--lr", "-1"], "expected a positive number"),
+        (["train", str(spec), "--data", str(data), "--out", str(model), "--optimizer", "adagrad"], "unknown optimizer 'adagrad'"),
+        (["train", str(spec), "--data", str(data), "--out", str(model), "--validation-split", "1"], r"expected a number in \[0, 1\)"),
+        (["predict", str(spec), "--data", str(data), "--out", str(tmp_path / "p.npz")], "predict needs a trained model file"),
+        (["predict", str(model), "--data", str(data), "--out", str(tmp_path / "p.csv")], "written as .npz"),
+        (["predict", str(model), "--data", str(missing_b), "--out", str(tmp_path / "p.npz")], r"missing input arrays \['b'\]"),
+        (["summary", str(data)], "cannot tell what this file is"),
+    ]
+    for args, match in cases:
+        status = cli.main(args)
+        captured = capsys.readouterr()
+        assert status in (1, 2), args
+        assert_one_line_error(subprocess.CompletedProcess(args, status, captured.out, captured.err), match)
+
+
+def test_a_corrupt_model_file_is_one_line(tmp_path, capsys):
+    path = tmp_path / "broken.gnet"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    assert cli.main(["summary", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "broken.gnet" in err
