@@ -13,6 +13,7 @@ the methods here only delegate to them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import types
@@ -95,6 +96,7 @@ class Graph:
         self._plan: Plan | None = None
         self._plan_lock = threading.Lock()
         self._optimizer: optimizers_module.Optimizer | None = None
+        self._acyclic_promised = False
         #: Set by a callback to end ``fit`` after the current epoch.
         self.stop_training = False
 
@@ -245,11 +247,10 @@ class Graph:
             if (name, dst_name) in self._synapses or name in seen:
                 raise GraphError(f"synapse {name!r} -> {dst_name!r} already exists")
             seen.add(name)
-            if nx.has_path(self._structure, dst_name, name):
-                path = nx.shortest_path(self._structure, dst_name, name)
-                cycle = " -> ".join([name, *path])
+            cycle = self._cycle_through(name, dst_name)
+            if cycle:
                 raise CycleError(
-                    f"connecting {name!r} -> {dst_name!r} would create the cycle {cycle}"
+                    f"connecting {name!r} -> {dst_name!r} would create the cycle {format_cycle(cycle)}"
                 )
         shapes = [(self._nodes[s].size, target.size) for s in sources]
         if init is None:
@@ -285,6 +286,31 @@ class Graph:
             created.append(synapse)
         self._changed()
         return created if many else created[0]
+
+    def _cycle_through(self, src: str, dst: str) -> list[str] | None:
+        """The cycle a new synapse ``src -> dst`` would close, or ``None``.
+
+        A cycle needs a path ``dst -> ... -> src``. When nothing feeds ``src``
+        or ``dst`` feeds nothing there is none, which settles the usual ways of
+        building (edges into new nodes, or from nodes not yet fed) in O(1);
+        otherwise one search from ``dst``.
+        """
+        structure = self._structure
+        if self._acyclic_promised or not structure.in_degree(src) or not structure.out_degree(dst):
+            return None
+        if not nx.has_path(structure, dst, src):
+            return None
+        return [src, *nx.shortest_path(structure, dst, src)]
+
+    @contextlib.contextmanager
+    def _promise_acyclic(self):
+        """Skip the per-synapse cycle search, for builders (specs, model files)
+        that checked their whole set of synapses for cycles at once."""
+        self._acyclic_promised = True
+        try:
+            yield self
+        finally:
+            self._acyclic_promised = False
 
     def disconnect(self, src: NodeRef, dst: NodeRef) -> None:
         """Remove the synapse ``src -> dst``; other weights are kept."""
@@ -684,6 +710,14 @@ class Graph:
 
     def _changed(self) -> None:
         self.version += 1
+
+
+def format_cycle(path: list[str], limit: int = 12) -> str:
+    """``a -> b -> c -> a``; a long cycle keeps its ends and says how much is left out."""
+    if len(path) <= limit:
+        return " -> ".join(path)
+    head, tail = path[: limit // 2], path[-(limit // 2) :]
+    return " -> ".join([*head, f"... ({len(path) - limit} more)", *tail])
 
 
 def preview(names: Iterable[str], limit: int = 20) -> str:

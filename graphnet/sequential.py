@@ -130,6 +130,20 @@ class Sequential(Graph):
         return [self.nodes[name] for name in self.topological_order]
 
     @property
+    def is_chain(self) -> bool:
+        """Whether the model is still one chain ``input -> ... -> output`` (the
+        Graph methods can branch it; a branched model saves as a plain graph)."""
+        order = self.topological_order
+        chain = list(zip(order, order[1:]))
+        return (
+            len(self.inputs) == 1
+            and len(self.outputs) == 1
+            and order[0] == self.inputs[0]
+            and order[-1] == self.outputs[0]
+            and [(s.src, s.dst) for s in self.synapses] == chain
+        )
+
+    @property
     def input(self) -> str:
         """The name of the input node."""
         if not self.inputs:

@@ -31,8 +31,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import networkx as nx
+
 from . import losses
-from .errors import GraphError
+from .errors import CycleError, GraphError
 from .nodes import KINDS
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "to_dict", "from_dict"]
@@ -77,7 +79,8 @@ def to_dict(graph) -> dict[str, Any]:
         "name": graph.name,
         "dtype": graph.dtype.name,
         "seed": graph.seed if isinstance(graph.seed, int) else None,
-        "sequential": isinstance(graph, Sequential),
+        # A Sequential that was branched (add_output, connect) is a plain graph now.
+        "sequential": isinstance(graph, Sequential) and graph.is_chain,
         "nodes": nodes,
         "synapses": [s.get_config() for s in graph.synapses],
     }
@@ -158,17 +161,43 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
 
     if sequential:
         return _sequential(data, configs, synapses, name, seed, dtype, Sequential, Dense)
+    _refuse_cycles(synapses)
     graph = Graph(name=name, seed=seed, dtype=dtype)
     for i, config in enumerate(configs):
         graph.add_node(_build_node(config, f"spec.nodes[{i}]"))
-    for i, s in enumerate(synapses):
-        try:
-            synapse = graph.connect(s["src"], s["dst"], init=_drawable(s["init"]), trainable=s["trainable"])
-        except GraphError as exc:
-            raise type(exc)(f"spec.synapses[{i}]: {exc}") from None
-        if s["init"] == "array":
-            synapse.init = "array"
+    # One linear check above instead of a search per synapse: a hostile spec
+    # with its synapses in an awkward order cannot make loading quadratic.
+    with graph._promise_acyclic():
+        for i, s in enumerate(synapses):
+            try:
+                synapse = graph.connect(s["src"], s["dst"], init=_drawable(s["init"]), trainable=s["trainable"])
+            except GraphError as exc:
+                raise type(exc)(f"spec.synapses[{i}]: {exc}") from None
+            if s["init"] == "array":
+                synapse.init = "array"
     return graph
+
+
+def _refuse_cycles(synapses: list[dict[str, Any]]) -> None:
+    """Refuse a set of synapses that contains a cycle, showing one; linear in
+    nodes + synapses (``nx.find_cycle`` over a whole graph is not)."""
+    structure = nx.DiGraph((s["src"], s["dst"]) for s in synapses)
+    if nx.is_directed_acyclic_graph(structure):
+        return
+    loops = list(nx.selfloop_edges(structure))
+    if loops:
+        node = loops[0][0]
+        raise CycleError(f"spec.synapses: the synapse {node!r} -> {node!r} makes the cycle {node} -> {node}")
+    component = next(c for c in nx.strongly_connected_components(structure) if len(c) > 1)
+    first_seen: dict[str, int] = {}
+    for s in synapses:
+        first_seen.setdefault(s["src"], len(first_seen))
+    start = min(component, key=lambda n: first_seen.get(n, len(first_seen)))
+    cycle = nx.find_cycle(structure.subgraph(component), source=start)
+    from .graph import format_cycle
+
+    path = format_cycle([edge[0] for edge in cycle] + [cycle[0][0]])
+    raise CycleError(f"spec.synapses: the synapses make the cycle {path}")
 
 
 def _drawable(init: str | None) -> str | None:

@@ -285,3 +285,28 @@ def test_graph_names_are_checked():
     for bad in ("", "  ", "two\nlines", 3):
         with pytest.raises(GraphError, match="graph name must be a non-empty string"):
             gn.Graph(name=bad)
+
+
+def test_specs_with_cycles_are_refused_in_one_pass():
+    spec = chain().to_dict()
+    spec["synapses"].append({"src": "h3", "dst": "h1"})
+    with pytest.raises(CycleError, match=r"spec.synapses: the synapses make the cycle h1 -> h2 -> h3 -> h1"):
+        gn.Graph.from_dict(spec)
+
+
+def test_building_a_long_chain_in_any_synapse_order_stays_linear():
+    # Reverse order is the worst case for a per-synapse search; a spec is checked once.
+    n = 3000
+    nodes = [{"kind": "input", "name": "n0", "size": 1}]
+    nodes += [{"kind": "hidden", "name": f"n{i}", "size": 1, "activation": "linear"} for i in range(1, n - 1)]
+    nodes += [{"kind": "output", "name": f"n{n - 1}", "size": 1}]
+    synapses = [[f"n{i}", f"n{i + 1}"] for i in reversed(range(n - 1))]
+    g = gn.Graph.from_dict({"nodes": nodes, "synapses": synapses})
+    assert g.topological_order[:3] == ["n0", "n1", "n2"] and len(g.synapses) == n - 1
+    # By hand, the same order is settled by the O(1) shortcut (nothing feeds the source yet).
+    h = gn.Graph()
+    for node in nodes:
+        h.add_node(gn.nodes.KINDS[node["kind"]](**{k: v for k, v in node.items() if k != "kind"}))
+    for src, dst in synapses:
+        h.connect(src, dst)
+    assert h.topological_order == g.topological_order

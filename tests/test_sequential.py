@@ -262,3 +262,15 @@ def test_one_input_object_may_start_several_models():
     assert a["input"] is not b["input"]
     assert a.predict(np.zeros((1, 3))).shape == (1, 1)
     assert b.predict(np.zeros((1, 3))).shape == (1, 2)
+
+
+def test_a_branched_sequential_saves_as_a_plain_graph():
+    model = gn.Sequential([gn.Input(3), gn.Dense(4, activation="relu"), gn.Dense(1)], seed=0)
+    assert model.is_chain and model.to_dict()["sequential"] is True
+    model.add_output("side", 2)
+    model.connect("dense", "side")
+    assert not model.is_chain
+    spec = model.to_dict()
+    assert spec["sequential"] is False
+    rebuilt = gn.Graph.from_dict(spec)
+    assert type(rebuilt) is gn.Graph and rebuilt.outputs == ["dense_1", "side"]
