@@ -8,7 +8,6 @@ import pytest
 import graphnet as gn
 
 datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn provides the data sets")
-model_selection = pytest.importorskip("sklearn.model_selection")
 
 
 def test_breast_cancer_mlp_matches_other_tools():
@@ -39,29 +38,14 @@ def test_breast_cancer_mlp_matches_other_tools():
 
 
 def test_two_input_two_output_digits():
-    digits = datasets.load_digits()
-    x, y = digits.data / 16.0, digits.target
-    x_train, x_test, y_train, y_test = model_selection.train_test_split(
-        x, y, test_size=0.25, random_state=0, stratify=y
-    )
-    g = gn.Graph(name="digits", seed=0)
-    g.add_input("top", 32)  # the upper four pixel rows
-    g.add_input("bottom", 32)  # the lower four
-    g.add_hidden("top_h", 64, activation="relu")
-    g.add_hidden("bottom_h", 64, activation="relu")
-    g.add_hidden("joint", 64, activation="relu", dropout=0.1)
-    g.add_output("digit", 10, activation="softmax", loss="categorical_crossentropy")
-    g.add_output("even", 1, activation="sigmoid", loss="binary_crossentropy", loss_weight=0.5)
-    g.connect("top", "top_h")
-    g.connect("bottom", "bottom_h")
-    g.connect(["top_h", "bottom_h"], "joint")
-    g.connect("joint", "digit")
-    g.connect(["joint", "digit"], "even")  # an output feeding another
+    # The demo's graph: the top and bottom halves of each image as two inputs;
+    # outputs: the digit (softmax) and whether it is even (sigmoid).
+    from graphnet.demo import build_model, load_data
 
-    def split(rows):
-        return {"top": rows[:, :32], "bottom": rows[:, 32:]}
-
-    g.fit(split(x_train), {"digit": y_train, "even": y_train % 2 == 0}, epochs=40, batch_size=32, verbose=0)
-    logs = g.evaluate(split(x_test), {"digit": y_test, "even": y_test % 2 == 0}, metrics=["accuracy"])
+    (x_train, y_train), (x_test, y_test) = load_data(seed=0)
+    g = build_model(seed=0)
+    assert g.inputs == ["top", "bottom"] and g.outputs == ["digit", "even"]
+    g.fit(x_train, y_train, epochs=40, batch_size=32, verbose=0)
+    logs = g.evaluate(x_test, y_test, metrics=["accuracy"])
     assert logs["digit_accuracy"] >= 0.96, logs
     assert logs["even_accuracy"] >= 0.95, logs
