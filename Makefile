@@ -7,17 +7,41 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: test test-fast install clean bench
+.PHONY: test test-fast install clean demo graphviz bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstall whenever the dependencies change.
 $(VENV)/.test-deps: pyproject.toml | $(PY)
-	$(PIP) install -e '.[test]'
+	$(PIP) install -e '.[test,interop]'
 	touch $@
 
 install: $(VENV)/.test-deps
+
+# `make demo`: the project's main job (see `graphnet demo --help`; pass options
+# with DEMO_ARGS="--epochs 10 --out results"). Writes demo-output/.
+DEMO_ARGS ?=
+
+$(VENV)/.demo-deps: pyproject.toml | $(PY)
+	$(PIP) install -e '.[demo]'
+	touch $@
+
+demo: $(VENV)/.demo-deps graphviz
+	$(VENV)/bin/graphnet demo $(DEMO_ARGS)
+
+# Graphviz's `dot` draws the diagrams: installed with apt-get when missing and
+# running as root; otherwise the exact command is printed and make stops.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Graphviz's dot program is missing: installing the graphviz package with apt-get"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q graphviz; \
+	  else \
+	    echo "Graphviz's dot program is missing; install it, then run make again:" >&2; \
+	    echo "    sudo apt-get install -y graphviz" >&2; \
+	    exit 1; \
+	  fi; }
 
 test: $(VENV)/.test-deps
 	$(PY) -m pytest

@@ -18,7 +18,10 @@ from .errors import (
     TrainingError,
 )
 from .graph import Graph
+from .interop import from_keras, from_onnx, from_torch
+from .io import load
 from .nodes import Hidden, Input, Node, Output
+from .plots import plot_history
 from .sequential import Dense, Sequential
 from .synapse import Synapse
 
@@ -33,10 +36,15 @@ __all__ = [
     "Synapse",
     "Sequential",
     "Dense",
+    "load",
+    "from_keras",
+    "from_torch",
+    "from_onnx",
     "History",
     "Callback",
     "EarlyStopping",
     "ModelCheckpoint",
+    "plot_history",
     "GraphError",
     "CycleError",
     "NotFoundError",

@@ -164,9 +164,11 @@ class ModelCheckpoint(_Monitor):
     with ``save_best_only``).
 
     ``path`` may contain ``{epoch}`` and logged names, e.g.
-    ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``. A ``.npz`` path saves the
-    weights only (``np.load`` then ``Graph.set_weights``). Every write is
-    atomic.
+    ``"ckpt-{epoch:02d}-{val_loss:.3f}.gnet"``. A ``.npz`` path saves the
+    weights only (``np.load`` then ``Graph.set_weights``); any other path
+    (``.gnet`` is the suggested extension) saves the whole model with
+    ``Graph.save``, optimizer state included, so ``gn.load`` resumes from it.
+    Every write is atomic.
     """
 
     def __init__(
@@ -178,11 +180,9 @@ class ModelCheckpoint(_Monitor):
     ):
         super().__init__(monitor, mode)
         self.path = str(path)
-        if Path(self.path).suffix != ".npz":
-            raise GraphError(
-                f"ModelCheckpoint: {self.path!r} must end in .npz (the weights, keyed like "
-                f"get_weights())"
-            )
+        if not self.path:
+            raise GraphError("ModelCheckpoint: path must be a file name, e.g. 'best.gnet'")
+        self.weights_only = Path(self.path).suffix == ".npz"
         self.save_best_only = bool(save_best_only)
         self.saved: list[str] = []
 
@@ -202,5 +202,8 @@ class ModelCheckpoint(_Monitor):
         logger.info("%s: epoch %d saved to %s", self.graph.name, epoch + 1, target)
 
     def _write(self, target: str) -> None:
+        if not self.weights_only:
+            self.graph.save(target)
+            return
         weights = self.graph.get_weights()
         atomic_write(target, lambda handle: np.savez(handle, **weights))

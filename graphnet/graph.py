@@ -13,6 +13,7 @@ the methods here only delegate to them.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import threading
@@ -67,8 +68,10 @@ class Graph:
     """
 
     def __init__(self, name: str = "graph", seed: int | None = None, dtype="float32"):
-        if not isinstance(name, str) or not name:
-            raise GraphError(f"graph name must be a non-empty string, got {name!r}")
+        if not isinstance(name, str) or not name.strip() or any(c in name for c in "\n\r\t\0"):
+            raise GraphError(
+                f"graph name must be a non-empty string without control characters, got {name!r}"
+            )
         try:
             dtype = np.dtype(dtype)
         except TypeError:
@@ -87,10 +90,6 @@ class Graph:
         self._nodes: dict[str, Node] = {}
         self._synapses: dict[tuple[str, str], Synapse] = {}
         self._insertion: dict[str, int] = {}
-        self._node_ids: set[int] = set()  # id() of every node object held
-        # A topological ranking (name -> int), or None until needed: lets connect()
-        # skip the cycle search for synapses that follow it (see _may_reach).
-        self._rank: dict[str, int] | None = {}
         self._inserted = 0
         self.version = 0
         self._order: tuple[str, ...] | None = None
@@ -98,6 +97,7 @@ class Graph:
         self._plan: Plan | None = None
         self._plan_lock = threading.Lock()
         self._optimizer: optimizers_module.Optimizer | None = None
+        self._acyclic_promised = False
         #: Set by a callback to end ``fit`` after the current epoch.
         self.stop_training = False
 
@@ -158,14 +158,15 @@ class Graph:
                 f"graph {self.name!r} already has a node named {node.name!r} "
                 f"({self._nodes[node.name].kind}); node names must be unique"
             )
-        if id(node) in self._node_ids:  # a set: graphs of 10,000 nodes build in linear time
-            raise GraphError(f"graph {self.name!r}: {node!r} was already added")
+        if node._graph is not None:
+            raise GraphError(
+                f"graph {self.name!r}: {node!r} already belongs to graph {node._graph.name!r}; "
+                "make a new node"
+            )
         if isinstance(node, DenseNode):
             node._bias = node._bias.astype(self.dtype)
+        node._graph = self
         self._nodes[node.name] = node
-        self._node_ids.add(id(node))
-        if self._rank is not None:  # no synapses yet: the next rank fits
-            self._rank[node.name] = self._inserted  # above every rank given so far
         self._insertion[node.name] = self._inserted
         self._inserted += 1
         self._structure.add_node(node.name)
@@ -176,12 +177,9 @@ class Graph:
         """Remove a node and every synapse touching it; other weights are kept."""
         name = self._resolve(name)
         for key in [k for k in self._synapses if name in k]:
-            del self._synapses[key]
+            self._synapses.pop(key)._graph = None
         self._structure.remove_node(name)
-        self._node_ids.discard(id(self._nodes[name]))
-        if self._rank is not None:
-            del self._rank[name]  # removing nodes or synapses never breaks a ranking
-        del self._nodes[name]
+        self._nodes.pop(name)._graph = None
         del self._insertion[name]
         self._changed()
 
@@ -192,10 +190,11 @@ class Graph:
         old = self._nodes[self._resolve(name)]
         if node.name != name or node.size != old.size:
             raise GraphError(f"_replace_node: {node!r} cannot stand in for {old!r}")
+        if node._graph is not None:
+            raise GraphError(f"_replace_node: {node!r} already belongs to a graph")
         if isinstance(node, DenseNode):
             node._bias = np.array(old.bias if isinstance(old, DenseNode) else node._bias, dtype=self.dtype)
-        self._node_ids.discard(id(old))
-        self._node_ids.add(id(node))
+        old._graph, node._graph = None, self
         self._nodes[name] = node
         self._changed()
 
@@ -249,11 +248,10 @@ class Graph:
             if (name, dst_name) in self._synapses or name in seen:
                 raise GraphError(f"synapse {name!r} -> {dst_name!r} already exists")
             seen.add(name)
-            if self._may_reach(dst_name, name) and nx.has_path(self._structure, dst_name, name):
-                path = nx.shortest_path(self._structure, dst_name, name)
-                cycle = " -> ".join([name, *path])
+            cycle = self._cycle_through(name, dst_name)
+            if cycle:
                 raise CycleError(
-                    f"connecting {name!r} -> {dst_name!r} would create the cycle {cycle}"
+                    f"connecting {name!r} -> {dst_name!r} would create the cycle {format_cycle(cycle)}"
                 )
         shapes = [(self._nodes[s].size, target.size) for s in sources]
         if init is None:
@@ -283,33 +281,44 @@ class Graph:
                 weight = initializers.get(init_name)(shape, self._init_rng, self.dtype)
             logger.debug("%s: init %s -> %s %s with %s", self.name, name, dst_name, shape, init_name)
             synapse = Synapse(name, dst_name, weight, init_name, trainable)
+            synapse._graph = self
             self._synapses[(name, dst_name)] = synapse
             self._structure.add_edge(name, dst_name)
-            if self._rank is not None and self._rank[name] >= self._rank[dst_name]:
-                self._rank = None  # still acyclic, but the ranking no longer fits
             created.append(synapse)
         self._changed()
         return created if many else created[0]
 
-    def _may_reach(self, start: str, goal: str) -> bool:
-        """False when no path ``start -> ... -> goal`` can exist, decided in O(1).
+    def _cycle_through(self, src: str, dst: str) -> list[str] | None:
+        """The cycle a new synapse ``src -> dst`` would close, or ``None``.
 
-        Every synapse goes from a lower to a higher rank, so a path can only
-        climb: ``rank[start] < rank[goal]`` is necessary. New nodes take the
-        next rank, so building a graph in dependency order never needs the
-        search; a synapse against the ranking drops it, and the next call ranks
-        the nodes afresh from the topological order (linear).
+        A cycle needs a path ``dst -> ... -> src``. When nothing feeds ``src``
+        or ``dst`` feeds nothing there is none, which settles the usual ways of
+        building (edges into new nodes, or from nodes not yet fed) in O(1);
+        otherwise one search from ``dst``.
         """
-        if self._rank is None:
-            self._rank = {n: i for i, n in enumerate(self.topological_order)}
-        return self._rank[start] < self._rank[goal]
+        structure = self._structure
+        if self._acyclic_promised or not structure.in_degree(src) or not structure.out_degree(dst):
+            return None
+        if not nx.has_path(structure, dst, src):
+            return None
+        return [src, *nx.shortest_path(structure, dst, src)]
+
+    @contextlib.contextmanager
+    def _promise_acyclic(self):
+        """Skip the per-synapse cycle search, for builders (specs, model files)
+        that checked their whole set of synapses for cycles at once."""
+        self._acyclic_promised = True
+        try:
+            yield self
+        finally:
+            self._acyclic_promised = False
 
     def disconnect(self, src: NodeRef, dst: NodeRef) -> None:
         """Remove the synapse ``src -> dst``; other weights are kept."""
         key = (self._resolve(src), self._resolve(dst))
         if key not in self._synapses:
             raise NotFoundError(f"graph {self.name!r} has no synapse {key[0]!r} -> {key[1]!r}")
-        del self._synapses[key]
+        self._synapses.pop(key)._graph = None
         self._structure.remove_edge(*key)
         self._changed()
 
@@ -611,6 +620,78 @@ class Graph:
 
         return from_dict(data)
 
+    # ------------------------------------------------------------ seeing it
+    def summary(self, print_fn=print):
+        """Print the table of nodes and parameter counts; ``print_fn=None`` returns
+        the text. See :func:`graphnet.summary.summary`."""
+        from .summary import summary
+
+        return summary(self, print_fn=print_fn)
+
+    def to_dot(self, rankdir: str = "LR", show_shapes: bool = True, **options):
+        """The diagram as a ``graphviz.Digraph``; see :func:`graphnet.render.to_dot`."""
+        from .render import to_dot
+
+        return to_dot(self, rankdir=rankdir, show_shapes=show_shapes, **options)
+
+    def render(self, path, **options):
+        """Write the diagram to ``path`` (``.svg``, ``.png``, ``.pdf``, ``.dot``, ``.gv``);
+        see :func:`graphnet.render.render`."""
+        from .render import render
+
+        return render(self, path, **options)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from .render import repr_mimebundle
+
+        return repr_mimebundle(self, include, exclude)
+
+    def _repr_svg_(self):
+        from .render import repr_svg
+
+        return repr_svg(self)
+
+    # --------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the compiled plan and its lock, which are rebuilt on demand.
+
+        Pickling exists for ``copy.deepcopy`` and for scikit-learn users who
+        ``joblib.dump`` a fitted estimator; graphnet's own model files never
+        unpickle. Weights, optimizer state and the random streams are kept, so
+        an unpickled graph predicts identically and trains on from where it was.
+        """
+        state = self.__dict__.copy()
+        state["_plan"] = None
+        del state["_plan_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._plan_lock = threading.Lock()
+
+    @classmethod
+    def from_spec(cls, path, max_params: int | None = 100_000_000) -> Graph:
+        """A new Graph (or Sequential) from a ``.json``/``.yaml`` spec file; see
+        :func:`graphnet.io.from_spec`."""
+        from .io import from_spec
+
+        return from_spec(path, max_params=max_params)
+
+    # ------------------------------------------------------------ files
+    def save(self, path):
+        """Write architecture, weights and optimizer state to one file (atomically);
+        ``gn.load(path)`` reads it back. See :mod:`graphnet.io`."""
+        from .io import save
+
+        return save(self, path)
+
+    def to_onnx(self, path, opset: int = 17):
+        """Export to an ONNX file (checked) with this graph's input and output
+        names and a dynamic batch size; see :mod:`graphnet.interop.onnx`."""
+        from .interop.onnx import to_onnx
+
+        return to_onnx(self, path, opset=opset)
+
     # ----------------------------------------------------------------- helpers
     def _resolve(self, ref: NodeRef) -> str:
         """The name of a node given by name or object; refuses strangers."""
@@ -626,6 +707,14 @@ class Graph:
 
     def _changed(self) -> None:
         self.version += 1
+
+
+def format_cycle(path: list[str], limit: int = 12) -> str:
+    """``a -> b -> c -> a``; a long cycle keeps its ends and says how much is left out."""
+    if len(path) <= limit:
+        return " -> ".join(path)
+    head, tail = path[: limit // 2], path[-(limit // 2) :]
+    return " -> ".join([*head, f"... ({len(path) - limit} more)", *tail])
 
 
 def preview(names: Iterable[str], limit: int = 20) -> str:

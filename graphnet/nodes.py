@@ -45,18 +45,37 @@ def _check_size(size: object, name: str | None) -> int:
 
 
 class Node:
-    """Base class: a named node of ``size`` features."""
+    """Base class: a named node of ``size`` features.
+
+    ``name`` and ``size`` are fixed once made. The other settings
+    (activation, dropout, loss, ...) may be changed on a node that is in a
+    graph: the graph then recompiles before it next runs.
+    """
 
     kind: ClassVar[str] = ""
 
     def __init__(self, size: int, name: str | None = None):
-        self.name = None if name is None else check_name(name)
-        self.size = _check_size(size, name)
+        self._name = None if name is None else check_name(name)
+        self._size = _check_size(size, name)
+        self._graph = None  # set by the graph that holds this node
+
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    @property
+    def size(self) -> int:
+        return self._size
 
     @property
     def num_params(self) -> int:
         """Parameters this node owns (its bias); weights belong to synapses."""
         return 0
+
+    def _changed(self) -> None:
+        """A setting changed: the holding graph's compiled plan is stale."""
+        if self._graph is not None:
+            self._graph._changed()
 
     def get_config(self) -> dict[str, Any]:
         """JSON-safe description (no weights)."""
@@ -84,9 +103,33 @@ class DenseNode(Node):
         trainable: bool = True,
     ):
         super().__init__(size, name)
-        self.activation = activations.get(activation)
-        self.trainable = bool(trainable)
+        self._activation = activations.get(activation)
+        self._trainable = bool(trainable)
         self._bias = np.zeros(self.size, dtype=np.float32)
+
+    @property
+    def activation(self) -> activations.Activation:
+        return self._activation
+
+    @activation.setter
+    def activation(self, value) -> None:
+        activation = activations.get(value)
+        self._check_pairing(activation, getattr(self, "_loss", None))
+        self._activation = activation
+        self._changed()
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the optimizer updates this node's bias."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        self._changed()
+
+    def _check_pairing(self, activation, loss) -> None:
+        """Outputs refuse a cross-entropy loss without its activation."""
 
     @property
     def bias(self) -> np.ndarray:
@@ -130,13 +173,25 @@ class Hidden(DenseNode):
         trainable: bool = True,
     ):
         super().__init__(size, activation, name, trainable)
+        self._dropout = self._checked_dropout(dropout)
+
+    @property
+    def dropout(self) -> float:
+        return self._dropout
+
+    @dropout.setter
+    def dropout(self, value: float) -> None:
+        self._dropout = self._checked_dropout(value)
+        self._changed()
+
+    def _checked_dropout(self, value) -> float:
         try:
-            dropout = float(dropout)
+            rate = float(value)
         except (TypeError, ValueError):
-            dropout = math.nan
-        if not 0.0 <= dropout < 1.0:
-            raise GraphError(f"node {name!r}: dropout must be in [0, 1), got {dropout!r}")
-        self.dropout = dropout
+            rate = math.nan
+        if not 0.0 <= rate < 1.0:
+            raise GraphError(f"node {self.name!r}: dropout must be in [0, 1), got {value!r}")
+        return rate
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "dropout": self.dropout}
@@ -158,27 +213,55 @@ class Output(DenseNode):
         trainable: bool = True,
     ):
         super().__init__(size, activation, name, trainable)
-        self.loss = losses.get(loss)
-        required = self.loss.requires_activation
-        if required is not None and self.activation.name != required:
+        self._loss = losses.get(loss)
+        self._check_pairing(self.activation, self._loss)
+        self._loss_weight = self._checked_weight(loss_weight)
+
+    @property
+    def loss(self) -> losses.Loss:
+        return self._loss
+
+    @loss.setter
+    def loss(self, value) -> None:
+        loss = losses.get(value)
+        self._check_pairing(self.activation, loss)
+        self._loss = loss
+        self._changed()
+
+    @property
+    def loss_weight(self) -> float:
+        return self._loss_weight
+
+    @loss_weight.setter
+    def loss_weight(self, value: float) -> None:
+        self._loss_weight = self._checked_weight(value)
+        self._changed()
+
+    def _check_pairing(self, activation, loss) -> None:
+        if loss is None:
+            return
+        required = loss.requires_activation
+        if required is not None and activation.name != required:
             raise GraphError(
-                f"output {name!r}: loss {self.loss.name!r} needs activation {required!r}, "
-                f"got {self.activation.name!r}"
+                f"output {self.name!r}: loss {loss.name!r} needs activation {required!r}, "
+                f"got {activation.name!r}"
             )
-        if self.activation.name == "softmax" and self.size == 1:
+        if activation.name == "softmax" and self.size == 1:
             raise GraphError(
-                f"output {name!r}: softmax over 1 unit is always 1.0; use "
+                f"output {self.name!r}: softmax over 1 unit is always 1.0; use "
                 f"activation='sigmoid' with loss='binary_crossentropy' for two classes"
             )
+
+    def _checked_weight(self, value) -> float:
         try:
-            loss_weight = float(loss_weight)
+            weight = float(value)
         except (TypeError, ValueError):
-            loss_weight = math.nan
-        if not (loss_weight >= 0 and math.isfinite(loss_weight)):
+            weight = math.nan
+        if not (weight >= 0 and math.isfinite(weight)):
             raise GraphError(
-                f"output {name!r}: loss_weight must be a finite number >= 0, got {loss_weight!r}"
+                f"output {self.name!r}: loss_weight must be a finite number >= 0, got {value!r}"
             )
-        self.loss_weight = loss_weight
+        return weight
 
     def get_config(self) -> dict[str, Any]:
         return {

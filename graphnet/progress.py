@@ -50,8 +50,11 @@ class Progress:
     def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         seconds = time.perf_counter() - self._started
         if self._bar is not None:
-            self._bar.set_postfix_str(format_logs(logs), refresh=True)
-            self._bar.close()
+            # The bar keeps to the totals and metrics; per-output losses go to
+            # the History and to verbose=2's lines.
+            shown = {k: v for k, v in logs.items() if k in ("loss", "val_loss") or not k.endswith("_loss")}
+            self._bar.set_postfix_str(format_logs(shown), refresh=False)
+            self._bar.close()  # draws the final state once
             self._bar = None
         elif self.verbose == 2:
             print(

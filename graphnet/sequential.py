@@ -76,6 +76,15 @@ class Sequential(Graph):
         softmax, ``binary_crossentropy`` after a sigmoid, ``mse`` otherwise.
     seed, dtype, name
         As for :class:`~graphnet.Graph`.
+    loss_weight : float
+        The output's loss weight (it matters only once the model is edited
+        into a graph with several outputs).
+
+    Raises
+    ------
+    GraphError
+        For layers that are not ``Input`` then ``Dense``, repeated names, or a
+        ``loss`` that does not fit the last activation.
 
     Examples
     --------
@@ -98,14 +107,22 @@ class Sequential(Graph):
         super().__init__(name=name, seed=seed, dtype=dtype)
         self.loss = loss
         self.loss_weight = loss_weight
-        self._layers: list[Dense | Input] = []
         self._dense_count = 0
-        self._tail: str | None = None  # the node the next Dense connects from
-        layers = list(layers)
-        for layer in layers[:-1]:
-            self._append(layer, last=False)
-        if layers:
-            self._append(layers[-1], last=True)
+        # The dropout each Dense asked for: it applies once the layer is hidden.
+        self._dropout: dict[str, float] = {}
+        if isinstance(layers, (Dense, Input)):
+            layers = [layers]
+        try:
+            layers = list(layers)
+        except TypeError:
+            raise GraphError(
+                f"{name}: layers must be a list like [gn.Input(n), gn.Dense(units), ...], "
+                f"got {type(layers).__name__}"
+            ) from None
+        # Every layer but the last is hidden from the start: the model's loss
+        # only has to fit the last activation.
+        for i, layer in enumerate(layers):
+            self._append(layer, last=i == len(layers) - 1)
 
     @property
     def layers(self) -> list[Node]:
@@ -113,84 +130,135 @@ class Sequential(Graph):
         return [self.nodes[name] for name in self.topological_order]
 
     @property
+    def is_chain(self) -> bool:
+        """Whether the model is still one chain ``input -> ... -> output`` (the
+        Graph methods can branch it; a branched model saves as a plain graph)."""
+        order = self.topological_order
+        chain = list(zip(order, order[1:]))
+        return (
+            len(self.inputs) == 1
+            and len(self.outputs) == 1
+            and order[0] == self.inputs[0]
+            and order[-1] == self.outputs[0]
+            and [(s.src, s.dst) for s in self.synapses] == chain
+        )
+
+    @property
     def input(self) -> str:
+        """The name of the input node."""
+        if not self.inputs:
+            raise GraphError(f"{self.name}: no Input yet; start with model.add(gn.Input(size))")
         return self.inputs[0]
 
     @property
     def output(self) -> str:
+        """The name of the output node (the last Dense)."""
+        if not self.outputs:
+            raise GraphError(f"{self.name}: no Dense layer yet; add one with model.add(gn.Dense(units))")
         return self.outputs[0]
 
     def add(self, layer: Dense | Input) -> Node:
-        """Append a layer. The previous last Dense turns from Output into Hidden,
-        keeping its weights and bias."""
+        """Append a layer and return its node.
+
+        The previous last Dense turns from Output into Hidden, keeping its
+        weights and bias (and gaining the dropout its ``Dense`` asked for).
+
+        Raises
+        ------
+        GraphError
+            For anything but ``Input`` (first) or ``Dense`` (after it), a name
+            already in the model, a loss that does not fit the new last
+            activation, or a model whose chain was edited into several ends.
+            The model is left exactly as it was.
+        """
         return self._append(layer, last=True)
 
     def _append(self, layer, last: bool) -> Node:
         if isinstance(layer, Input):
-            if self._layers:
-                raise GraphError(f"{self.name}: Input must be the first layer, got it after {self._layers[-1]!r}")
+            if len(self):
+                raise GraphError(
+                    f"{self.name}: Input must be the first layer, but the model already has "
+                    f"{self.topological_order}"
+                )
             # A fresh node: the user's Input may start several models.
-            node = self.add_node(Input(layer.size, name=layer.name or self._unique("input")))
-            self._layers.append(layer)
-            self._tail = node.name
+            node = self.add_node(Input(layer.size, name=layer.name or "input"))
             return node
         if not isinstance(layer, Dense):
             raise GraphError(
                 f"{self.name}: layers must be gn.Input(size) then gn.Dense(units, ...), "
                 f"got {type(layer).__name__}: {layer!r}"
             )
-        if not self._layers:
+        if not self.inputs:
             raise GraphError(f"{self.name}: start the model with gn.Input(size) before {layer!r}")
-        previous = self._tail
-        if self.outputs:
-            self._demote(self.outputs[0])
-        name = layer.name or self._next_dense_name()
+        previous = self._tail()
+        name, count = (layer.name, self._dense_count) if layer.name else self._next_dense_name()
+        if name in self:
+            raise GraphError(
+                f"{self.name} already has a layer named {name!r}; layer names must be unique"
+            )
+        # Build everything that can fail before the model changes.
         if last:
             loss = self.loss if self.loss is not None else default_loss(layer.activation.name)
-            node = Output(
-                layer.units,
-                activation=layer.activation,
-                loss=loss,
-                loss_weight=self.loss_weight,
-                name=name,
-                trainable=layer.trainable,
-            )
+            try:
+                node = Output(
+                    layer.units,
+                    activation=layer.activation,
+                    loss=loss,
+                    loss_weight=self.loss_weight,
+                    name=name,
+                    trainable=layer.trainable,
+                )
+            except GraphError as exc:
+                raise GraphError(
+                    f"{self.name}: cannot add {layer!r} as the last layer: {exc}"
+                ) from None
         else:
-            node = Hidden(
-                layer.units,
-                activation=layer.activation,
-                dropout=layer.dropout,
-                name=name,
-                trainable=layer.trainable,
-            )
-        self.add_node(node)
-        self.connect(previous, name, init=layer.init, trainable=layer.trainable)
-        self._layers.append(layer)
-        self._tail = name
+            node = Hidden(layer.units, activation=layer.activation, dropout=layer.dropout,
+                          name=name, trainable=layer.trainable)
+        demoted = self.outputs[0] if self.outputs else None
+        output = self.nodes[demoted] if demoted else None
+        try:
+            if demoted:
+                self._demote(demoted)
+            self.add_node(node)
+            self.connect(previous, name, init=layer.init, trainable=layer.trainable)
+        except GraphError:
+            # e.g. a bad init array: undo, so the model is exactly as it was.
+            if self.nodes.get(name) is node:
+                self.remove(name)
+            if demoted:
+                self._replace_node(demoted, output)
+            raise
+        self._dropout[name] = layer.dropout
+        self._dense_count = count
         return node
+
+    def _tail(self) -> str:
+        """The node the next Dense connects from: the one end of the chain."""
+        order = self.topological_order
+        ends = [n for n in order if not self._structure.out_degree(n)]
+        if len(ends) != 1:
+            raise GraphError(
+                f"{self.name}: add() appends to a chain, but this model now ends in {ends}; "
+                "use connect() to extend a branched graph"
+            )
+        return ends[0]
 
     def _demote(self, name: str) -> None:
         """The output ``name`` becomes a Hidden node with its layer's dropout."""
-        layer = self._layers[-1]
         old = self.nodes[name]
         self._replace_node(
             name,
-            Hidden(old.size, activation=old.activation, dropout=getattr(layer, "dropout", 0.0),
+            Hidden(old.size, activation=old.activation, dropout=self._dropout.get(name, 0.0),
                    name=name, trainable=old.trainable),
         )
 
-    def _next_dense_name(self) -> str:
+    def _next_dense_name(self) -> tuple[str, int]:
+        """Keras-style ``dense``, ``dense_1``, ...: the next free name and the
+        counter to keep once the layer is in (a refused layer uses up no name)."""
+        count = self._dense_count
         while True:
-            name = "dense" if self._dense_count == 0 else f"dense_{self._dense_count}"
-            self._dense_count += 1
+            name = "dense" if count == 0 else f"dense_{count}"
+            count += 1
             if name not in self:
-                return name
-
-    def _unique(self, base: str) -> str:
-        if base not in self:
-            return base
-        i = 1
-        while f"{base}_{i}" in self:
-            i += 1
-        return f"{base}_{i}"
-
+                return name, count

@@ -19,6 +19,10 @@ Format (version 1)::
 
 In hand-written specs only ``nodes`` (with ``kind``, ``name``, ``size``) and
 ``synapses`` are required; a synapse may also be written ``["src", "dst"]``.
+A synapse whose weights came from an array has ``"init": "array"``: it starts
+at zero (a model file then supplies the values) and keeps that origin. A
+``Sequential`` may carry a top-level ``loss``: the loss its later ``add``
+calls give a new output (it must agree with the output node's own loss).
 """
 
 from __future__ import annotations
@@ -27,7 +31,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import GraphError
+import networkx as nx
+
+from . import losses
+from .errors import CycleError, GraphError
 from .nodes import KINDS
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "to_dict", "from_dict"]
@@ -72,7 +79,8 @@ def to_dict(graph) -> dict[str, Any]:
         "name": graph.name,
         "dtype": graph.dtype.name,
         "seed": graph.seed if isinstance(graph.seed, int) else None,
-        "sequential": isinstance(graph, Sequential),
+        # A Sequential that was branched (add_output, connect) is a plain graph now.
+        "sequential": isinstance(graph, Sequential) and graph.is_chain,
         "nodes": nodes,
         "synapses": [s.get_config() for s in graph.synapses],
     }
@@ -123,6 +131,12 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
             "spec.seed", "null or an integer >= 0", seed)
     sequential = data.get("sequential", False)
     _expect(isinstance(sequential, bool), "spec.sequential", "true or false", sequential)
+    if data.get("loss") is not None:
+        _expect(sequential, "spec.loss", "no top-level loss unless sequential is true "
+                "(give each output node its own loss)", data["loss"])
+        _expect(isinstance(data["loss"], (str, Mapping)), "spec.loss", "a name or a mapping", data["loss"])
+        if isinstance(data["loss"], Mapping):
+            _parameters(data["loss"], "spec.loss")
     nodes = data.get("nodes")
     _expect(isinstance(nodes, list) and nodes, "spec.nodes", "a non-empty list", nodes)
     synapses = [_synapse(s, i) for i, s in enumerate(_list(data.get("synapses", []), "spec.synapses"))]
@@ -147,15 +161,49 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
 
     if sequential:
         return _sequential(data, configs, synapses, name, seed, dtype, Sequential, Dense)
+    _refuse_cycles(synapses)
     graph = Graph(name=name, seed=seed, dtype=dtype)
     for i, config in enumerate(configs):
         graph.add_node(_build_node(config, f"spec.nodes[{i}]"))
-    for i, s in enumerate(synapses):
-        try:
-            graph.connect(s["src"], s["dst"], init=s["init"], trainable=s["trainable"])
-        except GraphError as exc:
-            raise type(exc)(f"spec.synapses[{i}]: {exc}") from None
+    # One linear check above instead of a search per synapse: a hostile spec
+    # with its synapses in an awkward order cannot make loading quadratic.
+    with graph._promise_acyclic():
+        for i, s in enumerate(synapses):
+            try:
+                synapse = graph.connect(s["src"], s["dst"], init=_drawable(s["init"]), trainable=s["trainable"])
+            except GraphError as exc:
+                raise type(exc)(f"spec.synapses[{i}]: {exc}") from None
+            if s["init"] == "array":
+                synapse.init = "array"
     return graph
+
+
+def _refuse_cycles(synapses: list[dict[str, Any]]) -> None:
+    """Refuse a set of synapses that contains a cycle, showing one; linear in
+    nodes + synapses (``nx.find_cycle`` over a whole graph is not)."""
+    structure = nx.DiGraph((s["src"], s["dst"]) for s in synapses)
+    if nx.is_directed_acyclic_graph(structure):
+        return
+    loops = list(nx.selfloop_edges(structure))
+    if loops:
+        node = loops[0][0]
+        raise CycleError(f"spec.synapses: the synapse {node!r} -> {node!r} makes the cycle {node} -> {node}")
+    component = next(c for c in nx.strongly_connected_components(structure) if len(c) > 1)
+    first_seen: dict[str, int] = {}
+    for s in synapses:
+        first_seen.setdefault(s["src"], len(first_seen))
+    start = min(component, key=lambda n: first_seen.get(n, len(first_seen)))
+    cycle = nx.find_cycle(structure.subgraph(component), source=start)
+    from .graph import format_cycle
+
+    path = format_cycle([edge[0] for edge in cycle] + [cycle[0][0]])
+    raise CycleError(f"spec.synapses: the synapses make the cycle {path}")
+
+
+def _drawable(init: str | None) -> str | None:
+    """Weights that came from an array are in the weights file (or lost, for a
+    bare spec): start them at zero, but keep ``"array"`` as their recorded origin."""
+    return "zeros" if init == "array" else init
 
 
 def _sequential(data, configs, synapses, name, seed, dtype, Sequential, Dense):
@@ -172,7 +220,20 @@ def _sequential(data, configs, synapses, name, seed, dtype, Sequential, Dense):
             f"joined in order; got kinds {kinds} and synapses {found}"
         )
     last = configs[-1]
-    loss = data.get("loss", last.get("loss"))
+    # ``loss`` on top is the Sequential's own (the loss later ``add`` calls give
+    # the new output); the output node's loss is what it trains with now.
+    model_loss = data.get("loss")
+    node_loss = last.get("loss", model_loss)
+    if model_loss is not None and node_loss is not None:
+        try:
+            same = losses.get(model_loss) == losses.get(node_loss)
+        except GraphError as exc:
+            raise GraphError(f"spec.loss: {exc}") from None
+        if not same:
+            raise GraphError(
+                f"spec.loss {model_loss!r} disagrees with the loss {node_loss!r} of the output "
+                f"{last['name']!r}; give one of them, or the same in both"
+            )
     layers = [KINDS["input"](configs[0]["size"], name=configs[0]["name"])]
     for config, s in zip(configs[1:], synapses):
         layers.append(
@@ -181,22 +242,31 @@ def _sequential(data, configs, synapses, name, seed, dtype, Sequential, Dense):
                 activation=config.get("activation", "linear"),
                 dropout=config.get("dropout", 0.0),
                 name=config["name"],
-                init=s["init"],
+                init=_drawable(s["init"]),
                 trainable=config.get("trainable", True),
             )
         )
     try:
-        return Sequential(layers, loss=loss, seed=seed, dtype=dtype, name=name,
-                          loss_weight=last.get("loss_weight", 1.0))
+        model = Sequential(layers, loss=node_loss, seed=seed, dtype=dtype, name=name,
+                           loss_weight=last.get("loss_weight", 1.0))
     except GraphError as exc:
         raise GraphError(f"spec: {exc}") from None
+    model.loss = model_loss
+    # A Dense freezes its weight and bias together; a saved graph may have frozen
+    # only one of them (an imported layer without bias keeps a frozen zero bias).
+    # Nothing has been compiled yet, so setting the flags here is safe.
+    for synapse, s in zip(model.synapses, synapses):
+        synapse.trainable = s["trainable"]
+        if s["init"] == "array":
+            synapse.init = "array"
+    return model
 
 
 def _node(config, i: int) -> dict[str, Any]:
     where = f"spec.nodes[{i}]"
     _expect(isinstance(config, Mapping), where, "a mapping", config)
     kind = config.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise GraphError(f"{where}.kind: unknown kind {kind!r}; known: {sorted(KINDS)}")
     _fields(config, _NODE_FIELDS[kind], where)
     name = config.get("name")
@@ -216,7 +286,22 @@ def _node(config, i: int) -> dict[str, Any]:
         if named in config:
             value = config[named]
             _expect(isinstance(value, (str, Mapping)), f"{where}.{named}", "a name or a mapping", value)
+            if isinstance(value, Mapping):
+                _parameters(value, f"{where}.{named}")
     return dict(config)
+
+
+def _parameters(config: Mapping, where: str) -> None:
+    """An activation or loss given as a mapping: a name and plain parameters
+    (finite numbers or true/false). The class itself checks their ranges."""
+    _expect(isinstance(config.get("name"), str), f"{where}.name", "a name", config.get("name"))
+    for key, value in config.items():
+        _expect(isinstance(key, str), where, "string keys", key)
+        if key != "name":
+            ok = isinstance(value, bool) or (
+                isinstance(value, (int, float)) and math.isfinite(value)
+            )
+            _expect(ok, f"{where}.{key}", "a finite number or true/false", value)
 
 
 def _build_node(config: dict[str, Any], where: str):
@@ -237,8 +322,6 @@ def _synapse(entry, i: int) -> dict[str, Any]:
     for end in ("src", "dst"):
         _expect(isinstance(entry.get(end), str), f"{where}.{end}", "a node name", entry.get(end))
     init = entry.get("init")
-    if init == "array":  # weights that came from an array are in the weights file
-        init = "zeros"
     _expect(init is None or isinstance(init, str), f"{where}.init", "an initializer name", init)
     trainable = entry.get("trainable", True)
     _expect(isinstance(trainable, bool), f"{where}.trainable", "true or false", trainable)

@@ -33,7 +33,19 @@ class Synapse:
         self.dst = dst
         self._weight = weight
         self.init = init
-        self.trainable = bool(trainable)
+        self._trainable = bool(trainable)
+        self._graph = None  # set by the graph that holds this synapse
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the optimizer updates this weight; changing it recompiles the graph."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        if self._graph is not None:
+            self._graph._changed()
 
     @property
     def key(self) -> str:

@@ -8,6 +8,7 @@ raised the weights are exactly those from before the failing step.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 
@@ -105,6 +106,12 @@ class Trainer:
         return error
 
 
+def _quiet_overflow():
+    """Training checks every loss, gradient and update itself and raises
+    TrainingError, so numpy's overflow warnings would only repeat it."""
+    return np.errstate(over="ignore", invalid="ignore")
+
+
 def _names(items: dict) -> str:
     return ", ".join(repr(n) for n in items)
 
@@ -153,7 +160,9 @@ def train_step(graph, x, y, optimizer=None) -> float:
     inputs, targets, rows = _batch_data(graph, x, y)
     if rows == 0:
         raise ShapeError("train_step: the data has no rows")
-    return Trainer(graph, optimizer).step(inputs, targets, rows)
+    trainer = Trainer(graph, optimizer)
+    with _quiet_overflow():
+        return trainer.step(inputs, targets, rows)
 
 
 def _positive_int(name: str, value) -> int:
@@ -272,7 +281,7 @@ def fit(
     graph.stop_training = False
     for cb in callbacks:
         cb.on_train_begin()
-    try:
+    with _quiet_overflow(), contextlib.closing(progress):
         for epoch in range(epochs):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
@@ -301,8 +310,6 @@ def fit(
                 cb.on_epoch_end(epoch, logs)
             if graph.stop_training:
                 break
-    finally:
-        progress.close()
     for cb in callbacks:
         cb.on_train_end()
     return history

@@ -7,7 +7,7 @@ import numpy as np
 import graphnet as gn
 
 
-def numeric_gradients(graph: gn.Graph, x, y, eps: float = 1e-6) -> dict[str, np.ndarray]:
+def numeric_gradients(graph: gn.Graph, x, y, eps: float = 1e-5) -> dict[str, np.ndarray]:
     """``dL/dw`` for every weight by central differences of ``evaluate``'s loss."""
     weights = graph.get_weights()
     numeric = {}

@@ -299,7 +299,7 @@ def test_huge_but_finite_inputs_are_not_refused(recwarn):
 # ------------------------------------------------------- editing at scale
 @pytest.mark.parametrize("seed", range(5))
 def test_connect_refuses_exactly_the_cycles(seed):
-    """connect() skips its path search when a ranking proves no cycle is possible;
+    """connect() skips its path search where it can prove no cycle is possible;
     random edits (against insertion order, removals, disconnections) must still
     accept exactly the synapses that keep the graph acyclic."""
     import networkx as nx

@@ -1,0 +1,347 @@
+"""The ``graphnet`` command.
+
+::
+
+    graphnet demo [--out DIR] [--epochs N] [--seed S]
+    graphnet summary FILE
+    graphnet render FILE -o OUT [--rankdir LR|TB|RL|BT]
+    graphnet train FILE --data TRAIN.npz --out MODEL.gnet [--epochs N] [--batch-size B] ...
+    graphnet predict MODEL.gnet --data X.npz --out PRED.npz [--batch-size B]
+
+``FILE`` is a spec (``.json``, ``.yaml``/``.yml``) or a saved model
+(``.gnet``); :func:`load_model` picks the reader by suffix. Data files are
+``.npz`` archives of arrays keyed by input and output node names, read
+without unpickling. Every failure is
+one line on stderr (``graphnet: error: ...``) and a non-zero exit status:
+2 for bad arguments, 1 for anything else, 130 when interrupted. Set
+``GRAPHNET_TRACEBACK=1`` to see the traceback of an unexpected error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+__all__ = ["main", "load_model", "build_parser", "CommandError"]
+
+PROG = "graphnet"
+
+
+class CommandError(Exception):
+    """A failure to report as one line, with the exit status to return."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line and exit status 2 (no usage dump)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        raise CommandError(f"{message} (see '{self.prog} --help')", status=2)
+
+
+def _spec(path: Path):
+    from .io import from_spec
+
+    return from_spec(path)
+
+
+def _saved(path: Path):
+    from .io import load
+
+    return load(path)
+
+
+#: Readers by file suffix: a spec or a saved model in, a Graph out.
+LOADERS = {".json": _spec, ".yaml": _spec, ".yml": _spec, ".gnet": _saved}
+
+
+def load_model(path: str | os.PathLike):
+    """The Graph described by a spec (``.json``, ``.yaml``, ``.yml``) or a saved model (``.gnet``).
+
+    Raises
+    ------
+    CommandError
+        For an unknown suffix or a missing file.
+    ModelFileError
+        For a file that cannot be read or does not describe a valid graph.
+    """
+    path = Path(os.fspath(path))
+    loader = LOADERS.get(path.suffix.lower())
+    if loader is None:
+        raise CommandError(
+            f"{path}: cannot tell what this file is from its suffix {path.suffix!r}; "
+            f"expected one of {sorted(LOADERS)}"
+        )
+    if not path.is_file():
+        raise CommandError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    return loader(path)
+
+
+def _number(parse: Callable[[str], float], accept: Callable[[float], bool], expected: str):
+    """An argparse type: ``parse`` the text, then ``accept`` the value, else say what was expected."""
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+
+    return convert
+
+
+_positive = _number(int, lambda v: v >= 1, "a positive integer")
+_seed = _number(int, lambda v: v >= 0, "an integer >= 0")
+_rate = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
+_fraction = _number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .demo import DEFAULT_EPOCHS, DEFAULT_OUT
+    from .render import FORMATS, RANKDIRS
+
+    parser = _Parser(
+        prog=PROG,
+        description="graphnet: a DAG neural-graph engine on numpy.",
+        epilog="Run 'graphnet COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"graphnet {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    demo = commands.add_parser(
+        "demo",
+        help="train a two-input, two-output graph on scikit-learn's digits",
+        description=(
+            "Build a two-input, two-output graph on scikit-learn's digits (the top and "
+            "bottom halves of each image as inputs; the digit and whether it is even as "
+            "outputs), print its summary, train it, print the held-out accuracy per output, "
+            "and write summary.txt, model.json, model.svg, model.png and history.png."
+        ),
+    )
+    demo.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
+                      help=f"folder for the files (default: {DEFAULT_OUT})")
+    demo.add_argument("--epochs", metavar="N", type=_positive, default=DEFAULT_EPOCHS,
+                      help=f"training epochs (default: {DEFAULT_EPOCHS})")
+    demo.add_argument("--seed", metavar="S", type=_seed, default=0,
+                      help="seed for the split, the weights and the shuffling (default: 0)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    readable = "a spec (.json, .yaml, .yml) or a saved model (.gnet)"
+    summary = commands.add_parser(
+        "summary",
+        help="print the summary table of a spec or saved model",
+        description=f"Print the summary table of FILE: {readable}.",
+    )
+    summary.add_argument("file", metavar="FILE")
+
+    render = commands.add_parser(
+        "render",
+        help="draw the diagram of a spec or saved model",
+        description=(
+            f"Draw the diagram of FILE ({readable}) into OUT; OUT's suffix picks the format: "
+            f"{', '.join('.' + f for f in FORMATS)} (.dot and .gv need no Graphviz)."
+        ),
+    )
+    render.add_argument("file", metavar="FILE")
+    render.add_argument("-o", "--output", metavar="OUT", required=True, help="the file to write")
+    render.add_argument("--rankdir", choices=RANKDIRS, default="LR",
+                        help="direction of the data flow (default: LR, left to right)")
+
+    train = commands.add_parser(
+        "train",
+        help="train a spec or saved model on arrays from a .npz file",
+        description=(
+            f"Train FILE ({readable}; a saved model continues with its optimizer state) on "
+            "DATA, a .npz archive with one array per input and per output node, keyed by "
+            "node name; write the trained model to OUT (.gnet)."
+        ),
+    )
+    train.add_argument("file", metavar="FILE")
+    train.add_argument("--data", metavar="DATA", required=True, help="training arrays (.npz)")
+    train.add_argument("--out", metavar="OUT", required=True, help="the model file to write (.gnet)")
+    train.add_argument("--epochs", metavar="N", type=_positive, default=10, help="epochs (default: 10)")
+    train.add_argument("--batch-size", metavar="B", type=_positive, default=32,
+                       help="rows per batch (default: 32)")
+    train.add_argument("--optimizer", metavar="NAME", default=None,
+                       help="optimizer name (default: a saved model's own, else adam)")
+    train.add_argument("--lr", metavar="RATE", type=_rate, default=None,
+                       help="learning rate (default: the optimizer's)")
+    train.add_argument("--validation-split", metavar="F", type=_fraction, default=0.0,
+                       help="fraction of the rows held out for validation (default: 0)")
+    train.add_argument("--metrics", metavar="NAME", nargs="+", default=(),
+                       help="metrics to report, e.g. accuracy")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict with a saved model on arrays from a .npz file",
+        description=(
+            "Run MODEL (.gnet) on DATA, a .npz archive with one array per input node keyed by "
+            "node name (arrays named after output nodes are ignored, so a training file "
+            "works too); write OUT, a .npz archive with one array per output node."
+        ),
+    )
+    predict.add_argument("model", metavar="MODEL")
+    predict.add_argument("--data", metavar="DATA", required=True, help="input arrays (.npz)")
+    predict.add_argument("--out", metavar="OUT", required=True, help="the predictions to write (.npz)")
+    predict.add_argument("--batch-size", metavar="B", type=_positive, default=None,
+                         help="rows per chunk (default: 4096)")
+    return parser
+
+
+def _demo(args) -> int:
+    from .demo import run
+
+    result = run(out=args.out, epochs=args.epochs, seed=args.seed, verbose=0 if args.quiet else 1)
+    names = ", ".join(p.name for p in result.written)
+    print(f"\nWrote {names} into {args.out}/")
+    for problem in result.problems:
+        print(f"{PROG}: error: {problem}", file=sys.stderr)
+    return 1 if result.problems else 0
+
+
+def _summary(args) -> int:
+    load_model(args.file).summary()
+    return 0
+
+
+def _render(args) -> int:
+    path = load_model(args.file).render(args.output, rankdir=args.rankdir)
+    print(f"Wrote {path}")
+    return 0
+
+
+def _arrays(path: str, what: str) -> dict:
+    """The arrays of a ``.npz`` file, never unpickling."""
+    import zipfile
+
+    import numpy as np
+
+    if not path.endswith(".npz"):
+        raise CommandError(f"{path}: {what} must be a .npz file (numpy.savez), not {Path(path).suffix or 'no suffix'!r}")
+    if not Path(path).is_file():
+        raise CommandError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise CommandError(f"{path}: cannot read {what} as .npz arrays ({_one_line(exc)})") from None
+
+
+def _keyed(arrays: dict, names: list[str], role: str, path: str, ignore=()) -> dict:
+    missing = [n for n in names if n not in arrays]
+    unknown = [n for n in arrays if n not in names and n not in ignore]
+    if missing or unknown:
+        parts = [f"missing {role} arrays {missing}"] if missing else []
+        parts += [f"unknown arrays {unknown}"] if unknown else []
+        raise CommandError(f"{path}: {' and '.join(parts)}; the model's {role}s are {names}")
+    return {n: arrays[n] for n in names}
+
+
+def _train(args) -> int:
+    if not args.out.endswith(".gnet"):
+        raise CommandError(f"--out {args.out}: the model file must end in .gnet")
+    graph = load_model(args.file)
+    arrays = _arrays(args.data, "the training data")
+    x = _keyed(arrays, graph.inputs, "input", args.data, ignore=graph.outputs)
+    y = _keyed(arrays, graph.outputs, "output", args.data, ignore=graph.inputs)
+    # A saved model keeps its optimizer (and state) unless another one is named.
+    if args.optimizer and (graph.optimizer is None or graph.optimizer.name != args.optimizer):
+        graph.optimizer = args.optimizer
+    elif graph.optimizer is None:
+        graph.optimizer = "adam"
+    if args.lr is not None:
+        graph.optimizer.lr = args.lr
+    history = graph.fit(
+        x, y,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=graph.optimizer,
+        metrics=list(args.metrics),
+        validation_split=args.validation_split,
+        verbose=0 if args.quiet else 1,
+    )
+    last = {k: v[-1] for k, v in history.history.items()}
+    print("Final epoch: " + " - ".join(f"{k}: {v:.4f}" for k, v in last.items()))
+    path = graph.save(args.out)
+    print(f"Wrote {path}")
+    return 0
+
+
+def _predict(args) -> int:
+    import numpy as np
+
+    from .files import atomic_write
+
+    if not args.out.endswith(".npz"):
+        raise CommandError(f"--out {args.out}: predictions are written as .npz")
+    if Path(args.model).suffix.lower() != ".gnet":
+        raise CommandError(f"{args.model}: predict needs a trained model file (.gnet), not a spec")
+    graph = load_model(args.model)
+    arrays = _arrays(args.data, "the input data")
+    x = _keyed(arrays, graph.inputs, "input", args.data, ignore=graph.outputs)
+    result = graph.predict(x, batch_size=args.batch_size)
+    if not isinstance(result, dict):
+        result = {graph.outputs[0]: result}
+    atomic_write(args.out, lambda handle: np.savez(handle, **result))
+    rows = next(iter(result.values())).shape[0]
+    print(f"Wrote {args.out}: {', '.join(f'{k} {v.shape}' for k, v in result.items())} for {rows} rows")
+    return 0
+
+
+COMMANDS = {"demo": _demo, "summary": _summary, "render": _render, "train": _train, "predict": _predict}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (the console script exits with it)."""
+    from .errors import GraphError
+
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except CommandError as exc:
+        return _fail(str(exc), exc.status)
+    except BrokenPipeError:
+        # The reader went away (``graphnet summary m.json | head``): stop quietly,
+        # and keep Python from complaining while it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (GraphError, ImportError, OSError) as exc:
+        return _fail(_one_line(exc), 1)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:  # never a traceback, unless asked for
+        if os.environ.get("GRAPHNET_TRACEBACK"):
+            raise
+        return _fail(
+            f"unexpected {type(exc).__name__}: {_one_line(exc)} "
+            "(set GRAPHNET_TRACEBACK=1 for the traceback, and please report it)",
+            1,
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

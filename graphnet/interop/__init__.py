@@ -1,0 +1,40 @@
+"""Importing models from Keras, PyTorch and ONNX, and exporting to ONNX.
+
+Each converter lives in its own module and imports its library only when
+called, so ``import graphnet`` never pulls in torch, h5py or onnx. These
+modules are the only place where weights are transposed (PyTorch and ONNX
+``Gemm`` keep them ``(out, in)``; graphnet keeps ``(in, out)``). The
+libraries come with the ``interop`` extra: ``pip install 'graphnet[interop]'``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["from_keras", "from_torch", "from_onnx", "to_onnx"]
+
+
+def from_keras(obj, **kwargs):
+    """See :func:`graphnet.interop.keras.from_keras`."""
+    from .keras import from_keras
+
+    return from_keras(obj, **kwargs)
+
+
+def from_torch(module, **kwargs):
+    """See :func:`graphnet.interop.torch.from_torch`."""
+    from .torch import from_torch
+
+    return from_torch(module, **kwargs)
+
+
+def from_onnx(path, **kwargs):
+    """See :func:`graphnet.interop.onnx.from_onnx`."""
+    from .onnx import from_onnx
+
+    return from_onnx(path, **kwargs)
+
+
+def to_onnx(graph, path, opset: int = 17):
+    """See :func:`graphnet.interop.onnx.to_onnx`."""
+    from .onnx import to_onnx
+
+    return to_onnx(graph, path, opset=opset)

@@ -1,0 +1,325 @@
+"""What every importer shares: collect nodes and synapses from a foreign model,
+fold activations and dropout into the nodes they follow, then build the graph.
+
+Converters read their library's model layer by layer and describe it here in
+graphnet's terms. The graph itself is built once, at the end, through
+:func:`graphnet.spec.from_dict` (so an imported model passes the same checks as
+a spec file) followed by ``set_weights``.
+
+Folding rules, which keep every import exact:
+
+* An activation folds into the dense node it follows when that node is still
+  linear, has no dropout, and nothing else reads its pre-activation value.
+* A dropout folds into the node it follows when nothing else reads that node
+  (two dropouts in a row combine: keep rates multiply).
+* Otherwise (an activation after an activation, an activation or dropout on an
+  input or on a concatenation, a concatenation as a model output) the
+  importer adds an *identity node*: a Hidden node fed by frozen identity
+  weights with a frozen zero bias. ``x @ I`` is exactly ``x``, so predictions
+  are unchanged, and gradients flow through it unchanged while training.
+* A layer without bias becomes a node whose bias is zero and frozen
+  (``trainable=False`` on the node); its weights still train.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import activations, losses
+from ..errors import GraphError, ModelImportError
+from ..sequential import default_loss
+from ..spec import FORMAT, FORMAT_VERSION, from_dict
+
+__all__ = ["Builder", "require", "unexpected_as"]
+
+
+@contextlib.contextmanager
+def unexpected_as(error: type[GraphError], label: str):
+    """Turn a stray ``KeyError``/``TypeError``/... from reading a malformed
+    foreign model into ``error`` naming ``label``; graphnet's own errors pass."""
+    try:
+        yield
+    except GraphError:
+        raise
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        raise error(f"{label}: malformed model ({type(exc).__name__}: {exc})") from exc
+
+
+def require(module: str, what: str):
+    """Import an optional library, or say which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ModelImportError(
+            f"{what} needs {module}: pip install 'graphnet[interop]' ({exc})"
+        ) from None
+
+
+@dataclass
+class _Node:
+    name: str
+    size: int
+    kind: str  # "input" or "dense"
+    activation: Any = "linear"
+    dropout: float = 0.0
+    trainable: bool = True  # the bias
+    bias: np.ndarray | None = None  # None: start at zero (architecture-only import)
+    identity: bool = False
+    origin: str = ""  # the foreign layer, for messages
+
+
+@dataclass
+class _Synapse:
+    src: str
+    dst: str
+    weight: np.ndarray | None  # (src.size, dst.size); None: drawn by ``init``
+    trainable: bool = True
+    init: str | None = None
+
+
+@dataclass
+class Builder:
+    """Nodes and synapses of an import, in creation order."""
+
+    source: str  # "keras model 'mlp'", for messages
+    nodes: dict[str, _Node] = field(default_factory=dict)
+    synapses: list[_Synapse] = field(default_factory=list)
+
+    # ------------------------------------------------------------- editing
+    def unique(self, base: str) -> str:
+        """``base``, or ``base_1``, ``base_2``, ... whichever is free."""
+        if base not in self.nodes:
+            return base
+        i = 1
+        while f"{base}_{i}" in self.nodes:
+            i += 1
+        return f"{base}_{i}"
+
+    def add_input(self, name: str, size: int, origin: str = "") -> str:
+        self._check_new(name, origin)
+        self.nodes[name] = _Node(name, _positive(size, origin or name), "input", origin=origin)
+        return name
+
+    def add_dense(
+        self,
+        name: str,
+        sources: list[tuple[str, np.ndarray | None]],
+        size: int,
+        bias: np.ndarray | None,
+        use_bias: bool = True,
+        activation: Any = "linear",
+        trainable: bool = True,
+        init: str | None = None,
+        origin: str = "",
+    ) -> str:
+        """A dense node fed by ``sources``: ``(node name, weight (src.size, size) or None)``."""
+        self._check_new(name, origin)
+        size = _positive(size, origin or name)
+        seen = set()
+        for src, weight in sources:
+            if src not in self.nodes:
+                raise ModelImportError(f"{self.source}: {origin or name} reads unknown input {src!r}")
+            if src in seen:
+                raise ModelImportError(
+                    f"{self.source}: {origin or name} reads {src!r} twice (e.g. a concatenation "
+                    f"of a tensor with itself); graphnet joins two nodes by one synapse"
+                )
+            seen.add(src)
+            expected = (self.nodes[src].size, size)
+            if weight is not None and tuple(weight.shape) != expected:
+                raise ModelImportError(
+                    f"{self.source}: {origin or name}: weight from {src!r} has shape "
+                    f"{tuple(weight.shape)}, expected {expected}"
+                )
+        if bias is not None and tuple(bias.shape) != (size,):
+            raise ModelImportError(
+                f"{self.source}: {origin or name}: bias has shape {tuple(bias.shape)}, expected ({size},)"
+            )
+        if not use_bias:
+            bias = np.zeros(size)
+        self.nodes[name] = _Node(
+            name, size, "dense", activation=_activation(activation, self.source, origin or name),
+            trainable=trainable and use_bias, bias=bias, origin=origin,
+        )
+        for src, weight in sources:
+            self.synapses.append(_Synapse(src, name, weight, trainable, None if weight is not None else init))
+        return name
+
+    def identity(self, sources: list[str], name: str, origin: str = "") -> str:
+        """A frozen linear node equal to its sources side by side (one source: a copy)."""
+        size = sum(self.nodes[s].size for s in sources)
+        weights, offset = [], 0
+        for src in sources:
+            n = self.nodes[src].size
+            block = np.zeros((n, size))
+            block[:, offset : offset + n] = np.eye(n)
+            weights.append((src, block))
+            offset += n
+        name = self.add_dense(self.unique(name), weights, size, None, use_bias=False,
+                              trainable=False, origin=origin)
+        self.nodes[name].identity = True
+        return name
+
+    def activate(self, node: str, activation: Any, exclusive: bool, name: str, origin: str = "") -> str:
+        """Apply ``activation`` to ``node``'s output; returns the node holding the result.
+
+        ``exclusive``: nothing but this layer reads ``node``'s current output.
+        """
+        act = _activation(activation, self.source, origin or name)
+        if act.name == "linear":
+            return node
+        target = self.nodes[node]
+        foldable = (
+            exclusive and target.kind == "dense" and target.dropout == 0.0
+            and activations.get(target.activation).name == "linear"
+        )
+        if not foldable:
+            node = self.identity([node], name, origin)
+            target = self.nodes[node]
+        target.activation = act
+        return node
+
+    def drop(self, node: str, rate: float, exclusive: bool, name: str, origin: str = "") -> str:
+        """Apply dropout at ``rate`` to ``node``'s output; returns the node holding the result."""
+        try:
+            rate = float(rate)
+        except (TypeError, ValueError):
+            rate = float("nan")
+        if not 0.0 <= rate < 1.0:
+            raise ModelImportError(f"{self.source}: {origin or name}: dropout rate must be in [0, 1), got {rate!r}")
+        if rate == 0.0:
+            return node
+        target = self.nodes[node]
+        if not (exclusive and target.kind == "dense"):
+            node = self.identity([node], name, origin)
+            target = self.nodes[node]
+        # Two inverted dropouts in a row keep a unit with probability (1-p)(1-q).
+        target.dropout = rate if not target.dropout else 1.0 - (1.0 - target.dropout) * (1.0 - rate)
+        return node
+
+    def rename(self, old: str, new: str) -> None:
+        if old == new:
+            return
+        if new in self.nodes:
+            raise ModelImportError(f"{self.source}: two nodes would be called {new!r}")
+        self.nodes = {new if k == old else k: v for k, v in self.nodes.items()}
+        self.nodes[new].name = new
+        for s in self.synapses:
+            s.src = new if s.src == old else s.src
+            s.dst = new if s.dst == old else s.dst
+
+    # ------------------------------------------------------------- building
+    def build(
+        self,
+        outputs: list[str],
+        loss=None,
+        dtype: str = "float32",
+        name: str = "imported",
+        sequential: bool = False,
+        seed: int | None = None,
+    ):
+        """The Graph (or Sequential, when ``sequential`` and the nodes form a chain).
+
+        ``outputs`` are node names (already renamed as the model names its
+        outputs). ``loss``: None for the natural loss of each output's
+        activation, one loss for every output, or a dict output name -> loss.
+        """
+        if len(set(outputs)) != len(outputs):
+            raise ModelImportError(f"{self.source}: the same tensor is returned twice as an output")
+        for out in outputs:
+            node = self.nodes[out]
+            if node.kind != "dense":
+                raise ModelImportError(f"{self.source}: output {out!r} must be computed by a layer")
+            if node.dropout:
+                raise ModelImportError(
+                    f"{self.source}: dropout applies to the model output {out!r} ({node.origin}); "
+                    f"graphnet outputs have no dropout: remove that Dropout layer"
+                )
+        chosen = self._losses(outputs, loss)
+        nodes = []
+        for node in self.nodes.values():
+            config: dict[str, Any] = {"kind": "input", "name": node.name, "size": node.size}
+            if node.kind == "dense":
+                config["activation"] = node.activation.get_config()
+                config["trainable"] = node.trainable
+                if node.name in chosen:
+                    config["kind"] = "output"
+                    config["loss"] = chosen[node.name]
+                else:
+                    config["kind"] = "hidden"
+                    config["dropout"] = node.dropout
+            nodes.append(config)
+        synapses = [
+            {"src": s.src, "dst": s.dst, "init": "array" if s.weight is not None else s.init,
+             "trainable": s.trainable}
+            for s in self.synapses
+        ]
+        spec = {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "dtype": dtype,
+            "seed": seed, "sequential": sequential and self._is_chain(nodes), "nodes": nodes,
+            "synapses": synapses,
+        }
+        try:
+            graph = from_dict(spec)
+            weights = {f"{s.src}->{s.dst}.weight": s.weight for s in self.synapses if s.weight is not None}
+            weights.update({f"{n.name}.bias": n.bias for n in self.nodes.values()
+                            if n.kind == "dense" and n.bias is not None})
+            graph.set_weights(weights)
+        except GraphError as exc:
+            raise ModelImportError(f"{self.source}: {exc}") from None
+        return graph
+
+    def _losses(self, outputs: list[str], loss) -> dict[str, Any]:
+        if isinstance(loss, Mapping) and "name" not in loss:
+            unknown = [k for k in loss if k not in outputs]
+            if unknown:
+                raise ModelImportError(
+                    f"{self.source}: loss names unknown outputs {unknown}; outputs: {outputs}"
+                )
+            given = dict(loss)
+        else:
+            given = {out: loss for out in outputs} if loss is not None else {}
+        chosen = {}
+        for out in outputs:
+            value = given.get(out)
+            if value is None:
+                value = default_loss(self.nodes[out].activation.name)
+            try:
+                chosen[out] = losses.get(value).get_config()
+            except GraphError as exc:
+                raise ModelImportError(f"{self.source}: output {out!r}: {exc}") from None
+        return chosen
+
+    def _is_chain(self, nodes: list[dict]) -> bool:
+        names = [n["name"] for n in nodes]
+        kinds = [n["kind"] for n in nodes]
+        links = [(s.src, s.dst) for s in self.synapses]
+        return (
+            len(nodes) >= 2 and kinds[0] == "input" and kinds[-1] == "output"
+            and all(k == "hidden" for k in kinds[1:-1])
+            and links == list(zip(names, names[1:]))
+        )
+
+    def _check_new(self, name: str, origin: str) -> None:
+        if name in self.nodes:
+            raise ModelImportError(f"{self.source}: {origin or name}: a node called {name!r} already exists")
+
+
+def _positive(size: Any, where: str) -> int:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ModelImportError(f"{where}: size must be a positive integer, got {size!r}")
+    return int(size)
+
+
+def _activation(activation: Any, source: str, where: str) -> activations.Activation:
+    try:
+        return activations.get(activation)
+    except GraphError as exc:
+        raise ModelImportError(f"{source}: {where}: {exc}") from None

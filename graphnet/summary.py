@@ -1,0 +1,201 @@
+"""The summary table: ``Graph.summary()``.
+
+One row per node in topological order (what feeds a node is always listed
+above it): name and kind, size, activation, the nodes it is connected from,
+and the parameters it owns. A node owns its bias and the weights of the
+synapses that end in it, so the rows add up to ``Graph.num_params``.
+
+Long cells wrap inside their column instead of widening the table, so a node
+fed by twenty sources takes a few lines, not a 400-character row.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import GraphError
+from .nodes import DenseNode, Hidden, Output
+
+__all__ = ["summary", "summary_rows", "NodeRow", "describe_activation"]
+
+# Widest each wrapped column may grow before its cells wrap.
+_MAX_NAME = 40
+_MAX_ACTIVATION = 22
+_MAX_CONNECTED = 36
+_MAX_LOSS_LINE = 88
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    """What the table says about one node."""
+
+    name: str
+    kind: str
+    size: int
+    activation: str
+    sources: tuple[str, ...]
+    params: int
+    trainable_params: int
+
+
+def summary_rows(graph) -> list[NodeRow]:
+    """One :class:`NodeRow` per node, in topological order."""
+    rows = []
+    for name in graph.topological_order:
+        node = graph.nodes[name]
+        incoming = graph.incoming(name)
+        params = node.num_params + sum(s.num_params for s in incoming)
+        trainable = (node.num_params if getattr(node, "trainable", False) else 0) + sum(
+            s.num_params for s in incoming if s.trainable
+        )
+        rows.append(
+            NodeRow(
+                name=name,
+                kind=type(node).__name__,
+                size=node.size,
+                activation=_activation(node),
+                sources=tuple(s.src for s in incoming),
+                params=params,
+                trainable_params=trainable,
+            )
+        )
+    return rows
+
+
+def summary(graph, print_fn: Callable[[str], object] | None = print) -> str | None:
+    """Print (or return) the summary table of ``graph``.
+
+    Parameters
+    ----------
+    graph : Graph
+    print_fn : callable or None
+        Called once with the whole table (no trailing newline); ``None``
+        returns the text instead.
+
+    Returns
+    -------
+    str or None
+        The text when ``print_fn`` is ``None``.
+
+    Raises
+    ------
+    GraphError
+        When ``print_fn`` is neither callable nor ``None``.
+    """
+    if print_fn is not None and not callable(print_fn):
+        raise GraphError(
+            f"summary: print_fn must be a callable such as print, or None to get the text; "
+            f"got {print_fn!r}"
+        )
+    text = _table(graph, summary_rows(graph))
+    if print_fn is None:
+        return text
+    print_fn(text)
+    return None
+
+
+def describe_activation(activation) -> str:
+    """The activation's name, with the parameters that differ from its defaults:
+    ``relu``, ``leaky_relu(0.2)``, ``gelu(approximate=True)``."""
+    config = activation.get_config()
+    try:
+        defaults = type(activation)().get_config()
+    except TypeError:  # no defaults to compare with: show everything
+        defaults = {}
+    changed = {k: v for k, v in config.items() if k != "name" and defaults.get(k, object()) != v}
+    if not changed:
+        return config["name"]
+    if len(changed) == 1:
+        (key, value), = changed.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return f"{config['name']}({value:g})"
+    return f"{config['name']}(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
+
+
+def _activation(node) -> str:
+    if not isinstance(node, DenseNode):
+        return "-"
+    text = describe_activation(node.activation)
+    if isinstance(node, Hidden) and node.dropout:
+        text += f", dropout {node.dropout:g}"
+    return text
+
+
+def _table(graph, rows: list[NodeRow]) -> str:
+    headers = ("Node (kind)", "Size", "Activation", "Connected to", "Params")
+    cells = [
+        (
+            f"{r.name} ({r.kind})",
+            str(r.size),
+            r.activation,
+            ", ".join(r.sources) if r.sources else "-",
+            f"{r.params:,}",
+        )
+        for r in rows
+    ]
+    caps = (_MAX_NAME, None, _MAX_ACTIVATION, _MAX_CONNECTED, None)
+    widths = []
+    for i, cap in enumerate(caps):
+        natural = max([len(headers[i])] + [len(c[i]) for c in cells])
+        widths.append(natural if cap is None else min(natural, cap))
+    right = (False, True, False, False, True)
+    gap = "   "
+
+    def line(values: tuple[list[str], ...]) -> list[str]:
+        height = max(len(v) for v in values)
+        out = []
+        for k in range(height):
+            parts = []
+            for i, column in enumerate(values):
+                text = column[k] if k < len(column) else ""
+                parts.append(text.rjust(widths[i]) if right[i] else text.ljust(widths[i]))
+            out.append((" " + gap.join(parts)).rstrip())
+        return out
+
+    total_width = 1 + sum(widths) + len(gap) * (len(widths) - 1)
+    lines = [
+        f'{type(graph).__name__}: "{graph.name}"  ({_count(len(graph.inputs), "input")}, '
+        f'{_count(len(graph.outputs), "output")}, {graph.dtype})',
+        "_" * total_width,
+    ]
+    lines += line(tuple([h] for h in headers))
+    lines.append("=" * total_width)
+    for row in cells:
+        lines += line(tuple(_wrap(text, widths[i]) for i, text in enumerate(row)))
+    if not cells:
+        lines.append(" (no nodes yet)")
+    lines.append("=" * total_width)
+    total = sum(r.params for r in rows)
+    trainable = sum(r.trainable_params for r in rows)
+    lines += [
+        f"Total params: {total:,}",
+        f"Trainable params: {trainable:,}",
+        f"Non-trainable params: {total - trainable:,}",
+    ]
+    loss = _loss_line(graph)
+    if loss:
+        lines += textwrap.wrap(loss, _MAX_LOSS_LINE, subsequent_indent="      ", break_long_words=False)
+    return "\n".join(lines)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width``, breaking after commas where it can."""
+    if len(text) <= width:
+        return [text]
+    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+
+
+def _loss_line(graph) -> str:
+    """The total loss as a formula: ``Loss: cce(digit) + 0.5 * bce(even)``."""
+    terms = []
+    for name in graph.outputs:
+        node: Output = graph.nodes[name]
+        weight = "" if node.loss_weight == 1.0 else f"{node.loss_weight:g} * "
+        terms.append(f"{weight}{node.loss.name}({name})")
+    return "Loss: " + " + ".join(terms) if terms else ""
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")

@@ -1,0 +1,104 @@
+"""Activation values against plain float64 formulas, dtype, stability, registry."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from graphnet import GraphError, activations
+
+Z = np.array([[-30.0, -2.0, -0.5, 0.0], [0.3, 1.0, 4.0, 30.0]])
+
+
+def _erf(v):
+    return np.vectorize(math.erf)(v)
+
+
+REFERENCE = {
+    "linear": lambda z: z,
+    "relu": lambda z: np.maximum(z, 0),
+    "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
+    "elu": lambda z: np.where(z > 0, z, np.exp(z) - 1),
+    "gelu": lambda z: 0.5 * z * (1 + _erf(z / np.sqrt(2))),
+    "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+    "tanh": np.tanh,
+    "softplus": lambda z: np.log1p(np.exp(-np.abs(z))) + np.maximum(z, 0),
+    "softmax": lambda z: np.exp(z - z.max(1, keepdims=True))
+    / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True),
+}
+
+
+def test_every_registered_activation_has_a_reference():
+    assert set(REFERENCE) == set(activations.ACTIVATIONS)
+
+
+@pytest.mark.parametrize("name", sorted(activations.ACTIVATIONS))
+def test_forward_matches_the_formula(name):
+    a = activations.get(name).forward(Z.copy())
+    np.testing.assert_allclose(a, REFERENCE[name](Z), rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("name", sorted(activations.ACTIVATIONS))
+def test_float32_stays_float32_and_finite_at_extremes(name):
+    z = np.array([[-1e4, -100.0, 0.0, 100.0, 1e4]], dtype=np.float32)
+    act = activations.get(name)
+    a = act.forward(z.copy())
+    assert a.dtype == np.float32
+    assert np.isfinite(a).all()
+    grad = act.backward(a.copy(), np.ones_like(a), z.copy())
+    assert grad.dtype == np.float32
+    assert np.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("name", sorted(activations.ACTIVATIONS))
+def test_forward_in_place_equals_out_of_place(name):
+    act = activations.get(name)
+    z = Z.copy()
+    expected = act.forward(Z.copy())
+    result = act.forward(z, out=z)
+    np.testing.assert_array_equal(result, expected)
+    assert result is z
+
+
+def test_sigmoid_keeps_relative_precision_for_very_negative_inputs():
+    a = activations.get("sigmoid").forward(np.array([[-30.0]]))
+    assert a[0, 0] == pytest.approx(math.exp(-30) / (1 + math.exp(-30)), rel=1e-12)
+
+
+def test_gelu_approximate_is_close_to_exact():
+    z = np.linspace(-5, 5, 101).reshape(1, -1)
+    exact = activations.GELU().forward(z.copy())
+    approx = activations.GELU(approximate=True).forward(z.copy())
+    assert np.max(np.abs(exact - approx)) < 1e-3
+    assert not np.array_equal(exact, approx)
+
+
+def test_parameters_round_trip_through_config():
+    for act in (activations.LeakyReLU(0.2), activations.ELU(0.5), activations.GELU(approximate=True)):
+        rebuilt = activations.get(act.get_config())
+        assert rebuilt == act and rebuilt is not act
+
+
+def test_get_accepts_none_names_and_instances():
+    assert activations.get(None).name == "linear"
+    relu = activations.ReLU()
+    assert activations.get(relu) is relu
+    assert isinstance(activations.get("tanh"), activations.Tanh)
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(GraphError, match=r"unknown activation 'swish'.*'gelu'.*'relu'"):
+        activations.get("swish")
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(GraphError, match="negative_slope must be in"):
+        activations.LeakyReLU(-0.1)
+    with pytest.raises(GraphError, match="alpha must be > 0"):
+        activations.ELU(0)
+    with pytest.raises(GraphError, match=r"bad parameters \{'beta': 2\}"):
+        activations.get({"name": "elu", "beta": 2})
+    with pytest.raises(GraphError, match="must be a name"):
+        activations.get(42)

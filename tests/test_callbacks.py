@@ -1,0 +1,170 @@
+"""EarlyStopping, ModelCheckpoint and the Callback hooks."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+from graphnet import GraphError
+
+
+def regression(seed=0):
+    g = gn.Graph(name="reg", seed=seed)
+    g.add_input("x", 3)
+    g.add_hidden("h", 16, activation="tanh")
+    g.add_output("y", 1)
+    g.connect("x", "h")
+    g.connect("h", "y")
+    return g
+
+
+@pytest.fixture
+def data(rng):
+    x = rng.normal(size=(80, 3))
+    y = x @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=80)
+    return x, y
+
+
+class Recorder(gn.Callback):
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def on_train_begin(self, logs=None):
+        self.calls.append("train_begin")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.calls.append(f"epoch_begin {epoch}")
+
+    def on_batch_end(self, batch, logs=None):
+        self.calls.append(f"batch {batch}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls.append(f"epoch_end {epoch} {sorted(logs)}")
+
+    def on_train_end(self, logs=None):
+        self.calls.append("train_end")
+
+
+def test_hooks_are_called_in_order(data):
+    x, y = data
+    recorder = Recorder()
+    g = regression()
+    g.fit(x, y, epochs=2, batch_size=40, validation_split=0.5, callbacks=[recorder], verbose=0)
+    assert recorder.graph is g and recorder.params["epochs"] == 2
+    assert recorder.calls == [
+        "train_begin",
+        "epoch_begin 0", "batch 0", "epoch_end 0 ['loss', 'val_loss']",
+        "epoch_begin 1", "batch 0", "epoch_end 1 ['loss', 'val_loss']",
+        "train_end",
+    ]
+
+
+class StopAfter(gn.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.graph.stop_training = True
+
+
+def test_a_callback_can_stop_training(data):
+    x, y = data
+    history = regression().fit(x, y, epochs=10, callbacks=[StopAfter(2)], verbose=0)
+    assert history.epoch == [0, 1, 2]
+
+
+class ScriptedLoss(gn.Callback):
+    """Overwrites val_loss with a script, so early stopping is tested exactly."""
+
+    def __init__(self, values):
+        super().__init__()
+        self.values = values
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_loss"] = self.values[epoch]
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(data):
+    x, y = data
+    g = regression()
+    snapshots = []
+
+    class Snapshot(gn.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            snapshots.append(self.graph.get_weights())
+
+    stopper = gn.EarlyStopping(patience=2)
+    script = ScriptedLoss([5.0, 3.0, 4.0, 3.5, 1.0, 0.5])
+    history = g.fit(x, y, epochs=6, validation_data=(x, y), callbacks=[script, stopper, Snapshot()], verbose=0)
+    assert history.epoch == [0, 1, 2, 3]  # no improvement on 3.0 for 2 epochs
+    assert stopper.stopped_epoch == 3 and stopper.best_epoch == 1 and stopper.best == 3.0
+    best = snapshots[1]
+    assert all(np.array_equal(best[k], v) for k, v in g.get_weights().items())
+
+
+def test_early_stopping_keeps_the_last_weights_when_they_are_best(data):
+    x, y = data
+    g = regression()
+    stopper = gn.EarlyStopping(monitor="loss", patience=1, restore_best_weights=True)
+    g.fit(x, y, epochs=3, callbacks=[ScriptedLoss([3.0, 2.0, 1.0]), stopper], verbose=0)
+    assert stopper.stopped_epoch is None and stopper.best_epoch == 2
+
+
+def test_early_stopping_on_a_missing_value_says_what_is_logged(data):
+    x, y = data
+    with pytest.raises(GraphError, match=r"monitor 'val_loss' is not among the logged values \['loss'\]; pass validation_data"):
+        regression().fit(x, y, epochs=2, callbacks=[gn.EarlyStopping()], verbose=0)
+
+
+def test_early_stopping_mode_follows_the_name():
+    assert gn.EarlyStopping(monitor="val_accuracy").mode == "max"
+    assert gn.EarlyStopping(monitor="val_loss").mode == "min"
+    with pytest.raises(GraphError, match="mode must be"):
+        gn.EarlyStopping(mode="up")
+    with pytest.raises(GraphError, match="patience must be an integer >= 0"):
+        gn.EarlyStopping(patience=-1)
+
+
+def test_model_checkpoint_saves_the_best_weights_atomically(data, tmp_path):
+    x, y = data
+    g = regression()
+    path = tmp_path / "best.npz"
+    checkpoint = gn.ModelCheckpoint(path)
+    g.fit(x, y, epochs=4, validation_data=(x, y), callbacks=[ScriptedLoss([3.0, 1.0, 2.0, 4.0]), checkpoint], verbose=0)
+    assert checkpoint.saved == [str(path), str(path)]  # epochs 1 and 2 improved
+    saved = np.load(path, allow_pickle=False)
+    assert set(saved.files) == set(g.get_weights())
+    assert [p.name for p in tmp_path.iterdir()] == ["best.npz"]  # no temporary files left
+    g.set_weights(dict(saved))
+
+
+def test_model_checkpoint_every_epoch_with_a_pattern(data, tmp_path):
+    x, y = data
+    g = regression()
+    checkpoint = gn.ModelCheckpoint(tmp_path / "w-{epoch:02d}-{loss:.0f}.npz", save_best_only=False)
+    g.fit(x, y, epochs=3, callbacks=[checkpoint], verbose=0)
+    assert len(checkpoint.saved) == 3 and os.path.basename(checkpoint.saved[0]).startswith("w-01-")
+
+
+def test_model_checkpoint_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    g = regression()
+    path = tmp_path / "w.npz"
+    path.write_bytes(b"old contents")
+    checkpoint = gn.ModelCheckpoint(path, save_best_only=False)
+    checkpoint.set_graph(g)
+
+    def explode(handle, **arrays):
+        handle.write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", explode)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.on_epoch_end(0, {"loss": 1.0})
+    assert path.read_bytes() == b"old contents"
+    assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]

@@ -1,0 +1,290 @@
+"""The ``graphnet`` command, run as users run it: in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import build_dag
+
+import graphnet as gn
+from graphnet import cli
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed")
+SCRIPT = Path(sys.executable).with_name("graphnet")
+
+
+def graphnet(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
+    """Run the command through ``python -m graphnet.cli`` (the console script is
+    tested on its own below), so the tests need no installed script."""
+    return subprocess.run(
+        [sys.executable, "-m", "graphnet.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, match: str, status: int | None = None):
+    assert result.returncode != 0
+    if status is not None:
+        assert result.returncode == status
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("graphnet: error: ")
+    assert re.search(match, lines[0]), lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.fixture
+def spec(tmp_path) -> Path:
+    path = tmp_path / "dag.json"
+    path.write_text(json.dumps(build_dag().to_dict()), encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------------ demo
+@needs_dot
+def test_demo_with_a_few_epochs_writes_everything(tmp_path):
+    out = tmp_path / "results"
+    result = graphnet("demo", "--epochs", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "Total params:" in result.stdout
+    assert re.search(r"Held-out accuracy .*\n\s+digit\s+0\.\d{4}\n\s+even\s+0\.\d{4}", result.stdout)
+    assert "Epoch 2/2" in result.stderr  # the progress bar (tqdm writes to stderr)
+    names = {p.name for p in out.iterdir()}
+    assert names == {"summary.txt", "model.json", "model.svg", "model.png", "history.png"}
+    assert ET.parse(out / "model.svg").getroot().tag.endswith("svg")
+    assert (out / "model.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "history.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Total params:" in (out / "summary.txt").read_text()
+    rebuilt = gn.Graph.from_dict(json.loads((out / "model.json").read_text()))
+    assert rebuilt.inputs == ["top", "bottom"] and rebuilt.outputs == ["digit", "even"]
+
+
+def test_demo_writes_into_demo_output_by_default(tmp_path):
+    result = graphnet("demo", "--epochs", "1", "--quiet", cwd=tmp_path, env={"PATH": ""})
+    # Without dot the diagram comes as DOT source and the reason is one line.
+    assert_one_line_error(result, r"'dot' program was not found.*apt-get install graphviz", status=1)
+    names = {p.name for p in (tmp_path / "demo-output").iterdir()}
+    assert names == {"summary.txt", "model.json", "history.png", "model.gv"}
+    assert "Epoch" not in result.stderr  # --quiet: no progress bars
+
+
+@needs_dot
+@pytest.mark.slow
+def test_the_demo_reaches_good_held_out_accuracy(tmp_path):
+    result = graphnet("demo", "--quiet", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    accuracy = dict(re.findall(r"^\s+(digit|even)\s+(0\.\d+)$", result.stdout, flags=re.M))
+    assert float(accuracy["digit"]) >= 0.96
+    assert float(accuracy["even"]) >= 0.95
+
+
+# ------------------------------------------------------------- summary, render
+def test_summary_of_a_json_spec(spec):
+    result = graphnet("summary", str(spec))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith('Graph: "dag"')
+    assert "Total params: 183" in result.stdout
+    for name in build_dag().topological_order:
+        assert f" {name} (" in result.stdout
+
+
+@needs_dot
+def test_render_a_json_spec_to_svg(spec, tmp_path):
+    out = tmp_path / "dag.svg"
+    result = graphnet("render", str(spec), "-o", str(out), "--rankdir", "TB")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"Wrote {out}"
+    titles = [t.text for t in ET.parse(out).getroot().iter("{http://www.w3.org/2000/svg}title")]
+    assert "main" in titles and "h3->main" in titles
+
+
+def test_render_to_dot_source_needs_no_graphviz(spec, tmp_path):
+    out = tmp_path / "dag.gv"
+    result = graphnet("render", str(spec), "--output", str(out), env={"PATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert out.read_text(encoding="utf-8") == build_dag().to_dot().source
+
+
+def test_help_everywhere(capsys):
+    result = graphnet("--help")
+    assert result.returncode == 0 and result.stdout.startswith("usage: graphnet")
+    for command in ("demo", "summary", "render"):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([command, "--help"])
+        assert exit_info.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: graphnet {command}")
+    assert graphnet("--version").stdout.strip() == f"graphnet {gn.__version__}"
+
+
+@pytest.mark.skipif(not SCRIPT.exists(), reason="the graphnet console script is not installed here")
+def test_the_console_script_runs(spec):
+    result = subprocess.run([str(SCRIPT), "summary", str(spec)], capture_output=True, text=True)
+    assert result.returncode == 0 and "Total params: 183" in result.stdout
+    result = subprocess.run([str(SCRIPT), "frobnicate"], capture_output=True, text=True)
+    assert_one_line_error(result, "invalid choice: 'frobnicate'", status=2)
+
+
+# --------------------------------------------------------------- bad arguments
+@pytest.fixture
+def bad_cases(spec, tmp_path):
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text('{"nodes": [', encoding="utf-8")
+    bad_spec = tmp_path / "bad_spec.json"
+    bad_spec.write_text(json.dumps({"nodes": [{"kind": "input", "name": "x", "size": 2},
+                                              {"kind": "output", "name": "y", "size": 1,
+                                               "activation": "swish"}],
+                                    "synapses": [["x", "y"]]}), encoding="utf-8")
+    return [
+        ((), "the following arguments are required: COMMAND", 2),
+        (("frobnicate",), "invalid choice: 'frobnicate'", 2),
+        (("demo", "--epochs", "0"), "argument --epochs: expected a positive integer, got 0", 2),
+        (("demo", "--epochs", "many"), "expected a positive integer, got 'many'", 2),
+        (("demo", "--seed", "-1"), "expected an integer >= 0", 2),
+        (("demo", "--out"), "expected one argument", 2),
+        (("render", str(spec)), "required: -o/--output", 2),
+        (("render", str(spec), "-o", str(tmp_path / "x.svg"), "--rankdir", "up"), "invalid choice: 'up'", 2),
+        (("summary",), "required: FILE", 2),
+        (("summary", str(spec), "extra"), "unrecognized arguments: extra", 2),
+        (("summary", str(tmp_path / "missing.json")), "missing.json: no such file", 1),
+        (("summary", str(tmp_path / "model.txt")), r"expected one of \['.gnet', '.json', '.yaml', '.yml'\]", 1),
+        (("summary", str(bad_json)), r"bad.json: not valid JSON \(.*line 1", 1),
+        (("summary", str(bad_spec)), "unknown activation 'swish'", 1),
+        (("render", str(spec), "-o", str(tmp_path / "dag.jpeg")), "cannot tell the format", 1),
+        (("render", str(spec), "-o", str(tmp_path / "no" / "dag.dot")), "does not exist", 1),
+    ]
+
+
+def test_bad_arguments_give_one_line_and_a_non_zero_exit(bad_cases):
+    # A few through a real process; all of them in-process below.
+    for args, match, status in [bad_cases[i] for i in (0, 2, 10, 13)]:
+        assert_one_line_error(graphnet(*args), match, status)
+
+
+def test_every_bad_argument_is_one_line_in_process(bad_cases, capsys):
+    for args, match, status in bad_cases:
+        assert cli.main(list(args)) == status, args
+        captured = capsys.readouterr()
+        assert_one_line_error(
+            subprocess.CompletedProcess(args, status, captured.out, captured.err), match, status
+        )
+
+
+# ----------------------------------------------------- in-process: edge cases
+def test_load_model_dispatches_on_the_suffix(spec):
+    assert cli.load_model(spec).to_dict() == build_dag().to_dict()
+    assert set(cli.LOADERS) == {".json", ".yaml", ".yml", ".gnet"}
+
+
+def test_an_unexpected_error_is_one_line_unless_a_traceback_is_asked_for(monkeypatch, capsys):
+    def broken(args):
+        raise RuntimeError("something broke\nacross lines")
+
+    monkeypatch.setitem(cli.COMMANDS, "summary", broken)
+    assert cli.main(["summary", "x.json"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "graphnet: error: unexpected RuntimeError: something broke across lines "
+        "(set GRAPHNET_TRACEBACK=1 for the traceback, and please report it)\n"
+    )
+    monkeypatch.setenv("GRAPHNET_TRACEBACK", "1")
+    with pytest.raises(RuntimeError, match="something broke"):
+        cli.main(["summary", "x.json"])
+
+
+# ------------------------------------------------------- model files and data
+@pytest.fixture
+def digits_like(tmp_path, rng):
+    """A spec with two inputs and two outputs, and training data for it."""
+    g = build_dag(dtype="float32")
+    spec = tmp_path / "dag.yaml"
+    yaml = pytest.importorskip("yaml")
+    spec.write_text(yaml.safe_dump(g.to_dict()), encoding="utf-8")
+    x = {"a": rng.normal(size=(60, 5)), "b": rng.normal(size=(60, 3))}
+    y = {"aux": rng.integers(0, 3, size=60), "main": rng.integers(0, 2, size=(60, 2)).astype(float)}
+    data = tmp_path / "train.npz"
+    np.savez(data, **x, **y)
+    return spec, data, x, y
+
+
+def test_train_then_predict_then_summary_and_render(digits_like, tmp_path):
+    spec, data, x, y = digits_like
+    model = tmp_path / "model.gnet"
+    result = graphnet("train", str(spec), "--data", str(data), "--epochs", "3", "--batch-size", "16",
+                      "--metrics", "accuracy", "--validation-split", "0.2", "--out", str(model))
+    assert result.returncode == 0, result.stderr
+    assert "Final epoch: loss: " in result.stdout and "val_main_accuracy" in result.stdout
+    trained = gn.load(model)
+    assert trained.optimizer.iterations == 3 * 3  # 48 training rows in batches of 16
+
+    pred = tmp_path / "pred.npz"
+    result = graphnet("predict", str(model), "--data", str(data), "--out", str(pred))  # targets ignored
+    assert result.returncode == 0, result.stderr
+    with np.load(pred, allow_pickle=False) as saved:
+        expected = trained.predict(x)
+        assert sorted(saved.files) == ["aux", "main"]
+        for name in expected:
+            np.testing.assert_array_equal(saved[name], expected[name])
+
+    again = tmp_path / "again.gnet"  # a saved model continues with its optimizer state
+    result = graphnet("train", str(model), "--data", str(data), "--epochs", "1", "--out", str(again), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert gn.load(again).optimizer.iterations == 9 + 2  # 60 rows, default batch size 32
+
+    for path in (spec, model):
+        result = graphnet("summary", str(path))
+        assert result.returncode == 0 and "Total params: 183" in result.stdout
+        out = tmp_path / f"{path.stem}.gv"
+        assert graphnet("render", str(path), "-o", str(out)).returncode == 0
+        assert out.read_text(encoding="utf-8").startswith("digraph")
+
+
+def test_train_and_predict_refuse_bad_files_in_one_line(digits_like, tmp_path, capsys):
+    spec, data, x, y = digits_like
+    missing_b = tmp_path / "no_b.npz"
+    np.savez(missing_b, a=x["a"], aux=y["aux"], main=y["main"], extra=x["a"])
+    pickled = tmp_path / "objects.npz"
+    np.savez(pickled, a=np.array([object()] * 3), b=x["b"], aux=y["aux"], main=y["main"])
+    model = tmp_path / "m.gnet"
+    assert cli.main(["train", str(spec), "--data", str(data), "--epochs", "1", "--out", str(model), "--quiet"]) == 0
+    capsys.readouterr()
+    cases = [
+        (["train", str(spec), "--data", str(missing_b), "--out", str(model)],
+         r"no_b.npz: missing input arrays \['b'\] and unknown arrays \['extra'\]"),
+        (["train", str(spec), "--data", str(pickled), "--out", str(model)], r"objects.npz: cannot read the training data"),
+        (["train", str(spec), "--data", str(tmp_path / "nope.npz"), "--out", str(model)], "nope.npz: no such file"),
+        (["train", str(spec), "--data", str(spec), "--out", str(model)], "must be a .npz file"),
+        (["train", str(spec), "--data", str(data), "--out", str(tmp_path / "m.zip")], "must end in .gnet"),
+        (["train", str(spec), "--data", str(data), "--out", str(model), "--lr", "-1"], "expected a positive number"),
+        (["train", str(spec), "--data", str(data), "--out", str(model), "--optimizer", "adagrad"], "unknown optimizer 'adagrad'"),
+        (["train", str(spec), "--data", str(data), "--out", str(model), "--validation-split", "1"], r"expected a number in \[0, 1\)"),
+        (["predict", str(spec), "--data", str(data), "--out", str(tmp_path / "p.npz")], "predict needs a trained model file"),
+        (["predict", str(model), "--data", str(data), "--out", str(tmp_path / "p.csv")], "written as .npz"),
+        (["predict", str(model), "--data", str(missing_b), "--out", str(tmp_path / "p.npz")], r"missing input arrays \['b'\]"),
+        (["summary", str(data)], "cannot tell what this file is"),
+    ]
+    for args, match in cases:
+        status = cli.main(args)
+        captured = capsys.readouterr()
+        assert status in (1, 2), args
+        assert_one_line_error(subprocess.CompletedProcess(args, status, captured.out, captured.err), match)
+
+
+def test_a_corrupt_model_file_is_one_line(tmp_path, capsys):
+    path = tmp_path / "broken.gnet"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    assert cli.main(["summary", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "broken.gnet" in err

@@ -1,0 +1,101 @@
+"""Bad data raises ShapeError (a ValueError) naming the node and both shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+from graphnet import ShapeError
+from conftest import build_dag, dag_data
+
+
+@pytest.fixture
+def data(rng):
+    return dag_data(rng, rows=6)
+
+
+def test_shape_error_is_a_value_error():
+    assert issubclass(ShapeError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda x: x.pop("b"), r"missing inputs \['b'\]"),
+        (lambda x: x.update(c=np.zeros((6, 2))), r"unknown names \['c'\]"),
+        (lambda x: x.update(a=np.zeros((6, 4))), r"input 'a': expected shape \(n, 5\), got \(6, 4\)"),
+        (lambda x: x.update(a=np.zeros(5)), r"input 'a': expected shape \(n, 5\), got \(5,\); for a single sample use x.reshape\(1, -1\)"),
+        (lambda x: x.update(b=np.zeros((5, 3))), r"rows disagree: input 'a' has 6 rows but input 'b' has 5"),
+        (lambda x: x["a"].__setitem__((2, 3), np.nan), r"input 'a' contains 1 NaN or inf"),
+        (lambda x: x["b"].__setitem__((0, 0), np.inf), r"input 'b' contains 1 NaN or inf"),
+        (lambda x: x.update(a=np.array([["x"] * 5] * 6)), r"input 'a': expected numbers, got an array of dtype <U1"),
+    ],
+)
+@pytest.mark.parametrize("call", ["predict", "evaluate", "fit", "gradients"])
+def test_bad_inputs(data, change, message, call):
+    x, y = data
+    change(x)
+    g = build_dag()
+    before = g.get_weights()
+    with pytest.raises(ShapeError, match=message):
+        if call == "predict":
+            g.predict(x)
+        elif call == "fit":
+            g.fit(x, y, verbose=0)
+        else:
+            getattr(g, call)(x, y)
+    assert all(np.array_equal(before[k], v) for k, v in g.get_weights().items())
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda y: y.pop("main"), r"missing outputs \['main'\]"),
+        (lambda y: y.update(main=np.zeros((6, 3))), r"output 'main': expected targets of shape \(n, 2\), got \(6, 3\)"),
+        (lambda y: y.update(main=np.zeros((4, 2))), r"rows disagree: input 'a' has 6 rows but targets of output 'main' has 4"),
+        (lambda y: y.update(aux=np.array([0, 1, 2, 3, 0, 1])), r"output 'aux': class labels must lie in \[0, 3\)"),
+        (lambda y: y["main"].__setitem__((1, 1), np.nan), r"output 'main': targets contain NaN or inf"),
+    ],
+)
+def test_bad_targets(data, change, message):
+    x, y = data
+    change(y)
+    with pytest.raises(ShapeError, match=message):
+        build_dag().fit(x, y, verbose=0)
+
+
+def test_multi_input_data_must_be_keyed_by_name(data):
+    x, _ = data
+    with pytest.raises(ShapeError, match=r"this graph has 2 inputs \['a', 'b'\]: pass a dict keyed by input name, not a list"):
+        build_dag().predict([x["a"], x["b"]])
+
+
+def test_single_input_and_output_take_plain_arrays_and_1d_columns(rng):
+    g = gn.Graph(seed=0)
+    g.add_input("x", 1)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    x = rng.normal(size=10)
+    pred = g.predict(x)
+    assert pred.shape == (10, 1)
+    np.testing.assert_array_equal(pred, g.predict({"x": x.reshape(-1, 1)}))
+    g.fit(x, 2 * x, epochs=2, verbose=0)
+    g.fit(x.tolist(), (2 * x).tolist(), epochs=1, verbose=0)  # lists work too
+
+
+def test_data_is_matched_by_name_not_position(data):
+    x, _ = data
+    g = build_dag()
+    reordered = {"b": x["b"], "a": x["a"]}
+    first, second = g.predict(x), g.predict(reordered)
+    assert all(np.array_equal(first[k], second[k]) for k in first)
+
+
+def test_empty_data(data):
+    x, y = data
+    g = build_dag()
+    empty = {k: v[:0] for k, v in x.items()}
+    assert g.predict(empty)["main"].shape == (0, 2)
+    with pytest.raises(ShapeError, match="no rows"):
+        g.fit(empty, {k: v[:0] for k, v in y.items()}, verbose=0)

@@ -1,0 +1,40 @@
+"""Every example runs on its own and reports success."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run(name: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_xor():
+    assert run("xor.py").strip().endswith("solved")
+
+
+@pytest.mark.slow
+def test_breast_cancer():
+    pytest.importorskip("sklearn")
+    out = run("breast_cancer.py")
+    mean = float(out.strip().rsplit(" ", 1)[-1])
+    assert mean >= 0.955
+
+
+@pytest.mark.slow
+def test_multi_io_digits():
+    pytest.importorskip("sklearn")
+    out = run("multi_io_digits.py")
+    last = out.strip().splitlines()[-1]
+    digit = float(last.split("digit ")[1].split(",")[0])
+    assert digit >= 0.96, last

@@ -1,0 +1,121 @@
+"""Gradients against central finite differences in float64.
+
+Parametrised over the registries, so a new activation or loss is checked
+automatically.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+from graphnet import activations, losses
+from gradcheck import max_relative_error, numeric_gradients
+from conftest import build_dag, dag_data
+
+TOLERANCE = 1e-6
+
+ACTIVATION_VARIANTS = [cls() for cls in activations.ACTIVATIONS.values()] + [
+    activations.LeakyReLU(0.2),
+    activations.ELU(0.5),
+    activations.GELU(approximate=True),
+]
+
+
+def _check(graph, x, y):
+    loss, analytic = graph.gradients(x, y)
+    numeric = numeric_gradients(graph, x, y)
+    assert set(analytic) == set(graph.get_weights())
+    error, where = max_relative_error(analytic, numeric)
+    assert error < TOLERANCE, f"max relative error {error:.2e} at {where}"
+    return loss
+
+
+@pytest.mark.parametrize("activation", ACTIVATION_VARIANTS, ids=repr)
+def test_every_activation_in_a_hidden_node(activation, rng):
+    g = gn.Graph(seed=1, dtype="float64")
+    g.add_input("x", 4)
+    g.add_hidden("h", 5, activation=activation)
+    g.add_output("y", 3, activation="linear", loss="mse")
+    g.connect("x", "h")
+    g.connect("h", "y")
+    # Away from relu's kink at 0, where the derivative is undefined.
+    x = rng.normal(size=(6, 4))
+    _check(g, x, rng.normal(size=(6, 3)))
+
+
+@pytest.mark.parametrize("activation", ACTIVATION_VARIANTS, ids=repr)
+def test_every_activation_as_an_output_with_mse(activation, rng):
+    g = gn.Graph(seed=2, dtype="float64")
+    g.add_input("x", 3)
+    g.add_output("y", 4, activation=activation, loss="mse")
+    g.connect("x", "y")
+    _check(g, rng.normal(size=(5, 3)), rng.normal(size=(5, 4)))
+
+
+def _loss_case(name: str, rng):
+    """(activation, targets) that make sense for each loss."""
+    if name == "binary_crossentropy":
+        return "sigmoid", rng.integers(0, 2, size=(6, 3)).astype(float)
+    if name == "categorical_crossentropy":
+        return "softmax", np.eye(3)[rng.integers(0, 3, size=6)]
+    return "tanh", rng.normal(size=(6, 3))
+
+
+@pytest.mark.parametrize("loss", sorted(losses.LOSSES))
+def test_every_loss(loss, rng):
+    activation, y = _loss_case(loss, rng)
+    g = gn.Graph(seed=3, dtype="float64")
+    g.add_input("x", 4)
+    g.add_hidden("h", 5, activation="tanh")
+    g.add_output("y", 3, activation=activation, loss=loss, loss_weight=1.5)
+    g.connect("x", "h")
+    g.connect("h", "y")
+    _check(g, rng.normal(size=(6, 4)), y)
+
+
+def test_huber_in_both_regions(rng):
+    g = gn.Graph(seed=4, dtype="float64")
+    g.add_input("x", 3)
+    g.add_output("y", 2, loss=gn.losses.Huber(delta=0.5))
+    g.connect("x", "y")
+    y = rng.normal(scale=2.0, size=(8, 2))  # some residuals beyond delta, some within
+    pred = g.predict(rng.normal(size=(8, 3)))
+    assert 0 < np.mean(np.abs(pred - y) > 0.5) < 1
+    _check(g, rng.normal(size=(8, 3)), y)
+
+
+def test_categorical_crossentropy_with_integer_labels(rng):
+    g = gn.Graph(seed=5, dtype="float64")
+    g.add_input("x", 4)
+    g.add_output("y", 3, activation="softmax", loss="categorical_crossentropy")
+    g.connect("x", "y")
+    x, labels = rng.normal(size=(6, 4)), rng.integers(0, 3, size=6)
+    loss_labels = _check(g, x, labels)
+    loss_onehot, _ = g.gradients(x, np.eye(3)[labels])
+    assert loss_labels == pytest.approx(loss_onehot, rel=1e-12)
+
+
+def test_dag_with_fan_in_fan_out_skip_and_output_feeding_a_node(rng):
+    g = build_dag()
+    x, y = dag_data(rng)
+    _check(g, x, y)
+
+
+def test_frozen_synapse_still_passes_gradient_back(rng):
+    g = gn.Graph(seed=6, dtype="float64")
+    g.add_input("x", 3)
+    g.add_hidden("h", 4, activation="sigmoid")
+    g.add_output("y", 2)
+    g.connect("x", "h")
+    g.connect("h", "y", trainable=False)
+    _check(g, rng.normal(size=(5, 3)), rng.normal(size=(5, 2)))
+
+
+def test_gradients_change_no_weights(rng):
+    g = build_dag()
+    before = g.get_weights()
+    g.gradients(*dag_data(rng))
+    after = g.get_weights()
+    assert all(np.array_equal(before[k], after[k]) for k in before)

@@ -1,0 +1,99 @@
+"""Loss values against plain formulas, fused pairs, and target checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+from graphnet import GraphError, ShapeError, losses
+
+
+def test_mse_mae_huber_values(rng):
+    y, a = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    r = a - y
+    assert losses.get("mse").value(y, a) == pytest.approx(np.mean(r**2))
+    assert losses.get("mae").value(y, a) == pytest.approx(np.mean(np.abs(r)))
+    huber = np.where(np.abs(r) <= 1, 0.5 * r**2, np.abs(r) - 0.5)
+    assert losses.get("huber").value(y, a) == pytest.approx(np.mean(huber))
+
+
+def test_binary_crossentropy_from_logits_matches_the_formula(rng):
+    z = rng.normal(size=(6, 2))
+    p = 1 / (1 + np.exp(-z))
+    y = rng.integers(0, 2, size=(6, 2)).astype(float)
+    expected = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    loss = losses.get("binary_crossentropy")
+    assert loss.value(y, p, z) == pytest.approx(expected, rel=1e-12)
+    assert loss.value(y, p) == pytest.approx(expected, rel=1e-9)  # from probabilities
+
+
+def test_categorical_crossentropy_matches_the_formula(rng):
+    z = rng.normal(size=(6, 4))
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    labels = rng.integers(0, 4, size=6)
+    expected = -np.mean(np.log(p[np.arange(6), labels]))
+    loss = losses.get("categorical_crossentropy")
+    assert loss.value(labels, p, z) == pytest.approx(expected, rel=1e-12)
+    assert loss.value(np.eye(4)[labels], p, z) == pytest.approx(expected, rel=1e-12)
+
+
+def test_saturated_logits_give_finite_losses():
+    z = np.array([[1000.0, -1000.0]], dtype=np.float32)
+    p = gn.activations.Softmax().forward(z.copy())
+    cce = losses.get("categorical_crossentropy").value(np.array([1]), p, z)
+    assert np.isfinite(cce) and cce == pytest.approx(2000.0)
+    s = gn.activations.Sigmoid().forward(z.copy())
+    bce = losses.get("binary_crossentropy").value(np.array([[0.0, 1.0]]), s, z)
+    assert np.isfinite(bce) and bce == pytest.approx(1000.0)
+
+
+def test_fused_delta_is_p_minus_y_over_count(rng):
+    p = np.full((4, 2), 0.25)
+    y = np.zeros((4, 2))
+    np.testing.assert_allclose(losses.get("binary_crossentropy").delta(y, p), p / 8)
+    labels = np.array([0, 1, 1, 0])
+    d = losses.get("categorical_crossentropy").delta(labels, np.full((4, 2), 0.5))
+    np.testing.assert_allclose(d, (np.full((4, 2), 0.5) - np.eye(2)[labels]) / 4)
+
+
+@pytest.mark.parametrize(
+    "activation, loss",
+    [("relu", "binary_crossentropy"), ("softmax", "binary_crossentropy"), ("sigmoid", "categorical_crossentropy")],
+)
+def test_cross_entropy_needs_its_activation(activation, loss):
+    g = gn.Graph()
+    with pytest.raises(GraphError, match=rf"output 'y': loss '{loss}' needs activation"):
+        g.add_output("y", 3, activation=activation, loss=loss)
+    assert "y" not in g
+
+
+def test_softmax_over_one_unit_is_refused():
+    with pytest.raises(GraphError, match="softmax over 1 unit"):
+        gn.Graph().add_output("y", 1, activation="softmax", loss="categorical_crossentropy")
+
+
+def test_targets_are_checked():
+    bce, cce = losses.get("binary_crossentropy"), losses.get("categorical_crossentropy")
+    f32 = np.dtype(np.float32)
+    with pytest.raises(ShapeError, match=r"output 'o': binary_crossentropy targets must lie in \[0, 1\]"):
+        bce.prepare_target(np.array([[2.0]]), 1, "o", f32)
+    with pytest.raises(ShapeError, match=r"class labels must lie in \[0, 3\), found \[0, 3\]"):
+        cce.prepare_target(np.array([0, 3]), 3, "o", f32)
+    with pytest.raises(ShapeError, match="non-integer"):
+        cce.prepare_target(np.array([0.5, 1.0]), 3, "o", f32)
+    with pytest.raises(ShapeError, match="row 1 sums to 2"):
+        cce.prepare_target(np.array([[1.0, 0, 0], [1, 1, 0]]), 3, "o", f32)
+    with pytest.raises(ShapeError, match=r"output 'o': expected targets of shape \(n, 2\), got \(4, 3\)"):
+        losses.get("mse").prepare_target(np.zeros((4, 3)), 2, "o", f32)
+    with pytest.raises(ShapeError, match="NaN or inf"):
+        losses.get("mse").prepare_target(np.array([np.nan]), 1, "o", f32)
+    labels = cce.prepare_target(np.array([2.0, 0.0]), 3, "o", f32)
+    assert labels.dtype == np.intp and list(labels) == [2, 0]
+    column = losses.get("mse").prepare_target(np.array([1, 2]), 1, "o", f32)
+    assert column.shape == (2, 1) and column.dtype == np.float32
+
+
+def test_unknown_loss_lists_the_known_ones():
+    with pytest.raises(GraphError, match=r"unknown loss 'hinge'; known: \['binary_crossentropy'"):
+        losses.get("hinge")

@@ -1,0 +1,130 @@
+"""Optimizer steps against hand-written float64 formulas, clipping, state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graphnet import GraphError, optimizers
+
+
+def _run(opt, params, grads_seq):
+    """Apply a sequence of gradients the way the trainer does."""
+    opt.bind((("w", params.size),), params.dtype)
+    params = params.copy()
+    for g in grads_seq:
+        params -= opt.step(params, g.copy())
+    return params
+
+
+@pytest.fixture
+def problem(rng):
+    params = rng.normal(size=7)
+    grads = [rng.normal(size=7) for _ in range(4)]
+    return params, grads
+
+
+def test_sgd(problem):
+    p, gs = problem
+    expected = p - 0.1 * sum(gs)
+    np.testing.assert_allclose(_run(optimizers.SGD(lr=0.1), p, gs), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum(problem, nesterov):
+    p, gs = problem
+    lr, mu = 0.05, 0.9
+    v, w = np.zeros_like(p), p.copy()
+    for g in gs:  # Keras's form: v <- mu v - lr g; w <- w + v (+ mu v - lr g for Nesterov)
+        v = mu * v - lr * g
+        w = w + (mu * v - lr * g if nesterov else v)
+    result = _run(optimizers.SGD(lr=lr, momentum=mu, nesterov=nesterov), p, gs)
+    np.testing.assert_allclose(result, w, rtol=1e-12)
+
+
+def test_rmsprop(problem):
+    p, gs = problem
+    lr, rho, eps = 0.01, 0.9, 1e-7
+    s, w = np.zeros_like(p), p.copy()
+    for g in gs:
+        s = rho * s + (1 - rho) * g * g
+        w = w - lr * g / (np.sqrt(s) + eps)
+    np.testing.assert_allclose(_run(optimizers.RMSprop(lr=lr), p, gs), w, rtol=1e-12)
+
+
+def _adam_reference(p, gs, lr, b1, b2, eps, wd=0.0):
+    m, v, w = np.zeros_like(p), np.zeros_like(p), p.copy()
+    for t, g in enumerate(gs, start=1):
+        w = w - lr * wd * w  # decoupled decay (AdamW), before the Adam step
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
+        w = w - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return w
+
+
+def test_adam(problem):
+    p, gs = problem
+    expected = _adam_reference(p, gs, 0.01, 0.9, 0.999, 1e-8)
+    np.testing.assert_allclose(_run(optimizers.Adam(lr=0.01), p, gs), expected, rtol=1e-10)
+
+
+def test_adamw(problem):
+    p, gs = problem
+    expected = _adam_reference(p, gs, 0.01, 0.9, 0.999, 1e-8, wd=0.1)
+    result = _run(optimizers.AdamW(lr=0.01, weight_decay=0.1), p, gs)
+    np.testing.assert_allclose(result, expected, rtol=1e-6)
+
+
+def test_clipnorm_scales_the_global_norm(rng):
+    g = rng.normal(size=10) * 100
+    opt = optimizers.SGD(lr=1.0, clipnorm=1.0)
+    opt.bind((("w", 10),), np.float64)
+    update = opt.step(np.zeros(10), g.copy())
+    assert np.linalg.norm(update) == pytest.approx(1.0)
+    np.testing.assert_allclose(update / np.linalg.norm(update), g / np.linalg.norm(g))
+
+
+def test_state_follows_a_new_layout():
+    opt = optimizers.Adam()
+    opt.bind((("a", 2), ("b", 3)), np.float64)
+    opt.step(np.zeros(5), np.arange(5.0))
+    m_b = opt.slots["m"][2:].copy()
+    opt.bind((("b", 3), ("c", 4)), np.float64)  # 'a' removed, 'c' added
+    np.testing.assert_array_equal(opt.slots["m"][:3], m_b)
+    np.testing.assert_array_equal(opt.slots["m"][3:], 0)
+
+
+def test_subnormal_moments_are_flushed():
+    opt = optimizers.Adam()
+    opt.bind((("w", 3),), np.float32)
+    opt.slots["v"][:] = np.float32(1e-38)  # float32 subnormal territory
+    for _ in range(64):
+        opt.step(np.zeros(3, np.float32), np.zeros(3, np.float32))
+    assert np.all(opt.slots["v"] == 0)
+
+
+def test_config_and_state_round_trip(problem):
+    p, gs = problem
+    opt = optimizers.get({"name": "adam", "lr": 0.02, "beta1": 0.8})
+    _run(opt, p, gs[:2])
+    clone = optimizers.get(opt.get_config())
+    clone.set_state(opt.get_state(), np.float64)
+    a = opt.step(p, gs[2].copy()).copy()
+    b = clone.step(p, gs[2].copy())
+    np.testing.assert_array_equal(a, b)
+
+
+def test_registry_and_errors():
+    assert isinstance(optimizers.get("momentum"), optimizers.SGD)
+    assert optimizers.get("momentum").momentum == 0.9
+    with pytest.raises(GraphError, match=r"unknown optimizer 'adagrad'; known: \['adam'"):
+        optimizers.get("adagrad")
+    with pytest.raises(GraphError, match="lr must be a positive finite number, got -1"):
+        optimizers.Adam(lr=-1)
+    with pytest.raises(GraphError, match="beta1 must be in"):
+        optimizers.Adam(beta1=1.0)
+    with pytest.raises(GraphError, match="nesterov=True needs a momentum"):
+        optimizers.SGD(nesterov=True)
+    with pytest.raises(GraphError, match="bind"):
+        optimizers.Adam().step(np.zeros(2), np.zeros(2))

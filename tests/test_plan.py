@@ -1,0 +1,143 @@
+"""The compiled plan: one visit per node, compiled once, rebuilt after edits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+from graphnet import activations
+from conftest import build_dag, dag_data
+
+
+class CountingTanh(activations.Tanh):
+    def __init__(self):
+        self.forwards = 0
+        self.backwards = 0
+
+    def forward(self, z, out=None):
+        self.forwards += 1
+        return super().forward(z, out)
+
+    def backward(self, a, grad, z=None):
+        self.backwards += 1
+        return super().backward(a, grad, z)
+
+
+def test_forward_and_backward_visit_each_node_once(rng):
+    g = gn.Graph(seed=0, dtype="float64")
+    counters = {}
+    g.add_input("x", 3)
+    for name in ("a", "b", "c"):
+        counters[name] = CountingTanh()
+        g.add_hidden(name, 4, activation=counters[name])
+    counters["out"] = CountingTanh()
+    g.add_output("out", 2, activation=counters["out"])
+    g.connect("x", ["a"][0])
+    g.connect(["x", "a"], "b")
+    g.connect(["a", "b", "x"], "c")  # a fans out to b, c and out
+    g.connect(["a", "b", "c"], "out")
+    g.gradients(rng.normal(size=(5, 3)), rng.normal(size=(5, 2)))
+    assert {n: (c.forwards, c.backwards) for n, c in counters.items()} == {
+        n: (1, 1) for n in counters
+    }
+    g.predict(rng.normal(size=(5, 3)))
+    assert all(c.forwards == 2 and c.backwards == 1 for c in counters.values())
+
+
+@pytest.mark.parametrize(
+    "edit, runs",
+    [
+        (lambda g: g.add_hidden("new", 2), False),  # 'new' has no synapse yet
+        (lambda g: g.disconnect("h1", "main"), True),
+        (lambda g: g.connect("b", "h3"), True),
+        (lambda g: (g.remove("h3"), g.connect("aux", "main")), True),
+    ],
+)
+def test_every_structural_edit_invalidates_the_plan(edit, runs):
+    g = build_dag()
+    plan = g.plan
+    assert g.plan is plan  # compiled once, reused
+    edit(g)
+    assert plan.version != g.version  # stale
+    if runs:
+        assert g.plan is not plan and g.plan.version == g.version
+    else:
+        with pytest.raises(gn.GraphError, match="'new'"):
+            g.plan
+
+
+def test_backward_accumulates_fan_out_in_any_consumer_order(rng):
+    """The same DAG with synapses connected in a different order gives the same gradients."""
+    first = build_dag()
+    x, y = dag_data(rng)
+    loss_a, grads_a = first.gradients(x, y)
+    second = gn.Graph(seed=0, dtype="float64")
+    for node in first.nodes.values():
+        second.add_node(type(node)(**{k: v for k, v in node.get_config().items() if k != "kind"}))
+    for synapse in reversed(first.synapses):
+        second.connect(synapse.src, synapse.dst, init=synapse.weight)
+    for name, node in first.nodes.items():
+        if hasattr(node, "bias"):
+            second[name].bias = node.bias
+    loss_b, grads_b = second.gradients(x, y)
+    assert loss_a == pytest.approx(loss_b, rel=1e-12)
+    for key in grads_a:
+        np.testing.assert_allclose(grads_b[key], grads_a[key], rtol=1e-10, atol=1e-14)
+
+
+def test_predict_leaves_no_state_on_the_graph(rng):
+    g = build_dag()
+    g.plan  # compiled
+    before = dict(vars(g))
+    g.predict(dag_data(rng)[0])
+    assert vars(g) == before
+    assert g.plan._train_workspaces == {}
+
+
+def test_weights_are_views_into_one_flat_buffer():
+    g = build_dag()
+    store = g.plan.store
+    for synapse in g.synapses:
+        assert np.shares_memory(synapse.weight, store.values)
+    assert store.values.size == g.num_params
+
+
+def test_changing_a_node_setting_recompiles(rng):
+    g = build_dag()
+    x, y = dag_data(rng)
+    before = g.predict(x)["main"]
+    plan = g.plan
+    g["h1"].activation = "relu"
+    assert g.plan is not plan
+    assert not np.allclose(g.predict(x)["main"], before)
+    plan = g.plan
+    g["main"].loss_weight = 2.0
+    assert g.plan is not plan and g.plan.steps[-1].loss_weight == 2.0
+    g["h2"].dropout = 0.5
+    assert any(step.dropout == 0.5 for step in g.plan.steps)
+    g.synapse("a", "h1").trainable = False
+    assert "a->h1.weight" not in dict(g.plan.store.layout)
+
+
+def test_setters_check_their_values():
+    g = build_dag()
+    with pytest.raises(gn.GraphError, match="output 'main': loss 'binary_crossentropy' needs activation 'sigmoid', got 'tanh'"):
+        g["main"].activation = "tanh"
+    g["aux"].loss = "mse"  # softmax with mse is allowed
+    g["aux"].activation = "relu"
+    with pytest.raises(gn.GraphError, match="output 'aux': loss 'categorical_crossentropy' needs activation 'softmax', got 'relu'"):
+        g["aux"].loss = "categorical_crossentropy"
+    assert g["aux"].loss.name == "mse"
+    with pytest.raises(gn.GraphError, match=r"node 'h1': dropout must be in \[0, 1\)"):
+        g["h1"].dropout = 2
+    with pytest.raises(AttributeError):
+        g["h1"].size = 3
+    assert g["main"].activation.name == "sigmoid"
+
+
+def test_a_node_belongs_to_one_graph():
+    g = build_dag()
+    other = gn.Graph(name="other")
+    with pytest.raises(gn.GraphError, match="already belongs to graph 'dag'"):
+        other.add_node(g["h1"])

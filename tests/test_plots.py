@@ -1,0 +1,89 @@
+"""Training curves."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from conftest import build_dag, dag_data
+
+import graphnet as gn
+from graphnet.plots import panels
+
+matplotlib = pytest.importorskip("matplotlib", reason="plot_history needs matplotlib (the plot extra)")
+
+
+@pytest.fixture
+def multi_history(rng):
+    g = build_dag()
+    x, y = dag_data(rng, rows=40)
+    return g.fit(x, y, epochs=3, batch_size=8, metrics=["accuracy"], validation_split=0.25, verbose=0)
+
+
+def visible_titles(figure) -> list[str]:
+    return [ax.get_title() for ax in figure.axes if ax.get_visible()]
+
+
+def test_one_panel_per_quantity_with_validation_beside_training(multi_history):
+    groups = panels(multi_history)
+    assert list(groups) == ["loss", "aux_loss", "main_loss", "aux_accuracy", "main_accuracy"]
+    assert set(groups["aux_loss"]) == {"aux_loss", "val_aux_loss"}
+    assert all(len(v) == 3 for series in groups.values() for v in series.values())
+
+
+def test_writes_a_png_without_a_display(multi_history, tmp_path):
+    path = tmp_path / "history.png"
+    figure = gn.plot_history(multi_history, path, title="dag")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert visible_titles(figure) == ["total loss", "aux loss", "main loss", "aux accuracy", "main accuracy"]
+    solid, dashed = figure.axes[0].get_lines()
+    assert solid.get_linestyle() == "-" and dashed.get_linestyle() == "--"
+    np.testing.assert_allclose(solid.get_ydata(), multi_history.history["loss"])
+
+
+def test_a_plain_dict_and_an_svg_file(tmp_path):
+    path = tmp_path / "curves.svg"
+    figure = gn.plot_history({"loss": [1.0, 0.5, 0.25], "accuracy": [0.5, 0.7, 0.9]}, path)
+    assert b"<svg" in path.read_bytes()[:500]
+    assert visible_titles(figure) == ["loss", "accuracy"]
+
+
+def test_without_a_path_the_figure_comes_from_pyplot(monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    from matplotlib import pyplot
+
+    figure = gn.plot_history({"loss": [1.0, 0.5]})
+    try:
+        assert pyplot.fignum_exists(figure.number)
+    finally:
+        pyplot.close(figure)
+
+
+@pytest.mark.parametrize(
+    ("history", "match"),
+    [
+        ({}, "no epochs to plot"),
+        ({"loss": []}, "no epochs to plot"),
+        ([1.0, 2.0], "expects the History that fit"),
+        ({"loss": "0.5"}, "must be a list of numbers"),
+        ({"loss": [1.0, "x"]}, "must hold numbers"),
+    ],
+)
+def test_bad_histories_are_refused(history, match):
+    with pytest.raises(gn.GraphError, match=match):
+        gn.plot_history(history)
+
+
+def test_a_missing_folder_or_an_unknown_suffix_is_refused(tmp_path):
+    with pytest.raises(gn.GraphError, match="does not exist"):
+        gn.plot_history({"loss": [1.0]}, tmp_path / "nowhere" / "h.png")
+    with pytest.raises(gn.GraphError, match=r"cannot tell the format .* use one of \[.*'.png'"):
+        gn.plot_history({"loss": [1.0]}, tmp_path / "h.docx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_matplotlib_the_error_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes ``import matplotlib`` fail
+    with pytest.raises(ImportError, match=r"pip install 'graphnet\[plot\]'"):
+        gn.plot_history({"loss": [1.0]})
