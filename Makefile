@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: test test-fast install clean demo graphviz
+.PHONY: test test-fast install clean demo graphviz bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,14 @@ test: $(VENV)/.test-deps
 
 test-fast: $(VENV)/.test-deps
 	$(PY) -m pytest -m "not slow"
+
+# The speed suite (not part of `make test`): writes benchmarks/results/latest.md/.json.
+$(VENV)/.bench-deps: pyproject.toml | $(PY)
+	$(PIP) install -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.bench-deps
+	$(PY) -m benchmarks
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

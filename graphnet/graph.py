@@ -14,6 +14,7 @@ the methods here only delegate to them.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import threading
 import types
@@ -366,11 +367,7 @@ class Graph:
     def topological_order(self) -> list[str]:
         """Node names, sources before their destinations; ties by insertion order."""
         if self._order_version != self.version:
-            self._order = tuple(
-                nx.lexicographical_topological_sort(
-                    self._structure, key=self._insertion.__getitem__
-                )
-            )
+            self._order = _topological_sort(self._structure, self._insertion)
             self._order_version = self.version
         return list(self._order)
 
@@ -479,9 +476,9 @@ class Graph:
             problems.append("it has no Input node (add one with add_input(name, size))")
         if not outputs:
             problems.append("it has no Output node (add one with add_output(name, size, ...))")
+        in_degree = dict(self._structure.in_degree())  # one sweep, not a view per node
         no_source = [
-            n for n, node in self._nodes.items()
-            if isinstance(node, DenseNode) and self._structure.in_degree(n) == 0
+            n for n, node in self._nodes.items() if isinstance(node, DenseNode) and in_degree[n] == 0
         ]
         if no_source:
             problems.append(
@@ -725,6 +722,30 @@ def preview(names: Iterable[str], limit: int = 20) -> str:
     names = list(names)
     shown = ", ".join(repr(n) for n in names[:limit])
     return f"[{shown}, ... {len(names) - limit} more]" if len(names) > limit else f"[{shown}]"
+
+
+def _topological_sort(structure: nx.DiGraph, insertion: dict[str, int]) -> tuple[str, ...]:
+    """Kahn's algorithm, always taking the earliest-inserted node that is ready.
+
+    The same order as ``nx.lexicographical_topological_sort(structure,
+    key=insertion.__getitem__)``, several times faster: the heap holds plain
+    insertion numbers rather than ``(key, id, node)`` tuples.
+    """
+    name_of = {i: name for name, i in insertion.items()}
+    waiting = dict(structure.in_degree())
+    ready = [insertion[name] for name, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        name = name_of[heapq.heappop(ready)]
+        order.append(name)
+        for nxt in structure.successors(name):
+            waiting[nxt] -= 1
+            if waiting[nxt] == 0:
+                heapq.heappush(ready, insertion[nxt])
+    if len(order) != len(waiting):  # connect() refuses cycles, so this is a bug
+        raise CycleError(f"graph has a cycle among {preview(n for n in waiting if n not in set(order))}")
+    return tuple(order)
 
 
 def _reachable(graph: nx.DiGraph, starts: list[str], forward: bool) -> set[str]:

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from . import kernels
 from .errors import GraphError
 
 __all__ = ["Optimizer", "SGD", "Momentum", "RMSprop", "Adam", "AdamW", "OPTIMIZERS", "get"]
@@ -273,6 +274,13 @@ class Adam(Optimizer):
     def _update(self, params, grads, out):
         m, v = self.slots["m"], self.slots["v"]
         t = self.iterations
+        correction2 = math.sqrt(1.0 - self.beta2**t)
+        step_size = self.lr * correction2 / (1.0 - self.beta1**t)
+        eps = self.eps * correction2
+        # One compiled pass when numba is installed (graphnet[fast]); the same
+        # arithmetic, bit for bit, as the passes below.
+        if kernels.adam(grads, m, v, out, self.beta1, self.beta2, step_size, eps):
+            return out
         # m <- b1 m + (1 - b1) g, written as b1 (m - g) + g to need no scratch.
         m -= grads
         m *= self.beta1
@@ -281,10 +289,8 @@ class Adam(Optimizer):
         v -= out
         v *= self.beta2
         v += out
-        correction2 = math.sqrt(1.0 - self.beta2**t)
-        step_size = self.lr * correction2 / (1.0 - self.beta1**t)
         np.sqrt(v, out=out)
-        out += self.eps * correction2
+        out += eps
         np.divide(m, out, out=out)
         out *= step_size
         return out

@@ -22,6 +22,8 @@ the activation buffer may be overwritten with the node's delta.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -69,10 +71,29 @@ class Step:
     feeds_others: bool  # dL/da arrives from consumers
 
 
+@contextlib.contextmanager
+def _collector_paused():
+    """Compiling makes several objects per node and keeps them all; on large
+    graphs the cyclic garbage collector would rescan them again and again
+    (a third of the compile time of a 10,000-node graph). Nothing made here
+    is cyclic garbage, so it can wait until the plan is built."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 class Plan:
     """Forward and backward for one version of a graph (see the module docs)."""
 
     def __init__(self, graph):
+        with _collector_paused():
+            self._compile(graph)
+
+    def _compile(self, graph) -> None:
         started = time.perf_counter()
         graph.validate()
         self.version = graph.version

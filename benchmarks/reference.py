@@ -1,0 +1,205 @@
+"""The hand-fused numpy trainer: the practical speed limit for a numpy engine.
+
+Everything graphnet's plan does for a chain of dense layers, written out by
+hand for that one shape of net, with nothing general left: one flat parameter
+buffer with every weight and bias a view, one flat gradient buffer that the
+matrix products write into, activations and deltas preallocated for the full
+batch (the last, shorter batch uses their leading rows), batches gathered with
+``np.take(..., out=)``, every elementwise step in place, float32 throughout,
+and Adam as whole-buffer passes with the same subnormal flush graphnet uses.
+
+The maths is graphnet's, step for step (the same loss values, the same fused
+output deltas, Adam with its bias correction folded into the step size), so
+the two can be started from the same weights, fed the same batches, and their
+weights compared afterwards. It is benchmark code: it checks nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+__all__ = ["ReferenceMLP"]
+
+_FLUSH_EVERY = 64  # as graphnet.optimizers
+_FLUSH_BELOW = 1e-30
+
+
+class ReferenceMLP:
+    """A relu MLP with a softmax, sigmoid or linear output, trained by Adam.
+
+    Parameters
+    ----------
+    sizes : tuple of int
+        ``(inputs, hidden..., outputs)``.
+    output : {"softmax", "sigmoid", "linear"}
+        With categorical cross-entropy (integer labels), binary cross-entropy
+        or mean squared error.
+    batch : int
+        Rows per training batch (buffers are made for it).
+    weights : list of (W, b), optional
+        Initial values, e.g. from ``graph.get_weights()``; by default He-normal
+        weights drawn straight into the parameter buffer (zero biases).
+    lr, beta1, beta2, eps : float
+        Adam's hyperparameters (graphnet's and PyTorch's defaults).
+    rng : numpy.random.Generator, optional
+        Draws each epoch's permutation (``rng.permutation(rows)``, as ``fit``).
+    """
+
+    def __init__(self, sizes, output, batch, weights=None, lr=1e-3, beta1=0.9, beta2=0.999,
+                 eps=1e-8, rng=None, seed=0):
+        self.sizes, self.output, self.batch = tuple(sizes), output, batch
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        self.rng = rng if rng is not None else np.random.default_rng(seed)
+        shapes = []
+        for a, b in zip(self.sizes, self.sizes[1:]):
+            shapes += [(a, b), (b,)]
+        total = sum(math.prod(s) for s in shapes)
+        dtype = np.float32
+        self.params = np.empty(total, dtype)
+        self.grads = np.empty(total, dtype)
+        self.m = np.zeros(total, dtype)
+        self.v = np.zeros(total, dtype)
+        self.tmp = np.empty(total, dtype)
+        views, grad_views, offset = [], [], 0
+        for shape in shapes:
+            n = math.prod(shape)
+            views.append(self.params[offset:offset + n].reshape(shape))
+            grad_views.append(self.grads[offset:offset + n].reshape(shape))
+            offset += n
+        self.W, self.b = views[0::2], views[1::2]
+        self.gW, self.gb = grad_views[0::2], grad_views[1::2]
+        if weights is None:
+            init = np.random.default_rng(seed)
+            for W in self.W:
+                W[...] = init.standard_normal(W.shape, dtype=dtype)
+                W *= math.sqrt(2.0 / W.shape[0])
+            for b in self.b:
+                b[...] = 0
+        else:
+            for (W, b), (w0, b0) in zip(zip(self.W, self.b), weights):
+                W[...] = w0
+                b[...] = b0
+        self.t = 0
+        # Training buffers for a full batch: the input, each layer's activation
+        # (overwritten in backward by that layer's delta) and the targets.
+        self.xb = np.empty((batch, self.sizes[0]), dtype)
+        self.acts = [np.empty((batch, n), dtype) for n in self.sizes[1:]]
+        self.deltas = [np.empty((batch, n), dtype) for n in self.sizes[1:]]
+        label_shape = (batch,) if output == "softmax" else (batch, self.sizes[-1])
+        self.yb = np.empty(label_shape, np.intp if output == "softmax" else dtype)
+        self.ones = np.ones(batch, dtype)
+        self.rows_index = np.arange(batch)
+
+    # ----------------------------------------------------------------- training
+    def train_epoch(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One shuffled epoch over ``x`` (rows, inputs), ``y``; returns the mean loss."""
+        rows = x.shape[0]
+        order = self.rng.permutation(rows)
+        total = 0.0
+        for lo in range(0, rows, self.batch):
+            index = order[lo:lo + self.batch]
+            n = len(index)
+            xb = np.take(x, index, axis=0, out=self.xb[:n], mode="clip")
+            yb = np.take(y, index, axis=0, out=self.yb[:n], mode="clip")
+            total += self.step(xb, yb, n) * n
+        return total / rows
+
+    def step(self, xb, yb, n: int) -> float:
+        """Forward, backward and one Adam update on a batch of ``n`` rows."""
+        acts = [xb] + [a[:n] for a in self.acts]
+        last = len(self.W) - 1
+        for i, (W, b) in enumerate(zip(self.W, self.b)):
+            z = np.dot(acts[i], W, out=acts[i + 1])
+            z += b
+            if i < last:
+                np.maximum(z, 0, out=z)
+        delta, loss = self._output(acts[-1], yb, n)
+        ones = self.ones[:n]
+        for i in range(last, -1, -1):
+            np.dot(acts[i].T, delta, out=self.gW[i])
+            np.dot(ones, delta, out=self.gb[i])
+            if i == 0:
+                break
+            previous = np.dot(delta, self.W[i].T, out=self.deltas[i - 1][:n])
+            a = acts[i]  # its weight gradient is taken: reuse it for the relu mask
+            np.greater(a, 0, out=a, casting="unsafe")
+            delta = np.multiply(previous, a, out=previous)
+        self._adam()
+        return loss
+
+    def _output(self, z, y, n):
+        """``dL/dz`` (written over ``z``) and the batch's loss, as graphnet computes them."""
+        if self.output == "softmax":
+            z -= z.max(axis=1, keepdims=True)
+            picked = z[self.rows_index[:n], y]
+            np.exp(z, out=z)
+            sums = z.sum(axis=1, keepdims=True)
+            loss = float(np.mean(np.log(sums[:, 0]) - picked))
+            z /= sums
+            z[self.rows_index[:n], y] -= 1
+            z *= 1.0 / n
+            return z, loss
+        if self.output == "sigmoid":
+            loss = float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
+            special.expit(z, out=z)
+            z -= y
+            z *= 1.0 / z.size
+            return z, loss
+        z -= y
+        loss = float(np.vdot(z, z)) / z.size
+        z *= 2.0 / z.size
+        return z, loss
+
+    def _adam(self):
+        """Adam over the whole buffer, graphnet's formula, pass for pass."""
+        self.t += 1
+        m, v, g, tmp = self.m, self.v, self.grads, self.tmp
+        m -= g
+        m *= self.beta1
+        m += g
+        np.multiply(g, g, out=tmp)
+        v -= tmp
+        v *= self.beta2
+        v += tmp
+        correction2 = math.sqrt(1.0 - self.beta2**self.t)
+        step_size = self.lr * correction2 / (1.0 - self.beta1**self.t)
+        np.sqrt(v, out=tmp)
+        tmp += self.eps * correction2
+        np.divide(m, tmp, out=tmp)
+        tmp *= step_size
+        self.params -= tmp
+        if self.t % _FLUSH_EVERY == 0:
+            for state in (m, v):
+                state[np.abs(state) < _FLUSH_BELOW] = 0
+
+    # ---------------------------------------------------------------- inference
+    def predict(self, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        """Outputs for ``x`` in chunks, the last layer written straight into the result."""
+        rows = x.shape[0]
+        result = np.empty((rows, self.sizes[-1]), np.float32)
+        buffers = [np.empty((chunk, n), np.float32) for n in self.sizes[1:-1]]
+        last = len(self.W) - 1
+        for lo in range(0, rows, chunk):
+            hi = min(rows, lo + chunk)
+            a = x[lo:hi]
+            for i, (W, b) in enumerate(zip(self.W, self.b)):
+                out = result[lo:hi] if i == last else buffers[i][: hi - lo]
+                np.dot(a, W, out=out)
+                out += b
+                if i < last:
+                    np.maximum(out, 0, out=out)
+                a = out
+            if self.output == "softmax":
+                a -= a.max(axis=1, keepdims=True)
+                np.exp(a, out=a)
+                a /= a.sum(axis=1, keepdims=True)
+            elif self.output == "sigmoid":
+                special.expit(a, out=a)
+        return result
+
+    def weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Copies of ``(W, b)`` per layer."""
+        return [(W.copy(), b.copy()) for W, b in zip(self.W, self.b)]

@@ -1,0 +1,73 @@
+"""Smoke test of the speed suite's quick mode: graphnet against the numpy reference only.
+
+It checks that the suite runs, that the table is produced with a PASS/MISS
+verdict per target, and that graphnet and the hand-fused reference, started
+from the same weights and fed the same batches, end with the same numbers.
+It never asserts a time: speed belongs in ``python -m benchmarks``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+benchmarks = pytest.importorskip("benchmarks", reason="run pytest from the repository root")
+from benchmarks import report  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def quick_report():
+    return benchmarks.run(quick=True, frameworks=("graphnet", "numpy"), reps=2)
+
+
+def test_every_workload_is_reported(quick_report):
+    names = [r["workload"] for r in quick_report["results"]]
+    assert names == list(benchmarks.WORKLOAD_NAMES)
+    text = report.markdown(quick_report)
+    for name in ("W1", "W2", "W3", "W4", "W5", "W6"):
+        assert f"| {name} " in text
+    assert "## W7 scaling" in text
+    assert "## Targets" in text
+    assert quick_report["sgemm"]["median_gflops"] > 0
+
+
+def test_every_target_has_a_verdict(quick_report):
+    for result in quick_report["results"]:
+        assert result["checks"], result["workload"]
+        for check in result["checks"]:
+            assert check["status"] in ("PASS", "MISS", "n/a")
+            # Only the PyTorch comparisons may lack a value here (torch is not run).
+            if check["status"] == "n/a":
+                assert "torch" in check["what"]
+
+
+@pytest.mark.parametrize("name", ["W1", "W2", "W3", "W5"])
+def test_training_agrees_with_the_reference(quick_report, name):
+    result = next(r for r in quick_report["results"] if r["workload"] == name)
+    agreement = result["agreement"]
+    assert agreement["ok"], agreement
+    assert agreement["max_rel_weight_diff"] < 1e-4
+    assert agreement["rel_loss_diff"] < 1e-4
+    # With numba installed, graphnet also ran without its fused kernel: same weights, bit for bit.
+    assert agreement.get("kernels_bit_identical", True)
+
+
+def test_predict_agrees_with_the_reference(quick_report):
+    result = next(r for r in quick_report["results"] if r["workload"] == "W4")
+    assert result["agreement"]["max_abs_diff"] < 1e-5
+    # Memory beyond the result does not grow with the number of rows.
+    memory = result["memory"]
+    assert memory["graphnet"] <= memory["graphnet_small"] * 1.1 + 2**20
+
+
+def test_scaling_reports_exponents(quick_report):
+    result = next(r for r in quick_report["results"] if r["workload"] == "W7")
+    assert [s["nodes"] for s in result["sizes"]] == [10, 100, 300]
+    assert set(result["exponents"]) == {"build", "plan", "first_step", "step"}
+
+
+def test_results_are_written(quick_report, tmp_path):
+    md, js = report.write(quick_report, tmp_path)
+    assert md.read_text().startswith("# graphnet benchmark")
+    assert json.loads(js.read_text())["results"][0]["workload"] == "W1"
