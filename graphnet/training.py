@@ -16,7 +16,6 @@ import networkx as nx
 import numpy as np
 
 from . import metrics as metrics_module
-from . import optimizers as optimizers_module
 from .callbacks import Callback, History
 from .data import as_inputs, as_targets, common_rows
 from .errors import GraphError, ShapeError, TrainingError
