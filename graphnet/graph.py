@@ -400,14 +400,17 @@ class Graph:
         )
 
     # ----------------------------------------------------------------- weights
-    def _parameters(self) -> list[tuple[str, object, str, bool]]:
+    def _parameters(self, order: Iterable[str] | None = None) -> list[tuple[str, object, str, bool]]:
         """Every parameter as ``(key, owner, attribute, trainable)``: for each dense
-        node in insertion order, its incoming weights then its bias."""
+        node (in ``order``, insertion order by default), its incoming weights then
+        its bias. The plan passes the topological order, so its flat buffer
+        follows the forward pass."""
         entries = []
         incoming: dict[str, list[Synapse]] = {}
         for synapse in self._synapses.values():
             incoming.setdefault(synapse.dst, []).append(synapse)
-        for name, node in self._nodes.items():
+        for name in self._nodes if order is None else order:
+            node = self._nodes[name]
             if isinstance(node, DenseNode):
                 for s in incoming.get(name, ()):
                     entries.append((s.key, s, "_weight", s.trainable))

@@ -32,7 +32,7 @@ import numpy as np
 
 from .activations import Activation
 from .losses import Loss
-from .nodes import DenseNode, Input, Output
+from .nodes import Input, Output
 from .parameters import ParameterStore
 
 __all__ = ["Edge", "Step", "Plan", "Workspace"]
@@ -116,13 +116,7 @@ class Plan:
             src: max(dsts, key=self.slots.__getitem__) for src, dsts in consumers.items() if dsts
         }
 
-        entries = []  # the parameter buffer follows the forward order
-        for name in self.order:
-            node = nodes[name]
-            if isinstance(node, DenseNode):
-                entries += [(s.key, s, "_weight", s.trainable) for s in incoming[name]]
-                entries.append((f"{name}.bias", node, "_bias", node.trainable))
-        self.store = ParameterStore(entries, self.dtype)
+        self.store = ParameterStore(graph._parameters(self.order), self.dtype)
 
         steps = []
         for name in self.order:
