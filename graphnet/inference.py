@@ -66,6 +66,7 @@ class Tally:
 
     def __init__(self, graph, metrics_by_output: dict[str, list]):
         self.graph = graph
+        self.plan = graph.plan
         self.outputs = {name: graph.nodes[name] for name in graph.outputs}
         self.metrics = metrics_by_output
         self.rows = 0
@@ -73,7 +74,7 @@ class Tally:
 
     def add(self, rows: int, losses: dict[str, float], predictions=None, targets=None) -> float:
         """Count one batch; returns its total (weighted) loss."""
-        total = sum(self.outputs[n].loss_weight * v for n, v in losses.items())
+        total = self.plan.total_loss(losses)
         self.rows += rows
         self._add("loss", total * rows)
         if len(self.outputs) > 1:

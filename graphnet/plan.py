@@ -210,6 +210,10 @@ class Plan:
                 )
         return values
 
+    def total_loss(self, losses: dict[str, float]) -> float:
+        """``Σ_outputs loss_weight × loss`` of :meth:`loss_values`' result."""
+        return sum(step.loss_weight * losses[step.name] for step in self.steps if step.loss is not None)
+
     # --------------------------------------------------------------- backward
     def backward(self, ws: Workspace, targets: dict[str, np.ndarray]) -> None:
         """Write every parameter's gradient into the store's gradient buffer.

@@ -64,7 +64,7 @@ class Trainer:
             predictions = {name: ws.out[slot] for name, slot in plan.outputs}
             total = tally.add(rows, losses, predictions, targets)
         else:
-            total = sum(self.graph.nodes[n].loss_weight * v for n, v in losses.items())
+            total = plan.total_loss(losses)
         if not math.isfinite(total):
             bad = {n: v for n, v in losses.items() if not math.isfinite(v)}
             raise self._error(
@@ -149,7 +149,7 @@ def gradients(graph, x, y) -> tuple[float, dict[str, np.ndarray]]:
     ws = plan.train_workspace(rows)
     plan.forward(ws, inputs, graph.rng)
     losses = plan.loss_values(ws, targets)
-    total = sum(graph.nodes[n].loss_weight * v for n, v in losses.items())
+    total = plan.total_loss(losses)
     plan.backward(ws, targets)
     return total, plan.store.grad_dict()
 
