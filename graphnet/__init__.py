@@ -6,6 +6,7 @@ node exactly once.
 """
 
 from . import activations, callbacks, initializers, losses, metrics, optimizers
+from ._version import __version__
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint
 from .errors import (
     CycleError,
@@ -19,13 +20,11 @@ from .errors import (
 )
 from .graph import Graph
 from .interop import from_keras, from_onnx, from_torch
-from .io import load
+from .saving import load
 from .nodes import Hidden, Input, Node, Output
 from .plots import plot_history
 from .sequential import Dense, Sequential
 from .synapse import Synapse
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Graph",

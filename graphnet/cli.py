@@ -46,13 +46,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _spec(path: Path):
-    from .io import from_spec
+    from .spec import from_spec
 
     return from_spec(path)
 
 
 def _saved(path: Path):
-    from .io import load
+    from .saving import load
 
     return load(path)
 
@@ -105,7 +105,7 @@ _fraction = _number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
     from .demo import DEFAULT_EPOCHS, DEFAULT_OUT
     from .render import FORMATS, RANKDIRS
 

@@ -7,14 +7,16 @@ execution plan are cached against that version, so there is no "compile" or
 changes: a refused ``connect`` leaves the graph (and its random stream)
 exactly as it was.
 
-Running and training live in :mod:`graphnet.plan` and :mod:`graphnet.training`;
-the methods here only delegate to them.
+Running, training, files and pictures live in the modules above this one
+(:mod:`graphnet.plan`, :mod:`graphnet.training`, :mod:`graphnet.saving`,
+:mod:`graphnet.render`, ...). The methods that reach them are kept here for
+users, in one marked block at the end, and import their module when called:
+nothing here imports upward at import time.
 """
 
 from __future__ import annotations
 
 import contextlib
-import heapq
 import logging
 import threading
 import types
@@ -26,13 +28,16 @@ import numpy as np
 
 from . import initializers
 from . import optimizers as optimizers_module
+from ._text import format_cycle, preview
 from .errors import CycleError, GraphError, NotFoundError
 from .nodes import DenseNode, Hidden, Input, Node, Output
+from .parameters import BIAS, WEIGHT, ParameterRecord, bias_key
+from .structure import reachable, topological_sort
 from .synapse import Synapse
 
 if TYPE_CHECKING:
+    from .callbacks import History
     from .plan import Plan
-    from .training import History
 
 __all__ = ["Graph"]
 
@@ -367,7 +372,7 @@ class Graph:
     def topological_order(self) -> list[str]:
         """Node names, sources before their destinations; ties by insertion order."""
         if self._order_version != self.version:
-            self._order = _topological_sort(self._structure, self._insertion)
+            self._order = topological_sort(self._structure, self._insertion)
             self._order_version = self.version
         return list(self._order)
 
@@ -400,10 +405,16 @@ class Graph:
         )
 
     # ----------------------------------------------------------------- weights
-    def _parameters(self, order: Iterable[str] | None = None) -> list[tuple[str, object, str, bool]]:
-        """Every parameter as ``(key, owner, attribute, trainable)``: for each dense
-        node (in ``order``, insertion order by default), its incoming weights then
-        its bias. The plan passes the topological order, so its flat buffer
+    def parameters(self) -> list[ParameterRecord]:
+        """Every weight and bias as a :class:`~graphnet.parameters.ParameterRecord`
+        (key, kind, node, synapse, shape, trainable): for each dense node in
+        insertion order, its incoming weights then its bias."""
+        return [record for record, _ in self._parameters()]
+
+    def _parameters(self, order: Iterable[str] | None = None) -> list[tuple[ParameterRecord, object]]:
+        """``(record, owner)`` per parameter, the owner being the Synapse or
+        node holding the array; dense nodes in ``order`` (insertion order by
+        default). The plan passes the topological order, so its flat buffer
         follows the forward pass."""
         entries = []
         incoming: dict[str, list[Synapse]] = {}
@@ -413,13 +424,22 @@ class Graph:
             node = self._nodes[name]
             if isinstance(node, DenseNode):
                 for s in incoming.get(name, ()):
-                    entries.append((s.key, s, "_weight", s.trainable))
-                entries.append((f"{name}.bias", node, "_bias", node.trainable))
+                    record = ParameterRecord(s.key, WEIGHT, name, (s.src, name), s.shape, s.trainable)
+                    entries.append((record, s))
+                record = ParameterRecord(bias_key(name), BIAS, name, None, node.bias.shape, node.trainable)
+                entries.append((record, node))
         return entries
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """Every parameter's live array (no copies), by key."""
+        return {
+            record.key: owner.weight if record.kind == WEIGHT else owner.bias
+            for record, owner in self._parameters()
+        }
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """Copies of every parameter: ``"NODE.bias"`` and ``"SRC->DST.weight"``."""
-        return {key: getattr(owner, attr).copy() for key, owner, attr, _ in self._parameters()}
+        return {key: array.copy() for key, array in self._arrays().items()}
 
     def set_weights(self, weights: Mapping[str, Any]) -> None:
         """Assign parameters by key (any subset of ``get_weights()``'s keys).
@@ -436,17 +456,16 @@ class Graph:
             raise GraphError(
                 f"set_weights expects a dict keyed like get_weights(), got {type(weights).__name__}"
             )
-        owners = {key: (owner, attr) for key, owner, attr, _ in self._parameters()}
-        unknown = [k for k in weights if k not in owners]
+        arrays = self._arrays()
+        unknown = [k for k in weights if k not in arrays]
         if unknown:
             raise NotFoundError(
                 f"graph {self.name!r}: unknown weight keys {preview(unknown)}; "
-                f"known: {preview(owners)}"
+                f"known: {preview(arrays)}"
             )
         staged = {}
         for key, value in weights.items():
-            owner, attr = owners[key]
-            expected = getattr(owner, attr).shape
+            expected = arrays[key].shape
             try:
                 value = np.asarray(value, dtype=self.dtype)
             except (TypeError, ValueError):
@@ -459,8 +478,7 @@ class Graph:
                 raise GraphError(f"weight {key!r} contains NaN or inf")
             staged[key] = value
         for key, value in staged.items():
-            owner, attr = owners[key]
-            getattr(owner, attr)[...] = value
+            arrays[key][...] = value
 
     # --------------------------------------------------------------- checking
     def validate(self) -> None:
@@ -490,8 +508,8 @@ class Graph:
                 + "; connect a source to each"
             )
         if inputs and outputs:
-            fed = _reachable(self._structure, inputs, forward=True)
-            feeding = _reachable(self._structure, outputs, forward=False)
+            fed = reachable(self._structure, inputs, forward=True)
+            feeding = reachable(self._structure, outputs, forward=False)
             stray = [n for n in self._nodes if n not in no_source and not (n in fed and n in feeding)]
             if stray:
                 details = []
@@ -510,7 +528,56 @@ class Graph:
         if problems:
             raise GraphError(f"graph {self.name!r} cannot run: " + "; ".join(problems))
 
-    # ------------------------------------------------------------- execution
+    # ------------------------------------------------------------- optimizer
+    @property
+    def optimizer(self) -> optimizers_module.Optimizer | None:
+        """The optimizer ``fit``/``train_step`` use; it keeps its state across calls."""
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, value) -> None:
+        self._optimizer = None if value is None else optimizers_module.get(value)
+
+    # --------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the compiled plan and its lock, which are rebuilt on demand.
+
+        Pickling exists for ``copy.deepcopy`` and for scikit-learn users who
+        ``joblib.dump`` a fitted estimator; graphnet's own model files never
+        unpickle. Weights, optimizer state and the random streams are kept, so
+        an unpickled graph predicts identically and trains on from where it was.
+        """
+        state = self.__dict__.copy()
+        state["_plan"] = None
+        del state["_plan_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._plan_lock = threading.Lock()
+
+    # ----------------------------------------------------------------- helpers
+    def _resolve(self, ref: NodeRef) -> str:
+        """The name of a node given by name or object; refuses strangers."""
+        if isinstance(ref, Node):
+            if ref.name is not None and self._nodes.get(ref.name) is ref:
+                return ref.name
+            raise NotFoundError(f"{ref!r} is not a node of graph {self.name!r}")
+        if isinstance(ref, str) and ref in self._nodes:
+            return ref
+        raise NotFoundError(
+            f"graph {self.name!r} has no node {ref!r}; known: {preview(self._nodes)}"
+        )
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    # ======================================================================
+    # Delegating methods. They are here for users (``g.fit(...)``,
+    # ``g.save(...)``); each one imports the module that does the work when it
+    # is called, because those modules sit above this one (they read graphs).
+    # ======================================================================
+    # ------------------------------------------------------------ running
     @property
     def plan(self) -> Plan:
         """The compiled execution plan, rebuilt after any structural edit."""
@@ -523,15 +590,6 @@ class Graph:
 
                 self._plan = Plan(self)
             return self._plan
-
-    @property
-    def optimizer(self) -> optimizers_module.Optimizer | None:
-        """The optimizer ``fit``/``train_step`` use; it keeps its state across calls."""
-        return self._optimizer
-
-    @optimizer.setter
-    def optimizer(self, value) -> None:
-        self._optimizer = None if value is None else optimizers_module.get(value)
 
     def predict(self, x, batch_size: int | None = None):
         """Outputs for ``x`` in inference mode (no dropout); safe from several threads.
@@ -654,110 +712,25 @@ class Graph:
 
         return repr_svg(self)
 
-    # --------------------------------------------------------------- pickling
-    def __getstate__(self) -> dict[str, Any]:
-        """Everything but the compiled plan and its lock, which are rebuilt on demand.
-
-        Pickling exists for ``copy.deepcopy`` and for scikit-learn users who
-        ``joblib.dump`` a fitted estimator; graphnet's own model files never
-        unpickle. Weights, optimizer state and the random streams are kept, so
-        an unpickled graph predicts identically and trains on from where it was.
-        """
-        state = self.__dict__.copy()
-        state["_plan"] = None
-        del state["_plan_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._plan_lock = threading.Lock()
-
     @classmethod
     def from_spec(cls, path, max_params: int | None = 100_000_000) -> Graph:
         """A new Graph (or Sequential) from a ``.json``/``.yaml`` spec file; see
-        :func:`graphnet.io.from_spec`."""
-        from .io import from_spec
+        :func:`graphnet.spec.from_spec`."""
+        from .spec import from_spec
 
         return from_spec(path, max_params=max_params)
 
     # ------------------------------------------------------------ files
     def save(self, path):
         """Write architecture, weights and optimizer state to one file (atomically);
-        ``gn.load(path)`` reads it back. See :mod:`graphnet.io`."""
-        from .io import save
+        ``gn.load(path)`` reads it back. See :mod:`graphnet.saving`."""
+        from .saving import save
 
         return save(self, path)
 
     def to_onnx(self, path, opset: int = 17):
         """Export to an ONNX file (checked) with this graph's input and output
-        names and a dynamic batch size; see :mod:`graphnet.interop.onnx`."""
-        from .interop.onnx import to_onnx
+        names and a dynamic batch size; see :mod:`graphnet.interop.onnx_export`."""
+        from .interop.onnx_export import to_onnx
 
         return to_onnx(self, path, opset=opset)
-
-    # ----------------------------------------------------------------- helpers
-    def _resolve(self, ref: NodeRef) -> str:
-        """The name of a node given by name or object; refuses strangers."""
-        if isinstance(ref, Node):
-            if ref.name is not None and self._nodes.get(ref.name) is ref:
-                return ref.name
-            raise NotFoundError(f"{ref!r} is not a node of graph {self.name!r}")
-        if isinstance(ref, str) and ref in self._nodes:
-            return ref
-        raise NotFoundError(
-            f"graph {self.name!r} has no node {ref!r}; known: {preview(self._nodes)}"
-        )
-
-    def _changed(self) -> None:
-        self.version += 1
-
-
-def format_cycle(path: list[str], limit: int = 12) -> str:
-    """``a -> b -> c -> a``; a long cycle keeps its ends and says how much is left out."""
-    if len(path) <= limit:
-        return " -> ".join(path)
-    head, tail = path[: limit // 2], path[-(limit // 2) :]
-    return " -> ".join([*head, f"... ({len(path) - limit} more)", *tail])
-
-
-def preview(names: Iterable[str], limit: int = 20) -> str:
-    """Up to ``limit`` names for an error message, then how many were left out."""
-    names = list(names)
-    shown = ", ".join(repr(n) for n in names[:limit])
-    return f"[{shown}, ... {len(names) - limit} more]" if len(names) > limit else f"[{shown}]"
-
-
-def _topological_sort(structure: nx.DiGraph, insertion: dict[str, int]) -> tuple[str, ...]:
-    """Kahn's algorithm, always taking the earliest-inserted node that is ready.
-
-    The same order as ``nx.lexicographical_topological_sort(structure,
-    key=insertion.__getitem__)``, several times faster: the heap holds plain
-    insertion numbers rather than ``(key, id, node)`` tuples.
-    """
-    name_of = {i: name for name, i in insertion.items()}
-    waiting = dict(structure.in_degree())
-    ready = [insertion[name] for name, n in waiting.items() if n == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        name = name_of[heapq.heappop(ready)]
-        order.append(name)
-        for nxt in structure.successors(name):
-            waiting[nxt] -= 1
-            if waiting[nxt] == 0:
-                heapq.heappush(ready, insertion[nxt])
-    if len(order) != len(waiting):  # connect() refuses cycles, so this is a bug
-        raise CycleError(f"graph has a cycle among {preview(n for n in waiting if n not in set(order))}")
-    return tuple(order)
-
-
-def _reachable(graph: nx.DiGraph, starts: list[str], forward: bool) -> set[str]:
-    """Nodes reachable from ``starts`` (themselves included), one linear sweep."""
-    neighbours = graph.successors if forward else graph.predecessors
-    seen, stack = set(starts), list(starts)
-    while stack:
-        for nxt in neighbours(stack.pop()):
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
-    return seen

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import activations, losses
+from .checks import check_int
 from .errors import GraphError
 
 __all__ = ["Node", "Input", "DenseNode", "Hidden", "Output", "KINDS", "check_name"]
@@ -38,10 +39,7 @@ def check_name(name: object, what: str = "node") -> str:
 
 
 def _check_size(size: object, name: str | None) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        label = f"node {name!r}" if name else "node"
-        raise GraphError(f"{label}: size must be a positive integer, got {size!r}")
-    return int(size)
+    return check_int(size, f"node {name!r}: size" if name else "node: size")
 
 
 class Node:

@@ -25,13 +25,11 @@ import numpy as np
 
 from . import kernels
 from .errors import GraphError
+from .parameters import Layout
 
 __all__ = ["Optimizer", "SGD", "Momentum", "RMSprop", "Adam", "AdamW", "OPTIMIZERS", "get"]
 
 logger = logging.getLogger(__name__)
-
-#: Layout of a flat parameter vector: ``(key, size)`` in buffer order.
-Layout = tuple[tuple[str, int], ...]
 
 # Moments of dead units decay geometrically into float32 subnormals, which make
 # every later pass over them many times slower (numpy cannot flush to zero).
@@ -53,7 +51,6 @@ class Optimizer:
         self.slots: dict[str, np.ndarray] = {}
         self._layout: Layout | None = None
         self._scratch: np.ndarray | None = None
-        self.owner: str | None = None  # name of the graph this optimizer trains
 
     # -- state follows the parameter layout ---------------------------------
     def bind(self, layout: Layout, dtype: np.dtype) -> None:

@@ -1,19 +1,24 @@
-"""One flat buffer for every weight and bias, and one for their gradients.
+"""Parameters: their keys, their records, and the flat buffers that hold them.
 
-Each synapse's ``weight`` and each dense node's ``bias`` becomes a view into
-:attr:`ParameterStore.values`; the backward pass writes straight into views of
-:attr:`ParameterStore.grads`. The optimizer then updates all parameters with a
-few whole-buffer passes. Trainable parameters come first, so the optimizer
-sees one contiguous slice.
+Keys
+    ``"SRC->DST.weight"`` for the weight of a synapse and ``"NODE.bias"`` for
+    a dense node's bias (what ``Graph.get_weights()`` uses). This module is
+    the only place that writes the format; nothing parses it back: code that
+    needs to know what a key is asks for its :class:`ParameterRecord`.
 
-The store is rebuilt whenever the graph's structure changes: current values
-are copied over, so weights of untouched synapses survive every edit.
+Buffers
+    Each synapse's ``weight`` and each dense node's ``bias`` becomes a view
+    into :attr:`ParameterStore.values`; the backward pass writes straight
+    into views of :attr:`ParameterStore.grads`. An optimizer then updates all
+    parameters with a few whole-buffer passes. Trainable parameters come
+    first, so the optimizer sees one contiguous slice. The store is rebuilt
+    whenever the graph's structure changes; current values are copied over,
+    so weights of untouched synapses survive every edit.
 """
 
 from __future__ import annotations
 
 import bisect
-import functools
 import itertools
 import math
 from collections.abc import Iterable
@@ -21,25 +26,47 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .optimizers import Layout
+__all__ = ["WEIGHT", "BIAS", "Layout", "weight_key", "bias_key", "ParameterRecord", "ParameterStore"]
 
-__all__ = ["Parameter", "ParameterStore"]
+WEIGHT = "weight"
+BIAS = "bias"
+
+#: Layout of a flat parameter vector: ``(key, size)`` in buffer order.
+Layout = tuple[tuple[str, int], ...]
+
+
+def weight_key(src: str, dst: str) -> str:
+    """The key of the synapse ``src -> dst``'s weight."""
+    return f"{src}->{dst}.{WEIGHT}"
+
+
+def bias_key(node: str) -> str:
+    """The key of ``node``'s bias."""
+    return f"{node}.{BIAS}"
 
 
 @dataclass(frozen=True, slots=True)
-class Parameter:
-    """Where one weight or bias lives in the flat buffers."""
+class ParameterRecord:
+    """What one parameter is: ``Graph.parameters()`` lists these.
+
+    ``node`` is the dense node the parameter feeds (a weight's destination);
+    ``synapse`` is ``(src, dst)`` for a weight and ``None`` for a bias.
+    """
 
     key: str
-    owner: object  # a Synapse (attribute ``_weight``) or a dense node (``_bias``)
-    attr: str
-    trainable: bool
-    offset: int
+    kind: str  # WEIGHT or BIAS
+    node: str
+    synapse: tuple[str, str] | None
     shape: tuple[int, ...]
+    trainable: bool
 
     @property
     def size(self) -> int:
         return math.prod(self.shape)
+
+
+#: Where an owner keeps each kind of parameter (a Synapse's ``_weight``, a node's ``_bias``).
+_ATTRIBUTE = {WEIGHT: "_weight", BIAS: "_bias"}
 
 
 class ParameterStore:
@@ -47,42 +74,35 @@ class ParameterStore:
 
     Parameters
     ----------
-    entries : iterable of (key, owner, attr, trainable)
-        In the order the forward pass meets them; trainable ones are moved
-        to the front (stably).
+    entries : iterable of (ParameterRecord, owner)
+        In the order the forward pass meets them; ``owner`` is the Synapse
+        or node holding the array. Trainable parameters are moved to the
+        front (stably).
     dtype : numpy dtype
     """
 
-    def __init__(self, entries: Iterable[tuple[str, object, str, bool]], dtype: np.dtype):
+    def __init__(self, entries: Iterable[tuple[ParameterRecord, object]], dtype: np.dtype):
         # This runs once per parameter, and graphs of 10,000 nodes have 30,000:
-        # one bulk copy, no per-parameter records (``params`` builds them when
-        # asked), math not numpy for sizes (np.prod on a tuple costs microseconds).
-        entries = sorted(entries, key=lambda e: not e[3])  # trainable first, order kept
-        arrays = [getattr(owner, attr) for _, owner, attr, _ in entries]
+        # one bulk copy, math not numpy for sizes (np.prod on a tuple costs microseconds).
+        entries = sorted(entries, key=lambda e: not e[0].trainable)  # trainable first, order kept
+        records = tuple(record for record, _ in entries)
+        arrays = [getattr(owner, _ATTRIBUTE[record.kind]) for record, owner in entries]
         sizes = [a.size for a in arrays]
         offsets = list(itertools.accumulate(sizes, initial=0))
         total = offsets.pop()
-        self._entries, self._offsets = entries, offsets
+        self.records, self._offsets = records, offsets
         self.values = np.empty(total, dtype=dtype)
         self.grads = np.zeros(total, dtype=dtype)
         if arrays:
             np.concatenate([a.ravel() for a in arrays], out=self.values)
-        self.num_trainable = sum(n for e, n in zip(entries, sizes) if e[3])
-        self.layout: Layout = tuple((e[0], n) for e, n in zip(entries, sizes) if e[3])
+        self.num_trainable = sum(n for r, n in zip(records, sizes) if r.trainable)
+        self.layout: Layout = tuple((r.key, n) for r, n in zip(records, sizes) if r.trainable)
         self._grad_views: dict[str, np.ndarray] = {}
         values, grads = self.values, self.grads
-        for (key, owner, attr, _), array, start, n in zip(entries, arrays, offsets, sizes):
+        for (record, owner), array, start, n in zip(entries, arrays, offsets, sizes):
             # The owner now reads and writes the buffer.
-            setattr(owner, attr, values[start : start + n].reshape(array.shape))
-            self._grad_views[key] = grads[start : start + n].reshape(array.shape)
-
-    @functools.cached_property
-    def params(self) -> tuple[Parameter, ...]:
-        """Where each parameter lives, in buffer order."""
-        return tuple(
-            Parameter(key, owner, attr, trainable, start, getattr(owner, attr).shape)
-            for (key, owner, attr, trainable), start in zip(self._entries, self._offsets)
-        )
+            setattr(owner, _ATTRIBUTE[record.kind], values[start : start + n].reshape(array.shape))
+            self._grad_views[record.key] = grads[start : start + n].reshape(array.shape)
 
     @property
     def trainable_values(self) -> np.ndarray:
@@ -100,8 +120,22 @@ class ParameterStore:
         """Copies of every gradient, keyed like ``Graph.get_weights()``."""
         return {key: view.copy() for key, view in self._grad_views.items()}
 
-    def locate(self, flat_index: int) -> str:
-        """The key of the parameter holding element ``flat_index`` of the buffer."""
+    def spans(self, kind: str, trainable_only: bool = True) -> list[slice]:
+        """Slices of the value (and gradient) buffer holding every parameter of
+        ``kind``, neighbours merged: a few whole-slice passes reach them all."""
+        merged: list[list[int]] = []
+        for record, start in zip(self.records, self._offsets):
+            if record.kind != kind or (trainable_only and not record.trainable):
+                continue
+            stop = start + record.size
+            if merged and merged[-1][1] == start:
+                merged[-1][1] = stop
+            else:
+                merged.append([start, stop])
+        return [slice(a, b) for a, b in merged]
+
+    def locate(self, flat_index: int) -> ParameterRecord:
+        """The parameter holding element ``flat_index`` of the buffers."""
         if not 0 <= flat_index < self.values.size:
             raise IndexError(flat_index)
-        return self._entries[bisect.bisect_right(self._offsets, flat_index) - 1][0]
+        return self.records[bisect.bisect_right(self._offsets, flat_index) - 1]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from .errors import GraphError
 from .graph import Graph
 from .nodes import Hidden, Input, Node, Output
+from .structure import is_chain
 
 __all__ = ["Dense", "Sequential", "default_loss"]
 
@@ -134,14 +135,8 @@ class Sequential(Graph):
         """Whether the model is still one chain ``input -> ... -> output`` (the
         Graph methods can branch it; a branched model saves as a plain graph)."""
         order = self.topological_order
-        chain = list(zip(order, order[1:]))
-        return (
-            len(self.inputs) == 1
-            and len(self.outputs) == 1
-            and order[0] == self.inputs[0]
-            and order[-1] == self.outputs[0]
-            and [(s.src, s.dst) for s in self.synapses] == chain
-        )
+        kinds = [self.nodes[name].kind for name in order]
+        return is_chain(order, kinds, [(s.src, s.dst) for s in self.synapses])
 
     @property
     def input(self) -> str:

@@ -1,4 +1,5 @@
-"""The architecture as JSON-safe data: ``Graph.to_dict`` and ``Graph.from_dict``.
+"""The architecture as JSON-safe data (``Graph.to_dict``/``Graph.from_dict``)
+and the spec files that hold it (``read_spec``/``from_spec``).
 
 This is the structure of ``graph.json`` inside a model file and of spec files
 (``.json``/``.yaml``). Reading it is strict, because a spec may come from
@@ -27,17 +28,33 @@ calls give a new output (it must agree with the output node's own loss).
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
 from . import losses
-from .errors import CycleError, GraphError
-from .nodes import KINDS
+from ._text import shown
+from ._version import __version__
+from .errors import GraphError, ModelFileError
+from .graph import Graph
+from .nodes import KINDS, Input
+from .sequential import Dense, Sequential
+from .structure import is_chain, refuse_cycles
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "to_dict", "from_dict"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "to_dict",
+    "from_dict",
+    "read_spec",
+    "from_spec",
+    "parse_json",
+    "MAX_JSON_BYTES",
+    "DEFAULT_MAX_SPEC_PARAMS",
+]
 
 FORMAT = "graphnet"
 FORMAT_VERSION = 1
@@ -53,6 +70,11 @@ _NODE_FIELDS = {
 }
 _SYNAPSE_FIELDS = {"src", "dst", "init", "trainable"}
 
+#: A spec file (or a JSON member of a model file) larger than this is refused.
+MAX_JSON_BYTES = 32 << 20
+#: Default bound on the parameters a spec file may describe (``from_spec``).
+DEFAULT_MAX_SPEC_PARAMS = 100_000_000
+
 
 def _short(config: dict[str, Any]) -> str | dict[str, Any]:
     """An activation or loss config as its bare name when it has no parameters."""
@@ -61,9 +83,6 @@ def _short(config: dict[str, Any]) -> str | dict[str, Any]:
 
 def to_dict(graph) -> dict[str, Any]:
     """The graph's architecture (no weights) as JSON-safe data."""
-    from . import __version__
-    from .sequential import Sequential
-
     nodes = []
     for node in graph.nodes.values():
         config = node.get_config()
@@ -107,9 +126,6 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
         for unknown activations, losses, kinds or initialisers; for a newer format
         version; for synapses naming unknown nodes; for a cycle.
     """
-    from .graph import Graph
-    from .sequential import Dense, Sequential
-
     _expect(isinstance(data, Mapping), "spec", "a mapping", data)
     _fields(data, _TOP_FIELDS, "spec")
     fmt = data.get("format", FORMAT)
@@ -119,7 +135,7 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
             "spec.format_version", "a positive integer", version)
     if version > FORMAT_VERSION:
         raise GraphError(
-            f"spec.format_version is {version}, but this graphnet ({_version()}) reads "
+            f"spec.format_version is {version}, but this graphnet ({__version__}) reads "
             f"format version {FORMAT_VERSION} and older; upgrade graphnet to read it"
         )
     name = data.get("name", "graph")
@@ -160,8 +176,8 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
             raise GraphError(f"spec describes {total:,} parameters, more than the limit of {max_params:,}")
 
     if sequential:
-        return _sequential(data, configs, synapses, name, seed, dtype, Sequential, Dense)
-    _refuse_cycles(synapses)
+        return _sequential(data, configs, synapses, name, seed, dtype)
+    refuse_cycles([(s["src"], s["dst"]) for s in synapses], "spec.synapses")
     graph = Graph(name=name, seed=seed, dtype=dtype)
     for i, config in enumerate(configs):
         graph.add_node(_build_node(config, f"spec.nodes[{i}]"))
@@ -178,43 +194,17 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
     return graph
 
 
-def _refuse_cycles(synapses: list[dict[str, Any]]) -> None:
-    """Refuse a set of synapses that contains a cycle, showing one; linear in
-    nodes + synapses (``nx.find_cycle`` over a whole graph is not)."""
-    structure = nx.DiGraph((s["src"], s["dst"]) for s in synapses)
-    if nx.is_directed_acyclic_graph(structure):
-        return
-    loops = list(nx.selfloop_edges(structure))
-    if loops:
-        node = loops[0][0]
-        raise CycleError(f"spec.synapses: the synapse {node!r} -> {node!r} makes the cycle {node} -> {node}")
-    component = next(c for c in nx.strongly_connected_components(structure) if len(c) > 1)
-    first_seen: dict[str, int] = {}
-    for s in synapses:
-        first_seen.setdefault(s["src"], len(first_seen))
-    start = min(component, key=lambda n: first_seen.get(n, len(first_seen)))
-    cycle = nx.find_cycle(structure.subgraph(component), source=start)
-    from .graph import format_cycle
-
-    path = format_cycle([edge[0] for edge in cycle] + [cycle[0][0]])
-    raise CycleError(f"spec.synapses: the synapses make the cycle {path}")
-
-
 def _drawable(init: str | None) -> str | None:
     """Weights that came from an array are in the weights file (or lost, for a
     bare spec): start them at zero, but keep ``"array"`` as their recorded origin."""
     return "zeros" if init == "array" else init
 
 
-def _sequential(data, configs, synapses, name, seed, dtype, Sequential, Dense):
+def _sequential(data, configs, synapses, name, seed, dtype):
     """A Sequential must be exactly the chain of its nodes, input first."""
-    chain = [c["name"] for c in configs]
-    expected = [(a, b) for a, b in zip(chain, chain[1:])]
     found = [(s["src"], s["dst"]) for s in synapses]
     kinds = [c["kind"] for c in configs]
-    if found != expected or kinds[0] != "input" or kinds[-1] != "output" or len(kinds) < 2 or (
-        any(k != "hidden" for k in kinds[1:-1])
-    ):
+    if not is_chain([c["name"] for c in configs], kinds, found):
         raise GraphError(
             "spec.sequential is true, so nodes must be an input, hidden nodes, then one output, "
             f"joined in order; got kinds {kinds} and synapses {found}"
@@ -234,7 +224,7 @@ def _sequential(data, configs, synapses, name, seed, dtype, Sequential, Dense):
                 f"spec.loss {model_loss!r} disagrees with the loss {node_loss!r} of the output "
                 f"{last['name']!r}; give one of them, or the same in both"
             )
-    layers = [KINDS["input"](configs[0]["size"], name=configs[0]["name"])]
+    layers = [Input(configs[0]["size"], name=configs[0]["name"])]
     for config, s in zip(configs[1:], synapses):
         layers.append(
             Dense(
@@ -341,13 +331,108 @@ def _fields(config: Mapping, allowed: set[str], where: str) -> None:
 
 def _expect(ok: bool, where: str, expected: str, found) -> None:
     if not ok:
-        shown = repr(found)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        raise GraphError(f"{where}: expected {expected}, found {shown}")
+        raise GraphError(f"{where}: expected {expected}, found {shown(found)}")
 
 
-def _version() -> str:
-    from . import __version__
+# ------------------------------------------------------------------ spec files
+# ----------------------------------------------------------------------- specs
+def read_spec(path: str | os.PathLike) -> Any:
+    """The data of a ``.json``, ``.yaml`` or ``.yml`` spec file, parsed safely
+    (strict JSON; YAML through PyYAML's ``safe_load``, which builds only plain
+    data). Validation is :func:`from_spec`'s job.
 
-    return __version__
+    Raises
+    ------
+    ModelFileError
+        Naming the file: missing, too large, wrong extension, not UTF-8, not
+        parseable, or PyYAML not installed for a YAML file.
+    """
+    label = os.fspath(path)
+    suffix = Path(label).suffix.lower()
+    if suffix not in (".json", ".yaml", ".yml"):
+        raise ModelFileError(
+            f"{label}: a spec file must end in .json, .yaml or .yml, not {suffix or 'nothing'!r}"
+        )
+    try:
+        with open(label, "rb") as handle:
+            raw = handle.read(MAX_JSON_BYTES + 1)
+    except FileNotFoundError:
+        raise ModelFileError(f"{label}: no such file") from None
+    except OSError as exc:
+        raise ModelFileError(f"{label}: cannot be read ({exc})") from exc
+    if len(raw) > MAX_JSON_BYTES:
+        raise ModelFileError(f"{label}: larger than the limit of {MAX_JSON_BYTES:,} bytes for a spec")
+    try:
+        if suffix == ".json":
+            return parse_json(raw)
+        return _parse_yaml(raw, label)
+    except ModelFileError:
+        raise
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ModelFileError(f"{label}: not valid {suffix[1:].upper()} ({exc})") from None
+
+
+def _parse_yaml(raw: bytes, label: str) -> Any:
+    try:
+        import yaml
+    except ImportError:
+        raise ModelFileError(
+            f"{label}: reading YAML needs PyYAML: pip install 'graphnet[yaml]' "
+            f"(or write the spec as .json)"
+        ) from None
+    try:
+        return yaml.safe_load(raw.decode("utf-8-sig"))
+    except yaml.YAMLError as exc:
+        raise ModelFileError(f"{label}: not valid YAML ({exc})") from None
+
+
+def from_spec(path: str | os.PathLike, max_params: int | None = DEFAULT_MAX_SPEC_PARAMS):
+    """A new Graph (or Sequential) from a spec file: :func:`graphnet.spec.to_dict`'s
+    structure written as JSON or YAML. Weights start from their initialisers.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        ``.json``, ``.yaml`` or ``.yml``.
+    max_params : int or None
+        Refuse specs describing more parameters than this (100 million by
+        default) before anything is allocated; ``None`` for no limit.
+
+    Raises
+    ------
+    ModelFileError
+        Naming the file and the offending field (``spec.nodes[2].size``).
+    """
+    data = read_spec(path)
+    try:
+        return from_dict(data, max_params=max_params)
+    except GraphError as exc:
+        hint = ""
+        if "more than the limit" in str(exc):
+            hint = "; pass max_params=None to from_spec if you trust it"
+        raise ModelFileError(f"{os.fspath(path)}: {exc}{hint}") from None
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON: UTF-8, no NaN/Infinity, no repeated keys.
+
+    Raises
+    ------
+    ValueError
+        Saying what is wrong and where.
+    """
+    text = raw.decode("utf-8-sig")
+    return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        result[key] = value
+    return result

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .errors import GraphError
+from .parameters import weight_key
 
 __all__ = ["Synapse"]
 
@@ -50,7 +51,7 @@ class Synapse:
     @property
     def key(self) -> str:
         """The key of this weight in ``get_weights()``: ``"SRC->DST.weight"``."""
-        return f"{self.src}->{self.dst}.weight"
+        return weight_key(self.src, self.dst)
 
     @property
     def shape(self) -> tuple[int, int]:

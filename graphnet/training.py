@@ -74,24 +74,24 @@ class Trainer:
             )
         plan.backward(ws, targets)
         if not _all_finite(self._grads):
-            key = plan.store.locate(int(np.flatnonzero(~np.isfinite(self._grads))[0]))
-            raise self._error(where, f"the gradient of {key!r} is not finite", key=key)
+            record = plan.store.locate(int(np.flatnonzero(~np.isfinite(self._grads))[0]))
+            raise self._error(where, f"the gradient of {record.key!r} is not finite", record=record)
         update = self.optimizer.step(self._params, self._grads)
         if not _all_finite(update):
-            key = plan.store.locate(int(np.flatnonzero(~np.isfinite(update))[0]))
-            raise self._error(where, f"the {self.optimizer.name} update of {key!r} is not finite", key=key)
+            record = plan.store.locate(int(np.flatnonzero(~np.isfinite(update))[0]))
+            what = f"the {self.optimizer.name} update of {record.key!r} is not finite"
+            raise self._error(where, what, record=record)
         self._params -= update
         return total
 
-    def _error(self, where, what: str, output: str | None = None, key: str | None = None):
+    def _error(self, where, what: str, output: str | None = None, record=None):
         if where is None:
             place = "train_step"
         else:
             epoch, epochs, batch, batches = where
             place = f"epoch {epoch + 1}/{epochs}, batch {batch + 1}/{batches}"
-        if output is None and key is not None:
-            node = key.split("->")[-1].rsplit(".", 1)[0]
-            reached = nx.descendants(self.graph._structure, node) | {node}
+        if output is None and record is not None:
+            reached = nx.descendants(self.graph._structure, record.node) | {record.node}
             outputs = [o for o in self.graph.outputs if o in reached]
             output = outputs[0] if outputs else None
             what += f" (it feeds output {_names(dict.fromkeys(outputs))})"
@@ -101,7 +101,7 @@ class Trainer:
         )
         error.epoch = None if where is None else where[0]
         error.batch = None if where is None else where[2]
-        error.output, error.key = output, key
+        error.output, error.key = output, None if record is None else record.key
         return error
 
 

@@ -27,14 +27,14 @@ def from_torch(module, **kwargs):
 
 
 def from_onnx(path, **kwargs):
-    """See :func:`graphnet.interop.onnx.from_onnx`."""
-    from .onnx import from_onnx
+    """See :func:`graphnet.interop.onnx_import.from_onnx`."""
+    from .onnx_import import from_onnx
 
     return from_onnx(path, **kwargs)
 
 
 def to_onnx(graph, path, opset: int = 17):
-    """See :func:`graphnet.interop.onnx.to_onnx`."""
-    from .onnx import to_onnx
+    """See :func:`graphnet.interop.onnx_export.to_onnx`."""
+    from .onnx_export import to_onnx
 
     return to_onnx(graph, path, opset=opset)

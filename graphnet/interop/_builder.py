@@ -31,9 +31,12 @@ from typing import Any
 import numpy as np
 
 from .. import activations, losses
+from ..checks import check_int
 from ..errors import GraphError, ModelImportError
+from ..parameters import bias_key, weight_key
 from ..sequential import default_loss
 from ..spec import FORMAT, FORMAT_VERSION, from_dict
+from ..structure import is_chain
 
 __all__ = ["Builder", "require", "unexpected_as"]
 
@@ -268,8 +271,8 @@ class Builder:
         }
         try:
             graph = from_dict(spec)
-            weights = {f"{s.src}->{s.dst}.weight": s.weight for s in self.synapses if s.weight is not None}
-            weights.update({f"{n.name}.bias": n.bias for n in self.nodes.values()
+            weights = {weight_key(s.src, s.dst): s.weight for s in self.synapses if s.weight is not None}
+            weights.update({bias_key(n.name): n.bias for n in self.nodes.values()
                             if n.kind == "dense" and n.bias is not None})
             graph.set_weights(weights)
         except GraphError as exc:
@@ -298,14 +301,8 @@ class Builder:
         return chosen
 
     def _is_chain(self, nodes: list[dict]) -> bool:
-        names = [n["name"] for n in nodes]
-        kinds = [n["kind"] for n in nodes]
         links = [(s.src, s.dst) for s in self.synapses]
-        return (
-            len(nodes) >= 2 and kinds[0] == "input" and kinds[-1] == "output"
-            and all(k == "hidden" for k in kinds[1:-1])
-            and links == list(zip(names, names[1:]))
-        )
+        return is_chain([n["name"] for n in nodes], [n["kind"] for n in nodes], links)
 
     def _check_new(self, name: str, origin: str) -> None:
         if name in self.nodes:
@@ -313,9 +310,7 @@ class Builder:
 
 
 def _positive(size: Any, where: str) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ModelImportError(f"{where}: size must be a positive integer, got {size!r}")
-    return int(size)
+    return check_int(size, f"{where}: size", error=ModelImportError)
 
 
 def _activation(activation: Any, source: str, where: str) -> activations.Activation:

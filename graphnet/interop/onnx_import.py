@@ -1,16 +1,8 @@
-"""ONNX export (``Graph.to_onnx``) and import (``gn.from_onnx``).
+"""ONNX import: ``gn.from_onnx``.
 
-Export writes one ONNX graph input per Input node and one output per Output
-node, named as the nodes are, each of shape ``(batch, size)`` with a symbolic
-batch dimension. A dense node becomes ``Gemm`` (one source) or ``MatMul``s
-summed with ``Add`` (several sources), then its activation. Weights are
-stored as initializers named like ``Graph.get_weights()`` keys; every tensor
-a node computes is named after the node. GELU is a native operator from
-opset 20 and is written out as ``Erf``/``Tanh`` arithmetic before that.
-
-Import reads such dense graphs: ``MatMul``, ``Gemm``, ``Add``, ``Identity``,
-``Dropout`` and ``Flatten`` (no-ops at inference), ``Constant``, and the
-activations ``Relu``, ``LeakyRelu``, ``Elu``, ``Gelu``, ``Sigmoid``, ``Tanh``,
+Reads dense graphs: ``MatMul``, ``Gemm``, ``Add``, ``Identity``, ``Dropout``
+and ``Flatten`` (no-ops at inference), ``Constant``, and the activations
+``Relu``, ``LeakyRelu``, ``Elu``, ``Gelu``, ``Sigmoid``, ``Tanh``,
 ``Softplus``, ``Softmax`` (plus the two GELU expansions the exporter writes).
 ONNX weights of ``MatMul`` are ``(in, out)`` like graphnet's; ``Gemm`` with
 ``transB=1`` (what PyTorch exports) is transposed here. Models whose weights
@@ -20,7 +12,6 @@ live in external files are refused: loading never reads other files.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,179 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GraphError, ModelFileError, ModelImportError
-from ..files import atomic_write
-from ..nodes import Input
+from ..errors import ModelFileError, ModelImportError
 from ._builder import Builder, require, unexpected_as
+from .onnx_export import GELU_STEPS, is_step
 
-__all__ = ["to_onnx", "from_onnx", "MIN_OPSET"]
+__all__ = ["from_onnx"]
 
 logger = logging.getLogger(__name__)
 
-#: Softmax over the last axis has its current meaning from opset 13.
-MIN_OPSET = 13
-_GELU_OPSET = 20
-_SQRT2 = math.sqrt(2.0)
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
-# The GELU expansions for opsets without Gelu, as (op, inputs) steps: "z" is
-# the pre-activation, an int the output of an earlier step, a float a constant.
-_GELU_STEPS = {
-    False: (("Div", ("z", _SQRT2)), ("Erf", (0,)), ("Add", (1, 1.0)), ("Mul", ("z", 2)), ("Mul", (3, 0.5))),
-    True: (
-        ("Mul", ("z", "z")), ("Mul", (0, "z")), ("Mul", (1, 0.044715)), ("Add", ("z", 2)),
-        ("Mul", (3, _SQRT_2_OVER_PI)), ("Tanh", (4,)), ("Add", (5, 1.0)), ("Mul", ("z", 6)),
-        ("Mul", (7, 0.5)),
-    ),
-}
-
-
-# =================================================================== export
-def to_onnx(graph, path: str | os.PathLike, opset: int = 17):
-    """Write ``graph`` as an ONNX model checked by ``onnx.checker``.
-
-    Parameters
-    ----------
-    graph : Graph
-    path : str or PathLike
-    opset : int
-        ONNX operator set, from 13 to the newest the installed ``onnx`` knows.
-
-    Returns
-    -------
-    onnx.ModelProto
-        The model written.
-
-    Raises
-    ------
-    GraphError
-        For an opset out of range, or a graph that cannot run.
-    ModelImportError
-        When the ``onnx`` package is missing.
-    """
-    onnx = require("onnx", "to_onnx")
-    helper, numpy_helper = onnx.helper, onnx.numpy_helper
-    newest = onnx.defs.onnx_opset_version()
-    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
-        raise GraphError(f"to_onnx: opset must be an integer from {MIN_OPSET} to {newest}, got {opset!r}")
-    graph.validate()
-    elem = onnx.TensorProto.FLOAT if graph.dtype == np.float32 else onnx.TensorProto.DOUBLE
-    writer = _Writer(set(graph.nodes), graph.dtype, helper, numpy_helper)
-
-    for name in graph.topological_order:
-        node = graph.nodes[name]
-        if isinstance(node, Input):
-            continue
-        incoming = graph.incoming(name)
-        activation = node.activation
-        linear = activation.name == "linear"
-        z = name if linear else writer.fresh(f"{name}/z")
-        bias = writer.constant(f"{name}.bias", node.bias)
-        if len(incoming) == 1:
-            s = incoming[0]
-            writer.op("Gemm", [s.src, writer.constant(s.key, s.weight), bias], z)
-        else:
-            total = None
-            for s in incoming:
-                product = writer.op("MatMul", [s.src, writer.constant(s.key, s.weight)],
-                                    writer.fresh(f"{s.key}/matmul"))
-                total = product if total is None else writer.op("Add", [total, product],
-                                                                 writer.fresh(f"{name}/sum"))
-            writer.op("Add", [total, bias], z)
-        if not linear:
-            _write_activation(writer, activation, z, name, opset)
-
-    def info(name: str):
-        return helper.make_tensor_value_info(name, elem, ["batch", graph.nodes[name].size])
-
-    proto = helper.make_graph(
-        writer.nodes, graph.name, [info(n) for n in graph.inputs], [info(n) for n in graph.outputs],
-        initializer=writer.initializers,
-    )
-    from .. import __version__
-
-    opsets = [helper.make_opsetid("", opset)]
-    model = helper.make_model(proto, opset_imports=opsets, producer_name="graphnet",
-                              producer_version=__version__)
-    model.ir_version = helper.find_min_ir_version_for(opsets)  # readable by older runtimes
-    onnx.checker.check_model(model, full_check=True)
-    data = model.SerializeToString()
-    atomic_write(path, lambda handle: handle.write(data))
-    logger.info("%s: exported to ONNX (opset %d) at %s", graph.name, opset, os.fspath(path))
-    return model
-
-
-class _Writer:
-    """Collects ONNX nodes and initializers with unique tensor names."""
-
-    def __init__(self, reserved: set[str], dtype, helper, numpy_helper):
-        self.used = set(reserved)
-        self.dtype = dtype
-        self.helper = helper
-        self.numpy_helper = numpy_helper
-        self.nodes: list = []
-        self.initializers: list = []
-
-    def fresh(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.used:
-            name, i = f"{base}_{i}", i + 1
-        self.used.add(name)
-        return name
-
-    def constant(self, base: str, value) -> str:
-        name = self.fresh(base)
-        array = np.ascontiguousarray(np.asarray(value, dtype=self.dtype))
-        self.initializers.append(self.numpy_helper.from_array(array, name))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], output: str, **attributes) -> str:
-        self.nodes.append(self.helper.make_node(op_type, inputs, [output], name=f"{output}/{op_type}",
-                                                **attributes))
-        return output
-
-
-def _write_activation(writer: _Writer, activation, z: str, out: str, opset: int) -> None:
-    name = activation.name
-    if name == "gelu":
-        if opset >= _GELU_OPSET:
-            writer.op("Gelu", [z], out, approximate="tanh" if activation.approximate else "none")
-            return
-        steps = _GELU_STEPS[activation.approximate]
-        produced: list[str] = []
-        for i, (op_type, args) in enumerate(steps):
-            inputs = []
-            for arg in args:
-                if arg == "z":
-                    inputs.append(z)
-                elif _is_step(arg):
-                    inputs.append(produced[arg])
-                else:
-                    inputs.append(writer.constant(f"{out}/c", np.asarray(arg)))
-            target = out if i == len(steps) - 1 else writer.fresh(f"{out}/gelu")
-            produced.append(writer.op(op_type, inputs, target))
-        return
-    attributes = {
-        "leaky_relu": lambda a: {"alpha": a.negative_slope},
-        "elu": lambda a: {"alpha": a.alpha},
-        "softmax": lambda a: {"axis": -1},
-    }.get(name, lambda a: {})(activation)
-    writer.op(_ONNX_OPS[name], [z], out, **attributes)
-
-
-#: graphnet activation names -> ONNX operators (gelu is handled apart).
-_ONNX_OPS = {
-    "relu": "Relu",
-    "leaky_relu": "LeakyRelu",
-    "elu": "Elu",
-    "sigmoid": "Sigmoid",
-    "tanh": "Tanh",
-    "softplus": "Softplus",
-    "softmax": "Softmax",
-}
-
-
-# =================================================================== import
 @dataclass
 class _Affine:
     """``bias + Σ src @ W`` not yet given a node: what MatMul/Gemm/Add build up."""
@@ -387,7 +214,7 @@ class _Reader:
     def _match_gelu(self, nodes, start: int) -> int:
         """Nodes consumed when ``nodes[start:]`` is one of the exporter's GELU
         expansions applied to a pre-activation; 0 when it is not."""
-        for approximate, steps in _GELU_STEPS.items():
+        for approximate, steps in GELU_STEPS.items():
             if start + len(steps) > len(nodes) or nodes[start].op_type != steps[0][0]:
                 continue
             z = nodes[start].input[0] if nodes[start].input else None
@@ -400,7 +227,7 @@ class _Reader:
                     break
                 if not all(self._matches(node.input[k], arg, z, produced) for k, arg in enumerate(args)):
                     break
-                reads = sum(1 for later in steps[j + 1:] for a in later[1] if _is_step(a) and a == j)
+                reads = sum(1 for later in steps[j + 1:] for a in later[1] if is_step(a) and a == j)
                 if j < len(steps) - 1 and self.uses[node.output[0]] != reads:
                     break  # an intermediate value read elsewhere: not a pure GELU
                 produced.append(node.output[0])
@@ -415,7 +242,7 @@ class _Reader:
     def _matches(self, tensor: str, arg, z: str, produced: list[str]) -> bool:
         if arg == "z":
             return tensor == z
-        if _is_step(arg):
+        if is_step(arg):
             return arg < len(produced) and tensor == produced[arg]
         value = self.values.get(tensor)
         return isinstance(value, np.ndarray) and value.size == 1 and bool(
@@ -549,11 +376,6 @@ _OPS = {
     "Softmax": _activation(_softmax),
     "Gelu": _activation(_gelu),
 }
-
-
-def _is_step(arg) -> bool:
-    """A reference to an earlier step (an int; the constants are floats)."""
-    return isinstance(arg, int) and not isinstance(arg, bool)
 
 
 def _attributes(reader: _Reader, node) -> dict[str, Any]:

@@ -1,0 +1,388 @@
+"""Model files: ``save`` and ``load``.
+
+A model file (suggested extension ``.gnet``) is a zip archive of:
+
+``graph.json``
+    The architecture, exactly :func:`graphnet.spec.to_dict`'s structure
+    (format name and version, graphnet version, graph name, dtype, seed,
+    whether it is a ``Sequential``, nodes in insertion order, synapses in
+    connection order).
+``weights.npz``
+    Every weight and bias as an ``.npy`` array keyed like
+    ``Graph.get_weights()`` (``"h1.bias"``, ``"x->h1.weight"``), in the
+    graph's dtype. ``np.load`` reads it.
+``training.json``
+    The state that makes ``fit`` continue where it stopped: the graph's random
+    streams (shuffling, dropout, initialisation of later synapses) and, when
+    the graph has an optimizer, its name, hyperparameters, iteration count and
+    the layout (parameter key and size) of its state vectors.
+``optimizer.npz``
+    The optimizer's state vectors (Adam's ``m`` and ``v``, ...), present when
+    the optimizer has any.
+
+Files are written atomically (a temporary file beside the target, flushed,
+synced, then ``os.replace``) and deterministically: the same graph gives the
+same bytes.
+
+Loading treats the file as hostile until proven otherwise. Nothing is
+unpickled and nothing named in the file is imported or called: activations,
+losses, kinds, initialisers and optimizers are looked up in graphnet's own
+registries. Before anything is inflated, the member names, counts, sizes and
+compression ratios are checked against fixed bounds; the architecture's
+parameter count is bounded by the size of ``weights.npz``, so a small file
+cannot make graphnet allocate gigabytes; every array's name, shape and dtype
+must match the architecture and is checked from its header before its data
+is read. Every failure is a :class:`~graphnet.ModelFileError` naming the file
+and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import struct
+import zipfile
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from . import optimizers as optimizers_module
+from ._text import shown
+from ._version import __version__
+from .archive import check_entry_count, check_members, npz_bytes, read_member, read_npz, zip_info
+from .checks import is_int
+from .errors import GraphError, ModelFileError
+from .files import atomic_write
+from .spec import FORMAT, FORMAT_VERSION, MAX_JSON_BYTES, from_dict, parse_json, to_dict
+
+__all__ = ["save", "load", "DEFAULT_MAX_BYTES"]
+
+logger = logging.getLogger(__name__)
+
+GRAPH_MEMBER = "graph.json"
+WEIGHTS_MEMBER = "weights.npz"
+TRAINING_MEMBER = "training.json"
+OPTIMIZER_MEMBER = "optimizer.npz"
+_MEMBERS = (GRAPH_MEMBER, WEIGHTS_MEMBER, TRAINING_MEMBER, OPTIMIZER_MEMBER)
+_REQUIRED = (GRAPH_MEMBER, WEIGHTS_MEMBER)
+_WHAT = "a graphnet model file"
+_UINT128 = 1 << 128
+
+#: Default bound on the total (inflated) size of a model file's members.
+DEFAULT_MAX_BYTES = 4 << 30
+
+
+# ---------------------------------------------------------------------- saving
+def save(graph, path: str | os.PathLike) -> Path:
+    """Write ``graph`` (architecture, weights, optimizer and random state) to ``path``.
+
+    Parameters
+    ----------
+    graph : Graph
+    path : str or PathLike
+        ``.gnet`` is the suggested extension; any name works.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    OSError
+        When the folder cannot be written; an existing file at ``path`` is
+        then left exactly as it was.
+    """
+    members = [(GRAPH_MEMBER, _json_bytes(to_dict(graph)), zipfile.ZIP_DEFLATED)]
+    members.append((WEIGHTS_MEMBER, npz_bytes(graph.get_weights()), zipfile.ZIP_STORED))
+    training, slots = _training_state(graph)
+    members.append((TRAINING_MEMBER, _json_bytes(training), zipfile.ZIP_DEFLATED))
+    if slots is not None:
+        members.append((OPTIMIZER_MEMBER, npz_bytes(slots), zipfile.ZIP_STORED))
+
+    def write(handle: BinaryIO) -> None:
+        with zipfile.ZipFile(handle, "w") as archive:
+            for name, data, method in members:
+                archive.writestr(zip_info(name, method), data)
+
+    written = atomic_write(path, write)
+    logger.info("%s: saved to %s", graph.name, written)
+    return written
+
+
+def _json_bytes(data: Any) -> bytes:
+    return json.dumps(data, indent=1, allow_nan=False).encode("utf-8")
+
+
+def _training_state(graph) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+    """``training.json``'s content and the optimizer's state vectors (or None)."""
+    state: dict[str, Any] = {
+        "rng": {
+            "train": graph.rng.bit_generator.state,
+            # The stream that initialises synapses connected later.
+            "init": graph._init_rng.bit_generator.state,
+        },
+        "optimizer": None,
+    }
+    optimizer = graph.optimizer
+    if optimizer is None:
+        return state, None
+    saved = optimizer.get_state()
+    sizes = _parameter_sizes(graph)
+    # Keep the state of parameters the graph still has (it may have been edited
+    # since the last step); the rest would be dropped by the next bind() anyway.
+    layout, slots, start = [], {name: [] for name in optimizer.slot_names}, 0
+    for key, n in saved["layout"]:
+        if sizes.get(key) == n:
+            layout.append([key, n])
+            for name in optimizer.slot_names:
+                slots[name].append(saved["slots"][name][start : start + n])
+        start += n
+    state["optimizer"] = {
+        "config": optimizer.get_config(),
+        "iterations": int(saved["iterations"]),
+        "layout": layout,
+        "slots": sorted(optimizer.slot_names),
+    }
+    if not slots:  # plain SGD keeps no state
+        return state, None
+    return state, {
+        name: (np.concatenate(parts) if parts else np.zeros(0)).astype(graph.dtype)
+        for name, parts in sorted(slots.items())
+    }
+
+
+def _parameter_sizes(graph) -> dict[str, int]:
+    return {record.key: record.size for record in graph.parameters()}
+
+
+def _parameter_shapes(graph) -> dict[str, tuple[int, ...]]:
+    """Every parameter's key and shape, without copying any weight."""
+    return {record.key: record.shape for record in graph.parameters()}
+
+
+
+# --------------------------------------------------------------------- loading
+def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYTES):
+    """Read a model file written by :func:`save`.
+
+    Parameters
+    ----------
+    path : str, PathLike or binary file object
+    max_bytes : int
+        Refuse files whose members add up to more than this once inflated
+        (4 GiB by default).
+
+    Returns
+    -------
+    Graph or Sequential
+        Predicting bit for bit as the saved graph did; ``fit`` continues with
+        the saved optimizer state and random streams.
+
+    Raises
+    ------
+    ModelFileError
+        For a missing, unreadable, truncated, oversized, malformed or hostile
+        file: the message names the file and what is wrong.
+    """
+    label = _label(path)
+    try:
+        if isinstance(path, (str, os.PathLike)):
+            with open(path, "rb") as handle:
+                return _load(handle, label, max_bytes)
+        if not hasattr(path, "read"):
+            raise ModelFileError(
+                f"load expects a path or a binary file object, got {type(path).__name__}"
+            )
+        return _load(path, label, max_bytes)
+    except ModelFileError:
+        raise
+    except GraphError as exc:
+        raise ModelFileError(f"{label}: {exc}") from None
+    except FileNotFoundError:
+        raise ModelFileError(f"{label}: no such file") from None
+    except OSError as exc:
+        raise ModelFileError(f"{label}: cannot be read ({exc})") from exc
+    except (zipfile.BadZipFile, zlib.error, EOFError, struct.error) as exc:
+        raise ModelFileError(f"{label}: damaged zip archive ({exc})") from None
+    except (ValueError, KeyError, TypeError, IndexError, NotImplementedError, RuntimeError,
+            OverflowError, RecursionError, MemoryError) as exc:
+        raise ModelFileError(
+            f"{label}: not a readable graphnet model file ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _label(path) -> str:
+    if isinstance(path, (str, os.PathLike)):
+        return str(os.fspath(path))
+    return str(getattr(path, "name", "<model file>"))
+
+
+def _load(handle: BinaryIO, label: str, max_bytes: int):
+    check_entry_count(handle, label, len(_MEMBERS), _WHAT)
+    with zipfile.ZipFile(handle) as archive:
+        infos = check_members(archive, label, _MEMBERS, _REQUIRED, max_bytes, MAX_JSON_BYTES, _WHAT)
+        data = _read_json(archive, infos[GRAPH_MEMBER], label)
+        _check_format(data, label)
+        weights_info = infos[WEIGHTS_MEMBER]
+        itemsize = 8 if isinstance(data, Mapping) and data.get("dtype") == "float64" else 4
+        try:
+            graph = from_dict(data, max_params=weights_info.file_size // itemsize)
+        except GraphError as exc:
+            raise ModelFileError(f"{label}: {GRAPH_MEMBER}: {exc}") from None
+        shapes = _parameter_shapes(graph)
+        arrays = read_npz(archive, weights_info, shapes, graph.dtype, label, GRAPH_MEMBER)
+        graph.set_weights(arrays)
+        if TRAINING_MEMBER in infos:
+            _restore_training(graph, archive, infos, label)
+        elif OPTIMIZER_MEMBER in infos:
+            raise ModelFileError(f"{label}: has {OPTIMIZER_MEMBER} but no {TRAINING_MEMBER} to describe it")
+    logger.debug("%s: loaded %r", label, graph)
+    return graph
+
+
+def _read_json(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> Any:
+    where = f"{label}: {info.filename}"
+    raw = read_member(archive, info, where)
+    try:
+        return parse_json(raw)
+    except ValueError as exc:
+        raise ModelFileError(f"{where} is not valid JSON ({exc})") from None
+
+
+def _check_format(data: Any, label: str) -> None:
+    """A clearer message than the spec's for files that are not ours or too new."""
+    if not isinstance(data, Mapping):
+        raise ModelFileError(f"{label}: {GRAPH_MEMBER} must hold a JSON object, found {type(data).__name__}")
+    if data.get("format") != FORMAT:
+        raise ModelFileError(
+            f"{label}: {GRAPH_MEMBER} has format {data.get('format')!r}, expected {FORMAT!r}"
+        )
+    version = data.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        writer = data.get("graphnet_version")
+        writer = f"graphnet {writer}" if isinstance(writer, str) else "a newer graphnet"
+        raise ModelFileError(
+            f"{label}: written by {writer[:40]} in format version {version}; this graphnet "
+            f"({__version__}) reads format version {FORMAT_VERSION} and older. Upgrade graphnet "
+            f"to load it"
+        )
+
+
+# ------------------------------------------------------------- training state
+_TRAINING_FIELDS = {"rng", "optimizer"}
+_OPTIMIZER_FIELDS = {"config", "iterations", "layout", "slots"}
+
+
+def _restore_training(graph, archive: zipfile.ZipFile, infos, label: str) -> None:
+    where = f"{label}: {TRAINING_MEMBER}"
+    state = _read_json(archive, infos[TRAINING_MEMBER], label)
+    _require(isinstance(state, Mapping), where, "a JSON object", state)
+    _require(set(state) <= _TRAINING_FIELDS, where, f"only the fields {sorted(_TRAINING_FIELDS)}",
+             sorted(state))
+    streams = {}
+    if state.get("rng") is not None:
+        rng = state["rng"]
+        _require(isinstance(rng, Mapping) and set(rng) <= {"train", "init"}, f"{where}: rng",
+                 "an object with 'train' and 'init'", rng)
+        streams = {name: _generator(value, f"{where}: rng.{name}") for name, value in rng.items()}
+
+    optimizer, slot_arrays = None, None
+    config = state.get("optimizer")
+    if config is not None:
+        optimizer, slot_arrays = _optimizer(graph, archive, infos, config, label)
+    elif OPTIMIZER_MEMBER in infos:
+        raise ModelFileError(f"{label}: has {OPTIMIZER_MEMBER} but {TRAINING_MEMBER} names no optimizer")
+
+    # Everything checked: now change the graph.
+    if "train" in streams:
+        graph.rng = streams["train"]
+    if "init" in streams:
+        graph._init_rng = streams["init"]
+    if optimizer is not None:
+        optimizer.set_state(slot_arrays, graph.dtype)
+        graph.optimizer = optimizer
+
+
+def _generator(state: Any, where: str) -> np.random.Generator:
+    """A PCG64 generator in exactly the saved state (the only bit generator graphnet uses)."""
+    ok = (
+        isinstance(state, Mapping)
+        and set(state) == {"bit_generator", "state", "has_uint32", "uinteger"}
+        and state["bit_generator"] == "PCG64"
+        and isinstance(state["state"], Mapping)
+        and set(state["state"]) == {"state", "inc"}
+        and all(is_int(v, 0, _UINT128) for v in state["state"].values())
+        and is_int(state["has_uint32"], 0, 2)
+        and is_int(state["uinteger"], 0, 1 << 32)
+    )
+    _require(ok, where, "a PCG64 state", state)
+    bit_generator = np.random.PCG64()
+    bit_generator.state = {
+        "bit_generator": "PCG64",
+        "state": {"state": state["state"]["state"], "inc": state["state"]["inc"]},
+        "has_uint32": state["has_uint32"],
+        "uinteger": state["uinteger"],
+    }
+    return np.random.Generator(bit_generator)
+
+
+def _optimizer(graph, archive, infos, config: Any, label: str):
+    where = f"{label}: {TRAINING_MEMBER}: optimizer"
+    _require(isinstance(config, Mapping) and set(config) == _OPTIMIZER_FIELDS, where,
+             f"an object with the fields {sorted(_OPTIMIZER_FIELDS)}", config)
+    settings = config["config"]
+    _require(isinstance(settings, Mapping) and isinstance(settings.get("name"), str),
+             f"{where}.config", "an object with a 'name'", settings)
+    for key, value in settings.items():
+        plain = value is None or isinstance(value, (bool, str)) or (
+            isinstance(value, (int, float)) and math.isfinite(value)
+        )
+        _require(plain and (key == "name" or not isinstance(value, str)), f"{where}.config.{key}",
+                 "a number, true/false or null", value)
+    try:
+        optimizer = optimizers_module.get(dict(settings))  # looked up in the registry
+    except GraphError as exc:
+        raise ModelFileError(f"{where}.config: {exc}") from None
+    iterations = config["iterations"]
+    _require(is_int(iterations, 0, 1 << 62), f"{where}.iterations", "an integer >= 0", iterations)
+    sizes = _parameter_sizes(graph)
+    layout = config["layout"]
+    _require(isinstance(layout, list) and len(layout) <= len(sizes), f"{where}.layout",
+             f"a list of at most {len(sizes)} [key, size] pairs", layout)
+    seen = set()
+    for i, item in enumerate(layout):
+        ok = (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
+              and is_int(item[1], 1, 1 << 62))
+        _require(ok, f"{where}.layout[{i}]", "a [key, size] pair", item)
+        key, n = item
+        _require(sizes.get(key) == n and key not in seen, f"{where}.layout[{i}]",
+                 "a parameter of the graph with its size, listed once", item)
+        seen.add(key)
+    names = config["slots"]
+    _require(names == sorted(optimizer.slot_names), f"{where}.slots",
+             f"{sorted(optimizer.slot_names)} for {optimizer.name!r}", names)
+    total = sum(n for _, n in layout)
+    slots: dict[str, np.ndarray] = {}
+    if names:
+        if OPTIMIZER_MEMBER not in infos:
+            raise ModelFileError(f"{label}: {TRAINING_MEMBER} lists optimizer state {names} "
+                                 f"but {OPTIMIZER_MEMBER} is missing")
+        slots = read_npz(archive, infos[OPTIMIZER_MEMBER], {n: (total,) for n in names},
+                         graph.dtype, label, TRAINING_MEMBER)
+        for name, value in slots.items():
+            if not np.isfinite(value).all():
+                raise ModelFileError(f"{label}: {OPTIMIZER_MEMBER}: state {name!r} holds NaN or inf")
+    elif OPTIMIZER_MEMBER in infos:
+        raise ModelFileError(f"{label}: {OPTIMIZER_MEMBER} is present but {optimizer.name!r} keeps no state")
+    return optimizer, {"iterations": iterations, "layout": layout, "slots": slots}
+
+
+def _require(ok: bool, where: str, expected: str, found: Any) -> None:
+    if not ok:
+        raise ModelFileError(f"{where}: expected {expected}, found {shown(found)}")
