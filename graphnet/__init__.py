@@ -20,9 +20,9 @@ from .errors import (
 )
 from .graph import Graph
 from .interop import from_keras, from_onnx, from_torch
-from .saving import load
 from .nodes import Hidden, Input, Node, Output
 from .plots import plot_history
+from .saving import load
 from .sequential import Dense, Sequential
 from .synapse import Synapse
 

@@ -54,7 +54,14 @@ import numpy as np
 from . import optimizers as optimizers_module
 from ._text import shown
 from ._version import __version__
-from .archive import check_entry_count, check_members, npz_bytes, read_member, read_npz, zip_info
+from .archive import (
+    check_entry_count,
+    check_members,
+    npz_bytes,
+    read_member,
+    read_npz,
+    zip_info,
+)
 from .checks import is_int
 from .errors import GraphError, ModelFileError
 from .files import atomic_write

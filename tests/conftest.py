@@ -41,3 +41,19 @@ def dag_data(rng: np.random.Generator, rows: int = 7):
     x = {"a": rng.normal(size=(rows, 5)), "b": rng.normal(size=(rows, 3))}
     y = {"aux": rng.integers(0, 3, size=rows), "main": rng.integers(0, 2, size=(rows, 2)).astype(float)}
     return x, y
+
+
+@pytest.fixture
+def trained(rng):
+    """A small DAG after two epochs, with its data."""
+    g = build_dag(dtype="float32")
+    x, y = dag_data(rng, 24)
+    g.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    return g, x, y
+
+
+@pytest.fixture
+def saved(tmp_path, trained):
+    """``trained``'s graph saved to a model file."""
+    g = trained[0]
+    return g.save(tmp_path / "model.gnet")

@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 import pytest
+from conftest import build_dag, dag_data
+from modelfiles import same
 
 import graphnet as gn
 from graphnet import GraphError
@@ -168,3 +170,18 @@ def test_model_checkpoint_keeps_the_old_file_when_writing_fails(tmp_path, monkey
         checkpoint.on_epoch_end(0, {"loss": 1.0})
     assert path.read_bytes() == b"old contents"
     assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]
+
+
+# --------------------------------------------------------------- checkpoints
+def test_model_checkpoint_writes_full_model_files(tmp_path, rng):
+    g = build_dag(dtype="float32")
+    x, y = dag_data(rng, 20)
+    checkpoint = gn.ModelCheckpoint(tmp_path / "ckpt-{epoch:02d}.gnet", monitor="loss", save_best_only=False)
+    g.fit(x, y, epochs=2, batch_size=5, callbacks=[checkpoint], verbose=0)
+    assert [os.path.basename(p) for p in checkpoint.saved] == ["ckpt-01.gnet", "ckpt-02.gnet"]
+    last = gn.load(tmp_path / "ckpt-02.gnet")
+    assert same(last.predict(x), g.predict(x))
+    assert last.optimizer.iterations == g.optimizer.iterations
+    weights_only = gn.ModelCheckpoint(tmp_path / "w.npz", monitor="loss")
+    g.fit(x, y, epochs=1, callbacks=[weights_only], verbose=0)
+    assert sorted(np.load(tmp_path / "w.npz").files) == sorted(g.get_weights())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import build_dag, dag_data
 
 import graphnet as gn
 from graphnet import ShapeError
-from conftest import build_dag, dag_data
 
 
 @pytest.fixture

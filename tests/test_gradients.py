@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import build_dag, dag_data
+from gradcheck import max_relative_error, numeric_gradients
 
 import graphnet as gn
 from graphnet import activations, losses
-from gradcheck import max_relative_error, numeric_gradients
-from conftest import build_dag, dag_data
 
 TOLERANCE = 1e-6
 

@@ -9,7 +9,6 @@ import pickle
 import threading
 
 import numpy as np
-
 from conftest import build_dag, dag_data
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import numpy as np
 import pytest
+from conftest import build_dag
 
 import graphnet as gn
-from conftest import build_dag
 
 
 def test_round_trip_is_json_safe_and_stable():
@@ -85,3 +87,73 @@ def test_short_forms_and_defaults():
     })
     assert g.name == "graph" and g.dtype == np.float32
     assert g["y"].activation.name == "linear" and g["y"].loss.name == "mse"
+
+
+# ------------------------------------------------------------------- specs
+_YAML = """\
+name: tiny
+seed: 0
+nodes:
+  - {kind: input, name: x, size: 3}
+  - {kind: hidden, name: h, size: 4, activation: {name: leaky_relu, negative_slope: 0.2}}
+  - {kind: output, name: y, size: 2, activation: softmax, loss: categorical_crossentropy}
+synapses:
+  - [x, h]
+  - {src: h, dst: y, init: glorot_normal}
+"""
+
+
+def test_from_spec_json_and_yaml_agree(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(_YAML)
+    from_yaml = gn.Graph.from_spec(tmp_path / "tiny.yaml")
+    (tmp_path / "tiny.json").write_text(json.dumps(from_yaml.to_dict()))
+    from_json = gn.Graph.from_spec(tmp_path / "tiny.json")
+    assert from_json.to_dict() == from_yaml.to_dict()
+    assert from_yaml["h"].activation.negative_slope == 0.2
+    assert from_yaml.synapse("h", "y").init == "glorot_normal"
+    # Same seed, same spec: the same initial weights.
+    assert all(np.array_equal(v, from_json.get_weights()[k]) for k, v in from_yaml.get_weights().items())
+
+
+def test_example_spec_files_build(tmp_path):
+    examples = os.path.join(os.path.dirname(__file__), "..", "examples")
+    yaml_model = gn.Graph.from_spec(os.path.join(examples, "digits_spec.yaml"))
+    json_model = gn.Graph.from_spec(os.path.join(examples, "digits_spec.json"))
+    assert yaml_model.to_dict() == json_model.to_dict()
+    assert yaml_model.inputs == ["pixels", "meta"] and yaml_model.outputs == ["digit", "big"]
+    yaml_model.validate()
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("spec.txt", "{}", "must end in .json, .yaml or .yml"),
+        ("bad.json", "{nodes: 1}", r"bad\.json: not valid JSON"),
+        ("nan.json", '{"nodes": [{"kind": "input", "name": "x", "size": NaN}]}', "NaN is not a number"),
+        ("bad.yaml", "nodes: [a, b\n", r"bad\.yaml: not valid YAML"),
+        ("field.yaml", "nodes:\n  - {kind: input, name: x, size: -3}\n", r"field\.yaml: spec\.nodes\[0\]\.size: expected a positive integer"),
+        ("typo.yaml", "nodez: []\n", r"unknown fields \['nodez'\]"),
+        ("python.yaml", "nodes: !!python/object/apply:os.system ['ls']\n", "not valid YAML"),
+    ],
+)
+def test_from_spec_errors_name_the_file(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(gn.ModelFileError, match=message):
+        gn.Graph.from_spec(tmp_path / name)
+
+
+def test_from_spec_bounds_parameters(tmp_path):
+    spec = {"nodes": [{"kind": "input", "name": "x", "size": 100_000},
+                      {"kind": "output", "name": "y", "size": 100_000}], "synapses": [["x", "y"]]}
+    (tmp_path / "big.json").write_text(json.dumps(spec))
+    with pytest.raises(gn.ModelFileError, match="10,000,100,000 parameters.*pass max_params=None"):
+        gn.Graph.from_spec(tmp_path / "big.json")
+
+
+def test_from_spec_without_pyyaml_says_how_to_install(tmp_path, monkeypatch):
+    (tmp_path / "s.yaml").write_text(_YAML)
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    with pytest.raises(gn.ModelFileError, match=r"pip install 'graphnet\[yaml\]'"):
+        gn.Graph.from_spec(tmp_path / "s.yaml")
+    with pytest.raises(gn.ModelFileError, match="no such file"):
+        gn.Graph.from_spec(tmp_path / "missing.json")

@@ -6,10 +6,10 @@ import logging
 
 import numpy as np
 import pytest
+from conftest import build_dag, dag_data
 
 import graphnet as gn
 from graphnet import GraphError, TrainingError
-from conftest import build_dag, dag_data
 
 
 def small_net(seed=0, dtype="float32", dropout=0.0):

@@ -1,0 +1,133 @@
+"""Model files (graphnet.saving): round trips and resumed training."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import build_dag, dag_data
+from modelfiles import read_members, same
+
+import graphnet as gn
+from graphnet import optimizers
+
+
+# ------------------------------------------------------------------ round trips
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_graph_round_trip_predicts_bit_for_bit(tmp_path, rng, dtype):
+    g = build_dag(dtype=dtype)
+    x, y = dag_data(rng, 16)
+    g.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    path = g.save(tmp_path / "dag.gnet")
+    loaded = gn.load(path)
+    assert type(loaded) is gn.Graph
+    assert loaded.to_dict() == g.to_dict()
+    assert loaded.dtype == g.dtype
+    assert loaded.inputs == g.inputs and loaded.outputs == g.outputs
+    assert same(loaded.predict(x), g.predict(x))
+    assert all(w.dtype == g.dtype for w in loaded.get_weights().values())
+
+
+def test_sequential_round_trip(tmp_path, rng):
+    model = gn.Sequential(
+        [gn.Input(6), gn.Dense(8, activation="relu", dropout=0.2),
+         gn.Dense(5, activation={"name": "leaky_relu", "negative_slope": 0.1}),
+         gn.Dense(3, activation="softmax")],
+        seed=3,
+    )
+    x = rng.normal(size=(20, 6))
+    model.fit(x, rng.integers(0, 3, 20), epochs=2, verbose=0)
+    loaded = gn.load(model.save(tmp_path / "seq.gnet"))
+    assert isinstance(loaded, gn.Sequential)
+    assert [n.name for n in loaded.layers] == ["input", "dense", "dense_1", "dense_2"]
+    assert loaded.nodes["dense"].dropout == 0.2
+    assert loaded.loss is None  # later add() calls still choose the loss by activation
+    assert same(loaded.predict(x), model.predict(x))
+    loaded.add(gn.Dense(1, activation="sigmoid"))
+    assert loaded.nodes[loaded.output].loss.name == "binary_crossentropy"
+
+
+def test_save_returns_path_and_accepts_file_objects(tmp_path, trained):
+    g, x, _ = trained
+    path = g.save(str(tmp_path / "m.gnet"))
+    assert path == tmp_path / "m.gnet"
+    with open(path, "rb") as handle:
+        assert same(gn.load(handle).predict(x), g.predict(x))
+    assert same(gn.load(io.BytesIO(path.read_bytes())).predict(x), g.predict(x))
+
+
+def test_same_graph_gives_same_bytes(tmp_path, trained):
+    g = trained[0]
+    assert g.save(tmp_path / "a.gnet").read_bytes() == g.save(tmp_path / "b.gnet").read_bytes()
+
+
+def test_weights_member_is_a_plain_npz(saved, trained):
+    g = trained[0]
+    with zipfile.ZipFile(saved) as archive:
+        weights = np.load(io.BytesIO(archive.read("weights.npz")), allow_pickle=False)
+        assert sorted(weights.files) == sorted(g.get_weights())
+        for key, value in g.get_weights().items():
+            assert np.array_equal(weights[key], value)
+        spec = json.loads(archive.read("graph.json"))
+    assert spec["format"] == "graphnet" and spec["format_version"] == 1
+    assert spec["sequential"] is False and spec["dtype"] == "float32"
+
+
+# ------------------------------------------------------------- resumed training
+@pytest.mark.parametrize("name", sorted(optimizers.OPTIMIZERS))
+def test_training_after_load_equals_training_without_save(tmp_path, rng, name):
+    x, y = dag_data(rng, 30)
+    g = build_dag(dtype="float32")
+    g.nodes["h1"].dropout = 0.25  # dropout and shuffling both draw from the graph's stream
+    g.fit(x, y, epochs=2, batch_size=8, optimizer=name, verbose=0)
+    loaded = gn.load(g.save(tmp_path / "ckpt.gnet"))
+    assert loaded.optimizer.get_config() == g.optimizer.get_config()
+    assert loaded.optimizer.iterations == g.optimizer.iterations == 8
+    g.fit(x, y, epochs=2, batch_size=8, optimizer=name, verbose=0)
+    loaded.fit(x, y, epochs=2, batch_size=8, optimizer=name, verbose=0)
+    before, after = g.get_weights(), loaded.get_weights()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_train_step_after_load_equals_train_step_without_save(tmp_path, rng):
+    x, y = dag_data(rng, 10)
+    g = build_dag(dtype="float64")
+    adam = optimizers.Adam(lr=0.01, clipnorm=1.0)
+    for _ in range(3):
+        g.train_step(x, y, optimizer=adam)
+    loaded = gn.load(g.save(tmp_path / "s.gnet"))
+    for _ in range(3):
+        assert g.train_step(x, y) == loaded.train_step(x, y)
+    assert all(np.array_equal(v, loaded.get_weights()[k]) for k, v in g.get_weights().items())
+
+
+def test_optimizer_state_of_removed_parameters_is_dropped(tmp_path, rng):
+    x, y = dag_data(rng, 12)
+    g = build_dag(dtype="float32")
+    g.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    g.disconnect("a", "main")  # the state of a->main.weight no longer has a parameter
+    loaded = gn.load(g.save(tmp_path / "edited.gnet"))
+    keys = [key for key, _ in loaded.optimizer.get_state()["layout"]]
+    assert "a->main.weight" not in keys and "h1->h2.weight" in keys
+    loaded.fit(x, y, epochs=1, batch_size=4, verbose=0)  # binds to the new layout
+
+
+def test_graph_without_optimizer_and_unused_optimizer(tmp_path):
+    g = build_dag()
+    assert gn.load(g.save(tmp_path / "fresh.gnet")).optimizer is None
+    g.optimizer = optimizers.SGD(lr=0.5, momentum=0.5, nesterov=True)
+    loaded = gn.load(g.save(tmp_path / "unused.gnet"))
+    assert loaded.optimizer.get_config() == g.optimizer.get_config()
+    assert loaded.optimizer.iterations == 0
+
+
+def test_plain_sgd_writes_no_optimizer_state(tmp_path, rng):
+    g = build_dag()
+    x, y = dag_data(rng, 8)
+    g.fit(x, y, epochs=1, optimizer="sgd", verbose=0)
+    path = g.save(tmp_path / "sgd.gnet")
+    assert "optimizer.npz" not in read_members(path)
+    assert gn.load(path).optimizer.name == "sgd"
