@@ -35,6 +35,11 @@ __all__ = [
     "Tanh",
     "Softplus",
     "Softmax",
+    "SELU",
+    "SiLU",
+    "Mish",
+    "HardSigmoid",
+    "Softsign",
     "ACTIVATIONS",
     "get",
 ]
@@ -272,11 +277,121 @@ class Softmax(Activation):
         return np.subtract(grad, a, out=grad)
 
 
+class SELU(Activation):
+    """``scale * z`` for ``z > 0``, else ``scale * alpha * (exp(z) - 1)``, with the
+    self-normalising constants of Klambauer et al. (2017), as Keras and PyTorch."""
+
+    name = "selu"
+    ALPHA = 1.6732632423543772848170429916717
+    SCALE = 1.0507009873554804934193349852946
+
+    def forward(self, z, out=None):
+        negative = np.expm1(np.minimum(z, 0)) * (self.ALPHA * self.SCALE)
+        return _write(out, np.where(z > 0, z * self.SCALE, negative))
+
+    def backward(self, a, grad, z=None):
+        # For z <= 0, a = s·alpha(e^z - 1), so f'(z) = s·alpha·e^z = a + s·alpha.
+        derivative = np.where(a > 0, a.dtype.type(self.SCALE), a + self.ALPHA * self.SCALE)
+        return np.multiply(grad, derivative, out=grad)
+
+
+class SiLU(Activation):
+    """``z * sigmoid(z)`` (also called swish)."""
+
+    name = "silu"
+    needs_input = True
+    relu_family = True
+
+    def forward(self, z, out=None):
+        return _write(out, z * special.expit(z))
+
+    def backward(self, a, grad, z=None):
+        if z is None:
+            raise GraphError("silu: backward needs the pre-activation z")
+        s = special.expit(z)
+        # d/dz z·s = s + z·s(1 - s) = s(1 + z(1 - s))
+        derivative = s * (1 + z * (1 - s))
+        return np.multiply(grad, derivative, out=grad)
+
+
+class Mish(Activation):
+    """``z * tanh(softplus(z))`` (Misra, 2019)."""
+
+    name = "mish"
+    needs_input = True
+    relu_family = True
+
+    def forward(self, z, out=None):
+        return _write(out, z * np.tanh(np.logaddexp(0, z)))
+
+    def backward(self, a, grad, z=None):
+        if z is None:
+            raise GraphError("mish: backward needs the pre-activation z")
+        t = np.tanh(np.logaddexp(0, z))
+        # d/dz z·tanh(sp(z)) = t + z·(1 - t²)·sigmoid(z)
+        derivative = t + z * (1 - t * t) * special.expit(z)
+        return np.multiply(grad, derivative, out=grad)
+
+
+class HardSigmoid(Activation):
+    """``clip(alpha * z + beta, 0, 1)``. The defaults (1/6, 1/2) are Keras 3's
+    and PyTorch's; Keras 2 and ONNX's operator default used ``alpha=0.2``."""
+
+    name = "hard_sigmoid"
+
+    def __init__(self, alpha: float = 1.0 / 6.0, beta: float = 0.5):
+        self.alpha = _finite("hard_sigmoid", "alpha", alpha, positive=True)
+        self.beta = _finite("hard_sigmoid", "beta", beta)
+
+    def forward(self, z, out=None):
+        value = z * self.alpha
+        value += self.beta
+        return np.clip(value, 0, 1, out=out if out is not None else value)
+
+    def backward(self, a, grad, z=None):
+        inside = (a > 0) & (a < 1)
+        return np.multiply(grad, np.where(inside, a.dtype.type(self.alpha), a.dtype.type(0)), out=grad)
+
+    def get_config(self):
+        return {"name": self.name, "alpha": self.alpha, "beta": self.beta}
+
+
+class Softsign(Activation):
+    """``z / (1 + |z|)``."""
+
+    name = "softsign"
+
+    def forward(self, z, out=None):
+        return _write(out, z / (1 + np.abs(z)))
+
+    def backward(self, a, grad, z=None):
+        # f'(z) = 1 / (1 + |z|)² = (1 - |a|)², since |a| = |z| / (1 + |z|).
+        np.abs(a, out=a)
+        np.subtract(1, a, out=a)
+        np.multiply(a, a, out=a)
+        return np.multiply(grad, a, out=grad)
+
+
+def _finite(where: str, what: str, value, positive: bool = False) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise GraphError(f"{where}: {what} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or (positive and number <= 0):
+        raise GraphError(f"{where}: {what} must be a {'positive ' if positive else ''}finite number, got {value!r}")
+    return number
+
+
 #: Every activation by the name users pass as ``activation=``.
 ACTIVATIONS: dict[str, type[Activation]] = {
     cls.name: cls
-    for cls in (Linear, ReLU, LeakyReLU, ELU, GELU, Sigmoid, Tanh, Softplus, Softmax)
+    for cls in (
+        Linear, ReLU, LeakyReLU, ELU, GELU, Sigmoid, Tanh, Softplus, Softmax,
+        SELU, SiLU, Mish, HardSigmoid, Softsign,
+    )
 }
+#: Keras's name for silu.
+ACTIVATIONS["swish"] = SiLU
 
 
 def get(identifier: str | dict | Activation | None) -> Activation:

@@ -27,6 +27,12 @@ REFERENCE = {
     "softplus": lambda z: np.log1p(np.exp(-np.abs(z))) + np.maximum(z, 0),
     "softmax": lambda z: np.exp(z - z.max(1, keepdims=True))
     / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True),
+    "selu": lambda z: 1.0507009873554805 * np.where(z > 0, z, 1.6732632423543772 * (np.exp(z) - 1)),
+    "silu": lambda z: z / (1 + np.exp(-z)),
+    "swish": lambda z: z / (1 + np.exp(-z)),
+    "mish": lambda z: z * np.tanh(np.log1p(np.exp(-np.abs(z))) + np.maximum(z, 0)),
+    "hard_sigmoid": lambda z: np.clip(z / 6 + 0.5, 0, 1),
+    "softsign": lambda z: z / (1 + np.abs(z)),
 }
 
 
@@ -89,8 +95,8 @@ def test_get_accepts_none_names_and_instances():
 
 
 def test_unknown_name_lists_the_known_ones():
-    with pytest.raises(GraphError, match=r"unknown activation 'swish'.*'gelu'.*'relu'"):
-        activations.get("swish")
+    with pytest.raises(GraphError, match=r"unknown activation 'prelu'.*'gelu'.*'relu'"):
+        activations.get("prelu")
 
 
 def test_bad_parameters_are_refused():
@@ -102,3 +108,14 @@ def test_bad_parameters_are_refused():
         activations.get({"name": "elu", "beta": 2})
     with pytest.raises(GraphError, match="must be a name"):
         activations.get(42)
+
+
+def test_swish_is_keras_name_for_silu_and_hard_sigmoid_takes_keras_2_slope():
+    assert activations.get("swish") == activations.get("silu")
+    assert activations.get("swish").get_config() == {"name": "silu"}
+    keras2 = activations.get({"name": "hard_sigmoid", "alpha": 0.2})
+    z = np.array([[-3.0, -1.0, 0.0, 1.0, 3.0]])
+    np.testing.assert_allclose(keras2.forward(z.copy()), np.clip(0.2 * z + 0.5, 0, 1))
+    with pytest.raises(GraphError, match="hard_sigmoid: alpha must be a positive finite number"):
+        activations.get({"name": "hard_sigmoid", "alpha": float("inf")})
+

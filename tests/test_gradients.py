@@ -20,6 +20,7 @@ ACTIVATION_VARIANTS = [cls() for cls in activations.ACTIVATIONS.values()] + [
     activations.LeakyReLU(0.2),
     activations.ELU(0.5),
     activations.GELU(approximate=True),
+    activations.HardSigmoid(alpha=0.2),
 ]
 
 
