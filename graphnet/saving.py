@@ -55,9 +55,10 @@ from . import optimizers as optimizers_module
 from ._text import shown
 from ._version import __version__
 from .archive import (
-    check_entry_count,
     check_members,
     npz_bytes,
+    open_zip,
+    parse_npz,
     read_member,
     read_npz,
     zip_info,
@@ -231,19 +232,23 @@ def _label(path) -> str:
 
 
 def _load(handle: BinaryIO, label: str, max_bytes: int):
-    check_entry_count(handle, label, len(_MEMBERS), _WHAT)
-    with zipfile.ZipFile(handle) as archive:
+    with open_zip(handle, label, _WHAT, len(_MEMBERS)) as archive:
         infos = check_members(archive, label, _MEMBERS, _REQUIRED, max_bytes, MAX_JSON_BYTES, _WHAT)
         data = _read_json(archive, infos[GRAPH_MEMBER], label)
         _check_format(data, label)
+        # Inflate the weights first: the architecture may then describe at most
+        # as many parameters as their real bytes hold, whatever the headers claim.
         weights_info = infos[WEIGHTS_MEMBER]
+        weights_where = f"{label}: {WEIGHTS_MEMBER}"
+        raw_weights = read_member(archive, weights_info, weights_where)
         itemsize = 8 if isinstance(data, Mapping) and data.get("dtype") == "float64" else 4
         try:
-            graph = from_dict(data, max_params=weights_info.file_size // itemsize)
+            graph = from_dict(data, max_params=len(raw_weights) // itemsize)
         except GraphError as exc:
             raise ModelFileError(f"{label}: {GRAPH_MEMBER}: {exc}") from None
         shapes = _parameter_shapes(graph)
-        arrays = read_npz(archive, weights_info, shapes, graph.dtype, label, GRAPH_MEMBER)
+        arrays = parse_npz(raw_weights, shapes, graph.dtype, weights_where, GRAPH_MEMBER)
+        del raw_weights
         graph.set_weights(arrays)
         if TRAINING_MEMBER in infos:
             _restore_training(graph, archive, infos, label)
