@@ -444,7 +444,7 @@ def test_callable_must_return_a_graph(rng):
     [
         ({"hidden_layer_sizes": (8, 0)}, r"hidden_layer_sizes must be a positive integer.*\(8, 0\)"),
         ({"hidden_layer_sizes": "wide"}, "hidden_layer_sizes must be"),
-        ({"activation": "swish"}, r"activation: unknown activation 'swish'"),
+        ({"activation": "prelu"}, r"activation: unknown activation 'prelu'"),
         ({"alpha": -1.0}, r"alpha must be a finite number >= 0.0, got -1.0"),
         ({"batch_size": 0}, r"batch_size must be 'auto' or a positive integer, got 0"),
         ({"learning_rate_init": 0}, r"learning_rate_init must be a finite number > 0.0"),
