@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import GraphError
 from .files import atomic_write
+
+if TYPE_CHECKING:
+    from .graph import Graph
 
 __all__ = ["Callback", "History", "EarlyStopping", "ModelCheckpoint"]
 
@@ -29,7 +32,7 @@ class Callback:
         self.graph = None
         self.params: dict[str, Any] = {}
 
-    def set_graph(self, graph) -> None:
+    def set_graph(self, graph: Graph) -> None:
         self.graph = graph
 
     def set_params(self, params: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import graphviz
 
@@ -35,6 +36,9 @@ from .errors import RenderError
 from .files import atomic_write
 from .nodes import DenseNode, Hidden, Output
 from .summary import describe_activation
+
+if TYPE_CHECKING:
+    from .graph import Graph
 
 __all__ = [
     "NodeStyle",
@@ -246,7 +250,7 @@ def to_dot(
     return dot
 
 
-def render(graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
+def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
            show_activations: bool = True, dpi: int | None = None) -> Path:
     """Write the diagram of ``graph`` to ``path``; the suffix picks the format.
 
@@ -317,7 +321,7 @@ def pipe(dot: graphviz.Digraph, fmt: str, what: str = "the diagram") -> bytes:
         ) from None
 
 
-def repr_svg(graph) -> str | None:
+def repr_svg(graph: Graph) -> str | None:
     """The diagram as SVG text for notebooks; ``None`` (no image) when it cannot be drawn."""
     try:
         return pipe(to_dot(graph), "svg").decode("utf-8")
@@ -326,7 +330,7 @@ def repr_svg(graph) -> str | None:
         return None
 
 
-def repr_mimebundle(graph, include=None, exclude=None) -> dict[str, str]:
+def repr_mimebundle(graph: Graph, include=None, exclude=None) -> dict[str, str]:
     """IPython's rich display: the SVG diagram when ``dot`` can draw it, and
     always the one-line ``repr`` as text."""
     bundle = {"text/plain": repr(graph)}

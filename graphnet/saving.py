@@ -47,7 +47,7 @@ import zipfile
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -67,6 +67,9 @@ from .errors import GraphError, ModelFileError
 from .files import atomic_write
 from .spec import FORMAT, FORMAT_VERSION, MAX_JSON_BYTES, from_dict, parse_json, to_dict
 
+if TYPE_CHECKING:
+    from .graph import Graph
+
 __all__ = ["save", "load", "DEFAULT_MAX_BYTES"]
 
 logger = logging.getLogger(__name__)
@@ -85,7 +88,7 @@ DEFAULT_MAX_BYTES = 4 << 30
 
 
 # ---------------------------------------------------------------------- saving
-def save(graph, path: str | os.PathLike) -> Path:
+def save(graph: Graph, path: str | os.PathLike) -> Path:
     """Write ``graph`` (architecture, weights, optimizer and random state) to ``path``.
 
     Parameters
@@ -126,7 +129,7 @@ def _json_bytes(data: Any) -> bytes:
     return json.dumps(data, indent=1, allow_nan=False).encode("utf-8")
 
 
-def _training_state(graph) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+def _training_state(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
     """``training.json``'s content and the optimizer's state vectors (or None)."""
     state: dict[str, Any] = {
         "rng": {
@@ -164,11 +167,11 @@ def _training_state(graph) -> tuple[dict[str, Any], dict[str, np.ndarray] | None
     }
 
 
-def _parameter_sizes(graph) -> dict[str, int]:
+def _parameter_sizes(graph: Graph) -> dict[str, int]:
     return {record.key: record.size for record in graph.parameters()}
 
 
-def _parameter_shapes(graph) -> dict[str, tuple[int, ...]]:
+def _parameter_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
     """Every parameter's key and shape, without copying any weight."""
     return {record.key: record.shape for record in graph.parameters()}
 
@@ -286,7 +289,7 @@ _TRAINING_FIELDS = {"rng", "optimizer"}
 _OPTIMIZER_FIELDS = {"config", "iterations", "layout", "slots"}
 
 
-def _restore_training(graph, archive: zipfile.ZipFile, infos, label: str) -> None:
+def _restore_training(graph: Graph, archive: zipfile.ZipFile, infos, label: str) -> None:
     where = f"{label}: {TRAINING_MEMBER}"
     state = _read_json(archive, infos[TRAINING_MEMBER], label)
     _require(isinstance(state, Mapping), where, "a JSON object", state)
@@ -339,7 +342,7 @@ def _generator(state: Any, where: str) -> np.random.Generator:
     return np.random.Generator(bit_generator)
 
 
-def _optimizer(graph, archive, infos, config: Any, label: str):
+def _optimizer(graph: Graph, archive, infos, config: Any, label: str):
     where = f"{label}: {TRAINING_MEMBER}: optimizer"
     _require(isinstance(config, Mapping) and set(config) == _OPTIMIZER_FIELDS, where,
              f"an object with the fields {sorted(_OPTIMIZER_FIELDS)}", config)

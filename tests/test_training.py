@@ -161,7 +161,7 @@ def test_inverted_dropout_keeps_the_expected_activation(rng):
     g.connect("h", "y", init=np.full((2000, 1), 1 / 2000))
     ws = g.plan.train_workspace(1)
     g.plan.forward(ws, {"x": np.ones((1, 1))}, g.rng)
-    dropped = ws.acts[g.plan.slots["h"]]
+    dropped = ws.x[g.plan.slots["h"]]
     assert np.mean(dropped == 0) == pytest.approx(0.25, abs=0.04)
     np.testing.assert_allclose(np.unique(dropped), [0.0, 1 / 0.75])
 
@@ -175,7 +175,7 @@ def test_dtype_is_kept_everywhere(dtype, rng):
     assert all(v.dtype == dtype for v in g.predict(x).values())
     assert all(v.dtype == dtype for v in g.gradients(x, y)[1].values())
     ws = g.plan.train_workspace(4)
-    buffers = [b for group in (ws.out, ws.z, ws.grad) for b in group if b is not None]
+    buffers = [b for group in (ws.a, ws.z, ws.upstream) for b in group if b is not None]
     assert buffers and all(b.dtype == dtype for b in buffers)
     assert g.plan.store.values.dtype == dtype and g.optimizer.slots["m"].dtype == dtype
 
