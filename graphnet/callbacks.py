@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .checks import check_int
 from .errors import GraphError
 from .files import atomic_write
 
@@ -123,9 +124,7 @@ class EarlyStopping(_Monitor):
         mode: str = "auto",
     ):
         super().__init__(monitor, mode, min_delta)
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise GraphError(f"EarlyStopping: patience must be an integer >= 0, got {patience!r}")
-        self.patience = patience
+        self.patience = check_int(patience, "EarlyStopping: patience", low=0)
         self.restore_best_weights = bool(restore_best_weights)
 
     def on_train_begin(self, logs=None):

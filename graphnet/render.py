@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import graphviz
 
+from .checks import is_int
 from .errors import RenderError
 from .files import atomic_write
 from .nodes import DenseNode, Hidden, Output
@@ -186,7 +187,7 @@ def to_dot(
     """
     if rankdir not in RANKDIRS:
         raise RenderError(f"to_dot: rankdir must be one of {list(RANKDIRS)}, got {rankdir!r}")
-    if dpi is not None and (isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 1):
+    if dpi is not None and not is_int(dpi, 1):
         raise RenderError(f"to_dot: dpi must be a positive integer, got {dpi!r}")
     order = graph.topological_order
     graph_attr = {

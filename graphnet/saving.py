@@ -274,7 +274,7 @@ def _check_format(data: Any, label: str) -> None:
             f"{label}: {GRAPH_MEMBER} has format {data.get('format')!r}, expected {FORMAT!r}"
         )
     version = data.get("format_version")
-    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+    if is_int(version) and version > FORMAT_VERSION:
         writer = data.get("graphnet_version")
         writer = f"graphnet {writer}" if isinstance(writer, str) else "a newer graphnet"
         raise ModelFileError(

@@ -38,6 +38,7 @@ from typing import Any
 from . import losses
 from ._text import shown
 from ._version import __version__
+from .checks import is_int
 from .errors import GraphError, ModelFileError
 from .graph import Graph
 from .nodes import KINDS, Input
@@ -131,7 +132,7 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
     fmt = data.get("format", FORMAT)
     _expect(fmt == FORMAT, "spec.format", repr(FORMAT), fmt)
     version = data.get("format_version", FORMAT_VERSION)
-    _expect(isinstance(version, int) and not isinstance(version, bool) and version >= 1,
+    _expect(is_int(version, 1),
             "spec.format_version", "a positive integer", version)
     if version > FORMAT_VERSION:
         raise GraphError(
@@ -143,7 +144,7 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
     dtype = data.get("dtype", "float32")
     _expect(dtype in ("float32", "float64"), "spec.dtype", "'float32' or 'float64'", dtype)
     seed = data.get("seed")
-    _expect(seed is None or (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0),
+    _expect(seed is None or is_int(seed, 0),
             "spec.seed", "null or an integer >= 0", seed)
     sequential = data.get("sequential", False)
     _expect(isinstance(sequential, bool), "spec.sequential", "true or false", sequential)
@@ -262,7 +263,7 @@ def _node(config, i: int) -> dict[str, Any]:
     name = config.get("name")
     _expect(isinstance(name, str) and name != "", f"{where}.name", "a non-empty string", name)
     size = config.get("size")
-    _expect(isinstance(size, int) and not isinstance(size, bool) and size >= 1,
+    _expect(is_int(size, 1),
             f"{where}.size", "a positive integer", size)
     for flag in ("trainable",):
         if flag in config:

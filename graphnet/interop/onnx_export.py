@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._version import __version__
+from ..checks import is_int
 from ..errors import GraphError
 from ..files import atomic_write
 from ..nodes import Input
@@ -80,7 +81,7 @@ def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     onnx = require("onnx", "to_onnx")
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
     newest = onnx.defs.onnx_opset_version()
-    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+    if not is_int(opset, MIN_OPSET, newest + 1):
         raise GraphError(f"to_onnx: opset must be an integer from {MIN_OPSET} to {newest}, got {opset!r}")
     graph.validate()
     elem = onnx.TensorProto.FLOAT if graph.dtype == np.float32 else onnx.TensorProto.DOUBLE

@@ -21,7 +21,7 @@ from sklearn.utils.validation import validate_data
 from .. import activations
 from .. import optimizers as optimizers_module
 from ..callbacks import Callback
-from ..checks import check_int
+from ..checks import check_int, is_int
 from ..data import Batches, as_inputs, as_targets
 from ..graph import Graph
 from ..nodes import Input
@@ -124,7 +124,7 @@ class GraphNetEstimator(BaseEstimator):
         except TypeError:
             sizes = None
         if sizes is None or not all(
-            isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in sizes
+            is_int(s, 1) for s in sizes
         ):
             raise ValueError(
                 "hidden_layer_sizes must be a positive integer or a sequence of them, "
