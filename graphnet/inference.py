@@ -32,7 +32,13 @@ def _chunk_size(batch_size: int | None, rows: int) -> int:
 
 
 def predict(graph: Graph, x, batch_size: int | None = None):
-    """See :meth:`graphnet.Graph.predict`."""
+    """See :meth:`graphnet.Graph.predict`. Holds the graph's read lock: no
+    training step or edit lands while it runs, so every row sees the same weights."""
+    with graph._lock.reading():
+        return _predict(graph, x, batch_size)
+
+
+def _predict(graph: Graph, x, batch_size: int | None):
     plan = graph.plan
     arrays = {
         name: features(array, graph.nodes[name].size, name)
@@ -77,10 +83,11 @@ class Tally:
         self.sums: dict[str, float] = {}
 
     def add(self, rows: int, losses: dict[str, float], predictions=None, targets=None,
-            penalty: float = 0.0) -> float:
-        """Count one batch (``penalty``: a training penalty, part of its total);
-        returns its total (weighted) loss."""
-        total = self.plan.total_loss(losses) + penalty
+            total: float | None = None) -> float:
+        """Count one batch; returns its total loss (``total`` when given, e.g.
+        with a training penalty in it, else the weighted sum of ``losses``)."""
+        if total is None:
+            total = self.plan.total_loss(losses)
         self.rows += rows
         self._add("loss", total * rows)
         if len(self.outputs) > 1:
@@ -100,7 +107,12 @@ class Tally:
 
 
 def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=()) -> dict[str, float]:
-    """See :meth:`graphnet.Graph.evaluate`."""
+    """See :meth:`graphnet.Graph.evaluate` (which, like ``predict``, holds the read lock)."""
+    with graph._lock.reading():
+        return _evaluate(graph, x, y, batch_size, metrics)
+
+
+def _evaluate(graph: Graph, x, y, batch_size: int | None, metrics) -> dict[str, float]:
     chosen = metrics_module.resolve(graph, metrics)
     inputs, targets = as_inputs(graph, x), as_targets(graph, y)
     rows = common_rows(inputs, targets)
