@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .checks import check_int
 from .errors import GraphError
 from .files import atomic_write
+
+if TYPE_CHECKING:
+    from .graph import Graph
 
 __all__ = ["Callback", "History", "EarlyStopping", "ModelCheckpoint"]
 
@@ -29,7 +33,7 @@ class Callback:
         self.graph = None
         self.params: dict[str, Any] = {}
 
-    def set_graph(self, graph) -> None:
+    def set_graph(self, graph: Graph) -> None:
         self.graph = graph
 
     def set_params(self, params: dict[str, Any]) -> None:
@@ -120,9 +124,7 @@ class EarlyStopping(_Monitor):
         mode: str = "auto",
     ):
         super().__init__(monitor, mode, min_delta)
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise GraphError(f"EarlyStopping: patience must be an integer >= 0, got {patience!r}")
-        self.patience = patience
+        self.patience = check_int(patience, "EarlyStopping: patience", low=0)
         self.restore_best_weights = bool(restore_best_weights)
 
     def on_train_begin(self, logs=None):

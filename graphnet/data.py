@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import ShapeError
+from .errors import GraphError, ShapeError
 
-__all__ = ["by_name", "features", "as_inputs", "as_targets", "common_rows", "check_finite"]
+if TYPE_CHECKING:
+    from .graph import Graph
+
+__all__ = [
+    "by_name",
+    "features",
+    "as_inputs",
+    "as_targets",
+    "common_rows",
+    "check_finite",
+    "holdout",
+    "Batches",
+]
 
 
 def by_name(data, names: list[str], role: str) -> dict[str, np.ndarray]:
@@ -91,7 +104,7 @@ def check_finite(array: np.ndarray, role: str, name: str) -> None:
         raise ShapeError(f"{role} {name!r} contains {bad} NaN or inf value(s)")
 
 
-def as_inputs(graph, x) -> dict[str, np.ndarray]:
+def as_inputs(graph: Graph, x) -> dict[str, np.ndarray]:
     """Validated, contiguous input arrays of the graph's dtype."""
     arrays = by_name(x, graph.inputs, "input")
     out = {}
@@ -103,7 +116,7 @@ def as_inputs(graph, x) -> dict[str, np.ndarray]:
     return out
 
 
-def as_targets(graph, y) -> dict[str, np.ndarray]:
+def as_targets(graph: Graph, y) -> dict[str, np.ndarray]:
     """Validated target arrays; each output's loss decides what it accepts."""
     arrays = by_name(y, graph.outputs, "output")
     out = {}
@@ -134,3 +147,76 @@ def common_rows(
                 f"rows disagree: {first_label} has {first} rows but {label} has {array.shape[0]}"
             )
     return first
+
+
+def holdout(rng: np.random.Generator, inputs, targets, rows: int, fraction: float):
+    """``(training, validation)`` pairs of ``(inputs, targets)``: a random
+    ``fraction`` of the rows held out, drawn from ``rng``.
+
+    A seeded random split, not Keras's "last rows": sorted data would give a
+    validation set unlike the training set.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise GraphError(f"fit: validation_split must be in [0, 1), got {fraction!r}")
+    held = int(rows * fraction)
+    if held == 0 or held == rows:
+        raise GraphError(
+            f"fit: validation_split={fraction} of {rows} rows leaves "
+            f"{held} validation and {rows - held} training rows; both need at least one"
+        )
+    order = rng.permutation(rows)
+    val_rows, train_rows = np.sort(order[:held]), np.sort(order[held:])
+
+    def take(arrays, index):
+        return {k: np.ascontiguousarray(v[index]) for k, v in arrays.items()}
+
+    return (take(inputs, train_rows), take(targets, train_rows)), (
+        take(inputs, val_rows),
+        take(targets, val_rows),
+    )
+
+
+class Batches:
+    """The mini-batches of one pass over checked arrays, in a given row order.
+
+    Shuffled batches are gathered into buffers made once
+    (``np.take(..., out=)``); in the stored order they are plain slices. Each
+    batch is ``(inputs, targets, rows)``, valid until the next one is drawn.
+    """
+
+    def __init__(self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray], batch_size: int):
+        self.rows = common_rows(inputs, targets)
+        self.size = min(batch_size, self.rows)
+        self.count = math.ceil(self.rows / self.size) if self.rows else 0
+        self._inputs, self._targets = inputs, targets
+        self._buffers = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def epoch(self, order: np.ndarray | None = None):
+        """Iterate over the batches of rows ``order`` (all rows in order when None)."""
+        for lo in range(0, self.rows, self.size):
+            hi = min(self.rows, lo + self.size)
+            if order is None:
+                yield (
+                    {k: v[lo:hi] for k, v in self._inputs.items()},
+                    {k: v[lo:hi] for k, v in self._targets.items()},
+                    hi - lo,
+                )
+            else:
+                yield (*self._gather(order[lo:hi]), hi - lo)
+
+    def _gather(self, index: np.ndarray):
+        if self._buffers is None:
+            self._buffers = tuple(
+                {k: (v, np.empty((self.size, *v.shape[1:]), v.dtype)) for k, v in arrays.items()}
+                for arrays in (self._inputs, self._targets)
+            )
+        n = len(index)
+        # mode="clip" lets numpy write straight into ``out`` (the index is valid).
+        return tuple(
+            {k: np.take(v, index, axis=0, out=buf[:n], mode="clip") for k, (v, buf) in arrays.items()}
+            for arrays in self._buffers
+        )
+

@@ -17,6 +17,7 @@ nothing here imports upward at import time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import types
@@ -28,7 +29,9 @@ import numpy as np
 
 from . import initializers
 from . import optimizers as optimizers_module
+from ._locks import ReadWriteLock
 from ._text import format_cycle, preview
+from .checks import check_allocation, check_text, is_int
 from .errors import CycleError, GraphError, NotFoundError
 from .nodes import DenseNode, Hidden, Input, Node, Output
 from .parameters import BIAS, WEIGHT, ParameterRecord, bias_key
@@ -46,6 +49,18 @@ logger = logging.getLogger(__name__)
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 NodeRef = str | Node
+
+
+def _edit(method):
+    """Run an editing method under the graph's write lock: it waits for
+    running predictions and training steps, and they wait for it."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock.writing():
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 class Graph:
@@ -73,19 +88,14 @@ class Graph:
     """
 
     def __init__(self, name: str = "graph", seed: int | None = None, dtype="float32"):
-        if not isinstance(name, str) or not name.strip() or any(c in name for c in "\n\r\t\0"):
-            raise GraphError(
-                f"graph name must be a non-empty string without control characters, got {name!r}"
-            )
-        try:
-            dtype = np.dtype(dtype)
-        except TypeError:
-            dtype = None
-        if dtype not in _DTYPES:
+        check_text(name, "graph name")
+        if seed is not None and not is_int(seed, 0):
+            raise GraphError(f"graph {name!r}: seed must be None or an integer >= 0, got {seed!r}")
+        if not _known(dtype) or np.dtype(dtype) not in _DTYPES:
             raise GraphError(f"graph {name!r}: dtype must be 'float32' or 'float64', got {dtype!r}")
         self.name = name
-        self.seed = seed
-        self.dtype = dtype
+        self.seed = None if seed is None else int(seed)
+        self.dtype = np.dtype(dtype)
         init_seed, train_seed = np.random.SeedSequence(seed).spawn(2)
         # Separate streams: running or training never changes how later
         # synapses are initialised, and vice versa.
@@ -101,6 +111,7 @@ class Graph:
         self._order_version = -1
         self._plan: Plan | None = None
         self._plan_lock = threading.Lock()
+        self._lock = ReadWriteLock()
         self._optimizer: optimizers_module.Optimizer | None = None
         self._acyclic_promised = False
         #: Set by a callback to end ``fit`` after the current epoch.
@@ -152,6 +163,7 @@ class Graph:
             )
         )
 
+    @_edit
     def add_node(self, node: Node) -> Node:
         """Add a node object built elsewhere (it must have a name)."""
         if not isinstance(node, Node):
@@ -178,6 +190,7 @@ class Graph:
         self._changed()
         return node
 
+    @_edit
     def remove(self, name: NodeRef) -> None:
         """Remove a node and every synapse touching it; other weights are kept."""
         name = self._resolve(name)
@@ -188,6 +201,7 @@ class Graph:
         del self._insertion[name]
         self._changed()
 
+    @_edit
     def _replace_node(self, name: str, node: Node) -> None:
         """Swap the node object called ``name`` for ``node`` (same name and size),
         keeping its place in the insertion order, its synapses and its bias
@@ -204,6 +218,7 @@ class Graph:
         self._changed()
 
     # -------------------------------------------------------------- synapses
+    @_edit
     def connect(
         self,
         src: NodeRef | Iterable[NodeRef],
@@ -235,6 +250,13 @@ class Graph:
             ``init``. In every case the graph is left exactly as it was.
         """
         many = not isinstance(src, (str, Node))
+        if many and not isinstance(src, (list, tuple)):
+            raise GraphError(
+                f"connect: src must be a node name, a Node or a list of them, got "
+                f"{type(src).__name__}: {src!r}"
+            )
+        if not isinstance(trainable, bool):
+            raise GraphError(f"connect: trainable must be True or False, got {trainable!r}")
         sources = [self._resolve(s) for s in (src if many else [src])]
         dst_name = self._resolve(dst)
         if many and not sources:
@@ -274,10 +296,17 @@ class Graph:
                     f"synapse {sources[0]!r} -> {dst_name!r}: init array must have shape "
                     f"{shapes[0]}, got {given.shape}"
                 )
-            if not np.issubdtype(given.dtype, np.number) or not np.isfinite(given).all():
+            numeric = given.dtype.kind in "biuf"
+            with np.errstate(over="ignore"):
+                # finite in the graph's dtype: 1e39 is inf in a float32 graph
+                finite = numeric and np.isfinite(given.astype(self.dtype)).all()
+            if not finite:
                 raise GraphError(
-                    f"synapse {sources[0]!r} -> {dst_name!r}: init array must be finite numbers"
+                    f"synapse {sources[0]!r} -> {dst_name!r}: init array must be finite numbers "
+                    f"(real, and finite in the graph's {self.dtype})"
                 )
+        for name, shape in zip(sources, shapes):
+            check_allocation(shape[0] * shape[1], self.dtype.itemsize, f"synapse {name!r} -> {dst_name!r}")
         created = []
         for name, shape in zip(sources, shapes):
             if init_name == "array":
@@ -318,6 +347,7 @@ class Graph:
         finally:
             self._acyclic_promised = False
 
+    @_edit
     def disconnect(self, src: NodeRef, dst: NodeRef) -> None:
         """Remove the synapse ``src -> dst``; other weights are kept."""
         key = (self._resolve(src), self._resolve(dst))
@@ -438,9 +468,12 @@ class Graph:
         }
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter: ``"NODE.bias"`` and ``"SRC->DST.weight"``."""
-        return {key: array.copy() for key, array in self._arrays().items()}
+        """Copies of every parameter: ``"NODE.bias"`` and ``"SRC->DST.weight"``
+        (all from one moment, even while another thread trains)."""
+        with self._lock.reading():
+            return {key: array.copy() for key, array in self._arrays().items()}
 
+    @_edit
     def set_weights(self, weights: Mapping[str, Any]) -> None:
         """Assign parameters by key (any subset of ``get_weights()``'s keys).
 
@@ -536,7 +569,16 @@ class Graph:
 
     @optimizer.setter
     def optimizer(self, value) -> None:
-        self._optimizer = None if value is None else optimizers_module.get(value)
+        """Setting an instance that another graph trains is refused: one
+        optimizer keeps the moments of one graph."""
+        new = None if value is None else optimizers_module.get(value)
+        if new is self._optimizer:
+            return
+        if new is not None:
+            new._claim(self)
+        if self._optimizer is not None:
+            self._optimizer._release()
+        self._optimizer = new
 
     # --------------------------------------------------------------- pickling
     def __getstate__(self) -> dict[str, Any]:
@@ -549,12 +591,15 @@ class Graph:
         """
         state = self.__dict__.copy()
         state["_plan"] = None
-        del state["_plan_lock"]
+        del state["_plan_lock"], state["_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._plan_lock = threading.Lock()
+        self._lock = ReadWriteLock()
+        if self._optimizer is not None:  # the copy's optimizer (a copy too) trains the copy
+            self._optimizer._claim(self)
 
     # ----------------------------------------------------------------- helpers
     def _resolve(self, ref: NodeRef) -> str:
@@ -638,7 +683,7 @@ class Graph:
         *,
         epochs: int = 1,
         batch_size: int = 32,
-        optimizer="adam",
+        optimizer=None,
         metrics=(),
         validation_data=None,
         validation_split: float = 0.0,
@@ -734,3 +779,16 @@ class Graph:
         from .interop.onnx_export import to_onnx
 
         return to_onnx(self, path, opset=opset)
+
+
+def _known(dtype) -> bool:
+    """Whether numpy reads ``dtype`` as a dtype (``np.dtype(None)`` is float64,
+    so None and unknown names must not get that far)."""
+    if dtype is None:
+        return False
+    try:
+        np.dtype(dtype)
+    except (TypeError, ValueError):
+        return False
+    return True
+

@@ -7,11 +7,17 @@ threads may predict with one graph at once.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import metrics as metrics_module
+from .checks import check_int
 from .data import as_inputs, as_targets, by_name, check_finite, common_rows, features
-from .errors import GraphError, ShapeError
+from .errors import ShapeError
+
+if TYPE_CHECKING:
+    from .graph import Graph
 
 __all__ = ["predict", "evaluate", "evaluate_arrays", "Tally", "DEFAULT_CHUNK"]
 
@@ -22,13 +28,17 @@ DEFAULT_CHUNK = 4096
 def _chunk_size(batch_size: int | None, rows: int) -> int:
     if batch_size is None:
         return max(1, min(DEFAULT_CHUNK, rows))
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise GraphError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return int(min(batch_size, max(rows, 1)))
+    return min(check_int(batch_size, "batch_size"), max(rows, 1))
 
 
-def predict(graph, x, batch_size: int | None = None):
-    """See :meth:`graphnet.Graph.predict`."""
+def predict(graph: Graph, x, batch_size: int | None = None):
+    """See :meth:`graphnet.Graph.predict`. Holds the graph's read lock: no
+    training step or edit lands while it runs, so every row sees the same weights."""
+    with graph._lock.reading():
+        return _predict(graph, x, batch_size)
+
+
+def _predict(graph: Graph, x, batch_size: int | None):
     plan = graph.plan
     arrays = {
         name: features(array, graph.nodes[name].size, name)
@@ -64,7 +74,7 @@ class Tally:
     their row counts gives exactly the value over all the data.
     """
 
-    def __init__(self, graph, metrics_by_output: dict[str, list]):
+    def __init__(self, graph: Graph, metrics_by_output: dict[str, list]):
         self.graph = graph
         self.plan = graph.plan
         self.outputs = {name: graph.nodes[name] for name in graph.outputs}
@@ -72,9 +82,12 @@ class Tally:
         self.rows = 0
         self.sums: dict[str, float] = {}
 
-    def add(self, rows: int, losses: dict[str, float], predictions=None, targets=None) -> float:
-        """Count one batch; returns its total (weighted) loss."""
-        total = self.plan.total_loss(losses)
+    def add(self, rows: int, losses: dict[str, float], predictions=None, targets=None,
+            total: float | None = None) -> float:
+        """Count one batch; returns its total loss (``total`` when given, e.g.
+        with a training penalty in it, else the weighted sum of ``losses``)."""
+        if total is None:
+            total = self.plan.total_loss(losses)
         self.rows += rows
         self._add("loss", total * rows)
         if len(self.outputs) > 1:
@@ -93,8 +106,13 @@ class Tally:
         return {k: v / self.rows for k, v in self.sums.items()} if self.rows else {}
 
 
-def evaluate(graph, x, y, batch_size: int | None = None, metrics=()) -> dict[str, float]:
-    """See :meth:`graphnet.Graph.evaluate`."""
+def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=()) -> dict[str, float]:
+    """See :meth:`graphnet.Graph.evaluate` (which, like ``predict``, holds the read lock)."""
+    with graph._lock.reading():
+        return _evaluate(graph, x, y, batch_size, metrics)
+
+
+def _evaluate(graph: Graph, x, y, batch_size: int | None, metrics) -> dict[str, float]:
     chosen = metrics_module.resolve(graph, metrics)
     inputs, targets = as_inputs(graph, x), as_targets(graph, y)
     rows = common_rows(inputs, targets)
@@ -103,7 +121,7 @@ def evaluate(graph, x, y, batch_size: int | None = None, metrics=()) -> dict[str
     return evaluate_arrays(graph, inputs, targets, chosen, _chunk_size(batch_size, rows))
 
 
-def evaluate_arrays(graph, inputs, targets, chosen, chunk: int) -> dict[str, float]:
+def evaluate_arrays(graph: Graph, inputs, targets, chosen, chunk: int) -> dict[str, float]:
     """:func:`evaluate` on arrays already checked by :mod:`graphnet.data`."""
     plan = graph.plan
     rows = common_rows(inputs, targets)
@@ -116,6 +134,6 @@ def evaluate_arrays(graph, inputs, targets, chosen, chunk: int) -> dict[str, flo
         part_targets = {k: v[start:stop] for k, v in targets.items()}
         plan.forward(ws, {k: v[start:stop] for k, v in inputs.items()})
         losses = plan.loss_values(ws, part_targets)
-        predictions = {name: ws.out[slot] for name, slot in plan.outputs}
+        predictions = {name: ws.a[slot] for name, slot in plan.outputs}
         tally.add(stop - start, losses, predictions, part_targets)
     return tally.logs()

@@ -6,12 +6,15 @@ counts gives exactly the value over the whole data.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from .errors import GraphError
 from .nodes import Output
+
+if TYPE_CHECKING:
+    from .graph import Graph
 
 __all__ = ["Metric", "Accuracy", "MeanAbsoluteError", "MeanSquaredError", "METRICS", "get", "resolve", "key"]
 
@@ -88,7 +91,7 @@ def get(identifier: str | Metric) -> Metric:
     return cls()
 
 
-def resolve(graph, metrics) -> dict[str, list[Metric]]:
+def resolve(graph: Graph, metrics) -> dict[str, list[Metric]]:
     """Output name -> metrics, from a list (every output where defined) or a dict.
 
     Raises
@@ -129,6 +132,6 @@ def resolve(graph, metrics) -> dict[str, list[Metric]]:
     return chosen
 
 
-def key(graph, output: str, name: str) -> str:
+def key(graph: Graph, output: str, name: str) -> str:
     """``name`` for a one-output graph, ``OUTPUT_name`` otherwise (as Keras does)."""
     return name if len(graph.outputs) == 1 else f"{output}_{name}"

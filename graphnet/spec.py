@@ -40,6 +40,7 @@ from typing import Any
 from . import losses
 from ._text import preview, shown
 from ._version import __version__
+from .checks import is_int
 from .errors import GraphError, ModelFileError
 from .graph import Graph
 from .nodes import KINDS, Input
@@ -143,7 +144,7 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = DEFAULT_MAX_SPEC
     fmt = data.get("format", FORMAT)
     _expect(fmt == FORMAT, "spec.format", repr(FORMAT), fmt)
     version = data.get("format_version", FORMAT_VERSION)
-    _expect(isinstance(version, int) and not isinstance(version, bool) and version >= 1,
+    _expect(is_int(version, 1),
             "spec.format_version", "a positive integer", version)
     if version > FORMAT_VERSION:
         raise GraphError(
@@ -155,7 +156,7 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = DEFAULT_MAX_SPEC
     dtype = data.get("dtype", "float32")
     _expect(dtype in ("float32", "float64"), "spec.dtype", "'float32' or 'float64'", dtype)
     seed = data.get("seed")
-    _expect(seed is None or (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0),
+    _expect(seed is None or is_int(seed, 0),
             "spec.seed", "null or an integer >= 0", seed)
     sequential = data.get("sequential", False)
     _expect(isinstance(sequential, bool), "spec.sequential", "true or false", sequential)
@@ -287,7 +288,7 @@ def _node(config, i: int) -> dict[str, Any]:
     name = config.get("name")
     _expect(isinstance(name, str) and name != "", f"{where}.name", "a non-empty string", name)
     size = config.get("size")
-    _expect(isinstance(size, int) and not isinstance(size, bool) and 1 <= size <= _MAX_SIZE,
+    _expect(is_int(size, 1, _MAX_SIZE + 1),
             f"{where}.size", "a positive integer (at most 2**40)", size)
     for flag in ("trainable",):
         if flag in config:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
 
 from .errors import GraphError
+from .nodes import _values
 from .parameters import weight_key
 
 __all__ = ["Synapse"]
@@ -44,9 +46,16 @@ class Synapse:
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
-        self._trainable = bool(value)
-        if self._graph is not None:
-            self._graph._changed()
+        if not isinstance(value, (bool, np.bool_)):
+            raise GraphError(f"synapse {self.src!r} -> {self.dst!r}: trainable must be True or False, "
+                             f"got {value!r}")
+        with self._editing():
+            self._trainable = bool(value)
+            if self._graph is not None:
+                self._graph._changed()
+
+    def _editing(self):
+        return contextlib.nullcontext() if self._graph is None else self._graph._lock.writing()
 
     @property
     def key(self) -> str:
@@ -68,13 +77,9 @@ class Synapse:
 
     @weight.setter
     def weight(self, value) -> None:
-        value = np.asarray(value)
-        if value.shape != self._weight.shape:
-            raise GraphError(
-                f"synapse {self.src!r} -> {self.dst!r}: weight must have shape "
-                f"{self._weight.shape}, got {value.shape}"
-            )
-        self._weight[...] = value
+        value = _values(value, self._weight, f"synapse {self.src!r} -> {self.dst!r}: weight")
+        with self._editing():
+            self._weight[...] = value
 
     def get_config(self) -> dict[str, Any]:
         """JSON-safe description (no weights)."""

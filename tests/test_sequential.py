@@ -225,7 +225,7 @@ def test_dense_before_input_and_bad_layers_are_refused():
     ("kwargs", "match"),
     [
         ({"units": 0}, "size must be a positive integer"),
-        ({"units": 3, "activation": "swish"}, "unknown activation 'swish'"),
+        ({"units": 3, "activation": "prelu"}, "unknown activation 'prelu'"),
         ({"units": 3, "dropout": 1.0}, r"dropout must be in \[0, 1\)"),
     ],
 )

@@ -1,5 +1,8 @@
 """Importing models from Keras, PyTorch and ONNX, and exporting to ONNX.
 
+if TYPE_CHECKING:
+    from ..graph import Graph
+
 Each converter lives in its own module and imports its library only when
 called, so ``import graphnet`` never pulls in torch, h5py or onnx. These
 modules are the only place where weights are transposed (PyTorch and ONNX
@@ -8,6 +11,11 @@ libraries come with the ``interop`` extra: ``pip install 'graphnet[interop]'``.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..graph import Graph
 
 __all__ = ["from_keras", "from_torch", "from_onnx", "to_onnx"]
 
@@ -33,7 +41,7 @@ def from_onnx(path, **kwargs):
     return from_onnx(path, **kwargs)
 
 
-def to_onnx(graph, path, opset: int = 17):
+def to_onnx(graph: Graph, path, opset: int = 17):
     """See :func:`graphnet.interop.onnx_export.to_onnx`."""
     from .onnx_export import to_onnx
 

@@ -5,9 +5,9 @@ the nodes are, each of shape ``(batch, size)`` with a symbolic batch
 dimension. A dense node becomes ``Gemm`` (one source) or ``MatMul``s summed
 with ``Add`` (several sources), then its activation. Weights are stored as
 initializers named like ``Graph.get_weights()`` keys; every tensor a node
-computes is named after the node. GELU is a native operator from opset 20
-and is written out as ``Erf``/``Tanh`` arithmetic before that
-(:data:`GELU_STEPS`, which the importer recognises too).
+computes is named after the node. Activations without an ONNX operator at the
+chosen opset (GELU before 20, Mish before 18, SiLU always) are written out as
+arithmetic (:data:`EXPANSIONS`, which the importer recognises too).
 """
 
 from __future__ import annotations
@@ -15,38 +15,48 @@ from __future__ import annotations
 import logging
 import math
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._version import __version__
+from ..checks import is_int
 from ..errors import GraphError
 from ..files import atomic_write
 from ..nodes import Input
 from ._builder import require
 
-__all__ = ["to_onnx", "MIN_OPSET", "GELU_STEPS", "is_step"]
+if TYPE_CHECKING:
+    from ..graph import Graph
+
+__all__ = ["to_onnx", "MIN_OPSET", "EXPANSIONS", "is_step"]
 
 logger = logging.getLogger(__name__)
 
 #: Softmax over the last axis has its current meaning from opset 13.
 MIN_OPSET = 13
-_GELU_OPSET = 20
 _SQRT2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
-# The GELU expansions for opsets without Gelu, as (op, inputs) steps: "z" is
-# the pre-activation, an int the output of an earlier step, a float a constant.
-GELU_STEPS = {
-    False: (("Div", ("z", _SQRT2)), ("Erf", (0,)), ("Add", (1, 1.0)), ("Mul", ("z", 2)), ("Mul", (3, 0.5))),
-    True: (
-        ("Mul", ("z", "z")), ("Mul", (0, "z")), ("Mul", (1, 0.044715)), ("Add", ("z", 2)),
-        ("Mul", (3, _SQRT_2_OVER_PI)), ("Tanh", (4,)), ("Add", (5, 1.0)), ("Mul", ("z", 6)),
-        ("Mul", (7, 0.5)),
-    ),
-}
+#: Activations written as arithmetic where ONNX has no operator for them (or
+#: not at the opset asked for): ``(activation config, steps)``, each step an
+#: ``(op, inputs)`` pair where "z" is the pre-activation, an int the output of
+#: an earlier step and a float a constant.
+EXPANSIONS = (
+    ({"name": "gelu", "approximate": False},
+     (("Div", ("z", _SQRT2)), ("Erf", (0,)), ("Add", (1, 1.0)), ("Mul", ("z", 2)), ("Mul", (3, 0.5)))),
+    ({"name": "gelu", "approximate": True},
+     (("Mul", ("z", "z")), ("Mul", (0, "z")), ("Mul", (1, 0.044715)), ("Add", ("z", 2)),
+      ("Mul", (3, _SQRT_2_OVER_PI)), ("Tanh", (4,)), ("Add", (5, 1.0)), ("Mul", ("z", 6)),
+      ("Mul", (7, 0.5)))),
+    ({"name": "silu"}, (("Sigmoid", ("z",)), ("Mul", ("z", 0)))),
+    ({"name": "mish"}, (("Softplus", ("z",)), ("Tanh", (0,)), ("Mul", ("z", 1)))),
+)
+#: The opset from which an expanded activation has an operator of its own.
+_NATIVE_FROM = {"gelu": 20, "mish": 18}
 
 
-def to_onnx(graph, path: str | os.PathLike, opset: int = 17):
+def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     """Write ``graph`` as an ONNX model checked by ``onnx.checker``.
 
     Parameters
@@ -71,7 +81,7 @@ def to_onnx(graph, path: str | os.PathLike, opset: int = 17):
     onnx = require("onnx", "to_onnx")
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
     newest = onnx.defs.onnx_opset_version()
-    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+    if not is_int(opset, MIN_OPSET, newest + 1):
         raise GraphError(f"to_onnx: opset must be an integer from {MIN_OPSET} to {newest}, got {opset!r}")
     graph.validate()
     elem = onnx.TensorProto.FLOAT if graph.dtype == np.float32 else onnx.TensorProto.DOUBLE
@@ -149,12 +159,10 @@ class _Writer:
 
 
 def _write_activation(writer: _Writer, activation, z: str, out: str, opset: int) -> None:
-    name = activation.name
-    if name == "gelu":
-        if opset >= _GELU_OPSET:
-            writer.op("Gelu", [z], out, approximate="tanh" if activation.approximate else "none")
-            return
-        steps = GELU_STEPS[activation.approximate]
+    name, config = activation.name, activation.get_config()
+    native = name in _ONNX_OPS and opset >= _NATIVE_FROM.get(name, 0)
+    steps = next((steps for known, steps in EXPANSIONS if known == config), None)
+    if steps is not None and not native:
         produced: list[str] = []
         for i, (op_type, args) in enumerate(steps):
             inputs = []
@@ -165,18 +173,21 @@ def _write_activation(writer: _Writer, activation, z: str, out: str, opset: int)
                     inputs.append(produced[arg])
                 else:
                     inputs.append(writer.constant(f"{out}/c", np.asarray(arg)))
-            target = out if i == len(steps) - 1 else writer.fresh(f"{out}/gelu")
+            target = out if i == len(steps) - 1 else writer.fresh(f"{out}/{name}")
             produced.append(writer.op(op_type, inputs, target))
         return
     attributes = {
         "leaky_relu": lambda a: {"alpha": a.negative_slope},
         "elu": lambda a: {"alpha": a.alpha},
         "softmax": lambda a: {"axis": -1},
+        "gelu": lambda a: {"approximate": "tanh" if a.approximate else "none"},
+        "selu": lambda a: {"alpha": a.ALPHA, "gamma": a.SCALE},
+        "hard_sigmoid": lambda a: {"alpha": a.alpha, "beta": a.beta},
     }.get(name, lambda a: {})(activation)
     writer.op(_ONNX_OPS[name], [z], out, **attributes)
 
 
-#: graphnet activation names -> ONNX operators (gelu is handled apart).
+#: graphnet activation names -> ONNX operators.
 _ONNX_OPS = {
     "relu": "Relu",
     "leaky_relu": "LeakyRelu",
@@ -185,6 +196,11 @@ _ONNX_OPS = {
     "tanh": "Tanh",
     "softplus": "Softplus",
     "softmax": "Softmax",
+    "gelu": "Gelu",
+    "selu": "Selu",
+    "hard_sigmoid": "HardSigmoid",
+    "softsign": "Softsign",
+    "mish": "Mish",
 }
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ModelFileError, ModelImportError
 from ._builder import Builder, require, unexpected_as
-from .onnx_export import GELU_STEPS, is_step
+from .onnx_export import EXPANSIONS, is_step
 
 __all__ = ["from_onnx"]
 
@@ -120,7 +120,7 @@ class _Reader:
             node = nodes[i]
             if node.domain not in ("", "ai.onnx"):
                 raise self.fail(node, f"operator domain {node.domain!r} is not supported")
-            matched = self._match_gelu(nodes, i)
+            matched = self._match_expansion(nodes, i)
             if matched:
                 i += matched
                 continue
@@ -210,11 +210,11 @@ class _Reader:
     def _set(self, node, value) -> None:
         self.values[node.output[0]] = value
 
-    # ------------------------------------------------------------- GELU
-    def _match_gelu(self, nodes, start: int) -> int:
-        """Nodes consumed when ``nodes[start:]`` is one of the exporter's GELU
-        expansions applied to a pre-activation; 0 when it is not."""
-        for approximate, steps in GELU_STEPS.items():
+    # ------------------------------------------------------- expansions
+    def _match_expansion(self, nodes, start: int) -> int:
+        """Nodes consumed when ``nodes[start:]`` is one of the exporter's
+        activation expansions applied to a pre-activation; 0 when it is not."""
+        for config, steps in EXPANSIONS:
             if start + len(steps) > len(nodes) or nodes[start].op_type != steps[0][0]:
                 continue
             z = nodes[start].input[0] if nodes[start].input else None
@@ -229,13 +229,13 @@ class _Reader:
                     break
                 reads = sum(1 for later in steps[j + 1:] for a in later[1] if is_step(a) and a == j)
                 if j < len(steps) - 1 and self.uses[node.output[0]] != reads:
-                    break  # an intermediate value read elsewhere: not a pure GELU
+                    break  # an intermediate value read elsewhere: not a pure activation
                 produced.append(node.output[0])
             else:
                 out = produced[-1]
                 reads = sum(1 for _, args in steps for a in args if a == "z")
-                self.values[out] = self._activate(z, reads, {"name": "gelu", "approximate": approximate},
-                                                  out, f"GELU at {out!r}")
+                self.values[out] = self._activate(z, reads, dict(config), out,
+                                                  f"{config['name']} at {out!r}")
                 return len(steps)
         return 0
 
@@ -351,6 +351,24 @@ def _softmax(attrs, opset):
     return "softmax"
 
 
+def _selu(attrs, opset):
+    from ..activations import SELU
+
+    alpha, gamma = attrs.get("alpha", 1.67326319217681884765625), attrs.get("gamma", 1.05070102214813232421875)
+    if not (np.isclose(alpha, SELU.ALPHA, rtol=1e-6) and np.isclose(gamma, SELU.SCALE, rtol=1e-6)):
+        raise ValueError(f"Selu with alpha={alpha}, gamma={gamma}; graphnet's selu has the standard "
+                         f"constants ({SELU.ALPHA:.6f}, {SELU.SCALE:.6f})")
+    return "selu"
+
+
+def _hard_sigmoid(attrs, opset):
+    alpha = attrs.get("alpha", 0.2)
+    # ONNX attributes are float32: 1/6 (PyTorch's and Keras 3's slope) arrives as 0.16666667.
+    if np.float32(alpha) == np.float32(1.0 / 6.0):
+        alpha = 1.0 / 6.0
+    return {"name": "hard_sigmoid", "alpha": alpha, "beta": attrs.get("beta", 0.5)}
+
+
 def _gelu(attrs, opset):
     approximate = attrs.get("approximate", "none")
     approximate = approximate.decode() if isinstance(approximate, bytes) else approximate
@@ -375,6 +393,10 @@ _OPS = {
     "Softplus": _activation(lambda a, o: "softplus"),
     "Softmax": _activation(_softmax),
     "Gelu": _activation(_gelu),
+    "Selu": _activation(_selu),
+    "HardSigmoid": _activation(_hard_sigmoid),
+    "Softsign": _activation(lambda a, o: "softsign"),
+    "Mish": _activation(lambda a, o: "mish"),
 }
 
 
