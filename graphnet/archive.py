@@ -114,7 +114,7 @@ def describe(head: bytes) -> str:
     if not head:
         return "an empty file"
     if head.startswith(b"\x93NUMPY"):
-        return "a single .npy array (numpy.save), not an archive of arrays"
+        return "a single .npy array, as numpy.save writes"
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
@@ -189,7 +189,7 @@ def open_zip(handle: BinaryIO, label: str, what: str, max_members: int) -> zipfi
     found = _end_record(handle, size)
     if found is None:
         handle.seek(0)
-        raise ModelFileError(f"{label}: not {what} (not a zip archive; found {describe(handle.read(64))})")
+        raise ModelFileError(f"{label}: not {what} (not a zip archive: {describe(handle.read(64))})")
     at, fields, zip64 = found
     _, disk, directory_disk, entries_here, entries, directory_size, offset, _ = fields
     if disk != 0 or directory_disk != 0 or entries_here != entries:
@@ -495,7 +495,7 @@ def read_arrays(
         When the file cannot be opened.
     """
     label = os.fspath(path)
-    what = "a .npz archive (numpy.savez)"
+    what = "a .npz archive"
     with open(label, "rb") as handle:
         try:
             archive = open_zip(handle, label, what, max_members)

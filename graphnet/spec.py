@@ -136,8 +136,7 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = DEFAULT_MAX_SPEC
         version; for synapses naming unknown nodes; for a cycle; for more
         parameters than ``max_params`` (or than memory can hold).
     """
-    if max_params is not None and (isinstance(max_params, bool) or not isinstance(max_params, int)
-                                   or max_params < 0):
+    if max_params is not None and not is_int(max_params, 0):
         raise GraphError(f"max_params must be None or an integer >= 0, got {shown(max_params)}")
     _expect(isinstance(data, Mapping), "spec", "a mapping", data)
     _fields(data, _TOP_FIELDS, "spec")

@@ -263,7 +263,7 @@ def test_train_and_predict_refuse_bad_files_in_one_line(digits_like, tmp_path, c
     cases = [
         (["train", str(spec), "--data", str(missing_b), "--out", str(model)],
          r"no_b.npz: missing input arrays \['b'\] and unknown arrays \['extra'\]"),
-        (["train", str(spec), "--data", str(pickled), "--out", str(model)], r"objects.npz: cannot read the training data"),
+        (["train", str(spec), "--data", str(pickled), "--out", str(model)], r"objects.npz: array 'a' holds Python objects \(pickled data\); refused"),
         (["train", str(spec), "--data", str(tmp_path / "nope.npz"), "--out", str(model)], "nope.npz: no such file"),
         (["train", str(spec), "--data", str(spec), "--out", str(model)], "must be a .npz file"),
         (["train", str(spec), "--data", str(data), "--out", str(tmp_path / "m.zip")], "must end in .gnet"),
