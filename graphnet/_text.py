@@ -9,7 +9,7 @@ from __future__ import annotations
 import reprlib
 from collections.abc import Iterable
 
-__all__ = ["preview", "format_cycle", "shown"]
+__all__ = ["preview", "format_cycle", "shown", "clip"]
 
 # A repr that looks at a bounded part of a value: a few levels, a few items per
 # container, the ends of long strings. ``repr`` itself would walk all of it, and
@@ -45,3 +45,16 @@ def shown(value: object, limit: int = 80) -> str:
     except Exception:  # a repr that fails (an int past Python's digit limit, a broken __repr__)
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def clip(text: str, limit: int = 300) -> str:
+    """Message text (another library's, say) on one line and at most ``limit``
+    characters: its start and its end (where lists of known names go), the
+    middle left out."""
+    if len(text) > 8 * limit:
+        text = text[: 4 * limit] + " " + text[-4 * limit :]
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    tail = limit // 3
+    return text[: limit - tail - 5] + " ... " + text[-tail:]

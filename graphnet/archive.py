@@ -33,7 +33,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ._text import preview, shown
+from ._text import clip, preview, shown
 from .errors import ModelFileError
 
 __all__ = [
@@ -424,7 +424,7 @@ def _npy_header(handle: BinaryIO, what: str) -> tuple[tuple[int, ...], bool, np.
         reader = readers.get(version)
         header = reader(handle) if reader else None
     except (ValueError, TypeError, SyntaxError, OverflowError, MemoryError, RecursionError) as exc:
-        raise ModelFileError(f"{what} is not a readable .npy array ({shown(str(exc), 200)})") from None
+        raise ModelFileError(f"{what} is not a readable .npy array ({clip(str(exc), 200)})") from None
     if header is None:
         raise ModelFileError(f"{what}: .npy format version {version} is not one graphnet reads")
     shape, fortran, found = header
@@ -500,7 +500,7 @@ def read_arrays(
         try:
             archive = open_zip(handle, label, what, max_members)
         except (zipfile.BadZipFile, struct.error, EOFError) as exc:
-            raise ModelFileError(f"{label}: damaged zip archive ({exc})") from None
+            raise ModelFileError(f"{label}: damaged zip archive ({clip(str(exc))})") from None
         with archive:
             members: dict[str, zipfile.ZipInfo] = {}
             for info in archive.infolist():
@@ -515,7 +515,7 @@ def read_arrays(
                     try:
                         arrays[name] = _read_data_array(archive, info, f"{label}: array {shown(name)}")
                     except (zipfile.BadZipFile, EOFError, OSError) as exc:
-                        raise ModelFileError(f"{label}: array {shown(name)}: damaged ({exc})") from None
+                        raise ModelFileError(f"{label}: array {shown(name)}: damaged ({clip(str(exc))})") from None
     return list(members), arrays
 
 

@@ -10,11 +10,14 @@
 
 ``FILE`` is a spec (``.json``, ``.yaml``/``.yml``) or a saved model
 (``.gnet``); :func:`load_model` picks the reader by suffix. Data files are
-``.npz`` archives of arrays keyed by input and output node names, read
-without unpickling. Every failure is
-one line on stderr (``graphnet: error: ...``) and a non-zero exit status:
-2 for bad arguments, 1 for anything else, 130 when interrupted. Set
-``GRAPHNET_TRACEBACK=1`` to see the traceback of an unexpected error.
+``.npz`` archives of arrays keyed by input and output node names, read by
+:func:`graphnet.archive.read_arrays` (never unpickling, sizes bounded by the
+bytes present). ``--out`` is checked before any work, and an ``--out`` that
+is one of the command's inputs is refused, so nothing the user has is
+replaced by mistake. Every failure is one line on stderr
+(``graphnet: error: ...``) and a non-zero exit status: 2 for bad arguments,
+1 for anything else, 130 when interrupted. Set ``GRAPHNET_TRACEBACK=1`` to
+see the traceback of an unexpected error.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from . import losses
-from ._text import preview, shown
+from ._text import clip, preview, shown
 from ._version import __version__
 from .checks import is_int
 from .errors import GraphError, ModelFileError
@@ -213,7 +213,7 @@ def _build(data, configs, synapses, name, seed, dtype, sequential):
             try:
                 synapse = graph.connect(s["src"], s["dst"], init=_drawable(s["init"]), trainable=s["trainable"])
             except GraphError as exc:
-                raise type(exc)(f"spec.synapses[{i}]: {exc}") from None
+                raise type(exc)(f"spec.synapses[{i}]: {clip(str(exc), 500)}") from None
             if s["init"] == "array":
                 synapse.init = "array"
     return graph
@@ -243,7 +243,7 @@ def _sequential(data, configs, synapses, name, seed, dtype):
         try:
             same = losses.get(model_loss) == losses.get(node_loss)
         except GraphError as exc:
-            raise GraphError(f"spec.loss: {exc}") from None
+            raise GraphError(f"spec.loss: {clip(str(exc), 500)}") from None
         if not same:
             raise GraphError(
                 f"spec.loss {shown(model_loss)} disagrees with the loss {shown(node_loss)} of the output "
@@ -265,7 +265,7 @@ def _sequential(data, configs, synapses, name, seed, dtype):
         model = Sequential(layers, loss=node_loss, seed=seed, dtype=dtype, name=name,
                            loss_weight=last.get("loss_weight", 1.0))
     except GraphError as exc:
-        raise GraphError(f"spec: {exc}") from None
+        raise GraphError(f"spec: {clip(str(exc), 500)}") from None
     model.loss = model_loss
     # A Dense freezes its weight and bias together; a saved graph may have frozen
     # only one of them (an imported layer without bias keeps a frozen zero bias).
@@ -324,7 +324,7 @@ def _build_node(config: dict[str, Any], where: str):
     try:
         return KINDS[config["kind"]](**params)
     except GraphError as exc:
-        raise GraphError(f"{where}: {exc}") from None
+        raise GraphError(f"{where}: {clip(str(exc), 500)}") from None
 
 
 def _synapse(entry, i: int) -> dict[str, Any]:
@@ -382,7 +382,7 @@ def read_spec(path: str | os.PathLike) -> Any:
         )
     try:
         with open(label, "rb") as handle:
-            raw = handle.read(MAX_JSON_BYTES + 1)
+            raw = _read_at_most(handle, MAX_JSON_BYTES + 1)
     except FileNotFoundError:
         raise ModelFileError(f"{label}: no such file") from None
     except OSError as exc:
@@ -396,7 +396,20 @@ def read_spec(path: str | os.PathLike) -> Any:
     except ModelFileError:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ModelFileError(f"{label}: not valid {suffix[1:].upper()} ({exc})") from None
+        raise ModelFileError(f"{label}: not valid {suffix[1:].upper()} ({clip(str(exc))})") from None
+
+
+def _read_at_most(handle, limit: int) -> bytes:
+    """Up to ``limit`` bytes, read a megabyte at a time: ``read(limit)`` would
+    set aside ``limit`` bytes (32 MB) for every spec, however small."""
+    chunks, got = [], 0
+    while got < limit:
+        chunk = handle.read(min(1 << 20, limit - got))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 def _parse_yaml(raw: bytes, label: str) -> Any:
@@ -431,7 +444,7 @@ def _parse_yaml(raw: bytes, label: str) -> Any:
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
-        raise ModelFileError(f"{label}: not valid YAML ({shown(str(exc), 400)})") from None
+        raise ModelFileError(f"{label}: not valid YAML ({clip(str(exc))})") from None
 
 
 @functools.cache
