@@ -532,7 +532,7 @@ def test_fuzzed_files_in_bounded_time_and_memory(tmp_path):
     try:
         for variant in variants:
             assert len(variant) < 1 << 20
-            outcome, seconds, peak = bounded(lambda: gn.load(io.BytesIO(variant)))
+            outcome, seconds, peak = bounded(lambda variant=variant: gn.load(io.BytesIO(variant)))
             worst_seconds, worst_peak = max(worst_seconds, seconds), max(worst_peak, peak)
             if isinstance(outcome, Exception):
                 assert isinstance(outcome, gn.ModelFileError), repr(outcome)

@@ -300,7 +300,7 @@ def _one_line_in_process(capsys, args, match, status=1):
 
 
 def test_out_is_checked_before_any_work(digits_like, tmp_path, capsys, monkeypatch):
-    spec, data, x, y = digits_like
+    spec, data, _, _ = digits_like
     model = tmp_path / "m.gnet"
     assert cli.main(["train", str(spec), "--data", str(data), "--epochs", "1", "--out", str(model), "--quiet"]) == 0
     capsys.readouterr()
@@ -334,7 +334,7 @@ def test_out_is_checked_before_any_work(digits_like, tmp_path, capsys, monkeypat
 
 
 def test_data_files_that_are_not_npz_archives_say_what_they_are(digits_like, tmp_path, capsys):
-    spec, data, x, y = digits_like
+    spec, data, x, _ = digits_like
     model = tmp_path / "m.gnet"
     assert cli.main(["train", str(spec), "--data", str(data), "--epochs", "1", "--out", str(model), "--quiet"]) == 0
     capsys.readouterr()
@@ -356,7 +356,7 @@ def test_data_files_that_are_not_npz_archives_say_what_they_are(digits_like, tmp
 @pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
 def test_a_data_header_claiming_a_huge_array_is_a_clean_error(digits_like, tmp_path, capsys, method):
     # The old reader trusted numpy's header: "unexpected MemoryError ... please report it".
-    spec, data, x, y = digits_like
+    spec = digits_like[0]
     huge = tmp_path / "huge.npz"
     with zipfile.ZipFile(huge, "w", method) as archive:
         archive.writestr("a.npy", npy_claiming((10**12,)))
@@ -374,7 +374,7 @@ def test_a_data_header_claiming_a_huge_array_is_a_clean_error(digits_like, tmp_p
 
 
 def test_shape_errors_name_the_data_file_and_its_array(digits_like, tmp_path, capsys):
-    spec, data, x, y = digits_like
+    spec, _, x, y = digits_like
     narrow = tmp_path / "narrow.npz"
     np.savez(narrow, **{**x, "a": x["a"][:, :4]}, **y)
     short = tmp_path / "short.npz"

@@ -4,6 +4,7 @@ terminal, one line per epoch anywhere else."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import re
@@ -35,7 +36,7 @@ def test_wrap_logs_keeps_every_figure_whole_within_the_width(width):
     assert all(len(line) <= width and line.startswith("  ") for line in lines)
     figures = [f.strip() for line in lines for f in line.split(" - ")]
     assert figures == [f"{k}: {v:.4f}" for k, v in _LOGS.items()]
-    for line, following in zip(lines, lines[1:]):  # full lines: the next figure did not fit
+    for line, following in itertools.pairwise(lines):  # full lines: the next figure did not fit
         assert len(line) + 3 + len(following.split(" - ")[0].strip()) > width
     assert len(lines) == 1 if width == 300 else len(lines) > 1
 

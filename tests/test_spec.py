@@ -175,7 +175,7 @@ def test_yaml_aliases_are_refused_with_their_line(tmp_path):
     path = tmp_path / "laughs.yaml"
     path.write_text(_LAUGHS)
     assert len(_LAUGHS) < 500
-    outcome, seconds, peak = bounded(lambda: gn.Graph.from_spec(path))
+    outcome, seconds, peak = bounded(lambda path=path: gn.Graph.from_spec(path))
     assert isinstance(outcome, gn.ModelFileError)
     assert str(outcome) == (
         f"{path}: line 1: YAML anchors and aliases (&a) are not allowed in a spec; write the value out"
@@ -190,8 +190,8 @@ def test_yaml_aliases_are_refused_with_their_line(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("nodes:\n  - {kind: input, name: x, size: 2}\n  - kind: output\n    name: y\n    size: 2\n"
-         "    size: 3000\nsynapses: [[x, y]]\n", r"line 6: key 'size' appears twice in one mapping"),
+        (("nodes:\n  - {kind: input, name: x, size: 2}\n  - kind: output\n    name: y\n    size: 2\n"
+          "    size: 3000\nsynapses: [[x, y]]\n"), r"line 6: key 'size' appears twice in one mapping"),
         ("nodes: []\nnodes: []\n", r"line 2: key 'nodes' appears twice"),
         ("nodes:\n  - {<<: {kind: input}, name: x, size: 2}\n", r"line 2: YAML merge keys \(<<\) are not allowed"),
         ("nodes:\n  - {[1, 2]: 3}\n", r"line 2: a mapping key must be a plain value, found a list"),
@@ -305,7 +305,7 @@ def test_fuzzed_specs_in_bounded_time_and_memory(tmp_path):
         for i, (suffix, raw) in enumerate(_spec_variants(yaml_text, json_text, rng, 800)):
             path = tmp_path / f"v{i % 4}{suffix}"
             path.write_bytes(raw)
-            outcome, seconds, peak = bounded(lambda: gn.Graph.from_spec(path))
+            outcome, seconds, peak = bounded(lambda path=path: gn.Graph.from_spec(path))
             worst_seconds, worst_peak = max(worst_seconds, seconds), max(worst_peak, peak)
             if isinstance(outcome, Exception):
                 assert isinstance(outcome, gn.ModelFileError), repr(outcome)
