@@ -18,7 +18,7 @@ _REPR = reprlib.Repr()
 _REPR.maxlevel = 3
 _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxdeque = 6
 _REPR.maxdict = 6
-_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxstring = _REPR.maxother = 160  # then cut to the caller's limit
 _REPR.maxlong = 40
 
 
