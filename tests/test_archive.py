@@ -545,3 +545,20 @@ def test_fuzzed_files_in_bounded_time_and_memory(tmp_path):
     print(f"{len(variants)} variants: {outcomes}; worst {worst_seconds:.3f} s, {worst_peak / MB:.1f} MB")
     assert outcomes["refused"] > 1100 and outcomes["loaded"] > 0
     assert worst_peak < 100 * MB and worst_seconds < 1.0, (worst_seconds, worst_peak)
+
+
+def test_read_arrays_reads_what_numpy_wrote(tmp_path, rng):
+    arrays = {"a": np.asfortranarray(rng.normal(size=(7, 5))), "b": rng.normal(size=(7, 3)).astype(">f4"),
+              "flag": rng.integers(0, 2, 7).astype(bool), "empty": np.zeros((0, 3)), "one": np.array(3.5),
+              "labels": rng.integers(0, 10, 7)}
+    for save in (np.savez, np.savez_compressed):
+        path = tmp_path / f"{save.__name__}.npz"
+        save(path, **arrays)
+        names, read = archive.read_arrays(path)
+        assert names == list(arrays)
+        for name, value in arrays.items():
+            assert read[name].dtype == value.dtype and np.array_equal(read[name], value)
+        assert list(archive.read_arrays(path, wanted={"b"})[1]) == ["b"]
+    np.savez(tmp_path / "text.npz", words=np.array(["a", "b"]))
+    with pytest.raises(gn.ModelFileError, match=r"array 'words': expected numbers \(bool, int or float\), found dtype <U1"):
+        archive.read_arrays(tmp_path / "text.npz")
