@@ -66,8 +66,11 @@ def _array(value, role: str, name: str) -> np.ndarray:
         array = np.asarray(value)
     except (TypeError, ValueError) as exc:
         raise ShapeError(f"{role} {name!r}: could not make an array ({exc})") from None
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise ShapeError(f"{role} {name!r}: expected numbers, got an array of dtype {array.dtype}")
+    if array.dtype.kind not in "biuf":  # not complex (the imaginary part would be lost), times, text
+        raise ShapeError(
+            f"{role} {name!r}: expected numbers, got an array of dtype {array.dtype} "
+            "(only real numbers: bool, integer or float)"
+        )
     return array
 
 

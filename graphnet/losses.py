@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .checks import check_number
 from .errors import GraphError, ShapeError
 
 __all__ = [
@@ -128,10 +129,7 @@ class Huber(Loss):
     name = "huber"
 
     def __init__(self, delta: float = 1.0):
-        delta = float(delta)
-        if not delta > 0:
-            raise GraphError(f"huber: delta must be > 0, got {delta!r}")
-        self.delta = delta
+        self.delta = check_number(delta, "huber: delta", 0.0, low_open=True, expected="> 0 and finite")
 
     def value(self, y, a, z=None):
         r = np.abs(a - y)

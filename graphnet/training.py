@@ -21,7 +21,7 @@ import numpy as np
 
 from . import metrics as metrics_module
 from .callbacks import Callback, History
-from .checks import check_int
+from .checks import check_int, check_number
 from .data import Batches, as_inputs, as_targets, common_rows, holdout
 from .errors import GraphError, ShapeError, TrainingError
 from .inference import DEFAULT_CHUNK, Tally, evaluate_arrays
@@ -175,15 +175,18 @@ class Trainer:
         tally: Tally,
         where: tuple[int, int, int],
         on_batch_end: Callable[[int, dict[str, float]], None] | None = None,
+        on_batch_begin: Callable[[int], None] | None = None,
     ) -> None:
         """One pass over ``batches``, each counted into ``tally``.
 
         ``where`` is ``(epoch, epochs, batches)`` for error messages;
-        ``on_batch_end(batch, logs)`` is called after each update with the
-        batch's ``loss``.
+        ``on_batch_begin(batch)`` is called before each update and
+        ``on_batch_end(batch, logs)`` after it, with the batch's ``loss``.
         """
         epoch, epochs, count = where
         for batch, (inputs, targets, rows) in enumerate(batches):
+            if on_batch_begin is not None:
+                on_batch_begin(batch)
             loss = self.step(inputs, targets, rows, (epoch, epochs, batch, count), tally)
             if on_batch_end is not None:
                 on_batch_end(batch, {"loss": loss})
@@ -240,6 +243,13 @@ class Trainer:
             for cb in callbacks:
                 cb.on_batch_end(batch, logs)
 
+        begins = [cb for cb in callbacks if type(cb).on_batch_begin is not Callback.on_batch_begin
+                  or "on_batch_begin" in vars(cb)]
+
+        def on_batch_begin(batch: int) -> None:
+            for cb in begins:
+                cb.on_batch_begin(batch)
+
         graph.stop_training = False
         for cb in callbacks:
             cb.on_train_begin()
@@ -249,7 +259,8 @@ class Trainer:
                     cb.on_epoch_begin(epoch)
                 progress.epoch_begin(epoch)
                 tally = Tally(graph, chosen)
-                self.run_epoch(epoch_batches(epoch), tally, (epoch, epochs, batches), on_batch_end)
+                self.run_epoch(epoch_batches(epoch), tally, (epoch, epochs, batches), on_batch_end,
+                               on_batch_begin if begins else None)
                 logs = tally.logs()
                 if validate is not None:
                     logs.update(validate())
@@ -396,10 +407,18 @@ def fit(
     """
     epochs = check_int(epochs, "fit: epochs")
     batch_size = check_int(batch_size, "fit: batch_size")
-    if verbose not in (0, 1, 2):
+    if verbose not in (0, 1, 2) or isinstance(verbose, float):
         raise GraphError(f"fit: verbose must be 0, 1 or 2, got {verbose!r}")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise GraphError(f"fit: shuffle must be True or False, got {shuffle!r}")
+    validation_split = check_number(validation_split, "fit: validation_split", 0.0, 1.0,
+                                    high_open=True, expected="in [0, 1)")
     if validation_data is not None and validation_split:
         raise GraphError("fit: pass validation_data or validation_split, not both")
+    if callbacks is None:
+        callbacks = ()
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
+        raise GraphError(f"fit: callbacks must be a list of Callback instances, got {callbacks!r}")
     callbacks = list(callbacks)
     for cb in callbacks:
         if not isinstance(cb, Callback):
@@ -421,6 +440,9 @@ def fit(
 
     trainer = Trainer(graph, optimizer)
     batches = Batches(inputs, targets, batch_size)
+    keys = metrics_module.log_keys(graph, chosen)
+    if validation is not None:
+        keys += [f"val_{k}" for k in keys]
 
     def epoch_batches(epoch: int):
         return batches.epoch(graph.rng.permutation(rows) if shuffle else None)
@@ -437,5 +459,5 @@ def fit(
         validate=validate if validation is not None else None,
         callbacks=callbacks,
         progress=Progress(verbose, epochs, len(batches)),
-        params={"batch_size": batch_size, "rows": rows},
+        params={"batch_size": batch_size, "rows": rows, "metrics": keys},
     )
