@@ -27,6 +27,7 @@ __all__ = [
     "common_rows",
     "check_finite",
     "holdout",
+    "holdout_rows",
     "Batches",
 ]
 
@@ -159,14 +160,7 @@ def holdout(rng: np.random.Generator, inputs, targets, rows: int, fraction: floa
     A seeded random split, not Keras's "last rows": sorted data would give a
     validation set unlike the training set.
     """
-    if not 0.0 <= fraction < 1.0:
-        raise GraphError(f"fit: validation_split must be in [0, 1), got {fraction!r}")
-    held = int(rows * fraction)
-    if held == 0 or held == rows:
-        raise GraphError(
-            f"fit: validation_split={fraction} of {rows} rows leaves "
-            f"{held} validation and {rows - held} training rows; both need at least one"
-        )
+    held = holdout_rows(rows, fraction)
     order = rng.permutation(rows)
     val_rows, train_rows = np.sort(order[:held]), np.sort(order[held:])
 
@@ -177,6 +171,20 @@ def holdout(rng: np.random.Generator, inputs, targets, rows: int, fraction: floa
         take(inputs, val_rows),
         take(targets, val_rows),
     )
+
+
+def holdout_rows(rows: int, fraction: float) -> int:
+    """How many of ``rows`` a validation ``fraction`` holds out; refused
+    unless both parts keep at least one row."""
+    if not 0.0 <= fraction < 1.0:
+        raise GraphError(f"fit: validation_split must be in [0, 1), got {fraction!r}")
+    held = int(rows * fraction)
+    if held == 0 or held == rows:
+        raise GraphError(
+            f"fit: validation_split={fraction} of {rows} rows leaves "
+            f"{held} validation and {rows - held} training rows; both need at least one"
+        )
+    return held
 
 
 class Batches:

@@ -155,7 +155,8 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
         if isinstance(data["loss"], Mapping):
             _parameters(data["loss"], "spec.loss")
     nodes = data.get("nodes")
-    _expect(isinstance(nodes, list) and nodes, "spec.nodes", "a non-empty list", nodes)
+    # An empty list is an empty graph (Graph() saves as one, so it must load).
+    _expect(isinstance(nodes, list), "spec.nodes", "a list", nodes)
     synapses = [_synapse(s, i) for i, s in enumerate(_list(data.get("synapses", []), "spec.synapses"))]
 
     configs = [_node(n, i) for i, n in enumerate(nodes)]

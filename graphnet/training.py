@@ -22,7 +22,7 @@ import numpy as np
 from . import metrics as metrics_module
 from .callbacks import Callback, History
 from .checks import check_int, check_number
-from .data import Batches, as_inputs, as_targets, common_rows, holdout
+from .data import Batches, as_inputs, as_targets, common_rows, holdout, holdout_rows
 from .errors import GraphError, ShapeError, TrainingError
 from .inference import DEFAULT_CHUNK, Tally, evaluate_arrays
 from .parameters import ParameterStore
@@ -428,21 +428,25 @@ def fit(
     if rows == 0:
         raise ShapeError("fit: the data has no rows")
     validation = None
-    if validation_split:
-        (inputs, targets), validation = holdout(graph.rng, inputs, targets, rows, validation_split)
-        rows = common_rows(inputs, targets)
-    elif validation_data is not None:
+    if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise GraphError("fit: validation_data must be a tuple (x_val, y_val)")
         validation = _batch_data(graph, *validation_data)[:2]
         if common_rows(*validation) == 0:
             raise ShapeError("fit: validation_data has no rows")
-
-    trainer = Trainer(graph, optimizer)
-    batches = Batches(inputs, targets, batch_size)
+    if validation_split:
+        holdout_rows(rows, validation_split)
     keys = metrics_module.log_keys(graph, chosen)
-    if validation is not None:
+    if validation_split or validation is not None:
         keys += [f"val_{k}" for k in keys]
+    params = {"batch_size": batch_size, "rows": rows, "metrics": keys}
+    for cb in callbacks:  # their own checks (monitored names, ...) before anything changes
+        cb.set_params({"epochs": epochs, **params})
+    trainer = Trainer(graph, optimizer)
+    if validation_split:
+        (inputs, targets), validation = holdout(graph.rng, inputs, targets, rows, validation_split)
+        rows = params["rows"] = common_rows(inputs, targets)
+    batches = Batches(inputs, targets, batch_size)
 
     def epoch_batches(epoch: int):
         return batches.epoch(graph.rng.permutation(rows) if shuffle else None)
@@ -459,5 +463,5 @@ def fit(
         validate=validate if validation is not None else None,
         callbacks=callbacks,
         progress=Progress(verbose, epochs, len(batches)),
-        params={"batch_size": batch_size, "rows": rows, "metrics": keys},
+        params=params,
     )
