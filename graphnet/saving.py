@@ -356,11 +356,11 @@ def _optimizer(graph: Graph, archive, infos, config: Any, label: str):
     _require(isinstance(settings, Mapping) and isinstance(settings.get("name"), str),
              f"{where}.config", "an object with a 'name'", settings)
     for key, value in settings.items():
-        plain = value is None or isinstance(value, (bool, str)) or (
-            isinstance(value, (int, float)) and math.isfinite(value)
-        )
-        _require(plain and (key == "name" or not isinstance(value, str)), f"{where}.config.{key}",
-                 "a number, true/false or null", value)
+        if key == "lr" and isinstance(value, Mapping):  # a learning-rate schedule's config
+            _require(all(_plain(v, inner) for inner, v in value.items()), f"{where}.config.lr",
+                     "a schedule config of names, numbers and lists of numbers", value)
+            continue
+        _require(_plain(value, key), f"{where}.config.{key}", "a number, true/false or null", value)
     try:
         optimizer = optimizers_module.get(dict(settings))  # looked up in the registry
     except GraphError as exc:
@@ -397,6 +397,18 @@ def _optimizer(graph: Graph, archive, infos, config: Any, label: str):
     elif OPTIMIZER_MEMBER in infos:
         raise ModelFileError(f"{label}: {OPTIMIZER_MEMBER} is present but {optimizer.name!r} keeps no state")
     return optimizer, {"iterations": iterations, "layout": layout, "slots": slots}
+
+
+def _plain(value: Any, key: str) -> bool:
+    """A JSON value graphnet's own configs hold: null, true/false, a finite
+    number, a string only as a ``name``, or a short list of finite numbers."""
+    if key == "name":
+        return isinstance(value, str)
+    if isinstance(value, list):
+        return len(value) <= 1000 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    return value is None or isinstance(value, bool) or (
+        isinstance(value, (int, float)) and math.isfinite(value))
 
 
 def _require(ok: bool, where: str, expected: str, found: Any) -> None:

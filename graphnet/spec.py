@@ -68,10 +68,10 @@ _TOP_FIELDS = {
 }
 _NODE_FIELDS = {
     "input": {"kind", "name", "size"},
-    "hidden": {"kind", "name", "size", "activation", "dropout", "trainable"},
-    "output": {"kind", "name", "size", "activation", "loss", "loss_weight", "trainable"},
+    "hidden": {"kind", "name", "size", "activation", "dropout", "trainable", "bias_regularizer"},
+    "output": {"kind", "name", "size", "activation", "loss", "loss_weight", "trainable", "bias_regularizer"},
 }
-_SYNAPSE_FIELDS = {"src", "dst", "init", "trainable"}
+_SYNAPSE_FIELDS = {"src", "dst", "init", "trainable", "regularizer"}
 # No node can have more features than this; it keeps the parameter count (and
 # the numbers in messages) within reach before anything is allocated.
 _MAX_SIZE = 1 << 40
@@ -166,7 +166,8 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = DEFAULT_MAX_SPEC
         if isinstance(data["loss"], Mapping):
             _parameters(data["loss"], "spec.loss")
     nodes = data.get("nodes")
-    _expect(isinstance(nodes, list) and nodes, "spec.nodes", "a non-empty list", nodes)
+    # An empty list is an empty graph (Graph() saves as one, so it must load).
+    _expect(isinstance(nodes, list), "spec.nodes", "a list", nodes)
     synapses = [_synapse(s, i) for i, s in enumerate(_list(data.get("synapses", []), "spec.synapses"))]
 
     configs = [_node(n, i) for i, n in enumerate(nodes)]
@@ -211,7 +212,8 @@ def _build(data, configs, synapses, name, seed, dtype, sequential):
     with graph._promise_acyclic():
         for i, s in enumerate(synapses):
             try:
-                synapse = graph.connect(s["src"], s["dst"], init=_drawable(s["init"]), trainable=s["trainable"])
+                synapse = graph.connect(s["src"], s["dst"], init=_drawable(s["init"]), trainable=s["trainable"],
+                                        regularizer=s["regularizer"])
             except GraphError as exc:
                 raise type(exc)(f"spec.synapses[{i}]: {clip(str(exc), 500)}") from None
             if s["init"] == "array":
@@ -259,6 +261,8 @@ def _sequential(data, configs, synapses, name, seed, dtype):
                 name=config["name"],
                 init=_drawable(s["init"]),
                 trainable=config.get("trainable", True),
+                kernel_regularizer=s["regularizer"],
+                bias_regularizer=config.get("bias_regularizer"),
             )
         )
     try:
@@ -266,6 +270,9 @@ def _sequential(data, configs, synapses, name, seed, dtype):
                            loss_weight=last.get("loss_weight", 1.0))
     except GraphError as exc:
         raise GraphError(f"spec: {clip(str(exc), 500)}") from None
+    problems = model._pairing_problems()  # a Sequential defers it; a file must not
+    if problems:
+        raise GraphError(f"spec: {clip('; '.join(problems), 500)}")
     model.loss = model_loss
     # A Dense freezes its weight and bias together; a saved graph may have frozen
     # only one of them (an imported layer without bias keeps a frozen zero bias).
@@ -297,7 +304,7 @@ def _node(config, i: int) -> dict[str, Any]:
             value = config[number]
             _expect(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
                     f"{where}.{number}", "a finite number", value)
-    for named in ("activation", "loss"):
+    for named in ("activation", "loss", "bias_regularizer"):
         if named in config:
             value = config[named]
             _expect(isinstance(value, (str, Mapping)), f"{where}.{named}", "a name or a mapping", value)
@@ -340,7 +347,13 @@ def _synapse(entry, i: int) -> dict[str, Any]:
     _expect(init is None or isinstance(init, str), f"{where}.init", "an initializer name", init)
     trainable = entry.get("trainable", True)
     _expect(isinstance(trainable, bool), f"{where}.trainable", "true or false", trainable)
-    return {"src": entry["src"], "dst": entry["dst"], "init": init, "trainable": trainable}
+    regularizer = entry.get("regularizer")
+    if regularizer is not None:
+        _expect(isinstance(regularizer, (str, Mapping)), f"{where}.regularizer", "a name or a mapping", regularizer)
+        if isinstance(regularizer, Mapping):
+            _parameters(regularizer, f"{where}.regularizer")
+    return {"src": entry["src"], "dst": entry["dst"], "init": init, "trainable": trainable,
+            "regularizer": regularizer}
 
 
 def _list(value, where: str) -> list:

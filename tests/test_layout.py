@@ -23,7 +23,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "graphnet"
 
 LAYERS = [
     {"_version", "_text", "_locks", "errors", "checks", "files", "kernels"},
-    {"activations", "losses", "initializers", "parameters", "schedules", "optimizers"},
+    {"activations", "losses", "initializers", "parameters", "schedules", "optimizers", "regularizers"},
     {"nodes", "synapse", "metrics"},
     {"structure", "graph"},
     {"sequential"},
