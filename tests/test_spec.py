@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sys
+import time
 import tracemalloc
 
 import numpy as np
@@ -220,10 +221,11 @@ def test_repeated_node_names_are_found_in_linear_time():
     # 40,000 nodes, two of them named alike: the old check took 198 s.
     nodes = [{"kind": "input", "name": f"n{i}", "size": 1} for i in range(40_000)]
     nodes.append({"kind": "input", "name": "n7", "size": 1})
-    outcome, seconds, _ = bounded(lambda: gn.Graph.from_dict({"nodes": nodes}))
-    assert isinstance(outcome, gn.GraphError)
-    assert str(outcome) == "spec.nodes: names must be unique, repeated: ['n7']"
-    assert seconds < 5
+    start = time.perf_counter()
+    with pytest.raises(gn.GraphError) as info:
+        gn.Graph.from_dict({"nodes": nodes})
+    assert time.perf_counter() - start < 5
+    assert str(info.value) == "spec.nodes: names must be unique, repeated: ['n7']"
 
 
 def test_from_dict_has_the_files_parameter_limit():
