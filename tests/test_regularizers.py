@@ -99,7 +99,7 @@ def test_bad_regularizers_change_nothing():
     g = _graph()
     before = g.to_dict()
     for bad, message in [("l3", "unknown regularizer"), ({"name": "l2", "l2": -1}, "l2 must be a finite number >= 0"),
-                         ({"name": "l1", "l1": "x"}, "l1 must be a finite number >= 0"), (5, "must be None, a name")]:
+                         ({"name": "l1", "l1": "x"}, "l1 must be a finite number >= 0"), (5, "must be a name, a config dict or a Regularizer")]:
         with pytest.raises(GraphError, match=message):
             g.connect("x", "y", regularizer=bad)
         with pytest.raises(GraphError, match=message):
