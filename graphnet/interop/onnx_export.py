@@ -24,27 +24,16 @@ from ..files import atomic_write
 from ..nodes import Input
 from ._builder import require
 
-__all__ = ["to_onnx", "MIN_OPSET", "GELU_STEPS", "is_step"]
+__all__ = ["to_onnx", "MIN_OPSET"]
 
 logger = logging.getLogger(__name__)
 
 #: Softmax over the last axis has its current meaning from opset 13.
 MIN_OPSET = 13
 _GELU_OPSET = 20
+_MISH_OPSET = 18
 _SQRT2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-
-# The GELU expansions for opsets without Gelu, as (op, inputs) steps: "z" is
-# the pre-activation, an int the output of an earlier step, a float a constant.
-GELU_STEPS = {
-    False: (("Div", ("z", _SQRT2)), ("Erf", (0,)), ("Add", (1, 1.0)), ("Mul", ("z", 2)), ("Mul", (3, 0.5))),
-    True: (
-        ("Mul", ("z", "z")), ("Mul", (0, "z")), ("Mul", (1, 0.044715)), ("Add", ("z", 2)),
-        ("Mul", (3, _SQRT_2_OVER_PI)), ("Tanh", (4,)), ("Add", (5, 1.0)), ("Mul", ("z", 6)),
-        ("Mul", (7, 0.5)),
-    ),
-}
-
 
 def to_onnx(graph, path: str | os.PathLike, opset: int = 17):
     """Write ``graph`` as an ONNX model checked by ``onnx.checker``.
@@ -151,32 +140,58 @@ class _Writer:
 def _write_activation(writer: _Writer, activation, z: str, out: str, opset: int) -> None:
     name = activation.name
     if name == "gelu":
-        if opset >= _GELU_OPSET:
-            writer.op("Gelu", [z], out, approximate="tanh" if activation.approximate else "none")
-            return
-        steps = GELU_STEPS[activation.approximate]
-        produced: list[str] = []
-        for i, (op_type, args) in enumerate(steps):
-            inputs = []
-            for arg in args:
-                if arg == "z":
-                    inputs.append(z)
-                elif is_step(arg):
-                    inputs.append(produced[arg])
-                else:
-                    inputs.append(writer.constant(f"{out}/c", np.asarray(arg)))
-            target = out if i == len(steps) - 1 else writer.fresh(f"{out}/gelu")
-            produced.append(writer.op(op_type, inputs, target))
+        _write_gelu(writer, activation.approximate, z, out, opset)
+    elif name == "silu":
+        writer.op("Mul", [z, writer.op("Sigmoid", [z], writer.fresh(f"{out}/sigmoid"))], out)
+    elif name == "mish" and opset < _MISH_OPSET:
+        softplus = writer.op("Softplus", [z], writer.fresh(f"{out}/softplus"))
+        writer.op("Mul", [z, writer.op("Tanh", [softplus], writer.fresh(f"{out}/tanh"))], out)
+    else:
+        attributes = _ATTRIBUTES.get(name, lambda a: {})(activation)
+        writer.op(_ONNX_OPS[name], [z], out, **attributes)
+
+
+def _write_gelu(writer: _Writer, approximate: bool, z: str, out: str, opset: int) -> None:
+    """The Gelu operator (float32, opset 20 up) or its expansion. onnxruntime's
+    CPU build has no double Erf or Gelu kernel, so a float64 graph's exact GELU
+    takes erf in float32 (a Cast either side): within 1e-7 of graphnet's."""
+    double = writer.dtype == np.float64
+    if opset >= _GELU_OPSET and not double:
+        writer.op("Gelu", [z], out, approximate="tanh" if approximate else "none")
         return
-    attributes = {
-        "leaky_relu": lambda a: {"alpha": a.negative_slope},
-        "elu": lambda a: {"alpha": a.alpha},
-        "softmax": lambda a: {"axis": -1},
-    }.get(name, lambda a: {})(activation)
-    writer.op(_ONNX_OPS[name], [z], out, **attributes)
+
+    def const(value: float) -> str:
+        return writer.constant(f"{out}/c", np.asarray(value))
+
+    def step(op_type: str, inputs: list[str], target: str | None = None, **attributes) -> str:
+        return writer.op(op_type, inputs, target or writer.fresh(f"{out}/gelu"), **attributes)
+
+    if approximate:  # 0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))
+        cube = step("Mul", [step("Mul", [z, z]), z])
+        inner = step("Add", [z, step("Mul", [cube, const(0.044715)])])
+        gate = step("Tanh", [step("Mul", [inner, const(_SQRT_2_OVER_PI)])])
+    else:  # 0.5 z (1 + erf(z / sqrt 2))
+        scaled = step("Div", [z, const(_SQRT2)])
+        if double:
+            scaled = step("Cast", [scaled], to=1)  # onnx.TensorProto.FLOAT
+        gate = step("Erf", [scaled])
+        if double:
+            gate = step("Cast", [gate], to=11)  # onnx.TensorProto.DOUBLE
+    half = step("Mul", [z, step("Add", [gate, const(1.0)])])
+    step("Mul", [half, const(0.5)], out)
 
 
-#: graphnet activation names -> ONNX operators (gelu is handled apart).
+#: ONNX attributes of the native activation operators.
+_ATTRIBUTES = {
+    "leaky_relu": lambda a: {"alpha": a.negative_slope},
+    "elu": lambda a: {"alpha": a.alpha},
+    "selu": lambda a: {"alpha": a.ALPHA, "gamma": a.SCALE},
+    "hard_sigmoid": lambda a: {"alpha": a.alpha, "beta": a.beta},
+    "softmax": lambda a: {"axis": -1},
+}
+
+#: graphnet activation names -> ONNX operators (gelu, silu and mish before
+#: opset 18 are written as arithmetic).
 _ONNX_OPS = {
     "relu": "Relu",
     "leaky_relu": "LeakyRelu",
@@ -185,9 +200,8 @@ _ONNX_OPS = {
     "tanh": "Tanh",
     "softplus": "Softplus",
     "softmax": "Softmax",
+    "selu": "Selu",
+    "hard_sigmoid": "HardSigmoid",
+    "softsign": "Softsign",
+    "mish": "Mish",
 }
-
-
-def is_step(arg) -> bool:
-    """A reference to an earlier step (an int; the constants are floats)."""
-    return isinstance(arg, int) and not isinstance(arg, bool)
