@@ -1,7 +1,7 @@
-"""Importing models from Keras, PyTorch and ONNX, and exporting to ONNX.
+"""Importing models from Keras, PyTorch, ONNX and scikit-learn, and exporting to ONNX.
 
 Each converter lives in its own module and imports its library only when
-called, so ``import graphnet`` never pulls in torch, h5py or onnx. These
+called, so ``import graphnet`` never pulls in torch, keras, h5py, onnx or scikit-learn. These
 modules are the only place where weights are transposed (PyTorch and ONNX
 ``Gemm`` keep them ``(out, in)``; graphnet keeps ``(in, out)``). The
 libraries come with the ``interop`` extra: ``pip install 'graphnet[interop]'``.
@@ -9,7 +9,7 @@ libraries come with the ``interop`` extra: ``pip install 'graphnet[interop]'``.
 
 from __future__ import annotations
 
-__all__ = ["from_keras", "from_torch", "from_onnx", "to_onnx"]
+__all__ = ["from_keras", "from_torch", "from_onnx", "from_sklearn", "to_onnx"]
 
 
 def from_keras(obj, **kwargs):
@@ -31,6 +31,13 @@ def from_onnx(path, **kwargs):
     from .onnx_import import from_onnx
 
     return from_onnx(path, **kwargs)
+
+
+def from_sklearn(estimator, **kwargs):
+    """See :func:`graphnet.interop.sklearn.from_sklearn`."""
+    from .sklearn import from_sklearn
+
+    return from_sklearn(estimator, **kwargs)
 
 
 def to_onnx(graph, path, opset: int = 17):
