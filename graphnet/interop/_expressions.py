@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Var", "Const", "Op", "build", "match", "instance_nodes", "NATIVE", "ELEMENTWISE", "snap"]
+__all__ = ["Var", "Const", "Op", "build", "match", "instance_nodes", "NATIVE", "ELEMENTWISE", "FORMULAS", "snap"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,7 +59,8 @@ class Op:
 
 #: Elementwise operators kept as trees (the activations and their arithmetic).
 ELEMENTWISE = {
-    "Add", "Sub", "Mul", "Div", "Neg", "Pow", "Reciprocal", "Erf", "Exp", "Abs", "Where", "Greater",
+    "Add", "Sub", "Mul", "Div", "Neg", "Pow", "Reciprocal", "Erf", "Exp", "Log", "Abs", "Max", "Min",
+    "Where", "Greater",
     "Less", "Relu", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", "Softplus", "Softmax", "Gelu",
     "HardSigmoid", "Softsign", "Mish",
 }
@@ -131,40 +132,68 @@ def _associative(op: str, args: list, tensor, nodes, single_use):
 
 
 _FOLD = {
+    "Max": np.maximum, "Min": np.minimum, "Log": np.log,
     "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Neg": np.negative,
     "Pow": np.power, "Reciprocal": np.reciprocal, "Exp": np.exp, "Abs": np.abs,
 }
 
 # ------------------------------------------------------------------ matching
-_Z = object()  # the template's variable: the activation's input
-
-
-@dataclass(frozen=True)
-class _AtLeast:
-    bound: float
-
-
-def _t(op: str, *args, **attrs) -> tuple:
-    return (op, args, attrs)
-
-
-_SQRT_HALF = 1.0 / math.sqrt(2.0)
+_SQRT2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_SELU = (1.6732632423543772848170429916717, 1.0507009873554804934193349852946)
 
-#: Expansions of activations, canonical, with the configs they stand for.
-EXPANSIONS: list[tuple[tuple, Any]] = [
-    (_t("Mul", 0.5, _Z, _t("Add", 1.0, _t("Erf", _t("Mul", _Z, _SQRT_HALF)))),
-     {"name": "gelu", "approximate": False}),
-    (_t("Mul", 0.5, _Z, _t("Add", 1.0, _t("Tanh", _t("Mul", _SQRT_2_OVER_PI,
-                                                     _t("Add", _Z, _t("Mul", 0.044715, _Z, _Z, _Z)))))),
-     {"name": "gelu", "approximate": True}),
-    (_t("Mul", _Z, _t("Sigmoid", _Z)), "silu"),
-    (_t("Mul", _Z, _t("Tanh", _t("Softplus", _Z))), "mish"),
-    (_t("Mul", _Z, _t("Reciprocal", _t("Add", 1.0, _t("Abs", _Z)))), "softsign"),
+# Activations as arithmetic, in ONNX operators: ``"z"`` is the input, a
+# string in capitals a parameter (a scalar constant), a float a constant.
+# The exporter writes these forms (``FORMULAS``) where onnxruntime lacks a
+# kernel, and the importer recognises them and the exporters' forms below.
+_SOFTPLUS = ("Add", ("Relu", "z"), ("Log", ("Add", ("Exp", ("Neg", ("Abs", "z"))), 1.0)))
+_NEGATIVE = ("Sub", ("Exp", ("Min", "z", 0.0)), 1.0)  # e^z - 1 for z <= 0, without overflow
+FORMULAS: dict[str, tuple] = {
+    "leaky_relu": ("Max", "z", ("Mul", "z", "NEGATIVE_SLOPE")),
+    "elu": ("Where", ("Greater", "z", 0.0), "z", ("Mul", _NEGATIVE, "ALPHA")),
+    "selu": ("Where", ("Greater", "z", 0.0), ("Mul", "z", _SELU[1]), ("Mul", _NEGATIVE, _SELU[0] * _SELU[1])),
+    "softplus": _SOFTPLUS,
+    "mish": ("Mul", "z", ("Tanh", _SOFTPLUS)),
+    "hard_sigmoid": ("Max", ("Min", ("Add", ("Mul", "z", "ALPHA"), "BETA"), 1.0), 0.0),
+    "softsign": ("Div", "z", ("Add", ("Abs", "z"), 1.0)),
+    "silu": ("Mul", "z", ("Sigmoid", "z")),
+}
+_GELU = ("Mul", ("Mul", "z", ("Add", ("Erf", ("Div", "z", _SQRT2)), 1.0)), 0.5)
+_GELU_TANH = ("Mul", ("Mul", "z", ("Add", ("Tanh", ("Mul", ("Add", "z", ("Mul", ("Mul", ("Mul", "z", "z"), "z"), 0.044715)),
+                                                        _SQRT_2_OVER_PI)), 1.0)), 0.5)
+_RECOGNISED: list[tuple[tuple, Any]] = [
+    (_GELU, {"name": "gelu", "approximate": False}),
+    (_GELU_TANH, {"name": "gelu", "approximate": True}),
+    (("Mul", "z", ("Tanh", ("Softplus", "z"))), "mish"),
+    (("Div", "z", ("Add", ("Abs", "z"), 1.0)), "softsign"),
     # torch's dynamo Softplus: z itself above a threshold t, where softplus(z) - z
     # = log1p(exp(-z)) < exp(-t) (2e-9 at t = 20): the same function in float32.
-    (_t("Where", _t("Greater", _Z, _AtLeast(15.0)), _Z, _t("Softplus", _Z)), "softplus"),
+    (("Where", ("Greater", "z", "THRESHOLD"), "z", ("Softplus", "z")), "softplus"),
+    *((formula, name) for name, formula in FORMULAS.items()),
 ]
+_CHECKS = {"THRESHOLD": lambda v: v >= 15.0}
+_COMMUTATIVE = ("Add", "Mul", "Max", "Min")
+_MARK = "\0"  # tensor names of a template's variables
+
+
+def _template(formula) -> Any:
+    """A formula as a canonical tree: the input and parameters become marked Vars."""
+    if isinstance(formula, str):
+        return Var(f"{_MARK}{formula}")
+    if isinstance(formula, float):
+        return Const(np.asarray(formula))
+    op, *args = formula
+    return build(op, [_template(a) for a in args], {}, None, None, lambda t: True)
+
+
+def _config(name_or_config, binding: dict) -> Any:
+    """The activation config, parameters filled in from the matched constants."""
+    if isinstance(name_or_config, dict) or not binding.keys() - {"z", "THRESHOLD"}:
+        return name_or_config
+    params = {k.lower(): snap(v) if float(np.float32(v)) == v else v
+              for k, v in binding.items() if k not in ("z", "THRESHOLD")}
+    return {"name": name_or_config, **params}
+
 
 _SELU = (1.6732632423543772848170429916717, 1.0507009873554804934193349852946)
 
@@ -226,36 +255,50 @@ def match(e, opset: int) -> tuple[Any, Any] | None:
         return None
     if e.op in NATIVE:
         return NATIVE[e.op](dict(e.attrs), opset), e.args[0]
-    for template, config in EXPANSIONS:
+    for template, config in _TEMPLATES:
         for binding in _unify(template, e, {}):
-            return config, binding[_Z]
+            return _config(config, binding), binding["z"]
     return None
 
 
 def _unify(t, e, binding: dict) -> Iterator[dict]:
-    if t is _Z:
-        if isinstance(e, Const):
-            return
-        if _Z in binding:
-            if key(binding[_Z]) == key(e):
-                yield binding
-            return
-        yield {**binding, _Z: e}
-        return
-    if isinstance(t, (float, int, _AtLeast)):
-        if isinstance(e, Const) and e.value.size == 1:
+    if isinstance(t, Var):
+        name = t.tensor[len(_MARK):]
+        if name == "z":
+            if isinstance(e, Const):
+                return
+            if "z" in binding:
+                if key(binding["z"]) == key(e):
+                    yield binding
+                return
+            yield {**binding, "z": e}
+        elif isinstance(e, Const) and e.value.size == 1:  # a parameter
             value = float(e.value.ravel()[0])
-            if (value >= t.bound) if isinstance(t, _AtLeast) else math.isclose(value, t, rel_tol=1e-6):
+            if name in binding and not math.isclose(binding[name], value, rel_tol=1e-6):
+                return
+            if _CHECKS.get(name, lambda v: True)(value):
+                yield {**binding, name: value}
+        return
+    if isinstance(t, Const):
+        if isinstance(e, Const) and e.value.size == 1 and t.value.size == 1:
+            want, value = float(t.value.ravel()[0]), float(e.value.ravel()[0])
+            if math.isclose(value, want, rel_tol=1e-6, abs_tol=0.0):
                 yield binding
         return
-    op, args, attrs = t
-    if not isinstance(e, Op) or e.op != op or len(e.args) != len(args):
+    if t.op in ("Add", "Mul") and len(t.args) == 2:
+        # A parameter at its neutral value (alpha = 1, beta = 0) leaves no operator behind.
+        params = [a for a in t.args if isinstance(a, Var) and a.tensor != f"{_MARK}z"]
+        if len(params) == 1 and not (isinstance(e, Op) and e.op == t.op):
+            (other,) = [a for a in t.args if a is not params[0]]
+            neutral = {params[0].tensor[len(_MARK):]: 0.0 if t.op == "Add" else 1.0}
+            if all(binding.get(k, v) == v for k, v in neutral.items()):
+                yield from _unify(other, e, {**binding, **neutral})
+            return
+    if not isinstance(e, Op) or e.op != t.op or len(e.args) != len(t.args) or e.attrs != t.attrs:
         return
-    if any(e.attr(k) != v for k, v in attrs.items()):
-        return
-    orders = itertools.permutations(e.args) if op in ("Add", "Mul") else [e.args]
+    orders = itertools.permutations(e.args) if t.op in _COMMUTATIVE else [e.args]
     for order in orders:
-        yield from _unify_all(args, order, binding)
+        yield from _unify_all(t.args, order, binding)
 
 
 def _unify_all(templates, exprs, binding) -> Iterator[dict]:
@@ -264,6 +307,9 @@ def _unify_all(templates, exprs, binding) -> Iterator[dict]:
         return
     for found in _unify(templates[0], exprs[0], binding):
         yield from _unify_all(templates[1:], exprs[1:], found)
+
+
+_TEMPLATES = [(_template(formula), config) for formula, config in _RECOGNISED]
 
 
 def instance_nodes(e, inner) -> tuple[set[int], list[str]]:

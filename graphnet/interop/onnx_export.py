@@ -5,9 +5,18 @@ the nodes are, each of shape ``(batch, size)`` with a symbolic batch
 dimension. A dense node becomes ``Gemm`` (one source) or ``MatMul``s summed
 with ``Add`` (several sources), then its activation. Weights are stored as
 initializers named like ``Graph.get_weights()`` keys; every tensor a node
-computes is named after the node. GELU is a native operator from opset 20
-and is written out as ``Erf``/``Tanh`` arithmetic before that
-(:data:`GELU_STEPS`, which the importer recognises too).
+computes is named after the node.
+
+Every graphnet activation is exported, as its ONNX operator where one exists
+(``Selu``, ``HardSigmoid``, ``Softsign``, ``Mish`` from opset 18, ``Gelu``
+from opset 20) and otherwise as exact arithmetic that the importer
+recognises (SiLU as ``z * Sigmoid(z)``, GELU's ``Erf``/``Tanh`` forms, Mish
+before opset 18). Float64 graphs are written so that onnxruntime's CPU
+build runs them: it lacks double kernels for ``Elu``, ``LeakyRelu``,
+``Selu``, ``Softplus``, ``HardSigmoid``, ``Softsign``, ``Mish``, ``Gelu``
+and ``Erf``, so those activations become exact float64 arithmetic
+(:data:`graphnet.interop._expressions.FORMULAS`), and exact GELU takes erf
+in float32 (a ``Cast`` either side; within 1e-7 of graphnet's).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from ..errors import GraphError
 from ..files import atomic_write
 from ..nodes import Input
 from ._builder import require
+from ._expressions import FORMULAS
 
 __all__ = ["to_onnx", "MIN_OPSET"]
 
@@ -139,16 +149,31 @@ class _Writer:
 
 def _write_activation(writer: _Writer, activation, z: str, out: str, opset: int) -> None:
     name = activation.name
+    double = writer.dtype == np.float64
     if name == "gelu":
         _write_gelu(writer, activation.approximate, z, out, opset)
-    elif name == "silu":
-        writer.op("Mul", [z, writer.op("Sigmoid", [z], writer.fresh(f"{out}/sigmoid"))], out)
+    elif name == "silu" or (double and name in FORMULAS):
+        # onnxruntime's CPU build has no double kernel for these operators.
+        _write_formula(writer, FORMULAS[name], activation.get_config(), z, out)
     elif name == "mish" and opset < _MISH_OPSET:
         softplus = writer.op("Softplus", [z], writer.fresh(f"{out}/softplus"))
         writer.op("Mul", [z, writer.op("Tanh", [softplus], writer.fresh(f"{out}/tanh"))], out)
     else:
         attributes = _ATTRIBUTES.get(name, lambda a: {})(activation)
         writer.op(_ONNX_OPS[name], [z], out, **attributes)
+
+
+def _write_formula(writer: _Writer, formula, config: dict, z: str, out: str, root: bool = True) -> str:
+    """Write a formula of :data:`graphnet.interop._expressions.FORMULAS`."""
+    if formula == "z":
+        return z
+    if isinstance(formula, str):
+        return writer.constant(f"{out}/c", np.asarray(config[formula.lower()]))
+    if isinstance(formula, float):
+        return writer.constant(f"{out}/c", np.asarray(formula))
+    op, *args = formula
+    inputs = [_write_formula(writer, a, config, z, out, root=False) for a in args]
+    return writer.op(op, inputs, out if root else writer.fresh(f"{out}/{op.lower()}"))
 
 
 def _write_gelu(writer: _Writer, approximate: bool, z: str, out: str, opset: int) -> None:
