@@ -12,9 +12,10 @@ import pytest
 keras = pytest.importorskip("keras", reason="the interop extra (keras) is not installed")
 pytest.importorskip("h5py", reason="the interop extra (h5py) is not installed")
 
+from interop import trains_saves_exports
+
 import graphnet as gn
 from graphnet.interop.keras import ACTIVATIONS
-from interop import trains_saves_exports
 
 layers = keras.layers
 TOL = 1e-5

@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("sklearn", reason="scikit-learn is not installed")
 
+from interop import trains_saves_exports
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 import graphnet as gn
-from interop import trains_saves_exports
 
 pytestmark = pytest.mark.filterwarnings("ignore", category=ConvergenceWarning)
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]

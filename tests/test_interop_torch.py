@@ -9,8 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the interop extra (torch) is not installed")
 
-import graphnet as gn
 from interop import trains_saves_exports
+
+import graphnet as gn
 
 nn = torch.nn
 TOL = 1e-5

@@ -8,11 +8,11 @@ import pytest
 onnx = pytest.importorskip("onnx", reason="the interop extra (onnx) is not installed")
 ort = pytest.importorskip("onnxruntime", reason="the interop extra (onnxruntime) is not installed")
 
+from interop import trains_saves_exports
 from onnx import TensorProto, helper, numpy_helper
 
 import graphnet as gn
 from graphnet.activations import ACTIVATIONS
-from interop import trains_saves_exports
 
 TOL = 1e-5
 NEWEST = min(onnx.defs.onnx_opset_version(), 21)

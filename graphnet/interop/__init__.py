@@ -9,7 +9,7 @@ libraries come with the ``interop`` extra: ``pip install 'graphnet[interop]'``.
 
 from __future__ import annotations
 
-__all__ = ["from_keras", "from_torch", "from_onnx", "from_sklearn", "to_onnx"]
+__all__ = ["from_keras", "from_onnx", "from_sklearn", "from_torch", "to_onnx"]
 
 
 def from_keras(obj, **kwargs):

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Var", "Const", "Op", "build", "match", "instance_nodes", "NATIVE", "ELEMENTWISE", "FORMULAS", "snap"]
+__all__ = ["ELEMENTWISE", "FORMULAS", "NATIVE", "Const", "Op", "Var", "build", "instance_nodes", "match", "snap"]
 
 
 @dataclass(frozen=True, eq=False)

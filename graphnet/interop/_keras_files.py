@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import ModelFileError, ModelImportError
 from ._builder import require
 
-__all__ = ["read", "Source"]
+__all__ = ["Source", "read"]
 
 _MAX_CONFIG_BYTES = 32 << 20
 _MAX_WEIGHTS_BYTES = 4 << 30
@@ -150,7 +150,7 @@ def _h5_layers(h5) -> dict[str, tuple[str | None, list[np.ndarray]]]:
         if variables is None:
             continue
         recorded = _text(variables.attrs.get("name"))
-        keys = sorted((k for k in variables.keys() if k.isdigit()), key=int)
+        keys = sorted((k for k in variables if k.isdigit()), key=int)
         found[group_name] = (recorded, [_dataset(variables[k]) for k in keys])
     return found
 

@@ -34,7 +34,7 @@ from ..nodes import Input
 from ._builder import require
 from ._expressions import FORMULAS
 
-__all__ = ["to_onnx", "MIN_OPSET"]
+__all__ = ["MIN_OPSET", "to_onnx"]
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import ModelImportError
 from ._builder import Builder
 
-__all__ = ["from_sklearn", "ACTIVATIONS"]
+__all__ = ["ACTIVATIONS", "from_sklearn"]
 
 #: scikit-learn activation names -> graphnet's.
 ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu", "softmax": "softmax"}

@@ -30,15 +30,14 @@ graph predict a few random rows, and a difference refuses the import.
 from __future__ import annotations
 
 import logging
-import operator
 from typing import Any
 
 import numpy as np
 
 from ..errors import ModelImportError
-from ._builder import Builder, Concat, require
+from ._builder import Builder, require
 
-__all__ = ["from_torch", "ACTIVATIONS"]
+__all__ = ["ACTIVATIONS", "from_torch"]
 
 logger = logging.getLogger(__name__)
 
@@ -188,5 +187,3 @@ def array(parameter) -> np.ndarray:
         value = value.float()
     return value.numpy().copy()
 
-
-_ADD = (operator.add, operator.iadd)
