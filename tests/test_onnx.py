@@ -488,3 +488,14 @@ def test_skl2onnx_multi_output_regressor_is_refused(tmp_path):
     # skl2onnx reshapes the (n, 2) prediction to (2n, 1): not graphnet's (batch, features).
     with pytest.raises(gn.ModelImportError, match=r"reshapes \(batch, 2\) to \[-1, 1\], which does not keep"):
         gn.from_onnx(tmp_path / "r2.onnx")
+
+
+def test_a_long_row_of_activations(tmp_path):
+    """Two thousand activations in a row: resolved as they come, not as one deep tree."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["t0"])]
+    nodes += [helper.make_node("Tanh" if i % 2 else "Sigmoid", [f"t{i}"], [f"t{i + 1}"]) for i in range(2000)]
+    w = numpy_helper.from_array(np.random.default_rng(12).normal(size=(2, 2)).astype("float32"), "w")
+    onnx.save(_model(nodes, [w], [_info("x", 2)], [_info("t2000", 2)]), tmp_path / "deep.onnx")
+    g = gn.from_onnx(tmp_path / "deep.onnx")
+    x = np.random.default_rng(13).normal(size=(3, 2)).astype("float32")
+    np.testing.assert_allclose(g.predict(x), _run(tmp_path / "deep.onnx", {"x": x})["t2000"], atol=TOL)

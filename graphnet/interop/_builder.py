@@ -61,7 +61,7 @@ def unexpected_as(error: type[GraphError], label: str):
         yield
     except GraphError:
         raise
-    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError, RecursionError) as exc:
         raise error(f"{label}: malformed model ({type(exc).__name__}: {exc})") from exc
 
 

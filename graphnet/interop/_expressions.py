@@ -52,6 +52,10 @@ class Op:
     attrs: tuple = ()  # sorted (name, value) pairs
     tensor: str | None = None  # the ONNX tensor it computes; None for parts made by rewriting
     nodes: frozenset = field(default_factory=frozenset)  # ONNX node indices it stands for
+    depth: int = field(init=False, compare=False, default=1)
+
+    def __post_init__(self):
+        object.__setattr__(self, "depth", 1 + max((getattr(a, "depth", 0) for a in self.args), default=0))
 
     def attr(self, name: str, default=None):
         return dict(self.attrs).get(name, default)

@@ -101,8 +101,22 @@ def _single_use(reader):
     return single
 
 
+#: Deeper trees are resolved into nodes before going on (activations in a long
+#: row would otherwise make a tree as deep as the model).
+_MAX_DEPTH = 48
+
+
 def _elementwise(reader, node) -> None:
-    args = [reader.term(node, i) for i in range(len(node.input)) if node.input[i]]
+    args = []
+    for i in range(len(node.input)):
+        if not node.input[i]:
+            continue
+        arg = reader.term(node, i)
+        if isinstance(arg, ex.Op) and arg.depth > _MAX_DEPTH and arg.tensor is not None:
+            tensor = reader.canonical(node.input[i])
+            reader.values[tensor] = reader.node_of(arg, tensor)
+            arg = ex.Var(tensor)
+        args.append(arg)
     value = ex.build(node.op_type, args, attributes(reader, node), node.output[0], reader.index,
                      _single_use(reader))
     reader.set(node, value.value if isinstance(value, ex.Const) else value)
