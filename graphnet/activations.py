@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import special
 
+from .checks import check_number
 from .errors import GraphError
 
 __all__ = [
@@ -126,12 +127,8 @@ class LeakyReLU(Activation):
     relu_family = True
 
     def __init__(self, negative_slope: float = 0.01):
-        slope = float(negative_slope)
-        if not (0.0 <= slope < 1.0):
-            raise GraphError(
-                f"leaky_relu: negative_slope must be in [0, 1), got {negative_slope!r}"
-            )
-        self.negative_slope = slope
+        self.negative_slope = check_number(negative_slope, "leaky_relu: negative_slope", 0.0, 1.0,
+                                           high_open=True, expected="in [0, 1)")
 
     def forward(self, z, out=None):
         return np.maximum(z, z * self.negative_slope, out=out)
@@ -152,10 +149,7 @@ class ELU(Activation):
     relu_family = True
 
     def __init__(self, alpha: float = 1.0):
-        alpha = float(alpha)
-        if not alpha > 0.0:
-            raise GraphError(f"elu: alpha must be > 0, got {alpha!r}")
-        self.alpha = alpha
+        self.alpha = check_number(alpha, "elu: alpha", 0.0, low_open=True, expected="> 0 and finite")
 
     def forward(self, z, out=None):
         # expm1 of min(z, 0) so that large positive z never overflows.
@@ -340,8 +334,9 @@ class HardSigmoid(Activation):
     name = "hard_sigmoid"
 
     def __init__(self, alpha: float = 1.0 / 6.0, beta: float = 0.5):
-        self.alpha = _finite("hard_sigmoid", "alpha", alpha, positive=True)
-        self.beta = _finite("hard_sigmoid", "beta", beta)
+        self.alpha = check_number(alpha, "hard_sigmoid: alpha", 0.0, low_open=True,
+                                  expected="a positive finite number")
+        self.beta = check_number(beta, "hard_sigmoid: beta")
 
     def forward(self, z, out=None):
         value = z * self.alpha
@@ -370,16 +365,6 @@ class Softsign(Activation):
         np.subtract(1, a, out=a)
         np.multiply(a, a, out=a)
         return np.multiply(grad, a, out=grad)
-
-
-def _finite(where: str, what: str, value, positive: bool = False) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise GraphError(f"{where}: {what} must be a number, got {value!r}") from None
-    if not math.isfinite(number) or (positive and number <= 0):
-        raise GraphError(f"{where}: {what} must be a {'positive ' if positive else ''}finite number, got {value!r}")
-    return number
 
 
 #: Every activation by the name users pass as ``activation=``.

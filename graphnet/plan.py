@@ -4,20 +4,38 @@ Compiling a graph fixes, for the graph's current version:
 
 * the topological order, with every node given an integer *slot*;
 * per dense node, its incoming synapses as :class:`Edge` records holding views
-  of their weight and gradient (no dict lookups in the hot loop);
-* for backward, which consumer of a node writes that node's gradient first
-  and which ones add to it (fan-out), decided once from the order;
+  of their weight and weight gradient (no dict lookups in the hot loop);
+* for backward, which consumer of a node writes that node's upstream gradient
+  first and which ones add to it (fan-out), decided once from the order;
 * the :class:`~graphnet.parameters.ParameterStore`: every weight, bias and
   gradient as views into two flat buffers.
 
-Running needs buffers, which live in a :class:`Workspace` per batch size. The
-plan itself is never written to while running: ``predict`` makes its own
+Running needs buffers, which live in a :class:`Workspace` per batch size. Per
+node slot, with the names the maths uses:
+
+``z``
+    the pre-activation ``bias + Σ x_src @ W_src``;
+``a``
+    the activation ``f(z)`` (the same buffer as ``z`` unless ``z`` is needed
+    later: by a loss computed from logits, or a derivative that needs ``z``);
+``x``
+    what the node passes to its consumers: ``a`` after dropout (the data
+    itself for an Input);
+``upstream``
+    ``dL/da`` summed over the node's consumers (only for nodes that feed others);
+``delta``
+    ``dL/dz``, computed in backward and written over ``upstream`` or ``a``.
+
+**The buffer-reuse rule.** Backward visits nodes in reverse order, so when it
+reaches a node every consumer has already taken its weight gradient from
+that node's ``x``. From then on the node's ``a`` and ``upstream`` are needed
+only to compute its own ``delta``, and the activation's ``backward`` may
+overwrite them (it returns ``delta`` in one of them). That is why a node
+costs two or three buffers, not five.
+
+The plan itself is never written to while running: ``predict`` makes its own
 workspace per call and is therefore safe from several threads; training keeps
 its workspaces in a cache that ``predict`` never touches.
-
-Buffer reuse follows the reverse order: when backward reaches a node, all its
-consumers have already taken their weight gradients from its activation, so
-the activation buffer may be overwritten with the node's delta.
 """
 
 from __future__ import annotations
@@ -27,13 +45,17 @@ import gc
 import logging
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .activations import Activation
 from .losses import Loss
 from .nodes import Input, Output
-from .parameters import ParameterStore
+from .parameters import ParameterStore, bias_key
+
+if TYPE_CHECKING:
+    from .graph import Graph
 
 __all__ = ["Edge", "Step", "Plan", "Workspace"]
 
@@ -49,9 +71,9 @@ class Edge:
 
     src: int  # slot of the source node
     weight: np.ndarray  # (src.size, dst.size), a view into the parameter buffer
-    grad: np.ndarray  # same shape, a view into the gradient buffer
-    from_input: bool  # inputs need no gradient
-    writes_first: bool  # first consumer (in backward) to write dL/da of ``src``
+    weight_grad: np.ndarray  # same shape, a view into the gradient buffer
+    from_input: bool  # inputs need no upstream gradient
+    writes_first: bool  # first consumer (in backward) to write ``upstream`` of ``src``
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +90,7 @@ class Step:
     dropout: float
     loss: Loss | None  # set for Output nodes
     loss_weight: float
-    feeds_others: bool  # dL/da arrives from consumers
+    feeds_others: bool  # ``upstream`` (dL/da) arrives from consumers
 
 
 @contextlib.contextmanager
@@ -89,11 +111,11 @@ def _collector_paused():
 class Plan:
     """Forward and backward for one version of a graph (see the module docs)."""
 
-    def __init__(self, graph):
+    def __init__(self, graph: Graph):
         with _collector_paused():
             self._compile(graph)
 
-    def _compile(self, graph) -> None:
+    def _compile(self, graph: Graph) -> None:
         started = time.perf_counter()
         graph.validate()
         self.version = graph.version
@@ -127,7 +149,7 @@ class Plan:
                 Edge(
                     src=self.slots[s.src],
                     weight=s.weight,
-                    grad=self.store.grad(s.key),
+                    weight_grad=self.store.grad(s.key),
                     from_input=isinstance(nodes[s.src], Input),
                     writes_first=first_writer[s.src] == name,
                 )
@@ -142,7 +164,7 @@ class Plan:
                     activation=node.activation,
                     edges=edges,
                     bias=node.bias,
-                    bias_grad=self.store.grad(f"{name}.bias"),
+                    bias_grad=self.store.grad(bias_key(name)),
                     dropout=getattr(node, "dropout", 0.0),
                     loss=node.loss if is_output else None,
                     loss_weight=node.loss_weight if is_output else 0.0,
@@ -150,6 +172,14 @@ class Plan:
                 )
             )
         self.steps: tuple[Step, ...] = tuple(steps)
+        # Regularized parameters as (regularizer, value view, gradient view).
+        penalties = [(s.regularizer, s.weight, self.store.grad(s.key)) for s in graph.synapses if s.regularizer]
+        penalties += [
+            (nodes[name].bias_regularizer, nodes[name].bias, self.store.grad(bias_key(name)))
+            for name in self.order
+            if not isinstance(nodes[name], Input) and nodes[name].bias_regularizer is not None
+        ]
+        self.penalties = tuple(penalties)
         self._train_workspaces: dict[int, Workspace] = {}
         logger.debug(
             "%s: compiled plan v%d: %d nodes, %d synapses, %d params in %.1f ms",
@@ -180,99 +210,112 @@ class Plan:
 
     # ---------------------------------------------------------------- forward
     def forward(self, ws: Workspace, inputs: dict[str, np.ndarray], rng=None) -> None:
-        """Fill ``ws`` with every node's activation. ``rng`` turns dropout on."""
-        acts = ws.acts
+        """Fill ``ws`` with every node's ``z``, ``a`` and ``x``. ``rng`` turns dropout on."""
+        x = ws.x
         for name, slot in self.inputs:
-            acts[slot] = inputs[name]
-        z_bufs, out_bufs, scratch = ws.z, ws.out, ws.scratch
+            x[slot] = inputs[name]
+        z_bufs, a_bufs, scratch = ws.z, ws.a, ws.scratch
         for step in self.steps:
             slot = step.slot
             z = z_bufs[slot]
             first, *rest = step.edges
-            np.dot(acts[first.src], first.weight, out=z)
+            np.dot(x[first.src], first.weight, out=z)
             for edge in rest:
                 tmp = scratch[step.size]
-                np.dot(acts[edge.src], edge.weight, out=tmp)
+                np.dot(x[edge.src], edge.weight, out=tmp)
                 z += tmp
             z += step.bias
-            a = step.activation.forward(z, out=out_bufs[slot])
+            a = step.activation.forward(z, out=a_bufs[slot])
             if rng is not None and step.dropout:
                 a = ws.drop(slot, a, step.dropout, rng)
-            acts[slot] = a
+            x[slot] = a
 
-    def loss_values(self, ws: Workspace, targets: dict[str, np.ndarray]) -> dict[str, float]:
-        """Each output's (unweighted) mean loss after :meth:`forward`."""
+    def loss_values(self, ws: Workspace, targets: dict[str, np.ndarray], rows=None) -> dict[str, float]:
+        """Each output's mean loss after :meth:`forward` (not yet times its
+        ``loss_weight``); ``rows``, when given, maps outputs to ``(n, 1)`` row
+        factors that make the means weighted (see ``Loss.value``)."""
         values = {}
         for step in self.steps:
             if step.loss is not None:
                 values[step.name] = step.loss.value(
-                    targets[step.name], ws.out[step.slot], ws.z[step.slot]
+                    targets[step.name], ws.a[step.slot], ws.z[step.slot],
+                    None if rows is None else rows.get(step.name),
                 )
         return values
+
+    def regularization(self, add_gradients: bool = False) -> float:
+        """The regularizers' penalty at the current weights; with
+        ``add_gradients``, their gradients are added to the store's (after
+        :meth:`backward`, which overwrites it)."""
+        total = 0.0
+        for regularizer, value, grad in self.penalties:
+            total += regularizer.penalty(value)
+            if add_gradients:
+                regularizer.add_gradient(value, grad)
+        return total
 
     def total_loss(self, losses: dict[str, float]) -> float:
         """``Σ_outputs loss_weight × loss`` of :meth:`loss_values`' result."""
         return sum(step.loss_weight * losses[step.name] for step in self.steps if step.loss is not None)
 
     # --------------------------------------------------------------- backward
-    def backward(self, ws: Workspace, targets: dict[str, np.ndarray]) -> None:
+    def backward(self, ws: Workspace, targets: dict[str, np.ndarray], rows=None) -> None:
         """Write every parameter's gradient into the store's gradient buffer.
 
         Must follow :meth:`forward` on the same workspace; overwrites its
-        activations with deltas.
+        ``a`` and ``upstream`` buffers with deltas (the buffer-reuse rule).
+        ``rows`` is as for :meth:`loss_values`.
         """
-        acts, grads, scratch, ones = ws.acts, ws.grad, ws.scratch, ws.ones
+        x, upstream, scratch, ones = ws.x, ws.upstream, ws.scratch, ws.ones
         for step in reversed(self.steps):
             slot = step.slot
-            a = ws.out[slot]
+            a = ws.a[slot]
             z = ws.z[slot] if step.activation.needs_input else None
             if step.loss is not None:
-                delta = self._output_delta(step, targets[step.name], a, z, grads[slot])
+                r = None if rows is None else rows.get(step.name)
+                delta = self._output_delta(step, targets[step.name], a, z, upstream[slot], r)
             else:
-                grad = grads[slot]
+                grad = upstream[slot]
                 if step.dropout:
-                    grad *= ws.masks[slot]
+                    grad *= ws.keep[slot]
                 delta = step.activation.backward(a, grad, z)
             np.dot(ones, delta, out=step.bias_grad)
             for edge in step.edges:
-                np.dot(acts[edge.src].T, delta, out=edge.grad)
+                np.dot(x[edge.src].T, delta, out=edge.weight_grad)
                 if edge.from_input:
                     continue
                 if edge.writes_first:
-                    np.dot(delta, edge.weight.T, out=grads[edge.src])
+                    np.dot(delta, edge.weight.T, out=upstream[edge.src])
                 else:
                     tmp = scratch[self.sizes[edge.src]]
                     np.dot(delta, edge.weight.T, out=tmp)
-                    grads[edge.src] += tmp
+                    upstream[edge.src] += tmp
 
     @staticmethod
-    def _output_delta(step: Step, y, a, z, downstream) -> np.ndarray:
+    def _output_delta(step: Step, y, a, z, upstream, r) -> np.ndarray:
         """``dL/dz`` of an output: its own loss, plus what flows back from consumers."""
         loss, weight = step.loss, step.loss_weight
         if loss.fused:
-            delta = loss.delta(y, a)
+            delta = loss.delta(y, a, r)
             if weight != 1.0:
                 delta *= weight
             if step.feeds_others:  # a is no longer needed once delta is taken
-                delta += step.activation.backward(a, downstream, z)
+                delta += step.activation.backward(a, upstream, z)
             return delta
-        grad = loss.gradient(y, a)
+        grad = loss.gradient(y, a, r)
         if weight != 1.0:
             grad *= weight
         if step.feeds_others:
-            grad += downstream
+            grad += upstream
         return step.activation.backward(a, grad, z)
 
 
 class Workspace:
-    """Per-batch-size buffers for one mode of running a plan.
-
-    ``acts[slot]`` is what consumers read (after dropout), ``out[slot]`` the
-    activation, ``z[slot]`` the pre-activation (the same buffer as ``out``
-    unless something needs ``z`` afterwards), ``grad[slot]`` the accumulated
-    ``dL/da`` of nodes that feed others, ``masks``/``dropped`` the dropout
-    mask and the activation after dropout, ``scratch[size]`` a temporary for
-    fan-in and fan-out sums.
+    """Per-batch-size buffers for one mode of running a plan: lists by node
+    slot ``z``, ``a``, ``x``, ``upstream`` (see the module docs), ``keep``
+    (the dropout mask, already scaled by ``1/(1-rate)``) with ``dropped``
+    (the storage behind ``x`` under dropout), and ``scratch[size]``, a
+    temporary for fan-in and fan-out sums.
     """
 
     def __init__(self, plan: Plan, rows: int, mode: str):
@@ -280,11 +323,11 @@ class Workspace:
             raise ValueError(f"unknown workspace mode {mode!r}")
         self.rows, self.mode = rows, mode
         n, dtype, train = len(plan.order), plan.dtype, mode == "train"
-        self.acts: list[np.ndarray | None] = [None] * n
-        self.out: list[np.ndarray | None] = [None] * n
+        self.x: list[np.ndarray | None] = [None] * n
+        self.a: list[np.ndarray | None] = [None] * n
         self.z: list[np.ndarray | None] = [None] * n
-        self.grad: list[np.ndarray | None] = [None] * n
-        self.masks: list[np.ndarray | None] = [None] * n
+        self.upstream: list[np.ndarray | None] = [None] * n
+        self.keep: list[np.ndarray | None] = [None] * n
         self.dropped: list[np.ndarray | None] = [None] * n
         self.scratch: dict[int, np.ndarray] = {}
 
@@ -293,19 +336,19 @@ class Workspace:
 
         for step in plan.steps:
             slot = step.slot
-            self.out[slot] = buffer(step.size)
+            self.a[slot] = buffer(step.size)
             keep_z = (train and step.activation.needs_input) or (
                 mode != "predict" and step.loss is not None and step.loss.fused
             )
-            self.z[slot] = buffer(step.size) if keep_z else self.out[slot]
+            self.z[slot] = buffer(step.size) if keep_z else self.a[slot]
             if len(step.edges) > 1:
                 self.scratch.setdefault(step.size, buffer(step.size))
             if not train:
                 continue
             if step.feeds_others:
-                self.grad[slot] = buffer(step.size)
+                self.upstream[slot] = buffer(step.size)
             if step.dropout:
-                self.masks[slot] = buffer(step.size)
+                self.keep[slot] = buffer(step.size)
                 self.dropped[slot] = buffer(step.size)
             for edge in step.edges:
                 if not edge.from_input and not edge.writes_first:
@@ -321,11 +364,11 @@ class Workspace:
         def take(buf):
             return None if buf is None else buf[:rows]
 
-        view.acts = list(self.acts)
-        view.out = [take(b) for b in self.out]
-        view.z = [o if z is b else take(z) for z, b, o in zip(self.z, self.out, view.out)]
-        view.grad = [take(b) for b in self.grad]
-        view.masks = [take(b) for b in self.masks]
+        view.x = list(self.x)
+        view.a = [take(b) for b in self.a]
+        view.z = [a if z is b else take(z) for z, b, a in zip(self.z, self.a, view.a)]
+        view.upstream = [take(b) for b in self.upstream]
+        view.keep = [take(b) for b in self.keep]
         view.dropped = [take(b) for b in self.dropped]
         view.scratch = {size: buf[:rows] for size, buf in self.scratch.items()}
         view.ones = take(self.ones)
@@ -333,15 +376,15 @@ class Workspace:
 
     def bind_output(self, slot: int, array: np.ndarray) -> None:
         """Write the activation of ``slot`` straight into ``array`` (``predict``)."""
-        if self.z[slot] is self.out[slot]:
+        if self.z[slot] is self.a[slot]:
             self.z[slot] = array
-        self.out[slot] = array
+        self.a[slot] = array
 
     def drop(self, slot: int, a: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
         """Inverted dropout: zero a ``rate`` of ``a``, scale the rest by ``1/(1-rate)``."""
-        mask = self.masks[slot]
-        keep = 1.0 - rate
-        rng.random(out=mask, dtype=mask.dtype)
-        np.less(mask, keep, out=mask)
-        mask *= 1.0 / keep
-        return np.multiply(a, mask, out=self.dropped[slot])
+        keep = self.keep[slot]
+        kept = 1.0 - rate
+        rng.random(out=keep, dtype=keep.dtype)
+        np.less(keep, kept, out=keep)
+        keep *= 1.0 / kept
+        return np.multiply(a, keep, out=self.dropped[slot])

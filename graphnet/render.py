@@ -28,13 +28,18 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import graphviz
 
+from .checks import is_int
 from .errors import RenderError
 from .files import atomic_write
 from .nodes import DenseNode, Hidden, Output
 from .summary import describe_activation
+
+if TYPE_CHECKING:
+    from .graph import Graph
 
 __all__ = [
     "NodeStyle",
@@ -182,7 +187,7 @@ def to_dot(
     """
     if rankdir not in RANKDIRS:
         raise RenderError(f"to_dot: rankdir must be one of {list(RANKDIRS)}, got {rankdir!r}")
-    if dpi is not None and (isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 1):
+    if dpi is not None and not is_int(dpi, 1):
         raise RenderError(f"to_dot: dpi must be a positive integer, got {dpi!r}")
     order = graph.topological_order
     graph_attr = {
@@ -246,7 +251,7 @@ def to_dot(
     return dot
 
 
-def render(graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
+def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
            show_activations: bool = True, dpi: int | None = None) -> Path:
     """Write the diagram of ``graph`` to ``path``; the suffix picks the format.
 
@@ -317,7 +322,7 @@ def pipe(dot: graphviz.Digraph, fmt: str, what: str = "the diagram") -> bytes:
         ) from None
 
 
-def repr_svg(graph) -> str | None:
+def repr_svg(graph: Graph) -> str | None:
     """The diagram as SVG text for notebooks; ``None`` (no image) when it cannot be drawn."""
     try:
         return pipe(to_dot(graph), "svg").decode("utf-8")
@@ -326,7 +331,7 @@ def repr_svg(graph) -> str | None:
         return None
 
 
-def repr_mimebundle(graph, include=None, exclude=None) -> dict[str, str]:
+def repr_mimebundle(graph: Graph, include=None, exclude=None) -> dict[str, str]:
     """IPython's rich display: the SVG diagram when ``dot`` can draw it, and
     always the one-line ``repr`` as text."""
     bundle = {"text/plain": repr(graph)}

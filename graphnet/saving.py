@@ -47,7 +47,7 @@ import zipfile
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -67,6 +67,9 @@ from .errors import GraphError, ModelFileError
 from .files import atomic_write
 from .spec import FORMAT, FORMAT_VERSION, MAX_JSON_BYTES, from_dict, parse_json, to_dict
 
+if TYPE_CHECKING:
+    from .graph import Graph
+
 __all__ = ["save", "load", "DEFAULT_MAX_BYTES"]
 
 logger = logging.getLogger(__name__)
@@ -85,7 +88,7 @@ DEFAULT_MAX_BYTES = 4 << 30
 
 
 # ---------------------------------------------------------------------- saving
-def save(graph, path: str | os.PathLike) -> Path:
+def save(graph: Graph, path: str | os.PathLike) -> Path:
     """Write ``graph`` (architecture, weights, optimizer and random state) to ``path``.
 
     Parameters
@@ -126,7 +129,7 @@ def _json_bytes(data: Any) -> bytes:
     return json.dumps(data, indent=1, allow_nan=False).encode("utf-8")
 
 
-def _training_state(graph) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+def _training_state(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
     """``training.json``'s content and the optimizer's state vectors (or None)."""
     state: dict[str, Any] = {
         "rng": {
@@ -164,11 +167,11 @@ def _training_state(graph) -> tuple[dict[str, Any], dict[str, np.ndarray] | None
     }
 
 
-def _parameter_sizes(graph) -> dict[str, int]:
+def _parameter_sizes(graph: Graph) -> dict[str, int]:
     return {record.key: record.size for record in graph.parameters()}
 
 
-def _parameter_shapes(graph) -> dict[str, tuple[int, ...]]:
+def _parameter_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
     """Every parameter's key and shape, without copying any weight."""
     return {record.key: record.shape for record in graph.parameters()}
 
@@ -271,7 +274,7 @@ def _check_format(data: Any, label: str) -> None:
             f"{label}: {GRAPH_MEMBER} has format {data.get('format')!r}, expected {FORMAT!r}"
         )
     version = data.get("format_version")
-    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+    if is_int(version) and version > FORMAT_VERSION:
         writer = data.get("graphnet_version")
         writer = f"graphnet {writer}" if isinstance(writer, str) else "a newer graphnet"
         raise ModelFileError(
@@ -286,7 +289,7 @@ _TRAINING_FIELDS = {"rng", "optimizer"}
 _OPTIMIZER_FIELDS = {"config", "iterations", "layout", "slots"}
 
 
-def _restore_training(graph, archive: zipfile.ZipFile, infos, label: str) -> None:
+def _restore_training(graph: Graph, archive: zipfile.ZipFile, infos, label: str) -> None:
     where = f"{label}: {TRAINING_MEMBER}"
     state = _read_json(archive, infos[TRAINING_MEMBER], label)
     _require(isinstance(state, Mapping), where, "a JSON object", state)
@@ -339,7 +342,7 @@ def _generator(state: Any, where: str) -> np.random.Generator:
     return np.random.Generator(bit_generator)
 
 
-def _optimizer(graph, archive, infos, config: Any, label: str):
+def _optimizer(graph: Graph, archive, infos, config: Any, label: str):
     where = f"{label}: {TRAINING_MEMBER}: optimizer"
     _require(isinstance(config, Mapping) and set(config) == _OPTIMIZER_FIELDS, where,
              f"an object with the fields {sorted(_OPTIMIZER_FIELDS)}", config)
@@ -347,11 +350,11 @@ def _optimizer(graph, archive, infos, config: Any, label: str):
     _require(isinstance(settings, Mapping) and isinstance(settings.get("name"), str),
              f"{where}.config", "an object with a 'name'", settings)
     for key, value in settings.items():
-        plain = value is None or isinstance(value, (bool, str)) or (
-            isinstance(value, (int, float)) and math.isfinite(value)
-        )
-        _require(plain and (key == "name" or not isinstance(value, str)), f"{where}.config.{key}",
-                 "a number, true/false or null", value)
+        if key == "lr" and isinstance(value, Mapping):  # a learning-rate schedule's config
+            _require(all(_plain(v, inner) for inner, v in value.items()), f"{where}.config.lr",
+                     "a schedule config of names, numbers and lists of numbers", value)
+            continue
+        _require(_plain(value, key), f"{where}.config.{key}", "a number, true/false or null", value)
     try:
         optimizer = optimizers_module.get(dict(settings))  # looked up in the registry
     except GraphError as exc:
@@ -388,6 +391,18 @@ def _optimizer(graph, archive, infos, config: Any, label: str):
     elif OPTIMIZER_MEMBER in infos:
         raise ModelFileError(f"{label}: {OPTIMIZER_MEMBER} is present but {optimizer.name!r} keeps no state")
     return optimizer, {"iterations": iterations, "layout": layout, "slots": slots}
+
+
+def _plain(value: Any, key: str) -> bool:
+    """A JSON value graphnet's own configs hold: null, true/false, a finite
+    number, a string only as a ``name``, or a short list of finite numbers."""
+    if key == "name":
+        return isinstance(value, str)
+    if isinstance(value, list):
+        return len(value) <= 1000 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    return value is None or isinstance(value, bool) or (
+        isinstance(value, (int, float)) and math.isfinite(value))
 
 
 def _require(ok: bool, where: str, expected: str, found: Any) -> None:

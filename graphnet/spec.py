@@ -38,6 +38,7 @@ from typing import Any
 from . import losses
 from ._text import shown
 from ._version import __version__
+from .checks import is_int
 from .errors import GraphError, ModelFileError
 from .graph import Graph
 from .nodes import KINDS, Input
@@ -65,10 +66,10 @@ _TOP_FIELDS = {
 }
 _NODE_FIELDS = {
     "input": {"kind", "name", "size"},
-    "hidden": {"kind", "name", "size", "activation", "dropout", "trainable"},
-    "output": {"kind", "name", "size", "activation", "loss", "loss_weight", "trainable"},
+    "hidden": {"kind", "name", "size", "activation", "dropout", "trainable", "bias_regularizer"},
+    "output": {"kind", "name", "size", "activation", "loss", "loss_weight", "trainable", "bias_regularizer"},
 }
-_SYNAPSE_FIELDS = {"src", "dst", "init", "trainable"}
+_SYNAPSE_FIELDS = {"src", "dst", "init", "trainable", "regularizer"}
 
 #: A spec file (or a JSON member of a model file) larger than this is refused.
 MAX_JSON_BYTES = 32 << 20
@@ -131,7 +132,7 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
     fmt = data.get("format", FORMAT)
     _expect(fmt == FORMAT, "spec.format", repr(FORMAT), fmt)
     version = data.get("format_version", FORMAT_VERSION)
-    _expect(isinstance(version, int) and not isinstance(version, bool) and version >= 1,
+    _expect(is_int(version, 1),
             "spec.format_version", "a positive integer", version)
     if version > FORMAT_VERSION:
         raise GraphError(
@@ -143,7 +144,7 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
     dtype = data.get("dtype", "float32")
     _expect(dtype in ("float32", "float64"), "spec.dtype", "'float32' or 'float64'", dtype)
     seed = data.get("seed")
-    _expect(seed is None or (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0),
+    _expect(seed is None or is_int(seed, 0),
             "spec.seed", "null or an integer >= 0", seed)
     sequential = data.get("sequential", False)
     _expect(isinstance(sequential, bool), "spec.sequential", "true or false", sequential)
@@ -154,7 +155,8 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
         if isinstance(data["loss"], Mapping):
             _parameters(data["loss"], "spec.loss")
     nodes = data.get("nodes")
-    _expect(isinstance(nodes, list) and nodes, "spec.nodes", "a non-empty list", nodes)
+    # An empty list is an empty graph (Graph() saves as one, so it must load).
+    _expect(isinstance(nodes, list), "spec.nodes", "a list", nodes)
     synapses = [_synapse(s, i) for i, s in enumerate(_list(data.get("synapses", []), "spec.synapses"))]
 
     configs = [_node(n, i) for i, n in enumerate(nodes)]
@@ -186,7 +188,8 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
     with graph._promise_acyclic():
         for i, s in enumerate(synapses):
             try:
-                synapse = graph.connect(s["src"], s["dst"], init=_drawable(s["init"]), trainable=s["trainable"])
+                synapse = graph.connect(s["src"], s["dst"], init=_drawable(s["init"]), trainable=s["trainable"],
+                                        regularizer=s["regularizer"])
             except GraphError as exc:
                 raise type(exc)(f"spec.synapses[{i}]: {exc}") from None
             if s["init"] == "array":
@@ -234,6 +237,8 @@ def _sequential(data, configs, synapses, name, seed, dtype):
                 name=config["name"],
                 init=_drawable(s["init"]),
                 trainable=config.get("trainable", True),
+                kernel_regularizer=s["regularizer"],
+                bias_regularizer=config.get("bias_regularizer"),
             )
         )
     try:
@@ -241,6 +246,9 @@ def _sequential(data, configs, synapses, name, seed, dtype):
                            loss_weight=last.get("loss_weight", 1.0))
     except GraphError as exc:
         raise GraphError(f"spec: {exc}") from None
+    problems = model._pairing_problems()  # a Sequential defers it; a file must not
+    if problems:
+        raise GraphError(f"spec: {'; '.join(problems)}")
     model.loss = model_loss
     # A Dense freezes its weight and bias together; a saved graph may have frozen
     # only one of them (an imported layer without bias keeps a frozen zero bias).
@@ -262,7 +270,7 @@ def _node(config, i: int) -> dict[str, Any]:
     name = config.get("name")
     _expect(isinstance(name, str) and name != "", f"{where}.name", "a non-empty string", name)
     size = config.get("size")
-    _expect(isinstance(size, int) and not isinstance(size, bool) and size >= 1,
+    _expect(is_int(size, 1),
             f"{where}.size", "a positive integer", size)
     for flag in ("trainable",):
         if flag in config:
@@ -272,7 +280,7 @@ def _node(config, i: int) -> dict[str, Any]:
             value = config[number]
             _expect(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
                     f"{where}.{number}", "a finite number", value)
-    for named in ("activation", "loss"):
+    for named in ("activation", "loss", "bias_regularizer"):
         if named in config:
             value = config[named]
             _expect(isinstance(value, (str, Mapping)), f"{where}.{named}", "a name or a mapping", value)
@@ -315,7 +323,13 @@ def _synapse(entry, i: int) -> dict[str, Any]:
     _expect(init is None or isinstance(init, str), f"{where}.init", "an initializer name", init)
     trainable = entry.get("trainable", True)
     _expect(isinstance(trainable, bool), f"{where}.trainable", "true or false", trainable)
-    return {"src": entry["src"], "dst": entry["dst"], "init": init, "trainable": trainable}
+    regularizer = entry.get("regularizer")
+    if regularizer is not None:
+        _expect(isinstance(regularizer, (str, Mapping)), f"{where}.regularizer", "a name or a mapping", regularizer)
+        if isinstance(regularizer, Mapping):
+            _parameters(regularizer, f"{where}.regularizer")
+    return {"src": entry["src"], "dst": entry["dst"], "init": init, "trainable": trainable,
+            "regularizer": regularizer}
 
 
 def _list(value, where: str) -> list:

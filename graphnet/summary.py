@@ -14,9 +14,13 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import GraphError
 from .nodes import DenseNode, Hidden, Output
+
+if TYPE_CHECKING:
+    from .graph import Graph
 
 __all__ = ["summary", "summary_rows", "NodeRow", "describe_activation"]
 
@@ -40,7 +44,7 @@ class NodeRow:
     trainable_params: int
 
 
-def summary_rows(graph) -> list[NodeRow]:
+def summary_rows(graph: Graph) -> list[NodeRow]:
     """One :class:`NodeRow` per node, in topological order."""
     rows = []
     for name in graph.topological_order:
@@ -64,7 +68,7 @@ def summary_rows(graph) -> list[NodeRow]:
     return rows
 
 
-def summary(graph, print_fn: Callable[[str], object] | None = print) -> str | None:
+def summary(graph: Graph, print_fn: Callable[[str], object] | None = print) -> str | None:
     """Print (or return) the summary table of ``graph``.
 
     Parameters
@@ -123,7 +127,7 @@ def _activation(node) -> str:
     return text
 
 
-def _table(graph, rows: list[NodeRow]) -> str:
+def _table(graph: Graph, rows: list[NodeRow]) -> str:
     headers = ("Node (kind)", "Size", "Activation", "Connected to", "Params")
     cells = [
         (
@@ -187,7 +191,7 @@ def _wrap(text: str, width: int) -> list[str]:
     return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
 
 
-def _loss_line(graph) -> str:
+def _loss_line(graph: Graph) -> str:
     """The total loss as a formula: ``Loss: cce(digit) + 0.5 * bce(even)``."""
     terms = []
     for name in graph.outputs:

@@ -185,3 +185,29 @@ def test_model_checkpoint_writes_full_model_files(tmp_path, rng):
     weights_only = gn.ModelCheckpoint(tmp_path / "w.npz", monitor="loss")
     g.fit(x, y, epochs=1, callbacks=[weights_only], verbose=0)
     assert sorted(np.load(tmp_path / "w.npz").files) == sorted(g.get_weights())
+
+
+def test_checkpoint_templates_are_checked_before_training(tmp_path, data):
+    x, y = data
+    with pytest.raises(GraphError, match=r"may name only 'epoch' and logged values .* not \['0'\]"):
+        gn.ModelCheckpoint(tmp_path / "{0}.gnet")
+    with pytest.raises(GraphError, match=r"the format of \{epoch\} does not fit a number of epochs"):
+        gn.ModelCheckpoint(tmp_path / "{epoch:s}.gnet")
+    g = regression()
+    before = g.get_weights()
+    bogus = gn.ModelCheckpoint(tmp_path / "{bogus}.gnet", monitor="loss")
+    with pytest.raises(GraphError, match=r"the path .* names 'bogus' is not among the logged values \['loss'\]"):
+        g.fit(x, y, epochs=2, callbacks=[bogus], verbose=0)
+    assert all(np.array_equal(before[k], g.get_weights()[k]) for k in before), "an epoch trained first"
+    good = gn.ModelCheckpoint(tmp_path / "e{epoch:02d}-{loss:.2f}.gnet", monitor="loss", save_best_only=False)
+    g.fit(x, y, epochs=1, callbacks=[good], verbose=0)
+    assert os.path.basename(good.saved[0]).startswith("e01-")
+
+
+def test_a_misspelt_monitor_fails_before_the_first_epoch(data):
+    x, y = data
+    g = regression()
+    before = g.get_weights()
+    with pytest.raises(GraphError, match="EarlyStopping: monitor 'val_los' is not among the logged values"):
+        g.fit(x, y, epochs=2, validation_split=0.25, callbacks=[gn.EarlyStopping(monitor="val_los")], verbose=0)
+    assert all(np.array_equal(before[k], g.get_weights()[k]) for k in before)

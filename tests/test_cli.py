@@ -145,7 +145,7 @@ def bad_cases(spec, tmp_path):
     bad_spec = tmp_path / "bad_spec.json"
     bad_spec.write_text(json.dumps({"nodes": [{"kind": "input", "name": "x", "size": 2},
                                               {"kind": "output", "name": "y", "size": 1,
-                                               "activation": "swish"}],
+                                               "activation": "prelu"}],
                                     "synapses": [["x", "y"]]}), encoding="utf-8")
     return [
         ((), "the following arguments are required: COMMAND", 2),
@@ -161,7 +161,7 @@ def bad_cases(spec, tmp_path):
         (("summary", str(tmp_path / "missing.json")), "missing.json: no such file", 1),
         (("summary", str(tmp_path / "model.txt")), r"expected one of \['.gnet', '.json', '.yaml', '.yml'\]", 1),
         (("summary", str(bad_json)), r"bad.json: not valid JSON \(.*line 1", 1),
-        (("summary", str(bad_spec)), "unknown activation 'swish'", 1),
+        (("summary", str(bad_spec)), "unknown activation 'prelu'", 1),
         (("render", str(spec), "-o", str(tmp_path / "dag.jpeg")), "cannot tell the format", 1),
         (("render", str(spec), "-o", str(tmp_path / "no" / "dag.dot")), "does not exist", 1),
     ]

@@ -99,3 +99,25 @@ def test_empty_data(data):
     assert g.predict(empty)["main"].shape == (0, 2)
     with pytest.raises(ShapeError, match="no rows"):
         g.fit(empty, {k: v[:0] for k, v in y.items()}, verbose=0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_predict_and_fit_still_refuse_non_finite_inputs(bad):
+    rng = np.random.default_rng(7)
+    model = gn.Sequential([gn.Input(6), gn.Dense(3, activation="softmax")], seed=1)
+    x, y = rng.normal(size=(64, 6)).astype(np.float32), rng.integers(0, 3, size=64)
+    x[37, 4] = bad
+    with pytest.raises(gn.ShapeError, match="1 NaN or inf"):
+        model.predict(x, batch_size=16)  # in the third chunk
+    with pytest.raises(gn.ShapeError, match="NaN or inf"):
+        model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_huge_but_finite_inputs_are_not_refused(recwarn):
+    """Row sums that overflow only trigger the exact check, which passes quietly."""
+    from graphnet.data import check_finite
+
+    check_finite(np.full((5, 4), 3e38, np.float32), "input", "x")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    with pytest.raises(gn.ShapeError, match="input 'x' contains 1 NaN"):
+        check_finite(np.array([[3e38, 3e38], [np.nan, 0]], np.float32), "input", "x")

@@ -13,6 +13,7 @@ from gradcheck import max_relative_error, numeric_gradients
 
 import graphnet as gn
 from graphnet import activations, losses
+from graphnet.activations import ACTIVATIONS
 
 TOLERANCE = 1e-6
 
@@ -120,3 +121,67 @@ def test_gradients_change_no_weights(rng):
     g.gradients(*dag_data(rng))
     after = g.get_weights()
     assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_every_activation_in_a_fan_in_node(rng, activation):
+    g = gn.Graph(seed=3, dtype="float64")
+    g.add_input("a", 4)
+    g.add_input("b", 3)
+    g.add_hidden("h", 5, activation=activation)
+    g.add_hidden("k", 3, activation=activation)
+    g.add_output("out", 2, activation="linear", loss="mse")
+    g.connect(["a", "b"], "h")
+    g.connect(["h", "a"], "k")
+    g.connect(["k", "h"], "out")
+    x = {"a": rng.normal(size=(6, 4)), "b": rng.normal(size=(6, 3))}
+    _check(g, x, rng.normal(size=(6, 2)))
+
+
+def test_gradients_of_a_one_wide_output_and_a_chain(rng):
+    model = gn.Sequential(
+        [gn.Input(5), gn.Dense(8, activation="relu"), gn.Dense(4, activation="relu"),
+         gn.Dense(1, activation="sigmoid")],
+        seed=2, dtype="float64",
+    )
+    x = rng.normal(size=(9, 5))
+    _check(model, x, rng.integers(0, 2, size=9).astype(float))
+
+
+def test_gradients_match_with_a_shorter_batch_after_a_full_one(rng):
+    """The last, shorter batch runs on the leading rows of the full batch's buffers."""
+    graph = build_dag()
+    x, y = dag_data(rng, rows=7)
+    graph.gradients(x, y)  # makes the 7-row workspace first
+    short_x = {k: v[:3] for k, v in x.items()}
+    short_y = {k: v[:3] for k, v in y.items()}
+    _check(graph, short_x, short_y)
+
+
+@pytest.mark.parametrize(
+    "activation, loss, target",
+    [
+        ("linear", "mse", "real"),
+        ("tanh", "mae", "real"),
+        ("linear", "huber", "real"),
+        ("sigmoid", "binary_crossentropy", "binary"),
+        ("softmax", "categorical_crossentropy", "labels"),
+        ("softmax", "categorical_crossentropy", "onehot"),
+        ("softmax", "mse", "real"),
+    ],
+)
+def test_every_loss_with_a_skip_from_the_input(rng, activation, loss, target):
+    g = gn.Graph(seed=5, dtype="float64")
+    g.add_input("x", 4)
+    g.add_hidden("h", 6, activation="tanh")
+    g.add_output("out", 3, activation=activation, loss=loss, loss_weight=0.6)
+    g.connect("x", "h")
+    g.connect(["h", "x"], "out")
+    x = rng.normal(size=(7, 4))
+    y = {
+        "real": rng.normal(size=(7, 3)),
+        "binary": rng.integers(0, 2, size=(7, 3)).astype(float),
+        "labels": rng.integers(0, 3, size=7),
+        "onehot": np.eye(3)[rng.integers(0, 3, size=7)],
+    }[target]
+    _check(g, x, y)

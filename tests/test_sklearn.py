@@ -444,7 +444,7 @@ def test_callable_must_return_a_graph(rng):
     [
         ({"hidden_layer_sizes": (8, 0)}, r"hidden_layer_sizes must be a positive integer.*\(8, 0\)"),
         ({"hidden_layer_sizes": "wide"}, "hidden_layer_sizes must be"),
-        ({"activation": "swish"}, r"activation: unknown activation 'swish'"),
+        ({"activation": "prelu"}, r"activation: unknown activation 'prelu'"),
         ({"alpha": -1.0}, r"alpha must be a finite number >= 0.0, got -1.0"),
         ({"batch_size": 0}, r"batch_size must be 'auto' or a positive integer, got 0"),
         ({"learning_rate_init": 0}, r"learning_rate_init must be a finite number > 0.0"),
@@ -574,3 +574,15 @@ def test_pickled_estimator_with_a_spec_graph(rng):
     again = pickle.loads(pickle.dumps(reg))
     np.testing.assert_array_equal(again.predict(X), reg.predict(X))
     assert again.get_params()["graph"] == spec
+
+
+def test_n_iter_no_change_may_be_infinite_as_scikit_learn_documents(rng):
+    """np.inf turns the stopping rule off: every one of max_iter epochs runs."""
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 2, 40)
+    with pytest.warns(ConvergenceWarning):
+        clf = GraphNetClassifier((4,), max_iter=12, tol=10.0, n_iter_no_change=np.inf, random_state=0).fit(X, y)
+    assert clf.n_iter_ == 12
+    stopped = GraphNetClassifier((4,), max_iter=12, tol=10.0, n_iter_no_change=2, random_state=0).fit(X, y)
+    assert stopped.n_iter_ == 4  # one improving epoch, then more than 2 without
+    with pytest.raises(ValueError, match="n_iter_no_change must be a positive integer or np.inf, got 2.5"):
+        GraphNetClassifier(n_iter_no_change=2.5).fit(X, y)

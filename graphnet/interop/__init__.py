@@ -1,13 +1,18 @@
 """Importing models from Keras, PyTorch, ONNX and scikit-learn, and exporting to ONNX.
 
 Each converter lives in its own module and imports its library only when
-called, so ``import graphnet`` never pulls in torch, keras, h5py, onnx or scikit-learn. These
-modules are the only place where weights are transposed (PyTorch and ONNX
+called, so ``import graphnet`` never pulls in torch, keras, h5py, onnx or
+scikit-learn. These modules are the only place where weights are transposed (PyTorch and ONNX
 ``Gemm`` keep them ``(out, in)``; graphnet keeps ``(in, out)``). The
 libraries come with the ``interop`` extra: ``pip install 'graphnet[interop]'``.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..graph import Graph
 
 __all__ = ["from_keras", "from_onnx", "from_sklearn", "from_torch", "to_onnx"]
 
@@ -33,6 +38,7 @@ def from_onnx(path, **kwargs):
     return from_onnx(path, **kwargs)
 
 
+<<<<<<< HEAD
 def from_sklearn(estimator, **kwargs):
     """See :func:`graphnet.interop.sklearn.from_sklearn`."""
     from .sklearn import from_sklearn
@@ -40,7 +46,7 @@ def from_sklearn(estimator, **kwargs):
     return from_sklearn(estimator, **kwargs)
 
 
-def to_onnx(graph, path, opset: int = 17):
+def to_onnx(graph: Graph, path, opset: int = 17):
     """See :func:`graphnet.interop.onnx_export.to_onnx`."""
     from .onnx_export import to_onnx
 

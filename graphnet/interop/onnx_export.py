@@ -25,14 +25,20 @@ import logging
 import math
 import os
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .._version import __version__
+from ..checks import is_int
 from ..errors import GraphError
 from ..files import atomic_write
 from ..nodes import Input
 from ._builder import require
 from ._expressions import FORMULAS
+
+if TYPE_CHECKING:
+    from ..graph import Graph
 
 __all__ = ["MIN_OPSET", "to_onnx"]
 
@@ -45,7 +51,7 @@ _MISH_OPSET = 18
 _SQRT2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
-def to_onnx(graph, path: str | os.PathLike, opset: int = 17):
+def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     """Write ``graph`` as an ONNX model checked by ``onnx.checker``.
 
     Parameters
@@ -70,7 +76,7 @@ def to_onnx(graph, path: str | os.PathLike, opset: int = 17):
     onnx = require("onnx", "to_onnx")
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
     newest = onnx.defs.onnx_opset_version()
-    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+    if not is_int(opset, MIN_OPSET, newest + 1):
         raise GraphError(f"to_onnx: opset must be an integer from {MIN_OPSET} to {newest}, got {opset!r}")
     graph.validate()
     elem = onnx.TensorProto.FLOAT if graph.dtype == np.float32 else onnx.TensorProto.DOUBLE

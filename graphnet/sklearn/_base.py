@@ -1,0 +1,497 @@
+"""What GraphNetClassifier and GraphNetRegressor share: parameters, building
+the graph, and training on the engine's epoch loop with MLPClassifier's
+L2 penalty and stopping rule."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import numbers
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import validate_data
+
+from .. import activations
+from .. import optimizers as optimizers_module
+from ..callbacks import Callback
+from ..checks import check_int, is_int
+from ..data import Batches, as_inputs, as_targets
+from ..graph import Graph
+from ..nodes import Input
+from ..parameters import WEIGHT, ParameterStore
+from ..progress import Progress
+from ..sequential import Dense, Sequential
+from ..training import Trainer
+
+__all__ = ["GraphNetEstimator"]
+
+logger = logging.getLogger("graphnet.sklearn")
+
+#: MLPClassifier's activation names, mapped to graphnet's.
+_ACTIVATION_ALIASES = {"identity": "linear", "logistic": "sigmoid"}
+
+#: Rows densified at a time when X is sparse (the engine runs on dense arrays).
+_SPARSE_CHUNK = 1024
+
+
+class GraphNetEstimator(BaseEstimator):
+    """What the classifier and the regressor share: parameters, building the
+    graph, the training loop and the stopping rule. Subclasses say how targets
+    are encoded and which outputs fit them."""
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        alpha=1e-4,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        optimizer="adam",
+        graph=None,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.optimizer = optimizer
+        self.graph = graph
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # densified a batch at a time
+        return tags
+
+    # ------------------------------------------------------------ parameters
+    def _check_params(self) -> None:
+        """Refuse bad hyperparameters at ``fit`` (scikit-learn's rule: never in
+        ``__init__`` or ``set_params``), naming the parameter and the value."""
+        _check_number("alpha", self.alpha, low=0.0)
+        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
+            _check_int("batch_size", self.batch_size, "'auto' or a positive integer")
+        _check_number("learning_rate_init", self.learning_rate_init, low=0.0, strict=True)
+        _check_int("max_iter", self.max_iter)
+        _check_number("tol", self.tol, low=0.0)
+        _check_number("validation_fraction", self.validation_fraction, low=0.0, strict=True)
+        if self.validation_fraction >= 1:
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
+            )
+        if not (isinstance(self.n_iter_no_change, numbers.Real) and self.n_iter_no_change == np.inf):
+            _check_int("n_iter_no_change", self.n_iter_no_change, "a positive integer or np.inf")
+        if self.graph is None:
+            self._hidden_sizes()
+            self._hidden_activation()
+        elif not (callable(self.graph) or isinstance(self.graph, (Mapping, Graph))):
+            raise ValueError(
+                "graph must be None (a perceptron from hidden_layer_sizes), a callable "
+                "(n_features, n_outputs) -> Graph, a spec dict or a Graph; got "
+                f"{type(self.graph).__name__}: {self.graph!r}"
+            )
+        self._new_optimizer()  # refuses unknown names and bad settings early
+
+    def _hidden_sizes(self) -> tuple[int, ...]:
+        sizes = self.hidden_layer_sizes
+        sizes = (sizes,) if isinstance(sizes, numbers.Integral) else sizes
+        try:
+            sizes = tuple(sizes)
+        except TypeError:
+            sizes = None
+        if sizes is None or not all(
+            is_int(s, 1) for s in sizes
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be a positive integer or a sequence of them, "
+                f"got {self.hidden_layer_sizes!r}"
+            )
+        return tuple(int(s) for s in sizes)
+
+    def _hidden_activation(self):
+        name = self.activation
+        if isinstance(name, str):
+            name = _ACTIVATION_ALIASES.get(name, name)
+        try:
+            return activations.get(name)
+        except ValueError as exc:
+            raise ValueError(
+                f"activation: {exc} (MLPClassifier's 'identity' and 'logistic' also work)"
+            ) from None
+
+    def _new_optimizer(self) -> optimizers_module.Optimizer:
+        """A fresh optimizer from the ``optimizer`` parameter (which is never
+        itself trained with, so the parameter stays as the user set it).
+
+        A name or a dict without ``lr`` gets ``learning_rate_init``; an
+        Optimizer instance or a dict with ``lr`` keeps its own rate.
+        """
+        spec = self.optimizer
+        if isinstance(spec, optimizers_module.Optimizer):
+            config = {k: v for k, v in spec.get_config().items() if k != "name"}
+            return type(spec)(**config)
+        if isinstance(spec, str):
+            return optimizers_module.get({"name": spec, "lr": self.learning_rate_init})
+        if isinstance(spec, Mapping):
+            return optimizers_module.get({"lr": self.learning_rate_init, **spec})
+        raise ValueError(
+            "optimizer must be a name (e.g. 'adam'), a config dict or a "
+            f"graphnet.optimizers.Optimizer; got {type(spec).__name__}: {spec!r}"
+        )
+
+    # ------------------------------------------------------------ the graph
+    def _build_graph(self, n_features: int, target: dict, dtype, seed: int) -> Graph:
+        """A new graph for ``n_features`` columns of X and the ``target`` that
+        :meth:`_describe_target` found."""
+        spec = self.graph
+        n_outputs = self._n_outputs(target)
+        if spec is None:
+            activation, loss, loss_weight = self._default_output(target, n_outputs)
+            hidden = self._hidden_activation()
+            layers = [Input(n_features)]
+            layers += [Dense(size, activation=hidden) for size in self._hidden_sizes()]
+            layers.append(Dense(n_outputs, activation=activation))
+            return Sequential(
+                layers,
+                loss=loss,
+                loss_weight=loss_weight,
+                seed=seed,
+                dtype=dtype,
+                name=type(self).__name__,
+            )
+        if isinstance(spec, Graph):  # before the callable test: a Graph is callable too
+            graph = copy.deepcopy(spec)
+        elif isinstance(spec, Mapping):
+            spec = dict(spec)
+            # What the spec leaves open is decided as for the default network:
+            # the seed by random_state, the dtype by X.
+            if spec.get("seed") is None:
+                spec["seed"] = seed
+            spec.setdefault("dtype", np.dtype(dtype).name)
+            graph = Graph.from_dict(spec)
+        else:
+            graph = spec(n_features, n_outputs)
+            if not isinstance(graph, Graph):
+                raise ValueError(
+                    f"graph: the callable must return a graphnet Graph, "
+                    f"got {type(graph).__name__}: {graph!r}"
+                )
+            graph = copy.deepcopy(graph)  # the callable may hand out a shared graph
+        graph.validate()
+        self._check_inputs(graph, n_features)
+        self._check_outputs(graph, target, n_outputs)
+        return graph
+
+    def _check_inputs(self, graph: Graph, n_features: int) -> None:
+        sizes = {name: graph.nodes[name].size for name in graph.inputs}
+        if sum(sizes.values()) != n_features:
+            shown = ", ".join(f"{n!r} ({s})" for n, s in sizes.items())
+            raise ValueError(
+                f"graph {graph.name!r}: its inputs {shown} take {sum(sizes.values())} "
+                f"columns in all, but X has {n_features} features. The columns of X are "
+                "split over the inputs in insertion order, so their sizes must add up "
+                "to the number of features"
+            )
+
+    def _input_slices(self) -> list[tuple[str, slice]]:
+        graph, start, slices = self.graph_, 0, []
+        for name in graph.inputs:
+            size = graph.nodes[name].size
+            slices.append((name, slice(start, start + size)))
+            start += size
+        return slices
+
+    def _graph_inputs(self, block: np.ndarray):
+        """A dense block of X as the graph's inputs (a plain array for one input)."""
+        slices = self._input_slices()
+        if len(slices) == 1:
+            return block
+        return {name: block[:, part] for name, part in slices}
+
+    def _raw_outputs(self, X) -> np.ndarray:
+        """The graph's outputs for validated X, side by side in insertion order."""
+        graph = self.graph_
+        if sp.issparse(X):
+            parts = [
+                self._raw_outputs(X[start : start + _SPARSE_CHUNK].toarray())
+                for start in range(0, X.shape[0], _SPARSE_CHUNK)
+            ]
+            if parts:
+                return np.vstack(parts)
+            return np.empty((0, self.n_outputs_), dtype=graph.dtype)
+        out = graph.predict(self._graph_inputs(X))
+        if isinstance(out, dict):
+            return np.hstack([out[name] for name in graph.outputs])
+        return out
+
+    def _validate_X(self, X):
+        return validate_data(
+            self, X, reset=False, accept_sparse="csr", dtype=(np.float64, np.float32)
+        )
+
+    # ------------------------------------------------------------- training
+    def fit(self, X, y):
+        """Train from scratch (or on from the last fit with ``warm_start=True``)
+        for up to ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels (a label indicator matrix for multilabel) or targets.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            For bad parameters, data that does not fit (including a ``graph``
+            whose input or output sizes disagree with the data), or a training
+            step that went non-finite (:class:`graphnet.TrainingError`).
+        """
+        return self._fit(X, y, incremental=False)
+
+    def _fit(self, X, y, incremental: bool, classes=None):
+        self._check_params()
+        if incremental and self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True (there is no fixed "
+                "data to hold a validation set out of); set early_stopping=False"
+            )
+        fresh = not hasattr(self, "graph_") or not (incremental or self.warm_start)
+        X, y = self._validate_Xy(X, y, reset=fresh)
+        if fresh:
+            # Everything is worked out before anything is set, so a graph that
+            # does not fit the data leaves a fitted estimator as it was.
+            target = self._describe_target(y, incremental, classes)
+            random_state = check_random_state(self.random_state)
+            seed = int(random_state.randint(np.iinfo(np.int32).max))
+            graph = self._build_graph(X.shape[1], target, X.dtype, seed)
+            graph.optimizer = self._new_optimizer()
+            for name, value in target.items():
+                setattr(self, name, value)
+            self._random_state = random_state
+            self.graph_ = graph
+            self.n_outputs_ = sum(graph.nodes[name].size for name in graph.outputs)
+            self.n_iter_ = 0
+            self.t_ = 0
+            self.loss_curve_ = []
+        else:
+            self._check_target(y, incremental)
+            if not incremental:
+                # warm start: keep the weights, start a new optimizer (as MLPClassifier does)
+                self.graph_.optimizer = self._new_optimizer()
+                self.n_iter_ = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            if not incremental or getattr(self, "best_loss_", None) is None:
+                self.best_loss_ = np.inf
+        epochs = 1 if incremental else self.max_iter
+        self._train(X, self._targets_for_graph(y), y, epochs, incremental)
+        return self
+
+    def _train(self, X, targets, y, epochs: int, incremental: bool) -> None:
+        """MLPClassifier's batches, stopping rule and early stopping, run by the
+        engine's epoch loop (:meth:`graphnet.training.Trainer.run`)."""
+        graph = self.graph_
+        rng = self._random_state
+        X_val = y_val = None
+        if self.early_stopping:
+            stratify = y if self._stratify_split() else None
+            X, X_val, targets, _, y, y_val = train_test_split(
+                X, targets, y,
+                test_size=self.validation_fraction,
+                random_state=rng,
+                stratify=stratify,
+            )
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    f"early_stopping: validation_fraction={self.validation_fraction} of "
+                    f"{X.shape[0] + X_val.shape[0]} samples leaves fewer than 2 for "
+                    "validation; increase validation_fraction or use more data"
+                )
+        rows = X.shape[0]
+        batch_size = self._batch_rows(rows)
+        count = -(-rows // batch_size)
+        epoch_of = self._batches(X, targets, batch_size)
+        trainer = Trainer(graph, penalty=_MLPPenalty(self.alpha) if self.alpha else None)
+        stopping = _MLPStopping(self, rows, incremental)
+
+        def epoch_batches(epoch: int):
+            return epoch_of(rng.permutation(rows) if self.shuffle else None)
+
+        def validate() -> dict[str, float]:
+            return {"val_score": self._score_validated(X_val, y_val)}
+
+        end = self.n_iter_ + epochs
+        trainer.run(
+            end,
+            epoch_batches,
+            count,
+            validate=validate if X_val is not None else None,
+            callbacks=[stopping],
+            progress=Progress(2 if self.verbose else 0, end, count),
+            initial_epoch=self.n_iter_,
+        )
+        if not stopping.stopped and not incremental:
+            warnings.warn(
+                f"{type(self).__name__}: max_iter={self.max_iter} epochs reached "
+                "and the optimization hasn't converged yet; increase max_iter "
+                "or tol",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+
+    def _batches(self, X, targets, batch_size: int):
+        """``order -> batches`` over validated X and encoded targets: dense X is
+        checked once and gathered per batch; sparse X is densified a batch at a time."""
+        graph = self.graph_
+        targets = as_targets(graph, self._split_outputs(targets))
+        if not sp.issparse(X):
+            return Batches(as_inputs(graph, self._graph_inputs(X)), targets, batch_size).epoch
+        rows = X.shape[0]
+
+        def sparse_epoch(order):
+            order = np.arange(rows) if order is None else order
+            for start in range(0, rows, batch_size):
+                index = order[start : start + batch_size]
+                inputs = as_inputs(graph, self._graph_inputs(X[index].toarray()))
+                yield inputs, {k: v[index] for k, v in targets.items()}, len(index)
+
+        return sparse_epoch
+
+    def _batch_rows(self, rows: int) -> int:
+        if isinstance(self.batch_size, str):
+            return min(200, rows)
+        if self.batch_size > rows:
+            warnings.warn(
+                f"batch_size={self.batch_size} is larger than the {rows} training "
+                "samples; clipping it to the sample count",
+                UserWarning,
+                stacklevel=5,
+            )
+        return int(min(self.batch_size, rows))
+
+    def _split_outputs(self, targets):
+        """Encoded targets in the form the graph takes: the columns split over
+        several outputs in insertion order (a plain array for one output)."""
+        outputs = self.graph_.outputs
+        if len(outputs) == 1:
+            return targets
+        split, start = {}, 0
+        for name in outputs:
+            size = self.graph_.nodes[name].size
+            split[name] = targets[:, start : start + size]
+            start += size
+        return split
+
+
+class _MLPPenalty:
+    """MLPClassifier's L2 penalty as an engine :class:`~graphnet.training.Penalty`:
+    ``alpha / 2 * ||W||² / rows`` over every trainable synapse weight (not
+    biases) for a batch of ``rows`` rows, so ``alpha * W / rows`` is added to
+    the weight gradients before the optimizer runs."""
+
+    def __init__(self, alpha: float):
+        self.alpha = float(alpha)
+        self._store: ParameterStore | None = None
+        self._spans: list[slice] = []
+
+    def __call__(self, store: ParameterStore, rows: int) -> float:
+        if store is not self._store:  # the plan was recompiled
+            self._store, self._spans = store, store.spans(WEIGHT)
+        scale = self.alpha / rows
+        squares = 0.0
+        for span in self._spans:
+            weights = store.values[span]
+            squares += float(np.dot(weights, weights))
+            store.grads[span] += scale * weights
+        return 0.5 * scale * squares
+
+
+class _MLPStopping(Callback):
+    """MLPClassifier's bookkeeping (``n_iter_``, ``loss_curve_``, ...) and its
+    stopping rule: stop after more than ``n_iter_no_change`` epochs without an
+    improvement of ``tol`` in the training loss (or, with early stopping, the
+    validation score), ending with the best validation epoch's weights."""
+
+    def __init__(self, estimator, rows: int, incremental: bool):
+        super().__init__()
+        self.estimator, self.rows, self.incremental = estimator, rows, incremental
+        self.best_weights = None
+        self.no_improvement = 0
+        self.stopped = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        est = self.estimator
+        est.n_iter_ += 1
+        est.t_ += self.rows
+        est.loss_ = logs["loss"]
+        est.loss_curve_.append(est.loss_)
+        if "val_score" in logs:
+            score = logs["val_score"]
+            est.validation_scores_.append(score)
+            improved = score >= est.best_validation_score_ + est.tol
+            if score > est.best_validation_score_:
+                est.best_validation_score_ = score
+                self.best_weights = self.graph.get_weights()
+        else:
+            improved = est.loss_ <= est.best_loss_ - est.tol
+            est.best_loss_ = min(est.best_loss_, est.loss_)
+        self.no_improvement = 0 if improved else self.no_improvement + 1
+        if self.no_improvement > est.n_iter_no_change and not self.incremental:
+            what = "Validation score" if "val_score" in logs else "Training loss"
+            logger.info(
+                "%s: %s did not improve more than tol=%g for %d consecutive epochs; stopping",
+                type(est).__name__, what, est.tol, est.n_iter_no_change,
+            )
+            self.graph.stop_training = True
+            self.stopped = True
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.graph.set_weights(self.best_weights)
+
+
+# ----------------------------------------------------------------- checking
+def _check_number(name: str, value, low: float, strict: bool = False) -> None:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+    ok = ok and (value > low if strict else value >= low)
+    if not ok:
+        bound = f"> {low}" if strict else f">= {low}"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
+def _check_int(name: str, value, expected: str = "a positive integer") -> None:
+    check_int(value, name, expected=expected)

@@ -1,0 +1,151 @@
+"""GraphNetRegressor: a graphnet network as a scikit-learn regressor."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.metrics import r2_score
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..graph import Graph
+from ._base import GraphNetEstimator
+
+__all__ = ["GraphNetRegressor"]
+
+
+class GraphNetRegressor(RegressorMixin, GraphNetEstimator):
+    """A graphnet network as a scikit-learn regressor (one or several targets).
+
+    Parameters follow :class:`sklearn.neural_network.MLPRegressor` where the
+    concept is the same, and are those of :class:`GraphNetClassifier`; with
+    ``early_stopping`` the validation score is R². The default network ends
+    in a linear output trained on half the squared error summed over targets
+    (averaged over samples), whose gradient is MLPRegressor's.
+
+    ``graph``: ``n_outputs`` is the number of target columns. A graph may have
+    several outputs; the columns of ``y`` are split over them in insertion
+    order and the predictions put back side by side. Any activation and loss
+    may be used.
+
+    Unlike MLPRegressor, a column-vector ``y`` of shape (n_samples, 1) is
+    taken as one target of a multi-output problem: no warning, and
+    predictions keep that shape (the convention of LinearRegression).
+
+    With several targets, ``loss_`` is the objective actually minimised (half
+    the squared error summed over targets), which is ``n_targets`` times the
+    data term MLPRegressor reports: it reports the mean over targets while
+    following the gradient of the sum. Weights and predictions are the same.
+
+    Attributes
+    ----------
+    graph_, n_features_in_, feature_names_in_, n_outputs_, loss_, loss_curve_,
+    best_loss_, validation_scores_, best_validation_score_, n_iter_, t_
+        As for :class:`GraphNetClassifier`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from graphnet.sklearn import GraphNetRegressor
+    >>> X = np.linspace(-1, 1, 200).reshape(-1, 1)
+    >>> reg = GraphNetRegressor((32,), max_iter=500, learning_rate_init=0.01,
+    ...                         random_state=0).fit(X, X.ravel() ** 2)
+    >>> reg.score(X, X.ravel() ** 2) > 0.9
+    True
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def partial_fit(self, X, y):
+        """One epoch over ``(X, y)``, continuing from the current weights and optimizer state.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            When ``y`` has another number of targets than before, or as for :meth:`fit`.
+        """
+        return self._fit(X, y, incremental=True)
+
+    def _validate_Xy(self, X, y, reset: bool):
+        return validate_data(
+            self, X, y,
+            reset=reset,
+            accept_sparse="csr",
+            dtype=(np.float64, np.float32),
+            multi_output=True,
+            y_numeric=True,
+        )
+
+    def _describe_target(self, y, incremental: bool, classes) -> dict:
+        return {"_y_1d": y.ndim == 1, "_n_targets": 1 if y.ndim == 1 else y.shape[1]}
+
+    def _n_outputs(self, target: dict) -> int:
+        return target["_n_targets"]
+
+    def _check_target(self, y, incremental: bool) -> None:
+        columns = 1 if y.ndim == 1 else y.shape[1]
+        if columns != self._n_targets:
+            raise ValueError(
+                f"y has {columns} target column(s), but the regressor was fitted on "
+                f"{self._n_targets}"
+            )
+
+    def _targets_for_graph(self, y):
+        return np.asarray(y, dtype=self.graph_.dtype).reshape(len(y), -1)
+
+    def _default_output(self, target: dict, n_outputs: int):
+        # mse averages over all elements; MLPRegressor's gradient is that of half
+        # the squared error summed over targets: a loss weight of n_outputs / 2.
+        return "linear", "mse", n_outputs / 2
+
+    def _check_outputs(self, graph: Graph, target: dict, n_outputs: int) -> None:
+        sizes = {name: graph.nodes[name].size for name in graph.outputs}
+        if sum(sizes.values()) != n_outputs:
+            shown = ", ".join(f"{n!r} ({s})" for n, s in sizes.items())
+            raise ValueError(
+                f"graph {graph.name!r}: its outputs {shown} have {sum(sizes.values())} "
+                f"units in all, but y has {n_outputs} target column(s). The columns of y "
+                "are split over the outputs in insertion order"
+            )
+
+    def _stratify_split(self) -> bool:
+        return False
+
+    def _score_validated(self, X, y) -> float:
+        return float(r2_score(y, self._predict_validated(X)))
+
+    def _predict_validated(self, X):
+        out = self._raw_outputs(X)
+        return out[:, 0] if self._y_1d else out
+
+    def predict(self, X):
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), or (n_samples, n_targets) when ``y`` was 2-D
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        ValueError
+            When X has another number of features than at ``fit``, or NaN/inf.
+        """
+        check_is_fitted(self)
+        return self._predict_validated(self._validate_X(X))
