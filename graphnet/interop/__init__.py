@@ -38,7 +38,6 @@ def from_onnx(path, **kwargs):
     return from_onnx(path, **kwargs)
 
 
-<<<<<<< HEAD
 def from_sklearn(estimator, **kwargs):
     """See :func:`graphnet.interop.sklearn.from_sklearn`."""
     from .sklearn import from_sklearn
