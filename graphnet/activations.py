@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import special
 
+from ._registry import lookup
 from .checks import check_number
 from .errors import GraphError
 
@@ -389,22 +390,4 @@ def get(identifier: str | dict | Activation | None) -> Activation:
     """
     if identifier is None:
         return Linear()
-    if isinstance(identifier, Activation):
-        return identifier
-    if isinstance(identifier, str):
-        name, params = identifier, {}
-    elif isinstance(identifier, dict):
-        params = dict(identifier)
-        name = params.pop("name", None)
-    else:
-        raise GraphError(
-            f"activation must be a name, a config dict or an Activation, "
-            f"got {type(identifier).__name__}: {identifier!r}"
-        )
-    cls = ACTIVATIONS.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise GraphError(f"unknown activation {name!r}; known: {sorted(ACTIVATIONS)}")
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise GraphError(f"activation {name!r}: bad parameters {params!r} ({exc})") from None
+    return lookup(identifier, ACTIVATIONS, "activation", Activation, "an Activation")

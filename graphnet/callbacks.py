@@ -294,7 +294,7 @@ class ReduceLROnPlateau(_Monitor):
                 optimizer.learning_rate = new
                 logger.info("%s: epoch %d: learning rate reduced from %.3g to %.3g",
                             self.graph.name, epoch + 1, old, new)
-            self.cooldown_left, self.wait = self.cooldown, 0
+                self.cooldown_left, self.wait = self.cooldown, 0
 
 
 class CSVLogger(Callback):

@@ -18,8 +18,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ._registry import lookup
 from .checks import check_number
-from .errors import GraphError, ShapeError
+from .errors import ShapeError
 
 __all__ = [
     "Loss",
@@ -277,22 +278,4 @@ def get(identifier: str | dict | Loss) -> Loss:
     GraphError
         For an unknown name (the message lists the known ones) or bad parameters.
     """
-    if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, str):
-        name, params = identifier, {}
-    elif isinstance(identifier, dict):
-        params = dict(identifier)
-        name = params.pop("name", None)
-    else:
-        raise GraphError(
-            f"loss must be a name, a config dict or a Loss, "
-            f"got {type(identifier).__name__}: {identifier!r}"
-        )
-    cls = LOSSES.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise GraphError(f"unknown loss {name!r}; known: {sorted(LOSSES)}")
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise GraphError(f"loss {name!r}: bad parameters {params!r} ({exc})") from None
+    return lookup(identifier, LOSSES, "loss", Loss, "a Loss")

@@ -76,9 +76,7 @@ class Node:
             self._graph._changed()
 
     def _editing(self):
-        """The holding graph's write lock (edits wait for running predictions
-        and training steps), or nothing for a node in no graph."""
-        return contextlib.nullcontext() if self._graph is None else self._graph._lock.writing()
+        return _editing(self._graph)
 
     def get_config(self) -> dict[str, Any]:
         """JSON-safe description (no weights)."""
@@ -293,6 +291,12 @@ class Output(DenseNode):
             f"Output({self.name!r}, size={self.size}, activation={self.activation.name!r}, "
             f"loss={self.loss.name!r})"
         )
+
+
+def _editing(graph):
+    """The holding graph's write lock (edits wait for running predictions and
+    training steps), or nothing for a node or synapse in no graph."""
+    return contextlib.nullcontext() if graph is None else graph._lock.writing()
 
 
 def _flag(value, name, what: str) -> bool:

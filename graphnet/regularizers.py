@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ._registry import lookup
 from .checks import check_number
-from .errors import GraphError
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "REGULARIZERS", "get"]
 
@@ -124,22 +124,6 @@ def get(identifier) -> Regularizer | None:
     GraphError
         For an unknown name (the message lists the known ones) or bad parameters.
     """
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, str):
-        name, params = identifier, {}
-    elif isinstance(identifier, dict):
-        params = dict(identifier)
-        name = params.pop("name", None)
-    else:
-        raise GraphError(
-            f"regularizer must be None, a name, a config dict or a Regularizer, "
-            f"got {type(identifier).__name__}: {identifier!r}"
-        )
-    cls = REGULARIZERS.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise GraphError(f"unknown regularizer {name!r}; known: {sorted(REGULARIZERS)}")
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise GraphError(f"regularizer {name!r}: bad parameters {sorted(params)} ({exc})") from None
+    if identifier is None:
+        return None
+    return lookup(identifier, REGULARIZERS, "regularizer", Regularizer, "a Regularizer (or None)")

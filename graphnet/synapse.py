@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import numpy as np
 
 from . import regularizers
 from .errors import GraphError
-from .nodes import _values
+from .nodes import _editing, _values
 from .parameters import weight_key
 
 __all__ = ["Synapse"]
@@ -73,7 +72,7 @@ class Synapse:
                 self._graph._changed()
 
     def _editing(self):
-        return contextlib.nullcontext() if self._graph is None else self._graph._lock.writing()
+        return _editing(self._graph)
 
     @property
     def key(self) -> str:

@@ -486,3 +486,55 @@ def test_on_batch_end_gets_the_batch_loss():
           callbacks=[gn.callbacks.LambdaCallback(on_batch_end=lambda batch, logs: seen.append((batch, logs)))])
     assert [b for b, _ in seen] == [0, 1, 2]
     assert all(set(logs) == {"loss"} and np.isfinite(logs["loss"]) for _, logs in seen)
+
+
+# ------------------------------------------------------- training that users expect
+def test_class_weight_is_sample_weight_by_class():
+    rng = np.random.default_rng(0)
+    x, labels = rng.normal(size=(30, 4)), rng.integers(0, 3, 30)
+    table = {0: 1.0, 1: 3.0, 2: 0.5}
+
+    def trained(**weights):
+        g = gn.Graph(seed=0, dtype="float64")
+        g.add_input("x", 4)
+        g.add_output("y", 3, activation="softmax", loss="categorical_crossentropy")
+        g.connect("x", "y")
+        g.fit(x, labels, epochs=2, batch_size=7, verbose=0, **weights)
+        return g.get_weights()["x->y.weight"]
+
+    by_class = trained(class_weight=table)
+    by_row = trained(sample_weight=np.array([table[c] for c in labels]))
+    np.testing.assert_array_equal(by_class, by_row)
+    assert not np.array_equal(by_class, trained())
+    both = trained(class_weight=table, sample_weight=np.full(30, 2.0))
+    np.testing.assert_allclose(both, by_class, rtol=1e-12)  # a constant factor cancels in Σw·l/Σw
+
+
+def test_weighted_validation_data_and_split():
+    x, y = _xy(rows=40)
+    w = np.linspace(0, 2, 40)
+    g = _net(dtype="float64")
+    history = g.fit(x, y, epochs=1, verbose=0, validation_data=(x, y, w))
+    assert history.history["val_loss"][0] == pytest.approx(g.evaluate(x, y, sample_weight=w)["loss"], rel=1e-12)
+    g.fit(x, y, epochs=1, verbose=0, sample_weight=w, validation_split=0.25)
+
+
+def test_learning_rate_is_lr_and_compile_sets_losses_optimizer_and_metrics():
+    assert gn.optimizers.Adam(learning_rate=3e-4).lr == 3e-4 == gn.optimizers.get({"name": "adam", "learning_rate": 3e-4}).lr
+    g = gn.Graph(seed=0)
+    g.add_input("x", 4)
+    g.add_output("p", 1, activation="sigmoid", loss="binary_crossentropy")
+    g.add_output("r", 2)
+    g.connect("x", "p")
+    g.connect("x", "r")
+    g.compile(loss={"r": "huber"}, optimizer=gn.optimizers.SGD(learning_rate=0.1), metrics={"p": ["accuracy"]})
+    assert g["r"].loss.name == "huber" and g["p"].loss.name == "binary_crossentropy"
+    x = np.random.default_rng(0).normal(size=(16, 4))
+    history = g.fit(x, {"p": (x[:, 0] > 0).astype(float), "r": x[:, :2]}, epochs=1, verbose=0)
+    assert "p_accuracy" in history.history and isinstance(g.optimizer, gn.optimizers.SGD)
+    before = g.to_dict()
+    with pytest.raises(GraphError, match="compile: output 'p': loss 'categorical_crossentropy' needs activation 'softmax'"):
+        g.compile(loss="categorical_crossentropy")
+    with pytest.raises(GraphError, match=r"loss for unknown outputs \['q'\]"):
+        g.compile(loss={"q": "mse"})
+    assert g.to_dict() == before
