@@ -806,11 +806,13 @@ class Graph:
         return to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Graph:
-        """A new Graph (or Sequential) from :meth:`to_dict`'s structure."""
+    def from_dict(cls, data: Mapping[str, Any], max_params: int | None = 100_000_000) -> Graph:
+        """A new Graph (or Sequential) from :meth:`to_dict`'s structure; more than
+        ``max_params`` parameters (``None``: no limit) are refused before any
+        allocation. See :func:`graphnet.spec.from_dict`."""
         from .spec import from_dict
 
-        return from_dict(data)
+        return from_dict(data, max_params=max_params)
 
     # ------------------------------------------------------------ seeing it
     def summary(self, print_fn=print):
