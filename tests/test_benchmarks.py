@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 benchmarks = pytest.importorskip("benchmarks", reason="run pytest from the repository root")
@@ -71,3 +72,41 @@ def test_results_are_written(quick_report, tmp_path):
     md, js = report.write(quick_report, tmp_path)
     assert md.read_text().startswith("# graphnet benchmark")
     assert json.loads(js.read_text())["results"][0]["workload"] == "W1"
+
+
+# ------------------------------------------------------------ quality panel
+def _answers(**scores):
+    return {lib: {"scores": s, "seconds": [0.1] * len(s), "epochs": 3} for lib, s in scores.items()}
+
+
+def test_quality_verdict_by_the_standard_error_of_the_difference():
+    from benchmarks import quality
+
+    peer = [0.90, 0.92, 0.94, 0.96, 0.98]  # mean 0.94, se 0.01 (std 0.0224 / sqrt 5)
+    close = [0.915, 0.925, 0.93, 0.935, 0.945]  # mean 0.93: 0.01 below, se_diff ~0.0106
+    far = [0.88, 0.89, 0.90, 0.91, 0.92]  # mean 0.90: four standard errors below
+    passed = quality.summarise("wine", _answers(graphnet=close, torch=peer, sklearn=[0.5] * 5))
+    assert passed["best_peer"] == "torch" and passed["verdict"] == "PASS"
+    assert passed["se_diff"] == pytest.approx(np.hypot(np.std(close, ddof=1), np.std(peer, ddof=1)) / np.sqrt(5))
+    assert passed["within_peer_se"] is True  # 0.93 >= 0.94 - 0.01 too
+    missed = quality.summarise("wine", _answers(graphnet=far, torch=peer))
+    assert missed["verdict"] == "MISS" and missed["gap_in_se"] < -2
+    # MSE: lower is better, so the best peer is the smallest and the margin goes up.
+    mse = quality.summarise("sine", _answers(graphnet=[0.0021] * 5, torch=[0.002] * 5, keras=[0.003] * 5))
+    assert mse["best_peer"] == "torch" and mse["verdict"] == "MISS"  # no spread: no margin
+    assert quality.summarise("sine", _answers(graphnet=[0.0019] * 5, torch=[0.002] * 5))["verdict"] == "PASS"
+
+
+def test_quality_panel_quick_runs_graphnet_in_its_own_process():
+    from benchmarks import quality
+
+    answers = quality._worker("graphnet", ["wine", "diabetes"], [0], quick=True, graphnet_init=None)
+    assert set(answers) == {"wine", "diabetes"}
+    for answer in answers.values():
+        assert len(answer["scores"]) == 1 and answer["seconds"][0] > 0
+    assert 0 <= answers["wine"]["scores"][0] <= 1  # an accuracy
+    report = {"quick": True, "date": "now", "machine": "m", "python": "3", "libraries": ["graphnet"],
+              "seeds": [0], "graphnet_init": None,
+              "results": [quality.summarise(t, {"graphnet": a}) for t, a in answers.items()]}
+    text = quality.markdown(report)
+    assert "| wine |" in text and "| diabetes |" in text and "**n/a**" in text
