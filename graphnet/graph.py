@@ -104,6 +104,11 @@ class Graph:
         self._structure = nx.DiGraph()
         self._nodes: dict[str, Node] = {}
         self._synapses: dict[tuple[str, str], Synapse] = {}
+        # Synapses whose named initialiser has not been drawn yet, by destination:
+        # drawn together once the destination's fan-in is needed (see connect).
+        self._undrawn: dict[str, list[Synapse]] = {}
+        self._biases_fixed = True  # False while a node's bias may still be drawn
+        self._draw_lock = threading.Lock()
         self._insertion: dict[str, int] = {}
         self._inserted = 0
         self.version = 0
@@ -188,6 +193,7 @@ class Graph:
             )
         if isinstance(node, DenseNode):
             node._bias = node._bias.astype(self.dtype)
+            self._biases_fixed = self._biases_fixed and node._bias_fixed
         node._graph = self
         self._nodes[node.name] = node
         self._insertion[node.name] = self._inserted
@@ -201,7 +207,7 @@ class Graph:
         """Remove a node and every synapse touching it; other weights are kept."""
         name = self._resolve(name)
         for key in [k for k in self._synapses if name in k]:
-            self._synapses.pop(key)._graph = None
+            self._detach(self._synapses.pop(key))
         self._structure.remove_node(name)
         self._nodes.pop(name)._graph = None
         del self._insertion[name]
@@ -218,7 +224,10 @@ class Graph:
         if node._graph is not None:
             raise GraphError(f"_replace_node: {node!r} already belongs to a graph")
         if isinstance(node, DenseNode):
-            node._bias = np.array(old.bias if isinstance(old, DenseNode) else node._bias, dtype=self.dtype)
+            # The raw values: reading old.bias would draw what the node still waits for.
+            node._bias = np.array(old._bias if isinstance(old, DenseNode) else node._bias, dtype=self.dtype)
+            node._bias_fixed = getattr(old, "_bias_fixed", True)
+            self._biases_fixed = self._biases_fixed and node._bias_fixed
         old._graph, node._graph = None, self
         self._nodes[name] = node
         self._changed()
@@ -240,8 +249,8 @@ class Graph:
         src : str, Node, or list of them
         dst : str or Node
         init : str or ndarray of shape (src.size, dst.size), optional
-            An initialiser name; by default He-normal for relu-family
-            destinations and Glorot-uniform otherwise.
+            An initialiser name (by default the destination activation's, see
+            :func:`graphnet.initializers.default_for`), or the values.
         trainable : bool
         regularizer : str, dict or Regularizer, optional
             A penalty on each new weight (``graphnet.regularizers``: ``"l1"``,
@@ -250,6 +259,20 @@ class Graph:
         Returns
         -------
         Synapse, or a list of Synapses when ``src`` is a list.
+
+        Notes
+        -----
+        A named initialiser is drawn on the destination's whole fan-in, the
+        sum of its sources' sizes, as a ``Linear`` over the concatenated
+        sources would be: the node's incoming weights are drawn as one
+        ``(Σ src.size, dst.size)`` matrix (sources in the order they were
+        connected), and each synapse gets its own rows. Since ``connect`` sees
+        one synapse at a time, the draw waits until a weight is first needed:
+        ``get_weights()``, reading ``synapse.weight``, or the first run or
+        ``fit``. A synapse connected into that node later is drawn on the
+        fan-in it then has; weights already drawn, set or loaded never change
+        by themselves. The draw depends on the seed and the calls made, not on
+        the dtype (it is made in float64).
 
         Raises
         ------
@@ -321,17 +344,97 @@ class Graph:
         created = []
         for name, shape in zip(sources, shapes):
             if init_name == "array":
-                weight = np.array(init, dtype=self.dtype)
+                synapse = Synapse(name, dst_name, np.array(init, dtype=self.dtype), init_name, trainable,
+                                  regularizer)
             else:
-                weight = initializers.get(init_name)(shape, self._init_rng, self.dtype)
+                # Drawn later, on the destination's whole fan-in (see Notes); the
+                # seed is taken now, so the draw depends on the calls, not on when.
+                synapse = Synapse(name, dst_name, None, init_name, trainable, regularizer, shape=shape)
+                synapse._pending = (int(self._init_rng.integers(2**63)), init_name)
+                self._undrawn.setdefault(dst_name, []).append(synapse)
             logger.debug("%s: init %s -> %s %s with %s", self.name, name, dst_name, shape, init_name)
-            synapse = Synapse(name, dst_name, weight, init_name, trainable, regularizer)
             synapse._graph = self
             self._synapses[(name, dst_name)] = synapse
             self._structure.add_edge(name, dst_name)
             created.append(synapse)
         self._changed()
         return created if many else created[0]
+
+    # ---------------------------------------------------------- initialising
+    def _draw(self, only: str | None = None) -> None:
+        """Draw what is still waiting, for node ``only`` or for all; from then on
+        those weights and biases are fixed (a node with nothing to draw keeps
+        the bias it has)."""
+        if only is None and not self._undrawn and self._biases_fixed:
+            return
+        with self._draw_lock:
+            for dst in [only] if only is not None else list(self._undrawn):
+                waiting = self._undrawn.pop(dst, None)
+                if waiting:
+                    self._draw_node(dst, waiting)
+            if only is not None:
+                node = self._nodes.get(only)
+                if isinstance(node, DenseNode):
+                    node._bias_fixed = True
+            elif not self._biases_fixed:
+                for node in self._nodes.values():
+                    if isinstance(node, DenseNode):
+                        node._bias_fixed = True
+                self._biases_fixed = True
+
+    def _draw_node(self, dst: str, waiting: list[Synapse]) -> None:
+        """One ``(fan_in, size)`` matrix per initialiser among ``waiting``, ``fan_in``
+        being the sum of every source's size; each synapse takes its own rows."""
+        sources = list(self._structure.pred[dst])  # in the order they were connected
+        offsets, fan_in = {}, 0
+        for src in sources:
+            offsets[src] = fan_in
+            fan_in += self._nodes[src].size
+        shape = (fan_in, self._nodes[dst].size)
+        groups: dict[str, list[Synapse]] = {}
+        for synapse in waiting:
+            groups.setdefault(synapse._pending[1], []).append(synapse)
+        node = self._nodes[dst]
+        for init_name, group in groups.items():
+            rng = np.random.default_rng([synapse._pending[0] for synapse in group])
+            full = initializers.get(init_name)(shape, rng, self.dtype)  # drawn in float64, then cast
+            for synapse in group:
+                start = offsets[synapse.src]
+                rows = full[start : start + synapse.shape[0]]
+                synapse._weight = np.array(rows, dtype=self.dtype)  # its own contiguous array
+                synapse._pending = None
+            # As PyTorch's Linear, the default draws the bias after the weights, from the same stream.
+            if not node._bias_fixed and init_name in initializers.BIASES:
+                node._bias[...] = initializers.BIASES[init_name](fan_in, node.size, rng, self.dtype)
+                node._bias_fixed = True
+            logger.debug("%s: drew %s for %d synapse(s) into %r on fan-in %d", self.name, init_name,
+                         len(group), dst, fan_in)
+        node._bias_fixed = True
+
+    def _assign_undrawn(self, synapse: Synapse, values: np.ndarray) -> None:
+        """Give a never-drawn synapse its first values (checked, in the graph's dtype)."""
+        with self._draw_lock:
+            waiting = self._undrawn.get(synapse.dst, [])
+            if synapse in waiting:
+                waiting.remove(synapse)
+                if not waiting:
+                    del self._undrawn[synapse.dst]
+            synapse._weight, synapse._pending = values, None
+
+    def _detach(self, synapse: Synapse) -> None:
+        """A synapse leaves the graph: one still undrawn is drawn on its own fan-in
+        (its source's size), so that it keeps a weight; nothing else changes."""
+        with self._draw_lock:
+            waiting = self._undrawn.get(synapse.dst, [])
+            if synapse in waiting:
+                waiting.remove(synapse)
+                if not waiting:
+                    del self._undrawn[synapse.dst]
+                seed, init_name = synapse._pending
+                rng = np.random.default_rng([seed])
+                synapse._weight = initializers.get(init_name)(synapse.shape, rng, self.dtype)
+                synapse._pending = None
+        synapse._graph = None
 
     def _cycle_through(self, src: str, dst: str) -> list[str] | None:
         """The cycle a new synapse ``src -> dst`` would close, or ``None``.
@@ -364,7 +467,7 @@ class Graph:
         key = (self._resolve(src), self._resolve(dst))
         if key not in self._synapses:
             raise NotFoundError(f"graph {self.name!r} has no synapse {key[0]!r} -> {key[1]!r}")
-        self._synapses.pop(key)._graph = None
+        self._detach(self._synapses.pop(key))
         self._structure.remove_edge(*key)
         self._changed()
 
@@ -467,12 +570,13 @@ class Graph:
                 for s in incoming.get(name, ()):
                     record = ParameterRecord(s.key, WEIGHT, name, (s.src, name), s.shape, s.trainable)
                     entries.append((record, s))
-                record = ParameterRecord(bias_key(name), BIAS, name, None, node.bias.shape, node.trainable)
+                record = ParameterRecord(bias_key(name), BIAS, name, None, (node.size,), node.trainable)
                 entries.append((record, node))
         return entries
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        """Every parameter's live array (no copies), by key."""
+        """Every parameter's live array (no copies), by key; draws what is waiting."""
+        self._draw()
         return {
             record.key: owner.weight if record.kind == WEIGHT else owner.bias
             for record, owner in self._parameters()
@@ -500,16 +604,18 @@ class Graph:
             raise GraphError(
                 f"set_weights expects a dict keyed like get_weights(), got {type(weights).__name__}"
             )
-        arrays = self._arrays()
-        unknown = [k for k in weights if k not in arrays]
+        # Shapes from the records: a weight not drawn yet is given its values
+        # without being drawn first (a loaded file's weights are never drawn).
+        owners = {record.key: (record, owner) for record, owner in self._parameters()}
+        unknown = [k for k in weights if k not in owners]
         if unknown:
             raise NotFoundError(
                 f"graph {self.name!r}: unknown weight keys {preview(unknown)}; "
-                f"known: {preview(arrays)}"
+                f"known: {preview(owners)}"
             )
         staged = {}
         for key, value in weights.items():
-            expected = arrays[key].shape
+            expected = owners[key][0].shape
             try:
                 value = np.asarray(value, dtype=self.dtype)
             except (TypeError, ValueError):
@@ -522,7 +628,14 @@ class Graph:
                 raise GraphError(f"weight {key!r} contains NaN or inf")
             staged[key] = value
         for key, value in staged.items():
-            arrays[key][...] = value
+            record, owner = owners[key]
+            if record.kind == BIAS:
+                owner._bias[...] = value  # not .bias: that would draw it first
+                owner._bias_fixed = True
+            elif owner._weight is None:
+                self._assign_undrawn(owner, value.copy())
+            else:
+                owner._weight[...] = value
 
     # --------------------------------------------------------------- checking
     def validate(self) -> None:
@@ -672,13 +785,16 @@ class Graph:
         """
         state = self.__dict__.copy()
         state["_plan"] = None
-        del state["_plan_lock"], state["_lock"]
+        del state["_plan_lock"], state["_lock"], state["_draw_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("_metrics", None)  # graphs pickled before compile() existed
+        state.setdefault("_undrawn", {})  # ... or before weights waited for their fan-in
+        state.setdefault("_biases_fixed", True)
         self.__dict__.update(state)
         self._plan_lock = threading.Lock()
+        self._draw_lock = threading.Lock()
         self._lock = ReadWriteLock()
         if self._optimizer is not None:  # the copy's optimizer (a copy too) trains the copy
             self._optimizer._claim(self)
@@ -715,6 +831,7 @@ class Graph:
             if self._plan is None or self._plan.version != self.version:
                 from .plan import Plan
 
+                self._draw()  # the plan binds every weight: the fan-ins are final for now
                 self._plan = Plan(self)
             return self._plan
 

@@ -94,7 +94,17 @@ class Input(Node):
 
 
 class DenseNode(Node):
-    """A node that computes ``activation(bias + Σ x_src @ W)``: Hidden and Output."""
+    """A node that computes ``activation(bias + Σ x_src @ W)``: Hidden and Output.
+
+    The bias starts at zero. In a graph, a node whose weights are drawn by an
+    initialiser that draws biases too (the default, ``fan_in_uniform``, does,
+    as PyTorch's ``nn.Linear``) gets its bias drawn with them, unless its
+    bias was set first; see :meth:`Graph.connect <graphnet.graph.Graph.connect>`.
+    """
+
+    #: Whether the bias has its first values (set, loaded, drawn, or read), after
+    #: which the graph never draws it. True for nodes pickled before biases were drawn.
+    _bias_fixed = True
 
     def __init__(
         self,
@@ -110,6 +120,7 @@ class DenseNode(Node):
         self._trainable = _flag(trainable, name, "trainable")
         check_allocation(self.size, 8, f"node {name!r}: bias of size {self.size:,}")
         self._bias = np.zeros(self.size, dtype=np.float32)
+        self._bias_fixed = False
 
     @property
     def activation(self) -> activations.Activation:
@@ -152,7 +163,17 @@ class DenseNode(Node):
 
     @property
     def bias(self) -> np.ndarray:
-        """Shape ``(size,)``. Assigning copies the values in (shape checked)."""
+        """Shape ``(size,)``. Assigning copies the values in (shape checked).
+
+        Reading it in a graph first draws what the node still waits for (its
+        weights and, with the default initialiser, this bias); what it shows
+        is what the node then runs with.
+        """
+        if not self._bias_fixed:
+            if self._graph is None:
+                self._bias_fixed = True  # seen (and perhaps changed in place) by the user
+            else:
+                self._graph._draw(self.name)
         return self._bias
 
     @bias.setter
@@ -160,6 +181,7 @@ class DenseNode(Node):
         value = _values(value, self._bias, f"node {self.name!r}: bias")
         with self._editing():
             self._bias[...] = value
+            self._bias_fixed = True
 
     @property
     def num_params(self) -> int:

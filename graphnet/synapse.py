@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,11 @@ class Synapse:
     ----------
     src, dst : str
         Node names.
-    weight : ndarray of shape (src.size, dst.size)
-        Initial values (already drawn by the graph).
+    weight : ndarray of shape (src.size, dst.size), or None
+        Initial values; ``None`` while the graph has not drawn them yet (it
+        draws a named initialiser once the destination's fan-in is known: see
+        :meth:`Graph.connect <graphnet.graph.Graph.connect>`). Reading
+        :attr:`weight` draws them.
     init : str
         The initialiser's name, or ``"array"`` for user-given values; kept so
         that specs and summaries can say how the weight started.
@@ -31,13 +35,18 @@ class Synapse:
         still computed and still flows through it).
     regularizer : str, dict or Regularizer, optional
         A penalty on the weight, added to the loss (``graphnet.regularizers``).
+    shape : tuple (src.size, dst.size), optional
+        Needed when ``weight`` is None.
     """
 
-    def __init__(self, src: str, dst: str, weight: np.ndarray, init: str, trainable: bool = True,
-                 regularizer=None):
+    def __init__(self, src: str, dst: str, weight: np.ndarray | None, init: str, trainable: bool = True,
+                 regularizer=None, shape: tuple[int, int] | None = None):
         self.src = src
         self.dst = dst
         self._weight = weight
+        self._shape = tuple(weight.shape) if weight is not None else tuple(shape)
+        #: ``(seed, initialiser name)`` of the draw still to come; None once the weight exists.
+        self._pending: tuple[int, str] | None = None
         self.init = init
         self._trainable = bool(trainable)
         self._regularizer = regularizers.get(regularizer)
@@ -81,22 +90,38 @@ class Synapse:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self._weight.shape
+        return self._shape
 
     @property
     def num_params(self) -> int:
-        return self._weight.size
+        return math.prod(self._shape)
 
     @property
     def weight(self) -> np.ndarray:
-        """Shape ``(src.size, dst.size)``. Assigning copies the values in (shape checked)."""
+        """Shape ``(src.size, dst.size)``. Assigning copies the values in (shape checked).
+
+        The first read of a weight the graph has not drawn yet draws it (and
+        its destination's other waiting weights) with the destination's fan-in
+        at that moment; from then on it only changes when assigned or trained.
+        """
+        if self._weight is None:
+            self._graph._draw(self.dst)
         return self._weight
 
     @weight.setter
     def weight(self, value) -> None:
-        value = _values(value, self._weight, f"synapse {self.src!r} -> {self.dst!r}: weight")
+        what = f"synapse {self.src!r} -> {self.dst!r}: weight"
         with self._editing():
-            self._weight[...] = value
+            if self._weight is None:  # never drawn: the given values are its first, nothing is drawn
+                template = np.broadcast_to(np.zeros((), self._graph.dtype), self._shape)
+                self._graph._assign_undrawn(self, _values(value, template, what))
+                return
+            self._weight[...] = _values(value, self._weight, what)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_shape" not in state:  # pickled before a weight could wait for its fan-in
+            state["_shape"], state["_pending"] = tuple(state["_weight"].shape), None
+        self.__dict__.update(state)
 
     def get_config(self) -> dict[str, Any]:
         """JSON-safe description (no weights)."""

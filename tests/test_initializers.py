@@ -9,18 +9,41 @@ import graphnet as gn
 from graphnet import GraphError, initializers
 
 
-def test_default_init_follows_the_destination_activation(rng):
+def test_the_default_is_pytorchs_linear_for_every_activation():
+    # Chosen from the quality panel (benchmarks/quality.py): weights and bias
+    # uniform on ±1/sqrt(fan_in), as nn.Linear, for relu and tanh layers alike.
     g = gn.Graph(seed=0, dtype="float64")
     g.add_input("x", 400)
     g.add_hidden("r", 300, activation="relu")
     g.add_hidden("t", 300, activation="tanh")
-    assert g.connect("x", "r").init == "he_normal"
-    assert g.connect("x", "t").init == "glorot_uniform"
-    assert g.synapse("x", "r").weight.std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)
-    limit = np.sqrt(6 / 700)
-    w = g.synapse("x", "t").weight
-    assert w.max() <= limit and w.min() >= -limit and w.std() == pytest.approx(limit / np.sqrt(3), rel=0.02)
-    assert np.all(g["r"].bias == 0)
+    assert g.connect("x", "r").init == "fan_in_uniform"
+    assert g.connect("x", "t").init == "fan_in_uniform"
+    limit = 1 / np.sqrt(400)
+    for name in ("r", "t"):
+        w, b = g.synapse("x", name).weight, g[name].bias
+        assert np.abs(w).max() <= limit and w.std() == pytest.approx(limit / np.sqrt(3), rel=0.02)
+        assert np.abs(b).max() <= limit and b.std() == pytest.approx(limit / np.sqrt(3), rel=0.2)
+        assert len(np.unique(b)) == b.size  # drawn, not zero
+    for activation in gn.activations.ACTIVATIONS:
+        assert initializers.default_for(gn.activations.get(activation)) == "fan_in_uniform"
+
+
+@pytest.mark.parametrize("name", ["he_normal", "glorot_uniform", "lecun_uniform", "zeros"])
+def test_other_initializers_leave_the_bias_at_zero(name):
+    g = gn.Graph(seed=0)
+    g.add_input("x", 5)
+    g.add_output("y", 3)
+    g.connect("x", "y", init=name)
+    np.testing.assert_array_equal(g["y"].bias, 0.0)
+    assert name not in initializers.BIASES
+
+
+def test_a_node_fed_only_by_arrays_keeps_a_zero_bias():
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    g.add_output("y", 1)
+    g.connect("x", "y", init=np.ones((2, 1)))
+    np.testing.assert_array_equal(g.predict(np.array([[1.0, 2.0]])), [[3.0]])
 
 
 @pytest.mark.parametrize(
@@ -28,6 +51,9 @@ def test_default_init_follows_the_destination_activation(rng):
     [
         ("he_normal", np.sqrt(2 / 500)),
         ("he_uniform", np.sqrt(6 / 500) / np.sqrt(3)),
+        ("lecun_normal", np.sqrt(1 / 500)),
+        ("lecun_uniform", np.sqrt(3 / 500) / np.sqrt(3)),
+        ("fan_in_uniform", 1 / np.sqrt(500) / np.sqrt(3)),
         ("glorot_normal", np.sqrt(2 / 800)),
         ("glorot_uniform", np.sqrt(6 / 800) / np.sqrt(3)),
         ("zeros", 0.0),
@@ -40,9 +66,281 @@ def test_each_initializer_has_its_scale(name, std):
     assert abs(w.mean()) < 0.05 * std + 1e-12
 
 
+@pytest.mark.parametrize("name", ["he_normal", "lecun_uniform", "fan_in_uniform", "glorot_normal"])
+def test_initializers_draw_in_float64_whatever_the_dtype(name):
+    wide = initializers.get(name)((40, 30), np.random.default_rng(7), np.float64)
+    narrow = initializers.get(name)((40, 30), np.random.default_rng(7), np.float32)
+    assert narrow.dtype == np.float32
+    np.testing.assert_array_equal(narrow, wide.astype(np.float32))
+
+
 def test_registry():
-    assert set(initializers.INITIALIZERS) == {"he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "zeros"}
-    with pytest.raises(GraphError, match=r"unknown initializer 'lecun'; known: \['glorot_normal'"):
+    assert set(initializers.INITIALIZERS) == {
+        "he_normal", "he_uniform", "lecun_normal", "lecun_uniform", "fan_in_uniform",
+        "glorot_normal", "glorot_uniform", "zeros",
+    }
+    with pytest.raises(GraphError, match=r"unknown initializer 'lecun'; known: \['fan_in_uniform', 'glorot_normal'"):
         initializers.get("lecun")
-    assert initializers.default_for(gn.activations.get("relu")) == "he_normal"
-    assert initializers.default_for(gn.activations.get("sigmoid")) == "glorot_uniform"
+    assert initializers.default_for(gn.activations.get("relu")) == "fan_in_uniform"
+    assert set(initializers.BIASES) == {"fan_in_uniform"}
+
+
+# ------------------------------------------------------------------ by formula
+UNIFORM_LIMITS = {  # name -> the bound of U(-limit, limit) for a (fan_in, fan_out) weight
+    "he_uniform": lambda fan_in, fan_out: np.sqrt(6 / fan_in),
+    "lecun_uniform": lambda fan_in, fan_out: np.sqrt(3 / fan_in),
+    "fan_in_uniform": lambda fan_in, fan_out: 1 / np.sqrt(fan_in),
+    "glorot_uniform": lambda fan_in, fan_out: np.sqrt(6 / (fan_in + fan_out)),
+}
+NORMAL_STDS = {
+    "he_normal": lambda fan_in, fan_out: np.sqrt(2 / fan_in),
+    "lecun_normal": lambda fan_in, fan_out: np.sqrt(1 / fan_in),
+    "glorot_normal": lambda fan_in, fan_out: np.sqrt(2 / (fan_in + fan_out)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNIFORM_LIMITS))
+def test_uniform_initializers_fill_their_bounds(name):
+    limit = UNIFORM_LIMITS[name](600, 200)
+    w = initializers.get(name)((600, 200), np.random.default_rng(0), np.float64)
+    assert np.abs(w).max() <= limit
+    assert np.abs(w).max() > 0.999 * limit  # the whole interval, not a narrower one
+    assert w.var() == pytest.approx(limit**2 / 3, rel=0.02)
+
+
+@pytest.mark.parametrize("name", sorted(NORMAL_STDS))
+def test_normal_initializers_have_their_variance(name):
+    w = initializers.get(name)((600, 200), np.random.default_rng(0), np.float64)
+    assert w.var() == pytest.approx(NORMAL_STDS[name](600, 200) ** 2, rel=0.02)
+    assert np.abs(w).max() > 3 * NORMAL_STDS[name](600, 200)  # not truncated
+
+
+def test_fan_in_uniform_is_pytorchs_linear_default():
+    # nn.Linear: kaiming_uniform_(a=sqrt(5)) gives the bound gain * sqrt(3 / fan_in)
+    # with gain = sqrt(2 / (1 + a^2)) = sqrt(1/3), i.e. 1 / sqrt(fan_in).
+    a = np.sqrt(5)
+    gain = np.sqrt(2 / (1 + a**2))
+    assert UNIFORM_LIMITS["fan_in_uniform"](30, 1) == pytest.approx(gain * np.sqrt(3 / 30))
+
+
+# ------------------------------------------------------- fan-in over synapses
+def _fed_by_two(init=None, dtype="float64", seed=0, together=False):
+    """h (200 units) fed by a (300) and b (100): fan-in 400."""
+    g = gn.Graph(seed=seed, dtype=dtype)
+    g.add_input("a", 300)
+    g.add_input("b", 100)
+    g.add_hidden("h", 200, activation="tanh")
+    g.add_output("y", 1)
+    if together:
+        g.connect(["a", "b"], "h", init=init)
+    else:
+        g.connect("a", "h", init=init)
+        g.connect("b", "h", init=init)
+    g.connect("h", "y", init=init)
+    return g
+
+
+@pytest.mark.parametrize("name", sorted(UNIFORM_LIMITS))
+def test_fan_in_is_the_sum_of_the_sources_sizes(name):
+    g = _fed_by_two(name)
+    limit = UNIFORM_LIMITS[name](400, 200)  # not 300 for a nor 100 for b
+    for src, size in (("a", 300), ("b", 100)):
+        w = g.synapse(src, "h").weight
+        assert w.shape == (size, 200)
+        assert np.abs(w).max() <= limit
+        assert w.var() == pytest.approx(limit**2 / 3, rel=0.05)
+    # The node's pre-activation variance is what one Linear over the 400 inputs gives.
+    x = np.random.default_rng(1).standard_normal((2000, 400))
+    weights = g.get_weights()
+    z = x[:, :300] @ weights["a->h.weight"] + x[:, 300:] @ weights["b->h.weight"]
+    assert z.var() == pytest.approx(400 * limit**2 / 3, rel=0.05)
+
+
+def test_the_default_initializer_uses_the_whole_fan_in_too():
+    g = _fed_by_two(None)
+    name = g.synapse("a", "h").init
+    assert name == initializers.default_for(g["h"].activation)
+    expected = initializers.get(name)((400, 200), np.random.default_rng(0), np.float64).var()
+    both = np.concatenate([g.synapse("a", "h").weight, g.synapse("b", "h").weight])
+    assert both.var() == pytest.approx(expected, rel=0.05)
+
+
+def test_one_connect_per_synapse_draws_what_a_list_draws():
+    one_by_one = _fed_by_two("lecun_uniform").get_weights()
+    together = _fed_by_two("lecun_uniform", together=True).get_weights()
+    assert one_by_one.keys() == together.keys()
+    for key in one_by_one:
+        np.testing.assert_array_equal(one_by_one[key], together[key])
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    first, again, other = (_fed_by_two(seed=s).get_weights() for s in (3, 3, 4))
+    for key in first:
+        np.testing.assert_array_equal(first[key], again[key])
+    assert not np.array_equal(first["a->h.weight"], other["a->h.weight"])
+
+
+def test_a_float32_graph_starts_from_its_float64_twins_weights_rounded():
+    wide = _fed_by_two(dtype="float64").get_weights()
+    narrow = _fed_by_two(dtype="float32").get_weights()
+    for key in wide:
+        assert narrow[key].dtype == np.float32
+        np.testing.assert_array_equal(narrow[key], wide[key].astype(np.float32))
+
+
+def test_weights_once_seen_never_change_and_a_later_synapse_gets_the_new_fan_in():
+    g = gn.Graph(seed=0, dtype="float64")
+    for name, size in (("a", 300), ("b", 100), ("c", 200)):
+        g.add_input(name, size)
+    g.add_hidden("h", 100, activation="relu")
+    g.add_output("y", 1)
+    g.connect("a", "h", init="fan_in_uniform")
+    g.connect("h", "y")
+    seen = g.get_weights()["a->h.weight"]  # drawn now, on fan-in 300
+    assert np.abs(seen).max() > 0.99 / np.sqrt(400)  # 1/sqrt(300) is the bound
+    g.connect("b", "h", init="fan_in_uniform")
+    g.connect("c", "h", init="fan_in_uniform")  # b and c: fan-in 600 now
+    np.testing.assert_array_equal(g.synapse("a", "h").weight, seen)
+    later = np.concatenate([g.synapse("b", "h").weight, g.synapse("c", "h").weight])
+    assert np.abs(later).max() <= 1 / np.sqrt(600)
+    x = {"a": np.ones((2, 300)), "b": np.ones((2, 100)), "c": np.ones((2, 200))}
+    weights = g.get_weights()
+    z = sum(x[s] @ weights[f"{s}->h.weight"] for s in "abc") + weights["h.bias"]
+    np.testing.assert_allclose(g.predict(x), np.maximum(z, 0) @ weights["h->y.weight"] + weights["y.bias"],
+                               rtol=1e-12)
+
+
+def test_what_get_weights_shows_is_what_runs():
+    g = _fed_by_two(None)
+    weights = g.get_weights()
+    x = {"a": np.random.default_rng(0).standard_normal((5, 300)),
+         "b": np.random.default_rng(1).standard_normal((5, 100))}
+    by_hand = np.tanh(x["a"] @ weights["a->h.weight"] + x["b"] @ weights["b->h.weight"] + weights["h.bias"])
+    by_hand = by_hand @ weights["h->y.weight"] + weights["y.bias"]
+    np.testing.assert_allclose(g.predict(x), by_hand, rtol=1e-12)
+
+
+def test_weights_the_user_sets_are_kept_and_the_rest_still_see_the_whole_fan_in():
+    g = _fed_by_two("fan_in_uniform")
+    mine = np.full((300, 200), 0.25)
+    g.synapse("a", "h").weight = mine  # before anything was drawn
+    np.testing.assert_array_equal(g.get_weights()["a->h.weight"], mine)
+    assert np.abs(g.synapse("b", "h").weight).max() <= 1 / np.sqrt(400)
+    h = _fed_by_two("fan_in_uniform")
+    h.set_weights({"b->h.weight": np.zeros((100, 200))})
+    np.testing.assert_array_equal(h.get_weights()["b->h.weight"], 0.0)
+    assert np.abs(h.synapse("a", "h").weight).max() <= 1 / np.sqrt(400)
+
+
+def test_an_init_array_is_used_as_given_and_counts_in_the_fan_in():
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("a", 300)
+    g.add_input("b", 100)
+    g.add_output("y", 50)
+    given = np.random.default_rng(5).standard_normal((100, 50))
+    g.connect("b", "y", init=given)
+    g.connect("a", "y", init="fan_in_uniform")
+    np.testing.assert_array_equal(g.synapse("b", "y").weight, given)
+    w = g.synapse("a", "y").weight
+    assert np.abs(w).max() <= 1 / np.sqrt(400) and np.abs(w).max() > 0.99 / np.sqrt(400)
+
+
+def test_saved_and_loaded_weights_are_never_redrawn(tmp_path):
+    g = _fed_by_two(None)
+    g.set_weights({k: np.full(v.shape, 0.5) for k, v in g.get_weights().items()})
+    g.save(tmp_path / "m.gnet")
+    loaded = gn.load(tmp_path / "m.gnet")
+    for key, value in loaded.get_weights().items():
+        np.testing.assert_array_equal(value, 0.5)
+    assert loaded.synapse("a", "h").init == g.synapse("a", "h").init  # informational
+
+
+def test_a_disconnected_synapse_keeps_a_weight_and_the_rest_are_unaffected():
+    g = _fed_by_two("fan_in_uniform")
+    reference = _fed_by_two("fan_in_uniform")
+    reference.disconnect("b", "h")
+    s = g.synapse("b", "h")
+    g.disconnect("b", "h")
+    assert s.weight.shape == (100, 200) and np.abs(s.weight).max() <= 1 / np.sqrt(100)
+    # Left with one source, a draws on fan-in 300, as if b had never been there.
+    assert np.abs(g.synapse("a", "h").weight).max() > 1 / np.sqrt(400)
+    for key, value in g.get_weights().items():
+        np.testing.assert_array_equal(value, reference.get_weights()[key])
+
+
+def test_a_copy_draws_what_the_original_draws():
+    import copy
+    import pickle
+
+    g = _fed_by_two(None)
+    twin, thawed = copy.deepcopy(g), pickle.loads(pickle.dumps(g))
+    for key, value in g.get_weights().items():
+        np.testing.assert_array_equal(twin.get_weights()[key], value)
+        np.testing.assert_array_equal(thawed.get_weights()[key], value)
+
+
+def test_refused_connects_change_nothing_not_even_later_draws():
+    def build(with_refusals):
+        g = gn.Graph(seed=0, dtype="float64")
+        g.add_input("x", 4)
+        g.add_hidden("h", 3)
+        g.add_output("y", 2)
+        if with_refusals:
+            for bad in ("lecun", np.zeros((3, 3)), np.full((4, 3), np.inf)):
+                with pytest.raises(GraphError):
+                    g.connect("x", "h", init=bad)
+        g.connect("x", "h")
+        g.connect("h", "y")
+        return g.get_weights()
+
+    clean, refused = build(False), build(True)
+    for key in clean:
+        np.testing.assert_array_equal(clean[key], refused[key])
+
+
+# ---------------------------------------------------------------- the biases
+def test_the_default_bias_is_drawn_on_the_whole_fan_in():
+    g = _fed_by_two(None)  # h: fan-in 300 + 100
+    b = g["h"].bias
+    assert np.abs(b).max() <= 1 / np.sqrt(400) and np.abs(b).max() > 0.9 / np.sqrt(400)
+    assert np.abs(g["y"].bias).max() <= 1 / np.sqrt(200)
+
+
+def test_a_bias_set_before_the_draw_is_kept():
+    g = _fed_by_two(None)
+    g["h"].bias = np.full(200, 0.5)
+    np.testing.assert_array_equal(g.get_weights()["h.bias"], 0.5)
+    assert np.abs(g.synapse("a", "h").weight).max() <= 1 / np.sqrt(400)  # the weights were still drawn
+    h = _fed_by_two(None)
+    h.set_weights({"y.bias": [2.0]})
+    np.testing.assert_array_equal(h.get_weights()["y.bias"], 2.0)
+    out = h.predict({"a": np.zeros((1, 300)), "b": np.zeros((1, 100))})[0, 0]
+    assert out == pytest.approx(2.0 + np.tanh(h["h"].bias) @ h.synapse("h", "y").weight[:, 0], rel=1e-12)
+
+
+def test_a_bias_seen_before_its_node_is_fed_stays_as_seen():
+    g = gn.Graph(seed=0)
+    g.add_input("x", 3)
+    out = g.add_output("y", 2)
+    np.testing.assert_array_equal(out.bias, 0.0)  # nothing to draw it on yet: it stays zero
+    g.connect("x", "y")
+    np.testing.assert_array_equal(g.get_weights()["y.bias"], 0.0)
+    assert np.abs(g.synapse("x", "y").weight).max() > 0
+
+
+def test_a_sequential_draws_every_layer_as_a_graph_does():
+    model = gn.Sequential([gn.Input(8), gn.Dense(6, activation="relu"), gn.Dense(4, activation="relu"),
+                           gn.Dense(1, activation="sigmoid")], seed=3, dtype="float64")
+    g = gn.Graph(name=model.name, seed=3, dtype="float64")
+    g.add_input("input", 8)
+    g.add_hidden("dense", 6, activation="relu")
+    g.add_hidden("dense_1", 4, activation="relu")
+    g.add_output("dense_2", 1, activation="sigmoid", loss="binary_crossentropy")
+    g.connect("input", "dense")
+    g.connect("dense", "dense_1")
+    g.connect("dense_1", "dense_2")
+    weights = model.get_weights()
+    assert weights.keys() == g.get_weights().keys()
+    for key, value in g.get_weights().items():
+        np.testing.assert_array_equal(weights[key], value)
+        assert np.all(value != 0), key

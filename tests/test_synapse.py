@@ -23,7 +23,7 @@ def test_key_shape_config_and_repr():
     g = build_dag()
     s = g.synapse("h1", "main")
     assert s.key == "h1->main.weight" and s.shape == (6, 2) and s.num_params == 12
-    assert s.get_config() == {"src": "h1", "dst": "main", "init": "glorot_uniform", "trainable": True}
+    assert s.get_config() == {"src": "h1", "dst": "main", "init": "fan_in_uniform", "trainable": True}
     s.trainable = False
     assert repr(s) == "Synapse('h1' -> 'main', shape=(6, 2), trainable=False)"
     assert g.num_trainable_params == g.num_params - 12
