@@ -2,8 +2,13 @@
 PyTorch (CPU) and scikit-learn. Run it with ``python -m benchmarks`` (or
 ``make bench``); ``--quick`` runs everything small in seconds.
 
-It is not part of the test run: ``tests/test_benchmarks.py`` only smoke-tests
-the quick mode's graphnet-versus-numpy part, and never asserts a time.
+Beside it, ``python -m benchmarks.quality`` (:mod:`benchmarks.quality`) is the
+quality panel: whether graphnet's defaults learn as well as PyTorch's, Keras's
+and scikit-learn's on eight small problems.
+
+Neither is part of the test run: ``tests/test_benchmarks.py`` only smoke-tests
+the quick mode's graphnet-versus-numpy part and the panel's verdicts, and
+never asserts a time.
 """
 
 from __future__ import annotations

@@ -51,12 +51,7 @@ def build_dag(workload: DAG, seed: int = 0) -> gn.Graph:
     for src, dst in spec["edges"]:
         sources.setdefault(dst, []).append(src)
     for dst, srcs in sources.items():
-        g.connect(srcs, dst)
-        # He-normal per synapse, summed over three synapses, triples the variance
-        # at every node: forty nodes deep, float32 overflows. Scale as if the
-        # node had one synapse of the summed fan-in.
-        for synapse in g.incoming(dst):
-            synapse.weight = synapse.weight / np.sqrt(len(srcs))
+        g.connect(srcs, dst)  # drawn on the node's whole fan-in, as PyTorch's Linear over the concatenation
     return g
 
 
@@ -75,4 +70,8 @@ def build_scaling(nodes: int, width: int, seed: int = 0) -> gn.Graph:
             # tanh: a 10,000-deep relu chain with skips overflows float32.
             g.add_hidden(name, width, activation="tanh")
         g.connect(sources[i], name)
+    # Weights are drawn when first needed (on each node's whole fan-in): draw them
+    # here, so that "build" keeps meaning a graph with its weights and "plan" the
+    # compilation alone, as before.
+    g._draw()
     return g

@@ -6,10 +6,11 @@
 Eight small tasks (:mod:`benchmarks.quality_tasks`), each trained with the same
 data, split, architecture, epochs, batch 32 and Adam(1e-3) by graphnet,
 PyTorch, Keras 3 (torch backend) and scikit-learn's MLP, every library with
-its own initialisation defaults, five seeds each. Every (library, task) runs
-in a subprocess of its own (:mod:`benchmarks.quality_worker`, one per library
-for all the tasks), one at a time, each with one thread: the test metrics do not depend on the machine's load,
-the times do (they are medians over the seeds, compared as ratios).
+its own initialisation defaults, five seeds each. Each library runs in a
+subprocess of its own (:mod:`benchmarks.quality_worker`, one for all the
+tasks), one at a time, with one thread: the test metrics do not depend on
+the machine's load, the times do (they are medians over the seeds, compared
+as ratios).
 
 The target, per task: graphnet's mean is at least the best peer's mean minus
 one standard error, the standard error being that of the difference of the

@@ -249,8 +249,13 @@ class Graph:
         src : str, Node, or list of them
         dst : str or Node
         init : str or ndarray of shape (src.size, dst.size), optional
-            An initialiser name (by default the destination activation's, see
-            :func:`graphnet.initializers.default_for`), or the values.
+            An initialiser name, or the values. By default ``"fan_in_uniform"``
+            (:func:`graphnet.initializers.default_for`): PyTorch's
+            ``nn.Linear``, weights uniform on ``±1/sqrt(fan_in)`` and the
+            destination's bias drawn the same way (unless it was set first).
+            Every other initialiser leaves the bias at zero. (Until the
+            quality panel, the default was He-normal or Glorot-uniform with
+            zero biases; see the README.)
         trainable : bool
         regularizer : str, dict or Regularizer, optional
             A penalty on each new weight (``graphnet.regularizers``: ``"l1"``,
@@ -266,13 +271,15 @@ class Graph:
         sum of its sources' sizes, as a ``Linear`` over the concatenated
         sources would be: the node's incoming weights are drawn as one
         ``(Σ src.size, dst.size)`` matrix (sources in the order they were
-        connected), and each synapse gets its own rows. Since ``connect`` sees
-        one synapse at a time, the draw waits until a weight is first needed:
-        ``get_weights()``, reading ``synapse.weight``, or the first run or
-        ``fit``. A synapse connected into that node later is drawn on the
-        fan-in it then has; weights already drawn, set or loaded never change
-        by themselves. The draw depends on the seed and the calls made, not on
-        the dtype (it is made in float64).
+        connected), and each synapse gets its own rows; the default draws the
+        bias after them, on the same fan-in. Since ``connect`` sees one synapse
+        at a time, the draw waits until a weight is first needed:
+        ``get_weights()``, reading ``synapse.weight`` or ``node.bias``, or the
+        first run or ``fit``. A synapse connected into that node later is drawn
+        on the fan-in it then has; weights and biases already drawn, seen, set
+        or loaded never change by themselves. The draw depends on the seed and
+        the calls made, not on when it happens nor on the dtype (it is made in
+        float64).
 
         Raises
         ------
@@ -350,7 +357,8 @@ class Graph:
                 # Drawn later, on the destination's whole fan-in (see Notes); the
                 # seed is taken now, so the draw depends on the calls, not on when.
                 synapse = Synapse(name, dst_name, None, init_name, trainable, regularizer, shape=shape)
-                synapse._pending = (int(self._init_rng.integers(2**63)), init_name)
+                high, low = self._init_rng.bit_generator.random_raw(2)
+                synapse._pending = ((int(high) << 64) | int(low), init_name)
                 self._undrawn.setdefault(dst_name, []).append(synapse)
             logger.debug("%s: init %s -> %s %s with %s", self.name, name, dst_name, shape, init_name)
             synapse._graph = self
@@ -368,10 +376,12 @@ class Graph:
         if only is None and not self._undrawn and self._biases_fixed:
             return
         with self._draw_lock:
+            rng = None
             for dst in [only] if only is not None else list(self._undrawn):
                 waiting = self._undrawn.pop(dst, None)
                 if waiting:
-                    self._draw_node(dst, waiting)
+                    rng = rng or np.random.Generator(np.random.PCG64(0))  # put in each draw's state
+                    self._draw_node(dst, waiting, rng)
             if only is not None:
                 node = self._nodes.get(only)
                 if isinstance(node, DenseNode):
@@ -382,26 +392,26 @@ class Graph:
                         node._bias_fixed = True
                 self._biases_fixed = True
 
-    def _draw_node(self, dst: str, waiting: list[Synapse]) -> None:
+    def _draw_node(self, dst: str, waiting: list[Synapse], rng: np.random.Generator) -> None:
         """One ``(fan_in, size)`` matrix per initialiser among ``waiting``, ``fan_in``
         being the sum of every source's size; each synapse takes its own rows."""
-        sources = list(self._structure.pred[dst])  # in the order they were connected
+        nodes = self._nodes
         offsets, fan_in = {}, 0
-        for src in sources:
+        for src in self._structure.pred[dst]:  # in the order they were connected
             offsets[src] = fan_in
-            fan_in += self._nodes[src].size
-        shape = (fan_in, self._nodes[dst].size)
+            fan_in += nodes[src]._size
+        node = nodes[dst]
+        shape = (fan_in, node._size)
         groups: dict[str, list[Synapse]] = {}
         for synapse in waiting:
             groups.setdefault(synapse._pending[1], []).append(synapse)
-        node = self._nodes[dst]
         for init_name, group in groups.items():
-            rng = np.random.default_rng([synapse._pending[0] for synapse in group])
+            _restart(rng, group[0]._pending[0])
             full = initializers.get(init_name)(shape, rng, self.dtype)  # drawn in float64, then cast
             for synapse in group:
                 start = offsets[synapse.src]
-                rows = full[start : start + synapse.shape[0]]
-                synapse._weight = np.array(rows, dtype=self.dtype)  # its own contiguous array
+                # Rows of a C-ordered matrix: a contiguous view, no copy.
+                synapse._weight = full[start : start + synapse._shape[0]]
                 synapse._pending = None
             # As PyTorch's Linear, the default draws the bias after the weights, from the same stream.
             if not node._bias_fixed and init_name in initializers.BIASES:
@@ -430,8 +440,8 @@ class Graph:
                 waiting.remove(synapse)
                 if not waiting:
                     del self._undrawn[synapse.dst]
-                seed, init_name = synapse._pending
-                rng = np.random.default_rng([seed])
+                state, init_name = synapse._pending
+                rng = _restart(np.random.Generator(np.random.PCG64(0)), state)
                 synapse._weight = initializers.get(init_name)(synapse.shape, rng, self.dtype)
                 synapse._pending = None
         synapse._graph = None
@@ -984,6 +994,20 @@ class Graph:
         from .interop.onnx_export import to_onnx
 
         return to_onnx(self, path, opset=opset)
+
+
+def _restart(rng: np.random.Generator, state: int) -> np.random.Generator:
+    """``rng`` put in the 128-bit ``state`` that ``connect`` drew for a synapse:
+    a few microseconds, where seeding a new generator takes tens (ten thousand
+    nodes may be drawn at once)."""
+    rng.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": state, "inc": _STREAM_INC},
+                               "has_uint32": 0, "uinteger": 0}
+    return rng
+
+
+#: The PCG64 increment of every initialisation draw (any odd number): each
+#: draw starts at its own random 128-bit state of that one stream.
+_STREAM_INC = 0xDA3E39CB94B95BDB
 
 
 def _known(dtype) -> bool:

@@ -82,10 +82,12 @@ def test_huber_in_both_regions(rng):
     g.add_input("x", 3)
     g.add_output("y", 2, loss=gn.losses.Huber(delta=0.5))
     g.connect("x", "y")
-    y = rng.normal(scale=2.0, size=(8, 2))  # some residuals beyond delta, some within
-    pred = g.predict(rng.normal(size=(8, 3)))
-    assert 0 < np.mean(np.abs(pred - y) > 0.5) < 1
-    _check(g, rng.normal(size=(8, 3)), y)
+    x = rng.normal(size=(8, 3))
+    # Residuals beyond delta in one column, within it in the other, on the batch checked.
+    residual = np.column_stack([rng.uniform(1.0, 3.0, 8) * rng.choice([-1, 1], 8), rng.uniform(-0.4, 0.4, 8)])
+    y = g.predict(x) + residual
+    assert 0 < np.mean(np.abs(g.predict(x) - y) > 0.5) < 1
+    _check(g, x, y)
 
 
 def test_categorical_crossentropy_with_integer_labels(rng):
