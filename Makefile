@@ -49,13 +49,15 @@ test: $(VENV)/.test-deps
 test-fast: $(VENV)/.test-deps
 	$(PY) -m pytest -m "not slow"
 
-# The speed suite (not part of `make test`): writes benchmarks/results/latest.md/.json.
+# The speed suite and the quality panel (not part of `make test`): write
+# benchmarks/results/latest.md/.json and quality.md/.json, and print both tables.
 $(VENV)/.bench-deps: pyproject.toml | $(PY)
 	$(PIP) install -e '.[bench]'
 	touch $@
 
 bench: $(VENV)/.bench-deps
 	$(PY) -m benchmarks
+	KERAS_BACKEND=torch $(PY) -m benchmarks.quality
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
