@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import backend as backend_module
 from .checks import check_number
 from .errors import GraphError, ShapeError
 
@@ -67,7 +68,7 @@ def _array(value, role: str, name: str) -> np.ndarray:
     if value is None:
         raise ShapeError(f"{role} {name!r}: got None instead of an array")
     try:
-        array = np.asarray(value)
+        array = np.asarray(backend_module.host(value))  # a GPU's arrays come back to be checked
     except (TypeError, ValueError) as exc:
         raise ShapeError(f"{role} {name!r}: could not make an array ({exc})") from None
     if array.dtype.kind not in "biuf":  # not complex (the imaginary part would be lost), times, text
@@ -203,7 +204,7 @@ def _per_output(value, outputs: list[str], what: str, single: type) -> dict:
 def _sample_weights(value, rows: int, output: str) -> np.ndarray:
     where = f"sample_weight for output {output!r}"
     try:
-        array = np.asarray(value)
+        array = np.asarray(backend_module.host(value))
     except (TypeError, ValueError):
         array = np.asarray(None)
     if array.dtype.kind not in "biuf":
@@ -245,12 +246,21 @@ def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndar
     return lookup[labels]
 
 
-def row_factors(weights: dict[str, np.ndarray] | None, dtype) -> tuple[dict | None, dict | None]:
+def row_factors(weights: dict[str, np.ndarray] | None, dtype, xp=np) -> tuple[dict | None, dict | None]:
     """For one batch: each output's ``(n, 1)`` factors ``n w_i / Σ w`` (mean 1,
-    all zero when ``Σ w`` is 0) and its ``Σ w``; ``(None, None)`` unweighted."""
+    all zero when ``Σ w`` is 0) and its ``Σ w``; ``(None, None)`` unweighted.
+    With a device's ``xp`` (the weights on the device) the sums stay there."""
     if weights is None:
         return None, None
     factors, sums = {}, {}
+    if xp is not np:
+        for name, w in weights.items():
+            total = w.sum()
+            sums[name] = total
+            # 0 when Σ w is 0: n / (Σ w + [Σ w = 0]) times weights that are all 0.
+            scale = len(w) / (total + (total == 0))
+            factors[name] = (w * scale).astype(dtype).reshape(-1, 1)
+        return factors, sums
     for name, w in weights.items():
         total = float(w.sum())
         sums[name] = total
@@ -301,13 +311,29 @@ class Batches:
     (``np.take(..., out=)``); in the stored order they are plain slices. Each
     batch is ``(inputs, targets, rows)``, or ``(inputs, targets, rows,
     weights)`` when row weights were given, valid until the next one is drawn.
+
+    On a device (``backend`` not the CPU) the arrays move there once, when
+    they fit (:meth:`~graphnet.backend.Backend.fits`), and batches are sliced
+    and gathered there, the row order sent once per epoch; when they do not
+    fit, each batch is gathered on the host and sent on its own.
     """
 
     def __init__(self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray], batch_size: int,
-                 weights: dict[str, np.ndarray] | None = None):
+                 weights: dict[str, np.ndarray] | None = None, backend=backend_module.CPU):
         self.rows = common_rows(inputs, targets)
         self.size = min(batch_size, self.rows)
         self.count = math.ceil(self.rows / self.size) if self.rows else 0
+        self.backend, self._send = backend, None
+        if backend.deferred:
+            arrays = [*inputs.values(), *targets.values(), *(weights or {}).values()]
+            if backend.fits(sum(a.nbytes for a in arrays)):
+                move = backend.to_device
+                inputs = {k: move(v) for k, v in inputs.items()}
+                targets = {k: move(v) for k, v in targets.items()}
+                weights = None if weights is None else {k: move(v) for k, v in weights.items()}
+            else:
+                self._send = backend.to_device
+        self._on_device = backend.deferred and self._send is None
         self._inputs, self._targets, self._weights = inputs, targets, weights
         self._buffers = None
 
@@ -316,7 +342,9 @@ class Batches:
 
     def epoch(self, order: np.ndarray | None = None):
         """Iterate over the batches of rows ``order`` (all rows in order when None)."""
-        weights = self._weights
+        weights, send = self._weights, self._send
+        if order is not None and self._on_device:
+            order = self.backend.to_device(order)
         for lo in range(0, self.rows, self.size):
             hi = min(self.rows, lo + self.size)
             if order is None:
@@ -329,18 +357,24 @@ class Batches:
             else:
                 index = order[lo:hi]
                 batch = (*self._gather(index), hi - lo)
-            yield batch if weights is None else (*batch, {k: w[index] for k, w in weights.items()})
+            if weights is not None:
+                batch = (*batch, {k: w[index] for k, w in weights.items()})
+            if send is not None:  # gathered on the host: one transfer per array
+                batch = tuple({k: send(v) for k, v in part.items()} if isinstance(part, dict) else part
+                              for part in batch)
+            yield batch
 
     def _gather(self, index: np.ndarray):
         if self._buffers is None:
+            xp = self.backend.xp if self._on_device else np
             self._buffers = tuple(
-                {k: (v, np.empty((self.size, *v.shape[1:]), v.dtype)) for k, v in arrays.items()}
+                {k: (v, xp.empty((self.size, *v.shape[1:]), v.dtype)) for k, v in arrays.items()}
                 for arrays in (self._inputs, self._targets)
             )
         n = len(index)
-        # mode="clip" lets numpy write straight into ``out`` (the index is valid).
+        take = self.backend.take if self._on_device else backend_module.CPU.take
         return tuple(
-            {k: np.take(v, index, axis=0, out=buf[:n], mode="clip") for k, (v, buf) in arrays.items()}
+            {k: take(v, index, buf[:n]) for k, (v, buf) in arrays.items()}
             for arrays in self._buffers
         )
 

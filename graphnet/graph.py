@@ -17,6 +17,7 @@ nothing here imports upward at import time.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import logging
 import threading
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 import numpy as np
 
+from . import backend as backend_module
 from . import initializers, regularizers
 from . import optimizers as optimizers_module
 from ._locks import ReadWriteLock
@@ -76,6 +78,17 @@ class Graph:
         same calls give bit-for-bit the same weights.
     dtype : {"float32", "float64"}
         Of every weight, activation and gradient.
+    device : {"cpu", "cuda"}
+        Where the weights live and the graph runs: ``"cuda"`` is an NVIDIA
+        GPU through CuPy (``pip install 'graphnet[cuda]'``). Weights are drawn
+        on the host from ``seed`` either way, so both start from the same
+        values. See :meth:`to`.
+
+    Raises
+    ------
+    GraphError
+        For a bad name, seed or dtype, an unknown device, or ``"cuda"``
+        without CuPy or without a visible GPU.
 
     Examples
     --------
@@ -87,16 +100,19 @@ class Graph:
     (3, 1)
     """
 
-    def __init__(self, name: str = "graph", seed: int | None = None, dtype="float32"):
+    def __init__(self, name: str = "graph", seed: int | None = None, dtype="float32", device="cpu"):
         check_text(name, "graph name")
         if seed is not None and not is_int(seed, 0):
             raise GraphError(f"graph {name!r}: seed must be None or an integer >= 0, got {seed!r}")
         if not _known(dtype) or np.dtype(dtype) not in _DTYPES:
             raise GraphError(f"graph {name!r}: dtype must be 'float32' or 'float64', got {dtype!r}")
+        self._backend = backend_module.get(device)
         self.name = name
         self.seed = None if seed is None else int(seed)
         self.dtype = np.dtype(dtype)
-        init_seed, train_seed = np.random.SeedSequence(seed).spawn(2)
+        seeds = np.random.SeedSequence(seed)
+        self._entropy = seeds.entropy  # for the device's dropout stream (_device_seed)
+        init_seed, train_seed = seeds.spawn(2)
         # Separate streams: running or training never changes how later
         # synapses are initialised, and vice versa.
         self._init_rng = np.random.default_rng(init_seed)
@@ -187,7 +203,7 @@ class Graph:
                 "make a new node"
             )
         if isinstance(node, DenseNode):
-            node._bias = node._bias.astype(self.dtype)
+            node._bias = self._backend.to_device(backend_module.host(node._bias).astype(self.dtype))
         node._graph = self
         self._nodes[node.name] = node
         self._insertion[node.name] = self._inserted
@@ -218,7 +234,8 @@ class Graph:
         if node._graph is not None:
             raise GraphError(f"_replace_node: {node!r} already belongs to a graph")
         if isinstance(node, DenseNode):
-            node._bias = np.array(old.bias if isinstance(old, DenseNode) else node._bias, dtype=self.dtype)
+            values = old.bias if isinstance(old, DenseNode) else node._bias
+            node._bias = self._backend.to_device(np.array(backend_module.host(values), dtype=self.dtype))
         old._graph, node._graph = None, self
         self._nodes[name] = node
         self._changed()
@@ -324,6 +341,7 @@ class Graph:
                 weight = np.array(init, dtype=self.dtype)
             else:
                 weight = initializers.get(init_name)(shape, self._init_rng, self.dtype)
+            weight = self._backend.to_device(weight)  # drawn on the host: the same on every device
             logger.debug("%s: init %s -> %s %s with %s", self.name, name, dst_name, shape, init_name)
             synapse = Synapse(name, dst_name, weight, init_name, trainable, regularizer)
             synapse._graph = self
@@ -479,10 +497,12 @@ class Graph:
         }
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter: ``"NODE.bias"`` and ``"SRC->DST.weight"``
-        (all from one moment, even while another thread trains)."""
+        """Copies of every parameter as numpy arrays (on every device):
+        ``"NODE.bias"`` and ``"SRC->DST.weight"`` (all from one moment, even
+        while another thread trains)."""
+        copy = self._backend.host_copy
         with self._lock.reading():
-            return {key: array.copy() for key, array in self._arrays().items()}
+            return {key: copy(array) for key, array in self._arrays().items()}
 
     @_edit
     def set_weights(self, weights: Mapping[str, Any]) -> None:
@@ -511,7 +531,7 @@ class Graph:
         for key, value in weights.items():
             expected = arrays[key].shape
             try:
-                value = np.asarray(value, dtype=self.dtype)
+                value = np.asarray(backend_module.host(value), dtype=self.dtype)
             except (TypeError, ValueError):
                 raise GraphError(f"weight {key!r}: expected numbers, got {value!r}") from None
             if value.shape != expected:
@@ -521,8 +541,9 @@ class Graph:
             if not np.isfinite(value).all():
                 raise GraphError(f"weight {key!r} contains NaN or inf")
             staged[key] = value
+        to_device = self._backend.to_device
         for key, value in staged.items():
-            arrays[key][...] = value
+            arrays[key][...] = to_device(value)
 
     # --------------------------------------------------------------- checking
     def validate(self) -> None:
@@ -661,6 +682,51 @@ class Graph:
             self._optimizer._release()
         self._optimizer = new
 
+    # ---------------------------------------------------------------- devices
+    @property
+    def device(self) -> str:
+        """Where the graph's weights live and it runs: ``"cpu"`` or ``"cuda"``."""
+        return self._backend.name
+
+    @_edit
+    def to(self, device) -> Graph:
+        """Move the graph to ``device`` (``"cpu"`` or ``"cuda"``) in place:
+        every weight and bias, and the optimizer's state. Returns the graph.
+
+        Results on the new device equal the old one's within float32
+        rounding; nothing else changes (weights bit for bit, the iteration
+        count, the random streams).
+
+        Raises
+        ------
+        GraphError
+            For an unknown device, or ``"cuda"`` without CuPy or a GPU; the
+            graph then stays where it was.
+        """
+        new = backend_module.get(device)
+        old = self._backend
+        if new is old:
+            return self
+        for owner in [*self._synapses.values(), *(n for n in self._nodes.values() if isinstance(n, DenseNode))]:
+            attribute = "_weight" if isinstance(owner, Synapse) else "_bias"
+            setattr(owner, attribute, new.to_device(old.host_copy(getattr(owner, attribute))))
+        if self._optimizer is not None:
+            self._optimizer.to(new)
+        self._backend = new
+        self.__dict__.pop("_device_rng", None)
+        self._plan = None
+        self._changed()
+        logger.info("%s: moved from %s to %s", self.name, old.name, new.name)
+        return self
+
+    def _device_seed(self) -> int:
+        """A seed for a device's own dropout stream, from the graph's seed (a
+        third child of its SeedSequence: the init and training streams are
+        the first two, so this one changes neither)."""
+        entropy = getattr(self, "_entropy", None)
+        sequence = np.random.SeedSequence(entropy, spawn_key=(2,))
+        return int(sequence.generate_state(1, np.uint32)[0])
+
     # --------------------------------------------------------------- pickling
     def __getstate__(self) -> dict[str, Any]:
         """Everything but the compiled plan and its lock, which are rebuilt on demand.
@@ -672,11 +738,13 @@ class Graph:
         """
         state = self.__dict__.copy()
         state["_plan"] = None
+        state.pop("_device_rng", None)  # a device's random state cannot be saved
         del state["_plan_lock"], state["_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("_metrics", None)  # graphs pickled before compile() existed
+        state.setdefault("_backend", backend_module.CPU)  # ... or before devices
         self.__dict__.update(state)
         self._plan_lock = threading.Lock()
         self._lock = ReadWriteLock()
@@ -718,7 +786,7 @@ class Graph:
                 self._plan = Plan(self)
             return self._plan
 
-    def predict(self, x, batch_size: int | None = None):
+    def predict(self, x, batch_size: int | None = None, as_device: bool = False):
         """Outputs for ``x`` in inference mode (no dropout); safe from several threads.
 
         Parameters
@@ -726,6 +794,9 @@ class Graph:
         x : ndarray of shape (n, size), or dict input name -> ndarray
         batch_size : int, optional
             Rows per chunk; memory use grows with the chunk, not with ``n``.
+        as_device : bool
+            On a GPU, return the device's arrays (CuPy) instead of copying
+            them to numpy; on the CPU, numpy arrays either way.
 
         Returns
         -------
@@ -733,7 +804,7 @@ class Graph:
         """
         from .inference import predict
 
-        return predict(self, x, batch_size)
+        return predict(self, x, batch_size, as_device=as_device)
 
     __call__ = predict
 
@@ -864,7 +935,9 @@ class Graph:
         names and a dynamic batch size; see :mod:`graphnet.interop.onnx_export`."""
         from .interop.onnx_export import to_onnx
 
-        return to_onnx(self, path, opset=opset)
+        # The exporter reads weights as numpy arrays: a GPU graph exports a CPU copy.
+        source = self if self._backend is backend_module.CPU else copy.deepcopy(self).to("cpu")
+        return to_onnx(source, path, opset=opset)
 
 
 def _known(dtype) -> bool:

@@ -38,10 +38,11 @@ class Progress:
                 dynamic_ncols=True,
             )
 
-    def batch_end(self, running_loss: float) -> None:
+    def batch_end(self, running_loss: float, batches: int = 1) -> None:
+        """``batches`` more batches done (a device reports several at once)."""
         if self._bar is None:
             return
-        self._bar.update(1)
+        self._bar.update(batches)
         now = time.perf_counter()
         if now - self._shown >= _REFRESH_SECONDS:
             self._bar.set_postfix_str(f"loss: {running_loss:.4f}", refresh=False)

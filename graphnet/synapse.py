@@ -8,7 +8,7 @@ import numpy as np
 
 from . import regularizers
 from .errors import GraphError
-from .nodes import _editing, _values
+from .nodes import _editing, _placed, _values
 from .parameters import weight_key
 
 __all__ = ["Synapse"]
@@ -96,7 +96,7 @@ class Synapse:
     def weight(self, value) -> None:
         value = _values(value, self._weight, f"synapse {self.src!r} -> {self.dst!r}: weight")
         with self._editing():
-            self._weight[...] = value
+            self._weight[...] = _placed(self._graph, value)
 
     def get_config(self) -> dict[str, Any]:
         """JSON-safe description (no weights)."""

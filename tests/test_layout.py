@@ -22,13 +22,13 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "graphnet"
 
 LAYERS = [
-    {"_version", "_text", "_locks", "_registry", "errors", "checks", "files", "kernels"},
+    {"_version", "_text", "_locks", "_registry", "errors", "checks", "files", "kernels", "backend", "_cuda"},
     {"activations", "losses", "initializers", "parameters", "schedules", "optimizers", "regularizers"},
     {"nodes", "synapse", "metrics"},
     {"structure", "graph"},
     {"sequential"},
     {"plan", "data", "inference"},
-    {"callbacks", "progress", "training"},
+    {"callbacks", "progress", "deferred", "training"},
     {"summary", "render", "plots", "archive", "spec", "saving"},
     {"interop"},
     {"sklearn", "cli", "demo", "__init__"},
