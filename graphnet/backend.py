@@ -199,8 +199,9 @@ class DeviceBackend(Backend):
     def scale_to_norm(self, grads, grad_sq, clipnorm: float) -> None:
         """``clipnorm``: scale ``grads`` to norm ``clipnorm`` when it is larger
         (a factor of 1 otherwise), from their sum of squares, on the device."""
+        # In float64, then rounded once, as the CPU's ``grads *= clipnorm / norm``.
         xp = self.xp
-        factor = xp.minimum(grads.dtype.type(1), grads.dtype.type(clipnorm) / xp.sqrt(grad_sq))
+        factor = xp.minimum(1.0, clipnorm / xp.sqrt(grad_sq.astype(np.float64)))
         grads *= factor.astype(grads.dtype)
 
 
