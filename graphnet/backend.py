@@ -42,7 +42,7 @@ import numpy as np
 from . import kernels
 from .errors import GraphError
 
-__all__ = ["Backend", "CPUBackend", "DeviceBackend", "CPU", "DEVICES", "get", "special", "host"]
+__all__ = ["Backend", "CPUBackend", "DeviceBackend", "CPU", "DEVICES", "get", "get_for", "special", "host"]
 
 logger = logging.getLogger(__name__)
 
@@ -278,6 +278,11 @@ def _register(name: str, factory: Callable[[], Backend]) -> Callable[[], None]:
 
 #: Device array types seen so far, and their backends (for :func:`host`).
 _DEVICE_TYPES: dict[type, Backend] = {}
+
+
+def get_for(array) -> Backend:
+    """The backend whose array ``array`` is (the CPU for anything else)."""
+    return _DEVICE_TYPES.get(type(array), CPU)
 
 
 def host(value):

@@ -113,13 +113,47 @@ def check_finite(array: np.ndarray, role: str, name: str) -> None:
 
 
 def as_inputs(graph: Graph, x) -> dict[str, np.ndarray]:
-    """Validated, contiguous input arrays of the graph's dtype."""
+    """Validated, contiguous input arrays of the graph's dtype. On a device,
+    inputs already there (CuPy arrays) stay there and are checked there."""
+    backend = graph._backend
+    if backend.deferred and _device_data(backend, x):
+        return _device_inputs(graph, x)
     arrays = by_name(x, graph.inputs, "input")
     out = {}
     for name, array in arrays.items():
         array = features(array, graph.nodes[name].size, name)
         array = np.ascontiguousarray(array, dtype=graph.dtype)
         check_finite(array, "input", name)
+        out[name] = array
+    return out
+
+
+def _device_data(backend, x) -> bool:
+    values = x.values() if isinstance(x, Mapping) else [x]
+    return any(backend.is_array(v) for v in values)
+
+
+def _device_inputs(graph: Graph, x) -> dict:
+    """:func:`as_inputs` for arrays on the graph's device: the same checks,
+    NaN and inf counted there and read once per input."""
+    backend = graph._backend
+    xp = backend.xp
+    names = graph.inputs
+    given = dict(x) if isinstance(x, Mapping) else ({names[0]: x} if len(names) == 1 else None)
+    if given is None or set(given) != set(names):
+        by_name(x, names, "input")  # raises the usual error before reading any value
+    out = {}
+    for name in names:
+        array = given[name]
+        if not backend.is_array(array):
+            array = backend.to_device(_array(array, "input", name))
+        if array.dtype.kind not in "biuf":
+            raise ShapeError(f"input {name!r}: expected numbers, got an array of dtype {array.dtype}")
+        array = features(array, graph.nodes[name].size, name)
+        array = xp.ascontiguousarray(array, dtype=graph.dtype)
+        bad = int(backend.to_host((~xp.isfinite(array)).sum().reshape(1))[0])
+        if bad:
+            raise ShapeError(f"input {name!r} contains {bad} NaN or inf value(s)")
         out[name] = array
     return out
 
@@ -281,7 +315,11 @@ def holdout(rng: np.random.Generator, inputs, targets, rows: int, fraction: floa
     val_rows, train_rows = np.sort(order[:held]), np.sort(order[held:])
 
     def take(arrays, index):
-        return None if arrays is None else {k: np.ascontiguousarray(v[index]) for k, v in arrays.items()}
+        if arrays is None:
+            return None
+        return {k: np.ascontiguousarray(v[index]) if isinstance(v, np.ndarray)
+                else v[backend_module.get_for(v).to_device(index)]  # inputs left on a device
+                for k, v in arrays.items()}
 
     return (take(inputs, train_rows), take(targets, train_rows), take(weights, train_rows)), (
         take(inputs, val_rows),

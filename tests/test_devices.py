@@ -232,3 +232,19 @@ def test_a_device_graph_pickles_and_copies(device, rng):
     for twin in (copy.deepcopy(g), pickle.loads(pickle.dumps(g))):
         assert twin.device == device
         np.testing.assert_array_equal(twin.predict(x), g.predict(x))
+
+
+def test_inputs_already_on_the_device_stay_there(device, rng):
+    made = backend.get(device)
+    x, y = _data(rng, 64)
+    g, cpu = _mlp(device), _mlp("cpu")
+    g.fit(made.to_device(x), y, epochs=2, batch_size=16, verbose=0, validation_split=0.25)
+    cpu.fit(x, y, epochs=2, batch_size=16, verbose=0, validation_split=0.25)
+    for key, value in cpu.get_weights().items():
+        _close(device)(g.get_weights()[key], value)
+    bad = x.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(gn.ShapeError, match="input 'input' contains 1 NaN or inf"):
+        g.fit(made.to_device(bad), y, verbose=0)
+    with pytest.raises(gn.ShapeError, match=r"expected shape \(n, 6\)"):
+        g.fit(made.to_device(x[:, :5]), y, verbose=0)
