@@ -69,8 +69,8 @@ class Server:
     """A worker in ``--serve`` mode: one repetition per request, run while this
     process waits, so PyTorch's repetitions interleave with graphnet's."""
 
-    def __init__(self, library: str, name: str, quick: bool, threads: int):
-        command = [sys.executable, "-m", f"benchmarks.{library}_worker", name, "--serve"]
+    def __init__(self, library: str, name: str, quick: bool, threads: int, extra: tuple[str, ...] = ()):
+        command = [sys.executable, "-m", f"benchmarks.{library}_worker", name, "--serve", *extra]
         if quick:
             command.append("--quick")
         self._stderr = tempfile.TemporaryFile(mode="w+")
