@@ -203,7 +203,7 @@ def _mlp(workload: MLP, reps: int, frameworks, extra: dict) -> dict:
     runs = {"graphnet": graphnet_rep}
     if "numpy" in frameworks:
         runs["numpy"] = numpy_rep
-    # graphnet without its optional compiled kernels (what a plain install runs).
+    # graphnet without its compiled kernels (the numpy fallback where numba has no wheels).
     plain = models.build_mlp(workload.sizes, workload.output, seed=0) if kernels.available() else None
     if plain is not None:
 
