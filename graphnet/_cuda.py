@@ -14,7 +14,11 @@ float32 rounding of the matrix products:
   one one-thread launch (eight small ones otherwise);
 * ``apply`` / ``restore``: the update applied, or the state put back, under
   the device flag, reading the flag once per element instead of materialising
-  a masked copy.
+  a masked copy;
+* relu, sigmoid and tanh backward (two or three launches each otherwise), and
+  the fused output deltas of softmax + categorical cross-entropy on labels
+  (a copy, an index scatter and a scale otherwise) and of sigmoid + binary
+  cross-entropy.
 
 Every kernel is compiled by CuPy on first use (cached on disk afterwards).
 ``benchmarks/gpu_check.py`` compares each with the generic version on a GPU.
@@ -22,6 +26,7 @@ Every kernel is compiled by CuPy on first use (cached on disk afterwards).
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -69,6 +74,18 @@ _GUARD = (
 )
 
 _APPLY = ("T u, raw bool ok", "T p", "if (ok[0]) p = p - u;")
+
+# Activation backward, dL/dz written over dL/da, the CPU's operations in its
+# order (a multiply by the 0/1 mask, not a select: a NaN gradient stays NaN).
+_BACKWARD = {
+    "relu": ("T a", "T grad", "grad = grad * (a > (T)0 ? (T)1 : (T)0);"),
+    "sigmoid": ("T a", "T grad", "grad = (grad * a) * ((T)1 - a);"),
+    "tanh": ("T a", "T grad", "grad = grad * ((T)1 - a * a);"),
+}
+# The fused output deltas (losses.py), unweighted: (p - y) / count.
+_SOFTMAX_LABELS = ("raw T a, raw I y, int32 k, T scale", "T d",
+                   "d = (a[i] - (T)((long long)(i % k) == (long long)y[i / k] ? 1 : 0)) * scale;")
+_SIGMOID_DELTA = ("T a, T y, T scale", "T d", "d = (a - y) * scale;")
 _RESTORE = ("raw T previous, raw bool ok", "T current", "if (!ok[0]) current = previous[i];")
 
 
@@ -83,6 +100,10 @@ class CudaBackend(DeviceBackend):
         self._guard = _kernel(cupy, _GUARD, "graphnet_guard")
         self._apply = _kernel(cupy, _APPLY, "graphnet_apply")
         self._restore = _kernel(cupy, _RESTORE, "graphnet_restore")
+        self._backward = {name: _kernel(cupy, source, f"graphnet_{name}_backward")
+                          for name, source in _BACKWARD.items()}
+        self._softmax_labels = _kernel(cupy, _SOFTMAX_LABELS, "graphnet_softmax_labels_delta")
+        self._sigmoid_delta = _kernel(cupy, _SIGMOID_DELTA, "graphnet_sigmoid_delta")
 
     @classmethod
     def make(cls) -> CudaBackend:
@@ -143,6 +164,38 @@ class CudaBackend(DeviceBackend):
         cast = grads.dtype.type
         self._adam(grads, m, v, cast(beta1), cast(beta2), cast(step_size), cast(eps), m_next, v_next, out)
         return True
+
+    def fused_backward(self, activation):
+        # Exact type: a subclass may change the maths.
+        kernel = self._backward.get(activation.name) if type(activation).__module__ == "graphnet.activations" else None
+        if kernel is None:
+            return None
+
+        def backward(a, grad, z=None):
+            return kernel(a, grad)
+
+        return backward
+
+    def fused_delta(self, loss):
+        if type(loss).__module__ != "graphnet.losses":
+            return None
+        generic = functools.partial(loss.delta, xp=self.xp)
+        if loss.name == "categorical_crossentropy":
+            def delta(y, a, r=None):
+                if y.ndim != 1 or r is not None:  # one-hot or weighted rows: the xp passes
+                    return generic(y, a, r)
+                n, k = a.shape
+                return self._softmax_labels(a, y, np.int32(k), a.dtype.type(1.0 / n), self.xp.empty_like(a))
+
+            return delta
+        if loss.name == "binary_crossentropy":
+            def delta(y, a, r=None):
+                if r is not None:
+                    return generic(y, a, r)
+                return self._sigmoid_delta(a, y, a.dtype.type(1.0 / a.size))
+
+            return delta
+        return None
 
     def guard(self, status, loss, grad_sq, update_sq, step: int):
         ok = self.xp.empty(1, dtype=np.bool_)

@@ -103,6 +103,15 @@ class Backend:
         whether it ran (else the optimizer makes its plain passes)."""
         return False
 
+    def fused_backward(self, activation):
+        """A one-pass ``backward(a, grad, z=None)`` for ``activation``, or None
+        (the activation's own, in ``xp``). The plan asks once per compile."""
+        return None
+
+    def fused_delta(self, loss):
+        """A one-pass ``delta(y, a, r=None)`` for a fused ``loss``, or None."""
+        return None
+
     def __reduce__(self):
         # A graph pickles its backend by name: the unpickled graph asks for the
         # same device again (and gets a clear error where there is none).

@@ -175,10 +175,11 @@ class Plan:
                     size=node.size,
                     activation=node.activation,
                     forward=_bound(node.activation.forward, xp),
-                    backward=_bound(node.activation.backward, xp),
+                    backward=backend.fused_backward(node.activation) or _bound(node.activation.backward, xp),
                     value=None if loss is None else _bound(loss.value, xp),
                     gradient=None if loss is None or loss.fused else _bound(loss.gradient, xp),
-                    delta=None if loss is None or not loss.fused else _bound(loss.delta, xp),
+                    delta=None if loss is None or not loss.fused
+                    else backend.fused_delta(loss) or _bound(loss.delta, xp),
                     edges=edges,
                     bias=node.bias,
                     bias_grad=self.store.grad(bias_key(name)),

@@ -105,3 +105,69 @@ def test_host_brings_device_arrays_back_and_leaves_the_rest(standin):
     assert isinstance(backend.host(a), np.ndarray)
     plain = np.ones(2)
     assert backend.host(plain) is plain
+
+
+@pytest.fixture
+def fake_cuda(standin, monkeypatch):
+    """``device="cuda"`` made of graphnet's own CudaBackend on a fake CuPy
+    (tests/fake_cupy.py): its kernels restated in numpy, its arrays the stand-in's."""
+    import fake_cupy
+
+    from graphnet._cuda import CudaBackend
+
+    fake_cupy.LAUNCHES.clear()
+    undo = backend._register("cuda", lambda: CudaBackend(fake_cupy.module(), standin.special))
+    yield fake_cupy
+    undo()
+
+
+def _chain(device, output="softmax"):
+    return gn.Sequential(
+        [gn.Input(5), gn.Dense(12, activation="relu"), gn.Dense(8, activation="tanh"),
+         gn.Dense(6, activation="sigmoid"), gn.Dense(3 if output == "softmax" else 2, activation=output)],
+        seed=4, device=device,
+    )
+
+
+@pytest.mark.parametrize("output", ["softmax", "sigmoid"])
+def test_the_cuda_backend_trains_as_the_cpu_on_a_fake_cupy(fake_cuda, rng, output):
+    """The CUDA backend's own code (which kernel, which arguments, which
+    dtypes) end to end: the CPU's weights bit for bit."""
+    x = rng.normal(size=(50, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 50) if output == "softmax" else rng.integers(0, 2, (50, 2)).astype(np.float32)
+    models = {}
+    for device in ("cpu", "cuda"):
+        g = _chain(device, output)
+        g.fit(x, y, epochs=2, batch_size=16, verbose=0, metrics=["accuracy"])
+        models[device] = g
+    assert models["cuda"].device == "cuda"
+    for key, value in models["cpu"].get_weights().items():
+        np.testing.assert_array_equal(models["cuda"].get_weights()[key], value, err_msg=key)
+    delta = "graphnet_softmax_labels_delta" if output == "softmax" else "graphnet_sigmoid_delta"
+    for kernel in ("graphnet_adam", "graphnet_guard", "graphnet_apply", "graphnet_restore",
+                   "graphnet_relu_backward", "graphnet_tanh_backward", "graphnet_sigmoid_backward", delta):
+        assert fake_cuda.LAUNCHES.get(kernel, 0) >= 8, kernel
+
+
+def test_the_cuda_backend_refuses_a_failing_step_as_the_cpu(fake_cuda, rng):
+    x = rng.normal(size=(48, 5)).astype(np.float32)
+    x[20] = 3e37  # finite data whose squared error overflows float32
+    y = x[:, :2].copy()
+    models = {}
+    for device in ("cpu", "cuda"):
+        g = gn.Sequential([gn.Input(5), gn.Dense(12, activation="relu"), gn.Dense(2)], seed=4, device=device)
+        with pytest.raises(gn.TrainingError, match="epoch 1/1, batch 3/6"):
+            g.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+        models[device] = g
+    for key, value in models["cpu"].get_weights().items():
+        np.testing.assert_array_equal(models["cuda"].get_weights()[key], value)
+    assert models["cuda"].optimizer.iterations == 2
+
+
+def test_the_cuda_backend_draws_dropout_on_the_device(fake_cuda, rng):
+    g = gn.Sequential([gn.Input(5), gn.Dense(16, activation="relu", dropout=0.5), gn.Dense(1)],
+                      seed=0, device="cuda")
+    x = rng.normal(size=(32, 5)).astype(np.float32)
+    g.fit(x, x[:, :1], epochs=1, batch_size=8, verbose=0)
+    assert g._device_rng is not None
+    assert all(np.isfinite(v).all() for v in g.get_weights().values())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import graphnet as gn
 from graphnet import backend
 
 try:
@@ -76,3 +77,28 @@ def test_apply_and_restore_are_the_generic_ones(rng, ok):
         else:
             np.testing.assert_array_equal(cupy.asnumpy(params), cupy.asnumpy(before))
             np.testing.assert_array_equal(cupy.asnumpy(current), cupy.asnumpy(previous))
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh"])
+def test_the_fused_backward_is_the_activations_own(rng, name):
+    activation = gn.activations.get(name)
+    z = _random(rng, 3000, "float32").reshape(100, 30)
+    a = activation.forward(z, xp=cupy)
+    grad = _random(rng, 3000, "float32").reshape(100, 30)
+    grad[0, 0] = np.nan  # a NaN gradient stays NaN, also where the derivative is 0
+    want = activation.backward(a.copy(), grad.copy(), xp=cupy)
+    got = CUDA.fused_backward(activation)(a.copy(), grad.copy())
+    np.testing.assert_array_equal(cupy.asnumpy(got), cupy.asnumpy(want))
+
+
+def test_the_fused_deltas_are_the_losses_own(rng):
+    a = cupy.asarray(rng.random((64, 5)).astype(np.float32))
+    labels = cupy.asarray(rng.integers(0, 5, 64))
+    loss = gn.losses.get("categorical_crossentropy")
+    np.testing.assert_array_equal(cupy.asnumpy(CUDA.fused_delta(loss)(labels, a)),
+                                  cupy.asnumpy(loss.delta(labels, a, xp=cupy)))
+    targets = cupy.asarray(rng.integers(0, 2, (64, 5)).astype(np.float32))
+    loss = gn.losses.get("binary_crossentropy")
+    np.testing.assert_array_equal(cupy.asnumpy(CUDA.fused_delta(loss)(targets, a)),
+                                  cupy.asnumpy(loss.delta(targets, a, xp=cupy)))
+    assert CUDA.fused_delta(gn.losses.get("mse")) is None
