@@ -29,7 +29,7 @@ LAYERS = [
     {"sequential"},
     {"plan", "data", "inference"},
     {"callbacks", "progress", "training"},
-    {"summary", "render", "plots", "archive", "spec", "specfile", "saving"},
+    {"summary", "render", "plots", "archive", "npz", "spec", "specfile", "saving"},
     {"interop"},
     {"sklearn", "cli", "demo", "__init__"},
 ]
