@@ -877,11 +877,13 @@ class Graph:
         return to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Graph:
-        """A new Graph (or Sequential) from :meth:`to_dict`'s structure."""
+    def from_dict(cls, data: Mapping[str, Any], max_params: int | None = 100_000_000) -> Graph:
+        """A new Graph (or Sequential) from :meth:`to_dict`'s structure; more than
+        ``max_params`` parameters (``None``: no limit) are refused before any
+        allocation. See :func:`graphnet.spec.from_dict`."""
         from .spec import from_dict
 
-        return from_dict(data)
+        return from_dict(data, max_params=max_params)
 
     # ------------------------------------------------------------ seeing it
     def summary(self, print_fn=print):
@@ -917,8 +919,8 @@ class Graph:
     @classmethod
     def from_spec(cls, path, max_params: int | None = 100_000_000) -> Graph:
         """A new Graph (or Sequential) from a ``.json``/``.yaml`` spec file; see
-        :func:`graphnet.spec.from_spec`."""
-        from .spec import from_spec
+        :func:`graphnet.specfile.from_spec`."""
+        from .specfile import from_spec
 
         return from_spec(path, max_params=max_params)
 

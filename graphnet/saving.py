@@ -27,13 +27,14 @@ same bytes.
 Loading treats the file as hostile until proven otherwise. Nothing is
 unpickled and nothing named in the file is imported or called: activations,
 losses, kinds, initialisers and optimizers are looked up in graphnet's own
-registries. Before anything is inflated, the member names, counts, sizes and
-compression ratios are checked against fixed bounds; the architecture's
-parameter count is bounded by the size of ``weights.npz``, so a small file
-cannot make graphnet allocate gigabytes; every array's name, shape and dtype
-must match the architecture and is checked from its header before its data
-is read. Every failure is a :class:`~graphnet.ModelFileError` naming the file
-and what is wrong.
+registries. Before anything is inflated, the zip's own records, the member
+names, counts, sizes and compression ratios are checked against the file and
+fixed bounds (:mod:`graphnet.archive`); ``weights.npz`` is inflated before the
+architecture is built, and the architecture may describe no more parameters
+than its real bytes hold, so a small file cannot make graphnet allocate
+gigabytes; every array's name, shape and dtype must match the architecture
+and is checked from its header before its data is read. Every failure is a
+:class:`~graphnet.ModelFileError` naming the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -52,20 +53,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from . import optimizers as optimizers_module
-from ._text import shown
+from ._text import clip, shown
 from ._version import __version__
-from .archive import (
-    check_entry_count,
-    check_members,
-    npz_bytes,
-    read_member,
-    read_npz,
-    zip_info,
-)
+from .archive import check_members, npz_bytes, open_zip, read_member, zip_info
 from .checks import is_int
 from .errors import GraphError, ModelFileError
 from .files import atomic_write
-from .spec import FORMAT, FORMAT_VERSION, MAX_JSON_BYTES, from_dict, parse_json, to_dict
+from .npz import parse_npz, read_npz
+from .spec import FORMAT, FORMAT_VERSION, from_dict, to_dict
+from .specfile import MAX_JSON_BYTES, parse_json
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -219,11 +215,11 @@ def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYT
     except OSError as exc:
         raise ModelFileError(f"{label}: cannot be read ({exc})") from exc
     except (zipfile.BadZipFile, zlib.error, EOFError, struct.error) as exc:
-        raise ModelFileError(f"{label}: damaged zip archive ({exc})") from None
+        raise ModelFileError(f"{label}: damaged zip archive ({clip(str(exc) or type(exc).__name__)})") from None
     except (ValueError, KeyError, TypeError, IndexError, NotImplementedError, RuntimeError,
             OverflowError, RecursionError, MemoryError) as exc:
         raise ModelFileError(
-            f"{label}: not a readable graphnet model file ({type(exc).__name__}: {exc})"
+            f"{label}: not a readable graphnet model file ({type(exc).__name__}: {clip(str(exc))})"
         ) from None
 
 
@@ -234,19 +230,23 @@ def _label(path) -> str:
 
 
 def _load(handle: BinaryIO, label: str, max_bytes: int):
-    check_entry_count(handle, label, len(_MEMBERS), _WHAT)
-    with zipfile.ZipFile(handle) as archive:
+    with open_zip(handle, label, _WHAT, len(_MEMBERS)) as archive:
         infos = check_members(archive, label, _MEMBERS, _REQUIRED, max_bytes, MAX_JSON_BYTES, _WHAT)
         data = _read_json(archive, infos[GRAPH_MEMBER], label)
         _check_format(data, label)
+        # Inflate the weights first: the architecture may then describe at most
+        # as many parameters as their real bytes hold, whatever the headers claim.
         weights_info = infos[WEIGHTS_MEMBER]
+        weights_where = f"{label}: {WEIGHTS_MEMBER}"
+        raw_weights = read_member(archive, weights_info, weights_where)
         itemsize = 8 if isinstance(data, Mapping) and data.get("dtype") == "float64" else 4
         try:
-            graph = from_dict(data, max_params=weights_info.file_size // itemsize)
+            graph = from_dict(data, max_params=len(raw_weights) // itemsize)
         except GraphError as exc:
             raise ModelFileError(f"{label}: {GRAPH_MEMBER}: {exc}") from None
         shapes = _parameter_shapes(graph)
-        arrays = read_npz(archive, weights_info, shapes, graph.dtype, label, GRAPH_MEMBER)
+        arrays = parse_npz(raw_weights, shapes, graph.dtype, weights_where, GRAPH_MEMBER)
+        del raw_weights
         graph.set_weights(arrays)
         if TRAINING_MEMBER in infos:
             _restore_training(graph, archive, infos, label)
@@ -262,7 +262,7 @@ def _read_json(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> A
     try:
         return parse_json(raw)
     except ValueError as exc:
-        raise ModelFileError(f"{where} is not valid JSON ({exc})") from None
+        raise ModelFileError(f"{where} is not valid JSON ({clip(str(exc))})") from None
 
 
 def _check_format(data: Any, label: str) -> None:

@@ -1,5 +1,5 @@
-"""The architecture as JSON-safe data (``Graph.to_dict``/``Graph.from_dict``)
-and the spec files that hold it (``read_spec``/``from_spec``).
+"""The architecture as JSON-safe data: ``Graph.to_dict`` and ``Graph.from_dict``
+(spec files that hold it are read by :mod:`graphnet.specfile`).
 
 This is the structure of ``graph.json`` inside a model file and of spec files
 (``.json``/``.yaml``). Reading it is strict, because a spec may come from
@@ -28,18 +28,16 @@ calls give a new output (it must agree with the output node's own loss).
 
 from __future__ import annotations
 
-import json
 import math
-import os
+from collections import Counter
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from . import losses
-from ._text import shown
+from ._text import clip, preview, shown
 from ._version import __version__
 from .checks import is_int
-from .errors import GraphError, ModelFileError
+from .errors import GraphError
 from .graph import Graph
 from .nodes import KINDS, Input
 from .sequential import Dense, Sequential
@@ -50,10 +48,6 @@ __all__ = [
     "FORMAT_VERSION",
     "to_dict",
     "from_dict",
-    "read_spec",
-    "from_spec",
-    "parse_json",
-    "MAX_JSON_BYTES",
     "DEFAULT_MAX_SPEC_PARAMS",
 ]
 
@@ -70,10 +64,12 @@ _NODE_FIELDS = {
     "output": {"kind", "name", "size", "activation", "loss", "loss_weight", "trainable", "bias_regularizer"},
 }
 _SYNAPSE_FIELDS = {"src", "dst", "init", "trainable", "regularizer"}
+# No node can have more features than this; it keeps the parameter count (and
+# the numbers in messages) within reach before anything is allocated.
+_MAX_SIZE = 1 << 40
 
-#: A spec file (or a JSON member of a model file) larger than this is refused.
-MAX_JSON_BYTES = 32 << 20
-#: Default bound on the parameters a spec file may describe (``from_spec``).
+#: Default bound on the parameters a spec may describe (``from_spec``,
+#: ``from_dict``); ``max_params=None`` lifts it.
 DEFAULT_MAX_SPEC_PARAMS = 100_000_000
 
 
@@ -110,23 +106,28 @@ def to_dict(graph) -> dict[str, Any]:
     return data
 
 
-def from_dict(data: Mapping[str, Any], max_params: int | None = None):
+def from_dict(data: Mapping[str, Any], max_params: int | None = DEFAULT_MAX_SPEC_PARAMS):
     """Build a Graph (or Sequential) from :func:`to_dict`'s structure.
 
     Parameters
     ----------
     data : mapping
-    max_params : int, optional
-        Refuse architectures with more parameters than this, before any
-        weight is allocated (model files pass a bound derived from their size).
+    max_params : int or None
+        Refuse architectures with more parameters than this (100 million by
+        default, as for spec files) before any weight is allocated; model
+        files pass a bound derived from the bytes of their weights. ``None``
+        lifts the limit.
 
     Raises
     ------
     GraphError
         Naming the field (``nodes[2].size``), what was expected and what was found;
         for unknown activations, losses, kinds or initialisers; for a newer format
-        version; for synapses naming unknown nodes; for a cycle.
+        version; for synapses naming unknown nodes; for a cycle; for more
+        parameters than ``max_params`` (or than memory can hold).
     """
+    if max_params is not None and not is_int(max_params, 0):
+        raise GraphError(f"max_params must be None or an integer >= 0, got {shown(max_params)}")
     _expect(isinstance(data, Mapping), "spec", "a mapping", data)
     _fields(data, _TOP_FIELDS, "spec")
     fmt = data.get("format", FORMAT)
@@ -162,21 +163,34 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
     configs = [_node(n, i) for i, n in enumerate(nodes)]
     sizes = {c["name"]: c["size"] for c in configs}
     if len(sizes) != len(configs):
-        names = [c["name"] for c in configs]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        raise GraphError(f"spec.nodes: names must be unique, repeated: {repeated}")
+        counts = Counter(c["name"] for c in configs)  # linear: a spec may list 100,000 nodes
+        repeated = sorted(n for n, k in counts.items() if k > 1)
+        raise GraphError(f"spec.nodes: names must be unique, repeated: {preview(repeated)}")
     for i, s in enumerate(synapses):
         for end in ("src", "dst"):
             if s[end] not in sizes:
                 raise GraphError(
-                    f"spec.synapses[{i}].{end} names unknown node {s[end]!r}; nodes: {list(sizes)}"
+                    f"spec.synapses[{i}].{end} names unknown node {shown(s[end])}; "
+                    f"nodes: {preview(sizes)}"
                 )
-    if max_params is not None:
-        total = sum(c["size"] for c in configs if c["kind"] != "input")
-        total += sum(sizes[s["src"]] * sizes[s["dst"]] for s in synapses)
-        if total > max_params:
-            raise GraphError(f"spec describes {total:,} parameters, more than the limit of {max_params:,}")
+    total = sum(c["size"] for c in configs if c["kind"] != "input")
+    total += sum(sizes[s["src"]] * sizes[s["dst"]] for s in synapses)
+    if max_params is not None and total > max_params:
+        hint = "; pass max_params=None to lift it if you trust the spec" if max_params == DEFAULT_MAX_SPEC_PARAMS else ""
+        raise GraphError(f"spec describes {total:,} parameters, more than the limit of {max_params:,}{hint}")
+    try:
+        return _build(data, configs, synapses, name, seed, dtype, sequential)
+    except GraphError:
+        raise
+    except (MemoryError, OverflowError, ValueError) as exc:  # numpy's "array is too big"
+        raise GraphError(
+            f"spec describes {total:,} parameters, more than this machine can allocate "
+            f"({type(exc).__name__})"
+        ) from None
 
+
+def _build(data, configs, synapses, name, seed, dtype, sequential):
+    """The graph itself, from checked node and synapse configs."""
     if sequential:
         return _sequential(data, configs, synapses, name, seed, dtype)
     refuse_cycles([(s["src"], s["dst"]) for s in synapses], "spec.synapses")
@@ -191,7 +205,7 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
                 synapse = graph.connect(s["src"], s["dst"], init=_drawable(s["init"]), trainable=s["trainable"],
                                         regularizer=s["regularizer"])
             except GraphError as exc:
-                raise type(exc)(f"spec.synapses[{i}]: {exc}") from None
+                raise type(exc)(f"spec.synapses[{i}]: {clip(str(exc), 500)}") from None
             if s["init"] == "array":
                 synapse.init = "array"
     return graph
@@ -210,7 +224,7 @@ def _sequential(data, configs, synapses, name, seed, dtype):
     if not is_chain([c["name"] for c in configs], kinds, found):
         raise GraphError(
             "spec.sequential is true, so nodes must be an input, hidden nodes, then one output, "
-            f"joined in order; got kinds {kinds} and synapses {found}"
+            f"joined in order; got kinds {preview(kinds, 8)} and synapses {preview(found, 8)}"
         )
     last = configs[-1]
     # ``loss`` on top is the Sequential's own (the loss later ``add`` calls give
@@ -221,11 +235,11 @@ def _sequential(data, configs, synapses, name, seed, dtype):
         try:
             same = losses.get(model_loss) == losses.get(node_loss)
         except GraphError as exc:
-            raise GraphError(f"spec.loss: {exc}") from None
+            raise GraphError(f"spec.loss: {clip(str(exc), 500)}") from None
         if not same:
             raise GraphError(
-                f"spec.loss {model_loss!r} disagrees with the loss {node_loss!r} of the output "
-                f"{last['name']!r}; give one of them, or the same in both"
+                f"spec.loss {shown(model_loss)} disagrees with the loss {shown(node_loss)} of the output "
+                f"{shown(last['name'])}; give one of them, or the same in both"
             )
     layers = [Input(configs[0]["size"], name=configs[0]["name"])]
     for config, s in zip(configs[1:], synapses):
@@ -245,10 +259,10 @@ def _sequential(data, configs, synapses, name, seed, dtype):
         model = Sequential(layers, loss=node_loss, seed=seed, dtype=dtype, name=name,
                            loss_weight=last.get("loss_weight", 1.0))
     except GraphError as exc:
-        raise GraphError(f"spec: {exc}") from None
+        raise GraphError(f"spec: {clip(str(exc), 500)}") from None
     problems = model._pairing_problems()  # a Sequential defers it; a file must not
     if problems:
-        raise GraphError(f"spec: {'; '.join(problems)}")
+        raise GraphError(f"spec: {clip('; '.join(problems), 500)}")
     model.loss = model_loss
     # A Dense freezes its weight and bias together; a saved graph may have frozen
     # only one of them (an imported layer without bias keeps a frozen zero bias).
@@ -265,13 +279,13 @@ def _node(config, i: int) -> dict[str, Any]:
     _expect(isinstance(config, Mapping), where, "a mapping", config)
     kind = config.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
-        raise GraphError(f"{where}.kind: unknown kind {kind!r}; known: {sorted(KINDS)}")
+        raise GraphError(f"{where}.kind: unknown kind {shown(kind)}; known: {sorted(KINDS)}")
     _fields(config, _NODE_FIELDS[kind], where)
     name = config.get("name")
     _expect(isinstance(name, str) and name != "", f"{where}.name", "a non-empty string", name)
     size = config.get("size")
-    _expect(is_int(size, 1),
-            f"{where}.size", "a positive integer", size)
+    _expect(is_int(size, 1, _MAX_SIZE + 1),
+            f"{where}.size", "a positive integer (at most 2**40)", size)
     for flag in ("trainable",):
         if flag in config:
             _expect(isinstance(config[flag], bool), f"{where}.{flag}", "true or false", config[flag])
@@ -307,7 +321,7 @@ def _build_node(config: dict[str, Any], where: str):
     try:
         return KINDS[config["kind"]](**params)
     except GraphError as exc:
-        raise GraphError(f"{where}: {exc}") from None
+        raise GraphError(f"{where}: {clip(str(exc), 500)}") from None
 
 
 def _synapse(entry, i: int) -> dict[str, Any]:
@@ -340,113 +354,9 @@ def _list(value, where: str) -> list:
 def _fields(config: Mapping, allowed: set[str], where: str) -> None:
     unknown = [k for k in config if k not in allowed]
     if unknown:
-        raise GraphError(f"{where}: unknown fields {unknown}; allowed: {sorted(allowed)}")
+        raise GraphError(f"{where}: unknown fields {preview(unknown, 5)}; allowed: {sorted(allowed)}")
 
 
 def _expect(ok: bool, where: str, expected: str, found) -> None:
     if not ok:
         raise GraphError(f"{where}: expected {expected}, found {shown(found)}")
-
-
-# ------------------------------------------------------------------ spec files
-# ----------------------------------------------------------------------- specs
-def read_spec(path: str | os.PathLike) -> Any:
-    """The data of a ``.json``, ``.yaml`` or ``.yml`` spec file, parsed safely
-    (strict JSON; YAML through PyYAML's ``safe_load``, which builds only plain
-    data). Validation is :func:`from_spec`'s job.
-
-    Raises
-    ------
-    ModelFileError
-        Naming the file: missing, too large, wrong extension, not UTF-8, not
-        parseable, or PyYAML not installed for a YAML file.
-    """
-    label = os.fspath(path)
-    suffix = Path(label).suffix.lower()
-    if suffix not in (".json", ".yaml", ".yml"):
-        raise ModelFileError(
-            f"{label}: a spec file must end in .json, .yaml or .yml, not {suffix or 'nothing'!r}"
-        )
-    try:
-        with open(label, "rb") as handle:
-            raw = handle.read(MAX_JSON_BYTES + 1)
-    except FileNotFoundError:
-        raise ModelFileError(f"{label}: no such file") from None
-    except OSError as exc:
-        raise ModelFileError(f"{label}: cannot be read ({exc})") from exc
-    if len(raw) > MAX_JSON_BYTES:
-        raise ModelFileError(f"{label}: larger than the limit of {MAX_JSON_BYTES:,} bytes for a spec")
-    try:
-        if suffix == ".json":
-            return parse_json(raw)
-        return _parse_yaml(raw, label)
-    except ModelFileError:
-        raise
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ModelFileError(f"{label}: not valid {suffix[1:].upper()} ({exc})") from None
-
-
-def _parse_yaml(raw: bytes, label: str) -> Any:
-    try:
-        import yaml
-    except ImportError:
-        raise ModelFileError(
-            f"{label}: reading YAML needs PyYAML: pip install 'graphnet[yaml]' "
-            f"(or write the spec as .json)"
-        ) from None
-    try:
-        return yaml.safe_load(raw.decode("utf-8-sig"))
-    except yaml.YAMLError as exc:
-        raise ModelFileError(f"{label}: not valid YAML ({exc})") from None
-
-
-def from_spec(path: str | os.PathLike, max_params: int | None = DEFAULT_MAX_SPEC_PARAMS):
-    """A new Graph (or Sequential) from a spec file: :func:`graphnet.spec.to_dict`'s
-    structure written as JSON or YAML. Weights start from their initialisers.
-
-    Parameters
-    ----------
-    path : str or PathLike
-        ``.json``, ``.yaml`` or ``.yml``.
-    max_params : int or None
-        Refuse specs describing more parameters than this (100 million by
-        default) before anything is allocated; ``None`` for no limit.
-
-    Raises
-    ------
-    ModelFileError
-        Naming the file and the offending field (``spec.nodes[2].size``).
-    """
-    data = read_spec(path)
-    try:
-        return from_dict(data, max_params=max_params)
-    except GraphError as exc:
-        hint = ""
-        if "more than the limit" in str(exc):
-            hint = "; pass max_params=None to from_spec if you trust it"
-        raise ModelFileError(f"{os.fspath(path)}: {exc}{hint}") from None
-
-
-def parse_json(raw: bytes) -> Any:
-    """Strict JSON: UTF-8, no NaN/Infinity, no repeated keys.
-
-    Raises
-    ------
-    ValueError
-        Saying what is wrong and where.
-    """
-    text = raw.decode("utf-8-sig")
-    return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
-
-
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"key {key!r} appears twice in one object")
-        result[key] = value
-    return result

@@ -29,7 +29,7 @@ LAYERS = [
     {"sequential"},
     {"plan", "data", "inference"},
     {"callbacks", "progress", "deferred", "training"},
-    {"summary", "render", "plots", "archive", "spec", "saving"},
+    {"summary", "render", "plots", "archive", "npz", "spec", "specfile", "saving"},
     {"interop"},
     {"sklearn", "cli", "demo", "__init__"},
 ]

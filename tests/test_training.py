@@ -209,9 +209,9 @@ def test_verbose_levels(xy, capsys):
     out = capsys.readouterr()
     lines = out.out.strip().splitlines()
     assert len(lines) == 2 and lines[1].startswith("Epoch 2/2 - ") and "loss: " in lines[1]
-    g.fit(x, y, epochs=1, batch_size=8, verbose=1)
+    g.fit(x, y, epochs=1, batch_size=8, verbose=1)  # stderr is not a terminal here: a line per epoch
     err = capsys.readouterr().err
-    assert "Epoch 1/1" in err and "8/8" in err and "loss: " in err
+    assert err.startswith("Epoch 1/1 - ") and err.count("\n") == 1 and "loss: " in err
 
 
 def test_logging(xy, caplog):

@@ -394,7 +394,7 @@ class Builder:
             "synapses": synapses,
         }
         try:
-            graph = from_dict(spec)
+            graph = from_dict(spec, max_params=None)  # sized by arrays already in memory
             weights = {weight_key(s.src, s.dst): s.weight for s in self.synapses if s.weight is not None}
             weights.update({bias_key(n.name): n.bias for n in self.nodes.values()
                             if n.kind == "dense" and n.bias is not None})
