@@ -81,6 +81,12 @@ class Progress:
         self.stream = stream
         self._bar = None
 
+    @property
+    def live(self) -> bool:
+        """Whether a bar redraws the running loss during each epoch (``verbose=1``
+        on a terminal); training on a device reads the loss for it now and then."""
+        return self.verbose == 1 and is_terminal(self._stream())
+
     def _stream(self) -> TextIO:
         # Looked up when used, so that a redirected sys.stderr is honoured.
         return self.stream if self.stream is not None else sys.stderr
@@ -88,7 +94,7 @@ class Progress:
     def epoch_begin(self, epoch: int) -> None:
         self._started = time.perf_counter()
         self._shown = 0.0
-        if self.verbose == 1 and is_terminal(self._stream()):
+        if self.live:
             self._width = terminal_width(self._stream())
             self._bar = tqdm(
                 total=self.batches,

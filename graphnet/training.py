@@ -53,8 +53,8 @@ logger = logging.getLogger(__name__)
 #: One batch: inputs and targets keyed by node name, and its row count.
 Batch = tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]
 
-#: On a device, with a progress bar: batches between two reads of the running
-#: loss (each read waits for the device). Without a bar, once per epoch.
+#: On a device, with a live progress bar: batches between two reads of the
+#: running loss (each read waits for the device). Without one, once per epoch.
 LOG_EVERY = 32
 
 
@@ -333,7 +333,7 @@ class Trainer:
         # wants every batch's loss makes every batch an interval.
         every = None
         if deferred:
-            every = 1 if ends else (LOG_EVERY if progress.verbose == 1 else batches)
+            every = 1 if ends else (LOG_EVERY if progress.live else batches)
 
         def on_batch_end(batch: int, logs: dict[str, float]) -> None:
             if deferred:

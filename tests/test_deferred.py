@@ -8,6 +8,9 @@ synchronisation per batch creeps into the training loop.
 
 from __future__ import annotations
 
+import io
+import sys
+
 import numpy as np
 import pytest
 
@@ -54,10 +57,23 @@ def test_validation_adds_one_read_per_epoch(standin, rng):
     assert few == many and many[0] == 3
 
 
-def test_the_progress_bar_reads_the_loss_once_per_interval(standin, rng, capsys):
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_the_progress_bar_reads_the_loss_once_per_interval(standin, rng, monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
     to_host, _ = _transfers_per_epoch(standin, rng, 4 * LOG_EVERY, verbose=1)
     assert to_host == 4 + 1  # four intervals, then the epoch's logs
-    assert f"{4 * LOG_EVERY}/{4 * LOG_EVERY}" in capsys.readouterr().err
+    assert f"{4 * LOG_EVERY}/{4 * LOG_EVERY}" in terminal.getvalue()
+
+
+def test_off_a_terminal_verbose_1_reads_once_per_epoch(standin, rng, capsys):
+    to_host, _ = _transfers_per_epoch(standin, rng, 4 * LOG_EVERY, verbose=1)
+    assert to_host == 2
+    assert "Epoch 3/3" in capsys.readouterr().err
 
 
 def test_a_callback_that_wants_every_batch_gets_every_batch(standin, rng):
