@@ -144,7 +144,8 @@ def module():
     cupy.random = types.SimpleNamespace(RandomState=_RandomState)
     runtime = types.SimpleNamespace(getDeviceCount=lambda: 1, memGetInfo=lambda: (8 << 30, 16 << 30),
                                     getDeviceProperties=lambda i: {"name": b"Fake GPU"})
-    cupy.cuda = types.SimpleNamespace(runtime=runtime, Device=lambda: types.SimpleNamespace(id=0))
+    cupy.cuda = types.SimpleNamespace(
+        runtime=runtime, Device=lambda: types.SimpleNamespace(id=0, synchronize=lambda: None))
     cupy.__version__ = "fake"
 
     class Module(types.ModuleType):

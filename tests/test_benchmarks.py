@@ -71,3 +71,43 @@ def test_results_are_written(quick_report, tmp_path):
     md, js = report.write(quick_report, tmp_path)
     assert md.read_text().startswith("# graphnet benchmark")
     assert json.loads(js.read_text())["results"][0]["workload"] == "W1"
+
+
+def test_the_gpu_benchmark_runs_on_a_fake_gpu(monkeypatch):
+    """benchmarks/gpu.py end to end (quick sizes, no PyTorch) on graphnet's
+    CUDA backend over tests/fake_cupy.py: the script a GPU session runs must
+    not fail on its first line there. Times mean nothing here."""
+    import sys
+    import types
+
+    import fake_cupy
+    import standin
+
+    from benchmarks import gpu
+    from graphnet import backend
+    from graphnet._cuda import CudaBackend
+
+    fake = fake_cupy.module()
+    special = types.ModuleType("cupyx.scipy.special")
+    special.expit, special.erf = standin.special.expit, standin.special.erf
+    cupyx = types.ModuleType("cupyx")
+    cupyx.scipy = types.ModuleType("cupyx.scipy")
+    cupyx.scipy.special = special
+    for name, module in {"cupy": fake, "cupyx": cupyx, "cupyx.scipy": cupyx.scipy,
+                         "cupyx.scipy.special": special}.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(standin, "STRICT", False)  # the naive CuPy reference reads each loss
+    undo = backend._register("cuda", lambda: CudaBackend(fake, special))
+    try:
+        assert gpu.available() is None
+        result = gpu.run(quick=True, reps=1, torch=False)
+    finally:
+        undo()
+    assert [r["workload"] for r in result["results"]] == ["W1", "W3", "W4"]
+    for r in result["results"]:
+        assert set(r["seconds"]) == {"graphnet_cuda", "cupy_reference"}
+        assert r["check"]["status"] == "n/a"  # no PyTorch, no verdict
+    train = result["results"][0]["agreement"]
+    assert train["max_rel_weight_diff"] < 1e-4
+    assert result["results"][2]["agreement"]["max_abs_diff"] < 1e-5
+    assert "| W1 MNIST-size MLP |" in gpu.markdown(result)
