@@ -83,7 +83,8 @@ def _blend(a: str, b: str, t: float) -> str:
 
 def shade(fill: str, share: float | None) -> str:
     """``fill`` moved towards :data:`STUCK_COLOR` by ``share`` (unchanged for ``None`` or 0)."""
-    return fill if not share else _blend(fill, STUCK_COLOR, 0.25 + 0.75 * share)
+    # A floor, so that one dead unit of many is still visible.
+    return fill if not share else _blend(fill, STUCK_COLOR, 0.12 + 0.88 * share)
 
 
 def _number(value: float) -> str:

@@ -268,7 +268,7 @@ def _statistics(graph, data: str):
     stats = graph.statistics(x, y)
     dead = [n for n, s in stats.nodes.items() if s.dead_units]
     print(f"Statistics on {stats.rows} rows" + (f", loss {stats.loss:.4g}" if y is not None else
-          " (no targets for every output: no gradient norms)")
+          " (without targets for every output, so no gradient norms)")
           + (f"; dead units in {', '.join(dead)}" if dead else ""))
     return stats
 

@@ -117,7 +117,7 @@ class GradientReport:
         for c in self.checks.values():
             verdict = "ok" if c.error <= self.tolerance else "FAIL"
             row = (f"{c.entries:>8,} {c.error:>10.2e} {c.analytic:>11.3e} {c.numeric:>11.3e}  {verdict:4}")
-            wrapped = textwrap.wrap(c.key, key_width - 1, break_on_hyphens=False) or [""]
+            wrapped = _wrap_key(c.key, key_width - 1)
             for part in wrapped[:-1]:
                 lines.append(f" {part}")
             lines.append(f" {wrapped[-1]:<{key_width}}{row}".rstrip())
@@ -126,7 +126,8 @@ class GradientReport:
         if worst is None:
             lines.append("Nothing to check: the graph has no parameters.")
         elif self.ok:
-            lines.append(f"OK: every gradient agrees (largest error {worst.error:.2e}, {worst.key}).")
+            lines.append(textwrap.fill(
+                f"OK: every gradient agrees (largest error {worst.error:.2e}, {worst.key}).", width))
         else:
             lines.append(textwrap.fill(
                 f"FAILED: {len(self.failed)} of {len(self.checks)} parameters disagree; the worst is "
@@ -141,6 +142,23 @@ class GradientReport:
         worst = self.worst
         where = "" if worst is None else f", worst {worst.error:.2e} at {worst.key}"
         return f"<GradientReport of {self.graph!r}: {'ok' if self.ok else 'FAILED'}, {len(self.checks)} parameters{where}>"
+
+
+def _wrap_key(key: str, width: int) -> list[str]:
+    """A parameter key in lines of at most ``width``, broken after ``->`` where it can be."""
+    parts = key.split("->")
+    pieces = [part + "->" for part in parts[:-1]] + [parts[-1]]
+    lines = [""]
+    for piece in pieces:
+        while len(piece) > width:  # a name longer than the column: cut it
+            if lines[-1]:
+                lines.append("")
+            lines[-1], piece = piece[:width], piece[width:]
+            lines.append("")
+        if len(lines[-1]) + len(piece) > width:
+            lines.append("")
+        lines[-1] += piece
+    return [line for line in lines if line] or [""]
 
 
 def float64_copy(graph: Graph) -> Graph:

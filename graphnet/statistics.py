@@ -24,7 +24,10 @@ Definitions
     (rows × units), the measure of Glorot and Bengio (2010): a unit saturated
     on 95% of the rows is nearly stuck, and a per-unit "every row" count
     would not show it. ``saturated_units`` lists the units saturated on
-    every row.
+    every row. An output whose loss is fused with its activation (sigmoid
+    with binary_crossentropy, softmax with categorical_crossentropy) has no
+    saturated share: its gradient ``p - y`` does not pass through the
+    activation's derivative, so a confident prediction is no stuck unit.
 
 Norms are Frobenius norms (the square root of the sum of squares).
 """
@@ -42,7 +45,7 @@ import numpy as np
 from .activations import HardSigmoid, Sigmoid, Softsign, Tanh
 from .data import as_inputs, as_targets, common_rows
 from .errors import ShapeError
-from .nodes import DenseNode, Input
+from .nodes import DenseNode, Input, Output
 from .parameters import bias_key
 
 if TYPE_CHECKING:
@@ -261,7 +264,8 @@ def _node_stats(node, a: np.ndarray) -> NodeStats:
     if activation is not None and activation.relu_family:
         dead_units = tuple(int(i) for i in np.flatnonzero(np.all(a64 <= 0, axis=0)))
         dead = len(dead_units) / node.size
-    if activation is not None:
+    fused = isinstance(node, Output) and node.loss.fused
+    if activation is not None and not fused:
         derivative = _relative_derivative(activation, a64)
         if derivative is not None:
             flat = derivative < SATURATION
