@@ -36,6 +36,8 @@ __all__ = ["chains", "shade", "node_lines", "chain_lines", "EdgeScale", "legend"
 
 #: Where a fill goes as the share of dead or saturated units reaches 100%.
 STUCK_COLOR = "#d7301f"
+#: Orders of magnitude between the thickest and the thinnest edge.
+DECADES = 3
 _THIN, _THICK = 0.5, 6.0
 _PALE, _DARK = "#c8c8c8", "#202020"
 _ALERT = "#b2182b"
@@ -159,14 +161,15 @@ def chain_title(members: list[str]) -> str:
 # ------------------------------------------------------------------ edges
 class EdgeScale:
     """Edge width and darkness from the gradient norms (or the weight norms
-    without gradients), on a log scale over the graph's own range."""
+    without gradients) on a log scale: the largest in the graph is thickest,
+    one :data:`DECADES` orders of magnitude below (or zero) thinnest, so a
+    factor of 3 barely shows while a vanishing gradient does."""
 
     def __init__(self, stats: Statistics):
         self.gradients = stats.has_gradients
         values = [self.value(s) for s in stats.synapses.values()]
-        positive = [v for v in values if v is not None and v > 0]
-        self.low = min(positive, default=1.0)
-        self.high = max(positive, default=1.0)
+        self.high = max((v for v in values if v is not None and v > 0), default=1.0)
+        self.low = self.high / 10**DECADES
 
     @property
     def what(self) -> str:
@@ -176,13 +179,11 @@ class EdgeScale:
         return stats.grad_norm if self.gradients else stats.weight_norm
 
     def position(self, stats: SynapseStats) -> float:
-        """0 for the smallest (or a zero) norm, 1 for the largest."""
+        """1 for the largest norm, 0 for one DECADES orders of magnitude below it or less."""
         value = self.value(stats)
         if not value or value <= 0:
             return 0.0
-        if self.high <= self.low:
-            return 1.0
-        return math.log(value / self.low) / math.log(self.high / self.low)
+        return min(max(1.0 + math.log10(value / self.high) / DECADES, 0.0), 1.0)
 
     def attributes(self, stats: SynapseStats) -> dict[str, str]:
         t = self.position(stats)
@@ -219,8 +220,9 @@ def legend(stats: Statistics, scale: EdgeScale, fills: tuple[str, ...]) -> str:
         '<tr><td colspan="5" align="left">fill: share of units dead (relu family: never '
         'positive on the batch)<br align="left"/>or of activations saturated (sigmoid, tanh: '
         'derivative under 5% of its peak)<br align="left"/></td></tr>',
-        f'<tr><td colspan="5" align="left">edge width: {scale.what}, log scale<br align="left"/>'
-        f'from {thin} (thinnest, palest) to {thick} (thickest)<br align="left"/></td></tr>',
+        f'<tr><td colspan="5" align="left">edge width: {scale.what}, log scale: thickest at '
+        f'{thick} (the largest),<br align="left"/>thinnest and palest at {thin} ({10**DECADES:,} '
+        'times less) or below<br align="left"/></td></tr>',
         '<tr><td colspan="5" align="left">mean, std: of the activations; dashed: frozen</td></tr>',
     ]
     return ('<<table border="0" cellborder="0" cellspacing="3" cellpadding="2">'

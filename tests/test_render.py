@@ -297,6 +297,7 @@ def test_stats_shade_the_dead_node_and_put_the_numbers_in_its_label(inside):
     assert "2 of 4 dead (50%)" in nodes["h"] and f"mean {stats['h'].mean:.3g}" in nodes["h"]
     assert "none saturated" in nodes["t"] and "none dead" not in nodes["t"]
     assert "Statistics of inside</b> on 40 rows" in source and "gradient norm |dL/dW|" in source
+    assert "(1,000 times less)" in source
 
 
 def test_edge_width_follows_the_gradient_norm(inside):
@@ -305,7 +306,12 @@ def test_edge_width_follows_the_gradient_norm(inside):
     widths = {key: float(re.search(r'penwidth="([\d.]+)"', text).group(1)) for key, text in found.items()}
     by_norm = sorted(found, key=lambda key: stats[key].grad_norm)
     assert [widths[k] for k in by_norm] == sorted(widths.values())
-    assert widths[by_norm[0]] == 0.5 and widths[by_norm[-1]] == 6.0
+    # Log scale: 6.0 at the largest norm, 0.5 at a thousandth of it.
+    high = stats[by_norm[-1]].grad_norm
+    for key, width in widths.items():
+        t = min(max(1 + np.log10(stats[key].grad_norm / high) / 3, 0), 1)
+        assert width == pytest.approx(0.5 + 5.5 * t, abs=0.006), key
+    assert widths[by_norm[-1]] == 6.0
     assert f"grad {stats['h', 'y'].grad_norm:.3g}" in found[("h", "y")] and "4×1" in found[("h", "y")]
 
 
