@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
+import numbers
 import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -144,6 +146,10 @@ class GradientReport:
         return f"<GradientReport of {self.graph!r}: {'ok' if self.ok else 'FAILED'}, {len(self.checks)} parameters{where}>"
 
 
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _wrap_key(key: str, width: int) -> list[str]:
     """A parameter key in lines of at most ``width``, broken after ``->`` where it can be."""
     parts = key.split("->")
@@ -206,9 +212,13 @@ def check_gradients(graph: Graph, x, y, eps: float = 1e-6, tolerance: float = 1e
     ShapeError
         For data that does not fit the graph.
     """
-    if not (isinstance(eps, (int, float)) and 0 < eps < 1):
+    from .graph import Graph  # only for the isinstance check
+
+    if not isinstance(graph, Graph):
+        raise GraphError(f"check_gradients: expected a Graph, got {type(graph).__name__}")
+    if not (_is_real(eps) and 0 < eps < 1):
         raise GraphError(f"check_gradients: eps must be a number in (0, 1), got {eps!r}")
-    if not (isinstance(tolerance, (int, float)) and tolerance > 0):
+    if not (_is_real(tolerance) and tolerance > 0):
         raise GraphError(f"check_gradients: tolerance must be a positive number, got {tolerance!r}")
     if samples is not None and not is_int(samples, 1):
         raise GraphError(f"check_gradients: samples must be None or a positive integer, got {samples!r}")

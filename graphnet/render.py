@@ -19,7 +19,7 @@ Layout choices, made for diagrams that go into papers:
 - Frozen (``trainable=False``) nodes and synapses are dashed.
 - With ``stats=`` the picture carries what the graph does on a batch, and
   ``collapse=True`` draws chains of like hidden nodes as one box (both in
-  :mod:`graphnet.annotations`).
+  :mod:`graphnet.overlays`).
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING
 
 import graphviz
 
+from . import overlays
 from .checks import is_int
 from .errors import RenderError
 from .files import atomic_write
 from .nodes import DenseNode, Hidden, Output
-from . import annotations
 from .statistics import Statistics
 from .summary import describe_activation
 
@@ -179,7 +179,7 @@ def _chain_label(graph, members: list[str], show_shapes: bool, show_activations:
     details = _details(graph.nodes[members[0]], show_shapes, show_activations)
     if details:
         lines.append(f'<font point-size="10" color="{_LABEL_COLOR}">{" · ".join(details)} each</font>')
-    lines.extend(annotations.chain_lines(members, stats))
+    lines.extend(overlays.chain_lines(members, stats))
     return "<" + "<br/>".join(lines) + ">"
 
 
@@ -224,7 +224,7 @@ def to_dot(
         What ``graph.statistics(x, y)`` returned: nodes are shaded by their
         share of dead or saturated units, edges drawn as wide as their
         gradient norm (log scale), the numbers put in the labels, and a
-        legend added (see :mod:`graphnet.annotations`). Nodes the statistics
+        legend added (see :mod:`graphnet.overlays`). Nodes the statistics
         do not know (added since) are drawn plain.
     collapse : bool
         Draw each chain of hidden nodes with the same size, activation,
@@ -250,7 +250,7 @@ def to_dot(
         raise RenderError(f"to_dot: collapse must be True or False, got {collapse!r}")
     stats = _checked_stats(graph, stats)
     order = graph.topological_order
-    chains = annotations.chains(graph) if collapse else {}
+    chains = overlays.chains(graph) if collapse else {}
     drawn_as = {member: first for first, members in chains.items() for member in members}
     drawn = len(order) - sum(len(m) - 1 for m in chains.values())
     graph_attr = {
@@ -302,15 +302,15 @@ def to_dot(
             attributes = {"label": _chain_label(graph, members, show_shapes, show_activations, stats)}
             shares = [stats.nodes[m].stuck for m in members if stats and m in stats.nodes]
             share = max((s for s in shares if s is not None), default=None)
-            tooltip = annotations.chain_title(members)
+            tooltip = overlays.chain_title(members)
         else:
-            extra = annotations.node_lines(known) if known is not None else []
+            extra = overlays.node_lines(known) if known is not None else []
             attributes = {"label": _node_label(node, show_shapes, show_activations, extra)}
             share = None if known is None else known.stuck
             tooltip = f"{name} ({node.kind}, {node.size})"
         attributes.update(NODE_STYLES[node.kind].attributes())
         if share:
-            attributes["fillcolor"] = annotations.shade(attributes["fillcolor"], share)
+            attributes["fillcolor"] = overlays.shade(attributes["fillcolor"], share)
         if isinstance(node, DenseNode) and not node.trainable:
             attributes["style"] += ",dashed"
         if fan_in[name] > _FAN_IN:
@@ -320,7 +320,7 @@ def to_dot(
             attributes[side] = f"{_FAN_IN_SPREAD * fan_in[name]:g}"
         attributes["tooltip"] = tooltip
         dot.body.append(f"\t{dot_id(name)} {_attrs(attributes)}\n")
-    scale = None if stats is None else annotations.EdgeScale(stats)
+    scale = None if stats is None else overlays.EdgeScale(stats)
     for synapse in synapses:
         src, dst = drawn_as.get(synapse.src, synapse.src), drawn_as.get(synapse.dst, synapse.dst)
         if src == dst:
@@ -345,7 +345,7 @@ def to_dot(
             dot.body.append(f"\t{{rank={rank}; {members}}}\n")
     if stats is not None:
         fills = (NODE_STYLES["hidden"].fillcolor,)
-        label = annotations.legend(stats, scale, fills)
+        label = overlays.legend(stats, scale, fills)
         # The legend is the graph's own label: it takes no rank, so it cannot
         # widen a column of the layout.
         legend = {"label": label, "labelloc": "b", "labeljust": "l", "fontsize": "10"}

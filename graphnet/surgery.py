@@ -33,7 +33,16 @@ import numpy as np
 
 from . import initializers
 from ._text import preview
-from .activations import ELU, HardSigmoid, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Softplus
+from .activations import (
+    ELU,
+    HardSigmoid,
+    LeakyReLU,
+    Linear,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Softplus,
+)
 from .checks import is_int
 from .errors import GraphError
 from .nodes import DenseNode, Hidden, Input, Node

@@ -30,7 +30,7 @@ LAYERS = [
     {"sequential", "surgery"},
     {"plan", "data", "inference"},
     {"callbacks", "progress", "training"},
-    {"summary", "render", "plots", "archive", "spec", "saving", "statistics", "gradcheck", "annotations"},
+    {"summary", "render", "plots", "archive", "spec", "saving", "statistics", "gradcheck", "overlays"},
     {"interop"},
     {"sklearn", "cli", "demo", "__init__"},
 ]

@@ -1,4 +1,4 @@
-"""What :func:`graphnet.render.to_dot` adds for ``stats=`` and ``collapse=True``.
+"""What :func:`graphnet.render.to_dot` overlays on a diagram for ``stats=`` and ``collapse=True``.
 
 Statistics (:class:`~graphnet.statistics.Statistics`) become
 
@@ -21,6 +21,7 @@ dropout and trainable flag, each feeding only the next, as one box labelled
 from __future__ import annotations
 
 import html
+import itertools
 import math
 from collections import Counter
 from typing import TYPE_CHECKING
@@ -147,7 +148,7 @@ def chain_lines(members: list[str], stats: Statistics | None) -> list[str]:
             lines.append(_small(f"<b>up to {_percent(share)} {what}</b> ({html.escape(worst.name)})", color))
         else:
             lines.append(_small("no dead or saturated units"))
-    links = [stats.synapses.get(pair) for pair in zip(members, members[1:])]
+    links = [stats.synapses.get(pair) for pair in itertools.pairwise(members)]
     norms = [s.grad_norm for s in links if s is not None and s.grad_norm is not None]
     if norms:
         lines.append(_small(f"grad inside {_number(norms[0])} → {_number(norms[-1])}"))
