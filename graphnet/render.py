@@ -387,6 +387,12 @@ def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
             f"render: cannot tell the format of {str(path)!r} from its suffix; "
             f"use one of {['.' + f for f in FORMATS]}"
         )
+    if fmt == "png" and len(graph) > _HUGE_GRAPH and not collapse:
+        logger.warning(
+            "%s: a PNG of %d nodes may pass Graphviz's 32,767-pixel limit, and dot then "
+            "shrinks it until the labels are unreadable; write .svg instead, or pass collapse=True",
+            graph.name, len(graph),
+        )
     if fmt == "png" and dpi is None:
         # Sharp on paper and high-density screens; big graphs are huge already.
         dpi = 192 if len(graph) <= _BIG_GRAPH else 96
