@@ -20,7 +20,7 @@ from .errors import (
 )
 from .gradcheck import GradientReport, check_gradients
 from .graph import Graph
-from .interop import from_keras, from_onnx, from_torch
+from .interop import from_keras, from_onnx, from_sklearn, from_torch
 from .nodes import Hidden, Input, Node, Output
 from .plots import plot_history
 from .saving import load
@@ -42,6 +42,7 @@ __all__ = [
     "from_keras",
     "from_torch",
     "from_onnx",
+    "from_sklearn",
     "History",
     "Callback",
     "EarlyStopping",

@@ -8,7 +8,8 @@ every parameter's gradient from the backward pass with
 
 entry by entry, and reports the largest relative error per parameter.
 
-It works on a float64 copy of the graph (a float32 graph is copied and
+The loss is the training loss: every output's, times its ``loss_weight``,
+plus the regularizers' penalty. It works on a float64 copy of the graph (a float32 graph is copied and
 widened to float64), so the user's graph, its optimizer and its random
 streams are never touched. Both sides run in inference mode (no dropout), so
 they measure the same function.
@@ -39,7 +40,7 @@ from .checks import is_int
 from .data import as_inputs, as_targets, common_rows
 from .errors import GraphError, ShapeError
 from .nodes import DenseNode
-from .statistics import gradients_of, probe_workspace
+from .statistics import gradients_of, loss_of, probe_workspace
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -224,7 +225,8 @@ def check_gradients(graph: Graph, x, y, eps: float = 1e-6, tolerance: float = 1e
         raise GraphError(f"check_gradients: samples must be None or a positive integer, got {samples!r}")
     if not is_int(seed, 0):
         raise GraphError(f"check_gradients: seed must be an integer >= 0, got {seed!r}")
-    twin = float64_copy(graph)
+    with graph._lock.reading():  # the weights of one moment
+        twin = float64_copy(graph)
     plan = twin.plan
     inputs, targets = as_inputs(twin, x), as_targets(twin, y)
     rows = common_rows(inputs, targets)
@@ -233,13 +235,13 @@ def check_gradients(graph: Graph, x, y, eps: float = 1e-6, tolerance: float = 1e
 
     ws = probe_workspace(plan, rows, backward=True)
     plan.forward(ws, inputs)
-    loss = float(plan.total_loss(plan.loss_values(ws, targets)))
+    loss = loss_of(plan, ws, targets)
     analytic = gradients_of(plan, ws, targets)
     evaluate = plan.workspace(rows, "evaluate")
 
     def loss_now() -> float:
         plan.forward(evaluate, inputs)
-        return float(plan.total_loss(plan.loss_values(evaluate, targets)))
+        return loss_of(plan, evaluate, targets)
 
     picker = np.random.default_rng(seed)
     arrays = twin._arrays()  # live views into the plan's parameter buffer

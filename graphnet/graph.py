@@ -17,6 +17,7 @@ nothing here imports upward at import time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import types
@@ -26,9 +27,11 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 import numpy as np
 
-from . import initializers
+from . import initializers, regularizers
 from . import optimizers as optimizers_module
+from ._locks import ReadWriteLock
 from ._text import format_cycle, preview
+from .checks import check_allocation, check_text, is_int
 from .errors import CycleError, GraphError, NotFoundError
 from .nodes import DenseNode, Hidden, Input, Node, Output
 from .parameters import BIAS, WEIGHT, ParameterRecord, bias_key
@@ -46,6 +49,18 @@ logger = logging.getLogger(__name__)
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 NodeRef = str | Node
+
+
+def _edit(method):
+    """Run an editing method under the graph's write lock: it waits for
+    running predictions and training steps, and they wait for it."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock.writing():
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 class Graph:
@@ -73,19 +88,14 @@ class Graph:
     """
 
     def __init__(self, name: str = "graph", seed: int | None = None, dtype="float32"):
-        if not isinstance(name, str) or not name.strip() or any(c in name for c in "\n\r\t\0"):
-            raise GraphError(
-                f"graph name must be a non-empty string without control characters, got {name!r}"
-            )
-        try:
-            dtype = np.dtype(dtype)
-        except TypeError:
-            dtype = None
-        if dtype not in _DTYPES:
+        check_text(name, "graph name")
+        if seed is not None and not is_int(seed, 0):
+            raise GraphError(f"graph {name!r}: seed must be None or an integer >= 0, got {seed!r}")
+        if not _known(dtype) or np.dtype(dtype) not in _DTYPES:
             raise GraphError(f"graph {name!r}: dtype must be 'float32' or 'float64', got {dtype!r}")
         self.name = name
-        self.seed = seed
-        self.dtype = dtype
+        self.seed = None if seed is None else int(seed)
+        self.dtype = np.dtype(dtype)
         init_seed, train_seed = np.random.SeedSequence(seed).spawn(2)
         # Separate streams: running or training never changes how later
         # synapses are initialised, and vice versa.
@@ -101,8 +111,10 @@ class Graph:
         self._order_version = -1
         self._plan: Plan | None = None
         self._plan_lock = threading.Lock()
+        self._lock = ReadWriteLock()
         self._optimizer: optimizers_module.Optimizer | None = None
         self._acyclic_promised = False
+        self._metrics = None  # compile()'s metrics: fit's and evaluate's default
         #: Set by a callback to end ``fit`` after the current epoch.
         self.stop_training = False
 
@@ -118,10 +130,13 @@ class Graph:
         activation="relu",
         dropout: float = 0.0,
         trainable: bool = True,
+        bias_regularizer=None,
     ) -> Hidden:
-        """Add a Hidden node; ``dropout`` is applied (inverted) while training only."""
+        """Add a Hidden node; ``dropout`` is applied (inverted) while training
+        only; ``bias_regularizer`` penalises its bias (``graphnet.regularizers``)."""
         return self.add_node(
-            Hidden(size, activation=activation, dropout=dropout, name=name, trainable=trainable)
+            Hidden(size, activation=activation, dropout=dropout, name=name, trainable=trainable,
+                   bias_regularizer=bias_regularizer)
         )
 
     def add_output(
@@ -132,6 +147,7 @@ class Graph:
         loss="mse",
         loss_weight: float = 1.0,
         trainable: bool = True,
+        bias_regularizer=None,
     ) -> Output:
         """Add an Output node with its loss.
 
@@ -149,9 +165,11 @@ class Graph:
                 loss_weight=loss_weight,
                 name=name,
                 trainable=trainable,
+                bias_regularizer=bias_regularizer,
             )
         )
 
+    @_edit
     def add_node(self, node: Node) -> Node:
         """Add a node object built elsewhere (it must have a name)."""
         if not isinstance(node, Node):
@@ -178,6 +196,7 @@ class Graph:
         self._changed()
         return node
 
+    @_edit
     def remove(self, name: NodeRef, bridge: bool = False) -> None:
         """Remove a node and every synapse touching it; other weights are kept.
 
@@ -211,6 +230,7 @@ class Graph:
         del self._insertion[name]
         self._changed()
 
+    @_edit
     def _replace_node(self, name: str, node: Node) -> None:
         """Swap the node object called ``name`` for ``node`` (same name and size),
         keeping its place in the insertion order, its synapses and its bias
@@ -227,12 +247,14 @@ class Graph:
         self._changed()
 
     # -------------------------------------------------------------- synapses
+    @_edit
     def connect(
         self,
         src: NodeRef | Iterable[NodeRef],
         dst: NodeRef,
         init: str | np.ndarray | None = None,
         trainable: bool = True,
+        regularizer=None,
     ) -> Synapse | list[Synapse]:
         """Join ``src`` (one node or a list of nodes) to ``dst`` with new synapses.
 
@@ -244,6 +266,9 @@ class Graph:
             An initialiser name; by default He-normal for relu-family
             destinations and Glorot-uniform otherwise.
         trainable : bool
+        regularizer : str, dict or Regularizer, optional
+            A penalty on each new weight (``graphnet.regularizers``: ``"l1"``,
+            ``"l2"``, ``L2(1e-4)``, ...), added to the training loss.
 
         Returns
         -------
@@ -258,6 +283,14 @@ class Graph:
             ``init``. In every case the graph is left exactly as it was.
         """
         many = not isinstance(src, (str, Node))
+        if many and not isinstance(src, (list, tuple)):
+            raise GraphError(
+                f"connect: src must be a node name, a Node or a list of them, got "
+                f"{type(src).__name__}: {src!r}"
+            )
+        if not isinstance(trainable, bool):
+            raise GraphError(f"connect: trainable must be True or False, got {trainable!r}")
+        regularizers.get(regularizer)  # refuse a bad one before anything changes
         sources = [self._resolve(s) for s in (src if many else [src])]
         dst_name = self._resolve(dst)
         if many and not sources:
@@ -297,10 +330,17 @@ class Graph:
                     f"synapse {sources[0]!r} -> {dst_name!r}: init array must have shape "
                     f"{shapes[0]}, got {given.shape}"
                 )
-            if not np.issubdtype(given.dtype, np.number) or not np.isfinite(given).all():
+            numeric = given.dtype.kind in "biuf"
+            with np.errstate(over="ignore"):
+                # finite in the graph's dtype: 1e39 is inf in a float32 graph
+                finite = numeric and np.isfinite(given.astype(self.dtype)).all()
+            if not finite:
                 raise GraphError(
-                    f"synapse {sources[0]!r} -> {dst_name!r}: init array must be finite numbers"
+                    f"synapse {sources[0]!r} -> {dst_name!r}: init array must be finite numbers "
+                    f"(real, and finite in the graph's {self.dtype})"
                 )
+        for name, shape in zip(sources, shapes):
+            check_allocation(shape[0] * shape[1], self.dtype.itemsize, f"synapse {name!r} -> {dst_name!r}")
         created = []
         for name, shape in zip(sources, shapes):
             if init_name == "array":
@@ -308,7 +348,7 @@ class Graph:
             else:
                 weight = initializers.get(init_name)(shape, self._init_rng, self.dtype)
             logger.debug("%s: init %s -> %s %s with %s", self.name, name, dst_name, shape, init_name)
-            synapse = Synapse(name, dst_name, weight, init_name, trainable)
+            synapse = Synapse(name, dst_name, weight, init_name, trainable, regularizer)
             synapse._graph = self
             self._synapses[(name, dst_name)] = synapse
             self._structure.add_edge(name, dst_name)
@@ -341,6 +381,7 @@ class Graph:
         finally:
             self._acyclic_promised = False
 
+    @_edit
     def disconnect(self, src: NodeRef, dst: NodeRef) -> None:
         """Remove the synapse ``src -> dst``; other weights are kept."""
         key = (self._resolve(src), self._resolve(dst))
@@ -461,9 +502,12 @@ class Graph:
         }
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter: ``"NODE.bias"`` and ``"SRC->DST.weight"``."""
-        return {key: array.copy() for key, array in self._arrays().items()}
+        """Copies of every parameter: ``"NODE.bias"`` and ``"SRC->DST.weight"``
+        (all from one moment, even while another thread trains)."""
+        with self._lock.reading():
+            return {key: array.copy() for key, array in self._arrays().items()}
 
+    @_edit
     def set_weights(self, weights: Mapping[str, Any]) -> None:
         """Assign parameters by key (any subset of ``get_weights()``'s keys).
 
@@ -520,6 +564,7 @@ class Graph:
             problems.append("it has no Input node (add one with add_input(name, size))")
         if not outputs:
             problems.append("it has no Output node (add one with add_output(name, size, ...))")
+        problems += self._pairing_problems()
         in_degree = dict(self._structure.in_degree())  # one sweep, not a view per node
         no_source = [
             n for n, node in self._nodes.items() if isinstance(node, DenseNode) and in_degree[n] == 0
@@ -551,6 +596,75 @@ class Graph:
         if problems:
             raise GraphError(f"graph {self.name!r} cannot run: " + "; ".join(problems))
 
+    def _pairing_problems(self) -> list[str]:
+        """Outputs whose loss does not fit their activation (a Sequential
+        leaves this check for compile() and the first run)."""
+        problems = []
+        for node in self._nodes.values():
+            if isinstance(node, Output):
+                try:
+                    node._check_pairing(node.activation, node.loss)
+                except GraphError as exc:
+                    problems.append(str(exc))
+        return problems
+
+    # ------------------------------------------------------------- compiling
+    def compile(self, loss=None, optimizer=None, metrics=None) -> Graph:
+        """Keras's idiom: set the outputs' losses, the optimizer and the
+        default metrics of ``fit``/``evaluate``, and check that every loss
+        fits its output's activation. Returns the graph.
+
+        Parameters
+        ----------
+        loss : str, dict, Loss, or dict output name -> loss, optional
+            One loss for every output, or one per output (others keep theirs).
+        optimizer : str, dict or Optimizer, optional
+            Becomes ``graph.optimizer`` (kept with its state by ``fit``).
+        metrics : list, or dict output name -> list, optional
+            Used by ``fit`` and ``evaluate`` when they are given no ``metrics``.
+
+        Raises
+        ------
+        GraphError
+            For unknown outputs, losses, optimizers or metrics, or a loss that
+            does not fit its activation; the graph is then left as it was.
+        """
+        from . import losses as losses_module
+        from . import metrics as metrics_module
+
+        outputs = self.outputs
+        if isinstance(loss, Mapping) and "name" not in loss:
+            unknown = [k for k in loss if k not in outputs]
+            if unknown:
+                raise NotFoundError(f"compile: loss for unknown outputs {unknown}; outputs: {outputs}")
+            chosen = {name: losses_module.get(value) for name, value in loss.items()}
+        else:
+            chosen = {} if loss is None else {name: losses_module.get(loss) for name in outputs}
+        new_optimizer = None if optimizer is None else optimizers_module.get(optimizer)
+        if metrics is not None:
+            metrics_module.resolve(self, metrics)
+        problems = []
+        for name in outputs:
+            node = self._nodes[name]
+            try:
+                node._check_pairing(node.activation, chosen.get(name, node.loss))
+            except GraphError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise GraphError(f"compile: {'; '.join(problems)}")
+        with self._lock.writing():
+            if new_optimizer is not None:
+                self.optimizer = new_optimizer
+            for name, value in chosen.items():
+                self._nodes[name].loss = value
+            if metrics is not None:
+                self._metrics = metrics
+            self._compiled(loss)
+        return self
+
+    def _compiled(self, loss) -> None:
+        """What a subclass keeps of ``compile(loss=...)`` (a Sequential, its loss for later layers)."""
+
     # ------------------------------------------------------------- optimizer
     @property
     def optimizer(self) -> optimizers_module.Optimizer | None:
@@ -559,7 +673,16 @@ class Graph:
 
     @optimizer.setter
     def optimizer(self, value) -> None:
-        self._optimizer = None if value is None else optimizers_module.get(value)
+        """Setting an instance that another graph trains is refused: one
+        optimizer keeps the moments of one graph."""
+        new = None if value is None else optimizers_module.get(value)
+        if new is self._optimizer:
+            return
+        if new is not None:
+            new._claim(self)
+        if self._optimizer is not None:
+            self._optimizer._release()
+        self._optimizer = new
 
     # --------------------------------------------------------------- pickling
     def __getstate__(self) -> dict[str, Any]:
@@ -572,12 +695,16 @@ class Graph:
         """
         state = self.__dict__.copy()
         state["_plan"] = None
-        del state["_plan_lock"]
+        del state["_plan_lock"], state["_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_metrics", None)  # graphs pickled before compile() existed
         self.__dict__.update(state)
         self._plan_lock = threading.Lock()
+        self._lock = ReadWriteLock()
+        if self._optimizer is not None:  # the copy's optimizer (a copy too) trains the copy
+            self._optimizer._claim(self)
 
     # ----------------------------------------------------------------- helpers
     def _resolve(self, ref: NodeRef) -> str:
@@ -633,11 +760,11 @@ class Graph:
 
     __call__ = predict
 
-    def evaluate(self, x, y, batch_size: int | None = None, metrics=()) -> dict[str, float]:
+    def evaluate(self, x, y, batch_size: int | None = None, metrics=None, sample_weight=None) -> dict[str, float]:
         """Loss (total and per output) and ``metrics`` on ``(x, y)``, without dropout."""
         from .inference import evaluate
 
-        return evaluate(self, x, y, batch_size=batch_size, metrics=metrics)
+        return evaluate(self, x, y, batch_size=batch_size, metrics=metrics, sample_weight=sample_weight)
 
     def gradients(self, x, y) -> tuple[float, dict[str, np.ndarray]]:
         """``(loss, grads)`` on one batch, ``grads`` keyed like ``get_weights()``.
@@ -648,11 +775,11 @@ class Graph:
 
         return gradients(self, x, y)
 
-    def train_step(self, x, y, optimizer=None) -> float:
+    def train_step(self, x, y, optimizer=None, sample_weight=None) -> float:
         """One update on one batch; returns the loss before the update."""
         from .training import train_step
 
-        return train_step(self, x, y, optimizer)
+        return train_step(self, x, y, optimizer, sample_weight)
 
     def fit(
         self,
@@ -661,13 +788,15 @@ class Graph:
         *,
         epochs: int = 1,
         batch_size: int = 32,
-        optimizer="adam",
-        metrics=(),
+        optimizer=None,
+        metrics=None,
         validation_data=None,
         validation_split: float = 0.0,
         shuffle: bool = True,
         callbacks=(),
         verbose: int = 1,
+        sample_weight=None,
+        class_weight=None,
     ) -> History:
         """Train with mini-batches; returns a :class:`~graphnet.training.History`.
 
@@ -688,9 +817,14 @@ class Graph:
             shuffle=shuffle,
             callbacks=callbacks,
             verbose=verbose,
+            sample_weight=sample_weight,
+            class_weight=class_weight,
         )
 
     # ------------------------------------------------------------ surgery
+    # (Each runs under the write lock from its first check to its last change,
+    # so no prediction or training step sees half an edit.)
+    @_edit
     def freeze(self, *names) -> list[str]:
         """Stop training the parameters of the named nodes: each one's bias and
         its incoming synapses. Gradients still flow through them.
@@ -717,12 +851,14 @@ class Graph:
 
         return freeze(self, *names)
 
+    @_edit
     def unfreeze(self, *names) -> list[str]:
         """Train the named nodes' parameters again; the arguments are :meth:`freeze`'s."""
         from .surgery import unfreeze
 
         return unfreeze(self, *names)
 
+    @_edit
     def insert(self, src: NodeRef, dst: NodeRef, name: str, size: int | None = None,
                activation="linear", preserve: bool = True) -> Hidden:
         """Replace the synapse ``src -> dst`` by ``src -> name -> dst`` (Net2DeeperNet).
@@ -761,6 +897,7 @@ class Graph:
 
         return insert(self, src, dst, name, size=size, activation=activation, preserve=preserve)
 
+    @_edit
     def widen(self, name: NodeRef, size: int, seed: int | None = None, split: str = "equal") -> Hidden:
         """Grow a hidden node to ``size`` units without changing a prediction (Net2WiderNet).
 
@@ -782,7 +919,9 @@ class Graph:
             of copies (Net2Net's rule); the copies then receive equal
             gradients and stay twins unless dropout separates them.
             ``"random"`` divides them in random shares that sum to one: just as
-            exact, and the copies learn apart.
+            exact, and the copies learn apart. (Regularizers stay with their
+            parameters; a penalty on divided weights is smaller, so the
+            training loss may drop a little though no prediction changes.)
 
         Returns
         -------
@@ -799,6 +938,7 @@ class Graph:
 
         return widen(self, name, size, seed=seed, split=split)
 
+    @_edit
     def transfer_weights(self, other, match: str = "name", strict: bool = True):
         """Copy parameters from ``other`` (a Graph, or a dict like ``get_weights()``).
 
@@ -831,7 +971,8 @@ class Graph:
         :func:`graphnet.statistics.statistics`."""
         from .statistics import statistics
 
-        return statistics(self, x, y)
+        with self._lock.reading():  # the weights of one moment, as for predict
+            return statistics(self, x, y)
 
     # ------------------------------------------------------------------ specs
     def to_dict(self) -> dict[str, Any]:
@@ -841,11 +982,13 @@ class Graph:
         return to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Graph:
-        """A new Graph (or Sequential) from :meth:`to_dict`'s structure."""
+    def from_dict(cls, data: Mapping[str, Any], max_params: int | None = 100_000_000) -> Graph:
+        """A new Graph (or Sequential) from :meth:`to_dict`'s structure; more than
+        ``max_params`` parameters (``None``: no limit) are refused before any
+        allocation. See :func:`graphnet.spec.from_dict`."""
         from .spec import from_dict
 
-        return from_dict(data)
+        return from_dict(data, max_params=max_params)
 
     # ------------------------------------------------------------ seeing it
     def summary(self, print_fn=print):
@@ -900,3 +1043,16 @@ class Graph:
         from .interop.onnx_export import to_onnx
 
         return to_onnx(self, path, opset=opset)
+
+
+def _known(dtype) -> bool:
+    """Whether numpy reads ``dtype`` as a dtype (``np.dtype(None)`` is float64,
+    so None and unknown names must not get that far)."""
+    if dtype is None:
+        return False
+    try:
+        np.dtype(dtype)
+    except (TypeError, ValueError):
+        return False
+    return True
+

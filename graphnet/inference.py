@@ -13,7 +13,16 @@ import numpy as np
 
 from . import metrics as metrics_module
 from .checks import check_int
-from .data import as_inputs, as_targets, by_name, check_finite, common_rows, features
+from .data import (
+    as_inputs,
+    as_targets,
+    as_weights,
+    by_name,
+    check_finite,
+    common_rows,
+    features,
+    row_factors,
+)
 from .errors import ShapeError
 
 if TYPE_CHECKING:
@@ -32,7 +41,13 @@ def _chunk_size(batch_size: int | None, rows: int) -> int:
 
 
 def predict(graph: Graph, x, batch_size: int | None = None):
-    """See :meth:`graphnet.Graph.predict`."""
+    """See :meth:`graphnet.Graph.predict`. Holds the graph's read lock: no
+    training step or edit lands while it runs, so every row sees the same weights."""
+    with graph._lock.reading():
+        return _predict(graph, x, batch_size)
+
+
+def _predict(graph: Graph, x, batch_size: int | None):
     plan = graph.plan
     arrays = {
         name: features(array, graph.nodes[name].size, name)
@@ -62,55 +77,83 @@ def predict(graph: Graph, x, batch_size: int | None = None):
 
 
 class Tally:
-    """Row-weighted running means of per-output losses and metrics.
+    """Running means of per-output losses and metrics over batches.
 
-    Every loss and metric is a mean over rows, so weighting batch values by
-    their row counts gives exactly the value over all the data.
+    A loss is a mean over a batch's rows (weighted by sample weights when
+    there are some), so weighting batch values by their row counts (or their
+    sums of weights) gives exactly the value over all the data. Metrics stay
+    unweighted, as Keras's ``metrics`` do. A training penalty (regularizers)
+    is averaged over the batches by rows and added to ``loss``.
     """
 
     def __init__(self, graph: Graph, metrics_by_output: dict[str, list]):
         self.graph = graph
-        self.plan = graph.plan
         self.outputs = {name: graph.nodes[name] for name in graph.outputs}
         self.metrics = metrics_by_output
         self.rows = 0
-        self.sums: dict[str, float] = {}
+        self.sums: dict[str, float] = {}  # metrics and the penalty, times rows
+        self._loss = {name: [0.0, 0.0] for name in self.outputs}  # Σ w·L and Σ w per output
 
     def add(self, rows: int, losses: dict[str, float], predictions=None, targets=None,
-            penalty: float = 0.0) -> float:
-        """Count one batch (``penalty``: a training penalty, part of its total);
-        returns its total (weighted) loss."""
-        total = self.plan.total_loss(losses) + penalty
+            penalty: float = 0.0, weight_sums: dict[str, float] | None = None) -> None:
+        """Count one batch: its per-output mean ``losses``, ``penalty``, and
+        the sum of its row weights per output (its row count when unweighted)."""
         self.rows += rows
-        self._add("loss", total * rows)
-        if len(self.outputs) > 1:
-            for name, value in losses.items():
-                self._add(f"{name}_loss", value * rows)
+        for name, value in losses.items():
+            weight = rows if weight_sums is None else weight_sums[name]
+            total = self._loss[name]
+            total[0] += value * weight
+            total[1] += weight
+        if penalty:
+            self._add("penalty", penalty * rows)
         for name, chosen in self.metrics.items():
             for metric in chosen:
                 value = metric(targets[name], predictions[name], self.outputs[name])
                 self._add(metrics_module.key(self.graph, name, metric.name), value * rows)
-        return total
 
     def _add(self, key: str, value: float) -> None:
         self.sums[key] = self.sums.get(key, 0.0) + value
 
+    def output_losses(self) -> dict[str, float]:
+        return {name: (num / den if den else 0.0) for name, (num, den) in self._loss.items()}
+
+    def loss(self) -> float:
+        """The running ``loss``: ``Σ loss_weight × output loss`` plus the penalty."""
+        if not self.rows:
+            return 0.0
+        total = self.graph.plan.total_loss(self.output_losses())
+        return total + self.sums.get("penalty", 0.0) / self.rows
+
     def logs(self) -> dict[str, float]:
-        return {k: v / self.rows for k, v in self.sums.items()} if self.rows else {}
+        if not self.rows:
+            return {}
+        logs = {"loss": self.loss()}
+        if len(self.outputs) > 1:
+            logs.update({f"{name}_loss": value for name, value in self.output_losses().items()})
+        logs.update({k: v / self.rows for k, v in self.sums.items() if k != "penalty"})
+        return logs
 
 
-def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=()) -> dict[str, float]:
-    """See :meth:`graphnet.Graph.evaluate`."""
-    chosen = metrics_module.resolve(graph, metrics)
+def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
+             sample_weight=None) -> dict[str, float]:
+    """See :meth:`graphnet.Graph.evaluate` (which, like ``predict``, holds the read lock)."""
+    with graph._lock.reading():
+        return _evaluate(graph, x, y, batch_size, metrics, sample_weight)
+
+
+def _evaluate(graph: Graph, x, y, batch_size: int | None, metrics, sample_weight) -> dict[str, float]:
+    chosen = metrics_module.resolve(graph, graph._metrics if metrics is None else metrics)
     inputs, targets = as_inputs(graph, x), as_targets(graph, y)
     rows = common_rows(inputs, targets)
     if rows == 0:
         raise ShapeError("evaluate: the data has no rows")
-    return evaluate_arrays(graph, inputs, targets, chosen, _chunk_size(batch_size, rows))
+    weights = as_weights(graph, sample_weight, None, targets, rows)
+    return evaluate_arrays(graph, inputs, targets, chosen, _chunk_size(batch_size, rows), weights)
 
 
-def evaluate_arrays(graph: Graph, inputs, targets, chosen, chunk: int) -> dict[str, float]:
-    """:func:`evaluate` on arrays already checked by :mod:`graphnet.data`."""
+def evaluate_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None) -> dict[str, float]:
+    """:func:`evaluate` on arrays already checked by :mod:`graphnet.data`;
+    ``loss`` includes the regularizers' penalty, as Keras reports it."""
     plan = graph.plan
     rows = common_rows(inputs, targets)
     chunk = min(chunk, rows)
@@ -120,8 +163,13 @@ def evaluate_arrays(graph: Graph, inputs, targets, chosen, chunk: int) -> dict[s
         stop = min(start + chunk, rows)
         ws = full if stop - start == chunk else full.head(stop - start)
         part_targets = {k: v[start:stop] for k, v in targets.items()}
+        factors, sums = row_factors(None if weights is None else {k: w[start:stop] for k, w in weights.items()},
+                                    plan.dtype)
         plan.forward(ws, {k: v[start:stop] for k, v in inputs.items()})
-        losses = plan.loss_values(ws, part_targets)
+        losses = plan.loss_values(ws, part_targets, factors)
         predictions = {name: ws.a[slot] for name, slot in plan.outputs}
-        tally.add(stop - start, losses, predictions, part_targets)
-    return tally.logs()
+        tally.add(stop - start, losses, predictions, part_targets, weight_sums=sums)
+    logs = tally.logs()
+    if plan.penalties:
+        logs["loss"] += plan.regularization()
+    return logs

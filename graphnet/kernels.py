@@ -46,14 +46,14 @@ def _load() -> None:
     # error_model="numpy": no ZeroDivisionError branch per division, which would
     # keep the loop from being vectorised (3x slower).
     @numba.njit(cache=True, nogil=True, error_model="numpy")
-    def adam_kernel(grads, m, v, out, beta1, beta2, step_size, eps):
+    def adam_kernel(grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps):
         for i in range(grads.shape[0]):
             g = grads[i]
             m_i = beta1 * (m[i] - g) + g  # b1 m + (1 - b1) g, as the numpy passes write it
             g2 = g * g
             v_i = beta2 * (v[i] - g2) + g2
-            m[i] = m_i
-            v[i] = v_i
+            m_next[i] = m_i
+            v_next[i] = v_i
             out[i] = (m_i / (np.sqrt(v_i) + eps)) * step_size
 
     _adam_kernel = adam_kernel
@@ -69,11 +69,13 @@ def available() -> bool:
     return _adam_kernel is not None
 
 
-def adam(grads, m, v, out, beta1, beta2, step_size, eps) -> bool:
+def adam(grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps) -> bool:
     """One fused Adam pass if the kernel is available; returns whether it ran.
 
-    ``m`` and ``v`` are updated in place and ``out`` receives the step
-    ``step_size * m / (sqrt(v) + eps)``; all four arrays are flat and of one dtype.
+    The moments that follow ``m`` and ``v`` go into ``m_next`` and ``v_next``
+    (the current ones are only read, so a refused step can be dropped), and
+    ``out`` receives the step ``step_size * m_next / (sqrt(v_next) + eps)``;
+    all six arrays are flat and of one dtype.
     """
     if not ENABLED:
         return False
@@ -82,5 +84,5 @@ def adam(grads, m, v, out, beta1, beta2, step_size, eps) -> bool:
     if _adam_kernel is None:
         return False
     cast = grads.dtype.type
-    _adam_kernel(grads, m, v, out, cast(beta1), cast(beta2), cast(step_size), cast(eps))
+    _adam_kernel(grads, m, v, m_next, v_next, out, cast(beta1), cast(beta2), cast(step_size), cast(eps))
     return True

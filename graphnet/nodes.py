@@ -11,13 +11,13 @@ and once a graph runs, ``bias`` is a view into the graph's parameter buffer.
 
 from __future__ import annotations
 
-import math
+import contextlib
 from typing import Any, ClassVar
 
 import numpy as np
 
-from . import activations, losses
-from .checks import check_int
+from . import activations, losses, regularizers
+from .checks import check_allocation, check_int, check_number, check_text
 from .errors import GraphError
 
 __all__ = ["Node", "Input", "DenseNode", "Hidden", "Output", "KINDS", "check_name"]
@@ -35,7 +35,7 @@ def check_name(name: object, what: str = "node") -> str:
         raise GraphError(f"{what} name must be a non-empty string, got {name!r}")
     if "->" in name or any(ch in name for ch in "\n\r\t\0"):
         raise GraphError(f"{what} name {name!r} must not contain '->' or control characters")
-    return name
+    return check_text(name, f"{what} name")
 
 
 def _check_size(size: object, name: str | None) -> int:
@@ -75,6 +75,9 @@ class Node:
         if self._graph is not None:
             self._graph._changed()
 
+    def _editing(self):
+        return _editing(self._graph)
+
     def get_config(self) -> dict[str, Any]:
         """JSON-safe description (no weights)."""
         return {"kind": self.kind, "name": self.name, "size": self.size}
@@ -99,10 +102,13 @@ class DenseNode(Node):
         activation: str | dict | activations.Activation | None = "linear",
         name: str | None = None,
         trainable: bool = True,
+        bias_regularizer=None,
     ):
         super().__init__(size, name)
+        self._bias_regularizer = regularizers.get(bias_regularizer)
         self._activation = activations.get(activation)
-        self._trainable = bool(trainable)
+        self._trainable = _flag(trainable, name, "trainable")
+        check_allocation(self.size, 8, f"node {name!r}: bias of size {self.size:,}")
         self._bias = np.zeros(self.size, dtype=np.float32)
 
     @property
@@ -113,8 +119,9 @@ class DenseNode(Node):
     def activation(self, value) -> None:
         activation = activations.get(value)
         self._check_pairing(activation, getattr(self, "_loss", None))
-        self._activation = activation
-        self._changed()
+        with self._editing():
+            self._activation = activation
+            self._changed()
 
     @property
     def trainable(self) -> bool:
@@ -123,11 +130,25 @@ class DenseNode(Node):
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
-        self._trainable = bool(value)
-        self._changed()
+        value = _flag(value, self.name, "trainable")
+        with self._editing():
+            self._trainable = value
+            self._changed()
 
     def _check_pairing(self, activation, loss) -> None:
         """Outputs refuse a cross-entropy loss without its activation."""
+
+    @property
+    def bias_regularizer(self):
+        """The penalty on this node's bias (``graphnet.regularizers``) or None."""
+        return self._bias_regularizer
+
+    @bias_regularizer.setter
+    def bias_regularizer(self, value) -> None:
+        value = regularizers.get(value)
+        with self._editing():
+            self._bias_regularizer = value
+            self._changed()
 
     @property
     def bias(self) -> np.ndarray:
@@ -136,12 +157,9 @@ class DenseNode(Node):
 
     @bias.setter
     def bias(self, value) -> None:
-        value = np.asarray(value)
-        if value.shape != self._bias.shape:
-            raise GraphError(
-                f"node {self.name!r}: bias must have shape {self._bias.shape}, got {value.shape}"
-            )
-        self._bias[...] = value
+        value = _values(value, self._bias, f"node {self.name!r}: bias")
+        with self._editing():
+            self._bias[...] = value
 
     @property
     def num_params(self) -> int:
@@ -151,6 +169,8 @@ class DenseNode(Node):
         config = super().get_config()
         config["activation"] = self.activation.get_config()
         config["trainable"] = self.trainable
+        if self._bias_regularizer is not None:
+            config["bias_regularizer"] = self._bias_regularizer.get_config()
         return config
 
     def __repr__(self) -> str:
@@ -169,8 +189,9 @@ class Hidden(DenseNode):
         dropout: float = 0.0,
         name: str | None = None,
         trainable: bool = True,
+        bias_regularizer=None,
     ):
-        super().__init__(size, activation, name, trainable)
+        super().__init__(size, activation, name, trainable, bias_regularizer)
         self._dropout = self._checked_dropout(dropout)
 
     @property
@@ -179,17 +200,14 @@ class Hidden(DenseNode):
 
     @dropout.setter
     def dropout(self, value: float) -> None:
-        self._dropout = self._checked_dropout(value)
-        self._changed()
+        rate = self._checked_dropout(value)
+        with self._editing():
+            self._dropout = rate
+            self._changed()
 
     def _checked_dropout(self, value) -> float:
-        try:
-            rate = float(value)
-        except (TypeError, ValueError):
-            rate = math.nan
-        if not 0.0 <= rate < 1.0:
-            raise GraphError(f"node {self.name!r}: dropout must be in [0, 1), got {value!r}")
-        return rate
+        return check_number(value, f"node {self.name!r}: dropout", 0.0, 1.0, high_open=True,
+                            expected="in [0, 1)")
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "dropout": self.dropout}
@@ -209,10 +227,14 @@ class Output(DenseNode):
         loss_weight: float = 1.0,
         name: str | None = None,
         trainable: bool = True,
+        bias_regularizer=None,
+        *,
+        check_pairing: bool = True,
     ):
-        super().__init__(size, activation, name, trainable)
+        super().__init__(size, activation, name, trainable, bias_regularizer)
         self._loss = losses.get(loss)
-        self._check_pairing(self.activation, self._loss)
+        if check_pairing:  # a Sequential defers it to compile() and the first run
+            self._check_pairing(self.activation, self._loss)
         self._loss_weight = self._checked_weight(loss_weight)
 
     @property
@@ -223,8 +245,9 @@ class Output(DenseNode):
     def loss(self, value) -> None:
         loss = losses.get(value)
         self._check_pairing(self.activation, loss)
-        self._loss = loss
-        self._changed()
+        with self._editing():
+            self._loss = loss
+            self._changed()
 
     @property
     def loss_weight(self) -> float:
@@ -232,8 +255,10 @@ class Output(DenseNode):
 
     @loss_weight.setter
     def loss_weight(self, value: float) -> None:
-        self._loss_weight = self._checked_weight(value)
-        self._changed()
+        weight = self._checked_weight(value)
+        with self._editing():
+            self._loss_weight = weight
+            self._changed()
 
     def _check_pairing(self, activation, loss) -> None:
         if loss is None:
@@ -251,15 +276,8 @@ class Output(DenseNode):
             )
 
     def _checked_weight(self, value) -> float:
-        try:
-            weight = float(value)
-        except (TypeError, ValueError):
-            weight = math.nan
-        if not (weight >= 0 and math.isfinite(weight)):
-            raise GraphError(
-                f"output {self.name!r}: loss_weight must be a finite number >= 0, got {value!r}"
-            )
-        return weight
+        return check_number(value, f"output {self.name!r}: loss_weight", 0.0,
+                            expected="a finite number >= 0")
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -273,6 +291,34 @@ class Output(DenseNode):
             f"Output({self.name!r}, size={self.size}, activation={self.activation.name!r}, "
             f"loss={self.loss.name!r})"
         )
+
+
+def _editing(graph):
+    """The holding graph's write lock (edits wait for running predictions and
+    training steps), or nothing for a node or synapse in no graph."""
+    return contextlib.nullcontext() if graph is None else graph._lock.writing()
+
+
+def _flag(value, name, what: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise GraphError(f"node {name!r}: {what} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _values(value, current: np.ndarray, what: str) -> np.ndarray:
+    """``value`` as an array of ``current``'s shape and dtype, refused unless
+    every element is a real number finite in that dtype (what ``save`` can
+    write and ``load`` read back)."""
+    array = np.asarray(value)
+    if array.shape != current.shape:
+        raise GraphError(f"{what} must have shape {current.shape}, got {array.shape}")
+    if array.dtype.kind not in "biuf":
+        raise GraphError(f"{what} must be real numbers, got an array of dtype {array.dtype}")
+    with np.errstate(over="ignore"):
+        array = array.astype(current.dtype)
+    if not np.isfinite(array).all():
+        raise GraphError(f"{what} must be finite in {current.dtype}, found NaN or inf")
+    return array
 
 
 #: Node classes by the ``kind`` written in specs and model files.

@@ -6,24 +6,35 @@ and bias as a view into one parameter buffer and writes every gradient into
 one gradient buffer, so an update is a handful of whole-buffer numpy passes
 instead of a Python loop over parameters.
 
-``step(params, grads)`` does not touch ``params``: it returns the amount to
-subtract. The trainer checks that amount for NaN/inf before applying it, which
-is how a failing step leaves the weights exactly as they were.
+An update happens in two parts. :meth:`Optimizer.propose` computes the amount
+``u`` to subtract from the parameters and the state that would follow, into
+buffers of its own, and touches neither the parameters nor the current
+state. :meth:`Optimizer.commit` then makes the proposed state current (a swap
+of buffers, not a copy) and counts the iteration. The trainer checks ``u``
+(and, when gradients were huge, the proposed state) before it commits, so a
+refused step leaves the weights, the moments and the iteration count exactly
+as they were, at no cost to a step that goes through. :meth:`Optimizer.step`
+is both parts at once, for code that drives an optimizer by hand.
 
 State (moments, velocities) is flat as well and follows the parameter layout:
 when the graph is edited, :meth:`Optimizer.bind` carries the state of every
-parameter that still exists over to the new layout.
+parameter that still exists over to the new layout. Any ``lr`` may be a
+:mod:`graphnet.schedules` schedule of the iteration count, and
+``learning_rate=`` (Keras's name) is accepted wherever ``lr=`` is.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import weakref
 from typing import Any, ClassVar
 
 import numpy as np
 
-from . import kernels
+from . import kernels, schedules
+from ._registry import lookup
+from .checks import check_number
 from .errors import GraphError
 from .parameters import Layout
 
@@ -39,18 +50,35 @@ _FLUSH_BELOW = 1e-30
 
 class Optimizer:
     """Base class. Subclasses list their state in :attr:`slot_names` and
-    implement :meth:`_update`."""
+    implement :meth:`_update`, which reads :attr:`slots` and writes the
+    proposed state into ``proposed`` (buffers of the same shapes)."""
 
     name: ClassVar[str] = ""
     slot_names: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, lr: float, clipnorm: float | None = None):
-        self.lr = _positive("lr", lr, self)
+    def __init__(self, lr=None, clipnorm: float | None = None, learning_rate=None, *, default: float):
+        self.lr = _learning_rate(self, lr, learning_rate, default)
         self.clipnorm = None if clipnorm is None else _positive("clipnorm", clipnorm, self)
         self.iterations = 0
         self.slots: dict[str, np.ndarray] = {}
+        self._proposed: dict[str, np.ndarray] = {}
         self._layout: Layout | None = None
         self._scratch: np.ndarray | None = None
+        self._owner: weakref.ref | None = None
+
+    @property
+    def learning_rate(self):
+        """Keras's name for :attr:`lr` (a float or a schedule)."""
+        return self.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        self.lr = _learning_rate(self, value, None, None)
+
+    def current_lr(self) -> float:
+        """The rate the next update uses (a schedule's value at :attr:`iterations`)."""
+        lr = self.lr
+        return lr if isinstance(lr, float) else float(lr(self.iterations))
 
     # -- state follows the parameter layout ---------------------------------
     def bind(self, layout: Layout, dtype: np.dtype) -> None:
@@ -76,40 +104,62 @@ class Optimizer:
             new_slots[slot] = new
         if self._layout is not None:
             logger.debug("%s: state carried over to a new layout of %d parameters", self.name, size)
-        self.slots = new_slots
+        self._install(layout, new_slots, dtype)
+
+    def _install(self, layout: Layout, slots: dict[str, np.ndarray], dtype: np.dtype) -> None:
+        size = sum(n for _, n in layout)
+        self.slots = slots
+        self._proposed = {name: np.empty(size, dtype=dtype) for name in self.slot_names}
         self._layout = layout
         self._scratch = np.empty(size, dtype=dtype)
 
     # -- one update ----------------------------------------------------------
-    def step(self, params: np.ndarray, grads: np.ndarray) -> np.ndarray:
-        """Advance the state and return the update ``u`` such that the new
-        parameters are ``params - u``.
+    def propose(self, params: np.ndarray, grads: np.ndarray, sq_norm: float | None = None) -> np.ndarray:
+        """The update ``u`` (new parameters are ``params - u``) and the state
+        that follows it, without changing the current state.
 
-        ``grads`` may be scaled in place (``clipnorm``). The returned array is
-        scratch owned by the optimizer, valid until the next call.
+        ``grads`` may be scaled in place (``clipnorm``); ``sq_norm`` is its
+        squared norm when the caller knows it (``inf`` when it overflowed).
+        The returned array belongs to the optimizer and is valid until the
+        next call.
         """
         if self._scratch is None or self._scratch.shape != params.shape:
             raise GraphError(
                 f"{self.name}: bind() the optimizer to a layout of {params.size} parameters first"
             )
-        self.iterations += 1
         if self.clipnorm is not None:
-            norm = math.sqrt(float(np.dot(grads, grads)))
+            norm = _norm(grads, sq_norm)
             if norm > self.clipnorm:
                 grads *= self.clipnorm / norm
-        update = self._update(params, grads, self._scratch)
-        if self.iterations % _FLUSH_EVERY == 0 and params.dtype == np.float32:
+        return self._update(params, grads, self._scratch, self._proposed, self.current_lr())
+
+    def proposed_state_finite(self) -> bool:
+        """Whether the state :meth:`propose` computed is free of NaN and inf."""
+        return all(bool(np.isfinite(v).all()) for v in self._proposed.values())
+
+    def commit(self) -> None:
+        """Make the proposed state current and count the iteration."""
+        if self.slot_names:
+            self.slots, self._proposed = self._proposed, self.slots
+        self.iterations += 1
+        if self.iterations % _FLUSH_EVERY == 0 and self._scratch is not None and self._scratch.dtype == np.float32:
             for slot in self.slots.values():
                 slot[np.abs(slot) < _FLUSH_BELOW] = 0
+
+    def step(self, params: np.ndarray, grads: np.ndarray) -> np.ndarray:
+        """:meth:`propose` then :meth:`commit`: advance the state and return the update."""
+        update = self.propose(params, grads)
+        self.commit()
         return update
 
-    def _update(self, params: np.ndarray, grads: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def _update(self, params, grads, out, proposed, lr: float) -> np.ndarray:
         raise NotImplementedError
 
     # -- configuration and state ---------------------------------------------
     def get_config(self) -> dict[str, Any]:
         """Name and hyperparameters; ``get(config)`` rebuilds the optimizer."""
-        return {"name": self.name, "lr": self.lr, "clipnorm": self.clipnorm}
+        lr = self.lr if isinstance(self.lr, float) else self.lr.get_config()
+        return {"name": self.name, "lr": lr, "clipnorm": self.clipnorm}
 
     def get_state(self) -> dict[str, Any]:
         """Iteration count, layout and flat slot arrays (for saving)."""
@@ -141,12 +191,34 @@ class Optimizer:
                     f"got {np.shape(value)}"
                 )
         self.iterations = int(state["iterations"])
-        self.slots = {k: np.array(v, dtype=dtype) for k, v in slots.items()}
-        self._layout = layout
-        self._scratch = np.empty(size, dtype=dtype)
+        self._install(layout, {k: np.array(v, dtype=dtype) for k, v in slots.items()}, np.dtype(dtype))
+
+    # -- ownership: one optimizer trains one graph ---------------------------
+    def _claim(self, graph) -> None:
+        """Become ``graph``'s optimizer; refused while another live graph has it."""
+        owner = None if self._owner is None else self._owner()
+        if owner is not None and owner is not graph:
+            raise GraphError(
+                f"{self.name}: this optimizer already trains graph {owner.name!r}; one optimizer "
+                f"keeps one set of moments, so give graph {graph.name!r} its own "
+                f"(gn.optimizers.get({self.get_config()!r}), or copy.deepcopy(optimizer) to "
+                "start from the same state)"
+            )
+        self._owner = weakref.ref(graph)
+
+    def _release(self) -> None:
+        self._owner = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (``copy.deepcopy``, pickling) belongs to no graph until one takes it."""
+        state = self.__dict__.copy()
+        state["_owner"] = None
+        return state
 
     def __repr__(self) -> str:
         params = {k: v for k, v in self.get_config().items() if k != "name" and v is not None}
+        if not isinstance(self.lr, float):
+            params["lr"] = self.lr
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
 
 
@@ -161,33 +233,33 @@ class SGD(Optimizer):
 
     def __init__(
         self,
-        lr: float = 0.01,
+        lr: float | None = None,
         momentum: float = 0.0,
         nesterov: bool = False,
         clipnorm: float | None = None,
+        *,
+        learning_rate=None,
     ):
-        super().__init__(lr, clipnorm)
-        momentum = float(momentum)
-        if not 0.0 <= momentum < 1.0:
-            raise GraphError(f"{self.name}: momentum must be in [0, 1), got {momentum!r}")
+        super().__init__(lr, clipnorm, learning_rate, default=0.01)
+        momentum = _fraction("momentum", momentum, self)
+        if not isinstance(nesterov, bool):
+            raise GraphError(f"{self.name}: nesterov must be True or False, got {nesterov!r}")
         if nesterov and momentum == 0.0:
             raise GraphError(f"{self.name}: nesterov=True needs a momentum > 0")
         self.momentum = momentum
-        self.nesterov = bool(nesterov)
+        self.nesterov = nesterov
         self.slot_names = ("velocity",) if momentum else ()
 
-    def _update(self, params, grads, out):
+    def _update(self, params, grads, out, proposed, lr):
         if not self.momentum:
-            return np.multiply(grads, self.lr, out=out)
-        velocity = self.slots["velocity"]
-        velocity *= self.momentum
-        np.multiply(grads, self.lr, out=out)
+            return np.multiply(grads, lr, out=out)
+        velocity = np.multiply(self.slots["velocity"], self.momentum, out=proposed["velocity"])
+        np.multiply(grads, lr, out=out)
         velocity += out
         if self.nesterov:
             out += velocity * self.momentum
             return out
-        out[...] = velocity
-        return out
+        return velocity  # the update is the new velocity itself
 
     def get_config(self):
         return {
@@ -204,12 +276,14 @@ class Momentum(SGD):
 
     def __init__(
         self,
-        lr: float = 0.01,
+        lr: float | None = None,
         momentum: float = 0.9,
         nesterov: bool = False,
         clipnorm: float | None = None,
+        *,
+        learning_rate=None,
     ):
-        super().__init__(lr, momentum, nesterov, clipnorm)
+        super().__init__(lr, momentum, nesterov, clipnorm, learning_rate=learning_rate)
 
 
 class RMSprop(Optimizer):
@@ -220,25 +294,26 @@ class RMSprop(Optimizer):
 
     def __init__(
         self,
-        lr: float = 1e-3,
+        lr: float | None = None,
         rho: float = 0.9,
         eps: float = 1e-7,
         clipnorm: float | None = None,
+        *,
+        learning_rate=None,
     ):
-        super().__init__(lr, clipnorm)
+        super().__init__(lr, clipnorm, learning_rate, default=1e-3)
         self.rho = _fraction("rho", rho, self)
         self.eps = _positive("eps", eps, self)
 
-    def _update(self, params, grads, out):
-        mean_square = self.slots["mean_square"]
+    def _update(self, params, grads, out, proposed, lr):
+        mean_square = np.multiply(self.slots["mean_square"], self.rho, out=proposed["mean_square"])
         np.multiply(grads, grads, out=out)
         out *= 1.0 - self.rho
-        mean_square *= self.rho
         mean_square += out
         np.sqrt(mean_square, out=out)
         out += self.eps
         np.divide(grads, out, out=out)
-        out *= self.lr
+        out *= lr
         return out
 
     def get_config(self):
@@ -257,38 +332,41 @@ class Adam(Optimizer):
 
     def __init__(
         self,
-        lr: float = 1e-3,
+        lr: float | None = None,
         beta1: float = 0.9,
         beta2: float = 0.999,
         eps: float = 1e-8,
         clipnorm: float | None = None,
+        *,
+        learning_rate=None,
     ):
-        super().__init__(lr, clipnorm)
+        super().__init__(lr, clipnorm, learning_rate, default=1e-3)
         self.beta1 = _fraction("beta1", beta1, self)
         self.beta2 = _fraction("beta2", beta2, self)
         self.eps = _positive("eps", eps, self)
 
-    def _update(self, params, grads, out):
+    def _update(self, params, grads, out, proposed, lr):
         m, v = self.slots["m"], self.slots["v"]
-        t = self.iterations
+        m_next, v_next = proposed["m"], proposed["v"]
+        t = self.iterations + 1
         correction2 = math.sqrt(1.0 - self.beta2**t)
-        step_size = self.lr * correction2 / (1.0 - self.beta1**t)
+        step_size = lr * correction2 / (1.0 - self.beta1**t)
         eps = self.eps * correction2
-        # One compiled pass when numba is installed (graphnet[fast]); the same
-        # arithmetic, bit for bit, as the passes below.
-        if kernels.adam(grads, m, v, out, self.beta1, self.beta2, step_size, eps):
+        # One compiled pass when numba is installed; the same arithmetic, bit
+        # for bit, as the passes below.
+        if kernels.adam(grads, m, v, m_next, v_next, out, self.beta1, self.beta2, step_size, eps):
             return out
-        # m <- b1 m + (1 - b1) g, written as b1 (m - g) + g to need no scratch.
-        m -= grads
-        m *= self.beta1
-        m += grads
+        # m' = b1 m + (1 - b1) g, written as b1 (m - g) + g to need no scratch.
+        np.subtract(m, grads, out=m_next)
+        m_next *= self.beta1
+        m_next += grads
         np.multiply(grads, grads, out=out)
-        v -= out
-        v *= self.beta2
-        v += out
-        np.sqrt(v, out=out)
+        np.subtract(v, out, out=v_next)
+        v_next *= self.beta2
+        v_next += out
+        np.sqrt(v_next, out=out)
         out += eps
-        np.divide(m, out, out=out)
+        np.divide(m_next, out, out=out)
         out *= step_size
         return out
 
@@ -309,44 +387,65 @@ class AdamW(Adam):
 
     def __init__(
         self,
-        lr: float = 1e-3,
+        lr: float | None = None,
         beta1: float = 0.9,
         beta2: float = 0.999,
         eps: float = 1e-8,
         weight_decay: float = 0.01,
         clipnorm: float | None = None,
+        *,
+        learning_rate=None,
     ):
-        super().__init__(lr, beta1, beta2, eps, clipnorm)
-        weight_decay = float(weight_decay)
-        if not weight_decay >= 0:
-            raise GraphError(f"{self.name}: weight_decay must be >= 0, got {weight_decay!r}")
-        self.weight_decay = weight_decay
+        super().__init__(lr, beta1, beta2, eps, clipnorm, learning_rate=learning_rate)
+        self.weight_decay = check_number(weight_decay, f"{self.name}: weight_decay", 0.0,
+                                         expected="a finite number >= 0")
 
-    def _update(self, params, grads, out):
-        out = super()._update(params, grads, out)
+    def _update(self, params, grads, out, proposed, lr):
+        out = super()._update(params, grads, out, proposed, lr)
         if self.weight_decay:
-            out += params * (self.lr * self.weight_decay)
+            out += params * (lr * self.weight_decay)
         return out
 
     def get_config(self):
         return {**super().get_config(), "weight_decay": self.weight_decay}
 
 
+def _learning_rate(opt: Optimizer, lr, learning_rate, default):
+    """``lr`` or its Keras name ``learning_rate`` (not both): a positive
+    number, or a schedule (an instance or its config dict)."""
+    if lr is not None and learning_rate is not None:
+        raise GraphError(f"{opt.name}: pass lr or learning_rate (the same thing), not both")
+    value = learning_rate if lr is None else lr
+    if value is None:
+        if default is None:
+            raise GraphError(f"{opt.name}: lr must be a positive finite number or a schedule, got None")
+        value = default
+    if isinstance(value, (schedules.LearningRateSchedule, dict)):
+        return schedules.get(value)
+    return _positive("lr", value, opt)
+
+
 def _positive(what: str, value: float, opt: Optimizer) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise GraphError(f"{opt.name}: {what} must be a number, got {value!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise GraphError(f"{opt.name}: {what} must be a positive finite number, got {value!r}")
-    return value
+    if isinstance(value, str) or isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise GraphError(f"{opt.name}: {what} must be a number, got {value!r}")
+    return check_number(value, f"{opt.name}: {what}", 0.0, low_open=True,
+                        expected="a positive finite number")
 
 
 def _fraction(what: str, value: float, opt: Optimizer) -> float:
-    value = float(value)
-    if not 0.0 <= value < 1.0:
-        raise GraphError(f"{opt.name}: {what} must be in [0, 1), got {value!r}")
-    return value
+    return check_number(value, f"{opt.name}: {what}", 0.0, 1.0, high_open=True,
+                        expected="in [0, 1)")
+
+
+def _norm(grads: np.ndarray, sq_norm: float | None) -> float:
+    """The Euclidean norm, also when the sum of squares overflows."""
+    if sq_norm is None:
+        sq_norm = float(np.dot(grads, grads))
+    if math.isfinite(sq_norm):
+        return math.sqrt(sq_norm)
+    scale = float(np.max(np.abs(grads)))
+    scaled = grads / scale
+    return scale * math.sqrt(float(np.dot(scaled, scaled)))
 
 
 def _offsets(layout: Layout) -> dict[str, tuple[int, int]]:
@@ -371,22 +470,4 @@ def get(identifier: str | dict | Optimizer) -> Optimizer:
     GraphError
         For an unknown name (the message lists the known ones) or bad parameters.
     """
-    if isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, str):
-        name, params = identifier, {}
-    elif isinstance(identifier, dict):
-        params = dict(identifier)
-        name = params.pop("name", None)
-    else:
-        raise GraphError(
-            f"optimizer must be a name, a config dict or an Optimizer, "
-            f"got {type(identifier).__name__}: {identifier!r}"
-        )
-    cls = OPTIMIZERS.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise GraphError(f"unknown optimizer {name!r}; known: {sorted(OPTIMIZERS)}")
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise GraphError(f"optimizer {name!r}: bad parameters {params!r} ({exc})") from None
+    return lookup(identifier, OPTIMIZERS, "optimizer", Optimizer, "an Optimizer")

@@ -59,6 +59,7 @@ __all__ = [
     "Statistics",
     "statistics",
     "probe_workspace",
+    "loss_of",
     "gradients_of",
 ]
 
@@ -132,7 +133,8 @@ class Statistics:
         The graph's version when measured (any edit changes it).
     rows : int
     loss : float or None
-        The total loss on the batch (with targets), without dropout.
+        The total loss on the batch (with targets), without dropout; the
+        regularizers' penalty included, as in ``evaluate``.
     nodes : dict name -> NodeStats
         In topological order.
     synapses : dict (src, dst) -> SynapseStats
@@ -195,12 +197,19 @@ def probe_workspace(plan: Plan, rows: int, backward: bool) -> Workspace:
     return ws
 
 
+def loss_of(plan: Plan, ws: Workspace, targets: dict[str, np.ndarray]) -> float:
+    """The training loss after ``plan.forward``: ``Σ loss_weight × loss`` plus
+    the regularizers' penalty (what ``Graph.gradients`` differentiates)."""
+    return float(plan.total_loss(plan.loss_values(ws, targets)) + plan.regularization())
+
+
 def gradients_of(plan: Plan, ws: Workspace, targets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every parameter's gradient after ``plan.forward`` on a :func:`probe_workspace`,
-    as copies; the plan's gradient buffer is left as it was."""
+    """Every parameter's gradient of :func:`loss_of` after ``plan.forward`` on a
+    :func:`probe_workspace`, as copies; the plan's gradient buffer is left as it was."""
     saved = plan.store.grads.copy()
     try:
         plan.backward(ws, targets)
+        plan.regularization(add_gradients=True)
         return plan.store.grad_dict()
     finally:
         plan.store.grads[...] = saved
@@ -242,7 +251,7 @@ def statistics(graph: Graph, x, y=None) -> Statistics:
             nodes[name] = _node_stats(node, values)
         loss = grads = None
         if targets is not None:
-            loss = float(plan.total_loss(plan.loss_values(ws, targets)))
+            loss = loss_of(plan, ws, targets)
             grads = gradients_of(plan, ws, targets)
     if grads is not None:
         nodes = {n: _with_bias_grad(s, grads) for n, s in nodes.items()}

@@ -177,7 +177,8 @@ def insert(graph: Graph, src, dst, name: str, size: int | None = None,
         w_in = initializers.get(inits[0])((n, node.size), rng, dtype)
         w_out = initializers.get(inits[1])((node.size, target.size), rng, dtype)
     into = Synapse(src, name, w_in, inits[0], trainable=True)
-    out = Synapse(name, dst, w_out, inits[1], trainable=old.trainable)
+    # The old weight moves to the new synapse, and its penalty with it.
+    out = Synapse(name, dst, w_out, inits[1], trainable=old.trainable, regularizer=old.regularizer)
 
     nodes = []
     for existing in graph.nodes.values():
@@ -272,7 +273,7 @@ def widen(graph: Graph, name, size: int, seed: int | None = None, split: str = "
 
     dtype = graph.dtype
     wider = Hidden(size, activation=node.activation, dropout=node.dropout, name=name,
-                   trainable=node.trainable)
+                   trainable=node.trainable, bias_regularizer=node.bias_regularizer)
     wider._bias = node.bias[origin].astype(dtype)
     synapses = []
     for (src, dst), synapse in graph._synapses.items():
@@ -286,7 +287,7 @@ def widen(graph: Graph, name, size: int, seed: int | None = None, split: str = "
             synapses.append(synapse)
             continue
         synapses.append(Synapse(src, dst, np.ascontiguousarray(weight, dtype=dtype),
-                                synapse.init, synapse.trainable))
+                                synapse.init, synapse.trainable, synapse.regularizer))
     nodes = [wider if n == name else graph.nodes[n] for n in graph.nodes]
     _commit(graph, nodes, synapses)
     logger.info("%s: widened %r from %d to %d units", graph.name, name, old_size, size)

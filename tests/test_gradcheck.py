@@ -25,7 +25,7 @@ class SlightlyOffMSE(losses.MeanSquaredError):
 
     name = "off_mse"
 
-    def gradient(self, y, a):
+    def gradient(self, y, a, r=None):
         return (a - y) / a.size
 
 
@@ -123,3 +123,18 @@ def test_bad_data_is_a_shape_error(rng):
         gn.check_gradients(small("tanh"), rng.normal(size=(6, 3)), rng.normal(size=(6, 3)))
     with pytest.raises(gn.ShapeError, match="no rows"):
         gn.check_gradients(small("tanh"), np.zeros((0, 4)), np.zeros((0, 3)))
+
+
+def test_regularizers_are_part_of_the_checked_loss(rng):
+    g = gn.Graph(seed=2)
+    g.add_input("x", 4)
+    g.add_hidden("h", 5, activation="tanh", bias_regularizer=gn.regularizers.L2(0.3))
+    g.add_output("y", 2)
+    g.connect("x", "h", regularizer=gn.regularizers.L1L2(l1=0.2, l2=0.1))
+    g.connect("h", "y")
+    x, y = rng.normal(size=(6, 4)), rng.normal(size=(6, 2))
+    report = gn.check_gradients(g, x, y)
+    assert report.ok, report.text()
+    loss, grads = g.gradients(x, y)
+    assert report.loss == pytest.approx(loss, rel=1e-6)
+    np.testing.assert_allclose(report.analytic["x->h.weight"], grads["x->h.weight"], rtol=1e-5, atol=1e-7)

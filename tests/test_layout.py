@@ -23,8 +23,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "graphnet"
 
 LAYERS = [
-    {"_version", "_text", "errors", "checks", "files", "kernels"},
-    {"activations", "losses", "initializers", "parameters", "optimizers"},
+    {"_version", "_text", "_locks", "_registry", "errors", "checks", "files", "kernels"},
+    {"activations", "losses", "initializers", "parameters", "schedules", "optimizers", "regularizers"},
     {"nodes", "synapse", "metrics"},
     {"structure", "graph"},
     {"sequential", "surgery"},

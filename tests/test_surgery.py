@@ -556,3 +556,21 @@ def test_transfer_from_a_dict_of_weights(rng):
 def test_transfer_refuses_bad_arguments_and_changes_nothing(rng, other, kwargs, match):
     g, _ = trained_dag(rng)
     refuses(g, match, lambda: g.transfer_weights(other, **kwargs))
+
+
+def test_reshaped_parameters_keep_their_regularizers(rng):
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 3)
+    g.add_hidden("h", 4, bias_regularizer=gn.regularizers.L2(0.1))
+    g.add_output("y", 2)
+    g.connect("x", "h", regularizer=gn.regularizers.L1(0.01))
+    g.connect("h", "y", regularizer=gn.regularizers.L2(0.02))
+    g.widen("h", 6)
+    assert g["h"].bias_regularizer == gn.regularizers.L2(0.1)
+    assert g.synapse("x", "h").regularizer == gn.regularizers.L1(0.01)
+    g.insert("h", "y", "deeper")
+    assert g.synapse("deeper", "y").regularizer == gn.regularizers.L2(0.02)
+    assert g.synapse("h", "deeper").regularizer is None
+    # (A relu insert would put pre-activations exactly on relu's kink at 0,
+    # where central differences and the backward pass differ by definition.)
+    assert gn.check_gradients(g, rng.normal(size=(5, 3)), rng.normal(size=(5, 2))).ok

@@ -1,0 +1,98 @@
+"""A read/write lock: many readers at once, or one writer.
+
+A graph holds one. ``predict`` and ``evaluate`` read (several threads may
+predict at once, and each sees the weights of one moment: no training step
+lands in the middle of a call); a training step and every edit write. A
+waiting writer goes before new readers, so a stream of predictions cannot
+starve training; the writing thread may take the lock again (an edit inside
+an edit) and may read while it writes.
+"""
+
+from __future__ import annotations
+
+import threading
+
+__all__ = ["ReadWriteLock"]
+
+
+class ReadWriteLock:
+    """See the module docs. Use ``with lock.reading():`` / ``with lock.writing():``."""
+
+    __slots__ = ("_cond", "_readers", "_writer", "_depth", "_waiting", "_reading", "_writing")
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer: int | None = None
+        self._depth = 0
+        self._waiting = 0
+        self._reading = _Held(self.acquire_read, self.release_read)
+        self._writing = _Held(self.acquire_write, self.release_write)
+
+    def reading(self) -> _Held:
+        return self._reading
+
+    def writing(self) -> _Held:
+        return self._writing
+
+    @property
+    def busy(self) -> bool:
+        """Whether anyone reads or writes now (for messages and tests)."""
+        return bool(self._readers) or self._writer is not None
+
+    def acquire_read(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer == me:  # the writer may read what it writes
+                self._depth += 1
+                return
+            while self._writer is not None or self._waiting:
+                self._cond.wait()
+            self._readers += 1
+
+    def release_read(self) -> None:
+        with self._cond:
+            if self._writer == threading.get_ident():
+                self._depth -= 1
+                return
+            self._readers -= 1
+            if not self._readers:
+                self._cond.notify_all()
+
+    def acquire_write(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer == me:
+                self._depth += 1
+                return
+            self._waiting += 1
+            try:
+                while self._readers or self._writer is not None:
+                    self._cond.wait()
+            finally:
+                self._waiting -= 1
+            self._writer, self._depth = me, 1
+
+    def release_write(self) -> None:
+        with self._cond:
+            self._depth -= 1
+            if not self._depth:
+                self._writer = None
+                self._cond.notify_all()
+
+
+class _Held:
+    """A reusable context manager around an acquire/release pair (cheaper
+    than a generator-based one on the training loop's hot path)."""
+
+    __slots__ = ("_acquire", "_release")
+
+    def __init__(self, acquire, release):
+        self._acquire = acquire
+        self._release = release
+
+    def __enter__(self) -> None:
+        self._acquire()
+
+    def __exit__(self, *exc) -> None:
+        self._release()

@@ -1,0 +1,171 @@
+"""Learning-rate schedules: any optimizer's ``lr`` may be one.
+
+A schedule maps the optimizer's step count (the number of updates applied
+before this one, so the first update sees 0) to a learning rate. The
+formulas and argument names are Keras's (``keras.optimizers.schedules``), so
+a Keras user's schedule gives the same rates here; the tests compare them
+value by value.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+from ._registry import lookup
+from .checks import check_int, check_number
+from .errors import GraphError
+
+__all__ = [
+    "LearningRateSchedule",
+    "ExponentialDecay",
+    "CosineDecay",
+    "PiecewiseConstantDecay",
+    "SCHEDULES",
+    "get",
+]
+
+
+class LearningRateSchedule:
+    """Base class: ``schedule(step) -> learning rate``; ``get_config()`` is
+    what model files store and :func:`get` rebuilds from."""
+
+    name: ClassVar[str] = ""
+
+    def __call__(self, step: int) -> float:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LearningRateSchedule) and self.get_config() == other.get_config()
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({params})"
+
+
+class ExponentialDecay(LearningRateSchedule):
+    """``initial_learning_rate * decay_rate ** (step / decay_steps)``; with
+    ``staircase`` the exponent is floored, so the rate falls in steps."""
+
+    name = "exponential_decay"
+
+    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float,
+                 staircase: bool = False):
+        self.initial_learning_rate = _rate("initial_learning_rate", initial_learning_rate, self)
+        self.decay_steps = check_int(decay_steps, f"{self.name}: decay_steps")
+        self.decay_rate = check_number(decay_rate, f"{self.name}: decay_rate", 0.0, low_open=True)
+        self.staircase = _flag("staircase", staircase, self)
+
+    def __call__(self, step: int) -> float:
+        exponent = step / self.decay_steps
+        if self.staircase:
+            exponent = math.floor(exponent)
+        return self.initial_learning_rate * self.decay_rate**exponent
+
+    def get_config(self):
+        return {"name": self.name, "initial_learning_rate": self.initial_learning_rate,
+                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
+                "staircase": self.staircase}
+
+
+class CosineDecay(LearningRateSchedule):
+    """Cosine decay from ``initial_learning_rate`` to ``alpha`` times it over
+    ``decay_steps``, optionally after a linear warm-up of ``warmup_steps`` to
+    ``warmup_target`` (the decay then starts from ``warmup_target``), as in
+    Keras 3."""
+
+    name = "cosine_decay"
+
+    def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0,
+                 warmup_target: float | None = None, warmup_steps: int = 0):
+        self.initial_learning_rate = check_number(
+            initial_learning_rate, f"{self.name}: initial_learning_rate", 0.0)
+        self.decay_steps = check_int(decay_steps, f"{self.name}: decay_steps")
+        self.alpha = check_number(alpha, f"{self.name}: alpha", 0.0, 1.0)
+        self.warmup_target = None if warmup_target is None else _rate("warmup_target", warmup_target, self)
+        self.warmup_steps = check_int(warmup_steps, f"{self.name}: warmup_steps", low=0)
+        if self.warmup_steps and self.warmup_target is None:
+            raise GraphError(f"{self.name}: warmup_steps={self.warmup_steps} needs a warmup_target")
+        if self.warmup_target is None and self.initial_learning_rate == 0:
+            raise GraphError(f"{self.name}: initial_learning_rate must be > 0 without a warm-up")
+
+    def __call__(self, step: int) -> float:
+        if self.warmup_target is None:
+            peak = self.initial_learning_rate
+        else:
+            if step < self.warmup_steps:
+                done = step / self.warmup_steps
+                return self.initial_learning_rate + done * (self.warmup_target - self.initial_learning_rate)
+            peak = self.warmup_target
+            step -= self.warmup_steps
+        done = min(step, self.decay_steps) / self.decay_steps
+        cosine = 0.5 * (1.0 + math.cos(math.pi * done))
+        return peak * ((1.0 - self.alpha) * cosine + self.alpha)
+
+    def get_config(self):
+        return {"name": self.name, "initial_learning_rate": self.initial_learning_rate,
+                "decay_steps": self.decay_steps, "alpha": self.alpha,
+                "warmup_target": self.warmup_target, "warmup_steps": self.warmup_steps}
+
+
+class PiecewiseConstantDecay(LearningRateSchedule):
+    """``values[0]`` while ``step <= boundaries[0]``, ``values[1]`` while
+    ``step <= boundaries[1]``, ..., ``values[-1]`` after the last boundary."""
+
+    name = "piecewise_constant_decay"
+
+    def __init__(self, boundaries, values):
+        if not isinstance(boundaries, (list, tuple)) or not isinstance(values, (list, tuple)):
+            raise GraphError(f"{self.name}: boundaries and values must be lists, "
+                             f"got {type(boundaries).__name__} and {type(values).__name__}")
+        if len(values) != len(boundaries) + 1:
+            raise GraphError(f"{self.name}: needs one more value than boundaries, got "
+                             f"{len(boundaries)} boundaries and {len(values)} values")
+        self.boundaries = [check_int(b, f"{self.name}: boundaries[{i}]", low=0) for i, b in enumerate(boundaries)]
+        if self.boundaries != sorted(set(self.boundaries)):
+            raise GraphError(f"{self.name}: boundaries must increase, got {self.boundaries}")
+        self.values = [_rate(f"values[{i}]", v, self) for i, v in enumerate(values)]
+
+    def __call__(self, step: int) -> float:
+        for boundary, value in zip(self.boundaries, self.values):
+            if step <= boundary:
+                return value
+        return self.values[-1]
+
+    def get_config(self):
+        return {"name": self.name, "boundaries": list(self.boundaries), "values": list(self.values)}
+
+
+def _rate(what: str, value, schedule: LearningRateSchedule) -> float:
+    return check_number(value, f"{schedule.name}: {what}", 0.0, low_open=True,
+                        expected="a positive finite number")
+
+
+def _flag(what: str, value, schedule: LearningRateSchedule) -> bool:
+    if not isinstance(value, bool):
+        raise GraphError(f"{schedule.name}: {what} must be True or False, got {value!r}")
+    return value
+
+
+#: Every schedule by its config name.
+SCHEDULES: dict[str, type[LearningRateSchedule]] = {
+    cls.name: cls for cls in (ExponentialDecay, CosineDecay, PiecewiseConstantDecay)
+}
+
+
+def get(identifier) -> LearningRateSchedule:
+    """A schedule from an instance or a config dict (``{"name": ..., ...}``).
+
+    Raises
+    ------
+    GraphError
+        For an unknown name (the message lists the known ones) or bad parameters.
+    """
+    if isinstance(identifier, str):
+        raise GraphError(f"a learning-rate schedule needs its parameters: give a config dict, "
+                         f"not the bare name {identifier!r}")
+    return lookup(identifier, SCHEDULES, "learning-rate schedule", LearningRateSchedule,
+                  "a LearningRateSchedule")
