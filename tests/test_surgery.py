@@ -574,3 +574,28 @@ def test_reshaped_parameters_keep_their_regularizers(rng):
     # (A relu insert would put pre-activations exactly on relu's kink at 0,
     # where central differences and the backward pass differ by definition.)
     assert gn.check_gradients(g, rng.normal(size=(5, 3)), rng.normal(size=(5, 2))).ok
+
+
+def test_surgery_from_a_callback_takes_effect_from_the_next_batch(rng):
+    x, y = rng.normal(size=(64, 3)), rng.normal(size=(64, 1))
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 3)
+    g.add_hidden("h", 4)
+    g.add_output("y", 1)
+    g.connect("x", "h")
+    g.connect("h", "y")
+    seen = {}
+
+    def grow(epoch, logs):
+        if epoch == 1:
+            before = g.predict(x)
+            g.widen("h", 8, split="random")
+            g.insert("h", "y", "deeper", activation="relu")
+            seen["same"] = np.allclose(g.predict(x), before, rtol=1e-12, atol=1e-12)
+            seen["identity"] = g.synapse("h", "deeper").weight.copy()
+
+    history = g.fit(x, y, epochs=4, batch_size=16, verbose=0,
+                    callbacks=[gn.callbacks.LambdaCallback(on_epoch_end=grow)])
+    assert seen["same"] and g["h"].size == 8
+    assert not np.array_equal(g.synapse("h", "deeper").weight, seen["identity"])  # it trained
+    assert all(np.isfinite(history.history["loss"]))
