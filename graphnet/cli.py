@@ -51,7 +51,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _spec(path: Path):
-    from .spec import from_spec
+    from .specfile import from_spec
 
     return from_spec(path)
 

@@ -1024,8 +1024,8 @@ class Graph:
     @classmethod
     def from_spec(cls, path, max_params: int | None = 100_000_000) -> Graph:
         """A new Graph (or Sequential) from a ``.json``/``.yaml`` spec file; see
-        :func:`graphnet.spec.from_spec`."""
-        from .spec import from_spec
+        :func:`graphnet.specfile.from_spec`."""
+        from .specfile import from_spec
 
         return from_spec(path, max_params=max_params)
 

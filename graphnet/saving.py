@@ -67,7 +67,8 @@ from .archive import (
 from .checks import is_int
 from .errors import GraphError, ModelFileError
 from .files import atomic_write
-from .spec import FORMAT, FORMAT_VERSION, MAX_JSON_BYTES, from_dict, parse_json, to_dict
+from .spec import FORMAT, FORMAT_VERSION, from_dict, to_dict
+from .specfile import MAX_JSON_BYTES, parse_json
 
 if TYPE_CHECKING:
     from .graph import Graph
