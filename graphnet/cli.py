@@ -12,7 +12,7 @@
 ``FILE`` is a spec (``.json``, ``.yaml``/``.yml``) or a saved model
 (``.gnet``); :func:`load_model` picks the reader by suffix. Data files are
 ``.npz`` archives of arrays keyed by input and output node names, read by
-:func:`graphnet.archive.read_arrays` (never unpickling, sizes bounded by the
+:func:`graphnet.npz.read_arrays` (never unpickling, sizes bounded by the
 bytes present). ``--out`` is checked before any work, and an ``--out`` that
 is one of the command's inputs is refused, so nothing the user has is
 replaced by mistake. Every failure is one line on stderr
@@ -331,8 +331,8 @@ def _arrays(path: str, what: str, wanted: list[str]) -> tuple[list[str], dict]:
     """The names of the arrays in a ``.npz`` data file and the ``wanted`` ones
     read, through the guarded reader: headers checked, sizes bounded by the
     bytes present, nothing unpickled."""
-    from .archive import read_arrays
     from .errors import ModelFileError
+    from .npz import read_arrays
 
     expected = f"{what} must be a .npz file (numpy.savez: one array per node, keyed by node name)"
     given = Path(path)

@@ -30,8 +30,8 @@ LAYERS = [
     {"sequential", "surgery"},
     {"plan", "data", "inference"},
     {"callbacks", "progress", "training"},
-    {"summary", "render", "plots", "archive", "spec", "specfile", "saving", "statistics", "gradcheck",
-     "overlays"},
+    {"summary", "render", "plots", "archive", "npz", "spec", "specfile", "saving", "statistics",
+     "gradcheck", "overlays"},
     {"interop"},
     {"sklearn", "cli", "demo", "__init__"},
 ]
