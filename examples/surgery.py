@@ -38,15 +38,16 @@ def main():
     print(f"widened to 24 units and deepened by a 24-unit relu layer: loss {grown:.5f} "
           f"(changed by {abs(grown - small) / small:.1e} of itself)")
 
-    # The new and reshaped parameters have no optimizer state yet. Adam's bias
-    # correction follows one iteration count for all parameters, so after
-    # many steps a parameter without state would move by about 3 x lr at
-    # once; a fresh Adam warms every parameter up together instead.
-    # (The copy of the small model gets the same treatment.)
-    first = model.fit(x, y, epochs=1, batch_size=64, optimizer=gn.optimizers.Adam(lr=0.001),
-                      verbose=0).history["loss"][0]
+    # The new and reshaped parameters start without optimizer state and with
+    # a step count of their own (Adam's bias correction starts over for them);
+    # the rest keep theirs. Training goes on with the graph's own Adam, at a
+    # smaller rate now that the model is close to a minimum. (The copy of the
+    # small model gets the same treatment.)
+    for graph in (model, alone):
+        graph.optimizer.learning_rate = 0.001
+    first = model.fit(x, y, epochs=1, batch_size=64, verbose=0).history["loss"][0]
     model.fit(x, y, epochs=149, batch_size=64, verbose=0)
-    alone.fit(x, y, epochs=150, batch_size=64, optimizer=gn.optimizers.Adam(lr=0.001), verbose=0)
+    alone.fit(x, y, epochs=150, batch_size=64, verbose=0)
     after, plain = model.evaluate(x, y)["loss"], alone.evaluate(x, y)["loss"]
     print(f"first epoch after the surgery: loss {first:.5f}, {first / small:.2f}x the loss before "
           f"({'no jump' if first < 1.25 * small else 'it jumped'})")

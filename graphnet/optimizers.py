@@ -65,6 +65,10 @@ class Optimizer:
         self._layout: Layout | None = None
         self._scratch: np.ndarray | None = None
         self._owner: weakref.ref | None = None
+        #: The iteration count at which a parameter's state started, for the
+        #: ones that joined after the first update (a graph edited mid-training).
+        self._born: dict[str, int] = {}
+        self._runs: tuple[tuple[int, int, int], ...] | None = None
 
     @property
     def learning_rate(self):
@@ -92,13 +96,18 @@ class Optimizer:
             return
         size = sum(n for _, n in layout)
         old_offsets = _offsets(self._layout) if self._layout is not None else {}
+        kept = {key for key, n in layout if key in old_offsets and old_offsets[key][1] == n}
+        # A parameter that joins now starts its own count (as PyTorch's per-parameter step).
+        self._born = {key: self._born.get(key, 0) if key in kept else self.iterations
+                      for key, _ in layout}
+        self._born = {key: born for key, born in self._born.items() if born}
         new_slots = {}
         for slot in self.slot_names:
             new = np.zeros(size, dtype=dtype)
             old = self.slots.get(slot)
             if old is not None:
                 for key, (start, n) in _offsets(layout).items():
-                    if key in old_offsets and old_offsets[key][1] == n:
+                    if key in kept:
                         o = old_offsets[key][0]
                         new[start : start + n] = old[o : o + n]
             new_slots[slot] = new
@@ -112,6 +121,20 @@ class Optimizer:
         self._proposed = {name: np.empty(size, dtype=dtype) for name in self.slot_names}
         self._layout = layout
         self._scratch = np.empty(size, dtype=dtype)
+        self._runs = None
+        if self._born:  # contiguous runs of parameters born at the same iteration
+            runs: list[list[int]] = []
+            for key, (start, n) in _offsets(layout).items():
+                born = self._born.get(key, 0)
+                if runs and runs[-1][2] == born and runs[-1][1] == start:
+                    runs[-1][1] = start + n
+                else:
+                    runs.append([start, start + n, born])
+            self._runs = tuple(tuple(r) for r in runs)
+
+    def steps(self, key: str) -> int:
+        """How many updates the state of parameter ``key`` has seen."""
+        return self.iterations - self._born.get(key, 0)
 
     # -- one update ----------------------------------------------------------
     def propose(self, params: np.ndarray, grads: np.ndarray, sq_norm: float | None = None) -> np.ndarray:
@@ -167,6 +190,7 @@ class Optimizer:
             "iterations": self.iterations,
             "layout": [list(item) for item in (self._layout or ())],
             "slots": {k: v.copy() for k, v in self.slots.items()},
+            "born": dict(self._born),
         }
 
     def set_state(self, state: dict[str, Any], dtype: np.dtype) -> None:
@@ -191,6 +215,8 @@ class Optimizer:
                     f"got {np.shape(value)}"
                 )
         self.iterations = int(state["iterations"])
+        keys = {key for key, _ in layout}
+        self._born = {str(k): int(v) for k, v in state.get("born", {}).items() if k in keys and int(v)}
         self._install(layout, {k: np.array(v, dtype=dtype) for k, v in slots.items()}, np.dtype(dtype))
 
     # -- ownership: one optimizer trains one graph ---------------------------
@@ -348,14 +374,25 @@ class Adam(Optimizer):
     def _update(self, params, grads, out, proposed, lr):
         m, v = self.slots["m"], self.slots["v"]
         m_next, v_next = proposed["m"], proposed["v"]
-        t = self.iterations + 1
+        if self._runs is None:
+            self._adam(grads, m, v, m_next, v_next, out, lr, self.iterations + 1)
+            return out
+        # Parameters that joined later have their own step count: their bias
+        # correction starts over, so their first steps are not ~3x lr.
+        for start, stop, born in self._runs:
+            part = slice(start, stop)
+            self._adam(grads[part], m[part], v[part], m_next[part], v_next[part], out[part], lr,
+                       self.iterations + 1 - born)
+        return out
+
+    def _adam(self, grads, m, v, m_next, v_next, out, lr: float, t: int) -> None:
         correction2 = math.sqrt(1.0 - self.beta2**t)
         step_size = lr * correction2 / (1.0 - self.beta1**t)
         eps = self.eps * correction2
         # One compiled pass when numba is installed; the same arithmetic, bit
         # for bit, as the passes below.
         if kernels.adam(grads, m, v, m_next, v_next, out, self.beta1, self.beta2, step_size, eps):
-            return out
+            return
         # m' = b1 m + (1 - b1) g, written as b1 (m - g) + g to need no scratch.
         np.subtract(m, grads, out=m_next)
         m_next *= self.beta1
@@ -368,7 +405,6 @@ class Adam(Optimizer):
         out += eps
         np.divide(m_next, out, out=out)
         out *= step_size
-        return out
 
     def get_config(self):
         return {
