@@ -2,11 +2,14 @@
 
 Both work through the data in chunks with a workspace of their own, made per
 call: memory grows with the chunk, not with the number of rows, and several
-threads may predict with one graph at once.
+threads may predict with one graph at once. Dask arrays (or dicts holding
+one) go to :mod:`graphnet._dask`, imported only then: ``import graphnet``
+never imports dask.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,10 +22,17 @@ from .errors import ShapeError
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["predict", "evaluate", "evaluate_arrays", "Tally", "DEFAULT_CHUNK"]
+__all__ = ["predict", "evaluate", "evaluate_arrays", "tally_arrays", "Tally", "DEFAULT_CHUNK"]
 
 #: Rows per chunk when ``batch_size`` is not given.
 DEFAULT_CHUNK = 4096
+
+
+def _is_lazy(data) -> bool:
+    """Whether ``data`` is a dask collection, or a dict holding one (told by the
+    type's module, so dask is imported only when it is already in use)."""
+    values = data.values() if isinstance(data, Mapping) else (data,)
+    return any(type(v).__module__.startswith("dask") for v in values)
 
 
 def _chunk_size(batch_size: int | None, rows: int) -> int:
@@ -34,6 +44,10 @@ def _chunk_size(batch_size: int | None, rows: int) -> int:
 def predict(graph: Graph, x, batch_size: int | None = None):
     """See :meth:`graphnet.Graph.predict`. Holds the graph's read lock: no
     training step or edit lands while it runs, so every row sees the same weights."""
+    if _is_lazy(x):
+        from . import _dask
+
+        return _dask.predict(graph, x, batch_size)
     with graph._lock.reading():
         return _predict(graph, x, batch_size)
 
@@ -99,6 +113,13 @@ class Tally:
                 self._add(metrics_module.key(self.graph, name, metric.name), value * rows)
         return total
 
+    def merge(self, rows: int, sums: dict[str, float]) -> None:
+        """Count rows whose row-weighted sums were added up elsewhere (another
+        Tally's ``rows`` and ``sums``: a chunk of a dask array, a worker's shard)."""
+        self.rows += rows
+        for key, value in sums.items():
+            self._add(key, value)
+
     def _add(self, key: str, value: float) -> None:
         self.sums[key] = self.sums.get(key, 0.0) + value
 
@@ -108,6 +129,10 @@ class Tally:
 
 def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=()) -> dict[str, float]:
     """See :meth:`graphnet.Graph.evaluate` (which, like ``predict``, holds the read lock)."""
+    if _is_lazy(x) or _is_lazy(y):
+        from . import _dask
+
+        return _dask.evaluate(graph, x, y, batch_size, metrics)
     with graph._lock.reading():
         return _evaluate(graph, x, y, batch_size, metrics)
 
@@ -123,11 +148,18 @@ def _evaluate(graph: Graph, x, y, batch_size: int | None, metrics) -> dict[str, 
 
 def evaluate_arrays(graph: Graph, inputs, targets, chosen, chunk: int) -> dict[str, float]:
     """:func:`evaluate` on arrays already checked by :mod:`graphnet.data`."""
+    return tally_arrays(graph, inputs, targets, chosen, chunk).logs()
+
+
+def tally_arrays(graph: Graph, inputs, targets, chosen, chunk: int) -> Tally:
+    """The :class:`Tally` of checked arrays, ``chunk`` rows at a time (none for no rows)."""
     plan = graph.plan
     rows = common_rows(inputs, targets)
+    tally = Tally(graph, chosen)
+    if rows == 0:
+        return tally
     chunk = min(chunk, rows)
     full = plan.workspace(chunk, "evaluate")
-    tally = Tally(graph, chosen)
     for start in range(0, rows, chunk):
         stop = min(start + chunk, rows)
         ws = full if stop - start == chunk else full.head(stop - start)
@@ -136,4 +168,4 @@ def evaluate_arrays(graph: Graph, inputs, targets, chosen, chunk: int) -> dict[s
         losses = plan.loss_values(ws, part_targets)
         predictions = {name: ws.a[slot] for name, slot in plan.outputs}
         tally.add(stop - start, losses, predictions, part_targets)
-    return tally.logs()
+    return tally

@@ -1,7 +1,7 @@
 """The package's layout: imports point only downward, and every module imports alone.
 
 Layers, lowest first: helpers and registries <- nodes/synapse <- graph <-
-plan <- training, with views, files and interop above, and the faces (the
+plan <- training <- the dask layer, with views, files and interop above, and the faces (the
 scikit-learn estimators, the command line, the demo) on top. A module may
 import from its own layer or any lower one at import time. The few imports
 made inside functions (the Graph's delegating methods, the optional
@@ -29,6 +29,7 @@ LAYERS = [
     {"sequential"},
     {"plan", "data", "inference"},
     {"callbacks", "progress", "training"},
+    {"_dask", "_shards", "_cluster", "distributed"},
     {"summary", "render", "plots", "archive", "spec", "saving"},
     {"interop"},
     {"sklearn", "cli", "demo", "__init__"},

@@ -1,0 +1,144 @@
+"""The workers' side of :mod:`graphnet.distributed`: tasks that dask runs.
+
+Each takes the graph (one copy per worker, sent once), the weights of the
+step and the data partitions the worker holds, and returns plain numbers and
+arrays; none changes anything a retry of it would see (a worker's graph copy
+is overwritten with the step's weights first, and dropout masks are drawn
+from a seed that is a function of the step), so dask may run any of them
+again, anywhere, with the same result.
+"""
+
+from __future__ import annotations
+
+import copy
+import weakref
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .data import as_inputs, as_targets, common_rows
+from .errors import TrainingError
+from .inference import Tally, tally_arrays
+from .training import Trainer
+
+if TYPE_CHECKING:
+    from .graph import Graph
+
+#: Each worker's graph copy -> the Trainer that computes its gradients.
+_TRAINERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _partition(graph: Graph, input_names, output_names, *blocks):
+    """One row block as checked ``(inputs, targets)`` arrays of the graph's dtype."""
+    k = len(input_names)
+    inputs = as_inputs(graph, dict(zip(input_names, blocks[:k])))
+    targets = as_targets(graph, dict(zip(output_names, blocks[k:])))
+    common_rows(inputs, targets)
+    return inputs, targets
+
+
+def _rows(part) -> int:
+    return next(iter(part[0].values())).shape[0]
+
+
+def _gather(parts, indices):
+    """The rows ``indices[i]`` of ``parts[i]``, one batch (partition order, then batch order)."""
+    def take(arrays_list):
+        keys = arrays_list[0].keys()
+        return {k: np.concatenate([a[k][idx] for a, idx in zip(arrays_list, indices)]) for k in keys}
+
+    inputs, targets = take([p[0] for p in parts]), take([p[1] for p in parts])
+    return inputs, targets, int(sum(len(i) for i in indices))
+
+
+def _failure(exc: TrainingError):
+    return (str(exc), exc.output, exc.key)
+
+
+def _train_on(trainer: Trainer, parts, indices, where, seed, tally: Tally) -> int:
+    """Forward and backward on one share, counted into ``tally``; the
+    gradient of its mean is left in the store."""
+    graph = trainer.graph
+    inputs, targets, rows = _gather(parts, indices)
+    graph.rng = np.random.default_rng(seed)  # dropout masks: a function of the step, not of history
+    total, losses, ws = trainer.gradient(inputs, targets, rows, where)
+    predictions = {name: ws.a[slot] for name, slot in trainer.plan.outputs}
+    tally.add(rows, losses, predictions, targets, total)
+    return rows
+
+
+def _share_gradient(graph: Graph, weights, parts, indices, where, seed, chosen):
+    """``(gradient x rows, rows, tally sums, failure)`` of one group's share."""
+    with graph._lock.writing():
+        trainer = _TRAINERS.get(graph)
+        if trainer is None:
+            trainer = _TRAINERS[graph] = Trainer(graph, "sgd")  # only its gradient is used
+        store = trainer.plan.store
+        store.trainable_values[...] = weights
+        tally = Tally(graph, chosen)
+        try:
+            rows = _train_on(trainer, parts, indices, where, seed, tally)
+        except TrainingError as exc:
+            return None, 0, {}, _failure(exc)
+        return store.trainable_grads * rows, rows, tally.sums, None
+
+
+def _local_round(graph: Graph, weights, optimizer, parts, steps, chosen):
+    """``k`` local steps of one group from ``weights`` with (a copy of) its own
+    optimizer: ``((weights x rows, rows, [(rows, sums)] per step, failure), optimizer)``."""
+    optimizer = copy.deepcopy(optimizer)
+    with graph._lock.writing():
+        trainer = Trainer(graph, optimizer)
+        store = trainer.plan.store
+        store.trainable_values[...] = weights
+        done, per_step = 0, []
+        for indices, where, seed in steps:
+            tally = Tally(graph, chosen)
+            if sum(len(i) for i in indices):
+                try:
+                    done += _train_on(trainer, parts, indices, where, seed, tally)
+                    trainer.update(where)
+                except TrainingError as exc:
+                    return (None, 0, [], _failure(exc)), optimizer
+            per_step.append((tally.rows, tally.sums))
+        return (store.trainable_values * done, done, per_step, None), optimizer
+
+
+def _share_tally(graph: Graph, weights, parts, indices, chosen, chunk):
+    """``(rows, sums)`` of a validation share with ``weights`` (no dropout),
+    one partition at a time: ``indices`` (per partition) or every row."""
+    total = Tally(graph, chosen)
+    with graph._lock.writing():
+        graph.plan.store.trainable_values[...] = weights
+        for i, (inputs, targets) in enumerate(parts):
+            if indices is not None:
+                inputs, targets, _ = _gather([(inputs, targets)], [indices[i]])
+            tally = tally_arrays(graph, inputs, targets, chosen, chunk)
+            total.merge(tally.rows, tally.sums)
+    return total.rows, total.sums
+
+
+def _add(a, b):
+    """Two results of :func:`_share_gradient` (or of a round) added up; the
+    first failure in tree order wins."""
+    if a[3] is not None or b[3] is not None:
+        return a if a[3] is not None else b
+    return a[0] + b[0], a[1] + b[1], _merged(a[2], b[2]), None
+
+
+def _add_rounds(a, b):
+    if a[3] is not None or b[3] is not None:
+        return a if a[3] is not None else b
+    steps = [(ra + rb, _merged(sa, sb)) for (ra, sa), (rb, sb) in zip(a[2], b[2])]
+    return a[0] + b[0], a[1] + b[1], steps, None
+
+
+def _add_tallies(a, b):
+    return a[0] + b[0], _merged(a[1], b[1])
+
+
+def _merged(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = out.get(key, 0.0) + value
+    return out
