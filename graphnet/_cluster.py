@@ -1,8 +1,9 @@
 """The client's side of :func:`graphnet.distributed.fit`: the data on the
 cluster, one step sent out and added up, retries, timeouts and traffic.
 
-A :class:`_Cluster` lives for one fit. It sends the graph to every worker
-once, loads the data as partition futures (their lineage kept, so a lost
+A :class:`_Cluster` lives for one fit. It scatters the graph once (each
+worker fetches it the first time it needs it, see :mod:`graphnet._shards`),
+loads the data as partition futures (their lineage kept, so a lost
 partition is recomputed), and for each step scatters the weights, submits
 one task per worker group (:mod:`graphnet._shards`) and adds the answers up
 in a tree whose shape depends only on the number of groups, so the sums, and
@@ -14,6 +15,9 @@ from __future__ import annotations
 import copy
 import logging
 import operator
+import pickle
+import time
+import uuid
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -81,20 +85,22 @@ class _Round:
 
 class _Shards:
     """Data on the cluster: one future per partition, its rows, and the
-    groups of partitions by the worker that held them when the fit began."""
+    groups: contiguous runs of partitions, each placed on one worker."""
 
     def __init__(self, parts: list, rows: list[int], groups: list[list[int]], addresses: list[str]):
         self.parts = parts
         self.offsets = np.cumsum([0, *rows])
         self.rows = int(self.offsets[-1])
         self.groups, self.addresses = groups, addresses
+        # Local row numbers travel with every step: half the bytes when they fit.
+        self.index_dtype = np.int32 if max(rows, default=0) < 2**31 else np.int64
 
     def split(self, ids: np.ndarray) -> list[list[np.ndarray]]:
         """Per group, per partition of the group: the local rows of ``ids``
         (in batch order within a partition)."""
         part = np.searchsorted(self.offsets, ids, side="right") - 1
         order = np.argsort(part, kind="stable")
-        local = (ids - self.offsets[part])[order]
+        local = (ids - self.offsets[part])[order].astype(self.index_dtype)
         bounds = np.searchsorted(part[order], np.arange(len(self.parts) + 1))
         per_part = [local[bounds[p] : bounds[p + 1]] for p in range(len(self.parts))]
         return [[per_part[p] for p in group] for group in self.groups]
@@ -129,7 +135,7 @@ def _failures() -> tuple[type[BaseException], ...]:
 
     from distributed import KilledWorker
 
-    return (CancelledError, KilledWorker, OSError)
+    return (CancelledError, KilledWorker, OSError, _shards.GraphUnavailable)
 
 
 def _place(where) -> str:
@@ -163,22 +169,35 @@ class _Cluster:
         self._entropy, self._spawn_key = child.entropy, tuple(child.spawn_key)
         self._parts: list = []
         self.optimizers: list | None = None
-        self.graph_future = None
+        self.graph_ref = None
+        self._names: list[str] = []
         self.send_graph()
 
     # --------------------------------------------------------------- sending
     def _scatter(self, value, **where):
+        # Never broadcast=True: replicating to a worker that just died retries
+        # for ever, whatever the timeout (the tasks fetch from peers instead).
         return self.client.scatter([value], hash=False, timeout=self.timeout, **where)[0]
 
     def send_graph(self) -> None:
-        """The graph's current state to every worker (again after an edit or a fault)."""
-        old, self.graph_future = self.graph_future, self._scatter(snapshot(self.graph), broadcast=True)
-        if old is not None:
-            old.release()
+        """The graph's current state (again after an edit or a fault), published
+        under a name of its own for the workers to fetch once each."""
+        name = f"graphnet-{self.graph.name}-{uuid.uuid4().hex}"
+        future = self._scatter(pickle.dumps(snapshot(self.graph), protocol=pickle.HIGHEST_PROTOCOL))
+        self.client.publish_dataset(future, name=name)
+        self._unpublish()
+        self._names.append(name)
+        self.graph_ref = (name, self.timeout)
+
+    def _unpublish(self) -> None:
+        for name in self._names:
+            self.client.unpublish_dataset(name)
+            self.client.run(_shards._forget, name, wait=False)
+        self._names = []
 
     def _send_weights(self, store, validation: bool = False):
         weights = store.trainable_values.copy()
-        future = self._scatter(weights, broadcast=True)
+        future = self._scatter(weights)
         sent = weights.nbytes * len(self.workers)
         if validation:
             self.traffic.validation += sent
@@ -216,41 +235,39 @@ class _Cluster:
         inputs, targets = lazy_inputs(graph, x), lazy_targets(graph, y)
         arrays = {f"input {n!r}": a for n, a in inputs.items()}
         arrays.update({f"targets of output {n!r}": a for n, a in targets.items()})
-        pinned = not any(is_dask_array(v) for v in _values(x) + _values(y))
-        if pinned:  # numpy data: one partition per worker
+        if not any(is_dask_array(v) for v in _values(x) + _values(y)):  # numpy: a partition per worker
             rows = next(iter(arrays.values())).shape[0]
             pieces = max(1, min(len(self.workers), rows))
             chunks = tuple(len(c) for c in np.array_split(np.arange(rows), pieces))
-            arrays = {k: a.rechunk({0: chunks}) if a.shape[0] == rows else a for k, a in arrays.items()}
+            arrays = {k: a.rechunk({0: chunks}) for k, a in arrays.items()}
         labelled, _ = aligned(arrays)
         blocks = [a.to_delayed().reshape(a.numblocks[0], -1)[:, 0] for a in labelled.values()]
-        parts = []
-        for i, row in enumerate(zip(*blocks)):
-            task = dask.delayed(_shards._partition, pure=False)(self.graph_future, list(inputs), list(targets), *row)
-            where = {}
-            if pinned:
-                where = {"workers": [self.workers[i * len(self.workers) // len(blocks[0])]],
-                         "allow_other_workers": True}
-            parts.append(self.client.compute(task, **where))
+        count = len(blocks[0])
+        # Groups of contiguous partitions, one per worker, decided by the counts
+        # alone: the same data on as many workers gives the same sums and seeds
+        # wherever dask happens to run things.
+        n = min(count, len(self.workers))
+        groups = [list(range(g * count // n, (g + 1) * count // n)) for g in range(n)]
+        addresses = sorted(self.workers)[: len(groups)]
+        layout = _shards.schema(graph)
+        parts = [None] * count
+        for group, address in zip(groups, addresses):
+            for i in group:  # computed on its group's worker (moved there once if it was elsewhere)
+                task = dask.delayed(_shards._partition, pure=False)(layout, *[b[i] for b in blocks])
+                parts[i] = self.client.compute(task, workers=[address], allow_other_workers=True)
         self._parts += parts
         counts = [self._submit(_shards._rows, p) for p in parts]
-        from distributed import wait
-
-        try:
-            wait(counts, timeout=self.timeout)
+        deadline = time.monotonic() + self.timeout
+        try:  # a partition's ShapeError is raised here
+            rows = [f.result(timeout=max(0.0, deadline - time.monotonic())) for f in counts]
         except TimeoutError:
             raise GraphError(f"gn.distributed.fit: the cluster did not load {label} within "
                              f"{self.timeout:g} s") from None
-        rows = self.client.gather(counts)  # raises a partition's ShapeError
         if sum(rows) == 0:
             raise ShapeError(f"gn.distributed.fit: {label} has no rows")
-        holders = self.client.who_has(parts)
-        groups: dict[str, list[int]] = {}
-        for i, part in enumerate(parts):
-            groups.setdefault(holders[part.key][0], []).append(i)
-        logger.info("%s: %s in %d partitions on %d workers (%s rows)", graph.name, label, len(parts),
+        logger.info("%s: %s in %d partitions, %d groups (%s rows)", graph.name, label, count,
                     len(groups), sum(rows))
-        return _Shards(parts, rows, list(groups.values()), list(groups))
+        return _Shards(parts, rows, groups, addresses)
 
     # ------------------------------------------------------------------ steps
     def synchronous_step(self, trainer: Trainer, batch: _Batch, where, tally: Tally) -> float:
@@ -268,7 +285,7 @@ class _Cluster:
                 self.traffic.sent += sum(i.nbytes for i in idx)
                 parts = [data.parts[data.groups[g][i]] for i in used]
                 futures.append(self._submit(
-                    _shards._share_gradient, self.graph_future, weights, parts, idx, where,
+                    _shards._share_gradient, self.graph_ref, weights, parts, idx, where,
                     self._seed(batch.epoch, batch.batch, g), self.chosen, address=data.addresses[g],
                 ))
             result = self._sum(futures, _shards._add)
@@ -306,7 +323,7 @@ class _Cluster:
                     continue
                 self.traffic.sent += sum(i.nbytes for indices, _, _ in steps for i in indices)
                 parts = [data.parts[p] for p in data.groups[g]]
-                task = self._submit(_shards._local_round, self.graph_future, weights, self.optimizers[g],
+                task = self._submit(_shards._local_round, self.graph_ref, weights, self.optimizers[g],
                                     parts, steps, self.chosen, address=address)
                 summaries.append(self._submit(operator.getitem, task, 0))
                 states[g] = self._submit(operator.getitem, task, 1)
@@ -343,7 +360,7 @@ class _Cluster:
                     continue
                 idx = None if shares is None else [shares[g][i] for i in used]
                 parts = [data.parts[group[i]] for i in used]
-                futures.append(self._submit(_shards._share_tally, self.graph_future, weights, parts, idx,
+                futures.append(self._submit(_shards._share_tally, self.graph_ref, weights, parts, idx,
                                             self.chosen, chunk, address=data.addresses[g]))
             return self._sum(futures, _shards._add_tallies)
 
@@ -421,10 +438,10 @@ class _Cluster:
 
     def close(self) -> None:
         """Let the cluster forget this fit's graph, data and states."""
-        for future in [*self._parts, self.graph_future, *(self.optimizers or [])]:
-            if future is not None:
-                future.release()
-        self._parts, self.optimizers, self.graph_future = [], None, None
+        for future in [*self._parts, *(self.optimizers or [])]:
+            future.release()
+        self._parts, self.optimizers = [], None
+        self._unpublish()
 
 
 class _StateLost(Exception):

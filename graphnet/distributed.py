@@ -1,9 +1,9 @@
 """Data-parallel training on a dask.distributed cluster: :func:`fit`.
 
 Synchronous (``sync_every=1``, the default), one global batch at a time: the
-client sends the current trainable weights to the workers; each *group* (the
-data partitions one worker held when the fit began) computes the gradient of
-its share of the batch, a pure function of the weights and the share
+client sends the current trainable weights to the workers; each *group* (a
+contiguous run of the data's partitions, placed on one worker at the start)
+computes the gradient of its share of the batch, a pure function of the weights and the share
 (:mod:`graphnet._shards`); the shares' gradients, each times its rows, are
 added up in a tree of fixed shape and divided by the batch's rows, which is
 the gradient of the batch mean; the client makes one checked update with the
