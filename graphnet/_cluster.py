@@ -139,10 +139,12 @@ def _failures() -> tuple[type[BaseException], ...]:
 
 
 def _place(where) -> str:
+    """``where`` is None (validation), ``(epoch, epochs, batch, batches)``, or
+    the same with ``"round"`` appended (local SGD's steps are rounds)."""
     if where is None:
         return "validation"
-    epoch, epochs, batch, batches = where
-    return f"epoch {epoch + 1}/{epochs}, batch {batch + 1}/{batches}"
+    epoch, epochs, step, steps, *unit = where
+    return f"epoch {epoch + 1}/{epochs}, {unit[0] if unit else 'batch'} {step + 1}/{steps}"
 
 
 def _values(data) -> list:
@@ -331,13 +333,17 @@ class _Cluster:
             self._received(len(summaries), store)
             return result, states
 
-        (total, rows, per_step, failure), states = self._reliably(where, attempt)
-        self._check(where, failure, rows, work.rows, total, store.trainable_values.size)
+        place = (*where, "round")
+        (total, rows, per_step, failure), states = self._reliably(place, attempt)
+        self._check(place, failure, rows, work.rows, total, store.trainable_values.size)
         with np.errstate(over="ignore", invalid="ignore"):
             new = total / rows
         if not np.isfinite(new).all():
             record = store.locate(int(np.flatnonzero(~np.isfinite(new))[0]))
-            raise trainer._error(where, f"the averaged weight {record.key!r} is not finite", record=record)
+            error = TrainingError(f"{_place(place)}: the averaged weights of {record.key!r} are not "
+                                  "finite; the weights are as they were before this round")
+            error.epoch, error.batch, error.output, error.key = where[0], where[2], None, record.key
+            raise error
         store.trainable_values[...] = new
         for g, state in states.items():
             self.optimizers[g] = state

@@ -265,6 +265,38 @@ def test_a_worker_killed_mid_fit_is_survived_with_the_undisturbed_weights(dask_c
     assert victim not in client.run(os.getpid).values()
 
 
+def test_local_sgd_survives_a_lost_worker_or_stops_naming_the_checkpoint(dask_cluster, rng, tmp_path):
+    """A group's optimizer state lives on its worker: when the worker dies
+    with it, the fit cannot go on as if nothing happened and says so; when
+    only data or tasks were lost, the weights are the undisturbed run's."""
+    _, client = dask_cluster
+    client.wait_for_workers(2, timeout=TIMEOUT)
+    x, y = dag_data(rng, 240)
+    victim = sorted(client.run(os.getpid).values())[-1]
+
+    class Kill(gn.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_batch_end(self, batch, logs=None):
+            if self.epoch == 1 and batch == 0:
+                threading.Timer(0.005, os.kill, (victim, signal.SIGKILL)).start()
+
+    args = dict(epochs=2, batch_size=20, sync_every=3, verbose=0, timeout=TIMEOUT)
+    undisturbed = build_dag()
+    gn.distributed.fit(undisturbed, _lazy(x, 30), _lazy(y, 30), client, **args)
+    g = build_dag()
+    checkpoint = gn.ModelCheckpoint(tmp_path / "ckpt-{epoch}.gnet", monitor="loss", save_best_only=False)
+    try:
+        gn.distributed.fit(g, _lazy(x, 30), _lazy(y, 30), client, callbacks=[checkpoint, Kill()], **args)
+    except gn.TrainingError as error:
+        assert str(error).startswith("epoch 2/2, round ")
+        assert f"the last checkpoint is {str(tmp_path / 'ckpt-1.gnet')!r}" in str(error)
+    else:
+        _assert_same_weights(undisturbed, g, rtol=1e-12)
+    client.wait_for_workers(2, timeout=TIMEOUT)
+
+
 def test_a_lost_cluster_stops_the_fit_with_the_last_checkpoint_named(rng, tmp_path):
     x, y = dag_data(rng, 80)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
