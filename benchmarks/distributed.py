@@ -116,7 +116,7 @@ def _share_compute(batch_size: int) -> dict:
         trainer = Trainer(g)
         inputs, targets = as_inputs(g, x), as_targets(g, y)
         trainer.gradient(inputs, targets, share)
-        out[n] = _timed(lambda: trainer.gradient(inputs, targets, share), reps=20)
+        out[n] = _timed(lambda t=trainer, i=inputs, y=targets, r=share: t.gradient(i, y, r), reps=20)
     return out
 
 
@@ -252,7 +252,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help=f"directory for distributed.md/.json (default {RESULTS})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    import distributed  # its import sets its loggers to INFO: quieten them after it
+    import distributed  # noqa: F401  (its import sets its loggers to INFO: quieten them after it)
 
     logging.getLogger("distributed").setLevel(logging.WARNING)
     report = run(quick=args.quick)

@@ -139,10 +139,11 @@ def _failures() -> tuple[type[BaseException], ...]:
 
 
 def _place(where) -> str:
-    """``where`` is None (validation), ``(epoch, epochs, batch, batches)``, or
-    the same with ``"round"`` appended (local SGD's steps are rounds)."""
-    if where is None:
-        return "validation"
+    """``where`` is a phrase (``"validation"``, ``"loading the data"``),
+    ``(epoch, epochs, batch, batches)``, or the same with ``"round"``
+    appended (local SGD's steps are rounds)."""
+    if isinstance(where, str):
+        return where
     epoch, epochs, step, steps, *unit = where
     return f"epoch {epoch + 1}/{epochs}, {unit[0] if unit else 'batch'} {step + 1}/{steps}"
 
@@ -173,7 +174,7 @@ class _Cluster:
         self.optimizers: list | None = None
         self.graph_ref = None
         self._names: list[str] = []
-        self.send_graph()
+        self._reliably("sending the graph", self.send_graph)
 
     # --------------------------------------------------------------- sending
     def _scatter(self, value, **where):
@@ -190,6 +191,10 @@ class _Cluster:
         self._unpublish()
         self._names.append(name)
         self.graph_ref = (name, self.timeout)
+
+    def resend_graph(self, where) -> None:
+        """After an edit: the workers train the new structure from this step on."""
+        self._reliably(where, self.send_graph)
 
     def _unpublish(self) -> None:
         for name in self._names:
@@ -231,7 +236,12 @@ class _Cluster:
         ------
         ShapeError
             For data that does not fit the graph, found at the call or on a worker.
+        TrainingError
+            When the cluster fails to load it (after the retries, or the timeout).
         """
+        return self._reliably(f"loading {label}", lambda: self._load(x, y, label))
+
+    def _load(self, x, y, label: str) -> _Shards:
         dask, _ = require()
         graph = self.graph
         inputs, targets = lazy_inputs(graph, x), lazy_targets(graph, y)
@@ -260,11 +270,8 @@ class _Cluster:
         self._parts += parts
         counts = [self._submit(_shards._rows, p) for p in parts]
         deadline = time.monotonic() + self.timeout
-        try:  # a partition's ShapeError is raised here
-            rows = [f.result(timeout=max(0.0, deadline - time.monotonic())) for f in counts]
-        except TimeoutError:
-            raise GraphError(f"gn.distributed.fit: the cluster did not load {label} within "
-                             f"{self.timeout:g} s") from None
+        # A partition's ShapeError is raised here, as is TimeoutError.
+        rows = [f.result(timeout=max(0.0, deadline - time.monotonic())) for f in counts]
         if sum(rows) == 0:
             raise ShapeError(f"gn.distributed.fit: {label} has no rows")
         logger.info("%s: %s in %d partitions, %d groups (%s rows)", graph.name, label, count,
@@ -305,7 +312,11 @@ class _Cluster:
     def start_local_sgd(self, data: _Shards) -> None:
         """Each group's own optimizer: a copy of the graph's, kept on its worker."""
         optimizer = self.graph.optimizer
-        self.optimizers = [self._scatter(copy.deepcopy(optimizer), workers=[a]) for a in data.addresses]
+
+        def attempt():
+            return [self._scatter(copy.deepcopy(optimizer), workers=[a]) for a in data.addresses]
+
+        self.optimizers = self._reliably("sending the optimizers", attempt)
 
     def local_round(self, trainer: Trainer, work: _Round, where, tally: Tally) -> float:
         """``k`` local steps per group, then the weights averaged by rows."""
@@ -370,7 +381,7 @@ class _Cluster:
                                             self.chosen, chunk, address=data.addresses[g]))
             return self._sum(futures, _shards._add_tallies)
 
-        rows, sums = self._reliably(None, attempt)
+        rows, sums = self._reliably("validation", attempt)
         return {k: v / rows for k, v in sums.items()}
 
     # ----------------------------------------------------------------- faults
@@ -436,18 +447,23 @@ class _Cluster:
             f"{_place(where)}: the cluster failed ({what}) after {attempts} attempt(s); "
             f"the weights are as they were before this step; {resume}"
         )
-        error.epoch = None if where is None else where[0]
-        error.batch = None if where is None else where[2]
+        error.epoch = None if isinstance(where, str) else where[0]
+        error.batch = None if isinstance(where, str) else where[2]
         error.output, error.key = None, None
         error.checkpoint = None if checkpoint is None else checkpoint[0]
         return error
 
     def close(self) -> None:
-        """Let the cluster forget this fit's graph, data and states."""
+        """Let the cluster forget this fit's graph, data and states (best
+        effort: a cluster that is gone has forgotten them, and an error here
+        must not hide the one that ended the fit)."""
         for future in [*self._parts, *(self.optimizers or [])]:
             future.release()
         self._parts, self.optimizers = [], None
-        self._unpublish()
+        try:
+            self._unpublish()
+        except (TimeoutError, *_failures()) as exc:
+            logger.debug("%s: could not unpublish %s: %s", self.graph.name, self._names, exc)
 
 
 class _StateLost(Exception):

@@ -196,7 +196,7 @@ class _ClusterTrainer(Trainer):
         with self.graph._lock.writing():
             if self.plan.version != self.graph.version:  # a callback edited the graph
                 self._follow()
-                self.cluster.send_graph()
+                self.cluster.resend_graph(where)
             if isinstance(work, _Round):
                 return self.cluster.local_round(self, work, where, tally)
             return self.cluster.synchronous_step(self, work, where, tally)
