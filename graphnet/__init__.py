@@ -19,7 +19,7 @@ from .errors import (
     TrainingError,
 )
 from .graph import Graph
-from .interop import from_keras, from_onnx, from_torch
+from .interop import from_keras, from_onnx, from_sklearn, from_torch
 from .nodes import Hidden, Input, Node, Output
 from .plots import plot_history
 from .saving import load
@@ -39,6 +39,7 @@ __all__ = [
     "from_keras",
     "from_torch",
     "from_onnx",
+    "from_sklearn",
     "History",
     "Callback",
     "EarlyStopping",

@@ -26,7 +26,7 @@ from . import _shards
 from ._dask import aligned, is_dask_array, lazy_inputs, lazy_targets, require, snapshot, tree_reduce
 from .callbacks import ModelCheckpoint
 from .errors import GraphError, ShapeError, TrainingError
-from .inference import Tally
+from .inference import Tally, merge_states
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -301,13 +301,13 @@ class _Cluster:
             self._received(len(futures), store)
             return result
 
-        grad, rows, sums, failure = self._reliably(where, attempt)
+        grad, rows, state, failure = self._reliably(where, attempt)
         self._check(where, failure, rows, len(batch.ids), grad, store.trainable_values.size)
         np.divide(grad, rows, out=store.trainable_grads)
-        tally.merge(rows, sums)
         trainer.update(where)
+        tally.merge(state)
         self.traffic.steps += 1
-        return sums["loss"] / rows
+        return self._loss([state])
 
     def start_local_sgd(self, data: _Shards) -> None:
         """Each group's own optimizer: a copy of the graph's, kept on its worker."""
@@ -358,10 +358,10 @@ class _Cluster:
         store.trainable_values[...] = new
         for g, state in states.items():
             self.optimizers[g] = state
-        for step_rows, sums in per_step:
-            tally.merge(step_rows, sums)
+        for state in per_step:
+            tally.merge(state)
         self.traffic.steps += len(work.batches)
-        return sum(s.get("loss", 0.0) for _, s in per_step) / rows
+        return self._loss(per_step)
 
     def evaluate(self, data: _Shards, ids: np.ndarray | None, chunk: int) -> dict[str, float]:
         """``evaluate``'s logs on ``data`` (its rows ``ids`` only, when given)."""
@@ -379,10 +379,21 @@ class _Cluster:
                 parts = [data.parts[group[i]] for i in used]
                 futures.append(self._submit(_shards._share_tally, self.graph_ref, weights, parts, idx,
                                             self.chosen, chunk, address=data.addresses[g]))
-            return self._sum(futures, _shards._add_tallies)
+            return self._sum(futures, merge_states)
 
-        rows, sums = self._reliably("validation", attempt)
-        return {k: v / rows for k, v in sums.items()}
+        tally = Tally(self.graph, self.chosen)
+        tally.merge(self._reliably("validation", attempt))
+        logs = tally.logs()
+        if self.graph.plan.penalties:  # as evaluate reports it
+            logs["loss"] += self.graph.plan.regularization()
+        return logs
+
+    def _loss(self, states: list) -> float:
+        """The loss of a batch (or a round) from its shares' tally states."""
+        tally = Tally(self.graph, self.chosen)
+        for state in states:
+            tally.merge(state)
+        return tally.loss()
 
     # ----------------------------------------------------------------- faults
     def _reliably(self, where, attempt):

@@ -17,15 +17,16 @@ from __future__ import annotations
 import copy
 import string
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import metrics as metrics_module
 from .checks import check_int
-from .data import as_inputs, as_targets, features, named
+from .data import as_inputs, as_targets, as_weights, common_rows, features, named
 from .errors import GraphError, ShapeError
-from .inference import DEFAULT_CHUNK, tally_arrays
+from .inference import DEFAULT_CHUNK, Tally, merge_states, tally_arrays
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -201,10 +202,11 @@ def _predict_block(graph: Graph, names: list[str], batch_size, *blocks) -> np.nd
 
 
 # ----------------------------------------------------------------- evaluate
-def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=()) -> dict[str, float]:
+def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
+             sample_weight=None) -> dict[str, float]:
     """What :func:`graphnet.inference.evaluate` returns, computed block by block:
-    each block's row-weighted sums (a :class:`~graphnet.inference.Tally`) are
-    added up in a tree, so only a few floats per block travel.
+    each block's :class:`~graphnet.inference.Tally` (a few sums) is added up
+    in a tree, so only a few floats per block travel.
 
     Raises
     ------
@@ -212,41 +214,46 @@ def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=()) -> d
         For data that does not fit the graph, or that has no rows.
     """
     dask, _ = require()
-    chosen = metrics_module.resolve(graph, metrics)
+    chosen = metrics_module.resolve(graph, graph._metrics if metrics is None else metrics)
     chunk = DEFAULT_CHUNK if batch_size is None else check_int(batch_size, "batch_size")
     inputs, targets = lazy_inputs(graph, x), lazy_targets(graph, y)
-    labelled, _ = aligned(_labelled(inputs, targets))
-    columns = [labelled[f"input {n!r}"] for n in inputs] + [
-        labelled[f"targets of output {n!r}"] for n in targets
-    ]
-    blocks = [array.to_delayed().reshape(array.numblocks[0], -1)[:, 0] for array in columns]
+    arrays = _labelled(inputs, targets)
+    # sample_weight: None, one array for every output, or a dict output -> array
+    weighted = None
+    if sample_weight is not None:
+        weighted = list(sample_weight) if isinstance(sample_weight, Mapping) else ""
+        given = sample_weight if isinstance(sample_weight, Mapping) else {"": sample_weight}
+        for name, value in given.items():
+            arrays[f"sample_weight {name!r}"] = _lazy(value, "sample_weight for output", name)
+    labelled, _ = aligned(arrays)
+    blocks = [array.to_delayed().reshape(array.numblocks[0], -1)[:, 0] for array in labelled.values()]
     model = delayed_graph(graph)
     parts = [
-        dask.delayed(_tally_block, pure=True)(model, chosen, list(inputs), list(targets), chunk, *row)
+        dask.delayed(_tally_block, pure=True)(model, chosen, list(inputs), list(targets), weighted, chunk, *row)
         for row in zip(*blocks)
     ]
-    rows, sums = dask.compute(tree_reduce(parts, dask.delayed(_merge, pure=True)))[0]
-    if rows == 0:
+    state = dask.compute(tree_reduce(parts, dask.delayed(merge_states, pure=True)))[0]
+    if state[0] == 0:
         raise ShapeError("evaluate: the data has no rows")
-    return {k: v / rows for k, v in sums.items()}
+    tally = Tally(graph, chosen)
+    tally.merge(state)
+    logs = tally.logs()
+    if graph.plan.penalties:
+        logs["loss"] += graph.plan.regularization()
+    return logs
 
 
-def _tally_block(graph: Graph, chosen, input_names, output_names, chunk, *blocks):
-    """``(rows, row-weighted sums)`` of one row block (run on a worker)."""
-    k = len(input_names)
+def _tally_block(graph: Graph, chosen, input_names, output_names, weighted, chunk, *blocks):
+    """The :meth:`Tally.state` of one row block (run on a worker)."""
+    k, m = len(input_names), len(input_names) + len(output_names)
     with graph._lock.reading():
         inputs = as_inputs(graph, dict(zip(input_names, blocks[:k])))
-        targets = as_targets(graph, dict(zip(output_names, blocks[k:])))
-        tally = tally_arrays(graph, inputs, targets, chosen, chunk)
-    return tally.rows, tally.sums
-
-
-def _merge(a, b):
-    """Two ``(rows, sums)`` added up, keys in first-seen order (as ``Tally`` keeps them)."""
-    sums = dict(a[1])
-    for key, value in b[1].items():
-        sums[key] = sums.get(key, 0.0) + value
-    return a[0] + b[0], sums
+        targets = as_targets(graph, dict(zip(output_names, blocks[k:m])))
+        rows = common_rows(inputs, targets)
+        sample_weight = None if weighted is None else (
+            blocks[m] if weighted == "" else dict(zip(weighted, blocks[m:])))
+        weights = as_weights(graph, sample_weight, None, targets, rows)
+        return tally_arrays(graph, inputs, targets, chosen, chunk, weights).state()
 
 
 def tree_reduce(items: list, combine):

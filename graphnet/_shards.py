@@ -27,7 +27,7 @@ import numpy as np
 
 from .data import check_finite, common_rows, features
 from .errors import TrainingError
-from .inference import Tally, tally_arrays
+from .inference import Tally, merge_states, tally_arrays
 from .training import Trainer
 
 if TYPE_CHECKING:
@@ -124,14 +124,14 @@ def _train_on(trainer: Trainer, parts, indices, where, seed, tally: Tally) -> in
     graph = trainer.graph
     inputs, targets, rows = _gather(parts, indices)
     graph.rng = np.random.default_rng(seed)  # dropout masks: a function of the step, not of history
-    total, losses, ws = trainer.gradient(inputs, targets, rows, where)
+    _, losses, ws, penalty, sums = trainer.gradient(inputs, targets, rows, where)
     predictions = {name: ws.a[slot] for name, slot in trainer.plan.outputs}
-    tally.add(rows, losses, predictions, targets, total)
+    tally.add(rows, losses, predictions, targets, penalty, sums)
     return rows
 
 
 def _share_gradient(ref, weights, parts, indices, where, seed, chosen):
-    """``(gradient x rows, rows, tally sums, failure)`` of one group's share."""
+    """``(gradient x rows, rows, tally state, failure)`` of one group's share."""
     graph = _graph(ref)
     with graph._lock.writing():
         trainer = _TRAINERS.get(graph)
@@ -143,13 +143,13 @@ def _share_gradient(ref, weights, parts, indices, where, seed, chosen):
         try:
             rows = _train_on(trainer, parts, indices, where, seed, tally)
         except TrainingError as exc:
-            return None, 0, {}, _failure(exc)
-        return store.trainable_grads * rows, rows, tally.sums, None
+            return None, 0, None, _failure(exc)
+        return store.trainable_grads * rows, rows, tally.state(), None
 
 
 def _local_round(ref, weights, optimizer, parts, steps, chosen):
     """``k`` local steps of one group from ``weights`` with (a copy of) its own
-    optimizer: ``((weights x rows, rows, [(rows, sums)] per step, failure), optimizer)``."""
+    optimizer: ``((weights x rows, rows, [tally state] per step, failure), optimizer)``."""
     graph = _graph(ref)
     optimizer = copy.deepcopy(optimizer)
     with graph._lock.writing():
@@ -165,13 +165,14 @@ def _local_round(ref, weights, optimizer, parts, steps, chosen):
                     trainer.update(where)
                 except TrainingError as exc:
                     return (None, 0, [], _failure(exc)), optimizer
-            per_step.append((tally.rows, tally.sums))
+            per_step.append(tally.state())
         return (store.trainable_values * done, done, per_step, None), optimizer
 
 
 def _share_tally(ref, weights, parts, indices, chosen, chunk):
-    """``(rows, sums)`` of a validation share with ``weights`` (no dropout),
-    one partition at a time: ``indices`` (per partition) or every row."""
+    """The :meth:`Tally.state` of a validation share with ``weights`` (no
+    dropout, no penalty), one partition at a time: ``indices`` (per
+    partition) or every row."""
     graph = _graph(ref)
     total = Tally(graph, chosen)
     with graph._lock.writing():
@@ -179,32 +180,19 @@ def _share_tally(ref, weights, parts, indices, chosen, chunk):
         for i, (inputs, targets) in enumerate(parts):
             if indices is not None:
                 inputs, targets, _ = _gather([(inputs, targets)], [indices[i]])
-            tally = tally_arrays(graph, inputs, targets, chosen, chunk)
-            total.merge(tally.rows, tally.sums)
-    return total.rows, total.sums
+            total.merge(tally_arrays(graph, inputs, targets, chosen, chunk).state())
+    return total.state()
 
 
 def _add(a, b):
-    """Two results of :func:`_share_gradient` (or of a round) added up; the
-    first failure in tree order wins."""
+    """Two results of :func:`_share_gradient` added up; the first failure in tree order wins."""
     if a[3] is not None or b[3] is not None:
         return a if a[3] is not None else b
-    return a[0] + b[0], a[1] + b[1], _merged(a[2], b[2]), None
+    return a[0] + b[0], a[1] + b[1], merge_states(a[2], b[2]), None
 
 
 def _add_rounds(a, b):
+    """Two groups' rounds (:func:`_local_round`'s first result) added up."""
     if a[3] is not None or b[3] is not None:
         return a if a[3] is not None else b
-    steps = [(ra + rb, _merged(sa, sb)) for (ra, sa), (rb, sb) in zip(a[2], b[2])]
-    return a[0] + b[0], a[1] + b[1], steps, None
-
-
-def _add_tallies(a, b):
-    return a[0] + b[0], _merged(a[1], b[1])
-
-
-def _merged(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for key, value in b.items():
-        out[key] = out.get(key, 0.0) + value
-    return out
+    return a[0] + b[0], a[1] + b[1], [merge_states(x, y) for x, y in zip(a[2], b[2])], None

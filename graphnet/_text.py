@@ -6,15 +6,26 @@ short however large the graph, spec or value behind it.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
 
-__all__ = ["preview", "format_cycle", "shown"]
+__all__ = ["preview", "format_cycle", "shown", "clip"]
+
+# A repr that looks at a bounded part of a value: a few levels, a few items per
+# container, the ends of long strings. ``repr`` itself would walk all of it, and
+# a YAML alias or a nested list can make "all" exponentially large.
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 3
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxdeque = 6
+_REPR.maxdict = 6
+_REPR.maxstring = _REPR.maxother = 160  # then cut to the caller's limit
+_REPR.maxlong = 40
 
 
-def preview(names: Iterable[str], limit: int = 20) -> str:
+def preview(names: Iterable[object], limit: int = 20) -> str:
     """Up to ``limit`` names for an error message, then how many were left out."""
     names = list(names)
-    listed = ", ".join(repr(n) for n in names[:limit])
+    listed = ", ".join(shown(n) for n in names[:limit])
     return f"[{listed}, ... {len(names) - limit} more]" if len(names) > limit else f"[{listed}]"
 
 
@@ -27,6 +38,23 @@ def format_cycle(path: list[str], limit: int = 12) -> str:
 
 
 def shown(value: object, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters."""
-    text = repr(value)
+    """``repr(value)`` cut to ``limit`` characters, computed in bounded time
+    and memory however large or deeply shared ``value`` is."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # a repr that fails (an int past Python's digit limit, a broken __repr__)
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def clip(text: str, limit: int = 300) -> str:
+    """Message text (another library's, say) on one line and at most ``limit``
+    characters: its start and its end (where lists of known names go), the
+    middle left out."""
+    if len(text) > 8 * limit:
+        text = text[: 4 * limit] + " " + text[-4 * limit :]
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    tail = limit // 3
+    return text[: limit - tail - 5] + " ... " + text[-tail:]

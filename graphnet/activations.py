@@ -22,6 +22,8 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import special
 
+from ._registry import lookup
+from .checks import check_number
 from .errors import GraphError
 
 __all__ = [
@@ -126,12 +128,8 @@ class LeakyReLU(Activation):
     relu_family = True
 
     def __init__(self, negative_slope: float = 0.01):
-        slope = float(negative_slope)
-        if not (0.0 <= slope < 1.0):
-            raise GraphError(
-                f"leaky_relu: negative_slope must be in [0, 1), got {negative_slope!r}"
-            )
-        self.negative_slope = slope
+        self.negative_slope = check_number(negative_slope, "leaky_relu: negative_slope", 0.0, 1.0,
+                                           high_open=True, expected="in [0, 1)")
 
     def forward(self, z, out=None):
         return np.maximum(z, z * self.negative_slope, out=out)
@@ -152,10 +150,7 @@ class ELU(Activation):
     relu_family = True
 
     def __init__(self, alpha: float = 1.0):
-        alpha = float(alpha)
-        if not alpha > 0.0:
-            raise GraphError(f"elu: alpha must be > 0, got {alpha!r}")
-        self.alpha = alpha
+        self.alpha = check_number(alpha, "elu: alpha", 0.0, low_open=True, expected="> 0 and finite")
 
     def forward(self, z, out=None):
         # expm1 of min(z, 0) so that large positive z never overflows.
@@ -340,8 +335,9 @@ class HardSigmoid(Activation):
     name = "hard_sigmoid"
 
     def __init__(self, alpha: float = 1.0 / 6.0, beta: float = 0.5):
-        self.alpha = _finite("hard_sigmoid", "alpha", alpha, positive=True)
-        self.beta = _finite("hard_sigmoid", "beta", beta)
+        self.alpha = check_number(alpha, "hard_sigmoid: alpha", 0.0, low_open=True,
+                                  expected="a positive finite number")
+        self.beta = check_number(beta, "hard_sigmoid: beta")
 
     def forward(self, z, out=None):
         value = z * self.alpha
@@ -372,16 +368,6 @@ class Softsign(Activation):
         return np.multiply(grad, a, out=grad)
 
 
-def _finite(where: str, what: str, value, positive: bool = False) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise GraphError(f"{where}: {what} must be a number, got {value!r}") from None
-    if not math.isfinite(number) or (positive and number <= 0):
-        raise GraphError(f"{where}: {what} must be a {'positive ' if positive else ''}finite number, got {value!r}")
-    return number
-
-
 #: Every activation by the name users pass as ``activation=``.
 ACTIVATIONS: dict[str, type[Activation]] = {
     cls.name: cls
@@ -404,22 +390,4 @@ def get(identifier: str | dict | Activation | None) -> Activation:
     """
     if identifier is None:
         return Linear()
-    if isinstance(identifier, Activation):
-        return identifier
-    if isinstance(identifier, str):
-        name, params = identifier, {}
-    elif isinstance(identifier, dict):
-        params = dict(identifier)
-        name = params.pop("name", None)
-    else:
-        raise GraphError(
-            f"activation must be a name, a config dict or an Activation, "
-            f"got {type(identifier).__name__}: {identifier!r}"
-        )
-    cls = ACTIVATIONS.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise GraphError(f"unknown activation {name!r}; known: {sorted(ACTIVATIONS)}")
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise GraphError(f"activation {name!r}: bad parameters {params!r} ({exc})") from None
+    return lookup(identifier, ACTIVATIONS, "activation", Activation, "an Activation")

@@ -1,27 +1,46 @@
-"""Callbacks: hooks into ``fit`` (History, EarlyStopping, ModelCheckpoint).
+"""Callbacks: hooks into ``fit`` — History, EarlyStopping, ModelCheckpoint,
+ReduceLROnPlateau, CSVLogger, LearningRateScheduler, LambdaCallback.
 
-A callback sees the graph as :attr:`Callback.graph` and the epoch's logs
-(``loss``, ``val_loss``, ``accuracy``, ...). Epochs are counted from 0 here,
-as in Keras; messages and progress bars count from 1.
+A callback sees the graph as :attr:`Callback.graph`, ``fit``'s settings as
+:attr:`Callback.params` (``epochs``, ``steps``, ``batch_size``, ``rows`` and
+``metrics``, the names each epoch's logs will hold), and the epoch's logs
+(``loss``, ``val_loss``, ``accuracy``, ...). Callbacks that name a logged
+value check it against ``params["metrics"]`` when training begins, so a typo
+fails before the first epoch trains, not after it. Epochs are counted from 0
+here, as in Keras; messages and progress bars count from 1.
 """
 
 from __future__ import annotations
 
+import csv
+import inspect
+import io
 import logging
 import math
+import os
+import string
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .checks import check_int
+from .checks import check_int, check_number
 from .errors import GraphError
 from .files import atomic_write
 
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["Callback", "History", "EarlyStopping", "ModelCheckpoint"]
+__all__ = [
+    "Callback",
+    "History",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "ReduceLROnPlateau",
+    "CSVLogger",
+    "LearningRateScheduler",
+    "LambdaCallback",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +64,11 @@ class Callback:
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         pass
 
-    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+    def on_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         pass
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """After each update; ``logs`` holds the batch's ``loss``."""
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         pass
@@ -79,14 +101,21 @@ class _Monitor(Callback):
 
     def __init__(self, monitor: str, mode: str, min_delta: float = 0.0):
         super().__init__()
+        what = type(self).__name__
+        if not isinstance(monitor, str) or not monitor:
+            raise GraphError(f"{what}: monitor must be the name of a logged value, e.g. 'val_loss', got {monitor!r}")
         if mode not in ("auto", "min", "max"):
-            raise GraphError(f"{type(self).__name__}: mode must be 'auto', 'min' or 'max', got {mode!r}")
+            raise GraphError(f"{what}: mode must be 'auto', 'min' or 'max', got {mode!r}")
         if mode == "auto":
-            mode = "max" if "acc" in monitor else "min"
+            mode = "max" if "acc" in monitor or monitor.endswith("score") else "min"
         self.monitor = monitor
         self.mode = mode
-        self.min_delta = abs(float(min_delta))
+        self.min_delta = abs(check_number(min_delta, f"{what}: min_delta"))
         self.best = math.inf if mode == "min" else -math.inf
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        super().set_params(params)
+        _check_logged(self, "monitor", [self.monitor], params)
 
     def _current(self, logs: dict | None) -> float:
         logs = logs or {}
@@ -181,12 +210,21 @@ class ModelCheckpoint(_Monitor):
         mode: str = "auto",
     ):
         super().__init__(monitor, mode)
+        if not isinstance(path, (str, os.PathLike)) or not str(path):
+            raise GraphError(f"ModelCheckpoint: path must be a file name, e.g. 'best.gnet', got {path!r}")
         self.path = str(path)
-        if not self.path:
-            raise GraphError("ModelCheckpoint: path must be a file name, e.g. 'best.gnet'")
+        self.fields = _template_fields(self.path)
         self.weights_only = Path(self.path).suffix == ".npz"
-        self.save_best_only = bool(save_best_only)
+        if not isinstance(save_best_only, bool):
+            raise GraphError(f"ModelCheckpoint: save_best_only must be True or False, got {save_best_only!r}")
+        self.save_best_only = save_best_only
         self.saved: list[str] = []
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        Callback.set_params(self, params)
+        if self.save_best_only:
+            _check_logged(self, "monitor", [self.monitor], params)
+        _check_logged(self, f"the path {self.path!r} names", [f for f in self.fields if f != "epoch"], params)
 
     def on_train_begin(self, logs=None):
         self.best = math.inf if self.mode == "min" else -math.inf
@@ -198,7 +236,11 @@ class ModelCheckpoint(_Monitor):
             if not self._improved(value):
                 return
             self.best = value
-        target = self.path.format(epoch=epoch + 1, **logs)
+        try:
+            target = self.path.format(epoch=epoch + 1, **logs)
+        except (KeyError, ValueError, IndexError) as exc:  # names or formats only known now
+            raise GraphError(f"ModelCheckpoint: cannot fill the path {self.path!r} from the logged "
+                             f"values {sorted(logs)} ({type(exc).__name__}: {exc})") from None
         self._write(target)
         self.saved.append(target)
         logger.info("%s: epoch %d saved to %s", self.graph.name, epoch + 1, target)
@@ -209,3 +251,175 @@ class ModelCheckpoint(_Monitor):
             return
         weights = self.graph.get_weights()
         atomic_write(target, lambda handle: np.savez(handle, **weights))
+
+
+class ReduceLROnPlateau(_Monitor):
+    """Multiply the optimizer's learning rate by ``factor`` when ``monitor``
+    has not improved by ``min_delta`` for ``patience`` epochs, then wait
+    ``cooldown`` epochs before counting again; never below ``min_lr``
+    (Keras's callback, with its defaults)."""
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0, mode: str = "auto"):
+        super().__init__(monitor, mode, min_delta)
+        self.factor = check_number(factor, "ReduceLROnPlateau: factor", 0.0, 1.0, low_open=True,
+                                   high_open=True, expected="in (0, 1)")
+        self.patience = check_int(patience, "ReduceLROnPlateau: patience", low=0)
+        self.cooldown = check_int(cooldown, "ReduceLROnPlateau: cooldown", low=0)
+        self.min_lr = check_number(min_lr, "ReduceLROnPlateau: min_lr", 0.0)
+
+    def on_train_begin(self, logs=None):
+        if not isinstance(_optimizer(self).lr, float):
+            raise GraphError("ReduceLROnPlateau: the optimizer's learning rate is a schedule; "
+                             "use one or the other")
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.wait = self.cooldown_left = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self._current(logs)
+        if self.cooldown_left:
+            self.cooldown_left -= 1
+            self.wait = 0
+        if self._improved(value):
+            self.best, self.wait = value, 0
+            return
+        if self.cooldown_left:
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            optimizer = _optimizer(self)
+            old = optimizer.lr
+            new = max(old * self.factor, self.min_lr)
+            if new < old:
+                optimizer.learning_rate = new
+                logger.info("%s: epoch %d: learning rate reduced from %.3g to %.3g",
+                            self.graph.name, epoch + 1, old, new)
+                self.cooldown_left, self.wait = self.cooldown, 0
+
+
+class CSVLogger(Callback):
+    """Write each epoch's logs as a row of a CSV file (``epoch`` first, then
+    the logged names in order). The file is rewritten atomically after every
+    epoch, so it is always whole; ``append=True`` keeps the rows already there."""
+
+    def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False):
+        super().__init__()
+        if not isinstance(filename, (str, os.PathLike)) or not str(filename):
+            raise GraphError(f"CSVLogger: filename must be a path, got {filename!r}")
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise GraphError(f"CSVLogger: separator must be one character, got {separator!r}")
+        if not isinstance(append, bool):
+            raise GraphError(f"CSVLogger: append must be True or False, got {append!r}")
+        self.filename, self.separator, self.append = Path(filename), separator, append
+
+    def on_train_begin(self, logs=None):
+        self._kept, self._rows, self._keys = "", [], None
+        if self.append and self.filename.exists():
+            self._kept = self.filename.read_text()
+            if self._kept:
+                self._keys = next(csv.reader(io.StringIO(self._kept), delimiter=self.separator))[1:]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self._keys is None:
+            self._keys = list(logs)
+        self._rows.append([epoch, *(logs.get(k, "") for k in self._keys)])
+        out = io.StringIO()
+        writer = csv.writer(out, delimiter=self.separator, lineterminator="\n")
+        if not self._kept:
+            writer.writerow(["epoch", *self._keys])
+        writer.writerows(self._rows)
+        text = (self._kept + out.getvalue()).encode()
+        atomic_write(self.filename, lambda handle: handle.write(text))
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at the start of each epoch to ``schedule(epoch, lr)``
+    (or ``schedule(epoch)``), as Keras does."""
+
+    def __init__(self, schedule):
+        super().__init__()
+        if not callable(schedule):
+            raise GraphError(f"LearningRateScheduler: schedule must be callable, got {schedule!r}")
+        self.schedule = schedule
+        try:
+            arity = len(inspect.signature(schedule).parameters)
+        except (TypeError, ValueError):
+            arity = 2
+        self._with_lr = arity >= 2
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = _optimizer(self)
+        if not isinstance(optimizer.lr, float):
+            raise GraphError("LearningRateScheduler: the optimizer's learning rate is a schedule already")
+        lr = self.schedule(epoch, optimizer.lr) if self._with_lr else self.schedule(epoch)
+        try:
+            optimizer.learning_rate = lr
+        except GraphError as exc:
+            raise GraphError(f"LearningRateScheduler: epoch {epoch}: {exc}") from None
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions: ``LambdaCallback(on_epoch_end=lambda
+    epoch, logs: ...)``; each hook takes the arguments of the method it names."""
+
+    _HOOKS = ("on_train_begin", "on_epoch_begin", "on_batch_begin", "on_batch_end",
+              "on_epoch_end", "on_train_end")
+
+    def __init__(self, **hooks):
+        super().__init__()
+        unknown = sorted(set(hooks) - set(self._HOOKS))
+        if unknown:
+            raise GraphError(f"LambdaCallback: unknown hooks {unknown}; known: {list(self._HOOKS)}")
+        for name, function in hooks.items():
+            if function is not None and not callable(function):
+                raise GraphError(f"LambdaCallback: {name} must be callable, got {function!r}")
+            if function is not None:
+                setattr(self, name, function)
+
+
+def _optimizer(callback: Callback):
+    optimizer = callback.graph.optimizer if callback.graph is not None else None
+    if optimizer is None:
+        raise GraphError(f"{type(callback).__name__}: the graph has no optimizer yet")
+    return optimizer
+
+
+def _template_fields(path: str) -> list[str]:
+    """The names in a ``str.format`` template, refused unless each is a plain
+    name (``{epoch:02d}``, ``{val_loss:.3f}``) and the template parses."""
+    try:
+        fields = [(name, spec) for _, name, spec, _ in string.Formatter().parse(path) if name is not None]
+    except ValueError as exc:
+        raise GraphError(f"ModelCheckpoint: path {path!r} is not a valid template ({exc})") from None
+    bad = [name for name, _ in fields if not name.isidentifier()]
+    if bad:
+        raise GraphError(
+            f"ModelCheckpoint: path {path!r} may name only 'epoch' and logged values (e.g. "
+            f"'{{epoch:02d}}', '{{val_loss:.3f}}'), not {bad}"
+        )
+    for name, spec in fields:
+        try:
+            format(1 if name == "epoch" else 0.5, spec)
+        except ValueError as exc:
+            raise GraphError(f"ModelCheckpoint: path {path!r}: the format of {{{name}}} "
+                             f"does not fit a {'number of epochs' if name == 'epoch' else 'float'} "
+                             f"({exc})") from None
+    return [name for name, _ in fields]
+
+
+def _check_logged(callback: Callback, what: str, names: list[str], params: dict[str, Any]) -> None:
+    """Refuse names the logs will not hold, before the first epoch trains."""
+    known = params.get("metrics")
+    if known is None:
+        return
+    missing = [n for n in names if n not in known]
+    if missing:
+        hint = ""
+        if any(n.startswith("val_") for n in missing):
+            hint = "; pass validation_data or validation_split to fit, or monitor 'loss'"
+        raise GraphError(
+            f"{type(callback).__name__}: {what} {missing[0]!r} is not among the logged values "
+            f"{sorted(known)}{hint}"
+        )
+

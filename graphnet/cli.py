@@ -10,16 +10,20 @@
 
 ``FILE`` is a spec (``.json``, ``.yaml``/``.yml``) or a saved model
 (``.gnet``); :func:`load_model` picks the reader by suffix. Data files are
-``.npz`` archives of arrays keyed by input and output node names, read
-without unpickling. Every failure is
-one line on stderr (``graphnet: error: ...``) and a non-zero exit status:
-2 for bad arguments, 1 for anything else, 130 when interrupted. Set
-``GRAPHNET_TRACEBACK=1`` to see the traceback of an unexpected error.
+``.npz`` archives of arrays keyed by input and output node names, read by
+:func:`graphnet.archive.read_arrays` (never unpickling, sizes bounded by the
+bytes present). ``--out`` is checked before any work, and an ``--out`` that
+is one of the command's inputs is refused, so nothing the user has is
+replaced by mistake. Every failure is one line on stderr
+(``graphnet: error: ...``) and a non-zero exit status: 2 for bad arguments,
+1 for anything else, 130 when interrupted. Set ``GRAPHNET_TRACEBACK=1`` to
+see the traceback of an unexpected error.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -221,40 +225,90 @@ def _render(args) -> int:
     return 0
 
 
-def _arrays(path: str, what: str) -> dict:
-    """The arrays of a ``.npz`` file, never unpickling."""
-    import zipfile
+def _check_out(out: str, suffix: str, kind: str, inputs: dict[str, str]) -> None:
+    """``--out`` checked before any work: the right suffix, a file name (not a
+    folder) in a folder that exists and can be written, and none of the
+    command's inputs (writing it would replace the user's data)."""
+    from .files import check_output
 
-    import numpy as np
-
-    if not path.endswith(".npz"):
-        raise CommandError(f"{path}: {what} must be a .npz file (numpy.savez), not {Path(path).suffix or 'no suffix'!r}")
-    if not Path(path).is_file():
-        raise CommandError(f"{path}: no such file")
+    if not out.endswith(suffix):
+        raise CommandError(f"--out {out}: {kind} must end in {suffix}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise CommandError(f"{path}: cannot read {what} as .npz arrays ({_one_line(exc)})") from None
+        check_output(out)
+    except OSError as exc:
+        raise CommandError(f"--out {_one_line(exc)}") from None
+    for flag, given in inputs.items():
+        if _same_file(out, given):
+            raise CommandError(
+                f"--out {out} is the same file as {flag}: writing it would replace that "
+                f"file; choose another name for the output"
+            )
 
 
-def _keyed(arrays: dict, names: list[str], role: str, path: str, ignore=()) -> dict:
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (through links, ``..`` and the like)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _arrays(path: str, what: str, wanted: list[str]) -> tuple[list[str], dict]:
+    """The names of the arrays in a ``.npz`` data file and the ``wanted`` ones
+    read, through the guarded reader: headers checked, sizes bounded by the
+    bytes present, nothing unpickled."""
+    from .archive import read_arrays
+    from .errors import ModelFileError
+
+    expected = f"{what} must be a .npz file (numpy.savez: one array per node, keyed by node name)"
+    given = Path(path)
+    if given.is_dir():
+        raise CommandError(f"{path}: is a folder; {expected}")
+    if not path.endswith(".npz"):
+        raise CommandError(f"{path}: {expected}, not {given.suffix or 'a name without suffix'!r}")
+    if not given.exists():
+        raise CommandError(f"{path}: no such file")
+    if not given.is_file():
+        raise CommandError(f"{path}: not a regular file; {expected}")
+    try:
+        return read_arrays(path, wanted=set(wanted))
+    except ModelFileError as exc:  # names the file, and what it found instead of arrays
+        raise CommandError(_one_line(exc)) from None
+
+
+def _keyed(found: list[str], arrays: dict, names: list[str], role: str, path: str, ignore=()) -> dict:
+    from ._text import preview
+
+    known = set(names) | set(ignore)
     missing = [n for n in names if n not in arrays]
-    unknown = [n for n in arrays if n not in names and n not in ignore]
+    unknown = [n for n in found if n not in known]
     if missing or unknown:
-        parts = [f"missing {role} arrays {missing}"] if missing else []
-        parts += [f"unknown arrays {unknown}"] if unknown else []
-        raise CommandError(f"{path}: {' and '.join(parts)}; the model's {role}s are {names}")
+        parts = [f"missing {role} arrays {preview(missing)}"] if missing else []
+        parts += [f"unknown arrays {preview(unknown)}"] if unknown else []
+        raise CommandError(f"{path}: {' and '.join(parts)}; the model's {role}s are {preview(names)}")
     return {n: arrays[n] for n in names}
 
 
+@contextlib.contextmanager
+def _naming(path: str):
+    """Shape errors from the data name the data file (its arrays are keyed by
+    the node names the message gives)."""
+    from .errors import ShapeError
+
+    try:
+        yield
+    except ShapeError as exc:
+        raise CommandError(f"{path}: {_one_line(exc)}") from None
+
+
 def _train(args) -> int:
-    if not args.out.endswith(".gnet"):
-        raise CommandError(f"--out {args.out}: the model file must end in .gnet")
+    from .progress import format_logs, is_terminal, terminal_width, wrap_logs
+
+    _check_out(args.out, ".gnet", "the model file", {"the model FILE": args.file, "the --data file": args.data})
     graph = load_model(args.file)
-    arrays = _arrays(args.data, "the training data")
-    x = _keyed(arrays, graph.inputs, "input", args.data, ignore=graph.outputs)
-    y = _keyed(arrays, graph.outputs, "output", args.data, ignore=graph.inputs)
+    found, arrays = _arrays(args.data, "the training data", graph.inputs + graph.outputs)
+    x = _keyed(found, arrays, graph.inputs, "input", args.data, ignore=graph.outputs)
+    y = _keyed(found, arrays, graph.outputs, "output", args.data, ignore=graph.inputs)
     # A saved model keeps its optimizer (and state) unless another one is named.
     if args.optimizer and (graph.optimizer is None or graph.optimizer.name != args.optimizer):
         graph.optimizer = args.optimizer
@@ -262,17 +316,21 @@ def _train(args) -> int:
         graph.optimizer = "adam"
     if args.lr is not None:
         graph.optimizer.lr = args.lr
-    history = graph.fit(
-        x, y,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=graph.optimizer,
-        metrics=list(args.metrics),
-        validation_split=args.validation_split,
-        verbose=0 if args.quiet else 1,
-    )
+    with _naming(args.data):
+        history = graph.fit(
+            x, y,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            optimizer=graph.optimizer,
+            metrics=list(args.metrics),
+            validation_split=args.validation_split,
+            verbose=0 if args.quiet else 1,
+        )
     last = {k: v[-1] for k, v in history.history.items()}
-    print("Final epoch: " + " - ".join(f"{k}: {v:.4f}" for k, v in last.items()))
+    if is_terminal(sys.stdout):  # wrapped between figures, not by the terminal mid-word
+        print("Final epoch:\n" + "\n".join(wrap_logs(last, terminal_width(sys.stdout) - 1)))
+    else:
+        print("Final epoch: " + format_logs(last))
     path = graph.save(args.out)
     print(f"Wrote {path}")
     return 0
@@ -283,14 +341,14 @@ def _predict(args) -> int:
 
     from .files import atomic_write
 
-    if not args.out.endswith(".npz"):
-        raise CommandError(f"--out {args.out}: predictions are written as .npz")
     if Path(args.model).suffix.lower() != ".gnet":
         raise CommandError(f"{args.model}: predict needs a trained model file (.gnet), not a spec")
+    _check_out(args.out, ".npz", "predictions (written as .npz)", {"the MODEL": args.model, "the --data file": args.data})
     graph = load_model(args.model)
-    arrays = _arrays(args.data, "the input data")
-    x = _keyed(arrays, graph.inputs, "input", args.data, ignore=graph.outputs)
-    result = graph.predict(x, batch_size=args.batch_size)
+    found, arrays = _arrays(args.data, "the input data", graph.inputs)
+    x = _keyed(found, arrays, graph.inputs, "input", args.data, ignore=graph.outputs)
+    with _naming(args.data):
+        result = graph.predict(x, batch_size=args.batch_size)
     if not isinstance(result, dict):
         result = {graph.outputs[0]: result}
     atomic_write(args.out, lambda handle: np.savez(handle, **result))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .checks import check_number
 from .errors import GraphError, ShapeError
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ __all__ = [
     "check_finite",
     "holdout",
     "holdout_rows",
+    "holdout_split",
+    "as_weights",
+    "row_factors",
     "Batches",
 ]
 
@@ -80,8 +84,11 @@ def _array(value, role: str, name: str) -> np.ndarray:
         array = np.asarray(value)
     except (TypeError, ValueError) as exc:
         raise ShapeError(f"{role} {name!r}: could not make an array ({exc})") from None
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise ShapeError(f"{role} {name!r}: expected numbers, got an array of dtype {array.dtype}")
+    if array.dtype.kind not in "biuf":  # not complex (the imaginary part would be lost), times, text
+        raise ShapeError(
+            f"{role} {name!r}: expected numbers, got an array of dtype {array.dtype} "
+            "(only real numbers: bool, integer or float)"
+        )
     return array
 
 
@@ -163,27 +170,131 @@ def common_rows(
     return first
 
 
-def holdout(rng: np.random.Generator, inputs, targets, rows: int, fraction: float):
+def as_weights(graph: Graph, sample_weight, class_weight, targets: dict[str, np.ndarray], rows: int):
+    """Each output's row weights from ``sample_weight`` and ``class_weight``
+    (their product), or None when neither is given.
+
+    ``sample_weight`` is an ``(n,)`` array for every output or a dict output
+    name -> array; ``class_weight`` a dict class -> weight (a one-output graph)
+    or a dict output name -> such a dict. A class missing from the dict
+    weighs 1, as in Keras.
+
+    Raises
+    ------
+    GraphError
+        Naming the argument, the output, and what was expected and found.
+    """
+    if sample_weight is None and class_weight is None:
+        return None
+    outputs = list(targets)
+    weights = {name: np.ones(rows) for name in outputs}
+    for name, given in _per_output(sample_weight, outputs, "sample_weight", np.ndarray).items():
+        weights[name] = weights[name] * _sample_weights(given, rows, name)
+    for name, classes in _per_output(class_weight, outputs, "class_weight", dict).items():
+        weights[name] = weights[name] * _class_weights(graph, name, classes, targets[name])
+    return weights
+
+
+def _per_output(value, outputs: list[str], what: str, single: type) -> dict:
+    if value is None:
+        return {}
+    is_dict = isinstance(value, Mapping)
+    keyed = is_dict and value and all(isinstance(k, str) for k in value)
+    if keyed:
+        unknown = [k for k in value if k not in outputs]
+        if unknown:
+            raise GraphError(f"fit: {what} names unknown outputs {unknown}; outputs: {outputs}")
+        return dict(value)
+    if single is dict and not is_dict:
+        raise GraphError(f"fit: class_weight must be a dict class -> weight (or output name -> such a dict), "
+                         f"got {type(value).__name__}")
+    if len(outputs) > 1 and single is dict:
+        raise GraphError(f"fit: this graph has {len(outputs)} outputs {outputs}: give class_weight "
+                         "per output, as a dict output name -> {class: weight}")
+    return {name: value for name in outputs}
+
+
+def _sample_weights(value, rows: int, output: str) -> np.ndarray:
+    where = f"sample_weight for output {output!r}"
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        array = np.asarray(None)
+    if array.dtype.kind not in "biuf":
+        raise GraphError(f"{where}: expected numbers, got {type(value).__name__} of dtype {array.dtype}")
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.shape != (rows,):
+        raise ShapeError(f"{where}: expected shape ({rows},), one weight per row, got {array.shape}")
+    array = array.astype(np.float64)
+    if not np.isfinite(array).all() or (array < 0).any():
+        raise GraphError(f"{where}: weights must be finite and >= 0")
+    return array
+
+
+def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndarray:
+    where = f"class_weight for output {output!r}"
+    if not isinstance(classes, Mapping):
+        raise GraphError(f"{where}: expected a dict class -> weight, got {type(classes).__name__}")
+    table = {}
+    for key, weight in classes.items():
+        if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or key < 0:
+            raise GraphError(f"{where}: classes must be integers >= 0, got {key!r}")
+        table[int(key)] = check_number(weight, f"{where}: the weight of class {key}", 0.0,
+                                       expected="a finite number >= 0")
+    node = graph.nodes[output]
+    if node.loss.name == "categorical_crossentropy":
+        labels = y if y.ndim == 1 else y.argmax(axis=1)
+    elif node.loss.name == "binary_crossentropy" and node.size == 1:
+        labels = (y[:, 0] > 0.5).astype(np.intp)
+    else:
+        raise GraphError(
+            f"{where}: class weights need one class per row (a softmax output, or a sigmoid output of "
+            f"1 unit); output {output!r} has {node.size} units and loss {node.loss.name!r}: pass "
+            "sample_weight instead"
+        )
+    lookup = np.ones(max(int(labels.max(initial=0)), max(table, default=0)) + 1)
+    for key, weight in table.items():
+        lookup[key] = weight
+    return lookup[labels]
+
+
+def row_factors(weights: dict[str, np.ndarray] | None, dtype) -> tuple[dict | None, dict | None]:
+    """For one batch: each output's ``(n, 1)`` factors ``n w_i / Σ w`` (mean 1,
+    all zero when ``Σ w`` is 0) and its ``Σ w``; ``(None, None)`` unweighted."""
+    if weights is None:
+        return None, None
+    factors, sums = {}, {}
+    for name, w in weights.items():
+        total = float(w.sum())
+        sums[name] = total
+        scale = len(w) / total if total > 0 else 0.0
+        factors[name] = (w * scale).astype(dtype).reshape(-1, 1)
+    return factors, sums
+
+
+def holdout(rng: np.random.Generator, inputs, targets, rows: int, fraction: float, weights=None):
     """``(training, validation)`` pairs of ``(inputs, targets)``: a random
     ``fraction`` of the rows held out, drawn from ``rng``.
 
     A seeded random split, not Keras's "last rows": sorted data would give a
     validation set unlike the training set.
     """
-    train_rows, val_rows = holdout_rows(rng, rows, fraction)
+    train_rows, val_rows = holdout_split(rng, rows, fraction)
 
     def take(arrays, index):
-        return {k: np.ascontiguousarray(v[index]) for k, v in arrays.items()}
+        return None if arrays is None else {k: np.ascontiguousarray(v[index]) for k, v in arrays.items()}
 
-    return (take(inputs, train_rows), take(targets, train_rows)), (
+    return (take(inputs, train_rows), take(targets, train_rows), take(weights, train_rows)), (
         take(inputs, val_rows),
         take(targets, val_rows),
+        take(weights, val_rows),
     )
 
 
-def holdout_rows(rng: np.random.Generator, rows: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(training rows, validation rows)``, each sorted: the split :func:`holdout`
-    makes (``graphnet.distributed`` makes the same one on data it never gathers)."""
+def holdout_rows(rows: int, fraction: float) -> int:
+    """How many of ``rows`` a validation ``fraction`` holds out; refused
+    unless both parts keep at least one row."""
     if not 0.0 <= fraction < 1.0:
         raise GraphError(f"fit: validation_split must be in [0, 1), got {fraction!r}")
     held = int(rows * fraction)
@@ -192,6 +303,13 @@ def holdout_rows(rng: np.random.Generator, rows: int, fraction: float) -> tuple[
             f"fit: validation_split={fraction} of {rows} rows leaves "
             f"{held} validation and {rows - held} training rows; both need at least one"
         )
+    return held
+
+
+def holdout_split(rng: np.random.Generator, rows: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(training rows, validation rows)``, each sorted: the split :func:`holdout`
+    makes (``graphnet.distributed`` makes the same on data it never gathers)."""
+    held = holdout_rows(rows, fraction)
     order = rng.permutation(rows)
     return np.sort(order[held:]), np.sort(order[:held])
 
@@ -201,14 +319,16 @@ class Batches:
 
     Shuffled batches are gathered into buffers made once
     (``np.take(..., out=)``); in the stored order they are plain slices. Each
-    batch is ``(inputs, targets, rows)``, valid until the next one is drawn.
+    batch is ``(inputs, targets, rows)``, or ``(inputs, targets, rows,
+    weights)`` when row weights were given, valid until the next one is drawn.
     """
 
-    def __init__(self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray], batch_size: int):
+    def __init__(self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray], batch_size: int,
+                 weights: dict[str, np.ndarray] | None = None):
         self.rows = common_rows(inputs, targets)
         self.size = min(batch_size, self.rows)
         self.count = math.ceil(self.rows / self.size) if self.rows else 0
-        self._inputs, self._targets = inputs, targets
+        self._inputs, self._targets, self._weights = inputs, targets, weights
         self._buffers = None
 
     def __len__(self) -> int:
@@ -216,16 +336,20 @@ class Batches:
 
     def epoch(self, order: np.ndarray | None = None):
         """Iterate over the batches of rows ``order`` (all rows in order when None)."""
+        weights = self._weights
         for lo in range(0, self.rows, self.size):
             hi = min(self.rows, lo + self.size)
             if order is None:
-                yield (
+                batch = (
                     {k: v[lo:hi] for k, v in self._inputs.items()},
                     {k: v[lo:hi] for k, v in self._targets.items()},
                     hi - lo,
                 )
+                index = slice(lo, hi)
             else:
-                yield (*self._gather(order[lo:hi]), hi - lo)
+                index = order[lo:hi]
+                batch = (*self._gather(index), hi - lo)
+            yield batch if weights is None else (*batch, {k: w[index] for k, w in weights.items()})
 
     def _gather(self, index: np.ndarray):
         if self._buffers is None:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import math
-from numbers import Real
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -41,8 +40,8 @@ import numpy as np
 from . import metrics as metrics_module
 from ._cluster import Traffic, _Batch, _Cluster, _Round, client_or_default
 from .callbacks import Callback, History
-from .checks import check_int
-from .data import holdout_rows
+from .checks import check_int, check_number
+from .data import holdout_split
 from .errors import GraphError
 from .inference import DEFAULT_CHUNK, Tally
 from .progress import Progress
@@ -65,12 +64,14 @@ def fit(
     epochs: int = 1,
     batch_size: int = 32,
     optimizer=None,
-    metrics=(),
+    metrics=None,
     validation_data=None,
     validation_split: float = 0.0,
     shuffle: bool = True,
     callbacks=(),
     verbose: int = 1,
+    sample_weight=None,
+    class_weight=None,
     sync_every: int = 1,
     timeout: float = 300.0,
     retries: int = 2,
@@ -81,14 +82,17 @@ def fit(
     ----------
     graph : Graph
     x, y : dask array, ndarray, or dict name -> either
-        As for ``fit``. Dask arrays stay where they are (each row block is a
-        partition of the worker computing it); numpy arrays are split into
-        one partition per worker.
+        As for ``fit``. The row blocks of dask arrays become the partitions,
+        spread once over the workers in contiguous groups (computed there, so
+        data read from storage stays where it is read); numpy arrays are
+        split into one partition per worker.
     client : distributed.Client, optional
         ``None`` uses the current default client.
     epochs, batch_size, optimizer, metrics, validation_data, validation_split, shuffle, callbacks, verbose
         As for :func:`graphnet.training.fit`; ``batch_size`` is the global
         batch, split over the workers.
+    sample_weight, class_weight
+        Not supported yet: anything but None is refused.
     sync_every : int
         ``1``: synchronous SGD (the weights equal single-process ``fit``'s
         within float tolerance). ``k > 1``: local SGD, weights averaged every
@@ -119,24 +123,41 @@ def fit(
     batch_size = check_int(batch_size, "distributed.fit: batch_size")
     sync_every = check_int(sync_every, "distributed.fit: sync_every")
     retries = check_int(retries, "distributed.fit: retries", low=0)
-    if isinstance(timeout, bool) or not isinstance(timeout, Real) or not 0 < timeout < math.inf:
-        raise GraphError(f"distributed.fit: timeout must be a positive number of seconds, got {timeout!r}")
-    if verbose not in (0, 1, 2):
+    timeout = check_number(timeout, "distributed.fit: timeout", 0.0, math.inf, low_open=True, high_open=True,
+                           expected="a positive number of seconds")
+    if verbose not in (0, 1, 2) or isinstance(verbose, float):
         raise GraphError(f"distributed.fit: verbose must be 0, 1 or 2, got {verbose!r}")
-    if not isinstance(shuffle, bool):
+    if not isinstance(shuffle, (bool, np.bool_)):
         raise GraphError(f"distributed.fit: shuffle must be True or False, got {shuffle!r}")
+    validation_split = check_number(validation_split, "distributed.fit: validation_split", 0.0, 1.0,
+                                    high_open=True, expected="in [0, 1)")
     if validation_data is not None and validation_split:
         raise GraphError("distributed.fit: pass validation_data or validation_split, not both")
     if validation_data is not None and (
         not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2
     ):
-        raise GraphError("distributed.fit: validation_data must be a tuple (x_val, y_val)")
+        raise GraphError("distributed.fit: validation_data must be a tuple (x_val, y_val) "
+                         "(validation sample weights are not supported yet)")
+    for name, value in (("sample_weight", sample_weight), ("class_weight", class_weight)):
+        if value is not None:
+            raise GraphError(f"distributed.fit: {name} is not supported yet (got {type(value).__name__}); "
+                             "train with graph.fit, or without row weights")
+    if callbacks is None:
+        callbacks = ()
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
+        raise GraphError(f"distributed.fit: callbacks must be a list of Callback instances, got {callbacks!r}")
     callbacks = list(callbacks)
     for cb in callbacks:
         if not isinstance(cb, Callback):
             raise GraphError(f"distributed.fit: callbacks must be Callback instances, got {cb!r}")
     client = client_or_default(client)
-    chosen = metrics_module.resolve(graph, metrics)
+    chosen = metrics_module.resolve(graph, graph._metrics if metrics is None else metrics)
+    keys = metrics_module.log_keys(graph, chosen)
+    if validation_split or validation_data is not None:
+        keys += [f"val_{k}" for k in keys]
+    params = {"batch_size": batch_size, "metrics": keys, "sync_every": sync_every}
+    for cb in callbacks:  # their own checks (monitored names, ...) before anything changes
+        cb.set_params({"epochs": epochs, **params})
     trainer = _ClusterTrainer(graph, optimizer)
     traffic = Traffic()
     cluster = trainer.cluster = _Cluster(client, graph, chosen, float(timeout), retries, callbacks, traffic)
@@ -145,7 +166,7 @@ def fit(
         ids = np.arange(train.rows)
         validation = None
         if validation_split:
-            ids, held = holdout_rows(graph.rng, train.rows, validation_split)
+            ids, held = holdout_split(graph.rng, train.rows, validation_split)
             validation = (train, held)
         elif validation_data is not None:
             validation = (cluster.load(*validation_data, "validation_data"), None)
@@ -177,8 +198,7 @@ def fit(
             validate=validate if validation is not None else None,
             callbacks=callbacks,
             progress=Progress(verbose, epochs, steps),
-            params={"batch_size": batch_size, "rows": n, "sync_every": sync_every,
-                    "workers": len(cluster.workers), "traffic": traffic},
+            params={**params, "rows": n, "workers": len(cluster.workers), "traffic": traffic},
         )
     finally:
         cluster.close()
@@ -191,7 +211,8 @@ class _ClusterTrainer(Trainer):
 
     cluster: _Cluster
 
-    def step(self, inputs, targets, rows: int, where=None, tally: Tally | None = None) -> float:
+    def step(self, inputs, targets, rows: int, where=None, tally: Tally | None = None,
+             weights=None) -> float:
         work = inputs
         with self.graph._lock.writing():
             if self.plan.version != self.graph.version:  # a callback edited the graph

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 import numpy as np
 
-from . import initializers
+from . import initializers, regularizers
 from . import optimizers as optimizers_module
 from ._locks import ReadWriteLock
 from ._text import format_cycle, preview
@@ -114,6 +114,7 @@ class Graph:
         self._lock = ReadWriteLock()
         self._optimizer: optimizers_module.Optimizer | None = None
         self._acyclic_promised = False
+        self._metrics = None  # compile()'s metrics: fit's and evaluate's default
         #: Set by a callback to end ``fit`` after the current epoch.
         self.stop_training = False
 
@@ -129,10 +130,13 @@ class Graph:
         activation="relu",
         dropout: float = 0.0,
         trainable: bool = True,
+        bias_regularizer=None,
     ) -> Hidden:
-        """Add a Hidden node; ``dropout`` is applied (inverted) while training only."""
+        """Add a Hidden node; ``dropout`` is applied (inverted) while training
+        only; ``bias_regularizer`` penalises its bias (``graphnet.regularizers``)."""
         return self.add_node(
-            Hidden(size, activation=activation, dropout=dropout, name=name, trainable=trainable)
+            Hidden(size, activation=activation, dropout=dropout, name=name, trainable=trainable,
+                   bias_regularizer=bias_regularizer)
         )
 
     def add_output(
@@ -143,6 +147,7 @@ class Graph:
         loss="mse",
         loss_weight: float = 1.0,
         trainable: bool = True,
+        bias_regularizer=None,
     ) -> Output:
         """Add an Output node with its loss.
 
@@ -160,6 +165,7 @@ class Graph:
                 loss_weight=loss_weight,
                 name=name,
                 trainable=trainable,
+                bias_regularizer=bias_regularizer,
             )
         )
 
@@ -225,6 +231,7 @@ class Graph:
         dst: NodeRef,
         init: str | np.ndarray | None = None,
         trainable: bool = True,
+        regularizer=None,
     ) -> Synapse | list[Synapse]:
         """Join ``src`` (one node or a list of nodes) to ``dst`` with new synapses.
 
@@ -236,6 +243,9 @@ class Graph:
             An initialiser name; by default He-normal for relu-family
             destinations and Glorot-uniform otherwise.
         trainable : bool
+        regularizer : str, dict or Regularizer, optional
+            A penalty on each new weight (``graphnet.regularizers``: ``"l1"``,
+            ``"l2"``, ``L2(1e-4)``, ...), added to the training loss.
 
         Returns
         -------
@@ -257,6 +267,7 @@ class Graph:
             )
         if not isinstance(trainable, bool):
             raise GraphError(f"connect: trainable must be True or False, got {trainable!r}")
+        regularizers.get(regularizer)  # refuse a bad one before anything changes
         sources = [self._resolve(s) for s in (src if many else [src])]
         dst_name = self._resolve(dst)
         if many and not sources:
@@ -314,7 +325,7 @@ class Graph:
             else:
                 weight = initializers.get(init_name)(shape, self._init_rng, self.dtype)
             logger.debug("%s: init %s -> %s %s with %s", self.name, name, dst_name, shape, init_name)
-            synapse = Synapse(name, dst_name, weight, init_name, trainable)
+            synapse = Synapse(name, dst_name, weight, init_name, trainable, regularizer)
             synapse._graph = self
             self._synapses[(name, dst_name)] = synapse
             self._structure.add_edge(name, dst_name)
@@ -530,6 +541,7 @@ class Graph:
             problems.append("it has no Input node (add one with add_input(name, size))")
         if not outputs:
             problems.append("it has no Output node (add one with add_output(name, size, ...))")
+        problems += self._pairing_problems()
         in_degree = dict(self._structure.in_degree())  # one sweep, not a view per node
         no_source = [
             n for n, node in self._nodes.items() if isinstance(node, DenseNode) and in_degree[n] == 0
@@ -560,6 +572,75 @@ class Graph:
                 )
         if problems:
             raise GraphError(f"graph {self.name!r} cannot run: " + "; ".join(problems))
+
+    def _pairing_problems(self) -> list[str]:
+        """Outputs whose loss does not fit their activation (a Sequential
+        leaves this check for compile() and the first run)."""
+        problems = []
+        for node in self._nodes.values():
+            if isinstance(node, Output):
+                try:
+                    node._check_pairing(node.activation, node.loss)
+                except GraphError as exc:
+                    problems.append(str(exc))
+        return problems
+
+    # ------------------------------------------------------------- compiling
+    def compile(self, loss=None, optimizer=None, metrics=None) -> Graph:
+        """Keras's idiom: set the outputs' losses, the optimizer and the
+        default metrics of ``fit``/``evaluate``, and check that every loss
+        fits its output's activation. Returns the graph.
+
+        Parameters
+        ----------
+        loss : str, dict, Loss, or dict output name -> loss, optional
+            One loss for every output, or one per output (others keep theirs).
+        optimizer : str, dict or Optimizer, optional
+            Becomes ``graph.optimizer`` (kept with its state by ``fit``).
+        metrics : list, or dict output name -> list, optional
+            Used by ``fit`` and ``evaluate`` when they are given no ``metrics``.
+
+        Raises
+        ------
+        GraphError
+            For unknown outputs, losses, optimizers or metrics, or a loss that
+            does not fit its activation; the graph is then left as it was.
+        """
+        from . import losses as losses_module
+        from . import metrics as metrics_module
+
+        outputs = self.outputs
+        if isinstance(loss, Mapping) and "name" not in loss:
+            unknown = [k for k in loss if k not in outputs]
+            if unknown:
+                raise NotFoundError(f"compile: loss for unknown outputs {unknown}; outputs: {outputs}")
+            chosen = {name: losses_module.get(value) for name, value in loss.items()}
+        else:
+            chosen = {} if loss is None else {name: losses_module.get(loss) for name in outputs}
+        new_optimizer = None if optimizer is None else optimizers_module.get(optimizer)
+        if metrics is not None:
+            metrics_module.resolve(self, metrics)
+        problems = []
+        for name in outputs:
+            node = self._nodes[name]
+            try:
+                node._check_pairing(node.activation, chosen.get(name, node.loss))
+            except GraphError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise GraphError(f"compile: {'; '.join(problems)}")
+        with self._lock.writing():
+            if new_optimizer is not None:
+                self.optimizer = new_optimizer
+            for name, value in chosen.items():
+                self._nodes[name].loss = value
+            if metrics is not None:
+                self._metrics = metrics
+            self._compiled(loss)
+        return self
+
+    def _compiled(self, loss) -> None:
+        """What a subclass keeps of ``compile(loss=...)`` (a Sequential, its loss for later layers)."""
 
     # ------------------------------------------------------------- optimizer
     @property
@@ -595,6 +676,7 @@ class Graph:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_metrics", None)  # graphs pickled before compile() existed
         self.__dict__.update(state)
         self._plan_lock = threading.Lock()
         self._lock = ReadWriteLock()
@@ -655,11 +737,11 @@ class Graph:
 
     __call__ = predict
 
-    def evaluate(self, x, y, batch_size: int | None = None, metrics=()) -> dict[str, float]:
+    def evaluate(self, x, y, batch_size: int | None = None, metrics=None, sample_weight=None) -> dict[str, float]:
         """Loss (total and per output) and ``metrics`` on ``(x, y)``, without dropout."""
         from .inference import evaluate
 
-        return evaluate(self, x, y, batch_size=batch_size, metrics=metrics)
+        return evaluate(self, x, y, batch_size=batch_size, metrics=metrics, sample_weight=sample_weight)
 
     def gradients(self, x, y) -> tuple[float, dict[str, np.ndarray]]:
         """``(loss, grads)`` on one batch, ``grads`` keyed like ``get_weights()``.
@@ -670,11 +752,11 @@ class Graph:
 
         return gradients(self, x, y)
 
-    def train_step(self, x, y, optimizer=None) -> float:
+    def train_step(self, x, y, optimizer=None, sample_weight=None) -> float:
         """One update on one batch; returns the loss before the update."""
         from .training import train_step
 
-        return train_step(self, x, y, optimizer)
+        return train_step(self, x, y, optimizer, sample_weight)
 
     def fit(
         self,
@@ -684,12 +766,14 @@ class Graph:
         epochs: int = 1,
         batch_size: int = 32,
         optimizer=None,
-        metrics=(),
+        metrics=None,
         validation_data=None,
         validation_split: float = 0.0,
         shuffle: bool = True,
         callbacks=(),
         verbose: int = 1,
+        sample_weight=None,
+        class_weight=None,
     ) -> History:
         """Train with mini-batches; returns a :class:`~graphnet.training.History`.
 
@@ -710,6 +794,8 @@ class Graph:
             shuffle=shuffle,
             callbacks=callbacks,
             verbose=verbose,
+            sample_weight=sample_weight,
+            class_weight=class_weight,
         )
 
     # ------------------------------------------------------------------ specs
@@ -720,11 +806,13 @@ class Graph:
         return to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Graph:
-        """A new Graph (or Sequential) from :meth:`to_dict`'s structure."""
+    def from_dict(cls, data: Mapping[str, Any], max_params: int | None = 100_000_000) -> Graph:
+        """A new Graph (or Sequential) from :meth:`to_dict`'s structure; more than
+        ``max_params`` parameters (``None``: no limit) are refused before any
+        allocation. See :func:`graphnet.spec.from_dict`."""
         from .spec import from_dict
 
-        return from_dict(data)
+        return from_dict(data, max_params=max_params)
 
     # ------------------------------------------------------------ seeing it
     def summary(self, print_fn=print):

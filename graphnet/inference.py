@@ -16,13 +16,22 @@ import numpy as np
 
 from . import metrics as metrics_module
 from .checks import check_int
-from .data import as_inputs, as_targets, by_name, check_finite, common_rows, features
+from .data import (
+    as_inputs,
+    as_targets,
+    as_weights,
+    by_name,
+    check_finite,
+    common_rows,
+    features,
+    row_factors,
+)
 from .errors import ShapeError
 
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["predict", "evaluate", "evaluate_arrays", "tally_arrays", "Tally", "DEFAULT_CHUNK"]
+__all__ = ["predict", "evaluate", "evaluate_arrays", "tally_arrays", "Tally", "merge_states", "DEFAULT_CHUNK"]
 
 #: Rows per chunk when ``batch_size`` is not given.
 DEFAULT_CHUNK = 4096
@@ -82,77 +91,123 @@ def _predict(graph: Graph, x, batch_size: int | None):
 
 
 class Tally:
-    """Row-weighted running means of per-output losses and metrics.
+    """Running means of per-output losses and metrics over batches.
 
-    Every loss and metric is a mean over rows, so weighting batch values by
-    their row counts gives exactly the value over all the data.
+    A loss is a mean over a batch's rows (weighted by sample weights when
+    there are some), so weighting batch values by their row counts (or their
+    sums of weights) gives exactly the value over all the data. Metrics stay
+    unweighted, as Keras's ``metrics`` do. A training penalty (regularizers)
+    is averaged over the batches by rows and added to ``loss``.
     """
 
     def __init__(self, graph: Graph, metrics_by_output: dict[str, list]):
         self.graph = graph
-        self.plan = graph.plan
         self.outputs = {name: graph.nodes[name] for name in graph.outputs}
         self.metrics = metrics_by_output
         self.rows = 0
-        self.sums: dict[str, float] = {}
+        self.sums: dict[str, float] = {}  # metrics and the penalty, times rows
+        self._loss = {name: [0.0, 0.0] for name in self.outputs}  # Σ w·L and Σ w per output
 
     def add(self, rows: int, losses: dict[str, float], predictions=None, targets=None,
-            total: float | None = None) -> float:
-        """Count one batch; returns its total loss (``total`` when given, e.g.
-        with a training penalty in it, else the weighted sum of ``losses``)."""
-        if total is None:
-            total = self.plan.total_loss(losses)
+            penalty: float = 0.0, weight_sums: dict[str, float] | None = None) -> None:
+        """Count one batch: its per-output mean ``losses``, ``penalty``, and
+        the sum of its row weights per output (its row count when unweighted)."""
         self.rows += rows
-        self._add("loss", total * rows)
-        if len(self.outputs) > 1:
-            for name, value in losses.items():
-                self._add(f"{name}_loss", value * rows)
+        for name, value in losses.items():
+            weight = rows if weight_sums is None else weight_sums[name]
+            total = self._loss[name]
+            total[0] += value * weight
+            total[1] += weight
+        if penalty:
+            self._add("penalty", penalty * rows)
         for name, chosen in self.metrics.items():
             for metric in chosen:
                 value = metric(targets[name], predictions[name], self.outputs[name])
                 self._add(metrics_module.key(self.graph, name, metric.name), value * rows)
-        return total
 
-    def merge(self, rows: int, sums: dict[str, float]) -> None:
-        """Count rows whose row-weighted sums were added up elsewhere (another
-        Tally's ``rows`` and ``sums``: a chunk of a dask array, a worker's shard)."""
+    def state(self) -> tuple:
+        """``(rows, {output: (Σ w·L, Σ w)}, sums)``: plain numbers that
+        :meth:`merge` adds into another Tally, and :func:`merge_states` to
+        another state (a dask chunk's, a worker's share of a batch)."""
+        return self.rows, {name: tuple(total) for name, total in self._loss.items()}, dict(self.sums)
+
+    def merge(self, state: tuple) -> None:
+        """Count what another Tally counted (its :meth:`state`)."""
+        rows, losses, sums = state
         self.rows += rows
+        for name, (num, den) in losses.items():
+            total = self._loss[name]
+            total[0] += num
+            total[1] += den
         for key, value in sums.items():
             self._add(key, value)
 
     def _add(self, key: str, value: float) -> None:
         self.sums[key] = self.sums.get(key, 0.0) + value
 
+    def output_losses(self) -> dict[str, float]:
+        return {name: (num / den if den else 0.0) for name, (num, den) in self._loss.items()}
+
+    def loss(self) -> float:
+        """The running ``loss``: ``Σ loss_weight × output loss`` plus the penalty."""
+        if not self.rows:
+            return 0.0
+        total = self.graph.plan.total_loss(self.output_losses())
+        return total + self.sums.get("penalty", 0.0) / self.rows
+
     def logs(self) -> dict[str, float]:
-        return {k: v / self.rows for k, v in self.sums.items()} if self.rows else {}
+        if not self.rows:
+            return {}
+        logs = {"loss": self.loss()}
+        if len(self.outputs) > 1:
+            logs.update({f"{name}_loss": value for name, value in self.output_losses().items()})
+        logs.update({k: v / self.rows for k, v in self.sums.items() if k != "penalty"})
+        return logs
 
 
-def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=()) -> dict[str, float]:
+def merge_states(a: tuple, b: tuple) -> tuple:
+    """Two :meth:`Tally.state` results added up (keys in first-seen order, as a Tally keeps them)."""
+    losses = {name: (num + b[1][name][0], den + b[1][name][1]) for name, (num, den) in a[1].items()}
+    sums = dict(a[2])
+    for key, value in b[2].items():
+        sums[key] = sums.get(key, 0.0) + value
+    return a[0] + b[0], losses, sums
+
+
+def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
+             sample_weight=None) -> dict[str, float]:
     """See :meth:`graphnet.Graph.evaluate` (which, like ``predict``, holds the read lock)."""
-    if _is_lazy(x) or _is_lazy(y):
+    if _is_lazy(x) or _is_lazy(y) or _is_lazy(sample_weight):
         from . import _dask
 
-        return _dask.evaluate(graph, x, y, batch_size, metrics)
+        return _dask.evaluate(graph, x, y, batch_size, metrics, sample_weight)
     with graph._lock.reading():
-        return _evaluate(graph, x, y, batch_size, metrics)
+        return _evaluate(graph, x, y, batch_size, metrics, sample_weight)
 
 
-def _evaluate(graph: Graph, x, y, batch_size: int | None, metrics) -> dict[str, float]:
-    chosen = metrics_module.resolve(graph, metrics)
+def _evaluate(graph: Graph, x, y, batch_size: int | None, metrics, sample_weight) -> dict[str, float]:
+    chosen = metrics_module.resolve(graph, graph._metrics if metrics is None else metrics)
     inputs, targets = as_inputs(graph, x), as_targets(graph, y)
     rows = common_rows(inputs, targets)
     if rows == 0:
         raise ShapeError("evaluate: the data has no rows")
-    return evaluate_arrays(graph, inputs, targets, chosen, _chunk_size(batch_size, rows))
+    weights = as_weights(graph, sample_weight, None, targets, rows)
+    return evaluate_arrays(graph, inputs, targets, chosen, _chunk_size(batch_size, rows), weights)
 
 
-def evaluate_arrays(graph: Graph, inputs, targets, chosen, chunk: int) -> dict[str, float]:
-    """:func:`evaluate` on arrays already checked by :mod:`graphnet.data`."""
-    return tally_arrays(graph, inputs, targets, chosen, chunk).logs()
+def evaluate_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None) -> dict[str, float]:
+    """:func:`evaluate` on arrays already checked by :mod:`graphnet.data`;
+    ``loss`` includes the regularizers' penalty, as Keras reports it."""
+    logs = tally_arrays(graph, inputs, targets, chosen, chunk, weights).logs()
+    plan = graph.plan
+    if plan.penalties and logs:
+        logs["loss"] += plan.regularization()
+    return logs
 
 
-def tally_arrays(graph: Graph, inputs, targets, chosen, chunk: int) -> Tally:
-    """The :class:`Tally` of checked arrays, ``chunk`` rows at a time (none for no rows)."""
+def tally_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None) -> Tally:
+    """The :class:`Tally` of checked arrays, ``chunk`` rows at a time (an
+    empty one for no rows), without the regularizers' penalty."""
     plan = graph.plan
     rows = common_rows(inputs, targets)
     tally = Tally(graph, chosen)
@@ -164,8 +219,10 @@ def tally_arrays(graph: Graph, inputs, targets, chosen, chunk: int) -> Tally:
         stop = min(start + chunk, rows)
         ws = full if stop - start == chunk else full.head(stop - start)
         part_targets = {k: v[start:stop] for k, v in targets.items()}
+        factors, sums = row_factors(None if weights is None else {k: w[start:stop] for k, w in weights.items()},
+                                    plan.dtype)
         plan.forward(ws, {k: v[start:stop] for k, v in inputs.items()})
-        losses = plan.loss_values(ws, part_targets)
+        losses = plan.loss_values(ws, part_targets, factors)
         predictions = {name: ws.a[slot] for name, slot in plan.outputs}
-        tally.add(stop - start, losses, predictions, part_targets)
+        tally.add(stop - start, losses, predictions, part_targets, weight_sums=sums)
     return tally

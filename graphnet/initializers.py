@@ -4,6 +4,10 @@ A synapse's weight has shape ``(fan_in, fan_out) = (src.size, dst.size)``.
 The default is chosen by the destination's activation (:func:`default_for`):
 He-normal for the relu family, Glorot-uniform otherwise. Normals are plain
 (not truncated), as in PyTorch's ``kaiming_normal_``/``xavier_normal_``.
+
+Every draw is made in float64 and then cast, so the initial weights depend on
+the seed and the shapes only: a float32 graph starts from its float64 twin's
+weights, rounded.
 """
 
 from __future__ import annotations
@@ -30,16 +34,16 @@ Initializer = Callable[[tuple[int, int], np.random.Generator, np.dtype], np.ndar
 
 
 def _uniform(shape, rng, dtype, limit: float) -> np.ndarray:
-    w = rng.random(shape, dtype=dtype)
+    w = rng.random(shape)  # drawn in float64 whatever the dtype (see the module docs)
     w *= 2 * limit
     w -= limit
-    return w
+    return w.astype(dtype, copy=False)
 
 
 def _normal(shape, rng, dtype, std: float) -> np.ndarray:
-    w = rng.standard_normal(shape, dtype=dtype)
+    w = rng.standard_normal(shape)
     w *= std
-    return w
+    return w.astype(dtype, copy=False)
 
 
 def he_normal(shape, rng, dtype):

@@ -18,7 +18,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import GraphError, ShapeError
+from ._registry import lookup
+from .checks import check_number
+from .errors import ShapeError
 
 __all__ = [
     "Loss",
@@ -43,15 +45,20 @@ class Loss:
     def fused(self) -> bool:
         return self.requires_activation is not None
 
-    def value(self, y: np.ndarray, a: np.ndarray, z: np.ndarray | None = None) -> float:
-        """Mean loss of predictions ``a`` (pre-activation ``z``) against targets ``y``."""
+    def value(self, y: np.ndarray, a: np.ndarray, z: np.ndarray | None = None, r=None) -> float:
+        """Mean loss of predictions ``a`` (pre-activation ``z``) against targets ``y``.
+
+        ``r``, when given, is an ``(n, 1)`` column of row factors with mean 1
+        (``n w_i / Σ w``): the mean then becomes the weighted mean
+        ``Σ w_i l_i / Σ w``.
+        """
         raise NotImplementedError
 
-    def gradient(self, y: np.ndarray, a: np.ndarray) -> np.ndarray:
+    def gradient(self, y: np.ndarray, a: np.ndarray, r=None) -> np.ndarray:
         """``dL/da`` of :meth:`value` (non-fused losses)."""
         raise NotImplementedError
 
-    def delta(self, y: np.ndarray, a: np.ndarray) -> np.ndarray:
+    def delta(self, y: np.ndarray, a: np.ndarray, r=None) -> np.ndarray:
         """``dL/dz`` through the required activation (fused losses)."""
         raise NotImplementedError
 
@@ -102,12 +109,12 @@ class MeanSquaredError(Loss):
 
     name = "mse"
 
-    def value(self, y, a, z=None):
+    def value(self, y, a, z=None, r=None):
         diff = a - y
-        return float(np.mean(diff * diff))
+        return _mean(diff * diff, r)
 
-    def gradient(self, y, a):
-        return (a - y) * (2.0 / a.size)
+    def gradient(self, y, a, r=None):
+        return _rows((a - y) * (2.0 / a.size), r)
 
 
 class MeanAbsoluteError(Loss):
@@ -115,11 +122,11 @@ class MeanAbsoluteError(Loss):
 
     name = "mae"
 
-    def value(self, y, a, z=None):
-        return float(np.mean(np.abs(a - y)))
+    def value(self, y, a, z=None, r=None):
+        return _mean(np.abs(a - y), r)
 
-    def gradient(self, y, a):
-        return np.sign(a - y) * (1.0 / a.size)
+    def gradient(self, y, a, r=None):
+        return _rows(np.sign(a - y) * (1.0 / a.size), r)
 
 
 class Huber(Loss):
@@ -128,18 +135,15 @@ class Huber(Loss):
     name = "huber"
 
     def __init__(self, delta: float = 1.0):
-        delta = float(delta)
-        if not delta > 0:
-            raise GraphError(f"huber: delta must be > 0, got {delta!r}")
-        self.delta = delta
+        self.delta = check_number(delta, "huber: delta", 0.0, low_open=True, expected="> 0 and finite")
 
-    def value(self, y, a, z=None):
-        r = np.abs(a - y)
-        quadratic = np.minimum(r, self.delta)
-        return float(np.mean(0.5 * quadratic * quadratic + self.delta * (r - quadratic)))
+    def value(self, y, a, z=None, r=None):
+        residual = np.abs(a - y)
+        quadratic = np.minimum(residual, self.delta)
+        return _mean(0.5 * quadratic * quadratic + self.delta * (residual - quadratic), r)
 
-    def gradient(self, y, a):
-        return np.clip(a - y, -self.delta, self.delta) * (1.0 / a.size)
+    def gradient(self, y, a, r=None):
+        return _rows(np.clip(a - y, -self.delta, self.delta) * (1.0 / a.size), r)
 
     def get_config(self):
         return {"name": self.name, "delta": self.delta}
@@ -151,16 +155,16 @@ class BinaryCrossentropy(Loss):
     name = "binary_crossentropy"
     requires_activation = "sigmoid"
 
-    def value(self, y, a, z=None):
+    def value(self, y, a, z=None, r=None):
         if z is None:  # only probabilities at hand: clip away log(0)
             eps = np.finfo(a.dtype).eps
             p = np.clip(a, eps, 1 - eps)
-            return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+            return -_mean(y * np.log(p) + (1 - y) * np.log1p(-p), r)
         # log(1 + e^z) - y z, rewritten so that no exp overflows.
-        return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
+        return _mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))), r)
 
-    def delta(self, y, a):
-        return (a - y) * (1.0 / a.size)
+    def delta(self, y, a, r=None):
+        return _rows((a - y) * (1.0 / a.size), r)
 
     def prepare_target(self, y, size, node, dtype):
         y = super().prepare_target(y, size, node, dtype)
@@ -182,7 +186,7 @@ class CategoricalCrossentropy(Loss):
     name = "categorical_crossentropy"
     requires_activation = "softmax"
 
-    def value(self, y, a, z=None):
+    def value(self, y, a, z=None, r=None):
         n = a.shape[0]
         if z is None:
             log_p = np.log(np.clip(a, np.finfo(a.dtype).tiny, 1))
@@ -190,10 +194,13 @@ class CategoricalCrossentropy(Loss):
             shifted = z - z.max(axis=1, keepdims=True)
             log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         if y.ndim == 1:
-            return float(-log_p[np.arange(n), y].mean())
-        return float(-(y * log_p).sum() / n)
+            picked = log_p[np.arange(n), y]
+            return float(-(picked.mean() if r is None else (picked * r[:, 0]).mean()))
+        if r is None:
+            return float(-(y * log_p).sum() / n)
+        return float(-(y * log_p * r).sum() / n)
 
-    def delta(self, y, a):
+    def delta(self, y, a, r=None):
         n = a.shape[0]
         if y.ndim == 1:
             d = a.copy()
@@ -201,7 +208,7 @@ class CategoricalCrossentropy(Loss):
         else:
             d = a - y
         d *= 1.0 / n
-        return d
+        return d if r is None else _rows(d, r)
 
     def prepare_target(self, y, size, node, dtype):
         if y.ndim == 1 and size > 1:
@@ -217,6 +224,18 @@ class CategoricalCrossentropy(Loss):
                     f"row {worst} sums to {sums[worst]:g}"
                 )
         return y
+
+
+def _mean(elements: np.ndarray, r) -> float:
+    """The mean over all elements, each row counted ``r`` times (``r`` None: once)."""
+    return float(np.mean(elements if r is None else elements * r))
+
+
+def _rows(gradient: np.ndarray, r) -> np.ndarray:
+    """A mean's gradient with each row scaled by its factor ``r`` (in place)."""
+    if r is not None:
+        gradient *= r
+    return gradient
 
 
 def _labels(y: np.ndarray, size: int, node: str) -> np.ndarray:
@@ -259,22 +278,4 @@ def get(identifier: str | dict | Loss) -> Loss:
     GraphError
         For an unknown name (the message lists the known ones) or bad parameters.
     """
-    if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, str):
-        name, params = identifier, {}
-    elif isinstance(identifier, dict):
-        params = dict(identifier)
-        name = params.pop("name", None)
-    else:
-        raise GraphError(
-            f"loss must be a name, a config dict or a Loss, "
-            f"got {type(identifier).__name__}: {identifier!r}"
-        )
-    cls = LOSSES.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise GraphError(f"unknown loss {name!r}; known: {sorted(LOSSES)}")
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise GraphError(f"loss {name!r}: bad parameters {params!r} ({exc})") from None
+    return lookup(identifier, LOSSES, "loss", Loss, "a Loss")

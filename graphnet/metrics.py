@@ -16,7 +16,10 @@ from .nodes import Output
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["Metric", "Accuracy", "MeanAbsoluteError", "MeanSquaredError", "METRICS", "get", "resolve", "key"]
+__all__ = [
+    "Metric", "Accuracy", "MeanAbsoluteError", "MeanSquaredError", "METRICS", "get", "resolve", "key",
+    "log_keys",
+]
 
 
 class Metric:
@@ -101,14 +104,23 @@ def resolve(graph: Graph, metrics) -> dict[str, list[Metric]]:
         one asked of an output it is not defined for.
     """
     outputs = {name: graph.nodes[name] for name in graph.outputs}
-    if isinstance(metrics, str):
+    if metrics is None:
+        metrics = []
+    if isinstance(metrics, (str, Metric)):
         metrics = [metrics]
+    if not isinstance(metrics, (list, tuple, dict)):
+        raise GraphError(
+            f"metrics must be a list of names (e.g. ['accuracy']) or a dict output name -> list, "
+            f"got {type(metrics).__name__}: {metrics!r}"
+        )
     if isinstance(metrics, dict):
         unknown = [n for n in metrics if n not in outputs]
         if unknown:
             raise GraphError(f"metrics for unknown outputs {unknown}; outputs: {list(outputs)}")
         chosen = {}
         for name, wanted in metrics.items():
+            if not isinstance(wanted, (str, Metric, list, tuple)):
+                raise GraphError(f"metrics[{name!r}] must be a metric name or a list of them, got {wanted!r}")
             wanted = [wanted] if isinstance(wanted, (str, Metric)) else list(wanted)
             chosen[name] = [get(m) for m in wanted]
             for metric in chosen[name]:
@@ -135,3 +147,13 @@ def resolve(graph: Graph, metrics) -> dict[str, list[Metric]]:
 def key(graph: Graph, output: str, name: str) -> str:
     """``name`` for a one-output graph, ``OUTPUT_name`` otherwise (as Keras does)."""
     return name if len(graph.outputs) == 1 else f"{output}_{name}"
+
+
+def log_keys(graph: Graph, chosen: dict[str, list[Metric]]) -> list[str]:
+    """The names an epoch's logs will hold for these metrics (what ``Tally`` fills)."""
+    keys = ["loss"]
+    if len(graph.outputs) > 1:
+        keys += [f"{name}_loss" for name in graph.outputs]
+    keys += [key(graph, name, metric.name) for name, metrics in chosen.items() for metric in metrics]
+    return keys
+

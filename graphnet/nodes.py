@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import activations, losses
+from . import activations, losses, regularizers
 from .checks import check_allocation, check_int, check_number, check_text
 from .errors import GraphError
 
@@ -76,9 +76,7 @@ class Node:
             self._graph._changed()
 
     def _editing(self):
-        """The holding graph's write lock (edits wait for running predictions
-        and training steps), or nothing for a node in no graph."""
-        return contextlib.nullcontext() if self._graph is None else self._graph._lock.writing()
+        return _editing(self._graph)
 
     def get_config(self) -> dict[str, Any]:
         """JSON-safe description (no weights)."""
@@ -104,8 +102,10 @@ class DenseNode(Node):
         activation: str | dict | activations.Activation | None = "linear",
         name: str | None = None,
         trainable: bool = True,
+        bias_regularizer=None,
     ):
         super().__init__(size, name)
+        self._bias_regularizer = regularizers.get(bias_regularizer)
         self._activation = activations.get(activation)
         self._trainable = _flag(trainable, name, "trainable")
         check_allocation(self.size, 8, f"node {name!r}: bias of size {self.size:,}")
@@ -139,6 +139,18 @@ class DenseNode(Node):
         """Outputs refuse a cross-entropy loss without its activation."""
 
     @property
+    def bias_regularizer(self):
+        """The penalty on this node's bias (``graphnet.regularizers``) or None."""
+        return self._bias_regularizer
+
+    @bias_regularizer.setter
+    def bias_regularizer(self, value) -> None:
+        value = regularizers.get(value)
+        with self._editing():
+            self._bias_regularizer = value
+            self._changed()
+
+    @property
     def bias(self) -> np.ndarray:
         """Shape ``(size,)``. Assigning copies the values in (shape checked)."""
         return self._bias
@@ -157,6 +169,8 @@ class DenseNode(Node):
         config = super().get_config()
         config["activation"] = self.activation.get_config()
         config["trainable"] = self.trainable
+        if self._bias_regularizer is not None:
+            config["bias_regularizer"] = self._bias_regularizer.get_config()
         return config
 
     def __repr__(self) -> str:
@@ -175,8 +189,9 @@ class Hidden(DenseNode):
         dropout: float = 0.0,
         name: str | None = None,
         trainable: bool = True,
+        bias_regularizer=None,
     ):
-        super().__init__(size, activation, name, trainable)
+        super().__init__(size, activation, name, trainable, bias_regularizer)
         self._dropout = self._checked_dropout(dropout)
 
     @property
@@ -212,10 +227,14 @@ class Output(DenseNode):
         loss_weight: float = 1.0,
         name: str | None = None,
         trainable: bool = True,
+        bias_regularizer=None,
+        *,
+        check_pairing: bool = True,
     ):
-        super().__init__(size, activation, name, trainable)
+        super().__init__(size, activation, name, trainable, bias_regularizer)
         self._loss = losses.get(loss)
-        self._check_pairing(self.activation, self._loss)
+        if check_pairing:  # a Sequential defers it to compile() and the first run
+            self._check_pairing(self.activation, self._loss)
         self._loss_weight = self._checked_weight(loss_weight)
 
     @property
@@ -272,6 +291,12 @@ class Output(DenseNode):
             f"Output({self.name!r}, size={self.size}, activation={self.activation.name!r}, "
             f"loss={self.loss.name!r})"
         )
+
+
+def _editing(graph):
+    """The holding graph's write lock (edits wait for running predictions and
+    training steps), or nothing for a node or synapse in no graph."""
+    return contextlib.nullcontext() if graph is None else graph._lock.writing()
 
 
 def _flag(value, name, what: str) -> bool:

@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import kernels, schedules
+from ._registry import lookup
 from .checks import check_number
 from .errors import GraphError
 from .parameters import Layout
@@ -469,22 +470,4 @@ def get(identifier: str | dict | Optimizer) -> Optimizer:
     GraphError
         For an unknown name (the message lists the known ones) or bad parameters.
     """
-    if isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, str):
-        name, params = identifier, {}
-    elif isinstance(identifier, dict):
-        params = dict(identifier)
-        name = params.pop("name", None)
-    else:
-        raise GraphError(
-            f"optimizer must be a name, a config dict or an Optimizer, "
-            f"got {type(identifier).__name__}: {identifier!r}"
-        )
-    cls = OPTIMIZERS.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise GraphError(f"unknown optimizer {name!r}; known: {sorted(OPTIMIZERS)}")
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise GraphError(f"optimizer {name!r}: bad parameters {sorted(params)} ({exc})") from None
+    return lookup(identifier, OPTIMIZERS, "optimizer", Optimizer, "an Optimizer")

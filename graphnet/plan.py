@@ -172,6 +172,14 @@ class Plan:
                 )
             )
         self.steps: tuple[Step, ...] = tuple(steps)
+        # Regularized parameters as (regularizer, value view, gradient view).
+        penalties = [(s.regularizer, s.weight, self.store.grad(s.key)) for s in graph.synapses if s.regularizer]
+        penalties += [
+            (nodes[name].bias_regularizer, nodes[name].bias, self.store.grad(bias_key(name)))
+            for name in self.order
+            if not isinstance(nodes[name], Input) and nodes[name].bias_regularizer is not None
+        ]
+        self.penalties = tuple(penalties)
         self._train_workspaces: dict[int, Workspace] = {}
         logger.debug(
             "%s: compiled plan v%d: %d nodes, %d synapses, %d params in %.1f ms",
@@ -222,26 +230,41 @@ class Plan:
                 a = ws.drop(slot, a, step.dropout, rng)
             x[slot] = a
 
-    def loss_values(self, ws: Workspace, targets: dict[str, np.ndarray]) -> dict[str, float]:
-        """Each output's (unweighted) mean loss after :meth:`forward`."""
+    def loss_values(self, ws: Workspace, targets: dict[str, np.ndarray], rows=None) -> dict[str, float]:
+        """Each output's mean loss after :meth:`forward` (not yet times its
+        ``loss_weight``); ``rows``, when given, maps outputs to ``(n, 1)`` row
+        factors that make the means weighted (see ``Loss.value``)."""
         values = {}
         for step in self.steps:
             if step.loss is not None:
                 values[step.name] = step.loss.value(
-                    targets[step.name], ws.a[step.slot], ws.z[step.slot]
+                    targets[step.name], ws.a[step.slot], ws.z[step.slot],
+                    None if rows is None else rows.get(step.name),
                 )
         return values
+
+    def regularization(self, add_gradients: bool = False) -> float:
+        """The regularizers' penalty at the current weights; with
+        ``add_gradients``, their gradients are added to the store's (after
+        :meth:`backward`, which overwrites it)."""
+        total = 0.0
+        for regularizer, value, grad in self.penalties:
+            total += regularizer.penalty(value)
+            if add_gradients:
+                regularizer.add_gradient(value, grad)
+        return total
 
     def total_loss(self, losses: dict[str, float]) -> float:
         """``Σ_outputs loss_weight × loss`` of :meth:`loss_values`' result."""
         return sum(step.loss_weight * losses[step.name] for step in self.steps if step.loss is not None)
 
     # --------------------------------------------------------------- backward
-    def backward(self, ws: Workspace, targets: dict[str, np.ndarray]) -> None:
+    def backward(self, ws: Workspace, targets: dict[str, np.ndarray], rows=None) -> None:
         """Write every parameter's gradient into the store's gradient buffer.
 
         Must follow :meth:`forward` on the same workspace; overwrites its
         ``a`` and ``upstream`` buffers with deltas (the buffer-reuse rule).
+        ``rows`` is as for :meth:`loss_values`.
         """
         x, upstream, scratch, ones = ws.x, ws.upstream, ws.scratch, ws.ones
         for step in reversed(self.steps):
@@ -249,7 +272,8 @@ class Plan:
             a = ws.a[slot]
             z = ws.z[slot] if step.activation.needs_input else None
             if step.loss is not None:
-                delta = self._output_delta(step, targets[step.name], a, z, upstream[slot])
+                r = None if rows is None else rows.get(step.name)
+                delta = self._output_delta(step, targets[step.name], a, z, upstream[slot], r)
             else:
                 grad = upstream[slot]
                 if step.dropout:
@@ -268,17 +292,17 @@ class Plan:
                     upstream[edge.src] += tmp
 
     @staticmethod
-    def _output_delta(step: Step, y, a, z, upstream) -> np.ndarray:
+    def _output_delta(step: Step, y, a, z, upstream, r) -> np.ndarray:
         """``dL/dz`` of an output: its own loss, plus what flows back from consumers."""
         loss, weight = step.loss, step.loss_weight
         if loss.fused:
-            delta = loss.delta(y, a)
+            delta = loss.delta(y, a, r)
             if weight != 1.0:
                 delta *= weight
             if step.feeds_others:  # a is no longer needed once delta is taken
                 delta += step.activation.backward(a, upstream, z)
             return delta
-        grad = loss.gradient(y, a)
+        grad = loss.gradient(y, a, r)
         if weight != 1.0:
             grad *= weight
         if step.feeds_others:

@@ -1,41 +1,102 @@
-"""What ``fit`` shows while it runs: a tqdm bar per epoch, a line per epoch, or nothing."""
+"""What ``fit`` shows while it runs: a tqdm bar per epoch, a line per epoch, or nothing.
+
+On a terminal (``verbose=1``) each epoch gets a bar with the running loss,
+sized to the terminal, and, once the epoch ends, the epoch's figures
+(metrics, validation) on lines of their own, wrapped at the terminal's
+width: a bar line is cut at the width, so figures on it would be lost at 80
+columns. Where the bar's stream is not a terminal (a pipe, a log file, CI),
+a bar would print a 0% and a 100% line per epoch; one plain line per epoch
+is printed instead.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from typing import TextIO
 
 from tqdm import tqdm
 
-__all__ = ["Progress", "format_logs"]
+__all__ = ["Progress", "format_logs", "wrap_logs", "is_terminal", "terminal_width"]
 
 # Refreshing the bar's text costs more than a small training step; do it at
 # most this often.
 _REFRESH_SECONDS = 0.1
+_DEFAULT_WIDTH = 80
+_INDENT = "  "
 
 
 def format_logs(logs: dict[str, float]) -> str:
     return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
 
 
-class Progress:
-    """``verbose=1``: a progress bar per epoch with the running loss;
-    ``verbose=2``: one line per epoch; ``verbose=0``: silent."""
+def wrap_logs(logs: dict[str, float], width: int) -> list[str]:
+    """The figures as indented lines no longer than ``width`` (a single figure
+    longer than that gets a line of its own); never cut inside a figure."""
+    lines: list[str] = []
+    line = ""
+    for item in (f"{k}: {v:.4f}" for k, v in logs.items()):
+        if line and len(line) + 3 + len(item) <= width:
+            line += " - " + item
+        else:
+            if line:
+                lines.append(line)
+            line = _INDENT + item
+    if line:
+        lines.append(line)
+    return lines
 
-    def __init__(self, verbose: int, epochs: int, batches: int):
+
+def is_terminal(stream: TextIO) -> bool:
+    """Whether a live bar can redraw itself on ``stream``: a terminal, or a
+    Jupyter kernel (whose streams render carriage returns)."""
+    try:
+        if stream.isatty():
+            return True
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
+        return False
+    return "ipykernel" in sys.modules
+
+
+def terminal_width(stream: TextIO) -> int:
+    """The terminal's width: ``COLUMNS`` when set (as ``shutil`` reads it),
+    else the stream's own terminal, else 80."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or _DEFAULT_WIDTH
+    except (AttributeError, ValueError, OSError):
+        return _DEFAULT_WIDTH
+
+
+class Progress:
+    """``verbose=1``: a progress bar per epoch with the running loss on a
+    terminal, one line per epoch elsewhere (both on ``stream``, stderr by
+    default); ``verbose=2``: one line per epoch on stdout; ``verbose=0``: silent."""
+
+    def __init__(self, verbose: int, epochs: int, batches: int, stream: TextIO | None = None):
         self.verbose, self.epochs, self.batches = verbose, epochs, batches
+        self.stream = stream
         self._bar = None
+
+    def _stream(self) -> TextIO:
+        # Looked up when used, so that a redirected sys.stderr is honoured.
+        return self.stream if self.stream is not None else sys.stderr
 
     def epoch_begin(self, epoch: int) -> None:
         self._started = time.perf_counter()
         self._shown = 0.0
-        if self.verbose == 1:
+        if self.verbose == 1 and is_terminal(self._stream()):
+            self._width = terminal_width(self._stream())
             self._bar = tqdm(
                 total=self.batches,
                 desc=f"Epoch {epoch + 1}/{self.epochs}",
                 unit="batch",
                 leave=True,
-                dynamic_ncols=True,
+                ncols=self._width,
+                file=self._stream(),
             )
 
     def batch_end(self, running_loss: float) -> None:
@@ -50,18 +111,21 @@ class Progress:
     def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         seconds = time.perf_counter() - self._started
         if self._bar is not None:
-            # The bar keeps to the totals and metrics; per-output losses go to
-            # the History and to verbose=2's lines.
-            shown = {k: v for k, v in logs.items() if k in ("loss", "val_loss") or not k.endswith("_loss")}
-            self._bar.set_postfix_str(format_logs(shown), refresh=False)
+            # The bar keeps the loss; the totals and metrics follow it on lines
+            # of their own (per-output losses go to the History and to the
+            # one-line form).
+            if "loss" in logs:
+                self._bar.set_postfix_str(f"loss: {logs['loss']:.4f}", refresh=False)
             self._bar.close()  # draws the final state once
             self._bar = None
-        elif self.verbose == 2:
-            print(
-                f"Epoch {epoch + 1}/{self.epochs} - {seconds:.2f}s - {format_logs(logs)}",
-                file=sys.stdout,
-                flush=True,
-            )
+            shown = {k: v for k, v in logs.items() if k in ("loss", "val_loss") or not k.endswith("_loss")}
+            stream = self._stream()
+            for line in wrap_logs(shown, self._width - 1):
+                print(line, file=stream)
+            stream.flush()
+        elif self.verbose in (1, 2):
+            line = f"Epoch {epoch + 1}/{self.epochs} - {seconds:.2f}s - {format_logs(logs)}"
+            print(line, file=self._stream() if self.verbose == 1 else sys.stdout, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -27,13 +27,14 @@ same bytes.
 Loading treats the file as hostile until proven otherwise. Nothing is
 unpickled and nothing named in the file is imported or called: activations,
 losses, kinds, initialisers and optimizers are looked up in graphnet's own
-registries. Before anything is inflated, the member names, counts, sizes and
-compression ratios are checked against fixed bounds; the architecture's
-parameter count is bounded by the size of ``weights.npz``, so a small file
-cannot make graphnet allocate gigabytes; every array's name, shape and dtype
-must match the architecture and is checked from its header before its data
-is read. Every failure is a :class:`~graphnet.ModelFileError` naming the file
-and what is wrong.
+registries. Before anything is inflated, the zip's own records, the member
+names, counts, sizes and compression ratios are checked against the file and
+fixed bounds (:mod:`graphnet.archive`); ``weights.npz`` is inflated before the
+architecture is built, and the architecture may describe no more parameters
+than its real bytes hold, so a small file cannot make graphnet allocate
+gigabytes; every array's name, shape and dtype must match the architecture
+and is checked from its header before its data is read. Every failure is a
+:class:`~graphnet.ModelFileError` naming the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -52,12 +53,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from . import optimizers as optimizers_module
-from ._text import shown
+from ._text import clip, shown
 from ._version import __version__
 from .archive import (
-    check_entry_count,
     check_members,
     npz_bytes,
+    open_zip,
+    parse_npz,
     read_member,
     read_npz,
     zip_info,
@@ -219,11 +221,11 @@ def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYT
     except OSError as exc:
         raise ModelFileError(f"{label}: cannot be read ({exc})") from exc
     except (zipfile.BadZipFile, zlib.error, EOFError, struct.error) as exc:
-        raise ModelFileError(f"{label}: damaged zip archive ({exc})") from None
+        raise ModelFileError(f"{label}: damaged zip archive ({clip(str(exc) or type(exc).__name__)})") from None
     except (ValueError, KeyError, TypeError, IndexError, NotImplementedError, RuntimeError,
             OverflowError, RecursionError, MemoryError) as exc:
         raise ModelFileError(
-            f"{label}: not a readable graphnet model file ({type(exc).__name__}: {exc})"
+            f"{label}: not a readable graphnet model file ({type(exc).__name__}: {clip(str(exc))})"
         ) from None
 
 
@@ -234,19 +236,23 @@ def _label(path) -> str:
 
 
 def _load(handle: BinaryIO, label: str, max_bytes: int):
-    check_entry_count(handle, label, len(_MEMBERS), _WHAT)
-    with zipfile.ZipFile(handle) as archive:
+    with open_zip(handle, label, _WHAT, len(_MEMBERS)) as archive:
         infos = check_members(archive, label, _MEMBERS, _REQUIRED, max_bytes, MAX_JSON_BYTES, _WHAT)
         data = _read_json(archive, infos[GRAPH_MEMBER], label)
         _check_format(data, label)
+        # Inflate the weights first: the architecture may then describe at most
+        # as many parameters as their real bytes hold, whatever the headers claim.
         weights_info = infos[WEIGHTS_MEMBER]
+        weights_where = f"{label}: {WEIGHTS_MEMBER}"
+        raw_weights = read_member(archive, weights_info, weights_where)
         itemsize = 8 if isinstance(data, Mapping) and data.get("dtype") == "float64" else 4
         try:
-            graph = from_dict(data, max_params=weights_info.file_size // itemsize)
+            graph = from_dict(data, max_params=len(raw_weights) // itemsize)
         except GraphError as exc:
             raise ModelFileError(f"{label}: {GRAPH_MEMBER}: {exc}") from None
         shapes = _parameter_shapes(graph)
-        arrays = read_npz(archive, weights_info, shapes, graph.dtype, label, GRAPH_MEMBER)
+        arrays = parse_npz(raw_weights, shapes, graph.dtype, weights_where, GRAPH_MEMBER)
+        del raw_weights
         graph.set_weights(arrays)
         if TRAINING_MEMBER in infos:
             _restore_training(graph, archive, infos, label)
@@ -262,7 +268,7 @@ def _read_json(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> A
     try:
         return parse_json(raw)
     except ValueError as exc:
-        raise ModelFileError(f"{where} is not valid JSON ({exc})") from None
+        raise ModelFileError(f"{where} is not valid JSON ({clip(str(exc))})") from None
 
 
 def _check_format(data: Any, label: str) -> None:
@@ -350,11 +356,11 @@ def _optimizer(graph: Graph, archive, infos, config: Any, label: str):
     _require(isinstance(settings, Mapping) and isinstance(settings.get("name"), str),
              f"{where}.config", "an object with a 'name'", settings)
     for key, value in settings.items():
-        plain = value is None or isinstance(value, (bool, str)) or (
-            isinstance(value, (int, float)) and math.isfinite(value)
-        )
-        _require(plain and (key == "name" or not isinstance(value, str)), f"{where}.config.{key}",
-                 "a number, true/false or null", value)
+        if key == "lr" and isinstance(value, Mapping):  # a learning-rate schedule's config
+            _require(all(_plain(v, inner) for inner, v in value.items()), f"{where}.config.lr",
+                     "a schedule config of names, numbers and lists of numbers", value)
+            continue
+        _require(_plain(value, key), f"{where}.config.{key}", "a number, true/false or null", value)
     try:
         optimizer = optimizers_module.get(dict(settings))  # looked up in the registry
     except GraphError as exc:
@@ -391,6 +397,18 @@ def _optimizer(graph: Graph, archive, infos, config: Any, label: str):
     elif OPTIMIZER_MEMBER in infos:
         raise ModelFileError(f"{label}: {OPTIMIZER_MEMBER} is present but {optimizer.name!r} keeps no state")
     return optimizer, {"iterations": iterations, "layout": layout, "slots": slots}
+
+
+def _plain(value: Any, key: str) -> bool:
+    """A JSON value graphnet's own configs hold: null, true/false, a finite
+    number, a string only as a ``name``, or a short list of finite numbers."""
+    if key == "name":
+        return isinstance(value, str)
+    if isinstance(value, list):
+        return len(value) <= 1000 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    return value is None or isinstance(value, bool) or (
+        isinstance(value, (int, float)) and math.isfinite(value))
 
 
 def _require(ok: bool, where: str, expected: str, found: Any) -> None:

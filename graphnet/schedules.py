@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+from ._registry import lookup
 from .checks import check_int, check_number
 from .errors import GraphError
 
@@ -163,17 +164,8 @@ def get(identifier) -> LearningRateSchedule:
     GraphError
         For an unknown name (the message lists the known ones) or bad parameters.
     """
-    if isinstance(identifier, LearningRateSchedule):
-        return identifier
-    if not isinstance(identifier, dict):
-        raise GraphError(f"a learning-rate schedule must be a LearningRateSchedule or a config dict, "
-                         f"got {type(identifier).__name__}: {identifier!r}")
-    params = dict(identifier)
-    name = params.pop("name", None)
-    cls = SCHEDULES.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise GraphError(f"unknown learning-rate schedule {name!r}; known: {sorted(SCHEDULES)}")
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise GraphError(f"schedule {name!r}: bad parameters {sorted(params)} ({exc})") from None
+    if isinstance(identifier, str):
+        raise GraphError(f"a learning-rate schedule needs its parameters: give a config dict, "
+                         f"not the bare name {identifier!r}")
+    return lookup(identifier, SCHEDULES, "learning-rate schedule", LearningRateSchedule,
+                  "a LearningRateSchedule")

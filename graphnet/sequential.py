@@ -8,6 +8,7 @@ plain arrays go in and come out.
 
 from __future__ import annotations
 
+from . import regularizers
 from .errors import GraphError
 from .graph import Graph
 from .nodes import Hidden, Input, Node, Output
@@ -32,6 +33,9 @@ class Dense:
     init : str, optional
         Initialiser of the weight from the previous layer.
     trainable : bool
+    kernel_regularizer, bias_regularizer : str, dict or Regularizer, optional
+        Penalties on the weight from the previous layer and on the bias
+        (Keras's names; see :mod:`graphnet.regularizers`).
     """
 
     def __init__(
@@ -42,9 +46,14 @@ class Dense:
         name: str | None = None,
         init: str | None = None,
         trainable: bool = True,
+        kernel_regularizer=None,
+        bias_regularizer=None,
     ):
         # A Hidden node checks units, activation and dropout with the usual messages.
-        checked = Hidden(units, activation=activation, dropout=dropout, name=name, trainable=trainable)
+        checked = Hidden(units, activation=activation, dropout=dropout, name=name, trainable=trainable,
+                         bias_regularizer=bias_regularizer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = checked.bias_regularizer
         self.units = checked.size
         self.activation = checked.activation
         self.dropout = checked.dropout
@@ -125,6 +134,10 @@ class Sequential(Graph):
         for i, layer in enumerate(layers):
             self._append(layer, last=i == len(layers) - 1)
 
+    def _compiled(self, loss) -> None:
+        if loss is not None and not (isinstance(loss, dict) and "name" not in loss):
+            self.loss = loss  # later add() calls give the new output this loss
+
     @property
     def layers(self) -> list[Node]:
         """The nodes in chain order: the Input, then one per Dense."""
@@ -195,6 +208,8 @@ class Sequential(Graph):
         if last:
             loss = self.loss if self.loss is not None else default_loss(layer.activation.name)
             try:
+                # The loss/activation pairing waits for compile() or the first
+                # run: a Keras user names the loss before the last layer exists.
                 node = Output(
                     layer.units,
                     activation=layer.activation,
@@ -202,6 +217,8 @@ class Sequential(Graph):
                     loss_weight=self.loss_weight,
                     name=name,
                     trainable=layer.trainable,
+                    bias_regularizer=layer.bias_regularizer,
+                    check_pairing=False,
                 )
             except GraphError as exc:
                 raise GraphError(
@@ -209,14 +226,15 @@ class Sequential(Graph):
                 ) from None
         else:
             node = Hidden(layer.units, activation=layer.activation, dropout=layer.dropout,
-                          name=name, trainable=layer.trainable)
+                          name=name, trainable=layer.trainable, bias_regularizer=layer.bias_regularizer)
         demoted = self.outputs[0] if self.outputs else None
         output = self.nodes[demoted] if demoted else None
         try:
             if demoted:
                 self._demote(demoted)
             self.add_node(node)
-            self.connect(previous, name, init=layer.init, trainable=layer.trainable)
+            self.connect(previous, name, init=layer.init, trainable=layer.trainable,
+                         regularizer=layer.kernel_regularizer)
         except GraphError:
             # e.g. a bad init array: undo, so the model is exactly as it was.
             if self.nodes.get(name) is node:
@@ -245,7 +263,7 @@ class Sequential(Graph):
         self._replace_node(
             name,
             Hidden(old.size, activation=old.activation, dropout=self._dropout.get(name, 0.0),
-                   name=name, trainable=old.trainable),
+                   name=name, trainable=old.trainable, bias_regularizer=old.bias_regularizer),
         )
 
     def _next_dense_name(self) -> tuple[str, int]:

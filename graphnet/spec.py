@@ -28,15 +28,17 @@ calls give a new output (it must agree with the output node's own loss).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from . import losses
-from ._text import shown
+from ._text import clip, preview, shown
 from ._version import __version__
 from .checks import is_int
 from .errors import GraphError, ModelFileError
@@ -66,14 +68,18 @@ _TOP_FIELDS = {
 }
 _NODE_FIELDS = {
     "input": {"kind", "name", "size"},
-    "hidden": {"kind", "name", "size", "activation", "dropout", "trainable"},
-    "output": {"kind", "name", "size", "activation", "loss", "loss_weight", "trainable"},
+    "hidden": {"kind", "name", "size", "activation", "dropout", "trainable", "bias_regularizer"},
+    "output": {"kind", "name", "size", "activation", "loss", "loss_weight", "trainable", "bias_regularizer"},
 }
-_SYNAPSE_FIELDS = {"src", "dst", "init", "trainable"}
+_SYNAPSE_FIELDS = {"src", "dst", "init", "trainable", "regularizer"}
+# No node can have more features than this; it keeps the parameter count (and
+# the numbers in messages) within reach before anything is allocated.
+_MAX_SIZE = 1 << 40
 
 #: A spec file (or a JSON member of a model file) larger than this is refused.
 MAX_JSON_BYTES = 32 << 20
-#: Default bound on the parameters a spec file may describe (``from_spec``).
+#: Default bound on the parameters a spec may describe (``from_spec``,
+#: ``from_dict``); ``max_params=None`` lifts it.
 DEFAULT_MAX_SPEC_PARAMS = 100_000_000
 
 
@@ -110,23 +116,28 @@ def to_dict(graph) -> dict[str, Any]:
     return data
 
 
-def from_dict(data: Mapping[str, Any], max_params: int | None = None):
+def from_dict(data: Mapping[str, Any], max_params: int | None = DEFAULT_MAX_SPEC_PARAMS):
     """Build a Graph (or Sequential) from :func:`to_dict`'s structure.
 
     Parameters
     ----------
     data : mapping
-    max_params : int, optional
-        Refuse architectures with more parameters than this, before any
-        weight is allocated (model files pass a bound derived from their size).
+    max_params : int or None
+        Refuse architectures with more parameters than this (100 million by
+        default, as for spec files) before any weight is allocated; model
+        files pass a bound derived from the bytes of their weights. ``None``
+        lifts the limit.
 
     Raises
     ------
     GraphError
         Naming the field (``nodes[2].size``), what was expected and what was found;
         for unknown activations, losses, kinds or initialisers; for a newer format
-        version; for synapses naming unknown nodes; for a cycle.
+        version; for synapses naming unknown nodes; for a cycle; for more
+        parameters than ``max_params`` (or than memory can hold).
     """
+    if max_params is not None and not is_int(max_params, 0):
+        raise GraphError(f"max_params must be None or an integer >= 0, got {shown(max_params)}")
     _expect(isinstance(data, Mapping), "spec", "a mapping", data)
     _fields(data, _TOP_FIELDS, "spec")
     fmt = data.get("format", FORMAT)
@@ -155,27 +166,41 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
         if isinstance(data["loss"], Mapping):
             _parameters(data["loss"], "spec.loss")
     nodes = data.get("nodes")
-    _expect(isinstance(nodes, list) and nodes, "spec.nodes", "a non-empty list", nodes)
+    # An empty list is an empty graph (Graph() saves as one, so it must load).
+    _expect(isinstance(nodes, list), "spec.nodes", "a list", nodes)
     synapses = [_synapse(s, i) for i, s in enumerate(_list(data.get("synapses", []), "spec.synapses"))]
 
     configs = [_node(n, i) for i, n in enumerate(nodes)]
     sizes = {c["name"]: c["size"] for c in configs}
     if len(sizes) != len(configs):
-        names = [c["name"] for c in configs]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        raise GraphError(f"spec.nodes: names must be unique, repeated: {repeated}")
+        counts = Counter(c["name"] for c in configs)  # linear: a spec may list 100,000 nodes
+        repeated = sorted(n for n, k in counts.items() if k > 1)
+        raise GraphError(f"spec.nodes: names must be unique, repeated: {preview(repeated)}")
     for i, s in enumerate(synapses):
         for end in ("src", "dst"):
             if s[end] not in sizes:
                 raise GraphError(
-                    f"spec.synapses[{i}].{end} names unknown node {s[end]!r}; nodes: {list(sizes)}"
+                    f"spec.synapses[{i}].{end} names unknown node {shown(s[end])}; "
+                    f"nodes: {preview(sizes)}"
                 )
-    if max_params is not None:
-        total = sum(c["size"] for c in configs if c["kind"] != "input")
-        total += sum(sizes[s["src"]] * sizes[s["dst"]] for s in synapses)
-        if total > max_params:
-            raise GraphError(f"spec describes {total:,} parameters, more than the limit of {max_params:,}")
+    total = sum(c["size"] for c in configs if c["kind"] != "input")
+    total += sum(sizes[s["src"]] * sizes[s["dst"]] for s in synapses)
+    if max_params is not None and total > max_params:
+        hint = "; pass max_params=None to lift it if you trust the spec" if max_params == DEFAULT_MAX_SPEC_PARAMS else ""
+        raise GraphError(f"spec describes {total:,} parameters, more than the limit of {max_params:,}{hint}")
+    try:
+        return _build(data, configs, synapses, name, seed, dtype, sequential)
+    except GraphError:
+        raise
+    except (MemoryError, OverflowError, ValueError) as exc:  # numpy's "array is too big"
+        raise GraphError(
+            f"spec describes {total:,} parameters, more than this machine can allocate "
+            f"({type(exc).__name__})"
+        ) from None
 
+
+def _build(data, configs, synapses, name, seed, dtype, sequential):
+    """The graph itself, from checked node and synapse configs."""
     if sequential:
         return _sequential(data, configs, synapses, name, seed, dtype)
     refuse_cycles([(s["src"], s["dst"]) for s in synapses], "spec.synapses")
@@ -187,9 +212,10 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = None):
     with graph._promise_acyclic():
         for i, s in enumerate(synapses):
             try:
-                synapse = graph.connect(s["src"], s["dst"], init=_drawable(s["init"]), trainable=s["trainable"])
+                synapse = graph.connect(s["src"], s["dst"], init=_drawable(s["init"]), trainable=s["trainable"],
+                                        regularizer=s["regularizer"])
             except GraphError as exc:
-                raise type(exc)(f"spec.synapses[{i}]: {exc}") from None
+                raise type(exc)(f"spec.synapses[{i}]: {clip(str(exc), 500)}") from None
             if s["init"] == "array":
                 synapse.init = "array"
     return graph
@@ -208,7 +234,7 @@ def _sequential(data, configs, synapses, name, seed, dtype):
     if not is_chain([c["name"] for c in configs], kinds, found):
         raise GraphError(
             "spec.sequential is true, so nodes must be an input, hidden nodes, then one output, "
-            f"joined in order; got kinds {kinds} and synapses {found}"
+            f"joined in order; got kinds {preview(kinds, 8)} and synapses {preview(found, 8)}"
         )
     last = configs[-1]
     # ``loss`` on top is the Sequential's own (the loss later ``add`` calls give
@@ -219,11 +245,11 @@ def _sequential(data, configs, synapses, name, seed, dtype):
         try:
             same = losses.get(model_loss) == losses.get(node_loss)
         except GraphError as exc:
-            raise GraphError(f"spec.loss: {exc}") from None
+            raise GraphError(f"spec.loss: {clip(str(exc), 500)}") from None
         if not same:
             raise GraphError(
-                f"spec.loss {model_loss!r} disagrees with the loss {node_loss!r} of the output "
-                f"{last['name']!r}; give one of them, or the same in both"
+                f"spec.loss {shown(model_loss)} disagrees with the loss {shown(node_loss)} of the output "
+                f"{shown(last['name'])}; give one of them, or the same in both"
             )
     layers = [Input(configs[0]["size"], name=configs[0]["name"])]
     for config, s in zip(configs[1:], synapses):
@@ -235,13 +261,18 @@ def _sequential(data, configs, synapses, name, seed, dtype):
                 name=config["name"],
                 init=_drawable(s["init"]),
                 trainable=config.get("trainable", True),
+                kernel_regularizer=s["regularizer"],
+                bias_regularizer=config.get("bias_regularizer"),
             )
         )
     try:
         model = Sequential(layers, loss=node_loss, seed=seed, dtype=dtype, name=name,
                            loss_weight=last.get("loss_weight", 1.0))
     except GraphError as exc:
-        raise GraphError(f"spec: {exc}") from None
+        raise GraphError(f"spec: {clip(str(exc), 500)}") from None
+    problems = model._pairing_problems()  # a Sequential defers it; a file must not
+    if problems:
+        raise GraphError(f"spec: {clip('; '.join(problems), 500)}")
     model.loss = model_loss
     # A Dense freezes its weight and bias together; a saved graph may have frozen
     # only one of them (an imported layer without bias keeps a frozen zero bias).
@@ -258,13 +289,13 @@ def _node(config, i: int) -> dict[str, Any]:
     _expect(isinstance(config, Mapping), where, "a mapping", config)
     kind = config.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
-        raise GraphError(f"{where}.kind: unknown kind {kind!r}; known: {sorted(KINDS)}")
+        raise GraphError(f"{where}.kind: unknown kind {shown(kind)}; known: {sorted(KINDS)}")
     _fields(config, _NODE_FIELDS[kind], where)
     name = config.get("name")
     _expect(isinstance(name, str) and name != "", f"{where}.name", "a non-empty string", name)
     size = config.get("size")
-    _expect(is_int(size, 1),
-            f"{where}.size", "a positive integer", size)
+    _expect(is_int(size, 1, _MAX_SIZE + 1),
+            f"{where}.size", "a positive integer (at most 2**40)", size)
     for flag in ("trainable",):
         if flag in config:
             _expect(isinstance(config[flag], bool), f"{where}.{flag}", "true or false", config[flag])
@@ -273,7 +304,7 @@ def _node(config, i: int) -> dict[str, Any]:
             value = config[number]
             _expect(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
                     f"{where}.{number}", "a finite number", value)
-    for named in ("activation", "loss"):
+    for named in ("activation", "loss", "bias_regularizer"):
         if named in config:
             value = config[named]
             _expect(isinstance(value, (str, Mapping)), f"{where}.{named}", "a name or a mapping", value)
@@ -300,7 +331,7 @@ def _build_node(config: dict[str, Any], where: str):
     try:
         return KINDS[config["kind"]](**params)
     except GraphError as exc:
-        raise GraphError(f"{where}: {exc}") from None
+        raise GraphError(f"{where}: {clip(str(exc), 500)}") from None
 
 
 def _synapse(entry, i: int) -> dict[str, Any]:
@@ -316,7 +347,13 @@ def _synapse(entry, i: int) -> dict[str, Any]:
     _expect(init is None or isinstance(init, str), f"{where}.init", "an initializer name", init)
     trainable = entry.get("trainable", True)
     _expect(isinstance(trainable, bool), f"{where}.trainable", "true or false", trainable)
-    return {"src": entry["src"], "dst": entry["dst"], "init": init, "trainable": trainable}
+    regularizer = entry.get("regularizer")
+    if regularizer is not None:
+        _expect(isinstance(regularizer, (str, Mapping)), f"{where}.regularizer", "a name or a mapping", regularizer)
+        if isinstance(regularizer, Mapping):
+            _parameters(regularizer, f"{where}.regularizer")
+    return {"src": entry["src"], "dst": entry["dst"], "init": init, "trainable": trainable,
+            "regularizer": regularizer}
 
 
 def _list(value, where: str) -> list:
@@ -327,7 +364,7 @@ def _list(value, where: str) -> list:
 def _fields(config: Mapping, allowed: set[str], where: str) -> None:
     unknown = [k for k in config if k not in allowed]
     if unknown:
-        raise GraphError(f"{where}: unknown fields {unknown}; allowed: {sorted(allowed)}")
+        raise GraphError(f"{where}: unknown fields {preview(unknown, 5)}; allowed: {sorted(allowed)}")
 
 
 def _expect(ok: bool, where: str, expected: str, found) -> None:
@@ -339,14 +376,16 @@ def _expect(ok: bool, where: str, expected: str, found) -> None:
 # ----------------------------------------------------------------------- specs
 def read_spec(path: str | os.PathLike) -> Any:
     """The data of a ``.json``, ``.yaml`` or ``.yml`` spec file, parsed safely
-    (strict JSON; YAML through PyYAML's ``safe_load``, which builds only plain
-    data). Validation is :func:`from_spec`'s job.
+    (strict JSON; YAML through PyYAML's safe loader, which builds only plain
+    data, without anchors, aliases, merge keys or repeated keys). Validation
+    is :func:`from_spec`'s job.
 
     Raises
     ------
     ModelFileError
         Naming the file: missing, too large, wrong extension, not UTF-8, not
-        parseable, or PyYAML not installed for a YAML file.
+        parseable, a repeated key (and its line), a YAML alias, or PyYAML not
+        installed for a YAML file.
     """
     label = os.fspath(path)
     suffix = Path(label).suffix.lower()
@@ -356,7 +395,7 @@ def read_spec(path: str | os.PathLike) -> Any:
         )
     try:
         with open(label, "rb") as handle:
-            raw = handle.read(MAX_JSON_BYTES + 1)
+            raw = _read_at_most(handle, MAX_JSON_BYTES + 1)
     except FileNotFoundError:
         raise ModelFileError(f"{label}: no such file") from None
     except OSError as exc:
@@ -370,10 +409,27 @@ def read_spec(path: str | os.PathLike) -> Any:
     except ModelFileError:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ModelFileError(f"{label}: not valid {suffix[1:].upper()} ({exc})") from None
+        raise ModelFileError(f"{label}: not valid {suffix[1:].upper()} ({clip(str(exc))})") from None
+
+
+def _read_at_most(handle, limit: int) -> bytes:
+    """Up to ``limit`` bytes, read a megabyte at a time: ``read(limit)`` would
+    set aside ``limit`` bytes (32 MB) for every spec, however small."""
+    chunks, got = [], 0
+    while got < limit:
+        chunk = handle.read(min(1 << 20, limit - got))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 def _parse_yaml(raw: bytes, label: str) -> Any:
+    """YAML as plain data, refusing what a spec never needs and a hostile file
+    could abuse: anchors and aliases (``&a``/``*a``, a 430-byte file can
+    expand to gigabytes), merge keys (``<<``) and repeated keys (``size: 2``
+    then ``size: 3000`` must not silently build 3000)."""
     try:
         import yaml
     except ImportError:
@@ -381,10 +437,66 @@ def _parse_yaml(raw: bytes, label: str) -> Any:
             f"{label}: reading YAML needs PyYAML: pip install 'graphnet[yaml]' "
             f"(or write the spec as .json)"
         ) from None
+    text = raw.decode("utf-8-sig")
+    loader_class = _yaml_loader(yaml)
     try:
-        return yaml.safe_load(raw.decode("utf-8-sig"))
+        # The events first (libyaml's parser is fast): anchors and aliases are
+        # refused, with their line, before anything is built from them.
+        for event in yaml.parse(text, Loader=loader_class):
+            anchor = getattr(event, "anchor", None)
+            if anchor is not None:
+                sign = "*" if isinstance(event, yaml.AliasEvent) else "&"
+                raise ModelFileError(
+                    f"{label}: line {event.start_mark.line + 1}: YAML anchors and aliases "
+                    f"({sign}{anchor[:40]}) are not allowed in a spec; write the value out"
+                )
+        loader = loader_class(text)
+        loader.label = label
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
-        raise ModelFileError(f"{label}: not valid YAML ({exc})") from None
+        raise ModelFileError(f"{label}: not valid YAML ({clip(str(exc))})") from None
+
+
+@functools.cache
+def _yaml_loader(yaml) -> type:
+    """A safe loader (libyaml's when installed) whose mappings refuse merge
+    keys and repeated keys, naming the line."""
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    merge = "tag:yaml.org,2002:merge"
+
+    class SpecLoader(base):
+        label = "spec"
+
+        def construct_mapping(self, node, deep=False):
+            if not isinstance(node, yaml.MappingNode):
+                return super().construct_mapping(node, deep=deep)
+            mapping: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                line = key_node.start_mark.line + 1
+                if key_node.tag == merge:
+                    raise ModelFileError(
+                        f"{self.label}: line {line}: YAML merge keys (<<) are not allowed in a spec; "
+                        f"write the fields out"
+                    )
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    repeated = key in mapping
+                except TypeError:  # a list or mapping as a key
+                    raise ModelFileError(
+                        f"{self.label}: line {line}: a mapping key must be a plain value, "
+                        f"found a {type(key).__name__}"
+                    ) from None
+                if repeated:
+                    raise ModelFileError(
+                        f"{self.label}: line {line}: key {shown(key)} appears twice in one mapping"
+                    )
+                mapping[key] = self.construct_object(value_node, deep=deep)
+            return mapping
+
+    return SpecLoader
 
 
 def from_spec(path: str | os.PathLike, max_params: int | None = DEFAULT_MAX_SPEC_PARAMS):
@@ -408,10 +520,7 @@ def from_spec(path: str | os.PathLike, max_params: int | None = DEFAULT_MAX_SPEC
     try:
         return from_dict(data, max_params=max_params)
     except GraphError as exc:
-        hint = ""
-        if "more than the limit" in str(exc):
-            hint = "; pass max_params=None to from_spec if you trust it"
-        raise ModelFileError(f"{os.fspath(path)}: {exc}{hint}") from None
+        raise ModelFileError(f"{os.fspath(path)}: {exc}") from None
 
 
 def parse_json(raw: bytes) -> Any:
@@ -434,6 +543,6 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"key {key!r} appears twice in one object")
+            raise ValueError(f"key {shown(key)} appears twice in one object")
         result[key] = value
     return result

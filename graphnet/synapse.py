@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import numpy as np
 
+from . import regularizers
 from .errors import GraphError
-from .nodes import _values
+from .nodes import _editing, _values
 from .parameters import weight_key
 
 __all__ = ["Synapse"]
@@ -29,15 +29,32 @@ class Synapse:
     trainable : bool
         When false, the optimizer leaves the weight alone (its gradient is
         still computed and still flows through it).
+    regularizer : str, dict or Regularizer, optional
+        A penalty on the weight, added to the loss (``graphnet.regularizers``).
     """
 
-    def __init__(self, src: str, dst: str, weight: np.ndarray, init: str, trainable: bool = True):
+    def __init__(self, src: str, dst: str, weight: np.ndarray, init: str, trainable: bool = True,
+                 regularizer=None):
         self.src = src
         self.dst = dst
         self._weight = weight
         self.init = init
         self._trainable = bool(trainable)
+        self._regularizer = regularizers.get(regularizer)
         self._graph = None  # set by the graph that holds this synapse
+
+    @property
+    def regularizer(self):
+        """The penalty on this weight (a :mod:`graphnet.regularizers` instance) or None."""
+        return self._regularizer
+
+    @regularizer.setter
+    def regularizer(self, value) -> None:
+        value = regularizers.get(value)
+        with self._editing():
+            self._regularizer = value
+            if self._graph is not None:
+                self._graph._changed()
 
     @property
     def trainable(self) -> bool:
@@ -55,7 +72,7 @@ class Synapse:
                 self._graph._changed()
 
     def _editing(self):
-        return contextlib.nullcontext() if self._graph is None else self._graph._lock.writing()
+        return _editing(self._graph)
 
     @property
     def key(self) -> str:
@@ -83,7 +100,10 @@ class Synapse:
 
     def get_config(self) -> dict[str, Any]:
         """JSON-safe description (no weights)."""
-        return {"src": self.src, "dst": self.dst, "init": self.init, "trainable": self.trainable}
+        config = {"src": self.src, "dst": self.dst, "init": self.init, "trainable": self.trainable}
+        if self._regularizer is not None:
+            config["regularizer"] = self._regularizer.get_config()
+        return config
 
     def __repr__(self) -> str:
         frozen = "" if self.trainable else ", trainable=False"

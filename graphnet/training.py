@@ -21,8 +21,17 @@ import numpy as np
 
 from . import metrics as metrics_module
 from .callbacks import Callback, History
-from .checks import check_int
-from .data import Batches, as_inputs, as_targets, common_rows, holdout
+from .checks import check_int, check_number
+from .data import (
+    Batches,
+    as_inputs,
+    as_targets,
+    as_weights,
+    common_rows,
+    holdout,
+    holdout_rows,
+    row_factors,
+)
 from .errors import GraphError, ShapeError, TrainingError
 from .inference import DEFAULT_CHUNK, Tally, evaluate_arrays
 from .parameters import ParameterStore
@@ -42,9 +51,10 @@ Batch = tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]
 class Penalty(Protocol):
     """A term added to the training loss that depends on the parameters only.
 
-    Called after backward with the plan's parameter store and the batch's row
-    count, it adds its gradient into ``store.grads`` and returns its value,
-    which is added to the reported loss.
+    Called after backward with the plan's parameter store and the batch's
+    total row weight (its row count when unweighted), it adds its gradient
+    into ``store.grads`` and returns its value, which is added to the
+    reported loss.
     """
 
     def __call__(self, store: ParameterStore, rows: int) -> float: ...
@@ -73,22 +83,24 @@ class Trainer:
         self._params = store.trainable_values
         self._grads = store.trainable_grads
 
-    def step(self, inputs, targets, rows: int, where=None, tally: Tally | None = None) -> float:
+    def step(self, inputs, targets, rows: int, where=None, tally: Tally | None = None,
+             weights: dict[str, np.ndarray] | None = None) -> float:
         """Forward, backward and one update on a batch; returns its loss
         (the penalty included).
 
         The whole step holds the graph's write lock: a ``predict`` running in
         another thread sees the weights from before the step or after it,
         never a mix. ``where`` is ``(epoch, epochs, batch, batches)``, counted
-        from 0, for error messages (``None`` outside ``fit``).
+        from 0, for error messages (``None`` outside ``fit``); ``weights`` maps
+        outputs to the batch's row weights.
         """
         with self.graph._lock.writing():
             if self.plan.version != self.graph.version:
                 self._follow()
-            total, losses, ws = self.gradient(inputs, targets, rows, where)
+            total, losses, ws, penalty, sums = self.gradient(inputs, targets, rows, where, weights)
             if tally is not None:
                 predictions = {name: ws.a[slot] for name, slot in self.plan.outputs}
-                tally.add(rows, losses, predictions, targets, total)
+                tally.add(rows, losses, predictions, targets, penalty, sums)
             self.update(where)
         return total
 
@@ -110,13 +122,17 @@ class Trainer:
         self._grads = plan.store.trainable_grads
         logger.debug("%s: training goes on with the plan of version %d", self.graph.name, plan.version)
 
-    def gradient(self, inputs, targets, rows: int, where=None):
-        """Forward, loss check, backward and penalty: the gradient of the batch
-        in the store, the weights unchanged. Returns ``(total, losses, workspace)``."""
+    def gradient(self, inputs, targets, rows: int, where=None, weights=None):
+        """Forward, loss check, backward and penalties (the regularizers and
+        this trainer's own): the gradient of the batch in the store, the
+        weights unchanged. Returns ``(total, losses, workspace, penalty,
+        weight_sums)``: the total includes the penalty, and ``weight_sums`` is
+        each output's sum of row weights (None unweighted)."""
         plan = self.plan
+        factors, sums = row_factors(weights, plan.dtype)
         ws = plan.train_workspace(rows)
         plan.forward(ws, inputs, self.graph.rng)
-        losses = plan.loss_values(ws, targets)
+        losses = plan.loss_values(ws, targets, factors)
         total = plan.total_loss(losses)
         if not math.isfinite(total):
             bad = {n: v for n, v in losses.items() if not math.isfinite(v)}
@@ -125,10 +141,11 @@ class Trainer:
                 f"the loss of output {_names(bad)} is {_values(bad)}",
                 output=next(iter(bad), None),
             )
-        plan.backward(ws, targets)
+        plan.backward(ws, targets, factors)
+        penalty = plan.regularization(add_gradients=True) if plan.penalties else 0.0
         if self.penalty is not None:
-            total += self.penalty(plan.store, rows)
-        return total, losses, ws
+            penalty += self.penalty(plan.store, rows if sums is None else next(iter(sums.values())))
+        return total + penalty, losses, ws, penalty, sums
 
     def update(self, where=None) -> None:
         """One checked optimizer update from the gradient in the store.
@@ -175,16 +192,20 @@ class Trainer:
         tally: Tally,
         where: tuple[int, int, int],
         on_batch_end: Callable[[int, dict[str, float]], None] | None = None,
+        on_batch_begin: Callable[[int], None] | None = None,
     ) -> None:
         """One pass over ``batches``, each counted into ``tally``.
 
         ``where`` is ``(epoch, epochs, batches)`` for error messages;
-        ``on_batch_end(batch, logs)`` is called after each update with the
-        batch's ``loss``.
+        ``on_batch_begin(batch)`` is called before each update and
+        ``on_batch_end(batch, logs)`` after it, with the batch's ``loss``.
         """
         epoch, epochs, count = where
-        for batch, (inputs, targets, rows) in enumerate(batches):
-            loss = self.step(inputs, targets, rows, (epoch, epochs, batch, count), tally)
+        for batch, (inputs, targets, rows, *weights) in enumerate(batches):
+            if on_batch_begin is not None:
+                on_batch_begin(batch)
+            loss = self.step(inputs, targets, rows, (epoch, epochs, batch, count), tally,
+                             weights[0] if weights else None)
             if on_batch_end is not None:
                 on_batch_end(batch, {"loss": loss})
 
@@ -236,9 +257,16 @@ class Trainer:
             cb.set_params(params)
 
         def on_batch_end(batch: int, logs: dict[str, float]) -> None:
-            progress.batch_end(tally.sums["loss"] / tally.rows)
+            progress.batch_end(tally.loss())
             for cb in callbacks:
                 cb.on_batch_end(batch, logs)
+
+        begins = [cb for cb in callbacks if type(cb).on_batch_begin is not Callback.on_batch_begin
+                  or "on_batch_begin" in vars(cb)]
+
+        def on_batch_begin(batch: int) -> None:
+            for cb in begins:
+                cb.on_batch_begin(batch)
 
         graph.stop_training = False
         for cb in callbacks:
@@ -249,7 +277,8 @@ class Trainer:
                     cb.on_epoch_begin(epoch)
                 progress.epoch_begin(epoch)
                 tally = Tally(graph, chosen)
-                self.run_epoch(epoch_batches(epoch), tally, (epoch, epochs, batches), on_batch_end)
+                self.run_epoch(epoch_batches(epoch), tally, (epoch, epochs, batches), on_batch_end,
+                               on_batch_begin if begins else None)
                 logs = tally.logs()
                 if validate is not None:
                     logs.update(validate())
@@ -330,17 +359,20 @@ def gradients(graph: Graph, x, y) -> tuple[float, dict[str, np.ndarray]]:
     losses = plan.loss_values(ws, targets)
     total = plan.total_loss(losses)
     plan.backward(ws, targets)
+    if plan.penalties:
+        total += plan.regularization(add_gradients=True)
     return total, plan.store.grad_dict()
 
 
-def train_step(graph: Graph, x, y, optimizer=None) -> float:
+def train_step(graph: Graph, x, y, optimizer=None, sample_weight=None) -> float:
     """See :meth:`graphnet.Graph.train_step`."""
     inputs, targets, rows = _batch_data(graph, x, y)
     if rows == 0:
         raise ShapeError("train_step: the data has no rows")
+    weights = as_weights(graph, sample_weight, None, targets, rows)
     trainer = Trainer(graph, optimizer)
     with _quiet_overflow():
-        return trainer.step(inputs, targets, rows)
+        return trainer.step(inputs, targets, rows, weights=weights)
 
 
 def fit(
@@ -357,6 +389,8 @@ def fit(
     shuffle: bool = True,
     callbacks=(),
     verbose: int = 1,
+    sample_weight=None,
+    class_weight=None,
 ) -> History:
     """Train ``graph`` with mini-batches.
 
@@ -370,9 +404,10 @@ def fit(
         graph with none gets a fresh ``adam``); anything else is kept on the
         graph as ``graph.optimizer``. Asking again for the same name keeps the
         state, so ``fit`` after ``fit`` continues.
-    metrics : list of names, or dict output name -> list
-        ``accuracy`` (sigmoid and softmax outputs), ``mae``, ``mse``.
-    validation_data : tuple (x_val, y_val), optional
+    metrics : list of names, or dict output name -> list, optional
+        ``accuracy`` (sigmoid and softmax outputs), ``mae``, ``mse``; by
+        default those given to ``compile`` (none if it was not called).
+    validation_data : tuple (x_val, y_val) or (x_val, y_val, sample_weight_val), optional
     validation_split : float
         A fraction of the rows held out for validation, drawn at random from
         the graph's seed (Keras takes the *last* rows instead).
@@ -381,6 +416,12 @@ def fit(
     callbacks : list of Callback
     verbose : {0, 1, 2}
         Silent, a progress bar per epoch, or one line per epoch.
+    sample_weight : ndarray of shape (n,), or dict output name -> array, optional
+        Each output's loss becomes the weighted mean ``Σ w·l / Σ w`` (a weight
+        of 0 drops a row, 2 counts it twice); metrics stay unweighted.
+    class_weight : dict class -> weight, or dict output name -> such a dict, optional
+        Multiplies ``sample_weight`` by the weight of each row's class
+        (softmax outputs, or sigmoid outputs of one unit); missing classes weigh 1.
 
     Returns
     -------
@@ -396,37 +437,59 @@ def fit(
     """
     epochs = check_int(epochs, "fit: epochs")
     batch_size = check_int(batch_size, "fit: batch_size")
-    if verbose not in (0, 1, 2):
+    if verbose not in (0, 1, 2) or isinstance(verbose, float):
         raise GraphError(f"fit: verbose must be 0, 1 or 2, got {verbose!r}")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise GraphError(f"fit: shuffle must be True or False, got {shuffle!r}")
+    validation_split = check_number(validation_split, "fit: validation_split", 0.0, 1.0,
+                                    high_open=True, expected="in [0, 1)")
     if validation_data is not None and validation_split:
         raise GraphError("fit: pass validation_data or validation_split, not both")
+    if callbacks is None:
+        callbacks = ()
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
+        raise GraphError(f"fit: callbacks must be a list of Callback instances, got {callbacks!r}")
     callbacks = list(callbacks)
     for cb in callbacks:
         if not isinstance(cb, Callback):
             raise GraphError(f"fit: callbacks must be Callback instances, got {cb!r}")
-    chosen = metrics_module.resolve(graph, metrics)
+    chosen = metrics_module.resolve(graph, graph._metrics if metrics is None else metrics)
     inputs, targets, rows = _batch_data(graph, x, y)
     if rows == 0:
         raise ShapeError("fit: the data has no rows")
+    weights = as_weights(graph, sample_weight, class_weight, targets, rows)
     validation = None
-    if validation_split:
-        (inputs, targets), validation = holdout(graph.rng, inputs, targets, rows, validation_split)
-        rows = common_rows(inputs, targets)
-    elif validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise GraphError("fit: validation_data must be a tuple (x_val, y_val)")
-        validation = _batch_data(graph, *validation_data)[:2]
-        if common_rows(*validation) == 0:
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise GraphError("fit: validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight_val)")
+        val_inputs, val_targets, val_rows = _batch_data(graph, *validation_data[:2])
+        if val_rows == 0:
             raise ShapeError("fit: validation_data has no rows")
-
+        val_weights = as_weights(graph, validation_data[2] if len(validation_data) == 3 else None,
+                                 None, val_targets, val_rows)
+        validation = (val_inputs, val_targets, val_weights)
+    if validation_split:
+        holdout_rows(rows, validation_split)
+    keys = metrics_module.log_keys(graph, chosen)
+    if validation_split or validation is not None:
+        keys += [f"val_{k}" for k in keys]
+    params = {"batch_size": batch_size, "rows": rows, "metrics": keys}
+    for cb in callbacks:  # their own checks (monitored names, ...) before anything changes
+        cb.set_params({"epochs": epochs, **params})
     trainer = Trainer(graph, optimizer)
-    batches = Batches(inputs, targets, batch_size)
+    if validation_split:
+        (inputs, targets, weights), validation = holdout(graph.rng, inputs, targets, rows,
+                                                         validation_split, weights)
+        rows = params["rows"] = common_rows(inputs, targets)
+    batches = Batches(inputs, targets, batch_size, weights)
 
     def epoch_batches(epoch: int):
         return batches.epoch(graph.rng.permutation(rows) if shuffle else None)
 
     def validate() -> dict[str, float]:
-        logs = evaluate_arrays(graph, *validation, chosen, max(DEFAULT_CHUNK, batch_size))
+        val_inputs, val_targets, val_weights = validation
+        logs = evaluate_arrays(graph, val_inputs, val_targets, chosen, max(DEFAULT_CHUNK, batch_size),
+                               val_weights)
         return {f"val_{k}": v for k, v in logs.items()}
 
     return trainer.run(
@@ -437,5 +500,5 @@ def fit(
         validate=validate if validation is not None else None,
         callbacks=callbacks,
         progress=Progress(verbose, epochs, len(batches)),
-        params={"batch_size": batch_size, "rows": rows},
+        params=params,
     )

@@ -5,12 +5,35 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import struct
+import time
+import tracemalloc
 import zipfile
 
 import numpy as np
 import pytest
 from conftest import build_dag, dag_data
-from modelfiles import npz_bytes, read_members, rewrite, spec_of, zip_bytes
+from modelfiles import (
+    END_COMMENT,
+    END_DIRECTORY_SIZE,
+    END_ENTRIES,
+    END_ENTRIES_HERE,
+    ENTRY_COMMENT_LENGTH,
+    ENTRY_COMPRESSED,
+    ENTRY_HEADER_OFFSET,
+    bounded,
+    directory_entries,
+    end_record,
+    entry_named,
+    npy_claiming,
+    npz_bytes,
+    patch,
+    read_members,
+    rewrite,
+    spec_of,
+    zip_bytes,
+)
 
 import graphnet as gn
 from graphnet import archive, saving
@@ -194,6 +217,140 @@ def test_hostile_training_state(tmp_path, saved, path, value, message):
         gn.load(bad)
 
 
+# ------------------------------------------- bounded by the bytes present
+MB = 1 << 20
+# A refusal that reads a few records costs well under a megabyte and a few
+# milliseconds; the bounds below are generous so a loaded machine cannot make
+# them flake, and still far below what trusting the headers costs (gigabytes,
+# tens of seconds).
+SMALL_PEAK = 8 * MB
+SMALL_SECONDS = 2.0
+
+
+def _tiny_model(weights: bytes = b"PK\x05\x06" + bytes(18), size=(50_000, 9_999)) -> bytes:
+    """A model file of a few hundred bytes whose graph.json describes a huge
+    dense layer (500 million weights by default)."""
+    spec = {"format": "graphnet", "format_version": 1,
+            "nodes": [{"kind": "input", "name": "x", "size": size[0]},
+                      {"kind": "output", "name": "y", "size": size[1]}],
+            "synapses": [["x", "y"]]}
+    return zip_bytes({"graph.json": json.dumps(spec).encode(), "weights.npz": weights},
+                     {"graph.json": zipfile.ZIP_DEFLATED})
+
+
+def _refused(data: bytes, match: str):
+    outcome, seconds, peak = bounded(lambda: gn.load(io.BytesIO(data)))
+    assert isinstance(outcome, gn.ModelFileError), outcome
+    assert re.search(match, str(outcome)), str(outcome)
+    assert peak < SMALL_PEAK and seconds < SMALL_SECONDS, (peak, seconds)
+    return outcome
+
+
+def test_sizes_claimed_by_the_directory_are_not_trusted():
+    # 2 GB claimed for weights.npz in a file of 350 bytes: on the old reader,
+    # 500 million parameters were allocated and initialised (11 s, 2 GB) first.
+    data = _tiny_model()
+    at = entry_named(data, "weights.npz")
+    hostile = patch(data, at + ENTRY_COMPRESSED, "<LL", 2_000_000_000, 2_000_000_000)
+    assert len(hostile) < 400
+    _refused(hostile, r"member 'weights.npz' claims 2,000,000,000 bytes .* data ends at byte")
+
+
+def test_the_architecture_is_bounded_by_the_weights_real_bytes():
+    # Deflated weights that claim 100x their compressed size (within the ratio
+    # limit) but inflate to a few bytes: the limit comes from what they hold.
+    data = _tiny_model(bytes(3_000), size=(3_000, 2))
+    members = read_members(io.BytesIO(data))
+    deflated = zip_bytes(members, {"weights.npz": zipfile.ZIP_DEFLATED, "graph.json": zipfile.ZIP_DEFLATED})
+    _refused(deflated, r"graph\.json: spec describes 6,002 parameters, more than the limit of 750")
+    at = entry_named(deflated, "weights.npz")
+    compressed = struct.unpack_from("<L", deflated, at + ENTRY_COMPRESSED)[0]
+    claimed = patch(deflated, at + ENTRY_COMPRESSED + 4, "<L", 90 * compressed)
+    _refused(claimed, r"weights\.npz: expected [\d,]+ bytes, found 3,000 \(truncated\?\)|damaged zip")
+    bomb = patch(deflated, at + ENTRY_COMPRESSED + 4, "<L", 200 * compressed + 5_000)
+    _refused(bomb, r"weights\.npz would inflate .* more than 100 times")
+
+
+def test_a_directory_longer_than_its_declared_count_is_refused_before_zipfile_reads_it(saved):
+    # The end record says 4 members; the directory lists 40,004. The old
+    # reader let zipfile build all of them (1M entries: 20 s, 520 MB).
+    data = saved.read_bytes()
+    end = end_record(data)
+    first = directory_entries(data)[0]
+    entry = data[first : directory_entries(data)[1]]
+    extra = entry * 40_000
+    hostile = data[:end] + extra + data[end:]
+    size = struct.unpack_from("<L", data, end + END_DIRECTORY_SIZE)[0]
+    hostile = patch(hostile, end + len(extra) + END_DIRECTORY_SIZE, "<L", size + len(extra))
+    _refused(hostile, r"declares 4 members but its directory lists 5")
+    # And a count that is itself large is refused from the end record alone.
+    many = patch(hostile, end + len(extra) + END_ENTRIES_HERE, "<HH", 40_004, 40_004)
+    _refused(many, r"lists 40,004 members; a graphnet model file has at most 4")
+
+
+def test_a_zip64_end_record_is_read_and_checked(saved):
+    data = saved.read_bytes()
+    end = end_record(data)
+    entries, size, offset = struct.unpack_from("<HLL", data, end + END_ENTRIES)
+    record = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, entries, entries, size, offset)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, end, 1)
+    honest = data[:end] + record + locator + data[end:]
+    assert gn.load(io.BytesIO(honest)).to_dict() == gn.load(saved).to_dict()
+    lying = data[:end] + record[:24] + struct.pack("<2Q", 10**6, 10**6) + record[40:] + locator + data[end:]
+    _refused(lying, r"lists 1,000,000 members")
+
+
+def test_members_swallowed_by_a_comment_length_are_an_error(saved, trained):
+    # weights.npz's entry claims a comment as long as the two entries after it:
+    # zipfile then sees 2 members. The old reader loaded the file without its
+    # training state (optimizer None, no error).
+    data = saved.read_bytes()
+    starts = directory_entries(data)
+    assert len(starts) == 4 and trained[0].optimizer is not None
+    swallowed = end_record(data) - starts[2]
+    hostile = patch(data, starts[1] + ENTRY_COMMENT_LENGTH, "<H", swallowed)
+    with zipfile.ZipFile(io.BytesIO(hostile)) as archive:
+        assert archive.namelist() == ["graph.json", "weights.npz"]  # what zipfile alone would load
+    _refused(hostile, r"declares 4 members but its directory lists 2")
+
+
+def test_members_must_lie_inside_the_file_and_apart(saved):
+    data = saved.read_bytes()
+    starts = directory_entries(data)
+    first_offset = struct.unpack_from("<L", data, starts[0] + ENTRY_HEADER_OFFSET)[0]
+    # Every member pointing at the same bytes (the overlapping-entries zip bomb).
+    shared = data
+    for at in starts[1:]:
+        shared = patch(shared, at + ENTRY_HEADER_OFFSET, "<L", first_offset)
+    shared = patch(shared, starts[0] + ENTRY_COMPRESSED, "<L", end_record(data) // 2)
+    _refused(shared, r"members overlap|claims .* bytes at offset|damaged")
+    # A directory that does not end where the end record is (data prepended or cut).
+    _refused(b"junk" + data, r"does not end where the end record is")
+    commented = patch(data, end_record(data) + END_COMMENT, "<H", 5) + b"hello"
+    assert gn.load(io.BytesIO(commented)).to_dict() == gn.load(saved).to_dict()  # a real comment is fine
+
+
+def test_duplicate_names_are_found_in_linear_time():
+    # 20,000 arrays expected and 20,000 others present: the old check searched
+    # a list per name (400 million comparisons, 6.6 s here; this takes 0.3 s).
+    shapes = {f"n{i}.bias": (1,) for i in range(20_000)}
+    raw = npz_bytes({f"other{i}": np.zeros(1, np.float32) for i in range(20_000)})
+    start = time.perf_counter()  # no tracemalloc here: it slows zipfile tenfold
+    with pytest.raises(gn.ModelFileError) as info:
+        archive.parse_npz(raw, shapes, np.dtype(np.float32), "m.gnet: weights.npz", "graph.json")
+    seconds = time.perf_counter() - start
+    assert re.search(r"missing \['n0\.bias', .* 19995 more\]; unexpected \['other0\.npy'", str(info.value))
+    assert seconds < 3.0, seconds
+
+
+def test_an_npy_header_claiming_more_than_the_member_holds_is_refused(saved):
+    members = read_members(saved)
+    inner = read_members(io.BytesIO(members["weights.npz"]))
+    inner["h1.bias.npy"] = npy_claiming((10**12,), "<f4")
+    bad = rewrite(saved, saved.with_name("claims.gnet"), weights__npz=zip_bytes(inner))
+    _refused(bad.read_bytes(), r"array 'h1\.bias': expected shape \(6,\), found \(1000000000000,\)")
+
+
 # ---------------------------------------------------------------- fuzzing
 _JUNK = [None, True, -1, 0, 2**70, 1e308, -0.5, "", "x", "relu", "__import__('os')", [], [1, 2], {}, {"name": 1}]
 
@@ -271,3 +428,139 @@ def test_fuzzed_files_raise_only_model_file_error(tmp_path):
             loaded.predict(x)
             outcomes["loaded"] += 1
     assert outcomes["refused"] > 2000
+
+
+# Fields of the zip records a hostile writer may set to anything: (offset, struct format).
+_ENTRY_FIELDS = [(8, "<H"), (10, "<H"), (16, "<L"), (20, "<L"), (24, "<L"), (28, "<H"), (30, "<H"),
+                 (32, "<H"), (34, "<H"), (42, "<L")]
+_LOCAL_FIELDS = [(6, "<H"), (8, "<H"), (14, "<L"), (18, "<L"), (22, "<L"), (26, "<H"), (28, "<H")]
+_END_FIELDS = [(4, "<H"), (6, "<H"), (8, "<H"), (10, "<H"), (12, "<L"), (16, "<L"), (20, "<H")]
+_BIG = {"<H": 0xFFFF, "<L": 0xFFFFFFFF}
+
+
+def _field_value(rng, fmt, old, size):
+    choices = [0, 1, _BIG[fmt], old + 1, max(old - 1, 0), min(size, _BIG[fmt]), int(rng.integers(0, _BIG[fmt]))]
+    return choices[int(rng.integers(len(choices)))]
+
+
+def _structural_variants(path, rng, count):
+    """Edits of the zip records themselves: header fields set to extreme or
+    off-by-one values, entries duplicated, dropped or swallowed, counts and
+    offsets changed, records added; .npy headers claiming other shapes and
+    dtypes; junk and huge sizes in the JSON."""
+    data = path.read_bytes()
+    members = read_members(path)
+    end = end_record(data)
+    starts = directory_entries(data)
+    bounds = starts[1:] + [end]
+    locals_ = [struct.unpack_from("<L", data, at + ENTRY_HEADER_OFFSET)[0] for at in starts]
+    for i in range(count):
+        kind = i % 7
+        if kind == 0:  # one field of one directory entry, local header or the end record
+            record = int(rng.integers(3))
+            table, base = [(_ENTRY_FIELDS, starts), (_LOCAL_FIELDS, locals_), (_END_FIELDS, [end])][record]
+            at = base[int(rng.integers(len(base)))]
+            offset, fmt = table[int(rng.integers(len(table)))]
+            old = struct.unpack_from(fmt, data, at + offset)[0]
+            yield patch(data, at + offset, fmt, _field_value(rng, fmt, old, len(data)))
+        elif kind == 1:  # duplicate, drop or reorder directory entries (counts fixed up or not)
+            entries = [data[a:b] for a, b in zip(starts, bounds)]
+            choice = int(rng.integers(3))
+            if choice == 0:
+                entries.insert(int(rng.integers(len(entries) + 1)), entries[int(rng.integers(len(entries)))])
+            elif choice == 1:
+                entries.pop(int(rng.integers(len(entries))))
+            else:
+                rng.shuffle(entries)
+            directory = b"".join(entries)
+            out = data[: starts[0]] + directory + data[end:]
+            new_end = starts[0] + len(directory)
+            out = patch(out, new_end + END_DIRECTORY_SIZE, "<L", len(directory))
+            if rng.random() < 0.5:
+                out = patch(out, new_end + END_ENTRIES_HERE, "<HH", len(entries), len(entries))
+            yield out
+        elif kind == 2:  # a comment length (entry or archive) that swallows what follows
+            if rng.random() < 0.5:
+                at = starts[int(rng.integers(len(starts)))]
+                yield patch(data, at + ENTRY_COMMENT_LENGTH, "<H", int(rng.integers(1, end - at)))
+            else:
+                yield patch(data, end + END_COMMENT, "<H", int(rng.integers(1, 0xFFFF))) + bytes(int(rng.integers(0, 64)))
+        elif kind == 3:  # a zip64 end record (with a locator) holding random values
+            values = [int(v) for v in rng.integers(0, 1 << 40, size=4)]
+            if rng.random() < 0.5:
+                values[:2] = [len(starts)] * 2
+            record = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, *values)
+            yield data[:end] + record + struct.pack("<4sLQL", b"PK\x06\x07", 0, end, 1) + data[end:]
+        elif kind == 4:  # an .npy header in weights.npz or optimizer.npz claiming another array
+            name = ["weights.npz", "optimizer.npz"][int(rng.integers(2))]
+            inner = read_members(io.BytesIO(members[name]))
+            key = list(inner)[int(rng.integers(len(inner)))]
+            shape = [(10**12,), (10**6, 10**6), (), (0,), (3, 2), (2**62, 4)][int(rng.integers(6))]
+            dtype = ["<f4", "<f8", ">f4", "<i4", "|b1", "<c8", "|O"][int(rng.integers(7))]
+            try:
+                inner[key] = npy_claiming(shape, dtype, bytes(int(rng.integers(0, 64))))
+            except ValueError:  # numpy refuses to write that header at all
+                inner[key] = b"\x93NUMPY\x01\x00" + bytes(8)
+            method = [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED][int(rng.integers(2))]
+            yield zip_bytes({**members, name: zip_bytes(inner, {key: method})})
+        elif kind == 5:  # sizes in graph.json far beyond the weights
+            doc = json.loads(members["graph.json"])
+            node = doc["nodes"][int(rng.integers(len(doc["nodes"])))]
+            node["size"] = [10**6, 10**9, 2**40, 2**41, 10**30][int(rng.integers(5))]
+            yield zip_bytes({**members, "graph.json": json.dumps(doc).encode()})
+        else:  # deflated members whose sizes claim up to the ratio limit and beyond
+            deflated = zip_bytes(members, dict.fromkeys(members, zipfile.ZIP_DEFLATED))
+            at = directory_entries(deflated)[int(rng.integers(len(members)))]
+            compressed = struct.unpack_from("<L", deflated, at + ENTRY_COMPRESSED)[0]
+            claim = int(compressed * rng.choice([2, 50, 99, 101, 1000, 5000]))
+            yield patch(deflated, at + ENTRY_COMPRESSED + 4, "<L", min(claim, 0xFFFFFFFF))
+
+
+def _large_model(rng) -> gn.Graph:
+    """About 60,000 parameters with Adam's state: a model file of about 750 KB."""
+    g = gn.Graph(name="large", seed=1)
+    g.add_input("x", 200)
+    g.add_hidden("h", 250, activation="relu")
+    g.add_output("y", 40, activation="softmax", loss="categorical_crossentropy")
+    g.connect("x", "h")
+    g.connect("h", "y")
+    g.fit(rng.normal(size=(16, 200)), rng.integers(0, 40, 16), epochs=1, verbose=0, optimizer="adam")
+    return g
+
+
+def test_fuzzed_files_in_bounded_time_and_memory(tmp_path):
+    """Every variant (byte flips, truncation, header fields, structure edits,
+    .npy headers, JSON junk) loads cleanly or raises ModelFileError, each in
+    at most about a second and 100 MB, for files of a few kilobytes and of
+    about 750 KB."""
+    rng = np.random.default_rng(11)
+    small = build_dag(dtype="float32")
+    x, y = dag_data(np.random.default_rng(0), 8)
+    small.fit(x, y, epochs=1, verbose=0, optimizer="adam")
+    large = _large_model(rng)
+    cases = []
+    for graph, inputs, count in ((small, x, 1470), (large, {"x": rng.normal(size=(4, 200))}, 140)):
+        path = graph.save(tmp_path / f"{graph.name}.gnet")
+        assert path.stat().st_size < 1 << 20
+        share = count * 2 // 7
+        cases += [(v, inputs) for v in _variants(path, rng, share)]
+        cases += [(v, inputs) for v in _structural_variants(path, rng, count - share)]
+    worst_seconds = worst_peak = 0.0
+    outcomes = {"refused": 0, "loaded": 0}
+    tracemalloc.start()
+    try:
+        for variant, inputs in cases:
+            assert len(variant) < 1 << 20
+            outcome, seconds, peak = bounded(lambda variant=variant: gn.load(io.BytesIO(variant)))
+            worst_seconds, worst_peak = max(worst_seconds, seconds), max(worst_peak, peak)
+            if isinstance(outcome, Exception):
+                assert isinstance(outcome, gn.ModelFileError), repr(outcome)
+                outcomes["refused"] += 1
+            else:
+                outcome.predict(inputs)
+                outcomes["loaded"] += 1
+    finally:
+        tracemalloc.stop()
+    print(f"{len(cases)} variants: {outcomes}; worst {worst_seconds:.3f} s, {worst_peak / MB:.1f} MB")
+    assert outcomes["refused"] > 1200 and outcomes["loaded"] > 0
+    assert worst_peak < 100 * MB and worst_seconds < 1.0, (worst_seconds, worst_peak)

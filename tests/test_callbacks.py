@@ -185,3 +185,97 @@ def test_model_checkpoint_writes_full_model_files(tmp_path, rng):
     weights_only = gn.ModelCheckpoint(tmp_path / "w.npz", monitor="loss")
     g.fit(x, y, epochs=1, callbacks=[weights_only], verbose=0)
     assert sorted(np.load(tmp_path / "w.npz").files) == sorted(g.get_weights())
+
+
+def test_checkpoint_templates_are_checked_before_training(tmp_path, data):
+    x, y = data
+    with pytest.raises(GraphError, match=r"may name only 'epoch' and logged values .* not \['0'\]"):
+        gn.ModelCheckpoint(tmp_path / "{0}.gnet")
+    with pytest.raises(GraphError, match=r"the format of \{epoch\} does not fit a number of epochs"):
+        gn.ModelCheckpoint(tmp_path / "{epoch:s}.gnet")
+    g = regression()
+    before = g.get_weights()
+    bogus = gn.ModelCheckpoint(tmp_path / "{bogus}.gnet", monitor="loss")
+    with pytest.raises(GraphError, match=r"the path .* names 'bogus' is not among the logged values \['loss'\]"):
+        g.fit(x, y, epochs=2, callbacks=[bogus], verbose=0)
+    assert all(np.array_equal(before[k], g.get_weights()[k]) for k in before), "an epoch trained first"
+    good = gn.ModelCheckpoint(tmp_path / "e{epoch:02d}-{loss:.2f}.gnet", monitor="loss", save_best_only=False)
+    g.fit(x, y, epochs=1, callbacks=[good], verbose=0)
+    assert os.path.basename(good.saved[0]).startswith("e01-")
+
+
+def test_a_misspelt_monitor_fails_before_the_first_epoch(data):
+    x, y = data
+    g = regression()
+    before = g.get_weights()
+    with pytest.raises(GraphError, match="EarlyStopping: monitor 'val_los' is not among the logged values"):
+        g.fit(x, y, epochs=2, validation_split=0.25, callbacks=[gn.EarlyStopping(monitor="val_los")], verbose=0)
+    assert all(np.array_equal(before[k], g.get_weights()[k]) for k in before)
+
+
+class Scripted(gn.callbacks.Callback):
+    """Replaces the logged loss by a scripted sequence (runs before the callback under test)."""
+
+    def __init__(self, values):
+        super().__init__()
+        self.values = list(values)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["loss"] = self.values[epoch]
+
+
+def test_reduce_lr_on_plateau_follows_keras_rule(data):
+    x, y = data
+    g = regression()
+    g.optimizer = gn.optimizers.SGD(lr=0.01)
+    rates = []
+    reduce = gn.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=2, cooldown=1, min_lr=0.002)
+    record = gn.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: rates.append(g.optimizer.lr))
+    losses = [5, 4, 4, 4, 4, 4, 4, 4, 3, 3, 3, 3]
+    g.fit(x, y, epochs=len(losses), callbacks=[Scripted(losses), reduce, record], verbose=0)
+    # Keras's rule: improve, improve, wait 1, wait 2 -> halve (cooldown 1); the
+    # cooldown epoch counts as wait 1, the next as wait 2 -> halve; ... down to
+    # min_lr, where it stays.
+    expected = [1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25, 0.2, 0.2, 0.2, 0.2, 0.2]
+    assert rates == pytest.approx([0.01 * r for r in expected])
+
+
+def test_csv_logger_writes_a_file_that_reads_back(tmp_path, data):
+    import csv
+
+    x, y = data
+    g = regression()
+    path = tmp_path / "log.csv"
+    history = g.fit(x, y, epochs=3, validation_split=0.25, callbacks=[gn.callbacks.CSVLogger(path)], verbose=0)
+    with open(path) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose([float(r[key]) for r in rows], history.history[key], rtol=1e-12)
+    g.fit(x, y, epochs=2, callbacks=[gn.callbacks.CSVLogger(path, append=True)], verbose=0)
+    with open(path) as handle:
+        assert [r[0] for r in csv.reader(handle)] == ["epoch", "0", "1", "2", "0", "1"]
+    with pytest.raises(GraphError, match="separator must be one character"):
+        gn.callbacks.CSVLogger(path, separator=";;")
+
+
+def test_learning_rate_scheduler_and_lambda_callback(data):
+    x, y = data
+    g = regression()
+    g.optimizer = gn.optimizers.SGD(lr=0.1)
+    seen, events = [], []
+    g.fit(x, y, epochs=3, verbose=0, callbacks=[
+        gn.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5),
+        gn.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs=None: seen.append(g.optimizer.lr),
+                                    on_train_begin=lambda logs=None: events.append("begin"),
+                                    on_batch_begin=lambda b, logs=None: events.append("batch"),
+                                    on_train_end=lambda logs=None: events.append("end")),
+    ])
+    assert seen == [0.05, 0.025, 0.0125]
+    assert events[0] == "begin" and events[-1] == "end" and "batch" in events
+    g.fit(x, y, epochs=2, verbose=0, callbacks=[gn.callbacks.LearningRateScheduler(lambda epoch: 0.3 - 0.1 * epoch)])
+    assert g.optimizer.lr == pytest.approx(0.2)
+    with pytest.raises(GraphError, match="LearningRateScheduler: epoch 0: sgd: lr must be a positive finite number"):
+        g.fit(x, y, epochs=1, verbose=0, callbacks=[gn.callbacks.LearningRateScheduler(lambda epoch: -1.0)])
+    with pytest.raises(GraphError, match=r"unknown hooks \['on_epoch_finish'\]"):
+        gn.callbacks.LambdaCallback(on_epoch_finish=print)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from graphnet import GraphError, ModelImportError
-from graphnet._text import format_cycle, preview, shown
+from graphnet._text import clip, format_cycle, preview, shown
 from graphnet.checks import check_int, is_int
 
 
@@ -28,3 +28,21 @@ def test_messages_stay_short():
     assert format_cycle(["a", "b", "a"]) == "a -> b -> a"
     assert "more" in format_cycle([f"n{i}" for i in range(40)])
     assert len(shown("x" * 1000)) == 80 and shown(1) == "1"
+
+
+def test_shown_is_bounded_however_large_or_shared_the_value():
+    shared = ["lol"] * 9
+    for _ in range(30):  # 9**31 strings, were it walked in full
+        shared = [shared] * 9
+    assert len(shown(shared)) <= 80 and shown(shared).startswith("[[[[")
+    assert shown({"name": "relu", "x": [1, 2]}) == "{'name': 'relu', 'x': [1, 2]}"
+    assert len(shown(10**4000)) <= 80  # str() of this int alone is past Python's digit limit
+    assert shown(10**5000) == "<int>"
+
+
+def test_clip_keeps_both_ends_on_one_line():
+    text = "unknown activation " + "x" * 5000 + "\n; known: ['elu', 'relu']"
+    clipped = clip(text, 120)
+    assert len(clipped) <= 120 and "\n" not in clipped
+    assert clipped.startswith("unknown activation xxx") and clipped.endswith("known: ['elu', 'relu']")
+    assert clip("short  text") == "short text"

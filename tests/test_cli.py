@@ -9,11 +9,13 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import build_dag
+from modelfiles import bounded, npy_claiming
 
 import graphnet as gn
 from graphnet import cli
@@ -263,7 +265,7 @@ def test_train_and_predict_refuse_bad_files_in_one_line(digits_like, tmp_path, c
     cases = [
         (["train", str(spec), "--data", str(missing_b), "--out", str(model)],
          r"no_b.npz: missing input arrays \['b'\] and unknown arrays \['extra'\]"),
-        (["train", str(spec), "--data", str(pickled), "--out", str(model)], r"objects.npz: cannot read the training data"),
+        (["train", str(spec), "--data", str(pickled), "--out", str(model)], r"objects.npz: array 'a' holds Python objects \(pickled data\); refused"),
         (["train", str(spec), "--data", str(tmp_path / "nope.npz"), "--out", str(model)], "nope.npz: no such file"),
         (["train", str(spec), "--data", str(spec), "--out", str(model)], "must be a .npz file"),
         (["train", str(spec), "--data", str(data), "--out", str(tmp_path / "m.zip")], "must end in .gnet"),
@@ -288,3 +290,108 @@ def test_a_corrupt_model_file_is_one_line(tmp_path, capsys):
     assert cli.main(["summary", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "broken.gnet" in err
+
+
+# ------------------------------------------- never lose the user's data
+def _one_line_in_process(capsys, args, match, status=1):
+    assert cli.main(list(args)) == status, args
+    captured = capsys.readouterr()
+    assert_one_line_error(subprocess.CompletedProcess(args, status, captured.out, captured.err), match, status)
+
+
+def test_out_is_checked_before_any_work(digits_like, tmp_path, capsys, monkeypatch):
+    spec, data, _, _ = digits_like
+    model = tmp_path / "m.gnet"
+    assert cli.main(["train", str(spec), "--data", str(data), "--epochs", "1", "--out", str(model), "--quiet"]) == 0
+    capsys.readouterr()
+    model_bytes, data_bytes = model.read_bytes(), data.read_bytes()
+    (tmp_path / "folder.gnet").mkdir()
+    (tmp_path / "folder.npz").mkdir()
+    link = tmp_path / "link.npz"
+    link.symlink_to(data)
+    loaded = []
+    real_load = cli.load_model
+    monkeypatch.setattr(cli, "load_model", lambda path: loaded.append(path) or real_load(path))
+    train = ["train", str(spec), "--data", str(data), "--epochs", "500"]
+    cases = [
+        (train + ["--out", str(tmp_path / "nope" / "m.gnet")], r"--out .*nope/m\.gnet: folder '.*nope' does not exist"),
+        (train + ["--out", str(tmp_path / "folder.gnet")], r"--out .*folder\.gnet: is a folder"),
+        (["train", str(model), "--data", str(data), "--out", str(model)],
+         r"--out .*m\.gnet is the same file as the model FILE: writing it would replace that file"),
+        (["predict", str(model), "--data", str(data), "--out", str(data)],
+         r"--out .*train\.npz is the same file as the --data file"),
+        (["predict", str(model), "--data", str(data), "--out", str(link)], r"link\.npz is the same file as the --data file"),
+        (["predict", str(model), "--data", str(data), "--out", str(tmp_path / "folder.npz")], "is a folder"),
+        (["predict", str(model), "--data", str(data), "--out", str(tmp_path / "nope" / "p.npz")], "does not exist"),
+    ]
+    for args, match in cases:
+        _one_line_in_process(capsys, args, match)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # a read-only folder (root ignores chmod)
+    _one_line_in_process(capsys, train + ["--out", str(tmp_path / "new.gnet")], r"no permission to write in folder")
+    assert loaded == []  # refused before reading the model, let alone training it
+    assert model.read_bytes() == model_bytes and data.read_bytes() == data_bytes
+    assert not (tmp_path / "new.gnet").exists()
+
+
+def test_data_files_that_are_not_npz_archives_say_what_they_are(digits_like, tmp_path, capsys):
+    spec, data, x, _ = digits_like
+    model = tmp_path / "m.gnet"
+    assert cli.main(["train", str(spec), "--data", str(data), "--epochs", "1", "--out", str(model), "--quiet"]) == 0
+    capsys.readouterr()
+    (tmp_path / "folder.npz").mkdir()
+    (tmp_path / "text.npz").write_text("a,b\n1,2\n")
+    with open(tmp_path / "single.npz", "wb") as handle:
+        np.save(handle, x["a"])
+    out = str(tmp_path / "p.npz")
+    cases = [
+        ("folder.npz", r"folder\.npz: is a folder; the input data must be a \.npz file \(numpy\.savez"),
+        ("text.npz", r"text\.npz: not a \.npz archive \(not a zip archive: a text file starting 'a,b"),
+        ("single.npz", r"single\.npz: not a \.npz archive \(not a zip archive: a single \.npy array, as numpy\.save writes"),
+    ]
+    for name, match in cases:
+        _one_line_in_process(capsys, ["predict", str(model), "--data", str(tmp_path / name), "--out", out], match)
+    assert not os.path.exists(out)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_a_data_header_claiming_a_huge_array_is_a_clean_error(digits_like, tmp_path, capsys, method):
+    # The old reader trusted numpy's header: "unexpected MemoryError ... please report it".
+    spec = digits_like[0]
+    huge = tmp_path / "huge.npz"
+    with zipfile.ZipFile(huge, "w", method) as archive:
+        archive.writestr("a.npy", npy_claiming((10**12,)))
+        archive.writestr("b.npy", npy_claiming((10**6, 10**6)))
+    outcome, seconds, peak = bounded(
+        lambda: cli.main(["train", str(spec), "--data", str(huge), "--out", str(tmp_path / "m.gnet")])
+    )
+    assert outcome == 1 and peak < 32 << 20 and seconds < 10, (outcome, peak, seconds)
+    captured = capsys.readouterr()
+    assert_one_line_error(
+        subprocess.CompletedProcess([], 1, captured.out, captured.err),
+        r"huge\.npz: array 'a': its header claims shape \(1000000000000,\) of float64 "
+        r"\(8,000,000,000,000 bytes\), but the member holds 16 bytes of data",
+    )
+
+
+def test_shape_errors_name_the_data_file_and_its_array(digits_like, tmp_path, capsys):
+    spec, _, x, y = digits_like
+    narrow = tmp_path / "narrow.npz"
+    np.savez(narrow, **{**x, "a": x["a"][:, :4]}, **y)
+    short = tmp_path / "short.npz"
+    np.savez(short, **x, aux=y["aux"][:50], main=y["main"])
+    _one_line_in_process(capsys, ["train", str(spec), "--data", str(narrow), "--out", str(tmp_path / "m.gnet")],
+                         r"narrow\.npz: input 'a': expected shape \(n, 5\), got \(60, 4\)")
+    _one_line_in_process(capsys, ["train", str(spec), "--data", str(short), "--out", str(tmp_path / "m.gnet")],
+                         r"short\.npz: rows disagree: .*60 rows .*'aux' has 50")
+
+
+def test_a_hostile_yaml_spec_is_one_quick_line(tmp_path, capsys):
+    laughs = tmp_path / "laughs.yaml"
+    laughs.write_text("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+                      + "".join(f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefg", "bcdefgh"))
+                      + "nodes: *h\n")
+    outcome, seconds, _ = bounded(lambda: cli.main(["summary", str(laughs)]))
+    assert outcome == 1 and seconds < 5
+    captured = capsys.readouterr()
+    assert_one_line_error(subprocess.CompletedProcess([], 1, captured.out, captured.err),
+                          r"laughs\.yaml: line 1: YAML anchors and aliases \(&a\) are not allowed")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 
 import pytest
 from conftest import build_dag, dag_data
 
 import graphnet as gn
+from graphnet import files
 
 
 # --------------------------------------------------------------- atomic write
@@ -34,3 +40,73 @@ def test_failed_write_leaves_the_old_file_intact(tmp_path, rng, monkeypatch):
     assert path.read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.gnet"]  # no temporary file left
     gn.load(path)
+
+
+def test_errors_name_the_target_not_the_temporary_file(tmp_path):
+    g = build_dag()
+    target = tmp_path / "missing" / "model.gnet"
+    with pytest.raises(FileNotFoundError) as info:
+        g.save(target)
+    assert info.value.filename == str(target)
+    assert "folder" in str(info.value) and "does not exist" in str(info.value)
+    assert ".tmp" not in str(info.value)
+    folder = tmp_path / "model.gnet"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    with pytest.raises(IsADirectoryError, match="is a folder") as info:
+        g.save(folder)
+    assert info.value.filename == str(folder)
+    assert [p.name for p in folder.iterdir()] == ["keep.txt"]  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.gnet"]  # no temporary file
+
+
+def test_stale_temporary_files_of_ours_are_removed_on_the_next_save(tmp_path):
+    g = build_dag()
+    old = time.time() - files.STALE_SECONDS - 60
+    names = {
+        ".model.gnet.abcd1234.tmp": old,   # ours, for this target, stale: removed
+        ".model.gnet.efgh5678.tmp": None,  # ours, but fresh (a write in progress): kept
+        ".other.gnet.abcd1234.tmp": old,   # another target's: kept
+        ".model.gnet.notours.tmp": old,    # not the pattern we write: kept
+        "model.gnet.abcd1234.tmp": old,    # not hidden, not ours: kept
+    }
+    for name, mtime in names.items():
+        (tmp_path / name).write_bytes(b"partial")
+        if mtime is not None:
+            os.utime(tmp_path / name, (mtime, mtime))
+    g.save(tmp_path / "model.gnet")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["model.gnet", *[n for n in names if n != ".model.gnet.abcd1234.tmp"]])
+
+
+_SAVE_FOREVER = """
+import sys
+import graphnet as gn
+g = gn.Graph(seed=0)
+g.add_input("x", 1500)
+g.add_output("y", 1500)
+g.connect("x", "y")
+print("ready", flush=True)
+while True:
+    g.save(sys.argv[1])
+"""
+
+
+def test_a_killed_save_leaves_the_old_file_and_the_next_save_tidies_up(tmp_path):
+    target = tmp_path / "big.gnet"
+    build_dag().save(target)
+    good = target.read_bytes()
+    process = subprocess.Popen([sys.executable, "-c", _SAVE_FOREVER, str(target)],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline() == "ready\n"
+        time.sleep(1.0)  # a few saves of 9 MB each, one of them interrupted
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    data = target.read_bytes()
+    assert data == good or gn.load(target).nodes["x"].size == 1500  # the old file or a whole new one
+    for leftover in tmp_path.glob(".big.gnet.*.tmp"):  # what a SIGKILL can leave behind
+        os.utime(leftover, (time.time() - files.STALE_SECONDS - 1,) * 2)
+    build_dag().save(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.gnet"]

@@ -12,6 +12,8 @@ import pytest
 keras = pytest.importorskip("keras", reason="the interop extra (keras) is not installed")
 pytest.importorskip("h5py", reason="the interop extra (h5py) is not installed")
 
+from interop import trains_saves_exports
+
 import graphnet as gn
 from graphnet.interop.keras import ACTIVATIONS
 
@@ -30,6 +32,8 @@ def _randomise(model, seed=0):
 
 def _keras_predict(model, x):
     out = model(x, training=False)
+    if isinstance(out, dict):
+        return {k: keras.ops.convert_to_numpy(v) for k, v in out.items()}
     if isinstance(out, (list, tuple)):
         return [keras.ops.convert_to_numpy(o) for o in out]
     return keras.ops.convert_to_numpy(out)
@@ -168,11 +172,11 @@ def test_loss_can_be_chosen(functional):
 
 
 def test_unsupported_layers_are_named():
-    model = keras.Sequential([keras.Input((4,)), layers.Dense(3), layers.BatchNormalization(name="bn")])
-    with pytest.raises(gn.ModelImportError, match="layer 'bn' of type 'BatchNormalization' cannot be imported"):
+    model = keras.Sequential([keras.Input((4,)), layers.Dense(3), layers.LayerNormalization(name="ln")])
+    with pytest.raises(gn.ModelImportError, match="layer 'ln' of type 'LayerNormalization' cannot be imported"):
         gn.from_keras(model)
-    model = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation="selu", name="d")])
-    with pytest.raises(gn.ModelImportError, match=r"layer 'd' \(Dense\) uses activation 'selu'"):
+    model = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation="hard_silu", name="d")])
+    with pytest.raises(gn.ModelImportError, match=r"layer 'd' \(Dense\) uses activation 'hard_silu'"):
         gn.from_keras(model)
     model = keras.Sequential([keras.Input((4, 2)), layers.Dense(3)])
     with pytest.raises(gn.ModelImportError, match=r"input shape \[None, 4, 2\] is not \(batch, features\)"):
@@ -191,7 +195,7 @@ def test_shared_layers_and_output_dropout_are_refused():
 
 
 def test_bad_inputs():
-    with pytest.raises(gn.ModelImportError, match="expects a .keras file, a Keras model or a to_json"):
+    with pytest.raises(gn.ModelImportError, match="expects a .keras or .h5 file, a Keras model or a to_json"):
         gn.from_keras(42)
     with pytest.raises(gn.ModelFileError, match="no such file"):
         gn.from_keras("missing.keras")
@@ -247,3 +251,187 @@ def test_keras_file_without_recorded_layer_names(functional, data, tmp_path):
     g = gn.from_keras(tmp_path / "old.keras")
     expected = _keras_predict(functional, {"a": data["a"], "b": data["b"]})
     np.testing.assert_allclose(g.predict({"a": data["a"], "b": data["b"]})["o2"], expected[1], atol=TOL)
+
+
+# ------------------------------------------------ Add, BatchNormalization, dicts
+def _randomise_all(model, seed=0):
+    """Every variable random, batch-norm variances positive."""
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        value = rng.normal(scale=0.5, size=w.shape)
+        w.assign((np.abs(value) + 0.5 if "variance" in w.path else value).astype("float32"))
+    return model
+
+
+@pytest.fixture(scope="module")
+def residual():
+    """Dict inputs and outputs in unsorted key order, Add of linear Denses (absorbed),
+    Add of activated tensors and of an input (identity synapses), BatchNormalization
+    after a Dense without bias, and outputs declared [o1, concatenation-fed o2, o3]."""
+    keras.utils.set_random_seed(2)
+    a = keras.Input((4,), name="alpha")
+    b = keras.Input((3,), name="zeta")
+    pre = layers.Add(name="sum")([layers.Dense(5, name="da")(a), layers.Dense(5, name="db")(b)])
+    h = layers.Activation("silu", name="h")(pre)
+    bn = layers.BatchNormalization(name="bn")(layers.Dense(4, use_bias=False, name="d")(h))
+    act = layers.Activation("selu", name="act")(bn)
+    residual = layers.Add(name="res")([layers.Dense(4, activation="tanh", name="t")(act), a])
+    o1 = layers.Dense(2, activation="softmax", name="o1")(residual)
+    o2 = layers.Dense(1, activation="mish", name="o2")(layers.Concatenate(name="cat")([residual, b]))
+    o3 = layers.Dense(3, activation="softsign", name="o3")(act)
+    model = keras.Model({"zeta": b, "alpha": a}, {"second": o2, "first": o1, "third": o3}, name="residual")
+    return _randomise_all(model, seed=2)
+
+
+def test_add_batchnorm_and_dicts(residual, data, tmp_path):
+    x = {"alpha": data["a"], "zeta": data["b"]}
+    expected = _keras_predict(residual, x)
+    residual.save(tmp_path / "residual.keras")
+    residual.save(tmp_path / "residual.h5")  # Keras 3's legacy HDF5 writer
+    for source in (residual, tmp_path / "residual.keras", tmp_path / "residual.h5"):
+        g = gn.from_keras(source)
+        assert g.inputs == ["alpha", "zeta"]  # dict keys, in keras.tree's (sorted) order
+        assert g.outputs == ["first", "second", "third"]
+        got = g.predict(x)
+        for key in expected:
+            np.testing.assert_allclose(got[key], expected[key], atol=TOL, rtol=TOL)
+    # The two linear Denses became the sum node's synapses; bn folded into d.
+    assert "da" not in g.nodes and "db" not in g.nodes and g.nodes["sum"].activation.name == "silu"
+    assert sorted(s.src for s in g.synapses if s.dst == "sum") == ["alpha", "zeta"]
+    assert "bn" not in g.nodes and g.nodes["d"].activation.name == "selu" and g.nodes["d"].trainable
+    # Add of an activated tensor and an input: frozen identity synapses.
+    assert not g.synapse("alpha", "res").trainable and np.array_equal(g.synapse("alpha", "res").weight, np.eye(4))
+    trains_saves_exports(g, x, tmp_path)
+
+
+def test_output_order_is_kept(data):
+    x = keras.Input((4,), name="x")
+    h = layers.Dense(3, name="h")(x)
+    o1 = layers.Dense(2, name="o1")(h)
+    o2 = layers.Dense(2, name="o2")(layers.Concatenate()([h, x]))
+    o3 = layers.Dense(2, name="o3")(h)
+    model = _randomise(keras.Model(x, [o1, o2, o3]))
+    g = gn.from_keras(model)
+    assert g.outputs == ["o1", "o2", "o3"]
+    for got, want in zip([g.predict(data["a"])[n] for n in g.outputs], _keras_predict(model, data["a"])):
+        np.testing.assert_allclose(got, want, atol=TOL)
+
+
+def test_batchnorm_elsewhere_is_refused():
+    model = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation="relu", name="d"),
+                              layers.BatchNormalization(name="bn")])
+    with pytest.raises(gn.ModelImportError, match=r"layer 'bn' \(BatchNormalization\) follows 'd', not the linear "
+                                                  r"output of a Dense .* place it directly after a Dense"):
+        gn.from_keras(model)
+    model = keras.Sequential([keras.Input((4,), name="x"), layers.BatchNormalization(name="bn"), layers.Dense(2)])
+    with pytest.raises(gn.ModelImportError, match=r"layer 'bn' \(BatchNormalization\) follows 'x'"):
+        gn.from_keras(model)
+
+
+def test_hard_sigmoid_slope_follows_the_keras_version(data):
+    model = _randomise(keras.Sequential([keras.Input((6,)), layers.Dense(4, activation="hard_sigmoid")]), seed=4)
+    keras3 = gn.from_keras(model)
+    assert keras3.layers[1].activation.alpha == pytest.approx(1 / 6)  # relu6(z + 3) / 6
+    np.testing.assert_allclose(keras3.predict(data["x"]), _keras_predict(model, data["x"]), atol=TOL)
+    import json
+
+    config = json.loads(model.to_json())
+    config["keras_version"] = "2.15.0"  # what Keras 2's to_json() adds
+    assert gn.from_keras(json.dumps(config)).layers[1].activation.alpha == 0.2
+
+
+def _write_keras2_h5(path, config: dict, weights: dict, version: str = "2.15.0"):
+    """A model file in Keras 2's HDF5 layout (keras/src/legacy/saving/legacy_h5_format.py,
+    save_model_to_hdf5): root attributes keras_version, backend and model_config (the
+    model's JSON); group model_weights with attribute layer_names, one group per layer
+    whose weight_names attribute lists its arrays in order, each stored at that path
+    ("dense/kernel:0") inside the layer's group."""
+    import json
+
+    import h5py
+
+    with h5py.File(path, "w") as h5:
+        h5.attrs["keras_version"] = version.encode()
+        h5.attrs["backend"] = b"tensorflow"
+        h5.attrs["model_config"] = json.dumps(config).encode()
+        group = h5.create_group("model_weights")
+        group.attrs["layer_names"] = [name.encode() for name in weights]
+        for layer, arrays in weights.items():
+            layer_group = group.create_group(layer)
+            layer_group.attrs["weight_names"] = [name.encode() for name in arrays]
+            for name, value in arrays.items():
+                layer_group.create_dataset(name, data=value)
+
+
+def _keras2_sequential_config():
+    """A tf.keras 2.15 Sequential config, as its model.to_json() writes it."""
+    def dense(name, units, activation):
+        return {"class_name": "Dense", "config": {
+            "name": name, "trainable": True, "dtype": "float32", "units": units, "activation": activation,
+            "use_bias": True, "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform",
+                                                     "config": {"seed": None}, "registered_name": None},
+            "bias_initializer": {"module": "keras.initializers", "class_name": "Zeros", "config": {},
+                                 "registered_name": None},
+            "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
+            "kernel_constraint": None, "bias_constraint": None}}
+
+    return {"class_name": "Sequential", "config": {"name": "sequential", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 6], "dtype": "float32",
+                                                "sparse": False, "ragged": False, "name": "dense_input"}},
+        dense("dense", 5, "hard_sigmoid"), dense("dense_1", 4, "swish"), dense("dense_2", 3, "softmax")]},
+        "keras_version": "2.15.0", "backend": "tensorflow"}
+
+
+def test_keras2_h5_file(data, tmp_path):
+    from scipy.special import expit, softmax
+
+    rng = np.random.default_rng(7)
+    shapes = {"dense": (6, 5), "dense_1": (5, 4), "dense_2": (4, 3)}
+    arrays = {name: (rng.normal(size=shape).astype("float32"), rng.normal(size=shape[1]).astype("float32"))
+              for name, shape in shapes.items()}
+    weights = {name: {f"{name}/kernel:0": k, f"{name}/bias:0": b} for name, (k, b) in arrays.items()}
+    _write_keras2_h5(tmp_path / "old.h5", _keras2_sequential_config(), weights)
+    g = gn.from_keras(tmp_path / "old.h5")
+    assert isinstance(g, gn.Sequential) and g.inputs == ["dense_input"] and g.outputs == ["dense_2"]
+    # Keras 2's definitions: hard_sigmoid = clip(0.2 z + 0.5, 0, 1), swish = z sigmoid(z).
+    x = data["x"].astype(np.float64)
+    h = np.clip(0.2 * (x @ arrays["dense"][0] + arrays["dense"][1]) + 0.5, 0, 1)
+    z = h @ arrays["dense_1"][0] + arrays["dense_1"][1]
+    h = z * expit(z)
+    expected = softmax(h @ arrays["dense_2"][0] + arrays["dense_2"][1], axis=1)
+    np.testing.assert_allclose(g.predict(data["x"]), expected, atol=TOL)
+    trains_saves_exports(g, data["x"], tmp_path)
+
+
+def test_h5_files_are_read_within_their_size(tmp_path):
+    import h5py
+
+    config = _keras2_sequential_config()
+    weights = {"dense": {"dense/kernel:0": np.zeros((6, 5), "float32"), "dense/bias:0": np.zeros(5, "float32")}}
+    _write_keras2_h5(tmp_path / "huge.h5", config, weights)
+    with h5py.File(tmp_path / "huge.h5", "r+") as h5:  # a header claiming 40 GB, no data behind it
+        del h5["model_weights/dense/dense/kernel:0"]
+        h5["model_weights/dense/dense"].create_dataset("kernel:0", shape=(100_000, 100_000), dtype="float32")
+    with pytest.raises(gn.ModelFileError, match=r"kernel:0: claims 40,000,000,000 bytes in a file of"):
+        gn.from_keras(tmp_path / "huge.h5")
+    with h5py.File(tmp_path / "weights.h5", "w") as h5:
+        h5.attrs["layer_names"] = [b"dense"]
+    with pytest.raises(gn.ModelFileError, match=r"holds weights only \(save_weights\), not a whole model"):
+        gn.from_keras(tmp_path / "weights.h5")
+
+
+@pytest.mark.filterwarnings("ignore:Converting a tensor to a Python")  # torch's tracer, inside Keras
+def test_keras_onnx_export_imports(residual, data, tmp_path):
+    """Keras's own model.export(format="onnx") (Casts around every operator, the
+    batch norm as Sub/Mul/Add constants, outputs named by the exporter)."""
+    x = {"alpha": data["a"], "zeta": data["b"]}
+    expected = _keras_predict(residual, x)
+    residual.export(str(tmp_path / "residual.onnx"), format="onnx", verbose=False)
+    g = gn.from_onnx(tmp_path / "residual.onnx")
+    import onnx
+
+    names = [o.name for o in onnx.load(tmp_path / "residual.onnx").graph.output]
+    assert len(g.outputs) == 3 and g.inputs == ["alpha", "zeta"]
+    got = g.predict(x)
+    for key, name in zip(sorted(expected), names):  # Keras exports its outputs in keras.tree order
+        np.testing.assert_allclose(got[name], expected[key], atol=TOL, rtol=TOL)

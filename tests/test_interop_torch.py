@@ -9,6 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the interop extra (torch) is not installed")
 
+from interop import trains_saves_exports
+
 import graphnet as gn
 
 nn = torch.nn
@@ -127,9 +129,168 @@ def test_leading_activation_and_dropout_get_identity_nodes(x):
         (nn.Sequential(nn.Linear(5, 3), nn.Dropout(0.2)), "dropout applies to the model output"),
         (nn.Sequential(nn.ReLU()), "has no Linear layer"),
         (nn.Sequential(nn.Linear(5, 3), nn.Linear(4, 2)), r"module '1' .* takes 4 features but receives 3"),
-        (nn.Linear(5, 3), "expects a torch.nn.Sequential, got torch.nn.modules.linear.Linear"),
+        (nn.Sequential(nn.Linear(5, 3), nn.ReLU(), nn.BatchNorm1d(3)),
+         r"module '2' \(torch.nn.modules.batchnorm.BatchNorm1d\) follows 'dense', not the output of a Linear"),
+        (nn.Sequential(nn.Linear(5, 3), nn.BatchNorm1d(3, track_running_stats=False)), "keeps no running statistics"),
+        ("not a module", "expects a torch.nn.Module, got builtins.str"),
     ],
 )
 def test_unsupported_modules_are_named(module, message):
     with pytest.raises(gn.ModelImportError, match=message):
         gn.from_torch(module)
+
+
+def test_a_single_layer_imports(x):
+    torch.manual_seed(7)
+    layer = nn.Linear(5, 3)
+    np.testing.assert_allclose(gn.from_torch(layer).predict(x), _torch_predict(layer, x), atol=TOL)
+
+
+def test_a_module_used_twice_is_applied_twice(x, tmp_path):
+    torch.manual_seed(8)
+    act = nn.Tanh()
+    module = nn.Sequential(nn.Linear(5, 4), act, nn.Linear(4, 4), act, act, nn.Linear(4, 2))
+    g = gn.from_torch(module)
+    assert [n.activation.name for n in g.layers[1:]] == ["tanh", "tanh", "tanh", "linear"]
+    np.testing.assert_allclose(g.predict(x), _torch_predict(module, x), atol=TOL)
+    trains_saves_exports(g, x, tmp_path)
+
+
+def test_a_linear_used_twice_is_refused():
+    shared = nn.Linear(4, 4)
+    module = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), shared, nn.ReLU(), shared)
+    with pytest.raises(gn.ModelImportError, match=r"module '2' \(torch.nn.modules.linear.Linear\) is called more than "
+                                                  r"once: its weights are tied .* use one nn.Linear per call"):
+        gn.from_torch(module)
+
+
+@pytest.mark.parametrize("layer", [nn.SiLU(), nn.SELU(), nn.Mish(), nn.Hardsigmoid(), nn.Softsign()],
+                         ids=lambda m: type(m).__name__)
+def test_new_activation_modules(layer, x):
+    torch.manual_seed(9)
+    module = nn.Sequential(nn.Linear(5, 6), layer, nn.Linear(6, 3), layer)
+    with torch.no_grad():
+        module[0].weight.mul_(4)  # reach the saturated and negative parts too
+    np.testing.assert_allclose(gn.from_torch(module).predict(x), _torch_predict(module, x), atol=TOL)
+
+
+def _with_statistics(bn: nn.BatchNorm1d, seed: int) -> nn.BatchNorm1d:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        bn.running_mean.normal_(generator=generator)
+        bn.running_var.uniform_(0.3, 3.0, generator=generator)
+        if bn.affine:
+            bn.weight.normal_(generator=generator)
+            bn.bias.normal_(generator=generator)
+    return bn
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_batchnorm_folds_into_the_linear_before(affine, x):
+    torch.manual_seed(10)
+    module = nn.Sequential(nn.Linear(5, 6, bias=False), _with_statistics(nn.BatchNorm1d(6, affine=affine), 1),
+                           nn.ReLU(), nn.Linear(6, 2))
+    g = gn.from_torch(module)
+    assert [n.name for n in g.layers] == ["input", "dense", "dense_1"]
+    assert g.nodes["dense"].trainable == affine  # the folded bias is the batch norm's shift
+    np.testing.assert_allclose(g.predict(x), _torch_predict(module, x), atol=TOL)
+
+
+class _TwoTowers(nn.Module):
+    """Two inputs, a residual +, torch.cat, functional activations and a tensor
+    method, a batch norm, and a dict of outputs in forward's order."""
+
+    def __init__(self):
+        super().__init__()
+        self.left = nn.Linear(5, 6)
+        self.right = nn.Linear(3, 6)
+        self.norm = nn.BatchNorm1d(6)
+        self.mix = nn.Linear(9, 4)
+        self.head = nn.Linear(4, 3)
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, features, extra):
+        joined = torch.nn.functional.gelu(self.norm(self.left(features)) + self.right(extra))
+        mixed = self.drop(self.mix(torch.cat([joined.tanh(), extra], dim=1)))
+        return {"scores": torch.softmax(self.head(torch.relu(mixed)), dim=-1),
+                "aux": torch.nn.functional.silu(mixed) + torch.sigmoid(mixed)}
+
+
+def test_a_traced_dag(tmp_path):
+    torch.manual_seed(11)
+    module = _TwoTowers()
+    _with_statistics(module.norm, 2)
+    rng = np.random.default_rng(12)
+    data = {"features": rng.normal(size=(16, 5)).astype("float32"), "extra": rng.normal(size=(16, 3)).astype("float32")}
+    g = gn.from_torch(module)
+    assert type(g) is gn.Graph and g.name == "_TwoTowers"
+    assert g.inputs == ["features", "extra"] and g.outputs == ["scores", "aux"]
+    module.eval()
+    with torch.no_grad():
+        expected = module(torch.from_numpy(data["features"]), torch.from_numpy(data["extra"]))
+    got = g.predict(data)
+    for name in g.outputs:
+        np.testing.assert_allclose(got[name], expected[name].numpy(), atol=TOL)
+    assert module.training is False
+    module.train()
+    gn.from_torch(module)  # the check runs in eval mode and restores the module's mode
+    assert module.training and module.norm.training
+    trains_saves_exports(g, data, tmp_path)
+
+
+def test_tuple_outputs_keep_their_order(x):
+    class Heads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(5, 2), nn.Linear(5, 3)
+
+        def forward(self, x):
+            return self.b(x), torch.sigmoid(self.a(x))
+
+    torch.manual_seed(13)
+    module = Heads()
+    g = gn.from_torch(module, input_name="x")
+    assert g.outputs == ["b", "a"] and g.inputs == ["x"]
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x))
+    for name, want in zip(g.outputs, expected):
+        np.testing.assert_allclose(g.predict(x)[name], want.numpy(), atol=TOL)
+
+
+def test_untraceable_and_stateful_forwards_are_refused(x):
+    class Branching(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(5, 2)
+
+        def forward(self, x):
+            return self.fc(x) if x.sum() > 0 else -self.fc(x)
+
+    with pytest.raises(gn.ModelImportError, match="torch.fx cannot trace forward .*TraceError"):
+        gn.from_torch(Branching())
+
+    class Counting(nn.Module):
+        """Python-side state: the trace records the first call, later calls differ."""
+
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(5, 2)
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            return torch.relu(self.fc(x)) if self.calls == 1 else self.fc(x) - 1.0
+
+    with pytest.raises(gn.ModelImportError, match="predicts output 'fc' differently from the module"):
+        gn.from_torch(Counting())
+
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(5, 2)
+
+        def forward(self, x):
+            return self.fc(x) * 2
+
+    with pytest.raises(gn.ModelImportError, match=r"function _operator.mul cannot be imported; supported calls"):
+        gn.from_torch(Scaled())

@@ -22,8 +22,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "graphnet"
 
 LAYERS = [
-    {"_version", "_text", "_locks", "errors", "checks", "files", "kernels"},
-    {"activations", "losses", "initializers", "parameters", "schedules", "optimizers"},
+    {"_version", "_text", "_locks", "_registry", "errors", "checks", "files", "kernels"},
+    {"activations", "losses", "initializers", "parameters", "schedules", "optimizers", "regularizers"},
     {"nodes", "synapse", "metrics"},
     {"structure", "graph"},
     {"sequential"},

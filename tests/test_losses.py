@@ -97,3 +97,57 @@ def test_targets_are_checked():
 def test_unknown_loss_lists_the_known_ones():
     with pytest.raises(GraphError, match=r"unknown loss 'hinge'; known: \['binary_crossentropy'"):
         losses.get("hinge")
+
+
+# ------------------------------------------------------------- sample weights
+def _weighted_case(loss, rng):
+    if loss == "binary_crossentropy":
+        return "sigmoid", rng.integers(0, 2, size=(6, 3)).astype(float)
+    if loss == "categorical_crossentropy":
+        return "softmax", rng.integers(0, 3, size=6)
+    return "linear", rng.normal(size=(6, 3))
+
+
+@pytest.mark.parametrize("loss", sorted(losses.LOSSES))
+def test_weighted_losses_are_sum_w_l_over_sum_w(loss, rng):
+    """A weight of 0 drops a row and 2 counts it twice (numpy.average's convention)."""
+    activation, y = _weighted_case(loss, rng)
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 4)
+    g.add_output("o", 3, activation=activation, loss=loss)
+    g.connect("x", "o")
+    x = rng.normal(size=(6, 4))
+    w = np.array([1.0, 0.0, 2.0, 1.0, 0.5, 3.0])
+    per_row = [g.evaluate(x[i:i + 1], y[i:i + 1])["loss"] for i in range(6)]
+    assert g.evaluate(x, y, sample_weight=w)["loss"] == pytest.approx(np.average(per_row, weights=w), rel=1e-12)
+    integer_w = np.array([1.0, 0.0, 2.0, 1.0, 0.0, 3.0])
+    repeated = np.repeat(np.arange(6), integer_w.astype(int))
+    duplicated = g.evaluate(x[repeated], y[repeated])["loss"]
+    assert g.evaluate(x, y, sample_weight=integer_w)["loss"] == pytest.approx(duplicated, rel=1e-12)
+    # ... and the same holds for the gradient: one SGD step on each agrees
+    g2 = gn.Graph(seed=0, dtype="float64")
+    g2.add_input("x", 4)
+    g2.add_output("o", 3, activation=activation, loss=loss)
+    g2.connect("x", "o")
+    g2.train_step(x, y, optimizer="sgd", sample_weight=integer_w)
+    g.train_step(x[repeated], y[repeated], optimizer="sgd")
+    np.testing.assert_allclose(g2.get_weights()["x->o.weight"], g.get_weights()["x->o.weight"], rtol=1e-12)
+
+
+def test_sample_weight_errors():
+    g = gn.Graph()
+    g.add_input("x", 2)
+    g.add_output("o", 1)
+    g.connect("x", "o")
+    x, y = np.ones((3, 2)), np.ones(3)
+    for bad, error, message in [
+        (np.ones(2), ShapeError, r"expected shape \(3,\), one weight per row, got \(2,\)"),
+        (np.array([1.0, -1.0, 1.0]), GraphError, "weights must be finite and >= 0"),
+        (np.array([1.0, np.nan, 1.0]), GraphError, "weights must be finite and >= 0"),
+        ({"nope": np.ones(3)}, GraphError, r"sample_weight names unknown outputs \['nope'\]"),
+        ("abc", GraphError, "expected numbers"),
+    ]:
+        with pytest.raises(error, match=message):
+            g.fit(x, y, sample_weight=bad, verbose=0)
+    with pytest.raises(GraphError, match="class weights need one class per row"):
+        g.fit(x, y, class_weight={0: 1.0}, verbose=0)

@@ -8,6 +8,7 @@ import pytest
 onnx = pytest.importorskip("onnx", reason="the interop extra (onnx) is not installed")
 ort = pytest.importorskip("onnxruntime", reason="the interop extra (onnxruntime) is not installed")
 
+from interop import trains_saves_exports
 from onnx import TensorProto, helper, numpy_helper
 
 import graphnet as gn
@@ -76,7 +77,7 @@ def test_round_trip_through_onnx(tmp_path, data, opset):
     g = _every_activation_graph()
     g.to_onnx(tmp_path / "zoo.onnx", opset=opset)
     back = gn.from_onnx(tmp_path / "zoo.onnx")
-    assert back.inputs == g.inputs and sorted(back.outputs) == sorted(g.outputs)
+    assert back.inputs == g.inputs and back.outputs == g.outputs
     assert sorted(back.nodes) == sorted(g.nodes)
     for name, node in g.nodes.items():
         assert back.nodes[name].kind == node.kind
@@ -185,10 +186,316 @@ def test_unsupported_and_unreadable_models(tmp_path):
         gn.from_onnx(tmp_path / "missing.onnx")
 
 
-def test_external_data_is_refused(tmp_path):
-    g = gn.Sequential([gn.Input(64), gn.Dense(64)], seed=0)
-    model = g.to_onnx(tmp_path / "big.onnx")
-    onnx.save_model(model, tmp_path / "ext.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
+
+
+@pytest.mark.parametrize("opset", [13, 17, 18, 21])
+def test_float64_export_of_every_activation_runs_in_onnxruntime(tmp_path, data, opset):
+    """onnxruntime's CPU build lacks double kernels for most activation operators:
+    the export writes them as float64 arithmetic, and exact GELU takes erf in float32."""
+    g = _every_activation_graph(dtype="float64")
+    g.to_onnx(tmp_path / "zoo64.onnx", opset=opset)
+    feeds = {k: v.astype(np.float64) for k, v in data.items()}
+    got, expected = _run(tmp_path / "zoo64.onnx", feeds), g.predict(feeds)
+    for name in g.outputs:
+        assert got[name].dtype == np.float64
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-7, atol=1e-7)
+    back = gn.from_onnx(tmp_path / "zoo64.onnx")  # and it reads back exactly
+    assert back.dtype == np.float64
+    for name in g.outputs:
+        np.testing.assert_allclose(back.predict(feeds)[name], expected[name], rtol=1e-12, atol=1e-12)
+
+
+def test_outputs_keep_the_file_order(tmp_path):
+    """Outputs p, q, r whose nodes come in the order q, r, p."""
+    rng = np.random.default_rng(5)
+    inits = [numpy_helper.from_array(rng.normal(size=(3, 2)).astype("float32"), n) for n in ("wq", "wr", "wp")]
+    nodes = [helper.make_node("MatMul", ["x", "wq"], ["q"]), helper.make_node("MatMul", ["x", "wr"], ["r"]),
+             helper.make_node("MatMul", ["q", "wp"], ["p0"]), helper.make_node("Sigmoid", ["p0"], ["p"])]
+    inits[2] = numpy_helper.from_array(rng.normal(size=(2, 2)).astype("float32"), "wp")
+    onnx.save(_model(nodes, inits, [_info("x", 3)], [_info("p", 2), _info("q", 2), _info("r", 2)]),
+              tmp_path / "pqr.onnx")
+    g = gn.from_onnx(tmp_path / "pqr.onnx")
+    assert g.outputs == ["p", "q", "r"]
+    x = rng.normal(size=(4, 3)).astype("float32")
+    expected = _run(tmp_path / "pqr.onnx", {"x": x})
+    for name in g.outputs:
+        np.testing.assert_allclose(g.predict(x)[name], expected[name], atol=TOL)
+
+
+def test_shape_operators_that_keep_batch_features(tmp_path):
+    """Cast float to float, Identity on a weight, Reshape to (-1, n), Unsqueeze then
+    Squeeze; and the ones that do not keep (batch, features) are refused."""
+    rng = np.random.default_rng(6)
+    w = rng.normal(size=(3, 4)).astype("float32")
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array([-1, 4]), "shape"),
+             numpy_helper.from_array(np.array([1]), "axes")]
+    nodes = [helper.make_node("Cast", ["x"], ["xc"], to=TensorProto.DOUBLE),
+             helper.make_node("Cast", ["xc"], ["xf"], to=TensorProto.FLOAT),
+             helper.make_node("Identity", ["w"], ["w2"]),
+             helper.make_node("MatMul", ["xf", "w2"], ["z"]),
+             helper.make_node("Reshape", ["z", "shape"], ["zr"]),
+             helper.make_node("Unsqueeze", ["zr", "axes"], ["zu"]),
+             helper.make_node("Squeeze", ["zu", "axes"], ["zs"]),
+             helper.make_node("Tanh", ["zs"], ["y"])]
+    onnx.save(_model(nodes, inits, [_info("x", 3)], [_info("y", 4)]), tmp_path / "shapes.onnx")
+    g = gn.from_onnx(tmp_path / "shapes.onnx")
+    x = rng.normal(size=(5, 3)).astype("float32")
+    np.testing.assert_allclose(g.predict(x), _run(tmp_path / "shapes.onnx", {"x": x})["y"], atol=TOL)
+    assert list(g.nodes) == ["x", "y"]  # all of it one tanh node
+
+    def refused(node, init, out, message):
+        model = _model([helper.make_node("MatMul", ["x", "w"], ["z"]), node],
+                       [numpy_helper.from_array(w, "w")] + init, [_info("x", 3)], [out])
+        onnx.save(model, tmp_path / "bad.onnx")
+        with pytest.raises(gn.ModelImportError, match=message):
+            gn.from_onnx(tmp_path / "bad.onnx")
+
+    refused(helper.make_node("Reshape", ["z", "s"], ["y"], name="flat"), [numpy_helper.from_array(np.array([-1, 2]), "s")],
+            _info("y", 2), r"node 'flat' \(Reshape\): reshapes \(batch, 4\) to \[-1, 2\], which does not keep")
+    refused(helper.make_node("Cast", ["z"], ["y"], name="toint", to=TensorProto.INT64), [],
+            helper.make_tensor_value_info("y", TensorProto.INT64, ["n", 4]), "no output is a float tensor")
+
+
+def test_label_free_int_outputs_are_refused(tmp_path):
+    w = numpy_helper.from_array(np.ones((3, 4), dtype="float32"), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["z"]), helper.make_node("TopK", ["z", "k"], ["v", "i"], name="top")]
+    k = numpy_helper.from_array(np.array([2]), "k")
+    model = _model(nodes, [w, k], [_info("x", 3)],
+                   [_info("z", 4), helper.make_tensor_value_info("i", TensorProto.INT64, ["n", 2])])
+    onnx.save(model, tmp_path / "topk.onnx")
+    with pytest.raises(gn.ModelImportError, match=r"outputs \['i'\] are not float tensors and are computed by "
+                                                  r"\['TopK'\], not a classifier's label branch"):
+        gn.from_onnx(tmp_path / "topk.onnx")
+
+
+# ------------------------------------------------------------ torch exporters
+def _torch_zoo(torch):
+    nn, F = torch.nn, torch.nn.functional
+
+    class Zoo(nn.Module):
+        """What dense torch models contain, through both exporters: every
+        activation, a batch norm, +, torch.cat, view/flatten/unsqueeze, two
+        inputs and two outputs."""
+
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(5, 6), nn.Linear(3, 6)
+            self.bn = nn.BatchNorm1d(6)
+            self.c = nn.Linear(12, 6)
+            self.heads = nn.ModuleList(nn.Linear(6, 3) for _ in range(6))
+            self.out = nn.Linear(18, 2)
+
+        def forward(self, x, y):
+            h = F.gelu(self.bn(self.a(x))) + F.softplus(self.b(y))
+            h = h.view(h.size(0), -1)
+            k = F.gelu(self.c(torch.cat([h, torch.flatten(F.silu(self.b(y)), 1)], dim=1)), approximate="tanh")
+            k = k.unsqueeze(1).squeeze(1)
+            acts = (F.mish, F.softsign, F.selu, F.hardsigmoid, F.elu, F.leaky_relu)
+            parts = [act(head(k)) for act, head in zip(acts, self.heads)]
+            return torch.softmax(self.out(torch.cat(parts, dim=1)), dim=1), torch.sigmoid(k)
+
+    torch.manual_seed(0)
+    module = Zoo()
+    with torch.no_grad():
+        module.bn.running_mean.normal_()
+        module.bn.running_var.uniform_(0.5, 2.0)
+        module.bn.weight.normal_()
+        module.bn.bias.normal_()
+    return module.eval()
+
+
+@pytest.fixture(scope="module")
+def torch_zoo():
+    torch = pytest.importorskip("torch", reason="the interop extra (torch) is not installed")
+    return torch, _torch_zoo(torch)
+
+
+def _export(torch, module, path, dynamo: bool, opset: int):
+    import warnings
+
+    args = (torch.zeros(2, 5), torch.zeros(2, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            batch = torch.export.Dim("batch")
+            torch.onnx.export(module, args, str(path), dynamo=True, opset_version=opset, input_names=["x", "y"],
+                              output_names=["p", "s"], dynamic_shapes=({0: batch}, {0: batch}), verbose=False)
+        else:
+            torch.onnx.export(module, args, str(path), dynamo=False, opset_version=opset, input_names=["x", "y"],
+                              output_names=["p", "s"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+
+
+def _check_zoo(torch, module, path, tmp_path, external=False):
+    g = gn.from_onnx(path, external_data=external)
+    rng = np.random.default_rng(7)
+    x = {"x": rng.normal(size=(9, 5)).astype("float32"), "y": rng.normal(size=(9, 3)).astype("float32")}
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x["x"]), torch.from_numpy(x["y"]))
+    assert g.inputs == ["x", "y"] and g.outputs == ["p", "s"]
+    got = g.predict(x)
+    for name, want in zip(g.outputs, expected):
+        np.testing.assert_allclose(got[name], want.numpy(), atol=TOL, rtol=TOL)
+    return g, x
+
+
+@pytest.mark.parametrize("opset", [13, 17, 20, 21])
+def test_torch_legacy_exporter(torch_zoo, tmp_path, opset):
+    torch, module = torch_zoo
+    _export(torch, module, tmp_path / "zoo.onnx", dynamo=False, opset=opset)
+    g, x = _check_zoo(torch, module, tmp_path / "zoo.onnx", tmp_path)
+    if opset == 17:
+        trains_saves_exports(g, x, tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
+@pytest.mark.parametrize("opset", [18, pytest.param(17, marks=pytest.mark.slow), 20, pytest.param(21, marks=pytest.mark.slow)])
+def test_torch_dynamo_exporter(torch_zoo, tmp_path, opset):
+    pytest.importorskip("onnxscript", reason="torch's dynamo exporter needs onnxscript")
+    torch, module = torch_zoo
+    _export(torch, module, tmp_path / "zoo.onnx", dynamo=True, opset=opset)
+    if (tmp_path / "zoo.onnx.data").stat().st_size:  # torch's default: weights beside the model
+        with pytest.raises(gn.ModelFileError, match="pass external_data=True to read it"):
+            gn.from_onnx(tmp_path / "zoo.onnx")
+    g, x = _check_zoo(torch, module, tmp_path / "zoo.onnx", tmp_path, external=True)
+    if opset == 18:
+        trains_saves_exports(g, x, tmp_path)
+
+
+# -------------------------------------------------------------- external data
+@pytest.fixture
+def external(tmp_path):
+    """A model whose weights live in weights.bin beside it."""
+    g = gn.Sequential([gn.Input(8), gn.Dense(6, activation="tanh"), gn.Dense(3)], seed=0)
+    rng = np.random.default_rng(8)
+    g.set_weights({k: rng.normal(size=v.shape) for k, v in g.get_weights().items()})
+    model = g.to_onnx(tmp_path / "inline.onnx")
+    folder = tmp_path / "model"
+    folder.mkdir()
+    onnx.save_model(model, folder / "ext.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
                     location="weights.bin", size_threshold=0)
-    with pytest.raises(gn.ModelFileError, match="lives in an external file"):
-        gn.from_onnx(tmp_path / "ext.onnx")
+    return g, folder
+
+
+def _relocate(path, location=None, length=None):
+    model = onnx.load(path, load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location" and location is not None:
+                entry.value = location
+            if entry.key == "length" and length is not None:
+                entry.value = str(length)
+    onnx.save(model, path)
+
+
+def test_external_data_only_when_asked(external):
+    g, folder = external
+    with pytest.raises(gn.ModelFileError, match=r"lives in an external file \('weights.bin'\); pass "
+                                                r"external_data=True to read it: graphnet then reads only files "
+                                                r"inside the model's own folder"):
+        gn.from_onnx(folder / "ext.onnx")
+    back = gn.from_onnx(folder / "ext.onnx", external_data=True)
+    x = np.random.default_rng(9).normal(size=(4, 8)).astype("float32")
+    np.testing.assert_allclose(back.predict(x), g.predict(x), atol=TOL)
+
+
+@pytest.mark.parametrize("location, message", [
+    ("../weights.bin", "is not a file inside the model's folder"),
+    ("/etc/passwd", "is not a file inside the model's folder"),
+    ("sub/../../weights.bin", "is not a file inside the model's folder"),
+    ("missing.bin", "is missing or not a regular file"),
+])
+def test_external_data_stays_in_the_folder(external, location, message):
+    _, folder = external
+    (folder.parent / "weights.bin").write_bytes((folder / "weights.bin").read_bytes())
+    _relocate(folder / "ext.onnx", location=location)
+    with pytest.raises(gn.ModelFileError, match=message):
+        gn.from_onnx(folder / "ext.onnx", external_data=True)
+
+
+def test_external_data_symlinks_and_sizes(external):
+    import os
+
+    _, folder = external
+    outside = folder.parent / "outside.bin"
+    outside.write_bytes((folder / "weights.bin").read_bytes())
+    os.symlink(outside, folder / "link.bin")
+    _relocate(folder / "ext.onnx", location="link.bin")
+    with pytest.raises(gn.ModelFileError, match=r"resolves to .*outside.bin, outside the model's folder"):
+        gn.from_onnx(folder / "ext.onnx", external_data=True)
+    _relocate(folder / "ext.onnx", location="weights.bin", length=10**12)
+    with pytest.raises(gn.ModelFileError, match=r"claims 1,000,000,000,000 bytes .* holds"):
+        gn.from_onnx(folder / "ext.onnx", external_data=True)
+    _relocate(folder / "ext.onnx", length=0)
+    (folder / "weights.bin").write_bytes(b"\0" * 10)  # truncated
+    with pytest.raises(gn.ModelFileError, match=r"external data claims"):
+        gn.from_onnx(folder / "ext.onnx", external_data=True)
+
+
+# ------------------------------------------------------------------- skl2onnx
+@pytest.fixture(scope="module")
+def sklearn_models():
+    pytest.importorskip("skl2onnx", reason="skl2onnx is not installed")
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(60, 4)).astype("float32")
+    models = {
+        "binary": MLPClassifier(hidden_layer_sizes=(6, 5), activation="tanh", max_iter=200, random_state=0)
+        .fit(x, rng.integers(0, 2, 60)),
+        "multiclass": MLPClassifier(hidden_layer_sizes=(6,), max_iter=200, random_state=0).fit(x, rng.integers(0, 3, 60)),
+        "multilabel": MLPClassifier(hidden_layer_sizes=(5,), activation="logistic", max_iter=200, random_state=0)
+        .fit(x, rng.integers(0, 2, (60, 3))),
+        "regressor": MLPRegressor(hidden_layer_sizes=(5,), max_iter=200, random_state=0).fit(x, rng.normal(size=60)),
+    }
+    return models, x
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("kind, zipmap", [(kind, zipmap) for kind in ("binary", "multiclass", "multilabel")
+                                          for zipmap in (True, False)] + [("regressor", None)])
+def test_skl2onnx_perceptrons(sklearn_models, kind, zipmap, tmp_path, caplog):
+    from skl2onnx import to_onnx as sklearn_to_onnx
+
+    models, x = sklearn_models
+    estimator = models[kind]
+    options = {id(estimator): {"zipmap": False}} if zipmap is False else None
+    path = tmp_path / f"{kind}.onnx"
+    path.write_bytes(sklearn_to_onnx(estimator, x[:1], options=options).SerializeToString())
+    with caplog.at_level("INFO", logger="graphnet.interop.onnx_import"):
+        g = gn.from_onnx(path)
+    if kind == "regressor":
+        np.testing.assert_allclose(g.predict(x), estimator.predict(x).reshape(-1, 1), atol=TOL)
+        return
+    assert "dropped the label branch" in caplog.text
+    assert ("Binarizer" if kind == "multilabel" else "ArgMax") in caplog.text
+    assert g.outputs == ["output_probability" if zipmap else "probabilities"]
+    np.testing.assert_allclose(g.predict(x), estimator.predict_proba(x), atol=TOL)
+    if kind == "binary":  # [1 - p, p] became softmax([0, z])
+        assert g.nodes[g.outputs[0]].activation.name == "softmax" and g.nodes[g.outputs[0]].size == 2
+    trains_saves_exports(g, x, tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_skl2onnx_multi_output_regressor_is_refused(tmp_path):
+    pytest.importorskip("skl2onnx", reason="skl2onnx is not installed")
+    from skl2onnx import to_onnx as sklearn_to_onnx
+    from sklearn.neural_network import MLPRegressor
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(30, 4)).astype("float32")
+    estimator = MLPRegressor(hidden_layer_sizes=(3,), max_iter=20).fit(x, rng.normal(size=(30, 2)))
+    (tmp_path / "r2.onnx").write_bytes(sklearn_to_onnx(estimator, x[:1]).SerializeToString())
+    # skl2onnx reshapes the (n, 2) prediction to (2n, 1): not graphnet's (batch, features).
+    with pytest.raises(gn.ModelImportError, match=r"reshapes \(batch, 2\) to \[-1, 1\], which does not keep"):
+        gn.from_onnx(tmp_path / "r2.onnx")
+
+
+def test_a_long_row_of_activations(tmp_path):
+    """Two thousand activations in a row: resolved as they come, not as one deep tree."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["t0"])]
+    nodes += [helper.make_node("Tanh" if i % 2 else "Sigmoid", [f"t{i}"], [f"t{i + 1}"]) for i in range(2000)]
+    w = numpy_helper.from_array(np.random.default_rng(12).normal(size=(2, 2)).astype("float32"), "w")
+    onnx.save(_model(nodes, [w], [_info("x", 2)], [_info("t2000", 2)]), tmp_path / "deep.onnx")
+    g = gn.from_onnx(tmp_path / "deep.onnx")
+    x = np.random.default_rng(13).normal(size=(3, 2)).astype("float32")
+    np.testing.assert_allclose(g.predict(x), _run(tmp_path / "deep.onnx", {"x": x})["t2000"], atol=TOL)

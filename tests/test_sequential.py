@@ -186,7 +186,6 @@ def assert_unchanged(model, before):
 @pytest.mark.parametrize(
     ("layer", "match"),
     [
-        (gn.Dense(3, activation="softmax"), "needs activation 'sigmoid'"),
         (gn.Dense(3, name="dense"), "already has a layer named 'dense'"),
         (gn.Input(3), "Input must be the first layer"),
         (gn.Hidden(3, name="h"), "layers must be gn.Input"),
@@ -274,3 +273,21 @@ def test_a_branched_sequential_saves_as_a_plain_graph():
     assert spec["sequential"] is False
     rebuilt = gn.Graph.from_dict(spec)
     assert type(rebuilt) is gn.Graph and rebuilt.outputs == ["dense_1", "side"]
+
+
+def test_the_loss_may_come_before_the_last_layer_as_in_keras():
+    """The pairing of the loss and the last activation is checked when the
+    model is compiled or run, not on every add (SPEC section 10)."""
+    model = gn.Sequential([gn.Input(30)], loss="binary_crossentropy", seed=0)
+    model.add(gn.Dense(16, activation="relu"))  # for a moment the last layer is relu
+    with pytest.raises(gn.GraphError, match="cannot run: output 'dense': loss 'binary_crossentropy' needs activation 'sigmoid', got 'relu'"):
+        model.predict(np.zeros((2, 30)))
+    with pytest.raises(gn.GraphError, match="compile: output 'dense': loss 'binary_crossentropy' needs"):
+        model.compile()
+    model.add(gn.Dense(1, activation="sigmoid"))
+    model.compile(optimizer=gn.optimizers.Adam(learning_rate=1e-3), metrics=["accuracy"])
+    x = np.random.default_rng(0).normal(size=(20, 30))
+    history = model.fit(x, (x[:, 0] > 0).astype(float), epochs=2, verbose=0)
+    assert set(history.history) == {"loss", "accuracy"}  # compile's metrics are fit's default
+    assert model.nodes["dense"].kind == "hidden" and model.output == "dense_1"
+

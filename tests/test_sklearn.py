@@ -79,7 +79,7 @@ def test_sklearn_estimator_checks(estimator, check):
 
 
 # ----------------------------------------------------------------- MLP parity
-def _mlp_and_graphnet_from_same_start(mlp_cls, gn_cls, X, y, **params):
+def _mlp_and_graphnet_from_same_start(mlp_cls, gn_cls, X, y, sample_weight=None, **params):
     """Train MLP* and GraphNet* with plain SGD from the same initial weights."""
     mlp = mlp_cls(solver="sgd", momentum=0.0, warm_start=True, **{**params, "max_iter": 1})
     with warnings.catch_warnings():
@@ -105,8 +105,8 @@ def _mlp_and_graphnet_from_same_start(mlp_cls, gn_cls, X, y, **params):
     ours = gn_cls(optimizer="sgd", graph=graph, **params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        mlp.set_params(max_iter=params["max_iter"]).fit(X, y)
-        ours.fit(X, y)
+        mlp.set_params(max_iter=params["max_iter"]).fit(X, y, sample_weight=sample_weight)
+        ours.fit(X, y, sample_weight=sample_weight)
     return mlp, ours
 
 
@@ -586,3 +586,24 @@ def test_n_iter_no_change_may_be_infinite_as_scikit_learn_documents(rng):
     assert stopped.n_iter_ == 4  # one improving epoch, then more than 2 without
     with pytest.raises(ValueError, match="n_iter_no_change must be a positive integer or np.inf, got 2.5"):
         GraphNetClassifier(n_iter_no_change=2.5).fit(X, y)
+
+
+@pytest.mark.parametrize("target", ["multiclass", "regression"])
+def test_sample_weights_train_exactly_as_mlp(rng, target):
+    """MLP*'s weighted loss (np.average) and its L2 term divided by the batch's
+    sum of weights: the same weights as graphnet's engine to 1e-12."""
+    X = rng.normal(size=(50, 4))
+    y = rng.integers(0, 3, 50) if target == "multiclass" else rng.normal(size=50)
+    w = rng.uniform(0, 3, 50)
+    w[:5] = 0.0
+    params = dict(hidden_layer_sizes=(5,), activation="tanh", alpha=0.5, batch_size=16,
+                  learning_rate_init=0.05, shuffle=False, max_iter=5, tol=0.0)
+    regression = target == "regression"
+    mlp, ours = _mlp_and_graphnet_from_same_start(
+        MLPRegressor if regression else MLPClassifier, GraphNetRegressor if regression else GraphNetClassifier,
+        X, y, sample_weight=w, **params,
+    )
+    weights = ours.graph_.get_weights()
+    np.testing.assert_allclose(weights["input->dense.weight"], mlp.coefs_[0], atol=1e-12)
+    np.testing.assert_allclose(weights["dense_1.bias"], mlp.intercepts_[1], atol=1e-12)
+

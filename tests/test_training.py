@@ -209,9 +209,9 @@ def test_verbose_levels(xy, capsys):
     out = capsys.readouterr()
     lines = out.out.strip().splitlines()
     assert len(lines) == 2 and lines[1].startswith("Epoch 2/2 - ") and "loss: " in lines[1]
-    g.fit(x, y, epochs=1, batch_size=8, verbose=1)
+    g.fit(x, y, epochs=1, batch_size=8, verbose=1)  # stderr is not a terminal here: a line per epoch
     err = capsys.readouterr().err
-    assert "Epoch 1/1" in err and "8/8" in err and "loss: " in err
+    assert err.startswith("Epoch 1/1 - ") and err.count("\n") == 1 and "loss: " in err
 
 
 def test_logging(xy, caplog):
@@ -256,3 +256,285 @@ def test_dropout_training_is_reproducible():
         weights.append(model.get_weights())
     for key in weights[0]:
         assert np.array_equal(weights[0][key], weights[1][key]), key
+
+
+# ------------------------------------------------------ nothing silent in fit
+def _net(seed=0, dtype="float32", dropout=0.0):
+    g = gn.Graph(name="net", seed=seed, dtype=dtype)
+    g.add_input("x", 4)
+    g.add_hidden("h", 8, activation="tanh", dropout=dropout)
+    g.add_output("y", 1, activation="linear", loss="mse")
+    g.connect("x", "h")
+    g.connect("h", "y")
+    return g
+
+
+def _xy(rows=40, seed=3):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 4))
+    return x, x @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.1
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda g: setattr(g.synapse("x", "h"), "trainable", False),
+        lambda g: setattr(g["h"], "dropout", 0.2),
+        lambda g: setattr(g["y"], "loss_weight", 2.0),
+    ],
+    ids=["trainable", "dropout", "loss_weight"],
+)
+def test_an_edit_from_a_callback_takes_effect_and_training_goes_on(edit):
+    """Each edit recompiles the plan; training must go on updating the weights
+    the graph uses (it used to update an orphaned buffer, silently)."""
+    x, y = _xy()
+    g = _net()
+    seen = []
+
+    def on_epoch_end(epoch, logs):
+        seen.append(g.get_weights())
+        if epoch == 0:
+            edit(g)
+
+    g.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[gn.callbacks.LambdaCallback(on_epoch_end=on_epoch_end)])
+    after_edit, final = seen[1], g.get_weights()
+    assert not np.array_equal(after_edit["h->y.weight"], final["h->y.weight"]), "the graph's weights stopped changing"
+    assert not np.array_equal(seen[0]["h->y.weight"], after_edit["h->y.weight"])
+    if not g.synapse("x", "h").trainable:  # a frozen weight really stays frozen
+        assert np.array_equal(after_edit["x->h.weight"], final["x->h.weight"])
+    assert g.plan.version == g.version
+
+
+def test_the_same_fit_with_the_edit_made_before_agrees():
+    """A trainable=False edit after epoch 1 gives what two fits give: epoch 1,
+    edit, epochs 2-3 (the optimizer state carried over by key)."""
+    x, y = _xy()
+    a = _net()
+    freeze = gn.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: setattr(a.synapse("x", "h"), "trainable", False) if epoch == 0 else None)
+    a.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0, callbacks=[freeze])
+    b = _net()
+    b.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    b.synapse("x", "h").trainable = False
+    b.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    wa, wb = a.get_weights(), b.get_weights()
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)
+
+
+def test_fit_keeps_the_graphs_optimizer_and_its_state():
+    x, y = _xy()
+    g = _net()
+    sgd = gn.optimizers.SGD(lr=0.05, momentum=0.5)
+    g.optimizer = sgd
+    g.fit(x, y, epochs=1, verbose=0)
+    assert g.optimizer is sgd and sgd.iterations == 2
+    g.fit(x, y, epochs=1, verbose=0)
+    assert g.optimizer is sgd and sgd.iterations == 4
+    fresh = _net()
+    fresh.fit(x, y, epochs=1, verbose=0)
+    assert isinstance(fresh.optimizer, gn.optimizers.Adam)
+
+
+def test_one_optimizer_trains_one_graph():
+    import copy
+
+    x, y = _xy()
+    a, b = _net(), _net(seed=1)
+    shared = gn.optimizers.Adam()
+    a.fit(x, y, epochs=1, optimizer=shared, verbose=0)
+    before = b.get_weights()
+    with pytest.raises(GraphError, match="already trains graph 'net'; one optimizer keeps one set of moments"):
+        b.fit(x, y, epochs=1, optimizer=shared, verbose=0)
+    assert all(np.array_equal(before[k], b.get_weights()[k]) for k in before) and b.optimizer is None
+    b.fit(x, y, epochs=1, optimizer=copy.deepcopy(shared), verbose=0)  # a copy is free
+    clone = copy.deepcopy(a)
+    clone.fit(x, y, epochs=1, verbose=0)  # a copied graph trains its own copy
+    assert clone.optimizer is not a.optimizer and a.optimizer.iterations == 2
+    a.optimizer = None  # released: another graph may take it now
+    b.optimizer = shared
+
+
+def _optimizer_state(g):
+    state = g.optimizer.get_state()
+    return state["iterations"], {k: v.copy() for k, v in state["slots"].items()}
+
+
+def _near_the_float32_limit(optimizer):
+    """One weight of 3e38 fitting a target of 3.3e38 with mae: a finite loss
+    whose updates push the weight towards inf."""
+    g = gn.Graph(seed=0)
+    g.add_input("x", 1)
+    g.add_output("y", 1, loss="mae")
+    g.connect("x", "y", init=np.array([[3.0e38]]))
+    g.optimizer = optimizer
+    return g, np.ones((1, 1)), np.full((1, 1), 3.3e38)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("name", sorted(gn.optimizers.OPTIMIZERS))
+def test_a_failed_step_rolls_back_the_optimizer_state_too(name):
+    lr = 1e-3 if name == "adamw" else 1e30  # adamw's decay is lr * 0.01 * 3e38
+    g, x, y = _near_the_float32_limit(gn.optimizers.get({"name": name, "lr": lr}))
+    for _ in range(3):
+        g.train_step(x, y)  # the state is not zero any more
+    iterations, slots = _optimizer_state(g)
+    weights = g.get_weights()
+    g.optimizer.learning_rate = 1e38
+    with pytest.raises(TrainingError, match="the weights are as they were"):
+        g.train_step(x, y)
+    after_iterations, after_slots = _optimizer_state(g)
+    assert after_iterations == iterations == 3
+    assert all(np.array_equal(slots[k], after_slots[k]) for k in slots)
+    assert all(np.array_equal(weights[k], g.get_weights()[k]) for k in weights)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("name", ["adam", "rmsprop"])
+def test_gradients_too_large_for_the_optimizer_state_are_refused(name):
+    """Squares of gradients beyond 1.8e19 overflow float32 moments while the
+    update stays finite (m / sqrt(inf) = 0): that used to pass silently and
+    freeze those weights forever."""
+    g = gn.Graph(seed=0)
+    g.add_input("x", 3)
+    g.add_hidden("h", 4, activation="linear")
+    g.add_output("y", 1, loss="mse")
+    g.connect("x", "h")
+    g.connect("h", "y")
+    g.optimizer = name
+    x, y = np.full((8, 3), 1e18), np.zeros(8)
+    # RMSprop: g² overflows the state while the update is 0; Adam: the update too (inf - inf)
+    with pytest.raises(TrainingError, match="(the gradients are too large for rmsprop.s state|the adam update of .* is not finite)"):
+        g.train_step(x, y)
+    assert g.optimizer.iterations == 0
+    assert all(np.isfinite(v).all() for v in g.optimizer.slots.values())
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_no_step_leaves_a_non_finite_weight():
+    """A finite update can overflow the weight it is subtracted from."""
+    g, x, y = _near_the_float32_limit(gn.optimizers.SGD(lr=1e38))
+    before = g.get_weights()
+    with pytest.raises(TrainingError, match="would make 'x->y.weight' overflow"):
+        g.train_step(x, y)
+    assert all(np.array_equal(before[k], g.get_weights()[k]) for k in before)
+    assert g.optimizer.iterations == 0
+    history = gn.Graph(seed=0)
+    history.add_input("x", 1)
+    history.add_output("y", 1, loss="mae")
+    history.connect("x", "y", init=np.array([[3.0e38]]))
+    with pytest.raises(TrainingError):
+        history.fit(x, y, epochs=3, optimizer=gn.optimizers.SGD(lr=1e38), verbose=0)
+    assert np.isfinite(history.get_weights()["x->y.weight"]).all()
+
+
+def test_initial_weights_depend_on_seed_and_shape_only():
+    w32, w64 = _net(dtype="float32").get_weights(), _net(dtype="float64").get_weights()
+    assert all(np.array_equal(w32[k], w64[k].astype(np.float32)) for k in w32)
+
+
+def test_predict_during_fit_sees_the_weights_of_one_step():
+    """Every row of one predict call comes from the same weights (a linear
+    model on identical rows gives identical outputs only then)."""
+    import threading
+
+    g = gn.Graph(seed=0)
+    g.add_input("x", 64)
+    g.add_output("y", 64)
+    g.connect("x", "y")
+    x = np.ones((4096, 64), np.float32)
+    y = np.random.default_rng(0).normal(size=(4096, 64)).astype(np.float32)
+    stop, mixed = threading.Event(), []
+
+    def predict_in_a_loop():
+        while not stop.is_set():
+            out = g.predict(x, batch_size=64)
+            if not (out == out[0]).all():
+                mixed.append(out)
+
+    g.fit(x[:64], y[:64], epochs=1, verbose=0)
+    thread = threading.Thread(target=predict_in_a_loop)
+    thread.start()
+    try:
+        g.fit(x, y, epochs=2, batch_size=16, optimizer=gn.optimizers.SGD(lr=0.1), verbose=0)
+    finally:
+        stop.set()
+        thread.join()
+    assert not mixed, f"{len(mixed)} predictions mixed weights from several steps"
+
+
+def test_structural_edits_wait_for_running_predictions():
+    """An edit from another thread waits until the predict that is running ends
+    (it used to change the graph's dicts under it: 'dictionary changed size')."""
+    import threading
+
+    g = build_dag()
+    done = threading.Event()
+    editor = threading.Thread(target=lambda: (g.add_hidden("extra", 2), done.set()))
+    with g._lock.reading():  # what predict holds while it runs
+        editor.start()
+        assert not done.wait(0.3), "the edit did not wait for the running prediction"
+        assert "extra" not in g
+    editor.join(5)
+    assert done.is_set() and "extra" in g
+
+
+def test_on_batch_end_gets_the_batch_loss():
+    x, y = _xy(rows=24)
+    g = _net()
+    seen = []
+    g.fit(x, y, epochs=1, batch_size=8, verbose=0,
+          callbacks=[gn.callbacks.LambdaCallback(on_batch_end=lambda batch, logs: seen.append((batch, logs)))])
+    assert [b for b, _ in seen] == [0, 1, 2]
+    assert all(set(logs) == {"loss"} and np.isfinite(logs["loss"]) for _, logs in seen)
+
+
+# ------------------------------------------------------- training that users expect
+def test_class_weight_is_sample_weight_by_class():
+    rng = np.random.default_rng(0)
+    x, labels = rng.normal(size=(30, 4)), rng.integers(0, 3, 30)
+    table = {0: 1.0, 1: 3.0, 2: 0.5}
+
+    def trained(**weights):
+        g = gn.Graph(seed=0, dtype="float64")
+        g.add_input("x", 4)
+        g.add_output("y", 3, activation="softmax", loss="categorical_crossentropy")
+        g.connect("x", "y")
+        g.fit(x, labels, epochs=2, batch_size=7, verbose=0, **weights)
+        return g.get_weights()["x->y.weight"]
+
+    by_class = trained(class_weight=table)
+    by_row = trained(sample_weight=np.array([table[c] for c in labels]))
+    np.testing.assert_array_equal(by_class, by_row)
+    assert not np.array_equal(by_class, trained())
+    both = trained(class_weight=table, sample_weight=np.full(30, 2.0))
+    np.testing.assert_allclose(both, by_class, rtol=1e-12)  # a constant factor cancels in Σw·l/Σw
+
+
+def test_weighted_validation_data_and_split():
+    x, y = _xy(rows=40)
+    w = np.linspace(0, 2, 40)
+    g = _net(dtype="float64")
+    history = g.fit(x, y, epochs=1, verbose=0, validation_data=(x, y, w))
+    assert history.history["val_loss"][0] == pytest.approx(g.evaluate(x, y, sample_weight=w)["loss"], rel=1e-12)
+    g.fit(x, y, epochs=1, verbose=0, sample_weight=w, validation_split=0.25)
+
+
+def test_learning_rate_is_lr_and_compile_sets_losses_optimizer_and_metrics():
+    assert gn.optimizers.Adam(learning_rate=3e-4).lr == 3e-4 == gn.optimizers.get({"name": "adam", "learning_rate": 3e-4}).lr
+    g = gn.Graph(seed=0)
+    g.add_input("x", 4)
+    g.add_output("p", 1, activation="sigmoid", loss="binary_crossentropy")
+    g.add_output("r", 2)
+    g.connect("x", "p")
+    g.connect("x", "r")
+    g.compile(loss={"r": "huber"}, optimizer=gn.optimizers.SGD(learning_rate=0.1), metrics={"p": ["accuracy"]})
+    assert g["r"].loss.name == "huber" and g["p"].loss.name == "binary_crossentropy"
+    x = np.random.default_rng(0).normal(size=(16, 4))
+    history = g.fit(x, {"p": (x[:, 0] > 0).astype(float), "r": x[:, :2]}, epochs=1, verbose=0)
+    assert "p_accuracy" in history.history and isinstance(g.optimizer, gn.optimizers.SGD)
+    before = g.to_dict()
+    with pytest.raises(GraphError, match="compile: output 'p': loss 'categorical_crossentropy' needs activation 'softmax'"):
+        g.compile(loss="categorical_crossentropy")
+    with pytest.raises(GraphError, match=r"loss for unknown outputs \['q'\]"):
+        g.compile(loss={"q": "mse"})
+    assert g.to_dict() == before

@@ -1,11 +1,8 @@
-"""Importing models from Keras, PyTorch and ONNX, and exporting to ONNX.
-
-if TYPE_CHECKING:
-    from ..graph import Graph
+"""Importing models from Keras, PyTorch, ONNX and scikit-learn, and exporting to ONNX.
 
 Each converter lives in its own module and imports its library only when
-called, so ``import graphnet`` never pulls in torch, h5py or onnx. These
-modules are the only place where weights are transposed (PyTorch and ONNX
+called, so ``import graphnet`` never pulls in torch, keras, h5py, onnx or
+scikit-learn. These modules are the only place where weights are transposed (PyTorch and ONNX
 ``Gemm`` keep them ``(out, in)``; graphnet keeps ``(in, out)``). The
 libraries come with the ``interop`` extra: ``pip install 'graphnet[interop]'``.
 """
@@ -17,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..graph import Graph
 
-__all__ = ["from_keras", "from_torch", "from_onnx", "to_onnx"]
+__all__ = ["from_keras", "from_onnx", "from_sklearn", "from_torch", "to_onnx"]
 
 
 def from_keras(obj, **kwargs):
@@ -39,6 +36,13 @@ def from_onnx(path, **kwargs):
     from .onnx_import import from_onnx
 
     return from_onnx(path, **kwargs)
+
+
+def from_sklearn(estimator, **kwargs):
+    """See :func:`graphnet.interop.sklearn.from_sklearn`."""
+    from .sklearn import from_sklearn
+
+    return from_sklearn(estimator, **kwargs)
 
 
 def to_onnx(graph: Graph, path, opset: int = 17):

@@ -19,6 +19,18 @@ Folding rules, which keep every import exact:
   are unchanged, and gradients flow through it unchanged while training.
 * A layer without bias becomes a node whose bias is zero and frozen
   (``trainable=False`` on the node); its weights still train.
+* A sum (Keras ``Add``, torch ``+``, ONNX ``Add``) is one node with a synapse
+  per summand: a summand that is a linear dense node read by nothing else is
+  *absorbed* (its synapses and bias move into the sum node), any other
+  summand joins through a frozen identity synapse. Two paths from the same
+  node become one synapse whose weight is their sum (exact; it trains as the
+  sum of the two would).
+* A batch normalisation directly after a linear dense node folds into it:
+  each column of its weights is scaled by ``gamma / sqrt(var + eps)`` and its
+  bias becomes ``(bias - mean) * scale + beta``. Inference-exact; the node
+  then trains as the plain dense layer it is.
+* Outputs are listed in the model's declared order (a graph's outputs come in
+  node insertion order, so :meth:`Builder.build` places them that way).
 """
 
 from __future__ import annotations
@@ -38,7 +50,7 @@ from ..sequential import default_loss
 from ..spec import FORMAT, FORMAT_VERSION, from_dict
 from ..structure import is_chain
 
-__all__ = ["Builder", "require", "unexpected_as"]
+__all__ = ["Builder", "Concat", "require", "unexpected_as"]
 
 
 @contextlib.contextmanager
@@ -49,7 +61,7 @@ def unexpected_as(error: type[GraphError], label: str):
         yield
     except GraphError:
         raise
-    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError, RecursionError) as exc:
         raise error(f"{label}: malformed model ({type(exc).__name__}: {exc})") from exc
 
 
@@ -63,6 +75,15 @@ def require(module: str, what: str):
         raise ModelImportError(
             f"{what} needs {module}: pip install 'graphnet[interop]' ({exc})"
         ) from None
+
+
+@dataclass(frozen=True)
+class Concat:
+    """Node outputs side by side, not (yet) a node: what a concatenation
+    along the features computes. A dense layer reading it gets one synapse
+    per part, its weight split by rows."""
+
+    parts: tuple[str, ...]
 
 
 @dataclass
@@ -113,7 +134,7 @@ class Builder:
     def add_dense(
         self,
         name: str,
-        sources: list[tuple[str, np.ndarray | None]],
+        sources: list[tuple],
         size: int,
         bias: np.ndarray | None,
         use_bias: bool = True,
@@ -122,11 +143,12 @@ class Builder:
         init: str | None = None,
         origin: str = "",
     ) -> str:
-        """A dense node fed by ``sources``: ``(node name, weight (src.size, size) or None)``."""
+        """A dense node fed by ``sources``: ``(node name, weight (src.size, size) or None)``,
+        or ``(node name, weight, trainable)`` to set that synapse's own flag."""
         self._check_new(name, origin)
         size = _positive(size, origin or name)
         seen = set()
-        for src, weight in sources:
+        for src, weight, *_ in sources:
             if src not in self.nodes:
                 raise ModelImportError(f"{self.source}: {origin or name} reads unknown input {src!r}")
             if src in seen:
@@ -151,9 +173,107 @@ class Builder:
             name, size, "dense", activation=_activation(activation, self.source, origin or name),
             trainable=trainable and use_bias, bias=bias, origin=origin,
         )
-        for src, weight in sources:
-            self.synapses.append(_Synapse(src, name, weight, trainable, None if weight is not None else init))
+        for src, weight, *flag in sources:
+            learn = flag[0] if flag else trainable
+            self.synapses.append(_Synapse(src, name, weight, learn, None if weight is not None else init))
         return name
+
+    def parts(self, value) -> list[str]:
+        """The nodes a value is made of: a node itself, or a concatenation's parts."""
+        return list(value.parts) if isinstance(value, Concat) else [value]
+
+    def size_of(self, value) -> int:
+        return sum(self.nodes[p].size for p in self.parts(value))
+
+    def materialise(self, value, name: str, origin: str = "") -> str:
+        """A node holding ``value`` (a concatenation gets an identity node)."""
+        if isinstance(value, Concat):
+            return self.identity(list(value.parts), name, origin)
+        return value
+
+    def dense_from(self, name: str, value, kernel: np.ndarray | None, size: int, bias, **kwargs) -> str:
+        """A dense node reading ``value`` (a node or a concatenation, whose
+        parts each get their slice of ``kernel``'s rows)."""
+        sources, offset = [], 0
+        for part in self.parts(value):
+            n = self.nodes[part].size
+            sources.append((part, None if kernel is None else kernel[offset : offset + n]))
+            offset += n
+        return self.add_dense(name, sources, size, bias, **kwargs)
+
+    def absorbable(self, node: str) -> bool:
+        """A linear dense node without dropout: a sum or a batch norm may take it over."""
+        target = self.nodes[node]
+        return (target.kind == "dense" and target.dropout == 0.0
+                and activations.get(target.activation).name == "linear")
+
+    def add_sum(self, name: str, summands: list[tuple[Any, bool]], origin: str = "") -> str:
+        """A node computing the sum of ``summands``: ``(value, exclusive)`` pairs.
+
+        An exclusive linear dense summand is absorbed (see the module notes);
+        anything else joins through frozen identity synapses.
+        """
+        sizes = {self.size_of(value) for value, _ in summands}
+        if len(sizes) != 1:
+            raise ModelImportError(
+                f"{self.source}: {origin or name} adds tensors of {sorted(sizes)} features; "
+                f"graphnet adds equal sizes only (no broadcasting)"
+            )
+        size = sizes.pop()
+        terms: dict[str, list] = {}  # src -> [weight or None, trainable, init]
+        bias, bias_trainable, absorbed = np.zeros(size), False, []
+        for value, exclusive in summands:
+            if isinstance(value, str) and exclusive and value not in absorbed and self.absorbable(value):
+                node = self.nodes[value]
+                for s in [s for s in self.synapses if s.dst == value]:
+                    self._merge_term(terms, s.src, s.weight, s.trainable, s.init)
+                bias = None if bias is None or node.bias is None else bias + node.bias
+                bias_trainable = bias_trainable or node.trainable
+                absorbed.append(value)
+                continue
+            offset = 0
+            for part in self.parts(value):
+                n = self.nodes[part].size
+                block = np.zeros((n, size))
+                block[:, offset : offset + n] = np.eye(n)
+                self._merge_term(terms, part, block, False, None)
+                offset += n
+        for node in absorbed:
+            self.remove(node)
+        name = self.unique(name)
+        sources = [(src, w, learn) for src, (w, learn, _) in terms.items()]
+        name = self.add_dense(name, sources, size, bias, trainable=bias_trainable, origin=origin)
+        for s in self.synapses:
+            if s.dst == name and s.weight is None:
+                s.init = terms[s.src][2]
+        return name
+
+    @staticmethod
+    def _merge_term(terms: dict, src: str, weight, trainable: bool, init) -> None:
+        if src not in terms:
+            terms[src] = [weight, trainable, init]
+            return
+        old = terms[src]
+        both = old[0] is not None and weight is not None
+        terms[src] = [old[0] + weight if both else None, old[1] or trainable, old[2] or init]
+
+    def fold_scale(self, node: str, scale: np.ndarray, shift: np.ndarray, trainable: bool) -> None:
+        """``node``'s pre-activation becomes ``z * scale + shift`` (a folded batch norm).
+
+        Weights and bias of an architecture-only import (None) stay as they are.
+        """
+        target = self.nodes[node]
+        for s in self.synapses:
+            if s.dst == node and s.weight is not None:
+                s.weight = s.weight * scale
+        if target.bias is not None:
+            target.bias = target.bias * scale + shift
+        target.trainable = target.trainable or trainable
+
+    def remove(self, node: str) -> None:
+        """Drop ``node`` and every synapse into or out of it."""
+        del self.nodes[node]
+        self.synapses = [s for s in self.synapses if node not in (s.src, s.dst)]
 
     def identity(self, sources: list[str], name: str, origin: str = "") -> str:
         """A frozen linear node equal to its sources side by side (one source: a copy)."""
@@ -246,8 +366,12 @@ class Builder:
                     f"graphnet outputs have no dropout: remove that Dropout layer"
                 )
         chosen = self._losses(outputs, loss)
+        # A graph lists its outputs in node insertion order: put the output
+        # nodes, in the model's declared order, where output nodes stand.
+        declared = iter(outputs)
+        ordered = [self.nodes[next(declared)] if n.name in chosen else n for n in self.nodes.values()]
         nodes = []
-        for node in self.nodes.values():
+        for node in ordered:
             config: dict[str, Any] = {"kind": "input", "name": node.name, "size": node.size}
             if node.kind == "dense":
                 config["activation"] = node.activation.get_config()
@@ -270,7 +394,7 @@ class Builder:
             "synapses": synapses,
         }
         try:
-            graph = from_dict(spec)
+            graph = from_dict(spec, max_params=None)  # sized by arrays already in memory
             weights = {weight_key(s.src, s.dst): s.weight for s in self.synapses if s.weight is not None}
             weights.update({bias_key(n.name): n.bias for n in self.nodes.values()
                             if n.kind == "dense" and n.bias is not None})

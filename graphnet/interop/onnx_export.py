@@ -5,9 +5,18 @@ the nodes are, each of shape ``(batch, size)`` with a symbolic batch
 dimension. A dense node becomes ``Gemm`` (one source) or ``MatMul``s summed
 with ``Add`` (several sources), then its activation. Weights are stored as
 initializers named like ``Graph.get_weights()`` keys; every tensor a node
-computes is named after the node. Activations without an ONNX operator at the
-chosen opset (GELU before 20, Mish before 18, SiLU always) are written out as
-arithmetic (:data:`EXPANSIONS`, which the importer recognises too).
+computes is named after the node.
+
+Every graphnet activation is exported, as its ONNX operator where one exists
+(``Selu``, ``HardSigmoid``, ``Softsign``, ``Mish`` from opset 18, ``Gelu``
+from opset 20) and otherwise as exact arithmetic that the importer
+recognises (SiLU as ``z * Sigmoid(z)``, GELU's ``Erf``/``Tanh`` forms, Mish
+before opset 18). Float64 graphs are written so that onnxruntime's CPU
+build runs them: it lacks double kernels for ``Elu``, ``LeakyRelu``,
+``Selu``, ``Softplus``, ``HardSigmoid``, ``Softsign``, ``Mish``, ``Gelu``
+and ``Erf``, so those activations become exact float64 arithmetic
+(:data:`graphnet.interop._expressions.FORMULAS`), and exact GELU takes erf
+in float32 (a ``Cast`` either side; within 1e-7 of graphnet's).
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,36 +35,21 @@ from ..errors import GraphError
 from ..files import atomic_write
 from ..nodes import Input
 from ._builder import require
+from ._expressions import FORMULAS
 
 if TYPE_CHECKING:
     from ..graph import Graph
 
-__all__ = ["to_onnx", "MIN_OPSET", "EXPANSIONS", "is_step"]
+__all__ = ["MIN_OPSET", "to_onnx"]
 
 logger = logging.getLogger(__name__)
 
 #: Softmax over the last axis has its current meaning from opset 13.
 MIN_OPSET = 13
+_GELU_OPSET = 20
+_MISH_OPSET = 18
 _SQRT2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-
-#: Activations written as arithmetic where ONNX has no operator for them (or
-#: not at the opset asked for): ``(activation config, steps)``, each step an
-#: ``(op, inputs)`` pair where "z" is the pre-activation, an int the output of
-#: an earlier step and a float a constant.
-EXPANSIONS = (
-    ({"name": "gelu", "approximate": False},
-     (("Div", ("z", _SQRT2)), ("Erf", (0,)), ("Add", (1, 1.0)), ("Mul", ("z", 2)), ("Mul", (3, 0.5)))),
-    ({"name": "gelu", "approximate": True},
-     (("Mul", ("z", "z")), ("Mul", (0, "z")), ("Mul", (1, 0.044715)), ("Add", ("z", 2)),
-      ("Mul", (3, _SQRT_2_OVER_PI)), ("Tanh", (4,)), ("Add", (5, 1.0)), ("Mul", ("z", 6)),
-      ("Mul", (7, 0.5)))),
-    ({"name": "silu"}, (("Sigmoid", ("z",)), ("Mul", ("z", 0)))),
-    ({"name": "mish"}, (("Softplus", ("z",)), ("Tanh", (0,)), ("Mul", ("z", 1)))),
-)
-#: The opset from which an expanded activation has an operator of its own.
-_NATIVE_FROM = {"gelu": 20, "mish": 18}
-
 
 def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     """Write ``graph`` as an ONNX model checked by ``onnx.checker``.
@@ -159,35 +154,75 @@ class _Writer:
 
 
 def _write_activation(writer: _Writer, activation, z: str, out: str, opset: int) -> None:
-    name, config = activation.name, activation.get_config()
-    native = name in _ONNX_OPS and opset >= _NATIVE_FROM.get(name, 0)
-    steps = next((steps for known, steps in EXPANSIONS if known == config), None)
-    if steps is not None and not native:
-        produced: list[str] = []
-        for i, (op_type, args) in enumerate(steps):
-            inputs = []
-            for arg in args:
-                if arg == "z":
-                    inputs.append(z)
-                elif is_step(arg):
-                    inputs.append(produced[arg])
-                else:
-                    inputs.append(writer.constant(f"{out}/c", np.asarray(arg)))
-            target = out if i == len(steps) - 1 else writer.fresh(f"{out}/{name}")
-            produced.append(writer.op(op_type, inputs, target))
+    name = activation.name
+    double = writer.dtype == np.float64
+    if name == "gelu":
+        _write_gelu(writer, activation.approximate, z, out, opset)
+    elif name == "silu" or (double and name in FORMULAS):
+        # onnxruntime's CPU build has no double kernel for these operators.
+        _write_formula(writer, FORMULAS[name], activation.get_config(), z, out)
+    elif name == "mish" and opset < _MISH_OPSET:
+        softplus = writer.op("Softplus", [z], writer.fresh(f"{out}/softplus"))
+        writer.op("Mul", [z, writer.op("Tanh", [softplus], writer.fresh(f"{out}/tanh"))], out)
+    else:
+        attributes = _ATTRIBUTES.get(name, lambda a: {})(activation)
+        writer.op(_ONNX_OPS[name], [z], out, **attributes)
+
+
+def _write_formula(writer: _Writer, formula, config: dict, z: str, out: str, root: bool = True) -> str:
+    """Write a formula of :data:`graphnet.interop._expressions.FORMULAS`."""
+    if formula == "z":
+        return z
+    if isinstance(formula, str):
+        return writer.constant(f"{out}/c", np.asarray(config[formula.lower()]))
+    if isinstance(formula, float):
+        return writer.constant(f"{out}/c", np.asarray(formula))
+    op, *args = formula
+    inputs = [_write_formula(writer, a, config, z, out, root=False) for a in args]
+    return writer.op(op, inputs, out if root else writer.fresh(f"{out}/{op.lower()}"))
+
+
+def _write_gelu(writer: _Writer, approximate: bool, z: str, out: str, opset: int) -> None:
+    """The Gelu operator (float32, opset 20 up) or its expansion. onnxruntime's
+    CPU build has no double Erf or Gelu kernel, so a float64 graph's exact GELU
+    takes erf in float32 (a Cast either side): within 1e-7 of graphnet's."""
+    double = writer.dtype == np.float64
+    if opset >= _GELU_OPSET and not double:
+        writer.op("Gelu", [z], out, approximate="tanh" if approximate else "none")
         return
-    attributes = {
-        "leaky_relu": lambda a: {"alpha": a.negative_slope},
-        "elu": lambda a: {"alpha": a.alpha},
-        "softmax": lambda a: {"axis": -1},
-        "gelu": lambda a: {"approximate": "tanh" if a.approximate else "none"},
-        "selu": lambda a: {"alpha": a.ALPHA, "gamma": a.SCALE},
-        "hard_sigmoid": lambda a: {"alpha": a.alpha, "beta": a.beta},
-    }.get(name, lambda a: {})(activation)
-    writer.op(_ONNX_OPS[name], [z], out, **attributes)
+
+    def const(value: float) -> str:
+        return writer.constant(f"{out}/c", np.asarray(value))
+
+    def step(op_type: str, inputs: list[str], target: str | None = None, **attributes) -> str:
+        return writer.op(op_type, inputs, target or writer.fresh(f"{out}/gelu"), **attributes)
+
+    if approximate:  # 0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))
+        cube = step("Mul", [step("Mul", [z, z]), z])
+        inner = step("Add", [z, step("Mul", [cube, const(0.044715)])])
+        gate = step("Tanh", [step("Mul", [inner, const(_SQRT_2_OVER_PI)])])
+    else:  # 0.5 z (1 + erf(z / sqrt 2))
+        scaled = step("Div", [z, const(_SQRT2)])
+        if double:
+            scaled = step("Cast", [scaled], to=1)  # onnx.TensorProto.FLOAT
+        gate = step("Erf", [scaled])
+        if double:
+            gate = step("Cast", [gate], to=11)  # onnx.TensorProto.DOUBLE
+    half = step("Mul", [z, step("Add", [gate, const(1.0)])])
+    step("Mul", [half, const(0.5)], out)
 
 
-#: graphnet activation names -> ONNX operators.
+#: ONNX attributes of the native activation operators.
+_ATTRIBUTES = {
+    "leaky_relu": lambda a: {"alpha": a.negative_slope},
+    "elu": lambda a: {"alpha": a.alpha},
+    "selu": lambda a: {"alpha": a.ALPHA, "gamma": a.SCALE},
+    "hard_sigmoid": lambda a: {"alpha": a.alpha, "beta": a.beta},
+    "softmax": lambda a: {"axis": -1},
+}
+
+#: graphnet activation names -> ONNX operators (gelu, silu and mish before
+#: opset 18 are written as arithmetic).
 _ONNX_OPS = {
     "relu": "Relu",
     "leaky_relu": "LeakyRelu",
@@ -196,14 +231,8 @@ _ONNX_OPS = {
     "tanh": "Tanh",
     "softplus": "Softplus",
     "softmax": "Softmax",
-    "gelu": "Gelu",
     "selu": "Selu",
     "hard_sigmoid": "HardSigmoid",
     "softsign": "Softsign",
     "mish": "Mish",
 }
-
-
-def is_step(arg) -> bool:
-    """A reference to an earlier step (an int; the constants are floats)."""
-    return isinstance(arg, int) and not isinstance(arg, bool)

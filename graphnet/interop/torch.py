@@ -1,17 +1,30 @@
 """Import PyTorch models: ``gn.from_torch(module)``.
 
-A ``torch.nn.Sequential`` (nested ones are flattened) of ``Linear``, ``ReLU``,
-``LeakyReLU``, ``ELU``, ``GELU``, ``Sigmoid``, ``Tanh``, ``Softplus``,
-``Softmax`` (over the features), ``Identity``, ``Dropout`` and ``Flatten``
-(a no-op on ``(batch, features)`` data) becomes a :class:`~graphnet.Sequential`.
-``Linear`` weights are ``(out, in)`` in PyTorch and ``(in, out)`` in graphnet:
-this module transposes them.
+The module is traced with ``torch.fx`` (nothing else is run but one check,
+below), so a ``torch.nn.Sequential`` and any ``nn.Module`` whose ``forward``
+is made of the following import alike:
 
-Activation and dropout modules fold into the node of the ``Linear`` before
-them. Where they cannot (two activations in a row, as in ``Linear, ReLU,
-Sigmoid``, or an activation before the first ``Linear``), an identity node
-with frozen weights carries the second one, so the import stays exact and
-trainable; see :mod:`graphnet.interop._builder`.
+* ``Linear`` (weights ``(out, in)`` in PyTorch, ``(in, out)`` in graphnet:
+  transposed here);
+* the activation modules ``ReLU``, ``LeakyReLU``, ``ELU``, ``GELU``,
+  ``Sigmoid``, ``Tanh``, ``Softplus`` (beta 1), ``Softmax`` (over the
+  features), ``SiLU``, ``SELU``, ``Mish``, ``Hardsigmoid``, ``Softsign``, and
+  the same as functions (``F.relu``, ``torch.relu``, ``x.relu()``, ...);
+* ``Dropout`` (and ``F.dropout``), ``Identity``, ``Flatten``/``torch.flatten``
+  from dim 1 (no-ops on ``(batch, features)`` data);
+* ``BatchNorm1d`` directly after a ``Linear``, folded into its weights and
+  bias with the running statistics (what the module computes in eval mode);
+* ``torch.cat`` along the features, and ``+`` (``torch.add``) of two tensors.
+
+Every call is expanded in the order ``forward`` makes it, so a module used
+twice is applied twice: an activation or dropout simply is. A ``Linear``
+called twice shares its weights between the two uses (tied weights), which
+graphnet cannot express (each synapse has its own weight): it is refused.
+
+Outputs keep ``forward``'s order: a dict's keys name them, a tuple's entries
+take the names of the nodes computing them. After building, the import is
+checked: the module (put in eval mode for the call, then restored) and the
+graph predict a few random rows, and a difference refuses the import.
 """
 
 from __future__ import annotations
@@ -24,156 +37,153 @@ import numpy as np
 from ..errors import ModelImportError
 from ._builder import Builder, require
 
-__all__ = ["from_torch", "ACTIVATIONS"]
+__all__ = ["ACTIVATIONS", "from_torch"]
 
 logger = logging.getLogger(__name__)
 
 
-def _leaky_relu(module) -> Any:
-    return {"name": "leaky_relu", "negative_slope": float(module.negative_slope)}
+def _leaky_relu(slope=0.01) -> Any:
+    return {"name": "leaky_relu", "negative_slope": float(slope)}
 
 
-def _elu(module) -> Any:
-    return {"name": "elu", "alpha": float(module.alpha)}
+def _elu(alpha=1.0) -> Any:
+    return {"name": "elu", "alpha": float(alpha)}
 
 
-def _gelu(module) -> Any:
-    if module.approximate not in ("none", "tanh"):
-        raise ValueError(f"approximate={module.approximate!r}")
-    return {"name": "gelu", "approximate": module.approximate == "tanh"}
+def _gelu(approximate="none") -> Any:
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"approximate={approximate!r}")
+    return {"name": "gelu", "approximate": approximate == "tanh"}
 
 
-def _softplus(module) -> Any:
+def _softplus(beta=1.0, threshold=20.0) -> Any:
     # Above ``threshold`` torch returns z itself; exact softplus differs from z
     # by log1p(exp(-z)) < 2.1e-9 there, far below float32's resolution.
-    if float(module.beta) != 1.0:
-        raise ValueError(f"beta={module.beta}; graphnet's softplus has beta 1")
+    if float(beta) != 1.0:
+        raise ValueError(f"beta={beta}; graphnet's softplus has beta 1")
+    if float(threshold) < 15.0:
+        raise ValueError(f"threshold={threshold}; below 15 torch's softplus is not softplus")
     return "softplus"
 
 
-def _softmax(module) -> Any:
-    if module.dim not in (None, 1, -1):
-        raise ValueError(f"dim={module.dim}; graphnet's softmax is over the features (dim 1)")
+def _softmax(dim=None) -> Any:
+    if dim not in (None, 1, -1):
+        raise ValueError(f"dim={dim}; graphnet's softmax is over the features (dim 1)")
     return "softmax"
 
 
-#: torch.nn activation class names -> functions giving graphnet activation configs
-#: (a ValueError says why a module's parameters cannot be represented).
+#: torch.nn activation class names -> functions of the module's parameters
+#: giving graphnet activation configs (a ValueError says why they cannot be
+#: represented).
 ACTIVATIONS = {
     "ReLU": lambda m: "relu",
-    "LeakyReLU": _leaky_relu,
-    "ELU": _elu,
-    "GELU": _gelu,
+    "LeakyReLU": lambda m: _leaky_relu(m.negative_slope),
+    "ELU": lambda m: _elu(m.alpha),
+    "GELU": lambda m: _gelu(m.approximate),
     "Sigmoid": lambda m: "sigmoid",
     "Tanh": lambda m: "tanh",
-    "Softplus": _softplus,
-    "Softmax": _softmax,
+    "Softplus": lambda m: _softplus(m.beta, m.threshold),
+    "Softmax": lambda m: _softmax(m.dim),
+    "SiLU": lambda m: "silu",
+    "SELU": lambda m: "selu",
+    "Mish": lambda m: "mish",
+    "Hardsigmoid": lambda m: {"name": "hard_sigmoid", "alpha": 1.0 / 6.0, "beta": 0.5},
+    "Softsign": lambda m: "softsign",
 }
-_NO_OPS = ("Identity",)
 
 
-def from_torch(module, *, loss=None, dtype: str | None = None, name: str = "sequential",
-               input_name: str = "input", seed: int | None = None):
-    """A :class:`~graphnet.Sequential` equal to a ``torch.nn.Sequential``.
+def _functions(torch) -> dict:
+    """Activation functions and tensor methods -> (config from the call's
+    extra arguments, their names in order)."""
+    F = torch.nn.functional
+    fixed = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "silu": "silu", "selu": "selu",
+             "mish": "mish", "softsign": "softsign"}
+    table: dict[Any, tuple] = {}
+    for name, config in fixed.items():
+        entry = (lambda config=config: config, ())
+        for owner in (F, torch):
+            if hasattr(owner, name):
+                table[getattr(owner, name)] = entry
+        table[name] = entry  # the tensor method x.relu()
+    table[F.hardsigmoid] = (lambda: {"name": "hard_sigmoid", "alpha": 1.0 / 6.0, "beta": 0.5}, ())
+    table[F.leaky_relu] = (_leaky_relu, ("negative_slope",))
+    table[F.elu] = (_elu, ("alpha",))
+    table[F.gelu] = (_gelu, ("approximate",))
+    table[F.softplus] = (_softplus, ("beta", "threshold"))
+    for softmax in (F.softmax, torch.softmax, "softmax"):
+        table[softmax] = (_softmax, ("dim",))
+    return table
+
+
+def from_torch(module, *, loss=None, dtype: str | None = None, name: str | None = None,
+               input_name: str | None = None, seed: int | None = None, check: bool = True):
+    """A Graph (a :class:`~graphnet.Sequential` for an ``nn.Sequential``) equal to a module.
 
     Parameters
     ----------
-    module : torch.nn.Sequential
+    module : torch.nn.Module
+        An ``nn.Sequential``, or any module whose ``forward`` torch.fx traces
+        into the calls listed in :mod:`graphnet.interop.torch`; its inputs
+        are ``(batch, features)`` tensors.
     loss : str or dict, optional
-        The output's loss; by default the one its activation implies
+        The outputs' losses; by default the one each activation implies
         (softmax: ``categorical_crossentropy``, sigmoid: ``binary_crossentropy``,
         otherwise ``mse``).
     dtype : {"float32", "float64"}, optional
         By default float64 when the Linear weights are, else float32.
-    name, input_name : str
-        Of the model and of its input node. ``Linear`` layers keep the names
-        they have in the Sequential unless those are positions (``"0"``, ``"2"``),
+    name : str, optional
+        Of the graph; ``"sequential"`` for an ``nn.Sequential``, else the
+        module's class name.
+    input_name : str, optional
+        Of the input node when there is one input; by default ``"input"`` for an
+        ``nn.Sequential``, else ``forward``'s argument name. ``Linear`` layers keep
+        their attribute paths unless those end in positions (``"0"``, ``"2"``),
         which become ``dense``, ``dense_1``, ... as in ``gn.Sequential``.
     seed : int, optional
+    check : bool
+        Compare the graph's predictions with the module's on a few random rows.
 
     Raises
     ------
     ModelImportError
-        Naming the module and its type when it cannot be represented.
+        Naming the module or call and its type when it cannot be represented.
     """
     torch = require("torch", "from_torch")
     nn = torch.nn
-    if not isinstance(module, nn.Sequential):
+    if not isinstance(module, nn.Module):
+        raise ModelImportError(f"from_torch expects a torch.nn.Module, got {type(module).__module__}."
+                               f"{type(module).__qualname__}")
+    if type(module).__module__.startswith("torch.nn.") and not isinstance(module, nn.Sequential):
+        module = nn.Sequential(module)  # a single built-in layer: fx does not trace into those
+    sequential = isinstance(module, nn.Sequential)
+    name = name or ("sequential" if sequential else type(module).__name__)
+    source = f"torch {'Sequential' if sequential else 'module'} {name!r}"
+    try:
+        traced = torch.fx.symbolic_trace(module)
+    except Exception as exc:  # TraceError, and whatever forward raises on proxies
         raise ModelImportError(
-            f"from_torch expects a torch.nn.Sequential, got {type(module).__module__}."
-            f"{type(module).__qualname__}; wrap the layers in nn.Sequential"
-        )
-    source = f"torch Sequential {name!r}"
-    layers = list(_flatten(module, nn, ""))
-    linears = [m for _, m in layers if type(m) is nn.Linear]
-    if not linears:
-        raise ModelImportError(f"{source} has no Linear layer, so its input size is unknown")
+            f"{source}: torch.fx cannot trace forward ({type(exc).__name__}: {str(exc)[:200]}); only a "
+            f"forward made of Linear, activations, dropout, BatchNorm1d, torch.cat and + can be imported"
+        ) from None
+    from ._torch_graph import Converter
+
+    converter = Converter(torch, traced, Builder(source), _functions(torch), sequential, input_name)
+    outputs = converter.run()
+    linears = [m for m in converter.linears.values()]
     if dtype is None:
-        dtype = "float64" if all(m.weight.dtype == torch.float64 for m in linears) else "float32"
-
-    builder = Builder(source)
-    current = builder.add_input(input_name, linears[0].in_features, "input")
-    dense_count = 0
-    for path, layer in layers:
-        kind = type(layer).__name__
-        where = f"module {path!r} ({type(layer).__module__}.{type(layer).__qualname__})"
-        if type(layer) is nn.Linear:
-            if path.rsplit(".", 1)[-1].isdigit():
-                node = "dense" if dense_count == 0 else f"dense_{dense_count}"
-                dense_count += 1
-            else:
-                node = path
-            current = _linear(builder, builder.unique(node), current, layer, where)
-        elif kind in ACTIVATIONS and type(layer) is getattr(nn, kind):
-            try:
-                activation = ACTIVATIONS[kind](layer)
-            except ValueError as exc:
-                raise ModelImportError(f"{source}: {where} cannot be represented: {exc}") from None
-            current = builder.activate(current, activation, True, kind.lower(), where)
-        elif type(layer) is nn.Dropout:
-            current = builder.drop(current, layer.p, True, "dropout", where)
-        elif type(layer) is nn.Flatten:
-            if layer.start_dim != 1 or layer.end_dim != -1:
-                raise ModelImportError(f"{source}: {where} flattens dims {layer.start_dim}..{layer.end_dim}; "
-                                       f"only the default Flatten() is a no-op on (batch, features) data")
-        elif kind in _NO_OPS and type(layer) is getattr(nn, kind):
-            continue
-        else:
-            raise ModelImportError(
-                f"{source}: {where} cannot be imported; supported: Linear, "
-                f"{', '.join(sorted(ACTIVATIONS))}, Dropout, Flatten, Identity"
-            )
-    return builder.build([current], loss=loss, dtype=dtype, name=name, sequential=True, seed=seed)
+        dtype = "float64" if linears and all(m.weight.dtype == torch.float64 for m in linears) else "float32"
+    graph = converter.builder.build(outputs, loss=loss, dtype=dtype, name=name, sequential=sequential, seed=seed)
+    if check:
+        converter.check(module, graph)
+    return graph
 
 
-def _flatten(module, nn, prefix: str):
-    """``(path, module)`` for every leaf, nested Sequentials opened in order."""
-    for child_name, child in module.named_children():
-        path = f"{prefix}{child_name}"
-        if isinstance(child, nn.Sequential):
-            yield from _flatten(child, nn, f"{path}.")
-        else:
-            yield path, child
-
-
-def _linear(builder: Builder, name: str, source: str, layer, where: str) -> str:
-    if layer.in_features != builder.nodes[source].size:
-        raise ModelImportError(
-            f"{builder.source}: {where} takes {layer.in_features} features but receives "
-            f"{builder.nodes[source].size}"
-        )
-    weight = _array(layer.weight).T  # torch keeps (out, in); graphnet (in, out)
-    bias = None if layer.bias is None else _array(layer.bias)
-    return builder.add_dense(
-        name, [(source, weight)], layer.out_features, bias, use_bias=layer.bias is not None,
-        trainable=bool(layer.weight.requires_grad), origin=where,
-    )
-
-
-def _array(parameter) -> np.ndarray:
+def array(parameter) -> np.ndarray:
+    """A parameter or buffer as a float numpy array (half precision widened exactly)."""
     value = parameter.detach().cpu()
     if not value.is_floating_point():
         raise ModelImportError(f"parameter of dtype {value.dtype} is not floating point")
     if value.dtype not in (value.new_empty(0).float().dtype, value.new_empty(0).double().dtype):
-        value = value.float()  # half precision: widened exactly
+        value = value.float()
     return value.numpy().copy()
+

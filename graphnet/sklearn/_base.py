@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from .. import activations
 from .. import optimizers as optimizers_module
@@ -254,7 +254,7 @@ class GraphNetEstimator(BaseEstimator):
         )
 
     # ------------------------------------------------------------- training
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train from scratch (or on from the last fit with ``warm_start=True``)
         for up to ``max_iter`` epochs.
 
@@ -263,6 +263,9 @@ class GraphNetEstimator(BaseEstimator):
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels (a label indicator matrix for multilabel) or targets.
+        sample_weight : array-like of shape (n_samples,), optional
+            Each batch's loss becomes the weighted mean ``Σ w·l / Σ w`` and the
+            L2 penalty is divided by ``Σ w`` (MLPClassifier's convention).
 
         Returns
         -------
@@ -275,9 +278,9 @@ class GraphNetEstimator(BaseEstimator):
             whose input or output sizes disagree with the data), or a training
             step that went non-finite (:class:`graphnet.TrainingError`).
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
-    def _fit(self, X, y, incremental: bool, classes=None):
+    def _fit(self, X, y, incremental: bool, classes=None, sample_weight=None):
         self._check_params()
         if incremental and self.early_stopping:
             raise ValueError(
@@ -286,6 +289,8 @@ class GraphNetEstimator(BaseEstimator):
             )
         fresh = not hasattr(self, "graph_") or not (incremental or self.warm_start)
         X, y = self._validate_Xy(X, y, reset=fresh)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         if fresh:
             # Everything is worked out before anything is set, so a graph that
             # does not fit the data leaves a fitted estimator as it was.
@@ -318,23 +323,26 @@ class GraphNetEstimator(BaseEstimator):
             if not incremental or getattr(self, "best_loss_", None) is None:
                 self.best_loss_ = np.inf
         epochs = 1 if incremental else self.max_iter
-        self._train(X, self._targets_for_graph(y), y, epochs, incremental)
+        self._train(X, self._targets_for_graph(y), y, epochs, incremental, sample_weight)
         return self
 
-    def _train(self, X, targets, y, epochs: int, incremental: bool) -> None:
+    def _train(self, X, targets, y, epochs: int, incremental: bool, sample_weight=None) -> None:
         """MLPClassifier's batches, stopping rule and early stopping, run by the
         engine's epoch loop (:meth:`graphnet.training.Trainer.run`)."""
         graph = self.graph_
         rng = self._random_state
-        X_val = y_val = None
+        X_val = y_val = w_val = None
         if self.early_stopping:
             stratify = y if self._stratify_split() else None
-            X, X_val, targets, _, y, y_val = train_test_split(
-                X, targets, y,
+            split = train_test_split(
+                X, targets, y, *([] if sample_weight is None else [sample_weight]),
                 test_size=self.validation_fraction,
                 random_state=rng,
                 stratify=stratify,
             )
+            X, X_val, targets, _, y, y_val = split[:6]
+            if sample_weight is not None:
+                sample_weight, w_val = split[6:]
             if X_val.shape[0] < 2:
                 raise ValueError(
                     f"early_stopping: validation_fraction={self.validation_fraction} of "
@@ -344,7 +352,7 @@ class GraphNetEstimator(BaseEstimator):
         rows = X.shape[0]
         batch_size = self._batch_rows(rows)
         count = -(-rows // batch_size)
-        epoch_of = self._batches(X, targets, batch_size)
+        epoch_of = self._batches(X, targets, batch_size, sample_weight)
         trainer = Trainer(graph, penalty=_MLPPenalty(self.alpha) if self.alpha else None)
         stopping = _MLPStopping(self, rows, incremental)
 
@@ -352,7 +360,7 @@ class GraphNetEstimator(BaseEstimator):
             return epoch_of(rng.permutation(rows) if self.shuffle else None)
 
         def validate() -> dict[str, float]:
-            return {"val_score": self._score_validated(X_val, y_val)}
+            return {"val_score": self._score_validated(X_val, y_val, w_val)}
 
         end = self.n_iter_ + epochs
         trainer.run(
@@ -373,13 +381,14 @@ class GraphNetEstimator(BaseEstimator):
                 stacklevel=4,
             )
 
-    def _batches(self, X, targets, batch_size: int):
+    def _batches(self, X, targets, batch_size: int, sample_weight=None):
         """``order -> batches`` over validated X and encoded targets: dense X is
         checked once and gathered per batch; sparse X is densified a batch at a time."""
         graph = self.graph_
         targets = as_targets(graph, self._split_outputs(targets))
+        weights = None if sample_weight is None else {name: sample_weight for name in graph.outputs}
         if not sp.issparse(X):
-            return Batches(as_inputs(graph, self._graph_inputs(X)), targets, batch_size).epoch
+            return Batches(as_inputs(graph, self._graph_inputs(X)), targets, batch_size, weights).epoch
         rows = X.shape[0]
 
         def sparse_epoch(order):
@@ -387,7 +396,8 @@ class GraphNetEstimator(BaseEstimator):
             for start in range(0, rows, batch_size):
                 index = order[start : start + batch_size]
                 inputs = as_inputs(graph, self._graph_inputs(X[index].toarray()))
-                yield inputs, {k: v[index] for k, v in targets.items()}, len(index)
+                batch = inputs, {k: v[index] for k, v in targets.items()}, len(index)
+                yield batch if weights is None else (*batch, {k: w[index] for k, w in weights.items()})
 
         return sparse_epoch
 
@@ -419,9 +429,9 @@ class GraphNetEstimator(BaseEstimator):
 
 class _MLPPenalty:
     """MLPClassifier's L2 penalty as an engine :class:`~graphnet.training.Penalty`:
-    ``alpha / 2 * ||W||² / rows`` over every trainable synapse weight (not
-    biases) for a batch of ``rows`` rows, so ``alpha * W / rows`` is added to
-    the weight gradients before the optimizer runs."""
+    ``alpha / 2 * ||W||² / n`` over every trainable synapse weight (not
+    biases), ``n`` the batch's rows (or its sum of sample weights), so
+    ``alpha * W / n`` is added to the weight gradients before the optimizer runs."""
 
     def __init__(self, alpha: float):
         self.alpha = float(alpha)

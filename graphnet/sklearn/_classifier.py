@@ -116,7 +116,7 @@ class GraphNetClassifier(ClassifierMixin, GraphNetEstimator):
         tags.classifier_tags.multi_label = True
         return tags
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over ``(X, y)``, continuing from the current weights and optimizer state.
 
         Parameters
@@ -145,7 +145,7 @@ class GraphNetClassifier(ClassifierMixin, GraphNetEstimator):
                     f"{self.classes_.tolist()} of the earlier fit; pass the same classes "
                     "(or none) to later calls of partial_fit"
                 )
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, incremental=True, classes=classes, sample_weight=sample_weight)
 
     def _validate_Xy(self, X, y, reset: bool):
         X, y = validate_data(
@@ -276,8 +276,8 @@ class GraphNetClassifier(ClassifierMixin, GraphNetEstimator):
     def _stratify_split(self) -> bool:
         return not self._multilabel  # MLPClassifier does not stratify multilabel targets
 
-    def _score_validated(self, X, y) -> float:
-        return float(accuracy_score(y, self._predict_validated(X)))
+    def _score_validated(self, X, y, sample_weight=None) -> float:
+        return float(accuracy_score(y, self._predict_validated(X), sample_weight=sample_weight))
 
     def _proba_validated(self, X) -> np.ndarray:
         a = self._raw_outputs(X)

@@ -58,7 +58,7 @@ class GraphNetRegressor(RegressorMixin, GraphNetEstimator):
         tags.target_tags.multi_output = True
         return tags
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``(X, y)``, continuing from the current weights and optimizer state.
 
         Parameters
@@ -75,7 +75,7 @@ class GraphNetRegressor(RegressorMixin, GraphNetEstimator):
         ValueError
             When ``y`` has another number of targets than before, or as for :meth:`fit`.
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _validate_Xy(self, X, y, reset: bool):
         return validate_data(
@@ -122,8 +122,8 @@ class GraphNetRegressor(RegressorMixin, GraphNetEstimator):
     def _stratify_split(self) -> bool:
         return False
 
-    def _score_validated(self, X, y) -> float:
-        return float(r2_score(y, self._predict_validated(X)))
+    def _score_validated(self, X, y, sample_weight=None) -> float:
+        return float(r2_score(y, self._predict_validated(X), sample_weight=sample_weight))
 
     def _predict_validated(self, X):
         out = self._raw_outputs(X)

@@ -1,0 +1,129 @@
+"""Weight penalties: L1, L2 and both (Keras's names and formulas).
+
+``connect(..., regularizer=L2(1e-4))`` penalises a synapse's weight and
+``add_hidden/add_output(..., bias_regularizer=...)`` a node's bias. Each
+penalty is added to the training loss (and to ``evaluate``'s ``loss``, as
+Keras reports it), so ``fit`` minimises it and the numbers show it:
+
+* ``L1(l1)``: ``l1 * Σ|w|``, gradient ``l1 * sign(w)``;
+* ``L2(l2)``: ``l2 * Σ w²``, gradient ``2 * l2 * w``;
+* ``L1L2(l1, l2)``: the sum of both.
+
+Like activations, each family member is one small class holding its value
+and its gradient side by side, looked up by name in :data:`REGULARIZERS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ._registry import lookup
+from .checks import check_number
+
+__all__ = ["Regularizer", "L1", "L2", "L1L2", "REGULARIZERS", "get"]
+
+
+class Regularizer:
+    """Base class: ``penalty(w)`` is the value, ``add_gradient(w, grad)`` adds
+    its gradient into ``grad`` (in place)."""
+
+    name: ClassVar[str] = ""
+
+    def penalty(self, w: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def add_gradient(self, w: np.ndarray, grad: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Regularizer) and self.get_config() == other.get_config()
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.get_config().items())))
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({params})"
+
+
+class L1(Regularizer):
+    """``l1 * Σ|w|``."""
+
+    name = "l1"
+
+    def __init__(self, l1: float = 0.01):
+        self.l1 = _coefficient("l1", l1)
+
+    def penalty(self, w):
+        return self.l1 * float(np.abs(w).sum())
+
+    def add_gradient(self, w, grad):
+        grad += np.sign(w) * w.dtype.type(self.l1)
+
+    def get_config(self):
+        return {"name": self.name, "l1": self.l1}
+
+
+class L2(Regularizer):
+    """``l2 * Σ w²`` (no one-half, as in Keras)."""
+
+    name = "l2"
+
+    def __init__(self, l2: float = 0.01):
+        self.l2 = _coefficient("l2", l2)
+
+    def penalty(self, w):
+        flat = w.ravel()
+        return self.l2 * float(np.dot(flat, flat))
+
+    def add_gradient(self, w, grad):
+        grad += w * w.dtype.type(2.0 * self.l2)
+
+    def get_config(self):
+        return {"name": self.name, "l2": self.l2}
+
+
+class L1L2(Regularizer):
+    """``l1 * Σ|w| + l2 * Σ w²``."""
+
+    name = "l1_l2"
+
+    def __init__(self, l1: float = 0.0, l2: float = 0.0):
+        self._l1, self._l2 = L1(l1), L2(l2)
+        self.l1, self.l2 = self._l1.l1, self._l2.l2
+
+    def penalty(self, w):
+        return self._l1.penalty(w) + self._l2.penalty(w)
+
+    def add_gradient(self, w, grad):
+        self._l1.add_gradient(w, grad)
+        self._l2.add_gradient(w, grad)
+
+    def get_config(self):
+        return {"name": self.name, "l1": self.l1, "l2": self.l2}
+
+
+def _coefficient(what: str, value) -> float:
+    return check_number(value, f"regularizer: {what}", 0.0, expected="a finite number >= 0")
+
+
+#: Every regularizer by the name users and spec files give.
+REGULARIZERS: dict[str, type[Regularizer]] = {cls.name: cls for cls in (L1, L2, L1L2)}
+
+
+def get(identifier) -> Regularizer | None:
+    """A regularizer from ``None``, a name (default strength), a config dict or an instance.
+
+    Raises
+    ------
+    GraphError
+        For an unknown name (the message lists the known ones) or bad parameters.
+    """
+    if identifier is None:
+        return None
+    return lookup(identifier, REGULARIZERS, "regularizer", Regularizer, "a Regularizer (or None)")

@@ -1,0 +1,152 @@
+"""The API's edges (SPEC section 9): every bad argument is a GraphError naming it,
+raised before anything changes; anything that cannot be saved or run is refused
+when it is set, so what ``save`` writes ``load`` reads back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+from graphnet import GraphError, ShapeError
+
+
+def _small(dtype="float32"):
+    g = gn.Graph(name="small", seed=0, dtype=dtype)
+    g.add_input("x", 3)
+    g.add_hidden("h", 4)
+    g.add_output("y", 2)
+    g.connect("x", "h")
+    g.connect("h", "y")
+    return g
+
+
+def _same(a, b) -> bool:
+    wa, wb = a.get_weights(), b.get_weights()
+    return a.to_dict() == b.to_dict() and wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
+
+
+def test_the_hierarchy():
+    for error in (gn.CycleError, gn.ShapeError, gn.TrainingError, gn.ModelFileError, gn.RenderError,
+                  gn.ModelImportError, gn.NotFoundError):
+        assert issubclass(error, GraphError) and issubclass(error, ValueError)
+
+
+@pytest.mark.parametrize("src", [None, 5, 2.5, {"x"}])
+def test_connect_refuses_what_is_not_a_node(src):
+    g = _small()
+    g.add_hidden("k", 2)
+    with pytest.raises(GraphError, match="connect: src must be a node name, a Node or a list of them"):
+        g.connect(src, "k")
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: gn.losses.get({"name": "huber", "delta": "x"}), r"huber: delta must be > 0 and finite, got 'x'"),
+        (lambda: gn.losses.get({"name": "huber", "delta": float("inf")}), "huber: delta must be > 0 and finite"),
+        (lambda: gn.activations.get({"name": "leaky_relu", "negative_slope": "0.2"}), r"negative_slope must be in \[0, 1\), got '0.2'"),
+        (lambda: gn.activations.get({"name": "elu", "alpha": "x"}), "elu: alpha must be > 0 and finite"),
+        (lambda: gn.activations.get({"name": "elu", "alpha": float("inf")}), "elu: alpha must be > 0 and finite, got inf"),
+        (lambda: gn.optimizers.get({"name": "adam", "beta1": "x"}), r"adam: beta1 must be in \[0, 1\), got 'x'"),
+        (lambda: gn.optimizers.get({"name": "adam", "lr": "0.1"}), "adam: lr must be a number, got '0.1'"),
+        (lambda: gn.optimizers.SGD(momentum=True), r"sgd: momentum must be in \[0, 1\)"),
+        (lambda: gn.optimizers.Adam(lr=0.1, learning_rate=0.1), "pass lr or learning_rate"),
+    ],
+)
+def test_hyper_parameters_must_be_numbers(call, message):
+    with pytest.raises(GraphError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("seed", [-1, "abc", True, 2.5])
+def test_seeds(seed):
+    with pytest.raises(GraphError, match="seed must be None or an integer >= 0"):
+        gn.Graph(seed=seed)
+    assert gn.Graph(seed=np.int64(3)).seed == 3
+
+
+@pytest.mark.parametrize("dtype", ["nope", None, "int32", "float16"])
+def test_dtypes(dtype):
+    with pytest.raises(GraphError, match="dtype must be 'float32' or 'float64'"):
+        gn.Graph(dtype=dtype)
+
+
+def test_impossible_sizes_are_refused_before_allocating():
+    g = _small()
+    with pytest.raises(GraphError, match="node 'h2': bias of size 10,000,000,000,000 needs 80,000,000,000,000 bytes"):
+        g.add_hidden("h2", 10**13)
+    g.add_input("wide", 10**6)
+    g.add_hidden("big", 10**6)
+    with pytest.raises(GraphError, match=r"synapse 'wide' -> 'big' needs 4,000,000,000,000 bytes"):
+        g.connect("wide", "big")
+    assert "big" in g and not g.incoming("big")
+
+
+def test_values_that_cannot_be_saved_are_refused_when_set():
+    g = _small()
+    before = g.get_weights()
+    with pytest.raises(GraphError, match=r"init array must be finite numbers \(real, and finite in the graph's float32\)"):
+        g.connect("x", "y", init=np.full((3, 2), 1e39))
+    with pytest.raises(GraphError, match="weight must be finite in float32, found NaN or inf"):
+        g.synapse("x", "h").weight = np.full((3, 4), np.nan)
+    with pytest.raises(GraphError, match="bias must be finite in float32"):
+        g["h"].bias = np.full(4, 1e39)
+    with pytest.raises(GraphError, match="bias must be real numbers"):
+        g["h"].bias = np.full(4, 1 + 1j)
+    assert all(np.array_equal(before[k], g.get_weights()[k]) for k in before)
+    with pytest.raises(GraphError, match="must be a non-empty string without control characters that encodes as UTF-8"):
+        g.add_hidden("\udc80", 2)
+    with pytest.raises(GraphError, match="graph name must be a non-empty string without control characters"):
+        gn.Graph(name="\udc80")
+    with pytest.raises(GraphError, match="trainable must be True or False"):
+        g["h"].trainable = "no"
+
+
+@pytest.mark.parametrize("data", [np.ones((4, 3)) * (1 + 2j), np.ones((4, 3)).astype("m8[s]"), np.full((4, 3), "1")])
+def test_complex_times_and_text_are_not_data(data):
+    g = _small()
+    with pytest.raises(ShapeError, match=r"input 'x': expected numbers, got an array of dtype .* \(only real numbers"):
+        g.predict(data)
+    with pytest.raises(ShapeError, match="expected numbers"):
+        g.fit(np.ones((4, 3)), np.ones((4, 2)) * (1 + 1j), verbose=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"validation_split": "0.2"}, r"validation_split must be in \[0, 1\), got '0.2'"),
+        ({"metrics": 5}, "metrics must be a list of names"),
+        ({"metrics": {"y": 5}}, r"metrics\['y'\] must be a metric name"),
+        ({"callbacks": gn.EarlyStopping()}, "callbacks must be a list of Callback instances"),
+        ({"callbacks": [print]}, "callbacks must be Callback instances"),
+        ({"shuffle": "yes"}, "shuffle must be True or False"),
+        ({"epochs": 2.0}, "epochs must be a positive integer"),
+        ({"verbose": 1.5}, "verbose must be 0, 1 or 2"),
+    ],
+)
+def test_fit_arguments(kwargs, message):
+    g = _small()
+    before = _small()
+    with pytest.raises(GraphError, match=message):
+        g.fit(np.ones((4, 3)), np.ones((4, 2)), **kwargs)
+    assert _same(g, before) and g.optimizer is None
+
+
+def test_none_means_none_for_metrics_and_callbacks():
+    g = _small()
+    history = g.fit(np.ones((4, 3)), np.ones((4, 2)), metrics=None, callbacks=None, verbose=0)
+    assert list(history.history) == ["loss"]
+
+
+def test_a_batch_larger_than_the_data_is_the_data():
+    g = _small()
+    history = g.fit(np.ones((10, 3)), np.ones((10, 2)), batch_size=10**12, verbose=0)
+    assert history.params["steps"] == 1
+
+
+def test_saved_graphs_with_checked_values_load_back(tmp_path):
+    g = _small()
+    g.fit(np.ones((10, 3)), np.ones((10, 2)), verbose=0)
+    back = gn.load(g.save(tmp_path / "m.gnet"))
+    assert _same(back, g)

@@ -1,0 +1,94 @@
+"""gn.from_sklearn, checked against scikit-learn's own predictions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn", reason="scikit-learn is not installed")
+
+from interop import trains_saves_exports
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+import graphnet as gn
+
+pytestmark = pytest.mark.filterwarnings("ignore", category=ConvergenceWarning)
+ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
+
+
+def _data(dtype, rng):
+    x = rng.normal(size=(50, 4)).astype(dtype)
+    return x, {
+        "binary": rng.integers(0, 2, 50),
+        "multiclass": rng.integers(0, 4, 50),
+        "multilabel": rng.integers(0, 2, (50, 3)),
+        "regressor": x @ rng.normal(size=4),
+        "multioutput": x @ rng.normal(size=(4, 2)),
+    }
+
+
+def _fit(kind, activation, x, targets):
+    if kind in ("regressor", "multioutput"):
+        estimator = MLPRegressor(hidden_layer_sizes=(6, 5), activation=activation, max_iter=60, random_state=0)
+    else:
+        estimator = MLPClassifier(hidden_layer_sizes=(6,), activation=activation, max_iter=60, random_state=0)
+    return estimator.fit(x, targets[kind])
+
+
+def _expected(estimator, x):
+    if isinstance(estimator, MLPClassifier):
+        return estimator.predict_proba(x)
+    return estimator.predict(x).reshape(len(x), -1)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel", "regressor", "multioutput"])
+def test_predictions_equal_sklearn(kind, activation):
+    rng = np.random.default_rng(0)
+    for dtype, tolerance in (("float64", 1e-12), ("float32", 1e-5)):
+        x, targets = _data(dtype, rng)
+        estimator = _fit(kind, activation, x, targets)
+        g = gn.from_sklearn(estimator)
+        assert isinstance(g, gn.Sequential) and g.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(g.predict(x), _expected(estimator, x), rtol=tolerance, atol=tolerance)
+    output = g.nodes[g.outputs[0]]
+    expected = {"binary": ("softmax", 2), "multiclass": ("softmax", 4), "multilabel": ("sigmoid", 3),
+                "regressor": ("linear", 1), "multioutput": ("linear", 2)}[kind]
+    assert (output.activation.name, output.size) == expected
+    assert all(n.activation.name == {"identity": "linear", "logistic": "sigmoid"}.get(activation, activation)
+               for n in g.layers[1:-1])
+
+
+def test_trains_saves_and_exports(tmp_path):
+    rng = np.random.default_rng(1)
+    x, targets = _data("float32", rng)
+    g = gn.from_sklearn(_fit("multiclass", "relu", x, targets), name="digits")
+    assert g.name == "digits" and g.outputs[0] == "dense_1"
+    assert g.nodes["dense_1"].loss.name == "categorical_crossentropy"
+    trains_saves_exports(g, x, tmp_path)
+
+
+def test_what_cannot_be_imported_is_refused():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(20, 3))
+    with pytest.raises(gn.ModelImportError, match="MLPClassifier is not fitted; call fit"):
+        gn.from_sklearn(MLPClassifier())
+    poisson = MLPRegressor(hidden_layer_sizes=(3,), loss="poisson", max_iter=5).fit(x, np.abs(x[:, 0]))
+    with pytest.raises(gn.ModelImportError, match=r"out_activation_='exp' has no graphnet equivalent"):
+        gn.from_sklearn(poisson)
+    from sklearn.linear_model import LogisticRegression
+
+    with pytest.raises(gn.ModelImportError, match=r"expects a fitted sklearn.neural_network.MLPClassifier or "
+                                                  r"MLPRegressor, got sklearn.linear_model.*LogisticRegression"):
+        gn.from_sklearn(LogisticRegression())
+
+
+def test_import_graphnet_loads_no_optional_library():
+    code = ("import sys, graphnet; print(sorted(m for m in ('torch', 'keras', 'onnx', 'onnxruntime', 'sklearn', "
+            "'h5py', 'skl2onnx') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,119 @@
+"""What ``fit`` shows (graphnet.progress): figures readable at 80 columns on a
+terminal, one line per epoch anywhere else."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import build_dag, dag_data
+
+from graphnet.progress import Progress, wrap_logs
+
+_LOGS = {
+    "loss": 2.5595, "aux_loss": 1.1, "main_loss": 0.7, "digit_accuracy": 0.1234, "even_accuracy": 0.5,
+    "val_loss": 2.6, "val_aux_loss": 1.2, "val_main_loss": 0.8, "val_digit_accuracy": 0.25,
+    "val_even_accuracy": 0.75,
+}
+
+
+def _rendered(text: str) -> list[str]:
+    """What a terminal shows of ``text``, line by line (each carriage return redraws)."""
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)  # cursor movements tqdm may send
+    return [part for line in text.replace("\r\n", "\n").split("\n") for part in line.split("\r") if part]
+
+
+@pytest.mark.parametrize("width", [30, 79, 300])
+def test_wrap_logs_keeps_every_figure_whole_within_the_width(width):
+    lines = wrap_logs(_LOGS, width)
+    assert all(len(line) <= width and line.startswith("  ") for line in lines)
+    figures = [f.strip() for line in lines for f in line.split(" - ")]
+    assert figures == [f"{k}: {v:.4f}" for k, v in _LOGS.items()]
+    for line, following in itertools.pairwise(lines):  # full lines: the next figure did not fit
+        assert len(line) + 3 + len(following.split(" - ")[0].strip()) > width
+    assert len(lines) == 1 if width == 300 else len(lines) > 1
+
+
+class _FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_on_an_80_column_terminal_every_figure_is_shown(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    stream = _FakeTerminal()
+    progress = Progress(1, epochs=30, batches=100, stream=stream)
+    for epoch in (0, 29):
+        progress.epoch_begin(epoch)
+        for _ in range(100):
+            progress.batch_end(2.5595)
+        progress.epoch_end(epoch, _LOGS)
+    lines = _rendered(stream.getvalue())
+    assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
+    assert any(line.startswith("Epoch 30/30: 100%") and line.endswith("loss: 2.5595]") for line in lines)
+    text = "\n".join(lines)
+    for name, value in _LOGS.items():
+        if name in ("loss", "val_loss") or not name.endswith("_loss"):
+            assert f"{name}: {value:.4f}" in text
+
+
+def test_off_a_terminal_each_epoch_is_one_line():
+    stream = io.StringIO()  # a pipe or a log file: not a terminal
+    progress = Progress(1, epochs=3, batches=100, stream=stream)
+    for epoch in range(3):
+        progress.epoch_begin(epoch)
+        for _ in range(100):
+            progress.batch_end(1.0)
+        progress.epoch_end(epoch, {"loss": 1.0, "val_loss": 2.0})
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3 and "\r" not in stream.getvalue()
+    assert all(re.fullmatch(rf"Epoch {i + 1}/3 - \d+\.\d\ds - loss: 1\.0000 - val_loss: 2\.0000", line)
+               for i, line in enumerate(lines))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_graphnet_train_in_a_real_80_column_terminal(tmp_path, rng):
+    """The command as a user sees it: a pseudo-terminal 80 columns wide."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    spec = tmp_path / "dag.json"
+    spec.write_text(json.dumps(build_dag(dtype="float32").to_dict()))
+    x, y = dag_data(rng, 64)
+    np.savez(tmp_path / "train.npz", **x, **y)
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**os.environ, "COLUMNS": "80"}
+    command = [sys.executable, "-m", "graphnet.cli", "train", str(spec), "--data", str(tmp_path / "train.npz"),
+               "--epochs", "3", "--metrics", "accuracy", "--validation-split", "0.25",
+               "--out", str(tmp_path / "m.gnet")]
+    process = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    assert process.wait(timeout=120) == 0, output
+    lines = _rendered(output.decode())
+    assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
+    assert any(line.startswith("Epoch 3/3: 100%") for line in lines)
+    text = "\n".join(lines)
+    for figure in ("aux_accuracy: 0.", "main_accuracy: 0.", "val_loss: ", "val_aux_accuracy: 0.",
+                   "val_main_accuracy: 0."):
+        assert text.count(figure) >= 3, figure  # once per epoch, and whole
+    assert "Final epoch:" in text and "val_main_loss: " in text
