@@ -149,6 +149,23 @@ def test_evaluate_on_dask_arrays_equals_evaluate_on_numpy(rng):
             assert got[key] == pytest.approx(expected[key], rel=1e-12)
 
 
+def test_evaluate_on_dask_arrays_takes_sample_weights_and_regularizers(rng):
+    g = build_dag()
+    g.synapse("a", "h1").regularizer = gn.regularizers.L2(0.1)
+    x, y = dag_data(rng, 40)
+    w = rng.random(40)
+    per_output = {"aux": w, "main": 1.0 + w}
+    for weights, lazy in ((w, da.from_array(w, chunks=7)),
+                          (per_output, {"aux": da.from_array(w, chunks=9), "main": 1.0 + w})):
+        expected = g.evaluate(x, y, sample_weight=weights)
+        got = g.evaluate(_lazy(x, 11), _lazy(y, 11), sample_weight=lazy)
+        assert list(got) == list(expected)
+        for key in expected:
+            assert got[key] == pytest.approx(expected[key], rel=1e-12)
+    with pytest.raises(gn.GraphError, match="weights must be finite and >= 0"):
+        g.evaluate(_lazy(x, 11), y, sample_weight=da.from_array(-w, chunks=7))
+
+
 def test_evaluate_checks_every_chunk(rng):
     g = build_dag()
     x, y = dag_data(rng, 20)

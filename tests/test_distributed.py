@@ -95,6 +95,34 @@ def test_synchronous_fit_equals_single_process_fit(dask_cluster, rng, optimizer)
     assert there.rng.random() == here.rng.random()  # the same draws from the training stream
 
 
+def test_regularizers_count_once_per_step_and_in_the_logs(dask_cluster, rng):
+    """Each share's gradient holds the penalty's; weighted by rows they add up to it once."""
+    _, client = dask_cluster
+    x, y = dag_data(rng, 120)
+
+    def regularized():
+        g = build_dag()
+        g.synapse("a", "h1").regularizer = gn.regularizers.L2(0.05)
+        g.synapse("h3", "main").regularizer = gn.regularizers.L1(0.01)
+        return g
+
+    here, there = regularized(), regularized()
+    args = dict(epochs=2, batch_size=16, validation_split=0.25, verbose=0)
+    expected = here.fit(x, y, **args)
+    history = gn.distributed.fit(there, _lazy(x, 40), _lazy(y, 40), client, timeout=TIMEOUT, **args)
+    _assert_same_weights(here, there)
+    for key, values in expected.history.items():
+        assert history.history[key] == pytest.approx(values, rel=1e-10), key
+
+
+def test_row_weights_are_refused_for_now(rng):
+    x, y = dag_data(rng, 8)
+    with pytest.raises(gn.GraphError, match="sample_weight is not supported yet"):
+        gn.distributed.fit(build_dag(), x, y, None, sample_weight=np.ones(8))
+    with pytest.raises(gn.GraphError, match="class_weight is not supported yet"):
+        gn.distributed.fit(build_dag(), x, y, None, class_weight={"aux": {0: 2.0}})
+
+
 def test_validation_data_and_unshuffled_numpy_data(dask_cluster, rng):
     _, client = dask_cluster
     x, y = dag_data(rng, 90)
