@@ -468,13 +468,14 @@ class _Cluster:
         """Let the cluster forget this fit's graph, data and states (best
         effort: a cluster that is gone has forgotten them, and an error here
         must not hide the one that ended the fit)."""
-        for future in [*self._parts, *(self.optimizers or [])]:
-            future.release()
-        self._parts, self.optimizers = [], None
         try:
+            for future in [*self._parts, *(self.optimizers or [])]:
+                future.release()
             self._unpublish()
-        except (TimeoutError, *_failures()) as exc:
-            logger.debug("%s: could not unpublish %s: %s", self.graph.name, self._names, exc)
+        except Exception as exc:  # noqa: BLE001 - cleanup only; the fit's own outcome stands
+            logger.debug("%s: could not clean up on the cluster: %s: %s", self.graph.name,
+                         type(exc).__name__, exc)
+        self._parts, self.optimizers, self._names = [], None, []
 
 
 class _StateLost(Exception):
