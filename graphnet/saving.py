@@ -55,19 +55,13 @@ import numpy as np
 from . import optimizers as optimizers_module
 from ._text import clip, shown
 from ._version import __version__
-from .archive import (
-    check_members,
-    npz_bytes,
-    open_zip,
-    parse_npz,
-    read_member,
-    read_npz,
-    zip_info,
-)
+from .archive import check_members, npz_bytes, open_zip, read_member, zip_info
 from .checks import is_int
 from .errors import GraphError, ModelFileError
 from .files import atomic_write
-from .spec import FORMAT, FORMAT_VERSION, MAX_JSON_BYTES, from_dict, parse_json, to_dict
+from .npz import parse_npz, read_npz
+from .spec import FORMAT, FORMAT_VERSION, from_dict, to_dict
+from .specfile import MAX_JSON_BYTES, parse_json
 
 if TYPE_CHECKING:
     from .graph import Graph
