@@ -203,6 +203,35 @@ def test_an_edit_from_a_callback_takes_effect_on_the_workers(dask_cluster, rng):
     _assert_same_weights(here, there)
 
 
+def test_surgery_from_a_callback_reaches_the_workers(dask_cluster, rng):
+    """A node widened and another inserted between epochs: the workers train
+    the new structure from the next batch, as fit does."""
+    _, client = dask_cluster
+    x, y = rng.normal(size=(64, 3)), rng.normal(size=(64, 1))
+
+    def graph():
+        g = gn.Graph(seed=0, dtype="float64")
+        g.add_input("x", 3)
+        g.add_hidden("h", 4)
+        g.add_output("y", 1)
+        g.connect("x", "h")
+        g.connect("h", "y")
+        return g
+
+    def grow(epoch, logs, g):
+        if epoch == 1:
+            g.widen("h", 8, split="random")
+            g.insert("h", "y", "deeper", activation="relu")
+
+    here, there = graph(), graph()
+    here.fit(x, y, epochs=4, batch_size=16, verbose=0,
+             callbacks=[gn.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: grow(e, logs, here))])
+    gn.distributed.fit(there, x, y, client, epochs=4, batch_size=16, verbose=0, timeout=TIMEOUT,
+                       callbacks=[gn.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: grow(e, logs, there))])
+    assert there["h"].size == 8 and "deeper" in there
+    _assert_same_weights(here, there)
+
+
 # ----------------------------------------------------------------- local SGD
 def test_local_sgd_cuts_traffic_k_fold_and_still_learns(dask_cluster, rng):
     _, client = dask_cluster
