@@ -5,7 +5,7 @@ synapses; networkx keeps the structure, so forward and backward visit every
 node exactly once.
 """
 
-from . import activations, callbacks, initializers, losses, metrics, optimizers
+from . import activations, callbacks, distributed, initializers, losses, metrics, optimizers
 from ._version import __version__
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, StatsRecorder
 from .errors import (
@@ -63,6 +63,7 @@ __all__ = [
     "ModelImportError",
     "activations",
     "callbacks",
+    "distributed",
     "initializers",
     "losses",
     "metrics",

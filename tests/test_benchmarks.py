@@ -71,3 +71,19 @@ def test_results_are_written(quick_report, tmp_path):
     md, js = report.write(quick_report, tmp_path)
     assert md.read_text().startswith("# graphnet benchmark")
     assert json.loads(js.read_text())["results"][0]["workload"] == "W1"
+
+
+def test_the_distributed_benchmark_runs_in_quick_mode():
+    """``python -m benchmarks.distributed --quick``: both clusters, the table and
+    the cost model (local SGD's parameter bytes per step an eighth of sync's)."""
+    pytest.importorskip("distributed")
+    from benchmarks import distributed
+
+    result = distributed.run(quick=True)
+    text = distributed.markdown(result)
+    for row in ("in process, 1 thread", "dask, 1 worker", "dask, 2 workers", "| 64 | ring all-reduce | 1 |"):
+        assert row in text
+    for cluster in result["cluster"]:
+        sync, local = cluster["sync_every=1"], cluster["sync_every=8"]
+        assert sync["parameter_bytes_per_step"] == pytest.approx(8 * local["parameter_bytes_per_step"])
+
