@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "by_name",
+    "named",
     "features",
     "as_inputs",
     "as_targets",
@@ -30,6 +31,7 @@ __all__ = [
     "check_finite",
     "holdout",
     "holdout_rows",
+    "holdout_split",
     "as_weights",
     "row_factors",
     "Batches",
@@ -40,6 +42,18 @@ def by_name(data, names: list[str], role: str) -> dict[str, np.ndarray]:
     """``data`` as a dict ``name -> ndarray`` over exactly ``names``.
 
     ``role`` is ``"input"`` or ``"output"`` and only shapes the messages.
+    """
+    return {n: _array(value, role, n) for n, value in named(data, names, role).items()}
+
+
+def named(data, names: list[str], role: str) -> dict:
+    """``data`` as a dict ``name -> value`` over exactly ``names``, the values
+    untouched (the dask path checks them without computing them).
+
+    Raises
+    ------
+    ShapeError
+        For missing or unknown names, or a plain array where several are needed.
     """
     if isinstance(data, Mapping):
         given = list(data)
@@ -55,9 +69,9 @@ def by_name(data, names: list[str], role: str) -> dict[str, np.ndarray]:
                 f"{role} data must be keyed by the graph's {role} names {names}: "
                 + " and ".join(parts)
             )
-        return {n: _array(data[n], role, n) for n in names}
+        return {n: data[n] for n in names}
     if len(names) == 1:
-        return {names[0]: _array(data, role, names[0])}
+        return {names[0]: data}
     raise ShapeError(
         f"this graph has {len(names)} {role}s {names}: pass a dict keyed by {role} name, "
         f"not a {type(data).__name__} (data is matched by name, never by position)"
@@ -310,9 +324,7 @@ def holdout(rng: np.random.Generator, inputs, targets, rows: int, fraction: floa
     A seeded random split, not Keras's "last rows": sorted data would give a
     validation set unlike the training set.
     """
-    held = holdout_rows(rows, fraction)
-    order = rng.permutation(rows)
-    val_rows, train_rows = np.sort(order[:held]), np.sort(order[held:])
+    train_rows, val_rows = holdout_split(rng, rows, fraction)
 
     def take(arrays, index):
         if arrays is None:
@@ -340,6 +352,14 @@ def holdout_rows(rows: int, fraction: float) -> int:
             f"{held} validation and {rows - held} training rows; both need at least one"
         )
     return held
+
+
+def holdout_split(rng: np.random.Generator, rows: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(training rows, validation rows)``, each sorted: the split :func:`holdout`
+    makes (``graphnet.distributed`` makes the same on data it never gathers)."""
+    held = holdout_rows(rows, fraction)
+    order = rng.permutation(rows)
+    return np.sort(order[held:]), np.sort(order[:held])
 
 
 class Batches:

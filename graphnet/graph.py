@@ -213,8 +213,31 @@ class Graph:
         return node
 
     @_edit
-    def remove(self, name: NodeRef) -> None:
-        """Remove a node and every synapse touching it; other weights are kept."""
+    def remove(self, name: NodeRef, bridge: bool = False) -> None:
+        """Remove a node and every synapse touching it; other weights are kept.
+
+        Parameters
+        ----------
+        name : str or Node
+        bridge : bool
+            Join the hidden node's sources to its consumers instead of leaving
+            them cut off: each source ``s`` gets the synapse ``s -> c`` with
+            weight ``W_s @ V_c`` (added to one that already exists), and each
+            consumer's bias gains ``bias @ V_c``. Exact for a ``linear`` node;
+            for any other activation the composition drops it (logged as a
+            warning). See :func:`graphnet.surgery.remove_bridged`.
+
+        Raises
+        ------
+        GraphError
+            For an unknown name, or ``bridge=True`` on an input or output.
+        """
+        if not isinstance(bridge, bool):
+            raise GraphError(f"remove: bridge must be True or False, got {bridge!r}")
+        if bridge:
+            from .surgery import remove_bridged
+
+            return remove_bridged(self, name)
         name = self._resolve(name)
         for key in [k for k in self._synapses if name in k]:
             self._synapses.pop(key)._graph = None
@@ -868,6 +891,159 @@ class Graph:
             sample_weight=sample_weight,
             class_weight=class_weight,
         )
+
+    # ------------------------------------------------------------ surgery
+    # (Each runs under the write lock from its first check to its last change,
+    # so no prediction or training step sees half an edit.)
+    @_edit
+    def freeze(self, *names) -> list[str]:
+        """Stop training the parameters of the named nodes: each one's bias and
+        its incoming synapses. Gradients still flow through them.
+
+        Parameters
+        ----------
+        *names : str, Node, Synapse or (str, str)
+            Node names or glob patterns (``"enc_*"``, matched with
+            :func:`fnmatch.fnmatchcase`), nodes, synapses, or ``(src, dst)``
+            pairs of patterns that select synapses only.
+
+        Returns
+        -------
+        list of str
+            The keys of the parameters selected, in ``parameters()`` order.
+
+        Raises
+        ------
+        GraphError
+            When a pattern matches nothing (the message lists the names) or only
+            inputs; nothing changes then.
+        """
+        from .surgery import freeze
+
+        return freeze(self, *names)
+
+    @_edit
+    def unfreeze(self, *names) -> list[str]:
+        """Train the named nodes' parameters again; the arguments are :meth:`freeze`'s."""
+        from .surgery import unfreeze
+
+        return unfreeze(self, *names)
+
+    @_edit
+    def insert(self, src: NodeRef, dst: NodeRef, name: str, size: int | None = None,
+               activation="linear", preserve: bool = True) -> Hidden:
+        """Replace the synapse ``src -> dst`` by ``src -> name -> dst`` (Net2DeeperNet).
+
+        Parameters
+        ----------
+        src, dst : str or Node
+            The ends of an existing synapse.
+        name : str
+            The new hidden node.
+        size : int, optional
+            Its units; ``src``'s size by default.
+        activation : str, dict or Activation
+        preserve : bool
+            Start the new node as an identity (weights ``[I 0]`` in, the old
+            weight with zero rows below it out), so every prediction is
+            unchanged: exactly for ``linear``, and for ``relu``,
+            ``leaky_relu`` and ``elu`` when ``src``'s outputs are never negative
+            (its activation is relu, sigmoid, softplus, softmax or
+            hard_sigmoid). Units beyond ``src``'s size start random with zero
+            outgoing weights. ``False`` draws both synapses afresh.
+
+        Returns
+        -------
+        Hidden
+            The new node.
+
+        Raises
+        ------
+        GraphError
+            For an unknown node or synapse, a name in use, a bad size or
+            activation, or a ``preserve=True`` insert that cannot be an
+            identity (the message says why). The graph is left as it was.
+        """
+        from .surgery import insert
+
+        return insert(self, src, dst, name, size=size, activation=activation, preserve=preserve)
+
+    @_edit
+    def widen(self, name: NodeRef, size: int, seed: int | None = None, split: str = "equal") -> Hidden:
+        """Grow a hidden node to ``size`` units without changing a prediction (Net2WiderNet).
+
+        Each new unit copies a randomly chosen old unit (its incoming weights
+        and bias); the outgoing weights of a unit copied ``c`` times are
+        divided among its copies, so every consumer receives the same sum.
+
+        Parameters
+        ----------
+        name : str or Node
+            A hidden node with an elementwise activation (not softmax).
+        size : int
+            The new number of units (at least the current one).
+        seed : int, optional
+            For the choice of units to copy; by default the graph's
+            initialisation stream.
+        split : {"equal", "random"}
+            ``"equal"`` divides a copied unit's outgoing weights by its number
+            of copies (Net2Net's rule); the copies then receive equal
+            gradients and stay twins unless dropout separates them.
+            ``"random"`` divides them in random shares that sum to one: just as
+            exact, and the copies learn apart. (Regularizers stay with their
+            parameters; a penalty on divided weights is smaller, so the
+            training loss may drop a little though no prediction changes.)
+
+        Returns
+        -------
+        Hidden
+            The new node object that replaces the old one.
+
+        Raises
+        ------
+        GraphError
+            For an input, an output, a softmax node, a smaller size, or a bad
+            ``seed``/``split``; the graph is left as it was.
+        """
+        from .surgery import widen
+
+        return widen(self, name, size, seed=seed, split=split)
+
+    @_edit
+    def transfer_weights(self, other, match: str = "name", strict: bool = True):
+        """Copy parameters from ``other`` (a Graph, or a dict like ``get_weights()``).
+
+        Parameters
+        ----------
+        other : Graph or dict key -> ndarray
+        match : {"name", "shape"}
+            Pair parameters by key, or by position in ``parameters()`` order
+            (for graphs built alike under other names).
+        strict : bool
+            Refuse, copying nothing, when any pair differs in shape.
+
+        Returns
+        -------
+        TransferReport
+            ``copied``, ``skipped``, ``mismatched`` and ``unused`` parameters.
+
+        Raises
+        ------
+        GraphError
+            For a mismatch under ``strict``, or a value that is not finite.
+        """
+        from .surgery import transfer_weights
+
+        return transfer_weights(self, other, match=match, strict=strict)
+
+    def statistics(self, x, y=None):
+        """Activation, dead-unit, saturation, weight and gradient statistics on
+        one batch, in inference mode; changes nothing. See
+        :func:`graphnet.statistics.statistics`."""
+        from .statistics import statistics
+
+        with self._lock.reading():  # the weights of one moment, as for predict
+            return statistics(self, x, y)
 
     # ------------------------------------------------------------------ specs
     def to_dict(self) -> dict[str, Any]:

@@ -2,11 +2,14 @@
 
 Both work through the data in chunks with a workspace of their own, made per
 call: memory grows with the chunk, not with the number of rows, and several
-threads may predict with one graph at once.
+threads may predict with one graph at once. Dask arrays (or dicts holding
+one) go to :mod:`graphnet._dask`, imported only then: ``import graphnet``
+never imports dask.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,10 +31,17 @@ from .errors import GraphError, ShapeError
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["predict", "evaluate", "evaluate_arrays", "Tally", "DEFAULT_CHUNK"]
+__all__ = ["predict", "evaluate", "evaluate_arrays", "tally_arrays", "Tally", "merge_states", "DEFAULT_CHUNK"]
 
 #: Rows per chunk when ``batch_size`` is not given.
 DEFAULT_CHUNK = 4096
+
+
+def _is_lazy(data) -> bool:
+    """Whether ``data`` is a dask collection, or a dict holding one (told by the
+    type's module, so dask is imported only when it is already in use)."""
+    values = data.values() if isinstance(data, Mapping) else (data,)
+    return any(type(v).__module__.startswith("dask") for v in values)
 
 
 def _chunk_size(batch_size: int | None, rows: int) -> int:
@@ -45,6 +55,10 @@ def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = Fa
     training step or edit lands while it runs, so every row sees the same weights."""
     if not isinstance(as_device, (bool, np.bool_)):
         raise GraphError(f"predict: as_device must be True or False, got {as_device!r}")
+    if _is_lazy(x):
+        from . import _dask
+
+        return _dask.predict(graph, x, batch_size)
     with graph._lock.reading():
         results = _predict(graph, x, batch_size)
     backend = graph._backend
@@ -121,6 +135,23 @@ class Tally:
                 value = metric(targets[name], predictions[name], self.outputs[name], **self._metric_args)
                 self._add(metrics_module.key(self.graph, name, metric.name), value * rows)
 
+    def state(self) -> tuple:
+        """``(rows, {output: (Σ w·L, Σ w)}, sums)``: plain numbers that
+        :meth:`merge` adds into another Tally, and :func:`merge_states` to
+        another state (a dask chunk's, a worker's share of a batch)."""
+        return self.rows, {name: tuple(total) for name, total in self._loss.items()}, dict(self.sums)
+
+    def merge(self, state: tuple) -> None:
+        """Count what another Tally counted (its :meth:`state`)."""
+        rows, losses, sums = state
+        self.rows += rows
+        for name, (num, den) in losses.items():
+            total = self._loss[name]
+            total[0] += num
+            total[1] += den
+        for key, value in sums.items():
+            self._add(key, value)
+
     def _add(self, key: str, value: float) -> None:
         self.sums[key] = self.sums.get(key, 0.0) + value
 
@@ -149,9 +180,22 @@ class Tally:
         return logs
 
 
+def merge_states(a: tuple, b: tuple) -> tuple:
+    """Two :meth:`Tally.state` results added up (keys in first-seen order, as a Tally keeps them)."""
+    losses = {name: (num + b[1][name][0], den + b[1][name][1]) for name, (num, den) in a[1].items()}
+    sums = dict(a[2])
+    for key, value in b[2].items():
+        sums[key] = sums.get(key, 0.0) + value
+    return a[0] + b[0], losses, sums
+
+
 def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
              sample_weight=None) -> dict[str, float]:
     """See :meth:`graphnet.Graph.evaluate` (which, like ``predict``, holds the read lock)."""
+    if _is_lazy(x) or _is_lazy(y) or _is_lazy(sample_weight):
+        from . import _dask
+
+        return _dask.evaluate(graph, x, y, batch_size, metrics, sample_weight)
     with graph._lock.reading():
         return _evaluate(graph, x, y, batch_size, metrics, sample_weight)
 
@@ -169,12 +213,24 @@ def _evaluate(graph: Graph, x, y, batch_size: int | None, metrics, sample_weight
 def evaluate_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None) -> dict[str, float]:
     """:func:`evaluate` on arrays already checked by :mod:`graphnet.data`;
     ``loss`` includes the regularizers' penalty, as Keras reports it."""
+    logs = tally_arrays(graph, inputs, targets, chosen, chunk, weights).logs()
+    plan = graph.plan
+    if plan.penalties and logs:
+        logs["loss"] += read_scalars(plan.backend, {"penalty": plan.regularization()})["penalty"]
+    return logs
+
+
+def tally_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None) -> Tally:
+    """The :class:`Tally` of checked arrays, ``chunk`` rows at a time (an
+    empty one for no rows), without the regularizers' penalty."""
     plan = graph.plan
     xp, send = plan.xp, plan.backend.to_device
     rows = common_rows(inputs, targets)
+    tally = Tally(graph, chosen)
+    if rows == 0:
+        return tally
     chunk = min(chunk, rows)
     full = plan.workspace(chunk, "evaluate")
-    tally = Tally(graph, chosen)
     for start in range(0, rows, chunk):
         stop = min(start + chunk, rows)
         ws = full if stop - start == chunk else full.head(stop - start)
@@ -186,10 +242,7 @@ def evaluate_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=N
         losses = plan.loss_values(ws, part_targets, factors)
         predictions = {name: ws.a[slot] for name, slot in plan.outputs}
         tally.add(stop - start, losses, predictions, part_targets, weight_sums=sums)
-    logs = tally.logs()
-    if plan.penalties:
-        logs["loss"] += read_scalars(plan.backend, {"penalty": plan.regularization()})["penalty"]
-    return logs
+    return tally
 
 
 def read_scalars(backend, values: dict) -> dict[str, float]:

@@ -67,6 +67,10 @@ class Optimizer:
         self._scratch: np.ndarray | None = None
         self._owner: weakref.ref | None = None
         self._backend = CPU  # where the state lives (bind() follows the plan's)
+        #: The iteration count at which a parameter's state started, for the
+        #: ones that joined after the first update (a graph edited mid-training).
+        self._born: dict[str, int] = {}
+        self._runs: tuple[tuple[int, int, int], ...] | None = None
 
     @property
     def learning_rate(self):
@@ -99,13 +103,18 @@ class Optimizer:
         xp = backend.xp
         size = sum(n for _, n in layout)
         old_offsets = _offsets(self._layout) if self._layout is not None else {}
+        kept = {key for key, n in layout if key in old_offsets and old_offsets[key][1] == n}
+        # A parameter that joins now starts its own count (as PyTorch's per-parameter step).
+        self._born = {key: self._born.get(key, 0) if key in kept else self.iterations
+                      for key, _ in layout}
+        self._born = {key: born for key, born in self._born.items() if born}
         new_slots = {}
         for slot in self.slot_names:
             new = xp.zeros(size, dtype=dtype)
             old = self.slots.get(slot)
             if old is not None:
                 for key, (start, n) in _offsets(layout).items():
-                    if key in old_offsets and old_offsets[key][1] == n:
+                    if key in kept:
                         o = old_offsets[key][0]
                         new[start : start + n] = old[o : o + n]
             new_slots[slot] = new
@@ -120,6 +129,20 @@ class Optimizer:
         self._proposed = {name: xp.empty(size, dtype=dtype) for name in self.slot_names}
         self._layout = layout
         self._scratch = xp.empty(size, dtype=dtype)
+        self._runs = None
+        if self._born:  # contiguous runs of parameters born at the same iteration
+            runs: list[list[int]] = []
+            for key, (start, n) in _offsets(layout).items():
+                born = self._born.get(key, 0)
+                if runs and runs[-1][2] == born and runs[-1][1] == start:
+                    runs[-1][1] = start + n
+                else:
+                    runs.append([start, start + n, born])
+            self._runs = tuple(tuple(r) for r in runs)
+
+    def steps(self, key: str) -> int:
+        """How many updates the state of parameter ``key`` has seen."""
+        return self.iterations - self._born.get(key, 0)
 
     def to(self, backend) -> None:
         """Move the state (moments, ...) to ``backend``'s device; the
@@ -195,6 +218,7 @@ class Optimizer:
             "iterations": self.iterations,
             "layout": [list(item) for item in (self._layout or ())],
             "slots": {k: copy(v) for k, v in self.slots.items()},
+            "born": dict(self._born),
         }
 
     def _restore_pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -224,6 +248,8 @@ class Optimizer:
                     f"got {np.shape(value)}"
                 )
         self.iterations = int(state["iterations"])
+        keys = {key for key, _ in layout}
+        self._born = {str(k): int(v) for k, v in state.get("born", {}).items() if k in keys and int(v)}
         to_device = self._backend.to_device
         self._install(layout, {k: to_device(np.array(v, dtype=dtype)) for k, v in slots.items()}, np.dtype(dtype))
 
@@ -386,17 +412,28 @@ class Adam(Optimizer):
         self.eps = _positive("eps", eps, self)
 
     def _update(self, params, grads, out, proposed, lr):
-        xp = self._backend.xp
         m, v = self.slots["m"], self.slots["v"]
         m_next, v_next = proposed["m"], proposed["v"]
-        t = self.iterations + 1
+        if self._runs is None:
+            self._adam(grads, m, v, m_next, v_next, out, lr, self.iterations + 1)
+            return out
+        # Parameters that joined later have their own step count: their bias
+        # correction starts over, so their first steps are not ~3x lr.
+        for start, stop, born in self._runs:
+            part = slice(start, stop)
+            self._adam(grads[part], m[part], v[part], m_next[part], v_next[part], out[part], lr,
+                       self.iterations + 1 - born)
+        return out
+
+    def _adam(self, grads, m, v, m_next, v_next, out, lr: float, t: int) -> None:
         correction2 = math.sqrt(1.0 - self.beta2**t)
         step_size = lr * correction2 / (1.0 - self.beta1**t)
         eps = self.eps * correction2
         # One compiled pass when numba is installed; the same arithmetic, bit
         # for bit, as the passes below.
         if self._backend.adam(grads, m, v, m_next, v_next, out, self.beta1, self.beta2, step_size, eps):
-            return out
+            return
+        xp = self._backend.xp
         # m' = b1 m + (1 - b1) g, written as b1 (m - g) + g to need no scratch.
         xp.subtract(m, grads, out=m_next)
         m_next *= self.beta1
@@ -409,7 +446,6 @@ class Adam(Optimizer):
         out += eps
         xp.divide(m_next, out, out=out)
         out *= step_size
-        return out
 
     def get_config(self):
         return {

@@ -98,3 +98,23 @@ def device(request):
     if request.param == "standin":
         request.getfixturevalue("standin")
     return request.param
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """A LocalCluster of two single-threaded worker processes on loopback and
+    a client that is not the default one: ``(cluster, client)``. The workers
+    import the graphnet this test run imports, and the test modules (for
+    functions they run by reference): PYTHONPATH points at both."""
+    distributed = pytest.importorskip("distributed")
+    import logging
+    import os
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    path = os.pathsep.join(p for p in (str(tests.parent), str(tests), os.environ.get("PYTHONPATH")) if p)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None, env={"PYTHONPATH": path}, silence_logs=logging.ERROR,
+    ) as cluster, distributed.Client(cluster, set_as_default=False) as client:
+        yield cluster, client

@@ -111,3 +111,19 @@ def test_the_gpu_benchmark_runs_on_a_fake_gpu(monkeypatch):
     assert train["max_rel_weight_diff"] < 1e-4
     assert result["results"][2]["agreement"]["max_abs_diff"] < 1e-5
     assert "| W1 MNIST-size MLP |" in gpu.markdown(result)
+
+
+def test_the_distributed_benchmark_runs_in_quick_mode():
+    """``python -m benchmarks.distributed --quick``: both clusters, the table and
+    the cost model (local SGD's parameter bytes per step an eighth of sync's)."""
+    pytest.importorskip("distributed")
+    from benchmarks import distributed
+
+    result = distributed.run(quick=True)
+    text = distributed.markdown(result)
+    for row in ("in process, 1 thread", "dask, 1 worker", "dask, 2 workers", "| 64 | ring all-reduce | 1 |"):
+        assert row in text
+    for cluster in result["cluster"]:
+        sync, local = cluster["sync_every=1"], cluster["sync_every=8"]
+        assert sync["parameter_bytes_per_step"] == pytest.approx(8 * local["parameter_bytes_per_step"])
+

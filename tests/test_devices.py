@@ -248,3 +248,38 @@ def test_inputs_already_on_the_device_stay_there(device, rng):
         g.fit(made.to_device(bad), y, verbose=0)
     with pytest.raises(gn.ShapeError, match=r"expected shape \(n, 6\)"):
         g.fit(made.to_device(x[:, :5]), y, verbose=0)
+
+
+# ---------------------------------------------------------------- the rest of the API
+def test_surgery_on_a_device_graph_matches_the_cpu(device, rng):
+    """Freeze, insert, widen and bridge a trained device graph, then train on:
+    the surgeries keep their promises there and the weights follow the CPU's."""
+    close = _close(device)
+    x, y = rng.normal(size=(32, 6)), rng.integers(0, 3, size=32)
+    graphs = {}
+    for where in ("cpu", device):
+        g = _mlp(where)
+        g.fit(x, y, epochs=2, batch_size=8, verbose=0)
+        before = g.predict(x)
+        g.freeze("dense_1")
+        g.insert("dense", "dense_1", "bridge", activation="relu")
+        g.widen("dense", 24, seed=1)
+        # both function-preserving (to float32 rounding: widening splits sums)
+        np.testing.assert_allclose(g.predict(x), before, rtol=1e-5, atol=1e-6)
+        g.fit(x, y, epochs=2, batch_size=8, verbose=0)
+        g.remove("bridge", bridge=True)
+        assert isinstance(g.predict(x), np.ndarray)
+        graphs[where] = g
+    for key, value in graphs["cpu"].get_weights().items():
+        close(graphs[device].get_weights()[key], value)
+
+
+def test_statistics_and_the_gradient_check_run_on_a_device_graph(device, rng):
+    close = _close(device)
+    x, y = rng.normal(size=(16, 6)), rng.integers(0, 3, size=16)
+    cpu, there = _mlp("cpu", dtype="float64"), _mlp(device, dtype="float64")
+    a, b = cpu.statistics(x, y), there.statistics(x, y)
+    for name in ("dense_1", "dense_2"):
+        close(np.array([a[name].dead, a[name].mean]), np.array([b[name].dead, b[name].mean]))
+    report = gn.check_gradients(there, x, y)
+    assert report.ok, report
