@@ -14,7 +14,7 @@ $(PY):
 
 # Reinstall whenever the dependencies change.
 $(VENV)/.test-deps: pyproject.toml | $(PY)
-	$(PIP) install -e '.[test,interop]'
+	$(PIP) install -e '.[test,interop,dask]'
 	touch $@
 
 install: $(VENV)/.test-deps

@@ -136,8 +136,9 @@ def markdown(report: dict) -> str:
         "numpy reference alternate in one process, and PyTorch's repetitions (in a subprocess of its "
         "own, one process running at a time) take turns with them; scikit-learn runs afterwards "
         "in its own subprocess",
-        "- graphnet runs with its optional numba kernel (graphnet[fast]); 'without numba' is the same "
-        "run with it switched off (a plain install), interleaved with the others",
+        "- graphnet runs with its numba kernel (numba is a core dependency where it has wheels, so this "
+        "is a plain install); 'without numba' is the same run with it switched off (the numpy fallback "
+        "of platforms without numba wheels), interleaved with the others",
         "",
         "| workload | unit | graphnet s | numpy s | graphnet/numpy | torch s | graphnet/torch | sklearn s "
         "| GFLOP/s graphnet | % of sgemm | peak MiB graphnet / numpy |",

@@ -69,8 +69,8 @@ class Server:
     """A worker in ``--serve`` mode: one repetition per request, run while this
     process waits, so PyTorch's repetitions interleave with graphnet's."""
 
-    def __init__(self, library: str, name: str, quick: bool, threads: int):
-        command = [sys.executable, "-m", f"benchmarks.{library}_worker", name, "--serve"]
+    def __init__(self, library: str, name: str, quick: bool, threads: int, extra: tuple[str, ...] = ()):
+        command = [sys.executable, "-m", f"benchmarks.{library}_worker", name, "--serve", *extra]
         if quick:
             command.append("--quick")
         self._stderr = tempfile.TemporaryFile(mode="w+")
@@ -203,7 +203,7 @@ def _mlp(workload: MLP, reps: int, frameworks, extra: dict) -> dict:
     runs = {"graphnet": graphnet_rep}
     if "numpy" in frameworks:
         runs["numpy"] = numpy_rep
-    # graphnet without its optional compiled kernels (what a plain install runs).
+    # graphnet without its compiled kernels (the numpy fallback where numba has no wheels).
     plain = models.build_mlp(workload.sizes, workload.output, seed=0) if kernels.available() else None
     if plain is not None:
 

@@ -5,6 +5,10 @@ PyTorch runs here. Two modes:
 
 * ``python -m benchmarks.torch_worker W1 [--quick] [--reps N]`` times every
   variant and prints one JSON line;
+* ``--device cuda``: the same on an NVIDIA GPU (``python -m benchmarks
+  --device cuda``): model and training data on the GPU, ``predict``'s input
+  on the host sent chunk by chunk and its output brought back, every
+  repetition ended by ``torch.cuda.synchronize()``;
 * ``--serve``: sets up (data, models, warm-up), prints ``{"ready": ...}``,
   then runs one repetition of variant ``V`` for each line ``run V`` on its
   standard input and answers ``{"seconds": ...}``; ``quit`` ends it. The
@@ -42,13 +46,14 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def setup(torch, workload) -> dict:
+def setup(torch, workload, device: str = "cpu") -> dict:
     """One callable per variant, each running one repetition; warmed up."""
     import torch.nn.functional as F
 
     data = make_data(workload)
+    gpu = device != "cpu"
     if isinstance(workload, Predict):
-        model = _mlp(torch, workload.sizes).eval()
+        model = _mlp(torch, workload.sizes).eval().to(device)
         x = torch.from_numpy(data["x"])
         out = torch.empty((x.shape[0], workload.sizes[-1]))
 
@@ -56,16 +61,19 @@ def setup(torch, workload) -> dict:
             with torch.inference_mode():
                 for lo in range(0, x.shape[0], workload.chunk):
                     hi = min(lo + workload.chunk, x.shape[0])
-                    torch.softmax(model(x[lo:hi]), dim=1, out=out[lo:hi])
+                    if gpu:
+                        out[lo:hi].copy_(torch.softmax(model(x[lo:hi].to(device)), dim=1))
+                    else:
+                        torch.softmax(model(x[lo:hi]), dim=1, out=out[lo:hi])
 
         with torch.inference_mode():
-            model(x[: workload.chunk])  # warm-up
+            model(x[: workload.chunk].to(device))  # warm-up
         return {"torch": predict}
 
     if isinstance(workload, DAG):
-        x = {k: torch.from_numpy(v) for k, v in data["x"].items()}
-        y = {k: torch.from_numpy(v) for k, v in data["y"].items()}
-        model = _DagModule(torch, dag_spec(workload))
+        x = {k: torch.from_numpy(v).to(device) for k, v in data["x"].items()}
+        y = {k: torch.from_numpy(v).to(device) for k, v in data["y"].items()}
+        model = _DagModule(torch, dag_spec(workload)).to(device)
 
         def loss_fn(out, yb):
             return F.cross_entropy(out["cls"], yb["cls"]) + F.binary_cross_entropy_with_logits(
@@ -74,8 +82,8 @@ def setup(torch, workload) -> dict:
 
         epochs = 1
     else:
-        x, y = torch.from_numpy(data["x"]), torch.from_numpy(data["y"])
-        model = _mlp(torch, workload.sizes)
+        x, y = torch.from_numpy(data["x"]).to(device), torch.from_numpy(data["y"]).to(device)
+        model = _mlp(torch, workload.sizes).to(device)
         loss_fn = {
             "softmax": F.cross_entropy,
             "sigmoid": F.binary_cross_entropy_with_logits,
@@ -83,7 +91,7 @@ def setup(torch, workload) -> dict:
         }[workload.output]
         epochs = workload.epochs_per_rep
     variants = {"torch": {}}
-    if workload.name == "W1":
+    if workload.name == "W1" or gpu:
         variants["torch_fused"] = {"fused": True}  # the stretch target
 
     def take(tensors, index):
@@ -94,7 +102,7 @@ def setup(torch, workload) -> dict:
     def train(net, optimizer, rows, epochs):
         total = 0.0
         for _ in range(epochs):
-            order = torch.randperm(rows)
+            order = torch.randperm(rows, device=device)
             for lo in range(0, rows, workload.batch):
                 index = order[lo : lo + workload.batch]
                 xb, yb = take(x, index), take(y, index)
@@ -103,6 +111,8 @@ def setup(torch, workload) -> dict:
                 loss.backward()
                 optimizer.step()
                 total += loss.item()
+        if gpu:
+            torch.cuda.synchronize()
         return total
 
     runs = {}
@@ -121,6 +131,7 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--reps", type=int, default=None)
     parser.add_argument("--serve", action="store_true")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = parser.parse_args(argv)
     try:
         import torch
@@ -134,8 +145,14 @@ def main(argv=None) -> None:
     threads = int(os.environ.get("BENCH_THREADS", os.cpu_count() or 1))
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    runs = setup(torch, workload)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print(json.dumps({"skipped": "PyTorch sees no CUDA GPU"}), flush=True)
+        return
+    runs = setup(torch, workload, args.device)
     info = {"library": f"torch {torch.__version__}", "threads": torch.get_num_threads()}
+    if args.device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+        info["library"] += " (CUDA)"
     before = _rss()
     if args.serve:
         print(json.dumps({"ready": sorted(runs), **info}), flush=True)

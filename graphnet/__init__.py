@@ -5,9 +5,9 @@ synapses; networkx keeps the structure, so forward and backward visit every
 node exactly once.
 """
 
-from . import activations, callbacks, initializers, losses, metrics, optimizers
+from . import activations, callbacks, distributed, initializers, losses, metrics, optimizers
 from ._version import __version__
-from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint
+from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, StatsRecorder
 from .errors import (
     CycleError,
     GraphError,
@@ -18,12 +18,15 @@ from .errors import (
     ShapeError,
     TrainingError,
 )
+from .gradcheck import GradientReport, check_gradients
 from .graph import Graph
 from .interop import from_keras, from_onnx, from_sklearn, from_torch
 from .nodes import Hidden, Input, Node, Output
 from .plots import plot_history
 from .saving import load
 from .sequential import Dense, Sequential
+from .statistics import Statistics
+from .surgery import TransferReport
 from .synapse import Synapse
 
 __all__ = [
@@ -44,6 +47,11 @@ __all__ = [
     "Callback",
     "EarlyStopping",
     "ModelCheckpoint",
+    "StatsRecorder",
+    "check_gradients",
+    "GradientReport",
+    "Statistics",
+    "TransferReport",
     "plot_history",
     "GraphError",
     "CycleError",
@@ -55,6 +63,7 @@ __all__ = [
     "ModelImportError",
     "activations",
     "callbacks",
+    "distributed",
     "initializers",
     "losses",
     "metrics",

@@ -12,6 +12,10 @@ execution plan need not keep the pre-activation ``z``. GELU is the exception
 Contract of ``backward(a, grad, z=None)``: return ``dL/dz`` given ``dL/da``. It
 may overwrite ``a`` and ``grad`` (the plan no longer needs them), which saves a
 buffer per node and a pass over memory.
+
+Both directions take the array module as ``xp`` (numpy by default; the plan
+passes CuPy on a GPU, see :mod:`graphnet.backend`) and call only functions
+numpy and CuPy share; ``expit`` and ``erf`` come from :func:`~graphnet.backend.special`.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ import math
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import special
 
 from ._registry import lookup
+from .backend import special
 from .checks import check_number
 from .errors import GraphError
 
@@ -56,12 +60,13 @@ class Activation:
     #: Weights into this activation default to He-normal (the relu family).
     relu_family: ClassVar[bool] = False
 
-    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """``a = f(z)`` for a batch ``z`` of shape ``(batch, size)``; ``out`` may be ``z``."""
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None, xp=np) -> np.ndarray:
+        """``a = f(z)`` for a batch ``z`` of shape ``(batch, size)``; ``out`` may be ``z``;
+        ``xp`` is the array module of ``z`` (numpy, or CuPy on a GPU)."""
         raise NotImplementedError
 
     def backward(
-        self, a: np.ndarray, grad: np.ndarray, z: np.ndarray | None = None
+        self, a: np.ndarray, grad: np.ndarray, z: np.ndarray | None = None, xp=np
     ) -> np.ndarray:
         """``dL/dz`` from ``a = f(z)`` and ``grad = dL/da``; may overwrite ``a`` and ``grad``."""
         raise NotImplementedError
@@ -97,10 +102,10 @@ class Linear(Activation):
 
     name = "linear"
 
-    def forward(self, z, out=None):
+    def forward(self, z, out=None, xp=np):
         return z if out is None or out is z else _write(out, z)
 
-    def backward(self, a, grad, z=None):
+    def backward(self, a, grad, z=None, xp=np):
         return grad
 
 
@@ -110,15 +115,15 @@ class ReLU(Activation):
     name = "relu"
     relu_family = True
 
-    def forward(self, z, out=None):
-        return np.maximum(z, 0, out=out)
+    def forward(self, z, out=None, xp=np):
+        return xp.maximum(z, 0, out=out)
 
-    def backward(self, a, grad, z=None):
+    def backward(self, a, grad, z=None, xp=np):
         # The 0/1 derivative (a > 0), written over a as floats. np.greater is one
         # vectorised pass; np.sign, which gives the same numbers, takes a slow
         # path on zeros (half of a relu's outputs): 5-30x slower here.
-        np.greater(a, 0, out=a, casting="unsafe")
-        return np.multiply(grad, a, out=grad)
+        xp.greater(a, 0, out=a, casting="unsafe")
+        return xp.multiply(grad, a, out=grad)
 
 
 class LeakyReLU(Activation):
@@ -131,13 +136,13 @@ class LeakyReLU(Activation):
         self.negative_slope = check_number(negative_slope, "leaky_relu: negative_slope", 0.0, 1.0,
                                            high_open=True, expected="in [0, 1)")
 
-    def forward(self, z, out=None):
-        return np.maximum(z, z * self.negative_slope, out=out)
+    def forward(self, z, out=None, xp=np):
+        return xp.maximum(z, z * self.negative_slope, out=out)
 
-    def backward(self, a, grad, z=None):
+    def backward(self, a, grad, z=None, xp=np):
         # With a slope in [0, 1), a > 0 exactly where z > 0.
         one, slope = a.dtype.type(1), a.dtype.type(self.negative_slope)
-        return np.multiply(grad, np.where(a > 0, one, slope), out=grad)
+        return xp.multiply(grad, xp.where(a > 0, one, slope), out=grad)
 
     def get_config(self):
         return {"name": self.name, "negative_slope": self.negative_slope}
@@ -152,15 +157,15 @@ class ELU(Activation):
     def __init__(self, alpha: float = 1.0):
         self.alpha = check_number(alpha, "elu: alpha", 0.0, low_open=True, expected="> 0 and finite")
 
-    def forward(self, z, out=None):
+    def forward(self, z, out=None, xp=np):
         # expm1 of min(z, 0) so that large positive z never overflows.
-        negative = np.expm1(np.minimum(z, 0)) * self.alpha
-        return _write(out, np.where(z > 0, z, negative))
+        negative = xp.expm1(xp.minimum(z, 0)) * self.alpha
+        return _write(out, xp.where(z > 0, z, negative))
 
-    def backward(self, a, grad, z=None):
+    def backward(self, a, grad, z=None, xp=np):
         # For z <= 0, a = alpha(e^z - 1) so f'(z) = alpha e^z = a + alpha.
-        derivative = np.where(a > 0, a.dtype.type(1), a + self.alpha)
-        return np.multiply(grad, derivative, out=grad)
+        derivative = xp.where(a > 0, a.dtype.type(1), a + self.alpha)
+        return xp.multiply(grad, derivative, out=grad)
 
     def get_config(self):
         return {"name": self.name, "alpha": self.alpha}
@@ -183,28 +188,28 @@ class GELU(Activation):
             raise GraphError(f"gelu: approximate must be True or False, got {approximate!r}")
         self.approximate = approximate
 
-    def _tanh_inner(self, z):
-        return np.tanh(self._SQRT_2_OVER_PI * (z + self._C * z * z * z))
+    def _tanh_inner(self, z, xp=np):
+        return xp.tanh(self._SQRT_2_OVER_PI * (z + self._C * z * z * z))
 
-    def forward(self, z, out=None):
+    def forward(self, z, out=None, xp=np):
         if self.approximate:
-            value = 0.5 * z * (1 + self._tanh_inner(z))
+            value = 0.5 * z * (1 + self._tanh_inner(z, xp))
         else:
-            value = 0.5 * z * (1 + special.erf(z * self._INV_SQRT_2))
+            value = 0.5 * z * (1 + special(xp).erf(z * self._INV_SQRT_2))
         return _write(out, value)
 
-    def backward(self, a, grad, z=None):
+    def backward(self, a, grad, z=None, xp=np):
         if z is None:
             raise GraphError("gelu: backward needs the pre-activation z")
         if self.approximate:
-            t = self._tanh_inner(z)
+            t = self._tanh_inner(z, xp)
             inner_grad = self._SQRT_2_OVER_PI * (1 + 3 * self._C * z * z)
             derivative = 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * inner_grad
         else:
-            cdf = 0.5 * (1 + special.erf(z * self._INV_SQRT_2))
-            pdf = np.exp(-0.5 * z * z) * self._INV_SQRT_2PI
+            cdf = 0.5 * (1 + special(xp).erf(z * self._INV_SQRT_2))
+            pdf = xp.exp(-0.5 * z * z) * self._INV_SQRT_2PI
             derivative = cdf + z * pdf
-        return np.multiply(grad, derivative, out=grad)
+        return xp.multiply(grad, derivative, out=grad)
 
     def get_config(self):
         return {"name": self.name, "approximate": self.approximate}
@@ -215,13 +220,13 @@ class Sigmoid(Activation):
 
     name = "sigmoid"
 
-    def forward(self, z, out=None):
-        return special.expit(z, out=out)
+    def forward(self, z, out=None, xp=np):
+        return special(xp).expit(z, out=out)
 
-    def backward(self, a, grad, z=None):
-        np.multiply(grad, a, out=grad)  # g·a
-        np.subtract(1, a, out=a)  # 1 - a
-        return np.multiply(grad, a, out=grad)  # g·a(1 - a)
+    def backward(self, a, grad, z=None, xp=np):
+        xp.multiply(grad, a, out=grad)  # g·a
+        xp.subtract(1, a, out=a)  # 1 - a
+        return xp.multiply(grad, a, out=grad)  # g·a(1 - a)
 
 
 class Tanh(Activation):
@@ -229,13 +234,13 @@ class Tanh(Activation):
 
     name = "tanh"
 
-    def forward(self, z, out=None):
-        return np.tanh(z, out=out)
+    def forward(self, z, out=None, xp=np):
+        return xp.tanh(z, out=out)
 
-    def backward(self, a, grad, z=None):
-        np.multiply(a, a, out=a)
-        np.subtract(1, a, out=a)  # 1 - a²
-        return np.multiply(grad, a, out=grad)
+    def backward(self, a, grad, z=None, xp=np):
+        xp.multiply(a, a, out=a)
+        xp.subtract(1, a, out=a)  # 1 - a²
+        return xp.multiply(grad, a, out=grad)
 
 
 class Softplus(Activation):
@@ -243,15 +248,15 @@ class Softplus(Activation):
 
     name = "softplus"
 
-    def forward(self, z, out=None):
-        return np.logaddexp(0, z, out=out)
+    def forward(self, z, out=None, xp=np):
+        return xp.logaddexp(0, z, out=out)
 
-    def backward(self, a, grad, z=None):
+    def backward(self, a, grad, z=None, xp=np):
         # f'(z) = sigmoid(z) = 1 - exp(-a); expm1 keeps precision when a is tiny.
-        np.negative(a, out=a)
-        np.expm1(a, out=a)
-        np.negative(a, out=a)
-        return np.multiply(grad, a, out=grad)
+        xp.negative(a, out=a)
+        xp.expm1(a, out=a)
+        xp.negative(a, out=a)
+        return xp.multiply(grad, a, out=grad)
 
 
 class Softmax(Activation):
@@ -259,17 +264,17 @@ class Softmax(Activation):
 
     name = "softmax"
 
-    def forward(self, z, out=None):
-        out = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
-        np.exp(out, out=out)
+    def forward(self, z, out=None, xp=np):
+        out = xp.subtract(z, z.max(axis=1, keepdims=True), out=out)
+        xp.exp(out, out=out)
         out /= out.sum(axis=1, keepdims=True)
         return out
 
-    def backward(self, a, grad, z=None):
+    def backward(self, a, grad, z=None, xp=np):
         # dL/dz = a ⊙ (g - Σ_k g_k a_k), row by row.
-        np.multiply(grad, a, out=grad)
+        xp.multiply(grad, a, out=grad)
         a *= grad.sum(axis=1, keepdims=True)
-        return np.subtract(grad, a, out=grad)
+        return xp.subtract(grad, a, out=grad)
 
 
 class SELU(Activation):
@@ -280,14 +285,14 @@ class SELU(Activation):
     ALPHA = 1.6732632423543772848170429916717
     SCALE = 1.0507009873554804934193349852946
 
-    def forward(self, z, out=None):
-        negative = np.expm1(np.minimum(z, 0)) * (self.ALPHA * self.SCALE)
-        return _write(out, np.where(z > 0, z * self.SCALE, negative))
+    def forward(self, z, out=None, xp=np):
+        negative = xp.expm1(xp.minimum(z, 0)) * (self.ALPHA * self.SCALE)
+        return _write(out, xp.where(z > 0, z * self.SCALE, negative))
 
-    def backward(self, a, grad, z=None):
+    def backward(self, a, grad, z=None, xp=np):
         # For z <= 0, a = s·alpha(e^z - 1), so f'(z) = s·alpha·e^z = a + s·alpha.
-        derivative = np.where(a > 0, a.dtype.type(self.SCALE), a + self.ALPHA * self.SCALE)
-        return np.multiply(grad, derivative, out=grad)
+        derivative = xp.where(a > 0, a.dtype.type(self.SCALE), a + self.ALPHA * self.SCALE)
+        return xp.multiply(grad, derivative, out=grad)
 
 
 class SiLU(Activation):
@@ -297,16 +302,16 @@ class SiLU(Activation):
     needs_input = True
     relu_family = True
 
-    def forward(self, z, out=None):
-        return _write(out, z * special.expit(z))
+    def forward(self, z, out=None, xp=np):
+        return _write(out, z * special(xp).expit(z))
 
-    def backward(self, a, grad, z=None):
+    def backward(self, a, grad, z=None, xp=np):
         if z is None:
             raise GraphError("silu: backward needs the pre-activation z")
-        s = special.expit(z)
+        s = special(xp).expit(z)
         # d/dz z·s = s + z·s(1 - s) = s(1 + z(1 - s))
         derivative = s * (1 + z * (1 - s))
-        return np.multiply(grad, derivative, out=grad)
+        return xp.multiply(grad, derivative, out=grad)
 
 
 class Mish(Activation):
@@ -316,16 +321,16 @@ class Mish(Activation):
     needs_input = True
     relu_family = True
 
-    def forward(self, z, out=None):
-        return _write(out, z * np.tanh(np.logaddexp(0, z)))
+    def forward(self, z, out=None, xp=np):
+        return _write(out, z * xp.tanh(xp.logaddexp(0, z)))
 
-    def backward(self, a, grad, z=None):
+    def backward(self, a, grad, z=None, xp=np):
         if z is None:
             raise GraphError("mish: backward needs the pre-activation z")
-        t = np.tanh(np.logaddexp(0, z))
+        t = xp.tanh(xp.logaddexp(0, z))
         # d/dz z·tanh(sp(z)) = t + z·(1 - t²)·sigmoid(z)
-        derivative = t + z * (1 - t * t) * special.expit(z)
-        return np.multiply(grad, derivative, out=grad)
+        derivative = t + z * (1 - t * t) * special(xp).expit(z)
+        return xp.multiply(grad, derivative, out=grad)
 
 
 class HardSigmoid(Activation):
@@ -339,14 +344,14 @@ class HardSigmoid(Activation):
                                   expected="a positive finite number")
         self.beta = check_number(beta, "hard_sigmoid: beta")
 
-    def forward(self, z, out=None):
+    def forward(self, z, out=None, xp=np):
         value = z * self.alpha
         value += self.beta
-        return np.clip(value, 0, 1, out=out if out is not None else value)
+        return xp.clip(value, 0, 1, out=out if out is not None else value)
 
-    def backward(self, a, grad, z=None):
+    def backward(self, a, grad, z=None, xp=np):
         inside = (a > 0) & (a < 1)
-        return np.multiply(grad, np.where(inside, a.dtype.type(self.alpha), a.dtype.type(0)), out=grad)
+        return xp.multiply(grad, xp.where(inside, a.dtype.type(self.alpha), a.dtype.type(0)), out=grad)
 
     def get_config(self):
         return {"name": self.name, "alpha": self.alpha, "beta": self.beta}
@@ -357,15 +362,15 @@ class Softsign(Activation):
 
     name = "softsign"
 
-    def forward(self, z, out=None):
-        return _write(out, z / (1 + np.abs(z)))
+    def forward(self, z, out=None, xp=np):
+        return _write(out, z / (1 + xp.abs(z)))
 
-    def backward(self, a, grad, z=None):
+    def backward(self, a, grad, z=None, xp=np):
         # f'(z) = 1 / (1 + |z|)² = (1 - |a|)², since |a| = |z| / (1 + |z|).
-        np.abs(a, out=a)
-        np.subtract(1, a, out=a)
-        np.multiply(a, a, out=a)
-        return np.multiply(grad, a, out=grad)
+        xp.abs(a, out=a)
+        xp.subtract(1, a, out=a)
+        xp.multiply(a, a, out=a)
+        return xp.multiply(grad, a, out=grad)
 
 
 #: Every activation by the name users pass as ``activation=``.

@@ -1,5 +1,5 @@
 """Callbacks: hooks into ``fit`` — History, EarlyStopping, ModelCheckpoint,
-ReduceLROnPlateau, CSVLogger, LearningRateScheduler, LambdaCallback.
+ReduceLROnPlateau, CSVLogger, LearningRateScheduler, LambdaCallback, StatsRecorder.
 
 A callback sees the graph as :attr:`Callback.graph`, ``fit``'s settings as
 :attr:`Callback.params` (``epochs``, ``steps``, ``batch_size``, ``rows`` and
@@ -40,6 +40,7 @@ __all__ = [
     "CSVLogger",
     "LearningRateScheduler",
     "LambdaCallback",
+    "StatsRecorder",
 ]
 
 logger = logging.getLogger(__name__)
@@ -423,3 +424,77 @@ def _check_logged(callback: Callback, what: str, names: list[str], params: dict[
             f"{sorted(known)}{hint}"
         )
 
+
+class StatsRecorder(Callback):
+    """Record ``graph.statistics(x, y)`` on a probe batch every ``every`` epochs.
+
+    Each record costs one forward and one backward pass on the probe batch,
+    in inference mode; it changes no weight, no optimizer state and no random
+    stream, so training goes exactly as it would without the recorder.
+
+    Parameters
+    ----------
+    x, y
+        The probe batch, as for ``fit`` (``y=None`` records no loss and no
+        gradient norms). Keep it small: a few hundred rows say as much.
+    every : int
+        Record after epochs ``every - 1``, ``2 * every - 1``, ... (counted from 0).
+
+    Attributes
+    ----------
+    epochs : list of int
+        The epochs recorded.
+    records : list of Statistics
+        One per recorded epoch.
+
+    Examples
+    --------
+    >>> recorder = StatsRecorder(x[:256], y[:256])            # doctest: +SKIP
+    >>> g.fit(x, y, epochs=20, callbacks=[recorder])           # doctest: +SKIP
+    >>> recorder.series("h1", "dead")                          # doctest: +SKIP
+    >>> g.render("inside.png", stats=recorder.records[-1])     # doctest: +SKIP
+    """
+
+    def __init__(self, x, y=None, every: int = 1):
+        super().__init__()
+        self.x, self.y = x, y
+        self.every = check_int(every, "StatsRecorder: every")
+        self.epochs: list[int] = []
+        self.records: list = []
+
+    def on_train_begin(self, logs=None):
+        # Bad probe data fails here, before the first epoch, not after it.
+        self.graph.statistics(self.x, self.y)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        self.epochs.append(epoch)
+        self.records.append(self.graph.statistics(self.x, self.y))
+
+    def series(self, name, field: str) -> list:
+        """One statistic over the recorded epochs: ``series("h1", "dead")`` for a
+        node, ``series(("h1", "y"), "grad_norm")`` for a synapse.
+
+        Raises
+        ------
+        GraphError
+            For a name not in the records or an unknown field.
+        """
+        values = []
+        for record in self.records:
+            try:
+                item = record[name]
+            except KeyError:
+                raise GraphError(
+                    f"StatsRecorder: no node or synapse {name!r} in the records; "
+                    "nodes are names, synapses (src, dst) pairs"
+                ) from None
+            if not hasattr(item, field) or field.startswith("_"):
+                fields = [f for f in vars(item) if not f.startswith("_")]
+                raise GraphError(f"StatsRecorder: {name!r} has no statistic {field!r}; it has {fields}")
+            values.append(getattr(item, field))
+        return values
+
+    def __repr__(self) -> str:
+        return f"StatsRecorder(every={self.every}, {len(self.records)} records)"

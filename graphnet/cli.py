@@ -4,14 +4,15 @@
 
     graphnet demo [--out DIR] [--epochs N] [--seed S]
     graphnet summary FILE
-    graphnet render FILE -o OUT [--rankdir LR|TB|RL|BT]
+    graphnet render FILE -o OUT [--rankdir LR|TB|RL|BT] [--stats DATA] [--collapse]
+    graphnet check FILE --data DATA.npz [--rows N] [--eps E] [--tolerance T]
     graphnet train FILE --data TRAIN.npz --out MODEL.gnet [--epochs N] [--batch-size B] ...
     graphnet predict MODEL.gnet --data X.npz --out PRED.npz [--batch-size B]
 
 ``FILE`` is a spec (``.json``, ``.yaml``/``.yml``) or a saved model
 (``.gnet``); :func:`load_model` picks the reader by suffix. Data files are
 ``.npz`` archives of arrays keyed by input and output node names, read by
-:func:`graphnet.archive.read_arrays` (never unpickling, sizes bounded by the
+:func:`graphnet.npz.read_arrays` (never unpickling, sizes bounded by the
 bytes present). ``--out`` is checked before any work, and an ``--out`` that
 is one of the command's inputs is refused, so nothing the user has is
 replaced by mistake. Every failure is one line on stderr
@@ -50,7 +51,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _spec(path: Path):
-    from .spec import from_spec
+    from .specfile import from_spec
 
     return from_spec(path)
 
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output", metavar="OUT", required=True, help="the file to write")
     render.add_argument("--rankdir", choices=RANKDIRS, default="LR",
                         help="direction of the data flow (default: LR, left to right)")
+    _add_render_inside(render)
 
     train = commands.add_parser(
         "train",
@@ -200,7 +202,40 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", metavar="OUT", required=True, help="the predictions to write (.npz)")
     predict.add_argument("--batch-size", metavar="B", type=_positive, default=None,
                          help="rows per chunk (default: 4096)")
+    _add_check(commands, readable)
     return parser
+
+
+def _add_render_inside(render) -> None:
+    """``render``'s options for seeing inside the model."""
+    render.add_argument("--stats", metavar="DATA", default=None,
+                        help="annotate the diagram with statistics on the arrays of DATA (.npz, keyed by "
+                             "node name; with every output's targets, gradient norms too)")
+    render.add_argument("--collapse", action="store_true",
+                        help="draw each chain of like hidden nodes as one box")
+
+
+def _add_check(commands, readable: str) -> None:
+    check = commands.add_parser(
+        "check",
+        help="check the gradients of a spec or saved model against central differences",
+        description=(
+            f"Compare the backward pass of FILE ({readable}) with float64 central differences "
+            "on the first rows of DATA, a .npz archive with one array per input and per output "
+            "node keyed by node name. Prints one line per parameter; exits with status 1 when "
+            "a gradient disagrees."
+        ),
+    )
+    check.add_argument("file", metavar="FILE")
+    check.add_argument("--data", metavar="DATA", required=True, help="inputs and targets (.npz)")
+    check.add_argument("--rows", metavar="N", type=_positive, default=16,
+                       help="rows of DATA to check on (default: 16)")
+    check.add_argument("--eps", metavar="E", type=_rate, default=1e-6,
+                       help="central-difference step (default: 1e-6)")
+    check.add_argument("--tolerance", metavar="T", type=_rate, default=1e-6,
+                       help="largest relative error that passes (default: 1e-6)")
+    check.add_argument("--samples", metavar="K", type=_positive, default=None,
+                       help="check K random entries per parameter instead of all of them")
 
 
 def _demo(args) -> int:
@@ -220,8 +255,47 @@ def _summary(args) -> int:
 
 
 def _render(args) -> int:
-    path = load_model(args.file).render(args.output, rankdir=args.rankdir)
+    graph = load_model(args.file)
+    stats = None if args.stats is None else _statistics(graph, args.stats)
+    path = graph.render(args.output, rankdir=args.rankdir, stats=stats, collapse=args.collapse)
     print(f"Wrote {path}")
+    return 0
+
+
+def _statistics(graph, data: str):
+    """``graph.statistics`` on DATA's arrays; targets too when every output has them."""
+    found, arrays = _arrays(data, "the statistics data", graph.inputs + graph.outputs)
+    x = _keyed(found, arrays, graph.inputs, "input", data, ignore=graph.outputs)
+    y = None
+    if all(name in arrays for name in graph.outputs):
+        y = _keyed(found, arrays, graph.outputs, "output", data, ignore=graph.inputs)
+    with _naming(data):
+        stats = graph.statistics(x, y)
+    dead = [n for n, s in stats.nodes.items() if s.dead_units]
+    print(f"Statistics on {stats.rows} rows" + (f", loss {stats.loss:.4g}" if y is not None else
+          " (without targets for every output, so no gradient norms)")
+          + (f"; dead units in {', '.join(dead)}" if dead else ""))
+    return stats
+
+
+def _check(args) -> int:
+    import shutil
+
+    from .gradcheck import check_gradients
+
+    graph = load_model(args.file)
+    found, arrays = _arrays(args.data, "the data", graph.inputs + graph.outputs)
+    x = _keyed(found, arrays, graph.inputs, "input", args.data, ignore=graph.outputs)
+    y = _keyed(found, arrays, graph.outputs, "output", args.data, ignore=graph.inputs)
+    x = {k: v[: args.rows] for k, v in x.items()}
+    y = {k: v[: args.rows] for k, v in y.items()}
+    with _naming(args.data):
+        report = check_gradients(graph, x, y, eps=args.eps, tolerance=args.tolerance, samples=args.samples)
+    print(report.text(width=min(100, max(60, shutil.get_terminal_size().columns))))
+    if not report.ok:
+        worst = report.worst
+        raise CommandError(f"{args.file}: {len(report.failed)} gradients disagree; worst {worst.key} "
+                           f"(relative error {worst.error:.2e})")
     return 0
 
 
@@ -257,8 +331,8 @@ def _arrays(path: str, what: str, wanted: list[str]) -> tuple[list[str], dict]:
     """The names of the arrays in a ``.npz`` data file and the ``wanted`` ones
     read, through the guarded reader: headers checked, sizes bounded by the
     bytes present, nothing unpickled."""
-    from .archive import read_arrays
     from .errors import ModelFileError
+    from .npz import read_arrays
 
     expected = f"{what} must be a .npz file (numpy.savez: one array per node, keyed by node name)"
     given = Path(path)
@@ -357,7 +431,8 @@ def _predict(args) -> int:
     return 0
 
 
-COMMANDS = {"demo": _demo, "summary": _summary, "render": _render, "train": _train, "predict": _predict}
+COMMANDS = {"demo": _demo, "summary": _summary, "render": _render, "train": _train, "predict": _predict,
+            "check": _check}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

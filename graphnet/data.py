@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import backend as backend_module
 from .checks import check_number
 from .errors import GraphError, ShapeError
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "by_name",
+    "named",
     "features",
     "as_inputs",
     "as_targets",
@@ -29,6 +31,7 @@ __all__ = [
     "check_finite",
     "holdout",
     "holdout_rows",
+    "holdout_split",
     "as_weights",
     "row_factors",
     "Batches",
@@ -39,6 +42,18 @@ def by_name(data, names: list[str], role: str) -> dict[str, np.ndarray]:
     """``data`` as a dict ``name -> ndarray`` over exactly ``names``.
 
     ``role`` is ``"input"`` or ``"output"`` and only shapes the messages.
+    """
+    return {n: _array(value, role, n) for n, value in named(data, names, role).items()}
+
+
+def named(data, names: list[str], role: str) -> dict:
+    """``data`` as a dict ``name -> value`` over exactly ``names``, the values
+    untouched (the dask path checks them without computing them).
+
+    Raises
+    ------
+    ShapeError
+        For missing or unknown names, or a plain array where several are needed.
     """
     if isinstance(data, Mapping):
         given = list(data)
@@ -54,9 +69,9 @@ def by_name(data, names: list[str], role: str) -> dict[str, np.ndarray]:
                 f"{role} data must be keyed by the graph's {role} names {names}: "
                 + " and ".join(parts)
             )
-        return {n: _array(data[n], role, n) for n in names}
+        return {n: data[n] for n in names}
     if len(names) == 1:
-        return {names[0]: _array(data, role, names[0])}
+        return {names[0]: data}
     raise ShapeError(
         f"this graph has {len(names)} {role}s {names}: pass a dict keyed by {role} name, "
         f"not a {type(data).__name__} (data is matched by name, never by position)"
@@ -67,7 +82,7 @@ def _array(value, role: str, name: str) -> np.ndarray:
     if value is None:
         raise ShapeError(f"{role} {name!r}: got None instead of an array")
     try:
-        array = np.asarray(value)
+        array = np.asarray(backend_module.host(value))  # a GPU's arrays come back to be checked
     except (TypeError, ValueError) as exc:
         raise ShapeError(f"{role} {name!r}: could not make an array ({exc})") from None
     if array.dtype.kind not in "biuf":  # not complex (the imaginary part would be lost), times, text
@@ -112,13 +127,47 @@ def check_finite(array: np.ndarray, role: str, name: str) -> None:
 
 
 def as_inputs(graph: Graph, x) -> dict[str, np.ndarray]:
-    """Validated, contiguous input arrays of the graph's dtype."""
+    """Validated, contiguous input arrays of the graph's dtype. On a device,
+    inputs already there (CuPy arrays) stay there and are checked there."""
+    backend = graph._backend
+    if backend.deferred and _device_data(backend, x):
+        return _device_inputs(graph, x)
     arrays = by_name(x, graph.inputs, "input")
     out = {}
     for name, array in arrays.items():
         array = features(array, graph.nodes[name].size, name)
         array = np.ascontiguousarray(array, dtype=graph.dtype)
         check_finite(array, "input", name)
+        out[name] = array
+    return out
+
+
+def _device_data(backend, x) -> bool:
+    values = x.values() if isinstance(x, Mapping) else [x]
+    return any(backend.is_array(v) for v in values)
+
+
+def _device_inputs(graph: Graph, x) -> dict:
+    """:func:`as_inputs` for arrays on the graph's device: the same checks,
+    NaN and inf counted there and read once per input."""
+    backend = graph._backend
+    xp = backend.xp
+    names = graph.inputs
+    given = dict(x) if isinstance(x, Mapping) else ({names[0]: x} if len(names) == 1 else None)
+    if given is None or set(given) != set(names):
+        by_name(x, names, "input")  # raises the usual error before reading any value
+    out = {}
+    for name in names:
+        array = given[name]
+        if not backend.is_array(array):
+            array = backend.to_device(_array(array, "input", name))
+        if array.dtype.kind not in "biuf":
+            raise ShapeError(f"input {name!r}: expected numbers, got an array of dtype {array.dtype}")
+        array = features(array, graph.nodes[name].size, name)
+        array = xp.ascontiguousarray(array, dtype=graph.dtype)
+        bad = int(backend.to_host((~xp.isfinite(array)).sum().reshape(1))[0])
+        if bad:
+            raise ShapeError(f"input {name!r} contains {bad} NaN or inf value(s)")
         out[name] = array
     return out
 
@@ -203,7 +252,7 @@ def _per_output(value, outputs: list[str], what: str, single: type) -> dict:
 def _sample_weights(value, rows: int, output: str) -> np.ndarray:
     where = f"sample_weight for output {output!r}"
     try:
-        array = np.asarray(value)
+        array = np.asarray(backend_module.host(value))
     except (TypeError, ValueError):
         array = np.asarray(None)
     if array.dtype.kind not in "biuf":
@@ -245,12 +294,21 @@ def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndar
     return lookup[labels]
 
 
-def row_factors(weights: dict[str, np.ndarray] | None, dtype) -> tuple[dict | None, dict | None]:
+def row_factors(weights: dict[str, np.ndarray] | None, dtype, xp=np) -> tuple[dict | None, dict | None]:
     """For one batch: each output's ``(n, 1)`` factors ``n w_i / Σ w`` (mean 1,
-    all zero when ``Σ w`` is 0) and its ``Σ w``; ``(None, None)`` unweighted."""
+    all zero when ``Σ w`` is 0) and its ``Σ w``; ``(None, None)`` unweighted.
+    With a device's ``xp`` (the weights on the device) the sums stay there."""
     if weights is None:
         return None, None
     factors, sums = {}, {}
+    if xp is not np:
+        for name, w in weights.items():
+            total = w.sum()
+            sums[name] = total
+            # 0 when Σ w is 0: n / (Σ w + [Σ w = 0]) times weights that are all 0.
+            scale = len(w) / (total + (total == 0))
+            factors[name] = (w * scale).astype(dtype).reshape(-1, 1)
+        return factors, sums
     for name, w in weights.items():
         total = float(w.sum())
         sums[name] = total
@@ -266,12 +324,14 @@ def holdout(rng: np.random.Generator, inputs, targets, rows: int, fraction: floa
     A seeded random split, not Keras's "last rows": sorted data would give a
     validation set unlike the training set.
     """
-    held = holdout_rows(rows, fraction)
-    order = rng.permutation(rows)
-    val_rows, train_rows = np.sort(order[:held]), np.sort(order[held:])
+    train_rows, val_rows = holdout_split(rng, rows, fraction)
 
     def take(arrays, index):
-        return None if arrays is None else {k: np.ascontiguousarray(v[index]) for k, v in arrays.items()}
+        if arrays is None:
+            return None
+        return {k: np.ascontiguousarray(v[index]) if isinstance(v, np.ndarray)
+                else v[backend_module.get_for(v).to_device(index)]  # inputs left on a device
+                for k, v in arrays.items()}
 
     return (take(inputs, train_rows), take(targets, train_rows), take(weights, train_rows)), (
         take(inputs, val_rows),
@@ -294,6 +354,14 @@ def holdout_rows(rows: int, fraction: float) -> int:
     return held
 
 
+def holdout_split(rng: np.random.Generator, rows: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(training rows, validation rows)``, each sorted: the split :func:`holdout`
+    makes (``graphnet.distributed`` makes the same on data it never gathers)."""
+    held = holdout_rows(rows, fraction)
+    order = rng.permutation(rows)
+    return np.sort(order[held:]), np.sort(order[:held])
+
+
 class Batches:
     """The mini-batches of one pass over checked arrays, in a given row order.
 
@@ -301,13 +369,29 @@ class Batches:
     (``np.take(..., out=)``); in the stored order they are plain slices. Each
     batch is ``(inputs, targets, rows)``, or ``(inputs, targets, rows,
     weights)`` when row weights were given, valid until the next one is drawn.
+
+    On a device (``backend`` not the CPU) the arrays move there once, when
+    they fit (:meth:`~graphnet.backend.Backend.fits`), and batches are sliced
+    and gathered there, the row order sent once per epoch; when they do not
+    fit, each batch is gathered on the host and sent on its own.
     """
 
     def __init__(self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray], batch_size: int,
-                 weights: dict[str, np.ndarray] | None = None):
+                 weights: dict[str, np.ndarray] | None = None, backend=backend_module.CPU):
         self.rows = common_rows(inputs, targets)
         self.size = min(batch_size, self.rows)
         self.count = math.ceil(self.rows / self.size) if self.rows else 0
+        self.backend, self._send = backend, None
+        if backend.deferred:
+            arrays = [*inputs.values(), *targets.values(), *(weights or {}).values()]
+            if backend.fits(sum(a.nbytes for a in arrays)):
+                move = backend.to_device
+                inputs = {k: move(v) for k, v in inputs.items()}
+                targets = {k: move(v) for k, v in targets.items()}
+                weights = None if weights is None else {k: move(v) for k, v in weights.items()}
+            else:
+                self._send = backend.to_device
+        self._on_device = backend.deferred and self._send is None
         self._inputs, self._targets, self._weights = inputs, targets, weights
         self._buffers = None
 
@@ -316,7 +400,9 @@ class Batches:
 
     def epoch(self, order: np.ndarray | None = None):
         """Iterate over the batches of rows ``order`` (all rows in order when None)."""
-        weights = self._weights
+        weights, send = self._weights, self._send
+        if order is not None and self._on_device:
+            order = self.backend.to_device(order)
         for lo in range(0, self.rows, self.size):
             hi = min(self.rows, lo + self.size)
             if order is None:
@@ -329,18 +415,24 @@ class Batches:
             else:
                 index = order[lo:hi]
                 batch = (*self._gather(index), hi - lo)
-            yield batch if weights is None else (*batch, {k: w[index] for k, w in weights.items()})
+            if weights is not None:
+                batch = (*batch, {k: w[index] for k, w in weights.items()})
+            if send is not None:  # gathered on the host: one transfer per array
+                batch = tuple({k: send(v) for k, v in part.items()} if isinstance(part, dict) else part
+                              for part in batch)
+            yield batch
 
     def _gather(self, index: np.ndarray):
         if self._buffers is None:
+            xp = self.backend.xp if self._on_device else np
             self._buffers = tuple(
-                {k: (v, np.empty((self.size, *v.shape[1:]), v.dtype)) for k, v in arrays.items()}
+                {k: (v, xp.empty((self.size, *v.shape[1:]), v.dtype)) for k, v in arrays.items()}
                 for arrays in (self._inputs, self._targets)
             )
         n = len(index)
-        # mode="clip" lets numpy write straight into ``out`` (the index is valid).
+        take = self.backend.take if self._on_device else backend_module.CPU.take
         return tuple(
-            {k: np.take(v, index, axis=0, out=buf[:n], mode="clip") for k, (v, buf) in arrays.items()}
+            {k: take(v, index, buf[:n]) for k, (v, buf) in arrays.items()}
             for arrays in self._buffers
         )
 

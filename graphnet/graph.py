@@ -17,6 +17,7 @@ nothing here imports upward at import time.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import logging
 import threading
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 import numpy as np
 
+from . import backend as backend_module
 from . import initializers, regularizers
 from . import optimizers as optimizers_module
 from ._locks import ReadWriteLock
@@ -76,6 +78,17 @@ class Graph:
         same calls give bit-for-bit the same weights.
     dtype : {"float32", "float64"}
         Of every weight, activation and gradient.
+    device : {"cpu", "cuda"}
+        Where the weights live and the graph runs: ``"cuda"`` is an NVIDIA
+        GPU through CuPy (``pip install 'graphnet[cuda]'``). Weights are drawn
+        on the host from ``seed`` either way, so both start from the same
+        values. See :meth:`to`.
+
+    Raises
+    ------
+    GraphError
+        For a bad name, seed or dtype, an unknown device, or ``"cuda"``
+        without CuPy or without a visible GPU.
 
     Examples
     --------
@@ -87,16 +100,19 @@ class Graph:
     (3, 1)
     """
 
-    def __init__(self, name: str = "graph", seed: int | None = None, dtype="float32"):
+    def __init__(self, name: str = "graph", seed: int | None = None, dtype="float32", device="cpu"):
         check_text(name, "graph name")
         if seed is not None and not is_int(seed, 0):
             raise GraphError(f"graph {name!r}: seed must be None or an integer >= 0, got {seed!r}")
         if not _known(dtype) or np.dtype(dtype) not in _DTYPES:
             raise GraphError(f"graph {name!r}: dtype must be 'float32' or 'float64', got {dtype!r}")
+        self._backend = backend_module.get(device)
         self.name = name
         self.seed = None if seed is None else int(seed)
         self.dtype = np.dtype(dtype)
-        init_seed, train_seed = np.random.SeedSequence(seed).spawn(2)
+        seeds = np.random.SeedSequence(seed)
+        self._entropy = seeds.entropy  # for the device's dropout stream (_device_seed)
+        init_seed, train_seed = seeds.spawn(2)
         # Separate streams: running or training never changes how later
         # synapses are initialised, and vice versa.
         self._init_rng = np.random.default_rng(init_seed)
@@ -192,7 +208,7 @@ class Graph:
                 "make a new node"
             )
         if isinstance(node, DenseNode):
-            node._bias = node._bias.astype(self.dtype)
+            node._bias = self._backend.to_device(backend_module.host(node._bias).astype(self.dtype))
             self._biases_fixed = self._biases_fixed and node._bias_fixed
         node._graph = self
         self._nodes[node.name] = node
@@ -203,8 +219,31 @@ class Graph:
         return node
 
     @_edit
-    def remove(self, name: NodeRef) -> None:
-        """Remove a node and every synapse touching it; other weights are kept."""
+    def remove(self, name: NodeRef, bridge: bool = False) -> None:
+        """Remove a node and every synapse touching it; other weights are kept.
+
+        Parameters
+        ----------
+        name : str or Node
+        bridge : bool
+            Join the hidden node's sources to its consumers instead of leaving
+            them cut off: each source ``s`` gets the synapse ``s -> c`` with
+            weight ``W_s @ V_c`` (added to one that already exists), and each
+            consumer's bias gains ``bias @ V_c``. Exact for a ``linear`` node;
+            for any other activation the composition drops it (logged as a
+            warning). See :func:`graphnet.surgery.remove_bridged`.
+
+        Raises
+        ------
+        GraphError
+            For an unknown name, or ``bridge=True`` on an input or output.
+        """
+        if not isinstance(bridge, bool):
+            raise GraphError(f"remove: bridge must be True or False, got {bridge!r}")
+        if bridge:
+            from .surgery import remove_bridged
+
+            return remove_bridged(self, name)
         name = self._resolve(name)
         for key in [k for k in self._synapses if name in k]:
             self._detach(self._synapses.pop(key))
@@ -225,7 +264,8 @@ class Graph:
             raise GraphError(f"_replace_node: {node!r} already belongs to a graph")
         if isinstance(node, DenseNode):
             # The raw values: reading old.bias would draw what the node still waits for.
-            node._bias = np.array(old._bias if isinstance(old, DenseNode) else node._bias, dtype=self.dtype)
+            values = old._bias if isinstance(old, DenseNode) else node._bias
+            node._bias = self._backend.to_device(np.array(backend_module.host(values), dtype=self.dtype))
             node._bias_fixed = getattr(old, "_bias_fixed", True)
             self._biases_fixed = self._biases_fixed and node._bias_fixed
         old._graph, node._graph = None, self
@@ -351,8 +391,8 @@ class Graph:
         created = []
         for name, shape in zip(sources, shapes):
             if init_name == "array":
-                synapse = Synapse(name, dst_name, np.array(init, dtype=self.dtype), init_name, trainable,
-                                  regularizer)
+                synapse = Synapse(name, dst_name, self._backend.to_device(np.array(init, dtype=self.dtype)),
+                                  init_name, trainable, regularizer)
             else:
                 # Drawn later, on the destination's whole fan-in (see Notes); the
                 # seed is taken now, so the draw depends on the calls, not on when.
@@ -405,9 +445,10 @@ class Graph:
         groups: dict[str, list[Synapse]] = {}
         for synapse in waiting:
             groups.setdefault(synapse._pending[1], []).append(synapse)
+        place = self._backend.to_device  # drawn on the host: the same on every device
         for init_name, group in groups.items():
             _restart(rng, group[0]._pending[0])
-            full = initializers.get(init_name)(shape, rng, self.dtype)  # drawn in float64, then cast
+            full = place(initializers.get(init_name)(shape, rng, self.dtype))  # drawn in float64, then cast
             for synapse in group:
                 start = offsets[synapse.src]
                 # Rows of a C-ordered matrix: a contiguous view, no copy.
@@ -415,7 +456,7 @@ class Graph:
                 synapse._pending = None
             # As PyTorch's Linear, the default draws the bias after the weights, from the same stream.
             if not node._bias_fixed and init_name in initializers.BIASES:
-                node._bias[...] = initializers.BIASES[init_name](fan_in, node.size, rng, self.dtype)
+                node._bias[...] = place(initializers.BIASES[init_name](fan_in, node.size, rng, self.dtype))
                 node._bias_fixed = True
             logger.debug("%s: drew %s for %d synapse(s) into %r on fan-in %d", self.name, init_name,
                          len(group), dst, fan_in)
@@ -442,7 +483,7 @@ class Graph:
                     del self._undrawn[synapse.dst]
                 state, init_name = synapse._pending
                 rng = _restart(np.random.Generator(np.random.PCG64(0)), state)
-                synapse._weight = initializers.get(init_name)(synapse.shape, rng, self.dtype)
+                synapse._weight = self._backend.to_device(initializers.get(init_name)(synapse.shape, rng, self.dtype))
                 synapse._pending = None
         synapse._graph = None
 
@@ -593,10 +634,12 @@ class Graph:
         }
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter: ``"NODE.bias"`` and ``"SRC->DST.weight"``
-        (all from one moment, even while another thread trains)."""
+        """Copies of every parameter as numpy arrays (on every device):
+        ``"NODE.bias"`` and ``"SRC->DST.weight"`` (all from one moment, even
+        while another thread trains)."""
+        copy = self._backend.host_copy
         with self._lock.reading():
-            return {key: array.copy() for key, array in self._arrays().items()}
+            return {key: copy(array) for key, array in self._arrays().items()}
 
     @_edit
     def set_weights(self, weights: Mapping[str, Any]) -> None:
@@ -627,7 +670,7 @@ class Graph:
         for key, value in weights.items():
             expected = owners[key][0].shape
             try:
-                value = np.asarray(value, dtype=self.dtype)
+                value = np.asarray(backend_module.host(value), dtype=self.dtype)
             except (TypeError, ValueError):
                 raise GraphError(f"weight {key!r}: expected numbers, got {value!r}") from None
             if value.shape != expected:
@@ -637,15 +680,16 @@ class Graph:
             if not np.isfinite(value).all():
                 raise GraphError(f"weight {key!r} contains NaN or inf")
             staged[key] = value
+        to_device = self._backend.to_device
         for key, value in staged.items():
             record, owner = owners[key]
             if record.kind == BIAS:
-                owner._bias[...] = value  # not .bias: that would draw it first
+                owner._bias[...] = to_device(value)  # not .bias: that would draw it first
                 owner._bias_fixed = True
             elif owner._weight is None:
-                self._assign_undrawn(owner, value.copy())
+                self._assign_undrawn(owner, to_device(value.copy()))
             else:
-                owner._weight[...] = value
+                owner._weight[...] = to_device(value)
 
     # --------------------------------------------------------------- checking
     def validate(self) -> None:
@@ -784,6 +828,52 @@ class Graph:
             self._optimizer._release()
         self._optimizer = new
 
+    # ---------------------------------------------------------------- devices
+    @property
+    def device(self) -> str:
+        """Where the graph's weights live and it runs: ``"cpu"`` or ``"cuda"``."""
+        return self._backend.name
+
+    @_edit
+    def to(self, device) -> Graph:
+        """Move the graph to ``device`` (``"cpu"`` or ``"cuda"``) in place:
+        every weight and bias, and the optimizer's state. Returns the graph.
+
+        Results on the new device equal the old one's within float32
+        rounding; nothing else changes (weights bit for bit, the iteration
+        count, the random streams).
+
+        Raises
+        ------
+        GraphError
+            For an unknown device, or ``"cuda"`` without CuPy or a GPU; the
+            graph then stays where it was.
+        """
+        new = backend_module.get(device)
+        old = self._backend
+        if new is old:
+            return self
+        self._draw()  # what still waits for its fan-in is drawn where it has always been: the host
+        for owner in [*self._synapses.values(), *(n for n in self._nodes.values() if isinstance(n, DenseNode))]:
+            attribute = "_weight" if isinstance(owner, Synapse) else "_bias"
+            setattr(owner, attribute, new.to_device(old.host_copy(getattr(owner, attribute))))
+        if self._optimizer is not None:
+            self._optimizer.to(new)
+        self._backend = new
+        self.__dict__.pop("_device_rng", None)
+        self._plan = None
+        self._changed()
+        logger.info("%s: moved from %s to %s", self.name, old.name, new.name)
+        return self
+
+    def _device_seed(self) -> int:
+        """A seed for a device's own dropout stream, from the graph's seed (a
+        third child of its SeedSequence: the init and training streams are
+        the first two, so this one changes neither)."""
+        entropy = getattr(self, "_entropy", None)
+        sequence = np.random.SeedSequence(entropy, spawn_key=(2,))
+        return int(sequence.generate_state(1, np.uint32)[0])
+
     # --------------------------------------------------------------- pickling
     def __getstate__(self) -> dict[str, Any]:
         """Everything but the compiled plan and its lock, which are rebuilt on demand.
@@ -792,9 +882,17 @@ class Graph:
         ``joblib.dump`` a fitted estimator; graphnet's own model files never
         unpickle. Weights, optimizer state and the random streams are kept, so
         an unpickled graph predicts identically and trains on from where it was.
+
+        What still waits for its fan-in is drawn first (the same values as a
+        later draw), and under the draw lock: a copy taken while another
+        thread draws (a dask worker sending the graph it runs) would hold
+        synapses that are neither drawn nor waiting.
         """
-        state = self.__dict__.copy()
+        self._draw()
+        with self._draw_lock:
+            state = self.__dict__.copy()
         state["_plan"] = None
+        state.pop("_device_rng", None)  # a device's random state cannot be saved
         del state["_plan_lock"], state["_lock"], state["_draw_lock"]
         return state
 
@@ -802,6 +900,7 @@ class Graph:
         state.setdefault("_metrics", None)  # graphs pickled before compile() existed
         state.setdefault("_undrawn", {})  # ... or before weights waited for their fan-in
         state.setdefault("_biases_fixed", True)
+        state.setdefault("_backend", backend_module.CPU)  # ... or before devices
         self.__dict__.update(state)
         self._plan_lock = threading.Lock()
         self._draw_lock = threading.Lock()
@@ -845,7 +944,7 @@ class Graph:
                 self._plan = Plan(self)
             return self._plan
 
-    def predict(self, x, batch_size: int | None = None):
+    def predict(self, x, batch_size: int | None = None, as_device: bool = False):
         """Outputs for ``x`` in inference mode (no dropout); safe from several threads.
 
         Parameters
@@ -853,6 +952,9 @@ class Graph:
         x : ndarray of shape (n, size), or dict input name -> ndarray
         batch_size : int, optional
             Rows per chunk; memory use grows with the chunk, not with ``n``.
+        as_device : bool
+            On a GPU, return the device's arrays (CuPy) instead of copying
+            them to numpy; on the CPU, numpy arrays either way.
 
         Returns
         -------
@@ -860,7 +962,7 @@ class Graph:
         """
         from .inference import predict
 
-        return predict(self, x, batch_size)
+        return predict(self, x, batch_size, as_device=as_device)
 
     __call__ = predict
 
@@ -925,6 +1027,159 @@ class Graph:
             class_weight=class_weight,
         )
 
+    # ------------------------------------------------------------ surgery
+    # (Each runs under the write lock from its first check to its last change,
+    # so no prediction or training step sees half an edit.)
+    @_edit
+    def freeze(self, *names) -> list[str]:
+        """Stop training the parameters of the named nodes: each one's bias and
+        its incoming synapses. Gradients still flow through them.
+
+        Parameters
+        ----------
+        *names : str, Node, Synapse or (str, str)
+            Node names or glob patterns (``"enc_*"``, matched with
+            :func:`fnmatch.fnmatchcase`), nodes, synapses, or ``(src, dst)``
+            pairs of patterns that select synapses only.
+
+        Returns
+        -------
+        list of str
+            The keys of the parameters selected, in ``parameters()`` order.
+
+        Raises
+        ------
+        GraphError
+            When a pattern matches nothing (the message lists the names) or only
+            inputs; nothing changes then.
+        """
+        from .surgery import freeze
+
+        return freeze(self, *names)
+
+    @_edit
+    def unfreeze(self, *names) -> list[str]:
+        """Train the named nodes' parameters again; the arguments are :meth:`freeze`'s."""
+        from .surgery import unfreeze
+
+        return unfreeze(self, *names)
+
+    @_edit
+    def insert(self, src: NodeRef, dst: NodeRef, name: str, size: int | None = None,
+               activation="linear", preserve: bool = True) -> Hidden:
+        """Replace the synapse ``src -> dst`` by ``src -> name -> dst`` (Net2DeeperNet).
+
+        Parameters
+        ----------
+        src, dst : str or Node
+            The ends of an existing synapse.
+        name : str
+            The new hidden node.
+        size : int, optional
+            Its units; ``src``'s size by default.
+        activation : str, dict or Activation
+        preserve : bool
+            Start the new node as an identity (weights ``[I 0]`` in, the old
+            weight with zero rows below it out), so every prediction is
+            unchanged: exactly for ``linear``, and for ``relu``,
+            ``leaky_relu`` and ``elu`` when ``src``'s outputs are never negative
+            (its activation is relu, sigmoid, softplus, softmax or
+            hard_sigmoid). Units beyond ``src``'s size start random with zero
+            outgoing weights. ``False`` draws both synapses afresh.
+
+        Returns
+        -------
+        Hidden
+            The new node.
+
+        Raises
+        ------
+        GraphError
+            For an unknown node or synapse, a name in use, a bad size or
+            activation, or a ``preserve=True`` insert that cannot be an
+            identity (the message says why). The graph is left as it was.
+        """
+        from .surgery import insert
+
+        return insert(self, src, dst, name, size=size, activation=activation, preserve=preserve)
+
+    @_edit
+    def widen(self, name: NodeRef, size: int, seed: int | None = None, split: str = "equal") -> Hidden:
+        """Grow a hidden node to ``size`` units without changing a prediction (Net2WiderNet).
+
+        Each new unit copies a randomly chosen old unit (its incoming weights
+        and bias); the outgoing weights of a unit copied ``c`` times are
+        divided among its copies, so every consumer receives the same sum.
+
+        Parameters
+        ----------
+        name : str or Node
+            A hidden node with an elementwise activation (not softmax).
+        size : int
+            The new number of units (at least the current one).
+        seed : int, optional
+            For the choice of units to copy; by default the graph's
+            initialisation stream.
+        split : {"equal", "random"}
+            ``"equal"`` divides a copied unit's outgoing weights by its number
+            of copies (Net2Net's rule); the copies then receive equal
+            gradients and stay twins unless dropout separates them.
+            ``"random"`` divides them in random shares that sum to one: just as
+            exact, and the copies learn apart. (Regularizers stay with their
+            parameters; a penalty on divided weights is smaller, so the
+            training loss may drop a little though no prediction changes.)
+
+        Returns
+        -------
+        Hidden
+            The new node object that replaces the old one.
+
+        Raises
+        ------
+        GraphError
+            For an input, an output, a softmax node, a smaller size, or a bad
+            ``seed``/``split``; the graph is left as it was.
+        """
+        from .surgery import widen
+
+        return widen(self, name, size, seed=seed, split=split)
+
+    @_edit
+    def transfer_weights(self, other, match: str = "name", strict: bool = True):
+        """Copy parameters from ``other`` (a Graph, or a dict like ``get_weights()``).
+
+        Parameters
+        ----------
+        other : Graph or dict key -> ndarray
+        match : {"name", "shape"}
+            Pair parameters by key, or by position in ``parameters()`` order
+            (for graphs built alike under other names).
+        strict : bool
+            Refuse, copying nothing, when any pair differs in shape.
+
+        Returns
+        -------
+        TransferReport
+            ``copied``, ``skipped``, ``mismatched`` and ``unused`` parameters.
+
+        Raises
+        ------
+        GraphError
+            For a mismatch under ``strict``, or a value that is not finite.
+        """
+        from .surgery import transfer_weights
+
+        return transfer_weights(self, other, match=match, strict=strict)
+
+    def statistics(self, x, y=None):
+        """Activation, dead-unit, saturation, weight and gradient statistics on
+        one batch, in inference mode; changes nothing. See
+        :func:`graphnet.statistics.statistics`."""
+        from .statistics import statistics
+
+        with self._lock.reading():  # the weights of one moment, as for predict
+            return statistics(self, x, y)
+
     # ------------------------------------------------------------------ specs
     def to_dict(self) -> dict[str, Any]:
         """The architecture (no weights) as JSON-safe data; see :mod:`graphnet.spec`."""
@@ -975,8 +1230,8 @@ class Graph:
     @classmethod
     def from_spec(cls, path, max_params: int | None = 100_000_000) -> Graph:
         """A new Graph (or Sequential) from a ``.json``/``.yaml`` spec file; see
-        :func:`graphnet.spec.from_spec`."""
-        from .spec import from_spec
+        :func:`graphnet.specfile.from_spec`."""
+        from .specfile import from_spec
 
         return from_spec(path, max_params=max_params)
 
@@ -993,7 +1248,9 @@ class Graph:
         names and a dynamic batch size; see :mod:`graphnet.interop.onnx_export`."""
         from .interop.onnx_export import to_onnx
 
-        return to_onnx(self, path, opset=opset)
+        # The exporter reads weights as numpy arrays: a GPU graph exports a CPU copy.
+        source = self if self._backend is backend_module.CPU else copy.deepcopy(self).to("cpu")
+        return to_onnx(source, path, opset=opset)
 
 
 def _restart(rng: np.random.Generator, state: int) -> np.random.Generator:

@@ -2,11 +2,14 @@
 
 Both work through the data in chunks with a workspace of their own, made per
 call: memory grows with the chunk, not with the number of rows, and several
-threads may predict with one graph at once.
+threads may predict with one graph at once. Dask arrays (or dicts holding
+one) go to :mod:`graphnet._dask`, imported only then: ``import graphnet``
+never imports dask.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,15 +26,22 @@ from .data import (
     features,
     row_factors,
 )
-from .errors import ShapeError
+from .errors import GraphError, ShapeError
 
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["predict", "evaluate", "evaluate_arrays", "Tally", "DEFAULT_CHUNK"]
+__all__ = ["predict", "evaluate", "evaluate_arrays", "tally_arrays", "Tally", "merge_states", "DEFAULT_CHUNK"]
 
 #: Rows per chunk when ``batch_size`` is not given.
 DEFAULT_CHUNK = 4096
+
+
+def _is_lazy(data) -> bool:
+    """Whether ``data`` is a dask collection, or a dict holding one (told by the
+    type's module, so dask is imported only when it is already in use)."""
+    values = data.values() if isinstance(data, Mapping) else (data,)
+    return any(type(v).__module__.startswith("dask") for v in values)
 
 
 def _chunk_size(batch_size: int | None, rows: int) -> int:
@@ -40,15 +50,28 @@ def _chunk_size(batch_size: int | None, rows: int) -> int:
     return min(check_int(batch_size, "batch_size"), max(rows, 1))
 
 
-def predict(graph: Graph, x, batch_size: int | None = None):
+def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = False):
     """See :meth:`graphnet.Graph.predict`. Holds the graph's read lock: no
     training step or edit lands while it runs, so every row sees the same weights."""
+    if not isinstance(as_device, (bool, np.bool_)):
+        raise GraphError(f"predict: as_device must be True or False, got {as_device!r}")
+    if _is_lazy(x):
+        from . import _dask
+
+        return _dask.predict(graph, x, batch_size)
     with graph._lock.reading():
-        return _predict(graph, x, batch_size)
+        results = _predict(graph, x, batch_size)
+    backend = graph._backend
+    if not as_device and backend.deferred:  # one transfer per output, at the end
+        results = {name: backend.to_host(array) for name, array in results.items()}
+    if len(results) == 1:
+        return next(iter(results.values()))
+    return results
 
 
-def _predict(graph: Graph, x, batch_size: int | None):
+def _predict(graph: Graph, x, batch_size: int | None) -> dict:
     plan = graph.plan
+    xp, send = plan.xp, plan.backend.to_device
     arrays = {
         name: features(array, graph.nodes[name].size, name)
         for name, array in by_name(x, graph.inputs, "input").items()
@@ -56,7 +79,7 @@ def _predict(graph: Graph, x, batch_size: int | None):
     rows = common_rows(arrays)
     chunk = _chunk_size(batch_size, rows)
     results = {
-        name: np.empty((rows, graph.nodes[name].size), dtype=plan.dtype) for name in graph.outputs
+        name: xp.empty((rows, graph.nodes[name].size), dtype=plan.dtype) for name in graph.outputs
     }
     if rows:
         full = plan.workspace(chunk, "predict")
@@ -66,13 +89,11 @@ def _predict(graph: Graph, x, batch_size: int | None):
             inputs = {}
             for name, array in arrays.items():
                 part = np.ascontiguousarray(array[start:stop], dtype=plan.dtype)
-                check_finite(part, "input", name)
-                inputs[name] = part
+                check_finite(part, "input", name)  # on the host, before it is sent
+                inputs[name] = send(part)
             for name, slot in plan.outputs:
                 ws.bind_output(slot, results[name][start:stop])
             plan.forward(ws, inputs)
-    if len(results) == 1:
-        return next(iter(results.values()))
     return results
 
 
@@ -88,6 +109,9 @@ class Tally:
 
     def __init__(self, graph: Graph, metrics_by_output: dict[str, list]):
         self.graph = graph
+        self.backend = graph._backend
+        # On a device the sums stay there (0-d arrays) until logs() reads them, at once.
+        self._metric_args = {"xp": self.backend.xp} if self.backend.deferred else {}
         self.outputs = {name: graph.nodes[name] for name in graph.outputs}
         self.metrics = metrics_by_output
         self.rows = 0
@@ -104,17 +128,36 @@ class Tally:
             total = self._loss[name]
             total[0] += value * weight
             total[1] += weight
-        if penalty:
+        if not isinstance(penalty, (int, float)) or penalty:  # (a device's penalty is never read)
             self._add("penalty", penalty * rows)
         for name, chosen in self.metrics.items():
             for metric in chosen:
-                value = metric(targets[name], predictions[name], self.outputs[name])
+                value = metric(targets[name], predictions[name], self.outputs[name], **self._metric_args)
                 self._add(metrics_module.key(self.graph, name, metric.name), value * rows)
+
+    def state(self) -> tuple:
+        """``(rows, {output: (Σ w·L, Σ w)}, sums)``: plain numbers that
+        :meth:`merge` adds into another Tally, and :func:`merge_states` to
+        another state (a dask chunk's, a worker's share of a batch)."""
+        return self.rows, {name: tuple(total) for name, total in self._loss.items()}, dict(self.sums)
+
+    def merge(self, state: tuple) -> None:
+        """Count what another Tally counted (its :meth:`state`)."""
+        rows, losses, sums = state
+        self.rows += rows
+        for name, (num, den) in losses.items():
+            total = self._loss[name]
+            total[0] += num
+            total[1] += den
+        for key, value in sums.items():
+            self._add(key, value)
 
     def _add(self, key: str, value: float) -> None:
         self.sums[key] = self.sums.get(key, 0.0) + value
 
     def output_losses(self) -> dict[str, float]:
+        if self.backend.deferred:  # no test of den on the host; 0 / (0 + 1) when it is 0
+            return {name: num / (den + (den == 0)) for name, (num, den) in self._loss.items()}
         return {name: (num / den if den else 0.0) for name, (num, den) in self._loss.items()}
 
     def loss(self) -> float:
@@ -125,18 +168,34 @@ class Tally:
         return total + self.sums.get("penalty", 0.0) / self.rows
 
     def logs(self) -> dict[str, float]:
+        """Every running value as a float (on a device: one transfer for all)."""
         if not self.rows:
             return {}
         logs = {"loss": self.loss()}
         if len(self.outputs) > 1:
             logs.update({f"{name}_loss": value for name, value in self.output_losses().items()})
         logs.update({k: v / self.rows for k, v in self.sums.items() if k != "penalty"})
+        if self.backend.deferred:
+            logs = read_scalars(self.backend, logs)
         return logs
+
+
+def merge_states(a: tuple, b: tuple) -> tuple:
+    """Two :meth:`Tally.state` results added up (keys in first-seen order, as a Tally keeps them)."""
+    losses = {name: (num + b[1][name][0], den + b[1][name][1]) for name, (num, den) in a[1].items()}
+    sums = dict(a[2])
+    for key, value in b[2].items():
+        sums[key] = sums.get(key, 0.0) + value
+    return a[0] + b[0], losses, sums
 
 
 def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
              sample_weight=None) -> dict[str, float]:
     """See :meth:`graphnet.Graph.evaluate` (which, like ``predict``, holds the read lock)."""
+    if _is_lazy(x) or _is_lazy(y) or _is_lazy(sample_weight):
+        from . import _dask
+
+        return _dask.evaluate(graph, x, y, batch_size, metrics, sample_weight)
     with graph._lock.reading():
         return _evaluate(graph, x, y, batch_size, metrics, sample_weight)
 
@@ -154,22 +213,45 @@ def _evaluate(graph: Graph, x, y, batch_size: int | None, metrics, sample_weight
 def evaluate_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None) -> dict[str, float]:
     """:func:`evaluate` on arrays already checked by :mod:`graphnet.data`;
     ``loss`` includes the regularizers' penalty, as Keras reports it."""
+    logs = tally_arrays(graph, inputs, targets, chosen, chunk, weights).logs()
     plan = graph.plan
+    if plan.penalties and logs:
+        logs["loss"] += read_scalars(plan.backend, {"penalty": plan.regularization()})["penalty"]
+    return logs
+
+
+def tally_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None) -> Tally:
+    """The :class:`Tally` of checked arrays, ``chunk`` rows at a time (an
+    empty one for no rows), without the regularizers' penalty."""
+    plan = graph.plan
+    xp, send = plan.xp, plan.backend.to_device
     rows = common_rows(inputs, targets)
+    tally = Tally(graph, chosen)
+    if rows == 0:
+        return tally
     chunk = min(chunk, rows)
     full = plan.workspace(chunk, "evaluate")
-    tally = Tally(graph, chosen)
     for start in range(0, rows, chunk):
         stop = min(start + chunk, rows)
         ws = full if stop - start == chunk else full.head(stop - start)
         part_targets = {k: v[start:stop] for k, v in targets.items()}
-        factors, sums = row_factors(None if weights is None else {k: w[start:stop] for k, w in weights.items()},
-                                    plan.dtype)
-        plan.forward(ws, {k: v[start:stop] for k, v in inputs.items()})
+        factors, sums = row_factors(
+            None if weights is None else {k: send(w[start:stop]) for k, w in weights.items()}, plan.dtype, xp)
+        part_targets = {k: send(v) for k, v in part_targets.items()}
+        plan.forward(ws, {k: send(v[start:stop]) for k, v in inputs.items()})
         losses = plan.loss_values(ws, part_targets, factors)
         predictions = {name: ws.a[slot] for name, slot in plan.outputs}
         tally.add(stop - start, losses, predictions, part_targets, weight_sums=sums)
-    logs = tally.logs()
-    if plan.penalties:
-        logs["loss"] += plan.regularization()
-    return logs
+    return tally
+
+
+def read_scalars(backend, values: dict) -> dict[str, float]:
+    """``values`` (floats, or a device's 0-d arrays) as floats, the device's
+    read in one transfer: one synchronisation however many there are."""
+    keys = [k for k, v in values.items() if not isinstance(v, (int, float))]
+    if not keys:
+        return {k: float(v) for k, v in values.items()}
+    xp = backend.xp
+    packed = backend.to_host(xp.stack([xp.asarray(values[k], dtype=np.float64).reshape(()) for k in keys]))
+    read = dict(zip(keys, packed.tolist()))
+    return {k: read[k] if k in read else float(v) for k, v in values.items()}

@@ -1,11 +1,13 @@
-"""Optional compiled kernels (numba) for the few steps numpy cannot fuse.
+"""Compiled CPU kernels (numba) for the few steps numpy cannot fuse.
 
 Adam is ten whole-buffer numpy passes; each is memory-bound, so on W1 of the
 benchmarks (235,146 parameters) the update costs ~450 µs a step, a third of
 it. The same arithmetic as one loop compiled by numba reads and writes each
-element once: ~140 µs. With ``pip install graphnet[fast]`` the optimizers use
-it; without numba (or with :data:`ENABLED` set to False) they keep their
-plain-numpy passes.
+element once: ~140 µs. numba is a core dependency wherever it has wheels, so
+a plain ``pip install graphnet`` uses it (through the CPU backend,
+:meth:`graphnet.backend.CPUBackend.adam`); without numba (or with
+:data:`ENABLED` set to False) the optimizers keep their plain-numpy passes.
+On a GPU the same kernel is a CuPy ``ElementwiseKernel`` (:mod:`graphnet._cuda`).
 
 The kernel does the numpy path's float operations in the same order and the
 same precision (scalars are cast to the parameters' dtype; no fast-math, so

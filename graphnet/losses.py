@@ -45,20 +45,22 @@ class Loss:
     def fused(self) -> bool:
         return self.requires_activation is not None
 
-    def value(self, y: np.ndarray, a: np.ndarray, z: np.ndarray | None = None, r=None) -> float:
+    def value(self, y: np.ndarray, a: np.ndarray, z: np.ndarray | None = None, r=None, xp=np) -> float:
         """Mean loss of predictions ``a`` (pre-activation ``z``) against targets ``y``.
 
         ``r``, when given, is an ``(n, 1)`` column of row factors with mean 1
         (``n w_i / Σ w``): the mean then becomes the weighted mean
-        ``Σ w_i l_i / Σ w``.
+        ``Σ w_i l_i / Σ w``. ``xp`` is the arrays' module: with numpy the value
+        is a float; on a device it stays there, a 0-d array (reading it would
+        wait for the device).
         """
         raise NotImplementedError
 
-    def gradient(self, y: np.ndarray, a: np.ndarray, r=None) -> np.ndarray:
+    def gradient(self, y: np.ndarray, a: np.ndarray, r=None, xp=np) -> np.ndarray:
         """``dL/da`` of :meth:`value` (non-fused losses)."""
         raise NotImplementedError
 
-    def delta(self, y: np.ndarray, a: np.ndarray, r=None) -> np.ndarray:
+    def delta(self, y: np.ndarray, a: np.ndarray, r=None, xp=np) -> np.ndarray:
         """``dL/dz`` through the required activation (fused losses)."""
         raise NotImplementedError
 
@@ -109,11 +111,11 @@ class MeanSquaredError(Loss):
 
     name = "mse"
 
-    def value(self, y, a, z=None, r=None):
+    def value(self, y, a, z=None, r=None, xp=np):
         diff = a - y
-        return _mean(diff * diff, r)
+        return _mean(xp, diff * diff, r)
 
-    def gradient(self, y, a, r=None):
+    def gradient(self, y, a, r=None, xp=np):
         return _rows((a - y) * (2.0 / a.size), r)
 
 
@@ -122,11 +124,11 @@ class MeanAbsoluteError(Loss):
 
     name = "mae"
 
-    def value(self, y, a, z=None, r=None):
-        return _mean(np.abs(a - y), r)
+    def value(self, y, a, z=None, r=None, xp=np):
+        return _mean(xp, xp.abs(a - y), r)
 
-    def gradient(self, y, a, r=None):
-        return _rows(np.sign(a - y) * (1.0 / a.size), r)
+    def gradient(self, y, a, r=None, xp=np):
+        return _rows(xp.sign(a - y) * (1.0 / a.size), r)
 
 
 class Huber(Loss):
@@ -137,13 +139,13 @@ class Huber(Loss):
     def __init__(self, delta: float = 1.0):
         self.delta = check_number(delta, "huber: delta", 0.0, low_open=True, expected="> 0 and finite")
 
-    def value(self, y, a, z=None, r=None):
-        residual = np.abs(a - y)
-        quadratic = np.minimum(residual, self.delta)
-        return _mean(0.5 * quadratic * quadratic + self.delta * (residual - quadratic), r)
+    def value(self, y, a, z=None, r=None, xp=np):
+        residual = xp.abs(a - y)
+        quadratic = xp.minimum(residual, self.delta)
+        return _mean(xp, 0.5 * quadratic * quadratic + self.delta * (residual - quadratic), r)
 
-    def gradient(self, y, a, r=None):
-        return _rows(np.clip(a - y, -self.delta, self.delta) * (1.0 / a.size), r)
+    def gradient(self, y, a, r=None, xp=np):
+        return _rows(xp.clip(a - y, -self.delta, self.delta) * (1.0 / a.size), r)
 
     def get_config(self):
         return {"name": self.name, "delta": self.delta}
@@ -155,15 +157,15 @@ class BinaryCrossentropy(Loss):
     name = "binary_crossentropy"
     requires_activation = "sigmoid"
 
-    def value(self, y, a, z=None, r=None):
+    def value(self, y, a, z=None, r=None, xp=np):
         if z is None:  # only probabilities at hand: clip away log(0)
             eps = np.finfo(a.dtype).eps
-            p = np.clip(a, eps, 1 - eps)
-            return -_mean(y * np.log(p) + (1 - y) * np.log1p(-p), r)
+            p = xp.clip(a, eps, 1 - eps)
+            return -_mean(xp, y * xp.log(p) + (1 - y) * xp.log1p(-p), r)
         # log(1 + e^z) - y z, rewritten so that no exp overflows.
-        return _mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))), r)
+        return _mean(xp, xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z))), r)
 
-    def delta(self, y, a, r=None):
+    def delta(self, y, a, r=None, xp=np):
         return _rows((a - y) * (1.0 / a.size), r)
 
     def prepare_target(self, y, size, node, dtype):
@@ -186,25 +188,25 @@ class CategoricalCrossentropy(Loss):
     name = "categorical_crossentropy"
     requires_activation = "softmax"
 
-    def value(self, y, a, z=None, r=None):
+    def value(self, y, a, z=None, r=None, xp=np):
         n = a.shape[0]
         if z is None:
-            log_p = np.log(np.clip(a, np.finfo(a.dtype).tiny, 1))
+            log_p = xp.log(xp.clip(a, np.finfo(a.dtype).tiny, 1))
         else:
             shifted = z - z.max(axis=1, keepdims=True)
-            log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            log_p = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
         if y.ndim == 1:
-            picked = log_p[np.arange(n), y]
-            return float(-(picked.mean() if r is None else (picked * r[:, 0]).mean()))
+            picked = log_p[xp.arange(n), y]
+            return _scalar(xp, -(picked.mean() if r is None else (picked * r[:, 0]).mean()))
         if r is None:
-            return float(-(y * log_p).sum() / n)
-        return float(-(y * log_p * r).sum() / n)
+            return _scalar(xp, -(y * log_p).sum() / n)
+        return _scalar(xp, -(y * log_p * r).sum() / n)
 
-    def delta(self, y, a, r=None):
+    def delta(self, y, a, r=None, xp=np):
         n = a.shape[0]
         if y.ndim == 1:
             d = a.copy()
-            d[np.arange(n), y] -= 1
+            d[xp.arange(n), y] -= 1
         else:
             d = a - y
         d *= 1.0 / n
@@ -226,9 +228,14 @@ class CategoricalCrossentropy(Loss):
         return y
 
 
-def _mean(elements: np.ndarray, r) -> float:
+def _mean(xp, elements: np.ndarray, r) -> float:
     """The mean over all elements, each row counted ``r`` times (``r`` None: once)."""
-    return float(np.mean(elements if r is None else elements * r))
+    return _scalar(xp, xp.mean(elements if r is None else elements * r))
+
+
+def _scalar(xp, value):
+    """A float on the host; on a device the 0-d array itself (no synchronisation)."""
+    return float(value) if xp is np else value
 
 
 def _rows(gradient: np.ndarray, r) -> np.ndarray:

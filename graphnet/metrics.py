@@ -31,7 +31,9 @@ class Metric:
     def applies_to(self, output: Output) -> bool:
         return True
 
-    def __call__(self, y: np.ndarray, a: np.ndarray, output: Output) -> float:
+    def __call__(self, y: np.ndarray, a: np.ndarray, output: Output, xp=np) -> float:
+        """The metric; ``xp`` is the arrays' module (on a device the value stays
+        there, a 0-d array, as for :meth:`graphnet.losses.Loss.value`)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -47,35 +49,40 @@ class Accuracy(Metric):
     def applies_to(self, output):
         return output.activation.name in ("softmax", "sigmoid")
 
-    def __call__(self, y, a, output):
+    def __call__(self, y, a, output, xp=np):
         if output.activation.name == "softmax":
             labels = y if y.ndim == 1 else y.argmax(axis=1)
-            return float(np.mean(a.argmax(axis=1) == labels))
-        return float(np.mean((a > 0.5) == (y > 0.5)))
+            return _scalar(xp, xp.mean(a.argmax(axis=1) == labels))
+        return _scalar(xp, xp.mean((a > 0.5) == (y > 0.5)))
 
 
 class MeanAbsoluteError(Metric):
     name = "mae"
 
-    def __call__(self, y, a, output):
-        return float(np.mean(np.abs(a - _dense(y, a))))
+    def __call__(self, y, a, output, xp=np):
+        return _scalar(xp, xp.mean(xp.abs(a - _dense(y, a, xp))))
 
 
 class MeanSquaredError(Metric):
     name = "mse"
 
-    def __call__(self, y, a, output):
-        diff = a - _dense(y, a)
-        return float(np.mean(diff * diff))
+    def __call__(self, y, a, output, xp=np):
+        diff = a - _dense(y, a, xp)
+        return _scalar(xp, xp.mean(diff * diff))
 
 
-def _dense(y: np.ndarray, a: np.ndarray) -> np.ndarray:
+def _dense(y: np.ndarray, a: np.ndarray, xp=np) -> np.ndarray:
     """Integer labels as one-hot rows, so mae/mse work on softmax outputs too."""
     if y.ndim == 1 and a.shape[1] > 1:
-        onehot = np.zeros_like(a)
-        onehot[np.arange(len(y)), y] = 1
+        onehot = xp.zeros_like(a)
+        onehot[xp.arange(len(y)), y] = 1
         return onehot
     return y
+
+
+def _scalar(xp, value):
+    """A float on the host; on a device the 0-d array itself (no synchronisation)."""
+    return float(value) if xp is np else value
 
 
 #: Every metric by the name users pass in ``metrics=``.

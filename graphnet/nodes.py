@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import activations, losses, regularizers
+from . import activations, backend, losses, regularizers
 from .checks import check_allocation, check_int, check_number, check_text
 from .errors import GraphError
 
@@ -180,7 +180,7 @@ class DenseNode(Node):
     def bias(self, value) -> None:
         value = _values(value, self._bias, f"node {self.name!r}: bias")
         with self._editing():
-            self._bias[...] = value
+            self._bias[...] = _placed(self._graph, value)
             self._bias_fixed = True
 
     @property
@@ -321,6 +321,11 @@ def _editing(graph):
     return contextlib.nullcontext() if graph is None else graph._lock.writing()
 
 
+def _placed(graph, value: np.ndarray):
+    """``value`` on the device of ``graph`` (unchanged for no graph or the CPU)."""
+    return value if graph is None else graph._backend.to_device(value)
+
+
 def _flag(value, name, what: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise GraphError(f"node {name!r}: {what} must be True or False, got {value!r}")
@@ -331,7 +336,7 @@ def _values(value, current: np.ndarray, what: str) -> np.ndarray:
     """``value`` as an array of ``current``'s shape and dtype, refused unless
     every element is a real number finite in that dtype (what ``save`` can
     write and ``load`` read back)."""
-    array = np.asarray(value)
+    array = np.asarray(backend.host(value))
     if array.shape != current.shape:
         raise GraphError(f"{what} must have shape {current.shape}, got {array.shape}")
     if array.dtype.kind not in "biuf":

@@ -32,8 +32,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import kernels, schedules
+from . import schedules
 from ._registry import lookup
+from .backend import CPU
 from .checks import check_number
 from .errors import GraphError
 from .parameters import Layout
@@ -65,6 +66,11 @@ class Optimizer:
         self._layout: Layout | None = None
         self._scratch: np.ndarray | None = None
         self._owner: weakref.ref | None = None
+        self._backend = CPU  # where the state lives (bind() follows the plan's)
+        #: The iteration count at which a parameter's state started, for the
+        #: ones that joined after the first update (a graph edited mid-training).
+        self._born: dict[str, int] = {}
+        self._runs: tuple[tuple[int, int, int], ...] | None = None
 
     @property
     def learning_rate(self):
@@ -81,24 +87,34 @@ class Optimizer:
         return lr if isinstance(lr, float) else float(lr(self.iterations))
 
     # -- state follows the parameter layout ---------------------------------
-    def bind(self, layout: Layout, dtype: np.dtype) -> None:
-        """Prepare state for a flat parameter vector with this ``layout``.
+    def bind(self, layout: Layout, dtype: np.dtype, backend=CPU) -> None:
+        """Prepare state for a flat parameter vector with this ``layout``, on
+        ``backend`` (:mod:`graphnet.backend`; the state moves there if it was
+        elsewhere).
 
         State of parameters present in both the old and the new layout is
         kept; new parameters start from zero state.
         """
         dtype = np.dtype(dtype)
+        if backend is not self._backend:
+            self.to(backend)
         if layout == self._layout and self._scratch is not None and self._scratch.dtype == dtype:
             return
+        xp = backend.xp
         size = sum(n for _, n in layout)
         old_offsets = _offsets(self._layout) if self._layout is not None else {}
+        kept = {key for key, n in layout if key in old_offsets and old_offsets[key][1] == n}
+        # A parameter that joins now starts its own count (as PyTorch's per-parameter step).
+        self._born = {key: self._born.get(key, 0) if key in kept else self.iterations
+                      for key, _ in layout}
+        self._born = {key: born for key, born in self._born.items() if born}
         new_slots = {}
         for slot in self.slot_names:
-            new = np.zeros(size, dtype=dtype)
+            new = xp.zeros(size, dtype=dtype)
             old = self.slots.get(slot)
             if old is not None:
                 for key, (start, n) in _offsets(layout).items():
-                    if key in old_offsets and old_offsets[key][1] == n:
+                    if key in kept:
                         o = old_offsets[key][0]
                         new[start : start + n] = old[o : o + n]
             new_slots[slot] = new
@@ -107,11 +123,38 @@ class Optimizer:
         self._install(layout, new_slots, dtype)
 
     def _install(self, layout: Layout, slots: dict[str, np.ndarray], dtype: np.dtype) -> None:
+        xp = self._backend.xp
         size = sum(n for _, n in layout)
         self.slots = slots
-        self._proposed = {name: np.empty(size, dtype=dtype) for name in self.slot_names}
+        self._proposed = {name: xp.empty(size, dtype=dtype) for name in self.slot_names}
         self._layout = layout
-        self._scratch = np.empty(size, dtype=dtype)
+        self._scratch = xp.empty(size, dtype=dtype)
+        self._runs = None
+        if self._born:  # contiguous runs of parameters born at the same iteration
+            runs: list[list[int]] = []
+            for key, (start, n) in _offsets(layout).items():
+                born = self._born.get(key, 0)
+                if runs and runs[-1][2] == born and runs[-1][1] == start:
+                    runs[-1][1] = start + n
+                else:
+                    runs.append([start, start + n, born])
+            self._runs = tuple(tuple(r) for r in runs)
+
+    def steps(self, key: str) -> int:
+        """How many updates the state of parameter ``key`` has seen."""
+        return self.iterations - self._born.get(key, 0)
+
+    def to(self, backend) -> None:
+        """Move the state (moments, ...) to ``backend``'s device; the
+        iteration count and layout stay."""
+        old = self._backend
+        if backend is old:
+            return
+        self._backend = backend
+        if self._scratch is None:
+            return
+        slots = {name: backend.to_device(old.to_host(value)) for name, value in self.slots.items()}
+        self._install(self._layout, slots, self._scratch.dtype)
 
     # -- one update ----------------------------------------------------------
     def propose(self, params: np.ndarray, grads: np.ndarray, sq_norm: float | None = None) -> np.ndarray:
@@ -119,7 +162,8 @@ class Optimizer:
         that follows it, without changing the current state.
 
         ``grads`` may be scaled in place (``clipnorm``); ``sq_norm`` is its
-        squared norm when the caller knows it (``inf`` when it overflowed).
+        squared norm when the caller knows it (``inf`` when it overflowed; on
+        a device a 0-d array, which clipping then uses without reading it).
         The returned array belongs to the optimizer and is valid until the
         next call.
         """
@@ -128,9 +172,14 @@ class Optimizer:
                 f"{self.name}: bind() the optimizer to a layout of {params.size} parameters first"
             )
         if self.clipnorm is not None:
-            norm = _norm(grads, sq_norm)
-            if norm > self.clipnorm:
-                grads *= self.clipnorm / norm
+            if self._backend.deferred:
+                if sq_norm is None:
+                    sq_norm = self._backend.xp.dot(grads, grads)
+                self._backend.scale_to_norm(grads, sq_norm, self.clipnorm)
+            else:
+                norm = _norm(grads, sq_norm)
+                if norm > self.clipnorm:
+                    grads *= self.clipnorm / norm
         return self._update(params, grads, self._scratch, self._proposed, self.current_lr())
 
     def proposed_state_finite(self) -> bool:
@@ -142,7 +191,8 @@ class Optimizer:
         if self.slot_names:
             self.slots, self._proposed = self._proposed, self.slots
         self.iterations += 1
-        if self.iterations % _FLUSH_EVERY == 0 and self._scratch is not None and self._scratch.dtype == np.float32:
+        if (self.iterations % _FLUSH_EVERY == 0 and self._backend.flush_subnormals
+                and self._scratch is not None and self._scratch.dtype == np.float32):
             for slot in self.slots.values():
                 slot[np.abs(slot) < _FLUSH_BELOW] = 0
 
@@ -162,12 +212,19 @@ class Optimizer:
         return {"name": self.name, "lr": lr, "clipnorm": self.clipnorm}
 
     def get_state(self) -> dict[str, Any]:
-        """Iteration count, layout and flat slot arrays (for saving)."""
+        """Iteration count, layout and flat slot arrays (numpy, for saving)."""
+        copy = self._backend.host_copy
         return {
             "iterations": self.iterations,
             "layout": [list(item) for item in (self._layout or ())],
-            "slots": {k: v.copy() for k, v in self.slots.items()},
+            "slots": {k: copy(v) for k, v in self.slots.items()},
+            "born": dict(self._born),
         }
+
+    def _restore_pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(current, previous)`` state after :meth:`commit`: what a refused
+        update on a device puts back (see :meth:`graphnet.backend.DeviceBackend.apply`)."""
+        return [(self.slots[name], self._proposed[name]) for name in self.slot_names]
 
     def set_state(self, state: dict[str, Any], dtype: np.dtype) -> None:
         """Restore what :meth:`get_state` returned.
@@ -191,7 +248,10 @@ class Optimizer:
                     f"got {np.shape(value)}"
                 )
         self.iterations = int(state["iterations"])
-        self._install(layout, {k: np.array(v, dtype=dtype) for k, v in slots.items()}, np.dtype(dtype))
+        keys = {key for key, _ in layout}
+        self._born = {str(k): int(v) for k, v in state.get("born", {}).items() if k in keys and int(v)}
+        to_device = self._backend.to_device
+        self._install(layout, {k: to_device(np.array(v, dtype=dtype)) for k, v in slots.items()}, np.dtype(dtype))
 
     # -- ownership: one optimizer trains one graph ---------------------------
     def _claim(self, graph) -> None:
@@ -214,6 +274,10 @@ class Optimizer:
         state = self.__dict__.copy()
         state["_owner"] = None
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_backend", CPU)  # pickled before devices existed
+        self.__dict__.update(state)
 
     def __repr__(self) -> str:
         params = {k: v for k, v in self.get_config().items() if k != "name" and v is not None}
@@ -251,10 +315,11 @@ class SGD(Optimizer):
         self.slot_names = ("velocity",) if momentum else ()
 
     def _update(self, params, grads, out, proposed, lr):
+        xp = self._backend.xp
         if not self.momentum:
-            return np.multiply(grads, lr, out=out)
-        velocity = np.multiply(self.slots["velocity"], self.momentum, out=proposed["velocity"])
-        np.multiply(grads, lr, out=out)
+            return xp.multiply(grads, lr, out=out)
+        velocity = xp.multiply(self.slots["velocity"], self.momentum, out=proposed["velocity"])
+        xp.multiply(grads, lr, out=out)
         velocity += out
         if self.nesterov:
             out += velocity * self.momentum
@@ -306,13 +371,14 @@ class RMSprop(Optimizer):
         self.eps = _positive("eps", eps, self)
 
     def _update(self, params, grads, out, proposed, lr):
-        mean_square = np.multiply(self.slots["mean_square"], self.rho, out=proposed["mean_square"])
-        np.multiply(grads, grads, out=out)
+        xp = self._backend.xp
+        mean_square = xp.multiply(self.slots["mean_square"], self.rho, out=proposed["mean_square"])
+        xp.multiply(grads, grads, out=out)
         out *= 1.0 - self.rho
         mean_square += out
-        np.sqrt(mean_square, out=out)
+        xp.sqrt(mean_square, out=out)
         out += self.eps
-        np.divide(grads, out, out=out)
+        xp.divide(grads, out, out=out)
         out *= lr
         return out
 
@@ -348,27 +414,38 @@ class Adam(Optimizer):
     def _update(self, params, grads, out, proposed, lr):
         m, v = self.slots["m"], self.slots["v"]
         m_next, v_next = proposed["m"], proposed["v"]
-        t = self.iterations + 1
+        if self._runs is None:
+            self._adam(grads, m, v, m_next, v_next, out, lr, self.iterations + 1)
+            return out
+        # Parameters that joined later have their own step count: their bias
+        # correction starts over, so their first steps are not ~3x lr.
+        for start, stop, born in self._runs:
+            part = slice(start, stop)
+            self._adam(grads[part], m[part], v[part], m_next[part], v_next[part], out[part], lr,
+                       self.iterations + 1 - born)
+        return out
+
+    def _adam(self, grads, m, v, m_next, v_next, out, lr: float, t: int) -> None:
         correction2 = math.sqrt(1.0 - self.beta2**t)
         step_size = lr * correction2 / (1.0 - self.beta1**t)
         eps = self.eps * correction2
         # One compiled pass when numba is installed; the same arithmetic, bit
         # for bit, as the passes below.
-        if kernels.adam(grads, m, v, m_next, v_next, out, self.beta1, self.beta2, step_size, eps):
-            return out
+        if self._backend.adam(grads, m, v, m_next, v_next, out, self.beta1, self.beta2, step_size, eps):
+            return
+        xp = self._backend.xp
         # m' = b1 m + (1 - b1) g, written as b1 (m - g) + g to need no scratch.
-        np.subtract(m, grads, out=m_next)
+        xp.subtract(m, grads, out=m_next)
         m_next *= self.beta1
         m_next += grads
-        np.multiply(grads, grads, out=out)
-        np.subtract(v, out, out=v_next)
+        xp.multiply(grads, grads, out=out)
+        xp.subtract(v, out, out=v_next)
         v_next *= self.beta2
         v_next += out
-        np.sqrt(v_next, out=out)
+        xp.sqrt(v_next, out=out)
         out += eps
-        np.divide(m_next, out, out=out)
+        xp.divide(m_next, out, out=out)
         out *= step_size
-        return out
 
     def get_config(self):
         return {

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .backend import CPU
+
 __all__ = ["WEIGHT", "BIAS", "Layout", "weight_key", "bias_key", "ParameterRecord", "ParameterStore"]
 
 WEIGHT = "weight"
@@ -79,9 +81,12 @@ class ParameterStore:
         or node holding the array. Trainable parameters are moved to the
         front (stably).
     dtype : numpy dtype
+    backend : Backend, optional
+        Where the buffers live (:mod:`graphnet.backend`); the CPU by default.
+        The owners' arrays must already be this backend's.
     """
 
-    def __init__(self, entries: Iterable[tuple[ParameterRecord, object]], dtype: np.dtype):
+    def __init__(self, entries: Iterable[tuple[ParameterRecord, object]], dtype: np.dtype, backend=CPU):
         # This runs once per parameter, and graphs of 10,000 nodes have 30,000:
         # one bulk copy, math not numpy for sizes (np.prod on a tuple costs microseconds).
         entries = sorted(entries, key=lambda e: not e[0].trainable)  # trainable first, order kept
@@ -91,10 +96,12 @@ class ParameterStore:
         offsets = list(itertools.accumulate(sizes, initial=0))
         total = offsets.pop()
         self.records, self._offsets = records, offsets
-        self.values = np.empty(total, dtype=dtype)
-        self.grads = np.zeros(total, dtype=dtype)
+        self.backend = backend
+        xp = backend.xp
+        self.values = xp.empty(total, dtype=dtype)
+        self.grads = xp.zeros(total, dtype=dtype)
         if arrays:
-            np.concatenate([a.ravel() for a in arrays], out=self.values)
+            xp.concatenate([a.ravel() for a in arrays], out=self.values)
         self.num_trainable = sum(n for r, n in zip(records, sizes) if r.trainable)
         self.layout: Layout = tuple((r.key, n) for r, n in zip(records, sizes) if r.trainable)
         self._grad_views: dict[str, np.ndarray] = {}
@@ -117,8 +124,9 @@ class ParameterStore:
         return self._grad_views[key]
 
     def grad_dict(self) -> dict[str, np.ndarray]:
-        """Copies of every gradient, keyed like ``Graph.get_weights()``."""
-        return {key: view.copy() for key, view in self._grad_views.items()}
+        """Copies of every gradient (numpy arrays), keyed like ``Graph.get_weights()``."""
+        copy = self.backend.host_copy
+        return {key: copy(view) for key, view in self._grad_views.items()}
 
     def spans(self, kind: str, trainable_only: bool = True) -> list[slice]:
         """Slices of the value (and gradient) buffer holding every parameter of

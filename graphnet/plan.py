@@ -41,6 +41,7 @@ its workspaces in a cache that ``predict`` never touches.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import time
@@ -78,12 +79,19 @@ class Edge:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """A dense node's work in forward and backward."""
+    """A dense node's work in forward and backward. ``forward``/``backward``
+    are the activation's, and ``value``/``gradient``/``delta`` the loss's,
+    bound to the plan's array module (see :func:`_bound`)."""
 
     slot: int
     name: str
     size: int
     activation: Activation
+    forward: object
+    backward: object
+    value: object
+    gradient: object
+    delta: object
     edges: tuple[Edge, ...]
     bias: np.ndarray
     bias_grad: np.ndarray
@@ -121,6 +129,9 @@ class Plan:
         self.version = graph.version
         self.graph_name = graph.name
         self.dtype = graph.dtype
+        #: Where the arrays live (:mod:`graphnet.backend`) and their module.
+        self.backend = backend = graph._backend
+        self.xp = xp = backend.xp
         self.order: tuple[str, ...] = tuple(graph.topological_order)
         self.slots: dict[str, int] = {name: i for i, name in enumerate(self.order)}
         self.sizes: tuple[int, ...] = tuple(graph.nodes[n].size for n in self.order)
@@ -138,7 +149,7 @@ class Plan:
             src: max(dsts, key=self.slots.__getitem__) for src, dsts in consumers.items() if dsts
         }
 
-        self.store = ParameterStore(graph._parameters(self.order), self.dtype)
+        self.store = ParameterStore(graph._parameters(self.order), self.dtype, backend)
 
         steps = []
         for name in self.order:
@@ -156,30 +167,39 @@ class Plan:
                 for s in incoming[name]
             )
             is_output = isinstance(node, Output)
+            loss = node.loss if is_output else None
             steps.append(
                 Step(
                     slot=self.slots[name],
                     name=name,
                     size=node.size,
                     activation=node.activation,
+                    forward=_bound(node.activation.forward, xp),
+                    backward=backend.fused_backward(node.activation) or _bound(node.activation.backward, xp),
+                    value=None if loss is None else _bound(loss.value, xp),
+                    gradient=None if loss is None or loss.fused else _bound(loss.gradient, xp),
+                    delta=None if loss is None or not loss.fused
+                    else backend.fused_delta(loss) or _bound(loss.delta, xp),
                     edges=edges,
                     bias=node.bias,
                     bias_grad=self.store.grad(bias_key(name)),
                     dropout=getattr(node, "dropout", 0.0),
-                    loss=node.loss if is_output else None,
+                    loss=loss,
                     loss_weight=node.loss_weight if is_output else 0.0,
                     feeds_others=bool(consumers[name]),
                 )
             )
         self.steps: tuple[Step, ...] = tuple(steps)
-        # Regularized parameters as (regularizer, value view, gradient view).
+        # Regularized parameters as (penalty, add_gradient, value view, gradient view).
         penalties = [(s.regularizer, s.weight, self.store.grad(s.key)) for s in graph.synapses if s.regularizer]
         penalties += [
             (nodes[name].bias_regularizer, nodes[name].bias, self.store.grad(bias_key(name)))
             for name in self.order
             if not isinstance(nodes[name], Input) and nodes[name].bias_regularizer is not None
         ]
-        self.penalties = tuple(penalties)
+        self.penalties = tuple(
+            (_bound(r.penalty, xp), _bound(r.add_gradient, xp), value, grad) for r, value, grad in penalties
+        )
         self._train_workspaces: dict[int, Workspace] = {}
         logger.debug(
             "%s: compiled plan v%d: %d nodes, %d synapses, %d params in %.1f ms",
@@ -211,7 +231,7 @@ class Plan:
     # ---------------------------------------------------------------- forward
     def forward(self, ws: Workspace, inputs: dict[str, np.ndarray], rng=None) -> None:
         """Fill ``ws`` with every node's ``z``, ``a`` and ``x``. ``rng`` turns dropout on."""
-        x = ws.x
+        x, dot = ws.x, self.xp.dot
         for name, slot in self.inputs:
             x[slot] = inputs[name]
         z_bufs, a_bufs, scratch = ws.z, ws.a, ws.scratch
@@ -219,13 +239,13 @@ class Plan:
             slot = step.slot
             z = z_bufs[slot]
             first, *rest = step.edges
-            np.dot(x[first.src], first.weight, out=z)
+            dot(x[first.src], first.weight, out=z)
             for edge in rest:
                 tmp = scratch[step.size]
-                np.dot(x[edge.src], edge.weight, out=tmp)
+                dot(x[edge.src], edge.weight, out=tmp)
                 z += tmp
             z += step.bias
-            a = step.activation.forward(z, out=a_bufs[slot])
+            a = step.forward(z, out=a_bufs[slot])
             if rng is not None and step.dropout:
                 a = ws.drop(slot, a, step.dropout, rng)
             x[slot] = a
@@ -237,7 +257,7 @@ class Plan:
         values = {}
         for step in self.steps:
             if step.loss is not None:
-                values[step.name] = step.loss.value(
+                values[step.name] = step.value(
                     targets[step.name], ws.a[step.slot], ws.z[step.slot],
                     None if rows is None else rows.get(step.name),
                 )
@@ -246,12 +266,13 @@ class Plan:
     def regularization(self, add_gradients: bool = False) -> float:
         """The regularizers' penalty at the current weights; with
         ``add_gradients``, their gradients are added to the store's (after
-        :meth:`backward`, which overwrites it)."""
+        :meth:`backward`, which overwrites it). A float, or on a device a 0-d
+        array (see :meth:`graphnet.losses.Loss.value`)."""
         total = 0.0
-        for regularizer, value, grad in self.penalties:
-            total += regularizer.penalty(value)
+        for penalty, add_gradient, value, grad in self.penalties:
+            total += penalty(value)
             if add_gradients:
-                regularizer.add_gradient(value, grad)
+                add_gradient(value, grad)
         return total
 
     def total_loss(self, losses: dict[str, float]) -> float:
@@ -267,6 +288,7 @@ class Plan:
         ``rows`` is as for :meth:`loss_values`.
         """
         x, upstream, scratch, ones = ws.x, ws.upstream, ws.scratch, ws.ones
+        dot = self.xp.dot
         for step in reversed(self.steps):
             slot = step.slot
             a = ws.a[slot]
@@ -278,36 +300,42 @@ class Plan:
                 grad = upstream[slot]
                 if step.dropout:
                     grad *= ws.keep[slot]
-                delta = step.activation.backward(a, grad, z)
-            np.dot(ones, delta, out=step.bias_grad)
+                delta = step.backward(a, grad, z)
+            dot(ones, delta, out=step.bias_grad)
             for edge in step.edges:
-                np.dot(x[edge.src].T, delta, out=edge.weight_grad)
+                dot(x[edge.src].T, delta, out=edge.weight_grad)
                 if edge.from_input:
                     continue
                 if edge.writes_first:
-                    np.dot(delta, edge.weight.T, out=upstream[edge.src])
+                    dot(delta, edge.weight.T, out=upstream[edge.src])
                 else:
                     tmp = scratch[self.sizes[edge.src]]
-                    np.dot(delta, edge.weight.T, out=tmp)
+                    dot(delta, edge.weight.T, out=tmp)
                     upstream[edge.src] += tmp
 
     @staticmethod
     def _output_delta(step: Step, y, a, z, upstream, r) -> np.ndarray:
         """``dL/dz`` of an output: its own loss, plus what flows back from consumers."""
-        loss, weight = step.loss, step.loss_weight
-        if loss.fused:
-            delta = loss.delta(y, a, r)
+        weight = step.loss_weight
+        if step.delta is not None:  # a fused loss
+            delta = step.delta(y, a, r)
             if weight != 1.0:
                 delta *= weight
             if step.feeds_others:  # a is no longer needed once delta is taken
-                delta += step.activation.backward(a, upstream, z)
+                delta += step.backward(a, upstream, z)
             return delta
-        grad = loss.gradient(y, a, r)
+        grad = step.gradient(y, a, r)
         if weight != 1.0:
             grad *= weight
         if step.feeds_others:
             grad += upstream
-        return step.activation.backward(a, grad, z)
+        return step.backward(a, grad, z)
+
+
+def _bound(method, xp):
+    """``method`` with ``xp=xp`` bound, except for numpy: the CPU path calls
+    the methods exactly as before the backend seam existed."""
+    return method if xp is np else functools.partial(method, xp=xp)
 
 
 class Workspace:
@@ -322,6 +350,8 @@ class Workspace:
         if mode not in ("predict", "evaluate", "train"):
             raise ValueError(f"unknown workspace mode {mode!r}")
         self.rows, self.mode = rows, mode
+        self.xp = xp = plan.xp
+        self.backend = plan.backend
         n, dtype, train = len(plan.order), plan.dtype, mode == "train"
         self.x: list[np.ndarray | None] = [None] * n
         self.a: list[np.ndarray | None] = [None] * n
@@ -332,7 +362,7 @@ class Workspace:
         self.scratch: dict[int, np.ndarray] = {}
 
         def buffer(size: int) -> np.ndarray:
-            return np.empty((rows, size), dtype)
+            return xp.empty((rows, size), dtype)
 
         for step in plan.steps:
             slot = step.slot
@@ -354,12 +384,13 @@ class Workspace:
                 if not edge.from_input and not edge.writes_first:
                     size = plan.sizes[edge.src]
                     self.scratch.setdefault(size, buffer(size))
-        self.ones = np.ones(rows, dtype) if train else None
+        self.ones = xp.ones(rows, dtype) if train else None
 
     def head(self, rows: int) -> Workspace:
         """A workspace over the first ``rows`` rows of this one's buffers."""
         view = object.__new__(Workspace)
         view.rows, view.mode = rows, self.mode
+        view.xp, view.backend = self.xp, self.backend
 
         def take(buf):
             return None if buf is None else buf[:rows]
@@ -384,7 +415,7 @@ class Workspace:
         """Inverted dropout: zero a ``rate`` of ``a``, scale the rest by ``1/(1-rate)``."""
         keep = self.keep[slot]
         kept = 1.0 - rate
-        rng.random(out=keep, dtype=keep.dtype)
-        np.less(keep, kept, out=keep)
+        self.backend.uniform(rng, keep)
+        self.xp.less(keep, kept, out=keep)
         keep *= 1.0 / kept
-        return np.multiply(a, keep, out=self.dropped[slot])
+        return self.xp.multiply(a, keep, out=self.dropped[slot])

@@ -81,6 +81,12 @@ class Progress:
         self.stream = stream
         self._bar = None
 
+    @property
+    def live(self) -> bool:
+        """Whether a bar redraws the running loss during each epoch (``verbose=1``
+        on a terminal); training on a device reads the loss for it now and then."""
+        return self.verbose == 1 and is_terminal(self._stream())
+
     def _stream(self) -> TextIO:
         # Looked up when used, so that a redirected sys.stderr is honoured.
         return self.stream if self.stream is not None else sys.stderr
@@ -88,7 +94,7 @@ class Progress:
     def epoch_begin(self, epoch: int) -> None:
         self._started = time.perf_counter()
         self._shown = 0.0
-        if self.verbose == 1 and is_terminal(self._stream()):
+        if self.live:
             self._width = terminal_width(self._stream())
             self._bar = tqdm(
                 total=self.batches,
@@ -99,10 +105,11 @@ class Progress:
                 file=self._stream(),
             )
 
-    def batch_end(self, running_loss: float) -> None:
+    def batch_end(self, running_loss: float, batches: int = 1) -> None:
+        """``batches`` more batches done (a device reports several at once)."""
         if self._bar is None:
             return
-        self._bar.update(1)
+        self._bar.update(batches)
         now = time.perf_counter()
         if now - self._shown >= _REFRESH_SECONDS:
             self._bar.set_postfix_str(f"loss: {running_loss:.4f}", refresh=False)

@@ -31,10 +31,11 @@ class Regularizer:
 
     name: ClassVar[str] = ""
 
-    def penalty(self, w: np.ndarray) -> float:
+    def penalty(self, w: np.ndarray, xp=np) -> float:
+        """The value: a float, or on a device a 0-d array (``xp`` is ``w``'s module)."""
         raise NotImplementedError
 
-    def add_gradient(self, w: np.ndarray, grad: np.ndarray) -> None:
+    def add_gradient(self, w: np.ndarray, grad: np.ndarray, xp=np) -> None:
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
@@ -59,11 +60,11 @@ class L1(Regularizer):
     def __init__(self, l1: float = 0.01):
         self.l1 = _coefficient("l1", l1)
 
-    def penalty(self, w):
-        return self.l1 * float(np.abs(w).sum())
+    def penalty(self, w, xp=np):
+        return self.l1 * _scalar(xp, xp.abs(w).sum())
 
-    def add_gradient(self, w, grad):
-        grad += np.sign(w) * w.dtype.type(self.l1)
+    def add_gradient(self, w, grad, xp=np):
+        grad += xp.sign(w) * w.dtype.type(self.l1)
 
     def get_config(self):
         return {"name": self.name, "l1": self.l1}
@@ -77,11 +78,11 @@ class L2(Regularizer):
     def __init__(self, l2: float = 0.01):
         self.l2 = _coefficient("l2", l2)
 
-    def penalty(self, w):
+    def penalty(self, w, xp=np):
         flat = w.ravel()
-        return self.l2 * float(np.dot(flat, flat))
+        return self.l2 * _scalar(xp, xp.dot(flat, flat))
 
-    def add_gradient(self, w, grad):
+    def add_gradient(self, w, grad, xp=np):
         grad += w * w.dtype.type(2.0 * self.l2)
 
     def get_config(self):
@@ -97,15 +98,20 @@ class L1L2(Regularizer):
         self._l1, self._l2 = L1(l1), L2(l2)
         self.l1, self.l2 = self._l1.l1, self._l2.l2
 
-    def penalty(self, w):
-        return self._l1.penalty(w) + self._l2.penalty(w)
+    def penalty(self, w, xp=np):
+        return self._l1.penalty(w, xp) + self._l2.penalty(w, xp)
 
-    def add_gradient(self, w, grad):
-        self._l1.add_gradient(w, grad)
-        self._l2.add_gradient(w, grad)
+    def add_gradient(self, w, grad, xp=np):
+        self._l1.add_gradient(w, grad, xp)
+        self._l2.add_gradient(w, grad, xp)
 
     def get_config(self):
         return {"name": self.name, "l1": self.l1, "l2": self.l2}
+
+
+def _scalar(xp, value):
+    """A float on the host; on a device the 0-d array (in float64, as the host's)."""
+    return float(value) if xp is np else value.astype(np.float64)
 
 
 def _coefficient(what: str, value) -> float:

@@ -17,6 +17,9 @@ Layout choices, made for diagrams that go into papers:
 - Labels carry the name (bold), the size, the activation (with dropout),
   and for outputs the loss; synapses carry their weight shape ``src×dst``.
 - Frozen (``trainable=False``) nodes and synapses are dashed.
+- With ``stats=`` the picture carries what the graph does on a batch, and
+  ``collapse=True`` draws chains of like hidden nodes as one box (both in
+  :mod:`graphnet.overlays`).
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ from typing import TYPE_CHECKING
 
 import graphviz
 
+from . import overlays
 from .checks import is_int
 from .errors import RenderError
 from .files import atomic_write
 from .nodes import DenseNode, Hidden, Output
+from .statistics import Statistics
 from .summary import describe_activation
 
 if TYPE_CHECKING:
@@ -103,6 +108,11 @@ _LABEL_COLOR = "#333333"
 # iterations: the layout is a little less tidy but a 500-node graph renders
 # in seconds instead of minutes.
 _BIG_GRAPH = 150
+# Past this many, bound dot's x-coordinate pass to about _NS_ITERATIONS
+# iterations in all: a 5,000-node graph then lays out in about 30 s rather
+# than minutes (measured: nslimit=2 took 123 s, 0.05 took 29 s).
+_HUGE_GRAPH = 1000
+_NS_ITERATIONS = 250
 # A node fed by more than _FAN_IN synapses is stretched by _FAN_IN_SPREAD
 # inches per synapse.
 _FAN_IN = 4
@@ -132,17 +142,11 @@ def _attrs(attributes: dict[str, str]) -> str:
     return "[" + " ".join(parts) + "]"
 
 
-def _node_label(node, show_shapes: bool, show_activations: bool) -> str:
-    """An HTML-like label: the bold name, then size and activation, then the loss."""
+def _node_label(node, show_shapes: bool, show_activations: bool, extra: list[str] = ()) -> str:
+    """An HTML-like label: the bold name, then size and activation, then the loss
+    (and ``extra`` lines: the statistics)."""
     lines = [f"<b>{html.escape(node.name)}</b>"]
-    details = []
-    if show_shapes:
-        details.append(f"{node.size} feature{'s' if node.size != 1 else ''}"
-                       if node.kind == "input" else f"{node.size} unit{'s' if node.size != 1 else ''}")
-    if show_activations and isinstance(node, DenseNode):
-        details.append(html.escape(describe_activation(node.activation)))
-        if isinstance(node, Hidden) and node.dropout:
-            details.append(f"dropout {node.dropout:g}")
+    details = _details(node, show_shapes, show_activations)
     if details:
         lines.append(f'<font point-size="10" color="{_LABEL_COLOR}">{" · ".join(details)}</font>')
     if isinstance(node, Output):
@@ -151,7 +155,47 @@ def _node_label(node, show_shapes: bool, show_activations: bool) -> str:
             f'<font point-size="9" color="{_LABEL_COLOR}"><i>loss: {weight}'
             f"{html.escape(node.loss.name)}</i></font>"
         )
+    lines.extend(extra)
     return "<" + "<br/>".join(lines) + ">"
+
+
+def _details(node, show_shapes: bool, show_activations: bool) -> list[str]:
+    details = []
+    if show_shapes:
+        details.append(f"{node.size} feature{'s' if node.size != 1 else ''}"
+                       if node.kind == "input" else f"{node.size} unit{'s' if node.size != 1 else ''}")
+    if show_activations and isinstance(node, DenseNode):
+        details.append(html.escape(describe_activation(node.activation)))
+        if isinstance(node, Hidden) and node.dropout:
+            details.append(f"dropout {node.dropout:g}")
+    return details
+
+
+def _chain_label(graph, members: list[str], show_shapes: bool, show_activations: bool,
+                 stats: Statistics | None) -> str:
+    """A collapsed chain: first and last names, ``×k``, what every member shares."""
+    first, last = (html.escape(members[0]), html.escape(members[-1]))
+    lines = [f'<b>{first} … {last}</b>  <font point-size="14"><b>×{len(members)}</b></font>']
+    details = _details(graph.nodes[members[0]], show_shapes, show_activations)
+    if details:
+        lines.append(f'<font point-size="10" color="{_LABEL_COLOR}">{" · ".join(details)} each</font>')
+    lines.extend(overlays.chain_lines(members, stats))
+    return "<" + "<br/>".join(lines) + ">"
+
+
+def _checked_stats(graph, stats) -> Statistics | None:
+    if stats is None:
+        return None
+    if not isinstance(stats, Statistics):
+        raise RenderError(
+            f"to_dot: stats must be what graph.statistics(x, y) returns, got {type(stats).__name__}"
+        )
+    if not any(name in graph.nodes for name in stats.nodes):
+        raise RenderError(
+            f"to_dot: these statistics describe graph {stats.graph!r}, whose nodes "
+            f"{list(stats.nodes)[:5]} are none of graph {graph.name!r}'s"
+        )
+    return stats
 
 
 def to_dot(
@@ -160,6 +204,8 @@ def to_dot(
     show_shapes: bool = True,
     show_activations: bool = True,
     dpi: int | None = None,
+    stats: Statistics | None = None,
+    collapse: bool = False,
 ) -> graphviz.Digraph:
     """The diagram of ``graph`` as a ``graphviz.Digraph`` (nothing is run or written).
 
@@ -174,6 +220,16 @@ def to_dot(
         Activations (and dropout) in the labels of Hidden and Output nodes.
     dpi : int, optional
         Resolution of raster output (PNG); Graphviz's default is 96.
+    stats : Statistics, optional
+        What ``graph.statistics(x, y)`` returned: nodes are shaded by their
+        share of dead or saturated units, edges drawn as wide as their
+        gradient norm (log scale), the numbers put in the labels, and a
+        legend added (see :mod:`graphnet.overlays`). Nodes the statistics
+        do not know (added since) are drawn plain.
+    collapse : bool
+        Draw each chain of hidden nodes with the same size, activation,
+        dropout and trainable flag, each feeding only the next, as one box
+        labelled ``×k`` (its DOT id is the first node's name).
 
     Returns
     -------
@@ -183,13 +239,20 @@ def to_dot(
     Raises
     ------
     RenderError
-        For an unknown ``rankdir`` or a ``dpi`` that is not a positive integer.
+        For an unknown ``rankdir``, a ``dpi`` that is not a positive integer,
+        or ``stats`` that are not statistics of this graph.
     """
     if rankdir not in RANKDIRS:
         raise RenderError(f"to_dot: rankdir must be one of {list(RANKDIRS)}, got {rankdir!r}")
     if dpi is not None and not is_int(dpi, 1):
         raise RenderError(f"to_dot: dpi must be a positive integer, got {dpi!r}")
+    if not isinstance(collapse, bool):
+        raise RenderError(f"to_dot: collapse must be True or False, got {collapse!r}")
+    stats = _checked_stats(graph, stats)
     order = graph.topological_order
+    chains = overlays.chains(graph) if collapse else {}
+    drawn_as = {member: first for first, members in chains.items() for member in members}
+    drawn = len(order) - sum(len(m) - 1 for m in chains.values())
     graph_attr = {
         "rankdir": rankdir,
         "nodesep": "0.3",
@@ -200,8 +263,12 @@ def to_dot(
     }
     if dpi is not None:
         graph_attr["dpi"] = str(dpi)
-    if len(order) > _BIG_GRAPH:
+    if drawn > _BIG_GRAPH:
         graph_attr.update(mclimit="0.3", nslimit="2", nslimit1="2", searchsize="10")
+    if drawn > _HUGE_GRAPH:
+        # dot's x-coordinate pass takes nslimit × nodes iterations, each one
+        # slower as the graph grows: bound the total instead (see _HUGE_GRAPH).
+        graph_attr["nslimit"] = f"{max(0.02, _NS_ITERATIONS / drawn):.3g}"
     dot = graphviz.Digraph(
         name=graphviz.nohtml(_CONTROL.sub(" ", graph.name).replace("\\", "\\\\")),
         graph_attr=graph_attr,
@@ -216,14 +283,34 @@ def to_dot(
         },
     )
     synapses = graph.synapses
-    fan_in = Counter(s.dst for s in synapses)
+    fan_in: Counter[str] = Counter()
+    for s in synapses:
+        src, dst = drawn_as.get(s.src, s.src), drawn_as.get(s.dst, s.dst)
+        if src != dst:
+            fan_in[dst] += 1
     feeds = {s.src for s in synapses}
     # (The graph's name may hold anything, even a newline: it stays out of comments.)
     dot.body.append(f"// graphnet {type(graph).__name__}: {len(order)} nodes, {len(synapses)} synapses\n")
     for name in order:
         node = graph.nodes[name]
-        attributes = {"label": _node_label(node, show_shapes, show_activations)}
+        first = drawn_as.get(name)
+        if first is not None and first != name:
+            continue  # drawn inside its chain's box
+        known = None if stats is None else stats.nodes.get(name)
+        if first is not None:
+            members = chains[name]
+            attributes = {"label": _chain_label(graph, members, show_shapes, show_activations, stats)}
+            shares = [stats.nodes[m].stuck for m in members if stats and m in stats.nodes]
+            share = max((s for s in shares if s is not None), default=None)
+            tooltip = overlays.chain_title(members)
+        else:
+            extra = overlays.node_lines(known) if known is not None else []
+            attributes = {"label": _node_label(node, show_shapes, show_activations, extra)}
+            share = None if known is None else known.stuck
+            tooltip = f"{name} ({node.kind}, {node.size})"
         attributes.update(NODE_STYLES[node.kind].attributes())
+        if share:
+            attributes["fillcolor"] = overlays.shade(attributes["fillcolor"], share)
         if isinstance(node, DenseNode) and not node.trainable:
             attributes["style"] += ",dashed"
         if fan_in[name] > _FAN_IN:
@@ -231,28 +318,44 @@ def to_dot(
             # spread along it instead of piling up on one point.
             side = "height" if rankdir in ("LR", "RL") else "width"
             attributes[side] = f"{_FAN_IN_SPREAD * fan_in[name]:g}"
-        attributes["tooltip"] = f"{name} ({node.kind}, {node.size})"
+        attributes["tooltip"] = tooltip
         dot.body.append(f"\t{dot_id(name)} {_attrs(attributes)}\n")
+    scale = None if stats is None else overlays.EdgeScale(stats)
     for synapse in synapses:
+        src, dst = drawn_as.get(synapse.src, synapse.src), drawn_as.get(synapse.dst, synapse.dst)
+        if src == dst:
+            continue  # a link inside a collapsed chain
+        known = None if stats is None else stats.synapses.get((synapse.src, synapse.dst))
         attributes = {}
-        if show_shapes:
-            rows, cols = synapse.shape
-            attributes["label"] = f"{rows}×{cols}"
+        shape = "{}×{}".format(*synapse.shape) if show_shapes else None
+        if known is not None:
+            attributes["label"] = scale.label(shape, known)
+            attributes.update(scale.attributes(known))
+        elif shape is not None:
+            attributes["label"] = shape
         if not synapse.trainable:
             attributes["style"] = "dashed"
         attributes["tooltip"] = f"{synapse.src} -> {synapse.dst}"
-        dot.body.append(f"\t{dot_id(synapse.src)} -> {dot_id(synapse.dst)} {_attrs(attributes)}\n")
+        dot.body.append(f"\t{dot_id(src)} -> {dot_id(dst)} {_attrs(attributes)}\n")
     first = graph.inputs
     last = [n for n in graph.outputs if n not in feeds]
     for rank, names in (("source", first), ("sink", last)):
         if names:
             members = "; ".join(dot_id(n) for n in names)
             dot.body.append(f"\t{{rank={rank}; {members}}}\n")
+    if stats is not None:
+        fills = (NODE_STYLES["hidden"].fillcolor,)
+        label = overlays.legend(stats, scale, fills)
+        # The legend is the graph's own label: it takes no rank, so it cannot
+        # widen a column of the layout.
+        legend = {"label": label, "labelloc": "b", "labeljust": "l", "fontsize": "10"}
+        dot.body.append(f"\tgraph {_attrs(legend)}\n")
     return dot
 
 
 def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
-           show_activations: bool = True, dpi: int | None = None) -> Path:
+           show_activations: bool = True, dpi: int | None = None,
+           stats: Statistics | None = None, collapse: bool = False) -> Path:
     """Write the diagram of ``graph`` to ``path``; the suffix picks the format.
 
     Parameters
@@ -261,7 +364,7 @@ def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
     path : str or PathLike
         ``.svg``, ``.png`` or ``.pdf`` (drawn by Graphviz's ``dot`` program),
         or ``.dot``/``.gv`` (the DOT source; no Graphviz needed).
-    rankdir, show_shapes, show_activations, dpi
+    rankdir, show_shapes, show_activations, dpi, stats, collapse
         As for :func:`to_dot`. PNGs default to 192 dpi (sharp on paper and
         on high-density screens), 96 for graphs of more than 150 nodes.
 
@@ -284,11 +387,17 @@ def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
             f"render: cannot tell the format of {str(path)!r} from its suffix; "
             f"use one of {['.' + f for f in FORMATS]}"
         )
+    if fmt == "png" and len(graph) > _HUGE_GRAPH and not collapse:
+        logger.warning(
+            "%s: a PNG of %d nodes may pass Graphviz's 32,767-pixel limit, and dot then "
+            "shrinks it until the labels are unreadable; write .svg instead, or pass collapse=True",
+            graph.name, len(graph),
+        )
     if fmt == "png" and dpi is None:
         # Sharp on paper and high-density screens; big graphs are huge already.
         dpi = 192 if len(graph) <= _BIG_GRAPH else 96
     dot = to_dot(graph, rankdir=rankdir, show_shapes=show_shapes,
-                 show_activations=show_activations, dpi=dpi)
+                 show_activations=show_activations, dpi=dpi, stats=stats, collapse=collapse)
     if not path.parent.is_dir():
         raise RenderError(f"render: folder {str(path.parent)!r} does not exist; create it first")
     data = dot.source.encode("utf-8") if not FORMATS[fmt] else pipe(dot, fmt, what=str(path))

@@ -55,19 +55,13 @@ import numpy as np
 from . import optimizers as optimizers_module
 from ._text import clip, shown
 from ._version import __version__
-from .archive import (
-    check_members,
-    npz_bytes,
-    open_zip,
-    parse_npz,
-    read_member,
-    read_npz,
-    zip_info,
-)
+from .archive import check_members, npz_bytes, open_zip, read_member, zip_info
 from .checks import is_int
 from .errors import GraphError, ModelFileError
 from .files import atomic_write
-from .spec import FORMAT, FORMAT_VERSION, MAX_JSON_BYTES, from_dict, parse_json, to_dict
+from .npz import parse_npz, read_npz
+from .spec import FORMAT, FORMAT_VERSION, from_dict, to_dict
+from .specfile import MAX_JSON_BYTES, parse_json
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -161,6 +155,10 @@ def _training_state(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]
         "layout": layout,
         "slots": sorted(optimizer.slot_names),
     }
+    kept = {key for key, _ in layout}
+    born = {key: n for key, n in saved["born"].items() if key in kept}
+    if born:  # parameters whose state started after the first update (written only then)
+        state["optimizer"]["born"] = born
     if not slots:  # plain SGD keeps no state
         return state, None
     return state, {
@@ -350,8 +348,8 @@ def _generator(state: Any, where: str) -> np.random.Generator:
 
 def _optimizer(graph: Graph, archive, infos, config: Any, label: str):
     where = f"{label}: {TRAINING_MEMBER}: optimizer"
-    _require(isinstance(config, Mapping) and set(config) == _OPTIMIZER_FIELDS, where,
-             f"an object with the fields {sorted(_OPTIMIZER_FIELDS)}", config)
+    _require(isinstance(config, Mapping) and _OPTIMIZER_FIELDS <= set(config) <= _OPTIMIZER_FIELDS | {"born"},
+             where, f"an object with the fields {sorted(_OPTIMIZER_FIELDS)} (and 'born')", config)
     settings = config["config"]
     _require(isinstance(settings, Mapping) and isinstance(settings.get("name"), str),
              f"{where}.config", "an object with a 'name'", settings)
@@ -380,6 +378,10 @@ def _optimizer(graph: Graph, archive, infos, config: Any, label: str):
         _require(sizes.get(key) == n and key not in seen, f"{where}.layout[{i}]",
                  "a parameter of the graph with its size, listed once", item)
         seen.add(key)
+    born = config.get("born", {})
+    _require(isinstance(born, Mapping) and len(born) <= len(layout)
+             and all(k in seen and is_int(v, 1, iterations + 1) for k, v in born.items()),
+             f"{where}.born", "parameters of the layout, each with an iteration count in [1, iterations]", born)
     names = config["slots"]
     _require(names == sorted(optimizer.slot_names), f"{where}.slots",
              f"{sorted(optimizer.slot_names)} for {optimizer.name!r}", names)
@@ -396,7 +398,7 @@ def _optimizer(graph: Graph, archive, infos, config: Any, label: str):
                 raise ModelFileError(f"{label}: {OPTIMIZER_MEMBER}: state {name!r} holds NaN or inf")
     elif OPTIMIZER_MEMBER in infos:
         raise ModelFileError(f"{label}: {OPTIMIZER_MEMBER} is present but {optimizer.name!r} keeps no state")
-    return optimizer, {"iterations": iterations, "layout": layout, "slots": slots}
+    return optimizer, {"iterations": iterations, "layout": layout, "slots": slots, "born": dict(born)}
 
 
 def _plain(value: Any, key: str) -> bool:

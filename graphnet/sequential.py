@@ -84,8 +84,8 @@ class Sequential(Graph):
     loss : str, dict or Loss, optional
         The output's loss. By default ``categorical_crossentropy`` after a
         softmax, ``binary_crossentropy`` after a sigmoid, ``mse`` otherwise.
-    seed, dtype, name
-        As for :class:`~graphnet.Graph`.
+    seed, dtype, name, device
+        As for :class:`~graphnet.Graph` (``device="cuda"``: an NVIDIA GPU).
     loss_weight : float
         The output's loss weight (it matters only once the model is edited
         into a graph with several outputs).
@@ -113,8 +113,9 @@ class Sequential(Graph):
         dtype="float32",
         name: str = "sequential",
         loss_weight: float = 1.0,
+        device="cpu",
     ):
-        super().__init__(name=name, seed=seed, dtype=dtype)
+        super().__init__(name=name, seed=seed, dtype=dtype, device=device)
         self.loss = loss
         self.loss_weight = loss_weight
         self._dense_count = 0

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import regularizers
 from .errors import GraphError
-from .nodes import _editing, _values
+from .nodes import _editing, _placed, _values
 from .parameters import weight_key
 
 __all__ = ["Synapse"]
@@ -114,9 +114,9 @@ class Synapse:
         with self._editing():
             if self._weight is None:  # never drawn: the given values are its first, nothing is drawn
                 template = np.broadcast_to(np.zeros((), self._graph.dtype), self._shape)
-                self._graph._assign_undrawn(self, _values(value, template, what))
+                self._graph._assign_undrawn(self, _placed(self._graph, _values(value, template, what)))
                 return
-            self._weight[...] = _values(value, self._weight, what)
+            self._weight[...] = _placed(self._graph, _values(value, self._weight, what))
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "_shape" not in state:  # pickled before a weight could wait for its fan-in

@@ -6,6 +6,11 @@ Every update is checked before it lands: a non-finite loss stops before
 backward, a non-finite gradient before the optimizer runs, a non-finite
 update before it is applied. So when :class:`~graphnet.TrainingError` is
 raised the weights are exactly those from before the failing step.
+
+On a device (``device="cuda"``) the same checks run on the device and are
+read once per logging interval (:mod:`graphnet.deferred`): the error then
+comes at the end of the interval, naming the failing step, and the weights
+and optimizer state are still those from before it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 from . import metrics as metrics_module
 from .callbacks import Callback, History
 from .checks import check_int, check_number
+from .deferred import DeferredChecks
 from .data import (
     Batches,
     as_inputs,
@@ -33,7 +39,7 @@ from .data import (
     row_factors,
 )
 from .errors import GraphError, ShapeError, TrainingError
-from .inference import DEFAULT_CHUNK, Tally, evaluate_arrays
+from .inference import DEFAULT_CHUNK, Tally, evaluate_arrays, read_scalars
 from .parameters import ParameterStore
 from .progress import Progress, format_logs
 
@@ -46,6 +52,10 @@ logger = logging.getLogger(__name__)
 
 #: One batch: inputs and targets keyed by node name, and its row count.
 Batch = tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]
+
+#: On a device, with a live progress bar: batches between two reads of the
+#: running loss (each read waits for the device). Without one, once per epoch.
+LOG_EVERY = 32
 
 
 class Penalty(Protocol):
@@ -78,10 +88,13 @@ class Trainer:
         self.plan = graph.plan
         self.optimizer = _resolve_optimizer(graph, optimizer)
         self.penalty = penalty
+        self.backend = graph._backend
         store = self.plan.store
-        self.optimizer.bind(store.layout, self.plan.dtype)
+        self.optimizer.bind(store.layout, self.plan.dtype, self.backend)
         self._params = store.trainable_values
         self._grads = store.trainable_grads
+        #: The device's deferred checks; None on the CPU, which checks every step at once.
+        self.checks = DeferredChecks(self.backend) if self.backend.deferred else None
 
     def step(self, inputs, targets, rows: int, where=None, tally: Tally | None = None,
              weights: dict[str, np.ndarray] | None = None) -> float:
@@ -93,6 +106,9 @@ class Trainer:
         never a mix. ``where`` is ``(epoch, epochs, batch, batches)``, counted
         from 0, for error messages (``None`` outside ``fit``); ``weights`` maps
         outputs to the batch's row weights.
+
+        On a device the loss is a 0-d device array and the checks are
+        deferred: call :meth:`settle` to learn whether the steps landed.
         """
         with self.graph._lock.writing():
             if self.plan.version != self.graph.version:
@@ -101,8 +117,40 @@ class Trainer:
             if tally is not None:
                 predictions = {name: ws.a[slot] for name, slot in self.plan.outputs}
                 tally.add(rows, losses, predictions, targets, penalty, sums)
-            self.update(where)
+            if self.checks is None:
+                self.update(where)
+            else:
+                self._guarded_update(where, total)
         return total
+
+    def _guarded_update(self, where, total) -> None:
+        """The device's update: checked and applied on the device (see
+        :mod:`graphnet.deferred`), nothing read on the host."""
+        xp = self.backend.xp
+        grads, params = self._grads, self._params
+        grad_sq = xp.dot(grads, grads)
+        update = self.optimizer.propose(params, grads, grad_sq)
+        ok = self.checks.guard(self.optimizer, total, grad_sq, xp.dot(update, update), where)
+        self.optimizer.commit()
+        self.backend.apply(params, update, ok, self.optimizer._restore_pairs())
+
+    def settle(self, *values) -> list[float]:
+        """On a device: read the deferred checks and ``values`` (device
+        scalars) in one transfer; raise the interval's first failure.
+
+        Raises
+        ------
+        TrainingError
+            For the first step since the last settle whose loss, gradient or
+            update was not finite; it and every later step changed nothing.
+        """
+        if self.checks is None:
+            return [float(v) for v in values]
+        failure, read = self.checks.settle(self.optimizer, *values)
+        if failure is not None:
+            raise self._error(failure.where, failure.describe(self.optimizer.name) + " (seen on the "
+                              f"{self.backend.name} device at the end of the logging interval)")
+        return read
 
     def _follow(self) -> None:
         """The graph was edited (a callback set ``dropout``, ``trainable``, ...):
@@ -116,8 +164,13 @@ class Trainer:
                 f"graph {self.graph.name!r}: its inputs or outputs changed while it was training "
                 "(the data no longer fits); edit them between fit calls"
             )
+        if plan.backend is not self.backend:
+            raise GraphError(
+                f"graph {self.graph.name!r}: it moved from {self.backend.name} to {plan.backend.name} "
+                "while it was training; move it (g.to(...)) between fit calls"
+            )
         self.plan = plan
-        self.optimizer.bind(plan.store.layout, plan.dtype)
+        self.optimizer.bind(plan.store.layout, plan.dtype, self.backend)
         self._params = plan.store.trainable_values
         self._grads = plan.store.trainable_grads
         logger.debug("%s: training goes on with the plan of version %d", self.graph.name, plan.version)
@@ -129,12 +182,12 @@ class Trainer:
         weight_sums)``: the total includes the penalty, and ``weight_sums`` is
         each output's sum of row weights (None unweighted)."""
         plan = self.plan
-        factors, sums = row_factors(weights, plan.dtype)
+        factors, sums = row_factors(weights, plan.dtype, plan.xp)
         ws = plan.train_workspace(rows)
-        plan.forward(ws, inputs, self.graph.rng)
+        plan.forward(ws, inputs, self.backend.dropout_rng(self.graph))
         losses = plan.loss_values(ws, targets, factors)
         total = plan.total_loss(losses)
-        if not math.isfinite(total):
+        if self.checks is None and not math.isfinite(total):  # a device checks it in the guard
             bad = {n: v for n, v in losses.items() if not math.isfinite(v)}
             raise self._error(
                 where,
@@ -193,21 +246,38 @@ class Trainer:
         where: tuple[int, int, int],
         on_batch_end: Callable[[int, dict[str, float]], None] | None = None,
         on_batch_begin: Callable[[int], None] | None = None,
+        every: int | None = None,
     ) -> None:
         """One pass over ``batches``, each counted into ``tally``.
 
         ``where`` is ``(epoch, epochs, batches)`` for error messages;
         ``on_batch_begin(batch)`` is called before each update and
         ``on_batch_end(batch, logs)`` after it, with the batch's ``loss``.
+
+        On a device the steps are settled (:meth:`settle`) every ``every``
+        batches (once per epoch by default) and after the last: each logging
+        interval ends in one call ``on_batch_end(batch, logs)`` for its last
+        batch, ``logs`` holding that batch's ``loss``, the epoch's
+        ``running_loss`` and the interval's length as ``batches``.
         """
         epoch, epochs, count = where
+        deferred = self.checks is not None
+        every, settled = every or count, 0
         for batch, (inputs, targets, rows, *weights) in enumerate(batches):
             if on_batch_begin is not None:
                 on_batch_begin(batch)
             loss = self.step(inputs, targets, rows, (epoch, epochs, batch, count), tally,
                              weights[0] if weights else None)
-            if on_batch_end is not None:
-                on_batch_end(batch, {"loss": loss})
+            if not deferred:
+                if on_batch_end is not None:
+                    on_batch_end(batch, {"loss": loss})
+            elif (batch + 1) % every == 0 or batch + 1 == count:
+                loss, running = self.settle(loss, tally.loss())
+                if on_batch_end is not None:
+                    on_batch_end(batch, {"loss": loss, "running_loss": running, "batches": batch + 1 - settled})
+                settled = batch + 1
+        if deferred and self.checks.pending:  # fewer batches than announced
+            self.settle()
 
     def run(
         self,
@@ -256,8 +326,20 @@ class Trainer:
             cb.set_graph(graph)
             cb.set_params(params)
 
+        deferred = self.checks is not None
+        ends = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end
+                or "on_batch_end" in vars(cb)]
+        # A device reads the loss once per logging interval; a callback that
+        # wants every batch's loss makes every batch an interval.
+        every = None
+        if deferred:
+            every = 1 if ends else (LOG_EVERY if progress.live else batches)
+
         def on_batch_end(batch: int, logs: dict[str, float]) -> None:
-            progress.batch_end(tally.loss())
+            if deferred:
+                progress.batch_end(logs.pop("running_loss"), logs.pop("batches"))
+            else:
+                progress.batch_end(tally.loss())
             for cb in callbacks:
                 cb.on_batch_end(batch, logs)
 
@@ -278,7 +360,7 @@ class Trainer:
                 progress.epoch_begin(epoch)
                 tally = Tally(graph, chosen)
                 self.run_epoch(epoch_batches(epoch), tally, (epoch, epochs, batches), on_batch_end,
-                               on_batch_begin if begins else None)
+                               on_batch_begin if begins else None, every)
                 logs = tally.logs()
                 if validate is not None:
                     logs.update(validate())
@@ -354,14 +436,23 @@ def gradients(graph: Graph, x, y) -> tuple[float, dict[str, np.ndarray]]:
     inputs, targets, rows = _batch_data(graph, x, y)
     if rows == 0:
         raise ShapeError("gradients: the data has no rows")
+    inputs, targets = _sent(graph, inputs), _sent(graph, targets)
     ws = plan.train_workspace(rows)
-    plan.forward(ws, inputs, graph.rng)
+    plan.forward(ws, inputs, graph._backend.dropout_rng(graph))
     losses = plan.loss_values(ws, targets)
     total = plan.total_loss(losses)
     plan.backward(ws, targets)
     if plan.penalties:
         total += plan.regularization(add_gradients=True)
-    return total, plan.store.grad_dict()
+    return read_scalars(graph._backend, {"loss": total})["loss"], plan.store.grad_dict()
+
+
+def _sent(graph: Graph, arrays: dict | None) -> dict | None:
+    """Checked host arrays on the graph's device (themselves on the CPU)."""
+    if arrays is None or not graph._backend.deferred:
+        return arrays
+    send = graph._backend.to_device
+    return {k: send(v) for k, v in arrays.items()}
 
 
 def train_step(graph: Graph, x, y, optimizer=None, sample_weight=None) -> float:
@@ -371,8 +462,10 @@ def train_step(graph: Graph, x, y, optimizer=None, sample_weight=None) -> float:
         raise ShapeError("train_step: the data has no rows")
     weights = as_weights(graph, sample_weight, None, targets, rows)
     trainer = Trainer(graph, optimizer)
+    inputs, targets, weights = _sent(graph, inputs), _sent(graph, targets), _sent(graph, weights)
     with _quiet_overflow():
-        return trainer.step(inputs, targets, rows, weights=weights)
+        loss = trainer.step(inputs, targets, rows, weights=weights)
+        return loss if trainer.checks is None else trainer.settle(loss)[0]
 
 
 def fit(
@@ -481,7 +574,11 @@ def fit(
         (inputs, targets, weights), validation = holdout(graph.rng, inputs, targets, rows,
                                                          validation_split, weights)
         rows = params["rows"] = common_rows(inputs, targets)
-    batches = Batches(inputs, targets, batch_size, weights)
+    batches = Batches(inputs, targets, batch_size, weights, graph._backend)
+    if validation is not None and graph._backend.deferred:  # once, not every epoch
+        arrays = [a for part in validation if part is not None for a in part.values()]
+        if graph._backend.fits(sum(a.nbytes for a in arrays)):
+            validation = tuple(_sent(graph, part) for part in validation)
 
     def epoch_batches(epoch: int):
         return batches.epoch(graph.rng.permutation(rows) if shuffle else None)

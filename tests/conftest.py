@@ -57,3 +57,64 @@ def saved(tmp_path, trained):
     """``trained``'s graph saved to a model file."""
     g = trained[0]
     return g.save(tmp_path / "model.gnet")
+
+
+# ------------------------------------------------------------------ devices
+def _cuda_present() -> bool:
+    """Whether CuPy imports and sees a GPU (then the parity tests run on CUDA too)."""
+    try:
+        import graphnet.backend as backend
+
+        backend.get("cuda")
+    except Exception:
+        return False
+    return True
+
+
+#: The devices the parity tests run on: the CPU, the stand-in (the device code
+#: path on numpy, see tests/standin.py), and CUDA where a GPU is present.
+DEVICES = ["cpu", "standin"] + (["cuda"] if _cuda_present() else [])
+
+
+@pytest.fixture
+def standin():
+    """Register the stand-in device as ``"standin"`` for one test; yields its
+    module (``standin.COUNTS`` counts the explicit transfers)."""
+    from graphnet import backend
+
+    import standin as module
+
+    undo = backend._register("standin", module.backend)
+    module.COUNTS.clear()
+    try:
+        yield module
+    finally:
+        undo()
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """Each device present, by name (the stand-in registered for the test)."""
+    if request.param == "standin":
+        request.getfixturevalue("standin")
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """A LocalCluster of two single-threaded worker processes on loopback and
+    a client that is not the default one: ``(cluster, client)``. The workers
+    import the graphnet this test run imports, and the test modules (for
+    functions they run by reference): PYTHONPATH points at both."""
+    distributed = pytest.importorskip("distributed")
+    import logging
+    import os
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    path = os.pathsep.join(p for p in (str(tests.parent), str(tests), os.environ.get("PYTHONPATH")) if p)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None, env={"PYTHONPATH": path}, silence_logs=logging.ERROR,
+    ) as cluster, distributed.Client(cluster, set_as_default=False) as client:
+        yield cluster, client

@@ -36,7 +36,7 @@ from modelfiles import (
 )
 
 import graphnet as gn
-from graphnet import archive, saving
+from graphnet import archive, npz, saving
 
 
 # ------------------------------------------------------------- hostile files
@@ -337,7 +337,7 @@ def test_duplicate_names_are_found_in_linear_time():
     raw = npz_bytes({f"other{i}": np.zeros(1, np.float32) for i in range(20_000)})
     start = time.perf_counter()  # no tracemalloc here: it slows zipfile tenfold
     with pytest.raises(gn.ModelFileError) as info:
-        archive.parse_npz(raw, shapes, np.dtype(np.float32), "m.gnet: weights.npz", "graph.json")
+        npz.parse_npz(raw, shapes, np.dtype(np.float32), "m.gnet: weights.npz", "graph.json")
     seconds = time.perf_counter() - start
     assert re.search(r"missing \['n0\.bias', .* 19995 more\]; unexpected \['other0\.npy'", str(info.value))
     assert seconds < 3.0, seconds

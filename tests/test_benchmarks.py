@@ -110,3 +110,59 @@ def test_quality_panel_quick_runs_graphnet_in_its_own_process():
               "results": [quality.summarise(t, {"graphnet": a}) for t, a in answers.items()]}
     text = quality.markdown(report)
     assert "| wine |" in text and "| diabetes |" in text and "**n/a**" in text
+
+
+def test_the_gpu_benchmark_runs_on_a_fake_gpu(monkeypatch):
+    """benchmarks/gpu.py end to end (quick sizes, no PyTorch) on graphnet's
+    CUDA backend over tests/fake_cupy.py: the script a GPU session runs must
+    not fail on its first line there. Times mean nothing here."""
+    import sys
+    import types
+
+    import fake_cupy
+    import standin
+
+    from benchmarks import gpu
+    from graphnet import backend
+    from graphnet._cuda import CudaBackend
+
+    fake = fake_cupy.module()
+    special = types.ModuleType("cupyx.scipy.special")
+    special.expit, special.erf = standin.special.expit, standin.special.erf
+    cupyx = types.ModuleType("cupyx")
+    cupyx.scipy = types.ModuleType("cupyx.scipy")
+    cupyx.scipy.special = special
+    for name, module in {"cupy": fake, "cupyx": cupyx, "cupyx.scipy": cupyx.scipy,
+                         "cupyx.scipy.special": special}.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(standin, "STRICT", False)  # the naive CuPy reference reads each loss
+    undo = backend._register("cuda", lambda: CudaBackend(fake, special))
+    try:
+        assert gpu.available() is None
+        result = gpu.run(quick=True, reps=1, torch=False)
+    finally:
+        undo()
+    assert [r["workload"] for r in result["results"]] == ["W1", "W3", "W4"]
+    for r in result["results"]:
+        assert set(r["seconds"]) == {"graphnet_cuda", "cupy_reference"}
+        assert r["check"]["status"] == "n/a"  # no PyTorch, no verdict
+    train = result["results"][0]["agreement"]
+    assert train["max_rel_weight_diff"] < 1e-4
+    assert result["results"][2]["agreement"]["max_abs_diff"] < 1e-5
+    assert "| W1 MNIST-size MLP |" in gpu.markdown(result)
+
+
+def test_the_distributed_benchmark_runs_in_quick_mode():
+    """``python -m benchmarks.distributed --quick``: both clusters, the table and
+    the cost model (local SGD's parameter bytes per step an eighth of sync's)."""
+    pytest.importorskip("distributed")
+    from benchmarks import distributed
+
+    result = distributed.run(quick=True)
+    text = distributed.markdown(result)
+    for row in ("in process, 1 thread", "dask, 1 worker", "dask, 2 workers", "| 64 | ring all-reduce | 1 |"):
+        assert row in text
+    for cluster in result["cluster"]:
+        sync, local = cluster["sync_every=1"], cluster["sync_every=8"]
+        assert sync["parameter_bytes_per_step"] == pytest.approx(8 * local["parameter_bytes_per_step"])
+

@@ -395,3 +395,67 @@ def test_a_hostile_yaml_spec_is_one_quick_line(tmp_path, capsys):
     captured = capsys.readouterr()
     assert_one_line_error(subprocess.CompletedProcess([], 1, captured.out, captured.err),
                           r"laughs\.yaml: line 1: YAML anchors and aliases \(&a\) are not allowed")
+
+
+# ------------------------------------------------------------ seeing inside
+def test_check_prints_a_table_that_fits_80_columns(digits_like):
+    spec, data, _, _ = digits_like
+    result = graphnet("check", str(spec), "--data", str(data), "--rows", "8", env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Gradient check of 'dag'") and "on 8 rows, 15 parameters" in result.stdout
+    assert max(len(line) for line in lines) <= 80
+    assert sum(line.rstrip().endswith(" ok") for line in lines) == 15
+    assert lines[-1].startswith("OK: every gradient agrees")
+
+
+def test_check_exits_1_when_a_derivative_is_wrong(digits_like, monkeypatch, capsys):
+    from graphnet import activations
+
+    class Broken(activations.Tanh):
+        name = "broken"
+
+        def backward(self, a, grad, z=None):
+            return grad
+
+    spec, data, _, _ = digits_like
+    graph = build_dag(dtype="float32")
+    graph["h1"].activation = Broken()
+    monkeypatch.setattr(cli, "load_model", lambda path: graph)
+    assert cli.main(["check", str(spec), "--data", str(data), "--samples", "4"]) == 1
+    captured = capsys.readouterr()
+    assert "FAIL" in captured.out
+    assert_one_line_error(subprocess.CompletedProcess([], 1, captured.out, captured.err),
+                          r"gradients disagree; worst .* \(relative error")
+
+
+def test_render_with_stats_and_collapse(digits_like, tmp_path):
+    spec, data, x, _ = digits_like
+    out = tmp_path / "inside.gv"
+    result = graphnet("render", str(spec), "--stats", str(data), "--collapse", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Statistics on 60 rows, loss ")
+    source = out.read_text(encoding="utf-8")
+    assert "Statistics of dag</b> on 60 rows" in source and "grad " in source
+    only_x = tmp_path / "x.npz"
+    np.savez(only_x, **x)
+    result = graphnet("render", str(spec), "--stats", str(only_x), "-o", str(out))
+    assert result.returncode == 0 and "so no gradient norms" in result.stdout
+    assert "weight norm |W|" in out.read_text(encoding="utf-8")
+
+
+def test_check_and_render_stats_refuse_bad_arguments_in_one_line(digits_like, tmp_path, capsys):
+    spec, data, x, _ = digits_like
+    only_x = tmp_path / "x.npz"
+    np.savez(only_x, **x)
+    cases = [
+        (["check", str(spec)], "required: --data", 2),
+        (["check", str(spec), "--data", str(data), "--rows", "0"], "expected a positive integer", 2),
+        (["check", str(spec), "--data", str(only_x)], r"missing output arrays \['aux', 'main'\]", 1),
+        (["render", str(spec), "--stats", str(tmp_path / "none.npz"), "-o", str(tmp_path / "o.gv")],
+         "none.npz: no such file", 1),
+    ]
+    for args, match, status in cases:
+        assert cli.main(args) == status, args
+        captured = capsys.readouterr()
+        assert_one_line_error(subprocess.CompletedProcess(args, status, captured.out, captured.err), match, status)

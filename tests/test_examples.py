@@ -38,3 +38,15 @@ def test_multi_io_digits():
     last = out.strip().splitlines()[-1]
     digit = float(last.split("digit ")[1].split(",")[0])
     assert digit >= 0.96, last
+
+
+def test_surgery():
+    """Widening and deepening a trained model leaves its loss where it was, and
+    the grown model trains on to a lower loss than the small one."""
+    out = run("surgery.py").strip().splitlines()
+    change = float(out[1].split("changed by ")[1].split(" ")[0])
+    assert change <= 1e-5  # float32: the same loss within rounding
+    ratio = float(out[2].split(", ")[1].split("x")[0])
+    assert ratio < 1.25 and out[2].endswith("(no jump)")  # with the old Adam state: about 50x
+    after, plain = (float(v.split()[-1].rstrip(",")) for v in out[3].split(": ")[1].split(", "))
+    assert after < 0.75 * plain, out[3]

@@ -274,6 +274,10 @@ def test_a_copy_draws_what_the_original_draws():
 
     g = _fed_by_two(None)
     twin, thawed = copy.deepcopy(g), pickle.loads(pickle.dumps(g))
+    # A copy is drawn: none of its synapses waits (a dask worker may send the
+    # graph it runs to another while drawing; the copy must be whole).
+    for copied in (twin, thawed):
+        assert not copied._undrawn and all(s._weight is not None for s in copied.synapses)
     for key, value in g.get_weights().items():
         np.testing.assert_array_equal(twin.get_weights()[key], value)
         np.testing.assert_array_equal(thawed.get_weights()[key], value)

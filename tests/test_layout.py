@@ -1,7 +1,8 @@
 """The package's layout: imports point only downward, and every module imports alone.
 
 Layers, lowest first: helpers and registries <- nodes/synapse <- graph <-
-plan <- training, with views, files and interop above, and the faces (the
+(sequential, surgery) <- plan <- training <- the dask layer, with views,
+files, statistics and the gradient check, then interop above, and the faces (the
 scikit-learn estimators, the command line, the demo) on top. A module may
 import from its own layer or any lower one at import time. The few imports
 made inside functions (the Graph's delegating methods, the optional
@@ -22,14 +23,16 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "graphnet"
 
 LAYERS = [
-    {"_version", "_text", "_locks", "_registry", "errors", "checks", "files", "kernels"},
+    {"_version", "_text", "_locks", "_registry", "errors", "checks", "files", "kernels", "backend", "_cuda"},
     {"activations", "losses", "initializers", "parameters", "schedules", "optimizers", "regularizers"},
     {"nodes", "synapse", "metrics"},
     {"structure", "graph"},
-    {"sequential"},
+    {"sequential", "surgery"},
     {"plan", "data", "inference"},
-    {"callbacks", "progress", "training"},
-    {"summary", "render", "plots", "archive", "spec", "saving"},
+    {"callbacks", "progress", "deferred", "training"},
+    {"_dask", "_shards", "_cluster", "distributed"},
+    {"summary", "render", "plots", "archive", "npz", "spec", "specfile", "saving", "statistics",
+     "gradcheck", "overlays"},
     {"interop"},
     {"sklearn", "cli", "demo", "__init__"},
 ]

@@ -128,3 +128,46 @@ def test_registry_and_errors():
         optimizers.SGD(nesterov=True)
     with pytest.raises(GraphError, match="bind"):
         optimizers.Adam().step(np.zeros(2), np.zeros(2))
+
+
+def test_a_parameter_that_joins_later_has_its_own_adam_step_count():
+    """PyTorch keeps a step count per parameter; so does graphnet, per parameter
+    key: a parameter added after many updates takes a fresh Adam's first step
+    (about lr), not the ~3 x lr an uncorrected moment would give."""
+    opt = optimizers.Adam(lr=0.01)
+    opt.bind((("a", 2),), np.float64)
+    for _ in range(50):
+        opt.step(np.zeros(2), np.ones(2))
+    opt.bind((("a", 2), ("b", 3)), np.float64)  # 'b' joins at iteration 50
+    assert opt.steps("a") == 50 and opt.steps("b") == 0
+    g = np.array([0.3, 0.3, 0.5, -2.0, 1e-3])
+    update = opt.step(np.zeros(5), g.copy())
+    fresh = optimizers.Adam(lr=0.01)
+    fresh.bind((("b", 3),), np.float64)
+    np.testing.assert_allclose(update[2:], fresh.step(np.zeros(3), g[2:].copy()), rtol=1e-12)
+    assert opt.steps("b") == 1
+    state = opt.get_state()
+    assert state["born"] == {"b": 50}
+    clone = optimizers.Adam(lr=0.01)
+    clone.set_state(state, np.float64)
+    np.testing.assert_array_equal(clone.step(np.zeros(5), g.copy()), opt.step(np.zeros(5), g.copy()))
+
+
+def test_born_counts_survive_a_model_file(tmp_path, rng):
+    import graphnet as gn
+
+    g = gn.Graph(seed=0)
+    g.add_input("x", 3)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    x, y = rng.normal(size=(8, 3)), rng.normal(size=8)
+    g.fit(x, y, epochs=3, batch_size=4, verbose=0)
+    g.add_hidden("h", 2, activation="linear")
+    g.connect("x", "h")
+    g.connect("h", "y")
+    g.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    assert g.optimizer.steps("h->y.weight") == 2 and g.optimizer.steps("x->y.weight") == 8
+    back = gn.load(g.save(tmp_path / "m.gnet"))
+    assert back.optimizer.steps("h->y.weight") == 2
+    a, b = g.train_step(x, y), back.train_step(x, y)
+    assert a == b and all(np.array_equal(v, back.get_weights()[k]) for k, v in g.get_weights().items())

@@ -255,3 +255,162 @@ def test_a_500_node_graph_still_renders(tmp_path):
     titles = svg_titles(g.render(tmp_path / "big.svg").read_bytes())
     assert set(g.topological_order) <= set(titles)
     assert g.render(tmp_path / "big.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# -------------------------------------------------------------- seeing inside
+def dead_graph(dtype="float64"):
+    """x -> relu h (4 units; 0 and 1 dead on non-negative data) -> y, and x -> tanh t -> y."""
+    g = gn.Graph(name="inside", seed=0, dtype=dtype)
+    g.add_input("x", 3)
+    g.add_hidden("h", 4, activation="relu")
+    g.add_hidden("t", 2, activation="tanh")
+    g.add_output("y", 1)
+    g.connect("x", "h", init=np.array([[-1.0, -2.0, 1.0, 0.5], [-0.5, -1.0, 2.0, 0.3], [-2.0, -0.1, 0.2, 1.0]]))
+    g.connect("x", "t", init=np.full((3, 2), 0.1))
+    g.connect(["h", "t"], "y")
+    return g
+
+
+def edges(source: str) -> dict[tuple[str, str], str]:
+    found = {}
+    for line in source.splitlines():
+        match = re.match(r'\t"((?:[^"\\]|\\.)*)" -> "((?:[^"\\]|\\.)*)" \[(.*)\]$', line)
+        if match:
+            found[(match.group(1), match.group(2))] = match.group(3)
+    return found
+
+
+@pytest.fixture
+def inside(rng):
+    g = dead_graph()
+    x = np.abs(rng.normal(size=(40, 3))) + 0.1
+    return g, g.statistics(x, rng.normal(size=(40, 1)))
+
+
+def test_stats_shade_the_dead_node_and_put_the_numbers_in_its_label(inside):
+    g, stats = inside
+    source = g.to_dot(stats=stats).source
+    nodes = node_attributes(source)
+    hidden = NODE_STYLES["hidden"].fillcolor
+    assert attribute(nodes["h"], "fillcolor") not in (None, hidden)
+    assert attribute(nodes["t"], "fillcolor") == hidden  # tanh on small weights: not saturated
+    assert "2 of 4 dead (50%)" in nodes["h"] and f"mean {stats['h'].mean:.3g}" in nodes["h"]
+    assert "none saturated" in nodes["t"] and "none dead" not in nodes["t"]
+    assert "Statistics of inside</b> on 40 rows" in source and "gradient norm |dL/dW|" in source
+    assert "(1,000 times less)" in source
+
+
+def test_edge_width_follows_the_gradient_norm(inside):
+    g, stats = inside
+    found = edges(g.to_dot(stats=stats).source)
+    widths = {key: float(re.search(r'penwidth="([\d.]+)"', text).group(1)) for key, text in found.items()}
+    by_norm = sorted(found, key=lambda key: stats[key].grad_norm)
+    assert [widths[k] for k in by_norm] == sorted(widths.values())
+    # Log scale: 6.0 at the largest norm, 0.5 at a thousandth of it.
+    high = stats[by_norm[-1]].grad_norm
+    for key, width in widths.items():
+        t = min(max(1 + np.log10(stats[key].grad_norm / high) / 3, 0), 1)
+        assert width == pytest.approx(0.5 + 5.5 * t, abs=0.006), key
+    assert widths[by_norm[-1]] == 6.0
+    assert f"grad {stats['h', 'y'].grad_norm:.3g}" in found[("h", "y")] and "4×1" in found[("h", "y")]
+
+
+def test_stats_without_targets_scale_edges_by_the_weight_norm(rng):
+    g = dead_graph()
+    stats = g.statistics(np.abs(rng.normal(size=(10, 3))))
+    source = g.to_dot(stats=stats).source
+    assert "weight norm |W|" in source and "|W| " in edges(source)[("x", "h")]
+
+
+def test_nodes_added_since_the_statistics_are_drawn_plain(inside):
+    g, stats = inside
+    g.insert("t", "y", "later")
+    nodes = node_attributes(g.to_dot(stats=stats).source)
+    assert "mean" in nodes["h"] and "mean" not in nodes["later"]
+
+
+def test_stats_of_another_graph_or_of_nothing_are_refused(inside):
+    g, stats = inside
+    with pytest.raises(gn.RenderError, match="describe graph 'inside', whose nodes"):
+        build_dag().to_dot(stats=stats)
+    with pytest.raises(gn.RenderError, match="stats must be what graph.statistics"):
+        g.to_dot(stats={"h": 1})
+    with pytest.raises(gn.RenderError, match="collapse must be True or False"):
+        g.to_dot(collapse="yes")
+
+
+def deep_chain():
+    return gn.Sequential([gn.Input(3)] + [gn.Dense(4, activation="relu") for _ in range(5)]
+                         + [gn.Dense(2, activation="tanh"), gn.Dense(1)], seed=0)
+
+
+def test_collapse_draws_a_chain_of_like_hidden_nodes_as_one_box():
+    model = deep_chain()
+    source = model.to_dot(collapse=True).source
+    nodes = node_attributes(source)
+    assert set(nodes) == {"input", "dense", "dense_5", "dense_6"}  # dense_5 (tanh, 2) breaks the chain
+    assert "dense … dense_4" in nodes["dense"] and "×5" in nodes["dense"] and "4 units · relu each" in nodes["dense"]
+    assert set(edges(source)) == {("input", "dense"), ("dense", "dense_5"), ("dense_5", "dense_6")}
+    assert edges(source)[("dense", "dense_5")].startswith('label="4×2"')
+    assert len(node_attributes(model.to_dot().source)) == 8
+
+
+def test_collapse_stops_at_branches_and_changes_of_dropout_or_trainable():
+    model = deep_chain()
+    model["dense_2"].dropout = 0.1
+    model.add_input("side", 2)
+    model.connect("side", "dense_4")
+    nodes = node_attributes(model.to_dot(collapse=True).source)
+    assert {"dense", "dense_2", "dense_3", "dense_4"} <= set(nodes)
+    assert "×2" in nodes["dense"] and "dense_1" not in nodes
+    assert "×" not in nodes["dense_3"]  # fed twice: its own box
+
+
+def test_a_collapsed_chain_shows_its_worst_member_and_the_gradient_inside(rng):
+    model = deep_chain()
+    bias = model["dense_2"].bias.copy()
+    bias[:3] = -100.0
+    model["dense_2"].bias = bias
+    stats = model.statistics(rng.normal(size=(20, 3)), rng.normal(size=(20, 1)))
+    label = node_attributes(model.to_dot(collapse=True, stats=stats).source)["dense"]
+    assert f"up to {100 * stats['dense_2'].dead:.0f}% dead</b> (dense_2)" in label
+    assert stats["dense_2"].dead >= 0.75
+    assert "grad inside" in label
+
+
+@needs_dot
+def test_an_annotated_and_a_collapsed_diagram_render(tmp_path, inside):
+    g, stats = inside
+    titles = svg_titles(g.render(tmp_path / "inside.svg", stats=stats).read_bytes())
+    assert {"x", "h", "t", "y"} <= set(titles)
+    assert g.render(tmp_path / "inside.png", stats=stats).read_bytes()[:4] == b"\x89PNG"
+    titles = svg_titles(deep_chain().render(tmp_path / "deep.svg", collapse=True).read_bytes())
+    assert "dense" in titles and "dense_1" not in titles
+
+
+@needs_dot
+def test_a_5000_node_chain_collapses_into_a_few_boxes(tmp_path):
+    # Built with connect: Sequential.add looks for the chain's end at every layer.
+    tall = gn.Graph(name="tall")
+    tall.add_input("input", 4)
+    previous = "input"
+    for i in range(4998):
+        tall.add_hidden(f"h{i}", 4)
+        tall.connect(previous, f"h{i}")
+        previous = f"h{i}"
+    tall.add_output("out", 1)
+    tall.connect(previous, "out")
+    assert len(tall) == 5000
+    titles = svg_titles(tall.render(tmp_path / "tall.svg", collapse=True).read_bytes())
+    assert set(titles) >= {"input", "h0", "out"} and len(titles) < 10
+
+
+@needs_dot
+@pytest.mark.slow
+def test_a_5000_node_graph_renders(tmp_path):
+    """Nothing to collapse here (every node fed by two recent ones): dot lays out
+    all 5,000 nodes, its x-coordinate pass bounded (about 30 s)."""
+    g = big_graph(5000)
+    assert re.search(r'nslimit="?0.05"?', g.to_dot().source)
+    titles = svg_titles(g.render(tmp_path / "big.svg").read_bytes())
+    assert set(g.topological_order) <= set(titles)

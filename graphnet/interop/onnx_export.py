@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-
 from typing import TYPE_CHECKING
 
 import numpy as np

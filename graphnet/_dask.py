@@ -1,0 +1,269 @@
+"""``predict`` and ``evaluate`` on dask arrays: lazy, chunk by chunk, the graph sent once.
+
+:func:`graphnet.inference.predict` and ``evaluate`` come here when the data
+holds a dask array. Everything that can be checked without computing (names,
+feature counts, dtypes, row counts) is checked at the call; values (NaN,
+labels out of range) are checked chunk by chunk when the chunks are computed.
+
+The graph goes into the task graph once, as one ``dask.delayed`` snapshot
+that every chunk's task depends on: a distributed scheduler ships it to each
+worker once (one unpickling per worker, not per chunk), and the lazy result
+keeps the weights of the moment it was made, whatever the graph does later.
+dask is imported inside the functions, so this module imports without it.
+"""
+
+from __future__ import annotations
+
+import copy
+import string
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import metrics as metrics_module
+from .checks import check_int
+from .data import as_inputs, as_targets, as_weights, common_rows, features, named
+from .errors import GraphError, ShapeError
+from .inference import DEFAULT_CHUNK, Tally, merge_states, tally_arrays
+
+if TYPE_CHECKING:
+    from .graph import Graph
+
+__all__ = ["predict", "evaluate", "require", "snapshot", "aligned", "is_dask_array", "tree_reduce"]
+
+
+def require():
+    """``(dask, dask.array)``, or a GraphError saying how to install them."""
+    try:
+        import dask
+        import dask.array as da
+    except ImportError as exc:  # pragma: no cover - the test environment has dask
+        raise GraphError(
+            f"dask arrays need dask: pip install 'graphnet[dask]' ({exc})"
+        ) from None
+    return dask, da
+
+
+def is_dask_array(value) -> bool:
+    return type(value).__module__.startswith("dask") and hasattr(value, "chunks")
+
+
+def snapshot(graph: Graph) -> Graph:
+    """A copy of ``graph`` with its current weights and no optimizer (workers
+    only run it), taken under the read lock so no step lands halfway. It is
+    on the CPU: the workers run it there, whatever device the graph is on."""
+    with graph._lock.reading():
+        copied = copy.deepcopy(graph)
+    copied.optimizer = None
+    copied.to("cpu")
+    return copied
+
+
+def delayed_graph(graph: Graph):
+    """The snapshot as one named ``dask.delayed`` value (naming it spares dask
+    from hashing the whole graph to make a key)."""
+    dask, _ = require()
+    return dask.delayed(snapshot(graph), name=f"graphnet-{graph.name}-{uuid.uuid4().hex}", pure=False)
+
+
+def _lazy(value, role: str, name: str):
+    """``value`` as a dask array of numbers, checked without computing it."""
+    _, da = require()
+    if value is None:
+        raise ShapeError(f"{role} {name!r}: got None instead of an array")
+    if not is_dask_array(value):
+        if type(value).__module__.startswith("dask"):
+            raise ShapeError(
+                f"{role} {name!r}: expected a dask array, got a {type(value).__name__} "
+                "(a dask DataFrame: pass df.to_dask_array(lengths=True))"
+            )
+        try:
+            value = np.asarray(value)
+        except (TypeError, ValueError) as exc:
+            raise ShapeError(f"{role} {name!r}: could not make an array ({exc})") from None
+    dtype = np.dtype(value.dtype)
+    if not (np.issubdtype(dtype, np.number) or dtype == bool):
+        raise ShapeError(f"{role} {name!r}: expected numbers, got an array of dtype {dtype}")
+    return value if is_dask_array(value) else da.from_array(value, chunks=value.shape or ())
+
+
+def lazy_inputs(graph: Graph, x) -> dict:
+    """Input dask arrays of shape ``(n, size)`` (1-D accepted for size 1)."""
+    arrays = {}
+    for name, value in named(x, graph.inputs, "input").items():
+        array = _lazy(value, "input", name)
+        size = graph.nodes[name].size
+        if array.ndim == 1 and size == 1:
+            array = array[:, None]
+        arrays[name] = features(array, size, name)
+    return arrays
+
+
+def lazy_targets(graph: Graph, y) -> dict:
+    """Target dask arrays whose shape each output's loss accepts (checked on
+    an empty probe; the values are checked chunk by chunk)."""
+    arrays = {}
+    for name, value in named(y, graph.outputs, "output").items():
+        array = _lazy(value, "output", name)
+        node = graph.nodes[name]
+        probe = np.zeros((0, *array.shape[1:]), dtype=array.dtype)
+        try:
+            node.loss.prepare_target(probe, node.size, name, graph.dtype)
+        except ShapeError as exc:
+            raise ShapeError(f"{exc} (the dask array's shape is {array.shape})") from None
+        arrays[name] = array
+    return arrays
+
+
+def aligned(arrays: dict) -> tuple[dict, tuple]:
+    """The arrays with the row chunks of the first one and a single column chunk.
+
+    Raises
+    ------
+    ShapeError
+        When row counts differ, or are unknown and the block counts differ.
+    """
+    labels = list(arrays)
+    first = arrays[labels[0]]
+    if any(np.isnan(a.shape[0]) for a in arrays.values()):
+        # Unknown lengths (a DataFrame's blocks): match block for block; each
+        # block's rows are compared when it is computed.
+        blocks = {label: a.numblocks[0] for label, a in arrays.items()}
+        if len(set(blocks.values())) > 1:
+            raise ShapeError(
+                f"rows of unknown length cannot be matched up: blocks per array {blocks}; "
+                "call x.compute_chunk_sizes() (or to_dask_array(lengths=True)) first"
+            )
+    else:
+        for label in labels[1:]:
+            if arrays[label].shape[0] != first.shape[0]:
+                raise ShapeError(
+                    f"rows disagree: {labels[0]} has {first.shape[0]} rows but {label} "
+                    f"has {arrays[label].shape[0]}"
+                )
+    rows = first.chunks[0]
+    out = {}
+    for label, array in arrays.items():
+        wanted = {} if np.isnan(array.shape[0]) else {0: rows}
+        if array.ndim == 2:
+            wanted[1] = -1
+        out[label] = array.rechunk(wanted)
+    return out, rows
+
+
+def _labelled(inputs: dict, targets: dict | None = None) -> dict:
+    arrays = {f"input {n!r}": a for n, a in inputs.items()}
+    arrays.update({f"targets of output {n!r}": a for n, a in (targets or {}).items()})
+    return arrays
+
+
+# ------------------------------------------------------------------ predict
+def predict(graph: Graph, x, batch_size: int | None = None):
+    """A lazy dask array (a dict of them for several outputs): the graph's
+    dtype, the inputs' row chunks, one column chunk per output.
+
+    Raises
+    ------
+    ShapeError
+        At the call, for names, shapes or row counts that do not fit.
+    """
+    _, da = require()
+    if batch_size is not None:
+        batch_size = check_int(batch_size, "batch_size")
+    inputs = lazy_inputs(graph, x)
+    labelled, _ = aligned(_labelled(inputs))
+    arrays = [labelled[f"input {n!r}"] for n in inputs]
+    sizes = [graph.nodes[n].size for n in graph.outputs]
+    dtype = np.dtype(graph.dtype)
+    letters = [c for c in string.ascii_letters if c not in "ij"]
+    if len(arrays) > len(letters):
+        letters += [chr(0x100 + k) for k in range(len(arrays))]
+    pairs = [item for array, letter in zip(arrays, letters) for item in (array, "i" + letter)]
+    result = da.blockwise(
+        _predict_block, "ij",
+        delayed_graph(graph), None, list(inputs), None, batch_size, None, *pairs,
+        new_axes={"j": sum(sizes)}, dtype=dtype, concatenate=True,
+        meta=np.empty((0, sum(sizes)), dtype=dtype),
+    )
+    if len(sizes) == 1:
+        return result
+    bounds = np.cumsum([0, *sizes])
+    return {name: result[:, lo:hi] for name, lo, hi in zip(graph.outputs, bounds[:-1], bounds[1:])}
+
+
+def _predict_block(graph: Graph, names: list[str], batch_size, *blocks) -> np.ndarray:
+    """One row block's outputs side by side (run on a worker)."""
+    from .inference import predict as predict_arrays
+
+    out = predict_arrays(graph, dict(zip(names, blocks)), batch_size)
+    if isinstance(out, dict):
+        return np.concatenate([out[n] for n in graph.outputs], axis=1)
+    return out
+
+
+# ----------------------------------------------------------------- evaluate
+def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
+             sample_weight=None) -> dict[str, float]:
+    """What :func:`graphnet.inference.evaluate` returns, computed block by block:
+    each block's :class:`~graphnet.inference.Tally` (a few sums) is added up
+    in a tree, so only a few floats per block travel.
+
+    Raises
+    ------
+    ShapeError
+        For data that does not fit the graph, or that has no rows.
+    """
+    dask, _ = require()
+    chosen = metrics_module.resolve(graph, graph._metrics if metrics is None else metrics)
+    chunk = DEFAULT_CHUNK if batch_size is None else check_int(batch_size, "batch_size")
+    inputs, targets = lazy_inputs(graph, x), lazy_targets(graph, y)
+    arrays = _labelled(inputs, targets)
+    # sample_weight: None, one array for every output, or a dict output -> array
+    weighted = None
+    if sample_weight is not None:
+        weighted = list(sample_weight) if isinstance(sample_weight, Mapping) else ""
+        given = sample_weight if isinstance(sample_weight, Mapping) else {"": sample_weight}
+        for name, value in given.items():
+            arrays[f"sample_weight {name!r}"] = _lazy(value, "sample_weight for output", name)
+    labelled, _ = aligned(arrays)
+    blocks = [array.to_delayed().reshape(array.numblocks[0], -1)[:, 0] for array in labelled.values()]
+    model = delayed_graph(graph)
+    parts = [
+        dask.delayed(_tally_block, pure=True)(model, chosen, list(inputs), list(targets), weighted, chunk, *row)
+        for row in zip(*blocks)
+    ]
+    state = dask.compute(tree_reduce(parts, dask.delayed(merge_states, pure=True)))[0]
+    if state[0] == 0:
+        raise ShapeError("evaluate: the data has no rows")
+    tally = Tally(graph, chosen)
+    tally.merge(state)
+    logs = tally.logs()
+    if graph.plan.penalties:
+        logs["loss"] += graph.plan.regularization()
+    return logs
+
+
+def _tally_block(graph: Graph, chosen, input_names, output_names, weighted, chunk, *blocks):
+    """The :meth:`Tally.state` of one row block (run on a worker)."""
+    k, m = len(input_names), len(input_names) + len(output_names)
+    with graph._lock.reading():
+        inputs = as_inputs(graph, dict(zip(input_names, blocks[:k])))
+        targets = as_targets(graph, dict(zip(output_names, blocks[k:m])))
+        rows = common_rows(inputs, targets)
+        sample_weight = None if weighted is None else (
+            blocks[m] if weighted == "" else dict(zip(weighted, blocks[m:])))
+        weights = as_weights(graph, sample_weight, None, targets, rows)
+        return tally_arrays(graph, inputs, targets, chosen, chunk, weights).state()
+
+
+def tree_reduce(items: list, combine):
+    """``combine`` applied pairwise, level by level: a tree of depth
+    ``ceil(log2 n)``, the same tree (so the same float sums) for the same ``n``."""
+    if not items:
+        raise ShapeError("the data has no blocks")
+    while len(items) > 1:
+        paired = [combine(a, b) for a, b in zip(items[::2], items[1::2])]
+        items = paired + ([items[-1]] if len(items) % 2 else [])
+    return items[0]

@@ -1,0 +1,505 @@
+"""Reshaping a graph in place: freeze, insert, widen, bridge, transfer weights.
+
+Every operation here follows three rules:
+
+* **Check everything, then change.** Arguments are validated and every new
+  array is computed (and any random draw made) before the graph changes, so
+  a refused edit leaves the graph, its weights, its optimizer state and its
+  random streams exactly as they were.
+* **Keep everything else.** Weights that an edit does not reshape stay the
+  same arrays, bit for bit; parameters whose key and shape are unchanged
+  keep their optimizer state (``Optimizer.bind`` carries it over). A
+  reshaped parameter starts with fresh optimizer state.
+* **Keep the order.** Nodes and synapses keep their places in the graph's
+  insertion order, and new ones take the place of what they replace, so
+  ``to_dict()``, ``summary()`` and the diagram change only where the edit
+  did (and a ``Sequential`` stays a chain that saves as one).
+
+The function-preserving edits are those of Net2Net (Chen, Goodfellow and
+Shlens, 2016): :func:`insert` starts a new node as an identity
+(Net2DeeperNet) and :func:`widen` replicates units and divides their
+outgoing weights (Net2WiderNet).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import initializers
+from ._text import preview
+from .activations import (
+    ELU,
+    HardSigmoid,
+    LeakyReLU,
+    Linear,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Softplus,
+)
+from .checks import is_int
+from .errors import GraphError
+from .nodes import DenseNode, Hidden, Input, Node
+from .synapse import Synapse
+
+if TYPE_CHECKING:
+    from .graph import Graph
+
+__all__ = ["freeze", "unfreeze", "insert", "widen", "remove_bridged", "transfer_weights", "TransferReport"]
+
+logger = logging.getLogger(__name__)
+
+#: Activations with ``f(z) = z`` for every ``z >= 0``: a new node with one of
+#: them is an identity when what it receives is never negative.
+_IDENTITY_ON_NON_NEGATIVE = (ReLU, LeakyReLU, ELU)
+#: Activations whose outputs are never negative (LeakyReLU only with slope 0).
+_NON_NEGATIVE = (ReLU, Sigmoid, Softplus, Softmax, HardSigmoid)
+
+
+# ------------------------------------------------------------------ freezing
+def freeze(graph: Graph, *selectors) -> list[str]:
+    """See :meth:`graphnet.Graph.freeze`."""
+    return _set_trainable(graph, selectors, False, "freeze")
+
+
+def unfreeze(graph: Graph, *selectors) -> list[str]:
+    """See :meth:`graphnet.Graph.unfreeze`."""
+    return _set_trainable(graph, selectors, True, "unfreeze")
+
+
+def _set_trainable(graph: Graph, selectors: tuple, value: bool, verb: str) -> list[str]:
+    if not selectors:
+        raise GraphError(
+            f"{verb}: name at least one node (a glob pattern such as 'enc_*' works) "
+            f"or a synapse as a (src, dst) pair; nodes: {preview(graph.nodes)}"
+        )
+    nodes: dict[str, DenseNode] = {}
+    synapses: dict[tuple[str, str], Synapse] = {}
+    for selector in selectors:
+        found_nodes, found_synapses = _select(graph, selector, verb)
+        nodes.update(found_nodes)
+        synapses.update(found_synapses)
+    for node in nodes.values():
+        for synapse in graph.incoming(node.name):
+            synapses[(synapse.src, synapse.dst)] = synapse
+    # Everything is found and checked: now change the flags.
+    for node in nodes.values():
+        if node.trainable != value:
+            node.trainable = value
+    for synapse in synapses.values():
+        if synapse.trainable != value:
+            synapse.trainable = value
+    chosen_nodes, chosen_synapses = set(nodes), set(synapses)
+    keys = [
+        r.key for r in graph.parameters()
+        if (r.synapse in chosen_synapses if r.synapse else r.node in chosen_nodes)
+    ]
+    logger.info("%s: %s %d parameters", graph.name, "froze" if not value else "unfroze", len(keys))
+    return keys
+
+
+def _select(graph: Graph, selector, verb: str) -> tuple[dict[str, DenseNode], dict[tuple[str, str], Synapse]]:
+    """The dense nodes and the synapses one selector names."""
+    if isinstance(selector, Synapse):
+        key = (selector.src, selector.dst)
+        if graph._synapses.get(key) is not selector:
+            raise GraphError(f"{verb}: {selector!r} is not a synapse of graph {graph.name!r}")
+        return {}, {key: selector}
+    if isinstance(selector, Node):
+        selector = graph._resolve(selector)
+    if isinstance(selector, tuple) and len(selector) == 2 and all(isinstance(p, str) for p in selector):
+        src_pattern, dst_pattern = selector
+        found = {
+            key: s for key, s in graph._synapses.items()
+            if fnmatch.fnmatchcase(key[0], src_pattern) and fnmatch.fnmatchcase(key[1], dst_pattern)
+        }
+        if not found:
+            raise GraphError(
+                f"{verb}: no synapse matches {src_pattern!r} -> {dst_pattern!r}; "
+                f"synapses: {preview(f'{a} -> {b}' for a, b in graph._synapses)}"
+            )
+        return {}, found
+    if not isinstance(selector, str):
+        raise GraphError(
+            f"{verb}: expected node names or glob patterns (str), nodes, synapses or "
+            f"(src, dst) pairs of patterns, got {type(selector).__name__}: {selector!r}"
+        )
+    matched = [n for n in graph.nodes if fnmatch.fnmatchcase(n, selector)]
+    if not matched:
+        raise GraphError(f"{verb}: no node matches {selector!r}; nodes: {preview(graph.nodes)}")
+    dense = {n: graph.nodes[n] for n in matched if isinstance(graph.nodes[n], DenseNode)}
+    if not dense:
+        raise GraphError(
+            f"{verb}: {selector!r} matches only inputs ({preview(matched)}), which own no "
+            f"parameters (a node owns its bias and its incoming synapses); to {verb} what an "
+            f"input feeds, pass its synapses as a pair, e.g. ({matched[0]!r}, '*')"
+        )
+    return dense, {}
+
+
+# ------------------------------------------------------------------ inserting
+def insert(graph: Graph, src, dst, name: str, size: int | None = None,
+           activation="linear", preserve: bool = True) -> Hidden:
+    """See :meth:`graphnet.Graph.insert`."""
+    src, dst = graph._resolve(src), graph._resolve(dst)
+    old = graph.synapse(src, dst)
+    source, target = graph.nodes[src], graph.nodes[dst]
+    if size is None:
+        size = source.size
+    node = Hidden(size, activation=activation, name=name)  # checks name, size and activation
+    if name in graph:
+        raise GraphError(f"insert: graph {graph.name!r} already has a node named {name!r}")
+    if not isinstance(preserve, bool):
+        raise GraphError(f"insert: preserve must be True or False, got {preserve!r}")
+    if preserve:
+        _check_identity(source, node)
+
+    dtype, rng, n = graph.dtype, graph._init_rng, source.size
+    if preserve:
+        if node.size > n:
+            # The units beyond the identity start random, with zero weights out:
+            # they change nothing now and learn from the first step.
+            w_in = initializers.get(initializers.default_for(node.activation))((n, node.size), rng, dtype)
+        else:
+            w_in = np.zeros((n, node.size), dtype)
+        w_in[:, :n] = np.eye(n, dtype=dtype)
+        w_out = np.zeros((node.size, target.size), dtype)
+        w_out[:n] = graph._backend.to_host(old.weight)
+        inits = ("array", "array")
+    else:
+        inits = (initializers.default_for(node.activation), initializers.default_for(target.activation))
+        w_in = initializers.get(inits[0])((n, node.size), rng, dtype)
+        if inits[0] in initializers.BIASES:  # the default draws the new node's bias too, as connect does
+            node._bias = initializers.BIASES[inits[0]](n, node.size, rng, dtype)
+        w_out = initializers.get(inits[1])((node.size, target.size), rng, dtype)
+    into = Synapse(src, name, w_in, inits[0], trainable=True)
+    # The old weight moves to the new synapse, and its penalty with it.
+    out = Synapse(name, dst, w_out, inits[1], trainable=old.trainable, regularizer=old.regularizer)
+
+    nodes = []
+    for existing in graph.nodes.values():
+        nodes.append(existing)
+        if existing.name == src:
+            nodes.append(node)
+    synapses = []
+    for key, synapse in graph._synapses.items():
+        synapses.extend([into, out] if key == (src, dst) else [synapse])
+    _commit(graph, nodes, synapses)
+    logger.info("%s: inserted %r (%d, %s) into %s -> %s%s", graph.name, name, node.size,
+                node.activation.name, src, dst, " as an identity" if preserve else "")
+    return node
+
+
+def _check_identity(source: Node, node: Hidden) -> None:
+    """Refuse, saying why, a ``preserve=True`` insert that cannot start as an identity."""
+    name, act = node.name, node.activation
+    hint = "or pass preserve=False to start it from random weights"
+    if node.size < source.size:
+        raise GraphError(
+            f"insert: {name!r} has {node.size} units, but passing on the {source.size} values of "
+            f"{source.name!r} unchanged needs at least {source.size}; give size >= {source.size}, {hint}"
+        )
+    if type(act) is Linear:
+        return
+    if not isinstance(act, _IDENTITY_ON_NON_NEGATIVE):
+        raise GraphError(
+            f"insert: a {act.name!r} node is not the identity on any range of inputs, so "
+            f"{name!r} would change the predictions; use activation='linear' (exact), 'relu' "
+            f"after a source whose outputs are never negative, {hint}"
+        )
+    if isinstance(source, Input):
+        why = f"{source.name!r} is an input, whose data may be negative"
+    elif not _never_negative(source.activation):
+        why = f"{source.name!r} has activation {source.activation.name!r}, whose outputs can be negative"
+    else:
+        return
+    raise GraphError(
+        f"insert: a {act.name!r} node is the identity only on inputs >= 0, and {why}; "
+        f"use activation='linear' (exact), {hint}"
+    )
+
+
+def _never_negative(activation) -> bool:
+    if isinstance(activation, LeakyReLU):
+        return activation.negative_slope == 0.0
+    return isinstance(activation, _NON_NEGATIVE)
+
+
+# -------------------------------------------------------------------- widening
+def widen(graph: Graph, name, size: int, seed: int | None = None, split: str = "equal") -> Hidden:
+    """See :meth:`graphnet.Graph.widen`."""
+    name = graph._resolve(name)
+    node = graph.nodes[name]
+    if not isinstance(node, Hidden):
+        why = ("inputs take data of a fixed width" if isinstance(node, Input)
+               else "an output's size is the width of its targets")
+        raise GraphError(f"widen: {name!r} is {'an' if node.kind[0] in 'aeiou' else 'a'} "
+                         f"{node.kind} node and {why}; only hidden nodes can be widened")
+    if not is_int(size, 1):
+        raise GraphError(f"widen: size must be a positive integer, got {size!r}")
+    if size < node.size:
+        raise GraphError(
+            f"widen: {name!r} has {node.size} units and widen only adds units, got size={size}"
+        )
+    if isinstance(node.activation, Softmax):
+        raise GraphError(
+            f"widen: {name!r} has a softmax activation, which normalises over all its units, so "
+            "a copied unit would change every other unit's value; widen an elementwise node"
+        )
+    if seed is not None and not is_int(seed, 0):
+        raise GraphError(f"widen: seed must be None or an integer >= 0, got {seed!r}")
+    if split not in ("equal", "random"):
+        raise GraphError(f"widen: split must be 'equal' or 'random', got {split!r}")
+    if size == node.size:
+        return node
+
+    rng = graph._init_rng if seed is None else np.random.default_rng(seed)
+    old_size = node.size
+    # origin[k]: the old unit that new unit k copies (the old units copy themselves).
+    origin = np.concatenate([np.arange(old_size), rng.integers(0, old_size, size - old_size)])
+    copies = np.bincount(origin, minlength=old_size)
+    if split == "equal":
+        share = 1.0 / copies[origin]
+    else:
+        # Unequal shares that still sum to one per old unit: the replicas then
+        # get different gradients and drift apart instead of staying twins.
+        draw = rng.uniform(0.5, 1.5, size)
+        share = draw / np.bincount(origin, weights=draw)[origin]
+        share[copies[origin] == 1] = 1.0
+
+    dtype, host = graph.dtype, graph._backend.to_host  # computed on the host, placed by _commit
+    wider = Hidden(size, activation=node.activation, dropout=node.dropout, name=name,
+                   trainable=node.trainable, bias_regularizer=node.bias_regularizer)
+    wider._bias = host(node.bias)[origin].astype(dtype)
+    synapses = []
+    for (src, dst), synapse in graph._synapses.items():
+        if dst == name:
+            weight = host(synapse.weight)[:, origin]
+        elif src == name:
+            # A unit copied c times sends 1/c of its old weight through each copy
+            # (an uncopied unit's row is multiplied by exactly 1.0: unchanged).
+            weight = host(synapse.weight)[origin] * share[:, None]
+        else:
+            synapses.append(synapse)
+            continue
+        synapses.append(Synapse(src, dst, np.ascontiguousarray(weight, dtype=dtype),
+                                synapse.init, synapse.trainable, synapse.regularizer))
+    nodes = [wider if n == name else graph.nodes[n] for n in graph.nodes]
+    _commit(graph, nodes, synapses)
+    logger.info("%s: widened %r from %d to %d units", graph.name, name, old_size, size)
+    return wider
+
+
+# -------------------------------------------------------------------- bridging
+def remove_bridged(graph: Graph, name) -> None:
+    """See :meth:`graphnet.Graph.remove` with ``bridge=True``."""
+    name = graph._resolve(name)
+    node = graph.nodes[name]
+    if not isinstance(node, Hidden):
+        raise GraphError(
+            f"remove: bridge=True joins a hidden node's sources to its consumers, but {name!r} "
+            f"is {'an' if node.kind[0] in 'aeiou' else 'a'} {node.kind} node; "
+            "remove it with bridge=False"
+        )
+    into = [s for s in graph.synapses if s.dst == name]
+    out = [s for s in graph.synapses if s.src == name]
+    # z_c = ... + (Σ_s x_s W_s + b) V_c  =  ... + Σ_s x_s (W_s V_c) + b V_c:
+    # exact when the node is linear (and dropout, off at inference, is ignored).
+    joined: dict[tuple[str, str], np.ndarray] = {}
+    biases: dict[str, np.ndarray] = {}
+    host = graph._backend.to_host  # computed on the host; the setters and _commit place them
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        for v in out:
+            v_weight = host(v.weight).astype(np.float64)
+            for w in into:
+                key = (w.src, v.dst)
+                product = host(w.weight).astype(np.float64) @ v_weight
+                existing = graph._synapses.get(key)
+                joined[key] = product if existing is None else host(existing.weight) + product
+            biases[v.dst] = host(graph.nodes[v.dst].bias) + host(node.bias).astype(np.float64) @ v_weight
+    for key, value in [*joined.items(), *biases.items()]:
+        with np.errstate(over="ignore"):
+            stored = value.astype(graph.dtype)  # what the graph would hold
+        if not np.isfinite(stored).all():
+            what = f"the synapse {key[0]!r} -> {key[1]!r}" if isinstance(key, tuple) else f"the bias of {key!r}"
+            raise GraphError(f"remove: bridging {name!r} would give {what} non-finite values")
+    if not isinstance(node.activation, Linear):
+        logger.warning(
+            "%s: bridged %r, whose activation %r is not linear: the joined weights compose "
+            "the node's weights without it, so predictions change", graph.name, name,
+            node.activation.name,
+        )
+
+    dtype = graph.dtype
+    fresh = {}
+    for v in out:
+        for w in into:
+            key = (w.src, v.dst)
+            if key not in graph._synapses:
+                fresh[key] = Synapse(*key, np.ascontiguousarray(joined[key], dtype=dtype), "array",
+                                     w.trainable and v.trainable)
+    # Checked and computed: now change. Existing synapses and consumer biases
+    # take their new values in place (same objects, same optimizer state).
+    for key, value in joined.items():
+        if key not in fresh:
+            graph._synapses[key].weight = value
+    for consumer, value in biases.items():
+        graph.nodes[consumer].bias = value
+    synapses = []
+    for (src, dst), synapse in graph._synapses.items():
+        if dst == name:
+            continue
+        if src == name:
+            # The joined synapses into a consumer take the place of the one they replace.
+            synapses.extend(fresh[(w.src, dst)] for w in into if (w.src, dst) in fresh)
+            continue
+        synapses.append(synapse)
+    _commit(graph, [n for k, n in graph.nodes.items() if k != name], synapses)
+    logger.info("%s: removed %r, joining %d sources to %d consumers", graph.name, name, len(into), len(out))
+
+
+# --------------------------------------------------------------- transferring
+@dataclass(frozen=True)
+class TransferReport:
+    """What :func:`transfer_weights` did, parameter by parameter.
+
+    Attributes
+    ----------
+    copied : dict
+        This graph's key -> the other's key whose values it took.
+    skipped : list of str
+        This graph's parameters nothing matched (left as they were).
+    mismatched : dict
+        This graph's key -> ``(its shape, the other's shape)`` for pairs
+        whose shapes differ (left as they were).
+    unused : list of str
+        The other's parameters that went nowhere.
+    """
+
+    copied: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    mismatched: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
+    unused: list[str] = field(default_factory=list)
+
+    def __getitem__(self, item: str):
+        if item not in ("copied", "skipped", "mismatched", "unused"):
+            raise GraphError(f"TransferReport has 'copied', 'skipped', 'mismatched' and 'unused', not {item!r}")
+        return getattr(self, item)
+
+    def keys(self):
+        return ("copied", "skipped", "mismatched", "unused")
+
+    def __repr__(self) -> str:
+        lines = [
+            f"TransferReport: {len(self.copied)} copied, {len(self.skipped)} skipped, "
+            f"{len(self.mismatched)} mismatched, {len(self.unused)} unused"
+        ]
+        if self.copied:
+            pairs = [k if k == v else f"{k} <- {v}" for k, v in self.copied.items()]
+            lines.append(f"  copied:     {preview(pairs, 8)}")
+        if self.skipped:
+            lines.append(f"  skipped:    {preview(self.skipped, 8)} (no counterpart)")
+        for key, (here, there) in list(self.mismatched.items())[:8]:
+            lines.append(f"  mismatched: {key}: shape {here} here, {there} there")
+        if len(self.mismatched) > 8:
+            lines.append(f"  ... {len(self.mismatched) - 8} more mismatched")
+        if self.unused:
+            lines.append(f"  unused:     {preview(self.unused, 8)}")
+        return "\n".join(lines)
+
+
+def transfer_weights(graph: Graph, other, match: str = "name", strict: bool = True) -> TransferReport:
+    """See :meth:`graphnet.Graph.transfer_weights`."""
+    from .graph import Graph  # only for the isinstance check
+
+    if isinstance(other, Graph):
+        theirs = {key: value for key, value in other._arrays().items()}
+    elif isinstance(other, Mapping):
+        theirs = dict(other)
+    else:
+        raise GraphError(
+            "transfer_weights: other must be a Graph or a dict of arrays keyed like "
+            f"get_weights(), got {type(other).__name__}"
+        )
+    if match not in ("name", "shape"):
+        raise GraphError(f"transfer_weights: match must be 'name' or 'shape', got {match!r}")
+    if not isinstance(strict, bool):
+        raise GraphError(f"transfer_weights: strict must be True or False, got {strict!r}")
+    own = graph.parameters()
+    report = TransferReport()
+    if match == "name":
+        pairs = [(r, r.key if r.key in theirs else None) for r in own]
+        report.unused.extend(k for k in theirs if k not in {r.key for r in own})
+    else:
+        their_keys = list(theirs)
+        pairs = [(r, their_keys[i] if i < len(their_keys) else None) for i, r in enumerate(own)]
+        report.unused.extend(their_keys[len(own):])
+    values = {}
+    for record, key in pairs:
+        if key is None:
+            report.skipped.append(record.key)
+            continue
+        shape = tuple(np.shape(theirs[key]))
+        if shape != record.shape:
+            report.mismatched[record.key] = (record.shape, shape)
+            continue
+        report.copied[record.key] = key
+        values[record.key] = theirs[key]
+    if strict and report.mismatched:
+        detail = "; ".join(f"{k}: {a} here, {b} there" for k, (a, b) in list(report.mismatched.items())[:5])
+        more = f" (and {len(report.mismatched) - 5} more)" if len(report.mismatched) > 5 else ""
+        raise GraphError(
+            f"transfer_weights: {len(report.mismatched)} parameters differ in shape, so nothing "
+            f"was copied: {detail}{more}; pass strict=False to copy the rest"
+        )
+    graph.set_weights(values)  # checks every value first; copies nothing if one is bad
+    logger.info("%s: transferred %d parameters (%d skipped, %d mismatched)", graph.name,
+                len(report.copied), len(report.skipped), len(report.mismatched))
+    return report
+
+
+# ------------------------------------------------------------------ the edit
+def _commit(graph: Graph, nodes: list[Node], synapses: list[Synapse]) -> None:
+    """Make ``nodes`` and ``synapses``, in these orders, the graph's contents.
+
+    The one place surgery writes the graph's internals, after everything was
+    checked and computed; it cannot fail halfway, and it is one edit (one
+    version bump). Objects that leave are detached; new nodes get the
+    graph's dtype, and new nodes and synapses the graph's device.
+    """
+    place = graph._backend.to_device
+    kept_nodes = {id(n) for n in nodes}
+    kept_synapses = {id(s) for s in synapses}
+    for node in graph._nodes.values():
+        if id(node) not in kept_nodes:
+            node._graph = None
+    for synapse in graph._synapses.values():
+        if id(synapse) not in kept_synapses:
+            synapse._graph = None
+    for node in nodes:
+        if node._graph is not graph and isinstance(node, DenseNode):
+            node._bias = place(np.array(node._bias, dtype=graph.dtype))
+            node._bias_fixed = True  # surgery gives a new node its bias: never drawn over
+        node._graph = graph
+    for synapse in synapses:
+        if synapse._graph is not graph:
+            synapse._weight = place(synapse._weight)
+        synapse._graph = graph
+    structure = graph._structure
+    new_edges = {(s.src, s.dst) for s in synapses}
+    new_names = {n.name for n in nodes}
+    structure.remove_edges_from([e for e in graph._synapses if e not in new_edges])
+    structure.remove_nodes_from([n for n in graph._nodes if n not in new_names])
+    structure.add_nodes_from(n.name for n in nodes)
+    structure.add_edges_from(new_edges)
+    graph._nodes = {n.name: n for n in nodes}
+    graph._insertion = {n.name: i for i, n in enumerate(nodes)}
+    graph._inserted = len(nodes)
+    graph._synapses = {(s.src, s.dst): s for s in synapses}
+    graph._changed()

@@ -1,0 +1,211 @@
+"""predict and evaluate on dask arrays (graphnet._dask), on dask's local schedulers.
+
+What needs a cluster (the graph unpickled once per worker, fit on workers)
+is in test_distributed.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import build_dag, dag_data
+
+import graphnet as gn
+
+dask = pytest.importorskip("dask")
+da = pytest.importorskip("dask.array")
+
+
+def _lazy(arrays: dict, rows) -> dict:
+    return {k: da.from_array(v, chunks=(rows, *v.shape[1:])) for k, v in arrays.items()}
+
+
+def test_predict_is_lazy_with_the_graphs_dtype_row_chunks_and_one_column_chunk(rng):
+    g = build_dag(dtype="float32")
+    x, _ = dag_data(rng, 50)
+    lazy = {"a": da.from_array(x["a"], chunks=(7, 2)), "b": da.from_array(x["b"], chunks=(13, 3))}
+    out = g.predict(lazy)
+    expected = g.predict(x)
+    assert set(out) == {"aux", "main"}
+    for name, size in (("aux", 3), ("main", 2)):
+        assert isinstance(out[name], da.Array)
+        assert out[name].dtype == np.float32
+        assert out[name].chunks == ((7,) * 7 + (1,), (size,))  # the first input's row chunks
+        np.testing.assert_allclose(out[name].compute(), expected[name], rtol=1e-6, atol=1e-7)
+    one = gn.Sequential([gn.Input(3), gn.Dense(4, activation="relu"), gn.Dense(1)], seed=0)
+    single = one.predict(da.ones((10, 3), chunks=4))
+    assert isinstance(single, da.Array) and single.chunks == ((4, 4, 2), (1,))
+
+
+def test_predict_computes_nothing_until_asked(rng):
+    g = build_dag()
+    x, _ = dag_data(rng, 30)
+    calls = []
+
+    def counted(block):
+        calls.append(len(block))
+        return block
+
+    def broken(block):
+        raise RuntimeError("this chunk must not be computed yet")
+
+    # meta= spares dask from calling the functions to learn what they return
+    lazy = {"a": da.from_array(x["a"], chunks=(10, 5)).map_blocks(counted, meta=np.empty((0, 5))),
+            "b": da.from_array(x["b"], chunks=(10, 3)).map_blocks(broken, meta=np.empty((0, 3)))}
+    with dask.config.set(scheduler="synchronous"):
+        out = g.predict(lazy)
+        assert calls == []
+        with pytest.raises(RuntimeError, match="must not be computed yet"):
+            out["main"].compute()
+        calls.clear()
+        fine = g.predict({"a": lazy["a"], "b": x["b"]})
+        assert calls == []
+        np.testing.assert_allclose(fine["aux"].compute(), g.predict(x)["aux"], rtol=1e-12)
+        assert calls == [10, 10, 10]
+
+
+def test_predict_handles_empty_partitions(rng):
+    g = build_dag()
+    x, _ = dag_data(rng, 9)
+    lazy = {"a": da.from_array(x["a"], chunks=((0, 4, 0, 5, 0), (5,))),
+            "b": da.from_array(x["b"], chunks=((0, 4, 0, 5, 0), (3,)))}
+    out = g.predict(lazy)
+    assert out["aux"].chunks[0] == (0, 4, 0, 5, 0)
+    expected = g.predict(x)
+    for name in expected:
+        np.testing.assert_allclose(out[name].compute(), expected[name], rtol=1e-12)
+
+
+def test_predict_refuses_data_that_cannot_fit_at_the_call(rng):
+    g = build_dag()
+    x, _ = dag_data(rng, 10)
+    lazy = _lazy(x, 4)
+    with pytest.raises(gn.ShapeError, match=r"input 'a': expected shape \(n, 5\), got \(10, 4\)"):
+        g.predict({**lazy, "a": lazy["a"][:, :4]})
+    with pytest.raises(gn.ShapeError, match=r"missing inputs \['b'\]"):
+        g.predict({"a": lazy["a"]})
+    with pytest.raises(gn.ShapeError, match="rows disagree: input 'a' has 10 rows but input 'b' has 9"):
+        g.predict({**lazy, "b": lazy["b"][:9]})
+    with pytest.raises(gn.ShapeError, match="expected numbers, got an array of dtype <U1"):
+        g.predict({**lazy, "b": da.from_array(np.full((10, 3), "x"))})
+    with pytest.raises(gn.GraphError, match="batch_size must be a positive integer, got 0"):
+        g.predict(lazy, batch_size=0)
+    unknown = lazy["a"][lazy["a"][:, 0] > -np.inf]  # rows of unknown length, 3 blocks
+    with pytest.raises(gn.ShapeError, match=r"unknown length .*compute_chunk_sizes"):
+        g.predict({"a": unknown, "b": lazy["b"].rechunk((5, 3))})
+
+
+def test_rows_of_unknown_length_are_matched_block_for_block(rng):
+    g = build_dag()
+    x, _ = dag_data(rng, 12)
+    lazy = _lazy(x, 5)
+    keep = lazy["a"][:, 0] > -np.inf  # every row, lengths unknown until computed
+    out = g.predict({"a": lazy["a"][keep], "b": lazy["b"][keep]})
+    np.testing.assert_allclose(out["main"].compute(), g.predict(x)["main"], rtol=1e-12)
+
+
+def test_predict_keeps_the_weights_of_the_moment_it_was_called(rng):
+    g = build_dag()
+    x, y = dag_data(rng, 20)
+    before = g.predict(x)["main"]
+    lazy = g.predict(_lazy(x, 8))["main"]
+    g.fit(x, y, epochs=2, batch_size=5, verbose=0)
+    assert not np.allclose(g.predict(x)["main"], before)
+    np.testing.assert_allclose(lazy.compute(), before, rtol=1e-12)
+
+
+def test_the_graph_is_one_value_of_the_task_graph_that_every_chunk_reads(rng):
+    g = build_dag()
+    x, _ = dag_data(rng, 40)
+    out = g.predict(_lazy(x, 5))["main"]
+    tasks = dict(out.__dask_graph__())
+
+    def holds_graph(value) -> bool:
+        return isinstance(value, gn.Graph) or isinstance(getattr(value, "value", None), gn.Graph)
+
+    holders = [key for key, value in tasks.items() if holds_graph(value)]
+    assert len(holders) == 1
+    blocks = [v for k, v in tasks.items() if isinstance(k, tuple) and "predict_block" in k[0]]
+    assert len(blocks) == 8
+    assert all(holders[0] in v.dependencies for v in blocks)
+
+
+def test_evaluate_on_dask_arrays_equals_evaluate_on_numpy(rng):
+    g = build_dag()
+    x, y = dag_data(rng, 61)
+    g.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    expected = g.evaluate(x, y, metrics=["accuracy", "mae"])
+    chunks = (0, 7, 20, 0, 34)
+    lazy_x = {k: da.from_array(v, chunks=(chunks, v.shape[1])) for k, v in x.items()}
+    lazy_y = {"aux": da.from_array(y["aux"], chunks=(11,)), "main": da.from_array(y["main"], chunks=(30, 1))}
+    for data in ((lazy_x, lazy_y), (lazy_x, y), (x, lazy_y)):
+        got = g.evaluate(*data, metrics=["accuracy", "mae"], batch_size=6)
+        assert list(got) == list(expected)
+        assert all(isinstance(v, float) for v in got.values())
+        for key in expected:
+            assert got[key] == pytest.approx(expected[key], rel=1e-12)
+
+
+def test_evaluate_on_dask_arrays_takes_sample_weights_and_regularizers(rng):
+    g = build_dag()
+    g.synapse("a", "h1").regularizer = gn.regularizers.L2(0.1)
+    x, y = dag_data(rng, 40)
+    w = rng.random(40)
+    per_output = {"aux": w, "main": 1.0 + w}
+    for weights, lazy in ((w, da.from_array(w, chunks=7)),
+                          (per_output, {"aux": da.from_array(w, chunks=9), "main": 1.0 + w})):
+        expected = g.evaluate(x, y, sample_weight=weights)
+        got = g.evaluate(_lazy(x, 11), _lazy(y, 11), sample_weight=lazy)
+        assert list(got) == list(expected)
+        for key in expected:
+            assert got[key] == pytest.approx(expected[key], rel=1e-12)
+    with pytest.raises(gn.GraphError, match="weights must be finite and >= 0"):
+        g.evaluate(_lazy(x, 11), y, sample_weight=da.from_array(-w, chunks=7))
+
+
+def test_evaluate_checks_every_chunk(rng):
+    g = build_dag()
+    x, y = dag_data(rng, 20)
+    lazy_x = _lazy(x, 6)
+    bad = y["aux"].copy()
+    bad[17] = 7  # a label out of range in the last chunk
+    with pytest.raises(gn.ShapeError, match="aux"):
+        g.evaluate(lazy_x, {"aux": da.from_array(bad, chunks=6), "main": y["main"]})
+    with_nan = x["a"].copy()
+    with_nan[13, 2] = np.nan
+    with pytest.raises(gn.ShapeError, match="input 'a' contains 1 NaN"):
+        g.evaluate({**lazy_x, "a": da.from_array(with_nan, chunks=(6, 5))}, y)
+    with pytest.raises(gn.ShapeError, match=r"output 'main': expected targets of shape \(n, 2\)"):
+        g.evaluate(lazy_x, {"aux": y["aux"], "main": da.from_array(y["main"][:, :1])})
+    with pytest.raises(gn.ShapeError, match="the data has no rows"):
+        g.evaluate(_lazy({k: v[:0] for k, v in x.items()}, 1), {k: v[:0] for k, v in y.items()})
+
+
+def test_import_graphnet_imports_no_dask():
+    code = ("import sys, graphnet; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_device_graph_predicts_on_dask_from_a_cpu_snapshot(rng, standin):
+    """The workers run a CPU copy of a device graph: the same predictions,
+    and the graph itself stays on its device."""
+    g = build_dag(dtype="float32").to("standin")
+    x, y = dag_data(rng, 30)
+    out = g.predict(_lazy(x, 8))
+    expected = g.predict(x)
+    for name in ("aux", "main"):
+        np.testing.assert_allclose(out[name].compute(scheduler="sync"), expected[name], rtol=1e-6, atol=1e-7)
+    assert g.device == "standin"
+    logs = g.evaluate(_lazy(x, 8), _lazy({k: np.asarray(v) for k, v in y.items()}, 8))
+    assert logs["loss"] == pytest.approx(g.evaluate(x, y)["loss"], rel=1e-6)
+
+
+def test_distributed_fit_refuses_a_device_graph_by_name(standin):
+    g = build_dag(dtype="float32").to("standin")
+    with pytest.raises(gn.GraphError, match=r"graph 'dag' is on device 'standin'.*to\('cpu'\)"):
+        gn.distributed.fit(g, np.zeros((4, 5)), np.zeros((4, 2)), client=None)

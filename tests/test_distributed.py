@@ -1,0 +1,446 @@
+"""gn.distributed.fit (graphnet.distributed, _cluster, _shards) on a LocalCluster
+of two worker processes on loopback, started and stopped by this module.
+
+Every comparison is against the in-process ``fit`` on the same graph, seed
+and data: same batches (each epoch's permutation comes from the graph's
+random stream in both), no dropout, float64, so the weights agree to
+rounding (the gradient of a batch is summed over two shares instead of one).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+from conftest import build_dag, dag_data
+
+import graphnet as gn
+
+distributed = pytest.importorskip("distributed")
+da = pytest.importorskip("dask.array")
+
+# dashboard_address=None still serves the scheduler's HTTP routes, on 8787 when
+# it is free: a second cluster (another test run) warns and takes another port.
+pytestmark = pytest.mark.filterwarnings("ignore:Port 8787 is already in use:UserWarning")
+
+#: Generous: turns a hang into a failure, never a timing assertion.
+TIMEOUT = 60.0
+#: How long a nanny may take to bring a killed worker back (a new process
+#: importing numpy and dask, slow on a loaded machine).
+RESTART = 240.0
+
+
+def _lazy(arrays: dict, rows: int) -> dict:
+    return {k: da.from_array(v, chunks=(rows, *v.shape[1:])) for k, v in arrays.items()}
+
+
+def _assert_same_weights(a: gn.Graph, b: gn.Graph, rtol=1e-10):
+    wa, wb = a.get_weights(), b.get_weights()
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        np.testing.assert_allclose(wb[key], wa[key], rtol=rtol, atol=1e-12, err_msg=key)
+
+
+def _regression(rng, rows=256):
+    x = rng.normal(size=(rows, 4))
+    y = np.tanh(x @ np.array([[0.5], [-1.0], [0.25], [0.75]]))
+    return x, y
+
+
+def _regressor(seed=0) -> gn.Sequential:
+    return gn.Sequential([gn.Input(4), gn.Dense(16, activation="tanh"), gn.Dense(1)],
+                         loss="mse", seed=seed, dtype="float64")
+
+
+class Recorder(gn.Callback):
+    """Every hook call, in order, with the logs' keys."""
+
+    def __init__(self):
+        super().__init__()
+        self.events = []
+
+    def on_train_begin(self, logs=None):
+        self.events.append(("train_begin", sorted(self.params)))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.events.append(("epoch_begin", epoch))
+
+    def on_batch_end(self, batch, logs=None):
+        self.events.append(("batch_end", batch, sorted(logs)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.events.append(("epoch_end", epoch, sorted(logs)))
+
+    def on_train_end(self, logs=None):
+        self.events.append(("train_end",))
+
+
+# ------------------------------------------------------------------ equality
+@pytest.mark.parametrize("optimizer", ["adam", {"name": "sgd", "lr": 0.1, "momentum": 0.9}])
+def test_synchronous_fit_equals_single_process_fit(dask_cluster, rng, optimizer):
+    _, client = dask_cluster
+    x, y = dag_data(rng, 200)
+    here, there = build_dag(), build_dag()
+    args = dict(epochs=3, batch_size=32, metrics=["accuracy"], validation_split=0.2, verbose=0)
+    expected = here.fit(x, y, optimizer=optimizer, **args)
+    # four partitions of 50 rows: two per worker, split unevenly by the hold-out
+    history = gn.distributed.fit(there, _lazy(x, 50), _lazy(y, 50), client, optimizer=optimizer,
+                                 timeout=TIMEOUT, **args)
+    _assert_same_weights(here, there)
+    assert list(history.history) == list(expected.history)
+    for key, values in expected.history.items():
+        assert history.history[key] == pytest.approx(values, rel=1e-10), key
+    assert there.optimizer.iterations == here.optimizer.iterations == 3 * 5
+    assert there.rng.random() == here.rng.random()  # the same draws from the training stream
+
+
+def test_regularizers_count_once_per_step_and_in_the_logs(dask_cluster, rng):
+    """Each share's gradient holds the penalty's; weighted by rows they add up to it once."""
+    _, client = dask_cluster
+    x, y = dag_data(rng, 120)
+
+    def regularized():
+        g = build_dag()
+        g.synapse("a", "h1").regularizer = gn.regularizers.L2(0.05)
+        g.synapse("h3", "main").regularizer = gn.regularizers.L1(0.01)
+        return g
+
+    here, there = regularized(), regularized()
+    args = dict(epochs=2, batch_size=16, validation_split=0.25, verbose=0)
+    expected = here.fit(x, y, **args)
+    history = gn.distributed.fit(there, _lazy(x, 40), _lazy(y, 40), client, timeout=TIMEOUT, **args)
+    _assert_same_weights(here, there)
+    for key, values in expected.history.items():
+        assert history.history[key] == pytest.approx(values, rel=1e-10), key
+
+
+def test_row_weights_are_refused_for_now(rng):
+    x, y = dag_data(rng, 8)
+    with pytest.raises(gn.GraphError, match="sample_weight is not supported yet"):
+        gn.distributed.fit(build_dag(), x, y, None, sample_weight=np.ones(8))
+    with pytest.raises(gn.GraphError, match="class_weight is not supported yet"):
+        gn.distributed.fit(build_dag(), x, y, None, class_weight={"aux": {0: 2.0}})
+
+
+def test_validation_data_and_unshuffled_numpy_data(dask_cluster, rng):
+    _, client = dask_cluster
+    x, y = dag_data(rng, 90)
+    xv, yv = dag_data(rng, 31)
+    here, there = build_dag(), build_dag()
+    args = dict(epochs=2, batch_size=16, shuffle=False, validation_data=(xv, yv), verbose=0)
+    expected = here.fit(x, y, **args)
+    history = gn.distributed.fit(there, x, y, client, timeout=TIMEOUT,
+                                 **{**args, "validation_data": (_lazy(xv, 8), yv)})
+    _assert_same_weights(here, there)
+    for key, values in expected.history.items():
+        assert history.history[key] == pytest.approx(values, rel=1e-10), key
+    assert history.params["workers"] == 2 and history.params["rows"] == 90
+
+
+def test_dropout_runs_are_reproducible(dask_cluster, rng):
+    _, client = dask_cluster
+    x, y = _regression(rng, 128)
+
+    def model():
+        return gn.Sequential([gn.Input(4), gn.Dense(16, activation="relu", dropout=0.3), gn.Dense(1)],
+                             loss="mse", seed=3, dtype="float64")
+
+    a, b = model(), model()
+    for g in (a, b):
+        gn.distributed.fit(g, _lazy({"x": x}, 32)["x"], y, client, epochs=2, batch_size=32, verbose=0,
+                           timeout=TIMEOUT)
+    for key, value in a.get_weights().items():
+        np.testing.assert_array_equal(b.get_weights()[key], value)
+
+
+# ---------------------------------------------------------- loop and callbacks
+def test_callbacks_history_progress_and_checkpoints_behave_as_in_fit(dask_cluster, rng, tmp_path, capsys):
+    _, client = dask_cluster
+    x, y = dag_data(rng, 96)
+    here, there = build_dag(), build_dag()
+    runs = {}
+    for name, g, train in (("here", here, None), ("there", there, gn.distributed.fit)):
+        recorder = Recorder()
+        checkpoint = gn.ModelCheckpoint(tmp_path / f"{name}-{{epoch}}.gnet", monitor="loss",
+                                        save_best_only=False)
+        stopper = gn.EarlyStopping(monitor="loss", patience=0, min_delta=10.0, restore_best_weights=False)
+        callbacks = [recorder, checkpoint, stopper]
+        if train is None:
+            history = g.fit(x, y, epochs=5, batch_size=24, callbacks=callbacks, verbose=2)
+        else:
+            history = train(g, x, y, client, epochs=5, batch_size=24, callbacks=callbacks, verbose=2,
+                            timeout=TIMEOUT)
+        runs[name] = (recorder.events, checkpoint.saved, history, capsys.readouterr().out)
+    (events, saved, history, out), (d_events, d_saved, d_history, d_out) = runs["here"], runs["there"]
+    assert history.epoch == d_history.epoch == [0, 1]  # EarlyStopping stopped both after epoch 2
+    ignore = {"traffic", "sync_every", "workers"}
+    assert [e if e[0] != "train_begin" else ("train_begin", [k for k in e[1] if k not in ignore])
+            for e in d_events] == events
+    assert len(d_saved) == len(saved) == 2
+    _assert_same_weights(gn.load(saved[-1]), gn.load(d_saved[-1]))  # weights and optimizer state
+    assert gn.load(d_saved[-1]).optimizer.iterations == 2 * 4
+    assert d_out.count("Epoch ") == out.count("Epoch ") == 2
+
+
+def test_an_edit_from_a_callback_takes_effect_on_the_workers(dask_cluster, rng):
+    _, client = dask_cluster
+    x, y = dag_data(rng, 64)
+
+    class Freeze(gn.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                self.graph.synapse("a", "h1").trainable = False
+                self.graph["h3"].dropout = 0.0  # an edit that changes nothing but the version
+
+    here, there = build_dag(), build_dag()
+    here.fit(x, y, epochs=3, batch_size=16, callbacks=[Freeze()], verbose=0)
+    gn.distributed.fit(there, x, y, client, epochs=3, batch_size=16, callbacks=[Freeze()], verbose=0,
+                       timeout=TIMEOUT)
+    _assert_same_weights(here, there)
+
+
+def test_surgery_from_a_callback_reaches_the_workers(dask_cluster, rng):
+    """A node widened and another inserted between epochs: the workers train
+    the new structure from the next batch, as fit does."""
+    _, client = dask_cluster
+    x, y = rng.normal(size=(64, 3)), rng.normal(size=(64, 1))
+
+    def graph():
+        g = gn.Graph(seed=0, dtype="float64")
+        g.add_input("x", 3)
+        g.add_hidden("h", 4)
+        g.add_output("y", 1)
+        g.connect("x", "h")
+        g.connect("h", "y")
+        return g
+
+    def grow(epoch, logs, g):
+        if epoch == 1:
+            g.widen("h", 8, split="random")
+            g.insert("h", "y", "deeper", activation="relu")
+
+    here, there = graph(), graph()
+    here.fit(x, y, epochs=4, batch_size=16, verbose=0,
+             callbacks=[gn.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: grow(e, logs, here))])
+    gn.distributed.fit(there, x, y, client, epochs=4, batch_size=16, verbose=0, timeout=TIMEOUT,
+                       callbacks=[gn.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: grow(e, logs, there))])
+    assert there["h"].size == 8 and "deeper" in there
+    _assert_same_weights(here, there)
+
+
+# ----------------------------------------------------------------- local SGD
+def test_local_sgd_cuts_traffic_k_fold_and_still_learns(dask_cluster, rng):
+    _, client = dask_cluster
+    x, y = _regression(rng, 512)
+    start = _regressor().evaluate(x, y)["loss"]
+    runs = {}
+    for k in (1, 4):
+        g = _regressor()
+        history = gn.distributed.fit(g, x, y, client, epochs=4, batch_size=64, sync_every=k,
+                                     optimizer={"name": "adam", "lr": 0.01}, verbose=0, timeout=TIMEOUT)
+        runs[k] = (g, history, history.params["traffic"])
+    (g1, _, t1), (g4, h4, t4) = runs[1], runs[4]
+    assert t1.steps == t4.steps == 4 * 8
+    assert t1.parameter_bytes_per_step == 4 * t4.parameter_bytes_per_step  # exactly k-fold
+    indices = 64 * 4  # the rows of a batch, as int32, whichever the mode
+    assert t1.bytes_per_step - t1.parameter_bytes_per_step == indices
+    assert t4.bytes_per_step - t4.parameter_bytes_per_step == indices
+    assert h4.params["steps"] == 2 and len(h4.history["loss"]) == 4
+    assert g4.evaluate(x, y)["loss"] < 0.1 * start  # learns as the synchronous run does
+    assert g4.evaluate(x, y)["loss"] < 1.5 * g1.evaluate(x, y)["loss"]
+    assert g4.optimizer.iterations == 0  # the graph's own optimizer state is left as it was
+
+
+# ------------------------------------------------------------- the graph once
+def _count_unpickled_graphs():
+    import graphnet.graph as module
+
+    if not hasattr(module.Graph, "_unpickled"):
+        original = module.Graph.__setstate__
+
+        def counted(self, state):
+            type(self)._unpickled += 1
+            original(self, state)
+
+        module.Graph.__setstate__ = counted
+    module.Graph._unpickled = 0
+
+
+def _unpickled_graphs() -> int:
+    import graphnet.graph as module
+
+    return module.Graph._unpickled
+
+
+def test_each_worker_unpickles_the_graph_once(dask_cluster, rng):
+    _, client = dask_cluster
+    x, y = dag_data(rng, 240)
+    g = build_dag()
+    client.run(_count_unpickled_graphs)
+    gn.distributed.fit(g, _lazy(x, 30), _lazy(y, 30), client, epochs=4, batch_size=16, verbose=0,
+                       timeout=TIMEOUT)  # 60 steps over eight partitions
+    counts = client.run(_unpickled_graphs)
+    assert sorted(counts.values()) == [1, 1]
+    client.run(_count_unpickled_graphs)
+    out = g.predict(_lazy(x, 30))  # eight chunks
+    computed = client.compute(out["main"]).result(timeout=TIMEOUT)
+    np.testing.assert_allclose(computed, g.predict(x)["main"], rtol=1e-12)
+    counts = client.run(_unpickled_graphs)
+    assert all(n <= 1 for n in counts.values()) and sum(counts.values()) >= 1
+
+
+# -------------------------------------------------------------------- faults
+def test_a_worker_killed_mid_fit_is_survived_with_the_undisturbed_weights(dask_cluster, rng, caplog):
+    _, client = dask_cluster
+    x, y = dag_data(rng, 300)
+    pids = client.run(os.getpid)
+    victim = sorted(pids.values())[0]
+
+    class Kill(gn.Callback):
+        """Kills one worker process a moment after batch 3 of epoch 1, so
+        that it dies during (or just before) the next step."""
+
+        done = False
+
+        def on_batch_end(self, batch, logs=None):
+            if batch == 2 and not self.done:
+                self.done = True
+                threading.Timer(0.005, os.kill, (victim, signal.SIGKILL)).start()
+
+    here, there = build_dag(), build_dag()
+    here.fit(x, y, epochs=2, batch_size=30, verbose=0)
+    with caplog.at_level(logging.WARNING, logger="graphnet"):
+        gn.distributed.fit(there, _lazy(x, 25), _lazy(y, 25), client, epochs=2, batch_size=30,
+                           callbacks=[Kill()], verbose=0, timeout=TIMEOUT)
+    with pytest.raises(ProcessLookupError):
+        os.kill(victim, 0)  # it really died
+    _assert_same_weights(here, there)
+    client.wait_for_workers(2, timeout=RESTART)  # the nanny restarted it, for the tests after this one
+    assert victim not in client.run(os.getpid).values()
+
+
+def test_local_sgd_survives_a_lost_worker_or_stops_naming_the_checkpoint(dask_cluster, rng, tmp_path):
+    """A group's optimizer state lives on its worker: when the worker dies
+    with it, the fit cannot go on as if nothing happened and says so; when
+    only data or tasks were lost, the weights are the undisturbed run's."""
+    _, client = dask_cluster
+    client.wait_for_workers(2, timeout=RESTART)
+    x, y = dag_data(rng, 240)
+    victim = sorted(client.run(os.getpid).values())[-1]
+
+    class Kill(gn.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_batch_end(self, batch, logs=None):
+            if self.epoch == 1 and batch == 0:
+                threading.Timer(0.005, os.kill, (victim, signal.SIGKILL)).start()
+
+    args = dict(epochs=2, batch_size=20, sync_every=3, verbose=0, timeout=TIMEOUT)
+    undisturbed = build_dag()
+    gn.distributed.fit(undisturbed, _lazy(x, 30), _lazy(y, 30), client, **args)
+    g = build_dag()
+    checkpoint = gn.ModelCheckpoint(tmp_path / "ckpt-{epoch}.gnet", monitor="loss", save_best_only=False)
+    try:
+        gn.distributed.fit(g, _lazy(x, 30), _lazy(y, 30), client, callbacks=[checkpoint, Kill()], **args)
+    except gn.TrainingError as error:
+        assert str(error).startswith("epoch 2/2, round ")
+        assert f"the last checkpoint is {str(tmp_path / 'ckpt-1.gnet')!r}" in str(error)
+    else:
+        _assert_same_weights(undisturbed, g, rtol=1e-12)
+    client.wait_for_workers(2, timeout=RESTART)
+
+
+def test_a_lost_cluster_stops_the_fit_with_the_last_checkpoint_named(rng, tmp_path):
+    x, y = dag_data(rng, 80)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=None,
+                                  silence_logs=logging.CRITICAL) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+
+        class Shutdown(gn.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch == 0:
+                    cluster.scale(0)
+                    client.sync(cluster._correct_state)
+                    deadline = threading.Event()
+                    for _ in range(600):
+                        if not client.nthreads():
+                            break
+                        deadline.wait(0.05)
+
+        checkpoint = gn.ModelCheckpoint(tmp_path / "ckpt-{epoch}.gnet", monitor="loss", save_best_only=False)
+        g = build_dag()
+        with pytest.raises(gn.TrainingError) as info:
+            gn.distributed.fit(g, x, y, client, epochs=3, batch_size=20, verbose=0, timeout=2.0,
+                               callbacks=[checkpoint, Shutdown()])
+    path = str(tmp_path / "ckpt-1.gnet")
+    message = str(info.value)
+    assert message.startswith("epoch 2/3, batch 1/4: the cluster failed")
+    assert "the weights are as they were before this step" in message
+    assert f"the last checkpoint is {path!r}" in message
+    assert info.value.checkpoint == path and info.value.epoch == 1 and info.value.batch == 0
+    _assert_same_weights(gn.load(path), g, rtol=0)  # nothing landed after the checkpoint
+
+
+def test_a_non_finite_loss_stops_as_in_fit(dask_cluster, rng):
+    _, client = dask_cluster
+    x = rng.normal(size=(64, 4)) * 1e30
+    y = rng.normal(size=(64, 1))
+    g = gn.Sequential([gn.Input(4), gn.Dense(3), gn.Dense(1)], loss="mse", seed=0)  # float32
+    before = g.get_weights()
+    with pytest.raises(gn.TrainingError,
+                       match=r"^epoch 1/1, batch 1/2: the loss of output '.*' is (inf|nan); "
+                             "the weights are as they were") as info:
+        gn.distributed.fit(g, x, y, client, batch_size=32, verbose=0, timeout=TIMEOUT)
+    assert info.value.epoch == 0 and info.value.batch == 0
+    for key, value in before.items():
+        np.testing.assert_array_equal(g.get_weights()[key], value)
+
+
+# ---------------------------------------------------------------- arguments
+def test_no_client_is_a_graph_error_saying_how_to_make_one(rng):
+    x, y = dag_data(rng, 8)
+    with pytest.raises(gn.GraphError, match=r"no dask.distributed Client is running; connect one first"):
+        gn.distributed.fit(build_dag(), x, y)
+    with pytest.raises(gn.GraphError, match="client must be a dask.distributed Client, got str"):
+        gn.distributed.fit(build_dag(), x, y, "tcp://127.0.0.1:8786")
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"sync_every": 0}, "sync_every must be a positive integer, got 0"),
+    ({"timeout": -1}, "timeout must be a positive number of seconds, got -1"),
+    ({"timeout": float("inf")}, "timeout must be a positive number of seconds, got inf"),
+    ({"retries": -1}, "retries must be an integer >= 0, got -1"),
+    ({"epochs": 1.5}, "epochs must be a positive integer, got 1.5"),
+    ({"verbose": 3}, "verbose must be 0, 1 or 2, got 3"),
+    ({"shuffle": "yes"}, "shuffle must be True or False, got 'yes'"),
+    ({"callbacks": [print]}, "callbacks must be Callback instances"),
+    ({"validation_data": (1, 2, 3)}, r"validation_data must be a tuple \(x_val, y_val\)"),
+])
+def test_bad_arguments_are_graph_errors(rng, bad, message):
+    x, y = dag_data(rng, 8)
+    with pytest.raises(gn.GraphError, match=message):
+        gn.distributed.fit(build_dag(), x, y, None, **bad)
+
+
+def test_data_that_does_not_fit_is_refused_before_training(dask_cluster, rng):
+    _, client = dask_cluster
+    x, y = dag_data(rng, 40)
+    g = build_dag()
+    before = g.get_weights()
+    with pytest.raises(gn.ShapeError, match=r"input 'a': expected shape \(n, 5\), got \(40, 2\)"):
+        gn.distributed.fit(g, {**x, "a": x["a"][:, :2]}, y, client, verbose=0, timeout=TIMEOUT)
+    bad = x["b"].copy()
+    bad[33, 1] = np.inf
+    with pytest.raises(gn.ShapeError, match="input 'b' contains 1 NaN or inf"):
+        gn.distributed.fit(g, _lazy({**x, "b": bad}, 10), y, client, verbose=0, timeout=TIMEOUT)
+    with pytest.raises(gn.ShapeError, match="has no rows"):
+        gn.distributed.fit(g, {k: v[:0] for k, v in x.items()}, {k: v[:0] for k, v in y.items()},
+                           client, verbose=0, timeout=TIMEOUT)
+    for key, value in before.items():
+        np.testing.assert_array_equal(g.get_weights()[key], value)
