@@ -10,9 +10,10 @@ an edit) and may read while it writes.
 
 from __future__ import annotations
 
+import functools
 import threading
 
-__all__ = ["ReadWriteLock"]
+__all__ = ["ReadWriteLock", "edit"]
 
 
 class ReadWriteLock:
@@ -96,3 +97,15 @@ class _Held:
 
     def __exit__(self, *exc) -> None:
         self._release()
+
+
+def edit(method):
+    """Run a graph's editing method under its write lock (``self._lock``): it
+    waits for running predictions and training steps, and they wait for it."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock.writing():
+            return method(self, *args, **kwargs)
+
+    return locked

@@ -9,16 +9,15 @@ exactly as it was.
 
 Running, training, files and pictures live in the modules above this one
 (:mod:`graphnet.plan`, :mod:`graphnet.training`, :mod:`graphnet.saving`,
-:mod:`graphnet.render`, ...). The methods that reach them are kept here for
-users, in one marked block at the end, and import their module when called:
-nothing here imports upward at import time.
+:mod:`graphnet.render`, ...). The methods that reach them (``fit``,
+``save``, ``render``, ...) are kept for users in
+:class:`graphnet._delegating.DelegatingMethods`, which ``Graph`` inherits:
+this module is the structure, that one the way up.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import functools
 import logging
 import threading
 import types
@@ -31,7 +30,10 @@ import numpy as np
 from . import backend as backend_module
 from . import initializers, regularizers
 from . import optimizers as optimizers_module
+from ._delegating import DelegatingMethods
+from ._drawing import WeightDrawing
 from ._locks import ReadWriteLock
+from ._locks import edit as _edit
 from ._text import format_cycle, preview
 from .checks import check_allocation, check_text, is_int
 from .errors import CycleError, GraphError, NotFoundError
@@ -41,7 +43,6 @@ from .structure import reachable, topological_sort
 from .synapse import Synapse
 
 if TYPE_CHECKING:
-    from .callbacks import History
     from .plan import Plan
 
 __all__ = ["Graph"]
@@ -53,19 +54,7 @@ _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 NodeRef = str | Node
 
 
-def _edit(method):
-    """Run an editing method under the graph's write lock: it waits for
-    running predictions and training steps, and they wait for it."""
-
-    @functools.wraps(method)
-    def locked(self, *args, **kwargs):
-        with self._lock.writing():
-            return method(self, *args, **kwargs)
-
-    return locked
-
-
-class Graph:
+class Graph(WeightDrawing, DelegatingMethods):
     """A neural network whose shape is a directed acyclic graph.
 
     Parameters
@@ -407,85 +396,6 @@ class Graph:
             created.append(synapse)
         self._changed()
         return created if many else created[0]
-
-    # ---------------------------------------------------------- initialising
-    def _draw(self, only: str | None = None) -> None:
-        """Draw what is still waiting, for node ``only`` or for all; from then on
-        those weights and biases are fixed (a node with nothing to draw keeps
-        the bias it has)."""
-        if only is None and not self._undrawn and self._biases_fixed:
-            return
-        with self._draw_lock:
-            rng = None
-            for dst in [only] if only is not None else list(self._undrawn):
-                waiting = self._undrawn.pop(dst, None)
-                if waiting:
-                    rng = rng or np.random.Generator(np.random.PCG64(0))  # put in each draw's state
-                    self._draw_node(dst, waiting, rng)
-            if only is not None:
-                node = self._nodes.get(only)
-                if isinstance(node, DenseNode):
-                    node._bias_fixed = True
-            elif not self._biases_fixed:
-                for node in self._nodes.values():
-                    if isinstance(node, DenseNode):
-                        node._bias_fixed = True
-                self._biases_fixed = True
-
-    def _draw_node(self, dst: str, waiting: list[Synapse], rng: np.random.Generator) -> None:
-        """One ``(fan_in, size)`` matrix per initialiser among ``waiting``, ``fan_in``
-        being the sum of every source's size; each synapse takes its own rows."""
-        nodes = self._nodes
-        offsets, fan_in = {}, 0
-        for src in self._structure.pred[dst]:  # in the order they were connected
-            offsets[src] = fan_in
-            fan_in += nodes[src]._size
-        node = nodes[dst]
-        shape = (fan_in, node._size)
-        groups: dict[str, list[Synapse]] = {}
-        for synapse in waiting:
-            groups.setdefault(synapse._pending[1], []).append(synapse)
-        place = self._backend.to_device  # drawn on the host: the same on every device
-        for init_name, group in groups.items():
-            _restart(rng, group[0]._pending[0])
-            full = place(initializers.get(init_name)(shape, rng, self.dtype))  # drawn in float64, then cast
-            for synapse in group:
-                start = offsets[synapse.src]
-                # Rows of a C-ordered matrix: a contiguous view, no copy.
-                synapse._weight = full[start : start + synapse._shape[0]]
-                synapse._pending = None
-            # As PyTorch's Linear, the default draws the bias after the weights, from the same stream.
-            if not node._bias_fixed and init_name in initializers.BIASES:
-                node._bias[...] = place(initializers.BIASES[init_name](fan_in, node.size, rng, self.dtype))
-                node._bias_fixed = True
-            logger.debug("%s: drew %s for %d synapse(s) into %r on fan-in %d", self.name, init_name,
-                         len(group), dst, fan_in)
-        node._bias_fixed = True
-
-    def _assign_undrawn(self, synapse: Synapse, values: np.ndarray) -> None:
-        """Give a never-drawn synapse its first values (checked, in the graph's dtype)."""
-        with self._draw_lock:
-            waiting = self._undrawn.get(synapse.dst, [])
-            if synapse in waiting:
-                waiting.remove(synapse)
-                if not waiting:
-                    del self._undrawn[synapse.dst]
-            synapse._weight, synapse._pending = values, None
-
-    def _detach(self, synapse: Synapse) -> None:
-        """A synapse leaves the graph: one still undrawn is drawn on its own fan-in
-        (its source's size), so that it keeps a weight; nothing else changes."""
-        with self._draw_lock:
-            waiting = self._undrawn.get(synapse.dst, [])
-            if synapse in waiting:
-                waiting.remove(synapse)
-                if not waiting:
-                    del self._undrawn[synapse.dst]
-                state, init_name = synapse._pending
-                rng = _restart(np.random.Generator(np.random.PCG64(0)), state)
-                synapse._weight = self._backend.to_device(initializers.get(init_name)(synapse.shape, rng, self.dtype))
-                synapse._pending = None
-        synapse._graph = None
 
     def _cycle_through(self, src: str, dst: str) -> list[str] | None:
         """The cycle a new synapse ``src -> dst`` would close, or ``None``.
@@ -923,348 +833,6 @@ class Graph:
 
     def _changed(self) -> None:
         self.version += 1
-
-    # ======================================================================
-    # Delegating methods. They are here for users (``g.fit(...)``,
-    # ``g.save(...)``); each one imports the module that does the work when it
-    # is called, because those modules sit above this one (they read graphs).
-    # ======================================================================
-    # ------------------------------------------------------------ running
-    @property
-    def plan(self) -> Plan:
-        """The compiled execution plan, rebuilt after any structural edit."""
-        plan = self._plan
-        if plan is not None and plan.version == self.version:
-            return plan
-        with self._plan_lock:
-            if self._plan is None or self._plan.version != self.version:
-                from .plan import Plan
-
-                self._draw()  # the plan binds every weight: the fan-ins are final for now
-                self._plan = Plan(self)
-            return self._plan
-
-    def predict(self, x, batch_size: int | None = None, as_device: bool = False):
-        """Outputs for ``x`` in inference mode (no dropout); safe from several threads.
-
-        Parameters
-        ----------
-        x : ndarray of shape (n, size), or dict input name -> ndarray
-        batch_size : int, optional
-            Rows per chunk; memory use grows with the chunk, not with ``n``.
-        as_device : bool
-            On a GPU, return the device's arrays (CuPy) instead of copying
-            them to numpy; on the CPU, numpy arrays either way.
-
-        Returns
-        -------
-        ndarray of shape (n, size) for a one-output graph, else a dict name -> ndarray.
-        """
-        from .inference import predict
-
-        return predict(self, x, batch_size, as_device=as_device)
-
-    __call__ = predict
-
-    def evaluate(self, x, y, batch_size: int | None = None, metrics=None, sample_weight=None) -> dict[str, float]:
-        """Loss (total and per output) and ``metrics`` on ``(x, y)``, without dropout."""
-        from .inference import evaluate
-
-        return evaluate(self, x, y, batch_size=batch_size, metrics=metrics, sample_weight=sample_weight)
-
-    def gradients(self, x, y) -> tuple[float, dict[str, np.ndarray]]:
-        """``(loss, grads)`` on one batch, ``grads`` keyed like ``get_weights()``.
-
-        Runs in training mode (dropout on) and changes no weights.
-        """
-        from .training import gradients
-
-        return gradients(self, x, y)
-
-    def train_step(self, x, y, optimizer=None, sample_weight=None) -> float:
-        """One update on one batch; returns the loss before the update."""
-        from .training import train_step
-
-        return train_step(self, x, y, optimizer, sample_weight)
-
-    def fit(
-        self,
-        x,
-        y,
-        *,
-        epochs: int = 1,
-        batch_size: int = 32,
-        optimizer=None,
-        metrics=None,
-        validation_data=None,
-        validation_split: float = 0.0,
-        shuffle: bool = True,
-        callbacks=(),
-        verbose: int = 1,
-        sample_weight=None,
-        class_weight=None,
-    ) -> History:
-        """Train with mini-batches; returns a :class:`~graphnet.training.History`.
-
-        See :func:`graphnet.training.fit` for every argument.
-        """
-        from .training import fit
-
-        return fit(
-            self,
-            x,
-            y,
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=optimizer,
-            metrics=metrics,
-            validation_data=validation_data,
-            validation_split=validation_split,
-            shuffle=shuffle,
-            callbacks=callbacks,
-            verbose=verbose,
-            sample_weight=sample_weight,
-            class_weight=class_weight,
-        )
-
-    # ------------------------------------------------------------ surgery
-    # (Each runs under the write lock from its first check to its last change,
-    # so no prediction or training step sees half an edit.)
-    @_edit
-    def freeze(self, *names) -> list[str]:
-        """Stop training the parameters of the named nodes: each one's bias and
-        its incoming synapses. Gradients still flow through them.
-
-        Parameters
-        ----------
-        *names : str, Node, Synapse or (str, str)
-            Node names or glob patterns (``"enc_*"``, matched with
-            :func:`fnmatch.fnmatchcase`), nodes, synapses, or ``(src, dst)``
-            pairs of patterns that select synapses only.
-
-        Returns
-        -------
-        list of str
-            The keys of the parameters selected, in ``parameters()`` order.
-
-        Raises
-        ------
-        GraphError
-            When a pattern matches nothing (the message lists the names) or only
-            inputs; nothing changes then.
-        """
-        from .surgery import freeze
-
-        return freeze(self, *names)
-
-    @_edit
-    def unfreeze(self, *names) -> list[str]:
-        """Train the named nodes' parameters again; the arguments are :meth:`freeze`'s."""
-        from .surgery import unfreeze
-
-        return unfreeze(self, *names)
-
-    @_edit
-    def insert(self, src: NodeRef, dst: NodeRef, name: str, size: int | None = None,
-               activation="linear", preserve: bool = True) -> Hidden:
-        """Replace the synapse ``src -> dst`` by ``src -> name -> dst`` (Net2DeeperNet).
-
-        Parameters
-        ----------
-        src, dst : str or Node
-            The ends of an existing synapse.
-        name : str
-            The new hidden node.
-        size : int, optional
-            Its units; ``src``'s size by default.
-        activation : str, dict or Activation
-        preserve : bool
-            Start the new node as an identity (weights ``[I 0]`` in, the old
-            weight with zero rows below it out), so every prediction is
-            unchanged: exactly for ``linear``, and for ``relu``,
-            ``leaky_relu`` and ``elu`` when ``src``'s outputs are never negative
-            (its activation is relu, sigmoid, softplus, softmax or
-            hard_sigmoid). Units beyond ``src``'s size start random with zero
-            outgoing weights. ``False`` draws both synapses afresh.
-
-        Returns
-        -------
-        Hidden
-            The new node.
-
-        Raises
-        ------
-        GraphError
-            For an unknown node or synapse, a name in use, a bad size or
-            activation, or a ``preserve=True`` insert that cannot be an
-            identity (the message says why). The graph is left as it was.
-        """
-        from .surgery import insert
-
-        return insert(self, src, dst, name, size=size, activation=activation, preserve=preserve)
-
-    @_edit
-    def widen(self, name: NodeRef, size: int, seed: int | None = None, split: str = "equal") -> Hidden:
-        """Grow a hidden node to ``size`` units without changing a prediction (Net2WiderNet).
-
-        Each new unit copies a randomly chosen old unit (its incoming weights
-        and bias); the outgoing weights of a unit copied ``c`` times are
-        divided among its copies, so every consumer receives the same sum.
-
-        Parameters
-        ----------
-        name : str or Node
-            A hidden node with an elementwise activation (not softmax).
-        size : int
-            The new number of units (at least the current one).
-        seed : int, optional
-            For the choice of units to copy; by default the graph's
-            initialisation stream.
-        split : {"equal", "random"}
-            ``"equal"`` divides a copied unit's outgoing weights by its number
-            of copies (Net2Net's rule); the copies then receive equal
-            gradients and stay twins unless dropout separates them.
-            ``"random"`` divides them in random shares that sum to one: just as
-            exact, and the copies learn apart. (Regularizers stay with their
-            parameters; a penalty on divided weights is smaller, so the
-            training loss may drop a little though no prediction changes.)
-
-        Returns
-        -------
-        Hidden
-            The new node object that replaces the old one.
-
-        Raises
-        ------
-        GraphError
-            For an input, an output, a softmax node, a smaller size, or a bad
-            ``seed``/``split``; the graph is left as it was.
-        """
-        from .surgery import widen
-
-        return widen(self, name, size, seed=seed, split=split)
-
-    @_edit
-    def transfer_weights(self, other, match: str = "name", strict: bool = True):
-        """Copy parameters from ``other`` (a Graph, or a dict like ``get_weights()``).
-
-        Parameters
-        ----------
-        other : Graph or dict key -> ndarray
-        match : {"name", "shape"}
-            Pair parameters by key, or by position in ``parameters()`` order
-            (for graphs built alike under other names).
-        strict : bool
-            Refuse, copying nothing, when any pair differs in shape.
-
-        Returns
-        -------
-        TransferReport
-            ``copied``, ``skipped``, ``mismatched`` and ``unused`` parameters.
-
-        Raises
-        ------
-        GraphError
-            For a mismatch under ``strict``, or a value that is not finite.
-        """
-        from .surgery import transfer_weights
-
-        return transfer_weights(self, other, match=match, strict=strict)
-
-    def statistics(self, x, y=None):
-        """Activation, dead-unit, saturation, weight and gradient statistics on
-        one batch, in inference mode; changes nothing. See
-        :func:`graphnet.statistics.statistics`."""
-        from .statistics import statistics
-
-        with self._lock.reading():  # the weights of one moment, as for predict
-            return statistics(self, x, y)
-
-    # ------------------------------------------------------------------ specs
-    def to_dict(self) -> dict[str, Any]:
-        """The architecture (no weights) as JSON-safe data; see :mod:`graphnet.spec`."""
-        from .spec import to_dict
-
-        return to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], max_params: int | None = 100_000_000) -> Graph:
-        """A new Graph (or Sequential) from :meth:`to_dict`'s structure; more than
-        ``max_params`` parameters (``None``: no limit) are refused before any
-        allocation. See :func:`graphnet.spec.from_dict`."""
-        from .spec import from_dict
-
-        return from_dict(data, max_params=max_params)
-
-    # ------------------------------------------------------------ seeing it
-    def summary(self, print_fn=print):
-        """Print the table of nodes and parameter counts; ``print_fn=None`` returns
-        the text. See :func:`graphnet.summary.summary`."""
-        from .summary import summary
-
-        return summary(self, print_fn=print_fn)
-
-    def to_dot(self, rankdir: str = "LR", show_shapes: bool = True, **options):
-        """The diagram as a ``graphviz.Digraph``; see :func:`graphnet.render.to_dot`."""
-        from .render import to_dot
-
-        return to_dot(self, rankdir=rankdir, show_shapes=show_shapes, **options)
-
-    def render(self, path, **options):
-        """Write the diagram to ``path`` (``.svg``, ``.png``, ``.pdf``, ``.dot``, ``.gv``);
-        see :func:`graphnet.render.render`."""
-        from .render import render
-
-        return render(self, path, **options)
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        from .render import repr_mimebundle
-
-        return repr_mimebundle(self, include, exclude)
-
-    def _repr_svg_(self):
-        from .render import repr_svg
-
-        return repr_svg(self)
-
-    @classmethod
-    def from_spec(cls, path, max_params: int | None = 100_000_000) -> Graph:
-        """A new Graph (or Sequential) from a ``.json``/``.yaml`` spec file; see
-        :func:`graphnet.specfile.from_spec`."""
-        from .specfile import from_spec
-
-        return from_spec(path, max_params=max_params)
-
-    # ------------------------------------------------------------ files
-    def save(self, path):
-        """Write architecture, weights and optimizer state to one file (atomically);
-        ``gn.load(path)`` reads it back. See :mod:`graphnet.saving`."""
-        from .saving import save
-
-        return save(self, path)
-
-    def to_onnx(self, path, opset: int = 17):
-        """Export to an ONNX file (checked) with this graph's input and output
-        names and a dynamic batch size; see :mod:`graphnet.interop.onnx_export`."""
-        from .interop.onnx_export import to_onnx
-
-        # The exporter reads weights as numpy arrays: a GPU graph exports a CPU copy.
-        source = self if self._backend is backend_module.CPU else copy.deepcopy(self).to("cpu")
-        return to_onnx(source, path, opset=opset)
-
-
-def _restart(rng: np.random.Generator, state: int) -> np.random.Generator:
-    """``rng`` put in the 128-bit ``state`` that ``connect`` drew for a synapse:
-    a few microseconds, where seeding a new generator takes tens (ten thousand
-    nodes may be drawn at once)."""
-    rng.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": state, "inc": _STREAM_INC},
-                               "has_uint32": 0, "uinteger": 0}
-    return rng
-
-
-#: The PCG64 increment of every initialisation draw (any odd number): each
-#: draw starts at its own random 128-bit state of that one stream.
-_STREAM_INC = 0xDA3E39CB94B95BDB
 
 
 def _known(dtype) -> bool:

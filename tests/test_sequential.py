@@ -291,3 +291,25 @@ def test_the_loss_may_come_before_the_last_layer_as_in_keras():
     assert set(history.history) == {"loss", "accuracy"}  # compile's metrics are fit's default
     assert model.nodes["dense"].kind == "hidden" and model.output == "dense_1"
 
+
+
+def test_appending_sorts_nothing_while_the_model_is_a_chain_it_built(monkeypatch):
+    """Each add() finds the end the last one left (O(1)), so n layers build in
+    O(n), not O(n^2) (2,000 layers took 2 s, 8,000 would take 30); after an
+    edit of its own the model looks again."""
+    import graphnet.graph as graph_module
+
+    calls = []
+    original = graph_module.topological_sort
+    monkeypatch.setattr(graph_module, "topological_sort", lambda *a, **k: calls.append(1) or original(*a, **k))
+    model = gn.Sequential([gn.Input(3)] + [gn.Dense(4, activation="relu") for _ in range(50)] + [gn.Dense(1)])
+    assert not calls and model.outputs == [model.topological_order[-1]]
+    calls.clear()
+    model.connect("input", "dense_3")  # an edit: the next add() must look at the graph again
+    model.add(gn.Dense(2))
+    assert calls
+    assert model.outputs == ["dense_51"] and model["dense_50"].kind == "hidden"
+    model.add_hidden("side", 2)
+    model.connect("dense_2", "side")
+    with pytest.raises(gn.GraphError, match="ends in"):
+        model.add(gn.Dense(2))
