@@ -435,3 +435,38 @@ def test_keras_onnx_export_imports(residual, data, tmp_path):
     got = g.predict(x)
     for key, name in zip(sorted(expected), names):  # Keras exports its outputs in keras.tree order
         np.testing.assert_allclose(got[name], expected[key], atol=TOL, rtol=TOL)
+
+
+def test_weight_penalties_come_across_and_give_keras_loss(data, caplog):
+    """kernel_/bias_regularizer become graphnet's L1/L2/L1L2 (one per synapse of a
+    split kernel): the imported graph's loss with the penalty is Keras's own
+    ``evaluate`` loss; what graphnet lacks is named in a warning."""
+    keras.utils.set_random_seed(0)
+    a, b = keras.Input((6,), name="a"), keras.Input((4,), name="b")
+    joined = layers.Concatenate()([a, b])
+    h = layers.Dense(5, activation="tanh", kernel_regularizer=keras.regularizers.L2(0.03),
+                     bias_regularizer=keras.regularizers.L1(0.02), name="h")(joined)
+    out = layers.Dense(2, kernel_regularizer=keras.regularizers.L1L2(l1=0.01, l2=0.005),
+                       activity_regularizer=keras.regularizers.L2(0.1), name="out")(h)
+    model = _randomise(keras.Model([a, b], out))
+    model.compile(loss="mse")
+    rng = np.random.default_rng(1)
+    x = {"a": data["x"], "b": rng.normal(size=(len(data["x"]), 4)).astype("float32")}
+    y = rng.normal(size=(len(data["x"]), 2)).astype("float32")
+    with caplog.at_level("WARNING", logger="graphnet"):
+        g = gn.from_keras(model, loss="mse")
+    assert "activity_regularizer ignored" in caplog.text and "kernel_regularizer" not in caplog.text
+    # Keras keeps the coefficients as float32: graphnet takes those very values.
+    def config(regularizer):
+        return {k: pytest.approx(v, rel=1e-7) if isinstance(v, float) else v
+                for k, v in regularizer.get_config().items()}
+
+    assert g.synapse("a", "h").regularizer == g.synapse("b", "h").regularizer
+    assert config(g.synapse("a", "h").regularizer) == {"name": "l2", "l2": 0.03}
+    assert config(g["h"].bias_regularizer) == {"name": "l1", "l1": 0.02}
+    assert config(g.synapse("h", "out").regularizer) == {"name": "l1_l2", "l1": 0.01, "l2": 0.005}
+    # Keras's loss adds every layer's penalties; drop the activity term (graphnet has none).
+    model.layers[-1].activity_regularizer = None
+    expected = model.evaluate([x["a"], x["b"]], y, verbose=0, batch_size=len(y))
+    assert g.evaluate(x, y)["loss"] == pytest.approx(expected, rel=1e-5)
+    assert expected > 1.01 * np.mean((g.predict(x) - y) ** 2)  # the penalty is there to match

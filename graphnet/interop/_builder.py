@@ -36,6 +36,7 @@ Folding rules, which keep every import exact:
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,8 @@ from ..parameters import bias_key, weight_key
 from ..sequential import default_loss
 from ..spec import FORMAT, FORMAT_VERSION, from_dict
 from ..structure import is_chain
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Builder", "Concat", "require", "unexpected_as"]
 
@@ -97,6 +100,7 @@ class _Node:
     bias: np.ndarray | None = None  # None: start at zero (architecture-only import)
     identity: bool = False
     origin: str = ""  # the foreign layer, for messages
+    bias_regularizer: Any = None  # a graphnet.regularizers config, or None
 
 
 @dataclass
@@ -106,6 +110,7 @@ class _Synapse:
     weight: np.ndarray | None  # (src.size, dst.size); None: drawn by ``init``
     trainable: bool = True
     init: str | None = None
+    regularizer: Any = None  # a graphnet.regularizers config, or None
 
 
 @dataclass
@@ -142,9 +147,14 @@ class Builder:
         trainable: bool = True,
         init: str | None = None,
         origin: str = "",
+        regularizer: Any = None,
+        bias_regularizer: Any = None,
     ) -> str:
         """A dense node fed by ``sources``: ``(node name, weight (src.size, size) or None)``,
-        or ``(node name, weight, trainable)`` to set that synapse's own flag."""
+        or ``(node name, weight, trainable)`` to set that synapse's own flag.
+        ``regularizer`` (each synapse's) and ``bias_regularizer`` are
+        :mod:`graphnet.regularizers` configs: a kernel's penalty split by rows
+        over several synapses sums to the kernel's."""
         self._check_new(name, origin)
         size = _positive(size, origin or name)
         seen = set()
@@ -172,10 +182,12 @@ class Builder:
         self.nodes[name] = _Node(
             name, size, "dense", activation=_activation(activation, self.source, origin or name),
             trainable=trainable and use_bias, bias=bias, origin=origin,
+            bias_regularizer=bias_regularizer if use_bias else None,
         )
         for src, weight, *flag in sources:
             learn = flag[0] if flag else trainable
-            self.synapses.append(_Synapse(src, name, weight, learn, None if weight is not None else init))
+            self.synapses.append(_Synapse(src, name, weight, learn, None if weight is not None else init,
+                                          regularizer))
         return name
 
     def parts(self, value) -> list[str]:
@@ -202,10 +214,13 @@ class Builder:
         return self.add_dense(name, sources, size, bias, **kwargs)
 
     def absorbable(self, node: str) -> bool:
-        """A linear dense node without dropout: a sum or a batch norm may take it over."""
+        """A linear dense node without dropout or penalties: a sum or a batch norm
+        may take it over (a merged weight could not carry its own penalty)."""
         target = self.nodes[node]
         return (target.kind == "dense" and target.dropout == 0.0
-                and activations.get(target.activation).name == "linear")
+                and activations.get(target.activation).name == "linear"
+                and target.bias_regularizer is None
+                and not any(s.regularizer is not None for s in self.synapses if s.dst == node))
 
     def add_sum(self, name: str, summands: list[tuple[Any, bool]], origin: str = "") -> str:
         """A node computing the sum of ``summands``: ``(value, exclusive)`` pairs.
@@ -263,6 +278,10 @@ class Builder:
         Weights and bias of an architecture-only import (None) stay as they are.
         """
         target = self.nodes[node]
+        if target.bias_regularizer is not None or any(s.regularizer is not None for s in self.synapses
+                                                      if s.dst == node):
+            logger.warning("%s: %s: its weight penalty now applies to the weights with the batch "
+                           "norm folded in, not to the layer's own kernel", self.source, target.origin or node)
         for s in self.synapses:
             if s.dst == node and s.weight is not None:
                 s.weight = s.weight * scale
@@ -376,6 +395,8 @@ class Builder:
             if node.kind == "dense":
                 config["activation"] = node.activation.get_config()
                 config["trainable"] = node.trainable
+                if node.bias_regularizer is not None:
+                    config["bias_regularizer"] = node.bias_regularizer
                 if node.name in chosen:
                     config["kind"] = "output"
                     config["loss"] = chosen[node.name]
@@ -385,7 +406,7 @@ class Builder:
             nodes.append(config)
         synapses = [
             {"src": s.src, "dst": s.dst, "init": "array" if s.weight is not None else s.init,
-             "trainable": s.trainable}
+             "trainable": s.trainable, **({"regularizer": s.regularizer} if s.regularizer is not None else {})}
             for s in self.synapses
         ]
         spec = {

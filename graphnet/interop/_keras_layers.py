@@ -129,10 +129,11 @@ def _dense(call: Call):
     for key in ("lora_rank", "quantization_config"):
         if config.get(key):
             raise call.fail(f"uses {key}, which graphnet cannot represent")
-    ignored = [k for k in ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
-                           "kernel_constraint", "bias_constraint") if config.get(k)]
+    penalties = {k: _regularizer(config.get(k), k, call) for k in ("kernel_regularizer", "bias_regularizer")}
+    ignored = [k for k in ("activity_regularizer", "kernel_constraint", "bias_constraint") if config.get(k)]
     if ignored:
-        logger.warning("%s: %s: %s ignored (graphnet has none)", call.model.source, call.where, ", ".join(ignored))
+        logger.warning("%s: %s: %s ignored (graphnet has none; predictions are unaffected)",
+                       call.model.source, call.where, ", ".join(ignored))
     kernel = bias = None
     if call.arrays is not None:
         expected = 2 if use_bias else 1
@@ -148,7 +149,34 @@ def _dense(call: Call):
         activation=_keras_activation(config.get("activation"), call),
         trainable=config.get("trainable", True) is not False,
         init=_initializer(config.get("kernel_initializer")), origin=call.where,
+        regularizer=penalties["kernel_regularizer"], bias_regularizer=penalties["bias_regularizer"],
     )
+
+
+#: Keras's weight penalties by class name, as graphnet.regularizers configs
+#: (the same sums: ``l1 Σ|w|``, ``l2 Σw²``, no one-half).
+_REGULARIZERS = {"L1": ("l1", ("l1",)), "L2": ("l2", ("l2",)), "L1L2": ("l1_l2", ("l1", "l2"))}
+
+
+def _regularizer(value, key: str, call: Call) -> dict | None:
+    """A Keras layer's ``kernel_regularizer``/``bias_regularizer`` (a serialised
+    ``{"class_name": "L2", "config": {"l2": 0.01}}``) as a graphnet config;
+    None, with a warning, for one graphnet lacks (training then differs,
+    predictions do not)."""
+    if not value:
+        return None
+    cls = value.get("class_name") if isinstance(value, Mapping) else None
+    config = value.get("config") if isinstance(value, Mapping) else None
+    known = _REGULARIZERS.get(cls)
+    if known is not None and isinstance(config, Mapping):
+        name, fields = known
+        try:
+            return {"name": name, **{f: float(config.get(f, 0.0)) for f in fields}}
+        except (TypeError, ValueError):
+            pass
+    logger.warning("%s: %s: %s %r ignored (graphnet has L1, L2 and L1L2; predictions are unaffected)",
+                   call.model.source, call.where, key, cls if cls else value)
+    return None
 
 
 def _activate(call: Call, activation):
