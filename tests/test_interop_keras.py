@@ -470,3 +470,33 @@ def test_weight_penalties_come_across_and_give_keras_loss(data, caplog):
     expected = model.evaluate([x["a"], x["b"]], y, verbose=0, batch_size=len(y))
     assert g.evaluate(x, y)["loss"] == pytest.approx(expected, rel=1e-5)
     assert expected > 1.01 * np.mean((g.predict(x) - y) ** 2)  # the penalty is there to match
+
+
+def test_subtract_and_average_import_exactly(data, tmp_path):
+    """Subtract is a sum with -1 on its second term and Average one with 1/k on
+    each: linear Denses are absorbed (their weights scaled), anything else
+    joins through frozen c*I synapses. Multiply stays refused."""
+    keras.utils.set_random_seed(0)
+    a, b = keras.Input((6,), name="a"), keras.Input((6,), name="b")
+    da, db = layers.Dense(5, name="da")(a), layers.Dense(5, name="db")(b)
+    diff = layers.Subtract(name="diff")([da, db])                       # both absorbed
+    h = layers.Dense(6, activation="tanh", name="h")(a)
+    mean = layers.Average(name="mean")([h, a, b])                       # nothing absorbed
+    out1 = layers.Dense(2, activation="sigmoid", name="out1")(layers.Activation("relu")(diff))
+    out2 = layers.Dense(1, name="out2")(layers.Subtract(name="back")([mean, h]))  # h read twice
+    model = _randomise(keras.Model({"a": a, "b": b}, {"out1": out1, "out2": out2}))
+    x = {"a": data["x"], "b": np.random.default_rng(2).normal(size=data["x"].shape).astype("float32")}
+    expected = _keras_predict(model, x)
+    g = gn.from_keras(model)
+    got = g.predict(x)
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], atol=TOL, rtol=TOL)
+    assert "da" not in g.nodes and "db" not in g.nodes  # absorbed into diff, db's weights negated
+    # mean (linear, read once) is absorbed by back: a/3 + b/3 + h/3 - h.
+    assert "mean" not in g.nodes and not g.synapse("a", "back").trainable
+    np.testing.assert_allclose(g.synapse("a", "back").weight, np.eye(6) / 3, rtol=1e-7)
+    np.testing.assert_allclose(g.synapse("h", "back").weight, np.eye(6) * (1 / 3 - 1), rtol=1e-7)
+    trains_saves_exports(g, x, tmp_path)
+    product = keras.Model([a, b], layers.Multiply(name="times")([da, db]))
+    with pytest.raises(gn.ModelImportError, match="layer 'times' of type 'Multiply' cannot be imported"):
+        gn.from_keras(product)

@@ -222,13 +222,14 @@ class Builder:
                 and target.bias_regularizer is None
                 and not any(s.regularizer is not None for s in self.synapses if s.dst == node))
 
-    def add_sum(self, name: str, summands: list[tuple[Any, bool]], origin: str = "") -> str:
-        """A node computing the sum of ``summands``: ``(value, exclusive)`` pairs.
+    def add_sum(self, name: str, summands: list[tuple], origin: str = "") -> str:
+        """A node computing the sum of ``summands``: ``(value, exclusive)`` pairs,
+        or ``(value, exclusive, c)`` for ``c * value`` (a difference, a mean).
 
         An exclusive linear dense summand is absorbed (see the module notes);
-        anything else joins through frozen identity synapses.
+        anything else joins through frozen synapses ``c * I``.
         """
-        sizes = {self.size_of(value) for value, _ in summands}
+        sizes = {self.size_of(value) for value, *_ in summands}
         if len(sizes) != 1:
             raise ModelImportError(
                 f"{self.source}: {origin or name} adds tensors of {sorted(sizes)} features; "
@@ -237,12 +238,13 @@ class Builder:
         size = sizes.pop()
         terms: dict[str, list] = {}  # src -> [weight or None, trainable, init]
         bias, bias_trainable, absorbed = np.zeros(size), False, []
-        for value, exclusive in summands:
+        for value, exclusive, *scale in summands:
+            c = float(scale[0]) if scale else 1.0
             if isinstance(value, str) and exclusive and value not in absorbed and self.absorbable(value):
                 node = self.nodes[value]
                 for s in [s for s in self.synapses if s.dst == value]:
-                    self._merge_term(terms, s.src, s.weight, s.trainable, s.init)
-                bias = None if bias is None or node.bias is None else bias + node.bias
+                    self._merge_term(terms, s.src, None if s.weight is None else c * s.weight, s.trainable, s.init)
+                bias = None if bias is None or node.bias is None else bias + c * node.bias
                 bias_trainable = bias_trainable or node.trainable
                 absorbed.append(value)
                 continue
@@ -250,7 +252,7 @@ class Builder:
             for part in self.parts(value):
                 n = self.nodes[part].size
                 block = np.zeros((n, size))
-                block[:, offset : offset + n] = np.eye(n)
+                block[:, offset : offset + n] = c * np.eye(n)
                 self._merge_term(terms, part, block, False, None)
                 offset += n
         for node in absorbed:

@@ -240,6 +240,23 @@ def _add(call: Call):
     return call.builder.add_sum(call.name, list(zip(call.inputs, call.exclusive)), call.where)
 
 
+def _subtract(call: Call):
+    """``a - b``: a sum with ``-1`` on the second term."""
+    if len(call.inputs) != 2:
+        raise call.fail(f"takes exactly 2 inputs, got {len(call.inputs)}")
+    (a, b), (ea, eb) = call.inputs, call.exclusive
+    return call.builder.add_sum(call.name, [(a, ea, 1.0), (b, eb, -1.0)], call.where)
+
+
+def _average(call: Call):
+    """The mean of its inputs: a sum with ``1/k`` on each term."""
+    if len(call.inputs) < 2:
+        raise call.fail(f"needs at least 2 inputs, got {len(call.inputs)}")
+    share = 1.0 / len(call.inputs)
+    return call.builder.add_sum(call.name, [(v, e, share) for v, e in zip(call.inputs, call.exclusive)],
+                                call.where)
+
+
 def _batch_normalization(call: Call):
     config, builder, value = call.config, call.builder, call.inputs[0]
     if config.get("axis", -1) not in (-1, 1, [-1], [1]):
@@ -291,6 +308,8 @@ LAYERS = {
     "Dropout": _dropout,
     "Concatenate": _concatenate,
     "Add": _add,
+    "Subtract": _subtract,
+    "Average": _average,
     "BatchNormalization": _batch_normalization,
     "ReLU": _relu_layer,
     "LeakyReLU": _leaky_relu_layer,
@@ -302,7 +321,7 @@ LAYERS = {
     "GaussianDropout": _training_noise,
     "AlphaDropout": _training_noise,
 }
-_MANY_INPUTS = ("Concatenate", "Add")
+_MANY_INPUTS = ("Concatenate", "Add", "Subtract", "Average")
 
 
 def _keras_activation(value, call: Call):
