@@ -19,14 +19,20 @@ __all__ = ["ReadWriteLock", "edit"]
 class ReadWriteLock:
     """See the module docs. Use ``with lock.reading():`` / ``with lock.writing():``."""
 
-    __slots__ = ("_cond", "_readers", "_writer", "_depth", "_waiting", "_reading", "_writing")
+    __slots__ = ("_mutex", "_cond", "_readers", "_writer", "_depth", "_waiting", "_sleepers",
+                 "_reading", "_writing")
 
     def __init__(self):
-        self._cond = threading.Condition(threading.Lock())
+        # The mutex is taken with ``with`` (C code, no Python frames: a
+        # training step takes and gives back the write lock once), and
+        # sleepers are woken only when there are some.
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
         self._readers = 0
         self._writer: int | None = None
         self._depth = 0
-        self._waiting = 0
+        self._waiting = 0  # writers waiting: new readers let them go first
+        self._sleepers = 0  # threads in _cond.wait()
         self._reading = _Held(self.acquire_read, self.release_read)
         self._writing = _Held(self.acquire_write, self.release_write)
 
@@ -41,45 +47,57 @@ class ReadWriteLock:
         """Whether anyone reads or writes now (for messages and tests)."""
         return bool(self._readers) or self._writer is not None
 
+    def _sleep(self) -> None:
+        self._sleepers += 1
+        try:
+            self._cond.wait()
+        finally:
+            self._sleepers -= 1
+
+    def _wake(self) -> None:
+        if self._sleepers:
+            self._cond.notify_all()
+
     def acquire_read(self) -> None:
         me = threading.get_ident()
-        with self._cond:
+        with self._mutex:
             if self._writer == me:  # the writer may read what it writes
                 self._depth += 1
                 return
             while self._writer is not None or self._waiting:
-                self._cond.wait()
+                self._sleep()
             self._readers += 1
 
     def release_read(self) -> None:
-        with self._cond:
+        with self._mutex:
             if self._writer == threading.get_ident():
                 self._depth -= 1
                 return
             self._readers -= 1
             if not self._readers:
-                self._cond.notify_all()
+                self._wake()
 
     def acquire_write(self) -> None:
         me = threading.get_ident()
-        with self._cond:
+        with self._mutex:
             if self._writer == me:
                 self._depth += 1
                 return
-            self._waiting += 1
-            try:
-                while self._readers or self._writer is not None:
-                    self._cond.wait()
-            finally:
-                self._waiting -= 1
+            if self._readers or self._writer is not None:
+                self._waiting += 1
+                try:
+                    while self._readers or self._writer is not None:
+                        self._sleep()
+                finally:
+                    self._waiting -= 1
             self._writer, self._depth = me, 1
 
     def release_write(self) -> None:
-        with self._cond:
+        with self._mutex:
             self._depth -= 1
             if not self._depth:
                 self._writer = None
-                self._cond.notify_all()
+                self._wake()
 
 
 class _Held:

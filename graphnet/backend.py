@@ -103,6 +103,15 @@ class Backend:
         whether it ran (else the optimizer makes its plain passes)."""
         return False
 
+    def adam_step(self, grads, m, v, out, beta1, beta2, step_size, eps) -> bool:
+        """Adam's step without writing the moments (see
+        :func:`graphnet.kernels.adam_step`); False where there is no such kernel."""
+        return False
+
+    def adam_moments(self, grads, m, v, beta1, beta2) -> None:
+        """The moments in place, after :meth:`adam_step` ran and its step was accepted."""
+        raise NotImplementedError
+
     def fused_backward(self, activation):
         """A one-pass ``backward(a, grad, z=None)`` for ``activation``, or None
         (the activation's own, in ``xp``). The plan asks once per compile."""
@@ -142,11 +151,18 @@ class CPUBackend(Backend):
         return array.copy()
 
     def take(self, array, index, out):
-        # mode="clip" lets numpy write straight into ``out`` (the index is valid).
-        return np.take(array, index, axis=0, out=out, mode="clip")
+        # mode="clip" lets numpy write straight into ``out`` (the index is valid);
+        # the method, not np.take, spares a wrapper call per array per batch.
+        return array.take(index, axis=0, out=out, mode="clip")
 
     def adam(self, grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps) -> bool:
         return kernels.adam(grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps)
+
+    def adam_step(self, grads, m, v, out, beta1, beta2, step_size, eps) -> bool:
+        return kernels.adam_step(grads, m, v, out, beta1, beta2, step_size, eps)
+
+    def adam_moments(self, grads, m, v, beta1, beta2) -> None:
+        kernels.adam_moments(grads, m, v, beta1, beta2)
 
 
 class DeviceBackend(Backend):

@@ -105,6 +105,11 @@ class Progress:
                 file=self._stream(),
             )
 
+    @property
+    def shows_loss(self) -> bool:
+        """Whether :meth:`batch_end` shows the running loss (a bar is drawn)."""
+        return self._bar is not None
+
     def batch_end(self, running_loss: float, batches: int = 1) -> None:
         """``batches`` more batches done (a device reports several at once)."""
         if self._bar is None:

@@ -338,7 +338,7 @@ class Trainer:
         def on_batch_end(batch: int, logs: dict[str, float]) -> None:
             if deferred:
                 progress.batch_end(logs.pop("running_loss"), logs.pop("batches"))
-            else:
+            elif progress.shows_loss:  # the running loss costs a few passes: only for a bar
                 progress.batch_end(tally.loss())
             for cb in callbacks:
                 cb.on_batch_end(batch, logs)

@@ -1,0 +1,85 @@
+"""graphnet._locks.ReadWriteLock: many readers or one writer, writers first, re-entrant for the writer."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from graphnet._locks import ReadWriteLock
+
+
+def test_readers_share_and_a_writer_waits_for_them():
+    lock, order = ReadWriteLock(), []
+    lock.acquire_read()
+    lock.acquire_read()  # a second reader gets in at once
+    writer = threading.Thread(target=lambda: (lock.acquire_write(), order.append("write"), lock.release_write()))
+    writer.start()
+    time.sleep(0.05)
+    assert order == [] and lock.busy
+    lock.release_read()
+    time.sleep(0.05)
+    assert order == []  # one reader still holds it
+    lock.release_read()
+    writer.join(5)
+    assert order == ["write"] and not lock.busy
+
+
+def test_a_waiting_writer_goes_before_new_readers():
+    lock, order = ReadWriteLock(), []
+    lock.acquire_read()
+    writer = threading.Thread(target=lambda: (lock.acquire_write(), order.append("write"), lock.release_write()))
+    writer.start()
+    while not lock._waiting:
+        time.sleep(0.001)
+    reader = threading.Thread(target=lambda: (lock.acquire_read(), order.append("read"), lock.release_read()))
+    reader.start()
+    time.sleep(0.05)
+    assert order == []
+    lock.release_read()
+    writer.join(5)
+    reader.join(5)
+    assert order == ["write", "read"]
+
+
+def test_the_writer_may_write_and_read_again_inside():
+    lock = ReadWriteLock()
+    with lock.writing():
+        with lock.writing(), lock.reading():
+            assert lock._depth == 3
+        assert lock.busy
+    assert not lock.busy
+
+
+def test_under_load_no_reader_ever_sees_a_writer():
+    lock, seen, stop = ReadWriteLock(), [], threading.Event()
+    state = {"writing": False, "readers": 0}
+    guard = threading.Lock()
+
+    def read():
+        while not stop.is_set():
+            with lock.reading():
+                with guard:
+                    state["readers"] += 1
+                    seen.append(state["writing"])
+                with guard:
+                    state["readers"] -= 1
+
+    def write():
+        for _ in range(300):
+            with lock.writing():
+                with guard:
+                    seen.append(state["readers"] != 0)
+                    state["writing"] = True
+                with guard:
+                    state["writing"] = False
+
+    threads = [threading.Thread(target=read) for _ in range(3)] + [threading.Thread(target=write) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads[3:]:
+        t.join(30)
+    stop.set()
+    for t in threads[:3]:
+        t.join(30)
+    assert len(seen) > 600 and not any(seen)
+    assert not lock.busy and lock._sleepers == 0
