@@ -49,6 +49,12 @@ _FLUSH_EVERY = 64
 _FLUSH_BELOW = 1e-30
 
 
+#: From this many parameters on, Adam's checked step makes the new moments at
+#: commit (two compiled passes) instead of into a second copy: the memory of
+#: the copy matters there, and the second kernel call (a few microseconds)
+#: does not.
+IN_PLACE_FROM = 1 << 16
+
 class Optimizer:
     """Base class. Subclasses list their state in :attr:`slot_names` and
     implement :meth:`_update`, which reads :attr:`slots` and writes the
@@ -447,7 +453,7 @@ class Adam(Optimizer):
 
     def _update(self, params, grads, out, proposed, lr):
         m, v = self.slots["m"], self.slots["v"]
-        if self._finite_grads and self._step_only(grads, m, v, out, lr):
+        if self._finite_grads and grads.shape[0] >= IN_PLACE_FROM and self._step_only(grads, m, v, out, lr):
             self._in_place = grads  # the moments are made at commit: no second copy of them
             return out
         proposed = self._proposal()

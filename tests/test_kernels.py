@@ -46,6 +46,7 @@ def test_the_two_pass_adam_keeps_one_copy_of_the_moments_and_the_passes_numbers(
     never makes its second copy of m and v, and weights and moments are the
     plain numpy passes' bit for bit, as the one-pass kernel's (train_step)."""
     pytest.importorskip("numba", reason="the kernels need numba")
+    monkeypatch.setattr(gn.optimizers, "IN_PLACE_FROM", 0)  # this small net too
     two_pass, _, _ = _trained(dtype)
     assert two_pass.optimizer._proposed == {}  # never needed
     monkeypatch.setattr(kernels, "ENABLED", False)
@@ -58,8 +59,9 @@ def test_the_two_pass_adam_keeps_one_copy_of_the_moments_and_the_passes_numbers(
     assert two_pass.optimizer.iterations == passes.optimizer.iterations == 16
 
 
-def test_a_refused_two_pass_step_leaves_the_moments_as_they_were():
+def test_a_refused_two_pass_step_leaves_the_moments_as_they_were(monkeypatch):
     pytest.importorskip("numba", reason="the kernels need numba")
+    monkeypatch.setattr(gn.optimizers, "IN_PLACE_FROM", 0)
     model, x, y = _trained()
     optimizer = model.optimizer
     before = {k: v.copy() for k, v in optimizer.slots.items()}
@@ -72,3 +74,9 @@ def test_a_refused_two_pass_step_leaves_the_moments_as_they_were():
         assert np.array_equal(optimizer.slots[slot], value), slot
     for key, value in weights.items():
         assert np.array_equal(model.get_weights()[key], value), key
+
+
+def test_a_small_net_keeps_the_one_pass_kernel():
+    pytest.importorskip("numba", reason="the kernels need numba")
+    model, _, _ = _trained()
+    assert model.num_params < gn.optimizers.IN_PLACE_FROM and set(model.optimizer._proposed) == {"m", "v"}
