@@ -39,13 +39,13 @@ import numpy as np
 
 from . import metrics as metrics_module
 from ._cluster import Traffic, _Batch, _Cluster, _Round, client_or_default
-from .callbacks import Callback, History
+from .callbacks import History
 from .checks import check_int, check_number
 from .data import holdout_split
 from .errors import GraphError
 from .inference import DEFAULT_CHUNK, Tally
 from .progress import Progress
-from .training import Trainer
+from .training import Trainer, check_fit_arguments
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -122,20 +122,12 @@ def fit(
     if getattr(graph, "device", "cpu") != "cpu":
         raise GraphError(f"distributed.fit: graph {graph.name!r} is on device {graph.device!r}; the workers "
                          "train on their CPUs: move it with graph.to('cpu') first")
-    epochs = check_int(epochs, "distributed.fit: epochs")
-    batch_size = check_int(batch_size, "distributed.fit: batch_size")
+    epochs, batch_size, validation_split, callbacks = check_fit_arguments(
+        "distributed.fit", epochs, batch_size, verbose, shuffle, validation_split, validation_data, callbacks)
     sync_every = check_int(sync_every, "distributed.fit: sync_every")
     retries = check_int(retries, "distributed.fit: retries", low=0)
     timeout = check_number(timeout, "distributed.fit: timeout", 0.0, math.inf, low_open=True, high_open=True,
                            expected="a positive number of seconds")
-    if verbose not in (0, 1, 2) or isinstance(verbose, float):
-        raise GraphError(f"distributed.fit: verbose must be 0, 1 or 2, got {verbose!r}")
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise GraphError(f"distributed.fit: shuffle must be True or False, got {shuffle!r}")
-    validation_split = check_number(validation_split, "distributed.fit: validation_split", 0.0, 1.0,
-                                    high_open=True, expected="in [0, 1)")
-    if validation_data is not None and validation_split:
-        raise GraphError("distributed.fit: pass validation_data or validation_split, not both")
     if validation_data is not None and (
         not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2
     ):
@@ -145,14 +137,6 @@ def fit(
         if value is not None:
             raise GraphError(f"distributed.fit: {name} is not supported yet (got {type(value).__name__}); "
                              "train with graph.fit, or without row weights")
-    if callbacks is None:
-        callbacks = ()
-    if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
-        raise GraphError(f"distributed.fit: callbacks must be a list of Callback instances, got {callbacks!r}")
-    callbacks = list(callbacks)
-    for cb in callbacks:
-        if not isinstance(cb, Callback):
-            raise GraphError(f"distributed.fit: callbacks must be Callback instances, got {cb!r}")
     client = client_or_default(client)
     chosen = metrics_module.resolve(graph, graph._metrics if metrics is None else metrics)
     keys = metrics_module.log_keys(graph, chosen)

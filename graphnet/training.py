@@ -46,7 +46,7 @@ from .progress import Progress, format_logs
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["Trainer", "Penalty", "fit", "train_step", "gradients"]
+__all__ = ["Trainer", "Penalty", "fit", "train_step", "gradients", "check_fit_arguments"]
 
 logger = logging.getLogger(__name__)
 
@@ -468,6 +468,32 @@ def train_step(graph: Graph, x, y, optimizer=None, sample_weight=None) -> float:
         return loss if trainer.checks is None else trainer.settle(loss)[0]
 
 
+def check_fit_arguments(where: str, epochs, batch_size, verbose, shuffle, validation_split,
+                        validation_data, callbacks) -> tuple[int, int, float, list]:
+    """The checks every fit makes before it touches anything (``where`` names
+    it in messages: ``"fit"``, ``"distributed.fit"``); returns ``(epochs,
+    batch_size, validation_split, callbacks)`` as numbers and a list."""
+    epochs = check_int(epochs, f"{where}: epochs")
+    batch_size = check_int(batch_size, f"{where}: batch_size")
+    if verbose not in (0, 1, 2) or isinstance(verbose, float):
+        raise GraphError(f"{where}: verbose must be 0, 1 or 2, got {verbose!r}")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise GraphError(f"{where}: shuffle must be True or False, got {shuffle!r}")
+    validation_split = check_number(validation_split, f"{where}: validation_split", 0.0, 1.0,
+                                    high_open=True, expected="in [0, 1)")
+    if validation_data is not None and validation_split:
+        raise GraphError(f"{where}: pass validation_data or validation_split, not both")
+    if callbacks is None:
+        callbacks = ()
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
+        raise GraphError(f"{where}: callbacks must be a list of Callback instances, got {callbacks!r}")
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise GraphError(f"{where}: callbacks must be Callback instances, got {cb!r}")
+    return epochs, batch_size, validation_split, callbacks
+
+
 def fit(
     graph,
     x,
@@ -528,24 +554,8 @@ def fit(
         When a step produces a non-finite loss, gradient or update; the
         weights are those from before that step.
     """
-    epochs = check_int(epochs, "fit: epochs")
-    batch_size = check_int(batch_size, "fit: batch_size")
-    if verbose not in (0, 1, 2) or isinstance(verbose, float):
-        raise GraphError(f"fit: verbose must be 0, 1 or 2, got {verbose!r}")
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise GraphError(f"fit: shuffle must be True or False, got {shuffle!r}")
-    validation_split = check_number(validation_split, "fit: validation_split", 0.0, 1.0,
-                                    high_open=True, expected="in [0, 1)")
-    if validation_data is not None and validation_split:
-        raise GraphError("fit: pass validation_data or validation_split, not both")
-    if callbacks is None:
-        callbacks = ()
-    if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
-        raise GraphError(f"fit: callbacks must be a list of Callback instances, got {callbacks!r}")
-    callbacks = list(callbacks)
-    for cb in callbacks:
-        if not isinstance(cb, Callback):
-            raise GraphError(f"fit: callbacks must be Callback instances, got {cb!r}")
+    epochs, batch_size, validation_split, callbacks = check_fit_arguments(
+        "fit", epochs, batch_size, verbose, shuffle, validation_split, validation_data, callbacks)
     chosen = metrics_module.resolve(graph, graph._metrics if metrics is None else metrics)
     inputs, targets, rows = _batch_data(graph, x, y)
     if rows == 0:
