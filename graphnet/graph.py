@@ -303,8 +303,8 @@ class Graph(WeightDrawing, DelegatingMethods):
         connected), and each synapse gets its own rows; the default draws the
         bias after them, on the same fan-in. Since ``connect`` sees one synapse
         at a time, the draw waits until a weight is first needed:
-        ``get_weights()``, reading ``synapse.weight`` or ``node.bias``, or the
-        first run or ``fit``. A synapse connected into that node later is drawn
+        ``get_weights()``, reading ``synapse.weight`` or ``node.bias``, the
+        first run or ``fit``, a copy or pickle, or ``to(device)``. A synapse connected into that node later is drawn
         on the fan-in it then has; weights and biases already drawn, seen, set
         or loaded never change by themselves. The draw depends on the seed and
         the calls made, not on when it happens nor on the dtype (it is made in
