@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import backend as backend_module
+from . import optimizers as optimizers_module
 from ._locks import edit as _edit
+from .errors import GraphError, NotFoundError
 
 if TYPE_CHECKING:
     from .callbacks import History
@@ -355,3 +357,60 @@ class DelegatingMethods:
         # The exporter reads weights as numpy arrays: a GPU graph exports a CPU copy.
         source = self if self._backend is backend_module.CPU else copy.deepcopy(self).to("cpu")
         return to_onnx(source, path, opset=opset)
+
+    # ------------------------------------------------------------- compiling
+    def compile(self, loss=None, optimizer=None, metrics=None) -> Graph:
+        """Keras's idiom: set the outputs' losses, the optimizer and the
+        default metrics of ``fit``/``evaluate``, and check that every loss
+        fits its output's activation. Returns the graph.
+
+        Parameters
+        ----------
+        loss : str, dict, Loss, or dict output name -> loss, optional
+            One loss for every output, or one per output (others keep theirs).
+        optimizer : str, dict or Optimizer, optional
+            Becomes ``graph.optimizer`` (kept with its state by ``fit``).
+        metrics : list, or dict output name -> list, optional
+            Used by ``fit`` and ``evaluate`` when they are given no ``metrics``.
+
+        Raises
+        ------
+        GraphError
+            For unknown outputs, losses, optimizers or metrics, or a loss that
+            does not fit its activation; the graph is then left as it was.
+        """
+        from . import losses as losses_module
+        from . import metrics as metrics_module
+
+        outputs = self.outputs
+        if isinstance(loss, Mapping) and "name" not in loss:
+            unknown = [k for k in loss if k not in outputs]
+            if unknown:
+                raise NotFoundError(f"compile: loss for unknown outputs {unknown}; outputs: {outputs}")
+            chosen = {name: losses_module.get(value) for name, value in loss.items()}
+        else:
+            chosen = {} if loss is None else {name: losses_module.get(loss) for name in outputs}
+        new_optimizer = None if optimizer is None else optimizers_module.get(optimizer)
+        if metrics is not None:
+            metrics_module.resolve(self, metrics)
+        problems = []
+        for name in outputs:
+            node = self._nodes[name]
+            try:
+                node._check_pairing(node.activation, chosen.get(name, node.loss))
+            except GraphError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise GraphError(f"compile: {'; '.join(problems)}")
+        with self._lock.writing():
+            if new_optimizer is not None:
+                self.optimizer = new_optimizer
+            for name, value in chosen.items():
+                self._nodes[name].loss = value
+            if metrics is not None:
+                self._metrics = metrics
+            self._compiled(loss)
+        return self
+
+    def _compiled(self, loss) -> None:
+        """What a subclass keeps of ``compile(loss=...)`` (a Sequential, its loss for later layers)."""

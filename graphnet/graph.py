@@ -10,9 +10,11 @@ exactly as it was.
 Running, training, files and pictures live in the modules above this one
 (:mod:`graphnet.plan`, :mod:`graphnet.training`, :mod:`graphnet.saving`,
 :mod:`graphnet.render`, ...). The methods that reach them (``fit``,
-``save``, ``render``, ...) are kept for users in
+``save``, ``render``, ``compile``, ...) are kept for users in
 :class:`graphnet._delegating.DelegatingMethods`, which ``Graph`` inherits:
-this module is the structure, that one the way up.
+this module is the structure, that one the way up. The weight draw
+(:mod:`graphnet._drawing`) and the parameters by key
+(:mod:`graphnet._weights`) are inherited the same way.
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from ._drawing import WeightDrawing
 from ._locks import ReadWriteLock
 from ._locks import edit as _edit
 from ._text import format_cycle, preview
+from ._weights import ParameterAccess
 from .checks import check_allocation, check_text, is_int
 from .errors import CycleError, GraphError, NotFoundError
 from .nodes import DenseNode, Hidden, Input, Node, Output
-from .parameters import BIAS, WEIGHT, ParameterRecord, bias_key
 from .structure import reachable, topological_sort
 from .synapse import Synapse
 
@@ -54,7 +56,7 @@ _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 NodeRef = str | Node
 
 
-class Graph(WeightDrawing, DelegatingMethods):
+class Graph(WeightDrawing, ParameterAccess, DelegatingMethods):
     """A neural network whose shape is a directed acyclic graph.
 
     Parameters
@@ -509,98 +511,6 @@ class Graph(WeightDrawing, DelegatingMethods):
             f"{len(self._synapses)} synapses, {self.num_params:,} params, {self.dtype}>"
         )
 
-    # ----------------------------------------------------------------- weights
-    def parameters(self) -> list[ParameterRecord]:
-        """Every weight and bias as a :class:`~graphnet.parameters.ParameterRecord`
-        (key, kind, node, synapse, shape, trainable): for each dense node in
-        insertion order, its incoming weights then its bias."""
-        return [record for record, _ in self._parameters()]
-
-    def _parameters(self, order: Iterable[str] | None = None) -> list[tuple[ParameterRecord, object]]:
-        """``(record, owner)`` per parameter, the owner being the Synapse or
-        node holding the array; dense nodes in ``order`` (insertion order by
-        default). The plan passes the topological order, so its flat buffer
-        follows the forward pass."""
-        entries = []
-        incoming: dict[str, list[Synapse]] = {}
-        for synapse in self._synapses.values():
-            incoming.setdefault(synapse.dst, []).append(synapse)
-        for name in self._nodes if order is None else order:
-            node = self._nodes[name]
-            if isinstance(node, DenseNode):
-                for s in incoming.get(name, ()):
-                    record = ParameterRecord(s.key, WEIGHT, name, (s.src, name), s.shape, s.trainable)
-                    entries.append((record, s))
-                record = ParameterRecord(bias_key(name), BIAS, name, None, (node.size,), node.trainable)
-                entries.append((record, node))
-        return entries
-
-    def _arrays(self) -> dict[str, np.ndarray]:
-        """Every parameter's live array (no copies), by key; draws what is waiting."""
-        self._draw()
-        return {
-            record.key: owner.weight if record.kind == WEIGHT else owner.bias
-            for record, owner in self._parameters()
-        }
-
-    def get_weights(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter as numpy arrays (on every device):
-        ``"NODE.bias"`` and ``"SRC->DST.weight"`` (all from one moment, even
-        while another thread trains)."""
-        copy = self._backend.host_copy
-        with self._lock.reading():
-            return {key: copy(array) for key, array in self._arrays().items()}
-
-    @_edit
-    def set_weights(self, weights: Mapping[str, Any]) -> None:
-        """Assign parameters by key (any subset of ``get_weights()``'s keys).
-
-        Every key, shape and value is checked first; if anything is wrong,
-        nothing changes.
-
-        Raises
-        ------
-        GraphError
-            Naming the unknown keys, or the key with its expected and given shape.
-        """
-        if not isinstance(weights, Mapping):
-            raise GraphError(
-                f"set_weights expects a dict keyed like get_weights(), got {type(weights).__name__}"
-            )
-        # Shapes from the records: a weight not drawn yet is given its values
-        # without being drawn first (a loaded file's weights are never drawn).
-        owners = {record.key: (record, owner) for record, owner in self._parameters()}
-        unknown = [k for k in weights if k not in owners]
-        if unknown:
-            raise NotFoundError(
-                f"graph {self.name!r}: unknown weight keys {preview(unknown)}; "
-                f"known: {preview(owners)}"
-            )
-        staged = {}
-        for key, value in weights.items():
-            expected = owners[key][0].shape
-            try:
-                value = np.asarray(backend_module.host(value), dtype=self.dtype)
-            except (TypeError, ValueError):
-                raise GraphError(f"weight {key!r}: expected numbers, got {value!r}") from None
-            if value.shape != expected:
-                raise GraphError(
-                    f"weight {key!r}: expected shape {expected}, got {value.shape}"
-                )
-            if not np.isfinite(value).all():
-                raise GraphError(f"weight {key!r} contains NaN or inf")
-            staged[key] = value
-        to_device = self._backend.to_device
-        for key, value in staged.items():
-            record, owner = owners[key]
-            if record.kind == BIAS:
-                owner._bias[...] = to_device(value)  # not .bias: that would draw it first
-                owner._bias_fixed = True
-            elif owner._weight is None:
-                self._assign_undrawn(owner, to_device(value.copy()))
-            else:
-                owner._weight[...] = to_device(value)
-
     # --------------------------------------------------------------- checking
     def validate(self) -> None:
         """Check the graph can run.
@@ -661,63 +571,6 @@ class Graph(WeightDrawing, DelegatingMethods):
                 except GraphError as exc:
                     problems.append(str(exc))
         return problems
-
-    # ------------------------------------------------------------- compiling
-    def compile(self, loss=None, optimizer=None, metrics=None) -> Graph:
-        """Keras's idiom: set the outputs' losses, the optimizer and the
-        default metrics of ``fit``/``evaluate``, and check that every loss
-        fits its output's activation. Returns the graph.
-
-        Parameters
-        ----------
-        loss : str, dict, Loss, or dict output name -> loss, optional
-            One loss for every output, or one per output (others keep theirs).
-        optimizer : str, dict or Optimizer, optional
-            Becomes ``graph.optimizer`` (kept with its state by ``fit``).
-        metrics : list, or dict output name -> list, optional
-            Used by ``fit`` and ``evaluate`` when they are given no ``metrics``.
-
-        Raises
-        ------
-        GraphError
-            For unknown outputs, losses, optimizers or metrics, or a loss that
-            does not fit its activation; the graph is then left as it was.
-        """
-        from . import losses as losses_module
-        from . import metrics as metrics_module
-
-        outputs = self.outputs
-        if isinstance(loss, Mapping) and "name" not in loss:
-            unknown = [k for k in loss if k not in outputs]
-            if unknown:
-                raise NotFoundError(f"compile: loss for unknown outputs {unknown}; outputs: {outputs}")
-            chosen = {name: losses_module.get(value) for name, value in loss.items()}
-        else:
-            chosen = {} if loss is None else {name: losses_module.get(loss) for name in outputs}
-        new_optimizer = None if optimizer is None else optimizers_module.get(optimizer)
-        if metrics is not None:
-            metrics_module.resolve(self, metrics)
-        problems = []
-        for name in outputs:
-            node = self._nodes[name]
-            try:
-                node._check_pairing(node.activation, chosen.get(name, node.loss))
-            except GraphError as exc:
-                problems.append(str(exc))
-        if problems:
-            raise GraphError(f"compile: {'; '.join(problems)}")
-        with self._lock.writing():
-            if new_optimizer is not None:
-                self.optimizer = new_optimizer
-            for name, value in chosen.items():
-                self._nodes[name].loss = value
-            if metrics is not None:
-                self._metrics = metrics
-            self._compiled(loss)
-        return self
-
-    def _compiled(self, loss) -> None:
-        """What a subclass keeps of ``compile(loss=...)`` (a Sequential, its loss for later layers)."""
 
     # ------------------------------------------------------------- optimizer
     @property

@@ -26,7 +26,7 @@ LAYERS = [
     {"_version", "_text", "_locks", "_registry", "errors", "checks", "files", "kernels", "backend", "_cuda"},
     {"activations", "losses", "initializers", "parameters", "schedules", "optimizers", "regularizers"},
     {"nodes", "synapse", "metrics"},
-    {"structure", "_drawing", "_delegating", "graph"},
+    {"structure", "_drawing", "_weights", "_delegating", "graph"},
     {"sequential", "surgery"},
     {"plan", "data", "inference"},
     {"callbacks", "progress", "deferred", "training"},
