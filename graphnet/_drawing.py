@@ -89,22 +89,25 @@ class WeightDrawing:
     def _assign_undrawn(self, synapse: Synapse, values: np.ndarray) -> None:
         """Give a never-drawn synapse its first values (checked, in the graph's dtype)."""
         with self._draw_lock:
-            waiting = self._undrawn.get(synapse.dst, [])
-            if synapse in waiting:
-                waiting.remove(synapse)
-                if not waiting:
-                    del self._undrawn[synapse.dst]
+            self._unqueue(synapse)
             synapse._weight, synapse._pending = values, None
+
+    def _unqueue(self, synapse: Synapse) -> bool:
+        """Take ``synapse`` off its destination's queue (the draw lock held);
+        whether it was waiting."""
+        waiting = self._undrawn.get(synapse.dst, [])
+        if synapse not in waiting:
+            return False
+        waiting.remove(synapse)
+        if not waiting:
+            del self._undrawn[synapse.dst]
+        return True
 
     def _detach(self, synapse: Synapse) -> None:
         """A synapse leaves the graph: one still undrawn is drawn on its own fan-in
         (its source's size), so that it keeps a weight; nothing else changes."""
         with self._draw_lock:
-            waiting = self._undrawn.get(synapse.dst, [])
-            if synapse in waiting:
-                waiting.remove(synapse)
-                if not waiting:
-                    del self._undrawn[synapse.dst]
+            if self._unqueue(synapse):
                 state, init_name = synapse._pending
                 rng = _restart(np.random.Generator(np.random.PCG64(0)), state)
                 synapse._weight = self._backend.to_device(initializers.get(init_name)(synapse.shape, rng, self.dtype))
