@@ -57,7 +57,8 @@ class Activation:
     name: ClassVar[str] = ""
     #: ``backward`` needs the pre-activation ``z`` (not only the output ``a``).
     needs_input: ClassVar[bool] = False
-    #: Weights into this activation default to He-normal (the relu family).
+    #: The relu family: a unit can be dead (0 on a whole batch), which
+    #: :mod:`graphnet.statistics` counts.
     relu_family: ClassVar[bool] = False
 
     def forward(self, z: np.ndarray, out: np.ndarray | None = None, xp=np) -> np.ndarray:

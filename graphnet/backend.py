@@ -186,9 +186,6 @@ class DeviceBackend(Backend):
     def host_copy(self, array) -> np.ndarray:
         return self.to_host(array) if self.is_array(array) else np.array(array)
 
-    def adam(self, grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps) -> bool:
-        return False  # the optimizer's plain passes, in xp
-
     # -- the deferred checks -------------------------------------------------
     def new_status(self):
         """The interval's device status ``[failed, first failing step, why]``

@@ -85,6 +85,11 @@ def _array(value, role: str, name: str) -> np.ndarray:
         array = np.asarray(backend_module.host(value))  # a GPU's arrays come back to be checked
     except (TypeError, ValueError) as exc:
         raise ShapeError(f"{role} {name!r}: could not make an array ({exc})") from None
+    return _real_numbers(array, role, name)
+
+
+def _real_numbers(array, role: str, name: str):
+    """``array`` (numpy, or a device's) unless its dtype is not bool, integer or float."""
     if array.dtype.kind not in "biuf":  # not complex (the imaginary part would be lost), times, text
         raise ShapeError(
             f"{role} {name!r}: expected numbers, got an array of dtype {array.dtype} "
@@ -152,18 +157,11 @@ def _device_inputs(graph: Graph, x) -> dict:
     NaN and inf counted there and read once per input."""
     backend = graph._backend
     xp = backend.xp
-    names = graph.inputs
-    given = dict(x) if isinstance(x, Mapping) else ({names[0]: x} if len(names) == 1 else None)
-    if given is None or set(given) != set(names):
-        by_name(x, names, "input")  # raises the usual error before reading any value
     out = {}
-    for name in names:
-        array = given[name]
+    for name, array in named(x, graph.inputs, "input").items():  # the names checked, no value read
         if not backend.is_array(array):
             array = backend.to_device(_array(array, "input", name))
-        if array.dtype.kind not in "biuf":
-            raise ShapeError(f"input {name!r}: expected numbers, got an array of dtype {array.dtype}")
-        array = features(array, graph.nodes[name].size, name)
+        array = features(_real_numbers(array, "input", name), graph.nodes[name].size, name)
         array = xp.ascontiguousarray(array, dtype=graph.dtype)
         bad = int(backend.to_host((~xp.isfinite(array)).sum().reshape(1))[0])
         if bad:

@@ -143,14 +143,8 @@ class Tally:
 
     def merge(self, state: tuple) -> None:
         """Count what another Tally counted (its :meth:`state`)."""
-        rows, losses, sums = state
-        self.rows += rows
-        for name, (num, den) in losses.items():
-            total = self._loss[name]
-            total[0] += num
-            total[1] += den
-        for key, value in sums.items():
-            self._add(key, value)
+        self.rows, losses, self.sums = merge_states(self.state(), state)
+        self._loss = {name: list(total) for name, total in losses.items()}
 
     def _add(self, key: str, value: float) -> None:
         self.sums[key] = self.sums.get(key, 0.0) + value

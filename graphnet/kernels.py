@@ -91,7 +91,8 @@ def _load() -> None:
 
 
 def available() -> bool:
-    """Whether the compiled kernels will be used (numba importable and :data:`ENABLED`)."""
+    """Whether the compiled kernels will be used (numba importable and
+    :data:`ENABLED`); they are compiled together, so one test serves all."""
     if not ENABLED:
         return False
     if not _loaded:
@@ -107,11 +108,7 @@ def adam(grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps) -> bool
     ``out`` receives the step ``step_size * m_next / (sqrt(v_next) + eps)``;
     all six arrays are flat and of one dtype.
     """
-    if not ENABLED:
-        return False
-    if not _loaded:
-        _load()
-    if _adam_kernel is None:
+    if not available():
         return False
     cast = grads.dtype.type
     _adam_kernel(grads, m, v, m_next, v_next, out, cast(beta1), cast(beta2), cast(step_size), cast(eps))
@@ -122,11 +119,7 @@ def adam_step(grads, m, v, out, beta1, beta2, step_size, eps) -> bool:
     """The first of Adam's two passes: ``out`` receives the step (as
     :func:`adam`'s, and not finite wherever a new moment would not be);
     ``m`` and ``v`` are only read. Returns whether the kernel ran."""
-    if not ENABLED:
-        return False
-    if not _loaded:
-        _load()
-    if _adam_step_kernel is None:
+    if not available():
         return False
     cast = grads.dtype.type
     _adam_step_kernel(grads, m, v, out, cast(beta1), cast(beta2), cast(step_size), cast(eps))

@@ -105,18 +105,19 @@ class Progress:
                 file=self._stream(),
             )
 
-    @property
-    def shows_loss(self) -> bool:
-        """Whether :meth:`batch_end` shows the running loss (a bar is drawn)."""
-        return self._bar is not None
+    def loss_due(self) -> bool:
+        """Whether the next :meth:`batch_end` would show the running loss (a bar
+        whose refresh is due): only then is the loss worth computing."""
+        return self._bar is not None and time.perf_counter() - self._shown >= _REFRESH_SECONDS
 
-    def batch_end(self, running_loss: float, batches: int = 1) -> None:
-        """``batches`` more batches done (a device reports several at once)."""
+    def batch_end(self, running_loss: float | None, batches: int = 1) -> None:
+        """``batches`` more batches done (a device reports several at once);
+        ``running_loss`` None when it was not due (see :meth:`loss_due`)."""
         if self._bar is None:
             return
         self._bar.update(batches)
         now = time.perf_counter()
-        if now - self._shown >= _REFRESH_SECONDS:
+        if running_loss is not None and now - self._shown >= _REFRESH_SECONDS:
             self._bar.set_postfix_str(f"loss: {running_loss:.4f}", refresh=False)
             self._shown = now
 

@@ -338,8 +338,8 @@ class Trainer:
         def on_batch_end(batch: int, logs: dict[str, float]) -> None:
             if deferred:
                 progress.batch_end(logs.pop("running_loss"), logs.pop("batches"))
-            elif progress.shows_loss:  # the running loss costs a few passes: only for a bar
-                progress.batch_end(tally.loss())
+            else:  # the running loss costs a few passes: only when the bar shows it
+                progress.batch_end(tally.loss() if progress.loss_due() else None)
             for cb in callbacks:
                 cb.on_batch_end(batch, logs)
 
