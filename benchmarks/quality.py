@@ -155,7 +155,7 @@ def markdown(report: dict) -> str:
         "",
         f"- date: {report['date']}; {report['machine']}; Python {report['python']}",
         "- " + ", ".join(report["libraries"]),
-        f"- seeds {report['seeds']}; graphnet " + (f"with init={init!r} on every layer" if init else "with its defaults")
+        f"- seeds {report['seeds']}; graphnet " + (f"with --graphnet-init {init!r}" if init else "with its defaults")
         + "; every other library with its own defaults",
         "- same data, split, architecture, epochs, batch 32, Adam(lr=1e-3), no weight penalty, "
         "reshuffled every epoch, one thread per library, each in a process of its own",
@@ -168,7 +168,7 @@ def markdown(report: dict) -> str:
         "|---|---|---|" + "---|" * len(libs) + "---|---|---|---|",
     ]
     for r in report["results"]:
-        digits = 4 if r["metric"] == "mse" else 3
+        digits = 5 if r["metric"] == "mse" else 3
         metric = {"r2": "R² ↑", "accuracy": "accuracy ↑", "mse": "MSE ↓"}[r["metric"]]
         cells = [_cell(r["stats"][lib], digits) if lib in r["stats"] else "—" for lib in libs]
         best = _LABEL.get(r.get("best_peer"), "—")
@@ -216,7 +216,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks", default=",".join(TASK_NAMES))
     parser.add_argument("--libraries", default=",".join(LIBRARIES))
     parser.add_argument("--seeds", default=None, help="comma-separated (default 0-4; quick: 0,1)")
-    parser.add_argument("--graphnet-init", default=None, help="init= for every graphnet layer (a study, not the panel)")
+    parser.add_argument("--graphnet-init", default=None, help="NAME for every graphnet layer, or hidden=NAME,output=NAME (a study, not the panel)")
     parser.add_argument("--out", default=None, help=f"directory for NAME.md/.json (default {RESULTS}; "
                                                     "quick mode and --graphnet-init write nothing unless given)")
     parser.add_argument("--name", default="quality")

@@ -1,7 +1,7 @@
 """One library on one task of the quality panel, in a process of its own.
 
 ``python -m benchmarks.quality_worker LIBRARY TASK[,TASK...] [--seeds 0,1,2,3,4]
-[--quick] [--graphnet-init NAME]`` trains one model per task and seed and
+[--quick] [--graphnet-init NAME | hidden=NAME,output=NAME]`` trains one model per task and seed and
 prints one JSON line per task: the test metric and the training time (the
 ``fit`` call or loop only) per seed.
 
@@ -44,21 +44,32 @@ def _labels(task: Task, out: np.ndarray) -> np.ndarray:
     return out.argmax(axis=1)
 
 
-def train_graphnet(task: Task, data, seed: int, epochs: int, init: str | None = None, prepare=None):
-    """``(test score, fit seconds)`` with graphnet's defaults (or ``init=`` on every layer).
+def layer_inits(init: str | None) -> tuple[str | None, str | None]:
+    """``(hidden, output)`` initialiser names from ``--graphnet-init``: ``NAME``
+    for every layer, or ``hidden=NAME`` and/or ``output=NAME`` (comma-separated);
+    None keeps graphnet's default there."""
+    if not init:
+        return None, None
+    if "=" not in init:
+        return init, init
+    given = dict(part.split("=", 1) for part in init.split(","))
+    unknown = set(given) - {"hidden", "output"}
+    if unknown:
+        raise ValueError(f"--graphnet-init: unknown layer kind(s) {sorted(unknown)}; use hidden= and output=")
+    return given.get("hidden"), given.get("output")
 
-    ``prepare(model, seed)``, when given, may change the model before training
-    (the initialisation study uses it); the panel itself never passes one.
-    """
+
+def train_graphnet(task: Task, data, seed: int, epochs: int, init: str | None = None):
+    """``(test score, fit seconds)`` with graphnet's defaults, or the initialisers
+    ``init`` names (see :func:`layer_inits`; a study, not the panel)."""
     import graphnet as gn
 
+    hidden_init, output_init = layer_inits(init)
     loss = {"linear": "mse", "sigmoid": "binary_crossentropy", "softmax": "categorical_crossentropy"}[task.output]
     layers = [gn.Input(task.sizes[0])]
-    layers += [gn.Dense(n, activation=task.hidden, init=init) for n in task.sizes[1:-1]]
-    layers.append(gn.Dense(task.sizes[-1], activation=task.output, init=init))
+    layers += [gn.Dense(n, activation=task.hidden, init=hidden_init) for n in task.sizes[1:-1]]
+    layers.append(gn.Dense(task.sizes[-1], activation=task.output, init=output_init))
     model = gn.Sequential(layers, loss=loss, seed=seed, name=task.name)
-    if prepare is not None:
-        prepare(model, seed)
     y = data["y_train"]
     if task.output == "sigmoid":
         y = y.astype(np.float32)[:, None]
@@ -184,7 +195,7 @@ def main(argv=None) -> None:
     parser.add_argument("tasks", help="comma-separated task names")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--graphnet-init", default=None, help="init= for every graphnet layer (default: its default)")
+    parser.add_argument("--graphnet-init", default=None, help="NAME for every graphnet layer, or hidden=NAME,output=NAME (default: its defaults)")
     args = parser.parse_args(argv)
     if args.library == "keras":
         os.environ.setdefault("KERAS_BACKEND", "torch")

@@ -247,7 +247,8 @@ class Graph(WeightDrawing, ParameterAccess, DelegatingMethods):
     def _replace_node(self, name: str, node: Node) -> None:
         """Swap the node object called ``name`` for ``node`` (same name and size),
         keeping its place in the insertion order, its synapses and its bias
-        values. Used by ``Sequential.add`` to turn the old output into a Hidden."""
+        values. Used by ``Sequential.add`` to turn the old output into a Hidden;
+        weights still waiting for their default draw take the new node's default."""
         old = self._nodes[self._resolve(name)]
         if node.name != name or node.size != old.size:
             raise GraphError(f"_replace_node: {node!r} cannot stand in for {old!r}")
@@ -261,6 +262,12 @@ class Graph(WeightDrawing, ParameterAccess, DelegatingMethods):
             self._biases_fixed = self._biases_fixed and node._bias_fixed
         old._graph, node._graph = None, self
         self._nodes[name] = node
+        if isinstance(node, DenseNode):  # what waits for a default draw gets the new node's default
+            default = initializers.default_for(node.activation, output=isinstance(node, Output))
+            with self._draw_lock:
+                for synapse in self._undrawn.get(name, []):
+                    if synapse._by_default:
+                        synapse.init, synapse._pending = default, (synapse._pending[0], default)
         self._changed()
 
     # -------------------------------------------------------------- synapses
@@ -283,10 +290,11 @@ class Graph(WeightDrawing, ParameterAccess, DelegatingMethods):
             An initialiser name, or the values. By default ``"fan_in_uniform"``
             (:func:`graphnet.initializers.default_for`): PyTorch's
             ``nn.Linear``, weights uniform on ``±1/sqrt(fan_in)`` and the
-            destination's bias drawn the same way (unless it was set first).
-            Every other initialiser leaves the bias at zero. (Until the
-            quality panel, the default was He-normal or Glorot-uniform with
-            zero biases; see the README.)
+            destination's bias drawn the same way (unless it was set first);
+            into a linear ``Output``, ``"small_uniform"``: a tenth of those
+            weights and a zero bias. Every other initialiser leaves the bias
+            at zero. (Until the quality panel, the default was He-normal or
+            Glorot-uniform with zero biases; see the README.)
         trainable : bool
         regularizer : str, dict or Regularizer, optional
             A penalty on each new weight (``graphnet.regularizers``: ``"l1"``,
@@ -354,7 +362,7 @@ class Graph(WeightDrawing, ParameterAccess, DelegatingMethods):
                 )
         shapes = [(self._nodes[s].size, target.size) for s in sources]
         if init is None:
-            init_name = initializers.default_for(target.activation)
+            init_name = initializers.default_for(target.activation, output=isinstance(target, Output))
         elif isinstance(init, str):
             initializers.get(init)  # refuse unknown names before drawing anything
             init_name = init
@@ -390,6 +398,7 @@ class Graph(WeightDrawing, ParameterAccess, DelegatingMethods):
                 synapse = Synapse(name, dst_name, None, init_name, trainable, regularizer, shape=shape)
                 high, low = self._init_rng.bit_generator.random_raw(2)
                 synapse._pending = ((int(high) << 64) | int(low), init_name)
+                synapse._by_default = init is None
                 self._undrawn.setdefault(dst_name, []).append(synapse)
             logger.debug("%s: init %s -> %s %s with %s", self.name, name, dst_name, shape, init_name)
             synapse._graph = self

@@ -97,9 +97,9 @@ class DenseNode(Node):
     """A node that computes ``activation(bias + Σ x_src @ W)``: Hidden and Output.
 
     The bias starts at zero. In a graph, a node whose weights are drawn by an
-    initialiser that draws biases too (the default, ``fan_in_uniform``, does,
-    as PyTorch's ``nn.Linear``) gets its bias drawn with them, unless its
-    bias was set first; see :meth:`Graph.connect <graphnet.graph.Graph.connect>`.
+    initialiser that draws biases too (the default ``fan_in_uniform`` does,
+    as PyTorch's ``nn.Linear``; a linear output's default, ``small_uniform``,
+    does not) gets its bias drawn with them, unless its bias was set first; see :meth:`Graph.connect <graphnet.graph.Graph.connect>`.
     """
 
     #: Whether the bias has its first values (set, loaded, drawn, or read), after

@@ -45,7 +45,7 @@ from .activations import (
 )
 from .checks import is_int
 from .errors import GraphError
-from .nodes import DenseNode, Hidden, Input, Node
+from .nodes import DenseNode, Hidden, Input, Node, Output
 from .synapse import Synapse
 
 if TYPE_CHECKING:
@@ -173,7 +173,8 @@ def insert(graph: Graph, src, dst, name: str, size: int | None = None,
         w_out[:n] = graph._backend.to_host(old.weight)
         inits = ("array", "array")
     else:
-        inits = (initializers.default_for(node.activation), initializers.default_for(target.activation))
+        inits = (initializers.default_for(node.activation),
+                 initializers.default_for(target.activation, output=isinstance(target, Output)))
         w_in = initializers.get(inits[0])((n, node.size), rng, dtype)
         if inits[0] in initializers.BIASES:  # the default draws the new node's bias too, as connect does
             node._bias = initializers.BIASES[inits[0]](n, node.size, rng, dtype)

@@ -47,6 +47,8 @@ class Synapse:
         self._shape = tuple(weight.shape) if weight is not None else tuple(shape)
         #: ``(seed, initialiser name)`` of the draw still to come; None once the weight exists.
         self._pending: tuple[int, str] | None = None
+        #: Whether ``init`` was the destination's default (it follows the node, while pending).
+        self._by_default = False
         self.init = init
         self._trainable = bool(trainable)
         self._regularizer = regularizers.get(regularizer)
@@ -121,6 +123,7 @@ class Synapse:
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "_shape" not in state:  # pickled before a weight could wait for its fan-in
             state["_shape"], state["_pending"] = tuple(state["_weight"].shape), None
+        state.setdefault("_by_default", False)
         self.__dict__.update(state)
 
     def get_config(self) -> dict[str, Any]:

@@ -112,6 +112,25 @@ def test_quality_panel_quick_runs_graphnet_in_its_own_process():
     assert "| wine |" in text and "| diabetes |" in text and "**n/a**" in text
 
 
+def test_the_quality_study_names_initialisers_per_layer_kind():
+    from benchmarks.quality_worker import layer_inits, train_graphnet
+    from benchmarks.quality_tasks import get, make_data
+
+    assert layer_inits(None) == (None, None)
+    assert layer_inits("fan_in_uniform") == ("fan_in_uniform", "fan_in_uniform")
+    assert layer_inits("output=small_uniform") == (None, "small_uniform")
+    assert layer_inits("hidden=he_normal,output=zeros") == ("he_normal", "zeros")
+    with pytest.raises(ValueError, match="unknown layer kind"):
+        layer_inits("head=zeros")
+    # The default is the study's output=small_uniform on a regression task,
+    # and the previous default (fan_in_uniform everywhere) is another model.
+    task = get("sine")
+    data = make_data(task)
+    default = train_graphnet(task, data, 0, 1)[0]
+    assert train_graphnet(task, data, 0, 1, init="output=small_uniform")[0] == default
+    assert train_graphnet(task, data, 0, 1, init="output=fan_in_uniform")[0] != default
+
+
 def test_the_gpu_benchmark_runs_on_a_fake_gpu(monkeypatch):
     """benchmarks/gpu.py end to end (quick sizes, no PyTorch) on graphnet's
     CUDA backend over tests/fake_cupy.py: the script a GPU session runs must

@@ -11,7 +11,8 @@ from graphnet import GraphError, initializers
 
 def test_the_default_is_pytorchs_linear_for_every_activation():
     # Chosen from the quality panel (benchmarks/quality.py): weights and bias
-    # uniform on ±1/sqrt(fan_in), as nn.Linear, for relu and tanh layers alike.
+    # uniform on ±1/sqrt(fan_in), as nn.Linear, for relu and tanh layers alike
+    # (a linear output is the one exception: see the tests below).
     g = gn.Graph(seed=0, dtype="float64")
     g.add_input("x", 400)
     g.add_hidden("r", 300, activation="relu")
@@ -26,9 +27,67 @@ def test_the_default_is_pytorchs_linear_for_every_activation():
         assert len(np.unique(b)) == b.size  # drawn, not zero
     for activation in gn.activations.ACTIVATIONS:
         assert initializers.default_for(gn.activations.get(activation)) == "fan_in_uniform"
+        expected = "small_uniform" if activation == "linear" else "fan_in_uniform"
+        assert initializers.default_for(gn.activations.get(activation), output=True) == expected
 
 
-@pytest.mark.parametrize("name", ["he_normal", "glorot_uniform", "lecun_uniform", "zeros"])
+def test_a_linear_output_starts_small_with_a_zero_bias():
+    # A regression head starts near zero (the mean of standardised targets):
+    # a tenth of fan_in_uniform's bound, drawn on the whole fan-in, no bias.
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("a", 300)
+    g.add_input("b", 100)
+    g.add_output("y", 200)  # linear
+    g.add_output("p", 200, activation="sigmoid", loss="binary_crossentropy")
+    assert g.connect(["a", "b"], "y")[0].init == "small_uniform"
+    assert g.connect("a", "p").init == "fan_in_uniform"
+    w = np.vstack([g.synapse("a", "y").weight, g.synapse("b", "y").weight])
+    limit = 0.1 / np.sqrt(400)
+    assert np.abs(w).max() <= limit and np.abs(w).max() > 0.99 * limit
+    assert w.std() == pytest.approx(limit / np.sqrt(3), rel=0.02)
+    np.testing.assert_array_equal(g["y"].bias, 0.0)
+    assert len(np.unique(g["p"].bias)) == 200  # a sigmoid output keeps its drawn bias
+    assert g.synapse("a", "p").weight.std() == pytest.approx(1 / np.sqrt(300) / np.sqrt(3), rel=0.02)
+
+
+def test_small_uniform_is_a_tenth_of_fan_in_uniform_from_the_same_stream():
+    small = initializers.small_uniform((40, 30), np.random.default_rng(3), np.float64)
+    full = initializers.fan_in_uniform((40, 30), np.random.default_rng(3), np.float64)
+    np.testing.assert_allclose(small, full / 10, rtol=1e-12)
+
+
+def test_sequential_layers_take_the_default_of_what_they_become():
+    # The last Dense is the Output until the next add() demotes it: the
+    # default follows the node, as long as its weights wait for their draw.
+    m = gn.Sequential([gn.Input(4)], loss="mse", seed=0)
+    m.add(gn.Dense(8))
+    assert [s.init for s in m.synapses] == ["small_uniform"]
+    m.add(gn.Dense(8, activation="relu"))
+    m.add(gn.Dense(1))
+    assert [s.init for s in m.synapses] == ["fan_in_uniform", "fan_in_uniform", "small_uniform"]
+    assert len(np.unique(m["dense"].bias)) == 8  # drawn as a hidden layer's
+    np.testing.assert_array_equal(m["dense_2"].bias, 0.0)
+    same = gn.Sequential([gn.Input(4), gn.Dense(8), gn.Dense(8, activation="relu"), gn.Dense(1)], loss="mse", seed=0)
+    for key, value in same.get_weights().items():
+        np.testing.assert_array_equal(m.get_weights()[key], value)
+
+
+def test_a_given_initializer_does_not_follow_the_node():
+    m = gn.Sequential([gn.Input(4), gn.Dense(8, init="small_uniform")], loss="mse", seed=0)
+    m.add(gn.Dense(1, init="glorot_uniform"))
+    assert [s.init for s in m.synapses] == ["small_uniform", "glorot_uniform"]
+    np.testing.assert_array_equal(m["dense"].bias, 0.0)
+
+
+def test_a_drawn_weight_stays_when_its_node_is_demoted():
+    m = gn.Sequential([gn.Input(4), gn.Dense(8)], loss="mse", seed=0)
+    before = m.synapses[0].weight.copy()  # drawn now, as the output's
+    m.add(gn.Dense(1))
+    assert m.synapses[0].init == "small_uniform"  # says how it started
+    np.testing.assert_array_equal(m.synapses[0].weight, before)
+
+
+@pytest.mark.parametrize("name", ["he_normal", "glorot_uniform", "lecun_uniform", "small_uniform", "zeros"])
 def test_other_initializers_leave_the_bias_at_zero(name):
     g = gn.Graph(seed=0)
     g.add_input("x", 5)
@@ -54,6 +113,7 @@ def test_a_node_fed_only_by_arrays_keeps_a_zero_bias():
         ("lecun_normal", np.sqrt(1 / 500)),
         ("lecun_uniform", np.sqrt(3 / 500) / np.sqrt(3)),
         ("fan_in_uniform", 1 / np.sqrt(500) / np.sqrt(3)),
+        ("small_uniform", 0.1 / np.sqrt(500) / np.sqrt(3)),
         ("glorot_normal", np.sqrt(2 / 800)),
         ("glorot_uniform", np.sqrt(6 / 800) / np.sqrt(3)),
         ("zeros", 0.0),
@@ -76,7 +136,7 @@ def test_initializers_draw_in_float64_whatever_the_dtype(name):
 
 def test_registry():
     assert set(initializers.INITIALIZERS) == {
-        "he_normal", "he_uniform", "lecun_normal", "lecun_uniform", "fan_in_uniform",
+        "he_normal", "he_uniform", "lecun_normal", "lecun_uniform", "fan_in_uniform", "small_uniform",
         "glorot_normal", "glorot_uniform", "zeros",
     }
     with pytest.raises(GraphError, match=r"unknown initializer 'lecun'; known: \['fan_in_uniform', 'glorot_normal'"):
@@ -90,6 +150,7 @@ UNIFORM_LIMITS = {  # name -> the bound of U(-limit, limit) for a (fan_in, fan_o
     "he_uniform": lambda fan_in, fan_out: np.sqrt(6 / fan_in),
     "lecun_uniform": lambda fan_in, fan_out: np.sqrt(3 / fan_in),
     "fan_in_uniform": lambda fan_in, fan_out: 1 / np.sqrt(fan_in),
+    "small_uniform": lambda fan_in, fan_out: 0.1 / np.sqrt(fan_in),
     "glorot_uniform": lambda fan_in, fan_out: np.sqrt(6 / (fan_in + fan_out)),
 }
 NORMAL_STDS = {

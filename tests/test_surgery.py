@@ -242,6 +242,19 @@ def test_an_insert_into_a_sequential_keeps_it_a_chain_that_saves_as_one(rng, tmp
     np.testing.assert_allclose(loaded.predict(x), before, rtol=1e-12, atol=1e-12)
 
 
+def test_an_insert_without_preserve_before_a_linear_output_draws_its_default():
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 6)
+    g.add_hidden("h", 5, activation="relu")
+    g.add_output("y", 2)  # linear: its default is small_uniform
+    g.connect("x", "h")
+    g.connect("h", "y")
+    g.insert("h", "y", "fresh", size=9, activation="tanh", preserve=False)
+    assert g.synapse("h", "fresh").init == "fan_in_uniform"
+    assert g.synapse("fresh", "y").init == "small_uniform"
+    assert 0 < np.abs(g.synapse("fresh", "y").weight).max() <= 0.1 / np.sqrt(9)
+
+
 def test_an_insert_without_preserve_draws_fresh_weights(rng):
     g, x = trained_dag(rng)
     before = predict_all(g, x)
