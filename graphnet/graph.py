@@ -291,9 +291,10 @@ class Graph(WeightDrawing, ParameterAccess, DelegatingMethods):
             (:func:`graphnet.initializers.default_for`): PyTorch's
             ``nn.Linear``, weights uniform on ``±1/sqrt(fan_in)`` and the
             destination's bias drawn the same way (unless it was set first);
-            into a linear ``Output``, ``"small_uniform"``: a tenth of those
-            weights and a zero bias. Every other initialiser leaves the bias
-            at zero. (Until the quality panel, the default was He-normal or
+            into a tanh node, ``"normalized_uniform"`` (Glorot's bound, bias
+            drawn too); into a linear ``Output``, ``"small_uniform"``: a
+            tenth of fan_in_uniform's weights and a zero bias. Every other
+            initialiser leaves the bias at zero. (Until the quality panel, the default was He-normal or
             Glorot-uniform with zero biases; see the README.)
         trainable : bool
         regularizer : str, dict or Regularizer, optional

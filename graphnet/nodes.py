@@ -97,8 +97,8 @@ class DenseNode(Node):
     """A node that computes ``activation(bias + Σ x_src @ W)``: Hidden and Output.
 
     The bias starts at zero. In a graph, a node whose weights are drawn by an
-    initialiser that draws biases too (the default ``fan_in_uniform`` does,
-    as PyTorch's ``nn.Linear``; a linear output's default, ``small_uniform``,
+    initialiser that draws biases too (the defaults ``fan_in_uniform`` and,
+    for tanh, ``normalized_uniform`` do; a linear output's, ``small_uniform``,
     does not) gets its bias drawn with them, unless its bias was set first; see :meth:`Graph.connect <graphnet.graph.Graph.connect>`.
     """
 

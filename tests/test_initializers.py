@@ -9,26 +9,41 @@ import graphnet as gn
 from graphnet import GraphError, initializers
 
 
-def test_the_default_is_pytorchs_linear_for_every_activation():
+def test_the_default_is_pytorchs_linear_for_every_activation_but_tanh():
     # Chosen from the quality panel (benchmarks/quality.py): weights and bias
-    # uniform on ±1/sqrt(fan_in), as nn.Linear, for relu and tanh layers alike
-    # (a linear output is the one exception: see the tests below).
+    # uniform on ±1/sqrt(fan_in), as nn.Linear (tanh nodes and linear outputs
+    # are the exceptions: see the tests below).
     g = gn.Graph(seed=0, dtype="float64")
     g.add_input("x", 400)
     g.add_hidden("r", 300, activation="relu")
-    g.add_hidden("t", 300, activation="tanh")
-    assert g.connect("x", "r").init == "fan_in_uniform"
-    assert g.connect("x", "t").init == "fan_in_uniform"
+    g.add_hidden("s", 300, activation="sigmoid")
+    for name in ("r", "s"):
+        assert g.connect("x", name).init == "fan_in_uniform"
     limit = 1 / np.sqrt(400)
-    for name in ("r", "t"):
+    for name in ("r", "s"):
         w, b = g.synapse("x", name).weight, g[name].bias
         assert np.abs(w).max() <= limit and w.std() == pytest.approx(limit / np.sqrt(3), rel=0.02)
         assert np.abs(b).max() <= limit and b.std() == pytest.approx(limit / np.sqrt(3), rel=0.2)
         assert len(np.unique(b)) == b.size  # drawn, not zero
     for activation in gn.activations.ACTIVATIONS:
-        assert initializers.default_for(gn.activations.get(activation)) == "fan_in_uniform"
-        expected = "small_uniform" if activation == "linear" else "fan_in_uniform"
-        assert initializers.default_for(gn.activations.get(activation), output=True) == expected
+        hidden = "normalized_uniform" if activation == "tanh" else "fan_in_uniform"
+        assert initializers.default_for(gn.activations.get(activation)) == hidden
+        output = "small_uniform" if activation == "linear" else hidden
+        assert initializers.default_for(gn.activations.get(activation), output=True) == output
+
+
+def test_a_tanh_node_starts_as_scikit_learns_mlp():
+    # Glorot and Bengio's normalized initialisation, bias drawn on the same
+    # bound: sklearn's MLP, init_bound = sqrt(6 / (fan_in + fan_out)) for both.
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 400)
+    g.add_hidden("t", 200, activation="tanh")
+    assert g.connect("x", "t").init == "normalized_uniform"
+    bound = np.sqrt(6 / (400 + 200))
+    w, b = g.synapse("x", "t").weight, g["t"].bias
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.999 * bound
+    assert np.abs(b).max() <= bound and np.abs(b).max() > 0.9 * bound
+    assert b.std() == pytest.approx(bound / np.sqrt(3), rel=0.2)
 
 
 def test_a_linear_output_starts_small_with_a_zero_bias():
@@ -114,6 +129,7 @@ def test_a_node_fed_only_by_arrays_keeps_a_zero_bias():
         ("lecun_uniform", np.sqrt(3 / 500) / np.sqrt(3)),
         ("fan_in_uniform", 1 / np.sqrt(500) / np.sqrt(3)),
         ("small_uniform", 0.1 / np.sqrt(500) / np.sqrt(3)),
+        ("normalized_uniform", np.sqrt(6 / 800) / np.sqrt(3)),
         ("glorot_normal", np.sqrt(2 / 800)),
         ("glorot_uniform", np.sqrt(6 / 800) / np.sqrt(3)),
         ("zeros", 0.0),
@@ -137,12 +153,12 @@ def test_initializers_draw_in_float64_whatever_the_dtype(name):
 def test_registry():
     assert set(initializers.INITIALIZERS) == {
         "he_normal", "he_uniform", "lecun_normal", "lecun_uniform", "fan_in_uniform", "small_uniform",
-        "glorot_normal", "glorot_uniform", "zeros",
+        "normalized_uniform", "glorot_normal", "glorot_uniform", "zeros",
     }
     with pytest.raises(GraphError, match=r"unknown initializer 'lecun'; known: \['fan_in_uniform', 'glorot_normal'"):
         initializers.get("lecun")
     assert initializers.default_for(gn.activations.get("relu")) == "fan_in_uniform"
-    assert set(initializers.BIASES) == {"fan_in_uniform"}
+    assert set(initializers.BIASES) == {"fan_in_uniform", "normalized_uniform"}
 
 
 # ------------------------------------------------------------------ by formula
@@ -151,6 +167,7 @@ UNIFORM_LIMITS = {  # name -> the bound of U(-limit, limit) for a (fan_in, fan_o
     "lecun_uniform": lambda fan_in, fan_out: np.sqrt(3 / fan_in),
     "fan_in_uniform": lambda fan_in, fan_out: 1 / np.sqrt(fan_in),
     "small_uniform": lambda fan_in, fan_out: 0.1 / np.sqrt(fan_in),
+    "normalized_uniform": lambda fan_in, fan_out: np.sqrt(6 / (fan_in + fan_out)),
     "glorot_uniform": lambda fan_in, fan_out: np.sqrt(6 / (fan_in + fan_out)),
 }
 NORMAL_STDS = {
@@ -366,16 +383,17 @@ def test_refused_connects_change_nothing_not_even_later_draws():
 # ---------------------------------------------------------------- the biases
 def test_the_default_bias_is_drawn_on_the_whole_fan_in():
     g = _fed_by_two(None)  # h: fan-in 300 + 100
-    b = g["h"].bias
-    assert np.abs(b).max() <= 1 / np.sqrt(400) and np.abs(b).max() > 0.9 / np.sqrt(400)
-    assert np.abs(g["y"].bias).max() <= 1 / np.sqrt(200)
+    b = g["h"].bias  # tanh: normalized_uniform, bound sqrt(6 / (fan_in + size))
+    bound = np.sqrt(6 / (400 + 200))
+    assert np.abs(b).max() <= bound and np.abs(b).max() > 0.9 * bound
+    np.testing.assert_array_equal(g["y"].bias, 0.0)  # a linear output: small_uniform, no bias
 
 
 def test_a_bias_set_before_the_draw_is_kept():
     g = _fed_by_two(None)
     g["h"].bias = np.full(200, 0.5)
     np.testing.assert_array_equal(g.get_weights()["h.bias"], 0.5)
-    assert np.abs(g.synapse("a", "h").weight).max() <= 1 / np.sqrt(400)  # the weights were still drawn
+    assert np.abs(g.synapse("a", "h").weight).max() <= np.sqrt(6 / 600)  # the weights were still drawn
     h = _fed_by_two(None)
     h.set_weights({"y.bias": [2.0]})
     np.testing.assert_array_equal(h.get_weights()["y.bias"], 2.0)

@@ -250,7 +250,9 @@ def test_an_insert_without_preserve_before_a_linear_output_draws_its_default():
     g.connect("x", "h")
     g.connect("h", "y")
     g.insert("h", "y", "fresh", size=9, activation="tanh", preserve=False)
-    assert g.synapse("h", "fresh").init == "fan_in_uniform"
+    assert g.synapse("h", "fresh").init == "normalized_uniform"  # a tanh node's default, bias drawn too
+    bound = np.sqrt(6 / (5 + 9))
+    assert 0 < np.abs(g["fresh"].bias).max() <= bound and np.abs(g.synapse("h", "fresh").weight).max() <= bound
     assert g.synapse("fresh", "y").init == "small_uniform"
     assert 0 < np.abs(g.synapse("fresh", "y").weight).max() <= 0.1 / np.sqrt(9)
 
@@ -258,7 +260,7 @@ def test_an_insert_without_preserve_before_a_linear_output_draws_its_default():
 def test_an_insert_without_preserve_draws_fresh_weights(rng):
     g, x = trained_dag(rng)
     before = predict_all(g, x)
-    g.insert("h2", "h3", "fresh", size=7, activation="tanh", preserve=False)
+    g.insert("h2", "h3", "fresh", size=7, activation="relu", preserve=False)
     assert g.synapse("h2", "fresh").init == g.synapse("fresh", "h3").init == "fan_in_uniform"  # the default
     bound = 1 / np.sqrt(g["h2"].size)  # as a new Linear(h2.size, 7): weights and bias drawn
     assert 0 < np.abs(g["fresh"].bias).max() <= bound and np.abs(g.synapse("h2", "fresh").weight).max() <= bound
