@@ -294,8 +294,9 @@ class Graph(WeightDrawing, ParameterAccess, DelegatingMethods):
             into a tanh node, ``"normalized_uniform"`` (Glorot's bound, bias
             drawn too); into a linear ``Output``, ``"small_uniform"``: a
             tenth of fan_in_uniform's weights and a zero bias. Every other
-            initialiser leaves the bias at zero. (Until the quality panel, the default was He-normal or
-            Glorot-uniform with zero biases; see the README.)
+            initialiser leaves the bias at zero. (Until the quality panel,
+            the default was He-normal or Glorot-uniform with zero biases;
+            see the README.)
         trainable : bool
         regularizer : str, dict or Regularizer, optional
             A penalty on each new weight (``graphnet.regularizers``: ``"l1"``,
