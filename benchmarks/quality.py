@@ -19,7 +19,7 @@ two means, ``sqrt(se_graphnet² + se_peer²)`` with ``se = std / sqrt(seeds)``
 round. The table also says whether graphnet is within the stricter margin of
 the best peer's own standard error.
 
-A full run takes 10-20 minutes on two cores (Keras is most of it); writes
+A full run takes about 6 minutes on two cores (Keras is most of it); writes
 ``benchmarks/results/quality.md`` and ``.json``. ``--quick`` (a few epochs,
 two seeds) takes a minute and writes nothing unless ``--out`` is given.
 """
@@ -216,7 +216,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks", default=",".join(TASK_NAMES))
     parser.add_argument("--libraries", default=",".join(LIBRARIES))
     parser.add_argument("--seeds", default=None, help="comma-separated (default 0-4; quick: 0,1)")
-    parser.add_argument("--graphnet-init", default=None, help="NAME for every graphnet layer, or hidden=NAME,output=NAME (a study, not the panel)")
+    parser.add_argument("--graphnet-init", default=None,
+                        help="NAME for every graphnet layer, or hidden=NAME,output=NAME (a study, not the panel)")
     parser.add_argument("--out", default=None, help=f"directory for NAME.md/.json (default {RESULTS}; "
                                                     "quick mode and --graphnet-init write nothing unless given)")
     parser.add_argument("--name", default="quality")

@@ -1,9 +1,9 @@
 """One library on one task of the quality panel, in a process of its own.
 
 ``python -m benchmarks.quality_worker LIBRARY TASK[,TASK...] [--seeds 0,1,2,3,4]
-[--quick] [--graphnet-init NAME | hidden=NAME,output=NAME]`` trains one model per task and seed and
-prints one JSON line per task: the test metric and the training time (the
-``fit`` call or loop only) per seed.
+[--quick] [--graphnet-init NAME | hidden=NAME,output=NAME]`` trains one model
+per task and seed and prints one JSON line per task: the test metric and the
+training time (the ``fit`` call or loop only) per seed.
 
 Each library runs with its own defaults for everything the panel does not
 fix: graphnet's initialisers, PyTorch's ``nn.Linear`` (weights and biases
@@ -195,7 +195,8 @@ def main(argv=None) -> None:
     parser.add_argument("tasks", help="comma-separated task names")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--graphnet-init", default=None, help="NAME for every graphnet layer, or hidden=NAME,output=NAME (default: its defaults)")
+    parser.add_argument("--graphnet-init", default=None,
+                        help="NAME for every graphnet layer, or hidden=NAME,output=NAME (default: its defaults)")
     args = parser.parse_args(argv)
     if args.library == "keras":
         os.environ.setdefault("KERAS_BACKEND", "torch")

@@ -17,9 +17,8 @@ Performance section): with each library's defaults on eight small problems,
 He-normal's variance ``2/fan_in`` (six times PyTorch's ``1/(3 fan_in)``)
 learnt measurably worse than the best of PyTorch, Keras and scikit-learn on
 six of them; the small head lowered the forecaster's test error by 13% on 20
-seeds. Initialisers that draw a
-bias too are listed in :data:`BIASES`; every other one leaves biases at zero,
-as Keras does. Normals are plain (not truncated), as in PyTorch's
+seeds. Initialisers that draw a bias too are listed in :data:`BIASES`; every
+other one leaves biases at zero, as Keras does. Normals are plain (not truncated), as in PyTorch's
 ``kaiming_normal_``/``xavier_normal_``.
 
 Every draw is made in float64 and then cast, so the initial weights depend on
@@ -107,9 +106,9 @@ def small_uniform(shape, rng, dtype):
     """Uniform on ``±0.1 / sqrt(fan_in)`` (a tenth of :func:`fan_in_uniform`), bias left at zero.
 
     The default of a linear output: a regression head that starts near zero
-    predicts about the mean of standardised targets from the first step,
-    as ViT's zero-initialised head does, while its weights stay distinct, so
-    the layers below get a gradient from the first step. On softmax and
+    predicts about the mean of standardised targets from the first step (the
+    idea of a zero-initialised head), while its weights stay distinct, so the
+    layers below get a gradient from the first step. On softmax and
     sigmoid outputs the panel measured no such gain (breast cancer lost 0.5
     points), so they keep :func:`fan_in_uniform`.
     """

@@ -99,7 +99,8 @@ class DenseNode(Node):
     The bias starts at zero. In a graph, a node whose weights are drawn by an
     initialiser that draws biases too (the defaults ``fan_in_uniform`` and,
     for tanh, ``normalized_uniform`` do; a linear output's, ``small_uniform``,
-    does not) gets its bias drawn with them, unless its bias was set first; see :meth:`Graph.connect <graphnet.graph.Graph.connect>`.
+    does not) gets its bias drawn with them, unless its bias was set first;
+    see :meth:`Graph.connect <graphnet.graph.Graph.connect>`.
     """
 
     #: Whether the bias has its first values (set, loaded, drawn, or read), after
