@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import build_dag, dag_data
+from conftest import build_chain, build_dag, dag_data
 
 import graphnet as gn
 
@@ -209,21 +209,12 @@ def test_surgery_from_a_callback_reaches_the_workers(dask_cluster, rng):
     _, client = dask_cluster
     x, y = rng.normal(size=(64, 3)), rng.normal(size=(64, 1))
 
-    def graph():
-        g = gn.Graph(seed=0, dtype="float64")
-        g.add_input("x", 3)
-        g.add_hidden("h", 4)
-        g.add_output("y", 1)
-        g.connect("x", "h")
-        g.connect("h", "y")
-        return g
-
     def grow(epoch, logs, g):
         if epoch == 1:
             g.widen("h", 8, split="random")
             g.insert("h", "y", "deeper", activation="relu")
 
-    here, there = graph(), graph()
+    here, there = build_chain(), build_chain()
     here.fit(x, y, epochs=4, batch_size=16, verbose=0,
              callbacks=[gn.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: grow(e, logs, here))])
     gn.distributed.fit(there, x, y, client, epochs=4, batch_size=16, verbose=0, timeout=TIMEOUT,

@@ -6,19 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import build_chain
 
 import graphnet as gn
 from graphnet import GraphError, ShapeError
 
 
 def _small(dtype="float32"):
-    g = gn.Graph(name="small", seed=0, dtype=dtype)
-    g.add_input("x", 3)
-    g.add_hidden("h", 4)
-    g.add_output("y", 2)
-    g.connect("x", "h")
-    g.connect("h", "y")
-    return g
+    return build_chain(outputs=2, dtype=dtype, name="small")
 
 
 def _same(a, b) -> bool:

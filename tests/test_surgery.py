@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import build_dag, dag_data
+from conftest import build_chain, build_dag, dag_data
 
 import graphnet as gn
 
@@ -595,12 +595,7 @@ def test_reshaped_parameters_keep_their_regularizers(rng):
 
 def test_surgery_from_a_callback_takes_effect_from_the_next_batch(rng):
     x, y = rng.normal(size=(64, 3)), rng.normal(size=(64, 1))
-    g = gn.Graph(seed=0, dtype="float64")
-    g.add_input("x", 3)
-    g.add_hidden("h", 4)
-    g.add_output("y", 1)
-    g.connect("x", "h")
-    g.connect("h", "y")
+    g = build_chain()
     seen = {}
 
     def grow(epoch, logs):
