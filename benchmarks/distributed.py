@@ -105,7 +105,7 @@ def in_process(x, y, batch_size: int, predict_rows: int, threads: int) -> dict:
 def _share_compute(batch_size: int) -> dict:
     """Seconds of one forward + backward on a worker's share (``batch_size / N``
     rows) for N = 1 and 2, in this process at its current thread count."""
-    from graphnet.data import as_inputs, as_targets
+    from graphnet._data import as_inputs, as_targets
     from graphnet.training import Trainer
 
     out = {}

@@ -27,10 +27,11 @@ from ._dask import aligned, is_dask_array, lazy_inputs, lazy_targets, require, s
 from .callbacks import ModelCheckpoint
 from .errors import GraphError, ShapeError, TrainingError
 from .inference import Tally, merge_states
+from .plan import compile_plan
 
 if TYPE_CHECKING:
     from .graph import Graph
-    from .training import Trainer
+    from .trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -365,7 +366,7 @@ class _Cluster:
 
     def evaluate(self, data: _Shards, ids: np.ndarray | None, chunk: int) -> dict[str, float]:
         """``evaluate``'s logs on ``data`` (its rows ``ids`` only, when given)."""
-        store = self.graph.plan.store
+        store = compile_plan(self.graph).store
 
         def attempt():
             weights = self._send_weights(store, validation=True)
@@ -384,8 +385,8 @@ class _Cluster:
         tally = Tally(self.graph, self.chosen)
         tally.merge(self._reliably("validation", attempt))
         logs = tally.logs()
-        if self.graph.plan.penalties:  # as evaluate reports it
-            logs["loss"] += self.graph.plan.regularization()
+        if compile_plan(self.graph).penalties:  # as evaluate reports it
+            logs["loss"] += compile_plan(self.graph).regularization()
         return logs
 
     def _loss(self, states: list) -> float:

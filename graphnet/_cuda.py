@@ -31,7 +31,7 @@ import logging
 
 import numpy as np
 
-from .backend import DeviceBackend
+from .backend import DeviceBackend, register
 from .errors import GraphError
 
 __all__ = ["CudaBackend"]
@@ -151,10 +151,9 @@ class CudaBackend(DeviceBackend):
         """A device stream per graph, seeded from the graph's seed (not from
         its shuffling stream, so it changes no permutation); CuPy's states
         cannot be saved, so a loaded or unpickled graph starts it afresh."""
-        rng = getattr(graph, "_device_rng", None)
-        if rng is None:
-            rng = graph._device_rng = self.xp.random.RandomState(graph._device_seed())
-        return rng
+        if graph.device_rng is None:
+            graph.device_rng = self.xp.random.RandomState(graph.device_seed())
+        return graph.device_rng
 
     def uniform(self, rng, out) -> None:
         out[...] = rng.random_sample(out.shape, dtype=out.dtype)
@@ -218,3 +217,6 @@ def _kernel(cupy, source: tuple[str, str, str], name: str):
     except TypeError:
         logger.warning("cuda: this CuPy takes no kernel options; %s may use fused multiply-adds", name)
         return cupy.ElementwiseKernel(*source, name=name)
+
+
+register("cuda", CudaBackend.make)

@@ -1,7 +1,9 @@
 """``predict`` and ``evaluate`` on dask arrays: lazy, chunk by chunk, the graph sent once.
 
 :func:`graphnet.inference.predict` and ``evaluate`` come here when the data
-holds a dask array. Everything that can be checked without computing (names,
+holds a dask array: this module registers itself with
+:func:`graphnet.inference.register_lazy` when it is imported (``import
+graphnet`` does that). Everything that can be checked without computing (names,
 feature counts, dtypes, row counts) is checked at the call; values (NaN,
 labels out of range) are checked chunk by chunk when the chunks are computed.
 
@@ -23,10 +25,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import metrics as metrics_module
-from .checks import check_int
-from .data import as_inputs, as_targets, as_weights, common_rows, features, named
+from ._validation import check_int
+from ._data import as_inputs, as_targets, as_weights, common_rows, features, named
 from .errors import GraphError, ShapeError
-from .inference import DEFAULT_CHUNK, Tally, merge_states, tally_arrays
+from .inference import DEFAULT_CHUNK, LazyHandler, Tally, merge_states, predict as predict_arrays
+from .inference import register_lazy, tally_arrays
+from .plan import compile_plan
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -54,7 +58,7 @@ def snapshot(graph: Graph) -> Graph:
     """A copy of ``graph`` with its current weights and no optimizer (workers
     only run it), taken under the read lock so no step lands halfway. It is
     on the CPU: the workers run it there, whatever device the graph is on."""
-    with graph._lock.reading():
+    with graph.lock.reading():
         copied = copy.deepcopy(graph)
     copied.optimizer = None
     copied.to("cpu")
@@ -195,8 +199,6 @@ def predict(graph: Graph, x, batch_size: int | None = None):
 
 def _predict_block(graph: Graph, names: list[str], batch_size, *blocks) -> np.ndarray:
     """One row block's outputs side by side (run on a worker)."""
-    from .inference import predict as predict_arrays
-
     out = predict_arrays(graph, dict(zip(names, blocks)), batch_size)
     if isinstance(out, dict):
         return np.concatenate([out[n] for n in graph.outputs], axis=1)
@@ -216,7 +218,7 @@ def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
         For data that does not fit the graph, or that has no rows.
     """
     dask, _ = require()
-    chosen = metrics_module.resolve(graph, graph._metrics if metrics is None else metrics)
+    chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
     chunk = DEFAULT_CHUNK if batch_size is None else check_int(batch_size, "batch_size")
     inputs, targets = lazy_inputs(graph, x), lazy_targets(graph, y)
     arrays = _labelled(inputs, targets)
@@ -240,15 +242,16 @@ def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
     tally = Tally(graph, chosen)
     tally.merge(state)
     logs = tally.logs()
-    if graph.plan.penalties:
-        logs["loss"] += graph.plan.regularization()
+    plan = compile_plan(graph)
+    if plan.penalties:
+        logs["loss"] += plan.regularization()
     return logs
 
 
 def _tally_block(graph: Graph, chosen, input_names, output_names, weighted, chunk, *blocks):
     """The :meth:`Tally.state` of one row block (run on a worker)."""
     k, m = len(input_names), len(input_names) + len(output_names)
-    with graph._lock.reading():
+    with graph.lock.reading():
         inputs = as_inputs(graph, dict(zip(input_names, blocks[:k])))
         targets = as_targets(graph, dict(zip(output_names, blocks[k:m])))
         rows = common_rows(inputs, targets)
@@ -267,3 +270,11 @@ def tree_reduce(items: list, combine):
         paired = [combine(a, b) for a, b in zip(items[::2], items[1::2])]
         items = paired + ([items[-1]] if len(items) % 2 else [])
     return items[0]
+
+
+def _is_dask(value) -> bool:
+    """Any dask collection, told by its type's module (no import of dask)."""
+    return type(value).__module__.startswith("dask")
+
+
+register_lazy(LazyHandler(_is_dask, predict, evaluate))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import threading
 
-__all__ = ["ReadWriteLock", "edit"]
+__all__ = ["ReadWriteLock", "edit", "read"]
 
 
 class ReadWriteLock:
@@ -118,12 +118,25 @@ class _Held:
 
 
 def edit(method):
-    """Run a graph's editing method under its write lock (``self._lock``): it
-    waits for running predictions and training steps, and they wait for it."""
+    """Run an editing method or function under its graph's write lock (the
+    ``lock`` of its first argument): it waits for running predictions and
+    training steps, and they wait for it."""
 
     @functools.wraps(method)
-    def locked(self, *args, **kwargs):
-        with self._lock.writing():
-            return method(self, *args, **kwargs)
+    def locked(graph, *args, **kwargs):
+        with graph.lock.writing():
+            return method(graph, *args, **kwargs)
+
+    return locked
+
+
+def read(function):
+    """Run a reading function under its graph's read lock (the ``lock`` of its
+    first argument): it sees the weights and structure of one moment."""
+
+    @functools.wraps(function)
+    def locked(graph, *args, **kwargs):
+        with graph.lock.reading():
+            return function(graph, *args, **kwargs)
 
     return locked

@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .data import check_finite, common_rows, features
+from ._data import check_finite, common_rows, features
 from .errors import TrainingError
 from .inference import Tally, merge_states, tally_arrays
-from .training import Trainer
+from .trainer import Trainer
+from .plan import compile_plan
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -85,7 +86,7 @@ def schema(graph: Graph) -> tuple:
 
 def _partition(schema, *blocks):
     """One row block as checked ``(inputs, targets)`` arrays (what
-    :func:`graphnet.data.as_inputs` and ``as_targets`` make of it)."""
+    :func:`graphnet._data.as_inputs` and ``as_targets`` make of it)."""
     dtype, input_specs, output_specs = schema
     inputs = {}
     for (name, size), block in zip(input_specs, blocks):
@@ -133,7 +134,7 @@ def _train_on(trainer: Trainer, parts, indices, where, seed, tally: Tally) -> in
 def _share_gradient(ref, weights, parts, indices, where, seed, chosen):
     """``(gradient x rows, rows, tally state, failure)`` of one group's share."""
     graph = _graph(ref)
-    with graph._lock.writing():
+    with graph.lock.writing():
         trainer = _TRAINERS.get(graph)
         if trainer is None:
             trainer = _TRAINERS[graph] = Trainer(graph, "sgd")  # only its gradient is used
@@ -152,7 +153,7 @@ def _local_round(ref, weights, optimizer, parts, steps, chosen):
     optimizer: ``((weights x rows, rows, [tally state] per step, failure), optimizer)``."""
     graph = _graph(ref)
     optimizer = copy.deepcopy(optimizer)
-    with graph._lock.writing():
+    with graph.lock.writing():
         trainer = Trainer(graph, optimizer)
         store = trainer.plan.store
         store.trainable_values[...] = weights
@@ -175,8 +176,8 @@ def _share_tally(ref, weights, parts, indices, chosen, chunk):
     partition) or every row."""
     graph = _graph(ref)
     total = Tally(graph, chosen)
-    with graph._lock.writing():
-        graph.plan.store.trainable_values[...] = weights
+    with graph.lock.writing():
+        compile_plan(graph).store.trainable_values[...] = weights
         for i, (inputs, targets) in enumerate(parts):
             if indices is not None:
                 inputs, targets, _ = _gather([(inputs, targets)], [indices[i]])

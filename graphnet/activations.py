@@ -27,7 +27,7 @@ import numpy as np
 
 from ._registry import lookup
 from .backend import special
-from .checks import check_number
+from ._validation import check_number
 from .errors import GraphError
 
 __all__ = [

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .checks import check_int, check_number
+from ._validation import check_int, check_number
 from .errors import GraphError
-from .files import atomic_write
+from ._files import atomic_write
 
 if TYPE_CHECKING:
     from .graph import Graph

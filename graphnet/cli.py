@@ -12,7 +12,7 @@
 ``FILE`` is a spec (``.json``, ``.yaml``/``.yml``) or a saved model
 (``.gnet``); :func:`load_model` picks the reader by suffix. Data files are
 ``.npz`` archives of arrays keyed by input and output node names, read by
-:func:`graphnet.npz.read_arrays` (never unpickling, sizes bounded by the
+:func:`graphnet._npz.read_arrays` (never unpickling, sizes bounded by the
 bytes present). ``--out`` is checked before any work, and an ``--out`` that
 is one of the command's inputs is refused, so nothing the user has is
 replaced by mistake. Every failure is one line on stderr
@@ -27,8 +27,23 @@ import argparse
 import contextlib
 import os
 import sys
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import numpy as np
+
+from ._files import atomic_write, check_output
+from ._npz import read_arrays
+from ._progress import format_logs, is_terminal, terminal_width, wrap_logs
+from ._text import preview
+from ._version import __version__
+from .demo import DEFAULT_EPOCHS, DEFAULT_OUT, run
+from .errors import GraphError, ModelFileError, ShapeError
+from .gradient_check import check_gradients
+from .graph import Graph
+from .render import FORMATS, RANKDIRS
+from .saving import load
 
 __all__ = ["main", "load_model", "build_parser", "CommandError"]
 
@@ -51,14 +66,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _spec(path: Path):
-    from .specfile import from_spec
-
-    return from_spec(path)
+    return Graph.from_spec(path)
 
 
 def _saved(path: Path):
-    from .saving import load
-
     return load(path)
 
 
@@ -110,9 +121,6 @@ _fraction = _number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ._version import __version__
-    from .demo import DEFAULT_EPOCHS, DEFAULT_OUT
-    from .render import FORMATS, RANKDIRS
 
     parser = _Parser(
         prog=PROG,
@@ -239,7 +247,6 @@ def _add_check(commands, readable: str) -> None:
 
 
 def _demo(args) -> int:
-    from .demo import run
 
     result = run(out=args.out, epochs=args.epochs, seed=args.seed, verbose=0 if args.quiet else 1)
     names = ", ".join(p.name for p in result.written)
@@ -279,9 +286,7 @@ def _statistics(graph, data: str):
 
 
 def _check(args) -> int:
-    import shutil
 
-    from .gradcheck import check_gradients
 
     graph = load_model(args.file)
     found, arrays = _arrays(args.data, "the data", graph.inputs + graph.outputs)
@@ -303,7 +308,6 @@ def _check_out(out: str, suffix: str, kind: str, inputs: dict[str, str]) -> None
     """``--out`` checked before any work: the right suffix, a file name (not a
     folder) in a folder that exists and can be written, and none of the
     command's inputs (writing it would replace the user's data)."""
-    from .files import check_output
 
     if not out.endswith(suffix):
         raise CommandError(f"--out {out}: {kind} must end in {suffix}")
@@ -331,8 +335,6 @@ def _arrays(path: str, what: str, wanted: list[str]) -> tuple[list[str], dict]:
     """The names of the arrays in a ``.npz`` data file and the ``wanted`` ones
     read, through the guarded reader: headers checked, sizes bounded by the
     bytes present, nothing unpickled."""
-    from .errors import ModelFileError
-    from .npz import read_arrays
 
     expected = f"{what} must be a .npz file (numpy.savez: one array per node, keyed by node name)"
     given = Path(path)
@@ -351,7 +353,6 @@ def _arrays(path: str, what: str, wanted: list[str]) -> tuple[list[str], dict]:
 
 
 def _keyed(found: list[str], arrays: dict, names: list[str], role: str, path: str, ignore=()) -> dict:
-    from ._text import preview
 
     known = set(names) | set(ignore)
     missing = [n for n in names if n not in arrays]
@@ -367,7 +368,6 @@ def _keyed(found: list[str], arrays: dict, names: list[str], role: str, path: st
 def _naming(path: str):
     """Shape errors from the data name the data file (its arrays are keyed by
     the node names the message gives)."""
-    from .errors import ShapeError
 
     try:
         yield
@@ -376,7 +376,6 @@ def _naming(path: str):
 
 
 def _train(args) -> int:
-    from .progress import format_logs, is_terminal, terminal_width, wrap_logs
 
     _check_out(args.out, ".gnet", "the model file", {"the model FILE": args.file, "the --data file": args.data})
     graph = load_model(args.file)
@@ -411,9 +410,7 @@ def _train(args) -> int:
 
 
 def _predict(args) -> int:
-    import numpy as np
 
-    from .files import atomic_write
 
     if Path(args.model).suffix.lower() != ".gnet":
         raise CommandError(f"{args.model}: predict needs a trained model file (.gnet), not a spec")
@@ -437,7 +434,6 @@ COMMANDS = {"demo": _demo, "summary": _summary, "render": _render, "train": _tra
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
-    from .errors import GraphError
 
     try:
         args = build_parser().parse_args(argv)

@@ -40,12 +40,13 @@ import numpy as np
 from . import metrics as metrics_module
 from ._cluster import Traffic, _Batch, _Cluster, _Round, client_or_default
 from .callbacks import History
-from .checks import check_int, check_number
-from .data import holdout_split
+from ._validation import check_int, check_number
+from ._data import holdout_split
 from .errors import GraphError
 from .inference import DEFAULT_CHUNK, Tally
-from .progress import Progress
-from .training import Trainer, check_fit_arguments
+from ._progress import Progress
+from .trainer import Trainer
+from .training import check_fit_arguments
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -138,7 +139,7 @@ def fit(
             raise GraphError(f"distributed.fit: {name} is not supported yet (got {type(value).__name__}); "
                              "train with graph.fit, or without row weights")
     client = client_or_default(client)
-    chosen = metrics_module.resolve(graph, graph._metrics if metrics is None else metrics)
+    chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
     keys = metrics_module.log_keys(graph, chosen)
     if validation_split or validation_data is not None:
         keys += [f"val_{k}" for k in keys]
@@ -201,7 +202,7 @@ class _ClusterTrainer(Trainer):
     def step(self, inputs, targets, rows: int, where=None, tally: Tally | None = None,
              weights=None) -> float:
         work = inputs
-        with self.graph._lock.writing():
+        with self.graph.lock.writing():
             if self.plan.version != self.graph.version:  # a callback edited the graph
                 self._follow()
                 self.cluster.resend_graph(where)

@@ -2,21 +2,24 @@
 
 Both work through the data in chunks with a workspace of their own, made per
 call: memory grows with the chunk, not with the number of rows, and several
-threads may predict with one graph at once. Dask arrays (or dicts holding
-one) go to :mod:`graphnet._dask`, imported only then: ``import graphnet``
-never imports dask.
+threads may predict with one graph at once.
+
+Lazy collections (dask arrays, or dicts holding one) are handed to the
+handler registered for them (:func:`register_lazy`): :mod:`graphnet._dask`
+registers itself, and imports dask only when it is given dask data, so
+``import graphnet`` never imports dask.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from . import metrics as metrics_module
-from .checks import check_int
-from .data import (
+from ._validation import check_int
+from ._data import (
     as_inputs,
     as_targets,
     as_weights,
@@ -27,21 +30,47 @@ from .data import (
     row_factors,
 )
 from .errors import GraphError, ShapeError
+from .plan import compile_plan
 
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["predict", "evaluate", "evaluate_arrays", "tally_arrays", "Tally", "merge_states", "DEFAULT_CHUNK"]
+__all__ = ["predict", "evaluate", "evaluate_arrays", "tally_arrays", "Tally", "merge_states", "DEFAULT_CHUNK",
+           "LazyHandler", "register_lazy"]
 
 #: Rows per chunk when ``batch_size`` is not given.
 DEFAULT_CHUNK = 4096
 
 
-def _is_lazy(data) -> bool:
-    """Whether ``data`` is a dask collection, or a dict holding one (told by the
-    type's module, so dask is imported only when it is already in use)."""
-    values = data.values() if isinstance(data, Mapping) else (data,)
-    return any(type(v).__module__.startswith("dask") for v in values)
+class LazyHandler(NamedTuple):
+    """How ``predict`` and ``evaluate`` run on a family of lazy collections."""
+
+    #: Whether a value (an input, a target, a sample weight) is one of them.
+    claims: Callable[[object], bool]
+    #: ``predict(graph, x, batch_size)``.
+    predict: Callable
+    #: ``evaluate(graph, x, y, batch_size, metrics, sample_weight)``.
+    evaluate: Callable
+
+
+_LAZY: list[LazyHandler] = []
+
+
+def register_lazy(handler: LazyHandler) -> None:
+    """Hand every call whose data the handler claims to it (dask arrays:
+    :mod:`graphnet._dask`)."""
+    if handler not in _LAZY:
+        _LAZY.append(handler)
+
+
+def _lazy_handler(*data) -> LazyHandler | None:
+    """The handler of the first lazy collection among ``data`` (or in a dict of it)."""
+    for item in data:
+        for value in item.values() if isinstance(item, Mapping) else (item,):
+            for handler in _LAZY:
+                if handler.claims(value):
+                    return handler
+    return None
 
 
 def _chunk_size(batch_size: int | None, rows: int) -> int:
@@ -51,17 +80,40 @@ def _chunk_size(batch_size: int | None, rows: int) -> int:
 
 
 def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = False):
-    """See :meth:`graphnet.Graph.predict`. Holds the graph's read lock: no
-    training step or edit lands while it runs, so every row sees the same weights."""
+    """Outputs for ``x`` in inference mode (no dropout); safe from several threads.
+
+    The call holds the graph's read lock: no training step or edit lands
+    while it runs, so every row sees the same weights. ``graph(x)`` is the
+    same call.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, size), or dict input name -> ndarray
+        A dask array (or a dict holding one) gives a lazy dask result.
+    batch_size : int, optional
+        Rows per chunk; memory use grows with the chunk, not with ``n``.
+    as_device : bool
+        On a GPU, return the device's arrays (CuPy) instead of copying
+        them to numpy; on the CPU, numpy arrays either way.
+
+    Returns
+    -------
+    ndarray of shape (n, size) for a one-output graph, else a dict name -> ndarray.
+
+    Raises
+    ------
+    ShapeError
+        For data that does not fit the graph (missing or unknown inputs,
+        wrong feature counts, rows that disagree, NaN or inf).
+    """
     if not isinstance(as_device, (bool, np.bool_)):
         raise GraphError(f"predict: as_device must be True or False, got {as_device!r}")
-    if _is_lazy(x):
-        from . import _dask
-
-        return _dask.predict(graph, x, batch_size)
-    with graph._lock.reading():
+    handler = _lazy_handler(x)
+    if handler is not None:
+        return handler.predict(graph, x, batch_size)
+    with graph.lock.reading():
         results = _predict(graph, x, batch_size)
-    backend = graph._backend
+    backend = graph.backend
     if not as_device and backend.deferred:  # one transfer per output, at the end
         results = {name: backend.to_host(array) for name, array in results.items()}
     if len(results) == 1:
@@ -70,7 +122,7 @@ def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = Fa
 
 
 def _predict(graph: Graph, x, batch_size: int | None) -> dict:
-    plan = graph.plan
+    plan = compile_plan(graph)
     xp, send = plan.xp, plan.backend.to_device
     arrays = {
         name: features(array, graph.nodes[name].size, name)
@@ -109,7 +161,7 @@ class Tally:
 
     def __init__(self, graph: Graph, metrics_by_output: dict[str, list]):
         self.graph = graph
-        self.backend = graph._backend
+        self.backend = graph.backend
         # On a device the sums stay there (0-d arrays) until logs() reads them, at once.
         self._metric_args = {"xp": self.backend.xp} if self.backend.deferred else {}
         self.outputs = {name: graph.nodes[name] for name in graph.outputs}
@@ -158,7 +210,7 @@ class Tally:
         """The running ``loss``: ``Σ loss_weight × output loss`` plus the penalty."""
         if not self.rows:
             return 0.0
-        total = self.graph.plan.total_loss(self.output_losses())
+        total = compile_plan(self.graph).total_loss(self.output_losses())
         return total + self.sums.get("penalty", 0.0) / self.rows
 
     def logs(self) -> dict[str, float]:
@@ -185,17 +237,41 @@ def merge_states(a: tuple, b: tuple) -> tuple:
 
 def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
              sample_weight=None) -> dict[str, float]:
-    """See :meth:`graphnet.Graph.evaluate` (which, like ``predict``, holds the read lock)."""
-    if _is_lazy(x) or _is_lazy(y) or _is_lazy(sample_weight):
-        from . import _dask
+    """Loss (total and per output) and ``metrics`` on ``(x, y)``, without dropout.
 
-        return _dask.evaluate(graph, x, y, batch_size, metrics, sample_weight)
-    with graph._lock.reading():
+    Like :func:`predict`, the call holds the graph's read lock.
+
+    Parameters
+    ----------
+    x : ndarray or dict input name -> ndarray (dask arrays too)
+    y : ndarray or dict output name -> ndarray
+    batch_size : int, optional
+        Rows per chunk.
+    metrics : list, or dict output name -> list, optional
+        By default those given to ``compile`` (none if it was not called).
+    sample_weight : ndarray of shape (n,), or dict output name -> array, optional
+        The losses become weighted means ``Σ w·l / Σ w``.
+
+    Returns
+    -------
+    dict
+        ``loss`` (with the regularizers' penalty), per-output ``NAME_loss``
+        for several outputs, and every metric.
+
+    Raises
+    ------
+    ShapeError
+        For data that does not fit the graph, or no rows.
+    """
+    handler = _lazy_handler(x, y, sample_weight)
+    if handler is not None:
+        return handler.evaluate(graph, x, y, batch_size, metrics, sample_weight)
+    with graph.lock.reading():
         return _evaluate(graph, x, y, batch_size, metrics, sample_weight)
 
 
 def _evaluate(graph: Graph, x, y, batch_size: int | None, metrics, sample_weight) -> dict[str, float]:
-    chosen = metrics_module.resolve(graph, graph._metrics if metrics is None else metrics)
+    chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
     inputs, targets = as_inputs(graph, x), as_targets(graph, y)
     rows = common_rows(inputs, targets)
     if rows == 0:
@@ -205,10 +281,10 @@ def _evaluate(graph: Graph, x, y, batch_size: int | None, metrics, sample_weight
 
 
 def evaluate_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None) -> dict[str, float]:
-    """:func:`evaluate` on arrays already checked by :mod:`graphnet.data`;
+    """:func:`evaluate` on arrays already checked by :mod:`graphnet._data`;
     ``loss`` includes the regularizers' penalty, as Keras reports it."""
     logs = tally_arrays(graph, inputs, targets, chosen, chunk, weights).logs()
-    plan = graph.plan
+    plan = compile_plan(graph)
     if plan.penalties and logs:
         logs["loss"] += read_scalars(plan.backend, {"penalty": plan.regularization()})["penalty"]
     return logs
@@ -217,7 +293,7 @@ def evaluate_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=N
 def tally_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None) -> Tally:
     """The :class:`Tally` of checked arrays, ``chunk`` rows at a time (an
     empty one for no rows), without the regularizers' penalty."""
-    plan = graph.plan
+    plan = compile_plan(graph)
     xp, send = plan.xp, plan.backend.to_device
     rows = common_rows(inputs, targets)
     tally = Tally(graph, chosen)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._registry import lookup
-from .checks import check_number
+from ._validation import check_number
 from .errors import ShapeError
 
 __all__ = [

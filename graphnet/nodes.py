@@ -5,8 +5,11 @@ are *dense nodes*: ``z = bias + Σ_{synapse s -> node} x_src @ W_s`` then
 ``a = activation(z)``. A node owns its bias; the weights belong to the
 synapses that end in it.
 
-Nodes are plain descriptions. The graph they are added to keeps the structure,
-and once a graph runs, ``bias`` is a view into the graph's parameter buffer.
+Nodes are plain descriptions. The graph they are added to keeps the structure
+(:class:`graphnet.network.Network`), and once a graph runs, ``bias`` is a view
+into the graph's parameter buffer. A node in a graph tells it when a setting
+changes (:meth:`Network.changed <graphnet.network.Network.changed>`) and edits
+under its write lock; that is all a node knows of its graph.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import activations, backend, losses, regularizers
-from .checks import check_allocation, check_int, check_number, check_text
+from ._validation import check_allocation, check_int, check_number, check_text
 from .errors import GraphError
 
 __all__ = ["Node", "Input", "DenseNode", "Hidden", "Output", "KINDS", "check_name"]
@@ -52,10 +55,14 @@ class Node:
 
     kind: ClassVar[str] = ""
 
+    _name: str | None
+    _size: int
+    _graph: Any  # the Network holding this node (attach/detach), or None
+
     def __init__(self, size: int, name: str | None = None):
         self._name = None if name is None else check_name(name)
         self._size = _check_size(size, name)
-        self._graph = None  # set by the graph that holds this node
+        self._graph = None
 
     @property
     def name(self) -> str | None:
@@ -70,10 +77,23 @@ class Node:
         """Parameters this node owns (its bias); weights belong to synapses."""
         return 0
 
+    @property
+    def graph(self):
+        """The graph holding this node, or None."""
+        return self._graph
+
+    def attach(self, graph) -> None:
+        """Become a node of ``graph`` (called by the graph that adds it)."""
+        self._graph = graph
+
+    def detach(self) -> None:
+        """Leave the graph (called by the graph that drops it)."""
+        self._graph = None
+
     def _changed(self) -> None:
         """A setting changed: the holding graph's compiled plan is stale."""
         if self._graph is not None:
-            self._graph._changed()
+            self._graph.changed()
 
     def _editing(self):
         return _editing(self._graph)
@@ -103,9 +123,10 @@ class DenseNode(Node):
     see :meth:`Graph.connect <graphnet.graph.Graph.connect>`.
     """
 
-    #: Whether the bias has its first values (set, loaded, drawn, or read), after
-    #: which the graph never draws it. True for nodes pickled before biases were drawn.
-    _bias_fixed = True
+    _bias: np.ndarray
+    #: Whether the bias has its first values (set, loaded, drawn, or read),
+    #: after which the graph never draws it.
+    _bias_fixed: bool
 
     def __init__(
         self,
@@ -130,7 +151,7 @@ class DenseNode(Node):
     @activation.setter
     def activation(self, value) -> None:
         activation = activations.get(value)
-        self._check_pairing(activation, getattr(self, "_loss", None))
+        self.check_pairing(activation, getattr(self, "_loss", None))
         with self._editing():
             self._activation = activation
             self._changed()
@@ -147,7 +168,7 @@ class DenseNode(Node):
             self._trainable = value
             self._changed()
 
-    def _check_pairing(self, activation, loss) -> None:
+    def check_pairing(self, activation, loss) -> None:
         """Outputs refuse a cross-entropy loss without its activation."""
 
     @property
@@ -174,7 +195,7 @@ class DenseNode(Node):
             if self._graph is None:
                 self._bias_fixed = True  # seen (and perhaps changed in place) by the user
             else:
-                self._graph._draw(self.name)
+                self._graph.materialize(self.name)
         return self._bias
 
     @bias.setter
@@ -187,6 +208,26 @@ class DenseNode(Node):
     @property
     def num_params(self) -> int:
         return self.size
+
+    # -- the engine's access to the bias (graphnet.network, _lazy_init, _parameters)
+    @property
+    def parameter_array(self) -> np.ndarray:
+        """The bias array as stored: what :attr:`bias` returns, without drawing."""
+        return self._bias
+
+    def bind_parameter(self, array: np.ndarray) -> None:
+        """Hold ``array`` as the bias from now on (a view of the plan's flat
+        buffer, or a copy in another dtype or on another device)."""
+        self._bias = array
+
+    @property
+    def bias_fixed(self) -> bool:
+        """Whether the bias has its first values; a graph never draws it after that."""
+        return self._bias_fixed
+
+    def fix_bias(self) -> None:
+        """Mark the bias as having its first values (set, loaded, drawn or placed)."""
+        self._bias_fixed = True
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -257,7 +298,7 @@ class Output(DenseNode):
         super().__init__(size, activation, name, trainable, bias_regularizer)
         self._loss = losses.get(loss)
         if check_pairing:  # a Sequential defers it to compile() and the first run
-            self._check_pairing(self.activation, self._loss)
+            self.check_pairing(self.activation, self._loss)
         self._loss_weight = self._checked_weight(loss_weight)
 
     @property
@@ -267,7 +308,7 @@ class Output(DenseNode):
     @loss.setter
     def loss(self, value) -> None:
         loss = losses.get(value)
-        self._check_pairing(self.activation, loss)
+        self.check_pairing(self.activation, loss)
         with self._editing():
             self._loss = loss
             self._changed()
@@ -283,7 +324,15 @@ class Output(DenseNode):
             self._loss_weight = weight
             self._changed()
 
-    def _check_pairing(self, activation, loss) -> None:
+    def check_pairing(self, activation, loss) -> None:
+        """Refuse a loss that does not fit ``activation`` (a cross-entropy
+        without its activation, a softmax over one unit).
+
+        Raises
+        ------
+        GraphError
+            Naming the output, the loss and the activation.
+        """
         if loss is None:
             return
         required = loss.requires_activation
@@ -319,12 +368,12 @@ class Output(DenseNode):
 def _editing(graph):
     """The holding graph's write lock (edits wait for running predictions and
     training steps), or nothing for a node or synapse in no graph."""
-    return contextlib.nullcontext() if graph is None else graph._lock.writing()
+    return contextlib.nullcontext() if graph is None else graph.lock.writing()
 
 
 def _placed(graph, value: np.ndarray):
     """``value`` on the device of ``graph`` (unchanged for no graph or the CPU)."""
-    return value if graph is None else graph._backend.to_device(value)
+    return value if graph is None else graph.backend.to_device(value)
 
 
 def _flag(value, name, what: str) -> bool:

@@ -35,9 +35,9 @@ import numpy as np
 from . import schedules
 from ._registry import lookup
 from .backend import CPU
-from .checks import check_number
+from ._validation import check_number
 from .errors import GraphError
-from .parameters import Layout
+from ._parameters import Layout
 
 __all__ = ["Optimizer", "SGD", "Momentum", "RMSprop", "Adam", "AdamW", "OPTIMIZERS", "get"]
 
@@ -255,7 +255,7 @@ class Optimizer:
             "born": dict(self._born),
         }
 
-    def _restore_pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
+    def restore_pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(current, previous)`` state after :meth:`commit`: what a refused
         update on a device puts back (see :meth:`graphnet.backend.DeviceBackend.apply`)."""
         return [(self.slots[name], self._proposed[name]) for name in self.slot_names]
@@ -288,7 +288,7 @@ class Optimizer:
         self._install(layout, {k: to_device(np.array(v, dtype=dtype)) for k, v in slots.items()}, np.dtype(dtype))
 
     # -- ownership: one optimizer trains one graph ---------------------------
-    def _claim(self, graph) -> None:
+    def claim(self, graph) -> None:
         """Become ``graph``'s optimizer; refused while another live graph has it."""
         owner = None if self._owner is None else self._owner()
         if owner is not None and owner is not graph:
@@ -300,7 +300,7 @@ class Optimizer:
             )
         self._owner = weakref.ref(graph)
 
-    def _release(self) -> None:
+    def release(self) -> None:
         self._owner = None
 
     def __getstate__(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ Compiling a graph fixes, for the graph's current version:
   of their weight and weight gradient (no dict lookups in the hot loop);
 * for backward, which consumer of a node writes that node's upstream gradient
   first and which ones add to it (fan-out), decided once from the order;
-* the :class:`~graphnet.parameters.ParameterStore`: every weight, bias and
+* the :class:`~graphnet._parameters.ParameterStore`: every weight, bias and
   gradient as views into two flat buffers.
 
 Running needs buffers, which live in a :class:`Workspace` per batch size. Per
@@ -36,6 +36,14 @@ costs two or three buffers, not five.
 The plan itself is never written to while running: ``predict`` makes its own
 workspace per call and is therefore safe from several threads; training keeps
 its workspaces in a cache that ``predict`` never touches.
+
+**One gradient contract.** Training, ``Graph.gradients``, the statistics and
+the gradient check all differentiate the same thing the same way:
+:meth:`Plan.loss_and_gradients` runs forward, the losses, backward and the
+regularizers' penalty, and leaves every parameter's gradient in the store.
+
+:func:`compile_plan` gives a network's plan for its current version, made
+once per version (``Graph.plan``).
 """
 
 from __future__ import annotations
@@ -46,19 +54,21 @@ import gc
 import logging
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._parameters import ParameterStore, bias_key
 from .activations import Activation
 from .losses import Loss
 from .nodes import Input, Output
-from .parameters import ParameterStore, bias_key
+from .weights import parameter_owners
 
 if TYPE_CHECKING:
-    from .graph import Graph
+    from .network import Network
 
-__all__ = ["Edge", "Step", "Plan", "Workspace"]
+__all__ = ["Edge", "Step", "Plan", "Workspace", "compile_plan"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,21 +126,26 @@ def _collector_paused():
             gc.enable()
 
 
+def compile_plan(graph: Network) -> Plan:
+    """The plan of ``graph``'s current version, compiled once per version."""
+    return graph.compiled(Plan)
+
+
 class Plan:
     """Forward and backward for one version of a graph (see the module docs)."""
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Network):
         with _collector_paused():
             self._compile(graph)
 
-    def _compile(self, graph: Graph) -> None:
+    def _compile(self, graph: Network) -> None:
         started = time.perf_counter()
         graph.validate()
         self.version = graph.version
         self.graph_name = graph.name
         self.dtype = graph.dtype
         #: Where the arrays live (:mod:`graphnet.backend`) and their module.
-        self.backend = backend = graph._backend
+        self.backend = backend = graph.backend
         self.xp = xp = backend.xp
         self.order: tuple[str, ...] = tuple(graph.topological_order)
         self.slots: dict[str, int] = {name: i for i, name in enumerate(self.order)}
@@ -149,7 +164,7 @@ class Plan:
             src: max(dsts, key=self.slots.__getitem__) for src, dsts in consumers.items() if dsts
         }
 
-        self.store = ParameterStore(graph._parameters(self.order), self.dtype, backend)
+        self.store = ParameterStore(parameter_owners(graph, self.order), self.dtype, backend)
 
         steps = []
         for name in self.order:
@@ -279,6 +294,54 @@ class Plan:
         """``Σ_outputs loss_weight × loss`` of :meth:`loss_values`' result."""
         return sum(step.loss_weight * losses[step.name] for step in self.steps if step.loss is not None)
 
+    def training_loss(self, ws: Workspace, targets: dict[str, np.ndarray]) -> float:
+        """After :meth:`forward`: ``Σ loss_weight × loss`` plus the regularizers'
+        penalty, the value :meth:`loss_and_gradients` differentiates."""
+        return self.total_loss(self.loss_values(ws, targets)) + self.regularization()
+
+    def loss_and_gradients(
+        self,
+        ws: Workspace,
+        inputs: dict[str, np.ndarray],
+        targets: dict[str, np.ndarray],
+        rng=None,
+        rows=None,
+        before_backward: Callable[[float, dict[str, float]], None] | None = None,
+    ) -> tuple[float, dict[str, float], float]:
+        """The training loss of one batch and, in the store's gradient buffer,
+        every parameter's gradient of it: forward, the losses, backward and
+        the regularizers' penalty.
+
+        Parameters
+        ----------
+        ws : Workspace
+            A ``"train"`` workspace of the batch's rows.
+        inputs, targets : dict name -> array
+            Checked, on the plan's device.
+        rng : Generator, optional
+            Turns dropout on (see :meth:`forward`).
+        rows : dict output name -> array of shape (n, 1), optional
+            Row factors for weighted means (see :meth:`loss_values`).
+        before_backward : callable, optional
+            ``before_backward(total, losses)`` after the losses, before
+            backward writes deltas over the activations: the trainer's
+            finiteness check, the statistics' reading of activations.
+
+        Returns
+        -------
+        (loss, losses, penalty)
+            ``Σ loss_weight × loss`` plus the penalty, each output's mean
+            loss, and the penalty (floats, or a device's 0-d arrays).
+        """
+        self.forward(ws, inputs, rng)
+        losses = self.loss_values(ws, targets, rows)
+        total = self.total_loss(losses)
+        if before_backward is not None:
+            before_backward(total, losses)
+        self.backward(ws, targets, rows)
+        penalty = self.regularization(add_gradients=True) if self.penalties else 0.0
+        return total + penalty, losses, penalty
+
     # --------------------------------------------------------------- backward
     def backward(self, ws: Workspace, targets: dict[str, np.ndarray], rows=None) -> None:
         """Write every parameter's gradient into the store's gradient buffer.
@@ -333,8 +396,8 @@ class Plan:
 
 
 def _bound(method, xp):
-    """``method`` with ``xp=xp`` bound, except for numpy: the CPU path calls
-    the methods exactly as before the backend seam existed."""
+    """``method`` with ``xp=xp`` bound, except for numpy, whose calls need no
+    keyword (one fewer layer of Python on every CPU call)."""
     return method if xp is np else functools.partial(method, xp=xp)
 
 

@@ -19,7 +19,7 @@ Layout choices, made for diagrams that go into papers:
 - Frozen (``trainable=False``) nodes and synapses are dashed.
 - With ``stats=`` the picture carries what the graph does on a batch, and
   ``collapse=True`` draws chains of like hidden nodes as one box (both in
-  :mod:`graphnet.overlays`).
+  :mod:`graphnet._overlays`).
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING
 
 import graphviz
 
-from . import overlays
-from .checks import is_int
+from . import _overlays as overlays
+from ._validation import is_int
 from .errors import RenderError
-from .files import atomic_write
+from ._files import atomic_write
 from .nodes import DenseNode, Hidden, Output
 from .statistics import Statistics
 from .summary import describe_activation
@@ -224,7 +224,7 @@ def to_dot(
         What ``graph.statistics(x, y)`` returned: nodes are shaded by their
         share of dead or saturated units, edges drawn as wide as their
         gradient norm (log scale), the numbers put in the labels, and a
-        legend added (see :mod:`graphnet.overlays`). Nodes the statistics
+        legend added (see :mod:`graphnet._overlays`). Nodes the statistics
         do not know (added since) are drawn plain.
     collapse : bool
         Draw each chain of hidden nodes with the same size, activation,

@@ -29,7 +29,7 @@ unpickled and nothing named in the file is imported or called: activations,
 losses, kinds, initialisers and optimizers are looked up in graphnet's own
 registries. Before anything is inflated, the zip's own records, the member
 names, counts, sizes and compression ratios are checked against the file and
-fixed bounds (:mod:`graphnet.archive`); ``weights.npz`` is inflated before the
+fixed bounds (:mod:`graphnet._archive`); ``weights.npz`` is inflated before the
 architecture is built, and the architecture may describe no more parameters
 than its real bytes hold, so a small file cannot make graphnet allocate
 gigabytes; every array's name, shape and dtype must match the architecture
@@ -55,11 +55,11 @@ import numpy as np
 from . import optimizers as optimizers_module
 from ._text import clip, shown
 from ._version import __version__
-from .archive import check_members, npz_bytes, open_zip, read_member, zip_info
-from .checks import is_int
+from ._archive import check_members, npz_bytes, open_zip, read_member, zip_info
+from ._validation import is_int
 from .errors import GraphError, ModelFileError
-from .files import atomic_write
-from .npz import parse_npz, read_npz
+from ._files import atomic_write
+from ._npz import parse_npz, read_npz
 from .spec import FORMAT, FORMAT_VERSION, from_dict, to_dict
 from .specfile import MAX_JSON_BYTES, parse_json
 
@@ -131,7 +131,7 @@ def _training_state(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]
         "rng": {
             "train": graph.rng.bit_generator.state,
             # The stream that initialises synapses connected later.
-            "init": graph._init_rng.bit_generator.state,
+            "init": graph.init_rng.bit_generator.state,
         },
         "optimizer": None,
     }
@@ -245,7 +245,7 @@ def _load(handle: BinaryIO, label: str, max_bytes: int):
         raw_weights = read_member(archive, weights_info, weights_where)
         itemsize = 8 if isinstance(data, Mapping) and data.get("dtype") == "float64" else 4
         try:
-            graph = from_dict(data, max_params=len(raw_weights) // itemsize)
+            graph = from_dict(None, data, max_params=len(raw_weights) // itemsize)
         except GraphError as exc:
             raise ModelFileError(f"{label}: {GRAPH_MEMBER}: {exc}") from None
         shapes = _parameter_shapes(graph)
@@ -317,7 +317,7 @@ def _restore_training(graph: Graph, archive: zipfile.ZipFile, infos, label: str)
     if "train" in streams:
         graph.rng = streams["train"]
     if "init" in streams:
-        graph._init_rng = streams["init"]
+        graph.init_rng = streams["init"]
     if optimizer is not None:
         optimizer.set_state(slot_arrays, graph.dtype)
         graph.optimizer = optimizer

@@ -151,12 +151,15 @@ def _yaml_loader(yaml) -> type:
     return SpecLoader
 
 
-def from_spec(path: str | os.PathLike, max_params: int | None = DEFAULT_MAX_SPEC_PARAMS):
+def from_spec(cls, path: str | os.PathLike, max_params: int | None = DEFAULT_MAX_SPEC_PARAMS):
     """A new Graph (or Sequential) from a spec file: :func:`graphnet.spec.to_dict`'s
-    structure written as JSON or YAML. Weights start from their initialisers.
+    structure written as JSON or YAML (``Graph.from_spec(path)``). Weights
+    start from their initialisers.
 
     Parameters
     ----------
+    cls : type or None
+        The class to make, as for :func:`graphnet.spec.from_dict`.
     path : str or PathLike
         ``.json``, ``.yaml`` or ``.yml``.
     max_params : int or None
@@ -170,7 +173,7 @@ def from_spec(path: str | os.PathLike, max_params: int | None = DEFAULT_MAX_SPEC
     """
     data = read_spec(path)
     try:
-        return from_dict(data, max_params=max_params)
+        return from_dict(cls, data, max_params=max_params)
     except GraphError as exc:
         raise ModelFileError(f"{os.fspath(path)}: {exc}") from None
 

@@ -10,7 +10,7 @@ import numpy as np
 from . import regularizers
 from .errors import GraphError
 from .nodes import _editing, _placed, _values
-from .parameters import weight_key
+from ._parameters import weight_key
 
 __all__ = ["Synapse"]
 
@@ -39,20 +39,45 @@ class Synapse:
         Needed when ``weight`` is None.
     """
 
+    src: str
+    dst: str
+    #: The initialiser's name, or ``"array"`` (see Parameters).
+    init: str
+    _weight: np.ndarray | None
+    _shape: tuple[int, int]
+    #: ``(seed, initialiser name)`` of the draw still to come; None once the weight exists.
+    _pending: tuple[int, str] | None
+    #: Whether ``init`` was the destination's default (it follows the node, while pending).
+    _by_default: bool
+    _trainable: bool
+    _regularizer: Any
+    _graph: Any  # the Network holding this synapse (attach/detach), or None
+
     def __init__(self, src: str, dst: str, weight: np.ndarray | None, init: str, trainable: bool = True,
                  regularizer=None, shape: tuple[int, int] | None = None):
         self.src = src
         self.dst = dst
         self._weight = weight
         self._shape = tuple(weight.shape) if weight is not None else tuple(shape)
-        #: ``(seed, initialiser name)`` of the draw still to come; None once the weight exists.
-        self._pending: tuple[int, str] | None = None
-        #: Whether ``init`` was the destination's default (it follows the node, while pending).
+        self._pending = None
         self._by_default = False
         self.init = init
         self._trainable = bool(trainable)
         self._regularizer = regularizers.get(regularizer)
-        self._graph = None  # set by the graph that holds this synapse
+        self._graph = None
+
+    @property
+    def graph(self):
+        """The graph holding this synapse, or None."""
+        return self._graph
+
+    def attach(self, graph) -> None:
+        """Become a synapse of ``graph`` (called by the graph that connects it)."""
+        self._graph = graph
+
+    def detach(self) -> None:
+        """Leave the graph (called by the graph that drops it)."""
+        self._graph = None
 
     @property
     def regularizer(self):
@@ -65,7 +90,7 @@ class Synapse:
         with self._editing():
             self._regularizer = value
             if self._graph is not None:
-                self._graph._changed()
+                self._graph.changed()
 
     @property
     def trainable(self) -> bool:
@@ -80,7 +105,7 @@ class Synapse:
         with self._editing():
             self._trainable = bool(value)
             if self._graph is not None:
-                self._graph._changed()
+                self._graph.changed()
 
     def _editing(self):
         return _editing(self._graph)
@@ -107,7 +132,7 @@ class Synapse:
         at that moment; from then on it only changes when assigned or trained.
         """
         if self._weight is None:
-            self._graph._draw(self.dst)
+            self._graph.materialize(self.dst)
         return self._weight
 
     @weight.setter
@@ -116,15 +141,43 @@ class Synapse:
         with self._editing():
             if self._weight is None:  # never drawn: the given values are its first, nothing is drawn
                 template = np.broadcast_to(np.zeros((), self._graph.dtype), self._shape)
-                self._graph._assign_undrawn(self, _placed(self._graph, _values(value, template, what)))
+                self._graph.assign_first_values(self, _placed(self._graph, _values(value, template, what)))
                 return
             self._weight[...] = _placed(self._graph, _values(value, self._weight, what))
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if "_shape" not in state:  # pickled before a weight could wait for its fan-in
-            state["_shape"], state["_pending"] = tuple(state["_weight"].shape), None
-        state.setdefault("_by_default", False)
-        self.__dict__.update(state)
+    # -- the engine's access to the weight (graphnet.network, _lazy_init, _parameters)
+    @property
+    def parameter_array(self) -> np.ndarray | None:
+        """The weight array as stored: None while its draw is pending (reading
+        :attr:`weight` would draw it)."""
+        return self._weight
+
+    def bind_parameter(self, array: np.ndarray) -> None:
+        """Hold ``array`` as the weight from now on (its first values, a view
+        of the plan's flat buffer, or a copy in another dtype or on another
+        device); a pending draw is then settled."""
+        self._weight = array
+        self._pending = None
+
+    @property
+    def pending(self) -> tuple[int, str] | None:
+        """``(seed, initialiser name)`` of the draw still to come, or None."""
+        return self._pending
+
+    @property
+    def follows_default(self) -> bool:
+        """Whether a pending draw uses its destination's default initialiser
+        (and so follows the node when it changes kind)."""
+        return self._pending is not None and self._by_default
+
+    def defer(self, seed: int, init: str, by_default: bool) -> None:
+        """Wait for the draw of ``init`` from ``seed`` (see :mod:`graphnet._lazy_init`)."""
+        self.init, self._pending, self._by_default = init, (seed, init), by_default
+
+    def retarget(self, init: str) -> None:
+        """A pending default draw takes the destination's new default ``init``."""
+        if self.follows_default:
+            self.init, self._pending = init, (self._pending[0], init)
 
     def get_config(self) -> dict[str, Any]:
         """JSON-safe description (no weights)."""

@@ -1,4 +1,4 @@
-"""The optional numba kernels (graphnet.kernels): bit for bit the numpy passes."""
+"""The optional numba kernels (graphnet._kernels): bit for bit the numpy passes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import graphnet as gn
-from graphnet import kernels
+from graphnet import _kernels as kernels
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -1,4 +1,4 @@
-"""What ``fit`` shows (graphnet.progress): figures readable at 80 columns on a
+"""What ``fit`` shows (graphnet._progress): figures readable at 80 columns on a
 terminal, one line per epoch anywhere else."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import build_dag, dag_data
 
-from graphnet.progress import Progress, wrap_logs
+from graphnet._progress import Progress, wrap_logs
 
 _LOGS = {
     "loss": 2.5595, "aux_loss": 1.1, "main_loss": 0.7, "digit_accuracy": 0.1234, "even_accuracy": 0.5,

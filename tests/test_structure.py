@@ -1,4 +1,4 @@
-"""Structure algorithms (graphnet.structure): order, reachability, chains, cycles."""
+"""Structure algorithms (graphnet._topology): order, reachability, chains, cycles."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from graphnet import CycleError
-from graphnet.structure import is_chain, reachable, refuse_cycles, topological_sort
+from graphnet._topology import is_chain, reachable, refuse_cycles, topological_sort
 
 
 @pytest.mark.parametrize("seed", range(4))

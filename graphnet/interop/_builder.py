@@ -36,6 +36,7 @@ Folding rules, which keep every import exact:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,12 +45,12 @@ from typing import Any
 import numpy as np
 
 from .. import activations, losses
-from ..checks import check_int
+from .._validation import check_int
 from ..errors import GraphError, ModelImportError
-from ..parameters import bias_key, weight_key
-from ..sequential import default_loss
+from .._parameters import bias_key, weight_key
+from ..layers import default_loss
 from ..spec import FORMAT, FORMAT_VERSION, from_dict
-from ..structure import is_chain
+from .._topology import is_chain
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +71,6 @@ def unexpected_as(error: type[GraphError], label: str):
 
 def require(module: str, what: str):
     """Import an optional library, or say which extra installs it."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as exc:
@@ -417,7 +416,7 @@ class Builder:
             "synapses": synapses,
         }
         try:
-            graph = from_dict(spec, max_params=None)  # sized by arrays already in memory
+            graph = from_dict(None, spec, max_params=None)  # sized by arrays already in memory
             weights = {weight_key(s.src, s.dst): s.weight for s in self.synapses if s.weight is not None}
             weights.update({bias_key(n.name): n.bias for n in self.nodes.values()
                             if n.kind == "dense" and n.bias is not None})

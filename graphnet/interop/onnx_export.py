@@ -21,6 +21,7 @@ in float32 (a ``Cast`` either side; within 1e-7 of graphnet's).
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -29,9 +30,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._version import __version__
-from ..checks import is_int
+from .._validation import is_int
 from ..errors import GraphError
-from ..files import atomic_write
+from .._files import atomic_write
 from ..nodes import Input
 from ._builder import require
 from ._expressions import FORMULAS
@@ -72,6 +73,8 @@ def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     ModelImportError
         When the ``onnx`` package is missing.
     """
+    if graph.device != "cpu":  # the exporter reads weights as numpy arrays: a GPU graph exports a CPU copy
+        graph = copy.deepcopy(graph).to("cpu")
     onnx = require("onnx", "to_onnx")
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
     newest = onnx.defs.onnx_opset_version()

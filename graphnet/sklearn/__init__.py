@@ -22,7 +22,7 @@ several inputs receives the columns of ``X`` split in the inputs' insertion
 order (the first input takes the first ``size`` columns, and so on);
 likewise the regressor splits the columns of ``y`` over several outputs.
 
-Training runs on the engine's own epoch loop (:meth:`graphnet.training.Trainer.run`);
+Training runs on the engine's own epoch loop (:meth:`graphnet.trainer.Trainer.run`);
 what is MLPClassifier's own (its L2 penalty, its stopping rule and
 bookkeeping) is a penalty and a callback on that loop, in ``_base.py``.
 """

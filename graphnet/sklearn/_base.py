@@ -21,14 +21,14 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 from .. import activations
 from .. import optimizers as optimizers_module
 from ..callbacks import Callback
-from ..checks import check_int, is_int
-from ..data import Batches, as_inputs, as_targets
+from .._validation import check_int, is_int
+from .._data import Batches, as_inputs, as_targets
 from ..graph import Graph
 from ..nodes import Input
-from ..parameters import WEIGHT, ParameterStore
-from ..progress import Progress
+from .._parameters import WEIGHT, ParameterStore
+from .._progress import Progress
 from ..sequential import Dense, Sequential
-from ..training import Trainer
+from ..trainer import Trainer
 
 __all__ = ["GraphNetEstimator"]
 
@@ -328,7 +328,7 @@ class GraphNetEstimator(BaseEstimator):
 
     def _train(self, X, targets, y, epochs: int, incremental: bool, sample_weight=None) -> None:
         """MLPClassifier's batches, stopping rule and early stopping, run by the
-        engine's epoch loop (:meth:`graphnet.training.Trainer.run`)."""
+        engine's epoch loop (:meth:`graphnet.trainer.Trainer.run`)."""
         graph = self.graph_
         rng = self._random_state
         X_val = y_val = w_val = None
@@ -428,7 +428,7 @@ class GraphNetEstimator(BaseEstimator):
 
 
 class _MLPPenalty:
-    """MLPClassifier's L2 penalty as an engine :class:`~graphnet.training.Penalty`:
+    """MLPClassifier's L2 penalty as an engine :class:`~graphnet.trainer.Penalty`:
     ``alpha / 2 * ||W||² / n`` over every trainable synapse weight (not
     biases), ``n`` the batch's rows (or its sum of sample weights), so
     ``alpha * W / n`` is added to the weight gradients before the optimizer runs."""

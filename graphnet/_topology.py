@@ -1,9 +1,10 @@
-"""Algorithms on a graph's structure alone (names and edges, no weights).
+"""Algorithms on a graph's structure alone (names, kinds and edges, no weights).
 
-The :class:`~graphnet.Graph` keeps its structure in a ``networkx.DiGraph``;
-these are the few sweeps it needs in its own form, each linear in nodes +
-edges, plus the one "is this a chain" test that Sequential models, specs and
-importers share.
+A :class:`~graphnet.network.Network` keeps its structure in a
+``networkx.DiGraph``; these are the few sweeps it needs in its own form, each
+linear in nodes + edges: the order, reachability, what keeps a structure
+from running, the one "is this a chain" test that Sequential models, specs
+and importers share, and a cycle shown for a whole set of edges.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import networkx as nx
 from ._text import format_cycle, preview
 from .errors import CycleError
 
-__all__ = ["topological_sort", "reachable", "is_chain", "refuse_cycles"]
+__all__ = ["topological_sort", "reachable", "is_chain", "refuse_cycles", "structure_problems"]
 
 
 def topological_sort(structure: nx.DiGraph, insertion: dict[str, int]) -> tuple[str, ...]:
@@ -94,3 +95,48 @@ def refuse_cycles(links: Sequence[tuple[str, str]], where: str) -> None:
     cycle = nx.find_cycle(structure.subgraph(component), source=start)
     path = format_cycle([edge[0] for edge in cycle] + [cycle[0][0]])
     raise CycleError(f"{where}: the synapses make the cycle {path}")
+
+
+def structure_problems(structure: nx.DiGraph, kinds: dict[str, str]) -> tuple[list[str], list[str]]:
+    """What keeps a structure from running, as sentences naming the nodes:
+    ``(ends, wiring)``, the missing inputs or outputs, and the nodes with no
+    incoming synapse or on no path from an input to an output.
+
+    ``kinds`` maps every node, in insertion order, to ``"input"``,
+    ``"hidden"`` or ``"output"``.
+    """
+    inputs = [n for n, kind in kinds.items() if kind == "input"]
+    outputs = [n for n, kind in kinds.items() if kind == "output"]
+    ends, wiring = [], []
+    if not inputs:
+        ends.append("it has no Input node (add one with add_input(name, size))")
+    if not outputs:
+        ends.append("it has no Output node (add one with add_output(name, size, ...))")
+    in_degree = dict(structure.in_degree())  # one sweep, not a view per node
+    no_source = [n for n, kind in kinds.items() if kind != "input" and in_degree[n] == 0]
+    if no_source:
+        wiring.append(
+            "these nodes have no incoming synapse: "
+            + ", ".join(f"{n!r} ({kinds[n]})" for n in no_source)
+            + "; connect a source to each"
+        )
+    if inputs and outputs:
+        fed = reachable(structure, inputs, forward=True)
+        feeding = reachable(structure, outputs, forward=False)
+        skipped = set(no_source)
+        stray = [n for n in kinds if n not in skipped and not (n in fed and n in feeding)]
+        if stray:
+            details = []
+            for n in stray:
+                why = []
+                if n not in fed:
+                    why.append("no Input reaches it")
+                if n not in feeding:
+                    why.append("it reaches no Output")
+                details.append(f"{n!r} ({' and '.join(why)})")
+            wiring.append(
+                "these nodes are on no path from an Input to an Output: "
+                + ", ".join(details)
+                + "; connect them or remove them"
+            )
+    return ends, wiring

@@ -36,11 +36,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .checks import is_int
-from .data import as_inputs, as_targets, common_rows
+from ._validation import is_int
+from ._data import as_inputs, as_targets, common_rows
 from .errors import GraphError, ShapeError
-from .nodes import DenseNode
-from .statistics import gradients_of, loss_of, probe_workspace
+from .network import Network
+from .plan import compile_plan
+from .statistics import probe_workspace
+from .weights import parameter_arrays
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -173,17 +175,9 @@ def float64_copy(graph: Graph) -> Graph:
     float64 (no optimizer: the copy is for measuring, not training). A device
     graph is checked there too: the check is of the maths, and two forward
     passes per entry would be two synchronisations each on a device."""
-    twin = copy.deepcopy(graph, memo={id(graph._optimizer): None})
-    twin._draw()  # what the graph would draw: the pending seeds came with the copy
+    twin = copy.deepcopy(graph, memo={id(graph.optimizer): None})
     twin.to("cpu")
-    twin.dtype = np.dtype(np.float64)
-    for node in twin._nodes.values():
-        if isinstance(node, DenseNode):
-            node._bias = node._bias.astype(np.float64)
-    for synapse in twin._synapses.values():
-        synapse._weight = synapse._weight.astype(np.float64)
-    twin._plan = None
-    twin._changed()
+    twin.astype(np.float64)  # what the graph would draw is drawn first: the pending seeds came with the copy
     return twin
 
 
@@ -217,9 +211,7 @@ def check_gradients(graph: Graph, x, y, eps: float = 1e-6, tolerance: float = 1e
     ShapeError
         For data that does not fit the graph.
     """
-    from .graph import Graph  # only for the isinstance check
-
-    if not isinstance(graph, Graph):
+    if not isinstance(graph, Network):
         raise GraphError(f"check_gradients: expected a Graph, got {type(graph).__name__}")
     if not (_is_real(eps) and 0 < eps < 1):
         raise GraphError(f"check_gradients: eps must be a number in (0, 1), got {eps!r}")
@@ -229,26 +221,25 @@ def check_gradients(graph: Graph, x, y, eps: float = 1e-6, tolerance: float = 1e
         raise GraphError(f"check_gradients: samples must be None or a positive integer, got {samples!r}")
     if not is_int(seed, 0):
         raise GraphError(f"check_gradients: seed must be an integer >= 0, got {seed!r}")
-    with graph._lock.reading():  # the weights of one moment
+    with graph.lock.reading():  # the weights of one moment
         twin = float64_copy(graph)
-    plan = twin.plan
+    plan = compile_plan(twin)
     inputs, targets = as_inputs(twin, x), as_targets(twin, y)
     rows = common_rows(inputs, targets)
     if rows == 0:
         raise ShapeError("check_gradients: the data has no rows")
 
     ws = probe_workspace(plan, rows, backward=True)
-    plan.forward(ws, inputs)
-    loss = loss_of(plan, ws, targets)
-    analytic = gradients_of(plan, ws, targets)
+    loss = float(plan.loss_and_gradients(ws, inputs, targets)[0])
+    analytic = plan.store.grad_dict()
     evaluate = plan.workspace(rows, "evaluate")
 
     def loss_now() -> float:
         plan.forward(evaluate, inputs)
-        return loss_of(plan, evaluate, targets)
+        return plan.training_loss(evaluate, targets)
 
     picker = np.random.default_rng(seed)
-    arrays = twin._arrays()  # live views into the plan's parameter buffer
+    arrays = parameter_arrays(twin)  # live views into the plan's parameter buffer
     checks, numeric = {}, {}
     for record in twin.parameters():
         array, grad = arrays[record.key], analytic[record.key]

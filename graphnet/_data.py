@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import backend as backend_module
-from .checks import check_number
+from ._validation import check_number
 from .errors import GraphError, ShapeError
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def check_finite(array: np.ndarray, role: str, name: str) -> None:
 def as_inputs(graph: Graph, x) -> dict[str, np.ndarray]:
     """Validated, contiguous input arrays of the graph's dtype. On a device,
     inputs already there (CuPy arrays) stay there and are checked there."""
-    backend = graph._backend
+    backend = graph.backend
     if backend.deferred and _device_data(backend, x):
         return _device_inputs(graph, x)
     arrays = by_name(x, graph.inputs, "input")
@@ -155,7 +155,7 @@ def _device_data(backend, x) -> bool:
 def _device_inputs(graph: Graph, x) -> dict:
     """:func:`as_inputs` for arrays on the graph's device: the same checks,
     NaN and inf counted there and read once per input."""
-    backend = graph._backend
+    backend = graph.backend
     xp = backend.xp
     out = {}
     for name, array in named(x, graph.inputs, "input").items():  # the names checked, no value read

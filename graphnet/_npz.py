@@ -2,7 +2,7 @@
 
 A model file's weights and optimizer state are ``.npz`` archives (zips of
 ``.npy`` arrays) stored in it; a data file for the command line is one. The
-zip container itself is checked by :mod:`graphnet.archive`; here every
+zip container itself is checked by :mod:`graphnet._archive`; here every
 ``.npy`` header is checked against the shape and dtype expected (or, for data
 files, against the bytes the member holds) before any memory is given to its
 data, and nothing is ever unpickled.
@@ -21,7 +21,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ._text import clip, preview, shown
-from .archive import (
+from ._archive import (
     ARCHIVE_SLACK,
     ARRAY_SLACK,
     CHUNK,

@@ -67,10 +67,6 @@ class ParameterRecord:
         return math.prod(self.shape)
 
 
-#: Where an owner keeps each kind of parameter (a Synapse's ``_weight``, a node's ``_bias``).
-_ATTRIBUTE = {WEIGHT: "_weight", BIAS: "_bias"}
-
-
 class ParameterStore:
     """Flat value and gradient buffers with every parameter bound as a view.
 
@@ -78,8 +74,9 @@ class ParameterStore:
     ----------
     entries : iterable of (ParameterRecord, owner)
         In the order the forward pass meets them; ``owner`` is the Synapse
-        or node holding the array. Trainable parameters are moved to the
-        front (stably).
+        or node holding the array (its ``parameter_array``, rebound with
+        ``bind_parameter``). Trainable parameters are moved to the front
+        (stably).
     dtype : numpy dtype
     backend : Backend, optional
         Where the buffers live (:mod:`graphnet.backend`); the CPU by default.
@@ -91,7 +88,7 @@ class ParameterStore:
         # one bulk copy, math not numpy for sizes (np.prod on a tuple costs microseconds).
         entries = sorted(entries, key=lambda e: not e[0].trainable)  # trainable first, order kept
         records = tuple(record for record, _ in entries)
-        arrays = [getattr(owner, _ATTRIBUTE[record.kind]) for record, owner in entries]
+        arrays = [owner.parameter_array for _, owner in entries]
         sizes = [a.size for a in arrays]
         offsets = list(itertools.accumulate(sizes, initial=0))
         total = offsets.pop()
@@ -108,7 +105,7 @@ class ParameterStore:
         values, grads = self.values, self.grads
         for (record, owner), array, start, n in zip(entries, arrays, offsets, sizes):
             # The owner now reads and writes the buffer.
-            setattr(owner, _ATTRIBUTE[record.kind], values[start : start + n].reshape(array.shape))
+            owner.bind_parameter(values[start : start + n].reshape(array.shape))
             self._grad_views[record.key] = grads[start : start + n].reshape(array.shape)
 
     @property

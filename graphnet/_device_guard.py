@@ -1,6 +1,6 @@
 """Checked updates on a device, read once per logging interval.
 
-On the CPU, :meth:`graphnet.training.Trainer.update` reads two sums of
+On the CPU, :meth:`graphnet.trainer.Trainer.update` reads two sums of
 squares per step and decides on the host. On a GPU each such read waits for
 the device to finish everything queued so far: a synchronisation per batch,
 which leaves the GPU idle while Python queues the next step. So on a device
@@ -18,7 +18,7 @@ which leaves the GPU idle while Python queues the next step. So on a device
 
 So once a step fails, it and every later step of the interval change
 nothing: the weights and the optimizer's state stay those from before the
-failing step. :meth:`DeferredChecks.settle`, at the end of each logging
+failing step. :meth:`DeviceGuard.settle`, at the end of each logging
 interval, reads the status together with the running loss (one transfer),
 and on a failure rewinds the iteration count to the failing step and raises
 :class:`~graphnet.TrainingError` naming its epoch and batch.
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .backend import DeviceBackend
     from .optimizers import Optimizer
 
-__all__ = ["DeferredChecks", "Failure"]
+__all__ = ["DeviceGuard", "Failure"]
 
 #: What ``why`` in the status says was not finite.
 _WHAT = ((1, "the loss"), (2, "the gradient"), (4, "the update"))
@@ -66,7 +66,7 @@ class Failure:
             detail[p] for p in parts if p in detail)
 
 
-class DeferredChecks:
+class DeviceGuard:
     """The device status of the current logging interval (see the module docs)."""
 
     def __init__(self, backend: DeviceBackend):
