@@ -98,6 +98,10 @@ class Backend:
         rng.random(out=out, dtype=out.dtype)
 
     # -- kernels -------------------------------------------------------------
+    def prepare_adam(self, dtype) -> None:
+        """Make the fused Adam passes for ``dtype`` ready before training
+        starts (see :func:`graphnet.kernels.prepare`); nothing where there are none."""
+
     def adam(self, grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps) -> bool:
         """One fused Adam pass (see :func:`graphnet.kernels.adam`); returns
         whether it ran (else the optimizer makes its plain passes)."""
@@ -154,6 +158,9 @@ class CPUBackend(Backend):
         # mode="clip" lets numpy write straight into ``out`` (the index is valid);
         # the method, not np.take, spares a wrapper call per array per batch.
         return array.take(index, axis=0, out=out, mode="clip")
+
+    def prepare_adam(self, dtype) -> None:
+        kernels.prepare(dtype)
 
     def adam(self, grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps) -> bool:
         return kernels.adam(grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps)

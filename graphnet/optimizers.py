@@ -455,6 +455,11 @@ class Adam(Optimizer):
         self.beta2 = _fraction("beta2", beta2, self)
         self.eps = _positive("eps", eps, self)
 
+    def bind(self, layout: Layout, dtype: np.dtype, backend=CPU) -> None:
+        super().bind(layout, dtype, backend)
+        # Compiled here, before the first step, where Ctrl-C cannot tear it (see graphnet.kernels).
+        backend.prepare_adam(dtype)
+
     def _update(self, params, grads, out, proposed, lr):
         m, v = self.slots["m"], self.slots["v"]
         if self._finite_grads and grads.shape[0] >= IN_PLACE_FROM and self._step_only(grads, m, v, out, lr):
