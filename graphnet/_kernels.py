@@ -9,6 +9,16 @@ a plain ``pip install graphnet`` uses it (through the CPU backend,
 :data:`ENABLED` set to False) the optimizers keep their plain-numpy passes.
 On a GPU the same kernel is a CuPy ``ElementwiseKernel`` (:mod:`graphnet._cuda`).
 
+numba is imported and the kernels compiled by :func:`prepare`, which Adam
+calls when it is bound to a graph's parameters, before the training loop's
+first step. Ctrl-C is held back while that runs: a ``KeyboardInterrupt``
+raised inside numba's import or compiler leaves it half-initialised for the
+rest of the process (a later compile fails with ``duplicate registration``,
+or the process crashes), so the interrupt is delivered when the import and
+compile are done, and ``fit`` stops there as it would anywhere else. If the
+import or the compile fails, a warning says so and the optimizers keep their
+plain-numpy passes.
+
 The kernel does the numpy path's float operations in the same order and the
 same precision (scalars are cast to the parameters' dtype; no fast-math, so
 no fused multiply-adds), so both paths give bit-for-bit the same weights.
@@ -16,11 +26,14 @@ no fused multiply-adds), so both paths give bit-for-bit the same weights.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 
 import numpy as np
 
-__all__ = ["ENABLED", "available", "adam", "adam_step", "adam_moments"]
+__all__ = ["ENABLED", "available", "prepare", "adam", "adam_step", "adam_moments"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +44,93 @@ _adam_kernel = None
 _adam_step_kernel = None
 _adam_moments_kernel = None
 _loaded = False
+_compiled: set[np.dtype] = set()  # dtypes prepare() has compiled (or tried to)
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """Hold SIGINT back for the span of the block; deliver it at the end to
+    the handler that was installed (Python's raises KeyboardInterrupt).
+
+    A handler that only records is swapped in, rather than masking the
+    signal: a mask on the main thread does not stop another thread from
+    receiving the signal and Python from raising in the main thread anyway.
+    Handlers run in the main thread only, so another thread needs nothing.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if (threading.current_thread() is not threading.main_thread()
+            or previous is None or previous is signal.SIG_IGN):  # None: not installed from Python
+        yield
+        return
+    caught = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            if previous is signal.SIG_DFL:
+                signal.raise_signal(signal.SIGINT)
+            else:
+                previous(signal.SIGINT, caught[0])
+
+
+def prepare(dtype) -> bool:
+    """Import numba and compile the kernels for ``dtype`` now (Ctrl-C held
+    back meanwhile, see the module notes), so that no training step does.
+
+    Importing numba costs ~0.1-0.3 s, a first compile ~0.4 s (cached on disk
+    afterwards); a second call for the same dtype costs nothing.
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+        Of the parameters the kernels will update.
+
+    Returns
+    -------
+    bool
+        Whether the kernels will be used (as :func:`available`).
+
+    Raises
+    ------
+    KeyboardInterrupt
+        When Ctrl-C was pressed meanwhile, once the import and compile are done.
+    """
+    if not ENABLED:
+        return False
+    dtype = np.dtype(dtype)
+    if _loaded and (dtype in _compiled or _adam_kernel is None):
+        return _adam_kernel is not None
+    with _interrupts_held():
+        if not _loaded:
+            _load()
+        if _adam_kernel is not None and dtype not in _compiled:
+            _compile(dtype)
+    return _adam_kernel is not None
+
+
+def _compile(dtype: np.dtype) -> None:
+    """Call each kernel once on one element of ``dtype``: numba compiles (or
+    loads from its cache) the version every later call of that dtype uses."""
+    global _adam_kernel, _adam_step_kernel, _adam_moments_kernel
+    _compiled.add(dtype)
+    if dtype not in (np.float32, np.float64):
+        return  # graphnet's parameters are float32 or float64
+    a, b, c, d, e, f = (np.zeros(1, dtype=dtype) for _ in range(6))
+    beta1, beta2, step, eps = (dtype.type(x) for x in (0.9, 0.999, 1e-3, 1e-8))
+    try:
+        _adam_kernel(a, b, c, d, e, f, beta1, beta2, step, eps)
+        _adam_step_kernel(a, b, c, f, beta1, beta2, step, eps)
+        _adam_moments_kernel(a, b, c, beta1, beta2)
+    except Exception as exc:  # a compiler that fails must not stop training
+        logger.warning("numba could not compile graphnet's Adam kernels for %s (%s: %s): optimizers "
+                       "use numpy passes", dtype, type(exc).__name__, exc)
+        _adam_kernel = _adam_step_kernel = _adam_moments_kernel = None
 
 
 def _load() -> None:
-    """Compile lazily: importing numba costs ~0.3 s, a first compile ~0.4 s
-    (cached on disk afterwards), paid only by the first Adam step."""
+    """Import numba and define the kernels (numba compiles each on its first call)."""
     global _adam_kernel, _adam_step_kernel, _adam_moments_kernel, _loaded
     _loaded = True
     try:
@@ -44,7 +139,7 @@ def _load() -> None:
         logger.debug("numba is not installed: optimizers use numpy passes")
         return
     except Exception as exc:  # a broken install must not stop training
-        logger.warning("numba failed to import (%s): optimizers use numpy passes", exc)
+        logger.warning("numba failed to import (%s: %s): optimizers use numpy passes", type(exc).__name__, exc)
         return
 
     # error_model="numpy": no ZeroDivisionError branch per division, which would
@@ -96,7 +191,8 @@ def available() -> bool:
     if not ENABLED:
         return False
     if not _loaded:
-        _load()
+        with _interrupts_held():
+            _load()
     return _adam_kernel is not None
 
 

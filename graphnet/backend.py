@@ -101,14 +101,18 @@ class Backend:
         rng.random(out=out, dtype=out.dtype)
 
     # -- kernels -------------------------------------------------------------
+    def prepare_adam(self, dtype) -> None:
+        """Make the fused Adam passes for ``dtype`` ready before training
+        starts (see :func:`graphnet._kernels.prepare`); nothing where there are none."""
+
     def adam(self, grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps) -> bool:
-        """One fused Adam pass (see :func:`graphnet.__kernels.adam`); returns
+        """One fused Adam pass (see :func:`graphnet._kernels.adam`); returns
         whether it ran (else the optimizer makes its plain passes)."""
         return False
 
     def adam_step(self, grads, m, v, out, beta1, beta2, step_size, eps) -> bool:
         """Adam's step without writing the moments (see
-        :func:`graphnet.__kernels.adam_step`); False where there is no such kernel."""
+        :func:`graphnet._kernels.adam_step`); False where there is no such kernel."""
         return False
 
     def adam_moments(self, grads, m, v, beta1, beta2) -> None:
@@ -157,6 +161,9 @@ class CPUBackend(Backend):
         # mode="clip" lets numpy write straight into ``out`` (the index is valid);
         # the method, not np.take, spares a wrapper call per array per batch.
         return array.take(index, axis=0, out=out, mode="clip")
+
+    def prepare_adam(self, dtype) -> None:
+        _kernels.prepare(dtype)
 
     def adam(self, grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps) -> bool:
         return _kernels.adam(grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps)

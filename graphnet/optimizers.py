@@ -62,6 +62,8 @@ class Optimizer:
 
     name: ClassVar[str] = ""
     slot_names: ClassVar[tuple[str, ...]] = ()
+    #: Slots that are never negative (running means of squared gradients).
+    nonnegative_slots: ClassVar[tuple[str, ...]] = ()
     #: Whether :meth:`_update` asks for the proposal buffers itself (only when
     #: it cannot make the new state at commit instead).
     _lazy_proposal: ClassVar[bool] = False
@@ -390,6 +392,7 @@ class RMSprop(Optimizer):
 
     name = "rmsprop"
     slot_names = ("mean_square",)
+    nonnegative_slots = ("mean_square",)
 
     def __init__(
         self,
@@ -434,6 +437,7 @@ class Adam(Optimizer):
 
     name = "adam"
     slot_names = ("m", "v")
+    nonnegative_slots = ("v",)
     _lazy_proposal = True
 
     def __init__(
@@ -450,6 +454,11 @@ class Adam(Optimizer):
         self.beta1 = _fraction("beta1", beta1, self)
         self.beta2 = _fraction("beta2", beta2, self)
         self.eps = _positive("eps", eps, self)
+
+    def bind(self, layout: Layout, dtype: np.dtype, backend=CPU) -> None:
+        super().bind(layout, dtype, backend)
+        # Compiled here, before the first step, where Ctrl-C cannot tear it (see graphnet._kernels).
+        backend.prepare_adam(dtype)
 
     def _update(self, params, grads, out, proposed, lr):
         m, v = self.slots["m"], self.slots["v"]

@@ -394,11 +394,36 @@ def _optimizer(graph: Graph, archive, infos, config: Any, label: str):
         slots = read_npz(archive, infos[OPTIMIZER_MEMBER], {n: (total,) for n in names},
                          graph.dtype, label, TRAINING_MEMBER)
         for name, value in slots.items():
-            if not np.isfinite(value).all():
-                raise ModelFileError(f"{label}: {OPTIMIZER_MEMBER}: state {name!r} holds NaN or inf")
+            _check_slot(value, name, optimizer, layout, f"{label}: {OPTIMIZER_MEMBER}")
     elif OPTIMIZER_MEMBER in infos:
         raise ModelFileError(f"{label}: {OPTIMIZER_MEMBER} is present but {optimizer.name!r} keeps no state")
     return optimizer, {"iterations": iterations, "layout": layout, "slots": slots, "born": dict(born)}
+
+
+def _check_slot(value: np.ndarray, name: str, optimizer, layout: list, where: str) -> None:
+    """Refuse a state vector the optimizer could never have written: NaN or
+    inf anywhere, or a negative value in a slot that is never negative
+    (Adam's ``v``, RMSprop's ``mean_square``: means of squared gradients,
+    whose square root the next step takes)."""
+    bad = ~np.isfinite(value)
+    nonnegative = name in optimizer.nonnegative_slots
+    if nonnegative:
+        bad |= value < 0
+    if not bad.any():
+        return
+    index = int(np.flatnonzero(bad)[0])
+    start = 0
+    for key, n in layout:
+        if index < start + n:
+            break
+        start += n
+    found = value[index]
+    what = "NaN or inf" if not np.isfinite(found) else f"{float(found)!r}, but it is never negative"
+    raise ModelFileError(
+        f"{where}: state {name!r} of parameter {key!r} (element {index - start}) holds {what}; "
+        f"{optimizer.name} cannot have written it, so the file is damaged; save the model again "
+        "from the graph that wrote it"
+    )
 
 
 def _plain(value: Any, key: str) -> bool:

@@ -9,7 +9,8 @@ is made of the following import alike:
 * the activation modules ``ReLU``, ``LeakyReLU``, ``ELU``, ``GELU``,
   ``Sigmoid``, ``Tanh``, ``Softplus`` (beta 1), ``Softmax`` (over the
   features), ``SiLU``, ``SELU``, ``Mish``, ``Hardsigmoid``, ``Softsign``, and
-  the same as functions (``F.relu``, ``torch.relu``, ``x.relu()``, ...);
+  the same as functions (``F.relu``, ``torch.relu``, ``x.relu()``, ...), whose
+  other arguments (``dtype``, ...) are accepted at torch's defaults;
 * ``Dropout`` (and ``F.dropout``), ``Identity``, ``Flatten``/``torch.flatten``
   from dim 1 (no-ops on ``(batch, features)`` data);
 * ``BatchNorm1d`` directly after a ``Linear``, folded into its weights and
@@ -24,7 +25,10 @@ graphnet cannot express (each synapse has its own weight): it is refused.
 Outputs keep ``forward``'s order: a dict's keys name them, a tuple's entries
 take the names of the nodes computing them. After building, the import is
 checked: the module (put in eval mode for the call, then restored) and the
-graph predict a few random rows, and a difference refuses the import.
+graph predict a few random rows, and a difference refuses the import. The
+module runs that check with its parameters cast to the graph's dtype, so a
+float16 or bfloat16 module (imported as float32, its weights widened
+exactly) is compared with float32 arithmetic at float32's tolerance.
 """
 
 from __future__ import annotations
@@ -42,8 +46,8 @@ __all__ = ["ACTIVATIONS", "from_torch"]
 logger = logging.getLogger(__name__)
 
 
-def _leaky_relu(slope=0.01) -> Any:
-    return {"name": "leaky_relu", "negative_slope": float(slope)}
+def _leaky_relu(negative_slope=0.01) -> Any:
+    return {"name": "leaky_relu", "negative_slope": float(negative_slope)}
 
 
 def _elu(alpha=1.0) -> Any:
@@ -94,7 +98,12 @@ ACTIVATIONS = {
 
 def _functions(torch) -> dict:
     """Activation functions and tensor methods -> (config from the call's
-    extra arguments, their names in order)."""
+    extra arguments, their names in order).
+
+    Each config function takes exactly those names as its parameters, with
+    torch's defaults; any other argument of the call must be left at torch's
+    default (see ``Converter``), or the call is refused.
+    """
     F = torch.nn.functional
     fixed = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "silu": "silu", "selu": "selu",
              "mish": "mish", "softsign": "softsign"}
@@ -130,7 +139,8 @@ def from_torch(module, *, loss=None, dtype: str | None = None, name: str | None 
         (softmax: ``categorical_crossentropy``, sigmoid: ``binary_crossentropy``,
         otherwise ``mse``).
     dtype : {"float32", "float64"}, optional
-        By default float64 when the Linear weights are, else float32.
+        By default float64 when the Linear weights are, else float32 (also for
+        float16 and bfloat16 weights, which float32 holds exactly).
     name : str, optional
         Of the graph; ``"sequential"`` for an ``nn.Sequential``, else the
         module's class name.
@@ -141,7 +151,10 @@ def from_torch(module, *, loss=None, dtype: str | None = None, name: str | None 
         which become ``dense``, ``dense_1``, ... as in ``gn.Sequential``.
     seed : int, optional
     check : bool
-        Compare the graph's predictions with the module's on a few random rows.
+        Compare the graph's predictions with the module's on a few random rows,
+        the module running with its parameters and buffers cast to ``dtype``
+        (a float16 module is checked against its float32 arithmetic), within
+        1e-4 (float32) or 1e-9 (float64) times the outputs' magnitude above 1.
 
     Raises
     ------
