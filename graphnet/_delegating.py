@@ -286,6 +286,18 @@ class DelegatingMethods:
         with self._lock.reading():  # the weights of one moment, as for predict
             return statistics(self, x, y)
 
+    def attributions(self, x, method: str = "integrated_gradients", baseline=None, steps: int = 50,
+                     output: str | None = None, target=None, rule: str = "gausslegendre",
+                     batch_size: int | None = None):
+        """How much each input column moved one output unit, per row and on
+        average (integrated gradients by default); changes nothing. See
+        :func:`graphnet.attributions.attributions`."""
+        from .attributions import attributions
+
+        with self._lock.reading():
+            return attributions(self, x, method=method, baseline=baseline, steps=steps, output=output,
+                                target=target, rule=rule, batch_size=batch_size)
+
     # ------------------------------------------------------------------ specs
     def to_dict(self) -> dict[str, Any]:
         """The architecture (no weights) as JSON-safe data; see :mod:`graphnet.spec`."""
