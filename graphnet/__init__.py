@@ -7,7 +7,9 @@ node exactly once.
 
 from . import activations, callbacks, distributed, initializers, losses, metrics, optimizers
 from ._version import __version__
+from .attributions import Attributions
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, StatsRecorder
+from .diff import GraphDiff, diff
 from .errors import (
     CycleError,
     GraphError,
@@ -39,6 +41,9 @@ __all__ = [
     "Sequential",
     "Dense",
     "load",
+    "diff",
+    "GraphDiff",
+    "Attributions",
     "from_keras",
     "from_torch",
     "from_onnx",

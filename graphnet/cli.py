@@ -8,6 +8,7 @@
     graphnet check FILE --data DATA.npz [--rows N] [--eps E] [--tolerance T]
     graphnet train FILE --data TRAIN.npz --out MODEL.gnet [--epochs N] [--batch-size B] ...
     graphnet predict MODEL.gnet --data X.npz --out PRED.npz [--batch-size B]
+    graphnet diff A B [-o OUT]
 
 ``FILE`` is a spec (``.json``, ``.yaml``/``.yml``) or a saved model
 (``.gnet``); :func:`load_model` picks the reader by suffix. Data files are
@@ -203,7 +204,24 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", metavar="B", type=_positive, default=None,
                          help="rows per chunk (default: 4096)")
     _add_check(commands, readable)
+    _add_diff(commands, readable, FORMATS)
     return parser
+
+
+def _add_diff(commands, readable: str, formats) -> None:
+    diff = commands.add_parser(
+        "diff",
+        help="show what changed between two specs or saved models",
+        description=(
+            f"Compare A and B (each {readable}): nodes and synapses added, removed and changed, "
+            "and, for two saved models, the norm and relative change of every parameter in both. "
+            "Prints the report in 80 columns; -o OUT draws the union of both graphs "
+            f"({', '.join('.' + f for f in formats)}), added, removed and changed parts in colour."
+        ),
+    )
+    diff.add_argument("a", metavar="A")
+    diff.add_argument("b", metavar="B")
+    diff.add_argument("-o", "--output", metavar="OUT", default=None, help="also draw the diff into OUT")
 
 
 def _add_render_inside(render) -> None:
@@ -431,8 +449,22 @@ def _predict(args) -> int:
     return 0
 
 
+def _diff(args) -> int:
+    from .diff import GraphDiff
+
+    a, b = load_model(args.a), load_model(args.b)
+    specs = [p for p in (args.a, args.b) if Path(p).suffix.lower() != ".gnet"]
+    report = GraphDiff(a, b, args.a, args.b, weights=not specs)
+    print(report.text(width=80))
+    if specs:
+        print(f"\n(weights not compared: {' and '.join(specs)} {'is a spec' if len(specs) == 1 else 'are specs'})")
+    if args.output is not None:
+        print(f"Wrote {report.render(args.output)}")
+    return 0
+
+
 COMMANDS = {"demo": _demo, "summary": _summary, "render": _render, "train": _train, "predict": _predict,
-            "check": _check}
+            "check": _check, "diff": _diff}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

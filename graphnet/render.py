@@ -54,6 +54,10 @@ __all__ = [
     "to_dot",
     "render",
     "dot_id",
+    "attribute_list",
+    "node_label",
+    "write",
+    "FONT",
     "repr_svg",
     "repr_mimebundle",
 ]
@@ -100,7 +104,7 @@ INSTALL_HINT = (
     "writing a .dot or .gv file needs no Graphviz"
 )
 
-_FONT = "Helvetica,Arial,sans-serif"
+FONT = "Helvetica,Arial,sans-serif"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # graph names may hold them; DOT ids should not
 _EDGE_COLOR = "#4d4d4d"
 _LABEL_COLOR = "#333333"
@@ -131,7 +135,7 @@ def dot_id(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _attrs(attributes: dict[str, str]) -> str:
+def attribute_list(attributes: dict[str, str]) -> str:
     """A DOT attribute list; values that start with ``<`` are HTML labels."""
     parts = []
     for key, value in attributes.items():
@@ -142,7 +146,7 @@ def _attrs(attributes: dict[str, str]) -> str:
     return "[" + " ".join(parts) + "]"
 
 
-def _node_label(node, show_shapes: bool, show_activations: bool, extra: list[str] = ()) -> str:
+def node_label(node, show_shapes: bool, show_activations: bool, extra: list[str] = ()) -> str:
     """An HTML-like label: the bold name, then size and activation, then the loss
     (and ``extra`` lines: the statistics)."""
     lines = [f"<b>{html.escape(node.name)}</b>"]
@@ -257,7 +261,7 @@ def to_dot(
         "rankdir": rankdir,
         "nodesep": "0.3",
         "ranksep": "0.55",
-        "fontname": _FONT,
+        "fontname": FONT,
         "bgcolor": "white",
         "pad": "0.2",
     }
@@ -272,9 +276,9 @@ def to_dot(
     dot = graphviz.Digraph(
         name=graphviz.nohtml(_CONTROL.sub(" ", graph.name).replace("\\", "\\\\")),
         graph_attr=graph_attr,
-        node_attr={"fontname": _FONT, "fontsize": "12", "penwidth": "1.2", "margin": "0.15,0.06"},
+        node_attr={"fontname": FONT, "fontsize": "12", "penwidth": "1.2", "margin": "0.15,0.06"},
         edge_attr={
-            "fontname": _FONT,
+            "fontname": FONT,
             "fontsize": "9",
             "fontcolor": _LABEL_COLOR,
             "color": _EDGE_COLOR,
@@ -305,7 +309,7 @@ def to_dot(
             tooltip = overlays.chain_title(members)
         else:
             extra = overlays.node_lines(known) if known is not None else []
-            attributes = {"label": _node_label(node, show_shapes, show_activations, extra)}
+            attributes = {"label": node_label(node, show_shapes, show_activations, extra)}
             share = None if known is None else known.stuck
             tooltip = f"{name} ({node.kind}, {node.size})"
         attributes.update(NODE_STYLES[node.kind].attributes())
@@ -319,7 +323,7 @@ def to_dot(
             side = "height" if rankdir in ("LR", "RL") else "width"
             attributes[side] = f"{_FAN_IN_SPREAD * fan_in[name]:g}"
         attributes["tooltip"] = tooltip
-        dot.body.append(f"\t{dot_id(name)} {_attrs(attributes)}\n")
+        dot.body.append(f"\t{dot_id(name)} {attribute_list(attributes)}\n")
     scale = None if stats is None else overlays.EdgeScale(stats)
     for synapse in synapses:
         src, dst = drawn_as.get(synapse.src, synapse.src), drawn_as.get(synapse.dst, synapse.dst)
@@ -336,7 +340,7 @@ def to_dot(
         if not synapse.trainable:
             attributes["style"] = "dashed"
         attributes["tooltip"] = f"{synapse.src} -> {synapse.dst}"
-        dot.body.append(f"\t{dot_id(src)} -> {dot_id(dst)} {_attrs(attributes)}\n")
+        dot.body.append(f"\t{dot_id(src)} -> {dot_id(dst)} {attribute_list(attributes)}\n")
     first = graph.inputs
     last = [n for n in graph.outputs if n not in feeds]
     for rank, names in (("source", first), ("sink", last)):
@@ -349,7 +353,7 @@ def to_dot(
         # The legend is the graph's own label: it takes no rank, so it cannot
         # widen a column of the layout.
         legend = {"label": label, "labelloc": "b", "labeljust": "l", "fontsize": "10"}
-        dot.body.append(f"\tgraph {_attrs(legend)}\n")
+        dot.body.append(f"\tgraph {attribute_list(legend)}\n")
     return dot
 
 
@@ -398,6 +402,19 @@ def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
         dpi = 192 if len(graph) <= _BIG_GRAPH else 96
     dot = to_dot(graph, rankdir=rankdir, show_shapes=show_shapes,
                  show_activations=show_activations, dpi=dpi, stats=stats, collapse=collapse)
+    return write(dot, path, graph.name)
+
+
+def write(dot: graphviz.Digraph, path: Path, what: str) -> Path:
+    """Write ``dot`` to ``path`` as its suffix says (a :data:`FORMATS` key),
+    atomically; ``what`` names the diagram in the log.
+
+    Raises
+    ------
+    RenderError
+        For a missing folder, a missing or failing ``dot``, or a failed write.
+    """
+    fmt = path.suffix.lower().lstrip(".")
     if not path.parent.is_dir():
         raise RenderError(f"render: folder {str(path.parent)!r} does not exist; create it first")
     data = dot.source.encode("utf-8") if not FORMATS[fmt] else pipe(dot, fmt, what=str(path))
@@ -405,7 +422,7 @@ def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
         atomic_write(path, lambda handle: handle.write(data))
     except OSError as exc:
         raise RenderError(f"render: cannot write {str(path)!r}: {exc.strerror or exc}") from None
-    logger.debug("%s: wrote %s (%d bytes)", graph.name, path, len(data))
+    logger.debug("%s: wrote %s (%d bytes)", what, path, len(data))
     return path
 
 
