@@ -12,6 +12,7 @@ structure. ``Graph`` inherits this class (as Keras's ``Model`` inherits its
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -329,8 +330,13 @@ class DelegatingMethods:
         return to_dot(self, rankdir=rankdir, show_shapes=show_shapes, **options)
 
     def render(self, path, **options):
-        """Write the diagram to ``path`` (``.svg``, ``.png``, ``.pdf``, ``.dot``, ``.gv``);
-        see :func:`graphnet.render.render`."""
+        """Write the diagram to ``path`` (``.svg``, ``.png``, ``.pdf``, ``.dot``, ``.gv``;
+        see :func:`graphnet.render.render`), or a page to explore it (``.html``;
+        see :func:`graphnet.render_html.render_html`)."""
+        if str(os.fspath(path)).lower().endswith(".html"):
+            from .render_html import render_html
+
+            return render_html(self, path, **options)
         from .render import render
 
         return render(self, path, **options)

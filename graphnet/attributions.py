@@ -163,11 +163,17 @@ class Attributions:
             rule = "Gauss-Legendre" if self.rule == "gausslegendre" else "midpoint rule"
             how += f" ({rule}, {self.steps} steps)"
         what = "probability" if self.probability else "value"
-        units = np.unique(self.target)
-        unit = (f"unit {units[0]}" if len(units) == 1 else f"{len(units)} units") \
-            + ("" if self.targets_chosen == "given" else f", {self.targets_chosen}")
         base = "zeros" if self.baseline_zero else "given"
-        return f"{how} of {self.output}'s {what} ({unit}) on {self.rows} rows; baseline {base}"
+        return f"{how} of {self.output}'s {what} at {self.unit_chosen()} on {self.rows} rows; baseline {base}"
+
+    def unit_chosen(self) -> str:
+        """Which unit was explained, in words: "the predicted class", "unit 2", ..."""
+        units = np.unique(self.target)
+        if self.targets_chosen == "predicted class":
+            return "the predicted class"
+        if len(units) == 1:
+            return f"unit {units[0]}"
+        return f"the unit given for each row ({len(units)} different)"
 
     def text(self, width: int = 80, top: int = 3) -> str:
         """A table, one line per input node, at most ``width`` columns.

@@ -4,7 +4,7 @@
 
     graphnet demo [--out DIR] [--epochs N] [--seed S]
     graphnet summary FILE
-    graphnet render FILE -o OUT [--rankdir LR|TB|RL|BT] [--stats DATA] [--collapse]
+    graphnet render FILE -o OUT [--rankdir LR|TB|RL|BT] [--stats DATA] [--collapse]   (OUT: .svg ... .html)
     graphnet check FILE --data DATA.npz [--rows N] [--eps E] [--tolerance T]
     graphnet train FILE --data TRAIN.npz --out MODEL.gnet [--epochs N] [--batch-size B] ...
     graphnet predict MODEL.gnet --data X.npz --out PRED.npz [--batch-size B]
@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="draw the diagram of a spec or saved model",
         description=(
             f"Draw the diagram of FILE ({readable}) into OUT; OUT's suffix picks the format: "
-            f"{', '.join('.' + f for f in FORMATS)} (.dot and .gv need no Graphviz)."
+            f"{', '.join('.' + f for f in FORMATS)} (.dot and .gv need no Graphviz), or .html "
+            "(a page with pan, zoom, collapsible groups and each node's details on click)."
         ),
     )
     render.add_argument("file", metavar="FILE")

@@ -44,6 +44,7 @@ from .statistics import Statistics
 from .summary import describe_activation
 
 if TYPE_CHECKING:
+    from .attributions import Attributions
     from .graph import Graph
 
 __all__ = [
@@ -210,6 +211,7 @@ def to_dot(
     dpi: int | None = None,
     stats: Statistics | None = None,
     collapse: bool = False,
+    attributions: Attributions | None = None,
 ) -> graphviz.Digraph:
     """The diagram of ``graph`` as a ``graphviz.Digraph`` (nothing is run or written).
 
@@ -234,6 +236,11 @@ def to_dot(
         Draw each chain of hidden nodes with the same size, activation,
         dropout and trainable flag, each feeding only the next, as one box
         labelled ``×k`` (its DOT id is the first node's name).
+    attributions : Attributions, optional
+        What ``graph.attributions(x)`` returned: each input's fill is
+        deepened by its share of the mean absolute attribution, its label
+        gives the share, the mean and the top columns, the explained node
+        says which unit, and a legend says how they were computed.
 
     Returns
     -------
@@ -244,7 +251,7 @@ def to_dot(
     ------
     RenderError
         For an unknown ``rankdir``, a ``dpi`` that is not a positive integer,
-        or ``stats`` that are not statistics of this graph.
+        or ``stats`` or ``attributions`` that do not describe this graph.
     """
     if rankdir not in RANKDIRS:
         raise RenderError(f"to_dot: rankdir must be one of {list(RANKDIRS)}, got {rankdir!r}")
@@ -253,6 +260,7 @@ def to_dot(
     if not isinstance(collapse, bool):
         raise RenderError(f"to_dot: collapse must be True or False, got {collapse!r}")
     stats = _checked_stats(graph, stats)
+    attributions = overlays.checked_attributions(graph, attributions)
     order = graph.topological_order
     chains = overlays.chains(graph) if collapse else {}
     drawn_as = {member: first for first, members in chains.items() for member in members}
@@ -309,12 +317,20 @@ def to_dot(
             tooltip = overlays.chain_title(members)
         else:
             extra = overlays.node_lines(known) if known is not None else []
+            explained = attributions is not None and name in attributions.values
+            if explained:
+                extra = extra + overlays.attribution_lines(attributions, name)
+            elif attributions is not None and name == attributions.output:
+                extra = extra + [overlays.explained_line(attributions)]
             attributes = {"label": node_label(node, show_shapes, show_activations, extra)}
             share = None if known is None else known.stuck
             tooltip = f"{name} ({node.kind}, {node.size})"
         attributes.update(NODE_STYLES[node.kind].attributes())
         if share:
             attributes["fillcolor"] = overlays.shade(attributes["fillcolor"], share)
+        if first is None and attributions is not None and name in attributions.values:
+            attributes["fillcolor"] = overlays.attribution_fill(attributes["fillcolor"],
+                                                                attributions.shares[name])
         if isinstance(node, DenseNode) and not node.trainable:
             attributes["style"] += ",dashed"
         if fan_in[name] > _FAN_IN:
@@ -347,19 +363,21 @@ def to_dot(
         if names:
             members = "; ".join(dot_id(n) for n in names)
             dot.body.append(f"\t{{rank={rank}; {members}}}\n")
-    if stats is not None:
-        fills = (NODE_STYLES["hidden"].fillcolor,)
-        label = overlays.legend(stats, scale, fills)
+    legends = [] if stats is None else [overlays.legend(stats, scale, (NODE_STYLES["hidden"].fillcolor,))]
+    if attributions is not None:
+        legends.append(overlays.attribution_legend(attributions))
+    if legends:
         # The legend is the graph's own label: it takes no rank, so it cannot
         # widen a column of the layout.
-        legend = {"label": label, "labelloc": "b", "labeljust": "l", "fontsize": "10"}
+        legend = {"label": overlays.stacked(*legends), "labelloc": "b", "labeljust": "l", "fontsize": "10"}
         dot.body.append(f"\tgraph {attribute_list(legend)}\n")
     return dot
 
 
 def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
            show_activations: bool = True, dpi: int | None = None,
-           stats: Statistics | None = None, collapse: bool = False) -> Path:
+           stats: Statistics | None = None, collapse: bool = False,
+           attributions: Attributions | None = None) -> Path:
     """Write the diagram of ``graph`` to ``path``; the suffix picks the format.
 
     Parameters
@@ -368,7 +386,7 @@ def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
     path : str or PathLike
         ``.svg``, ``.png`` or ``.pdf`` (drawn by Graphviz's ``dot`` program),
         or ``.dot``/``.gv`` (the DOT source; no Graphviz needed).
-    rankdir, show_shapes, show_activations, dpi, stats, collapse
+    rankdir, show_shapes, show_activations, dpi, stats, collapse, attributions
         As for :func:`to_dot`. PNGs default to 192 dpi (sharp on paper and
         on high-density screens), 96 for graphs of more than 150 nodes.
 
@@ -389,7 +407,7 @@ def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
     if fmt not in FORMATS:
         raise RenderError(
             f"render: cannot tell the format of {str(path)!r} from its suffix; "
-            f"use one of {['.' + f for f in FORMATS]}"
+            f"use one of {['.' + f for f in FORMATS] + ['.html']}"  # Graph.render writes .html pages
         )
     if fmt == "png" and len(graph) > _HUGE_GRAPH and not collapse:
         logger.warning(
@@ -401,7 +419,8 @@ def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
         # Sharp on paper and high-density screens; big graphs are huge already.
         dpi = 192 if len(graph) <= _BIG_GRAPH else 96
     dot = to_dot(graph, rankdir=rankdir, show_shapes=show_shapes,
-                 show_activations=show_activations, dpi=dpi, stats=stats, collapse=collapse)
+                 show_activations=show_activations, dpi=dpi, stats=stats, collapse=collapse,
+                 attributions=attributions)
     return write(dot, path, graph.name)
 
 

@@ -268,3 +268,38 @@ def test_bad_data_is_a_shape_error(rng):
         g.attributions({"a": np.zeros((0, 5)), "b": np.zeros((0, 3))}, output="aux")
     with pytest.raises(gn.ShapeError, match=r"input 'b': expected shape \(n, 3\)"):
         g.attributions({"a": np.zeros((2, 5)), "b": np.zeros((2, 4))}, output="aux")
+
+
+# ----------------------------------------------------------------- diagram
+def test_the_diagram_shows_each_inputs_share_and_the_explained_unit(rng, tmp_path):
+    import re
+    import shutil
+
+    from graphnet.render import NODE_STYLES
+
+    g = build_dag()
+    x, _ = dag_data(rng, 12)
+    report = g.attributions(x, output="main", target=1)
+    source = g.to_dot(attributions=report).source
+    lines = {m.group(1): m.group(0) for m in re.finditer(r'^\t"(\w+)" \[label=.*$', source, re.M)}
+    for name in g.inputs:
+        assert f"attribution {round(100 * report.shares[name])}%" in lines[name]
+        fill = re.search(r'fillcolor="([^"]+)"', lines[name]).group(1)
+        assert fill != NODE_STYLES["input"].fillcolor
+    bigger = max(g.inputs, key=report.shares.get)  # the one that mattered more is darker
+    darkness = {n: sum(int(re.search(r'fillcolor="#(\w+)"', lines[n]).group(1)[i:i + 2], 16) for i in (0, 2, 4))
+                for n in g.inputs}
+    assert darkness[bigger] == min(darkness.values())
+    assert "<b>explained</b>: unit 1" in lines["main"] and "explained" not in lines["aux"]
+    assert "<b>Attributions</b>: Integrated gradients (Gauss-Legendre, 50 steps) of main" in source
+    if shutil.which("dot"):
+        stats = g.statistics(x)
+        assert g.render(tmp_path / "both.svg", stats=stats, attributions=report).stat().st_size > 0
+    with pytest.raises(gn.RenderError, match="attributions must be what graph.attributions"):
+        g.to_dot(attributions={"a": 1})
+    other = gn.Graph(name="other", seed=0)
+    other.add_input("z", 2)
+    other.add_output("y", 1)
+    other.connect("z", "y")
+    with pytest.raises(gn.RenderError, match=r"describe graph 'dag', whose nodes \['a', 'b', 'main'\]"):
+        other.to_dot(attributions=report)
