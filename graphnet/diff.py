@@ -354,7 +354,7 @@ class GraphDiff:
 
 
 # ---------------------------------------------------------------- comparing
-def diff(a, b, weights: bool = True) -> GraphDiff:
+def diff(a, b, weights: bool = True, labels: tuple[str, str] | None = None) -> GraphDiff:
     """Compare two graphs: one before and after surgery or training, or two model files.
 
     Parameters
@@ -363,6 +363,8 @@ def diff(a, b, weights: bool = True) -> GraphDiff:
     weights : bool
         Compare the parameters too (``False`` for graphs built from specs,
         whose weights were only drawn).
+    labels : (str, str), optional
+        What the report calls ``a`` and ``b`` (by default the graphs' names or the files' paths).
 
     Returns
     -------
@@ -390,6 +392,10 @@ def diff(a, b, weights: bool = True) -> GraphDiff:
     graph_b, label_b = _graph(b, "b")
     if not isinstance(weights, bool):
         raise GraphError(f"diff: weights must be True or False, got {weights!r}")
+    if labels is not None:
+        if not (isinstance(labels, (tuple, list)) and len(labels) == 2 and all(isinstance(x, str) for x in labels)):
+            raise GraphError(f"diff: labels must be two strings, got {labels!r:.80}")
+        label_a, label_b = labels
     report = GraphDiff(graph_a, graph_b, label_a, label_b, weights=weights)
     logger.debug("diff %s -> %s: %s", label_a, label_b, report.counts())
     return report

@@ -346,24 +346,40 @@ _SCRIPT = r"""
     return svgOf(k).querySelector('[id="L' + k + "_i" + item + '"]');
   }
 
-  function focus(element, share) {
-    // Pan so that ``element`` sits in the middle of the view; with ``share``,
-    // zoom until it fills that share of the view (a group's frame may need
-    // to shrink, a node only grows, at most fourfold).
-    var box = svgOf(current).getBoundingClientRect(), at = element.getBoundingClientRect();
-    zoomers[current].panBy({ x: box.left + box.width / 2 - (at.left + at.width / 2),
-                             y: box.top + box.height / 2 - (at.top + at.height / 2) });
-    if (share && at.width > 0 && at.height > 0) {
-      var factor = Math.min(share * box.width / at.width, share * box.height / at.height, 4);
-      if (factor > 1.05 || (element.classList.contains("cluster") && factor < 0.95)) {
-        zoomers[current].zoomBy(factor);
-      }
-    }
+  function extent(element) {
+    // ``element``'s box in the coordinates of svg-pan-zoom's viewport group.
+    // Read from the DOM relative to that group, so it holds even while
+    // svg-pan-zoom's last pan or zoom waits for the next frame to be drawn.
+    var group = svgOf(current).querySelector(".svg-pan-zoom_viewport");
+    var m = group.getCTM().inverse().multiply(element.getCTM()), b = element.getBBox();
+    var xs = [b.x, b.x + b.width].map(function (x) { return m.a * x + m.e; });
+    var ys = [b.y, b.y + b.height].map(function (y) { return m.d * y + m.f; });
+    return { x: Math.min.apply(null, xs), y: Math.min.apply(null, ys),
+             width: Math.abs(xs[1] - xs[0]), height: Math.abs(ys[1] - ys[0]) };
   }
 
   function visible(element) {
-    var box = svgOf(current).getBoundingClientRect(), at = element.getBoundingClientRect();
-    return at.left >= box.left && at.right <= box.right && at.top >= box.top && at.bottom <= box.bottom;
+    var zoomer = zoomers[current], sizes = zoomer.getSizes(), pan = zoomer.getPan(), box = extent(element);
+    var left = pan.x + sizes.realZoom * box.x, top = pan.y + sizes.realZoom * box.y;
+    return left >= 0 && top >= 0 && left + sizes.realZoom * box.width <= sizes.width
+      && top + sizes.realZoom * box.height <= sizes.height;
+  }
+
+  function focus(element, share) {
+    // Put ``element`` in the middle of the view; with ``share``, zoom until
+    // it fills that share of the view (a group's frame may shrink, a node
+    // only grows, at most fourfold).
+    var zoomer = zoomers[current], sizes = zoomer.getSizes(), box = extent(element);
+    if (share && box.width > 0 && box.height > 0) {
+      var scale = sizes.realZoom;
+      var factor = Math.min(share * sizes.width / (scale * box.width), share * sizes.height / (scale * box.height), 4);
+      if (factor > 1.05 || (element.classList.contains("cluster") && factor < 0.95)) {
+        zoomer.zoomBy(factor);
+        sizes = zoomer.getSizes();
+      }
+    }
+    zoomer.pan({ x: sizes.width / 2 - sizes.realZoom * (box.x + box.width / 2),
+                 y: sizes.height / 2 - sizes.realZoom * (box.y + box.height / 2) });
   }
 
   function select(element, item) {
@@ -394,7 +410,7 @@ _SCRIPT = r"""
   function switchTo(k, item) {
     show(k);
     var element = elementFor(k, item);
-    if (element) { select(element, item); focus(element, element.classList.contains("cluster") ? 0.9 : 0.3); }
+    if (element) { select(element, item); focus(element, element.classList.contains("cluster") ? 0.9 : 0.2); }
   }
 
   views.forEach(function (view, k) {
@@ -447,7 +463,7 @@ _SCRIPT = r"""
         }
         select(element, item);
         zoomers[current].fit(); zoomers[current].center();
-        if (element) { focus(element, 0.3); }
+        if (element) { focus(element, 0.2); }
       }
     });
   }

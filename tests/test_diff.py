@@ -175,6 +175,9 @@ def test_bad_arguments(tmp_path):
         gn.diff(g, tmp_path / "missing.gnet")
     with pytest.raises(gn.GraphError, match="weights must be True or False"):
         gn.diff(g, g, weights="yes")
+    with pytest.raises(gn.GraphError, match="labels must be two strings"):
+        gn.diff(g, g, labels=("before",))
+    assert gn.diff(g, g, labels=("before", "after")).text().startswith("a: before (7 nodes")
     report = gn.diff(g, g)
     with pytest.raises(gn.RenderError, match=r"cannot tell the format of .*diff.txt"):
         report.render(tmp_path / "diff.txt")
