@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 #: Interpolated rows per forward pass (each data row costs ``steps`` of them).
 CHUNK = 4096
+#: The most quadrature points: Gauss-Legendre's nodes take a second to find at 2,000.
+MAX_STEPS = 1000
 
 
 def _gauss_legendre(steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -244,7 +246,7 @@ def attributions(graph: Graph, x, method: str = "integrated_gradients", baseline
         column; an array has shape (size,) (every row) or (rows, size); a
         dict names every input (a plain value is enough for a one-input graph).
     steps : int
-        Quadrature points for integrated gradients.
+        Quadrature points for integrated gradients (at most 1,000).
     output : str, optional
         The node explained: the graph's output when it has one (else name
         one); a hidden node is accepted too.
@@ -284,6 +286,8 @@ def attributions(graph: Graph, x, method: str = "integrated_gradients", baseline
     method = _choice(method, METHODS, "method")
     rule = _choice(rule, RULES, "rule")
     steps = check_int(steps, "attributions: steps")
+    if steps > MAX_STEPS:
+        raise GraphError(f"attributions: steps must be at most {MAX_STEPS:,}, got {steps:,}")
     chunk = CHUNK if batch_size is None else check_int(batch_size, "attributions: batch_size")
     node = _explained(graph, output)
     plan = graph.plan

@@ -4,7 +4,7 @@
 
     graphnet demo [--out DIR] [--epochs N] [--seed S]
     graphnet summary FILE
-    graphnet render FILE -o OUT [--rankdir LR|TB|RL|BT] [--stats DATA] [--collapse]   (OUT: .svg ... .html)
+    graphnet render FILE -o OUT.{svg,png,pdf,dot,gv,html} [--rankdir LR|TB|RL|BT] [--stats DATA] [--collapse]
     graphnet check FILE --data DATA.npz [--rows N] [--eps E] [--tolerance T]
     graphnet train FILE --data TRAIN.npz --out MODEL.gnet [--epochs N] [--batch-size B] ...
     graphnet predict MODEL.gnet --data X.npz --out PRED.npz [--batch-size B]
@@ -155,8 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="draw the diagram of a spec or saved model",
         description=(
             f"Draw the diagram of FILE ({readable}) into OUT; OUT's suffix picks the format: "
-            f"{', '.join('.' + f for f in FORMATS)} (.dot and .gv need no Graphviz), or .html "
-            "(a page with pan, zoom, collapsible groups and each node's details on click)."
+            f"{', '.join('.' + f for f in FORMATS)} (.dot, .gv need no Graphviz), or .html (a page to explore)."
         ),
     )
     render.add_argument("file", metavar="FILE")
@@ -205,24 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", metavar="B", type=_positive, default=None,
                          help="rows per chunk (default: 4096)")
     _add_check(commands, readable)
-    _add_diff(commands, readable, FORMATS)
-    return parser
-
-
-def _add_diff(commands, readable: str, formats) -> None:
-    diff = commands.add_parser(
-        "diff",
-        help="show what changed between two specs or saved models",
-        description=(
-            f"Compare A and B (each {readable}): nodes and synapses added, removed and changed, "
-            "and, for two saved models, the norm and relative change of every parameter in both. "
-            "Prints the report in 80 columns; -o OUT draws the union of both graphs "
-            f"({', '.join('.' + f for f in formats)}), added, removed and changed parts in colour."
-        ),
-    )
+    diff = commands.add_parser("diff", help="show what changed between two specs or saved models", description=(
+        f"Compare A and B (each {readable}): nodes and synapses added, removed and changed, and for two "
+        "saved models the norm and relative change of every parameter in both, in 80 columns; -o OUT also "
+        f"draws both graphs' union ({', '.join('.' + f for f in FORMATS)}), what changed in colour."))
     diff.add_argument("a", metavar="A")
     diff.add_argument("b", metavar="B")
-    diff.add_argument("-o", "--output", metavar="OUT", default=None, help="also draw the diff into OUT")
+    diff.add_argument("-o", "--output", metavar="OUT", help="also draw the diff into OUT")
+    return parser
 
 
 def _add_render_inside(render) -> None:
@@ -453,12 +442,9 @@ def _predict(args) -> int:
 def _diff(args) -> int:
     from .diff import GraphDiff
 
-    a, b = load_model(args.a), load_model(args.b)
-    specs = [p for p in (args.a, args.b) if Path(p).suffix.lower() != ".gnet"]
-    report = GraphDiff(a, b, args.a, args.b, weights=not specs)
-    print(report.text(width=80))
-    if specs:
-        print(f"\n(weights not compared: {' and '.join(specs)} {'is a spec' if len(specs) == 1 else 'are specs'})")
+    specs = [p for p in (args.a, args.b) if Path(p).suffix.lower() != ".gnet"]  # weights never trained
+    report = GraphDiff(load_model(args.a), load_model(args.b), args.a, args.b, weights=not specs)
+    print(report.text(width=80) + (f"\n\n(weights not compared: {' and '.join(specs)}: specs)" if specs else ""))
     if args.output is not None:
         print(f"Wrote {report.render(args.output)}")
     return 0

@@ -13,16 +13,13 @@ names. The report lists
   of the change ``|b − a|`` and the relative change ``|b − a| / |a|``
   (Frobenius norms, in float64), or that it was reshaped.
 
-Its diagram is the union of both graphs: what was added is green, what was
-removed red, what changed amber, each also said in words (so the picture
-reads in greyscale), and the relative change of each weight is on its
-synapse, which is drawn wider as it grows.
+Its diagram (:mod:`graphnet.render_diff`) is the union of both graphs:
+what was added is green, what was removed red, what changed amber, each
+also said in words, and the relative change of each weight is on its synapse.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import logging
 import math
 import os
@@ -34,24 +31,20 @@ from typing import TYPE_CHECKING
 import graphviz
 import numpy as np
 
-from .checks import is_int
-from .errors import GraphError, RenderError
+from . import render_diff
+from .errors import GraphError
 from .nodes import DenseNode, Output
-from .render import FONT, FORMATS, NODE_STYLES, RANKDIRS, attribute_list, dot_id, node_label, write
+from .render_diff import percent, shown
 from .saving import load
 from .summary import describe_activation
 
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["ParameterChange", "GraphDiff", "diff", "ADDED", "REMOVED", "CHANGED"]
+__all__ = ["ParameterChange", "GraphDiff", "diff"]
 
 logger = logging.getLogger(__name__)
 
-#: Border and text colours of what was added, removed and changed.
-ADDED, REMOVED, CHANGED = "#1a7f37", "#c62828", "#b35806"
-_FILLS = {ADDED: "#d8f3dc", REMOVED: "#fde2e1"}
-_PALE_EDGE, _EDGE = "#b0b0b0", "#4d4d4d"
 _MARKS = {"added": "+", "removed": "-", "changed": "~"}
 
 
@@ -156,7 +149,7 @@ class GraphDiff:
             finite = [p for p in changed if p.relative is not None]
             if finite:
                 top = max(finite, key=lambda p: p.relative)
-                text += f", the most {top.key} ({_percent(top.relative)})"
+                text += f", the most {top.key} ({percent(top.relative)})"
             parts.append(text)
         return "; ".join(p for p in parts if p)
 
@@ -194,7 +187,7 @@ class GraphDiff:
             lines.append(f"  {'Parameter':<{key_width}}  {'|a|':>10}  {'|b − a|':>10}  {'|b − a|/|a|':>12}")
         for p in changed:
             numbers = (f"{_number(p.norm):>10}  reshaped {p.shape} → {p.new_shape}" if p.reshaped
-                       else f"{_number(p.norm):>10}  {_number(p.change):>10}  {_percent(p.relative):>12}")
+                       else f"{_number(p.norm):>10}  {_number(p.change):>10}  {percent(p.relative):>12}")
             if len(p.key) <= key_width:
                 lines.append(f"  {p.key:<{key_width}}  {numbers}")
             else:  # a long key on a line of its own
@@ -209,141 +202,13 @@ class GraphDiff:
     # ------------------------------------------------------------- diagram
     def to_dot(self, rankdir: str = "LR", dpi: int | None = None) -> graphviz.Digraph:
         """The union of both graphs as a ``graphviz.Digraph``, parts told apart by
-        colour and words, with a legend (see the module docs).
-
-        Raises
-        ------
-        RenderError
-            For an unknown ``rankdir`` or a ``dpi`` that is not a positive integer.
-        """
-        if rankdir not in RANKDIRS:
-            raise RenderError(f"to_dot: rankdir must be one of {list(RANKDIRS)}, got {rankdir!r}")
-        if dpi is not None and not is_int(dpi, 1):
-            raise RenderError(f"to_dot: dpi must be a positive integer, got {dpi!r}")
-        a, b = self.a, self.b
-        graph_attr = {"rankdir": rankdir, "nodesep": "0.3", "ranksep": "0.55", "fontname": FONT,
-                      "bgcolor": "white", "pad": "0.2"}
-        if dpi is not None:
-            graph_attr["dpi"] = str(dpi)
-        dot = graphviz.Digraph(
-            name="diff",
-            graph_attr=graph_attr,
-            node_attr={"fontname": FONT, "fontsize": "12", "penwidth": "1.2", "margin": "0.15,0.06"},
-            edge_attr={"fontname": FONT, "fontsize": "9", "fontcolor": "#333333", "color": _EDGE,
-                       "arrowsize": "0.7", "penwidth": "1.0"},
-        )
-        parameters = self.parameters or {}
-        relatives = [p.relative for p in parameters.values() if p.relative and math.isfinite(p.relative)]
-        largest = max(relatives, default=0.0)
-        for name in [*b.topological_order, *self.nodes_removed]:
-            dot.body.append(self._node_statement(name, parameters))
-        removed = set(self.synapses_removed)
-        for synapse in [*b.synapses, *(a.synapse(*s) for s in self.synapses_removed)]:
-            pair = (synapse.src, synapse.dst)
-            dot.body.append(self._edge_statement(synapse, pair in removed, parameters, largest))
-        feeds = {s.src for s in b.synapses} | {s.src for s in a.synapses if (s.src, s.dst) in removed}
-        first = [*b.inputs, *(n for n in a.inputs if n in self.nodes_removed)]
-        last = [n for n in [*b.outputs, *(n for n in a.outputs if n in self.nodes_removed)] if n not in feeds]
-        for rank, names in (("source", first), ("sink", last)):
-            if names:
-                dot.body.append(f"\t{{rank={rank}; {'; '.join(dot_id(n) for n in names)}}}\n")
-        dot.body.append(f"\tgraph {attribute_list(self._legend(largest))}\n")
-        return dot
-
-    def _node_statement(self, name: str, parameters: dict[str, ParameterChange]) -> str:
-        removed = name in self.nodes_removed
-        node = (self.a if removed else self.b).nodes[name]
-        attributes = dict(NODE_STYLES[node.kind].attributes())
-        extra = []
-        if removed or name in self.nodes_added:
-            color = REMOVED if removed else ADDED
-            extra.append(_small("removed" if removed else "added", color, bold=True))
-            attributes.update(color=color, fillcolor=_FILLS[color], penwidth="2.4", fontcolor=color
-                              if removed else "black")
-        elif name in self.nodes_changed:
-            for field, (old, new) in self.nodes_changed[name].items():
-                extra.append(_small(html.escape(f"{field}: {_shown(old)} → {_shown(new)}"), CHANGED, bold=True))
-            attributes.update(color=CHANGED, penwidth="2.4")
-        bias = parameters.get(f"{name}.bias")
-        if bias is not None and bias.changed:
-            extra.append(_small(f"bias Δ {_percent(bias.relative)}" if not bias.reshaped else "bias reshaped"))
-        attributes["label"] = node_label(node, True, True, extra)
-        if isinstance(node, DenseNode) and not node.trainable:
-            attributes["style"] += ",dashed"
-        attributes["tooltip"] = f"{name} ({node.kind}, {node.size})"
-        return f"\t{dot_id(name)} {attribute_list(attributes)}\n"
-
-    def _edge_statement(self, synapse, removed: bool, parameters, largest: float) -> str:
-        pair = (synapse.src, synapse.dst)
-        lines = ["{}×{}".format(*synapse.shape)]
-        attributes = {}
-        change = parameters.get(synapse.key)
-        if removed or pair in self.synapses_added:
-            color = REMOVED if removed else ADDED
-            lines.append(_small("removed" if removed else "added", color, bold=True))
-            attributes.update(color=color, fontcolor=color, penwidth="2.2")
-        elif pair in self.synapses_changed:
-            lines = [_small(html.escape(f"{f}: {_shown(o)} → {_shown(n)}"), CHANGED, bold=True)
-                     for f, (o, n) in self.synapses_changed[pair].items()]
-            attributes.update(color=CHANGED, penwidth="2.2")
-        if change is not None and not removed and not change.reshaped:
-            if change.change:
-                lines.append(_small(f"Δ {_percent(change.relative)}", size=8))
-                if pair not in self.synapses_changed:
-                    t = 1.0 if not math.isfinite(change.relative) or not largest else change.relative / largest
-                    attributes.update(penwidth=f"{1.0 + 3.0 * t:.2f}", color=_EDGE)
-            elif pair not in self.synapses_changed:
-                attributes["color"] = _PALE_EDGE
-        attributes["label"] = ('<<table border="0" cellborder="0" cellpadding="1" cellspacing="0" '
-                               f'bgcolor="white"><tr><td>{"<br/>".join(lines)}</td></tr></table>>')
-        if not synapse.trainable:
-            attributes["style"] = "dashed"
-        attributes["tooltip"] = f"{synapse.src} -> {synapse.dst}"
-        return f"\t{dot_id(synapse.src)} -> {dot_id(synapse.dst)} {attribute_list(attributes)}\n"
-
-    def _legend(self, largest: float) -> dict[str, str]:
-        def swatch(text, color, fill):
-            return (f'<td bgcolor="{fill}" border="1" color="{color}" width="60">'
-                    f'<font color="{color}"><b>{text}</b></font></td>')
-
-        cells = (swatch("added", ADDED, _FILLS[ADDED]) + swatch("removed", REMOVED, _FILLS[REMOVED])
-                 + swatch("changed", CHANGED, "white") + swatch("same", "#888888", "white"))
-        title = html.escape(f"a: {self.label_a}  →  b: {self.label_b}")
-        if self.parameters is None:
-            weights = "weights not compared"
-        else:
-            weights = ("Δ: the relative change |b − a| / |a| of a synapse's weight or a node's bias;"
-                       '<br align="left"/>the wider a synapse, the more its weight changed (the widest: '
-                       f'{_percent(largest)}); grey: its weight is unchanged')
-        rows = [
-            f'<tr><td align="left"><b>{title}</b></td></tr>',
-            f'<tr><td align="left"><table border="0" cellspacing="3" cellpadding="3"><tr>{cells}</tr>'
-            "</table></td></tr>",
-            f'<tr><td align="left">{weights}<br align="left"/>dashed: frozen (in b; in a for what '
-            'was removed)<br align="left"/></td></tr>',
-        ]
-        label = '<<table border="0" cellborder="0" cellspacing="2" cellpadding="2">' + "".join(rows) + "</table>>"
-        return {"label": label, "labelloc": "b", "labeljust": "l", "fontsize": "10"}
+        colour and words, with a legend; see :func:`graphnet.render_diff.to_dot`."""
+        return render_diff.to_dot(self, rankdir=rankdir, dpi=dpi)
 
     def render(self, path, rankdir: str = "LR", dpi: int | None = None) -> Path:
-        """Write the diagram to ``path``: ``.svg``, ``.png``, ``.pdf`` (needs
-        Graphviz's ``dot``) or ``.dot``/``.gv``; PNGs at 192 dpi by default.
-
-        Raises
-        ------
-        RenderError
-            For an unknown suffix, a missing folder, or a missing or failing ``dot``.
-        """
-        path = Path(os.fspath(path))
-        fmt = path.suffix.lower().lstrip(".")
-        if fmt not in FORMATS:
-            raise RenderError(
-                f"render: cannot tell the format of {str(path)!r} from its suffix; "
-                f"use one of {['.' + f for f in FORMATS]}"
-            )
-        if fmt == "png" and dpi is None:
-            dpi = 192
-        return write(self.to_dot(rankdir=rankdir, dpi=dpi), path, "diff")
+        """Write the diagram to ``path`` (``.svg``, ``.png``, ``.pdf``, ``.dot``, ``.gv``);
+        see :func:`graphnet.render_diff.render`."""
+        return render_diff.render(self, path, rankdir=rankdir, dpi=dpi)
 
     def _repr_svg_(self):
         try:
@@ -493,18 +358,8 @@ def _pair(pair) -> str:
     return f"{pair[0]} -> {pair[1]}"
 
 
-def _shown(value) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if value is None:
-        return "-"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def _fields(fields: dict) -> str:
-    return "; ".join(f"{field} {_shown(old)} → {_shown(new)}" for field, (old, new) in fields.items())
+    return "; ".join(f"{field} {shown(old)} → {shown(new)}" for field, (old, new) in fields.items())
 
 
 def _section(title: str, entries: list[tuple[str, str, str]], width: int) -> list[str]:
@@ -535,18 +390,3 @@ def _number(value: float) -> str:
     if 1e-3 <= abs(value) < 1e5:
         return f"{value:.4g}"
     return f"{value:.2e}"
-
-
-def _percent(relative: float | None) -> str:
-    if relative is None:
-        return "-"
-    if math.isinf(relative):
-        return "new (a was 0)"
-    if relative == 0:
-        return "0%"
-    return f"{100 * relative:.3g}%" if relative >= 1e-4 else f"{100 * relative:.1e}%"
-
-
-def _small(text: str, color: str = "#444444", size: int = 9, bold: bool = False) -> str:
-    body = f"<b>{text}</b>" if bold else text
-    return f'<font point-size="{size}" color="{color}">{body}</font>'

@@ -4,7 +4,8 @@ One self-contained HTML file, which needs no network when opened: the
 diagram as Graphviz draws it (:func:`graphnet.render.to_dot`, as SVG, inline),
 `svg-pan-zoom <https://github.com/bumbu/svg-pan-zoom>`_ (vendored in
 ``graphnet/vendor``, BSD-2-Clause, inline) for panning and zooming, and a
-short script of our own for the rest:
+short script of our own (``graphnet/assets/explore.js``, with
+``explore.css``) for the rest:
 
 - **details on click**: a node's kind, size, activation, loss, whether it
   is frozen, its parameters, what feeds it and what it feeds (with each
@@ -275,201 +276,15 @@ def page(title: str, layouts: list[dict], items: list[dict], start: int, too_big
         f'<div class="gn-view" data-layout="{i}"{"" if i == start else " hidden"}>{layout["svg"]}</div>'
         for i, layout in enumerate(layouts)
     )
-    vendored = resources.files("graphnet").joinpath("vendor/svg-pan-zoom.min.js").read_text("utf-8")
+    package = resources.files("graphnet")
+    vendored = package.joinpath("vendor/svg-pan-zoom.min.js").read_text("utf-8")
     return _PAGE.format(title=html.escape(title), views=views, data=blob,
-                        pan_zoom=vendored.replace("</script", "<\\/script"), script=_SCRIPT, style=_STYLE,
-                        version=PAN_ZOOM_VERSION)
+                        pan_zoom=vendored.replace("</script", "<\\/script"), version=PAN_ZOOM_VERSION,
+                        script=package.joinpath("assets/explore.js").read_text("utf-8"),
+                        style=package.joinpath("assets/explore.css").read_text("utf-8"))
 
 
-_STYLE = """
-html, body { margin: 0; height: 100%; font: 14px Helvetica, Arial, sans-serif; color: #222; }
-body { display: flex; flex-direction: column; }
-header { display: flex; align-items: center; gap: 12px; padding: 6px 12px; border-bottom: 1px solid #ddd;
-         background: #fafafa; }
-header h1 { font-size: 16px; margin: 0; }
-header .hint { color: #666; font-size: 12px; margin-left: auto; }
-button { font: inherit; font-size: 13px; padding: 3px 10px; border: 1px solid #bbb; border-radius: 4px;
-         background: white; cursor: pointer; }
-button:hover { background: #eef3fa; }
-main { flex: 1; display: flex; min-height: 0; }
-#gn-views { flex: 1; position: relative; min-width: 0; }
-.gn-view { position: absolute; inset: 0; }
-.gn-view[hidden] { display: none; }
-.gn-view svg { display: block; width: 100%; height: 100%; }
-.gn-view .node, .gn-view .cluster, .gn-view .edge { cursor: pointer; }
-.gn-view .gn-selected path, .gn-view .gn-selected polygon, .gn-view .gn-selected ellipse {
-    stroke: #e6550d; stroke-width: 3px; }
-.gn-view .cluster.gn-selected > polygon, .gn-view .cluster.gn-selected > path { stroke-width: 2px; }
-aside { width: 360px; border-left: 1px solid #ddd; overflow: auto; padding: 10px 14px; background: white; }
-aside[hidden] { display: none; }
-aside h2 { font-size: 16px; margin: 4px 0 2px; word-break: break-all; }
-aside .kind { color: #666; font-size: 12px; margin-bottom: 8px; }
-aside table { border-collapse: collapse; width: 100%; font-size: 13px; }
-aside td { border-top: 1px solid #eee; padding: 3px 4px; vertical-align: top; word-break: break-word; }
-aside td:first-child { color: #555; white-space: nowrap; width: 1%; }
-aside .close { float: right; }
-"""
 
-_SCRIPT = r"""
-(function () {
-  "use strict";
-  var data = JSON.parse(document.getElementById("graphnet-data").textContent);
-  var views = Array.prototype.slice.call(document.querySelectorAll(".gn-view"));
-  var panel = document.getElementById("gn-details");
-  var toggle = null, place = document.getElementById("gn-toggle-place");
-  if (data.names.length > 1) {
-    toggle = document.createElement("button");
-    toggle.id = "gn-toggle"; toggle.type = "button"; place.appendChild(toggle);
-  } else if (data.tooBig) {
-    place.textContent = "groups stay collapsed: the graph is too large to expand here";
-  }
-  var zoomers = [], current = -1, selected = null;
-
-  function svgOf(k) { return views[k].querySelector("svg"); }
-
-  function show(k) {
-    if (current === k) { return; }
-    views.forEach(function (view, i) { view.hidden = i !== k; });
-    current = k;
-    if (!zoomers[k]) {
-      zoomers[k] = svgPanZoom(svgOf(k), { zoomScaleSensitivity: 0.3, minZoom: 0.05, maxZoom: 40,
-                                          controlIconsEnabled: true, dblClickZoomEnabled: false });
-    } else {
-      zoomers[k].resize(); zoomers[k].fit(); zoomers[k].center();
-    }
-    if (toggle) {
-      toggle.textContent = data.names[k] === "collapsed" ? "Expand all groups" : "Collapse all groups";
-    }
-  }
-
-  function elementFor(k, item) {
-    return svgOf(k).querySelector('[id="L' + k + "_i" + item + '"]');
-  }
-
-  function extent(element) {
-    // ``element``'s box in the coordinates of svg-pan-zoom's viewport group.
-    // Read from the DOM relative to that group, so it holds even while
-    // svg-pan-zoom's last pan or zoom waits for the next frame to be drawn.
-    var group = svgOf(current).querySelector(".svg-pan-zoom_viewport");
-    var m = group.getCTM().inverse().multiply(element.getCTM()), b = element.getBBox();
-    var xs = [b.x, b.x + b.width].map(function (x) { return m.a * x + m.e; });
-    var ys = [b.y, b.y + b.height].map(function (y) { return m.d * y + m.f; });
-    return { x: Math.min.apply(null, xs), y: Math.min.apply(null, ys),
-             width: Math.abs(xs[1] - xs[0]), height: Math.abs(ys[1] - ys[0]) };
-  }
-
-  function visible(element) {
-    var zoomer = zoomers[current], sizes = zoomer.getSizes(), pan = zoomer.getPan(), box = extent(element);
-    var left = pan.x + sizes.realZoom * box.x, top = pan.y + sizes.realZoom * box.y;
-    return left >= 0 && top >= 0 && left + sizes.realZoom * box.width <= sizes.width
-      && top + sizes.realZoom * box.height <= sizes.height;
-  }
-
-  function focus(element, share) {
-    // Put ``element`` in the middle of the view; with ``share``, zoom until
-    // it fills that share of the view (a group's frame may shrink, a node
-    // only grows, at most fourfold).
-    var zoomer = zoomers[current], sizes = zoomer.getSizes(), box = extent(element);
-    if (share && box.width > 0 && box.height > 0) {
-      var scale = sizes.realZoom;
-      var factor = Math.min(share * sizes.width / (scale * box.width), share * sizes.height / (scale * box.height), 4);
-      if (factor > 1.05 || (element.classList.contains("cluster") && factor < 0.95)) {
-        zoomer.zoomBy(factor);
-        sizes = zoomer.getSizes();
-      }
-    }
-    zoomer.pan({ x: sizes.width / 2 - sizes.realZoom * (box.x + box.width / 2),
-                 y: sizes.height / 2 - sizes.realZoom * (box.y + box.height / 2) });
-  }
-
-  function select(element, item) {
-    if (selected) { selected.classList.remove("gn-selected"); }
-    selected = element;
-    if (element) { element.classList.add("gn-selected"); }
-    details(data.items[item]);
-    // The panel narrows the view: bring what was clicked back into it.
-    if (element && !visible(element)) { focus(element); }
-  }
-
-  function details(entry) {
-    panel.hidden = false;
-    panel.querySelector("h2").textContent = entry.title;
-    panel.querySelector(".kind").textContent = entry.type;
-    var body = panel.querySelector("tbody");
-    body.textContent = "";
-    entry.rows.forEach(function (row) {
-      var tr = document.createElement("tr");
-      row.forEach(function (cell) { var td = document.createElement("td"); td.textContent = cell; tr.appendChild(td); });
-      body.appendChild(tr);
-    });
-    if (zoomers[current]) { zoomers[current].resize(); }
-  }
-
-  function other(name) { return data.names.indexOf(name); }
-
-  function switchTo(k, item) {
-    show(k);
-    var element = elementFor(k, item);
-    if (element) { select(element, item); focus(element, element.classList.contains("cluster") ? 0.9 : 0.2); }
-  }
-
-  views.forEach(function (view, k) {
-    view.addEventListener("click", function (event) {
-      var target = event.target.closest(".node, .cluster, .edge");
-      if (!target) { return; }
-      if (target.classList.contains("edge")) {
-        var title = target.querySelector("title").textContent, item = data.edges[k][title];
-        if (item !== undefined) { select(target, item); }
-        return;
-      }
-      var match = /_i(\d+)$/.exec(target.id);
-      if (!match) { return; }
-      var item = +match[1], entry = data.items[item];
-      if (entry.type === "group" && data.names[k] === "collapsed" && other("expanded") >= 0) {
-        switchTo(other("expanded"), item);   // a group's box: expand it
-      } else if (entry.type === "group" && data.names[k] === "expanded") {
-        switchTo(other("collapsed"), item);  // a group's frame: collapse it
-      } else {
-        select(target, item);
-      }
-    });
-  });
-
-  if (toggle) {
-    toggle.addEventListener("click", function () { close(); show(current === 0 ? 1 : 0); });
-  }
-  document.getElementById("gn-fit").addEventListener("click", function () {
-    zoomers[current].resize(); zoomers[current].fit(); zoomers[current].center();
-  });
-  function close() {
-    panel.hidden = true;
-    if (selected) { selected.classList.remove("gn-selected"); selected = null; }
-    if (zoomers[current]) { zoomers[current].resize(); }
-  }
-  panel.querySelector(".close").addEventListener("click", close);
-  document.addEventListener("keydown", function (event) { if (event.key === "Escape") { close(); } });
-  window.addEventListener("resize", function () { zoomers[current].resize(); });
-
-  show(data.start);
-  var wanted = /^#node=(.+)$/.exec(window.location.hash);
-  if (wanted) {
-    var name = decodeURIComponent(wanted[1]);
-    data.items.forEach(function (entry, item) {
-      if (entry.type === "node" && entry.name === name) {
-        var element = elementFor(current, item);
-        if (!element) {  // a member of a collapsed group: open the expanded layout
-          var k = other("expanded");
-          if (k >= 0) { show(k); element = elementFor(k, item); }
-        }
-        select(element, item);
-        zoomers[current].fit(); zoomers[current].center();
-        if (element) { focus(element, 0.2); }
-      }
-    });
-  }
-  document.body.setAttribute("data-ready", "yes");
-})();
-"""
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en">

@@ -250,6 +250,7 @@ def test_baselines_in_every_accepted_form_agree(rng):
     ({"output": "aux", "method": "shap"}, gn.GraphError, r"method must be one of \['gradient_x_input', "),
     ({"output": "aux", "rule": "trapezoid"}, gn.GraphError, r"rule must be one of \['gausslegendre'"),
     ({"output": "aux", "steps": 0}, gn.GraphError, r"steps must be a positive integer, got 0"),
+    ({"output": "aux", "steps": 10**9}, gn.GraphError, r"steps must be at most 1,000, got 1,000,000,000"),
     ({"output": "aux", "baseline": {"a": 0.0}}, gn.ShapeError, r"missing baselines \['b'\]"),
     ({"output": "aux", "baseline": {"a": np.zeros(4), "b": 0.0}}, gn.ShapeError,
      r"baseline 'a': expected a number, shape \(5,\) or \(4, 5\), got \(4,\)"),

@@ -11,7 +11,8 @@ import pytest
 from conftest import build_dag, dag_data
 
 import graphnet as gn
-from graphnet.diff import ADDED, REMOVED, ParameterChange
+from graphnet.diff import ParameterChange
+from graphnet.render_diff import ADDED, REMOVED
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed")
 
