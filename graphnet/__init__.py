@@ -8,7 +8,9 @@ node exactly once.
 from . import _cuda, _dask  # noqa: F401  (they register the "cuda" device and dask arrays' handler)
 from . import activations, callbacks, distributed, initializers, losses, metrics, optimizers
 from ._version import __version__
+from .attributions import Attributions
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, StatsRecorder
+from .diff import GraphDiff, diff
 from .errors import (
     CycleError,
     GraphError,
@@ -41,6 +43,9 @@ __all__ = [
     "Sequential",
     "Dense",
     "load",
+    "diff",
+    "GraphDiff",
+    "Attributions",
     "from_keras",
     "from_torch",
     "from_onnx",

@@ -13,6 +13,11 @@ Statistics (:class:`~graphnet.statistics.Statistics`) become
   thin pale line; the number is in the edge label;
 - a **legend** saying all of that, with the batch size and the loss.
 
+Attributions (:class:`~graphnet.attributions.Attributions`) deepen each
+input's fill by its share of the mean absolute attribution and put the share,
+the mean and the top columns in its label; the explained node says which
+unit, and the legend how they were computed.
+
 Collapsing draws a chain of hidden nodes with the same size, activation,
 dropout and trainable flag, each feeding only the next, as one box labelled
 ``×k``: a 5,000-node deep stack reads as the few boxes it is made of.
@@ -27,13 +32,16 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from ._text import preview
+from .attributions import Attributions
+from .errors import RenderError
 from .nodes import Hidden
 
 if TYPE_CHECKING:
     from .graph import Graph
     from .statistics import NodeStats, Statistics, SynapseStats
 
-__all__ = ["chains", "shade", "node_lines", "chain_lines", "EdgeScale", "legend", "STUCK_COLOR"]
+__all__ = ["chains", "shade", "node_lines", "chain_lines", "EdgeScale", "legend", "STUCK_COLOR",
+           "checked_attributions", "attribution_fill", "attribution_lines", "explained_line", "attribution_legend", "stacked"]
 
 #: Where a fill goes as the share of dead or saturated units reaches 100%.
 STUCK_COLOR = "#d7301f"
@@ -123,11 +131,12 @@ def node_lines(stats: NodeStats) -> list[str]:
 
 
 def _percent(share: float) -> str:
-    """A share as a percentage that is never rounded to 0% or 100% when it is not."""
+    """A share as a percentage that is never rounded to 0% or 100% when it is not
+    (escaped for the HTML-like labels it goes into)."""
     if 0 < share < 0.01:
-        return "<1%"
+        return "&lt;1%"
     if 0.99 < share < 1:
-        return ">99%"
+        return "&gt;99%"
     return f"{100 * share:.0f}%"
 
 
@@ -228,3 +237,74 @@ def legend(stats: Statistics, scale: EdgeScale, fills: tuple[str, ...]) -> str:
     ]
     return ('<<table border="0" cellborder="0" cellspacing="3" cellpadding="2">'
             + "".join(rows) + "</table>>")
+
+
+# ------------------------------------------------------------ attributions
+def checked_attributions(graph: Graph, report) -> Attributions | None:
+    """``report`` when it is ``None`` or attributions of ``graph``'s nodes.
+
+    Raises
+    ------
+    RenderError
+        For anything else.
+    """
+    if report is None:
+        return None
+    if not isinstance(report, Attributions):
+        raise RenderError(
+            f"to_dot: attributions must be what graph.attributions(x) returns, got {type(report).__name__}"
+        )
+    unknown = [n for n in [*report.values, report.output] if n not in graph.nodes]
+    if unknown:
+        raise RenderError(
+            f"to_dot: these attributions describe graph {report.graph!r}, whose nodes {unknown} "
+            f"are not in graph {graph.name!r}"
+        )
+    return report
+
+
+#: Where an input's fill goes as its share of the attributions reaches 100%.
+ATTRIBUTION_COLOR = "#5b8fd0"
+
+
+def attribution_fill(fill: str, share: float) -> str:
+    """An input's ``fill`` deepened by its share of the mean absolute attribution."""
+    return _blend(fill, ATTRIBUTION_COLOR, share)
+
+
+def attribution_lines(report: Attributions, name: str, top: int = 3) -> list[str]:
+    """HTML label lines for one input node: its share and mean attribution, then its top columns."""
+    mean_abs, mean = report.mean_abs[name], report.mean[name]
+    lines = [_small(f"<b>attribution {_percent(report.shares[name])}</b> · mean "
+                    f"{_signed(float(report.per_node[name].mean()))}", "#1f3f66")]
+    best = [i for i in sorted(range(len(mean_abs)), key=lambda i: -mean_abs[i])[:top] if mean_abs[i] > 0]
+    if len(mean_abs) > 1 and best:
+        lines.append(_small("top columns: " + ", ".join(f"{i} ({_signed(float(mean[i]))})" for i in best)))
+    return lines
+
+
+def explained_line(report: Attributions) -> str:
+    """The label line of the node whose activation the attributions explain."""
+    return _small(f"<b>explained</b>: {html.escape(report.unit_chosen())}", "#1f3f66")
+
+
+def attribution_legend(report: Attributions) -> str:
+    """The legend of an attribution overlay, an HTML-like label."""
+    rows = [
+        f'<tr><td align="left"><b>Attributions</b>: {html.escape(report.describe())}</td></tr>',
+        '<tr><td align="left">input fill and %: the input\'s share of the mean |attribution| '
+        '(darker: mattered more);<br align="left"/>mean: its attribution summed over its columns, '
+        f'averaged over the rows; completeness error {_number(report.completeness_error)}'
+        '<br align="left"/></td></tr>',
+    ]
+    return '<<table border="0" cellborder="0" cellspacing="3" cellpadding="2">' + "".join(rows) + "</table>>"
+
+
+def stacked(*labels: str) -> str:
+    """HTML-like labels (``<...>``) one above the other, as one label."""
+    cells = "".join(f'<tr><td align="left">{label[1:-1]}</td></tr>' for label in labels)
+    return f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="0">{cells}</table>>'
+
+
+def _signed(value: float) -> str:
+    return ("+" if value > 0 else "") + _number(value)

@@ -4,10 +4,11 @@
 
     graphnet demo [--out DIR] [--epochs N] [--seed S]
     graphnet summary FILE
-    graphnet render FILE -o OUT [--rankdir LR|TB|RL|BT] [--stats DATA] [--collapse]
+    graphnet render FILE -o OUT.{svg,png,pdf,dot,gv,html} [--rankdir LR|TB|RL|BT] [--stats DATA] [--collapse]
     graphnet check FILE --data DATA.npz [--rows N] [--eps E] [--tolerance T]
     graphnet train FILE --data TRAIN.npz --out MODEL.gnet [--epochs N] [--batch-size B] ...
     graphnet predict MODEL.gnet --data X.npz --out PRED.npz [--batch-size B]
+    graphnet diff A B [-o OUT]
 
 ``FILE`` is a spec (``.json``, ``.yaml``/``.yml``) or a saved model
 (``.gnet``); :func:`load_model` picks the reader by suffix. Data files are
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="draw the diagram of a spec or saved model",
         description=(
             f"Draw the diagram of FILE ({readable}) into OUT; OUT's suffix picks the format: "
-            f"{', '.join('.' + f for f in FORMATS)} (.dot and .gv need no Graphviz)."
+            f"{', '.join('.' + f for f in FORMATS)} (.dot, .gv need no Graphviz), or .html (a page to explore)."
         ),
     )
     render.add_argument("file", metavar="FILE")
@@ -211,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", metavar="B", type=_positive, default=None,
                          help="rows per chunk (default: 4096)")
     _add_check(commands, readable)
+    diff = commands.add_parser("diff", help="show what changed between two specs or saved models", description=(
+        f"Compare A and B (each {readable}): nodes and synapses added, removed and changed, and for two "
+        "saved models the norm and relative change of every parameter in both, in 80 columns; -o OUT also "
+        f"draws both graphs' union ({', '.join('.' + f for f in FORMATS)}), what changed in colour."))
+    diff.add_argument("a", metavar="A")
+    diff.add_argument("b", metavar="B")
+    diff.add_argument("-o", "--output", metavar="OUT", help="also draw the diff into OUT")
     return parser
 
 
@@ -428,8 +436,19 @@ def _predict(args) -> int:
     return 0
 
 
+def _diff(args) -> int:
+    from .diff import GraphDiff
+
+    specs = [p for p in (args.a, args.b) if Path(p).suffix.lower() != ".gnet"]  # weights never trained
+    report = GraphDiff(load_model(args.a), load_model(args.b), args.a, args.b, weights=not specs)
+    print(report.text(width=80) + (f"\n\n(weights not compared: {' and '.join(specs)}: specs)" if specs else ""))
+    if args.output is not None:
+        print(f"Wrote {report.render(args.output)}")
+    return 0
+
+
 COMMANDS = {"demo": _demo, "summary": _summary, "render": _render, "train": _train, "predict": _predict,
-            "check": _check}
+            "check": _check, "diff": _diff}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,16 +11,17 @@ running                   :mod:`graphnet.inference`, :mod:`graphnet.plan`
 training                  :mod:`graphnet.training`
 weights                   :mod:`graphnet.weights`
 surgery                   :mod:`graphnet.surgery`
-seeing inside             :mod:`graphnet.statistics`
+seeing inside             :mod:`graphnet.statistics`, :mod:`graphnet.attributions`
 specs and files           :mod:`graphnet.spec`, :mod:`graphnet.specfile`, :mod:`graphnet.saving`
-pictures                  :mod:`graphnet.summary`, :mod:`graphnet.render`
+pictures                  :mod:`graphnet.summary`, :mod:`graphnet.render`, :mod:`graphnet.render_html`
 export                    :mod:`graphnet.interop.onnx_export`
 ========================  ============================================
 """
 
 from __future__ import annotations
 
-from . import inference, saving, spec, specfile, surgery, training, weights
+from . import attributions as attributions_module
+from . import inference, render_html, saving, spec, specfile, surgery, training, weights  # noqa: F401 (render_html: .html pages)
 from . import render as render_module
 from . import statistics as statistics_module
 from . import summary as summary_module
@@ -120,6 +121,7 @@ class Graph(Network, kind="graph"):
 
     # ----------------------------------------------------- seeing inside
     statistics = statistics_module.statistics
+    attributions = attributions_module.attributions
 
     # --------------------------------------------------- specs and files
     to_dict = spec.to_dict

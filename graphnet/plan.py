@@ -376,6 +376,50 @@ class Plan:
                     dot(delta, edge.weight.T, out=tmp)
                     upstream[edge.src] += tmp
 
+    # ------------------------------------------------ gradients of one node
+    def input_gradients(self, ws: Workspace, node: str, seed) -> dict[str, np.ndarray]:
+        """``d(Σ seed ⊙ a_node) / dx`` for every input, after :meth:`forward` without ``rng``.
+
+        The gradient of one node's activation with respect to the data (for
+        attributions), apart from :meth:`backward`: no loss, no parameter
+        gradient, and only the nodes between the inputs and ``node`` are
+        visited. ``ws`` must be a ``"train"`` workspace (it keeps ``z`` where a
+        derivative needs it); its ``a`` buffers are overwritten (the
+        buffer-reuse rule), so each forward pass serves one call.
+
+        Parameters
+        ----------
+        ws : Workspace
+        node : str
+            A hidden or output node.
+        seed : array of shape (rows, node.size)
+            ``dL/da`` of ``node``: a one-hot row picks one unit. It is
+            overwritten.
+
+        Returns
+        -------
+        dict input name -> array of shape (rows, input size)
+            Zeros for an input that does not reach ``node``.
+        """
+        dot, xp = self.xp.dot, self.xp
+        upstream = {self.slots[node]: seed}  # dL/da by slot, made as the gradient reaches a node
+        for step in reversed(self.steps):
+            grad = upstream.pop(step.slot, None)
+            if grad is None:
+                continue  # not an ancestor of ``node``
+            z = ws.z[step.slot] if step.activation.needs_input else None
+            delta = step.backward(ws.a[step.slot], grad, z)
+            for edge in step.edges:
+                back = dot(delta, edge.weight.T)
+                if edge.src in upstream:
+                    upstream[edge.src] += back
+                else:
+                    upstream[edge.src] = back
+        return {
+            name: upstream[slot] if slot in upstream else xp.zeros((ws.rows, self.sizes[slot]), self.dtype)
+            for name, slot in self.inputs
+        }
+
     @staticmethod
     def _output_delta(step: Step, y, a, z, upstream, r) -> np.ndarray:
         """``dL/dz`` of an output: its own loss, plus what flows back from consumers."""

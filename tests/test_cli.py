@@ -123,7 +123,7 @@ def test_render_to_dot_source_needs_no_graphviz(spec, tmp_path):
 def test_help_everywhere(capsys):
     result = graphnet("--help")
     assert result.returncode == 0 and result.stdout.startswith("usage: graphnet")
-    for command in ("demo", "summary", "render"):
+    for command in ("demo", "summary", "render", "diff"):
         with pytest.raises(SystemExit) as exit_info:
             cli.main([command, "--help"])
         assert exit_info.value.code == 0
@@ -459,3 +459,42 @@ def test_check_and_render_stats_refuse_bad_arguments_in_one_line(digits_like, tm
         assert cli.main(args) == status, args
         captured = capsys.readouterr()
         assert_one_line_error(subprocess.CompletedProcess(args, status, captured.out, captured.err), match, status)
+
+
+# ------------------------------------------------------------------------ diff
+@needs_dot
+def test_diff_of_two_saved_models_prints_80_columns_and_draws(tmp_path):
+    import copy
+
+    before = build_dag()
+    after = copy.deepcopy(before)
+    after.insert("h1", "h2", "h1b")
+    after.widen("h3", 7)
+    after.freeze("aux")
+    a, b = before.save(tmp_path / "a.gnet"), after.save(tmp_path / "b.gnet")
+    out = tmp_path / "diff.svg"
+    result = graphnet("diff", str(a), str(b), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), result.stdout
+    head = " ".join(" ".join(lines[:4]).split())  # long paths wrap
+    assert f"a: {a} (7 nodes" in head and f"b: {b} (8 nodes" in head
+    for expected in ("+ h1b", "- h1 -> h2", "~ h3", "size 5 → 7", "frozen no → yes", "reshaped (5,) → (7,)"):
+        assert expected in result.stdout, expected
+    assert lines[-1] == f"Wrote {out}" and ET.parse(out).getroot().tag.endswith("svg")
+
+
+def test_diff_of_a_spec_compares_structure_only(spec, tmp_path, capsys):
+    other = build_dag()
+    other.nodes["h1"].dropout = 0.5
+    b = other.save(tmp_path / "b.gnet")
+    assert cli.main(["diff", str(spec), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "~ h1  dropout 0 → 0.5" in out and "weights not compared" in out
+    assert f"(weights not compared: {spec}: specs)" in out
+    assert cli.main(["diff", str(spec), str(tmp_path / "nope.gnet")]) == 1
+    captured = capsys.readouterr()
+    assert_one_line_error(subprocess.CompletedProcess([], 1, captured.out, captured.err), "nope.gnet: no such file")
+    assert cli.main(["diff", str(spec)]) == 2
+    captured = capsys.readouterr()
+    assert_one_line_error(subprocess.CompletedProcess([], 2, captured.out, captured.err), "required: B")

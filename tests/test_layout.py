@@ -32,7 +32,7 @@ LAYERS = [
     {"callbacks", "progress", "deferred", "training"},
     {"_dask", "_shards", "_cluster", "distributed"},
     {"summary", "render", "plots", "archive", "npz", "spec", "specfile", "saving", "statistics",
-     "gradcheck", "overlays"},
+     "gradcheck", "overlays", "attributions", "render_html", "render_diff", "diff"},
     {"interop"},
     {"sklearn", "cli", "demo", "__init__"},
 ]
