@@ -11,9 +11,11 @@ import math
 import numbers
 import os
 
+import numpy as np
+
 from .errors import GraphError
 
-__all__ = ["is_int", "check_int", "is_number", "check_number", "check_allocation", "check_text"]
+__all__ = ["is_int", "check_int", "is_number", "check_number", "check_allocation", "check_text", "is_dtype"]
 
 
 def is_int(value: object, low: int | None = None, high: int | None = None) -> bool:
@@ -140,3 +142,14 @@ def check_text(value: object, what: str) -> str:
         )
     return value
 
+
+def is_dtype(value: object) -> bool:
+    """Whether numpy reads ``value`` as a dtype (``np.dtype(None)`` is float64,
+    so None and unknown names must not get that far)."""
+    if value is None:
+        return False
+    try:
+        np.dtype(value)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -1,31 +1,29 @@
-"""Network: the structure of a graph, named nodes joined by synapses.
+"""Network: the structure of a graph with its weights, on a device.
 
-A ``networkx.DiGraph`` of node names is the single source of truth for the
-structure. Every edit bumps :attr:`Network.version`; the topological order,
-and whatever the modules above derive from the structure (the compiled
-plan: :meth:`Network.compiled`), are cached against that version, so there
-is no "compile" or "sort" step for users to forget. Edits are checked
-*before* anything changes: a refused ``connect`` leaves the network (and its
+:class:`Network` stands on :class:`~graphnet.structure.Structure` (named
+nodes joined by synapses, in an order) and adds what makes the structure a
+network: the weights and biases (drawn lazily from the graph's seed, see
+:mod:`graphnet._lazy_init`), their dtype and device, the random streams,
+the optimizer that trains them, and the edits users make, each checked
+before anything changes: a refused ``connect`` leaves the network (and its
 random streams) exactly as it was.
 
 This is the floor of the house: it knows nodes, synapses, their weights and
 the device they live on, and nothing that runs, trains, saves or draws a
 graph. :class:`graphnet.Graph`, on the top floor, adds those verbs by
 handing the work to the modules between the two. The modules in between
-change a network only through the public methods here (``connect``,
-``remove``, ``replace``, ``rebuild``, ...), never through its fields.
+change a network only through the public methods here and on
+:class:`~graphnet.structure.Structure` (``connect``, ``remove``,
+``replace``, ``rebuild``, ...), never through its fields.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, TypeVar
 
-import networkx as nx
 import numpy as np
 
 from . import backend as backend_module
@@ -34,12 +32,12 @@ from . import optimizers as optimizers_module
 from ._lazy_init import LazyInit
 from ._locks import ReadWriteLock
 from ._locks import edit as _edit
-from ._text import format_cycle, preview
-from ._topology import structure_problems, topological_sort
-from ._validation import check_allocation, check_text, is_int
+from ._text import format_cycle
+from ._validation import check_allocation, check_text, is_dtype, is_int
 from .errors import CycleError, GraphError, NotFoundError
 from .nodes import DenseNode, Hidden, Input, Node, Output
-from .synapse import Synapse
+from .structure import NodeRef, Structure
+from .synapse import Synapse, init_values
 
 __all__ = ["Network", "NodeRef", "model_class"]
 
@@ -47,7 +45,6 @@ logger = logging.getLogger("graphnet.graph")  # the records users know, under th
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-NodeRef = str | Node
 T = TypeVar("T")
 
 #: The classes that builders (specs, model files, importers) make, by kind:
@@ -65,8 +62,8 @@ def model_class(kind: str, given: type | None = None) -> type:
     return _MODEL_CLASSES[kind]
 
 
-class Network:
-    """The structure of a graph: nodes, synapses, their order and weights.
+class Network(Structure):
+    """A structure of nodes and synapses with its weights, on a device.
 
     Use :class:`graphnet.Graph`, which adds running, training, files and
     pictures; the parameters are described there.
@@ -75,11 +72,8 @@ class Network:
     #: What builders make of this class (see :func:`model_class`).
     kind: ClassVar[str] = ""
 
-    name: str
     seed: int | None
     dtype: np.dtype
-    #: Bumped by every edit; what is derived from the structure is cached against it.
-    version: int
     #: The training stream: shuffling, validation splits, dropout.
     rng: np.random.Generator
     #: The initialisation stream: each synapse's draw takes its seed from it.
@@ -88,22 +82,12 @@ class Network:
     stop_training: bool
     #: The metrics ``fit`` and ``evaluate`` use when given none (set by ``compile``).
     default_metrics: Any
-    #: Predictions read, training steps and edits write (see :mod:`graphnet._locks`).
-    lock: ReadWriteLock
     #: A device's own dropout stream, made by the device backend on first use.
     device_rng: Any
     _backend: backend_module.Backend
     _entropy: Any  # the seed's entropy, for the device stream
-    _structure: nx.DiGraph
-    _nodes: dict[str, Node]
-    _synapses: dict[tuple[str, str], Synapse]
-    _insertion: dict[str, int]  # name -> rank in insertion order
-    _inserted: int
-    _order: tuple[str, ...] | None
-    _order_version: int
     _lazy: LazyInit
     _optimizer: Any
-    _acyclic_promised: bool
     _compiled: dict[Callable, Any]  # factory -> (version, product)
     _compile_lock: threading.Lock
 
@@ -117,10 +101,10 @@ class Network:
         check_text(name, "graph name")
         if seed is not None and not is_int(seed, 0):
             raise GraphError(f"graph {name!r}: seed must be None or an integer >= 0, got {seed!r}")
-        if not _known(dtype) or np.dtype(dtype) not in _DTYPES:
+        if not is_dtype(dtype) or np.dtype(dtype) not in _DTYPES:
             raise GraphError(f"graph {name!r}: dtype must be 'float32' or 'float64', got {dtype!r}")
         self._backend = backend_module.get(device)
-        self.name = name
+        super().__init__(name)
         self.seed = None if seed is None else int(seed)
         self.dtype = np.dtype(dtype)
         seeds = np.random.SeedSequence(seed)
@@ -131,20 +115,10 @@ class Network:
         self.init_rng = np.random.default_rng(init_seed)
         self.rng = np.random.default_rng(train_seed)
         self.device_rng = None
-        self._structure = nx.DiGraph()
-        self._nodes = {}
-        self._synapses = {}
-        self._insertion = {}
-        self._inserted = 0
-        self.version = 0
-        self._order = None
-        self._order_version = -1
         self._lazy = LazyInit()
         self._optimizer = None
-        self._acyclic_promised = False
         self._compiled = {}
         self._compile_lock = threading.Lock()
-        self.lock = ReadWriteLock()
         self.default_metrics = None
         self.stop_training = False
 
@@ -192,11 +166,7 @@ class Network:
             )
         if isinstance(node, DenseNode):
             self._adopt_bias(node, node.parameter_array)
-        node.attach(self)
-        self._nodes[node.name] = node
-        self._insertion[node.name] = self._inserted
-        self._inserted += 1
-        self._structure.add_node(node.name)
+        self._add(node)
         self.changed()
         return node
 
@@ -215,11 +185,9 @@ class Network:
             For an unknown name.
         """
         name = self.resolve(name)
-        for key in [(s, name) for s in self._structure.pred[name]] + [(name, d) for d in self._structure.succ[name]]:
-            self._detach(self._synapses.pop(key))
-        self._structure.remove_node(name)
-        self._nodes.pop(name).detach()
-        del self._insertion[name]
+        for key in self._touching(name):
+            self._detach(self._unlink(key))
+        self._drop(name)
         self.changed()
 
     @_edit
@@ -276,19 +244,14 @@ class Network:
 
         Notes
         -----
-        A named initialiser is drawn on the destination's whole fan-in, the
-        sum of its sources' sizes, as a ``Linear`` over the concatenated
-        sources would be: the node's incoming weights are drawn as one
-        ``(Σ src.size, dst.size)`` matrix (sources in the order they were
-        connected), and each synapse gets its own rows; the default draws the
-        bias after them, on the same fan-in. Since ``connect`` sees one synapse
-        at a time, the draw waits until a weight is first needed:
-        ``get_weights()``, reading ``synapse.weight`` or ``node.bias``, the
-        first run or ``fit``, a copy or pickle, or ``to(device)``. A synapse
-        connected into that node later is drawn on the fan-in it then has;
-        weights and biases already drawn, seen, set or loaded never change by
-        themselves. The draw depends on the seed and the calls made, not on
-        when it happens nor on the dtype (it is made in float64).
+        A named initialiser is drawn on the destination's whole fan-in, as a
+        ``Linear`` over the concatenated sources would be: one ``(Σ src.size,
+        dst.size)`` matrix (sources in the order they were connected) whose
+        rows the synapses take, the default's bias after it. The draw waits
+        until a weight is first needed (``get_weights()``, ``synapse.weight``,
+        ``node.bias``, the first run, a copy, ``to(device)``); it depends on
+        the seed and the calls made, not on when it happens nor on the dtype.
+        Weights drawn, seen, set or loaded never change by themselves.
 
         Raises
         ------
@@ -325,7 +288,9 @@ class Network:
             if cycle:
                 raise CycleError(f"connecting {name!r} -> {dst_name!r} would create the cycle {format_cycle(cycle)}")
         shapes = [(self._nodes[s].size, target.size) for s in sources]
-        values = self._init_values(init, many, sources[0], dst_name, shapes[0])
+        if many and init is not None and not isinstance(init, str):
+            raise GraphError("connect: an init array needs a single source, not a list")
+        values = init_values(init, shapes[0], self.dtype, f"synapse {sources[0]!r} -> {dst_name!r}")
         init_name = ("array" if values is not None else init if init is not None
                      else initializers.default_for(target.activation, output=isinstance(target, Output)))
         for name, shape in zip(sources, shapes):
@@ -341,60 +306,10 @@ class Network:
                 synapse = Synapse(name, dst_name, None, init_name, trainable, regularizer, shape=shape)
                 self._lazy.queue(synapse, self.init_rng, init_name, by_default=init is None)
             logger.debug("%s: init %s -> %s %s with %s", self.name, name, dst_name, shape, init_name)
-            synapse.attach(self)
-            self._synapses[(name, dst_name)] = synapse
-            self._structure.add_edge(name, dst_name)
+            self._link(synapse)
             created.append(synapse)
         self.changed()
         return created if many else created[0]
-
-    def _init_values(self, init, many: bool, src: str, dst: str, shape) -> np.ndarray | None:
-        """``init`` checked: None for a name (unknown names refused), else the array."""
-        if init is None:
-            return None
-        if isinstance(init, str):
-            initializers.get(init)  # refuse unknown names before drawing anything
-            return None
-        given = np.asarray(init)
-        if many:
-            raise GraphError("connect: an init array needs a single source, not a list")
-        if given.shape != shape:
-            raise GraphError(f"synapse {src!r} -> {dst!r}: init array must have shape {shape}, got {given.shape}")
-        numeric = given.dtype.kind in "biuf"
-        with np.errstate(over="ignore"):
-            # finite in the graph's dtype: 1e39 is inf in a float32 graph
-            finite = numeric and np.isfinite(given.astype(self.dtype)).all()
-        if not finite:
-            raise GraphError(
-                f"synapse {src!r} -> {dst!r}: init array must be finite numbers "
-                f"(real, and finite in the graph's {self.dtype})"
-            )
-        return np.array(init, dtype=self.dtype)
-
-    def _cycle_through(self, src: str, dst: str) -> list[str] | None:
-        """The cycle a new synapse ``src -> dst`` would close, or ``None``.
-
-        A cycle needs a path ``dst -> ... -> src``. When nothing feeds ``src``
-        or ``dst`` feeds nothing there is none, which settles the usual ways of
-        building (edges into new nodes, or from nodes not yet fed) in O(1);
-        otherwise one search from ``dst``.
-        """
-        structure = self._structure
-        if self._acyclic_promised or not structure.in_degree(src) or not structure.out_degree(dst):
-            return None
-        if not nx.has_path(structure, dst, src):
-            return None
-        return [src, *nx.shortest_path(structure, dst, src)]
-
-    @contextlib.contextmanager
-    def acyclic_promised(self):
-        """Skip the per-synapse cycle search, for builders (specs, model files)
-        that checked their whole set of synapses for cycles at once."""
-        self._acyclic_promised = True
-        try:
-            yield self
-        finally:
-            self._acyclic_promised = False
 
     @_edit
     def disconnect(self, src: NodeRef, dst: NodeRef) -> None:
@@ -402,8 +317,7 @@ class Network:
         key = (self.resolve(src), self.resolve(dst))
         if key not in self._synapses:
             raise NotFoundError(f"graph {self.name!r} has no synapse {key[0]!r} -> {key[1]!r}")
-        self._detach(self._synapses.pop(key))
-        self._structure.remove_edge(*key)
+        self._detach(self._unlink(key))
         self.changed()
 
     def _detach(self, synapse: Synapse) -> None:
@@ -420,114 +334,15 @@ class Network:
         the bias they came with (never drawn over); new nodes and synapses
         are placed on the network's device.
         """
-        kept_nodes, kept_synapses = {id(n) for n in nodes}, {id(s) for s in synapses}
-        for node in self._nodes.values():
-            if id(node) not in kept_nodes:
-                node.detach()
-        for synapse in self._synapses.values():
-            if id(synapse) not in kept_synapses:
-                synapse.detach()
         for node in nodes:
-            if node.graph is not self:
-                if isinstance(node, DenseNode):
-                    node.bind_parameter(self._backend.to_device(np.array(node.parameter_array, dtype=self.dtype)))
-                    node.fix_bias()
-                node.attach(self)
+            if node.graph is not self and isinstance(node, DenseNode):
+                node.bind_parameter(self._backend.to_device(np.array(node.parameter_array, dtype=self.dtype)))
+                node.fix_bias()
         for synapse in synapses:
             if synapse.graph is not self:
                 synapse.bind_parameter(self._backend.to_device(synapse.parameter_array))
-                synapse.attach(self)
-        edges = [(s.src, s.dst) for s in synapses]
-        names = {n.name for n in nodes}
-        structure, kept_edges = self._structure, set(edges)
-        structure.remove_edges_from([e for e in self._synapses if e not in kept_edges])
-        structure.remove_nodes_from([n for n in self._nodes if n not in names])
-        structure.add_nodes_from(n.name for n in nodes)
-        structure.add_edges_from(edges)
-        self._nodes = {n.name: n for n in nodes}
-        self._insertion = {n.name: i for i, n in enumerate(nodes)}
-        self._inserted = len(nodes)
-        self._synapses = dict(zip(edges, synapses))
+        self._swap(nodes, synapses)
         self.changed()
-
-    # ------------------------------------------------------------- read access
-    def synapse(self, src: NodeRef, dst: NodeRef) -> Synapse:
-        """The synapse ``src -> dst``."""
-        key = (self.resolve(src), self.resolve(dst))
-        try:
-            return self._synapses[key]
-        except KeyError:
-            raise NotFoundError(f"graph {self.name!r} has no synapse {key[0]!r} -> {key[1]!r}") from None
-
-    def synapse_or_none(self, src: str, dst: str) -> Synapse | None:
-        """The synapse ``src -> dst`` (names), or None when there is none."""
-        return self._synapses.get((src, dst))
-
-    def incoming(self, name: NodeRef) -> list[Synapse]:
-        """Synapses ending in ``name``, in the order they were connected."""
-        name = self.resolve(name)
-        return [s for (_, dst), s in self._synapses.items() if dst == name]
-
-    def sources(self, name: str) -> list[str]:
-        """The names of the nodes feeding ``name``, in the order they were connected."""
-        return list(self._structure.pred[name])
-
-    def consumers(self, name: str) -> list[str]:
-        """The names of the nodes ``name`` feeds."""
-        return list(self._structure.succ[name])
-
-    @property
-    def nodes(self) -> Mapping[str, Node]:
-        """Name -> node, in insertion order (read-only)."""
-        return types.MappingProxyType(self._nodes)
-
-    @property
-    def synapses(self) -> list[Synapse]:
-        """Every synapse, in the order they were connected."""
-        return list(self._synapses.values())
-
-    @property
-    def inputs(self) -> list[str]:
-        """Names of the Input nodes, in insertion order."""
-        return [n for n, node in self._nodes.items() if isinstance(node, Input)]
-
-    @property
-    def outputs(self) -> list[str]:
-        """Names of the Output nodes, in insertion order."""
-        return [n for n, node in self._nodes.items() if isinstance(node, Output)]
-
-    @property
-    def structure(self) -> nx.DiGraph:
-        """A copy of the underlying ``networkx.DiGraph`` (node names only)."""
-        return self._structure.copy()
-
-    @property
-    def topological_order(self) -> list[str]:
-        """Node names, sources before their destinations; ties by insertion order."""
-        if self._order_version != self.version:
-            self._order = topological_sort(self._structure, self._insertion)
-            self._order_version = self.version
-        return list(self._order)
-
-    @property
-    def num_params(self) -> int:
-        """Every weight and bias (trainable or not)."""
-        return sum(n.num_params for n in self._nodes.values()) + sum(s.num_params for s in self._synapses.values())
-
-    @property
-    def num_trainable_params(self) -> int:
-        """The weights and biases the optimizer updates."""
-        nodes = sum(n.num_params for n in self._nodes.values() if getattr(n, "trainable", False))
-        return nodes + sum(s.num_params for s in self._synapses.values() if s.trainable)
-
-    def __getitem__(self, name: str) -> Node:
-        return self._nodes[self.resolve(name)]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self._nodes
-
-    def __len__(self) -> int:
-        return len(self._nodes)
 
     def __repr__(self) -> str:
         return (
@@ -535,35 +350,6 @@ class Network:
             f"{len(self.outputs)} outputs, {len(self._nodes)} nodes, "
             f"{len(self._synapses)} synapses, {self.num_params:,} params, {self.dtype}>"
         )
-
-    # --------------------------------------------------------------- checking
-    def validate(self) -> None:
-        """Check the graph can run.
-
-        Raises
-        ------
-        GraphError
-            When there is no Input or no Output, a Hidden/Output node has no
-            incoming synapse, or a node lies on no path from an Input to an
-            Output. The message names every offending node.
-        """
-        kinds = {name: node.kind for name, node in self._nodes.items()}
-        ends, wiring = structure_problems(self._structure, kinds)
-        problems = ends + self.pairing_problems() + wiring
-        if problems:
-            raise GraphError(f"graph {self.name!r} cannot run: " + "; ".join(problems))
-
-    def pairing_problems(self) -> list[str]:
-        """Outputs whose loss does not fit their activation (a Sequential
-        leaves this check for compile() and the first run)."""
-        problems = []
-        for node in self._nodes.values():
-            if isinstance(node, Output):
-                try:
-                    node.check_pairing(node.activation, node.loss)
-                except GraphError as exc:
-                    problems.append(str(exc))
-        return problems
 
     # ---------------------------------------------------------------- weights
     def materialize(self, only: str | None = None) -> None:
@@ -700,36 +486,3 @@ class Network:
         self.lock = ReadWriteLock()
         if self._optimizer is not None:  # the copy's optimizer (a copy too) trains the copy
             self._optimizer.claim(self)
-
-    # ----------------------------------------------------------------- helpers
-    def resolve(self, ref: NodeRef) -> str:
-        """The name of a node given by name or object; refuses strangers.
-
-        Raises
-        ------
-        NotFoundError
-            For an unknown name (listing the known ones) or another graph's node.
-        """
-        if isinstance(ref, Node):
-            if ref.name is not None and self._nodes.get(ref.name) is ref:
-                return ref.name
-            raise NotFoundError(f"{ref!r} is not a node of graph {self.name!r}")
-        if isinstance(ref, str) and ref in self._nodes:
-            return ref
-        raise NotFoundError(f"graph {self.name!r} has no node {ref!r}; known: {preview(self._nodes)}")
-
-    def changed(self) -> None:
-        """Count an edit: what was compiled from the structure is stale."""
-        self.version += 1
-
-
-def _known(dtype) -> bool:
-    """Whether numpy reads ``dtype`` as a dtype (``np.dtype(None)`` is float64,
-    so None and unknown names must not get that far)."""
-    if dtype is None:
-        return False
-    try:
-        np.dtype(dtype)
-    except (TypeError, ValueError):
-        return False
-    return True

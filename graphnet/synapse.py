@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from . import regularizers
+from . import initializers, regularizers
 from .errors import GraphError
 from .nodes import _editing, _placed, _values
 from ._parameters import weight_key
 
-__all__ = ["Synapse"]
+__all__ = ["Synapse", "init_values"]
 
 
 class Synapse:
@@ -189,3 +189,30 @@ class Synapse:
     def __repr__(self) -> str:
         frozen = "" if self.trainable else ", trainable=False"
         return f"Synapse({self.src!r} -> {self.dst!r}, shape={self.shape}{frozen})"
+
+
+def init_values(init, shape: tuple[int, int], dtype: np.dtype, what: str) -> np.ndarray | None:
+    """``connect``'s ``init`` checked: None for an initialiser's name (unknown
+    names refused before anything is drawn), else the values in ``dtype``.
+
+    Raises
+    ------
+    GraphError
+        Naming ``what`` (the synapse), for an unknown name, a wrong shape, or
+        values that are not real numbers finite in ``dtype``.
+    """
+    if init is None:
+        return None
+    if isinstance(init, str):
+        initializers.get(init)
+        return None
+    given = np.asarray(init)
+    if given.shape != shape:
+        raise GraphError(f"{what}: init array must have shape {shape}, got {given.shape}")
+    numeric = given.dtype.kind in "biuf"
+    with np.errstate(over="ignore"):
+        # finite in the graph's dtype: 1e39 is inf in a float32 graph
+        finite = numeric and np.isfinite(given.astype(dtype)).all()
+    if not finite:
+        raise GraphError(f"{what}: init array must be finite numbers (real, and finite in the graph's {dtype})")
+    return np.array(init, dtype=dtype)
