@@ -290,7 +290,7 @@ def check_members(
         if info.file_size > MAX_RATIO * info.compress_size + RATIO_SLACK:
             raise ModelFileError(
                 f"{label}: {name} would inflate {info.compress_size:,} bytes to {info.file_size:,}, "
-                f"more than {MAX_RATIO} times; graphnet never writes that (refused as a possible zip bomb)"
+                f"more than {MAX_RATIO} times, which {what} never does (refused as a possible zip bomb)"
             )
         total += info.file_size
         infos[name] = info

@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +120,16 @@ class Builder:
     source: str  # "keras model 'mlp'", for messages
     nodes: dict[str, _Node] = field(default_factory=dict)
     synapses: list[_Synapse] = field(default_factory=list)
+    max_params: int | None = None  # refuse, before allocating, an import with more parameters
+    params: int = 0  # parameters of the current nodes and synapses
+
+    def _room(self, count: int, origin: str, take: bool = False) -> None:
+        """Refuse ``count`` more parameters that would pass ``max_params``; ``take``: count them in."""
+        if self.max_params is not None and self.params + count > self.max_params:
+            raise ModelImportError(f"{self.source}: {origin} brings the model to {self.params + count:,} "
+                                   f"parameters, more than max_params={self.max_params:,}; pass a larger "
+                                   f"max_params (or None) if you trust the model")
+        self.params += count if take else 0
 
     # ------------------------------------------------------------- editing
     def unique(self, base: str) -> str:
@@ -176,6 +187,7 @@ class Builder:
             raise ModelImportError(
                 f"{self.source}: {origin or name}: bias has shape {tuple(bias.shape)}, expected ({size},)"
             )
+        self._room(size + sum(self.nodes[src].size * size for src, *_ in sources), origin or name, take=True)
         if not use_bias:
             bias = np.zeros(size)
         self.nodes[name] = _Node(
@@ -236,7 +248,8 @@ class Builder:
             )
         size = sizes.pop()
         terms: dict[str, list] = {}  # src -> [weight or None, trainable, init]
-        bias, bias_trainable, absorbed = np.zeros(size), False, []
+        self._room(size, origin or name)
+        bias, bias_trainable, absorbed, blocks = np.zeros(size), False, [], 0
         for value, exclusive, *scale in summands:
             c = float(scale[0]) if scale else 1.0
             if isinstance(value, str) and exclusive and value not in absorbed and self.absorbable(value):
@@ -250,6 +263,8 @@ class Builder:
             offset = 0
             for part in self.parts(value):
                 n = self.nodes[part].size
+                blocks += n * size
+                self._room(blocks, origin or name)  # before the block exists (add_dense counts it later)
                 block = np.zeros((n, size))
                 block[:, offset : offset + n] = c * np.eye(n)
                 self._merge_term(terms, part, block, False, None)
@@ -292,12 +307,15 @@ class Builder:
 
     def remove(self, node: str) -> None:
         """Drop ``node`` and every synapse into or out of it."""
+        gone = sum(self.nodes[s.src].size * self.nodes[s.dst].size for s in self.synapses if node in (s.src, s.dst))
+        self.params -= gone + (self.nodes[node].size if self.nodes[node].kind == "dense" else 0)  # and its bias
         del self.nodes[node]
         self.synapses = [s for s in self.synapses if node not in (s.src, s.dst)]
 
     def identity(self, sources: list[str], name: str, origin: str = "") -> str:
         """A frozen linear node equal to its sources side by side (one source: a copy)."""
         size = sum(self.nodes[s].size for s in sources)
+        self._room(size + size * size, origin or name)  # before the blocks exist (add_dense counts them)
         weights, offset = [], 0
         for src in sources:
             n = self.nodes[src].size
@@ -348,15 +366,29 @@ class Builder:
         return node
 
     def rename(self, old: str, new: str) -> None:
-        if old == new:
-            return
-        if new in self.nodes:
-            raise ModelImportError(f"{self.source}: two nodes would be called {new!r}")
-        self.nodes = {new if k == old else k: v for k, v in self.nodes.items()}
-        self.nodes[new].name = new
+        self.rename_all({old: new})
+
+    def rename_all(self, names: Mapping[str, str]) -> None:
+        """Rename nodes ``old -> new`` all at once (two nodes may swap names)."""
+        names = {old: new for old, new in names.items() if old != new}
+        clash = [n for n, k in Counter(names.values()).items() if k > 1 or (n in self.nodes and n not in names)]
+        if clash:
+            raise ModelImportError(f"{self.source}: two nodes would be called {clash[0]!r}")
+        self.nodes = {names.get(k, k): v for k, v in self.nodes.items()}
+        for new, node in self.nodes.items():
+            node.name = new
         for s in self.synapses:
-            s.src = new if s.src == old else s.src
-            s.dst = new if s.dst == old else s.dst
+            s.src, s.dst = names.get(s.src, s.src), names.get(s.dst, s.dst)
+
+    def name_outputs(self, outputs: list[tuple[Any, str]]) -> list[str]:
+        """Outputs ``(value, name)`` renamed ``name`` once each has its own node (a concatenation
+        an identity node reading its parts by their old names; a tensor returned twice a copy)."""
+        nodes: dict[str, str] = {}  # node -> output name
+        for value, name in outputs:
+            node = self.materialise(value, name, f"output {name!r}")
+            nodes[self.identity([node], name, f"output {name!r}") if node in nodes else node] = name
+        self.rename_all(nodes)
+        return [name for _, name in outputs]
 
     # ------------------------------------------------------------- building
     def build(
@@ -416,7 +448,7 @@ class Builder:
             "synapses": synapses,
         }
         try:
-            graph = from_dict(None, spec, max_params=None)  # sized by arrays already in memory
+            graph = from_dict(None, spec, max_params=self.max_params)
             weights = {weight_key(s.src, s.dst): s.weight for s in self.synapses if s.weight is not None}
             weights.update({bias_key(n.name): n.bias for n in self.nodes.values()
                             if n.kind == "dense" and n.bias is not None})

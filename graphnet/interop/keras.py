@@ -20,7 +20,14 @@ latter three do nothing outside training; graphnet has no equivalent to
 train with, so they are dropped with a logged note). Keras kernels are
 already ``(in, out)``: nothing is transposed. Layer names carry over; inputs
 and outputs given as dicts take the dict's keys as names, in Keras's order
-(sorted keys, as ``keras.tree`` flattens them).
+(sorted keys, as ``keras.tree`` flattens them); a tensor returned under two
+keys becomes an output and an exact copy of it.
+
+Files are read as hostile (see :mod:`graphnet.interop._keras_files`): a
+file whose weights live elsewhere, or that lacks a layer's weights, is
+refused rather than imported with other numbers; and like ``from_spec``,
+``max_params`` bounds the parameters a model may describe before any is
+allocated.
 """
 
 from __future__ import annotations
@@ -32,7 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from .._text import shown
+from .._validation import is_int
 from ..errors import ModelImportError
+from ..spec import DEFAULT_MAX_SPEC_PARAMS
 from ._builder import Builder, Concat, unexpected_as
 from ._keras_files import layer_name, read
 from ._keras_layers import (
@@ -49,7 +59,8 @@ __all__ = ["ACTIVATIONS", "LAYERS", "from_keras"]
 
 logger = logging.getLogger(__name__)
 
-def from_keras(obj, *, loss=None, dtype: str | None = None, seed: int | None = None):
+def from_keras(obj, *, loss=None, dtype: str | None = None, seed: int | None = None,
+               max_params: int | None = DEFAULT_MAX_SPEC_PARAMS):
     """A Graph (or Sequential) equal to a Keras model.
 
     Parameters
@@ -64,6 +75,10 @@ def from_keras(obj, *, loss=None, dtype: str | None = None, seed: int | None = N
         By default float64 when every Keras weight is float64, else float32.
     seed : int, optional
         The new graph's seed (weights of a JSON import are drawn from it).
+    max_params : int or None
+        Refuse models with more parameters than this (100 million by
+        default, as ``Graph.from_spec``), counted from the layers' configs
+        before any weight is allocated; ``None`` lifts the limit.
 
     Returns
     -------
@@ -72,22 +87,49 @@ def from_keras(obj, *, loss=None, dtype: str | None = None, seed: int | None = N
     Raises
     ------
     ModelImportError
-        Naming the layer and its type when something cannot be represented.
+        Naming the layer and its type when something cannot be represented,
+        a layer whose weights the file lacks, or more than ``max_params``
+        parameters.
     ModelFileError
-        When a file cannot be read.
+        When a file cannot be read, or reaches outside itself (HDF5 links,
+        external or virtual datasets).
+
+    Examples
+    --------
+    >>> import graphnet as gn
+    >>> config = ('{"class_name": "Sequential", "config": {"name": "tiny", "layers": ['
+    ...           '{"class_name": "InputLayer", "config": {"batch_shape": [null, 3], "name": "x"}},'
+    ...           '{"class_name": "Dense", "config": {"name": "y", "units": 2}}]}}')
+    >>> gn.from_keras(config, seed=0).outputs
+    ['y']
+    >>> gn.from_keras(config, max_params=7)
+    Traceback (most recent call last):
+    ...
+    graphnet.errors.ModelImportError: keras model 'tiny': layer 'y' (Dense) brings the model to 8 parameters, more than max_params=7; pass a larger max_params (or None) if you trust the model
     """
+    if max_params is not None and not is_int(max_params, 0):
+        raise ModelImportError(f"from_keras: max_params must be None or an integer >= 0, got {shown(max_params)}")
+    if dtype not in (None, "float32", "float64"):
+        raise ModelImportError(f"from_keras: dtype must be None, 'float32' or 'float64', got {shown(dtype)}")
+    if seed is not None and not is_int(seed, 0):
+        raise ModelImportError(f"from_keras: seed must be None or an integer >= 0, got {shown(seed)}")
     config, weights, origin, major = read(obj)
     with unexpected_as(ModelImportError, origin):
-        return _convert(config, weights, origin, major, loss, dtype, seed)
+        try:
+            return _convert(config, weights, origin, major, loss, dtype, seed, max_params)
+        except MemoryError:  # only without max_params: every allocation is counted against it first
+            raise ModelImportError(f"{origin}: this machine cannot allocate the model's weights; a "
+                                   f"max_params bound refuses such a model before trying") from None
 
 
-def _convert(config, weights, origin: str, major: int, loss, dtype, seed):
+def _convert(config, weights, origin: str, major: int, loss, dtype, seed, max_params):
     if not isinstance(config, Mapping) or not isinstance(config.get("config"), Mapping):
         raise ModelImportError(f"{origin}: expected a Keras model config with 'class_name' and 'config'")
     kind = config.get("class_name")
     inner = config["config"]
     name = inner.get("name") if isinstance(inner.get("name"), str) else "keras_model"
-    model = Model(Builder(f"keras model {name!r}"), weights or {}, major, weights is None)
+    model = Model(Builder(f"keras model {name!r}", max_params=max_params), weights or {}, major,
+                  weights is None, origin)
     if dtype is None:
         arrays = [a for arrays in model.weights.values() for a in arrays]
         dtype = "float64" if arrays and all(a.dtype == np.float64 for a in arrays) else "float32"
@@ -126,9 +168,8 @@ def _sequential(model: Model, config: Mapping) -> list[str]:
         inputs = [current] if current is not None else []
         current = apply(model, layer, inputs, [True] * len(inputs))
     last = layer_name(layers[-1])
-    output = _output_node(builder, current, last)
-    builder.rename(output, last)  # the output keeps the last layer's name, as in Keras
-    return [last]
+    _check_output(builder, current, last)
+    return builder.name_outputs([(current, last)])  # the output keeps the last layer's name, as in Keras
 
 
 def _functional(model: Model, config: Mapping) -> list[str]:
@@ -170,14 +211,12 @@ def _functional(model: Model, config: Mapping) -> list[str]:
         sources = inbound[name]
         exclusive = [uses[src] == 1 and sources.count(src) == 1 for src in sources]
         values[name] = apply(model, layer, [values[src] for src in sources], exclusive)
-    result = []
     for key, name in outputs:
         if name not in values:
             raise ModelImportError(f"{model.source}: output {name!r} is not a layer of the model")
-        node = _output_node(builder, values[name], key)
-        builder.rename(node, key)  # outputs keep their Keras names (or dict keys)
-        result.append(key)
-    return result
+        _check_output(builder, values[name], key)
+    # Outputs keep their Keras names (or dict keys).
+    return builder.name_outputs([(values[name], key) for key, name in outputs])
 
 
 def _endpoints(value, field: str, source: str) -> list[tuple[str, str]]:
@@ -239,12 +278,11 @@ def _tensors(node, layer: str, source: str) -> list[str]:
     return found
 
 
-def _output_node(builder: Builder, value, name: str) -> str:
-    """A node holding an output ``value`` (a concatenation gets an identity node)."""
+def _check_output(builder: Builder, value, name: str) -> None:
+    """Refuse an output that is a model input itself."""
     if not isinstance(value, Concat) and builder.nodes[value].kind == "input":
         raise ModelImportError(f"{builder.source}: output {name!r} is an input passed through unchanged; "
                                f"the model computes nothing graphnet could import")
-    return builder.materialise(value, name, f"output {name!r}")
 
 
 def _layer_config(layer: Mapping) -> Mapping:
