@@ -30,7 +30,7 @@ from .saving import load
 from .layers import Dense
 from .sequential import Sequential
 from .statistics import Statistics
-from .surgery import TransferReport
+from .weights import TransferReport
 from .synapse import Synapse
 
 __all__ = [

@@ -13,6 +13,7 @@ the weights, do not depend on where the tasks ran.
 from __future__ import annotations
 
 import copy
+from concurrent.futures import CancelledError
 import logging
 import operator
 import pickle
@@ -132,8 +133,6 @@ def client_or_default(client):
 def _failures() -> tuple[type[BaseException], ...]:
     """What a lost worker or connection raises on the client (TimeoutError,
     an OSError too, is told apart first)."""
-    from concurrent.futures import CancelledError
-
     from distributed import KilledWorker
 
     return (CancelledError, KilledWorker, OSError, _shards.GraphUnavailable)

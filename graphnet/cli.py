@@ -40,6 +40,7 @@ from ._progress import format_logs, is_terminal, terminal_width, wrap_logs
 from ._text import preview
 from ._version import __version__
 from .demo import DEFAULT_EPOCHS, DEFAULT_OUT, run
+from .diff import GraphDiff
 from .errors import GraphError, ModelFileError, ShapeError
 from .gradient_check import check_gradients
 from .graph import Graph
@@ -437,8 +438,6 @@ def _predict(args) -> int:
 
 
 def _diff(args) -> int:
-    from .diff import GraphDiff
-
     specs = [p for p in (args.a, args.b) if Path(p).suffix.lower() != ".gnet"]  # weights never trained
     report = GraphDiff(load_model(args.a), load_model(args.b), args.a, args.b, weights=not specs)
     print(report.text(width=80) + (f"\n\n(weights not compared: {' and '.join(specs)}: specs)" if specs else ""))

@@ -92,7 +92,7 @@ class Graph(Network, kind="graph"):
     unfreeze = surgery.unfreeze
     insert = surgery.insert
     widen = surgery.widen
-    transfer_weights = surgery.transfer_weights
+    transfer_weights = weights.transfer_weights
 
     def remove(self, name: NodeRef, bridge: bool = False) -> None:
         """Remove a node and every synapse touching it; other weights are kept.

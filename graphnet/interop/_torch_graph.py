@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import ModelImportError
 from ._builder import Builder, Concat
-from .torch import ACTIVATIONS, array
+from ._torch_layers import ACTIVATIONS, array
 
 __all__ = ["Converter"]
 
