@@ -346,10 +346,6 @@ class Optimizer:
         state["_owner"] = None
         return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state.setdefault("_backend", CPU)  # pickled before devices existed
-        self.__dict__.update(state)
-
     def __repr__(self) -> str:
         params = {k: v for k, v in self.get_config().items() if k != "name" and v is not None}
         if not isinstance(self.lr, float):

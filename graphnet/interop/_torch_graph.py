@@ -1,4 +1,4 @@
-"""From a ``torch.fx`` graph to graphnet nodes: what :func:`graphnet.interop.torch.from_torch`
+"""From a ``torch.fx`` graph to graphnet nodes: what :func:`graphnet.interop.torch_import.from_torch`
 does once the module is traced.
 
 Each fx node is first classified (``linear``, ``batchnorm``, ``activation``,

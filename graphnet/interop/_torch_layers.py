@@ -1,5 +1,5 @@
 """PyTorch's activations and functions as graphnet activation configs, and
-parameters as numpy arrays: what :mod:`graphnet.interop.torch` and its
+parameters as numpy arrays: what :mod:`graphnet.interop.torch_import` and its
 tracer (:mod:`graphnet.interop._torch_graph`) both read. torch itself is
 passed in; this module does not import it.
 """

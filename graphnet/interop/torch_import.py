@@ -54,7 +54,7 @@ def from_torch(module, *, loss=None, dtype: str | None = None, name: str | None 
     ----------
     module : torch.nn.Module
         An ``nn.Sequential``, or any module whose ``forward`` torch.fx traces
-        into the calls listed in :mod:`graphnet.interop.torch`; its inputs
+        into the calls listed in :mod:`graphnet.interop.torch_import`; its inputs
         are ``(batch, features)`` tensors.
     loss : str or dict, optional
         The outputs' losses; by default the one each activation implies
