@@ -28,7 +28,7 @@ FLOORS = [
     {"_registry", "_validation", "_archive", "_npz", "_topology"},
     {"backend", "_cuda", "_parameters"},
     {"activations", "losses", "initializers", "regularizers", "schedules", "_optimizer_state", "optimizers"},
-    {"nodes", "synapse", "layers", "metrics"},
+    {"_member", "nodes", "synapse", "layers", "metrics"},
     {"structure", "_lazy_init", "network", "weights"},
     {"workspace", "plan", "_data", "inference", "_dask", "callbacks"},
     {"trainer", "training", "statistics", "gradient_check", "attributions", "surgery", "_shards", "_cluster",
@@ -166,6 +166,13 @@ def test_no_module_reads_another_modules_private_names():
             if node.attr in own:
                 continue
             found.append(f"{module}:{node.lineno}: {ast.unparse(node)}")
+        for node in ast.walk(tree):  # from .nodes import _helper: a private name of another module
+            if isinstance(node, ast.ImportFrom) and node.level and node.module:
+                folder = path.parent if node.level == 1 else path.parents[node.level - 1]
+                for alias in node.names:
+                    is_module = (folder / node.module.replace(".", "/") / f"{alias.name}.py").exists()
+                    if alias.name.startswith("_") and not alias.name.startswith("__") and not is_module:
+                        found.append(f"{module}:{node.lineno}: from {node.module} import {alias.name}")
     assert not found, "private names read from other modules:\n" + "\n".join(found)
 
 
