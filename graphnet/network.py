@@ -450,7 +450,9 @@ class Network(Structure):
         entry = self._compiled.get(factory)
         if entry is not None and entry[0] == self.version:
             return entry[1]
-        with self._compile_lock:
+        # The read lock: no edit lands while the structure is read (a fit started
+        # while another thread edits compiles the graph of one moment).
+        with self.lock.reading(), self._compile_lock:
             entry = self._compiled.get(factory)
             if entry is None or entry[0] != self.version:
                 self.materialize()  # the product may bind every weight: the fan-ins are final for now

@@ -37,9 +37,10 @@ from typing import TYPE_CHECKING
 import graphviz
 
 from . import _overlays as overlays
+from ._files import atomic_write
+from ._locks import read
 from ._validation import is_int
 from .errors import RenderError
-from ._files import atomic_write
 from .nodes import DenseNode, Hidden, Output
 from .statistics import Statistics
 from .summary import describe_activation
@@ -208,6 +209,7 @@ def _checked_stats(graph, stats) -> Statistics | None:
     return stats
 
 
+@read
 def to_dot(
     graph,
     rankdir: str = "LR",

@@ -53,13 +53,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from . import optimizers as optimizers_module
-from ._text import clip, shown
-from ._version import __version__
 from ._archive import check_members, npz_bytes, open_zip, read_member, zip_info
-from ._validation import is_int
-from .errors import GraphError, ModelFileError
 from ._files import atomic_write
 from ._npz import parse_npz, read_npz
+from ._text import clip, shown
+from ._validation import is_int
+from ._version import __version__
+from .errors import GraphError, ModelFileError
 from .spec import FORMAT, FORMAT_VERSION, from_dict, to_dict
 from .specfile import MAX_JSON_BYTES, parse_json
 
@@ -104,12 +104,13 @@ def save(graph: Graph, path: str | os.PathLike) -> Path:
         When the folder cannot be written; an existing file at ``path`` is
         then left exactly as it was.
     """
-    members = [(GRAPH_MEMBER, _json_bytes(to_dict(graph)), zipfile.ZIP_DEFLATED)]
-    members.append((WEIGHTS_MEMBER, npz_bytes(graph.get_weights()), zipfile.ZIP_STORED))
-    training, slots = _training_state(graph)
-    members.append((TRAINING_MEMBER, _json_bytes(training), zipfile.ZIP_DEFLATED))
-    if slots is not None:
-        members.append((OPTIMIZER_MEMBER, npz_bytes(slots), zipfile.ZIP_STORED))
+    with graph.lock.reading():  # the architecture, weights and optimizer of one moment, between two steps
+        members = [(GRAPH_MEMBER, _json_bytes(to_dict(graph)), zipfile.ZIP_DEFLATED)]
+        members.append((WEIGHTS_MEMBER, npz_bytes(graph.get_weights()), zipfile.ZIP_STORED))
+        training, slots = _training_state(graph)
+        members.append((TRAINING_MEMBER, _json_bytes(training), zipfile.ZIP_DEFLATED))
+        if slots is not None:
+            members.append((OPTIMIZER_MEMBER, npz_bytes(slots), zipfile.ZIP_STORED))
 
     def write(handle: BinaryIO) -> None:
         with zipfile.ZipFile(handle, "w") as archive:

@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import losses
+from ._locks import read
 from ._text import clip, preview, shown
 from ._topology import is_chain, refuse_cycles
 from ._validation import is_int
@@ -78,6 +79,7 @@ def _short(config: dict[str, Any]) -> str | dict[str, Any]:
     return config["name"] if len(config) == 1 else config
 
 
+@read
 def to_dict(graph: Network) -> dict[str, Any]:
     """The graph's architecture (no weights) as JSON-safe data: the structure
     that :func:`from_dict` reads back (see the module docs for the format)."""

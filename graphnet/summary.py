@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ._locks import read
 from .errors import GraphError
 from .nodes import DenseNode, Hidden, Output
 
@@ -68,6 +69,7 @@ def summary_rows(graph: Graph) -> list[NodeRow]:
     return rows
 
 
+@read
 def summary(graph: Graph, print_fn: Callable[[str], object] | None = print) -> str | None:
     """Print (or return) the summary table of ``graph``.
 

@@ -43,9 +43,9 @@ from .activations import (
     Softplus,
 )
 from ._locks import edit
-from ._validation import is_int
+from ._validation import check_allocation, is_int
 from .errors import GraphError
-from .nodes import DenseNode, Hidden, Input, Node, Output
+from .nodes import DenseNode, Hidden, Input, Node, Output, check_name
 from .synapse import Synapse
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ def insert(graph: Graph, src, dst, name: str, size: int | None = None,
     source, target = graph.nodes[src], graph.nodes[dst]
     if size is None:
         size = source.size
-    node = Hidden(size, activation=activation, name=name)  # checks name, size and activation
+    node = Hidden(size, activation=activation, name=check_name(name, "insert: the new node"))  # and size, activation
     if name in graph:
         raise GraphError(f"insert: graph {graph.name!r} already has a node named {name!r}")
     if not isinstance(preserve, bool):
@@ -348,6 +348,8 @@ def widen(graph: Graph, name, size: int, seed: int | None = None, split: str = "
         raise GraphError(f"widen: split must be 'equal' or 'random', got {split!r}")
     if size == node.size:
         return node
+    fans = sum(s.shape[0] for s in graph.incoming(name)) + sum(graph.nodes[c].size for c in graph.consumers(name))
+    check_allocation(size * (fans + 3), 8, f"widen: {name!r} with {size:,} units")  # before a draw or an index
 
     rng = graph.init_rng if seed is None else np.random.default_rng(seed)
     old_size = node.size

@@ -17,7 +17,16 @@ import numpy as np
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from ._data import Batches, as_inputs, as_targets, as_weights, common_rows, holdout, holdout_rows
+from ._data import (
+    Batches,
+    as_inputs,
+    as_targets,
+    as_weights,
+    common_rows,
+    holdout,
+    holdout_rows,
+)
+from ._locks import edit
 from ._progress import Progress
 from ._validation import check_int, check_number
 from .callbacks import Callback, History
@@ -38,10 +47,12 @@ def _batch_data(graph: Graph, x, y):
     return inputs, targets, rows
 
 
+@edit
 def gradients(graph: Graph, x, y) -> tuple[float, dict[str, np.ndarray]]:
     """``(loss, grads)`` on one batch, ``grads`` keyed like ``get_weights()``.
 
-    Runs in training mode (dropout on) and changes no weights.
+    Runs in training mode (dropout on) and changes no weights; it holds the
+    write lock, since it fills the plan's gradient buffer that training steps use.
 
     Parameters
     ----------

@@ -99,13 +99,18 @@ def set_weights(graph: Network, weights: Mapping[str, Any]) -> None:
     for key, value in weights.items():
         expected = owners[key][0].shape
         try:
-            value = np.asarray(backend_module.host(value), dtype=graph.dtype)
+            given = np.asarray(backend_module.host(value))
         except (TypeError, ValueError):
-            raise GraphError(f"weight {key!r}: expected numbers, got {value!r}") from None
-        if value.shape != expected:
-            raise GraphError(f"weight {key!r}: expected shape {expected}, got {value.shape}")
+            given = np.asarray(None)
+        if given.dtype.kind not in "biuf":  # not text, bytes, dates, complex numbers, objects
+            raise GraphError(f"weight {key!r}: expected real numbers, got {type(value).__name__} of dtype "
+                             f"{given.dtype}")
+        if given.shape != expected:
+            raise GraphError(f"weight {key!r}: expected shape {expected}, got {given.shape}")
+        with np.errstate(over="ignore"):
+            value = given.astype(graph.dtype)
         if not np.isfinite(value).all():
-            raise GraphError(f"weight {key!r} contains NaN or inf")
+            raise GraphError(f"weight {key!r} contains NaN or inf (in the graph's {graph.dtype})")
         staged[key] = value
     to_device = graph.backend.to_device
     for key, value in staged.items():

@@ -29,10 +29,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._version import __version__
-from .._validation import is_int
-from ..errors import GraphError
 from .._files import atomic_write
+from .._locks import read
+from .._validation import is_int
+from .._version import __version__
+from ..errors import GraphError
 from ..nodes import Input
 from ._builder import require
 from ._expressions import FORMULAS
@@ -51,6 +52,7 @@ _MISH_OPSET = 18
 _SQRT2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
+@read
 def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     """Write ``graph`` as an ONNX model checked by ``onnx.checker``.
 
