@@ -21,9 +21,10 @@ import graphnet as gn
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_onnx(case, tmp_path):
-    if case.make is hostile_onnx._fifo and not hasattr(os, "mkfifo"):
-        pytest.skip("no named pipes here")
-    path = case.make(tmp_path)
+    try:
+        path = case.make(tmp_path)
+    except NotImplementedError as exc:
+        pytest.skip(str(exc))
     if path == "/dev/zero" and not os.path.exists(path):
         pytest.skip("no /dev/zero here")
     outcome = None
