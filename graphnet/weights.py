@@ -108,7 +108,7 @@ def set_weights(graph: Network, weights: Mapping[str, Any]) -> None:
         if given.shape != expected:
             raise GraphError(f"weight {key!r}: expected shape {expected}, got {given.shape}")
         with np.errstate(over="ignore"):
-            value = given.astype(graph.dtype)
+            value = given.astype(graph.dtype, copy=False)
         if not np.isfinite(value).all():
             raise GraphError(f"weight {key!r} contains NaN or inf (in the graph's {graph.dtype})")
         staged[key] = value

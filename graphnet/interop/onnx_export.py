@@ -35,7 +35,7 @@ from .._validation import is_int
 from .._version import __version__
 from ..errors import GraphError
 from ..nodes import Input
-from ._builder import require
+from ._guards import require
 from ._expressions import FORMULAS
 
 if TYPE_CHECKING:

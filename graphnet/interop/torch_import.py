@@ -37,7 +37,8 @@ import logging
 
 
 from ..errors import ModelImportError
-from ._builder import Builder, require
+from ._builder import Builder
+from ._guards import require
 from ._torch_graph import Converter
 from ._torch_layers import ACTIVATIONS, functions
 
