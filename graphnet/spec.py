@@ -275,7 +275,8 @@ def _sequential(cls, data, configs, synapses, name, seed, dtype):
     # only one of them (an imported layer without bias keeps a frozen zero bias).
     # Nothing has been compiled yet, so setting the flags here is safe.
     for synapse, s in zip(model.synapses, synapses):
-        synapse.trainable = s["trainable"]
+        if s["trainable"] is not None:
+            synapse.trainable = s["trainable"]
         if s["init"] == "array":
             synapse.init = "array"
     return model
@@ -342,8 +343,8 @@ def _synapse(entry, i: int) -> dict[str, Any]:
         _expect(isinstance(entry.get(end), str), f"{where}.{end}", "a node name", entry.get(end))
     init = entry.get("init")
     _expect(init is None or isinstance(init, str), f"{where}.init", "an initializer name", init)
-    trainable = entry.get("trainable", True)
-    _expect(isinstance(trainable, bool), f"{where}.trainable", "true or false", trainable)
+    trainable = entry.get("trainable")  # absent: as its destination node
+    _expect(trainable is None or isinstance(trainable, bool), f"{where}.trainable", "true or false", trainable)
     regularizer = entry.get("regularizer")
     if regularizer is not None:
         _expect(isinstance(regularizer, (str, Mapping)), f"{where}.regularizer", "a name or a mapping", regularizer)
