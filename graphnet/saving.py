@@ -56,6 +56,7 @@ from . import optimizers as optimizers_module
 from ._text import clip, shown
 from ._version import __version__
 from ._archive import check_members, npz_bytes, open_zip, read_member, zip_info
+from ._registry import custom_objects as custom_scope
 from ._validation import is_int
 from .errors import GraphError, ModelFileError
 from ._files import atomic_write
@@ -178,7 +179,7 @@ def _parameter_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
 
 
 # --------------------------------------------------------------------- loading
-def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYTES):
+def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYTES, custom_objects=None):
     """Read a model file written by :func:`save`.
 
     Parameters
@@ -187,6 +188,11 @@ def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYT
     max_bytes : int
         Refuse files whose members add up to more than this once inflated
         (4 GiB by default).
+    custom_objects : dict name -> class, optional
+        The custom activations and losses the file names (``{"cube":
+        Cube}``), found by these names for this load only; ``gn.register``
+        makes them known everywhere instead. Nothing named in the file is
+        ever imported: only these classes and the registered ones are used.
 
     Returns
     -------
@@ -198,9 +204,19 @@ def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYT
     ------
     ModelFileError
         For a missing, unreadable, truncated, oversized, malformed or hostile
-        file: the message names the file and what is wrong.
+        file: the message names the file and what is wrong. A file naming a
+        custom part that is neither registered nor in ``custom_objects``
+        says so.
+    GraphError
+        For ``custom_objects`` that is not a dict of names to custom classes.
     """
     label = _label(path)
+    with custom_scope(custom_objects):  # a bad mapping is the caller's error, not the file's
+        return _read(path, label, max_bytes)
+
+
+def _read(path, label: str, max_bytes: int):
+    """:func:`load`'s work, every failure a ModelFileError naming the file."""
     try:
         if isinstance(path, (str, os.PathLike)):
             with open(path, "rb") as handle:

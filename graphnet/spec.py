@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import losses
+from ._registry import custom_objects as custom_scope
 from ._text import clip, preview, shown
 from ._topology import is_chain, refuse_cycles
 from ._validation import is_int
@@ -108,7 +109,7 @@ def to_dict(graph: Network) -> dict[str, Any]:
 
 
 def from_dict(cls: type[Network] | None, data: Mapping[str, Any],
-              max_params: int | None = DEFAULT_MAX_SPEC_PARAMS) -> Network:
+              max_params: int | None = DEFAULT_MAX_SPEC_PARAMS, custom_objects=None) -> Network:
     """A new Graph (or Sequential) from :func:`to_dict`'s structure
     (``Graph.from_dict(data)``).
 
@@ -124,12 +125,16 @@ def from_dict(cls: type[Network] | None, data: Mapping[str, Any],
         default, as for spec files) before any weight is allocated; model
         files pass a bound derived from the bytes of their weights. ``None``
         lifts the limit.
+    custom_objects : dict name -> class, optional
+        Custom activations and losses the data names, found by these names
+        for this call only (``gn.register`` makes them known everywhere).
 
     Raises
     ------
     GraphError
         Naming the field (``nodes[2].size``), what was expected and what was found;
-        for unknown activations, losses, kinds or initialisers; for a newer format
+        for unknown activations, losses, kinds or initialisers (an unknown
+        name says to register its class or pass ``custom_objects``); for a newer format
         version; for synapses naming unknown nodes; for a cycle; for more
         parameters than ``max_params`` (or than memory can hold).
     """
@@ -186,7 +191,8 @@ def from_dict(cls: type[Network] | None, data: Mapping[str, Any],
         hint = "; pass max_params=None to lift it if you trust the spec" if max_params == DEFAULT_MAX_SPEC_PARAMS else ""
         raise GraphError(f"spec describes {total:,} parameters, more than the limit of {max_params:,}{hint}")
     try:
-        return _build(cls, data, configs, synapses, name, seed, dtype, sequential)
+        with custom_scope(custom_objects):
+            return _build(cls, data, configs, synapses, name, seed, dtype, sequential)
     except GraphError:
         raise
     except (MemoryError, OverflowError, ValueError) as exc:  # numpy's "array is too big"
