@@ -60,6 +60,7 @@ __all__ = [
     "Huber",
     "BinaryCrossentropy",
     "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
     "LOSSES",
     "get",
 ]
@@ -75,6 +76,8 @@ class Loss:
     name: ClassVar[str] = ""
     #: The only activation this loss accepts; set for the fused losses.
     requires_activation: ClassVar[str | None] = None
+    #: What the error for another activation adds (a Keras user's way out).
+    pairing_note: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -268,6 +271,30 @@ class CategoricalCrossentropy(Loss):
         return y
 
 
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Keras's name for categorical crossentropy on integer class labels:
+    targets of shape ``(n,)`` or ``(n, 1)``, with a softmax output (whose
+    logits the loss reads, so there is no ``from_logits``). One-hot rows are
+    refused; ``categorical_crossentropy`` takes both."""
+
+    name = "sparse_categorical_crossentropy"
+    pairing_note = (
+        " (the loss reads the softmax output's logits itself, as Keras's from_logits=True does; "
+        "integer labels already work with categorical_crossentropy)"
+    )
+
+    def prepare_target(self, y, size, node, dtype):
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ShapeError(
+                f"output {node!r}: sparse_categorical_crossentropy takes integer class labels of "
+                f"shape (n,), got targets of shape {y.shape}; for one-hot rows use "
+                f"loss='categorical_crossentropy' (it takes integer labels too)"
+            )
+        return _labels(y, size, node)
+
+
 def _mean(xp, elements: np.ndarray, r) -> float:
     """The mean over all elements, each row counted ``r`` times (``r`` None: once).
 
@@ -317,8 +344,12 @@ LOSSES: dict[str, type[Loss]] = {
         Huber,
         BinaryCrossentropy,
         CategoricalCrossentropy,
+        SparseCategoricalCrossentropy,
     )
 }
+#: Keras's names (a model saved with one of them writes graphnet's).
+LOSSES["mean_squared_error"] = MeanSquaredError
+LOSSES["mean_absolute_error"] = MeanAbsoluteError
 
 
 def get(identifier: str | dict | Loss) -> Loss:

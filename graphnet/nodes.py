@@ -327,7 +327,7 @@ class Output(DenseNode):
         if required is not None and activation.name != required:
             raise GraphError(
                 f"output {self.name!r}: loss {loss.name!r} needs activation {required!r}, "
-                f"got {activation.name!r}"
+                f"got {activation.name!r}{loss.pairing_note}"
             )
         if activation.name == "softmax" and self.size == 1:
             raise GraphError(
