@@ -32,7 +32,7 @@ from . import optimizers as optimizers_module
 from ._lazy_init import LazyInit
 from ._locks import ReadWriteLock
 from ._locks import edit as _edit
-from ._text import format_cycle
+from ._text import format_cycle, shown
 from ._validation import check_allocation, check_text, is_dtype, is_int
 from .errors import CycleError, GraphError, NotFoundError
 from .nodes import DenseNode, Hidden, Input, Node, Output
@@ -272,6 +272,9 @@ class Network(Structure):
         if trainable is not None and not isinstance(trainable, bool):
             raise GraphError(f"connect: trainable must be True, False or None, got {trainable!r}")
         regularizers.get(regularizer)  # refuse a bad one before anything changes
+        if isinstance(dst, (list, tuple, set)):
+            raise GraphError(f"connect: dst must be one node, got {type(dst).__name__} {shown(dst)}; connect takes "
+                             f"a list of sources, not of destinations: call connect once per destination")
         sources = [self.resolve(s) for s in (src if many else [src])]
         dst_name = self.resolve(dst)
         if many and not sources:
