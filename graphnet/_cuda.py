@@ -179,7 +179,7 @@ class CudaBackend(DeviceBackend):
         if type(loss).__module__ != "graphnet.losses":
             return None
         generic = functools.partial(loss.delta, xp=self.xp)
-        if loss.name == "categorical_crossentropy":
+        if loss.name in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
             def delta(y, a, r=None):
                 if y.ndim != 1 or r is not None:  # one-hot or weighted rows: the xp passes
                     return generic(y, a, r)

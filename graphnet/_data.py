@@ -283,7 +283,7 @@ def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndar
         table[int(key)] = check_number(weight, f"{where}: the weight of class {key}", 0.0,
                                        expected="a finite number >= 0")
     node = graph.nodes[output]
-    if node.loss.name == "categorical_crossentropy":
+    if node.loss.requires_activation == "softmax":  # categorical crossentropy, sparse or not
         labels = y if y.ndim == 1 else y.argmax(axis=1)
     elif node.loss.name == "binary_crossentropy" and node.size == 1:
         labels = (y[:, 0] > 0.5).astype(np.intp)

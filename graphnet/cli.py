@@ -7,7 +7,7 @@
     graphnet render FILE -o OUT.{svg,png,pdf,dot,gv,html} [--rankdir LR|TB|RL|BT] [--stats DATA] [--collapse]
     graphnet check FILE --data DATA.npz [--rows N] [--eps E] [--tolerance T]
     graphnet train FILE --data TRAIN.npz --out MODEL.gnet [--epochs N] [--batch-size B] ...
-    graphnet predict MODEL.gnet --data X.npz --out PRED.npz [--batch-size B]
+    graphnet predict MODEL.gnet --data X.npz --out PRED.{csv,npz} [--batch-size B]
     graphnet diff A B [-o OUT]
 
 ``FILE`` is a spec (``.json``, ``.yaml``/``.yml``) or a saved model
@@ -37,6 +37,7 @@ import numpy as np
 from ._files import atomic_write, check_output
 from ._npz import read_arrays
 from ._progress import format_logs, is_terminal, terminal_width, wrap_logs
+from ._tables import write_csv
 from ._text import preview
 from ._version import __version__
 from .demo import DEFAULT_EPOCHS, DEFAULT_OUT, run
@@ -204,12 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Run MODEL (.gnet) on DATA, a .npz archive with one array per input node keyed by "
             "node name (arrays named after output nodes are ignored, so a training file "
-            "works too); write OUT, a .npz archive with one array per output node."
+            "works too); write OUT: a CSV table (.csv: a header row, one column per output unit, "
+            "named OUTPUT or OUTPUT_k) or a .npz archive with one array per output node."
         ),
     )
     predict.add_argument("model", metavar="MODEL")
     predict.add_argument("--data", metavar="DATA", required=True, help="input arrays (.npz)")
-    predict.add_argument("--out", metavar="OUT", required=True, help="the predictions to write (.npz)")
+    predict.add_argument("--out", metavar="OUT", required=True, help="the predictions to write (.csv or .npz)")
     predict.add_argument("--batch-size", metavar="B", type=_positive, default=None,
                          help="rows per chunk (default: 4096)")
     _add_check(commands, readable)
@@ -313,13 +315,14 @@ def _check(args) -> int:
     return 0
 
 
-def _check_out(out: str, suffix: str, kind: str, inputs: dict[str, str]) -> None:
+def _check_out(out: str, suffix: str | tuple[str, ...], kind: str, inputs: dict[str, str]) -> None:
     """``--out`` checked before any work: the right suffix, a file name (not a
     folder) in a folder that exists and can be written, and none of the
     command's inputs (writing it would replace the user's data)."""
 
-    if not out.endswith(suffix):
-        raise CommandError(f"--out {out}: {kind} must end in {suffix}")
+    suffixes = (suffix,) if isinstance(suffix, str) else suffix
+    if not out.lower().endswith(suffixes):
+        raise CommandError(f"--out {out}: {kind} must end in {' or '.join(suffixes)}")
     try:
         check_output(out)
     except OSError as exc:
@@ -419,11 +422,10 @@ def _train(args) -> int:
 
 
 def _predict(args) -> int:
-
-
     if Path(args.model).suffix.lower() != ".gnet":
         raise CommandError(f"{args.model}: predict needs a trained model file (.gnet), not a spec")
-    _check_out(args.out, ".npz", "predictions (written as .npz)", {"the MODEL": args.model, "the --data file": args.data})
+    _check_out(args.out, (".csv", ".npz"), "predictions (written as CSV or .npz)",
+               {"the MODEL": args.model, "the --data file": args.data})
     graph = load_model(args.model)
     found, arrays = _arrays(args.data, "the input data", graph.inputs)
     x = _keyed(found, arrays, graph.inputs, "input", args.data, ignore=graph.outputs)
@@ -431,7 +433,10 @@ def _predict(args) -> int:
         result = graph.predict(x, batch_size=args.batch_size)
     if not isinstance(result, dict):
         result = {graph.outputs[0]: result}
-    atomic_write(args.out, lambda handle: np.savez(handle, **result))
+    if args.out.lower().endswith(".csv"):
+        write_csv(args.out, result)
+    else:
+        atomic_write(args.out, lambda handle: np.savez(handle, **result))
     rows = next(iter(result.values())).shape[0]
     print(f"Wrote {args.out}: {', '.join(f'{k} {v.shape}' for k, v in result.items())} for {rows} rows")
     return 0

@@ -29,7 +29,9 @@ from ._data import (
     features,
     row_factors,
 )
+from ._text import preview, shown
 from .errors import GraphError, ShapeError
+from .nodes import Node
 from .plan import compile_plan
 
 if TYPE_CHECKING:
@@ -47,7 +49,7 @@ class LazyHandler(NamedTuple):
 
     #: Whether a value (an input, a target, a sample weight) is one of them.
     claims: Callable[[object], bool]
-    #: ``predict(graph, x, batch_size)``.
+    #: ``predict(graph, x, batch_size, outputs=None)`` (``outputs``: checked node names).
     predict: Callable
     #: ``evaluate(graph, x, y, batch_size, metrics, sample_weight)``.
     evaluate: Callable
@@ -79,7 +81,7 @@ def _chunk_size(batch_size: int | None, rows: int) -> int:
     return min(check_int(batch_size, "batch_size"), max(rows, 1))
 
 
-def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = False):
+def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = False, outputs=None):
     """Outputs for ``x`` in inference mode (no dropout); safe from several threads.
 
     The call holds the graph's read lock: no training step or edit lands
@@ -95,33 +97,67 @@ def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = Fa
     as_device : bool
         On a GPU, return the device's arrays (CuPy) instead of copying
         them to numpy; on the CPU, numpy arrays either way.
+    outputs : list of str or Node, optional
+        The nodes to read instead of the graph's outputs: any node, hidden
+        ones and inputs too (an input gives the data as the graph sees it).
+        The result is then always a dict name -> array, in this order: a
+        feature extractor without surgery.
 
     Returns
     -------
     ndarray of shape (n, size) for a one-output graph, else a dict name -> ndarray.
+    With ``outputs``, a dict name -> ndarray of shape (n, node.size).
 
     Raises
     ------
     ShapeError
         For data that does not fit the graph (missing or unknown inputs,
         wrong feature counts, rows that disagree, NaN or inf).
+    GraphError
+        For ``outputs`` that is not a non-empty list of node names
+        (:class:`~graphnet.NotFoundError`, listing the known names, for an
+        unknown one).
+
+    Examples
+    --------
+    >>> import numpy as np, graphnet as gn
+    >>> g = gn.Sequential([gn.Input(3), gn.Dense(4, activation="relu", name="h"), gn.Dense(1)], seed=0)
+    >>> features = g.predict(np.ones((2, 3)), outputs=["h"])
+    >>> features["h"].shape
+    (2, 4)
     """
     if not isinstance(as_device, (bool, np.bool_)):
         raise GraphError(f"predict: as_device must be True or False, got {as_device!r}")
+    names = None if outputs is None else _read_names(graph, outputs)
     handler = _lazy_handler(x)
     if handler is not None:
-        return handler.predict(graph, x, batch_size)
+        if names is None:
+            return handler.predict(graph, x, batch_size)
+        return handler.predict(graph, x, batch_size, names)
     with graph.lock.reading():
-        results = _predict(graph, x, batch_size)
+        results = _predict(graph, x, batch_size) if names is None else _activations(graph, x, batch_size, names)
     backend = graph.backend
     if not as_device and backend.deferred:  # one transfer per output, at the end
         results = {name: backend.to_host(array) for name, array in results.items()}
-    if len(results) == 1:
+    if len(results) == 1 and names is None:
         return next(iter(results.values()))
     return results
 
 
+def _read_names(graph: Graph, outputs) -> list[str]:
+    """``predict``'s ``outputs``: node names (or nodes), each once, in the order given."""
+    if isinstance(outputs, (str, Node)):
+        outputs = [outputs]
+    if not isinstance(outputs, (list, tuple)) or not outputs:
+        raise GraphError(
+            f"predict: outputs must be a non-empty list of node names, got {shown(outputs)}; "
+            f"nodes: {preview(graph.nodes)}"
+        )
+    return list(dict.fromkeys(graph.resolve(name) for name in outputs))
+
+
 def _predict(graph: Graph, x, batch_size: int | None) -> dict:
+    # The common call, kept inline: one-row predictions are timed in microseconds.
     plan = compile_plan(graph)
     xp, send = plan.xp, plan.backend.to_device
     arrays = {
@@ -146,6 +182,41 @@ def _predict(graph: Graph, x, batch_size: int | None) -> dict:
             for name, slot in plan.outputs:
                 ws.bind_output(slot, results[name][start:stop])
             plan.forward(ws, inputs)
+    return results
+
+
+def _activations(graph: Graph, x, batch_size: int | None, names: list[str]) -> dict:
+    """Every named node's activation (an input's data) for ``x``. In a
+    ``predict`` workspace each dense node has buffers of its own, which
+    forward writes and nothing overwrites (only backward reuses buffers),
+    so a node's rows are written straight into the result."""
+    plan = compile_plan(graph)
+    send = plan.backend.to_device
+    arrays = {
+        name: features(array, graph.nodes[name].size, name)
+        for name, array in by_name(x, graph.inputs, "input").items()
+    }
+    rows = common_rows(arrays)
+    chunk = _chunk_size(batch_size, rows)
+    results = {name: plan.xp.empty((rows, graph.nodes[name].size), dtype=plan.dtype) for name in names}
+    dense = [(name, plan.slots[name]) for name in names if name not in arrays]
+    if not rows:
+        return results
+    full = plan.workspace(chunk, "predict")
+    for start in range(0, rows, chunk):
+        stop = min(start + chunk, rows)
+        ws = full if stop - start == chunk else full.head(stop - start)
+        inputs = {}
+        for name, array in arrays.items():
+            part = np.ascontiguousarray(array[start:stop], dtype=plan.dtype)
+            check_finite(part, "input", name)
+            inputs[name] = send(part)
+        for name, slot in dense:
+            ws.bind_output(slot, results[name][start:stop])
+        plan.forward(ws, inputs)
+        for name in names:
+            if name in inputs:
+                results[name][start:stop] = inputs[name]
     return results
 
 

@@ -32,7 +32,7 @@ from . import optimizers as optimizers_module
 from ._lazy_init import LazyInit
 from ._locks import ReadWriteLock
 from ._locks import edit as _edit
-from ._text import format_cycle
+from ._text import format_cycle, shown
 from ._validation import check_allocation, check_text, is_dtype, is_int
 from .errors import CycleError, GraphError, NotFoundError
 from .nodes import DenseNode, Hidden, Input, Node, Output
@@ -217,7 +217,7 @@ class Network(Structure):
     # -------------------------------------------------------------- synapses
     @_edit
     def connect(self, src: NodeRef | Iterable[NodeRef], dst: NodeRef, init: str | np.ndarray | None = None,
-                trainable: bool = True, regularizer=None) -> Synapse | list[Synapse]:
+                trainable: bool | None = None, regularizer=None) -> Synapse | list[Synapse]:
         """Join ``src`` (one node or a list of nodes) to ``dst`` with new synapses.
 
         Parameters
@@ -233,7 +233,9 @@ class Network(Structure):
             drawn too); into a linear ``Output``, ``"small_uniform"``: a
             tenth of fan_in_uniform's weights and a zero bias. Every other
             initialiser leaves the bias at zero.
-        trainable : bool
+        trainable : bool, optional
+            Whether the optimizer updates the new weights; by default as
+            ``dst.trainable`` (a frozen node's new synapses are frozen too).
         regularizer : str, dict or Regularizer, optional
             A penalty on each new weight (``graphnet.regularizers``: ``"l1"``,
             ``"l2"``, ``L2(1e-4)``, ...), added to the training loss.
@@ -267,9 +269,12 @@ class Network(Structure):
                 f"connect: src must be a node name, a Node or a list of them, got "
                 f"{type(src).__name__}: {src!r}"
             )
-        if not isinstance(trainable, bool):
-            raise GraphError(f"connect: trainable must be True or False, got {trainable!r}")
+        if trainable is not None and not isinstance(trainable, bool):
+            raise GraphError(f"connect: trainable must be True, False or None, got {trainable!r}")
         regularizers.get(regularizer)  # refuse a bad one before anything changes
+        if isinstance(dst, (list, tuple, set)):
+            raise GraphError(f"connect: dst must be one node, got {type(dst).__name__} {shown(dst)}; connect takes "
+                             f"a list of sources, not of destinations: call connect once per destination")
         sources = [self.resolve(s) for s in (src if many else [src])]
         dst_name = self.resolve(dst)
         if many and not sources:
@@ -277,6 +282,7 @@ class Network(Structure):
         target = self._nodes[dst_name]
         if isinstance(target, Input):
             raise GraphError(f"cannot connect into input {dst_name!r}: inputs take data, not synapses")
+        trainable = target.trainable if trainable is None else trainable
         seen = set()
         for name in sources:
             if name == dst_name:

@@ -136,7 +136,15 @@ class DenseNode(Node):
 
     @property
     def trainable(self) -> bool:
-        """Whether the optimizer updates this node's bias."""
+        """Whether the optimizer updates this node's parameters.
+
+        Setting it sets the node's bias **and** every synapse into the node
+        (Keras's meaning for a layer; the same as ``g.freeze(name)`` and
+        ``g.unfreeze(name)``), and synapses connected later follow it. A
+        synapse's own ``trainable`` changes that synapse alone; reading this
+        flag says whether the bias trains. Gradients still flow through a
+        frozen node.
+        """
         return self._trainable
 
     @trainable.setter
@@ -144,6 +152,8 @@ class DenseNode(Node):
         value = _flag(value, self.name, "trainable")
         with self._editing():
             self._trainable = value
+            for synapse in self._graph.incoming(self.name) if self._graph is not None else ():
+                synapse.trainable = value
             self._changed()
 
     def check_pairing(self, activation, loss) -> None:
@@ -317,7 +327,7 @@ class Output(DenseNode):
         if required is not None and activation.name != required:
             raise GraphError(
                 f"output {self.name!r}: loss {loss.name!r} needs activation {required!r}, "
-                f"got {activation.name!r}"
+                f"got {activation.name!r}{loss.pairing_note}"
             )
         if activation.name == "softmax" and self.size == 1:
             raise GraphError(

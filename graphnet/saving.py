@@ -54,6 +54,7 @@ import numpy as np
 
 from . import optimizers as optimizers_module
 from ._archive import check_members, npz_bytes, open_zip, read_member, zip_info
+from ._registry import custom_objects as custom_scope
 from ._files import atomic_write
 from ._npz import parse_npz, read_npz
 from ._text import clip, shown
@@ -179,7 +180,7 @@ def _parameter_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
 
 
 # --------------------------------------------------------------------- loading
-def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYTES):
+def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYTES, custom_objects=None):
     """Read a model file written by :func:`save`.
 
     Parameters
@@ -188,6 +189,11 @@ def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYT
     max_bytes : int
         Refuse files whose members add up to more than this once inflated
         (4 GiB by default).
+    custom_objects : dict name -> class, optional
+        The custom activations and losses the file names (``{"cube":
+        Cube}``), found by these names for this load only; ``gn.register``
+        makes them known everywhere instead. Nothing named in the file is
+        ever imported: only these classes and the registered ones are used.
 
     Returns
     -------
@@ -199,9 +205,19 @@ def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYT
     ------
     ModelFileError
         For a missing, unreadable, truncated, oversized, malformed or hostile
-        file: the message names the file and what is wrong.
+        file: the message names the file and what is wrong. A file naming a
+        custom part that is neither registered nor in ``custom_objects``
+        says so.
+    GraphError
+        For ``custom_objects`` that is not a dict of names to custom classes.
     """
     label = _label(path)
+    with custom_scope(custom_objects):  # a bad mapping is the caller's error, not the file's
+        return _read(path, label, max_bytes)
+
+
+def _read(path, label: str, max_bytes: int):
+    """:func:`load`'s work, every failure a ModelFileError naming the file."""
     try:
         if isinstance(path, (str, os.PathLike)):
             with open(path, "rb") as handle:

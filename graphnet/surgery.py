@@ -66,7 +66,8 @@ _NON_NEGATIVE = (ReLU, Sigmoid, Softplus, Softmax, HardSigmoid)
 @edit
 def freeze(graph: Graph, *names) -> list[str]:
     """Stop training the parameters of the named nodes: each one's bias and
-        its incoming synapses. Gradients still flow through them.
+        its incoming synapses (``g[name].trainable = False`` does the same for
+        one node). Gradients still flow through them.
 
         Parameters
         ----------

@@ -278,7 +278,8 @@ def fit_arguments(where: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
     return {**keywords, **arguments}
 
 
-def compile(graph: Graph, loss=None, optimizer=None, metrics=None) -> Graph:  # noqa: A001 (Keras's name)
+def compile(graph: Graph, loss=None, optimizer=None, metrics=None,  # noqa: A001 (Keras's name)
+            loss_weights=None) -> Graph:
     """Keras's idiom: set the outputs' losses, the optimizer and the
     default metrics of ``fit``/``evaluate``, and check that every loss
     fits its output's activation. Returns the graph.
@@ -291,14 +292,19 @@ def compile(graph: Graph, loss=None, optimizer=None, metrics=None) -> Graph:  # 
         Becomes ``graph.optimizer`` (kept with its state by ``fit``).
     metrics : list, or dict output name -> list, optional
         Used by ``fit`` and ``evaluate`` when they are given no ``metrics``.
+    loss_weights : list of float (in output order), or dict output name -> float, optional
+        Each output's ``loss_weight`` (others keep theirs): the total loss
+        is ``Σ loss_weight × loss``.
 
     Raises
     ------
     GraphError
-        For unknown outputs, losses, optimizers or metrics, or a loss that
-        does not fit its activation; the graph is then left as it was.
+        For unknown outputs, losses, optimizers or metrics, a loss that does
+        not fit its activation, or loss weights that are not one finite
+        number >= 0 per output; the graph is then left as it was.
     """
     outputs = graph.outputs
+    weights = _loss_weights(outputs, loss_weights)
     if isinstance(loss, Mapping) and "name" not in loss:
         unknown = [k for k in loss if k not in outputs]
         if unknown:
@@ -323,7 +329,34 @@ def compile(graph: Graph, loss=None, optimizer=None, metrics=None) -> Graph:  # 
             graph.optimizer = new_optimizer
         for name, value in chosen.items():
             graph.nodes[name].loss = value
+        for name, value in weights.items():
+            graph.nodes[name].loss_weight = value
         if metrics is not None:
             graph.default_metrics = metrics
         graph.keep_compiled_loss(loss)
     return graph
+
+
+def _loss_weights(outputs: list[str], loss_weights) -> dict[str, float]:
+    """``compile``'s ``loss_weights`` as output name -> checked weight."""
+    if loss_weights is None:
+        return {}
+    if isinstance(loss_weights, Mapping):
+        unknown = [k for k in loss_weights if k not in outputs]
+        if unknown:
+            raise NotFoundError(f"compile: loss_weights for unknown outputs {unknown}; outputs: {outputs}")
+        given = dict(loss_weights)
+    elif isinstance(loss_weights, (list, tuple)):
+        if len(loss_weights) != len(outputs):
+            raise GraphError(
+                f"compile: loss_weights has {len(loss_weights)} entries for {len(outputs)} outputs "
+                f"{outputs}; give one per output, in this order, or a dict output name -> weight"
+            )
+        given = dict(zip(outputs, loss_weights))
+    else:
+        raise GraphError(
+            f"compile: loss_weights must be a list (in output order) or a dict output name -> "
+            f"weight, got {type(loss_weights).__name__}: {loss_weights!r}"
+        )
+    return {name: check_number(value, f"compile: loss_weights[{name!r}]", 0.0, expected="a finite number >= 0")
+            for name, value in given.items()}

@@ -103,8 +103,8 @@ def set_weights(graph: Network, weights: Mapping[str, Any]) -> None:
         except (TypeError, ValueError):
             given = np.asarray(None)
         if given.dtype.kind not in "biuf":  # not text, bytes, dates, complex numbers, objects
-            raise GraphError(f"weight {key!r}: expected real numbers, got {type(value).__name__} of dtype "
-                             f"{given.dtype}")
+            raise GraphError(f"weight {key!r}: expected numbers, got {type(value).__name__} of dtype {given.dtype} "
+                             "(only real numbers: no text, dates or complex values)")
         if given.shape != expected:
             raise GraphError(f"weight {key!r}: expected shape {expected}, got {given.shape}")
         with np.errstate(over="ignore"):

@@ -26,7 +26,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "graphnet"
 #: The floors of the house, lowest first: (what they hold, their modules).
 FLOORS = [
     ("helpers", {"_version", "errors", "_text", "_locks", "_files", "_kernels", "_progress", "_device_guard"}),
-    ("validation and files", {"_registry", "_validation", "_archive", "_npz", "_topology"}),
+    ("validation and files", {"_registry", "_protocols", "_validation", "_archive", "_npz", "_topology",
+                              "_tables"}),
     ("arrays", {"backend", "_cuda", "_parameters"}),
     ("the maths", {"activations", "losses", "initializers", "regularizers", "schedules", "_optimizer_state",
                    "optimizers"}),

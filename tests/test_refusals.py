@@ -36,9 +36,9 @@ def test_insert_refuses_a_name_that_is_not_a_string():
 def test_set_and_transfer_weights_take_real_numbers_only(values):
     g = build_chain()
     before = g.get_weights()
-    with pytest.raises(gn.GraphError, match=r"weight 'x->h.weight': expected real numbers, got ndarray of dtype"):
+    with pytest.raises(gn.GraphError, match=r"weight 'x->h.weight': expected numbers, got ndarray of dtype .* \(only real numbers"):
         g.set_weights({"x->h.weight": values})
-    with pytest.raises(gn.GraphError, match=r"expected real numbers"):
+    with pytest.raises(gn.GraphError, match=r"only real numbers"):
         g.transfer_weights({"x->h.weight": values}, strict=False)
     assert all(np.array_equal(before[k], v) for k, v in g.get_weights().items())
 

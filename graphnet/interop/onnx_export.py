@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import activations
 from .._files import atomic_write
 from .._locks import read
 from .._validation import is_int
@@ -83,6 +84,7 @@ def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     if not is_int(opset, MIN_OPSET, newest + 1):
         raise GraphError(f"to_onnx: opset must be an integer from {MIN_OPSET} to {newest}, got {opset!r}")
     graph.validate()
+    _refuse_custom(graph)
     elem = onnx.TensorProto.FLOAT if graph.dtype == np.float32 else onnx.TensorProto.DOUBLE
     writer = _Writer(set(graph.nodes), graph.dtype, helper, numpy_helper)
 
@@ -125,6 +127,18 @@ def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     atomic_write(path, lambda handle: handle.write(data))
     logger.info("%s: exported to ONNX (opset %d) at %s", graph.name, opset, os.fspath(path))
     return model
+
+
+def _refuse_custom(graph: Graph) -> None:
+    """A custom activation has no ONNX form graphnet could know: say which node has one."""
+    for name, node in graph.nodes.items():
+        if not isinstance(node, Input) and not activations.is_builtin(node.activation):
+            activation = node.activation
+            raise GraphError(
+                f"to_onnx: node {name!r} has the custom activation {activation.name!r} "
+                f"({type(activation).__qualname__}), which cannot be exported to ONNX: the exporter "
+                f"writes graphnet's own activations only ({', '.join(sorted(_EXPORTED))})"
+            )
 
 
 class _Writer:
@@ -240,3 +254,4 @@ _ONNX_OPS = {
     "softsign": "Softsign",
     "mish": "Mish",
 }
+_EXPORTED = {*_ONNX_OPS, "linear", "gelu", "silu"}
