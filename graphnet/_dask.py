@@ -147,10 +147,11 @@ def aligned(arrays: dict) -> tuple[dict, tuple]:
                     f"rows disagree: {labels[0]} has {first.shape[0]} rows but {label} "
                     f"has {arrays[label].shape[0]}"
                 )
+    unknown = any(np.isnan(a.shape[0]) for a in arrays.values())
     rows = first.chunks[0]
     out = {}
     for label, array in arrays.items():
-        wanted = {} if np.isnan(array.shape[0]) else {0: rows}
+        wanted = {} if unknown else {0: rows}  # unknown lengths: every array keeps its own blocks
         if array.ndim == 2:
             wanted[1] = -1
         out[label] = array.rechunk(wanted)
@@ -179,8 +180,9 @@ def predict(graph: Graph, x, batch_size: int | None = None, outputs: list[str] |
     if batch_size is not None:
         batch_size = check_int(batch_size, "batch_size")
     inputs = lazy_inputs(graph, x)
-    labelled, _ = aligned(_labelled(inputs))
+    labelled, rows = aligned(_labelled(inputs))
     arrays = [labelled[f"input {n!r}"] for n in inputs]
+    unknown = any(np.isnan(size) for size in rows) or any(np.isnan(a.shape[0]) for a in arrays)
     names = list(graph.outputs if outputs is None else outputs)
     sizes = [graph.nodes[n].size for n in names]
     dtype = np.dtype(graph.dtype)
@@ -193,6 +195,9 @@ def predict(graph: Graph, x, batch_size: int | None = None, outputs: list[str] |
         delayed_graph(graph), None, list(inputs), None, batch_size, None, outputs, None, *pairs,
         new_axes={"j": sum(sizes)}, dtype=dtype, concatenate=True,
         meta=np.empty((0, sum(sizes)), dtype=dtype),
+        # Rows of unknown length are matched block for block (their counts are
+        # compared when each block is computed); dask cannot unify them.
+        align_arrays=not unknown,
     )
     if len(sizes) == 1 and outputs is None:
         return result

@@ -536,3 +536,24 @@ def test_diff_of_a_spec_compares_structure_only(spec, tmp_path, capsys):
     assert cli.main(["diff", str(spec)]) == 2
     captured = capsys.readouterr()
     assert_one_line_error(subprocess.CompletedProcess([], 2, captured.out, captured.err), "required: B")
+
+
+def test_a_name_holding_a_newline_is_echoed_on_one_line(capsys):
+    """File names are echoed as Python writes control characters (issue 29, item 20)."""
+    assert cli.main(["summary", "/tmp/no\nsuch\tfile.json"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "/tmp/no\\nsuch\\tfile.json: no such file" in err
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs a /proc folder")
+def test_an_output_in_a_folder_that_takes_no_files_says_so(tmp_path, capsys):
+    """/proc exists but no file can be made in it (even as root): the error must
+    not say the folder does not exist (issue 29, item 20)."""
+    g = build_dag()
+    model = g.save(tmp_path / "m.gnet")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "x.npz", a=rng.normal(size=(4, 5)), b=rng.normal(size=(4, 3)))
+    status = cli.main(["predict", str(model), "--data", str(tmp_path / "x.npz"), "--out", "/proc/p.npz"])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1, err
+    assert "does not exist" not in err and "'/proc'" in err, err
