@@ -161,9 +161,14 @@ def fit(
         graph with none gets a fresh ``adam``); anything else is kept on the
         graph as ``graph.optimizer``. Asking again for the same name keeps the
         state, so ``fit`` after ``fit`` continues.
-    metrics : list of names, or dict output name -> list, optional
-        ``accuracy`` (sigmoid and softmax outputs), ``mae``, ``mse``; by
-        default those given to ``compile`` (none if it was not called).
+    metrics : list, or dict output name -> list, optional
+        Names (``accuracy``, ``precision``, ``recall``, ``f1``, ``auc``,
+        ``log_loss``, ... on sigmoid and softmax outputs; ``mae``, ``mse``,
+        ``rmse``, ``r2`` on every output: see :mod:`graphnet.metrics`),
+        :class:`~graphnet.metrics.Metric` instances or functions ``f(y_true,
+        y_pred) -> float``; each is computed on the epoch's rows, not
+        averaged over batches. By default those given to ``compile`` (none
+        if it was not called).
     validation_data : tuple (x_val, y_val) or (x_val, y_val, sample_weight_val), optional
     validation_split : float
         A fraction of the rows held out for validation, drawn at random from
