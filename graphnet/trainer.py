@@ -143,6 +143,13 @@ class Trainer:
                               f"{self.backend.name} device at the end of the logging interval)")
         return read
 
+    def adopt_optimizer(self) -> None:
+        """Train with the graph's optimizer when it was replaced (a backup
+        restored with its state): bound to the plan's parameters."""
+        if self.graph.optimizer is not self.optimizer:
+            self.optimizer = self.graph.optimizer
+            self.optimizer.bind(self.plan.store.layout, self.plan.dtype, self.backend)
+
     def _follow(self) -> None:
         """The graph was edited (a callback set ``dropout``, ``trainable``, ...):
         train the recompiled plan's parameters from the next batch on, the
@@ -342,15 +349,25 @@ class Trainer:
         graph.stop_training = False
         for cb in callbacks:
             cb.on_train_begin()
+        self.adopt_optimizer()  # a callback may have restored one (BackupAndRestore)
+        resumed = [epoch for cb in callbacks if (epoch := cb.resume_epoch()) is not None]
+        start = max(resumed, default=initial_epoch)
         with quiet_overflow(), contextlib.closing(progress):
-            for epoch in range(initial_epoch, epochs):
+            for epoch in range(start, epochs):
                 for cb in callbacks:
                     cb.on_epoch_begin(epoch)
                 progress.epoch_begin(epoch)
                 tally = Tally(graph, chosen)
-                self.run_epoch(epoch_batches(epoch), tally, (epoch, epochs, batches), on_batch_end,
-                               on_batch_begin if begins else None, every)
-                logs = tally.logs()
+                try:
+                    self.run_epoch(epoch_batches(epoch), tally, (epoch, epochs, batches), on_batch_end,
+                                   on_batch_begin if begins else None, every)
+                except TrainingError as error:
+                    if not any([cb.on_non_finite(error) for cb in callbacks]):
+                        raise
+                    graph.stop_training = True  # quietly (TerminateOnNaN): the step was not applied
+                    logs = {**tally.logs(), "loss": math.nan}
+                else:
+                    logs = tally.logs()
                 if validate is not None:
                     logs.update(validate())
                 progress.epoch_end(epoch, logs)

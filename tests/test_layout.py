@@ -31,7 +31,7 @@ LAYERS = [
     {"plan", "data", "inference"},
     {"callbacks", "progress", "deferred", "training"},
     {"_dask", "_shards", "_cluster", "distributed"},
-    {"summary", "render", "plots", "archive", "npz", "spec", "specfile", "saving", "statistics",
+    {"summary", "render", "plots", "archive", "npz", "spec", "specfile", "saving", "weight_files", "statistics",
      "gradcheck", "overlays", "attributions", "render_html", "render_diff", "diff"},
     {"interop"},
     {"sklearn", "cli", "demo", "__init__"},
