@@ -322,13 +322,14 @@ def evaluate_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=N
     return logs
 
 
-def tally_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None) -> Tally:
+def tally_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None, into: Tally | None = None) -> Tally:
     """The :class:`Tally` of checked arrays, ``chunk`` rows at a time (an
-    empty one for no rows), without the regularizers' penalty."""
+    empty one for no rows), without the regularizers' penalty; counted
+    ``into`` a Tally already there when given."""
     plan = compile_plan(graph)
     xp, send = plan.xp, plan.backend.to_device
     rows = common_rows(inputs, targets)
-    tally = Tally(graph, chosen)
+    tally = Tally(graph, chosen) if into is None else into
     if rows == 0:
         return tally
     chunk = min(chunk, rows)

@@ -258,7 +258,7 @@ class Trainer:
         """
         epoch, epochs, count = where
         deferred = self.checks is not None
-        every, settled = every or count, 0
+        every, settled = every or count or LOG_EVERY, 0
         for batch, (inputs, targets, rows, *weights) in enumerate(batches):
             if on_batch_begin is not None:
                 on_batch_begin(batch)
@@ -272,8 +272,10 @@ class Trainer:
                 if on_batch_end is not None:
                     on_batch_end(batch, {"loss": loss, "running_loss": running, "batches": batch + 1 - settled})
                 settled = batch + 1
-        if deferred and self.checks.pending:  # fewer batches than announced
-            self.settle()
+        if deferred and self.checks.pending:  # an interval cut short: fewer batches than announced, or unknown
+            loss, running = self.settle(loss, tally.loss())
+            if on_batch_end is not None:
+                on_batch_end(batch, {"loss": loss, "running_loss": running, "batches": batch + 1 - settled})
 
     def run(
         self,
@@ -298,8 +300,9 @@ class Trainer:
             The epoch to end before (counted from 0, like ``initial_epoch``).
         epoch_batches : callable
             ``epoch -> iterable of (inputs, targets, rows)``.
-        batches : int
-            Batches per epoch (for progress and messages).
+        batches : int or None
+            Batches per epoch (for progress and messages), None when unknown
+            (a generator's).
         metrics : dict output name -> list of Metric, optional
         validate : callable, optional
             ``() -> logs`` to add to each epoch's logs (``val_loss``, ...).
@@ -367,6 +370,8 @@ class Trainer:
                     graph.stop_training = True  # quietly (TerminateOnNaN): the step was not applied
                     logs = {**tally.logs(), "loss": math.nan}
                 else:
+                    if not tally.rows:  # the batches ran out (a generator): nothing to log
+                        break
                     logs = tally.logs()
                 if validate is not None:
                     logs.update(validate())
@@ -385,7 +390,7 @@ class Trainer:
             place = "train_step"
         else:
             epoch, epochs, batch, batches = where
-            place = f"epoch {epoch + 1}/{epochs}, batch {batch + 1}/{batches}"
+            place = f"epoch {epoch + 1}/{epochs}, batch {batch + 1}" + (f"/{batches}" if batches else "")
         if output is None and record is not None:
             reached = nx.descendants(self.graph.structure, record.node) | {record.node}
             outputs = [o for o in self.graph.outputs if o in reached]
