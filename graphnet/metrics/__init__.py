@@ -137,7 +137,7 @@ def resolve(graph: Graph, metrics) -> dict[str, list[Metric]]:
             if isinstance(wanted, (str, Metric)) or (callable(wanted) and not isinstance(wanted, type)):
                 wanted = [wanted]
             if not isinstance(wanted, (list, tuple)):
-                raise GraphError(f"metrics[{name!r}] must be a metric or a list of them, got {shown(wanted)}")
+                raise GraphError(f"metrics[{name!r}] must be a metric name, a Metric, a function or a list of them, got {shown(wanted)}")
             chosen[name] = [get(m) for m in wanted]
             for metric in chosen[name]:
                 if not metric.applies_to(outputs[name]):
