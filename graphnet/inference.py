@@ -234,6 +234,18 @@ class Tally:
         total = compile_plan(self.graph).total_loss(self.output_losses())
         return total + self.sums.get("penalty", 0.0) / self.rows
 
+    def running(self) -> dict:
+        """The figures a live progress bar shows: the loss, each output's loss
+        (several outputs), and the metrics whose running value is cheap (a
+        device's values unread)."""
+        figures = {"loss": self.loss()}
+        if len(self.outputs) > 1 and self.rows:
+            figures.update({f"{name}_loss": value for name, value in self.output_losses().items()})
+        if self.rows:
+            figures.update({k: metric.result() for bound in self.metrics.values() for k, metric in bound
+                            if metric.live})
+        return figures
+
     def metric_logs(self) -> dict:
         """Each metric's value over the rows so far (a device's values unread)."""
         return {k: metric.result() for bound in self.metrics.values() for k, metric in bound}

@@ -243,6 +243,7 @@ class Trainer:
         on_batch_end: Callable[[int, dict[str, float]], None] | None = None,
         on_batch_begin: Callable[[int], None] | None = None,
         every: int | None = None,
+        figures: bool = False,
     ) -> None:
         """One pass over ``batches``, each counted into ``tally``.
 
@@ -254,7 +255,9 @@ class Trainer:
         batches (once per epoch by default) and after the last: each logging
         interval ends in one call ``on_batch_end(batch, logs)`` for its last
         batch, ``logs`` holding that batch's ``loss``, the epoch's
-        ``running_loss`` and the interval's length as ``batches``.
+        ``running`` figures (the loss; with ``figures``, all that
+        :meth:`Tally.running` gives, read in the same transfer) and the
+        interval's length as ``batches``.
         """
         epoch, epochs, count = where
         deferred = self.checks is not None
@@ -268,14 +271,17 @@ class Trainer:
                 if on_batch_end is not None:
                     on_batch_end(batch, {"loss": loss})
             elif (batch + 1) % every == 0 or batch + 1 == count:
-                loss, running = self.settle(loss, tally.loss())
-                if on_batch_end is not None:
-                    on_batch_end(batch, {"loss": loss, "running_loss": running, "batches": batch + 1 - settled})
+                self._settle_interval(loss, tally, figures, on_batch_end, batch, batch + 1 - settled)
                 settled = batch + 1
         if deferred and self.checks.pending:  # an interval cut short: fewer batches than announced, or unknown
-            loss, running = self.settle(loss, tally.loss())
-            if on_batch_end is not None:
-                on_batch_end(batch, {"loss": loss, "running_loss": running, "batches": batch + 1 - settled})
+            self._settle_interval(loss, tally, figures, on_batch_end, batch, batch + 1 - settled)
+
+    def _settle_interval(self, loss, tally: Tally, figures: bool, on_batch_end, batch: int, length: int) -> None:
+        """A device's logging interval ends: its checks and figures read at once."""
+        running = tally.running() if figures else {"loss": tally.loss()}
+        loss, *values = self.settle(loss, *running.values())
+        if on_batch_end is not None:
+            on_batch_end(batch, {"loss": loss, "running": dict(zip(running, values)), "batches": length})
 
     def run(
         self,
@@ -336,9 +342,9 @@ class Trainer:
 
         def on_batch_end(batch: int, logs: dict[str, float]) -> None:
             if deferred:
-                progress.batch_end(logs.pop("running_loss"), logs.pop("batches"))
-            else:  # the running loss costs a few passes: only when the bar shows it
-                progress.batch_end(tally.loss() if progress.loss_due() else None)
+                progress.batch_end(logs.pop("running"), logs.pop("batches"))
+            else:  # the running figures cost a few passes: only when the bar shows them
+                progress.batch_end(tally.running() if progress.loss_due() else None)
             for cb in callbacks:
                 cb.on_batch_end(batch, logs)
 
@@ -363,7 +369,7 @@ class Trainer:
                 tally = Tally(graph, chosen)
                 try:
                     self.run_epoch(epoch_batches(epoch), tally, (epoch, epochs, batches), on_batch_end,
-                                   on_batch_begin if begins else None, every)
+                                   on_batch_begin if begins else None, every, progress.live)
                 except TrainingError as error:
                     if not any([cb.on_non_finite(error) for cb in callbacks]):
                         raise

@@ -50,6 +50,9 @@ class Metric:
     #: Whether ``update_state`` takes a device's arrays as they are (written
     #: with the arrays' own module); otherwise it is given host copies.
     device_arrays: ClassVar[bool] = False
+    #: Whether ``result`` is cheap enough to be read for the live progress
+    #: bar every tenth of a second (not when it sorts every row kept).
+    live: bool = True
 
     def __init__(self, name: str | None = None):
         if name is not None:
@@ -174,6 +177,7 @@ class FunctionMetric(Metric):
             name = getattr(function, "__name__", "")
             name = name if name.isidentifier() else "metric"
         super().__init__(name)
+        self.live = False  # called once, on all the rows
         self.function = function
         self.max_rows = check_int(max_rows, "FunctionMetric: max_rows")
         self.add_state("targets", [], merge="concat")

@@ -55,6 +55,7 @@ class AUC(Metric):
         self.num_thresholds = None if num_thresholds is None else check_int(
             num_thresholds, "AUC: num_thresholds", low=2)
         self.max_rows = check_int(max_rows, "AUC: max_rows")
+        self.live = self.num_thresholds is not None  # the exact AUC sorts every score it kept
         if self.num_thresholds is None:
             self.add_state("scores", [], merge="concat")
             self.add_state("truths", [], merge="concat")
