@@ -75,7 +75,7 @@ class TensorBoard(Callback):
             from tensorboardX import SummaryWriter
         except ImportError:
             raise GraphError("TensorBoard needs the tensorboardX package to write event files: "
-                             "pip install tensorboardX (or pip install 'graphnet[tensorboard]')") from None
+                             "pip install tensorboardX") from None
         if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
             raise GraphError(f"TensorBoard: log_dir must be a folder name, got {log_dir!r}")
         if update_freq != "epoch":
