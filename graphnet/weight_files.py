@@ -163,11 +163,16 @@ def _load(graph: Graph, handle: BinaryIO, label: str, max_bytes: int) -> None:
         where = f"{label}: {WEIGHTS_MEMBER}"
         arrays = parse_npz(read_member(archive, infos[WEIGHTS_MEMBER], where), shapes, graph.dtype, where,
                            f"graph {graph.name!r}")
-        if TRAINING_MEMBER in infos:
-            restore_training(graph, archive, infos, label)  # checks everything before it changes anything
-        elif OPTIMIZER_MEMBER in infos:
+        if OPTIMIZER_MEMBER in infos and TRAINING_MEMBER not in infos:
             raise ModelFileError(f"{label}: has {OPTIMIZER_MEMBER} but no {TRAINING_MEMBER} to describe it")
-        graph.set_weights(arrays)
+        before = graph.get_weights()
+        graph.set_weights(arrays)  # checks every value before it changes any
+        if TRAINING_MEMBER in infos:
+            try:
+                restore_training(graph, archive, infos, label)  # checks everything before it changes anything
+            except Exception:
+                graph.set_weights(before)
+                raise
 
 
 def _check_dtype(graph: Graph, archive, info, label: str) -> None:

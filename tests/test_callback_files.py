@@ -182,3 +182,43 @@ def test_callback_arguments_are_checked(tmp_path):
         gn.callbacks.ModelCheckpoint(tmp_path / "m.gnet", save_weights_only="yes")
     with pytest.raises(GraphError, match="verbose must be 0 or 1"):
         gn.callbacks.EarlyStopping(verbose=2)
+
+
+def test_a_damaged_weights_file_is_refused_whole(tmp_path, data):
+    x, y = data
+    g = _regression()
+    g.fit(x, y, epochs=1, verbose=0)
+    raw = g.save_weights(tmp_path / "w.weights.gnet").read_bytes()
+    target = _regression(seed=4)
+    before, optimizer = target.get_weights(), target.optimizer
+    cuts = np.random.default_rng(0).integers(1, len(raw), 25)
+    for i, cut in enumerate([*cuts, len(raw) - 1]):
+        path = tmp_path / f"cut{i}.weights.gnet"
+        damaged = bytearray(raw[:cut]) if i % 2 else bytearray(raw)
+        if not i % 2:
+            damaged[cut] ^= 0xFF  # one flipped byte
+        path.write_bytes(bytes(damaged))
+        try:
+            target.load_weights(path)
+        except ModelFileError as exc:
+            assert str(path) in str(exc)
+            for key, value in before.items():
+                np.testing.assert_array_equal(target.get_weights()[key], value)
+            assert target.optimizer is optimizer
+        else:  # a flipped byte in stored data can still be a valid file; then it loaded whole
+            before, optimizer = target.get_weights(), target.optimizer
+
+
+def test_non_finite_weights_in_a_file_change_nothing(tmp_path, data):
+    x, y = data
+    g = _regression()
+    g.fit(x, y, epochs=1, verbose=0)
+    weights = g.get_weights()
+    weights["h.bias"][0] = np.nan
+    np.savez(tmp_path / "nan.npz", **weights)
+    target = _regression(seed=4)
+    before = target.get_weights()
+    with pytest.raises(ModelFileError, match="nan.npz"):
+        target.load_weights(tmp_path / "nan.npz")
+    for key, value in before.items():
+        np.testing.assert_array_equal(target.get_weights()[key], value)
