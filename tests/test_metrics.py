@@ -237,3 +237,22 @@ def test_dask_chunks_merge_their_states(rng):
         p = g.predict(x)
         for name in names:
             assert scores[name] == pytest.approx(_truth(name, kind, y, p), rel=1e-10, abs=1e-12), name
+
+
+def test_check_class_says_what_a_metric_class_needs():
+    class NoResult(metrics.Metric):
+        name = "half"
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            pass
+
+    with pytest.raises(GraphError, match=r"metric NoResult: write result"):
+        metrics.check_class(NoResult)
+    with pytest.raises(GraphError, match="must subclass gn.metrics.Metric"):
+        metrics.check_class(int)
+    NoResult.result = lambda self: 0.5
+    NoResult.name = "not a name"
+    with pytest.raises(GraphError, match="class attribute name"):
+        metrics.check_class(NoResult)
+    NoResult.name = "half"
+    metrics.check_class(NoResult)

@@ -36,8 +36,9 @@ read the value in ``result``:
 >>> bias.result()
 0.5
 
-Pass an instance (``metrics=[MeanBias()]``), or register the class in
-:data:`METRICS` to use its name.
+Pass an instance (``metrics=[MeanBias()]``), or register the class to use
+its name (``gn.register(MeanBias)``: an entry in :data:`METRICS`, checked
+by :func:`check_class`).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Metric", "FunctionMetric", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "TopKAccuracy",
     "Precision", "Recall", "F1Score", "AUC", "LogLoss", "MeanAbsoluteError", "MeanSquaredError",
-    "RootMeanSquaredError", "R2Score", "METRICS", "get", "resolve", "key", "log_keys",
+    "RootMeanSquaredError", "R2Score", "METRICS", "get", "check_class", "resolve", "key", "log_keys",
 ]
 
 #: Every metric by the name users pass in ``metrics=`` (Keras's long names too).
@@ -107,6 +108,29 @@ def get(identifier) -> Metric:
         return FunctionMetric(identifier)
     raise GraphError(f"metric must be a name, a Metric or a function f(y_true, y_pred), "
                      f"got {type(identifier).__name__}: {shown(identifier)}")
+
+
+def check_class(cls) -> None:
+    """Refuse a class the engine cannot use as a metric (what registering
+    one checks): not a :class:`Metric` subclass, no ``name`` identifier,
+    ``update_state`` or ``result`` not written, or no way to make it
+    without arguments.
+
+    Raises
+    ------
+    GraphError
+        Saying what the protocol wants.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Metric)):
+        raise GraphError(f"a metric class must subclass gn.metrics.Metric, got {shown(cls)}")
+    where = f"metric {cls.__name__}"
+    if not isinstance(cls.name, str) or not cls.name.isidentifier():
+        raise GraphError(f"{where}: set a class attribute name = '...' (an identifier), the key in the logs")
+    missing = [m for m in ("update_state", "result") if getattr(cls, m) is getattr(Metric, m)]
+    if missing:
+        raise GraphError(f"{where}: write {' and '.join(missing)} (update_state(y_true, y_pred, "
+                         "sample_weight=None) counts a batch, result() reads the value)")
+    get(cls)  # made without arguments, as a name makes it
 
 
 def resolve(graph: Graph, metrics) -> dict[str, list[Metric]]:
