@@ -449,8 +449,8 @@ class _Cluster:
             resume = ("no checkpoint was saved (pass gn.ModelCheckpoint('ckpt.gnet', "
                       "save_best_only=False) to have one to resume from)")
         elif checkpoint[1]:
-            resume = (f"the last checkpoint is {checkpoint[0]!r} (weights: np.load it and "
-                      "set_weights, then fit on)")
+            resume = (f"the last checkpoint is {checkpoint[0]!r} (weights: g.load_weights(path), "
+                      "then fit on)")
         else:
             resume = (f"the last checkpoint is {checkpoint[0]!r} (gn.load it: weights and "
                       "optimizer state; then fit on)")

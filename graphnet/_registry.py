@@ -65,10 +65,17 @@ def _family_of(cls: object, where: str) -> Family:
     for family in _FAMILIES:
         if isinstance(cls, type) and issubclass(cls, family.base):
             return family
-    bases = " or ".join(f"gn.{f.base.__module__.removeprefix('graphnet.')}.{f.base.__name__}" for f in _FAMILIES)
+    bases = " or ".join(sorted(f"gn.{_public(f.base.__module__)}.{f.base.__name__}" for f in _FAMILIES))
     if any(isinstance(cls, f.base) for f in _FAMILIES):
         raise GraphError(f"{where}: give the class ({type(cls).__name__}), not an instance of it")
     raise GraphError(f"{where}: expected a subclass of {bases}, got {shown(cls)}")
+
+
+def _public(module: str) -> str:
+    """Where users find a class: its module up to the first internal part
+    (``graphnet.metrics._metric`` -> ``metrics``)."""
+    parts = module.removeprefix("graphnet.").split(".")
+    return ".".join(part for i, part in enumerate(parts) if not any(p.startswith("_") for p in parts[: i + 1]))
 
 
 def register(cls: type) -> type:

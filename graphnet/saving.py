@@ -67,7 +67,8 @@ from .specfile import MAX_JSON_BYTES, parse_json
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["save", "load", "DEFAULT_MAX_BYTES"]
+__all__ = ["save", "load", "training_state", "restore_training", "DEFAULT_MAX_BYTES", "WEIGHTS_MEMBER", "TRAINING_MEMBER",
+           "OPTIMIZER_MEMBER", "GRAPH_MEMBER"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def save(graph: Graph, path: str | os.PathLike) -> Path:
     with graph.lock.reading():  # the architecture, weights and optimizer of one moment, between two steps
         members = [(GRAPH_MEMBER, _json_bytes(to_dict(graph)), zipfile.ZIP_DEFLATED)]
         members.append((WEIGHTS_MEMBER, npz_bytes(graph.get_weights()), zipfile.ZIP_STORED))
-        training, slots = _training_state(graph)
+        training, slots = training_state(graph)
         members.append((TRAINING_MEMBER, _json_bytes(training), zipfile.ZIP_DEFLATED))
         if slots is not None:
             members.append((OPTIMIZER_MEMBER, npz_bytes(slots), zipfile.ZIP_STORED))
@@ -127,7 +128,7 @@ def _json_bytes(data: Any) -> bytes:
     return json.dumps(data, indent=1, allow_nan=False).encode("utf-8")
 
 
-def _training_state(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+def training_state(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
     """``training.json``'s content and the optimizer's state vectors (or None)."""
     state: dict[str, Any] = {
         "rng": {
@@ -270,7 +271,7 @@ def _load(handle: BinaryIO, label: str, max_bytes: int):
         del raw_weights
         graph.set_weights(arrays)
         if TRAINING_MEMBER in infos:
-            _restore_training(graph, archive, infos, label)
+            restore_training(graph, archive, infos, label)
         elif OPTIMIZER_MEMBER in infos:
             raise ModelFileError(f"{label}: has {OPTIMIZER_MEMBER} but no {TRAINING_MEMBER} to describe it")
     logger.debug("%s: loaded %r", label, graph)
@@ -310,7 +311,10 @@ _TRAINING_FIELDS = {"rng", "optimizer"}
 _OPTIMIZER_FIELDS = {"config", "iterations", "layout", "slots"}
 
 
-def _restore_training(graph: Graph, archive: zipfile.ZipFile, infos, label: str) -> None:
+def restore_training(graph: Graph, archive: zipfile.ZipFile, infos, label: str) -> None:
+    """Set the graph's random streams and optimizer (state included) from
+    ``training.json`` and ``optimizer.npz``, after checking all of them: a
+    refused file changes nothing."""
     where = f"{label}: {TRAINING_MEMBER}"
     state = _read_json(archive, infos[TRAINING_MEMBER], label)
     _require(isinstance(state, Mapping), where, "a JSON object", state)

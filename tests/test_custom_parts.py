@@ -241,7 +241,8 @@ def test_register_files_a_class_by_its_name_in_its_family():
 
 @pytest.mark.parametrize("what, match", [
     (Cube(), r"register: give the class \(Cube\), not an instance"),
-    (int, r"register: expected a subclass of gn.activations.Activation or gn.losses.Loss, got <class 'int'>"),
+    (int, r"register: expected a subclass of gn.activations.Activation or gn.losses.Loss or gn.metrics.Metric, "
+          r"got <class 'int'>"),
     ("cube", r"register: expected a subclass"),
 ])
 def test_register_refuses_what_is_not_a_custom_part_class(what, match):
@@ -328,3 +329,31 @@ def test_the_documented_examples_run(module):
     for test in tests:
         runner.run(test)
     assert runner.failures == 0
+
+
+def test_a_custom_metric_is_found_by_name_after_register(rng):
+    class MeanBias(gn.metrics.Metric):
+        name = "mean_bias_for_register"
+
+        def __init__(self, name=None):
+            super().__init__(name)
+            self.add_state("total", 0.0)
+            self.add_state("count", 0.0)
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.total += float(np.sum(y_pred - y_true.reshape(y_pred.shape)))
+            self.count += y_pred.size
+
+        def result(self):
+            return self.total / self.count if self.count else 0.0
+
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 3)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    x, y = rng.normal(size=(50, 3)), rng.normal(size=(50, 1))
+    with pytest.raises(gn.GraphError, match="mean_bias_for_register"):
+        g.evaluate(x, y, metrics=["mean_bias_for_register"])
+    gn.register(MeanBias)
+    logs = g.evaluate(x, y, metrics=["mean_bias_for_register"], batch_size=7)
+    assert logs["mean_bias_for_register"] == pytest.approx(float(np.mean(g.predict(x) - y)), rel=1e-12)
