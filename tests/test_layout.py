@@ -30,7 +30,7 @@ LAYERS = [
     {"sequential", "surgery"},
     {"plan", "data", "inference"},
     {"callbacks", "progress", "deferred", "training"},
-    {"_dask", "_shards", "_cluster", "distributed"},
+    {"_dask", "_collective", "_costs", "_shards", "_rank", "_cluster", "_steps", "_search", "distributed"},
     {"summary", "render", "plots", "archive", "npz", "spec", "specfile", "saving", "statistics",
      "gradcheck", "overlays"},
     {"interop"},
