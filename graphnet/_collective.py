@@ -9,7 +9,9 @@ the buffer), then the same exchanges in reverse hand the sums back
 (all-gather). Each rank sends ``2 (p-1)/p`` of the buffer in ``2 log2 p``
 messages: the bytes of a ring all-reduce in ``2 log2 p`` hops instead of
 ``2 (N-1)``. The ``N - p`` other ranks first fold their buffer into a
-partner and get the result back at the end (two more hops).
+partner and get the result back at the end (two more hops). With ``p = 2``
+the two halves travel as one message each way instead (the same bytes in one
+hop; ``a + b`` and ``b + a`` are the same float).
 
 Every element's sum is made by one rank, in an order fixed by ``N`` alone, and
 copied to the others: all ranks end with the same bits, and the same ``N``
@@ -51,8 +53,8 @@ def schedule(rank: int, size: int, length: int) -> list[Exchange]:
 
     Examples
     --------
-    >>> [(e.tag, e.partner) for e in schedule(0, 3, 10)]
-    [('fold', 2), ('rs1', 1), ('ag1', 1), ('unfold', 2)]
+    >>> [(e.tag, e.partner) for e in schedule(0, 5, 10)]
+    [('fold', 4), ('rs2', 2), ('rs1', 1), ('ag1', 1), ('ag2', 2), ('unfold', 4)]
     """
     p = _power(size)
     extra = size - p
@@ -62,9 +64,11 @@ def schedule(rank: int, size: int, length: int) -> list[Exchange]:
     out = []
     if rank < extra:
         out.append(Exchange("fold", rank + p, None, whole, True))
+    if p == 2:
+        out.append(Exchange("pair", rank ^ 1, whole, whole, True))
     lo, hi = 0, length
     levels = []
-    mask = p >> 1
+    mask = p >> 1 if p > 2 else 0
     while mask:
         # Partners differ only in this bit, so they split the same span.
         mid = lo + (hi - lo) // 2
@@ -84,7 +88,7 @@ def schedule(rank: int, size: int, length: int) -> list[Exchange]:
 def hops(size: int) -> int:
     """Messages on the longest path of one all-reduce among ``size`` ranks."""
     p = _power(size)
-    return 2 * (p.bit_length() - 1) + (2 if size > p else 0)
+    return (1 if p == 2 else 2 * (p.bit_length() - 1)) + (2 if size > p else 0)
 
 
 def sent_fraction(size: int) -> float:

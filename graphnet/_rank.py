@@ -14,8 +14,10 @@ directly, never through the scheduler:
   (the coming steps' row indices, an epoch ahead), ``graphnet_result`` (leave
   to run up to a step, and the result of one), ``graphnet_evaluate``,
   ``graphnet_probe`` and ``graphnet_close``;
-- from the other ranks: ``graphnet_message``, one piece of an all-reduce
-  (:mod:`graphnet._collective`), sent without waiting for a reply.
+- from the other ranks: ``graphnet_stream``, one connection from each rank
+  to each partner, opened at its first message and kept for the fit, that
+  carries the pieces of the all-reduces (:mod:`graphnet._collective`) with
+  no reply and no handler lookup per message.
 
 A step moves flat buffers only: each rank computes its share's gradient (for
 local SGD, takes its ``k`` local steps), the ranks all-reduce the gradients
@@ -120,6 +122,7 @@ class Rank:
         self.key, self.index, self.size, self.worker = key, index, size, worker
         self.mode, self.chosen = mode, chosen
         self.train, self.validation = list(train), list(validation)
+        self.gatherer = _shards.Gatherer(self.train)
         self.trainer = Trainer(graph, optimizer)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix=f"graphnet-rank-{index}")
         self.peers: list[str] = []
@@ -135,7 +138,8 @@ class Rank:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._runner: asyncio.Task | None = None
-        self._sending: set[asyncio.Task] = set()
+        self._links: dict[int, asyncio.Queue] = {}
+        self._writers: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------ the loop
     def start(self) -> None:
@@ -158,24 +162,61 @@ class Rank:
             self.allowed = step
             self._wake.set()
 
+    def _ready(self, step: int) -> bool:
+        return step in self.specs and step <= self.allowed
+
     async def _run(self) -> None:
+        """Steps in order, as they are planned and allowed. One job of the
+        rank's thread applies a step's sum and goes straight on to the next
+        step's share when it may, so the thread and the loop hand over once a
+        step; the loop all-reduces while the thread gathers the rows after."""
+        loop = self.loop
+        worked = None  # (spec, what _work returned) of a step whose share is done
         try:
             while True:
-                while self.next is None or self.next not in self.specs or self.next > self.allowed:
-                    self._wake.clear()
-                    await self._wake.wait()
-                spec = self.specs.pop(self.next)
-                result = await self._execute(spec)
-                self._deliver(spec.step, result)
-                if "lost" in result or result["failure"] is not None or not result["ok"]:
+                if worked is None:
+                    while self.next is None or not self._ready(self.next):
+                        self._wake.clear()
+                        await self._wake.wait()
+                    spec = self.specs.pop(self.next)
+                    worked = spec, await loop.run_in_executor(self.pool, self._work, spec)
+                spec, (vector, rows, tallies, failure, compute) = worked
+                self._prefetch(spec.step + 1)
+                began = time.perf_counter()
+                try:
+                    ok = await allreduce(vector, schedule(self.index, self.size, vector.size),
+                                         self._sender(spec.step), self._receiver(spec.step), failure is None)
+                except PeerLost as exc:
+                    self._deliver(spec.step, {"lost": str(exc)})
+                    self._stop({"stopped": f"rank {self.index} lost a peer at step {spec.step}"})
+                    return
+                reduced = {"rows": rows, "tallies": tallies, "failure": failure, "ok": ok, "vector": None,
+                           "compute_s": compute, "reduce_s": time.perf_counter() - began, "update_s": 0.0}
+                after = self.specs.pop(spec.step + 1) if ok and self._ready(spec.step + 1) else None
+                result, worked = await loop.run_in_executor(self.pool, self._finish, spec, vector, reduced, after)
+                if result["failure"] is not None or not result["ok"]:
                     self._stop({"stopped": f"rank {self.index} stopped at step {spec.step}"})
                     return
-                self.next += 1
+                self.next = spec.step + 1
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - reported to the client, which raises TrainingError
             logger.exception("graphnet rank %d of %s failed", self.index, self.key)
             self._stop({"error": f"{type(exc).__name__}: {exc}"})
+
+    def _finish(self, spec: Spec, total: np.ndarray, result: dict, after: Spec | None):
+        """In the rank's thread: apply the sum, hand the result to the loop,
+        then (when ``after`` is given) compute the next step's share."""
+        if result["ok"]:
+            result["failure"], result["update_s"] = self._apply(spec, total)
+            if self.index == 0 and result["failure"] is None:
+                result["vector"] = total
+                if spec.check:
+                    result["digest"] = digest(self.trainer.plan.store.trainable_values)
+        self.loop.call_soon_threadsafe(self._deliver, spec.step, result)
+        if after is None or result["failure"] is not None:
+            return result, None
+        return result, (after, self._work(after))
 
     def _deliver(self, step: int, result: dict) -> None:
         waiter = self.waiting.pop(step, None)
@@ -203,34 +244,13 @@ class Rank:
         return await waiter
 
     # ------------------------------------------------------------- one step
-    async def _execute(self, spec: Spec) -> dict:
-        vector, rows, tallies, failure, compute = await self.loop.run_in_executor(self.pool, self._work, spec)
-        self._prefetch(spec.step + 1)
-        began = time.perf_counter()
-        try:
-            ok = await allreduce(vector, schedule(self.index, self.size, vector.size),
-                                 self._sender(spec.step), self._receiver(spec.step), failure is None)
-        except PeerLost as exc:
-            return {"lost": str(exc)}
-        reduce_s = time.perf_counter() - began
-        update_s = 0.0
-        if ok:
-            failure, update_s = await self.loop.run_in_executor(self.pool, self._apply, spec, vector)
-        result = {"rows": rows, "tallies": tallies, "failure": failure, "ok": ok, "vector": None,
-                  "compute_s": compute, "reduce_s": reduce_s, "update_s": update_s}
-        if self.index == 0 and ok and failure is None:
-            result["vector"] = vector
-            if spec.check:
-                result["digest"] = digest(self.trainer.plan.store.trainable_values)
-        return result
-
     def _prefetch(self, step: int) -> None:
         spec = self.specs.get(step)
         if spec is not None and step not in self.prefetched:
             self.prefetched[step] = self.pool.submit(self._gather, spec.subs[0])
 
     def _gather(self, sub: Sub):
-        return _shards.gather(self.train, sub.indices)
+        return self.gatherer(sub.indices)
 
     def _batch(self, spec: Spec, i: int):
         # A prefetch went into this thread's queue before this step did: done.
@@ -296,20 +316,34 @@ class Rank:
         if local is not None and local.loop is not None:
             local.deliver(tag, data, ok)
             return
+        link = self._links.get(partner)
+        if link is None:
+            link = self._links[partner] = asyncio.Queue()
+            task = asyncio.ensure_future(self._write(partner, link))
+            self._writers.add(task)
+            task.add_done_callback(self._writers.discard)
+        link.put_nowait((tag, data, ok))
+
+    async def _write(self, partner: int, queue: asyncio.Queue) -> None:
+        """One connection to a peer for the whole fit: its messages in order,
+        each written as it comes (no reply, no handler lookup per message)."""
+        from distributed.comm import connect
         from distributed.protocol import to_serialize
 
-        address = self.peers[partner]
-        task = asyncio.ensure_future(self.worker.rpc(address).graphnet_message(
-            key=self.key, rank=partner, tag=tag, data=to_serialize(data), ok=ok, reply=False))
-        self._sending.add(task)
-        task.add_done_callback(functools.partial(self._sent, partner, address))
-
-    def _sent(self, partner: int, address: str, task: asyncio.Task) -> None:
-        self._sending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            self._break(PeerLost(f"rank {partner} at {address} could not be reached "
-                                 f"({type(exc).__name__}: {exc})"))
+        address, comm = self.peers[partner], None
+        try:
+            comm = await connect(address, **self.worker.connection_args)
+            await comm.write({"op": "graphnet_stream", "key": self.key, "rank": partner, "reply": False})
+            while True:
+                tag, data, ok = await queue.get()
+                await comm.write({"tag": tag, "data": to_serialize(data), "ok": ok})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a peer that cannot be reached stops the step
+            self._break(PeerLost(f"rank {partner} at {address} could not be reached ({type(exc).__name__}: {exc})"))
+        finally:
+            if comm is not None:
+                comm.abort()  # the partner's reading end stops too
 
     def _break(self, exc: PeerLost) -> None:
         self.broken = exc
@@ -361,18 +395,19 @@ class Rank:
         parts = self.train if which == "train" else self.validation
         return _shards.tally_state(self.trainer.graph, parts, indices, self.chosen, chunk)
 
-    async def probe(self, sizes: list[int], reps: int) -> list[list[float]]:
-        """Seconds of ``reps`` all-reduces of each size (elements), all ranks at once."""
+    async def probe(self, sizes: list[int], reps: int) -> list[float]:
+        """Seconds per all-reduce of each size (elements), all ranks at once:
+        one to start together, then the mean of ``reps`` in a row (the ranks
+        keep in step, so each one's wait for the others averages out)."""
         out = []
         for size in sizes:
-            times = []
-            for rep in range(reps):
-                buffer = np.zeros(size, dtype=self.trainer.plan.dtype)
-                start = time.perf_counter()
-                await allreduce(buffer, schedule(self.index, self.size, size),
-                                self._sender(f"probe{size}.{rep}"), self._receiver(f"probe{size}.{rep}"))
-                times.append(time.perf_counter() - start)
-            out.append(times)
+            buffer = np.zeros(size, dtype=self.trainer.plan.dtype)
+            for rep in range(reps + 1):
+                if rep == 1:
+                    start = time.perf_counter()
+                tag = f"probe{size}.{rep}"
+                await allreduce(buffer, schedule(self.index, self.size, size), self._sender(tag), self._receiver(tag))
+            out.append((time.perf_counter() - start) / reps)
         return out
 
     def close(self) -> None:
@@ -386,6 +421,8 @@ class Rank:
     def _close_on_loop(self) -> None:
         if self._runner is not None:
             self._runner.cancel()
+        for task in list(self._writers):
+            task.cancel()
         self._stop({"stopped": "closed"})
         self._break(PeerLost("the rank was closed"))
 
@@ -447,10 +484,18 @@ async def _probe(key, rank, sizes, reps):
     return {"times": await found.probe(sizes, reps)}
 
 
-async def _message(key, rank, tag, data, ok):
-    found = _lookup(key, rank)
-    if found is not None:
-        found.deliver(tag, data, ok)
+async def _stream(comm, key, rank):
+    """A peer's connection to rank ``rank``: its messages until it closes."""
+    from distributed.comm import CommClosedError
+
+    try:
+        while True:
+            message = await comm.read()
+            found = _lookup(key, rank)
+            if found is not None:
+                found.deliver(message["tag"], message["data"], message["ok"])
+    except CommClosedError:
+        pass
 
 
 async def _close(key):
@@ -466,6 +511,6 @@ HANDLERS = {
     "graphnet_result": _result,
     "graphnet_evaluate": _evaluate,
     "graphnet_probe": _probe,
-    "graphnet_message": _message,
+    "graphnet_stream": _stream,
     "graphnet_close": _close,
 }

@@ -230,11 +230,13 @@ class _Search:
         self.results: list[TrialResult] = []
         self.best: TrialResult | None = None
         self.best_graph: Graph | None = None
+        self.stopped = False  # the sampler has nothing left to try
 
     def run(self, n_trials: int) -> SearchResult:
         try:
-            while len(self.results) < n_trials:
-                while len(self.asked) < n_trials and len(self.asked) - len(self.results) < self.window:
+            while len(self.results) < (len(self.asked) if self.stopped else n_trials):
+                while (not self.stopped and len(self.asked) < n_trials
+                       and len(self.asked) - len(self.results) < self.window):
                     self._ask()
                 self._tell(*self.asked[len(self.results)])
         finally:
@@ -263,14 +265,23 @@ class _Search:
             result, graph = _collect(trial, pending, self.timeout)
         if result.state == "complete":
             trial.set_user_attr("seconds", result.seconds)
-            self.study.tell(trial, result.value)
             if self.best is None or self.sign * result.value < self.sign * self.best.value:
                 self.best, self.best_graph = result, graph
         else:
             trial.set_user_attr("error", result.error)
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             logger.warning("search: trial %d failed: %s", trial.number, result.error)
         self.results.append(result)
+        try:
+            if result.state == "complete":
+                self.study.tell(trial, result.value)
+            else:
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        except RuntimeError as exc:
+            # A sampler that has run out (GridSampler) stops the study, which
+            # Optuna allows only inside study.optimize; the trial is told all the same.
+            if "Study.stop" not in str(exc):
+                raise
+            self.stopped = True
 
 
 def _built(built, fit_args: dict) -> tuple[Graph, dict]:

@@ -68,6 +68,40 @@ def gather(parts, indices) -> tuple[dict, dict, int]:
     return take(0), take(1), int(sum(len(i) for _, i in used))
 
 
+class Gatherer:
+    """:func:`gather` for a rank's training steps, into buffers made once
+    (``take(..., out=)``, as ``fit``'s batches): two sets used in turn, so
+    the next step's rows can be gathered while the buffers of this one are
+    still read."""
+
+    def __init__(self, parts):
+        self.parts = parts
+        self._sets: list = [None, None]
+        self._turn = 0
+
+    def __call__(self, indices) -> tuple[dict, dict, int]:
+        used = [(p, i) for p, i in zip(self.parts, indices) if len(i)]
+        count = int(sum(len(i) for _, i in used))
+        if not count:
+            return {}, {}, 0
+        self._turn ^= 1
+        kept = self._sets[self._turn]
+        if kept is None or kept[0] != count:
+            first = used[0][0]
+            kept = self._sets[self._turn] = (count, tuple(
+                {k: np.empty((count, *a.shape[1:]), dtype=a.dtype) for k, a in first[side].items()}
+                for side in (0, 1)))
+        buffers = kept[1]
+        for side in (0, 1):
+            for key, out in buffers[side].items():
+                lo = 0
+                for part, rows_of in used:
+                    # mode="clip" lets numpy write straight into ``out`` (the rows are valid)
+                    part[side][key].take(rows_of, axis=0, out=out[lo : lo + len(rows_of)], mode="clip")
+                    lo += len(rows_of)
+        return buffers[0], buffers[1], count
+
+
 def train_on(trainer: Trainer, batch, where, seed, tally: Tally) -> int:
     """Forward and backward on one share, counted into ``tally``; the
     gradient of its mean is left in the store. Dropout masks come from

@@ -134,3 +134,21 @@ def test_bad_arguments_are_graph_errors(client, data):
         gn.distributed.search(build, x, y, study=two, client=client)
     with pytest.raises(gn.GraphError, match="client must be a dask.distributed Client, got str"):
         gn.distributed.search(build, x, y, client="tcp://127.0.0.1:8786")
+
+
+def test_a_grid_sampler_that_runs_out_ends_the_search(client, data):
+    """GridSampler stops its study when the grid is done (Optuna allows that
+    only inside study.optimize): the search ends there, every point tried."""
+    x, y = data
+    grid = {"width": [2, 4], "lr": [0.01, 0.03]}
+    study = optuna.create_study(sampler=optuna.samplers.GridSampler(grid, seed=0))
+
+    def on_grid(trial):
+        width = trial.suggest_categorical("width", grid["width"])
+        lr = trial.suggest_categorical("lr", grid["lr"])
+        return build(optuna.trial.FixedTrial({"width": width, "lr": lr}))
+
+    result = gn.distributed.search(on_grid, x, y, study=study, n_trials=12, client=client, epochs=1)
+    assert 4 <= len(result.trials) < 12 and not result.failed
+    assert {(t.params["width"], t.params["lr"]) for t in result.trials} == {(2, 0.01), (2, 0.03), (4, 0.01),
+                                                                           (4, 0.03)}
