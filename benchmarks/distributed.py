@@ -18,7 +18,11 @@ Measures, for a 784-256-128-10 MLP (float32, the speed suite's W1 model):
 
 Every worker, and this process for the "1 thread" rows, runs one BLAS
 thread, so the rows compare like with like; the "all threads" row is
-in-process graphnet as a user would run it. On a machine with fewer cores
+in-process graphnet as a user would run it. The workers start without the
+``MALLOC_TRIM_THRESHOLD_=65536`` dask's nanny sets by default (it turns off
+glibc's adaptive mmap threshold, so every large numpy temporary is a fresh
+mapping and its pages are faulted in again each step); the one-worker
+overhead is also measured with dask's default, for comparison. On a machine with fewer cores
 than workers + client + scheduler the distributed rows measure contention,
 not scaling: the report says how many cores there were and how loaded.
 
@@ -107,14 +111,32 @@ def in_process(x, y, batch_size: int, predict_rows: int, threads: int) -> dict:
             "step_s": clock.seconds[-1] / steps}
 
 
-def _cluster(workers: int):
+def _cluster(workers: int, trim: bool = False):
+    import dask
     from distributed import Client, LocalCluster
 
     root = str(Path(__file__).resolve().parent.parent)
     env = {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, env=env, silence_logs=logging.ERROR)
+    spawn = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    if not trim:
+        spawn.pop("MALLOC_TRIM_THRESHOLD_", None)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, env=env, silence_logs=logging.ERROR)
     return cluster, Client(cluster, set_as_default=False)
+
+
+def with_dask_defaults(x, y, batch_size: int, chunk: int) -> float:
+    """Seconds per synchronous step on one worker started with dask's default environment."""
+    import dask.array as da
+
+    cluster, client = _cluster(1, trim=True)
+    with cluster, client:
+        dx = client.persist(da.from_array(x, chunks=(chunk, 784)))
+        dy = client.persist(da.from_array(y, chunks=chunk))
+        clock = _EpochClock()
+        gn.distributed.fit(model(), dx, dy, client, epochs=2, batch_size=batch_size, verbose=0, callbacks=[clock])
+    return clock.seconds[-1] / math.ceil(len(x) / batch_size)
 
 
 def on_cluster(workers: int, x, y, batch_size: int, predict_rows: int, chunk: int) -> dict:
@@ -183,7 +205,7 @@ def search(workers: int, rows: int, epochs: int) -> dict:
 
 def run(quick: bool = False) -> dict:
     rows, batch, predict_rows, chunk = (2048, 256, 4096, 512) if quick else (40_000, 1024, 400_000, 10_000)
-    search_rows, search_epochs = (1024, 1) if quick else (6000, 3)
+    search_rows, search_epochs = (1024, 1) if quick else (20_000, 6)
     x, y = data(rows)
     report = {
         "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0], "numpy": np.__version__,
@@ -201,6 +223,7 @@ def run(quick: bool = False) -> dict:
     report["cluster"] = [on_cluster(n, x, y, batch, predict_rows, chunk) for n in (1, 2)]
     one = report["cluster"][0]["sync_every=1"]["step_s"]
     report["overhead_per_step_s"] = one - report["in_process"]["1 thread"]["step_s"]
+    report["dask_default_step_s"] = with_dask_defaults(x, y, batch, chunk)
     report["cost_model"] = report["cluster"][1].pop("cost_model")
     report["search"] = [search(n, search_rows, search_epochs) for n in (1, 2)]
     report["machine"]["load_after"] = os.getloadavg()
@@ -237,7 +260,8 @@ def markdown(report: dict) -> str:
               f"{cl[0]['sync_every=1']['step_s'] * 1e3:.1f} ms against {ip['1 thread']['step_s'] * 1e3:.1f} ms "
               f"in this process, {report['overhead_per_step_s'] * 1e3:+.1f} ms (the rank's compute "
               f"{m1['compute_s'] * 1e3:.1f} ms and update {m1['update_s'] * 1e3:.2f} ms a step; the client's "
-              f"own work {m1['client_s'] * 1e3:.2f} ms, while the rank runs ahead)."]
+              f"own work {m1['client_s'] * 1e3:.2f} ms, while the rank runs ahead). With dask's default "
+              f"MALLOC_TRIM_THRESHOLD_ on the worker the step takes {report['dask_default_step_s'] * 1e3:.1f} ms."]
     size = report["cluster"][1]["at_this_size"]
     lines += ["", "Measured on the 2-worker synchronous run: a 512-row share's compute "
               f"{m2['compute_s'] * 1e3:.2f} ms and update {m2['update_s'] * 1e3:.2f} ms a step; "

@@ -153,7 +153,9 @@ def search(build: Callable, x, y, *, objective: str | Callable | None = None, st
     client : distributed.Client, optional
         None: the default client.
     timeout : float, optional
-        Seconds a trial may take before it is counted as failed (None: no limit).
+        Seconds to wait for a trial's answer once it is the next to be told
+        before counting it as failed (None: no limit). Its worker thread is
+        not interrupted: the trial's result is dropped when it comes.
     **fit_args
         ``Graph.fit`` arguments for every trial (``epochs``, ``batch_size``,
         ``validation_split``, ``callbacks``, ...); trials train silently.

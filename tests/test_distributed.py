@@ -268,6 +268,34 @@ def test_callbacks_between_batches_reach_the_ranks_before_the_next_step(dask_clu
     assert not np.allclose(free.get_weights()["h1.bias"], there.get_weights()["h1.bias"])  # the callback mattered
 
 
+def test_ranks_whose_weights_drift_from_the_clients_get_the_clients_state(dask_cluster, rng, monkeypatch,
+                                                                         caplog):
+    """Each epoch's last step compares a digest of rank 0's weights with the
+    client's; a mismatch (a BLAS that rounds a dot product differently, for
+    clipnorm) sends the client's weights and optimizer before the next epoch."""
+    import graphnet._rank as rank_module
+
+    _, client = dask_cluster
+    x, y = dag_data(rng, 96)
+    real, calls = rank_module.digest, []
+
+    def drifting(values):
+        calls.append(1)
+        return "not the ranks' digest" if len(calls) == 1 else real(values)
+
+    monkeypatch.setattr(rank_module, "digest", drifting)  # in this process only: the client's side
+    here, there = build_dag(), build_dag()
+    here.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    with caplog.at_level(logging.INFO, logger="graphnet"):
+        history = gn.distributed.fit(there, x, y, client, epochs=3, batch_size=32, verbose=0, timeout=TIMEOUT)
+    assert "the ranks' weights differ from the client's after epoch 1/3, batch 3/3" in caplog.text
+    assert len(calls) == 3
+    size = there.plan.store.trainable_values.nbytes
+    sent = history.params["traffic"].sent
+    assert sent == 3 * 96 * 4 + 2 * 3 * size  # the indices, and weights and Adam's two moments to both ranks
+    _assert_same_weights(here, there)
+
+
 def test_an_epoch_level_learning_rate_schedule_reaches_the_ranks(dask_cluster, rng):
     _, client = dask_cluster
     x, y = dag_data(rng, 96)
@@ -420,6 +448,7 @@ def test_a_worker_killed_mid_fit_is_survived_with_the_undisturbed_weights(dask_c
     assert victim not in client.run(os.getpid).values()
 
 
+@pytest.mark.slow
 def test_ranks_running_ahead_survive_a_worker_killed_mid_epoch(dask_cluster, rng, caplog):
     """No callback acts between batches, so the ranks run steps ahead of the
     client; a worker killed then is survived from the client's state."""
