@@ -192,8 +192,9 @@ class Rank:
                     return
                 reduced = {"rows": rows, "tallies": tallies, "failure": failure, "ok": ok, "vector": None,
                            "compute_s": compute, "reduce_s": time.perf_counter() - began, "update_s": 0.0}
-                after = self.specs.pop(spec.step + 1) if ok and self._ready(spec.step + 1) else None
-                result, worked = await loop.run_in_executor(self.pool, self._finish, spec, vector, reduced, after)
+                after = self._take(spec.step + 1) if ok else None
+                spec, result, worked = await loop.run_in_executor(self.pool, self._finish, spec, vector, reduced,
+                                                                  after)
                 if result["failure"] is not None or not result["ok"]:
                     self._stop({"stopped": f"rank {self.index} stopped at step {spec.step}"})
                     return
@@ -204,19 +205,33 @@ class Rank:
             logger.exception("graphnet rank %d of %s failed", self.index, self.key)
             self._stop({"error": f"{type(exc).__name__}: {exc}"})
 
+    def _take(self, step: int) -> Spec | None:
+        """The spec of ``step`` when it is planned and allowed (from either thread)."""
+        return self.specs.pop(step) if self._ready(step) else None
+
     def _finish(self, spec: Spec, total: np.ndarray, result: dict, after: Spec | None):
         """In the rank's thread: apply the sum, hand the result to the loop,
-        then (when ``after`` is given) compute the next step's share."""
-        if result["ok"]:
-            result["failure"], result["update_s"] = self._apply(spec, total)
-            if self.index == 0 and result["failure"] is None:
-                result["vector"] = total
-                if spec.check:
-                    result["digest"] = digest(self.trainer.plan.store.trainable_values)
-        self.loop.call_soon_threadsafe(self._deliver, spec.step, result)
-        if after is None or result["failure"] is not None:
-            return result, None
-        return result, (after, self._work(after))
+        then (when ``after`` is given) compute the next step's share. A lone
+        rank has nothing to all-reduce, so it goes on from step to step here
+        while they are allowed, without handing over to the loop at all.
+        Returns ``(last spec applied, its result, (next spec, its share) or None)``."""
+        while True:
+            if result["ok"]:
+                result["failure"], result["update_s"] = self._apply(spec, total)
+                if self.index == 0 and result["failure"] is None:
+                    result["vector"] = total
+                    if spec.check:
+                        result["digest"] = digest(self.trainer.plan.store.trainable_values)
+            self.loop.call_soon_threadsafe(self._deliver, spec.step, result)
+            if after is None or result["failure"] is not None:
+                return spec, result, None
+            worked = self._work(after)
+            if self.size > 1:
+                return spec, result, (after, worked)
+            spec, (total, rows, tallies, failure, compute) = after, worked
+            result = {"rows": rows, "tallies": tallies, "failure": failure, "ok": failure is None, "vector": None,
+                      "compute_s": compute, "reduce_s": 0.0, "update_s": 0.0}
+            after = self._take(spec.step + 1) if failure is None else None
 
     def _deliver(self, step: int, result: dict) -> None:
         waiter = self.waiting.pop(step, None)
