@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _rank, _shards
+from . import _handlers, _rank, _shards
 from ._collective import hops, schedule, sent_fraction
 from ._costs import Traffic
 from ._dask import aligned, is_dask_array, lazy_inputs, lazy_targets, require, snapshot
@@ -216,7 +216,7 @@ class _Cluster:
         for i, group in enumerate(self.train.groups):
             held = [] if self.validation is None else [self.validation.parts[p] for p in self.validation.groups[i]]
             opened.append(self.client.submit(
-                _rank.open_rank, self.key, i, size, shared, self.mode, self.chosen,
+                _handlers.open_rank, self.key, i, size, shared, self.mode, self.chosen,
                 [self.train.parts[p] for p in group], held,
                 workers=[workers[i % len(workers)]], allow_other_workers=True, pure=False))
         deadline = time.monotonic() + self.timeout

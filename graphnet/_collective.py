@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Exchange", "schedule", "allreduce", "hops", "sent_fraction"]
+__all__ = ["Exchange", "allreduce", "hops", "schedule", "sent_fraction"]
 
 
 class Exchange(NamedTuple):

@@ -30,7 +30,7 @@ import statistics
 from ._collective import hops, sent_fraction
 from .errors import GraphError
 
-__all__ = ["Traffic", "TEN_GBE"]
+__all__ = ["TEN_GBE", "Traffic"]
 
 #: 10 Gb Ethernet, in bytes per second.
 TEN_GBE = 10e9 / 8

@@ -2,12 +2,13 @@
 their data, their copy of the graph and its compiled plan from the first
 step to the last.
 
-A rank is opened by a dask task on its worker (:func:`open_rank`): its
-partitions are that task's arguments, so dask moves them there, or
-recomputes them from their lineage, as for any task. The task also adds
-graphnet's handlers to the worker (as distributed's own P2P shuffle adds
-its own), and from then on the rank is reached through distributed's comms
-directly, never through the scheduler:
+A rank is opened by a dask task on its worker
+(:func:`graphnet._handlers.open_rank`): its partitions are that task's
+arguments, so dask moves them there, or recomputes them from their lineage,
+as for any task. The task also adds graphnet's handlers to the worker (as
+distributed's own P2P shuffle adds its own, :mod:`graphnet._handlers`), and
+from then on the rank is reached through distributed's comms directly,
+never through the scheduler:
 
 - from the client: ``graphnet_update`` (the peers' addresses, and what a
   callback changed: the graph, the optimizer, the weights), ``graphnet_plan``
@@ -33,7 +34,6 @@ pass messages; the graph copy is the rank's own and takes no lock.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import pickle
@@ -52,11 +52,8 @@ from .training import Trainer
 logger = logging.getLogger(__name__)
 
 #: This process's ranks by ``(fit key, rank)``.
-_RANKS: dict[tuple[str, int], Rank] = {}
+RANKS: dict[tuple[str, int], Rank] = {}
 
-#: Modes: ``"sum"`` all-reduces gradients every step (``sync_every=1``);
-#: ``"average"`` all-reduces weights after ``k`` local steps.
-MODES = ("sum", "average")
 
 
 class Sub(NamedTuple):
@@ -99,24 +96,10 @@ def digest(values: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(values).data, digest_size=16).hexdigest()
 
 
-def open_rank(key: str, index: int, size: int, blob: bytes, mode: str, chosen, train, validation) -> str:
-    """Open rank ``index`` of ``size`` on this worker (run as a dask task):
-    ``blob`` is the pickled ``(graph, optimizer)``, ``train`` and
-    ``validation`` its group's partitions. Returns the worker's address."""
-    from distributed import get_worker
-
-    worker = get_worker()
-    worker.handlers.update(HANDLERS)
-    graph, optimizer = pickle.loads(blob)
-    old = _RANKS.pop((key, index), None)
-    if old is not None:  # the task ran again
-        old.close()
-    _RANKS[(key, index)] = Rank(key, index, size, worker, graph, optimizer, mode, chosen, train, validation)
-    return worker.address
-
-
 class Rank:
-    """One rank: see the module docs."""
+    """One rank: see the module docs. ``mode`` is ``"sum"`` (gradients
+    all-reduced every step, ``sync_every=1``) or ``"average"`` (weights
+    all-reduced after ``k`` local steps)."""
 
     def __init__(self, key, index, size, worker, graph, optimizer, mode, chosen, train, validation):
         self.key, self.index, self.size, self.worker = key, index, size, worker
@@ -201,7 +184,7 @@ class Rank:
                 self.next = spec.step + 1
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - reported to the client, which raises TrainingError
+        except Exception as exc:  # reported to the client, which raises TrainingError
             logger.exception("graphnet rank %d of %s failed", self.index, self.key)
             self._stop({"error": f"{type(exc).__name__}: {exc}"})
 
@@ -312,8 +295,9 @@ class Rank:
         bad = np.flatnonzero(~np.isfinite(new))
         if len(bad):
             key = store.locate(int(bad[0])).key
-            return (f"{place(spec.where)}: the averaged weights of {key!r} are not finite; the weights "
-                    "are as they were before this round", None, key), time.perf_counter() - start
+            message = (f"{place(spec.where)}: the averaged weights of {key!r} are not finite; the weights "
+                       "are as they were before this round")
+            return (message, None, key), time.perf_counter() - start
         store.trainable_values[...] = new
         return None, time.perf_counter() - start
 
@@ -327,7 +311,7 @@ class Rank:
         return lambda tag: self._receive(f"{step}:{tag}")
 
     def _send(self, partner: int, tag: str, data: np.ndarray, ok: bool) -> None:
-        local = _RANKS.get((self.key, partner))
+        local = RANKS.get((self.key, partner))
         if local is not None and local.loop is not None:
             local.deliver(tag, data, ok)
             return
@@ -427,7 +411,7 @@ class Rank:
 
     def close(self) -> None:
         """Stop, forget the data and the graph (from any thread)."""
-        _RANKS.pop((self.key, self.index), None)
+        RANKS.pop((self.key, self.index), None)
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self._close_on_loop)
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -440,92 +424,3 @@ class Rank:
             task.cancel()
         self._stop({"stopped": "closed"})
         self._break(PeerLost("the rank was closed"))
-
-
-# ----------------------------------------------------------------- handlers
-_GONE = {"lost": "the rank is not on this worker any more"}
-
-
-def _lookup(key: str, rank: int) -> Rank | None:
-    found = _RANKS.get((key, rank))
-    if found is not None:
-        found.start()
-    return found
-
-
-async def _update(key, rank, peers=None, state=None):
-    found = _lookup(key, rank)
-    if found is None:
-        return _GONE
-    if peers is not None:
-        found.peers = list(peers)
-    if state is not None:
-        await found.loop.run_in_executor(found.pool, found.change, *state)
-    return {"ok": True}
-
-
-async def _plan(key, rank, specs):
-    found = _lookup(key, rank)
-    if found is None:
-        return _GONE
-    found.add(specs)
-    return {"ok": True}
-
-
-async def _result(key, rank, step, allow):
-    from distributed.protocol import to_serialize
-
-    found = _lookup(key, rank)
-    if found is None:
-        return _GONE
-    found.permit(allow)
-    return to_serialize(await found.result(step))
-
-
-async def _evaluate(key, rank, which, indices, chunk):
-    from distributed.protocol import to_serialize
-
-    found = _lookup(key, rank)
-    if found is None:
-        return _GONE
-    state = await found.loop.run_in_executor(found.pool, found.tally, which, indices, chunk)
-    return to_serialize({"state": state})
-
-
-async def _probe(key, rank, sizes, reps):
-    found = _lookup(key, rank)
-    if found is None:
-        return _GONE
-    return {"times": await found.probe(sizes, reps)}
-
-
-async def _stream(comm, key, rank):
-    """A peer's connection to rank ``rank``: its messages until it closes."""
-    from distributed.comm import CommClosedError
-
-    try:
-        while True:
-            message = await comm.read()
-            found = _lookup(key, rank)
-            if found is not None:
-                found.deliver(message["tag"], message["data"], message["ok"])
-    except CommClosedError:
-        pass
-
-
-async def _close(key):
-    for (k, _), found in list(_RANKS.items()):
-        if k == key:
-            found.close()
-    return {"ok": True}
-
-
-HANDLERS = {
-    "graphnet_update": _update,
-    "graphnet_plan": _plan,
-    "graphnet_result": _result,
-    "graphnet_evaluate": _evaluate,
-    "graphnet_probe": _probe,
-    "graphnet_stream": _stream,
-    "graphnet_close": _close,
-}

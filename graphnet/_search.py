@@ -31,7 +31,7 @@ from .checks import check_int
 from .errors import GraphError
 from .graph import Graph
 
-__all__ = ["search", "SearchResult", "TrialResult", "FIT_ARGUMENTS"]
+__all__ = ["FIT_ARGUMENTS", "SearchResult", "TrialResult", "search"]
 
 logger = logging.getLogger(__name__)
 

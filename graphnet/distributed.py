@@ -58,7 +58,7 @@ from .training import Trainer, check_fit_arguments
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["fit", "search", "Traffic", "SearchResult", "TrialResult", "TEN_GBE"]
+__all__ = ["TEN_GBE", "SearchResult", "Traffic", "TrialResult", "fit", "search"]
 
 logger = logging.getLogger(__name__)
 
