@@ -47,7 +47,7 @@ class Traffic:
     Bytes count the arrays that travel (row indices, gradients, weights, the
     graph and optimizer a callback changed), not the few numbers each step's
     bookkeeping carries: ``sent`` from the client to the ranks, ``received``
-    back (rank 0's sum, each step or round), ``exchanged`` among the ranks
+    back (the sum, from one rank in turn, each step or round), ``exchanged`` among the ranks
     (the all-reduces, every rank's messages added up), and of these
     ``parameter_bytes``, the parameter-sized part. ``steps`` counts global
     batches; validation is counted apart (``validation``), and what is sent

@@ -23,8 +23,9 @@ never through the scheduler:
 A step moves flat buffers only: each rank computes its share's gradient (for
 local SGD, takes its ``k`` local steps), the ranks all-reduce the gradients
 times their rows (the weights times their rows), and each applies the same
-checked update with its copy of the optimizer (divides by the rows). Rank 0
-sends the sum to the client, whose graph makes the same update. While the
+checked update with its copy of the optimizer (divides by the rows). One
+rank, each step the next (so no rank does more than the others), sends the
+sum to the client, whose graph makes the same update. While the
 buffers travel, the rank's thread gathers the next step's rows.
 
 Compute runs in one thread per rank, so the worker's event loop stays free to
@@ -201,7 +202,7 @@ class Rank:
         while True:
             if result["ok"]:
                 result["failure"], result["update_s"] = self._apply(spec, total)
-                if self.index == 0 and result["failure"] is None:
+                if self.index == spec.step % self.size and result["failure"] is None:
                     result["vector"] = total
                     if spec.check:
                         result["digest"] = digest(self.trainer.plan.store.trainable_values)

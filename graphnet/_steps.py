@@ -7,11 +7,12 @@ them a round of local SGD. Every rank gets its share of each step's rows as
 indices into its own partitions when the epoch begins, so it gathers the
 next step's rows while the current step's buffers travel.
 
-For each step the client asks every rank for its result. Rank 0's carries
-the all-reduced sum (gradients times rows, or weights times rows), from which
-the client's graph makes the update every rank made: the same arithmetic on
-the same numbers, so the same weights, which each epoch's last step checks
-(a digest of rank 0's weights against the client's; a mismatch, from a BLAS
+For each step the client asks every rank for its result. One rank's (in
+turn, step by step) carries the all-reduced sum (gradients times rows, or
+weights times rows), from which the client's graph makes the update every
+rank made: the same arithmetic on the same numbers, so the same weights,
+which each epoch's last step checks (a digest of that rank's weights
+against the client's; a mismatch, from a BLAS
 that rounds differently, sends the client's state to the ranks). Without
 callbacks that act between batches the ranks run up to :data:`AHEAD` steps
 before the client asks; with them each step waits for the client, which
@@ -104,7 +105,8 @@ class Steps:
         began = time.perf_counter()
         _raise_failure(answers, place)
         rows = sum(a["rows"] for a in answers)
-        total = answers[0]["vector"]
+        sender = answers[step.number % len(answers)]  # the ranks take turns to send the sum
+        total = sender["vector"]
         store = trainer.plan.store
         _check(place, rows, step.rows, total, store.trainable_values.size)
         if self.sync_every == 1:
@@ -119,7 +121,7 @@ class Steps:
             store.trainable_values[...] = new
         cluster.applied()
         cluster.resume_from = step.number + 1
-        if "digest" in answers[0] and answers[0]["digest"] != _rank.digest(store.trainable_values):
+        if "digest" in sender and sender["digest"] != _rank.digest(store.trainable_values):
             logger.info("%s: the ranks' weights differ from the client's after %s; the client's are sent",
                         trainer.graph.name, _rank.place(place))
             cluster.diverged = True

@@ -11,8 +11,8 @@ step moves only flat buffers:
   gradient of its share of the global batch; the ranks all-reduce the
   gradients times their rows among themselves (recursive halving and
   doubling, :mod:`graphnet._collective`); each divides by the batch's rows
-  and applies the same checked update with its copy of the optimizer; rank 0
-  sends the sum to the client, whose graph makes the same update with the
+  and applies the same checked update with its copy of the optimizer; one
+  rank (each step the next) sends the sum to the client, whose graph makes the same update with the
   graph's optimizer. The weights equal single-process ``fit``'s within float
   tolerance: the batches are ``fit``'s (each epoch's permutation comes from
   the graph's random stream, as there) and only the order of the sum differs.

@@ -129,7 +129,7 @@ def test_steps_go_from_rank_to_rank_not_through_the_scheduler(dask_cluster, rng)
         traffic = history.params["traffic"]
         size = g.plan.store.trainable_values.nbytes
         assert traffic.steps == epochs * 8 and traffic.workers == 2
-        assert traffic.received == traffic.steps * size  # rank 0's sum, once a step
+        assert traffic.received == traffic.steps * size  # the sum, from one rank a step
         assert traffic.exchanged == traffic.steps * 2 * size  # each rank sends half, then half back
         assert traffic.sent == epochs * 120 * 4  # and the row indices (int32), nothing else
     cluster.scheduler.remove_plugin(Submitted.name)
@@ -270,7 +270,7 @@ def test_callbacks_between_batches_reach_the_ranks_before_the_next_step(dask_clu
 
 def test_ranks_whose_weights_drift_from_the_clients_get_the_clients_state(dask_cluster, rng, monkeypatch,
                                                                          caplog):
-    """Each epoch's last step compares a digest of rank 0's weights with the
+    """Each epoch's last step compares a digest of a rank's weights with the
     client's; a mismatch (a BLAS that rounds a dot product differently, for
     clipnorm) sends the client's weights and optimizer before the next epoch."""
     import graphnet._rank as rank_module
