@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
+import statistics
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -234,11 +235,14 @@ class _Cluster:
         logger.info("%s: %d ranks on %s", self.graph.name, size, sorted(set(self.addresses)))
 
     def _probe(self) -> None:
-        """Latency and bandwidth of the comms: all-reduces of 1 element and of the parameters."""
+        """Latency and bandwidth of the comms: all-reduces of 1 element and of
+        the parameters, five runs of five in a row; the median run (the
+        slowest rank's), so a burst of other work on the machine counts once."""
         values = self.trainer.plan.store.trainable_values
         size = len(self.addresses)
-        answers = self.call("graphnet_probe", [{"sizes": [1, values.size], "reps": 10}] * size)
-        tiny, full = (max(a["times"][i] for a in answers) for i in (0, 1))
+        answers = self.call("graphnet_probe", [{"sizes": [1, values.size], "reps": 5, "rounds": 5}] * size)
+        tiny, full = (statistics.median(max(runs) for runs in zip(*(a["times"][i] for a in answers)))
+                      for i in (0, 1))
         self.traffic.latency_s = tiny / hops(size)
         self.traffic.bandwidth = sent_fraction(size) * values.nbytes / max(full - tiny, 1e-9)
 

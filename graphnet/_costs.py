@@ -5,8 +5,8 @@ Measured on the run: each step's compute on a rank (forward and backward on
 its share, local SGD's own updates included), the update every rank applies,
 the all-reduce, the client's own work per step, and, once at the start of a
 fit on two or more workers, the latency of one message and the bandwidth of
-distributed's comms between the workers (a few all-reduces of an empty
-buffer and of a parameter-sized one).
+distributed's comms between the workers (runs of all-reduces of one element
+and of the parameters; the median run).
 
 The model, for ``N`` ranks that each keep the share of a batch they had in
 the run (weak scaling) and ``sync_every=k``::
@@ -103,10 +103,12 @@ class Traffic:
     def step_s(self) -> float | None:
         return _median(self.samples["step"])
 
-    def predict(self, workers: int, sync_every: int | None = None, bandwidth: float = TEN_GBE) -> dict:
+    def predict(self, workers: int, sync_every: int | None = None, bandwidth: float = TEN_GBE,
+                work_s: float | None = None) -> dict:
         """The model's seconds per batch and weak-scaling efficiency on
         ``workers`` ranks at ``bandwidth`` bytes/s (``sync_every`` defaults to
-        the run's).
+        the run's). ``work_s`` replaces the run's compute and update per batch
+        (one measured elsewhere: on a quieter machine, a bigger share).
 
         Raises
         ------
@@ -118,7 +120,7 @@ class Traffic:
             raise GraphError("Traffic.predict: this fit measured no latency and bandwidth between workers "
                              "(it ran on one worker, or took no step); measure with two or more")
         k = self.sync_every if sync_every is None else sync_every
-        work = (self.compute_s + self.update_s) / self.sync_every
+        work = (self.compute_s + self.update_s) / self.sync_every if work_s is None else work_s
         allreduce = (hops(workers) * self.latency_s
                      + sent_fraction(workers) * self.parameter_size * (1 / self.bandwidth + 1 / bandwidth))
         client = (self.client_s + self.parameter_size / bandwidth) / k
@@ -126,9 +128,10 @@ class Traffic:
         return {"workers": workers, "sync_every": k, "work_s": work, "allreduce_s": allreduce,
                 "batch_s": batch, "efficiency": work / batch}
 
-    def table(self, workers=(8, 64), sync_every=(1, 2, 4, 8), bandwidth: float = TEN_GBE) -> list[dict]:
+    def table(self, workers=(8, 64), sync_every=(1, 2, 4, 8), bandwidth: float = TEN_GBE,
+              work_s: float | None = None) -> list[dict]:
         """:meth:`predict` for each number of workers and each ``sync_every``."""
-        return [self.predict(n, k, bandwidth) for n in workers for k in sync_every]
+        return [self.predict(n, k, bandwidth, work_s) for n in workers for k in sync_every]
 
     def __repr__(self) -> str:
         return (f"Traffic(steps={self.steps}, workers={self.workers}, sent={self.sent}, received={self.received}, "

@@ -84,11 +84,11 @@ async def _evaluate(key, rank, which, indices, chunk):
     return to_serialize({"state": state})
 
 
-async def _probe(key, rank, sizes, reps):
+async def _probe(key, rank, sizes, reps, rounds):
     found = _lookup(key, rank)
     if found is None:
         return _GONE
-    return {"times": await found.probe(sizes, reps)}
+    return {"times": await found.probe(sizes, reps, rounds)}
 
 
 async def _stream(comm, key, rank):

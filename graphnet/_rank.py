@@ -395,19 +395,24 @@ class Rank:
         parts = self.train if which == "train" else self.validation
         return _shards.tally_state(self.trainer.graph, parts, indices, self.chosen, chunk)
 
-    async def probe(self, sizes: list[int], reps: int) -> list[float]:
+    async def probe(self, sizes: list[int], reps: int, rounds: int) -> list[list[float]]:
         """Seconds per all-reduce of each size (elements), all ranks at once:
-        one to start together, then the mean of ``reps`` in a row (the ranks
-        keep in step, so each one's wait for the others averages out)."""
+        one to start together, then ``rounds`` runs of ``reps`` in a row, each
+        run's mean (the ranks keep in step within a run, so each one's wait
+        for the others averages out)."""
         out = []
         for size in sizes:
             buffer = np.zeros(size, dtype=self.trainer.plan.dtype)
-            for rep in range(reps + 1):
-                if rep == 1:
-                    start = time.perf_counter()
-                tag = f"probe{size}.{rep}"
-                await allreduce(buffer, schedule(self.index, self.size, size), self._sender(tag), self._receiver(tag))
-            out.append((time.perf_counter() - start) / reps)
+            means = []
+            for run in range(rounds + 1):
+                start = time.perf_counter()
+                for rep in range(reps if run else 1):
+                    tag = f"probe{size}.{run}.{rep}"
+                    await allreduce(buffer, schedule(self.index, self.size, size), self._sender(tag),
+                                    self._receiver(tag))
+                if run:
+                    means.append((time.perf_counter() - start) / reps)
+            out.append(means)
         return out
 
     def close(self) -> None:

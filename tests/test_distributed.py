@@ -367,6 +367,8 @@ def test_the_cost_model_is_measured_on_the_run(dask_cluster, rng):
     allreduce = 6 * t.latency_s + 1.75 * 8 * 97 * (1 / t.bandwidth + 1 / 1e9)  # 2 log2 8 hops, 2 (8-1)/8 of S
     assert row["allreduce_s"] == pytest.approx(allreduce)
     assert row["efficiency"] == pytest.approx(work / max(work + allreduce / 4, (t.client_s + 776 / 1e9) / 4))
+    quiet = t.predict(8, sync_every=4, bandwidth=1e9, work_s=0.01)  # a compute time measured elsewhere
+    assert quiet["efficiency"] == pytest.approx(0.01 / max(0.01 + allreduce / 4, (t.client_s + 776 / 1e9) / 4))
     assert [(r["workers"], r["sync_every"]) for r in t.table()] == [
         (n, k) for n in (8, 64) for k in (1, 2, 4, 8)]
     one = gn.distributed.fit(_regressor(), x, y, client, batch_size=64, verbose=0, timeout=TIMEOUT,
