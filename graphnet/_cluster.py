@@ -143,6 +143,8 @@ class _Cluster:
         self.epoch_steps: list = []
         self.resume_from = 0
         self.planned = False
+        #: Per rank, step -> result: the ranks answer with every step they have done.
+        self.results: list[dict] = []
 
     # ------------------------------------------------------------------ data
     def load(self, x, y, label: str = "the data", ranks: int | None = None) -> _Shards:
@@ -222,6 +224,7 @@ class _Cluster:
                 workers=[workers[i % len(workers)]], allow_other_workers=True, pure=False))
         deadline = time.monotonic() + self.timeout
         self.addresses = [f.result(timeout=max(0.0, deadline - time.monotonic())) for f in opened]
+        self.results = [{} for _ in self.addresses]
         for future in [*opened, shared]:
             future.release()
         self.call("graphnet_update", [{"peers": self.addresses}] * size)
@@ -302,9 +305,10 @@ class _Cluster:
         return self._exchanged
 
     # ----------------------------------------------------------------- comms
-    def call(self, method: str, arguments: list[dict]) -> list:
-        """``method`` on every rank at once (``arguments[i]`` for rank ``i``);
-        the answers in rank order.
+    def call(self, method: str, arguments: list[dict] | dict[int, dict]) -> list:
+        """``method`` on ranks at once: every rank (``arguments[i]`` for rank
+        ``i``), or those a dict names (``{rank: arguments}``); the answers in
+        rank order.
 
         Raises
         ------
@@ -316,20 +320,22 @@ class _Cluster:
         TimeoutError
             After ``timeout`` seconds without every answer.
         """
-        answers = self.client.sync(self._call, method, arguments)
-        for i, answer in enumerate(answers):
+        asked = arguments if isinstance(arguments, dict) else dict(enumerate(arguments))
+        answers = self.client.sync(self._call, method, asked)
+        for i, answer in zip(asked, answers):
             if isinstance(answer, dict) and "error" in answer:
                 raise RankFailed(f"rank {i} at {self.addresses[i]} failed: {answer['error']}")
-        for i, answer in enumerate(answers):
+        for i, answer in zip(asked, answers):
             if isinstance(answer, dict) and ("lost" in answer or "stopped" in answer):
                 raise Lost(f"rank {i} at {self.addresses[i]}: {answer.get('lost') or answer.get('stopped')}")
         return answers
 
-    async def _call(self, method: str, arguments: list[dict]) -> list:
+    async def _call(self, method: str, asked: dict[int, dict]) -> list:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        tasks = [asyncio.ensure_future(getattr(self.client.rpc(address), method)(key=self.key, rank=i, **kwargs))
-                 for i, (address, kwargs) in enumerate(zip(self.addresses, arguments))]
+        tasks = [asyncio.ensure_future(getattr(self.client.rpc(self.addresses[i]), method)(key=self.key, rank=i,
+                                                                                             **kwargs))
+                 for i, kwargs in asked.items()]
         try:
             while True:
                 left = deadline - loop.time()

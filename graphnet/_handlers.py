@@ -65,13 +65,17 @@ async def _plan(key, rank, specs):
 
 
 async def _result(key, rank, step, allow):
+    """Leave to run up to step ``allow``; the results from ``step`` on that are done."""
     from distributed.protocol import to_serialize
 
     found = _lookup(key, rank)
     if found is None:
         return _GONE
     found.permit(allow)
-    return to_serialize(await found.result(step))
+    results = await found.result(step)
+    if "rows" not in results[0]:  # why no step will come: lost, stopped, an error
+        return results[0]
+    return to_serialize({"results": results})
 
 
 async def _evaluate(key, rank, which, indices, chunk):

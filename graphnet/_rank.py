@@ -231,16 +231,22 @@ class Rank:
                 waiter.set_result(reason)
         self.waiting.clear()
 
-    async def result(self, step: int) -> dict:
-        """The result of ``step`` once it is done (or why it never will be)."""
+    async def result(self, step: int) -> list[dict]:
+        """The results of ``step`` and of the steps after it that are done,
+        once ``step`` is (or why it never will be, alone)."""
         if step in self.done:
-            return self.done.pop(step)
-        if self.stopped is not None:
-            return self.stopped
-        waiter = self.waiting.get(step)
-        if waiter is None:
-            waiter = self.waiting[step] = self.loop.create_future()
-        return await waiter
+            first = self.done.pop(step)
+        elif self.stopped is not None:
+            return [self.stopped]
+        else:
+            waiter = self.waiting.get(step)
+            if waiter is None:
+                waiter = self.waiting[step] = self.loop.create_future()
+            first = await waiter
+        out = [first]
+        while step + len(out) in self.done:
+            out.append(self.done.pop(step + len(out)))
+        return out
 
     # ------------------------------------------------------------- one step
     def _prefetch(self, step: int) -> None:

@@ -135,8 +135,15 @@ class Steps:
         return tally_loss.loss()
 
     def _results(self, step: Step, allow: int) -> list[dict]:
-        size = len(self.cluster.addresses)
-        answers = self.cluster.call("graphnet_result", [{"step": step.number, "allow": allow}] * size)
+        """Every rank's result of ``step``: asked of the ranks that have not
+        already sent it (each answers with all the steps it has done)."""
+        cache = self.cluster.results
+        missing = {i: {"step": step.number, "allow": allow} for i, done in enumerate(cache) if step.number not in done}
+        if missing:
+            for i, answer in zip(missing, self.cluster.call("graphnet_result", missing)):
+                for offset, result in enumerate(answer["results"]):
+                    cache[i][step.number + offset] = result
+        answers = [done.pop(step.number) for done in cache]
         if not any(a["failure"] for a in answers) and not all(a["ok"] for a in answers):
             raise Lost(f"step {step.number}: a rank's all-reduce did not finish")
         return answers
