@@ -121,8 +121,8 @@ def _share_work(rows: int) -> float:
     """Seconds of one forward, backward and Adam update on ``rows`` rows, in
     this process (best of 20): a rank's work per step without the machine's
     other load."""
-    from graphnet.data import as_inputs, as_targets
-    from graphnet.training import Trainer
+    from graphnet._data import as_inputs, as_targets
+    from graphnet.trainer import Trainer
 
     g = model()
     x, y = data(rows, seed=1)

@@ -73,5 +73,5 @@ def build_scaling(nodes: int, width: int, seed: int = 0) -> gn.Graph:
     # Weights are drawn when first needed (on each node's whole fan-in): draw them
     # here, so that "build" keeps meaning a graph with its weights and "plan" the
     # compilation alone, as before.
-    g._draw()
+    g.materialize()
     return g

@@ -30,7 +30,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from graphnet import kernels
+from graphnet import _kernels as kernels
 
 from . import machine, models
 from .reference import ReferenceMLP

@@ -5,9 +5,13 @@ synapses; networkx keeps the structure, so forward and backward visit every
 node exactly once.
 """
 
+from . import _cuda, _dask  # noqa: F401  (they register the "cuda" device and dask arrays' handler)
 from . import activations, callbacks, distributed, initializers, losses, metrics, optimizers
+from ._registry import register
 from ._version import __version__
+from .attributions import Attributions
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, StatsRecorder
+from .diff import GraphDiff, diff
 from .errors import (
     CycleError,
     GraphError,
@@ -18,15 +22,16 @@ from .errors import (
     ShapeError,
     TrainingError,
 )
-from .gradcheck import GradientReport, check_gradients
+from .gradient_check import GradientReport, check_gradients
 from .graph import Graph
 from .interop import from_keras, from_onnx, from_sklearn, from_torch
 from .nodes import Hidden, Input, Node, Output
 from .plots import plot_history
 from .saving import load
-from .sequential import Dense, Sequential
+from .layers import Dense
+from .sequential import Sequential
 from .statistics import Statistics
-from .surgery import TransferReport
+from .weights import TransferReport
 from .synapse import Synapse
 
 __all__ = [
@@ -39,6 +44,10 @@ __all__ = [
     "Sequential",
     "Dense",
     "load",
+    "register",
+    "diff",
+    "GraphDiff",
+    "Attributions",
     "from_keras",
     "from_torch",
     "from_onnx",

@@ -1,7 +1,7 @@
 """The client's side of :func:`graphnet.distributed.fit`: the data on the
 cluster, the ranks that train on it, and what happens when a worker is lost.
 
-A :class:`_Cluster` lives for one fit. It loads the data as partition futures
+A :class:`Cluster` lives for one fit. It loads the data as partition futures
 (their lineage kept, so a lost partition is recomputed), opens one rank per
 group of partitions (:mod:`graphnet._rank`), talks to the ranks through
 distributed's comms (never through the scheduler), and keeps the client's
@@ -25,6 +25,7 @@ import pickle
 import statistics
 import time
 import uuid
+from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,7 +40,7 @@ from .optimizers import get as get_optimizer
 
 if TYPE_CHECKING:
     from .graph import Graph
-    from .training import Trainer
+    from .trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ logger = logging.getLogger(__name__)
 POLL = 0.5
 
 
-class _Shards:
+class Shards:
     """Data on the cluster: one future per partition, its rows, and the
     groups: contiguous runs of partitions, one per rank."""
 
@@ -93,8 +94,6 @@ def client_or_default(client, where: str = "gn.distributed.fit"):
 def failures() -> tuple[type[BaseException], ...]:
     """What a lost worker or connection raises on the client (TimeoutError,
     an OSError too, is told apart first)."""
-    from concurrent.futures import CancelledError
-
     from distributed import KilledWorker
 
     return (CancelledError, KilledWorker, OSError, Lost)
@@ -112,7 +111,7 @@ def _values(data) -> list:
     return list(data.values()) if isinstance(data, dict) else [data]
 
 
-class _Cluster:
+class Cluster:
     """One fit's cluster: see the module docs."""
 
     def __init__(self, client, graph: Graph, chosen, timeout: float, retries: int, callbacks,
@@ -132,8 +131,8 @@ class _Cluster:
         self.key: str | None = None
         self.addresses: list[str] = []
         self.trainer: Trainer | None = None
-        self.train: _Shards | None = None
-        self.validation: _Shards | None = None
+        self.train: Shards | None = None
+        self.validation: Shards | None = None
         self._parts: list = []
         self._exchanged = 0
         # What the ranks hold, to tell what a callback changed.
@@ -147,7 +146,7 @@ class _Cluster:
         self.results: list[dict] = []
 
     # ------------------------------------------------------------------ data
-    def load(self, x, y, label: str = "the data", ranks: int | None = None) -> _Shards:
+    def load(self, x, y, label: str = "the data", ranks: int | None = None) -> Shards:
         """``x, y`` as partitions on the workers, checked there; ``ranks``
         groups them for that many ranks (default: one per worker, at most one
         per partition).
@@ -161,7 +160,7 @@ class _Cluster:
         """
         return self.reliably(f"loading {label}", lambda: self._load(x, y, label, ranks))
 
-    def _load(self, x, y, label: str, ranks: int | None) -> _Shards:
+    def _load(self, x, y, label: str, ranks: int | None) -> Shards:
         dask, _ = require()
         graph = self.graph
         inputs, targets = lazy_inputs(graph, x), lazy_targets(graph, y)
@@ -197,10 +196,10 @@ class _Cluster:
             raise ShapeError(f"gn.distributed.fit: {label} has no rows")
         logger.info("%s: %s in %d partitions, %d groups (%s rows)", graph.name, label, count,
                     len(groups), sum(rows))
-        return _Shards(parts, rows, groups, addresses)
+        return Shards(parts, rows, groups, addresses)
 
     # ----------------------------------------------------------------- ranks
-    def open(self, trainer: Trainer, train: _Shards, validation: _Shards | None) -> None:
+    def open(self, trainer: Trainer, train: Shards, validation: Shards | None) -> None:
         """Open a rank per group of ``train`` and measure the comms between them."""
         self.trainer, self.train, self.validation = trainer, train, validation
         self.reliably("opening the ranks", self._open)
@@ -425,8 +424,8 @@ class _Cluster:
             resume = ("no checkpoint was saved (pass gn.ModelCheckpoint('ckpt.gnet', "
                       "save_best_only=False) to have one to resume from)")
         elif checkpoint[1]:
-            resume = (f"the last checkpoint is {checkpoint[0]!r} (weights: np.load it and "
-                      "set_weights, then fit on)")
+            resume = (f"the last checkpoint is {checkpoint[0]!r} (weights: g.load_weights(path), "
+                      "then fit on)")
         else:
             resume = (f"the last checkpoint is {checkpoint[0]!r} (gn.load it: weights and "
                       "optimizer state; then fit on)")

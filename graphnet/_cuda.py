@@ -5,7 +5,7 @@ run on CuPy through the same ``xp`` calls as on numpy (CuPy mirrors its
 API, ``out=`` included); what numpy cannot express in one pass is written
 here as ``cupy.ElementwiseKernel``s, each the same arithmetic as the
 generic ``xp`` version it replaces (:class:`graphnet.backend.DeviceBackend`,
-:meth:`graphnet.optimizers.Adam._update`), in the same order and without
+:meth:`graphnet.optimizers.Adam.update`), in the same order and without
 fused multiply-adds (``--fmad=false``), so that CPU and GPU agree within
 float32 rounding of the matrix products:
 
@@ -31,7 +31,7 @@ import logging
 
 import numpy as np
 
-from .backend import DeviceBackend
+from .backend import DeviceBackend, register
 from .errors import GraphError
 
 __all__ = ["CudaBackend"]
@@ -44,7 +44,7 @@ _OPTIONS = ("--fmad=false",)
 _ADAM = (
     "T g, T m, T v, T beta1, T beta2, T step_size, T eps",
     "T m_next, T v_next, T out",
-    # As Adam._update's passes: m' = b1 (m - g) + g, v' = b2 (v - g²) + g².
+    # As Adam.update's passes: m' = b1 (m - g) + g, v' = b2 (v - g²) + g².
     """
     T g2 = g * g;
     T m_i = beta1 * (m - g) + g;
@@ -151,10 +151,9 @@ class CudaBackend(DeviceBackend):
         """A device stream per graph, seeded from the graph's seed (not from
         its shuffling stream, so it changes no permutation); CuPy's states
         cannot be saved, so a loaded or unpickled graph starts it afresh."""
-        rng = getattr(graph, "_device_rng", None)
-        if rng is None:
-            rng = graph._device_rng = self.xp.random.RandomState(graph._device_seed())
-        return rng
+        if graph.device_rng is None:
+            graph.device_rng = self.xp.random.RandomState(graph.device_seed())
+        return graph.device_rng
 
     def uniform(self, rng, out) -> None:
         out[...] = rng.random_sample(out.shape, dtype=out.dtype)
@@ -180,7 +179,7 @@ class CudaBackend(DeviceBackend):
         if type(loss).__module__ != "graphnet.losses":
             return None
         generic = functools.partial(loss.delta, xp=self.xp)
-        if loss.name == "categorical_crossentropy":
+        if loss.name in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
             def delta(y, a, r=None):
                 if y.ndim != 1 or r is not None:  # one-hot or weighted rows: the xp passes
                     return generic(y, a, r)
@@ -218,3 +217,6 @@ def _kernel(cupy, source: tuple[str, str, str], name: str):
     except TypeError:
         logger.warning("cuda: this CuPy takes no kernel options; %s may use fused multiply-adds", name)
         return cupy.ElementwiseKernel(*source, name=name)
+
+
+register("cuda", CudaBackend.make)

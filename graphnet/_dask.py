@@ -1,7 +1,9 @@
 """``predict`` and ``evaluate`` on dask arrays: lazy, chunk by chunk, the graph sent once.
 
 :func:`graphnet.inference.predict` and ``evaluate`` come here when the data
-holds a dask array. Everything that can be checked without computing (names,
+holds a dask array: this module registers itself with
+:func:`graphnet.inference.register_lazy` when it is imported (``import
+graphnet`` does that). Everything that can be checked without computing (names,
 feature counts, dtypes, row counts) is checked at the call; values (NaN,
 labels out of range) are checked chunk by chunk when the chunks are computed.
 
@@ -23,10 +25,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import metrics as metrics_module
-from .checks import check_int
-from .data import as_inputs, as_targets, as_weights, common_rows, features, named
+from ._validation import check_int
+from ._data import as_inputs, as_targets, as_weights, common_rows, features, named
 from .errors import GraphError, ShapeError
-from .inference import DEFAULT_CHUNK, Tally, merge_states, tally_arrays
+from .inference import DEFAULT_CHUNK, LazyHandler, Tally, merge_states, predict as predict_arrays
+from .inference import register_lazy, tally_arrays
+from .plan import compile_plan
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -54,7 +58,7 @@ def snapshot(graph: Graph) -> Graph:
     """A copy of ``graph`` with its current weights and no optimizer (workers
     only run it), taken under the read lock so no step lands halfway. It is
     on the CPU: the workers run it there, whatever device the graph is on."""
-    with graph._lock.reading():
+    with graph.lock.reading():
         copied = copy.deepcopy(graph)
     copied.optimizer = None
     copied.to("cpu")
@@ -143,10 +147,11 @@ def aligned(arrays: dict) -> tuple[dict, tuple]:
                     f"rows disagree: {labels[0]} has {first.shape[0]} rows but {label} "
                     f"has {arrays[label].shape[0]}"
                 )
+    unknown = any(np.isnan(a.shape[0]) for a in arrays.values())
     rows = first.chunks[0]
     out = {}
     for label, array in arrays.items():
-        wanted = {} if np.isnan(array.shape[0]) else {0: rows}
+        wanted = {} if unknown else {0: rows}  # unknown lengths: every array keeps its own blocks
         if array.ndim == 2:
             wanted[1] = -1
         out[label] = array.rechunk(wanted)
@@ -160,9 +165,11 @@ def _labelled(inputs: dict, targets: dict | None = None) -> dict:
 
 
 # ------------------------------------------------------------------ predict
-def predict(graph: Graph, x, batch_size: int | None = None):
+def predict(graph: Graph, x, batch_size: int | None = None, outputs: list[str] | None = None):
     """A lazy dask array (a dict of them for several outputs): the graph's
-    dtype, the inputs' row chunks, one column chunk per output.
+    dtype, the inputs' row chunks, one column chunk per output. With
+    ``outputs`` (checked node names, see :func:`graphnet.inference.predict`),
+    always a dict of those nodes' activations.
 
     Raises
     ------
@@ -173,9 +180,11 @@ def predict(graph: Graph, x, batch_size: int | None = None):
     if batch_size is not None:
         batch_size = check_int(batch_size, "batch_size")
     inputs = lazy_inputs(graph, x)
-    labelled, _ = aligned(_labelled(inputs))
+    labelled, rows = aligned(_labelled(inputs))
     arrays = [labelled[f"input {n!r}"] for n in inputs]
-    sizes = [graph.nodes[n].size for n in graph.outputs]
+    unknown = any(np.isnan(size) for size in rows) or any(np.isnan(a.shape[0]) for a in arrays)
+    names = list(graph.outputs if outputs is None else outputs)
+    sizes = [graph.nodes[n].size for n in names]
     dtype = np.dtype(graph.dtype)
     letters = [c for c in string.ascii_letters if c not in "ij"]
     if len(arrays) > len(letters):
@@ -183,23 +192,24 @@ def predict(graph: Graph, x, batch_size: int | None = None):
     pairs = [item for array, letter in zip(arrays, letters) for item in (array, "i" + letter)]
     result = da.blockwise(
         _predict_block, "ij",
-        delayed_graph(graph), None, list(inputs), None, batch_size, None, *pairs,
+        delayed_graph(graph), None, list(inputs), None, batch_size, None, outputs, None, *pairs,
         new_axes={"j": sum(sizes)}, dtype=dtype, concatenate=True,
         meta=np.empty((0, sum(sizes)), dtype=dtype),
+        # Rows of unknown length are matched block for block (their counts are
+        # compared when each block is computed); dask cannot unify them.
+        align_arrays=not unknown,
     )
-    if len(sizes) == 1:
+    if len(sizes) == 1 and outputs is None:
         return result
     bounds = np.cumsum([0, *sizes])
-    return {name: result[:, lo:hi] for name, lo, hi in zip(graph.outputs, bounds[:-1], bounds[1:])}
+    return {name: result[:, lo:hi] for name, lo, hi in zip(names, bounds[:-1], bounds[1:])}
 
 
-def _predict_block(graph: Graph, names: list[str], batch_size, *blocks) -> np.ndarray:
-    """One row block's outputs side by side (run on a worker)."""
-    from .inference import predict as predict_arrays
-
-    out = predict_arrays(graph, dict(zip(names, blocks)), batch_size)
+def _predict_block(graph: Graph, names: list[str], batch_size, outputs, *blocks) -> np.ndarray:
+    """One row block's outputs (or the nodes ``outputs`` names) side by side (run on a worker)."""
+    out = predict_arrays(graph, dict(zip(names, blocks)), batch_size, outputs=outputs)
     if isinstance(out, dict):
-        return np.concatenate([out[n] for n in graph.outputs], axis=1)
+        return np.concatenate([out[n] for n in (graph.outputs if outputs is None else outputs)], axis=1)
     return out
 
 
@@ -216,7 +226,7 @@ def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
         For data that does not fit the graph, or that has no rows.
     """
     dask, _ = require()
-    chosen = metrics_module.resolve(graph, graph._metrics if metrics is None else metrics)
+    chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
     chunk = DEFAULT_CHUNK if batch_size is None else check_int(batch_size, "batch_size")
     inputs, targets = lazy_inputs(graph, x), lazy_targets(graph, y)
     arrays = _labelled(inputs, targets)
@@ -240,15 +250,16 @@ def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
     tally = Tally(graph, chosen)
     tally.merge(state)
     logs = tally.logs()
-    if graph.plan.penalties:
-        logs["loss"] += graph.plan.regularization()
+    plan = compile_plan(graph)
+    if plan.penalties:
+        logs["loss"] += plan.regularization()
     return logs
 
 
 def _tally_block(graph: Graph, chosen, input_names, output_names, weighted, chunk, *blocks):
     """The :meth:`Tally.state` of one row block (run on a worker)."""
     k, m = len(input_names), len(input_names) + len(output_names)
-    with graph._lock.reading():
+    with graph.lock.reading():
         inputs = as_inputs(graph, dict(zip(input_names, blocks[:k])))
         targets = as_targets(graph, dict(zip(output_names, blocks[k:m])))
         rows = common_rows(inputs, targets)
@@ -267,3 +278,11 @@ def tree_reduce(items: list, combine):
         paired = [combine(a, b) for a, b in zip(items[::2], items[1::2])]
         items = paired + ([items[-1]] if len(items) % 2 else [])
     return items[0]
+
+
+def _is_dask(value) -> bool:
+    """Any dask collection, told by its type's module (no import of dask)."""
+    return type(value).__module__.startswith("dask")
+
+
+register_lazy(LazyHandler(_is_dask, predict, evaluate))

@@ -48,7 +48,7 @@ from . import _shards
 from ._collective import allreduce, schedule
 from .errors import TrainingError
 from .inference import Tally
-from .training import Trainer
+from .trainer import Trainer
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 from ._cluster import client_or_default
-from .checks import check_int
+from ._validation import check_int
 from .errors import GraphError
 from .graph import Graph
 

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .data import check_finite, common_rows, features
+from ._data import check_finite, common_rows, features
 from .inference import Tally, tally_arrays
 
 if TYPE_CHECKING:
     from .graph import Graph
-    from .training import Trainer
+    from .trainer import Trainer
 
 
 def schema(graph: Graph) -> tuple:

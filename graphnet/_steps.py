@@ -34,8 +34,8 @@ from .errors import TrainingError
 from .inference import Tally, merge_states
 
 if TYPE_CHECKING:
-    from ._cluster import _Cluster
-    from .training import Trainer
+    from ._cluster import Cluster
+    from .trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Step:
 class Steps:
     """Plans, runs and mirrors the steps of one fit on ``cluster``."""
 
-    def __init__(self, cluster: _Cluster, sync_every: int, lockstep: bool, seed: np.random.SeedSequence):
+    def __init__(self, cluster: Cluster, sync_every: int, lockstep: bool, seed: np.random.SeedSequence):
         self.cluster, self.sync_every, self.lockstep = cluster, sync_every, lockstep
         # Dropout seeds from a child of the graph's training stream: the stream
         # itself (the epochs' permutations) stays as ``fit`` uses it.

@@ -13,7 +13,7 @@ A :class:`Backend` names everything the engine needs from an array library:
     the explicit transfers (identities on the CPU);
 fused kernels
     :meth:`Backend.adam` (numba on the CPU, when installed, see
-    :mod:`graphnet.kernels`; a CuPy ``ElementwiseKernel`` on CUDA) and, for
+    :mod:`graphnet._kernels`; a CuPy ``ElementwiseKernel`` on CUDA) and, for
     devices, the guarded update of :class:`DeviceBackend`.
 
 **Host and device.** On the CPU a scalar is read for free, so training
@@ -24,12 +24,14 @@ waits for the device to finish: a synchronisation. A backend with
 update is applied through a device-side flag (:meth:`DeviceBackend.guard`,
 :meth:`DeviceBackend.apply`) that also refuses every later update of the
 logging interval once one failed, and the trainer reads that flag, with
-the running loss, once per interval (:mod:`graphnet.deferred`).
+the running loss, once per interval (:mod:`graphnet._device_guard`).
 
-Backends are made by name through :func:`get` (``"cpu"``, ``"cuda"``).
-:func:`_register` adds another name; the test suite uses it to run the
-device code path on numpy (a stand-in that counts host conversions), and
-nothing in the library registers one.
+Backends are made by name through :func:`get`, from a registry of
+factories: ``"cpu"`` is here, ``"cuda"`` registers itself from
+:mod:`graphnet._cuda` (which ``import graphnet`` imports; it imports CuPy
+only when a CUDA backend is made). :func:`register` adds a name; the test
+suite uses it to run the device code path on numpy (a stand-in that counts
+host conversions).
 """
 
 from __future__ import annotations
@@ -38,11 +40,13 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
+from scipy import special as scipy_special
 
-from . import kernels
+from . import _kernels
 from .errors import GraphError
 
-__all__ = ["Backend", "CPUBackend", "DeviceBackend", "CPU", "DEVICES", "get", "get_for", "special", "host"]
+__all__ = ["Backend", "CPUBackend", "DeviceBackend", "CPU", "devices", "get", "get_for", "register", "special",
+           "host"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,14 +102,18 @@ class Backend:
         rng.random(out=out, dtype=out.dtype)
 
     # -- kernels -------------------------------------------------------------
+    def prepare_adam(self, dtype) -> None:
+        """Make the fused Adam passes for ``dtype`` ready before training
+        starts (see :func:`graphnet._kernels.prepare`); nothing where there are none."""
+
     def adam(self, grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps) -> bool:
-        """One fused Adam pass (see :func:`graphnet.kernels.adam`); returns
+        """One fused Adam pass (see :func:`graphnet._kernels.adam`); returns
         whether it ran (else the optimizer makes its plain passes)."""
         return False
 
     def adam_step(self, grads, m, v, out, beta1, beta2, step_size, eps) -> bool:
         """Adam's step without writing the moments (see
-        :func:`graphnet.kernels.adam_step`); False where there is no such kernel."""
+        :func:`graphnet._kernels.adam_step`); False where there is no such kernel."""
         return False
 
     def adam_moments(self, grads, m, v, beta1, beta2) -> None:
@@ -137,8 +145,6 @@ class CPUBackend(Backend):
     flush_subnormals = True
 
     def __init__(self):
-        from scipy import special as scipy_special
-
         super().__init__(np, scipy_special)
 
     def to_device(self, array):
@@ -155,21 +161,24 @@ class CPUBackend(Backend):
         # the method, not np.take, spares a wrapper call per array per batch.
         return array.take(index, axis=0, out=out, mode="clip")
 
+    def prepare_adam(self, dtype) -> None:
+        _kernels.prepare(dtype)
+
     def adam(self, grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps) -> bool:
-        return kernels.adam(grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps)
+        return _kernels.adam(grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps)
 
     def adam_step(self, grads, m, v, out, beta1, beta2, step_size, eps) -> bool:
-        return kernels.adam_step(grads, m, v, out, beta1, beta2, step_size, eps)
+        return _kernels.adam_step(grads, m, v, out, beta1, beta2, step_size, eps)
 
     def adam_moments(self, grads, m, v, beta1, beta2) -> None:
-        kernels.adam_moments(grads, m, v, beta1, beta2)
+        _kernels.adam_moments(grads, m, v, beta1, beta2)
 
 
 class DeviceBackend(Backend):
     """A backend whose arrays live on a device: checks stay there (see the
     module docs). Every method here is written with ``xp`` operations only,
     so it runs on any module that mirrors numpy; :mod:`graphnet._cuda`
-    replaces the hot ones with fused CUDA kernels."""
+    replaces the hot ones with fused CUDA _kernels."""
 
     deferred = True
 
@@ -235,8 +244,6 @@ def special(xp):
     """``expit``/``erf`` for array module ``xp`` (scipy's for numpy)."""
     functions = _SPECIAL.get(xp)
     if functions is None:
-        from scipy import special as scipy_special
-
         functions = _SPECIAL[np] = scipy_special
     return functions
 
@@ -245,17 +252,14 @@ def special(xp):
 CPU = CPUBackend()
 
 
-def _cuda() -> Backend:
-    from ._cuda import CudaBackend
-
-    return CudaBackend.make()
-
-
 #: Every device by name: a factory that makes (once) its backend or raises GraphError.
-_FACTORIES: dict[str, Callable[[], Backend]] = {"cpu": lambda: CPU, "cuda": _cuda}
+_FACTORIES: dict[str, Callable[[], Backend]] = {"cpu": lambda: CPU}
 _MADE: dict[str, Backend] = {"cpu": CPU}
-#: The device names users may pass.
-DEVICES = ("cpu", "cuda")
+
+
+def devices() -> list[str]:
+    """The device names users may pass (``"cpu"``, ``"cuda"``, ...)."""
+    return list(_FACTORIES)
 
 
 def get(device) -> Backend:
@@ -270,7 +274,7 @@ def get(device) -> Backend:
     if isinstance(device, Backend):
         return device
     if not isinstance(device, str) or device not in _FACTORIES:
-        raise GraphError(f"device must be one of {list(DEVICES)}, got {device!r}")
+        raise GraphError(f"device must be one of {devices()}, got {device!r}")
     made = _MADE.get(device)
     if made is None:
         made = _MADE[device] = _FACTORIES[device]()
@@ -279,8 +283,9 @@ def get(device) -> Backend:
     return made
 
 
-def _register(name: str, factory: Callable[[], Backend]) -> Callable[[], None]:
-    """Make ``name`` a device (for the test suite's stand-in); returns the undo."""
+def register(name: str, factory: Callable[[], Backend]) -> Callable[[], None]:
+    """Make ``name`` a device whose backend ``factory()`` makes on first use
+    (or raises GraphError saying what is missing); returns the undo."""
     before_factory, before_made = _FACTORIES.get(name), _MADE.pop(name, None)
     _FACTORIES[name] = factory
 

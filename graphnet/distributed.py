@@ -43,17 +43,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import metrics as metrics_module
-from ._cluster import _Cluster, client_or_default
+from ._cluster import Cluster, client_or_default
 from ._costs import TEN_GBE, Traffic
+from ._data import holdout_split
+from ._progress import Progress
 from ._search import SearchResult, TrialResult, search
 from ._steps import Steps
+from ._validation import check_int, check_number
 from .callbacks import Callback, History
-from .checks import check_int, check_number
-from .data import holdout_split
 from .errors import GraphError
 from .inference import DEFAULT_CHUNK, Tally
-from .progress import Progress
-from .training import Trainer, check_fit_arguments
+from .trainer import Trainer
+from .training import check_fit_arguments
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -146,7 +147,7 @@ def fit(
             raise GraphError(f"distributed.fit: {name} is not supported yet (got {type(value).__name__}); "
                              "train with graph.fit, or without row weights")
     client = client_or_default(client)
-    chosen = metrics_module.resolve(graph, graph._metrics if metrics is None else metrics)
+    chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
     keys = metrics_module.log_keys(graph, chosen)
     if validation_split or validation_data is not None:
         keys += [f"val_{k}" for k in keys]
@@ -156,7 +157,7 @@ def fit(
     trainer = _ClusterTrainer(graph, optimizer)
     traffic = Traffic()
     traffic.sync_every = sync_every
-    cluster = _Cluster(client, graph, chosen, float(timeout), retries, callbacks, traffic,
+    cluster = Cluster(client, graph, chosen, float(timeout), retries, callbacks, traffic,
                        "sum" if sync_every == 1 else "average")
     steps = trainer.steps = Steps(cluster, sync_every, _between_batches(callbacks),
                                   graph.rng.bit_generator.seed_seq.spawn(1)[0])
@@ -214,7 +215,7 @@ class _ClusterTrainer(Trainer):
 
     def step(self, inputs, targets, rows: int, where=None, tally: Tally | None = None,
              weights=None) -> float:
-        with self.graph._lock.writing():
+        with self.graph.lock.writing():
             if self.plan.version != self.graph.version:  # a callback edited the graph
                 self._follow()  # the ranks hear of it before the step (Steps.run)
             return self.steps.run(self, inputs, where, tally)

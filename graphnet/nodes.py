@@ -5,19 +5,22 @@ are *dense nodes*: ``z = bias + Σ_{synapse s -> node} x_src @ W_s`` then
 ``a = activation(z)``. A node owns its bias; the weights belong to the
 synapses that end in it.
 
-Nodes are plain descriptions. The graph they are added to keeps the structure,
-and once a graph runs, ``bias`` is a view into the graph's parameter buffer.
+Nodes are plain descriptions. The graph they are added to keeps the structure
+(:class:`graphnet.network.Network`), and once a graph runs, ``bias`` is a view
+into the graph's parameter buffer. A node in a graph tells it when a setting
+changes (:meth:`Network.changed <graphnet.network.Network.changed>`) and edits
+under its write lock; that is all a node knows of its graph.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, ClassVar
 
 import numpy as np
 
-from . import activations, backend, losses, regularizers
-from .checks import check_allocation, check_int, check_number, check_text
+from . import activations, losses, regularizers
+from ._member import Member, checked_values
+from ._validation import check_allocation, check_int, check_number, check_text
 from .errors import GraphError
 
 __all__ = ["Node", "Input", "DenseNode", "Hidden", "Output", "KINDS", "check_name"]
@@ -42,7 +45,7 @@ def _check_size(size: object, name: str | None) -> int:
     return check_int(size, f"node {name!r}: size" if name else "node: size")
 
 
-class Node:
+class Node(Member):
     """Base class: a named node of ``size`` features.
 
     ``name`` and ``size`` are fixed once made. The other settings
@@ -52,10 +55,13 @@ class Node:
 
     kind: ClassVar[str] = ""
 
+    _name: str | None
+    _size: int
+
     def __init__(self, size: int, name: str | None = None):
         self._name = None if name is None else check_name(name)
         self._size = _check_size(size, name)
-        self._graph = None  # set by the graph that holds this node
+        self._graph = None
 
     @property
     def name(self) -> str | None:
@@ -69,14 +75,6 @@ class Node:
     def num_params(self) -> int:
         """Parameters this node owns (its bias); weights belong to synapses."""
         return 0
-
-    def _changed(self) -> None:
-        """A setting changed: the holding graph's compiled plan is stale."""
-        if self._graph is not None:
-            self._graph._changed()
-
-    def _editing(self):
-        return _editing(self._graph)
 
     def get_config(self) -> dict[str, Any]:
         """JSON-safe description (no weights)."""
@@ -103,9 +101,10 @@ class DenseNode(Node):
     see :meth:`Graph.connect <graphnet.graph.Graph.connect>`.
     """
 
-    #: Whether the bias has its first values (set, loaded, drawn, or read), after
-    #: which the graph never draws it. True for nodes pickled before biases were drawn.
-    _bias_fixed = True
+    _bias: np.ndarray
+    #: Whether the bias has its first values (set, loaded, drawn, or read),
+    #: after which the graph never draws it.
+    _bias_fixed: bool
 
     def __init__(
         self,
@@ -130,14 +129,22 @@ class DenseNode(Node):
     @activation.setter
     def activation(self, value) -> None:
         activation = activations.get(value)
-        self._check_pairing(activation, getattr(self, "_loss", None))
+        self.check_pairing(activation, getattr(self, "_loss", None))
         with self._editing():
             self._activation = activation
             self._changed()
 
     @property
     def trainable(self) -> bool:
-        """Whether the optimizer updates this node's bias."""
+        """Whether the optimizer updates this node's parameters.
+
+        Setting it sets the node's bias **and** every synapse into the node
+        (Keras's meaning for a layer; the same as ``g.freeze(name)`` and
+        ``g.unfreeze(name)``), and synapses connected later follow it. A
+        synapse's own ``trainable`` changes that synapse alone; reading this
+        flag says whether the bias trains. Gradients still flow through a
+        frozen node.
+        """
         return self._trainable
 
     @trainable.setter
@@ -145,9 +152,11 @@ class DenseNode(Node):
         value = _flag(value, self.name, "trainable")
         with self._editing():
             self._trainable = value
+            for synapse in self._graph.incoming(self.name) if self._graph is not None else ():
+                synapse.trainable = value
             self._changed()
 
-    def _check_pairing(self, activation, loss) -> None:
+    def check_pairing(self, activation, loss) -> None:
         """Outputs refuse a cross-entropy loss without its activation."""
 
     @property
@@ -174,19 +183,39 @@ class DenseNode(Node):
             if self._graph is None:
                 self._bias_fixed = True  # seen (and perhaps changed in place) by the user
             else:
-                self._graph._draw(self.name)
+                self._graph.materialize(self.name)
         return self._bias
 
     @bias.setter
     def bias(self, value) -> None:
-        value = _values(value, self._bias, f"node {self.name!r}: bias")
+        value = checked_values(value, self._bias, f"node {self.name!r}: bias")
         with self._editing():
-            self._bias[...] = _placed(self._graph, value)
+            self._bias[...] = self._placed(value)
             self._bias_fixed = True
 
     @property
     def num_params(self) -> int:
         return self.size
+
+    # -- the engine's access to the bias (graphnet.network, _lazy_init, _parameters)
+    @property
+    def parameter_array(self) -> np.ndarray:
+        """The bias array as stored: what :attr:`bias` returns, without drawing."""
+        return self._bias
+
+    def bind_parameter(self, array: np.ndarray) -> None:
+        """Hold ``array`` as the bias from now on (a view of the plan's flat
+        buffer, or a copy in another dtype or on another device)."""
+        self._bias = array
+
+    @property
+    def bias_fixed(self) -> bool:
+        """Whether the bias has its first values; a graph never draws it after that."""
+        return self._bias_fixed
+
+    def fix_bias(self) -> None:
+        """Mark the bias as having its first values (set, loaded, drawn or placed)."""
+        self._bias_fixed = True
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -257,7 +286,7 @@ class Output(DenseNode):
         super().__init__(size, activation, name, trainable, bias_regularizer)
         self._loss = losses.get(loss)
         if check_pairing:  # a Sequential defers it to compile() and the first run
-            self._check_pairing(self.activation, self._loss)
+            self.check_pairing(self.activation, self._loss)
         self._loss_weight = self._checked_weight(loss_weight)
 
     @property
@@ -267,7 +296,7 @@ class Output(DenseNode):
     @loss.setter
     def loss(self, value) -> None:
         loss = losses.get(value)
-        self._check_pairing(self.activation, loss)
+        self.check_pairing(self.activation, loss)
         with self._editing():
             self._loss = loss
             self._changed()
@@ -283,14 +312,22 @@ class Output(DenseNode):
             self._loss_weight = weight
             self._changed()
 
-    def _check_pairing(self, activation, loss) -> None:
+    def check_pairing(self, activation, loss) -> None:
+        """Refuse a loss that does not fit ``activation`` (a cross-entropy
+        without its activation, a softmax over one unit).
+
+        Raises
+        ------
+        GraphError
+            Naming the output, the loss and the activation.
+        """
         if loss is None:
             return
         required = loss.requires_activation
         if required is not None and activation.name != required:
             raise GraphError(
                 f"output {self.name!r}: loss {loss.name!r} needs activation {required!r}, "
-                f"got {activation.name!r}"
+                f"got {activation.name!r}{loss.pairing_note}"
             )
         if activation.name == "softmax" and self.size == 1:
             raise GraphError(
@@ -316,37 +353,10 @@ class Output(DenseNode):
         )
 
 
-def _editing(graph):
-    """The holding graph's write lock (edits wait for running predictions and
-    training steps), or nothing for a node or synapse in no graph."""
-    return contextlib.nullcontext() if graph is None else graph._lock.writing()
-
-
-def _placed(graph, value: np.ndarray):
-    """``value`` on the device of ``graph`` (unchanged for no graph or the CPU)."""
-    return value if graph is None else graph._backend.to_device(value)
-
-
 def _flag(value, name, what: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise GraphError(f"node {name!r}: {what} must be True or False, got {value!r}")
     return bool(value)
-
-
-def _values(value, current: np.ndarray, what: str) -> np.ndarray:
-    """``value`` as an array of ``current``'s shape and dtype, refused unless
-    every element is a real number finite in that dtype (what ``save`` can
-    write and ``load`` read back)."""
-    array = np.asarray(backend.host(value))
-    if array.shape != current.shape:
-        raise GraphError(f"{what} must have shape {current.shape}, got {array.shape}")
-    if array.dtype.kind not in "biuf":
-        raise GraphError(f"{what} must be real numbers, got an array of dtype {array.dtype}")
-    with np.errstate(over="ignore"):
-        array = array.astype(current.dtype)
-    if not np.isfinite(array).all():
-        raise GraphError(f"{what} must be finite in {current.dtype}, found NaN or inf")
-    return array
 
 
 #: Node classes by the ``kind`` written in specs and model files.

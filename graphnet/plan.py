@@ -7,7 +7,7 @@ Compiling a graph fixes, for the graph's current version:
   of their weight and weight gradient (no dict lookups in the hot loop);
 * for backward, which consumer of a node writes that node's upstream gradient
   first and which ones add to it (fan-out), decided once from the order;
-* the :class:`~graphnet.parameters.ParameterStore`: every weight, bias and
+* the :class:`~graphnet._parameters.ParameterStore`: every weight, bias and
   gradient as views into two flat buffers.
 
 Running needs buffers, which live in a :class:`Workspace` per batch size. Per
@@ -36,6 +36,14 @@ costs two or three buffers, not five.
 The plan itself is never written to while running: ``predict`` makes its own
 workspace per call and is therefore safe from several threads; training keeps
 its workspaces in a cache that ``predict`` never touches.
+
+**One gradient contract.** Training, ``Graph.gradients``, the statistics and
+the gradient check all differentiate the same thing the same way:
+:meth:`Plan.loss_and_gradients` runs forward, the losses, backward and the
+regularizers' penalty, and leaves every parameter's gradient in the store.
+
+:func:`compile_plan` gives a network's plan for its current version, made
+once per version (``Graph.plan``).
 """
 
 from __future__ import annotations
@@ -46,19 +54,22 @@ import gc
 import logging
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._parameters import ParameterStore, bias_key
 from .activations import Activation
 from .losses import Loss
 from .nodes import Input, Output
-from .parameters import ParameterStore, bias_key
+from .weights import parameter_owners
+from .workspace import Workspace
 
 if TYPE_CHECKING:
-    from .graph import Graph
+    from .network import Network
 
-__all__ = ["Edge", "Step", "Plan", "Workspace"]
+__all__ = ["Edge", "Step", "Plan", "Workspace", "compile_plan"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,21 +127,26 @@ def _collector_paused():
             gc.enable()
 
 
+def compile_plan(graph: Network) -> Plan:
+    """The plan of ``graph``'s current version, compiled once per version."""
+    return graph.compiled(Plan)
+
+
 class Plan:
     """Forward and backward for one version of a graph (see the module docs)."""
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Network):
         with _collector_paused():
             self._compile(graph)
 
-    def _compile(self, graph: Graph) -> None:
+    def _compile(self, graph: Network) -> None:
         started = time.perf_counter()
         graph.validate()
         self.version = graph.version
         self.graph_name = graph.name
         self.dtype = graph.dtype
         #: Where the arrays live (:mod:`graphnet.backend`) and their module.
-        self.backend = backend = graph._backend
+        self.backend = backend = graph.backend
         self.xp = xp = backend.xp
         self.order: tuple[str, ...] = tuple(graph.topological_order)
         self.slots: dict[str, int] = {name: i for i, name in enumerate(self.order)}
@@ -149,7 +165,7 @@ class Plan:
             src: max(dsts, key=self.slots.__getitem__) for src, dsts in consumers.items() if dsts
         }
 
-        self.store = ParameterStore(graph._parameters(self.order), self.dtype, backend)
+        self.store = ParameterStore(parameter_owners(graph, self.order), self.dtype, backend)
 
         steps = []
         for name in self.order:
@@ -279,6 +295,54 @@ class Plan:
         """``Σ_outputs loss_weight × loss`` of :meth:`loss_values`' result."""
         return sum(step.loss_weight * losses[step.name] for step in self.steps if step.loss is not None)
 
+    def training_loss(self, ws: Workspace, targets: dict[str, np.ndarray]) -> float:
+        """After :meth:`forward`: ``Σ loss_weight × loss`` plus the regularizers'
+        penalty, the value :meth:`loss_and_gradients` differentiates."""
+        return self.total_loss(self.loss_values(ws, targets)) + self.regularization()
+
+    def loss_and_gradients(
+        self,
+        ws: Workspace,
+        inputs: dict[str, np.ndarray],
+        targets: dict[str, np.ndarray],
+        rng=None,
+        rows=None,
+        before_backward: Callable[[float, dict[str, float]], None] | None = None,
+    ) -> tuple[float, dict[str, float], float]:
+        """The training loss of one batch and, in the store's gradient buffer,
+        every parameter's gradient of it: forward, the losses, backward and
+        the regularizers' penalty.
+
+        Parameters
+        ----------
+        ws : Workspace
+            A ``"train"`` workspace of the batch's rows.
+        inputs, targets : dict name -> array
+            Checked, on the plan's device.
+        rng : Generator, optional
+            Turns dropout on (see :meth:`forward`).
+        rows : dict output name -> array of shape (n, 1), optional
+            Row factors for weighted means (see :meth:`loss_values`).
+        before_backward : callable, optional
+            ``before_backward(total, losses)`` after the losses, before
+            backward writes deltas over the activations: the trainer's
+            finiteness check, the statistics' reading of activations.
+
+        Returns
+        -------
+        (loss, losses, penalty)
+            ``Σ loss_weight × loss`` plus the penalty, each output's mean
+            loss, and the penalty (floats, or a device's 0-d arrays).
+        """
+        self.forward(ws, inputs, rng)
+        losses = self.loss_values(ws, targets, rows)
+        total = self.total_loss(losses)
+        if before_backward is not None:
+            before_backward(total, losses)
+        self.backward(ws, targets, rows)
+        penalty = self.regularization(add_gradients=True) if self.penalties else 0.0
+        return total + penalty, losses, penalty
+
     # --------------------------------------------------------------- backward
     def backward(self, ws: Workspace, targets: dict[str, np.ndarray], rows=None) -> None:
         """Write every parameter's gradient into the store's gradient buffer.
@@ -313,6 +377,50 @@ class Plan:
                     dot(delta, edge.weight.T, out=tmp)
                     upstream[edge.src] += tmp
 
+    # ------------------------------------------------ gradients of one node
+    def input_gradients(self, ws: Workspace, node: str, seed) -> dict[str, np.ndarray]:
+        """``d(Σ seed ⊙ a_node) / dx`` for every input, after :meth:`forward` without ``rng``.
+
+        The gradient of one node's activation with respect to the data (for
+        attributions), apart from :meth:`backward`: no loss, no parameter
+        gradient, and only the nodes between the inputs and ``node`` are
+        visited. ``ws`` must be a ``"train"`` workspace (it keeps ``z`` where a
+        derivative needs it); its ``a`` buffers are overwritten (the
+        buffer-reuse rule), so each forward pass serves one call.
+
+        Parameters
+        ----------
+        ws : Workspace
+        node : str
+            A hidden or output node.
+        seed : array of shape (rows, node.size)
+            ``dL/da`` of ``node``: a one-hot row picks one unit. It is
+            overwritten.
+
+        Returns
+        -------
+        dict input name -> array of shape (rows, input size)
+            Zeros for an input that does not reach ``node``.
+        """
+        dot, xp = self.xp.dot, self.xp
+        upstream = {self.slots[node]: seed}  # dL/da by slot, made as the gradient reaches a node
+        for step in reversed(self.steps):
+            grad = upstream.pop(step.slot, None)
+            if grad is None:
+                continue  # not an ancestor of ``node``
+            z = ws.z[step.slot] if step.activation.needs_input else None
+            delta = step.backward(ws.a[step.slot], grad, z)
+            for edge in step.edges:
+                back = dot(delta, edge.weight.T)
+                if edge.src in upstream:
+                    upstream[edge.src] += back
+                else:
+                    upstream[edge.src] = back
+        return {
+            name: upstream[slot] if slot in upstream else xp.zeros((ws.rows, self.sizes[slot]), self.dtype)
+            for name, slot in self.inputs
+        }
+
     @staticmethod
     def _output_delta(step: Step, y, a, z, upstream, r) -> np.ndarray:
         """``dL/dz`` of an output: its own loss, plus what flows back from consumers."""
@@ -333,89 +441,6 @@ class Plan:
 
 
 def _bound(method, xp):
-    """``method`` with ``xp=xp`` bound, except for numpy: the CPU path calls
-    the methods exactly as before the backend seam existed."""
+    """``method`` with ``xp=xp`` bound, except for numpy, whose calls need no
+    keyword (one fewer layer of Python on every CPU call)."""
     return method if xp is np else functools.partial(method, xp=xp)
-
-
-class Workspace:
-    """Per-batch-size buffers for one mode of running a plan: lists by node
-    slot ``z``, ``a``, ``x``, ``upstream`` (see the module docs), ``keep``
-    (the dropout mask, already scaled by ``1/(1-rate)``) with ``dropped``
-    (the storage behind ``x`` under dropout), and ``scratch[size]``, a
-    temporary for fan-in and fan-out sums.
-    """
-
-    def __init__(self, plan: Plan, rows: int, mode: str):
-        if mode not in ("predict", "evaluate", "train"):
-            raise ValueError(f"unknown workspace mode {mode!r}")
-        self.rows, self.mode = rows, mode
-        self.xp = xp = plan.xp
-        self.backend = plan.backend
-        n, dtype, train = len(plan.order), plan.dtype, mode == "train"
-        self.x: list[np.ndarray | None] = [None] * n
-        self.a: list[np.ndarray | None] = [None] * n
-        self.z: list[np.ndarray | None] = [None] * n
-        self.upstream: list[np.ndarray | None] = [None] * n
-        self.keep: list[np.ndarray | None] = [None] * n
-        self.dropped: list[np.ndarray | None] = [None] * n
-        self.scratch: dict[int, np.ndarray] = {}
-
-        def buffer(size: int) -> np.ndarray:
-            return xp.empty((rows, size), dtype)
-
-        for step in plan.steps:
-            slot = step.slot
-            self.a[slot] = buffer(step.size)
-            keep_z = (train and step.activation.needs_input) or (
-                mode != "predict" and step.loss is not None and step.loss.fused
-            )
-            self.z[slot] = buffer(step.size) if keep_z else self.a[slot]
-            if len(step.edges) > 1:
-                self.scratch.setdefault(step.size, buffer(step.size))
-            if not train:
-                continue
-            if step.feeds_others:
-                self.upstream[slot] = buffer(step.size)
-            if step.dropout:
-                self.keep[slot] = buffer(step.size)
-                self.dropped[slot] = buffer(step.size)
-            for edge in step.edges:
-                if not edge.from_input and not edge.writes_first:
-                    size = plan.sizes[edge.src]
-                    self.scratch.setdefault(size, buffer(size))
-        self.ones = xp.ones(rows, dtype) if train else None
-
-    def head(self, rows: int) -> Workspace:
-        """A workspace over the first ``rows`` rows of this one's buffers."""
-        view = object.__new__(Workspace)
-        view.rows, view.mode = rows, self.mode
-        view.xp, view.backend = self.xp, self.backend
-
-        def take(buf):
-            return None if buf is None else buf[:rows]
-
-        view.x = list(self.x)
-        view.a = [take(b) for b in self.a]
-        view.z = [a if z is b else take(z) for z, b, a in zip(self.z, self.a, view.a)]
-        view.upstream = [take(b) for b in self.upstream]
-        view.keep = [take(b) for b in self.keep]
-        view.dropped = [take(b) for b in self.dropped]
-        view.scratch = {size: buf[:rows] for size, buf in self.scratch.items()}
-        view.ones = take(self.ones)
-        return view
-
-    def bind_output(self, slot: int, array: np.ndarray) -> None:
-        """Write the activation of ``slot`` straight into ``array`` (``predict``)."""
-        if self.z[slot] is self.a[slot]:
-            self.z[slot] = array
-        self.a[slot] = array
-
-    def drop(self, slot: int, a: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
-        """Inverted dropout: zero a ``rate`` of ``a``, scale the rest by ``1/(1-rate)``."""
-        keep = self.keep[slot]
-        kept = 1.0 - rate
-        self.backend.uniform(rng, keep)
-        self.xp.less(keep, kept, out=keep)
-        keep *= 1.0 / kept
-        return self.xp.multiply(a, keep, out=self.dropped[slot])

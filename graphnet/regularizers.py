@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._registry import lookup
-from .checks import check_number
+from ._validation import check_number
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "REGULARIZERS", "get"]
 

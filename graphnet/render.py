@@ -19,7 +19,7 @@ Layout choices, made for diagrams that go into papers:
 - Frozen (``trainable=False``) nodes and synapses are dashed.
 - With ``stats=`` the picture carries what the graph does on a batch, and
   ``collapse=True`` draws chains of like hidden nodes as one box (both in
-  :mod:`graphnet.overlays`).
+  :mod:`graphnet._overlays`).
 """
 
 from __future__ import annotations
@@ -29,21 +29,24 @@ import logging
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import graphviz
 
-from . import overlays
-from .checks import is_int
+from . import _overlays as overlays
+from ._files import atomic_write
+from ._locks import read
+from ._validation import is_int
 from .errors import RenderError
-from .files import atomic_write
 from .nodes import DenseNode, Hidden, Output
 from .statistics import Statistics
 from .summary import describe_activation
 
 if TYPE_CHECKING:
+    from .attributions import Attributions
     from .graph import Graph
 
 __all__ = [
@@ -54,6 +57,10 @@ __all__ = [
     "to_dot",
     "render",
     "dot_id",
+    "attribute_list",
+    "node_label",
+    "write",
+    "FONT",
     "repr_svg",
     "repr_mimebundle",
 ]
@@ -93,6 +100,10 @@ FORMATS: dict[str, bool] = {"svg": True, "png": True, "pdf": True, "dot": False,
 
 RANKDIRS = ("LR", "TB", "RL", "BT")
 
+#: Writers of pages that hold a diagram, by suffix, with :func:`render`'s
+#: signature: ``"html"``, registered by :mod:`graphnet.render_html`.
+PAGES: dict[str, Callable] = {}
+
 INSTALL_HINT = (
     "install Graphviz, which provides it: 'sudo apt-get install graphviz' (Debian/Ubuntu), "
     "'sudo dnf install graphviz' (Fedora), 'brew install graphviz' (macOS), "
@@ -100,7 +111,7 @@ INSTALL_HINT = (
     "writing a .dot or .gv file needs no Graphviz"
 )
 
-_FONT = "Helvetica,Arial,sans-serif"
+FONT = "Helvetica,Arial,sans-serif"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # graph names may hold them; DOT ids should not
 _EDGE_COLOR = "#4d4d4d"
 _LABEL_COLOR = "#333333"
@@ -131,7 +142,7 @@ def dot_id(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _attrs(attributes: dict[str, str]) -> str:
+def attribute_list(attributes: dict[str, str]) -> str:
     """A DOT attribute list; values that start with ``<`` are HTML labels."""
     parts = []
     for key, value in attributes.items():
@@ -142,7 +153,7 @@ def _attrs(attributes: dict[str, str]) -> str:
     return "[" + " ".join(parts) + "]"
 
 
-def _node_label(node, show_shapes: bool, show_activations: bool, extra: list[str] = ()) -> str:
+def node_label(node, show_shapes: bool, show_activations: bool, extra: list[str] = ()) -> str:
     """An HTML-like label: the bold name, then size and activation, then the loss
     (and ``extra`` lines: the statistics)."""
     lines = [f"<b>{html.escape(node.name)}</b>"]
@@ -198,6 +209,7 @@ def _checked_stats(graph, stats) -> Statistics | None:
     return stats
 
 
+@read
 def to_dot(
     graph,
     rankdir: str = "LR",
@@ -206,6 +218,7 @@ def to_dot(
     dpi: int | None = None,
     stats: Statistics | None = None,
     collapse: bool = False,
+    attributions: Attributions | None = None,
 ) -> graphviz.Digraph:
     """The diagram of ``graph`` as a ``graphviz.Digraph`` (nothing is run or written).
 
@@ -224,12 +237,17 @@ def to_dot(
         What ``graph.statistics(x, y)`` returned: nodes are shaded by their
         share of dead or saturated units, edges drawn as wide as their
         gradient norm (log scale), the numbers put in the labels, and a
-        legend added (see :mod:`graphnet.overlays`). Nodes the statistics
+        legend added (see :mod:`graphnet._overlays`). Nodes the statistics
         do not know (added since) are drawn plain.
     collapse : bool
         Draw each chain of hidden nodes with the same size, activation,
         dropout and trainable flag, each feeding only the next, as one box
         labelled ``×k`` (its DOT id is the first node's name).
+    attributions : Attributions, optional
+        What ``graph.attributions(x)`` returned: each input's fill is
+        deepened by its share of the mean absolute attribution, its label
+        gives the share, the mean and the top columns, the explained node
+        says which unit, and a legend says how they were computed.
 
     Returns
     -------
@@ -240,7 +258,7 @@ def to_dot(
     ------
     RenderError
         For an unknown ``rankdir``, a ``dpi`` that is not a positive integer,
-        or ``stats`` that are not statistics of this graph.
+        or ``stats`` or ``attributions`` that do not describe this graph.
     """
     if rankdir not in RANKDIRS:
         raise RenderError(f"to_dot: rankdir must be one of {list(RANKDIRS)}, got {rankdir!r}")
@@ -249,6 +267,7 @@ def to_dot(
     if not isinstance(collapse, bool):
         raise RenderError(f"to_dot: collapse must be True or False, got {collapse!r}")
     stats = _checked_stats(graph, stats)
+    attributions = overlays.checked_attributions(graph, attributions)
     order = graph.topological_order
     chains = overlays.chains(graph) if collapse else {}
     drawn_as = {member: first for first, members in chains.items() for member in members}
@@ -257,7 +276,7 @@ def to_dot(
         "rankdir": rankdir,
         "nodesep": "0.3",
         "ranksep": "0.55",
-        "fontname": _FONT,
+        "fontname": FONT,
         "bgcolor": "white",
         "pad": "0.2",
     }
@@ -272,9 +291,9 @@ def to_dot(
     dot = graphviz.Digraph(
         name=graphviz.nohtml(_CONTROL.sub(" ", graph.name).replace("\\", "\\\\")),
         graph_attr=graph_attr,
-        node_attr={"fontname": _FONT, "fontsize": "12", "penwidth": "1.2", "margin": "0.15,0.06"},
+        node_attr={"fontname": FONT, "fontsize": "12", "penwidth": "1.2", "margin": "0.15,0.06"},
         edge_attr={
-            "fontname": _FONT,
+            "fontname": FONT,
             "fontsize": "9",
             "fontcolor": _LABEL_COLOR,
             "color": _EDGE_COLOR,
@@ -305,12 +324,20 @@ def to_dot(
             tooltip = overlays.chain_title(members)
         else:
             extra = overlays.node_lines(known) if known is not None else []
-            attributes = {"label": _node_label(node, show_shapes, show_activations, extra)}
+            explained = attributions is not None and name in attributions.values
+            if explained:
+                extra = extra + overlays.attribution_lines(attributions, name)
+            elif attributions is not None and name == attributions.output:
+                extra = extra + [overlays.explained_line(attributions)]
+            attributes = {"label": node_label(node, show_shapes, show_activations, extra)}
             share = None if known is None else known.stuck
             tooltip = f"{name} ({node.kind}, {node.size})"
         attributes.update(NODE_STYLES[node.kind].attributes())
         if share:
             attributes["fillcolor"] = overlays.shade(attributes["fillcolor"], share)
+        if first is None and attributions is not None and name in attributions.values:
+            attributes["fillcolor"] = overlays.attribution_fill(attributes["fillcolor"],
+                                                                attributions.shares[name])
         if isinstance(node, DenseNode) and not node.trainable:
             attributes["style"] += ",dashed"
         if fan_in[name] > _FAN_IN:
@@ -319,7 +346,7 @@ def to_dot(
             side = "height" if rankdir in ("LR", "RL") else "width"
             attributes[side] = f"{_FAN_IN_SPREAD * fan_in[name]:g}"
         attributes["tooltip"] = tooltip
-        dot.body.append(f"\t{dot_id(name)} {_attrs(attributes)}\n")
+        dot.body.append(f"\t{dot_id(name)} {attribute_list(attributes)}\n")
     scale = None if stats is None else overlays.EdgeScale(stats)
     for synapse in synapses:
         src, dst = drawn_as.get(synapse.src, synapse.src), drawn_as.get(synapse.dst, synapse.dst)
@@ -336,26 +363,28 @@ def to_dot(
         if not synapse.trainable:
             attributes["style"] = "dashed"
         attributes["tooltip"] = f"{synapse.src} -> {synapse.dst}"
-        dot.body.append(f"\t{dot_id(src)} -> {dot_id(dst)} {_attrs(attributes)}\n")
+        dot.body.append(f"\t{dot_id(src)} -> {dot_id(dst)} {attribute_list(attributes)}\n")
     first = graph.inputs
     last = [n for n in graph.outputs if n not in feeds]
     for rank, names in (("source", first), ("sink", last)):
         if names:
             members = "; ".join(dot_id(n) for n in names)
             dot.body.append(f"\t{{rank={rank}; {members}}}\n")
-    if stats is not None:
-        fills = (NODE_STYLES["hidden"].fillcolor,)
-        label = overlays.legend(stats, scale, fills)
+    legends = [] if stats is None else [overlays.legend(stats, scale, (NODE_STYLES["hidden"].fillcolor,))]
+    if attributions is not None:
+        legends.append(overlays.attribution_legend(attributions))
+    if legends:
         # The legend is the graph's own label: it takes no rank, so it cannot
         # widen a column of the layout.
-        legend = {"label": label, "labelloc": "b", "labeljust": "l", "fontsize": "10"}
-        dot.body.append(f"\tgraph {_attrs(legend)}\n")
+        legend = {"label": overlays.stacked(*legends), "labelloc": "b", "labeljust": "l", "fontsize": "10"}
+        dot.body.append(f"\tgraph {attribute_list(legend)}\n")
     return dot
 
 
 def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
            show_activations: bool = True, dpi: int | None = None,
-           stats: Statistics | None = None, collapse: bool = False) -> Path:
+           stats: Statistics | None = None, collapse: bool = False,
+           attributions: Attributions | None = None) -> Path:
     """Write the diagram of ``graph`` to ``path``; the suffix picks the format.
 
     Parameters
@@ -363,8 +392,9 @@ def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
     graph : Graph
     path : str or PathLike
         ``.svg``, ``.png`` or ``.pdf`` (drawn by Graphviz's ``dot`` program),
-        or ``.dot``/``.gv`` (the DOT source; no Graphviz needed).
-    rankdir, show_shapes, show_activations, dpi, stats, collapse
+        ``.dot``/``.gv`` (the DOT source; no Graphviz needed), or ``.html``
+        (a page to explore the diagram: :func:`graphnet.render_html.render_html`).
+    rankdir, show_shapes, show_activations, dpi, stats, collapse, attributions
         As for :func:`to_dot`. PNGs default to 192 dpi (sharp on paper and
         on high-density screens), 96 for graphs of more than 150 nodes.
 
@@ -382,10 +412,13 @@ def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
     """
     path = Path(os.fspath(path))
     fmt = path.suffix.lower().lstrip(".")
+    if fmt in PAGES:
+        return PAGES[fmt](graph, path, rankdir=rankdir, show_shapes=show_shapes, show_activations=show_activations,
+                          dpi=dpi, stats=stats, collapse=collapse, attributions=attributions)
     if fmt not in FORMATS:
         raise RenderError(
             f"render: cannot tell the format of {str(path)!r} from its suffix; "
-            f"use one of {['.' + f for f in FORMATS]}"
+            f"use one of {['.' + f for f in [*FORMATS, *PAGES]]}"
         )
     if fmt == "png" and len(graph) > _HUGE_GRAPH and not collapse:
         logger.warning(
@@ -397,7 +430,21 @@ def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
         # Sharp on paper and high-density screens; big graphs are huge already.
         dpi = 192 if len(graph) <= _BIG_GRAPH else 96
     dot = to_dot(graph, rankdir=rankdir, show_shapes=show_shapes,
-                 show_activations=show_activations, dpi=dpi, stats=stats, collapse=collapse)
+                 show_activations=show_activations, dpi=dpi, stats=stats, collapse=collapse,
+                 attributions=attributions)
+    return write(dot, path, graph.name)
+
+
+def write(dot: graphviz.Digraph, path: Path, what: str) -> Path:
+    """Write ``dot`` to ``path`` as its suffix says (a :data:`FORMATS` key),
+    atomically; ``what`` names the diagram in the log.
+
+    Raises
+    ------
+    RenderError
+        For a missing folder, a missing or failing ``dot``, or a failed write.
+    """
+    fmt = path.suffix.lower().lstrip(".")
     if not path.parent.is_dir():
         raise RenderError(f"render: folder {str(path.parent)!r} does not exist; create it first")
     data = dot.source.encode("utf-8") if not FORMATS[fmt] else pipe(dot, fmt, what=str(path))
@@ -405,7 +452,7 @@ def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
         atomic_write(path, lambda handle: handle.write(data))
     except OSError as exc:
         raise RenderError(f"render: cannot write {str(path)!r}: {exc.strerror or exc}") from None
-    logger.debug("%s: wrote %s (%d bytes)", graph.name, path, len(data))
+    logger.debug("%s: wrote %s (%d bytes)", what, path, len(data))
     return path
 
 

@@ -29,7 +29,7 @@ unpickled and nothing named in the file is imported or called: activations,
 losses, kinds, initialisers and optimizers are looked up in graphnet's own
 registries. Before anything is inflated, the zip's own records, the member
 names, counts, sizes and compression ratios are checked against the file and
-fixed bounds (:mod:`graphnet.archive`); ``weights.npz`` is inflated before the
+fixed bounds (:mod:`graphnet._archive`); ``weights.npz`` is inflated before the
 architecture is built, and the architecture may describe no more parameters
 than its real bytes hold, so a small file cannot make graphnet allocate
 gigabytes; every array's name, shape and dtype must match the architecture
@@ -53,20 +53,22 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from . import optimizers as optimizers_module
+from ._archive import check_members, npz_bytes, open_zip, read_member, zip_info
+from ._registry import custom_objects as custom_scope
+from ._files import atomic_write
+from ._npz import parse_npz, read_npz
 from ._text import clip, shown
+from ._validation import is_int
 from ._version import __version__
-from .archive import check_members, npz_bytes, open_zip, read_member, zip_info
-from .checks import is_int
 from .errors import GraphError, ModelFileError
-from .files import atomic_write
-from .npz import parse_npz, read_npz
 from .spec import FORMAT, FORMAT_VERSION, from_dict, to_dict
 from .specfile import MAX_JSON_BYTES, parse_json
 
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["save", "load", "DEFAULT_MAX_BYTES"]
+__all__ = ["save", "load", "training_state", "restore_training", "DEFAULT_MAX_BYTES", "WEIGHTS_MEMBER", "TRAINING_MEMBER",
+           "OPTIMIZER_MEMBER", "GRAPH_MEMBER"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +106,13 @@ def save(graph: Graph, path: str | os.PathLike) -> Path:
         When the folder cannot be written; an existing file at ``path`` is
         then left exactly as it was.
     """
-    members = [(GRAPH_MEMBER, _json_bytes(to_dict(graph)), zipfile.ZIP_DEFLATED)]
-    members.append((WEIGHTS_MEMBER, npz_bytes(graph.get_weights()), zipfile.ZIP_STORED))
-    training, slots = _training_state(graph)
-    members.append((TRAINING_MEMBER, _json_bytes(training), zipfile.ZIP_DEFLATED))
-    if slots is not None:
-        members.append((OPTIMIZER_MEMBER, npz_bytes(slots), zipfile.ZIP_STORED))
+    with graph.lock.reading():  # the architecture, weights and optimizer of one moment, between two steps
+        members = [(GRAPH_MEMBER, _json_bytes(to_dict(graph)), zipfile.ZIP_DEFLATED)]
+        members.append((WEIGHTS_MEMBER, npz_bytes(graph.get_weights()), zipfile.ZIP_STORED))
+        training, slots = training_state(graph)
+        members.append((TRAINING_MEMBER, _json_bytes(training), zipfile.ZIP_DEFLATED))
+        if slots is not None:
+            members.append((OPTIMIZER_MEMBER, npz_bytes(slots), zipfile.ZIP_STORED))
 
     def write(handle: BinaryIO) -> None:
         with zipfile.ZipFile(handle, "w") as archive:
@@ -125,13 +128,13 @@ def _json_bytes(data: Any) -> bytes:
     return json.dumps(data, indent=1, allow_nan=False).encode("utf-8")
 
 
-def _training_state(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+def training_state(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
     """``training.json``'s content and the optimizer's state vectors (or None)."""
     state: dict[str, Any] = {
         "rng": {
             "train": graph.rng.bit_generator.state,
             # The stream that initialises synapses connected later.
-            "init": graph._init_rng.bit_generator.state,
+            "init": graph.init_rng.bit_generator.state,
         },
         "optimizer": None,
     }
@@ -178,7 +181,7 @@ def _parameter_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
 
 
 # --------------------------------------------------------------------- loading
-def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYTES):
+def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYTES, custom_objects=None):
     """Read a model file written by :func:`save`.
 
     Parameters
@@ -187,6 +190,11 @@ def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYT
     max_bytes : int
         Refuse files whose members add up to more than this once inflated
         (4 GiB by default).
+    custom_objects : dict name -> class, optional
+        The custom activations and losses the file names (``{"cube":
+        Cube}``), found by these names for this load only; ``gn.register``
+        makes them known everywhere instead. Nothing named in the file is
+        ever imported: only these classes and the registered ones are used.
 
     Returns
     -------
@@ -198,9 +206,19 @@ def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYT
     ------
     ModelFileError
         For a missing, unreadable, truncated, oversized, malformed or hostile
-        file: the message names the file and what is wrong.
+        file: the message names the file and what is wrong. A file naming a
+        custom part that is neither registered nor in ``custom_objects``
+        says so.
+    GraphError
+        For ``custom_objects`` that is not a dict of names to custom classes.
     """
     label = _label(path)
+    with custom_scope(custom_objects):  # a bad mapping is the caller's error, not the file's
+        return _read(path, label, max_bytes)
+
+
+def _read(path, label: str, max_bytes: int):
+    """:func:`load`'s work, every failure a ModelFileError naming the file."""
     try:
         if isinstance(path, (str, os.PathLike)):
             with open(path, "rb") as handle:
@@ -245,7 +263,7 @@ def _load(handle: BinaryIO, label: str, max_bytes: int):
         raw_weights = read_member(archive, weights_info, weights_where)
         itemsize = 8 if isinstance(data, Mapping) and data.get("dtype") == "float64" else 4
         try:
-            graph = from_dict(data, max_params=len(raw_weights) // itemsize)
+            graph = from_dict(None, data, max_params=len(raw_weights) // itemsize)
         except GraphError as exc:
             raise ModelFileError(f"{label}: {GRAPH_MEMBER}: {exc}") from None
         shapes = _parameter_shapes(graph)
@@ -253,7 +271,7 @@ def _load(handle: BinaryIO, label: str, max_bytes: int):
         del raw_weights
         graph.set_weights(arrays)
         if TRAINING_MEMBER in infos:
-            _restore_training(graph, archive, infos, label)
+            restore_training(graph, archive, infos, label)
         elif OPTIMIZER_MEMBER in infos:
             raise ModelFileError(f"{label}: has {OPTIMIZER_MEMBER} but no {TRAINING_MEMBER} to describe it")
     logger.debug("%s: loaded %r", label, graph)
@@ -293,7 +311,10 @@ _TRAINING_FIELDS = {"rng", "optimizer"}
 _OPTIMIZER_FIELDS = {"config", "iterations", "layout", "slots"}
 
 
-def _restore_training(graph: Graph, archive: zipfile.ZipFile, infos, label: str) -> None:
+def restore_training(graph: Graph, archive: zipfile.ZipFile, infos, label: str) -> None:
+    """Set the graph's random streams and optimizer (state included) from
+    ``training.json`` and ``optimizer.npz``, after checking all of them: a
+    refused file changes nothing."""
     where = f"{label}: {TRAINING_MEMBER}"
     state = _read_json(archive, infos[TRAINING_MEMBER], label)
     _require(isinstance(state, Mapping), where, "a JSON object", state)
@@ -317,7 +338,7 @@ def _restore_training(graph: Graph, archive: zipfile.ZipFile, infos, label: str)
     if "train" in streams:
         graph.rng = streams["train"]
     if "init" in streams:
-        graph._init_rng = streams["init"]
+        graph.init_rng = streams["init"]
     if optimizer is not None:
         optimizer.set_state(slot_arrays, graph.dtype)
         graph.optimizer = optimizer
@@ -394,11 +415,36 @@ def _optimizer(graph: Graph, archive, infos, config: Any, label: str):
         slots = read_npz(archive, infos[OPTIMIZER_MEMBER], {n: (total,) for n in names},
                          graph.dtype, label, TRAINING_MEMBER)
         for name, value in slots.items():
-            if not np.isfinite(value).all():
-                raise ModelFileError(f"{label}: {OPTIMIZER_MEMBER}: state {name!r} holds NaN or inf")
+            _check_slot(value, name, optimizer, layout, f"{label}: {OPTIMIZER_MEMBER}")
     elif OPTIMIZER_MEMBER in infos:
         raise ModelFileError(f"{label}: {OPTIMIZER_MEMBER} is present but {optimizer.name!r} keeps no state")
     return optimizer, {"iterations": iterations, "layout": layout, "slots": slots, "born": dict(born)}
+
+
+def _check_slot(value: np.ndarray, name: str, optimizer, layout: list, where: str) -> None:
+    """Refuse a state vector the optimizer could never have written: NaN or
+    inf anywhere, or a negative value in a slot that is never negative
+    (Adam's ``v``, RMSprop's ``mean_square``: means of squared gradients,
+    whose square root the next step takes)."""
+    bad = ~np.isfinite(value)
+    nonnegative = name in optimizer.nonnegative_slots
+    if nonnegative:
+        bad |= value < 0
+    if not bad.any():
+        return
+    index = int(np.flatnonzero(bad)[0])
+    start = 0
+    for key, n in layout:
+        if index < start + n:
+            break
+        start += n
+    found = value[index]
+    what = "NaN or inf" if not np.isfinite(found) else f"{float(found)!r}, but it is never negative"
+    raise ModelFileError(
+        f"{where}: state {name!r} of parameter {key!r} (element {index - start}) holds {what}; "
+        f"{optimizer.name} cannot have written it, so the file is damaged; save the model again "
+        "from the graph that wrote it"
+    )
 
 
 def _plain(value: Any, key: str) -> bool:

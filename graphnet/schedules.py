@@ -13,7 +13,7 @@ import math
 from typing import Any, ClassVar
 
 from ._registry import lookup
-from .checks import check_int, check_number
+from ._validation import check_int, check_number
 from .errors import GraphError
 
 __all__ = [

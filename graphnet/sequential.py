@@ -8,73 +8,16 @@ plain arrays go in and come out.
 
 from __future__ import annotations
 
-from . import regularizers
+from ._topology import is_chain
 from .errors import GraphError
 from .graph import Graph
+from .layers import Dense, default_loss
 from .nodes import Hidden, Input, Node, Output
-from .structure import is_chain
 
-__all__ = ["Dense", "Sequential", "default_loss"]
-
-
-class Dense:
-    """A fully connected layer of ``units``: its own node, fed by the layer before.
-
-    Parameters
-    ----------
-    units : int
-    activation : str, dict or Activation
-        ``"linear"`` by default, as in Keras.
-    dropout : float
-        Inverted dropout on this layer's output while training. Applies while
-        the layer is hidden; the last layer of a model never drops.
-    name : str, optional
-        Defaults to ``dense``, ``dense_1``, ... in the order layers are added.
-    init : str, optional
-        Initialiser of the weight from the previous layer.
-    trainable : bool
-    kernel_regularizer, bias_regularizer : str, dict or Regularizer, optional
-        Penalties on the weight from the previous layer and on the bias
-        (Keras's names; see :mod:`graphnet.regularizers`).
-    """
-
-    def __init__(
-        self,
-        units: int,
-        activation="linear",
-        dropout: float = 0.0,
-        name: str | None = None,
-        init: str | None = None,
-        trainable: bool = True,
-        kernel_regularizer=None,
-        bias_regularizer=None,
-    ):
-        # A Hidden node checks units, activation and dropout with the usual messages.
-        checked = Hidden(units, activation=activation, dropout=dropout, name=name, trainable=trainable,
-                         bias_regularizer=bias_regularizer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = checked.bias_regularizer
-        self.units = checked.size
-        self.activation = checked.activation
-        self.dropout = checked.dropout
-        self.name = checked.name
-        self.init = init
-        self.trainable = bool(trainable)
-
-    def __repr__(self) -> str:
-        extra = f", dropout={self.dropout}" if self.dropout else ""
-        label = f", name={self.name!r}" if self.name else ""
-        return f"Dense({self.units}, activation={self.activation.name!r}{extra}{label})"
+__all__ = ["Sequential"]
 
 
-def default_loss(activation_name: str) -> str:
-    """The loss a model gets when none is named: the one its last activation implies."""
-    return {"softmax": "categorical_crossentropy", "sigmoid": "binary_crossentropy"}.get(
-        activation_name, "mse"
-    )
-
-
-class Sequential(Graph):
+class Sequential(Graph, kind="sequential"):
     """A chain of layers: ``Input`` first, then ``Dense`` layers; the last is the output.
 
     Parameters
@@ -105,6 +48,14 @@ class Sequential(Graph):
     ['input', 'dense', 'dense_1']
     """
 
+    #: The loss later ``add`` calls give a new output (None: from its activation).
+    loss: object
+    #: The loss weight of the output (see Parameters).
+    loss_weight: float
+    _dense_count: int  # how many default names (dense, dense_1, ...) were handed out
+    _dropout: dict[str, float]  # the dropout each Dense asked for: it applies once the layer is hidden
+    _end: tuple[str, int] | None  # the chain's end and the version the last append left
+
     def __init__(
         self,
         layers=(),
@@ -119,8 +70,8 @@ class Sequential(Graph):
         self.loss = loss
         self.loss_weight = loss_weight
         self._dense_count = 0
-        # The dropout each Dense asked for: it applies once the layer is hidden.
-        self._dropout: dict[str, float] = {}
+        self._dropout = {}
+        self._end = None
         if isinstance(layers, (Dense, Input)):
             layers = [layers]
         try:
@@ -135,7 +86,9 @@ class Sequential(Graph):
         for i, layer in enumerate(layers):
             self._append(layer, last=i == len(layers) - 1)
 
-    def _compiled(self, loss) -> None:
+    def keep_compiled_loss(self, loss) -> None:
+        """``compile(loss=...)`` with one loss for the model: later ``add``
+        calls give the new output this loss too."""
         if loss is not None and not (isinstance(loss, dict) and "name" not in loss):
             self.loss = loss  # later add() calls give the new output this loss
 
@@ -245,7 +198,7 @@ class Sequential(Graph):
             if self.nodes.get(name) is node:
                 self.remove(name)
             if demoted:
-                self._replace_node(demoted, output)
+                self.replace(demoted, output)
             raise
         self._dropout[name] = layer.dropout
         self._dense_count = count
@@ -256,7 +209,7 @@ class Sequential(Graph):
         """The chain's end as the last append left it, if nothing changed since
         (then appending costs O(1), not a topological sort: a model of ``n``
         layers builds in O(n))."""
-        end = getattr(self, "_end", None)  # None in models pickled before it existed
+        end = self._end
         return end[0] if end is not None and end[1] == self.version else None
 
     def _tail(self) -> str:
@@ -265,7 +218,7 @@ class Sequential(Graph):
         if known is not None:
             return known
         order = self.topological_order
-        ends = [n for n in order if not self._structure.out_degree(n)]
+        ends = [n for n in order if not self.consumers(n)]
         if len(ends) != 1:
             raise GraphError(
                 f"{self.name}: add() appends to a chain, but this model now ends in {ends}; "
@@ -276,7 +229,7 @@ class Sequential(Graph):
     def _demote(self, name: str) -> None:
         """The output ``name`` becomes a Hidden node with its layer's dropout."""
         old = self.nodes[name]
-        self._replace_node(
+        self.replace(
             name,
             Hidden(old.size, activation=old.activation, dropout=self._dropout.get(name, 0.0),
                    name=name, trainable=old.trainable, bias_regularizer=old.bias_regularizer),

@@ -34,14 +34,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import losses
+from ._locks import read
+from ._registry import custom_objects as custom_scope
 from ._text import clip, preview, shown
+from ._topology import is_chain, refuse_cycles
+from ._validation import is_int
 from ._version import __version__
-from .checks import is_int
 from .errors import GraphError
-from .graph import Graph
+from .layers import Dense
+from .network import Network, model_class
 from .nodes import KINDS, Input
-from .sequential import Dense, Sequential
-from .structure import is_chain, refuse_cycles
 
 __all__ = [
     "FORMAT",
@@ -78,8 +80,10 @@ def _short(config: dict[str, Any]) -> str | dict[str, Any]:
     return config["name"] if len(config) == 1 else config
 
 
-def to_dict(graph) -> dict[str, Any]:
-    """The graph's architecture (no weights) as JSON-safe data."""
+@read
+def to_dict(graph: Network) -> dict[str, Any]:
+    """The graph's architecture (no weights) as JSON-safe data: the structure
+    that :func:`from_dict` reads back (see the module docs for the format)."""
     nodes = []
     for node in graph.nodes.values():
         config = node.get_config()
@@ -96,33 +100,43 @@ def to_dict(graph) -> dict[str, Any]:
         "dtype": graph.dtype.name,
         "seed": graph.seed if isinstance(graph.seed, int) else None,
         # A Sequential that was branched (add_output, connect) is a plain graph now.
-        "sequential": isinstance(graph, Sequential) and graph.is_chain,
+        "sequential": graph.kind == "sequential" and graph.is_chain,
         "nodes": nodes,
         "synapses": [s.get_config() for s in graph.synapses],
     }
-    if isinstance(graph, Sequential) and graph.loss is not None:
+    if graph.kind == "sequential" and graph.loss is not None:
         loss = graph.loss
         data["loss"] = loss if isinstance(loss, (str, dict)) else _short(loss.get_config())
     return data
 
 
-def from_dict(data: Mapping[str, Any], max_params: int | None = DEFAULT_MAX_SPEC_PARAMS):
-    """Build a Graph (or Sequential) from :func:`to_dict`'s structure.
+def from_dict(cls: type[Network] | None, data: Mapping[str, Any],
+              max_params: int | None = DEFAULT_MAX_SPEC_PARAMS, custom_objects=None) -> Network:
+    """A new Graph (or Sequential) from :func:`to_dict`'s structure
+    (``Graph.from_dict(data)``).
 
     Parameters
     ----------
+    cls : type or None
+        The class to make (``Graph.from_dict`` passes ``Graph``); a
+        Sequential spec makes the Sequential class (``cls`` when it is one).
+        None: the registered ``Graph`` and ``Sequential``.
     data : mapping
     max_params : int or None
         Refuse architectures with more parameters than this (100 million by
         default, as for spec files) before any weight is allocated; model
         files pass a bound derived from the bytes of their weights. ``None``
         lifts the limit.
+    custom_objects : dict name -> class, optional
+        Custom activations and losses the data names, found by these names
+        for this call only (``gn.register`` makes them known everywhere).
 
     Raises
     ------
     GraphError
         Naming the field (``nodes[2].size``), what was expected and what was found;
-        for unknown activations, losses, kinds or initialisers; for a newer format
+        for unknown activations, losses, kinds or initialisers (an unknown
+        name says to register its class or pass ``custom_objects``); for a newer format
         version; for synapses naming unknown nodes; for a cycle; for more
         parameters than ``max_params`` (or than memory can hold).
     """
@@ -179,7 +193,8 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = DEFAULT_MAX_SPEC
         hint = "; pass max_params=None to lift it if you trust the spec" if max_params == DEFAULT_MAX_SPEC_PARAMS else ""
         raise GraphError(f"spec describes {total:,} parameters, more than the limit of {max_params:,}{hint}")
     try:
-        return _build(data, configs, synapses, name, seed, dtype, sequential)
+        with custom_scope(custom_objects):
+            return _build(cls, data, configs, synapses, name, seed, dtype, sequential)
     except GraphError:
         raise
     except (MemoryError, OverflowError, ValueError) as exc:  # numpy's "array is too big"
@@ -189,17 +204,17 @@ def from_dict(data: Mapping[str, Any], max_params: int | None = DEFAULT_MAX_SPEC
         ) from None
 
 
-def _build(data, configs, synapses, name, seed, dtype, sequential):
+def _build(cls, data, configs, synapses, name, seed, dtype, sequential):
     """The graph itself, from checked node and synapse configs."""
     if sequential:
-        return _sequential(data, configs, synapses, name, seed, dtype)
+        return _sequential(model_class("sequential", cls), data, configs, synapses, name, seed, dtype)
     refuse_cycles([(s["src"], s["dst"]) for s in synapses], "spec.synapses")
-    graph = Graph(name=name, seed=seed, dtype=dtype)
+    graph = model_class("graph", cls)(name=name, seed=seed, dtype=dtype)
     for i, config in enumerate(configs):
         graph.add_node(_build_node(config, f"spec.nodes[{i}]"))
     # One linear check above instead of a search per synapse: a hostile spec
     # with its synapses in an awkward order cannot make loading quadratic.
-    with graph._promise_acyclic():
+    with graph.acyclic_promised():
         for i, s in enumerate(synapses):
             try:
                 synapse = graph.connect(s["src"], s["dst"], init=_drawable(s["init"]), trainable=s["trainable"],
@@ -217,7 +232,7 @@ def _drawable(init: str | None) -> str | None:
     return "zeros" if init == "array" else init
 
 
-def _sequential(data, configs, synapses, name, seed, dtype):
+def _sequential(cls, data, configs, synapses, name, seed, dtype):
     """A Sequential must be exactly the chain of its nodes, input first."""
     found = [(s["src"], s["dst"]) for s in synapses]
     kinds = [c["kind"] for c in configs]
@@ -256,11 +271,11 @@ def _sequential(data, configs, synapses, name, seed, dtype):
             )
         )
     try:
-        model = Sequential(layers, loss=node_loss, seed=seed, dtype=dtype, name=name,
+        model = cls(layers, loss=node_loss, seed=seed, dtype=dtype, name=name,
                            loss_weight=last.get("loss_weight", 1.0))
     except GraphError as exc:
         raise GraphError(f"spec: {clip(str(exc), 500)}") from None
-    problems = model._pairing_problems()  # a Sequential defers it; a file must not
+    problems = model.pairing_problems()  # a Sequential defers it; a file must not
     if problems:
         raise GraphError(f"spec: {clip('; '.join(problems), 500)}")
     model.loss = model_loss
@@ -268,7 +283,8 @@ def _sequential(data, configs, synapses, name, seed, dtype):
     # only one of them (an imported layer without bias keeps a frozen zero bias).
     # Nothing has been compiled yet, so setting the flags here is safe.
     for synapse, s in zip(model.synapses, synapses):
-        synapse.trainable = s["trainable"]
+        if s["trainable"] is not None:
+            synapse.trainable = s["trainable"]
         if s["init"] == "array":
             synapse.init = "array"
     return model
@@ -335,8 +351,8 @@ def _synapse(entry, i: int) -> dict[str, Any]:
         _expect(isinstance(entry.get(end), str), f"{where}.{end}", "a node name", entry.get(end))
     init = entry.get("init")
     _expect(init is None or isinstance(init, str), f"{where}.init", "an initializer name", init)
-    trainable = entry.get("trainable", True)
-    _expect(isinstance(trainable, bool), f"{where}.trainable", "true or false", trainable)
+    trainable = entry.get("trainable")  # absent: as its destination node
+    _expect(trainable is None or isinstance(trainable, bool), f"{where}.trainable", "true or false", trainable)
     regularizer = entry.get("regularizer")
     if regularizer is not None:
         _expect(isinstance(regularizer, (str, Mapping)), f"{where}.regularizer", "a name or a mapping", regularizer)

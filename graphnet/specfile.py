@@ -1,11 +1,15 @@
 """Spec files and the strict text formats graphnet reads: ``read_spec`` and
-``from_spec`` for ``.json``/``.yaml`` architecture files, and :func:`parse_json`,
-which model files use for their JSON members too.
+``from_spec`` for ``.json``/``.yaml`` architecture files, :func:`parse_json`,
+which model files and the importers use for every JSON text they read, and
+:func:`open_regular`, how those readers open a file the user named.
 
-JSON is strict (UTF-8, no NaN/Infinity, no repeated keys). YAML goes through
+JSON is strict (UTF-8, no NaN/Infinity, no repeated keys) and nested at most
+:data:`MAX_JSON_DEPTH` deep, checked before it is parsed. YAML goes through
 PyYAML's safe loader and is refused where a spec never needs it and a hostile
 file would use it: anchors and aliases (which expand), merge keys and
-repeated keys. Files are read a megabyte at a time up to a fixed limit.
+repeated keys. Files are opened only when they are regular files no larger
+than a fixed limit (not a pipe, a device or a folder), and read a megabyte at
+a time.
 """
 
 from __future__ import annotations
@@ -13,17 +17,33 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
+import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+import numpy as np
+
+from ._registry import custom_objects as custom_scope
 from ._text import clip, shown
 from .errors import GraphError, ModelFileError
 from .spec import DEFAULT_MAX_SPEC_PARAMS, from_dict
 
-__all__ = ["read_spec", "from_spec", "parse_json", "MAX_JSON_BYTES"]
+__all__ = ["read_spec", "from_spec", "parse_json", "open_regular", "MAX_JSON_BYTES", "MAX_JSON_DEPTH"]
 
 #: A spec file (or a JSON member of a model file) larger than this is refused.
 MAX_JSON_BYTES = 32 << 20
+#: JSON whose arrays and objects nest deeper than this is refused before it is
+#: parsed. graphnet's specs nest 4 deep and Keras configs about 15 (a model
+#: inside a model inside a model); deeper text only exhausts the parser's
+#: recursion, and everything that walks the parsed data.
+MAX_JSON_DEPTH = 100
+# A JSON string, or an unterminated one up to the end: the match never fails
+# once begun, so a text of unbalanced quotes is scanned once, not once per quote.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPENING = np.frombuffer(b"[{", np.uint8)
+_DEPTH_CHUNK = 1 << 20
 
 
 def read_spec(path: str | os.PathLike) -> Any:
@@ -35,23 +55,23 @@ def read_spec(path: str | os.PathLike) -> Any:
     Raises
     ------
     ModelFileError
-        Naming the file: missing, too large, wrong extension, not UTF-8, not
-        parseable, a repeated key (and its line), a YAML alias, or PyYAML not
-        installed for a YAML file.
+        Naming the file: missing, not a regular file (a folder, a pipe, a
+        device), too large, wrong extension, not UTF-8, not parseable, nested
+        too deep, a repeated key (and its line), a YAML alias, or PyYAML not
+        installed for a YAML file; naming the argument when ``path`` is no
+        path (``None``, a number) or holds a NUL character.
     """
-    label = os.fspath(path)
+    label = _path_text(path, "path", "a .json, .yaml or .yml spec file")
     suffix = Path(label).suffix.lower()
     if suffix not in (".json", ".yaml", ".yml"):
         raise ModelFileError(
             f"{label}: a spec file must end in .json, .yaml or .yml, not {suffix or 'nothing'!r}"
         )
-    try:
-        with open(label, "rb") as handle:
+    with open_regular(label, MAX_JSON_BYTES, "a spec") as handle:
+        try:
             raw = _read_at_most(handle, MAX_JSON_BYTES + 1)
-    except FileNotFoundError:
-        raise ModelFileError(f"{label}: no such file") from None
-    except OSError as exc:
-        raise ModelFileError(f"{label}: cannot be read ({exc})") from exc
+        except OSError as exc:
+            raise ModelFileError(f"{label}: cannot be read ({exc})") from None
     if len(raw) > MAX_JSON_BYTES:
         raise ModelFileError(f"{label}: larger than the limit of {MAX_JSON_BYTES:,} bytes for a spec")
     try:
@@ -62,6 +82,75 @@ def read_spec(path: str | os.PathLike) -> Any:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ModelFileError(f"{label}: not valid {suffix[1:].upper()} ({clip(str(exc))})") from None
+
+
+def open_regular(path: str, limit: int, what: str, argument: str = "path") -> BinaryIO:
+    """``path`` opened for reading in binary, once the open file is known to
+    be a regular file of at most ``limit`` bytes.
+
+    The file is opened without blocking and checked through its own handle,
+    so a pipe cannot stall the open, a device (``/dev/zero``) is never read,
+    and the file checked is the file read.
+
+    Parameters
+    ----------
+    path : str
+        The file, as the user named it.
+    limit : int
+        The most bytes such a file may hold.
+    what : str
+        The kind of file, for messages ("a spec", "a Keras model file").
+    argument : str
+        The caller's name for ``path``, for messages.
+
+    Raises
+    ------
+    ModelFileError
+        Naming ``path``: a NUL character in it, no such file, no permission,
+        not a regular file (a folder, a pipe, a device, a socket), or larger
+        than ``limit``.
+    """
+    if "\0" in path:
+        raise ModelFileError(f"{argument}={shown(path)}: a path cannot contain a NUL character")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ModelFileError(f"{path}: is {_kind(info.st_mode)}, not a regular file; {what} is read "
+                                 f"from a file")
+        if info.st_size > limit:
+            raise ModelFileError(f"{path}: {info.st_size:,} bytes, more than the limit of {limit:,} "
+                                 f"bytes for {what}")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _kind(mode: int) -> str:
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a pipe"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    return next((name for test, name in kinds if test(mode)), "not a plain file")
+
+
+def _path_text(path: Any, argument: str, expected: str) -> str:
+    """A path argument as text, or a ModelFileError naming ``argument``."""
+    try:
+        text = os.fsdecode(path) if isinstance(path, (str, os.PathLike)) else None
+    except (TypeError, ValueError):  # a PathLike whose __fspath__ returns neither str nor bytes
+        text = None
+    if text is None:
+        raise ModelFileError(
+            f"{argument} must be a str or os.PathLike naming {expected}, got {type(path).__name__} "
+            f"{shown(path, 60)}"
+        )
+    return text
 
 
 def _read_at_most(handle, limit: int) -> bytes:
@@ -151,40 +240,69 @@ def _yaml_loader(yaml) -> type:
     return SpecLoader
 
 
-def from_spec(path: str | os.PathLike, max_params: int | None = DEFAULT_MAX_SPEC_PARAMS):
+def from_spec(cls, path: str | os.PathLike, max_params: int | None = DEFAULT_MAX_SPEC_PARAMS,
+              custom_objects=None):
     """A new Graph (or Sequential) from a spec file: :func:`graphnet.spec.to_dict`'s
-    structure written as JSON or YAML. Weights start from their initialisers.
+    structure written as JSON or YAML (``Graph.from_spec(path)``). Weights
+    start from their initialisers.
 
     Parameters
     ----------
+    cls : type or None
+        The class to make, as for :func:`graphnet.spec.from_dict`.
     path : str or PathLike
         ``.json``, ``.yaml`` or ``.yml``.
     max_params : int or None
         Refuse specs describing more parameters than this (100 million by
         default) before anything is allocated; ``None`` for no limit.
+    custom_objects : dict name -> class, optional
+        Custom activations and losses the spec names, for this call only
+        (see :func:`graphnet.spec.from_dict`).
 
     Raises
     ------
     ModelFileError
-        Naming the file and the offending field (``spec.nodes[2].size``).
+        Naming the file and the offending field (``spec.nodes[2].size``), or
+        as :func:`read_spec` does.
     """
-    data = read_spec(path)
-    try:
-        return from_dict(data, max_params=max_params)
-    except GraphError as exc:
-        raise ModelFileError(f"{os.fspath(path)}: {exc}") from None
+    with custom_scope(custom_objects):  # a bad mapping is the caller's error, not the file's
+        data = read_spec(path)
+        try:
+            return from_dict(cls, data, max_params=max_params)
+        except GraphError as exc:
+            raise ModelFileError(f"{os.fspath(path)}: {exc}") from None
 
 
 def parse_json(raw: bytes) -> Any:
-    """Strict JSON: UTF-8, no NaN/Infinity, no repeated keys.
+    """Strict JSON: UTF-8, no NaN/Infinity, no repeated keys, arrays and
+    objects nested at most :data:`MAX_JSON_DEPTH` deep (checked first, in
+    time and memory linear in ``raw``'s size).
 
     Raises
     ------
     ValueError
         Saying what is wrong and where.
     """
+    depth = _json_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"arrays and objects nest {depth:,} deep, more than the limit of {MAX_JSON_DEPTH}")
     text = raw.decode("utf-8-sig")
-    return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+    except RecursionError:  # the caller's own stack was already deep
+        raise ValueError("nested too deeply for this interpreter's recursion limit") from None
+
+
+def _json_depth(raw: bytes) -> int:
+    """How deeply ``raw``'s arrays and objects nest: exact for valid JSON
+    (brackets inside strings are skipped), without parsing it."""
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    steps = np.frombuffer(brackets, np.uint8)
+    deepest = level = 0
+    for start in range(0, len(steps), _DEPTH_CHUNK):
+        levels = np.cumsum(np.where(np.isin(steps[start : start + _DEPTH_CHUNK], _OPENING), 1, -1)) + level
+        deepest, level = max(deepest, int(levels.max())), int(levels[-1])
+    return deepest
 
 
 def _refuse_constant(name: str):

@@ -43,11 +43,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .activations import HardSigmoid, Sigmoid, Softsign, Tanh
-from .data import as_inputs, as_targets, common_rows
+from ._data import as_inputs, as_targets, common_rows
+from ._locks import read
 from .errors import ShapeError
 from .inference import read_scalars
 from .nodes import DenseNode, Input, Output
-from .parameters import bias_key
+from ._parameters import bias_key
+from .plan import compile_plan
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -60,8 +62,6 @@ __all__ = [
     "Statistics",
     "statistics",
     "probe_workspace",
-    "loss_of",
-    "gradients_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -198,27 +198,10 @@ def probe_workspace(plan: Plan, rows: int, backward: bool) -> Workspace:
     return ws
 
 
-def loss_of(plan: Plan, ws: Workspace, targets: dict[str, np.ndarray]) -> float:
-    """The training loss after ``plan.forward``: ``Σ loss_weight × loss`` plus
-    the regularizers' penalty (what ``Graph.gradients`` differentiates)."""
-    total = plan.total_loss(plan.loss_values(ws, targets)) + plan.regularization()
-    return read_scalars(plan.backend, {"loss": total})["loss"]  # one read on a device
-
-
-def gradients_of(plan: Plan, ws: Workspace, targets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every parameter's gradient of :func:`loss_of` after ``plan.forward`` on a
-    :func:`probe_workspace`, as copies; the plan's gradient buffer is left as it was."""
-    saved = plan.store.grads.copy()
-    try:
-        plan.backward(ws, targets)
-        plan.regularization(add_gradients=True)
-        return plan.store.grad_dict()
-    finally:
-        plan.store.grads[...] = saved
-
-
+@read
 def statistics(graph: Graph, x, y=None) -> Statistics:
-    """Statistics of every node and synapse on one batch (see the module docs).
+    """Statistics of every node and synapse on one batch (see the module
+    docs), in inference mode, under the graph's read lock; changes nothing.
 
     Parameters
     ----------
@@ -236,7 +219,7 @@ def statistics(graph: Graph, x, y=None) -> Statistics:
     ShapeError
         For data that does not fit the graph, or no rows.
     """
-    plan = graph.plan
+    plan = compile_plan(graph)
     inputs = as_inputs(graph, x)
     targets = None if y is None else as_targets(graph, y)
     rows = common_rows(inputs, targets)
@@ -247,18 +230,28 @@ def statistics(graph: Graph, x, y=None) -> Statistics:
     if targets is not None:
         targets = {k: backend.to_device(v) for k, v in targets.items()}
     ws = probe_workspace(plan, rows, backward=targets is not None)
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        plan.forward(ws, inputs)
-        nodes = {}
+    nodes = {}
+
+    def read_activations(*_) -> None:
+        # Before backward, which writes deltas over ``a`` (the buffer-reuse rule).
         for name in plan.order:
             slot, node = plan.slots[name], graph.nodes[name]
-            # Read before backward, which writes deltas over ``a`` (the buffer-reuse rule).
             values = ws.x[slot] if isinstance(node, Input) else ws.a[slot]
             nodes[name] = _node_stats(node, backend.to_host(values))
-        loss = grads = None
-        if targets is not None:
-            loss = loss_of(plan, ws, targets)
-            grads = gradients_of(plan, ws, targets)
+
+    loss = grads = None
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        if targets is None:
+            plan.forward(ws, inputs)
+            read_activations()
+        else:
+            saved = plan.store.grads.copy()  # a training step between two batches may need it
+            try:
+                total, _, _ = plan.loss_and_gradients(ws, inputs, targets, before_backward=read_activations)
+                loss = read_scalars(backend, {"loss": total})["loss"]
+                grads = plan.store.grad_dict()
+            finally:
+                plan.store.grads[...] = saved
     if grads is not None:
         nodes = {n: _with_bias_grad(s, grads) for n, s in nodes.items()}
     synapses = {

@@ -1,96 +1,281 @@
-"""Algorithms on a graph's structure alone (names and edges, no weights).
+"""Structure: named nodes joined by synapses, in an order; no weights.
 
-The :class:`~graphnet.Graph` keeps its structure in a ``networkx.DiGraph``;
-these are the few sweeps it needs in its own form, each linear in nodes +
-edges, plus the one "is this a chain" test that Sequential models, specs and
-importers share.
+The lower of the two classes a graph is made of (:class:`Network`, the
+structure with its weights on a device, stands on it). A
+``networkx.DiGraph`` of node names is the single source of truth for the
+structure. Every edit bumps :attr:`Structure.version`; the topological order
+is cached against it, and so is whatever the modules above derive from the
+structure (the compiled plan), so there is no "compile" or "sort" step for
+users to forget.
+
+Here are what every graph can be asked about its shape (its nodes, synapses,
+inputs, outputs, order, whether it can run) and the low-level edits that
+keep the DiGraph, the nodes and the synapses in step; the edits users make
+(``add_node``, ``connect``, ``remove``, ...) are :class:`Network`'s, which
+checks them and places the weights.
 """
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Iterable, Sequence
+import contextlib
+import types
+from collections.abc import Mapping
 
 import networkx as nx
 
-from ._text import format_cycle, preview
-from .errors import CycleError
+from ._locks import ReadWriteLock
+from ._text import preview
+from ._topology import structure_problems, topological_sort
+from .errors import GraphError, NotFoundError
+from .nodes import Input, Node, Output
+from .synapse import Synapse
 
-__all__ = ["topological_sort", "reachable", "is_chain", "refuse_cycles"]
+__all__ = ["Structure", "NodeRef"]
 
-
-def topological_sort(structure: nx.DiGraph, insertion: dict[str, int]) -> tuple[str, ...]:
-    """Kahn's algorithm, always taking the earliest-inserted node that is ready.
-
-    The same order as ``nx.lexicographical_topological_sort(structure,
-    key=insertion.__getitem__)``, several times faster: the heap holds plain
-    insertion numbers rather than ``(key, id, node)`` tuples.
-    """
-    name_of = {i: name for name, i in insertion.items()}
-    waiting = dict(structure.in_degree())
-    ready = [insertion[name] for name, n in waiting.items() if n == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        name = name_of[heapq.heappop(ready)]
-        order.append(name)
-        for nxt in structure.successors(name):
-            waiting[nxt] -= 1
-            if waiting[nxt] == 0:
-                heapq.heappush(ready, insertion[nxt])
-    if len(order) != len(waiting):  # connect() refuses cycles, so this is a bug
-        done = set(order)
-        raise CycleError(f"graph has a cycle among {preview(n for n in waiting if n not in done)}")
-    return tuple(order)
+NodeRef = str | Node
 
 
-def reachable(structure: nx.DiGraph, starts: Iterable[str], forward: bool) -> set[str]:
-    """Nodes reachable from ``starts`` (themselves included), one linear sweep."""
-    neighbours = structure.successors if forward else structure.predecessors
-    seen = set(starts)
-    stack = list(seen)
-    while stack:
-        for nxt in neighbours(stack.pop()):
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
-    return seen
+class Structure:
+    """Named nodes joined by synapses, in insertion order (see the module docs)."""
 
+    name: str
+    #: Bumped by every edit; what is derived from the structure is cached against it.
+    version: int
+    #: Predictions read, training steps and edits write (see :mod:`graphnet._locks`).
+    lock: ReadWriteLock
+    _structure: nx.DiGraph  # node names; edges in the order they were made
+    _nodes: dict[str, Node]
+    _synapses: dict[tuple[str, str], Synapse]
+    _insertion: dict[str, int]  # name -> rank in insertion order
+    _inserted: int
+    _order: tuple[str, ...] | None
+    _order_version: int
+    _acyclic_promised: bool
 
-def is_chain(names: Sequence[str], kinds: Sequence[str], links: Sequence[tuple[str, str]]) -> bool:
-    """Whether ``names`` (with their ``kinds``) joined by ``links`` is exactly
-    ``input -> hidden ... -> output``, the links listed in chain order: the
-    shape a :class:`~graphnet.Sequential` model has."""
-    return (
-        len(names) >= 2
-        and kinds[0] == "input"
-        and kinds[-1] == "output"
-        and all(kind == "hidden" for kind in kinds[1:-1])
-        and list(links) == list(zip(names, names[1:]))
-    )
+    def __init__(self, name: str):
+        self.name = name
+        self.version = 0
+        self.lock = ReadWriteLock()
+        self._structure = nx.DiGraph()
+        self._nodes = {}
+        self._synapses = {}
+        self._insertion = {}
+        self._inserted = 0
+        self._order = None
+        self._order_version = -1
+        self._acyclic_promised = False
 
+    # ---------------------------------------------------- low-level edits
+    def _add(self, node: Node) -> None:
+        """Take ``node`` in, last in insertion order (checked by the caller)."""
+        node.attach(self)
+        self._nodes[node.name] = node
+        self._insertion[node.name] = self._inserted
+        self._inserted += 1
+        self._structure.add_node(node.name)
 
-def refuse_cycles(links: Sequence[tuple[str, str]], where: str) -> None:
-    """Refuse a set of edges that contains a cycle, showing one; linear in
-    nodes + edges (``nx.find_cycle`` over a whole graph is not).
+    def _link(self, synapse: Synapse) -> None:
+        """Take ``synapse`` in (checked by the caller)."""
+        synapse.attach(self)
+        self._synapses[(synapse.src, synapse.dst)] = synapse
+        self._structure.add_edge(synapse.src, synapse.dst)
 
-    Raises
-    ------
-    CycleError
-        ``"{where}: the synapses make the cycle a -> b -> a"``.
-    """
-    structure = nx.DiGraph(links)
-    if nx.is_directed_acyclic_graph(structure):
-        return
-    loops = list(nx.selfloop_edges(structure))
-    if loops:
-        node = loops[0][0]
-        raise CycleError(f"{where}: the synapse {node!r} -> {node!r} makes the cycle {node} -> {node}")
-    component = next(c for c in nx.strongly_connected_components(structure) if len(c) > 1)
-    first_seen: dict[str, int] = {}
-    for src, _ in links:
-        first_seen.setdefault(src, len(first_seen))
-    start = min(component, key=lambda n: first_seen.get(n, len(first_seen)))
-    cycle = nx.find_cycle(structure.subgraph(component), source=start)
-    path = format_cycle([edge[0] for edge in cycle] + [cycle[0][0]])
-    raise CycleError(f"{where}: the synapses make the cycle {path}")
+    def _unlink(self, key: tuple[str, str]) -> Synapse:
+        """Drop the synapse ``key`` and return it (still attached)."""
+        self._structure.remove_edge(*key)
+        return self._synapses.pop(key)
+
+    def _drop(self, name: str) -> Node:
+        """Drop node ``name``, which no synapse touches any more, and return it."""
+        self._structure.remove_node(name)
+        del self._insertion[name]
+        node = self._nodes.pop(name)
+        node.detach()
+        return node
+
+    def _touching(self, name: str) -> list[tuple[str, str]]:
+        """The keys of every synapse into or out of ``name``."""
+        return [(s, name) for s in self._structure.pred[name]] + [(name, d) for d in self._structure.succ[name]]
+
+    def _cycle_through(self, src: str, dst: str) -> list[str] | None:
+        """The cycle a new synapse ``src -> dst`` would close, or ``None``.
+
+        A cycle needs a path ``dst -> ... -> src``. When nothing feeds ``src``
+        or ``dst`` feeds nothing there is none, which settles the usual ways of
+        building (edges into new nodes, or from nodes not yet fed) in O(1);
+        otherwise one search from ``dst``.
+        """
+        structure = self._structure
+        if self._acyclic_promised or not structure.in_degree(src) or not structure.out_degree(dst):
+            return None
+        if not nx.has_path(structure, dst, src):
+            return None
+        return [src, *nx.shortest_path(structure, dst, src)]
+
+    @contextlib.contextmanager
+    def acyclic_promised(self):
+        """Skip the per-synapse cycle search, for builders (specs, model files)
+        that checked their whole set of synapses for cycles at once."""
+        self._acyclic_promised = True
+        try:
+            yield self
+        finally:
+            self._acyclic_promised = False
+
+    def _swap(self, nodes: list[Node], synapses: list[Synapse]) -> None:
+        """Make ``nodes`` and ``synapses``, in these orders, the contents:
+        what leaves is detached, what comes is attached (the caller has
+        checked them and placed their weights)."""
+        kept_nodes, kept_synapses = {id(n) for n in nodes}, {id(s) for s in synapses}
+        for node in self._nodes.values():
+            if id(node) not in kept_nodes:
+                node.detach()
+        for synapse in self._synapses.values():
+            if id(synapse) not in kept_synapses:
+                synapse.detach()
+        for item in [*nodes, *synapses]:
+            item.attach(self)
+        edges = [(s.src, s.dst) for s in synapses]
+        names = {n.name for n in nodes}
+        structure, kept_edges = self._structure, set(edges)
+        structure.remove_edges_from([e for e in self._synapses if e not in kept_edges])
+        structure.remove_nodes_from([n for n in self._nodes if n not in names])
+        structure.add_nodes_from(n.name for n in nodes)
+        structure.add_edges_from(edges)
+        self._nodes = {n.name: n for n in nodes}
+        self._insertion = {n.name: i for i, n in enumerate(nodes)}
+        self._inserted = len(nodes)
+        self._synapses = dict(zip(edges, synapses))
+
+    # ------------------------------------------------------------- read access
+    def synapse(self, src: NodeRef, dst: NodeRef) -> Synapse:
+        """The synapse ``src -> dst``."""
+        key = (self.resolve(src), self.resolve(dst))
+        try:
+            return self._synapses[key]
+        except KeyError:
+            raise NotFoundError(f"graph {self.name!r} has no synapse {key[0]!r} -> {key[1]!r}") from None
+
+    def synapse_or_none(self, src: str, dst: str) -> Synapse | None:
+        """The synapse ``src -> dst`` (names), or None when there is none."""
+        return self._synapses.get((src, dst))
+
+    def incoming(self, name: NodeRef) -> list[Synapse]:
+        """Synapses ending in ``name``, in the order they were connected."""
+        name = self.resolve(name)
+        return [s for (_, dst), s in self._synapses.items() if dst == name]
+
+    def sources(self, name: str) -> list[str]:
+        """The names of the nodes feeding ``name``, in the order they were connected."""
+        return list(self._structure.pred[name])
+
+    def consumers(self, name: str) -> list[str]:
+        """The names of the nodes ``name`` feeds."""
+        return list(self._structure.succ[name])
+
+    @property
+    def nodes(self) -> Mapping[str, Node]:
+        """Name -> node, in insertion order (read-only)."""
+        return types.MappingProxyType(self._nodes)
+
+    @property
+    def synapses(self) -> list[Synapse]:
+        """Every synapse, in the order they were connected."""
+        return list(self._synapses.values())
+
+    @property
+    def inputs(self) -> list[str]:
+        """Names of the Input nodes, in insertion order."""
+        return [n for n, node in self._nodes.items() if isinstance(node, Input)]
+
+    @property
+    def outputs(self) -> list[str]:
+        """Names of the Output nodes, in insertion order."""
+        return [n for n, node in self._nodes.items() if isinstance(node, Output)]
+
+    @property
+    def structure(self) -> nx.DiGraph:
+        """A copy of the underlying ``networkx.DiGraph`` (node names only)."""
+        return self._structure.copy()
+
+    @property
+    def topological_order(self) -> list[str]:
+        """Node names, sources before their destinations; ties by insertion order."""
+        if self._order_version != self.version:
+            self._order = topological_sort(self._structure, self._insertion)
+            self._order_version = self.version
+        return list(self._order)
+
+    @property
+    def num_params(self) -> int:
+        """Every weight and bias (trainable or not)."""
+        return sum(n.num_params for n in self._nodes.values()) + sum(s.num_params for s in self._synapses.values())
+
+    def count_params(self) -> int:
+        """Keras's name for :attr:`num_params`: every weight and bias."""
+        return self.num_params
+
+    @property
+    def num_trainable_params(self) -> int:
+        """The weights and biases the optimizer updates."""
+        nodes = sum(n.num_params for n in self._nodes.values() if getattr(n, "trainable", False))
+        return nodes + sum(s.num_params for s in self._synapses.values() if s.trainable)
+
+    def __getitem__(self, name: str) -> Node:
+        return self._nodes[self.resolve(name)]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._nodes
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    # --------------------------------------------------------------- checking
+    def validate(self) -> None:
+        """Check the graph can run.
+
+        Raises
+        ------
+        GraphError
+            When there is no Input or no Output, a Hidden/Output node has no
+            incoming synapse, or a node lies on no path from an Input to an
+            Output. The message names every offending node.
+        """
+        kinds = {name: node.kind for name, node in self._nodes.items()}
+        ends, wiring = structure_problems(self._structure, kinds)
+        problems = ends + self.pairing_problems() + wiring
+        if problems:
+            raise GraphError(f"graph {self.name!r} cannot run: " + "; ".join(problems))
+
+    def pairing_problems(self) -> list[str]:
+        """Outputs whose loss does not fit their activation (a Sequential
+        leaves this check for compile() and the first run)."""
+        problems = []
+        for node in self._nodes.values():
+            if isinstance(node, Output):
+                try:
+                    node.check_pairing(node.activation, node.loss)
+                except GraphError as exc:
+                    problems.append(str(exc))
+        return problems
+
+    # ----------------------------------------------------------------- helpers
+    def resolve(self, ref: NodeRef) -> str:
+        """The name of a node given by name or object; refuses strangers.
+
+        Raises
+        ------
+        NotFoundError
+            For an unknown name (listing the known ones) or another graph's node.
+        """
+        if isinstance(ref, Node):
+            if ref.name is not None and self._nodes.get(ref.name) is ref:
+                return ref.name
+            raise NotFoundError(f"{ref!r} is not a node of graph {self.name!r}")
+        if isinstance(ref, str) and ref in self._nodes:
+            return ref
+        raise NotFoundError(f"graph {self.name!r} has no node {ref!r}; known: {preview(self._nodes)}")
+
+    def changed(self) -> None:
+        """Count an edit: what was compiled from the structure is stale."""
+        self.version += 1

@@ -1,4 +1,5 @@
-"""Reshaping a graph in place: freeze, insert, widen, bridge, transfer weights.
+"""Reshaping a graph in place: freeze, insert, widen, bridge (and, in
+:mod:`graphnet.weights`, transfer weights).
 
 Every operation here follows three rules:
 
@@ -25,8 +26,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,15 +42,16 @@ from .activations import (
     Softmax,
     Softplus,
 )
-from .checks import is_int
+from ._locks import edit
+from ._validation import check_allocation, is_int
 from .errors import GraphError
-from .nodes import DenseNode, Hidden, Input, Node, Output
+from .nodes import DenseNode, Hidden, Input, Node, Output, check_name
 from .synapse import Synapse
 
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["freeze", "unfreeze", "insert", "widen", "remove_bridged", "transfer_weights", "TransferReport"]
+__all__ = ["freeze", "unfreeze", "insert", "widen", "remove_bridged"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +63,37 @@ _NON_NEGATIVE = (ReLU, Sigmoid, Softplus, Softmax, HardSigmoid)
 
 
 # ------------------------------------------------------------------ freezing
-def freeze(graph: Graph, *selectors) -> list[str]:
-    """See :meth:`graphnet.Graph.freeze`."""
-    return _set_trainable(graph, selectors, False, "freeze")
+@edit
+def freeze(graph: Graph, *names) -> list[str]:
+    """Stop training the parameters of the named nodes: each one's bias and
+        its incoming synapses (``g[name].trainable = False`` does the same for
+        one node). Gradients still flow through them.
+
+        Parameters
+        ----------
+        *names : str, Node, Synapse or (str, str)
+            Node names or glob patterns (``"enc_*"``, matched with
+            :func:`fnmatch.fnmatchcase`), nodes, synapses, or ``(src, dst)``
+            pairs of patterns that select synapses only.
+
+        Returns
+        -------
+        list of str
+            The keys of the parameters selected, in ``parameters()`` order.
+
+        Raises
+        ------
+        GraphError
+            When a pattern matches nothing (the message lists the names) or only
+            inputs; nothing changes then.
+        """
+    return _set_trainable(graph, names, False, "freeze")
 
 
-def unfreeze(graph: Graph, *selectors) -> list[str]:
-    """See :meth:`graphnet.Graph.unfreeze`."""
-    return _set_trainable(graph, selectors, True, "unfreeze")
+@edit
+def unfreeze(graph: Graph, *names) -> list[str]:
+    """Train the named nodes' parameters again; the arguments are :meth:`freeze`'s."""
+    return _set_trainable(graph, names, True, "unfreeze")
 
 
 def _set_trainable(graph: Graph, selectors: tuple, value: bool, verb: str) -> list[str]:
@@ -108,21 +131,21 @@ def _select(graph: Graph, selector, verb: str) -> tuple[dict[str, DenseNode], di
     """The dense nodes and the synapses one selector names."""
     if isinstance(selector, Synapse):
         key = (selector.src, selector.dst)
-        if graph._synapses.get(key) is not selector:
+        if graph.synapse_or_none(*key) is not selector:
             raise GraphError(f"{verb}: {selector!r} is not a synapse of graph {graph.name!r}")
         return {}, {key: selector}
     if isinstance(selector, Node):
-        selector = graph._resolve(selector)
+        selector = graph.resolve(selector)
     if isinstance(selector, tuple) and len(selector) == 2 and all(isinstance(p, str) for p in selector):
         src_pattern, dst_pattern = selector
         found = {
-            key: s for key, s in graph._synapses.items()
-            if fnmatch.fnmatchcase(key[0], src_pattern) and fnmatch.fnmatchcase(key[1], dst_pattern)
+            (s.src, s.dst): s for s in graph.synapses
+            if fnmatch.fnmatchcase(s.src, src_pattern) and fnmatch.fnmatchcase(s.dst, dst_pattern)
         }
         if not found:
             raise GraphError(
                 f"{verb}: no synapse matches {src_pattern!r} -> {dst_pattern!r}; "
-                f"synapses: {preview(f'{a} -> {b}' for a, b in graph._synapses)}"
+                f"synapses: {preview(f'{s.src} -> {s.dst}' for s in graph.synapses)}"
             )
         return {}, found
     if not isinstance(selector, str):
@@ -144,15 +167,47 @@ def _select(graph: Graph, selector, verb: str) -> tuple[dict[str, DenseNode], di
 
 
 # ------------------------------------------------------------------ inserting
+@edit
 def insert(graph: Graph, src, dst, name: str, size: int | None = None,
            activation="linear", preserve: bool = True) -> Hidden:
-    """See :meth:`graphnet.Graph.insert`."""
-    src, dst = graph._resolve(src), graph._resolve(dst)
+    """Replace the synapse ``src -> dst`` by ``src -> name -> dst`` (Net2DeeperNet).
+
+        Parameters
+        ----------
+        src, dst : str or Node
+            The ends of an existing synapse.
+        name : str
+            The new hidden node.
+        size : int, optional
+            Its units; ``src``'s size by default.
+        activation : str, dict or Activation
+        preserve : bool
+            Start the new node as an identity (weights ``[I 0]`` in, the old
+            weight with zero rows below it out), so every prediction is
+            unchanged: exactly for ``linear``, and for ``relu``,
+            ``leaky_relu`` and ``elu`` when ``src``'s outputs are never negative
+            (its activation is relu, sigmoid, softplus, softmax or
+            hard_sigmoid). Units beyond ``src``'s size start random with zero
+            outgoing weights. ``False`` draws both synapses afresh.
+
+        Returns
+        -------
+        Hidden
+            The new node.
+
+        Raises
+        ------
+        GraphError
+            For an unknown node or synapse, a name in use, a bad size or
+            activation, or a ``preserve=True`` insert that cannot be an
+            identity (the message says why). The graph is left as it was.
+        """
+    src, dst = graph.resolve(src), graph.resolve(dst)
     old = graph.synapse(src, dst)
     source, target = graph.nodes[src], graph.nodes[dst]
     if size is None:
         size = source.size
-    node = Hidden(size, activation=activation, name=name)  # checks name, size and activation
+    node = Hidden(size, activation=activation, name=check_name(name, "insert: the new node"))  # and size, activation
     if name in graph:
         raise GraphError(f"insert: graph {graph.name!r} already has a node named {name!r}")
     if not isinstance(preserve, bool):
@@ -160,7 +215,7 @@ def insert(graph: Graph, src, dst, name: str, size: int | None = None,
     if preserve:
         _check_identity(source, node)
 
-    dtype, rng, n = graph.dtype, graph._init_rng, source.size
+    dtype, rng, n = graph.dtype, graph.init_rng, source.size
     if preserve:
         if node.size > n:
             # The units beyond the identity start random, with zero weights out:
@@ -170,14 +225,14 @@ def insert(graph: Graph, src, dst, name: str, size: int | None = None,
             w_in = np.zeros((n, node.size), dtype)
         w_in[:, :n] = np.eye(n, dtype=dtype)
         w_out = np.zeros((node.size, target.size), dtype)
-        w_out[:n] = graph._backend.to_host(old.weight)
+        w_out[:n] = graph.backend.to_host(old.weight)
         inits = ("array", "array")
     else:
         inits = (initializers.default_for(node.activation),
                  initializers.default_for(target.activation, output=isinstance(target, Output)))
         w_in = initializers.get(inits[0])((n, node.size), rng, dtype)
         if inits[0] in initializers.BIASES:  # the default draws the new node's bias too, as connect does
-            node._bias = initializers.BIASES[inits[0]](n, node.size, rng, dtype)
+            node.bind_parameter(initializers.BIASES[inits[0]](n, node.size, rng, dtype))
         w_out = initializers.get(inits[1])((node.size, target.size), rng, dtype)
     into = Synapse(src, name, w_in, inits[0], trainable=True)
     # The old weight moves to the new synapse, and its penalty with it.
@@ -189,9 +244,9 @@ def insert(graph: Graph, src, dst, name: str, size: int | None = None,
         if existing.name == src:
             nodes.append(node)
     synapses = []
-    for key, synapse in graph._synapses.items():
-        synapses.extend([into, out] if key == (src, dst) else [synapse])
-    _commit(graph, nodes, synapses)
+    for synapse in graph.synapses:
+        synapses.extend([into, out] if synapse is old else [synapse])
+    graph.rebuild(nodes, synapses)
     logger.info("%s: inserted %r (%d, %s) into %s -> %s%s", graph.name, name, node.size,
                 node.activation.name, src, dst, " as an identity" if preserve else "")
     return node
@@ -233,9 +288,44 @@ def _never_negative(activation) -> bool:
 
 
 # -------------------------------------------------------------------- widening
+@edit
 def widen(graph: Graph, name, size: int, seed: int | None = None, split: str = "equal") -> Hidden:
-    """See :meth:`graphnet.Graph.widen`."""
-    name = graph._resolve(name)
+    """Grow a hidden node to ``size`` units without changing a prediction (Net2WiderNet).
+
+        Each new unit copies a randomly chosen old unit (its incoming weights
+        and bias); the outgoing weights of a unit copied ``c`` times are
+        divided among its copies, so every consumer receives the same sum.
+
+        Parameters
+        ----------
+        name : str or Node
+            A hidden node with an elementwise activation (not softmax).
+        size : int
+            The new number of units (at least the current one).
+        seed : int, optional
+            For the choice of units to copy; by default the graph's
+            initialisation stream.
+        split : {"equal", "random"}
+            ``"equal"`` divides a copied unit's outgoing weights by its number
+            of copies (Net2Net's rule); the copies then receive equal
+            gradients and stay twins unless dropout separates them.
+            ``"random"`` divides them in random shares that sum to one: just as
+            exact, and the copies learn apart. (Regularizers stay with their
+            parameters; a penalty on divided weights is smaller, so the
+            training loss may drop a little though no prediction changes.)
+
+        Returns
+        -------
+        Hidden
+            The new node object that replaces the old one.
+
+        Raises
+        ------
+        GraphError
+            For an input, an output, a softmax node, a smaller size, or a bad
+            ``seed``/``split``; the graph is left as it was.
+        """
+    name = graph.resolve(name)
     node = graph.nodes[name]
     if not isinstance(node, Hidden):
         why = ("inputs take data of a fixed width" if isinstance(node, Input)
@@ -259,8 +349,10 @@ def widen(graph: Graph, name, size: int, seed: int | None = None, split: str = "
         raise GraphError(f"widen: split must be 'equal' or 'random', got {split!r}")
     if size == node.size:
         return node
+    fans = sum(s.shape[0] for s in graph.incoming(name)) + sum(graph.nodes[c].size for c in graph.consumers(name))
+    check_allocation(size * (fans + 3), 8, f"widen: {name!r} with {size:,} units")  # before a draw or an index
 
-    rng = graph._init_rng if seed is None else np.random.default_rng(seed)
+    rng = graph.init_rng if seed is None else np.random.default_rng(seed)
     old_size = node.size
     # origin[k]: the old unit that new unit k copies (the old units copy themselves).
     origin = np.concatenate([np.arange(old_size), rng.integers(0, old_size, size - old_size)])
@@ -274,12 +366,13 @@ def widen(graph: Graph, name, size: int, seed: int | None = None, split: str = "
         share = draw / np.bincount(origin, weights=draw)[origin]
         share[copies[origin] == 1] = 1.0
 
-    dtype, host = graph.dtype, graph._backend.to_host  # computed on the host, placed by _commit
+    dtype, host = graph.dtype, graph.backend.to_host  # computed on the host, placed by rebuild
     wider = Hidden(size, activation=node.activation, dropout=node.dropout, name=name,
                    trainable=node.trainable, bias_regularizer=node.bias_regularizer)
-    wider._bias = host(node.bias)[origin].astype(dtype)
+    wider.bind_parameter(host(node.bias)[origin].astype(dtype))
     synapses = []
-    for (src, dst), synapse in graph._synapses.items():
+    for synapse in graph.synapses:
+        src, dst = synapse.src, synapse.dst
         if dst == name:
             weight = host(synapse.weight)[:, origin]
         elif src == name:
@@ -292,15 +385,28 @@ def widen(graph: Graph, name, size: int, seed: int | None = None, split: str = "
         synapses.append(Synapse(src, dst, np.ascontiguousarray(weight, dtype=dtype),
                                 synapse.init, synapse.trainable, synapse.regularizer))
     nodes = [wider if n == name else graph.nodes[n] for n in graph.nodes]
-    _commit(graph, nodes, synapses)
+    graph.rebuild(nodes, synapses)
     logger.info("%s: widened %r from %d to %d units", graph.name, name, old_size, size)
     return wider
 
 
 # -------------------------------------------------------------------- bridging
+@edit
 def remove_bridged(graph: Graph, name) -> None:
-    """See :meth:`graphnet.Graph.remove` with ``bridge=True``."""
-    name = graph._resolve(name)
+    """Remove the hidden node ``name``, joining its sources to its consumers
+    (``Graph.remove(name, bridge=True)``): each source ``s`` gets the synapse
+    ``s -> c`` with weight ``W_s @ V_c`` (added to one that already exists),
+    and each consumer's bias gains ``bias @ V_c``. Exact for a ``linear``
+    node; for any other activation the composition drops it (logged as a
+    warning).
+
+    Raises
+    ------
+    GraphError
+        For an unknown name, an input or an output, or joined weights that
+        would not be finite; the graph is then left as it was.
+    """
+    name = graph.resolve(name)
     node = graph.nodes[name]
     if not isinstance(node, Hidden):
         raise GraphError(
@@ -314,14 +420,14 @@ def remove_bridged(graph: Graph, name) -> None:
     # exact when the node is linear (and dropout, off at inference, is ignored).
     joined: dict[tuple[str, str], np.ndarray] = {}
     biases: dict[str, np.ndarray] = {}
-    host = graph._backend.to_host  # computed on the host; the setters and _commit place them
+    host = graph.backend.to_host  # computed on the host; the setters and rebuild place them
     with np.errstate(over="ignore", invalid="ignore"):  # checked just below
         for v in out:
             v_weight = host(v.weight).astype(np.float64)
             for w in into:
                 key = (w.src, v.dst)
                 product = host(w.weight).astype(np.float64) @ v_weight
-                existing = graph._synapses.get(key)
+                existing = graph.synapse_or_none(*key)
                 joined[key] = product if existing is None else host(existing.weight) + product
             biases[v.dst] = host(graph.nodes[v.dst].bias) + host(node.bias).astype(np.float64) @ v_weight
     for key, value in [*joined.items(), *biases.items()]:
@@ -342,18 +448,19 @@ def remove_bridged(graph: Graph, name) -> None:
     for v in out:
         for w in into:
             key = (w.src, v.dst)
-            if key not in graph._synapses:
+            if graph.synapse_or_none(*key) is None:
                 fresh[key] = Synapse(*key, np.ascontiguousarray(joined[key], dtype=dtype), "array",
                                      w.trainable and v.trainable)
     # Checked and computed: now change. Existing synapses and consumer biases
     # take their new values in place (same objects, same optimizer state).
     for key, value in joined.items():
         if key not in fresh:
-            graph._synapses[key].weight = value
+            graph.synapse(*key).weight = value
     for consumer, value in biases.items():
         graph.nodes[consumer].bias = value
     synapses = []
-    for (src, dst), synapse in graph._synapses.items():
+    for synapse in graph.synapses:
+        src, dst = synapse.src, synapse.dst
         if dst == name:
             continue
         if src == name:
@@ -361,146 +468,5 @@ def remove_bridged(graph: Graph, name) -> None:
             synapses.extend(fresh[(w.src, dst)] for w in into if (w.src, dst) in fresh)
             continue
         synapses.append(synapse)
-    _commit(graph, [n for k, n in graph.nodes.items() if k != name], synapses)
+    graph.rebuild([n for k, n in graph.nodes.items() if k != name], synapses)
     logger.info("%s: removed %r, joining %d sources to %d consumers", graph.name, name, len(into), len(out))
-
-
-# --------------------------------------------------------------- transferring
-@dataclass(frozen=True)
-class TransferReport:
-    """What :func:`transfer_weights` did, parameter by parameter.
-
-    Attributes
-    ----------
-    copied : dict
-        This graph's key -> the other's key whose values it took.
-    skipped : list of str
-        This graph's parameters nothing matched (left as they were).
-    mismatched : dict
-        This graph's key -> ``(its shape, the other's shape)`` for pairs
-        whose shapes differ (left as they were).
-    unused : list of str
-        The other's parameters that went nowhere.
-    """
-
-    copied: dict[str, str] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)
-    mismatched: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
-    unused: list[str] = field(default_factory=list)
-
-    def __getitem__(self, item: str):
-        if item not in ("copied", "skipped", "mismatched", "unused"):
-            raise GraphError(f"TransferReport has 'copied', 'skipped', 'mismatched' and 'unused', not {item!r}")
-        return getattr(self, item)
-
-    def keys(self):
-        return ("copied", "skipped", "mismatched", "unused")
-
-    def __repr__(self) -> str:
-        lines = [
-            f"TransferReport: {len(self.copied)} copied, {len(self.skipped)} skipped, "
-            f"{len(self.mismatched)} mismatched, {len(self.unused)} unused"
-        ]
-        if self.copied:
-            pairs = [k if k == v else f"{k} <- {v}" for k, v in self.copied.items()]
-            lines.append(f"  copied:     {preview(pairs, 8)}")
-        if self.skipped:
-            lines.append(f"  skipped:    {preview(self.skipped, 8)} (no counterpart)")
-        for key, (here, there) in list(self.mismatched.items())[:8]:
-            lines.append(f"  mismatched: {key}: shape {here} here, {there} there")
-        if len(self.mismatched) > 8:
-            lines.append(f"  ... {len(self.mismatched) - 8} more mismatched")
-        if self.unused:
-            lines.append(f"  unused:     {preview(self.unused, 8)}")
-        return "\n".join(lines)
-
-
-def transfer_weights(graph: Graph, other, match: str = "name", strict: bool = True) -> TransferReport:
-    """See :meth:`graphnet.Graph.transfer_weights`."""
-    from .graph import Graph  # only for the isinstance check
-
-    if isinstance(other, Graph):
-        theirs = {key: value for key, value in other._arrays().items()}
-    elif isinstance(other, Mapping):
-        theirs = dict(other)
-    else:
-        raise GraphError(
-            "transfer_weights: other must be a Graph or a dict of arrays keyed like "
-            f"get_weights(), got {type(other).__name__}"
-        )
-    if match not in ("name", "shape"):
-        raise GraphError(f"transfer_weights: match must be 'name' or 'shape', got {match!r}")
-    if not isinstance(strict, bool):
-        raise GraphError(f"transfer_weights: strict must be True or False, got {strict!r}")
-    own = graph.parameters()
-    report = TransferReport()
-    if match == "name":
-        pairs = [(r, r.key if r.key in theirs else None) for r in own]
-        report.unused.extend(k for k in theirs if k not in {r.key for r in own})
-    else:
-        their_keys = list(theirs)
-        pairs = [(r, their_keys[i] if i < len(their_keys) else None) for i, r in enumerate(own)]
-        report.unused.extend(their_keys[len(own):])
-    values = {}
-    for record, key in pairs:
-        if key is None:
-            report.skipped.append(record.key)
-            continue
-        shape = tuple(np.shape(theirs[key]))
-        if shape != record.shape:
-            report.mismatched[record.key] = (record.shape, shape)
-            continue
-        report.copied[record.key] = key
-        values[record.key] = theirs[key]
-    if strict and report.mismatched:
-        detail = "; ".join(f"{k}: {a} here, {b} there" for k, (a, b) in list(report.mismatched.items())[:5])
-        more = f" (and {len(report.mismatched) - 5} more)" if len(report.mismatched) > 5 else ""
-        raise GraphError(
-            f"transfer_weights: {len(report.mismatched)} parameters differ in shape, so nothing "
-            f"was copied: {detail}{more}; pass strict=False to copy the rest"
-        )
-    graph.set_weights(values)  # checks every value first; copies nothing if one is bad
-    logger.info("%s: transferred %d parameters (%d skipped, %d mismatched)", graph.name,
-                len(report.copied), len(report.skipped), len(report.mismatched))
-    return report
-
-
-# ------------------------------------------------------------------ the edit
-def _commit(graph: Graph, nodes: list[Node], synapses: list[Synapse]) -> None:
-    """Make ``nodes`` and ``synapses``, in these orders, the graph's contents.
-
-    The one place surgery writes the graph's internals, after everything was
-    checked and computed; it cannot fail halfway, and it is one edit (one
-    version bump). Objects that leave are detached; new nodes get the
-    graph's dtype, and new nodes and synapses the graph's device.
-    """
-    place = graph._backend.to_device
-    kept_nodes = {id(n) for n in nodes}
-    kept_synapses = {id(s) for s in synapses}
-    for node in graph._nodes.values():
-        if id(node) not in kept_nodes:
-            node._graph = None
-    for synapse in graph._synapses.values():
-        if id(synapse) not in kept_synapses:
-            synapse._graph = None
-    for node in nodes:
-        if node._graph is not graph and isinstance(node, DenseNode):
-            node._bias = place(np.array(node._bias, dtype=graph.dtype))
-            node._bias_fixed = True  # surgery gives a new node its bias: never drawn over
-        node._graph = graph
-    for synapse in synapses:
-        if synapse._graph is not graph:
-            synapse._weight = place(synapse._weight)
-        synapse._graph = graph
-    structure = graph._structure
-    new_edges = {(s.src, s.dst) for s in synapses}
-    new_names = {n.name for n in nodes}
-    structure.remove_edges_from([e for e in graph._synapses if e not in new_edges])
-    structure.remove_nodes_from([n for n in graph._nodes if n not in new_names])
-    structure.add_nodes_from(n.name for n in nodes)
-    structure.add_edges_from(new_edges)
-    graph._nodes = {n.name: n for n in nodes}
-    graph._insertion = {n.name: i for i, n in enumerate(nodes)}
-    graph._inserted = len(nodes)
-    graph._synapses = {(s.src, s.dst): s for s in synapses}
-    graph._changed()

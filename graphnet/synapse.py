@@ -7,15 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from . import regularizers
+from . import initializers, regularizers
 from .errors import GraphError
-from .nodes import _editing, _placed, _values
-from .parameters import weight_key
+from ._member import Member, checked_values
+from ._parameters import weight_key
 
-__all__ = ["Synapse"]
+__all__ = ["Synapse", "init_values"]
 
 
-class Synapse:
+class Synapse(Member):
     """The edge ``src -> dst`` with a weight of shape ``(src.size, dst.size)``.
 
     Parameters
@@ -39,20 +39,32 @@ class Synapse:
         Needed when ``weight`` is None.
     """
 
+    src: str
+    dst: str
+    #: The initialiser's name, or ``"array"`` (see Parameters).
+    init: str
+    _weight: np.ndarray | None
+    _shape: tuple[int, int]
+    #: ``(seed, initialiser name)`` of the draw still to come; None once the weight exists.
+    _pending: tuple[int, str] | None
+    #: Whether ``init`` was the destination's default (it follows the node, while pending).
+    _by_default: bool
+    _trainable: bool
+    _regularizer: Any
+
     def __init__(self, src: str, dst: str, weight: np.ndarray | None, init: str, trainable: bool = True,
                  regularizer=None, shape: tuple[int, int] | None = None):
         self.src = src
         self.dst = dst
         self._weight = weight
         self._shape = tuple(weight.shape) if weight is not None else tuple(shape)
-        #: ``(seed, initialiser name)`` of the draw still to come; None once the weight exists.
-        self._pending: tuple[int, str] | None = None
-        #: Whether ``init`` was the destination's default (it follows the node, while pending).
+        self._pending = None
         self._by_default = False
         self.init = init
         self._trainable = bool(trainable)
         self._regularizer = regularizers.get(regularizer)
-        self._graph = None  # set by the graph that holds this synapse
+        self._graph = None
+
 
     @property
     def regularizer(self):
@@ -64,8 +76,7 @@ class Synapse:
         value = regularizers.get(value)
         with self._editing():
             self._regularizer = value
-            if self._graph is not None:
-                self._graph._changed()
+            self._changed()
 
     @property
     def trainable(self) -> bool:
@@ -79,11 +90,7 @@ class Synapse:
                              f"got {value!r}")
         with self._editing():
             self._trainable = bool(value)
-            if self._graph is not None:
-                self._graph._changed()
-
-    def _editing(self):
-        return _editing(self._graph)
+            self._changed()
 
     @property
     def key(self) -> str:
@@ -107,7 +114,7 @@ class Synapse:
         at that moment; from then on it only changes when assigned or trained.
         """
         if self._weight is None:
-            self._graph._draw(self.dst)
+            self._graph.materialize(self.dst)
         return self._weight
 
     @weight.setter
@@ -116,15 +123,43 @@ class Synapse:
         with self._editing():
             if self._weight is None:  # never drawn: the given values are its first, nothing is drawn
                 template = np.broadcast_to(np.zeros((), self._graph.dtype), self._shape)
-                self._graph._assign_undrawn(self, _placed(self._graph, _values(value, template, what)))
+                self._graph.assign_first_values(self, self._placed(checked_values(value, template, what)))
                 return
-            self._weight[...] = _placed(self._graph, _values(value, self._weight, what))
+            self._weight[...] = self._placed(checked_values(value, self._weight, what))
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if "_shape" not in state:  # pickled before a weight could wait for its fan-in
-            state["_shape"], state["_pending"] = tuple(state["_weight"].shape), None
-        state.setdefault("_by_default", False)
-        self.__dict__.update(state)
+    # -- the engine's access to the weight (graphnet.network, _lazy_init, _parameters)
+    @property
+    def parameter_array(self) -> np.ndarray | None:
+        """The weight array as stored: None while its draw is pending (reading
+        :attr:`weight` would draw it)."""
+        return self._weight
+
+    def bind_parameter(self, array: np.ndarray) -> None:
+        """Hold ``array`` as the weight from now on (its first values, a view
+        of the plan's flat buffer, or a copy in another dtype or on another
+        device); a pending draw is then settled."""
+        self._weight = array
+        self._pending = None
+
+    @property
+    def pending(self) -> tuple[int, str] | None:
+        """``(seed, initialiser name)`` of the draw still to come, or None."""
+        return self._pending
+
+    @property
+    def follows_default(self) -> bool:
+        """Whether a pending draw uses its destination's default initialiser
+        (and so follows the node when it changes kind)."""
+        return self._pending is not None and self._by_default
+
+    def defer(self, seed: int, init: str, by_default: bool) -> None:
+        """Wait for the draw of ``init`` from ``seed`` (see :mod:`graphnet._lazy_init`)."""
+        self.init, self._pending, self._by_default = init, (seed, init), by_default
+
+    def retarget(self, init: str) -> None:
+        """A pending default draw takes the destination's new default ``init``."""
+        if self.follows_default:
+            self.init, self._pending = init, (self._pending[0], init)
 
     def get_config(self) -> dict[str, Any]:
         """JSON-safe description (no weights)."""
@@ -136,3 +171,30 @@ class Synapse:
     def __repr__(self) -> str:
         frozen = "" if self.trainable else ", trainable=False"
         return f"Synapse({self.src!r} -> {self.dst!r}, shape={self.shape}{frozen})"
+
+
+def init_values(init, shape: tuple[int, int], dtype: np.dtype, what: str) -> np.ndarray | None:
+    """``connect``'s ``init`` checked: None for an initialiser's name (unknown
+    names refused before anything is drawn), else the values in ``dtype``.
+
+    Raises
+    ------
+    GraphError
+        Naming ``what`` (the synapse), for an unknown name, a wrong shape, or
+        values that are not real numbers finite in ``dtype``.
+    """
+    if init is None:
+        return None
+    if isinstance(init, str):
+        initializers.get(init)
+        return None
+    given = np.asarray(init)
+    if given.shape != shape:
+        raise GraphError(f"{what}: init array must have shape {shape}, got {given.shape}")
+    numeric = given.dtype.kind in "biuf"
+    with np.errstate(over="ignore"):
+        # finite in the graph's dtype: 1e39 is inf in a float32 graph
+        finite = numeric and np.isfinite(given.astype(dtype)).all()
+    if not finite:
+        raise GraphError(f"{what}: init array must be finite numbers (real, and finite in the graph's {dtype})")
+    return np.array(init, dtype=dtype)

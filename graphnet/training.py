@@ -1,427 +1,37 @@
-"""Training: one checked update (:meth:`Trainer.step`), one pass over the
-batches (:meth:`Trainer.run_epoch`), and the epoch loop (:meth:`Trainer.run`)
-that ``fit`` and the scikit-learn estimators share.
+"""Training a graph: ``compile``, ``fit``, ``train_step`` and ``gradients``.
 
-Every update is checked before it lands: a non-finite loss stops before
-backward, a non-finite gradient before the optimizer runs, a non-finite
-update before it is applied. So when :class:`~graphnet.TrainingError` is
-raised the weights are exactly those from before the failing step.
-
-On a device (``device="cuda"``) the same checks run on the device and are
-read once per logging interval (:mod:`graphnet.deferred`): the error then
-comes at the end of the interval, naming the failing step, and the weights
-and optimizer state are still those from before it.
+``Graph`` has each of these functions as its method of the same name, so
+their signatures and docstrings here are the ones users read. The epoch
+loop, the checked update and the device's deferred checks are the
+:class:`~graphnet.trainer.Trainer`'s (:mod:`graphnet.trainer`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import math
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Protocol
+import inspect
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
 
+from . import losses as losses_module
 from . import metrics as metrics_module
+from . import optimizers as optimizers_module
+from ._data import Batches, as_inputs, as_targets, as_weights, common_rows, holdout, holdout_rows
+from ._generators import BatchSource, is_batch_source
+from ._locks import edit
+from ._progress import Progress
+from ._validation import check_int, check_number
 from .callbacks import Callback, History
-from .checks import check_int, check_number
-from .deferred import DeferredChecks
-from .data import (
-    Batches,
-    as_inputs,
-    as_targets,
-    as_weights,
-    common_rows,
-    holdout,
-    holdout_rows,
-    row_factors,
-)
-from .errors import GraphError, ShapeError, TrainingError
-from .inference import DEFAULT_CHUNK, Tally, evaluate_arrays, read_scalars
-from .parameters import ParameterStore
-from .progress import Progress, format_logs
+from .errors import GraphError, NotFoundError, ShapeError
+from .inference import DEFAULT_CHUNK, Tally, evaluate_arrays, read_scalars, tally_arrays
+from .plan import compile_plan
+from .trainer import Trainer, quiet_overflow
 
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["Trainer", "Penalty", "fit", "train_step", "gradients", "check_fit_arguments"]
-
-logger = logging.getLogger(__name__)
-
-#: One batch: inputs and targets keyed by node name, and its row count.
-Batch = tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]
-
-#: On a device, with a live progress bar: batches between two reads of the
-#: running loss (each read waits for the device). Without one, once per epoch.
-LOG_EVERY = 32
-
-
-class Penalty(Protocol):
-    """A term added to the training loss that depends on the parameters only.
-
-    Called after backward with the plan's parameter store and the batch's
-    total row weight (its row count when unweighted), it adds its gradient
-    into ``store.grads`` and returns its value, which is added to the
-    reported loss.
-    """
-
-    def __call__(self, store: ParameterStore, rows: int) -> float: ...
-
-
-class Trainer:
-    """Applies checked updates to one graph with its optimizer.
-
-    Parameters
-    ----------
-    graph : Graph
-    optimizer : str, dict, Optimizer or None
-        As for ``fit``; kept on the graph.
-    penalty : Penalty, optional
-        An extra loss term on the parameters (the scikit-learn estimators'
-        L2 penalty is one).
-    """
-
-    def __init__(self, graph: Graph, optimizer=None, penalty: Penalty | None = None):
-        self.graph = graph
-        self.plan = graph.plan
-        self.optimizer = _resolve_optimizer(graph, optimizer)
-        self.penalty = penalty
-        self.backend = graph._backend
-        store = self.plan.store
-        self.optimizer.bind(store.layout, self.plan.dtype, self.backend)
-        self._params = store.trainable_values
-        self._grads = store.trainable_grads
-        #: The device's deferred checks; None on the CPU, which checks every step at once.
-        self.checks = DeferredChecks(self.backend) if self.backend.deferred else None
-
-    def step(self, inputs, targets, rows: int, where=None, tally: Tally | None = None,
-             weights: dict[str, np.ndarray] | None = None) -> float:
-        """Forward, backward and one update on a batch; returns its loss
-        (the penalty included).
-
-        The whole step holds the graph's write lock: a ``predict`` running in
-        another thread sees the weights from before the step or after it,
-        never a mix. ``where`` is ``(epoch, epochs, batch, batches)``, counted
-        from 0, for error messages (``None`` outside ``fit``); ``weights`` maps
-        outputs to the batch's row weights.
-
-        On a device the loss is a 0-d device array and the checks are
-        deferred: call :meth:`settle` to learn whether the steps landed.
-        """
-        with self.graph._lock.writing():
-            if self.plan.version != self.graph.version:
-                self._follow()
-            total, losses, ws, penalty, sums = self.gradient(inputs, targets, rows, where, weights)
-            if tally is not None:
-                predictions = {name: ws.a[slot] for name, slot in self.plan.outputs}
-                tally.add(rows, losses, predictions, targets, penalty, sums)
-            if self.checks is None:
-                self.update(where)
-            else:
-                self._guarded_update(where, total)
-        return total
-
-    def _guarded_update(self, where, total) -> None:
-        """The device's update: checked and applied on the device (see
-        :mod:`graphnet.deferred`), nothing read on the host."""
-        xp = self.backend.xp
-        grads, params = self._grads, self._params
-        grad_sq = xp.dot(grads, grads)
-        update = self.optimizer.propose(params, grads, grad_sq)
-        ok = self.checks.guard(self.optimizer, total, grad_sq, xp.dot(update, update), where)
-        self.optimizer.commit()
-        self.backend.apply(params, update, ok, self.optimizer._restore_pairs())
-
-    def settle(self, *values) -> list[float]:
-        """On a device: read the deferred checks and ``values`` (device
-        scalars) in one transfer; raise the interval's first failure.
-
-        Raises
-        ------
-        TrainingError
-            For the first step since the last settle whose loss, gradient or
-            update was not finite; it and every later step changed nothing.
-        """
-        if self.checks is None:
-            return [float(v) for v in values]
-        failure, read = self.checks.settle(self.optimizer, *values)
-        if failure is not None:
-            raise self._error(failure.where, failure.describe(self.optimizer.name) + " (seen on the "
-                              f"{self.backend.name} device at the end of the logging interval)")
-        return read
-
-    def _follow(self) -> None:
-        """The graph was edited (a callback set ``dropout``, ``trainable``, ...):
-        train the recompiled plan's parameters from the next batch on, the
-        optimizer's state carried over by key."""
-        old, plan = self.plan, self.graph.plan
-        if [(n, old.sizes[s]) for n, s in old.inputs + old.outputs] != [
-            (n, plan.sizes[s]) for n, s in plan.inputs + plan.outputs
-        ]:
-            raise GraphError(
-                f"graph {self.graph.name!r}: its inputs or outputs changed while it was training "
-                "(the data no longer fits); edit them between fit calls"
-            )
-        if plan.backend is not self.backend:
-            raise GraphError(
-                f"graph {self.graph.name!r}: it moved from {self.backend.name} to {plan.backend.name} "
-                "while it was training; move it (g.to(...)) between fit calls"
-            )
-        self.plan = plan
-        self.optimizer.bind(plan.store.layout, plan.dtype, self.backend)
-        self._params = plan.store.trainable_values
-        self._grads = plan.store.trainable_grads
-        logger.debug("%s: training goes on with the plan of version %d", self.graph.name, plan.version)
-
-    def gradient(self, inputs, targets, rows: int, where=None, weights=None):
-        """Forward, loss check, backward and penalties (the regularizers and
-        this trainer's own): the gradient of the batch in the store, the
-        weights unchanged. Returns ``(total, losses, workspace, penalty,
-        weight_sums)``: the total includes the penalty, and ``weight_sums`` is
-        each output's sum of row weights (None unweighted)."""
-        plan = self.plan
-        factors, sums = row_factors(weights, plan.dtype, plan.xp)
-        ws = plan.train_workspace(rows)
-        plan.forward(ws, inputs, self.backend.dropout_rng(self.graph))
-        losses = plan.loss_values(ws, targets, factors)
-        total = plan.total_loss(losses)
-        if self.checks is None and not math.isfinite(total):  # a device checks it in the guard
-            bad = {n: v for n, v in losses.items() if not math.isfinite(v)}
-            raise self._error(
-                where,
-                f"the loss of output {_names(bad)} is {_values(bad)}",
-                output=next(iter(bad), None),
-            )
-        plan.backward(ws, targets, factors)
-        penalty = plan.regularization(add_gradients=True) if plan.penalties else 0.0
-        if self.penalty is not None:
-            penalty += self.penalty(plan.store, rows if sums is None else next(iter(sums.values())))
-        return total + penalty, losses, ws, penalty, sums
-
-    def update(self, where=None) -> None:
-        """One checked optimizer update from the gradient in the store.
-
-        The common case costs one BLAS pass per check: a finite sum of squares
-        (``np.dot(v, v)``, one SIMD read, 2.6x faster than ``np.add.reduce``)
-        proves every element finite and small enough that nothing downstream
-        overflows. Only when a sum overflows (values beyond ~1e19 in float32)
-        are the exact, slower checks made: of the optimizer's proposed state
-        (squares of huge gradients overflow Adam's and RMSprop's moments) and
-        of the new weights. Nothing is committed until every check passed.
-        """
-        grads, params = self._grads, self._params
-        sq = float(np.dot(grads, grads))
-        huge = not math.isfinite(sq)
-        if huge and not np.isfinite(grads).all():
-            record = self.plan.store.locate(int(np.flatnonzero(~np.isfinite(grads))[0]))
-            raise self._error(where, f"the gradient of {record.key!r} is not finite", record=record)
-        update = self.optimizer.propose(params, grads, sq)
-        name = self.optimizer.name
-        if not math.isfinite(float(np.dot(update, update))):
-            if not np.isfinite(update).all():
-                record = self.plan.store.locate(int(np.flatnonzero(~np.isfinite(update))[0]))
-                raise self._error(where, f"the {name} update of {record.key!r} is not finite", record=record)
-            huge = True
-        if huge:
-            if not self.optimizer.proposed_state_finite():
-                raise self._error(where, f"the gradients are too large for {name}'s state (their "
-                                         f"squares overflow {self.plan.dtype})")
-            with np.errstate(over="ignore", invalid="ignore"):
-                new = params - update
-            if not np.isfinite(new).all():
-                record = self.plan.store.locate(int(np.flatnonzero(~np.isfinite(new))[0]))
-                raise self._error(where, f"the {name} update would make {record.key!r} overflow",
-                                  record=record)
-            params[...] = new
-        else:
-            params -= update
-        self.optimizer.commit()
-
-    def run_epoch(
-        self,
-        batches: Iterable[Batch],
-        tally: Tally,
-        where: tuple[int, int, int],
-        on_batch_end: Callable[[int, dict[str, float]], None] | None = None,
-        on_batch_begin: Callable[[int], None] | None = None,
-        every: int | None = None,
-    ) -> None:
-        """One pass over ``batches``, each counted into ``tally``.
-
-        ``where`` is ``(epoch, epochs, batches)`` for error messages;
-        ``on_batch_begin(batch)`` is called before each update and
-        ``on_batch_end(batch, logs)`` after it, with the batch's ``loss``.
-
-        On a device the steps are settled (:meth:`settle`) every ``every``
-        batches (once per epoch by default) and after the last: each logging
-        interval ends in one call ``on_batch_end(batch, logs)`` for its last
-        batch, ``logs`` holding that batch's ``loss``, the epoch's
-        ``running_loss`` and the interval's length as ``batches``.
-        """
-        epoch, epochs, count = where
-        deferred = self.checks is not None
-        every, settled = every or count, 0
-        for batch, (inputs, targets, rows, *weights) in enumerate(batches):
-            if on_batch_begin is not None:
-                on_batch_begin(batch)
-            loss = self.step(inputs, targets, rows, (epoch, epochs, batch, count), tally,
-                             weights[0] if weights else None)
-            if not deferred:
-                if on_batch_end is not None:
-                    on_batch_end(batch, {"loss": loss})
-            elif (batch + 1) % every == 0 or batch + 1 == count:
-                loss, running = self.settle(loss, tally.loss())
-                if on_batch_end is not None:
-                    on_batch_end(batch, {"loss": loss, "running_loss": running, "batches": batch + 1 - settled})
-                settled = batch + 1
-        if deferred and self.checks.pending:  # fewer batches than announced
-            self.settle()
-
-    def run(
-        self,
-        epochs: int,
-        epoch_batches: Callable[[int], Iterable[Batch]],
-        batches: int,
-        *,
-        metrics: dict[str, list] | None = None,
-        validate: Callable[[], dict[str, float]] | None = None,
-        callbacks: Iterable[Callback] = (),
-        progress: Progress | None = None,
-        initial_epoch: int = 0,
-        params: dict | None = None,
-    ) -> History:
-        """The epoch loop: callbacks, progress, one :meth:`run_epoch` per epoch,
-        validation, logging; stops early when a callback sets
-        ``graph.stop_training``.
-
-        Parameters
-        ----------
-        epochs : int
-            The epoch to end before (counted from 0, like ``initial_epoch``).
-        epoch_batches : callable
-            ``epoch -> iterable of (inputs, targets, rows)``.
-        batches : int
-            Batches per epoch (for progress and messages).
-        metrics : dict output name -> list of Metric, optional
-        validate : callable, optional
-            ``() -> logs`` to add to each epoch's logs (``val_loss``, ...).
-        callbacks : iterable of Callback
-        progress : Progress, optional
-            Silent by default.
-        initial_epoch : int
-            The first epoch's number.
-        params : dict, optional
-            More entries for the callbacks' ``params`` (``epochs`` and
-            ``steps`` are always there).
-        """
-        graph = self.graph
-        chosen = metrics or {}
-        progress = progress or Progress(0, epochs, batches)
-        history = History()
-        callbacks = [history, *callbacks]
-        params = {"epochs": epochs, "steps": batches, **(params or {})}
-        for cb in callbacks:
-            cb.set_graph(graph)
-            cb.set_params(params)
-
-        deferred = self.checks is not None
-        ends = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end
-                or "on_batch_end" in vars(cb)]
-        # A device reads the loss once per logging interval; a callback that
-        # wants every batch's loss makes every batch an interval.
-        every = None
-        if deferred:
-            every = 1 if ends else (LOG_EVERY if progress.live else batches)
-
-        def on_batch_end(batch: int, logs: dict[str, float]) -> None:
-            if deferred:
-                progress.batch_end(logs.pop("running_loss"), logs.pop("batches"))
-            else:  # the running loss costs a few passes: only when the bar shows it
-                progress.batch_end(tally.loss() if progress.loss_due() else None)
-            for cb in callbacks:
-                cb.on_batch_end(batch, logs)
-
-        begins = [cb for cb in callbacks if type(cb).on_batch_begin is not Callback.on_batch_begin
-                  or "on_batch_begin" in vars(cb)]
-
-        def on_batch_begin(batch: int) -> None:
-            for cb in begins:
-                cb.on_batch_begin(batch)
-
-        graph.stop_training = False
-        for cb in callbacks:
-            cb.on_train_begin()
-        with _quiet_overflow(), contextlib.closing(progress):
-            for epoch in range(initial_epoch, epochs):
-                for cb in callbacks:
-                    cb.on_epoch_begin(epoch)
-                progress.epoch_begin(epoch)
-                tally = Tally(graph, chosen)
-                self.run_epoch(epoch_batches(epoch), tally, (epoch, epochs, batches), on_batch_end,
-                               on_batch_begin if begins else None, every)
-                logs = tally.logs()
-                if validate is not None:
-                    logs.update(validate())
-                progress.epoch_end(epoch, logs)
-                logger.info("%s: epoch %d/%d - %s", graph.name, epoch + 1, epochs, format_logs(logs))
-                for cb in callbacks:
-                    cb.on_epoch_end(epoch, logs)
-                if graph.stop_training:
-                    break
-        for cb in callbacks:
-            cb.on_train_end()
-        return history
-
-    def _error(self, where, what: str, output: str | None = None, record=None):
-        if where is None:
-            place = "train_step"
-        else:
-            epoch, epochs, batch, batches = where
-            place = f"epoch {epoch + 1}/{epochs}, batch {batch + 1}/{batches}"
-        if output is None and record is not None:
-            reached = nx.descendants(self.graph._structure, record.node) | {record.node}
-            outputs = [o for o in self.graph.outputs if o in reached]
-            output = outputs[0] if outputs else None
-            what += f" (it feeds output {_names(dict.fromkeys(outputs))})"
-        error = TrainingError(
-            f"{place}: {what}; the weights are as they were before this step. "
-            "Try a lower learning rate, clipnorm=..., or check the data for extreme values"
-        )
-        error.epoch = None if where is None else where[0]
-        error.batch = None if where is None else where[2]
-        error.output, error.key = output, None if record is None else record.key
-        return error
-
-
-def _quiet_overflow():
-    """Training checks every loss, gradient and update itself and raises
-    TrainingError, so numpy's overflow warnings would only repeat it."""
-    return np.errstate(over="ignore", invalid="ignore")
-
-
-def _names(items: dict) -> str:
-    return ", ".join(repr(n) for n in items)
-
-
-def _values(items: dict) -> str:
-    return ", ".join(str(v) for v in items.values())
-
-
-def _resolve_optimizer(graph: Graph, optimizer):
-    """The graph's optimizer, replaced only when a different one is asked for."""
-    current = graph.optimizer
-    if optimizer is None:
-        if current is None:
-            graph.optimizer = "adam"
-        return graph.optimizer
-    if isinstance(optimizer, str) and current is not None and current.name == optimizer:
-        return current  # same name: keep the state (fit after fit continues)
-    if optimizer is not current:
-        graph.optimizer = optimizer
-        logger.info("%s: training with %r", graph.name, graph.optimizer)
-    return graph.optimizer
+__all__ = ["compile", "fit", "train_step", "gradients", "check_fit_arguments", "fit_arguments"]
 
 
 def _batch_data(graph: Graph, x, y):
@@ -430,40 +40,72 @@ def _batch_data(graph: Graph, x, y):
     return inputs, targets, rows
 
 
+@edit
 def gradients(graph: Graph, x, y) -> tuple[float, dict[str, np.ndarray]]:
-    """See :meth:`graphnet.Graph.gradients`."""
-    plan = graph.plan
+    """``(loss, grads)`` on one batch, ``grads`` keyed like ``get_weights()``.
+
+    Runs in training mode (dropout on) and changes no weights; it holds the
+    write lock, since it fills the plan's gradient buffer that training steps use.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, size), or dict input name -> ndarray
+    y : ndarray or dict output name -> ndarray
+
+    Returns
+    -------
+    (float, dict key -> ndarray)
+        The loss (the regularizers' penalty included) and every parameter's gradient.
+
+    Raises
+    ------
+    ShapeError
+        For data that does not fit the graph, or no rows.
+    """
+    plan = compile_plan(graph)
     inputs, targets, rows = _batch_data(graph, x, y)
     if rows == 0:
         raise ShapeError("gradients: the data has no rows")
     inputs, targets = _sent(graph, inputs), _sent(graph, targets)
     ws = plan.train_workspace(rows)
-    plan.forward(ws, inputs, graph._backend.dropout_rng(graph))
-    losses = plan.loss_values(ws, targets)
-    total = plan.total_loss(losses)
-    plan.backward(ws, targets)
-    if plan.penalties:
-        total += plan.regularization(add_gradients=True)
-    return read_scalars(graph._backend, {"loss": total})["loss"], plan.store.grad_dict()
+    total, _, _ = plan.loss_and_gradients(ws, inputs, targets, graph.backend.dropout_rng(graph))
+    return read_scalars(graph.backend, {"loss": total})["loss"], plan.store.grad_dict()
 
 
 def _sent(graph: Graph, arrays: dict | None) -> dict | None:
     """Checked host arrays on the graph's device (themselves on the CPU)."""
-    if arrays is None or not graph._backend.deferred:
+    if arrays is None or not graph.backend.deferred:
         return arrays
-    send = graph._backend.to_device
+    send = graph.backend.to_device
     return {k: send(v) for k, v in arrays.items()}
 
 
 def train_step(graph: Graph, x, y, optimizer=None, sample_weight=None) -> float:
-    """See :meth:`graphnet.Graph.train_step`."""
+    """One update on one batch; returns the loss before the update.
+
+    Parameters
+    ----------
+    x, y : ndarray or dict name -> ndarray
+        One batch of inputs and targets.
+    optimizer : str, dict, Optimizer or None
+        As for :func:`fit`: ``None`` keeps the graph's optimizer.
+    sample_weight : ndarray of shape (n,), or dict output name -> array, optional
+
+    Raises
+    ------
+    ShapeError
+        For data that does not fit the graph, or no rows.
+    TrainingError
+        For a non-finite loss, gradient or update; the weights are those
+        from before the step.
+    """
     inputs, targets, rows = _batch_data(graph, x, y)
     if rows == 0:
         raise ShapeError("train_step: the data has no rows")
     weights = as_weights(graph, sample_weight, None, targets, rows)
     trainer = Trainer(graph, optimizer)
     inputs, targets, weights = _sent(graph, inputs), _sent(graph, targets), _sent(graph, weights)
-    with _quiet_overflow():
+    with quiet_overflow():
         loss = trainer.step(inputs, targets, rows, weights=weights)
         return loss if trainer.checks is None else trainer.settle(loss)[0]
 
@@ -497,12 +139,12 @@ def check_fit_arguments(where: str, epochs, batch_size, verbose, shuffle, valida
 def fit(
     graph,
     x,
-    y,
+    y=None,
     *,
     epochs: int = 1,
     batch_size: int = 32,
     optimizer=None,
-    metrics=(),
+    metrics=None,
     validation_data=None,
     validation_split: float = 0.0,
     shuffle: bool = True,
@@ -510,23 +152,43 @@ def fit(
     verbose: int = 1,
     sample_weight=None,
     class_weight=None,
+    steps_per_epoch: int | None = None,
+    validation_steps: int | None = None,
+    initial_epoch: int = 0,
 ) -> History:
     """Train ``graph`` with mini-batches.
 
     Parameters
     ----------
     x, y : ndarray or dict name -> ndarray
-        Inputs of shape ``(n, size)`` and targets, keyed by node name.
-    epochs, batch_size : int
+        Inputs of shape ``(n, size)`` and targets, keyed by node name. Or,
+        for data that does not fit in memory, ``x`` yields batches ``(x,
+        y)`` or ``(x, y, sample_weight)`` and ``y`` is None: an iterable
+        that can be iterated again (a list, a Sequence with ``__len__`` and
+        ``__getitem__``) is iterated afresh every epoch; a one-shot
+        generator is consumed across epochs, ``steps_per_epoch`` batches
+        each. Each batch is checked as arrays are; ``batch_size``,
+        ``shuffle``, ``sample_weight`` and ``validation_split`` are then the
+        batches' own business.
+    epochs : int
+        The epoch to stop before, counted from 0 like ``initial_epoch``
+        (Keras's meaning).
+    batch_size : int
     optimizer : str, dict, Optimizer or None
         ``None`` (the default) keeps the graph's optimizer and its state (a
         graph with none gets a fresh ``adam``); anything else is kept on the
         graph as ``graph.optimizer``. Asking again for the same name keeps the
         state, so ``fit`` after ``fit`` continues.
-    metrics : list of names, or dict output name -> list, optional
-        ``accuracy`` (sigmoid and softmax outputs), ``mae``, ``mse``; by
-        default those given to ``compile`` (none if it was not called).
+    metrics : list, or dict output name -> list, optional
+        Names (``accuracy``, ``precision``, ``recall``, ``f1``, ``auc``,
+        ``log_loss``, ... on sigmoid and softmax outputs; ``mae``, ``mse``,
+        ``rmse``, ``r2`` on every output: see :mod:`graphnet.metrics`),
+        :class:`~graphnet.metrics.Metric` instances or functions ``f(y_true,
+        y_pred) -> float``; each is computed on the epoch's rows, not
+        averaged over batches. By default those given to ``compile`` (none
+        if it was not called).
     validation_data : tuple (x_val, y_val) or (x_val, y_val, sample_weight_val), optional
+        Or batches, as ``x`` may be (``validation_steps`` of them per epoch).
     validation_split : float
         A fraction of the rows held out for validation, drawn at random from
         the graph's seed (Keras takes the *last* rows instead).
@@ -541,6 +203,14 @@ def fit(
     class_weight : dict class -> weight, or dict output name -> such a dict, optional
         Multiplies ``sample_weight`` by the weight of each row's class
         (softmax outputs, or sigmoid outputs of one unit); missing classes weigh 1.
+    steps_per_epoch : int, optional
+        Batches per epoch from a generator ``x`` (needed by a one-shot
+        generator for more than one epoch); by default all it yields.
+    validation_steps : int, optional
+        Batches of ``validation_data`` per validation, when it is a generator.
+    initial_epoch : int
+        The epoch to start from (to resume a fit): epochs ``initial_epoch``
+        to ``epochs - 1`` run.
 
     Returns
     -------
@@ -556,21 +226,33 @@ def fit(
     """
     epochs, batch_size, validation_split, callbacks = check_fit_arguments(
         "fit", epochs, batch_size, verbose, shuffle, validation_split, validation_data, callbacks)
-    chosen = metrics_module.resolve(graph, graph._metrics if metrics is None else metrics)
-    inputs, targets, rows = _batch_data(graph, x, y)
-    if rows == 0:
-        raise ShapeError("fit: the data has no rows")
-    weights = as_weights(graph, sample_weight, class_weight, targets, rows)
-    validation = None
-    if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise GraphError("fit: validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight_val)")
-        val_inputs, val_targets, val_rows = _batch_data(graph, *validation_data[:2])
-        if val_rows == 0:
-            raise ShapeError("fit: validation_data has no rows")
-        val_weights = as_weights(graph, validation_data[2] if len(validation_data) == 3 else None,
-                                 None, val_targets, val_rows)
-        validation = (val_inputs, val_targets, val_weights)
+    initial_epoch = check_int(initial_epoch, "fit: initial_epoch", low=0)
+    steps_per_epoch, validation_steps = (None if value is None else check_int(value, f"fit: {name}")
+                                         for name, value in (("steps_per_epoch", steps_per_epoch),
+                                                             ("validation_steps", validation_steps)))
+    runs = max(epochs - initial_epoch, 0)
+    chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
+    source = None
+    if is_batch_source(x):
+        for name, value, why in (("y", y, "the batches carry the targets"),
+                                 ("sample_weight", sample_weight, "the batches carry their weights"),
+                                 ("validation_split", validation_split or None, "pass validation_data")):
+            if value is not None:
+                raise GraphError(f"fit: x yields batches, so {name} must be left out ({why}); got "
+                                 f"{type(value).__name__}")
+        source = BatchSource(graph, x, "fit", steps_per_epoch, class_weight, runs)
+        rows = weights = None
+    else:
+        if y is None:
+            raise GraphError("fit: y (the targets) is missing; pass y, or make x yield (x, y) batches")
+        if steps_per_epoch is not None:
+            raise GraphError("fit: steps_per_epoch is for x that yields batches; arrays are split into "
+                             "batches of batch_size")
+        inputs, targets, rows = _batch_data(graph, x, y)
+        if rows == 0:
+            raise ShapeError("fit: the data has no rows")
+        weights = as_weights(graph, sample_weight, class_weight, targets, rows)
+    validation = _validation_data(graph, validation_data, validation_steps, runs)
     if validation_split:
         holdout_rows(rows, validation_split)
     keys = metrics_module.log_keys(graph, chosen)
@@ -580,32 +262,184 @@ def fit(
     for cb in callbacks:  # their own checks (monitored names, ...) before anything changes
         cb.set_params({"epochs": epochs, **params})
     trainer = Trainer(graph, optimizer)
-    if validation_split:
-        (inputs, targets, weights), validation = holdout(graph.rng, inputs, targets, rows,
-                                                         validation_split, weights)
-        rows = params["rows"] = common_rows(inputs, targets)
-    batches = Batches(inputs, targets, batch_size, weights, graph._backend)
-    if validation is not None and graph._backend.deferred:  # once, not every epoch
+    current = [initial_epoch]
+    if source is None:
+        if validation_split:
+            (inputs, targets, weights), validation = holdout(graph.rng, inputs, targets, rows,
+                                                             validation_split, weights)
+            rows = params["rows"] = common_rows(inputs, targets)
+        batches = Batches(inputs, targets, batch_size, weights, graph.backend)
+        count = len(batches)
+
+        def epoch_batches(epoch: int):
+            current[0] = epoch
+            return batches.epoch(graph.rng.permutation(rows) if shuffle else None)
+    else:
+        count = source.count
+
+        def epoch_batches(epoch: int):
+            current[0] = epoch
+            return source.epoch(epoch)
+
+    if isinstance(validation, tuple) and graph.backend.deferred:  # once, not every epoch
         arrays = [a for part in validation if part is not None for a in part.values()]
-        if graph._backend.fits(sum(a.nbytes for a in arrays)):
+        if graph.backend.fits(sum(a.nbytes for a in arrays)):
             validation = tuple(_sent(graph, part) for part in validation)
 
-    def epoch_batches(epoch: int):
-        return batches.epoch(graph.rng.permutation(rows) if shuffle else None)
-
     def validate() -> dict[str, float]:
-        val_inputs, val_targets, val_weights = validation
-        logs = evaluate_arrays(graph, val_inputs, val_targets, chosen, max(DEFAULT_CHUNK, batch_size),
-                               val_weights)
+        chunk = max(DEFAULT_CHUNK, batch_size)
+        if isinstance(validation, tuple):
+            logs = evaluate_arrays(graph, *validation[:2], chosen, chunk, validation[2])
+        else:
+            logs = _evaluate_batches(graph, validation, current[0], chosen, chunk)
         return {f"val_{k}": v for k, v in logs.items()}
 
     return trainer.run(
         epochs,
         epoch_batches,
-        len(batches),
+        count,
         metrics=chosen,
         validate=validate if validation is not None else None,
         callbacks=callbacks,
-        progress=Progress(verbose, epochs, len(batches)),
+        progress=Progress(verbose, epochs, count),
+        initial_epoch=initial_epoch,
         params=params,
     )
+
+
+def _validation_data(graph: Graph, data, steps: int | None, runs: int):
+    """``validation_data`` checked: ``(inputs, targets, weights)`` arrays, a
+    :class:`BatchSource`, or None."""
+    if data is None:
+        if steps is not None:
+            raise GraphError("fit: validation_steps needs validation_data that yields batches")
+        return None
+    if is_batch_source(data):
+        return BatchSource(graph, data, "validation_data", steps, None, runs)
+    if steps is not None:
+        raise GraphError("fit: validation_steps is for validation_data that yields batches; arrays are "
+                         "evaluated whole")
+    if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+        raise GraphError("fit: validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                         "sample_weight_val), or an iterable of such batches")
+    inputs, targets, rows = _batch_data(graph, *data[:2])
+    if rows == 0:
+        raise ShapeError("fit: validation_data has no rows")
+    return inputs, targets, as_weights(graph, data[2] if len(data) == 3 else None, None, targets, rows)
+
+
+def _evaluate_batches(graph: Graph, source: BatchSource, epoch: int, chosen, chunk: int) -> dict[str, float]:
+    """``evaluate``'s logs over one epoch's validation batches."""
+    tally = Tally(graph, chosen)
+    for inputs, targets, _, weights in source.epoch(epoch):
+        tally_arrays(graph, inputs, targets, chosen, chunk, weights, into=tally)
+    if not tally.rows:
+        raise GraphError(f"fit: validation_data yielded no batches for epoch {epoch + 1}; a generator is "
+                         "consumed: pass validation_steps, or an iterable that can be iterated again")
+    logs = tally.logs()
+    plan = compile_plan(graph)
+    if plan.penalties:
+        logs["loss"] += read_scalars(plan.backend, {"penalty": plan.regularization()})["penalty"]
+    return logs
+
+
+def fit_arguments(where: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """``arguments`` completed with :func:`fit`'s defaults, for a caller that
+    passes ``fit``'s keywords on (``distributed.fit(g, x, y, **fit_args)``):
+    its signature is the one place they are written.
+
+    Raises
+    ------
+    GraphError
+        For a name ``fit`` does not take.
+    """
+    keywords = {name: p.default for name, p in inspect.signature(fit).parameters.items()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    unknown = [name for name in arguments if name not in keywords]
+    if unknown:
+        raise GraphError(f"{where}: unknown arguments {unknown}; fit takes {sorted(keywords)}")
+    return {**keywords, **arguments}
+
+
+def compile(graph: Graph, loss=None, optimizer=None, metrics=None,  # noqa: A001 (Keras's name)
+            loss_weights=None) -> Graph:
+    """Keras's idiom: set the outputs' losses, the optimizer and the
+    default metrics of ``fit``/``evaluate``, and check that every loss
+    fits its output's activation. Returns the graph.
+
+    Parameters
+    ----------
+    loss : str, dict, Loss, or dict output name -> loss, optional
+        One loss for every output, or one per output (others keep theirs).
+    optimizer : str, dict or Optimizer, optional
+        Becomes ``graph.optimizer`` (kept with its state by ``fit``).
+    metrics : list, or dict output name -> list, optional
+        Used by ``fit`` and ``evaluate`` when they are given no ``metrics``.
+    loss_weights : list of float (in output order), or dict output name -> float, optional
+        Each output's ``loss_weight`` (others keep theirs): the total loss
+        is ``Σ loss_weight × loss``.
+
+    Raises
+    ------
+    GraphError
+        For unknown outputs, losses, optimizers or metrics, a loss that does
+        not fit its activation, or loss weights that are not one finite
+        number >= 0 per output; the graph is then left as it was.
+    """
+    outputs = graph.outputs
+    weights = _loss_weights(outputs, loss_weights)
+    if isinstance(loss, Mapping) and "name" not in loss:
+        unknown = [k for k in loss if k not in outputs]
+        if unknown:
+            raise NotFoundError(f"compile: loss for unknown outputs {unknown}; outputs: {outputs}")
+        chosen = {name: losses_module.get(value) for name, value in loss.items()}
+    else:
+        chosen = {} if loss is None else {name: losses_module.get(loss) for name in outputs}
+    new_optimizer = None if optimizer is None else optimizers_module.get(optimizer)
+    if metrics is not None:
+        metrics_module.resolve(graph, metrics)
+    problems = []
+    for name in outputs:
+        node = graph.nodes[name]
+        try:
+            node.check_pairing(node.activation, chosen.get(name, node.loss))
+        except GraphError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise GraphError(f"compile: {'; '.join(problems)}")
+    with graph.lock.writing():
+        if new_optimizer is not None:
+            graph.optimizer = new_optimizer
+        for name, value in chosen.items():
+            graph.nodes[name].loss = value
+        for name, value in weights.items():
+            graph.nodes[name].loss_weight = value
+        if metrics is not None:
+            graph.default_metrics = metrics
+        graph.keep_compiled_loss(loss)
+    return graph
+
+
+def _loss_weights(outputs: list[str], loss_weights) -> dict[str, float]:
+    """``compile``'s ``loss_weights`` as output name -> checked weight."""
+    if loss_weights is None:
+        return {}
+    if isinstance(loss_weights, Mapping):
+        unknown = [k for k in loss_weights if k not in outputs]
+        if unknown:
+            raise NotFoundError(f"compile: loss_weights for unknown outputs {unknown}; outputs: {outputs}")
+        given = dict(loss_weights)
+    elif isinstance(loss_weights, (list, tuple)):
+        if len(loss_weights) != len(outputs):
+            raise GraphError(
+                f"compile: loss_weights has {len(loss_weights)} entries for {len(outputs)} outputs "
+                f"{outputs}; give one per output, in this order, or a dict output name -> weight"
+            )
+        given = dict(zip(outputs, loss_weights))
+    else:
+        raise GraphError(
+            f"compile: loss_weights must be a list (in output order) or a dict output name -> "
+            f"weight, got {type(loss_weights).__name__}: {loss_weights!r}"
+        )
+    return {name: check_number(value, f"compile: loss_weights[{name!r}]", 0.0, expected="a finite number >= 0")
+            for name, value in given.items()}

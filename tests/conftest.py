@@ -95,7 +95,7 @@ def standin():
 
     import standin as module
 
-    undo = backend._register("standin", module.backend)
+    undo = backend.register("standin", module.backend)
     module.COUNTS.clear()
     try:
         yield module

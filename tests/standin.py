@@ -20,7 +20,7 @@ only the way CuPy arrays can be used without a synchronisation:
   are refused, so code that passes here also runs on CuPy.
 
 :func:`backend` makes a :class:`graphnet.backend.DeviceBackend` on it, which
-the tests register as a device of their own (``graphnet.backend._register``);
+the tests register as a device of their own (``graphnet.backend.register``);
 nothing in the library knows of it.
 """
 

@@ -62,7 +62,7 @@ def _snapshot(g):
         {k: v.tobytes() for k, v in g.get_weights().items()},
         opt,
         repr(g.rng.bit_generator.state),
-        repr(g._init_rng.bit_generator.state),
+        repr(g.init_rng.bit_generator.state),
     )
 
 

@@ -1,4 +1,4 @@
-"""The guarded zip/npz reader (graphnet.archive), through ``gn.load``: hostile,
+"""The guarded zip/npz reader (graphnet._archive), through ``gn.load``: hostile,
 truncated and fuzzed model files are refused with ModelFileError."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from modelfiles import (
 )
 
 import graphnet as gn
-from graphnet import archive, npz, saving
+from graphnet import _archive as archive, _npz as npz, saving
 
 
 # ------------------------------------------------------------- hostile files

@@ -116,7 +116,7 @@ def fake_cuda(standin, monkeypatch):
     from graphnet._cuda import CudaBackend
 
     fake_cupy.LAUNCHES.clear()
-    undo = backend._register("cuda", lambda: CudaBackend(fake_cupy.module(), standin.special))
+    undo = backend.register("cuda", lambda: CudaBackend(fake_cupy.module(), standin.special))
     yield fake_cupy
     undo()
 
@@ -169,5 +169,5 @@ def test_the_cuda_backend_draws_dropout_on_the_device(fake_cuda, rng):
                       seed=0, device="cuda")
     x = rng.normal(size=(32, 5)).astype(np.float32)
     g.fit(x, x[:, :1], epochs=1, batch_size=8, verbose=0)
-    assert g._device_rng is not None
+    assert g.device_rng is not None
     assert all(np.isfinite(v).all() for v in g.get_weights().values())

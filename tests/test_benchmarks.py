@@ -155,7 +155,7 @@ def test_the_gpu_benchmark_runs_on_a_fake_gpu(monkeypatch):
                          "cupyx.scipy.special": special}.items():
         monkeypatch.setitem(sys.modules, name, module)
     monkeypatch.setattr(standin, "STRICT", False)  # the naive CuPy reference reads each loss
-    undo = backend._register("cuda", lambda: CudaBackend(fake, special))
+    undo = backend.register("cuda", lambda: CudaBackend(fake, special))
     try:
         assert gpu.available() is None
         result = gpu.run(quick=True, reps=1, torch=False)

@@ -1,4 +1,4 @@
-"""Validators and message helpers (graphnet.checks, graphnet._text)."""
+"""Validators and message helpers (graphnet._validation, graphnet._text)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from graphnet import GraphError, ModelImportError
 from graphnet._text import clip, format_cycle, preview, shown
-from graphnet.checks import check_int, is_int
+from graphnet._validation import check_int, is_int
 
 
 def test_is_int_and_check_int():

@@ -1,5 +1,5 @@
 """Training on a device reads the host only once per logging interval
-(graphnet.deferred), and a failing step still changes nothing.
+(graphnet._device_guard), and a failing step still changes nothing.
 
 Run on the stand-in device (tests/standin.py), which refuses every implicit
 host read and counts the explicit transfers, so these tests fail if a
@@ -16,7 +16,7 @@ import pytest
 
 import graphnet as gn
 from graphnet import TrainingError
-from graphnet.training import LOG_EVERY
+from graphnet.trainer import LOG_EVERY
 
 
 def _model(device, seed=0):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,16 @@ def test_surgery():
     assert ratio < 1.25 and out[2].endswith("(no jump)")  # with the old Adam state: about 50x
     after, plain = (float(v.split()[-1].rstrip(",")) for v in out[3].split(": ")[1].split(", "))
     assert after < 0.75 * plain, out[3]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed")
+def test_what_changed(tmp_path):
+    pytest.importorskip("sklearn")
+    result = subprocess.run([sys.executable, str(EXAMPLES / "what_changed.py"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "+ refine" in result.stdout and "~ shared        size 24 → 32" in result.stdout
+    noise = float(result.stdout.split("the noise input has ")[1].split("%")[0])
+    assert noise < 5  # pure noise barely moves the prediction
+    assert {p.name for p in tmp_path.iterdir()} == {"diff.png", "attributions.png", "model.html"}

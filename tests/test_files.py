@@ -1,4 +1,4 @@
-"""Atomic replacement (graphnet.files): a failed write leaves the old file intact."""
+"""Atomic replacement (graphnet._files): a failed write leaves the old file intact."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from conftest import build_dag, dag_data
 
 import graphnet as gn
-from graphnet import files
+from graphnet import _files as files
 
 
 # --------------------------------------------------------------- atomic write

@@ -75,12 +75,12 @@ def test_the_users_graph_is_left_as_it_was(rng):
     x, y = dag_data(rng, 12)
     g.fit(x, y, epochs=1, verbose=0)
     weights, state, version = g.get_weights(), g.optimizer.get_state(), g.version
-    streams = (g.rng.bit_generator.state, g._init_rng.bit_generator.state)
+    streams = (g.rng.bit_generator.state, g.init_rng.bit_generator.state)
     report = gn.check_gradients(g, x, y)
     assert report.ok
     assert g.dtype == np.float32 and g.version == version
     assert all(np.array_equal(weights[k], v) and v.dtype == np.float32 for k, v in g.get_weights().items())
-    assert (g.rng.bit_generator.state, g._init_rng.bit_generator.state) == streams
+    assert (g.rng.bit_generator.state, g.init_rng.bit_generator.state) == streams
     assert g.optimizer.get_state()["iterations"] == state["iterations"]
     assert all(np.array_equal(g.optimizer.get_state()["slots"][k], v) for k, v in state["slots"].items())
 

@@ -355,7 +355,7 @@ def test_a_copy_draws_what_the_original_draws():
     # A copy is drawn: none of its synapses waits (a dask worker may send the
     # graph it runs to another while drawing; the copy must be whole).
     for copied in (twin, thawed):
-        assert not copied._undrawn and all(s._weight is not None for s in copied.synapses)
+        assert all(s.pending is None and s.parameter_array is not None for s in copied.synapses)
     for key, value in g.get_weights().items():
         np.testing.assert_array_equal(twin.get_weights()[key], value)
         np.testing.assert_array_equal(thawed.get_weights()[key], value)

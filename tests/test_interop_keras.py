@@ -15,7 +15,7 @@ pytest.importorskip("h5py", reason="the interop extra (h5py) is not installed")
 from interop import trains_saves_exports
 
 import graphnet as gn
-from graphnet.interop.keras import ACTIVATIONS
+from graphnet.interop.keras_import import ACTIVATIONS
 
 layers = keras.layers
 TOL = 1e-5
@@ -500,3 +500,37 @@ def test_subtract_and_average_import_exactly(data, tmp_path):
     product = keras.Model([a, b], layers.Multiply(name="times")([da, db]))
     with pytest.raises(gn.ModelImportError, match="layer 'times' of type 'Multiply' cannot be imported"):
         gn.from_keras(product)
+
+
+def test_dict_outputs_are_named_once_every_output_has_its_node(data, tmp_path):
+    """An output renamed to its dict key must not strand a concatenation output
+    still reading it by its old name; either key order, two outputs swapping
+    names with layers, and one tensor under two keys (an exact copy) all
+    predict as Keras does."""
+    a = keras.Input((4,), name="a")
+    h = layers.Dense(3, activation="tanh", name="h")(a)
+    cat = layers.Concatenate(name="cat")([h, a])
+    for i, outputs in enumerate([{"a1": h, "b2": cat}, {"b2": h, "a1": cat}, {"h": cat, "z": h}, {"p": h, "q": h}]):
+        model = _randomise(keras.Model(a, outputs), seed=i)
+        model.save(tmp_path / f"dicts{i}.keras")
+        expected = _keras_predict(model, data["a"])
+        for source in (model, tmp_path / f"dicts{i}.keras"):
+            g = gn.from_keras(source)
+            assert g.outputs == sorted(outputs)
+            got = g.predict(data["a"])
+            for key in outputs:
+                np.testing.assert_allclose(got[key], expected[key], atol=TOL, rtol=TOL)
+
+
+def test_max_params_bounds_every_form(sequential, tmp_path):
+    """The same bound as Graph.from_spec's (graphnet's parameters: Keras's, plus
+    the frozen zero bias of dense_2, which has none), counted before weights
+    are allocated."""
+    params = sum(w.size for w in sequential.get_weights()) + 5
+    sequential.save(tmp_path / "mlp.keras")
+    for source in (sequential, sequential.to_json(), tmp_path / "mlp.keras"):
+        assert gn.from_keras(source, max_params=params).num_params == params
+        assert gn.from_keras(source, max_params=None).num_params == params
+        with pytest.raises(gn.ModelImportError, match=rf"layer 'dense_3' \(Dense\) brings the model to {params} "
+                                                      rf"parameters, more than max_params={params - 1}"):
+            gn.from_keras(source, max_params=params - 1)

@@ -294,3 +294,122 @@ def test_untraceable_and_stateful_forwards_are_refused(x):
 
     with pytest.raises(gn.ModelImportError, match=r"function _operator.mul cannot be imported; supported calls"):
         gn.from_torch(Scaled())
+
+
+class _Activated(nn.Module):
+    """Linear -> a functional activation call -> Linear."""
+
+    def __init__(self, activation):
+        super().__init__()
+        self.inner, self.head = nn.Linear(5, 6), nn.Linear(6, 3)
+        self.activation = activation
+
+    def forward(self, x):
+        return self.head(self.activation(self.inner(x)))
+
+
+F = nn.functional
+
+
+@pytest.mark.parametrize("activation", [
+    lambda z: F.leaky_relu(z, 0.2),
+    lambda z: F.leaky_relu(z),
+    lambda z: F.leaky_relu(z, negative_slope=0.3),
+    lambda z: F.leaky_relu(z, 0.2, True),
+    lambda z: F.elu(z, alpha=0.5),
+    lambda z: F.gelu(z, approximate="tanh"),
+    lambda z: F.softplus(z, beta=1, threshold=20),
+    lambda z: F.softmax(z, dim=1),
+    lambda z: F.softmax(z, -1),
+    lambda z: torch.softmax(z, 1),
+    lambda z: z.softmax(-1),
+], ids=["leaky_relu(z, 0.2)", "leaky_relu(z)", "leaky_relu(z, negative_slope=0.3)", "leaky_relu(z, 0.2, True)",
+        "elu(z, alpha=0.5)", "gelu(z, approximate)", "softplus(z, beta, threshold)", "F.softmax(z, dim=1)",
+        "F.softmax(z, -1)", "torch.softmax(z, 1)", "z.softmax(-1)"])
+def test_functional_activations_with_their_arguments(activation, x):
+    torch.manual_seed(21)
+    module = _Activated(activation)
+    g = gn.from_torch(module)
+    np.testing.assert_allclose(g.predict(x), _torch_predict(module, x), atol=TOL)
+
+
+@pytest.mark.parametrize("activation, message", [
+    (lambda z: F.softmax(z, dim=1, dtype=torch.float64), r"softmax has the argument dtype=torch.float64"),
+    (lambda z: F.softmax(z, dim=0), r"softmax cannot be represented: dim=0"),
+])
+def test_activation_arguments_off_their_defaults_are_refused(activation, message):
+    with pytest.raises(gn.ModelImportError, match=message):
+        gn.from_torch(_Activated(activation))
+
+
+class _SharedEntry(nn.Module):
+    """An output that is also a part of another, concatenated output."""
+
+    def __init__(self, keys):
+        super().__init__()
+        self.lin = nn.Linear(5, 4)
+        self.keys = keys
+
+    def forward(self, x):
+        h = self.lin(x)
+        both = torch.cat([h, torch.tanh(h)], dim=1)
+        if self.keys is None:
+            return h, both
+        return {self.keys[0]: h, self.keys[1]: both}
+
+
+@pytest.mark.parametrize("keys", [("h", "both"), ("h", "lin"), ("both", "h")])
+def test_a_dict_output_read_by_a_concatenated_output(keys, x):
+    torch.manual_seed(22)
+    module = _SharedEntry(keys)
+    g = gn.from_torch(module)
+    assert g.outputs == list(keys)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x))
+    got = g.predict(x)
+    for key in keys:
+        np.testing.assert_allclose(got[key], expected[key].numpy(), atol=TOL)
+    module.keys = None  # the same model returning a tuple imports alike
+    as_tuple = gn.from_torch(module).predict(x)
+    for key, name in zip(keys, gn.from_torch(module).outputs):
+        np.testing.assert_array_equal(got[key], as_tuple[name])
+
+
+def test_the_same_tensor_under_two_keys_is_refused():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(5, 4)
+
+        def forward(self, x):
+            h = self.lin(x)
+            return {"a": h, "b": h}
+
+    with pytest.raises(gn.ModelImportError, match="the same tensor is returned twice"):
+        gn.from_torch(Twice())
+
+
+@pytest.mark.parametrize("dtype, graph_dtype", [(torch.float16, "float32"), (torch.bfloat16, "float32"),
+                                                (torch.float64, "float64")])
+def test_half_bfloat16_and_double_modules(dtype, graph_dtype, x):
+    torch.manual_seed(23)
+    module = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2)).to(dtype)
+    g = gn.from_torch(module)
+    assert g.dtype == np.dtype(graph_dtype)
+    assert all(p.dtype == dtype for p in module.parameters())  # the module is left as it was
+    widened = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2)).to(torch.float64)
+    widened.load_state_dict({k: v.double() for k, v in module.state_dict().items()})
+    exact = _torch_predict(widened, x.astype("float64"))
+    np.testing.assert_allclose(g.predict(x), exact, atol=TOL)  # the source's weights, exactly
+    with torch.no_grad():
+        own = module(torch.from_numpy(x).to(dtype)).double().numpy()
+    np.testing.assert_allclose(g.predict(x), own, atol=max(8 * torch.finfo(dtype).eps, 1e-12))  # and near its own
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_float32_module_imports_in_either_dtype(dtype, x):
+    torch.manual_seed(24)
+    module = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 2))
+    g = gn.from_torch(module, dtype=dtype)
+    assert g.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(g.predict(x), _torch_predict(module, x), atol=TOL)

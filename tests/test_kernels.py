@@ -1,12 +1,19 @@
-"""The optional numba kernels (graphnet.kernels): bit for bit the numpy passes."""
+"""The optional numba kernels (graphnet._kernels): bit for bit the numpy passes."""
 
 from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import graphnet as gn
-from graphnet import kernels
+from graphnet import _kernels as kernels
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -80,3 +87,110 @@ def test_a_small_net_keeps_the_one_pass_kernel():
     pytest.importorskip("numba", reason="the kernels need numba")
     model, _, _ = _trained()
     assert model.num_params < gn.optimizers.IN_PLACE_FROM and set(model.optimizer._proposed) == {"m", "v"}
+
+
+def test_ctrl_c_during_the_compile_arrives_when_it_is_done(monkeypatch):
+    """prepare() holds SIGINT back while numba works and delivers it afterwards,
+    to the handler that was there."""
+    pytest.importorskip("numba", reason="the kernels need numba")
+    kernels.prepare("float64")  # numba imported
+    steps = []
+
+    def compile_with_ctrl_c(dtype):
+        steps.append("started")
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C in the middle of numba's work
+        steps.append(sum(range(1000)))  # bytecodes run: Python's handler would have raised by now
+        steps.append("done")
+
+    monkeypatch.setattr(kernels, "_compile", compile_with_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        kernels.prepare("float16")  # a dtype not compiled yet
+    assert steps == ["started", 499500, "done"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_kernel_that_fails_to_compile_leaves_the_numpy_passes(monkeypatch, caplog):
+    pytest.importorskip("numba", reason="the kernels need numba")
+    kernels.prepare("float64")
+
+    def broken(*args):
+        raise RuntimeError("LLVM is unhappy")
+
+    monkeypatch.setattr(kernels, "_adam_kernel", broken)
+    monkeypatch.setattr(kernels, "_adam_step_kernel", None)
+    monkeypatch.setattr(kernels, "_adam_moments_kernel", None)
+    monkeypatch.setattr(kernels, "_compiled", set())
+    with caplog.at_level("WARNING", logger="graphnet._kernels"):
+        assert kernels.prepare("float32") is False
+    assert "could not compile graphnet's Adam kernels for float32 (RuntimeError: LLVM is unhappy)" in caplog.text
+    assert not kernels.available()
+    model, _, _ = _trained("float32")  # trains on the numpy passes
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    reference, _, _ = _trained("float32")
+    for key, value in reference.get_weights().items():
+        assert np.array_equal(model.get_weights()[key], value), key
+
+# A first fit in a fresh process (numba imported and the kernels compiled on
+# the way), interrupted by the test at some moment; then, whatever happened,
+# the same model trains on, and a fresh one trains in the same process.
+_FIRST_FIT = """
+import signal
+import numpy as np
+import graphnet as gn
+from graphnet import _kernels as kernels
+
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(2000, 20)), rng.integers(0, 3, 2000)
+model = lambda: gn.Sequential([gn.Input(20), gn.Dense(64, activation="relu"), gn.Dense(3, activation="softmax")],
+                              seed=0)
+first = model()
+print("ready", flush=True)
+try:
+    first.fit(x, y, epochs=30, batch_size=32, optimizer="adam", verbose=0)
+    outcome = "finished"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a late Ctrl-C must not reach the second fit
+except KeyboardInterrupt:
+    outcome = "interrupted"
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+again = first.fit(x[:400], y[:400], epochs=1, batch_size=32, verbose=0)  # the interrupted model trains on
+assert np.isfinite(again.history["loss"]).all()
+second = model().fit(x[:400], y[:400], epochs=1, batch_size=32, optimizer="adam", verbose=0)
+print(outcome, kernels.available(), repr(second.history["loss"][-1]), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_first_fit_never_leaves_numba_half_loaded(tmp_path):
+    """Ctrl-C at random moments of a process's first fit, with an empty numba
+    cache (so numba imports and compiles inside that fit): each process either
+    finishes the fit or gets a KeyboardInterrupt from it; then the interrupted
+    model trains on, and a second model trains with the compiled kernels to
+    the loss this process gets."""
+    pytest.importorskip("numba", reason="the kernels need numba")
+    rng = np.random.default_rng(8)
+    data = np.random.default_rng(0)
+    x, y = data.normal(size=(2000, 20))[:400], data.integers(0, 3, 2000)[:400]  # as the process draws them
+    expected = gn.Sequential([gn.Input(20), gn.Dense(64, activation="relu"), gn.Dense(3, activation="softmax")],
+                             seed=0).fit(x, y, epochs=1, batch_size=32, optimizer="adam", verbose=0)
+    assert kernels.available()
+    root = str(Path(gn.__file__).resolve().parents[1])
+    outcomes = []
+    for trial in range(12):
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / f"numba{trial}"), "PYTHONPATH": root}
+        process = subprocess.Popen([sys.executable, "-c", _FIRST_FIT], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            assert process.stdout.readline().strip() == "ready", process.stderr.read()
+            # The first fit: ~0.5-1.5 s of numba's import and compile, then ~0.3 s of training.
+            delay = float(rng.uniform(0.0, 2.0))
+            time.sleep(delay)
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=60)
+        finally:
+            process.kill()
+        assert process.returncode == 0, f"Ctrl-C after {delay:.3f} s: exit {process.returncode}\n{err[-3000:]}"
+        outcome, available, loss = out.split()
+        assert available == "True", f"Ctrl-C after {delay:.3f} s left the kernels off\n{err[-3000:]}"
+        assert float(loss) == expected.history["loss"][-1]
+        outcomes.append(outcome)
+    assert "interrupted" in outcomes

@@ -1,4 +1,4 @@
-"""Parameters (graphnet.parameters): keys, records, and the flat buffers."""
+"""Parameters (graphnet._parameters): keys, records, and the flat buffers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import build_dag
 
-from graphnet.parameters import BIAS, WEIGHT, ParameterRecord, bias_key, weight_key
+from graphnet._parameters import BIAS, WEIGHT, ParameterRecord, bias_key, weight_key
 
 
 def test_weights_are_views_into_one_flat_buffer():

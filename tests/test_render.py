@@ -214,7 +214,7 @@ def test_without_dot_render_explains_how_to_install_graphviz(tmp_path, monkeypat
 
 
 def test_an_unknown_suffix_or_a_missing_folder_is_refused(tmp_path):
-    with pytest.raises(gn.RenderError, match=r"use one of \['.svg', '.png', '.pdf', '.dot', '.gv'\]"):
+    with pytest.raises(gn.RenderError, match=r"use one of \['.svg', '.png', '.pdf', '.dot', '.gv', '.html'\]"):
         build_dag().render(tmp_path / "dag.jpeg")
     with pytest.raises(gn.RenderError, match="does not exist"):
         build_dag().render(tmp_path / "missing" / "dag.dot")
@@ -327,6 +327,19 @@ def test_nodes_added_since_the_statistics_are_drawn_plain(inside):
     g.insert("t", "y", "later")
     nodes = node_attributes(g.to_dot(stats=stats).source)
     assert "mean" in nodes["h"] and "mean" not in nodes["later"]
+
+
+@needs_dot
+def test_shares_under_one_percent_or_over_99_render(inside, tmp_path):
+    """"<1%" and ">99%" sit in HTML-like labels: written raw, dot refused the diagram."""
+    import dataclasses
+
+    g, stats = inside
+    stats.nodes["t"] = dataclasses.replace(stats.nodes["t"], saturated=0.004)
+    stats.nodes["h"] = dataclasses.replace(stats.nodes["h"], dead=0.995, dead_units=(0, 1, 2, 3))
+    nodes = node_attributes(g.to_dot(stats=stats).source)
+    assert "&lt;1% saturated" in nodes["t"] and "(&gt;99%)" in nodes["h"]
+    assert g.render(tmp_path / "shares.svg", stats=stats).stat().st_size > 0
 
 
 def test_stats_of_another_graph_or_of_nothing_are_refused(inside):

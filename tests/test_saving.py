@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 
 import numpy as np
@@ -131,3 +132,83 @@ def test_plain_sgd_writes_no_optimizer_state(tmp_path, rng):
     path = g.save(tmp_path / "sgd.gnet")
     assert "optimizer.npz" not in read_members(path)
     assert gn.load(path).optimizer.name == "sgd"
+
+
+# ------------------------------------------------------ optimizer state checked
+def _saved_with(tmp_path, rng, optimizer):
+    """A DAG trained a few steps with ``optimizer`` and saved; with its
+    training.json and optimizer.npz members."""
+    x, y = dag_data(rng, 12)
+    g = build_dag(dtype="float64")
+    g.fit(x, y, epochs=1, batch_size=4, optimizer=optimizer, verbose=0)
+    path = g.save(tmp_path / f"{optimizer['name']}.gnet")
+    members = read_members(path)
+    state = dict(np.load(io.BytesIO(members["optimizer.npz"]))) if "optimizer.npz" in members else {}
+    return path, json.loads(members["training.json"]), state, (x, y)
+
+
+def _layout_spot(training: dict, which: int, element: int) -> tuple[str, int]:
+    """The key of the layout's parameter number ``which`` and the flat index of its ``element``."""
+    layout = training["optimizer"]["layout"]
+    return layout[which][0], sum(n for _, n in layout[:which]) + element
+
+
+@pytest.mark.parametrize("optimizer, slot, value, message", [
+    ({"name": "adam"}, "v", -0.5, "-0.5, but it is never negative"),
+    ({"name": "adamw"}, "v", -1e-30, "-1e-30, but it is never negative"),
+    ({"name": "rmsprop"}, "mean_square", -2.0, "-2.0, but it is never negative"),
+    ({"name": "adam"}, "m", np.nan, "NaN or inf"),
+    ({"name": "sgd", "momentum": 0.9}, "velocity", np.inf, "NaN or inf"),
+])
+def test_optimizer_state_it_could_not_have_written_is_refused(tmp_path, rng, optimizer, slot, value, message):
+    path, training, state, _ = _saved_with(tmp_path, rng, optimizer)
+    key, index = _layout_spot(training, 2, 1)
+    state[slot][index] = value
+    members = read_members(path)
+    members["optimizer.npz"] = _npz(state)
+    bad = tmp_path / "bad.gnet"
+    bad.write_bytes(_zip(members))
+    expected = rf"bad\.gnet: optimizer\.npz: state '{slot}' of parameter '{re.escape(key)}' \(element 1\) holds {message}"
+    with pytest.raises(gn.ModelFileError, match=expected):
+        gn.load(bad)
+
+
+@pytest.mark.parametrize("name, slot", [("adam", "m"), ("momentum", "velocity")])
+def test_signed_optimizer_state_loads_and_trains_on(tmp_path, rng, name, slot):
+    path, training, state, (x, y) = _saved_with(tmp_path, rng, {"name": name})
+    assert (state[slot] < 0).any()  # a first moment or velocity has either sign
+    loaded = gn.load(path)
+    assert np.isfinite(loaded.fit(x, y, epochs=1, batch_size=4, verbose=0).history["loss"]).all()
+
+
+@pytest.mark.parametrize("born", [0, 4, -1, True, 1.5], ids=["0", "after the last step", "-1", "true", "1.5"])
+def test_born_counts_outside_the_iterations_are_refused(tmp_path, rng, born):
+    path, training, _, _ = _saved_with(tmp_path, rng, {"name": "adam"})
+    assert training["optimizer"]["iterations"] == 3
+    key, _ = _layout_spot(training, 0, 0)
+    training["optimizer"]["born"] = {key: born}
+    members = read_members(path)
+    members["training.json"] = json.dumps(training).encode()
+    bad = tmp_path / "bad.gnet"
+    bad.write_bytes(_zip(members))
+    message = r"training\.json: optimizer\.born: expected parameters of the layout, each with an iteration count in \[1, iterations\]"
+    with pytest.raises(gn.ModelFileError, match=message):
+        gn.load(bad)
+    training["optimizer"]["born"] = {key: 3}  # joined at the last step: valid
+    members["training.json"] = json.dumps(training).encode()
+    bad.write_bytes(_zip(members))
+    assert gn.load(bad).optimizer.steps(key) == 0
+
+
+def _npz(arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _zip(members) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()

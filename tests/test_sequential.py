@@ -297,7 +297,7 @@ def test_appending_sorts_nothing_while_the_model_is_a_chain_it_built(monkeypatch
     """Each add() finds the end the last one left (O(1)), so n layers build in
     O(n), not O(n^2) (2,000 layers took 2 s, 8,000 would take 30); after an
     edit of its own the model looks again."""
-    import graphnet.graph as graph_module
+    import graphnet.structure as graph_module
 
     calls = []
     original = graph_module.topological_sort

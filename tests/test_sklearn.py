@@ -148,6 +148,56 @@ def test_same_weights_and_loss_curve_as_mlp_with_sgd(rng, target):
         np.testing.assert_array_equal(ours.predict(X), mlp.predict(X))
 
 
+@pytest.mark.parametrize("activation", ["relu", "logistic"])
+@pytest.mark.parametrize("target", ["multiclass", "regression"])
+def test_the_default_network_starts_from_mlps_weights(rng, activation, target):
+    """Same random_state, same initial weights as MLP* (their bound is
+    sqrt(2 / (fan_in + fan_out)) for logistic, sqrt(6 / ...) otherwise):
+    one full-batch SGD epoch later the weights agree."""
+    X = rng.normal(size=(40, 5))
+    y = rng.integers(0, 3, 40) if target == "multiclass" else rng.normal(size=40)
+    params = dict(hidden_layer_sizes=(6, 4), activation=activation, batch_size=40, shuffle=False,
+                  learning_rate_init=0.1, max_iter=1, random_state=3)
+    mlp_cls, gn_cls = (MLPClassifier, GraphNetClassifier) if target == "multiclass" else (MLPRegressor, GraphNetRegressor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = mlp_cls(solver="sgd", momentum=0.0, **params).fit(X, y)
+        ours = gn_cls(optimizer="sgd", **params).fit(X, y)
+    weights = ours.graph_.get_weights()
+    names = list(ours.graph_.nodes)
+    for i, (src, dst) in enumerate(zip(names[:-1], names[1:])):
+        np.testing.assert_allclose(weights[f"{src}->{dst}.weight"], mlp.coefs_[i], atol=1e-12)
+        np.testing.assert_allclose(weights[f"{dst}.bias"], mlp.intercepts_[i], atol=1e-12)
+
+
+def test_partial_fit_regression():
+    """scikit-learn's test_partial_fit_regression (sklearn/neural_network/tests/
+    test_mlp.py), same data and threshold: 100 partial_fit calls give what fit
+    gives, and a score above 0.65. MLPRegressor's momentum is Nesterov's;
+    both end where MLPRegressor ends."""
+    from sklearn.datasets import make_regression
+    from sklearn.preprocessing import scale
+
+    X, y = make_regression(n_samples=200, n_features=10, bias=20.0, noise=100.0, random_state=7)
+    y = scale(y)
+    for momentum in [0, 0.9]:
+        optimizer = {"name": "sgd", "momentum": momentum, "nesterov": bool(momentum)}
+        params = dict(activation="relu", random_state=1, learning_rate_init=0.01, batch_size=X.shape[0])
+        reg = GraphNetRegressor(max_iter=100, optimizer=optimizer, **params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            reg.fit(X, y)
+            mlp = MLPRegressor(max_iter=100, solver="sgd", momentum=momentum, **params).fit(X, y)
+        pred1 = reg.predict(X)
+        reg = GraphNetRegressor(optimizer=optimizer, **params)
+        for _ in range(100):
+            reg.partial_fit(X, y)
+        pred2 = reg.predict(X)
+        np.testing.assert_allclose(pred1, pred2)
+        assert reg.score(X, y) > 0.65
+        np.testing.assert_allclose(pred2, mlp.predict(X), atol=1e-10)
+
+
 def test_l2_penalty_leaves_biases_alone(rng):
     """One SGD step by hand: weights get alpha * W / rows added to their gradient."""
     X, y = rng.normal(size=(10, 3)), rng.integers(0, 2, 10)
@@ -316,9 +366,56 @@ def test_early_stopping_keeps_the_best_epoch():
     from sklearn.utils import check_random_state
 
     rs = check_random_state(0)
+    for fan_in, fan_out in [(30, 8), (8, 1)]:  # the initial weights, drawn as MLPClassifier's
+        rs.uniform(size=(fan_in, fan_out))
+        rs.uniform(size=fan_out)
     rs.randint(np.iinfo(np.int32).max)  # the draw that seeded the graph
     _, X_val, _, y_val = train_test_split(X, y, test_size=0.2, random_state=rs, stratify=y)
     assert clf.score(X_val, y_val) == pytest.approx(clf.best_validation_score_)
+
+
+def test_mlp_diverging_loss():
+    """scikit-learn's test_mlp_diverging_loss: a diverging fit with early
+    stopping does not raise; its last validation score is NaN. graphnet stops
+    there (a ConvergenceWarning says so) with the best epoch's weights."""
+    X_iris, y_iris = load_iris(return_X_y=True)
+    reg = GraphNetRegressor(
+        hidden_layer_sizes=100, activation="identity", alpha=0.0001,
+        optimizer={"name": "sgd", "momentum": 0.9, "nesterov": True}, learning_rate_init=1,
+        shuffle=True, max_iter=20, early_stopping=True, n_iter_no_change=10, random_state=0,
+    )
+    with pytest.warns(ConvergenceWarning, match=r"training diverged \(epoch \d+'s validation score is NaN\)"):
+        reg.fit(X_iris, y_iris)
+    assert str(reg.validation_scores_[-1]) == str(np.nan)
+    assert isinstance(reg.validation_scores_[-1], float)
+    assert len(reg.validation_scores_) == reg.n_iter_ < 20
+    assert reg.best_validation_score_ == np.nanmax(reg.validation_scores_)
+    assert np.isfinite(reg.predict(X_iris)).all()  # the best epoch's weights
+
+
+def _diverging(lr: float, early_stopping: bool = True) -> GraphNetRegressor:
+    """Steps of 10 rows on iris that overflow within the first epoch (lr=0.1)
+    or in the second (lr=0.01), before that epoch's validation."""
+    return GraphNetRegressor(
+        hidden_layer_sizes=100, activation="identity", batch_size=10, max_iter=20,
+        optimizer={"name": "sgd", "momentum": 0.9, "nesterov": True}, learning_rate_init=lr,
+        early_stopping=early_stopping, random_state=0,
+    )
+
+
+def test_a_refused_step_with_early_stopping_ends_on_the_best_epoch():
+    X, y = load_iris(return_X_y=True)
+    reg = _diverging(0.01)
+    with pytest.warns(ConvergenceWarning, match=r"training diverged \(a step was refused: epoch 2/20.*"
+                                                r"weights of epoch 1"):
+        reg.fit(X, y)
+    assert len(reg.validation_scores_) == reg.n_iter_ == len(reg.loss_curve_) == 2
+    assert np.isnan(reg.validation_scores_[-1]) and np.isnan(reg.loss_)
+    assert np.isfinite(reg.predict(X)).all()
+    with pytest.raises(gn.TrainingError, match=r"epoch \d+/20, batch"):  # without early stopping: nothing to keep
+        _diverging(0.01, early_stopping=False).fit(X, y)
+    with pytest.raises(gn.TrainingError, match="epoch 1/20"):  # diverged before any epoch scored
+        _diverging(0.1).fit(X, y)
 
 
 def test_early_stopping_needs_two_validation_samples(rng):

@@ -82,13 +82,13 @@ def test_statistics_run_in_inference_mode_and_change_nothing(rng):
     x, y = dag_data(rng, 20)
     g.fit(x, y, epochs=2, batch_size=8, verbose=0)
     weights, state = g.get_weights(), g.optimizer.get_state()
-    streams = (g.rng.bit_generator.state, g._init_rng.bit_generator.state)
+    streams = (g.rng.bit_generator.state, g.init_rng.bit_generator.state)
     grads, version = g.plan.store.grads.copy(), g.version
     stats = g.statistics(x, y)
     assert stats["main"].mean == pytest.approx(float(g.predict(x)["main"].mean()), rel=1e-6)
     assert stats.loss == pytest.approx(g.evaluate(x, y)["loss"], rel=1e-6)
     assert all(np.array_equal(weights[k], v) for k, v in g.get_weights().items())
-    assert (g.rng.bit_generator.state, g._init_rng.bit_generator.state) == streams
+    assert (g.rng.bit_generator.state, g.init_rng.bit_generator.state) == streams
     assert np.array_equal(g.plan.store.grads, grads) and g.version == version
     after = g.optimizer.get_state()
     assert after["iterations"] == state["iterations"]

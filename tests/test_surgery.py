@@ -33,7 +33,7 @@ def snapshot(g):
         "weights": g.get_weights(),
         "optimizer": None if g.optimizer is None else g.optimizer.get_state(),
         "rng": g.rng.bit_generator.state,
-        "init_rng": g._init_rng.bit_generator.state,
+        "init_rng": g.init_rng.bit_generator.state,
         "version": g.version,
     }
 
@@ -198,9 +198,9 @@ def test_a_linear_insert_is_exact_bit_for_bit(rng):
 def test_a_wider_linear_insert_is_exact_within_rounding(rng):
     g, x = trained_dag(rng)
     before = predict_all(g, x)
-    state = g._init_rng.bit_generator.state
+    state = g.init_rng.bit_generator.state
     g.insert("a", "h1", "wide", size=9)
-    assert g["wide"].size == 9 and g._init_rng.bit_generator.state != state
+    assert g["wide"].size == 9 and g.init_rng.bit_generator.state != state
     w_in, w_out = g.synapse("a", "wide").weight, g.synapse("wide", "h1").weight
     assert np.array_equal(w_in[:, :5], np.eye(5)) and np.any(w_in[:, 5:] != 0)
     assert np.all(w_out[5:] == 0)
@@ -369,10 +369,10 @@ def test_widen_draws_from_the_seed_or_the_graph_stream(rng):
     b.widen("dec", 9)
     assert np.array_equal(a.synapse("enc_2", "dec").weight, b.synapse("enc_2", "dec").weight)
     c, d = encoder_graph(), encoder_graph()
-    state = c._init_rng.bit_generator.state
+    state = c.init_rng.bit_generator.state
     c.widen("dec", 9, seed=7)
     d.widen("dec", 9, seed=7)
-    assert c._init_rng.bit_generator.state == state
+    assert c.init_rng.bit_generator.state == state
     assert np.array_equal(c["dec"].bias, d["dec"].bias)
 
 

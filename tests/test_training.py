@@ -472,7 +472,7 @@ def test_structural_edits_wait_for_running_predictions():
     g = build_dag()
     done = threading.Event()
     editor = threading.Thread(target=lambda: (g.add_hidden("extra", 2), done.set()))
-    with g._lock.reading():  # what predict holds while it runs
+    with g.lock.reading():  # what predict holds while it runs
         editor.start()
         assert not done.wait(0.3), "the edit did not wait for the running prediction"
         assert "extra" not in g

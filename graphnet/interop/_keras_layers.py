@@ -1,5 +1,5 @@
 """Keras layers -> graphnet nodes: one converter per layer class (:data:`LAYERS`)
-and Keras's activation names (:data:`ACTIVATIONS`), for :mod:`graphnet.interop.keras`."""
+and Keras's activation names (:data:`ACTIVATIONS`), for :mod:`graphnet.interop.keras_import`."""
 
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ class Model:
     weights: dict[str, list[np.ndarray]]
     major: int  # Keras's major version: what its activation names mean
     architecture_only: bool
+    origin: str = ""  # the file or object the weights come from, for messages
 
     @property
     def source(self) -> str:
@@ -111,6 +112,12 @@ def apply(model: Model, layer: Mapping, inputs: list, exclusive: list[bool]):
     call = Call(model, name, cls, config, inputs, exclusive, model.weights.get(name))
     if cls not in _MANY_INPUTS and cls != "InputLayer" and len(inputs) != 1:
         raise call.fail(f"takes {len(inputs)} inputs, expected 1")
+    if cls in _WEIGHTED and call.arrays is None and not model.architecture_only:
+        raise call.fail(
+            f"has no weights in {model.origin or 'the model'}: the file lists the layer but stores no "
+            f"arrays for it, and starting it from random weights would be a different model; re-save "
+            f"the model with model.save(...), or import the architecture alone with model.to_json()"
+        )
     return handler(call)
 
 
@@ -322,6 +329,8 @@ LAYERS = {
     "AlphaDropout": _training_noise,
 }
 _MANY_INPUTS = ("Concatenate", "Add", "Subtract", "Average")
+#: Layers that cannot be imported from a file without their arrays.
+_WEIGHTED = ("Dense", "BatchNormalization")
 
 
 def _keras_activation(value, call: Call):

@@ -1,4 +1,4 @@
-"""From a ``torch.fx`` graph to graphnet nodes: what :func:`graphnet.interop.torch.from_torch`
+"""From a ``torch.fx`` graph to graphnet nodes: what :func:`graphnet.interop.torch_import.from_torch`
 does once the module is traced.
 
 Each fx node is first classified (``linear``, ``batchnorm``, ``activation``,
@@ -10,6 +10,7 @@ in ``forward``'s order.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import operator
 import re
@@ -19,13 +20,23 @@ import numpy as np
 
 from ..errors import ModelImportError
 from ._builder import Builder, Concat
-from .torch import ACTIVATIONS, array
+from ._torch_layers import ACTIVATIONS, array
 
 __all__ = ["Converter"]
 
 logger = logging.getLogger(__name__)
 
 _IGNORED_KWARGS = ("inplace", "_stacklevel")
+
+
+def _signature(function) -> inspect.Signature | None:
+    """A Python function's signature; None for builtins and method names."""
+    if function is None or isinstance(function, str):
+        return None
+    try:
+        return inspect.signature(function)
+    except (TypeError, ValueError):
+        return None
 
 
 class Converter:
@@ -134,23 +145,58 @@ class Converter:
                               "torch.cat(dim=1) and a + b")
 
     def _call_config(self, node, make, names):
+        """The activation config of a function call: the arguments in ``names``
+        go to ``make``; any other must be ignorable or at torch's default."""
         extra = {}
-        for i, value in enumerate(node.args[1:]):
-            if i >= len(names):
-                raise self.fail(node, f"has an unexpected argument {value!r}")
-            extra[names[i]] = value
-        for key, value in node.kwargs.items():
+        defaults = self._defaults(node.target)
+        for key, value in self._arguments(node, names).items():
             if key in _IGNORED_KWARGS:
                 continue
-            if key not in names:
+            if key in names:
+                extra[key] = value
+            elif not (key in defaults and self._equal(value, defaults[key])):
                 raise self.fail(node, f"has the argument {key}={value!r}, which graphnet cannot represent")
-            extra[key] = value
         if any(self._is_node(v) for v in extra.values()):
             raise self.fail(node, "has an argument computed at run time")
         try:
             return make(**extra)
         except ValueError as exc:
             raise self.fail(node, f"cannot be represented: {exc}") from None
+
+    def _arguments(self, node, names) -> dict:
+        """The call's arguments after the tensor, by name: bound to the
+        function's signature where Python can read it (``F.leaky_relu``), else
+        positional ones taken as ``names`` in order (builtins like ``torch.softmax``)."""
+        signature = _signature(node.target)
+        if signature is None:
+            arguments = dict(node.kwargs)
+            for i, value in enumerate(node.args[1:]):
+                if i >= len(names):
+                    raise self.fail(node, f"has an unexpected argument {value!r}")
+                arguments[names[i]] = value
+            return arguments
+        try:
+            bound = signature.bind(*node.args, **node.kwargs).arguments
+        except TypeError as exc:
+            raise self.fail(node, f"is called with arguments its signature refuses ({exc})") from None
+        return dict(list(bound.items())[1:])
+
+    def _defaults(self, target) -> dict:
+        """Default argument values of a function; for a builtin or a tensor
+        method, those of ``torch.nn.functional``'s function of the same name."""
+        signature = _signature(target)
+        if signature is None:
+            name = getattr(target, "__name__", target)
+            signature = _signature(getattr(self.torch.nn.functional, name, None)) if isinstance(name, str) else None
+        if signature is None:
+            return {}
+        return {k: p.default for k, p in signature.parameters.items() if p.default is not p.empty}
+
+    def _equal(self, value, default) -> bool:
+        if value is default:
+            return True
+        return (not self._is_node(value) and type(value) is type(default)
+                and isinstance(value, (bool, int, float, str)) and value == default)
 
     def _is_node(self, value) -> bool:
         return isinstance(value, self.torch.fx.Node)
@@ -297,7 +343,8 @@ class Converter:
             items = [(None, v) for v in result]
         else:
             items = [(None, result)]
-        self.output_keys = []
+        # Every output is materialised before any is renamed: a concatenation
+        # held in ``env`` names its parts as they were built.
         names = []
         for key, value in items:
             if not self._is_node(value):
@@ -307,25 +354,41 @@ class Converter:
             if not isinstance(held, Concat) and self.builder.nodes[held].kind == "input":
                 raise ModelImportError(f"{self.builder.source}: output {key or value.name!r} is an input "
                                        f"passed through unchanged")
-            node_name = self.builder.materialise(held, key or "concatenate", f"output {key or value.name!r}")
-            if key is not None:
-                self.builder.rename(node_name, key)
-                node_name = key
-            names.append(node_name)
+            names.append(self.builder.materialise(held, key or "concatenate", f"output {key or value.name!r}"))
+        if len(set(names)) != len(names):
+            raise ModelImportError(f"{self.builder.source}: the same tensor is returned twice as an output")
+        keys = [key for key, _ in items]
+        if keys[0] is not None:
+            # Through free names first, so that keys may swap names with other outputs.
+            names = [self._rename(name, self.builder.unique(f"{key}_output")) for name, key in zip(names, keys)]
+            names = [self._rename(name, key) for name, key in zip(names, keys)]
         return names
+
+    def _rename(self, old: str, new: str) -> str:
+        self.builder.rename(old, new)
+        return new
 
     # --------------------------------------------------------------- checking
     def check(self, module, graph) -> None:
-        """Refuse the import if ``graph`` and ``module`` predict differently on random rows."""
+        """Refuse the import if ``graph`` and ``module`` predict differently on random rows.
+
+        The module runs with its parameters and buffers cast to the graph's
+        dtype (``torch.func.functional_call``: the module itself is not
+        changed), so that a float16, bfloat16 or float64 module is compared
+        in the precision the graph computes in, at that precision's tolerance.
+        """
         torch = self.torch
-        dtype = next(iter(self.linears.values())).weight.dtype if self.linears else torch.float32
+        dtype = torch.float64 if graph.dtype == np.float64 else torch.float32
+        state = {name: value.to(dtype) if value.is_floating_point() else value
+                 for name, value in [*module.named_parameters(), *module.named_buffers()]}
         rng = np.random.default_rng(0)
         arrays = [rng.normal(size=(4, self.sizes[p])) for p in self.placeholders]
         modes = {m: m.training for m in module.modules()}
         try:
             module.eval()
             with torch.no_grad():
-                result = module(*[torch.tensor(a, dtype=dtype) for a in arrays])
+                inputs = tuple(torch.tensor(a, dtype=dtype) for a in arrays)
+                result = torch.func.functional_call(module, state, inputs)
         except Exception as exc:  # whatever forward raises on real data
             raise ModelImportError(f"{self.builder.source}: forward fails on random input "
                                    f"({type(exc).__name__}: {exc})") from None

@@ -7,8 +7,9 @@ through ``sklearn.utils.validation``, and every check of
 ``sklearn.utils.estimator_checks`` passing.
 
 By default the network is the multilayer perceptron ``hidden_layer_sizes``
-describes, trained the way ``MLPClassifier`` trains it (same batches, same
-loss scale, same L2 penalty, same stopping rule). The ``graph`` parameter puts
+describes, started and trained the way ``MLPClassifier`` does it (same
+initial weights for the same ``random_state``, same batches, same loss
+scale, same L2 penalty, same stopping rule). The ``graph`` parameter puts
 any graphnet DAG in its place:
 
 * a callable ``graph(n_features, n_outputs) -> Graph``, called at each
@@ -22,9 +23,10 @@ several inputs receives the columns of ``X`` split in the inputs' insertion
 order (the first input takes the first ``size`` columns, and so on);
 likewise the regressor splits the columns of ``y`` over several outputs.
 
-Training runs on the engine's own epoch loop (:meth:`graphnet.training.Trainer.run`);
-what is MLPClassifier's own (its L2 penalty, its stopping rule and
-bookkeeping) is a penalty and a callback on that loop, in ``_base.py``.
+Training runs on the engine's own epoch loop (:meth:`graphnet.trainer.Trainer.run`);
+what is MLPClassifier's own (its initial weights, its L2 penalty, its
+stopping rule and bookkeeping) is a draw, a penalty and a callback on that
+loop, in ``_mlp.py``.
 """
 
 from __future__ import annotations

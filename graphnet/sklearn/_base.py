@@ -1,11 +1,11 @@
 """What GraphNetClassifier and GraphNetRegressor share: parameters, building
 the graph, and training on the engine's epoch loop with MLPClassifier's
-L2 penalty and stopping rule."""
+initial weights, L2 penalty and stopping rule (:mod:`._mlp`)."""
 
 from __future__ import annotations
 
 import copy
-import logging
+import math
 import numbers
 import warnings
 from collections.abc import Mapping
@@ -20,19 +20,18 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from .. import activations
 from .. import optimizers as optimizers_module
-from ..callbacks import Callback
-from ..checks import check_int, is_int
-from ..data import Batches, as_inputs, as_targets
+from .._data import Batches, as_inputs, as_targets
+from .._progress import Progress
+from .._validation import check_int, is_int
+from ..errors import TrainingError
 from ..graph import Graph
+from ..layers import Dense
 from ..nodes import Input
-from ..parameters import WEIGHT, ParameterStore
-from ..progress import Progress
-from ..sequential import Dense, Sequential
-from ..training import Trainer
+from ..sequential import Sequential
+from ..trainer import Trainer
+from ._mlp import MLPPenalty, MLPStopping, chain_weights, initial_weights
 
 __all__ = ["GraphNetEstimator"]
-
-logger = logging.getLogger("graphnet.sklearn")
 
 #: MLPClassifier's activation names, mapped to graphnet's.
 _ACTIVATION_ALIASES = {"identity": "linear", "logistic": "sigmoid"}
@@ -276,7 +275,9 @@ class GraphNetEstimator(BaseEstimator):
         ValueError
             For bad parameters, data that does not fit (including a ``graph``
             whose input or output sizes disagree with the data), or a training
-            step that went non-finite (:class:`graphnet.TrainingError`).
+            step that went non-finite (:class:`graphnet.TrainingError`), unless
+            ``early_stopping`` has an epoch to return to (then a
+            ``ConvergenceWarning`` says so).
         """
         return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
@@ -296,8 +297,15 @@ class GraphNetEstimator(BaseEstimator):
             # does not fit the data leaves a fitted estimator as it was.
             target = self._describe_target(y, incremental, classes)
             random_state = check_random_state(self.random_state)
+            start = None
+            if self.graph is None:  # drawn first, as MLP* draws its weights first
+                factor = 2.0 if self._hidden_activation().name == "sigmoid" else 6.0
+                sizes = [X.shape[1], *self._hidden_sizes(), self._n_outputs(target)]
+                start = initial_weights(sizes, factor, random_state)
             seed = int(random_state.randint(np.iinfo(np.int32).max))
             graph = self._build_graph(X.shape[1], target, X.dtype, seed)
+            if start is not None:
+                graph.set_weights(chain_weights(graph, start))
             graph.optimizer = self._new_optimizer()
             for name, value in target.items():
                 setattr(self, name, value)
@@ -328,7 +336,7 @@ class GraphNetEstimator(BaseEstimator):
 
     def _train(self, X, targets, y, epochs: int, incremental: bool, sample_weight=None) -> None:
         """MLPClassifier's batches, stopping rule and early stopping, run by the
-        engine's epoch loop (:meth:`graphnet.training.Trainer.run`)."""
+        engine's epoch loop (:meth:`graphnet.trainer.Trainer.run`)."""
         graph = self.graph_
         rng = self._random_state
         X_val = y_val = w_val = None
@@ -353,8 +361,8 @@ class GraphNetEstimator(BaseEstimator):
         batch_size = self._batch_rows(rows)
         count = -(-rows // batch_size)
         epoch_of = self._batches(X, targets, batch_size, sample_weight)
-        trainer = Trainer(graph, penalty=_MLPPenalty(self.alpha) if self.alpha else None)
-        stopping = _MLPStopping(self, rows, incremental)
+        trainer = Trainer(graph, penalty=MLPPenalty(self.alpha) if self.alpha else None)
+        stopping = MLPStopping(self, rows, incremental)
 
         def epoch_batches(epoch: int):
             return epoch_of(rng.permutation(rows) if self.shuffle else None)
@@ -363,16 +371,27 @@ class GraphNetEstimator(BaseEstimator):
             return {"val_score": self._score_validated(X_val, y_val, w_val)}
 
         end = self.n_iter_ + epochs
-        trainer.run(
-            end,
-            epoch_batches,
-            count,
-            validate=validate if X_val is not None else None,
-            callbacks=[stopping],
-            progress=Progress(2 if self.verbose else 0, end, count),
-            initial_epoch=self.n_iter_,
-        )
-        if not stopping.stopped and not incremental:
+        try:
+            trainer.run(
+                end,
+                epoch_batches,
+                count,
+                validate=validate if X_val is not None else None,
+                callbacks=[stopping],
+                progress=Progress(2 if self.verbose else 0, end, count),
+                initial_epoch=self.n_iter_,
+            )
+        except TrainingError as exc:
+            if stopping.best_weights is None:  # no early stopping, or no epoch worth keeping
+                raise
+            # The epoch whose step was refused is recorded as MLP* records one
+            # whose weights overflowed: its loss and validation score are NaN.
+            stopping.on_epoch_end(self.n_iter_, {"loss": math.nan, "val_score": math.nan})
+            stopping.diverged = f"a step was refused: {exc}"
+            stopping.on_train_end()
+        if stopping.diverged is not None:
+            self._end_diverged(stopping)
+        elif not stopping.stopped and not incremental:
             warnings.warn(
                 f"{type(self).__name__}: max_iter={self.max_iter} epochs reached "
                 "and the optimization hasn't converged yet; increase max_iter "
@@ -380,6 +399,27 @@ class GraphNetEstimator(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=4,
             )
+
+    def _end_diverged(self, stopping: MLPStopping) -> None:
+        """Early stopping met a diverging fit: training has ended on the best
+        validation epoch's weights (a warning says so), or, when no epoch
+        scored, fails with TrainingError."""
+        if stopping.best_weights is None:
+            raise TrainingError(
+                f"{type(self).__name__}: training diverged before any epoch scored "
+                f"({stopping.diverged}), so early stopping has no weights to keep; "
+                f"lower learning_rate_init (now {self.learning_rate_init}) or add "
+                "clipnorm to the optimizer"
+            )
+        best = int(np.nanargmax(self.validation_scores_)) + 1
+        warnings.warn(
+            f"{type(self).__name__}: training diverged ({stopping.diverged}); it stops "
+            f"with the weights of epoch {best}, the best validation score "
+            f"({self.best_validation_score_:.6g}). Lower learning_rate_init (now "
+            f"{self.learning_rate_init}) or add clipnorm to the optimizer",
+            ConvergenceWarning,
+            stacklevel=5,
+        )
 
     def _batches(self, X, targets, batch_size: int, sample_weight=None):
         """``order -> batches`` over validated X and encoded targets: dense X is
@@ -425,73 +465,6 @@ class GraphNetEstimator(BaseEstimator):
             split[name] = targets[:, start : start + size]
             start += size
         return split
-
-
-class _MLPPenalty:
-    """MLPClassifier's L2 penalty as an engine :class:`~graphnet.training.Penalty`:
-    ``alpha / 2 * ||W||² / n`` over every trainable synapse weight (not
-    biases), ``n`` the batch's rows (or its sum of sample weights), so
-    ``alpha * W / n`` is added to the weight gradients before the optimizer runs."""
-
-    def __init__(self, alpha: float):
-        self.alpha = float(alpha)
-        self._store: ParameterStore | None = None
-        self._spans: list[slice] = []
-
-    def __call__(self, store: ParameterStore, rows: int) -> float:
-        if store is not self._store:  # the plan was recompiled
-            self._store, self._spans = store, store.spans(WEIGHT)
-        scale = self.alpha / rows
-        squares = 0.0
-        for span in self._spans:
-            weights = store.values[span]
-            squares += float(np.dot(weights, weights))
-            store.grads[span] += scale * weights
-        return 0.5 * scale * squares
-
-
-class _MLPStopping(Callback):
-    """MLPClassifier's bookkeeping (``n_iter_``, ``loss_curve_``, ...) and its
-    stopping rule: stop after more than ``n_iter_no_change`` epochs without an
-    improvement of ``tol`` in the training loss (or, with early stopping, the
-    validation score), ending with the best validation epoch's weights."""
-
-    def __init__(self, estimator, rows: int, incremental: bool):
-        super().__init__()
-        self.estimator, self.rows, self.incremental = estimator, rows, incremental
-        self.best_weights = None
-        self.no_improvement = 0
-        self.stopped = False
-
-    def on_epoch_end(self, epoch, logs=None):
-        est = self.estimator
-        est.n_iter_ += 1
-        est.t_ += self.rows
-        est.loss_ = logs["loss"]
-        est.loss_curve_.append(est.loss_)
-        if "val_score" in logs:
-            score = logs["val_score"]
-            est.validation_scores_.append(score)
-            improved = score >= est.best_validation_score_ + est.tol
-            if score > est.best_validation_score_:
-                est.best_validation_score_ = score
-                self.best_weights = self.graph.get_weights()
-        else:
-            improved = est.loss_ <= est.best_loss_ - est.tol
-            est.best_loss_ = min(est.best_loss_, est.loss_)
-        self.no_improvement = 0 if improved else self.no_improvement + 1
-        if self.no_improvement > est.n_iter_no_change and not self.incremental:
-            what = "Validation score" if "val_score" in logs else "Training loss"
-            logger.info(
-                "%s: %s did not improve more than tol=%g for %d consecutive epochs; stopping",
-                type(est).__name__, what, est.tol, est.n_iter_no_change,
-            )
-            self.graph.stop_training = True
-            self.stopped = True
-
-    def on_train_end(self, logs=None):
-        if self.best_weights is not None:
-            self.graph.set_weights(self.best_weights)
 
 
 # ----------------------------------------------------------------- checking

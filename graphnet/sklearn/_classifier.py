@@ -43,7 +43,10 @@ class GraphNetClassifier(ClassifierMixin, GraphNetEstimator):
         Reshuffle the samples every epoch.
     random_state : int, RandomState instance or None, default=None
         Drives weight initialisation (the default network, or a spec without a
-        seed), shuffling and the early-stopping split. The network computes in
+        seed), shuffling and the early-stopping split. The default network
+        starts as MLPClassifier's does: weights and biases uniform on
+        ``±sqrt(6 / (fan_in + fan_out))`` (``±sqrt(2 / ...)`` for ``logistic``),
+        the same numbers for the same ``random_state``. The network computes in
         float32 when X is float32, else in float64 (as MLPClassifier), unless
         ``graph`` fixes its own dtype.
     tol : float, default=1e-4
@@ -55,7 +58,9 @@ class GraphNetClassifier(ClassifierMixin, GraphNetEstimator):
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data (stratified), stop when its
         accuracy has not improved by ``tol`` for ``n_iter_no_change`` epochs,
-        and end with the best epoch's weights.
+        and end with the best epoch's weights. A diverging fit (predictions
+        that overflow, or a step refused as non-finite) scores NaN, ends there
+        with the best epoch's weights and a ``ConvergenceWarning``.
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=10
         Epochs without improvement that end training (after one more, as in MLPClassifier).
@@ -277,7 +282,10 @@ class GraphNetClassifier(ClassifierMixin, GraphNetEstimator):
         return not self._multilabel  # MLPClassifier does not stratify multilabel targets
 
     def _score_validated(self, X, y, sample_weight=None) -> float:
-        return float(accuracy_score(y, self._predict_validated(X), sample_weight=sample_weight))
+        proba = self._proba_validated(X)
+        if not np.isfinite(proba).all():  # diverged: argmax over NaN is no prediction
+            return float("nan")
+        return float(accuracy_score(y, self._labels(proba), sample_weight=sample_weight))
 
     def _proba_validated(self, X) -> np.ndarray:
         a = self._raw_outputs(X)
@@ -286,7 +294,9 @@ class GraphNetClassifier(ClassifierMixin, GraphNetEstimator):
         return a
 
     def _predict_validated(self, X):
-        proba = self._proba_validated(X)
+        return self._labels(self._proba_validated(X))
+
+    def _labels(self, proba: np.ndarray) -> np.ndarray:
         if self._multilabel:
             return (proba > 0.5).astype(self._label_dtype)
         return self.classes_[np.argmax(proba, axis=1)]

@@ -123,7 +123,10 @@ class GraphNetRegressor(RegressorMixin, GraphNetEstimator):
         return False
 
     def _score_validated(self, X, y, sample_weight=None) -> float:
-        return float(r2_score(y, self._predict_validated(X), sample_weight=sample_weight))
+        predicted = self._predict_validated(X)
+        if not np.isfinite(predicted).all():  # diverged: NaN, as MLPRegressor scores it
+            return float("nan")
+        return float(r2_score(y, predicted, sample_weight=sample_weight))
 
     def _predict_validated(self, X):
         out = self._raw_outputs(X)

@@ -1,0 +1,156 @@
+"""Atomic file replacement: a crash never leaves a half-written file where a good one was.
+
+The data goes to a temporary file beside the target, named
+``.NAME.XXXXXXXX.tmp`` (``NAME`` the target's name, eight random letters),
+flushed and synced, then renamed over the target. A process killed
+mid-write (SIGKILL, power loss) leaves the old file intact and that
+temporary file behind: the next write of the same target removes such files
+once they are older than :data:`STALE_SECONDS` (a write still in progress
+keeps touching its own, and only files of exactly that pattern, for exactly
+that target, are ever removed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import re
+import stat
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["atomic_write", "check_output", "STALE_SECONDS"]
+
+logger = logging.getLogger(__name__)
+
+#: A temporary file of ours untouched for this long belongs to a write that died.
+STALE_SECONDS = 3600
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, then replace ``path``.
+
+    The temporary file is flushed and synced before ``os.replace``, which is
+    atomic on POSIX and Windows, so readers see the old file or the new one,
+    never a mix. An existing file's permission bits are kept. If ``write``
+    raises, the temporary file is removed and ``path`` is untouched. Stale
+    temporary files left for ``path`` by writes that were killed are removed
+    (see the module's docstring).
+
+    Raises
+    ------
+    OSError
+        Naming ``path`` (never the temporary file): its folder is missing or
+        not writable, ``path`` is a folder, or the disk is full.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    check_output(path)
+    _remove_stale(folder, path.name)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise _about(exc, path) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, _mode_for(path))
+        os.replace(tmp_name, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        if isinstance(exc, OSError) and exc.filename in (None, tmp_name):
+            raise _about(exc, path) from None  # name the target, not our temporary file
+        raise
+    _sync_folder(folder)
+    return path
+
+
+def check_output(path: str | os.PathLike) -> Path:
+    """``path`` as a place a new file can be written, checked before any work.
+
+    Raises
+    ------
+    OSError
+        Naming ``path``: ``FileNotFoundError`` when its folder does not exist,
+        ``NotADirectoryError`` when the "folder" is a file,
+        ``IsADirectoryError`` when ``path`` is a folder, ``PermissionError``
+        when the folder cannot be written.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name inside it", str(path))
+    if not folder.exists():
+        raise FileNotFoundError(errno.ENOENT, f"folder {str(folder)!r} does not exist; create it first",
+                                str(path))
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{str(folder)!r} is a file, not a folder", str(path))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, f"no permission to write in folder {str(folder)!r}", str(path))
+    return path
+
+
+def _about(exc: OSError, path: Path) -> OSError:
+    """The same error, naming the target rather than the temporary file."""
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, FileNotFoundError):
+        reason = (f"folder {str(path.parent)!r} does not exist; create it first" if not path.parent.exists()
+                  else f"cannot create a file in folder {str(path.parent)!r} ({reason}); write elsewhere")
+    return type(exc)(exc.errno, reason, str(path))
+
+
+def _remove_stale(folder: Path, name: str) -> None:
+    """Remove our temporary files for ``name`` that no write has touched for
+    :data:`STALE_SECONDS` (best effort: a folder that cannot be listed is left alone)."""
+    pattern = re.compile(rf"\.{re.escape(name)}\.[A-Za-z0-9_]{{8}}\.tmp")
+    prefix = f".{name}."
+    cutoff = time.time() - STALE_SECONDS
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(prefix) or not pattern.fullmatch(entry.name):
+            continue
+        with contextlib.suppress(OSError):
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
+                os.unlink(entry.path)
+                logger.info("removed %s, left by an interrupted write of %s", entry.path, name)
+
+
+def _mode_for(path: Path) -> int:
+    """The existing file's mode, or what a plain ``open(path, "w")`` would give."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (``os.umask`` would, racing
+    other threads); 0o022 where the platform does not say."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    return 0o022
+
+
+def _sync_folder(folder: Path) -> None:
+    """Persist the rename itself (best effort: not every platform allows it)."""
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

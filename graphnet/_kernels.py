@@ -1,0 +1,230 @@
+"""Compiled CPU kernels (numba) for the few steps numpy cannot fuse.
+
+Adam is ten whole-buffer numpy passes; each is memory-bound, so on W1 of the
+benchmarks (235,146 parameters) the update costs ~450 µs a step, a third of
+it. The same arithmetic as one loop compiled by numba reads and writes each
+element once: ~140 µs. numba is a core dependency wherever it has wheels, so
+a plain ``pip install graphnet`` uses it (through the CPU backend,
+:meth:`graphnet.backend.CPUBackend.adam`); without numba (or with
+:data:`ENABLED` set to False) the optimizers keep their plain-numpy passes.
+On a GPU the same kernel is a CuPy ``ElementwiseKernel`` (:mod:`graphnet._cuda`).
+
+numba is imported and the kernels compiled by :func:`prepare`, which Adam
+calls when it is bound to a graph's parameters, before the training loop's
+first step. Ctrl-C is held back while that runs: a ``KeyboardInterrupt``
+raised inside numba's import or compiler leaves it half-initialised for the
+rest of the process (a later compile fails with ``duplicate registration``,
+or the process crashes), so the interrupt is delivered when the import and
+compile are done, and ``fit`` stops there as it would anywhere else. If the
+import or the compile fails, a warning says so and the optimizers keep their
+plain-numpy passes.
+
+The kernel does the numpy path's float operations in the same order and the
+same precision (scalars are cast to the parameters' dtype; no fast-math, so
+no fused multiply-adds), so both paths give bit-for-bit the same weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+
+import numpy as np
+
+__all__ = ["ENABLED", "available", "prepare", "adam", "adam_step", "adam_moments"]
+
+logger = logging.getLogger(__name__)
+
+#: Set to False to force the plain-numpy optimizer passes (e.g. to compare).
+ENABLED = True
+
+_adam_kernel = None
+_adam_step_kernel = None
+_adam_moments_kernel = None
+_loaded = False
+_compiled: set[np.dtype] = set()  # dtypes prepare() has compiled (or tried to)
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """Hold SIGINT back for the span of the block; deliver it at the end to
+    the handler that was installed (Python's raises KeyboardInterrupt).
+
+    A handler that only records is swapped in, rather than masking the
+    signal: a mask on the main thread does not stop another thread from
+    receiving the signal and Python from raising in the main thread anyway.
+    Handlers run in the main thread only, so another thread needs nothing.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if (threading.current_thread() is not threading.main_thread()
+            or previous is None or previous is signal.SIG_IGN):  # None: not installed from Python
+        yield
+        return
+    caught = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            if previous is signal.SIG_DFL:
+                signal.raise_signal(signal.SIGINT)
+            else:
+                previous(signal.SIGINT, caught[0])
+
+
+def prepare(dtype) -> bool:
+    """Import numba and compile the kernels for ``dtype`` now (Ctrl-C held
+    back meanwhile, see the module notes), so that no training step does.
+
+    Importing numba costs ~0.1-0.3 s, a first compile ~0.4 s (cached on disk
+    afterwards); a second call for the same dtype costs nothing.
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+        Of the parameters the kernels will update.
+
+    Returns
+    -------
+    bool
+        Whether the kernels will be used (as :func:`available`).
+
+    Raises
+    ------
+    KeyboardInterrupt
+        When Ctrl-C was pressed meanwhile, once the import and compile are done.
+    """
+    if not ENABLED:
+        return False
+    dtype = np.dtype(dtype)
+    if _loaded and (dtype in _compiled or _adam_kernel is None):
+        return _adam_kernel is not None
+    with _interrupts_held():
+        if not _loaded:
+            _load()
+        if _adam_kernel is not None and dtype not in _compiled:
+            _compile(dtype)
+    return _adam_kernel is not None
+
+
+def _compile(dtype: np.dtype) -> None:
+    """Call each kernel once on one element of ``dtype``: numba compiles (or
+    loads from its cache) the version every later call of that dtype uses."""
+    global _adam_kernel, _adam_step_kernel, _adam_moments_kernel
+    _compiled.add(dtype)
+    if dtype not in (np.float32, np.float64):
+        return  # graphnet's parameters are float32 or float64
+    a, b, c, d, e, f = (np.zeros(1, dtype=dtype) for _ in range(6))
+    beta1, beta2, step, eps = (dtype.type(x) for x in (0.9, 0.999, 1e-3, 1e-8))
+    try:
+        _adam_kernel(a, b, c, d, e, f, beta1, beta2, step, eps)
+        _adam_step_kernel(a, b, c, f, beta1, beta2, step, eps)
+        _adam_moments_kernel(a, b, c, beta1, beta2)
+    except Exception as exc:  # a compiler that fails must not stop training
+        logger.warning("numba could not compile graphnet's Adam kernels for %s (%s: %s): optimizers "
+                       "use numpy passes", dtype, type(exc).__name__, exc)
+        _adam_kernel = _adam_step_kernel = _adam_moments_kernel = None
+
+
+def _load() -> None:
+    """Import numba and define the kernels (numba compiles each on its first call)."""
+    global _adam_kernel, _adam_step_kernel, _adam_moments_kernel, _loaded
+    _loaded = True
+    try:
+        import numba
+    except ImportError:
+        logger.debug("numba is not installed: optimizers use numpy passes")
+        return
+    except Exception as exc:  # a broken install must not stop training
+        logger.warning("numba failed to import (%s: %s): optimizers use numpy passes", type(exc).__name__, exc)
+        return
+
+    # error_model="numpy": no ZeroDivisionError branch per division, which would
+    # keep the loop from being vectorised (3x slower).
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    def adam_kernel(grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps):
+        for i in range(grads.shape[0]):
+            g = grads[i]
+            m_i = beta1 * (m[i] - g) + g  # b1 m + (1 - b1) g, as the numpy passes write it
+            g2 = g * g
+            v_i = beta2 * (v[i] - g2) + g2
+            m_next[i] = m_i
+            v_next[i] = v_i
+            out[i] = (m_i / (np.sqrt(v_i) + eps)) * step_size
+
+    # The same step in two passes, for an update that keeps no second copy of
+    # the moments: the step, then, once it is accepted, the moments in place,
+    # computed with the very same operations. The step is multiplied by
+    # 1 + (v' - v'): exactly 1 for a finite v' (the same bits), NaN for an
+    # infinite one, so a non-finite new moment shows in the step (m' already
+    # does). A reduction instead would keep the loop from vectorising (3.5x).
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    def adam_step_kernel(grads, m, v, out, beta1, beta2, step_size, eps):
+        one = grads.dtype.type(1)
+        for i in range(grads.shape[0]):
+            g = grads[i]
+            m_i = beta1 * (m[i] - g) + g
+            g2 = g * g
+            v_i = beta2 * (v[i] - g2) + g2
+            out[i] = ((m_i / (np.sqrt(v_i) + eps)) * step_size) * (one + (v_i - v_i))
+
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    def adam_moments_kernel(grads, m, v, beta1, beta2):
+        for i in range(grads.shape[0]):
+            g = grads[i]
+            m[i] = beta1 * (m[i] - g) + g
+            g2 = g * g
+            v[i] = beta2 * (v[i] - g2) + g2
+
+    _adam_kernel = adam_kernel
+    _adam_step_kernel = adam_step_kernel
+    _adam_moments_kernel = adam_moments_kernel
+    logger.debug("fused Adam kernel ready (numba %s)", numba.__version__)
+
+
+def available() -> bool:
+    """Whether the compiled kernels will be used (numba importable and
+    :data:`ENABLED`); they are compiled together, so one test serves all."""
+    if not ENABLED:
+        return False
+    if not _loaded:
+        with _interrupts_held():
+            _load()
+    return _adam_kernel is not None
+
+
+def adam(grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps) -> bool:
+    """One fused Adam pass if the kernel is available; returns whether it ran.
+
+    The moments that follow ``m`` and ``v`` go into ``m_next`` and ``v_next``
+    (the current ones are only read, so a refused step can be dropped), and
+    ``out`` receives the step ``step_size * m_next / (sqrt(v_next) + eps)``;
+    all six arrays are flat and of one dtype.
+    """
+    if not available():
+        return False
+    cast = grads.dtype.type
+    _adam_kernel(grads, m, v, m_next, v_next, out, cast(beta1), cast(beta2), cast(step_size), cast(eps))
+    return True
+
+
+def adam_step(grads, m, v, out, beta1, beta2, step_size, eps) -> bool:
+    """The first of Adam's two passes: ``out`` receives the step (as
+    :func:`adam`'s, and not finite wherever a new moment would not be);
+    ``m`` and ``v`` are only read. Returns whether the kernel ran."""
+    if not available():
+        return False
+    cast = grads.dtype.type
+    _adam_step_kernel(grads, m, v, out, cast(beta1), cast(beta2), cast(step_size), cast(eps))
+    return True
+
+
+def adam_moments(grads, m, v, beta1, beta2) -> None:
+    """The second pass: the new moments, in place, bit for bit those that
+    :func:`adam_step` (and :func:`adam`) computed. Call only after
+    :func:`adam_step` ran and its step was accepted."""
+    cast = grads.dtype.type
+    _adam_moments_kernel(grads, m, v, cast(beta1), cast(beta2))

@@ -1,0 +1,172 @@
+"""Initial weights drawn once a node's fan-in is known.
+
+``connect`` sees one synapse at a time, but an initialiser is drawn on the
+destination's whole fan-in (the sum of its sources' sizes, as a ``Linear``
+over the concatenated sources sees it). So ``connect`` only takes a 128-bit
+seed from the graph's initialisation stream and queues the synapse here;
+the node's weights are drawn together, as one ``(fan_in, size)`` matrix
+whose rows the synapses take, when a weight is first needed
+(``get_weights()``, ``synapse.weight``, ``node.bias``, the plan, a copy).
+The draw depends on the seed and the calls made, never on when it happens,
+nor on the dtype (float64, then cast), nor on the device (drawn on the
+host, then placed).
+
+A :class:`LazyInit` belongs to one :class:`~graphnet.network.Network` and
+reads it through its public structure: ``nodes``, ``sources(name)``,
+``dtype`` and ``backend``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import initializers
+from .nodes import DenseNode
+from .synapse import Synapse
+
+if TYPE_CHECKING:
+    from .network import Network
+
+__all__ = ["LazyInit"]
+
+logger = logging.getLogger("graphnet.graph")  # the graph's records, under its name
+
+#: The PCG64 increment of every initialisation draw (any odd number): each
+#: draw starts at its own random 128-bit state of that one stream.
+_STREAM_INC = 0xDA3E39CB94B95BDB
+
+
+class LazyInit:
+    """The synapses of one network that wait for their draw, by destination."""
+
+    #: Destination name -> its waiting synapses, in the order they were connected.
+    waiting: dict[str, list[Synapse]]
+    #: False while some node's bias may still be drawn.
+    biases_fixed: bool
+    #: Held while drawing, queueing or unqueueing (copies take it too).
+    lock: threading.Lock
+
+    def __init__(self):
+        self.waiting = {}
+        self.biases_fixed = True
+        self.lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        return {"waiting": self.waiting, "biases_fixed": self.biases_fixed}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.Lock()
+
+    @property
+    def idle(self) -> bool:
+        """Whether nothing waits: no weight, no bias."""
+        return not self.waiting and self.biases_fixed
+
+    def queue(self, synapse: Synapse, rng: np.random.Generator, init: str, by_default: bool) -> None:
+        """Take the seed of ``synapse``'s draw from ``rng`` now, and draw later."""
+        high, low = rng.bit_generator.random_raw(2)
+        synapse.defer((int(high) << 64) | int(low), init, by_default)
+        self.waiting.setdefault(synapse.dst, []).append(synapse)
+
+    def node_added(self, node: DenseNode) -> None:
+        """A dense node joined: its bias may wait for a draw."""
+        self.biases_fixed = self.biases_fixed and node.bias_fixed
+
+    def retarget(self, dst: str, init: str) -> None:
+        """Weights into ``dst`` still waiting for its default take ``init``."""
+        with self.lock:
+            for synapse in self.waiting.get(dst, []):
+                synapse.retarget(init)
+
+    def draw(self, network: Network, only: str | None = None) -> None:
+        """Draw what waits, for node ``only`` or for all; from then on those
+        weights and biases are fixed (a node with nothing to draw keeps the
+        bias it has)."""
+        if only is None and self.idle:
+            return
+        with self.lock:
+            rng = None
+            for dst in [only] if only is not None else list(self.waiting):
+                waiting = self.waiting.pop(dst, None)
+                if waiting:
+                    rng = rng or np.random.Generator(np.random.PCG64(0))  # put in each draw's state
+                    _draw_node(network, dst, waiting, rng)
+            nodes = network.nodes
+            if only is not None:
+                if isinstance(nodes.get(only), DenseNode):
+                    nodes[only].fix_bias()
+            elif not self.biases_fixed:
+                for node in nodes.values():
+                    if isinstance(node, DenseNode):
+                        node.fix_bias()
+                self.biases_fixed = True
+
+    def assign(self, synapse: Synapse, values: np.ndarray) -> None:
+        """Give a never-drawn synapse its first values (checked, in the graph's dtype)."""
+        with self.lock:
+            self._unqueue(synapse)
+            synapse.bind_parameter(values)
+
+    def detach(self, synapse: Synapse, network: Network) -> None:
+        """``synapse`` leaves the network: one still waiting is drawn on its own
+        fan-in (its source's size), so that it keeps a weight."""
+        with self.lock:
+            if self._unqueue(synapse):
+                state, init_name = synapse.pending
+                rng = _restart(np.random.Generator(np.random.PCG64(0)), state)
+                values = initializers.get(init_name)(synapse.shape, rng, network.dtype)
+                synapse.bind_parameter(network.backend.to_device(values))
+
+    def _unqueue(self, synapse: Synapse) -> bool:
+        """Take ``synapse`` off its destination's queue; whether it was waiting."""
+        waiting = self.waiting.get(synapse.dst, [])
+        if synapse not in waiting:
+            return False
+        waiting.remove(synapse)
+        if not waiting:
+            del self.waiting[synapse.dst]
+        return True
+
+
+def _draw_node(network: Network, dst: str, waiting: list[Synapse], rng: np.random.Generator) -> None:
+    """One ``(fan_in, size)`` matrix per initialiser among ``waiting``, ``fan_in``
+    being the sum of every source's size; each synapse takes its own rows."""
+    nodes = network.nodes
+    offsets, fan_in = {}, 0
+    for src in network.sources(dst):  # in the order they were connected
+        offsets[src] = fan_in
+        fan_in += nodes[src].size
+    node = nodes[dst]
+    shape = (fan_in, node.size)
+    groups: dict[str, list[Synapse]] = {}
+    for synapse in waiting:
+        groups.setdefault(synapse.pending[1], []).append(synapse)
+    place, dtype = network.backend.to_device, network.dtype  # drawn on the host: the same on every device
+    for init_name, group in groups.items():
+        _restart(rng, group[0].pending[0])
+        full = place(initializers.get(init_name)(shape, rng, dtype))  # drawn in float64, then cast
+        for synapse in group:
+            start = offsets[synapse.src]
+            # Rows of a C-ordered matrix: a contiguous view, no copy.
+            synapse.bind_parameter(full[start : start + synapse.shape[0]])
+        # As PyTorch's Linear, the default draws the bias after the weights, from the same stream.
+        if not node.bias_fixed and init_name in initializers.BIASES:
+            node.parameter_array[...] = place(initializers.BIASES[init_name](fan_in, node.size, rng, dtype))
+            node.fix_bias()
+        logger.debug("%s: drew %s for %d synapse(s) into %r on fan-in %d", network.name, init_name,
+                     len(group), dst, fan_in)
+    node.fix_bias()
+
+
+def _restart(rng: np.random.Generator, state: int) -> np.random.Generator:
+    """``rng`` put in the 128-bit ``state`` that ``connect`` drew for a synapse:
+    a few microseconds, where seeding a new generator takes tens (ten thousand
+    nodes may be drawn at once)."""
+    rng.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": state, "inc": _STREAM_INC},
+                               "has_uint32": 0, "uinteger": 0}
+    return rng

@@ -1,0 +1,169 @@
+"""What ``fit`` shows while it runs: a tqdm bar per epoch, a line per epoch, or nothing.
+
+On a terminal (``verbose=1``) each epoch gets a bar sized to the terminal
+with the running figures (the loss, each output's loss, the metrics) as
+many as fit beside a bar of at least ten characters: a bar line is cut at
+the width, so the figures are chosen, never cut. Once the epoch ends, all
+its figures (validation too) follow on lines of their own, wrapped at the
+terminal's width. Where the bar's stream is not a terminal (a pipe, a log file, CI),
+a bar would print a 0% and a 100% line per epoch; one plain line per epoch
+is printed instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TextIO
+
+from tqdm import tqdm
+
+__all__ = ["Progress", "format_logs", "wrap_logs", "is_terminal", "terminal_width"]
+
+# Refreshing the bar's text costs more than a small training step; do it at
+# most this often.
+_REFRESH_SECONDS = 0.1
+_DEFAULT_WIDTH = 80
+_INDENT = "  "
+#: The narrowest bar the figures leave (tqdm draws ten characters by default).
+_MIN_BAR = 6
+#: tqdm's bar without the rate (``34.62batch/s``), whose room goes to the figures.
+_BAR = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
+
+
+def format_logs(logs: dict[str, float]) -> str:
+    return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+
+
+def wrap_logs(logs: dict[str, float], width: int) -> list[str]:
+    """The figures as indented lines no longer than ``width`` (a single figure
+    longer than that gets a line of its own); never cut inside a figure."""
+    lines: list[str] = []
+    line = ""
+    for item in (f"{k}: {v:.4f}" for k, v in logs.items()):
+        if line and len(line) + 3 + len(item) <= width:
+            line += " - " + item
+        else:
+            if line:
+                lines.append(line)
+            line = _INDENT + item
+    if line:
+        lines.append(line)
+    return lines
+
+
+def is_terminal(stream: TextIO) -> bool:
+    """Whether a live bar can redraw itself on ``stream``: a terminal, or a
+    Jupyter kernel (whose streams render carriage returns)."""
+    try:
+        if stream.isatty():
+            return True
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
+        return False
+    return "ipykernel" in sys.modules
+
+
+def terminal_width(stream: TextIO) -> int:
+    """The terminal's width: ``COLUMNS`` when set (as ``shutil`` reads it),
+    else the stream's own terminal, else 80."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or _DEFAULT_WIDTH
+    except (AttributeError, ValueError, OSError):
+        return _DEFAULT_WIDTH
+
+
+class Progress:
+    """``verbose=1``: a progress bar per epoch with the running loss on a
+    terminal, one line per epoch elsewhere (both on ``stream``, stderr by
+    default); ``verbose=2``: one line per epoch on stdout; ``verbose=0``: silent."""
+
+    def __init__(self, verbose: int, epochs: int, batches: int, stream: TextIO | None = None):
+        self.verbose, self.epochs, self.batches = verbose, epochs, batches
+        self.stream = stream
+        self._bar = None
+
+    @property
+    def live(self) -> bool:
+        """Whether a bar redraws the running loss during each epoch (``verbose=1``
+        on a terminal); training on a device reads the loss for it now and then."""
+        return self.verbose == 1 and is_terminal(self._stream())
+
+    def _stream(self) -> TextIO:
+        # Looked up when used, so that a redirected sys.stderr is honoured.
+        return self.stream if self.stream is not None else sys.stderr
+
+    def epoch_begin(self, epoch: int) -> None:
+        self._started = time.perf_counter()
+        self._shown = 0.0
+        if self.live:
+            self._width = terminal_width(self._stream())
+            self._bar = tqdm(
+                total=self.batches,
+                desc=f"Epoch {epoch + 1}/{self.epochs}",
+                bar_format=_BAR if self.batches else None,
+                unit="batch",
+                leave=True,
+                ncols=self._width,
+                file=self._stream(),
+            )
+
+    def loss_due(self) -> bool:
+        """Whether the next :meth:`batch_end` would show the running figures (a
+        bar whose refresh is due): only then are they worth computing."""
+        return self._bar is not None and time.perf_counter() - self._shown >= _REFRESH_SECONDS
+
+    def batch_end(self, figures: dict[str, float] | float | None, batches: int = 1) -> None:
+        """``batches`` more batches done (a device reports several at once);
+        ``figures`` the running ``loss``, per-output losses and metrics (a
+        float: the loss alone), None when they were not due (see :meth:`loss_due`)."""
+        if self._bar is None:
+            return
+        self._bar.update(batches)
+        now = time.perf_counter()
+        if figures is not None and now - self._shown >= _REFRESH_SECONDS:
+            self._bar.set_postfix_str(self._fitting(figures), refresh=False)
+            self._shown = now
+
+    def _fitting(self, figures: dict[str, float] | float) -> str:
+        """As many figures as fit beside a bar of ``_MIN_BAR`` characters, in
+        order; the first (the loss) always."""
+        if not isinstance(figures, dict):
+            figures = {"loss": figures}
+        # The bar's own text as it stands, with a bar of tqdm's default ten
+        # characters, of which the figures may take all but _MIN_BAR.
+        fixed = len(tqdm.format_meter(**{**self._bar.format_dict, "ncols": None, "postfix": "-"}))
+        room = self._width - fixed + (10 - _MIN_BAR)
+        shown: list[str] = []
+        for item in (f"{k}: {v:.4f}" for k, v in figures.items()):
+            needed = len(item) + (2 if shown else 0)
+            if needed > room and shown:  # the loss always (on a narrow terminal the bar gives way)
+                break
+            shown.append(item)
+            room -= needed
+        return ", ".join(shown)
+
+    def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        seconds = time.perf_counter() - self._started
+        if self._bar is not None:
+            # The bar keeps the training figures that fit; all of them, and
+            # the validation's, follow on lines of their own.
+            self._bar.set_postfix_str(self._fitting({k: v for k, v in logs.items() if not k.startswith("val_")}),
+                                      refresh=False)
+            self._bar.close()  # draws the final state once
+            self._bar = None
+            stream = self._stream()
+            for line in wrap_logs(logs, self._width - 1):
+                print(line, file=stream)
+            stream.flush()
+        elif self.verbose in (1, 2):
+            line = f"Epoch {epoch + 1}/{self.epochs} - {seconds:.2f}s - {format_logs(logs)}"
+            print(line, file=self._stream() if self.verbose == 1 else sys.stdout, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -1,0 +1,155 @@
+"""Validators for user-given numbers, shared by every public entry point.
+
+Each one either returns the value in a plain Python type or raises an error
+naming the argument, what was expected and what was found. Booleans are not
+integers here (``True`` as a size is a mistake, not a 1).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+
+import numpy as np
+
+from .errors import GraphError
+
+__all__ = ["is_int", "check_int", "is_number", "check_number", "check_allocation", "check_text", "is_dtype"]
+
+
+def is_int(value: object, low: int | None = None, high: int | None = None) -> bool:
+    """An integer (Python or numpy, not bool) in ``[low, high)``; either bound may be open."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return False
+    return (low is None or value >= low) and (high is None or value < high)
+
+
+def check_int(
+    value: object,
+    what: str,
+    low: int = 1,
+    expected: str | None = None,
+    error: type[Exception] = GraphError,
+) -> int:
+    """``value`` as an ``int`` when it is an integer ``>= low``.
+
+    Raises
+    ------
+    GraphError (or ``error``)
+        ``"{what} must be {expected}, got {value!r}"``; ``expected`` defaults to
+        "a positive integer" (``low=1``) or "an integer >= {low}".
+    """
+    if not is_int(value, low):
+        if expected is None:
+            expected = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise error(f"{what} must be {expected}, got {value!r}")
+    return int(value)
+
+
+def is_number(value: object) -> bool:
+    """A finite real number (Python or numpy, not bool, not a string of digits)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return math.isfinite(float(value))
+
+
+def check_number(
+    value: object,
+    what: str,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    expected: str | None = None,
+    error: type[Exception] = GraphError,
+) -> float:
+    """``value`` as a ``float`` when it is a finite number within the bounds
+    (``low <= value <= high``; ``low_open``/``high_open`` make them strict).
+
+    Raises
+    ------
+    GraphError (or ``error``)
+        ``"{what} must be {expected}, got {value!r}"``: a string, a bool, NaN
+        or inf is never a number here.
+    """
+    ok = is_number(value)
+    if ok:
+        number = float(value)
+        if low is not None:
+            ok = number > low if low_open else number >= low
+        if ok and high is not None:
+            ok = number < high if high_open else number <= high
+    if not ok:
+        if expected is None:
+            expected = "a finite number" + _range(low, high, low_open, high_open)
+        raise error(f"{what} must be {expected}, got {value!r}")
+    return float(value)
+
+
+def _range(low, high, low_open, high_open) -> str:
+    if low is not None and high is not None:
+        return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f" {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f" {'<' if high_open else '<='} {high:g}"
+    return ""
+
+
+def _memory_bytes() -> int | None:
+    """Physical memory, where the platform says (Linux, macOS); else None."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_allocation(elements: int, itemsize: int, what: str) -> None:
+    """Refuse, before allocating, an array larger than this machine's memory.
+
+    Raises
+    ------
+    GraphError
+        ``"{what} needs 40,000,000,000,000 bytes; this machine has ..."``.
+    """
+    need = int(elements) * int(itemsize)
+    have = _memory_bytes()
+    if have is not None and need > have:
+        raise GraphError(f"{what} needs {need:,} bytes; this machine has {have:,} bytes of memory")
+
+
+def check_text(value: object, what: str) -> str:
+    """A non-empty name that files can hold: a string without control
+    characters that encodes as UTF-8 (no lone surrogates such as '\\udc80').
+
+    Raises
+    ------
+    GraphError
+        Naming ``what`` and the value.
+    """
+    ok = isinstance(value, str) and bool(value.strip())
+    if ok:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            ok = False
+    if not ok or any(ch in value for ch in "\n\r\t\0"):
+        raise GraphError(
+            f"{what} must be a non-empty string without control characters that encodes "
+            f"as UTF-8, got {value!r}"
+        )
+    return value
+
+
+def is_dtype(value: object) -> bool:
+    """Whether numpy reads ``value`` as a dtype (``np.dtype(None)`` is float64,
+    so None and unknown names must not get that far)."""
+    if value is None:
+        return False
+    try:
+        np.dtype(value)
+    except (TypeError, ValueError):
+        return False
+    return True
