@@ -47,6 +47,7 @@ from ._cluster import Cluster, client_or_default
 from ._costs import TEN_GBE, Traffic
 from ._data import holdout_split
 from ._progress import Progress
+from ._text import shown
 from ._search import SearchResult, TrialResult, search
 from ._steps import Steps
 from ._validation import check_int, check_number
@@ -54,7 +55,7 @@ from .callbacks import Callback, History
 from .errors import GraphError
 from .inference import DEFAULT_CHUNK, Tally
 from .trainer import Trainer
-from .training import check_fit_arguments
+from .training import check_fit_arguments, fit_arguments
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -64,27 +65,8 @@ __all__ = ["TEN_GBE", "SearchResult", "Traffic", "TrialResult", "fit", "search"]
 logger = logging.getLogger(__name__)
 
 
-def fit(
-    graph: Graph,
-    x,
-    y,
-    client=None,
-    *,
-    epochs: int = 1,
-    batch_size: int = 32,
-    optimizer=None,
-    metrics=None,
-    validation_data=None,
-    validation_split: float = 0.0,
-    shuffle: bool = True,
-    callbacks=(),
-    verbose: int = 1,
-    sample_weight=None,
-    class_weight=None,
-    sync_every: int = 1,
-    timeout: float = 300.0,
-    retries: int = 2,
-) -> History:
+def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float = 300.0, retries: int = 2,
+        **fit_args) -> History:
     """Train ``graph`` in place on a dask.distributed cluster; returns its History.
 
     Parameters
@@ -97,11 +79,6 @@ def fit(
         split into one partition per worker.
     client : distributed.Client, optional
         ``None`` uses the current default client.
-    epochs, batch_size, optimizer, metrics, validation_data, validation_split, shuffle, callbacks, verbose
-        As for :func:`graphnet.training.fit`; ``batch_size`` is the global
-        batch, split over the workers.
-    sample_weight, class_weight
-        Not supported yet: anything but None is refused.
     sync_every : int
         ``1``: synchronous SGD (the weights equal single-process ``fit``'s
         within float tolerance). ``k > 1``: local SGD, weights averaged every
@@ -111,6 +88,15 @@ def fit(
         Seconds to wait for one step's answer before giving up.
     retries : int
         How many times a step that lost a worker is sent again.
+    **fit_args
+        :func:`graphnet.training.fit`'s keywords, with its defaults (its
+        signature is the one place they are written): ``epochs``,
+        ``batch_size`` (the global batch, split over the workers),
+        ``optimizer``, ``metrics``, ``validation_data``,
+        ``validation_split``, ``shuffle``, ``callbacks``, ``verbose``.
+        ``sample_weight``, ``class_weight``, batches from a generator,
+        ``steps_per_epoch``, ``validation_steps`` and ``initial_epoch``
+        other than 0 are not supported yet: they are refused by name.
 
     Returns
     -------
@@ -131,8 +117,17 @@ def fit(
     if getattr(graph, "device", "cpu") != "cpu":
         raise GraphError(f"distributed.fit: graph {graph.name!r} is on device {graph.device!r}; the workers "
                          "train on their CPUs: move it with graph.to('cpu') first")
+    args = fit_arguments("distributed.fit", fit_args)
+    given = [name for name in ("sample_weight", "class_weight", "steps_per_epoch", "validation_steps")
+             if args[name] is not None] + (["initial_epoch"] if args["initial_epoch"] != 0 else [])
+    if given:
+        raise GraphError(f"distributed.fit: {given[0]} is not supported yet (got {shown(args[given[0]])}); "
+                         f"train with graph.fit, or without {given[0]}")
+    optimizer, metrics, validation_data, shuffle, verbose = (
+        args["optimizer"], args["metrics"], args["validation_data"], args["shuffle"], args["verbose"])
     epochs, batch_size, validation_split, callbacks = check_fit_arguments(
-        "distributed.fit", epochs, batch_size, verbose, shuffle, validation_split, validation_data, callbacks)
+        "distributed.fit", args["epochs"], args["batch_size"], verbose, shuffle, args["validation_split"],
+        validation_data, args["callbacks"])
     sync_every = check_int(sync_every, "distributed.fit: sync_every")
     retries = check_int(retries, "distributed.fit: retries", low=0)
     timeout = check_number(timeout, "distributed.fit: timeout", 0.0, math.inf, low_open=True, high_open=True,
@@ -142,10 +137,6 @@ def fit(
     ):
         raise GraphError("distributed.fit: validation_data must be a tuple (x_val, y_val) "
                          "(validation sample weights are not supported yet)")
-    for name, value in (("sample_weight", sample_weight), ("class_weight", class_weight)):
-        if value is not None:
-            raise GraphError(f"distributed.fit: {name} is not supported yet (got {type(value).__name__}); "
-                             "train with graph.fit, or without row weights")
     client = client_or_default(client)
     chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
     keys = metrics_module.log_keys(graph, chosen)

@@ -595,3 +595,13 @@ def test_data_that_does_not_fit_is_refused_before_training(dask_cluster, rng):
                            client, verbose=0, timeout=TIMEOUT)
     for key, value in before.items():
         np.testing.assert_array_equal(g.get_weights()[key], value)
+
+
+def test_fit_arguments_are_fits_own_and_unknown_ones_are_refused_by_name():
+    """distributed.fit takes fit's keywords through **fit_args (one signature,
+    training.fit's): a misspelt one is named, not a TypeError."""
+    g = build_dag()
+    with pytest.raises(gn.GraphError, match=r"distributed.fit: unknown arguments \['epoch'\]; fit takes"):
+        gn.distributed.fit(g, {}, {}, epoch=3)
+    with pytest.raises(gn.GraphError, match="distributed.fit: initial_epoch is not supported yet"):
+        gn.distributed.fit(g, {}, {}, initial_epoch=2)
