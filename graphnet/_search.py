@@ -92,7 +92,7 @@ def _optuna():
     try:
         import optuna
     except ImportError:
-        raise GraphError("gn.distributed.search needs Optuna: pip install optuna") from None
+        raise GraphError("gn.distributed.search needs Optuna: pip install 'graphnet[search]'") from None
     return optuna
 
 
