@@ -449,10 +449,17 @@ class StatsRecorder(Callback):
 
     Examples
     --------
-    >>> recorder = StatsRecorder(x[:256], y[:256])            # doctest: +SKIP
-    >>> g.fit(x, y, epochs=20, callbacks=[recorder])           # doctest: +SKIP
-    >>> recorder.series("h1", "dead")                          # doctest: +SKIP
-    >>> g.render("inside.png", stats=recorder.records[-1])     # doctest: +SKIP
+    >>> import numpy as np
+    >>> import graphnet as gn
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.normal(size=(200, 4)), rng.normal(size=(200, 1))
+    >>> g = gn.Sequential([gn.Input(4), gn.Dense(8, activation="relu", name="h1"), gn.Dense(1)], seed=0)
+    >>> recorder = StatsRecorder(x[:64], y[:64], every=2)
+    >>> _ = g.fit(x, y, epochs=6, callbacks=[recorder], verbose=0)
+    >>> recorder.epochs
+    [1, 3, 5]
+    >>> len(recorder.series("h1", "dead"))
+    3
     """
 
     def __init__(self, x, y=None, every: int = 1):
