@@ -59,7 +59,8 @@ def blocks(text: str) -> list[dict]:
         start, body = i + 2, []
         i += 1
         while i < len(lines) and not lines[i].strip().startswith(fence):
-            body.append(lines[i][indent:] if lines[i][:indent].isspace() else lines[i].lstrip())
+            line = lines[i]
+            body.append(line[indent:] if line[:indent].strip() == "" else line.lstrip())
             i += 1
         found.append({"language": language, "code": "\n".join(body) + "\n", "line": start,
                       "marker": marker["word"] if marker else None,
@@ -129,9 +130,8 @@ class Block(pytest.Item):
 
     def _run_python(self, namespace: dict, block: dict) -> None:
         # Padding with blank lines makes the traceback's line numbers the page's.
-        code = compile("\n" * (block["line"] - 1) + block["code"], str(self.path), "exec")
         try:
-            exec(code, namespace)
+            exec(compile("\n" * (block["line"] - 1) + block["code"], str(self.path), "exec"), namespace)
         except Exception:
             frames = traceback.format_exc().split("\n", 3)[-1]
             raise BlockFailed(f"{self.path.name}:{block['line']}: the block raised\n{frames}") from None

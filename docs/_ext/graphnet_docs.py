@@ -3,6 +3,10 @@
 - ``api/*.rst``: one page per group of public names. Every name in
   ``graphnet.__all__`` must be on one of them (directly, or as a member of a
   documented module's ``__all__``): a name left out stops the build.
+- ``_generated/registry-*.md`` and ``callbacks.md``: the names each family
+  (activations, losses, metrics, ...) takes and every callback, with their
+  arguments and the first sentence of their docstrings, read from the
+  registries, so a new entry is listed without editing a page.
 - ``_generated/house.md`` and ``house.svg``: the floors of the house, by
   ``docs/scripts/house.py`` from ``tests/test_layout.py``.
 - ``_generated/bench-*.md``: the benchmark and quality tables, rendered from
@@ -16,6 +20,7 @@ changes, so Sphinx re-reads only what changed.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import re
 import sys
@@ -184,8 +189,85 @@ def write_benchmarks() -> None:
         _write(GENERATED / f"bench-{path.stem}.md", _demote(module.markdown(data)))
 
 
+#: The registries the guide lists: (file stem, module, registry name).
+REGISTRIES = [
+    ("activations", "graphnet.activations", "ACTIVATIONS"),
+    ("losses", "graphnet.losses", "LOSSES"),
+    ("metrics", "graphnet.metrics", "METRICS"),
+    ("optimizers", "graphnet.optimizers", "OPTIMIZERS"),
+    ("schedules", "graphnet.schedules", "SCHEDULES"),
+    ("regularizers", "graphnet.regularizers", "REGULARIZERS"),
+    ("initializers", "graphnet.initializers", "INITIALIZERS"),
+]
+
+
+def _summary(obj) -> str:
+    """The first sentence of a docstring, on one line, with its table pipes escaped."""
+    own = obj.__dict__.get("__doc__") if inspect.isclass(obj) else obj.__doc__
+    if not own:  # a class without a docstring of its own: its name, in words
+        words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", obj.__name__).lower()
+        return words[:1].upper() + words[1:] + "."
+    doc = inspect.cleandoc(own)
+    first = doc.split("\n\n")[0].replace("\n", " ").strip()
+    return first.replace("|", "\\|")
+
+
+def _signature(cls_or_function) -> str:
+    if inspect.isclass(cls_or_function) and cls_or_function.__init__ is object.__init__:
+        return "()"
+    try:
+        target = cls_or_function.__init__ if inspect.isclass(cls_or_function) else cls_or_function
+        parameters = list(inspect.signature(target).parameters.values())
+    except (TypeError, ValueError):
+        return ""
+    if inspect.isclass(cls_or_function) or (parameters and parameters[0].name == "self"):
+        parameters = parameters[1:]
+    shown = []
+    for p in parameters:
+        if p.kind is p.VAR_KEYWORD:
+            shown.append(f"**{p.name}")
+        elif p.kind is p.VAR_POSITIONAL:
+            shown.append(f"*{p.name}")
+        elif p.default is p.empty:
+            shown.append(p.name)
+        else:
+            shown.append(f"{p.name}={p.default!r}")
+    return "(" + ", ".join(shown) + ")"
+
+
+def registry_table(module_name: str, registry: str) -> str:
+    """The names a family takes, each with its class (or function), arguments and summary."""
+    module = importlib.import_module(module_name)
+    lines = ["| name | class | arguments | what it is |", "|---|---|---|---|"]
+    for name, obj in getattr(module, registry).items():
+        role = "py:class" if inspect.isclass(obj) else "py:func"
+        path = f"{obj.__module__}.{obj.__qualname__}"
+        arguments = _signature(obj).replace("|", "\\|")
+        lines.append(f"| `{name}` | {{{role}}}`~{path}` | `{arguments}` | {_summary(obj)} |")
+    return "\n".join(lines) + "\n"
+
+
+def callbacks_table() -> str:
+    """Every callback of ``graphnet.callbacks`` with its arguments and summary."""
+    from graphnet import callbacks
+
+    lines = ["| callback | arguments | what it does |", "|---|---|---|"]
+    for name in callbacks.__all__:
+        obj = getattr(callbacks, name)
+        arguments = _signature(obj).replace("|", "\\|")
+        lines.append(f"| {{py:class}}`~graphnet.callbacks.{name}` | `{arguments}` | {_summary(obj)} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_tables() -> None:
+    for stem, module, registry in REGISTRIES:
+        _write(GENERATED / f"registry-{stem}.md", registry_table(module, registry))
+    _write(GENERATED / "callbacks.md", callbacks_table())
+
+
 def generate(app) -> None:
     write_api()
+    write_tables()
     write_house()
     write_benchmarks()
 
