@@ -144,6 +144,15 @@ def missing_names() -> list[str]:
     return [name for name in graphnet.__all__ if name != "__version__" and id(getattr(graphnet, name)) not in ids]
 
 
+ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|attr|data|exc|obj):`~?([^`]+)`")
+
+
+def plain_roles(text: str) -> str:
+    """reStructuredText roles (``:class:`~a.B```) as Markdown code (`` `B` ``),
+    for docstring lines shown in the generated Markdown tables."""
+    return ROLE.sub(lambda m: "`" + (m[1].rsplit(".", 1)[-1] if m[0].count("~") else m[1]) + "`", text)
+
+
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text() != text:
@@ -166,12 +175,12 @@ def write_house() -> None:
     sys.path.insert(0, str(DOCS / "scripts"))
     import house
 
-    _write(GENERATED / "house.md", house.table() + "\n")
+    _write(GENERATED / "house.md", plain_roles(house.table()) + "\n")
     svg = house.diagram().pipe(format="svg").decode()
     _write(GENERATED / "house.svg", svg)
 
 
-def _demote(markdown: str, by: int = 2) -> str:
+def _demote(markdown: str, by: int = 1) -> str:
     """The report without its title, its headings ``by`` levels lower."""
     lines = markdown.splitlines()
     if lines and lines[0].startswith("# "):
@@ -209,7 +218,7 @@ def _summary(obj) -> str:
         return words[:1].upper() + words[1:] + "."
     doc = inspect.cleandoc(own)
     first = doc.split("\n\n")[0].replace("\n", " ").strip()
-    return first.replace("|", "\\|")
+    return plain_roles(first).replace("|", "\\|")
 
 
 def _signature(cls_or_function) -> str:

@@ -87,7 +87,7 @@ class GraphNetClassifier(ClassifierMixin, GraphNetEstimator):
         The trained network; every Graph method works on it (``predict`` with
         named inputs, ``get_weights``, ``to_dict``, ...).
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape ``(n_features_in_,)``
         Only when X had string column names.
     n_outputs_ : int
         Output units (1 for a binary problem on a sigmoid output).
