@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: test test-fast install clean demo graphviz bench
+.PHONY: test test-fast install clean demo graphviz bench docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -59,5 +59,16 @@ bench: $(VENV)/.bench-deps
 	$(PY) -m benchmarks
 	KERAS_BACKEND=torch $(PY) -m benchmarks.quality
 
+# The documentation site (Sphinx, numpydoc, the PyData theme; see docs/about-these-docs.md):
+# built from scratch into site/, every warning an error. Open site/index.html.
+$(VENV)/.docs-deps: pyproject.toml | $(PY)
+	$(PIP) install -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.docs-deps graphviz
+	rm -rf site build/doctrees
+	$(VENV)/bin/sphinx-build -W --keep-going -E -q -b html -d build/doctrees docs site
+	@echo "The site is in site/ (open site/index.html)"
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build site *.egg-info .pytest_cache docs/_generated docs/api/*.rst

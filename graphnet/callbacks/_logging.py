@@ -137,10 +137,12 @@ class StatsRecorder(Callback):
 
     Examples
     --------
-    >>> recorder = StatsRecorder(x[:256], y[:256])            # doctest: +SKIP
-    >>> g.fit(x, y, epochs=20, callbacks=[recorder])           # doctest: +SKIP
-    >>> recorder.series("h1", "dead")                          # doctest: +SKIP
-    >>> g.render("inside.png", stats=recorder.records[-1])     # doctest: +SKIP
+    >>> import numpy as np, graphnet as gn
+    >>> g = gn.Sequential([gn.Input(4), gn.Dense(8, activation="relu", name="h1"), gn.Dense(1)], seed=0)
+    >>> recorder = gn.callbacks.StatsRecorder(np.ones((8, 4)), np.zeros(8), every=2)
+    >>> _ = g.fit(np.ones((32, 4)), np.zeros(32), epochs=6, callbacks=[recorder], verbose=0)
+    >>> len(recorder.records), len(recorder.series("h1", "dead"))
+    (3, 3)
     """
 
     def __init__(self, x, y=None, every: int = 1):

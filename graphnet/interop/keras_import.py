@@ -106,7 +106,7 @@ def from_keras(obj, *, loss=None, dtype: str | None = None, seed: int | None = N
     >>> gn.from_keras(config, max_params=7)
     Traceback (most recent call last):
     ...
-    graphnet.errors.ModelImportError: keras model 'tiny': layer 'y' (Dense) brings the model to 8 parameters, more than max_params=7; pass a larger max_params (or None) if you trust the model
+    graphnet.errors.ModelImportError: keras model 'tiny': layer 'y' (Dense) brings the model to 8 parameters, more than max_params=7; pass a larger max_params (or None) to import it if you trust the model
     """
     if max_params is not None and not is_int(max_params, 0):
         raise ModelImportError(f"from_keras: max_params must be None or an integer >= 0, got {shown(max_params)}")

@@ -94,16 +94,18 @@ def from_onnx(path: str | os.PathLike, *, loss=None, name: str | None = None, se
 
     Examples
     --------
+    >>> import os, tempfile
     >>> import graphnet as gn
+    >>> path = os.path.join(tempfile.mkdtemp(), "mlp.onnx")
     >>> g = gn.Sequential([gn.Input(3), gn.Dense(2, activation="tanh")], seed=0)
-    >>> _ = g.to_onnx("mlp.onnx")
-    >>> back = gn.from_onnx("mlp.onnx")
+    >>> _ = g.to_onnx(path)
+    >>> back = gn.from_onnx(path)
     >>> back.inputs == g.inputs and back.outputs == g.outputs
     True
-    >>> gn.from_onnx("mlp.onnx", max_params=4)  # doctest: +ELLIPSIS
+    >>> gn.from_onnx(path, max_params=4)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    graphnet.errors.ModelImportError: ONNX model 'mlp.onnx': ... more than max_params=4; ...
+    graphnet.errors.ModelImportError: ONNX model '.../mlp.onnx': ... more than max_params=4; ...
     """
     label = check_path(path)
     check_arguments(name, seed, external_data, max_params)

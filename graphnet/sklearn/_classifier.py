@@ -87,7 +87,7 @@ class GraphNetClassifier(ClassifierMixin, GraphNetEstimator):
         The trained network; every Graph method works on it (``predict`` with
         named inputs, ``get_weights``, ``to_dict``, ...).
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape ``(n_features_in_,)``
         Only when X had string column names.
     n_outputs_ : int
         Output units (1 for a binary problem on a sigmoid output).
@@ -110,7 +110,7 @@ class GraphNetClassifier(ClassifierMixin, GraphNetEstimator):
     >>> from sklearn.datasets import load_iris
     >>> from graphnet.sklearn import GraphNetClassifier
     >>> X, y = load_iris(return_X_y=True)
-    >>> clf = GraphNetClassifier((16,), max_iter=300, learning_rate_init=0.01,
+    >>> clf = GraphNetClassifier((16,), max_iter=300, tol=1e-3, learning_rate_init=0.01,
     ...                          random_state=0).fit(X, y)
     >>> clf.score(X, y) > 0.9
     True
