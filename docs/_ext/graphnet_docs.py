@@ -86,7 +86,7 @@ PAGES = [
      [("exception", f"graphnet.{name}", {}) for name in (
          "GraphError", "CycleError", "NotFoundError", "ShapeError", "TrainingError", "ModelFileError",
          "RenderError", "ModelImportError")]),
-    ("callbacks", "graphnet.callbacks", "", [("module", "graphnet.callbacks", {})]),
+    ("callbacks", "graphnet.callbacks", "", [("module", "graphnet.callbacks", {"exclude-members": "History"})]),
     ("activations", "graphnet.activations", "", [("module", "graphnet.activations", {})]),
     ("losses", "graphnet.losses", "", [("module", "graphnet.losses", {})]),
     ("metrics", "graphnet.metrics", "", [("module", "graphnet.metrics", {})]),
