@@ -23,10 +23,9 @@ from ._data import (
     as_inputs,
     as_targets,
     as_weights,
-    by_name,
     check_finite,
     common_rows,
-    features,
+    entering,
     row_factors,
 )
 from .errors import GraphError, ShapeError
@@ -124,10 +123,8 @@ def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = Fa
 def _predict(graph: Graph, x, batch_size: int | None) -> dict:
     plan = compile_plan(graph)
     xp, send = plan.xp, plan.backend.to_device
-    arrays = {
-        name: features(array, graph.nodes[name].size, name)
-        for name, array in by_name(x, graph.inputs, "input").items()
-    }
+    arrays = entering(graph, x)
+    codes = {name for name in arrays if graph.nodes[name].categorical}  # integer codes: not cast
     rows = common_rows(arrays)
     chunk = _chunk_size(batch_size, rows)
     results = {
@@ -140,6 +137,9 @@ def _predict(graph: Graph, x, batch_size: int | None) -> dict:
             ws = full if stop - start == chunk else full.head(stop - start)
             inputs = {}
             for name, array in arrays.items():
+                if name in codes:
+                    inputs[name] = send(array[start:stop])
+                    continue
                 part = np.ascontiguousarray(array[start:stop], dtype=plan.dtype)
                 check_finite(part, "input", name)  # on the host, before it is sent
                 inputs[name] = send(part)

@@ -123,9 +123,13 @@ class Network(Structure):
         self.stop_training = False
 
     # ------------------------------------------------------------------ nodes
-    def add_input(self, name: str, size: int) -> Input:
-        """Add an Input node of ``size`` features."""
-        return self.add_node(Input(size, name=name))
+    def add_input(self, name: str, size: int | None = None, *, columns=None, categories=None,
+                  normalize: bool = False, missing: str = "error") -> Input:
+        """Add an Input node of ``size`` features, or one that reads a table's
+        ``columns`` with ``categories``, ``normalize`` and ``missing`` (see
+        :class:`graphnet._tabular.InputSettings` and the README's tables section)."""
+        return self.add_node(Input(size, name=name, columns=columns, categories=categories,
+                                   normalize=normalize, missing=missing))
 
     def add_hidden(self, name: str, size: int, activation="relu", dropout: float = 0.0,
                    trainable: bool = True, bias_regularizer=None) -> Hidden:
@@ -135,8 +139,9 @@ class Network(Structure):
                                     trainable=trainable, bias_regularizer=bias_regularizer))
 
     def add_output(self, name: str, size: int, activation="linear", loss="mse", loss_weight: float = 1.0,
-                   trainable: bool = True, bias_regularizer=None) -> Output:
-        """Add an Output node with its loss.
+                   trainable: bool = True, bias_regularizer=None, *, classes=None) -> Output:
+        """Add an Output node with its loss; ``classes``: the labels of a softmax
+        (or one-unit sigmoid) output, or ``"adapt"`` (see ``predict_labels``).
 
         Raises
         ------
@@ -145,7 +150,8 @@ class Network(Structure):
             needs ``sigmoid``, ``categorical_crossentropy`` needs ``softmax``).
         """
         return self.add_node(Output(size, activation=activation, loss=loss, loss_weight=loss_weight,
-                                    name=name, trainable=trainable, bias_regularizer=bias_regularizer))
+                                    name=name, trainable=trainable, bias_regularizer=bias_regularizer,
+                                    classes=classes))
 
     @_edit
     def add_node(self, node: Node) -> Node:
@@ -453,6 +459,10 @@ class Network(Structure):
         with self._compile_lock:
             entry = self._compiled.get(factory)
             if entry is None or entry[0] != self.version:
+                waiting = [n for n in self.inputs if not self._nodes[n].adapted]
+                if waiting:  # before the draw: a vocabulary still to learn sets the input's size
+                    raise GraphError(f"graph {self.name!r}: inputs {waiting} never adapted: call "
+                                     "g.adapt(data) first (fit adapts from its training rows by itself)")
                 self.materialize()  # the product may bind every weight: the fan-ins are final for now
                 entry = self._compiled[factory] = (self.version, factory(self))
             return entry[1]

@@ -24,6 +24,7 @@ from .callbacks import Callback, History
 from .errors import GraphError, NotFoundError, ShapeError
 from .inference import DEFAULT_CHUNK, evaluate_arrays, read_scalars
 from .plan import compile_plan
+from .preprocessing import adapt_for_fit
 from .trainer import Trainer, quiet_overflow
 
 if TYPE_CHECKING:
@@ -195,7 +196,12 @@ def fit(
     epochs, batch_size, validation_split, callbacks = check_fit_arguments(
         "fit", epochs, batch_size, verbose, shuffle, validation_split, validation_data, callbacks)
     chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
-    inputs, targets, rows = _batch_data(graph, x, y)
+    forget = adapt_for_fit(graph, x, y, validation_split)  # what was never adapted: training rows only
+    try:
+        inputs, targets, rows = _batch_data(graph, x, y)
+    except GraphError:
+        forget()
+        raise
     if rows == 0:
         raise ShapeError("fit: the data has no rows")
     weights = as_weights(graph, sample_weight, class_weight, targets, rows)

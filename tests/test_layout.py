@@ -23,12 +23,13 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "graphnet"
 
 LAYERS = [
-    {"_version", "_text", "_locks", "_registry", "errors", "checks", "files", "kernels", "backend", "_cuda"},
+    {"_version", "_text", "_locks", "_registry", "errors", "checks", "files", "kernels", "backend", "_cuda",
+     "_tabular", "_frames", "_gather"},
     {"activations", "losses", "initializers", "parameters", "schedules", "optimizers", "regularizers"},
-    {"nodes", "synapse", "metrics"},
+    {"nodes", "synapse", "metrics", "layers"},
     {"structure", "_drawing", "_weights", "_delegating", "graph"},
     {"sequential", "surgery"},
-    {"plan", "data", "inference"},
+    {"plan", "data", "inference", "_transforms", "preprocessing"},
     {"callbacks", "progress", "deferred", "training"},
     {"_dask", "_shards", "_cluster", "distributed"},
     {"summary", "render", "plots", "archive", "npz", "spec", "specfile", "saving", "statistics",
