@@ -42,7 +42,7 @@ from .errors import RenderError
 from ._files import atomic_write
 from .nodes import DenseNode, Hidden, Output
 from .statistics import Statistics
-from .summary import describe_activation
+from .summary import describe_activation, describe_input
 
 if TYPE_CHECKING:
     from .attributions import Attributions
@@ -174,6 +174,8 @@ def _details(node, show_shapes: bool, show_activations: bool) -> list[str]:
     if show_shapes:
         details.append(f"{node.size} feature{'s' if node.size != 1 else ''}"
                        if node.kind == "input" else f"{node.size} unit{'s' if node.size != 1 else ''}")
+    if show_activations and describe_input(node):
+        details.append(html.escape(describe_input(node)))
     if show_activations and isinstance(node, DenseNode):
         details.append(html.escape(describe_activation(node.activation)))
         if isinstance(node, Hidden) and node.dropout:

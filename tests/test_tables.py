@@ -307,3 +307,17 @@ def test_polars_frames_bind_like_pandas(rng):
                           else df[c].tolist() for c in df})  # NaN stays NaN, None is polars' null
     frame = frame.with_columns(pl.col("income").fill_nan(None))  # and polars' own missing value
     np.testing.assert_allclose(g.predict(frame), g.predict(df), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ seen
+def test_summary_and_diagram_show_categories_and_statistics(rng):
+    df = table(rng)
+    g = tabular_graph().adapt(df)
+    text = g.summary(print_fn=None)
+    assert "3 categories" in text and "normalize, missing:" in text
+    assert "categories ['lyon', 'nice', 'paris']" in text
+    assert f"mean [{g.nodes['numbers'].mean[0]:.4g}" in text and "label: classes ['bad', 'good', 'ok']" in text
+    assert max(len(line) for line in text.splitlines()[-5:]) <= 80
+    assert "not adapted" in tabular_graph().summary(print_fn=None)
+    source = g.to_dot().source
+    assert "3 categories" in source and "normalize, missing: mean" in source
