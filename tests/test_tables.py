@@ -321,3 +321,24 @@ def test_summary_and_diagram_show_categories_and_statistics(rng):
     assert "not adapted" in tabular_graph().summary(print_fn=None)
     source = g.to_dot().source
     assert "3 categories" in source and "normalize, missing: mean" in source
+
+
+# ------------------------------------------------------------------ exported
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("missing", ["mean", "indicator"])
+def test_onnx_export_predicts_alike_in_onnxruntime(tmp_path, rng, dtype, missing):
+    ort = pytest.importorskip("onnxruntime")
+    from graphnet.interop._onnx_tabular import onnx_feed
+
+    df = table(rng)
+    g = tabular_graph(dtype=dtype, missing=missing)
+    g.add_input("zone", categories=[3, 7, 11])
+    g.connect("zone", "h")
+    df["zone"] = rng.choice([3, 7, 11, 99], len(df))
+    g.fit(df, df, epochs=2, verbose=0)
+    test = df.copy()
+    test.loc[:5, "city"] = ["rome", None, "nice", "", "lyon", "paris"]  # unknown and missing
+    g.to_onnx(tmp_path / "tab.onnx")
+    session = ort.InferenceSession(str(tmp_path / "tab.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, onnx_feed(g, test))[0]
+    np.testing.assert_allclose(got, g.predict(test), rtol=1e-5, atol=1e-6)
