@@ -342,3 +342,23 @@ def test_onnx_export_predicts_alike_in_onnxruntime(tmp_path, rng, dtype, missing
     session = ort.InferenceSession(str(tmp_path / "tab.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(None, onnx_feed(g, test))[0]
     np.testing.assert_allclose(got, g.predict(test), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ scikit-learn estimators
+def test_estimators_take_frames_with_categorical_columns(rng):
+    from graphnet.sklearn import GraphNetClassifier, GraphNetRegressor
+
+    df = table(rng, 80)
+    df["city"] = df["city"].astype("category")
+    X = df.drop(columns=["label"])
+    clf = GraphNetClassifier((8,), max_iter=3, random_state=0).fit(X, df["label"])
+    assert set(clf.predict(X)) <= {"bad", "good", "ok"}
+    np.testing.assert_array_equal(clf.predict(X[X.columns[::-1]]), clf.predict(X))  # by name
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba, clf.graph_.predict(X), rtol=1e-12)
+    assert clf.graph_.nodes["city"].categories == ("lyon", "nice", "paris")
+    assert list(clf.feature_names_in_) == ["age", "income", "unused", "city"]
+    with pytest.raises(ValueError, match=r"lacks the columns \['income'\]"):
+        clf.predict(X.drop(columns=["income"]))
+    reg = GraphNetRegressor((4,), max_iter=2, random_state=0).fit(X, df["age"].fillna(0))
+    assert reg.predict(X).shape == (80,)
