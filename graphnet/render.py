@@ -355,6 +355,8 @@ def to_dot(
         known = None if stats is None else stats.synapses.get((synapse.src, synapse.dst))
         attributes = {}
         shape = "{}×{}".format(*synapse.shape) if show_shapes else None
+        if shape is not None and getattr(graph.nodes[synapse.src], "categorical", False):
+            shape += " table"  # an embedding: rows gathered by category
         if known is not None:
             attributes["label"] = scale.label(shape, known)
             attributes.update(scale.attributes(known))

@@ -142,3 +142,17 @@ def test_attributions_refuse_a_categorical_input(rng):
     x_cat, _, _ = data(rng)
     with pytest.raises(gn.GraphError, match="categorical"):
         embedded.attributions(x_cat, output="r")
+
+
+@pytest.mark.parametrize("rows", [7, 5_000])  # the one-hot product, and the sorted sums
+def test_scatter_rows_adds_repeated_rows(rng, rows):
+    from graphnet.backend import CPU
+
+    index = rng.integers(0, rows, 300)
+    index[:50] = 3  # many repeats
+    values = rng.normal(size=(300, 4))
+    out = np.full((rows, 4), np.nan)
+    CPU.scatter_rows(out, index, values)
+    expected = np.zeros((rows, 4))
+    np.add.at(expected, index, values)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
