@@ -345,6 +345,7 @@ def test_onnx_export_predicts_alike_in_onnxruntime(tmp_path, rng, dtype, missing
 
 
 # ------------------------------------------------------------------ scikit-learn estimators
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_estimators_take_frames_with_categorical_columns(rng):
     from graphnet.sklearn import GraphNetClassifier, GraphNetRegressor
 
@@ -362,3 +363,18 @@ def test_estimators_take_frames_with_categorical_columns(rng):
         clf.predict(X.drop(columns=["income"]))
     reg = GraphNetRegressor((4,), max_iter=2, random_state=0).fit(X, df["age"].fillna(0))
     assert reg.predict(X).shape == (80,)
+
+
+def test_graphnet_imports_and_runs_tables_without_pandas():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['pandas'] = None; sys.modules['polars'] = None\n"
+            "import numpy as np, graphnet as gn\n"
+            "g = gn.Graph(seed=0); g.add_input('c', categories='adapt'); g.add_input('x', 2, normalize=True)\n"
+            "g.add_output('y', 1); g.connect(['c', 'x'], 'y')\n"
+            "g.fit({'c': np.array(['a', 'b', None]), 'x': np.ones((3, 2))}, np.zeros(3), verbose=0)\n"
+            "print(g.nodes['c'].categories, 'pandas' in sys.modules and sys.modules['pandas'] is not None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "('a', 'b') False"
