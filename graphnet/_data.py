@@ -181,6 +181,11 @@ def _device_inputs(graph: Graph, x) -> dict:
     xp = backend.xp
     out = {}
     for name, array in named(x, graph.inputs, "input").items():  # the names checked, no value read
+        node = graph.nodes[name]
+        if node.transforms:  # categories, imputation, normalisation: on the host, then sent
+            raw = backend.to_host(array) if backend.is_array(array) else array
+            out[name] = backend.to_device(_transforms.transform_input(node, raw, graph.dtype))
+            continue
         if not backend.is_array(array):
             array = backend.to_device(_array(array, "input", name))
         array = features(_real_numbers(array, "input", name), graph.nodes[name].size, name)
