@@ -80,7 +80,7 @@ def main(out: Path) -> None:
     try:
         import onnxruntime
 
-        from graphnet.interop._onnx_tabular import onnx_feed
+        from graphnet.interop import onnx_feed
 
         g.to_onnx(out / "wide_and_deep.onnx")
         session = onnxruntime.InferenceSession(str(out / "wide_and_deep.onnx"), providers=["CPUExecutionProvider"])

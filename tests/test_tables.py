@@ -328,7 +328,7 @@ def test_summary_and_diagram_show_categories_and_statistics(rng):
 @pytest.mark.parametrize("missing", ["mean", "indicator"])
 def test_onnx_export_predicts_alike_in_onnxruntime(tmp_path, rng, dtype, missing):
     ort = pytest.importorskip("onnxruntime")
-    from graphnet.interop._onnx_tabular import onnx_feed
+    from graphnet.interop import onnx_feed
 
     df = table(rng)
     g = tabular_graph(dtype=dtype, missing=missing)
