@@ -174,7 +174,7 @@ def _details(node, show_shapes: bool, show_activations: bool) -> list[str]:
     if show_shapes:
         details.append(f"{node.size} feature{'s' if node.size != 1 else ''}"
                        if node.kind == "input" else f"{node.size} unit{'s' if node.size != 1 else ''}")
-    if show_activations and describe_input(node):
+    if show_activations and describe_input(node):  # what an input does with its data
         details.append(html.escape(describe_input(node)))
     if show_activations and isinstance(node, DenseNode):
         details.append(html.escape(describe_activation(node.activation)))
@@ -354,9 +354,8 @@ def to_dot(
             continue  # a link inside a collapsed chain
         known = None if stats is None else stats.synapses.get((synapse.src, synapse.dst))
         attributes = {}
-        shape = "{}×{}".format(*synapse.shape) if show_shapes else None
-        if shape is not None and getattr(graph.nodes[synapse.src], "categorical", False):
-            shape += " table"  # an embedding: rows gathered by category
+        table = " table" if getattr(graph.nodes[synapse.src], "categorical", False) else ""  # an embedding
+        shape = "{}×{}".format(*synapse.shape) + table if show_shapes else None
         if known is not None:
             attributes["label"] = scale.label(shape, known)
             attributes.update(scale.attributes(known))
