@@ -204,7 +204,11 @@ def as_targets(graph: Graph, y) -> dict[str, np.ndarray]:
         node = graph.nodes[name]
         if node.classes is not None:
             value = _transforms.encode_labels(node, value)
-        out[name] = node.loss.prepare_target(_array(value, "output", name), node.size, name, graph.dtype)
+        try:
+            array = _array(value, "output", name)
+        except ShapeError as exc:  # text, a pandas categorical: labels
+            raise ShapeError(f"{exc}; for labels, give add_output(..., classes='adapt' or a list)") from None
+        out[name] = node.loss.prepare_target(array, node.size, name, graph.dtype)
     return out
 
 

@@ -378,3 +378,14 @@ def test_graphnet_imports_and_runs_tables_without_pandas():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "('a', 'b') False"
+
+
+def test_labels_for_an_output_without_classes_say_how(rng):
+    df = table(rng)
+    g = gn.Graph(seed=0)
+    g.add_input("numbers", columns=["income"], missing="mean")
+    g.add_output("label", 3, activation="softmax", loss="categorical_crossentropy")
+    g.connect("numbers", "label")
+    with pytest.raises(gn.ShapeError, match=r"output 'label'.*classes='adapt'"):
+        g.fit(df, df["label"].astype("category"), verbose=0)
+    assert g.nodes["numbers"].mean is None  # the refused fit forgot what it adapted
