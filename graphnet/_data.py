@@ -165,7 +165,12 @@ def entering(graph: Graph, x) -> dict[str, np.ndarray]:
         if node.transforms:
             out[name] = _transforms.transform_input(node, value, graph.dtype)
         else:
-            out[name] = features(_array(value, "input", name), node.size, name)
+            try:
+                array = _array(value, "input", name)
+            except ShapeError as exc:  # text: most often a column of categories
+                raise ShapeError(f"{exc}; for a column of categories, give add_input(..., categories='adapt' "
+                                 "or a list)") from None
+            out[name] = features(array, node.size, name)
     return out
 
 

@@ -389,3 +389,12 @@ def test_labels_for_an_output_without_classes_say_how(rng):
     with pytest.raises(gn.ShapeError, match=r"output 'label'.*classes='adapt'"):
         g.fit(df, df["label"].astype("category"), verbose=0)
     assert g.nodes["numbers"].mean is None  # the refused fit forgot what it adapted
+
+
+def test_text_for_a_plain_input_says_to_give_categories(rng):
+    g = gn.Graph(seed=0)
+    g.add_input("city", 1)
+    g.add_output("y", 1)
+    g.connect("city", "y")
+    with pytest.raises(gn.ShapeError, match=r"input 'city'.*dtype object.*categories='adapt'"):
+        g.predict(table(rng))
