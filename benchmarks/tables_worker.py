@@ -203,7 +203,7 @@ def embedding_timing(quick: bool) -> dict:
         one_hot = np.zeros((rows, k + 1), np.float32)
         one_hot[np.arange(rows), codes + 1] = 1.0
 
-        def net(categorical: bool):
+        def net(categorical: bool, k=k):
             g = gn.Graph(seed=0)
             g.add_input("x", categories=list(range(k))) if categorical else g.add_input("x", k + 1)
             g.add_hidden("h", 32)

@@ -162,17 +162,14 @@ def test_a_device_trains_the_embedding_as_the_cpu(standin, rng):
     """The device code path (codes sent to the device, gathered and scattered
     there with xp.take and xp.add.at) on the numpy stand-in for CuPy."""
     x_cat, _, y = data(rng)
-    weights = {}
+    weights, predictions = {}, {}
     for device in ("cpu", "standin"):
         g, _ = twins()
         g.to(device)
         for _ in range(3):
             g.train_step(x_cat, y, optimizer="adam")
         g.fit(x_cat, y, epochs=2, batch_size=4, verbose=0)
-        weights[device] = g.get_weights()
-        if device == "standin":
-            np.testing.assert_allclose(g.predict(x_cat)["r"], cpu_prediction, rtol=1e-12)
-        else:
-            cpu_prediction = g.predict(x_cat)["r"]
+        weights[device], predictions[device] = g.get_weights(), g.predict(x_cat)["r"]
+    np.testing.assert_allclose(predictions["standin"], predictions["cpu"], rtol=1e-12)
     for key in weights["cpu"]:
         np.testing.assert_allclose(weights["standin"][key], weights["cpu"][key], rtol=0, atol=1e-12, err_msg=key)

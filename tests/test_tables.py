@@ -282,6 +282,11 @@ def test_saved_loaded_and_specs_keep_everything(tmp_path, rng):
     loaded = gn.load(g.save(tmp_path / "tab.gnet"))
     np.testing.assert_array_equal(loaded.predict(df), g.predict(df))
     np.testing.assert_array_equal(loaded.predict_labels(df), g.predict_labels(df))
+    import copy
+    import pickle
+
+    for clone in (pickle.loads(pickle.dumps(g)), copy.deepcopy(g)):
+        np.testing.assert_array_equal(clone.predict(df), g.predict(df))
     twin = gn.Graph.from_dict(g.to_dict())
     assert twin.nodes["city"].categories == g.nodes["city"].categories
     np.testing.assert_array_equal(twin.nodes["numbers"].std, g.nodes["numbers"].std)
