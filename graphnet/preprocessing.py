@@ -254,6 +254,17 @@ def predict_labels(graph: Graph, x, batch_size: int | None = None):
     ------
     GraphError
         When no output has classes, or they were never adapted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import graphnet as gn
+    >>> g = gn.Graph(seed=0)
+    >>> _ = g.add_input("x", 1)
+    >>> _ = g.add_output("y", 1, activation="sigmoid", loss="binary_crossentropy", classes=["no", "yes"])
+    >>> _ = g.connect("x", "y", init=np.array([[50.0]]))
+    >>> g.predict_labels(np.array([-1.0, 1.0])).tolist()
+    ['no', 'yes']
     """
     named_outputs = [n for n in graph.outputs if graph.nodes[n].classes is not None]
     if not named_outputs:
