@@ -160,8 +160,10 @@ def test_fit_adapts_from_its_training_rows_only(rng):
 
     df = table(rng, 80)
     g = tabular_graph()
-    train_rows, _ = holdout_split(copy.deepcopy(g.rng), len(df), 0.25)
-    g.fit(df, df, epochs=1, validation_split=0.25, verbose=0)
+    train_rows, val_rows = holdout_split(copy.deepcopy(g.rng), len(df), 0.25)
+    history = g.fit(df, df, epochs=1, validation_split=0.25, verbose=0)
+    held = df.iloc[val_rows]  # the rows fit held out are these: its val_loss is theirs
+    assert history.history["val_loss"][0] == pytest.approx(g.evaluate(held, held)["loss"], rel=1e-12)
     expected = df[["age", "income"]].iloc[train_rows].mean().to_numpy()
     np.testing.assert_allclose(g.nodes["numbers"].mean, expected, rtol=1e-12)
     assert g.nodes["numbers"].mean[0] != pytest.approx(df["age"].mean(), rel=1e-9)
