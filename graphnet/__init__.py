@@ -7,6 +7,7 @@ node exactly once.
 
 from . import _cuda, _dask  # noqa: F401  (they register the "cuda" device and dask arrays' handler)
 from . import activations, callbacks, distributed, initializers, losses, metrics, optimizers
+from ._registry import register
 from ._version import __version__
 from .attributions import Attributions
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, StatsRecorder
@@ -30,7 +31,7 @@ from .saving import load
 from .layers import Dense
 from .sequential import Sequential
 from .statistics import Statistics
-from .surgery import TransferReport
+from .weights import TransferReport
 from .synapse import Synapse
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "Sequential",
     "Dense",
     "load",
+    "register",
     "diff",
     "GraphDiff",
     "Attributions",

@@ -13,6 +13,7 @@ the weights, do not depend on where the tasks ran.
 from __future__ import annotations
 
 import copy
+from concurrent.futures import CancelledError
 import logging
 import operator
 import pickle
@@ -132,8 +133,6 @@ def client_or_default(client):
 def _failures() -> tuple[type[BaseException], ...]:
     """What a lost worker or connection raises on the client (TimeoutError,
     an OSError too, is told apart first)."""
-    from concurrent.futures import CancelledError
-
     from distributed import KilledWorker
 
     return (CancelledError, KilledWorker, OSError, _shards.GraphUnavailable)
@@ -450,8 +449,8 @@ class _Cluster:
             resume = ("no checkpoint was saved (pass gn.ModelCheckpoint('ckpt.gnet', "
                       "save_best_only=False) to have one to resume from)")
         elif checkpoint[1]:
-            resume = (f"the last checkpoint is {checkpoint[0]!r} (weights: np.load it and "
-                      "set_weights, then fit on)")
+            resume = (f"the last checkpoint is {checkpoint[0]!r} (weights: g.load_weights(path), "
+                      "then fit on)")
         else:
             resume = (f"the last checkpoint is {checkpoint[0]!r} (gn.load it: weights and "
                       "optimizer state; then fit on)")

@@ -5,7 +5,7 @@ run on CuPy through the same ``xp`` calls as on numpy (CuPy mirrors its
 API, ``out=`` included); what numpy cannot express in one pass is written
 here as ``cupy.ElementwiseKernel``s, each the same arithmetic as the
 generic ``xp`` version it replaces (:class:`graphnet.backend.DeviceBackend`,
-:meth:`graphnet.optimizers.Adam._update`), in the same order and without
+:meth:`graphnet.optimizers.Adam.update`), in the same order and without
 fused multiply-adds (``--fmad=false``), so that CPU and GPU agree within
 float32 rounding of the matrix products:
 
@@ -44,7 +44,7 @@ _OPTIONS = ("--fmad=false",)
 _ADAM = (
     "T g, T m, T v, T beta1, T beta2, T step_size, T eps",
     "T m_next, T v_next, T out",
-    # As Adam._update's passes: m' = b1 (m - g) + g, v' = b2 (v - g²) + g².
+    # As Adam.update's passes: m' = b1 (m - g) + g, v' = b2 (v - g²) + g².
     """
     T g2 = g * g;
     T m_i = beta1 * (m - g) + g;
@@ -185,7 +185,7 @@ class CudaBackend(DeviceBackend):
         if type(loss).__module__ != "graphnet.losses":
             return None
         generic = functools.partial(loss.delta, xp=self.xp)
-        if loss.name == "categorical_crossentropy":
+        if loss.name in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
             def delta(y, a, r=None):
                 if y.ndim != 1 or r is not None:  # one-hot or weighted rows: the xp passes
                     return generic(y, a, r)

@@ -152,10 +152,11 @@ def aligned(arrays: dict) -> tuple[dict, tuple]:
                     f"rows disagree: {labels[0]} has {first.shape[0]} rows but {label} "
                     f"has {arrays[label].shape[0]}"
                 )
+    unknown = any(np.isnan(a.shape[0]) for a in arrays.values())
     rows = first.chunks[0]
     out = {}
     for label, array in arrays.items():
-        wanted = {} if np.isnan(array.shape[0]) else {0: rows}
+        wanted = {} if unknown else {0: rows}  # unknown lengths: every array keeps its own blocks
         if array.ndim == 2:
             wanted[1] = -1
         out[label] = array.rechunk(wanted)
@@ -169,9 +170,11 @@ def _labelled(inputs: dict, targets: dict | None = None) -> dict:
 
 
 # ------------------------------------------------------------------ predict
-def predict(graph: Graph, x, batch_size: int | None = None):
+def predict(graph: Graph, x, batch_size: int | None = None, outputs: list[str] | None = None):
     """A lazy dask array (a dict of them for several outputs): the graph's
-    dtype, the inputs' row chunks, one column chunk per output.
+    dtype, the inputs' row chunks, one column chunk per output. With
+    ``outputs`` (checked node names, see :func:`graphnet.inference.predict`),
+    always a dict of those nodes' activations.
 
     Raises
     ------
@@ -182,9 +185,11 @@ def predict(graph: Graph, x, batch_size: int | None = None):
     if batch_size is not None:
         batch_size = check_int(batch_size, "batch_size")
     inputs = lazy_inputs(graph, x)
-    labelled, _ = aligned(_labelled(inputs))
+    labelled, rows = aligned(_labelled(inputs))
     arrays = [labelled[f"input {n!r}"] for n in inputs]
-    sizes = [graph.nodes[n].size for n in graph.outputs]
+    unknown = any(np.isnan(size) for size in rows) or any(np.isnan(a.shape[0]) for a in arrays)
+    names = list(graph.outputs if outputs is None else outputs)
+    sizes = [graph.nodes[n].size for n in names]
     dtype = np.dtype(graph.dtype)
     letters = [c for c in string.ascii_letters if c not in "ij"]
     if len(arrays) > len(letters):
@@ -192,21 +197,24 @@ def predict(graph: Graph, x, batch_size: int | None = None):
     pairs = [item for array, letter in zip(arrays, letters) for item in (array, "i" + letter)]
     result = da.blockwise(
         _predict_block, "ij",
-        delayed_graph(graph), None, list(inputs), None, batch_size, None, *pairs,
+        delayed_graph(graph), None, list(inputs), None, batch_size, None, outputs, None, *pairs,
         new_axes={"j": sum(sizes)}, dtype=dtype, concatenate=True,
         meta=np.empty((0, sum(sizes)), dtype=dtype),
+        # Rows of unknown length are matched block for block (their counts are
+        # compared when each block is computed); dask cannot unify them.
+        align_arrays=not unknown,
     )
-    if len(sizes) == 1:
+    if len(sizes) == 1 and outputs is None:
         return result
     bounds = np.cumsum([0, *sizes])
-    return {name: result[:, lo:hi] for name, lo, hi in zip(graph.outputs, bounds[:-1], bounds[1:])}
+    return {name: result[:, lo:hi] for name, lo, hi in zip(names, bounds[:-1], bounds[1:])}
 
 
-def _predict_block(graph: Graph, names: list[str], batch_size, *blocks) -> np.ndarray:
-    """One row block's outputs side by side (run on a worker)."""
-    out = predict_arrays(graph, dict(zip(names, blocks)), batch_size)
+def _predict_block(graph: Graph, names: list[str], batch_size, outputs, *blocks) -> np.ndarray:
+    """One row block's outputs (or the nodes ``outputs`` names) side by side (run on a worker)."""
+    out = predict_arrays(graph, dict(zip(names, blocks)), batch_size, outputs=outputs)
     if isinstance(out, dict):
-        return np.concatenate([out[n] for n in graph.outputs], axis=1)
+        return np.concatenate([out[n] for n in (graph.outputs if outputs is None else outputs)], axis=1)
     return out
 
 

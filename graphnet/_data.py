@@ -262,6 +262,13 @@ def as_weights(graph: Graph, sample_weight, class_weight, targets: dict[str, np.
         weights[name] = weights[name] * _sample_weights(given, rows, name)
     for name, classes in _per_output(class_weight, outputs, "class_weight", dict).items():
         weights[name] = weights[name] * _class_weights(graph, name, classes, targets[name])
+    for name, w in weights.items():
+        if rows and not w.sum() > 0:
+            raise GraphError(
+                f"the row weights of output {name!r} (sample_weight times class_weight) sum to 0, so no row "
+                "would count and the weighted mean is undefined (numpy.average refuses it too); give some "
+                "row a weight > 0"
+            )
     return weights
 
 
@@ -313,7 +320,7 @@ def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndar
         table[int(key)] = check_number(weight, f"{where}: the weight of class {key}", 0.0,
                                        expected="a finite number >= 0")
     node = graph.nodes[output]
-    if node.loss.name == "categorical_crossentropy":
+    if node.loss.requires_activation == "softmax":  # categorical crossentropy, sparse or not
         labels = y if y.ndim == 1 else y.argmax(axis=1)
     elif node.loss.name == "binary_crossentropy" and node.size == 1:
         labels = (y[:, 0] > 0.5).astype(np.intp)
@@ -323,7 +330,14 @@ def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndar
             f"1 unit); output {output!r} has {node.size} units and loss {node.loss.name!r}: pass "
             "sample_weight instead"
         )
-    lookup = np.ones(max(int(labels.max(initial=0)), max(table, default=0)) + 1)
+    classes_count = node.size if node.size > 1 else 2
+    impossible = sorted(k for k in table if k >= classes_count)
+    if impossible:
+        raise GraphError(
+            f"{where}: output {output!r} predicts classes 0 to {classes_count - 1}, but class_weight names "
+            f"{impossible[:5]}{' ...' if len(impossible) > 5 else ''}; give weights of its classes only"
+        )
+    lookup = np.ones(classes_count)
     for key, weight in table.items():
         lookup[key] = weight
     return lookup[labels]

@@ -102,7 +102,8 @@ def _about(exc: OSError, path: Path) -> OSError:
     """The same error, naming the target rather than the temporary file."""
     reason = exc.strerror or str(exc)
     if isinstance(exc, FileNotFoundError):
-        reason = f"folder {str(path.parent)!r} does not exist; create it first"
+        reason = (f"folder {str(path.parent)!r} does not exist; create it first" if not path.parent.exists()
+                  else f"cannot create a file in folder {str(path.parent)!r} ({reason}); write elsewhere")
     return type(exc)(exc.errno, reason, str(path))
 
 

@@ -4,8 +4,11 @@ A graph holds one. ``predict`` and ``evaluate`` read (several threads may
 predict at once, and each sees the weights of one moment: no training step
 lands in the middle of a call); a training step and every edit write. A
 waiting writer goes before new readers, so a stream of predictions cannot
-starve training; the writing thread may take the lock again (an edit inside
-an edit) and may read while it writes.
+starve training, and readers waiting when a writer lets go go before it
+writes again, so training (a write per step) cannot starve a prediction or a
+``save``; a reading thread may read again (``save`` reads the
+weights while it holds the read lock), and the writing thread may take the
+lock again (an edit inside an edit) and may read while it writes.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ class ReadWriteLock:
     """See the module docs. Use ``with lock.reading():`` / ``with lock.writing():``."""
 
     __slots__ = ("_mutex", "_cond", "_readers", "_writer", "_depth", "_waiting", "_sleepers",
-                 "_reading", "_writing")
+                 "_read_waiting", "_readers_turn", "_reading", "_writing")
+
+    _readers: dict[int, int]  # reading thread -> how many times it holds the read lock
 
     def __init__(self):
         # The mutex is taken with ``with`` (C code, no Python frames: a
@@ -28,11 +33,13 @@ class ReadWriteLock:
         # sleepers are woken only when there are some.
         self._mutex = threading.Lock()
         self._cond = threading.Condition(self._mutex)
-        self._readers = 0
+        self._readers = {}
         self._writer: int | None = None
         self._depth = 0
         self._waiting = 0  # writers waiting: new readers let them go first
         self._sleepers = 0  # threads in _cond.wait()
+        self._read_waiting = 0  # readers waiting
+        self._readers_turn = False  # a writer let go while readers waited: they go first
         self._reading = _Held(self.acquire_read, self.release_read)
         self._writing = _Held(self.acquire_write, self.release_write)
 
@@ -64,16 +71,30 @@ class ReadWriteLock:
             if self._writer == me:  # the writer may read what it writes
                 self._depth += 1
                 return
-            while self._writer is not None or self._waiting:
-                self._sleep()
-            self._readers += 1
+            if me in self._readers:  # a reader may read again, even with a writer waiting
+                self._readers[me] += 1
+                return
+            self._read_waiting += 1
+            try:
+                while self._writer is not None or (self._waiting and not self._readers_turn):
+                    self._sleep()
+            finally:
+                self._read_waiting -= 1
+                if not self._read_waiting and self._readers_turn:
+                    self._readers_turn = False  # every reader that waited is in: writers again
+                    self._wake()
+            self._readers[me] = 1
 
     def release_read(self) -> None:
+        me = threading.get_ident()
         with self._mutex:
-            if self._writer == threading.get_ident():
+            if self._writer == me:
                 self._depth -= 1
                 return
-            self._readers -= 1
+            if self._readers[me] > 1:
+                self._readers[me] -= 1
+                return
+            del self._readers[me]
             if not self._readers:
                 self._wake()
 
@@ -83,10 +104,10 @@ class ReadWriteLock:
             if self._writer == me:
                 self._depth += 1
                 return
-            if self._readers or self._writer is not None:
+            if self._readers or self._writer is not None or self._readers_turn:
                 self._waiting += 1
                 try:
-                    while self._readers or self._writer is not None:
+                    while self._readers or self._writer is not None or self._readers_turn:
                         self._sleep()
                 finally:
                     self._waiting -= 1
@@ -97,6 +118,7 @@ class ReadWriteLock:
             self._depth -= 1
             if not self._depth:
                 self._writer = None
+                self._readers_turn = self._read_waiting > 0
                 self._wake()
 
 

@@ -1,10 +1,11 @@
 """What ``fit`` shows while it runs: a tqdm bar per epoch, a line per epoch, or nothing.
 
-On a terminal (``verbose=1``) each epoch gets a bar with the running loss,
-sized to the terminal, and, once the epoch ends, the epoch's figures
-(metrics, validation) on lines of their own, wrapped at the terminal's
-width: a bar line is cut at the width, so figures on it would be lost at 80
-columns. Where the bar's stream is not a terminal (a pipe, a log file, CI),
+On a terminal (``verbose=1``) each epoch gets a bar sized to the terminal
+with the running figures (the loss, each output's loss, the metrics) as
+many as fit beside a bar of at least ten characters: a bar line is cut at
+the width, so the figures are chosen, never cut. Once the epoch ends, all
+its figures (validation too) follow on lines of their own, wrapped at the
+terminal's width. Where the bar's stream is not a terminal (a pipe, a log file, CI),
 a bar would print a 0% and a 100% line per epoch; one plain line per epoch
 is printed instead.
 """
@@ -25,6 +26,10 @@ __all__ = ["Progress", "format_logs", "wrap_logs", "is_terminal", "terminal_widt
 _REFRESH_SECONDS = 0.1
 _DEFAULT_WIDTH = 80
 _INDENT = "  "
+#: The narrowest bar the figures leave (tqdm draws ten characters by default).
+_MIN_BAR = 6
+#: tqdm's bar without the rate (``34.62batch/s``), whose room goes to the figures.
+_BAR = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
 
 
 def format_logs(logs: dict[str, float]) -> str:
@@ -99,6 +104,7 @@ class Progress:
             self._bar = tqdm(
                 total=self.batches,
                 desc=f"Epoch {epoch + 1}/{self.epochs}",
+                bar_format=_BAR if self.batches else None,
                 unit="batch",
                 leave=True,
                 ncols=self._width,
@@ -106,34 +112,51 @@ class Progress:
             )
 
     def loss_due(self) -> bool:
-        """Whether the next :meth:`batch_end` would show the running loss (a bar
-        whose refresh is due): only then is the loss worth computing."""
+        """Whether the next :meth:`batch_end` would show the running figures (a
+        bar whose refresh is due): only then are they worth computing."""
         return self._bar is not None and time.perf_counter() - self._shown >= _REFRESH_SECONDS
 
-    def batch_end(self, running_loss: float | None, batches: int = 1) -> None:
+    def batch_end(self, figures: dict[str, float] | float | None, batches: int = 1) -> None:
         """``batches`` more batches done (a device reports several at once);
-        ``running_loss`` None when it was not due (see :meth:`loss_due`)."""
+        ``figures`` the running ``loss``, per-output losses and metrics (a
+        float: the loss alone), None when they were not due (see :meth:`loss_due`)."""
         if self._bar is None:
             return
         self._bar.update(batches)
         now = time.perf_counter()
-        if running_loss is not None and now - self._shown >= _REFRESH_SECONDS:
-            self._bar.set_postfix_str(f"loss: {running_loss:.4f}", refresh=False)
+        if figures is not None and now - self._shown >= _REFRESH_SECONDS:
+            self._bar.set_postfix_str(self._fitting(figures), refresh=False)
             self._shown = now
+
+    def _fitting(self, figures: dict[str, float] | float) -> str:
+        """As many figures as fit beside a bar of ``_MIN_BAR`` characters, in
+        order; the first (the loss) always."""
+        if not isinstance(figures, dict):
+            figures = {"loss": figures}
+        # The bar's own text as it stands, with a bar of tqdm's default ten
+        # characters, of which the figures may take all but _MIN_BAR.
+        fixed = len(tqdm.format_meter(**{**self._bar.format_dict, "ncols": None, "postfix": "-"}))
+        room = self._width - fixed + (10 - _MIN_BAR)
+        shown: list[str] = []
+        for item in (f"{k}: {v:.4f}" for k, v in figures.items()):
+            needed = len(item) + (2 if shown else 0)
+            if needed > room and shown:  # the loss always (on a narrow terminal the bar gives way)
+                break
+            shown.append(item)
+            room -= needed
+        return ", ".join(shown)
 
     def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         seconds = time.perf_counter() - self._started
         if self._bar is not None:
-            # The bar keeps the loss; the totals and metrics follow it on lines
-            # of their own (per-output losses go to the History and to the
-            # one-line form).
-            if "loss" in logs:
-                self._bar.set_postfix_str(f"loss: {logs['loss']:.4f}", refresh=False)
+            # The bar keeps the training figures that fit; all of them, and
+            # the validation's, follow on lines of their own.
+            self._bar.set_postfix_str(self._fitting({k: v for k, v in logs.items() if not k.startswith("val_")}),
+                                      refresh=False)
             self._bar.close()  # draws the final state once
             self._bar = None
-            shown = {k: v for k, v in logs.items() if k in ("loss", "val_loss") or not k.endswith("_loss")}
             stream = self._stream()
-            for line in wrap_logs(shown, self._width - 1):
+            for line in wrap_logs(logs, self._width - 1):
                 print(line, file=stream)
             stream.flush()
         elif self.verbose in (1, 2):

@@ -37,6 +37,7 @@ __all__ = [
     "plain",
     "learn",
     "InputSettings",
+    "refuse_unadapted",
 ]
 
 #: What a NaN in a numeric input becomes.
@@ -364,3 +365,17 @@ class InputSettings:
         if self.mean is not None:
             config["mean"], config["std"] = self.mean.tolist(), self.std.tolist()
         return config
+
+
+def refuse_unadapted(graph: str, names: list[str]) -> None:
+    """Refuse to run a graph whose inputs ``names`` were never adapted (before
+    any weight is drawn: a vocabulary still to learn sets its input's size).
+
+    Raises
+    ------
+    GraphError
+        Naming them and saying to call ``adapt``.
+    """
+    if names:
+        raise GraphError(f"graph {graph!r}: inputs {names} never adapted: call g.adapt(data) first (fit adapts "
+                         "from its training rows by itself)")

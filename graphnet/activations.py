@@ -16,6 +16,33 @@ buffer per node and a pass over memory.
 Both directions take the array module as ``xp`` (numpy by default; the plan
 passes CuPy on a GPU, see :mod:`graphnet.backend`) and call only functions
 numpy and CuPy share; ``expit`` and ``erf`` come from :func:`~graphnet.backend.special`.
+
+Custom activations
+------------------
+Subclass :class:`Activation`, set ``name``, and write ``forward(z)`` (``a``,
+of ``z``'s shape) and ``backward(a, grad)`` (``dL/dz`` from ``a = f(z)`` and
+``grad = dL/da``); ``backward`` may also take ``z``, the pre-activation
+(the engine then keeps it), and both may take ``xp=`` to run on a GPU. The
+engine adapts these short forms once, when the class is made
+(:mod:`graphnet._protocols`), and checks the shape of what they return.
+``gn.register(Cube)`` makes ``activation="cube"`` (and files naming it)
+find the class; ``gn.load(path, custom_objects={"cube": Cube})`` does it for
+one load only. Parameters go in ``__init__`` and ``get_config()``, as
+:class:`LeakyReLU` shows. Check the derivative with
+:func:`graphnet.check_gradients`. ONNX export knows graphnet's own
+activations only, and says so for a custom one.
+
+>>> import numpy as np, graphnet as gn
+>>> class Cube(gn.activations.Activation):
+...     name = "cube"
+...     def forward(self, z):
+...         return z ** 3
+...     def backward(self, a, grad, z):
+...         return grad * 3 * z ** 2
+>>> _ = gn.register(Cube)
+>>> g = gn.Sequential([gn.Input(2), gn.Dense(3, activation="cube"), gn.Dense(1)], seed=0, dtype="float64")
+>>> gn.check_gradients(g, np.ones((4, 2)), np.zeros(4)).ok
+True
 """
 
 from __future__ import annotations
@@ -25,7 +52,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._registry import lookup
+from . import _protocols
+from ._registry import add_family, lookup
 from .backend import special
 from ._validation import check_number
 from .errors import GraphError
@@ -48,18 +76,29 @@ __all__ = [
     "Softsign",
     "ACTIVATIONS",
     "get",
+    "is_builtin",
 ]
+
+#: True while this module defines graphnet's own classes (see ``__init_subclass__``).
+_LOADING = True
 
 
 class Activation:
-    """Base class. Subclasses set :attr:`name` and implement both directions."""
+    """Base class. Subclasses set :attr:`name` and implement both directions
+    (a custom one may write them shorter: see the module docs)."""
 
     name: ClassVar[str] = ""
-    #: ``backward`` needs the pre-activation ``z`` (not only the output ``a``).
+    #: ``backward`` needs the pre-activation ``z`` (not only the output ``a``);
+    #: set by itself for a custom ``backward`` that requires ``z``.
     needs_input: ClassVar[bool] = False
     #: The relu family: a unit can be dead (0 on a whole batch), which
     #: :mod:`graphnet.statistics` counts.
     relu_family: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not _LOADING:  # graphnet's own, made while this module loads, are in the engine's form
+            _protocols.adapt(cls, "activation")
 
     def forward(self, z: np.ndarray, out: np.ndarray | None = None, xp=np) -> np.ndarray:
         """``a = f(z)`` for a batch ``z`` of shape ``(batch, size)``; ``out`` may be ``z``;
@@ -396,4 +435,22 @@ def get(identifier: str | dict | Activation | None) -> Activation:
     """
     if identifier is None:
         return Linear()
-    return lookup(identifier, ACTIVATIONS, "activation", Activation, "an Activation")
+    activation = lookup(identifier, ACTIVATIONS, "activation", Activation, "an Activation")
+    if not is_builtin(activation):
+        _check(type(activation))
+    return activation
+
+
+def is_builtin(activation: Activation) -> bool:
+    """Whether ``activation`` is one of graphnet's own (exactly: a subclass
+    may change the maths), which ONNX export and the GPU kernels know."""
+    return type(activation) in _BUILTIN
+
+
+def _check(cls: type) -> None:
+    _protocols.check(cls, Activation, "activation")
+
+
+_BUILTIN = frozenset(ACTIVATIONS.values())
+_LOADING = False
+add_family(Activation, ACTIVATIONS, "activation", _check)

@@ -40,6 +40,7 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
+from scipy import special as scipy_special
 
 from . import _kernels
 from .errors import GraphError
@@ -155,8 +156,6 @@ class CPUBackend(Backend):
     flush_subnormals = True
 
     def __init__(self):
-        from scipy import special as scipy_special
-
         super().__init__(np, scipy_special)
 
     def to_device(self, array):
@@ -275,8 +274,6 @@ def special(xp):
     """``expit``/``erf`` for array module ``xp`` (scipy's for numpy)."""
     functions = _SPECIAL.get(xp)
     if functions is None:
-        from scipy import special as scipy_special
-
         functions = _SPECIAL[np] = scipy_special
     return functions
 

@@ -12,6 +12,7 @@ training curves) and Graphviz's ``dot`` for the diagrams.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -22,6 +23,7 @@ import numpy as np
 
 from .errors import GraphError, RenderError
 from .graph import Graph
+from .plots import plot_history, require_matplotlib
 
 __all__ = ["build_model", "load_data", "run", "DemoResult"]
 
@@ -115,11 +117,7 @@ def run(
     GraphError
         When ``out`` cannot be created or ``epochs`` is not a positive integer.
     """
-    import json
-
-    from .plots import _matplotlib, plot_history
-
-    _matplotlib()  # fail before training, not after it
+    require_matplotlib()  # fail before training, not after it
     out = Path(os.fspath(out))
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ export                    :mod:`graphnet.interop.onnx_export`
 from __future__ import annotations
 
 from . import attributions as attributions_module
-from . import inference, preprocessing, render_html, saving, spec, specfile, surgery, training, weights  # noqa: F401 (render_html: .html pages)
+from . import inference, preprocessing, render_html, saving, spec, specfile, surgery, training, weight_files, weights  # noqa: F401 (render_html: .html pages)
 from . import render as render_module
 from . import statistics as statistics_module
 from . import summary as summary_module
@@ -97,7 +97,7 @@ class Graph(Network, kind="graph"):
     unfreeze = surgery.unfreeze
     insert = surgery.insert
     widen = surgery.widen
-    transfer_weights = surgery.transfer_weights
+    transfer_weights = weights.transfer_weights
 
     def remove(self, name: NodeRef, bridge: bool = False) -> None:
         """Remove a node and every synapse touching it; other weights are kept.
@@ -133,6 +133,8 @@ class Graph(Network, kind="graph"):
     from_dict = classmethod(spec.from_dict)
     from_spec = classmethod(specfile.from_spec)
     save = saving.save
+    save_weights = weight_files.save_weights
+    load_weights = weight_files.load_weights
     to_onnx = onnx_export.to_onnx
 
     # ---------------------------------------------------------- pictures

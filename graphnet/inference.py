@@ -12,6 +12,7 @@ registers itself, and imports dask only when it is given dask data, so
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -28,7 +29,9 @@ from ._data import (
     entering,
     row_factors,
 )
+from ._text import preview, shown
 from .errors import GraphError, ShapeError
+from .nodes import Node
 from .plan import compile_plan
 
 if TYPE_CHECKING:
@@ -46,7 +49,7 @@ class LazyHandler(NamedTuple):
 
     #: Whether a value (an input, a target, a sample weight) is one of them.
     claims: Callable[[object], bool]
-    #: ``predict(graph, x, batch_size)``.
+    #: ``predict(graph, x, batch_size, outputs=None)`` (``outputs``: checked node names).
     predict: Callable
     #: ``evaluate(graph, x, y, batch_size, metrics, sample_weight)``.
     evaluate: Callable
@@ -78,7 +81,7 @@ def _chunk_size(batch_size: int | None, rows: int) -> int:
     return min(check_int(batch_size, "batch_size"), max(rows, 1))
 
 
-def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = False):
+def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = False, outputs=None):
     """Outputs for ``x`` in inference mode (no dropout); safe from several threads.
 
     The call holds the graph's read lock: no training step or edit lands
@@ -94,33 +97,67 @@ def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = Fa
     as_device : bool
         On a GPU, return the device's arrays (CuPy) instead of copying
         them to numpy; on the CPU, numpy arrays either way.
+    outputs : list of str or Node, optional
+        The nodes to read instead of the graph's outputs: any node, hidden
+        ones and inputs too (an input gives the data as the graph sees it).
+        The result is then always a dict name -> array, in this order: a
+        feature extractor without surgery.
 
     Returns
     -------
     ndarray of shape (n, size) for a one-output graph, else a dict name -> ndarray.
+    With ``outputs``, a dict name -> ndarray of shape (n, node.size).
 
     Raises
     ------
     ShapeError
         For data that does not fit the graph (missing or unknown inputs,
         wrong feature counts, rows that disagree, NaN or inf).
+    GraphError
+        For ``outputs`` that is not a non-empty list of node names
+        (:class:`~graphnet.NotFoundError`, listing the known names, for an
+        unknown one).
+
+    Examples
+    --------
+    >>> import numpy as np, graphnet as gn
+    >>> g = gn.Sequential([gn.Input(3), gn.Dense(4, activation="relu", name="h"), gn.Dense(1)], seed=0)
+    >>> features = g.predict(np.ones((2, 3)), outputs=["h"])
+    >>> features["h"].shape
+    (2, 4)
     """
     if not isinstance(as_device, (bool, np.bool_)):
         raise GraphError(f"predict: as_device must be True or False, got {as_device!r}")
+    names = None if outputs is None else _read_names(graph, outputs)
     handler = _lazy_handler(x)
     if handler is not None:
-        return handler.predict(graph, x, batch_size)
+        if names is None:
+            return handler.predict(graph, x, batch_size)
+        return handler.predict(graph, x, batch_size, names)
     with graph.lock.reading():
-        results = _predict(graph, x, batch_size)
+        results = _predict(graph, x, batch_size) if names is None else _activations(graph, x, batch_size, names)
     backend = graph.backend
     if not as_device and backend.deferred:  # one transfer per output, at the end
         results = {name: backend.to_host(array) for name, array in results.items()}
-    if len(results) == 1:
+    if len(results) == 1 and names is None:
         return next(iter(results.values()))
     return results
 
 
+def _read_names(graph: Graph, outputs) -> list[str]:
+    """``predict``'s ``outputs``: node names (or nodes), each once, in the order given."""
+    if isinstance(outputs, (str, Node)):
+        outputs = [outputs]
+    if not isinstance(outputs, (list, tuple)) or not outputs:
+        raise GraphError(
+            f"predict: outputs must be a non-empty list of node names, got {shown(outputs)}; "
+            f"nodes: {preview(graph.nodes)}"
+        )
+    return list(dict.fromkeys(graph.resolve(name) for name in outputs))
+
+
 def _predict(graph: Graph, x, batch_size: int | None) -> dict:
+    # The common call, kept inline: one-row predictions are timed in microseconds.
     plan = compile_plan(graph)
     xp, send = plan.xp, plan.backend.to_device
     arrays = entering(graph, x)
@@ -149,12 +186,51 @@ def _predict(graph: Graph, x, batch_size: int | None) -> dict:
     return results
 
 
+def _activations(graph: Graph, x, batch_size: int | None, names: list[str]) -> dict:
+    """Every named node's activation (an input's data) for ``x``. In a
+    ``predict`` workspace each dense node has buffers of its own, which
+    forward writes and nothing overwrites (only backward reuses buffers),
+    so a node's rows are written straight into the result."""
+    plan = compile_plan(graph)
+    send = plan.backend.to_device
+    arrays = entering(graph, x)
+    codes = {name for name in arrays if graph.nodes[name].categorical}  # a categorical input's: its codes
+    rows = common_rows(arrays)
+    chunk = _chunk_size(batch_size, rows)
+    results = {name: plan.xp.empty(rows, dtype=np.intp) if name in codes
+               else plan.xp.empty((rows, graph.nodes[name].size), dtype=plan.dtype) for name in names}
+    dense = [(name, plan.slots[name]) for name in names if name not in arrays]
+    if not rows:
+        return results
+    full = plan.workspace(chunk, "predict")
+    for start in range(0, rows, chunk):
+        stop = min(start + chunk, rows)
+        ws = full if stop - start == chunk else full.head(stop - start)
+        inputs = {}
+        for name, array in arrays.items():
+            if name in codes:
+                inputs[name] = send(array[start:stop])
+                continue
+            part = np.ascontiguousarray(array[start:stop], dtype=plan.dtype)
+            check_finite(part, "input", name)
+            inputs[name] = send(part)
+        for name, slot in dense:
+            ws.bind_output(slot, results[name][start:stop])
+        plan.forward(ws, inputs)
+        for name in names:
+            if name in inputs:
+                results[name][start:stop] = inputs[name]
+    return results
+
+
 class Tally:
-    """Running means of per-output losses and metrics over batches.
+    """Running per-output losses and metrics over batches.
 
     A loss is a mean over a batch's rows (weighted by sample weights when
     there are some), so weighting batch values by their row counts (or their
-    sums of weights) gives exactly the value over all the data. Metrics stay
+    sums of weights) gives exactly the value over all the data. Each metric
+    keeps a streaming state (:class:`graphnet.metrics.Metric`), so its value
+    is the one on all the rows, never a mean of batch values; metrics stay
     unweighted, as Keras's ``metrics`` do. A training penalty (regularizers)
     is averaged over the batches by rows and added to ``loss``.
     """
@@ -162,18 +238,22 @@ class Tally:
     def __init__(self, graph: Graph, metrics_by_output: dict[str, list]):
         self.graph = graph
         self.backend = graph.backend
-        # On a device the sums stay there (0-d arrays) until logs() reads them, at once.
-        self._metric_args = {"xp": self.backend.xp} if self.backend.deferred else {}
         self.outputs = {name: graph.nodes[name] for name in graph.outputs}
-        self.metrics = metrics_by_output
+        # One fresh copy of each metric per tally, bound to its output.
+        self.metrics = {
+            name: [(metrics_module.key(graph, name, metric.name), metric.bind(self.outputs[name]))
+                   for metric in chosen]
+            for name, chosen in metrics_by_output.items() if chosen
+        }
         self.rows = 0
-        self.sums: dict[str, float] = {}  # metrics and the penalty, times rows
+        self.sums: dict[str, float] = {}  # the penalty, times rows
         self._loss = {name: [0.0, 0.0] for name in self.outputs}  # Σ w·L and Σ w per output
 
     def add(self, rows: int, losses: dict[str, float], predictions=None, targets=None,
             penalty: float = 0.0, weight_sums: dict[str, float] | None = None) -> None:
-        """Count one batch: its per-output mean ``losses``, ``penalty``, and
-        the sum of its row weights per output (its row count when unweighted)."""
+        """Count one batch: its per-output mean ``losses``, ``penalty``, the
+        sum of its row weights per output (its row count when unweighted),
+        and its predictions and targets into each metric."""
         self.rows += rows
         for name, value in losses.items():
             weight = rows if weight_sums is None else weight_sums[name]
@@ -182,21 +262,35 @@ class Tally:
             total[1] += weight
         if not isinstance(penalty, (int, float)) or penalty:  # (a device's penalty is never read)
             self._add("penalty", penalty * rows)
-        for name, chosen in self.metrics.items():
-            for metric in chosen:
-                value = metric(targets[name], predictions[name], self.outputs[name], **self._metric_args)
-                self._add(metrics_module.key(self.graph, name, metric.name), value * rows)
+        deferred = self.backend.deferred
+        for name, bound in self.metrics.items():
+            y, a, host = targets[name], predictions[name], None
+            for _, metric in bound:
+                if deferred and not metric.device_arrays:  # host copies, made once per batch
+                    host = host or (self.backend.to_host(y), self.backend.to_host(a))
+                    metric.update_state(*host)
+                else:
+                    metric.update_state(y, a)
 
     def state(self) -> tuple:
-        """``(rows, {output: (Σ w·L, Σ w)}, sums)``: plain numbers that
+        """``(rows, {output: (Σ w·L, Σ w)}, sums, {key: Metric})``: what
         :meth:`merge` adds into another Tally, and :func:`merge_states` to
         another state (a dask chunk's, a worker's share of a batch)."""
-        return self.rows, {name: tuple(total) for name, total in self._loss.items()}, dict(self.sums)
+        metrics = {k: copy.deepcopy(m) for bound in self.metrics.values() for k, m in bound}
+        return self.rows, {name: tuple(total) for name, total in self._loss.items()}, dict(self.sums), metrics
 
     def merge(self, state: tuple) -> None:
-        """Count what another Tally counted (its :meth:`state`)."""
-        self.rows, losses, self.sums = merge_states(self.state(), state)
-        self._loss = {name: list(total) for name, total in losses.items()}
+        """Count what another Tally counted (its :meth:`state`), in place."""
+        rows, losses, sums, metrics = state
+        self.rows += rows
+        for name, (num, den) in losses.items():
+            self._loss[name][0] += num
+            self._loss[name][1] += den
+        for key, value in sums.items():
+            self._add(key, value)
+        for bound in self.metrics.values():
+            for key, metric in bound:
+                metric.merge_state(metrics[key])
 
     def _add(self, key: str, value: float) -> None:
         self.sums[key] = self.sums.get(key, 0.0) + value
@@ -213,6 +307,22 @@ class Tally:
         total = compile_plan(self.graph).total_loss(self.output_losses())
         return total + self.sums.get("penalty", 0.0) / self.rows
 
+    def running(self) -> dict:
+        """The figures a live progress bar shows: the loss, each output's loss
+        (several outputs), and the metrics whose running value is cheap (a
+        device's values unread)."""
+        figures = {"loss": self.loss()}
+        if len(self.outputs) > 1 and self.rows:
+            figures.update({f"{name}_loss": value for name, value in self.output_losses().items()})
+        if self.rows:
+            figures.update({k: metric.result() for bound in self.metrics.values() for k, metric in bound
+                            if metric.live})
+        return figures
+
+    def metric_logs(self) -> dict:
+        """Each metric's value over the rows so far (a device's values unread)."""
+        return {k: metric.result() for bound in self.metrics.values() for k, metric in bound}
+
     def logs(self) -> dict[str, float]:
         """Every running value as a float (on a device: one transfer for all)."""
         if not self.rows:
@@ -220,19 +330,23 @@ class Tally:
         logs = {"loss": self.loss()}
         if len(self.outputs) > 1:
             logs.update({f"{name}_loss": value for name, value in self.output_losses().items()})
-        logs.update({k: v / self.rows for k, v in self.sums.items() if k != "penalty"})
-        if self.backend.deferred:
-            logs = read_scalars(self.backend, logs)
-        return logs
+        logs.update(self.metric_logs())
+        return read_scalars(self.backend, logs)
 
 
 def merge_states(a: tuple, b: tuple) -> tuple:
-    """Two :meth:`Tally.state` results added up (keys in first-seen order, as a Tally keeps them)."""
+    """Two :meth:`Tally.state` results added up (keys in first-seen order, as
+    a Tally keeps them); neither is changed."""
     losses = {name: (num + b[1][name][0], den + b[1][name][1]) for name, (num, den) in a[1].items()}
     sums = dict(a[2])
     for key, value in b[2].items():
         sums[key] = sums.get(key, 0.0) + value
-    return a[0] + b[0], losses, sums
+    metrics = {}
+    for key, metric in a[3].items():
+        merged = copy.deepcopy(metric)
+        merged.merge_state(b[3][key])
+        metrics[key] = merged
+    return a[0] + b[0], losses, sums, metrics
 
 
 def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
@@ -248,9 +362,12 @@ def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
     batch_size : int, optional
         Rows per chunk.
     metrics : list, or dict output name -> list, optional
-        By default those given to ``compile`` (none if it was not called).
+        As for ``fit`` (names, :class:`~graphnet.metrics.Metric` instances,
+        functions), each computed on all the rows; by default those given
+        to ``compile`` (none if it was not called).
     sample_weight : ndarray of shape (n,), or dict output name -> array, optional
-        The losses become weighted means ``Σ w·l / Σ w``.
+        The losses become weighted means ``Σ w·l / Σ w``; metrics stay
+        unweighted (Keras's ``metrics``).
 
     Returns
     -------
@@ -290,13 +407,14 @@ def evaluate_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=N
     return logs
 
 
-def tally_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None) -> Tally:
+def tally_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None, into: Tally | None = None) -> Tally:
     """The :class:`Tally` of checked arrays, ``chunk`` rows at a time (an
-    empty one for no rows), without the regularizers' penalty."""
+    empty one for no rows), without the regularizers' penalty; counted
+    ``into`` a Tally already there when given."""
     plan = compile_plan(graph)
     xp, send = plan.xp, plan.backend.to_device
     rows = common_rows(inputs, targets)
-    tally = Tally(graph, chosen)
+    tally = Tally(graph, chosen) if into is None else into
     if rows == 0:
         return tally
     chunk = min(chunk, rows)
@@ -318,7 +436,7 @@ def tally_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None
 def read_scalars(backend, values: dict) -> dict[str, float]:
     """``values`` (floats, or a device's 0-d arrays) as floats, the device's
     read in one transfer: one synchronisation however many there are."""
-    keys = [k for k, v in values.items() if not isinstance(v, (int, float))]
+    keys = [k for k, v in values.items() if not isinstance(v, (int, float, np.generic, np.ndarray))]
     if not keys:
         return {k: float(v) for k, v in values.items()}
     xp = backend.xp

@@ -10,6 +10,36 @@ with its activation and supplies ``delta`` (``dL/dz``) directly:
 
 Fused losses compute their value from the pre-activation ``z`` (log-sum-exp and
 ``log1p(exp(-|z|))``), so a saturated probability never produces ``log(0)``.
+
+Custom losses
+-------------
+Subclass :class:`Loss`, set ``name``, and write ``value(y, a)``, the loss of
+each row (shape ``(n,)``), and ``gradient(y, a)``, each row's derivative
+``d value_i / d a_i`` (shape ``(n, k)``). The engine takes the mean over
+the rows, applies sample weights itself (``Σ w_i l_i / Σ w``) and scales the
+gradient to match, so a custom loss never sees them; both may take ``xp=``
+to run on a GPU. Targets reach it as floats of the output's shape
+(override :meth:`Loss.prepare_target` for other targets). Register it with
+``gn.register(cls)`` (or pass ``custom_objects=`` to ``gn.load``) and check
+its gradient with :func:`graphnet.check_gradients`.
+
+>>> import numpy as np, graphnet as gn
+>>> class LogCosh(gn.losses.Loss):
+...     name = "log_cosh"
+...     def value(self, y, a):
+...         return np.log(np.cosh(a - y)).mean(axis=1)
+...     def gradient(self, y, a):
+...         return np.tanh(a - y) / a.shape[1]
+>>> _ = gn.register(LogCosh)
+>>> g = gn.Sequential([gn.Input(2), gn.Dense(3, activation="tanh"), gn.Dense(2)],
+...                   loss="log_cosh", seed=0, dtype="float64")
+>>> gn.check_gradients(g, np.ones((4, 2)), np.zeros((4, 2))).ok
+True
+
+graphnet's own losses are written in the engine's form: ``value(y, a, z,
+r, xp)`` returns the (weighted) mean and ``gradient(y, a, r, xp)`` its
+gradient, with ``r`` the rows' weight factors; a custom loss that takes
+``r`` is called that way too.
 """
 
 from __future__ import annotations
@@ -18,7 +48,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._registry import lookup
+from . import _protocols
+from ._registry import add_family, lookup
 from ._validation import check_number
 from .errors import ShapeError
 
@@ -29,17 +60,29 @@ __all__ = [
     "Huber",
     "BinaryCrossentropy",
     "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
     "LOSSES",
     "get",
 ]
 
+#: True while this module defines graphnet's own classes (see ``__init_subclass__``).
+_LOADING = True
+
 
 class Loss:
-    """Base class: ``value`` and either ``gradient`` or (when fused) ``delta``."""
+    """Base class: ``value`` and either ``gradient`` or (when fused) ``delta``
+    (a custom one may write them shorter: see the module docs)."""
 
     name: ClassVar[str] = ""
     #: The only activation this loss accepts; set for the fused losses.
     requires_activation: ClassVar[str | None] = None
+    #: What the error for another activation adds (a Keras user's way out).
+    pairing_note: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not _LOADING:  # graphnet's own, made while this module loads, are in the engine's form
+            _protocols.adapt(cls, "loss")
 
     @property
     def fused(self) -> bool:
@@ -228,6 +271,30 @@ class CategoricalCrossentropy(Loss):
         return y
 
 
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Keras's name for categorical crossentropy on integer class labels:
+    targets of shape ``(n,)`` or ``(n, 1)``, with a softmax output (whose
+    logits the loss reads, so there is no ``from_logits``). One-hot rows are
+    refused; ``categorical_crossentropy`` takes both."""
+
+    name = "sparse_categorical_crossentropy"
+    pairing_note = (
+        " (the loss reads the softmax output's logits itself, as Keras's from_logits=True does; "
+        "integer labels already work with categorical_crossentropy)"
+    )
+
+    def prepare_target(self, y, size, node, dtype):
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ShapeError(
+                f"output {node!r}: sparse_categorical_crossentropy takes integer class labels of "
+                f"shape (n,), got targets of shape {y.shape}; for one-hot rows use "
+                f"loss='categorical_crossentropy' (it takes integer labels too)"
+            )
+        return _labels(y, size, node)
+
+
 def _mean(xp, elements: np.ndarray, r) -> float:
     """The mean over all elements, each row counted ``r`` times (``r`` None: once).
 
@@ -277,8 +344,12 @@ LOSSES: dict[str, type[Loss]] = {
         Huber,
         BinaryCrossentropy,
         CategoricalCrossentropy,
+        SparseCategoricalCrossentropy,
     )
 }
+#: Keras's names (a model saved with one of them writes graphnet's).
+LOSSES["mean_squared_error"] = MeanSquaredError
+LOSSES["mean_absolute_error"] = MeanAbsoluteError
 
 
 def get(identifier: str | dict | Loss) -> Loss:
@@ -289,4 +360,16 @@ def get(identifier: str | dict | Loss) -> Loss:
     GraphError
         For an unknown name (the message lists the known ones) or bad parameters.
     """
-    return lookup(identifier, LOSSES, "loss", Loss, "a Loss")
+    loss = lookup(identifier, LOSSES, "loss", Loss, "a Loss")
+    if type(loss) not in _BUILTIN:
+        _check(type(loss))
+    return loss
+
+
+def _check(cls: type) -> None:
+    _protocols.check(cls, Loss, "loss")
+
+
+_BUILTIN = frozenset(LOSSES.values())
+_LOADING = False
+add_family(Loss, LOSSES, "loss", _check)

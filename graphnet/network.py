@@ -27,12 +27,12 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from . import backend as backend_module
-from . import initializers, regularizers
+from . import _tabular, initializers, regularizers
 from . import optimizers as optimizers_module
 from ._lazy_init import LazyInit
 from ._locks import ReadWriteLock
 from ._locks import edit as _edit
-from ._text import format_cycle
+from ._text import format_cycle, shown
 from ._validation import check_allocation, check_text, is_dtype, is_int
 from .errors import CycleError, GraphError, NotFoundError
 from .nodes import DenseNode, Hidden, Input, Node, Output
@@ -125,11 +125,10 @@ class Network(Structure):
     # ------------------------------------------------------------------ nodes
     def add_input(self, name: str, size: int | None = None, *, columns=None, categories=None,
                   normalize: bool = False, missing: str = "error") -> Input:
-        """Add an Input node of ``size`` features, or one that reads a table's
-        ``columns`` with ``categories``, ``normalize`` and ``missing`` (see
-        :class:`graphnet._tabular.InputSettings` and the README's tables section)."""
-        return self.add_node(Input(size, name=name, columns=columns, categories=categories,
-                                   normalize=normalize, missing=missing))
+        """Add an Input of ``size`` features, or one reading a table's ``columns`` (``categories``,
+        ``normalize``, ``missing``: see :class:`graphnet._tabular.InputSettings`)."""
+        return self.add_node(Input(size, name=name, columns=columns, categories=categories, normalize=normalize,
+                                   missing=missing))
 
     def add_hidden(self, name: str, size: int, activation="relu", dropout: float = 0.0,
                    trainable: bool = True, bias_regularizer=None) -> Hidden:
@@ -140,8 +139,7 @@ class Network(Structure):
 
     def add_output(self, name: str, size: int, activation="linear", loss="mse", loss_weight: float = 1.0,
                    trainable: bool = True, bias_regularizer=None, *, classes=None) -> Output:
-        """Add an Output node with its loss; ``classes``: the labels of a softmax
-        (or one-unit sigmoid) output, or ``"adapt"`` (see ``predict_labels``).
+        """Add an Output node with its loss; ``classes``: a softmax (or one-unit sigmoid) output's labels, or "adapt".
 
         Raises
         ------
@@ -149,9 +147,8 @@ class Network(Structure):
             For a cross-entropy loss without its activation (``binary_crossentropy``
             needs ``sigmoid``, ``categorical_crossentropy`` needs ``softmax``).
         """
-        return self.add_node(Output(size, activation=activation, loss=loss, loss_weight=loss_weight,
-                                    name=name, trainable=trainable, bias_regularizer=bias_regularizer,
-                                    classes=classes))
+        return self.add_node(Output(size, activation=activation, loss=loss, loss_weight=loss_weight, name=name,
+                                    trainable=trainable, bias_regularizer=bias_regularizer, classes=classes))
 
     @_edit
     def add_node(self, node: Node) -> Node:
@@ -223,7 +220,7 @@ class Network(Structure):
     # -------------------------------------------------------------- synapses
     @_edit
     def connect(self, src: NodeRef | Iterable[NodeRef], dst: NodeRef, init: str | np.ndarray | None = None,
-                trainable: bool = True, regularizer=None) -> Synapse | list[Synapse]:
+                trainable: bool | None = None, regularizer=None) -> Synapse | list[Synapse]:
         """Join ``src`` (one node or a list of nodes) to ``dst`` with new synapses.
 
         Parameters
@@ -239,7 +236,9 @@ class Network(Structure):
             drawn too); into a linear ``Output``, ``"small_uniform"``: a
             tenth of fan_in_uniform's weights and a zero bias. Every other
             initialiser leaves the bias at zero.
-        trainable : bool
+        trainable : bool, optional
+            Whether the optimizer updates the new weights; by default as
+            ``dst.trainable`` (a frozen node's new synapses are frozen too).
         regularizer : str, dict or Regularizer, optional
             A penalty on each new weight (``graphnet.regularizers``: ``"l1"``,
             ``"l2"``, ``L2(1e-4)``, ...), added to the training loss.
@@ -273,9 +272,12 @@ class Network(Structure):
                 f"connect: src must be a node name, a Node or a list of them, got "
                 f"{type(src).__name__}: {src!r}"
             )
-        if not isinstance(trainable, bool):
-            raise GraphError(f"connect: trainable must be True or False, got {trainable!r}")
+        if trainable is not None and not isinstance(trainable, bool):
+            raise GraphError(f"connect: trainable must be True, False or None, got {trainable!r}")
         regularizers.get(regularizer)  # refuse a bad one before anything changes
+        if isinstance(dst, (list, tuple, set)):
+            raise GraphError(f"connect: dst must be one node, got {type(dst).__name__} {shown(dst)}; connect takes "
+                             f"a list of sources, not of destinations: call connect once per destination")
         sources = [self.resolve(s) for s in (src if many else [src])]
         dst_name = self.resolve(dst)
         if many and not sources:
@@ -283,6 +285,7 @@ class Network(Structure):
         target = self._nodes[dst_name]
         if isinstance(target, Input):
             raise GraphError(f"cannot connect into input {dst_name!r}: inputs take data, not synapses")
+        trainable = target.trainable if trainable is None else trainable
         seen = set()
         for name in sources:
             if name == dst_name:
@@ -456,13 +459,12 @@ class Network(Structure):
         entry = self._compiled.get(factory)
         if entry is not None and entry[0] == self.version:
             return entry[1]
-        with self._compile_lock:
+        # The read lock: no edit lands while the structure is read (a fit started
+        # while another thread edits compiles the graph of one moment).
+        with self.lock.reading(), self._compile_lock:
             entry = self._compiled.get(factory)
             if entry is None or entry[0] != self.version:
-                waiting = [n for n in self.inputs if not self._nodes[n].adapted]
-                if waiting:  # before the draw: a vocabulary still to learn sets the input's size
-                    raise GraphError(f"graph {self.name!r}: inputs {waiting} never adapted: call "
-                                     "g.adapt(data) first (fit adapts from its training rows by itself)")
+                _tabular.refuse_unadapted(self.name, [n for n in self.inputs if not self._nodes[n].adapted])
                 self.materialize()  # the product may bind every weight: the fan-ins are final for now
                 entry = self._compiled[factory] = (self.version, factory(self))
             return entry[1]

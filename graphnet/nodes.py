@@ -14,12 +14,12 @@ under its write lock; that is all a node knows of its graph.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, ClassVar
 
 import numpy as np
 
-from . import _tabular, activations, backend, losses, regularizers
+from . import _tabular, activations, losses, regularizers
+from ._member import Member, checked_values
 from ._validation import check_allocation, check_int, check_number, check_text
 from .errors import GraphError
 
@@ -45,7 +45,7 @@ def _check_size(size: object, name: str | None) -> int:
     return check_int(size, f"node {name!r}: size" if name else "node: size")
 
 
-class Node:
+class Node(Member):
     """Base class: a named node of ``size`` features.
 
     ``name`` and ``size`` are fixed once made. The other settings
@@ -57,7 +57,6 @@ class Node:
 
     _name: str | None
     _size: int
-    _graph: Any  # the Network holding this node (attach/detach), or None
 
     def __init__(self, size: int, name: str | None = None):
         self._name = None if name is None else check_name(name)
@@ -76,27 +75,6 @@ class Node:
     def num_params(self) -> int:
         """Parameters this node owns (its bias); weights belong to synapses."""
         return 0
-
-    @property
-    def graph(self):
-        """The graph holding this node, or None."""
-        return self._graph
-
-    def attach(self, graph) -> None:
-        """Become a node of ``graph`` (called by the graph that adds it)."""
-        self._graph = graph
-
-    def detach(self) -> None:
-        """Leave the graph (called by the graph that drops it)."""
-        self._graph = None
-
-    def _changed(self) -> None:
-        """A setting changed: the holding graph's compiled plan is stale."""
-        if self._graph is not None:
-            self._graph.changed()
-
-    def _editing(self):
-        return _editing(self._graph)
 
     def get_config(self) -> dict[str, Any]:
         """JSON-safe description (no weights)."""
@@ -222,7 +200,15 @@ class DenseNode(Node):
 
     @property
     def trainable(self) -> bool:
-        """Whether the optimizer updates this node's bias."""
+        """Whether the optimizer updates this node's parameters.
+
+        Setting it sets the node's bias **and** every synapse into the node
+        (Keras's meaning for a layer; the same as ``g.freeze(name)`` and
+        ``g.unfreeze(name)``), and synapses connected later follow it. A
+        synapse's own ``trainable`` changes that synapse alone; reading this
+        flag says whether the bias trains. Gradients still flow through a
+        frozen node.
+        """
         return self._trainable
 
     @trainable.setter
@@ -230,6 +216,8 @@ class DenseNode(Node):
         value = _flag(value, self.name, "trainable")
         with self._editing():
             self._trainable = value
+            for synapse in self._graph.incoming(self.name) if self._graph is not None else ():
+                synapse.trainable = value
             self._changed()
 
     def check_pairing(self, activation, loss) -> None:
@@ -264,9 +252,9 @@ class DenseNode(Node):
 
     @bias.setter
     def bias(self, value) -> None:
-        value = _values(value, self._bias, f"node {self.name!r}: bias")
+        value = checked_values(value, self._bias, f"node {self.name!r}: bias")
         with self._editing():
-            self._bias[...] = _placed(self._graph, value)
+            self._bias[...] = self._placed(value)
             self._bias_fixed = True
 
     @property
@@ -433,7 +421,7 @@ class Output(DenseNode):
         if required is not None and activation.name != required:
             raise GraphError(
                 f"output {self.name!r}: loss {loss.name!r} needs activation {required!r}, "
-                f"got {activation.name!r}"
+                f"got {activation.name!r}{loss.pairing_note}"
             )
         if activation.name == "softmax" and self.size == 1:
             raise GraphError(
@@ -461,37 +449,10 @@ class Output(DenseNode):
         )
 
 
-def _editing(graph):
-    """The holding graph's write lock (edits wait for running predictions and
-    training steps), or nothing for a node or synapse in no graph."""
-    return contextlib.nullcontext() if graph is None else graph.lock.writing()
-
-
-def _placed(graph, value: np.ndarray):
-    """``value`` on the device of ``graph`` (unchanged for no graph or the CPU)."""
-    return value if graph is None else graph.backend.to_device(value)
-
-
 def _flag(value, name, what: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise GraphError(f"node {name!r}: {what} must be True or False, got {value!r}")
     return bool(value)
-
-
-def _values(value, current: np.ndarray, what: str) -> np.ndarray:
-    """``value`` as an array of ``current``'s shape and dtype, refused unless
-    every element is a real number finite in that dtype (what ``save`` can
-    write and ``load`` read back)."""
-    array = np.asarray(backend.host(value))
-    if array.shape != current.shape:
-        raise GraphError(f"{what} must have shape {current.shape}, got {array.shape}")
-    if array.dtype.kind not in "biuf":
-        raise GraphError(f"{what} must be real numbers, got an array of dtype {array.dtype}")
-    with np.errstate(over="ignore"):
-        array = array.astype(current.dtype)
-    if not np.isfinite(array).all():
-        raise GraphError(f"{what} must be finite in {current.dtype}, found NaN or inf")
-    return array
 
 
 #: Node classes by the ``kind`` written in specs and model files.

@@ -21,7 +21,7 @@ _TRAIN_COLOR = "#1f5f9e"
 _VAL_COLOR = "#d2691e"
 
 
-def _matplotlib():
+def require_matplotlib():
     try:
         import matplotlib
     except ImportError:
@@ -103,7 +103,7 @@ def plot_history(history, path: str | os.PathLike | None = None, *, title: str |
         file suffix matplotlib cannot write.
     """
     groups = panels(history)
-    _matplotlib()
+    require_matplotlib()
     count = len(groups)
     cols = min(count, 3)
     rows = math.ceil(count / cols)

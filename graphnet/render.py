@@ -37,12 +37,13 @@ from typing import TYPE_CHECKING
 import graphviz
 
 from . import _overlays as overlays
+from ._files import atomic_write
+from ._locks import read
 from ._validation import is_int
 from .errors import RenderError
-from ._files import atomic_write
 from .nodes import DenseNode, Hidden, Output
 from .statistics import Statistics
-from .summary import describe_activation, describe_input
+from .summary import describe_activation, describe_input, shape_label
 
 if TYPE_CHECKING:
     from .attributions import Attributions
@@ -174,8 +175,7 @@ def _details(node, show_shapes: bool, show_activations: bool) -> list[str]:
     if show_shapes:
         details.append(f"{node.size} feature{'s' if node.size != 1 else ''}"
                        if node.kind == "input" else f"{node.size} unit{'s' if node.size != 1 else ''}")
-    if show_activations and describe_input(node):  # what an input does with its data
-        details.append(html.escape(describe_input(node)))
+    details += [html.escape(describe_input(node))] if show_activations and describe_input(node) else []
     if show_activations and isinstance(node, DenseNode):
         details.append(html.escape(describe_activation(node.activation)))
         if isinstance(node, Hidden) and node.dropout:
@@ -210,6 +210,7 @@ def _checked_stats(graph, stats) -> Statistics | None:
     return stats
 
 
+@read
 def to_dot(
     graph,
     rankdir: str = "LR",
@@ -354,8 +355,7 @@ def to_dot(
             continue  # a link inside a collapsed chain
         known = None if stats is None else stats.synapses.get((synapse.src, synapse.dst))
         attributes = {}
-        table = " table" if getattr(graph.nodes[synapse.src], "categorical", False) else ""  # an embedding
-        shape = "{}×{}".format(*synapse.shape) + table if show_shapes else None
+        shape = shape_label(graph, synapse) if show_shapes else None
         if known is not None:
             attributes["label"] = scale.label(shape, known)
             attributes.update(scale.attributes(known))

@@ -53,20 +53,22 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from . import optimizers as optimizers_module
-from ._text import clip, shown
-from ._version import __version__
 from ._archive import check_members, npz_bytes, open_zip, read_member, zip_info
-from ._validation import is_int
-from .errors import GraphError, ModelFileError
+from ._registry import custom_objects as custom_scope
 from ._files import atomic_write
 from ._npz import parse_npz, read_npz
+from ._text import clip, shown
+from ._validation import is_int
+from ._version import __version__
+from .errors import GraphError, ModelFileError
 from .spec import FORMAT, FORMAT_VERSION, from_dict, to_dict
 from .specfile import MAX_JSON_BYTES, parse_json
 
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["save", "load", "DEFAULT_MAX_BYTES"]
+__all__ = ["save", "load", "training_state", "restore_training", "DEFAULT_MAX_BYTES", "WEIGHTS_MEMBER", "TRAINING_MEMBER",
+           "OPTIMIZER_MEMBER", "GRAPH_MEMBER"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +106,13 @@ def save(graph: Graph, path: str | os.PathLike) -> Path:
         When the folder cannot be written; an existing file at ``path`` is
         then left exactly as it was.
     """
-    members = [(GRAPH_MEMBER, _json_bytes(to_dict(graph)), zipfile.ZIP_DEFLATED)]
-    members.append((WEIGHTS_MEMBER, npz_bytes(graph.get_weights()), zipfile.ZIP_STORED))
-    training, slots = _training_state(graph)
-    members.append((TRAINING_MEMBER, _json_bytes(training), zipfile.ZIP_DEFLATED))
-    if slots is not None:
-        members.append((OPTIMIZER_MEMBER, npz_bytes(slots), zipfile.ZIP_STORED))
+    with graph.lock.reading():  # the architecture, weights and optimizer of one moment, between two steps
+        members = [(GRAPH_MEMBER, _json_bytes(to_dict(graph)), zipfile.ZIP_DEFLATED)]
+        members.append((WEIGHTS_MEMBER, npz_bytes(graph.get_weights()), zipfile.ZIP_STORED))
+        training, slots = training_state(graph)
+        members.append((TRAINING_MEMBER, _json_bytes(training), zipfile.ZIP_DEFLATED))
+        if slots is not None:
+            members.append((OPTIMIZER_MEMBER, npz_bytes(slots), zipfile.ZIP_STORED))
 
     def write(handle: BinaryIO) -> None:
         with zipfile.ZipFile(handle, "w") as archive:
@@ -125,7 +128,7 @@ def _json_bytes(data: Any) -> bytes:
     return json.dumps(data, indent=1, allow_nan=False).encode("utf-8")
 
 
-def _training_state(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+def training_state(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
     """``training.json``'s content and the optimizer's state vectors (or None)."""
     state: dict[str, Any] = {
         "rng": {
@@ -178,7 +181,7 @@ def _parameter_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
 
 
 # --------------------------------------------------------------------- loading
-def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYTES):
+def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYTES, custom_objects=None):
     """Read a model file written by :func:`save`.
 
     Parameters
@@ -187,6 +190,11 @@ def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYT
     max_bytes : int
         Refuse files whose members add up to more than this once inflated
         (4 GiB by default).
+    custom_objects : dict name -> class, optional
+        The custom activations and losses the file names (``{"cube":
+        Cube}``), found by these names for this load only; ``gn.register``
+        makes them known everywhere instead. Nothing named in the file is
+        ever imported: only these classes and the registered ones are used.
 
     Returns
     -------
@@ -198,9 +206,19 @@ def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYT
     ------
     ModelFileError
         For a missing, unreadable, truncated, oversized, malformed or hostile
-        file: the message names the file and what is wrong.
+        file: the message names the file and what is wrong. A file naming a
+        custom part that is neither registered nor in ``custom_objects``
+        says so.
+    GraphError
+        For ``custom_objects`` that is not a dict of names to custom classes.
     """
     label = _label(path)
+    with custom_scope(custom_objects):  # a bad mapping is the caller's error, not the file's
+        return _read(path, label, max_bytes)
+
+
+def _read(path, label: str, max_bytes: int):
+    """:func:`load`'s work, every failure a ModelFileError naming the file."""
     try:
         if isinstance(path, (str, os.PathLike)):
             with open(path, "rb") as handle:
@@ -253,7 +271,7 @@ def _load(handle: BinaryIO, label: str, max_bytes: int):
         del raw_weights
         graph.set_weights(arrays)
         if TRAINING_MEMBER in infos:
-            _restore_training(graph, archive, infos, label)
+            restore_training(graph, archive, infos, label)
         elif OPTIMIZER_MEMBER in infos:
             raise ModelFileError(f"{label}: has {OPTIMIZER_MEMBER} but no {TRAINING_MEMBER} to describe it")
     logger.debug("%s: loaded %r", label, graph)
@@ -293,7 +311,10 @@ _TRAINING_FIELDS = {"rng", "optimizer"}
 _OPTIMIZER_FIELDS = {"config", "iterations", "layout", "slots"}
 
 
-def _restore_training(graph: Graph, archive: zipfile.ZipFile, infos, label: str) -> None:
+def restore_training(graph: Graph, archive: zipfile.ZipFile, infos, label: str) -> None:
+    """Set the graph's random streams and optimizer (state included) from
+    ``training.json`` and ``optimizer.npz``, after checking all of them: a
+    refused file changes nothing."""
     where = f"{label}: {TRAINING_MEMBER}"
     state = _read_json(archive, infos[TRAINING_MEMBER], label)
     _require(isinstance(state, Mapping), where, "a JSON object", state)

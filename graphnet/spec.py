@@ -34,6 +34,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import losses
+from ._locks import read
+from ._registry import custom_objects as custom_scope
 from ._text import clip, preview, shown
 from ._topology import is_chain, refuse_cycles
 from ._validation import is_int
@@ -79,6 +81,7 @@ def _short(config: dict[str, Any]) -> str | dict[str, Any]:
     return config["name"] if len(config) == 1 else config
 
 
+@read
 def to_dict(graph: Network) -> dict[str, Any]:
     """The graph's architecture (no weights) as JSON-safe data: the structure
     that :func:`from_dict` reads back (see the module docs for the format)."""
@@ -109,7 +112,7 @@ def to_dict(graph: Network) -> dict[str, Any]:
 
 
 def from_dict(cls: type[Network] | None, data: Mapping[str, Any],
-              max_params: int | None = DEFAULT_MAX_SPEC_PARAMS) -> Network:
+              max_params: int | None = DEFAULT_MAX_SPEC_PARAMS, custom_objects=None) -> Network:
     """A new Graph (or Sequential) from :func:`to_dict`'s structure
     (``Graph.from_dict(data)``).
 
@@ -125,12 +128,16 @@ def from_dict(cls: type[Network] | None, data: Mapping[str, Any],
         default, as for spec files) before any weight is allocated; model
         files pass a bound derived from the bytes of their weights. ``None``
         lifts the limit.
+    custom_objects : dict name -> class, optional
+        Custom activations and losses the data names, found by these names
+        for this call only (``gn.register`` makes them known everywhere).
 
     Raises
     ------
     GraphError
         Naming the field (``nodes[2].size``), what was expected and what was found;
-        for unknown activations, losses, kinds or initialisers; for a newer format
+        for unknown activations, losses, kinds or initialisers (an unknown
+        name says to register its class or pass ``custom_objects``); for a newer format
         version; for synapses naming unknown nodes; for a cycle; for more
         parameters than ``max_params`` (or than memory can hold).
     """
@@ -188,7 +195,8 @@ def from_dict(cls: type[Network] | None, data: Mapping[str, Any],
         hint = "; pass max_params=None to lift it if you trust the spec" if max_params == DEFAULT_MAX_SPEC_PARAMS else ""
         raise GraphError(f"spec describes {total:,} parameters, more than the limit of {max_params:,}{hint}")
     try:
-        return _build(cls, data, configs, synapses, name, seed, dtype, sequential)
+        with custom_scope(custom_objects):
+            return _build(cls, data, configs, synapses, name, seed, dtype, sequential)
     except GraphError:
         raise
     except (MemoryError, OverflowError, ValueError) as exc:  # numpy's "array is too big"
@@ -277,7 +285,8 @@ def _sequential(cls, data, configs, synapses, name, seed, dtype):
     # only one of them (an imported layer without bias keeps a frozen zero bias).
     # Nothing has been compiled yet, so setting the flags here is safe.
     for synapse, s in zip(model.synapses, synapses):
-        synapse.trainable = s["trainable"]
+        if s["trainable"] is not None:
+            synapse.trainable = s["trainable"]
         if s["init"] == "array":
             synapse.init = "array"
     return model
@@ -344,8 +353,8 @@ def _synapse(entry, i: int) -> dict[str, Any]:
         _expect(isinstance(entry.get(end), str), f"{where}.{end}", "a node name", entry.get(end))
     init = entry.get("init")
     _expect(init is None or isinstance(init, str), f"{where}.init", "an initializer name", init)
-    trainable = entry.get("trainable", True)
-    _expect(isinstance(trainable, bool), f"{where}.trainable", "true or false", trainable)
+    trainable = entry.get("trainable")  # absent: as its destination node
+    _expect(trainable is None or isinstance(trainable, bool), f"{where}.trainable", "true or false", trainable)
     regularizer = entry.get("regularizer")
     if regularizer is not None:
         _expect(isinstance(regularizer, (str, Mapping)), f"{where}.regularizer", "a name or a mapping", regularizer)

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ._registry import custom_objects as custom_scope
 from ._text import clip, shown
 from .errors import GraphError, ModelFileError
 from .spec import DEFAULT_MAX_SPEC_PARAMS, from_dict
@@ -239,7 +240,8 @@ def _yaml_loader(yaml) -> type:
     return SpecLoader
 
 
-def from_spec(cls, path: str | os.PathLike, max_params: int | None = DEFAULT_MAX_SPEC_PARAMS):
+def from_spec(cls, path: str | os.PathLike, max_params: int | None = DEFAULT_MAX_SPEC_PARAMS,
+              custom_objects=None):
     """A new Graph (or Sequential) from a spec file: :func:`graphnet.spec.to_dict`'s
     structure written as JSON or YAML (``Graph.from_spec(path)``). Weights
     start from their initialisers.
@@ -253,6 +255,9 @@ def from_spec(cls, path: str | os.PathLike, max_params: int | None = DEFAULT_MAX
     max_params : int or None
         Refuse specs describing more parameters than this (100 million by
         default) before anything is allocated; ``None`` for no limit.
+    custom_objects : dict name -> class, optional
+        Custom activations and losses the spec names, for this call only
+        (see :func:`graphnet.spec.from_dict`).
 
     Raises
     ------
@@ -260,11 +265,12 @@ def from_spec(cls, path: str | os.PathLike, max_params: int | None = DEFAULT_MAX
         Naming the file and the offending field (``spec.nodes[2].size``), or
         as :func:`read_spec` does.
     """
-    data = read_spec(path)
-    try:
-        return from_dict(cls, data, max_params=max_params)
-    except GraphError as exc:
-        raise ModelFileError(f"{os.fspath(path)}: {exc}") from None
+    with custom_scope(custom_objects):  # a bad mapping is the caller's error, not the file's
+        data = read_spec(path)
+        try:
+            return from_dict(cls, data, max_params=max_params)
+        except GraphError as exc:
+            raise ModelFileError(f"{os.fspath(path)}: {exc}") from None
 
 
 def parse_json(raw: bytes) -> Any:

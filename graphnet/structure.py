@@ -211,6 +211,10 @@ class Structure:
         """Every weight and bias (trainable or not)."""
         return sum(n.num_params for n in self._nodes.values()) + sum(s.num_params for s in self._synapses.values())
 
+    def count_params(self) -> int:
+        """Keras's name for :attr:`num_params`: every weight and bias."""
+        return self.num_params
+
     @property
     def num_trainable_params(self) -> int:
         """The weights and biases the optimizer updates."""

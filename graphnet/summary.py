@@ -5,17 +5,23 @@ above it): name and kind, size, activation, the nodes it is connected from,
 and the parameters it owns. A node owns its bias and the weights of the
 synapses that end in it, so the rows add up to ``Graph.num_params``.
 
-Long cells wrap inside their column instead of widening the table, so a node
-fed by twenty sources takes a few lines, not a 400-character row.
+The table fits ``line_length`` columns (80, a terminal's width): when the
+cells are wider, "Connected to" narrows first (its list wraps after commas),
+then the activation, then the node's name (which wraps after ``_``, ``.``,
+``-`` or before its kind, never inside a word while it can), so a node fed
+by twenty sources takes a few lines, not a 400-character row.
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ._locks import read
+from ._validation import check_int
 from .errors import GraphError
 from .nodes import DenseNode, Hidden, Input, Output
 
@@ -24,11 +30,13 @@ if TYPE_CHECKING:
 
 __all__ = ["summary", "summary_rows", "NodeRow", "describe_activation"]
 
-# Widest each wrapped column may grow before its cells wrap.
-_MAX_NAME = 40
-_MAX_ACTIVATION = 22
-_MAX_CONNECTED = 36
-_MAX_LOSS_LINE = 88
+_HEADERS = ("Node (kind)", "Size", "Activation", "Connected to", "Params")
+_RIGHT = (False, True, False, False, True)
+# The columns that may narrow, in the order they give up width.
+_NARROWING = (3, 2, 0)
+_GAP = "   "
+#: Where a long word (a node's name) may break: after these characters.
+_BREAKS = re.compile(r"(?<=[_./-])")
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,8 @@ def summary_rows(graph: Graph) -> list[NodeRow]:
     return rows
 
 
-def summary(graph: Graph, print_fn: Callable[[str], object] | None = print) -> str | None:
+@read
+def summary(graph: Graph, print_fn: Callable[[str], object] | None = print, line_length: int = 80) -> str | None:
     """Print (or return) the summary table of ``graph``.
 
     Parameters
@@ -77,6 +86,9 @@ def summary(graph: Graph, print_fn: Callable[[str], object] | None = print) -> s
     print_fn : callable or None
         Called once with the whole table (no trailing newline); ``None``
         returns the text instead.
+    line_length : int
+        The widest a line may be (Keras's name); long cells wrap inside
+        their column. At least 60 (the headers alone take 56).
 
     Returns
     -------
@@ -86,14 +98,16 @@ def summary(graph: Graph, print_fn: Callable[[str], object] | None = print) -> s
     Raises
     ------
     GraphError
-        When ``print_fn`` is neither callable nor ``None``.
+        When ``print_fn`` is neither callable nor ``None``, or for a
+        ``line_length`` under 60.
     """
     if print_fn is not None and not callable(print_fn):
         raise GraphError(
             f"summary: print_fn must be a callable such as print, or None to get the text; "
             f"got {print_fn!r}"
         )
-    text = _table(graph, summary_rows(graph))
+    line_length = check_int(line_length, "summary: line_length", 60)
+    text = _table(graph, summary_rows(graph), line_length)
     if print_fn is None:
         return text
     print_fn(text)
@@ -133,6 +147,13 @@ def describe_input(node: Input) -> str:
     if not node.adapted:
         words.append("not adapted")
     return ", ".join(words)
+
+
+def shape_label(graph: Graph, synapse) -> str:
+    """A synapse's weight shape, ``src×dst``; ``38×32 table`` for an embedding
+    (from a categorical input: rows gathered by category)."""
+    table = " table" if getattr(graph.nodes[synapse.src], "categorical", False) else ""
+    return "{}×{}".format(*synapse.shape) + table
 
 
 def _shown_values(values, limit: int = 6) -> str:
@@ -180,8 +201,7 @@ def _activation(node) -> str:
     return text
 
 
-def _table(graph: Graph, rows: list[NodeRow]) -> str:
-    headers = ("Node (kind)", "Size", "Activation", "Connected to", "Params")
+def _table(graph: Graph, rows: list[NodeRow], line_length: int) -> str:
     cells = [
         (
             f"{r.name} ({r.kind})",
@@ -192,32 +212,23 @@ def _table(graph: Graph, rows: list[NodeRow]) -> str:
         )
         for r in rows
     ]
-    caps = (_MAX_NAME, None, _MAX_ACTIVATION, _MAX_CONNECTED, None)
-    widths = []
-    for i, cap in enumerate(caps):
-        natural = max([len(headers[i])] + [len(c[i]) for c in cells])
-        widths.append(natural if cap is None else min(natural, cap))
-    right = (False, True, False, False, True)
-    gap = "   "
+    widths = _widths(cells, line_length)
 
     def line(values: tuple[list[str], ...]) -> list[str]:
-        height = max(len(v) for v in values)
         out = []
-        for k in range(height):
+        for k in range(max(len(v) for v in values)):
             parts = []
             for i, column in enumerate(values):
                 text = column[k] if k < len(column) else ""
-                parts.append(text.rjust(widths[i]) if right[i] else text.ljust(widths[i]))
-            out.append((" " + gap.join(parts)).rstrip())
+                parts.append(text.rjust(widths[i]) if _RIGHT[i] else text.ljust(widths[i]))
+            out.append((" " + _GAP.join(parts)).rstrip())
         return out
 
-    total_width = 1 + sum(widths) + len(gap) * (len(widths) - 1)
-    lines = [
-        f'{type(graph).__name__}: "{graph.name}"  ({_count(len(graph.inputs), "input")}, '
-        f'{_count(len(graph.outputs), "output")}, {graph.dtype})',
-        "_" * total_width,
-    ]
-    lines += line(tuple([h] for h in headers))
+    total_width = 1 + sum(widths) + len(_GAP) * (len(widths) - 1)
+    title = (f'{type(graph).__name__}: "{graph.name}"  ({_count(len(graph.inputs), "input")}, '
+             f'{_count(len(graph.outputs), "output")}, {graph.dtype})')
+    lines = textwrap.wrap(title, line_length, subsequent_indent="  ") + ["_" * total_width]
+    lines += line(tuple([h] for h in _HEADERS))
     lines.append("=" * total_width)
     for row in cells:
         lines += line(tuple(_wrap(text, widths[i]) for i, text in enumerate(row)))
@@ -233,21 +244,59 @@ def _table(graph: Graph, rows: list[NodeRow]) -> str:
     ]
     loss = _loss_line(graph)
     if loss:
-        lines += textwrap.wrap(loss, _MAX_LOSS_LINE, subsequent_indent="      ", break_long_words=False)
+        lines += textwrap.wrap(loss, line_length, subsequent_indent="      ", break_long_words=False)
     tables = _table_lines(graph)
     if tables:
         lines.append("Data:")
         for line in tables:
-            lines += textwrap.wrap(line, 78, initial_indent="  ", subsequent_indent="      ",
+            lines += textwrap.wrap(line, line_length, initial_indent="  ", subsequent_indent="      ",
                                    break_long_words=False)
     return "\n".join(lines)
 
 
+def _widths(cells: list[tuple[str, ...]], line_length: int) -> list[int]:
+    """Each column's width: its widest cell, narrowed (see the module docs)
+    until a row fits ``line_length``."""
+    widths = [max([len(_HEADERS[i])] + [len(c[i]) for c in cells]) for i in range(len(_HEADERS))]
+    excess = 1 + sum(widths) + len(_GAP) * (len(widths) - 1) - line_length
+    # Sources and the activation first, down to their longest word (a whole source name)...
+    for i in _NARROWING[:2]:
+        floor = max([len(_HEADERS[i])] + [len(word) for c in cells for word in c[i].split()])
+        cut = max(0, min(widths[i] - floor, excess))
+        widths[i] -= cut
+        excess -= cut
+    # ... then the names and the sources together, then every wrapping column, widest first.
+    for narrowing in ((0, 3), _NARROWING):
+        while excess > 0 and any(widths[i] > len(_HEADERS[i]) for i in narrowing):
+            widest = max((i for i in narrowing if widths[i] > len(_HEADERS[i])), key=widths.__getitem__)
+            widths[widest] -= 1
+            excess -= 1
+    return widths
+
+
 def _wrap(text: str, width: int) -> list[str]:
-    """``text`` in lines of at most ``width``, breaking after commas where it can."""
+    """``text`` in lines of at most ``width``: broken at spaces (after the
+    commas of a list, before a node's kind), and a word still too long
+    after ``_ . - /``, or inside it only when nothing else fits."""
     if len(text) <= width:
         return [text]
-    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+    lines = []
+    for line in textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [""]:
+        lines += [line] if len(line) <= width else _break_word(line, width)
+    return lines
+
+
+def _break_word(word: str, width: int) -> list[str]:
+    lines, current = [], ""
+    for piece in _BREAKS.split(word):
+        if current and len(current + piece) > width:
+            lines.append(current)
+            current = ""
+        while len(piece) > width:
+            lines.append(piece[:width])
+            piece = piece[width:]
+        current += piece
+    return lines + ([current] if current else [])
 
 
 def _loss_line(graph: Graph) -> str:

@@ -1,4 +1,5 @@
-"""Reshaping a graph in place: freeze, insert, widen, bridge, transfer weights.
+"""Reshaping a graph in place: freeze, insert, widen, bridge (and, in
+:mod:`graphnet.weights`, transfer weights).
 
 Every operation here follows three rules:
 
@@ -25,8 +26,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,17 +43,15 @@ from .activations import (
     Softplus,
 )
 from ._locks import edit
-from ._validation import is_int
+from ._validation import check_allocation, is_int
 from .errors import GraphError
-from .nodes import DenseNode, Hidden, Input, Node, Output
-from .network import Network
+from .nodes import DenseNode, Hidden, Input, Node, Output, check_name
 from .synapse import Synapse
-from .weights import parameter_arrays
 
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["freeze", "unfreeze", "insert", "widen", "remove_bridged", "transfer_weights", "TransferReport"]
+__all__ = ["freeze", "unfreeze", "insert", "widen", "remove_bridged"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +66,8 @@ _NON_NEGATIVE = (ReLU, Sigmoid, Softplus, Softmax, HardSigmoid)
 @edit
 def freeze(graph: Graph, *names) -> list[str]:
     """Stop training the parameters of the named nodes: each one's bias and
-        its incoming synapses. Gradients still flow through them.
+        its incoming synapses (``g[name].trainable = False`` does the same for
+        one node). Gradients still flow through them.
 
         Parameters
         ----------
@@ -209,7 +207,7 @@ def insert(graph: Graph, src, dst, name: str, size: int | None = None,
     source, target = graph.nodes[src], graph.nodes[dst]
     if size is None:
         size = source.size
-    node = Hidden(size, activation=activation, name=name)  # checks name, size and activation
+    node = Hidden(size, activation=activation, name=check_name(name, "insert: the new node"))  # and size, activation
     if name in graph:
         raise GraphError(f"insert: graph {graph.name!r} already has a node named {name!r}")
     if not isinstance(preserve, bool):
@@ -351,6 +349,8 @@ def widen(graph: Graph, name, size: int, seed: int | None = None, split: str = "
         raise GraphError(f"widen: split must be 'equal' or 'random', got {split!r}")
     if size == node.size:
         return node
+    fans = sum(s.shape[0] for s in graph.incoming(name)) + sum(graph.nodes[c].size for c in graph.consumers(name))
+    check_allocation(size * (fans + 3), 8, f"widen: {name!r} with {size:,} units")  # before a draw or an index
 
     rng = graph.init_rng if seed is None else np.random.default_rng(seed)
     old_size = node.size
@@ -470,122 +470,3 @@ def remove_bridged(graph: Graph, name) -> None:
         synapses.append(synapse)
     graph.rebuild([n for k, n in graph.nodes.items() if k != name], synapses)
     logger.info("%s: removed %r, joining %d sources to %d consumers", graph.name, name, len(into), len(out))
-
-
-# --------------------------------------------------------------- transferring
-@dataclass(frozen=True)
-class TransferReport:
-    """What :func:`transfer_weights` did, parameter by parameter.
-
-    Attributes
-    ----------
-    copied : dict
-        This graph's key -> the other's key whose values it took.
-    skipped : list of str
-        This graph's parameters nothing matched (left as they were).
-    mismatched : dict
-        This graph's key -> ``(its shape, the other's shape)`` for pairs
-        whose shapes differ (left as they were).
-    unused : list of str
-        The other's parameters that went nowhere.
-    """
-
-    copied: dict[str, str] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)
-    mismatched: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
-    unused: list[str] = field(default_factory=list)
-
-    def __getitem__(self, item: str):
-        if item not in ("copied", "skipped", "mismatched", "unused"):
-            raise GraphError(f"TransferReport has 'copied', 'skipped', 'mismatched' and 'unused', not {item!r}")
-        return getattr(self, item)
-
-    def keys(self):
-        return ("copied", "skipped", "mismatched", "unused")
-
-    def __repr__(self) -> str:
-        lines = [
-            f"TransferReport: {len(self.copied)} copied, {len(self.skipped)} skipped, "
-            f"{len(self.mismatched)} mismatched, {len(self.unused)} unused"
-        ]
-        if self.copied:
-            pairs = [k if k == v else f"{k} <- {v}" for k, v in self.copied.items()]
-            lines.append(f"  copied:     {preview(pairs, 8)}")
-        if self.skipped:
-            lines.append(f"  skipped:    {preview(self.skipped, 8)} (no counterpart)")
-        for key, (here, there) in list(self.mismatched.items())[:8]:
-            lines.append(f"  mismatched: {key}: shape {here} here, {there} there")
-        if len(self.mismatched) > 8:
-            lines.append(f"  ... {len(self.mismatched) - 8} more mismatched")
-        if self.unused:
-            lines.append(f"  unused:     {preview(self.unused, 8)}")
-        return "\n".join(lines)
-
-
-@edit
-def transfer_weights(graph: Graph, other, match: str = "name", strict: bool = True) -> TransferReport:
-    """Copy parameters from ``other`` (a Graph, or a dict like ``get_weights()``).
-
-        Parameters
-        ----------
-        other : Graph or dict key -> ndarray
-        match : {"name", "shape"}
-            Pair parameters by key, or by position in ``parameters()`` order
-            (for graphs built alike under other names).
-        strict : bool
-            Refuse, copying nothing, when any pair differs in shape.
-
-        Returns
-        -------
-        TransferReport
-            ``copied``, ``skipped``, ``mismatched`` and ``unused`` parameters.
-
-        Raises
-        ------
-        GraphError
-            For a mismatch under ``strict``, or a value that is not finite.
-        """
-    if isinstance(other, Network):
-        theirs = parameter_arrays(other)
-    elif isinstance(other, Mapping):
-        theirs = dict(other)
-    else:
-        raise GraphError(
-            "transfer_weights: other must be a Graph or a dict of arrays keyed like "
-            f"get_weights(), got {type(other).__name__}"
-        )
-    if match not in ("name", "shape"):
-        raise GraphError(f"transfer_weights: match must be 'name' or 'shape', got {match!r}")
-    if not isinstance(strict, bool):
-        raise GraphError(f"transfer_weights: strict must be True or False, got {strict!r}")
-    own = graph.parameters()
-    report = TransferReport()
-    if match == "name":
-        pairs = [(r, r.key if r.key in theirs else None) for r in own]
-        report.unused.extend(k for k in theirs if k not in {r.key for r in own})
-    else:
-        their_keys = list(theirs)
-        pairs = [(r, their_keys[i] if i < len(their_keys) else None) for i, r in enumerate(own)]
-        report.unused.extend(their_keys[len(own):])
-    values = {}
-    for record, key in pairs:
-        if key is None:
-            report.skipped.append(record.key)
-            continue
-        shape = tuple(np.shape(theirs[key]))
-        if shape != record.shape:
-            report.mismatched[record.key] = (record.shape, shape)
-            continue
-        report.copied[record.key] = key
-        values[record.key] = theirs[key]
-    if strict and report.mismatched:
-        detail = "; ".join(f"{k}: {a} here, {b} there" for k, (a, b) in list(report.mismatched.items())[:5])
-        more = f" (and {len(report.mismatched) - 5} more)" if len(report.mismatched) > 5 else ""
-        raise GraphError(
-            f"transfer_weights: {len(report.mismatched)} parameters differ in shape, so nothing "
-            f"was copied: {detail}{more}; pass strict=False to copy the rest"
-        )
-    graph.set_weights(values)  # checks every value first; copies nothing if one is bad
-    logger.info("%s: transferred %d parameters (%d skipped, %d mismatched)", graph.name,
-                len(report.copied), len(report.skipped), len(report.mismatched))
-    return report

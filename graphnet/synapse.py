@@ -9,13 +9,13 @@ import numpy as np
 
 from . import initializers, regularizers
 from .errors import GraphError
-from .nodes import _editing, _placed, _values
+from ._member import Member, checked_values
 from ._parameters import weight_key
 
 __all__ = ["Synapse", "init_values"]
 
 
-class Synapse:
+class Synapse(Member):
     """The edge ``src -> dst`` with a weight of shape ``(src.size, dst.size)``.
 
     Parameters
@@ -51,7 +51,6 @@ class Synapse:
     _by_default: bool
     _trainable: bool
     _regularizer: Any
-    _graph: Any  # the Network holding this synapse (attach/detach), or None
 
     def __init__(self, src: str, dst: str, weight: np.ndarray | None, init: str, trainable: bool = True,
                  regularizer=None, shape: tuple[int, int] | None = None):
@@ -66,18 +65,6 @@ class Synapse:
         self._regularizer = regularizers.get(regularizer)
         self._graph = None
 
-    @property
-    def graph(self):
-        """The graph holding this synapse, or None."""
-        return self._graph
-
-    def attach(self, graph) -> None:
-        """Become a synapse of ``graph`` (called by the graph that connects it)."""
-        self._graph = graph
-
-    def detach(self) -> None:
-        """Leave the graph (called by the graph that drops it)."""
-        self._graph = None
 
     @property
     def regularizer(self):
@@ -89,8 +76,7 @@ class Synapse:
         value = regularizers.get(value)
         with self._editing():
             self._regularizer = value
-            if self._graph is not None:
-                self._graph.changed()
+            self._changed()
 
     @property
     def trainable(self) -> bool:
@@ -104,11 +90,7 @@ class Synapse:
                              f"got {value!r}")
         with self._editing():
             self._trainable = bool(value)
-            if self._graph is not None:
-                self._graph.changed()
-
-    def _editing(self):
-        return _editing(self._graph)
+            self._changed()
 
     @property
     def key(self) -> str:
@@ -141,9 +123,9 @@ class Synapse:
         with self._editing():
             if self._weight is None:  # never drawn: the given values are its first, nothing is drawn
                 template = np.broadcast_to(np.zeros((), self._graph.dtype), self._shape)
-                self._graph.assign_first_values(self, _placed(self._graph, _values(value, template, what)))
+                self._graph.assign_first_values(self, self._placed(checked_values(value, template, what)))
                 return
-            self._weight[...] = _placed(self._graph, _values(value, self._weight, what))
+            self._weight[...] = self._placed(checked_values(value, self._weight, what))
 
     # -- the engine's access to the weight (graphnet.network, _lazy_init, _parameters)
     @property

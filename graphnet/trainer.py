@@ -143,6 +143,13 @@ class Trainer:
                               f"{self.backend.name} device at the end of the logging interval)")
         return read
 
+    def adopt_optimizer(self) -> None:
+        """Train with the graph's optimizer when it was replaced (a backup
+        restored with its state): bound to the plan's parameters."""
+        if self.graph.optimizer is not self.optimizer:
+            self.optimizer = self.graph.optimizer
+            self.optimizer.bind(self.plan.store.layout, self.plan.dtype, self.backend)
+
     def _follow(self) -> None:
         """The graph was edited (a callback set ``dropout``, ``trainable``, ...):
         train the recompiled plan's parameters from the next batch on, the
@@ -236,6 +243,7 @@ class Trainer:
         on_batch_end: Callable[[int, dict[str, float]], None] | None = None,
         on_batch_begin: Callable[[int], None] | None = None,
         every: int | None = None,
+        figures: bool = False,
     ) -> None:
         """One pass over ``batches``, each counted into ``tally``.
 
@@ -247,11 +255,13 @@ class Trainer:
         batches (once per epoch by default) and after the last: each logging
         interval ends in one call ``on_batch_end(batch, logs)`` for its last
         batch, ``logs`` holding that batch's ``loss``, the epoch's
-        ``running_loss`` and the interval's length as ``batches``.
+        ``running`` figures (the loss; with ``figures``, all that
+        :meth:`Tally.running` gives, read in the same transfer) and the
+        interval's length as ``batches``.
         """
         epoch, epochs, count = where
         deferred = self.checks is not None
-        every, settled = every or count, 0
+        every, settled = every or count or LOG_EVERY, 0
         for batch, (inputs, targets, rows, *weights) in enumerate(batches):
             if on_batch_begin is not None:
                 on_batch_begin(batch)
@@ -261,12 +271,17 @@ class Trainer:
                 if on_batch_end is not None:
                     on_batch_end(batch, {"loss": loss})
             elif (batch + 1) % every == 0 or batch + 1 == count:
-                loss, running = self.settle(loss, tally.loss())
-                if on_batch_end is not None:
-                    on_batch_end(batch, {"loss": loss, "running_loss": running, "batches": batch + 1 - settled})
+                self._settle_interval(loss, tally, figures, on_batch_end, batch, batch + 1 - settled)
                 settled = batch + 1
-        if deferred and self.checks.pending:  # fewer batches than announced
-            self.settle()
+        if deferred and self.checks.pending:  # an interval cut short: fewer batches than announced, or unknown
+            self._settle_interval(loss, tally, figures, on_batch_end, batch, batch + 1 - settled)
+
+    def _settle_interval(self, loss, tally: Tally, figures: bool, on_batch_end, batch: int, length: int) -> None:
+        """A device's logging interval ends: its checks and figures read at once."""
+        running = tally.running() if figures else {"loss": tally.loss()}
+        loss, *values = self.settle(loss, *running.values())
+        if on_batch_end is not None:
+            on_batch_end(batch, {"loss": loss, "running": dict(zip(running, values)), "batches": length})
 
     def run(
         self,
@@ -291,8 +306,9 @@ class Trainer:
             The epoch to end before (counted from 0, like ``initial_epoch``).
         epoch_batches : callable
             ``epoch -> iterable of (inputs, targets, rows)``.
-        batches : int
-            Batches per epoch (for progress and messages).
+        batches : int or None
+            Batches per epoch (for progress and messages), None when unknown
+            (a generator's).
         metrics : dict output name -> list of Metric, optional
         validate : callable, optional
             ``() -> logs`` to add to each epoch's logs (``val_loss``, ...).
@@ -326,9 +342,9 @@ class Trainer:
 
         def on_batch_end(batch: int, logs: dict[str, float]) -> None:
             if deferred:
-                progress.batch_end(logs.pop("running_loss"), logs.pop("batches"))
-            else:  # the running loss costs a few passes: only when the bar shows it
-                progress.batch_end(tally.loss() if progress.loss_due() else None)
+                progress.batch_end(logs.pop("running"), logs.pop("batches"))
+            else:  # the running figures cost a few passes: only when the bar shows them
+                progress.batch_end(tally.running() if progress.loss_due() else None)
             for cb in callbacks:
                 cb.on_batch_end(batch, logs)
 
@@ -342,15 +358,27 @@ class Trainer:
         graph.stop_training = False
         for cb in callbacks:
             cb.on_train_begin()
+        self.adopt_optimizer()  # a callback may have restored one (BackupAndRestore)
+        resumed = [epoch for cb in callbacks if (epoch := cb.resume_epoch()) is not None]
+        start = max(resumed, default=initial_epoch)
         with quiet_overflow(), contextlib.closing(progress):
-            for epoch in range(initial_epoch, epochs):
+            for epoch in range(start, epochs):
                 for cb in callbacks:
                     cb.on_epoch_begin(epoch)
                 progress.epoch_begin(epoch)
                 tally = Tally(graph, chosen)
-                self.run_epoch(epoch_batches(epoch), tally, (epoch, epochs, batches), on_batch_end,
-                               on_batch_begin if begins else None, every)
-                logs = tally.logs()
+                try:
+                    self.run_epoch(epoch_batches(epoch), tally, (epoch, epochs, batches), on_batch_end,
+                                   on_batch_begin if begins else None, every, progress.live)
+                except TrainingError as error:
+                    if not any([cb.on_non_finite(error) for cb in callbacks]):
+                        raise
+                    graph.stop_training = True  # quietly (TerminateOnNaN): the step was not applied
+                    logs = {**tally.logs(), "loss": math.nan}
+                else:
+                    if not tally.rows:  # the batches ran out (a generator): nothing to log
+                        break
+                    logs = tally.logs()
                 if validate is not None:
                     logs.update(validate())
                 progress.epoch_end(epoch, logs)
@@ -368,7 +396,7 @@ class Trainer:
             place = "train_step"
         else:
             epoch, epochs, batch, batches = where
-            place = f"epoch {epoch + 1}/{epochs}, batch {batch + 1}/{batches}"
+            place = f"epoch {epoch + 1}/{epochs}, batch {batch + 1}" + (f"/{batches}" if batches else "")
         if output is None and record is not None:
             reached = nx.descendants(self.graph.structure, record.node) | {record.node}
             outputs = [o for o in self.graph.outputs if o in reached]

@@ -18,11 +18,13 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from ._data import Batches, as_inputs, as_targets, as_weights, common_rows, holdout, holdout_rows
+from ._generators import BatchSource, is_batch_source
+from ._locks import edit
 from ._progress import Progress
 from ._validation import check_int, check_number
 from .callbacks import Callback, History
 from .errors import GraphError, NotFoundError, ShapeError
-from .inference import DEFAULT_CHUNK, evaluate_arrays, read_scalars
+from .inference import DEFAULT_CHUNK, Tally, evaluate_arrays, read_scalars, tally_arrays
 from .plan import compile_plan
 from .preprocessing import adapt_for_fit
 from .trainer import Trainer, quiet_overflow
@@ -39,10 +41,12 @@ def _batch_data(graph: Graph, x, y):
     return inputs, targets, rows
 
 
+@edit
 def gradients(graph: Graph, x, y) -> tuple[float, dict[str, np.ndarray]]:
     """``(loss, grads)`` on one batch, ``grads`` keyed like ``get_weights()``.
 
-    Runs in training mode (dropout on) and changes no weights.
+    Runs in training mode (dropout on) and changes no weights; it holds the
+    write lock, since it fills the plan's gradient buffer that training steps use.
 
     Parameters
     ----------
@@ -136,7 +140,7 @@ def check_fit_arguments(where: str, epochs, batch_size, verbose, shuffle, valida
 def fit(
     graph,
     x,
-    y,
+    y=None,
     *,
     epochs: int = 1,
     batch_size: int = 32,
@@ -149,23 +153,43 @@ def fit(
     verbose: int = 1,
     sample_weight=None,
     class_weight=None,
+    steps_per_epoch: int | None = None,
+    validation_steps: int | None = None,
+    initial_epoch: int = 0,
 ) -> History:
     """Train ``graph`` with mini-batches.
 
     Parameters
     ----------
     x, y : ndarray or dict name -> ndarray
-        Inputs of shape ``(n, size)`` and targets, keyed by node name.
-    epochs, batch_size : int
+        Inputs of shape ``(n, size)`` and targets, keyed by node name. Or,
+        for data that does not fit in memory, ``x`` yields batches ``(x,
+        y)`` or ``(x, y, sample_weight)`` and ``y`` is None: an iterable
+        that can be iterated again (a list, a Sequence with ``__len__`` and
+        ``__getitem__``) is iterated afresh every epoch; a one-shot
+        generator is consumed across epochs, ``steps_per_epoch`` batches
+        each. Each batch is checked as arrays are; ``batch_size``,
+        ``shuffle``, ``sample_weight`` and ``validation_split`` are then the
+        batches' own business.
+    epochs : int
+        The epoch to stop before, counted from 0 like ``initial_epoch``
+        (Keras's meaning).
+    batch_size : int
     optimizer : str, dict, Optimizer or None
         ``None`` (the default) keeps the graph's optimizer and its state (a
         graph with none gets a fresh ``adam``); anything else is kept on the
         graph as ``graph.optimizer``. Asking again for the same name keeps the
         state, so ``fit`` after ``fit`` continues.
-    metrics : list of names, or dict output name -> list, optional
-        ``accuracy`` (sigmoid and softmax outputs), ``mae``, ``mse``; by
-        default those given to ``compile`` (none if it was not called).
+    metrics : list, or dict output name -> list, optional
+        Names (``accuracy``, ``precision``, ``recall``, ``f1``, ``auc``,
+        ``log_loss``, ... on sigmoid and softmax outputs; ``mae``, ``mse``,
+        ``rmse``, ``r2`` on every output: see :mod:`graphnet.metrics`),
+        :class:`~graphnet.metrics.Metric` instances or functions ``f(y_true,
+        y_pred) -> float``; each is computed on the epoch's rows, not
+        averaged over batches. By default those given to ``compile`` (none
+        if it was not called).
     validation_data : tuple (x_val, y_val) or (x_val, y_val, sample_weight_val), optional
+        Or batches, as ``x`` may be (``validation_steps`` of them per epoch).
     validation_split : float
         A fraction of the rows held out for validation, drawn at random from
         the graph's seed (Keras takes the *last* rows instead).
@@ -180,6 +204,14 @@ def fit(
     class_weight : dict class -> weight, or dict output name -> such a dict, optional
         Multiplies ``sample_weight`` by the weight of each row's class
         (softmax outputs, or sigmoid outputs of one unit); missing classes weigh 1.
+    steps_per_epoch : int, optional
+        Batches per epoch from a generator ``x`` (needed by a one-shot
+        generator for more than one epoch); by default all it yields.
+    validation_steps : int, optional
+        Batches of ``validation_data`` per validation, when it is a generator.
+    initial_epoch : int
+        The epoch to start from (to resume a fit): epochs ``initial_epoch``
+        to ``epochs - 1`` run.
 
     Returns
     -------
@@ -195,26 +227,38 @@ def fit(
     """
     epochs, batch_size, validation_split, callbacks = check_fit_arguments(
         "fit", epochs, batch_size, verbose, shuffle, validation_split, validation_data, callbacks)
+    initial_epoch = check_int(initial_epoch, "fit: initial_epoch", low=0)
+    steps_per_epoch, validation_steps = (None if value is None else check_int(value, f"fit: {name}")
+                                         for name, value in (("steps_per_epoch", steps_per_epoch),
+                                                             ("validation_steps", validation_steps)))
+    runs = max(epochs - initial_epoch, 0)
     chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
-    forget = adapt_for_fit(graph, x, y, validation_split)  # what was never adapted: training rows only
-    try:
-        inputs, targets, rows = _batch_data(graph, x, y)
-    except GraphError:
-        forget()
-        raise
-    if rows == 0:
-        raise ShapeError("fit: the data has no rows")
-    weights = as_weights(graph, sample_weight, class_weight, targets, rows)
-    validation = None
-    if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise GraphError("fit: validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight_val)")
-        val_inputs, val_targets, val_rows = _batch_data(graph, *validation_data[:2])
-        if val_rows == 0:
-            raise ShapeError("fit: validation_data has no rows")
-        val_weights = as_weights(graph, validation_data[2] if len(validation_data) == 3 else None,
-                                 None, val_targets, val_rows)
-        validation = (val_inputs, val_targets, val_weights)
+    source = None
+    if is_batch_source(x):
+        for name, value, why in (("y", y, "the batches carry the targets"),
+                                 ("sample_weight", sample_weight, "the batches carry their weights"),
+                                 ("validation_split", validation_split or None, "pass validation_data")):
+            if value is not None:
+                raise GraphError(f"fit: x yields batches, so {name} must be left out ({why}); got "
+                                 f"{type(value).__name__}")
+        source = BatchSource(graph, x, "fit", steps_per_epoch, class_weight, runs)
+        rows = weights = None
+    else:
+        if y is None:
+            raise GraphError("fit: y (the targets) is missing; pass y, or make x yield (x, y) batches")
+        if steps_per_epoch is not None:
+            raise GraphError("fit: steps_per_epoch is for x that yields batches; arrays are split into "
+                             "batches of batch_size")
+        forget = adapt_for_fit(graph, x, y, validation_split)  # what was never adapted: training rows only
+        try:
+            inputs, targets, rows = _batch_data(graph, x, y)
+        except GraphError:
+            forget()
+            raise
+        if rows == 0:
+            raise ShapeError("fit: the data has no rows")
+        weights = as_weights(graph, sample_weight, class_weight, targets, rows)
+    validation = _validation_data(graph, validation_data, validation_steps, runs)
     if validation_split:
         holdout_rows(rows, validation_split)
     keys = metrics_module.log_keys(graph, chosen)
@@ -224,35 +268,85 @@ def fit(
     for cb in callbacks:  # their own checks (monitored names, ...) before anything changes
         cb.set_params({"epochs": epochs, **params})
     trainer = Trainer(graph, optimizer)
-    if validation_split:
-        (inputs, targets, weights), validation = holdout(graph.rng, inputs, targets, rows,
-                                                         validation_split, weights)
-        rows = params["rows"] = common_rows(inputs, targets)
-    batches = Batches(inputs, targets, batch_size, weights, graph.backend)
-    if validation is not None and graph.backend.deferred:  # once, not every epoch
+    current = [initial_epoch]
+    if source is None:
+        if validation_split:
+            (inputs, targets, weights), validation = holdout(graph.rng, inputs, targets, rows,
+                                                             validation_split, weights)
+            rows = params["rows"] = common_rows(inputs, targets)
+        batches = Batches(inputs, targets, batch_size, weights, graph.backend)
+        count = len(batches)
+
+        def epoch_batches(epoch: int):
+            current[0] = epoch
+            return batches.epoch(graph.rng.permutation(rows) if shuffle else None)
+    else:
+        count = source.count
+
+        def epoch_batches(epoch: int):
+            current[0] = epoch
+            return source.epoch(epoch)
+
+    if isinstance(validation, tuple) and graph.backend.deferred:  # once, not every epoch
         arrays = [a for part in validation if part is not None for a in part.values()]
         if graph.backend.fits(sum(a.nbytes for a in arrays)):
             validation = tuple(_sent(graph, part) for part in validation)
 
-    def epoch_batches(epoch: int):
-        return batches.epoch(graph.rng.permutation(rows) if shuffle else None)
-
     def validate() -> dict[str, float]:
-        val_inputs, val_targets, val_weights = validation
-        logs = evaluate_arrays(graph, val_inputs, val_targets, chosen, max(DEFAULT_CHUNK, batch_size),
-                               val_weights)
+        chunk = max(DEFAULT_CHUNK, batch_size)
+        if isinstance(validation, tuple):
+            logs = evaluate_arrays(graph, *validation[:2], chosen, chunk, validation[2])
+        else:
+            logs = _evaluate_batches(graph, validation, current[0], chosen, chunk)
         return {f"val_{k}": v for k, v in logs.items()}
 
     return trainer.run(
         epochs,
         epoch_batches,
-        len(batches),
+        count,
         metrics=chosen,
         validate=validate if validation is not None else None,
         callbacks=callbacks,
-        progress=Progress(verbose, epochs, len(batches)),
+        progress=Progress(verbose, epochs, count),
+        initial_epoch=initial_epoch,
         params=params,
     )
+
+
+def _validation_data(graph: Graph, data, steps: int | None, runs: int):
+    """``validation_data`` checked: ``(inputs, targets, weights)`` arrays, a
+    :class:`BatchSource`, or None."""
+    if data is None:
+        if steps is not None:
+            raise GraphError("fit: validation_steps needs validation_data that yields batches")
+        return None
+    if is_batch_source(data):
+        return BatchSource(graph, data, "validation_data", steps, None, runs)
+    if steps is not None:
+        raise GraphError("fit: validation_steps is for validation_data that yields batches; arrays are "
+                         "evaluated whole")
+    if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+        raise GraphError("fit: validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                         "sample_weight_val), or an iterable of such batches")
+    inputs, targets, rows = _batch_data(graph, *data[:2])
+    if rows == 0:
+        raise ShapeError("fit: validation_data has no rows")
+    return inputs, targets, as_weights(graph, data[2] if len(data) == 3 else None, None, targets, rows)
+
+
+def _evaluate_batches(graph: Graph, source: BatchSource, epoch: int, chosen, chunk: int) -> dict[str, float]:
+    """``evaluate``'s logs over one epoch's validation batches."""
+    tally = Tally(graph, chosen)
+    for inputs, targets, _, weights in source.epoch(epoch):
+        tally_arrays(graph, inputs, targets, chosen, chunk, weights, into=tally)
+    if not tally.rows:
+        raise GraphError(f"fit: validation_data yielded no batches for epoch {epoch + 1}; a generator is "
+                         "consumed: pass validation_steps, or an iterable that can be iterated again")
+    logs = tally.logs()
+    plan = compile_plan(graph)
+    if plan.penalties:
+        logs["loss"] += read_scalars(plan.backend, {"penalty": plan.regularization()})["penalty"]
+    return logs
 
 
 def fit_arguments(where: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
@@ -273,7 +367,8 @@ def fit_arguments(where: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
     return {**keywords, **arguments}
 
 
-def compile(graph: Graph, loss=None, optimizer=None, metrics=None) -> Graph:  # noqa: A001 (Keras's name)
+def compile(graph: Graph, loss=None, optimizer=None, metrics=None,  # noqa: A001 (Keras's name)
+            loss_weights=None) -> Graph:
     """Keras's idiom: set the outputs' losses, the optimizer and the
     default metrics of ``fit``/``evaluate``, and check that every loss
     fits its output's activation. Returns the graph.
@@ -286,14 +381,19 @@ def compile(graph: Graph, loss=None, optimizer=None, metrics=None) -> Graph:  # 
         Becomes ``graph.optimizer`` (kept with its state by ``fit``).
     metrics : list, or dict output name -> list, optional
         Used by ``fit`` and ``evaluate`` when they are given no ``metrics``.
+    loss_weights : list of float (in output order), or dict output name -> float, optional
+        Each output's ``loss_weight`` (others keep theirs): the total loss
+        is ``Σ loss_weight × loss``.
 
     Raises
     ------
     GraphError
-        For unknown outputs, losses, optimizers or metrics, or a loss that
-        does not fit its activation; the graph is then left as it was.
+        For unknown outputs, losses, optimizers or metrics, a loss that does
+        not fit its activation, or loss weights that are not one finite
+        number >= 0 per output; the graph is then left as it was.
     """
     outputs = graph.outputs
+    weights = _loss_weights(outputs, loss_weights)
     if isinstance(loss, Mapping) and "name" not in loss:
         unknown = [k for k in loss if k not in outputs]
         if unknown:
@@ -318,7 +418,34 @@ def compile(graph: Graph, loss=None, optimizer=None, metrics=None) -> Graph:  # 
             graph.optimizer = new_optimizer
         for name, value in chosen.items():
             graph.nodes[name].loss = value
+        for name, value in weights.items():
+            graph.nodes[name].loss_weight = value
         if metrics is not None:
             graph.default_metrics = metrics
         graph.keep_compiled_loss(loss)
     return graph
+
+
+def _loss_weights(outputs: list[str], loss_weights) -> dict[str, float]:
+    """``compile``'s ``loss_weights`` as output name -> checked weight."""
+    if loss_weights is None:
+        return {}
+    if isinstance(loss_weights, Mapping):
+        unknown = [k for k in loss_weights if k not in outputs]
+        if unknown:
+            raise NotFoundError(f"compile: loss_weights for unknown outputs {unknown}; outputs: {outputs}")
+        given = dict(loss_weights)
+    elif isinstance(loss_weights, (list, tuple)):
+        if len(loss_weights) != len(outputs):
+            raise GraphError(
+                f"compile: loss_weights has {len(loss_weights)} entries for {len(outputs)} outputs "
+                f"{outputs}; give one per output, in this order, or a dict output name -> weight"
+            )
+        given = dict(zip(outputs, loss_weights))
+    else:
+        raise GraphError(
+            f"compile: loss_weights must be a list (in output order) or a dict output name -> "
+            f"weight, got {type(loss_weights).__name__}: {loss_weights!r}"
+        )
+    return {name: check_number(value, f"compile: loss_weights[{name!r}]", 0.0, expected="a finite number >= 0")
+            for name, value in given.items()}

@@ -1,5 +1,5 @@
 """A graph's parameters as arrays by key: ``parameters``, ``get_weights``,
-``set_weights``.
+``set_weights`` and ``transfer_weights``.
 
 Keys come from :mod:`graphnet._parameters` (``"SRC->DST.weight"``,
 ``"NODE.bias"``); the arrays live on the synapses and dense nodes (views
@@ -10,7 +10,9 @@ drawn first. ``Graph`` has each function as a method of the same name.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,12 +22,16 @@ from ._locks import edit, read
 from ._parameters import BIAS, WEIGHT, ParameterRecord, bias_key
 from ._text import preview
 from .errors import GraphError, NotFoundError
+from .network import Network
 from .nodes import DenseNode
 
 if TYPE_CHECKING:
-    from .network import Network
+    from .graph import Graph
 
-__all__ = ["parameters", "parameter_owners", "parameter_arrays", "get_weights", "set_weights"]
+__all__ = ["parameters", "parameter_owners", "parameter_arrays", "get_weights", "set_weights", "transfer_weights",
+           "TransferReport"]
+
+logger = logging.getLogger(__name__)
 
 
 def parameters(graph: Network) -> list[ParameterRecord]:
@@ -93,13 +99,18 @@ def set_weights(graph: Network, weights: Mapping[str, Any]) -> None:
     for key, value in weights.items():
         expected = owners[key][0].shape
         try:
-            value = np.asarray(backend_module.host(value), dtype=graph.dtype)
+            given = np.asarray(backend_module.host(value))
         except (TypeError, ValueError):
-            raise GraphError(f"weight {key!r}: expected numbers, got {value!r}") from None
-        if value.shape != expected:
-            raise GraphError(f"weight {key!r}: expected shape {expected}, got {value.shape}")
+            given = np.asarray(None)
+        if given.dtype.kind not in "biuf":  # not text, bytes, dates, complex numbers, objects
+            raise GraphError(f"weight {key!r}: expected numbers, got {type(value).__name__} of dtype {given.dtype} "
+                             "(only real numbers: no text, dates or complex values)")
+        if given.shape != expected:
+            raise GraphError(f"weight {key!r}: expected shape {expected}, got {given.shape}")
+        with np.errstate(over="ignore"):
+            value = given.astype(graph.dtype, copy=False)
         if not np.isfinite(value).all():
-            raise GraphError(f"weight {key!r} contains NaN or inf")
+            raise GraphError(f"weight {key!r} contains NaN or inf (in the graph's {graph.dtype})")
         staged[key] = value
     to_device = graph.backend.to_device
     for key, value in staged.items():
@@ -111,3 +122,122 @@ def set_weights(graph: Network, weights: Mapping[str, Any]) -> None:
             graph.assign_first_values(owner, to_device(value.copy()))
         else:
             owner.parameter_array[...] = to_device(value)
+
+
+# --------------------------------------------------------------- transferring
+@dataclass(frozen=True)
+class TransferReport:
+    """What :func:`transfer_weights` did, parameter by parameter.
+
+    Attributes
+    ----------
+    copied : dict
+        This graph's key -> the other's key whose values it took.
+    skipped : list of str
+        This graph's parameters nothing matched (left as they were).
+    mismatched : dict
+        This graph's key -> ``(its shape, the other's shape)`` for pairs
+        whose shapes differ (left as they were).
+    unused : list of str
+        The other's parameters that went nowhere.
+    """
+
+    copied: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    mismatched: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
+    unused: list[str] = field(default_factory=list)
+
+    def __getitem__(self, item: str):
+        if item not in ("copied", "skipped", "mismatched", "unused"):
+            raise GraphError(f"TransferReport has 'copied', 'skipped', 'mismatched' and 'unused', not {item!r}")
+        return getattr(self, item)
+
+    def keys(self):
+        return ("copied", "skipped", "mismatched", "unused")
+
+    def __repr__(self) -> str:
+        lines = [
+            f"TransferReport: {len(self.copied)} copied, {len(self.skipped)} skipped, "
+            f"{len(self.mismatched)} mismatched, {len(self.unused)} unused"
+        ]
+        if self.copied:
+            pairs = [k if k == v else f"{k} <- {v}" for k, v in self.copied.items()]
+            lines.append(f"  copied:     {preview(pairs, 8)}")
+        if self.skipped:
+            lines.append(f"  skipped:    {preview(self.skipped, 8)} (no counterpart)")
+        for key, (here, there) in list(self.mismatched.items())[:8]:
+            lines.append(f"  mismatched: {key}: shape {here} here, {there} there")
+        if len(self.mismatched) > 8:
+            lines.append(f"  ... {len(self.mismatched) - 8} more mismatched")
+        if self.unused:
+            lines.append(f"  unused:     {preview(self.unused, 8)}")
+        return "\n".join(lines)
+
+
+@edit
+def transfer_weights(graph: Graph, other, match: str = "name", strict: bool = True) -> TransferReport:
+    """Copy parameters from ``other`` (a Graph, or a dict like ``get_weights()``).
+
+        Parameters
+        ----------
+        other : Graph or dict key -> ndarray
+        match : {"name", "shape"}
+            Pair parameters by key, or by position in ``parameters()`` order
+            (for graphs built alike under other names).
+        strict : bool
+            Refuse, copying nothing, when any pair differs in shape.
+
+        Returns
+        -------
+        TransferReport
+            ``copied``, ``skipped``, ``mismatched`` and ``unused`` parameters.
+
+        Raises
+        ------
+        GraphError
+            For a mismatch under ``strict``, or a value that is not finite.
+        """
+    if isinstance(other, Network):
+        theirs = parameter_arrays(other)
+    elif isinstance(other, Mapping):
+        theirs = dict(other)
+    else:
+        raise GraphError(
+            "transfer_weights: other must be a Graph or a dict of arrays keyed like "
+            f"get_weights(), got {type(other).__name__}"
+        )
+    if match not in ("name", "shape"):
+        raise GraphError(f"transfer_weights: match must be 'name' or 'shape', got {match!r}")
+    if not isinstance(strict, bool):
+        raise GraphError(f"transfer_weights: strict must be True or False, got {strict!r}")
+    own = graph.parameters()
+    report = TransferReport()
+    if match == "name":
+        pairs = [(r, r.key if r.key in theirs else None) for r in own]
+        report.unused.extend(k for k in theirs if k not in {r.key for r in own})
+    else:
+        their_keys = list(theirs)
+        pairs = [(r, their_keys[i] if i < len(their_keys) else None) for i, r in enumerate(own)]
+        report.unused.extend(their_keys[len(own):])
+    values = {}
+    for record, key in pairs:
+        if key is None:
+            report.skipped.append(record.key)
+            continue
+        shape = tuple(np.shape(theirs[key]))
+        if shape != record.shape:
+            report.mismatched[record.key] = (record.shape, shape)
+            continue
+        report.copied[record.key] = key
+        values[record.key] = theirs[key]
+    if strict and report.mismatched:
+        detail = "; ".join(f"{k}: {a} here, {b} there" for k, (a, b) in list(report.mismatched.items())[:5])
+        more = f" (and {len(report.mismatched) - 5} more)" if len(report.mismatched) > 5 else ""
+        raise GraphError(
+            f"transfer_weights: {len(report.mismatched)} parameters differ in shape, so nothing "
+            f"was copied: {detail}{more}; pass strict=False to copy the rest"
+        )
+    set_weights(graph, values)  # checks every value first; copies nothing if one is bad
+    logger.info("%s: transferred %d parameters (%d skipped, %d mismatched)", graph.name,
+                len(report.copied), len(report.skipped), len(report.mismatched))
+    return report

@@ -127,6 +127,8 @@ def test_early_stopping_on_a_missing_value_says_what_is_logged(data):
 def test_early_stopping_mode_follows_the_name():
     assert gn.EarlyStopping(monitor="val_accuracy").mode == "max"
     assert gn.EarlyStopping(monitor="val_loss").mode == "min"
+    assert [gn.EarlyStopping(monitor=m).mode for m in ("val_auc", "y_f1", "r2", "val_log_loss", "mae")] == [
+        "max", "max", "max", "min", "min"]
     with pytest.raises(GraphError, match="mode must be"):
         gn.EarlyStopping(mode="up")
     with pytest.raises(GraphError, match="patience must be an integer >= 0"):
@@ -279,3 +281,60 @@ def test_learning_rate_scheduler_and_lambda_callback(data):
         g.fit(x, y, epochs=1, verbose=0, callbacks=[gn.callbacks.LearningRateScheduler(lambda epoch: -1.0)])
     with pytest.raises(GraphError, match=r"unknown hooks \['on_epoch_finish'\]"):
         gn.callbacks.LambdaCallback(on_epoch_finish=print)
+
+
+def test_early_stopping_baseline_warm_up_and_its_lines(data, capsys):
+    x, y = data
+    g = regression()
+    # epochs 0-1 are warm-up (ignored); 2.5 and 2.2 improve but miss the
+    # baseline 2.0, so they count towards patience 2: stop after epoch 3.
+    stopper = gn.EarlyStopping(patience=2, baseline=2.0, start_from_epoch=2, verbose=1)
+    script = ScriptedLoss([0.1, 0.2, 2.5, 2.2, 1.0, 0.5])
+    history = g.fit(x, y, epochs=6, validation_data=(x, y), callbacks=[script, stopper], verbose=0)
+    assert history.epoch == [0, 1, 2, 3]
+    assert stopper.stopped_epoch == 3 and stopper.best_epoch == 3 and stopper.best == 2.2
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["Epoch 4: early stopping (val_loss has not improved on 2.2 for 2 epochs)"]
+    # beating the baseline resets the wait; the best epoch's weights come back, with a line saying so
+    stopper = gn.EarlyStopping(patience=2, baseline=2.0, verbose=1)
+    script = ScriptedLoss([2.5, 1.5, 1.6, 1.7, 1.0])
+    history = regression().fit(x, y, epochs=5, validation_data=(x, y), callbacks=[script, stopper], verbose=0)
+    assert history.epoch == [0, 1, 2, 3] and stopper.best_epoch == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "Epoch 4: early stopping (val_loss has not improved on 1.5 for 2 epochs)",
+        "Restoring model weights from the end of the best epoch: 2 (val_loss = 1.5).",
+    ]
+    with pytest.raises(GraphError, match="start_from_epoch must be an integer >= 0"):
+        gn.EarlyStopping(start_from_epoch=-1)
+    with pytest.raises(GraphError, match="baseline must be"):
+        gn.EarlyStopping(baseline="low")
+
+
+def test_reduce_lr_on_plateau_says_when_it_acts(data, capsys):
+    x, y = data
+    g = regression()
+    g.optimizer = gn.optimizers.SGD(lr=0.01)
+    reduce = gn.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, verbose=1)
+    g.fit(x, y, epochs=3, callbacks=[Scripted([5, 5, 4]), reduce], verbose=0)
+    assert capsys.readouterr().out == "Epoch 2: ReduceLROnPlateau reducing learning rate from 0.01 to 0.005.\n"
+
+
+def test_terminate_on_nan_ends_training_quietly_before_the_bad_step(data, caplog):
+    x, y = data
+    y = y.copy()
+    y[32:48] = 1e30  # finite, but its squared error overflows float32: batch 3's loss is inf
+    with pytest.raises(gn.TrainingError, match=r"epoch 1/3, batch 3/5"):
+        regression().fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0)
+    after_batch_2 = {}
+    watch = gn.callbacks.LambdaCallback(
+        on_batch_end=lambda batch, logs: batch == 1 and after_batch_2.update(g.get_weights()))
+    stop = gn.callbacks.TerminateOnNaN()
+    g = regression()
+    history = g.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0, validation_data=(x[:32], y[:32]),
+                    callbacks=[stop, watch])
+    assert history.epoch == [0] and np.isnan(history.history["loss"][0])
+    assert np.isfinite(history.history["val_loss"][0])
+    assert stop.stopped_epoch == 0 and stop.stopped_batch == 2 and isinstance(stop.error, gn.TrainingError)
+    for key, value in after_batch_2.items():  # the bad step was not applied
+        np.testing.assert_array_equal(g.get_weights()[key], value)
+    assert "terminating training: epoch 1/3, batch 3/5" in caplog.text

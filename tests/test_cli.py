@@ -253,6 +253,43 @@ def test_train_then_predict_then_summary_and_render(digits_like, tmp_path):
         assert out.read_text(encoding="utf-8").startswith("digraph")
 
 
+def test_predict_writes_csv_one_column_per_output_unit(digits_like, tmp_path, capsys):
+    spec, data, x, y = digits_like
+    model = tmp_path / "m.gnet"
+    assert cli.main(["train", str(spec), "--data", str(data), "--epochs", "1", "--out", str(model), "--quiet"]) == 0
+    pred = tmp_path / "pred.CSV"
+    assert cli.main(["predict", str(model), "--data", str(data), "--out", str(pred)]) == 0
+    assert "Wrote" in capsys.readouterr().out
+    expected = gn.load(model).predict(x)
+    lines = pred.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "aux_0,aux_1,aux_2,main_0,main_1" and len(lines) == 61
+    table = np.loadtxt(pred, delimiter=",", skiprows=1, dtype=np.float32)  # every digit float32 holds
+    np.testing.assert_array_equal(table, np.hstack([expected["aux"], expected["main"]]))
+
+    one = gn.Sequential([gn.Input(5, name="a"), gn.Dense(1, name="price, in €")], seed=0)
+    one.save(tmp_path / "one.gnet")
+    np.savez(tmp_path / "a.npz", a=x["a"])
+    assert cli.main(["predict", str(tmp_path / "one.gnet"), "--data", str(tmp_path / "a.npz"),
+                     "--out", str(tmp_path / "one.csv")]) == 0
+    header, first = (tmp_path / "one.csv").read_text(encoding="utf-8").splitlines()[:2]
+    assert header == '"price, in €"'  # one unit: the output's name, quoted as CSV quotes a comma
+    assert float(first) == pytest.approx(float(one.predict(x["a"][:1])[0, 0]), rel=1e-6)
+
+
+def test_predict_refuses_csv_columns_whose_names_clash(tmp_path, capsys):
+    g = gn.Graph(seed=0)
+    g.add_input("a", 2)
+    g.add_output("y", 2)
+    g.add_output("y_0", 1)
+    g.connect("a", "y")
+    g.connect("a", "y_0")
+    g.save(tmp_path / "clash.gnet")
+    np.savez(tmp_path / "a.npz", a=np.ones((3, 2)))
+    args = ["predict", str(tmp_path / "clash.gnet"), "--data", str(tmp_path / "a.npz"), "--out", str(tmp_path / "p.csv")]
+    _one_line_in_process(capsys, args, r"the CSV columns \['y_0'\] would repeat .*write .npz instead")
+    assert not (tmp_path / "p.csv").exists()
+
+
 def test_train_and_predict_refuse_bad_files_in_one_line(digits_like, tmp_path, capsys):
     spec, data, x, y = digits_like
     missing_b = tmp_path / "no_b.npz"
@@ -273,7 +310,8 @@ def test_train_and_predict_refuse_bad_files_in_one_line(digits_like, tmp_path, c
         (["train", str(spec), "--data", str(data), "--out", str(model), "--optimizer", "adagrad"], "unknown optimizer 'adagrad'"),
         (["train", str(spec), "--data", str(data), "--out", str(model), "--validation-split", "1"], r"expected a number in \[0, 1\)"),
         (["predict", str(spec), "--data", str(data), "--out", str(tmp_path / "p.npz")], "predict needs a trained model file"),
-        (["predict", str(model), "--data", str(data), "--out", str(tmp_path / "p.csv")], "written as .npz"),
+        (["predict", str(model), "--data", str(data), "--out", str(tmp_path / "p.txt")],
+         r"predictions \(written as CSV or .npz\) must end in .csv or .npz"),
         (["predict", str(model), "--data", str(missing_b), "--out", str(tmp_path / "p.npz")], r"missing input arrays \['b'\]"),
         (["summary", str(data)], "cannot tell what this file is"),
     ]
@@ -498,3 +536,24 @@ def test_diff_of_a_spec_compares_structure_only(spec, tmp_path, capsys):
     assert cli.main(["diff", str(spec)]) == 2
     captured = capsys.readouterr()
     assert_one_line_error(subprocess.CompletedProcess([], 2, captured.out, captured.err), "required: B")
+
+
+def test_a_name_holding_a_newline_is_echoed_on_one_line(capsys):
+    """File names are echoed as Python writes control characters (issue 29, item 20)."""
+    assert cli.main(["summary", "/tmp/no\nsuch\tfile.json"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "/tmp/no\\nsuch\\tfile.json: no such file" in err
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs a /proc folder")
+def test_an_output_in_a_folder_that_takes_no_files_says_so(tmp_path, capsys):
+    """/proc exists but no file can be made in it (even as root): the error must
+    not say the folder does not exist (issue 29, item 20)."""
+    g = build_dag()
+    model = g.save(tmp_path / "m.gnet")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "x.npz", a=rng.normal(size=(4, 5)), b=rng.normal(size=(4, 3)))
+    status = cli.main(["predict", str(model), "--data", str(tmp_path / "x.npz"), "--out", "/proc/p.npz"])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1, err
+    assert "does not exist" not in err and "'/proc'" in err, err

@@ -34,7 +34,7 @@ def test_the_adam_kernel_is_the_optimizers_passes(rng, dtype):
     args = (0.9, 0.999, 1e-3 * 0.7, 1e-8)
     fused = [cupy.full(n, np.nan, dtype) for _ in range(3)]
     assert CUDA.adam(g, m, v, *fused, *args)
-    # the plain passes, as Adam._update writes them
+    # the plain passes, as Adam.update writes them
     m_next = (m - g) * np.dtype(dtype).type(args[0]) + g
     g2 = g * g
     v_next = (v - g2) * np.dtype(dtype).type(args[1]) + g2

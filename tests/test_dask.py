@@ -209,3 +209,22 @@ def test_distributed_fit_refuses_a_device_graph_by_name(standin):
     g = build_dag(dtype="float32").to("standin")
     with pytest.raises(gn.GraphError, match=r"graph 'dag' is on device 'standin'.*to\('cpu'\)"):
         gn.distributed.fit(g, np.zeros((4, 5)), np.zeros((4, 2)), client=None)
+
+
+def test_unknown_row_lengths_beside_known_ones_are_matched_block_for_block():
+    """A filtered dask array (row lengths unknown) beside a plain one: the
+    blocks are matched by position (issue 29, item 19: dask's bare ValueError)."""
+    g = gn.Graph(seed=0)
+    g.add_input("a", 2)
+    g.add_input("b", 2)
+    g.add_output("y", 1)
+    g.connect(["a", "b"], "y")
+    a = da.from_array(np.arange(20.0).reshape(10, 2), chunks=5)
+    b = da.from_array(np.ones((10, 2)), chunks=5)
+    b = b[b[:, 0] > 0]  # unknown lengths: (nan, nan)
+    lazy = g.predict({"a": a, "b": b})
+    np.testing.assert_allclose(lazy.compute(), g.predict({"a": a.compute(), "b": b.compute()}))
+    other = da.from_array(np.ones((10, 2)), chunks=3)
+    other = other[other[:, 0] > 0]  # four blocks against two
+    with pytest.raises(gn.ShapeError, match="rows of unknown length cannot be matched up"):
+        g.predict({"a": a, "b": other})

@@ -283,3 +283,47 @@ def test_statistics_and_the_gradient_check_run_on_a_device_graph(device, rng):
         close(np.array([a[name].dead, a[name].mean]), np.array([b[name].dead, b[name].mean]))
     report = gn.check_gradients(there, x, y)
     assert report.ok, report
+
+
+def test_predict_outputs_and_custom_parts_run_on_the_device(device, rng):
+    """A hidden node's activations, a custom activation and a custom loss (written
+    with ``xp=``, the array module) give the CPU's numbers on every device."""
+
+    class Cube(gn.activations.Activation):
+        name = "cube"
+
+        def forward(self, z, xp=np):
+            return z * z * z
+
+        def backward(self, a, grad, z, xp=np):
+            return grad * 3 * z * z
+
+    class LogCosh(gn.losses.Loss):
+        name = "log_cosh"
+
+        def value(self, y, a, xp=np):
+            return xp.log(xp.cosh(a - y)).mean(axis=1)
+
+        def gradient(self, y, a, xp=np):
+            return xp.tanh(a - y) / a.shape[1]
+
+    def build(where):
+        g = gn.Graph(seed=0, device=where)
+        g.add_input("x", 4)
+        g.add_hidden("h", 5, activation=Cube())
+        g.add_output("y", 2, loss=LogCosh())
+        g.connect("x", "h")
+        g.connect("h", "y")
+        return g
+
+    close = _close(device)
+    x, target = rng.normal(size=(20, 4)).astype(np.float32), rng.normal(size=(20, 2))
+    g, cpu = build(device), build("cpu")
+    got, expected = g.predict(x, outputs=["h", "x"], batch_size=7), cpu.predict(x, outputs=["h", "x"], batch_size=7)
+    assert all(type(v) is np.ndarray for v in got.values())
+    for name in expected:
+        close(got[name], expected[name])
+    (loss, grads), (loss_cpu, grads_cpu) = g.gradients(x, target), cpu.gradients(x, target)
+    np.testing.assert_allclose(loss, loss_cpu, rtol=1e-5)
+    for key in grads_cpu:
+        np.testing.assert_allclose(grads[key], grads_cpu[key], rtol=2e-4, atol=1e-6, err_msg=key)

@@ -55,6 +55,8 @@ def _loss_case(name: str, rng):
         return "sigmoid", rng.integers(0, 2, size=(6, 3)).astype(float)
     if name == "categorical_crossentropy":
         return "softmax", np.eye(3)[rng.integers(0, 3, size=6)]
+    if name == "sparse_categorical_crossentropy":
+        return "softmax", rng.integers(0, 3, size=6)
     return "tanh", rng.normal(size=(6, 3))
 
 

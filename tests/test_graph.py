@@ -89,6 +89,8 @@ def test_topological_order_breaks_ties_by_insertion():
         ("nope", "h1", NotFoundError, r"has no node 'nope'"),
         (["h1", "h1"], "y", GraphError, r"synapse 'h1' -> 'y' already exists"),
         (["h1", "h3"], "h1", CycleError, r"to itself"),
+        ("h1", ["h2", "y"], GraphError, r"connect: dst must be one node, got list \['h2', 'y'\]; connect takes a "
+                                        r"list of sources, not of destinations: call connect once per destination"),
     ],
 )
 def test_refused_connect_leaves_the_graph_exactly_as_it_was(src, dst, error, message):

@@ -89,3 +89,102 @@ def test_evaluate_in_chunks_equals_evaluate_at_once(rng):
     assert whole.keys() == chunked.keys()
     for k in whole:
         assert chunked[k] == pytest.approx(whole[k], rel=1e-12)
+
+
+# ------------------------------------------------------- predict(outputs=...)
+def _manual_forward(g: gn.Graph, x: dict) -> dict:
+    """Every node's activation in float64 numpy, from get_weights() alone."""
+    from scipy.special import erf, expit
+
+    functions = {
+        "tanh": np.tanh,
+        "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
+        "gelu": lambda z: 0.5 * z * (1 + erf(z / np.sqrt(2))),
+        "sigmoid": expit,
+        "relu": lambda z: np.maximum(z, 0),
+        "linear": lambda z: z,
+        "softmax": lambda z: np.exp(z - z.max(1, keepdims=True)) / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True),
+    }
+    weights = {k: np.asarray(v, dtype=np.float64) for k, v in g.get_weights().items()}
+    values = {name: np.asarray(x[name], dtype=np.float64) for name in g.inputs}
+    for name in g.topological_order:
+        if name in values:
+            continue
+        z = weights[f"{name}.bias"].copy()
+        for s in g.incoming(name):
+            z = z + values[s.src] @ weights[f"{s.src}->{name}.weight"]
+        values[name] = functions[g[name].activation.name](z)
+    return values
+
+
+@pytest.mark.parametrize("batch_size", [None, 3])
+def test_predict_outputs_gives_any_node_as_a_manual_forward_does(rng, batch_size):
+    g = build_dag()
+    x, _ = dag_data(rng, rows=10)
+    expected = _manual_forward(g, x)
+    names = ["h2", "a", "main", "h3", "aux"]
+    got = g.predict(x, outputs=names, batch_size=batch_size)
+    assert list(got) == names
+    for name in names:
+        assert got[name].shape == (10, g[name].size)
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-12, atol=1e-14, err_msg=name)
+    plain = g.predict(x, batch_size=batch_size)
+    for name in g.outputs:  # the same forward pass as predict's, bit for bit
+        np.testing.assert_array_equal(got[name], plain[name])
+
+
+def test_predict_outputs_is_a_dict_even_for_one_node_and_takes_nodes():
+    model, x, _ = _trained_mlp(rows=20)
+    hidden = model.nodes["dense"]
+    got = model.predict(x, outputs=[hidden, "dense", "input"])
+    assert list(got) == ["dense", "input"]  # each node once, in the order first given
+    np.testing.assert_array_equal(got["input"], x)
+    assert (got["dense"] >= 0).all() and got["dense"].shape == (20, 16)
+    last = model.predict(x, outputs="dense_1")
+    assert isinstance(last, dict) and list(last) == ["dense_1"]
+    np.testing.assert_array_equal(last["dense_1"], model.predict(x))
+
+
+def test_predict_outputs_runs_in_inference_mode():
+    g = gn.Sequential([gn.Input(4), gn.Dense(32, activation="relu", dropout=0.5, name="h"), gn.Dense(1)],
+                      seed=0, dtype="float64")
+    x = np.random.default_rng(0).normal(size=(8, 4))
+    first = g.predict(x, outputs=["h"])["h"]
+    np.testing.assert_array_equal(first, g.predict(x, outputs=["h"])["h"])
+    np.testing.assert_allclose(first, _manual_forward(g, {"input": x})["h"], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("outputs, match", [
+    (["nope"], r"has no node 'nope'; known: \['a', 'b', 'h1'"),
+    ([], "non-empty list of node names"),
+    (3, "non-empty list of node names, got 3"),
+    ({"h1"}, "non-empty list of node names"),
+])
+def test_predict_outputs_refuses_what_names_no_node(rng, outputs, match):
+    g = build_dag()
+    x, _ = dag_data(rng)
+    with pytest.raises(gn.GraphError, match=match):
+        g.predict(x, outputs=outputs)
+
+
+def test_predict_outputs_from_several_threads_equals_serial(rng):
+    g = build_dag(dtype="float32")
+    batches = [dag_data(rng, rows=int(n))[0] for n in rng.integers(1, 200, size=12)]
+    serial = [g.predict(x, batch_size=16, outputs=["h1", "h3"]) for x in batches]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        parallel = list(pool.map(lambda x: g.predict(x, batch_size=16, outputs=["h1", "h3"]), batches * 3))
+    for i, result in enumerate(parallel):
+        for name, array in serial[i % len(batches)].items():
+            np.testing.assert_array_equal(result[name], array)
+
+
+def test_predict_outputs_on_dask_arrays_equals_numpy(rng):
+    da = pytest.importorskip("dask.array")
+    g = build_dag()
+    x, _ = dag_data(rng, rows=30)
+    lazy = {k: da.from_array(v, chunks=7) for k, v in x.items()}
+    got = g.predict(lazy, outputs=["h2", "main"])
+    assert list(got) == ["h2", "main"]
+    expected = g.predict(x, outputs=["h2", "main"])
+    for name in expected:
+        np.testing.assert_allclose(got[name].compute(), expected[name], rtol=1e-12)

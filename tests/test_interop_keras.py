@@ -15,7 +15,7 @@ pytest.importorskip("h5py", reason="the interop extra (h5py) is not installed")
 from interop import trains_saves_exports
 
 import graphnet as gn
-from graphnet.interop.keras import ACTIVATIONS
+from graphnet.interop.keras_import import ACTIVATIONS
 
 layers = keras.layers
 TOL = 1e-5

@@ -83,3 +83,29 @@ def test_under_load_no_reader_ever_sees_a_writer():
         t.join(30)
     assert len(seen) > 600 and not any(seen)
     assert not lock.busy and lock._sleepers == 0
+
+
+def test_a_reader_may_read_again_while_a_writer_waits():
+    """``save`` holds the read lock and reads the weights, which take it again:
+    a writer waiting in between must not make the second read wait for it."""
+    lock, order = ReadWriteLock(), []
+    lock.acquire_read()
+    writer = threading.Thread(target=lambda: (lock.acquire_write(), order.append("write"), lock.release_write()))
+    writer.start()
+    while not lock._waiting:
+        time.sleep(0.001)
+    done = threading.Event()
+
+    def read_again():
+        with lock.reading():
+            order.append("read again")
+        done.set()
+
+    again = threading.Thread(target=read_again)  # another thread: it must wait for the writer
+    again.start()
+    with lock.reading():  # this thread already reads: it gets in at once
+        order.append("nested read")
+    lock.release_read()
+    writer.join(5)
+    again.join(5)
+    assert order == ["nested read", "write", "read again"] and done.is_set() and not lock.busy

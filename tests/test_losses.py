@@ -103,7 +103,7 @@ def test_unknown_loss_lists_the_known_ones():
 def _weighted_case(loss, rng):
     if loss == "binary_crossentropy":
         return "sigmoid", rng.integers(0, 2, size=(6, 3)).astype(float)
-    if loss == "categorical_crossentropy":
+    if loss in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
         return "softmax", rng.integers(0, 3, size=6)
     return "linear", rng.normal(size=(6, 3))
 

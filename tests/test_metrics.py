@@ -1,56 +1,179 @@
-"""Metrics (graphnet.metrics): values against hand computations, names, choices."""
+"""Metrics (graphnet.metrics): every one equals scikit-learn's on the same
+predictions, computed batch by batch (1,000 rows, batches of 16), merged,
+weighted; names, choices and errors."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn import metrics as skm
 
 import graphnet as gn
 from graphnet import GraphError, metrics
 
+ROWS, BATCH = 1000, 16
 
-def test_metric_arguments_are_checked():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 4))
-    y = (x[:, 0] + x[:, 1] > 0).astype(float)
-    g = gn.Graph(seed=0)
-    g.add_input("x", 4)
-    g.add_hidden("h", 8)
-    g.add_output("y", 1, activation="sigmoid", loss="binary_crossentropy")
+
+def _graph(activation: str, units: int, loss: str, seed: int = 0) -> gn.Graph:
+    g = gn.Graph(seed=seed, dtype="float64")
+    g.add_input("x", 5)
+    g.add_hidden("h", 8, activation="tanh")
+    g.add_output("y", units, activation=activation, loss=loss)
     g.connect("x", "h")
     g.connect("h", "y")
-    with pytest.raises(GraphError, match=r"unknown metric 'f1'"):
-        g.fit(x, y, metrics=["f1"], verbose=0)
+    return g
+
+
+def _task(kind: str, rng):
+    """A graph, inputs and targets: binary, multiclass, multilabel or regression."""
+    x = rng.normal(size=(ROWS, 5))
+    if kind == "binary":
+        return _graph("sigmoid", 1, "binary_crossentropy"), x, (rng.random(ROWS) < 0.4).astype(float)
+    if kind == "multiclass":
+        return _graph("softmax", 4, "categorical_crossentropy"), x, rng.integers(0, 4, ROWS)
+    if kind == "multilabel":
+        return _graph("sigmoid", 3, "binary_crossentropy"), x, (rng.random((ROWS, 3)) < 0.5).astype(float)
+    return _graph("linear", 2, "mse"), x, x[:, :2] @ np.array([[1.0, 0.3], [-0.5, 2.0]]) + 5.0
+
+
+def _truth(name: str, kind: str, y, p, w=None):
+    """scikit-learn's value of metric ``name`` for targets ``y``, predictions ``p``."""
+    if kind == "binary":
+        y, score, said = y.ravel(), p[:, 0], (p[:, 0] > 0.5).astype(float)
+    elif kind == "multiclass":
+        score, said = p, p.argmax(axis=1)
+    elif kind == "multilabel":
+        score, said = p, (p > 0.5).astype(float)
+    flat = {} if w is None else {"sample_weight": w}
+    if kind == "multilabel" and name in ("accuracy", "binary_accuracy", "log_loss"):
+        flat = {} if w is None else {"sample_weight": np.repeat(w, y.shape[1])}
+        y, score, said = y.ravel(), score.ravel(), said.ravel()
+    average = {} if kind == "binary" else {"average": "macro"}
+    table = {
+        "accuracy": lambda: skm.accuracy_score(y, said, **flat),
+        "binary_accuracy": lambda: skm.accuracy_score(y, said, **flat),
+        "categorical_accuracy": lambda: skm.accuracy_score(y, said, **flat),
+        "top_k_accuracy": lambda: skm.top_k_accuracy_score(y, score, k=2, labels=range(4), **flat),
+        "precision": lambda: skm.precision_score(y, said, zero_division=0, **average, **flat),
+        "recall": lambda: skm.recall_score(y, said, zero_division=0, **average, **flat),
+        "f1": lambda: skm.f1_score(y, said, zero_division=0, **average, **flat),
+        "auc": lambda: skm.roc_auc_score(y, score, **({"multi_class": "ovr"} if kind == "multiclass" else {}),
+                                         **flat),
+        "log_loss": lambda: skm.log_loss(y, score, **({"labels": range(4)} if kind == "multiclass" else {}),
+                                         **flat),
+        "mae": lambda: skm.mean_absolute_error(y, p, **flat),
+        "mse": lambda: skm.mean_squared_error(y, p, **flat),
+        "rmse": lambda: skm.root_mean_squared_error(y, p, **flat),
+        "r2": lambda: skm.r2_score(y, p, **flat),
+    }
+    return table[name]()
+
+
+CLASSIFICATION = ["accuracy", "precision", "recall", "f1", "auc", "log_loss"]
+CASES = (
+    [("binary", m) for m in [*CLASSIFICATION, "binary_accuracy"]]
+    + [("multiclass", m) for m in [*CLASSIFICATION, "categorical_accuracy", "top_k_accuracy"]]
+    + [("multilabel", m) for m in [*CLASSIFICATION, "binary_accuracy"]]
+    + [("regression", m) for m in ["mae", "mse", "rmse", "r2"]]
+)
+
+
+def _metric(name: str):
+    return metrics.TopKAccuracy(k=2) if name == "top_k_accuracy" else name
+
+
+@pytest.mark.parametrize(("kind", "name"), CASES)
+def test_evaluate_in_small_batches_equals_scikit_learn_on_all_rows(kind, name, rng):
+    g, x, y = _task(kind, rng)
+    got = g.evaluate(x, y, batch_size=BATCH, metrics=[_metric(name)])[name]
+    assert got == pytest.approx(_truth(name, kind, y, g.predict(x)), rel=1e-10, abs=1e-12)
+
+
+@pytest.mark.parametrize(("kind", "name"), CASES)
+def test_weighted_batches_and_merged_states_equal_scikit_learn(kind, name, rng):
+    g, x, y = _task(kind, rng)
+    p = g.predict(x)
+    w = rng.random(ROWS) * 3
+    w[rng.random(ROWS) < 0.1] = 0.0  # dropped rows
+    first, second = metrics.get(_metric(name)).bind(g["y"]), metrics.get(_metric(name)).bind(g["y"])
+    half = ROWS // 2 + 3
+    for start in range(0, ROWS, BATCH):
+        stop = min(start + BATCH, ROWS)
+        part = first if stop <= half else second
+        part.update_state(y[start:stop], p[start:stop], sample_weight=w[start:stop])
+    first.merge_state([second])
+    assert first.result() == pytest.approx(_truth(name, kind, y, p, w), rel=1e-10, abs=1e-12)
+
+
+def test_a_function_is_a_metric_on_all_the_rows(rng):
+    """R² of batch values averaged is not R² (0.14 against 0.23 in the issue)."""
+    g, x, y = _task("regression", rng)
+    y = y[:, :1] + rng.normal(size=(ROWS, 1)) * 3
+    g = _graph("linear", 1, "mse")
+    scores = g.evaluate(x, y, batch_size=BATCH, metrics=[skm.r2_score, "r2"])
+    truth = skm.r2_score(y[:, 0], g.predict(x)[:, 0])
+    assert scores["r2_score"] == pytest.approx(truth, rel=1e-12)
+    assert scores["r2"] == pytest.approx(truth, rel=1e-10)
+    per_batch = np.mean([skm.r2_score(y[i:i + BATCH, 0], g.predict(x[i:i + BATCH])[:, 0])
+                         for i in range(0, ROWS, BATCH)])
+    assert abs(per_batch - truth) > 1e-3  # what averaging batches would have said
+
+
+def test_validation_metrics_of_fit_equal_scikit_learn(rng):
+    g, x, y = _task("binary", rng)
+    x_val, y_val = x[:300], y[:300]
+    history = g.fit(x[300:], y[300:], epochs=1, batch_size=BATCH, metrics=["auc", "f1"], verbose=0,
+                    validation_data=(x_val, y_val))
+    p = g.predict(x_val)[:, 0]
+    assert history.history["val_auc"][0] == pytest.approx(skm.roc_auc_score(y_val, p), rel=1e-10)
+    assert history.history["val_f1"][0] == pytest.approx(skm.f1_score(y_val, p > 0.5), rel=1e-10)
+    assert set(history.history) == {"loss", "auc", "f1", "val_loss", "val_auc", "val_f1"}
+
+
+def test_auc_histogram_is_the_auc_of_scores_rounded_to_their_bins(rng):
+    y = (rng.random(ROWS) < 0.3).astype(float)
+    p = np.clip(0.3 * y + rng.random(ROWS) * 0.7, 0, 1)
+    auc = metrics.AUC(num_thresholds=50)
+    for start in range(0, ROWS, BATCH):
+        auc.update_state(y[start:start + BATCH], p[start:start + BATCH])
+    binned = np.minimum(np.floor(p * 50), 49)
+    assert auc.result() == pytest.approx(skm.roc_auc_score(y, binned), rel=1e-12)
+    assert abs(auc.result() - skm.roc_auc_score(y, p)) < 0.01
+
+
+def test_metrics_outside_their_outputs_and_bad_names_are_refused(rng):
+    g, x, y = _task("binary", rng)
+    with pytest.raises(GraphError, match=r"unknown metric 'f2'; known: \[.*'auc'.*'r2'"):
+        g.fit(x, y, metrics=["f2"], verbose=0)
     with pytest.raises(GraphError, match=r"metrics for unknown outputs \['z'\]"):
         g.evaluate(x, y, metrics={"z": ["mae"]})
-    r = gn.Graph()
-    r.add_input("x", 4)
-    r.add_output("y", 1)
-    r.connect("x", "y")
-    with pytest.raises(GraphError, match=r"metric 'accuracy' fits none of the outputs 'y' \(linear\)"):
-        r.evaluate(x, y, metrics=["accuracy"])
+    r, xr, yr = _task("regression", rng)
+    with pytest.raises(GraphError, match=r"metric 'auc' fits none of the outputs 'y' \(linear\); "
+                                         r"it needs softmax or sigmoid"):
+        r.evaluate(xr, yr, metrics=["auc"])
+    with pytest.raises(GraphError, match=r"metric 'top_k_accuracy' is not defined for output 'y' "
+                                         r"\(activation 'sigmoid'\); it needs softmax"):
+        g.evaluate(x, y, metrics={"y": "top_k_accuracy"})
+    with pytest.raises(GraphError, match="metric 'auc' is asked twice for output 'y'"):
+        g.evaluate(x, y, metrics=["auc", metrics.AUC(num_thresholds=10)])
+    with pytest.raises(GraphError, match=r"metric must be a name, a Metric or a function"):
+        g.evaluate(x, y, metrics=[3])
+    with pytest.raises(GraphError, match="bad parameters"):
+        metrics.get({"name": "auc", "bins": 3})
 
 
-def _output(activation, size, loss):
-    g = gn.Graph()
-    return g.add_output("o", size, activation=activation, loss=loss)
+def test_failing_and_unbounded_metrics_say_which(rng):
+    g, x, y = _task("binary", rng)
 
+    def broken(y_true, y_pred):
+        raise ValueError("no")
 
-def test_accuracy_mae_and_mse_by_hand():
-    softmax = _output("softmax", 3, "categorical_crossentropy")
-    a = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1], [0.2, 0.5, 0.3]])
-    labels = np.array([0, 2, 1, 1])
-    assert metrics.get("accuracy")(labels, a, softmax) == 0.75
-    assert metrics.get("accuracy")(np.eye(3)[labels], a, softmax) == 0.75
-    sigmoid = _output("sigmoid", 2, "binary_crossentropy")
-    p, y = np.array([[0.9, 0.4], [0.2, 0.6]]), np.array([[1.0, 1.0], [0.0, 1.0]])
-    assert metrics.get("accuracy")(y, p, sigmoid) == 0.75  # per element
-    linear = _output("linear", 2, "mse")
-    pred, target = np.array([[1.0, -2.0], [0.5, 3.0]]), np.array([[0.0, 0.0], [0.5, 1.0]])
-    assert metrics.get("mae")(target, pred, linear) == pytest.approx((1 + 2 + 0 + 2) / 4)
-    assert metrics.get("mse")(target, pred, linear) == pytest.approx((1 + 4 + 0 + 4) / 4)
-    # integer labels count as one-hot rows for mae/mse on a softmax output
-    assert metrics.get("mse")(labels, a, softmax) == pytest.approx(np.mean((a - np.eye(3)[labels]) ** 2))
+    with pytest.raises(GraphError, match=r"metric 'broken': the function raised ValueError: no"):
+        g.evaluate(x, y, metrics=[broken])
+    with pytest.raises(GraphError, match=r"exact AUC keeps every score, and 1000 rows exceed max_rows=999"):
+        g.evaluate(x, y, metrics=[metrics.AUC(max_rows=999)])
+    with pytest.raises(GraphError, match=r"1000 rows exceed max_rows=10"):
+        g.evaluate(x, y, metrics=[metrics.FunctionMetric(skm.roc_auc_score, max_rows=10)])
 
 
 def test_keys_follow_keras_and_resolve_names_each_output():
@@ -63,7 +186,73 @@ def test_keys_follow_keras_and_resolve_names_each_output():
     chosen = metrics.resolve(g, ["accuracy", "mae"])
     assert [m.name for m in chosen["p"]] == ["accuracy", "mae"] and [m.name for m in chosen["r"]] == ["mae"]
     assert metrics.key(g, "p", "accuracy") == "p_accuracy"
-    with pytest.raises(GraphError, match="metric 'accuracy' is not defined for output 'r'"):
-        metrics.resolve(g, {"r": "accuracy"})
-    with pytest.raises(GraphError, match=r"unknown metric 'auc'; known: \['accuracy', 'mae', 'mse'\]"):
-        metrics.get("auc")
+    assert metrics.get("mean_squared_error").name == "mse"
+
+
+def test_a_subclass_streams_and_merges():
+    class MeanBias(metrics.Metric):
+        name = "mean_bias"
+
+        def __init__(self, name=None):
+            super().__init__(name)
+            self.add_state("total", 0.0)
+            self.add_state("count", 0.0)
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.total += float(np.sum(y_pred - y_true.reshape(y_pred.shape)))
+            self.count += y_pred.size
+
+        def result(self):
+            return self.total / self.count
+
+    rng = np.random.default_rng(1)
+    g, x, y = _task("regression", rng)
+    scores = g.evaluate(x, y, batch_size=BATCH, metrics=[MeanBias()])
+    assert scores["mean_bias"] == pytest.approx(np.mean(g.predict(x) - y), rel=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_every_metric_runs_on_a_device_as_on_the_cpu(device, kind, rng):
+    """On a device the streaming states stay there (the stand-in refuses any
+    hidden read) and the values equal the CPU's."""
+    g, x, y = _task(kind, rng)
+    names = [m for k, m in CASES if k == kind]
+    chosen = [_metric(m) for m in names]
+    cpu = g.evaluate(x, y, batch_size=BATCH, metrics=chosen)
+    g.to(device)
+    on_device = g.evaluate(x, y, batch_size=BATCH, metrics=chosen)
+    history = g.fit(x, y, epochs=1, batch_size=64, metrics=chosen, verbose=0)
+    for name in names:
+        assert on_device[name] == pytest.approx(cpu[name], rel=1e-9), name
+        assert np.isfinite(history.history[name][0])
+
+
+def test_dask_chunks_merge_their_states(rng):
+    da = pytest.importorskip("dask.array")
+    for kind in ("multiclass", "regression"):
+        g, x, y = _task(kind, rng)
+        names = [m for k, m in CASES if k == kind]
+        scores = g.evaluate(da.from_array(x, chunks=97), da.from_array(y, chunks=97), batch_size=BATCH,
+                            metrics=[_metric(m) for m in names])
+        p = g.predict(x)
+        for name in names:
+            assert scores[name] == pytest.approx(_truth(name, kind, y, p), rel=1e-10, abs=1e-12), name
+
+
+def test_check_class_says_what_a_metric_class_needs():
+    class NoResult(metrics.Metric):
+        name = "half"
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            pass
+
+    with pytest.raises(GraphError, match=r"metric NoResult: write result"):
+        metrics.check_class(NoResult)
+    with pytest.raises(GraphError, match="must subclass gn.metrics.Metric"):
+        metrics.check_class(int)
+    NoResult.result = lambda self: 0.5
+    NoResult.name = "not a name"
+    with pytest.raises(GraphError, match="class attribute name"):
+        metrics.check_class(NoResult)
+    NoResult.name = "half"
+    metrics.check_class(NoResult)

@@ -84,5 +84,60 @@ def test_changing_a_setting_bumps_the_graph_version():
     version = g.version
     g["h1"].dropout = 0.1
     g["main"].loss_weight = 3
+    assert g.version == version + 2
+    g["h2"].trainable = False  # the bias and two synapses: at least one bump
+    assert g.version > version + 2
+
+
+# ------------------------------------------------------- node.trainable
+def _frozen_flags(g: gn.Graph) -> dict[str, bool]:
+    return {r.key: r.trainable for r in g.parameters()}
+
+
+def test_node_trainable_freezes_the_bias_and_incoming_synapses_as_freeze_does(rng):
+    by_flag, by_freeze = build_dag(), build_dag()
+    by_flag["h2"].trainable = False
+    by_freeze.freeze("h2")
+    flags = _frozen_flags(by_flag)
+    assert flags == _frozen_flags(by_freeze)
+    assert not flags["h2.bias"] and not flags["h1->h2.weight"] and not flags["b->h2.weight"]
+    assert by_flag.num_trainable_params == by_freeze.num_trainable_params
+    assert by_flag.num_trainable_params == by_flag.num_params - (4 + 6 * 4 + 3 * 4)
+    x, y = {"a": rng.normal(size=(16, 5)), "b": rng.normal(size=(16, 3))}, \
+        {"aux": rng.integers(0, 3, 16), "main": rng.integers(0, 2, (16, 2)).astype(float)}
+    before = by_flag.get_weights()
+    by_flag.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    after = by_flag.get_weights()
+    for key in ("h2.bias", "h1->h2.weight", "b->h2.weight"):
+        np.testing.assert_array_equal(after[key], before[key], err_msg=key)
+    assert not np.array_equal(after["a->h1.weight"], before["a->h1.weight"])
+
+
+def test_node_trainable_true_unfreezes_them_and_a_synapse_still_works_alone():
+    g = build_dag()
+    g.freeze("h2")
+    g["h2"].trainable = True
+    assert all(_frozen_flags(g).values())
     g["h2"].trainable = False
-    assert g.version == version + 3
+    g.synapse("b", "h2").trainable = True  # one synapse on its own
+    flags = _frozen_flags(g)
+    assert flags["b->h2.weight"] and not flags["h1->h2.weight"] and not flags["h2.bias"]
+    assert g["h2"].trainable is False
+
+
+def test_synapses_connected_into_a_frozen_node_follow_it_unless_told(tmp_path):
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    g.add_input("w", 2)
+    g.add_hidden("h", 3, trainable=False)
+    g.add_output("y", 1)
+    assert not g.connect("x", "h").trainable
+    assert g.connect("w", "h", trainable=True).trainable
+    g.connect("h", "y")
+    loaded = gn.load(g.save(tmp_path / "m.gnet"))
+    assert _frozen_flags(loaded) == _frozen_flags(g)
+    spec = g.to_dict()
+    for s in spec["synapses"]:
+        if s["src"] == "x":
+            del s["trainable"]  # a hand-written spec: the synapse follows its node
+    assert _frozen_flags(gn.Graph.from_dict(spec)) == _frozen_flags(g)

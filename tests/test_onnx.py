@@ -499,3 +499,29 @@ def test_a_long_row_of_activations(tmp_path):
     g = gn.from_onnx(tmp_path / "deep.onnx")
     x = np.random.default_rng(13).normal(size=(3, 2)).astype("float32")
     np.testing.assert_allclose(g.predict(x), _run(tmp_path / "deep.onnx", {"x": x})["t2000"], atol=TOL)
+
+
+def test_from_onnx_checks_its_arguments(tmp_path):
+    """Wrong types are graphnet errors naming the argument, before the file is read."""
+    path = tmp_path / "m.onnx"
+    gn.Sequential([gn.Input(3), gn.Dense(2)], seed=0).to_onnx(path)
+    for kwargs, message in [({"name": 5}, "name must be None or a non-empty string, got 5"),
+                            ({"seed": -1}, "seed must be None or an integer >= 0, got -1"),
+                            ({"external_data": "yes"}, "external_data must be True or False, got 'yes'"),
+                            ({"max_params": 1.5}, "max_params must be None or an integer >= 0, got 1.5")]:
+        with pytest.raises(gn.GraphError, match=f"from_onnx: {message}"):
+            gn.from_onnx(path, **kwargs)
+
+
+def test_max_params_bounds_an_import(tmp_path):
+    """The limit counts the graph's weights and biases; None lifts it."""
+    path = tmp_path / "m.onnx"
+    g = gn.Sequential([gn.Input(30), gn.Dense(20, activation="relu"), gn.Dense(2)], seed=0)
+    g.to_onnx(path)
+    assert g.num_params == 30 * 20 + 20 + 20 * 2 + 2
+    with pytest.raises(gn.ModelImportError, match=r"brings the model to 662 parameters, more than max_params=661"):
+        gn.from_onnx(path, max_params=661)
+    for limit in (662, None):
+        back = gn.from_onnx(path, max_params=limit)
+        x = np.random.default_rng(14).normal(size=(4, 30)).astype("float32")
+        np.testing.assert_allclose(back.predict(x), g.predict(x), atol=TOL)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import graphnet as gn
 from graphnet import GraphError, optimizers
 
 
@@ -171,3 +172,14 @@ def test_born_counts_survive_a_model_file(tmp_path, rng):
     assert back.optimizer.steps("h->y.weight") == 2
     a, b = g.train_step(x, y), back.train_step(x, y)
     assert a == b and all(np.array_equal(v, back.get_weights()[k]) for k, v in g.get_weights().items())
+
+
+def test_adam_takes_keras_names_for_its_hyperparameters():
+    keras_style = gn.optimizers.Adam(learning_rate=0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-7)
+    assert (keras_style.lr, keras_style.beta1, keras_style.beta2, keras_style.eps) == (0.01, 0.8, 0.99, 1e-7)
+    assert gn.optimizers.AdamW(beta_1=0.5).beta1 == 0.5
+    assert gn.optimizers.Adam(beta1=0.5, beta_1=0.5).beta1 == 0.5  # the same value twice is fine
+    with pytest.raises(GraphError, match="pass beta1 or beta_1"):
+        gn.optimizers.Adam(beta1=0.5, beta_1=0.7)
+    with pytest.raises(GraphError, match="beta1 must be in"):
+        gn.optimizers.Adam(beta_1=1.5)

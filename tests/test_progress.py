@@ -57,11 +57,39 @@ def test_on_an_80_column_terminal_every_figure_is_shown(monkeypatch):
         progress.epoch_end(epoch, _LOGS)
     lines = _rendered(stream.getvalue())
     assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
-    assert any(line.startswith("Epoch 30/30: 100%") and line.endswith("loss: 2.5595]") for line in lines)
+    assert any(line.startswith("Epoch 30/30: 100%") and "[00:00<00:00, loss: 2.5595, aux_loss: 1.1000" in line
+               for line in lines)
     text = "\n".join(lines)
-    for name, value in _LOGS.items():
-        if name in ("loss", "val_loss") or not name.endswith("_loss"):
-            assert f"{name}: {value:.4f}" in text
+    for name, value in _LOGS.items():  # per-output losses too
+        assert f"{name}: {value:.4f}" in text
+
+
+_RUNNING = {"loss": 2.5595, "aux_loss": 1.1, "main_loss": 0.7, "digit_accuracy": 0.1234, "even_accuracy": 0.5}
+
+
+@pytest.mark.parametrize("width", [60, 80, 120, 200])
+def test_the_live_bar_shows_each_outputs_figures_as_far_as_the_width_allows(monkeypatch, width):
+    monkeypatch.setenv("COLUMNS", str(width))
+    stream = _FakeTerminal()
+    progress = Progress(1, epochs=30, batches=100, stream=stream)
+    progress.epoch_begin(2)
+    for _ in range(50):
+        progress.batch_end(_RUNNING)
+        progress._shown = 0.0  # every batch due, as a slow batch would be
+    progress._bar.refresh()
+    lines = _rendered(stream.getvalue())
+    assert all(len(line) <= width for line in lines), [line for line in lines if len(line) > width]
+    bar = lines[-1]
+    assert bar.startswith("Epoch 3/30:  50%")
+    assert width == 60 or re.search(r"\|[^|]{6,}\|", bar)  # a bar of 6 or more beside the figures
+    shown = re.findall(r"(\w+): (\d+\.\d{4})", bar.split("[", 1)[1])
+    assert shown == [(k, f"{v:.4f}") for k, v in list(_RUNNING.items())[:len(shown)]]  # in order, whole
+    assert len(shown) >= {60: 1, 80: 2, 120: 3, 200: 5}[width]
+    following = list(_RUNNING.items())[len(shown):]
+    if following:  # the next figure would not have fitted
+        k, v = following[0]
+        assert len(bar) + len(f", {k}: {v:.4f}") > width - 1
+    progress.close()
 
 
 def test_off_a_terminal_each_epoch_is_one_line():
@@ -112,6 +140,8 @@ def test_graphnet_train_in_a_real_80_column_terminal(tmp_path, rng):
     lines = _rendered(output.decode())
     assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
     assert any(line.startswith("Epoch 3/3: 100%") for line in lines)
+    # the bar itself carries the running loss and the first output's loss beside it
+    assert any(re.match(r"Epoch 3/3: 100%.*\[.*, loss: \d\.\d{4}, aux_loss: \d\.\d{4}", line) for line in lines)
     text = "\n".join(lines)
     for figure in ("aux_accuracy: 0.", "main_accuracy: 0.", "val_loss: ", "val_aux_accuracy: 0.",
                    "val_main_accuracy: 0."):

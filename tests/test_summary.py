@@ -8,6 +8,7 @@ import pytest
 from conftest import build_dag
 
 import graphnet as gn
+from graphnet.demo import build_model
 from graphnet.summary import summary_rows
 
 
@@ -128,3 +129,47 @@ def test_an_empty_graph_still_has_a_summary():
 def test_repr_is_one_line():
     text = repr(seeds_model())
     assert "\n" not in text and "14,337 params" in text
+
+
+# --------------------------------------------------------- 80 columns
+def _long_names() -> gn.Graph:
+    g = gn.Graph(name="long")
+    g.add_input("a_rather_long_input_feature_vector_name", 3)
+    g.add_input("x", 2)
+    g.add_hidden("very_long_feature_extractor_layer_number_three", 4,
+                 activation=gn.activations.GELU(approximate=True), dropout=0.25)
+    g.add_output("prediction_of_the_thing", 1)
+    g.connect(["a_rather_long_input_feature_vector_name", "x"], "very_long_feature_extractor_layer_number_three")
+    g.connect("very_long_feature_extractor_layer_number_three", "prediction_of_the_thing")
+    return g
+
+
+def test_the_demo_s_summary_fits_80_columns_and_keeps_its_rows():
+    g = build_model()
+    text = g.summary(print_fn=None)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert row_of(text, "shared").split() == ["shared", "(Hidden)", "64", "relu,", "dropout", "0.1", "top_features,",
+                                              "8,256"]
+    wide = g.summary(print_fn=None, line_length=120)  # room enough: nothing wraps
+    assert row_of(wide, "shared").split()[-3:] == ["top_features,", "bottom_features", "8,256"]
+    assert max(len(line) for line in wide.splitlines()) > 80
+
+
+def test_long_names_wrap_after_underscores_and_stay_whole_in_the_column():
+    g = _long_names()
+    text = g.summary(print_fn=None)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    start = lines.index(row_of(text, "very_long_"))
+    width = lines[2].index("Size") - 1
+    column = [line[1:width].strip() for line in lines[start:start + 5]]
+    assert "".join(column) == "very_long_feature_extractor_layer_number_three(Hidden)"
+    assert all(part.endswith("_") for part in column[:3])  # broken after underscores, not inside words
+    sources = lines[start][lines[2].index("Connected to"):].split()[0]
+    assert sources == "a_rather_long_"  # a source list wraps the same way
+    assert "Loss: mse(prediction_of_the_thing)" in text
+
+
+def test_a_line_length_under_60_is_refused():
+    with pytest.raises(gn.GraphError, match="summary: line_length must be"):
+        build_dag().summary(print_fn=None, line_length=50)

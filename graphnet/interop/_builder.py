@@ -35,10 +35,7 @@ Folding rules, which keep every import exact:
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import logging
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from .. import activations, losses
-from .._validation import check_int
+from .._validation import check_allocation, check_int
 from ..errors import GraphError, ModelImportError
 from .._parameters import bias_key, weight_key
 from ..layers import default_loss
@@ -55,29 +52,7 @@ from .._topology import is_chain
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Builder", "Concat", "require", "unexpected_as"]
-
-
-@contextlib.contextmanager
-def unexpected_as(error: type[GraphError], label: str):
-    """Turn a stray ``KeyError``/``TypeError``/... from reading a malformed
-    foreign model into ``error`` naming ``label``; graphnet's own errors pass."""
-    try:
-        yield
-    except GraphError:
-        raise
-    except (KeyError, TypeError, AttributeError, IndexError, ValueError, RecursionError) as exc:
-        raise error(f"{label}: malformed model ({type(exc).__name__}: {exc})") from exc
-
-
-def require(module: str, what: str):
-    """Import an optional library, or say which extra installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ModelImportError(
-            f"{what} needs {module}: pip install 'graphnet[interop]' ({exc})"
-        ) from None
+__all__ = ["Builder", "Concat"]
 
 
 @dataclass(frozen=True)
@@ -116,31 +91,39 @@ class _Synapse:
 
 @dataclass
 class Builder:
-    """Nodes and synapses of an import, in creation order."""
+    """Nodes and synapses of an import, in creation order; at most ``max_params``
+    weights and biases (None: no limit), :meth:`identity`'s in ``block_dtype``."""
 
     source: str  # "keras model 'mlp'", for messages
     nodes: dict[str, _Node] = field(default_factory=dict)
     synapses: list[_Synapse] = field(default_factory=list)
-    max_params: int | None = None  # refuse, before allocating, an import with more parameters
-    params: int = 0  # parameters of the current nodes and synapses
-
-    def _room(self, count: int, origin: str, take: bool = False) -> None:
-        """Refuse ``count`` more parameters that would pass ``max_params``; ``take``: count them in."""
-        if self.max_params is not None and self.params + count > self.max_params:
-            raise ModelImportError(f"{self.source}: {origin} brings the model to {self.params + count:,} "
-                                   f"parameters, more than max_params={self.max_params:,}; pass a larger "
-                                   f"max_params (or None) if you trust the model")
-        self.params += count if take else 0
+    max_params: int | None = None
+    block_dtype: str = "float64"
+    params: int = 0  # weights and biases of the nodes so far
+    _suffixes: dict[str, int] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------- editing
     def unique(self, base: str) -> str:
-        """``base``, or ``base_1``, ``base_2``, ... whichever is free."""
+        """``base``, or ``base_1``, ``base_2``, ... whichever is free first."""
         if base not in self.nodes:
             return base
-        i = 1
+        i = self._suffixes.get(base, 1)  # below it all taken (forgotten when a name is freed)
         while f"{base}_{i}" in self.nodes:
             i += 1
+        self._suffixes[base] = i
         return f"{base}_{i}"
+
+    def reserve(self, count: int, what: str) -> None:
+        """Refuse (ModelImportError) ``count`` more parameters than ``max_params`` and memory allow."""
+        total = self.params + int(count)
+        if self.max_params is not None and total > self.max_params:
+            raise ModelImportError(f"{self.source}: {what} brings the model to {total:,} parameters, more than "
+                                   f"max_params={self.max_params:,}; pass a larger max_params (or None) to "
+                                   f"import it if you trust the model")
+        try:
+            check_allocation(count, 8, f"{self.source}: {what}")
+        except GraphError as exc:
+            raise ModelImportError(str(exc)) from None
 
     def add_input(self, name: str, size: int, origin: str = "") -> str:
         self._check_new(name, origin)
@@ -188,9 +171,11 @@ class Builder:
             raise ModelImportError(
                 f"{self.source}: {origin or name}: bias has shape {tuple(bias.shape)}, expected ({size},)"
             )
-        self._room(size + sum(self.nodes[src].size * size for src, *_ in sources), origin or name, take=True)
+        count = size + sum(self.nodes[src].size * size for src, *_ in sources)
+        self.reserve(count, origin or name)
         if not use_bias:
             bias = np.zeros(size)
+        self.params += count
         self.nodes[name] = _Node(
             name, size, "dense", activation=_activation(activation, self.source, origin or name),
             trainable=trainable and use_bias, bias=bias, origin=origin,
@@ -248,9 +233,9 @@ class Builder:
                 f"graphnet adds equal sizes only (no broadcasting)"
             )
         size = sizes.pop()
+        self.reserve(sum(self.size_of(value) for value, *_ in summands) * size, origin or name)
         terms: dict[str, list] = {}  # src -> [weight or None, trainable, init]
-        self._room(size, origin or name)
-        bias, bias_trainable, absorbed, blocks = np.zeros(size), False, [], 0
+        bias, bias_trainable, absorbed = np.zeros(size), False, []
         for value, exclusive, *scale in summands:
             c = float(scale[0]) if scale else 1.0
             if isinstance(value, str) and exclusive and value not in absorbed and self.absorbable(value):
@@ -264,8 +249,6 @@ class Builder:
             offset = 0
             for part in self.parts(value):
                 n = self.nodes[part].size
-                blocks += n * size
-                self._room(blocks, origin or name)  # before the block exists (add_dense counts it later)
                 block = np.zeros((n, size))
                 block[:, offset : offset + n] = c * np.eye(n)
                 self._merge_term(terms, part, block, False, None)
@@ -308,20 +291,22 @@ class Builder:
 
     def remove(self, node: str) -> None:
         """Drop ``node`` and every synapse into or out of it."""
-        gone = sum(self.nodes[s.src].size * self.nodes[s.dst].size for s in self.synapses if node in (s.src, s.dst))
-        self.params -= gone + (self.nodes[node].size if self.nodes[node].kind == "dense" else 0)  # and its bias
-        del self.nodes[node]
+        gone = self.nodes.pop(node)
+        cut = [s for s in self.synapses if node in (s.src, s.dst)]
+        self.params -= (gone.size if gone.kind == "dense" else 0) + sum(
+            self.nodes.get(s.src, gone).size * self.nodes.get(s.dst, gone).size for s in cut)
         self.synapses = [s for s in self.synapses if node not in (s.src, s.dst)]
+        self._suffixes.clear()
 
     def identity(self, sources: list[str], name: str, origin: str = "") -> str:
         """A frozen linear node equal to its sources side by side (one source: a copy)."""
         size = sum(self.nodes[s].size for s in sources)
-        self._room(size + size * size, origin or name)  # before the blocks exist (add_dense counts them)
+        self.reserve((size + 1) * size, origin or name)
         weights, offset = [], 0
         for src in sources:
             n = self.nodes[src].size
-            block = np.zeros((n, size))
-            block[:, offset : offset + n] = np.eye(n)
+            block = np.zeros((n, size), dtype=self.block_dtype)
+            block[np.arange(n), offset + np.arange(n)] = 1.0
             weights.append((src, block))
             offset += n
         name = self.add_dense(self.unique(name), weights, size, None, use_bias=False,
@@ -366,20 +351,20 @@ class Builder:
         target.dropout = rate if not target.dropout else 1.0 - (1.0 - target.dropout) * (1.0 - rate)
         return node
 
-    def rename(self, old: str, new: str) -> None:
-        self.rename_all({old: new})
-
-    def rename_all(self, names: Mapping[str, str]) -> None:
-        """Rename nodes ``old -> new`` all at once (two nodes may swap names)."""
-        names = {old: new for old, new in names.items() if old != new}
-        clash = [n for n, k in Counter(names.values()).items() if k > 1 or (n in self.nodes and n not in names)]
-        if clash:
-            raise ModelImportError(f"{self.source}: two nodes would be called {clash[0]!r}")
+    def rename(self, old: str | dict[str, str], new: str | None = None) -> None:
+        """Rename node ``old`` to ``new``, or each ``old -> new`` of a dict, all in one pass."""
+        names = {k: v for k, v in (old.items() if isinstance(old, dict) else [(old, new)]) if k != v}
+        taken = set(self.nodes) - set(names)
+        for name in names.values():
+            if name in taken:
+                raise ModelImportError(f"{self.source}: two nodes would be called {name!r}")
+            taken.add(name)
+        self._suffixes.clear()
         self.nodes = {names.get(k, k): v for k, v in self.nodes.items()}
-        for new, node in self.nodes.items():
-            node.name = new
         for s in self.synapses:
             s.src, s.dst = names.get(s.src, s.src), names.get(s.dst, s.dst)
+        for name in names.values():
+            self.nodes[name].name = name
 
     def name_outputs(self, outputs: list[tuple[Any, str]]) -> list[str]:
         """Outputs ``(value, name)`` renamed ``name`` once each has its own node (a concatenation
@@ -388,7 +373,7 @@ class Builder:
         for value, name in outputs:
             node = self.materialise(value, name, f"output {name!r}")
             nodes[self.identity([node], name, f"output {name!r}") if node in nodes else node] = name
-        self.rename_all(nodes)
+        self.rename(nodes)
         return [name for _, name in outputs]
 
     # ------------------------------------------------------------- building
@@ -449,7 +434,7 @@ class Builder:
             "synapses": synapses,
         }
         try:
-            graph = from_dict(None, spec, max_params=self.max_params)
+            graph = from_dict(None, spec, max_params=self.max_params)  # reserve() checked it before allocating
             weights = {weight_key(s.src, s.dst): s.weight for s in self.synapses if s.weight is not None}
             weights.update({bias_key(n.name): n.bias for n in self.nodes.values()
                             if n.kind == "dense" and n.bias is not None})

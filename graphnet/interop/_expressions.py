@@ -18,10 +18,18 @@ one, ``Less(a, b)`` is ``Greater(b, a)``, and the arguments of ``Add`` and
 ``Mul`` are sorted. A product or sum read by nothing but an enclosing product
 (sum) is merged into it, so ``(z · A) · 0.5`` and ``0.5 · (A · z)`` agree; a
 tensor read twice (the ``z`` of an expansion) is never merged away.
+
+A model's arithmetic is a DAG, not a tree: ``t2 = t1 + t1`` reads one tree
+twice, so 24 such lines spell a tree of 2^24 leaves. Everything here visits
+each distinct subexpression once: an expression's :func:`key` is computed
+once and stays short (a long one is replaced by its digest), walks keep a
+set of what they have seen, and a merged sum links the node sets it merges
+(:class:`Sources`) instead of copying them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from collections.abc import Callable, Iterator
@@ -30,7 +38,45 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ELEMENTWISE", "FORMULAS", "NATIVE", "Const", "Op", "Var", "build", "instance_nodes", "match", "snap"]
+__all__ = ["ELEMENTWISE", "FORMULAS", "NATIVE", "Const", "Op", "Sources", "Var", "build", "instance_nodes", "match",
+           "snap", "walk"]
+
+#: A key longer than this is replaced by its digest, so that a parent's key,
+#: made of its arguments' keys, stays short however deep the expression.
+_KEY_LIMIT = 200
+#: A sum or product with more arguments than this is not merged into its
+#: reader: a chain of n merges would copy n²/2 arguments, and no activation
+#: has such a sum in it.
+_MAX_ARGS = 64
+
+
+class Sources:
+    """The ONNX node indices an expression stands for: its own, and those of
+    the expressions merged into it, linked rather than copied (a chain of n
+    merged sums would otherwise hold n²/2 indices). Iterating yields each
+    index once."""
+
+    __slots__ = ("linked", "own")
+
+    def __init__(self, own=(), linked=()):
+        self.own = frozenset(own)
+        self.linked = tuple(linked)
+
+    def __iter__(self) -> Iterator[int]:
+        seen_sets, seen, stack = set(), set(), [self]
+        while stack:
+            item = stack.pop()
+            if id(item) in seen_sets:
+                continue
+            seen_sets.add(id(item))
+            for index in item.own:
+                if index not in seen:
+                    seen.add(index)
+                    yield index
+            stack.extend(item.linked)
+
+    def __repr__(self) -> str:
+        return f"Sources({sorted(self)})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,10 +97,12 @@ class Op:
     args: tuple
     attrs: tuple = ()  # sorted (name, value) pairs
     tensor: str | None = None  # the ONNX tensor it computes; None for parts made by rewriting
-    nodes: frozenset = field(default_factory=frozenset)  # ONNX node indices it stands for
+    nodes: Sources = field(default_factory=Sources)  # ONNX node indices it stands for
     depth: int = field(init=False, compare=False, default=1)
 
     def __post_init__(self):
+        if not isinstance(self.nodes, Sources):
+            object.__setattr__(self, "nodes", Sources(self.nodes))
         object.__setattr__(self, "depth", 1 + max((getattr(a, "depth", 0) for a in self.args), default=0))
 
     def attr(self, name: str, default=None):
@@ -71,29 +119,58 @@ ELEMENTWISE = {
 
 
 def key(e) -> str:
-    """A structural identity: equal keys, equal arithmetic."""
+    """A structural identity: equal keys, equal arithmetic. Computed once per
+    expression, from its arguments' keys, and at most a digest's length more
+    than :data:`_KEY_LIMIT` characters."""
+    found = e.__dict__.get("_key")
+    if found is not None:
+        return found
     if isinstance(e, Var):
-        return f"v:{e.tensor}"
-    if isinstance(e, Const):
-        return f"c:{e.value.shape}:{e.value.ravel().tolist()}"
-    return f"{e.op}{e.attrs}({','.join(key(a) for a in e.args)})"
+        text = f"v:{e.tensor}"
+    elif isinstance(e, Const) and e.value.size > 16:
+        digest = hashlib.blake2b(np.ascontiguousarray(e.value, dtype=np.float64).tobytes(), digest_size=20)
+        text = f"c:{e.value.shape}:#{digest.hexdigest()}"
+    elif isinstance(e, Const):
+        text = f"c:{e.value.shape}:{e.value.ravel().tolist()}"
+    else:
+        text = f"{e.op}{e.attrs}({','.join(key(a) for a in e.args)})"
+    if len(text) > _KEY_LIMIT:
+        text = f"#{hashlib.blake2b(text.encode('utf-8', 'surrogatepass'), digest_size=20).hexdigest()}"
+    object.__setattr__(e, "_key", text)
+    return text
+
+
+def walk(e) -> Iterator[Any]:
+    """Each distinct subexpression of ``e`` once (``e`` first), without recursion."""
+    seen, stack = set(), [e]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        if isinstance(item, Op):
+            stack.extend(reversed(item.args))
 
 
 def build(op: str, args: list, attrs: dict, tensor: str | None, index: int | None,
           single_use: Callable[[str | None], bool]) -> Any:
     """The canonical tree for ``op`` applied to ``args``, or a Const when every
     argument is one. ``single_use(tensor)``: nothing but this node reads it."""
-    nodes = frozenset() if index is None else frozenset([index])
+    nodes = Sources() if index is None else Sources([index])
     if all(isinstance(a, Const) for a in args) and op in _FOLD:
-        return Const(np.asarray(_FOLD[op](*[a.value for a in args]), dtype=np.float64))
+        return Const(_fold(_FOLD[op], [a.value for a in args]))
+    # Parts made by rewriting keep the node they come from, for messages.
     if op == "Sub":
-        return build("Add", [args[0], _scaled(args[1], -1.0, single_use)], attrs, tensor, index, single_use)
+        return build("Add", [args[0], _scaled(args[1], -1.0, single_use, None, nodes)], attrs, tensor, index,
+                     single_use)
     if op == "Neg":
         return _scaled(args[0], -1.0, single_use, tensor, nodes)
     if op == "Div":
         if isinstance(args[1], Const):
             return build("Mul", [args[0], Const(1.0 / args[1].value)], attrs, tensor, index, single_use)
-        return build("Mul", [args[0], Op("Reciprocal", (args[1],))], attrs, tensor, index, single_use)
+        return build("Mul", [args[0], Op("Reciprocal", (args[1],), (), None, nodes)], attrs, tensor, index,
+                     single_use)
     if op == "Pow" and isinstance(args[1], Const) and args[1].value.size == 1 and float(args[1].value) in (2.0, 3.0):
         return build("Mul", [args[0]] * int(float(args[1].value)), attrs, tensor, index, single_use)
     if op == "Less":
@@ -105,17 +182,32 @@ def build(op: str, args: list, attrs: dict, tensor: str | None, index: int | Non
     return Op(op, tuple(args), tuple(sorted(attrs.items())), tensor, nodes)
 
 
-def _scaled(e, factor: float, single_use, tensor=None, nodes=frozenset()):
+def _fold(function, values: list[np.ndarray]) -> np.ndarray:
+    """``function`` of constants, as float64. A ValueError when they do not
+    broadcast, or would broadcast to more values than they hold together
+    (2n numbers in a file must not become n²)."""
+    shape = np.broadcast_shapes(*(v.shape for v in values))
+    if math.prod(shape) > sum(v.size for v in values):
+        raise ValueError(f"constants of shapes {[v.shape for v in values]} broadcast to {shape}, more values "
+                         f"than they hold; graphnet's constants are scalars and per-feature vectors")
+    with np.errstate(all="ignore"):  # an overflow is caught where the weights are set (not finite)
+        return np.asarray(function(*values), dtype=np.float64)
+
+
+def _scaled(e, factor: float, single_use, tensor=None, nodes=None):
     if isinstance(e, Const):
         return Const(e.value * factor)
-    return _associative("Mul", [Const(np.asarray(factor)), e], tensor, nodes, single_use)
+    return _associative("Mul", [Const(np.asarray(factor)), e], tensor, nodes or Sources(), single_use)
 
 
-def _associative(op: str, args: list, tensor, nodes, single_use):
-    flat, constants = [], []
+def _associative(op: str, args: list, tensor, nodes: Sources, single_use):
+    flat, constants, linked = [], [], []
+    room = _MAX_ARGS - len(args)
     for arg in args:
-        if isinstance(arg, Op) and arg.op == op and (arg.tensor is None or single_use(arg.tensor)):
-            nodes = nodes | arg.nodes
+        if isinstance(arg, Op) and arg.op == op and (arg.tensor is None or single_use(arg.tensor)) \
+                and len(arg.args) <= room:
+            room -= len(arg.args)
+            linked.append(arg.nodes)
             inner = arg.args
         else:
             inner = (arg,)
@@ -124,7 +216,7 @@ def _associative(op: str, args: list, tensor, nodes, single_use):
     if constants:
         folded = constants[0].value
         for c in constants[1:]:
-            folded = folded + c.value if op == "Add" else folded * c.value
+            folded = _fold(np.add if op == "Add" else np.multiply, [folded, c.value])
         neutral = 0.0 if op == "Add" else 1.0
         if not (folded.size == 1 and float(folded.ravel()[0]) == neutral):
             flat.append(Const(np.asarray(folded, dtype=np.float64)))
@@ -132,6 +224,8 @@ def _associative(op: str, args: list, tensor, nodes, single_use):
         return Const(np.asarray(0.0 if op == "Add" else 1.0))
     if len(flat) == 1:  # adds 0 or multiplies by 1: its argument itself
         return flat[0]
+    if linked:
+        nodes = Sources(nodes.own, (*nodes.linked, *linked))
     return Op(op, tuple(sorted(flat, key=key)), (), tensor, nodes)
 
 
@@ -322,15 +416,14 @@ def instance_nodes(e, inner) -> tuple[set[int], list[str]]:
     stop = key(inner)
     nodes: set[int] = set()
     tensors: list[str] = []
-
-    def walk(x, root):
-        if not isinstance(x, Op) or key(x) == stop:
-            return
+    seen, stack = set(), [e]
+    while stack:
+        x = stack.pop()
+        if not isinstance(x, Op) or id(x) in seen or key(x) == stop:
+            continue
+        seen.add(id(x))
         nodes.update(x.nodes)
-        if not root and x.tensor is not None:
+        if x is not e and x.tensor is not None:
             tensors.append(x.tensor)
-        for a in x.args:
-            walk(a, False)
-
-    walk(e, True)
+        stack.extend(x.args)
     return nodes, tensors

@@ -1,5 +1,5 @@
 """Keras layers -> graphnet nodes: one converter per layer class (:data:`LAYERS`)
-and Keras's activation names (:data:`ACTIVATIONS`), for :mod:`graphnet.interop.keras`."""
+and Keras's activation names (:data:`ACTIVATIONS`), for :mod:`graphnet.interop.keras_import`."""
 
 from __future__ import annotations
 

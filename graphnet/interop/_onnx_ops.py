@@ -2,21 +2,22 @@
 
 Each handler reads its node's inputs from the reader and sets what its
 output holds: a constant (numpy array), a node name, an
-:class:`~graphnet.interop.onnx_import.Affine` (a weighted sum not yet a
+:class:`~graphnet.interop._onnx_values.Affine` (a weighted sum not yet a
 node), a :class:`~graphnet.interop._builder.Concat`, an expression tree
 (elementwise arithmetic, :mod:`graphnet.interop._expressions`), or a
-:class:`~graphnet.interop.onnx_import.Shape` (shape arithmetic).
+:class:`~graphnet.interop._onnx_values.Shape` (shape arithmetic).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from . import _expressions as ex
 from ._builder import Concat
-from .onnx_import import Affine, Shape, Unsqueezed
+from ._onnx_values import Affine, Shape, Unsqueezed
 
 
 def attributes(reader, node) -> dict[str, Any]:
@@ -39,7 +40,7 @@ def _const(reader, node, index: int, what: str) -> np.ndarray:
         raise reader.fail(node, f"{what} must be a constant (an initializer)")
     if not np.issubdtype(value.dtype, np.floating):
         raise reader.fail(node, f"{what} has dtype {value.dtype}, expected floats")
-    return value.astype(np.float64)
+    return reader.float64(value)
 
 
 def _ints(reader, node, index: int, what: str) -> list[int]:
@@ -79,7 +80,10 @@ def _gemm(reader, node) -> None:
         raise reader.fail(node, f"weight has shape {weight.shape}, expected a matrix")
     if attrs.get("transB", 0):
         weight = weight.T  # (out, in) as PyTorch exports it -> graphnet's (in, out)
-    weight = weight * float(attrs.get("alpha", 1.0))
+    alpha = float(attrs.get("alpha", 1.0))
+    if alpha != 1.0:
+        reader.allocate(weight.size, f"tensor {node.output[0]!r}")
+        weight = weight * alpha
     bias = None
     if len(node.input) > 2 and node.input[2]:
         value = _const(reader, node, 2, "the bias (input C)") * float(attrs.get("beta", 1.0))
@@ -101,24 +105,13 @@ def _single_use(reader):
     return single
 
 
-#: Deeper trees are resolved into nodes before going on (activations in a long
-#: row would otherwise make a tree as deep as the model).
-_MAX_DEPTH = 48
-
-
 def _elementwise(reader, node) -> None:
-    args = []
-    for i in range(len(node.input)):
-        if not node.input[i]:
-            continue
-        arg = reader.term(node, i)
-        if isinstance(arg, ex.Op) and arg.depth > _MAX_DEPTH and arg.tensor is not None:
-            tensor = reader.canonical(node.input[i])
-            reader.values[tensor] = reader.node_of(arg, tensor)
-            arg = ex.Var(tensor)
-        args.append(arg)
-    value = ex.build(node.op_type, args, attributes(reader, node), node.output[0], reader.index,
-                     _single_use(reader))
+    args = [reader.term(node, i) for i in range(len(node.input)) if node.input[i]]
+    try:
+        value = ex.build(node.op_type, args, attributes(reader, node), node.output[0], reader.index,
+                         _single_use(reader))
+    except ValueError as exc:  # constants that do not broadcast, or would grow by broadcasting
+        raise reader.fail(node, f"computing {node.output[0]!r}: {exc}") from None
     reader.set(node, value.value if isinstance(value, ex.Const) else value)
 
 
@@ -129,8 +122,12 @@ def _batch_normalization(reader, node) -> None:
     x = reader.term(node, 0)
     gamma, beta, mean, variance = (_const(reader, node, i, name) for i, name in
                                    enumerate(("scale", "B", "mean", "var"), start=1))
+    shapes = {v.shape for v in (gamma, beta, mean, variance)}
+    if len(shapes) != 1 or gamma.ndim != 1:
+        raise reader.fail(node, f"scale, B, mean and var have shapes {sorted(shapes)}; ONNX asks for one "
+                                f"vector of channels for all four")
     scale = gamma / np.sqrt(variance + float(attrs.get("epsilon", 1e-5)))
-    inner = ex.Op("Mul", tuple(sorted([x, ex.Const(scale)], key=ex.key)), (), None, frozenset([reader.index]))
+    inner = ex.Op("Mul", tuple(sorted([x, ex.Const(scale)], key=ex.key)), (), None, ex.Sources([reader.index]))
     reader.set(node, ex.build("Add", [inner, ex.Const(beta - mean * scale)], {}, node.output[0],
                               reader.index, _single_use(reader)))
 
@@ -169,7 +166,7 @@ def _binary_probabilities(reader, node) -> bool:
     tensors = [first.tensor, second.tensor, z.tensor if isinstance(z, (ex.Var, ex.Op)) else None]
     if not all(reader.exclusive(t, instance) for t in tensors) or reader.size(z) != 1:
         return False
-    affine = reader._affine_of(z, instance)
+    affine = reader.affine_of(z, instance)
     terms = [(src, np.hstack([np.zeros_like(w), w]), learn) for src, w, learn in affine.terms]
     bias = np.array([0.0, 0.0 if affine.bias is None else float(affine.bias[0])])
     out = node.output[0]
@@ -283,6 +280,10 @@ def _gather(reader, node) -> None:
     if not (isinstance(indices, np.ndarray) and np.issubdtype(indices.dtype, np.integer)) or axis != 0:
         raise reader.fail(node, "gathers anything but constant indices of a shape or a constant")
     if isinstance(data, np.ndarray):
+        count = indices.size * (math.prod(data.shape[1:]) if data.ndim else 1)
+        if count > data.size + indices.size:
+            raise reader.fail(node, f"gathers {count:,} values from {data.size:,}; graphnet refuses constants "
+                                    f"larger than the data they are made of")
         reader.set(node, np.take(data, indices, axis=0))
     elif isinstance(data, Shape):
         picked = tuple(data.entries[int(i)] for i in indices.reshape(-1))

@@ -1,4 +1,4 @@
-"""From a ``torch.fx`` graph to graphnet nodes: what :func:`graphnet.interop.torch.from_torch`
+"""From a ``torch.fx`` graph to graphnet nodes: what :func:`graphnet.interop.torch_import.from_torch`
 does once the module is traced.
 
 Each fx node is first classified (``linear``, ``batchnorm``, ``activation``,
@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import ModelImportError
 from ._builder import Builder, Concat
-from .torch import ACTIVATIONS, array
+from ._torch_layers import ACTIVATIONS, array
 
 __all__ = ["Converter"]
 

@@ -32,13 +32,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._version import __version__
-from .._validation import is_int
-from ..errors import GraphError
+from .. import activations
 from .._files import atomic_write
+from .._locks import read
+from .._validation import is_int
+from .._version import __version__
+from ..errors import GraphError
 from ..nodes import Input
 from . import _onnx_tabular
-from ._builder import require
+from ._guards import require
 from ._expressions import FORMULAS
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ _MISH_OPSET = 18
 _SQRT2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
+@read
 def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     """Write ``graph`` as an ONNX model checked by ``onnx.checker``.
 
@@ -85,6 +88,7 @@ def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     if not is_int(opset, MIN_OPSET, newest + 1):
         raise GraphError(f"to_onnx: opset must be an integer from {MIN_OPSET} to {newest}, got {opset!r}")
     graph.validate()
+    _refuse_custom(graph)
     elem = onnx.TensorProto.FLOAT if graph.dtype == np.float32 else onnx.TensorProto.DOUBLE
     writer = _Writer(set(graph.nodes), graph.dtype, helper, numpy_helper)
     # what each input's consumers read: its data, or what its transform makes of it
@@ -141,6 +145,18 @@ def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     atomic_write(path, lambda handle: handle.write(data))
     logger.info("%s: exported to ONNX (opset %d) at %s", graph.name, opset, os.fspath(path))
     return model
+
+
+def _refuse_custom(graph: Graph) -> None:
+    """A custom activation has no ONNX form graphnet could know: say which node has one."""
+    for name, node in graph.nodes.items():
+        if not isinstance(node, Input) and not activations.is_builtin(node.activation):
+            activation = node.activation
+            raise GraphError(
+                f"to_onnx: node {name!r} has the custom activation {activation.name!r} "
+                f"({type(activation).__qualname__}), which cannot be exported to ONNX: the exporter "
+                f"writes graphnet's own activations only ({', '.join(sorted(_EXPORTED))})"
+            )
 
 
 class _Writer:
@@ -256,3 +272,4 @@ _ONNX_OPS = {
     "softsign": "Softsign",
     "mish": "Mish",
 }
+_EXPORTED = {*_ONNX_OPS, "linear", "gelu", "silu"}

@@ -20,65 +20,52 @@ label branch (outputs that are labels, ``ArgMax``, ``ZipMap``,
 output keeps its probabilities under its name. skl2onnx's binary
 probabilities ``[1 - p, p]`` become a two-unit softmax (``softmax([0, z])``
 is exactly that). Outputs keep the model's order and names.
+
+A hostile file is refused in time and memory bounded by its size: the file
+and the graph are checked as ONNX first (:mod:`graphnet.interop._onnx_files`),
+expressions are DAGs visited once per tensor, and every array the import
+makes up (identity weights, broadcast biases) is counted against
+``max_params`` before it is allocated.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..errors import ModelFileError, ModelImportError
+from ..spec import DEFAULT_MAX_SPEC_PARAMS
 from . import _expressions as ex
-from ._builder import Builder, Concat, require, unexpected_as
-from ._onnx_files import load
+from ._builder import Builder, Concat
+from ._guards import require, unexpected_as
+from ._onnx_files import check_arguments, check_graph, check_path, load
+from ._onnx_ops import OPS
+from ._onnx_survey import aliases, check_batches, count_readers, kept_outputs, needed
+from ._onnx_values import Affine, eye
 
 __all__ = ["from_onnx"]
 
 logger = logging.getLogger(__name__)
 
-_ALIASES = ("Identity", "Dropout", "Cast", "Flatten", "Reshape", "Squeeze", "Unsqueeze")
-_LABEL_BRANCH = ("ArgMax", "ZipMap", "ArrayFeatureExtractor", "Reshape", "Cast", "Binarizer", "Identity",
-                 "LabelEncoder", "Constant", "Squeeze", "Unsqueeze")
-
-
-@dataclass
-class Affine:
-    """``bias + Σ src @ W`` not yet given a node: what MatMul/Gemm and the
-    arithmetic on them build up. ``terms``: ``(src, W, trainable)``."""
-
-    terms: list[tuple[str, np.ndarray, bool]]
-    bias: np.ndarray | None
-    size: int
-    bias_trainable: bool = True
-
-
-@dataclass(frozen=True)
-class Shape:
-    """A tensor's shape as data: entries are ``"batch"`` or ints."""
-
-    entries: tuple
-    scalar: bool = False
-
-
-@dataclass(frozen=True)
-class Unsqueezed:
-    """A (batch, features) value with unit axes inserted, awaiting its Squeeze."""
-
-    value: Any
-    axes: tuple[int, ...]
+#: Expression trees stay this shallow (recursion depth): a deeper tensor
+#: read by several nodes (the input of an activation's expansion, a shared
+#: value) is resolved into a node as it is written; any tree twice as deep,
+#: where it is read. The margin keeps an expansion whole: its own operators
+#: read their inputs once, so the first rule never cuts through one.
+_MAX_DEPTH = 48
 
 
 def from_onnx(path: str | os.PathLike, *, loss=None, name: str | None = None, seed: int | None = None,
-              external_data: bool = False):
+              external_data: bool = False, max_params: int | None = DEFAULT_MAX_SPEC_PARAMS):
     """A Graph read from an ONNX file of dense layers.
 
     Parameters
     ----------
     path : str or PathLike
+        A regular file of at most 2 GiB (protobuf's limit).
     loss : str, dict, or dict output name -> loss, optional
         By default each output gets the loss its activation implies.
     name : str, optional
@@ -87,29 +74,60 @@ def from_onnx(path: str | os.PathLike, *, loss=None, name: str | None = None, se
     external_data : bool
         Read weights kept in external files (what torch's dynamo exporter
         writes for large models), only from the model's own folder.
+    max_params : int or None
+        Refuse models whose graph would have more weights and biases than
+        this (100 million by default, as :func:`graphnet.Graph.from_spec`),
+        before allocating them; ``None`` for no limit but memory.
 
     Raises
     ------
     ModelFileError
-        When the file cannot be read, or uses external data not allowed.
+        When ``path`` is not a str or PathLike, names no regular file, or the
+        file is not valid ONNX (truncated, a tensor whose data does not match
+        its dimensions, a tensor written twice, a cycle), or uses external
+        data not allowed.
     ModelImportError
-        Naming the ONNX node and operator that graphnet cannot represent.
+        Naming the ONNX node, operator and tensor that graphnet cannot
+        represent, or the limit a model exceeds.
+    GraphError
+        For a wrong ``name``, ``seed``, ``external_data`` or ``max_params``.
+
+    Examples
+    --------
+    >>> import graphnet as gn
+    >>> g = gn.Sequential([gn.Input(3), gn.Dense(2, activation="tanh")], seed=0)
+    >>> _ = g.to_onnx("mlp.onnx")
+    >>> back = gn.from_onnx("mlp.onnx")
+    >>> back.inputs == g.inputs and back.outputs == g.outputs
+    True
+    >>> gn.from_onnx("mlp.onnx", max_params=4)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    graphnet.errors.ModelImportError: ONNX model 'mlp.onnx': ... more than max_params=4; ...
     """
+    label = check_path(path)
+    check_arguments(name, seed, external_data, max_params)
     onnx = require("onnx", "from_onnx")
-    label = os.fspath(path)
     model = load(onnx, label, external_data)
-    with unexpected_as(ModelFileError, label):
-        return _Reader(model, onnx, label).run(loss=loss, name=name, seed=seed)
+    try:
+        with unexpected_as(ModelFileError, label):
+            return _Reader(model, onnx, label, max_params).run(loss=loss, name=name, seed=seed)
+    except (MemoryError, OverflowError) as exc:  # a last guard: sizes are checked before allocating
+        raise ModelImportError(f"ONNX model {label!r}: too large to import ({type(exc).__name__}: {exc})") from None
 
 
 class _Reader:
-    def __init__(self, model, onnx, label: str):
+    def __init__(self, model, onnx, label: str, max_params: int | None):
         self.onnx = onnx
         self.graph = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-        self.builder = Builder(f"ONNX model {label!r}")
+        self.builder = Builder(f"ONNX model {label!r}", max_params=max_params)
+        self.max_params = max_params
         self.values: dict[str, Any] = {}  # tensor -> ndarray, node name, Affine, Concat, Shape, expression
         self.resolved: dict[str, Any] = {}  # expression tensor -> the value it resolved to
+        self.sizes: dict[int, tuple[Any, int]] = {}  # id(expression) -> (expression, its features)
+        self.converted: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id(constant) -> (it, as float64)
+        self.made = 0  # values of the arrays the import has made up so far (see allocate)
         self.dtype = "float32"
 
     def fail(self, node, message: str) -> ModelImportError:
@@ -119,15 +137,19 @@ class _Reader:
 
     # -------------------------------------------------------------- driving
     def run(self, loss, name, seed):
+        check_graph(self.graph, self.builder.source)
         numpy_helper = self.onnx.numpy_helper
         for tensor in self.graph.initializer:
-            self.values[tensor.name] = numpy_helper.to_array(tensor)
+            self.values[tensor.name] = numpy_helper.to_array(tensor)  # load() checked it against its dims
         self._inputs()
-        outputs = self._kept_outputs()
-        nodes = self._needed(outputs)
-        self._count_readers(nodes, outputs)
-        from ._onnx_ops import OPS
-
+        outputs, dropped = kept_outputs(self.graph, self.onnx, self.builder.source)
+        nodes, branch = needed(self.graph, outputs, dropped, self.builder.source)
+        if dropped:
+            logger.info("%s: dropped the label branch (outputs %s, operators %s); kept %s", self.builder.source,
+                        dropped, branch, [n for n, _ in outputs])
+        self.alias = aliases(nodes)
+        self.readers = count_readers(nodes, self.canonical)
+        self.outputs = {self.canonical(t) for _, t in outputs}
         for index, node in nodes:
             if node.domain not in ("", "ai.onnx"):
                 raise self.fail(node, f"operator domain {node.domain!r} is not supported")
@@ -137,24 +159,24 @@ class _Reader:
                                       f"{', '.join(sorted(OPS))}")
             self.index = index
             handler(self, node)
-        names = []
+        made: dict[str, str] = {}  # node -> output name: every output's node first, then all renames at once
         for out_name, tensor in outputs:
             if tensor not in self.values:
                 raise ModelImportError(f"{self.builder.source}: output {out_name!r} is never computed")
-            target = _node_name(out_name)
-            node = self.node_of(self.values[tensor], tensor, target)
+            node = self.node_of(self.values[tensor], tensor, _node_name(out_name))
             if self.builder.nodes[node].kind == "input":
                 raise ModelImportError(f"{self.builder.source}: output {out_name!r} is an input passed through")
-            if node in names:
+            if node in made:
                 raise ModelImportError(f"{self.builder.source}: output {out_name!r} repeats another output")
-            self.builder.rename(node, target)
-            self._renamed(node, target)
-            names.append(target)
+            made[node] = _node_name(out_name)
+        self.builder.rename(made)
+        names = list(made.values())
         return self.builder.build(names, loss=loss, dtype=self.dtype,
                                   name=name or self.graph.name or "onnx", seed=seed)
 
     def _inputs(self) -> None:
         elems = {self.onnx.TensorProto.FLOAT: "float32", self.onnx.TensorProto.DOUBLE: "float64"}
+        batches = {}  # input -> its declared batch: a number of rows, or None (any)
         for value in self.graph.input:
             if value.name in self.values:
                 continue  # an initializer listed as an input (older exporters)
@@ -165,79 +187,32 @@ class _Reader:
                     f"{self.builder.source}: input {value.name!r} must be a float tensor of shape "
                     f"(batch, features)"
                 )
+            batch, size = dims[0].dim_value if dims[0].HasField("dim_value") else None, dims[1].dim_value
+            if size < 1 or (batch is not None and batch < 1):
+                raise ModelFileError(f"{self.builder.source}: input {value.name!r} declares the shape "
+                                     f"({'?' if batch is None else batch}, {size}); dimensions must be positive")
+            if self.max_params is not None and size > self.max_params:
+                raise ModelImportError(
+                    f"{self.builder.source}: input {value.name!r} has {size:,} features, so a layer reading it "
+                    f"has more parameters than max_params={self.max_params:,}; pass a larger max_params (or "
+                    f"None) to import it if you trust the model"
+                )
+            batches[value.name] = batch
             self.dtype = elems[tensor.elem_type]
             self.values[value.name] = self.builder.add_input(
-                _node_name(value.name), int(dims[1].dim_value), f"input {value.name!r}"
+                _node_name(value.name), int(size), f"input {value.name!r}"
             )
-
-    def _kept_outputs(self) -> list[tuple[str, str]]:
-        """``(output name, tensor computing it)`` for the float outputs; a
-        classifier's label outputs are dropped (checked in :meth:`_needed`)."""
-        producers = {o: n for n in self.graph.node for o in n.output}
-        floats = (self.onnx.TensorProto.FLOAT, self.onnx.TensorProto.DOUBLE)
-        kept, self.dropped = [], []
-        for value in self.graph.output:
-            producer = producers.get(value.name)
-            if value.type.HasField("tensor_type") and value.type.tensor_type.elem_type in floats:
-                kept.append((value.name, value.name))
-            elif producer is not None and producer.op_type == "ZipMap":
-                kept.append((value.name, producer.input[0]))  # the probabilities, without the dicts
-            else:
-                self.dropped.append(value.name)
-        if not kept:
-            raise ModelImportError(f"{self.builder.source}: no output is a float tensor "
-                                   f"({[o.name for o in self.graph.output]})")
-        return kept
-
-    def _needed(self, outputs) -> list[tuple[int, Any]]:
-        """The nodes the kept outputs depend on, in file order; the label branch
-        must be nothing but label operators."""
-        producers = {o: (i, n) for i, n in enumerate(self.graph.node) for o in n.output}
-
-        def closure(tensors) -> set[int]:
-            seen, stack = set(), list(tensors)
-            while stack:
-                found = producers.get(stack.pop())
-                if found is not None and found[0] not in seen:
-                    seen.add(found[0])
-                    stack.extend(t for t in found[1].input if t)
-            return seen
-
-        needed = closure(t for _, t in outputs)
-        branch = closure(self.dropped) - needed
-        if self.dropped:
-            foreign = sorted({self.graph.node[i].op_type for i in branch} - set(_LABEL_BRANCH))
-            if foreign:
-                raise ModelImportError(
-                    f"{self.builder.source}: outputs {self.dropped} are not float tensors and are computed "
-                    f"by {foreign}, not a classifier's label branch; graphnet outputs float arrays only"
-                )
-            logger.info("%s: dropped the label branch (outputs %s, operators %s); kept %s",
-                        self.builder.source, self.dropped,
-                        sorted({self.graph.node[i].op_type for i in branch}), [n for n, _ in outputs])
-        return [(i, self.graph.node[i]) for i in sorted(needed)]
-
-    def _count_readers(self, nodes, outputs) -> None:
-        """Who reads each tensor's *values*, looking through no-op aliases
-        (Identity, float Cast, Reshape ...) and not counting ``Shape``."""
-        self.alias: dict[str, str] = {}
-        for _, node in nodes:
-            if node.op_type in _ALIASES and node.input and node.output:
-                self.alias[node.output[0]] = node.input[0]
-        self.readers: dict[str, list[int]] = {}
-        for index, node in nodes:
-            if node.op_type == "Shape":
-                continue
-            for position, tensor in enumerate(node.input):
-                if not tensor or (node.op_type in _ALIASES and position == 0):
-                    continue
-                self.readers.setdefault(self.canonical(tensor), []).append(index)
-        self.outputs = {self.canonical(t) for _, t in outputs}
+        self.builder.block_dtype = self.dtype
+        check_batches(batches, self.builder.source)
 
     def canonical(self, tensor: str) -> str:
-        while tensor in self.alias:
-            tensor = self.alias[tensor]
-        return tensor
+        """The tensor ``tensor`` is an alias of; check_graph refused alias cycles."""
+        root = tensor
+        while root in self.alias:
+            root = self.alias[root]
+        while tensor in self.alias and self.alias[tensor] != root:  # shortcut the chain for next time
+            self.alias[tensor], tensor = root, self.alias[tensor]
+        return root
 
     def exclusive(self, tensor: str | None, instance: set[int]) -> bool:
         """Nothing outside ``instance`` (ONNX node indices) reads ``tensor``."""
@@ -245,12 +220,6 @@ class _Reader:
             return False
         tensor = self.canonical(tensor)
         return tensor not in self.outputs and all(r in instance for r in self.readers.get(tensor, []))
-
-    def _renamed(self, old: str, new: str) -> None:
-        for table in (self.values, self.resolved):
-            for key, value in table.items():
-                if isinstance(value, str) and value == old:
-                    table[key] = new
 
     # ------------------------------------------------------------- values
     def input(self, node, index: int):
@@ -262,15 +231,26 @@ class _Reader:
         return self.values[name]
 
     def set(self, node, value) -> None:
-        self.values[node.output[0]] = value
+        tensor = node.output[0]
+        self.values[tensor] = value
+        if isinstance(value, ex.Op) and value.depth > _MAX_DEPTH and not self._read_once(tensor):
+            self.values[tensor] = self.node_of(value, tensor)
 
     def term(self, node, index: int):
-        """Input ``index`` as an expression leaf (a constant, a Var, or a tree)."""
+        """Input ``index`` as an expression leaf (a constant, a Var, or a tree).
+        A tree deeper than twice :data:`_MAX_DEPTH` is resolved into a node
+        first (activations in a long row would otherwise make a tree as deep as the model)."""
         value = self.input(node, index)
         if isinstance(value, np.ndarray):
+            if not np.issubdtype(value.dtype, np.number):
+                raise self.fail(node, f"input {node.input[index]!r} holds {value.dtype} values, not numbers")
             return ex.Const(value.astype(np.float64))
         if isinstance(value, (str, Affine, Concat)):
             return ex.Var(self.canonical(node.input[index]))
+        if isinstance(value, ex.Op) and value.depth > 2 * _MAX_DEPTH and value.tensor is not None:
+            tensor = self.canonical(node.input[index])
+            self.values[tensor] = self.node_of(value, tensor)
+            return ex.Var(tensor)
         if isinstance(value, (ex.Var, ex.Const, ex.Op)):
             return value
         raise self.fail(node, f"input {node.input[index]!r} is a shape or a 3-D tensor, not (batch, features)")
@@ -296,9 +276,38 @@ class _Reader:
             return self.builder.size_of(value)
         if isinstance(value, ex.Var):
             return self.size(self.values[value.tensor])
-        if isinstance(value, ex.Op):
-            return max(self.size(a) for a in value.args if not isinstance(a, ex.Const))
+        if isinstance(value, ex.Op):  # its first layer input's (elementwise: they agree, or resolve refuses)
+            if id(value) not in self.sizes:
+                first = next((a for a in value.args if not isinstance(a, ex.Const)), None)
+                self.sizes[id(value)] = (value, 1 if first is None else self.size(first))
+            return self.sizes[id(value)][1]
         raise ModelImportError(f"{self.builder.source}: {value!r} has no feature size")
+
+    def allocate(self, count: int, what: str) -> None:
+        """Before making up an array of ``count`` values (identity blocks, scaled
+        or summed weights, broadcast biases): those made so far stay within
+        ``max_params``, as the graph must, and this one within memory. Working
+        copies are thus bounded by the limit, not by what the file's nodes ask for."""
+        self.made += count
+        if self.max_params is not None and self.made > self.max_params:
+            raise ModelImportError(
+                f"{self.builder.source}: {what}: the import has made up {self.made:,} weights and biases "
+                f"(identity blocks, scaled and summed weights), more than max_params={self.max_params:,}; "
+                f"pass a larger max_params (or None) to import it if you trust the model")
+        self.builder.reserve(count, what)
+
+    def float64(self, value: np.ndarray) -> np.ndarray:
+        """A constant as float64, converted once per array: a weight read by a
+        thousand nodes stays one array (nothing changes these arrays in place)."""
+        found = self.converted.get(id(value))
+        if found is None or found[0] is not value:
+            found = self.converted[id(value)] = (value, value.astype(np.float64))
+        return found[1]
+
+    def vector(self, size: int, fill: float, what: str) -> np.ndarray:
+        """``size`` copies of ``fill``, checked by :meth:`allocate` first."""
+        self.allocate(size, what)
+        return np.full(size, fill, dtype=np.float64)
 
     def node_of(self, value, tensor: str, name: str | None = None) -> str:
         """The node holding ``value``, made once per tensor and named after it
@@ -310,10 +319,11 @@ class _Reader:
         if isinstance(value, Concat):
             node = self.builder.identity(list(value.parts), _node_name(name or tensor), f"tensor {tensor!r}")
         elif isinstance(value, Affine):
+            value.owned = False  # the node keeps these weights
             if not value.terms:
                 raise ModelImportError(f"{self.builder.source}: {tensor!r} is a constant, not a layer")
             node = self.builder.unique(_node_name(name or tensor))
-            bias = value.bias if value.bias is not None else np.zeros(value.size)
+            bias = value.bias if value.bias is not None else self.vector(value.size, 0.0, f"tensor {tensor!r}")
             self.builder.add_dense(node, value.terms, value.size, bias, trainable=value.bias_trainable
                                    and value.bias is not None, origin=f"tensor {tensor!r}")
         else:
@@ -337,23 +347,46 @@ class _Reader:
         try:
             found = ex.match(e, self.opset)
         except ValueError as exc:
-            raise ModelImportError(f"{self.builder.source}: {e.op} at {e.tensor!r}: {exc}") from None
+            raise ModelImportError(f"{self._where(e)}: {exc}") from None
         if found is not None:
             result = self._activate(e, *found)
         elif e.op == "Add":
             result = self._sum(e)
         elif e.op == "Mul" and sum(not isinstance(a, ex.Const) for a in e.args) == 1:
             result = self._scale(e)
-        else:
-            ops = sorted(_ops_in(e))
+        elif e.op == "Reciprocal":
+            divisor = e.args[0]
             raise ModelImportError(
-                f"{self.builder.source}: the operators {ops} computing {e.tensor!r} do not form an "
-                f"activation or affine map graphnet has (supported activations: "
-                f"{', '.join(sorted(ex.NATIVE))} and the usual GELU, SiLU, Mish, Softsign, Softplus expansions)"
+                f"{self._where(e)}: divides by {getattr(divisor, 'tensor', None) or 'an expression'!r}, which is "
+                f"computed from the model's inputs; graphnet divides by constants only"
             )
-        if e.tensor is not None:
+        else:
+            ops = sorted({self.graph.node[i].op_type for x in ex.walk(e) if isinstance(x, ex.Op) for i in x.nodes})
+            raise ModelImportError(
+                f"{self._where(e)}: the operators {ops} do not form an activation or affine map graphnet has "
+                f"(supported activations: {', '.join(sorted(ex.NATIVE))} and the usual GELU, SiLU, Mish, "
+                f"Softsign, Softplus expansions)"
+            )
+        # An affine map read once is consumed by its reader: keeping it would keep
+        # one copy of the weights per tensor of a long chain of scalings.
+        if e.tensor is not None and not (isinstance(result, Affine) and self._read_once(e.tensor)):
+            if isinstance(result, Affine):
+                result.owned = False  # shared from now on: read again, it must not change
             self.resolved[self.canonical(e.tensor)] = result
         return result
+
+    def _read_once(self, tensor: str) -> bool:
+        canonical = self.canonical(tensor)
+        return canonical not in self.outputs and len(self.readers.get(canonical, [])) <= 1
+
+    def _where(self, e) -> str:
+        """The ONNX nodes an expression stands for, and the tensor it computes, for messages."""
+        indices = sorted(e.nodes)
+        nodes = [self.graph.node[i] for i in indices[:3]]
+        named = ", ".join(f"{n.name or '(unnamed)'!r} ({n.op_type})" for n in nodes) + (
+            f" and {len(indices) - 3} more" if len(indices) > 3 else "")
+        tensor = e.tensor or (nodes[-1].output[0] if nodes else None)
+        return f"{self.builder.source}: node {named or '(none)'} computing {tensor!r}"
 
     def _activate(self, e, config, inner) -> str:
         instance, intermediates = ex.instance_nodes(e, inner)
@@ -364,7 +397,7 @@ class _Reader:
         holder = self.node_of(self.resolve(inner), inner_tensor or out, name=out if exclusive else None)
         return self.builder.activate(holder, config, exclusive, _node_name(out), f"{e.op} at {out!r}")
 
-    def _affine_of(self, e, instance: set[int]) -> Affine:
+    def affine_of(self, e, instance: set[int]) -> Affine:
         """A sub-expression as an Affine over nodes; its own terms when nothing
         else reads it, else a frozen identity from its (shared) node."""
         value = self.resolve(e)
@@ -374,69 +407,74 @@ class _Reader:
         if isinstance(value, Affine) and own:
             return value
         if isinstance(value, Concat):
-            size, terms, offset = self.builder.size_of(value), [], 0
-            for part in value.parts:
-                n = self.builder.nodes[part].size
-                block = np.zeros((n, size))
-                block[:, offset : offset + n] = np.eye(n)
-                terms.append((part, block, False))
+            parts = [(part, self.builder.nodes[part].size) for part in value.parts]
+            size, terms, offset = sum(n for _, n in parts), [], 0
+            self.allocate(size * size, f"tensor {tensor!r}")
+            for part, n in parts:
+                terms.append((part, eye(n, size, offset, self.dtype), False))
                 offset += n
-            return Affine(terms, None, size, False)
+            return Affine(terms, None, size, False)  # float32 blocks are not ``owned``: not scaled in place
         node = self.node_of(value, tensor or "affine")
         size = self.builder.nodes[node].size
-        return Affine([(node, np.eye(size), False)], None, size, False)
+        self.allocate(size * size, f"tensor {tensor!r}")
+        return Affine([(node, eye(size, size, 0, self.dtype), False)], None, size, False)
 
     def _sum(self, e) -> Affine:
-        total: Affine | None = None
-        bias = None
-        for arg in e.args:
-            if isinstance(arg, ex.Const):
-                bias = arg.value if bias is None else bias + arg.value
-                continue
-            part = self._affine_of(arg, set(e.nodes))
-            total = part if total is None else _merge(total, part, self.builder.source, e.tensor)
-        if bias is not None:
-            bias = _broadcast(bias, total.size, self.builder.source, e.tensor)
-            total = Affine(total.terms, bias if total.bias is None else total.bias + bias, total.size, True)
-        return total
+        """The sum's terms merged in one pass: a sum of n parts costs n, not n² copies."""
+        instance = set(e.nodes)
+        parts = [self.affine_of(arg, instance) for arg in e.args if not isinstance(arg, ex.Const)]
+        sizes = {part.size for part in parts}
+        if len(sizes) != 1:
+            raise ModelImportError(f"{self._where(e)}: adds tensors of {sorted(sizes)} features; graphnet "
+                                   f"adds equal sizes only (ONNX would broadcast them)")
+        size = sizes.pop()
+        terms: dict[str, list] = {}  # src -> [weight, trainable, whether the weight is our own copy]
+        for part in parts:
+            for src, w, learn in part.terms:
+                if src not in terms:
+                    terms[src] = [w, learn, part.owned]
+                    continue
+                old = terms[src]
+                if old[2] and old[0] is not w and old[0].dtype == np.float64:
+                    old[0] += w
+                else:  # a new array: the parts' weights may be shared with other tensors
+                    self.allocate(w.size, f"tensor {e.tensor!r}")
+                    old[0], old[2] = np.add(old[0], w, dtype=np.float64), True
+                old[1] = old[1] or learn
+        biases = [part.bias for part in parts if part.bias is not None]
+        constant = [arg.value for arg in e.args if isinstance(arg, ex.Const)]
+        if constant:
+            biases.append(self._broadcast(sum(constant[1:], constant[0]), size, e))
+        bias = sum(biases[1:], biases[0]) if biases else None
+        trainable = bool(constant) or any(p.bias is not None and p.bias_trainable for p in parts)
+        owned = all(mine and w.dtype == np.float64 for w, _, mine in terms.values())
+        return Affine([(s, w, learn) for s, (w, learn, _) in terms.items()], bias, size, trainable, owned)
 
     def _scale(self, e) -> Affine:
         (factor,) = [a.value for a in e.args if isinstance(a, ex.Const)]
         (arg,) = [a for a in e.args if not isinstance(a, ex.Const)]
-        part = self._affine_of(arg, set(e.nodes))
-        factor = _broadcast(factor, part.size, self.builder.source, e.tensor)
-        terms = [(src, w * factor, learn) for src, w, learn in part.terms]
-        bias = None if part.bias is None else part.bias * factor
-        return Affine(terms, bias, part.size, part.bias_trainable)
-
-
-def _merge(a: Affine, b: Affine, source: str, tensor) -> Affine:
-    if a.size != b.size:
-        raise ModelImportError(f"{source}: {tensor!r} adds {a.size} features to {b.size}")
-    terms: dict[str, list] = {}
-    for src, w, learn in a.terms + b.terms:
-        if src in terms:
-            terms[src] = [terms[src][0] + w, terms[src][1] or learn]
+        part = self.affine_of(arg, set(e.nodes))
+        factor = self._broadcast(factor, part.size, e)
+        if part.owned:
+            for _, w, _ in part.terms:
+                w *= factor
+            terms = part.terms
         else:
-            terms[src] = [w, learn]
-    biases = [x for x in (a.bias, b.bias) if x is not None]
-    return Affine([(s, w, t) for s, (w, t) in terms.items()], sum(biases) if biases else None, a.size,
-                  any(x.bias is not None and x.bias_trainable for x in (a, b)))
+            self.allocate(sum(w.size for _, w, _ in part.terms), f"tensor {e.tensor!r}")
+            terms = [(src, np.multiply(w, factor, dtype=np.float64), learn) for src, w, learn in part.terms]
+        bias = None if part.bias is None else part.bias * factor
+        return Affine(terms, bias, part.size, part.bias_trainable, owned=True)
+
+    def _broadcast(self, value: np.ndarray, size: int, e) -> np.ndarray:
+        """A scalar or per-feature constant as a vector over ``size`` features."""
+        if value.size == 1:
+            return self.vector(size, float(value.reshape(-1)[0]), f"tensor {e.tensor!r}")
+        if value.shape not in ((size,), (1, size)):
+            raise ModelImportError(f"{self._where(e)}: combines {size} features with a constant of shape "
+                                   f"{value.shape}; only scalars and per-feature vectors are supported")
+        return value.reshape(size).astype(np.float64)
 
 
-def _broadcast(value: np.ndarray, size: int, source: str, tensor) -> np.ndarray:
-    if value.size == 1:
-        return np.full(size, float(value.reshape(-1)[0]))
-    if value.shape not in ((size,), (1, size)):
-        raise ModelImportError(f"{source}: {tensor!r} combines {size} features with a constant of shape "
-                               f"{value.shape}; only scalars and per-feature vectors are supported")
-    return value.reshape(size).astype(np.float64)
-
-
-def _ops_in(e) -> set[str]:
-    if not isinstance(e, ex.Op):
-        return set()
-    return {e.op}.union(*(_ops_in(a) for a in e.args))
 
 
 def _node_name(tensor: str) -> str:

@@ -170,7 +170,8 @@ class GraphNetEstimator(BaseEstimator):
         spec = self.graph
         n_outputs = self._n_outputs(target)
         if self.table_layout_ is not None:
-            return self.table_layout_.network(self, target, n_outputs, seed)
+            return self.table_layout_.network(spec, self._hidden_sizes(), self._hidden_activation(),
+                                              self._default_output(target, n_outputs), n_outputs, seed, type(self).__name__)
         if spec is None:
             activation, loss, loss_weight = self._default_output(target, n_outputs)
             hidden = self._hidden_activation()

@@ -87,20 +87,20 @@ class Layout:
             numbers += "_"
         return numbers, list(self.categorical)
 
-    def network(self, estimator, target: dict, n_outputs: int, seed: int) -> Graph:
-        """The network of ``estimator`` (a GraphNet* estimator) over this table (see the module docs).
+    def network(self, given, hidden: tuple[int, ...], activation, output: tuple, n_outputs: int, seed: int,
+                name: str) -> Graph:
+        """An estimator's network over this table (see the module docs): ``hidden``
+        layer sizes and ``activation``, ``output`` = (activation, loss, loss weight).
 
         Raises
         ------
         ValueError
-            When the estimator was given a ``graph`` of its own.
+            When the estimator was ``given`` a graph of its own.
         """
-        if estimator.graph is not None:
+        if given is not None:
             raise ValueError("graph: a DataFrame with categorical columns gets the default network; for "
                              "a graph of your own, bind its inputs to the columns and call graph.fit")
-        hidden, activation = estimator._hidden_sizes(), estimator._hidden_activation()
-        out_activation, loss, loss_weight = estimator._default_output(target, n_outputs)
-        name = type(estimator).__name__
+        out_activation, loss, loss_weight = output
         graph = Graph(name=name, seed=seed, dtype="float64")
         numbers, categorical = self._names()
         sources = []

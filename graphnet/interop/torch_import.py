@@ -34,94 +34,17 @@ exactly) is compared with float32 arithmetic at float32's tolerance.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import numpy as np
 
 from ..errors import ModelImportError
-from ._builder import Builder, require
+from ._builder import Builder
+from ._guards import require
+from ._torch_graph import Converter
+from ._torch_layers import ACTIVATIONS, functions
 
 __all__ = ["ACTIVATIONS", "from_torch"]
 
 logger = logging.getLogger(__name__)
-
-
-def _leaky_relu(negative_slope=0.01) -> Any:
-    return {"name": "leaky_relu", "negative_slope": float(negative_slope)}
-
-
-def _elu(alpha=1.0) -> Any:
-    return {"name": "elu", "alpha": float(alpha)}
-
-
-def _gelu(approximate="none") -> Any:
-    if approximate not in ("none", "tanh"):
-        raise ValueError(f"approximate={approximate!r}")
-    return {"name": "gelu", "approximate": approximate == "tanh"}
-
-
-def _softplus(beta=1.0, threshold=20.0) -> Any:
-    # Above ``threshold`` torch returns z itself; exact softplus differs from z
-    # by log1p(exp(-z)) < 2.1e-9 there, far below float32's resolution.
-    if float(beta) != 1.0:
-        raise ValueError(f"beta={beta}; graphnet's softplus has beta 1")
-    if float(threshold) < 15.0:
-        raise ValueError(f"threshold={threshold}; below 15 torch's softplus is not softplus")
-    return "softplus"
-
-
-def _softmax(dim=None) -> Any:
-    if dim not in (None, 1, -1):
-        raise ValueError(f"dim={dim}; graphnet's softmax is over the features (dim 1)")
-    return "softmax"
-
-
-#: torch.nn activation class names -> functions of the module's parameters
-#: giving graphnet activation configs (a ValueError says why they cannot be
-#: represented).
-ACTIVATIONS = {
-    "ReLU": lambda m: "relu",
-    "LeakyReLU": lambda m: _leaky_relu(m.negative_slope),
-    "ELU": lambda m: _elu(m.alpha),
-    "GELU": lambda m: _gelu(m.approximate),
-    "Sigmoid": lambda m: "sigmoid",
-    "Tanh": lambda m: "tanh",
-    "Softplus": lambda m: _softplus(m.beta, m.threshold),
-    "Softmax": lambda m: _softmax(m.dim),
-    "SiLU": lambda m: "silu",
-    "SELU": lambda m: "selu",
-    "Mish": lambda m: "mish",
-    "Hardsigmoid": lambda m: {"name": "hard_sigmoid", "alpha": 1.0 / 6.0, "beta": 0.5},
-    "Softsign": lambda m: "softsign",
-}
-
-
-def _functions(torch) -> dict:
-    """Activation functions and tensor methods -> (config from the call's
-    extra arguments, their names in order).
-
-    Each config function takes exactly those names as its parameters, with
-    torch's defaults; any other argument of the call must be left at torch's
-    default (see ``Converter``), or the call is refused.
-    """
-    F = torch.nn.functional
-    fixed = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "silu": "silu", "selu": "selu",
-             "mish": "mish", "softsign": "softsign"}
-    table: dict[Any, tuple] = {}
-    for name, config in fixed.items():
-        entry = (lambda config=config: config, ())
-        for owner in (F, torch):
-            if hasattr(owner, name):
-                table[getattr(owner, name)] = entry
-        table[name] = entry  # the tensor method x.relu()
-    table[F.hardsigmoid] = (lambda: {"name": "hard_sigmoid", "alpha": 1.0 / 6.0, "beta": 0.5}, ())
-    table[F.leaky_relu] = (_leaky_relu, ("negative_slope",))
-    table[F.elu] = (_elu, ("alpha",))
-    table[F.gelu] = (_gelu, ("approximate",))
-    table[F.softplus] = (_softplus, ("beta", "threshold"))
-    for softmax in (F.softmax, torch.softmax, "softmax"):
-        table[softmax] = (_softmax, ("dim",))
-    return table
 
 
 def from_torch(module, *, loss=None, dtype: str | None = None, name: str | None = None,
@@ -132,7 +55,7 @@ def from_torch(module, *, loss=None, dtype: str | None = None, name: str | None 
     ----------
     module : torch.nn.Module
         An ``nn.Sequential``, or any module whose ``forward`` torch.fx traces
-        into the calls listed in :mod:`graphnet.interop.torch`; its inputs
+        into the calls listed in :mod:`graphnet.interop.torch_import`; its inputs
         are ``(batch, features)`` tensors.
     loss : str or dict, optional
         The outputs' losses; by default the one each activation implies
@@ -178,9 +101,7 @@ def from_torch(module, *, loss=None, dtype: str | None = None, name: str | None 
             f"{source}: torch.fx cannot trace forward ({type(exc).__name__}: {str(exc)[:200]}); only a "
             f"forward made of Linear, activations, dropout, BatchNorm1d, torch.cat and + can be imported"
         ) from None
-    from ._torch_graph import Converter
-
-    converter = Converter(torch, traced, Builder(source), _functions(torch), sequential, input_name)
+    converter = Converter(torch, traced, Builder(source), functions(torch), sequential, input_name)
     outputs = converter.run()
     linears = [m for m in converter.linears.values()]
     if dtype is None:
@@ -189,14 +110,3 @@ def from_torch(module, *, loss=None, dtype: str | None = None, name: str | None 
     if check:
         converter.check(module, graph)
     return graph
-
-
-def array(parameter) -> np.ndarray:
-    """A parameter or buffer as a float numpy array (half precision widened exactly)."""
-    value = parameter.detach().cpu()
-    if not value.is_floating_point():
-        raise ModelImportError(f"parameter of dtype {value.dtype} is not floating point")
-    if value.dtype not in (value.new_empty(0).float().dtype, value.new_empty(0).double().dtype):
-        value = value.float()
-    return value.numpy().copy()
-

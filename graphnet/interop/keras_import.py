@@ -43,7 +43,8 @@ from .._text import shown
 from .._validation import is_int
 from ..errors import ModelImportError
 from ..spec import DEFAULT_MAX_SPEC_PARAMS
-from ._builder import Builder, Concat, unexpected_as
+from ._builder import Builder, Concat
+from ._guards import unexpected_as
 from ._keras_files import layer_name, read
 from ._keras_layers import (
     ACTIVATIONS,

@@ -1,0 +1,76 @@
+"""What a node or a synapse knows of the graph that holds it.
+
+A :class:`Member` is attached to at most one graph (the graph calls
+:meth:`Member.attach` and :meth:`Member.detach`). A setting changed on a
+member tells its graph (``graph.changed()``, so the compiled plan is made
+again) and is made under the graph's write lock, so no prediction or
+training step sees half an edit; new values go to the graph's device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+
+from . import backend
+from .errors import GraphError
+
+__all__ = ["Member", "checked_values"]
+
+
+class Member:
+    """A part of at most one graph: a node or a synapse."""
+
+    _graph: Any  # the Network holding this member, or None
+
+    @property
+    def graph(self):
+        """The graph holding this member, or None."""
+        return self._graph
+
+    def attach(self, graph) -> None:
+        """Become a part of ``graph`` (called by the graph that takes it in)."""
+        self._graph = graph
+
+    def detach(self) -> None:
+        """Leave the graph (called by the graph that drops it)."""
+        self._graph = None
+
+    def _changed(self) -> None:
+        """A setting changed: the holding graph's compiled plan is stale."""
+        if self._graph is not None:
+            self._graph.changed()
+
+    def _editing(self):
+        """The holding graph's write lock (edits wait for running predictions
+        and training steps), or nothing for a member of no graph."""
+        return contextlib.nullcontext() if self._graph is None else self._graph.lock.writing()
+
+    def _placed(self, value: np.ndarray):
+        """``value`` on the device of the holding graph (unchanged for no graph or the CPU)."""
+        return value if self._graph is None else self._graph.backend.to_device(value)
+
+
+def checked_values(value, current: np.ndarray, what: str) -> np.ndarray:
+    """``value`` as an array of ``current``'s shape and dtype, refused unless
+    every element is a real number finite in that dtype (what ``save`` can
+    write and ``load`` read back).
+
+    Raises
+    ------
+    GraphError
+        Naming ``what``, for a wrong shape, values that are not real numbers,
+        or values not finite in ``current``'s dtype.
+    """
+    array = np.asarray(backend.host(value))
+    if array.shape != current.shape:
+        raise GraphError(f"{what} must have shape {current.shape}, got {array.shape}")
+    if array.dtype.kind not in "biuf":
+        raise GraphError(f"{what} must be real numbers, got an array of dtype {array.dtype}")
+    with np.errstate(over="ignore"):
+        array = array.astype(current.dtype)
+    if not np.isfinite(array).all():
+        raise GraphError(f"{what} must be finite in {current.dtype}, found NaN or inf")
+    return array

@@ -1,0 +1,405 @@
+"""The state machinery every optimizer stands on: :class:`Optimizer`.
+
+The update rules themselves are in :mod:`graphnet.optimizers`, a screen
+each. What they share lives here:
+
+* **Flat state that follows the layout.** An optimizer works on the plan's
+  flat parameter and gradient buffers, so an update is a handful of
+  whole-buffer passes. Its state (moments, velocities) is flat too, and
+  :meth:`Optimizer.bind` carries the state of every parameter that still
+  exists over to a new layout when the graph is edited; a parameter that
+  joins later counts its own steps (as PyTorch's per-parameter step).
+* **Propose, check, commit.** :meth:`Optimizer.propose` computes the update
+  ``u`` and the state that would follow into buffers of its own, touching
+  neither the parameters nor the current state; the trainer checks ``u``
+  (and, for huge gradients, the proposed state); :meth:`Optimizer.commit`
+  makes the proposed state current (a swap of buffers) and counts the
+  iteration. A refused step therefore leaves the weights, the state and the
+  iteration count exactly as they were. A rule that can make its new state
+  at commit (Adam with the compiled kernels) keeps no second copy of it.
+* **Ownership.** One optimizer keeps the moments of one graph.
+* **Devices, saving, learning rates.** The state moves with the graph
+  (:meth:`Optimizer.to`), is saved and restored
+  (:meth:`Optimizer.get_state`), and any ``lr`` may be a
+  :mod:`graphnet.schedules` schedule (``learning_rate=`` is Keras's name for it).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import weakref
+from typing import Any, ClassVar
+
+import numpy as np
+
+from . import schedules
+from ._parameters import Layout
+from ._validation import check_number
+from .backend import CPU
+from .errors import GraphError
+
+__all__ = ["Optimizer", "resolve_lr", "positive", "fraction"]
+
+logger = logging.getLogger("graphnet.optimizers")
+
+# Moments of dead units decay geometrically into float32 subnormals, which make
+# every later pass over them many times slower (numpy cannot flush to zero).
+_FLUSH_EVERY = 64
+_FLUSH_BELOW = 1e-30
+
+
+class Optimizer:
+    """The base every update rule stands on (see the module docs).
+
+    A rule lists its state in :attr:`slot_names` and implements
+    :meth:`update`; one that can make its new state at commit instead of
+    into a second copy implements :meth:`step_in_place` and
+    :meth:`commit_in_place` too.
+    """
+
+    #: The name users pass (``optimizer="adam"``).
+    name: ClassVar[str] = ""
+    #: The rule's state, one flat array each (momentum's velocity, Adam's m and v).
+    slot_names: ClassVar[tuple[str, ...]] = ()
+    #: Slots that are never negative (running means of squared gradients).
+    nonnegative_slots: ClassVar[tuple[str, ...]] = ()
+    #: Whether the rule depends on each parameter's own step count ``t``
+    #: (Adam's bias correction): :meth:`update` is then called once per run
+    #: of parameters that joined at the same iteration.
+    counts_steps: ClassVar[bool] = False
+
+    def __init__(self, lr=None, clipnorm: float | None = None, learning_rate=None, *, default: float):
+        self.lr = resolve_lr(self, lr, learning_rate, default)
+        self.clipnorm = None if clipnorm is None else positive("clipnorm", clipnorm, self)
+        self.iterations = 0
+        self.slots: dict[str, np.ndarray] = {}
+        self._proposed: dict[str, np.ndarray] = {}  # the state a proposal writes (made when first needed)
+        self._layout: Layout | None = None
+        self._scratch: np.ndarray | None = None
+        self._owner: weakref.ref | None = None
+        self._backend = CPU  # where the state lives (bind() follows the plan's)
+        #: The iteration count at which a parameter's state started, for the
+        #: ones that joined after the first update (a graph edited mid-training).
+        self._born: dict[str, int] = {}
+        self._runs: tuple[tuple[int, int, int], ...] | None = None
+        #: The gradient of a proposal whose new state is not stored but made
+        #: at commit (:meth:`commit_in_place`); None for a stored proposal.
+        self._in_place: np.ndarray | None = None
+        self._finite_grads = False
+
+    @property
+    def learning_rate(self):
+        """Keras's name for :attr:`lr` (a float or a schedule)."""
+        return self.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        self.lr = resolve_lr(self, value, None, None)
+
+    def current_lr(self) -> float:
+        """The rate the next update uses (a schedule's value at :attr:`iterations`)."""
+        lr = self.lr
+        return lr if isinstance(lr, float) else float(lr(self.iterations))
+
+    # -- state follows the parameter layout ---------------------------------
+    def bind(self, layout: Layout, dtype: np.dtype, backend=CPU) -> None:
+        """Prepare state for a flat parameter vector with this ``layout``, on
+        ``backend`` (:mod:`graphnet.backend`; the state moves there if it was
+        elsewhere).
+
+        State of parameters present in both the old and the new layout is
+        kept; new parameters start from zero state.
+        """
+        dtype = np.dtype(dtype)
+        if backend is not self._backend:
+            self.to(backend)
+        if layout == self._layout and self._scratch is not None and self._scratch.dtype == dtype:
+            return
+        xp = backend.xp
+        size = sum(n for _, n in layout)
+        old_offsets = _offsets(self._layout) if self._layout is not None else {}
+        kept = {key for key, n in layout if key in old_offsets and old_offsets[key][1] == n}
+        # A parameter that joins now starts its own count (as PyTorch's per-parameter step).
+        self._born = {key: self._born.get(key, 0) if key in kept else self.iterations
+                      for key, _ in layout}
+        self._born = {key: born for key, born in self._born.items() if born}
+        new_slots = {}
+        for slot in self.slot_names:
+            new = xp.zeros(size, dtype=dtype)
+            old = self.slots.get(slot)
+            if old is not None:
+                for key, (start, n) in _offsets(layout).items():
+                    if key in kept:
+                        o = old_offsets[key][0]
+                        new[start : start + n] = old[o : o + n]
+            new_slots[slot] = new
+        if self._layout is not None:
+            logger.debug("%s: state carried over to a new layout of %d parameters", self.name, size)
+        self._install(layout, new_slots, dtype)
+
+    def _install(self, layout: Layout, slots: dict[str, np.ndarray], dtype: np.dtype) -> None:
+        xp = self._backend.xp
+        size = sum(n for _, n in layout)
+        self.slots = slots
+        self._proposed = {}  # made by _proposal() when first needed
+        self._layout = layout
+        self._scratch = xp.empty(size, dtype=dtype)
+        self._runs = None
+        if self._born:  # contiguous runs of parameters born at the same iteration
+            runs: list[list[int]] = []
+            for key, (start, n) in _offsets(layout).items():
+                born = self._born.get(key, 0)
+                if runs and runs[-1][2] == born and runs[-1][1] == start:
+                    runs[-1][1] = start + n
+                else:
+                    runs.append([start, start + n, born])
+            self._runs = tuple(tuple(r) for r in runs)
+
+    def steps(self, key: str) -> int:
+        """How many updates the state of parameter ``key`` has seen."""
+        return self.iterations - self._born.get(key, 0)
+
+    def to(self, backend) -> None:
+        """Move the state (moments, ...) to ``backend``'s device; the
+        iteration count and layout stay."""
+        old = self._backend
+        if backend is old:
+            return
+        self._backend = backend
+        if self._scratch is None:
+            return
+        slots = {name: backend.to_device(old.to_host(value)) for name, value in self.slots.items()}
+        self._install(self._layout, slots, self._scratch.dtype)
+
+    # -- one update ----------------------------------------------------------
+    def propose(self, params: np.ndarray, grads: np.ndarray, sq_norm: float | None = None) -> np.ndarray:
+        """The update ``u`` (new parameters are ``params - u``) and the state
+        that follows it, without changing the current state.
+
+        ``grads`` may be scaled in place (``clipnorm``); ``sq_norm`` is its
+        squared norm when the caller knows it (``inf`` when it overflowed; on
+        a device a 0-d array, which clipping then uses without reading it).
+        The returned array belongs to the optimizer and is valid until the
+        next call.
+        """
+        if self._scratch is None or self._scratch.shape != params.shape:
+            raise GraphError(
+                f"{self.name}: bind() the optimizer to a layout of {params.size} parameters first"
+            )
+        if self.clipnorm is not None:
+            if self._backend.deferred:
+                if sq_norm is None:
+                    sq_norm = self._backend.xp.dot(grads, grads)
+                self._backend.scale_to_norm(grads, sq_norm, self.clipnorm)
+            else:
+                norm = _norm(grads, sq_norm)
+                if norm > self.clipnorm:
+                    grads *= self.clipnorm / norm
+        # A finite sum of squares proves every gradient finite (see Trainer.update).
+        finite = isinstance(sq_norm, float) and math.isfinite(sq_norm)
+        self._in_place = None
+        lr, out, n, now = self.current_lr(), self._scratch, params.shape[0], self.iterations + 1
+        runs = self._runs if self.counts_steps and self._runs else ((0, n, 0),)
+        if finite and self.in_place_for(n) and all(
+            self.step_in_place(params[a:b], grads[a:b], _views(self.slots, slice(a, b)), out[a:b], lr, now - born)
+            for a, b, born in runs
+        ):
+            self._in_place = grads  # the new state is made at commit: no second copy of it
+            return out
+        proposed = self._proposal()
+        if len(runs) == 1:
+            return self.update(params, grads, self.slots, proposed, out, lr, now - runs[0][2])
+        # Parameters that joined later count their own steps (a rule that counts
+        # steps writes its update into ``out``).
+        for a, b, born in runs:
+            part = slice(a, b)
+            self.update(params[part], grads[part], _views(self.slots, part), _views(proposed, part), out[part], lr,
+                        now - born)
+        return out
+
+    def _proposal(self) -> dict[str, np.ndarray]:
+        """The buffers a stored proposal writes its new state into (made once,
+        when first needed: a rule whose proposals are all made at commit
+        never needs them)."""
+        if self.slot_names and not self._proposed:
+            xp, size, dtype = self._backend.xp, self._scratch.size, self._scratch.dtype
+            self._proposed = {name: xp.empty(size, dtype=dtype) for name in self.slot_names}
+        return self._proposed
+
+    def proposed_state_finite(self) -> bool:
+        """Whether the state :meth:`propose` computed is free of NaN and inf
+        (one made at commit is exactly when the step is, which is checked first)."""
+        if self._in_place is not None:
+            return True
+        return all(bool(np.isfinite(v).all()) for v in self._proposed.values())
+
+    def commit(self) -> None:
+        """Make the proposed state current and count the iteration."""
+        if self._in_place is not None:
+            self.commit_in_place(self._in_place, self.slots)
+            self._in_place = None
+        elif self.slot_names:
+            self.slots, self._proposed = self._proposed, self.slots
+        self.iterations += 1
+        if (self.iterations % _FLUSH_EVERY == 0 and self._backend.flush_subnormals
+                and self._scratch is not None and self._scratch.dtype == np.float32):
+            for slot in self.slots.values():
+                slot[np.abs(slot) < _FLUSH_BELOW] = 0
+
+    def step(self, params: np.ndarray, grads: np.ndarray) -> np.ndarray:
+        """:meth:`propose` then :meth:`commit`: advance the state and return the update."""
+        update = self.propose(params, grads)
+        self.commit()
+        return update
+
+    # -- what a rule implements ----------------------------------------------
+    def update(self, params, grads, slots, new_slots, out, lr: float, t: int) -> np.ndarray:
+        """The update ``u`` (new parameters are ``params - u``), written into
+        ``out`` (or returned as one of ``new_slots``), and the new state
+        written into ``new_slots``; ``slots`` is read, never written. ``t``
+        counts this step for these parameters (1 for the first)."""
+        raise NotImplementedError
+
+    def in_place_for(self, size: int) -> bool:
+        """Whether to make the new state at commit (:meth:`step_in_place`)
+        for ``size`` trainable parameters, rather than into a second copy."""
+        return False
+
+    def step_in_place(self, params, grads, slots, out, lr: float, t: int) -> bool:
+        """The update into ``out`` without the new state, which
+        :meth:`commit_in_place` makes after the step was checked; False
+        when this rule (or this backend) cannot."""
+        return False
+
+    def commit_in_place(self, grads, slots) -> None:
+        """Make the new state of an accepted :meth:`step_in_place`, in place."""
+        raise NotImplementedError
+
+    # -- configuration and state ---------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """Name and hyperparameters; ``get(config)`` rebuilds the optimizer."""
+        lr = self.lr if isinstance(self.lr, float) else self.lr.get_config()
+        return {"name": self.name, "lr": lr, "clipnorm": self.clipnorm}
+
+    def get_state(self) -> dict[str, Any]:
+        """Iteration count, layout and flat slot arrays (numpy, for saving)."""
+        copy = self._backend.host_copy
+        return {
+            "iterations": self.iterations,
+            "layout": [list(item) for item in (self._layout or ())],
+            "slots": {k: copy(v) for k, v in self.slots.items()},
+            "born": dict(self._born),
+        }
+
+    def restore_pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(current, previous)`` state after :meth:`commit`: what a refused
+        update on a device puts back (see :meth:`graphnet.backend.DeviceBackend.apply`)."""
+        return [(self.slots[name], self._proposed[name]) for name in self.slot_names]
+
+    def set_state(self, state: dict[str, Any], dtype: np.dtype) -> None:
+        """Restore what :meth:`get_state` returned.
+
+        Raises
+        ------
+        GraphError
+            When the slots do not match the layout or this optimizer's slot names.
+        """
+        layout: Layout = tuple((str(k), int(n)) for k, n in state["layout"])
+        size = sum(n for _, n in layout)
+        slots = state["slots"]
+        if set(slots) != set(self.slot_names):
+            raise GraphError(
+                f"{self.name}: expected state slots {sorted(self.slot_names)}, got {sorted(slots)}"
+            )
+        for slot, value in slots.items():
+            if np.shape(value) != (size,):
+                raise GraphError(
+                    f"{self.name}: state slot {slot!r} should have shape ({size},), "
+                    f"got {np.shape(value)}"
+                )
+        self.iterations = int(state["iterations"])
+        keys = {key for key, _ in layout}
+        self._born = {str(k): int(v) for k, v in state.get("born", {}).items() if k in keys and int(v)}
+        to_device = self._backend.to_device
+        self._install(layout, {k: to_device(np.array(v, dtype=dtype)) for k, v in slots.items()}, np.dtype(dtype))
+
+    # -- ownership: one optimizer trains one graph ---------------------------
+    def claim(self, graph) -> None:
+        """Become ``graph``'s optimizer; refused while another live graph has it."""
+        owner = None if self._owner is None else self._owner()
+        if owner is not None and owner is not graph:
+            raise GraphError(
+                f"{self.name}: this optimizer already trains graph {owner.name!r}; one optimizer "
+                f"keeps one set of moments, so give graph {graph.name!r} its own "
+                f"(gn.optimizers.get({self.get_config()!r}), or copy.deepcopy(optimizer) to "
+                "start from the same state)"
+            )
+        self._owner = weakref.ref(graph)
+
+    def release(self) -> None:
+        self._owner = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (``copy.deepcopy``, pickling) belongs to no graph until one takes it."""
+        state = self.__dict__.copy()
+        state["_owner"] = None
+        return state
+
+    def __repr__(self) -> str:
+        params = {k: v for k, v in self.get_config().items() if k != "name" and v is not None}
+        if not isinstance(self.lr, float):
+            params["lr"] = self.lr
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+
+
+def resolve_lr(opt: Optimizer, lr, learning_rate, default):
+    """``lr`` or its Keras name ``learning_rate`` (not both): a positive
+    number, or a schedule (an instance or its config dict)."""
+    if lr is not None and learning_rate is not None:
+        raise GraphError(f"{opt.name}: pass lr or learning_rate (the same thing), not both")
+    value = learning_rate if lr is None else lr
+    if value is None:
+        if default is None:
+            raise GraphError(f"{opt.name}: lr must be a positive finite number or a schedule, got None")
+        value = default
+    if isinstance(value, (schedules.LearningRateSchedule, dict)):
+        return schedules.get(value)
+    return positive("lr", value, opt)
+
+
+def positive(what: str, value: float, opt: Optimizer) -> float:
+    """``value`` as a positive finite float, or a GraphError naming the optimizer and ``what``."""
+    if isinstance(value, str) or isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise GraphError(f"{opt.name}: {what} must be a number, got {value!r}")
+    return check_number(value, f"{opt.name}: {what}", 0.0, low_open=True,
+                        expected="a positive finite number")
+
+
+def fraction(what: str, value: float, opt: Optimizer) -> float:
+    """``value`` as a float in [0, 1), or a GraphError naming the optimizer and ``what``."""
+    return check_number(value, f"{opt.name}: {what}", 0.0, 1.0, high_open=True,
+                        expected="in [0, 1)")
+
+
+def _norm(grads: np.ndarray, sq_norm: float | None) -> float:
+    """The Euclidean norm, also when the sum of squares overflows."""
+    if sq_norm is None:
+        sq_norm = float(np.dot(grads, grads))
+    if math.isfinite(sq_norm):
+        return math.sqrt(sq_norm)
+    scale = float(np.max(np.abs(grads)))
+    scaled = grads / scale
+    return scale * math.sqrt(float(np.dot(scaled, scaled)))
+
+
+def _offsets(layout: Layout) -> dict[str, tuple[int, int]]:
+    offsets, start = {}, 0
+    for key, n in layout:
+        offsets[key] = (start, n)
+        start += n
+    return offsets
+
+
+def _views(slots: dict[str, np.ndarray], part: slice) -> dict[str, np.ndarray]:
+    return {name: array[part] for name, array in slots.items()}

@@ -1,0 +1,212 @@
+"""The protocol of custom activations and losses, read once per class.
+
+A subclass of :class:`~graphnet.activations.Activation` or
+:class:`~graphnet.losses.Loss` written outside graphnet may write its
+methods in a shorter form than the engine calls them:
+
+==============  =====================================  ===========================
+method          the short form                         the engine's call
+==============  =====================================  ===========================
+``forward``     ``forward(z) -> a``                    ``forward(z, out=, xp=)``
+``backward``    ``backward(a, grad[, z]) -> dL/dz``    ``backward(a, grad, z, xp=)``
+``value``       ``value(y, a) -> (n,)`` row losses     ``value(y, a, z, r, xp=)``
+``gradient``    ``gradient(y, a) -> (n, k)`` per row   ``gradient(y, a, r, xp=)``
+==============  =====================================  ===========================
+
+When such a class is made (``__init_subclass__``), each method it defines
+is read once with :func:`inspect.signature` and wrapped in an adapter with
+the engine's signature. The adapter passes the method only the arguments it
+names (``z``, ``out``, ``r``, ``xp``, by keyword), turns a short loss's row
+losses into their mean (weighted by the sample weights' row factors ``r``)
+and its per-row derivatives into the gradient of that mean, and checks the
+shape of what comes back, so that a wrong one is a GraphError naming the
+part and what the protocol wants rather than a broadcasting error deep in
+the engine. Nothing is inspected per batch. graphnet's own classes are
+written in the engine's form and are never wrapped.
+
+A method the engine cannot call (an argument it never passes, too few
+arguments) or a missing one is reported by :func:`check` when the class is
+registered (``gn.register``) or first used in a node.
+"""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+
+import numpy as np
+
+from .errors import GraphError
+
+__all__ = ["ACTIVATION", "LOSS", "adapt", "check"]
+
+#: What a custom activation must provide, as messages say it.
+ACTIVATION = (
+    "a custom Activation sets name = '...' and defines forward(z) -> a (an array of z's shape) "
+    "and backward(a, grad) -> dL/dz (of a's shape) given a = forward(z) and grad = dL/da; "
+    "backward may also take z (the pre-activation), and both may take xp= (numpy, or CuPy on a GPU)"
+)
+#: What a custom loss must provide, as messages say it.
+LOSS = (
+    "a custom Loss sets name = '...' and defines value(y, a) -> the loss of each row, shape (n,), "
+    "and gradient(y, a) -> d(row loss)/da row by row, shape (n, k); the engine takes the mean over "
+    "rows and applies sample weights itself (both may take xp=)"
+)
+
+_PROTOCOLS = {"activation": ACTIVATION, "loss": LOSS}
+# The engine's positional arguments and the optional ones passed by keyword, per method.
+_METHODS = {
+    "activation": {"forward": (("z",), ("out", "xp")), "backward": (("a", "grad"), ("z", "xp"))},
+    # value is not offered z: a non-fused loss's workspace keeps only a (z is a's buffer).
+    "loss": {"value": (("y", "a"), ("r", "xp")), "gradient": (("y", "a"), ("r", "xp"))},
+}
+# Per class: its signature problems, found when it was made.
+_PROBLEMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CHECKED: weakref.WeakSet = weakref.WeakSet()
+
+
+def adapt(cls: type, family: str) -> None:
+    """Wrap each engine method ``cls`` defines itself in an adapter (see the
+    module docs); called by ``Activation.__init_subclass__`` and
+    ``Loss.__init_subclass__`` for classes made outside graphnet."""
+    problems = []
+    for method, (positional, extras) in _METHODS[family].items():
+        function = cls.__dict__.get(method)
+        if not inspect.isfunction(function):
+            continue
+        taken, required, problem = _reading(function, len(positional), extras)
+        if problem:
+            problems.append(f"{method}{inspect.signature(function)}: {problem}")
+            continue
+        setattr(cls, method, _ADAPTERS[method](function, taken))
+        if method == "backward" and "z" in required and "needs_input" not in cls.__dict__:
+            cls.needs_input = True  # the plan keeps z for a backward that asks for it
+    _PROBLEMS[cls] = problems
+
+
+def check(cls: type, base: type, family: str) -> None:
+    """Refuse a custom class the engine cannot use (once per class).
+
+    Raises
+    ------
+    GraphError
+        Naming the class and the method, and saying what the protocol wants.
+    """
+    if cls in _CHECKED:
+        return
+    problems = list(_PROBLEMS.get(cls, ()))
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name.strip():
+        problems.insert(0, f"name must be a non-empty string, got {name!r}")
+    wanted = ["forward", "backward"] if family == "activation" else ["value"]
+    if family == "loss":
+        wanted.append("delta" if getattr(cls, "requires_activation", None) else "gradient")
+    missing = [m for m in wanted if getattr(cls, m, None) is getattr(base, m, None)]
+    if missing:
+        problems.append(f"missing {' and '.join(missing)}")
+    if problems:
+        raise GraphError(f"custom {family} {cls.__name__}: {'; '.join(problems)}. The protocol: {_PROTOCOLS[family]}")
+    _CHECKED.add(cls)
+
+
+def _reading(function, positional: int, extras: tuple[str, ...]) -> tuple[set, set, str | None]:
+    """``(extras taken, extras required, problem)`` for a method taking
+    ``self``, then ``positional`` arguments, then any of ``extras`` by name."""
+    parameters = list(inspect.signature(function).parameters.values())[1:]  # after self
+    kinds = inspect.Parameter
+    ordered = [p for p in parameters if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)]
+    spread = any(p.kind is kinds.VAR_POSITIONAL for p in parameters)
+    if len(ordered) < positional and not spread:
+        return set(), set(), f"takes {len(ordered)} argument(s) after self, the engine passes {positional}"
+    taken, required = set(), set()
+    for p in ordered[positional:] + [p for p in parameters if p.kind is kinds.KEYWORD_ONLY]:
+        if p.name in extras and p.kind is not kinds.POSITIONAL_ONLY:
+            taken.add(p.name)
+            if p.default is p.empty:
+                required.add(p.name)
+        elif p.default is p.empty:
+            return set(), set(), (f"the engine never passes {p.name!r} (it passes {positional} "
+                                  f"argument(s), then only {', '.join(extras)} by name)")
+    if any(p.kind is kinds.VAR_KEYWORD for p in parameters):
+        taken.update(extras)
+    return taken, required, None
+
+
+def _result(part, method: str, value, shape: tuple, dtype, expected: str):
+    """``value`` as an array of ``shape`` in ``dtype``, or a GraphError saying what was wanted."""
+    found = getattr(value, "shape", None)
+    if found is None or tuple(found) != shape:
+        what = f"shape {tuple(found)}" if found is not None else type(value).__name__
+        family = "activation" if method in ("forward", "backward") else "loss"
+        raise GraphError(
+            f"custom {family} {part.name!r} ({type(part).__name__}): {method} must return {expected}, "
+            f"shape {shape}, got {what}. The protocol: {_PROTOCOLS[family]}"
+        )
+    return value if value.dtype == dtype else value.astype(dtype)
+
+
+def _chosen(taken: set, **offered) -> dict:
+    return {k: v for k, v in offered.items() if k in taken}
+
+
+def _forward(function, taken):
+    def forward(self, z, out=None, xp=np):
+        a = function(self, z, **_chosen(taken, out=out, xp=xp))
+        a = _result(self, "forward", a, z.shape, z.dtype, "an array of z's shape")
+        if out is None or a is out:
+            return a
+        out[...] = a
+        return out
+
+    return _named(forward, function)
+
+
+def _backward(function, taken):
+    def backward(self, a, grad, z=None, xp=np):
+        delta = function(self, a, grad, **_chosen(taken, z=z, xp=xp))
+        return _result(self, "backward", delta, a.shape, a.dtype, "dL/dz, an array of a's shape")
+
+    return _named(backward, function)
+
+
+def _value(function, taken):
+    def value(self, y, a, z=None, r=None, xp=np):
+        result = function(self, y, a, **_chosen(taken, r=r, xp=xp))
+        if "r" in taken:  # the engine's own form: the (weighted) mean itself
+            if getattr(result, "shape", ()) != ():
+                _result(self, "value", result, (), a.dtype, "the mean loss, a scalar, when value takes r")
+            return float(result) if xp is np else result
+        rows = a.shape[0]
+        if getattr(result, "shape", None) == (rows, 1):
+            result = result[:, 0]
+        result = _result(self, "value", result, (rows,), a.dtype, "the loss of each row")
+        total = (result if r is None else result * r[:, 0]).sum() / rows
+        return float(total) if xp is np else total
+
+    return _named(value, function)
+
+
+def _gradient(function, taken):
+    def gradient(self, y, a, r=None, xp=np):
+        result = function(self, y, a, **_chosen(taken, r=r, xp=xp))
+        if "r" in taken:  # the engine's own form: the gradient of the (weighted) mean
+            return _result(self, "gradient", result, a.shape, a.dtype, "dL/da, an array of a's shape")
+        result = _result(self, "gradient", result, a.shape, result.dtype if hasattr(result, "dtype")
+                         else a.dtype, "d(row loss)/da row by row, an array of a's shape")
+        # A new array: the plan scales it in place, and the method may have returned a or y.
+        mean = xp.multiply(result, a.dtype.type(1.0 / a.shape[0]), dtype=a.dtype)
+        if r is not None:
+            mean *= r
+        return mean
+
+    return _named(gradient, function)
+
+
+def _named(adapter, function):
+    """The adapter under the user's method's name and docstring (``help`` shows theirs)."""
+    adapter.__name__, adapter.__qualname__, adapter.__doc__ = function.__name__, function.__qualname__, function.__doc__
+    adapter.__wrapped__ = function
+    return adapter
+
+
+_ADAPTERS = {"forward": _forward, "backward": _backward, "value": _value, "gradient": _gradient}

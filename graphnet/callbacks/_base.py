@@ -1,0 +1,169 @@
+"""The callback base class, History, and what callbacks that watch a logged value share."""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from typing import TYPE_CHECKING, Any
+
+from .._validation import check_number
+from ..errors import GraphError, TrainingError
+
+if TYPE_CHECKING:
+    from ..graph import Graph
+
+__all__ = ["Callback", "History", "Monitor", "check_logged", "optimizer_of", "say", "check_verbose"]
+
+logger = logging.getLogger("graphnet.callbacks")
+
+#: Logged names whose larger values are better (``mode="auto"``).
+_LARGER_IS_BETTER = ("accuracy", "acc", "auc", "precision", "recall", "f1", "r2", "score")
+
+
+class Callback:
+    """Base class; override the hooks you need."""
+
+    def __init__(self):
+        self.graph = None
+        self.params: dict[str, Any] = {}
+
+    def set_graph(self, graph: Graph) -> None:
+        self.graph = graph
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        pass
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        pass
+
+    def on_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        pass
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """After each update; ``logs`` holds the batch's ``loss``."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        pass
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        pass
+
+    def on_non_finite(self, error: TrainingError) -> bool:
+        """A step's loss, gradient or update was not finite (``error`` says
+        where); the step was not applied. Return True to end training
+        quietly (:class:`TerminateOnNaN`) instead of raising ``error``."""
+        return False
+
+    def resume_epoch(self) -> int | None:
+        """Asked after ``on_train_begin``: the epoch training should start
+        from (:class:`BackupAndRestore`'s restored one), or None."""
+        return None
+
+
+class History(Callback):
+    """What ``fit`` returns: ``history.history`` maps each logged name to a
+    list with one value per epoch; ``history.epoch`` lists the epochs run."""
+
+    def __init__(self):
+        super().__init__()
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+
+class Monitor(Callback):
+    """Shared by the callbacks that watch a logged value: which one, and
+    whether smaller or larger is better (``mode="auto"``: larger for
+    accuracies, AUC, precision, recall, F1 and R², smaller otherwise)."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0):
+        super().__init__()
+        what = type(self).__name__
+        if not isinstance(monitor, str) or not monitor:
+            raise GraphError(f"{what}: monitor must be the name of a logged value, e.g. 'val_loss', got {monitor!r}")
+        if mode not in ("auto", "min", "max"):
+            raise GraphError(f"{what}: mode must be 'auto', 'min' or 'max', got {mode!r}")
+        if mode == "auto":
+            mode = "max" if monitor.endswith(_LARGER_IS_BETTER) else "min"
+        self.monitor = monitor
+        self.mode = mode
+        self.min_delta = abs(check_number(min_delta, f"{what}: min_delta"))
+        self.best = math.inf if mode == "min" else -math.inf
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        super().set_params(params)
+        check_logged(self, "monitor", [self.monitor], params)
+
+    def current(self, logs: dict | None) -> float:
+        """The monitored value in ``logs``.
+
+        Raises
+        ------
+        GraphError
+            When the logs do not hold it.
+        """
+        logs = logs or {}
+        if self.monitor not in logs:
+            hint = ""
+            if self.monitor.startswith("val_"):
+                hint = "; pass validation_data or validation_split to fit, or monitor 'loss'"
+            raise GraphError(
+                f"{type(self).__name__}: monitor {self.monitor!r} is not among the logged "
+                f"values {sorted(logs)}{hint}"
+            )
+        return float(logs[self.monitor])
+
+    def improves(self, value: float, reference: float | None = None) -> bool:
+        """Whether ``value`` beats ``reference`` (the best so far) by more than ``min_delta``."""
+        reference = self.best if reference is None else reference
+        if self.mode == "min":
+            return value < reference - self.min_delta
+        return value > reference + self.min_delta
+
+
+def optimizer_of(callback: Callback):
+    optimizer = callback.graph.optimizer if callback.graph is not None else None
+    if optimizer is None:
+        raise GraphError(f"{type(callback).__name__}: the graph has no optimizer yet")
+    return optimizer
+
+
+def check_logged(callback: Callback, what: str, names: list[str], params: dict[str, Any]) -> None:
+    """Refuse names the logs will not hold, before the first epoch trains."""
+    known = params.get("metrics")
+    if known is None:
+        return
+    missing = [n for n in names if n not in known]
+    if missing:
+        hint = ""
+        if any(n.startswith("val_") for n in missing):
+            hint = "; pass validation_data or validation_split to fit, or monitor 'loss'"
+        raise GraphError(
+            f"{type(callback).__name__}: {what} {missing[0]!r} is not among the logged values "
+            f"{sorted(known)}{hint}"
+        )
+
+
+def check_verbose(verbose, what: str) -> int:
+    if verbose not in (0, 1) or isinstance(verbose, float):
+        raise GraphError(f"{what}: verbose must be 0 or 1, got {verbose!r}")
+    return int(verbose)
+
+
+def say(callback: Callback, message: str) -> None:
+    """A callback's own line: printed with ``verbose=1`` (as Keras prints
+    it), logged at INFO either way."""
+    logger.info("%s: %s", callback.graph.name if callback.graph is not None else "graph", message)
+    if getattr(callback, "verbose", 0):
+        print(message, file=sys.stdout, flush=True)

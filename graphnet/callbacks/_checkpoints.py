@@ -1,0 +1,189 @@
+"""Callbacks that write the graph to files: ModelCheckpoint and BackupAndRestore."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import string
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._files import atomic_write
+from ..errors import GraphError
+from ._base import Callback, Monitor, check_logged, check_verbose, say
+
+__all__ = ["ModelCheckpoint", "BackupAndRestore"]
+
+
+class ModelCheckpoint(Monitor):
+    """Save the graph at the end of an epoch (only when ``monitor`` improves,
+    with ``save_best_only``, the default: Keras's default is False).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        May contain ``{epoch}`` and logged names, e.g.
+        ``"ckpt-{epoch:02d}-{val_loss:.3f}.gnet"``.
+    monitor : str
+    save_best_only : bool
+    mode : {"auto", "min", "max"}
+    save_weights_only : bool
+        False: the whole model (``Graph.save``: architecture, weights,
+        optimizer state, random streams; ``gn.load`` reads it). True: a
+        weights file (``Graph.save_weights``: all but the architecture;
+        ``g.load_weights`` reads it). A ``.npz`` path always saves the
+        weights only, as a plain ``.npz`` keyed like ``get_weights()``
+        (``np.load`` or ``g.load_weights`` read it).
+    verbose : {0, 1}
+        1 prints a line for each file saved.
+
+    Every write is atomic: a checkpoint is whole or absent.
+    """
+
+    def __init__(self, path: str | Path, monitor: str = "val_loss", save_best_only: bool = True,
+                 mode: str = "auto", save_weights_only: bool = False, verbose: int = 0):
+        super().__init__(monitor, mode)
+        if not isinstance(path, (str, os.PathLike)) or not str(path):
+            raise GraphError(f"ModelCheckpoint: path must be a file name, e.g. 'best.gnet', got {path!r}")
+        self.path = str(path)
+        self.fields = _template_fields(self.path)
+        for name, value in (("save_best_only", save_best_only), ("save_weights_only", save_weights_only)):
+            if not isinstance(value, bool):
+                raise GraphError(f"ModelCheckpoint: {name} must be True or False, got {value!r}")
+        self.save_best_only = save_best_only
+        self.plain_npz = Path(self.path).suffix == ".npz"
+        self.weights_only = save_weights_only or self.plain_npz
+        self.verbose = check_verbose(verbose, "ModelCheckpoint")
+        self.saved: list[str] = []
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        Callback.set_params(self, params)
+        if self.save_best_only:
+            check_logged(self, "monitor", [self.monitor], params)
+        check_logged(self, f"the path {self.path!r} names", [f for f in self.fields if f != "epoch"], params)
+
+    def on_train_begin(self, logs=None):
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        before = self.best
+        if self.save_best_only:
+            value = self.current(logs)
+            if not self.improves(value):
+                return
+            self.best = value
+        try:
+            target = self.path.format(epoch=epoch + 1, **logs)
+        except (KeyError, ValueError, IndexError) as exc:  # names or formats only known now
+            raise GraphError(f"ModelCheckpoint: cannot fill the path {self.path!r} from the logged "
+                             f"values {sorted(logs)} ({type(exc).__name__}: {exc})") from None
+        self._write(target)
+        self.saved.append(target)
+        why = f"{self.monitor} improved from {before:.5g} to {self.best:.5g}, " if self.save_best_only else ""
+        say(self, f"Epoch {epoch + 1}: {why}saving {'weights' if self.weights_only else 'model'} to {target}")
+
+    def _write(self, target: str) -> None:
+        if self.plain_npz:
+            weights = self.graph.get_weights()
+            atomic_write(target, lambda handle: np.savez(handle, **weights))
+        elif self.weights_only:
+            self.graph.save_weights(target)
+        else:
+            self.graph.save(target)
+
+
+class BackupAndRestore(Callback):
+    """Back the training up at the end of every epoch, so that a fit that was
+    killed, started again with the same arguments, resumes after the last
+    finished epoch and ends with the weights an uninterrupted fit would have,
+    bit for bit.
+
+    Each backup is a weights file (``Graph.save_weights``: weights, optimizer
+    state and iteration count, the random streams that shuffle and drop
+    out) named after the epochs it has finished, ``epoch-000003.weights.gnet``,
+    written atomically; the older one is removed after it. At the start of
+    ``fit`` the newest backup, if any, is loaded and training resumes from
+    its epoch. The state of other callbacks (EarlyStopping's patience,
+    ReduceLROnPlateau's counters) is not backed up, as in Keras; the
+    ``History`` returned holds the epochs run after the restart.
+
+    Parameters
+    ----------
+    backup_dir : str or PathLike
+        A folder for this fit's backups alone (made when needed).
+    delete_checkpoint : bool
+        Remove the backup when training ends normally (Keras's default).
+    """
+
+    _NAME = re.compile(r"epoch-(\d{6,})\.weights\.gnet")
+
+    def __init__(self, backup_dir: str | os.PathLike, delete_checkpoint: bool = True):
+        super().__init__()
+        if not isinstance(backup_dir, (str, os.PathLike)) or not str(backup_dir):
+            raise GraphError(f"BackupAndRestore: backup_dir must be a folder name, got {backup_dir!r}")
+        if not isinstance(delete_checkpoint, bool):
+            raise GraphError(f"BackupAndRestore: delete_checkpoint must be True or False, got {delete_checkpoint!r}")
+        self.backup_dir = Path(backup_dir)
+        if self.backup_dir.exists() and not self.backup_dir.is_dir():
+            raise GraphError(f"BackupAndRestore: {str(self.backup_dir)!r} is a file, not a folder")
+        self.delete_checkpoint = delete_checkpoint
+        self._resume: int | None = None
+
+    def backups(self) -> list[tuple[int, Path]]:
+        """``(epochs finished, path)`` of the backups in the folder, oldest first."""
+        if not self.backup_dir.is_dir():
+            return []
+        found = [(int(m.group(1)), self.backup_dir / name) for name in os.listdir(self.backup_dir)
+                 if (m := self._NAME.fullmatch(name))]
+        return sorted(found)
+
+    def on_train_begin(self, logs=None):
+        self._resume = None
+        found = self.backups()
+        if found:
+            epochs, path = found[-1]
+            self.graph.load_weights(path)
+            self._resume = epochs
+            say(self, f"resuming after epoch {epochs} from the backup {path}")
+
+    def resume_epoch(self):
+        return self._resume
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        self.graph.save_weights(self.backup_dir / f"epoch-{epoch + 1:06d}.weights.gnet")
+        for done, path in self.backups():
+            if done < epoch + 1:
+                path.unlink(missing_ok=True)
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint:
+            for _, path in self.backups():
+                path.unlink(missing_ok=True)
+
+
+def _template_fields(path: str) -> list[str]:
+    """The names in a ``str.format`` template, refused unless each is a plain
+    name (``{epoch:02d}``, ``{val_loss:.3f}``) and the template parses."""
+    try:
+        fields = [(name, spec) for _, name, spec, _ in string.Formatter().parse(path) if name is not None]
+    except ValueError as exc:
+        raise GraphError(f"ModelCheckpoint: path {path!r} is not a valid template ({exc})") from None
+    bad = [name for name, _ in fields if not name.isidentifier()]
+    if bad:
+        raise GraphError(
+            f"ModelCheckpoint: path {path!r} may name only 'epoch' and logged values (e.g. "
+            f"'{{epoch:02d}}', '{{val_loss:.3f}}'), not {bad}"
+        )
+    for name, spec in fields:
+        try:
+            format(1 if name == "epoch" else 0.5, spec)
+        except ValueError as exc:
+            raise GraphError(f"ModelCheckpoint: path {path!r}: the format of {{{name}}} "
+                             f"does not fit a {'number of epochs' if name == 'epoch' else 'float'} "
+                             f"({exc})") from None
+    return [name for name, _ in fields]

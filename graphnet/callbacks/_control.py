@@ -1,0 +1,207 @@
+"""Callbacks that steer training: EarlyStopping, ReduceLROnPlateau,
+TerminateOnNaN, LearningRateScheduler, LambdaCallback."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+
+import numpy as np
+
+from .._validation import check_int, check_number
+from ..errors import GraphError
+from ._base import Callback, Monitor, check_verbose, optimizer_of, say
+
+__all__ = ["EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN", "LearningRateScheduler", "LambdaCallback"]
+
+logger = logging.getLogger("graphnet.callbacks")
+
+
+class EarlyStopping(Monitor):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs.
+
+    Parameters
+    ----------
+    monitor : str
+        A logged name (``"val_loss"``, ``"loss"``, ``"val_accuracy"``, ...).
+    patience : int
+        Epochs without improvement before stopping (Keras's default is 0).
+    min_delta : float
+        The least change that counts as an improvement.
+    restore_best_weights : bool
+        End training with the weights of the best epoch, whether or not it
+        stopped early (Keras restores only when it stops early, and its
+        default is False).
+    mode : {"auto", "min", "max"}
+    baseline : float, optional
+        An epoch counts as improving only when it also beats the baseline:
+        training stops after ``patience`` epochs that do not.
+    start_from_epoch : int
+        Epochs to wait before watching (warm-up), counted from 0.
+    verbose : {0, 1}
+        1 prints a line when it stops training and when it restores weights.
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
+                 restore_best_weights: bool = True, mode: str = "auto", baseline: float | None = None,
+                 start_from_epoch: int = 0, verbose: int = 0):
+        super().__init__(monitor, mode, min_delta)
+        self.patience = check_int(patience, "EarlyStopping: patience", low=0)
+        self.restore_best_weights = bool(restore_best_weights)
+        self.baseline = None if baseline is None else check_number(baseline, "EarlyStopping: baseline")
+        self.start_from_epoch = check_int(start_from_epoch, "EarlyStopping: start_from_epoch", low=0)
+        self.verbose = check_verbose(verbose, "EarlyStopping")
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch: int | None = None
+        self.best_weights: dict[str, np.ndarray] | None = None
+        self.stopped_epoch: int | None = None
+        self._last_epoch: int | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self.current(logs)
+        if epoch < self.start_from_epoch:
+            return
+        self._last_epoch = epoch
+        if self.improves(value):
+            self.best, self.best_epoch = value, epoch
+            if self.restore_best_weights:
+                self.best_weights = self.graph.get_weights()
+            if self.baseline is None or self.improves(value, self.baseline):
+                self.wait = 0
+                return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.graph.stop_training = True
+            say(self, f"Epoch {epoch + 1}: early stopping ({self.monitor} has not improved on "
+                      f"{self.best:.6g} for {self.wait} epochs)" if self.best_epoch is not None else
+                f"Epoch {epoch + 1}: early stopping ({self.monitor} has not beaten the baseline "
+                f"{self.baseline:.6g} for {self.wait} epochs)")
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None and self.best_epoch != self._last_epoch:
+            self.graph.set_weights(self.best_weights)
+            say(self, f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1} "
+                      f"({self.monitor} = {self.best:.6g}).")
+
+
+class ReduceLROnPlateau(Monitor):
+    """Multiply the optimizer's learning rate by ``factor`` when ``monitor``
+    has not improved by ``min_delta`` for ``patience`` epochs, then wait
+    ``cooldown`` epochs before counting again; never below ``min_lr``
+    (Keras's callback, with its defaults). ``verbose=1`` prints a line each
+    time it reduces the rate."""
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0, mode: str = "auto",
+                 verbose: int = 0):
+        super().__init__(monitor, mode, min_delta)
+        self.factor = check_number(factor, "ReduceLROnPlateau: factor", 0.0, 1.0, low_open=True,
+                                   high_open=True, expected="in (0, 1)")
+        self.patience = check_int(patience, "ReduceLROnPlateau: patience", low=0)
+        self.cooldown = check_int(cooldown, "ReduceLROnPlateau: cooldown", low=0)
+        self.min_lr = check_number(min_lr, "ReduceLROnPlateau: min_lr", 0.0)
+        self.verbose = check_verbose(verbose, "ReduceLROnPlateau")
+
+    def on_train_begin(self, logs=None):
+        if not isinstance(optimizer_of(self).lr, float):
+            raise GraphError("ReduceLROnPlateau: the optimizer's learning rate is a schedule; "
+                             "use one or the other")
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.wait = self.cooldown_left = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self.current(logs)
+        if self.cooldown_left:
+            self.cooldown_left -= 1
+            self.wait = 0
+        if self.improves(value):
+            self.best, self.wait = value, 0
+            return
+        if self.cooldown_left:
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            optimizer = optimizer_of(self)
+            old = optimizer.lr
+            new = max(old * self.factor, self.min_lr)
+            if new < old:
+                optimizer.learning_rate = new
+                say(self, f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate from {old:.4g} "
+                          f"to {new:.4g}.")
+                self.cooldown_left, self.wait = self.cooldown, 0
+
+
+class TerminateOnNaN(Callback):
+    """End training at the first step whose loss, gradient or update is not
+    finite, instead of raising :class:`~graphnet.TrainingError`.
+
+    The bad step is not applied: the weights and optimizer state are those
+    from before it. The epoch it came in is still logged (its validation
+    too), with ``loss`` NaN, so the history says where training ended;
+    :attr:`error` keeps the TrainingError (epoch, batch, output), and a
+    warning is logged.
+
+    Attributes
+    ----------
+    stopped_epoch, stopped_batch : int or None
+        Where it ended training (counted from 0), None when it did not.
+    error : TrainingError or None
+    """
+
+    def on_train_begin(self, logs=None):
+        self.stopped_epoch = self.stopped_batch = self.error = None
+
+    def on_non_finite(self, error):
+        self.error, self.stopped_epoch, self.stopped_batch = error, error.epoch, error.batch
+        logger.warning("%s: terminating training: %s", self.graph.name, error)
+        return True
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at the start of each epoch to ``schedule(epoch, lr)``
+    (or ``schedule(epoch)``), as Keras does."""
+
+    def __init__(self, schedule):
+        super().__init__()
+        if not callable(schedule):
+            raise GraphError(f"LearningRateScheduler: schedule must be callable, got {schedule!r}")
+        self.schedule = schedule
+        try:
+            arity = len(inspect.signature(schedule).parameters)
+        except (TypeError, ValueError):
+            arity = 2
+        self._with_lr = arity >= 2
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = optimizer_of(self)
+        if not isinstance(optimizer.lr, float):
+            raise GraphError("LearningRateScheduler: the optimizer's learning rate is a schedule already")
+        lr = self.schedule(epoch, optimizer.lr) if self._with_lr else self.schedule(epoch)
+        try:
+            optimizer.learning_rate = lr
+        except GraphError as exc:
+            raise GraphError(f"LearningRateScheduler: epoch {epoch}: {exc}") from None
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions: ``LambdaCallback(on_epoch_end=lambda
+    epoch, logs: ...)``; each hook takes the arguments of the method it names."""
+
+    _HOOKS = ("on_train_begin", "on_epoch_begin", "on_batch_begin", "on_batch_end",
+              "on_epoch_end", "on_train_end")
+
+    def __init__(self, **hooks):
+        super().__init__()
+        unknown = sorted(set(hooks) - set(self._HOOKS))
+        if unknown:
+            raise GraphError(f"LambdaCallback: unknown hooks {unknown}; known: {list(self._HOOKS)}")
+        for name, function in hooks.items():
+            if function is not None and not callable(function):
+                raise GraphError(f"LambdaCallback: {name} must be callable, got {function!r}")
+            if function is not None:
+                setattr(self, name, function)

@@ -1,0 +1,188 @@
+"""Callbacks that record training: CSVLogger, TensorBoard, StatsRecorder."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from .._files import atomic_write
+from .._validation import check_int
+from ..errors import GraphError
+from ._base import Callback, optimizer_of
+
+__all__ = ["CSVLogger", "TensorBoard", "StatsRecorder"]
+
+
+class CSVLogger(Callback):
+    """Write each epoch's logs as a row of a CSV file (``epoch`` first, then
+    the logged names in order). The file is rewritten atomically after every
+    epoch, so it is always whole; ``append=True`` keeps the rows already there."""
+
+    def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False):
+        super().__init__()
+        if not isinstance(filename, (str, os.PathLike)) or not str(filename):
+            raise GraphError(f"CSVLogger: filename must be a path, got {filename!r}")
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise GraphError(f"CSVLogger: separator must be one character, got {separator!r}")
+        if not isinstance(append, bool):
+            raise GraphError(f"CSVLogger: append must be True or False, got {append!r}")
+        self.filename, self.separator, self.append = Path(filename), separator, append
+
+    def on_train_begin(self, logs=None):
+        self._kept, self._rows, self._keys = "", [], None
+        if self.append and self.filename.exists():
+            self._kept = self.filename.read_text()
+            if self._kept:
+                self._keys = next(csv.reader(io.StringIO(self._kept), delimiter=self.separator))[1:]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self._keys is None:
+            self._keys = list(logs)
+        self._rows.append([epoch, *(logs.get(k, "") for k in self._keys)])
+        out = io.StringIO()
+        writer = csv.writer(out, delimiter=self.separator, lineterminator="\n")
+        if not self._kept:
+            writer.writerow(["epoch", *self._keys])
+        writer.writerows(self._rows)
+        text = (self._kept + out.getvalue()).encode()
+        atomic_write(self.filename, lambda handle: handle.write(text))
+
+
+class TensorBoard(Callback):
+    """Write the logged values as TensorBoard scalars: each epoch's under
+    ``log_dir/train`` (``epoch_loss``, ``epoch_accuracy``, per output
+    ``epoch_OUTPUT_loss``, ..., and ``epoch_learning_rate``) and
+    ``log_dir/validation`` (the ``val_`` values, under the same tags), as
+    Keras's callback lays them out; ``tensorboard --logdir log_dir`` shows
+    them. Needs the optional ``tensorboardX`` package (its event writer).
+
+    Parameters
+    ----------
+    log_dir : str or PathLike
+    update_freq : "epoch" or int
+        With an integer ``n``, also the training loss every ``n`` batches
+        (``batch_loss``, the step counting batches since the callback was
+        made). On a device each batch's loss is then read, which waits for
+        the device.
+    """
+
+    def __init__(self, log_dir: str | os.PathLike = "logs", update_freq="epoch"):
+        super().__init__()
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            raise GraphError("TensorBoard needs the tensorboardX package to write event files: "
+                             "pip install tensorboardX") from None
+        if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
+            raise GraphError(f"TensorBoard: log_dir must be a folder name, got {log_dir!r}")
+        if update_freq != "epoch":
+            update_freq = check_int(update_freq, "TensorBoard: update_freq", expected="'epoch' or a positive "
+                                    "integer (batches)")
+            self.on_batch_end = self._batch_end  # only then is every batch's loss asked for
+        self.log_dir, self.update_freq = Path(log_dir), update_freq
+        self._writer_class = SummaryWriter
+        self._writers: dict = {}
+        self._batches = 0
+
+    def _writer(self, run: str):
+        if run not in self._writers:
+            self._writers[run] = self._writer_class(str(self.log_dir / run))
+        return self._writers[run]
+
+    def _batch_end(self, batch, logs=None):
+        self._batches += 1
+        if self._batches % self.update_freq == 0 and logs and "loss" in logs:
+            self._writer("train").add_scalar("batch_loss", float(logs["loss"]), self._batches)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            run, tag = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            self._writer(run).add_scalar(f"epoch_{tag}", float(value), epoch)
+        lr = optimizer_of(self).lr if self.graph.optimizer is not None else None
+        if isinstance(lr, float):
+            self._writer("train").add_scalar("epoch_learning_rate", lr, epoch)
+        for writer in self._writers.values():
+            writer.flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+
+class StatsRecorder(Callback):
+    """Record ``graph.statistics(x, y)`` on a probe batch every ``every`` epochs.
+
+    Each record costs one forward and one backward pass on the probe batch,
+    in inference mode; it changes no weight, no optimizer state and no random
+    stream, so training goes exactly as it would without the recorder.
+
+    Parameters
+    ----------
+    x, y
+        The probe batch, as for ``fit`` (``y=None`` records no loss and no
+        gradient norms). Keep it small: a few hundred rows say as much.
+    every : int
+        Record after epochs ``every - 1``, ``2 * every - 1``, ... (counted from 0).
+
+    Attributes
+    ----------
+    epochs : list of int
+        The epochs recorded.
+    records : list of Statistics
+        One per recorded epoch.
+
+    Examples
+    --------
+    >>> recorder = StatsRecorder(x[:256], y[:256])            # doctest: +SKIP
+    >>> g.fit(x, y, epochs=20, callbacks=[recorder])           # doctest: +SKIP
+    >>> recorder.series("h1", "dead")                          # doctest: +SKIP
+    >>> g.render("inside.png", stats=recorder.records[-1])     # doctest: +SKIP
+    """
+
+    def __init__(self, x, y=None, every: int = 1):
+        super().__init__()
+        self.x, self.y = x, y
+        self.every = check_int(every, "StatsRecorder: every")
+        self.epochs: list[int] = []
+        self.records: list = []
+
+    def on_train_begin(self, logs=None):
+        # Bad probe data fails here, before the first epoch, not after it.
+        self.graph.statistics(self.x, self.y)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        self.epochs.append(epoch)
+        self.records.append(self.graph.statistics(self.x, self.y))
+
+    def series(self, name, field: str) -> list:
+        """One statistic over the recorded epochs: ``series("h1", "dead")`` for a
+        node, ``series(("h1", "y"), "grad_norm")`` for a synapse.
+
+        Raises
+        ------
+        GraphError
+            For a name not in the records or an unknown field.
+        """
+        values = []
+        for record in self.records:
+            try:
+                item = record[name]
+            except KeyError:
+                raise GraphError(
+                    f"StatsRecorder: no node or synapse {name!r} in the records; "
+                    "nodes are names, synapses (src, dst) pairs"
+                ) from None
+            if not hasattr(item, field) or field.startswith("_"):
+                fields = [f for f in vars(item) if not f.startswith("_")]
+                raise GraphError(f"StatsRecorder: {name!r} has no statistic {field!r}; it has {fields}")
+            values.append(getattr(item, field))
+        return values
+
+    def __repr__(self) -> str:
+        return f"StatsRecorder(every={self.every}, {len(self.records)} records)"

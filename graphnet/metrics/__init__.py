@@ -1,0 +1,214 @@
+"""Metrics reported by ``fit`` and ``evaluate``, computed on all the rows.
+
+A metric keeps a streaming state (counts, sums, per-class tallies): each
+batch updates it and the epoch's value is read once, so it equals the value
+on the whole epoch's rows (scikit-learn's, on the same predictions),
+whatever the batch size. States merge, so dask chunks and cluster workers
+add theirs up.
+
+By name (``metrics=["accuracy", "auc"]``): ``accuracy``,
+``binary_accuracy``, ``categorical_accuracy``, ``top_k_accuracy``,
+``precision``, ``recall``, ``f1``, ``auc``, ``log_loss`` (sigmoid and
+softmax outputs) and ``mae``, ``mse``, ``rmse``, ``r2`` (every output). An
+instance sets parameters (``gn.metrics.AUC(num_thresholds=200)``,
+``gn.metrics.Precision(average="micro")``); a function ``f(y_true,
+y_pred) -> float`` is a metric too, called once on all the rows.
+
+A metric of your own subclasses :class:`Metric`: declare the state with
+``add_state`` (merged by summing), count a batch in ``update_state`` and
+read the value in ``result``:
+
+>>> import numpy as np
+>>> import graphnet as gn
+>>> class MeanBias(gn.metrics.Metric):
+...     name = "mean_bias"
+...     def __init__(self, name=None):
+...         super().__init__(name)
+...         self.add_state("total", 0.0)
+...         self.add_state("count", 0.0)
+...     def update_state(self, y_true, y_pred, sample_weight=None):
+...         self.total += float(np.sum(y_pred - y_true.reshape(y_pred.shape)))
+...         self.count += y_pred.size
+...     def result(self):
+...         return self.total / self.count if self.count else 0.0
+>>> bias = MeanBias()
+>>> bias.update_state(np.array([[1.0], [2.0]]), np.array([[1.5], [2.5]]))
+>>> bias.result()
+0.5
+
+Pass an instance (``metrics=[MeanBias()]``), or register the class to use
+its name (``gn.register(MeanBias)``: an entry in :data:`METRICS`, checked
+by :func:`check_class`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from .._registry import add_family, lookup
+from .._text import shown
+from ..errors import GraphError
+from ._classification import (
+    Accuracy,
+    BinaryAccuracy,
+    CategoricalAccuracy,
+    F1Score,
+    LogLoss,
+    Precision,
+    Recall,
+    TopKAccuracy,
+)
+from ._metric import FunctionMetric, Metric
+from ._ranking import AUC
+from ._regression import MeanAbsoluteError, MeanSquaredError, R2Score, RootMeanSquaredError
+
+if TYPE_CHECKING:
+    from ..graph import Graph
+
+__all__ = [
+    "Metric", "FunctionMetric", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "TopKAccuracy",
+    "Precision", "Recall", "F1Score", "AUC", "LogLoss", "MeanAbsoluteError", "MeanSquaredError",
+    "RootMeanSquaredError", "R2Score", "METRICS", "get", "check_class", "resolve", "key", "log_keys",
+]
+
+#: Every metric by the name users pass in ``metrics=`` (Keras's long names too).
+METRICS: dict[str, type[Metric]] = {
+    cls.name: cls
+    for cls in (Accuracy, BinaryAccuracy, CategoricalAccuracy, TopKAccuracy, Precision, Recall, F1Score, AUC,
+                LogLoss, MeanAbsoluteError, MeanSquaredError, RootMeanSquaredError, R2Score)
+}
+METRICS.update({
+    "mean_absolute_error": MeanAbsoluteError,
+    "mean_squared_error": MeanSquaredError,
+    "root_mean_squared_error": RootMeanSquaredError,
+    "top_k_categorical_accuracy": TopKAccuracy,
+})
+
+
+def get(identifier) -> Metric:
+    """A metric from a name, a config dict, an instance, a Metric subclass or
+    a function ``f(y_true, y_pred) -> float``.
+
+    Raises
+    ------
+    GraphError
+        For an unknown name (listing the known ones), bad parameters, or
+        anything else.
+    """
+    if isinstance(identifier, type) and issubclass(identifier, Metric):
+        try:
+            return identifier()
+        except TypeError as exc:
+            raise GraphError(f"metric class {identifier.__name__} cannot be made without arguments "
+                             f"({exc}); pass an instance") from None
+    if isinstance(identifier, (str, Mapping, Metric)):
+        return lookup(identifier, METRICS, "metric", Metric, "a Metric")
+    if callable(identifier):
+        return FunctionMetric(identifier)
+    raise GraphError(f"metric must be a name, a Metric or a function f(y_true, y_pred), "
+                     f"got {type(identifier).__name__}: {shown(identifier)}")
+
+
+def check_class(cls) -> None:
+    """Refuse a class the engine cannot use as a metric (what registering
+    one checks): not a :class:`Metric` subclass, no ``name`` identifier,
+    ``update_state`` or ``result`` not written, or no way to make it
+    without arguments.
+
+    Raises
+    ------
+    GraphError
+        Saying what the protocol wants.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Metric)):
+        raise GraphError(f"a metric class must subclass gn.metrics.Metric, got {shown(cls)}")
+    where = f"metric {cls.__name__}"
+    if not isinstance(cls.name, str) or not cls.name.isidentifier():
+        raise GraphError(f"{where}: set a class attribute name = '...' (an identifier), the key in the logs")
+    missing = [m for m in ("update_state", "result") if getattr(cls, m) is getattr(Metric, m)]
+    if missing:
+        raise GraphError(f"{where}: write {' and '.join(missing)} (update_state(y_true, y_pred, "
+                         "sample_weight=None) counts a batch, result() reads the value)")
+    get(cls)  # made without arguments, as a name makes it
+
+
+def resolve(graph: Graph, metrics) -> dict[str, list[Metric]]:
+    """Output name -> metrics, from a list (every output where defined) or a dict.
+
+    Raises
+    ------
+    GraphError
+        For unknown metric or output names, a metric that fits no output, one
+        asked of an output it is not defined for, or one asked twice.
+    """
+    outputs = {name: graph.nodes[name] for name in graph.outputs}
+    if metrics is None:
+        metrics = []
+    if isinstance(metrics, (str, Metric)) or (callable(metrics) and not isinstance(metrics, Mapping)):
+        metrics = [metrics]
+    if not isinstance(metrics, (list, tuple, Mapping)):
+        raise GraphError(
+            f"metrics must be a list of names (e.g. ['accuracy']) or a dict output name -> list, "
+            f"got {type(metrics).__name__}: {shown(metrics)}"
+        )
+    if isinstance(metrics, Mapping):
+        unknown = [n for n in metrics if n not in outputs]
+        if unknown:
+            raise GraphError(f"metrics for unknown outputs {unknown}; outputs: {list(outputs)}")
+        chosen = {}
+        for name, wanted in metrics.items():
+            if isinstance(wanted, (str, Metric)) or (callable(wanted) and not isinstance(wanted, type)):
+                wanted = [wanted]
+            if not isinstance(wanted, (list, tuple)):
+                raise GraphError(f"metrics[{name!r}] must be a metric name, a Metric, a function or a list of them, got {shown(wanted)}")
+            chosen[name] = [get(m) for m in wanted]
+            for metric in chosen[name]:
+                if not metric.applies_to(outputs[name]):
+                    raise GraphError(
+                        f"metric {metric.name!r} is not defined for output {name!r} "
+                        f"(activation {outputs[name].activation.name!r}); it needs "
+                        f"{' or '.join(metric.activations)}"
+                    )
+        _refuse_twice(chosen)
+        return chosen
+    wanted = [get(m) for m in metrics]
+    chosen = {name: [] for name in outputs}
+    for metric in wanted:
+        fits = [n for n, node in outputs.items() if metric.applies_to(node)]
+        if not fits:
+            raise GraphError(
+                f"metric {metric.name!r} fits none of the outputs "
+                + ", ".join(f"{n!r} ({node.activation.name})" for n, node in outputs.items())
+                + f"; it needs {' or '.join(metric.activations)}"
+            )
+        for name in fits:
+            chosen[name].append(metric)
+    _refuse_twice(chosen)
+    return chosen
+
+
+def _refuse_twice(chosen: dict[str, list[Metric]]) -> None:
+    for output, metrics in chosen.items():
+        names = [m.name for m in metrics]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise GraphError(f"metric {twice[0]!r} is asked twice for output {output!r}; give one of them "
+                             "another name (e.g. gn.metrics.AUC(name='auc_hist', num_thresholds=200))")
+
+
+def key(graph: Graph, output: str, name: str) -> str:
+    """``name`` for a one-output graph, ``OUTPUT_name`` otherwise (as Keras does)."""
+    return name if len(graph.outputs) == 1 else f"{output}_{name}"
+
+
+def log_keys(graph: Graph, chosen: dict[str, list[Metric]]) -> list[str]:
+    """The names an epoch's logs will hold for these metrics (what ``Tally`` fills)."""
+    keys = ["loss"]
+    if len(graph.outputs) > 1:
+        keys += [f"{name}_loss" for name in graph.outputs]
+    keys += [key(graph, name, metric.name) for name, metrics in chosen.items() for metric in metrics]
+    return keys
+
+
+add_family(Metric, METRICS, "metric", check_class)

@@ -1,0 +1,247 @@
+"""The metric base class: a streaming state that batches update and workers merge.
+
+A :class:`Metric` holds sufficient statistics (sums, counts, per-class
+tallies), declared with :meth:`Metric.add_state`: ``update_state`` adds a
+batch to them, ``result`` reads the value over every row seen, and
+``merge_state`` adds another metric's statistics (a dask chunk's, a
+worker's share of a batch). So a metric over an epoch is its value on the
+epoch's rows, whatever the batch size, never a mean of per-batch values.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .. import backend as backend_module
+from .._text import clip, shown
+from .._validation import check_int
+from ..errors import GraphError, ShapeError
+
+__all__ = ["Metric", "FunctionMetric", "as_rows", "row_weights", "class_labels", "ratio"]
+
+_MERGES = ("sum", "concat")
+
+
+class Metric:
+    """Base class: a value over all the rows seen, from a mergeable state.
+
+    Subclasses declare their state in ``__init__`` with :meth:`add_state`
+    and write :meth:`update_state` and :meth:`result`; merging, resetting
+    and copying come from here.
+
+    Attributes
+    ----------
+    name : str
+        The key in ``fit``'s and ``evaluate``'s logs (``OUTPUT_name`` when
+        the graph has several outputs).
+    activations : tuple of str or None
+        The output activations the metric is defined for (None: every output).
+    activation : str or None
+        The activation of the output this metric is bound to (see
+        :meth:`bind`); None for a metric used on its own.
+    """
+
+    name: ClassVar[str] = ""
+    activations: ClassVar[tuple[str, ...] | None] = None
+    #: Whether ``update_state`` takes a device's arrays as they are (written
+    #: with the arrays' own module); otherwise it is given host copies.
+    device_arrays: ClassVar[bool] = False
+    #: Whether ``result`` is cheap enough to be read for the live progress
+    #: bar every tenth of a second (not when it sorts every row kept).
+    live: bool = True
+
+    def __init__(self, name: str | None = None):
+        if name is not None:
+            if not isinstance(name, str) or not name.isidentifier():
+                raise GraphError(f"{type(self).__name__}: name must be an identifier, got {shown(name)}")
+            self.name = name
+        self.activation: str | None = None
+        self.units: int | None = None
+        self._defaults: dict[str, tuple[Any, str]] = {}
+
+    # ------------------------------------------------------------------ state
+    def add_state(self, name: str, default, merge: str = "sum") -> None:
+        """Declare a state variable ``self.<name>``, set to a copy of ``default``.
+
+        ``merge="sum"`` adds two metrics' values (numbers or arrays of one
+        shape); ``"concat"`` keeps a list whose items two metrics join.
+        """
+        if merge not in _MERGES:
+            raise GraphError(f"{type(self).__name__}.add_state: merge must be one of {_MERGES}, got {merge!r}")
+        if "_defaults" not in vars(self):
+            raise GraphError(f"{type(self).__name__}: call super().__init__() before add_state")
+        self._defaults[name] = (default, merge)
+        setattr(self, name, copy.deepcopy(default))
+
+    def reset_state(self) -> None:
+        """Forget every row seen."""
+        for name, (default, _) in self._defaults.items():
+            setattr(self, name, copy.deepcopy(default))
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        """Count a batch.
+
+        Parameters
+        ----------
+        y_true : ndarray of shape (n, units), or (n,) integer labels for a softmax output
+        y_pred : ndarray of shape (n, units)
+            The output's activations (probabilities for sigmoid and softmax).
+        sample_weight : ndarray of shape (n,), optional
+        """
+        raise NotImplementedError
+
+    def result(self) -> float:
+        """The value over every row counted since the last reset."""
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        """The state variables by name (what :meth:`merge_state` adds)."""
+        return {name: getattr(self, name) for name in self._defaults}
+
+    def merge_state(self, others: Metric | Iterable[Metric]) -> None:
+        """Add the state of other metrics of the same kind to this one (Keras's
+        ``merge_state``): the result is then the value over all their rows."""
+        others = [others] if isinstance(others, Metric) else list(others)
+        for other in others:
+            if type(other) is not type(self):
+                raise GraphError(f"{type(self).__name__}.merge_state: cannot merge a {type(other).__name__}")
+            for name, (_, merge) in self._defaults.items():
+                mine, theirs = getattr(self, name), getattr(other, name)
+                setattr(self, name, mine + list(theirs) if merge == "concat" else mine + theirs)
+
+    def accumulate(self, name: str, value) -> None:
+        """``self.<name> += value``, where ``value`` may be a device's array
+        (the state then moves to the device, once)."""
+        current = getattr(self, name)
+        if isinstance(current, np.ndarray) and not isinstance(value, (np.ndarray, np.generic, int, float)):
+            current = backend_module.get_for(value).to_device(current)
+        setattr(self, name, current + value)
+
+    # ---------------------------------------------------------------- outputs
+    def applies_to(self, output) -> bool:
+        """Whether the metric is defined for the Output node ``output``."""
+        return self.activations is None or output.activation.name in self.activations
+
+    def bind(self, output) -> Metric:
+        """A fresh copy of this metric for the Output node ``output`` (its
+        activation and size decide, e.g., binary or categorical accuracy)."""
+        bound = copy.deepcopy(self)
+        bound.activation, bound.units = output.activation.name, output.size
+        bound.reset_state()
+        return bound
+
+    def kind(self, y_pred) -> str:
+        """``"categorical"`` (softmax), ``"binary"`` (sigmoid) or ``"other"``; a
+        metric used on its own reads it from ``y_pred``: one column is binary,
+        several are categorical."""
+        if self.activation is None:
+            return "binary" if y_pred.ndim == 1 or y_pred.shape[1] == 1 else "categorical"
+        return {"softmax": "categorical", "sigmoid": "binary"}.get(self.activation, "other")
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def __repr__(self) -> str:
+        params = {k: v for k, v in self.get_config().items() if k != "name"}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+
+
+class FunctionMetric(Metric):
+    """A plain function ``f(y_true, y_pred) -> float`` as a metric, computed once
+    on all the rows of the epoch (or of the evaluation).
+
+    The rows are kept until :meth:`result`: memory grows with the data,
+    ``(units of y_true + units of y_pred) x 8`` bytes a row, up to
+    ``max_rows`` rows (a :class:`~graphnet.GraphError` beyond them). A
+    one-unit output gives the function 1-D arrays, so scikit-learn's metric
+    functions take them as they are. Sample weights are not passed on.
+
+    Parameters
+    ----------
+    function : callable
+        ``function(y_true, y_pred)``, returning a number.
+    name : str, optional
+        The key in the logs; the function's ``__name__`` by default.
+    max_rows : int
+        The most rows kept (10 million by default).
+    """
+
+    def __init__(self, function: Callable, name: str | None = None, max_rows: int = 10_000_000):
+        if not callable(function):
+            raise GraphError(f"FunctionMetric: expected a callable f(y_true, y_pred), got {shown(function)}")
+        if name is None:
+            name = getattr(function, "__name__", "")
+            name = name if name.isidentifier() else "metric"
+        super().__init__(name)
+        self.live = False  # called once, on all the rows
+        self.function = function
+        self.max_rows = check_int(max_rows, "FunctionMetric: max_rows")
+        self.add_state("targets", [], merge="concat")
+        self.add_state("predictions", [], merge="concat")
+        self.add_state("rows", 0)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = as_rows(y_pred)
+        if self.rows + len(y_pred) > self.max_rows:
+            raise GraphError(
+                f"metric {self.name!r}: a function metric keeps every row to call the function once, "
+                f"and {self.rows + len(y_pred)} rows exceed max_rows={self.max_rows}; pass "
+                f"gn.metrics.FunctionMetric(f, max_rows=...) or write a streaming gn.metrics.Metric"
+            )
+        self.targets.append(np.array(y_true))
+        self.predictions.append(np.array(y_pred))
+        self.rows += len(y_pred)
+
+    def result(self) -> float:
+        if not self.predictions:
+            return float("nan")
+        y_true, y_pred = np.concatenate(self.targets), np.concatenate(self.predictions)
+        if y_pred.shape[1] == 1:
+            y_pred = y_pred[:, 0]
+            y_true = y_true.reshape(len(y_pred), -1)[:, 0] if y_true.ndim == 2 else y_true
+        try:
+            value = self.function(y_true, y_pred)
+            return float(value)
+        except Exception as exc:  # a user's function: say which metric failed
+            raise GraphError(f"metric {self.name!r}: the function raised {type(exc).__name__}: "
+                             f"{clip(str(exc))}") from exc
+
+    def get_config(self):
+        return {"name": self.name, "function": getattr(self.function, "__qualname__", repr(self.function))}
+
+
+def as_rows(array):
+    """``array`` as rows: a 1-D array becomes one column."""
+    return array.reshape(-1, 1) if array.ndim == 1 else array
+
+
+def row_weights(sample_weight, rows: int, xp=np):
+    """``sample_weight`` as an ``(n,)`` float array (None stays None)."""
+    if sample_weight is None:
+        return None
+    weights = sample_weight if not isinstance(sample_weight, (list, tuple)) else np.asarray(sample_weight)
+    if weights.ndim == 2 and weights.shape[1] == 1:
+        weights = weights[:, 0]
+    if weights.shape != (rows,):
+        raise ShapeError(f"sample_weight: expected shape ({rows},), one weight per row, got {weights.shape}")
+    return weights.astype(np.float64) if xp is np else weights.astype(xp.float64)
+
+
+def class_labels(y_true, units: int, xp=np):
+    """Integer labels from labels or one-hot (or probability) rows."""
+    if y_true.ndim == 2 and y_true.shape[1] == units and units > 1:
+        return y_true.argmax(axis=1)
+    labels = y_true.reshape(-1)
+    return labels if labels.dtype.kind in "iu" else labels.astype(xp.int64)
+
+
+def ratio(numerator, denominator):
+    """``numerator / denominator``, 0 for no rows (a device's values are divided
+    there, unread)."""
+    if isinstance(denominator, (int, float, np.number)) and not denominator:
+        return 0.0
+    return numerator / denominator

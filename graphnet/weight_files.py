@@ -1,0 +1,192 @@
+"""Weights files: ``save_weights`` and ``load_weights`` (Keras's names).
+
+A weights file holds what a model file (:mod:`graphnet.saving`) holds but
+the architecture: ``weights.json`` (format name and version, the graph's
+name and dtype), ``weights.npz``, and the training state
+(``training.json``: random streams, optimizer settings and iteration count;
+``optimizer.npz``: its state vectors), as Keras 3's ``.weights.h5`` keeps
+the optimizer's variables. ``.weights.gnet`` is the suggested extension.
+
+``load_weights`` reads one into a graph of the same architecture, and also
+reads a whole model file (``Graph.save``) or a plain ``.npz`` of arrays
+keyed like ``Graph.get_weights()`` (``ModelCheckpoint("w.npz")``). Files
+are read as hostile, as model files are: nothing is unpickled, sizes are
+checked against the graph before anything is inflated, and a refused file
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from ._archive import check_members, npz_bytes, open_zip, read_member, zip_info
+from ._files import atomic_write
+from ._npz import parse_npz
+from ._text import clip, shown
+from ._validation import check_int
+from ._version import __version__
+from .errors import GraphError, ModelFileError
+from .saving import (
+    DEFAULT_MAX_BYTES,
+    GRAPH_MEMBER,
+    OPTIMIZER_MEMBER,
+    TRAINING_MEMBER,
+    WEIGHTS_MEMBER,
+    restore_training,
+    training_state,
+)
+from .specfile import MAX_JSON_BYTES, parse_json
+
+if TYPE_CHECKING:
+    from .graph import Graph
+
+__all__ = ["save_weights", "load_weights", "WEIGHTS_FORMAT"]
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_FORMAT = "graphnet-weights"
+FORMAT_VERSION = 1
+MANIFEST = "weights.json"
+_MEMBERS = (MANIFEST, WEIGHTS_MEMBER, TRAINING_MEMBER, OPTIMIZER_MEMBER)
+_MODEL_MEMBERS = (GRAPH_MEMBER, WEIGHTS_MEMBER, TRAINING_MEMBER, OPTIMIZER_MEMBER)
+
+
+def save_weights(graph: Graph, path: str | os.PathLike) -> Path:
+    """Write the graph's weights, optimizer state and random streams (not
+    its architecture) to ``path``, atomically.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        ``.weights.gnet`` is the suggested extension.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    OSError
+        When the folder cannot be written; a file already at ``path`` is
+        then left as it was.
+    """
+    manifest = {"format": WEIGHTS_FORMAT, "format_version": FORMAT_VERSION, "graphnet_version": __version__,
+                "graph": graph.name, "dtype": graph.dtype.name}
+    training, slots = training_state(graph)
+    members = [
+        (MANIFEST, json.dumps(manifest, indent=1).encode(), zipfile.ZIP_DEFLATED),
+        (WEIGHTS_MEMBER, npz_bytes(graph.get_weights()), zipfile.ZIP_STORED),
+        (TRAINING_MEMBER, json.dumps(training, indent=1, allow_nan=False).encode(), zipfile.ZIP_DEFLATED),
+    ]
+    if slots is not None:
+        members.append((OPTIMIZER_MEMBER, npz_bytes(slots), zipfile.ZIP_STORED))
+
+    def write(handle: BinaryIO) -> None:
+        with zipfile.ZipFile(handle, "w") as archive:
+            for name, data, method in members:
+                archive.writestr(zip_info(name, method), data)
+
+    written = atomic_write(path, write)
+    logger.info("%s: weights saved to %s", graph.name, written)
+    return written
+
+
+def load_weights(graph: Graph, path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    """Set the graph's weights from a file of the same architecture: a
+    weights file (:func:`save_weights`), a model file (``Graph.save``), or an
+    ``.npz`` of arrays keyed like ``get_weights()``. The optimizer state and
+    random streams are restored too when the file holds them, so ``fit``
+    continues where the saved graph stopped.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    max_bytes : int
+        Refuse files whose members add up to more than this once inflated.
+
+    Raises
+    ------
+    ModelFileError
+        For a missing, unreadable or hostile file, or weights that do not
+        fit the graph (names, shapes or dtype; the message says which); the
+        graph is then left as it was.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise GraphError(f"load_weights: path must be a file name, got {shown(path)}")
+    max_bytes = check_int(max_bytes, "load_weights: max_bytes")
+    label = str(os.fspath(path))
+    try:
+        with open(path, "rb") as handle:
+            _load(graph, handle, label, max_bytes)
+    except ModelFileError:
+        raise
+    except GraphError as exc:
+        raise ModelFileError(f"{label}: {exc}") from None
+    except FileNotFoundError:
+        raise ModelFileError(f"{label}: no such file") from None
+    except OSError as exc:
+        raise ModelFileError(f"{label}: cannot be read ({exc})") from exc
+    except (zipfile.BadZipFile, zlib.error, EOFError, struct.error, ValueError, KeyError, TypeError,
+            IndexError, OverflowError, RecursionError, MemoryError) as exc:
+        raise ModelFileError(f"{label}: not a readable weights file ({type(exc).__name__}: "
+                             f"{clip(str(exc))})") from None
+    logger.info("%s: weights loaded from %s", graph.name, label)
+
+
+def _load(graph: Graph, handle: BinaryIO, label: str, max_bytes: int) -> None:
+    shapes = {record.key: record.shape for record in graph.parameters()}
+    with open_zip(handle, label, "a graphnet weights file", len(_MODEL_MEMBERS) + len(shapes)) as archive:
+        names = {info.filename for info in archive.infolist()}
+        if WEIGHTS_MEMBER not in names and MANIFEST not in names and GRAPH_MEMBER not in names:
+            handle.seek(0, io.SEEK_END)
+            if handle.tell() > max_bytes:
+                raise ModelFileError(f"{label}: {handle.tell():,} bytes, more than max_bytes={max_bytes:,}")
+            handle.seek(0)
+            arrays = parse_npz(handle.read(), shapes, graph.dtype, label, f"graph {graph.name!r}")
+            graph.set_weights(arrays)
+            return
+        allowed = _MODEL_MEMBERS if GRAPH_MEMBER in names else _MEMBERS
+        infos = check_members(archive, label, allowed, (WEIGHTS_MEMBER,), max_bytes, MAX_JSON_BYTES,
+                              "a graphnet weights file")
+        describing = GRAPH_MEMBER if GRAPH_MEMBER in infos else MANIFEST
+        if describing in infos:
+            _check_dtype(graph, archive, infos[describing], label)
+        where = f"{label}: {WEIGHTS_MEMBER}"
+        arrays = parse_npz(read_member(archive, infos[WEIGHTS_MEMBER], where), shapes, graph.dtype, where,
+                           f"graph {graph.name!r}")
+        if OPTIMIZER_MEMBER in infos and TRAINING_MEMBER not in infos:
+            raise ModelFileError(f"{label}: has {OPTIMIZER_MEMBER} but no {TRAINING_MEMBER} to describe it")
+        before = graph.get_weights()
+        graph.set_weights(arrays)  # checks every value before it changes any
+        if TRAINING_MEMBER in infos:
+            try:
+                restore_training(graph, archive, infos, label)  # checks everything before it changes anything
+            except Exception:
+                graph.set_weights(before)
+                raise
+
+
+def _check_dtype(graph: Graph, archive, info, label: str) -> None:
+    """The file's dtype must be the graph's: weights are read as they are."""
+    where = f"{label}: {info.filename}"
+    try:
+        data = parse_json(read_member(archive, info, where))
+    except ValueError as exc:
+        raise ModelFileError(f"{where} is not valid JSON ({clip(str(exc))})") from None
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{where}: expected a JSON object, found {type(data).__name__}")
+    if info.filename == MANIFEST and data.get("format") != WEIGHTS_FORMAT:
+        raise ModelFileError(f"{where}: format {shown(data.get('format'))}, expected {WEIGHTS_FORMAT!r}")
+    dtype = data.get("dtype", "float32")
+    if dtype != graph.dtype.name:
+        raise ModelFileError(f"{label}: its weights are {shown(dtype)} but graph {graph.name!r} is "
+                             f"{graph.dtype.name}; convert the graph (or the file's graph) first")

@@ -1,0 +1,224 @@
+"""Callbacks that write files: BackupAndRestore (killed with SIGKILL and
+restarted, bit for bit), ModelCheckpoint's weights-only files and
+``load_weights``, TensorBoard's event files read back with TensorBoard's reader."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+from graphnet import GraphError, ModelFileError
+
+HERE = Path(__file__).resolve().parent
+
+
+def _regression(seed=0, dtype="float64"):
+    g = gn.Graph(name="reg", seed=seed, dtype=dtype)
+    g.add_input("x", 3)
+    g.add_hidden("h", 16, activation="tanh")
+    g.add_output("y", 1)
+    g.connect("x", "h")
+    g.connect("h", "y")
+    return g
+
+
+@pytest.fixture
+def data(rng):
+    x = rng.normal(size=(80, 3))
+    return x, x @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=80)
+
+
+def _run_backup_fit(backup, out, epochs):
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+    return subprocess.Popen([sys.executable, str(HERE / "backup_fit.py"), str(backup), str(out), str(epochs)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+@pytest.mark.slow
+def test_a_fit_killed_at_random_moments_resumes_to_the_uninterrupted_weights(tmp_path):
+    epochs = 60
+    whole = _run_backup_fit("-", tmp_path / "whole.npz", epochs)
+    assert whole.stdout.readline() == b"ready\n"
+    started = time.perf_counter()
+    assert whole.wait(timeout=120) == 0, whole.stderr.read().decode()
+    duration = time.perf_counter() - started  # of the fit itself, on this machine as loaded now
+    moments = np.random.default_rng(7)
+    backup, out = tmp_path / "backup", tmp_path / "resumed.npz"
+    kills, resumed_from = 0, []
+    while True:
+        resumed_from.append(len(list(backup.glob("epoch-*.weights.gnet"))) if backup.exists() else 0)
+        run = _run_backup_fit(backup, out, epochs)
+        assert run.stdout.readline() == b"ready\n"
+        if kills < 6:
+            try:
+                run.wait(timeout=moments.uniform(0.1, 0.8) * duration)
+            except subprocess.TimeoutExpired:
+                run.send_signal(signal.SIGKILL)
+                run.wait()
+                kills += 1
+                continue
+        assert run.wait(timeout=120) == 0, run.stderr.read().decode()
+        break
+    assert kills >= 3 and any(resumed_from), (kills, resumed_from)  # some restarts did resume
+    a, b = np.load(tmp_path / "whole.npz"), np.load(out)
+    assert sorted(a.files) == sorted(b.files)
+    for key in a.files:
+        assert a[key].tobytes() == b[key].tobytes(), key
+    assert not list(backup.glob("epoch-*")), "the backup is removed when training ends"
+
+
+def test_backup_resumes_after_the_last_finished_epoch(tmp_path, data):
+    x, y = data
+    whole = _regression()
+    whole.fit(x, y, epochs=5, batch_size=16, verbose=0)
+    g = _regression()
+    stop = gn.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epoch == 2 and (_ for _ in ()).throw(
+        KeyboardInterrupt))
+    backup = gn.callbacks.BackupAndRestore(tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        g.fit(x, y, epochs=5, batch_size=16, verbose=0, callbacks=[backup, stop])
+    assert [p.name for p in backup.backups()[-1:] for p in [p[1]]] == ["epoch-000003.weights.gnet"]
+    fresh = _regression()  # a new process would build the graph again
+    history = fresh.fit(x, y, epochs=5, batch_size=16, verbose=0, callbacks=[backup])
+    assert history.epoch == [3, 4]
+    for key, value in whole.get_weights().items():
+        np.testing.assert_array_equal(fresh.get_weights()[key], value)
+    assert backup.backups() == []
+
+
+def test_save_weights_only_checkpoints_load_into_the_same_architecture(tmp_path, data):
+    x, y = data
+    g = _regression()
+    checkpoint = gn.callbacks.ModelCheckpoint(tmp_path / "w-{epoch}.weights.gnet", monitor="loss",
+                                              save_best_only=False, save_weights_only=True, verbose=1)
+    g.fit(x, y, epochs=2, callbacks=[checkpoint], verbose=0)
+    assert checkpoint.saved == [str(tmp_path / "w-1.weights.gnet"), str(tmp_path / "w-2.weights.gnet")]
+    with pytest.raises(ModelFileError, match="graph.json"):
+        gn.load(tmp_path / "w-2.weights.gnet")  # no architecture in it
+    other = _regression(seed=5)
+    other.load_weights(tmp_path / "w-2.weights.gnet")
+    np.testing.assert_array_equal(other.predict(x), g.predict(x))
+    assert other.optimizer.iterations == g.optimizer.iterations  # the optimizer state came along
+    # a model file and a plain .npz load the same way
+    g.save(tmp_path / "m.gnet")
+    np.savez(tmp_path / "w.npz", **g.get_weights())
+    for name in ("m.gnet", "w.npz"):
+        again = _regression(seed=9)
+        again.load_weights(tmp_path / name)
+        np.testing.assert_array_equal(again.predict(x), g.predict(x))
+
+
+def test_load_weights_refuses_what_does_not_fit_and_changes_nothing(tmp_path, data):
+    x, y = data
+    g = _regression()
+    g.fit(x, y, epochs=1, verbose=0)
+    g.save_weights(tmp_path / "w.weights.gnet")
+    wider = gn.Graph(seed=0, dtype="float64")
+    wider.add_input("x", 3)
+    wider.add_hidden("h", 17, activation="tanh")
+    wider.add_output("y", 1)
+    wider.connect("x", "h")
+    wider.connect("h", "y")
+    before = wider.get_weights()
+    with pytest.raises(ModelFileError, match="w.weights.gnet"):
+        wider.load_weights(tmp_path / "w.weights.gnet")
+    for key, value in before.items():
+        np.testing.assert_array_equal(wider.get_weights()[key], value)
+    single = _regression(dtype="float32")
+    with pytest.raises(ModelFileError, match=r"its weights are 'float64' but graph 'reg' is float32"):
+        single.load_weights(tmp_path / "w.weights.gnet")
+    (tmp_path / "junk.weights.gnet").write_bytes(b"PK\x03\x04 not a zip at all")
+    with pytest.raises(ModelFileError, match="junk"):
+        g.load_weights(tmp_path / "junk.weights.gnet")
+    with pytest.raises(ModelFileError, match="no such file"):
+        g.load_weights(tmp_path / "missing.weights.gnet")
+
+
+def test_tensorboard_writes_scalars_tensorboard_reads_per_output(tmp_path, rng):
+    pytest.importorskip("tensorboardX")
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    g = gn.Graph(seed=0)
+    g.add_input("x", 4)
+    g.add_hidden("h", 8)
+    g.add_output("a", 1, activation="sigmoid", loss="binary_crossentropy")
+    g.add_output("b", 2)
+    for src, dst in (("x", "h"), ("h", "a"), ("h", "b")):
+        g.connect(src, dst)
+    x = rng.normal(size=(64, 4))
+    y = {"a": (x[:, 0] > 0).astype(float), "b": x[:, :2]}
+    board = gn.callbacks.TensorBoard(tmp_path / "logs", update_freq=2)
+    history = g.fit(x, y, epochs=3, batch_size=16, metrics={"a": ["accuracy", "auc"], "b": ["r2"]},
+                    validation_split=0.25, callbacks=[board], verbose=0)
+    runs = {}
+    for run in ("train", "validation"):
+        reader = event_accumulator.EventAccumulator(str(tmp_path / "logs" / run))
+        reader.Reload()
+        runs[run] = {tag: [(e.step, e.value) for e in reader.Scalars(tag)] for tag in reader.Tags()["scalars"]}
+    for key, values in history.history.items():
+        run, tag = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+        steps, read = zip(*runs[run][f"epoch_{tag}"])
+        assert steps == (0, 1, 2)
+        np.testing.assert_allclose(read, values, rtol=1e-6)  # float32 in the event file
+    assert {"epoch_a_loss", "epoch_b_loss", "epoch_a_auc", "epoch_b_r2", "epoch_learning_rate",
+            "batch_loss"} <= set(runs["train"])
+    assert [step for step, _ in runs["train"]["batch_loss"]] == [2, 4, 6, 8]  # 3 batches of 16 a epoch
+
+
+def test_callback_arguments_are_checked(tmp_path):
+    with pytest.raises(GraphError, match="update_freq must be 'epoch' or a positive integer"):
+        gn.callbacks.TensorBoard(tmp_path, update_freq=0)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(GraphError, match="is a file, not a folder"):
+        gn.callbacks.BackupAndRestore(tmp_path / "file")
+    with pytest.raises(GraphError, match="save_weights_only must be True or False"):
+        gn.callbacks.ModelCheckpoint(tmp_path / "m.gnet", save_weights_only="yes")
+    with pytest.raises(GraphError, match="verbose must be 0 or 1"):
+        gn.callbacks.EarlyStopping(verbose=2)
+
+
+def test_a_damaged_weights_file_is_refused_whole(tmp_path, data):
+    x, y = data
+    g = _regression()
+    g.fit(x, y, epochs=1, verbose=0)
+    raw = g.save_weights(tmp_path / "w.weights.gnet").read_bytes()
+    target = _regression(seed=4)
+    before, optimizer = target.get_weights(), target.optimizer
+    cuts = np.random.default_rng(0).integers(1, len(raw), 25)
+    for i, cut in enumerate([*cuts, len(raw) - 1]):
+        path = tmp_path / f"cut{i}.weights.gnet"
+        damaged = bytearray(raw[:cut]) if i % 2 else bytearray(raw)
+        if not i % 2:
+            damaged[cut] ^= 0xFF  # one flipped byte
+        path.write_bytes(bytes(damaged))
+        try:
+            target.load_weights(path)
+        except ModelFileError as exc:
+            assert str(path) in str(exc)
+            for key, value in before.items():
+                np.testing.assert_array_equal(target.get_weights()[key], value)
+            assert target.optimizer is optimizer
+        else:  # a flipped byte in stored data can still be a valid file; then it loaded whole
+            before, optimizer = target.get_weights(), target.optimizer
+
+
+def test_non_finite_weights_in_a_file_change_nothing(tmp_path, data):
+    x, y = data
+    g = _regression()
+    g.fit(x, y, epochs=1, verbose=0)
+    weights = g.get_weights()
+    weights["h.bias"][0] = np.nan
+    np.savez(tmp_path / "nan.npz", **weights)
+    target = _regression(seed=4)
+    before = target.get_weights()
+    with pytest.raises(ModelFileError, match="nan.npz"):
+        target.load_weights(tmp_path / "nan.npz")
+    for key, value in before.items():
+        np.testing.assert_array_equal(target.get_weights()[key], value)

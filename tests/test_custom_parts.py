@@ -1,0 +1,359 @@
+"""Custom activations and losses: the short protocol, gn.register, custom_objects,
+and clear errors for what the engine cannot use (graphnet._protocols, graphnet._registry).
+
+Their gradients are checked against float64 central differences
+(``gn.check_gradients``); sample weights against the same rows repeated.
+"""
+
+from __future__ import annotations
+
+import doctest
+import json
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+from graphnet import activations, losses
+
+
+@pytest.fixture(autouse=True)
+def registries():
+    """Every test here registers what it likes; the registries are put back after."""
+    saved = dict(activations.ACTIVATIONS), dict(losses.LOSSES)
+    yield
+    for registry, before in zip((activations.ACTIVATIONS, losses.LOSSES), saved):
+        registry.clear()
+        registry.update(before)
+
+
+class Cube(gn.activations.Activation):
+    """``z³``: its derivative needs z."""
+
+    name = "cube"
+
+    def forward(self, z):
+        return z**3
+
+    def backward(self, a, grad, z):
+        return grad * 3 * z**2
+
+
+class Ratio(gn.activations.Activation):
+    """``z / (1 + |z|)`` with a parameter-free derivative from a, taking xp."""
+
+    name = "ratio"
+    seen_xp = None
+
+    def forward(self, z, xp=np):
+        Ratio.seen_xp = xp
+        return z / (1 + xp.abs(z))
+
+    def backward(self, a, grad):
+        return grad * (1 - np.abs(a)) ** 2
+
+
+class LogCosh(gn.losses.Loss):
+    name = "log_cosh"
+
+    def value(self, y, a):
+        return np.log(np.cosh(a - y)).mean(axis=1)
+
+    def gradient(self, y, a):
+        return np.tanh(a - y) / a.shape[1]
+
+
+def _graph(activation, loss="mse", dtype="float64", seed=0):
+    g = gn.Graph(seed=seed, dtype=dtype)
+    g.add_input("x", 3)
+    g.add_hidden("h", 4, activation=activation)
+    g.add_output("y", 2, loss=loss)
+    g.connect("x", "h")
+    g.connect(["h", "x"], "y")
+    return g
+
+
+# ------------------------------------------------------------ gradients
+@pytest.mark.parametrize("activation", [Cube(), Ratio()], ids=["needs z", "from a"])
+def test_a_custom_activation_trains_with_the_right_gradients(activation, rng):
+    g = _graph(activation)
+    assert type(activation).needs_input is isinstance(activation, Cube)
+    report = gn.check_gradients(g, rng.normal(size=(6, 3)), rng.normal(size=(6, 2)))
+    assert report.ok, report.text()
+    out = gn.Graph(seed=1, dtype="float64")  # as an output's activation too
+    out.add_input("x", 3)
+    out.add_output("y", 2, activation=activation)
+    out.connect("x", "y")
+    assert gn.check_gradients(out, rng.normal(size=(5, 3)), rng.normal(size=(5, 2))).ok
+
+
+def test_a_custom_activation_is_given_the_array_module_when_it_asks():
+    Ratio.seen_xp = None
+    _graph(Ratio()).predict(np.ones((2, 3)))
+    assert Ratio.seen_xp is np
+
+
+def test_a_custom_loss_trains_with_the_right_gradients(rng):
+    g = _graph("tanh", loss=LogCosh())
+    report = gn.check_gradients(g, rng.normal(size=(7, 3)), rng.normal(size=(7, 2)))
+    assert report.ok, report.text()
+    value = g.evaluate(x := rng.normal(size=(5, 3)), y := rng.normal(size=(5, 2)))["loss"]
+    assert value == pytest.approx(np.mean(np.log(np.cosh(g.predict(x) - y))), rel=1e-12)
+
+
+def test_the_engine_weights_a_custom_loss_as_the_rows_repeated(rng):
+    x, y = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    counts = np.array([1, 3, 1, 2, 1, 4])
+    weighted, repeated = (_graph(Cube(), LogCosh()) for _ in range(2))
+    loss_w = weighted.evaluate(x, y, sample_weight=counts)["loss"]
+    loss_r = repeated.evaluate(np.repeat(x, counts, 0), np.repeat(y, counts, 0))["loss"]
+    assert loss_w == pytest.approx(loss_r, rel=1e-12)
+    weighted.train_step(x, y, optimizer=gn.optimizers.SGD(lr=0.1), sample_weight=counts)
+    repeated.train_step(np.repeat(x, counts, 0), np.repeat(y, counts, 0), optimizer=gn.optimizers.SGD(lr=0.1))
+    for key, value in repeated.get_weights().items():
+        np.testing.assert_allclose(weighted.get_weights()[key], value, rtol=1e-12, atol=1e-15, err_msg=key)
+
+
+def test_the_issue_loss_with_an_optional_z_now_works(rng):
+    """value(self, y, a, z=None) failed with 'takes from 3 to 4 positional arguments but 5 were given'."""
+
+    class Squared(gn.losses.Loss):
+        name = "squared"
+
+        def value(self, y, a, z=None):
+            return ((a - y) ** 2).sum(axis=1)
+
+        def gradient(self, y, a):
+            return 2 * (a - y)
+
+    g = _graph("relu", loss=Squared())
+    assert gn.check_gradients(g, rng.normal(size=(4, 3)), rng.normal(size=(4, 2))).ok
+    g.fit(rng.normal(size=(8, 3)), rng.normal(size=(8, 2)), epochs=1, verbose=0)
+
+
+def test_a_float32_graph_runs_a_loss_that_returns_float64(rng):
+    g = _graph(Cube(), LogCosh(), dtype="float32")
+    loss = g.train_step(rng.normal(size=(4, 3)), rng.normal(size=(4, 2)))
+    assert np.isfinite(loss)
+    assert all(w.dtype == np.float32 for w in g.get_weights().values())
+
+
+# ---------------------------------------------------------------- errors
+def test_a_loss_that_returns_the_mean_is_told_to_return_one_loss_per_row(rng):
+    class Mean(gn.losses.Loss):
+        name = "mean_loss"
+
+        def value(self, y, a):
+            return ((a - y) ** 2).mean()
+
+        def gradient(self, y, a):
+            return 2 * (a - y) / a.shape[1]
+
+    g = _graph("relu", loss=Mean())
+    with pytest.raises(gn.GraphError, match=r"custom loss 'mean_loss' \(Mean\): value must return the loss "
+                                            r"of each row, shape \(4,\), got shape \(\)"):
+        g.evaluate(rng.normal(size=(4, 3)), rng.normal(size=(4, 2)))
+
+
+def test_wrong_shapes_at_first_use_say_what_the_protocol_wants(rng):
+    class Flat(gn.activations.Activation):
+        name = "flat"
+
+        def forward(self, z):
+            return z.sum(axis=1)
+
+        def backward(self, a, grad):
+            return grad
+
+    class Short(gn.losses.Loss):
+        name = "short"
+
+        def value(self, y, a):
+            return ((a - y) ** 2).mean(axis=1)
+
+        def gradient(self, y, a):
+            return (a - y)[:, :1]
+
+    x, y = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
+    with pytest.raises(gn.GraphError, match=r"activation 'flat' \(Flat\): forward must return an array of "
+                                            r"z's shape, shape \(4, 4\), got shape \(4,\). The protocol"):
+        _graph(Flat()).predict(x)
+    with pytest.raises(gn.GraphError, match=r"loss 'short' \(Short\): gradient must return .* shape \(4, 2\), "
+                                            r"got shape \(4, 1\)"):
+        _graph("relu", loss=Short()).gradients(x, y)
+
+
+def test_missing_methods_signatures_and_names_are_refused_where_the_part_is_used():
+    class NoBackward(gn.activations.Activation):
+        name = "no_backward"
+
+        def forward(self, z):
+            return z
+
+    class Extra(gn.activations.Activation):
+        name = "extra"
+
+        def forward(self, z, k):
+            return z * k
+
+        def backward(self, a, grad):
+            return grad
+
+    class Nameless(gn.losses.Loss):
+        def value(self, y, a):
+            return a.sum(axis=1)
+
+        def gradient(self, y, a):
+            return np.ones_like(a)
+
+    cases = [
+        (NoBackward, r"custom activation NoBackward: missing backward\. The protocol: a custom Activation"),
+        (Extra, r"custom activation Extra: forward\(self, z, k\): the engine never passes 'k'"),
+        (Nameless, r"custom loss Nameless: name must be a non-empty string, got ''.* The protocol: a custom Loss"),
+    ]
+    for cls, match in cases:
+        with pytest.raises(gn.GraphError, match=match):
+            gn.register(cls)
+        g = gn.Graph()
+        with pytest.raises(gn.GraphError, match=match):
+            if issubclass(cls, gn.activations.Activation):
+                g.add_hidden("h", 2, activation=cls())
+            else:
+                g.add_output("y", 2, loss=cls())
+        assert not g.nodes  # refused before anything changed
+    assert "no_backward" not in activations.ACTIVATIONS and "extra" not in activations.ACTIVATIONS
+
+
+# -------------------------------------------------------------- register
+def test_register_files_a_class_by_its_name_in_its_family():
+    assert gn.register(Cube) is Cube and gn.register(LogCosh) is LogCosh
+    g = gn.Graph()
+    assert isinstance(g.add_hidden("h", 2, activation="cube").activation, Cube)
+    assert isinstance(g.add_output("y", 2, loss="log_cosh").loss, LogCosh)
+    assert "log_cosh" not in activations.ACTIVATIONS and "cube" not in losses.LOSSES
+
+    class Cube2(Cube):  # a notebook cell run again: the name now means the new class
+        name = "cube"
+
+    gn.register(Cube2)
+    assert isinstance(activations.get("cube"), Cube2)
+
+
+@pytest.mark.parametrize("what, match", [
+    (Cube(), r"register: give the class \(Cube\), not an instance"),
+    (int, r"register: expected a subclass of gn.activations.Activation or gn.losses.Loss or gn.metrics.Metric, "
+          r"got <class 'int'>"),
+    ("cube", r"register: expected a subclass"),
+])
+def test_register_refuses_what_is_not_a_custom_part_class(what, match):
+    with pytest.raises(gn.GraphError, match=match):
+        gn.register(what)
+
+
+def test_register_refuses_graphnet_s_own_names():
+    class MyRelu(gn.activations.Activation):
+        name = "relu"
+
+        def forward(self, z):
+            return z
+
+        def backward(self, a, grad):
+            return grad
+
+    with pytest.raises(gn.GraphError, match=r"activation name 'relu' is graphnet's own \(ReLU\); give MyRelu"):
+        gn.register(MyRelu)
+    assert activations.ACTIVATIONS["relu"] is activations.ReLU
+
+
+# ---------------------------------------------------------- files, specs
+def test_a_file_naming_an_unregistered_part_says_how_to_load_it(tmp_path, rng):
+    g = _graph(Cube(), LogCosh())
+    x = rng.normal(size=(5, 3))
+    path = g.save(tmp_path / "cube.gnet")
+    with pytest.raises(gn.ModelFileError, match=r"cube.gnet: .*unknown activation 'cube'.* register its class with "
+                                                r"gn.register\(cls\), or pass custom_objects=\{'cube': cls\}"):
+        gn.load(path)
+    loaded = gn.load(path, custom_objects={"cube": Cube, "log_cosh": LogCosh})
+    np.testing.assert_array_equal(loaded.predict(x), g.predict(x))
+    assert isinstance(loaded["y"].loss, LogCosh)
+    with pytest.raises(gn.GraphError, match="unknown activation 'cube'"):  # not registered by the load
+        gn.Graph().add_hidden("h", 2, activation="cube")
+    gn.register(Cube)
+    gn.register(LogCosh)
+    np.testing.assert_array_equal(gn.load(path).predict(x), g.predict(x))
+
+
+def test_from_dict_and_from_spec_take_custom_objects(tmp_path):
+    data = _graph(Cube(), LogCosh()).to_dict()
+    objects = {"cube": Cube, "log_cosh": LogCosh}
+    assert isinstance(gn.Graph.from_dict(data, custom_objects=objects)["h"].activation, Cube)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(data))
+    assert isinstance(gn.Graph.from_spec(spec, custom_objects=objects)["y"].loss, LogCosh)
+    with pytest.raises(gn.ModelFileError, match=r"spec.json: spec.nodes\[1\]: unknown activation 'cube'"):
+        gn.Graph.from_spec(spec)
+
+
+@pytest.mark.parametrize("objects, match", [
+    ({"cube": Cube()}, r"custom_objects\['cube'\]: give the class \(Cube\), not an instance"),
+    ({"cube": dict}, r"custom_objects\['cube'\]: expected a subclass of gn.activations.Activation"),
+    ([Cube], r"custom_objects must be a dict name -> class"),
+    ({3: Cube}, r"custom_objects\[3\]: keys must be the names files use"),
+])
+def test_bad_custom_objects_are_the_caller_s_error_not_the_file_s(tmp_path, objects, match):
+    path = _graph(Cube()).save(tmp_path / "m.gnet")
+    with pytest.raises(gn.GraphError, match=match) as caught:
+        gn.load(path, custom_objects=objects)
+    assert not isinstance(caught.value, gn.ModelFileError)
+
+
+# ------------------------------------------------------------------ ONNX
+def test_to_onnx_names_the_node_whose_custom_activation_it_cannot_export(tmp_path):
+    pytest.importorskip("onnx")
+    path = tmp_path / "m.onnx"
+    with pytest.raises(gn.GraphError, match=r"to_onnx: node 'h' has the custom activation 'cube' \(Cube\), "
+                                            r"which cannot be exported to ONNX"):
+        _graph(Cube()).to_onnx(path)
+    assert not path.exists()
+    _graph("tanh", loss=LogCosh()).to_onnx(path)  # a custom loss is not part of the model
+    assert path.exists()
+
+
+# ------------------------------------------------------------------ docs
+@pytest.mark.parametrize("module", [activations, losses, gn.register])
+def test_the_documented_examples_run(module):
+    finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    tests = finder.find(module, module.__name__, globs={}) if not callable(module) else finder.find(module)
+    tests = [t for t in tests if t.examples]
+    assert tests
+    for test in tests:
+        runner.run(test)
+    assert runner.failures == 0
+
+
+def test_a_custom_metric_is_found_by_name_after_register(rng):
+    class MeanBias(gn.metrics.Metric):
+        name = "mean_bias_for_register"
+
+        def __init__(self, name=None):
+            super().__init__(name)
+            self.add_state("total", 0.0)
+            self.add_state("count", 0.0)
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.total += float(np.sum(y_pred - y_true.reshape(y_pred.shape)))
+            self.count += y_pred.size
+
+        def result(self):
+            return self.total / self.count if self.count else 0.0
+
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 3)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    x, y = rng.normal(size=(50, 3)), rng.normal(size=(50, 1))
+    with pytest.raises(gn.GraphError, match="mean_bias_for_register"):
+        g.evaluate(x, y, metrics=["mean_bias_for_register"])
+    gn.register(MeanBias)
+    logs = g.evaluate(x, y, metrics=["mean_bias_for_register"], batch_size=7)
+    assert logs["mean_bias_for_register"] == pytest.approx(float(np.mean(g.predict(x) - y)), rel=1e-12)
