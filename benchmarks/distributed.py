@@ -5,17 +5,27 @@ Measures, for a 784-256-128-10 MLP (float32, the speed suite's W1 model):
 - ``predict`` rows/s in this process (numpy) and on a dask array computed by
   a LocalCluster of 1 and of 2 single-threaded worker processes;
 - ``fit`` rows/s in this process and with ``gn.distributed.fit`` on 1 and 2
-  workers (one epoch of warm-up, the second timed), and the bytes sent per
-  step for ``sync_every=1`` and ``8`` (:class:`graphnet.distributed.Traffic`);
-- the compute time of one worker's share of a step, from which the per-step
-  cost model below predicts the scaling efficiency at N = 8 and 64 workers
-  on 10 GbE.
+  workers, ``sync_every=1`` and ``8`` (one epoch of warm-up, the best of the
+  next three), and the bytes a step moves (:class:`graphnet.distributed.Traffic`);
+- the per-step overhead on one local worker: its step time less the
+  in-process step time (same batch, one BLAS thread);
+- the cost model measured on the 2-worker synchronous run (the compute and
+  update of a 512-row share, the latency and bandwidth of distributed's comms
+  between the workers) and its predicted weak-scaling efficiency for N = 8
+  and 64 on 10 GbE, ``sync_every`` 1 to 8 (:meth:`Traffic.table`), also with
+  the share's compute measured alone in this process;
+- ``gn.distributed.search`` of the same 16 configurations (a 4 x 4 grid of
+  widths and learning rates) on 1 and on 2 workers.
 
 Every worker, and this process for the "1 thread" rows, runs one BLAS
 thread, so the rows compare like with like; the "all threads" row is
-in-process graphnet as a user would run it. On a machine with fewer cores
+in-process graphnet as a user would run it. The workers start without the
+``MALLOC_TRIM_THRESHOLD_=65536`` dask's nanny sets by default (it turns off
+glibc's adaptive mmap threshold, so every large numpy temporary is a fresh
+mapping and its pages are faulted in again each step); the one-worker
+overhead is also measured with dask's default, for comparison. On a machine with fewer cores
 than workers + client + scheduler the distributed rows measure contention,
-not scaling: the report says how many cores there were.
+not scaling: the report says how many cores there were and how loaded.
 
 Writes ``distributed.md`` and ``distributed.json`` to ``benchmarks/results``
 (or ``--out``; ``--quick`` writes nothing unless given ``--out``).
@@ -37,13 +47,16 @@ import numpy as np
 import graphnet as gn
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TEN_GBE = 10e9 / 8  # bytes per second
-LATENCY = 1e-3  # seconds per message hop: dask's own per-task overhead is of this order
+#: Epochs of each timed fit: the first warms up, the best of the others is
+#: reported (the machine may be shared: a burst of other work spoils an epoch, not the result).
+EPOCHS = 4
+SEARCH_WIDTHS = (32, 64, 128, 256)
+SEARCH_RATES = (3e-4, 1e-3, 3e-3, 1e-2)
 
 
-def model(seed: int = 0) -> gn.Sequential:
+def model(seed: int = 0, width: int = 256) -> gn.Sequential:
     return gn.Sequential(
-        [gn.Input(784), gn.Dense(256, activation="relu"), gn.Dense(128, activation="relu"),
+        [gn.Input(784), gn.Dense(width, activation="relu"), gn.Dense(128, activation="relu"),
          gn.Dense(10, activation="softmax")],
         loss="categorical_crossentropy", seed=seed,
     )
@@ -96,39 +109,68 @@ def in_process(x, y, batch_size: int, predict_rows: int, threads: int) -> dict:
         g.predict(xp[:1000])
         predict = _timed(lambda: g.predict(xp), reps=3)
         clock = _EpochClock()
-        g.fit(x, y, epochs=2, batch_size=batch_size, verbose=0, callbacks=[clock])
-        share = _share_compute(batch_size)
-    return {"predict_rows_per_s": predict_rows / predict, "fit_rows_per_s": len(x) / clock.seconds[-1],
-            "share_compute_s": share}
+        g.fit(x, y, epochs=EPOCHS, batch_size=batch_size, verbose=0, callbacks=[clock])
+        share = _share_work(batch_size // 2) if threads == 1 else None
+    steps = math.ceil(len(x) / batch_size)
+    best = min(clock.seconds[1:])
+    return {"predict_rows_per_s": predict_rows / predict, "fit_rows_per_s": len(x) / best,
+            "step_s": best / steps, "share_work_s": share}
 
 
-def _share_compute(batch_size: int) -> dict:
-    """Seconds of one forward + backward on a worker's share (``batch_size / N``
-    rows) for N = 1 and 2, in this process at its current thread count."""
+def _share_work(rows: int) -> float:
+    """Seconds of one forward, backward and Adam update on ``rows`` rows, in
+    this process (best of 20): a rank's work per step without the machine's
+    other load."""
     from graphnet._data import as_inputs, as_targets
-    from graphnet.training import Trainer
+    from graphnet.trainer import Trainer
 
-    out = {}
-    for n in (1, 2):
-        share = max(1, batch_size // n)
-        g = model()
-        x, y = data(share, seed=1)
-        trainer = Trainer(g)
-        inputs, targets = as_inputs(g, x), as_targets(g, y)
-        trainer.gradient(inputs, targets, share)
-        out[n] = _timed(lambda t=trainer, i=inputs, y=targets, r=share: t.gradient(i, y, r), reps=20)
-    return out
+    g = model()
+    x, y = data(rows, seed=1)
+    trainer = Trainer(g)
+    inputs, targets = as_inputs(g, x), as_targets(g, y)
+
+    def step():
+        trainer.gradient(inputs, targets, rows)
+        trainer.update()
+
+    step()
+    return _timed(step, reps=20)
 
 
-def on_cluster(workers: int, x, y, batch_size: int, predict_rows: int, chunk: int) -> dict:
-    import dask.array as da
+def _cluster(workers: int, trim: bool = False):
+    import dask
     from distributed import Client, LocalCluster
 
     root = str(Path(__file__).resolve().parent.parent)
     env = {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, env=env, silence_logs=logging.ERROR) as cluster, \
-            Client(cluster, set_as_default=False) as client:
+    spawn = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    if not trim:
+        spawn.pop("MALLOC_TRIM_THRESHOLD_", None)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, env=env, silence_logs=logging.ERROR)
+    return cluster, Client(cluster, set_as_default=False)
+
+
+def with_dask_defaults(x, y, batch_size: int, chunk: int) -> float:
+    """Seconds per synchronous step on one worker started with dask's default environment."""
+    import dask.array as da
+
+    cluster, client = _cluster(1, trim=True)
+    with cluster, client:
+        dx = client.persist(da.from_array(x, chunks=(chunk, 784)))
+        dy = client.persist(da.from_array(y, chunks=chunk))
+        clock = _EpochClock()
+        gn.distributed.fit(model(), dx, dy, client, epochs=EPOCHS, batch_size=batch_size, verbose=0,
+                           callbacks=[clock])
+    return min(clock.seconds[1:]) / math.ceil(len(x) / batch_size)
+
+
+def on_cluster(workers: int, x, y, batch_size: int, predict_rows: int, chunk: int) -> dict:
+    import dask.array as da
+
+    cluster, client = _cluster(workers)
+    with cluster, client:
         g = model()
         # Data made on the workers and kept there: nothing is sent from here.
         xp = da.random.default_rng(0).random((predict_rows, 784), dtype=np.float32, chunks=(chunk, 784))
@@ -141,56 +183,61 @@ def on_cluster(workers: int, x, y, batch_size: int, predict_rows: int, chunk: in
         for k in (1, 8):
             clock = _EpochClock()
             g = model()
-            history = gn.distributed.fit(g, dx, dy, client, epochs=2, batch_size=batch_size, verbose=0,
+            history = gn.distributed.fit(g, dx, dy, client, epochs=EPOCHS, batch_size=batch_size, verbose=0,
                                          sync_every=k, callbacks=[clock])
             traffic = history.params["traffic"]
+            best = min(clock.seconds[1:])
             result[f"sync_every={k}"] = {
-                "fit_rows_per_s": len(x) / clock.seconds[-1],
-                "step_s": clock.seconds[-1] / math.ceil(len(x) / batch_size),
+                "fit_rows_per_s": len(x) / best,
+                "step_s": best / math.ceil(len(x) / batch_size),
                 "bytes_per_step": traffic.bytes_per_step,
                 "parameter_bytes_per_step": traffic.parameter_bytes_per_step,
                 "loss": history.history["loss"][-1],
+                "measured": {name: getattr(traffic, name) for name in
+                             ("compute_s", "update_s", "reduce_s", "client_s", "step_s", "latency_s",
+                              "bandwidth", "parameter_size")},
             }
+            if k == 1 and workers > 1:
+                result["traffic"] = traffic
+                result["at_this_size"] = {"measured_reduce_s": traffic.reduce_s,
+                                          "model_reduce_s": traffic.predict(workers, bandwidth=math.inf)[
+                                              "allreduce_s"]}
     return result
 
 
-def cost_model(params: int, t_c: float, itemsize: int = 4, bandwidth: float = TEN_GBE,
-               latency: float = LATENCY) -> list[dict]:
-    """Predicted communication seconds per synchronous step, and the
-    weak-scaling efficiency ``t_c / (t_c + t_comm / k)`` (each worker keeps
-    its share's size, so ``t_c``, one share's compute, stays; ``k`` is
-    ``sync_every``).
+def _search_build(trial):
+    width = trial.suggest_categorical("width", list(SEARCH_WIDTHS))
+    lr = trial.suggest_categorical("lr", list(SEARCH_RATES))
+    return model(width=width), {"optimizer": {"name": "adam", "lr": lr}}
 
-    ``S = itemsize * P`` bytes. graphnet as built: the client scatters the
-    weights to one worker and the others fetch them (at worst a star from
-    that worker, ``(N-1) S/B``), the gradients are summed in a tree
-    (``ceil(log2 N)`` levels of ``S/B``), and ``S`` goes each way between
-    the client and the cluster: ``(N + ceil(log2 N) + 1) S/B`` and about
-    ``ceil(log2 N) + 3`` hops of latency. For comparison, ring all-reduce:
-    ``2 (N-1)/N S/B`` and ``2 (N-1)`` hops; tree all-reduce (reduce, then
-    broadcast down the same tree): ``2 ceil(log2 N) S/B`` and as many hops.
-    """
-    per = itemsize * params / bandwidth
-    rows = []
-    for n in (2, 8, 64):
-        depth = math.ceil(math.log2(n))
-        schemes = {
-            "graphnet (star out, tree in, via the client)": (n + depth + 1) * per + (depth + 3) * latency,
-            "ring all-reduce": 2 * (n - 1) / n * per + 2 * (n - 1) * latency,
-            "tree all-reduce": 2 * depth * per + 2 * depth * latency,
-        }
-        for name, t in schemes.items():
-            for k in (1, 8):
-                rows.append({"N": n, "scheme": name, "sync_every": k, "t_comm_s": t / k, "t_c_s": t_c,
-                             "efficiency": t_c / (t_c + t / k)})
-    return rows
+
+def search(workers: int, rows: int, epochs: int) -> dict:
+    """The same 16 configurations (a grid) searched on ``workers`` workers."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    x, y = data(rows, seed=2)
+    cluster, client = _cluster(workers)
+    with cluster, client:
+        client.wait_for_workers(workers)
+        grid = {"width": list(SEARCH_WIDTHS), "lr": list(SEARCH_RATES)}
+        study = optuna.create_study(sampler=optuna.samplers.GridSampler(grid, seed=0))
+        start = time.perf_counter()
+        result = gn.distributed.search(_search_build, x, y, study=study, n_trials=16, client=client,
+                                       epochs=epochs, batch_size=128, validation_split=0.2)
+        seconds = time.perf_counter() - start
+    return {"workers": workers, "seconds": seconds, "trials": len(result.trials), "failed": len(result.failed),
+            "best_params": result.best_params, "best_value": result.best_value,
+            "trial_seconds": sum(t.seconds for t in result.trials)}
 
 
 def run(quick: bool = False) -> dict:
     rows, batch, predict_rows, chunk = (2048, 256, 4096, 512) if quick else (40_000, 1024, 400_000, 10_000)
+    search_rows, search_epochs = (1024, 1) if quick else (16_000, 5)
     x, y = data(rows)
     report = {
-        "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0], "numpy": np.__version__},
+        "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0], "numpy": np.__version__,
+                    "load_before": os.getloadavg()},
         "model": "784-256-128-10 MLP, float32, adam", "rows": rows, "batch_size": batch,
         "params": model().num_params,
     }
@@ -203,20 +250,28 @@ def run(quick: bool = False) -> dict:
                             "all threads": in_process(x, y, batch, predict_rows, os.cpu_count() or 1)}
     report["cluster"] = [on_cluster(n, x, y, batch, predict_rows, chunk) for n in (1, 2)]
     one = report["cluster"][0]["sync_every=1"]["step_s"]
-    report["overhead_per_step_s"] = one - report["in_process"]["1 thread"]["share_compute_s"][1]
-    # Weak scaling: each worker keeps the share it has with 2 workers (batch / 2 rows).
-    report["cost_model"] = cost_model(report["params"], report["in_process"]["1 thread"]["share_compute_s"][2])
+    report["overhead_per_step_s"] = one - report["in_process"]["1 thread"]["step_s"]
+    report["dask_default_step_s"] = with_dask_defaults(x, y, batch, chunk)
+    traffic = report["cluster"][1].pop("traffic")
+    quiet = report["in_process"]["1 thread"]["share_work_s"]
+    report["cost_model"] = [{**run, "quiet_efficiency": best["efficiency"], "quiet_batch_s": best["batch_s"]}
+                            for run, best in zip(traffic.table(), traffic.table(work_s=quiet))]
+    runs = [search(n, search_rows, search_epochs) for n in (1, 2, 1, 2)]  # alternated, the faster of each kept
+    report["search"] = [min(runs[i::2], key=lambda r: r["seconds"]) for i in (0, 1)]
+    report["machine"]["load_after"] = os.getloadavg()
     return report
 
 
 def markdown(report: dict) -> str:
     ip, cl = report["in_process"], report["cluster"]
+    machine = report["machine"]
     lines = [
         f"# graphnet on dask ({report['model']}, {report['params']:,} parameters)",
         "",
-        f"Machine: {report['machine']['cores']} cores; Python {report['machine']['python']}, "
-        f"numpy {report['machine']['numpy']}, dask/distributed {report['machine']['dask']}. "
-        f"{report['rows']:,} training rows, global batch {report['batch_size']}.",
+        f"Machine: {machine['cores']} cores (load average {machine['load_before'][0]:.1f} before, "
+        f"{machine['load_after'][0]:.1f} after); Python {machine['python']}, numpy {machine['numpy']}, "
+        f"dask/distributed {machine['dask']}. {report['rows']:,} training rows, global batch "
+        f"{report['batch_size']}.",
         "",
         "| | predict rows/s | fit rows/s (sync_every=1) | fit rows/s (sync_every=8) | bytes/step (1) | bytes/step (8) |",
         "|---|---|---|---|---|---|",
@@ -232,17 +287,40 @@ def markdown(report: dict) -> str:
             f"{s1['fit_rows_per_s']:,.0f} | {s8['fit_rows_per_s']:,.0f} | "
             f"{s1['bytes_per_step']:,.0f} | {s8['bytes_per_step']:,.0f} |"
         )
-    lines += ["", f"Measured here: a synchronous step on 1 worker costs "
-              f"{report['overhead_per_step_s'] * 1e3:.1f} ms more than its compute (scatter, tasks, "
-              "the sum back, the update; loopback, shared cores)."]
-    lines += ["", "Predicted per-step communication and weak-scaling efficiency on 10 GbE "
-              f"(S = 4P = {4 * report['params'] / 1e6:.2f} MB, latency {LATENCY * 1e3:g} ms a hop, "
-              f"t_c = {report['cost_model'][0]['t_c_s'] * 1e3:.1f} ms of compute per worker and step):", "",
-              "| N | scheme | sync_every | t_comm (ms) | efficiency |", "|---|---|---|---|---|"]
+    m1, m2 = cl[0]["sync_every=1"]["measured"], cl[1]["sync_every=1"]["measured"]
+    lines += ["", f"Per-step overhead on one local worker: a synchronous step takes "
+              f"{cl[0]['sync_every=1']['step_s'] * 1e3:.1f} ms against {ip['1 thread']['step_s'] * 1e3:.1f} ms "
+              f"in this process, {report['overhead_per_step_s'] * 1e3:+.1f} ms (the rank's compute "
+              f"{m1['compute_s'] * 1e3:.1f} ms and update {m1['update_s'] * 1e3:.2f} ms a step; the client's "
+              f"own work {m1['client_s'] * 1e3:.2f} ms, while the rank runs ahead). With dask's default "
+              f"MALLOC_TRIM_THRESHOLD_ on the worker the step takes {report['dask_default_step_s'] * 1e3:.1f} ms."]
+    size = report["cluster"][1]["at_this_size"]
+    lines += ["", "Measured on the 2-worker synchronous run: a 512-row share's compute "
+              f"{m2['compute_s'] * 1e3:.2f} ms and update {m2['update_s'] * 1e3:.2f} ms a step; "
+              f"distributed's comms between the workers {m2['latency_s'] * 1e3:.3f} ms a message and "
+              f"{m2['bandwidth'] / 1e6:,.0f} MB/s (S = {m2['parameter_size'] / 1e6:.2f} MB of parameters). "
+              f"The model gives {size['model_reduce_s'] * 1e3:.2f} ms for the all-reduce at N = 2 on "
+              f"these comms; the run's steps measured {size['measured_reduce_s'] * 1e3:.2f} ms (which also "
+              "waits for the slower rank).",
+              "", "Predicted weak-scaling efficiency on 10 GbE (each worker keeps a 512-row share; "
+              "`Traffic.table()`), with the share's compute and update as the ranks measured them "
+              f"({(m2['compute_s'] + m2['update_s']) * 1e3:.2f} ms, slowed by whatever else ran on the machine) "
+              "and as this process measured them alone (best of 20: "
+              f"{ip['1 thread']['share_work_s'] * 1e3:.2f} ms; the conservative column, less compute to hide "
+              "the all-reduce behind):", "",
+              "| N | sync_every | all-reduce (ms) | per batch (ms) | efficiency | per batch, quiet (ms) | "
+              "efficiency, quiet |", "|---|---|---|---|---|---|---|"]
     for row in report["cost_model"]:
-        if row["N"] in (8, 64):
-            lines.append(f"| {row['N']} | {row['scheme']} | {row['sync_every']} | "
-                         f"{row['t_comm_s'] * 1e3:.2f} | {row['efficiency']:.0%} |")
+        lines.append(f"| {row['workers']} | {row['sync_every']} | {row['allreduce_s'] * 1e3:.2f} | "
+                     f"{row['batch_s'] * 1e3:.2f} | {row['efficiency']:.0%} | {row['quiet_batch_s'] * 1e3:.2f} | "
+                     f"{row['quiet_efficiency']:.0%} |")
+    s1, s2 = report["search"]
+    lines += ["", f"Search of 16 configurations (widths {list(SEARCH_WIDTHS)} x learning rates "
+              f"{list(SEARCH_RATES)}, one trial per worker at a time; each run twice, alternately, the "
+              f"faster kept): {s1['seconds']:.1f} s on 1 worker, "
+              f"{s2['seconds']:.1f} s on 2 ({s2['seconds'] / s1['seconds']:.2f}x); trials trained "
+              f"{s1['trial_seconds']:.1f} s and {s2['trial_seconds']:.1f} s in all; failed: "
+              f"{s1['failed']}, {s2['failed']}; best {s2['best_params']}."]
     return "\n".join(lines) + "\n"
 
 

@@ -32,11 +32,13 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ._files import atomic_write
 from ._text import shown
 from .errors import ModelFileError
 
 __all__ = [
     "zip_info",
+    "write_zip",
     "npz_bytes",
     "open_zip",
     "check_members",
@@ -90,6 +92,19 @@ def zip_info(name: str, method: int) -> zipfile.ZipInfo:
     info.compress_type = method
     info.external_attr = 0o644 << 16
     return info
+
+
+def write_zip(path, members: list[tuple[str, bytes, int]]):
+    """Write ``(name, data, method)`` members to a zip at ``path``, atomically
+    (:func:`graphnet._files.atomic_write`): deterministic bytes, and a crash
+    never leaves half a file where a good one was. Returns the path written."""
+
+    def write(handle: BinaryIO) -> None:
+        with zipfile.ZipFile(handle, "w") as archive:
+            for name, data, method in members:
+                archive.writestr(zip_info(name, method), data)
+
+    return atomic_write(path, write)
 
 
 def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:

@@ -1,34 +1,42 @@
 """The client's side of :func:`graphnet.distributed.fit`: the data on the
-cluster, one step sent out and added up, retries, timeouts and traffic.
+cluster, the ranks that train on it, and what happens when a worker is lost.
 
-A :class:`_Cluster` lives for one fit. It scatters the graph once (each
-worker fetches it the first time it needs it, see :mod:`graphnet._shards`),
-loads the data as partition futures (their lineage kept, so a lost
-partition is recomputed), and for each step scatters the weights, submits
-one task per worker group (:mod:`graphnet._shards`) and adds the answers up
-in a tree whose shape depends only on the number of groups, so the sums, and
-the weights, do not depend on where the tasks ran.
+A :class:`Cluster` lives for one fit. It loads the data as partition futures
+(their lineage kept, so a lost partition is recomputed), opens one rank per
+group of partitions (:mod:`graphnet._rank`), talks to the ranks through
+distributed's comms (never through the scheduler), and keeps the client's
+graph in step with them (:mod:`graphnet._steps` makes and reads the steps).
+
+Faults: the client's graph and optimizer are always those of the last step
+the client applied, and every step is a function of them and of the data.
+When a worker is lost in a synchronous fit, the ranks are opened again from
+the client's state on the workers that are left (dask recomputes the lost
+partitions from their lineage) and the step is sent again: the weights are
+those of an undisturbed run. Past ``retries``, after ``timeout`` seconds
+without an answer, or when local SGD loses a rank's own optimizer state, a
+:class:`~graphnet.TrainingError` names the last checkpoint.
 """
 
 from __future__ import annotations
 
-import copy
-from concurrent.futures import CancelledError
+import asyncio
 import logging
-import operator
 import pickle
+import statistics
 import time
 import uuid
+from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _shards
-from ._dask import aligned, is_dask_array, lazy_inputs, lazy_targets, require, snapshot, tree_reduce
+from . import _handlers, _rank, _shards
+from ._collective import hops, schedule, sent_fraction
+from ._costs import Traffic
+from ._dask import aligned, is_dask_array, lazy_inputs, lazy_targets, require, snapshot
 from .callbacks import ModelCheckpoint
 from .errors import GraphError, ShapeError, TrainingError
-from .inference import Tally, merge_states
-from .plan import compile_plan
+from .optimizers import get as get_optimizer
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -36,58 +44,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-
-class Traffic:
-    """Bytes a distributed fit handed to dask and got back, in ``history.params["traffic"]``.
-
-    ``sent``: the weights times the workers they went to, plus each share's
-    row indices; ``received``: each group's parameter-sized result (a
-    gradient, or weights for local SGD) that the reduction adds up, an upper
-    bound on what crosses the network (two results on one worker add up in
-    place). ``parameter_bytes`` is the parameter-sized part of both;
-    ``steps`` counts global batches. Validation is counted apart
-    (``validation``); what is sent once (the graph, the data, local SGD's
-    optimizer copies) is not counted.
-    """
-
-    def __init__(self):
-        self.sent = 0
-        self.received = 0
-        self.parameter_bytes = 0
-        self.steps = 0
-        self.validation = 0
-
-    @property
-    def bytes_per_step(self) -> float:
-        return (self.sent + self.received) / self.steps if self.steps else 0.0
-
-    @property
-    def parameter_bytes_per_step(self) -> float:
-        return self.parameter_bytes / self.steps if self.steps else 0.0
-
-    def __repr__(self) -> str:
-        return (f"Traffic(steps={self.steps}, sent={self.sent}, received={self.received}, "
-                f"bytes_per_step={self.bytes_per_step:.0f})")
+#: Seconds between checks, while waiting for the ranks, that their workers are still there.
+POLL = 0.5
 
 
-class _Batch:
-    """One global batch: its rows (indices into ``data``) and its place."""
-
-    def __init__(self, data: _Shards, epoch: int, batch: int, batches: int, ids: np.ndarray):
-        self.data, self.epoch, self.batch, self.batches, self.ids = data, epoch, batch, batches, ids
-
-
-class _Round:
-    """``sync_every`` global batches trained locally, then averaged."""
-
-    def __init__(self, batches: list[_Batch]):
-        self.batches = batches
-        self.rows = sum(len(b.ids) for b in batches)
-
-
-class _Shards:
+class Shards:
     """Data on the cluster: one future per partition, its rows, and the
-    groups: contiguous runs of partitions, each placed on one worker."""
+    groups: contiguous runs of partitions, one per rank."""
 
     def __init__(self, parts: list, rows: list[int], groups: list[list[int]], addresses: list[str]):
         self.parts = parts
@@ -108,55 +71,52 @@ class _Shards:
         return [[per_part[p] for p in group] for group in self.groups]
 
 
-def client_or_default(client):
+def client_or_default(client, where: str = "gn.distributed.fit"):
     """``client``, or the default one; a GraphError saying how to make one."""
     try:
         from distributed import Client, default_client
     except ImportError:  # pragma: no cover - the test environment has it
-        raise GraphError("gn.distributed.fit needs dask.distributed: pip install 'graphnet[dask]'") from None
+        raise GraphError(f"{where} needs dask.distributed: pip install 'graphnet[dask]'") from None
     if client is None:
         try:
             return default_client()
         except ValueError:
             raise GraphError(
-                "gn.distributed.fit: no dask.distributed Client is running; connect one first, "
+                f"{where}: no dask.distributed Client is running; connect one first, "
                 "e.g. `from dask.distributed import Client; client = Client('tcp://SCHEDULER:8786')` "
                 "(or Client() for a cluster on this machine), then pass client=client"
             ) from None
     if not isinstance(client, Client):
-        raise GraphError(
-            f"gn.distributed.fit: client must be a dask.distributed Client, got {type(client).__name__}"
-        )
+        raise GraphError(f"{where}: client must be a dask.distributed Client, got {type(client).__name__}")
     return client
 
 
-def _failures() -> tuple[type[BaseException], ...]:
+def failures() -> tuple[type[BaseException], ...]:
     """What a lost worker or connection raises on the client (TimeoutError,
     an OSError too, is told apart first)."""
     from distributed import KilledWorker
 
-    return (CancelledError, KilledWorker, OSError, _shards.GraphUnavailable)
+    return (CancelledError, KilledWorker, OSError, Lost)
 
 
-def _place(where) -> str:
-    """``where`` is a phrase (``"validation"``, ``"loading the data"``),
-    ``(epoch, epochs, batch, batches)``, or the same with ``"round"``
-    appended (local SGD's steps are rounds)."""
-    if isinstance(where, str):
-        return where
-    epoch, epochs, step, steps, *unit = where
-    return f"epoch {epoch + 1}/{epochs}, {unit[0] if unit else 'batch'} {step + 1}/{steps}"
+class Lost(Exception):
+    """A rank's worker is gone or cannot be reached: the step may be sent again."""
+
+
+class RankFailed(Exception):
+    """A rank raised something other than a TrainingError: sending the step again would not help."""
 
 
 def _values(data) -> list:
     return list(data.values()) if isinstance(data, dict) else [data]
 
 
-class _Cluster:
+class Cluster:
     """One fit's cluster: see the module docs."""
 
-    def __init__(self, client, graph: Graph, chosen, timeout: float, retries: int, callbacks, traffic: Traffic):
-        self.client, self.graph, self.chosen = client, graph, chosen
+    def __init__(self, client, graph: Graph, chosen, timeout: float, retries: int, callbacks,
+                 traffic: Traffic, mode: str):
+        self.client, self.graph, self.chosen, self.mode = client, graph, chosen, mode
         self.timeout, self.retries, self.callbacks, self.traffic = timeout, retries, callbacks, traffic
         try:
             client.wait_for_workers(1, timeout=timeout)
@@ -166,71 +126,30 @@ class _Cluster:
                 "(dask worker tcp://SCHEDULER:8786) or use a LocalCluster"
             ) from None
         self.workers = list(client.nthreads())
-        # Dropout seeds from a child of the graph's training stream: the
-        # stream itself (the epochs' permutations) stays as ``fit`` uses it.
-        child = graph.rng.bit_generator.seed_seq.spawn(1)[0]
-        self._entropy, self._spawn_key = child.entropy, tuple(child.spawn_key)
+        self.name = f"graphnet-{graph.name}-{uuid.uuid4().hex}"
+        self.generation = 0
+        self.key: str | None = None
+        self.addresses: list[str] = []
+        self.trainer: Trainer | None = None
+        self.train: Shards | None = None
+        self.validation: Shards | None = None
         self._parts: list = []
-        self.optimizers: list | None = None
-        self.graph_ref = None
-        self._names: list[str] = []
-        self._reliably("sending the graph", self.send_graph)
-
-    # --------------------------------------------------------------- sending
-    def _scatter(self, value, **where):
-        # Never broadcast=True: replicating to a worker that just died retries
-        # for ever, whatever the timeout (the tasks fetch from peers instead).
-        return self.client.scatter([value], hash=False, timeout=self.timeout, **where)[0]
-
-    def send_graph(self) -> None:
-        """The graph's current state (again after an edit or a fault), published
-        under a name of its own for the workers to fetch once each."""
-        name = f"graphnet-{self.graph.name}-{uuid.uuid4().hex}"
-        future = self._scatter(pickle.dumps(snapshot(self.graph), protocol=pickle.HIGHEST_PROTOCOL))
-        self.client.publish_dataset(future, name=name)
-        self._unpublish()
-        self._names.append(name)
-        self.graph_ref = (name, self.timeout)
-
-    def resend_graph(self, where) -> None:
-        """After an edit: the workers train the new structure from this step on."""
-        self._reliably(where, self.send_graph)
-
-    def _unpublish(self) -> None:
-        for name in self._names:
-            self.client.unpublish_dataset(name)
-            self.client.run(_shards._forget, name, wait=False)
-        self._names = []
-
-    def _send_weights(self, store, validation: bool = False):
-        weights = store.trainable_values.copy()
-        future = self._scatter(weights)
-        sent = weights.nbytes * len(self.workers)
-        if validation:
-            self.traffic.validation += sent
-        else:
-            self.traffic.sent += sent
-            self.traffic.parameter_bytes += sent
-        return future
-
-    def _received(self, results: int, store) -> None:
-        size = results * store.trainable_values.nbytes
-        self.traffic.received += size
-        self.traffic.parameter_bytes += size
-
-    def _seed(self, epoch: int, batch: int, group: int) -> np.random.SeedSequence:
-        return np.random.SeedSequence(self._entropy, spawn_key=(*self._spawn_key, epoch, batch, group))
-
-    def _submit(self, func, *args, address: str | None = None):
-        where = {} if address is None else {"workers": [address], "allow_other_workers": True}
-        return self.client.submit(func, *args, pure=False, **where)
-
-    def _sum(self, futures: list, combine):
-        return tree_reduce(futures, lambda a, b: self._submit(combine, a, b)).result(timeout=self.timeout)
+        self._exchanged = 0
+        # What the ranks hold, to tell what a callback changed.
+        self._sent_version = self._sent_optimizer = self._sent_config = self._known = None
+        self.diverged = False
+        #: Set by the step driver: the epoch's steps, and where the ranks must resume after a fault.
+        self.epoch_steps: list = []
+        self.resume_from = 0
+        self.planned = False
+        #: Per rank, step -> result: the ranks answer with every step they have done.
+        self.results: list[dict] = []
 
     # ------------------------------------------------------------------ data
-    def load(self, x, y, label: str = "the data") -> _Shards:
-        """``x, y`` as partitions on the workers, checked there.
+    def load(self, x, y, label: str = "the data", ranks: int | None = None) -> Shards:
+        """``x, y`` as partitions on the workers, checked there; ``ranks``
+        groups them for that many ranks (default: one per worker, at most one
+        per partition).
 
         Raises
         ------
@@ -239,9 +158,9 @@ class _Cluster:
         TrainingError
             When the cluster fails to load it (after the retries, or the timeout).
         """
-        return self._reliably(f"loading {label}", lambda: self._load(x, y, label))
+        return self.reliably(f"loading {label}", lambda: self._load(x, y, label, ranks))
 
-    def _load(self, x, y, label: str) -> _Shards:
+    def _load(self, x, y, label: str, ranks: int | None) -> Shards:
         dask, _ = require()
         graph = self.graph
         inputs, targets = lazy_inputs(graph, x), lazy_targets(graph, y)
@@ -255,20 +174,21 @@ class _Cluster:
         labelled, _ = aligned(arrays)
         blocks = [a.to_delayed().reshape(a.numblocks[0], -1)[:, 0] for a in labelled.values()]
         count = len(blocks[0])
-        # Groups of contiguous partitions, one per worker, decided by the counts
-        # alone: the same data on as many workers gives the same sums and seeds
-        # wherever dask happens to run things.
-        n = min(count, len(self.workers))
+        # Groups of contiguous partitions, decided by the counts alone: the same
+        # data on as many workers gives the same sums and seeds wherever dask
+        # happens to run things.
+        n = ranks if ranks is not None else min(count, len(self.workers))
         groups = [list(range(g * count // n, (g + 1) * count // n)) for g in range(n)]
-        addresses = sorted(self.workers)[: len(groups)]
+        workers = sorted(self.workers)
+        addresses = [workers[g % len(workers)] for g in range(n)]  # where the ranks will be opened
         layout = _shards.schema(graph)
         parts = [None] * count
         for group, address in zip(groups, addresses):
-            for i in group:  # computed on its group's worker (moved there once if it was elsewhere)
-                task = dask.delayed(_shards._partition, pure=False)(layout, *[b[i] for b in blocks])
+            for i in group:  # computed on its rank's worker
+                task = dask.delayed(_shards.partition, pure=False)(layout, *[b[i] for b in blocks])
                 parts[i] = self.client.compute(task, workers=[address], allow_other_workers=True)
         self._parts += parts
-        counts = [self._submit(_shards._rows, p) for p in parts]
+        counts = [self.client.submit(_shards.rows, p, pure=False) for p in parts]
         deadline = time.monotonic() + self.timeout
         # A partition's ShapeError is raised here, as is TimeoutError.
         rows = [f.result(timeout=max(0.0, deadline - time.monotonic())) for f in counts]
@@ -276,166 +196,221 @@ class _Cluster:
             raise ShapeError(f"gn.distributed.fit: {label} has no rows")
         logger.info("%s: %s in %d partitions, %d groups (%s rows)", graph.name, label, count,
                     len(groups), sum(rows))
-        return _Shards(parts, rows, groups, addresses)
+        return Shards(parts, rows, groups, addresses)
 
-    # ------------------------------------------------------------------ steps
-    def synchronous_step(self, trainer: Trainer, batch: _Batch, where, tally: Tally) -> float:
-        """The batch's gradient from the groups, then one update on the client."""
-        store, data = trainer.plan.store, batch.data
+    # ----------------------------------------------------------------- ranks
+    def open(self, trainer: Trainer, train: Shards, validation: Shards | None) -> None:
+        """Open a rank per group of ``train`` and measure the comms between them."""
+        self.trainer, self.train, self.validation = trainer, train, validation
+        self.reliably("opening the ranks", self._open)
+        if len(self.addresses) > 1:
+            self.reliably("measuring the comms", self._probe)
 
-        def attempt():
-            weights = self._send_weights(store)
-            futures = []
-            for g, indices in enumerate(data.split(batch.ids)):
-                used = [i for i, idx in enumerate(indices) if len(idx)]
-                if not used:
-                    continue
-                idx = [indices[i] for i in used]
-                self.traffic.sent += sum(i.nbytes for i in idx)
-                parts = [data.parts[data.groups[g][i]] for i in used]
-                futures.append(self._submit(
-                    _shards._share_gradient, self.graph_ref, weights, parts, idx, where,
-                    self._seed(batch.epoch, batch.batch, g), self.chosen, address=data.addresses[g],
-                ))
-            result = self._sum(futures, _shards._add)
-            self._received(len(futures), store)
-            return result
+    def _open(self) -> None:
+        trainer = self.trainer
+        self.generation += 1
+        self.key = f"{self.name}/{self.generation}"
+        size = len(self.train.groups)
+        blob = pickle.dumps((snapshot(self.graph), trainer.optimizer), protocol=pickle.HIGHEST_PROTOCOL)
+        [shared] = self.client.scatter([blob], hash=False, timeout=self.timeout)
+        workers = sorted(self.workers)
+        opened = []
+        for i, group in enumerate(self.train.groups):
+            held = [] if self.validation is None else [self.validation.parts[p] for p in self.validation.groups[i]]
+            opened.append(self.client.submit(
+                _handlers.open_rank, self.key, i, size, shared, self.mode, self.chosen,
+                [self.train.parts[p] for p in group], held,
+                workers=[workers[i % len(workers)]], allow_other_workers=True, pure=False))
+        deadline = time.monotonic() + self.timeout
+        self.addresses = [f.result(timeout=max(0.0, deadline - time.monotonic())) for f in opened]
+        self.results = [{} for _ in self.addresses]
+        for future in [*opened, shared]:
+            future.release()
+        self.call("graphnet_update", [{"peers": self.addresses}] * size)
+        self.remember()
+        values = trainer.plan.store.trainable_values
+        sends = sum(e.send.stop - e.send.start for r in range(size)
+                    for e in schedule(r, size, values.size) if e.send is not None)
+        self._exchanged = sends * values.itemsize
+        self.traffic.workers = size
+        self.traffic.parameter_size = values.nbytes
+        logger.info("%s: %d ranks on %s", self.graph.name, size, sorted(set(self.addresses)))
 
-        grad, rows, state, failure = self._reliably(where, attempt)
-        self._check(where, failure, rows, len(batch.ids), grad, store.trainable_values.size)
-        np.divide(grad, rows, out=store.trainable_grads)
-        trainer.update(where)
-        tally.merge(state)
-        self.traffic.steps += 1
-        return self._loss([state])
+    def _probe(self) -> None:
+        """Latency and bandwidth of the comms: all-reduces of 1 element and of
+        the parameters, five runs of five in a row; the median run (the
+        slowest rank's), so a burst of other work on the machine counts once."""
+        values = self.trainer.plan.store.trainable_values
+        size = len(self.addresses)
+        answers = self.call("graphnet_probe", [{"sizes": [1, values.size], "reps": 5, "rounds": 5}] * size)
+        tiny, full = (statistics.median(max(runs) for runs in zip(*(a["times"][i] for a in answers)))
+                      for i in (0, 1))
+        self.traffic.latency_s = tiny / hops(size)
+        self.traffic.bandwidth = sent_fraction(size) * values.nbytes / max(full - tiny, 1e-9)
 
-    def start_local_sgd(self, data: _Shards) -> None:
-        """Each group's own optimizer: a copy of the graph's, kept on its worker."""
-        optimizer = self.graph.optimizer
+    def remember(self) -> None:
+        """The ranks now hold the client's graph, optimizer and weights."""
+        trainer = self.trainer
+        self._sent_version = trainer.plan.version
+        self._sent_optimizer, self._sent_config = trainer.optimizer, trainer.optimizer.get_config()
+        self._known = trainer.plan.store.trainable_values.copy()
+        self.diverged = False
 
-        def attempt():
-            return [self._scatter(copy.deepcopy(optimizer), workers=[a]) for a in data.addresses]
+    def applied(self) -> None:
+        """The client applied a step: its weights are what the ranks hold."""
+        np.copyto(self._known, self.trainer.plan.store.trainable_values)
 
-        self.optimizers = self._reliably("sending the optimizers", attempt)
+    def sync(self) -> None:
+        """Send the ranks what changed on the client since they last heard
+        (callbacks: an edit, another optimizer or learning rate, new weights)."""
+        trainer = self.trainer
+        optimizer, values = trainer.optimizer, trainer.plan.store.trainable_values
+        blob = sent_optimizer = weights = None
+        edited = trainer.plan.version != self._sent_version
+        if edited:
+            blob = pickle.dumps(snapshot(self.graph), protocol=pickle.HIGHEST_PROTOCOL)
+        if (optimizer is not self._sent_optimizer or optimizer.get_config() != self._sent_config
+                or (self.mode == "sum" and (edited or self.diverged))):
+            # Local SGD's ranks keep their own state and take only the hyperparameters.
+            sent_optimizer = optimizer if self.mode == "sum" else get_optimizer(optimizer.get_config())
+        if not edited and (self.diverged or not np.array_equal(values, self._known)):
+            weights = values.copy()
+        if blob is None and sent_optimizer is None and weights is None:
+            return
+        from distributed.protocol import to_serialize
 
-    def local_round(self, trainer: Trainer, work: _Round, where, tally: Tally) -> float:
-        """``k`` local steps per group, then the weights averaged by rows."""
-        store, data = trainer.plan.store, work.batches[0].data
+        state = to_serialize((blob, sent_optimizer, weights))
+        self.call("graphnet_update", [{"state": state}] * len(self.addresses))
+        sizes = [0 if weights is None else weights.nbytes,
+                 sum(s.nbytes for s in getattr(sent_optimizer, "slots", {}).values())]
+        self.traffic.sent += len(self.addresses) * (sum(sizes) + (len(blob) if blob else 0))
+        self.traffic.parameter_bytes += len(self.addresses) * sum(sizes)
+        logger.debug("%s: sent the ranks %s", self.graph.name,
+                     [n for n, v in zip(("graph", "optimizer", "weights"), (blob, sent_optimizer, weights))
+                      if v is not None])
+        self.remember()
 
-        def attempt():
-            lost = [g for g, f in enumerate(self.optimizers) if f.status in ("lost", "error", "cancelled")]
-            if lost:
-                raise _StateLost(lost)
-            weights = self._send_weights(store)
-            splits = [data.split(b.ids) for b in work.batches]
-            summaries, states = [], {}
-            for g, address in enumerate(data.addresses):
-                steps = [(shares[g], (where[0], where[1], b.batch, b.batches), self._seed(b.epoch, b.batch, g))
-                         for b, shares in zip(work.batches, splits)]
-                if not any(len(i) for indices, _, _ in steps for i in indices):
-                    continue
-                self.traffic.sent += sum(i.nbytes for indices, _, _ in steps for i in indices)
-                parts = [data.parts[p] for p in data.groups[g]]
-                task = self._submit(_shards._local_round, self.graph_ref, weights, self.optimizers[g],
-                                    parts, steps, self.chosen, address=address)
-                summaries.append(self._submit(operator.getitem, task, 0))
-                states[g] = self._submit(operator.getitem, task, 1)
-            result = self._sum(summaries, _shards._add_rounds)
-            self._received(len(summaries), store)
-            return result, states
+    def send_plan(self, steps: list) -> None:
+        """Each rank's share of ``steps`` (row indices, seeds), ahead of time."""
+        from distributed.protocol import to_serialize
 
-        place = (*where, "round")
-        (total, rows, per_step, failure), states = self._reliably(place, attempt)
-        self._check(place, failure, rows, work.rows, total, store.trainable_values.size)
-        with np.errstate(over="ignore", invalid="ignore"):
-            new = total / rows
-        if not np.isfinite(new).all():
-            record = store.locate(int(np.flatnonzero(~np.isfinite(new))[0]))
-            error = TrainingError(f"{_place(place)}: the averaged weights of {record.key!r} are not "
-                                  "finite; the weights are as they were before this round")
-            error.epoch, error.batch, error.output, error.key = where[0], where[2], None, record.key
-            raise error
-        store.trainable_values[...] = new
-        for g, state in states.items():
-            self.optimizers[g] = state
-        for state in per_step:
-            tally.merge(state)
-        self.traffic.steps += len(work.batches)
-        return self._loss(per_step)
+        size = len(self.addresses)
+        self.call("graphnet_plan", [{"specs": to_serialize([s.specs[i] for s in steps])} for i in range(size)])
+        self.traffic.sent += sum(i.nbytes for s in steps for spec in s.specs for sub in spec.subs
+                                 for i in sub.indices)
 
-    def evaluate(self, data: _Shards, ids: np.ndarray | None, chunk: int) -> dict[str, float]:
-        """``evaluate``'s logs on ``data`` (its rows ``ids`` only, when given)."""
-        store = compile_plan(self.graph).store
+    def exchanged(self) -> int:
+        """Bytes the ranks send one another in one all-reduce."""
+        return self._exchanged
 
-        def attempt():
-            weights = self._send_weights(store, validation=True)
-            shares = None if ids is None else data.split(ids)
-            futures = []
-            for g, group in enumerate(data.groups):
-                used = range(len(group)) if shares is None else [i for i, s in enumerate(shares[g]) if len(s)]
-                if not used:
-                    continue
-                idx = None if shares is None else [shares[g][i] for i in used]
-                parts = [data.parts[group[i]] for i in used]
-                futures.append(self._submit(_shards._share_tally, self.graph_ref, weights, parts, idx,
-                                            self.chosen, chunk, address=data.addresses[g]))
-            return self._sum(futures, merge_states)
+    # ----------------------------------------------------------------- comms
+    def call(self, method: str, arguments: list[dict] | dict[int, dict]) -> list:
+        """``method`` on ranks at once: every rank (``arguments[i]`` for rank
+        ``i``), or those a dict names (``{rank: arguments}``); the answers in
+        rank order.
 
-        tally = Tally(self.graph, self.chosen)
-        tally.merge(self._reliably("validation", attempt))
-        logs = tally.logs()
-        if compile_plan(self.graph).penalties:  # as evaluate reports it
-            logs["loss"] += compile_plan(self.graph).regularization()
-        return logs
+        Raises
+        ------
+        Lost
+            When a rank's worker left the cluster or could not be reached, or
+            a rank stopped (a peer was lost mid-step).
+        RankFailed
+            When a rank raised.
+        TimeoutError
+            After ``timeout`` seconds without every answer.
+        """
+        asked = arguments if isinstance(arguments, dict) else dict(enumerate(arguments))
+        answers = self.client.sync(self._call, method, asked)
+        for i, answer in zip(asked, answers):
+            if isinstance(answer, dict) and "error" in answer:
+                raise RankFailed(f"rank {i} at {self.addresses[i]} failed: {answer['error']}")
+        for i, answer in zip(asked, answers):
+            if isinstance(answer, dict) and ("lost" in answer or "stopped" in answer):
+                raise Lost(f"rank {i} at {self.addresses[i]}: {answer.get('lost') or answer.get('stopped')}")
+        return answers
 
-    def _loss(self, states: list) -> float:
-        """The loss of a batch (or a round) from its shares' tally states."""
-        tally = Tally(self.graph, self.chosen)
-        for state in states:
-            tally.merge(state)
-        return tally.loss()
+    async def _call(self, method: str, asked: dict[int, dict]) -> list:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        tasks = [asyncio.ensure_future(getattr(self.client.rpc(self.addresses[i]), method)(key=self.key, rank=i,
+                                                                                             **kwargs))
+                 for i, kwargs in asked.items()]
+        try:
+            while True:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise TimeoutError
+                done, pending = await asyncio.wait(tasks, timeout=min(POLL, left),
+                                                   return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    if task.exception() is not None:
+                        exc = task.exception()
+                        raise Lost(f"{type(exc).__name__}: {exc}") from None
+                if not pending:
+                    return [task.result() for task in tasks]
+                alive = await self.client.scheduler.ncores()
+                gone = sorted(set(self.addresses) - set(alive))
+                if gone:
+                    raise Lost(f"worker(s) {gone} left the cluster")
+        finally:
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+
+    def close_ranks(self) -> None:
+        """Ask every rank of this generation to stop and forget (best effort)."""
+        if not self.addresses:
+            return
+
+        async def close(addresses):
+            calls = [self.client.rpc(a).graphnet_close(key=self.key) for a in addresses]
+            await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=min(5.0, self.timeout))
+
+        try:
+            self.client.sync(close, sorted(set(self.addresses)))
+        except Exception as exc:  # noqa: BLE001 - cleanup only: a rank that is gone has stopped
+            logger.debug("%s: closing the ranks: %s: %s", self.graph.name, type(exc).__name__, exc)
+        self.addresses = []
 
     # ----------------------------------------------------------------- faults
-    def _reliably(self, where, attempt):
-        """``attempt()``, sent again after a lost worker; never waits past the timeout."""
-        failures = _failures()
+    def reliably(self, where, attempt):
+        """``attempt()``; after a lost worker the ranks are opened again from
+        the client's state and it is tried again. Never waits past the timeout."""
+        lost = failures()
         for n in range(self.retries + 1):
             try:
                 return attempt()
-            except _StateLost as exc:
-                raise self._lost(where, f"the local optimizer state of worker group(s) {exc.groups} "
-                                        "was lost with its worker", n + 1) from None
             except TimeoutError:
-                raise self._lost(where, f"no answer from the cluster within {self.timeout:g} s", n + 1) from None
-            except failures as exc:
-                what = f"{type(exc).__name__}: {exc}"
+                raise self.lost(where, f"no answer from the cluster within {self.timeout:g} s", n + 1) from None
+            except RankFailed as exc:
+                raise self.lost(where, str(exc), n + 1) from None
+            except lost as exc:
+                what = str(exc) if isinstance(exc, Lost) else f"{type(exc).__name__}: {exc}"
+                if self.mode == "average" and self.addresses:
+                    raise self.lost(where, f"{what}; the ranks' own optimizer states (local SGD) "
+                                           "went with it", n + 1) from None
                 if n == self.retries:
-                    raise self._lost(where, what, n + 1) from exc
-                logger.warning("%s: %s: %s; sending the step again (attempt %d of %d)",
-                               self.graph.name, _place(where), what, n + 2, self.retries + 1)
+                    raise self.lost(where, what, n + 1) from exc
+                logger.warning("%s: %s: %s; trying again (attempt %d of %d)", self.graph.name,
+                               _rank.place(where), what, n + 2, self.retries + 1)
                 try:
-                    self.workers = list(self.client.nthreads())
-                    self.send_graph()  # its copies may have gone with the worker
-                except (TimeoutError, *failures) as again:
-                    raise self._lost(where, f"{what}, then {type(again).__name__}: {again}", n + 1) from exc
+                    self.reopen()
+                except (TimeoutError, RankFailed, *lost) as again:
+                    raise self.lost(where, f"{what}, then {type(again).__name__}: {again}", n + 1) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _check(self, where, failure, rows: int, expected: int, result, size: int) -> None:
-        """Refuse a failed step, or an answer that misses rows or parameters."""
-        if failure is not None:
-            message, output, key = failure
-            error = TrainingError(message)
-            error.epoch, error.batch = where[0], where[2]
-            error.output, error.key = output, key
-            raise error
-        if rows != expected or result is None or result.shape != (size,):
-            shape = None if result is None else result.shape
-            error = TrainingError(
-                f"{_place(where)}: the workers answered for {rows} of the batch's {expected} rows "
-                f"with a result of shape {shape} for {size} parameters; the step was not applied"
-            )
-            error.epoch, error.batch, error.output, error.key = where[0], where[2], None, None
-            raise error
+    def reopen(self) -> None:
+        """Ranks anew on the workers that are left, from the client's state,
+        resuming at the first step the client has not applied."""
+        self.close_ranks()
+        self.client.wait_for_workers(1, timeout=self.timeout)
+        self.workers = list(self.client.nthreads())
+        if self.trainer is None:  # still loading the data
+            return
+        self._open()
+        remaining = [s for s in self.epoch_steps if s.number >= self.resume_from]
+        if self.planned and remaining:
+            self.send_plan(remaining)
 
     def last_checkpoint(self) -> tuple[str, bool] | None:
         """``(path, weights_only)`` of the newest file a ModelCheckpoint wrote."""
@@ -443,7 +418,7 @@ class _Cluster:
                  if isinstance(cb, ModelCheckpoint) and cb.saved]
         return found[-1] if found else None
 
-    def _lost(self, where, what: str, attempts: int) -> TrainingError:
+    def lost(self, where, what: str, attempts: int) -> TrainingError:
         checkpoint = self.last_checkpoint()
         if checkpoint is None:
             resume = ("no checkpoint was saved (pass gn.ModelCheckpoint('ckpt.gnet', "
@@ -455,7 +430,7 @@ class _Cluster:
             resume = (f"the last checkpoint is {checkpoint[0]!r} (gn.load it: weights and "
                       "optimizer state; then fit on)")
         error = TrainingError(
-            f"{_place(where)}: the cluster failed ({what}) after {attempts} attempt(s); "
+            f"{_rank.place(where)}: the cluster failed ({what}) after {attempts} attempt(s); "
             f"the weights are as they were before this step; {resume}"
         )
         error.epoch = None if isinstance(where, str) else where[0]
@@ -465,20 +440,14 @@ class _Cluster:
         return error
 
     def close(self) -> None:
-        """Let the cluster forget this fit's graph, data and states (best
-        effort: a cluster that is gone has forgotten them, and an error here
-        must not hide the one that ended the fit)."""
+        """Let the cluster forget this fit's ranks and data (best effort: a
+        cluster that is gone has forgotten them, and an error here must not
+        hide the one that ended the fit)."""
+        self.close_ranks()
         try:
-            for future in [*self._parts, *(self.optimizers or [])]:
+            for future in self._parts:
                 future.release()
-            self._unpublish()
         except Exception as exc:  # noqa: BLE001 - cleanup only; the fit's own outcome stands
             logger.debug("%s: could not clean up on the cluster: %s: %s", self.graph.name,
                          type(exc).__name__, exc)
-        self._parts, self.optimizers, self._names = [], None, []
-
-
-class _StateLost(Exception):
-    def __init__(self, groups: list[int]):
-        super().__init__(groups)
-        self.groups = groups
+        self._parts = []

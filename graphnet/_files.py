@@ -1,4 +1,6 @@
-"""Atomic file replacement: a crash never leaves a half-written file where a good one was.
+"""The user's files: atomic replacement, and reading a file the user named.
+
+**Writing.** A crash never leaves a half-written file where a good one was.
 
 The data goes to a temporary file beside the target, named
 ``.NAME.XXXXXXXX.tmp`` (``NAME`` the target's name, eight random letters),
@@ -8,6 +10,12 @@ temporary file behind: the next write of the same target removes such files
 once they are older than :data:`STALE_SECONDS` (a write still in progress
 keeps touching its own, and only files of exactly that pattern, for exactly
 that target, are ever removed).
+
+**Reading.** :func:`open_regular` and :func:`read_regular` open a file the
+user named without blocking and check the open file itself: a pipe cannot
+stall the open, a device (``/dev/zero``) is never read, a file over the
+reader's limit is refused before a byte is read, and the file checked is
+the file read. Every reader of model files, specs and data uses them.
 """
 
 from __future__ import annotations
@@ -24,7 +32,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "check_output", "STALE_SECONDS"]
+from ._text import shown
+from .errors import ModelFileError
+
+__all__ = ["atomic_write", "check_output", "open_regular", "read_regular", "kind_of_file", "STALE_SECONDS"]
 
 logger = logging.getLogger(__name__)
 
@@ -154,3 +165,82 @@ def _sync_folder(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def open_regular(path: str, limit: int, what: str, argument: str = "path", too_big: str = "") -> BinaryIO:
+    """``path`` opened for reading in binary, once the open file is known to
+    be a regular file of at most ``limit`` bytes.
+
+    The file is opened without blocking and checked through its own handle,
+    so a pipe cannot stall the open, a device (``/dev/zero``) is never read,
+    and the file checked is the file read.
+
+    Parameters
+    ----------
+    path : str
+        The file, as the user named it.
+    limit : int
+        The most bytes such a file may hold.
+    what : str
+        The kind of file, for messages ("a spec", "a Keras model file").
+    argument : str
+        The caller's name for ``path``, for messages.
+    too_big : str, optional
+        What to do about a file over ``limit``, added to its message.
+
+    Raises
+    ------
+    ModelFileError
+        Naming ``path``: a NUL character in it, no such file, no permission,
+        not a regular file (a folder, a pipe, a device, a socket), or larger
+        than ``limit``.
+    """
+    if "\0" in path:
+        raise ModelFileError(f"{argument}={shown(path)}: a path cannot contain a NUL character")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ModelFileError(f"{path}: is {kind_of_file(info.st_mode)}, not a regular file; {what} is read "
+                                 f"from a file")
+        if info.st_size > limit:
+            raise ModelFileError(f"{path}: {info.st_size:,} bytes, more than the limit of {limit:,} "
+                                 f"bytes for {what}{'; ' + too_big if too_big else ''}")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str, limit: int, what: str, argument: str = "path", too_big: str = "") -> bytes:
+    """The bytes of ``path``, opened as :func:`open_regular` opens it, read in
+    one go and refused when the file changed size while it was read.
+
+    Raises
+    ------
+    ModelFileError
+        As :func:`open_regular` does, and for a read that fails or a file that grew or shrank.
+    """
+    with open_regular(path, limit, what, argument, too_big) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        try:
+            raw = handle.read(size)
+            grown = handle.read(1)
+        except OSError as exc:
+            raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(raw) != size or grown:
+        raise ModelFileError(f"{path}: changed size while being read; read it again once it is written")
+    return raw
+
+
+def kind_of_file(mode: int) -> str:
+    """What a file that is not a regular one is, for messages (``os.stat``'s mode)."""
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a pipe"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    return next((name for test, name in kinds if test(mode)), "not a plain file")

@@ -1,31 +1,36 @@
-"""Data-parallel training on a dask.distributed cluster: :func:`fit`.
+"""Data-parallel training on a dask.distributed cluster (:func:`fit`), and
+many models trained at once (:func:`search`).
 
-Synchronous (``sync_every=1``, the default), one global batch at a time: the
-client sends the current trainable weights to the workers; each *group* (a
-contiguous run of the data's partitions, placed on one worker at the start)
-computes the gradient of its share of the batch, a pure function of the weights and the share
-(:mod:`graphnet._shards`); the shares' gradients, each times its rows, are
-added up in a tree of fixed shape and divided by the batch's rows, which is
-the gradient of the batch mean; the client makes one checked update with the
-graph's optimizer (:meth:`Trainer.update`). The epoch loop is
-:meth:`Trainer.run`, so callbacks, History, the progress bar and checkpoints
-behave as in ``fit``, and the batches are those ``fit`` would draw: the
-permutation of each epoch comes from the graph's random stream, as there.
+:func:`fit` opens one *rank* per group of the data's partitions, each on a
+worker, that keeps its partitions, its copy of the graph and its compiled
+plan from the first step to the last (:mod:`graphnet._rank`). The client and
+the ranks talk through distributed's comms, not through the scheduler; a
+step moves only flat buffers:
 
-Local SGD (``sync_every=k``): each group takes ``k`` steps on its shares of
-``k`` global batches with an optimizer of its own (a copy of the graph's at
-the start, kept on its worker from round to round), then the weights are
-averaged, weighted by the rows each group trained on. A round moves the bytes
-of one synchronous step, so traffic per batch falls ``k``-fold. The graph's
-own optimizer state is left as it was.
+- synchronous (``sync_every=1``, the default): each rank computes the
+  gradient of its share of the global batch; the ranks all-reduce the
+  gradients times their rows among themselves (recursive halving and
+  doubling, :mod:`graphnet._collective`); each divides by the batch's rows
+  and applies the same checked update with its copy of the optimizer; one
+  rank (each step the next) sends the sum to the client, whose graph makes the same update with the
+  graph's optimizer. The weights equal single-process ``fit``'s within float
+  tolerance: the batches are ``fit``'s (each epoch's permutation comes from
+  the graph's random stream, as there) and only the order of the sum differs.
+- local SGD (``sync_every=k``): each rank takes ``k`` steps on its shares of
+  ``k`` global batches with an optimizer of its own (a copy of the graph's at
+  the start, kept from round to round), then the ranks all-reduce their
+  weights times the rows each trained on and divide. A round moves the bytes
+  of one synchronous step. The graph's own optimizer state is left as it was.
 
-Faults: every step is a pure function of what the client holds, so a step
-that lost a worker is sent again (the partitions come back from their
-lineage, the graph and weights are sent anew) and gives the weights of an
-undisturbed run. Past ``retries`` attempts, after ``timeout`` seconds
-without an answer, or when local SGD loses a group's optimizer state,
-:class:`~graphnet.TrainingError` names the last checkpoint and the weights
-are those from before the step. dask is imported when :func:`fit` runs;
+The epoch loop is :meth:`Trainer.run`, so callbacks, History, the progress
+bar and checkpoints behave as in ``fit``. Each epoch's row indices go to the
+ranks when it begins; without callbacks that act between batches the ranks
+run a few steps ahead of the client (:mod:`graphnet._steps`).
+
+Faults: a worker lost in a synchronous fit is survived (:mod:`graphnet._cluster`);
+past ``retries``, after ``timeout`` seconds without an answer, or when local
+SGD loses a rank's own optimizer state, :class:`~graphnet.TrainingError`
+names the last checkpoint. dask is imported when :func:`fit` runs;
 ``import graphnet`` never imports it.
 """
 
@@ -38,45 +43,30 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import metrics as metrics_module
-from ._cluster import Traffic, _Batch, _Cluster, _Round, client_or_default
-from .callbacks import History
-from ._validation import check_int, check_number
+from ._cluster import Cluster, client_or_default
+from ._costs import TEN_GBE, Traffic
 from ._data import holdout_split
+from ._progress import Progress
+from ._text import shown
+from ._search import SearchResult, TrialResult, search
+from ._steps import Steps
+from ._validation import check_int, check_number
+from .callbacks import Callback, History
 from .errors import GraphError
 from .inference import DEFAULT_CHUNK, Tally
-from ._progress import Progress
 from .trainer import Trainer
-from .training import check_fit_arguments
+from .training import check_fit_arguments, fit_arguments
 
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["fit", "Traffic"]
+__all__ = ["TEN_GBE", "SearchResult", "Traffic", "TrialResult", "fit", "search"]
 
 logger = logging.getLogger(__name__)
 
 
-def fit(
-    graph: Graph,
-    x,
-    y,
-    client=None,
-    *,
-    epochs: int = 1,
-    batch_size: int = 32,
-    optimizer=None,
-    metrics=None,
-    validation_data=None,
-    validation_split: float = 0.0,
-    shuffle: bool = True,
-    callbacks=(),
-    verbose: int = 1,
-    sample_weight=None,
-    class_weight=None,
-    sync_every: int = 1,
-    timeout: float = 300.0,
-    retries: int = 2,
-) -> History:
+def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float = 300.0, retries: int = 2,
+        **fit_args) -> History:
     """Train ``graph`` in place on a dask.distributed cluster; returns its History.
 
     Parameters
@@ -89,11 +79,6 @@ def fit(
         split into one partition per worker.
     client : distributed.Client, optional
         ``None`` uses the current default client.
-    epochs, batch_size, optimizer, metrics, validation_data, validation_split, shuffle, callbacks, verbose
-        As for :func:`graphnet.training.fit`; ``batch_size`` is the global
-        batch, split over the workers.
-    sample_weight, class_weight
-        Not supported yet: anything but None is refused.
     sync_every : int
         ``1``: synchronous SGD (the weights equal single-process ``fit``'s
         within float tolerance). ``k > 1``: local SGD, weights averaged every
@@ -103,6 +88,15 @@ def fit(
         Seconds to wait for one step's answer before giving up.
     retries : int
         How many times a step that lost a worker is sent again.
+    **fit_args
+        :func:`graphnet.training.fit`'s keywords, with its defaults (its
+        signature is the one place they are written): ``epochs``,
+        ``batch_size`` (the global batch, split over the workers),
+        ``optimizer``, ``metrics``, ``validation_data``,
+        ``validation_split``, ``shuffle``, ``callbacks``, ``verbose``.
+        ``sample_weight``, ``class_weight``, batches from a generator,
+        ``steps_per_epoch``, ``validation_steps`` and ``initial_epoch``
+        other than 0 are not supported yet: they are refused by name.
 
     Returns
     -------
@@ -123,8 +117,17 @@ def fit(
     if getattr(graph, "device", "cpu") != "cpu":
         raise GraphError(f"distributed.fit: graph {graph.name!r} is on device {graph.device!r}; the workers "
                          "train on their CPUs: move it with graph.to('cpu') first")
+    args = fit_arguments("distributed.fit", fit_args)
+    given = [name for name in ("sample_weight", "class_weight", "steps_per_epoch", "validation_steps")
+             if args[name] is not None] + (["initial_epoch"] if args["initial_epoch"] != 0 else [])
+    if given:
+        raise GraphError(f"distributed.fit: {given[0]} is not supported yet (got {shown(args[given[0]])}); "
+                         f"train with graph.fit, or without {given[0]}")
+    optimizer, metrics, validation_data, shuffle, verbose = (
+        args["optimizer"], args["metrics"], args["validation_data"], args["shuffle"], args["verbose"])
     epochs, batch_size, validation_split, callbacks = check_fit_arguments(
-        "distributed.fit", epochs, batch_size, verbose, shuffle, validation_split, validation_data, callbacks)
+        "distributed.fit", args["epochs"], args["batch_size"], verbose, shuffle, args["validation_split"],
+        validation_data, args["callbacks"])
     sync_every = check_int(sync_every, "distributed.fit: sync_every")
     retries = check_int(retries, "distributed.fit: retries", low=0)
     timeout = check_number(timeout, "distributed.fit: timeout", 0.0, math.inf, low_open=True, high_open=True,
@@ -134,10 +137,6 @@ def fit(
     ):
         raise GraphError("distributed.fit: validation_data must be a tuple (x_val, y_val) "
                          "(validation sample weights are not supported yet)")
-    for name, value in (("sample_weight", sample_weight), ("class_weight", class_weight)):
-        if value is not None:
-            raise GraphError(f"distributed.fit: {name} is not supported yet (got {type(value).__name__}); "
-                             "train with graph.fit, or without row weights")
     client = client_or_default(client)
     chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
     keys = metrics_module.log_keys(graph, chosen)
@@ -148,66 +147,68 @@ def fit(
         cb.set_params({"epochs": epochs, **params})
     trainer = _ClusterTrainer(graph, optimizer)
     traffic = Traffic()
-    cluster = trainer.cluster = _Cluster(client, graph, chosen, float(timeout), retries, callbacks, traffic)
+    traffic.sync_every = sync_every
+    cluster = Cluster(client, graph, chosen, float(timeout), retries, callbacks, traffic,
+                       "sum" if sync_every == 1 else "average")
+    steps = trainer.steps = Steps(cluster, sync_every, _between_batches(callbacks),
+                                  graph.rng.bit_generator.seed_seq.spawn(1)[0])
     try:
         train = cluster.load(x, y)
         ids = np.arange(train.rows)
-        validation = None
+        held = None
         if validation_split:
             ids, held = holdout_split(graph.rng, train.rows, validation_split)
-            validation = (train, held)
-        elif validation_data is not None:
-            validation = (cluster.load(*validation_data, "validation_data"), None)
+        validation = None
+        if validation_data is not None:
+            validation = cluster.load(*validation_data, "validation_data", ranks=len(train.groups))
+        cluster.open(trainer, train, validation)
         n = len(ids)
         size = min(batch_size, n)
         count = math.ceil(n / size)
-        steps = count if sync_every == 1 else math.ceil(count / sync_every)
-        if sync_every > 1:
-            cluster.start_local_sgd(train)
 
         def epoch_batches(epoch: int):
             order = ids[graph.rng.permutation(n)] if shuffle else ids
-            batches = [_Batch(train, epoch, b, count, order[lo : lo + size])
-                       for b, lo in enumerate(range(0, n, size))]
-            if sync_every == 1:
-                return ((batch, None, len(batch.ids)) for batch in batches)
-            rounds = (_Round(batches[i : i + sync_every]) for i in range(0, count, sync_every))
-            return ((r, None, r.rows) for r in rounds)
+            planned = steps.plan(epoch, epochs, [order[lo : lo + size] for lo in range(0, n, size)])
+            return ((step, None, step.rows) for step in planned)
 
         def validate() -> dict[str, float]:
-            logs = cluster.evaluate(*validation, max(DEFAULT_CHUNK, batch_size))
+            which = "train" if validation is None else "validation"
+            logs = steps.evaluate(trainer, which, held, max(DEFAULT_CHUNK, batch_size))
             return {f"val_{k}": v for k, v in logs.items()}
 
+        rounds = math.ceil(count / sync_every)
         return trainer.run(
             epochs,
             epoch_batches,
-            steps,
+            rounds,
             metrics=chosen,
-            validate=validate if validation is not None else None,
+            validate=validate if validation_split or validation is not None else None,
             callbacks=callbacks,
-            progress=Progress(verbose, epochs, steps),
-            params={**params, "rows": n, "workers": len(cluster.workers), "traffic": traffic},
+            progress=Progress(verbose, epochs, rounds),
+            params={**params, "rows": n, "workers": len(cluster.addresses), "traffic": traffic},
         )
     finally:
         cluster.close()
 
 
-class _ClusterTrainer(Trainer):
-    """A :class:`Trainer` whose step gets the batch's gradient (or, for local
-    SGD, the averaged weights) from the cluster. ``Trainer.run`` drives it
-    with :class:`_Batch` or :class:`_Round` items in place of arrays."""
+def _between_batches(callbacks) -> bool:
+    """Whether a callback acts between batches (then each step waits for it)."""
+    hooks = ("on_batch_begin", "on_batch_end")
+    return any(getattr(type(cb), h) is not getattr(Callback, h) or h in vars(cb) for cb in callbacks for h in hooks)
 
-    cluster: _Cluster
+
+class _ClusterTrainer(Trainer):
+    """A :class:`Trainer` whose step is run by the ranks and mirrored here
+    (:mod:`graphnet._steps`). ``Trainer.run`` drives it with
+    :class:`graphnet._steps.Step` items in place of arrays."""
+
+    steps: Steps
 
     def step(self, inputs, targets, rows: int, where=None, tally: Tally | None = None,
              weights=None) -> float:
-        work = inputs
         with self.graph.lock.writing():
             if self.plan.version != self.graph.version:  # a callback edited the graph
-                self._follow()
-                self.cluster.resend_graph(where)
-            if isinstance(work, _Round):
-                return self.cluster.local_round(self, work, where, tally)
-            return self.cluster.synchronous_step(self, work, where, tally)
+                self._follow()  # the ranks hear of it before the step (Steps.run)
+            return self.steps.run(self, inputs, where, tally)
 
 

@@ -135,7 +135,7 @@ def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = Fa
             return handler.predict(graph, x, batch_size)
         return handler.predict(graph, x, batch_size, names)
     with graph.lock.reading():
-        results = _predict(graph, x, batch_size) if names is None else _activations(graph, x, batch_size, names)
+        results = _activations(graph, x, batch_size, graph.outputs if names is None else names)
     backend = graph.backend
     if not as_device and backend.deferred:  # one transfer per output, at the end
         results = {name: backend.to_host(array) for name, array in results.items()}
@@ -154,36 +154,6 @@ def _read_names(graph: Graph, outputs) -> list[str]:
             f"nodes: {preview(graph.nodes)}"
         )
     return list(dict.fromkeys(graph.resolve(name) for name in outputs))
-
-
-def _predict(graph: Graph, x, batch_size: int | None) -> dict:
-    # The common call, kept inline: one-row predictions are timed in microseconds.
-    plan = compile_plan(graph)
-    xp, send = plan.xp, plan.backend.to_device
-    arrays = entering(graph, x)
-    codes = {name for name in arrays if graph.nodes[name].categorical}  # integer codes: not cast
-    rows = common_rows(arrays)
-    chunk = _chunk_size(batch_size, rows)
-    results = {
-        name: xp.empty((rows, graph.nodes[name].size), dtype=plan.dtype) for name in graph.outputs
-    }
-    if rows:
-        full = plan.workspace(chunk, "predict")
-        for start in range(0, rows, chunk):
-            stop = min(start + chunk, rows)
-            ws = full if stop - start == chunk else full.head(stop - start)
-            inputs = {}
-            for name, array in arrays.items():
-                if name in codes:
-                    inputs[name] = send(array[start:stop])
-                    continue
-                part = np.ascontiguousarray(array[start:stop], dtype=plan.dtype)
-                check_finite(part, "input", name)  # on the host, before it is sent
-                inputs[name] = send(part)
-            for name, slot in plan.outputs:
-                ws.bind_output(slot, results[name][start:stop])
-            plan.forward(ws, inputs)
-    return results
 
 
 def _activations(graph: Graph, x, batch_size: int | None, names: list[str]) -> dict:

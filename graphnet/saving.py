@@ -53,9 +53,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from . import optimizers as optimizers_module
-from ._archive import check_members, npz_bytes, open_zip, read_member, zip_info
+from ._archive import check_members, npz_bytes, open_zip, read_member, write_zip
 from ._registry import custom_objects as custom_scope
-from ._files import atomic_write
 from ._npz import parse_npz, read_npz
 from ._text import clip, shown
 from ._validation import is_int
@@ -114,12 +113,7 @@ def save(graph: Graph, path: str | os.PathLike) -> Path:
         if slots is not None:
             members.append((OPTIMIZER_MEMBER, npz_bytes(slots), zipfile.ZIP_STORED))
 
-    def write(handle: BinaryIO) -> None:
-        with zipfile.ZipFile(handle, "w") as archive:
-            for name, data, method in members:
-                archive.writestr(zip_info(name, method), data)
-
-    written = atomic_write(path, write)
+    written = write_zip(path, members)
     logger.info("%s: saved to %s", graph.name, written)
     return written
 

@@ -1,7 +1,7 @@
 """Spec files and the strict text formats graphnet reads: ``read_spec`` and
 ``from_spec`` for ``.json``/``.yaml`` architecture files, :func:`parse_json`,
 which model files and the importers use for every JSON text they read, and
-:func:`open_regular`, how those readers open a file the user named.
+:func:`graphnet._files.open_regular`, how those readers open a file the user named.
 
 JSON is strict (UTF-8, no NaN/Infinity, no repeated keys) and nested at most
 :data:`MAX_JSON_DEPTH` deep, checked before it is parsed. YAML goes through
@@ -18,18 +18,18 @@ import functools
 import json
 import os
 import re
-import stat
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
 from ._registry import custom_objects as custom_scope
+from ._files import open_regular
 from ._text import clip, shown
 from .errors import GraphError, ModelFileError
 from .spec import DEFAULT_MAX_SPEC_PARAMS, from_dict
 
-__all__ = ["read_spec", "from_spec", "parse_json", "open_regular", "MAX_JSON_BYTES", "MAX_JSON_DEPTH"]
+__all__ = ["read_spec", "from_spec", "parse_json", "MAX_JSON_BYTES", "MAX_JSON_DEPTH"]
 
 #: A spec file (or a JSON member of a model file) larger than this is refused.
 MAX_JSON_BYTES = 32 << 20
@@ -82,61 +82,6 @@ def read_spec(path: str | os.PathLike) -> Any:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ModelFileError(f"{label}: not valid {suffix[1:].upper()} ({clip(str(exc))})") from None
-
-
-def open_regular(path: str, limit: int, what: str, argument: str = "path") -> BinaryIO:
-    """``path`` opened for reading in binary, once the open file is known to
-    be a regular file of at most ``limit`` bytes.
-
-    The file is opened without blocking and checked through its own handle,
-    so a pipe cannot stall the open, a device (``/dev/zero``) is never read,
-    and the file checked is the file read.
-
-    Parameters
-    ----------
-    path : str
-        The file, as the user named it.
-    limit : int
-        The most bytes such a file may hold.
-    what : str
-        The kind of file, for messages ("a spec", "a Keras model file").
-    argument : str
-        The caller's name for ``path``, for messages.
-
-    Raises
-    ------
-    ModelFileError
-        Naming ``path``: a NUL character in it, no such file, no permission,
-        not a regular file (a folder, a pipe, a device, a socket), or larger
-        than ``limit``.
-    """
-    if "\0" in path:
-        raise ModelFileError(f"{argument}={shown(path)}: a path cannot contain a NUL character")
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ModelFileError(f"{path}: is {_kind(info.st_mode)}, not a regular file; {what} is read "
-                                 f"from a file")
-        if info.st_size > limit:
-            raise ModelFileError(f"{path}: {info.st_size:,} bytes, more than the limit of {limit:,} "
-                                 f"bytes for {what}")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _kind(mode: int) -> str:
-    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a pipe"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
-    return next((name for test, name in kinds if test(mode)), "not a plain file")
 
 
 def _path_text(path: Any, argument: str, expected: str) -> str:

@@ -27,8 +27,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from ._archive import check_members, npz_bytes, open_zip, read_member, zip_info
-from ._files import atomic_write
+from ._archive import check_members, npz_bytes, open_zip, read_member, write_zip
 from ._npz import parse_npz
 from ._text import clip, shown
 from ._validation import check_int
@@ -90,12 +89,7 @@ def save_weights(graph: Graph, path: str | os.PathLike) -> Path:
     if slots is not None:
         members.append((OPTIMIZER_MEMBER, npz_bytes(slots), zipfile.ZIP_STORED))
 
-    def write(handle: BinaryIO) -> None:
-        with zipfile.ZipFile(handle, "w") as archive:
-            for name, data, method in members:
-                archive.writestr(zip_info(name, method), data)
-
-    written = atomic_write(path, write)
+    written = write_zip(path, members)
     logger.info("%s: weights saved to %s", graph.name, written)
     return written
 

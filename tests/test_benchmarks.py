@@ -172,15 +172,18 @@ def test_the_gpu_benchmark_runs_on_a_fake_gpu(monkeypatch):
 
 
 def test_the_distributed_benchmark_runs_in_quick_mode():
-    """``python -m benchmarks.distributed --quick``: both clusters, the table and
-    the cost model (local SGD's parameter bytes per step an eighth of sync's)."""
+    """``python -m benchmarks.distributed --quick``: both clusters, the table, the
+    measured cost model and the search (local SGD's parameter bytes per step an
+    eighth of sync's)."""
     pytest.importorskip("distributed")
     from benchmarks import distributed
 
     result = distributed.run(quick=True)
     text = distributed.markdown(result)
-    for row in ("in process, 1 thread", "dask, 1 worker", "dask, 2 workers", "| 64 | ring all-reduce | 1 |"):
+    for row in ("in process, 1 thread", "dask, 1 worker", "dask, 2 workers", "| 8 | 8 |", "| 64 | 1 |",
+                "Per-step overhead on one local worker", "Search of 16 configurations"):
         assert row in text
+    assert [s["trials"] for s in result["search"]] == [16, 16] and not any(s["failed"] for s in result["search"])
     for cluster in result["cluster"]:
         sync, local = cluster["sync_every=1"], cluster["sync_every=8"]
         assert sync["parameter_bytes_per_step"] == pytest.approx(8 * local["parameter_bytes_per_step"])

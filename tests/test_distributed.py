@@ -1,5 +1,6 @@
-"""gn.distributed.fit (graphnet.distributed, _cluster, _shards) on a LocalCluster
-of two worker processes on loopback, started and stopped by this module.
+"""gn.distributed.fit (graphnet.distributed, _cluster, _steps, _rank, _shards) on
+a LocalCluster of two worker processes on loopback, started and stopped by this
+module.
 
 Every comparison is against the in-process ``fit`` on the same graph, seed
 and data: same batches (each epoch's permutation comes from the graph's
@@ -96,6 +97,43 @@ def test_synchronous_fit_equals_single_process_fit(dask_cluster, rng, optimizer)
         assert history.history[key] == pytest.approx(values, rel=1e-10), key
     assert there.optimizer.iterations == here.optimizer.iterations == 3 * 5
     assert there.rng.random() == here.rng.random()  # the same draws from the training stream
+
+
+class Submitted(distributed.diagnostics.plugin.SchedulerPlugin):
+    """Counts the tasks the scheduler is given (releases come later, on their own time)."""
+
+    name = "graphnet-test-submitted"
+
+    def __init__(self):
+        self.count = 0
+
+    def transition(self, key, start, finish, *args, **kwargs):
+        self.count += (start, finish) == ("released", "waiting")
+
+
+def test_steps_go_from_rank_to_rank_not_through_the_scheduler(dask_cluster, rng):
+    """The ranks keep their data, graph and plan: the scheduler sees the
+    tasks that load the data and open the ranks, and nothing per step; a
+    step moves the sum to the client and the all-reduce among the ranks."""
+    cluster, client = dask_cluster
+    x, y = dag_data(rng, 160)
+    counted = {}
+    submitted = Submitted()
+    cluster.scheduler.add_plugin(submitted)
+    for epochs in (1, 5):
+        g = build_dag()
+        before = submitted.count
+        history = gn.distributed.fit(g, _lazy(x, 40), _lazy(y, 40), client, epochs=epochs, batch_size=16,
+                                     validation_split=0.25, verbose=0, timeout=TIMEOUT)
+        counted[epochs] = submitted.count - before
+        traffic = history.params["traffic"]
+        size = g.plan.store.trainable_values.nbytes
+        assert traffic.steps == epochs * 8 and traffic.workers == 2
+        assert traffic.received == traffic.steps * size  # the sum, from one rank a step
+        assert traffic.exchanged == traffic.steps * 2 * size  # each rank sends half, then half back
+        assert traffic.sent == epochs * 120 * 4  # and the row indices (int32), nothing else
+    cluster.scheduler.remove_plugin(Submitted.name)
+    assert counted[5] == counted[1] > 0
 
 
 def test_regularizers_count_once_per_step_and_in_the_logs(dask_cluster, rng):
@@ -203,6 +241,75 @@ def test_an_edit_from_a_callback_takes_effect_on_the_workers(dask_cluster, rng):
     _assert_same_weights(here, there)
 
 
+def test_callbacks_between_batches_reach_the_ranks_before_the_next_step(dask_cluster, rng):
+    """A learning rate set after batch 2 and weights scaled before batch 4:
+    each step waits for the client, which sends what changed."""
+    _, client = dask_cluster
+    x, y = dag_data(rng, 96)
+
+    class Meddle(gn.Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 1:
+                self.graph.optimizer.learning_rate = 0.003
+
+        def on_batch_begin(self, batch, logs=None):
+            if batch == 3:
+                self.graph.set_weights({k: 0.5 * v for k, v in self.graph.get_weights().items()})
+
+    here, there = build_dag(), build_dag()
+    args = dict(epochs=2, batch_size=16, verbose=0, validation_split=0.25)
+    expected = here.fit(x, y, callbacks=[Meddle()], **args)
+    history = gn.distributed.fit(there, x, y, client, callbacks=[Meddle()], timeout=TIMEOUT, **args)
+    _assert_same_weights(here, there)
+    for key, values in expected.history.items():
+        assert history.history[key] == pytest.approx(values, rel=1e-10), key
+    free = build_dag()
+    gn.distributed.fit(free, x, y, client, timeout=TIMEOUT, **args)
+    assert not np.allclose(free.get_weights()["h1.bias"], there.get_weights()["h1.bias"])  # the callback mattered
+
+
+def test_ranks_whose_weights_drift_from_the_clients_get_the_clients_state(dask_cluster, rng, monkeypatch,
+                                                                         caplog):
+    """Each epoch's last step compares a digest of a rank's weights with the
+    client's; a mismatch (a BLAS that rounds a dot product differently, for
+    clipnorm) sends the client's weights and optimizer before the next epoch."""
+    import graphnet._rank as rank_module
+
+    _, client = dask_cluster
+    x, y = dag_data(rng, 96)
+    real, calls = rank_module.digest, []
+
+    def drifting(values):
+        calls.append(1)
+        return "not the ranks' digest" if len(calls) == 1 else real(values)
+
+    monkeypatch.setattr(rank_module, "digest", drifting)  # in this process only: the client's side
+    here, there = build_dag(), build_dag()
+    here.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    with caplog.at_level(logging.INFO, logger="graphnet"):
+        history = gn.distributed.fit(there, x, y, client, epochs=3, batch_size=32, verbose=0, timeout=TIMEOUT)
+    assert "the ranks' weights differ from the client's after epoch 1/3, batch 3/3" in caplog.text
+    assert len(calls) == 3
+    size = there.plan.store.trainable_values.nbytes
+    sent = history.params["traffic"].sent
+    assert sent == 3 * 96 * 4 + 2 * 3 * size  # the indices, and weights and Adam's two moments to both ranks
+    _assert_same_weights(here, there)
+
+
+def test_an_epoch_level_learning_rate_schedule_reaches_the_ranks(dask_cluster, rng):
+    _, client = dask_cluster
+    x, y = dag_data(rng, 96)
+
+    def schedule():
+        return gn.callbacks.LearningRateScheduler(lambda epoch: 0.01 / (1 + epoch))
+
+    here, there = build_dag(), build_dag()
+    here.fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[schedule()])
+    gn.distributed.fit(there, x, y, client, epochs=3, batch_size=32, verbose=0, callbacks=[schedule()],
+                       timeout=TIMEOUT)
+    _assert_same_weights(here, there)
+
+
 def test_surgery_from_a_callback_reaches_the_workers(dask_cluster, rng):
     """A node widened and another inserted between epochs: the workers train
     the new structure from the next batch, as fit does."""
@@ -244,6 +351,34 @@ def test_local_sgd_cuts_traffic_k_fold_and_still_learns(dask_cluster, rng):
     assert g4.evaluate(x, y)["loss"] < 0.1 * start  # learns as the synchronous run does
     assert g4.evaluate(x, y)["loss"] < 1.5 * g1.evaluate(x, y)["loss"]
     assert g4.optimizer.iterations == 0  # the graph's own optimizer state is left as it was
+
+
+# ---------------------------------------------------------------- cost model
+def test_the_cost_model_is_measured_on_the_run(dask_cluster, rng):
+    _, client = dask_cluster
+    x, y = _regression(rng, 256)
+    history = gn.distributed.fit(_regressor(), x, y, client, epochs=2, batch_size=64, verbose=0,
+                                 timeout=TIMEOUT)
+    t = history.params["traffic"]
+    assert t.latency_s > 0 and t.bandwidth > 0 and t.parameter_size == 8 * 97
+    assert t.compute_s > 0 and t.update_s > 0 and t.reduce_s > 0 and t.step_s > 0
+    row = t.predict(8, sync_every=4, bandwidth=1e9)
+    work = t.compute_s + t.update_s
+    allreduce = 6 * t.latency_s + 1.75 * 8 * 97 * (1 / t.bandwidth + 1 / 1e9)  # 2 log2 8 hops, 2 (8-1)/8 of S
+    assert row["allreduce_s"] == pytest.approx(allreduce)
+    assert row["efficiency"] == pytest.approx(work / max(work + allreduce / 4, (t.client_s + 776 / 1e9) / 4))
+    quiet = t.predict(8, sync_every=4, bandwidth=1e9, work_s=0.01)  # a compute time measured elsewhere
+    assert quiet["efficiency"] == pytest.approx(0.01 / max(0.01 + allreduce / 4, (t.client_s + 776 / 1e9) / 4))
+    assert [(r["workers"], r["sync_every"]) for r in t.table()] == [
+        (n, k) for n in (8, 64) for k in (1, 2, 4, 8)]
+    one = gn.distributed.fit(_regressor(), x, y, client, batch_size=64, verbose=0, timeout=TIMEOUT,
+                             validation_data=(_lazy({"x": x}, 256)["x"], y))
+    assert one.params["workers"] == 2  # numpy data: a partition per worker
+    single = gn.distributed.fit(_regressor(), _lazy({"x": x}, 256)["x"], y, client, batch_size=64,
+                                verbose=0, timeout=TIMEOUT)
+    assert single.params["workers"] == 1
+    with pytest.raises(gn.GraphError, match="measured no latency and bandwidth between workers"):
+        single.params["traffic"].predict(8)
 
 
 # ------------------------------------------------------------- the graph once
@@ -309,9 +444,34 @@ def test_a_worker_killed_mid_fit_is_survived_with_the_undisturbed_weights(dask_c
                            callbacks=[Kill()], verbose=0, timeout=TIMEOUT)
     with pytest.raises(ProcessLookupError):
         os.kill(victim, 0)  # it really died
+    assert "trying again" in caplog.text  # during the fit
     _assert_same_weights(here, there)
     client.wait_for_workers(2, timeout=RESTART)  # the nanny restarted it, for the tests after this one
     assert victim not in client.run(os.getpid).values()
+
+
+@pytest.mark.slow
+def test_ranks_running_ahead_survive_a_worker_killed_mid_epoch(dask_cluster, rng, caplog):
+    """No callback acts between batches, so the ranks run steps ahead of the
+    client; a worker killed then is survived from the client's state."""
+    _, client = dask_cluster
+    client.wait_for_workers(2, timeout=RESTART)
+    x, y = dag_data(rng, 400)
+    victim = sorted(client.run(os.getpid).values())[0]
+
+    class Kill(gn.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                threading.Timer(0.01, os.kill, (victim, signal.SIGKILL)).start()
+
+    here, there = build_dag(), build_dag()
+    here.fit(x, y, epochs=4, batch_size=10, verbose=0)
+    with caplog.at_level(logging.WARNING, logger="graphnet"):
+        gn.distributed.fit(there, _lazy(x, 50), _lazy(y, 50), client, epochs=4, batch_size=10,
+                           callbacks=[Kill()], verbose=0, timeout=TIMEOUT)
+    assert "trying again" in caplog.text
+    _assert_same_weights(here, there)
+    client.wait_for_workers(2, timeout=RESTART)
 
 
 def test_local_sgd_survives_a_lost_worker_or_stops_naming_the_checkpoint(dask_cluster, rng, tmp_path):
@@ -435,3 +595,13 @@ def test_data_that_does_not_fit_is_refused_before_training(dask_cluster, rng):
                            client, verbose=0, timeout=TIMEOUT)
     for key, value in before.items():
         np.testing.assert_array_equal(g.get_weights()[key], value)
+
+
+def test_fit_arguments_are_fits_own_and_unknown_ones_are_refused_by_name():
+    """distributed.fit takes fit's keywords through **fit_args (one signature,
+    training.fit's): a misspelt one is named, not a TypeError."""
+    g = build_dag()
+    with pytest.raises(gn.GraphError, match=r"distributed.fit: unknown arguments \['epoch'\]; fit takes"):
+        gn.distributed.fit(g, {}, {}, epoch=3)
+    with pytest.raises(gn.GraphError, match="distributed.fit: initial_epoch is not supported yet"):
+        gn.distributed.fit(g, {}, {}, initial_epoch=2)

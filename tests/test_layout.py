@@ -36,13 +36,14 @@ FLOORS = [
     ("running", {"workspace", "_gather", "plan", "_transforms", "_data", "_generators", "inference",
                  "preprocessing", "_dask", "callbacks"}),
     ("training and seeing inside", {"trainer", "training", "statistics", "gradient_check", "attributions",
-                                    "surgery", "_shards", "_cluster", "distributed"}),
+                                    "surgery", "_collective", "_costs", "_shards", "_rank", "_handlers",
+                                    "_cluster", "_steps"}),
     ("specs, files and pictures", {"spec", "specfile", "saving", "weight_files", "summary", "_overlays", "render",
                                    "render_html", "render_diff", "diff", "plots"}),
     ("interop", {"interop"}),
     ("the public Graph", {"graph"}),
     ("Sequential", {"sequential"}),
-    ("faces", {"sklearn", "_cli_args", "cli", "demo", "__init__"}),
+    ("faces", {"sklearn", "_cli_args", "cli", "demo", "_search", "distributed", "__init__"}),
 ]
 
 #: The only packages a function may import (optional extras, imported when used).

@@ -44,7 +44,8 @@ import numpy as np
 from .._text import clip, shown
 from .._archive import ARCHIVE_SLACK, check_members, open_zip, read_member
 from ..errors import ModelFileError, ModelImportError
-from ..specfile import MAX_JSON_BYTES, open_regular, parse_json
+from .._files import open_regular
+from ..specfile import MAX_JSON_BYTES, parse_json
 from ._guards import require
 
 __all__ = ["Source", "layer_name", "read"]

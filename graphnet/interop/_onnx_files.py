@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 from typing import Any
 
 import networkx as nx
 
 from .._validation import is_int
+from .._files import read_regular
 from ..errors import GraphError, ModelFileError
 
 __all__ = ["MAX_MODEL_BYTES", "check_arguments", "check_graph", "check_path", "load"]
@@ -127,42 +127,11 @@ def load(onnx, path: str, external_data: bool):
 
 
 def _read(path: str) -> bytes:
-    """The file's bytes, after checking (on the open file itself) that it is
-    a regular file within :data:`MAX_MODEL_BYTES`. Opened without blocking,
-    so that a named pipe is refused rather than waited on."""
-    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a folder, not an ONNX file") from None
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot be opened ({exc.strerror or exc})") from None
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise ModelFileError(f"{path}: is a folder, not an ONNX file")
-        if not stat.S_ISREG(info.st_mode):
-            raise ModelFileError(f"{path}: is not a regular file (a device, pipe or socket); "
-                                 f"from_onnx reads model files only")
-        if info.st_size > MAX_MODEL_BYTES:
-            raise ModelFileError(
-                f"{path}: {info.st_size:,} bytes, more than the {MAX_MODEL_BYTES:,} bytes protobuf can read; "
-                f"a larger ONNX model keeps its weights in external data files"
-            )
-    except BaseException:
-        os.close(fd)
-        raise
-    with os.fdopen(fd, "rb") as handle:
-        try:
-            raw = handle.read(info.st_size)
-            grown = handle.read(1)
-        except OSError as exc:
-            raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if len(raw) != info.st_size or grown:
-        raise ModelFileError(f"{path}: changed size while being read; read it again once it is written")
-    return raw
+    """The file's bytes, once the open file is known to be a regular file
+    within :data:`MAX_MODEL_BYTES` (see :func:`graphnet._files.read_regular`)."""
+    return read_regular(path, MAX_MODEL_BYTES, "an ONNX model",
+                        too_big="protobuf reads at most that; a larger ONNX model keeps its weights in external "
+                                "data files")
 
 
 def _tensors(model) -> list[tuple[Any, str]]:
