@@ -146,6 +146,12 @@ class CudaBackend(DeviceBackend):
     def take(self, array, index, out):
         return self.xp.take(array, index, axis=0, out=out)
 
+    def scatter_rows(self, out, index, values) -> None:
+        import cupyx  # with cupy, which make() imported: atomic adds, repeated rows summed
+
+        out.fill(0)
+        cupyx.scatter_add(out, index, values)
+
     # -- randomness ----------------------------------------------------------
     def dropout_rng(self, graph):
         """A device stream per graph, seeded from the graph's seed (not from

@@ -95,6 +95,11 @@ def _lazy(value, role: str, name: str):
 
 def lazy_inputs(graph: Graph, x) -> dict:
     """Input dask arrays of shape ``(n, size)`` (1-D accepted for size 1)."""
+    transforming = [n for n in graph.inputs if graph.nodes[n].transforms]
+    if transforming:
+        raise GraphError(f"graph {graph.name!r}: inputs {transforming} transform their data (categories, "
+                         "normalize, missing), which dask arrays do not go through yet: compute the data, "
+                         "or predict chunk by chunk")
     arrays = {}
     for name, value in named(x, graph.inputs, "input").items():
         array = _lazy(value, "input", name)

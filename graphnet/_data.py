@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import _transforms
 from . import backend as backend_module
 from ._validation import check_number
 from .errors import GraphError, ShapeError
@@ -26,6 +27,7 @@ __all__ = [
     "named",
     "features",
     "as_inputs",
+    "entering",
     "as_targets",
     "common_rows",
     "check_finite",
@@ -137,13 +139,38 @@ def as_inputs(graph: Graph, x) -> dict[str, np.ndarray]:
     backend = graph.backend
     if backend.deferred and _device_data(backend, x):
         return _device_inputs(graph, x)
-    arrays = by_name(x, graph.inputs, "input")
+    out = entering(graph, x)
+    for name, array in out.items():
+        if array.dtype != np.intp or not graph.nodes[name].categorical:
+            array = out[name] = np.ascontiguousarray(array, dtype=graph.dtype)
+            check_finite(array, "input", name)
+    return out
+
+
+def entering(graph: Graph, x) -> dict[str, np.ndarray]:
+    """Each input's array as it enters the plan, not yet cast or checked for
+    NaN: a frame's columns bound by name, then each transforming input's
+    transform (category codes stay integers); plain inputs ``(n, size)``.
+
+    Raises
+    ------
+    ShapeError
+        For data that does not fit (see :func:`named`, :func:`features`).
+    GraphError
+        For an input that was never adapted.
+    """
     out = {}
-    for name, array in arrays.items():
-        array = features(array, graph.nodes[name].size, name)
-        array = np.ascontiguousarray(array, dtype=graph.dtype)
-        check_finite(array, "input", name)
-        out[name] = array
+    for name, value in named(_transforms.source(graph, x, "input"), graph.inputs, "input").items():
+        node = graph.nodes[name]
+        if node.transforms:
+            out[name] = _transforms.transform_input(node, value, graph.dtype)
+        else:
+            try:
+                array = _array(value, "input", name)
+            except ShapeError as exc:  # text: most often a column of categories
+                raise ShapeError(f"{exc}; for a column of categories, give add_input(..., categories='adapt' "
+                                 "or a list)") from None
+            out[name] = features(array, node.size, name)
     return out
 
 
@@ -159,6 +186,11 @@ def _device_inputs(graph: Graph, x) -> dict:
     xp = backend.xp
     out = {}
     for name, array in named(x, graph.inputs, "input").items():  # the names checked, no value read
+        node = graph.nodes[name]
+        if node.transforms:  # categories, imputation, normalisation: on the host, then sent
+            raw = backend.to_host(array) if backend.is_array(array) else array
+            out[name] = backend.to_device(_transforms.transform_input(node, raw, graph.dtype))
+            continue
         if not backend.is_array(array):
             array = backend.to_device(_array(array, "input", name))
         array = features(_real_numbers(array, "input", name), graph.nodes[name].size, name)
@@ -172,10 +204,15 @@ def _device_inputs(graph: Graph, x) -> dict:
 
 def as_targets(graph: Graph, y) -> dict[str, np.ndarray]:
     """Validated target arrays; each output's loss decides what it accepts."""
-    arrays = by_name(y, graph.outputs, "output")
     out = {}
-    for name, array in arrays.items():
+    for name, value in named(_transforms.source(graph, y, "output"), graph.outputs, "output").items():
         node = graph.nodes[name]
+        if node.classes is not None:
+            value = _transforms.encode_labels(node, value)
+        try:
+            array = _array(value, "output", name)
+        except ShapeError as exc:  # text, a pandas categorical: labels
+            raise ShapeError(f"{exc}; for labels, give add_output(..., classes='adapt' or a list)") from None
         out[name] = node.loss.prepare_target(array, node.size, name, graph.dtype)
     return out
 

@@ -137,19 +137,24 @@ def _draw_node(network: Network, dst: str, waiting: list[Synapse], rng: np.rando
     """One ``(fan_in, size)`` matrix per initialiser among ``waiting``, ``fan_in``
     being the sum of every source's size; each synapse takes its own rows."""
     nodes = network.nodes
-    offsets, fan_in = {}, 0
+    offsets, rows, fan_in = {}, 0, 0
     for src in network.sources(dst):  # in the order they were connected
-        offsets[src] = fan_in
-        fan_in += nodes[src].size
+        offsets[src] = rows
+        rows += nodes[src].size
+        # One row of a categorical input's table reaches each sample (a one-hot
+        # input): it counts once in the fan-in, or a 10,000-category input would
+        # shrink every other weight into the node a hundredfold.
+        fan_in += 1 if getattr(nodes[src], "categorical", False) else nodes[src].size
     node = nodes[dst]
-    shape = (fan_in, node.size)
+    shape = (rows, node.size)
+    scaled = {} if fan_in == rows else {"fan_in": fan_in}  # custom initialisers take (shape, rng, dtype)
     groups: dict[str, list[Synapse]] = {}
     for synapse in waiting:
         groups.setdefault(synapse.pending[1], []).append(synapse)
     place, dtype = network.backend.to_device, network.dtype  # drawn on the host: the same on every device
     for init_name, group in groups.items():
         _restart(rng, group[0].pending[0])
-        full = place(initializers.get(init_name)(shape, rng, dtype))  # drawn in float64, then cast
+        full = place(initializers.get(init_name)(shape, rng, dtype, **scaled))  # drawn in float64, then cast
         for synapse in group:
             start = offsets[synapse.src]
             # Rows of a C-ordered matrix: a contiguous view, no copy.

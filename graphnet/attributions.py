@@ -293,6 +293,10 @@ def attributions(graph: Graph, x, method: str = "integrated_gradients", baseline
         raise GraphError(f"attributions: steps must be at most {MAX_STEPS:,}, got {steps:,}")
     chunk = CHUNK if batch_size is None else check_int(batch_size, "attributions: batch_size")
     node = _explained(graph, output)
+    categorical = [n for n in graph.inputs if graph.nodes[n].categorical]
+    if categorical:  # a path from a baseline to a category is not a path through its one-hot values
+        raise GraphError(f"attributions: inputs {categorical} are categorical; attributions are defined for "
+                         "numeric inputs only")
     plan = compile_plan(graph)
     host = plan.backend.to_host
     inputs = {name: np.asarray(host(a)) for name, a in as_inputs(graph, x).items()}

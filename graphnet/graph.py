@@ -8,6 +8,7 @@ and docstring are written once, and this class reads as a map of the house:
 
 ========================  ============================================
 running                   :mod:`graphnet.inference`, :mod:`graphnet.plan`
+preprocessing             :mod:`graphnet.preprocessing` (adapt, predict_labels)
 training                  :mod:`graphnet.training`
 weights                   :mod:`graphnet.weights`
 surgery                   :mod:`graphnet.surgery`
@@ -21,7 +22,7 @@ export                    :mod:`graphnet.interop.onnx_export`
 from __future__ import annotations
 
 from . import attributions as attributions_module
-from . import inference, render_html, saving, spec, specfile, surgery, training, weight_files, weights  # noqa: F401 (render_html: .html pages)
+from . import inference, preprocessing, render_html, saving, spec, specfile, surgery, training, weight_files, weights  # noqa: F401 (render_html: .html pages)
 from . import render as render_module
 from . import statistics as statistics_module
 from . import summary as summary_module
@@ -75,6 +76,10 @@ class Graph(Network, kind="graph"):
     predict = inference.predict
     __call__ = inference.predict
     evaluate = inference.evaluate
+    predict_labels = preprocessing.predict_labels
+
+    # ------------------------------------------------------ preprocessing
+    adapt = preprocessing.adapt
 
     # ---------------------------------------------------------- training
     compile = training.compile

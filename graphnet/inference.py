@@ -24,10 +24,9 @@ from ._data import (
     as_inputs,
     as_targets,
     as_weights,
-    by_name,
     check_finite,
     common_rows,
-    features,
+    entering,
     row_factors,
 )
 from ._text import preview, shown
@@ -164,13 +163,12 @@ def _activations(graph: Graph, x, batch_size: int | None, names: list[str]) -> d
     so a node's rows are written straight into the result."""
     plan = compile_plan(graph)
     send = plan.backend.to_device
-    arrays = {
-        name: features(array, graph.nodes[name].size, name)
-        for name, array in by_name(x, graph.inputs, "input").items()
-    }
+    arrays = entering(graph, x)
+    codes = {name for name in arrays if graph.nodes[name].categorical}  # a categorical input's: its codes
     rows = common_rows(arrays)
     chunk = _chunk_size(batch_size, rows)
-    results = {name: plan.xp.empty((rows, graph.nodes[name].size), dtype=plan.dtype) for name in names}
+    results = {name: plan.xp.empty(rows, dtype=np.intp) if name in codes
+               else plan.xp.empty((rows, graph.nodes[name].size), dtype=plan.dtype) for name in names}
     dense = [(name, plan.slots[name]) for name in names if name not in arrays]
     if not rows:
         return results
@@ -180,6 +178,9 @@ def _activations(graph: Graph, x, batch_size: int | None, names: list[str]) -> d
         ws = full if stop - start == chunk else full.head(stop - start)
         inputs = {}
         for name, array in arrays.items():
+            if name in codes:
+                inputs[name] = send(array[start:stop])
+                continue
             part = np.ascontiguousarray(array[start:stop], dtype=plan.dtype)
             check_finite(part, "input", name)
             inputs[name] = send(part)

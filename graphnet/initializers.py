@@ -54,6 +54,13 @@ __all__ = [
 Initializer = Callable[[tuple[int, int], np.random.Generator, np.dtype], np.ndarray]
 
 
+def _fan(shape, fan_in) -> int:
+    """The fan-in a draw is scaled by: ``shape[0]`` unless given. A node fed
+    by a categorical input gets one row of that input's table per sample,
+    so the graph counts such an input once (see ``graphnet._lazy_init``)."""
+    return shape[0] if fan_in is None else fan_in
+
+
 def _uniform(shape, rng, dtype, limit: float) -> np.ndarray:
     w = rng.random(shape)  # drawn in float64 whatever the dtype (see the module docs)
     w *= 2 * limit
@@ -67,34 +74,34 @@ def _normal(shape, rng, dtype, std: float) -> np.ndarray:
     return w.astype(dtype, copy=False)
 
 
-def he_normal(shape, rng, dtype):
+def he_normal(shape, rng, dtype, fan_in=None):
     """Normal with std ``sqrt(2 / fan_in)``: keeps relu activations' variance."""
-    return _normal(shape, rng, dtype, np.sqrt(2.0 / shape[0]))
+    return _normal(shape, rng, dtype, np.sqrt(2.0 / _fan(shape, fan_in)))
 
 
-def he_uniform(shape, rng, dtype):
+def he_uniform(shape, rng, dtype, fan_in=None):
     """Uniform on ``±sqrt(6 / fan_in)``."""
-    return _uniform(shape, rng, dtype, np.sqrt(6.0 / shape[0]))
+    return _uniform(shape, rng, dtype, np.sqrt(6.0 / _fan(shape, fan_in)))
 
 
-def lecun_normal(shape, rng, dtype):
+def lecun_normal(shape, rng, dtype, fan_in=None):
     """Normal with std ``sqrt(1 / fan_in)`` (LeCun et al., 1998, "Efficient BackProp")."""
-    return _normal(shape, rng, dtype, np.sqrt(1.0 / shape[0]))
+    return _normal(shape, rng, dtype, np.sqrt(1.0 / _fan(shape, fan_in)))
 
 
-def lecun_uniform(shape, rng, dtype):
+def lecun_uniform(shape, rng, dtype, fan_in=None):
     """Uniform on ``±sqrt(3 / fan_in)``: variance ``1 / fan_in``, as :func:`lecun_normal`."""
-    return _uniform(shape, rng, dtype, np.sqrt(3.0 / shape[0]))
+    return _uniform(shape, rng, dtype, np.sqrt(3.0 / _fan(shape, fan_in)))
 
 
-def fan_in_uniform(shape, rng, dtype):
+def fan_in_uniform(shape, rng, dtype, fan_in=None):
     """Uniform on ``±1 / sqrt(fan_in)``: variance ``1 / (3 fan_in)``.
 
     The "standard" initialisation of Glorot and Bengio (2010, eq. 1), and the
     default of PyTorch's ``nn.Linear`` (``kaiming_uniform_`` with ``a=sqrt(5)``),
     Equinox's and MLX's ``Linear``.
     """
-    return _uniform(shape, rng, dtype, 1.0 / np.sqrt(shape[0]))
+    return _uniform(shape, rng, dtype, 1.0 / np.sqrt(_fan(shape, fan_in)))
 
 
 def fan_in_uniform_bias(fan_in, size, rng, dtype):
@@ -102,7 +109,7 @@ def fan_in_uniform_bias(fan_in, size, rng, dtype):
     return _uniform((size,), rng, dtype, 1.0 / np.sqrt(fan_in))
 
 
-def small_uniform(shape, rng, dtype):
+def small_uniform(shape, rng, dtype, fan_in=None):
     """Uniform on ``±0.1 / sqrt(fan_in)`` (a tenth of :func:`fan_in_uniform`), bias left at zero.
 
     The default of a linear output: a regression head that starts near zero
@@ -112,20 +119,20 @@ def small_uniform(shape, rng, dtype):
     sigmoid outputs the panel measured no such gain (breast cancer lost 0.5
     points), so they keep :func:`fan_in_uniform`.
     """
-    return _uniform(shape, rng, dtype, 0.1 / np.sqrt(shape[0]))
+    return _uniform(shape, rng, dtype, 0.1 / np.sqrt(_fan(shape, fan_in)))
 
 
-def glorot_normal(shape, rng, dtype):
+def glorot_normal(shape, rng, dtype, fan_in=None):
     """Normal with std ``sqrt(2 / (fan_in + fan_out))``."""
-    return _normal(shape, rng, dtype, np.sqrt(2.0 / (shape[0] + shape[1])))
+    return _normal(shape, rng, dtype, np.sqrt(2.0 / (_fan(shape, fan_in) + shape[1])))
 
 
-def glorot_uniform(shape, rng, dtype):
+def glorot_uniform(shape, rng, dtype, fan_in=None):
     """Uniform on ``±sqrt(6 / (fan_in + fan_out))``: Keras's default."""
-    return _uniform(shape, rng, dtype, np.sqrt(6.0 / (shape[0] + shape[1])))
+    return _uniform(shape, rng, dtype, np.sqrt(6.0 / (_fan(shape, fan_in) + shape[1])))
 
 
-def normalized_uniform(shape, rng, dtype):
+def normalized_uniform(shape, rng, dtype, fan_in=None):
     """Glorot and Bengio's "normalized initialization" (2010, eq. 16), derived for
     tanh: the weights of :func:`glorot_uniform`, and the bias drawn on the same
     bound (:func:`normalized_uniform_bias`), as scikit-learn's MLP does.
@@ -134,7 +141,7 @@ def normalized_uniform(shape, rng, dtype):
     :func:`fan_in_uniform` on two separate sets of 20 seeds (four-class
     accuracy +0.008, the forecaster's MSE -3%).
     """
-    return glorot_uniform(shape, rng, dtype)
+    return glorot_uniform(shape, rng, dtype, fan_in)
 
 
 def normalized_uniform_bias(fan_in, size, rng, dtype):
@@ -142,7 +149,7 @@ def normalized_uniform_bias(fan_in, size, rng, dtype):
     return _uniform((size,), rng, dtype, np.sqrt(6.0 / (fan_in + size)))
 
 
-def zeros(shape, rng, dtype):
+def zeros(shape, rng, dtype, fan_in=None):
     """All zeros (draws nothing from ``rng``)."""
     return np.zeros(shape, dtype=dtype)
 

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from . import backend as backend_module
-from . import initializers, regularizers
+from . import _tabular, initializers, regularizers
 from . import optimizers as optimizers_module
 from ._lazy_init import LazyInit
 from ._locks import ReadWriteLock
@@ -123,9 +123,12 @@ class Network(Structure):
         self.stop_training = False
 
     # ------------------------------------------------------------------ nodes
-    def add_input(self, name: str, size: int) -> Input:
-        """Add an Input node of ``size`` features."""
-        return self.add_node(Input(size, name=name))
+    def add_input(self, name: str, size: int | None = None, *, columns=None, categories=None,
+                  normalize: bool = False, missing: str = "error") -> Input:
+        """Add an Input of ``size`` features, or one reading a table's ``columns`` (``categories``,
+        ``normalize``, ``missing``: see :class:`graphnet._tabular.InputSettings`)."""
+        return self.add_node(Input(size, name=name, columns=columns, categories=categories, normalize=normalize,
+                                   missing=missing))
 
     def add_hidden(self, name: str, size: int, activation="relu", dropout: float = 0.0,
                    trainable: bool = True, bias_regularizer=None) -> Hidden:
@@ -135,8 +138,8 @@ class Network(Structure):
                                     trainable=trainable, bias_regularizer=bias_regularizer))
 
     def add_output(self, name: str, size: int, activation="linear", loss="mse", loss_weight: float = 1.0,
-                   trainable: bool = True, bias_regularizer=None) -> Output:
-        """Add an Output node with its loss.
+                   trainable: bool = True, bias_regularizer=None, *, classes=None) -> Output:
+        """Add an Output node with its loss; ``classes``: a softmax (or one-unit sigmoid) output's labels, or "adapt".
 
         Raises
         ------
@@ -144,8 +147,8 @@ class Network(Structure):
             For a cross-entropy loss without its activation (``binary_crossentropy``
             needs ``sigmoid``, ``categorical_crossentropy`` needs ``softmax``).
         """
-        return self.add_node(Output(size, activation=activation, loss=loss, loss_weight=loss_weight,
-                                    name=name, trainable=trainable, bias_regularizer=bias_regularizer))
+        return self.add_node(Output(size, activation=activation, loss=loss, loss_weight=loss_weight, name=name,
+                                    trainable=trainable, bias_regularizer=bias_regularizer, classes=classes))
 
     @_edit
     def add_node(self, node: Node) -> Node:
@@ -461,6 +464,7 @@ class Network(Structure):
         with self.lock.reading(), self._compile_lock:
             entry = self._compiled.get(factory)
             if entry is None or entry[0] != self.version:
+                _tabular.refuse_unadapted(self.name, [n for n in self.inputs if not self._nodes[n].adapted])
                 self.materialize()  # the product may bind every weight: the fan-ins are final for now
                 entry = self._compiled[factory] = (self.version, factory(self))
             return entry[1]

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import activations, losses, regularizers
+from . import _tabular, activations, losses, regularizers
 from ._member import Member, checked_values
 from ._validation import check_allocation, check_int, check_number, check_text
 from .errors import GraphError
@@ -84,11 +84,75 @@ class Node(Member):
         return f"{type(self).__name__}({self.name!r}, size={self.size})"
 
 
+def _setting(name: str, doc: str) -> property:
+    return property(lambda self: getattr(self._settings, name), doc=doc)
+
+
 class Input(Node):
     """Where data enters: no bias, no activation. ``Input(30)`` also starts a
-    :class:`~graphnet.Sequential` model."""
+    :class:`~graphnet.Sequential` model.
+
+    The keywords say how a table's columns become its features (see
+    :meth:`Graph.add_input <graphnet.network.Network.add_input>`); what
+    ``adapt`` learns (``mean``, ``std``, ``categories``) is kept here and
+    saved with the graph. ``size`` is a numeric input's number of data
+    columns (its size doubles with ``missing="indicator"``), or a
+    categorical input's ``len(categories) + 1``.
+    """
 
     kind = "input"
+
+    _settings: _tabular.InputSettings
+
+    def __init__(self, size: int | None = None, name: str | None = None, *, columns=None, categories=None,
+                 normalize: bool = False, missing: str = "error", mean=None, std=None):
+        where = f"input {name!r}" if name else "input"
+        self._settings = _tabular.InputSettings(size, where, columns, categories, normalize, missing, mean, std)
+        if self._settings.categories is None:
+            _check_size(self._settings.width, name)
+        super().__init__(self._settings.size(), name)
+
+    columns = _setting("columns", "The frame columns it reads (None: the column named like the input).")
+    categories = _setting("categories", "The vocabulary (code ``i + 1`` is ``categories[i]``, 0 unknown or "
+                                        "missing), ``'adapt'`` until adapted, or None for numbers.")
+    normalize = _setting("normalize", "Whether columns become ``(x - mean) / std``.")
+    missing = _setting("missing", "What a NaN becomes: 'error', 'mean' or 'indicator'.")
+    width = _setting("width", "The number of data columns it reads (1 for a categorical input).")
+    transforms = _setting("transforms", "Whether data is transformed where it enters.")
+    needs_statistics = _setting("needs_statistics", "Whether it needs an adapted mean and std.")
+    adapted = _setting("adapted", "Whether everything it needs to run (statistics, vocabulary) is known.")
+
+    @property
+    def categorical(self) -> bool:
+        return self._settings.categories is not None
+
+    @property
+    def mean(self) -> np.ndarray | None:
+        """Adapted per-column means (float64), or None."""
+        return None if self._settings.mean is None else self._settings.mean.copy()
+
+    @property
+    def std(self) -> np.ndarray | None:
+        """Adapted per-column population standard deviations (float64, > 0), or None."""
+        return None if self._settings.std is None else self._settings.std.copy()
+
+    def set_statistics(self, mean, std) -> None:
+        """Hold adapted statistics (``width`` finite values each, ``std`` > 0)."""
+        with self._editing():
+            self._settings.set_statistics(mean, std, f"input {self.name!r}")
+
+    def set_categories(self, categories) -> None:
+        """Hold a learnt vocabulary, the size becoming ``len(categories) + 1``;
+        for the graph's ``adapt``, which reshapes the synapses with it."""
+        self._settings.categories = _tabular.check_categories(categories, f"input {self.name!r}")
+        self._size = self._settings.size()
+
+    def vocabulary(self) -> _tabular.Vocabulary:
+        """The lookup of :attr:`categories` (made once per vocabulary)."""
+        return self._settings.vocabulary()
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), **self._settings.config()}
 
 
 class DenseNode(Node):
@@ -282,12 +346,42 @@ class Output(DenseNode):
         bias_regularizer=None,
         *,
         check_pairing: bool = True,
+        classes=None,
     ):
         super().__init__(size, activation, name, trainable, bias_regularizer)
         self._loss = losses.get(loss)
         if check_pairing:  # a Sequential defers it to compile() and the first run
             self.check_pairing(self.activation, self._loss)
         self._loss_weight = self._checked_weight(loss_weight)
+        self._classes = _tabular.check_categories(classes, f"output {name!r}", "classes")
+        self.check_classes(self._classes)
+
+    @property
+    def classes(self) -> tuple | str | None:
+        """The labels of a softmax (or one-unit sigmoid) output, ``'adapt'``
+        until adapted, or None."""
+        return self._classes
+
+    def check_classes(self, classes) -> None:
+        """Refuse labels that do not fit the output: a softmax output has one
+        per unit, a one-unit sigmoid output two."""
+        if classes is None:
+            return
+        act = self.activation.name
+        if not (act == "softmax" or act == "sigmoid" and self.size == 1):
+            raise GraphError(f"output {self.name!r}: classes need a softmax output or a one-unit sigmoid "
+                             f"output, not {act!r} over {self.size} units")
+        count = 2 if act == "sigmoid" else self.size
+        if classes != _tabular.ADAPT and len(classes) != count:
+            raise GraphError(f"output {self.name!r}: {count} classes expected for its {self.size} {act} "
+                             f"unit(s), got {len(classes)}: {classes!r}"[:300])
+
+    def set_classes(self, classes) -> None:
+        """Hold learnt labels (checked against the output's units)."""
+        classes = _tabular.check_categories(classes, f"output {self.name!r}", "classes")
+        self.check_classes(classes)
+        with self._editing():
+            self._classes = classes
 
     @property
     def loss(self) -> losses.Loss:
@@ -344,6 +438,8 @@ class Output(DenseNode):
             **super().get_config(),
             "loss": self.loss.get_config(),
             "loss_weight": self.loss_weight,
+            **({} if self._classes is None else {"classes": self._classes if isinstance(self._classes, str)
+                                                 else list(self._classes)}),
         }
 
     def __repr__(self) -> str:

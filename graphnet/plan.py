@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import _gather
 from ._parameters import ParameterStore, bias_key
 from .activations import Activation
 from .losses import Loss
@@ -86,6 +87,7 @@ class Edge:
     weight_grad: np.ndarray  # same shape, a view into the gradient buffer
     from_input: bool  # inputs need no upstream gradient
     writes_first: bool  # first consumer (in backward) to write ``upstream`` of ``src``
+    gather: bool = False  # from a categorical input: rows of ``weight`` by code (graphnet._gather)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,7 @@ class Step:
     loss: Loss | None  # set for Output nodes
     loss_weight: float
     feeds_others: bool  # ``upstream`` (dL/da) arrives from consumers
+    gathers: bool = False  # an edge gathers rows: graphnet._gather runs the edges
 
 
 @contextlib.contextmanager
@@ -179,6 +182,7 @@ class Plan:
                     weight_grad=self.store.grad(s.key),
                     from_input=isinstance(nodes[s.src], Input),
                     writes_first=first_writer[s.src] == name,
+                    gather=getattr(nodes[s.src], "categorical", False),
                 )
                 for s in incoming[name]
             )
@@ -203,6 +207,7 @@ class Plan:
                     loss=loss,
                     loss_weight=node.loss_weight if is_output else 0.0,
                     feeds_others=bool(consumers[name]),
+                    gathers=any(e.gather for e in edges),
                 )
             )
         self.steps: tuple[Step, ...] = tuple(steps)
@@ -254,12 +259,15 @@ class Plan:
         for step in self.steps:
             slot = step.slot
             z = z_bufs[slot]
-            first, *rest = step.edges
-            dot(x[first.src], first.weight, out=z)
-            for edge in rest:
-                tmp = scratch[step.size]
-                dot(x[edge.src], edge.weight, out=tmp)
-                z += tmp
+            if step.gathers:
+                _gather.forward(step, x, z, scratch, dot, self.backend.take)
+            else:
+                first, *rest = step.edges
+                dot(x[first.src], first.weight, out=z)
+                for edge in rest:
+                    tmp = scratch[step.size]
+                    dot(x[edge.src], edge.weight, out=tmp)
+                    z += tmp
             z += step.bias
             a = step.forward(z, out=a_bufs[slot])
             if rng is not None and step.dropout:
@@ -366,6 +374,9 @@ class Plan:
                     grad *= ws.keep[slot]
                 delta = step.backward(a, grad, z)
             dot(ones, delta, out=step.bias_grad)
+            if step.gathers:
+                _gather.backward(step, x, delta, upstream, scratch, self.sizes, dot, self.backend.scatter_rows)
+                continue
             for edge in step.edges:
                 dot(x[edge.src].T, delta, out=edge.weight_grad)
                 if edge.from_input:

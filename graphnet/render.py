@@ -43,7 +43,7 @@ from ._validation import is_int
 from .errors import RenderError
 from .nodes import DenseNode, Hidden, Output
 from .statistics import Statistics
-from .summary import describe_activation
+from .summary import describe_activation, describe_input, shape_label
 
 if TYPE_CHECKING:
     from .attributions import Attributions
@@ -175,6 +175,7 @@ def _details(node, show_shapes: bool, show_activations: bool) -> list[str]:
     if show_shapes:
         details.append(f"{node.size} feature{'s' if node.size != 1 else ''}"
                        if node.kind == "input" else f"{node.size} unit{'s' if node.size != 1 else ''}")
+    details += [html.escape(describe_input(node))] if show_activations and describe_input(node) else []
     if show_activations and isinstance(node, DenseNode):
         details.append(html.escape(describe_activation(node.activation)))
         if isinstance(node, Hidden) and node.dropout:
@@ -354,7 +355,7 @@ def to_dot(
             continue  # a link inside a collapsed chain
         known = None if stats is None else stats.synapses.get((synapse.src, synapse.dst))
         attributes = {}
-        shape = "{}×{}".format(*synapse.shape) if show_shapes else None
+        shape = shape_label(graph, synapse) if show_shapes else None
         if known is not None:
             attributes["label"] = scale.label(shape, known)
             attributes.update(scale.attributes(known))

@@ -143,7 +143,8 @@ class Sequential(Graph, kind="sequential"):
                     f"{self.topological_order}"
                 )
             # A fresh node: the user's Input may start several models.
-            node = self.add_node(Input(layer.size, name=layer.name or "input"))
+            settings = {k: v for k, v in layer.get_config().items() if k not in ("kind", "name")}
+            node = self.add_node(Input(name=layer.name or "input", **settings))
             self._end = (node.name, self.version)
             return node
         if not isinstance(layer, Dense):

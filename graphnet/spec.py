@@ -61,9 +61,10 @@ _TOP_FIELDS = {
     "sequential", "loss", "nodes", "synapses",
 }
 _NODE_FIELDS = {
-    "input": {"kind", "name", "size"},
+    "input": {"kind", "name", "size", "columns", "categories", "normalize", "missing", "mean", "std"},
     "hidden": {"kind", "name", "size", "activation", "dropout", "trainable", "bias_regularizer"},
-    "output": {"kind", "name", "size", "activation", "loss", "loss_weight", "trainable", "bias_regularizer"},
+    "output": {"kind", "name", "size", "activation", "loss", "loss_weight", "trainable", "bias_regularizer",
+               "classes"},
 }
 _SYNAPSE_FIELDS = {"src", "dst", "init", "trainable", "regularizer"}
 # No node can have more features than this; it keeps the parameter count (and
@@ -175,7 +176,8 @@ def from_dict(cls: type[Network] | None, data: Mapping[str, Any],
     synapses = [_synapse(s, i) for i, s in enumerate(_list(data.get("synapses", []), "spec.synapses"))]
 
     configs = [_node(n, i) for i, n in enumerate(nodes)]
-    sizes = {c["name"]: c["size"] for c in configs}
+    # a numeric input's size is its data columns: missing="indicator" doubles what its synapses see
+    sizes = {c["name"]: c["size"] * (2 if c.get("missing") == "indicator" else 1) for c in configs}
     if len(sizes) != len(configs):
         counts = Counter(c["name"] for c in configs)  # linear: a spec may list 100,000 nodes
         repeated = sorted(n for n, k in counts.items() if k > 1)
@@ -256,7 +258,7 @@ def _sequential(cls, data, configs, synapses, name, seed, dtype):
                 f"spec.loss {shown(model_loss)} disagrees with the loss {shown(node_loss)} of the output "
                 f"{shown(last['name'])}; give one of them, or the same in both"
             )
-    layers = [Input(configs[0]["size"], name=configs[0]["name"])]
+    layers = [_build_node(configs[0], "spec.nodes[0]")]
     for config, s in zip(configs[1:], synapses):
         layers.append(
             Dense(

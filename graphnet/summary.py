@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from ._locks import read
 from ._validation import check_int
 from .errors import GraphError
-from .nodes import DenseNode, Hidden, Output
+from .nodes import DenseNode, Hidden, Input, Output
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -132,7 +132,67 @@ def describe_activation(activation) -> str:
     return f"{config['name']}(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
 
 
+def describe_input(node: Input) -> str:
+    """What an input does with its data, in a few words: ``3 categories``,
+    ``normalize, missing: mean``; empty for a plain input."""
+    if not isinstance(node, Input) or not node.transforms:
+        return ""
+    if node.categorical:
+        if node.categories == "adapt":
+            return "categories: adapt"
+        return f"{len(node.categories):,} categories"
+    words = ["normalize"] if node.normalize else []
+    if node.missing != "error":
+        words.append(f"missing: {node.missing}")
+    if not node.adapted:
+        words.append("not adapted")
+    return ", ".join(words)
+
+
+def shape_label(graph: Graph, synapse) -> str:
+    """A synapse's weight shape, ``src×dst``; ``38×32 table`` for an embedding
+    (from a categorical input: rows gathered by category)."""
+    table = " table" if getattr(graph.nodes[synapse.src], "categorical", False) else ""
+    return "{}×{}".format(*synapse.shape) + table
+
+
+def _shown_values(values, limit: int = 6) -> str:
+    values = list(values)
+    text = ", ".join(repr(v) if isinstance(v, str) else f"{v:.4g}" if isinstance(v, float) else str(v)
+                     for v in values[:limit])
+    return f"[{text}{', ...' if len(values) > limit else ''}]"
+
+
+def _table_lines(graph: Graph) -> list[str]:
+    """One line per input that reads a table or transforms its data, one per
+    output with classes: columns, vocabularies, adapted statistics."""
+    lines = []
+    for name in graph.inputs:
+        node = graph.nodes[name]
+        if not node.transforms and node.columns is None:
+            continue
+        parts = [f"{name}: " + ("columns " + _shown_values(node.columns) if node.columns else f"column {name!r}")]
+        if node.categorical:
+            parts.append("categories " + (_shown_values(node.categories) + " (0: unknown or missing)"
+                                          if node.categories != "adapt" else "not adapted"))
+        elif node.needs_statistics:
+            if node.mean is None:
+                parts.append("not adapted")
+            else:
+                parts.append(f"mean {_shown_values(node.mean.tolist())}")
+                if node.normalize:
+                    parts.append(f"std {_shown_values(node.std.tolist())}")
+        lines.append(", ".join(parts))
+    for name in graph.outputs:
+        classes = getattr(graph.nodes[name], "classes", None)
+        if classes is not None:
+            lines.append(f"{name}: classes " + (_shown_values(classes) if classes != "adapt" else "not adapted"))
+    return lines
+
+
 def _activation(node) -> str:
+    if isinstance(node, Input):
+        return describe_input(node) or "-"
     if not isinstance(node, DenseNode):
         return "-"
     text = describe_activation(node.activation)
@@ -185,6 +245,12 @@ def _table(graph: Graph, rows: list[NodeRow], line_length: int) -> str:
     loss = _loss_line(graph)
     if loss:
         lines += textwrap.wrap(loss, line_length, subsequent_indent="      ", break_long_words=False)
+    tables = _table_lines(graph)
+    if tables:
+        lines.append("Data:")
+        for line in tables:
+            lines += textwrap.wrap(line, line_length, initial_indent="  ", subsequent_indent="      ",
+                                   break_long_words=False)
     return "\n".join(lines)
 
 

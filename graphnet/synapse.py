@@ -156,6 +156,15 @@ class Synapse(Member):
         """Wait for the draw of ``init`` from ``seed`` (see :mod:`graphnet._lazy_init`)."""
         self.init, self._pending, self._by_default = init, (seed, init), by_default
 
+    def resize_source(self, rows: int) -> None:
+        """The source grew to ``rows`` (a categorical input learning its
+        vocabulary): the shape becomes ``(rows, dst.size)``; only while the
+        draw is pending, since drawn rows belong to the old values."""
+        if self._weight is not None:
+            raise GraphError(f"synapse {self.src!r} -> {self.dst!r} already holds weights for "
+                             f"{self._shape[0]} source rows")
+        self._shape = (int(rows), self._shape[1])
+
     def retarget(self, init: str) -> None:
         """A pending default draw takes the destination's new default ``init``."""
         if self.follows_default:

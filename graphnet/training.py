@@ -26,6 +26,7 @@ from .callbacks import Callback, History
 from .errors import GraphError, NotFoundError, ShapeError
 from .inference import DEFAULT_CHUNK, Tally, evaluate_arrays, read_scalars, tally_arrays
 from .plan import compile_plan
+from .preprocessing import adapt_for_fit
 from .trainer import Trainer, quiet_overflow
 
 if TYPE_CHECKING:
@@ -248,7 +249,12 @@ def fit(
         if steps_per_epoch is not None:
             raise GraphError("fit: steps_per_epoch is for x that yields batches; arrays are split into "
                              "batches of batch_size")
-        inputs, targets, rows = _batch_data(graph, x, y)
+        forget = adapt_for_fit(graph, x, y, validation_split)  # what was never adapted: training rows only
+        try:
+            inputs, targets, rows = _batch_data(graph, x, y)
+        except GraphError:
+            forget()
+            raise
         if rows == 0:
             raise ShapeError("fit: the data has no rows")
         weights = as_weights(graph, sample_weight, class_weight, targets, rows)

@@ -193,6 +193,8 @@ def _function(name: str, func):
         return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
 
     call.__name__ = name
+    if is_ufunc:  # CuPy's ufuncs have .at too (the row scatter of an embedding's gradient)
+        call.at = lambda a, index, b: func.at(*_unwrap((a, index, b)))
     return call
 
 

@@ -188,3 +188,33 @@ def test_the_distributed_benchmark_runs_in_quick_mode():
         sync, local = cluster["sync_every=1"], cluster["sync_every=8"]
         assert sync["parameter_bytes_per_step"] == pytest.approx(8 * local["parameter_bytes_per_step"])
 
+
+
+# ------------------------------------------------------------ the tabular benchmark
+def test_tables_verdicts_two_standard_errors_and_speed():
+    from benchmarks import tables
+
+    peer = [0.90, 0.92, 0.94, 0.96, 0.98]  # mean 0.94
+    within_two = [0.915, 0.92, 0.925, 0.93, 0.935]  # mean 0.925: within two se of the difference
+    far = [0.85, 0.86, 0.87, 0.88, 0.89]
+    answers = {**_answers(graphnet=within_two, sklearn=peer), "keras": {"scores": [0.5] * 5, "seconds": [1.0] * 5}}
+    passed = tables.summarise("penguins", answers)
+    assert passed["best_peer"] == "sklearn" and passed["verdict"] == "PASS"
+    assert passed["speed"]["keras"]["speedup"] == pytest.approx(10.0) and passed["speed"]["keras"]["verdict"] == "PASS"
+    assert tables.summarise("penguins", _answers(graphnet=far, sklearn=peer))["verdict"] == "MISS"
+    rmse = tables.summarise("cars", _answers(graphnet=[3.0] * 5, torch=[3.2] * 5))  # lower is better
+    assert rmse["best_peer"] == "torch" and rmse["verdict"] == "PASS"
+
+
+@pytest.mark.slow
+def test_tables_quick_run_reads_both_tables_from_their_packages():
+    pytest.importorskip("palmerpenguins")
+    pytest.importorskip("vega_datasets")
+    from benchmarks import tables
+
+    report = tables.run(["graphnet", "sklearn"], quick=True, seeds=[0])
+    assert [r["table"] for r in report["results"]] == ["penguins", "cars"]
+    for r in report["results"]:
+        assert set(r["stats"]) == {"graphnet", "sklearn"} and r["verdict"] in ("PASS", "MISS")
+    assert set(report["embedding"]) == {"50", "10000"}
+    assert "## The embedding path against one-hot rows" in tables.markdown(report)

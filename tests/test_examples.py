@@ -64,3 +64,11 @@ def test_what_changed(tmp_path):
     noise = float(result.stdout.split("the noise input has ")[1].split("%")[0])
     assert noise < 5  # pure noise barely moves the prediction
     assert {p.name for p in tmp_path.iterdir()} == {"diff.png", "attributions.png", "model.html"}
+
+
+def test_wide_and_deep():
+    pytest.importorskip("vega_datasets")
+    pytest.importorskip("pandas")
+    out = run("wide_and_deep.py").strip().splitlines()
+    rmse, baseline = (float(v) for v in out[-1].replace(")", "").split()[2::5][:2])
+    assert rmse < 0.45 * baseline, out[-1]  # about 3.2 mpg against 8.5 for the mean

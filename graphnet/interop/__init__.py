@@ -9,10 +9,11 @@ libraries come with the ``interop`` extra: ``pip install 'graphnet[interop]'``.
 
 from __future__ import annotations
 
+from ._onnx_tabular import onnx_feed
 from .keras_import import from_keras
 from .onnx_export import to_onnx
 from .onnx_import import from_onnx
 from .sklearn_import import from_sklearn
 from .torch_import import from_torch
 
-__all__ = ["from_keras", "from_onnx", "from_sklearn", "from_torch", "to_onnx"]
+__all__ = ["from_keras", "from_onnx", "from_sklearn", "from_torch", "to_onnx", "onnx_feed"]

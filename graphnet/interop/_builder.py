@@ -76,6 +76,7 @@ class _Node:
     identity: bool = False
     origin: str = ""  # the foreign layer, for messages
     bias_regularizer: Any = None  # a graphnet.regularizers config, or None
+    settings: dict | None = None  # an input's table settings (categories, normalize, mean, std)
 
 
 @dataclass
@@ -409,7 +410,7 @@ class Builder:
         ordered = [self.nodes[next(declared)] if n.name in chosen else n for n in self.nodes.values()]
         nodes = []
         for node in ordered:
-            config: dict[str, Any] = {"kind": "input", "name": node.name, "size": node.size}
+            config: dict[str, Any] = {"kind": "input", "name": node.name, "size": node.size, **(node.settings or {})}
             if node.kind == "dense":
                 config["activation"] = node.activation.get_config()
                 config["trainable"] = node.trainable

@@ -322,7 +322,8 @@ def _dataset(dataset, where: str) -> np.ndarray:
     neither, and filters could load plugins), and actually written (an
     unwritten array would read as its fill value, zeros)."""
     name = clip(dataset.name, 120)
-    if dataset.dtype.kind != "f":
+    # floats; an integer only as a scalar (a Normalization's count), never as weights
+    if dataset.dtype.kind != "f" and not (dataset.dtype.kind in "iu" and dataset.shape == ()):
         raise ModelFileError(f"{where}: {name}: expected a float array, found {dataset.dtype}")
     plist = dataset.id.get_create_plist()
     if plist.get_external_count():

@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import ModelImportError
 from ._builder import Builder, Concat
 from ._keras_files import layer_name
+from ._keras_tables import TABLE_LAYERS, Codes
 
 __all__ = ["ACTIVATIONS", "LAYERS", "Call", "Model", "apply", "input_layer"]
 
@@ -90,6 +91,8 @@ class Call:
 def input_size(shape, where: str) -> int:
     if isinstance(shape, Mapping) and shape.get("class_name") == "TensorShape":
         shape = shape.get("items")  # Keras 2 metadata spells shapes this way
+    if isinstance(shape, list) and len(shape) == 1:
+        return 1  # one value per sample: (batch,) is read as (batch, 1)
     if not isinstance(shape, list) or len(shape) != 2 or not isinstance(shape[-1], int):
         raise ModelImportError(
             f"{where}: input shape {shape} is not (batch, features); graphnet nodes take "
@@ -112,6 +115,9 @@ def apply(model: Model, layer: Mapping, inputs: list, exclusive: list[bool]):
     call = Call(model, name, cls, config, inputs, exclusive, model.weights.get(name))
     if cls not in _MANY_INPUTS and cls != "InputLayer" and len(inputs) != 1:
         raise call.fail(f"takes {len(inputs)} inputs, expected 1")
+    if cls != "Embedding" and any(isinstance(v, Codes) for v in inputs):
+        raise call.fail("reads a lookup's integer codes as numbers; graphnet takes them into an Embedding "
+                        "(or give the lookup output_mode='one_hot')")
     if cls in _WEIGHTED and call.arrays is None and not model.architecture_only:
         raise call.fail(
             f"has no weights in {model.origin or 'the model'}: the file lists the layer but stores no "
@@ -328,9 +334,10 @@ LAYERS = {
     "GaussianDropout": _training_noise,
     "AlphaDropout": _training_noise,
 }
+LAYERS.update(TABLE_LAYERS)
 _MANY_INPUTS = ("Concatenate", "Add", "Subtract", "Average")
 #: Layers that cannot be imported from a file without their arrays.
-_WEIGHTED = ("Dense", "BatchNormalization")
+_WEIGHTED = ("Dense", "BatchNormalization", "Embedding")
 
 
 def _keras_activation(value, call: Call):

@@ -2,7 +2,10 @@
 
 One ONNX graph input per Input node and one output per Output node, named as
 the nodes are, each of shape ``(batch, size)`` with a symbolic batch
-dimension. A dense node becomes ``Gemm`` (one source) or ``MatMul``s summed
+dimension; an input that transforms its data takes it raw, ``(batch,
+width)``, and the transform is written in ONNX (see
+:mod:`graphnet.interop._onnx_tabular`: category strings through
+``ai.onnx.ml`` LabelEncoder, embeddings as ``Gather``). A dense node becomes ``Gemm`` (one source) or ``MatMul``s summed
 with ``Add`` (several sources), then its activation. Weights are stored as
 initializers named like ``Graph.get_weights()`` keys; every tensor a node
 computes is named after the node.
@@ -36,6 +39,7 @@ from .._validation import is_int
 from .._version import __version__
 from ..errors import GraphError
 from ..nodes import Input
+from . import _onnx_tabular
 from ._guards import require
 from ._expressions import FORMULAS
 
@@ -87,6 +91,8 @@ def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     _refuse_custom(graph)
     elem = onnx.TensorProto.FLOAT if graph.dtype == np.float32 else onnx.TensorProto.DOUBLE
     writer = _Writer(set(graph.nodes), graph.dtype, helper, numpy_helper)
+    # what each input's consumers read: its data, or what its transform makes of it
+    tensors = {name: _onnx_tabular.write_input(writer, graph.nodes[name]) for name in graph.inputs}
 
     for name in graph.topological_order:
         node = graph.nodes[name]
@@ -97,14 +103,20 @@ def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
         linear = activation.name == "linear"
         z = name if linear else writer.fresh(f"{name}/z")
         bias = writer.constant(f"{name}.bias", node.bias)
-        if len(incoming) == 1:
+        gathers = any(graph.nodes[s.src].categorical for s in incoming if s.src in tensors)
+        if len(incoming) == 1 and not gathers:
             s = incoming[0]
-            writer.op("Gemm", [s.src, writer.constant(s.key, s.weight), bias], z)
+            writer.op("Gemm", [tensors.get(s.src, s.src), writer.constant(s.key, s.weight), bias], z)
         else:
             total = None
             for s in incoming:
-                product = writer.op("MatMul", [s.src, writer.constant(s.key, s.weight)],
-                                    writer.fresh(f"{s.key}/matmul"))
+                source = tensors.get(s.src, s.src)
+                if s.src in tensors and graph.nodes[s.src].categorical:  # an embedding table: rows by code
+                    product = writer.op("Gather", [writer.constant(s.key, s.weight), source],
+                                        writer.fresh(f"{s.key}/gather"), axis=0)
+                else:
+                    product = writer.op("MatMul", [source, writer.constant(s.key, s.weight)],
+                                        writer.fresh(f"{s.key}/matmul"))
                 total = product if total is None else writer.op("Add", [total, product],
                                                                  writer.fresh(f"{name}/sum"))
             writer.op("Add", [total, bias], z)
@@ -112,13 +124,19 @@ def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
             _write_activation(writer, activation, z, name, opset)
 
     def info(name: str):
-        return helper.make_tensor_value_info(name, elem, ["batch", graph.nodes[name].size])
+        node = graph.nodes[name]
+        if isinstance(node, Input) and node.transforms:
+            kind = _onnx_tabular.input_type(node, elem, onnx.TensorProto)
+            return helper.make_tensor_value_info(name, kind, ["batch", node.width])
+        return helper.make_tensor_value_info(name, elem, ["batch", node.size])
 
     proto = helper.make_graph(
         writer.nodes, graph.name, [info(n) for n in graph.inputs], [info(n) for n in graph.outputs],
         initializer=writer.initializers,
     )
     opsets = [helper.make_opsetid("", opset)]
+    if any(graph.nodes[n].categorical for n in graph.inputs):
+        opsets.append(helper.make_opsetid("ai.onnx.ml", _onnx_tabular.ML_OPSET))
     model = helper.make_model(proto, opset_imports=opsets, producer_name="graphnet",
                               producer_version=__version__)
     model.ir_version = helper.find_min_ir_version_for(opsets)  # readable by older runtimes

@@ -21,6 +21,7 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 from .. import activations
 from .. import optimizers as optimizers_module
 from .._data import Batches, as_inputs, as_targets
+from ._tables import Layout, is_table
 from .._progress import Progress
 from .._validation import check_int, is_int
 from ..errors import TrainingError
@@ -168,6 +169,9 @@ class GraphNetEstimator(BaseEstimator):
         :meth:`_describe_target` found."""
         spec = self.graph
         n_outputs = self._n_outputs(target)
+        if self.table_layout_ is not None:
+            return self.table_layout_.network(spec, self._hidden_sizes(), self._hidden_activation(),
+                                              self._default_output(target, n_outputs), n_outputs, seed, type(self).__name__)
         if spec is None:
             activation, loss, loss_weight = self._default_output(target, n_outputs)
             hidden = self._hidden_activation()
@@ -226,6 +230,8 @@ class GraphNetEstimator(BaseEstimator):
 
     def _graph_inputs(self, block: np.ndarray):
         """A dense block of X as the graph's inputs (a plain array for one input)."""
+        if getattr(self, "table_layout_", None) is not None:
+            return self.table_layout_.inputs(block)
         slices = self._input_slices()
         if len(slices) == 1:
             return block
@@ -248,6 +254,8 @@ class GraphNetEstimator(BaseEstimator):
         return out
 
     def _validate_X(self, X):
+        if getattr(self, "table_layout_", None) is not None:
+            return self.table_layout_.block(X)
         return validate_data(
             self, X, reset=False, accept_sparse="csr", dtype=(np.float64, np.float32)
         )
@@ -289,7 +297,13 @@ class GraphNetEstimator(BaseEstimator):
                 "data to hold a validation set out of); set early_stopping=False"
             )
         fresh = not hasattr(self, "graph_") or not (incremental or self.warm_start)
-        X, y = self._validate_Xy(X, y, reset=fresh)
+        layout = (Layout.of(X) if is_table(X) else None) if fresh else getattr(self, "table_layout_", None)
+        if layout is None:
+            X, y = self._validate_Xy(X, y, reset=fresh)
+        else:  # categorical columns: the graph reads them (see graphnet.sklearn._tables)
+            X = layout.block(X)
+            y = self._validate_Xy(np.zeros((len(X), 1)), y, reset=fresh)[1]
+            self.n_features_in_, self.feature_names_in_ = len(layout.columns), np.array(layout.columns, object)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         if fresh:
@@ -298,12 +312,15 @@ class GraphNetEstimator(BaseEstimator):
             target = self._describe_target(y, incremental, classes)
             random_state = check_random_state(self.random_state)
             start = None
-            if self.graph is None:  # drawn first, as MLP* draws its weights first
+            self.table_layout_ = layout
+            if self.graph is None and layout is None:  # drawn first, as MLP* draws its weights first
                 factor = 2.0 if self._hidden_activation().name == "sigmoid" else 6.0
                 sizes = [X.shape[1], *self._hidden_sizes(), self._n_outputs(target)]
                 start = initial_weights(sizes, factor, random_state)
             seed = int(random_state.randint(np.iinfo(np.int32).max))
             graph = self._build_graph(X.shape[1], target, X.dtype, seed)
+            if layout is not None:
+                graph.adapt(layout.inputs(X))
             if start is not None:
                 graph.set_weights(chain_weights(graph, start))
             graph.optimizer = self._new_optimizer()

@@ -1,0 +1,105 @@
+"""DataFrames (pandas, polars) as a graph's data: columns bound by name.
+
+A frame is accepted wherever a dict of arrays is. Each input takes the
+columns it is bound to (its ``columns=``, by default the column named like
+the input), in its own order, whatever the frame's order; each output takes
+the column named like it; extra columns are ignored. A Series is one column.
+
+Neither pandas nor polars is imported here: a frame is recognised by its
+type's module, and read through the methods both libraries share
+(``columns``, ``frame[name]``, ``to_numpy()``), so ``import graphnet`` never
+imports them and plain arrays pay one type check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from ._text import preview
+from .errors import ShapeError
+
+__all__ = ["is_frame", "is_series", "column_names", "values", "bind", "rows"]
+
+_LIBRARIES = ("pandas", "polars")
+
+
+def _library(value) -> str | None:
+    module = type(value).__module__
+    top = module.split(".", 1)[0]
+    return top if top in _LIBRARIES else None
+
+
+def is_frame(value) -> bool:
+    """Whether ``value`` is a pandas or polars DataFrame."""
+    return _library(value) is not None and type(value).__name__ == "DataFrame"
+
+
+def is_series(value) -> bool:
+    """Whether ``value`` is a pandas or polars Series."""
+    return _library(value) is not None and type(value).__name__ == "Series"
+
+
+def column_names(frame) -> list[str]:
+    return [str(c) for c in frame.columns]
+
+
+def rows(frame) -> int:
+    return len(frame)
+
+
+def values(column) -> np.ndarray:
+    """A Series (or any array-like column) as a 1-D numpy array: numbers as
+    float64 with NaN for missing values (pandas' nullable integers and
+    booleans too), text and categories as objects (None or NaN for missing),
+    everything else as numpy makes it."""
+    library = _library(column)
+    if library == "pandas":
+        kind = getattr(column.dtype, "kind", "O")
+        if str(column.dtype) == "category":
+            return column.astype(object).to_numpy()
+        if kind in "biu" and not column.hasnans:
+            array = column.to_numpy()
+            return array if array.dtype.kind in "biu" else column.to_numpy(dtype=np.float64)
+        if kind in "biuf":
+            return column.to_numpy(dtype=np.float64, na_value=np.nan)
+        return column.to_numpy(dtype=object)
+    if library == "polars":
+        if column.dtype.is_numeric():
+            if column.null_count() or column.dtype.is_float():
+                return column.cast(float).fill_null(float("nan")).to_numpy()
+            return column.to_numpy()
+        return np.array(column.to_list(), dtype=object)
+    return np.asarray(column)
+
+
+def bind(frame, bindings: Mapping[str, tuple[str, ...]], role: str) -> dict[str, np.ndarray]:
+    """``{name: array}`` from a frame's columns: for each node, its columns
+    (one column: a 1-D array; several: an ``(n, k)`` array, objects when
+    any of them is).
+
+    Raises
+    ------
+    ShapeError
+        Naming every missing column and the nodes that need them.
+    """
+    have = set(column_names(frame))
+    missing: dict[str, list[str]] = {}
+    for name, columns in bindings.items():
+        for column in columns:
+            if column not in have:
+                missing.setdefault(column, []).append(name)
+    if missing:
+        needs = "; ".join(f"{c!r} (for {role} {', '.join(repr(n) for n in names)})"
+                          for c, names in list(missing.items())[:10])
+        raise ShapeError(f"the frame has no column {needs}; its columns: {preview(column_names(frame))}")
+    out = {}
+    for name, columns in bindings.items():
+        parts = [values(frame[c]) for c in columns]
+        if len(parts) == 1:
+            out[name] = parts[0]
+        else:
+            dtype = object if any(p.dtype.kind not in "biuf" for p in parts) else np.float64
+            out[name] = np.column_stack([p.astype(dtype, copy=False) for p in parts])
+    return out

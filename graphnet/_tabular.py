@@ -1,0 +1,381 @@
+"""Columns, vocabularies and statistics: the checked settings of tabular
+inputs and outputs, and the numpy that maps values to codes.
+
+An :class:`~graphnet.Input` may read named columns of a table, look category
+values up in a vocabulary, normalise and impute; an
+:class:`~graphnet.Output` may carry class labels. This module checks those
+settings (each check names the node and the argument) and holds the few
+numeric pieces every user of them shares: a :class:`Vocabulary` (values to
+codes, index 0 for anything unknown or missing), what counts as missing, and
+a column's values as float64 with a clear error for text.
+
+Nothing here imports pandas: frames are turned into arrays by
+:mod:`graphnet._frames` before they get here.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+
+from ._text import preview, shown
+from .errors import GraphError, ShapeError
+
+__all__ = [
+    "MISSING",
+    "ADAPT",
+    "check_columns",
+    "check_categories",
+    "check_missing",
+    "check_statistics",
+    "Vocabulary",
+    "missing_mask",
+    "as_float_columns",
+    "plain",
+    "learn",
+    "InputSettings",
+    "refuse_unadapted",
+]
+
+#: What a NaN in a numeric input becomes.
+MISSING = ("error", "mean", "indicator")
+#: The value of ``categories=``/``classes=`` that asks ``adapt`` for the vocabulary.
+ADAPT = "adapt"
+
+
+def check_columns(columns, where: str) -> tuple[str, ...] | None:
+    """``columns=`` as a tuple of unique non-empty strings (a single string is one column)."""
+    if columns is None:
+        return None
+    if isinstance(columns, str):
+        columns = [columns]
+    if not isinstance(columns, (list, tuple)) or not columns:
+        raise GraphError(f"{where}: columns must be a non-empty list of column names, got {shown(columns)}")
+    for column in columns:
+        if not isinstance(column, str) or not column:
+            raise GraphError(f"{where}: column names must be non-empty strings, got {shown(column)}")
+    if len(set(columns)) != len(columns):
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        raise GraphError(f"{where}: columns are repeated: {preview(repeated)}")
+    return tuple(columns)
+
+
+def plain(value):
+    """A category or class value as the plain Python str or int it stands for
+    (numpy's scalars included), or None when it is neither."""
+    if isinstance(value, (str, np.str_)):
+        return str(value)
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    return None
+
+
+def check_categories(values, where: str, what: str = "categories") -> tuple | str | None:
+    """``categories=`` (or ``classes=``): None, ``"adapt"``, or a tuple of unique
+    values, all strings or all integers (integral floats count as integers).
+
+    Raises
+    ------
+    GraphError
+        Naming ``where`` and the first bad value.
+    """
+    if values is None or (isinstance(values, str) and values == ADAPT):
+        return values
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise GraphError(f"{where}: {what} must be a list of values or 'adapt', got {shown(values)}")
+    out = []
+    for value in values:
+        converted = plain(value)
+        if converted is None:
+            raise GraphError(f"{where}: {what} must be strings or integers, got {shown(value)}")
+        out.append(converted)
+    if not out:
+        raise GraphError(f"{where}: {what} must not be empty")
+    kinds = {type(v) for v in out}
+    if len(kinds) > 1:
+        raise GraphError(f"{where}: {what} must be all strings or all integers, got both "
+                         f"(e.g. {shown(next(v for v in out if isinstance(v, str)))} and "
+                         f"{next(v for v in out if isinstance(v, int))})")
+    if len(set(out)) != len(out):
+        seen, repeated = set(), []
+        for v in out:
+            if v in seen:
+                repeated.append(v)
+            seen.add(v)
+        raise GraphError(f"{where}: {what} are repeated: {preview(repeated)}")
+    return tuple(out)
+
+
+def check_missing(missing, where: str) -> str:
+    if not isinstance(missing, str) or missing not in MISSING:
+        raise GraphError(f"{where}: missing must be one of {list(MISSING)}, got {shown(missing)}")
+    return missing
+
+
+def check_statistics(values, width: int, where: str, what: str, positive: bool = False) -> np.ndarray | None:
+    """Adapted statistics (``mean``/``std``): None, or ``width`` finite float64s."""
+    if values is None:
+        return None
+    try:
+        array = np.array(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise GraphError(f"{where}: {what} must be {width} finite numbers, got {shown(values)}") from None
+    if array.shape != (width,) or not np.isfinite(array).all() or (positive and (array <= 0).any()):
+        sign = " > 0" if positive else ""
+        raise GraphError(f"{where}: {what} must be {width} finite numbers{sign}, got {shown(values)}")
+    return array
+
+
+def missing_mask(values: np.ndarray) -> np.ndarray:
+    """Where a 1-D array of category values is missing: None, NaN, NaT and
+    pandas' NA (all of which are "not equal to themselves" or None)."""
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    if values.dtype.kind in "mM":
+        return np.isnat(values)
+    if values.dtype.kind != "O":
+        return np.zeros(values.shape, bool)
+    mask = np.fromiter((v is None or v != v if not isinstance(v, str) else False for v in values),
+                       bool, count=len(values))
+    return mask
+
+
+class Vocabulary:
+    """Values to codes: ``values[i]`` has code ``i + offset``; anything else
+    (unknown or missing) has code 0 when ``offset`` is 1 (an input's
+    categories), or is refused when ``offset`` is 0 (an output's classes).
+
+    The lookup is a sorted search, so a column of ``n`` values over ``k``
+    categories costs ``O(n log k)`` in numpy, without pandas.
+    """
+
+    def __init__(self, values: tuple, offset: int):
+        self.values = values
+        self.offset = offset
+        self.text = isinstance(values[0], str)
+        keys = np.array(values, dtype=str if self.text else np.int64)
+        self._order = np.argsort(keys, kind="stable")
+        self._sorted = keys[self._order]
+
+    def codes(self, column: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(codes, known)``: each value's code (intp; 0 where unknown or
+        missing) and whether it was found.
+
+        Raises
+        ------
+        ShapeError
+            When the column holds text and the vocabulary numbers, or the
+            other way round (naming ``where``).
+        """
+        column = np.asarray(column).reshape(-1)
+        missing = missing_mask(column)
+        present = ~missing
+        keys = _keys(column[present] if missing.any() else column, self.text, where)
+        codes = np.zeros(len(column), np.intp)
+        known = np.zeros(len(column), bool)
+        if len(keys):
+            pos = np.searchsorted(self._sorted, keys)
+            pos[pos == len(self._sorted)] = 0
+            hit = self._sorted[pos] == keys
+            found = np.where(hit, self._order[pos] + self.offset, 0)
+            codes[present] = found
+            known[present] = hit
+        return codes, known
+
+
+def _keys(values: np.ndarray, text: bool, where: str) -> np.ndarray:
+    """Present (non-missing) values as the vocabulary's key type."""
+    if text:
+        if values.dtype.kind == "U":
+            return values
+        if values.dtype.kind == "O" and all(isinstance(v, str) for v in values):
+            return values.astype(str) if len(values) else np.zeros(0, str)
+        bad = next((v for v in values if not isinstance(v, str)), None) if values.dtype.kind == "O" else values[0]
+        raise ShapeError(f"{where} has string categories but holds {type(bad).__name__} values such as "
+                         f"{shown(bad)}; give the column as text, or categories of that type")
+    if values.dtype.kind in "biu":
+        return values.astype(np.int64)
+    if values.dtype.kind == "f":
+        whole = np.floor(values) == values
+        return np.where(whole, values, -2.0**62).astype(np.int64)  # a fraction matches no integer category
+    if values.dtype.kind == "O" and all(plain(v) is not None and not isinstance(v, str) for v in values):
+        return np.array([plain(v) for v in values], dtype=np.int64)
+    bad = next((v for v in values if isinstance(v, (str, np.str_)) or plain(v) is None), values[0]) \
+        if len(values) else None
+    raise ShapeError(f"{where} has integer categories but holds values such as {shown(bad)}; "
+                     "give the column as integer codes, or string categories")
+
+
+def learn(column: np.ndarray, where: str) -> tuple:
+    """The sorted distinct non-missing values of a column, as plain strs or ints.
+
+    Raises
+    ------
+    GraphError
+        For a column with no values, or values that are neither text nor integers.
+    """
+    column = np.asarray(column).reshape(-1)
+    present = column[~missing_mask(column)]
+    if not len(present):
+        raise GraphError(f"{where} has no values to learn categories from (every row is missing)")
+    if present.dtype.kind in "OUS" and any(isinstance(v, (str, np.str_)) for v in present[:1]):
+        keys = _keys(present, True, where)
+    else:
+        if present.dtype.kind == "f" and not (np.floor(present) == present).all():
+            raise GraphError(f"{where}: categories must be strings or integers, but the column holds "
+                             f"fractions such as {present[np.floor(present) != present][0]!r}")
+        keys = _keys(present, False, where)
+    return tuple(plain(v) for v in np.unique(keys))
+
+
+def as_float_columns(raw, width: int, where: str, columns: tuple[str, ...] | None) -> np.ndarray:
+    """A numeric input's data as a float64 ``(n, width)`` array (NaN kept).
+
+    Raises
+    ------
+    ShapeError
+        For text in a numeric column (naming the column and a value), or the
+        wrong number of columns.
+    """
+    array = np.asarray(raw)
+    if array.ndim == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2 or array.shape[1] != width:
+        raise ShapeError(f"{where}: expected shape (n, {width}), got {array.shape}")
+    if array.dtype.kind in "biuf":
+        return array.astype(np.float64)
+    if array.dtype.kind == "O":
+        out = np.empty(array.shape, np.float64)
+        for j in range(width):
+            for i, value in enumerate(array[:, j]):
+                if value is None or (not isinstance(value, str) and value != value):
+                    out[i, j] = np.nan
+                elif isinstance(value, (numbers.Real, np.bool_)) and not isinstance(value, str):
+                    out[i, j] = float(value)
+                else:
+                    raise _text_error(where, columns, j, value, i)
+        return out
+    bad = array.reshape(-1)[0] if array.size else None
+    column = columns[0] if columns else None
+    raise _text_error(where, columns, 0, bad, 0) if array.dtype.kind in "US" else ShapeError(
+        f"{where}: expected numbers, got an array of dtype {array.dtype}"
+        + (f" (column {column!r})" if column else ""))
+
+
+def _text_error(where: str, columns, j: int, value, row: int) -> ShapeError:
+    column = f"column {columns[j]!r}" if columns else f"column {j}"
+    return ShapeError(f"{where}: {column} is numeric but holds {shown(value)} (row {row}); "
+                      "give it numbers, or read it as a categorical input (categories=...)")
+
+
+class InputSettings:
+    """How a table's columns become an input's features: what an
+    :class:`~graphnet.Input` holds besides its name and size (checked here,
+    so that a spec or model file gets the same checks as a user's call).
+
+    ``width`` is the number of data columns read (1 for a categorical
+    input); the input's size is ``len(categories) + 1`` for a categorical
+    input, else ``width``, doubled with ``missing="indicator"``.
+    """
+
+    __slots__ = ("columns", "categories", "normalize", "missing", "mean", "std", "width", "_vocabulary")
+
+    def __init__(self, size, where: str, columns=None, categories=None, normalize=False, missing="error",
+                 mean=None, std=None):
+        self.columns = check_columns(columns, where)
+        self.categories = check_categories(categories, where)
+        if not isinstance(normalize, (bool, np.bool_)):
+            raise GraphError(f"{where}: normalize must be True or False, got {shown(normalize)}")
+        self.normalize = bool(normalize)
+        self.missing = check_missing(missing, where)
+        if self.categories is not None:
+            if self.normalize or self.missing != "error" or mean is not None or std is not None:
+                raise GraphError(f"{where}: a categorical input takes no normalize, missing, mean or std: "
+                                 "unknown and missing values have code 0")
+            if self.columns is not None and len(self.columns) != 1:
+                raise GraphError(f"{where}: a categorical input reads one column, got {len(self.columns)}")
+            expected = 1 if self.categories == ADAPT else len(self.categories) + 1
+            if size is not None and size != expected:
+                raise GraphError(f"{where}: size must be len(categories) + 1 = {expected}, got {shown(size)} "
+                                 "(code 0 stands for unknown and missing values)")
+            self.width = 1
+        else:
+            width = len(self.columns) if self.columns is not None else 1 if size is None else size
+            if size is not None and self.columns is not None and size != width:
+                raise GraphError(f"{where}: size {shown(size)} disagrees with its {width} columns")
+            self.width = width
+        self.mean = self.std = self._vocabulary = None
+        if isinstance(self.width, int) and self.width > 0:
+            self.set_statistics(mean, std, where)
+
+    def vocabulary(self) -> Vocabulary:
+        """The lookup of :attr:`categories` (made once per vocabulary)."""
+        if self._vocabulary is None or self._vocabulary.values is not self.categories:
+            self._vocabulary = Vocabulary(self.categories, 1)
+        return self._vocabulary
+
+    def size(self) -> int:
+        """The input's size (what its synapses see)."""
+        if self.categories is not None:
+            return 1 if self.categories == ADAPT else len(self.categories) + 1
+        return self.width * (2 if self.missing == "indicator" else 1)
+
+    @property
+    def transforms(self) -> bool:
+        return self.categories is not None or self.normalize or self.missing != "error"
+
+    @property
+    def needs_statistics(self) -> bool:
+        return self.normalize or self.missing != "error"
+
+    @property
+    def adapted(self) -> bool:
+        if self.categories == ADAPT:
+            return False
+        return not self.needs_statistics or self.mean is not None
+
+    def set_statistics(self, mean, std, where: str) -> None:
+        mean = check_statistics(mean, self.width, where, "mean")
+        std = check_statistics(std, self.width, where, "std", positive=True)
+        if (mean is None) != (std is None):
+            raise GraphError(f"{where}: give both mean and std, or neither")
+        self.mean, self.std = mean, std
+
+    def config(self) -> dict:
+        """The fields a spec writes (defaults left out); ``size`` is the
+        constructor's: a numeric input's data columns."""
+        config = {}
+        if self.columns is not None:
+            config["columns"] = list(self.columns)
+        if self.categories is not None:
+            config["categories"] = self.categories if isinstance(self.categories, str) else list(self.categories)
+            return config
+        config["size"] = self.width
+        if self.normalize:
+            config["normalize"] = True
+        if self.missing != "error":
+            config["missing"] = self.missing
+        if self.mean is not None:
+            config["mean"], config["std"] = self.mean.tolist(), self.std.tolist()
+        return config
+
+
+def refuse_unadapted(graph: str, names: list[str]) -> None:
+    """Refuse to run a graph whose inputs ``names`` were never adapted (before
+    any weight is drawn: a vocabulary still to learn sets its input's size).
+
+    Raises
+    ------
+    GraphError
+        Naming them and saying to call ``adapt``.
+    """
+    if names:
+        raise GraphError(f"graph {graph!r}: inputs {names} never adapted: call g.adapt(data) first (fit adapts "
+                         "from its training rows by itself)")

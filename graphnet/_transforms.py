@@ -1,0 +1,169 @@
+"""Where tabular data enters a graph: frames bound by name, each input's
+transform (category codes, imputation, normalisation, indicators), and
+labels turned into class codes.
+
+Called by :mod:`graphnet._data` before the checks every array gets, so a
+plain input fed a plain array pays nothing here but one attribute read.
+The statistics and vocabularies come from the nodes
+(:class:`~graphnet.Input`, :class:`~graphnet.Output`); ``adapt``
+(:mod:`graphnet.preprocessing`) learns them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import _frames, _tabular
+from ._text import preview, shown
+from .errors import GraphError, ShapeError
+from .nodes import Input, Output
+
+if TYPE_CHECKING:
+    from .network import Network
+
+__all__ = ["source", "input_columns", "transform_input", "encode_labels", "not_adapted", "raw_rows"]
+
+
+def input_columns(graph: Network) -> dict[str, tuple[str, ...]]:
+    """Each input's frame columns: its ``columns=``, else the column named like it."""
+    return {name: graph.nodes[name].columns or (name,) for name in graph.inputs}
+
+
+def source(graph: Network, data, role: str):
+    """``data`` with a frame (or Series) made a dict ``name -> column values``
+    (inputs bound by their columns, outputs by their names); anything else as given."""
+    if isinstance(data, (np.ndarray, Mapping)) or data is None:
+        return data
+    if _frames.is_frame(data):
+        if role == "input":
+            for name in graph.inputs:
+                node = graph.nodes[name]
+                if node.columns is None and not node.categorical and node.width > 1:
+                    raise ShapeError(f"input {name!r} has {node.width} features but a frame gives it the one "
+                                     f"column named {name!r}: bind it with add_input(..., columns=[...])")
+            return _frames.bind(data, input_columns(graph), "input")
+        return _frames.bind(data, {name: (name,) for name in graph.outputs}, "output")
+    if _frames.is_series(data):
+        return _frames.values(data)
+    return data
+
+
+def raw_rows(data) -> int | None:
+    """The row count of raw data (a frame, a dict of columns, an array), or None."""
+    if _frames.is_frame(data):
+        return _frames.rows(data)
+    values = data.values() if isinstance(data, Mapping) else [data]
+    for value in values:
+        shape = getattr(value, "shape", None)
+        if shape:
+            return int(shape[0])
+        if hasattr(value, "__len__"):
+            return len(value)
+    return None
+
+
+def not_adapted(graph: Network, names) -> GraphError:
+    return GraphError(
+        f"graph {graph.name!r}: {'input' if len(names) == 1 else 'inputs'} {preview(names)} "
+        "never adapted (their statistics or categories are unknown): call g.adapt(data) with "
+        "training data first (fit adapts from its training rows by itself)")
+
+
+def transform_input(node: Input, raw, dtype: np.dtype) -> np.ndarray:
+    """What a transforming input gives the plan: category codes ``(n,)``
+    (intp) or the numeric features ``(n, size)`` in ``dtype``.
+
+    Raises
+    ------
+    GraphError
+        When the input was never adapted.
+    ShapeError
+        For text in a numeric column, NaN with ``missing="error"``, inf, or
+        the wrong number of columns; each names the column.
+    """
+    if not node.adapted:
+        raise not_adapted(node.graph, [node.name]) if node.graph is not None else GraphError(
+            f"input {node.name!r} was never adapted")
+    if _frames.is_series(raw):
+        raw = _frames.values(raw)
+    where = f"input {node.name!r}"
+    if node.categorical:
+        return _codes(node, raw, where)
+    x = _tabular.as_float_columns(raw, node.width, where, node.columns)
+    nan = np.isnan(x)
+    found = nan.any()
+    if found or not np.isfinite(x).all():
+        _check_values(node, x, nan, where)
+    if found and node.missing != "error":
+        np.copyto(x, np.broadcast_to(node.mean, x.shape), where=nan)
+    if node.normalize:
+        x -= node.mean
+        x /= node.std
+    if node.missing == "indicator":
+        x = np.hstack([x, nan])
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def _codes(node: Input, raw, where: str) -> np.ndarray:
+    array = np.asarray(raw)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ShapeError(f"{where} reads one column of category values, got shape {array.shape}")
+    column = f"{where} (column {(node.columns or (node.name,))[0]!r})"
+    codes, _ = node.vocabulary().codes(array, column)
+    return codes
+
+
+def _check_values(node: Input, x: np.ndarray, nan: np.ndarray, where: str) -> None:
+    names = node.columns or ((node.name,) if node.width == 1 else tuple(f"#{j}" for j in range(node.width)))
+    inf = np.isinf(x)
+    if inf.any():
+        j = int(np.flatnonzero(inf.any(axis=0))[0])
+        raise ShapeError(f"{where}: column {names[j]!r} holds {int(inf[:, j].sum())} infinite value(s); "
+                         "inf is never a missing value: fix or drop those rows")
+    if node.missing == "error" and nan.any():
+        counts = nan.sum(axis=0)
+        listed = ", ".join(f"{names[j]!r} ({int(counts[j])} rows)" for j in np.flatnonzero(counts)[:10])
+        raise ShapeError(f"{where}: missing values (NaN) in column {listed}; pass missing='mean' or "
+                         "missing='indicator' to add_input, or fill them before")
+
+
+def encode_labels(node: Output, y) -> np.ndarray:
+    """Targets of an output with ``classes``: labels become class codes
+    (``(n,)`` integers for softmax, ``(n, 1)`` 0/1 for a sigmoid unit);
+    one-hot rows or probabilities already of the output's shape pass through.
+
+    Raises
+    ------
+    GraphError
+        When the classes were never adapted.
+    ShapeError
+        Naming labels that are not among the classes (or missing ones).
+    """
+    classes = node.classes
+    if classes == _tabular.ADAPT:
+        raise GraphError(f"output {node.name!r}: its classes were never adapted: call g.adapt(x, y) "
+                         "first (fit adapts from its training rows by itself)")
+    if _frames.is_series(y):
+        y = _frames.values(y)
+    array = np.asarray(y)
+    if array.ndim == 2 and array.dtype.kind in "biuf" and array.shape[1] == node.size and node.size > 1:
+        return array  # already one-hot (or probabilities)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ShapeError(f"output {node.name!r}: expected one label per row, got shape {array.shape}")
+    where = f"targets of output {node.name!r}"
+    codes, known = _tabular.Vocabulary(classes, 0).codes(array, where)
+    if not known.all():
+        bad = array[~known]
+        shown_bad = list(dict.fromkeys(shown(v, 30) for v in bad[:1000]))
+        raise ShapeError(f"{where}: {len(bad)} label(s) not among its classes {preview(classes, 10)}: "
+                         f"{', '.join(shown_bad[:10])}")
+    if node.activation.name == "sigmoid":
+        return codes.astype(np.float64).reshape(-1, 1)
+    return codes

@@ -1,0 +1,407 @@
+"""Tables: frames bound by name, adapt, normalisation, imputation, categories
+and class labels (SPEC section 15), checked against scikit-learn's
+StandardScaler, SimpleImputer and OneHotEncoder on the same data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+
+pd = pytest.importorskip("pandas")
+
+
+def table(rng, n=60):
+    """Numbers with missing values, a text column with missing values, labels."""
+    age = rng.normal(40, 10, n)
+    age[rng.random(n) < 0.15] = np.nan
+    income = rng.normal(5, 2, n)
+    income[:3] = np.nan
+    city = rng.choice(np.array(["paris", "lyon", "nice", None], dtype=object), n)
+    label = rng.choice(["bad", "good", "ok"], n)
+    return pd.DataFrame({"age": age, "income": income, "city": city, "label": label,
+                         "unused": rng.normal(size=n)})
+
+
+def tabular_graph(dtype="float64", missing="mean", normalize=True):
+    g = gn.Graph(name="tab", seed=0, dtype=dtype)
+    g.add_input("city", categories="adapt")
+    g.add_input("numbers", columns=["age", "income"], normalize=normalize, missing=missing)
+    g.add_hidden("h", 6, activation="tanh")
+    g.add_output("label", 3, activation="softmax", loss="categorical_crossentropy", classes="adapt")
+    g.connect(["city", "numbers"], "h")
+    g.connect("h", "label")
+    return g
+
+
+# ------------------------------------------------------------------ frames
+def test_reordered_columns_never_change_a_prediction(rng):
+    df = table(rng)
+    g = tabular_graph().adapt(df)
+    shuffled = df[list(rng.permutation(df.columns))]
+    np.testing.assert_array_equal(g.predict(df), g.predict(shuffled))
+
+
+def test_a_frame_binds_plain_inputs_by_name_and_ignores_extra_columns(rng):
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("a", 1)
+    g.add_input("b", columns=["b1", "b2"])
+    g.add_output("y", 1)
+    g.connect(["a", "b"], "y")
+    df = pd.DataFrame({"b2": rng.normal(size=5), "zzz": np.arange(5), "a": rng.normal(size=5),
+                       "b1": rng.normal(size=5)})
+    expected = g.predict({"a": df[["a"]].to_numpy(), "b": df[["b1", "b2"]].to_numpy()})
+    np.testing.assert_array_equal(g.predict(df), expected)
+
+
+def test_missing_columns_are_named(rng):
+    df = table(rng).drop(columns=["income", "city"])
+    g = tabular_graph().adapt(table(rng))
+    with pytest.raises(gn.ShapeError, match=r"'income'.*numbers.*'city'|'city'.*'income'"):
+        g.predict(df)
+
+
+def test_a_series_is_a_one_column_input(rng):
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", normalize=True)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    s = pd.Series(rng.normal(size=8), name="x")
+    g.adapt(s)
+    np.testing.assert_array_equal(g.predict(s), g.predict(s.to_numpy().reshape(-1, 1)))
+
+
+def test_plain_arrays_still_work_unchanged(rng):
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 3)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    x = rng.normal(size=(4, 3))
+    w = g.get_weights()
+    np.testing.assert_allclose(g.predict(x), x @ w["x->y.weight"] + w["y.bias"])
+
+
+# ------------------------------------------------------------------ statistics and transforms
+def test_adapt_matches_scikit_learn_imputer_and_scaler(rng):
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    df = table(rng)
+    g = tabular_graph().adapt(df)
+    x = df[["age", "income"]].to_numpy()
+    scaler = StandardScaler().fit(x)
+    np.testing.assert_allclose(g.nodes["numbers"].mean, scaler.mean_, rtol=1e-12)
+    np.testing.assert_allclose(g.nodes["numbers"].std, scaler.scale_, rtol=1e-12)
+    # statistics over the present rows (as StandardScaler ignores NaN), then the mean (0) filled in
+    expected = make_pipeline(StandardScaler(), SimpleImputer(strategy="mean")).fit(x).transform(x)
+    from graphnet._data import as_inputs
+
+    np.testing.assert_allclose(as_inputs(g, df)["numbers"], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_missing_indicator_matches_scikit_learn(rng):
+    from sklearn.impute import SimpleImputer
+
+    from graphnet._data import as_inputs
+
+    df = table(rng)
+    g = tabular_graph(missing="indicator", normalize=False).adapt(df)
+    assert g.nodes["numbers"].size == 4
+    x = df[["age", "income"]].to_numpy()
+    expected = SimpleImputer(strategy="mean", add_indicator=True).fit_transform(x)
+    np.testing.assert_allclose(as_inputs(g, df)["numbers"], expected, rtol=1e-12)
+
+
+def test_a_constant_column_divides_by_one():
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 2, normalize=True)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    g.adapt(np.array([[3.0, 1.0], [3.0, 2.0]]))
+    np.testing.assert_array_equal(g.nodes["x"].std, [1.0, 0.5])
+
+
+def test_category_codes_match_one_hot_encoder(rng):
+    from sklearn.preprocessing import OneHotEncoder
+
+    from graphnet._data import as_inputs
+
+    df = table(rng)
+    g = tabular_graph().adapt(df)
+    known = df["city"].dropna().to_numpy().reshape(-1, 1)
+    encoder = OneHotEncoder(handle_unknown="ignore").fit(known)
+    assert list(g.nodes["city"].categories) == list(encoder.categories_[0])
+    test = pd.DataFrame({**{c: df[c][:6] for c in df}, "city": ["nice", "rome", None, "lyon", "paris", "nice"]})
+    codes = as_inputs(g, test)["city"]
+    one_hot = np.eye(len(encoder.categories_[0]) + 1)[codes][:, 1:]
+    expected = encoder.transform(test[["city"]].fillna("missing").to_numpy()).toarray()
+    np.testing.assert_array_equal(one_hot, expected)
+    assert codes[1] == 0 and codes[2] == 0  # unknown and missing
+
+
+def test_integer_categories_and_fit_from_codes(rng):
+    g = gn.Graph(seed=0)
+    g.add_input("zone", categories=[10, 20, 30])
+    g.add_output("y", 1)
+    g.connect("zone", "y")
+    assert g.nodes["zone"].size == 4
+    x = np.array([10, 30, 30, 99, 20])
+    w = g.get_weights()["zone->y.weight"]
+    np.testing.assert_allclose(g.predict(x)[:, 0], w[[1, 3, 3, 0, 2], 0] + g.nodes["y"].bias[0], rtol=1e-6)
+
+
+# ------------------------------------------------------------------ fit adapts
+def test_fit_adapts_from_its_training_rows_only(rng):
+    import copy
+
+    from graphnet._data import holdout_split
+
+    df = table(rng, 80)
+    g = tabular_graph()
+    train_rows, val_rows = holdout_split(copy.deepcopy(g.rng), len(df), 0.25)
+    history = g.fit(df, df, epochs=1, validation_split=0.25, verbose=0)
+    held = df.iloc[val_rows]  # the rows fit held out are these: its val_loss is theirs
+    assert history.history["val_loss"][0] == pytest.approx(g.evaluate(held, held)["loss"], rel=1e-12)
+    expected = df[["age", "income"]].iloc[train_rows].mean().to_numpy()
+    np.testing.assert_allclose(g.nodes["numbers"].mean, expected, rtol=1e-12)
+    assert g.nodes["numbers"].mean[0] != pytest.approx(df["age"].mean(), rel=1e-9)
+
+
+def test_a_later_fit_does_not_adapt_again(rng):
+    df = table(rng)
+    g = tabular_graph()
+    g.fit(df, df, epochs=1, verbose=0)
+    mean = g.nodes["numbers"].mean
+    shifted = df.assign(age=df["age"] + 100)
+    g.fit(shifted, shifted, epochs=1, verbose=0)
+    np.testing.assert_array_equal(g.nodes["numbers"].mean, mean)
+
+
+def test_classes_and_predict_labels(rng):
+    df = table(rng)
+    g = tabular_graph()
+    g.fit(df, df, epochs=2, verbose=0)
+    assert g.nodes["label"].classes == ("bad", "good", "ok")
+    labels = g.predict_labels(df)
+    p = g.predict(df)
+    np.testing.assert_array_equal(labels, np.array(["bad", "good", "ok"])[p.argmax(axis=1)])
+
+
+def test_two_classes_on_a_sigmoid_unit(rng):
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    g.add_output("y", 1, activation="sigmoid", loss="binary_crossentropy", classes=["no", "yes"])
+    g.connect("x", "y")
+    x = rng.normal(size=(10, 2))
+    y = np.where(x[:, 0] > 0, "yes", "no")
+    g.fit(x, y, epochs=2, verbose=0)
+    np.testing.assert_array_equal(g.predict_labels(x), np.where(g.predict(x)[:, 0] > 0.5, "yes", "no"))
+
+
+# ------------------------------------------------------------------ refused calls
+def test_an_unknown_target_label_is_named_and_fit_changes_nothing(rng):
+    df = table(rng)
+    g = tabular_graph()
+    g.add_output("other", 2, activation="softmax", loss="categorical_crossentropy", classes=["a", "b"])
+    g.connect("h", "other")
+    y = {"label": df["label"], "other": np.array(["a", "b"] * 30)}
+    y_bad = {"label": df["label"], "other": np.array(["a", "c"] * 30)}
+    with pytest.raises(gn.ShapeError, match=r"output 'other'.*'c'"):
+        g.fit(df, y_bad, epochs=1, verbose=0)
+    assert g.nodes["numbers"].mean is None and g.nodes["city"].categories == "adapt"
+    assert g.nodes["label"].classes == "adapt"
+    g.fit(df, y, epochs=1, verbose=0)
+    assert g.nodes["label"].classes == ("bad", "good", "ok")
+    with pytest.raises(gn.GraphError, match=r"3 classes expected.*got 4"):  # four labels, three units
+        tabular_graph().fit(df, df.assign(label=df["label"].where(df.index != 4, "awful")), verbose=0)
+
+
+def test_an_unknown_label_after_adapt_is_a_shape_error(rng):
+    df = table(rng)
+    g = tabular_graph().adapt(df)
+    before = g.get_weights()
+    with pytest.raises(gn.ShapeError, match=r"'awful'"):
+        g.fit(df, df.assign(label=["awful"] * len(df)), epochs=1, verbose=0)
+    for key, value in g.get_weights().items():
+        np.testing.assert_array_equal(value, before[key])
+
+
+def test_text_in_a_numeric_column_names_it(rng):
+    df = table(rng)
+    g = tabular_graph().adapt(df)
+    bad = df.astype({"income": object})
+    bad.loc[5, "income"] = "n/a"
+    with pytest.raises(gn.ShapeError, match=r"column 'income'.*'n/a'.*row 5"):
+        g.predict(bad)
+    with pytest.raises(gn.ShapeError, match=r"column 'income'"):
+        tabular_graph().adapt(bad)
+
+
+def test_nan_with_missing_error_names_the_column_and_rows(rng):
+    df = table(rng)
+    g = tabular_graph(missing="error", normalize=True)
+    with pytest.raises(gn.ShapeError, match=r"'age' \(\d+ rows\), 'income' \(3 rows\).*missing='mean'"):
+        g.fit(df, df, epochs=1, verbose=0)
+
+
+def test_predicting_before_adapt_says_to_adapt(rng):
+    g = tabular_graph()
+    with pytest.raises(gn.GraphError, match=r"adapt"):
+        g.predict(table(rng))
+    with pytest.raises(gn.GraphError, match=r"adapt"):
+        g.predict_labels(table(rng))
+
+
+def test_a_refused_adapt_changes_nothing(rng):
+    df = table(rng)
+    g = tabular_graph().adapt(df)
+    mean = g.nodes["numbers"].mean
+    with pytest.raises(gn.GraphError):
+        g.adapt(df.assign(age=np.nan))  # no values in a column
+    np.testing.assert_array_equal(g.nodes["numbers"].mean, mean)
+
+
+def test_settings_are_checked():
+    g = gn.Graph()
+    with pytest.raises(gn.GraphError, match="missing must be one of"):
+        g.add_input("x", missing="drop")
+    with pytest.raises(gn.GraphError, match="all strings or all integers"):
+        g.add_input("c", categories=["a", 1])
+    with pytest.raises(gn.GraphError, match="categorical input takes no normalize"):
+        g.add_input("c", categories=["a"], normalize=True)
+    with pytest.raises(gn.GraphError, match="3 classes expected"):
+        g.add_output("y", 3, activation="softmax", loss="categorical_crossentropy", classes=["a", "b"])
+    assert list(g.nodes) == []
+
+
+# ------------------------------------------------------------------ saved with the graph
+def test_saved_loaded_and_specs_keep_everything(tmp_path, rng):
+    df = table(rng)
+    g = tabular_graph(dtype="float32")
+    g.fit(df, df, epochs=1, verbose=0)
+    loaded = gn.load(g.save(tmp_path / "tab.gnet"))
+    np.testing.assert_array_equal(loaded.predict(df), g.predict(df))
+    np.testing.assert_array_equal(loaded.predict_labels(df), g.predict_labels(df))
+    import copy
+    import pickle
+
+    for clone in (pickle.loads(pickle.dumps(g)), copy.deepcopy(g)):
+        np.testing.assert_array_equal(clone.predict(df), g.predict(df))
+    twin = gn.Graph.from_dict(g.to_dict())
+    assert twin.nodes["city"].categories == g.nodes["city"].categories
+    np.testing.assert_array_equal(twin.nodes["numbers"].std, g.nodes["numbers"].std)
+    assert twin.nodes["label"].classes == ("bad", "good", "ok")
+
+
+def test_a_spec_with_adapt_loads_unadapted():
+    spec = {"nodes": [{"kind": "input", "name": "c", "size": 1, "categories": "adapt"},
+                      {"kind": "input", "name": "x", "size": 2, "missing": "indicator"},
+                      {"kind": "output", "name": "y", "size": 1}],
+            "synapses": [["c", "y"], ["x", "y"]]}
+    g = gn.Graph.from_dict(spec)
+    assert g.nodes["x"].size == 4 and not g.nodes["c"].adapted
+    g.adapt({"c": np.array(["u", "v"]), "x": np.array([[1.0, np.nan], [2.0, 3.0]])})
+    assert g.synapse("c", "y").shape == (3, 1) and g.predict({"c": ["v"], "x": [[np.nan, 1.0]]}).shape == (1, 1)
+
+
+def test_polars_frames_bind_like_pandas(rng):
+    pl = pytest.importorskip("polars")
+    df = table(rng)
+    g = tabular_graph().adapt(df)
+    frame = pl.DataFrame({c: [v if isinstance(v, str) else None for v in df[c]] if df[c].dtype.kind == "O"
+                          else df[c].tolist() for c in df})  # NaN stays NaN, None is polars' null
+    frame = frame.with_columns(pl.col("income").fill_nan(None))  # and polars' own missing value
+    np.testing.assert_allclose(g.predict(frame), g.predict(df), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ seen
+def test_summary_and_diagram_show_categories_and_statistics(rng):
+    df = table(rng)
+    g = tabular_graph().adapt(df)
+    text = g.summary(print_fn=None)
+    assert "3 categories" in text and "normalize, missing:" in text
+    assert "categories ['lyon', 'nice', 'paris']" in text
+    assert f"mean [{g.nodes['numbers'].mean[0]:.4g}" in text and "label: classes ['bad', 'good', 'ok']" in text
+    assert max(len(line) for line in text.splitlines()[-5:]) <= 80
+    assert "not adapted" in tabular_graph().summary(print_fn=None)
+    source = g.to_dot().source
+    assert "3 categories" in source and "normalize, missing: mean" in source
+
+
+# ------------------------------------------------------------------ exported
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("missing", ["mean", "indicator"])
+def test_onnx_export_predicts_alike_in_onnxruntime(tmp_path, rng, dtype, missing):
+    ort = pytest.importorskip("onnxruntime")
+    from graphnet.interop import onnx_feed
+
+    df = table(rng)
+    g = tabular_graph(dtype=dtype, missing=missing)
+    g.add_input("zone", categories=[3, 7, 11])
+    g.connect("zone", "h")
+    df["zone"] = rng.choice([3, 7, 11, 99], len(df))
+    g.fit(df, df, epochs=2, verbose=0)
+    test = df.copy()
+    test.loc[:5, "city"] = ["rome", None, "nice", "", "lyon", "paris"]  # unknown and missing
+    g.to_onnx(tmp_path / "tab.onnx")
+    session = ort.InferenceSession(str(tmp_path / "tab.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, onnx_feed(g, test))[0]
+    np.testing.assert_allclose(got, g.predict(test), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ scikit-learn estimators
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_estimators_take_frames_with_categorical_columns(rng):
+    from graphnet.sklearn import GraphNetClassifier, GraphNetRegressor
+
+    df = table(rng, 80)
+    df["city"] = df["city"].astype("category")
+    X = df.drop(columns=["label"])
+    clf = GraphNetClassifier((8,), max_iter=3, random_state=0).fit(X, df["label"])
+    assert set(clf.predict(X)) <= {"bad", "good", "ok"}
+    np.testing.assert_array_equal(clf.predict(X[X.columns[::-1]]), clf.predict(X))  # by name
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba, clf.graph_.predict(X), rtol=1e-12)
+    assert clf.graph_.nodes["city"].categories == ("lyon", "nice", "paris")
+    assert list(clf.feature_names_in_) == ["age", "income", "unused", "city"]
+    with pytest.raises(ValueError, match=r"lacks the columns \['income'\]"):
+        clf.predict(X.drop(columns=["income"]))
+    reg = GraphNetRegressor((4,), max_iter=2, random_state=0).fit(X, df["age"].fillna(0))
+    assert reg.predict(X).shape == (80,)
+
+
+def test_graphnet_imports_and_runs_tables_without_pandas():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['pandas'] = None; sys.modules['polars'] = None\n"
+            "import numpy as np, graphnet as gn\n"
+            "g = gn.Graph(seed=0); g.add_input('c', categories='adapt'); g.add_input('x', 2, normalize=True)\n"
+            "g.add_output('y', 1); g.connect(['c', 'x'], 'y')\n"
+            "g.fit({'c': np.array(['a', 'b', None]), 'x': np.ones((3, 2))}, np.zeros(3), verbose=0)\n"
+            "print(g.nodes['c'].categories, 'pandas' in sys.modules and sys.modules['pandas'] is not None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "('a', 'b') False"
+
+
+def test_labels_for_an_output_without_classes_say_how(rng):
+    df = table(rng)
+    g = gn.Graph(seed=0)
+    g.add_input("numbers", columns=["income"], missing="mean")
+    g.add_output("label", 3, activation="softmax", loss="categorical_crossentropy")
+    g.connect("numbers", "label")
+    with pytest.raises(gn.ShapeError, match=r"output 'label'.*classes='adapt'"):
+        g.fit(df, df["label"].astype("category"), verbose=0)
+    assert g.nodes["numbers"].mean is None  # the refused fit forgot what it adapted
+
+
+def test_text_for_a_plain_input_says_to_give_categories(rng):
+    g = gn.Graph(seed=0)
+    g.add_input("city", 1)
+    g.add_output("y", 1)
+    g.connect("city", "y")
+    with pytest.raises(gn.ShapeError, match=r"input 'city'.*dtype object.*categories='adapt'"):
+        g.predict(table(rng))
