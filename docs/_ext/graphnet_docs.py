@@ -190,11 +190,12 @@ def _demote(markdown: str, by: int = 1) -> str:
 
 def write_benchmarks() -> None:
     sys.path.insert(0, str(ROOT))
-    from benchmarks import distributed, quality, report
+    from benchmarks import distributed, quality, report, tables
 
     for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
         data = json.loads(path.read_text())
-        module = report if "sgemm" in data else distributed if "cluster" in data else quality
+        module = (report if "sgemm" in data else distributed if "cluster" in data
+                  else tables if "embedding" in data else quality)
         _write(GENERATED / f"bench-{path.stem}.md", _demote(module.markdown(data)))
 
 
