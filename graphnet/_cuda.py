@@ -170,7 +170,7 @@ class CudaBackend(DeviceBackend):
         self._adam(grads, m, v, cast(beta1), cast(beta2), cast(step_size), cast(eps), m_next, v_next, out)
         return True
 
-    def fused_backward(self, activation):
+    def fused_backward(self, activation, dtype=None):
         # Exact type: a subclass may change the maths.
         kernel = self._backward.get(activation.name) if type(activation).__module__ == "graphnet.activations" else None
         if kernel is None:

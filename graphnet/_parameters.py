@@ -22,7 +22,7 @@ import bisect
 import itertools
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,12 +47,12 @@ def bias_key(node: str) -> str:
     return f"{node}.{BIAS}"
 
 
-@dataclass(frozen=True, slots=True)
-class ParameterRecord:
+class ParameterRecord(NamedTuple):
     """What one parameter is: ``Graph.parameters()`` lists these.
 
     ``node`` is the dense node the parameter feeds (a weight's destination);
-    ``synapse`` is ``(src, dst)`` for a weight and ``None`` for a bias.
+    ``synapse`` is ``(src, dst)`` for a weight and ``None`` for a bias. A
+    named tuple: a graph of 10,000 nodes makes 30,000 of them per compile.
     """
 
     key: str
@@ -101,12 +101,14 @@ class ParameterStore:
             xp.concatenate([a.ravel() for a in arrays], out=self.values)
         self.num_trainable = sum(n for r, n in zip(records, sizes) if r.trainable)
         self.layout: Layout = tuple((r.key, n) for r, n in zip(records, sizes) if r.trainable)
-        self._grad_views: dict[str, np.ndarray] = {}
         values, grads = self.values, self.grads
+        views = {}
         for (record, owner), array, start, n in zip(entries, arrays, offsets, sizes):
-            # The owner now reads and writes the buffer.
-            owner.bind_parameter(values[start : start + n].reshape(array.shape))
-            self._grad_views[record.key] = grads[start : start + n].reshape(array.shape)
+            stop, shape = start + n, array.shape
+            owner.bind_parameter(values[start:stop].reshape(shape))  # the owner now reads and writes the buffer
+            views[record.key] = grads[start:stop].reshape(shape)
+        #: Every gradient view by key (what :meth:`grad` looks up).
+        self.grad_views: dict[str, np.ndarray] = views
 
     @property
     def trainable_values(self) -> np.ndarray:
@@ -118,12 +120,12 @@ class ParameterStore:
 
     def grad(self, key: str) -> np.ndarray:
         """The gradient view of parameter ``key``."""
-        return self._grad_views[key]
+        return self.grad_views[key]
 
     def grad_dict(self) -> dict[str, np.ndarray]:
         """Copies of every gradient (numpy arrays), keyed like ``Graph.get_weights()``."""
         copy = self.backend.host_copy
-        return {key: copy(view) for key, view in self._grad_views.items()}
+        return {key: copy(view) for key, view in self.grad_views.items()}
 
     def spans(self, kind: str, trainable_only: bool = True) -> list[slice]:
         """Slices of the value (and gradient) buffer holding every parameter of

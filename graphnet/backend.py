@@ -127,9 +127,17 @@ class Backend:
         """The moments in place, after :meth:`adam_step` ran and its step was accepted."""
         raise NotImplementedError
 
-    def fused_backward(self, activation):
-        """A one-pass ``backward(a, grad, z=None)`` for ``activation``, or None
-        (the activation's own, in ``xp``). The plan asks once per compile."""
+    def fused_backward(self, activation, dtype=None):
+        """A one-pass ``backward(a, grad, z=None)`` for ``activation`` (in
+        arrays of ``dtype``), or None (the activation's own, in ``xp``). The
+        plan asks once per compile."""
+        return None
+
+    def fused_bias_activation(self, activation, dtype):
+        """A one-pass ``f(z, bias)`` writing ``activation(z + bias)`` over ``z``
+        (arrays of ``dtype``), or None: then the plan adds the bias and calls
+        the activation. The plan asks once per compile, for a node whose ``z``
+        is not kept."""
         return None
 
     def fused_delta(self, loss):
@@ -193,6 +201,22 @@ class CPUBackend(Backend):
 
     def prepare_adam(self, dtype) -> None:
         _kernels.prepare(dtype)
+
+    def fused_backward(self, activation, dtype=None):
+        kernels = _relu(activation, dtype)
+        if kernels is None:
+            return None
+        relu_backward = kernels[1]
+
+        def backward(a, grad, z=None):
+            relu_backward(a, grad)
+            return grad
+
+        return backward
+
+    def fused_bias_activation(self, activation, dtype):
+        kernels = _relu(activation, dtype)
+        return None if kernels is None else kernels[0]
 
     def adam(self, grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps) -> bool:
         return _kernels.adam(grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps)
@@ -276,6 +300,14 @@ def special(xp):
     if functions is None:
         functions = _SPECIAL[np] = scipy_special
     return functions
+
+
+def _relu(activation, dtype):
+    """The compiled relu kernels for a node with graphnet's own ReLU (exactly:
+    a subclass may change the maths), or None."""
+    if dtype is None or type(activation).__module__ != "graphnet.activations" or activation.name != "relu":
+        return None
+    return _kernels.relu_kernels(dtype)
 
 
 #: The one CPU backend every CPU graph shares.

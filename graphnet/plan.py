@@ -78,7 +78,7 @@ logger = logging.getLogger(__name__)
 _TRAIN_CACHE = 4
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Edge:
     """One incoming synapse of a dense node, as the hot loop needs it."""
 
@@ -90,7 +90,7 @@ class Edge:
     gather: bool = False  # from a categorical input: rows of ``weight`` by code (graphnet._gather)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Step:
     """A dense node's work in forward and backward. ``forward``/``backward``
     are the activation's, and ``value``/``gradient``/``delta`` the loss's,
@@ -158,63 +158,70 @@ class Plan:
         self.inputs = tuple((n, self.slots[n]) for n in graph.inputs)
         self.outputs = tuple((n, self.slots[n]) for n in graph.outputs)
 
-        incoming: dict[str, list] = {n: [] for n in self.order}
-        consumers: dict[str, list[str]] = {n: [] for n in self.order}
+        # One sweep over the synapses: each node's incoming ones (in the order
+        # they were connected), and each source's latest consumer, the first to
+        # write its upstream gradient in backward (which runs in reverse order).
+        slots = self.slots
+        incoming: dict[str, list] = {}
+        last_consumer: dict[str, int] = {}
         for synapse in graph.synapses:
-            incoming[synapse.dst].append(synapse)
-            consumers[synapse.src].append(synapse.dst)
-        # Backward runs in reverse order, so a node's *latest* consumer writes first.
-        first_writer = {
-            src: max(dsts, key=self.slots.__getitem__) for src, dsts in consumers.items() if dsts
-        }
+            src, dst = synapse.src, synapse.dst
+            incoming.setdefault(dst, []).append(synapse)
+            if last_consumer.get(src, -1) < slots[dst]:
+                last_consumer[src] = slots[dst]
 
-        self.store = ParameterStore(parameter_owners(graph, self.order), self.dtype, backend)
+        self.store = store = ParameterStore(parameter_owners(graph, self.order), self.dtype, backend)
+        grads = store.grad_views
+        inputs = {name for name, _ in self.inputs}
+        categorical = {name for name in inputs if nodes[name].categorical}
+        fused_backward, fused_delta = backend.fused_backward, backend.fused_delta
 
         steps = []
         for name in self.order:
-            node = nodes[name]
-            if isinstance(node, Input):
+            if name in inputs:
                 continue
+            node, slot = nodes[name], slots[name]
+            # Positional arguments: 20,000 of these are made for a graph of 10,000 nodes.
             edges = tuple(
-                Edge(
-                    src=self.slots[s.src],
-                    weight=s.weight,
-                    weight_grad=self.store.grad(s.key),
-                    from_input=isinstance(nodes[s.src], Input),
-                    writes_first=first_writer[s.src] == name,
-                    gather=getattr(nodes[s.src], "categorical", False),
-                )
+                Edge(slots[s.src], s.parameter_array, grads[s.key], s.src in inputs, last_consumer[s.src] == slot,
+                     s.src in categorical)
                 for s in incoming[name]
             )
-            is_output = isinstance(node, Output)
-            loss = node.loss if is_output else None
-            steps.append(
-                Step(
-                    slot=self.slots[name],
-                    name=name,
-                    size=node.size,
-                    activation=node.activation,
-                    forward=_bound(node.activation.forward, xp),
-                    backward=backend.fused_backward(node.activation) or _bound(node.activation.backward, xp),
-                    value=None if loss is None else _bound(loss.value, xp),
-                    gradient=None if loss is None or loss.fused else _bound(loss.gradient, xp),
-                    delta=None if loss is None or not loss.fused
-                    else backend.fused_delta(loss) or _bound(loss.delta, xp),
-                    edges=edges,
-                    bias=node.bias,
-                    bias_grad=self.store.grad(bias_key(name)),
-                    dropout=getattr(node, "dropout", 0.0),
-                    loss=loss,
-                    loss_weight=node.loss_weight if is_output else 0.0,
-                    feeds_others=bool(consumers[name]),
-                    gathers=any(e.gather for e in edges),
-                )
-            )
+            activation = node.activation
+            loss = node.loss if isinstance(node, Output) else None
+            fused = loss is not None and loss.fused
+            steps.append(Step(
+                slot, name, node.size, activation,
+                _bound(activation.forward, xp),
+                fused_backward(activation, self.dtype) or _bound(activation.backward, xp),
+                None if loss is None else _bound(loss.value, xp),
+                None if loss is None or fused else _bound(loss.gradient, xp),
+                (fused_delta(loss) or _bound(loss.delta, xp)) if fused else None,
+                edges, node.parameter_array, grads[bias_key(name)], getattr(node, "dropout", 0.0), loss,
+                node.loss_weight if loss is not None else 0.0, name in last_consumer,
+                bool(categorical) and any(e.gather for e in edges),
+            ))
         self.steps: tuple[Step, ...] = tuple(steps)
+        # The hot loops' view of the steps: plain tuples, unpacked once per
+        # node per pass (a deep, narrow net spends its time in this loop).
+        # A hidden node whose z is not kept (its activation's derivative is
+        # taken from a) may add its bias and activate in one compiled pass.
+        fuse = backend.fused_bias_activation
+        self._forward = tuple(
+            (st.slot, st.size, st.edges[0].src, st.edges[0].weight,
+             tuple((e.src, e.weight) for e in st.edges[1:]), st.bias, st.forward, st.dropout, st.gathers,
+             None if st.loss is not None or st.activation.needs_input else fuse(st.activation, self.dtype), st)
+            for st in steps
+        )
+        self._backward = tuple(
+            (st.slot, st.activation.needs_input, st.loss is not None, st.dropout, st.backward, st.bias_grad,
+             tuple((e.src, e.weight, e.weight_grad, e.from_input, e.writes_first) for e in st.edges), st.gathers, st)
+            for st in reversed(steps)
+        )
         # Regularized parameters as (penalty, add_gradient, value view, gradient view).
-        penalties = [(s.regularizer, s.weight, self.store.grad(s.key)) for s in graph.synapses if s.regularizer]
+        penalties = [(s.regularizer, s.weight, grads[s.key]) for s in graph.synapses if s.regularizer]
         penalties += [
-            (nodes[name].bias_regularizer, nodes[name].bias, self.store.grad(bias_key(name)))
+            (nodes[name].bias_regularizer, nodes[name].bias, grads[bias_key(name)])
             for name in self.order
             if not isinstance(nodes[name], Input) and nodes[name].bias_regularizer is not None
         ]
@@ -256,22 +263,24 @@ class Plan:
         for name, slot in self.inputs:
             x[slot] = inputs[name]
         z_bufs, a_bufs, scratch = ws.z, ws.a, ws.scratch
-        for step in self.steps:
-            slot = step.slot
+        for slot, size, src, weight, rest, bias, forward, dropout, gathers, fused, step in self._forward:
             z = z_bufs[slot]
-            if step.gathers:
+            if gathers:
                 _gather.forward(step, x, z, scratch, dot, self.backend.take)
             else:
-                first, *rest = step.edges
-                dot(x[first.src], first.weight, out=z)
-                for edge in rest:
-                    tmp = scratch[step.size]
-                    dot(x[edge.src], edge.weight, out=tmp)
+                dot(x[src], weight, out=z)
+                for src, weight in rest:
+                    tmp = scratch[size]
+                    dot(x[src], weight, out=tmp)
                     z += tmp
-            z += step.bias
-            a = step.forward(z, out=a_bufs[slot])
-            if rng is not None and step.dropout:
-                a = ws.drop(slot, a, step.dropout, rng)
+            if fused is not None:  # z is a's buffer here: activation(z + bias) over it
+                fused(z, bias)
+                a = z
+            else:
+                z += bias
+                a = forward(z, out=a_bufs[slot])
+            if dropout and rng is not None:
+                a = ws.drop(slot, a, dropout, rng)
             x[slot] = a
 
     def loss_values(self, ws: Workspace, targets: dict[str, np.ndarray], rows=None) -> dict[str, float]:
@@ -359,34 +368,34 @@ class Plan:
         ``a`` and ``upstream`` buffers with deltas (the buffer-reuse rule).
         ``rows`` is as for :meth:`loss_values`.
         """
-        x, upstream, scratch, ones = ws.x, ws.upstream, ws.scratch, ws.ones
+        x, upstream, scratch, ones, keep = ws.x, ws.upstream, ws.scratch, ws.ones, ws.keep
+        a_bufs, z_bufs, sizes = ws.a, ws.z, self.sizes
         dot = self.xp.dot
-        for step in reversed(self.steps):
-            slot = step.slot
-            a = ws.a[slot]
-            z = ws.z[slot] if step.activation.needs_input else None
-            if step.loss is not None:
+        for slot, needs_z, is_output, dropout, backward, bias_grad, edges, gathers, step in self._backward:
+            a = a_bufs[slot]
+            z = z_bufs[slot] if needs_z else None
+            if is_output:
                 r = None if rows is None else rows.get(step.name)
                 delta = self._output_delta(step, targets[step.name], a, z, upstream[slot], r)
             else:
                 grad = upstream[slot]
-                if step.dropout:
-                    grad *= ws.keep[slot]
-                delta = step.backward(a, grad, z)
-            dot(ones, delta, out=step.bias_grad)
-            if step.gathers:
-                _gather.backward(step, x, delta, upstream, scratch, self.sizes, dot, self.backend.scatter_rows)
+                if dropout:
+                    grad *= keep[slot]
+                delta = backward(a, grad, z)
+            dot(ones, delta, out=bias_grad)
+            if gathers:
+                _gather.backward(step, x, delta, upstream, scratch, sizes, dot, self.backend.scatter_rows)
                 continue
-            for edge in step.edges:
-                dot(x[edge.src].T, delta, out=edge.weight_grad)
-                if edge.from_input:
+            for src, weight, weight_grad, from_input, writes_first in edges:
+                dot(x[src].T, delta, out=weight_grad)
+                if from_input:
                     continue
-                if edge.writes_first:
-                    dot(delta, edge.weight.T, out=upstream[edge.src])
+                if writes_first:
+                    dot(delta, weight.T, out=upstream[src])
                 else:
-                    tmp = scratch[self.sizes[edge.src]]
-                    dot(delta, edge.weight.T, out=tmp)
-                    upstream[edge.src] += tmp
+                    tmp = scratch[sizes[src]]
+                    dot(delta, weight.T, out=tmp)
+                    upstream[src] += tmp
 
     # ------------------------------------------------ gradients of one node
     def input_gradients(self, ws: Workspace, node: str, seed) -> dict[str, np.ndarray]:

@@ -43,6 +43,7 @@ class Synapse(Member):
     dst: str
     #: The initialiser's name, or ``"array"`` (see Parameters).
     init: str
+    _key: str
     _weight: np.ndarray | None
     _shape: tuple[int, int]
     #: ``(seed, initialiser name)`` of the draw still to come; None once the weight exists.
@@ -56,6 +57,7 @@ class Synapse(Member):
                  regularizer=None, shape: tuple[int, int] | None = None):
         self.src = src
         self.dst = dst
+        self._key = weight_key(src, dst)  # src and dst never change
         self._weight = weight
         self._shape = tuple(weight.shape) if weight is not None else tuple(shape)
         self._pending = None
@@ -95,7 +97,7 @@ class Synapse(Member):
     @property
     def key(self) -> str:
         """The key of this weight in ``get_weights()``: ``"SRC->DST.weight"``."""
-        return weight_key(self.src, self.dst)
+        return self._key
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -194,3 +194,33 @@ def test_ctrl_c_during_a_first_fit_never_leaves_numba_half_loaded(tmp_path):
         assert float(loss) == expected.history["loss"][-1]
         outcomes.append(outcome)
     assert "interrupted" in outcomes
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_relu_kernels_give_the_numpy_passes_bits(dtype, rng):
+    """A relu node's bias-and-activation pass and its backward pass: the same
+    bits as numpy's add, maximum, greater and multiply, for the awkward
+    values too (NaN, infinities, -0.0)."""
+    pytest.importorskip("numba", reason="the kernels need numba")
+    bias_relu, relu_backward = kernels.relu_kernels(dtype)
+    special = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-45, -1e-45], dtype=dtype)
+    z = rng.normal(size=(9, 7)).astype(dtype)
+    z[0, :] = special
+    b = rng.normal(size=7).astype(dtype)
+    b[1] = -0.0
+    expected = z.copy()
+    expected += b
+    np.maximum(expected, 0, out=expected)
+    fused = z.copy()
+    bias_relu(fused, b)
+    assert fused.tobytes() == expected.tobytes()
+    grad = rng.normal(size=(9, 7)).astype(dtype)
+    grad[1, :] = special
+    grad[0, :] = special
+    a = fused
+    mask = np.greater(a, 0).astype(dtype)
+    with np.errstate(invalid="ignore"):  # inf times a 0 of the mask: NaN, as intended
+        expected_grad = np.multiply(grad, mask)
+    got = grad.copy()
+    relu_backward(a, got)
+    assert got.tobytes() == expected_grad.tobytes()
