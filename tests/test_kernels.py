@@ -119,6 +119,8 @@ def test_a_kernel_that_fails_to_compile_leaves_the_numpy_passes(monkeypatch, cap
     monkeypatch.setattr(kernels, "_adam_kernel", broken)
     monkeypatch.setattr(kernels, "_adam_step_kernel", None)
     monkeypatch.setattr(kernels, "_adam_moments_kernel", None)
+    monkeypatch.setattr(kernels, "_bias_relu_kernel", kernels._bias_relu_kernel)  # restored after the test
+    monkeypatch.setattr(kernels, "_relu_backward_kernel", kernels._relu_backward_kernel)
     monkeypatch.setattr(kernels, "_compiled", set())
     with caplog.at_level("WARNING", logger="graphnet._kernels"):
         assert kernels.prepare("float32") is False
