@@ -74,6 +74,9 @@ class ReadWriteLock:
             if me in self._readers:  # a reader may read again, even with a writer waiting
                 self._readers[me] += 1
                 return
+            if self._writer is None and not self._waiting:  # nobody writes or waits to: in at once
+                self._readers[me] = 1
+                return
             self._read_waiting += 1
             try:
                 while self._writer is not None or (self._waiting and not self._readers_turn):

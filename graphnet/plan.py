@@ -52,6 +52,7 @@ import contextlib
 import functools
 import gc
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from collections.abc import Callable
@@ -76,6 +77,9 @@ logger = logging.getLogger(__name__)
 
 #: Workspaces cached for training (a full batch, the last shorter one, gradients()).
 _TRAIN_CACHE = 4
+#: A thread keeps its predict workspace up to this size (a one-row call of
+#: W1's net needs 1.6 KB; a 4096-row chunk 6 MB, made per call).
+_KEPT_PREDICT_BYTES = 1 << 20
 
 
 @dataclass(slots=True)
@@ -157,6 +161,11 @@ class Plan:
         nodes = graph.nodes
         self.inputs = tuple((n, self.slots[n]) for n in graph.inputs)
         self.outputs = tuple((n, self.slots[n]) for n in graph.outputs)
+        self.output_names: list[str] = [n for n, _ in self.outputs]
+        #: ``(name, size)`` of the one input when it takes plain arrays (no
+        #: transforms, no categories): predict's short path.
+        only = nodes[self.inputs[0][0]] if len(self.inputs) == 1 else None
+        self.plain_input = (only.name, only.size) if only is not None and not only.transforms else None
 
         # One sweep over the synapses: each node's incoming ones (in the order
         # they were connected), and each source's latest consumer, the first to
@@ -229,6 +238,7 @@ class Plan:
             (_bound(r.penalty, xp), _bound(r.add_gradient, xp), value, grad) for r, value, grad in penalties
         )
         self._train_workspaces: dict[int, Workspace] = {}
+        self._local = threading.local()  # each thread's predict workspace
         logger.debug(
             "%s: compiled plan v%d: %d nodes, %d synapses, %d params in %.1f ms",
             self.graph_name,
@@ -243,6 +253,19 @@ class Plan:
     def workspace(self, rows: int, mode: str) -> Workspace:
         """Fresh buffers for ``rows`` rows; ``mode`` is ``predict``, ``evaluate`` or ``train``."""
         return Workspace(self, rows, mode)
+
+    def predict_workspace(self, rows: int) -> Workspace:
+        """Buffers for ``predict`` on chunks of ``rows``: one kept per thread
+        (so threads never share one) when it is small, for a one-row call
+        costs microseconds; a large one is made per call, so memory held
+        between calls stays bounded."""
+        kept = getattr(self._local, "predict", None)
+        if kept is not None and kept.rows == rows:
+            return kept
+        ws = Workspace(self, rows, "predict")
+        if ws.nbytes <= _KEPT_PREDICT_BYTES:
+            self._local.predict = ws
+        return ws
 
     def train_workspace(self, rows: int) -> Workspace:
         """Training buffers, kept between steps (never shared with ``predict``)."""

@@ -43,7 +43,7 @@ from ._version import __version__
 from .errors import GraphError
 from .layers import Dense
 from .network import Network, model_class
-from .nodes import KINDS, Input
+from .nodes import KINDS
 
 __all__ = [
     "FORMAT",

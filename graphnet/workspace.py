@@ -66,6 +66,10 @@ class Workspace:
                     size = plan.sizes[edge.src]
                     self.scratch.setdefault(size, buffer(size))
         self.ones = xp.ones(rows, dtype) if train else None
+        self._own = (tuple(self.a), tuple(self.z))
+        self.nbytes = sum(b.nbytes for b in {id(b): b for b in [*self.a, *self.z, *self.upstream, *self.keep,
+                                                                *self.dropped, *self.scratch.values()]
+                                              if b is not None}.values())
 
     def head(self, rows: int) -> Workspace:
         """A workspace over the first ``rows`` rows of this one's buffers."""
@@ -84,7 +88,12 @@ class Workspace:
         view.dropped = [take(b) for b in self.dropped]
         view.scratch = {size: buf[:rows] for size, buf in self.scratch.items()}
         view.ones = take(self.ones)
+        view._own, view.nbytes = (tuple(view.a), tuple(view.z)), 0
         return view
+
+    def restore(self) -> None:
+        """Undo every :meth:`bind_output`: each node writes into this workspace's own buffers again."""
+        self.a[:], self.z[:] = self._own
 
     def bind_output(self, slot: int, array: np.ndarray) -> None:
         """Write the activation of ``slot`` straight into ``array`` (``predict``)."""

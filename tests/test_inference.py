@@ -188,3 +188,17 @@ def test_predict_outputs_on_dask_arrays_equals_numpy(rng):
     expected = g.predict(x, outputs=["h2", "main"])
     for name in expected:
         np.testing.assert_allclose(got[name].compute(), expected[name], rtol=1e-12)
+
+
+def test_a_result_stays_the_callers_when_the_next_call_reuses_the_buffers(rng):
+    """predict keeps a small workspace per thread for the next call: the
+    arrays it returned are the caller's and never written again."""
+    g = gn.Sequential([gn.Input(3), gn.Dense(4, activation="relu", name="h"), gn.Dense(2)], seed=0)
+    x1, x2 = rng.normal(size=(1, 3)), rng.normal(size=(1, 3))
+    hidden = g.predict(x1, outputs=["h"])["h"]
+    first = g.predict(x1)
+    kept_hidden, kept_first = hidden.copy(), first.copy()
+    g.predict(x2)
+    g.predict(x2, outputs=["h", "dense"])
+    assert np.array_equal(hidden, kept_hidden) and np.array_equal(first, kept_first)
+    assert not np.array_equal(g.predict(x2), first)
