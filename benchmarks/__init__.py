@@ -20,7 +20,7 @@ from . import machine, report, runner
 
 __all__ = ["run", "WORKLOAD_NAMES", "RESULTS"]
 
-WORKLOAD_NAMES = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
+WORKLOAD_NAMES = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
 FRAMEWORKS = ("graphnet", "numpy", "torch", "sklearn")
 RESULTS = Path(__file__).resolve().parent / "results"
 CLOSING = Path(__file__).resolve().parent / "closing.md"
@@ -37,7 +37,7 @@ def run(quick: bool = False, workloads=WORKLOAD_NAMES, frameworks=FRAMEWORKS, th
     quick : bool
         Small sizes (seconds in all), for smoke tests; not for the targets.
     workloads : sequence of str
-        Any of ``W1`` ... ``W7``.
+        Any of ``W1`` ... ``W8``.
     frameworks : sequence of str
         ``graphnet`` always runs; ``numpy`` (the reference, in this process),
         ``torch`` and ``sklearn`` (each in a subprocess, when installed).

@@ -14,7 +14,7 @@ from . import FRAMEWORKS, RESULTS, WORKLOAD_NAMES, report, run
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test, not for the targets")
-    parser.add_argument("--only", default=",".join(WORKLOAD_NAMES), help="comma-separated workloads (W1..W7)")
+    parser.add_argument("--only", default=",".join(WORKLOAD_NAMES), help="comma-separated workloads (W1..W8)")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--no-sklearn", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="BLAS/OpenMP threads (default: all cores)")

@@ -63,6 +63,12 @@ def _targets(name: str) -> list[tuple[str, str, object, object]]:
             ("plan time / networkx topological_sort (largest graph)",
              lambda r: r.get("plan_over_networkx_sort"), "<= 5", _at_most(5.0)),
         ],
+        "W8": [
+            ("one-row predict / the same forward in hand-written numpy", lambda r: r.get("ratio_numpy"),
+             "<= 1.20", _at_most(1.20)),
+            ("one-row predict / onnxruntime on graphnet's ONNX export", lambda r: r.get("ratio_onnxruntime"),
+             "< 1 (faster)", _below(1.0)),
+        ],
     }
     return [(what, text, get, test) for what, get, text, test in vs.get(name, [])]
 
@@ -146,7 +152,7 @@ def markdown(report: dict) -> str:
     ]
     sgemm = report["sgemm"]["median_gflops"]
     for r in report["results"]:
-        if r["workload"] == "W7":
+        if r["workload"] in ("W7", "W8"):
             continue
         sec = r.get("seconds", {})
         gflops = r["flops"] / sec["graphnet"] / 1e9 if "graphnet" in sec and r.get("flops") else None
@@ -194,6 +200,9 @@ def markdown(report: dict) -> str:
                 for phase in r["exponents"]
             )
         )
+    for r in report["results"]:
+        if r["workload"] == "W8":
+            lines += _latency_table(r)
     lines += ["", "## Notes", ""]
     for r in report["results"]:
         notes = []
@@ -226,6 +235,25 @@ def markdown(report: dict) -> str:
     if report.get("closing"):
         lines += ["", "## Closing note", "", report["closing"]]
     return "\n".join(lines) + "\n"
+
+
+def _latency_table(r: dict) -> list[str]:
+    libraries = [k for k in ("graphnet", "numpy", "onnxruntime") if k in r["batches"][0]["seconds"]]
+    lines = [
+        "",
+        f"## W8 serving latency: one predict call, one thread (µs per call, median of {r['reps']} "
+        "repetitions; ratios: medians of per-repetition ratios)",
+        "",
+        "| rows | " + " | ".join(f"{k} µs" for k in libraries)
+        + " | graphnet / numpy | graphnet / onnxruntime | largest difference from graphnet |",
+        "|---|" + "---|" * (len(libraries) + 3),
+    ]
+    for row in r["batches"]:
+        cells = " | ".join(f"{row['seconds'][k] * 1e6:.1f}" for k in libraries)
+        diff = max(row["max_abs_diff"].values(), default=None)
+        lines.append(f"| {row['batch']} | {cells} | {_x(row.get('ratio_numpy'))} "
+                     f"| {_x(row.get('ratio_onnxruntime'))} | {'—' if diff is None else f'{diff:.1e}'} |")
+    return lines
 
 
 def write(report: dict, directory: Path, stem: str = "latest") -> tuple[Path, Path]:

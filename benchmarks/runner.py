@@ -34,7 +34,7 @@ from graphnet import _kernels as kernels
 
 from . import machine, models
 from .reference import ReferenceMLP
-from .workloads import DAG, MLP, Predict, Scaling, get, make_data
+from .workloads import DAG, MLP, Latency, Predict, Scaling, get, make_data
 
 __all__ = ["run_workload", "interleave", "peak_growth"]
 
@@ -149,11 +149,12 @@ def run_workload(name: str, quick: bool, frameworks, threads: int, reps: int | N
     workload = get(name, quick)
     reps = reps or workload.reps
     log.info("%s (%s): %d repetitions", name, workload.title, reps)
-    runner = {"mlp": _mlp, "predict": _predict, "dag": _dag, "scaling": _scaling}[workload.kind]
+    runner = {"mlp": _mlp, "predict": _predict, "dag": _dag, "scaling": _scaling,
+              "latency": _latency}[workload.kind]
     result = {"workload": name, "title": workload.title, "unit": workload.unit, "reps": reps}
     # PyTorch's repetitions take turns with graphnet's (see Server).
     server, extra = None, {}
-    if "torch" in frameworks and workload.kind != "scaling":
+    if "torch" in frameworks and workload.kind not in ("scaling", "latency"):
         if importlib.util.find_spec("torch") is None:
             result.setdefault("others", {})["torch"] = {"skipped": "torch is not installed (pip install -e '.[bench]')"}
         else:
@@ -343,6 +344,102 @@ def _scaling(workload: Scaling, reps: int, frameworks, extra: dict) -> dict:
         "seconds": {},
         "times": {},
     }
+
+
+def _latency(workload: Latency, reps: int, frameworks, extra: dict) -> dict:
+    """Per-call time of graphnet's ``predict``, the same forward written by hand in
+    numpy, and onnxruntime on graphnet's own ONNX export, each on one thread."""
+    model = models.build_mlp(workload.sizes, workload.output, seed=0)
+    weights = models.mlp_weights(model)
+    last = len(weights) - 1
+
+    def numpy_forward(x):
+        h = x
+        for i, (w, b) in enumerate(weights):
+            h = h @ w + b
+            if i < last:
+                np.maximum(h, 0, out=h)
+        e = np.exp(h - h.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    forwards = {"graphnet": model.predict}
+    if "numpy" in frameworks:
+        forwards["numpy"] = numpy_forward
+    session = _onnx_session(model)
+    if isinstance(session, str):
+        skipped = {"onnxruntime": {"skipped": session}}
+    else:
+        skipped = {}
+        name = session.get_inputs()[0].name
+        forwards["onnxruntime"] = lambda x: session.run(None, {name: x})[0]
+    rng = np.random.default_rng(0)
+    rows = []
+    with _one_thread():
+        for batch in workload.batches:
+            x = rng.standard_normal((batch, workload.sizes[0]), dtype=np.float32)
+            answers = {}
+            for library, forward in forwards.items():  # warm-up, and every answer the same
+                for _ in range(10):
+                    answers[library] = forward(x)
+            runs = {library: _calls(forward, x, workload.calls) for library, forward in forwards.items()}
+            times = interleave(runs, reps)
+            row = {"batch": batch, "times": times, "seconds": {k: statistics.median(v) for k, v in times.items()},
+                   "max_abs_diff": {k: float(np.max(np.abs(v - answers["graphnet"])))
+                                    for k, v in answers.items() if k != "graphnet"}}
+            for library in forwards:
+                if library != "graphnet":
+                    row[f"ratio_{library}"] = paired_ratio(times["graphnet"], times[library])
+            rows.append(row)
+    first = rows[0]
+    result = {"batches": rows, "seconds": first["seconds"], "times": first["times"], "flops": None,
+              **{k: v for k, v in first.items() if k.startswith("ratio_")}}
+    if skipped:
+        result["others"] = skipped
+    return result
+
+
+def _calls(forward, x, calls: int):
+    """One repetition: ``calls`` calls of ``forward(x)``; returns the time per call."""
+
+    def rep() -> float:
+        start = time.perf_counter()
+        for _ in range(calls):
+            forward(x)
+        return (time.perf_counter() - start) / calls
+
+    return rep
+
+
+def _onnx_session(model):
+    """An onnxruntime session on one thread over ``model``'s ONNX export, or why not."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return "onnxruntime is not installed (pip install -e '.[interop]')"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        model.to_onnx(path)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class _one_thread:
+    """BLAS on one thread while the latency workload runs (as a served model would)."""
+
+    def __enter__(self):
+        try:
+            import threadpoolctl
+        except ImportError:
+            self._limits = None
+        else:
+            self._limits = threadpoolctl.threadpool_limits(limits=1)
+        return self
+
+    def __exit__(self, *exc):
+        if self._limits is not None:
+            self._limits.restore_original_limits()
 
 
 # -------------------------------------------------------------------- helpers

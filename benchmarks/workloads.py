@@ -1,4 +1,4 @@
-"""The workloads W1-W7: their shapes, their synthetic data, and their FLOP counts.
+"""The workloads W1-W8: their shapes, their synthetic data, and their FLOP counts.
 
 Every workload exists in a ``full`` size (the one the targets are about) and a
 ``quick`` size (seconds, for smoke tests). Data comes from a fixed seed and is
@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-__all__ = ["MLP", "Predict", "DAG", "Scaling", "WORKLOADS", "get", "make_data", "dag_spec", "scaling_spec"]
+__all__ = ["MLP", "Predict", "DAG", "Scaling", "Latency", "WORKLOADS", "get", "make_data", "dag_spec", "scaling_spec"]
 
 SEED = 20260917
 
@@ -108,6 +108,23 @@ class Scaling:
     kind: str = "scaling"
 
 
+@dataclass(frozen=True)
+class Latency:
+    """The time of one ``predict`` call of an :class:`MLP`'s net on ``batches`` rows,
+    one thread: the fixed cost a model being served pays on every request.
+    One repetition is ``calls`` calls at each batch size."""
+
+    name: str
+    title: str
+    sizes: tuple[int, ...]
+    output: str
+    batches: tuple[int, ...]
+    calls: int
+    reps: int
+    unit: str = "call"
+    kind: str = "latency"
+
+
 FULL = {
     "W1": MLP("W1", "MNIST-size MLP", (784, 256, 128, 10), "softmax", 60_000, 128, 1, 5, per_epoch=True),
     "W2": MLP("W2", "small net", (30, 128, 64, 32, 1), "sigmoid", 469, 32, 100, 5, unit="100 epochs"),
@@ -116,6 +133,7 @@ FULL = {
     "W5": MLP("W5", "deep and narrow", (64, *[32] * 50, 1), "linear", 8_192, 64, 1, 5),
     "W6": DAG("W6", "a real DAG", (32, 32, 32), 40, 64, 3, 10, 16_384, 128, 5),
     "W7": Scaling("W7", "scaling", (10, 100, 1_000, 10_000), 16, 32, 3),
+    "W8": Latency("W8", "serving latency", (784, 256, 128, 10), "softmax", (1, 8, 64), 2_000, 5),
 }
 
 QUICK = {
@@ -126,13 +144,14 @@ QUICK = {
     "W5": replace(FULL["W5"], sizes=(64, *[32] * 10, 1), rows=1_024, reps=2),
     "W6": replace(FULL["W6"], hidden=8, rows=1_024, reps=2),
     "W7": replace(FULL["W7"], sizes=(10, 100, 300), reps=1),
+    "W8": replace(FULL["W8"], calls=100, reps=2),
 }
 
 WORKLOADS = {"full": FULL, "quick": QUICK}
 
 
 def get(name: str, quick: bool = False):
-    """The workload called ``name`` (``W1`` ... ``W7``) in the chosen size."""
+    """The workload called ``name`` (``W1`` ... ``W8``) in the chosen size."""
     table = QUICK if quick else FULL
     try:
         return table[name]

@@ -29,6 +29,7 @@ def test_every_workload_is_reported(quick_report):
     for name in ("W1", "W2", "W3", "W4", "W5", "W6"):
         assert f"| {name} " in text
     assert "## W7 scaling" in text
+    assert "## W8 serving latency" in text
     assert "## Targets" in text
     assert quick_report["sgemm"]["median_gflops"] > 0
 
@@ -38,9 +39,10 @@ def test_every_target_has_a_verdict(quick_report):
         assert result["checks"], result["workload"]
         for check in result["checks"]:
             assert check["status"] in ("PASS", "MISS", "n/a")
-            # Only the PyTorch comparisons may lack a value here (torch is not run).
+            # Only the PyTorch comparisons (not run here) and onnxruntime's (an
+            # optional extra) may lack a value.
             if check["status"] == "n/a":
-                assert "torch" in check["what"]
+                assert "torch" in check["what"] or "onnxruntime" in check["what"]
 
 
 @pytest.mark.parametrize("name", ["W1", "W2", "W3", "W5"])
@@ -66,6 +68,17 @@ def test_scaling_reports_exponents(quick_report):
     result = next(r for r in quick_report["results"] if r["workload"] == "W7")
     assert [s["nodes"] for s in result["sizes"]] == [10, 100, 300]
     assert set(result["exponents"]) == {"build", "plan", "first_step", "step"}
+
+
+def test_latency_answers_agree(quick_report):
+    result = next(r for r in quick_report["results"] if r["workload"] == "W8")
+    assert [row["batch"] for row in result["batches"]] == [1, 8, 64]
+    for row in result["batches"]:
+        assert set(row["seconds"]) >= {"graphnet", "numpy"}
+        assert all(seconds > 0 for seconds in row["seconds"].values())
+        # The hand-written forward and onnxruntime (when installed) give graphnet's answers.
+        assert row["max_abs_diff"]["numpy"] < 1e-6
+        assert row["max_abs_diff"].get("onnxruntime", 0.0) < 1e-5
 
 
 def test_results_are_written(quick_report, tmp_path):
