@@ -69,8 +69,9 @@ class Sub(NamedTuple):
 class Spec(NamedTuple):
     """One step of one rank: its number, its place (for messages), the rows of
     the whole step (what the sum is divided by), its batches' shares (one
-    for a synchronous step, ``k`` for a round of local SGD), and whether rank
-    0 returns a digest of its weights after it (the client compares its own)."""
+    for a synchronous step, ``k`` for a round of local SGD), and whether the
+    rank whose turn it is to send the sum also returns a digest of its
+    weights after it (the client compares its own)."""
 
     step: int
     where: tuple

@@ -1,5 +1,5 @@
 """Many models at once: :func:`search` trains one graph per trial of an
-Optuna study across a dask cluster, one trial per worker at a time.
+Optuna study across a dask cluster, one trial per worker thread at a time.
 
 The study stays on the client and is driven through Optuna's ask-and-tell
 interface: ``build(trial)`` runs there (so ``trial.suggest_*`` works as in
@@ -9,10 +9,10 @@ once (published, fetched and kept by name, as :mod:`graphnet._rank` keeps
 partitions). A trial that raises, anywhere, is told as failed with its error
 and never stops the others.
 
-Same seeds, same results: trial ``i`` is asked only once every trial before
-``i - window`` has been told, and trials are told in the order they were
+Same seeds, same results: trial ``i`` is asked only once every trial up to
+and including ``i - window`` has been told, and trials are told in the order they were
 asked, so the sampler sees the same history at every ask whichever worker
-finishes first (``window`` is twice the workers, so none waits for work).
+finishes first (``window`` is twice the worker threads, so none waits for work).
 With a seeded sampler and graphs built with seeds, a search repeats exactly
 on the same number of workers.
 """
