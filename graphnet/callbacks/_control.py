@@ -189,8 +189,9 @@ class LearningRateScheduler(Callback):
 
 
 class LambdaCallback(Callback):
-    """A callback from plain functions, each called as the hook it names is,
-    with Keras's arguments: ``on_train_begin(logs)``,
+    """A callback from plain functions, each taking the arguments of the hook it names.
+
+    The hooks and their arguments are Keras's: ``on_train_begin(logs)``,
     ``on_epoch_begin(epoch, logs)``, ``on_batch_begin(batch, logs)``,
     ``on_batch_end(batch, logs)``, ``on_epoch_end(epoch, logs)``,
     ``on_train_end(logs)``; Keras's ``on_train_batch_begin`` and
