@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+from typing import ClassVar
 
 import numpy as np
 
@@ -213,7 +214,8 @@ class LambdaCallback(Callback):
 
     _HOOKS = tuple(HOOKS)
     #: Keras's LambdaCallback names for the batch hooks.
-    _ALIASES = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}
+    _ALIASES: ClassVar[dict[str, str]] = {"on_train_batch_begin": "on_batch_begin",
+                                          "on_train_batch_end": "on_batch_end"}
 
     def __init__(self, **hooks):
         super().__init__()
