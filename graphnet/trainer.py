@@ -325,7 +325,7 @@ class Trainer:
         chosen = metrics or {}
         progress = progress or Progress(0, epochs, batches)
         history = History()
-        callbacks = [history, *callbacks]
+        callbacks = [*callbacks, history]  # last, as in Keras: it records what the others add to the logs
         params = {"epochs": epochs, "steps": batches, **(params or {})}
         for cb in callbacks:
             cb.set_graph(graph)
@@ -353,18 +353,19 @@ class Trainer:
 
         def on_batch_begin(batch: int) -> None:
             for cb in begins:
-                cb.on_batch_begin(batch)
+                cb.on_batch_begin(batch, {})
 
         graph.stop_training = False
         for cb in callbacks:
-            cb.on_train_begin()
+            cb.on_train_begin({})
         self.adopt_optimizer()  # a callback may have restored one (BackupAndRestore)
         resumed = [epoch for cb in callbacks if (epoch := cb.resume_epoch()) is not None]
         start = max(resumed, default=initial_epoch)
+        logged: dict[str, float] = {}  # the last epoch's, for on_train_end
         with quiet_overflow(), contextlib.closing(progress):
             for epoch in range(start, epochs):
                 for cb in callbacks:
-                    cb.on_epoch_begin(epoch)
+                    cb.on_epoch_begin(epoch, {})
                 progress.epoch_begin(epoch)
                 tally = Tally(graph, chosen)
                 try:
@@ -382,13 +383,14 @@ class Trainer:
                 if validate is not None:
                     logs.update(validate())
                 progress.epoch_end(epoch, logs)
+                logged = dict(logs)  # as Keras: on_train_end sees the epoch's values, not what callbacks add
                 logger.info("%s: epoch %d/%d - %s", graph.name, epoch + 1, epochs, format_logs(logs))
                 for cb in callbacks:
                     cb.on_epoch_end(epoch, logs)
                 if graph.stop_training:
                     break
         for cb in callbacks:
-            cb.on_train_end()
+            cb.on_train_end(logged)
         return history
 
     def _error(self, where, what: str, output: str | None = None, record=None):

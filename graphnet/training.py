@@ -22,7 +22,7 @@ from ._generators import BatchSource, is_batch_source
 from ._locks import edit
 from ._progress import Progress
 from ._validation import check_int, check_number
-from .callbacks import Callback, History
+from .callbacks import Callback, History, check_hooks
 from .errors import GraphError, NotFoundError, ShapeError
 from .inference import DEFAULT_CHUNK, Tally, evaluate_arrays, read_scalars, tally_arrays
 from .plan import compile_plan
@@ -134,6 +134,7 @@ def check_fit_arguments(where: str, epochs, batch_size, verbose, shuffle, valida
     for cb in callbacks:
         if not isinstance(cb, Callback):
             raise GraphError(f"{where}: callbacks must be Callback instances, got {cb!r}")
+        check_hooks(cb)  # a hook fit cannot call fails now, not after an epoch has trained
     return epochs, batch_size, validation_split, callbacks
 
 

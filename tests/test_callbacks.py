@@ -338,3 +338,105 @@ def test_terminate_on_nan_ends_training_quietly_before_the_bad_step(data, caplog
     for key, value in after_batch_2.items():  # the bad step was not applied
         np.testing.assert_array_equal(g.get_weights()[key], value)
     assert "terminating training: epoch 1/3, batch 3/5" in caplog.text
+
+
+def keras_style_hooks(calls: list, batch: str = "train_batch") -> dict:
+    """Every hook as Keras's LambdaCallback documents it, each recording its
+    arguments; ``batch="batch"`` names the batch hooks as Keras's Callback does."""
+    return {
+        "on_train_begin": lambda logs: calls.append(("train_begin", sorted(logs))),
+        "on_epoch_begin": lambda epoch, logs: calls.append(("epoch_begin", epoch, sorted(logs))),
+        f"on_{batch}_begin": lambda batch, logs: calls.append(("batch_begin", batch)),
+        f"on_{batch}_end": lambda batch, logs: calls.append(("batch_end", batch, sorted(logs))),
+        "on_epoch_end": lambda epoch, logs: calls.append(("epoch_end", epoch, sorted(logs))),
+        "on_train_end": lambda logs: calls.append(("train_end", sorted(logs))),
+    }
+
+
+class AddsToLogs(gn.Callback):
+    """Adds a value of its own to each epoch's logs, as Keras users do."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["epoch_squared"] = float(epoch**2)
+
+
+def test_lambda_callback_hooks_take_keras_arguments(data):
+    x, y = data
+    calls, ends = [], []
+    g = regression()
+    history = g.fit(x, y, epochs=2, batch_size=40, validation_data=(x, y), verbose=0, callbacks=[
+        gn.callbacks.LambdaCallback(**keras_style_hooks(calls, batch="batch")),
+        gn.callbacks.LambdaCallback(on_train_end=lambda logs: ends.append(dict(logs)))])
+    epoch = [("batch_begin", 0), ("batch_end", 0, ["loss"]), ("batch_begin", 1), ("batch_end", 1, ["loss"])]
+    assert calls == [
+        ("train_begin", []),
+        ("epoch_begin", 0, []), *epoch, ("epoch_end", 0, ["loss", "val_loss"]),
+        ("epoch_begin", 1, []), *epoch, ("epoch_end", 1, ["loss", "val_loss"]),
+        ("train_end", ["loss", "val_loss"]),
+    ]
+    assert ends == [{name: values[-1] for name, values in history.history.items()}]  # the last epoch's logs
+
+
+def test_lambda_callback_takes_keras_names_for_the_batch_hooks(data):
+    x, y = data
+    ours, keras_named = [], []
+    for calls, batch in ((ours, "batch"), (keras_named, "train_batch")):
+        regression().fit(x, y, epochs=2, batch_size=40, verbose=0,
+                         callbacks=[gn.callbacks.LambdaCallback(**keras_style_hooks(calls, batch=batch))])
+    assert keras_named == ours and ("batch_end", 1, ["loss"]) in ours
+
+
+def test_hooks_that_cannot_take_keras_arguments_are_refused_before_training(data):
+    x, y = data
+    with pytest.raises(GraphError, match=r"LambdaCallback: on_train_end is called as on_train_end\(logs\), "
+                                         r"as in Keras, but .*lambda.* takes \(\); write e.g. lambda logs: ..."):
+        gn.callbacks.LambdaCallback(on_train_end=lambda: None)
+    with pytest.raises(GraphError, match=r"on_epoch_end is called as on_epoch_end\(epoch, logs\).* takes \(epoch\)"):
+        gn.callbacks.LambdaCallback(on_epoch_end=lambda epoch: None)
+    with pytest.raises(GraphError, match=r"on_batch_end is called as on_batch_end\(batch, logs\)"):
+        gn.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs, extra: None)
+    with pytest.raises(GraphError, match="on_train_batch_end is Keras's name for on_batch_end; give one"):
+        gn.callbacks.LambdaCallback(on_train_batch_end=print, on_batch_end=print)
+
+    class NoLogs(gn.Callback):
+        def on_epoch_begin(self, epoch):
+            pass
+
+    g = regression()
+    before = g.get_weights()
+    with pytest.raises(GraphError, match=r"NoLogs: on_epoch_begin is called as on_epoch_begin\(epoch, logs\).*"
+                                         r"def on_epoch_begin\(self, epoch, logs=None\)"):
+        g.fit(x, y, epochs=1, verbose=0, callbacks=[NoLogs()])
+    assert g.optimizer is None and same(g.get_weights(), before)  # refused before anything changed
+
+
+def test_values_callbacks_add_to_the_logs_reach_the_history(data):
+    x, y = data
+    history = regression().fit(x, y, epochs=3, verbose=0, callbacks=[AddsToLogs()])
+    assert history.history["epoch_squared"] == [0.0, 1.0, 4.0]
+    assert list(history.history) == ["loss", "epoch_squared"]
+
+
+@pytest.mark.slow
+def test_hooks_and_history_as_keras_calls_and_records_them(data):
+    """The same Keras-style callbacks in a Keras fit and a graphnet fit: the
+    same calls with the same arguments, and the same names in the History."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    x, y = data
+
+    class KerasAddsToLogs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["epoch_squared"] = float(epoch**2)
+
+    theirs, ours = [], []
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    keras_history = model.fit(x, y, epochs=2, batch_size=40, validation_data=(x, y), verbose=0, shuffle=False,
+                              callbacks=[keras.callbacks.LambdaCallback(**keras_style_hooks(theirs)), KerasAddsToLogs()])
+    history = regression().fit(x, y, epochs=2, batch_size=40, validation_data=(x, y), verbose=0, shuffle=False,
+                               callbacks=[gn.callbacks.LambdaCallback(**keras_style_hooks(ours)), AddsToLogs()])
+    assert ours == theirs
+    assert sorted(history.history) == sorted(keras_history.history)
+    assert history.history["epoch_squared"] == keras_history.history["epoch_squared"]
+

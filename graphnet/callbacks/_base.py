@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import sys
@@ -13,16 +14,36 @@ from ..errors import GraphError, TrainingError
 if TYPE_CHECKING:
     from ..graph import Graph
 
-__all__ = ["Callback", "History", "Monitor", "check_logged", "optimizer_of", "say", "check_verbose"]
+__all__ = ["Callback", "History", "Monitor", "HOOKS", "check_hook", "check_hooks", "check_logged", "optimizer_of",
+           "say", "check_verbose"]
 
 logger = logging.getLogger("graphnet.callbacks")
+
+#: Each hook and the arguments ``fit`` passes it, by position (Keras's signatures).
+HOOKS = {
+    "on_train_begin": ("logs",),
+    "on_epoch_begin": ("epoch", "logs"),
+    "on_batch_begin": ("batch", "logs"),
+    "on_batch_end": ("batch", "logs"),
+    "on_epoch_end": ("epoch", "logs"),
+    "on_train_end": ("logs",),
+}
 
 #: Logged names whose larger values are better (``mode="auto"``).
 _LARGER_IS_BETTER = ("accuracy", "acc", "auc", "precision", "recall", "f1", "r2", "score")
 
 
 class Callback:
-    """Base class; override the hooks you need."""
+    """Base class; override the hooks you need.
+
+    ``fit`` calls each hook with Keras's arguments, by position:
+    ``on_train_begin(logs)``, ``on_epoch_begin(epoch, logs)``,
+    ``on_batch_begin(batch, logs)``, ``on_batch_end(batch, logs)`` (the
+    batch's ``loss``), ``on_epoch_end(epoch, logs)`` (the epoch's logged
+    values; what a callback adds to them reaches the History, which is
+    called last) and ``on_train_end(logs)`` (the last epoch's logged
+    values, without what callbacks added, as in Keras).
+    """
 
     def __init__(self):
         self.graph = None
@@ -35,7 +56,7 @@ class Callback:
         self.params = params
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        pass
+        """Before the first epoch; ``logs`` is empty."""
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         pass
@@ -50,7 +71,7 @@ class Callback:
         pass
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        pass
+        """After the last epoch; ``logs`` holds its logged values (empty when none ran)."""
 
     def on_non_finite(self, error: TrainingError) -> bool:
         """A step's loss, gradient or update was not finite (``error`` says
@@ -66,7 +87,10 @@ class Callback:
 
 class History(Callback):
     """What ``fit`` returns: ``history.history`` maps each logged name to a
-    list with one value per epoch; ``history.epoch`` lists the epochs run."""
+    list with one value per epoch; ``history.epoch`` lists the epochs run.
+
+    ``fit`` calls it after the other callbacks, as Keras does, so values
+    they add to an epoch's logs are recorded too."""
 
     def __init__(self):
         super().__init__()
@@ -130,6 +154,50 @@ class Monitor(Callback):
         if self.mode == "min":
             return value < reference - self.min_delta
         return value > reference + self.min_delta
+
+
+def check_hook(owner: str, hook: str, function) -> None:
+    """Refuse a hook ``fit`` could not call with Keras's arguments (``HOOKS``).
+
+    A function whose signature cannot be read (some builtins) is taken as
+    it is.
+
+    Raises
+    ------
+    GraphError
+        Naming the hook, the arguments it is called with and the
+        function's own.
+    """
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return
+    arguments = HOOKS[hook]
+    try:
+        signature.bind(*arguments)
+    except TypeError:
+        called = ", ".join(arguments)
+        raise GraphError(
+            f"{owner}: {hook} is called as {hook}({called}), as in Keras, but "
+            f"{getattr(function, '__qualname__', type(function).__name__)} takes {signature}; "
+            f"write e.g. lambda {called}: ... (or def {hook}(self, {called.replace('logs', 'logs=None')}) "
+            "in a Callback subclass)"
+        ) from None
+
+
+def check_hooks(callback: Callback) -> None:
+    """Refuse a callback with a hook ``fit`` could not call (see :func:`check_hook`).
+
+    Raises
+    ------
+    GraphError
+        For the first such hook.
+    """
+    for hook in HOOKS:
+        function = getattr(callback, hook)
+        if getattr(function, "__func__", None) is getattr(Callback, hook):
+            continue  # the base class's own
+        check_hook(type(callback).__name__, hook, function)
 
 
 def optimizer_of(callback: Callback):

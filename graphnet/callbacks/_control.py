@@ -6,12 +6,13 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+from typing import ClassVar
 
 import numpy as np
 
 from .._validation import check_int, check_number
 from ..errors import GraphError
-from ._base import Callback, Monitor, check_verbose, optimizer_of, say
+from ._base import HOOKS, Callback, Monitor, check_hook, check_verbose, optimizer_of, say
 
 __all__ = ["EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN", "LearningRateScheduler", "LambdaCallback"]
 
@@ -189,19 +190,47 @@ class LearningRateScheduler(Callback):
 
 
 class LambdaCallback(Callback):
-    """A callback from plain functions: ``LambdaCallback(on_epoch_end=lambda
-    epoch, logs: ...)``; each hook takes the arguments of the method it names."""
+    """A callback from plain functions, each taking the arguments of the hook it names.
 
-    _HOOKS = ("on_train_begin", "on_epoch_begin", "on_batch_begin", "on_batch_end",
-              "on_epoch_end", "on_train_end")
+    The hooks and their arguments are Keras's: ``on_train_begin(logs)``,
+    ``on_epoch_begin(epoch, logs)``, ``on_batch_begin(batch, logs)``,
+    ``on_batch_end(batch, logs)``, ``on_epoch_end(epoch, logs)``,
+    ``on_train_end(logs)``; Keras's ``on_train_batch_begin`` and
+    ``on_train_batch_end`` name the batch hooks too.
+
+    Raises
+    ------
+    GraphError
+        For an unknown hook, or a function that cannot take the hook's
+        arguments (``on_train_end=lambda: ...``), when it is made.
+
+    Examples
+    --------
+    >>> import graphnet as gn
+    >>> ends = []
+    >>> cb = gn.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: print(epoch, sorted(logs)),
+    ...                                  on_train_end=lambda logs: ends.append(logs))
+    """
+
+    _HOOKS = tuple(HOOKS)
+    #: Keras's LambdaCallback names for the batch hooks.
+    _ALIASES: ClassVar[dict[str, str]] = {"on_train_batch_begin": "on_batch_begin",
+                                          "on_train_batch_end": "on_batch_end"}
 
     def __init__(self, **hooks):
         super().__init__()
-        unknown = sorted(set(hooks) - set(self._HOOKS))
+        unknown = sorted(set(hooks) - set(self._HOOKS) - set(self._ALIASES))
         if unknown:
-            raise GraphError(f"LambdaCallback: unknown hooks {unknown}; known: {list(self._HOOKS)}")
+            raise GraphError(f"LambdaCallback: unknown hooks {unknown}; known: "
+                             f"{list(self._HOOKS) + list(self._ALIASES)}")
+        for alias, hook in self._ALIASES.items():
+            if hooks.get(alias) is not None and hooks.get(hook) is not None:
+                raise GraphError(f"LambdaCallback: {alias} is Keras's name for {hook}; give one of them")
         for name, function in hooks.items():
-            if function is not None and not callable(function):
+            if function is None:
+                continue
+            hook = self._ALIASES.get(name, name)
+            if not callable(function):
                 raise GraphError(f"LambdaCallback: {name} must be callable, got {function!r}")
-            if function is not None:
-                setattr(self, name, function)
+            check_hook("LambdaCallback", hook, function)
+            setattr(self, hook, function)
