@@ -84,7 +84,7 @@ def parse_npz(
             if missing:
                 problems.append(f"missing {preview(missing, 5)}")
             if unknown:
-                problems.append(f"unexpected {preview(unknown, 5)}")
+                problems.append(f"unexpected {preview([n.removesuffix('.npy') for n in unknown], 5)}")
             if len(names) != len(present):
                 problems.append("repeated names")
             raise ModelFileError(

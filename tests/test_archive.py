@@ -121,7 +121,7 @@ def test_wrong_shape_dtype_and_values_are_refused(tmp_path, saved):
         gn.load(bad)
     extra = {**weights, "evil": np.zeros(1, np.float32)}
     bad = rewrite(saved, tmp_path / "w.gnet", weights__npz=npz_bytes(extra))
-    with pytest.raises(gn.ModelFileError, match="unexpected \\['evil.npy'\\]"):
+    with pytest.raises(gn.ModelFileError, match="unexpected \\['evil'\\]"):
         gn.load(bad)
 
 
@@ -339,7 +339,7 @@ def test_duplicate_names_are_found_in_linear_time():
     with pytest.raises(gn.ModelFileError) as info:
         npz.parse_npz(raw, shapes, np.dtype(np.float32), "m.gnet: weights.npz", "graph.json")
     seconds = time.perf_counter() - start
-    assert re.search(r"missing \['n0\.bias', .* 19995 more\]; unexpected \['other0\.npy'", str(info.value))
+    assert re.search(r"missing \['n0\.bias', .* 19995 more\]; unexpected \['other0'", str(info.value))
     assert seconds < 3.0, seconds
 
 
