@@ -32,8 +32,16 @@ _MIN_BAR = 6
 _BAR = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
 
 
+def figure(name: str, value) -> str:
+    """``name: value``, a number to four decimals (a callback may log anything)."""
+    try:
+        return f"{name}: {value:.4f}"
+    except (TypeError, ValueError):
+        return f"{name}: {value}"
+
+
 def format_logs(logs: dict[str, float]) -> str:
-    return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+    return " - ".join(figure(k, v) for k, v in logs.items())
 
 
 def wrap_logs(logs: dict[str, float], width: int) -> list[str]:
@@ -41,7 +49,7 @@ def wrap_logs(logs: dict[str, float], width: int) -> list[str]:
     longer than that gets a line of its own); never cut inside a figure."""
     lines: list[str] = []
     line = ""
-    for item in (f"{k}: {v:.4f}" for k, v in logs.items()):
+    for item in (figure(k, v) for k, v in logs.items()):
         if line and len(line) + 3 + len(item) <= width:
             line += " - " + item
         else:
@@ -138,7 +146,7 @@ class Progress:
         fixed = len(tqdm.format_meter(**{**self._bar.format_dict, "ncols": None, "postfix": "-"}))
         room = self._width - fixed + (10 - _MIN_BAR)
         shown: list[str] = []
-        for item in (f"{k}: {v:.4f}" for k, v in figures.items()):
+        for item in (figure(k, v) for k, v in figures.items()):
             needed = len(item) + (2 if shown else 0)
             if needed > room and shown:  # the loss always (on a narrow terminal the bar gives way)
                 break

@@ -382,11 +382,12 @@ class Trainer:
                     logs = tally.logs()
                 if validate is not None:
                     logs.update(validate())
-                progress.epoch_end(epoch, logs)
                 logged = dict(logs)  # as Keras: on_train_end sees the epoch's values, not what callbacks add
-                logger.info("%s: epoch %d/%d - %s", graph.name, epoch + 1, epochs, format_logs(logs))
                 for cb in callbacks:
                     cb.on_epoch_end(epoch, logs)
+                # After the callbacks, as Keras's progress bar: the line shows what they added.
+                progress.epoch_end(epoch, logs)
+                logger.info("%s: epoch %d/%d - %s", graph.name, epoch + 1, epochs, format_logs(logs))
                 if graph.stop_training:
                     break
         for cb in callbacks:

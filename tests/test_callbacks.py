@@ -417,6 +417,22 @@ def test_values_callbacks_add_to_the_logs_reach_the_history(data):
     assert list(history.history) == ["loss", "epoch_squared"]
 
 
+def test_the_epoch_line_shows_what_callbacks_add(data, capsys):
+    """As Keras's progress bar, which runs after the other callbacks: the
+    epoch's line shows the values they added, numbers or not."""
+
+    class Notes(gn.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["note"] = f"epoch {epoch} seen"
+
+    x, y = data
+    history = regression().fit(x, y, epochs=2, verbose=2, callbacks=[AddsToLogs(), Notes()])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert "epoch_squared: 1.0000" in lines[1] and "note: epoch 1 seen" in lines[1]
+    assert history.history["note"] == ["epoch 0 seen", "epoch 1 seen"]
+
+
 @pytest.mark.slow
 def test_hooks_and_history_as_keras_calls_and_records_them(data):
     """The same Keras-style callbacks in a Keras fit and a graphnet fit: the
