@@ -41,6 +41,7 @@ def _keras_predict(model, x):
 
 @pytest.fixture(scope="module")
 def sequential():
+    keras.backend.clear_session()  # the layers' default names count from zero (other tests made layers too)
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
         [
