@@ -37,7 +37,33 @@ def _weighted_sum(values, weights, xp):
     return (rows * weights).sum(), weights.sum() * columns
 
 
-class Accuracy(Metric):
+class _HitRate(Metric):
+    """The weighted fraction of right answers: subclasses say which answers
+    of a batch are right (:meth:`hits`)."""
+
+    device_arrays = True
+
+    def __init__(self, name: str | None = None):
+        super().__init__(name)
+        self.add_state("correct", 0.0)
+        self.add_state("total", 0.0)
+
+    def hits(self, y_true, y_pred, xp):
+        raise NotImplementedError
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = as_rows(y_pred)
+        xp = _xp(y_pred)
+        weights = row_weights(sample_weight, len(y_pred), xp)
+        correct, total = _weighted_sum(self.hits(y_true, y_pred, xp), weights, xp)
+        self.accumulate("correct", correct)
+        self.accumulate("total", total)
+
+    def result(self):
+        return ratio(self.correct, self.total)
+
+
+class Accuracy(_HitRate):
     """The fraction of right answers: the argmax on a softmax output
     (categorical), each unit ``p > threshold`` on a sigmoid output (binary,
     element by element, as Keras's ``binary_accuracy``: on several units
@@ -45,28 +71,15 @@ class Accuracy(Metric):
 
     name = "accuracy"
     activations = ("softmax", "sigmoid")
-    device_arrays = True
 
     def __init__(self, threshold: float = 0.5, name: str | None = None):
         super().__init__(name)
         self.threshold = check_number(threshold, f"{type(self).__name__}: threshold", 0.0, 1.0)
-        self.add_state("correct", 0.0)
-        self.add_state("total", 0.0)
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        y_pred = as_rows(y_pred)
-        xp = _xp(y_pred)
-        weights = row_weights(sample_weight, len(y_pred), xp)
+    def hits(self, y_true, y_pred, xp):
         if self.kind(y_pred) == "categorical":
-            hits = y_pred.argmax(axis=1) == class_labels(y_true, y_pred.shape[1], xp)
-        else:
-            hits = (y_pred > self.threshold) == (as_rows(y_true) > 0.5)
-        correct, total = _weighted_sum(hits, weights, xp)
-        self.accumulate("correct", correct)
-        self.accumulate("total", total)
-
-    def result(self):
-        return ratio(self.correct, self.total)
+            return y_pred.argmax(axis=1) == class_labels(y_true, y_pred.shape[1], xp)
+        return (y_pred > self.threshold) == (as_rows(y_true) > 0.5)
 
     def get_config(self):
         return {"name": self.name, "threshold": self.threshold}
@@ -92,34 +105,20 @@ class CategoricalAccuracy(Accuracy):
         return "categorical"
 
 
-class TopKAccuracy(Metric):
+class TopKAccuracy(_HitRate):
     """Whether the label is among the ``k`` highest scores of a softmax output
     (Keras's ``top_k_categorical_accuracy``; scikit-learn's ``top_k_accuracy_score``)."""
 
     name = "top_k_accuracy"
     activations = ("softmax",)
-    device_arrays = True
 
     def __init__(self, k: int = 5, name: str | None = None):
         super().__init__(name)
         self.k = check_int(k, "TopKAccuracy: k")
-        self.add_state("correct", 0.0)
-        self.add_state("total", 0.0)
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        y_pred = as_rows(y_pred)
-        xp = _xp(y_pred)
-        n = len(y_pred)
-        weights = row_weights(sample_weight, n, xp)
-        labels = class_labels(y_true, y_pred.shape[1], xp)
-        truth = y_pred[xp.arange(n), labels]
-        hits = (y_pred > truth[:, None]).sum(axis=1) < self.k
-        correct, total = _weighted_sum(hits, weights, xp)
-        self.accumulate("correct", correct)
-        self.accumulate("total", total)
-
-    def result(self):
-        return ratio(self.correct, self.total)
+    def hits(self, y_true, y_pred, xp):
+        truth = y_pred[xp.arange(len(y_pred)), class_labels(y_true, y_pred.shape[1], xp)]
+        return (y_pred > truth[:, None]).sum(axis=1) < self.k
 
     def get_config(self):
         return {"name": self.name, "k": self.k}
