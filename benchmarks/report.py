@@ -181,7 +181,9 @@ def markdown(report: dict) -> str:
             continue
         lines += [
             "",
-            "## W7 scaling: random DAGs, width 16, about two synapses per node",
+            "## W7 scaling",
+            "",
+            "Random DAGs of hidden nodes of width 16, about two synapses per node.",
             "",
             "| nodes | synapses | build s | plan s | first train_step s | next train_step s "
             "| networkx topological_sort s | plan / sort |",
@@ -241,8 +243,10 @@ def _latency_table(r: dict) -> list[str]:
     libraries = [k for k in ("graphnet", "numpy", "onnxruntime") if k in r["batches"][0]["seconds"]]
     lines = [
         "",
-        f"## W8 serving latency: one predict call, one thread (µs per call, median of {r['reps']} "
-        "repetitions; ratios: medians of per-repetition ratios)",
+        "## W8 serving latency",
+        "",
+        f"One predict call on one thread: µs per call, the median of {r['reps']} repetitions; "
+        "the ratios are medians of per-repetition ratios.",
         "",
         "| rows | " + " | ".join(f"{k} µs" for k in libraries)
         + " | graphnet / numpy | graphnet / onnxruntime | largest difference from graphnet |",
