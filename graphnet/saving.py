@@ -66,7 +66,7 @@ from .specfile import MAX_JSON_BYTES, parse_json
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["save", "load", "training_state", "restore_training", "DEFAULT_MAX_BYTES", "WEIGHTS_MEMBER", "TRAINING_MEMBER",
+__all__ = ["save", "load", "state_members", "training_state", "restore_training", "DEFAULT_MAX_BYTES", "WEIGHTS_MEMBER", "TRAINING_MEMBER",
            "OPTIMIZER_MEMBER", "GRAPH_MEMBER"]
 
 logger = logging.getLogger(__name__)
@@ -106,12 +106,7 @@ def save(graph: Graph, path: str | os.PathLike) -> Path:
         then left exactly as it was.
     """
     with graph.lock.reading():  # the architecture, weights and optimizer of one moment, between two steps
-        members = [(GRAPH_MEMBER, _json_bytes(to_dict(graph)), zipfile.ZIP_DEFLATED)]
-        members.append((WEIGHTS_MEMBER, npz_bytes(graph.get_weights()), zipfile.ZIP_STORED))
-        training, slots = training_state(graph)
-        members.append((TRAINING_MEMBER, _json_bytes(training), zipfile.ZIP_DEFLATED))
-        if slots is not None:
-            members.append((OPTIMIZER_MEMBER, npz_bytes(slots), zipfile.ZIP_STORED))
+        members = [(GRAPH_MEMBER, _json_bytes(to_dict(graph)), zipfile.ZIP_DEFLATED), *state_members(graph)]
 
     written = write_zip(path, members)
     logger.info("%s: saved to %s", graph.name, written)
@@ -120,6 +115,20 @@ def save(graph: Graph, path: str | os.PathLike) -> Path:
 
 def _json_bytes(data: Any) -> bytes:
     return json.dumps(data, indent=1, allow_nan=False).encode("utf-8")
+
+
+def state_members(graph: Graph) -> list[tuple[str, bytes, int]]:
+    """The members that hold the graph's state (weights, random streams,
+    optimizer), as ``(name, bytes, compression)``; the caller holds the
+    graph's read lock, so they are of one moment."""
+    training, slots = training_state(graph)
+    members = [
+        (WEIGHTS_MEMBER, npz_bytes(graph.get_weights()), zipfile.ZIP_STORED),
+        (TRAINING_MEMBER, _json_bytes(training), zipfile.ZIP_DEFLATED),
+    ]
+    if slots is not None:
+        members.append((OPTIMIZER_MEMBER, npz_bytes(slots), zipfile.ZIP_STORED))
+    return members
 
 
 def training_state(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:

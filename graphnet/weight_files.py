@@ -27,7 +27,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from ._archive import check_members, npz_bytes, open_zip, read_member, write_zip
+from ._archive import check_members, open_zip, read_member, write_zip
 from ._npz import parse_npz
 from ._text import clip, shown
 from ._validation import check_int
@@ -40,7 +40,7 @@ from .saving import (
     TRAINING_MEMBER,
     WEIGHTS_MEMBER,
     restore_training,
-    training_state,
+    state_members,
 )
 from .specfile import MAX_JSON_BYTES, parse_json
 
@@ -80,15 +80,8 @@ def save_weights(graph: Graph, path: str | os.PathLike) -> Path:
     """
     manifest = {"format": WEIGHTS_FORMAT, "format_version": FORMAT_VERSION, "graphnet_version": __version__,
                 "graph": graph.name, "dtype": graph.dtype.name}
-    training, slots = training_state(graph)
-    members = [
-        (MANIFEST, json.dumps(manifest, indent=1).encode(), zipfile.ZIP_DEFLATED),
-        (WEIGHTS_MEMBER, npz_bytes(graph.get_weights()), zipfile.ZIP_STORED),
-        (TRAINING_MEMBER, json.dumps(training, indent=1, allow_nan=False).encode(), zipfile.ZIP_DEFLATED),
-    ]
-    if slots is not None:
-        members.append((OPTIMIZER_MEMBER, npz_bytes(slots), zipfile.ZIP_STORED))
-
+    with graph.lock.reading():  # the weights and optimizer of one moment, between two steps
+        members = [(MANIFEST, json.dumps(manifest, indent=1).encode(), zipfile.ZIP_DEFLATED), *state_members(graph)]
     written = write_zip(path, members)
     logger.info("%s: weights saved to %s", graph.name, written)
     return written
@@ -159,14 +152,15 @@ def _load(graph: Graph, handle: BinaryIO, label: str, max_bytes: int) -> None:
                            f"graph {graph.name!r}")
         if OPTIMIZER_MEMBER in infos and TRAINING_MEMBER not in infos:
             raise ModelFileError(f"{label}: has {OPTIMIZER_MEMBER} but no {TRAINING_MEMBER} to describe it")
-        before = graph.get_weights()
-        graph.set_weights(arrays)  # checks every value before it changes any
-        if TRAINING_MEMBER in infos:
-            try:
-                restore_training(graph, archive, infos, label)  # checks everything before it changes anything
-            except Exception:
-                graph.set_weights(before)
-                raise
+        with graph.lock.writing():  # weights and training state land together, between two steps
+            before = graph.get_weights()
+            graph.set_weights(arrays)  # checks every value before it changes any
+            if TRAINING_MEMBER in infos:
+                try:
+                    restore_training(graph, archive, infos, label)  # checks everything before it changes anything
+                except Exception:
+                    graph.set_weights(before)
+                    raise
 
 
 def _check_dtype(graph: Graph, archive, info, label: str) -> None:
