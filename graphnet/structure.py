@@ -43,7 +43,7 @@ class Structure:
     version: int
     #: Predictions read, training steps and edits write (see :mod:`graphnet._locks`).
     lock: ReadWriteLock
-    _structure: nx.DiGraph  # node names; edges in the order they were made
+    _structure: nx.DiGraph  # node names; each node's sources and consumers in the order connected
     _nodes: dict[str, Node]
     _synapses: dict[tuple[str, str], Synapse]
     _insertion: dict[str, int]  # name -> rank in insertion order
@@ -136,12 +136,10 @@ class Structure:
         for item in [*nodes, *synapses]:
             item.attach(self)
         edges = [(s.src, s.dst) for s in synapses]
-        names = {n.name for n in nodes}
-        structure, kept_edges = self._structure, set(edges)
-        structure.remove_edges_from([e for e in self._synapses if e not in kept_edges])
-        structure.remove_nodes_from([n for n in self._nodes if n not in names])
+        structure = nx.DiGraph()  # made afresh, so each node's sources are in the synapses' order
         structure.add_nodes_from(n.name for n in nodes)
         structure.add_edges_from(edges)
+        self._structure = structure
         self._nodes = {n.name: n for n in nodes}
         self._insertion = {n.name: i for i, n in enumerate(nodes)}
         self._inserted = len(nodes)
@@ -163,7 +161,8 @@ class Structure:
     def incoming(self, name: NodeRef) -> list[Synapse]:
         """Synapses ending in ``name``, in the order they were connected."""
         name = self.resolve(name)
-        return [s for (_, dst), s in self._synapses.items() if dst == name]
+        synapses = self._synapses
+        return [synapses[(src, name)] for src in self._structure.pred[name]]
 
     def sources(self, name: str) -> list[str]:
         """The names of the nodes feeding ``name``, in the order they were connected."""

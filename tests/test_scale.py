@@ -1,0 +1,95 @@
+"""Work that grows with the graph: what reads one node's synapses reads them
+alone, never every synapse of the graph (issue 29, item 15: ``summary()`` and
+``freeze("h*")`` of 20,000 nodes took 107 s and 73 s, a scan of every synapse
+per node).
+
+Counted, not timed: the graph's synapse table counts how often it is walked
+whole, and a call that walks it once per node fails however fast the machine.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import graphnet as gn
+
+
+class _CountingTable(dict):
+    """A dict that counts the walks over all its entries."""
+
+    walks = 0
+
+    def _walked(self):
+        type(self).walks += 1
+
+    def __iter__(self):
+        self._walked()
+        return super().__iter__()
+
+    def items(self):
+        self._walked()
+        return super().items()
+
+    def values(self):
+        self._walked()
+        return super().values()
+
+    def keys(self):
+        self._walked()
+        return super().keys()
+
+
+def _chain(n: int) -> gn.Graph:
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    previous = "x"
+    for i in range(n):
+        g.add_hidden(f"h{i}", 2)
+        g.connect(previous, f"h{i}")
+        previous = f"h{i}"
+    g.add_output("y", 1)
+    g.connect(previous, "y")
+    return g
+
+
+@pytest.mark.parametrize("call", [
+    lambda g: g.summary(print_fn=lambda line: None),
+    lambda g: g.freeze("h*"),
+    lambda g: g.unfreeze("h*"),
+    lambda g: [g.incoming(name) for name in g.nodes],
+    lambda g: g.to_dot(),
+], ids=["summary", "freeze", "unfreeze", "incoming", "to_dot"])
+def test_a_call_walks_the_synapses_a_fixed_number_of_times_however_many_nodes(call):
+    g = _chain(300)
+    g.freeze("h1")  # freeze and unfreeze have something to change either way
+    g._synapses = _CountingTable(g._synapses)
+    _CountingTable.walks = 0
+    call(g)
+    assert _CountingTable.walks < 10, f"{_CountingTable.walks} walks over every synapse for 301 nodes"
+
+
+def test_incoming_lists_the_synapses_in_the_order_they_were_connected():
+    g = gn.Graph(seed=0)
+    for name in ("a", "b", "c"):
+        g.add_input(name, 1)
+    g.add_output("y", 1)
+    for src in ("c", "a", "b"):
+        g.connect(src, "y")
+    g.disconnect("a", "y")
+    g.connect("a", "y")
+    assert [s.src for s in g.incoming("y")] == ["c", "b", "a"] == g.sources("y")
+    assert [(s.src, s.dst) for s in g.incoming("y")] == [(s.src, s.dst) for s in g.synapses]
+
+
+def test_after_surgery_incoming_still_follows_the_synapses_order():
+    g = gn.Graph(seed=0)
+    for name in ("a", "b", "c"):
+        g.add_input(name, 1)
+    g.add_hidden("h", 2)
+    g.add_output("y", 1)
+    for src, dst in [("c", "y"), ("a", "y"), ("b", "y"), ("a", "h"), ("h", "y")]:
+        g.connect(src, dst)
+    g.insert("a", "y", "between", activation="linear")  # surgery rebuilds the whole structure
+    for name in g.nodes:
+        assert g.incoming(name) == [s for s in g.synapses if s.dst == name]
+        assert g.sources(name) == [s.src for s in g.synapses if s.dst == name]
