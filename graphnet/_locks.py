@@ -4,7 +4,8 @@ A graph holds one. ``predict`` and ``evaluate`` read (several threads may
 predict at once, and each sees the weights of one moment: no training step
 lands in the middle of a call); a training step and every edit write. A
 waiting writer goes before new readers, so a stream of predictions cannot
-starve training, and readers waiting when a writer lets go go before it
+starve training; writers go in the order they came, so an edit made in a
+loop cannot starve training either; and readers waiting when a writer lets go go before it
 writes again, so training (a write per step) cannot starve a prediction or a
 ``save``; a reading thread may read again (``save`` reads the
 weights while it holds the read lock), and the writing thread may take the
@@ -13,6 +14,7 @@ lock again (an edit inside an edit) and may read while it writes.
 
 from __future__ import annotations
 
+import collections
 import functools
 import threading
 
@@ -25,6 +27,8 @@ class ReadWriteLock:
     __slots__ = ("_mutex", "_cond", "_readers", "_writer", "_depth", "_waiting", "_sleepers",
                  "_read_waiting", "_readers_turn", "_reading", "_writing")
 
+    _waiting: collections.deque[int]  # writers waiting, in the order they came
+
     _readers: dict[int, int]  # reading thread -> how many times it holds the read lock
 
     def __init__(self):
@@ -36,7 +40,7 @@ class ReadWriteLock:
         self._readers = {}
         self._writer: int | None = None
         self._depth = 0
-        self._waiting = 0  # writers waiting: new readers let them go first
+        self._waiting = collections.deque()  # writers waiting: new readers let them go first
         self._sleepers = 0  # threads in _cond.wait()
         self._read_waiting = 0  # readers waiting
         self._readers_turn = False  # a writer let go while readers waited: they go first
@@ -107,13 +111,19 @@ class ReadWriteLock:
             if self._writer == me:
                 self._depth += 1
                 return
-            if self._readers or self._writer is not None or self._readers_turn:
-                self._waiting += 1
+            waiting = self._waiting
+            if self._readers or self._writer is not None or self._readers_turn or waiting:
+                # Writers go in the order they came: one that lets go and asks
+                # again at once goes after those already waiting.
+                waiting.append(me)
                 try:
-                    while self._readers or self._writer is not None or self._readers_turn:
+                    while self._readers or self._writer is not None or self._readers_turn or waiting[0] != me:
                         self._sleep()
-                finally:
-                    self._waiting -= 1
+                except BaseException:  # interrupted while waiting: out of the line, the next may go
+                    waiting.remove(me)
+                    self._wake()
+                    raise
+                waiting.popleft()
             self._writer, self._depth = me, 1
 
     def release_write(self) -> None:

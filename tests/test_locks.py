@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 
@@ -109,3 +110,65 @@ def test_a_reader_may_read_again_while_a_writer_waits():
     writer.join(5)
     again.join(5)
     assert order == ["nested read", "write", "read again"] and done.is_set() and not lock.busy
+
+
+def test_writers_go_in_the_order_they_came_so_one_writing_in_a_loop_starves_no_other():
+    # One thread writes in a loop, taking the lock again as soon as it lets go;
+    # another asks for the lock 20 times. Were a writer that lets go free to take
+    # the lock straight back, the other would wake while it is held every time.
+    lock, stop, done = ReadWriteLock(), threading.Event(), []
+
+    def write_in_a_loop():
+        while not stop.is_set():
+            with lock.writing():
+                time.sleep(0)  # an edit that lets other threads run while it holds the lock (a system call)
+
+    def write_twenty_times():
+        for _ in range(20):
+            with lock.writing():
+                done.append(1)
+
+    looping = threading.Thread(target=write_in_a_loop)
+    looping.start()
+    other = threading.Thread(target=write_twenty_times, daemon=True)
+    try:
+        other.start()
+        other.join(10)
+        got = len(done)  # before the loop stops and lets it through
+    finally:
+        stop.set()
+        looping.join(5)
+    assert got == 20, f"the second writer got the lock {got} times of 20 while the first wrote in a loop"
+
+
+def test_a_writer_interrupted_while_waiting_leaves_the_line():
+    # The first writer in line is interrupted (as Ctrl-C would, here an
+    # exception sent to its thread): the second must still get the lock.
+    class Interrupted(Exception):
+        pass
+
+    lock, order = ReadWriteLock(), []
+    lock.acquire_write()
+
+    def write(name):
+        try:
+            with lock.writing():
+                order.append(name)
+        except Interrupted:
+            order.append(f"{name} interrupted")
+
+    first = threading.Thread(target=write, args=("first",))
+    first.start()
+    while len(lock._waiting) < 1:
+        time.sleep(0.001)
+    second = threading.Thread(target=write, args=("second",))
+    second.start()
+    while len(lock._waiting) < 2:
+        time.sleep(0.001)
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(first.ident), ctypes.py_object(Interrupted))
+    with lock._mutex:
+        lock._wake()  # the first wakes, and the exception lands
+    first.join(5)
+    lock.release_write()
+    second.join(5)
+    assert order == ["first interrupted", "second"] and not lock._waiting
