@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from ._text import shown
+from ._text import named, shown
 from .errors import ModelFileError
 
 __all__ = ["atomic_write", "check_output", "open_regular", "read_regular", "kind_of_file", "STALE_SECONDS"]
@@ -201,16 +201,16 @@ def open_regular(path: str, limit: int, what: str, argument: str = "path", too_b
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file") from None
+        raise ModelFileError(f"{named(path)}: no such file") from None
     except OSError as exc:
-        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        raise ModelFileError(f"{named(path)}: cannot be read ({exc.strerror or exc})") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ModelFileError(f"{path}: is {kind_of_file(info.st_mode)}, not a regular file; {what} is read "
+            raise ModelFileError(f"{named(path)}: is {kind_of_file(info.st_mode)}, not a regular file; {what} is read "
                                  f"from a file")
         if info.st_size > limit:
-            raise ModelFileError(f"{path}: {info.st_size:,} bytes, more than the limit of {limit:,} "
+            raise ModelFileError(f"{named(path)}: {info.st_size:,} bytes, more than the limit of {limit:,} "
                                  f"bytes for {what}{'; ' + too_big if too_big else ''}")
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -233,9 +233,9 @@ def read_regular(path: str, limit: int, what: str, argument: str = "path", too_b
             raw = handle.read(size)
             grown = handle.read(1)
         except OSError as exc:
-            raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+            raise ModelFileError(f"{named(path)}: cannot be read ({exc.strerror or exc})") from None
     if len(raw) != size or grown:
-        raise ModelFileError(f"{path}: changed size while being read; read it again once it is written")
+        raise ModelFileError(f"{named(path)}: changed size while being read; read it again once it is written")
     return raw
 
 

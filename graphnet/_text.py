@@ -9,7 +9,7 @@ from __future__ import annotations
 import reprlib
 from collections.abc import Iterable
 
-__all__ = ["preview", "format_cycle", "shown", "clip"]
+__all__ = ["preview", "format_cycle", "shown", "clip", "named"]
 
 # A repr that looks at a bounded part of a value: a few levels, a few items per
 # container, the ends of long strings. ``repr`` itself would walk all of it, and
@@ -58,3 +58,19 @@ def clip(text: str, limit: int = 300) -> str:
         return text
     tail = limit // 3
     return text[: limit - tail - 5] + " ... " + text[-tail:]
+
+
+def named(path: object, limit: int = 200) -> str:
+    r"""A file name for the start of a message: as the user gave it, on one
+    line (control characters as Python writes them) and at most about
+    ``limit`` characters (its start and its end, where the file's own name is).
+
+    >>> print(named("models/a\nb.gnet"))
+    models/a\nb.gnet
+    >>> len(named("x" * 10_000 + ".gnet")) <= 205
+    True
+    """
+    text = str(path)
+    if len(text) > limit:
+        text = text[: limit * 2 // 3] + " ... " + text[-(limit // 3):]
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

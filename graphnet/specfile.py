@@ -25,7 +25,7 @@ import numpy as np
 
 from ._registry import custom_objects as custom_scope
 from ._files import open_regular
-from ._text import clip, shown
+from ._text import clip, named, shown
 from .errors import GraphError, ModelFileError
 from .spec import DEFAULT_MAX_SPEC_PARAMS, from_dict
 
@@ -61,17 +61,18 @@ def read_spec(path: str | os.PathLike) -> Any:
         installed for a YAML file; naming the argument when ``path`` is no
         path (``None``, a number) or holds a NUL character.
     """
-    label = _path_text(path, "path", "a .json, .yaml or .yml spec file")
-    suffix = Path(label).suffix.lower()
+    text = _path_text(path, "path", "a .json, .yaml or .yml spec file")
+    label = named(text)
+    suffix = Path(text).suffix.lower()
     if suffix not in (".json", ".yaml", ".yml"):
         raise ModelFileError(
             f"{label}: a spec file must end in .json, .yaml or .yml, not {suffix or 'nothing'!r}"
         )
-    with open_regular(label, MAX_JSON_BYTES, "a spec") as handle:
+    with open_regular(text, MAX_JSON_BYTES, "a spec") as handle:
         try:
             raw = _read_at_most(handle, MAX_JSON_BYTES + 1)
         except OSError as exc:
-            raise ModelFileError(f"{label}: cannot be read ({exc})") from None
+            raise ModelFileError(f"{label}: cannot be read ({exc.strerror or clip(str(exc))})") from None
     if len(raw) > MAX_JSON_BYTES:
         raise ModelFileError(f"{label}: larger than the limit of {MAX_JSON_BYTES:,} bytes for a spec")
     try:

@@ -110,3 +110,28 @@ def test_a_killed_save_leaves_the_old_file_and_the_next_save_tidies_up(tmp_path)
         os.utime(leftover, (time.time() - files.STALE_SECONDS - 1,) * 2)
     build_dag().save(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.gnet"]
+
+
+# ------------------------------------------------------- names in messages
+_READERS = {
+    "load": lambda name: gn.load(name + ".gnet"),
+    "load_weights": lambda name: build_dag().load_weights(name + ".weights.gnet"),
+    "from_spec": lambda name: gn.Graph.from_spec(name + ".json"),
+    "from_onnx": lambda name: gn.from_onnx(name + ".onnx"),
+    "from_keras": lambda name: gn.from_keras(name + ".keras"),
+}
+
+
+@pytest.mark.parametrize("reader", sorted(_READERS))
+@pytest.mark.parametrize(("name", "shown"), [
+    ("x" * 5000, "xxx ... xxx"),  # longer than any file name the system allows: its start and its end
+    ("two\nlines", "two\\nlines"),
+], ids=["long", "newline"])
+def test_a_file_that_cannot_be_read_is_named_on_one_short_line(tmp_path, reader, name, shown):
+    if reader == "from_keras":
+        pytest.importorskip("h5py")
+    with pytest.raises(gn.ModelFileError) as caught:
+        _READERS[reader](str(tmp_path / name))
+    message = str(caught.value)
+    assert "\n" not in message and len(message) < 300, message[:300]
+    assert shown in message and ("no such file" in message or "cannot be read" in message)
