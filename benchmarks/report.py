@@ -68,6 +68,8 @@ def _targets(name: str) -> list[tuple[str, str, object, object]]:
              "<= 1.20", _at_most(1.20)),
             ("one-row predict / onnxruntime on graphnet's ONNX export", lambda r: r.get("ratio_onnxruntime"),
              "< 1 (faster)", _below(1.0)),
+            ("one-row compile_predict / onnxruntime on graphnet's ONNX export",
+             lambda r: r.get("ratio_compiled_onnxruntime"), "< 1 (faster)", _below(1.0)),
         ],
     }
     return [(what, text, get, test) for what, get, text, test in vs.get(name, [])]
@@ -240,23 +242,25 @@ def markdown(report: dict) -> str:
 
 
 def _latency_table(r: dict) -> list[str]:
-    libraries = [k for k in ("graphnet", "numpy", "onnxruntime") if k in r["batches"][0]["seconds"]]
+    libraries = [k for k in ("graphnet", "compiled", "numpy", "onnxruntime") if k in r["batches"][0]["seconds"]]
     lines = [
         "",
         "## W8 serving latency",
         "",
         f"One predict call on one thread: µs per call, the median of {r['reps']} repetitions; "
-        "the ratios are medians of per-repetition ratios.",
+        "the ratios are medians of per-repetition ratios. graphnet is `predict`, compiled is "
+        "`compile_predict()`'s forward.",
         "",
         "| rows | " + " | ".join(f"{k} µs" for k in libraries)
-        + " | graphnet / numpy | graphnet / onnxruntime | largest difference from graphnet |",
-        "|---|" + "---|" * (len(libraries) + 3),
+        + " | graphnet / numpy | graphnet / onnxruntime | compiled / onnxruntime | largest difference from graphnet |",
+        "|---|" + "---|" * (len(libraries) + 4),
     ]
     for row in r["batches"]:
         cells = " | ".join(f"{row['seconds'][k] * 1e6:.1f}" for k in libraries)
         diff = max(row["max_abs_diff"].values(), default=None)
         lines.append(f"| {row['batch']} | {cells} | {_x(row.get('ratio_numpy'))} "
-                     f"| {_x(row.get('ratio_onnxruntime'))} | {'—' if diff is None else f'{diff:.1e}'} |")
+                     f"| {_x(row.get('ratio_onnxruntime'))} | {_x(row.get('ratio_compiled_onnxruntime'))} "
+                     f"| {'—' if diff is None else f'{diff:.1e}'} |")
     return lines
 
 

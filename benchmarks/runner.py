@@ -347,8 +347,9 @@ def _scaling(workload: Scaling, reps: int, frameworks, extra: dict) -> dict:
 
 
 def _latency(workload: Latency, reps: int, frameworks, extra: dict) -> dict:
-    """Per-call time of graphnet's ``predict``, the same forward written by hand in
-    numpy, and onnxruntime on graphnet's own ONNX export, each on one thread."""
+    """Per-call time of graphnet's ``predict`` and of its compiled forward
+    (``compile_predict``), the same forward written by hand in numpy, and
+    onnxruntime on graphnet's own ONNX export, each on one thread."""
     model = models.build_mlp(workload.sizes, workload.output, seed=0)
     weights = models.mlp_weights(model)
     last = len(weights) - 1
@@ -362,7 +363,7 @@ def _latency(workload: Latency, reps: int, frameworks, extra: dict) -> dict:
         e = np.exp(h - h.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
-    forwards = {"graphnet": model.predict}
+    forwards = {"graphnet": model.predict, "compiled": model.compile_predict()}
     if "numpy" in frameworks:
         forwards["numpy"] = numpy_forward
     session = _onnx_session(model)
@@ -389,6 +390,8 @@ def _latency(workload: Latency, reps: int, frameworks, extra: dict) -> dict:
             for library in forwards:
                 if library != "graphnet":
                     row[f"ratio_{library}"] = paired_ratio(times["graphnet"], times[library])
+            if "onnxruntime" in times:
+                row["ratio_compiled_onnxruntime"] = paired_ratio(times["compiled"], times["onnxruntime"])
             rows.append(row)
     first = rows[0]
     result = {"batches": rows, "seconds": first["seconds"], "times": first["times"], "flops": None,

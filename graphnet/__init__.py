@@ -30,6 +30,7 @@ from .plots import plot_history
 from .saving import load
 from .layers import Dense
 from .sequential import Sequential
+from .serving import CompiledPredict
 from .statistics import Statistics
 from .weights import TransferReport
 from .synapse import Synapse
@@ -48,6 +49,7 @@ __all__ = [
     "diff",
     "GraphDiff",
     "Attributions",
+    "CompiledPredict",
     "from_keras",
     "from_torch",
     "from_onnx",

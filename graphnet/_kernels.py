@@ -8,6 +8,8 @@ a plain ``pip install graphnet`` uses it (through the CPU backend,
 :meth:`graphnet.backend.CPUBackend.adam`); without numba (or with
 :data:`ENABLED` set to False) the optimizers keep their plain-numpy passes.
 On a GPU the same kernel is a CuPy ``ElementwiseKernel`` (:mod:`graphnet._cuda`).
+:func:`dag_forward` runs a whole inference forward in one call, for the
+compiled forward of :mod:`graphnet.serving`.
 
 numba is imported and the kernels compiled by :func:`prepare`, which Adam
 calls when it is bound to a graph's parameters, before the training loop's
@@ -33,7 +35,8 @@ import threading
 
 import numpy as np
 
-__all__ = ["ENABLED", "available", "prepare", "adam", "adam_step", "adam_moments", "relu_kernels"]
+__all__ = ["ENABLED", "available", "prepare", "adam", "adam_step", "adam_moments", "relu_kernels", "dag_forward",
+           "ACTIVATION_CODES"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +48,10 @@ _adam_step_kernel = None
 _adam_moments_kernel = None
 _bias_relu_kernel = None
 _relu_backward_kernel = None
+_dag_forward_kernel = None
 _loaded = False
 _compiled: set[np.dtype] = set()  # dtypes prepare() has compiled (or tried to)
+_forward_signatures: dict[tuple, bool] = {}  # (inputs, outputs, dtype) -> whether dag_forward compiled
 
 
 @contextlib.contextmanager
@@ -138,6 +143,7 @@ def _compile(dtype: np.dtype) -> None:
 def _load() -> None:
     """Import numba and define the kernels (numba compiles each on its first call)."""
     global _adam_kernel, _adam_step_kernel, _adam_moments_kernel, _bias_relu_kernel, _relu_backward_kernel, _loaded
+    global _dag_forward_kernel
     _loaded = True
     try:
         import numba
@@ -203,6 +209,74 @@ def _load() -> None:
             for j in range(a.shape[1]):
                 grad[i, j] = grad[i, j] * (1 if a[i, j] > 0 else 0)
 
+    # A whole inference forward in one call (see dag_forward). Softmax keeps
+    # numpy's order: the row's max subtracted, exp, then division by the sum.
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    def dag_forward_kernel(inputs, outs, params, program):
+        for k in range(len(inputs)):
+            a = inputs[k]
+            for i in range(a.shape[0]):
+                for j in range(a.shape[1]):
+                    if not np.isfinite(a[i, j]):
+                        return k
+        n = inputs[0].shape[0]
+        values = numba.typed.List()
+        for a in inputs:
+            values.append(a)
+        p = 1
+        for _ in range(program[0]):
+            size, act, bias, edges = program[p], program[p + 1], program[p + 2], program[p + 3]
+            p += 4
+            z = np.empty((n, size), dtype=params.dtype)
+            if edges == 0:
+                z[:, :] = 0
+            for e in range(edges):
+                src = values[program[p]]
+                start = program[p + 1]
+                p += 2
+                w = params[start:start + src.shape[1] * size].reshape((src.shape[1], size))
+                for i in range(n):  # a row at a time: BLAS's vector-matrix product
+                    if e == 0:
+                        np.dot(src[i], w, z[i])
+                    else:
+                        z[i] += np.dot(src[i], w)
+            out = program[p]
+            p += 1
+            for i in range(n):
+                for j in range(size):
+                    z[i, j] += params[bias + j]
+                if act == 1:  # relu
+                    for j in range(size):
+                        if z[i, j] < 0:
+                            z[i, j] = 0
+                elif act == 2:  # sigmoid, without overflow either side
+                    for j in range(size):
+                        v = z[i, j]
+                        if v >= 0:
+                            z[i, j] = 1 / (1 + np.exp(-v))
+                        else:
+                            ev = np.exp(v)
+                            z[i, j] = ev / (1 + ev)
+                elif act == 3:  # tanh
+                    for j in range(size):
+                        z[i, j] = np.tanh(z[i, j])
+                elif act == 4:  # softmax
+                    top = z[i, 0]
+                    for j in range(1, size):
+                        if z[i, j] > top:
+                            top = z[i, j]
+                    total = z[i, 0] * 0
+                    for j in range(size):
+                        z[i, j] = np.exp(z[i, j] - top)
+                        total += z[i, j]
+                    for j in range(size):
+                        z[i, j] /= total
+            values.append(z)
+            if out >= 0:
+                outs[out][:, :] = z
+        return -1
+
+    _dag_forward_kernel = dag_forward_kernel
     _adam_kernel = adam_kernel
     _adam_step_kernel = adam_step_kernel
     _adam_moments_kernel = adam_moments_kernel
@@ -265,3 +339,53 @@ def relu_kernels(dtype):
     if not prepare(dtype) or _bias_relu_kernel is None:
         return None
     return _bias_relu_kernel, _relu_backward_kernel
+
+
+#: The activations :func:`dag_forward` computes, by name: its program's codes.
+ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
+
+
+def dag_forward(inputs: tuple, outs: tuple, params, program) -> int | None:
+    """A graph's whole inference forward in one compiled call, or None
+    without numba (the caller then runs its numpy version).
+
+    Parameters
+    ----------
+    inputs : tuple of ndarray
+        C-contiguous ``(n, size)`` arrays of ``params``' dtype, by input slot.
+    outs : tuple of ndarray
+        C-contiguous ``(n, size)`` arrays the outputs are copied into.
+    params : ndarray
+        Every weight and bias, flat.
+    program : ndarray of int64
+        The number of dense nodes, then for each in order: its size, its
+        activation (:data:`ACTIVATION_CODES`), its bias's offset in
+        ``params``, its number of incoming synapses, for each the slot of the
+        source (inputs first, then the dense nodes in order) and the offset of
+        its ``(source size, size)`` weight, and last the index of ``outs`` it
+        fills (-1 for none).
+
+    Returns
+    -------
+    int or None
+        -1 when it ran; the index of the first input holding NaN or inf (it
+        then computed nothing); None without numba. The first call for a
+        number of inputs and outputs and a dtype compiles (Ctrl-C held back,
+        as :func:`prepare` does).
+    """
+    if not available():
+        return None
+    signature = (len(inputs), len(outs), params.dtype)
+    compiled = _forward_signatures.get(signature)
+    if compiled is None:
+        with _interrupts_held():
+            try:
+                result = _dag_forward_kernel(inputs, outs, params, program)
+            except Exception as exc:  # a compiler that fails must not stop predictions
+                logger.warning("numba could not compile the compiled forward for %s (%s: %s): it runs "
+                               "numpy passes", signature, type(exc).__name__, exc)
+                _forward_signatures[signature] = False
+                return None
+        _forward_signatures[signature] = True
+        return result
+    return _dag_forward_kernel(inputs, outs, params, program) if compiled else None

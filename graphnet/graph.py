@@ -22,7 +22,7 @@ export                    :mod:`graphnet.interop.onnx_export`
 from __future__ import annotations
 
 from . import attributions as attributions_module
-from . import inference, preprocessing, render_html, saving, spec, specfile, surgery, training, weight_files, weights  # noqa: F401 (render_html: .html pages)
+from . import inference, preprocessing, render_html, saving, serving, spec, specfile, surgery, training, weight_files, weights  # noqa: F401 (render_html: .html pages)
 from . import render as render_module
 from . import statistics as statistics_module
 from . import summary as summary_module
@@ -77,6 +77,7 @@ class Graph(Network, kind="graph"):
     __call__ = inference.predict
     evaluate = inference.evaluate
     predict_labels = preprocessing.predict_labels
+    compile_predict = serving.compile_predict
 
     # ------------------------------------------------------ preprocessing
     adapt = preprocessing.adapt

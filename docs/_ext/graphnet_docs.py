@@ -74,13 +74,15 @@ PAGES = [
       ("function", "graphnet.from_onnx", {}),
       ("function", "graphnet.from_sklearn", {})]),
     ("reports", "Reports", "What the verbs above return: training histories, statistics, diffs, "
-     "attributions and the reports of the gradient check and of `transfer_weights`.",
+     "attributions, the compiled forward of `compile_predict`, and the reports of the gradient check "
+     "and of `transfer_weights`.",
      [("class", "graphnet.History", {"members": None}),
       ("class", "graphnet.Statistics", {"members": None}),
       ("class", "graphnet.GradientReport", {"members": None}),
       ("class", "graphnet.GraphDiff", {"members": None}),
       ("class", "graphnet.Attributions", {"members": None}),
-      ("class", "graphnet.TransferReport", {"members": None})]),
+      ("class", "graphnet.TransferReport", {"members": None}),
+      ("class", "graphnet.CompiledPredict", {"members": None, "special-members": "__call__"})]),
     ("errors", "Errors", "Every error graphnet raises is a `GraphError` (itself a `ValueError`); "
      "all of them are in the top-level namespace.",
      [("exception", f"graphnet.{name}", {}) for name in (
