@@ -2,14 +2,17 @@
 
 A graph holds one. ``predict`` and ``evaluate`` read (several threads may
 predict at once, and each sees the weights of one moment: no training step
-lands in the middle of a call); a training step and every edit write. A
-waiting writer goes before new readers, so a stream of predictions cannot
-starve training; writers go in the order they came, so an edit made in a
-loop cannot starve training either; and readers waiting when a writer lets go go before it
-writes again, so training (a write per step) cannot starve a prediction or a
-``save``; a reading thread may read again (``save`` reads the
-weights while it holds the read lock), and the writing thread may take the
-lock again (an edit inside an edit) and may read while it writes.
+lands in the middle of a call); a training step and every edit write.
+
+- A waiting writer goes before new readers, so a stream of predictions
+  cannot starve training.
+- Readers waiting when a writer lets go go before it writes again, so
+  training (a write per step) cannot starve a prediction or a ``save``.
+- Writers go in the order they came, so an edit made in a loop cannot
+  starve training either.
+- A reading thread may read again (``save`` reads the weights while it
+  holds the read lock), and the writing thread may take the lock again (an
+  edit inside an edit) and may read while it writes.
 """
 
 from __future__ import annotations
