@@ -43,6 +43,23 @@ def build_chain(outputs: int = 1, dtype: str = "float64", name: str = "graph") -
     return g
 
 
+def build_regression(seed: int = 0, dtype: str = "float32") -> gn.Graph:
+    """x (3) -> h (16, tanh) -> y (linear): the callbacks' tests' regression net."""
+    g = gn.Graph(name="reg", seed=seed, dtype=dtype)
+    g.add_input("x", 3)
+    g.add_hidden("h", 16, activation="tanh")
+    g.add_output("y", 1)
+    g.connect("x", "h")
+    g.connect("h", "y")
+    return g
+
+
+def regression_data(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """80 rows for :func:`build_regression`: a linear target with a little noise."""
+    x = rng.normal(size=(80, 3))
+    return x, x @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=80)
+
+
 @pytest.fixture
 def dag() -> gn.Graph:
     return build_dag()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import build_regression, regression_data
 
 import graphnet as gn
 from graphnet import GraphError, ModelFileError
@@ -20,20 +21,9 @@ from graphnet import GraphError, ModelFileError
 HERE = Path(__file__).resolve().parent
 
 
-def _regression(seed=0, dtype="float64"):
-    g = gn.Graph(name="reg", seed=seed, dtype=dtype)
-    g.add_input("x", 3)
-    g.add_hidden("h", 16, activation="tanh")
-    g.add_output("y", 1)
-    g.connect("x", "h")
-    g.connect("h", "y")
-    return g
-
-
 @pytest.fixture
 def data(rng):
-    x = rng.normal(size=(80, 3))
-    return x, x @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=80)
+    return regression_data(rng)
 
 
 def _run_backup_fit(backup, out, epochs):
@@ -77,16 +67,16 @@ def test_a_fit_killed_at_random_moments_resumes_to_the_uninterrupted_weights(tmp
 
 def test_backup_resumes_after_the_last_finished_epoch(tmp_path, data):
     x, y = data
-    whole = _regression()
+    whole = build_regression(dtype="float64")
     whole.fit(x, y, epochs=5, batch_size=16, verbose=0)
-    g = _regression()
+    g = build_regression(dtype="float64")
     stop = gn.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epoch == 2 and (_ for _ in ()).throw(
         KeyboardInterrupt))
     backup = gn.callbacks.BackupAndRestore(tmp_path / "b")
     with pytest.raises(KeyboardInterrupt):
         g.fit(x, y, epochs=5, batch_size=16, verbose=0, callbacks=[backup, stop])
     assert [p.name for p in backup.backups()[-1:] for p in [p[1]]] == ["epoch-000003.weights.gnet"]
-    fresh = _regression()  # a new process would build the graph again
+    fresh = build_regression(dtype="float64")  # a new process would build the graph again
     history = fresh.fit(x, y, epochs=5, batch_size=16, verbose=0, callbacks=[backup])
     assert history.epoch == [3, 4]
     for key, value in whole.get_weights().items():
@@ -96,14 +86,14 @@ def test_backup_resumes_after_the_last_finished_epoch(tmp_path, data):
 
 def test_save_weights_only_checkpoints_load_into_the_same_architecture(tmp_path, data):
     x, y = data
-    g = _regression()
+    g = build_regression(dtype="float64")
     checkpoint = gn.callbacks.ModelCheckpoint(tmp_path / "w-{epoch}.weights.gnet", monitor="loss",
                                               save_best_only=False, save_weights_only=True, verbose=1)
     g.fit(x, y, epochs=2, callbacks=[checkpoint], verbose=0)
     assert checkpoint.saved == [str(tmp_path / "w-1.weights.gnet"), str(tmp_path / "w-2.weights.gnet")]
     with pytest.raises(ModelFileError, match="graph.json"):
         gn.load(tmp_path / "w-2.weights.gnet")  # no architecture in it
-    other = _regression(seed=5)
+    other = build_regression(seed=5, dtype="float64")
     other.load_weights(tmp_path / "w-2.weights.gnet")
     np.testing.assert_array_equal(other.predict(x), g.predict(x))
     assert other.optimizer.iterations == g.optimizer.iterations  # the optimizer state came along
@@ -111,14 +101,14 @@ def test_save_weights_only_checkpoints_load_into_the_same_architecture(tmp_path,
     g.save(tmp_path / "m.gnet")
     np.savez(tmp_path / "w.npz", **g.get_weights())
     for name in ("m.gnet", "w.npz"):
-        again = _regression(seed=9)
+        again = build_regression(seed=9, dtype="float64")
         again.load_weights(tmp_path / name)
         np.testing.assert_array_equal(again.predict(x), g.predict(x))
 
 
 def test_load_weights_refuses_what_does_not_fit_and_changes_nothing(tmp_path, data):
     x, y = data
-    g = _regression()
+    g = build_regression(dtype="float64")
     g.fit(x, y, epochs=1, verbose=0)
     g.save_weights(tmp_path / "w.weights.gnet")
     wider = gn.Graph(seed=0, dtype="float64")
@@ -132,7 +122,7 @@ def test_load_weights_refuses_what_does_not_fit_and_changes_nothing(tmp_path, da
         wider.load_weights(tmp_path / "w.weights.gnet")
     for key, value in before.items():
         np.testing.assert_array_equal(wider.get_weights()[key], value)
-    single = _regression(dtype="float32")
+    single = build_regression()  # float32
     with pytest.raises(ModelFileError, match=r"its weights are 'float64' but graph 'reg' is float32"):
         single.load_weights(tmp_path / "w.weights.gnet")
     (tmp_path / "junk.weights.gnet").write_bytes(b"PK\x03\x04 not a zip at all")
@@ -186,10 +176,10 @@ def test_callback_arguments_are_checked(tmp_path):
 
 def test_a_damaged_weights_file_is_refused_whole(tmp_path, data):
     x, y = data
-    g = _regression()
+    g = build_regression(dtype="float64")
     g.fit(x, y, epochs=1, verbose=0)
     raw = g.save_weights(tmp_path / "w.weights.gnet").read_bytes()
-    target = _regression(seed=4)
+    target = build_regression(seed=4, dtype="float64")
     before, optimizer = target.get_weights(), target.optimizer
     cuts = np.random.default_rng(0).integers(1, len(raw), 25)
     for i, cut in enumerate([*cuts, len(raw) - 1]):
@@ -211,12 +201,12 @@ def test_a_damaged_weights_file_is_refused_whole(tmp_path, data):
 
 def test_non_finite_weights_in_a_file_change_nothing(tmp_path, data):
     x, y = data
-    g = _regression()
+    g = build_regression(dtype="float64")
     g.fit(x, y, epochs=1, verbose=0)
     weights = g.get_weights()
     weights["h.bias"][0] = np.nan
     np.savez(tmp_path / "nan.npz", **weights)
-    target = _regression(seed=4)
+    target = build_regression(seed=4, dtype="float64")
     before = target.get_weights()
     with pytest.raises(ModelFileError, match="nan.npz"):
         target.load_weights(tmp_path / "nan.npz")

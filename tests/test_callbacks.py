@@ -6,28 +6,16 @@ import os
 
 import numpy as np
 import pytest
-from conftest import build_dag, dag_data
+from conftest import build_dag, build_regression, dag_data, regression_data
 from modelfiles import same
 
 import graphnet as gn
 from graphnet import GraphError
 
 
-def regression(seed=0):
-    g = gn.Graph(name="reg", seed=seed)
-    g.add_input("x", 3)
-    g.add_hidden("h", 16, activation="tanh")
-    g.add_output("y", 1)
-    g.connect("x", "h")
-    g.connect("h", "y")
-    return g
-
-
 @pytest.fixture
 def data(rng):
-    x = rng.normal(size=(80, 3))
-    y = x @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=80)
-    return x, y
+    return regression_data(rng)
 
 
 class Recorder(gn.Callback):
@@ -54,7 +42,7 @@ class Recorder(gn.Callback):
 def test_hooks_are_called_in_order(data):
     x, y = data
     recorder = Recorder()
-    g = regression()
+    g = build_regression()
     g.fit(x, y, epochs=2, batch_size=40, validation_split=0.5, callbacks=[recorder], verbose=0)
     assert recorder.graph is g and recorder.params["epochs"] == 2
     assert recorder.calls == [
@@ -77,7 +65,7 @@ class StopAfter(gn.Callback):
 
 def test_a_callback_can_stop_training(data):
     x, y = data
-    history = regression().fit(x, y, epochs=10, callbacks=[StopAfter(2)], verbose=0)
+    history = build_regression().fit(x, y, epochs=10, callbacks=[StopAfter(2)], verbose=0)
     assert history.epoch == [0, 1, 2]
 
 
@@ -94,7 +82,7 @@ class ScriptedLoss(gn.Callback):
 
 def test_early_stopping_stops_and_restores_the_best_weights(data):
     x, y = data
-    g = regression()
+    g = build_regression()
     snapshots = []
 
     class Snapshot(gn.Callback):
@@ -112,7 +100,7 @@ def test_early_stopping_stops_and_restores_the_best_weights(data):
 
 def test_early_stopping_keeps_the_last_weights_when_they_are_best(data):
     x, y = data
-    g = regression()
+    g = build_regression()
     stopper = gn.EarlyStopping(monitor="loss", patience=1, restore_best_weights=True)
     g.fit(x, y, epochs=3, callbacks=[ScriptedLoss([3.0, 2.0, 1.0]), stopper], verbose=0)
     assert stopper.stopped_epoch is None and stopper.best_epoch == 2
@@ -121,7 +109,7 @@ def test_early_stopping_keeps_the_last_weights_when_they_are_best(data):
 def test_early_stopping_on_a_missing_value_says_what_is_logged(data):
     x, y = data
     with pytest.raises(GraphError, match=r"monitor 'val_loss' is not among the logged values \['loss'\]; pass validation_data"):
-        regression().fit(x, y, epochs=2, callbacks=[gn.EarlyStopping()], verbose=0)
+        build_regression().fit(x, y, epochs=2, callbacks=[gn.EarlyStopping()], verbose=0)
 
 
 def test_early_stopping_mode_follows_the_name():
@@ -137,7 +125,7 @@ def test_early_stopping_mode_follows_the_name():
 
 def test_model_checkpoint_saves_the_best_weights_atomically(data, tmp_path):
     x, y = data
-    g = regression()
+    g = build_regression()
     path = tmp_path / "best.npz"
     checkpoint = gn.ModelCheckpoint(path)
     g.fit(x, y, epochs=4, validation_data=(x, y), callbacks=[ScriptedLoss([3.0, 1.0, 2.0, 4.0]), checkpoint], verbose=0)
@@ -150,14 +138,14 @@ def test_model_checkpoint_saves_the_best_weights_atomically(data, tmp_path):
 
 def test_model_checkpoint_every_epoch_with_a_pattern(data, tmp_path):
     x, y = data
-    g = regression()
+    g = build_regression()
     checkpoint = gn.ModelCheckpoint(tmp_path / "w-{epoch:02d}-{loss:.0f}.npz", save_best_only=False)
     g.fit(x, y, epochs=3, callbacks=[checkpoint], verbose=0)
     assert len(checkpoint.saved) == 3 and os.path.basename(checkpoint.saved[0]).startswith("w-01-")
 
 
 def test_model_checkpoint_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
-    g = regression()
+    g = build_regression()
     path = tmp_path / "w.npz"
     path.write_bytes(b"old contents")
     checkpoint = gn.ModelCheckpoint(path, save_best_only=False)
@@ -195,7 +183,7 @@ def test_checkpoint_templates_are_checked_before_training(tmp_path, data):
         gn.ModelCheckpoint(tmp_path / "{0}.gnet")
     with pytest.raises(GraphError, match=r"the format of \{epoch\} does not fit a number of epochs"):
         gn.ModelCheckpoint(tmp_path / "{epoch:s}.gnet")
-    g = regression()
+    g = build_regression()
     before = g.get_weights()
     bogus = gn.ModelCheckpoint(tmp_path / "{bogus}.gnet", monitor="loss")
     with pytest.raises(GraphError, match=r"the path .* names 'bogus' is not among the logged values \['loss'\]"):
@@ -208,7 +196,7 @@ def test_checkpoint_templates_are_checked_before_training(tmp_path, data):
 
 def test_a_misspelt_monitor_fails_before_the_first_epoch(data):
     x, y = data
-    g = regression()
+    g = build_regression()
     before = g.get_weights()
     with pytest.raises(GraphError, match="EarlyStopping: monitor 'val_los' is not among the logged values"):
         g.fit(x, y, epochs=2, validation_split=0.25, callbacks=[gn.EarlyStopping(monitor="val_los")], verbose=0)
@@ -228,7 +216,7 @@ class Scripted(gn.callbacks.Callback):
 
 def test_reduce_lr_on_plateau_follows_keras_rule(data):
     x, y = data
-    g = regression()
+    g = build_regression()
     g.optimizer = gn.optimizers.SGD(lr=0.01)
     rates = []
     reduce = gn.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=2, cooldown=1, min_lr=0.002)
@@ -246,7 +234,7 @@ def test_csv_logger_writes_a_file_that_reads_back(tmp_path, data):
     import csv
 
     x, y = data
-    g = regression()
+    g = build_regression()
     path = tmp_path / "log.csv"
     history = g.fit(x, y, epochs=3, validation_split=0.25, callbacks=[gn.callbacks.CSVLogger(path)], verbose=0)
     with open(path) as handle:
@@ -263,7 +251,7 @@ def test_csv_logger_writes_a_file_that_reads_back(tmp_path, data):
 
 def test_learning_rate_scheduler_and_lambda_callback(data):
     x, y = data
-    g = regression()
+    g = build_regression()
     g.optimizer = gn.optimizers.SGD(lr=0.1)
     seen, events = [], []
     g.fit(x, y, epochs=3, verbose=0, callbacks=[
@@ -285,7 +273,7 @@ def test_learning_rate_scheduler_and_lambda_callback(data):
 
 def test_early_stopping_baseline_warm_up_and_its_lines(data, capsys):
     x, y = data
-    g = regression()
+    g = build_regression()
     # epochs 0-1 are warm-up (ignored); 2.5 and 2.2 improve but miss the
     # baseline 2.0, so they count towards patience 2: stop after epoch 3.
     stopper = gn.EarlyStopping(patience=2, baseline=2.0, start_from_epoch=2, verbose=1)
@@ -298,7 +286,7 @@ def test_early_stopping_baseline_warm_up_and_its_lines(data, capsys):
     # beating the baseline resets the wait; the best epoch's weights come back, with a line saying so
     stopper = gn.EarlyStopping(patience=2, baseline=2.0, verbose=1)
     script = ScriptedLoss([2.5, 1.5, 1.6, 1.7, 1.0])
-    history = regression().fit(x, y, epochs=5, validation_data=(x, y), callbacks=[script, stopper], verbose=0)
+    history = build_regression().fit(x, y, epochs=5, validation_data=(x, y), callbacks=[script, stopper], verbose=0)
     assert history.epoch == [0, 1, 2, 3] and stopper.best_epoch == 1
     assert capsys.readouterr().out.splitlines() == [
         "Epoch 4: early stopping (val_loss has not improved on 1.5 for 2 epochs)",
@@ -312,7 +300,7 @@ def test_early_stopping_baseline_warm_up_and_its_lines(data, capsys):
 
 def test_reduce_lr_on_plateau_says_when_it_acts(data, capsys):
     x, y = data
-    g = regression()
+    g = build_regression()
     g.optimizer = gn.optimizers.SGD(lr=0.01)
     reduce = gn.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, verbose=1)
     g.fit(x, y, epochs=3, callbacks=[Scripted([5, 5, 4]), reduce], verbose=0)
@@ -324,12 +312,12 @@ def test_terminate_on_nan_ends_training_quietly_before_the_bad_step(data, caplog
     y = y.copy()
     y[32:48] = 1e30  # finite, but its squared error overflows float32: batch 3's loss is inf
     with pytest.raises(gn.TrainingError, match=r"epoch 1/3, batch 3/5"):
-        regression().fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0)
+        build_regression().fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0)
     after_batch_2 = {}
     watch = gn.callbacks.LambdaCallback(
         on_batch_end=lambda batch, logs: batch == 1 and after_batch_2.update(g.get_weights()))
     stop = gn.callbacks.TerminateOnNaN()
-    g = regression()
+    g = build_regression()
     history = g.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0, validation_data=(x[:32], y[:32]),
                     callbacks=[stop, watch])
     assert history.epoch == [0] and np.isnan(history.history["loss"][0])
@@ -363,7 +351,7 @@ class AddsToLogs(gn.Callback):
 def test_lambda_callback_hooks_take_keras_arguments(data):
     x, y = data
     calls, ends = [], []
-    g = regression()
+    g = build_regression()
     history = g.fit(x, y, epochs=2, batch_size=40, validation_data=(x, y), verbose=0, callbacks=[
         gn.callbacks.LambdaCallback(**keras_style_hooks(calls, batch="batch")),
         gn.callbacks.LambdaCallback(on_train_end=lambda logs: ends.append(dict(logs)))])
@@ -381,7 +369,7 @@ def test_lambda_callback_takes_keras_names_for_the_batch_hooks(data):
     x, y = data
     ours, keras_named = [], []
     for calls, batch in ((ours, "batch"), (keras_named, "train_batch")):
-        regression().fit(x, y, epochs=2, batch_size=40, verbose=0,
+        build_regression().fit(x, y, epochs=2, batch_size=40, verbose=0,
                          callbacks=[gn.callbacks.LambdaCallback(**keras_style_hooks(calls, batch=batch))])
     assert keras_named == ours and ("batch_end", 1, ["loss"]) in ours
 
@@ -402,7 +390,7 @@ def test_hooks_that_cannot_take_keras_arguments_are_refused_before_training(data
         def on_epoch_begin(self, epoch):
             pass
 
-    g = regression()
+    g = build_regression()
     before = g.get_weights()
     with pytest.raises(GraphError, match=r"NoLogs: on_epoch_begin is called as on_epoch_begin\(epoch, logs\).*"
                                          r"def on_epoch_begin\(self, epoch, logs=None\)"):
@@ -412,7 +400,7 @@ def test_hooks_that_cannot_take_keras_arguments_are_refused_before_training(data
 
 def test_values_callbacks_add_to_the_logs_reach_the_history(data):
     x, y = data
-    history = regression().fit(x, y, epochs=3, verbose=0, callbacks=[AddsToLogs()])
+    history = build_regression().fit(x, y, epochs=3, verbose=0, callbacks=[AddsToLogs()])
     assert history.history["epoch_squared"] == [0.0, 1.0, 4.0]
     assert list(history.history) == ["loss", "epoch_squared"]
 
@@ -426,7 +414,7 @@ def test_the_epoch_line_shows_what_callbacks_add(data, capsys):
             logs["note"] = f"epoch {epoch} seen"
 
     x, y = data
-    history = regression().fit(x, y, epochs=2, verbose=2, callbacks=[AddsToLogs(), Notes()])
+    history = build_regression().fit(x, y, epochs=2, verbose=2, callbacks=[AddsToLogs(), Notes()])
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
     assert "epoch_squared: 1.0000" in lines[1] and "note: epoch 1 seen" in lines[1]
@@ -450,7 +438,7 @@ def test_hooks_and_history_as_keras_calls_and_records_them(data):
     model.compile(optimizer="adam", loss="mse")
     keras_history = model.fit(x, y, epochs=2, batch_size=40, validation_data=(x, y), verbose=0, shuffle=False,
                               callbacks=[keras.callbacks.LambdaCallback(**keras_style_hooks(theirs)), KerasAddsToLogs()])
-    history = regression().fit(x, y, epochs=2, batch_size=40, validation_data=(x, y), verbose=0, shuffle=False,
+    history = build_regression().fit(x, y, epochs=2, batch_size=40, validation_data=(x, y), verbose=0, shuffle=False,
                                callbacks=[gn.callbacks.LambdaCallback(**keras_style_hooks(ours)), AddsToLogs()])
     assert ours == theirs
     assert sorted(history.history) == sorted(keras_history.history)
