@@ -26,6 +26,7 @@ __all__ = [
     "by_name",
     "named",
     "features",
+    "plain_features",
     "as_inputs",
     "entering",
     "as_targets",
@@ -110,6 +111,11 @@ def features(array: np.ndarray, size: int, name: str) -> np.ndarray:
             hint = "; for a single sample use x.reshape(1, -1)"
         raise ShapeError(f"input {name!r}: expected shape (n, {size}), got {array.shape}{hint}")
     return array
+
+
+def plain_features(array: np.ndarray, size: int, name: str) -> np.ndarray:
+    """A numpy array for plain input ``name``, checked as :func:`entering` checks it."""
+    return features(array if array.dtype.kind in "biuf" else real_numbers(array, "input", name), size, name)
 
 
 #: Up to this many elements, ``check_finite`` checks each one (a one-row

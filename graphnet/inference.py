@@ -27,8 +27,7 @@ from ._data import (
     check_finite,
     common_rows,
     entering,
-    features,
-    real_numbers,
+    plain_features,
     row_factors,
 )
 from ._text import preview, shown
@@ -173,8 +172,7 @@ def _activations(graph: Graph, x, batch_size: int | None, names: list[str] | Non
         names = plan.output_names
     if plan.plain_input is not None and type(x) is np.ndarray:  # the common call, in fewer steps
         name, size = plan.plain_input
-        arrays, codes = {name: features(x if x.dtype.kind in "biuf" else real_numbers(x, "input", name), size,
-                                        name)}, ()
+        arrays, codes = {name: plain_features(x, size, name)}, ()
     else:
         arrays = entering(graph, x)
         codes = {name for name in arrays if graph.nodes[name].categorical}  # a categorical input's: its codes
@@ -219,7 +217,7 @@ def _outputs_of_one_array(plan, x: np.ndarray) -> dict:
     one chunk up to :data:`DEFAULT_CHUNK` rows: the same checks as the
     general path in fewer steps (a one-row call is timed in microseconds)."""
     name, size = plan.plain_input
-    array = features(x if x.dtype.kind in "biuf" else real_numbers(x, "input", name), size, name)
+    array = plain_features(x, size, name)
     rows = array.shape[0]
     if not 0 < rows <= DEFAULT_CHUNK:
         return _activations_in_chunks(plan, {name: array}, (), rows, max(1, min(DEFAULT_CHUNK, rows)),

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _kernels
-from ._data import check_finite, common_rows, entering, features, real_numbers
+from ._data import as_inputs, check_finite, common_rows, plain_features
 from ._validation import check_int
 from .errors import GraphError, ShapeError
 from .inference import DEFAULT_CHUNK
@@ -121,7 +121,7 @@ class CompiledPredict:
         weights = graph.get_weights()
         params, program, offset = [], [0], 0
         self._sizes = [graph.nodes[name].size for name in self.outputs]
-        self._steps = []  # the same program as Python tuples, for the numpy version
+        self._steps = []  # the same program as Python tuples (activation objects), for the numpy version
         for name in graph.topological_order:
             node = graph.nodes[name]
             if name in slots:
@@ -146,7 +146,7 @@ class CompiledPredict:
             for src, start, _ in edges:
                 program += [src, start]
             program.append(out)
-            self._steps.append((node.size, code, bias_at, edges, out))
+            self._steps.append((node.size, node.activation, bias_at, edges, out))
             slots[name] = len(slots)
         program[0] = len(self._steps)
         self._params = np.ascontiguousarray(np.concatenate(params) if params else np.zeros(0), dtype=self.dtype)
@@ -174,12 +174,11 @@ class CompiledPredict:
         one = self._one
         if one is not None and type(x) is np.ndarray:  # the common call, in fewer steps
             name, size = one
-            array = features(x if x.dtype.kind in "biuf" else real_numbers(x, "input", name), size, name)
-            arrays = (np.ascontiguousarray(array, dtype=self.dtype),)
+            arrays = (np.ascontiguousarray(plain_features(x, size, name), dtype=self.dtype),)
         else:
-            given = entering(self._graph, x)
+            given = as_inputs(self._graph, x)
             common_rows(given)
-            arrays = tuple(np.ascontiguousarray(given[name], dtype=self.dtype) for name in self.inputs)
+            arrays = tuple(given[name] for name in self.inputs)
         rows = arrays[0].shape[0]
         if rows >= SMALL_ROWS:  # BLAS's matrix products win from here: predict's path, on the snapshot
             given = arrays[0] if one is not None else dict(zip(self.inputs, arrays))
@@ -205,21 +204,11 @@ class CompiledPredict:
     def _numpy_forward(self, inputs: tuple, outs: tuple) -> None:
         """The program's steps as numpy calls (where numba is missing)."""
         values, params = list(inputs), self._params
-        for size, code, bias, edges, out in self._steps:
+        for size, activation, bias, edges, out in self._steps:
             z = np.zeros((len(inputs[0]), size), dtype=self.dtype)
             for src, start, shape in edges:
                 z += values[src] @ params[start:start + shape[0] * shape[1]].reshape(shape)
             z += params[bias:bias + size]
-            if code == 1:
-                z = np.maximum(z, 0)
-            elif code == 2:
-                e = np.exp(-np.abs(z))
-                z = np.where(z >= 0, 1 / (1 + e), e / (1 + e))
-            elif code == 3:
-                z = np.tanh(z)
-            elif code == 4:
-                z = np.exp(z - z.max(axis=1, keepdims=True))
-                z /= z.sum(axis=1, keepdims=True)
-            values.append(z)
+            values.append(activation.forward(z))
             if out >= 0:
-                outs[out][:] = z
+                outs[out][:] = values[-1]
