@@ -172,7 +172,7 @@ class CudaBackend(DeviceBackend):
 
     def fused_backward(self, activation, dtype=None):
         # Exact type: a subclass may change the maths.
-        kernel = self._backward.get(activation.name) if type(activation).__module__ == "graphnet.activations" else None
+        kernel = self._backward.get(activation.name) if type(activation).__module__ == f"{__package__}.activations" else None
         if kernel is None:
             return None
 
@@ -182,7 +182,7 @@ class CudaBackend(DeviceBackend):
         return backward
 
     def fused_delta(self, loss):
-        if type(loss).__module__ != "graphnet.losses":
+        if type(loss).__module__ != f"{__package__}.losses":
             return None
         generic = functools.partial(loss.delta, xp=self.xp)
         if loss.name in ("categorical_crossentropy", "sparse_categorical_crossentropy"):

@@ -302,10 +302,15 @@ def special(xp):
     return functions
 
 
+#: The module of graphnet's own activations (by the package's name, so that a
+#: second copy imported under another name, as ``benchmarks.ab`` does, has its kernels).
+_ACTIVATIONS = f"{__package__}.activations"
+
+
 def _relu(activation, dtype):
     """The compiled relu kernels for a node with graphnet's own ReLU (exactly:
     a subclass may change the maths), or None."""
-    if dtype is None or type(activation).__module__ != "graphnet.activations" or activation.name != "relu":
+    if dtype is None or type(activation).__module__ != _ACTIVATIONS or activation.name != "relu":
         return None
     return _kernels.relu_kernels(dtype)
 

@@ -171,3 +171,15 @@ def test_the_cuda_backend_draws_dropout_on_the_device(fake_cuda, rng):
     g.fit(x, x[:, :1], epochs=1, batch_size=8, verbose=0)
     assert g.device_rng is not None
     assert all(np.isfinite(v).all() for v in g.get_weights().values())
+
+
+def test_the_relu_kernels_follow_the_package_not_its_name():
+    # benchmarks.ab imports a second checkout as graphnet_other: its own ReLU
+    # must find its kernels there too, or that side runs slower for no reason.
+    assert backend._ACTIVATIONS == gn.activations.__name__
+    assert backend.CPU.fused_backward(gn.activations.get("relu"), np.float32) is not None
+
+    class Shifted(gn.activations.ReLU):  # a subclass may change the maths: no kernel
+        pass
+
+    assert backend.CPU.fused_backward(Shifted(), np.float32) is None
