@@ -120,7 +120,12 @@ def structure_problems(structure: nx.DiGraph, kinds: dict[str, str]) -> tuple[li
             + ", ".join(f"{n!r} ({kinds[n]})" for n in no_source)
             + "; connect a source to each"
         )
-    if inputs and outputs:
+    # In a DAG every node is reached from a node with no source and reaches
+    # one with no consumer: when those are all inputs and outputs, every node
+    # is on a path, with no search.
+    out_degree = dict(structure.out_degree())
+    no_consumer = any(kind != "output" and out_degree[n] == 0 for n, kind in kinds.items())
+    if inputs and outputs and (no_source or no_consumer):
         fed = reachable(structure, inputs, forward=True)
         feeding = reachable(structure, outputs, forward=False)
         skipped = set(no_source)

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import _tabular, activations, losses, regularizers
 from ._member import Member, checked_values
+from ._parameters import BIAS, ParameterRecord, bias_key
 from ._validation import check_allocation, check_int, check_number, check_text
 from .errors import GraphError
 
@@ -271,6 +272,15 @@ class DenseNode(Node):
         """Hold ``array`` as the bias from now on (a view of the plan's flat
         buffer, or a copy in another dtype or on another device)."""
         self._bias = array
+
+    @property
+    def parameter_key(self) -> str:
+        """The bias's key in ``get_weights()``: ``"NODE.bias"``."""
+        return bias_key(self.name)
+
+    def parameter_record(self) -> ParameterRecord:
+        """What the bias is, for ``Graph.parameters()`` and the plan's buffer."""
+        return ParameterRecord(bias_key(self.name), BIAS, self.name, None, (self.size,), self._trainable)
 
     @property
     def bias_fixed(self) -> bool:

@@ -56,7 +56,7 @@ import threading
 import time
 from dataclasses import dataclass
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -65,7 +65,6 @@ from ._parameters import ParameterStore, bias_key
 from .activations import Activation
 from .losses import Loss
 from .nodes import Input, Output
-from .weights import parameter_owners
 from .workspace import Workspace
 
 if TYPE_CHECKING:
@@ -82,8 +81,7 @@ _TRAIN_CACHE = 4
 _KEPT_PREDICT_BYTES = 1 << 20
 
 
-@dataclass(slots=True)
-class Edge:
+class Edge(NamedTuple):
     """One incoming synapse of a dense node, as the hot loop needs it."""
 
     src: int  # slot of the source node
@@ -179,58 +177,70 @@ class Plan:
             if last_consumer.get(src, -1) < slots[dst]:
                 last_consumer[src] = slots[dst]
 
-        self.store = store = ParameterStore(parameter_owners(graph, self.order), self.dtype, backend)
-        grads = store.grad_views
         inputs = {name for name, _ in self.inputs}
+        # The parameters in the order the forward pass meets them: each dense
+        # node's incoming weights (in the order connected), then its bias.
+        owners = []
+        for name in self.order:
+            if name not in inputs:
+                owners += incoming[name]
+                owners.append(nodes[name])
+        self.store = store = ParameterStore(owners, self.dtype, backend)
+        grads = iter(store.grads_as_given)
         categorical = {name for name in inputs if nodes[name].categorical}
         fused_backward, fused_delta = backend.fused_backward, backend.fused_delta
 
-        steps = []
+        numpy, dtype = xp is np, self.dtype
+        fuse = backend.fused_bias_activation
+        steps, forward, backward = [], [], []
         for name in self.order:
             if name in inputs:
                 continue
             node, slot = nodes[name], slots[name]
             # Positional arguments: 20,000 of these are made for a graph of 10,000 nodes.
-            edges = tuple(
-                Edge(slots[s.src], s.parameter_array, grads[s.key], s.src in inputs, last_consumer[s.src] == slot,
+            edges = tuple([
+                Edge(slots[s.src], s.parameter_array, next(grads), s.src in inputs, last_consumer[s.src] == slot,
                      s.src in categorical)
                 for s in incoming[name]
-            )
+            ])
             activation = node.activation
             loss = node.loss if isinstance(node, Output) else None
             fused = loss is not None and loss.fused
-            steps.append(Step(
-                slot, name, node.size, activation,
-                _bound(activation.forward, xp),
-                fused_backward(activation, self.dtype) or _bound(activation.backward, xp),
+            activate = activation.forward if numpy else _bound(activation.forward, xp)
+            derivative = fused_backward(activation, dtype) or (
+                activation.backward if numpy else _bound(activation.backward, xp))
+            gathers = bool(categorical) and any(e.gather for e in edges)
+            dropout = getattr(node, "dropout", 0.0)
+            step = Step(
+                slot, name, node.size, activation, activate, derivative,
                 None if loss is None else _bound(loss.value, xp),
                 None if loss is None or fused else _bound(loss.gradient, xp),
                 (fused_delta(loss) or _bound(loss.delta, xp)) if fused else None,
-                edges, node.parameter_array, grads[bias_key(name)], getattr(node, "dropout", 0.0), loss,
-                node.loss_weight if loss is not None else 0.0, name in last_consumer,
-                bool(categorical) and any(e.gather for e in edges),
+                edges, node.parameter_array, next(grads), dropout, loss,
+                node.loss_weight if loss is not None else 0.0, name in last_consumer, gathers,
+            )
+            steps.append(step)
+            # The hot loops' view of the step: plain tuples, unpacked once per
+            # node per pass (a deep, narrow net spends its time in these loops).
+            # A hidden node whose z is not kept (its activation's derivative is
+            # taken from a) may add its bias and activate in one compiled pass.
+            first = edges[0]
+            needs_z = activation.needs_input
+            forward.append((
+                slot, step.size, first.src, first.weight, tuple([(e.src, e.weight) for e in edges[1:]]), step.bias,
+                activate, dropout, gathers, None if loss is not None or needs_z else fuse(activation, dtype), step,
             ))
+            # Edges as plain tuples (slicing makes them): CPython unpacks a
+            # tuple subclass such as Edge on its slow path.
+            backward.append((slot, needs_z, loss is not None, dropout, derivative, step.bias_grad,
+                             tuple([e[:5] for e in edges]), gathers, step))
         self.steps: tuple[Step, ...] = tuple(steps)
-        # The hot loops' view of the steps: plain tuples, unpacked once per
-        # node per pass (a deep, narrow net spends its time in this loop).
-        # A hidden node whose z is not kept (its activation's derivative is
-        # taken from a) may add its bias and activate in one compiled pass.
-        fuse = backend.fused_bias_activation
-        self._forward = tuple(
-            (st.slot, st.size, st.edges[0].src, st.edges[0].weight,
-             tuple((e.src, e.weight) for e in st.edges[1:]), st.bias, st.forward, st.dropout, st.gathers,
-             None if st.loss is not None or st.activation.needs_input else fuse(st.activation, self.dtype), st)
-            for st in steps
-        )
-        self._backward = tuple(
-            (st.slot, st.activation.needs_input, st.loss is not None, st.dropout, st.backward, st.bias_grad,
-             tuple((e.src, e.weight, e.weight_grad, e.from_input, e.writes_first) for e in st.edges), st.gathers, st)
-            for st in reversed(steps)
-        )
+        self._forward = tuple(forward)
+        self._backward = tuple(reversed(backward))
         # Regularized parameters as (penalty, add_gradient, value view, gradient view).
-        penalties = [(s.regularizer, s.weight, grads[s.key]) for s in graph.synapses if s.regularizer]
+        penalties = [(s.regularizer, s.weight, store.grad(s.key)) for s in graph.synapses if s.regularizer]
         penalties += [
-            (nodes[name].bias_regularizer, nodes[name].bias, grads[bias_key(name)])
+            (nodes[name].bias_regularizer, nodes[name].bias, store.grad(bias_key(name)))
             for name in self.order
             if not isinstance(nodes[name], Input) and nodes[name].bias_regularizer is not None
         ]

@@ -10,7 +10,7 @@ import numpy as np
 from . import initializers, regularizers
 from .errors import GraphError
 from ._member import Member, checked_values
-from ._parameters import weight_key
+from ._parameters import WEIGHT, ParameterRecord, weight_key
 
 __all__ = ["Synapse", "init_values"]
 
@@ -142,6 +142,15 @@ class Synapse(Member):
         device); a pending draw is then settled."""
         self._weight = array
         self._pending = None
+
+    @property
+    def parameter_key(self) -> str:
+        """The weight's key in ``get_weights()`` (:attr:`key`)."""
+        return self._key
+
+    def parameter_record(self) -> ParameterRecord:
+        """What the weight is, for ``Graph.parameters()`` and the plan's buffer."""
+        return ParameterRecord(self._key, WEIGHT, self.dst, (self.src, self.dst), self._shape, self._trainable)
 
     @property
     def pending(self) -> tuple[int, str] | None:

@@ -11,7 +11,7 @@ drawn first. ``Graph`` has each function as a method of the same name.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from . import backend as backend_module
 from ._locks import edit, read
-from ._parameters import BIAS, WEIGHT, ParameterRecord, bias_key
+from ._parameters import BIAS, ParameterRecord
 from ._text import preview
 from .errors import GraphError, NotFoundError
 from .network import Network
@@ -41,22 +41,20 @@ def parameters(graph: Network) -> list[ParameterRecord]:
     return [record for record, _ in parameter_owners(graph)]
 
 
-def parameter_owners(graph: Network, order: Iterable[str] | None = None) -> list[tuple[ParameterRecord, object]]:
+def parameter_owners(graph: Network) -> list[tuple[ParameterRecord, object]]:
     """``(record, owner)`` per parameter, the owner being the Synapse or
-    node holding the array; dense nodes in ``order`` (insertion order by
-    default). The plan passes the topological order, so its flat buffer
-    follows the forward pass."""
+    node holding the array: for each dense node in insertion order, its
+    incoming weights then its bias."""
     entries = []
     nodes = graph.nodes
     incoming: dict[str, list] = {}
     for synapse in graph.synapses:  # one sweep: graph.incoming(name) per node would be quadratic
         incoming.setdefault(synapse.dst, []).append(synapse)
-    for name in nodes if order is None else order:
-        node = nodes[name]
+    for name, node in nodes.items():
         if isinstance(node, DenseNode):
             for s in incoming.get(name, ()):
-                entries.append((ParameterRecord(s.key, WEIGHT, name, (s.src, name), s.shape, s.trainable), s))
-            entries.append((ParameterRecord(bias_key(name), BIAS, name, None, (node.size,), node.trainable), node))
+                entries.append((s.parameter_record(), s))
+            entries.append((node.parameter_record(), node))
     return entries
 
 

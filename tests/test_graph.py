@@ -175,6 +175,13 @@ def test_edits_after_running_recompile_and_keep_weights():
             ),
             r"'dead' \(it reaches no Output\)",
         ),
+        (
+            lambda g: (
+                g.add_input("x", 2), g.add_hidden("h", 2), g.add_hidden("k", 2), g.add_output("y", 1),
+                g.connect("x", "y"), g.connect("h", "k"), g.connect("k", "y"),
+            ),
+            r"no incoming synapse: 'h' \(hidden\).*'k' \(no Input reaches it\)",
+        ),
     ],
 )
 def test_validation_names_the_offending_nodes(build, message):

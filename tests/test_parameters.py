@@ -60,3 +60,62 @@ def test_spans_cover_exactly_the_trainable_weights():
         start += record.size
     assert np.array_equal(covered, expected)
     assert len(store.spans(WEIGHT)) < sum(r.kind == WEIGHT for r in store.records)  # neighbours merged
+
+
+def _wide_dag(hidden: int = 12):
+    """Many parameters of one shape (a window each for weights and biases)
+    beside a few of their own shapes."""
+    import graphnet as gn
+
+    g = gn.Graph(name="wide", seed=3)
+    g.add_input("x", 4)
+    for i in range(hidden):
+        g.add_hidden(f"h{i}", 4, activation="tanh")
+        g.connect("x" if i == 0 else f"h{i - 1}", f"h{i}")
+    g.add_hidden("odd", 3)
+    g.connect("h0", "odd")
+    g.add_output("y", 2)
+    g.connect([f"h{hidden - 1}", "odd", "x"], "y")
+    return g
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_every_view_is_its_slice_of_the_buffers(frozen):
+    g = _wide_dag()
+    if frozen:  # non-trainable parameters move behind the trainable ones
+        g.synapse("h3", "h4").trainable = False
+        g["h7"].trainable = False
+    expected = {r.key: w for r, w in zip(g.parameters(), g.get_weights().values())}
+    store = g.plan.store
+    arrays = {record.key: owner.parameter_array for record, owner in zip(store.records, store.owners)}
+    start = 0
+    for record in store.records:
+        stop = start + record.size
+        value, grad = arrays[record.key], store.grad(record.key)
+        for view, buffer in ((value, store.values), (grad, store.grads)):
+            assert view.shape == record.shape and view.flags.c_contiguous and view.flags.writeable
+            assert view.__array_interface__["data"][0] == buffer[start:stop].__array_interface__["data"][0]
+        np.testing.assert_array_equal(value, expected[record.key])  # the values were copied in, in place
+        start = stop
+    assert start == store.values.size
+    # Writes go both ways: the buffer sees the owner's array and the reverse.
+    at = store._offsets[[r.key for r in store.records].index("h5.bias")]
+    g["h5"].bias[...] = 7.0
+    np.testing.assert_array_equal(store.values[at : at + 4], 7.0)
+    store.values[at] = -1.0
+    assert g["h5"].bias[0] == -1.0
+    store.grads[:] = np.arange(store.grads.size)
+    np.testing.assert_array_equal(store.grad("h5.bias"), np.arange(at, at + 4))
+
+
+def test_the_plan_takes_each_gradient_of_its_own_parameter():
+    g = _wide_dag()
+    g.synapse("x", "y").trainable = False  # reorders the buffer: the plan must still pair each view rightly
+    g["h2"].trainable = False
+    plan = g.plan
+    for step in plan.steps:
+        assert step.bias_grad is plan.store.grad(f"{step.name}.bias")
+        for edge in step.edges:
+            src = plan.order[edge.src]
+            assert edge.weight is g.synapse(src, step.name).parameter_array
+            assert edge.weight_grad is plan.store.grad(f"{src}->{step.name}.weight")
