@@ -89,9 +89,9 @@ class ParameterStore:
     -----
     Every compile makes a store, and a graph of 10,000 nodes has 30,000
     parameters: the values are copied in one pass, the views are cut from
-    a window per shape (:func:`_views`), and the records, keys and layout
-    are made only when asked for (the optimizer asks at the first training
-    step; ``predict`` never does).
+    a window per shape (:func:`_views`), and the records and the gradient
+    views by key are made only when asked for (an error report, the
+    statistics, ``Graph.gradients``).
     """
 
     def __init__(self, owners: Sequence, dtype: np.dtype, backend=CPU):
@@ -120,6 +120,9 @@ class ParameterStore:
         for owner, view in zip(owners, _views(self.values, shapes, offsets, counts, xp)):
             owner.bind_parameter(view)  # the owner now reads and writes the buffer
         self._grads = _views(self.grads, shapes, offsets, counts, xp)
+        k = self.num_trainable_params
+        #: ``(key, size)`` of every trainable parameter, in buffer order (what the optimizer's state follows).
+        self.layout: Layout = tuple(zip([owner.parameter_key for owner in owners[:k]], sizes[:k]))
         #: Gradient views in the order the owners were given (what the plan walks).
         self.grads_as_given: list = self._grads
         if given is not owners:
@@ -131,11 +134,6 @@ class ParameterStore:
         """Every parameter's record, in buffer order."""
         return tuple(owner.parameter_record() for owner in self.owners)
 
-    @functools.cached_property
-    def layout(self) -> Layout:
-        """``(key, size)`` of every trainable parameter, in buffer order."""
-        k = self.num_trainable_params
-        return tuple(zip([owner.parameter_key for owner in self.owners[:k]], self._sizes[:k]))
 
     @functools.cached_property
     def grad_views(self) -> dict[str, np.ndarray]:
