@@ -55,9 +55,10 @@ def build_dag(workload: DAG, seed: int = 0) -> gn.Graph:
     return g
 
 
-def build_scaling(nodes: int, width: int, seed: int = 0) -> gn.Graph:
-    """W7's random DAG of ``nodes`` nodes, built node by node as a user would."""
-    g = gn.Graph(name=f"random{nodes}", seed=seed)
+def build_scaling(nodes: int, width: int, seed: int = 0, package=gn) -> gn.Graph:
+    """W7's random DAG of ``nodes`` nodes, built node by node as a user would
+    (with ``package``'s Graph: ``benchmarks.ab`` builds it with two checkouts)."""
+    g = package.Graph(name=f"random{nodes}", seed=seed)
     sources: dict[int, list[str]] = {}
     for src, dst in scaling_spec(nodes):
         sources.setdefault(dst, []).append(f"n{src}")

@@ -231,3 +231,27 @@ def test_tables_quick_run_reads_both_tables_from_their_packages():
         assert set(r["stats"]) == {"graphnet", "sklearn"} and r["verdict"] in ("PASS", "MISS")
     assert set(report["embedding"]) == {"50", "10000"}
     assert "## The embedding path against one-hot rows" in tables.markdown(report)
+
+
+def test_ab_compares_two_checkouts_without_touching_their_numba_caches(tmp_path):
+    """``python -m benchmarks.ab`` against a copy of this checkout: both sides
+    reach the same weights, W7 reports its three phases, and numba's caches
+    go to the run's own folder (a kernel the copy cached under the name
+    graphnet_other would not load the next time the copy is graphnet)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(benchmarks.__file__).resolve().parent.parent
+    shutil.copytree(root / "graphnet", tmp_path / "graphnet", ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run([sys.executable, "-m", "benchmarks.ab", str(tmp_path), "--only", "W5,W7", "--quick",
+                           "--reps", "1"], cwd=root, capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"})
+    assert done.returncode == 0, done.stderr
+    rows = [line.split(" | ") for line in done.stdout.splitlines() if line.startswith("| W")]
+    assert [r[0] for r in rows] == ["| W5", "| W7 plan", "| W7 first step", "| W7 next step"]
+    assert all(r[-1] == "True |" for r in rows)  # the same weights on both sides
+    assert not list(tmp_path.glob("graphnet/**/*.nb*"))
+    assert "numba could not compile" not in done.stderr
