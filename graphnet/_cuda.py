@@ -38,6 +38,10 @@ __all__ = ["CudaBackend"]
 
 logger = logging.getLogger(__name__)
 
+#: graphnet's own activations and losses, by the package's name (a copy imported
+#: under another name, as ``benchmarks.ab`` does, keeps its kernels).
+_ACTIVATIONS, _LOSSES = f"{__package__}.activations", f"{__package__}.losses"
+
 _INSTALL = "pip install 'graphnet[cuda]'"
 _OPTIONS = ("--fmad=false",)
 
@@ -172,7 +176,7 @@ class CudaBackend(DeviceBackend):
 
     def fused_backward(self, activation, dtype=None):
         # Exact type: a subclass may change the maths.
-        kernel = self._backward.get(activation.name) if type(activation).__module__ == f"{__package__}.activations" else None
+        kernel = self._backward.get(activation.name) if type(activation).__module__ == _ACTIVATIONS else None
         if kernel is None:
             return None
 
@@ -182,7 +186,7 @@ class CudaBackend(DeviceBackend):
         return backward
 
     def fused_delta(self, loss):
-        if type(loss).__module__ != f"{__package__}.losses":
+        if type(loss).__module__ != _LOSSES:
             return None
         generic = functools.partial(loss.delta, xp=self.xp)
         if loss.name in ("categorical_crossentropy", "sparse_categorical_crossentropy"):

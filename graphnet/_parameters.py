@@ -134,7 +134,6 @@ class ParameterStore:
         """Every parameter's record, in buffer order."""
         return tuple(owner.parameter_record() for owner in self.owners)
 
-
     @functools.cached_property
     def grad_views(self) -> dict[str, np.ndarray]:
         """Every gradient view by key (what :meth:`grad` looks up)."""
