@@ -118,7 +118,6 @@ class CompiledPredict:
                 raise GraphError(f"compile_predict: input {name!r} transforms its data (categories, normalize or "
                                  "missing); the compiled forward takes plain inputs (use predict)")
         slots = {name: i for i, name in enumerate(self.inputs)}
-        weights = graph.get_weights()
         params, program, offset = [], [0], 0
         self._sizes = [graph.nodes[name].size for name in self.outputs]
         self._steps = []  # the same program as Python tuples (activation objects), for the numpy version
@@ -132,10 +131,10 @@ class CompiledPredict:
                     f"compile_predict: node {name!r} has the activation {node.activation.name!r}; the compiled "
                     f"forward computes {', '.join(_kernels.ACTIVATION_CODES)} (use predict for this graph)"
                 )
-            bias = weights[f"{name}.bias"]
+            bias = node.bias
             edges = []
             for synapse in graph.incoming(name):
-                weight = weights[f"{synapse.src}->{name}.weight"]
+                weight = synapse.weight
                 edges.append((slots[synapse.src], offset, weight.shape))
                 params.append(weight.ravel())
                 offset += weight.size
