@@ -46,13 +46,9 @@ def parameter_owners(graph: Network) -> list[tuple[ParameterRecord, object]]:
     node holding the array: for each dense node in insertion order, its
     incoming weights then its bias."""
     entries = []
-    nodes = graph.nodes
-    incoming: dict[str, list] = {}
-    for synapse in graph.synapses:  # one sweep: graph.incoming(name) per node would be quadratic
-        incoming.setdefault(synapse.dst, []).append(synapse)
-    for name, node in nodes.items():
+    for name, node in graph.nodes.items():
         if isinstance(node, DenseNode):
-            for s in incoming.get(name, ()):
+            for s in graph.incoming(name):
                 entries.append((s.parameter_record(), s))
             entries.append((node.parameter_record(), node))
     return entries
