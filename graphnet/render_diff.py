@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import graphviz
 
+from ._parameters import bias_key
 from ._validation import is_int
 from .errors import RenderError
 from .nodes import DenseNode
@@ -102,7 +103,7 @@ def _node_statement(report: GraphDiff, name: str, parameters: dict[str, Paramete
         for field, (old, new) in report.nodes_changed[name].items():
             extra.append(_small(html.escape(f"{field}: {shown(old)} → {shown(new)}"), CHANGED, bold=True))
         attributes.update(color=CHANGED, penwidth="2.4")
-    bias = parameters.get(f"{name}.bias")
+    bias = parameters.get(bias_key(name))
     if bias is not None and bias.changed:
         extra.append(_small(f"bias Δ {percent(bias.relative)}" if not bias.reshaped else "bias reshaped"))
     attributes["label"] = node_label(node, True, True, extra)
