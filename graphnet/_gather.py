@@ -29,12 +29,12 @@ __all__ = ["forward", "backward"]
 def forward(step, x, z, scratch, dot, take) -> None:
     """``z = Σ_edges (W[codes] or x @ W)`` for one step, without the bias."""
     first = True
-    for edge in step.edges:
+    for src, weight, _, _, _, gather in step.edges:
         out = z if first else scratch[step.size]
-        if edge.gather:
-            take(edge.weight, x[edge.src], out)
+        if gather:
+            take(weight, x[src], out)
         else:
-            dot(x[edge.src], edge.weight, out=out)
+            dot(x[src], weight, out=out)
         if not first:
             z += out
         first = False
@@ -43,16 +43,16 @@ def forward(step, x, z, scratch, dot, take) -> None:
 def backward(step, x, delta, upstream, scratch, sizes, dot, scatter_rows) -> None:
     """Every incoming weight's gradient of one step, and the upstream
     gradient of its non-input sources (as :meth:`Plan.backward` does)."""
-    for edge in step.edges:
-        if edge.gather:
-            scatter_rows(edge.weight_grad, x[edge.src], delta)
+    for src, weight, weight_grad, from_input, writes_first, gather in step.edges:
+        if gather:
+            scatter_rows(weight_grad, x[src], delta)
             continue
-        dot(x[edge.src].T, delta, out=edge.weight_grad)
-        if edge.from_input:
+        dot(x[src].T, delta, out=weight_grad)
+        if from_input:
             continue
-        if edge.writes_first:
-            dot(delta, edge.weight.T, out=upstream[edge.src])
+        if writes_first:
+            dot(delta, weight.T, out=upstream[src])
         else:
-            tmp = scratch[sizes[edge.src]]
-            dot(delta, edge.weight.T, out=tmp)
-            upstream[edge.src] += tmp
+            tmp = scratch[sizes[src]]
+            dot(delta, weight.T, out=tmp)
+            upstream[src] += tmp

@@ -23,6 +23,7 @@ import collections
 import functools
 import itertools
 import math
+import operator
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -95,15 +96,15 @@ class ParameterStore:
     """
 
     def __init__(self, owners: Sequence, dtype: np.dtype, backend=CPU):
-        flags = [owner.trainable for owner in owners]
+        flags = list(map(_TRAINABLE, owners))
         given = owners
         if not all(flags):  # trainable first, order kept
             owners = [o for o, t in zip(owners, flags) if t] + [o for o, t in zip(owners, flags) if not t]
         self.owners: tuple = tuple(owners)
         self.num_trainable_params = sum(flags)
-        arrays = [owner.parameter_array for owner in owners]
-        shapes = [a.shape for a in arrays]
-        sizes = [a.size for a in arrays]
+        arrays = list(map(_ARRAY, owners))
+        shapes = list(map(_SHAPE, arrays))
+        sizes = list(map(_SIZE, arrays))
         offsets = list(itertools.accumulate(sizes, initial=0))
         total = offsets.pop()
         self._offsets, self._sizes = offsets, sizes
@@ -117,17 +118,21 @@ class ParameterStore:
         elif arrays:
             xp.concatenate([a.ravel() for a in arrays], out=self.values)
         counts = collections.Counter(shapes)
-        for owner, view in zip(owners, _views(self.values, shapes, offsets, counts, xp)):
+        views = _views(self.values, shapes, offsets, counts, xp)
+        for owner, view in zip(owners, views):
             owner.bind_parameter(view)  # the owner now reads and writes the buffer
         self._grads = _views(self.grads, shapes, offsets, counts, xp)
         k = self.num_trainable_params
         #: ``(key, size)`` of every trainable parameter, in buffer order (what the optimizer's state follows).
-        self.layout: Layout = tuple(zip([owner.parameter_key for owner in owners[:k]], sizes[:k]))
-        #: Gradient views in the order the owners were given (what the plan walks).
+        self.layout: Layout = tuple(zip(map(_KEY, owners[:k]), sizes[:k]))
+        #: The value and gradient views in the order the owners were given (what the plan walks).
+        self.values_as_given: list = views
         self.grads_as_given: list = self._grads
         if given is not owners:
-            by_owner = {id(owner): view for owner, view in zip(owners, self._grads)}
-            self.grads_as_given = [by_owner[id(owner)] for owner in given]
+            at = {id(owner): i for i, owner in enumerate(owners)}
+            order = [at[id(owner)] for owner in given]
+            self.values_as_given = [views[i] for i in order]
+            self.grads_as_given = [self._grads[i] for i in order]
 
     @functools.cached_property
     def records(self) -> tuple[ParameterRecord, ...]:
@@ -176,6 +181,12 @@ class ParameterStore:
             raise IndexError(flat_index)
         return self.records[bisect.bisect_right(self._offsets, flat_index) - 1]
 
+
+_TRAINABLE = operator.attrgetter("trainable")
+_ARRAY = operator.attrgetter("parameter_array")
+_KEY = operator.attrgetter("parameter_key")
+_SHAPE = operator.attrgetter("shape")
+_SIZE = operator.attrgetter("size")
 
 #: A shape met this often gets a window (see :func:`_views`); rarer ones are cut one by one.
 _WINDOW_AT = 8

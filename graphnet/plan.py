@@ -3,8 +3,14 @@
 Compiling a graph fixes, for the graph's current version:
 
 * the topological order, with every node given an integer *slot*;
-* per dense node, its incoming synapses as :class:`Edge` records holding views
-  of their weight and weight gradient (no dict lookups in the hot loop);
+* per dense node, its incoming synapses as *edges*, plain tuples
+  ``(src, weight, weight_grad, from_input, writes_first, gather)``: the
+  source's slot, views of the weight and of its gradient, whether the
+  source is an input (which needs no upstream gradient), whether this is the
+  first consumer in backward to write the source's ``upstream``, and whether
+  the source is categorical (:mod:`graphnet._gather`). No dict lookups in
+  the hot loop, and plain tuples because CPython unpacks those on its fast
+  path;
 * for backward, which consumer of a node writes that node's upstream gradient
   first and which ones add to it (fan-out), decided once from the order;
 * the :class:`~graphnet._parameters.ParameterStore`: every weight, bias and
@@ -49,28 +55,26 @@ once per version (``Graph.plan``).
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import logging
+import operator
 import threading
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _gather
-from ._parameters import ParameterStore, bias_key
-from .activations import Activation
-from .losses import Loss
-from .nodes import Input, Output
+from ._dense_step import Step, activation_functions, bound, make_step
+from ._parameters import ParameterStore
+from .nodes import Output
 from .workspace import Workspace
 
 if TYPE_CHECKING:
     from .network import Network
 
-__all__ = ["Edge", "Step", "Plan", "Workspace", "compile_plan"]
+__all__ = ["Step", "Plan", "Workspace", "compile_plan"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,40 +85,9 @@ _TRAIN_CACHE = 4
 _KEPT_PREDICT_BYTES = 1 << 20
 
 
-class Edge(NamedTuple):
-    """One incoming synapse of a dense node, as the hot loop needs it."""
-
-    src: int  # slot of the source node
-    weight: np.ndarray  # (src.size, dst.size), a view into the parameter buffer
-    weight_grad: np.ndarray  # same shape, a view into the gradient buffer
-    from_input: bool  # inputs need no upstream gradient
-    writes_first: bool  # first consumer (in backward) to write ``upstream`` of ``src``
-    gather: bool = False  # from a categorical input: rows of ``weight`` by code (graphnet._gather)
-
-
-@dataclass(slots=True)
-class Step:
-    """A dense node's work in forward and backward. ``forward``/``backward``
-    are the activation's, and ``value``/``gradient``/``delta`` the loss's,
-    bound to the plan's array module (see :func:`_bound`)."""
-
-    slot: int
-    name: str
-    size: int
-    activation: Activation
-    forward: object
-    backward: object
-    value: object
-    gradient: object
-    delta: object
-    edges: tuple[Edge, ...]
-    bias: np.ndarray
-    bias_grad: np.ndarray
-    dropout: float
-    loss: Loss | None  # set for Output nodes
-    loss_weight: float
-    feeds_others: bool  # ``upstream`` (dL/da) arrives from consumers
-    gathers: bool = False  # an edge gathers rows: graphnet._gather runs the edges
+_SRC, _DST, _SIZE = operator.attrgetter("src"), operator.attrgetter("dst"), operator.attrgetter("size")
+_ACTIVATION = operator.attrgetter("activation")
+_NEEDS_INPUT, _REGULARIZER = operator.attrgetter("needs_input"), operator.attrgetter("regularizer")
 
 
 @contextlib.contextmanager
@@ -153,10 +126,11 @@ class Plan:
         #: Where the arrays live (:mod:`graphnet.backend`) and their module.
         self.backend = backend = graph.backend
         self.xp = xp = backend.xp
-        self.order: tuple[str, ...] = tuple(graph.topological_order)
-        self.slots: dict[str, int] = {name: i for i, name in enumerate(self.order)}
-        self.sizes: tuple[int, ...] = tuple(graph.nodes[n].size for n in self.order)
         nodes = graph.nodes
+        self.order: tuple[str, ...] = tuple(graph.topological_order)
+        slots = dict(zip(self.order, range(len(self.order))))
+        self.slots: dict[str, int] = slots
+        self.sizes: tuple[int, ...] = tuple(map(_SIZE, map(nodes.__getitem__, self.order)))
         self.inputs = tuple((n, self.slots[n]) for n in graph.inputs)
         self.outputs = tuple((n, self.slots[n]) for n in graph.outputs)
         self.output_names: list[str] = [n for n, _ in self.outputs]
@@ -165,87 +139,105 @@ class Plan:
         only = nodes[self.inputs[0][0]] if len(self.inputs) == 1 else None
         self.plain_input = (only.name, only.size) if only is not None and not only.transforms else None
 
-        # One sweep over the synapses: each node's incoming ones (in the order
-        # they were connected), and each source's latest consumer, the first to
-        # write its upstream gradient in backward (which runs in reverse order).
-        slots = self.slots
-        incoming: dict[str, list] = {}
-        last_consumer: dict[str, int] = {}
-        for synapse in graph.synapses:
-            src, dst = synapse.src, synapse.dst
-            incoming.setdefault(dst, []).append(synapse)
-            if last_consumer.get(src, -1) < slots[dst]:
-                last_consumer[src] = slots[dst]
+        # The synapses as columns of slots, sorted by destination (stably, so
+        # each node's incoming synapses stay in the order connected): the order
+        # the forward pass meets them. Dense node k's incoming synapses are then
+        # rows starts[k]:stops[k]. The plan is made column by column, each
+        # column one pass in C, rather than node by node: a graph of 10,000
+        # nodes has 30,000 parameters, and a Python loop over them with a dozen
+        # lookups each would be most of the compile.
+        synapses = graph.synapses
+        n, m = len(self.order), len(synapses)
+        src = np.fromiter(map(slots.__getitem__, map(_SRC, synapses)), np.intp, m)
+        dst = np.fromiter(map(slots.__getitem__, map(_DST, synapses)), np.intp, m)
+        by_dst = np.argsort(dst, kind="stable")
+        src, dst = src[by_dst], dst[by_dst]
+        dense = np.ones(n, bool)
+        dense[[slot for _, slot in self.inputs]] = False
+        categorical = np.zeros(n, bool)
+        categorical[[slot for name, slot in self.inputs if nodes[name].categorical]] = True
+        dense_slots = np.flatnonzero(dense)
+        starts, stops = np.searchsorted(dst, dense_slots, "left"), np.searchsorted(dst, dense_slots, "right")
+        # Backward runs in reverse order: a source's latest consumer writes its
+        # upstream gradient first, and the others add to it.
+        last_consumer = np.full(n, -1, np.intp)
+        np.maximum.at(last_consumer, src, dst)
 
-        inputs = {name for name, _ in self.inputs}
         # The parameters in the order the forward pass meets them: each dense
-        # node's incoming weights (in the order connected), then its bias.
-        owners = []
-        for name in self.order:
-            if name not in inputs:
-                owners += incoming[name]
-                owners.append(nodes[name])
-        self.store = store = ParameterStore(owners, self.dtype, backend)
-        grads = iter(store.grads_as_given)
-        categorical = {name for name in inputs if nodes[name].categorical}
-        fused_backward, fused_delta = backend.fused_backward, backend.fused_delta
+        # node's incoming weights, then its bias.
+        dense_names = [self.order[slot] for slot in dense_slots.tolist()]
+        d = len(dense_names)
+        dense_nodes = list(map(nodes.__getitem__, dense_names))
+        weight_at = np.arange(m) + (np.cumsum(dense) - 1)[dst]  # rank of the destination among dense nodes
+        bias_at = stops + np.arange(d)
+        owners = np.empty(m + d, object)
+        owners[weight_at] = np.fromiter(synapses, object, m)[by_dst]
+        owners[bias_at] = np.fromiter(dense_nodes, object, d)
+        self.store = store = ParameterStore(owners.tolist(), self.dtype, backend)
+        values = np.fromiter(store.values_as_given, object, m + d)
+        grads = np.fromiter(store.grads_as_given, object, m + d)
+        weights, weight_grads = values[weight_at].tolist(), grads[weight_at].tolist()
+        biases, bias_grads = values[bias_at].tolist(), grads[bias_at].tolist()
 
-        numpy, dtype = xp is np, self.dtype
-        fuse = backend.fused_bias_activation
-        steps, forward, backward = [], [], []
-        for name in self.order:
-            if name in inputs:
-                continue
-            node, slot = nodes[name], slots[name]
-            # Positional arguments: 20,000 of these are made for a graph of 10,000 nodes.
-            edges = tuple([
-                Edge(slots[s.src], s.parameter_array, next(grads), s.src in inputs, last_consumer[s.src] == slot,
-                     s.src in categorical)
-                for s in incoming[name]
-            ])
-            activation = node.activation
-            loss = node.loss if isinstance(node, Output) else None
-            fused = loss is not None and loss.fused
-            activate = activation.forward if numpy else _bound(activation.forward, xp)
-            derivative = fused_backward(activation, dtype) or (
-                activation.backward if numpy else _bound(activation.backward, xp))
-            gathers = bool(categorical) and any(e.gather for e in edges)
-            dropout = getattr(node, "dropout", 0.0)
-            step = Step(
-                slot, name, node.size, activation, activate, derivative,
-                None if loss is None else _bound(loss.value, xp),
-                None if loss is None or fused else _bound(loss.gradient, xp),
-                (fused_delta(loss) or _bound(loss.delta, xp)) if fused else None,
-                edges, node.parameter_array, next(grads), dropout, loss,
-                node.loss_weight if loss is not None else 0.0, name in last_consumer, gathers,
-            )
-            steps.append(step)
-            # The hot loops' view of the step: plain tuples, unpacked once per
-            # node per pass (a deep, narrow net spends its time in these loops).
-            # A hidden node whose z is not kept (its activation's derivative is
-            # taken from a) may add its bias and activate in one compiled pass.
-            first = edges[0]
-            needs_z = activation.needs_input
-            forward.append((
-                slot, step.size, first.src, first.weight, tuple([(e.src, e.weight) for e in edges[1:]]), step.bias,
-                activate, dropout, gathers, None if loss is not None or needs_z else fuse(activation, dtype), step,
-            ))
-            # Edges as plain tuples (slicing makes them): CPython unpacks a
-            # tuple subclass such as Edge on its slow path.
-            backward.append((slot, needs_z, loss is not None, dropout, derivative, step.bias_grad,
-                             tuple([e[:5] for e in edges]), gathers, step))
+        # The edges (see the module docs), and each dense node's.
+        from_input, writes_first = (~dense[src]).tolist(), (last_consumer[src] == dst).tolist()
+        rows = list(zip(src.tolist(), weights, weight_grads, from_input, writes_first, categorical[src].tolist()))
+        edges = [tuple(rows[a:b]) for a, b in zip(starts.tolist(), stops.tolist())]
+        first_src = src[starts].tolist()
+        first_weight = [weights[a] for a in starts.tolist()]
+        rest = [e[1:] for e in edges]
+
+        # Per dense node: what its activation, its loss and the backend give.
+        activations = list(map(_ACTIVATION, dense_nodes))
+        activate, derivative, fused = activation_functions(activations, backend, self.dtype, xp)
+        needs_z = list(map(_NEEDS_INPUT, activations))
+        dropout = [getattr(node, "dropout", 0.0) for node in dense_nodes]
+        feeds_others = (last_consumer[dense_slots] >= 0).tolist()
+        gathers = (np.logical_or.reduceat(categorical[src], starts) if categorical.any() else np.zeros(d, bool)).tolist()
+        value, gradient, delta, loss, loss_weight = [None] * d, [None] * d, [None] * d, [None] * d, [0.0] * d
+        for k in (k for k, node in enumerate(dense_nodes) if isinstance(node, Output)):
+            node = dense_nodes[k]
+            loss[k], loss_weight[k] = node.loss, node.loss_weight
+            value[k] = bound(node.loss.value, xp)
+            if node.loss.fused:
+                delta[k] = backend.fused_delta(node.loss) or bound(node.loss.delta, xp)
+            else:
+                gradient[k] = bound(node.loss.gradient, xp)
+            fused[k] = None  # an output keeps z for its loss
+        dense_slots = dense_slots.tolist()
+        sizes = [self.sizes[slot] for slot in dense_slots]
+        steps = list(map(make_step, zip(
+            dense_slots, dense_names, sizes, activations, activate, derivative, value, gradient, delta, edges,
+            biases, bias_grads, dropout, loss, loss_weight, feeds_others, gathers,
+        )))
         self.steps: tuple[Step, ...] = tuple(steps)
-        self._forward = tuple(forward)
-        self._backward = tuple(reversed(backward))
-        # Regularized parameters as (penalty, add_gradient, value view, gradient view).
-        penalties = [(s.regularizer, s.weight, store.grad(s.key)) for s in graph.synapses if s.regularizer]
-        penalties += [
-            (nodes[name].bias_regularizer, nodes[name].bias, store.grad(bias_key(name)))
-            for name in self.order
-            if not isinstance(nodes[name], Input) and nodes[name].bias_regularizer is not None
-        ]
+        #: Each output's step (what the losses read).
+        self._losses = tuple(step for step in steps if step.loss is not None)
+        # The hot loops' view of the steps: plain tuples, unpacked once per node
+        # per pass (a deep, narrow net spends its time in these loops). A hidden
+        # node whose z is not kept (its activation's derivative is taken from a)
+        # adds its bias and activates in one compiled pass where the backend has one.
+        fused = [None if keep else f for f, keep in zip(fused, needs_z)]
+        self._forward = tuple(zip(
+            dense_slots, sizes, first_src, first_weight, rest, biases, activate, dropout, gathers, fused, steps,
+        ))
+        is_output = [step is not None for step in loss]
+        self._backward = tuple(zip(
+            dense_slots, needs_z, is_output, dropout, derivative, bias_grads, edges, gathers, steps,
+        ))[::-1]
+        # Regularized parameters as (penalty, add_gradient, value view, gradient
+        # view): the synapses' in the order connected, then the biases'.
+        regularized = [i for i, r in enumerate(map(_REGULARIZER, synapses)) if r is not None]
+        penalties = []
+        if regularized:
+            sorted_at = np.empty(m, np.intp)
+            sorted_at[by_dst] = np.arange(m)
+            penalties = [(synapses[i].regularizer, weights[j], weight_grads[j])
+                         for i, j in zip(regularized, sorted_at[regularized].tolist())]
+        penalties += [(node.bias_regularizer, biases[k], bias_grads[k])
+                      for k, node in enumerate(dense_nodes) if node.bias_regularizer is not None]
         self.penalties = tuple(
-            (_bound(r.penalty, xp), _bound(r.add_gradient, xp), value, grad) for r, value, grad in penalties
+            (bound(r.penalty, xp), bound(r.add_gradient, xp), value, grad) for r, value, grad in penalties
         )
         self._train_workspaces: dict[int, Workspace] = {}
         self._local = threading.local()  # each thread's predict workspace
@@ -302,7 +294,7 @@ class Plan:
                 _gather.forward(step, x, z, scratch, dot, self.backend.take)
             else:
                 dot(x[src], weight, out=z)
-                for src, weight in rest:
+                for src, weight, _, _, _, _ in rest:
                     tmp = scratch[size]
                     dot(x[src], weight, out=tmp)
                     z += tmp
@@ -321,12 +313,10 @@ class Plan:
         ``loss_weight``); ``rows``, when given, maps outputs to ``(n, 1)`` row
         factors that make the means weighted (see ``Loss.value``)."""
         values = {}
-        for step in self.steps:
-            if step.loss is not None:
-                values[step.name] = step.value(
-                    targets[step.name], ws.a[step.slot], ws.z[step.slot],
-                    None if rows is None else rows.get(step.name),
-                )
+        for step in self._losses:
+            values[step.name] = step.value(
+                targets[step.name], ws.a[step.slot], ws.z[step.slot], None if rows is None else rows.get(step.name),
+            )
         return values
 
     def regularization(self, add_gradients: bool = False) -> float:
@@ -343,7 +333,7 @@ class Plan:
 
     def total_loss(self, losses: dict[str, float]) -> float:
         """``Σ_outputs loss_weight × loss`` of :meth:`loss_values`' result."""
-        return sum(step.loss_weight * losses[step.name] for step in self.steps if step.loss is not None)
+        return sum(step.loss_weight * losses[step.name] for step in self._losses)
 
     def training_loss(self, ws: Workspace, targets: dict[str, np.ndarray]) -> float:
         """After :meth:`forward`: ``Σ loss_weight × loss`` plus the regularizers'
@@ -419,7 +409,7 @@ class Plan:
             if gathers:
                 _gather.backward(step, x, delta, upstream, scratch, sizes, dot, self.backend.scatter_rows)
                 continue
-            for src, weight, weight_grad, from_input, writes_first in edges:
+            for src, weight, weight_grad, from_input, writes_first, _ in edges:
                 dot(x[src].T, delta, out=weight_grad)
                 if from_input:
                     continue
@@ -463,12 +453,12 @@ class Plan:
                 continue  # not an ancestor of ``node``
             z = ws.z[step.slot] if step.activation.needs_input else None
             delta = step.backward(ws.a[step.slot], grad, z)
-            for edge in step.edges:
-                back = dot(delta, edge.weight.T)
-                if edge.src in upstream:
-                    upstream[edge.src] += back
+            for src, weight, _, _, _, _ in step.edges:
+                back = dot(delta, weight.T)
+                if src in upstream:
+                    upstream[src] += back
                 else:
-                    upstream[edge.src] = back
+                    upstream[src] = back
         return {
             name: upstream[slot] if slot in upstream else xp.zeros((ws.rows, self.sizes[slot]), self.dtype)
             for name, slot in self.inputs
@@ -491,9 +481,3 @@ class Plan:
         if step.feeds_others:
             grad += upstream
         return step.backward(a, grad, z)
-
-
-def _bound(method, xp):
-    """``method`` with ``xp=xp`` bound, except for numpy, whose calls need no
-    keyword (one fewer layer of Python on every CPU call)."""
-    return method if xp is np else functools.partial(method, xp=xp)

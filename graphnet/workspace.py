@@ -61,9 +61,9 @@ class Workspace:
             if step.dropout:
                 self.keep[slot] = buffer(step.size)
                 self.dropped[slot] = buffer(step.size)
-            for edge in step.edges:
-                if not edge.from_input and not edge.writes_first:
-                    size = plan.sizes[edge.src]
+            for src, _, _, from_input, writes_first, _ in step.edges:
+                if not from_input and not writes_first:
+                    size = plan.sizes[src]
                     self.scratch.setdefault(size, buffer(size))
         self.ones = xp.ones(rows, dtype) if train else None
         self._own = (tuple(self.a), tuple(self.z))

@@ -115,7 +115,7 @@ def test_the_plan_takes_each_gradient_of_its_own_parameter():
     plan = g.plan
     for step in plan.steps:
         assert step.bias_grad is plan.store.grad(f"{step.name}.bias")
-        for edge in step.edges:
-            src = plan.order[edge.src]
-            assert edge.weight is g.synapse(src, step.name).parameter_array
-            assert edge.weight_grad is plan.store.grad(f"{src}->{step.name}.weight")
+        for slot, weight, weight_grad, _, _, _ in step.edges:
+            src = plan.order[slot]
+            assert weight is g.synapse(src, step.name).parameter_array
+            assert weight_grad is plan.store.grad(f"{src}->{step.name}.weight")
