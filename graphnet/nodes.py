@@ -14,7 +14,6 @@ under its write lock; that is all a node knows of its graph.
 
 from __future__ import annotations
 
-import operator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -200,17 +199,9 @@ class DenseNode(Node):
             self._activation = activation
             self._changed()
 
-    def _set_trainable(self, value: bool) -> None:
-        value = _flag(value, self.name, "trainable")
-        with self._editing():
-            self._trainable = value
-            for synapse in self._graph.incoming(self.name) if self._graph is not None else ():
-                synapse.trainable = value
-            self._changed()
-
-    # The getters a compile reads for every node are in C (attrgetter).
-    trainable = property(operator.attrgetter("_trainable"), _set_trainable, doc="""Whether the optimizer
-        updates this node's parameters.
+    @property
+    def trainable(self) -> bool:
+        """Whether the optimizer updates this node's parameters.
 
         Setting it sets the node's bias **and** every synapse into the node
         (Keras's meaning for a layer; the same as ``g.freeze(name)`` and
@@ -218,7 +209,17 @@ class DenseNode(Node):
         synapse's own ``trainable`` changes that synapse alone; reading this
         flag says whether the bias trains. Gradients still flow through a
         frozen node.
-        """)
+        """
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        value = _flag(value, self.name, "trainable")
+        with self._editing():
+            self._trainable = value
+            for synapse in self._graph.incoming(self.name) if self._graph is not None else ():
+                synapse.trainable = value
+            self._changed()
 
     def check_pairing(self, activation, loss) -> None:
         """Outputs refuse a cross-entropy loss without its activation."""
@@ -262,8 +263,10 @@ class DenseNode(Node):
         return self.size
 
     # -- the engine's access to the bias (graphnet.network, _lazy_init, _parameters)
-    parameter_array = property(operator.attrgetter("_bias"),
-                               doc="The bias array as stored: what :attr:`bias` returns, without drawing.")
+    @property
+    def parameter_array(self) -> np.ndarray:
+        """The bias array as stored: what :attr:`bias` returns, without drawing."""
+        return self._bias
 
     def bind_parameter(self, array: np.ndarray) -> None:
         """Hold ``array`` as the bias from now on (a view of the plan's flat
@@ -273,11 +276,11 @@ class DenseNode(Node):
     @property
     def parameter_key(self) -> str:
         """The bias's key in ``get_weights()``: ``"NODE.bias"``."""
-        return bias_key(self._name)
+        return bias_key(self.name)
 
     def parameter_record(self) -> ParameterRecord:
         """What the bias is, for ``Graph.parameters()`` and the plan's buffer."""
-        return ParameterRecord(bias_key(self._name), BIAS, self.name, None, (self.size,), self._trainable)
+        return ParameterRecord(bias_key(self.name), BIAS, self.name, None, (self.size,), self._trainable)
 
     @property
     def bias_fixed(self) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any
 
 import numpy as np
@@ -81,18 +80,19 @@ class Synapse(Member):
             self._regularizer = value
             self._changed()
 
-    def _set_trainable(self, value: bool) -> None:
+    @property
+    def trainable(self) -> bool:
+        """Whether the optimizer updates this weight; changing it recompiles the graph."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
         if not isinstance(value, (bool, np.bool_)):
             raise GraphError(f"synapse {self.src!r} -> {self.dst!r}: trainable must be True or False, "
                              f"got {value!r}")
         with self._editing():
             self._trainable = bool(value)
             self._changed()
-
-    # The getters a compile reads for every synapse are in C (attrgetter): a
-    # graph of 10,000 nodes has 20,000 synapses.
-    trainable = property(operator.attrgetter("_trainable"), _set_trainable,
-                         doc="Whether the optimizer updates this weight; changing it recompiles the graph.")
 
     @property
     def key(self) -> str:
@@ -130,8 +130,11 @@ class Synapse(Member):
             self._weight[...] = self._placed(checked_values(value, self._weight, what))
 
     # -- the engine's access to the weight (graphnet.network, _lazy_init, _parameters)
-    parameter_array = property(operator.attrgetter("_weight"), doc="""The weight array as stored: None while
-        its draw is pending (reading :attr:`weight` would draw it).""")
+    @property
+    def parameter_array(self) -> np.ndarray | None:
+        """The weight array as stored: None while its draw is pending (reading
+        :attr:`weight` would draw it)."""
+        return self._weight
 
     def bind_parameter(self, array: np.ndarray) -> None:
         """Hold ``array`` as the weight from now on (its first values, a view
@@ -140,7 +143,10 @@ class Synapse(Member):
         self._weight = array
         self._pending = None
 
-    parameter_key = property(operator.attrgetter("_key"), doc="The weight's key in ``get_weights()`` (:attr:`key`).")
+    @property
+    def parameter_key(self) -> str:
+        """The weight's key in ``get_weights()`` (:attr:`key`)."""
+        return self._key
 
     def parameter_record(self) -> ParameterRecord:
         """What the weight is, for ``Graph.parameters()`` and the plan's buffer."""
