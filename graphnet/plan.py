@@ -221,7 +221,7 @@ class Plan:
         self._forward = tuple(zip(
             dense_slots, sizes, first_src, first_weight, rest, biases, activate, dropout, gathers, fused, steps,
         ))
-        is_output = [step is not None for step in loss]
+        is_output = [output_loss is not None for output_loss in loss]
         self._backward = tuple(zip(
             dense_slots, needs_z, is_output, dropout, derivative, bias_grads, edges, gathers, steps,
         ))[::-1]

@@ -112,3 +112,38 @@ def test_changing_a_node_setting_recompiles(rng):
     assert "a->h1.weight" not in dict(g.plan.store.layout)
 
 
+
+
+def test_activations_with_parameters_keep_their_own_on_each_node(rng):
+    """Parameter-free activations of graphnet's own share their functions per
+    type in the plan; two leaky_relu nodes with different slopes must not."""
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 3)
+    g.add_hidden("gentle", 4, activation=activations.LeakyReLU(0.05))
+    g.add_hidden("steep", 4, activation=activations.LeakyReLU(0.5))
+    g.add_hidden("t1", 4, activation="tanh")
+    g.add_hidden("t2", 4, activation="tanh")
+    g.add_output("out", 2, activation="linear", loss="mse")
+    g.connect("x", "gentle")
+    g.connect("x", "steep")
+    g.connect("gentle", "t1")
+    g.connect("steep", "t2")
+    g.connect(["t1", "t2"], "out")
+    x = rng.normal(size=(6, 3))
+    w = g.get_weights()
+
+    def leaky(z, slope):
+        return np.where(z > 0, z, slope * z)
+
+    gentle = leaky(x @ w["x->gentle.weight"] + w["gentle.bias"], 0.05)
+    steep = leaky(x @ w["x->steep.weight"] + w["steep.bias"], 0.5)
+    t1 = np.tanh(gentle @ w["gentle->t1.weight"] + w["t1.bias"])
+    t2 = np.tanh(steep @ w["steep->t2.weight"] + w["t2.bias"])
+    expected = t1 @ w["t1->out.weight"] + t2 @ w["t2->out.weight"] + w["out.bias"]
+    np.testing.assert_allclose(g.predict(x), expected, rtol=1e-12, atol=1e-12)
+    report = gn.check_gradients(g, x, rng.normal(size=(6, 2)))
+    assert report.ok, report
+    steps = {step.name: step for step in g.plan.steps}
+    assert steps["t1"].forward is steps["t2"].forward  # one bound function for both tanh nodes
+    assert steps["gentle"].forward.__self__.negative_slope == 0.05
+    assert steps["steep"].forward.__self__.negative_slope == 0.5
