@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from ._text import named, shown
+from ._text import named, reason, shown
 from .errors import ModelFileError
 
 __all__ = ["atomic_write", "check_output", "open_regular", "read_regular", "kind_of_file", "STALE_SECONDS"]
@@ -111,11 +111,11 @@ def check_output(path: str | os.PathLike) -> Path:
 
 def _about(exc: OSError, path: Path) -> OSError:
     """The same error, naming the target rather than the temporary file."""
-    reason = exc.strerror or str(exc)
+    why = reason(exc)
     if isinstance(exc, FileNotFoundError):
-        reason = (f"folder {str(path.parent)!r} does not exist; create it first" if not path.parent.exists()
-                  else f"cannot create a file in folder {str(path.parent)!r} ({reason}); write elsewhere")
-    return type(exc)(exc.errno, reason, str(path))
+        why = (f"folder {str(path.parent)!r} does not exist; create it first" if not path.parent.exists()
+                  else f"cannot create a file in folder {str(path.parent)!r} ({why}); write elsewhere")
+    return type(exc)(exc.errno, why, str(path))
 
 
 def _remove_stale(folder: Path, name: str) -> None:
@@ -203,7 +203,7 @@ def open_regular(path: str, limit: int, what: str, argument: str = "path", too_b
     except FileNotFoundError:
         raise ModelFileError(f"{named(path)}: no such file") from None
     except OSError as exc:
-        raise ModelFileError(f"{named(path)}: cannot be read ({exc.strerror or exc})") from None
+        raise ModelFileError(f"{named(path)}: cannot be read ({reason(exc)})") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -233,7 +233,7 @@ def read_regular(path: str, limit: int, what: str, argument: str = "path", too_b
             raw = handle.read(size)
             grown = handle.read(1)
         except OSError as exc:
-            raise ModelFileError(f"{named(path)}: cannot be read ({exc.strerror or exc})") from None
+            raise ModelFileError(f"{named(path)}: cannot be read ({reason(exc)})") from None
     if len(raw) != size or grown:
         raise ModelFileError(f"{named(path)}: changed size while being read; read it again once it is written")
     return raw

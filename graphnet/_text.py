@@ -9,7 +9,7 @@ from __future__ import annotations
 import reprlib
 from collections.abc import Iterable
 
-__all__ = ["preview", "format_cycle", "shown", "clip", "named"]
+__all__ = ["preview", "format_cycle", "shown", "clip", "named", "reason"]
 
 # A repr that looks at a bounded part of a value: a few levels, a few items per
 # container, the ends of long strings. ``repr`` itself would walk all of it, and
@@ -74,3 +74,14 @@ def named(path: object, limit: int = 200) -> str:
     if len(text) > limit:
         text = text[: limit * 2 // 3] + " ... " + text[-(limit // 3):]
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def reason(exc: OSError) -> str:
+    """Why an operating-system call failed, in a few words: the system's
+    reason (``strerror``, without the file name it repeats), else the
+    error's text, clipped.
+
+    >>> reason(FileNotFoundError(2, "No such file or directory", "a.gnet"))
+    'No such file or directory'
+    """
+    return exc.strerror or clip(str(exc))

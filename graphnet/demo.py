@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._text import reason
 from .errors import GraphError, RenderError
 from .graph import Graph
 from .plots import plot_history, require_matplotlib
@@ -122,7 +123,7 @@ def run(
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise GraphError(f"demo: cannot create the output folder {str(out)!r}: {exc.strerror or exc}") from None
+        raise GraphError(f"demo: cannot create the output folder {str(out)!r}: {reason(exc)}") from None
     (train_x, train_y), (test_x, test_y) = load_data(seed)
     rows, held = len(train_y["digit"]), len(test_y["digit"])
     graph = build_model(seed)

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 from . import _overlays as overlays
 from .errors import RenderError
 from ._files import atomic_write
+from ._text import reason
 from .nodes import DenseNode, Hidden, Output
 from .render import PAGES, dot_id, pipe, to_dot
 from .summary import describe_activation
@@ -109,7 +110,7 @@ def render_html(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = 
     try:
         atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
     except OSError as exc:
-        raise RenderError(f"render: cannot write {str(path)!r}: {exc.strerror or exc}") from None
+        raise RenderError(f"render: cannot write {str(path)!r}: {reason(exc)}") from None
     logger.debug("%s: wrote %s (%d bytes)", graph.name, path, len(text))
     return path
 

@@ -56,7 +56,7 @@ from . import optimizers as optimizers_module
 from ._archive import check_members, npz_bytes, open_zip, read_member, write_zip
 from ._registry import custom_objects as custom_scope
 from ._npz import parse_npz, read_npz
-from ._text import clip, named, shown
+from ._text import clip, named, reason, shown
 from ._validation import is_int
 from ._version import __version__
 from .errors import GraphError, ModelFileError
@@ -238,7 +238,7 @@ def _read(path, label: str, max_bytes: int):
     except FileNotFoundError:
         raise ModelFileError(f"{label}: no such file") from None
     except OSError as exc:
-        raise ModelFileError(f"{label}: cannot be read ({exc.strerror or clip(str(exc))})") from exc
+        raise ModelFileError(f"{label}: cannot be read ({reason(exc)})") from exc
     except (zipfile.BadZipFile, zlib.error, EOFError, struct.error) as exc:
         raise ModelFileError(f"{label}: damaged zip archive ({clip(str(exc) or type(exc).__name__)})") from None
     except (ValueError, KeyError, TypeError, IndexError, NotImplementedError, RuntimeError,

@@ -25,7 +25,7 @@ import numpy as np
 
 from ._registry import custom_objects as custom_scope
 from ._files import open_regular
-from ._text import clip, named, shown
+from ._text import clip, named, reason, shown
 from .errors import GraphError, ModelFileError
 from .spec import DEFAULT_MAX_SPEC_PARAMS, from_dict
 
@@ -72,7 +72,7 @@ def read_spec(path: str | os.PathLike) -> Any:
         try:
             raw = _read_at_most(handle, MAX_JSON_BYTES + 1)
         except OSError as exc:
-            raise ModelFileError(f"{label}: cannot be read ({exc.strerror or clip(str(exc))})") from None
+            raise ModelFileError(f"{label}: cannot be read ({reason(exc)})") from None
     if len(raw) > MAX_JSON_BYTES:
         raise ModelFileError(f"{label}: larger than the limit of {MAX_JSON_BYTES:,} bytes for a spec")
     try:

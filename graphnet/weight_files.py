@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from ._archive import check_members, open_zip, read_member, write_zip
 from ._npz import parse_npz
-from ._text import clip, named, shown
+from ._text import clip, named, reason, shown
 from ._validation import check_int
 from ._version import __version__
 from .errors import GraphError, ModelFileError
@@ -121,7 +121,7 @@ def load_weights(graph: Graph, path: str | os.PathLike, *, max_bytes: int = DEFA
     except FileNotFoundError:
         raise ModelFileError(f"{label}: no such file") from None
     except OSError as exc:
-        raise ModelFileError(f"{label}: cannot be read ({exc.strerror or clip(str(exc))})") from exc
+        raise ModelFileError(f"{label}: cannot be read ({reason(exc)})") from exc
     except (zipfile.BadZipFile, zlib.error, EOFError, struct.error, ValueError, KeyError, TypeError,
             IndexError, OverflowError, RecursionError, MemoryError) as exc:
         raise ModelFileError(f"{label}: not a readable weights file ({type(exc).__name__}: "
