@@ -31,16 +31,12 @@ import logging
 
 import numpy as np
 
-from .backend import DeviceBackend, register
+from .backend import ACTIVATIONS_MODULE, LOSSES_MODULE, DeviceBackend, register
 from .errors import GraphError
 
 __all__ = ["CudaBackend"]
 
 logger = logging.getLogger(__name__)
-
-#: graphnet's own activations and losses, by the package's name (a copy imported
-#: under another name, as ``benchmarks.ab`` does, keeps its kernels).
-_ACTIVATIONS, _LOSSES = f"{__package__}.activations", f"{__package__}.losses"
 
 _INSTALL = "pip install 'graphnet[cuda]'"
 _OPTIONS = ("--fmad=false",)
@@ -176,7 +172,7 @@ class CudaBackend(DeviceBackend):
 
     def fused_backward(self, activation, dtype=None):
         # Exact type: a subclass may change the maths.
-        kernel = self._backward.get(activation.name) if type(activation).__module__ == _ACTIVATIONS else None
+        kernel = self._backward.get(activation.name) if type(activation).__module__ == ACTIVATIONS_MODULE else None
         if kernel is None:
             return None
 
@@ -186,7 +182,7 @@ class CudaBackend(DeviceBackend):
         return backward
 
     def fused_delta(self, loss):
-        if type(loss).__module__ != _LOSSES:
+        if type(loss).__module__ != LOSSES_MODULE:
             return None
         generic = functools.partial(loss.delta, xp=self.xp)
         if loss.name in ("categorical_crossentropy", "sparse_categorical_crossentropy"):

@@ -46,7 +46,7 @@ from . import _kernels
 from .errors import GraphError
 
 __all__ = ["Backend", "CPUBackend", "DeviceBackend", "CPU", "devices", "get", "get_for", "register", "special",
-           "host"]
+           "host", "ACTIVATIONS_MODULE", "LOSSES_MODULE"]
 
 logger = logging.getLogger(__name__)
 
@@ -302,15 +302,16 @@ def special(xp):
     return functions
 
 
-#: The module of graphnet's own activations (by the package's name, so that a
-#: second copy imported under another name, as ``benchmarks.ab`` does, has its kernels).
-_ACTIVATIONS = f"{__package__}.activations"
+#: The modules of graphnet's own activations and losses, whose exact types
+#: the kernels know (by the package's name, so that a second copy imported
+#: under another name, as ``benchmarks.ab`` does, has its kernels too).
+ACTIVATIONS_MODULE, LOSSES_MODULE = f"{__package__}.activations", f"{__package__}.losses"
 
 
 def _relu(activation, dtype):
     """The compiled relu kernels for a node with graphnet's own ReLU (exactly:
     a subclass may change the maths), or None."""
-    if dtype is None or type(activation).__module__ != _ACTIVATIONS or activation.name != "relu":
+    if dtype is None or type(activation).__module__ != ACTIVATIONS_MODULE or activation.name != "relu":
         return None
     return _kernels.relu_kernels(dtype)
 

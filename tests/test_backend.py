@@ -176,7 +176,7 @@ def test_the_cuda_backend_draws_dropout_on_the_device(fake_cuda, rng):
 def test_the_relu_kernels_follow_the_package_not_its_name():
     # benchmarks.ab imports a second checkout as graphnet_other: its own ReLU
     # must find its kernels there too, or that side runs slower for no reason.
-    assert backend._ACTIVATIONS == gn.activations.__name__
+    assert backend.ACTIVATIONS_MODULE == gn.activations.__name__
     assert backend.CPU.fused_backward(gn.activations.get("relu"), np.float32) is not None
 
     class Shifted(gn.activations.ReLU):  # a subclass may change the maths: no kernel
