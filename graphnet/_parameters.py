@@ -107,7 +107,7 @@ class ParameterStore:
         sizes = list(map(_SIZE, arrays))
         offsets = list(itertools.accumulate(sizes, initial=0))
         total = offsets.pop()
-        self._offsets, self._sizes = offsets, sizes
+        self._offsets = offsets
         self.num_trainable = sum(sizes[: self.num_trainable_params])
         self.backend = backend
         xp = backend.xp
