@@ -255,3 +255,23 @@ def test_ab_compares_two_checkouts_without_touching_their_numba_caches(tmp_path)
     assert all(r[-1] == "True |" for r in rows)  # the same weights on both sides
     assert not list(tmp_path.glob("graphnet/**/*.nb*"))
     assert "numba could not compile" not in done.stderr
+
+
+def test_plan_floor_copies_every_parameter_the_plan_holds(capsys):
+    """``python -m benchmarks.plan_floor``: the floor reads and copies every
+    weight and bias the plan's store holds (none missed, none twice), and
+    its table has a row per phase with the sort as its unit."""
+    from benchmarks import models, plan_floor
+
+    g = models.build_scaling(40, 4)
+    phases, values = plan_floor.floor(g)
+    assert list(phases) == ["validate and order", "slot columns", "read and copy weights"]
+    assert all(seconds >= 0 for seconds in phases.values())
+    store = g.plan.store.values
+    assert values.dtype == store.dtype and values.size == store.size == g.num_params
+    np.testing.assert_array_equal(np.sort(values), np.sort(store))
+
+    assert plan_floor.main(["--nodes", "30", "--width", "4", "--reps", "1"]) == 0
+    rows = [line.split(" | ")[0] for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert rows[1:] == ["| validate and order", "| slot columns", "| read and copy weights", "| floor",
+                        "| networkx sort", "| whole plan"]
