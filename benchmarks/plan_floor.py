@@ -24,6 +24,7 @@ import networkx as nx
 import numpy as np
 
 from . import models
+from .workloads import get
 
 __all__ = ["floor", "main"]
 
@@ -63,9 +64,10 @@ def floor(graph) -> tuple[dict[str, float], np.ndarray]:
 
 
 def main(argv=None) -> int:
+    w7 = get("W7")
     parser = argparse.ArgumentParser(prog="python -m benchmarks.plan_floor", description=__doc__)
-    parser.add_argument("--nodes", type=int, default=10_000)
-    parser.add_argument("--width", type=int, default=32, help="W7's width in the suite")
+    parser.add_argument("--nodes", type=int, default=w7.sizes[-1], help="W7's largest graph by default")
+    parser.add_argument("--width", type=int, default=w7.width, help="W7's width by default")
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args(argv)
     times: dict[str, list[float]] = {}
