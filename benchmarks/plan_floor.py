@@ -48,7 +48,8 @@ def floor(graph) -> tuple[dict[str, float], np.ndarray]:
         m = len(synapses)
         src = np.fromiter(map(slots.__getitem__, map(_SRC, synapses)), np.intp, m)
         dst = np.fromiter(map(slots.__getitem__, map(_DST, synapses)), np.intp, m)
-        src, dst = src[np.argsort(dst, kind="stable")], np.sort(dst, kind="stable")
+        by_dst = np.argsort(dst, kind="stable")
+        src, dst = src[by_dst], dst[by_dst]
         marks.append(time.perf_counter())
         inputs = set(graph.inputs)
         dense = [graph.nodes[name] for name in order if name not in inputs]

@@ -114,7 +114,7 @@ def _about(exc: OSError, path: Path) -> OSError:
     why = reason(exc)
     if isinstance(exc, FileNotFoundError):
         why = (f"folder {str(path.parent)!r} does not exist; create it first" if not path.parent.exists()
-                  else f"cannot create a file in folder {str(path.parent)!r} ({why}); write elsewhere")
+               else f"cannot create a file in folder {str(path.parent)!r} ({why}); write elsewhere")
     return type(exc)(exc.errno, why, str(path))
 
 

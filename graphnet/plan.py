@@ -195,8 +195,9 @@ class Plan:
         feeds_others = (last_consumer[dense_slots] >= 0).tolist()
         gathers = (np.logical_or.reduceat(categorical[src], starts) if categorical.any() else np.zeros(d, bool)).tolist()
         value, gradient, delta, loss, loss_weight = [None] * d, [None] * d, [None] * d, [None] * d, [0.0] * d
-        for k in (k for k, node in enumerate(dense_nodes) if isinstance(node, Output)):
-            node = dense_nodes[k]
+        for k, node in enumerate(dense_nodes):
+            if not isinstance(node, Output):
+                continue
             loss[k], loss_weight[k] = node.loss, node.loss_weight
             value[k] = bound(node.loss.value, xp)
             if node.loss.fused:

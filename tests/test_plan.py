@@ -112,8 +112,6 @@ def test_changing_a_node_setting_recompiles(rng):
     assert "a->h1.weight" not in dict(g.plan.store.layout)
 
 
-
-
 def test_activations_with_parameters_keep_their_own_on_each_node(rng):
     """Parameter-free activations of graphnet's own share their functions per
     type in the plan; two leaky_relu nodes with different slopes must not."""
