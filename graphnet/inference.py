@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from . import metrics as metrics_module
+from ._locks import read_optimistically
 from ._validation import check_int
 from ._data import (
     as_inputs,
@@ -39,10 +40,15 @@ if TYPE_CHECKING:
     from .graph import Graph
 
 __all__ = ["predict", "evaluate", "evaluate_arrays", "tally_arrays", "Tally", "merge_states", "DEFAULT_CHUNK",
-           "LazyHandler", "register_lazy"]
+           "SHORT_CALL_ROWS", "LazyHandler", "register_lazy"]
 
 #: Rows per chunk when ``batch_size`` is not given.
 DEFAULT_CHUNK = 4096
+#: A ``predict`` of arrays of at most this many rows runs without taking the
+#: read lock, and again under it if a write landed in the middle
+#: (:func:`~graphnet._locks.read_optimistically`): the lock is a tenth of a
+#: one-row call, and a call this short is cheap to run twice.
+SHORT_CALL_ROWS = 64
 
 
 class LazyHandler(NamedTuple):
@@ -87,9 +93,11 @@ def _chunk_size(batch_size: int | None, rows: int) -> int:
 def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = False, outputs=None):
     """Outputs for ``x`` in inference mode (no dropout); safe from several threads.
 
-    The call holds the graph's read lock: no training step or edit lands
-    while it runs, so every row sees the same weights. ``graph(x)`` is the
-    same call.
+    Every row sees the weights of one moment: no training step or edit lands
+    in the middle of a call. A call holds the graph's read lock, except a
+    short one (arrays of up to 64 rows), which runs without it when no
+    write is under way and runs again under it if a write came in the
+    middle. ``graph(x)`` is the same call.
 
     Parameters
     ----------
@@ -137,14 +145,26 @@ def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = Fa
         if names is None:
             return handler.predict(graph, x, batch_size)
         return handler.predict(graph, x, batch_size, names)
-    with graph.lock.reading():
-        results = _activations(graph, x, batch_size, names)
+    if _short(x):
+        results = read_optimistically(graph.lock, _activations, graph, x, batch_size, names)
+    else:
+        with graph.lock.reading():
+            results = _activations(graph, x, batch_size, names)
     backend = graph.backend
     if not as_device and backend.deferred:  # one transfer per output, at the end
         results = {name: backend.to_host(array) for name, array in results.items()}
     if len(results) == 1 and names is None:
         return next(iter(results.values()))
     return results
+
+
+def _short(x) -> bool:
+    """Whether ``x`` is an array, or a dict of arrays, of at most :data:`SHORT_CALL_ROWS` rows."""
+    if type(x) is np.ndarray:
+        return 0 < x.ndim and x.shape[0] <= SHORT_CALL_ROWS
+    return type(x) is dict and all(
+        type(v) is np.ndarray and 0 < v.ndim and v.shape[0] <= SHORT_CALL_ROWS for v in x.values()
+    )
 
 
 def _read_names(graph: Graph, outputs) -> list[str]:

@@ -1,4 +1,6 @@
-"""graphnet._locks.ReadWriteLock: many readers or one writer, writers first, re-entrant for the writer."""
+"""graphnet._locks.ReadWriteLock: many readers or one writer, writers first,
+re-entrant for the writer; read_optimistically: a read without the lock that
+runs again under it when a write lands in the middle."""
 
 from __future__ import annotations
 
@@ -6,7 +8,9 @@ import ctypes
 import threading
 import time
 
-from graphnet._locks import ReadWriteLock
+import pytest
+
+from graphnet._locks import ReadWriteLock, read_optimistically
 
 
 def test_readers_share_and_a_writer_waits_for_them():
@@ -172,3 +176,74 @@ def test_a_writer_interrupted_while_waiting_leaves_the_line():
     lock.release_write()
     second.join(5)
     assert order == ["first interrupted", "second"] and not lock._waiting
+
+
+def _write_from_another_thread(lock):
+    thread = threading.Thread(target=lambda: (lock.acquire_write(), lock.release_write()))
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_an_optimistic_read_with_no_writer_runs_once_without_the_lock():
+    lock, calls = ReadWriteLock(), []
+    result = read_optimistically(lock, lambda a, b: calls.append(lock.busy) or a + b, 2, 3)
+    assert result == 5 and calls == [False]
+    assert lock.writes == 0
+
+
+def test_a_write_in_the_middle_of_an_optimistic_read_makes_it_run_again_under_the_lock():
+    lock, calls = ReadWriteLock(), []
+
+    def read():
+        calls.append(lock.busy)
+        if len(calls) == 1:
+            _write_from_another_thread(lock)  # lands at once: the first run holds nothing
+        return len(calls)
+
+    assert read_optimistically(lock, read) == 2
+    assert calls == [False, True]  # the second run held the read lock
+    assert lock.writes == 2 and not lock.busy
+
+
+def test_an_error_in_an_optimistic_read_is_raised_unless_a_write_came_in_the_middle():
+    lock, calls = ReadWriteLock(), []
+
+    def fails():
+        calls.append(lock.busy)
+        raise KeyError("x")
+
+    with pytest.raises(KeyError):
+        read_optimistically(lock, fails)
+    assert calls == [False]  # raised from the first run: no write, so the error is the call's own
+
+    calls.clear()
+
+    def torn_once():
+        calls.append(lock.busy)
+        if len(calls) == 1:
+            _write_from_another_thread(lock)
+            raise KeyError("a dict changed under the read")
+        return "read"
+
+    assert read_optimistically(lock, torn_once) == "read"
+    assert calls == [False, True]
+
+
+def test_an_optimistic_read_waits_for_a_writer_that_holds_the_lock():
+    lock, calls = ReadWriteLock(), []
+    lock.acquire_write()
+    reader = threading.Thread(target=lambda: calls.append(read_optimistically(lock, lambda: lock.busy)))
+    reader.start()
+    time.sleep(0.05)
+    assert calls == []
+    lock.release_write()
+    reader.join(5)
+    assert calls == [True]  # one run, under the read lock
+
+
+def test_the_writer_reads_optimistically_under_its_own_lock():
+    lock = ReadWriteLock()
+    with lock.writing():
+        assert read_optimistically(lock, lambda: lock._depth) == 2  # straight to the lock, re-entered
+    assert lock.writes == 2

@@ -1,8 +1,9 @@
 """Threads around a graph: readers see one moment, writers wait (SPEC 3, issue 29).
 
 ``save``, ``save_weights``, ``summary``, ``to_dot``, ``to_dict`` and ``predict`` take the read
-lock; training steps and edits take the write lock; ``fit`` compiles the
-graph of one moment even while another thread edits it.
+lock (a short ``predict`` reads without it and runs again under it when a
+write lands in the middle); training steps and edits take the write lock;
+``fit`` compiles the graph of one moment even while another thread edits it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 import graphnet as gn
+from graphnet.inference import SHORT_CALL_ROWS
 
 
 def _constant_gradient_net():
@@ -154,3 +156,101 @@ def test_fit_started_while_another_thread_edits_trains_the_graph_of_one_moment()
         stop.set()
         thread.join()
     assert not errors, errors[:3]
+
+
+class _WriteInTheMiddle(gn.activations.Activation):
+    """tanh, which once armed runs ``write`` in another thread and waits for
+    it (up to ``patience`` seconds) while the forward pass is half done."""
+
+    name = "tanh_with_a_write_in_the_middle"
+
+    def __init__(self):
+        self.write, self.patience, self.writer = None, 5.0, None
+
+    def forward(self, z):
+        if self.write is not None:
+            self.writer = threading.Thread(target=self.write)
+            self.write = None
+            self.writer.start()
+            self.writer.join(self.patience)
+        return np.tanh(z)
+
+    def backward(self, a, grad):
+        return grad * (1 - a * a)
+
+
+def _two_layers():
+    """x -> h (the hook) -> y: a write between h and y tears a call that does not see it."""
+    hook = _WriteInTheMiddle()
+    g = gn.Sequential([gn.Input(4), gn.Dense(8, activation=hook, name="h"), gn.Dense(3, name="y")],
+                      seed=0, dtype="float64")
+    before = g.get_weights()
+    after = {key: 2 * value + 0.5 for key, value in before.items()}
+    return g, hook, before, after
+
+
+@pytest.mark.parametrize("rows", [1, SHORT_CALL_ROWS])
+def test_a_short_predict_with_a_write_in_its_middle_runs_again_and_sees_the_write(rows):
+    g, hook, before, after = _two_layers()
+    x = np.random.default_rng(0).normal(size=(rows, 4))
+    g.set_weights(after)
+    expected = g.predict(x)
+    g.set_weights(before)
+    old = g.predict(x)
+    hook.write = lambda: g.set_weights(after)
+    got = g.predict(x)
+    assert not hook.writer.is_alive()  # the write did not wait for the call
+    np.testing.assert_array_equal(got, expected)  # every layer's weights after the write, none before
+    assert not np.allclose(got, old)
+
+
+def test_a_long_predict_holds_the_read_lock_and_a_write_waits_for_it():
+    g, hook, before, _ = _two_layers()
+    x = np.random.default_rng(0).normal(size=(SHORT_CALL_ROWS + 1, 4))
+    expected = g.predict(x)
+    zeros = {key: np.zeros_like(value) for key, value in before.items()}
+    hook.write, hook.patience = (lambda: g.set_weights(zeros)), 0.2
+    got = g.predict(x)
+    hook.writer.join(5)
+    np.testing.assert_array_equal(got, expected)  # the write landed after the call
+    assert not np.any(g.predict(x))
+
+
+def test_one_row_predictions_while_another_thread_writes_are_each_of_one_moment():
+    """Weights switched between two sets in a loop: every one-row prediction is
+    one set's, never a mix (the optimistic read checked under contention)."""
+    rng = np.random.default_rng(1)
+    g = gn.Sequential([gn.Input(32), *[gn.Dense(64, activation="tanh") for _ in range(4)], gn.Dense(2)],
+                      seed=0, dtype="float64")
+    a = g.get_weights()
+    b = {key: -value for key, value in a.items()}
+    x = rng.normal(size=(1, 32))
+    g.set_weights(b)
+    want_b = g.predict(x)
+    g.set_weights(a)
+    want_a = g.predict(x)
+    stop, torn, seen = threading.Event(), [], set()
+
+    def switch():
+        while not stop.is_set():
+            g.set_weights(b)
+            g.set_weights(a)
+
+    writer = threading.Thread(target=switch)
+    writer.start()
+    try:
+        for i in range(30_000):
+            if i >= 3000 and len(seen) == 2:
+                break
+            got = g.predict(x)
+            if np.array_equal(got, want_a):
+                seen.add("a")
+            elif np.array_equal(got, want_b):
+                seen.add("b")
+            else:
+                torn.append(got)
+    finally:
+        stop.set()
+        writer.join()
+    assert not torn, f"{len(torn)} predictions mixed two sets of weights"
+    assert seen == {"a", "b"}
