@@ -2,7 +2,7 @@
 small calls.
 
 ``predict`` pays a fixed cost on every call (its checks, the chunk loop, a
-numpy call or two per node, the lock), about 20 µs for a one-row call of a
+numpy call or two per node), about 20 µs for a one-row call of a
 784-256-128-10 net, more than the arithmetic. :func:`compile_predict` takes a
 snapshot of the graph (structure and weights) and runs its whole forward in
 one compiled call (numba; the same steps in numpy without it), so a served
