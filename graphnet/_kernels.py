@@ -8,8 +8,8 @@ a plain ``pip install graphnet`` uses it (through the CPU backend,
 :meth:`graphnet.backend.CPUBackend.adam`); without numba (or with
 :data:`ENABLED` set to False) the optimizers keep their plain-numpy passes.
 On a GPU the same kernel is a CuPy ``ElementwiseKernel`` (:mod:`graphnet._cuda`).
-:func:`dag_forward` runs a whole inference forward in one call, for the
-compiled forward of :mod:`graphnet.serving`.
+:func:`dag_forward` runs a whole inference forward in one call, for
+``predict``'s calls of a few rows (:mod:`graphnet._compiled_forward`).
 
 numba is imported and the kernels compiled by :func:`prepare`, which Adam
 calls when it is bound to a graph's parameters, before the training loop's

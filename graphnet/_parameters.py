@@ -125,14 +125,17 @@ class ParameterStore:
         k = self.num_trainable_params
         #: ``(key, size)`` of every trainable parameter, in buffer order (what the optimizer's state follows).
         self.layout: Layout = tuple(zip(map(_KEY, owners[:k]), sizes[:k]))
-        #: The value and gradient views in the order the owners were given (what the plan walks).
+        #: The value and gradient views in the order the owners were given (what
+        #: the plan walks), and where each starts in the buffers.
         self.values_as_given: list = views
         self.grads_as_given: list = self._grads
+        self.offsets_as_given: list[int] = offsets
         if given is not owners:
             at = {id(owner): i for i, owner in enumerate(owners)}
             order = [at[id(owner)] for owner in given]
             self.values_as_given = [views[i] for i in order]
             self.grads_as_given = [self._grads[i] for i in order]
+            self.offsets_as_given = [offsets[i] for i in order]
 
     @functools.cached_property
     def records(self) -> tuple[ParameterRecord, ...]:

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from . import _compiled_forward
 from . import metrics as metrics_module
+from ._compiled_forward import SMALL_ROWS
 from ._locks import read_optimistically
 from ._validation import check_int
 from ._data import (
@@ -97,7 +99,10 @@ def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = Fa
     in the middle of a call. A call holds the graph's read lock, except a
     short one (arrays of up to 64 rows), which runs without it when no
     write is under way and runs again under it if a write came in the
-    middle. ``graph(x)`` is the same call.
+    middle. A call of fewer than 8 rows runs as one compiled call where the
+    graph allows it (numba installed; plain inputs; dense nodes with
+    ``linear``, ``relu``, ``sigmoid``, ``tanh`` or ``softmax``). ``graph(x)``
+    is the same call.
 
     Parameters
     ----------
@@ -197,6 +202,11 @@ def _activations(graph: Graph, x, batch_size: int | None, names: list[str] | Non
         arrays = entering(graph, x)
         codes = {name for name in arrays if graph.nodes[name].categorical}  # a categorical input's: its codes
     rows = common_rows(arrays)
+    if 0 < rows < SMALL_ROWS and plan.plain_inputs and plan.xp is np:
+        checked = {name: np.ascontiguousarray(array, dtype=plan.dtype) for name, array in arrays.items()}
+        results = _compiled_forward.forward(plan, checked, tuple(names))
+        if results is not None:
+            return results
     return _activations_in_chunks(plan, arrays, codes, rows, _chunk_size(batch_size, rows), names)
 
 
@@ -243,6 +253,10 @@ def _outputs_of_one_array(plan, x: np.ndarray) -> dict:
         return _activations_in_chunks(plan, {name: array}, (), rows, max(1, min(DEFAULT_CHUNK, rows)),
                                       plan.output_names)
     part = np.ascontiguousarray(array, dtype=plan.dtype)
+    if rows < SMALL_ROWS and plan.xp is np:
+        results = _compiled_forward.forward(plan, {name: part}, plan.output_names)
+        if results is not None:
+            return results
     check_finite(part, "input", name)
     ws, xp, sizes = plan.predict_workspace(rows), plan.xp, plan.sizes
     results = {}

@@ -133,11 +133,15 @@ class Plan:
         self.sizes: tuple[int, ...] = tuple(map(_SIZE, map(nodes.__getitem__, self.order)))
         self.inputs = tuple((n, self.slots[n]) for n in graph.inputs)
         self.outputs = tuple((n, self.slots[n]) for n in graph.outputs)
-        self.output_names: list[str] = [n for n, _ in self.outputs]
+        self.output_names: tuple[str, ...] = tuple(n for n, _ in self.outputs)
         #: ``(name, size)`` of the one input when it takes plain arrays (no
         #: transforms, no categories): predict's short path.
         only = nodes[self.inputs[0][0]] if len(self.inputs) == 1 else None
         self.plain_input = (only.name, only.size) if only is not None and not only.transforms else None
+        #: Whether every input takes plain arrays, and the programs of the
+        #: one-call forward by the nodes they compute (:mod:`graphnet._compiled_forward`).
+        self.plain_inputs = not any(nodes[name].transforms or nodes[name].categorical for name in graph.inputs)
+        self.programs: dict[tuple[str, ...], np.ndarray | None] = {}
 
         # The synapses as columns of slots, sorted by destination (stably, so
         # each node's incoming synapses stay in the order connected): the order

@@ -1,24 +1,22 @@
-"""Serving: ``g.compile_predict()``, a graph's inference forward compiled for
-small calls.
+"""Serving: ``g.compile_predict()``, a snapshot of a graph for small calls.
 
-``predict`` pays a fixed cost on every call (its checks, the chunk loop, a
-numpy call or two per node), about 20 µs for a one-row call of a
-784-256-128-10 net, more than the arithmetic. :func:`compile_predict` takes a
-snapshot of the graph (structure and weights) and runs its whole forward in
-one compiled call (numba; the same steps in numpy without it), so a served
-model pays about the matrix products alone: see ``python -m benchmarks``,
-workload W8. That call computes a row at a time (BLAS's vector-matrix
-product), which is what small calls want; a call of :data:`SMALL_ROWS` rows
-or more runs ``predict``'s path on the snapshot, whose matrix products are
-faster there.
+``predict`` itself runs a call of fewer than :data:`SMALL_ROWS` rows as one
+compiled call where it can (:mod:`graphnet._compiled_forward`: numba
+installed, plain inputs, dense nodes with the activations ``linear``,
+``relu``, ``sigmoid``, ``tanh`` and ``softmax``, on the CPU), about the
+matrix products alone. :func:`compile_predict` is for a model that answers
+many small requests: it refuses, by name and at once, a graph that would
+keep calls off that path, and takes a snapshot of the graph (structure and
+weights), so its calls skip what ``predict`` does for a graph that may
+change (the lock, the plan's lookup): see ``python -m benchmarks``, workload
+W8. A call of :data:`SMALL_ROWS` rows or more runs ``predict``'s path on the
+snapshot, whose matrix products are faster there.
 
 The snapshot does not follow the graph: train or edit it, then compile
 again. It is read-only, so one compiled forward serves any number of threads
 at once without a lock. Inputs are checked as ``predict`` checks them (names,
-shapes, real numbers, NaN and inf). What it computes: dense nodes with the
-activations ``linear``, ``relu``, ``sigmoid``, ``tanh`` and ``softmax``, from
-plain inputs, on the CPU; anything else is refused by name at compile time
-(``predict`` runs every graph).
+shapes, real numbers, NaN and inf). Without numba the same steps run as
+numpy calls.
 """
 
 from __future__ import annotations
@@ -28,10 +26,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _kernels
-from ._data import as_inputs, check_finite, common_rows, plain_features
+from . import _compiled_forward, _kernels
+from ._compiled_forward import SMALL_ROWS
+from ._data import as_inputs, common_rows, plain_features
 from ._validation import check_int
-from .errors import GraphError, ShapeError
+from .errors import GraphError
 from .inference import DEFAULT_CHUNK
 from .plan import compile_plan
 
@@ -39,11 +38,6 @@ if TYPE_CHECKING:
     from .graph import Graph
 
 __all__ = ["compile_predict", "CompiledPredict", "SMALL_ROWS"]
-
-#: Calls of fewer rows run the compiled forward, a vector-matrix product per
-#: row; from here on the matrix products of ``predict``'s path are faster
-#: (measured on W8's net: 8 rows cost the same either way).
-SMALL_ROWS = 8
 
 
 def compile_predict(graph: Graph, batch_size: int | None = None) -> CompiledPredict:
@@ -117,44 +111,18 @@ class CompiledPredict:
             if graph.nodes[name].transforms:
                 raise GraphError(f"compile_predict: input {name!r} transforms its data (categories, normalize or "
                                  "missing); the compiled forward takes plain inputs (use predict)")
-        slots = {name: i for i, name in enumerate(self.inputs)}
-        params, program, offset = [], [0], 0
-        self._sizes = [graph.nodes[name].size for name in self.outputs]
-        self._steps = []  # the same program as Python tuples (activation objects), for the numpy version
         for name in graph.topological_order:
             node = graph.nodes[name]
-            if name in slots:
-                continue
-            code = _kernels.ACTIVATION_CODES.get(node.activation.name)
-            if code is None:
+            if name not in self.inputs and node.activation.name not in _kernels.ACTIVATION_CODES:
                 raise GraphError(
                     f"compile_predict: node {name!r} has the activation {node.activation.name!r}; the compiled "
                     f"forward computes {', '.join(_kernels.ACTIVATION_CODES)} (use predict for this graph)"
                 )
-            bias = node.bias
-            edges = []
-            for synapse in graph.incoming(name):
-                weight = synapse.weight
-                edges.append((slots[synapse.src], offset, weight.shape))
-                params.append(weight.ravel())
-                offset += weight.size
-            params.append(bias.ravel())
-            bias_at, offset = offset, offset + bias.size
-            out = self.outputs.index(name) if name in self.outputs else -1
-            program += [node.size, code, bias_at, len(edges)]
-            for src, start, _ in edges:
-                program += [src, start]
-            program.append(out)
-            self._steps.append((node.size, node.activation, bias_at, edges, out))
-            slots[name] = len(slots)
-        program[0] = len(self._steps)
-        self._params = np.ascontiguousarray(np.concatenate(params) if params else np.zeros(0), dtype=self.dtype)
-        self._params.setflags(write=False)
-        self._program = np.array(program, dtype=np.int64)
+        self._plan = compile_plan(graph)
+        self._names = self._plan.output_names
         self._one = (self.inputs[0], graph.nodes[self.inputs[0]].size) if len(self.inputs) == 1 else None
-        warm = tuple(np.zeros((1, graph.nodes[n].size), self.dtype) for n in self.inputs)
-        self.compiled = _kernels.dag_forward(warm, tuple(np.empty((1, s), self.dtype) for s in self._sizes),
-                                             self._params, self._program) is not None
+        warm = {name: np.zeros((1, graph.nodes[name].size), self.dtype) for name in self.inputs}
+        self.compiled = _compiled_forward.forward(self._plan, warm, self._names) is not None
 
     def __repr__(self) -> str:
         how = "numba" if self.compiled else "numpy"
@@ -173,41 +141,15 @@ class CompiledPredict:
         one = self._one
         if one is not None and type(x) is np.ndarray:  # the common call, in fewer steps
             name, size = one
-            arrays = (np.ascontiguousarray(plain_features(x, size, name), dtype=self.dtype),)
+            array = np.ascontiguousarray(plain_features(x, size, name), dtype=self.dtype)
+            arrays, rows = {name: array}, array.shape[0]
         else:
-            given = as_inputs(self._graph, x)
-            common_rows(given)
-            arrays = tuple(given[name] for name in self.inputs)
-        rows = arrays[0].shape[0]
-        if rows >= SMALL_ROWS:  # BLAS's matrix products win from here: predict's path, on the snapshot
-            given = arrays[0] if one is not None else dict(zip(self.inputs, arrays))
-            return self._graph.predict(given, batch_size=None if rows <= self.batch_size else self.batch_size)
-        outs = tuple(np.empty((rows, size), dtype=self.dtype) for size in self._sizes)
-        chunk = self.batch_size
-        for start in range(0, rows, chunk):
-            stop = min(start + chunk, rows)
-            part = arrays if rows <= chunk else tuple(a[start:stop] for a in arrays)
-            into = outs if rows <= chunk else tuple(o[start:stop] for o in outs)
-            bad = _kernels.dag_forward(part, into, self._params, self._program)
-            if bad is None:
-                for name, array in zip(self.inputs, part):
-                    check_finite(array, "input", name)
-                self._numpy_forward(part, into)
-            elif bad >= 0:
-                check_finite(part[bad], "input", self.inputs[bad])  # raises, counting them
-                raise ShapeError(f"input {self.inputs[bad]!r} contains NaN or inf")
-        if len(outs) == 1:
-            return outs[0]
-        return dict(zip(self.outputs, outs))
-
-    def _numpy_forward(self, inputs: tuple, outs: tuple) -> None:
-        """The program's steps as numpy calls (where numba is missing)."""
-        values, params = list(inputs), self._params
-        for size, activation, bias, edges, out in self._steps:
-            z = np.zeros((len(inputs[0]), size), dtype=self.dtype)
-            for src, start, shape in edges:
-                z += values[src] @ params[start:start + shape[0] * shape[1]].reshape(shape)
-            z += params[bias:bias + size]
-            values.append(activation.forward(z))
-            if out >= 0:
-                outs[out][:] = values[-1]
+            arrays = {name: np.ascontiguousarray(array, dtype=self.dtype)
+                      for name, array in as_inputs(self._graph, x).items()}
+            rows = common_rows(arrays)
+        if self.compiled and 0 < rows < SMALL_ROWS:
+            results = _compiled_forward.forward(self._plan, arrays, self._names)
+            return results[self.outputs[0]] if len(self.outputs) == 1 else results
+        # Predict's path on the snapshot: BLAS's matrix products win from SMALL_ROWS rows on.
+        given = arrays[one[0]] if one is not None else arrays
+        return self._graph.predict(given, batch_size=None if rows <= self.batch_size else self.batch_size)

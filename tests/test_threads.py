@@ -9,11 +9,13 @@ write lands in the middle); training steps and edits take the write lock;
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
 
 import graphnet as gn
+from graphnet import _kernels
 from graphnet.inference import SHORT_CALL_ROWS
 
 
@@ -216,11 +218,15 @@ def test_a_long_predict_holds_the_read_lock_and_a_write_waits_for_it():
     assert not np.any(g.predict(x))
 
 
-def test_one_row_predictions_while_another_thread_writes_are_each_of_one_moment():
+@pytest.mark.parametrize("path", ["one call", "numpy"])
+def test_one_row_predictions_while_another_thread_writes_are_each_of_one_moment(path, monkeypatch):
     """Weights switched between two sets in a loop: every one-row prediction is
-    one set's, never a mix (the optimistic read checked under contention)."""
+    one set's, never a mix (the optimistic read checked under contention), on
+    predict's one-call path and on its numpy path."""
+    if path == "numpy":
+        monkeypatch.setattr(_kernels, "ENABLED", False)
     rng = np.random.default_rng(1)
-    g = gn.Sequential([gn.Input(32), *[gn.Dense(64, activation="tanh") for _ in range(4)], gn.Dense(2)],
+    g = gn.Sequential([gn.Input(32), *[gn.Dense(256, activation="tanh") for _ in range(4)], gn.Dense(2)],
                       seed=0, dtype="float64")
     a = g.get_weights()
     b = {key: -value for key, value in a.items()}
@@ -233,8 +239,9 @@ def test_one_row_predictions_while_another_thread_writes_are_each_of_one_moment(
 
     def switch():
         while not stop.is_set():
-            g.set_weights(b)
-            g.set_weights(a)
+            for weights in (b, a):
+                g.set_weights(weights)
+                time.sleep(0)  # the reader's turn: a call starts with the lock free, and a write lands in it
 
     writer = threading.Thread(target=switch)
     writer.start()
@@ -254,3 +261,4 @@ def test_one_row_predictions_while_another_thread_writes_are_each_of_one_moment(
         writer.join()
     assert not torn, f"{len(torn)} predictions mixed two sets of weights"
     assert seen == {"a", "b"}
+    assert _kernels.available() == (path == "one call")
