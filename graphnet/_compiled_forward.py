@@ -29,7 +29,7 @@ from .errors import ShapeError
 if TYPE_CHECKING:
     from .plan import Plan
 
-__all__ = ["SMALL_ROWS", "Program", "forward", "program"]
+__all__ = ["SMALL_ROWS", "Program", "forward", "program", "run"]
 
 #: Calls of fewer rows run the compiled forward (measured on W8's net: at 8
 #: rows both paths cost the same).
@@ -83,36 +83,45 @@ def _program(plan: Plan, names: tuple[str, ...]) -> Program | None:
     return Program(np.array(codes, dtype=np.int64), inputs, dense, sizes, copied)
 
 
-def forward(plan: Plan, arrays: dict[str, np.ndarray], names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
-    """The activations of ``names`` (an input's: a copy of its data) for
-    ``arrays``, every input's checked data as C-contiguous arrays of the
-    plan's dtype, in one compiled call; None where it cannot run (numba
-    missing, or a plan it does not compute), so the caller runs its own.
+def run(made: Program, values: np.ndarray, inputs: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...] | None:
+    """The dense nodes ``made`` computes, in its order, for ``inputs`` (every
+    input's checked data as C-contiguous arrays of ``values``' dtype, in the
+    program's order) with the weights in ``values``; None without numba.
 
     Raises
     ------
     ShapeError
         For an input holding NaN or inf, as ``predict`` says.
     """
-    made = plan.programs.get(names, False)
-    if made is False:
-        made = program(plan, names)
-    if made is None:
-        return None
-    inputs = tuple(map(arrays.__getitem__, made.inputs))
     for array in inputs:
         if not array.flags.writeable:  # the kernel is typed for writeable arrays
             inputs = tuple(a if a.flags.writeable else a.copy() for a in inputs)
             break
-    rows, dtype = inputs[0].shape[0], plan.dtype
+    rows, dtype = inputs[0].shape[0], values.dtype
     outs = tuple([np.empty((rows, size), dtype) for size in made.sizes])
-    bad = _kernels.dag_forward(inputs, outs, plan.store.values, made.codes)
+    bad = _kernels.dag_forward(inputs, outs, values, made.codes)
     if bad is None:
         return None
     if bad >= 0:
         name = made.inputs[bad]
         check_finite(inputs[bad], "input", name)  # raises, counting them
         raise ShapeError(f"input {name!r} contains NaN or inf")
+    return outs
+
+
+def forward(plan: Plan, arrays: dict[str, np.ndarray], names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    """The activations of ``names`` (an input's: a copy of its data) for
+    ``arrays`` (as :func:`run` takes them, by name) with ``plan``'s weights;
+    None where it cannot run (numba missing, or a plan it does not compute),
+    so the caller runs its own."""
+    made = plan.programs.get(names, False)
+    if made is False:
+        made = program(plan, names)
+    if made is None:
+        return None
+    outs = run(made, plan.store.values, tuple(map(arrays.__getitem__, made.inputs)))
+    if outs is None:
+        return None
     results = dict(zip(made.dense, outs))
     if made.copied:
         results.update((name, arrays[name].copy()) for name in made.copied)

@@ -253,10 +253,13 @@ def _outputs_of_one_array(plan, x: np.ndarray) -> dict:
         return _activations_in_chunks(plan, {name: array}, (), rows, max(1, min(DEFAULT_CHUNK, rows)),
                                       plan.output_names)
     part = np.ascontiguousarray(array, dtype=plan.dtype)
-    if rows < SMALL_ROWS and plan.xp is np:
-        results = _compiled_forward.forward(plan, {name: part}, plan.output_names)
-        if results is not None:
-            return results
+    if rows < SMALL_ROWS and plan.xp is np:  # one compiled call, where the plan allows it
+        made = plan.programs.get(plan.output_names, False)
+        if made is False:
+            made = _compiled_forward.program(plan, plan.output_names)
+        outs = None if made is None else _compiled_forward.run(made, plan.store.values, (part,))
+        if outs is not None:
+            return dict(zip(plan.output_names, outs))
     check_finite(part, "input", name)
     ws, xp, sizes = plan.predict_workspace(rows), plan.xp, plan.sizes
     results = {}

@@ -118,11 +118,13 @@ class CompiledPredict:
                     f"compile_predict: node {name!r} has the activation {node.activation.name!r}; the compiled "
                     f"forward computes {', '.join(_kernels.ACTIVATION_CODES)} (use predict for this graph)"
                 )
-        self._plan = compile_plan(graph)
-        self._names = self._plan.output_names
+        plan = compile_plan(graph)
+        self._program = _compiled_forward.program(plan, plan.output_names)
+        self._values = plan.store.values
         self._one = (self.inputs[0], graph.nodes[self.inputs[0]].size) if len(self.inputs) == 1 else None
-        warm = {name: np.zeros((1, graph.nodes[name].size), self.dtype) for name in self.inputs}
-        self.compiled = _compiled_forward.forward(self._plan, warm, self._names) is not None
+        warm = tuple(np.zeros((1, graph.nodes[name].size), self.dtype) for name in self.inputs)
+        self.compiled = (self._program is not None
+                         and _compiled_forward.run(self._program, self._values, warm) is not None)
 
     def __repr__(self) -> str:
         how = "numba" if self.compiled else "numpy"
@@ -141,15 +143,14 @@ class CompiledPredict:
         one = self._one
         if one is not None and type(x) is np.ndarray:  # the common call, in fewer steps
             name, size = one
-            array = np.ascontiguousarray(plain_features(x, size, name), dtype=self.dtype)
-            arrays, rows = {name: array}, array.shape[0]
+            given = np.ascontiguousarray(plain_features(x, size, name), dtype=self.dtype)
+            arrays, rows = (given,), given.shape[0]
         else:
-            arrays = {name: np.ascontiguousarray(array, dtype=self.dtype)
-                      for name, array in as_inputs(self._graph, x).items()}
-            rows = common_rows(arrays)
+            given = {name: np.ascontiguousarray(array, dtype=self.dtype)
+                     for name, array in as_inputs(self._graph, x).items()}
+            arrays, rows = tuple(map(given.__getitem__, self.inputs)), common_rows(given)
         if self.compiled and 0 < rows < SMALL_ROWS:
-            results = _compiled_forward.forward(self._plan, arrays, self._names)
-            return results[self.outputs[0]] if len(self.outputs) == 1 else results
+            outs = _compiled_forward.run(self._program, self._values, arrays)
+            return outs[0] if len(outs) == 1 else dict(zip(self.outputs, outs))
         # Predict's path on the snapshot: BLAS's matrix products win from SMALL_ROWS rows on.
-        given = arrays[one[0]] if one is not None else arrays
         return self._graph.predict(given, batch_size=None if rows <= self.batch_size else self.batch_size)
