@@ -141,7 +141,7 @@ class Plan:
         #: Whether every input takes plain arrays, and the programs of the
         #: one-call forward by the nodes they compute (:mod:`graphnet._compiled_forward`).
         self.plain_inputs = not any(nodes[name].transforms or nodes[name].categorical for name in graph.inputs)
-        self.programs: dict[tuple[str, ...], np.ndarray | None] = {}
+        self.programs: dict = {}
 
         # The synapses as columns of slots, sorted by destination (stably, so
         # each node's incoming synapses stay in the order connected): the order

@@ -146,11 +146,12 @@ class CompiledPredict:
             given = np.ascontiguousarray(plain_features(x, size, name), dtype=self.dtype)
             arrays, rows = (given,), given.shape[0]
         else:
-            given = {name: np.ascontiguousarray(array, dtype=self.dtype)
-                     for name, array in as_inputs(self._graph, x).items()}
+            given = as_inputs(self._graph, x)  # checked, C-contiguous, of the graph's dtype
             arrays, rows = tuple(map(given.__getitem__, self.inputs)), common_rows(given)
+        outs = None
         if self.compiled and 0 < rows < SMALL_ROWS:
             outs = _compiled_forward.run(self._program, self._values, arrays)
+        if outs is not None:
             return outs[0] if len(outs) == 1 else dict(zip(self.outputs, outs))
         # Predict's path on the snapshot: BLAS's matrix products win from SMALL_ROWS rows on.
         return self._graph.predict(given, batch_size=None if rows <= self.batch_size else self.batch_size)
