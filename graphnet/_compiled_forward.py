@@ -40,6 +40,7 @@ class Program(NamedTuple):
     """What :func:`graphnet._kernels.dag_forward` runs for a plan and the names asked."""
 
     codes: np.ndarray  # the kernel's program
+    names: tuple[str, ...]  # the nodes asked, in the order asked
     inputs: tuple[str, ...]  # the inputs, in the kernel's order
     dense: tuple[str, ...]  # the dense nodes asked, in the order of the kernel's outputs
     sizes: tuple[int, ...]  # and their sizes
@@ -80,7 +81,7 @@ def _program(plan: Plan, names: tuple[str, ...]) -> Program | None:
     inputs = tuple(name for name, _ in plan.inputs)
     sizes = tuple(plan.sizes[plan.slots[name]] for name in dense)
     copied = tuple(name for name in names if name in inputs)
-    return Program(np.array(codes, dtype=np.int64), inputs, dense, sizes, copied)
+    return Program(np.array(codes, dtype=np.int64), names, inputs, dense, sizes, copied)
 
 
 def run(made: Program, values: np.ndarray, inputs: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...] | None:
@@ -109,21 +110,15 @@ def run(made: Program, values: np.ndarray, inputs: tuple[np.ndarray, ...]) -> tu
     return outs
 
 
-def forward(plan: Plan, arrays: dict[str, np.ndarray], names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
-    """The activations of ``names`` (an input's: a copy of its data) for
-    ``arrays`` (as :func:`run` takes them, by name) with ``plan``'s weights;
-    None where it cannot run (numba missing, or a plan it does not compute),
-    so the caller runs its own."""
-    made = plan.programs.get(names, False)
-    if made is False:
-        made = program(plan, names)
-    if made is None:
-        return None
-    outs = run(made, plan.store.values, tuple(map(arrays.__getitem__, made.inputs)))
+def forward(made: Program, values: np.ndarray, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    """The activations of the nodes ``made`` asks for (an input's: a copy of
+    its data) for ``arrays`` (as :func:`run` takes them, by name) with the
+    weights in ``values``; None without numba, so the caller runs its own."""
+    outs = run(made, values, tuple(map(arrays.__getitem__, made.inputs)))
     if outs is None:
         return None
     results = dict(zip(made.dense, outs))
     if made.copied:
         results.update((name, arrays[name].copy()) for name in made.copied)
-        results = {name: results[name] for name in names}
+        results = {name: results[name] for name in made.names}
     return results

@@ -202,9 +202,10 @@ def _activations(graph: Graph, x, batch_size: int | None, names: list[str] | Non
         arrays = entering(graph, x)
         codes = {name for name in arrays if graph.nodes[name].categorical}  # a categorical input's: its codes
     rows = common_rows(arrays)
-    if 0 < rows < SMALL_ROWS and plan.plain_inputs and plan.xp is np:
+    made = _compiled_forward.program(plan, tuple(names)) if 0 < rows < SMALL_ROWS else None
+    if made is not None:  # one compiled call, where the plan allows it
         checked = {name: np.ascontiguousarray(array, dtype=plan.dtype) for name, array in arrays.items()}
-        results = _compiled_forward.forward(plan, checked, tuple(names))
+        results = _compiled_forward.forward(made, plan.store.values, checked)
         if results is not None:
             return results
     return _activations_in_chunks(plan, arrays, codes, rows, _chunk_size(batch_size, rows), names)
@@ -253,13 +254,10 @@ def _outputs_of_one_array(plan, x: np.ndarray) -> dict:
         return _activations_in_chunks(plan, {name: array}, (), rows, max(1, min(DEFAULT_CHUNK, rows)),
                                       plan.output_names)
     part = np.ascontiguousarray(array, dtype=plan.dtype)
-    if rows < SMALL_ROWS and plan.xp is np:  # one compiled call, where the plan allows it
-        made = plan.programs.get(plan.output_names, False)
-        if made is False:
-            made = _compiled_forward.program(plan, plan.output_names)
-        outs = None if made is None else _compiled_forward.run(made, plan.store.values, (part,))
-        if outs is not None:
-            return dict(zip(plan.output_names, outs))
+    made = _compiled_forward.program(plan, plan.output_names) if rows < SMALL_ROWS else None
+    outs = None if made is None else _compiled_forward.run(made, plan.store.values, (part,))
+    if outs is not None:  # one compiled call, where the plan allows it
+        return dict(zip(plan.output_names, outs))
     check_finite(part, "input", name)
     ws, xp, sizes = plan.predict_workspace(rows), plan.xp, plan.sizes
     results = {}

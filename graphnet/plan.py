@@ -134,13 +134,14 @@ class Plan:
         self.inputs = tuple((n, self.slots[n]) for n in graph.inputs)
         self.outputs = tuple((n, self.slots[n]) for n in graph.outputs)
         self.output_names: tuple[str, ...] = tuple(n for n, _ in self.outputs)
-        #: ``(name, size)`` of the one input when it takes plain arrays (no
-        #: transforms, no categories): predict's short path.
-        only = nodes[self.inputs[0][0]] if len(self.inputs) == 1 else None
-        self.plain_input = (only.name, only.size) if only is not None and not only.transforms else None
-        #: Whether every input takes plain arrays, and the programs of the
-        #: one-call forward by the nodes they compute (:mod:`graphnet._compiled_forward`).
-        self.plain_inputs = not any(nodes[name].transforms or nodes[name].categorical for name in graph.inputs)
+        #: Whether every input takes plain arrays (no transforms, categories
+        #: included), and ``(name, size)`` of the one input when it is the only
+        #: one and does: predict's short path.
+        self.plain_inputs = not any(nodes[name].transforms for name in graph.inputs)
+        only = self.inputs[0][0] if len(self.inputs) == 1 and self.plain_inputs else None
+        self.plain_input = None if only is None else (only, nodes[only].size)
+        #: The programs of the one-call forward by the nodes they compute
+        #: (:mod:`graphnet._compiled_forward`), made when first asked.
         self.programs: dict = {}
 
         # The synapses as columns of slots, sorted by destination (stably, so
@@ -197,7 +198,8 @@ class Plan:
         needs_z = list(map(_NEEDS_INPUT, activations))
         dropout = [getattr(node, "dropout", 0.0) for node in dense_nodes]
         feeds_others = (last_consumer[dense_slots] >= 0).tolist()
-        gathers = (np.logical_or.reduceat(categorical[src], starts) if categorical.any() else np.zeros(d, bool)).tolist()
+        gathers = (np.logical_or.reduceat(categorical[src], starts) if categorical.any()
+                   else np.zeros(d, bool)).tolist()
         value, gradient, delta, loss, loss_weight = [None] * d, [None] * d, [None] * d, [None] * d, [0.0] * d
         for k, node in enumerate(dense_nodes):
             if not isinstance(node, Output):

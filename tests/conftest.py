@@ -71,6 +71,30 @@ def dag_data(rng: np.random.Generator, rows: int = 7):
     return x, y
 
 
+def kernel_dag(dtype: str = "float64") -> gn.Graph:
+    """Two inputs, two outputs, a skip from an input to an output, fan-in,
+    and each activation the one-call forward computes (graphnet._kernels)."""
+    g = gn.Graph(seed=0, dtype=dtype)
+    g.add_input("a", 3)
+    g.add_input("b", 2)
+    g.add_hidden("h", 5, activation="tanh")
+    g.add_hidden("k", 4, activation="sigmoid")
+    g.add_hidden("r", 6, activation="relu")
+    g.add_output("y", 3, activation="softmax", loss="categorical_crossentropy")
+    g.add_output("z", 1)
+    g.connect(["a", "b"], "h")
+    g.connect("b", "k")
+    g.connect("h", "r")
+    g.connect(["r", "k", "a"], "y")
+    g.connect("h", "z")
+    return g
+
+
+def kernel_dag_data(rng: np.random.Generator, rows: int = 5) -> dict[str, np.ndarray]:
+    """Inputs for :func:`kernel_dag`, wide enough to reach both sides of the sigmoid."""
+    return {"a": rng.normal(size=(rows, 3)) * 4, "b": rng.normal(size=(rows, 2)) * 4}
+
+
 @pytest.fixture
 def trained(rng):
     """A small DAG after two epochs, with its data."""

@@ -6,33 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import kernel_dag, kernel_dag_data
 
 import graphnet as gn
 from graphnet import _compiled_forward, _kernels
 from graphnet._compiled_forward import SMALL_ROWS
-
-
-def _every_activation(dtype="float64") -> gn.Graph:
-    """Two inputs, two outputs, a skip from an input to an output, fan-in,
-    and each activation the kernel computes."""
-    g = gn.Graph(seed=0, dtype=dtype)
-    g.add_input("a", 3)
-    g.add_input("b", 2)
-    g.add_hidden("h", 5, activation="tanh")
-    g.add_hidden("k", 4, activation="sigmoid")
-    g.add_hidden("r", 6, activation="relu")
-    g.add_output("y", 3, activation="softmax", loss="categorical_crossentropy")
-    g.add_output("z", 1)
-    g.connect(["a", "b"], "h")
-    g.connect("b", "k")
-    g.connect("h", "r")
-    g.connect(["r", "k", "a"], "y")
-    g.connect("h", "z")
-    return g
-
-
-def _data(rng, rows):
-    return {"a": rng.normal(size=(rows, 3)) * 4, "b": rng.normal(size=(rows, 2)) * 4}  # sigmoid's both sides
 
 
 @pytest.fixture
@@ -64,9 +42,9 @@ def _close(dtype):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_a_small_call_is_one_compiled_call_with_the_numbers_of_the_numpy_path(rng, calls, monkeypatch, dtype):
-    g = _every_activation(dtype)
+    g = kernel_dag(dtype)
     for rows in range(1, SMALL_ROWS):
-        x = _data(rng, rows)
+        x = kernel_dag_data(rng, rows)
         got = g.predict(x)
         assert calls[-1] == rows
         expected = _numpy_path(monkeypatch, lambda x=x: g.predict(x))
@@ -74,13 +52,13 @@ def test_a_small_call_is_one_compiled_call_with_the_numbers_of_the_numpy_path(rn
         for name in expected:
             np.testing.assert_allclose(got[name], expected[name], **_close(dtype))
     assert len(calls) == SMALL_ROWS - 1
-    g.predict(_data(rng, SMALL_ROWS))  # from here on BLAS's matrix products are faster
+    g.predict(kernel_dag_data(rng, SMALL_ROWS))  # from here on BLAS's matrix products are faster
     assert len(calls) == SMALL_ROWS - 1
 
 
 def test_a_rows_outputs_do_not_depend_on_the_rows_beside_it(rng, calls):
-    g = _every_activation("float32")
-    x = _data(rng, SMALL_ROWS - 1)
+    g = kernel_dag("float32")
+    x = kernel_dag_data(rng, SMALL_ROWS - 1)
     every = g.predict(x)
     for i in range(SMALL_ROWS - 1):
         one = g.predict({name: array[i : i + 1] for name, array in x.items()})
@@ -90,8 +68,8 @@ def test_a_rows_outputs_do_not_depend_on_the_rows_beside_it(rng, calls):
 
 
 def test_nodes_asked_by_name_are_the_numbers_predict_gives(rng, calls, monkeypatch):
-    g = _every_activation()
-    x = _data(rng, 3)
+    g = kernel_dag()
+    x = kernel_dag_data(rng, 3)
     got = g.predict(x, outputs=["h", "y", "a"])
     assert list(got) == ["h", "y", "a"] and len(calls) == 1
     np.testing.assert_array_equal(got["y"], g.predict(x)["y"])  # the same path, the same bits
@@ -106,11 +84,11 @@ def test_nodes_asked_by_name_are_the_numbers_predict_gives(rng, calls, monkeypat
 def test_frozen_parameters_move_in_the_store_and_the_program_follows(rng, calls, monkeypatch):
     """The store puts trainable parameters first; the program reads each
     weight where the store put it."""
-    g = _every_activation()
+    g = kernel_dag()
     g.nodes["h"].trainable = False
     store = g.plan.store
     assert store.offsets_as_given != sorted(store.offsets_as_given)  # the order really moved
-    x = _data(rng, 2)
+    x = kernel_dag_data(rng, 2)
     got = g.predict(x)
     assert len(calls) == 1
     expected = _numpy_path(monkeypatch, lambda: g.predict(x))
@@ -162,8 +140,8 @@ def test_what_the_kernel_does_not_compute_runs_predicts_path(rng, calls, case):
 
 
 def test_nan_is_refused_naming_the_input(rng, calls):
-    g = _every_activation()
-    x = _data(rng, 2)
+    g = kernel_dag()
+    x = kernel_dag_data(rng, 2)
     x["b"][1, 0] = np.inf
     with pytest.raises(gn.ShapeError, match=r"input 'b' contains 1 NaN or inf"):
         g.predict(x)
@@ -171,8 +149,8 @@ def test_nan_is_refused_naming_the_input(rng, calls):
 
 
 def test_read_only_inputs_beside_writeable_ones(rng, calls, monkeypatch):
-    g = _every_activation()
-    x = _data(rng, 3)
+    g = kernel_dag()
+    x = kernel_dag_data(rng, 3)
     x["a"].setflags(write=False)
     got = g.predict(x)
     assert len(calls) == 1

@@ -7,33 +7,10 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import kernel_dag, kernel_dag_data
 
 import graphnet as gn
 from graphnet import _kernels, serving
-
-
-def _every_activation(dtype="float64") -> gn.Graph:
-    """Two inputs, two outputs, a skip from an input to an output, and each
-    activation the compiled forward computes."""
-    g = gn.Graph(seed=0, dtype=dtype)
-    g.add_input("a", 3)
-    g.add_input("b", 2)
-    g.add_hidden("h", 5, activation="tanh")
-    g.add_hidden("k", 4, activation="sigmoid")
-    g.add_hidden("r", 6, activation="relu")
-    g.add_output("y", 3, activation="softmax", loss="categorical_crossentropy")
-    g.add_output("z", 1)
-    g.connect(["a", "b"], "h")
-    g.connect("b", "k")
-    g.connect("h", "r")
-    g.connect(["r", "k", "a"], "y")
-    g.connect("h", "z")
-    return g
-
-
-def _data(rng, rows=5):
-    x = {"a": rng.normal(size=(rows, 3)) * 4, "b": rng.normal(size=(rows, 2)) * 4}  # sigmoid's both sides
-    return x
 
 
 @pytest.fixture(params=["numba", "numpy"])
@@ -45,11 +22,11 @@ def kernels(request, monkeypatch):
 
 
 def test_it_gives_predicts_numbers_on_a_dag_with_every_activation(rng, kernels):
-    g = _every_activation()
+    g = kernel_dag()
     serve = g.compile_predict()
     assert serve.compiled == (kernels == "numba")
     for rows in (1, 5, serving.SMALL_ROWS + 1):  # the compiled forward, then predict's path on the snapshot
-        x = _data(rng, rows)
+        x = kernel_dag_data(rng, rows)
         got, expected = serve(x), g.predict(x)
         assert list(got) == ["y", "z"]
         for name in expected:
@@ -71,8 +48,8 @@ def test_a_one_input_float32_net_in_chunks(rng, kernels):
 
 
 def test_it_is_a_snapshot_that_training_does_not_reach(rng):
-    g = _every_activation()
-    x = _data(rng)
+    g = kernel_dag()
+    x = kernel_dag_data(rng)
     before, serve = g.predict(x), g.compile_predict()
     y = {"y": rng.integers(0, 3, 5), "z": rng.normal(size=(5, 1))}
     g.fit(x, y, epochs=3, verbose=0)
@@ -121,9 +98,9 @@ def test_threads_share_one_compiled_forward(rng):
 
 
 def test_bad_data_is_refused_as_predict_refuses_it(rng, kernels):
-    g = _every_activation()
+    g = kernel_dag()
     serve = g.compile_predict()
-    x = _data(rng)
+    x = kernel_dag_data(rng)
     x["b"][2, 1] = np.nan
     with pytest.raises(gn.ShapeError, match=r"input 'b' contains 1 NaN or inf value"):
         serve(x)
