@@ -188,11 +188,16 @@ class GraphDiff:
         for p in changed:
             numbers = (f"{_number(p.norm):>10}  reshaped {p.shape} → {p.new_shape}" if p.reshaped
                        else f"{_number(p.norm):>10}  {_number(p.change):>10}  {percent(p.relative):>12}")
-            if len(p.key) <= key_width:
-                lines.append(f"  {p.key:<{key_width}}  {numbers}")
-            else:  # a long key on a line of its own
-                lines += _wrap(p.key, width, "    ", first="  ")
-                lines.append(f"  {'':<{key_width}}  {numbers}")
+            key = p.key
+            if len(key) > key_width:  # a long key on a line of its own
+                lines += _wrap(key, width, "    ", first="  ")
+                key = ""
+            row = f"  {key:<{key_width}}  {numbers}"
+            if len(row) <= width:
+                lines.append(row)
+            else:  # a reshape whose shapes do not fit beside it: they go beneath
+                lines.append(f"  {key:<{key_width}}  {_number(p.norm):>10}  reshaped")
+                lines += _wrap(f"{p.shape} → {p.new_shape}", width, "      ", first="      ")
         same = [p.key for p in self.parameters.values() if not p.changed]
         if same:
             listed = ", ".join(same[:8]) + (f", ... {len(same) - 8} more" if len(same) > 8 else "")

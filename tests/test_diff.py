@@ -137,6 +137,28 @@ def test_text_fits_80_columns_with_long_names():
     assert all(len(line) <= 60 for line in report.text(width=60).splitlines())
 
 
+def test_text_fits_80_columns_with_wide_reshapes():
+    # "reshaped (300, 1000) → (300, 1234)" is wider than the number columns:
+    # beside a key of 32 characters, or under a key too long for its column,
+    # the line would pass 80 columns, so the shapes go beneath.
+    def net(hidden, wide):
+        g = gn.Graph(seed=0)
+        g.add_input("x", 300)
+        g.add_hidden(hidden, wide, activation="relu")
+        g.add_output("y", 1)
+        g.connect("x", hidden)
+        g.connect(hidden, "y")
+        return g
+
+    for hidden in ("encoder_hidden_layer_1", "an_encoder_layer_whose_name_is_longer_than_the_key_column"):
+        g = net(hidden, 1000)
+        h = copy.deepcopy(g)
+        h.widen(hidden, 1234)
+        text = gn.diff(g, h).text()
+        assert all(len(line) <= 80 for line in text.splitlines()), text
+        assert "(300, 1000) → (300, 1234)" in text and "(1000,) → (1234,)" in text
+
+
 def test_weights_false_compares_structure_and_initializers_only():
     g, h, _ = edited(lambda h: h.widen("h1", 8))
     h.synapse("h1", "h2").init = "zeros"
