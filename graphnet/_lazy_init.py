@@ -83,8 +83,9 @@ class LazyInit:
             for synapse in self.waiting.get(dst, []):
                 synapse.retarget(init)
 
-    def draw(self, network: Network, only: str | None = None) -> None:
-        """Draw what waits, for node ``only`` or for all; from then on those
+    def draw(self, network: Network, only: str | None = None, skip: frozenset[str] = frozenset()) -> None:
+        """Draw what waits, for node ``only`` or for all, except the nodes in
+        ``skip`` (they and their biases keep waiting); from then on those
         weights and biases are fixed (a node with nothing to draw keeps the
         bias it has)."""
         if only is None and self.idle:
@@ -92,19 +93,21 @@ class LazyInit:
         with self.lock:
             rng = None
             for dst in [only] if only is not None else list(self.waiting):
+                if dst in skip:
+                    continue
                 waiting = self.waiting.pop(dst, None)
                 if waiting:
                     rng = rng or np.random.Generator(np.random.PCG64(0))  # put in each draw's state
                     _draw_node(network, dst, waiting, rng)
             nodes = network.nodes
             if only is not None:
-                if isinstance(nodes.get(only), DenseNode):
+                if isinstance(nodes.get(only), DenseNode) and only not in skip:
                     nodes[only].fix_bias()
             elif not self.biases_fixed:
                 for node in nodes.values():
-                    if isinstance(node, DenseNode):
+                    if isinstance(node, DenseNode) and node.name not in skip:
                         node.fix_bias()
-                self.biases_fixed = True
+                self.biases_fixed = not skip
 
     def assign(self, synapse: Synapse, values: np.ndarray) -> None:
         """Give a never-drawn synapse its first values (checked, in the graph's dtype)."""

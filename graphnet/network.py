@@ -32,7 +32,7 @@ from . import optimizers as optimizers_module
 from ._lazy_init import LazyInit
 from ._locks import ReadWriteLock
 from ._locks import edit as _edit
-from ._text import format_cycle, shown
+from ._text import format_cycle, preview, shown
 from ._validation import check_allocation, check_text, is_dtype, is_int
 from .errors import CycleError, GraphError, NotFoundError
 from .nodes import DenseNode, Hidden, Input, Node, Output
@@ -361,10 +361,32 @@ class Network(Structure):
         )
 
     # ---------------------------------------------------------------- weights
-    def materialize(self, only: str | None = None) -> None:
+    def materialize(self, only: str | None = None, partial: bool = False) -> None:
         """Draw the initial weights still waiting for their fan-in: of node
-        ``only``, or of every node (see :mod:`graphnet._lazy_init`)."""
-        self._lazy.draw(self, only)
+        ``only``, or of every node (see :mod:`graphnet._lazy_init`).
+
+        A node fed by a categorical input whose vocabulary ``adapt`` has yet
+        to learn cannot be drawn: its fan-in (the table's rows) is unknown.
+        With ``partial`` such nodes keep waiting (a copy, a move); otherwise
+        the call is refused before anything is drawn.
+
+        Raises
+        ------
+        GraphError
+            Naming the inputs to adapt, unless ``partial``.
+        """
+        if self._lazy.idle:
+            return
+        unlearnt = [name for name in self.inputs if self._nodes[name].categories == _tabular.ADAPT]
+        blocked = {dst: src for src in unlearnt for dst in self.consumers(src)
+                   if dst in self._lazy.waiting and only in (None, dst)}
+        if blocked and not partial:
+            names = sorted(set(blocked.values()))
+            raise GraphError(
+                f"graph {self.name!r}: the weights into {preview(sorted(blocked))} wait for the vocabulary of "
+                f"input(s) {names} (categories='adapt'), which sets their tables' rows: call g.adapt(data) "
+                "(or fit) before reading, setting or saving weights")
+        self._lazy.draw(self, only, skip=frozenset(blocked))
 
     def assign_first_values(self, synapse: Synapse, values) -> None:
         """Give a synapse whose draw is still pending its first values instead."""
@@ -423,9 +445,10 @@ class Network(Structure):
         old = self._backend
         if new is old:
             return self
-        self.materialize()  # what still waits for its fan-in is drawn where it has always been: the host
-        owners = [*self._synapses.values(), *(n for n in self._nodes.values() if isinstance(n, DenseNode))]
-        for owner in owners:
+        # What still waits for its fan-in is drawn where it has always been, the
+        # host; what waits for a vocabulary is drawn on the new device later.
+        self.materialize(partial=True)
+        for owner in self._parameter_owners():
             owner.bind_parameter(new.to_device(old.host_copy(owner.parameter_array)))
         if self._optimizer is not None:
             self._optimizer.to(new)
@@ -438,12 +461,17 @@ class Network(Structure):
     def astype(self, dtype) -> None:
         """Hold every weight and bias in ``dtype`` from now on (in place; the
         gradient check's float64 copy)."""
-        self.materialize()
+        self.materialize(partial=True)  # what waits for a vocabulary is drawn in the new dtype later
         self.dtype = np.dtype(dtype)
-        owners = [*self._synapses.values(), *(n for n in self._nodes.values() if isinstance(n, DenseNode))]
-        for owner in owners:
+        for owner in self._parameter_owners():
             owner.bind_parameter(owner.parameter_array.astype(self.dtype))
         self.changed()
+
+    def _parameter_owners(self) -> list:
+        """Every synapse and dense node that holds its array now (a synapse
+        waiting for its draw holds none)."""
+        owners = [*self._synapses.values(), *(n for n in self._nodes.values() if isinstance(n, DenseNode))]
+        return [owner for owner in owners if owner.parameter_array is not None]
 
     def device_seed(self) -> int:
         """A seed for a device's own dropout stream, from the graph's seed (a
@@ -484,7 +512,7 @@ class Network(Structure):
         thread draws (a dask worker sending the graph it runs) would hold
         synapses that are neither drawn nor waiting.
         """
-        self.materialize()
+        self.materialize(partial=True)  # what waits for a vocabulary goes on waiting in the copy
         with self._lazy.lock:
             state = self.__dict__.copy()
         state["_compiled"] = {}

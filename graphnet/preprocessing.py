@@ -212,8 +212,8 @@ def _check_resizable(graph: Graph, name: str, rows: int) -> None:
     if drawn:
         raise GraphError(
             f"adapt: input {name!r} learnt {rows - 1} categories, but the weights of {preview(drawn)} were "
-            f"already drawn or set for {graph.nodes[name].size - 1}; adapt before reading weights or "
-            "running the graph, or give categories=[...] when adding the input")
+            f"already set for {graph.nodes[name].size - 1} categories ({graph.nodes[name].size}-row tables); adapt "
+            "before setting weights, or give categories=[...] when adding the input")
 
 
 def _apply(graph: Graph, statistics: dict, vocabularies: dict, classes: dict) -> None:

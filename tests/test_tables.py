@@ -254,6 +254,59 @@ def test_predicting_before_adapt_says_to_adapt(rng):
         g.predict_labels(table(rng))
 
 
+@pytest.mark.parametrize("read", ["get_weights", "save", "bias", "weight", "deepcopy", "pickle"])
+def test_weights_fed_by_a_vocabulary_wait_for_adapt(rng, tmp_path, read):
+    # Reading (or saving) the weights before adapt used to draw one-row tables
+    # that no later fit could resize: the graph could never be trained.
+    import copy
+    import pickle
+
+    df = table(rng)
+    untouched = tabular_graph()
+    untouched.fit(df, df, epochs=1, verbose=0)
+    g = tabular_graph()
+    saved = tmp_path / "early.gnet"
+    attempts = {
+        "get_weights": g.get_weights,
+        "save": lambda: g.save(saved),
+        "bias": lambda: g["h"].bias,
+        "weight": lambda: g.synapse("city", "h").weight,
+    }
+    if read in attempts:
+        with pytest.raises(gn.GraphError, match=r"\['h'\] wait for the vocabulary of input\(s\) \['city'\].*adapt"):
+            attempts[read]()
+        assert not saved.exists()
+    else:  # a copy keeps them waiting
+        g = copy.deepcopy(g) if read == "deepcopy" else pickle.loads(pickle.dumps(g))
+    g.fit(df, df, epochs=1, verbose=0)
+    trained, expected = g.get_weights(), untouched.get_weights()
+    assert trained.keys() == expected.keys() and trained["city->h.weight"].shape == (4, 6)
+    for key, value in expected.items():
+        np.testing.assert_array_equal(trained[key], value, err_msg=key)
+
+
+def test_a_table_set_before_adapt_makes_adapt_refuse(rng):
+    g = tabular_graph()
+    g.set_weights({"city->h.weight": np.ones((1, 6))})  # the table of "unknown" alone, set by hand
+    with pytest.raises(gn.GraphError, match=r"'city' learnt 3 categories.*already set for 0 categories \(1-row tables\)"):
+        g.fit(table(rng), table(rng), epochs=1, verbose=0)
+    assert g.nodes["city"].categories == "adapt"
+    np.testing.assert_array_equal(g.synapse("city", "h").weight, np.ones((1, 6)))
+
+
+def test_an_input_without_a_vocabulary_still_draws_the_rest(rng):
+    g = tabular_graph()
+    g.add_input("side", 2)
+    g.add_output("other", 1)
+    g.connect("side", "other")
+    weight = g.synapse("side", "other").weight  # not fed by the vocabulary: drawn
+    g.astype(np.float32)  # moves what is drawn; the waiting tables are drawn in float32 later
+    df = table(rng).assign(side=0.0, other=0.0)
+    g.adapt(df)
+    assert g.get_weights()["city->h.weight"].dtype == np.float32
+    np.testing.assert_array_equal(g.synapse("side", "other").weight, weight.astype(np.float32))
+
+
 def test_a_refused_adapt_changes_nothing(rng):
     df = table(rng)
     g = tabular_graph().adapt(df)
