@@ -385,7 +385,7 @@ class Network(Structure):
             raise GraphError(
                 f"graph {self.name!r}: the weights into {preview(sorted(blocked))} wait for the vocabulary of "
                 f"input(s) {names} (categories='adapt'), which sets their tables' rows: call g.adapt(data) "
-                "(or fit) before reading, setting or saving weights")
+                "(or fit) before reading or saving weights")
         self._lazy.draw(self, only, skip=frozenset(blocked))
 
     def assign_first_values(self, synapse: Synapse, values) -> None:
