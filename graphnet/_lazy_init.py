@@ -12,8 +12,8 @@ nor on the dtype (float64, then cast), nor on the device (drawn on the
 host, then placed).
 
 A :class:`LazyInit` belongs to one :class:`~graphnet.network.Network` and
-reads it through its public structure: ``nodes``, ``sources(name)``,
-``dtype`` and ``backend``.
+reads it through its public structure: ``nodes``, ``inputs``,
+``sources(name)``, ``consumers(name)``, ``dtype`` and ``backend``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import initializers
+from . import _tabular, initializers
+from ._text import preview
+from .errors import GraphError
 from .nodes import DenseNode
 from .synapse import Synapse
 
@@ -83,14 +85,30 @@ class LazyInit:
             for synapse in self.waiting.get(dst, []):
                 synapse.retarget(init)
 
-    def draw(self, network: Network, only: str | None = None, skip: frozenset[str] = frozenset()) -> None:
-        """Draw what waits, for node ``only`` or for all, except the nodes in
-        ``skip`` (they and their biases keep waiting); from then on those
+    def draw(self, network: Network, only: str | None = None, partial: bool = False) -> None:
+        """Draw what waits, for node ``only`` or for all; from then on those
         weights and biases are fixed (a node with nothing to draw keeps the
-        bias it has)."""
+        bias it has).
+
+        A node fed by a categorical input whose vocabulary ``adapt`` has yet
+        to learn cannot be drawn: its fan-in (the table's rows) is unknown.
+        With ``partial`` such nodes and their biases go on waiting (a copy, a
+        move); otherwise the call is refused before anything is drawn.
+
+        Raises
+        ------
+        GraphError
+            Naming the inputs to adapt, unless ``partial``.
+        """
         if only is None and self.idle:
             return
         with self.lock:
+            skip = self._waiting_for_vocabulary(network, only)
+            if skip and not partial:
+                raise GraphError(
+                    f"graph {network.name!r}: the weights into {preview(sorted(skip))} wait for the vocabulary "
+                    f"of input(s) {sorted(set(skip.values()))} (categories='adapt'), which sets their tables' "
+                    "rows: call g.adapt(data) (or fit) before reading or saving weights")
             rng = None
             for dst in [only] if only is not None else list(self.waiting):
                 if dst in skip:
@@ -108,6 +126,19 @@ class LazyInit:
                     if isinstance(node, DenseNode) and node.name not in skip:
                         node.fix_bias()
                 self.biases_fixed = not skip
+
+    def _waiting_for_vocabulary(self, network: Network, only: str | None) -> dict[str, str]:
+        """The waiting nodes (``only``, or all) fed by a categorical input
+        still to adapt, and that input."""
+        nodes = network.nodes
+
+        def unlearnt(name: str) -> bool:
+            return getattr(nodes[name], "categories", None) == _tabular.ADAPT
+
+        if only is not None:
+            return {only: src for src in network.sources(only) if unlearnt(src)} if only in self.waiting else {}
+        return {dst: src for src in filter(unlearnt, network.inputs) for dst in network.consumers(src)
+                if dst in self.waiting}
 
     def assign(self, synapse: Synapse, values: np.ndarray) -> None:
         """Give a never-drawn synapse its first values (checked, in the graph's dtype)."""

@@ -32,7 +32,7 @@ from . import optimizers as optimizers_module
 from ._lazy_init import LazyInit
 from ._locks import ReadWriteLock
 from ._locks import edit as _edit
-from ._text import format_cycle, preview, shown
+from ._text import format_cycle, shown
 from ._validation import check_allocation, check_text, is_dtype, is_int
 from .errors import CycleError, GraphError, NotFoundError
 from .nodes import DenseNode, Hidden, Input, Node, Output
@@ -362,31 +362,9 @@ class Network(Structure):
 
     # ---------------------------------------------------------------- weights
     def materialize(self, only: str | None = None, partial: bool = False) -> None:
-        """Draw the initial weights still waiting for their fan-in: of node
-        ``only``, or of every node (see :mod:`graphnet._lazy_init`).
-
-        A node fed by a categorical input whose vocabulary ``adapt`` has yet
-        to learn cannot be drawn: its fan-in (the table's rows) is unknown.
-        With ``partial`` such nodes keep waiting (a copy, a move); otherwise
-        the call is refused before anything is drawn.
-
-        Raises
-        ------
-        GraphError
-            Naming the inputs to adapt, unless ``partial``.
-        """
-        if self._lazy.idle:
-            return
-        unlearnt = [name for name in self.inputs if self._nodes[name].categories == _tabular.ADAPT]
-        blocked = {dst: src for src in unlearnt for dst in self.consumers(src)
-                   if dst in self._lazy.waiting and only in (None, dst)}
-        if blocked and not partial:
-            names = sorted(set(blocked.values()))
-            raise GraphError(
-                f"graph {self.name!r}: the weights into {preview(sorted(blocked))} wait for the vocabulary of "
-                f"input(s) {names} (categories='adapt'), which sets their tables' rows: call g.adapt(data) "
-                "(or fit) before reading or saving weights")
-        self._lazy.draw(self, only, skip=frozenset(blocked))
+        """Draw the initial weights still waiting for their fan-in, of node ``only``
+        or of all (``partial``: see :meth:`graphnet._lazy_init.LazyInit.draw`)."""
+        self._lazy.draw(self, only, partial)
 
     def assign_first_values(self, synapse: Synapse, values) -> None:
         """Give a synapse whose draw is still pending its first values instead."""
@@ -445,10 +423,9 @@ class Network(Structure):
         old = self._backend
         if new is old:
             return self
-        # What still waits for its fan-in is drawn where it has always been, the
-        # host; what waits for a vocabulary is drawn on the new device later.
-        self.materialize(partial=True)
-        for owner in self._parameter_owners():
+        self.materialize(partial=True)  # drawn on the host, as always (what waits for a vocabulary: later)
+        owners = [*self._synapses.values(), *(n for n in self._nodes.values() if isinstance(n, DenseNode))]
+        for owner in (o for o in owners if o.parameter_array is not None):  # one waiting for a vocabulary: none
             owner.bind_parameter(new.to_device(old.host_copy(owner.parameter_array)))
         if self._optimizer is not None:
             self._optimizer.to(new)
@@ -463,15 +440,10 @@ class Network(Structure):
         gradient check's float64 copy)."""
         self.materialize(partial=True)  # what waits for a vocabulary is drawn in the new dtype later
         self.dtype = np.dtype(dtype)
-        for owner in self._parameter_owners():
+        owners = [*self._synapses.values(), *(n for n in self._nodes.values() if isinstance(n, DenseNode))]
+        for owner in (o for o in owners if o.parameter_array is not None):
             owner.bind_parameter(owner.parameter_array.astype(self.dtype))
         self.changed()
-
-    def _parameter_owners(self) -> list:
-        """Every synapse and dense node that holds its array now (a synapse
-        waiting for its draw holds none)."""
-        owners = [*self._synapses.values(), *(n for n in self._nodes.values() if isinstance(n, DenseNode))]
-        return [owner for owner in owners if owner.parameter_array is not None]
 
     def device_seed(self) -> int:
         """A seed for a device's own dropout stream, from the graph's seed (a
