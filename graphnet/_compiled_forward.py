@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from . import _kernels
-from ._data import check_finite
+from ._validation import check_finite
 from .backend import ACTIVATIONS_MODULE
 from .errors import ShapeError
 
@@ -45,6 +45,7 @@ class Program(NamedTuple):
     dense: tuple[str, ...]  # the dense nodes asked, in the order of the kernel's outputs
     sizes: tuple[int, ...]  # and their sizes
     copied: tuple[str, ...]  # the inputs asked (their data is copied)
+    columns: tuple  # each input's column names, for the message about NaN
 
 
 def program(plan: Plan, names: tuple[str, ...]) -> Program | None:
@@ -81,7 +82,8 @@ def _program(plan: Plan, names: tuple[str, ...]) -> Program | None:
     inputs = tuple(name for name, _ in plan.inputs)
     sizes = tuple(plan.sizes[plan.slots[name]] for name in dense)
     copied = tuple(name for name in names if name in inputs)
-    return Program(np.array(codes, dtype=np.int64), names, inputs, dense, sizes, copied)
+    columns = tuple(plan.input_columns[name] for name in inputs)
+    return Program(np.array(codes, dtype=np.int64), names, inputs, dense, sizes, copied, columns)
 
 
 def run(made: Program, values: np.ndarray, inputs: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...] | None:
@@ -105,7 +107,7 @@ def run(made: Program, values: np.ndarray, inputs: tuple[np.ndarray, ...]) -> tu
         return None
     if bad >= 0:
         name = made.inputs[bad]
-        check_finite(inputs[bad], "input", name)  # raises, counting them
+        check_finite(inputs[bad], "input", name, made.columns[bad])  # raises, counting them
         raise ShapeError(f"input {name!r} contains NaN or inf")
     return outs
 

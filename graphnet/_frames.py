@@ -13,6 +13,7 @@ imports them and plain arrays pay one type check.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Mapping
 
 import numpy as np
@@ -84,7 +85,8 @@ def bind(frame, bindings: Mapping[str, tuple[str, ...]], role: str) -> dict[str,
     ShapeError
         Naming every missing column and the nodes that need them.
     """
-    have = set(column_names(frame))
+    every = column_names(frame)
+    have = set(every)
     missing: dict[str, list[str]] = {}
     for name, columns in bindings.items():
         for column in columns:
@@ -93,7 +95,14 @@ def bind(frame, bindings: Mapping[str, tuple[str, ...]], role: str) -> dict[str,
     if missing:
         needs = "; ".join(f"{c!r} (for {role} {', '.join(repr(n) for n in names)})"
                           for c, names in list(missing.items())[:10])
-        raise ShapeError(f"the frame has no column {needs}; its columns: {preview(column_names(frame))}")
+        raise ShapeError(f"the frame has no column {needs}; its columns: {preview(every)}")
+    if len(have) != len(every):  # pandas allows a name twice: which column is meant is unknowable
+        counts = collections.Counter(every)
+        twice = {(c, name) for name, columns in bindings.items() for c in columns if counts[c] > 1}
+        if twice:
+            c, name = min(twice)
+            raise ShapeError(f"the frame has {counts[c]} columns named {c!r} (for {role} {name!r}); "
+                             "give each column its own name")
     out = {}
     for name, columns in bindings.items():
         parts = [values(frame[c]) for c in columns]

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._data import check_finite, common_rows, features
+from ._data import common_rows, features
+from ._validation import check_finite
 from .inference import Tally, tally_arrays
 
 if TYPE_CHECKING:

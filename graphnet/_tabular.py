@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = [
     "check_missing",
     "check_statistics",
     "Vocabulary",
+    "is_missing",
     "missing_mask",
     "as_float_columns",
     "plain",
@@ -133,18 +135,29 @@ def check_statistics(values, width: int, where: str, what: str, positive: bool =
     return array
 
 
+def is_missing(value) -> bool:
+    """Whether one value is missing: None, NaN, NaT or pandas' NA (whose
+    comparisons give NA, not a bool, so it is asked for by identity)."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return False
+    pandas = sys.modules.get("pandas")  # only a frame or a pandas array can hold its NA
+    if pandas is not None and value is pandas.NA:
+        return True
+    unequal = value != value
+    return isinstance(unequal, (bool, np.bool_)) and bool(unequal)
+
+
 def missing_mask(values: np.ndarray) -> np.ndarray:
-    """Where a 1-D array of category values is missing: None, NaN, NaT and
-    pandas' NA (all of which are "not equal to themselves" or None)."""
+    """Where a 1-D array of category values is missing (see :func:`is_missing`)."""
     if values.dtype.kind == "f":
         return np.isnan(values)
     if values.dtype.kind in "mM":
         return np.isnat(values)
     if values.dtype.kind != "O":
         return np.zeros(values.shape, bool)
-    mask = np.fromiter((v is None or v != v if not isinstance(v, str) else False for v in values),
-                       bool, count=len(values))
-    return mask
+    return np.fromiter(map(is_missing, values), bool, count=len(values))
 
 
 class Vocabulary:
@@ -255,7 +268,7 @@ def as_float_columns(raw, width: int, where: str, columns: tuple[str, ...] | Non
         out = np.empty(array.shape, np.float64)
         for j in range(width):
             for i, value in enumerate(array[:, j]):
-                if value is None or (not isinstance(value, str) and value != value):
+                if is_missing(value):
                     out[i, j] = np.nan
                 elif isinstance(value, (numbers.Real, np.bool_)) and not isinstance(value, str):
                     out[i, j] = float(value)

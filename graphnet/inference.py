@@ -22,12 +22,11 @@ from . import _compiled_forward
 from . import metrics as metrics_module
 from ._compiled_forward import SMALL_ROWS
 from ._locks import read_optimistically
-from ._validation import check_int
+from ._validation import check_finite, check_int
 from ._data import (
     as_inputs,
     as_targets,
     as_weights,
-    check_finite,
     common_rows,
     entering,
     plain_features,
@@ -230,7 +229,7 @@ def _activations_in_chunks(plan, arrays: dict, codes, rows: int, chunk: int, nam
                     inputs[name] = send(array[start:stop])
                     continue
                 part = np.ascontiguousarray(array[start:stop], dtype=plan.dtype)
-                check_finite(part, "input", name)
+                check_finite(part, "input", name, plan.input_columns[name])
                 inputs[name] = send(part)
             for name, slot in dense:
                 ws.bind_output(slot, results[name][start:stop])
@@ -258,7 +257,7 @@ def _outputs_of_one_array(plan, x: np.ndarray) -> dict:
     outs = None if made is None else _compiled_forward.run(made, plan.store.values, (part,))
     if outs is not None:  # one compiled call, where the plan allows it
         return dict(zip(plan.output_names, outs))
-    check_finite(part, "input", name)
+    check_finite(part, "input", name, plan.input_columns[name])
     ws, xp, sizes = plan.predict_workspace(rows), plan.xp, plan.sizes
     results = {}
     for output, slot in plan.outputs:

@@ -128,6 +128,12 @@ class Input(Node):
         return self._settings.categories is not None
 
     @property
+    def column_names(self) -> tuple[str, ...] | None:
+        """What its data's columns are called in messages: the columns it
+        reads, or its own name when it has one column; None otherwise."""
+        return self.columns or ((self.name,) if self.size == 1 else None)
+
+    @property
     def mean(self) -> np.ndarray | None:
         """Adapted per-column means (float64), or None."""
         return None if self._settings.mean is None else self._settings.mean.copy()

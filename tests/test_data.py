@@ -115,7 +115,7 @@ def test_predict_and_fit_still_refuse_non_finite_inputs(bad):
 
 def test_huge_but_finite_inputs_are_not_refused(recwarn):
     """Row sums that overflow only trigger the exact check, which passes quietly."""
-    from graphnet._data import check_finite
+    from graphnet._validation import check_finite
 
     check_finite(np.full((5, 4), 3e38, np.float32), "input", "x")
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

@@ -246,6 +246,61 @@ def test_nan_with_missing_error_names_the_column_and_rows(rng):
         g.fit(df, df, epochs=1, verbose=0)
 
 
+def test_nan_in_a_plain_input_names_its_columns_and_rows():
+    g = gn.Graph(seed=0)
+    g.add_input("x", columns=["alpha", "beta"])
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    for rows in (3, 30):  # the one-call path and the chunked one
+        df = pd.DataFrame({"alpha": [1.0, np.nan, np.nan] * (rows // 3), "beta": [1.0, 2.0, np.inf] * (rows // 3)})
+        n = 2 * rows // 3
+        with pytest.raises(gn.ShapeError, match=rf"input 'x' contains {n + rows // 3} NaN or inf value\(s\), in columns "
+                                                rf"'alpha' \({n} rows\), 'beta' \({rows // 3} rows?\).*missing='mean'"):
+            g.predict(df)
+    with pytest.raises(gn.ShapeError, match=r"in column 'beta' \(1 row\)"):  # an array in the input's columns
+        g.fit(np.array([[1.0, np.nan]]), np.ones((1, 1)), verbose=0)
+    plain = gn.Graph()
+    plain.add_input("x", 2)
+    plain.add_output("y", 1)
+    plain.connect("x", "y")
+    with pytest.raises(gn.ShapeError, match=r"in column 1 \(1 row\)"):  # no names: the column's index
+        plain.fit(np.array([[1.0, np.nan]]), np.ones((1, 1)), verbose=0)
+
+
+def test_pandas_na_is_missing_like_none(rng):
+    g = gn.Graph(seed=0)
+    g.add_input("c", categories=["a", "b"])
+    g.add_input("x", missing="mean")
+    g.add_output("y", 2, activation="softmax", loss="categorical_crossentropy", classes=["p", "q"])
+    g.connect(["c", "x"], "y")
+    with_none = pd.DataFrame({"c": ["a", None, "b"], "x": [1.0, np.nan, 3.0]})
+    g.adapt(with_none)
+    expected = g.predict(with_none)
+    for c in (pd.array(["a", pd.NA, "b"], dtype="string"), pd.Series(["a", pd.NA, "b"], dtype=object)):
+        for x in (pd.Series([1.0, pd.NA, 3.0], dtype=object), pd.array([1.0, None, 3.0], dtype="Float64")):
+            np.testing.assert_array_equal(g.predict(pd.DataFrame({"c": c, "x": x})), expected)
+    learnt = gn.Graph()
+    learnt.add_input("c", categories="adapt")
+    learnt.add_output("y", 1)
+    learnt.connect("c", "y")
+    learnt.adapt(pd.DataFrame({"c": pd.array(["b", pd.NA, "a"], dtype="string")}))
+    assert learnt.nodes["c"].categories == ("a", "b")
+    targets = pd.DataFrame({"y": pd.array(["p", pd.NA, "q"], dtype="string")})
+    with pytest.raises(gn.ShapeError, match=r"not among its classes.*<NA>"):
+        g.train_step(with_none, targets)
+
+
+def test_a_column_name_twice_is_a_shape_error_naming_it():
+    g = gn.Graph()
+    g.add_input("a")
+    g.add_output("y", 1)
+    g.connect("a", "y")
+    with pytest.raises(gn.ShapeError, match=r"2 columns named 'a' \(for input 'a'\)"):
+        g.predict(pd.DataFrame([[1.0, 2.0]], columns=["a", "a"]))
+    twice_unused = pd.DataFrame([[1.0, 2.0, 3.0]], columns=["a", "b", "b"])
+    np.testing.assert_array_equal(g.predict(twice_unused), g.predict(pd.DataFrame({"a": [1.0]})))
+
+
 def test_predicting_before_adapt_says_to_adapt(rng):
     g = tabular_graph()
     with pytest.raises(gn.GraphError, match=r"adapt"):
