@@ -2,8 +2,12 @@
 
 * A categorical input takes its column raw, ``(batch, 1)``: strings
   (``tensor(string)``) or integers (``tensor(int64)``). ``ai.onnx.ml``'s
-  ``LabelEncoder`` maps each value to its code (0 for anything unknown),
-  and every synapse from the input is a ``Gather`` of its table's rows.
+  ``LabelEncoder`` maps each value to its code (0 for anything that is not
+  a category), and every synapse from the input is a ``Gather`` of its
+  table's rows. A string or int64 tensor has no missing value, so a
+  missing one is fed as a value that is not a category: the input's
+  :func:`missing_value`, chosen per input so that it never is one, and
+  written in the model's ``metadata_props`` as ``graphnet.missing.<input>``.
 * A numeric input takes its columns raw, ``(batch, width)`` in the graph's
   float type, NaN for missing values: ``IsNaN`` and ``Where`` put the
   adapted mean in their place (``missing="mean"``/``"indicator"``), ``Sub``
@@ -23,18 +27,21 @@ import numpy as np
 
 from .. import _frames
 from .._data import named
-from .._tabular import missing_mask
-from .._transforms import source
+from .._transforms import source, transform_input
 from ..errors import GraphError
 from ..nodes import Input
 
 if TYPE_CHECKING:
     from ..graph import Graph
 
-__all__ = ["ML_OPSET", "write_input", "input_type", "onnx_feed"]
+__all__ = ["ML_OPSET", "MISSING_KEY", "write_input", "input_type", "missing_value", "missing_metadata",
+           "onnx_feed"]
 
 #: ``LabelEncoder`` with ``default_int64`` and ``keys_strings``/``keys_int64s``.
 ML_OPSET = 2
+#: The ``metadata_props`` key, before the input's name, of a categorical input's missing value.
+MISSING_KEY = "graphnet.missing."
+_INT64 = np.iinfo(np.int64)
 
 
 def input_type(node: Input, elem: int, tensor_proto) -> int:
@@ -42,6 +49,44 @@ def input_type(node: Input, elem: int, tensor_proto) -> int:
     if not node.categorical:
         return elem
     return tensor_proto.STRING if isinstance(node.categories[0], str) else tensor_proto.INT64
+
+
+def missing_value(node: Input) -> str | int:
+    """What stands for a missing value in the ONNX feed of categorical input
+    ``node``: a value that is not one of its categories, so that the model
+    gives it code 0 as graphnet does.
+
+    For string categories it is ``""``, or when ``""`` is a category the
+    first of ``"<missing>"``, ``"<missing 2>"``, ... that is not one. For
+    integer categories it is -1, or when -1 is a category one below the
+    smallest category (one above the largest where the smallest is int64's
+    minimum; the first gap between them where both ends of int64 are taken).
+    It depends on the categories only, so :func:`onnx_feed` and the model's
+    ``metadata_props`` always agree.
+    """
+    categories = node.categories
+    if isinstance(categories[0], str):
+        taken = set(categories)
+        if "" not in taken:
+            return ""
+        return next(value for value in ("<missing>", *(f"<missing {i}>" for i in range(2, len(taken) + 2)))
+                    if value not in taken)
+    if -1 not in categories:
+        return -1
+    keys = np.unique(np.array(categories, np.int64))
+    if keys[0] > _INT64.min:
+        return int(keys[0]) - 1
+    if keys[-1] < _INT64.max:
+        return int(keys[-1]) + 1
+    gap = int(np.flatnonzero(keys[1:] != keys[:-1] + 1)[0])  # fewer than 2**64 keys leave one
+    return int(keys[gap]) + 1
+
+
+def missing_metadata(graph: Graph) -> dict[str, str]:
+    """The model's ``metadata_props`` naming each categorical input's missing
+    value (:func:`missing_value`, as text), keyed ``graphnet.missing.<input>``."""
+    return {MISSING_KEY + name: str(missing_value(graph.nodes[name]))
+            for name in graph.inputs if graph.nodes[name].categorical}
 
 
 def write_input(writer, node: Input) -> str:
@@ -82,28 +127,52 @@ def write_input(writer, node: Input) -> str:
 def onnx_feed(graph: Graph, data) -> dict[str, np.ndarray]:
     """The arrays onnxruntime takes for :func:`~graphnet.interop.onnx_export.to_onnx`'s
     model of ``graph``, from the data ``graph.predict`` takes (a frame, a
-    dict of columns, an array): numbers in the graph's dtype with NaN for
-    missing values, category strings with ``""`` for missing ones, integer
-    categories as int64 with -1 for missing ones (unknown, code 0, unless -1
-    is a category).
+    dict of columns, an array), so that the model's outputs are
+    ``graph.predict``'s.
+
+    A numeric input gets its columns in the graph's dtype, NaN for missing
+    values. A categorical input gets one column ``(n, 1)`` of strings
+    (object) or int64: each value that ``graph.predict`` finds among the
+    categories as that category, and every other one (missing or unknown)
+    as the input's :func:`missing_value`, which is never a category and so
+    has code 0 in the model, as in graphnet. Feeding onnxruntime by hand,
+    give a missing value as the model's ``metadata_props`` entry
+    ``graphnet.missing.<input>`` says (its text, as an integer for integer
+    categories): ``""`` or -1 unless that is a category.
 
     Raises
     ------
+    GraphError
+        For an input never adapted (as ``predict``).
     ShapeError
         For data that does not fit the graph (as ``predict``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import graphnet as gn
+    >>> g = gn.Graph(seed=0)
+    >>> _ = g.add_input("c", categories=["", "a"])
+    >>> _ = g.add_output("y", 2)
+    >>> _ = g.connect("c", "y")
+    >>> gn.interop.onnx_feed(g, pd.DataFrame({"c": ["", None, "a", "b"]}))["c"].ravel().tolist()
+    ['', '<missing>', 'a', '<missing>']
     """
     feed = {}
     for name, value in named(source(graph, data, "input"), graph.inputs, "input").items():
         node = graph.nodes[name]
         value = _frames.values(value) if _frames.is_series(value) else np.asarray(value)
         if node.categorical:
-            column = value.reshape(-1)
-            missing = missing_mask(column)
-            if isinstance(node.categories[0], str):
-                column = np.where(missing, "", column).astype(str).astype(object)
-            else:
-                column = np.where(missing, -1, column).astype(np.int64)
-            feed[name] = column.reshape(-1, 1)
+            feed[name] = _category_column(node, value)
         else:
             feed[name] = np.asarray(value, dtype=graph.dtype).reshape(len(value), -1)
     return feed
+
+
+def _category_column(node: Input, value: np.ndarray) -> np.ndarray:
+    """A categorical input's feed ``(n, 1)``: the category graphnet finds for
+    each row, :func:`missing_value` where it finds none."""
+    codes = transform_input(node, value, np.float64)
+    text = isinstance(node.categories[0], str)
+    table = np.array([missing_value(node), *node.categories], dtype=object if text else np.int64)
+    return table[codes].reshape(-1, 1)

@@ -5,8 +5,10 @@ the nodes are, each of shape ``(batch, size)`` with a symbolic batch
 dimension; an input that transforms its data takes it raw, ``(batch,
 width)``, and the transform is written in ONNX (see
 :mod:`graphnet.interop._onnx_tabular`: category strings through
-``ai.onnx.ml`` LabelEncoder, embeddings as ``Gather``). A dense node becomes ``Gemm`` (one source) or ``MatMul``s summed
-with ``Add`` (several sources), then its activation. Weights are stored as
+``ai.onnx.ml`` LabelEncoder, embeddings as ``Gather``; the value that
+stands for a missing category is in ``metadata_props``). A dense node
+becomes ``Gemm`` (one source) or ``MatMul``s summed with ``Add`` (several
+sources), then its activation. Weights are stored as
 initializers named like ``Graph.get_weights()`` keys; every tensor a node
 computes is named after the node.
 
@@ -140,6 +142,7 @@ def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     model = helper.make_model(proto, opset_imports=opsets, producer_name="graphnet",
                               producer_version=__version__)
     model.ir_version = helper.find_min_ir_version_for(opsets)  # readable by older runtimes
+    helper.set_model_props(model, _onnx_tabular.missing_metadata(graph))
     onnx.checker.check_model(model, full_check=True)
     data = model.SerializeToString()
     atomic_write(path, lambda handle: handle.write(data))

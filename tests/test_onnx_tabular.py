@@ -1,0 +1,108 @@
+"""Categorical inputs in ONNX (SPEC section 15): whatever the categories, a
+missing value fed by ``onnx_feed`` (or by hand, as the model's
+``metadata_props`` says) gets code 0 in onnxruntime, as in ``predict``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+from graphnet.interop import onnx_feed
+from graphnet.interop._onnx_tabular import MISSING_KEY, missing_value
+
+pd = pytest.importorskip("pandas")
+ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+
+LOW, HIGH = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+
+
+def category_graph(categories):
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("c", categories=categories)
+    g.add_output("y", 3)
+    g.connect("c", "y")
+    return g
+
+
+def session(g, path):
+    model = g.to_onnx(path)
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]), model
+
+
+# categories, a column with categories, missing and unknown rows, and which rows are missing
+CASES = {
+    "empty string a category": (["", "a", "b"], np.array(["", None, "a", "zz", np.nan, "b"], dtype=object),
+                                [1, 4]),
+    "the fallback string a category too": (["", "<missing>", "a"],
+                                           np.array(["<missing>", None, "", "q"], dtype=object), [1]),
+    "-1 a category, NaN in floats": ([-1, 0, 1], np.array([-1.0, np.nan, 0.0, 5.0, 1.0, np.nan]), [1, 5]),
+    "-1 a category, None in objects": ([-1, 0, 1], np.array([None, -1, 1, 42], dtype=object), [0]),
+    "-1 and int64's ends categories": ([LOW, -1, 3, HIGH], np.array([LOW, None, HIGH, -1, 3, 7], dtype=object),
+                                       [1]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_missing_rows_predict_alike_in_onnxruntime_whatever_the_categories(tmp_path, case):
+    categories, column, missing = CASES[case]
+    g = category_graph(categories)
+    frame = pd.DataFrame({"c": column})
+    expected = g.predict(frame)
+    unknown = g.predict(pd.DataFrame({"c": [None]}))[0]
+    assert np.allclose(expected[missing], unknown)  # missing rows take code 0 in graphnet...
+    first = next(i for i in range(len(column)) if i not in missing)
+    assert not np.allclose(expected[first], unknown)  # ...which a category's row does not
+
+    run, _ = session(g, tmp_path / "c.onnx")
+    got = run.run(None, onnx_feed(g, frame))[0]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_model_names_the_missing_value_for_feeding_by_hand(tmp_path, case):
+    categories, column, missing = CASES[case]
+    g = category_graph(categories)
+    run, model = session(g, tmp_path / "c.onnx")
+    text = {p.key: p.value for p in model.metadata_props}[MISSING_KEY + "c"]
+    assert run.get_modelmeta().custom_metadata_map[MISSING_KEY + "c"] == text
+    feed = onnx_feed(g, pd.DataFrame({"c": column}))["c"].ravel()
+    assert [str(feed[i]) for i in missing] == [text] * len(missing)
+
+    by_hand = np.array([text, categories[0], categories[-1]], dtype=object)
+    if not isinstance(categories[0], str):
+        by_hand = by_hand.astype(np.int64)
+    got = run.run(None, {"c": by_hand.reshape(-1, 1)})[0]
+    expected = g.predict(pd.DataFrame({"c": np.array([None, categories[0], categories[-1]], dtype=object)}))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+
+
+def test_a_fraction_is_unknown_in_onnxruntime_as_in_predict(tmp_path):
+    g = category_graph([0, 1, 2])
+    frame = pd.DataFrame({"c": [0.5, 1.0, 2.9, np.nan]})  # 0.5 and 2.9 are no category (not 0 and 2)
+    run, _ = session(g, tmp_path / "c.onnx")
+    np.testing.assert_allclose(run.run(None, onnx_feed(g, frame))[0], g.predict(frame), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("categories, expected", [
+    (["a", "b"], ""),
+    (["", "a"], "<missing>"),
+    (["<missing>", "", "<missing 2>"], "<missing 3>"),
+    ([0, 5], -1),
+    ([-1, 0, 1], -2),
+    ([LOW, -1], 0),
+    ([LOW, -1, 0, HIGH], LOW + 1),
+    ([LOW, LOW + 1, -1, HIGH], LOW + 2),
+    ([LOW, -1, HIGH - 1, HIGH], LOW + 1),
+])
+def test_the_missing_value_is_never_a_category(categories, expected):
+    g = category_graph(categories)
+    value = missing_value(g.nodes["c"])
+    assert value == expected and value not in categories
+
+
+def test_an_input_never_adapted_is_refused_as_by_predict():
+    g = category_graph("adapt")
+    with pytest.raises(gn.GraphError, match="adapt"):
+        onnx_feed(g, pd.DataFrame({"c": ["a"]}))
