@@ -41,6 +41,7 @@ CASES = {
     "-1 a category, None in objects": ([-1, 0, 1], np.array([None, -1, 1, 42], dtype=object), [0]),
     "-1 and int64's ends categories": ([LOW, -1, 3, HIGH], np.array([LOW, None, HIGH, -1, 3, 7], dtype=object),
                                        [1]),
+    "pandas' NA in a string column": (["", "a"], pd.array(["a", pd.NA, "", "q"], dtype="string"), [1]),
 }
 
 
