@@ -32,6 +32,7 @@ from . import optimizers as optimizers_module
 from ._lazy_init import LazyInit
 from ._locks import ReadWriteLock
 from ._locks import edit as _edit
+from ._parameters import new_token
 from ._text import format_cycle, preview, shown
 from ._validation import check_allocation, check_text, is_dtype, is_int
 from .errors import CycleError, GraphError, NotFoundError
@@ -117,6 +118,8 @@ class Network(Structure):
         self.device_rng = None
         self._lazy = LazyInit()
         self._optimizer = None
+        #: A number of its own that its copies (deepcopy, pickle) keep: whose parameters optimizer state names.
+        self.lineage = new_token()
         self._compiled = {}
         self._compile_lock = threading.Lock()
         self.default_metrics = None
@@ -211,6 +214,8 @@ class Network(Structure):
             if not dense or old.bias_fixed:
                 node.fix_bias()
             self._adopt_bias(node, old.parameter_array if dense else node.parameter_array)
+            if dense:  # the same bias: the same parameter, with its optimizer state
+                node.parameter_token = old.parameter_token
             self._lazy.retarget(name, initializers.default_for(node.activation, output=isinstance(node, Output)))
         old.detach()
         node.attach(self)
