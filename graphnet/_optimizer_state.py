@@ -9,6 +9,14 @@ each. What they share lives here:
   :meth:`Optimizer.bind` carries the state of every parameter that still
   exists over to a new layout when the graph is edited; a parameter that
   joins later counts its own steps (as PyTorch's per-parameter step).
+* **State follows parameters, not names.** A parameter is its owner's
+  ``parameter_token`` (:mod:`graphnet._parameters`), which copies and pickles
+  keep: a synapse or node removed and made again under the same key and
+  size is a new parameter and starts from zero state, as PyTorch's and
+  Keras's optimizers key their state by the variable itself. State handed
+  to another graph (a copy of the optimizer, a loaded file) goes to that
+  graph's parameters of the same key and size, when it is handed over
+  (:meth:`Optimizer.claim`).
 * **Propose, check, commit.** :meth:`Optimizer.propose` computes the update
   ``u`` and the state that would follow into buffers of its own, touching
   neither the parameters nor the current state; the trainer checks ``u``
@@ -82,6 +90,12 @@ class Optimizer:
         #: The iteration count at which a parameter's state started, for the
         #: ones that joined after the first update (a graph edited mid-training).
         self._born: dict[str, int] = {}
+        #: The ``parameter_token`` of each entry of the layout: which parameter
+        #: the state belongs to (None: no parameter now, the state is dropped at
+        #: the next bind); None as a whole while unknown (bound by key alone).
+        self._tokens: tuple[int | None, ...] | None = None
+        #: The ``lineage`` of the graph whose parameters the tokens name.
+        self._lineage: int | None = None
         self._runs: tuple[tuple[int, int, int], ...] | None = None
         #: The gradient of a proposal whose new state is not stored but made
         #: at commit (:meth:`commit_in_place`); None for a stored proposal.
@@ -103,23 +117,29 @@ class Optimizer:
         return lr if isinstance(lr, float) else float(lr(self.iterations))
 
     # -- state follows the parameter layout ---------------------------------
-    def bind(self, layout: Layout, dtype: np.dtype, backend=CPU) -> None:
+    def bind(self, layout: Layout, dtype: np.dtype, backend=CPU, tokens: tuple[int, ...] | None = None) -> None:
         """Prepare state for a flat parameter vector with this ``layout``, on
         ``backend`` (:mod:`graphnet.backend`; the state moves there if it was
         elsewhere).
 
-        State of parameters present in both the old and the new layout is
-        kept; new parameters start from zero state.
+        ``tokens`` says which parameter each entry of ``layout`` is (the
+        store's :attr:`~graphnet._parameters.ParameterStore.tokens`). State of
+        parameters present in both the old and the new layout is kept: the
+        same key and size and, where both layouts say, the same token. New
+        parameters, resized ones, and ones made anew under an old key start
+        from zero state with a step count of their own.
         """
         dtype = np.dtype(dtype)
+        tokens = None if tokens is None else tuple(tokens)
         if backend is not self._backend:
             self.to(backend)
-        if layout == self._layout and self._scratch is not None and self._scratch.dtype == dtype:
+        if (layout == self._layout and (tokens is None or tokens == self._tokens)
+                and self._scratch is not None and self._scratch.dtype == dtype):
             return
         xp = backend.xp
         size = sum(n for _, n in layout)
         old_offsets = _offsets(self._layout) if self._layout is not None else {}
-        kept = {key for key, n in layout if key in old_offsets and old_offsets[key][1] == n}
+        kept = _kept(self._layout, self._tokens, layout, tokens)
         # A parameter that joins now starts its own count (as PyTorch's per-parameter step).
         self._born = {key: self._born.get(key, 0) if key in kept else self.iterations
                       for key, _ in layout}
@@ -136,6 +156,7 @@ class Optimizer:
             new_slots[slot] = new
         if self._layout is not None:
             logger.debug("%s: state carried over to a new layout of %d parameters", self.name, size)
+        self._tokens = tokens
         self._install(layout, new_slots, dtype)
 
     def _install(self, layout: Layout, slots: dict[str, np.ndarray], dtype: np.dtype) -> None:
@@ -283,14 +304,32 @@ class Optimizer:
         return {"name": self.name, "lr": lr, "clipnorm": self.clipnorm}
 
     def get_state(self) -> dict[str, Any]:
-        """Iteration count, layout and flat slot arrays (numpy, for saving)."""
+        """Iteration count, layout, flat slot arrays (numpy, for saving), and
+        which parameters of which graph the state belongs to (``tokens``,
+        ``lineage``; model files leave them out)."""
         copy = self._backend.host_copy
         return {
             "iterations": self.iterations,
             "layout": [list(item) for item in (self._layout or ())],
             "slots": {k: copy(v) for k, v in self.slots.items()},
             "born": dict(self._born),
+            "tokens": None if self._tokens is None else list(self._tokens),
+            "lineage": self._lineage,
         }
+
+    def held_for(self, graph) -> tuple[int | None, ...]:
+        """Per entry of the layout the state follows, the ``parameter_token``
+        of the parameter of ``graph`` it belongs to now, or None where
+        ``graph`` no longer has that parameter (removed, resized, or made
+        anew under the same key). For another graph's state, or state known
+        by key alone, a parameter of the same key and size."""
+        now = graph.parameter_tokens()
+        known = self._tokens is not None and self._lineage == graph.lineage
+        held = []
+        for i, (key, n) in enumerate(self._layout or ()):
+            token, size = now.get(key, (None, None))
+            held.append(token if size == n and (not known or self._tokens[i] == token) else None)
+        return tuple(held)
 
     def restore_pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(current, previous)`` state after :meth:`commit`: what a refused
@@ -318,15 +357,29 @@ class Optimizer:
                     f"{self.name}: state slot {slot!r} should have shape ({size},), "
                     f"got {np.shape(value)}"
                 )
+        tokens = state.get("tokens")
+        if tokens is not None and len(tokens) != len(layout):
+            raise GraphError(
+                f"{self.name}: expected one parameter token per entry of the layout ({len(layout)}), "
+                f"got {len(tokens)}"
+            )
         self.iterations = int(state["iterations"])
         keys = {key for key, _ in layout}
         self._born = {str(k): int(v) for k, v in state.get("born", {}).items() if k in keys and int(v)}
+        self._tokens = None if tokens is None else tuple(tokens)
+        self._lineage = state.get("lineage")
         to_device = self._backend.to_device
         self._install(layout, {k: to_device(np.array(v, dtype=dtype)) for k, v in slots.items()}, np.dtype(dtype))
 
     # -- ownership: one optimizer trains one graph ---------------------------
     def claim(self, graph) -> None:
-        """Become ``graph``'s optimizer; refused while another live graph has it."""
+        """Become ``graph``'s optimizer; refused while another live graph has it.
+
+        State that names another graph's parameters (a copy of another
+        graph's optimizer, a loaded file) or none (bound by key alone) goes
+        to ``graph``'s parameters of the same key and size now: an edit made
+        after this starts a new parameter afresh, as it would have before.
+        """
         owner = None if self._owner is None else self._owner()
         if owner is not None and owner is not graph:
             raise GraphError(
@@ -335,6 +388,9 @@ class Optimizer:
                 f"(gn.optimizers.get({self.get_config()!r}), or copy.deepcopy(optimizer) to "
                 "start from the same state)"
             )
+        if self._lineage != graph.lineage or self._tokens is None:
+            self._tokens = self.held_for(graph) if self._layout is not None else None
+            self._lineage = graph.lineage
         self._owner = weakref.ref(graph)
 
     def release(self) -> None:
@@ -399,6 +455,25 @@ def _offsets(layout: Layout) -> dict[str, tuple[int, int]]:
         offsets[key] = (start, n)
         start += n
     return offsets
+
+
+def _kept(old: Layout | None, old_tokens, new: Layout, new_tokens) -> set[str]:
+    """The keys of ``new`` whose state the ``old`` layout holds: the same key
+    and size and, when both give tokens, the same parameter (an old token of
+    None is a parameter gone)."""
+    if old is None:
+        return set()
+    offsets = _offsets(old)
+    before = dict(zip((key for key, _ in old), old_tokens)) if old_tokens is not None else None
+    now = dict(zip((key for key, _ in new), new_tokens)) if new_tokens is not None else None
+    kept = set()
+    for key, n in new:
+        if key not in offsets or offsets[key][1] != n:
+            continue
+        if before is not None and (before[key] is None or (now is not None and before[key] != now[key])):
+            continue
+        kept.add(key)
+    return kept
 
 
 def _views(slots: dict[str, np.ndarray], part: slice) -> dict[str, np.ndarray]:

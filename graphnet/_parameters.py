@@ -6,6 +6,14 @@ Keys
     the only place that writes the format; nothing parses it back: code that
     needs to know what a key is asks for its :class:`ParameterRecord`.
 
+Tokens
+    Each parameter owner (a synapse, a dense node) holds a
+    ``parameter_token`` from :func:`new_token`: which parameter it is.
+    Copies and pickles keep it, and so does ``Graph.replace`` (the new node
+    takes over the old one's bias); a synapse or node removed and made
+    again under the same key is a new parameter with a new token, so the
+    optimizer's state, which follows the tokens, starts afresh for it.
+
 Buffers
     Each synapse's ``weight`` and each dense node's ``bias`` becomes a view
     into :attr:`ParameterStore.values`; the backward pass writes straight
@@ -24,6 +32,8 @@ import functools
 import itertools
 import math
 import operator
+import os
+import secrets
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -31,7 +41,7 @@ import numpy as np
 
 from .backend import CPU
 
-__all__ = ["WEIGHT", "BIAS", "Layout", "weight_key", "bias_key", "ParameterRecord", "ParameterStore"]
+__all__ = ["WEIGHT", "BIAS", "Layout", "weight_key", "bias_key", "new_token", "ParameterRecord", "ParameterStore"]
 
 WEIGHT = "weight"
 BIAS = "bias"
@@ -48,6 +58,31 @@ def weight_key(src: str, dst: str) -> str:
 def bias_key(node: str) -> str:
     """The key of ``node``'s bias."""
     return f"{node}.{BIAS}"
+
+
+def _counter() -> itertools.count:
+    # A random start: tokens made in different processes (a graph unpickled
+    # where new synapses are then made) do not meet.
+    return itertools.count(secrets.randbits(64) << 32)
+
+
+_tokens = _counter()
+
+
+def _restart_tokens() -> None:
+    """A forked child must not repeat its parent's next tokens."""
+    global _tokens
+    _tokens = _counter()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_restart_tokens)
+
+
+def new_token() -> int:
+    """A number no other parameter (or graph) has: what a new parameter owner
+    holds as its ``parameter_token`` and a new graph as its lineage."""
+    return next(_tokens)
 
 
 class ParameterRecord(NamedTuple):
@@ -79,8 +114,9 @@ class ParameterStore:
     owners : sequence of parameter owners
         The Synapses and dense nodes holding the arrays, in the order the
         forward pass meets them. An owner has ``parameter_array``,
-        ``bind_parameter``, ``parameter_key``, ``parameter_record()`` and
-        ``trainable``. Trainable parameters are moved to the front (stably).
+        ``bind_parameter``, ``parameter_key``, ``parameter_token``,
+        ``parameter_record()`` and ``trainable``. Trainable parameters are
+        moved to the front (stably).
     dtype : numpy dtype
     backend : Backend, optional
         Where the buffers live (:mod:`graphnet.backend`); the CPU by default.
@@ -125,6 +161,8 @@ class ParameterStore:
         k = self.num_trainable_params
         #: ``(key, size)`` of every trainable parameter, in buffer order (what the optimizer's state follows).
         self.layout: Layout = tuple(zip(map(_KEY, owners[:k]), sizes[:k]))
+        #: The ``parameter_token`` of each entry of :attr:`layout`: which parameter it is.
+        self.tokens: tuple[int, ...] = tuple(map(_TOKEN, owners[:k]))
         #: The value and gradient views in the order the owners were given (what
         #: the plan walks), and where each starts in the buffers.
         self.values_as_given: list = views
@@ -188,6 +226,7 @@ class ParameterStore:
 _TRAINABLE = operator.attrgetter("trainable")
 _ARRAY = operator.attrgetter("parameter_array")
 _KEY = operator.attrgetter("parameter_key")
+_TOKEN = operator.attrgetter("parameter_token")
 _SHAPE = operator.attrgetter("shape")
 _SIZE = operator.attrgetter("size")
 

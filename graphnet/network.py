@@ -32,6 +32,7 @@ from . import optimizers as optimizers_module
 from ._lazy_init import LazyInit
 from ._locks import ReadWriteLock
 from ._locks import edit as _edit
+from ._parameters import new_token
 from ._text import format_cycle, shown
 from ._validation import check_allocation, check_text, is_dtype, is_int
 from .errors import CycleError, GraphError, NotFoundError
@@ -117,6 +118,7 @@ class Network(Structure):
         self.device_rng = None
         self._lazy = LazyInit()
         self._optimizer = None
+        self.lineage = new_token()  #: its own number, kept by copies: whose parameters optimizer state names
         self._compiled = {}
         self._compile_lock = threading.Lock()
         self.default_metrics = None
@@ -211,6 +213,8 @@ class Network(Structure):
             if not dense or old.bias_fixed:
                 node.fix_bias()
             self._adopt_bias(node, old.parameter_array if dense else node.parameter_array)
+            if dense:  # the same bias: the same parameter, with its optimizer state
+                node.parameter_token = old.parameter_token
             self._lazy.retarget(name, initializers.default_for(node.activation, output=isinstance(node, Output)))
         old.detach()
         node.attach(self)
@@ -472,19 +476,14 @@ class Network(Structure):
     # --------------------------------------------------------------- pickling
     def __getstate__(self) -> dict[str, Any]:
         """Everything but what is compiled from the structure and the locks,
-        which are rebuilt on demand.
-
-        Pickling exists for ``copy.deepcopy`` and for scikit-learn users who
-        ``joblib.dump`` a fitted estimator; graphnet's own model files never
-        unpickle. Weights, optimizer state and the random streams are kept, so
-        an unpickled graph predicts identically and trains on from where it was.
-
-        What still waits for its fan-in is drawn first (the same values as a
-        later draw), and under the draw lock: a copy taken while another
-        thread draws (a dask worker sending the graph it runs) would hold
-        synapses that are neither drawn nor waiting.
-        """
-        self.materialize(partial=True)  # what waits for a vocabulary goes on waiting in the copy
+        which are rebuilt on demand. Pickling exists for ``copy.deepcopy`` and
+        for scikit-learn users who ``joblib.dump`` a fitted estimator (graphnet's
+        own model files never unpickle): an unpickled graph predicts identically
+        and trains on from where it was. What waits for its fan-in is drawn
+        first, under the draw lock (a copy taken while another thread draws
+        would hold synapses neither drawn nor waiting); what waits for a
+        vocabulary goes on waiting in the copy."""
+        self.materialize(partial=True)
         with self._lazy.lock:
             state = self.__dict__.copy()
         state["_compiled"] = {}

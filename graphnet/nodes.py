@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _tabular, activations, losses, regularizers
 from ._member import Member, checked_values
-from ._parameters import BIAS, ParameterRecord, bias_key
+from ._parameters import BIAS, ParameterRecord, bias_key, new_token
 from ._validation import check_allocation, check_int, check_number, check_text
 from .errors import GraphError
 
@@ -176,6 +176,9 @@ class DenseNode(Node):
     #: Whether the bias has its first values (set, loaded, drawn, or read),
     #: after which the graph never draws it.
     _bias_fixed: bool
+    #: Which parameter the bias is (:mod:`graphnet._parameters`): a new node's
+    #: bias is a new parameter, whatever its key.
+    parameter_token: int
 
     def __init__(
         self,
@@ -192,6 +195,7 @@ class DenseNode(Node):
         check_allocation(self.size, 8, f"node {name!r}: bias of size {self.size:,}")
         self._bias = np.zeros(self.size, dtype=np.float32)
         self._bias_fixed = False
+        self.parameter_token = new_token()
 
     @property
     def activation(self) -> activations.Activation:

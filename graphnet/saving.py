@@ -145,12 +145,12 @@ def training_state(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray] 
     if optimizer is None:
         return state, None
     saved = optimizer.get_state()
-    sizes = _parameter_sizes(graph)
     # Keep the state of parameters the graph still has (it may have been edited
     # since the last step); the rest would be dropped by the next bind() anyway.
+    held = optimizer.held_for(graph)
     layout, slots, start = [], {name: [] for name in optimizer.slot_names}, 0
-    for key, n in saved["layout"]:
-        if sizes.get(key) == n:
+    for (key, n), token in zip(saved["layout"], held):
+        if token is not None:
             layout.append([key, n])
             for name in optimizer.slot_names:
                 slots[name].append(saved["slots"][name][start : start + n])

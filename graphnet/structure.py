@@ -27,7 +27,7 @@ from ._locks import ReadWriteLock
 from ._text import preview
 from ._topology import structure_problems, topological_sort
 from .errors import GraphError, NotFoundError
-from .nodes import Input, Node, Output
+from .nodes import DenseNode, Input, Node, Output
 from .synapse import Synapse
 
 __all__ = ["Structure", "NodeRef"]
@@ -213,6 +213,12 @@ class Structure:
     def count_params(self) -> int:
         """Keras's name for :attr:`num_params`: every weight and bias."""
         return self.num_params
+
+    def parameter_tokens(self) -> dict[str, tuple[int, int]]:
+        """``key: (parameter_token, size)`` of every weight and bias, drawn or
+        not: which parameter each key names now (:mod:`graphnet._parameters`)."""
+        owners = [*self._synapses.values(), *(n for n in self._nodes.values() if isinstance(n, DenseNode))]
+        return {owner.parameter_key: (owner.parameter_token, owner.num_params) for owner in owners}
 
     @property
     def num_trainable_params(self) -> int:

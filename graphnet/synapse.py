@@ -10,7 +10,7 @@ import numpy as np
 from . import initializers, regularizers
 from .errors import GraphError
 from ._member import Member, checked_values
-from ._parameters import WEIGHT, ParameterRecord, weight_key
+from ._parameters import WEIGHT, ParameterRecord, new_token, weight_key
 
 __all__ = ["Synapse", "init_values"]
 
@@ -52,6 +52,9 @@ class Synapse(Member):
     _by_default: bool
     _trainable: bool
     _regularizer: Any
+    #: Which parameter the weight is (:mod:`graphnet._parameters`): a new
+    #: synapse is a new parameter, whatever its key.
+    parameter_token: int
 
     def __init__(self, src: str, dst: str, weight: np.ndarray | None, init: str, trainable: bool = True,
                  regularizer=None, shape: tuple[int, int] | None = None):
@@ -65,6 +68,7 @@ class Synapse(Member):
         self.init = init
         self._trainable = bool(trainable)
         self._regularizer = regularizers.get(regularizer)
+        self.parameter_token = new_token()
         self._graph = None
 
 

@@ -81,7 +81,7 @@ class Trainer:
         self.penalty = penalty
         self.backend = graph.backend
         store = self.plan.store
-        self.optimizer.bind(store.layout, self.plan.dtype, self.backend)
+        self.optimizer.bind(store.layout, self.plan.dtype, self.backend, store.tokens)
         self._params = store.trainable_values
         self._grads = store.trainable_grads
         #: The device's deferred checks; None on the CPU, which checks every step at once.
@@ -148,12 +148,12 @@ class Trainer:
         restored with its state): bound to the plan's parameters."""
         if self.graph.optimizer is not self.optimizer:
             self.optimizer = self.graph.optimizer
-            self.optimizer.bind(self.plan.store.layout, self.plan.dtype, self.backend)
+            self.optimizer.bind(self.plan.store.layout, self.plan.dtype, self.backend, self.plan.store.tokens)
 
     def _follow(self) -> None:
         """The graph was edited (a callback set ``dropout``, ``trainable``, ...):
         train the recompiled plan's parameters from the next batch on, the
-        optimizer's state carried over by key."""
+        optimizer's state carried over by parameter."""
         old, plan = self.plan, compile_plan(self.graph)
         if [(n, old.sizes[s]) for n, s in old.inputs + old.outputs] != [
             (n, plan.sizes[s]) for n, s in plan.inputs + plan.outputs
@@ -168,7 +168,7 @@ class Trainer:
                 "while it was training; move it (g.to(...)) between fit calls"
             )
         self.plan = plan
-        self.optimizer.bind(plan.store.layout, plan.dtype, self.backend)
+        self.optimizer.bind(plan.store.layout, plan.dtype, self.backend, plan.store.tokens)
         self._params = plan.store.trainable_values
         self._grads = plan.store.trainable_grads
         logger.debug("%s: training goes on with the plan of version %d", self.graph.name, plan.version)

@@ -183,3 +183,153 @@ def test_adam_takes_keras_names_for_its_hyperparameters():
         gn.optimizers.Adam(beta1=0.5, beta_1=0.7)
     with pytest.raises(GraphError, match="beta1 must be in"):
         gn.optimizers.Adam(beta_1=1.5)
+
+
+# -- state follows parameters, not keys ---------------------------------------
+def _two_heads(opt):
+    """Outputs y and z, each fed by x alone, trained four steps with ``opt``:
+    z's parameters can be made anew while y's gradients stay the same."""
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 3)
+    g.add_output("y", 2)
+    g.add_output("z", 2)
+    g.connect("x", "y")
+    g.connect("x", "z")
+    g.fit(*_heads_data(), epochs=2, batch_size=4, optimizer=opt, verbose=0)
+    return g
+
+
+def _heads_data():
+    rng = np.random.default_rng(0)
+    return rng.random((8, 3)), {"y": rng.random((8, 2)), "z": rng.random((8, 2))}
+
+
+def _remake(g, how):
+    if how == "remove":
+        g.remove("z")
+        g.add_output("z", 2)
+    else:
+        g.disconnect("x", "z")
+    g.connect("x", "z")
+
+
+def _first_step(opt, grad):
+    """What a fresh ``opt`` (same hyperparameters) does to a parameter on its first step."""
+    fresh = optimizers.get(opt.get_config())
+    fresh.bind((("p", grad.size),), np.float64)
+    return fresh.step(np.zeros(grad.size), grad.ravel().copy()).reshape(grad.shape)
+
+
+@pytest.mark.parametrize("how", ["remove", "disconnect"])
+@pytest.mark.parametrize("opt", [optimizers.SGD(lr=0.1, momentum=0.9), optimizers.Adam(lr=0.1)],
+                         ids=["momentum", "adam"])
+def test_a_parameter_made_anew_under_an_old_key_starts_from_zero_state(opt, how):
+    """SPEC 10: training never goes on updating weights the graph no longer
+    uses. A synapse (or node) removed and made again under the same key and
+    size is a new parameter: its first step is a fresh optimizer's, with a
+    step count of its own; it does not inherit the old one's velocity or
+    moments."""
+    import copy
+
+    x, y = _heads_data()
+    g = _two_heads(copy.deepcopy(opt))
+    _remake(g, how)
+    new = ["x->z.weight"] + (["z.bias"] if how == "remove" else [])
+    before = g.get_weights()
+    _, grads = g.gradients(x, y)
+    g.train_step(x, y)
+    after = g.get_weights()
+    for key in new:
+        np.testing.assert_allclose(after[key], before[key] - _first_step(g.optimizer, grads[key]),
+                                   rtol=0, atol=1e-15, err_msg=key)
+        assert g.optimizer.steps(key) == 1
+    assert g.optimizer.steps("x->y.weight") == g.optimizer.steps("y.bias") == 5
+
+
+@pytest.mark.parametrize("opt", [optimizers.SGD(lr=0.1, momentum=0.9), optimizers.Adam(lr=0.1)],
+                         ids=["momentum", "adam"])
+def test_the_parameters_an_edit_keeps_keep_their_state_bit_for_bit(opt):
+    import copy
+
+    x, y = _heads_data()
+    edited, twin = _two_heads(copy.deepcopy(opt)), _two_heads(copy.deepcopy(opt))
+    _remake(edited, "remove")
+    edited.train_step(x, y)
+    twin.train_step(x, y)
+    a, b = edited.optimizer.get_state(), twin.optimizer.get_state()
+    for slot in edited.optimizer.slot_names:
+        assert np.array_equal(_slice(a, slot, "x->y.weight"), _slice(b, slot, "x->y.weight"))
+        assert np.array_equal(_slice(a, slot, "y.bias"), _slice(b, slot, "y.bias"))
+    wa, wb = edited.get_weights(), twin.get_weights()
+    assert np.array_equal(wa["x->y.weight"], wb["x->y.weight"]) and np.array_equal(wa["y.bias"], wb["y.bias"])
+
+
+def _slice(state, slot, key):
+    start = 0
+    for k, n in state["layout"]:
+        if k == key:
+            return state["slots"][slot][start : start + n]
+        start += n
+    raise KeyError(key)
+
+
+def test_a_copy_keeps_its_own_state_and_starts_its_new_parameters_afresh():
+    import copy
+
+    x, y = _heads_data()
+    g = _two_heads(optimizers.Adam(lr=0.1))
+    clone = copy.deepcopy(g)
+    assert g.train_step(x, y) == clone.train_step(x, y)  # the copy trains on with the same state
+    _remake(clone, "remove")
+    clone.train_step(x, y)
+    assert clone.optimizer.steps("z.bias") == 1 and clone.optimizer.steps("y.bias") == 6
+    assert g.optimizer.steps("z.bias") == 5
+
+
+def test_a_model_file_keeps_no_state_for_a_parameter_made_anew(tmp_path):
+    """Saved after the edit and before any step: the new parameter's state is
+    not the old one's, in the file or in the graph loaded from it; an edit
+    made after loading starts afresh too."""
+    g = _two_heads(optimizers.Adam(lr=0.1))
+    _remake(g, "remove")
+    back = gn.load(g.save(tmp_path / "m.gnet"))
+    keys = [key for key, _ in back.optimizer.get_state()["layout"]]
+    assert keys == ["x->y.weight", "y.bias"]
+    x, y = _heads_data()
+    assert g.train_step(x, y) == back.train_step(x, y)
+    assert back.optimizer.steps("z.bias") == 1
+    again = gn.load(tmp_path / "m.gnet")
+    again.disconnect("x", "y")
+    again.connect("x", "y")
+    again.train_step(x, y)
+    assert again.optimizer.steps("x->y.weight") == 1 and again.optimizer.steps("y.bias") == 5
+
+
+def test_an_optimizer_copied_to_another_graph_takes_its_state_by_key():
+    """What the one-graph refusal advises (copy.deepcopy(optimizer)): a graph
+    built the same way starts from the same state."""
+    import copy
+
+    x, y = _heads_data()
+    g = _two_heads(optimizers.Adam(lr=0.1))
+    other = gn.Graph(seed=0, dtype="float64")
+    other.add_input("x", 3)
+    other.add_output("y", 2)
+    other.add_output("z", 2)
+    other.connect("x", "y")
+    other.connect("x", "z")
+    other.set_weights(g.get_weights())
+    other.optimizer = copy.deepcopy(g.optimizer)
+    assert other.train_step(x, y) == g.train_step(x, y)
+    assert all(np.array_equal(v, other.get_weights()[k]) for k, v in g.get_weights().items())
+
+
+def test_an_edit_from_a_callback_starts_the_new_synapse_afresh():
+    def remake(epoch, logs):
+        if epoch == 0:
+            _remake(g, "disconnect")
+
+    x, y = _heads_data()
+    g = _two_heads(optimizers.Adam(lr=0.1))
+    g.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=[gn.callbacks.LambdaCallback(on_epoch_end=remake)])
+    assert g.optimizer.steps("x->z.weight") == 2 and g.optimizer.steps("x->y.weight") == 8
