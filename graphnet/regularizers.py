@@ -25,9 +25,6 @@ from ._validation import check_number
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "REGULARIZERS", "get"]
 
-#: True while this module defines graphnet's own classes (see ``__init_subclass__``).
-_LOADING = True
-
 
 class Regularizer:
     """Base class: ``penalty(w)`` is the value, ``add_gradient(w, grad)`` adds
@@ -37,7 +34,7 @@ class Regularizer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if not _LOADING:  # a subclass's get_config may leave out the name (graphnet._protocols)
+        if cls.__module__ != __name__:  # a user's get_config may leave out the name (graphnet._protocols)
             _protocols.adapt_config(cls)
 
     def penalty(self, w: np.ndarray, xp=np) -> float:
@@ -150,4 +147,3 @@ def get(identifier) -> Regularizer | None:
 
 
 _BUILTIN = frozenset(REGULARIZERS.values())
-_LOADING = False
