@@ -310,9 +310,9 @@ def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndar
         labels = (y[:, 0] > 0.5).astype(np.intp)
     else:
         raise GraphError(
-            f"{where}: class weights need one class per row (a softmax output, or a sigmoid output of "
-            f"1 unit); output {output!r} has {node.size} units and loss {node.loss.name!r}: pass "
-            "sample_weight instead"
+            f"{where}: class weights need a loss whose targets are class labels (categorical_crossentropy or "
+            f"sparse_categorical_crossentropy on a softmax output, binary_crossentropy on 1 sigmoid unit); output "
+            f"{output!r} has loss {node.loss.name!r} on {node.size} {node.activation.name} unit(s): use sample_weight"
         )
     classes_count = node.size if node.size > 1 else 2
     impossible = sorted(k for k in table if k >= classes_count)

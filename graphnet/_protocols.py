@@ -11,6 +11,7 @@ method          the short form                         the engine's call
 ``backward``    ``backward(a, grad[, z]) -> dL/dz``    ``backward(a, grad, z, xp=)``
 ``value``       ``value(y, a) -> (n,)`` row losses     ``value(y, a, z, r, xp=)``
 ``gradient``    ``gradient(y, a) -> (n, k)`` per row   ``gradient(y, a, r, xp=)``
+``get_config``  ``get_config() -> {arguments}``        ``get_config() -> {"name": ..., arguments}``
 ==============  =====================================  ===========================
 
 When such a class is made (``__init_subclass__``), each method it defines
@@ -27,18 +28,30 @@ written in the engine's form and are never wrapped.
 A method the engine cannot call (an argument it never passes, too few
 arguments) or a missing one is reported by :func:`check` when the class is
 registered (``gn.register``) or first used in a node.
+
+``get_config`` may return the constructor's arguments alone, as a Keras
+layer's does: its adapter adds the part's ``name``, which files use to find
+the class again (``gn.register``, ``custom_objects=``). :func:`config` checks
+what a file would hold (a dict of JSON-safe values under the part's own
+name) when a part is given to a node or a synapse and again when the graph is
+written out (``to_dict``, ``save``, naming the node or synapse), so a
+config no file could hold or read back is a GraphError naming the part.
+Regularizers, which users may subclass but not register, get the same
+``get_config`` adapter.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import weakref
 
 import numpy as np
 
+from ._text import clip, shown
 from .errors import GraphError
 
-__all__ = ["ACTIVATION", "LOSS", "adapt", "check"]
+__all__ = ["ACTIVATION", "LOSS", "CONFIG", "adapt", "adapt_config", "check", "config"]
 
 #: What a custom activation must provide, as messages say it.
 ACTIVATION = (
@@ -51,6 +64,12 @@ LOSS = (
     "a custom Loss sets name = '...' and defines value(y, a) -> the loss of each row, shape (n,), "
     "and gradient(y, a) -> d(row loss)/da row by row, shape (n, k); the engine takes the mean over "
     "rows and applies sample weights itself (both may take xp=)"
+)
+
+#: What a custom part's ``get_config`` must return, as messages say it.
+CONFIG = (
+    "get_config() returns the arguments that make the part again, type(part)(**config), as a dict of "
+    "JSON-safe values (str, finite numbers, bool, None, lists, dicts); graphnet adds the part's name"
 )
 
 _PROTOCOLS = {"activation": ACTIVATION, "loss": LOSS}
@@ -81,7 +100,75 @@ def adapt(cls: type, family: str) -> None:
         setattr(cls, method, _ADAPTERS[method](function, taken))
         if method == "backward" and "z" in required and "needs_input" not in cls.__dict__:
             cls.needs_input = True  # the plan keeps z for a backward that asks for it
+    adapt_config(cls)
     _PROBLEMS[cls] = problems
+
+
+def adapt_config(cls: type) -> None:
+    """Wrap the ``get_config`` that ``cls`` defines itself (if any) so that
+    the config it returns carries the part's ``name`` (see the module docs);
+    called by :func:`adapt` and by ``Regularizer.__init_subclass__``."""
+    function = cls.__dict__.get("get_config")
+    if inspect.isfunction(function):
+        cls.get_config = _get_config(function)
+
+
+def config(part, family: str, where: str = "") -> dict:
+    """``part.get_config()``, checked as a file holds it: a dict of JSON-safe
+    values whose ``"name"`` is the part's own.
+
+    Parameters
+    ----------
+    part : Activation, Loss or Regularizer
+    family : str
+        For messages: ``"activation"``, ``"loss"``, ``"regularizer"``.
+    where : str
+        What the message starts with: ``"node 'y': "``, or nothing where the
+        part is not yet in a node.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    GraphError
+        Naming ``where``, the part and the problem (not a dict, a key that is
+        not a string, a ``"name"`` other than the part's, a value JSON cannot
+        hold, or ``get_config`` itself raising), and saying what the protocol wants.
+    """
+    if type(part).__module__.startswith("graphnet."):  # graphnet's own parts write what files hold
+        return part.get_config()
+    try:
+        found = part.get_config()
+    except GraphError:
+        raise
+    except Exception as exc:  # a user's method: say which part failed
+        problem, cause = f"get_config() raised {type(exc).__name__}: {clip(str(exc))}", exc
+    else:
+        problem, cause = _config_problem(found, part.name), None
+    if problem:
+        raise GraphError(f"{where}custom {family} {shown(part.name)} ({type(part).__name__}): {problem}. "
+                         f"The protocol: {CONFIG}") from cause
+    return found
+
+
+def _config_problem(found, name) -> str | None:
+    """What keeps ``found`` (a ``get_config()`` result) out of a file, or None."""
+    if not isinstance(found, dict):
+        return f"get_config() must return a dict, got {type(found).__name__}: {shown(found)}"
+    for key, value in found.items():
+        if not isinstance(key, str):
+            return f"get_config() keys must be argument names (str), got {shown(key)}"
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            return (f"get_config()[{key!r}] is {shown(value)}, which JSON cannot hold ({clip(str(exc), 120)}); "
+                    f"return plain Python values (float(x), x.tolist() for numpy's)")
+    if found.get("name") != name:
+        return (f"get_config() gives name {shown(found.get('name'))}, but the part is named {shown(name)}, "
+                f"the name files find its class by; leave 'name' out and graphnet adds it")
+    return None
 
 
 def check(cls: type, base: type, family: str) -> None:
@@ -200,6 +287,16 @@ def _gradient(function, taken):
         return mean
 
     return _named(gradient, function)
+
+
+def _get_config(function):
+    def get_config(self):
+        found = function(self)
+        if isinstance(found, dict) and "name" not in found:
+            return {"name": self.name, **found}
+        return found
+
+    return _named(get_config, function)
 
 
 def _named(adapter, function):

@@ -27,10 +27,11 @@ engine adapts these short forms once, when the class is made
 (:mod:`graphnet._protocols`), and checks the shape of what they return.
 ``gn.register(Cube)`` makes ``activation="cube"`` (and files naming it)
 find the class; ``gn.load(path, custom_objects={"cube": Cube})`` does it for
-one load only. Parameters go in ``__init__`` and ``get_config()``, as
-:class:`LeakyReLU` shows. Check the derivative with
-:func:`graphnet.check_gradients`. ONNX export knows graphnet's own
-activations only, and says so for a custom one.
+one load only. Parameters go in ``__init__`` and ``get_config()``, which
+returns them as a dict of JSON-safe values (``{"alpha": self.alpha}``;
+graphnet adds the ``name``), as :class:`LeakyReLU` shows. Check the
+derivative with :func:`graphnet.check_gradients`. ONNX export knows
+graphnet's own activations only, and says so for a custom one.
 
 >>> import numpy as np, graphnet as gn
 >>> class Cube(gn.activations.Activation):
@@ -431,13 +432,16 @@ def get(identifier: str | dict | Activation | None) -> Activation:
     Raises
     ------
     GraphError
-        For an unknown name (the message lists the known ones) or bad parameters.
+        For an unknown name (the message lists the known ones), bad
+        parameters, or a custom activation that breaks the protocol (its
+        ``get_config()`` included).
     """
     if identifier is None:
         return Linear()
     activation = lookup(identifier, ACTIVATIONS, "activation", Activation, "an Activation")
     if not is_builtin(activation):
         _check(type(activation))
+        _protocols.config(activation, "activation")
     return activation
 
 

@@ -19,9 +19,11 @@ each row (shape ``(n,)``), and ``gradient(y, a)``, each row's derivative
 the rows, applies sample weights itself (``Σ w_i l_i / Σ w``) and scales the
 gradient to match, so a custom loss never sees them; both may take ``xp=``
 to run on a GPU. Targets reach it as floats of the output's shape
-(override :meth:`Loss.prepare_target` for other targets). Register it with
-``gn.register(cls)`` (or pass ``custom_objects=`` to ``gn.load``) and check
-its gradient with :func:`graphnet.check_gradients`.
+(override :meth:`Loss.prepare_target` for other targets). Parameters go in
+``__init__`` and ``get_config()``, which returns them as a dict of JSON-safe
+values (``{"delta": self.delta}``; graphnet adds the ``name``). Register it
+with ``gn.register(cls)`` (or pass ``custom_objects=`` to ``gn.load``) and
+check its gradient with :func:`graphnet.check_gradients`.
 
 >>> import numpy as np, graphnet as gn
 >>> class LogCosh(gn.losses.Loss):
@@ -124,6 +126,7 @@ class Loss:
         return _as_float(y, node, dtype)
 
     def get_config(self) -> dict[str, Any]:
+        """JSON-safe description; ``get(config)`` rebuilds an equal loss."""
         return {"name": self.name}
 
     def __eq__(self, other: object) -> bool:
@@ -358,11 +361,14 @@ def get(identifier: str | dict | Loss) -> Loss:
     Raises
     ------
     GraphError
-        For an unknown name (the message lists the known ones) or bad parameters.
+        For an unknown name (the message lists the known ones), bad
+        parameters, or a custom loss that breaks the protocol (its
+        ``get_config()`` included).
     """
     loss = lookup(identifier, LOSSES, "loss", Loss, "a Loss")
     if type(loss) not in _BUILTIN:
         _check(type(loss))
+        _protocols.config(loss, "loss")
     return loss
 
 

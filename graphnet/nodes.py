@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import _tabular, activations, losses, regularizers
+from . import _protocols, _tabular, activations, losses, regularizers
 from ._member import Member, checked_values
 from ._parameters import BIAS, ParameterRecord, bias_key, new_token
 from ._validation import check_allocation, check_int, check_number, check_text
@@ -303,10 +303,11 @@ class DenseNode(Node):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config["activation"] = self.activation.get_config()
+        where = f"node {self.name!r}: "
+        config["activation"] = _protocols.config(self.activation, "activation", where)
         config["trainable"] = self.trainable
         if self._bias_regularizer is not None:
-            config["bias_regularizer"] = self._bias_regularizer.get_config()
+            config["bias_regularizer"] = _protocols.config(self._bias_regularizer, "regularizer", where)
         return config
 
     def __repr__(self) -> str:
@@ -456,7 +457,7 @@ class Output(DenseNode):
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
-            "loss": self.loss.get_config(),
+            "loss": _protocols.config(self.loss, "loss", f"node {self.name!r}: "),
             "loss_weight": self.loss_weight,
             **({} if self._classes is None else {"classes": self._classes if isinstance(self._classes, str)
                                                  else list(self._classes)}),

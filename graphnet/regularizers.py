@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from . import _protocols
 from ._registry import lookup
 from ._validation import check_number
 
@@ -31,6 +32,11 @@ class Regularizer:
 
     name: ClassVar[str] = ""
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__module__ != __name__:  # a user's get_config may leave out the name (graphnet._protocols)
+            _protocols.adapt_config(cls)
+
     def penalty(self, w: np.ndarray, xp=np) -> float:
         """The value: a float, or on a device a 0-d array (``xp`` is ``w``'s module)."""
         raise NotImplementedError
@@ -39,7 +45,8 @@ class Regularizer:
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """JSON-safe description; ``get(config)`` rebuilds an equal regularizer."""
+        return {"name": self.name}
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Regularizer) and self.get_config() == other.get_config()
@@ -128,8 +135,15 @@ def get(identifier) -> Regularizer | None:
     Raises
     ------
     GraphError
-        For an unknown name (the message lists the known ones) or bad parameters.
+        For an unknown name (the message lists the known ones), bad
+        parameters, or a subclass whose ``get_config()`` no file could hold.
     """
     if identifier is None:
         return None
-    return lookup(identifier, REGULARIZERS, "regularizer", Regularizer, "a Regularizer (or None)")
+    regularizer = lookup(identifier, REGULARIZERS, "regularizer", Regularizer, "a Regularizer (or None)")
+    if type(regularizer) not in _BUILTIN:
+        _protocols.config(regularizer, "regularizer")
+    return regularizer
+
+
+_BUILTIN = frozenset(REGULARIZERS.values())

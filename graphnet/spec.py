@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from . import losses
+from . import _protocols, losses
 from ._locks import read
 from ._registry import custom_objects as custom_scope
 from ._text import clip, preview, shown
@@ -107,7 +107,8 @@ def to_dict(graph: Network) -> dict[str, Any]:
     }
     if graph.kind == "sequential" and graph.loss is not None:
         loss = graph.loss
-        data["loss"] = loss if isinstance(loss, (str, dict)) else _short(loss.get_config())
+        data["loss"] = (loss if isinstance(loss, (str, dict))
+                        else _short(_protocols.config(loss, "loss", f"graph {graph.name!r}: ")))
     return data
 
 

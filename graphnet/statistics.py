@@ -45,10 +45,11 @@ import numpy as np
 from .activations import HardSigmoid, Sigmoid, Softsign, Tanh
 from ._data import as_inputs, as_targets, common_rows
 from ._locks import read
-from .errors import ShapeError
+from .errors import NotFoundError, ShapeError
 from .inference import read_scalars
 from .nodes import DenseNode, Input, Output
 from ._parameters import bias_key
+from ._text import preview, shown
 from .plan import compile_plan
 
 if TYPE_CHECKING:
@@ -151,10 +152,21 @@ class Statistics:
         return self.loss is not None
 
     def __getitem__(self, name):
-        """``stats["h1"]`` is a node's stats, ``stats["h1", "y"]`` a synapse's."""
-        if isinstance(name, tuple):
-            return self.synapses[name]
-        return self.nodes[name]
+        """``stats["h1"]`` is a node's stats, ``stats["h1", "y"]`` a synapse's.
+
+        Raises
+        ------
+        NotFoundError
+            For a node or synapse the report does not hold (also a
+            ``KeyError``), listing the ones it holds.
+        """
+        table = self.synapses if isinstance(name, tuple) else self.nodes
+        try:
+            return table[name]
+        except (KeyError, TypeError):  # TypeError: an unhashable key
+            pass
+        what = "synapse" if isinstance(name, tuple) else "node"
+        raise NotFoundError(f"statistics of {self.graph!r}: no {what} {shown(name)}; known: {preview(table)}")
 
     def text(self) -> str:
         """A table: one line per node, then one per synapse."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from . import initializers, regularizers
+from . import _protocols, initializers, regularizers
 from .errors import GraphError
 from ._member import Member, checked_values
 from ._parameters import WEIGHT, ParameterRecord, new_token, weight_key
@@ -189,7 +189,8 @@ class Synapse(Member):
         """JSON-safe description (no weights)."""
         config = {"src": self.src, "dst": self.dst, "init": self.init, "trainable": self.trainable}
         if self._regularizer is not None:
-            config["regularizer"] = self._regularizer.get_config()
+            config["regularizer"] = _protocols.config(self._regularizer, "regularizer",
+                                                      f"synapse {self.src!r} -> {self.dst!r}: ")
         return config
 
     def __repr__(self) -> str:

@@ -307,6 +307,138 @@ def test_bad_custom_objects_are_the_caller_s_error_not_the_file_s(tmp_path, obje
     assert not isinstance(caught.value, gn.ModelFileError)
 
 
+# --------------------------------------------------------------- configs
+class Scaled(gn.activations.Activation):
+    """``alpha tanh(z)``, with a Keras-style get_config: its arguments alone."""
+
+    name = "scaled"
+
+    def __init__(self, alpha=1.0):
+        self.alpha = alpha
+
+    def forward(self, z):
+        return self.alpha * np.tanh(z)
+
+    def backward(self, a, grad):
+        return grad * (self.alpha - a * a / self.alpha)
+
+    def get_config(self):
+        return {"alpha": self.alpha}
+
+
+class Clipped(gn.losses.Loss):
+    """Squared error clipped at ``delta``, with a Keras-style get_config."""
+
+    name = "clipped"
+
+    def __init__(self, delta=1.0):
+        self.delta = delta
+
+    def value(self, y, a):
+        return np.minimum((a - y) ** 2, self.delta).mean(axis=1)
+
+    def gradient(self, y, a):
+        return np.where((a - y) ** 2 < self.delta, 2 * (a - y), 0.0) / a.shape[1]
+
+    def get_config(self):
+        return {"delta": self.delta}
+
+
+def test_a_config_without_its_name_gets_the_part_s_name_and_round_trips(tmp_path, rng):
+    g = gn.Graph(seed=0)
+    g.add_input("x", 3)
+    g.add_output("y", 1, activation=Scaled(2.0), loss=Clipped(0.5))
+    g.connect("x", "y")
+    x = rng.normal(size=(6, 3))
+    assert Scaled(2.0).get_config() == {"name": "scaled", "alpha": 2.0}
+    data = g.to_dict()
+    assert data["nodes"][1]["activation"] == {"name": "scaled", "alpha": 2.0}
+    assert data["nodes"][1]["loss"] == {"name": "clipped", "delta": 0.5}
+    assert "scaled(2)" in g.summary(print_fn=None)
+    path = g.save(tmp_path / "scaled.gnet")
+    back = gn.load(path, custom_objects={"scaled": Scaled, "clipped": Clipped})
+    assert (back["y"].activation.alpha, back["y"].loss.delta) == (2.0, 0.5)
+    np.testing.assert_array_equal(back.predict(x), g.predict(x))
+    gn.register(Scaled)
+    gn.register(Clipped)
+    assert gn.load(path).to_dict() == data
+    model = gn.Sequential([gn.Input(3), gn.Dense(1, activation=Scaled(3.0))], loss=Clipped(0.25))
+    assert model.to_dict()["loss"] == {"name": "clipped", "delta": 0.25}
+
+
+def test_configs_without_names_still_tell_two_classes_apart():
+    class Shifted(Scaled):
+        name = "shifted"
+
+    assert Scaled(2.0) != Shifted(2.0) and Scaled(2.0) == Scaled(2.0)
+
+
+@pytest.mark.parametrize("config, match", [
+    ([2.0], r"get_config\(\) must return a dict, got list: \[2.0\]"),
+    ({3: 2.0}, r"get_config\(\) keys must be argument names \(str\), got 3"),
+    ({"alpha": np.float32(2.0)}, r"get_config\(\)\['alpha'\] is np.float32\(2.0\), which JSON cannot hold "
+                                 r"\(Object of type float32 is not JSON serializable\); return plain Python values"),
+    ({"alpha": float("nan")}, r"get_config\(\)\['alpha'\] is nan, which JSON cannot hold"),
+    ({"name": "other", "alpha": 2.0}, r"get_config\(\) gives name 'other', but the part is named 'odd', the name "
+                                      r"files find its class by; leave 'name' out and graphnet adds it"),
+], ids=["not a dict", "a key not a string", "a numpy scalar", "nan", "another name"])
+def test_a_config_no_file_could_hold_is_refused_when_the_part_is_added(config, match):
+    class Odd(Scaled):
+        name = "odd"
+
+        def get_config(self):
+            return config
+
+    class OddLoss(Clipped):
+        name = "odd"
+
+        def get_config(self):
+            return config
+
+    g = gn.Graph()
+    g.add_input("x", 3)
+    for add in (lambda: g.add_hidden("h", 2, activation=Odd()), lambda: g.add_output("y", 1, loss=OddLoss())):
+        with pytest.raises(gn.GraphError, match=r"custom (activation|loss) 'odd' \(Odd(Loss)?\): " + match
+                                                + r".* The protocol: get_config\(\) returns the arguments"):
+            add()
+    assert list(g.nodes) == ["x"]  # refused before anything changed
+
+
+def test_a_get_config_that_raises_is_a_graph_error_naming_the_part():
+    class Broken(Scaled):
+        name = "broken"
+
+        def get_config(self):
+            return {"alpha": self.beta}
+
+    with pytest.raises(gn.GraphError, match=r"custom activation 'broken' \(Broken\): get_config\(\) raised "
+                                            r"AttributeError: .*beta") as caught:
+        gn.Graph().add_hidden("h", 2, activation=Broken())
+    assert isinstance(caught.value.__cause__, AttributeError)
+
+
+def test_a_config_spoiled_after_adding_is_refused_naming_the_node_and_nothing_is_written(tmp_path):
+    scaled, clipped = Scaled(2.0), Clipped(0.5)
+    g = gn.Graph(seed=0)
+    g.add_input("x", 3)
+    g.add_output("y", 1, activation=scaled, loss=clipped)
+    g.connect("x", "y")
+    scaled.alpha = np.float32(3.0)
+    clipped.delta = np.arange(2)
+    path = tmp_path / "spoiled.gnet"
+    for call in (g.to_dict, lambda: g.save(path)):
+        with pytest.raises(gn.GraphError, match=r"node 'y': custom activation 'scaled' \(Scaled\): "
+                                                r"get_config\(\)\['alpha'\] is np.float32\(3.0\)"):
+            call()
+    assert not path.exists()
+    scaled.alpha = 3.0
+    with pytest.raises(gn.GraphError, match=r"node 'y': custom loss 'clipped' \(Clipped\): "
+                                            r"get_config\(\)\['delta'\] is array\(\[0, 1\]\)"):
+        g.save(path)
+    assert not path.exists()
+    assert "scaled(3)" in g.summary(print_fn=None)  # the table needs no file
+
+
 # ------------------------------------------------------------------ ONNX
 def test_to_onnx_names_the_node_whose_custom_activation_it_cannot_export(tmp_path):
     pytest.importorskip("onnx")

@@ -149,5 +149,32 @@ def test_sample_weight_errors():
     ]:
         with pytest.raises(error, match=message):
             g.fit(x, y, sample_weight=bad, verbose=0)
-    with pytest.raises(GraphError, match="class weights need one class per row"):
+    with pytest.raises(GraphError, match="class weights need a loss whose targets are class labels"):
         g.fit(x, y, class_weight={0: 1.0}, verbose=0)
+
+
+def test_class_weight_refused_for_its_loss_says_which_losses_take_it():
+    class SquaredLabels(gn.losses.Loss):
+        name = "squared_labels"
+
+        def value(self, y, a):
+            return ((a - y) ** 2).sum(axis=1)
+
+        def gradient(self, y, a):
+            return 2 * (a - y)
+
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    g.add_output("o", 1, activation="sigmoid", loss=SquaredLabels())  # the right output, not the right loss
+    g.connect("x", "o")
+    x, y = np.ones((4, 2)), np.array([0.0, 1.0, 1.0, 0.0])
+    before = g.get_weights()
+    with pytest.raises(GraphError) as caught:
+        g.fit(x, y, class_weight={0: 1.0, 1: 3.0}, verbose=0)
+    message = str(caught.value)
+    assert message == (
+        "class_weight for output 'o': class weights need a loss whose targets are class labels "
+        "(categorical_crossentropy or sparse_categorical_crossentropy on a softmax output, binary_crossentropy "
+        "on 1 sigmoid unit); output 'o' has loss 'squared_labels' on 1 sigmoid unit(s): use sample_weight"
+    )
+    assert all(np.array_equal(before[k], v) for k, v in g.get_weights().items())

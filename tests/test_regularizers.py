@@ -82,6 +82,57 @@ def test_regularizers_are_saved_and_specs_may_name_them(tmp_path):
                             "synapses": [{"src": "x", "dst": "y", "regularizer": "l3"}]})
 
 
+class Cubic(regularizers.Regularizer):
+    """``c Σ|w|³``, with a Keras-style get_config (its arguments alone)."""
+
+    name = "cubic"
+
+    def __init__(self, c=0.1):
+        self.c = c
+
+    def penalty(self, w, xp=np):
+        return self.c * float((np.abs(w) ** 3).sum())
+
+    def add_gradient(self, w, grad, xp=np):
+        grad += 3 * self.c * w * np.abs(w)
+
+    def get_config(self):
+        return {"c": self.c}
+
+
+def test_a_custom_regularizer_s_config_gets_its_name_and_a_file_says_it_is_unknown(tmp_path):
+    class Plain(Cubic):  # the base class's get_config: the name alone
+        name = "plain"
+        get_config = regularizers.Regularizer.get_config
+
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    g.add_output("y", 1, bias_regularizer=Plain())
+    g.connect("x", "y", regularizer=Cubic(0.5))
+    assert g.to_dict()["synapses"][0]["regularizer"] == {"name": "cubic", "c": 0.5}
+    assert g.to_dict()["nodes"][1]["bias_regularizer"] == {"name": "plain"}
+    assert repr(g["y"].bias_regularizer) == "Plain()"
+    path = g.save(tmp_path / "cubic.gnet")
+    with pytest.raises(gn.ModelFileError, match=r"unknown regularizer 'plain'"):
+        gn.load(path)
+
+
+def test_a_custom_regularizer_s_config_no_file_could_hold_is_refused(tmp_path):
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    g.add_output("y", 1)
+    with pytest.raises(GraphError, match=r"custom regularizer 'cubic' \(Cubic\): get_config\(\)\['c'\] is "
+                                         r"np.float32\(0.5\), which JSON cannot hold"):
+        g.connect("x", "y", regularizer=Cubic(np.float32(0.5)))
+    assert not g.synapses
+    cubic = Cubic(0.5)
+    g.connect("x", "y", regularizer=cubic)
+    cubic.c = np.float32(0.5)
+    with pytest.raises(GraphError, match=r"synapse 'x' -> 'y': custom regularizer 'cubic' \(Cubic\)"):
+        g.save(tmp_path / "cubic.gnet")
+    assert not (tmp_path / "cubic.gnet").exists()
+
+
 def test_a_sequential_takes_keras_names_and_regularizing_shrinks_weights():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(64, 5))

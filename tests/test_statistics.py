@@ -152,6 +152,22 @@ def test_the_text_and_repr_are_readable(data):
     assert "dead units in ['h']" in repr(stats)
 
 
+def test_an_unknown_name_is_a_not_found_error_listing_the_known_ones(data):
+    x, y = data
+    stats = known_graph().statistics(x, y)
+    assert stats["h"].name == "h" and stats["h", "y"].src == "h"
+    cases = [
+        ("nosuch", r"statistics of 'known': no node 'nosuch'; known: \['x', 'h', 's', 'y'\]"),
+        (("h", "s"), r"statistics of 'known': no synapse \('h', 's'\); known: \[\('x', 'h'\), \('x', 's'\), "
+                     r"\('h', 'y'\), \('s', 'y'\)\]"),
+        (["h"], r"statistics of 'known': no node \['h'\]; known: "),
+    ]
+    for key, match in cases:
+        with pytest.raises(gn.NotFoundError, match=match) as caught:
+            stats[key]
+        assert isinstance(caught.value, KeyError) and isinstance(caught.value, gn.GraphError)
+
+
 def test_bad_data_is_a_shape_error(data):
     g = known_graph()
     with pytest.raises(gn.ShapeError, match="no rows"):
