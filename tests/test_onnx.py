@@ -306,6 +306,17 @@ def test_a_float64_graph_casting_to_float32_imports_within_float32s_precision(tm
     np.testing.assert_allclose(g.predict(x), _run(tmp_path / "f32.onnx", {"x": x})["y"], rtol=0, atol=TOL)
 
 
+def test_an_unused_input_is_refused(tmp_path):
+    """A graph cannot hold an input that feeds no output."""
+    w = numpy_helper.from_array(np.ones((3, 4), dtype="float32"), "w")
+    model = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], [w], [_info("x", 3), _info("u", 2)],
+                   [_info("y", 4)])
+    onnx.save(model, tmp_path / "unused.onnx")
+    with pytest.raises(gn.ModelImportError, match=r"node 'u' \(from input 'u'\) reaches no output: the model has "
+                                                  r"an input it does not use, .*; remove that input"):
+        gn.from_onnx(tmp_path / "unused.onnx")
+
+
 def test_label_free_int_outputs_are_refused(tmp_path):
     w = numpy_helper.from_array(np.ones((3, 4), dtype="float32"), "w")
     nodes = [helper.make_node("MatMul", ["x", "w"], ["z"]), helper.make_node("TopK", ["z", "k"], ["v", "i"], name="top")]
