@@ -195,6 +195,15 @@ def test_shared_layers_and_output_dropout_are_refused():
         gn.from_keras(model)
 
 
+def test_an_unused_input_is_refused():
+    """Keras builds it; a graph cannot hold an input that feeds no output."""
+    a, b = keras.Input((3,), name="a"), keras.Input((2,), name="b")
+    model = keras.Model([a, b], layers.Dense(4, name="y")(a))
+    with pytest.raises(gn.ModelImportError, match=r"keras model '.*': node 'b' \(from layer 'b' \(InputLayer\)\) "
+                                                  r"reaches no output: the model has an input it does not use"):
+        gn.from_keras(model)
+
+
 def test_bad_inputs():
     with pytest.raises(gn.ModelImportError, match="expects a .keras or .h5 file, a Keras model or a to_json"):
         gn.from_keras(42)

@@ -342,6 +342,106 @@ def test_activation_arguments_off_their_defaults_are_refused(activation, message
         gn.from_torch(_Activated(activation))
 
 
+class _TwoLayers(nn.Module):
+    """Linear a (5 -> 6), then ``body``; ``act`` is an nn.ReLU(inplace=True)."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(5, 6), nn.Linear(6, 3), nn.Linear(6, 3)
+        self.act = nn.ReLU(inplace=True)
+        self.body = body
+
+    def forward(self, x):
+        return self.body(self, self.a(x))
+
+
+def _changed_unused(change):
+    """``change(m, h)`` changes h in place; its result is dropped and h read on."""
+    def body(m, h):
+        change(m, h)
+        return m.b(h)
+    return body
+
+
+def _read_after(m, h):
+    return m.b(F.relu(h, inplace=True)) + m.c(h)
+
+
+def _view_read_after(m, h):
+    view = torch.flatten(h, 1)
+    return m.b(m.act(h)) + m.c(view)
+
+
+def _returned_after(m, h):
+    return m.b(F.elu(h, inplace=True)), h
+
+
+def _read_before(m, h):
+    before = m.c(h)
+    return m.b(F.relu(h, inplace=True)) + before
+
+
+@pytest.mark.parametrize("check", [True, False])
+@pytest.mark.parametrize("body, message", [
+    (_changed_unused(lambda m, h: F.relu(h, inplace=True)),
+     (r"function torch.nn.functional.relu \(node 'relu'\) changes 'a' in place and its result is unused: .*; "
+      r"use its result, preferably with inplace=False: h = torch.nn.functional.relu\(h, ...\)")),
+    (_changed_unused(lambda m, h: F.leaky_relu(h, 0.2, True)),
+     r"function torch.nn.functional.leaky_relu \(node 'leaky_relu'\) changes 'a' in place and its result is unused"),
+    (_changed_unused(lambda m, h: h.relu_()),
+     (r"method Tensor.relu_ \(node 'relu_'\) changes 'a' in place .*call relu instead and use its result: "
+      r"h = h.relu\(\)")),
+    (_changed_unused(lambda m, h: h.tanh_()), r"method Tensor.tanh_ \(node 'tanh_'\) changes 'a' in place"),
+    (_changed_unused(lambda m, h: h.clamp_(0, 1)),
+     r"method Tensor.clamp_ \(node 'clamp_'\) changes 'a' in place .*h = h.clamp\(...\)"),
+    (_changed_unused(lambda m, h: torch.sigmoid_(h)),
+     r"function torch.sigmoid_ \(node 'sigmoid_'\) changes 'a' in place .*call torch.sigmoid instead"),
+    (_changed_unused(lambda m, h: m.act(h)),
+     (r"module 'act' \(torch.nn.modules.activation.ReLU\) changes 'a' in place and its result is unused: .*"
+      r"use the module's output: h = self.act\(h\)")),
+    (_read_after,
+     (r"function torch.nn.functional.relu \(node 'relu'\) changes 'a' in place, and module 'c' "
+      r"\(torch.nn.modules.linear.Linear\) reads 'a' afterwards: .* pass inplace=False and use its result")),
+    (_view_read_after,
+     (r"module 'act' .* changes 'a' in place, and module 'c' .* reads 'flatten' \(a view of it\) afterwards: "
+      r".*construct module 'act' with inplace=False")),
+    (_returned_after,
+     r"function torch.nn.functional.elu \(node 'elu'\) changes 'a' in place, and the output reads 'a' afterwards"),
+], ids=["F.relu(inplace=True)", "F.leaky_relu(h, 0.2, True)", "relu_", "tanh_", "clamp_", "torch.sigmoid_",
+        "ReLU(inplace=True)", "read after", "a view read after", "returned after"])
+def test_in_place_calls_the_trace_cannot_follow_are_refused(body, message, check):
+    """In torch the change shows in every later read of the tensor; the trace
+    gives it to no one (an unused result) or only to the readers of the
+    result: refused, checked or not, never imported without the change."""
+    with pytest.raises(gn.ModelImportError, match=message):
+        gn.from_torch(_TwoLayers(body), check=check)
+
+
+@pytest.mark.parametrize("body", [
+    lambda m, h: m.b(F.relu(h, inplace=True)),
+    lambda m, h: m.b(m.act(h)),
+    _read_before,
+], ids=["F.relu(inplace=True)", "ReLU(inplace=True)", "read before"])
+def test_in_place_calls_whose_result_is_used_import(body, x):
+    torch.manual_seed(4)
+    module = _TwoLayers(body)
+    g = gn.from_torch(module)
+    np.testing.assert_allclose(g.predict(x), _torch_predict(module, x), atol=TOL)
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_a_computation_whose_result_is_unused_is_refused(check):
+    """Linear c's result is dropped: every node of a graph must feed an output."""
+    def body(m, h):
+        m.c(h)
+        return m.b(h)
+
+    with pytest.raises(gn.ModelImportError, match=r"torch module '_TwoLayers': node 'c' \(from module 'c' "
+                                                  r"\(torch.nn.modules.linear.Linear\)\) reaches no output: the "
+                                                  r"model has a computation whose result is unused"):
+        gn.from_torch(_TwoLayers(body), check=check)
+
+
 class _SharedEntry(nn.Module):
     """An output that is also a part of another, concatenated output."""
 

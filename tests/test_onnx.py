@@ -256,6 +256,67 @@ def test_shape_operators_that_keep_batch_features(tmp_path):
             helper.make_tensor_value_info("y", TensorProto.INT64, ["n", 4]), "no output is a float tensor")
 
 
+@pytest.mark.parametrize("to, name", [(TensorProto.FLOAT16, "float16"), (TensorProto.BFLOAT16, "bfloat16"),
+                                      (TensorProto.FLOAT8E4M3FN, "float8_e4m3fn")],
+                         ids=["float16", "bfloat16", "float8_e4m3fn"])
+@pytest.mark.parametrize("elem", [TensorProto.FLOAT, TensorProto.DOUBLE], ids=["float32", "float64"])
+def test_a_cast_to_a_narrower_float_is_refused(tmp_path, to, name, elem):
+    """A round trip through float16 (what .half() or a float16 conversion writes)
+    rounds the layer's output: onnxruntime's predictions differ from the
+    unrounded ones by far more than TOL, so the Cast cannot be dropped."""
+    rng = np.random.default_rng(8)
+    dtype = helper.tensor_dtype_to_np_dtype(elem)
+    w = rng.normal(scale=10.0, size=(3, 4)).astype(dtype)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["z"]),
+             helper.make_node("Cast", ["z"], ["zh"], name="narrow", to=to),
+             helper.make_node("Cast", ["zh"], ["y"], to=elem)]
+    graph = helper.make_graph(nodes, "hand", [helper.make_tensor_value_info("x", elem, ["n", 3])],
+                              [helper.make_tensor_value_info("y", elem, ["n", 4])],
+                              initializer=[numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    onnx.save(model, tmp_path / "narrow.onnx")
+    x = rng.normal(size=(20, 3)).astype(dtype)
+    assert np.abs(_run(tmp_path / "narrow.onnx", {"x": x})["y"] - x @ w).max() > 100 * TOL
+    with pytest.raises(gn.ModelImportError, match=rf"node 'narrow' \(Cast\): rounds a layer's output to {name}, "
+                                                  rf"which keeps fewer digits than the {dtype} graphnet computes "
+                                                  rf"in, .*export the model in float32 or float64 throughout"):
+        gn.from_onnx(tmp_path / "narrow.onnx")
+
+
+def test_a_float64_graph_casting_to_float32_imports_within_float32s_precision(tmp_path):
+    """The cast rounds within float32's precision, which imports keep to (and
+    graphnet's own float64 export writes one around erf)."""
+    rng = np.random.default_rng(9)
+    w = rng.normal(size=(3, 4))
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["z"]),
+             helper.make_node("Cast", ["z"], ["zf"], to=TensorProto.FLOAT),
+             helper.make_node("Cast", ["zf"], ["zd"], to=TensorProto.DOUBLE),
+             helper.make_node("Tanh", ["zd"], ["y"])]
+    graph = helper.make_graph(nodes, "hand", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["n", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["n", 4])],
+                              initializer=[numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "f32.onnx")
+    g = gn.from_onnx(tmp_path / "f32.onnx")
+    assert g.dtype == np.float64
+    x = rng.normal(size=(20, 3))
+    np.testing.assert_allclose(g.predict(x), _run(tmp_path / "f32.onnx", {"x": x})["y"], rtol=0, atol=TOL)
+
+
+def test_an_unused_input_is_refused(tmp_path):
+    """A graph cannot hold an input that feeds no output."""
+    w = numpy_helper.from_array(np.ones((3, 4), dtype="float32"), "w")
+    model = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], [w], [_info("x", 3), _info("u", 2)],
+                   [_info("y", 4)])
+    onnx.save(model, tmp_path / "unused.onnx")
+    with pytest.raises(gn.ModelImportError, match=r"node 'u' \(from input 'u'\) reaches no output: the model has "
+                                                  r"an input it does not use, .*; remove that input"):
+        gn.from_onnx(tmp_path / "unused.onnx")
+
+
 def test_label_free_int_outputs_are_refused(tmp_path):
     w = numpy_helper.from_array(np.ones((3, 4), dtype="float32"), "w")
     nodes = [helper.make_node("MatMul", ["x", "w"], ["z"]), helper.make_node("TopK", ["z", "k"], ["v", "i"], name="top")]

@@ -49,6 +49,7 @@ from .._parameters import bias_key, weight_key
 from ..layers import default_loss
 from ..spec import FORMAT, FORMAT_VERSION, from_dict
 from .._topology import is_chain
+from ._unused import check_used
 
 logger = logging.getLogger(__name__)
 
@@ -403,6 +404,7 @@ class Builder:
                     f"{self.source}: dropout applies to the model output {out!r} ({node.origin}); "
                     f"graphnet outputs have no dropout: remove that Dropout layer"
                 )
+        check_used(self.nodes, [(s.src, s.dst) for s in self.synapses], outputs, self.source)
         chosen = self._losses(outputs, loss)
         # A graph lists its outputs in node insertion order: put the output
         # nodes, in the model's declared order, where output nodes stand.
@@ -439,6 +441,7 @@ class Builder:
             weights.update({bias_key(n.name): n.bias for n in self.nodes.values()
                             if n.kind == "dense" and n.bias is not None})
             graph.set_weights(weights)
+            graph.validate()
         except GraphError as exc:
             raise ModelImportError(f"{self.source}: {exc}") from None
         return graph

@@ -191,15 +191,28 @@ def _dropout(reader, node) -> None:
 
 
 def _cast(reader, node) -> None:
+    """A constant is cast as ONNX casts it; a layer's output passes through a
+    cast to float32 or float64, and a cast to a narrower float is refused.
+
+    graphnet computes in the graph's dtype throughout, so a cast to the same or
+    a wider float loses nothing. A float64 graph's cast to float32 rounds
+    within float32's precision, the tolerance imports keep to (graphnet's own
+    float64 export takes erf in float32). float16, bfloat16 and the float8
+    types keep fewer digits: dropping such a cast would predict differently.
+    """
     to = attributes(reader, node).get("to")
     value = reader.input(node, 0)
-    target = reader.onnx.helper.tensor_dtype_to_np_dtype(to)
+    target = np.dtype(reader.onnx.helper.tensor_dtype_to_np_dtype(to))
+    keeps = np.issubdtype(target, np.integer) if isinstance(value, Shape) else target in (np.float32, np.float64)
     if isinstance(value, np.ndarray):
         reader.set(node, value.astype(target))
-    elif isinstance(value, Shape) and np.issubdtype(target, np.integer):
+    elif keeps:
         reader.set(node, value)
-    elif np.issubdtype(target, np.floating) and not isinstance(value, Shape):
-        reader.set(node, value)  # float to float: graphnet computes in the graph's dtype throughout
+    elif "float" in target.name and not isinstance(value, Shape):
+        raise reader.fail(node, f"rounds a layer's output to {target}, which keeps fewer digits than the "
+                                f"{reader.dtype} graphnet computes in, so the import would predict "
+                                f"differently; export the model in float32 or float64 throughout (without "
+                                f".half(), autocast or a float16 conversion) to import it")
     else:
         raise reader.fail(node, f"casts a layer's output to {target}; graphnet computes in floats")
 

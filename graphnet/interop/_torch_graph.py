@@ -10,7 +10,6 @@ in ``forward``'s order.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import operator
 import re
@@ -20,6 +19,7 @@ import numpy as np
 
 from ..errors import ModelImportError
 from ._builder import Builder, Concat
+from ._torch_in_place import changed_tensor_is_read, in_place, signature, unused_result
 from ._torch_layers import ACTIVATIONS, array
 
 __all__ = ["Converter"]
@@ -27,16 +27,6 @@ __all__ = ["Converter"]
 logger = logging.getLogger(__name__)
 
 _IGNORED_KWARGS = ("inplace", "_stacklevel")
-
-
-def _signature(function) -> inspect.Signature | None:
-    """A Python function's signature; None for builtins and method names."""
-    if function is None or isinstance(function, str):
-        return None
-    try:
-        return inspect.signature(function)
-    except (TypeError, ValueError):
-        return None
 
 
 class Converter:
@@ -51,7 +41,14 @@ class Converter:
         self.input_name = input_name
         self.nodes = list(traced.graph.nodes)
         self.linears: dict[str, Any] = {}  # target -> the Linear module, in call order
+        changing = {node: None for node in self.nodes if in_place(node, self._module(node))}  # in call order
+        for node in changing:
+            if not node.users:
+                raise unused_result(node, builder.source, self._describe)
         self.kinds = {node: self._classify(node) for node in self.nodes}
+        order = {node: i for i, node in enumerate(self.nodes)}
+        for node in changing:
+            changed_tensor_is_read(node, changing, self.kinds, order, builder.source, self._describe)
         self.placeholders = [n for n in self.nodes if n.op == "placeholder"]
         if input_name is not None and len(self.placeholders) != 1:
             raise ModelImportError(f"{builder.source}: input_name names one input, but forward takes "
@@ -61,6 +58,9 @@ class Converter:
     # ----------------------------------------------------------- classifying
     def fail(self, node, message: str) -> ModelImportError:
         return ModelImportError(f"{self.builder.source}: {self._describe(node)} {message}")
+
+    def _module(self, node):
+        return self.traced.get_submodule(node.target) if node.op == "call_module" else None
 
     def _describe(self, node) -> str:
         if node.op == "call_module":
@@ -167,8 +167,8 @@ class Converter:
         """The call's arguments after the tensor, by name: bound to the
         function's signature where Python can read it (``F.leaky_relu``), else
         positional ones taken as ``names`` in order (builtins like ``torch.softmax``)."""
-        signature = _signature(node.target)
-        if signature is None:
+        found = signature(node.target)
+        if found is None:
             arguments = dict(node.kwargs)
             for i, value in enumerate(node.args[1:]):
                 if i >= len(names):
@@ -176,7 +176,7 @@ class Converter:
                 arguments[names[i]] = value
             return arguments
         try:
-            bound = signature.bind(*node.args, **node.kwargs).arguments
+            bound = found.bind(*node.args, **node.kwargs).arguments
         except TypeError as exc:
             raise self.fail(node, f"is called with arguments its signature refuses ({exc})") from None
         return dict(list(bound.items())[1:])
@@ -184,13 +184,13 @@ class Converter:
     def _defaults(self, target) -> dict:
         """Default argument values of a function; for a builtin or a tensor
         method, those of ``torch.nn.functional``'s function of the same name."""
-        signature = _signature(target)
-        if signature is None:
+        found = signature(target)
+        if found is None:
             name = getattr(target, "__name__", target)
-            signature = _signature(getattr(self.torch.nn.functional, name, None)) if isinstance(name, str) else None
-        if signature is None:
+            found = signature(getattr(self.torch.nn.functional, name, None)) if isinstance(name, str) else None
+        if found is None:
             return {}
-        return {k: p.default for k, p in signature.parameters.items() if p.default is not p.empty}
+        return {k: p.default for k, p in found.parameters.items() if p.default is not p.empty}
 
     def _equal(self, value, default) -> bool:
         if value is default:

@@ -4,8 +4,9 @@ Reads what torch.onnx (both exporters), skl2onnx and Keras's ONNX export
 write for dense models: ``MatMul``, ``Gemm`` (``transB=1`` is PyTorch's
 layout, transposed here), ``Add``/``Sub``/``Mul``/``Div`` with constants
 (biases and per-feature scalings, as in a folded batch norm),
-``BatchNormalization`` (inference), ``Concat`` along the features, float to
-float ``Cast``, ``Identity``, ``Dropout`` (inference), ``Flatten``,
+``BatchNormalization`` (inference), ``Concat`` along the features, ``Cast``
+to float32 or float64 (a narrower float, float16 or bfloat16, is refused),
+``Identity``, ``Dropout`` (inference), ``Flatten``,
 ``Reshape``/``Squeeze``/``Unsqueeze`` that keep ``(batch, features)`` (with
 the ``Shape``/``Gather`` arithmetic torch writes for ``x.view(x.size(0),
 -1)``), ``Constant``, and the activations: one operator each (``Relu``,

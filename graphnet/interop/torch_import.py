@@ -21,6 +21,10 @@ Every call is expanded in the order ``forward`` makes it, so a module used
 twice is applied twice: an activation or dropout simply is. A ``Linear``
 called twice shares its weights between the two uses (tied weights), which
 graphnet cannot express (each synapse has its own weight): it is refused.
+An in-place call (``F.relu(h, inplace=True)``, ``nn.ReLU(inplace=True)``)
+imports when its result is what later calls read; one whose result is unused,
+or whose tensor is read again after it, changes values the trace does not
+show, and is refused (:mod:`graphnet.interop._torch_in_place`).
 
 Outputs keep ``forward``'s order: a dict's keys name them, a tuple's entries
 take the names of the nodes computing them. After building, the import is
