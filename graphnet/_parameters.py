@@ -161,8 +161,6 @@ class ParameterStore:
         k = self.num_trainable_params
         #: ``(key, size)`` of every trainable parameter, in buffer order (what the optimizer's state follows).
         self.layout: Layout = tuple(zip(map(_KEY, owners[:k]), sizes[:k]))
-        #: The ``parameter_token`` of each entry of :attr:`layout`: which parameter it is.
-        self.tokens: tuple[int, ...] = tuple(map(_TOKEN, owners[:k]))
         #: The value and gradient views in the order the owners were given (what
         #: the plan walks), and where each starts in the buffers.
         self.values_as_given: list = views
@@ -174,6 +172,12 @@ class ParameterStore:
             self.values_as_given = [views[i] for i in order]
             self.grads_as_given = [self._grads[i] for i in order]
             self.offsets_as_given = [offsets[i] for i in order]
+
+    @functools.cached_property
+    def tokens(self) -> tuple[int, ...]:
+        """The ``parameter_token`` of each entry of :attr:`layout`: which
+        parameter it is (made when training first asks, not by every plan)."""
+        return tuple(map(_TOKEN, self.owners[: self.num_trainable_params]))
 
     @functools.cached_property
     def records(self) -> tuple[ParameterRecord, ...]:

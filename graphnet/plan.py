@@ -135,7 +135,7 @@ class Plan:
         self.outputs = tuple((n, self.slots[n]) for n in graph.outputs)
         self.output_names: tuple[str, ...] = tuple(n for n, _ in self.outputs)
         #: Each input's column names, for the messages about its data.
-        self.input_columns: dict[str, tuple[str, ...] | None] = {n: nodes[n].column_names for n in graph.inputs}
+        self.input_columns: dict[str, tuple[str, ...] | None] = {n: nodes[n].column_names for n, _ in self.inputs}
         #: Whether every input takes plain arrays (no transforms, categories
         #: included), and ``(name, size)`` of the one input when it is the only
         #: one and does: predict's short path.
