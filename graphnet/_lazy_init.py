@@ -85,15 +85,17 @@ class LazyInit:
             for synapse in self.waiting.get(dst, []):
                 synapse.retarget(init)
 
-    def draw(self, network: Network, only: str | None = None, partial: bool = False) -> None:
+    def draw(self, network: Network, only: str | None = None, partial: bool = False) -> dict[str, np.ndarray]:
         """Draw what waits, for node ``only`` or for all; from then on those
         weights and biases are fixed (a node with nothing to draw keeps the
         bias it has).
 
         A node fed by a categorical input whose vocabulary ``adapt`` has yet
-        to learn cannot be drawn: its fan-in (the table's rows) is unknown.
-        With ``partial`` such nodes and their biases go on waiting (a copy, a
-        move); otherwise the call is refused before anything is drawn.
+        to learn cannot be drawn: its table's rows are unknown. With
+        ``partial`` such nodes and their biases go on waiting (a read, a copy,
+        a move), and their :meth:`provisional` values come back by key;
+        otherwise (what would change them in place) the call is refused
+        before anything is drawn.
 
         Raises
         ------
@@ -101,14 +103,14 @@ class LazyInit:
             Naming the inputs to adapt, unless ``partial``.
         """
         if only is None and self.idle:
-            return
+            return {}
         with self.lock:
             skip = self._waiting_for_vocabulary(network, only)
             if skip and not partial:
                 raise GraphError(
                     f"graph {network.name!r}: the weights into {preview(sorted(skip))} wait for the vocabulary "
                     f"of input(s) {sorted(set(skip.values()))} (categories='adapt'), which sets their tables' "
-                    "rows: call g.adapt(data) (or fit) before reading or saving weights")
+                    "rows: call g.adapt(data) (or fit) first")
             rng = None
             for dst in [only] if only is not None else list(self.waiting):
                 if dst in skip:
@@ -126,6 +128,7 @@ class LazyInit:
                     if isinstance(node, DenseNode) and node.name not in skip:
                         node.fix_bias()
                 self.biases_fixed = not skip
+        return self.provisional(network, only) if skip else {}
 
     def _waiting_for_vocabulary(self, network: Network, only: str | None) -> dict[str, str]:
         """The waiting nodes (``only``, or all) fed by a categorical input
@@ -139,6 +142,43 @@ class LazyInit:
             return {only: src for src in network.sources(only) if unlearnt(src)} if only in self.waiting else {}
         return {dst: src for src in filter(unlearnt, network.inputs) for dst in network.consumers(src)
                 if dst in self.waiting}
+
+    def provisional(self, network: Network, only: str | None = None) -> dict[str, np.ndarray]:
+        """What waits for a vocabulary (into node ``only``, or all), drawn for
+        the vocabulary learnt so far, by key, without binding or fixing it:
+        what a read shows until ``adapt`` sets the tables' rows (then the draw
+        happens for good, from the same seeds)."""
+        with self.lock:
+            drawn = {}
+            for dst in self._waiting_for_vocabulary(network, only):
+                rng = np.random.Generator(np.random.PCG64(0))
+                drawn.update(_draw_node(network, dst, self.waiting[dst], rng, bind=False))
+            return {owner.parameter_key: array for owner, array in drawn.items()}
+
+    def vocabulary_waits(self, network: Network) -> dict[str, str | None]:
+        """What waits for a vocabulary, as a model file keeps it: each waiting
+        weight's key with its draw's seed (as text), and each bias still to
+        be drawn with None (see :meth:`resume`)."""
+        with self.lock:
+            waits: dict[str, str | None] = {}
+            for dst in self._waiting_for_vocabulary(network, None):
+                waits.update((s.parameter_key, str(s.pending[0])) for s in self.waiting[dst])
+                if not network.nodes[dst].bias_fixed:
+                    waits[network.nodes[dst].parameter_key] = None
+            return waits
+
+    def resume(self, network: Network, waits: dict[str, str | None]) -> None:
+        """Give the weights that wait for a vocabulary in a graph just built
+        from a file the seeds :meth:`vocabulary_waits` kept: their draw, after
+        ``adapt``, is then the saved graph's. ``waits`` was checked by the
+        reader (keys of waiting weights, seeds of at most 128 bits)."""
+        with self.lock:
+            synapses = {s.parameter_key: s for dst in self._waiting_for_vocabulary(network, None)
+                        for s in self.waiting[dst]}
+            for key, seed in waits.items():
+                if seed is not None:
+                    synapse = synapses[key]
+                    synapse.defer(int(seed), synapse.pending[1], synapse.follows_default)
 
     def assign(self, synapse: Synapse, values: np.ndarray) -> None:
         """Give a never-drawn synapse its first values (checked, in the graph's dtype)."""
@@ -167,9 +207,12 @@ class LazyInit:
         return True
 
 
-def _draw_node(network: Network, dst: str, waiting: list[Synapse], rng: np.random.Generator) -> None:
+def _draw_node(network: Network, dst: str, waiting: list[Synapse], rng: np.random.Generator,
+               bind: bool = True) -> dict:
     """One ``(fan_in, size)`` matrix per initialiser among ``waiting``, ``fan_in``
-    being the sum of every source's size; each synapse takes its own rows."""
+    being the sum of every source's size; each synapse takes its own rows.
+    Without ``bind`` nothing is bound or fixed: the drawn arrays come back by
+    owner (the node among them for its bias, when it would be drawn)."""
     nodes = network.nodes
     offsets, rows, fan_in = {}, 0, 0
     for src in network.sources(dst):  # in the order they were connected
@@ -186,20 +229,27 @@ def _draw_node(network: Network, dst: str, waiting: list[Synapse], rng: np.rando
     for synapse in waiting:
         groups.setdefault(synapse.pending[1], []).append(synapse)
     place, dtype = network.backend.to_device, network.dtype  # drawn on the host: the same on every device
+    drawn, bias_drawn = {}, node.bias_fixed
     for init_name, group in groups.items():
         _restart(rng, group[0].pending[0])
         full = place(initializers.get(init_name)(shape, rng, dtype, **scaled))  # drawn in float64, then cast
         for synapse in group:
             start = offsets[synapse.src]
             # Rows of a C-ordered matrix: a contiguous view, no copy.
-            synapse.bind_parameter(full[start : start + synapse.shape[0]])
+            drawn[synapse] = full[start : start + synapse.shape[0]]
         # As PyTorch's Linear, the default draws the bias after the weights, from the same stream.
-        if not node.bias_fixed and init_name in initializers.BIASES:
-            node.parameter_array[...] = place(initializers.BIASES[init_name](fan_in, node.size, rng, dtype))
-            node.fix_bias()
+        if not bias_drawn and init_name in initializers.BIASES:
+            drawn[node] = place(initializers.BIASES[init_name](fan_in, node.size, rng, dtype))
+            bias_drawn = True
         logger.debug("%s: drew %s for %d synapse(s) into %r on fan-in %d", network.name, init_name,
                      len(group), dst, fan_in)
-    node.fix_bias()
+    if bind:
+        for synapse in waiting:
+            synapse.bind_parameter(drawn.pop(synapse))
+        if drawn:
+            node.parameter_array[...] = drawn.pop(node)
+        node.fix_bias()
+    return drawn
 
 
 def _restart(rng: np.random.Generator, state: int) -> np.random.Generator:

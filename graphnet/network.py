@@ -87,7 +87,8 @@ class Network(Structure):
     device_rng: Any
     _backend: backend_module.Backend
     _entropy: Any  # the seed's entropy, for the device stream
-    _lazy: LazyInit
+    #: The weights still waiting for their draw (:mod:`graphnet._lazy_init`).
+    lazy_init: LazyInit
     _optimizer: Any
     _compiled: dict[Callable, Any]  # factory -> (version, product)
     _compile_lock: threading.Lock
@@ -116,7 +117,7 @@ class Network(Structure):
         self.init_rng = np.random.default_rng(init_seed)
         self.rng = np.random.default_rng(train_seed)
         self.device_rng = None
-        self._lazy = LazyInit()
+        self.lazy_init = LazyInit()
         self._optimizer = None
         self.lineage = new_token()  #: its own number, kept by copies: whose parameters optimizer state names
         self._compiled = {}
@@ -178,7 +179,7 @@ class Network(Structure):
     def _adopt_bias(self, node: DenseNode, values) -> None:
         """``node`` holds ``values`` as its bias, in this network's dtype and on its device."""
         node.bind_parameter(self._backend.to_device(np.array(backend_module.host(values), dtype=self.dtype)))
-        self._lazy.node_added(node)
+        self.lazy_init.node_added(node)
 
     @_edit
     def remove(self, name: NodeRef) -> None:
@@ -215,7 +216,7 @@ class Network(Structure):
             self._adopt_bias(node, old.parameter_array if dense else node.parameter_array)
             if dense:  # the same bias: the same parameter, with its optimizer state
                 node.parameter_token = old.parameter_token
-            self._lazy.retarget(name, initializers.default_for(node.activation, output=isinstance(node, Output)))
+            self.lazy_init.retarget(name, initializers.default_for(node.activation, output=isinstance(node, Output)))
         old.detach()
         node.attach(self)
         self._nodes[name] = node
@@ -260,7 +261,8 @@ class Network(Structure):
         until a weight is first needed (``get_weights()``, ``synapse.weight``,
         ``node.bias``, the first run, a copy, ``to(device)``); it depends on
         the seed and the calls made, not on when it happens nor on the dtype.
-        Weights drawn, seen, set or loaded never change by themselves.
+        Weights drawn, seen, set or loaded never change by themselves (those fed
+        by a categorical input still to adapt are provisional until ``adapt``).
 
         Raises
         ------
@@ -317,7 +319,7 @@ class Network(Structure):
                 # Drawn later, on the destination's whole fan-in (see Notes); the
                 # seed is taken now, so the draw depends on the calls, not on when.
                 synapse = Synapse(name, dst_name, None, init_name, trainable, regularizer, shape=shape)
-                self._lazy.queue(synapse, self.init_rng, init_name, by_default=init is None)
+                self.lazy_init.queue(synapse, self.init_rng, init_name, by_default=init is None)
             logger.debug("%s: init %s -> %s %s with %s", self.name, name, dst_name, shape, init_name)
             self._link(synapse)
             created.append(synapse)
@@ -334,7 +336,7 @@ class Network(Structure):
         self.changed()
 
     def _detach(self, synapse: Synapse) -> None:
-        self._lazy.detach(synapse, self)
+        self.lazy_init.detach(synapse, self)
         synapse.detach()
 
     @_edit
@@ -358,21 +360,18 @@ class Network(Structure):
         self.changed()
 
     def __repr__(self) -> str:
-        return (
-            f"<{type(self).__name__} {self.name!r}: {len(self.inputs)} inputs, "
-            f"{len(self.outputs)} outputs, {len(self._nodes)} nodes, "
-            f"{len(self._synapses)} synapses, {self.num_params:,} params, {self.dtype}>"
-        )
+        return (f"<{type(self).__name__} {self.name!r}: {len(self.inputs)} inputs, {len(self.outputs)} outputs, "
+                f"{len(self._nodes)} nodes, {len(self._synapses)} synapses, {self.num_params:,} params, {self.dtype}>")
 
     # ---------------------------------------------------------------- weights
-    def materialize(self, only: str | None = None, partial: bool = False) -> None:
-        """Draw the initial weights still waiting for their fan-in, of node ``only``
-        or of all (``partial``: see :meth:`graphnet._lazy_init.LazyInit.draw`)."""
-        self._lazy.draw(self, only, partial)
+    def materialize(self, only: str | None = None, partial: bool = False) -> dict[str, np.ndarray]:
+        """Draw the weights still waiting for their fan-in, of node ``only`` or of
+        all; ``partial``: see :meth:`graphnet._lazy_init.LazyInit.draw` (its result)."""
+        return self.lazy_init.draw(self, only, partial)
 
     def assign_first_values(self, synapse: Synapse, values) -> None:
         """Give a synapse whose draw is still pending its first values instead."""
-        self._lazy.assign(synapse, values)
+        self.lazy_init.assign(synapse, values)
 
     def keep_compiled_loss(self, loss) -> None:
         """What a subclass keeps of ``compile(loss=...)`` (a Sequential: the
@@ -484,7 +483,7 @@ class Network(Structure):
         would hold synapses neither drawn nor waiting); what waits for a
         vocabulary goes on waiting in the copy."""
         self.materialize(partial=True)
-        with self._lazy.lock:
+        with self.lazy_init.lock:
             state = self.__dict__.copy()
         state["_compiled"] = {}
         state["device_rng"] = None  # a device's random state cannot be saved

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import _protocols, _tabular, activations, losses, regularizers
-from ._member import Member, checked_values
+from ._member import Member, checked_values, read_only
 from ._parameters import BIAS, ParameterRecord, bias_key, new_token
 from ._validation import check_allocation, check_int, check_number, check_text
 from .errors import GraphError
@@ -252,13 +252,16 @@ class DenseNode(Node):
 
         Reading it in a graph first draws what the node still waits for (its
         weights and, with the default initialiser, this bias); what it shows
-        is what the node then runs with.
+        is what the node then runs with. Fed by a categorical input still to
+        adapt, it shows provisional values (read-only) until ``adapt``.
         """
         if not self._bias_fixed:
             if self._graph is None:
                 self._bias_fixed = True  # seen (and perhaps changed in place) by the user
             else:
-                self._graph.materialize(self.name)
+                provisional = self._graph.materialize(self.name, partial=True)
+                if self.parameter_key in provisional:
+                    return read_only(provisional[self.parameter_key])
         return self._bias
 
     @bias.setter

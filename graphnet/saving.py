@@ -56,7 +56,7 @@ from . import optimizers as optimizers_module
 from ._archive import check_members, npz_bytes, open_zip, read_member, write_zip
 from ._registry import custom_objects as custom_scope
 from ._npz import parse_npz, read_npz
-from ._text import clip, named, reason, shown
+from ._text import clip, named, preview, reason, shown
 from ._validation import is_int
 from ._version import __version__
 from .errors import GraphError, ModelFileError
@@ -141,6 +141,9 @@ def training_state(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray] 
         },
         "optimizer": None,
     }
+    waits = graph.lazy_init.vocabulary_waits(graph)
+    if waits:  # weights still waiting for a vocabulary: the file holds provisional values, and their seeds
+        state["waiting"] = waits
     optimizer = graph.optimizer
     if optimizer is None:
         return state, None
@@ -272,7 +275,9 @@ def _load(handle: BinaryIO, label: str, max_bytes: int):
         shapes = _parameter_shapes(graph)
         arrays = parse_npz(raw_weights, shapes, graph.dtype, weights_where, GRAPH_MEMBER)
         del raw_weights
-        graph.set_weights(arrays)
+        waits = _waits(graph, archive, infos, label)
+        graph.set_weights({key: array for key, array in arrays.items() if key not in waits})
+        graph.lazy_init.resume(graph, waits)
         if TRAINING_MEMBER in infos:
             restore_training(graph, archive, infos, label)
         elif OPTIMIZER_MEMBER in infos:
@@ -310,7 +315,7 @@ def _check_format(data: Any, label: str) -> None:
 
 
 # ------------------------------------------------------------- training state
-_TRAINING_FIELDS = {"rng", "optimizer"}
+_TRAINING_FIELDS = {"rng", "optimizer", "waiting"}
 _OPTIMIZER_FIELDS = {"config", "iterations", "layout", "slots"}
 
 
@@ -460,6 +465,23 @@ def _plain(value: Any, key: str) -> bool:
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
     return value is None or isinstance(value, bool) or (
         isinstance(value, (int, float)) and math.isfinite(value))
+
+
+def _waits(graph: Graph, archive: zipfile.ZipFile, infos, label: str) -> dict[str, str | None]:
+    """``training.json``'s weights that wait for a vocabulary (checked: the
+    keys of exactly what waits in the graph just built, seeds of at most 128
+    bits), or nothing for a file without them."""
+    state = _read_json(archive, infos[TRAINING_MEMBER], label) if TRAINING_MEMBER in infos else None
+    waits = state.get("waiting", {}) if isinstance(state, Mapping) else {}
+    where = f"{label}: {TRAINING_MEMBER}: waiting"
+    expected = graph.lazy_init.vocabulary_waits(graph)
+    _require(isinstance(waits, Mapping) and set(waits) <= set(expected), where,
+             f"an object keyed by weights waiting for a vocabulary ({preview(expected)})", waits)
+    for key, seed in waits.items():
+        ok = (seed is None) == (expected[key] is None) and (
+            seed is None or (isinstance(seed, str) and seed.isascii() and seed.isdigit() and len(seed) <= 39 and int(seed) < 2**128))
+        _require(ok, f"{where}: {key}", "a seed of at most 128 bits as digits (null for a bias)", seed)
+    return dict(waits)
 
 
 def _require(ok: bool, where: str, expected: str, found: Any) -> None:

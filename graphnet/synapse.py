@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _protocols, initializers, regularizers
 from .errors import GraphError
-from ._member import Member, checked_values
+from ._member import Member, checked_values, read_only
 from ._parameters import WEIGHT, ParameterRecord, new_token, weight_key
 
 __all__ = ["Synapse", "init_values"]
@@ -118,9 +118,13 @@ class Synapse(Member):
         The first read of a weight the graph has not drawn yet draws it (and
         its destination's other waiting weights) with the destination's fan-in
         at that moment; from then on it only changes when assigned or trained.
+        Into a node fed by a categorical input still to adapt, a read shows
+        provisional values (read-only) until ``adapt`` draws them for good.
         """
         if self._weight is None:
-            self._graph.materialize(self.dst)
+            provisional = self._graph.materialize(self.dst, partial=True)
+            if self._weight is None:
+                return read_only(provisional[self._key])
         return self._weight
 
     @weight.setter

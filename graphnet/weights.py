@@ -55,9 +55,12 @@ def parameter_owners(graph: Network) -> list[tuple[ParameterRecord, object]]:
 
 
 def parameter_arrays(graph: Network) -> dict[str, np.ndarray]:
-    """Every parameter's live array (no copies), by key; draws what is waiting."""
-    graph.materialize()
-    return {record.key: owner.parameter_array for record, owner in parameter_owners(graph)}
+    """Every parameter's live array (no copies), by key; draws what is waiting
+    (what waits for a vocabulary: its provisional values, see
+    :meth:`graphnet._lazy_init.LazyInit.provisional`)."""
+    provisional = graph.materialize(partial=True)
+    return {record.key: provisional.get(record.key, owner.parameter_array)
+            for record, owner in parameter_owners(graph)}
 
 
 @read
