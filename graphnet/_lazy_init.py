@@ -139,7 +139,8 @@ class LazyInit:
             return getattr(nodes[name], "categories", None) == _tabular.ADAPT
 
         if only is not None:
-            return {only: src for src in network.sources(only) if unlearnt(src)} if only in self.waiting else {}
+            fed_by = [src for src in network.sources(only) if unlearnt(src)] if only in self.waiting else []
+            return {only: fed_by[0]} if fed_by else {}
         return {dst: src for src in filter(unlearnt, network.inputs) for dst in network.consumers(src)
                 if dst in self.waiting}
 

@@ -478,8 +478,8 @@ def _waits(graph: Graph, archive: zipfile.ZipFile, infos, label: str) -> dict[st
     _require(isinstance(waits, Mapping) and set(waits) <= set(expected), where,
              f"an object keyed by weights waiting for a vocabulary ({preview(expected)})", waits)
     for key, seed in waits.items():
-        ok = (seed is None) == (expected[key] is None) and (
-            seed is None or (isinstance(seed, str) and seed.isascii() and seed.isdigit() and len(seed) <= 39 and int(seed) < 2**128))
+        digits = isinstance(seed, str) and seed.isascii() and seed.isdigit() and len(seed) <= 39
+        ok = (seed is None) == (expected[key] is None) and (seed is None or (digits and int(seed) < 2**128))
         _require(ok, f"{where}: {key}", "a seed of at most 128 bits as digits (null for a bias)", seed)
     return dict(waits)
 
