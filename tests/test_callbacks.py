@@ -265,7 +265,7 @@ def test_learning_rate_scheduler_and_lambda_callback(data):
     assert events[0] == "begin" and events[-1] == "end" and "batch" in events
     g.fit(x, y, epochs=2, verbose=0, callbacks=[gn.callbacks.LearningRateScheduler(lambda epoch: 0.3 - 0.1 * epoch)])
     assert g.optimizer.lr == pytest.approx(0.2)
-    with pytest.raises(GraphError, match="LearningRateScheduler: epoch 0: sgd: lr must be a positive finite number"):
+    with pytest.raises(GraphError, match="LearningRateScheduler: epoch 0: sgd: lr must be a finite number >= 0"):
         g.fit(x, y, epochs=1, verbose=0, callbacks=[gn.callbacks.LearningRateScheduler(lambda epoch: -1.0)])
     with pytest.raises(GraphError, match=r"unknown hooks \['on_epoch_finish'\]"):
         gn.callbacks.LambdaCallback(on_epoch_finish=print)

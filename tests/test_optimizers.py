@@ -116,12 +116,35 @@ def test_config_and_state_round_trip(problem):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("optimizer", [optimizers.SGD(lr=0.0), optimizers.SGD(lr=0, momentum=0.9, nesterov=True),
+                                       optimizers.Adam(learning_rate=0.0), optimizers.AdamW(lr=0.0)],
+                         ids=["sgd", "nesterov", "adam", "adamw"])
+def test_a_learning_rate_of_zero_trains_nothing_and_measures(optimizer):
+    # As in Keras and PyTorch: a fit with lr=0 only measures (its epoch metrics
+    # are those of the unchanged weights).
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(37, 4))
+    y = (x[:, :1] > 0).astype(float)
+    g = gn.Graph(seed=0)
+    g.add_input("x", 4)
+    g.add_hidden("h", 6, activation="relu")
+    g.add_output("y", 1, activation="sigmoid", loss="binary_crossentropy")
+    g.connect("x", "h")
+    g.connect("h", "y")
+    before = g.get_weights()
+    measured = g.evaluate(x, y, metrics=["auc"])
+    history = g.fit(x, y, epochs=2, batch_size=8, optimizer=optimizer, metrics=["auc"], verbose=0)
+    for key, value in g.get_weights().items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
+    assert history.history["auc"] == pytest.approx([measured["auc"]] * 2)
+
+
 def test_registry_and_errors():
     assert isinstance(optimizers.get("momentum"), optimizers.SGD)
     assert optimizers.get("momentum").momentum == 0.9
     with pytest.raises(GraphError, match=r"unknown optimizer 'adagrad'; known: \['adam'"):
         optimizers.get("adagrad")
-    with pytest.raises(GraphError, match="lr must be a positive finite number, got -1"):
+    with pytest.raises(GraphError, match="lr must be a finite number >= 0, got -1"):
         optimizers.Adam(lr=-1)
     with pytest.raises(GraphError, match="beta1 must be in"):
         optimizers.Adam(beta1=1.0)
