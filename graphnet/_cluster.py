@@ -167,6 +167,7 @@ class Cluster:
         arrays = {f"input {n!r}": a for n, a in inputs.items()}
         arrays.update({f"targets of output {n!r}": a for n, a in targets.items()})
         if not any(is_dask_array(v) for v in _values(x) + _values(y)):  # numpy: a partition per worker
+            aligned(arrays)  # rows that disagree: the ShapeError fit gives, before they are split
             rows = next(iter(arrays.values())).shape[0]
             pieces = max(1, min(len(self.workers), rows))
             chunks = tuple(len(c) for c in np.array_split(np.arange(rows), pieces))

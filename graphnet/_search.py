@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 from ._cluster import client_or_default
-from ._validation import check_int
+from ._validation import check_int, check_number
 from .errors import GraphError
 from .graph import Graph
 
@@ -121,7 +121,7 @@ def _direction(study, direction, objective) -> str:
 
 
 def search(build: Callable, x, y, *, objective: str | Callable | None = None, study=None, n_trials: int = 16,
-           direction: str | None = None, seed: int = 0, client=None, timeout: float | None = None,
+           direction: str | None = None, seed: int | None = 0, client=None, timeout: float | None = None,
            **fit_args) -> SearchResult:
     """Train a graph per trial of an Optuna study across the cluster; returns
     the results and the best trained graph.
@@ -148,8 +148,8 @@ def search(build: Callable, x, y, *, objective: str | Callable | None = None, st
         For a new study; by default ``"maximize"`` for an objective named
         ``...accuracy``, else ``"minimize"``. A given study's own direction
         is used.
-    seed : int
-        The new study's sampler seed.
+    seed : int or None
+        The new study's sampler seed (None: a random one).
     client : distributed.Client, optional
         None: the default client.
     timeout : float, optional
@@ -185,6 +185,10 @@ def search(build: Callable, x, y, *, objective: str | Callable | None = None, st
     if not callable(build) or isinstance(build, Graph):  # a Graph is callable: it predicts
         raise GraphError(f"gn.distributed.search: build must be a function of the trial, got {type(build).__name__}")
     n_trials = check_int(n_trials, "gn.distributed.search: n_trials")
+    seed = None if seed is None else check_int(seed, "gn.distributed.search: seed", low=0)
+    if timeout is not None:
+        timeout = check_number(timeout, "gn.distributed.search: timeout", 0.0, math.inf, low_open=True,
+                               high_open=True, expected="a positive number of seconds (or None)")
     fit_args = _fit_arguments(fit_args, "gn.distributed.search")
     validated = fit_args.get("validation_split") or fit_args.get("validation_data") is not None
     if objective is None:

@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -271,7 +272,8 @@ def _predict(args) -> int:
 def _diff(args) -> int:
     specs = [p for p in (args.a, args.b) if Path(p).suffix.lower() != ".gnet"]  # weights never trained
     report = GraphDiff(load_model(args.a), load_model(args.b), args.a, args.b, weights=not specs)
-    print(report.text(width=80) + (f"\n\n(weights not compared: {' and '.join(specs)}: specs)" if specs else ""))
+    note = textwrap.fill(f"(weights not compared: {' and '.join(specs)}: specs)", 80, break_on_hyphens=False)
+    print(report.text(width=80) + (f"\n\n{note}" if specs else ""))
     if args.output is not None:
         print(f"Wrote {report.render(args.output)}")
     return 0

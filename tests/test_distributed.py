@@ -590,6 +590,8 @@ def test_data_that_does_not_fit_is_refused_before_training(dask_cluster, rng):
     bad[33, 1] = np.inf
     with pytest.raises(gn.ShapeError, match="input 'b' contains 1 NaN or inf"):
         gn.distributed.fit(g, _lazy({**x, "b": bad}, 10), y, client, verbose=0, timeout=TIMEOUT)
+    with pytest.raises(gn.ShapeError, match=r"rows disagree: input 'a' has 40 rows but .* has 36"):
+        gn.distributed.fit(g, x, {k: v[:36] for k, v in y.items()}, client, verbose=0, timeout=TIMEOUT)
     with pytest.raises(gn.ShapeError, match="has no rows"):
         gn.distributed.fit(g, {k: v[:0] for k, v in x.items()}, {k: v[:0] for k, v in y.items()},
                            client, verbose=0, timeout=TIMEOUT)

@@ -134,6 +134,11 @@ def test_bad_arguments_are_graph_errors(client, data):
         gn.distributed.search(build, x, y, study=two, client=client)
     with pytest.raises(gn.GraphError, match="client must be a dask.distributed Client, got str"):
         gn.distributed.search(build, x, y, client="tcp://127.0.0.1:8786")
+    with pytest.raises(gn.GraphError, match=r"search: seed must be an integer >= 0, got 'x'"):
+        gn.distributed.search(build, x, y, client=client, seed="x")
+    for timeout in (-1, "x", float("nan")):
+        with pytest.raises(gn.GraphError, match=r"search: timeout must be a positive number of seconds"):
+            gn.distributed.search(build, x, y, client=client, timeout=timeout)
 
 
 def test_a_grid_sampler_that_runs_out_ends_the_search(client, data):
