@@ -256,3 +256,17 @@ def test_check_class_says_what_a_metric_class_needs():
         metrics.check_class(NoResult)
     NoResult.name = "half"
     metrics.check_class(NoResult)
+
+
+def test_top_k_accuracy_breaks_ties_as_scikit_learn_does():
+    # Scores rounded to a few values tie often (a saturated float32 softmax
+    # does too): of equal scores, scikit-learn ranks the higher class first.
+    rng = np.random.default_rng(0)
+    score = np.round(rng.dirichlet(np.ones(5), size=300), 1)
+    score[:20] = 0.2  # rows where every class ties
+    y = rng.integers(0, 5, size=300)
+    for k in (1, 2, 3, 4):
+        metric = metrics.TopKAccuracy(k=k)
+        metric.update_state(y, score)
+        assert metric.result() == pytest.approx(skm.top_k_accuracy_score(y, score, k=k, labels=range(5)), abs=1e-12)
+

@@ -107,7 +107,8 @@ class CategoricalAccuracy(Accuracy):
 
 class TopKAccuracy(_HitRate):
     """Whether the label is among the ``k`` highest scores of a softmax output
-    (Keras's ``top_k_categorical_accuracy``; scikit-learn's ``top_k_accuracy_score``)."""
+    (Keras's ``top_k_categorical_accuracy``; scikit-learn's ``top_k_accuracy_score``,
+    whose rule for ties it follows: of equal scores, the higher class index ranks first)."""
 
     name = "top_k_accuracy"
     activations = ("softmax",)
@@ -117,8 +118,12 @@ class TopKAccuracy(_HitRate):
         self.k = check_int(k, "TopKAccuracy: k")
 
     def hits(self, y_true, y_pred, xp):
-        truth = y_pred[xp.arange(len(y_pred)), class_labels(y_true, y_pred.shape[1], xp)]
-        return (y_pred > truth[:, None]).sum(axis=1) < self.k
+        # The label's rank: the classes scored above it, and those tied with it
+        # at a higher index (scikit-learn's stable sort, read from the top).
+        labels = class_labels(y_true, y_pred.shape[1], xp)
+        truth = y_pred[xp.arange(len(y_pred)), labels][:, None]
+        tied_after = (y_pred == truth) & (xp.arange(y_pred.shape[1])[None, :] > labels[:, None])
+        return (y_pred > truth).sum(axis=1) + tied_after.sum(axis=1) < self.k
 
     def get_config(self):
         return {"name": self.name, "k": self.k}
