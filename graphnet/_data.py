@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _transforms
+from . import _tabular, _transforms
 from . import backend as backend_module
+from ._text import preview
 from ._validation import check_finite, check_number, non_finite_error
 from .errors import GraphError, ShapeError
 
@@ -297,13 +298,21 @@ def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndar
     where = f"class_weight for output {output!r}"
     if not isinstance(classes, Mapping):
         raise GraphError(f"{where}: expected a dict class -> weight, got {type(classes).__name__}")
+    node = graph.nodes[output]
+    # An output with labels takes them as keys (as scikit-learn's class_weight); codes otherwise.
+    labels = node.classes if isinstance(node.classes, tuple) else ()
     table = {}
     for key, weight in classes.items():
-        if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or key < 0:
+        if labels:
+            if _tabular.plain(key) not in labels:
+                raise GraphError(f"{where}: {key!r} is not one of its classes {preview(labels)}")
+            code = labels.index(_tabular.plain(key))
+        elif isinstance(key, bool) or not isinstance(key, (int, np.integer)) or key < 0:
             raise GraphError(f"{where}: classes must be integers >= 0, got {key!r}")
-        table[int(key)] = check_number(weight, f"{where}: the weight of class {key}", 0.0,
-                                       expected="a finite number >= 0")
-    node = graph.nodes[output]
+        else:
+            code = int(key)
+        table[code] = check_number(weight, f"{where}: the weight of class {key!r}", 0.0,
+                                   expected="a finite number >= 0")
     if node.loss.requires_activation == "softmax":  # categorical crossentropy, sparse or not
         labels = y if y.ndim == 1 else y.argmax(axis=1)
     elif node.loss.name == "binary_crossentropy" and node.size == 1:

@@ -205,6 +205,7 @@ def fit(
     class_weight : dict class -> weight, or dict output name -> such a dict, optional
         Multiplies ``sample_weight`` by the weight of each row's class
         (softmax outputs, or sigmoid outputs of one unit); missing classes weigh 1.
+        Classes are codes, or the labels of an output with ``classes``.
     steps_per_epoch : int, optional
         Batches per epoch from a generator ``x`` (needed by a one-shot
         generator for more than one epoch); by default all it yields.

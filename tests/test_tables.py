@@ -536,3 +536,23 @@ def test_text_for_a_plain_input_says_to_give_categories(rng):
     g.connect("city", "y")
     with pytest.raises(gn.ShapeError, match=r"input 'city'.*dtype object.*categories='adapt'"):
         g.predict(table(rng))
+
+
+def test_class_weight_by_label_on_an_output_with_classes(rng):
+    # As scikit-learn's class_weight: the labels themselves are the keys.
+    df = table(rng)
+    weights = {"bad": 1.0, "good": 3.0, "ok": 0.5}
+    by_label, by_row = tabular_graph(), tabular_graph()
+    by_label.fit(df, df, epochs=2, batch_size=16, verbose=0, class_weight={"label": weights})
+    rows = df["label"].map(weights).to_numpy()
+    by_row.fit(df, df, epochs=2, batch_size=16, verbose=0, sample_weight={"label": rows})
+    for key, value in by_row.get_weights().items():
+        np.testing.assert_array_equal(by_label.get_weights()[key], value, err_msg=key)
+    before = by_label.get_weights()
+    with pytest.raises(gn.GraphError, match=r"class_weight for output 'label': 'fine' is not one of its classes"):
+        by_label.fit(df, df, epochs=1, verbose=0, class_weight={"label": {"fine": 2.0}})
+    with pytest.raises(gn.GraphError, match=r"0 is not one of its classes \['bad', 'good', 'ok'\]"):
+        by_label.fit(df, df, epochs=1, verbose=0, class_weight={"label": {0: 2.0}})
+    for key, value in before.items():
+        np.testing.assert_array_equal(by_label.get_weights()[key], value, err_msg=key)
+
