@@ -391,4 +391,4 @@ def refuse_unadapted(graph: str, names: list[str]) -> None:
     """
     if names:
         raise GraphError(f"graph {graph!r}: inputs {names} never adapted: call g.adapt(data) first (fit adapts "
-                         "from its training rows by itself)")
+                         "from its training rows by itself, unless they come from a generator)")

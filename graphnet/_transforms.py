@@ -69,7 +69,7 @@ def not_adapted(graph: Network, names) -> GraphError:
     return GraphError(
         f"graph {graph.name!r}: {'input' if len(names) == 1 else 'inputs'} {preview(names)} "
         "never adapted (their statistics or categories are unknown): call g.adapt(data) with "
-        "training data first (fit adapts from its training rows by itself)")
+        "training data first (fit adapts from its training rows by itself, unless they come from a generator)")
 
 
 def transform_input(node: Input, raw, dtype: np.dtype) -> np.ndarray:
@@ -147,7 +147,7 @@ def encode_labels(node: Output, y) -> np.ndarray:
     classes = node.classes
     if classes == _tabular.ADAPT:
         raise GraphError(f"output {node.name!r}: its classes were never adapted: call g.adapt(x, y) "
-                         "first (fit adapts from its training rows by itself)")
+                         "first (fit adapts from its training rows by itself, unless they come from a generator)")
     if _frames.is_series(y):
         y = _frames.values(y)
     array = np.asarray(y)
