@@ -300,13 +300,17 @@ def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndar
         raise GraphError(f"{where}: expected a dict class -> weight, got {type(classes).__name__}")
     node = graph.nodes[output]
     # An output with labels takes them as keys (as scikit-learn's class_weight); codes otherwise.
-    labels = node.classes if isinstance(node.classes, tuple) else ()
+    named = node.classes if isinstance(node.classes, tuple) else ()
     table = {}
     for key, weight in classes.items():
-        if labels:
-            if _tabular.plain(key) not in labels:
-                raise GraphError(f"{where}: {key!r} is not one of its classes {preview(labels)}")
-            code = labels.index(_tabular.plain(key))
+        value = _tabular.plain(key)
+        if named and value in named:
+            code = named.index(value)
+        elif named and not (isinstance(named[0], str) and isinstance(value, int) and 0 <= value < len(named)):
+            raise GraphError(f"{where}: {key!r} is not one of its classes {preview(named)}"
+                             + (f" nor a code 0 to {len(named) - 1}" if isinstance(named[0], str) else ""))
+        elif named:
+            code = value  # a code beside text labels: no label it could be
         elif isinstance(key, bool) or not isinstance(key, (int, np.integer)) or key < 0:
             raise GraphError(f"{where}: classes must be integers >= 0, got {key!r}")
         else:

@@ -551,8 +551,12 @@ def test_class_weight_by_label_on_an_output_with_classes(rng):
     before = by_label.get_weights()
     with pytest.raises(gn.GraphError, match=r"class_weight for output 'label': 'fine' is not one of its classes"):
         by_label.fit(df, df, epochs=1, verbose=0, class_weight={"label": {"fine": 2.0}})
-    with pytest.raises(gn.GraphError, match=r"0 is not one of its classes \['bad', 'good', 'ok'\]"):
-        by_label.fit(df, df, epochs=1, verbose=0, class_weight={"label": {0: 2.0}})
+    with pytest.raises(gn.GraphError, match=r"3 is not one of its classes \['bad', 'good', 'ok'\] nor a code 0 to 2"):
+        by_label.fit(df, df, epochs=1, verbose=0, class_weight={"label": {3: 2.0}})
     for key, value in before.items():
         np.testing.assert_array_equal(by_label.get_weights()[key], value, err_msg=key)
+    by_code = tabular_graph()  # codes still work beside text labels
+    by_code.fit(df, df, epochs=2, batch_size=16, verbose=0, class_weight={"label": {0: 1.0, 1: 3.0, 2: 0.5}})
+    for key, value in by_row.get_weights().items():
+        np.testing.assert_array_equal(by_code.get_weights()[key], value, err_msg=key)
 
