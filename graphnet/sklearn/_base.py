@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_X_y, validate_data
 
 from .._data import Batches, as_inputs, as_targets
 from .._progress import Progress
@@ -26,7 +26,7 @@ from ..sequential import Sequential
 from ..trainer import Trainer
 from ._mlp import MLPPenalty, MLPStopping, chain_weights, initial_weights
 from ._params import Parameters
-from ._tables import Layout, is_table
+from ._tables import Layout, check_columns, is_table
 
 __all__ = ["GraphNetEstimator"]
 
@@ -37,7 +37,10 @@ _SPARSE_CHUNK = 1024
 class GraphNetEstimator(Parameters):
     """What the classifier and the regressor share: building the graph, the
     training loop and the stopping rule (their parameters: ``Parameters``).
-    Subclasses say how targets are encoded and which outputs fit them."""
+    Subclasses say how targets are checked and encoded and which outputs fit them."""
+
+    #: Whether y must be numbers (scikit-learn's ``y_numeric``).
+    _y_numeric = False
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -134,9 +137,22 @@ class GraphNetEstimator(Parameters):
             return np.hstack([out[name] for name in graph.outputs])
         return out
 
+    def _validate_Xy(self, X, y, reset: bool, table: bool = False):
+        """X and y as scikit-learn checks them (``reset`` sets ``n_features_in_`` and
+        ``feature_names_in_``, else they are checked); a ``table``'s block, read by
+        its layout, is left as it is and only y is checked."""
+        checks = {"multi_output": True, "y_numeric": self._y_numeric}
+        if table:  # check_X_y beside a stand-in X: the estimator's attributes are left alone
+            y = check_X_y(np.zeros((len(X), 1)), y, estimator=self, **checks)[1]
+        else:
+            X, y = validate_data(self, X, y, reset=reset, accept_sparse="csr",
+                                 dtype=(np.float64, np.float32), **checks)
+        return X, self._checked_y(y)
+
     def _validate_X(self, X):
         if getattr(self, "table_layout_", None) is not None:
             return self.table_layout_.block(X)
+        check_columns(X)
         return validate_data(
             self, X, reset=False, accept_sparse="csr", dtype=(np.float64, np.float32)
         )
@@ -166,30 +182,57 @@ class GraphNetEstimator(Parameters):
             whose input or output sizes disagree with the data), or a training
             step that went non-finite (:class:`graphnet.TrainingError`), unless
             ``early_stopping`` has an epoch to return to (then a
-            ``ConvergenceWarning`` says so).
+            ``ConvergenceWarning`` says so). The estimator is left as it was:
+            unfitted, or with the model of its last fit. Only training that
+            continues (``warm_start``, ``partial_fit``) and fails after its first
+            step keeps the steps it took.
         """
         return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     def _fit(self, X, y, incremental: bool, classes=None, sample_weight=None):
+        """Train, or raise with the estimator as it was before the call (see
+        :meth:`fit`): a new graph is dropped; a fitted one has its optimizer and
+        random state put back unless a step may have changed its weights."""
+        fresh = not hasattr(self, "graph_") or not (incremental or self.warm_start)
+        before = dict(vars(self))
+        if not fresh:  # what preparing changes in place in a fitted estimator
+            optimizer, rng_state = self.graph_.optimizer, self._random_state.get_state()
+        steps = []  # [True] once the first step may have changed the weights
+        try:
+            X, targets, y, sample_weight = self._prepare(X, y, incremental, fresh, classes, sample_weight)
+            epochs = 1 if incremental else self.max_iter
+            self._train(X, targets, y, epochs, incremental, lambda: steps.append(True), sample_weight)
+        except Exception:
+            if fresh or not steps:
+                vars(self).clear()
+                vars(self).update(before)
+                if not fresh:
+                    self.graph_.optimizer = optimizer
+                    self._random_state.set_state(rng_state)
+            raise
+        return self
+
+    def _prepare(self, X, y, incremental: bool, fresh: bool, classes, sample_weight) -> tuple:
+        """Check the data, build the graph (``fresh``) and set what training starts
+        from; returns the checked X, the encoded targets, y and the sample weights."""
         self._check_params()
         if incremental and self.early_stopping:
             raise ValueError(
                 "partial_fit does not support early_stopping=True (there is no fixed "
                 "data to hold a validation set out of); set early_stopping=False"
             )
-        fresh = not hasattr(self, "graph_") or not (incremental or self.warm_start)
         layout = (Layout.of(X) if is_table(X) else None) if fresh else getattr(self, "table_layout_", None)
         if layout is None:
+            check_columns(X)  # a frame of numbers with dates in it
             X, y = self._validate_Xy(X, y, reset=fresh)
         else:  # categorical columns: the graph reads them (see graphnet.sklearn._tables)
             X = layout.block(X)
-            y = self._validate_Xy(np.zeros((len(X), 1)), y, reset=fresh)[1]
-            self.n_features_in_, self.feature_names_in_ = len(layout.columns), np.array(layout.columns, object)
+            y = self._validate_Xy(X, y, reset=fresh, table=True)[1]
+            if fresh:
+                self.n_features_in_, self.feature_names_in_ = len(layout.columns), np.array(layout.columns, object)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         if fresh:
-            # Everything is worked out before anything is set, so a graph that
-            # does not fit the data leaves a fitted estimator as it was.
             target = self._describe_target(y, incremental, classes)
             random_state = check_random_state(self.random_state)
             start = None
@@ -228,13 +271,12 @@ class GraphNetEstimator(Parameters):
             self.best_validation_score_ = None
             if not incremental or getattr(self, "best_loss_", None) is None:
                 self.best_loss_ = np.inf
-        epochs = 1 if incremental else self.max_iter
-        self._train(X, self._targets_for_graph(y), y, epochs, incremental, sample_weight)
-        return self
+        return X, self._targets_for_graph(y), y, sample_weight
 
-    def _train(self, X, targets, y, epochs: int, incremental: bool, sample_weight=None) -> None:
+    def _train(self, X, targets, y, epochs: int, incremental: bool, begin, sample_weight=None) -> None:
         """MLPClassifier's batches, stopping rule and early stopping, run by the
-        engine's epoch loop (:meth:`graphnet.trainer.Trainer.run`)."""
+        engine's epoch loop (:meth:`graphnet.trainer.Trainer.run`); ``begin()``
+        is called once the data are checked, before the first step."""
         graph = self.graph_
         rng = self._random_state
         X_val = y_val = w_val = None
@@ -269,6 +311,7 @@ class GraphNetEstimator(Parameters):
             return {"val_score": self._score_validated(X_val, y_val, w_val)}
 
         end = self.n_iter_ + epochs
+        begin()
         try:
             trainer.run(
                 end,
