@@ -704,3 +704,123 @@ def test_sample_weights_train_exactly_as_mlp(rng, target):
     np.testing.assert_allclose(weights["input->dense.weight"], mlp.coefs_[0], atol=1e-12)
     np.testing.assert_allclose(weights["dense_1.bias"], mlp.intercepts_[1], atol=1e-12)
 
+
+
+# ---------------------------------------------- frames with categorical columns
+def _table(rng, n: int = 60) -> dict:
+    return {"age": rng.uniform(18, 80, n).round(), "income": rng.lognormal(1, 0.4, n),
+            "city": rng.choice(["lyon", "oslo", "lima"], n).tolist()}
+
+
+def _labels(columns: dict) -> np.ndarray:
+    return np.where(np.asarray(columns["age"]) < 40, "young", np.where(np.asarray(columns["city"]) == "oslo",
+                                                                      "oslo", "other"))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("columns", [["age", "income"], ["city", "age", "income"]])
+def test_polars_frames_are_read_as_pandas_frames_are(rng, columns):
+    """Numbers are numbers (integral floats too), String, Categorical and Enum
+    columns are categories: the same fit and predictions as from pandas."""
+    pd = pytest.importorskip("pandas")
+    pl = pytest.importorskip("polars")
+    data = _table(rng)
+    y = _labels(data)
+    frame, polars_frame = pd.DataFrame(data)[columns], pl.DataFrame(data).select(columns)
+    ours = GraphNetClassifier((8,), max_iter=20, random_state=0).fit(polars_frame, y)
+    ref = GraphNetClassifier((8,), max_iter=20, random_state=0).fit(frame, y)
+    assert list(ours.feature_names_in_) == columns and ours.n_features_in_ == len(columns)
+    assert not any(ours.graph_.nodes[name].categorical for name in ours.graph_.inputs if name != "city")
+    np.testing.assert_allclose(ours.predict_proba(polars_frame), ref.predict_proba(frame), atol=1e-12)
+    if "city" in columns:
+        for dtype in (pl.Categorical, pl.Enum(["lima", "lyon", "oslo"])):
+            other = pl.DataFrame(data).with_columns(pl.col("city").cast(dtype))
+            again = GraphNetClassifier((8,), max_iter=20, random_state=0).fit(other, y)
+            np.testing.assert_allclose(again.predict_proba(other), ref.predict_proba(frame), atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_feature_names_in_are_x_s_columns_in_x_s_order(rng):
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(_table(rng))[["city", "income", "age"]]
+    clf = GraphNetClassifier((8,), max_iter=5, random_state=0).fit(X, _labels(X))
+    assert clf.feature_names_in_.tolist() == ["city", "income", "age"] and clf.feature_names_in_.dtype == object
+    np.testing.assert_array_equal(clf.predict_proba(X[["age", "city", "income"]]), clf.predict_proba(X))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_warm_start_and_partial_fit_continue_on_a_table(rng):
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(_table(rng))
+    y = _labels(X)
+    clf = GraphNetClassifier((8,), max_iter=5, warm_start=True, random_state=0).fit(X, y)
+    graph = clf.graph_
+    clf.fit(X[::-1], y[::-1])
+    assert clf.graph_ is graph and len(clf.loss_curve_) == 10 and clf.n_iter_ == 5
+    reg = GraphNetRegressor((8,), random_state=0)
+    for _ in range(3):
+        reg.partial_fit(X, X["income"])
+    assert reg.n_iter_ == 3 and reg.feature_names_in_.tolist() == ["age", "income", "city"]
+    assert len(reg.loss_curve_) == 3 and reg.loss_curve_[-1] < reg.loss_curve_[0]
+
+
+def test_a_refused_fit_leaves_the_estimator_as_it_was(rng):
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(_table(rng))
+    y = _labels(X)
+    for bad in (X.assign(age=np.inf), X[["age", "income"]].assign(age=np.inf)):  # a table, and numbers only
+        clf = GraphNetClassifier((8,), max_iter=5, random_state=0)
+        with pytest.raises(ValueError, match="inf"):
+            clf.fit(bad, y)
+        assert vars(clf) == vars(GraphNetClassifier((8,), max_iter=5, random_state=0))
+        with pytest.raises(NotFittedError):
+            clf.predict(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    before, proba = dict(vars(clf)), clf.predict_proba(X)
+    with pytest.raises(ValueError, match="inf"):
+        clf.fit(X[["age", "income"]].assign(age=np.inf), y)
+    assert vars(clf) == before
+    before = dict(vars(clf.set_params(warm_start=True)))
+    optimizer, draw = clf.graph_.optimizer, clf._random_state.get_state()[1].copy()
+    with pytest.raises(ValueError, match="inf"):
+        clf.fit(X.assign(age=np.inf), y)
+    assert vars(clf) == before and clf.graph_.optimizer is optimizer
+    np.testing.assert_array_equal(clf._random_state.get_state()[1], draw)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
+def test_a_fit_that_fails_while_training_keeps_the_earlier_model():
+    X, y = load_iris(return_X_y=True)
+    reg = _diverging(0.01, early_stopping=False)
+    with pytest.raises(gn.TrainingError):
+        reg.fit(X, y)
+    with pytest.raises(NotFittedError):
+        reg.predict(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.set_params(learning_rate_init=1e-4).fit(X, y)
+    predicted = reg.predict(X)
+    with pytest.raises(gn.TrainingError):
+        reg.set_params(learning_rate_init=0.01).fit(X, y)
+    np.testing.assert_array_equal(reg.predict(X), predicted)
+    assert reg.n_iter_ == len(reg.loss_curve_) == 20
+
+
+def test_dates_and_durations_in_a_frame_are_refused_naming_the_column(rng):
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(_table(rng))
+    y = _labels(X)
+    when = pd.date_range("2020-01-01", periods=len(X))
+    for bad in (X.assign(when=when), X[["age"]].assign(when=when), X.assign(when=when - when[0])):
+        with pytest.raises(ValueError, match=r"column 'when' has dtype (datetime|timedelta)64.*takes numbers"):
+            GraphNetClassifier((8,), max_iter=2).fit(bad, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = GraphNetClassifier((8,), max_iter=2).fit(X, y)
+    with pytest.raises(ValueError, match=r"column 'age' has dtype datetime64"):
+        clf.predict(X.assign(age=when))
+    pl = pytest.importorskip("polars")
+    with pytest.raises(ValueError, match=r"column 'when' has dtype Datetime"):
+        GraphNetClassifier((8,), max_iter=2).fit(pl.DataFrame(X.assign(when=when).to_dict("list")), y)

@@ -1,29 +1,23 @@
-"""What GraphNetClassifier and GraphNetRegressor share: parameters, building
-the graph, and training on the engine's epoch loop with MLPClassifier's
-initial weights, L2 penalty and stopping rule (:mod:`._mlp`)."""
+"""What GraphNetClassifier and GraphNetRegressor share: building the graph,
+and training on the engine's epoch loop with MLPClassifier's initial weights,
+L2 penalty and stopping rule (:mod:`._mlp`). Their parameters: :mod:`._params`."""
 
 from __future__ import annotations
 
 import copy
 import math
-import numbers
 import warnings
 from collections.abc import Mapping
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_X_y, validate_data
 
-from .. import activations
-from .. import optimizers as optimizers_module
 from .._data import Batches, as_inputs, as_targets
-from ._tables import Layout, is_table
 from .._progress import Progress
-from .._validation import check_int, is_int
 from ..errors import TrainingError
 from ..graph import Graph
 from ..layers import Dense
@@ -31,137 +25,27 @@ from ..nodes import Input
 from ..sequential import Sequential
 from ..trainer import Trainer
 from ._mlp import MLPPenalty, MLPStopping, chain_weights, initial_weights
+from ._params import Parameters
+from ._tables import Layout, check_columns, is_table
 
 __all__ = ["GraphNetEstimator"]
-
-#: MLPClassifier's activation names, mapped to graphnet's.
-_ACTIVATION_ALIASES = {"identity": "linear", "logistic": "sigmoid"}
 
 #: Rows densified at a time when X is sparse (the engine runs on dense arrays).
 _SPARSE_CHUNK = 1024
 
 
-class GraphNetEstimator(BaseEstimator):
-    """What the classifier and the regressor share: parameters, building the
-    graph, the training loop and the stopping rule. Subclasses say how targets
-    are encoded and which outputs fit them."""
+class GraphNetEstimator(Parameters):
+    """What the classifier and the regressor share: building the graph, the
+    training loop and the stopping rule (their parameters: ``Parameters``).
+    Subclasses say how targets are checked and encoded and which outputs fit them."""
 
-    def __init__(
-        self,
-        hidden_layer_sizes=(100,),
-        activation="relu",
-        *,
-        alpha=1e-4,
-        batch_size="auto",
-        learning_rate_init=1e-3,
-        max_iter=200,
-        shuffle=True,
-        random_state=None,
-        tol=1e-4,
-        verbose=False,
-        warm_start=False,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
-        optimizer="adam",
-        graph=None,
-    ):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.optimizer = optimizer
-        self.graph = graph
+    #: Whether y must be numbers (scikit-learn's ``y_numeric``).
+    _y_numeric = False
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True  # densified a batch at a time
         return tags
-
-    # ------------------------------------------------------------ parameters
-    def _check_params(self) -> None:
-        """Refuse bad hyperparameters at ``fit`` (scikit-learn's rule: never in
-        ``__init__`` or ``set_params``), naming the parameter and the value."""
-        _check_number("alpha", self.alpha, low=0.0)
-        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
-            _check_int("batch_size", self.batch_size, "'auto' or a positive integer")
-        _check_number("learning_rate_init", self.learning_rate_init, low=0.0, strict=True)
-        _check_int("max_iter", self.max_iter)
-        _check_number("tol", self.tol, low=0.0)
-        _check_number("validation_fraction", self.validation_fraction, low=0.0, strict=True)
-        if self.validation_fraction >= 1:
-            raise ValueError(
-                f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
-            )
-        if not (isinstance(self.n_iter_no_change, numbers.Real) and self.n_iter_no_change == np.inf):
-            _check_int("n_iter_no_change", self.n_iter_no_change, "a positive integer or np.inf")
-        if self.graph is None:
-            self._hidden_sizes()
-            self._hidden_activation()
-        elif not (callable(self.graph) or isinstance(self.graph, (Mapping, Graph))):
-            raise ValueError(
-                "graph must be None (a perceptron from hidden_layer_sizes), a callable "
-                "(n_features, n_outputs) -> Graph, a spec dict or a Graph; got "
-                f"{type(self.graph).__name__}: {self.graph!r}"
-            )
-        self._new_optimizer()  # refuses unknown names and bad settings early
-
-    def _hidden_sizes(self) -> tuple[int, ...]:
-        sizes = self.hidden_layer_sizes
-        sizes = (sizes,) if isinstance(sizes, numbers.Integral) else sizes
-        try:
-            sizes = tuple(sizes)
-        except TypeError:
-            sizes = None
-        if sizes is None or not all(
-            is_int(s, 1) for s in sizes
-        ):
-            raise ValueError(
-                "hidden_layer_sizes must be a positive integer or a sequence of them, "
-                f"got {self.hidden_layer_sizes!r}"
-            )
-        return tuple(int(s) for s in sizes)
-
-    def _hidden_activation(self):
-        name = self.activation
-        if isinstance(name, str):
-            name = _ACTIVATION_ALIASES.get(name, name)
-        try:
-            return activations.get(name)
-        except ValueError as exc:
-            raise ValueError(
-                f"activation: {exc} (MLPClassifier's 'identity' and 'logistic' also work)"
-            ) from None
-
-    def _new_optimizer(self) -> optimizers_module.Optimizer:
-        """A fresh optimizer from the ``optimizer`` parameter (which is never
-        itself trained with, so the parameter stays as the user set it).
-
-        A name or a dict without ``lr`` gets ``learning_rate_init``; an
-        Optimizer instance or a dict with ``lr`` keeps its own rate.
-        """
-        spec = self.optimizer
-        if isinstance(spec, optimizers_module.Optimizer):
-            config = {k: v for k, v in spec.get_config().items() if k != "name"}
-            return type(spec)(**config)
-        if isinstance(spec, str):
-            return optimizers_module.get({"name": spec, "lr": self.learning_rate_init})
-        if isinstance(spec, Mapping):
-            return optimizers_module.get({"lr": self.learning_rate_init, **spec})
-        raise ValueError(
-            "optimizer must be a name (e.g. 'adam'), a config dict or a "
-            f"graphnet.optimizers.Optimizer; got {type(spec).__name__}: {spec!r}"
-        )
 
     # ------------------------------------------------------------ the graph
     def _build_graph(self, n_features: int, target: dict, dtype, seed: int) -> Graph:
@@ -253,9 +137,22 @@ class GraphNetEstimator(BaseEstimator):
             return np.hstack([out[name] for name in graph.outputs])
         return out
 
+    def _validate_Xy(self, X, y, reset: bool, table: bool = False):
+        """X and y as scikit-learn checks them (``reset`` sets ``n_features_in_`` and
+        ``feature_names_in_``, else they are checked); a ``table``'s block, read by
+        its layout, is left as it is and only y is checked."""
+        checks = {"multi_output": True, "y_numeric": self._y_numeric}
+        if table:  # check_X_y beside a stand-in X: the estimator's attributes are left alone
+            y = check_X_y(np.zeros((len(X), 1)), y, estimator=self, **checks)[1]
+        else:
+            X, y = validate_data(self, X, y, reset=reset, accept_sparse="csr",
+                                 dtype=(np.float64, np.float32), **checks)
+        return X, self._checked_y(y)
+
     def _validate_X(self, X):
         if getattr(self, "table_layout_", None) is not None:
             return self.table_layout_.block(X)
+        check_columns(X)
         return validate_data(
             self, X, reset=False, accept_sparse="csr", dtype=(np.float64, np.float32)
         )
@@ -285,30 +182,57 @@ class GraphNetEstimator(BaseEstimator):
             whose input or output sizes disagree with the data), or a training
             step that went non-finite (:class:`graphnet.TrainingError`), unless
             ``early_stopping`` has an epoch to return to (then a
-            ``ConvergenceWarning`` says so).
+            ``ConvergenceWarning`` says so). The estimator is left as it was:
+            unfitted, or with the model of its last fit. Only training that
+            continues (``warm_start``, ``partial_fit``) and fails after its first
+            step keeps the steps it took.
         """
         return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     def _fit(self, X, y, incremental: bool, classes=None, sample_weight=None):
+        """Train, or raise with the estimator as it was before the call (see
+        :meth:`fit`): a new graph is dropped; a fitted one has its optimizer and
+        random state put back unless a step may have changed its weights."""
+        fresh = not hasattr(self, "graph_") or not (incremental or self.warm_start)
+        before = dict(vars(self))
+        if not fresh:  # what preparing changes in place in a fitted estimator
+            optimizer, rng_state = self.graph_.optimizer, self._random_state.get_state()
+        steps = []  # [True] once the first step may have changed the weights
+        try:
+            X, targets, y, sample_weight = self._prepare(X, y, incremental, fresh, classes, sample_weight)
+            epochs = 1 if incremental else self.max_iter
+            self._train(X, targets, y, epochs, incremental, lambda: steps.append(True), sample_weight)
+        except Exception:
+            if fresh or not steps:
+                vars(self).clear()
+                vars(self).update(before)
+                if not fresh:
+                    self.graph_.optimizer = optimizer
+                    self._random_state.set_state(rng_state)
+            raise
+        return self
+
+    def _prepare(self, X, y, incremental: bool, fresh: bool, classes, sample_weight) -> tuple:
+        """Check the data, build the graph (``fresh``) and set what training starts
+        from; returns the checked X, the encoded targets, y and the sample weights."""
         self._check_params()
         if incremental and self.early_stopping:
             raise ValueError(
                 "partial_fit does not support early_stopping=True (there is no fixed "
                 "data to hold a validation set out of); set early_stopping=False"
             )
-        fresh = not hasattr(self, "graph_") or not (incremental or self.warm_start)
         layout = (Layout.of(X) if is_table(X) else None) if fresh else getattr(self, "table_layout_", None)
         if layout is None:
+            check_columns(X)  # a frame of numbers with dates in it
             X, y = self._validate_Xy(X, y, reset=fresh)
         else:  # categorical columns: the graph reads them (see graphnet.sklearn._tables)
             X = layout.block(X)
-            y = self._validate_Xy(np.zeros((len(X), 1)), y, reset=fresh)[1]
-            self.n_features_in_, self.feature_names_in_ = len(layout.columns), np.array(layout.columns, object)
+            y = self._validate_Xy(X, y, reset=fresh, table=True)[1]
+            if fresh:
+                self.n_features_in_, self.feature_names_in_ = len(layout.columns), np.array(layout.columns, object)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         if fresh:
-            # Everything is worked out before anything is set, so a graph that
-            # does not fit the data leaves a fitted estimator as it was.
             target = self._describe_target(y, incremental, classes)
             random_state = check_random_state(self.random_state)
             start = None
@@ -347,13 +271,12 @@ class GraphNetEstimator(BaseEstimator):
             self.best_validation_score_ = None
             if not incremental or getattr(self, "best_loss_", None) is None:
                 self.best_loss_ = np.inf
-        epochs = 1 if incremental else self.max_iter
-        self._train(X, self._targets_for_graph(y), y, epochs, incremental, sample_weight)
-        return self
+        return X, self._targets_for_graph(y), y, sample_weight
 
-    def _train(self, X, targets, y, epochs: int, incremental: bool, sample_weight=None) -> None:
+    def _train(self, X, targets, y, epochs: int, incremental: bool, begin, sample_weight=None) -> None:
         """MLPClassifier's batches, stopping rule and early stopping, run by the
-        engine's epoch loop (:meth:`graphnet.trainer.Trainer.run`)."""
+        engine's epoch loop (:meth:`graphnet.trainer.Trainer.run`); ``begin()``
+        is called once the data are checked, before the first step."""
         graph = self.graph_
         rng = self._random_state
         X_val = y_val = w_val = None
@@ -388,6 +311,7 @@ class GraphNetEstimator(BaseEstimator):
             return {"val_score": self._score_validated(X_val, y_val, w_val)}
 
         end = self.n_iter_ + epochs
+        begin()
         try:
             trainer.run(
                 end,
@@ -482,16 +406,3 @@ class GraphNetEstimator(BaseEstimator):
             split[name] = targets[:, start : start + size]
             start += size
         return split
-
-
-# ----------------------------------------------------------------- checking
-def _check_number(name: str, value, low: float, strict: bool = False) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-    ok = ok and (value > low if strict else value >= low)
-    if not ok:
-        bound = f"> {low}" if strict else f">= {low}"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-
-
-def _check_int(name: str, value, expected: str = "a positive integer") -> None:
-    check_int(value, name, expected=expected)

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.metrics import accuracy_score
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ..graph import Graph
 from ._base import GraphNetEstimator
@@ -152,18 +152,12 @@ class GraphNetClassifier(ClassifierMixin, GraphNetEstimator):
                 )
         return self._fit(X, y, incremental=True, classes=classes, sample_weight=sample_weight)
 
-    def _validate_Xy(self, X, y, reset: bool):
-        X, y = validate_data(
-            self, X, y,
-            reset=reset,
-            accept_sparse="csr",
-            dtype=(np.float64, np.float32),
-            multi_output=True,
-        )
+    def _checked_y(self, y):
+        """Checked labels: a column vector made 1-D, as scikit-learn does (with its warning)."""
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
-        return X, y
+        return y
 
     def _describe_target(self, y, incremental: bool, classes) -> dict:
         """``classes_`` and the kind of target, as attributes to set once the graph is built."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ..graph import Graph
 from ._base import GraphNetEstimator
@@ -77,15 +77,10 @@ class GraphNetRegressor(RegressorMixin, GraphNetEstimator):
         """
         return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
-    def _validate_Xy(self, X, y, reset: bool):
-        return validate_data(
-            self, X, y,
-            reset=reset,
-            accept_sparse="csr",
-            dtype=(np.float64, np.float32),
-            multi_output=True,
-            y_numeric=True,
-        )
+    _y_numeric = True
+
+    def _checked_y(self, y):
+        return y
 
     def _describe_target(self, y, incremental: bool, classes) -> dict:
         return {"_y_1d": y.ndim == 1, "_n_targets": 1 if y.ndim == 1 else y.shape[1]}

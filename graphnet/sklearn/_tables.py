@@ -1,13 +1,16 @@
 """The estimators on DataFrames with categorical columns, without a ColumnTransformer.
 
-A frame (pandas or polars) with a column of dtype object, string or category
-is a *table*: the estimator's network reads its numeric columns through one
-input that normalises them and puts the mean in place of missing values (as
-``SimpleImputer`` then ``StandardScaler`` would, with the statistics taken
-over the present values), and each categorical column through a categorical
-input of its own (its vocabulary learnt from the rows given to ``fit``;
-unknown and missing values share code 0), every input feeding the first
-hidden layer. What ``fit`` learnt is saved in the graph (``graph_``).
+A frame (pandas or polars) with a categorical column is a *table*: a column
+of dtype object, string or category (polars: String, Categorical, Enum or
+Object) is categorical, one of numbers or booleans numeric, and any other
+(dates, durations, ...) is refused. The estimator's network reads a table's
+numeric columns through one input that normalises them and puts the mean in
+place of missing values (as ``SimpleImputer`` then ``StandardScaler`` would,
+with the statistics taken over the present values), and each categorical
+column through a categorical input of its own (its vocabulary learnt from the
+rows given to ``fit``; unknown and missing values share code 0), every input
+feeding the first hidden layer. What ``fit`` learnt is saved in the graph
+(``graph_``); ``feature_names_in_`` are the table's columns in its order.
 
 As in scikit-learn, ``predict`` needs the columns ``fit`` saw (by name, in
 any order).
@@ -22,36 +25,77 @@ import numpy as np
 from .. import _frames
 from ..graph import Graph
 
-__all__ = ["is_table", "Layout"]
+__all__ = ["Layout", "check_columns", "is_table"]
 
-_CATEGORICAL_KINDS = ("object", "string", "str", "category", "categorical", "utf8", "enum")
+_NUMERIC_KINDS = frozenset("biuf")  # numpy's kinds; pandas' nullable and Arrow dtypes have them too
+_CATEGORICAL_KINDS = frozenset("OSU")
+_POLARS_CATEGORICAL = ("string", "utf8", "categorical", "enum", "object")
+_ACCEPTED = ("numbers (int, float or bool dtype) and categories (object, string or category "
+            "dtype)")
 
 
-def _categorical(dtype) -> bool:
-    name = str(dtype).lower()
-    return any(name.startswith(kind) for kind in _CATEGORICAL_KINDS) or getattr(dtype, "kind", "") in "OSU"
+def _kind(dtype) -> str | None:
+    """``"numeric"``, ``"categorical"``, or None for a dtype the estimators do not take
+    (dates, durations, complex numbers, nested polars types)."""
+    kind = getattr(dtype, "kind", None)
+    if isinstance(kind, str):  # numpy and pandas dtypes
+        if kind in _NUMERIC_KINDS:
+            return "numeric"
+        return "categorical" if kind in _CATEGORICAL_KINDS else None
+    name = str(dtype).lower()  # polars dtypes, named without importing polars
+    if name.startswith(_POLARS_CATEGORICAL):
+        return "categorical"
+    is_numeric = getattr(dtype, "is_numeric", None)
+    return "numeric" if name == "boolean" or (callable(is_numeric) and is_numeric()) else None
+
+
+def check_columns(X, columns=None) -> None:
+    """Refuse a frame's column (of ``columns``, by default all) whose dtype the
+    estimators do not take.
+
+    Raises
+    ------
+    ValueError
+        Naming the column, its dtype and what is accepted.
+    """
+    if not _frames.is_frame(X):
+        return
+    wanted = None if columns is None else set(columns)
+    for column, dtype in zip(X.columns, list(X.dtypes)):
+        if (wanted is None or str(column) in wanted) and _kind(dtype) is None:
+            raise ValueError(f"X's column {str(column)!r} has dtype {dtype}, which the estimator "
+                             f"cannot read: it takes {_ACCEPTED}; convert the column (a date, for "
+                             "example, to a number of days or to its year, month and day)")
 
 
 def is_table(X) -> bool:
     """Whether ``X`` is a frame with at least one categorical column."""
-    return _frames.is_frame(X) and any(_categorical(dtype) for dtype in list(X.dtypes))
+    return _frames.is_frame(X) and any(_kind(dtype) == "categorical" for dtype in list(X.dtypes))
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Which of a table's columns are numbers and which are categories."""
+    """A table's columns in its order, and which of them are categories."""
 
-    numeric: tuple[str, ...]
+    columns: tuple[str, ...]
     categorical: tuple[str, ...]
 
     @classmethod
     def of(cls, X) -> Layout:
-        columns = [(str(c), _categorical(dtype)) for c, dtype in zip(X.columns, list(X.dtypes))]
-        return cls(tuple(c for c, cat in columns if not cat), tuple(c for c, cat in columns if cat))
+        """The layout of a table (see :func:`is_table`).
+
+        Raises
+        ------
+        ValueError
+            For a column of a dtype the estimators do not take (:func:`check_columns`).
+        """
+        check_columns(X)
+        columns = [(str(c), _kind(dtype) == "categorical") for c, dtype in zip(X.columns, list(X.dtypes))]
+        return cls(tuple(c for c, _ in columns), tuple(c for c, cat in columns if cat))
 
     @property
-    def columns(self) -> tuple[str, ...]:
-        return self.numeric + self.categorical
+    def numeric(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if c not in self.categorical)
 
     def block(self, X) -> np.ndarray:
         """The table's columns (numeric, then categorical) as one object array.
@@ -59,7 +103,8 @@ class Layout:
         Raises
         ------
         ValueError
-            Naming the columns of ``fit`` that ``X`` lacks.
+            Naming the columns of ``fit`` that ``X`` lacks, or one of a dtype the
+            estimators do not take.
         """
         if not _frames.is_frame(X):
             raise ValueError(f"this estimator was fitted on a DataFrame with categorical columns; pass a "
@@ -68,8 +113,10 @@ class Layout:
         missing = [c for c in self.columns if c not in have]
         if missing:
             raise ValueError(f"X lacks the columns {missing} that fit saw (feature names are matched by name)")
-        block = np.empty((_frames.rows(X), len(self.columns)), dtype=object)
-        for j, column in enumerate(self.columns):
+        check_columns(X, self.columns)
+        order = self.numeric + self.categorical
+        block = np.empty((_frames.rows(X), len(order)), dtype=object)
+        for j, column in enumerate(order):
             block[:, j] = _frames.values(X[have[column]])
         return block
 
