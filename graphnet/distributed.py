@@ -54,6 +54,7 @@ from ._validation import check_int, check_number
 from .callbacks import Callback, History
 from .errors import GraphError
 from .inference import DEFAULT_CHUNK, Tally
+from .network import Network
 from .trainer import Trainer
 from .training import check_fit_arguments, fit_arguments
 
@@ -114,6 +115,8 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
         cluster that failed; the message names the last checkpoint, and the
         weights are those from before the failing step.
     """
+    if not isinstance(graph, Network):
+        raise GraphError(f"distributed.fit: graph must be a graphnet Graph, got {type(graph).__name__}")
     if getattr(graph, "device", "cpu") != "cpu":
         raise GraphError(f"distributed.fit: graph {graph.name!r} is on device {graph.device!r}; the workers "
                          "train on their CPUs: move it with graph.to('cpu') first")

@@ -579,6 +579,12 @@ def test_bad_arguments_are_graph_errors(rng, bad, message):
         gn.distributed.fit(build_dag(), x, y, None, **bad)
 
 
+def test_a_graph_is_asked_for_by_name(rng):
+    x, y = dag_data(rng, 8)
+    with pytest.raises(gn.GraphError, match=r"distributed.fit: graph must be a graphnet Graph, got str"):
+        gn.distributed.fit("not a graph", x, y, None)
+
+
 def test_data_that_does_not_fit_is_refused_before_training(dask_cluster, rng):
     _, client = dask_cluster
     x, y = dag_data(rng, 40)
