@@ -262,6 +262,8 @@ def _per_output(value, outputs: list[str], what: str, single: type) -> dict:
         return {}
     is_dict = isinstance(value, Mapping)
     keyed = is_dict and value and all(isinstance(k, str) for k in value)
+    if keyed and single is dict and not any(isinstance(v, Mapping) for v in value.values()):
+        keyed = False  # {label: weight} with text labels: one output's class weights
     if keyed:
         unknown = [k for k in value if k not in outputs]
         if unknown:

@@ -555,6 +555,10 @@ def test_class_weight_by_label_on_an_output_with_classes(rng):
         by_label.fit(df, df, epochs=1, verbose=0, class_weight={"label": {3: 2.0}})
     for key, value in before.items():
         np.testing.assert_array_equal(by_label.get_weights()[key], value, err_msg=key)
+    alone = tabular_graph()  # one output: its labels may be the keys themselves
+    alone.fit(df, df, epochs=2, batch_size=16, verbose=0, class_weight=weights)
+    for key, value in by_row.get_weights().items():
+        np.testing.assert_array_equal(alone.get_weights()[key], value, err_msg=key)
     by_code = tabular_graph()  # codes still work beside text labels
     by_code.fit(df, df, epochs=2, batch_size=16, verbose=0, class_weight={"label": {0: 1.0, 1: 3.0, 2: 0.5}})
     for key, value in by_row.get_weights().items():
