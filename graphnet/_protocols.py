@@ -43,7 +43,7 @@ Regularizers, which users may subclass but not register, get the same
 from __future__ import annotations
 
 import inspect
-import json
+import math
 import weakref
 
 import numpy as np
@@ -51,7 +51,7 @@ import numpy as np
 from ._text import clip, shown
 from .errors import GraphError
 
-__all__ = ["ACTIVATION", "LOSS", "CONFIG", "adapt", "adapt_config", "check", "config"]
+__all__ = ["ACTIVATION", "LOSS", "CONFIG", "PARAMETERS", "adapt", "adapt_config", "check", "config", "is_parameter"]
 
 #: What a custom activation must provide, as messages say it.
 ACTIVATION = (
@@ -67,10 +67,27 @@ LOSS = (
 )
 
 #: What a custom part's ``get_config`` must return, as messages say it.
+#: What a part's parameter may be in a model file (a spec keeps the same).
+PARAMETERS = "finite numbers, true/false, text, null, or flat lists of those"
+
 CONFIG = (
     "get_config() returns the arguments that make the part again, type(part)(**config), as a dict of "
-    "JSON-safe values (str, finite numbers, bool, None, lists, dicts); graphnet adds the part's name"
+    f"plain values ({PARAMETERS}); graphnet adds the part's name"
 )
+
+
+_MAX_LIST, _MAX_TEXT = 10_000, 10_000  # a file's parameters stay small
+
+
+def is_parameter(value) -> bool:
+    """Whether ``value`` is a part's parameter a model file holds (:data:`PARAMETERS`):
+    what ``get_config`` may return and what a spec's reader takes."""
+    if isinstance(value, list):
+        return len(value) <= _MAX_LIST and all(not isinstance(v, list) and is_parameter(v) for v in value)
+    if isinstance(value, (bool, str)) or value is None:
+        return not isinstance(value, str) or len(value) <= _MAX_TEXT
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
 
 _PROTOCOLS = {"activation": ACTIVATION, "loss": LOSS}
 # The engine's positional arguments and the optional ones passed by keyword, per method.
@@ -160,11 +177,9 @@ def _config_problem(found, name) -> str | None:
     for key, value in found.items():
         if not isinstance(key, str):
             return f"get_config() keys must be argument names (str), got {shown(key)}"
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError, RecursionError) as exc:
-            return (f"get_config()[{key!r}] is {shown(value)}, which JSON cannot hold ({clip(str(exc), 120)}); "
-                    f"return plain Python values (float(x), x.tolist() for numpy's)")
+        if key != "name" and not is_parameter(value):
+            return (f"get_config()[{key!r}] is {shown(value)}, which a model file cannot hold; return plain "
+                    f"Python values (float(x), x.tolist() for numpy's): {PARAMETERS}")
     if found.get("name") != name:
         return (f"get_config() gives name {shown(found.get('name'))}, but the part is named {shown(name)}, "
                 f"the name files find its class by; leave 'name' out and graphnet adds it")

@@ -120,7 +120,7 @@ class Activation:
         return isinstance(other, Activation) and self.get_config() == other.get_config()
 
     def __hash__(self) -> int:
-        return hash(tuple(sorted(self.get_config().items())))
+        return hash(self.name)  # equal parts have equal configs, names included; a config may hold lists
 
     def __repr__(self) -> str:
         params = {k: v for k, v in self.get_config().items() if k != "name"}

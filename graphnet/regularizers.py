@@ -52,7 +52,7 @@ class Regularizer:
         return isinstance(other, Regularizer) and self.get_config() == other.get_config()
 
     def __hash__(self) -> int:
-        return hash(tuple(sorted(self.get_config().items())))
+        return hash(self.name)  # equal parts have equal configs, names included; a config may hold lists
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")

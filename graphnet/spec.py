@@ -324,15 +324,12 @@ def _node(config, i: int) -> dict[str, Any]:
 
 def _parameters(config: Mapping, where: str) -> None:
     """An activation or loss given as a mapping: a name and plain parameters
-    (finite numbers or true/false). The class itself checks their ranges."""
+    (:data:`graphnet._protocols.PARAMETERS`). The class itself checks them."""
     _expect(isinstance(config.get("name"), str), f"{where}.name", "a name", config.get("name"))
     for key, value in config.items():
         _expect(isinstance(key, str), where, "string keys", key)
         if key != "name":
-            ok = isinstance(value, bool) or (
-                isinstance(value, (int, float)) and math.isfinite(value)
-            )
-            _expect(ok, f"{where}.{key}", "a finite number or true/false", value)
+            _expect(_protocols.is_parameter(value), f"{where}.{key}", _protocols.PARAMETERS, value)
 
 
 def _build_node(config: dict[str, Any], where: str):

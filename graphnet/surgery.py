@@ -205,6 +205,7 @@ def insert(graph: Graph, src, dst, name: str, size: int | None = None,
     src, dst = graph.resolve(src), graph.resolve(dst)
     old = graph.synapse(src, dst)
     source, target = graph.nodes[src], graph.nodes[dst]
+    graph.materialize(dst)  # weights waiting for a vocabulary: refused before anything changes
     if size is None:
         size = source.size
     node = Hidden(size, activation=activation, name=check_name(name, "insert: the new node"))  # and size, activation
@@ -338,6 +339,8 @@ def widen(graph: Graph, name, size: int, seed: int | None = None, split: str = "
         raise GraphError(
             f"widen: {name!r} has {node.size} units and widen only adds units, got size={size}"
         )
+    for touched in (name, *graph.consumers(name)):  # weights waiting for a vocabulary: refused first
+        graph.materialize(touched)
     if isinstance(node.activation, Softmax):
         raise GraphError(
             f"widen: {name!r} has a softmax activation, which normalises over all its units, so "
@@ -414,6 +417,8 @@ def remove_bridged(graph: Graph, name) -> None:
             f"is {'an' if node.kind[0] in 'aeiou' else 'a'} {node.kind} node; "
             "remove it with bridge=False"
         )
+    for touched in (name, *graph.consumers(name)):  # weights waiting for a vocabulary: refused first
+        graph.materialize(touched)
     into = [s for s in graph.synapses if s.dst == name]
     out = [s for s in graph.synapses if s.src == name]
     # z_c = ... + (Σ_s x_s W_s + b) V_c  =  ... + Σ_s x_s (W_s V_c) + b V_c:

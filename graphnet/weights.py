@@ -79,10 +79,16 @@ def set_weights(graph: Network, weights: Mapping[str, Any]) -> None:
     Every key, shape and value is checked first; if anything is wrong,
     nothing changes.
 
+    Weights that wait for a vocabulary (fed by a categorical input still to
+    adapt) are provisional: given their provisional values back
+    (``g.set_weights(g.get_weights())``) they go on waiting, and a table of
+    such an input cannot be set before ``adapt`` sets its rows.
+
     Raises
     ------
     GraphError
-        Naming the unknown keys, or the key with its expected and given shape.
+        Naming the unknown keys, or the key with its expected and given shape,
+        or a table set before its input's vocabulary is adapted.
     """
     if not isinstance(weights, Mapping):
         raise GraphError(f"set_weights expects a dict keyed like get_weights(), got {type(weights).__name__}")
@@ -109,6 +115,7 @@ def set_weights(graph: Network, weights: Mapping[str, Any]) -> None:
         if not np.isfinite(value).all():
             raise GraphError(f"weight {key!r} contains NaN or inf (in the graph's {graph.dtype})")
         staged[key] = value
+    staged = _unless_provisional(graph, staged, owners)
     to_device = graph.backend.to_device
     for key, value in staged.items():
         record, owner = owners[key]
@@ -169,6 +176,28 @@ class TransferReport:
         if self.unused:
             lines.append(f"  unused:     {preview(self.unused, 8)}")
         return "\n".join(lines)
+
+
+def _unless_provisional(graph: Network, staged: dict, owners: dict) -> dict:
+    """``staged`` without the values that wait for a vocabulary and are given
+    back unchanged; a different value for such an input's table is refused."""
+    if not any(getattr(graph.nodes[name], "categories", None) == "adapt" for name in graph.inputs):
+        return staged
+    waiting = {owner.dst if record.kind != BIAS else owner.name for key, (record, owner) in owners.items()
+               if key in staged and (owner.parameter_array is None if record.kind != BIAS else not owner.bias_fixed)}
+    provisional = {}
+    for dst in waiting:
+        provisional.update(graph.lazy_init.provisional(graph, dst))
+    kept = {}
+    for key, value in staged.items():
+        if key in provisional and np.array_equal(backend_module.host(provisional[key]), value):
+            continue  # given back as read: it goes on waiting
+        source = graph.nodes.get(owners[key][1].src) if key in provisional and owners[key][0].kind != BIAS else None
+        if source is not None and getattr(source, "categories", None) == "adapt":
+            raise GraphError(f"weight {key!r}: the table of input {source.name!r} waits for its vocabulary "
+                             "(categories='adapt'), which sets its rows: call g.adapt(data) (or fit) first")
+        kept[key] = value
+    return kept
 
 
 @edit

@@ -122,7 +122,7 @@ def test_a_custom_regularizer_s_config_no_file_could_hold_is_refused(tmp_path):
     g.add_input("x", 2)
     g.add_output("y", 1)
     with pytest.raises(GraphError, match=r"custom regularizer 'cubic' \(Cubic\): get_config\(\)\['c'\] is "
-                                         r"np.float32\(0.5\), which JSON cannot hold"):
+                                         r"np.float32\(0.5\), which a model file cannot hold"):
         g.connect("x", "y", regularizer=Cubic(np.float32(0.5)))
     assert not g.synapses
     cubic = Cubic(0.5)

@@ -70,7 +70,7 @@ def test_top_level_loss_needs_a_sequential_spec():
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"activation": {"name": "elu", "alpha": float("inf")}}, r"spec\.nodes\[2\]\.activation\.alpha: expected a finite number"),
+        ({"activation": {"name": "elu", "alpha": float("inf")}}, r"spec\.nodes\[2\]\.activation\.alpha: expected finite numbers"),
         ({"activation": {"alpha": 1.0}}, r"spec\.nodes\[2\]\.activation\.name: expected a name"),
         ({"kind": ["hidden"]}, r"spec\.nodes\[2\]\.kind: unknown kind \['hidden'\]"),
         ({"size": True}, r"spec\.nodes\[2\]\.size: expected a positive integer"),

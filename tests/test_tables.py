@@ -363,13 +363,44 @@ def test_a_file_s_waiting_weights_are_checked(rng, tmp_path):
             gn.load(tmp_path / "bad.gnet")
 
 
-def test_a_table_set_before_adapt_makes_adapt_refuse(rng):
+def test_weights_given_back_before_adapt_go_on_waiting_and_a_table_is_not_set(rng):
+    df = table(rng)
+    untouched = tabular_graph()
+    untouched.fit(df, df, epochs=1, verbose=0)
     g = tabular_graph()
-    g.set_weights({"city->h.weight": np.ones((1, 6))})  # the table of "unknown" alone, set by hand
-    with pytest.raises(gn.GraphError, match=r"'city' learnt 3 categories.*set for 0 categories \(1-row tables\)"):
-        g.fit(table(rng), table(rng), epochs=1, verbose=0)
-    assert g.nodes["city"].categories == "adapt"
-    np.testing.assert_array_equal(g.synapse("city", "h").weight, np.ones((1, 6)))
+    g.set_weights(g.get_weights())  # the round trip changes nothing
+    before = g.to_dict()
+    with pytest.raises(gn.GraphError, match=r"weight 'city->h.weight': the table of input 'city' waits for its "
+                                            r"vocabulary .* call g.adapt\(data\) \(or fit\) first"):
+        g.set_weights({"city->h.weight": np.ones((1, 6)), "h.bias": np.ones(6)})
+    assert g.to_dict() == before and not np.array_equal(g["h"].bias, np.ones(6))
+    g.fit(df, df, epochs=1, verbose=0)
+    for key, value in untouched.get_weights().items():
+        np.testing.assert_array_equal(g.get_weights()[key], value, err_msg=key)
+    numbers = tabular_graph()  # a weight whose shape is known may be set: it is kept
+    numbers.set_weights({"numbers->h.weight": np.full((2, 6), 0.5)})
+    numbers.fit(df, df, epochs=1, verbose=0, optimizer=gn.optimizers.SGD(lr=0.0))
+    np.testing.assert_array_equal(numbers.synapse("numbers", "h").weight, np.full((2, 6), 0.5))
+    assert numbers.synapse("city", "h").weight.shape == (4, 6)
+
+
+@pytest.mark.parametrize("surgery", ["widen", "insert", "bridge"])
+def test_surgery_on_weights_waiting_for_a_vocabulary_is_refused_first(rng, surgery):
+    g = tabular_graph()
+    g.add_hidden("k", 3, activation="linear")
+    g.disconnect("h", "label")
+    g.connect("h", "k")
+    g.connect("k", "label")
+    before = g.to_dict()
+    with pytest.raises(gn.GraphError, match=r"the weights into \['h'\] wait for the vocabulary of input\(s\) "
+                                            r"\['city'\].*adapt"):
+        {"widen": lambda: g.widen("h", 8), "insert": lambda: g.insert("city", "h", "mid"),
+         "bridge": lambda: g.remove("h", bridge=True)}[surgery]()
+    assert g.to_dict() == before
+    g.widen("k", 5)  # surgery away from the vocabulary goes ahead
+    df = table(rng)
+    g.fit(df, df, epochs=1, verbose=0)
+    assert g.synapse("city", "h").weight.shape == (4, 6)
 
 
 def test_an_input_without_a_vocabulary_still_draws_the_rest(rng):
