@@ -66,27 +66,32 @@ LOSS = (
     "rows and applies sample weights itself (both may take xp=)"
 )
 
-#: What a custom part's ``get_config`` must return, as messages say it.
 #: What a part's parameter may be in a model file (a spec keeps the same).
-PARAMETERS = "finite numbers, true/false, text, null, or flat lists of those"
+PARAMETERS = "finite numbers, true/false, text, null, and lists or string-keyed dicts of those"
 
+#: What a custom part's ``get_config`` must return, as messages say it.
 CONFIG = (
     "get_config() returns the arguments that make the part again, type(part)(**config), as a dict of "
     f"plain values ({PARAMETERS}); graphnet adds the part's name"
 )
 
+_MAX_ITEMS, _MAX_DEPTH, _MAX_TEXT = 10_000, 8, 10_000  # a file's parameters stay small
 
-_MAX_LIST, _MAX_TEXT = 10_000, 10_000  # a file's parameters stay small
 
-
-def is_parameter(value) -> bool:
+def is_parameter(value, depth: int = 0) -> bool:
     """Whether ``value`` is a part's parameter a model file holds (:data:`PARAMETERS`):
     what ``get_config`` may return and what a spec's reader takes."""
-    if isinstance(value, list):
-        return len(value) <= _MAX_LIST and all(not isinstance(v, list) and is_parameter(v) for v in value)
-    if isinstance(value, (bool, str)) or value is None:
-        return not isinstance(value, str) or len(value) <= _MAX_TEXT
-    return isinstance(value, (int, float)) and math.isfinite(value)
+    if isinstance(value, (list, dict)):
+        if depth >= _MAX_DEPTH or len(value) > _MAX_ITEMS:
+            return False
+        if isinstance(value, dict):
+            return all(isinstance(k, str) and is_parameter(v, depth + 1) for k, v in value.items())
+        return all(is_parameter(v, depth + 1) for v in value)
+    if isinstance(value, str):
+        return len(value) <= _MAX_TEXT
+    if isinstance(value, (bool, int)) or value is None:
+        return True
+    return isinstance(value, float) and math.isfinite(value)
 
 
 _PROTOCOLS = {"activation": ACTIVATION, "loss": LOSS}

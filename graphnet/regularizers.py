@@ -22,6 +22,7 @@ import numpy as np
 from . import _protocols
 from ._registry import lookup
 from ._validation import check_number
+from .errors import GraphError
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "REGULARIZERS", "get"]
 
@@ -142,6 +143,10 @@ def get(identifier) -> Regularizer | None:
         return None
     regularizer = lookup(identifier, REGULARIZERS, "regularizer", Regularizer, "a Regularizer (or None)")
     if type(regularizer) not in _BUILTIN:
+        missing = [m for m in ("penalty", "add_gradient") if getattr(type(regularizer), m) is getattr(Regularizer, m)]
+        if missing:
+            raise GraphError(f"custom regularizer {type(regularizer).__name__}: it must define {missing} "
+                             "(penalty(w) -> float, add_gradient(w, grad) adding its gradient into grad)")
         _protocols.config(regularizer, "regularizer")
     return regularizer
 

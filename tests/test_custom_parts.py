@@ -378,11 +378,13 @@ def test_configs_without_names_still_tell_two_classes_apart():
     ({3: 2.0}, r"get_config\(\) keys must be argument names \(str\), got 3"),
     ({"alpha": np.float32(2.0)}, r"get_config\(\)\['alpha'\] is np.float32\(2.0\), which a model file cannot hold; "
                                  r"return plain Python values"),
-    ({"alpha": {"k": 1}}, r"get_config\(\)\['alpha'\] is \{'k': 1\}, which a model file cannot hold"),
+    ({"alpha": {1: "k"}}, r"get_config\(\)\['alpha'\] is \{1: 'k'\}, which a model file cannot hold"),
+    ({"alpha": np.arange(2)}, r"get_config\(\)\['alpha'\] is array\(\[0, 1\]\), which a model file cannot hold"),
     ({"alpha": float("nan")}, r"get_config\(\)\['alpha'\] is nan, which a model file cannot hold"),
     ({"name": "other", "alpha": 2.0}, r"get_config\(\) gives name 'other', but the part is named 'odd', the name "
                                       r"files find its class by; leave 'name' out and graphnet adds it"),
-], ids=["not a dict", "a key not a string", "a numpy scalar", "a dict", "nan", "another name"])
+], ids=["not a dict", "a key not a string", "a numpy scalar", "a dict keyed by a number", "an array", "nan",
+        "another name"])
 def test_a_config_no_file_could_hold_is_refused_when_the_part_is_added(config, match):
     class Odd(Scaled):
         name = "odd"
@@ -497,8 +499,8 @@ def test_every_parameter_a_config_may_hold_loads_back(tmp_path, rng):
     class Modal(gn.activations.Activation):
         name = "modal_tanh"
 
-        def __init__(self, mode=None, scales=(1.0,), strict=False):
-            self.mode, self.scales, self.strict = mode, list(scales), strict
+        def __init__(self, mode=None, scales=(1.0,), strict=False, extra=None):
+            self.mode, self.scales, self.strict, self.extra = mode, list(scales), strict, extra
 
         def forward(self, z):
             return np.tanh(z) * self.scales[0]
@@ -507,9 +509,9 @@ def test_every_parameter_a_config_may_hold_loads_back(tmp_path, rng):
             return grad * (self.scales[0] - a * a / self.scales[0])
 
         def get_config(self):
-            return {"mode": self.mode, "scales": self.scales, "strict": self.strict}
+            return {"mode": self.mode, "scales": self.scales, "strict": self.strict, "extra": self.extra}
 
-    for part in (Modal(), Modal("fast", [2.0, 3.0], True)):
+    for part in (Modal(), Modal("fast", [2.0, 3.0], True, {"a": [1, 2, {"b": None}], "big": 10**30})):
         g = gn.Graph(seed=0)
         g.add_input("x", 3)
         g.add_output("y", 2, activation=part)

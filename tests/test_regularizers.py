@@ -155,3 +155,18 @@ def test_bad_regularizers_change_nothing():
         with pytest.raises(GraphError, match=message):
             g["h"].bias_regularizer = bad
     assert g.to_dict() == before
+
+
+def test_a_custom_regularizer_without_its_methods_is_refused_by_name():
+    class Half(regularizers.Regularizer):
+        name = "half"
+
+        def penalty(self, w, xp=np):
+            return 0.0
+
+    g = gn.Graph()
+    g.add_input("x", 2)
+    g.add_output("y", 1)
+    with pytest.raises(GraphError, match=r"custom regularizer Half: it must define \['add_gradient'\]"):
+        g.connect("x", "y", regularizer=Half())
+    assert not g.synapses
