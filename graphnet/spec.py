@@ -329,6 +329,7 @@ def _parameters(config: Mapping, where: str) -> None:
     for key, value in config.items():
         _expect(isinstance(key, str), where, "string keys", key)
         if key != "name":
+            _expect(not key.startswith("__"), f"{where}.{key}", "a parameter name, not a dunder", key)
             _expect(_protocols.is_parameter(value), f"{where}.{key}", _protocols.PARAMETERS, value)
 
 

@@ -72,8 +72,9 @@ def test_pickled_object_array_is_refused(tmp_path, saved):
     "field, value, message",
     [
         ("activation", "os.system", "unknown activation 'os.system'"),
-        ("activation", {"name": "relu", "__class__": "subprocess.Popen"}, r"activation\.__class__: expected a finite number"),
-        ("activation", {"name": "relu", "__init__": 1}, "bad parameters"),
+        ("activation", {"name": "relu", "__class__": "subprocess.Popen"}, r"activation\.__class__: expected a parameter name"),
+        ("activation", {"name": "relu", "__init__": 1}, r"activation\.__init__: expected a parameter name"),
+        ("activation", {"name": "relu", "mode": "x"}, "bad parameters"),
         ("loss", "builtins.eval", "unknown loss"),
         ("kind", "__import__('os').system('ls')", "unknown kind"),
     ],
