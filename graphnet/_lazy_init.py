@@ -128,7 +128,7 @@ class LazyInit:
                     if isinstance(node, DenseNode) and node.name not in skip:
                         node.fix_bias()
                 self.biases_fixed = not skip
-        return self.provisional(network, only) if skip else {}
+            return self._provisional(network, skip)
 
     def _waiting_for_vocabulary(self, network: Network, only: str | None) -> dict[str, str]:
         """The waiting nodes (``only``, or all) fed by a categorical input
@@ -150,11 +150,15 @@ class LazyInit:
         what a read shows until ``adapt`` sets the tables' rows (then the draw
         happens for good, from the same seeds)."""
         with self.lock:
-            drawn = {}
-            for dst in self._waiting_for_vocabulary(network, only):
-                rng = np.random.Generator(np.random.PCG64(0))
-                drawn.update(_draw_node(network, dst, self.waiting[dst], rng, bind=False))
-            return {owner.parameter_key: array for owner, array in drawn.items()}
+            return self._provisional(network, self._waiting_for_vocabulary(network, only))
+
+    def _provisional(self, network: Network, nodes) -> dict[str, np.ndarray]:
+        """:meth:`provisional` of ``nodes`` (the caller holds the lock)."""
+        drawn = {}
+        for dst in nodes:
+            rng = np.random.Generator(np.random.PCG64(0))
+            drawn.update(_draw_node(network, dst, self.waiting[dst], rng, bind=False))
+        return {owner.parameter_key: array for owner, array in drawn.items()}
 
     def vocabulary_waits(self, network: Network) -> dict[str, str | None]:
         """What waits for a vocabulary, as a model file keeps it: each waiting

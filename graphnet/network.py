@@ -427,9 +427,9 @@ class Network(Structure):
         if new is old:
             return self
         self.materialize(partial=True)  # drawn on the host, as always (what waits for a vocabulary: later)
-        owners = [*self._synapses.values(), *(n for n in self._nodes.values() if isinstance(n, DenseNode))]
-        for owner in (o for o in owners if o.parameter_array is not None):  # one waiting for a vocabulary: none
-            owner.bind_parameter(new.to_device(old.host_copy(owner.parameter_array)))
+        for owner in self.parameter_holders():
+            if owner.parameter_array is not None:  # one waiting for a vocabulary has none yet
+                owner.bind_parameter(new.to_device(old.host_copy(owner.parameter_array)))
         if self._optimizer is not None:
             self._optimizer.to(new)
         self._backend = new
@@ -443,9 +443,9 @@ class Network(Structure):
         gradient check's float64 copy)."""
         self.materialize(partial=True)  # what waits for a vocabulary is drawn in the new dtype later
         self.dtype = np.dtype(dtype)
-        owners = [*self._synapses.values(), *(n for n in self._nodes.values() if isinstance(n, DenseNode))]
-        for owner in (o for o in owners if o.parameter_array is not None):
-            owner.bind_parameter(owner.parameter_array.astype(self.dtype))
+        for owner in self.parameter_holders():
+            if owner.parameter_array is not None:
+                owner.bind_parameter(owner.parameter_array.astype(self.dtype))
         self.changed()
 
     def device_seed(self) -> int:

@@ -275,11 +275,12 @@ def _load(handle: BinaryIO, label: str, max_bytes: int):
         shapes = _parameter_shapes(graph)
         arrays = parse_npz(raw_weights, shapes, graph.dtype, weights_where, GRAPH_MEMBER)
         del raw_weights
-        waits = _waits(graph, archive, infos, label)
+        training = _read_json(archive, infos[TRAINING_MEMBER], label) if TRAINING_MEMBER in infos else None
+        waits = _waits(graph, training, label)
         graph.set_weights({key: array for key, array in arrays.items() if key not in waits})
         graph.lazy_init.resume(graph, waits)
-        if TRAINING_MEMBER in infos:
-            restore_training(graph, archive, infos, label)
+        if training is not None:
+            restore_training(graph, archive, infos, label, training)
         elif OPTIMIZER_MEMBER in infos:
             raise ModelFileError(f"{label}: has {OPTIMIZER_MEMBER} but no {TRAINING_MEMBER} to describe it")
     logger.debug("%s: loaded %r", label, graph)
@@ -319,12 +320,13 @@ _TRAINING_FIELDS = {"rng", "optimizer", "waiting"}
 _OPTIMIZER_FIELDS = {"config", "iterations", "layout", "slots"}
 
 
-def restore_training(graph: Graph, archive: zipfile.ZipFile, infos, label: str) -> None:
+def restore_training(graph: Graph, archive: zipfile.ZipFile, infos, label: str, state: Any = None) -> None:
     """Set the graph's random streams and optimizer (state included) from
-    ``training.json`` and ``optimizer.npz``, after checking all of them: a
-    refused file changes nothing."""
+    ``training.json`` (``state``: its content, when already read) and
+    ``optimizer.npz``, after checking all of them: a refused file changes nothing."""
     where = f"{label}: {TRAINING_MEMBER}"
-    state = _read_json(archive, infos[TRAINING_MEMBER], label)
+    if state is None:
+        state = _read_json(archive, infos[TRAINING_MEMBER], label)
     _require(isinstance(state, Mapping), where, "a JSON object", state)
     _require(set(state) <= _TRAINING_FIELDS, where, f"only the fields {sorted(_TRAINING_FIELDS)}",
              sorted(state))
@@ -467,11 +469,10 @@ def _plain(value: Any, key: str) -> bool:
         isinstance(value, (int, float)) and math.isfinite(value))
 
 
-def _waits(graph: Graph, archive: zipfile.ZipFile, infos, label: str) -> dict[str, str | None]:
-    """``training.json``'s weights that wait for a vocabulary (checked: the
-    keys of exactly what waits in the graph just built, seeds of at most 128
-    bits), or nothing for a file without them."""
-    state = _read_json(archive, infos[TRAINING_MEMBER], label) if TRAINING_MEMBER in infos else None
+def _waits(graph: Graph, state: Any, label: str) -> dict[str, str | None]:
+    """The weights that wait for a vocabulary in ``training.json``'s content
+    ``state`` (checked: the keys of exactly what waits in the graph just
+    built, seeds of at most 128 bits), or nothing for a file without them."""
     waits = state.get("waiting", {}) if isinstance(state, Mapping) else {}
     where = f"{label}: {TRAINING_MEMBER}: waiting"
     expected = graph.lazy_init.vocabulary_waits(graph)

@@ -214,11 +214,14 @@ class Structure:
         """Keras's name for :attr:`num_params`: every weight and bias."""
         return self.num_params
 
+    def parameter_holders(self) -> list:
+        """Every synapse, then every dense node: what holds a weight or a bias."""
+        return [*self._synapses.values(), *(n for n in self._nodes.values() if isinstance(n, DenseNode))]
+
     def parameter_tokens(self) -> dict[str, tuple[int, int]]:
         """``key: (parameter_token, size)`` of every weight and bias, drawn or
         not: which parameter each key names now (:mod:`graphnet._parameters`)."""
-        owners = [*self._synapses.values(), *(n for n in self._nodes.values() if isinstance(n, DenseNode))]
-        return {owner.parameter_key: (owner.parameter_token, owner.num_params) for owner in owners}
+        return {owner.parameter_key: (owner.parameter_token, owner.num_params) for owner in self.parameter_holders()}
 
     @property
     def num_trainable_params(self) -> int:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import _tabular
 from . import backend as backend_module
 from ._locks import edit, read
 from ._parameters import BIAS, ParameterRecord
@@ -181,21 +182,19 @@ class TransferReport:
 def _unless_provisional(graph: Network, staged: dict, owners: dict) -> dict:
     """``staged`` without the values that wait for a vocabulary and are given
     back unchanged; a different value for such an input's table is refused."""
-    if not any(getattr(graph.nodes[name], "categories", None) == "adapt" for name in graph.inputs):
+    provisional = graph.lazy_init.provisional(graph)
+    if not provisional:
         return staged
-    waiting = {owner.dst if record.kind != BIAS else owner.name for key, (record, owner) in owners.items()
-               if key in staged and (owner.parameter_array is None if record.kind != BIAS else not owner.bias_fixed)}
-    provisional = {}
-    for dst in waiting:
-        provisional.update(graph.lazy_init.provisional(graph, dst))
     kept = {}
     for key, value in staged.items():
-        if key in provisional and np.array_equal(backend_module.host(provisional[key]), value):
-            continue  # given back as read: it goes on waiting
-        source = graph.nodes.get(owners[key][1].src) if key in provisional and owners[key][0].kind != BIAS else None
-        if source is not None and getattr(source, "categories", None) == "adapt":
-            raise GraphError(f"weight {key!r}: the table of input {source.name!r} waits for its vocabulary "
-                             "(categories='adapt'), which sets its rows: call g.adapt(data) (or fit) first")
+        if key in provisional:
+            if np.array_equal(backend_module.host(provisional[key]), value):
+                continue  # given back as read: it goes on waiting
+            record, owner = owners[key]
+            source = None if record.kind == BIAS else graph.nodes[owner.src]
+            if getattr(source, "categories", None) == _tabular.ADAPT:
+                raise GraphError(f"weight {key!r}: the table of input {source.name!r} waits for its vocabulary "
+                                 "(categories='adapt'), which sets its rows: call g.adapt(data) (or fit) first")
         kept[key] = value
     return kept
 

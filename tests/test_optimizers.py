@@ -209,15 +209,21 @@ def test_adam_takes_keras_names_for_its_hyperparameters():
 
 
 # -- state follows parameters, not keys ---------------------------------------
-def _two_heads(opt):
-    """Outputs y and z, each fed by x alone, trained four steps with ``opt``:
-    z's parameters can be made anew while y's gradients stay the same."""
+def _heads_graph():
+    """Outputs y and z, each fed by x alone: z's parameters can be made anew
+    while y's gradients stay the same."""
     g = gn.Graph(seed=0, dtype="float64")
     g.add_input("x", 3)
     g.add_output("y", 2)
     g.add_output("z", 2)
     g.connect("x", "y")
     g.connect("x", "z")
+    return g
+
+
+def _two_heads(opt):
+    """:func:`_heads_graph` trained four steps with ``opt``."""
+    g = _heads_graph()
     g.fit(*_heads_data(), epochs=2, batch_size=4, optimizer=opt, verbose=0)
     return g
 
@@ -335,12 +341,7 @@ def test_an_optimizer_copied_to_another_graph_takes_its_state_by_key():
 
     x, y = _heads_data()
     g = _two_heads(optimizers.Adam(lr=0.1))
-    other = gn.Graph(seed=0, dtype="float64")
-    other.add_input("x", 3)
-    other.add_output("y", 2)
-    other.add_output("z", 2)
-    other.connect("x", "y")
-    other.connect("x", "z")
+    other = _heads_graph()
     other.set_weights(g.get_weights())
     other.optimizer = copy.deepcopy(g.optimizer)
     assert other.train_step(x, y) == g.train_step(x, y)
