@@ -38,7 +38,10 @@ class SGD(Optimizer):
     """Stochastic gradient descent, optionally with (Nesterov) momentum.
 
     With momentum ``mu``: ``v <- mu v + lr g`` and ``p <- p - v``; Nesterov
-    uses ``p <- p - (mu v + lr g)`` (the Keras/Sutskever form).
+    uses ``p <- p - (mu v + lr g)`` (the Keras/Sutskever form). With a
+    constant rate this is PyTorch's ``b <- mu b + g``, ``p <- p - lr b``; under
+    a schedule the two differ, the velocity here keeping the rates it was
+    made with.
     """
 
     name = "sgd"

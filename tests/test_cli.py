@@ -91,6 +91,11 @@ def test_the_demo_reaches_good_held_out_accuracy(tmp_path):
     accuracy = dict(re.findall(r"^\s+(digit|even)\s+(0\.\d+)$", result.stdout, flags=re.M))
     assert float(accuracy["digit"]) >= 0.96
     assert float(accuracy["even"]) >= 0.95
+    # docs/getting-started.md quotes what the defaults print (to 3 places)
+    page = (Path(__file__).resolve().parent.parent / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    quoted = re.search(r"\(digit (0\.\d+), even\s+(0\.\d+) with the defaults\)", page)
+    assert quoted, "getting-started.md no longer quotes the demo's accuracy"
+    assert quoted.groups() == (f"{float(accuracy['digit']):.3f}", f"{float(accuracy['even']):.3f}")
 
 
 # ------------------------------------------------------------- summary, render
