@@ -201,7 +201,10 @@ def open_zip(handle: BinaryIO, label: str, what: str, max_members: int) -> zipfi
     found = _end_record(handle, size)
     if found is None:
         handle.seek(0)
-        raise ModelFileError(f"{label}: not {what} (not a zip archive: {describe(handle.read(64))})")
+        head = handle.read(64)
+        if head.startswith(b"PK\x03\x04"):
+            raise ModelFileError(f"{label}: not {what} (a zip archive without its end record: truncated or damaged)")
+        raise ModelFileError(f"{label}: not {what} (not a zip archive: {describe(head)})")
     at, fields, zip64 = found
     _, disk, directory_disk, entries_here, entries, directory_size, offset, _ = fields
     if disk != 0 or directory_disk != 0 or entries_here != entries:

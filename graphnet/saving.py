@@ -57,7 +57,7 @@ from ._archive import check_members, npz_bytes, open_zip, read_member, write_zip
 from ._registry import custom_objects as custom_scope
 from ._npz import parse_npz, read_npz
 from ._text import clip, named, preview, reason, shown
-from ._validation import is_int
+from ._validation import check_int, is_int
 from ._version import __version__
 from .errors import GraphError, ModelFileError
 from .spec import FORMAT, FORMAT_VERSION, from_dict, to_dict
@@ -216,8 +216,10 @@ def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYT
         custom part that is neither registered nor in ``custom_objects``
         says so.
     GraphError
-        For ``custom_objects`` that is not a dict of names to custom classes.
+        For ``custom_objects`` that is not a dict of names to custom classes,
+        or ``max_bytes`` that is not a positive integer.
     """
+    max_bytes = check_int(max_bytes, "load: max_bytes")
     label = _label(path)
     with custom_scope(custom_objects):  # a bad mapping is the caller's error, not the file's
         return _read(path, label, max_bytes)

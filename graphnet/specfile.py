@@ -26,6 +26,7 @@ import numpy as np
 from ._registry import custom_objects as custom_scope
 from ._files import open_regular
 from ._text import clip, named, reason, shown
+from ._validation import is_int
 from .errors import GraphError, ModelFileError
 from .spec import DEFAULT_MAX_SPEC_PARAMS, from_dict
 
@@ -210,7 +211,11 @@ def from_spec(cls, path: str | os.PathLike, max_params: int | None = DEFAULT_MAX
     ModelFileError
         Naming the file and the offending field (``spec.nodes[2].size``), or
         as :func:`read_spec` does.
+    GraphError
+        For ``max_params`` that is neither None nor an integer >= 0.
     """
+    if max_params is not None and not is_int(max_params, 0):  # the caller's error, not the file's
+        raise GraphError(f"from_spec: max_params must be None or an integer >= 0, got {shown(max_params)}")
     with custom_scope(custom_objects):  # a bad mapping is the caller's error, not the file's
         data = read_spec(path)
         try:

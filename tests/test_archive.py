@@ -60,6 +60,16 @@ def test_truncated_file(tmp_path, saved, cut):
         gn.load(short)
 
 
+def test_a_zip_cut_before_any_end_record_is_called_truncated(tmp_path, saved):
+    """A file that starts as a zip archive but has no end record is called
+    truncated, rather than described by its first bytes as if it were no zip."""
+    short = tmp_path / "short.gnet"
+    short.write_bytes(saved.read_bytes()[:100])
+    with pytest.raises(gn.ModelFileError, match=r"short\.gnet: not a graphnet model file \(a zip archive without "
+                                                r"its end record: truncated or damaged\)$"):
+        gn.load(short)
+
+
 def test_pickled_object_array_is_refused(tmp_path, saved):
     weights = dict(np.load(io.BytesIO(read_members(saved)["weights.npz"])))
     weights["h1.bias"] = np.array([{"__reduce__": "os.system"}] * 6, dtype=object)
@@ -161,6 +171,14 @@ def test_size_limits(tmp_path, saved, monkeypatch):
     monkeypatch.setattr(saving, "MAX_JSON_BYTES", 100)
     with pytest.raises(gn.ModelFileError, match="graph.json is .* bytes, more than the limit of 100"):
         gn.load(saved)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e40, "10", 0, -1, 1.5, True, None])
+def test_a_bad_max_bytes_is_the_argument_s_error_not_the_file_s(saved, bad):
+    """NaN compares false against every size: unchecked, it would switch the limit off."""
+    with pytest.raises(gn.GraphError, match=r"^load: max_bytes must be a positive integer") as info:
+        gn.load(saved, max_bytes=bad)
+    assert not isinstance(info.value, gn.ModelFileError)
 
 
 def test_architecture_larger_than_its_weights_is_refused(tmp_path, saved):

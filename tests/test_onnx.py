@@ -222,6 +222,24 @@ def test_outputs_keep_the_file_order(tmp_path):
         np.testing.assert_allclose(g.predict(x)[name], expected[name], atol=TOL)
 
 
+def test_names_with_invisible_characters_come_back_as_they_were(tmp_path):
+    """A zero-width space, a right-to-left mark, a line separator and a BOM are
+    characters a node name may hold: the import keeps them, so the data keyed
+    by the exported names feeds the imported graph (and 'a\u200bb' beside 'ab'
+    stays two inputs)."""
+    g = gn.Graph(seed=0)
+    names = ["a\u200bb", "ab", "c\u2028d", "\ufeffe"]
+    for name in names:
+        g.add_input(name, 2)
+    g.add_output("out\u202e", 1)
+    g.connect(names, "out\u202e")
+    g.to_onnx(tmp_path / "names.onnx")
+    back = gn.from_onnx(tmp_path / "names.onnx")
+    assert back.inputs == names and back.outputs == ["out\u202e"]
+    x = {name: np.random.default_rng(i).normal(size=(3, 2)) for i, name in enumerate(names)}
+    np.testing.assert_allclose(back.predict(x), g.predict(x), atol=TOL)
+
+
 def test_shape_operators_that_keep_batch_features(tmp_path):
     """Cast float to float, Identity on a weight, Reshape to (-1, n), Unsqueeze then
     Squeeze; and the ones that do not keep (batch, features) are refused."""

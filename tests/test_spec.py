@@ -320,3 +320,12 @@ def test_fuzzed_specs_in_bounded_time_and_memory(tmp_path):
     print(f"800 spec variants: {outcomes}; worst {worst_seconds:.3f} s, {worst_peak / (1 << 20):.1f} MB")
     assert outcomes["refused"] > 400 and outcomes["built"] > 0
     assert worst_peak < 100 << 20 and worst_seconds < 1.0, (worst_seconds, worst_peak)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), "10", -1, True, 2.5])
+def test_from_spec_s_max_params_is_the_argument_s_error_not_the_file_s(tmp_path, bad):
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(build_dag().to_dict()), encoding="utf-8")
+    with pytest.raises(gn.GraphError, match=r"^from_spec: max_params must be None or an integer >= 0") as info:
+        gn.Graph.from_spec(path, max_params=bad)
+    assert not isinstance(info.value, gn.ModelFileError)

@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelFileError, ModelImportError
+from ..errors import GraphError, ModelFileError, ModelImportError
+from ..nodes import check_name
 from ..spec import DEFAULT_MAX_SPEC_PARAMS
 from . import _expressions as ex
 from ._builder import Builder, Concat
@@ -481,6 +482,12 @@ class _Reader:
 
 
 def _node_name(tensor: str) -> str:
-    """A usable node name from a tensor name (``->`` separates weight keys)."""
-    name = "".join(ch for ch in tensor.replace("->", "_") if ch.isprintable()).strip()
-    return name or "node"
+    """The node name for a tensor: its own name when a node may carry it
+    (so imported inputs and outputs keep theirs, invisible characters
+    included), else its printable characters with ``->`` (which separates
+    weight keys) made ``_``."""
+    try:
+        return check_name(tensor)
+    except GraphError:
+        name = "".join(ch for ch in tensor.replace("->", "_") if ch.isprintable()).strip()
+        return name or "node"
