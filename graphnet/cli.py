@@ -43,7 +43,7 @@ from ._npz import read_arrays
 from ._progress import format_logs, is_terminal, terminal_width, wrap_logs
 from ._tables import write_csv
 from ._text import preview
-from .demo import run
+from .demo import WIDTH, run
 from .diff import GraphDiff
 from .errors import GraphError, ModelFileError, ShapeError
 from .gradient_check import check_gradients
@@ -91,7 +91,7 @@ def _demo(args) -> int:
 
     result = run(out=args.out, epochs=args.epochs, seed=args.seed, verbose=0 if args.quiet else 1)
     names = ", ".join(p.name for p in result.written)
-    print(f"\nWrote {names} into {args.out}/")
+    print("\n" + textwrap.fill(f"Wrote {names} into {args.out}/", WIDTH, break_on_hyphens=False))
     for problem in result.problems:
         print(f"{PROG}: error: {problem}", file=sys.stderr)
     return 1 if result.problems else 0

@@ -64,6 +64,9 @@ def test_demo_with_a_few_epochs_writes_everything(tmp_path):
     assert "Total params:" in result.stdout
     assert re.search(r"Held-out accuracy .*\n\s+digit\s+0\.\d{4}\n\s+even\s+0\.\d{4}", result.stdout)
     assert "Epoch 2/2" in result.stderr  # the progress bar (tqdm writes to stderr)
+    long = [line for line in result.stdout.splitlines() if len(line) > 80]
+    assert not long and result.stdout.startswith("graphnet demo: scikit-learn's 8x8 digits, the top"), long
+    assert f"into{out}/" in "".join(result.stdout.split())  # a long folder is wrapped too
     names = {p.name for p in out.iterdir()}
     assert names == {"summary.txt", "model.json", "model.svg", "model.png", "history.png"}
     assert ET.parse(out / "model.svg").getroot().tag.endswith("svg")
