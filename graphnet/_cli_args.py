@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 from ._version import __version__
 from .demo import DEFAULT_EPOCHS, DEFAULT_OUT
+from .metrics import METRICS
+from .optimizers import OPTIMIZERS
 from .render import FORMATS, RANKDIRS
 
 __all__ = ["PROG", "CommandError", "build_parser"]
@@ -119,14 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", metavar="N", type=_positive, default=10, help="epochs (default: 10)")
     train.add_argument("--batch-size", metavar="B", type=_positive, default=32,
                        help="rows per batch (default: 32)")
-    train.add_argument("--optimizer", metavar="NAME", default=None,
-                       help="optimizer name (default: a saved model's own, else adam)")
+    train.add_argument("--optimizer", metavar="NAME", default=None, choices=sorted(OPTIMIZERS),
+                       help=f"optimizer: {', '.join(sorted(OPTIMIZERS))} (default: a saved model's own, else adam)")
     train.add_argument("--lr", metavar="RATE", type=_rate, default=None,
                        help="learning rate (default: the optimizer's)")
     train.add_argument("--validation-split", metavar="F", type=_fraction, default=0.0,
                        help="fraction of the rows held out for validation (default: 0)")
-    train.add_argument("--metrics", metavar="NAME", nargs="+", default=(),
-                       help="metrics to report, e.g. accuracy")
+    train.add_argument("--metrics", metavar="NAME", nargs="+", default=(), choices=sorted(METRICS),
+                       help=f"metrics to report: {', '.join(sorted(METRICS))}")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
 
     predict = commands.add_parser(

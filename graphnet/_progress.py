@@ -7,19 +7,21 @@ the width, so the figures are chosen, never cut. Once the epoch ends, all
 its figures (validation too) follow on lines of their own, wrapped at the
 terminal's width. Where the bar's stream is not a terminal (a pipe, a log file, CI),
 a bar would print a 0% and a 100% line per epoch; one plain line per epoch
-is printed instead.
+is printed instead. A callback's own lines (:func:`show_line`) wait while a
+bar is open and follow the epoch's figures.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import textwrap
 import time
-from typing import TextIO
+from typing import ClassVar, TextIO
 
 from tqdm import tqdm
 
-__all__ = ["Progress", "format_logs", "wrap_logs", "is_terminal", "terminal_width"]
+__all__ = ["Progress", "format_logs", "wrap_logs", "wrap_text", "show_line", "is_terminal", "terminal_width"]
 
 # Refreshing the bar's text costs more than a small training step; do it at
 # most this often.
@@ -32,12 +34,17 @@ _MIN_BAR = 6
 _BAR = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
 
 
-def figure(name: str, value) -> str:
-    """``name: value``, a number to four decimals (a callback may log anything)."""
+def _value(value) -> str:
+    """A number to four decimals (a callback may log anything)."""
     try:
-        return f"{name}: {value:.4f}"
+        return f"{value:.4f}"
     except (TypeError, ValueError):
-        return f"{name}: {value}"
+        return f"{value}"
+
+
+def figure(name: str, value) -> str:
+    """``name: value``, a number to four decimals."""
+    return f"{name}: {_value(value)}"
 
 
 def format_logs(logs: dict[str, float]) -> str:
@@ -45,20 +52,45 @@ def format_logs(logs: dict[str, float]) -> str:
 
 
 def wrap_logs(logs: dict[str, float], width: int) -> list[str]:
-    """The figures as indented lines no longer than ``width`` (a single figure
-    longer than that gets a line of its own); never cut inside a figure."""
+    """The figures as indented lines no longer than ``width``; never cut
+    inside a figure that fits a line of its own. One that does not is
+    broken after its name, its value on the next line (:func:`_long_figure`)."""
     lines: list[str] = []
     line = ""
-    for item in (figure(k, v) for k, v in logs.items()):
+    for name, value in logs.items():
+        item = figure(name, value)
         if line and len(line) + 3 + len(item) <= width:
             line += " - " + item
-        else:
-            if line:
-                lines.append(line)
-            line = _INDENT + item
+            continue
+        if line:
+            lines.append(line)
+        line = _INDENT + item
+        if len(line) > width:
+            lines += _long_figure(name, value, width)
+            line = ""
     if line:
         lines.append(line)
     return lines
+
+
+def _long_figure(name: str, value, width: int) -> list[str]:
+    """A figure wider than ``width``: ``name:`` cut into lines of the width,
+    the value after it where it fits, else indented on the next lines."""
+    head, text = f"{name}:", _value(value)
+    room = max(width - len(_INDENT), 1)
+    lines = [_INDENT + head[start:start + room] for start in range(0, len(head), room)]
+    if len(lines) > 1 and len(lines[-1]) + 1 + len(text) <= width:
+        lines[-1] += " " + text
+        return lines
+    room = max(width - 2 * len(_INDENT), 1)
+    return lines + [2 * _INDENT + text[start:start + room] for start in range(0, len(text), room)]
+
+
+def wrap_text(text: str, width: int) -> str:
+    """``text`` in lines no longer than ``width``, broken between words (a
+    word longer than that, such as a long path, is cut), the lines after the
+    first indented."""
+    return textwrap.fill(text, max(width, len(_INDENT) + 1), subsequent_indent=_INDENT, break_on_hyphens=False)
 
 
 def is_terminal(stream: TextIO) -> bool:
@@ -84,15 +116,36 @@ def terminal_width(stream: TextIO) -> int:
         return _DEFAULT_WIDTH
 
 
+def show_line(message: str, stream: TextIO) -> None:
+    """Print a callback's line on ``stream``. On a terminal it is wrapped at
+    the terminal's width, and while an epoch's bar is open (a callback's
+    ``on_epoch_end`` runs before the bar closes) it waits and follows the
+    epoch's figures, never written into the bar's line."""
+    if not is_terminal(stream):
+        print(message, file=stream, flush=True)
+        return
+    text = wrap_text(message, terminal_width(stream) - 1)
+    if Progress.open_bars:
+        Progress.open_bars[-1].held.append((text, stream))
+    else:
+        print(text, file=stream, flush=True)
+
+
 class Progress:
     """``verbose=1``: a progress bar per epoch with the running loss on a
     terminal, one line per epoch elsewhere (both on ``stream``, stderr by
     default); ``verbose=2``: one line per epoch on stdout; ``verbose=0``: silent."""
 
+    #: The Progress objects whose bar is open, the latest last: where
+    #: :func:`show_line` holds a callback's lines.
+    open_bars: ClassVar[list[Progress]] = []
+
     def __init__(self, verbose: int, epochs: int, batches: int, stream: TextIO | None = None):
         self.verbose, self.epochs, self.batches = verbose, epochs, batches
         self.stream = stream
         self._bar = None
+        #: Lines :func:`show_line` holds until the bar closes: (text, stream).
+        self.held: list[tuple[str, TextIO]] = []
 
     @property
     def live(self) -> bool:
@@ -118,6 +171,7 @@ class Progress:
                 ncols=self._width,
                 file=self._stream(),
             )
+            Progress.open_bars.append(self)
 
     def loss_due(self) -> bool:
         """Whether the next :meth:`batch_end` would show the running figures (a
@@ -167,6 +221,7 @@ class Progress:
             for line in wrap_logs(logs, self._width - 1):
                 print(line, file=stream)
             stream.flush()
+            self._release()
         elif self.verbose in (1, 2):
             line = f"Epoch {epoch + 1}/{self.epochs} - {seconds:.2f}s - {format_logs(logs)}"
             print(line, file=self._stream() if self.verbose == 1 else sys.stdout, flush=True)
@@ -175,3 +230,12 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        self._release()
+
+    def _release(self) -> None:
+        """Print the lines held while the bar was open, and hold no more."""
+        if self in Progress.open_bars:
+            Progress.open_bars.remove(self)
+        held, self.held = self.held, []
+        for text, stream in held:
+            print(text, file=stream, flush=True)

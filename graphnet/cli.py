@@ -14,11 +14,13 @@
 (``.gnet``); :func:`load_model` picks the reader by suffix. Data files are
 ``.npz`` archives of arrays keyed by input and output node names, read by
 :func:`graphnet._npz.read_arrays` (never unpickling, sizes bounded by the
-bytes present). ``--out`` is checked before any work, and an ``--out`` that
-is one of the command's inputs is refused, so nothing the user has is
-replaced by mistake. Every failure is one line on stderr
-(``graphnet: error: ...``) and a non-zero exit status: 2 for bad arguments,
-1 for anything else, 130 when interrupted. Set ``GRAPHNET_TRACEBACK=1`` to
+bytes present). ``--out`` (``-o`` of ``render`` and ``diff``) is checked
+before any work, and an ``--out`` that is one of the command's inputs is
+refused, so nothing the user has is replaced by mistake. Every failure is
+one line on stderr (``graphnet: error: ...``) and a non-zero exit status: 2
+for bad arguments (argparse's, unknown optimizer and metric names among
+them, and an output suffix the command cannot write), 1 for anything else,
+130 when interrupted. Set ``GRAPHNET_TRACEBACK=1`` to
 see the traceback of an unexpected error.
 """
 
@@ -41,11 +43,12 @@ from ._npz import read_arrays
 from ._progress import format_logs, is_terminal, terminal_width, wrap_logs
 from ._tables import write_csv
 from ._text import preview
-from .demo import run
+from .demo import WIDTH, run
 from .diff import GraphDiff
 from .errors import GraphError, ModelFileError, ShapeError
 from .gradient_check import check_gradients
 from .graph import Graph
+from .render import FORMATS, PAGES
 from .saving import load
 
 __all__ = ["main", "load_model", "build_parser", "CommandError"]
@@ -88,7 +91,7 @@ def _demo(args) -> int:
 
     result = run(out=args.out, epochs=args.epochs, seed=args.seed, verbose=0 if args.quiet else 1)
     names = ", ".join(p.name for p in result.written)
-    print(f"\nWrote {names} into {args.out}/")
+    print("\n" + textwrap.fill(f"Wrote {names} into {args.out}/", WIDTH, break_on_hyphens=False))
     for problem in result.problems:
         print(f"{PROG}: error: {problem}", file=sys.stderr)
     return 1 if result.problems else 0
@@ -100,6 +103,8 @@ def _summary(args) -> int:
 
 
 def _render(args) -> int:
+    _check_out(args.output, tuple("." + f for f in [*FORMATS, *PAGES]), "the diagram (its suffix picks the format)",
+               {}, flag="-o")
     graph = load_model(args.file)
     stats = None if args.stats is None else _statistics(graph, args.stats)
     path = graph.render(args.output, rankdir=args.rankdir, stats=stats, collapse=args.collapse)
@@ -142,22 +147,25 @@ def _check(args) -> int:
     return 0
 
 
-def _check_out(out: str, suffix: str | tuple[str, ...], kind: str, inputs: dict[str, str]) -> None:
-    """``--out`` checked before any work: the right suffix, a file name (not a
-    folder) in a folder that exists and can be written, and none of the
-    command's inputs (writing it would replace the user's data)."""
+def _check_out(out: str, suffix: str | tuple[str, ...], kind: str, inputs: dict[str, str],
+               flag: str = "--out") -> None:
+    """``--out`` (or ``flag``) checked before any work: the right suffix (a
+    bad argument: status 2), a file name (not a folder) in a folder that
+    exists and can be written, and none of the command's inputs (writing it
+    would replace the user's data)."""
 
     suffixes = (suffix,) if isinstance(suffix, str) else suffix
     if not out.lower().endswith(suffixes):
-        raise CommandError(f"--out {out}: {kind} must end in {' or '.join(suffixes)}")
+        ends = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if len(suffixes) > 1 else suffixes)
+        raise CommandError(f"{flag} {out}: {kind} must end in {ends}", status=2)
     try:
         check_output(out)
     except OSError as exc:
-        raise CommandError(f"--out {_one_line(exc)}") from None
-    for flag, given in inputs.items():
+        raise CommandError(f"{flag} {_one_line(exc)}") from None
+    for name, given in inputs.items():
         if _same_file(out, given):
             raise CommandError(
-                f"--out {out} is the same file as {flag}: writing it would replace that "
+                f"{flag} {out} is the same file as {name}: writing it would replace that "
                 f"file; choose another name for the output"
             )
 
@@ -270,6 +278,8 @@ def _predict(args) -> int:
 
 
 def _diff(args) -> int:
+    if args.output is not None:
+        _check_out(args.output, tuple("." + f for f in FORMATS), "the drawing of the diff", {}, flag="-o")
     specs = [p for p in (args.a, args.b) if Path(p).suffix.lower() != ".gnet"]  # weights never trained
     report = GraphDiff(load_model(args.a), load_model(args.b), args.a, args.b, weights=not specs)
     note = textwrap.fill(f"(weights not compared: {' and '.join(specs)}: specs)", 80, break_on_hyphens=False)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUT = "demo-output"
 DEFAULT_EPOCHS = 40
 BATCH_SIZE = 32
+#: The width of the demo's lines: the summary table's.
+WIDTH = 80
 
 
 def build_model(seed: int = 0) -> Graph:
@@ -127,10 +130,10 @@ def run(
     (train_x, train_y), (test_x, test_y) = load_data(seed)
     rows, held = len(train_y["digit"]), len(test_y["digit"])
     graph = build_model(seed)
-    say(
+    say(textwrap.fill(
         "graphnet demo: scikit-learn's 8x8 digits, the top and bottom halves of each image as "
-        "two inputs; two outputs: the digit, and whether it is even."
-    )
+        "two inputs; two outputs: the digit, and whether it is even.", WIDTH
+    ))
     say(f"{rows:,} training images (10% of them for validation), {held:,} held out.\n")
     text = graph.summary(print_fn=None)
     say(text + "\n")

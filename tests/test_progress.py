@@ -147,3 +147,39 @@ def test_graphnet_train_in_a_real_80_column_terminal(tmp_path, rng):
                    "val_main_accuracy: 0."):
         assert text.count(figure) >= 3, figure  # once per epoch, and whole
     assert "Final epoch:" in text and "val_main_loss: " in text
+
+
+@pytest.mark.parametrize("repeat", [60, 120])
+def test_a_figure_wider_than_the_terminal_is_broken_after_its_name(repeat):
+    name = f"val_{'o' * repeat}_precision"
+    lines = wrap_logs({"loss": 0.5, name: 0.3052, "val_loss": 0.25}, 79)
+    assert all(len(line) <= 79 and line.startswith("  ") for line in lines), lines
+    assert lines[0] == "  loss: 0.5000" and lines[-1] == "  val_loss: 0.2500"
+    assert "".join(line.strip() for line in lines[1:-1]).replace(" ", "") == f"{name}:0.3052"
+
+
+def test_a_callbacks_line_follows_the_epochs_bar_and_figures_wrapped(monkeypatch, tmp_path, rng):
+    """EarlyStopping and ModelCheckpoint speak in on_epoch_end, while the
+    epoch's bar is still open: their lines come after its figures, each on
+    lines of its own within the width (stdout and stderr on one terminal)."""
+    import graphnet as gn
+
+    monkeypatch.setenv("COLUMNS", "80")
+    terminal = _FakeTerminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setattr(sys, "stderr", terminal)
+    g = gn.Sequential([gn.Input(5), gn.Dense(1)], loss="mse", seed=0)
+    x = rng.normal(size=(300, 5))
+    folder = tmp_path / ("checkpoints_" + "f" * 70)
+    folder.mkdir()
+    g.fit(x, x[:, :1], epochs=3, batch_size=16, verbose=1, callbacks=[
+        gn.callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=10, verbose=1),
+        gn.callbacks.ModelCheckpoint(folder / "m-{epoch}.gnet", monitor="loss", save_best_only=False, verbose=1)])
+    lines = _rendered(terminal.getvalue())
+    assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
+    stop = next(i for i, line in enumerate(lines) if line.startswith("Epoch 2: early stopping (loss has"))
+    saved = next(i for i, line in enumerate(lines) if line.startswith("Epoch 2: saving model to"))
+    assert lines[stop - 2].startswith("Epoch 2/3: 100%") and lines[stop - 1].startswith("  loss: ")
+    restoring = next(i for i, line in enumerate(lines) if line.startswith("Restoring model weights"))
+    assert saved == stop + 1 and restoring > saved + 1  # the path is wrapped
+    assert "".join(lines[saved:restoring]).replace(" ", "") == f"Epoch2:savingmodelto{folder}/m-2.gnet"

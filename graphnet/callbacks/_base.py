@@ -8,6 +8,7 @@ import math
 import sys
 from typing import TYPE_CHECKING, Any
 
+from .._progress import show_line
 from .._validation import check_number
 from ..errors import GraphError, TrainingError
 
@@ -230,8 +231,9 @@ def check_verbose(verbose, what: str) -> int:
 
 
 def say(callback: Callback, message: str) -> None:
-    """A callback's own line: printed with ``verbose=1`` (as Keras prints
-    it), logged at INFO either way."""
+    """A callback's own line: printed on stdout with ``verbose=1`` (as Keras
+    prints it; on a terminal on lines of its own, after the epoch's bar and
+    figures, wrapped at the width: :func:`show_line`), logged at INFO either way."""
     logger.info("%s: %s", callback.graph.name if callback.graph is not None else "graph", message)
     if getattr(callback, "verbose", 0):
-        print(message, file=sys.stdout, flush=True)
+        show_line(message, sys.stdout)
