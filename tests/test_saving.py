@@ -77,6 +77,23 @@ def test_weights_member_is_a_plain_npz(saved, trained):
     assert spec["sequential"] is False and spec["dtype"] == "float32"
 
 
+def test_numpy_integer_sizes_are_saved_as_json_numbers(tmp_path):
+    g = gn.Graph(seed=0)
+    g.add_input("x", np.int64(4))
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    model = gn.Sequential([gn.Input(np.int64(3)), gn.Dense(np.int64(2))], seed=0)
+    for graph in (g, model):
+        data = graph.to_dict()
+        assert json.loads(json.dumps(data)) == data
+        assert type(graph.nodes[graph.inputs[0]].size) is int
+        loaded = gn.load(graph.save(tmp_path / "m.gnet"))
+        assert loaded.to_dict() == data
+    # the statistics given beside a numpy size are kept, not dropped
+    node = gn.Input(np.int64(2), name="x", normalize=True, mean=[1, 2], std=[3, 4])
+    assert node.mean.tolist() == [1, 2] and node.std.tolist() == [3, 4]
+
+
 # ------------------------------------------------------------- resumed training
 @pytest.mark.parametrize("name", sorted(optimizers.OPTIMIZERS))
 def test_training_after_load_equals_training_without_save(tmp_path, rng, name):
