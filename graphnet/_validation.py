@@ -1,4 +1,5 @@
-"""Validators for user-given numbers, shared by every public entry point.
+"""Validators for user-given arguments (numbers, flags, names, paths), shared
+by every public entry point.
 
 Each one either returns the value in a plain Python type or raises an error
 naming the argument, what was expected and what was found. Booleans are not
@@ -13,10 +14,11 @@ import os
 
 import numpy as np
 
+from ._text import shown
 from .errors import GraphError, ShapeError
 
-__all__ = ["is_int", "check_int", "is_number", "check_number", "check_allocation", "check_text", "is_dtype",
-           "check_finite", "non_finite_error"]
+__all__ = ["is_int", "check_int", "is_number", "check_number", "check_bool", "check_allocation", "check_text",
+           "check_path", "is_dtype", "check_finite", "non_finite_error"]
 
 
 def is_int(value: object, low: int | None = None, high: int | None = None) -> bool:
@@ -89,6 +91,20 @@ def check_number(
     return float(value)
 
 
+def check_bool(value: object, what: str, error: type[Exception] = GraphError) -> bool:
+    """``value`` as a ``bool`` when it is one (Python's or numpy's).
+
+    Raises
+    ------
+    GraphError (or ``error``)
+        ``"{what} must be True or False, got {value!r}"``: a string such as
+        ``"no"``, a number or None is never a flag here.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise error(f"{what} must be True or False, got {shown(value)}")
+    return bool(value)
+
+
 def _range(low, high, low_open, high_open) -> str:
     if low is not None and high is not None:
         return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
@@ -142,6 +158,26 @@ def check_text(value: object, what: str) -> str:
             f"as UTF-8, got {value!r}"
         )
     return value
+
+
+def check_path(value: object, what: str, expected: str = "a file", error: type[Exception] = GraphError) -> str:
+    """A path argument (a str or os.PathLike) as text, checked before any work.
+
+    Raises
+    ------
+    GraphError (or ``error``)
+        ``"{what} must be a str or os.PathLike naming {expected}, got ..."``
+        for None, a number, bytes, a list, an empty name or one holding a
+        NUL character.
+    """
+    try:
+        text = os.fsdecode(value) if isinstance(value, (str, os.PathLike)) else None
+    except (TypeError, ValueError):  # a PathLike whose __fspath__ returns neither str nor bytes
+        text = None
+    if not text or "\0" in text:
+        raise error(f"{what} must be a str or os.PathLike naming {expected}, got {type(value).__name__} "
+                    f"{shown(value, 60)}")
+    return text
 
 
 def is_dtype(value: object) -> bool:

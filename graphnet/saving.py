@@ -57,7 +57,7 @@ from ._archive import check_members, npz_bytes, open_zip, read_member, write_zip
 from ._registry import custom_objects as custom_scope
 from ._npz import parse_npz, read_npz
 from ._text import clip, named, preview, reason, shown
-from ._validation import is_int
+from ._validation import check_path, is_int
 from ._version import __version__
 from .errors import GraphError, ModelFileError
 from .spec import FORMAT, FORMAT_VERSION, from_dict, to_dict
@@ -101,10 +101,13 @@ def save(graph: Graph, path: str | os.PathLike) -> Path:
 
     Raises
     ------
+    GraphError
+        When ``path`` is not a str or os.PathLike (None, a number).
     OSError
         When the folder cannot be written; an existing file at ``path`` is
         then left exactly as it was.
     """
+    path = check_path(path, "save: path", "the model file to write")
     with graph.lock.reading():  # the architecture, weights and optimizer of one moment, between two steps
         members = [(GRAPH_MEMBER, _json_bytes(to_dict(graph)), zipfile.ZIP_DEFLATED), *state_members(graph)]
 

@@ -22,6 +22,7 @@ from . import backend as backend_module
 from ._locks import edit, read
 from ._parameters import BIAS, ParameterRecord
 from ._text import preview
+from ._validation import check_bool
 from .errors import GraphError, NotFoundError
 from .network import Network
 from .nodes import DenseNode
@@ -233,8 +234,7 @@ def transfer_weights(graph: Graph, other, match: str = "name", strict: bool = Tr
         )
     if match not in ("name", "shape"):
         raise GraphError(f"transfer_weights: match must be 'name' or 'shape', got {match!r}")
-    if not isinstance(strict, bool):
-        raise GraphError(f"transfer_weights: strict must be True or False, got {strict!r}")
+    strict = check_bool(strict, "transfer_weights: strict")
     own = graph.parameters()
     report = TransferReport()
     if match == "name":

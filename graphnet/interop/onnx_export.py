@@ -37,7 +37,7 @@ import numpy as np
 from .. import activations
 from .._files import atomic_write
 from .._locks import read
-from .._validation import is_int
+from .._validation import check_path, is_int
 from .._version import __version__
 from ..errors import GraphError
 from ..nodes import Input
@@ -78,10 +78,12 @@ def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     Raises
     ------
     GraphError
-        For an opset out of range, or a graph that cannot run.
+        For a path that is not a str or os.PathLike, an opset out of range,
+        or a graph that cannot run.
     ModelImportError
         When the ``onnx`` package is missing.
     """
+    path = check_path(path, "to_onnx: path", "the .onnx file to write")
     if graph.device != "cpu":  # the exporter reads weights as numpy arrays: a GPU graph exports a CPU copy
         graph = copy.deepcopy(graph).to("cpu")
     onnx = require("onnx", "to_onnx")
