@@ -143,6 +143,8 @@ def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = Fa
     """
     if as_device is not False and not isinstance(as_device, (bool, np.bool_)):
         raise GraphError(f"predict: as_device must be True or False, got {as_device!r}")
+    if batch_size is not None:  # checked on every path: a call of a few rows may never chunk
+        batch_size = check_int(batch_size, "predict: batch_size")
     names = None if outputs is None else _read_names(graph, outputs)
     handler = None if type(x) is np.ndarray else _lazy_handler(x)
     if handler is not None:

@@ -3,6 +3,7 @@ several threads, chunking that changes nothing."""
 
 from __future__ import annotations
 
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -64,6 +65,24 @@ def test_predict_equals_the_forward_of_evaluate_and_chunking_does_not_matter():
     whole = model.predict(x)
     chunked = model.predict(x, batch_size=7)
     np.testing.assert_allclose(whole, chunked, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("rows", [1, 7, 8, 100])
+@pytest.mark.parametrize("batch_size", [0, -1, "2", [2], True, 2.0, None])
+def test_predict_checks_batch_size_however_few_the_rows(rng, rows, batch_size):
+    model, _, _ = _trained_mlp(rows=8)
+    dag = build_dag(dtype="float32")
+    x, _ = dag_data(rng, rows)
+    calls = [lambda: model.predict(np.ones((rows, 6)), batch_size=batch_size),
+             lambda: model.predict(np.ones((rows, 6)), batch_size=batch_size, outputs=["dense"]),
+             lambda: dag.predict(x, batch_size=batch_size)]
+    for call in calls:
+        if batch_size is None:
+            call()
+            continue
+        with pytest.raises(gn.GraphError, match=rf"^predict: batch_size must be a positive integer, got "
+                                                rf"{re.escape(repr(batch_size))}$"):
+            call()
 
 
 def test_predict_from_eight_threads_equals_serial_predict(rng):
