@@ -13,6 +13,7 @@ import numpy as np
 
 from .._files import atomic_write
 from .._validation import check_bool, check_path
+from ..weights import refuse_non_finite
 from ..errors import GraphError
 from ._base import Callback, Monitor, check_logged, check_verbose, say
 
@@ -86,6 +87,7 @@ class ModelCheckpoint(Monitor):
     def _write(self, target: str) -> None:
         if self.plain_npz:
             weights = self.graph.get_weights()
+            refuse_non_finite(weights, "ModelCheckpoint")
             atomic_write(target, lambda handle: np.savez(handle, **weights))
         elif self.weights_only:
             self.graph.save_weights(target)

@@ -41,6 +41,7 @@ from .._validation import check_path, is_int
 from .._version import __version__
 from ..errors import GraphError
 from ..nodes import Input
+from ..weights import refuse_non_finite
 from . import _onnx_tabular
 from ._guards import require
 from ._expressions import FORMULAS
@@ -79,7 +80,7 @@ def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     ------
     GraphError
         For a path that is not a str or os.PathLike, an opset out of range,
-        or a graph that cannot run.
+        a graph that cannot run, or weights holding NaN or inf.
     ModelImportError
         When the ``onnx`` package is missing.
     """
@@ -92,6 +93,7 @@ def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     if not is_int(opset, MIN_OPSET, newest + 1):
         raise GraphError(f"to_onnx: opset must be an integer from {MIN_OPSET} to {newest}, got {opset!r}")
     graph.validate()
+    refuse_non_finite(graph.get_weights(), "to_onnx")  # from_onnx, like load, refuses them
     _refuse_custom(graph)
     elem = onnx.TensorProto.FLOAT if graph.dtype == np.float32 else onnx.TensorProto.DOUBLE
     writer = _Writer(set(graph.nodes), graph.dtype, helper, numpy_helper)
