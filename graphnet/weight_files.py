@@ -85,7 +85,8 @@ def save_weights(graph: Graph, path: str | os.PathLike) -> Path:
     manifest = {"format": WEIGHTS_FORMAT, "format_version": FORMAT_VERSION, "graphnet_version": __version__,
                 "graph": graph.name, "dtype": graph.dtype.name}
     with graph.lock.reading():  # the weights and optimizer of one moment, between two steps
-        members = [(MANIFEST, json.dumps(manifest, indent=1).encode(), zipfile.ZIP_DEFLATED), *state_members(graph, "save_weights")]
+        members = [(MANIFEST, json.dumps(manifest, indent=1).encode(), zipfile.ZIP_DEFLATED),
+                   *state_members(graph, "save_weights")]
     written = write_zip(path, members)
     logger.info("%s: weights saved to %s", graph.name, written)
     return written
