@@ -2,7 +2,7 @@
 
 :func:`graphnet.inference.predict` and ``evaluate`` come here when the data
 holds a dask array: this module registers itself with
-:func:`graphnet.inference.register_lazy` when it is imported (``import
+:func:`graphnet._lazy.register_lazy` when it is imported (``import
 graphnet`` does that). Everything that can be checked without computing (names,
 feature counts, dtypes, row counts) is checked at the call; values (NaN,
 labels out of range) are checked chunk by chunk when the chunks are computed.
@@ -28,8 +28,9 @@ from . import metrics as metrics_module
 from ._validation import check_int
 from ._data import as_inputs, as_targets, as_weights, common_rows, features, named
 from .errors import GraphError, ShapeError
-from .inference import DEFAULT_CHUNK, LazyHandler, Tally, merge_states, predict as predict_arrays
-from .inference import register_lazy, tally_arrays
+from ._lazy import LazyHandler, register_lazy
+from .inference import DEFAULT_CHUNK, Tally, merge_states, predict as predict_arrays
+from .inference import tally_arrays
 from .plan import compile_plan
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ import numpy as np
 from . import _tabular, _transforms
 from . import backend as backend_module
 from ._text import preview
-from ._validation import check_finite, check_number, non_finite_error
+from ._validation import as_dtype, check_finite, check_number, non_finite_error
 from .errors import GraphError, ShapeError
 
 if TYPE_CHECKING:
@@ -125,10 +125,10 @@ def as_inputs(graph: Graph, x) -> dict[str, np.ndarray]:
     if backend.deferred and _device_data(backend, x):
         return _device_inputs(graph, x)
     out = entering(graph, x)
-    for name, array in out.items():
-        if array.dtype != np.intp or not graph.nodes[name].categorical:
-            array = out[name] = np.ascontiguousarray(array, dtype=graph.dtype)
-            check_finite(array, "input", name, graph.nodes[name].column_names)
+    for name, given in out.items():
+        if given.dtype != np.intp or not graph.nodes[name].categorical:
+            array = out[name] = as_dtype(given, graph.dtype)
+            check_finite(array, "input", name, graph.nodes[name].column_names, given=given)
     return out
 
 
@@ -178,11 +178,11 @@ def _device_inputs(graph: Graph, x) -> dict:
             continue
         if not backend.is_array(array):
             array = backend.to_device(_array(array, "input", name))
-        array = features(real_numbers(array, "input", name), graph.nodes[name].size, name)
-        array = xp.ascontiguousarray(array, dtype=graph.dtype)
+        given = features(real_numbers(array, "input", name), graph.nodes[name].size, name)
+        array = xp.ascontiguousarray(given, dtype=graph.dtype)
         bad = int(backend.to_host((~xp.isfinite(array)).sum().reshape(1))[0])
         if bad:
-            raise non_finite_error(backend.to_host(array), "input", name, node.column_names)
+            raise non_finite_error(backend.to_host(array), "input", name, node.column_names, backend.to_host(given))
         out[name] = array
     return out
 

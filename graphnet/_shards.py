@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._data import common_rows, features
-from ._validation import check_finite
+from ._validation import as_dtype, check_finite
 from .inference import Tally, tally_arrays
 
 if TYPE_CHECKING:
@@ -39,8 +39,9 @@ def partition(schema, *blocks):
     dtype, input_specs, output_specs = schema
     inputs = {}
     for (name, size), block in zip(input_specs, blocks):
-        array = np.ascontiguousarray(features(np.asarray(block), size, name), dtype=dtype)
-        check_finite(array, "input", name)
+        given = features(np.asarray(block), size, name)
+        array = as_dtype(given, dtype)
+        check_finite(array, "input", name, given=given)
         inputs[name] = array
     targets = {
         name: loss.prepare_target(np.asarray(block), size, name, dtype)

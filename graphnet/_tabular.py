@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._text import preview, shown
+from ._validation import is_int
 from .errors import GraphError, ShapeError
 
 __all__ = [
@@ -302,6 +303,7 @@ class InputSettings:
 
     def __init__(self, size, where: str, columns=None, categories=None, normalize=False, missing="error",
                  mean=None, std=None):
+        size = int(size) if is_int(size) else size  # a numpy integer is stored (and saved) as Python's
         self.columns = check_columns(columns, where)
         self.categories = check_categories(categories, where)
         if not isinstance(normalize, (bool, np.bool_)):

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _frames, _tabular
 from ._text import preview, shown
+from ._validation import as_dtype, non_finite_error
 from .errors import GraphError, ShapeError
 from .nodes import Input, Output
 
@@ -104,7 +105,10 @@ def transform_input(node: Input, raw, dtype: np.dtype) -> np.ndarray:
         x /= node.std
     if node.missing == "indicator":
         x = np.hstack([x, nan])
-    return np.ascontiguousarray(x, dtype=dtype)
+    cast = as_dtype(x, np.dtype(dtype))
+    if not np.isfinite(cast).all():  # finite here (checked above), too large for the graph's dtype
+        raise non_finite_error(cast, "input", node.name, node.column_names, given=x)
+    return cast
 
 
 def _codes(node: Input, raw, where: str) -> np.ndarray:

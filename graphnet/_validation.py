@@ -1,4 +1,5 @@
-"""Validators for user-given numbers, shared by every public entry point.
+"""Validators for user-given arguments (numbers, flags, names, paths), shared
+by every public entry point.
 
 Each one either returns the value in a plain Python type or raises an error
 naming the argument, what was expected and what was found. Booleans are not
@@ -13,10 +14,11 @@ import os
 
 import numpy as np
 
+from ._text import shown
 from .errors import GraphError, ShapeError
 
-__all__ = ["is_int", "check_int", "is_number", "check_number", "check_allocation", "check_text", "is_dtype",
-           "check_finite", "non_finite_error"]
+__all__ = ["is_int", "check_int", "is_number", "check_number", "check_bool", "check_allocation", "check_text",
+           "check_path", "is_dtype", "as_dtype", "check_finite", "non_finite_error"]
 
 
 def is_int(value: object, low: int | None = None, high: int | None = None) -> bool:
@@ -89,6 +91,20 @@ def check_number(
     return float(value)
 
 
+def check_bool(value: object, what: str, error: type[Exception] = GraphError) -> bool:
+    """``value`` as a ``bool`` when it is one (Python's or numpy's).
+
+    Raises
+    ------
+    GraphError (or ``error``)
+        ``"{what} must be True or False, got {value!r}"``: a string such as
+        ``"no"``, a number or None is never a flag here.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise error(f"{what} must be True or False, got {shown(value)}")
+    return bool(value)
+
+
 def _range(low, high, low_open, high_open) -> str:
     if low is not None and high is not None:
         return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
@@ -144,6 +160,26 @@ def check_text(value: object, what: str) -> str:
     return value
 
 
+def check_path(value: object, what: str, expected: str = "a file", error: type[Exception] = GraphError) -> str:
+    """A path argument (a str or os.PathLike) as text, checked before any work.
+
+    Raises
+    ------
+    GraphError (or ``error``)
+        ``"{what} must be a str or os.PathLike naming {expected}, got ..."``
+        for None, a number, bytes, a list, an empty name or one holding a
+        NUL character.
+    """
+    try:
+        text = os.fsdecode(value) if isinstance(value, (str, os.PathLike)) else None
+    except (TypeError, ValueError):  # a PathLike whose __fspath__ returns neither str nor bytes
+        text = None
+    if not text or "\0" in text:
+        raise error(f"{what} must be a str or os.PathLike naming {expected}, got {type(value).__name__} "
+                    f"{shown(value, 60)}")
+    return text
+
+
 def is_dtype(value: object) -> bool:
     """Whether numpy reads ``value`` as a dtype (``np.dtype(None)`` is float64,
     so None and unknown names must not get that far)."""
@@ -161,14 +197,27 @@ def is_dtype(value: object) -> bool:
 _SMALL = 4096
 
 
-def check_finite(array: np.ndarray, role: str, name: str, columns: tuple[str, ...] | None = None) -> None:
+def as_dtype(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``array`` as a C-contiguous array of ``dtype`` (the graph's). A value
+    too large for a narrower float dtype becomes inf there without numpy's
+    overflow warning: the finiteness check that follows refuses it, and
+    given the data as it came (``given=``) says it is too large."""
+    if array.dtype.kind == "f" and array.dtype.itemsize > dtype.itemsize:
+        with np.errstate(over="ignore"):
+            return np.ascontiguousarray(array, dtype=dtype)
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def check_finite(array: np.ndarray, role: str, name: str, columns: tuple[str, ...] | None = None,
+                 given: np.ndarray | None = None) -> None:
     """Refuse NaN and inf: a cheap detector first, the exact check only when it fires.
 
     For a float matrix the detector is its product with a vector of ones: one
     BLAS pass (3x faster than a float64 sum, which ``predict`` paid per
     chunk), and any NaN or inf reaches the row sums. A false alarm (sums that
     overflow) only costs the exact element check. ``columns`` names the
-    array's columns in the error (their indices otherwise).
+    array's columns in the error (their indices otherwise); ``given`` is the
+    data before its cast to ``array``'s dtype (see :func:`non_finite_error`).
     """
     if not array.size:
         return
@@ -181,18 +230,38 @@ def check_finite(array: np.ndarray, role: str, name: str, columns: tuple[str, ..
     else:
         suspect = not np.isfinite(array.sum(dtype=np.float64))
     if suspect and not np.isfinite(array).all():
-        raise non_finite_error(array, role, name, columns)
+        raise non_finite_error(array, role, name, columns, given)
 
 
-def non_finite_error(array, role: str, name: str, columns: tuple[str, ...] | None = None) -> ShapeError:
+def non_finite_error(array, role: str, name: str, columns: tuple[str, ...] | None = None,
+                     given: np.ndarray | None = None) -> ShapeError:
     """The error for NaN or inf in numpy ``array``: how many values, and the
-    columns holding them with their rows (five named at most)."""
+    columns holding them with their rows (five named at most).
+
+    ``given`` is the data before its cast to ``array``'s dtype: NaN and inf
+    that were there are reported as such; when every one was a finite number
+    there, the values are too large for the dtype, and the message says so.
+    """
     bad = ~np.isfinite(array)
+    if given is not None and given.dtype != array.dtype and given.shape == array.shape:
+        own = bad & ~np.isfinite(given)
+        if not own.any():
+            count, where = _held(bad, columns)
+            return ShapeError(
+                f"{role} {name!r} holds {count} value(s) too large for the graph's {array.dtype} (largest "
+                f"{np.finfo(array.dtype).max:.4g}), in {where}; scale the data, or build the graph with "
+                "dtype='float64'")
+        bad = own
+    count, where = _held(bad, columns)
+    hint = "; an input that reads a table may fill NaN (add_input(..., missing='mean'))" if role == "input" else ""
+    return ShapeError(f"{role} {name!r} contains {count} NaN or inf value(s), in {where}{hint}")
+
+
+def _held(bad: np.ndarray, columns: tuple[str, ...] | None) -> tuple[int, str]:
+    """How many of ``bad`` are set, and the columns holding them with their rows."""
     per_column = (bad.reshape(len(bad), -1).sum(axis=0) if bad.ndim else bad.reshape(1)).tolist()
     held = [(j, n) for j, n in enumerate(per_column) if n]
     named = [f"{columns[j]!r}" if columns and len(columns) == len(per_column) else f"{j}" for j, _ in held]
     where = ", ".join(f"{c} ({n} row{'s' if n != 1 else ''})" for c, (_, n) in zip(named[:5], held))
     more = f" and {len(held) - 5} more" if len(held) > 5 else ""
-    hint = "; an input that reads a table may fill NaN (add_input(..., missing='mean'))" if role == "input" else ""
-    return ShapeError(f"{role} {name!r} contains {sum(per_column)} NaN or inf value(s), in column"
-                      f"{'s' if len(held) != 1 else ''} {where}{more}{hint}")
+    return sum(per_column), f"column{'s' if len(held) != 1 else ''} {where}{more}"

@@ -56,7 +56,7 @@ import numpy as np
 from . import _protocols
 from ._registry import add_family, lookup
 from .backend import special
-from ._validation import check_number
+from ._validation import check_bool, check_number
 from .errors import GraphError
 
 __all__ = [
@@ -225,9 +225,7 @@ class GELU(Activation):
     _C = 0.044715
 
     def __init__(self, approximate: bool = False):
-        if not isinstance(approximate, bool):
-            raise GraphError(f"gelu: approximate must be True or False, got {approximate!r}")
-        self.approximate = approximate
+        self.approximate = check_bool(approximate, "gelu: approximate")
 
     def _tanh_inner(self, z, xp=np):
         return xp.tanh(self._SQRT_2_OVER_PI * (z + self._C * z * z * z))

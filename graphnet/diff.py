@@ -34,6 +34,7 @@ import numpy as np
 from . import render_diff
 from .errors import GraphError
 from .nodes import DenseNode, Output
+from ._validation import check_bool
 from .render_diff import percent, shown
 from .saving import load
 from .summary import describe_activation
@@ -260,8 +261,7 @@ def diff(a, b, weights: bool = True, labels: tuple[str, str] | None = None) -> G
     """
     graph_a, label_a = _graph(a, "a")
     graph_b, label_b = _graph(b, "b")
-    if not isinstance(weights, bool):
-        raise GraphError(f"diff: weights must be True or False, got {weights!r}")
+    weights = check_bool(weights, "diff: weights")
     if labels is not None:
         if not (isinstance(labels, (tuple, list)) and len(labels) == 2 and all(isinstance(x, str) for x in labels)):
             raise GraphError(f"diff: labels must be two strings, got {labels!r:.80}")

@@ -26,7 +26,7 @@ from . import inference, preprocessing, render_html, saving, serving, spec, spec
 from . import render as render_module
 from . import statistics as statistics_module
 from . import summary as summary_module
-from .errors import GraphError
+from ._validation import check_bool
 from .interop import onnx_export
 from .network import Network, NodeRef
 from .plan import compile_plan
@@ -119,9 +119,7 @@ class Graph(Network, kind="graph"):
         GraphError
             For an unknown name, or ``bridge=True`` on an input or output.
         """
-        if not isinstance(bridge, bool):
-            raise GraphError(f"remove: bridge must be True or False, got {bridge!r}")
-        if bridge:
+        if check_bool(bridge, "remove: bridge"):
             return surgery.remove_bridged(self, name)
         return Network.remove(self, name)
 

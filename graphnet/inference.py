@@ -5,24 +5,22 @@ call: memory grows with the chunk, not with the number of rows, and several
 threads may predict with one graph at once.
 
 Lazy collections (dask arrays, or dicts holding one) are handed to the
-handler registered for them (:func:`register_lazy`): :mod:`graphnet._dask`
-registers itself, and imports dask only when it is given dask data, so
-``import graphnet`` never imports dask.
+handler registered for them (:mod:`graphnet._lazy`).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _compiled_forward
 from . import metrics as metrics_module
 from ._compiled_forward import SMALL_ROWS
+from ._lazy import lazy_handler
 from ._locks import read_optimistically
-from ._validation import check_finite, check_int
+from ._validation import as_dtype, check_finite, check_int
 from ._data import (
     as_inputs,
     as_targets,
@@ -41,7 +39,7 @@ if TYPE_CHECKING:
     from .graph import Graph
 
 __all__ = ["predict", "evaluate", "evaluate_arrays", "tally_arrays", "Tally", "merge_states", "DEFAULT_CHUNK",
-           "SHORT_CALL_ROWS", "LazyHandler", "register_lazy"]
+           "SHORT_CALL_ROWS"]
 
 #: Rows per chunk when ``batch_size`` is not given.
 DEFAULT_CHUNK = 4096
@@ -50,39 +48,6 @@ DEFAULT_CHUNK = 4096
 #: (:func:`~graphnet._locks.read_optimistically`): the lock is a tenth of a
 #: one-row call, and a call this short is cheap to run twice.
 SHORT_CALL_ROWS = 64
-
-
-class LazyHandler(NamedTuple):
-    """How ``predict`` and ``evaluate`` run on a family of lazy collections."""
-
-    #: Whether a value (an input, a target, a sample weight) is one of them.
-    claims: Callable[[object], bool]
-    #: ``predict(graph, x, batch_size, outputs=None)`` (``outputs``: checked node names).
-    predict: Callable
-    #: ``evaluate(graph, x, y, batch_size, metrics, sample_weight)``.
-    evaluate: Callable
-
-
-_LAZY: list[LazyHandler] = []
-
-
-def register_lazy(handler: LazyHandler) -> None:
-    """Hand every call whose data the handler claims to it (dask arrays:
-    :mod:`graphnet._dask`)."""
-    if handler not in _LAZY:
-        _LAZY.append(handler)
-
-
-def _lazy_handler(*data) -> LazyHandler | None:
-    """The handler of the first lazy collection among ``data`` (or in a dict of it)."""
-    if not _LAZY:
-        return None
-    for item in data:
-        for value in item.values() if isinstance(item, Mapping) else (item,):
-            for handler in _LAZY:
-                if handler.claims(value):
-                    return handler
-    return None
 
 
 def _chunk_size(batch_size: int | None, rows: int) -> int:
@@ -143,8 +108,10 @@ def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = Fa
     """
     if as_device is not False and not isinstance(as_device, (bool, np.bool_)):
         raise GraphError(f"predict: as_device must be True or False, got {as_device!r}")
+    if batch_size is not None:  # checked on every path: a call of a few rows may never chunk
+        batch_size = check_int(batch_size, "predict: batch_size")
     names = None if outputs is None else _read_names(graph, outputs)
-    handler = None if type(x) is np.ndarray else _lazy_handler(x)
+    handler = None if type(x) is np.ndarray else lazy_handler(x)
     if handler is not None:
         if names is None:
             return handler.predict(graph, x, batch_size)
@@ -203,8 +170,13 @@ def _activations(graph: Graph, x, batch_size: int | None, names: list[str] | Non
     rows = common_rows(arrays)
     made = _compiled_forward.program(plan, tuple(names)) if 0 < rows < SMALL_ROWS else None
     if made is not None:  # one compiled call, where the plan allows it
-        checked = {name: np.ascontiguousarray(array, dtype=plan.dtype) for name, array in arrays.items()}
-        results = _compiled_forward.forward(made, plan.store.values, checked)
+        checked = {name: as_dtype(array, plan.dtype) for name, array in arrays.items()}
+        try:
+            results = _compiled_forward.forward(made, plan.store.values, checked)
+        except ShapeError:  # NaN or inf, said of the data as given: finite there is too large for the dtype
+            for name, array in checked.items():
+                check_finite(array, "input", name, plan.input_columns[name], given=arrays[name])
+            raise
         if results is not None:
             return results
     return _activations_in_chunks(plan, arrays, codes, rows, _chunk_size(batch_size, rows), names)
@@ -228,8 +200,9 @@ def _activations_in_chunks(plan, arrays: dict, codes, rows: int, chunk: int, nam
                 if name in codes:
                     inputs[name] = send(array[start:stop])
                     continue
-                part = np.ascontiguousarray(array[start:stop], dtype=plan.dtype)
-                check_finite(part, "input", name, plan.input_columns[name])
+                given = array[start:stop]
+                part = as_dtype(given, plan.dtype)
+                check_finite(part, "input", name, plan.input_columns[name], given=given)
                 inputs[name] = send(part)
             for name, slot in dense:
                 ws.bind_output(slot, results[name][start:stop])
@@ -252,12 +225,16 @@ def _outputs_of_one_array(plan, x: np.ndarray) -> dict:
     if not 0 < rows <= DEFAULT_CHUNK:
         return _activations_in_chunks(plan, {name: array}, (), rows, max(1, min(DEFAULT_CHUNK, rows)),
                                       plan.output_names)
-    part = np.ascontiguousarray(array, dtype=plan.dtype)
+    part = as_dtype(array, plan.dtype)
     made = _compiled_forward.program(plan, plan.output_names) if rows < SMALL_ROWS else None
-    outs = None if made is None else _compiled_forward.run(made, plan.store.values, (part,))
+    try:
+        outs = None if made is None else _compiled_forward.run(made, plan.store.values, (part,))
+    except ShapeError:  # NaN or inf, said of the data as given: finite there is too large for the dtype
+        check_finite(part, "input", name, plan.input_columns[name], given=array)
+        raise
     if outs is not None:  # one compiled call, where the plan allows it
         return dict(zip(plan.output_names, outs))
-    check_finite(part, "input", name, plan.input_columns[name])
+    check_finite(part, "input", name, plan.input_columns[name], given=array)
     ws, xp, sizes = plan.predict_workspace(rows), plan.xp, plan.sizes
     results = {}
     for output, slot in plan.outputs:
@@ -427,7 +404,7 @@ def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
     ShapeError
         For data that does not fit the graph, or no rows.
     """
-    handler = _lazy_handler(x, y, sample_weight)
+    handler = lazy_handler(x, y, sample_weight)
     if handler is not None:
         return handler.evaluate(graph, x, y, batch_size, metrics, sample_weight)
     with graph.lock.reading():
@@ -447,7 +424,8 @@ def _evaluate(graph: Graph, x, y, batch_size: int | None, metrics, sample_weight
 def evaluate_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None) -> dict[str, float]:
     """:func:`evaluate` on arrays already checked by :mod:`graphnet._data`;
     ``loss`` includes the regularizers' penalty, as Keras reports it."""
-    logs = tally_arrays(graph, inputs, targets, chosen, chunk, weights).logs()
+    with np.errstate(over="ignore", invalid="ignore"):  # finite data may still overflow: inf, without warnings
+        logs = tally_arrays(graph, inputs, targets, chosen, chunk, weights).logs()
     plan = compile_plan(graph)
     if plan.penalties and logs:
         logs["loss"] += read_scalars(plan.backend, {"penalty": plan.regularization()})["penalty"]
@@ -457,7 +435,8 @@ def evaluate_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=N
 def tally_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None, into: Tally | None = None) -> Tally:
     """The :class:`Tally` of checked arrays, ``chunk`` rows at a time (an
     empty one for no rows), without the regularizers' penalty; counted
-    ``into`` a Tally already there when given."""
+    ``into`` a Tally already there when given. Data too large for the
+    graph's numbers gives inf or NaN losses and metrics, without numpy's warnings."""
     plan = compile_plan(graph)
     xp, send = plan.xp, plan.backend.to_device
     rows = common_rows(inputs, targets)
@@ -466,17 +445,18 @@ def tally_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None
         return tally
     chunk = min(chunk, rows)
     full = plan.workspace(chunk, "evaluate")
-    for start in range(0, rows, chunk):
-        stop = min(start + chunk, rows)
-        ws = full if stop - start == chunk else full.head(stop - start)
-        part_targets = {k: v[start:stop] for k, v in targets.items()}
-        factors, sums = row_factors(
-            None if weights is None else {k: send(w[start:stop]) for k, w in weights.items()}, plan.dtype, xp)
-        part_targets = {k: send(v) for k, v in part_targets.items()}
-        plan.forward(ws, {k: send(v[start:stop]) for k, v in inputs.items()})
-        losses = plan.loss_values(ws, part_targets, factors)
-        predictions = {name: ws.a[slot] for name, slot in plan.outputs}
-        tally.add(stop - start, losses, predictions, part_targets, weight_sums=sums)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, rows, chunk):
+            stop = min(start + chunk, rows)
+            ws = full if stop - start == chunk else full.head(stop - start)
+            part_targets = {k: v[start:stop] for k, v in targets.items()}
+            factors, sums = row_factors(
+                None if weights is None else {k: send(w[start:stop]) for k, w in weights.items()}, plan.dtype, xp)
+            part_targets = {k: send(v) for k, v in part_targets.items()}
+            plan.forward(ws, {k: send(v[start:stop]) for k, v in inputs.items()})
+            losses = plan.loss_values(ws, part_targets, factors)
+            predictions = {name: ws.a[slot] for name, slot in plan.outputs}
+            tally.add(stop - start, losses, predictions, part_targets, weight_sums=sums)
     return tally
 
 

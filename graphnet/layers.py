@@ -8,6 +8,7 @@ and importers build Sequential models from these too.
 from __future__ import annotations
 
 from . import regularizers
+from ._validation import check_bool, check_int
 from .nodes import Hidden
 
 __all__ = ["Dense", "default_loss"]
@@ -45,7 +46,10 @@ class Dense:
         kernel_regularizer=None,
         bias_regularizer=None,
     ):
-        # A Hidden node checks units, activation and dropout with the usual messages.
+        where = "Dense" if name is None else f"Dense {name!r}"
+        units = check_int(units, f"{where}: units")
+        trainable = check_bool(trainable, f"{where}: trainable")
+        # A Hidden node checks the name, activation and dropout with the usual messages.
         checked = Hidden(units, activation=activation, dropout=dropout, name=name, trainable=trainable,
                          bias_regularizer=bias_regularizer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
@@ -55,7 +59,7 @@ class Dense:
         self.dropout = checked.dropout
         self.name = checked.name
         self.init = init
-        self.trainable = bool(trainable)
+        self.trainable = trainable
 
     def __repr__(self) -> str:
         extra = f", dropout={self.dropout}" if self.dropout else ""

@@ -52,7 +52,7 @@ import numpy as np
 
 from . import _protocols
 from ._registry import add_family, lookup
-from ._validation import check_number
+from ._validation import as_dtype, check_number
 from .errors import ShapeError
 
 __all__ = [
@@ -146,10 +146,13 @@ class Loss:
 def _as_float(y: np.ndarray, node: str, dtype: np.dtype) -> np.ndarray:
     if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
         raise ShapeError(f"output {node!r}: targets must be numeric, got dtype {y.dtype}")
-    y = np.ascontiguousarray(y, dtype=dtype)
-    if not np.isfinite(y).all():
+    cast = as_dtype(y, dtype)
+    if not np.isfinite(cast).all():
+        if np.isfinite(y).all():
+            raise ShapeError(f"output {node!r}: targets hold values too large for the graph's {cast.dtype} (largest "
+                             f"{np.finfo(cast.dtype).max:.4g}); scale them, or build the graph with dtype='float64'")
         raise ShapeError(f"output {node!r}: targets contain NaN or inf")
-    return y
+    return cast
 
 
 class MeanSquaredError(Loss):

@@ -278,7 +278,7 @@ class Network(Structure):
                 f"connect: src must be a node name, a Node or a list of them, got "
                 f"{type(src).__name__}: {src!r}"
             )
-        if trainable is not None and not isinstance(trainable, bool):
+        if trainable is not None and not isinstance(trainable, (bool, np.bool_)):
             raise GraphError(f"connect: trainable must be True, False or None, got {trainable!r}")
         regularizers.get(regularizer)  # refuse a bad one before anything changes
         if isinstance(dst, (list, tuple, set)):

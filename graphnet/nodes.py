@@ -21,7 +21,7 @@ import numpy as np
 from . import _protocols, _tabular, activations, losses, regularizers
 from ._member import Member, checked_values, read_only
 from ._parameters import BIAS, ParameterRecord, bias_key, new_token
-from ._validation import check_allocation, check_int, check_number, check_text
+from ._validation import check_allocation, check_bool, check_int, check_number, check_text
 from .errors import GraphError
 
 __all__ = ["Node", "Input", "DenseNode", "Hidden", "Output", "KINDS", "check_name"]
@@ -42,8 +42,9 @@ def check_name(name: object, what: str = "node") -> str:
     return check_text(name, f"{what} name")
 
 
-def _check_size(size: object, name: str | None) -> int:
-    return check_int(size, f"node {name!r}: size" if name else "node: size")
+def _where(cls: type, name: str | None) -> str:
+    """How a message names a node: ``node 'h'``, or its class (``Hidden``) while it has no name."""
+    return f"node {name!r}" if name is not None else cls.__name__
 
 
 class Node(Member):
@@ -61,7 +62,7 @@ class Node(Member):
 
     def __init__(self, size: int, name: str | None = None):
         self._name = None if name is None else check_name(name)
-        self._size = _check_size(size, name)
+        self._size = check_int(size, f"{_where(type(self), name)}: size")
         self._graph = None
 
     @property
@@ -107,10 +108,10 @@ class Input(Node):
 
     def __init__(self, size: int | None = None, name: str | None = None, *, columns=None, categories=None,
                  normalize: bool = False, missing: str = "error", mean=None, std=None):
-        where = f"input {name!r}" if name else "input"
+        where = f"input {name!r}" if name else "Input"
         self._settings = _tabular.InputSettings(size, where, columns, categories, normalize, missing, mean, std)
         if self._settings.categories is None:
-            _check_size(self._settings.width, name)
+            check_int(self._settings.width, f"{where}: size")
         super().__init__(self._settings.size(), name)
 
     columns = _setting("columns", "The frame columns it reads (None: the column named like the input).")
@@ -191,8 +192,8 @@ class DenseNode(Node):
         super().__init__(size, name)
         self._bias_regularizer = regularizers.get(bias_regularizer)
         self._activation = activations.get(activation)
-        self._trainable = _flag(trainable, name, "trainable")
-        check_allocation(self.size, 8, f"node {name!r}: bias of size {self.size:,}")
+        self._trainable = check_bool(trainable, f"{_where(type(self), name)}: trainable")
+        check_allocation(self.size, 8, f"{_where(type(self), name)}: bias of size {self.size:,}")
         self._bias = np.zeros(self.size, dtype=np.float32)
         self._bias_fixed = False
         self.parameter_token = new_token()
@@ -224,7 +225,7 @@ class DenseNode(Node):
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
-        value = _flag(value, self.name, "trainable")
+        value = check_bool(value, f"{_where(type(self), self.name)}: trainable")
         with self._editing():
             self._trainable = value
             for synapse in self._graph.incoming(self.name) if self._graph is not None else ():
@@ -346,7 +347,7 @@ class Hidden(DenseNode):
             self._changed()
 
     def _checked_dropout(self, value) -> float:
-        return check_number(value, f"node {self.name!r}: dropout", 0.0, 1.0, high_open=True,
+        return check_number(value, f"{_where(type(self), self.name)}: dropout", 0.0, 1.0, high_open=True,
                             expected="in [0, 1)")
 
     def get_config(self) -> dict[str, Any]:
@@ -374,7 +375,8 @@ class Output(DenseNode):
     ):
         super().__init__(size, activation, name, trainable, bias_regularizer)
         self._loss = losses.get(loss)
-        if check_pairing:  # a Sequential defers it to compile() and the first run
+        # a Sequential defers the pairing check to compile() and the first run
+        if check_bool(check_pairing, f"{_where(type(self), name)}: check_pairing"):
             self.check_pairing(self.activation, self._loss)
         self._loss_weight = self._checked_weight(loss_weight)
         self._classes = _tabular.check_categories(classes, f"output {name!r}", "classes")
@@ -471,12 +473,6 @@ class Output(DenseNode):
             f"Output({self.name!r}, size={self.size}, activation={self.activation.name!r}, "
             f"loss={self.loss.name!r})"
         )
-
-
-def _flag(value, name, what: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise GraphError(f"node {name!r}: {what} must be True or False, got {value!r}")
-    return bool(value)
 
 
 #: Node classes by the ``kind`` written in specs and model files.

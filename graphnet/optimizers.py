@@ -21,7 +21,7 @@ import math
 
 from ._optimizer_state import Optimizer, fraction, positive
 from ._registry import lookup
-from ._validation import check_number
+from ._validation import check_bool, check_number
 from .backend import CPU
 from .errors import GraphError
 
@@ -50,8 +50,7 @@ class SGD(Optimizer):
                  clipnorm: float | None = None, *, learning_rate=None):
         super().__init__(lr, clipnorm, learning_rate, default=0.01)
         momentum = fraction("momentum", momentum, self)
-        if not isinstance(nesterov, bool):
-            raise GraphError(f"{self.name}: nesterov must be True or False, got {nesterov!r}")
+        nesterov = check_bool(nesterov, f"{self.name}: nesterov")
         if nesterov and momentum == 0.0:
             raise GraphError(f"{self.name}: nesterov=True needs a momentum > 0")
         self.momentum = momentum

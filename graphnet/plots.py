@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ._validation import check_path
 from .errors import GraphError
 
 __all__ = ["plot_history", "panels"]
@@ -99,9 +100,12 @@ def plot_history(history, path: str | os.PathLike | None = None, *, title: str |
     ImportError
         When matplotlib is not installed (the message says how to install it).
     GraphError
-        For a history with nothing to plot, a folder that does not exist, or a
-        file suffix matplotlib cannot write.
+        For a history with nothing to plot, a path that is not a str or
+        os.PathLike, a folder that does not exist, or a file suffix
+        matplotlib cannot write.
     """
+    if path is not None:
+        path = Path(check_path(path, "plot_history: path", "the figure file to write"))
     groups = panels(history)
     require_matplotlib()
     count = len(groups)
@@ -115,7 +119,6 @@ def plot_history(history, path: str | os.PathLike | None = None, *, title: str |
     else:
         from matplotlib.figure import Figure
 
-        path = Path(os.fspath(path))
         if not path.parent.is_dir():
             raise GraphError(f"plot_history: folder {str(path.parent)!r} does not exist; create it first")
         figure = Figure(figsize=size, layout="constrained")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import html
 import logging
-import os
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -39,7 +38,7 @@ import graphviz
 from . import _overlays as overlays
 from ._files import atomic_write
 from ._locks import read
-from ._validation import is_int
+from ._validation import check_bool, check_path, is_int
 from .errors import RenderError
 from .nodes import DenseNode, Hidden, Output
 from .statistics import Statistics
@@ -258,15 +257,15 @@ def to_dot(
     Raises
     ------
     RenderError
-        For an unknown ``rankdir``, a ``dpi`` that is not a positive integer,
-        or ``stats`` or ``attributions`` that do not describe this graph.
+        For a bad ``rankdir``, flag (not True or False) or ``dpi``, or
+        ``stats`` or ``attributions`` that do not describe this graph.
     """
     if rankdir not in RANKDIRS:
         raise RenderError(f"to_dot: rankdir must be one of {list(RANKDIRS)}, got {rankdir!r}")
     if dpi is not None and not is_int(dpi, 1):
         raise RenderError(f"to_dot: dpi must be a positive integer, got {dpi!r}")
-    if not isinstance(collapse, bool):
-        raise RenderError(f"to_dot: collapse must be True or False, got {collapse!r}")
+    for flag, value in (("show_shapes", show_shapes), ("show_activations", show_activations), ("collapse", collapse)):
+        check_bool(value, f"to_dot: {flag}", RenderError)
     stats = _checked_stats(graph, stats)
     attributions = overlays.checked_attributions(graph, attributions)
     order = graph.topological_order
@@ -408,10 +407,10 @@ def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
     Raises
     ------
     RenderError
-        For an unknown suffix, a missing ``dot`` program (the message says
-        how to install Graphviz), or a failing ``dot`` run.
+        For a bad path or suffix, a missing ``dot`` program (the message
+        says how to install Graphviz), or a failing ``dot`` run.
     """
-    path = Path(os.fspath(path))
+    path = Path(check_path(path, "render: path", "the file to write", RenderError))
     fmt = path.suffix.lower().lstrip(".")
     if fmt in PAGES:
         return PAGES[fmt](graph, path, rankdir=rankdir, show_shapes=show_shapes, show_activations=show_activations,

@@ -13,14 +13,13 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import graphviz
 
 from ._parameters import bias_key
-from ._validation import is_int
+from ._validation import check_path, is_int
 from .errors import RenderError
 from .nodes import DenseNode
 from .render import (
@@ -174,9 +173,10 @@ def render(report: GraphDiff, path, rankdir: str = "LR", dpi: int | None = None)
     Raises
     ------
     RenderError
-        For an unknown suffix, a missing folder, or a missing or failing ``dot``.
+        For a path that is not a str or os.PathLike, an unknown suffix, a
+        missing folder, or a missing or failing ``dot``.
     """
-    path = Path(os.fspath(path))
+    path = Path(check_path(path, "render: path", "the file to write", RenderError))
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         raise RenderError(

@@ -30,7 +30,6 @@ import html
 import json
 import logging
 import math
-import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -40,6 +39,7 @@ from . import _overlays as overlays
 from .errors import RenderError
 from ._files import atomic_write
 from ._text import reason
+from ._validation import check_bool, check_path
 from .nodes import DenseNode, Hidden, Output
 from .render import PAGES, dot_id, pipe, to_dot
 from .summary import describe_activation
@@ -85,9 +85,10 @@ def render_html(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = 
     Raises
     ------
     RenderError
-        For a bad option, a missing folder, or a missing or failing ``dot``.
+        For a bad option or path, a missing folder, or a missing or failing ``dot``.
     """
-    path = Path(os.fspath(path))
+    path = Path(check_path(path, "render_html: path", "the .html file to write", RenderError))
+    collapse = check_bool(collapse, "render_html: collapse", RenderError)
     if path.suffix.lower() != ".html":
         raise RenderError(f"render_html: {str(path)!r} must end in .html")
     if not path.parent.is_dir():

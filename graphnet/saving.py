@@ -57,10 +57,11 @@ from ._archive import check_members, npz_bytes, open_zip, read_member, write_zip
 from ._registry import custom_objects as custom_scope
 from ._npz import parse_npz, read_npz
 from ._text import clip, named, preview, reason, shown
-from ._validation import check_int, is_int
+from ._validation import check_int, check_path, is_int
 from ._version import __version__
 from .errors import GraphError, ModelFileError
 from .spec import FORMAT, FORMAT_VERSION, from_dict, to_dict
+from .weights import refuse_non_finite
 from .specfile import MAX_JSON_BYTES, parse_json
 
 if TYPE_CHECKING:
@@ -101,12 +102,16 @@ def save(graph: Graph, path: str | os.PathLike) -> Path:
 
     Raises
     ------
+    GraphError
+        For a path that is not a str or os.PathLike, or a weight holding
+        NaN or inf (which :func:`load` refuses): nothing is written then.
     OSError
         When the folder cannot be written; an existing file at ``path`` is
         then left exactly as it was.
     """
+    path = check_path(path, "save: path", "the model file to write")
     with graph.lock.reading():  # the architecture, weights and optimizer of one moment, between two steps
-        members = [(GRAPH_MEMBER, _json_bytes(to_dict(graph)), zipfile.ZIP_DEFLATED), *state_members(graph)]
+        members = [(GRAPH_MEMBER, _json_bytes(to_dict(graph)), zipfile.ZIP_DEFLATED), *state_members(graph, "save")]
 
     written = write_zip(path, members)
     logger.info("%s: saved to %s", graph.name, written)
@@ -117,13 +122,18 @@ def _json_bytes(data: Any) -> bytes:
     return json.dumps(data, indent=1, allow_nan=False).encode("utf-8")
 
 
-def state_members(graph: Graph) -> list[tuple[str, bytes, int]]:
+def state_members(graph: Graph, where: str) -> list[tuple[str, bytes, int]]:
     """The members that hold the graph's state (weights, random streams,
     optimizer), as ``(name, bytes, compression)``; the caller holds the
-    graph's read lock, so they are of one moment."""
+    graph's read lock, so they are of one moment. NaN or inf, which loading
+    refuses, is a GraphError naming ``where`` (the writer) and the arrays."""
     training, slots = training_state(graph)
+    weights = graph.get_weights()
+    refuse_non_finite(weights, where)
+    if slots is not None:
+        refuse_non_finite(slots, where, "optimizer state", "give the graph a fresh optimizer (compile) first")
     members = [
-        (WEIGHTS_MEMBER, npz_bytes(graph.get_weights()), zipfile.ZIP_STORED),
+        (WEIGHTS_MEMBER, npz_bytes(weights), zipfile.ZIP_STORED),
         (TRAINING_MEMBER, _json_bytes(training), zipfile.ZIP_DEFLATED),
     ]
     if slots is not None:

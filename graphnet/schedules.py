@@ -13,7 +13,7 @@ import math
 from typing import Any, ClassVar
 
 from ._registry import lookup
-from ._validation import check_int, check_number
+from ._validation import check_bool, check_int, check_number
 from .errors import GraphError
 
 __all__ = [
@@ -145,9 +145,7 @@ def _rate(what: str, value, schedule: LearningRateSchedule) -> float:
 
 
 def _flag(what: str, value, schedule: LearningRateSchedule) -> bool:
-    if not isinstance(value, bool):
-        raise GraphError(f"{schedule.name}: {what} must be True or False, got {value!r}")
-    return value
+    return check_bool(value, f"{schedule.name}: {what}")
 
 
 #: Every schedule by its config name.

@@ -29,8 +29,8 @@ import numpy as np
 from . import _compiled_forward, _kernels
 from ._compiled_forward import SMALL_ROWS
 from ._data import as_inputs, common_rows, plain_features
-from ._validation import check_int
-from .errors import GraphError
+from ._validation import as_dtype, check_finite, check_int
+from .errors import GraphError, ShapeError
 from .inference import DEFAULT_CHUNK
 from .plan import compile_plan
 
@@ -143,14 +143,19 @@ class CompiledPredict:
         one = self._one
         if one is not None and type(x) is np.ndarray:  # the common call, in fewer steps
             name, size = one
-            given = np.ascontiguousarray(plain_features(x, size, name), dtype=self.dtype)
-            arrays, rows = (given,), given.shape[0]
+            given = plain_features(x, size, name)
+            arrays, rows = (as_dtype(given, self.dtype),), given.shape[0]
         else:
             given = as_inputs(self._graph, x)  # checked, C-contiguous, of the graph's dtype
             arrays, rows = tuple(map(given.__getitem__, self.inputs)), common_rows(given)
         outs = None
         if self.compiled and 0 < rows < SMALL_ROWS:
-            outs = _compiled_forward.run(self._program, self._values, arrays)
+            try:
+                outs = _compiled_forward.run(self._program, self._values, arrays)
+            except ShapeError:  # NaN or inf, said of the data as given: finite there is too large for the dtype
+                if one is not None and type(x) is np.ndarray:
+                    check_finite(arrays[0], "input", name, self._program.columns[0], given=given)
+                raise
         if outs is not None:
             return outs[0] if len(outs) == 1 else dict(zip(self.outputs, outs))
         # Predict's path on the snapshot: BLAS's matrix products win from SMALL_ROWS rows on.

@@ -43,7 +43,7 @@ from .activations import (
     Softplus,
 )
 from ._locks import edit
-from ._validation import check_allocation, is_int
+from ._validation import check_allocation, check_bool, is_int
 from .errors import GraphError
 from .nodes import DenseNode, Hidden, Input, Node, Output, check_name
 from .synapse import Synapse
@@ -211,8 +211,7 @@ def insert(graph: Graph, src, dst, name: str, size: int | None = None,
     node = Hidden(size, activation=activation, name=check_name(name, "insert: the new node"))  # and size, activation
     if name in graph:
         raise GraphError(f"insert: graph {graph.name!r} already has a node named {name!r}")
-    if not isinstance(preserve, bool):
-        raise GraphError(f"insert: preserve must be True or False, got {preserve!r}")
+    preserve = check_bool(preserve, "insert: preserve")
     if preserve:
         _check_identity(source, node)
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from ._archive import check_members, open_zip, read_member, write_zip
 from ._npz import parse_npz
 from ._text import clip, named, reason, shown
-from ._validation import check_int
+from ._validation import check_int, check_path
 from ._version import __version__
 from .errors import GraphError, ModelFileError
 from .saving import (
@@ -74,14 +74,19 @@ def save_weights(graph: Graph, path: str | os.PathLike) -> Path:
 
     Raises
     ------
+    GraphError
+        For a path that is not a str or os.PathLike, or a weight holding
+        NaN or inf (which :func:`load_weights` refuses): nothing is written then.
     OSError
         When the folder cannot be written; a file already at ``path`` is
         then left as it was.
     """
+    path = check_path(path, "save_weights: path", "the weights file to write")
     manifest = {"format": WEIGHTS_FORMAT, "format_version": FORMAT_VERSION, "graphnet_version": __version__,
                 "graph": graph.name, "dtype": graph.dtype.name}
     with graph.lock.reading():  # the weights and optimizer of one moment, between two steps
-        members = [(MANIFEST, json.dumps(manifest, indent=1).encode(), zipfile.ZIP_DEFLATED), *state_members(graph)]
+        members = [(MANIFEST, json.dumps(manifest, indent=1).encode(), zipfile.ZIP_DEFLATED),
+                   *state_members(graph, "save_weights")]
     written = write_zip(path, members)
     logger.info("%s: weights saved to %s", graph.name, written)
     return written
@@ -107,8 +112,7 @@ def load_weights(graph: Graph, path: str | os.PathLike, *, max_bytes: int = DEFA
         fit the graph (names, shapes or dtype; the message says which); the
         graph is then left as it was.
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise GraphError(f"load_weights: path must be a file name, got {shown(path)}")
+    check_path(path, "load_weights: path", "the weights file to read")
     max_bytes = check_int(max_bytes, "load_weights: max_bytes")
     label = named(os.fspath(path))
     try:

@@ -22,6 +22,7 @@ from . import backend as backend_module
 from ._locks import edit, read
 from ._parameters import BIAS, ParameterRecord
 from ._text import preview
+from ._validation import check_bool
 from .errors import GraphError, NotFoundError
 from .network import Network
 from .nodes import DenseNode
@@ -29,8 +30,8 @@ from .nodes import DenseNode
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["parameters", "parameter_owners", "parameter_arrays", "get_weights", "set_weights", "transfer_weights",
-           "TransferReport"]
+__all__ = ["parameters", "parameter_owners", "parameter_arrays", "get_weights", "refuse_non_finite", "set_weights",
+           "transfer_weights", "TransferReport"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,28 @@ def get_weights(graph: Network) -> dict[str, np.ndarray]:
     while another thread trains)."""
     copy = graph.backend.host_copy
     return {key: copy(array) for key, array in parameter_arrays(graph).items()}
+
+
+def refuse_non_finite(arrays: Mapping[str, np.ndarray], where: str, what: str = "weight",
+                      fix: str = "set finite values first (set_weights)") -> None:
+    """Refuse, before anything is written, NaN or inf in ``arrays``: what
+    ``set_weights`` (and so every loader) refuses, no writer writes. One
+    ``isfinite`` pass per array; the values are counted only when one fails.
+
+    Raises
+    ------
+    GraphError
+        ``"{where}: weight 'dense.bias' (1 of 2 values) holds NaN or inf, ..."``,
+        naming up to five arrays that hold them.
+    """
+    bad = [key for key, array in arrays.items() if not np.isfinite(array).all()]
+    if bad:
+        counts = [(key, int(np.count_nonzero(~np.isfinite(arrays[key]))), arrays[key].size) for key in bad]
+        listed = ", ".join(f"{key!r} ({n:,} of {size:,} values)" for key, n, size in counts[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        one = len(bad) == 1
+        raise GraphError(f"{where}: {what}{'' if one else 's'} {listed}{more} hold{'s' if one else ''} NaN or inf, "
+                         f"which loading refuses, so nothing was written; {fix}")
 
 
 @edit
@@ -233,8 +256,7 @@ def transfer_weights(graph: Graph, other, match: str = "name", strict: bool = Tr
         )
     if match not in ("name", "shape"):
         raise GraphError(f"transfer_weights: match must be 'name' or 'shape', got {match!r}")
-    if not isinstance(strict, bool):
-        raise GraphError(f"transfer_weights: strict must be True or False, got {strict!r}")
+    strict = check_bool(strict, "transfer_weights: strict")
     own = graph.parameters()
     report = TransferReport()
     if match == "name":

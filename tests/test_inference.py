@@ -3,7 +3,9 @@ several threads, chunking that changes nothing."""
 
 from __future__ import annotations
 
+import re
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -64,6 +66,24 @@ def test_predict_equals_the_forward_of_evaluate_and_chunking_does_not_matter():
     whole = model.predict(x)
     chunked = model.predict(x, batch_size=7)
     np.testing.assert_allclose(whole, chunked, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("rows", [1, 7, 8, 100])
+@pytest.mark.parametrize("batch_size", [0, -1, "2", [2], True, 2.0, None])
+def test_predict_checks_batch_size_however_few_the_rows(rng, rows, batch_size):
+    model, _, _ = _trained_mlp(rows=8)
+    dag = build_dag(dtype="float32")
+    x, _ = dag_data(rng, rows)
+    calls = [lambda: model.predict(np.ones((rows, 6)), batch_size=batch_size),
+             lambda: model.predict(np.ones((rows, 6)), batch_size=batch_size, outputs=["dense"]),
+             lambda: dag.predict(x, batch_size=batch_size)]
+    for call in calls:
+        if batch_size is None:
+            call()
+            continue
+        with pytest.raises(gn.GraphError, match=rf"^predict: batch_size must be a positive integer, got "
+                                                rf"{re.escape(repr(batch_size))}$"):
+            call()
 
 
 def test_predict_from_eight_threads_equals_serial_predict(rng):
@@ -202,3 +222,33 @@ def test_a_result_stays_the_callers_when_the_next_call_reuses_the_buffers(rng):
     g.predict(x2, outputs=["h", "dense"])
     assert np.array_equal(hidden, kept_hidden) and np.array_equal(first, kept_first)
     assert not np.array_equal(g.predict(x2), first)
+
+
+def test_data_too_large_for_the_graphs_dtype_is_named_so_without_numpy_warnings():
+    g = gn.Graph(seed=0)  # float32
+    g.add_input("x", 3)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    serve = g.compile_predict()
+    x = np.zeros((40, 3))
+    x[5, 1] = 1e39  # finite in float64, inf in float32
+    too_large = (r"^input 'x' holds 1 value\(s\) too large for the graph's float32 \(largest 3\.403e\+38\), "
+                 r"in column 1 \(1 row\)")
+    calls = [lambda rows: g.predict(x[:rows]), lambda rows: serve(x[:rows]),
+             lambda rows: g.predict({"x": x[:rows]}, outputs=["y", "x"]),
+             lambda rows: g.predict(x[:rows], batch_size=3),
+             lambda rows: g.evaluate(x[:rows], np.zeros((rows, 1))),
+             lambda rows: g.fit(x[:rows], np.zeros((rows, 1)), verbose=0)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for rows in (6, 40):
+            for call in calls:
+                with pytest.raises(gn.ShapeError, match=too_large):
+                    call(rows)
+        x[2, 0] = np.nan  # the data's own NaN and inf are named as such first
+        with pytest.raises(gn.ShapeError, match=r"^input 'x' contains 1 NaN or inf value\(s\), in column 0 \(1 row\)"):
+            g.predict(x)
+        with pytest.raises(gn.ShapeError, match=r"^output 'y': targets hold values too large for the graph's float32"):
+            g.evaluate(np.zeros((4, 3)), np.full((4, 1), 1e39))
+        huge = g.evaluate(np.full((4, 3), 1e30), np.zeros((4, 1)), metrics=["mae", "mse"])  # finite data, inf results
+    assert huge["loss"] == huge["mse"] == np.inf and np.isfinite(huge["mae"])

@@ -75,8 +75,16 @@ def test_names_and_pairings_are_checked():
         gn.Output(1, activation="softmax", name="o")
     with pytest.raises(GraphError, match="loss 'binary_crossentropy' needs activation 'sigmoid', got 'linear'"):
         gn.Output(2, loss="binary_crossentropy", name="o")
-    with pytest.raises(GraphError, match=r"node: size must be a positive integer, got True"):
+    with pytest.raises(GraphError, match=r"^Hidden: size must be a positive integer, got True"):
         gn.Hidden(True)
+    with pytest.raises(GraphError, match=r"^Input: size must be a positive integer, got '3'"):
+        gn.Input("3")
+    with pytest.raises(GraphError, match=r"^input 'x': size must be a positive integer, got 0"):
+        gn.Graph().add_input("x", 0)
+    with pytest.raises(GraphError, match=r"^Hidden: trainable must be True or False, got 'no'"):
+        gn.Hidden(2, trainable="no")
+    with pytest.raises(GraphError, match=r"^Hidden: dropout must be in \[0, 1\)"):
+        gn.Hidden(2, dropout=1.0)
 
 
 def test_changing_a_setting_bumps_the_graph_version():

@@ -8,6 +8,8 @@ import pytest
 from conftest import build_chain
 
 import graphnet as gn
+from graphnet.render_html import render_html
+from graphnet.sklearn import GraphNetRegressor
 
 
 def test_widen_to_an_impossible_size_is_refused_before_any_allocation():
@@ -70,3 +72,66 @@ def test_a_class_weight_for_a_class_the_output_cannot_predict_is_refused(rng):
     with pytest.raises(gn.GraphError, match=r"predicts classes 0 to 1, but class_weight names \[2\]"):
         binary.fit(x, (y > 0).astype(float), class_weight={2: 5.0}, verbose=0)
     binary.fit(x, (y > 0).astype(float), class_weight={0: 1.0, 1: 5.0}, verbose=0)  # its two classes are fine
+
+
+@pytest.mark.parametrize("bad", [None, 3, ["m.gnet"], b"m.gnet", "", "m\0.gnet"])
+def test_every_writer_refuses_a_path_that_is_not_a_file_name(tmp_path, monkeypatch, bad):
+    monkeypatch.chdir(tmp_path)
+    g = build_chain()
+    stats = g.statistics(np.ones((4, 3)))
+    writers = [
+        ("save", lambda: g.save(bad)),
+        ("save_weights", lambda: g.save_weights(bad)),
+        ("load_weights", lambda: g.load_weights(bad)),
+        ("to_onnx", lambda: g.to_onnx(bad)),
+        ("render", lambda: g.render(bad)),
+        ("render", lambda: g.render(bad, stats=stats)),
+        ("render_html", lambda: render_html(g, bad)),
+        ("render", lambda: gn.diff(g, g).render(bad)),
+        *([] if bad is None else  # plot_history(history, path=None) only draws the figure
+          [("plot_history", lambda: gn.plot_history({"loss": [1.0, 0.5]}, path=bad))]),
+        ("ModelCheckpoint", lambda: gn.callbacks.ModelCheckpoint(bad)),
+        ("CSVLogger", lambda: gn.callbacks.CSVLogger(bad)),
+        ("BackupAndRestore", lambda: gn.callbacks.BackupAndRestore(bad)),
+    ]
+    for where, write in writers:
+        with pytest.raises(gn.GraphError, match=rf"^{where}: \w+ must be a str or os.PathLike naming .*, got "
+                                                rf"{type(bad).__name__} "):
+            write()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flag", ["no", "", 1, None])
+def test_boolean_flags_take_true_or_false_only(tmp_path, flag):
+    g = build_chain()
+    calls = {
+        "to_dot: show_shapes": lambda value: g.to_dot(show_shapes=value),
+        "to_dot: show_activations": lambda value: g.to_dot(show_activations=value),
+        "to_dot: collapse": lambda value: g.render(tmp_path / "g.dot", collapse=value),
+        "render_html: collapse": lambda value: render_html(g, tmp_path / "g.html", collapse=value),
+        "EarlyStopping: restore_best_weights": lambda value: gn.callbacks.EarlyStopping(restore_best_weights=value),
+        "Output: check_pairing": lambda value: gn.Output(2, check_pairing=value),
+        "from_torch: check": lambda value: gn.from_torch(None, check=value),
+        "shuffle": lambda value: GraphNetRegressor(shuffle=value).fit(np.ones((4, 3)), np.ones(4)),
+        "warm_start": lambda value: GraphNetRegressor(warm_start=value).fit(np.ones((4, 3)), np.ones(4)),
+        "early_stopping": lambda value: GraphNetRegressor(early_stopping=value).fit(np.ones((4, 3)), np.ones(4)),
+    }
+    for what, call in calls.items():
+        with pytest.raises(gn.GraphError, match=rf"^{what} must be True or False, got {flag!r}"):
+            call(flag)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_numpy_booleans_are_flags(tmp_path):
+    g = build_chain()
+    assert "3×4" not in g.to_dot(show_shapes=np.False_).source
+    assert gn.callbacks.EarlyStopping(restore_best_weights=np.False_).restore_best_weights is False
+    assert gn.callbacks.ModelCheckpoint(tmp_path / "m.gnet", save_best_only=np.True_).save_best_only is True
+    assert gn.callbacks.CSVLogger(tmp_path / "log.csv", append=np.True_).append is True
+    sgd = gn.optimizers.SGD(momentum=0.9, nesterov=np.True_)
+    assert sgd.get_config()["nesterov"] is True  # a plain bool, as JSON needs
+    g.connect("x", "y", trainable=np.False_)
+    assert g.synapse("x", "y").trainable is False
+    assert gn.Hidden(2, trainable=np.False_).trainable is False
+    g.remove("h", bridge=np.False_)
+    assert "h" not in g

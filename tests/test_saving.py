@@ -77,6 +77,52 @@ def test_weights_member_is_a_plain_npz(saved, trained):
     assert spec["sequential"] is False and spec["dtype"] == "float32"
 
 
+def test_numpy_integer_sizes_are_saved_as_json_numbers(tmp_path):
+    g = gn.Graph(seed=0)
+    g.add_input("x", np.int64(4))
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    model = gn.Sequential([gn.Input(np.int64(3)), gn.Dense(np.int64(2))], seed=0)
+    for graph in (g, model):
+        data = graph.to_dict()
+        assert json.loads(json.dumps(data)) == data
+        assert type(graph.nodes[graph.inputs[0]].size) is int
+        loaded = gn.load(graph.save(tmp_path / "m.gnet"))
+        assert loaded.to_dict() == data
+    # the statistics given beside a numpy size are kept, not dropped
+    node = gn.Input(np.int64(2), name="x", normalize=True, mean=[1, 2], std=[3, 4])
+    assert node.mean.tolist() == [1, 2] and node.std.tolist() == [3, 4]
+
+
+def test_save_refuses_weights_that_load_would_refuse_before_writing(tmp_path):
+    g = gn.Sequential([gn.Input(3), gn.Dense(2)], seed=0)
+    g.fit(np.ones((4, 3)), np.ones((4, 2)), epochs=1, optimizer="adam", verbose=0)
+    good = g.save(tmp_path / "m.gnet").read_bytes()
+    g.save_weights(tmp_path / "w.gnet")
+    g["dense"].bias[0] = np.nan  # a live view: nothing checks the write itself
+    g.synapse("input", "dense").weight[1] = np.inf
+    match = (r"weights 'input->dense.weight' \(2 of 6 values\), 'dense.bias' \(1 of 2 values\) hold NaN or "
+             r"inf, which loading refuses, so nothing was written")
+    with pytest.raises(gn.GraphError, match="^save: " + match):
+        g.save(tmp_path / "m.gnet")
+    with pytest.raises(gn.GraphError, match="^save_weights: " + match):
+        g.save_weights(tmp_path / "w2.gnet")
+    checkpoint = gn.callbacks.ModelCheckpoint(tmp_path / "c.npz", save_best_only=False)  # a plain .npz
+    checkpoint.set_graph(g)
+    with pytest.raises(gn.GraphError, match="^ModelCheckpoint: " + match):
+        checkpoint.on_epoch_end(0, {"loss": 1.0})
+    with pytest.raises(gn.GraphError, match="^to_onnx: " + match):
+        g.to_onnx(tmp_path / "m.onnx")
+    assert (tmp_path / "m.gnet").read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gnet", "w.gnet"]
+    g["dense"].bias[0] = 0.0
+    g.synapse("input", "dense").weight[1] = 0.0
+    g.optimizer.slots["v"][0] = np.inf  # the optimizer's state is checked as load checks it
+    with pytest.raises(gn.GraphError, match=r"^save: optimizer state 'v' \(1 of 8 values\) holds NaN or inf"):
+        g.save(tmp_path / "m.gnet")
+    assert (tmp_path / "m.gnet").read_bytes() == good
+
+
 # ------------------------------------------------------------- resumed training
 @pytest.mark.parametrize("name", sorted(optimizers.OPTIMIZERS))
 def test_training_after_load_equals_training_without_save(tmp_path, rng, name):

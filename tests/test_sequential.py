@@ -223,7 +223,12 @@ def test_dense_before_input_and_bad_layers_are_refused():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"units": 0}, "size must be a positive integer"),
+        ({"units": 0}, "^Dense: units must be a positive integer, got 0"),
+        ({"units": "4"}, "^Dense: units must be a positive integer, got '4'"),
+        ({"units": True}, "^Dense: units must be a positive integer, got True"),
+        ({"units": None}, "^Dense: units must be a positive integer, got None"),
+        ({"units": 4.0, "name": "d"}, "^Dense 'd': units must be a positive integer, got 4.0"),
+        ({"units": 3, "trainable": "no"}, "^Dense: trainable must be True or False, got 'no'"),
         ({"units": 3, "activation": "prelu"}, "unknown activation 'prelu'"),
         ({"units": 3, "dropout": 1.0}, r"dropout must be in \[0, 1\)"),
     ],

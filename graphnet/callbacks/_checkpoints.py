@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from .._files import atomic_write
+from .._validation import check_bool, check_path
+from ..weights import refuse_non_finite
 from ..errors import GraphError
 from ._base import Callback, Monitor, check_logged, check_verbose, say
 
@@ -46,14 +48,10 @@ class ModelCheckpoint(Monitor):
     def __init__(self, path: str | Path, monitor: str = "val_loss", save_best_only: bool = True,
                  mode: str = "auto", save_weights_only: bool = False, verbose: int = 0):
         super().__init__(monitor, mode)
-        if not isinstance(path, (str, os.PathLike)) or not str(path):
-            raise GraphError(f"ModelCheckpoint: path must be a file name, e.g. 'best.gnet', got {path!r}")
-        self.path = str(path)
+        self.path = check_path(path, "ModelCheckpoint: path", "a file, e.g. 'best.gnet'")
         self.fields = _template_fields(self.path)
-        for name, value in (("save_best_only", save_best_only), ("save_weights_only", save_weights_only)):
-            if not isinstance(value, bool):
-                raise GraphError(f"ModelCheckpoint: {name} must be True or False, got {value!r}")
-        self.save_best_only = save_best_only
+        self.save_best_only = check_bool(save_best_only, "ModelCheckpoint: save_best_only")
+        save_weights_only = check_bool(save_weights_only, "ModelCheckpoint: save_weights_only")
         self.plain_npz = Path(self.path).suffix == ".npz"
         self.weights_only = save_weights_only or self.plain_npz
         self.verbose = check_verbose(verbose, "ModelCheckpoint")
@@ -89,6 +87,7 @@ class ModelCheckpoint(Monitor):
     def _write(self, target: str) -> None:
         if self.plain_npz:
             weights = self.graph.get_weights()
+            refuse_non_finite(weights, "ModelCheckpoint")
             atomic_write(target, lambda handle: np.savez(handle, **weights))
         elif self.weights_only:
             self.graph.save_weights(target)
@@ -123,10 +122,8 @@ class BackupAndRestore(Callback):
 
     def __init__(self, backup_dir: str | os.PathLike, delete_checkpoint: bool = True):
         super().__init__()
-        if not isinstance(backup_dir, (str, os.PathLike)) or not str(backup_dir):
-            raise GraphError(f"BackupAndRestore: backup_dir must be a folder name, got {backup_dir!r}")
-        if not isinstance(delete_checkpoint, bool):
-            raise GraphError(f"BackupAndRestore: delete_checkpoint must be True or False, got {delete_checkpoint!r}")
+        check_path(backup_dir, "BackupAndRestore: backup_dir", "a folder")
+        delete_checkpoint = check_bool(delete_checkpoint, "BackupAndRestore: delete_checkpoint")
         self.backup_dir = Path(backup_dir)
         if self.backup_dir.exists() and not self.backup_dir.is_dir():
             raise GraphError(f"BackupAndRestore: {str(self.backup_dir)!r} is a file, not a folder")

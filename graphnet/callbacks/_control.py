@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .._validation import check_int, check_number
+from .._validation import check_bool, check_int, check_number
 from ..errors import GraphError
 from ._base import HOOKS, Callback, Monitor, check_hook, check_verbose, optimizer_of, say
 
@@ -49,7 +49,7 @@ class EarlyStopping(Monitor):
                  start_from_epoch: int = 0, verbose: int = 0):
         super().__init__(monitor, mode, min_delta)
         self.patience = check_int(patience, "EarlyStopping: patience", low=0)
-        self.restore_best_weights = bool(restore_best_weights)
+        self.restore_best_weights = check_bool(restore_best_weights, "EarlyStopping: restore_best_weights")
         self.baseline = None if baseline is None else check_number(baseline, "EarlyStopping: baseline")
         self.start_from_epoch = check_int(start_from_epoch, "EarlyStopping: start_from_epoch", low=0)
         self.verbose = check_verbose(verbose, "EarlyStopping")

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from .._files import atomic_write
-from .._validation import check_int
+from .._validation import check_bool, check_int, check_path
 from ..errors import GraphError
 from ._base import Callback, optimizer_of
 
@@ -22,13 +22,11 @@ class CSVLogger(Callback):
 
     def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False):
         super().__init__()
-        if not isinstance(filename, (str, os.PathLike)) or not str(filename):
-            raise GraphError(f"CSVLogger: filename must be a path, got {filename!r}")
+        check_path(filename, "CSVLogger: filename", "the .csv file to write")
         if not isinstance(separator, str) or len(separator) != 1:
             raise GraphError(f"CSVLogger: separator must be one character, got {separator!r}")
-        if not isinstance(append, bool):
-            raise GraphError(f"CSVLogger: append must be True or False, got {append!r}")
-        self.filename, self.separator, self.append = Path(filename), separator, append
+        self.filename, self.separator = Path(filename), separator
+        self.append = check_bool(append, "CSVLogger: append")
 
     def on_train_begin(self, logs=None):
         self._kept, self._rows, self._keys = "", [], None
@@ -76,8 +74,7 @@ class TensorBoard(Callback):
         except ImportError:
             raise GraphError("TensorBoard needs the tensorboardX package to write event files: "
                              "pip install tensorboardX") from None
-        if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
-            raise GraphError(f"TensorBoard: log_dir must be a folder name, got {log_dir!r}")
+        check_path(log_dir, "TensorBoard: log_dir", "a folder")
         if update_freq != "epoch":
             update_freq = check_int(update_freq, "TensorBoard: update_freq", expected="'epoch' or a positive "
                                     "integer (batches)")

@@ -31,7 +31,7 @@ from typing import Any
 
 import networkx as nx
 
-from .._validation import is_int
+from .._validation import check_bool, is_int
 from .._files import read_regular
 from ..errors import GraphError, ModelFileError
 
@@ -74,8 +74,7 @@ def check_arguments(name, seed, external_data, max_params) -> None:
         raise GraphError(f"from_onnx: name must be None or a non-empty string, got {name!r:.80}")
     if seed is not None and not is_int(seed, 0):
         raise GraphError(f"from_onnx: seed must be None or an integer >= 0, got {seed!r:.80}")
-    if not isinstance(external_data, bool):
-        raise GraphError(f"from_onnx: external_data must be True or False, got {external_data!r:.80}")
+    check_bool(external_data, "from_onnx: external_data")
     if max_params is not None and not is_int(max_params, 0):
         raise GraphError(f"from_onnx: max_params must be None or an integer >= 0, got {max_params!r:.80}")
 

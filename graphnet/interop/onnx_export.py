@@ -37,10 +37,11 @@ import numpy as np
 from .. import activations
 from .._files import atomic_write
 from .._locks import read
-from .._validation import is_int
+from .._validation import check_path, is_int
 from .._version import __version__
 from ..errors import GraphError
 from ..nodes import Input
+from ..weights import refuse_non_finite
 from . import _onnx_tabular
 from ._guards import require
 from ._expressions import FORMULAS
@@ -78,10 +79,12 @@ def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     Raises
     ------
     GraphError
-        For an opset out of range, or a graph that cannot run.
+        For a path that is not a str or os.PathLike, an opset out of range,
+        a graph that cannot run, or weights holding NaN or inf.
     ModelImportError
         When the ``onnx`` package is missing.
     """
+    path = check_path(path, "to_onnx: path", "the .onnx file to write")
     if graph.device != "cpu":  # the exporter reads weights as numpy arrays: a GPU graph exports a CPU copy
         graph = copy.deepcopy(graph).to("cpu")
     onnx = require("onnx", "to_onnx")
@@ -90,6 +93,7 @@ def to_onnx(graph: Graph, path: str | os.PathLike, opset: int = 17):
     if not is_int(opset, MIN_OPSET, newest + 1):
         raise GraphError(f"to_onnx: opset must be an integer from {MIN_OPSET} to {newest}, got {opset!r}")
     graph.validate()
+    refuse_non_finite(graph.get_weights(), "to_onnx")  # from_onnx, like load, refuses them
     _refuse_custom(graph)
     elem = onnx.TensorProto.FLOAT if graph.dtype == np.float32 else onnx.TensorProto.DOUBLE
     writer = _Writer(set(graph.nodes), graph.dtype, helper, numpy_helper)

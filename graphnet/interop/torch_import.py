@@ -40,6 +40,7 @@ from __future__ import annotations
 import logging
 
 
+from .._validation import check_bool
 from ..errors import ModelImportError
 from ._builder import Builder
 from ._guards import require
@@ -88,6 +89,7 @@ def from_torch(module, *, loss=None, dtype: str | None = None, name: str | None 
     ModelImportError
         Naming the module or call and its type when it cannot be represented.
     """
+    check_bool(check, "from_torch: check")
     torch = require("torch", "from_torch")
     nn = torch.nn
     if not isinstance(module, nn.Module):

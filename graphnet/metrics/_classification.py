@@ -131,7 +131,12 @@ class TopKAccuracy(_HitRate):
 
 class _Confusion(Metric):
     """Per class (softmax) or per unit (sigmoid): the weighted counts of true
-    positives, predicted positives and actual positives."""
+    positives, predicted positives and actual positives, and of the rows.
+
+    One sigmoid unit is binary by default (the positive class's value); given
+    ``average="macro"``, ``"micro"`` or ``"weighted"`` it is read as
+    scikit-learn reads 0/1 labels: two classes, 0 and 1, whose counts follow
+    from the unit's and the rows'."""
 
     activations = ("softmax", "sigmoid")
     device_arrays = True
@@ -147,7 +152,8 @@ class _Confusion(Metric):
         self.add_state("true_positives", 0.0)
         self.add_state("predicted", 0.0)
         self.add_state("actual", 0.0)
-        self._categorical = False
+        self.add_state("rows", 0.0)
+        self.add_state("categorical_batches", 0)  # a state, so that a merged metric knows it too
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = as_rows(y_pred)
@@ -155,7 +161,7 @@ class _Confusion(Metric):
         units = y_pred.shape[1]
         weights = row_weights(sample_weight, len(y_pred), xp)
         if self.kind(y_pred) == "categorical":
-            self._categorical = True
+            self.accumulate("categorical_batches", 1)
             predicted = y_pred.argmax(axis=1)
             labels = class_labels(y_true, units, xp)
             hit = predicted == labels
@@ -170,6 +176,7 @@ class _Confusion(Metric):
             said, true = y_pred > self.threshold, as_rows(y_true) > 0.5
             w = 1.0 if weights is None else weights[:, None]
             counts = ((said & true) * w).sum(axis=0), (said * w).sum(axis=0), (true * w).sum(axis=0)
+        self.accumulate("rows", len(y_pred) if weights is None else weights.sum())
         for name, value in zip(("true_positives", "predicted", "actual"), counts):
             self.accumulate(name, value)
 
@@ -177,8 +184,14 @@ class _Confusion(Metric):
         """``numerator / denominator`` per class (0 where it is 0/0), averaged."""
         tp, predicted, actual = (np.atleast_1d(backend_module.host(v)).astype(np.float64)
                                  for v in (self.true_positives, self.predicted, self.actual))
+        categorical = self.categorical_batches > 0
+        average = self.average or ("binary" if len(tp) == 1 and not categorical else "macro")
+        if average != "binary" and len(tp) == 1 and not categorical:  # one sigmoid unit: classes 0 and 1
+            rows = float(backend_module.host(self.rows))
+            tp = np.array([rows - predicted[0] - actual[0] + tp[0], tp[0]])
+            predicted, actual = np.array([rows - predicted[0], predicted[0]]), np.array([rows - actual[0], actual[0]])
+            categorical = True
         top, bottom = numerator(tp, predicted, actual), denominator(tp, predicted, actual)
-        average = self.average or ("binary" if len(tp) == 1 and not self._categorical else "macro")
         if average == "binary":
             if len(tp) != 1:
                 raise GraphError(f"metric {self.name!r}: average='binary' needs one sigmoid unit, found "
@@ -190,7 +203,7 @@ class _Confusion(Metric):
         per_class = np.divide(top, bottom, out=np.zeros_like(top), where=bottom > 0)
         if average == "weighted":
             return float((per_class * actual).sum() / actual.sum()) if actual.sum() else 0.0
-        seen = (actual > 0) | (predicted > 0) if self._categorical else np.ones(len(tp), bool)
+        seen = (actual > 0) | (predicted > 0) if categorical else np.ones(len(tp), bool)
         return float(per_class[seen].mean()) if seen.any() else 0.0
 
     def get_config(self):
@@ -200,7 +213,9 @@ class _Confusion(Metric):
 class Precision(_Confusion):
     """``tp / (tp + fp)``: binary on one sigmoid unit, else averaged over
     classes (``average``: ``"macro"`` by default, ``"micro"``, ``"weighted"``),
-    as scikit-learn's ``precision_score``; 0 where nothing was predicted."""
+    as scikit-learn's ``precision_score``; 0 where nothing was predicted.
+    Given one of those averages, one sigmoid unit is averaged over its two
+    classes, 0 and 1, as scikit-learn averages 0/1 labels."""
 
     name = "precision"
 

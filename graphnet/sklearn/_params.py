@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator
 
 from .. import activations
 from .. import optimizers as optimizers_module
-from .._validation import check_int, is_int
+from .._validation import check_bool, check_int, is_int
 from ..graph import Graph
 
 __all__ = ["Parameters"]
@@ -70,6 +70,8 @@ class Parameters(BaseEstimator):
         _check_number("learning_rate_init", self.learning_rate_init, low=0.0, strict=True)
         _check_int("max_iter", self.max_iter)
         _check_number("tol", self.tol, low=0.0)
+        for name in ("shuffle", "warm_start", "early_stopping"):
+            check_bool(getattr(self, name), name)
         _check_number("validation_fraction", self.validation_fraction, low=0.0, strict=True)
         if self.validation_fraction >= 1:
             raise ValueError(
