@@ -97,13 +97,16 @@ def get(identifier) -> Metric:
         anything else.
     """
     if isinstance(identifier, type) and issubclass(identifier, Metric):
+        _refuse_unwritten(identifier)
         try:
             return identifier()
         except TypeError as exc:
             raise GraphError(f"metric class {identifier.__name__} cannot be made without arguments "
                              f"({exc}); pass an instance") from None
     if isinstance(identifier, (str, Mapping, Metric)):
-        return lookup(identifier, METRICS, "metric", Metric, "a Metric")
+        metric = lookup(identifier, METRICS, "metric", Metric, "a Metric")
+        _refuse_unwritten(type(metric))
+        return metric
     if callable(identifier):
         return FunctionMetric(identifier)
     raise GraphError(f"metric must be a name, a Metric or a function f(y_true, y_pred), "
@@ -126,11 +129,18 @@ def check_class(cls) -> None:
     where = f"metric {cls.__name__}"
     if not isinstance(cls.name, str) or not cls.name.isidentifier():
         raise GraphError(f"{where}: set a class attribute name = '...' (an identifier), the key in the logs")
+    get(cls)  # written, and made without arguments, as a name makes it
+
+
+def _refuse_unwritten(cls: type[Metric]) -> None:
+    """Refuse a metric class whose ``update_state`` or ``result`` is the
+    base class's (which only raises NotImplementedError): ``Metric`` itself,
+    or a subclass left half-written."""
     missing = [m for m in ("update_state", "result") if getattr(cls, m) is getattr(Metric, m)]
     if missing:
-        raise GraphError(f"{where}: write {' and '.join(missing)} (update_state(y_true, y_pred, "
-                         "sample_weight=None) counts a batch, result() reads the value)")
-    get(cls)  # made without arguments, as a name makes it
+        raise GraphError(f"metric {cls.__name__}: write {' and '.join(missing)} (update_state(y_true, y_pred, "
+                         "sample_weight=None) counts a batch, result() reads the value); gn.metrics.Metric "
+                         "is the base class of a metric of your own, not a metric")
 
 
 def resolve(graph: Graph, metrics) -> dict[str, list[Metric]]:
