@@ -55,7 +55,7 @@ from .callbacks import Callback, History
 from .errors import GraphError
 from .inference import DEFAULT_CHUNK, Tally
 from .network import Network
-from .trainer import Trainer
+from .trainer import Trainer, choose_optimizer
 from .training import check_fit_arguments, fit_arguments
 
 if TYPE_CHECKING:
@@ -146,8 +146,10 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
     if validation_split or validation_data is not None:
         keys += [f"val_{k}" for k in keys]
     params = {"batch_size": batch_size, "metrics": keys, "sync_every": sync_every}
-    for cb in callbacks:  # their own checks (monitored names, ...) before anything changes
+    optimizer = choose_optimizer(graph, optimizer)
+    for cb in callbacks:  # their own checks (monitored names, the optimizer, ...) before anything changes
         cb.set_params({"epochs": epochs, **params})
+        cb.check_optimizer(optimizer)
     trainer = _ClusterTrainer(graph, optimizer)
     traffic = Traffic()
     traffic.sync_every = sync_every

@@ -203,6 +203,28 @@ def test_a_misspelt_monitor_fails_before_the_first_epoch(data):
     assert all(np.array_equal(before[k], g.get_weights()[k]) for k in before)
 
 
+@pytest.mark.parametrize("callback", [lambda: gn.callbacks.LearningRateScheduler(lambda epoch: 0.1),
+                                      lambda: gn.callbacks.ReduceLROnPlateau(monitor="loss")])
+def test_a_callback_refusing_the_optimizer_leaves_the_graphs_optimizer(data, callback):
+    """A callback that sets the learning rate refuses a scheduled one before
+    fit changes anything: the graph keeps its optimizer (and its state), and
+    a graph with none is left without one."""
+    x, y = data
+    schedule = gn.schedules.ExponentialDecay(0.01, decay_steps=10, decay_rate=0.9)
+    g = build_regression()
+    g.fit(x, y, epochs=1, verbose=0)
+    adam, iterations, before = g.optimizer, g.optimizer.iterations, g.get_weights()
+    for optimizer in (gn.optimizers.SGD(lr=schedule), {"name": "sgd", "lr": schedule.get_config()}):
+        with pytest.raises(GraphError, match=r"the optimizer's learning rate is a schedule .* use one or the other"):
+            g.fit(x, y, epochs=2, verbose=0, optimizer=optimizer, callbacks=[callback()])
+    assert g.optimizer is adam and adam.iterations == iterations
+    assert all(np.array_equal(before[k], g.get_weights()[k]) for k in before)
+    fresh = build_regression()
+    with pytest.raises(GraphError, match="the optimizer's learning rate is a schedule"):
+        fresh.fit(x, y, epochs=2, verbose=0, optimizer=gn.optimizers.Adam(lr=schedule), callbacks=[callback()])
+    assert fresh.optimizer is None
+
+
 class Scripted(gn.callbacks.Callback):
     """Replaces the logged loss by a scripted sequence (runs before the callback under test)."""
 

@@ -55,6 +55,11 @@ class Callback:
     def set_params(self, params: dict[str, Any]) -> None:
         self.params = params
 
+    def check_optimizer(self, optimizer) -> None:
+        """Asked before ``fit`` changes anything (after :meth:`set_params`),
+        with the optimizer it will train with: raise GraphError for one this
+        callback cannot work with."""
+
     def on_train_begin(self, logs: dict | None = None) -> None:
         """Before the first epoch; ``logs`` is empty."""
 
