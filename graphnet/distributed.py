@@ -142,6 +142,7 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
                          "(validation sample weights are not supported yet)")
     client = client_or_default(client)
     chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
+    metrics_module.check_log_keys(graph, chosen, "distributed.fit")
     keys = metrics_module.log_keys(graph, chosen)
     if validation_split or validation_data is not None:
         keys += [f"val_{k}" for k in keys]

@@ -235,6 +235,7 @@ def fit(
                                                              ("validation_steps", validation_steps)))
     runs = max(epochs - initial_epoch, 0)
     chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
+    metrics_module.check_log_keys(graph, chosen, "fit")
     source, forget = None, lambda: None
     if is_batch_source(x):
         for name, value, why in (("y", y, "the batches carry the targets"),

@@ -70,6 +70,7 @@ __all__ = [
     "Metric", "FunctionMetric", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "TopKAccuracy",
     "Precision", "Recall", "F1Score", "AUC", "LogLoss", "MeanAbsoluteError", "MeanSquaredError",
     "RootMeanSquaredError", "R2Score", "METRICS", "get", "check_class", "resolve", "key", "log_keys",
+    "check_log_keys",
 ]
 
 #: Every metric by the name users pass in ``metrics=`` (Keras's long names too).
@@ -219,6 +220,38 @@ def log_keys(graph: Graph, chosen: dict[str, list[Metric]]) -> list[str]:
         keys += [f"{name}_loss" for name in graph.outputs]
     keys += [key(graph, name, metric.name) for name, metrics in chosen.items() for metric in metrics]
     return keys
+
+
+def check_log_keys(graph: Graph, chosen: dict[str, list[Metric]], where: str) -> None:
+    """Refuse training logs whose names clash (``fit``'s check): a name that
+    starts with ``val_``, which reads as a validation value (an output named
+    ``val`` logs ``val_loss``; ``val_x`` beside ``x``, ``val_x_loss``), or a
+    name two values would share.
+
+    Raises
+    ------
+    GraphError
+        Naming the output or metric and suggesting a rename.
+    """
+    several = len(graph.outputs) > 1
+    output = "give output {!r} a name that is not 'val' and does not start with 'val_'".format
+    metric_rename = "give the metric another name (its name= argument)"
+    logged = [("loss", "the total loss", "", "")]
+    if several:
+        logged += [(f"{name}_loss", f"the loss of output {name!r}", output(name), output(name))
+                   for name in graph.outputs]
+    logged += [(key(graph, name, metric.name), f"metric {metric.name!r} of output {name!r}",
+                output(name) if several else metric_rename, metric_rename)
+               for name, metrics in chosen.items() for metric in metrics]
+    seen: dict[str, str] = {}
+    for logged_key, what, unprefix, rename in logged:  # how to end each clash
+        if logged_key.startswith("val_"):
+            raise GraphError(f"{where}: {what} would be logged as {logged_key!r}, the name of a validation value "
+                             f"(validation values are logged as 'val_' + name); {unprefix}")
+        if logged_key in seen:
+            raise GraphError(f"{where}: {what} and {seen[logged_key]} would both be logged as {logged_key!r}; "
+                             f"{rename}")
+        seen[logged_key] = what
 
 
 add_family(Metric, METRICS, "metric", check_class)
