@@ -13,7 +13,7 @@ import numpy as np
 
 from .._files import atomic_write
 from ..errors import GraphError
-from ._base import Callback, Monitor, check_logged, check_verbose, say
+from ._base import Callback, Monitor, check_logged, check_verbose, check_writable, say
 
 __all__ = ["ModelCheckpoint", "BackupAndRestore"]
 
@@ -63,7 +63,10 @@ class ModelCheckpoint(Monitor):
         Callback.set_params(self, params)
         if self.save_best_only:
             check_logged(self, "monitor", [self.monitor], params)
-        check_logged(self, f"the path {self.path!r} names", [f for f in self.fields if f != "epoch"], params)
+        check_logged(self, "field", [f for f in self.fields if f != "epoch"], params,
+                     subject=lambda name: f"the field {{{name}}} of the path {self.path!r}")
+        if not set("{}") & set(str(Path(self.path).parent)):  # a folder the fields name is known only later
+            check_writable(self, self.path)
 
     def on_train_begin(self, logs=None):
         self.best = math.inf if self.mode == "min" else -math.inf

@@ -10,7 +10,7 @@ from pathlib import Path
 from .._files import atomic_write
 from .._validation import check_int
 from ..errors import GraphError
-from ._base import Callback, optimizer_of
+from ._base import Callback, check_writable, optimizer_of
 
 __all__ = ["CSVLogger", "TensorBoard", "StatsRecorder"]
 
@@ -29,6 +29,10 @@ class CSVLogger(Callback):
         if not isinstance(append, bool):
             raise GraphError(f"CSVLogger: append must be True or False, got {append!r}")
         self.filename, self.separator, self.append = Path(filename), separator, append
+
+    def set_params(self, params):
+        super().set_params(params)
+        check_writable(self, self.filename)  # before the first epoch trains, not after it
 
     def on_train_begin(self, logs=None):
         self._kept, self._rows, self._keys = "", [], None
