@@ -158,14 +158,21 @@ def training_state(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray] 
             for name in optimizer.slot_names:
                 slots[name].append(saved["slots"][name][start : start + n])
         start += n
+    iterations = int(saved["iterations"])
+    kept = {key for key, _ in layout}
+    born = {key: n for key, n in saved["born"].items() if key in kept}
+    for frozen in optimizer.frozen_state(graph):  # held until unfrozen: in the file as any state, with its count
+        layout.append([frozen.key, frozen.size])
+        for name in optimizer.slot_names:
+            slots[name].append(frozen.slots[name])
+        if iterations > frozen.steps:
+            born[frozen.key] = iterations - frozen.steps
     state["optimizer"] = {
         "config": optimizer.get_config(),
-        "iterations": int(saved["iterations"]),
+        "iterations": iterations,
         "layout": layout,
         "slots": sorted(optimizer.slot_names),
     }
-    kept = {key for key, _ in layout}
-    born = {key: n for key, n in saved["born"].items() if key in kept}
     if born:  # parameters whose state started after the first update (written only then)
         state["optimizer"]["born"] = born
     if not slots:  # plain SGD keeps no state

@@ -82,7 +82,7 @@ class Trainer:
         self.penalty = penalty
         self.backend = graph.backend
         store = self.plan.store
-        self.optimizer.bind(store.layout, self.plan.dtype, self.backend, store.tokens)
+        self.optimizer.bind(store.layout, self.plan.dtype, self.backend, store.tokens, store.frozen)
         self._params = store.trainable_values
         self._grads = store.trainable_grads
         #: The device's deferred checks; None on the CPU, which checks every step at once.
@@ -149,7 +149,8 @@ class Trainer:
         restored with its state): bound to the plan's parameters."""
         if self.graph.optimizer is not self.optimizer:
             self.optimizer = self.graph.optimizer
-            self.optimizer.bind(self.plan.store.layout, self.plan.dtype, self.backend, self.plan.store.tokens)
+            store = self.plan.store
+            self.optimizer.bind(store.layout, self.plan.dtype, self.backend, store.tokens, store.frozen)
 
     def _follow(self) -> None:
         """The graph was edited (a callback set ``dropout``, ``trainable``, ...):
@@ -169,7 +170,7 @@ class Trainer:
                 "while it was training; move it (g.to(...)) between fit calls"
             )
         self.plan = plan
-        self.optimizer.bind(plan.store.layout, plan.dtype, self.backend, plan.store.tokens)
+        self.optimizer.bind(plan.store.layout, plan.dtype, self.backend, plan.store.tokens, plan.store.frozen)
         self._params = plan.store.trainable_values
         self._grads = plan.store.trainable_grads
         logger.debug("%s: training goes on with the plan of version %d", self.graph.name, plan.version)

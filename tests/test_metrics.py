@@ -289,8 +289,8 @@ def test_unusable_metrics_are_refused_before_anything_trains(rng):
         def update_state(self, y_true, y_pred, sample_weight=None):
             pass
 
-    cases = [(one_argument, r"metric 'one_argument': a metric function is called as f\(y_true, y_pred\), "
-                            r"but .*one_argument takes \(y_true\)"),
+    cases = [(one_argument, (r"metric 'one_argument': a metric function is called as f\(y_true, y_pred\), "
+                             r"but .*one_argument takes \(y_true\)")),
              (lambda y_true: 1.0, r"metric 'metric': a metric function is called as f\(y_true, y_pred\)"),
              (metrics.Metric, r"metric Metric: write update_state and result"),
              (metrics.Metric(), r"metric Metric: write update_state and result"),
