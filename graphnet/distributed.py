@@ -149,6 +149,7 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
     params = {"batch_size": batch_size, "metrics": keys, "sync_every": sync_every}
     optimizer = choose_optimizer(graph, optimizer)
     for cb in callbacks:  # their own checks (monitored names, the optimizer, ...) before anything changes
+        cb.set_graph(graph)
         cb.set_params({"epochs": epochs, **params})
         cb.check_optimizer(optimizer)
     trainer = _ClusterTrainer(graph, optimizer)

@@ -268,6 +268,7 @@ def fit(
         params = {"batch_size": batch_size, "rows": rows, "metrics": keys}
         optimizer = choose_optimizer(graph, optimizer)
         for cb in callbacks:  # their own checks (monitored names, the optimizer, ...) before anything changes
+            cb.set_graph(graph)
             cb.set_params({"epochs": epochs, **params})
             cb.check_optimizer(optimizer)
         trainer = Trainer(graph, optimizer)

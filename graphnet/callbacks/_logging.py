@@ -156,9 +156,10 @@ class StatsRecorder(Callback):
         self.epochs: list[int] = []
         self.records: list = []
 
-    def on_train_begin(self, logs=None):
-        # Bad probe data fails here, before the first epoch, not after it.
-        self.graph.statistics(self.x, self.y)
+    def set_params(self, params):
+        super().set_params(params)
+        if self.graph is not None:  # bad probe data fails before fit changes anything, not after an epoch
+            self.graph.statistics(self.x, self.y)
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
