@@ -16,7 +16,8 @@ each. What they share lives here:
   Keras's optimizers key their state by the variable itself. State handed
   to another graph (a copy of the optimizer, a loaded file) goes to that
   graph's parameters of the same key and size, when it is handed over
-  (:meth:`Optimizer.claim`).
+  (:meth:`Optimizer.claim`). A frozen parameter leaves the layout but its
+  state is held until it is unfrozen (:mod:`graphnet._state_layout`).
 * **Propose, check, commit.** :meth:`Optimizer.propose` computes the update
   ``u`` and the state that would follow into buffers of its own, touching
   neither the parameters nor the current state; the trainer checks ``u``
@@ -37,12 +38,14 @@ from __future__ import annotations
 import logging
 import math
 import weakref
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from . import schedules
 from ._parameters import Layout
+from ._state_layout import HeldState, kept_keys, offsets
 from ._validation import check_number
 from .backend import CPU
 from .errors import GraphError
@@ -96,6 +99,8 @@ class Optimizer:
         self._tokens: tuple[int | None, ...] | None = None
         #: The ``lineage`` of the graph whose parameters the tokens name.
         self._lineage: int | None = None
+        #: The state of parameters frozen since they trained, until they are unfrozen.
+        self._held = HeldState()
         self._runs: tuple[tuple[int, int, int], ...] | None = None
         #: The gradient of a proposal whose new state is not stored but made
         #: at commit (:meth:`commit_in_place`); None for a stored proposal.
@@ -117,7 +122,8 @@ class Optimizer:
         return lr if isinstance(lr, float) else float(lr(self.iterations))
 
     # -- state follows the parameter layout ---------------------------------
-    def bind(self, layout: Layout, dtype: np.dtype, backend=CPU, tokens: tuple[int, ...] | None = None) -> None:
+    def bind(self, layout: Layout, dtype: np.dtype, backend=CPU, tokens: tuple[int, ...] | None = None,
+             frozen: Mapping[int, tuple[str, int]] | None = None) -> None:
         """Prepare state for a flat parameter vector with this ``layout``, on
         ``backend`` (:mod:`graphnet.backend`; the state moves there if it was
         elsewhere).
@@ -125,9 +131,14 @@ class Optimizer:
         ``tokens`` says which parameter each entry of ``layout`` is (the
         store's :attr:`~graphnet._parameters.ParameterStore.tokens`). State of
         parameters present in both the old and the new layout is kept: the
-        same key and size and, where both layouts say, the same token. New
-        parameters, resized ones, and ones made anew under an old key start
-        from zero state with a step count of their own.
+        same key and size and, where both layouts say, the same token.
+        ``frozen`` (the store's
+        :attr:`~graphnet._parameters.ParameterStore.frozen`) names the
+        graph's parameters outside ``layout``: the state of one that leaves
+        the layout is held, with its step count, until it joins again (see
+        :mod:`graphnet._state_layout`). New parameters, resized ones, and ones
+        made anew under an old key start from zero state with a step count of
+        their own.
         """
         dtype = np.dtype(dtype)
         tokens = None if tokens is None else tuple(tokens)
@@ -138,21 +149,27 @@ class Optimizer:
             return
         xp = backend.xp
         size = sum(n for _, n in layout)
-        old_offsets = _offsets(self._layout) if self._layout is not None else {}
-        kept = _kept(self._layout, self._tokens, layout, tokens)
-        # A parameter that joins now starts its own count (as PyTorch's per-parameter step).
-        self._born = {key: self._born.get(key, 0) if key in kept else self.iterations
-                      for key, _ in layout}
+        old_offsets = offsets(self._layout) if self._layout is not None else {}
+        kept = kept_keys(self._layout, self._tokens, layout, tokens)
+        given = self._held.give(layout, tokens, {key for key, _ in layout} - kept)  # before hold() forgets them
+        if frozen is not None and self._layout is not None:
+            self._held.hold(self._layout, self._tokens, self.slots, self.steps,
+                            {key for key, _ in self._layout} - kept, frozen, backend.host_copy)
+        # A parameter that joins now starts its own count (as PyTorch's per-parameter step);
+        # one unfrozen counts on from the steps its held state had seen.
+        self._born = {key: self._born.get(key, 0) if key in kept
+                      else self.iterations - (given[key].steps if key in given else 0) for key, _ in layout}
         self._born = {key: born for key, born in self._born.items() if born}
         new_slots = {}
         for slot in self.slot_names:
             new = xp.zeros(size, dtype=dtype)
             old = self.slots.get(slot)
-            if old is not None:
-                for key, (start, n) in _offsets(layout).items():
-                    if key in kept:
-                        o = old_offsets[key][0]
-                        new[start : start + n] = old[o : o + n]
+            for key, (start, n) in offsets(layout).items():
+                if key in kept and old is not None:
+                    o = old_offsets[key][0]
+                    new[start : start + n] = old[o : o + n]
+                elif key in given:
+                    new[start : start + n] = backend.to_device(given[key].slots[slot].astype(dtype))
             new_slots[slot] = new
         if self._layout is not None:
             logger.debug("%s: state carried over to a new layout of %d parameters", self.name, size)
@@ -169,7 +186,7 @@ class Optimizer:
         self._runs = None
         if self._born:  # contiguous runs of parameters born at the same iteration
             runs: list[list[int]] = []
-            for key, (start, n) in _offsets(layout).items():
+            for key, (start, n) in offsets(layout).items():
                 born = self._born.get(key, 0)
                 if runs and runs[-1][2] == born and runs[-1][1] == start:
                     runs[-1][1] = start + n
@@ -304,9 +321,10 @@ class Optimizer:
         return {"name": self.name, "lr": lr, "clipnorm": self.clipnorm}
 
     def get_state(self) -> dict[str, Any]:
-        """Iteration count, layout, flat slot arrays (numpy, for saving), and
+        """Iteration count, layout, flat slot arrays (numpy, for saving),
         which parameters of which graph the state belongs to (``tokens``,
-        ``lineage``; model files leave them out)."""
+        ``lineage``; model files leave them out), and the state held for
+        frozen parameters (``held``; model files add it to the layout)."""
         copy = self._backend.host_copy
         return {
             "iterations": self.iterations,
@@ -315,6 +333,7 @@ class Optimizer:
             "born": dict(self._born),
             "tokens": None if self._tokens is None else list(self._tokens),
             "lineage": self._lineage,
+            "held": self._held.get_state(),
         }
 
     def held_for(self, graph) -> tuple[int | None, ...]:
@@ -330,6 +349,12 @@ class Optimizer:
             token, size = now.get(key, (None, None))
             held.append(token if size == n and (not known or self._tokens[i] == token) else None)
         return tuple(held)
+
+    def frozen_state(self, graph) -> list:
+        """The state held for ``graph``'s frozen parameters
+        (:class:`~graphnet._state_layout.Held`: key, size, steps, slots), for
+        a model file."""
+        return self._held.of(graph.parameter_tokens(), by_token=self._lineage == graph.lineage)
 
     def restore_pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(current, previous)`` state after :meth:`commit`: what a refused
@@ -368,6 +393,7 @@ class Optimizer:
         self._born = {str(k): int(v) for k, v in state.get("born", {}).items() if k in keys and int(v)}
         self._tokens = None if tokens is None else tuple(tokens)
         self._lineage = state.get("lineage")
+        self._held = HeldState.from_state(state.get("held"))
         to_device = self._backend.to_device
         self._install(layout, {k: to_device(np.array(v, dtype=dtype)) for k, v in slots.items()}, np.dtype(dtype))
 
@@ -390,6 +416,8 @@ class Optimizer:
             )
         if self._lineage != graph.lineage or self._tokens is None:
             self._tokens = self.held_for(graph) if self._layout is not None else None
+            if self._lineage != graph.lineage:
+                self._held.retoken(graph.parameter_tokens())
             self._lineage = graph.lineage
         self._owner = weakref.ref(graph)
 
@@ -449,33 +477,6 @@ def _norm(grads: np.ndarray, sq_norm: float | None) -> float:
     scale = float(np.max(np.abs(grads)))
     scaled = grads / scale
     return scale * math.sqrt(float(np.dot(scaled, scaled)))
-
-
-def _offsets(layout: Layout) -> dict[str, tuple[int, int]]:
-    offsets, start = {}, 0
-    for key, n in layout:
-        offsets[key] = (start, n)
-        start += n
-    return offsets
-
-
-def _kept(old: Layout | None, old_tokens, new: Layout, new_tokens) -> set[str]:
-    """The keys of ``new`` whose state the ``old`` layout holds: the same key
-    and size and, when both give tokens, the same parameter (an old token of
-    None is a parameter gone)."""
-    if old is None:
-        return set()
-    offsets = _offsets(old)
-    before = dict(zip((key for key, _ in old), old_tokens)) if old_tokens is not None else None
-    now = dict(zip((key for key, _ in new), new_tokens)) if new_tokens is not None else None
-    kept = set()
-    for key, n in new:
-        if key not in offsets or offsets[key][1] != n:
-            continue
-        if before is not None and (before[key] is None or (now is not None and before[key] != now[key])):
-            continue
-        kept.add(key)
-    return kept
 
 
 def _views(slots: dict[str, np.ndarray], part: slice) -> dict[str, np.ndarray]:

@@ -180,6 +180,14 @@ class ParameterStore:
         return tuple(map(_TOKEN, self.owners[: self.num_trainable_params]))
 
     @functools.cached_property
+    def frozen(self) -> dict[int, tuple[str, int]]:
+        """``parameter_token: (key, size)`` of every parameter outside
+        :attr:`layout` (the frozen ones): whose optimizer state is held until
+        they train again."""
+        owners = self.owners[self.num_trainable_params :]
+        return {owner.parameter_token: (owner.parameter_key, owner.parameter_array.size) for owner in owners}
+
+    @functools.cached_property
     def records(self) -> tuple[ParameterRecord, ...]:
         """Every parameter's record, in buffer order."""
         return tuple(owner.parameter_record() for owner in self.owners)

@@ -55,7 +55,7 @@ from .callbacks import Callback, History
 from .errors import GraphError
 from .inference import DEFAULT_CHUNK, Tally
 from .network import Network
-from .trainer import Trainer
+from .trainer import Trainer, choose_optimizer
 from .training import check_fit_arguments, fit_arguments
 
 if TYPE_CHECKING:
@@ -142,12 +142,16 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
                          "(validation sample weights are not supported yet)")
     client = client_or_default(client)
     chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
+    metrics_module.check_log_keys(graph, chosen, "distributed.fit")
     keys = metrics_module.log_keys(graph, chosen)
     if validation_split or validation_data is not None:
         keys += [f"val_{k}" for k in keys]
     params = {"batch_size": batch_size, "metrics": keys, "sync_every": sync_every}
-    for cb in callbacks:  # their own checks (monitored names, ...) before anything changes
+    optimizer = choose_optimizer(graph, optimizer)
+    for cb in callbacks:  # their own checks (monitored names, the optimizer, ...) before anything changes
+        cb.set_graph(graph)
         cb.set_params({"epochs": epochs, **params})
+        cb.check_optimizer(optimizer)
     trainer = _ClusterTrainer(graph, optimizer)
     traffic = Traffic()
     traffic.sync_every = sync_every

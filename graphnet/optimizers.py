@@ -137,8 +137,8 @@ class Adam(Optimizer):
         self.beta2 = fraction("beta2", _either(self, "beta2", beta2, 0.999, "beta_2", beta_2), self)
         self.eps = positive("eps", _either(self, "eps", eps, 1e-8, "epsilon", epsilon), self)
 
-    def bind(self, layout, dtype, backend=CPU, tokens=None) -> None:
-        super().bind(layout, dtype, backend, tokens)
+    def bind(self, layout, dtype, backend=CPU, tokens=None, frozen=None) -> None:
+        super().bind(layout, dtype, backend, tokens, frozen)
         # Compiled here, before the first step, where Ctrl-C cannot tear it (see graphnet._kernels).
         backend.prepare_adam(dtype)
 

@@ -15,7 +15,8 @@ A model file (suggested extension ``.gnet``) is a zip archive of:
     The state that makes ``fit`` continue where it stopped: the graph's random
     streams (shuffling, dropout, initialisation of later synapses) and, when
     the graph has an optimizer, its name, hyperparameters, iteration count and
-    the layout (parameter key and size) of its state vectors.
+    the layout (parameter key and size) of its state vectors
+    (:mod:`graphnet._training_file` writes and reads it).
 ``optimizer.npz``
     The optimizer's state vectors (Adam's ``m`` and ``v``, ...), present when
     the optimizer has any.
@@ -41,7 +42,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import struct
 import zipfile
@@ -50,36 +50,32 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-import numpy as np
-
-from . import optimizers as optimizers_module
 from ._archive import check_members, npz_bytes, open_zip, read_member, write_zip
+from ._npz import parse_npz
 from ._registry import custom_objects as custom_scope
-from ._npz import parse_npz, read_npz
-from ._text import clip, named, preview, reason, shown
+from ._text import clip, named, reason
+from ._training_file import (OPTIMIZER_MEMBER, TRAINING_MEMBER, read_json, read_waits, restore_training,
+                             training_state)
 from ._validation import check_int, check_path, is_int
 from ._version import __version__
 from .errors import GraphError, ModelFileError
 from .spec import FORMAT, FORMAT_VERSION, from_dict, to_dict
+from .specfile import MAX_JSON_BYTES
 from .weights import refuse_non_finite
-from .specfile import MAX_JSON_BYTES, parse_json
 
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["save", "load", "state_members", "training_state", "restore_training", "DEFAULT_MAX_BYTES", "WEIGHTS_MEMBER", "TRAINING_MEMBER",
-           "OPTIMIZER_MEMBER", "GRAPH_MEMBER"]
+__all__ = ["save", "load", "state_members", "training_state", "restore_training", "DEFAULT_MAX_BYTES",
+           "WEIGHTS_MEMBER", "TRAINING_MEMBER", "OPTIMIZER_MEMBER", "GRAPH_MEMBER"]
 
 logger = logging.getLogger(__name__)
 
 GRAPH_MEMBER = "graph.json"
 WEIGHTS_MEMBER = "weights.npz"
-TRAINING_MEMBER = "training.json"
-OPTIMIZER_MEMBER = "optimizer.npz"
 _MEMBERS = (GRAPH_MEMBER, WEIGHTS_MEMBER, TRAINING_MEMBER, OPTIMIZER_MEMBER)
 _REQUIRED = (GRAPH_MEMBER, WEIGHTS_MEMBER)
 _WHAT = "a graphnet model file"
-_UINT128 = 1 << 128
 
 #: Default bound on the total (inflated) size of a model file's members.
 DEFAULT_MAX_BYTES = 4 << 30
@@ -139,55 +135,6 @@ def state_members(graph: Graph, where: str) -> list[tuple[str, bytes, int]]:
     if slots is not None:
         members.append((OPTIMIZER_MEMBER, npz_bytes(slots), zipfile.ZIP_STORED))
     return members
-
-
-def training_state(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
-    """``training.json``'s content and the optimizer's state vectors (or None)."""
-    state: dict[str, Any] = {
-        "rng": {
-            "train": graph.rng.bit_generator.state,
-            # The stream that initialises synapses connected later.
-            "init": graph.init_rng.bit_generator.state,
-        },
-        "optimizer": None,
-    }
-    waits = graph.lazy_init.vocabulary_waits(graph)
-    if waits:  # weights still waiting for a vocabulary: the file holds provisional values, and their seeds
-        state["waiting"] = waits
-    optimizer = graph.optimizer
-    if optimizer is None:
-        return state, None
-    saved = optimizer.get_state()
-    # Keep the state of parameters the graph still has (it may have been edited
-    # since the last step); the rest would be dropped by the next bind() anyway.
-    held = optimizer.held_for(graph)
-    layout, slots, start = [], {name: [] for name in optimizer.slot_names}, 0
-    for (key, n), token in zip(saved["layout"], held):
-        if token is not None:
-            layout.append([key, n])
-            for name in optimizer.slot_names:
-                slots[name].append(saved["slots"][name][start : start + n])
-        start += n
-    state["optimizer"] = {
-        "config": optimizer.get_config(),
-        "iterations": int(saved["iterations"]),
-        "layout": layout,
-        "slots": sorted(optimizer.slot_names),
-    }
-    kept = {key for key, _ in layout}
-    born = {key: n for key, n in saved["born"].items() if key in kept}
-    if born:  # parameters whose state started after the first update (written only then)
-        state["optimizer"]["born"] = born
-    if not slots:  # plain SGD keeps no state
-        return state, None
-    return state, {
-        name: (np.concatenate(parts) if parts else np.zeros(0)).astype(graph.dtype)
-        for name, parts in sorted(slots.items())
-    }
-
-
-def _parameter_sizes(graph: Graph) -> dict[str, int]:
-    return {record.key: record.size for record in graph.parameters()}
 
 
 def _parameter_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
@@ -272,7 +219,7 @@ def _label(path) -> str:
 def _load(handle: BinaryIO, label: str, max_bytes: int):
     with open_zip(handle, label, _WHAT, len(_MEMBERS)) as archive:
         infos = check_members(archive, label, _MEMBERS, _REQUIRED, max_bytes, MAX_JSON_BYTES, _WHAT)
-        data = _read_json(archive, infos[GRAPH_MEMBER], label)
+        data = read_json(archive, infos[GRAPH_MEMBER], label)
         _check_format(data, label)
         # Inflate the weights first: the architecture may then describe at most
         # as many parameters as their real bytes hold, whatever the headers claim.
@@ -287,8 +234,8 @@ def _load(handle: BinaryIO, label: str, max_bytes: int):
         shapes = _parameter_shapes(graph)
         arrays = parse_npz(raw_weights, shapes, graph.dtype, weights_where, GRAPH_MEMBER)
         del raw_weights
-        training = _read_json(archive, infos[TRAINING_MEMBER], label) if TRAINING_MEMBER in infos else None
-        waits = _waits(graph, training, label)
+        training = read_json(archive, infos[TRAINING_MEMBER], label) if TRAINING_MEMBER in infos else None
+        waits = read_waits(graph, training, label)
         graph.set_weights({key: array for key, array in arrays.items() if key not in waits})
         graph.lazy_init.resume(graph, waits)
         if training is not None:
@@ -297,15 +244,6 @@ def _load(handle: BinaryIO, label: str, max_bytes: int):
             raise ModelFileError(f"{label}: has {OPTIMIZER_MEMBER} but no {TRAINING_MEMBER} to describe it")
     logger.debug("%s: loaded %r", label, graph)
     return graph
-
-
-def _read_json(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> Any:
-    where = f"{label}: {info.filename}"
-    raw = read_member(archive, info, where)
-    try:
-        return parse_json(raw)
-    except ValueError as exc:
-        raise ModelFileError(f"{where} is not valid JSON ({clip(str(exc))})") from None
 
 
 def _check_format(data: Any, label: str) -> None:
@@ -325,178 +263,3 @@ def _check_format(data: Any, label: str) -> None:
             f"({__version__}) reads format version {FORMAT_VERSION} and older. Upgrade graphnet "
             f"to load it"
         )
-
-
-# ------------------------------------------------------------- training state
-_TRAINING_FIELDS = {"rng", "optimizer", "waiting"}
-_OPTIMIZER_FIELDS = {"config", "iterations", "layout", "slots"}
-
-
-def restore_training(graph: Graph, archive: zipfile.ZipFile, infos, label: str, state: Any = None) -> None:
-    """Set the graph's random streams and optimizer (state included) from
-    ``training.json`` (``state``: its content, when already read) and
-    ``optimizer.npz``, after checking all of them: a refused file changes nothing."""
-    where = f"{label}: {TRAINING_MEMBER}"
-    if state is None:
-        state = _read_json(archive, infos[TRAINING_MEMBER], label)
-    _require(isinstance(state, Mapping), where, "a JSON object", state)
-    _require(set(state) <= _TRAINING_FIELDS, where, f"only the fields {sorted(_TRAINING_FIELDS)}",
-             sorted(state))
-    streams = {}
-    if state.get("rng") is not None:
-        rng = state["rng"]
-        _require(isinstance(rng, Mapping) and set(rng) <= {"train", "init"}, f"{where}: rng",
-                 "an object with 'train' and 'init'", rng)
-        streams = {name: _generator(value, f"{where}: rng.{name}") for name, value in rng.items()}
-
-    optimizer, slot_arrays = None, None
-    config = state.get("optimizer")
-    if config is not None:
-        optimizer, slot_arrays = _optimizer(graph, archive, infos, config, label)
-    elif OPTIMIZER_MEMBER in infos:
-        raise ModelFileError(f"{label}: has {OPTIMIZER_MEMBER} but {TRAINING_MEMBER} names no optimizer")
-
-    # Everything checked: now change the graph.
-    if "train" in streams:
-        graph.rng = streams["train"]
-    if "init" in streams:
-        graph.init_rng = streams["init"]
-    if optimizer is not None:
-        optimizer.set_state(slot_arrays, graph.dtype)
-        graph.optimizer = optimizer
-
-
-def _generator(state: Any, where: str) -> np.random.Generator:
-    """A PCG64 generator in exactly the saved state (the only bit generator graphnet uses)."""
-    ok = (
-        isinstance(state, Mapping)
-        and set(state) == {"bit_generator", "state", "has_uint32", "uinteger"}
-        and state["bit_generator"] == "PCG64"
-        and isinstance(state["state"], Mapping)
-        and set(state["state"]) == {"state", "inc"}
-        and all(is_int(v, 0, _UINT128) for v in state["state"].values())
-        and is_int(state["has_uint32"], 0, 2)
-        and is_int(state["uinteger"], 0, 1 << 32)
-    )
-    _require(ok, where, "a PCG64 state", state)
-    bit_generator = np.random.PCG64()
-    bit_generator.state = {
-        "bit_generator": "PCG64",
-        "state": {"state": state["state"]["state"], "inc": state["state"]["inc"]},
-        "has_uint32": state["has_uint32"],
-        "uinteger": state["uinteger"],
-    }
-    return np.random.Generator(bit_generator)
-
-
-def _optimizer(graph: Graph, archive, infos, config: Any, label: str):
-    where = f"{label}: {TRAINING_MEMBER}: optimizer"
-    _require(isinstance(config, Mapping) and _OPTIMIZER_FIELDS <= set(config) <= _OPTIMIZER_FIELDS | {"born"},
-             where, f"an object with the fields {sorted(_OPTIMIZER_FIELDS)} (and 'born')", config)
-    settings = config["config"]
-    _require(isinstance(settings, Mapping) and isinstance(settings.get("name"), str),
-             f"{where}.config", "an object with a 'name'", settings)
-    for key, value in settings.items():
-        if key == "lr" and isinstance(value, Mapping):  # a learning-rate schedule's config
-            _require(all(_plain(v, inner) for inner, v in value.items()), f"{where}.config.lr",
-                     "a schedule config of names, numbers and lists of numbers", value)
-            continue
-        _require(_plain(value, key), f"{where}.config.{key}", "a number, true/false or null", value)
-    try:
-        optimizer = optimizers_module.get(dict(settings))  # looked up in the registry
-    except GraphError as exc:
-        raise ModelFileError(f"{where}.config: {exc}") from None
-    iterations = config["iterations"]
-    _require(is_int(iterations, 0, 1 << 62), f"{where}.iterations", "an integer >= 0", iterations)
-    sizes = _parameter_sizes(graph)
-    layout = config["layout"]
-    _require(isinstance(layout, list) and len(layout) <= len(sizes), f"{where}.layout",
-             f"a list of at most {len(sizes)} [key, size] pairs", layout)
-    seen = set()
-    for i, item in enumerate(layout):
-        ok = (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
-              and is_int(item[1], 1, 1 << 62))
-        _require(ok, f"{where}.layout[{i}]", "a [key, size] pair", item)
-        key, n = item
-        _require(sizes.get(key) == n and key not in seen, f"{where}.layout[{i}]",
-                 "a parameter of the graph with its size, listed once", item)
-        seen.add(key)
-    born = config.get("born", {})
-    _require(isinstance(born, Mapping) and len(born) <= len(layout)
-             and all(k in seen and is_int(v, 1, iterations + 1) for k, v in born.items()),
-             f"{where}.born", "parameters of the layout, each with an iteration count in [1, iterations]", born)
-    names = config["slots"]
-    _require(names == sorted(optimizer.slot_names), f"{where}.slots",
-             f"{sorted(optimizer.slot_names)} for {optimizer.name!r}", names)
-    total = sum(n for _, n in layout)
-    slots: dict[str, np.ndarray] = {}
-    if names:
-        if OPTIMIZER_MEMBER not in infos:
-            raise ModelFileError(f"{label}: {TRAINING_MEMBER} lists optimizer state {names} "
-                                 f"but {OPTIMIZER_MEMBER} is missing")
-        slots = read_npz(archive, infos[OPTIMIZER_MEMBER], {n: (total,) for n in names},
-                         graph.dtype, label, TRAINING_MEMBER)
-        for name, value in slots.items():
-            _check_slot(value, name, optimizer, layout, f"{label}: {OPTIMIZER_MEMBER}")
-    elif OPTIMIZER_MEMBER in infos:
-        raise ModelFileError(f"{label}: {OPTIMIZER_MEMBER} is present but {optimizer.name!r} keeps no state")
-    return optimizer, {"iterations": iterations, "layout": layout, "slots": slots, "born": dict(born)}
-
-
-def _check_slot(value: np.ndarray, name: str, optimizer, layout: list, where: str) -> None:
-    """Refuse a state vector the optimizer could never have written: NaN or
-    inf anywhere, or a negative value in a slot that is never negative
-    (Adam's ``v``, RMSprop's ``mean_square``: means of squared gradients,
-    whose square root the next step takes)."""
-    bad = ~np.isfinite(value)
-    nonnegative = name in optimizer.nonnegative_slots
-    if nonnegative:
-        bad |= value < 0
-    if not bad.any():
-        return
-    index = int(np.flatnonzero(bad)[0])
-    start = 0
-    for key, n in layout:
-        if index < start + n:
-            break
-        start += n
-    found = value[index]
-    what = "NaN or inf" if not np.isfinite(found) else f"{float(found)!r}, but it is never negative"
-    raise ModelFileError(
-        f"{where}: state {name!r} of parameter {key!r} (element {index - start}) holds {what}; "
-        f"{optimizer.name} cannot have written it, so the file is damaged; save the model again "
-        "from the graph that wrote it"
-    )
-
-
-def _plain(value: Any, key: str) -> bool:
-    """A JSON value graphnet's own configs hold: null, true/false, a finite
-    number, a string only as a ``name``, or a short list of finite numbers."""
-    if key == "name":
-        return isinstance(value, str)
-    if isinstance(value, list):
-        return len(value) <= 1000 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
-    return value is None or isinstance(value, bool) or (
-        isinstance(value, (int, float)) and math.isfinite(value))
-
-
-def _waits(graph: Graph, state: Any, label: str) -> dict[str, str | None]:
-    """The weights that wait for a vocabulary in ``training.json``'s content
-    ``state`` (checked: the keys of exactly what waits in the graph just
-    built, seeds of at most 128 bits), or nothing for a file without them."""
-    waits = state.get("waiting", {}) if isinstance(state, Mapping) else {}
-    where = f"{label}: {TRAINING_MEMBER}: waiting"
-    expected = graph.lazy_init.vocabulary_waits(graph)
-    _require(isinstance(waits, Mapping) and set(waits) <= set(expected), where,
-             f"an object keyed by weights waiting for a vocabulary ({preview(expected)})", waits)
-    for key, seed in waits.items():
-        digits = isinstance(seed, str) and seed.isascii() and seed.isdigit() and len(seed) <= 39
-        ok = (seed is None) == (expected[key] is None) and (seed is None or (digits and int(seed) < 2**128))
-        _require(ok, f"{where}: {key}", "a seed of at most 128 bits as digits (null for a bias)", seed)
-    return dict(waits)
-
-
-def _require(ok: bool, where: str, expected: str, found: Any) -> None:
-    if not ok:
-        raise ModelFileError(f"{where}: expected {expected}, found {shown(found)}")

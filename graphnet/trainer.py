@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 import networkx as nx
 import numpy as np
 
+from . import optimizers as optimizers_module
 from ._data import row_factors
 from ._device_guard import DeviceGuard
 from ._parameters import ParameterStore
@@ -37,7 +38,7 @@ from .plan import compile_plan
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["Trainer", "Penalty", "Batch", "LOG_EVERY", "quiet_overflow"]
+__all__ = ["Trainer", "Penalty", "Batch", "LOG_EVERY", "quiet_overflow", "choose_optimizer"]
 
 logger = logging.getLogger("graphnet.training")  # the epoch records, under the name fit's users know
 
@@ -68,7 +69,7 @@ class Trainer:
     ----------
     graph : Graph
     optimizer : str, dict, Optimizer or None
-        As for ``fit``; kept on the graph.
+        As for ``fit`` (see :func:`choose_optimizer`); kept on the graph.
     penalty : Penalty, optional
         An extra loss term on the parameters (the scikit-learn estimators'
         L2 penalty is one).
@@ -77,11 +78,11 @@ class Trainer:
     def __init__(self, graph: Graph, optimizer=None, penalty: Penalty | None = None):
         self.graph = graph
         self.plan = compile_plan(graph)
-        self.optimizer = _resolve_optimizer(graph, optimizer)
+        self.optimizer = _install(graph, choose_optimizer(graph, optimizer))
         self.penalty = penalty
         self.backend = graph.backend
         store = self.plan.store
-        self.optimizer.bind(store.layout, self.plan.dtype, self.backend, store.tokens)
+        self.optimizer.bind(store.layout, self.plan.dtype, self.backend, store.tokens, store.frozen)
         self._params = store.trainable_values
         self._grads = store.trainable_grads
         #: The device's deferred checks; None on the CPU, which checks every step at once.
@@ -148,7 +149,8 @@ class Trainer:
         restored with its state): bound to the plan's parameters."""
         if self.graph.optimizer is not self.optimizer:
             self.optimizer = self.graph.optimizer
-            self.optimizer.bind(self.plan.store.layout, self.plan.dtype, self.backend, self.plan.store.tokens)
+            store = self.plan.store
+            self.optimizer.bind(store.layout, self.plan.dtype, self.backend, store.tokens, store.frozen)
 
     def _follow(self) -> None:
         """The graph was edited (a callback set ``dropout``, ``trainable``, ...):
@@ -168,7 +170,7 @@ class Trainer:
                 "while it was training; move it (g.to(...)) between fit calls"
             )
         self.plan = plan
-        self.optimizer.bind(plan.store.layout, plan.dtype, self.backend, plan.store.tokens)
+        self.optimizer.bind(plan.store.layout, plan.dtype, self.backend, plan.store.tokens, plan.store.frozen)
         self._params = plan.store.trainable_values
         self._grads = plan.store.trainable_grads
         logger.debug("%s: training goes on with the plan of version %d", self.graph.name, plan.version)
@@ -429,16 +431,28 @@ def _values(items: dict) -> str:
     return ", ".join(str(v) for v in items.values())
 
 
-def _resolve_optimizer(graph: Graph, optimizer):
-    """The graph's optimizer, replaced only when a different one is asked for."""
+def choose_optimizer(graph: Graph, optimizer):
+    """The optimizer a fit with ``optimizer`` trains ``graph`` with, the
+    graph left as it is (callbacks check it before anything changes): the
+    graph's own for None or its name (a graph with none: a fresh ``adam``),
+    else the one asked for.
+
+    Raises
+    ------
+    GraphError
+        For an unknown optimizer or bad parameters.
+    """
     current = graph.optimizer
     if optimizer is None:
-        if current is None:
-            graph.optimizer = "adam"
-        return graph.optimizer
+        return current if current is not None else optimizers_module.get("adam")
     if isinstance(optimizer, str) and current is not None and current.name == optimizer:
         return current  # same name: keep the state (fit after fit continues)
-    if optimizer is not current:
+    return optimizers_module.get(optimizer)
+
+
+def _install(graph: Graph, optimizer):
+    """``optimizer`` (from :func:`choose_optimizer`) made the graph's."""
+    if optimizer is not graph.optimizer:
         graph.optimizer = optimizer
-        logger.info("%s: training with %r", graph.name, graph.optimizer)
-    return graph.optimizer
+        logger.info("%s: training with %r", graph.name, optimizer)
+    return optimizer

@@ -27,7 +27,7 @@ from .errors import GraphError, NotFoundError, ShapeError
 from .inference import DEFAULT_CHUNK, Tally, evaluate_arrays, read_scalars, tally_arrays
 from .plan import compile_plan
 from .preprocessing import adapt_for_fit
-from .trainer import Trainer, quiet_overflow
+from .trainer import Trainer, choose_optimizer, quiet_overflow
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -235,7 +235,8 @@ def fit(
                                                              ("validation_steps", validation_steps)))
     runs = max(epochs - initial_epoch, 0)
     chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
-    source = None
+    metrics_module.check_log_keys(graph, chosen, "fit")
+    source, forget = None, lambda: None
     if is_batch_source(x):
         for name, value, why in (("y", y, "the batches carry the targets"),
                                  ("sample_weight", sample_weight, "the batches carry their weights"),
@@ -252,24 +253,28 @@ def fit(
             raise GraphError("fit: steps_per_epoch is for x that yields batches; arrays are split into "
                              "batches of batch_size")
         forget = adapt_for_fit(graph, x, y, validation_split)  # what was never adapted: training rows only
-        try:
+    try:  # a refusal from here on forgets that adapt too: a refused fit changes nothing
+        if source is None:
             inputs, targets, rows = _batch_data(graph, x, y)
-        except GraphError:
-            forget()
-            raise
-        if rows == 0:
-            raise ShapeError("fit: the data has no rows")
-        weights = as_weights(graph, sample_weight, class_weight, targets, rows)
-    validation = _validation_data(graph, validation_data, validation_steps, runs)
-    if validation_split:
-        holdout_rows(rows, validation_split)
-    keys = metrics_module.log_keys(graph, chosen)
-    if validation_split or validation is not None:
-        keys += [f"val_{k}" for k in keys]
-    params = {"batch_size": batch_size, "rows": rows, "metrics": keys}
-    for cb in callbacks:  # their own checks (monitored names, ...) before anything changes
-        cb.set_params({"epochs": epochs, **params})
-    trainer = Trainer(graph, optimizer)
+            if rows == 0:
+                raise ShapeError("fit: the data has no rows")
+            weights = as_weights(graph, sample_weight, class_weight, targets, rows)
+        validation = _validation_data(graph, validation_data, validation_steps, runs)
+        if validation_split:
+            holdout_rows(rows, validation_split)
+        keys = metrics_module.log_keys(graph, chosen)
+        if validation_split or validation is not None:
+            keys += [f"val_{k}" for k in keys]
+        params = {"batch_size": batch_size, "rows": rows, "metrics": keys}
+        optimizer = choose_optimizer(graph, optimizer)
+        for cb in callbacks:  # their own checks (monitored names, the optimizer, ...) before anything changes
+            cb.set_graph(graph)
+            cb.set_params({"epochs": epochs, **params})
+            cb.check_optimizer(optimizer)
+        trainer = Trainer(graph, optimizer)
+    except GraphError:
+        forget()
+        raise
     current = [initial_epoch]
     if source is None:
         if validation_split:

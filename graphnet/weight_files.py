@@ -33,15 +33,8 @@ from ._text import clip, named, reason, shown
 from ._validation import check_int, check_path
 from ._version import __version__
 from .errors import GraphError, ModelFileError
-from .saving import (
-    DEFAULT_MAX_BYTES,
-    GRAPH_MEMBER,
-    OPTIMIZER_MEMBER,
-    TRAINING_MEMBER,
-    WEIGHTS_MEMBER,
-    restore_training,
-    state_members,
-)
+from ._training_file import OPTIMIZER_MEMBER, TRAINING_MEMBER, restore_training
+from .saving import DEFAULT_MAX_BYTES, GRAPH_MEMBER, WEIGHTS_MEMBER, state_members
 from .specfile import MAX_JSON_BYTES, parse_json
 
 if TYPE_CHECKING:

@@ -84,6 +84,55 @@ def test_backup_resumes_after_the_last_finished_epoch(tmp_path, data):
     assert backup.backups() == []
 
 
+class KillInEpoch(gn.callbacks.Callback):
+    """Stands for the process dying after the second batch of epoch ``epoch``."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch, self.now = epoch, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.now = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        if self.now == self.epoch and batch == 1:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("trained_before", [False, True])
+def test_a_fit_killed_in_its_first_epoch_restarts_on_the_same_graph_bit_for_bit(tmp_path, data, trained_before):
+    """No epoch has finished, so the backup is the starting state (the
+    optimizer's state from an earlier fit included): a restart on the same,
+    half-trained graph object starts over from it."""
+    x, y = data
+
+    def build():
+        g = build_regression(dtype="float64")
+        if trained_before:
+            g.fit(x, y, epochs=1, batch_size=16, verbose=0)
+        return g
+
+    whole = build()
+    whole.fit(x, y, epochs=3, batch_size=16, verbose=0)
+    g = build()
+    backup = gn.callbacks.BackupAndRestore(tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        g.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[backup, KillInEpoch(0)])
+    assert [path.name for _, path in backup.backups()] == ["epoch-000000.weights.gnet"]
+    history = g.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[backup])
+    assert history.epoch == [0, 1, 2]
+    for key, value in whole.get_weights().items():
+        assert g.get_weights()[key].tobytes() == value.tobytes(), key
+    assert g.optimizer.iterations == whole.optimizer.iterations
+    assert backup.backups() == []  # a fit that ends normally removes its backup
+    kept = gn.callbacks.BackupAndRestore(tmp_path / "k", delete_checkpoint=False)
+    build().fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[kept])
+    assert [path.name for _, path in kept.backups()] == ["epoch-000002.weights.gnet"]
+    build().fit(x, y, epochs=2, initial_epoch=2, verbose=0,
+                callbacks=[gn.callbacks.BackupAndRestore(tmp_path / "z", False)])
+    assert list((tmp_path / "z").iterdir()) == []  # no epoch ran: no starting state left behind
+
+
 def test_save_weights_only_checkpoints_load_into_the_same_architecture(tmp_path, data):
     x, y = data
     g = build_regression(dtype="float64")

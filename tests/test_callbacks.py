@@ -186,12 +186,34 @@ def test_checkpoint_templates_are_checked_before_training(tmp_path, data):
     g = build_regression()
     before = g.get_weights()
     bogus = gn.ModelCheckpoint(tmp_path / "{bogus}.gnet", monitor="loss")
-    with pytest.raises(GraphError, match=r"the path .* names 'bogus' is not among the logged values \['loss'\]"):
+    with pytest.raises(GraphError, match=r"ModelCheckpoint: the field \{bogus\} of the path '.*\{bogus\}\.gnet' "
+                                         r"is not among the logged values \['loss'\]$"):
         g.fit(x, y, epochs=2, callbacks=[bogus], verbose=0)
     assert all(np.array_equal(before[k], g.get_weights()[k]) for k in before), "an epoch trained first"
     good = gn.ModelCheckpoint(tmp_path / "e{epoch:02d}-{loss:.2f}.gnet", monitor="loss", save_best_only=False)
     g.fit(x, y, epochs=1, callbacks=[good], verbose=0)
     assert os.path.basename(good.saved[0]).startswith("e01-")
+
+
+def test_files_that_cannot_be_written_are_refused_before_training(tmp_path, data):
+    """A checkpoint or CSV log whose folder is missing or a file, or whose
+    path is a folder, is refused by fit before anything changes."""
+    x, y = data
+    (tmp_path / "file").write_text("")
+    g = build_regression()
+    before = g.get_weights()
+    cases = [(gn.ModelCheckpoint(tmp_path / "missing" / "best.gnet", monitor="loss"),
+              r"ModelCheckpoint: cannot write '.*missing/best\.gnet': folder '.*missing' does not exist"),
+             (gn.ModelCheckpoint(tmp_path / "file" / "e{epoch}.gnet", save_best_only=False),
+              r"ModelCheckpoint: cannot write '.*file/e\{epoch\}\.gnet': '.*file' is a file, not a folder"),
+             (gn.callbacks.CSVLogger(tmp_path / "missing" / "log.csv"),
+              r"CSVLogger: cannot write '.*missing/log\.csv': folder '.*missing' does not exist"),
+             (gn.callbacks.CSVLogger(tmp_path), r"CSVLogger: cannot write '.*': is a folder")]
+    for callback, message in cases:
+        with pytest.raises(GraphError, match=message):
+            g.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    assert g.optimizer is None and all(np.array_equal(before[k], g.get_weights()[k]) for k in before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 def test_a_misspelt_monitor_fails_before_the_first_epoch(data):
@@ -201,6 +223,28 @@ def test_a_misspelt_monitor_fails_before_the_first_epoch(data):
     with pytest.raises(GraphError, match="EarlyStopping: monitor 'val_los' is not among the logged values"):
         g.fit(x, y, epochs=2, validation_split=0.25, callbacks=[gn.EarlyStopping(monitor="val_los")], verbose=0)
     assert all(np.array_equal(before[k], g.get_weights()[k]) for k in before)
+
+
+@pytest.mark.parametrize("callback", [lambda: gn.callbacks.LearningRateScheduler(lambda epoch: 0.1),
+                                      lambda: gn.callbacks.ReduceLROnPlateau(monitor="loss")])
+def test_a_callback_refusing_the_optimizer_leaves_the_graphs_optimizer(data, callback):
+    """A callback that sets the learning rate refuses a scheduled one before
+    fit changes anything: the graph keeps its optimizer (and its state), and
+    a graph with none is left without one."""
+    x, y = data
+    schedule = gn.schedules.ExponentialDecay(0.01, decay_steps=10, decay_rate=0.9)
+    g = build_regression()
+    g.fit(x, y, epochs=1, verbose=0)
+    adam, iterations, before = g.optimizer, g.optimizer.iterations, g.get_weights()
+    for optimizer in (gn.optimizers.SGD(lr=schedule), {"name": "sgd", "lr": schedule.get_config()}):
+        with pytest.raises(GraphError, match=r"the optimizer's learning rate is a schedule .* use one or the other"):
+            g.fit(x, y, epochs=2, verbose=0, optimizer=optimizer, callbacks=[callback()])
+    assert g.optimizer is adam and adam.iterations == iterations
+    assert all(np.array_equal(before[k], g.get_weights()[k]) for k in before)
+    fresh = build_regression()
+    with pytest.raises(GraphError, match="the optimizer's learning rate is a schedule"):
+        fresh.fit(x, y, epochs=2, verbose=0, optimizer=gn.optimizers.Adam(lr=schedule), callbacks=[callback()])
+    assert fresh.optimizer is None
 
 
 class Scripted(gn.callbacks.Callback):

@@ -79,3 +79,34 @@ def test_adam_trains_as_pytorchs_from_the_same_start(sizes, hidden, output):
     np.testing.assert_allclose(model.predict(x), expected, rtol=1e-10, atol=1e-12)
     start = _pair(sizes, hidden, output, seed=3)[1]  # and training moved the weights
     assert max(np.abs(model.get_weights()[k] - v).max() for k, v in start.get_weights().items()) > 1e-3
+
+
+def test_a_parameter_frozen_for_some_steps_trains_on_as_in_torch():
+    """torch.optim.Adam keeps the moments and step count of a parameter whose
+    gradient is None (frozen); graphnet holds them while it is frozen."""
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 2)
+    g.add_hidden("h", 3, activation="tanh")
+    g.add_output("y", 1)
+    g.connect("x", "h")
+    g.connect("h", "y")
+    torch.manual_seed(0)
+    hidden, out = torch.nn.Linear(2, 3).double(), torch.nn.Linear(3, 1).double()
+    g.set_weights({"x->h.weight": hidden.weight.detach().numpy().T, "h.bias": hidden.bias.detach().numpy(),
+                   "h->y.weight": out.weight.detach().numpy().T, "y.bias": out.bias.detach().numpy()})
+    g.compile(loss="mse", optimizer=gn.optimizers.Adam(lr=0.05))
+    opt = torch.optim.Adam([*hidden.parameters(), *out.parameters()], lr=0.05, eps=1e-8)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 2)), rng.normal(size=(16, 1))
+    for frozen in [False, False, True, True, False, False]:
+        (g.freeze if frozen else g.unfreeze)("y")
+        for p in out.parameters():
+            p.requires_grad_(not frozen)
+        g.train_step(x, y)
+        opt.zero_grad(set_to_none=True)
+        F.mse_loss(out(torch.tanh(hidden(torch.from_numpy(x)))), torch.from_numpy(y)).backward()
+        opt.step()
+    np.testing.assert_allclose(g.get_weights()["y.bias"], out.bias.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g.get_weights()["h->y.weight"], out.weight.detach().numpy().T, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g.get_weights()["x->h.weight"], hidden.weight.detach().numpy().T, rtol=1e-12,
+                               atol=1e-14)

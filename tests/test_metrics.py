@@ -324,3 +324,40 @@ def test_top_k_accuracy_breaks_ties_as_scikit_learn_does():
         metric.update_state(y, score)
         assert metric.result() == pytest.approx(skm.top_k_accuracy_score(y, score, k=k, labels=range(5)), abs=1e-12)
 
+
+
+def test_unusable_metrics_are_refused_before_anything_trains(rng):
+    """A function that cannot take (y_true, y_pred), the abstract Metric and a
+    half-written subclass: fit, evaluate and compile refuse them up front,
+    naming the metric; the refused fit leaves weights and optimizer as they were."""
+    g, x, y = _task("multiclass", rng)
+    g.fit(x[:64], y[:64], epochs=1, batch_size=32, verbose=0)
+    before, optimizer, iterations = g.get_weights(), g.optimizer, g.optimizer.iterations
+
+    def one_argument(y_true):
+        return 1.0
+
+    class HalfWritten(metrics.Metric):
+        name = "half"
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            pass
+
+    cases = [(one_argument, (r"metric 'one_argument': a metric function is called as f\(y_true, y_pred\), "
+                             r"but .*one_argument takes \(y_true\)")),
+             (lambda y_true: 1.0, r"metric 'metric': a metric function is called as f\(y_true, y_pred\)"),
+             (metrics.Metric, r"metric Metric: write update_state and result"),
+             (metrics.Metric(), r"metric Metric: write update_state and result"),
+             (HalfWritten(), r"metric HalfWritten: write result")]
+    for metric, message in cases:
+        with pytest.raises(GraphError, match=message):
+            g.fit(x, y, epochs=2, batch_size=32, verbose=0, metrics=[metric])
+        with pytest.raises(GraphError, match=message):
+            g.evaluate(x, y, metrics={"y": [metric]})
+        with pytest.raises(GraphError, match=message):
+            g.compile(metrics=[metric])
+    assert g.default_metrics is None or metrics.Metric not in list(g.default_metrics)
+    assert g.optimizer is optimizer and optimizer.iterations == iterations
+    for key, value in g.get_weights().items():
+        assert np.array_equal(value, before[key]), key
+    assert g.evaluate(x, y, metrics=[lambda y_true, y_pred, *rest: 0.5])["metric"] == 0.5

@@ -128,6 +128,7 @@ def test_a_recorder_with_bad_data_fails_before_the_first_epoch(rng):
     with pytest.raises(gn.ShapeError, match="'a'"):
         g.fit(x, y, epochs=2, verbose=0, callbacks=[gn.callbacks.StatsRecorder({"a": x["a"][:, :2], "b": x["b"]})])
     assert all(np.array_equal(before[k], v) for k, v in g.get_weights().items())
+    assert g.optimizer is None  # refused before fit gave the graph one
 
 
 def test_recorder_errors_name_what_is_wrong(rng):

@@ -154,6 +154,66 @@ def test_freeze_keeps_the_optimizer_state_of_the_rest(rng):
     assert_state_kept(g, before, [k for k in before if k not in frozen])
 
 
+def _line(optimizer=None) -> gn.Graph:
+    """x -> h -> y, one unit each, linear, with set weights: steps computed by hand."""
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 1)
+    g.add_hidden("h", 1, activation="linear")
+    g.add_output("y", 1)
+    g.connect("x", "h")
+    g.connect("h", "y")
+    g.set_weights({"x->h.weight": np.array([[1.0]]), "h.bias": np.array([0.0]),
+                   "h->y.weight": np.array([[0.0]]), "y.bias": np.array([0.0])})
+    if optimizer is not None:
+        g.compile(optimizer=optimizer)
+    return g
+
+
+def test_a_frozen_parameter_keeps_its_optimizer_state_until_it_is_unfrozen(device):
+    """Steps taken while ``y`` is frozen leave its momentum and its step count
+    as they were (PyTorch's and Keras's behaviour), so unfreezing trains on
+    from them: y.bias = 0.2 + 0.1 * (0.9 * 2 + 1.1808), by hand."""
+    g = _line(gn.optimizers.SGD(lr=0.1, momentum=0.9)).to(device)
+    x, t = np.ones((1, 1)), np.ones((1, 1))
+    g.train_step(x, t)
+    g.freeze("y")
+    g.train_step(x, t)
+    assert g.optimizer.steps("h.bias") == 2
+    g.unfreeze("y")
+    g.train_step(x, t)
+    assert g.get_weights()["y.bias"][0] == pytest.approx(0.49808, abs=1e-12)
+    assert g.optimizer.steps("y.bias") == 2 and g.optimizer.steps("h.bias") == 3
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("way", ["save", "save_weights", "pickle"])
+def test_the_state_held_for_a_frozen_parameter_survives_files_and_copies(tmp_path, way, optimizer):
+    import pickle
+
+    x, t = np.array([[1.0], [0.5]]), np.array([[1.0], [-1.0]])
+    make = {"adam": lambda: gn.optimizers.Adam(lr=0.05), "sgd": lambda: gn.optimizers.SGD(lr=0.05, momentum=0.9)}
+    g = _line(make[optimizer]())
+    for _ in range(3):
+        g.train_step(x, t)
+    g.freeze("y")
+    g.train_step(x, t)
+    if way == "save":
+        other = gn.load(g.save(tmp_path / "m.gnet"))
+    elif way == "save_weights":
+        other = _line()
+        other.freeze("y")
+        other.load_weights(g.save_weights(tmp_path / "w.weights.gnet"))
+    else:
+        other = pickle.loads(pickle.dumps(g))
+    for graph in (g, other):
+        graph.unfreeze("y")
+        for _ in range(3):
+            graph.train_step(x, t)
+        assert graph.optimizer.steps("y.bias") == 6 and graph.optimizer.steps("h.bias") == 7
+    for key, value in g.get_weights().items():
+        assert other.get_weights()[key].tobytes() == value.tobytes(), key
+
+
 @pytest.mark.parametrize(
     "args, match",
     [

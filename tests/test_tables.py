@@ -560,6 +560,17 @@ def test_labels_for_an_output_without_classes_say_how(rng):
     assert g.nodes["numbers"].mean is None  # the refused fit forgot what it adapted
 
 
+def test_a_fit_refused_by_its_callbacks_forgets_what_it_adapted(rng):
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2, normalize=True)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    x, y = rng.normal(size=(16, 2)), rng.normal(size=(16, 1))
+    with pytest.raises(gn.GraphError, match="monitor .val_loss. is not among the logged values"):
+        g.fit(x, y, verbose=0, callbacks=[gn.callbacks.EarlyStopping()])
+    assert g.nodes["x"].mean is None and g.optimizer is None
+
+
 def test_text_for_a_plain_input_says_to_give_categories(rng):
     g = gn.Graph(seed=0)
     g.add_input("city", 1)

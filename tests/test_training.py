@@ -53,6 +53,44 @@ def test_multi_output_history_keys(rng):
     assert logs["loss"] == pytest.approx(0.7 * logs["aux_loss"] + logs["main_loss"], rel=1e-6)
 
 
+def _outputs(*names: str) -> gn.Graph:
+    g = gn.Graph(seed=0)
+    g.add_input("x", 3)
+    for name in names:
+        g.add_output(name, 1)
+        g.connect("x", name)
+    return g
+
+
+def test_logged_names_that_read_as_validation_values_are_refused(rng):
+    """An output named ``val`` logs ``val_loss``, ``val_x`` beside ``x`` logs
+    ``val_x_loss``: fit refuses them before anything changes, naming the
+    output; a one-output graph logs no output names, so ``val`` is fine there."""
+    x = rng.normal(size=(16, 3))
+    for names, output, logged in ((("val", "other"), "val", "val_loss"),
+                                  (("x_", "val_x_"), "val_x_", "val_x__loss")):
+        g = _outputs(*names)
+        y = {name: x[:, :1] for name in names}
+        before = g.get_weights()
+        for more in ({}, {"validation_data": (x, y)}, {"callbacks": [gn.callbacks.EarlyStopping()]}):
+            with pytest.raises(GraphError, match=rf"fit: the loss of output '{output}' would be logged as "
+                                                 rf"'{logged}', the name of a validation value .*give output "
+                                                 rf"'{output}' a name"):
+                g.fit(x, y, epochs=2, verbose=0, **more)
+        assert g.optimizer is None and all(np.array_equal(v, before[k]) for k, v in g.get_weights().items())
+        assert set(g.evaluate(x, y)) == {"loss", *(f"{n}_loss" for n in names)}  # evaluate is unaffected
+    g, y = _outputs("a", "b"), {"a": x[:, :1], "b": x[:, :1]}
+    with pytest.raises(GraphError, match=r"metric 'loss' of output 'a' and the loss of output 'a' would both be "
+                                         r"logged as 'a_loss'; give the metric another name"):
+        g.fit(x, y, verbose=0, metrics={"a": [gn.metrics.MeanAbsoluteError(name="loss")]})
+    one = _outputs("val")
+    history = one.fit(x, x[:, :1], epochs=2, verbose=0, metrics=["mae"], validation_split=0.25)
+    assert set(history.history) == {"loss", "mae", "val_loss", "val_mae"}
+    with pytest.raises(GraphError, match=r"metric 'val_mae' of output 'val' would be logged as 'val_mae', .*"
+                                         r"give the metric another name"):
+        one.fit(x, x[:, :1], verbose=0, metrics=[gn.metrics.MeanAbsoluteError(name="val_mae")])
+
+
 def test_fit_arguments_are_checked(xy):
     x, y = xy
     g = small_net()

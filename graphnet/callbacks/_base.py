@@ -8,7 +8,9 @@ import math
 import sys
 from typing import TYPE_CHECKING, Any
 
+from .._files import check_output
 from .._progress import show_line
+from .._text import reason
 from .._validation import check_number
 from ..errors import GraphError, TrainingError
 
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
     from ..graph import Graph
 
 __all__ = ["Callback", "History", "Monitor", "HOOKS", "check_hook", "check_hooks", "check_logged", "optimizer_of",
-           "say", "check_verbose"]
+           "say", "check_verbose", "check_writable"]
 
 logger = logging.getLogger("graphnet.callbacks")
 
@@ -55,6 +57,11 @@ class Callback:
 
     def set_params(self, params: dict[str, Any]) -> None:
         self.params = params
+
+    def check_optimizer(self, optimizer) -> None:
+        """Asked before ``fit`` changes anything (after :meth:`set_params`),
+        with the optimizer it will train with: raise GraphError for one this
+        callback cannot work with."""
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         """Before the first epoch; ``logs`` is empty."""
@@ -208,8 +215,12 @@ def optimizer_of(callback: Callback):
     return optimizer
 
 
-def check_logged(callback: Callback, what: str, names: list[str], params: dict[str, Any]) -> None:
-    """Refuse names the logs will not hold, before the first epoch trains."""
+def check_logged(callback: Callback, what: str, names: list[str], params: dict[str, Any],
+                 subject=None) -> None:
+    """Refuse names the logs will not hold, before the first epoch trains.
+
+    The message calls a missing name ``what`` and the name (``monitor
+    'val_los'``), or ``subject(name)`` when given."""
     known = params.get("metrics")
     if known is None:
         return
@@ -218,10 +229,26 @@ def check_logged(callback: Callback, what: str, names: list[str], params: dict[s
         hint = ""
         if any(n.startswith("val_") for n in missing):
             hint = "; pass validation_data or validation_split to fit, or monitor 'loss'"
+        named = f"{what} {missing[0]!r}" if subject is None else subject(missing[0])
         raise GraphError(
-            f"{type(callback).__name__}: {what} {missing[0]!r} is not among the logged values "
-            f"{sorted(known)}{hint}"
+            f"{type(callback).__name__}: {named} is not among the logged values {sorted(known)}{hint}"
         )
+
+
+def check_writable(callback: Callback, path) -> None:
+    """Refuse, before the first epoch trains, a file ``path`` the callback
+    could not write: its folder missing or a file, ``path`` a folder, or no
+    permission to write there.
+
+    Raises
+    ------
+    GraphError
+        Naming the callback, the path and what is wrong.
+    """
+    try:
+        check_output(path)
+    except OSError as exc:
+        raise GraphError(f"{type(callback).__name__}: cannot write {str(path)!r}: {reason(exc)}") from None
 
 
 def check_verbose(verbose, what: str) -> int:

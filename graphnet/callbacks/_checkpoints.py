@@ -15,7 +15,7 @@ from .._files import atomic_write
 from .._validation import check_bool, check_path
 from ..weights import refuse_non_finite
 from ..errors import GraphError
-from ._base import Callback, Monitor, check_logged, check_verbose, say
+from ._base import Callback, Monitor, check_logged, check_verbose, check_writable, say
 
 __all__ = ["ModelCheckpoint", "BackupAndRestore"]
 
@@ -61,7 +61,10 @@ class ModelCheckpoint(Monitor):
         Callback.set_params(self, params)
         if self.save_best_only:
             check_logged(self, "monitor", [self.monitor], params)
-        check_logged(self, f"the path {self.path!r} names", [f for f in self.fields if f != "epoch"], params)
+        check_logged(self, "field", [f for f in self.fields if f != "epoch"], params,
+                     subject=lambda name: f"the field {{{name}}} of the path {self.path!r}")
+        if not set("{}") & set(str(Path(self.path).parent)):  # a folder the fields name is known only later
+            check_writable(self, self.path)
 
     def on_train_begin(self, logs=None):
         self.best = math.inf if self.mode == "min" else -math.inf
@@ -106,7 +109,10 @@ class BackupAndRestore(Callback):
     out) named after the epochs it has finished, ``epoch-000003.weights.gnet``,
     written atomically; the older one is removed after it. At the start of
     ``fit`` the newest backup, if any, is loaded and training resumes from
-    its epoch. The state of other callbacks (EarlyStopping's patience,
+    its epoch; with none, the starting state is backed up as
+    ``epoch-000000.weights.gnet``, so a fit killed in its first epoch and
+    started again on the same graph starts over from it, not from the
+    half-trained weights. The state of other callbacks (EarlyStopping's patience,
     ReduceLROnPlateau's counters) is not backed up, as in Keras; the
     ``History`` returned holds the epochs run after the restart.
 
@@ -146,20 +152,27 @@ class BackupAndRestore(Callback):
             self.graph.load_weights(path)
             self._resume = epochs
             say(self, f"resuming after epoch {epochs} from the backup {path}")
+        else:  # the starting state: a fit killed in its first epoch restarts from it, not from half an epoch
+            self._write(0)
+
+    def _write(self, epochs: int) -> None:
+        """Back up the training after ``epochs`` epochs (0: as it starts) and
+        remove the older backups."""
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        self.graph.save_weights(self.backup_dir / f"epoch-{epochs:06d}.weights.gnet")
+        for done, path in self.backups():
+            if done < epochs:
+                path.unlink(missing_ok=True)
 
     def resume_epoch(self):
         return self._resume
 
     def on_epoch_end(self, epoch, logs=None):
-        self.backup_dir.mkdir(parents=True, exist_ok=True)
-        self.graph.save_weights(self.backup_dir / f"epoch-{epoch + 1:06d}.weights.gnet")
-        for done, path in self.backups():
-            if done < epoch + 1:
-                path.unlink(missing_ok=True)
+        self._write(epoch + 1)
 
     def on_train_end(self, logs=None):
-        if self.delete_checkpoint:
-            for _, path in self.backups():
+        for done, path in self.backups():
+            if self.delete_checkpoint or not done:  # a starting state left by a fit that ran no epoch
                 path.unlink(missing_ok=True)
 
 

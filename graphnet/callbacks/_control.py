@@ -108,10 +108,11 @@ class ReduceLROnPlateau(Monitor):
         self.min_lr = check_number(min_lr, "ReduceLROnPlateau: min_lr", 0.0)
         self.verbose = check_verbose(verbose, "ReduceLROnPlateau")
 
+    def check_optimizer(self, optimizer):
+        _refuse_schedule(self, optimizer)
+
     def on_train_begin(self, logs=None):
-        if not isinstance(optimizer_of(self).lr, float):
-            raise GraphError("ReduceLROnPlateau: the optimizer's learning rate is a schedule; "
-                             "use one or the other")
+        _refuse_schedule(self, optimizer_of(self))  # one restored since (BackupAndRestore) too
         self.best = math.inf if self.mode == "min" else -math.inf
         self.wait = self.cooldown_left = 0
 
@@ -178,15 +179,24 @@ class LearningRateScheduler(Callback):
             arity = 2
         self._with_lr = arity >= 2
 
+    def check_optimizer(self, optimizer):
+        _refuse_schedule(self, optimizer)
+
     def on_epoch_begin(self, epoch, logs=None):
         optimizer = optimizer_of(self)
-        if not isinstance(optimizer.lr, float):
-            raise GraphError("LearningRateScheduler: the optimizer's learning rate is a schedule already")
+        _refuse_schedule(self, optimizer)
         lr = self.schedule(epoch, optimizer.lr) if self._with_lr else self.schedule(epoch)
         try:
             optimizer.learning_rate = lr
         except GraphError as exc:
             raise GraphError(f"LearningRateScheduler: epoch {epoch}: {exc}") from None
+
+
+def _refuse_schedule(callback: Callback, optimizer) -> None:
+    """Refuse an optimizer whose learning rate is a schedule to a callback that sets the rate."""
+    if not isinstance(optimizer.lr, float):
+        raise GraphError(f"{type(callback).__name__}: the optimizer's learning rate is a schedule "
+                         f"({optimizer.lr!r}) and this callback sets the rate itself; use one or the other")
 
 
 class LambdaCallback(Callback):

@@ -10,7 +10,7 @@ from pathlib import Path
 from .._files import atomic_write
 from .._validation import check_bool, check_int, check_path
 from ..errors import GraphError
-from ._base import Callback, optimizer_of
+from ._base import Callback, check_writable, optimizer_of
 
 __all__ = ["CSVLogger", "TensorBoard", "StatsRecorder"]
 
@@ -27,6 +27,10 @@ class CSVLogger(Callback):
             raise GraphError(f"CSVLogger: separator must be one character, got {separator!r}")
         self.filename, self.separator = Path(filename), separator
         self.append = check_bool(append, "CSVLogger: append")
+
+    def set_params(self, params):
+        super().set_params(params)
+        check_writable(self, self.filename)  # before the first epoch trains, not after it
 
     def on_train_begin(self, logs=None):
         self._kept, self._rows, self._keys = "", [], None
@@ -149,9 +153,10 @@ class StatsRecorder(Callback):
         self.epochs: list[int] = []
         self.records: list = []
 
-    def on_train_begin(self, logs=None):
-        # Bad probe data fails here, before the first epoch, not after it.
-        self.graph.statistics(self.x, self.y)
+    def set_params(self, params):
+        super().set_params(params)
+        if self.graph is not None:  # bad probe data fails before fit changes anything, not after an epoch
+            self.graph.statistics(self.x, self.y)
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:

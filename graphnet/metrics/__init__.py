@@ -70,6 +70,7 @@ __all__ = [
     "Metric", "FunctionMetric", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "TopKAccuracy",
     "Precision", "Recall", "F1Score", "AUC", "LogLoss", "MeanAbsoluteError", "MeanSquaredError",
     "RootMeanSquaredError", "R2Score", "METRICS", "get", "check_class", "resolve", "key", "log_keys",
+    "check_log_keys",
 ]
 
 #: Every metric by the name users pass in ``metrics=`` (Keras's long names too).
@@ -97,13 +98,16 @@ def get(identifier) -> Metric:
         anything else.
     """
     if isinstance(identifier, type) and issubclass(identifier, Metric):
+        _refuse_unwritten(identifier)
         try:
             return identifier()
         except TypeError as exc:
             raise GraphError(f"metric class {identifier.__name__} cannot be made without arguments "
                              f"({exc}); pass an instance") from None
     if isinstance(identifier, (str, Mapping, Metric)):
-        return lookup(identifier, METRICS, "metric", Metric, "a Metric")
+        metric = lookup(identifier, METRICS, "metric", Metric, "a Metric")
+        _refuse_unwritten(type(metric))
+        return metric
     if callable(identifier):
         return FunctionMetric(identifier)
     raise GraphError(f"metric must be a name, a Metric or a function f(y_true, y_pred), "
@@ -126,11 +130,18 @@ def check_class(cls) -> None:
     where = f"metric {cls.__name__}"
     if not isinstance(cls.name, str) or not cls.name.isidentifier():
         raise GraphError(f"{where}: set a class attribute name = '...' (an identifier), the key in the logs")
+    get(cls)  # written, and made without arguments, as a name makes it
+
+
+def _refuse_unwritten(cls: type[Metric]) -> None:
+    """Refuse a metric class whose ``update_state`` or ``result`` is the
+    base class's (which only raises NotImplementedError): ``Metric`` itself,
+    or a subclass left half-written."""
     missing = [m for m in ("update_state", "result") if getattr(cls, m) is getattr(Metric, m)]
     if missing:
-        raise GraphError(f"{where}: write {' and '.join(missing)} (update_state(y_true, y_pred, "
-                         "sample_weight=None) counts a batch, result() reads the value)")
-    get(cls)  # made without arguments, as a name makes it
+        raise GraphError(f"metric {cls.__name__}: write {' and '.join(missing)} (update_state(y_true, y_pred, "
+                         "sample_weight=None) counts a batch, result() reads the value); gn.metrics.Metric "
+                         "is the base class of a metric of your own, not a metric")
 
 
 def resolve(graph: Graph, metrics) -> dict[str, list[Metric]]:
@@ -209,6 +220,38 @@ def log_keys(graph: Graph, chosen: dict[str, list[Metric]]) -> list[str]:
         keys += [f"{name}_loss" for name in graph.outputs]
     keys += [key(graph, name, metric.name) for name, metrics in chosen.items() for metric in metrics]
     return keys
+
+
+def check_log_keys(graph: Graph, chosen: dict[str, list[Metric]], where: str) -> None:
+    """Refuse training logs whose names clash (``fit``'s check): a name that
+    starts with ``val_``, which reads as a validation value (an output named
+    ``val`` logs ``val_loss``; ``val_x`` beside ``x``, ``val_x_loss``), or a
+    name two values would share.
+
+    Raises
+    ------
+    GraphError
+        Naming the output or metric and suggesting a rename.
+    """
+    several = len(graph.outputs) > 1
+    output = "give output {!r} a name that is not 'val' and does not start with 'val_'".format
+    metric_rename = "give the metric another name (its name= argument)"
+    logged = [("loss", "the total loss", "", "")]
+    if several:
+        logged += [(f"{name}_loss", f"the loss of output {name!r}", output(name), output(name))
+                   for name in graph.outputs]
+    logged += [(key(graph, name, metric.name), f"metric {metric.name!r} of output {name!r}",
+                output(name) if several else metric_rename, metric_rename)
+               for name, metrics in chosen.items() for metric in metrics]
+    seen: dict[str, str] = {}
+    for logged_key, what, unprefix, rename in logged:  # how to end each clash
+        if logged_key.startswith("val_"):
+            raise GraphError(f"{where}: {what} would be logged as {logged_key!r}, the name of a validation value "
+                             f"(validation values are logged as 'val_' + name); {unprefix}")
+        if logged_key in seen:
+            raise GraphError(f"{where}: {what} and {seen[logged_key]} would both be logged as {logged_key!r}; "
+                             f"{rename}")
+        seen[logged_key] = what
 
 
 add_family(Metric, METRICS, "metric", check_class)

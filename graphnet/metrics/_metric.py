@@ -11,6 +11,7 @@ epoch's rows, whatever the batch size, never a mean of per-batch values.
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -177,6 +178,7 @@ class FunctionMetric(Metric):
             name = getattr(function, "__name__", "")
             name = name if name.isidentifier() else "metric"
         super().__init__(name)
+        _refuse_unbindable(function, self.name)
         self.live = False  # called once, on all the rows
         self.function = function
         self.max_rows = check_int(max_rows, "FunctionMetric: max_rows")
@@ -212,6 +214,23 @@ class FunctionMetric(Metric):
 
     def get_config(self):
         return {"name": self.name, "function": getattr(self.function, "__qualname__", repr(self.function))}
+
+
+def _refuse_unbindable(function: Callable, name: str) -> None:
+    """Refuse a function that cannot be called as ``function(y_true, y_pred)``,
+    before any epoch trains (one whose signature cannot be read is taken as it is)."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind("y_true", "y_pred")
+    except TypeError:
+        raise GraphError(
+            f"metric {name!r}: a metric function is called as f(y_true, y_pred), but "
+            f"{getattr(function, '__qualname__', type(function).__name__)} takes {signature}; "
+            "write e.g. def my_metric(y_true, y_pred): ..."
+        ) from None
 
 
 def as_rows(array):
