@@ -489,6 +489,32 @@ def test_the_same_tensor_under_two_keys_is_refused():
         gn.from_torch(Twice())
 
 
+def test_a_dict_key_named_like_a_module_keeps_its_name(x):
+    """The output takes its key; the node of the module called like it takes a
+    fresh name, as when an input argument is named like a module. A key named
+    like the input is refused, naming both."""
+
+    class Keyed(nn.Module):
+        def __init__(self, key):
+            super().__init__()
+            self.hidden, self.head, self.key = nn.Linear(5, 4), nn.Linear(4, 2), key
+
+        def forward(self, x):
+            return {self.key: torch.sigmoid(self.head(torch.relu(self.hidden(x))))}
+
+    torch.manual_seed(24)
+    module = Keyed("hidden")
+    g = gn.from_torch(module)
+    assert g.outputs == ["hidden"] and sorted(g.nodes) == ["hidden", "hidden_1", "x"]
+    assert g.nodes["hidden_1"].activation.name == "relu" and g.nodes["hidden"].activation.name == "sigmoid"
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x))["hidden"].numpy()
+    np.testing.assert_allclose(g.predict(x), expected, atol=TOL)
+    with pytest.raises(gn.ModelImportError, match=r"the output 'x', named by its dict key, has the name of "
+                                                  r"input 'x', .* rename the dict key or the input"):
+        gn.from_torch(Keyed("x"))
+
+
 @pytest.mark.parametrize("dtype, graph_dtype", [(torch.float16, "float32"), (torch.bfloat16, "float32"),
                                                 (torch.float64, "float64")])
 def test_half_bfloat16_and_double_modules(dtype, graph_dtype, x):

@@ -181,6 +181,36 @@ def test_an_elu_written_out_with_a_product_by_one_is_one_node(tmp_path):
         gn.from_onnx(tmp_path / "k.onnx")
 
 
+def test_an_output_named_like_another_node(tmp_path):
+    """A node name has no '->': the hidden tensor 'a->b' is node 'a_b', and the
+    output 'a_b' keeps its name while the hidden node takes 'a_b_1'. Two
+    outputs, or an output and an input, that would share a node name are
+    refused, naming both."""
+    rng = np.random.default_rng(7)
+    w1 = numpy_helper.from_array(rng.normal(size=(3, 4)).astype("float32"), "w1")
+    w2 = numpy_helper.from_array(rng.normal(size=(4, 2)).astype("float32"), "w2")
+    hidden = [helper.make_node("MatMul", ["x", "w1"], ["a->b"]), helper.make_node("Relu", ["a->b"], ["r"]),
+              helper.make_node("MatMul", ["a->b", "w2"], ["a_b"]), helper.make_node("MatMul", ["r", "w2"], ["s"])]
+    onnx.save(_model(hidden, [w1, w2], [_info("x", 3)], [_info("a_b", 2), _info("s", 2)]), tmp_path / "h.onnx")
+    g = gn.from_onnx(tmp_path / "h.onnx")
+    assert g.outputs == ["a_b", "s"] and sorted(g.nodes) == ["a_b", "a_b_1", "r", "s", "x"]
+    x = rng.normal(size=(5, 3)).astype("float32")
+    expected = _run(tmp_path / "h.onnx", {"x": x})
+    for name in g.outputs:
+        np.testing.assert_allclose(g.predict(x)[name], expected[name], atol=TOL)
+
+    two = [helper.make_node("MatMul", ["x", "w1"], ["a->b"]), helper.make_node("MatMul", ["x", "w1"], ["a_b"])]
+    onnx.save(_model(two, [w1], [_info("x", 3)], [_info("a->b", 4), _info("a_b", 4)]), tmp_path / "two.onnx")
+    with pytest.raises(gn.ModelImportError, match=r"the output 'a->b' \(node 'a_b'\) and the output 'a_b' would have "
+                                                  r"the same name; rename one of them"):
+        gn.from_onnx(tmp_path / "two.onnx")
+    named = [helper.make_node("MatMul", ["x_y", "w1"], ["x->y"])]
+    onnx.save(_model(named, [w1], [_info("x_y", 3)], [_info("x->y", 4)]), tmp_path / "in.onnx")
+    with pytest.raises(gn.ModelImportError, match=r"the output 'x->y' \(node 'x_y'\), named by its ONNX name, has "
+                                                  r"the name of input 'x_y', .*: rename the ONNX name or the input"):
+        gn.from_onnx(tmp_path / "in.onnx")
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_import_of_a_pytorch_export(tmp_path):
     torch = pytest.importorskip("torch", reason="the interop extra (torch) is not installed")

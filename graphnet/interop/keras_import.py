@@ -170,7 +170,7 @@ def _sequential(model: Model, config: Mapping) -> list[str]:
         current = apply(model, layer, inputs, [True] * len(inputs))
     last = layer_name(layers[-1])
     _check_output(builder, current, last)
-    return builder.name_outputs([(current, last)])  # the output keeps the last layer's name, as in Keras
+    return builder.name_outputs([(current, last)], "layer name")  # the output keeps the last layer's name, as in Keras
 
 
 def _functional(model: Model, config: Mapping) -> list[str]:
@@ -217,7 +217,8 @@ def _functional(model: Model, config: Mapping) -> list[str]:
             raise ModelImportError(f"{model.source}: output {name!r} is not a layer of the model")
         _check_output(builder, values[name], key)
     # Outputs keep their Keras names (or dict keys).
-    return builder.name_outputs([(values[name], key) for key, name in outputs])
+    named_by = "dict key" if isinstance(config.get("output_layers"), Mapping) else "layer name"
+    return builder.name_outputs([(values[name], key) for key, name in outputs], named_by)
 
 
 def _endpoints(value, field: str, source: str) -> list[tuple[str, str]]:

@@ -47,6 +47,7 @@ from ._onnx_files import check_arguments, check_graph, check_path, load
 from ._onnx_ops import OPS
 from ._onnx_survey import aliases, check_batches, count_readers, kept_outputs, needed
 from ._onnx_values import Affine, eye
+from ._output_names import rename_outputs
 
 __all__ = ["from_onnx"]
 
@@ -164,6 +165,7 @@ class _Reader:
             self.index = index
             handler(self, node)
         made: dict[str, str] = {}  # node -> output name: every output's node first, then all renames at once
+        labels: dict[str, str] = {}  # node -> the ONNX output's own name
         for out_name, tensor in outputs:
             if tensor not in self.values:
                 raise ModelImportError(f"{self.builder.source}: output {out_name!r} is never computed")
@@ -172,8 +174,8 @@ class _Reader:
                 raise ModelImportError(f"{self.builder.source}: output {out_name!r} is an input passed through")
             if node in made:
                 raise ModelImportError(f"{self.builder.source}: output {out_name!r} repeats another output")
-            made[node] = _node_name(out_name)
-        self.builder.rename(made)
+            made[node], labels[node] = _node_name(out_name), out_name
+        rename_outputs(self.builder, made, "ONNX name", labels)
         names = list(made.values())
         return self.builder.build(names, loss=loss, dtype=self.dtype,
                                   name=name or self.graph.name or "onnx", seed=seed)
