@@ -209,6 +209,8 @@ def test_bad_inputs():
         gn.from_keras(42)
     with pytest.raises(gn.ModelFileError, match="no such file"):
         gn.from_keras("missing.keras")
+    with pytest.raises(gn.ModelImportError, match="^from_keras: loss: unknown loss 'nope'"):
+        gn.from_keras("missing.keras", loss="nope")  # before the file is looked for
 
 
 def test_malformed_configs_raise_import_errors(functional):

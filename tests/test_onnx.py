@@ -646,10 +646,12 @@ def test_from_onnx_checks_its_arguments(tmp_path):
     path = tmp_path / "m.onnx"
     gn.Sequential([gn.Input(3), gn.Dense(2)], seed=0).to_onnx(path)
     for kwargs, message in [({"name": 5}, "name must be None or a non-empty string, got 5"),
+                            ({"name": ""}, "name must be None or a non-empty string, got ''"),
+                            ({"loss": 5}, "loss: loss must be a name, a config dict or a Loss, got int: 5"),
                             ({"seed": -1}, "seed must be None or an integer >= 0, got -1"),
                             ({"external_data": "yes"}, "external_data must be True or False, got 'yes'"),
                             ({"max_params": 1.5}, "max_params must be None or an integer >= 0, got 1.5")]:
-        with pytest.raises(gn.GraphError, match=f"from_onnx: {message}"):
+        with pytest.raises(gn.ModelImportError, match=f"^from_onnx: {message}"):
             gn.from_onnx(path, **kwargs)
 
 
