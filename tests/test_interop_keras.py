@@ -209,6 +209,8 @@ def test_bad_inputs():
         gn.from_keras(42)
     with pytest.raises(gn.ModelFileError, match="no such file"):
         gn.from_keras("missing.keras")
+    with pytest.raises(gn.ModelImportError, match="^from_keras: loss: unknown loss 'nope'"):
+        gn.from_keras("missing.keras", loss="nope")  # before the file is looked for
 
 
 def test_malformed_configs_raise_import_errors(functional):
@@ -530,6 +532,22 @@ def test_dict_outputs_are_named_once_every_output_has_its_node(data, tmp_path):
             got = g.predict(data["a"])
             for key in outputs:
                 np.testing.assert_allclose(got[key], expected[key], atol=TOL, rtol=TOL)
+
+
+def test_a_dict_key_named_like_a_hidden_layer_keeps_its_name(data):
+    """The output takes its key, the hidden layer of that name a fresh one; a
+    key named like an input is refused, naming both."""
+    a = keras.Input((4,), name="a")
+    h = layers.Dense(3, activation="tanh", name="h")(a)
+    out = layers.Dense(2, name="out")(h)
+    model = _randomise(keras.Model(a, {"h": out}), seed=7)
+    g = gn.from_keras(model)
+    assert g.outputs == ["h"] and sorted(g.nodes) == ["a", "h", "h_1"]
+    assert g.nodes["h_1"].activation.name == "tanh"
+    np.testing.assert_allclose(g.predict(data["a"]), _keras_predict(model, data["a"])["h"], atol=TOL, rtol=TOL)
+    with pytest.raises(gn.ModelImportError, match=r"the output 'a', named by its dict key, has the name of "
+                                                  r"layer 'a' \(InputLayer\).*rename the dict key or the input"):
+        gn.from_keras(keras.Model(a, {"a": out}))
 
 
 def test_max_params_bounds_every_form(sequential, tmp_path):

@@ -87,6 +87,20 @@ def test_what_cannot_be_imported_is_refused():
         gn.from_sklearn(LogisticRegression())
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"name": 3}, "name must be None or a non-empty string, got 3"),
+    ({"name": ""}, "name must be None or a non-empty string, got ''"),
+    ({"seed": "a"}, "seed must be None or an integer >= 0, got 'a'"),
+    ({"loss": "nope"}, "loss: unknown loss 'nope'"),
+])
+def test_from_sklearn_checks_its_arguments(kwargs, message):
+    """A wrong argument is named, not the spec the import would build."""
+    rng = np.random.default_rng(3)
+    estimator = MLPClassifier(hidden_layer_sizes=(3,), max_iter=5).fit(rng.normal(size=(20, 3)), np.arange(20) % 3)
+    with pytest.raises(gn.ModelImportError, match=f"^from_sklearn: {message}"):
+        gn.from_sklearn(estimator, **kwargs)
+
+
 def test_import_graphnet_loads_no_optional_library():
     code = ("import sys, graphnet; print(sorted(m for m in ('torch', 'keras', 'onnx', 'onnxruntime', 'sklearn', "
             "'h5py', 'skl2onnx') if m in sys.modules))")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 
 import numpy as np
@@ -487,6 +488,52 @@ def test_the_same_tensor_under_two_keys_is_refused():
 
     with pytest.raises(gn.ModelImportError, match="the same tensor is returned twice"):
         gn.from_torch(Twice())
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"input_name": 3}, "input_name must be None or a non-empty string, got 3"),
+    ({"input_name": "a->b"}, "input_name must have no '->', no control characters and encode as UTF-8, got 'a->b'"),
+    ({"name": 5}, "name must be None or a non-empty string, got 5"),
+    ({"name": ""}, "name must be None or a non-empty string, got ''"),
+    ({"name": "a\nb"}, "name must have no control characters and encode as UTF-8"),
+    ({"dtype": "int32"}, "dtype must be None, 'float32' or 'float64', got 'int32'"),
+    ({"seed": -1}, "seed must be None or an integer >= 0, got -1"),
+    ({"check": "no"}, "check must be True or False, got 'no'"),
+    ({"loss": 5}, "loss: loss must be a name, a config dict or a Loss, got int: 5"),
+    ({"loss": {"dense": "nope"}}, "loss for output 'dense': unknown loss 'nope'"),
+    ({"loss": {3: "mse"}}, "loss must name outputs by their names, got the key 3"),
+])
+def test_from_torch_checks_its_arguments(kwargs, message):
+    """A wrong argument is named, before the module is traced, not the spec
+    the import would build ('spec.synapses[0].src')."""
+    with pytest.raises(gn.ModelImportError, match=f"^from_torch: {re.escape(message)}"):
+        gn.from_torch(nn.Sequential(nn.Linear(3, 2)), **kwargs)
+
+
+def test_a_dict_key_named_like_a_module_keeps_its_name(x):
+    """The output takes its key; the node of the module called like it takes a
+    fresh name, as when an input argument is named like a module. A key named
+    like the input is refused, naming both."""
+
+    class Keyed(nn.Module):
+        def __init__(self, key):
+            super().__init__()
+            self.hidden, self.head, self.key = nn.Linear(5, 4), nn.Linear(4, 2), key
+
+        def forward(self, x):
+            return {self.key: torch.sigmoid(self.head(torch.relu(self.hidden(x))))}
+
+    torch.manual_seed(24)
+    module = Keyed("hidden")
+    g = gn.from_torch(module)
+    assert g.outputs == ["hidden"] and sorted(g.nodes) == ["hidden", "hidden_1", "x"]
+    assert g.nodes["hidden_1"].activation.name == "relu" and g.nodes["hidden"].activation.name == "sigmoid"
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x))["hidden"].numpy()
+    np.testing.assert_allclose(g.predict(x), expected, atol=TOL)
+    with pytest.raises(gn.ModelImportError, match=r"the output 'x', named by its dict key, has the name of "
+                                                  r"input 'x', .* rename the dict key or the input"):
+        gn.from_torch(Keyed("x"))
 
 
 @pytest.mark.parametrize("dtype, graph_dtype", [(torch.float16, "float32"), (torch.bfloat16, "float32"),

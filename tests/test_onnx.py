@@ -28,6 +28,7 @@ def _every_activation_graph(dtype="float32") -> gn.Graph:
         {"name": "gelu", "approximate": True},
         {"name": "leaky_relu", "negative_slope": 0.1},
         {"name": "elu", "alpha": 0.7},
+        {"name": "hard_sigmoid", "alpha": 1.0, "beta": 0.0},
     ]
     hidden = []
     for i, activation in enumerate(variants):
@@ -72,9 +73,12 @@ def test_onnxruntime_matches_predict(tmp_path, data, opset):
             np.testing.assert_allclose(got[name], expected[name][:rows], atol=TOL)
 
 
-@pytest.mark.parametrize("opset", [17, 20])
-def test_round_trip_through_onnx(tmp_path, data, opset):
-    g = _every_activation_graph()
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("opset", [13, 17, 20])
+def test_round_trip_through_onnx(tmp_path, data, opset, dtype):
+    """Every activation, as an operator or (float64) as the arithmetic the
+    export writes for it, comes back as the same nodes and weights."""
+    g = _every_activation_graph(dtype=dtype)
     g.to_onnx(tmp_path / "zoo.onnx", opset=opset)
     back = gn.from_onnx(tmp_path / "zoo.onnx")
     assert back.inputs == g.inputs and back.outputs == g.outputs
@@ -83,9 +87,12 @@ def test_round_trip_through_onnx(tmp_path, data, opset):
         assert back.nodes[name].kind == node.kind
         if node.kind != "input":
             assert back.nodes[name].activation == node.activation
+    assert back.num_params == g.num_params
+    back.set_weights(g.get_weights())
+    data = {k: v.astype(dtype) for k, v in data.items()}
     expected, got = g.predict(data), back.predict(data)
     for name in g.outputs:
-        np.testing.assert_allclose(got[name], expected[name], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(got[name], expected[name], rtol=0, atol=1e-6 if dtype == "float32" else 1e-12)
     assert back.nodes["prob"].loss.name == "categorical_crossentropy"
 
 
@@ -148,6 +155,60 @@ def test_import_of_foreign_patterns(tmp_path):
     np.testing.assert_allclose(g.predict(x), _run(tmp_path / "hand.onnx", {"x": x})["y"], atol=TOL)
     history = g.fit(x, rng.normal(size=(5, 2)), epochs=30, optimizer={"name": "adam", "lr": 0.01}, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]  # and it trains
+
+
+def test_an_elu_written_out_with_a_product_by_one_is_one_node(tmp_path):
+    """ELU as arithmetic whose alpha = 1 is written as a Mul: the Mul is part of
+    the activation, so the layer and its activation are one node, named after
+    the output. A Sub read by something else too is refused, as before."""
+    rng = np.random.default_rng(6)
+    w = numpy_helper.from_array(rng.normal(size=(3, 4)).astype("float32"), "w")
+    consts = [numpy_helper.from_array(np.asarray(v, dtype="float32"), n) for n, v in [("zero", 0.0), ("one", 1.0)]]
+    elu = [helper.make_node("MatMul", ["x", "w"], ["z"]), helper.make_node("Greater", ["z", "zero"], ["pos"]),
+           helper.make_node("Min", ["z", "zero"], ["low"]), helper.make_node("Exp", ["low"], ["e"]),
+           helper.make_node("Sub", ["e", "one"], ["em1"]), helper.make_node("Mul", ["em1", "one"], ["neg"]),
+           helper.make_node("Where", ["pos", "z", "neg"], ["h"])]
+    onnx.save(_model(elu, [w, *consts], [_info("x", 3)], [_info("h", 4)]), tmp_path / "elu.onnx")
+    g = gn.from_onnx(tmp_path / "elu.onnx")
+    assert sorted(g.nodes) == ["h", "x"] and g.num_params == 3 * 4 + 4
+    assert g.nodes["h"].activation.name == "elu" and g.nodes["h"].activation.alpha == 1.0
+    x = rng.normal(scale=2.0, size=(6, 3)).astype("float32")
+    np.testing.assert_allclose(g.predict(x), _run(tmp_path / "elu.onnx", {"x": x})["h"], atol=TOL)
+
+    shared = [*elu, helper.make_node("Add", ["em1", "z"], ["k"])]
+    onnx.save(_model(shared, [w, *consts], [_info("x", 3)], [_info("h", 4), _info("k", 4)]), tmp_path / "k.onnx")
+    with pytest.raises(gn.ModelImportError, match="do not form an activation or affine map"):
+        gn.from_onnx(tmp_path / "k.onnx")
+
+
+def test_an_output_named_like_another_node(tmp_path):
+    """A node name has no '->': the hidden tensor 'a->b' is node 'a_b', and the
+    output 'a_b' keeps its name while the hidden node takes 'a_b_1'. Two
+    outputs, or an output and an input, that would share a node name are
+    refused, naming both."""
+    rng = np.random.default_rng(7)
+    w1 = numpy_helper.from_array(rng.normal(size=(3, 4)).astype("float32"), "w1")
+    w2 = numpy_helper.from_array(rng.normal(size=(4, 2)).astype("float32"), "w2")
+    hidden = [helper.make_node("MatMul", ["x", "w1"], ["a->b"]), helper.make_node("Relu", ["a->b"], ["r"]),
+              helper.make_node("MatMul", ["a->b", "w2"], ["a_b"]), helper.make_node("MatMul", ["r", "w2"], ["s"])]
+    onnx.save(_model(hidden, [w1, w2], [_info("x", 3)], [_info("a_b", 2), _info("s", 2)]), tmp_path / "h.onnx")
+    g = gn.from_onnx(tmp_path / "h.onnx")
+    assert g.outputs == ["a_b", "s"] and sorted(g.nodes) == ["a_b", "a_b_1", "r", "s", "x"]
+    x = rng.normal(size=(5, 3)).astype("float32")
+    expected = _run(tmp_path / "h.onnx", {"x": x})
+    for name in g.outputs:
+        np.testing.assert_allclose(g.predict(x)[name], expected[name], atol=TOL)
+
+    two = [helper.make_node("MatMul", ["x", "w1"], ["a->b"]), helper.make_node("MatMul", ["x", "w1"], ["a_b"])]
+    onnx.save(_model(two, [w1], [_info("x", 3)], [_info("a->b", 4), _info("a_b", 4)]), tmp_path / "two.onnx")
+    with pytest.raises(gn.ModelImportError, match=r"the output 'a->b' \(node 'a_b'\) and the output 'a_b' would have "
+                                                  r"the same name; rename one of them"):
+        gn.from_onnx(tmp_path / "two.onnx")
+    named = [helper.make_node("MatMul", ["x_y", "w1"], ["x->y"])]
+    onnx.save(_model(named, [w1], [_info("x_y", 3)], [_info("x->y", 4)]), tmp_path / "in.onnx")
+    with pytest.raises(gn.ModelImportError, match=r"the output 'x->y' \(node 'x_y'\), named by its ONNX name, has "
+                                                  r"the name of input 'x_y', .*: rename the ONNX name or the input"):
+        gn.from_onnx(tmp_path / "in.onnx")
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -585,10 +646,12 @@ def test_from_onnx_checks_its_arguments(tmp_path):
     path = tmp_path / "m.onnx"
     gn.Sequential([gn.Input(3), gn.Dense(2)], seed=0).to_onnx(path)
     for kwargs, message in [({"name": 5}, "name must be None or a non-empty string, got 5"),
+                            ({"name": ""}, "name must be None or a non-empty string, got ''"),
+                            ({"loss": 5}, "loss: loss must be a name, a config dict or a Loss, got int: 5"),
                             ({"seed": -1}, "seed must be None or an integer >= 0, got -1"),
                             ({"external_data": "yes"}, "external_data must be True or False, got 'yes'"),
                             ({"max_params": 1.5}, "max_params must be None or an integer >= 0, got 1.5")]:
-        with pytest.raises(gn.GraphError, match=f"from_onnx: {message}"):
+        with pytest.raises(gn.ModelImportError, match=f"^from_onnx: {message}"):
             gn.from_onnx(path, **kwargs)
 
 

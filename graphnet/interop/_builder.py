@@ -49,6 +49,7 @@ from .._parameters import bias_key, weight_key
 from ..layers import default_loss
 from ..spec import FORMAT, FORMAT_VERSION, from_dict
 from .._topology import is_chain
+from ._output_names import rename_outputs
 from ._unused import check_used
 
 logger = logging.getLogger(__name__)
@@ -355,11 +356,12 @@ class Builder:
     def rename(self, old: str | dict[str, str], new: str | None = None) -> None:
         """Rename node ``old`` to ``new``, or each ``old -> new`` of a dict, all in one pass."""
         names = {k: v for k, v in (old.items() if isinstance(old, dict) else [(old, new)]) if k != v}
-        taken = set(self.nodes) - set(names)
-        for name in names.values():
-            if name in taken:
-                raise ModelImportError(f"{self.source}: two nodes would be called {name!r}")
-            taken.add(name)
+        holders = {k: k for k in set(self.nodes) - set(names)}  # name -> the node that will carry it
+        for node, name in names.items():
+            if name in holders:
+                raise ModelImportError(f"{self.source}: nodes {holders[name]!r} and {node!r} would both be "
+                                       f"called {name!r}; rename one of them in the model")
+            holders[name] = node
         self._suffixes.clear()
         self.nodes = {names.get(k, k): v for k, v in self.nodes.items()}
         for s in self.synapses:
@@ -367,14 +369,14 @@ class Builder:
         for name in names.values():
             self.nodes[name].name = name
 
-    def name_outputs(self, outputs: list[tuple[Any, str]]) -> list[str]:
+    def name_outputs(self, outputs: list[tuple[Any, str]], named_by: str = "output") -> list[str]:
         """Outputs ``(value, name)`` renamed ``name`` once each has its own node (a concatenation
         an identity node reading its parts by their old names; a tensor returned twice a copy)."""
         nodes: dict[str, str] = {}  # node -> output name
         for value, name in outputs:
             node = self.materialise(value, name, f"output {name!r}")
             nodes[self.identity([node], name, f"output {name!r}") if node in nodes else node] = name
-        self.rename(nodes)
+        rename_outputs(self, nodes, named_by)
         return [name for _, name in outputs]
 
     # ------------------------------------------------------------- building

@@ -222,11 +222,21 @@ def _associative(op: str, args: list, tensor, nodes: Sources, single_use):
             flat.append(Const(np.asarray(folded, dtype=np.float64)))
     if not flat:
         return Const(np.asarray(0.0 if op == "Add" else 1.0))
-    if len(flat) == 1:  # adds 0 or multiplies by 1: its argument itself
-        return flat[0]
     if linked:
         nodes = Sources(nodes.own, (*nodes.linked, *linked))
+    if len(flat) == 1:  # adds 0 or multiplies by 1: its argument itself
+        return _passed_through(flat[0], tensor, nodes, single_use)
     return Op(op, tuple(sorted(flat, key=key)), (), tensor, nodes)
+
+
+def _passed_through(arg, tensor, nodes: Sources, single_use):
+    """``arg`` as the result of a node that adds 0 to it or multiplies it by 1
+    (an ELU's ``alpha = 1`` written out). Read by nothing else, it becomes that
+    node's tensor and takes in the node, as a merged sum does: the node stays
+    part of the activation around it. Read elsewhere too, it stays as it is."""
+    if not isinstance(arg, Op) or tensor is None or not (arg.tensor is None or single_use(arg.tensor)):
+        return arg
+    return Op(arg.op, arg.args, arg.attrs, tensor, Sources(nodes.own, (*nodes.linked, arg.nodes)))
 
 
 _FOLD = {

@@ -31,11 +31,10 @@ from typing import Any
 
 import networkx as nx
 
-from .._validation import check_bool, is_int
 from .._files import read_regular
-from ..errors import GraphError, ModelFileError
+from ..errors import ModelFileError
 
-__all__ = ["MAX_MODEL_BYTES", "check_arguments", "check_graph", "check_path", "load"]
+__all__ = ["MAX_MODEL_BYTES", "check_graph", "check_path", "load"]
 
 #: protobuf reads no message larger than 2 GiB; ONNX keeps larger models'
 #: weights in external data files.
@@ -66,17 +65,6 @@ def check_path(path: Any) -> str:
     if not label:
         raise ModelFileError("from_onnx: path is empty; give the .onnx file to read")
     return label
-
-
-def check_arguments(name, seed, external_data, max_params) -> None:
-    """from_onnx's other arguments, or a GraphError naming the one that is wrong."""
-    if name is not None and not (isinstance(name, str) and name.strip()):
-        raise GraphError(f"from_onnx: name must be None or a non-empty string, got {name!r:.80}")
-    if seed is not None and not is_int(seed, 0):
-        raise GraphError(f"from_onnx: seed must be None or an integer >= 0, got {seed!r:.80}")
-    check_bool(external_data, "from_onnx: external_data")
-    if max_params is not None and not is_int(max_params, 0):
-        raise GraphError(f"from_onnx: max_params must be None or an integer >= 0, got {max_params!r:.80}")
 
 
 def load(onnx, path: str, external_data: bool):

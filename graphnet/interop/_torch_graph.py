@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import ModelImportError
 from ._builder import Builder, Concat
+from ._output_names import rename_outputs
 from ._torch_in_place import changed_tensor_is_read, in_place, signature, unused_result
 from ._torch_layers import ACTIVATIONS, array
 
@@ -359,14 +360,9 @@ class Converter:
             raise ModelImportError(f"{self.builder.source}: the same tensor is returned twice as an output")
         keys = [key for key, _ in items]
         if keys[0] is not None:
-            # Through free names first, so that keys may swap names with other outputs.
-            names = [self._rename(name, self.builder.unique(f"{key}_output")) for name, key in zip(names, keys)]
-            names = [self._rename(name, key) for name, key in zip(names, keys)]
+            rename_outputs(self.builder, dict(zip(names, keys)), "dict key")
+            names = keys
         return names
-
-    def _rename(self, old: str, new: str) -> str:
-        self.builder.rename(old, new)
-        return new
 
     # --------------------------------------------------------------- checking
     def check(self, module, graph) -> None:

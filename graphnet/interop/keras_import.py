@@ -39,10 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from .._text import shown
-from .._validation import is_int
 from ..errors import ModelImportError
 from ..spec import DEFAULT_MAX_SPEC_PARAMS
+from ._arguments import check_arguments
 from ._builder import Builder, Concat
 from ._guards import unexpected_as
 from ._keras_files import layer_name, read
@@ -90,7 +89,8 @@ def from_keras(obj, *, loss=None, dtype: str | None = None, seed: int | None = N
     ModelImportError
         Naming the layer and its type when something cannot be represented,
         a layer whose weights the file lacks, or more than ``max_params``
-        parameters.
+        parameters; naming the argument, before anything is read, for a
+        wrong ``loss``, ``dtype``, ``seed`` or ``max_params``.
     ModelFileError
         When a file cannot be read, or reaches outside itself (HDF5 links,
         external or virtual datasets).
@@ -108,12 +108,7 @@ def from_keras(obj, *, loss=None, dtype: str | None = None, seed: int | None = N
     ...
     graphnet.errors.ModelImportError: keras model 'tiny': layer 'y' (Dense) brings the model to 8 parameters, more than max_params=7; pass a larger max_params (or None) to import it if you trust the model
     """
-    if max_params is not None and not is_int(max_params, 0):
-        raise ModelImportError(f"from_keras: max_params must be None or an integer >= 0, got {shown(max_params)}")
-    if dtype not in (None, "float32", "float64"):
-        raise ModelImportError(f"from_keras: dtype must be None, 'float32' or 'float64', got {shown(dtype)}")
-    if seed is not None and not is_int(seed, 0):
-        raise ModelImportError(f"from_keras: seed must be None or an integer >= 0, got {shown(seed)}")
+    check_arguments("from_keras", max_params=max_params, dtype=dtype, seed=seed, loss=loss)
     config, weights, origin, major = read(obj)
     with unexpected_as(ModelImportError, origin):
         try:
@@ -170,7 +165,7 @@ def _sequential(model: Model, config: Mapping) -> list[str]:
         current = apply(model, layer, inputs, [True] * len(inputs))
     last = layer_name(layers[-1])
     _check_output(builder, current, last)
-    return builder.name_outputs([(current, last)])  # the output keeps the last layer's name, as in Keras
+    return builder.name_outputs([(current, last)], "layer name")  # the output keeps the last layer's name, as in Keras
 
 
 def _functional(model: Model, config: Mapping) -> list[str]:
@@ -217,7 +212,8 @@ def _functional(model: Model, config: Mapping) -> list[str]:
             raise ModelImportError(f"{model.source}: output {name!r} is not a layer of the model")
         _check_output(builder, values[name], key)
     # Outputs keep their Keras names (or dict keys).
-    return builder.name_outputs([(values[name], key) for key, name in outputs])
+    named_by = "dict key" if isinstance(config.get("output_layers"), Mapping) else "layer name"
+    return builder.name_outputs([(values[name], key) for key, name in outputs], named_by)
 
 
 def _endpoints(value, field: str, source: str) -> list[tuple[str, str]]:

@@ -221,6 +221,12 @@ def _write_formula(writer: _Writer, formula, config: dict, z: str, out: str, roo
     if isinstance(formula, float):
         return writer.constant(f"{out}/c", np.asarray(formula))
     op, *args = formula
+    if not root and op in _NEUTRAL and len(args) == 2:
+        # A parameter at its neutral value (an ELU's alpha = 1) writes no operator,
+        # as the importer expects: a Mul by 1 would leave the input read twice.
+        for parameter, other in (args, args[::-1]):
+            if isinstance(parameter, str) and parameter != "z" and config[parameter.lower()] == _NEUTRAL[op]:
+                return _write_formula(writer, other, config, z, out, root=False)
     inputs = [_write_formula(writer, a, config, z, out, root=False) for a in args]
     return writer.op(op, inputs, out if root else writer.fresh(f"{out}/{op.lower()}"))
 
@@ -254,6 +260,9 @@ def _write_gelu(writer: _Writer, approximate: bool, z: str, out: str, opset: int
     half = step("Mul", [z, step("Add", [gate, const(1.0)])])
     step("Mul", [half, const(0.5)], out)
 
+
+#: The parameter values that leave an operator of a formula out.
+_NEUTRAL = {"Mul": 1.0, "Add": 0.0}
 
 #: ONNX attributes of the native activation operators.
 _ATTRIBUTES = {

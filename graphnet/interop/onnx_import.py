@@ -43,10 +43,12 @@ from ..spec import DEFAULT_MAX_SPEC_PARAMS
 from . import _expressions as ex
 from ._builder import Builder, Concat
 from ._guards import require, unexpected_as
-from ._onnx_files import check_arguments, check_graph, check_path, load
+from ._arguments import check_arguments
+from ._onnx_files import check_graph, check_path, load
 from ._onnx_ops import OPS
 from ._onnx_survey import aliases, check_batches, count_readers, kept_outputs, needed
 from ._onnx_values import Affine, eye
+from ._output_names import rename_outputs
 
 __all__ = ["from_onnx"]
 
@@ -90,9 +92,9 @@ def from_onnx(path: str | os.PathLike, *, loss=None, name: str | None = None, se
         data not allowed.
     ModelImportError
         Naming the ONNX node, operator and tensor that graphnet cannot
-        represent, or the limit a model exceeds.
-    GraphError
-        For a wrong ``name``, ``seed``, ``external_data`` or ``max_params``.
+        represent, or the limit a model exceeds; naming the argument, before
+        the file is read, for a wrong ``name``, ``seed``, ``loss``,
+        ``external_data`` or ``max_params``.
 
     Examples
     --------
@@ -110,7 +112,8 @@ def from_onnx(path: str | os.PathLike, *, loss=None, name: str | None = None, se
     graphnet.errors.ModelImportError: ONNX model '.../mlp.onnx': ... more than max_params=4; ...
     """
     label = check_path(path)
-    check_arguments(name, seed, external_data, max_params)
+    check_arguments("from_onnx", name=name, seed=seed, external_data=external_data, max_params=max_params,
+                    loss=loss)
     onnx = require("onnx", "from_onnx")
     model = load(onnx, label, external_data)
     try:
@@ -164,6 +167,7 @@ class _Reader:
             self.index = index
             handler(self, node)
         made: dict[str, str] = {}  # node -> output name: every output's node first, then all renames at once
+        labels: dict[str, str] = {}  # node -> the ONNX output's own name
         for out_name, tensor in outputs:
             if tensor not in self.values:
                 raise ModelImportError(f"{self.builder.source}: output {out_name!r} is never computed")
@@ -172,8 +176,8 @@ class _Reader:
                 raise ModelImportError(f"{self.builder.source}: output {out_name!r} is an input passed through")
             if node in made:
                 raise ModelImportError(f"{self.builder.source}: output {out_name!r} repeats another output")
-            made[node] = _node_name(out_name)
-        self.builder.rename(made)
+            made[node], labels[node] = _node_name(out_name), out_name
+        rename_outputs(self.builder, made, "ONNX name", labels)
         names = list(made.values())
         return self.builder.build(names, loss=loss, dtype=self.dtype,
                                   name=name or self.graph.name or "onnx", seed=seed)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelImportError
+from ._arguments import check_arguments
 from ._builder import Builder
 
 __all__ = ["ACTIVATIONS", "from_sklearn"]
@@ -55,8 +56,10 @@ def from_sklearn(estimator, *, loss=None, name: str | None = None, seed: int | N
     ------
     ModelImportError
         For an estimator of another type, one not fitted, or an activation
-        graphnet does not have.
+        graphnet does not have; naming the argument for a wrong ``loss``,
+        ``name`` or ``seed``.
     """
+    check_arguments("from_sklearn", loss=loss, name=name, seed=seed)
     kind = type(estimator).__name__
     if kind not in ("MLPClassifier", "MLPRegressor") or not type(estimator).__module__.startswith("sklearn."):
         raise ModelImportError(

@@ -40,8 +40,8 @@ from __future__ import annotations
 import logging
 
 
-from .._validation import check_bool
 from ..errors import ModelImportError
+from ._arguments import check_arguments
 from ._builder import Builder
 from ._guards import require
 from ._torch_graph import Converter
@@ -87,9 +87,12 @@ def from_torch(module, *, loss=None, dtype: str | None = None, name: str | None 
     Raises
     ------
     ModelImportError
-        Naming the module or call and its type when it cannot be represented.
+        Naming the module or call and its type when it cannot be represented;
+        naming the argument, before the module is traced, for a wrong
+        ``loss``, ``dtype``, ``name``, ``input_name``, ``seed`` or ``check``.
     """
-    check_bool(check, "from_torch: check")
+    check_arguments("from_torch", loss=loss, dtype=dtype, name=name, input_name=input_name, seed=seed,
+                    check=check)
     torch = require("torch", "from_torch")
     nn = torch.nn
     if not isinstance(module, nn.Module):
