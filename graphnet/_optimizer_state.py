@@ -160,11 +160,12 @@ class Optimizer:
         self._born = {key: self._born.get(key, 0) if key in kept
                       else self.iterations - (given[key].steps if key in given else 0) for key, _ in layout}
         self._born = {key: born for key, born in self._born.items() if born}
+        moved = [(key, start, n) for key, (start, n) in offsets(layout).items() if key in kept or key in given]
         new_slots = {}
         for slot in self.slot_names:
             new = xp.zeros(size, dtype=dtype)
             old = self.slots.get(slot)
-            for key, (start, n) in offsets(layout).items():
+            for key, start, n in moved:
                 if key in kept and old is not None:
                     o = old_offsets[key][0]
                     new[start : start + n] = old[o : o + n]
@@ -416,7 +417,7 @@ class Optimizer:
             )
         if self._lineage != graph.lineage or self._tokens is None:
             self._tokens = self.held_for(graph) if self._layout is not None else None
-            if self._lineage != graph.lineage:
+            if self._lineage != graph.lineage and self._held.entries:
                 self._held.retoken(graph.parameter_tokens())
             self._lineage = graph.lineage
         self._owner = weakref.ref(graph)

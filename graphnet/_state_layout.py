@@ -82,7 +82,7 @@ class HeldState:
         ``steps(key)`` is how many updates a parameter's state has seen;
         ``host_copy`` copies a slice of a slot to the host.
         """
-        if tokens is not None:
+        if tokens is not None and leaving:
             for (key, n), token, (start, _) in zip(layout, tokens, offsets(layout).values()):
                 if key in leaving and token is not None and frozen.get(token) == (key, n):
                     part = {name: host_copy(value[start : start + n]) for name, value in slots.items()}
@@ -92,7 +92,7 @@ class HeldState:
     def give(self, layout: Layout, tokens, joining: set[str]) -> dict[str, Held]:
         """The held state of the entries of ``layout`` whose keys are
         ``joining``, for the parameters it was held for, taken out of the store."""
-        if tokens is None:
+        if tokens is None or not self.entries:
             return {}
         given = {}
         for (key, n), token in zip(layout, tokens):
