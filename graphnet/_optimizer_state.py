@@ -160,7 +160,8 @@ class Optimizer:
         self._born = {key: self._born.get(key, 0) if key in kept
                       else self.iterations - (given[key].steps if key in given else 0) for key, _ in layout}
         self._born = {key: born for key, born in self._born.items() if born}
-        moved = [(key, start, n) for key, (start, n) in offsets(layout).items() if key in kept or key in given]
+        moved = ([(key, start, n) for key, (start, n) in offsets(layout).items() if key in kept or key in given]
+                 if kept or given else [])
         new_slots = {}
         for slot in self.slot_names:
             new = xp.zeros(size, dtype=dtype)
