@@ -261,3 +261,20 @@ def test_non_finite_weights_in_a_file_change_nothing(tmp_path, data):
         target.load_weights(tmp_path / "nan.npz")
     for key, value in before.items():
         np.testing.assert_array_equal(target.get_weights()[key], value)
+
+
+def test_a_fit_from_a_later_initial_epoch_killed_at_once_resumes_at_that_epoch(tmp_path, data):
+    """The starting state's backup is named epoch 0 whatever the first epoch
+    is: restored, it leaves the start to initial_epoch, so the restart runs
+    epochs 2 and 3 as the uninterrupted fit does, not 0 to 3."""
+    x, y = data
+    whole = build_regression(dtype="float64")
+    whole.fit(x, y, epochs=4, initial_epoch=2, batch_size=16, verbose=0)
+    g = build_regression(dtype="float64")
+    backup = gn.callbacks.BackupAndRestore(tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        g.fit(x, y, epochs=4, initial_epoch=2, batch_size=16, verbose=0, callbacks=[backup, KillInEpoch(2)])
+    history = g.fit(x, y, epochs=4, initial_epoch=2, batch_size=16, verbose=0, callbacks=[backup])
+    assert history.epoch == [2, 3]
+    for key, value in whole.get_weights().items():
+        assert g.get_weights()[key].tobytes() == value.tobytes(), key

@@ -111,8 +111,8 @@ class BackupAndRestore(Callback):
     ``fit`` the newest backup, if any, is loaded and training resumes from
     its epoch; with none, the starting state is backed up as
     ``epoch-000000.weights.gnet``, so a fit killed in its first epoch and
-    started again on the same graph starts over from it, not from the
-    half-trained weights. The state of other callbacks (EarlyStopping's patience,
+    started again on the same graph starts over from it (at its
+    ``initial_epoch``), not from the half-trained weights. The state of other callbacks (EarlyStopping's patience,
     ReduceLROnPlateau's counters) is not backed up, as in Keras; the
     ``History`` returned holds the epochs run after the restart.
 
@@ -150,8 +150,11 @@ class BackupAndRestore(Callback):
         if found:
             epochs, path = found[-1]
             self.graph.load_weights(path)
-            self._resume = epochs
-            say(self, f"resuming after epoch {epochs} from the backup {path}")
+            if epochs:
+                self._resume = epochs
+                say(self, f"resuming after epoch {epochs} from the backup {path}")
+            else:  # the starting state: the fit starts over from it, at its initial_epoch
+                say(self, f"starting over from the backup of the starting state {path}")
         else:  # the starting state: a fit killed in its first epoch restarts from it, not from half an epoch
             self._write(0)
 
