@@ -205,12 +205,15 @@ class Vocabulary:
 
 
 def _keys(values: np.ndarray, text: bool, where: str) -> np.ndarray:
-    """Present (non-missing) values as the vocabulary's key type."""
+    """Present (non-missing) values as the vocabulary's key type (none for
+    an all-missing column, whatever its dtype: every row has code 0)."""
     if text:
+        if not len(values):
+            return np.zeros(0, str)
         if values.dtype.kind == "U":
             return values
         if values.dtype.kind == "O" and all(isinstance(v, str) for v in values):
-            return values.astype(str) if len(values) else np.zeros(0, str)
+            return values.astype(str)
         bad = next((v for v in values if not isinstance(v, str)), None) if values.dtype.kind == "O" else values[0]
         raise ShapeError(f"{where} has string categories but holds {type(bad).__name__} values such as "
                          f"{shown(bad)}; give the column as text, or categories of that type")

@@ -291,6 +291,28 @@ def test_pandas_na_is_missing_like_none(rng):
         g.train_step(with_none, targets)
 
 
+def test_an_all_nan_column_against_string_categories_is_all_unknown():
+    # read_csv gives an empty text column as float NaN: every row has code 0, as for None
+    g = gn.Graph(seed=0)
+    g.add_input("city", categories=["Lyon", "Oslo"])
+    g.add_output("y", 1)
+    g.connect("city", "y")
+    expected = g.predict(pd.DataFrame({"city": [None, None]}))
+    nan = pd.DataFrame({"city": [np.nan, np.nan]})
+    np.testing.assert_array_equal(g.predict(nan), expected)
+    np.testing.assert_array_equal(g.predict({"city": np.array([np.nan, np.nan])}), expected)
+    assert np.isfinite(g.evaluate(nan, np.zeros((2, 1)))["loss"])
+    g.statistics(nan)
+    batches = iter([(nan, np.zeros((2, 1)))] * 2)
+    g.fit(batches, epochs=1, steps_per_epoch=2, verbose=0)
+    labelled = gn.Graph(seed=0)
+    labelled.add_input("x", 1)
+    labelled.add_output("y", 2, activation="softmax", loss="categorical_crossentropy", classes=["p", "q"])
+    labelled.connect("x", "y")
+    with pytest.raises(gn.ShapeError, match="not among its classes"):  # a missing target is refused, by name
+        labelled.evaluate(np.zeros((2, 1)), {"y": np.array([np.nan, np.nan])})
+
+
 def test_a_column_name_twice_is_a_shape_error_naming_it():
     g = gn.Graph()
     g.add_input("a")
