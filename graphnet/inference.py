@@ -292,9 +292,9 @@ class Tally:
             for _, metric in bound:
                 if deferred and not metric.device_arrays:  # host copies, made once per batch
                     host = host or (self.backend.to_host(y), self.backend.to_host(a))
-                    metric.update_state(*host)
+                    metric.update_unchecked(*host)
                 else:
-                    metric.update_state(y, a)
+                    metric.update_unchecked(y, a)
 
     def state(self) -> tuple:
         """``(rows, {output: (Σ w·L, Σ w)}, sums, {key: Metric})``: what
