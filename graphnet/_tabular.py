@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._text import preview, shown
-from ._validation import is_int
+from ._validation import check_bool, is_int
 from .errors import GraphError, ShapeError
 
 __all__ = [
@@ -309,9 +309,7 @@ class InputSettings:
         size = int(size) if is_int(size) else size  # a numpy integer is stored (and saved) as Python's
         self.columns = check_columns(columns, where)
         self.categories = check_categories(categories, where)
-        if not isinstance(normalize, (bool, np.bool_)):
-            raise GraphError(f"{where}: normalize must be True or False, got {shown(normalize)}")
-        self.normalize = bool(normalize)
+        self.normalize = check_bool(normalize, f"{where}: normalize")
         self.missing = check_missing(missing, where)
         if self.categories is not None:
             if self.normalize or self.missing != "error" or mean is not None or std is not None:
