@@ -279,7 +279,7 @@ def as_float_columns(raw, width: int, where: str, columns: tuple[str, ...] | Non
                 else:
                     raise _text_error(where, columns, j, value, i)
         return out
-    bad = array.reshape(-1)[0] if array.size else None
+    bad = array.reshape(-1)[0].item() if array.size else None  # a plain str in the message
     column = columns[0] if columns else None
     raise _text_error(where, columns, 0, bad, 0) if array.dtype.kind in "US" else ShapeError(
         f"{where}: expected numbers, got an array of dtype {array.dtype}"

@@ -239,6 +239,22 @@ def test_text_in_a_numeric_column_names_it(rng):
         tabular_graph().adapt(bad)
 
 
+def test_text_for_an_input_bound_to_its_own_column_names_that_column():
+    g = gn.Graph(seed=0)
+    g.add_input("a", normalize=True)
+    g.add_output("y", 1)
+    g.connect("a", "y")
+    message = r"input 'a': column 'a' is numeric but holds '1' \(row 0\)"
+    with pytest.raises(gn.ShapeError, match=message):
+        g.adapt(pd.DataFrame({"a": ["1", "x"]}))
+    g.adapt(pd.DataFrame({"a": [1.0, 2.0]}))
+    for data in (pd.DataFrame({"a": ["1", "x"]}), {"a": np.array(["1", "x"])}):
+        with pytest.raises(gn.ShapeError, match=message):
+            g.predict(data)
+        with pytest.raises(gn.ShapeError, match=message):
+            gn.interop.onnx_feed(g, data)
+
+
 def test_nan_with_missing_error_names_the_column_and_rows(rng):
     df = table(rng)
     g = tabular_graph(missing="error", normalize=True)

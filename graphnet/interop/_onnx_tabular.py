@@ -175,7 +175,7 @@ def onnx_feed(graph: Graph, data) -> dict[str, np.ndarray]:
         elif node.transforms:  # the raw columns: the model imputes and normalises them itself
             value = raw[name]
             value = _frames.values(value) if _frames.is_series(value) else value
-            columns = as_float_columns(value, node.width, f"input {name!r}", node.columns)
+            columns = as_float_columns(value, node.width, f"input {name!r}", node.data_columns)
             feed[name] = np.ascontiguousarray(columns, dtype=graph.dtype)
         else:
             feed[name] = np.asarray(graph.backend.to_host(value))
