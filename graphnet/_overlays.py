@@ -240,8 +240,9 @@ def legend(stats: Statistics, scale: EdgeScale, fills: tuple[str, ...]) -> str:
 
 
 # ------------------------------------------------------------ attributions
-def checked_attributions(graph: Graph, report) -> Attributions | None:
-    """``report`` when it is ``None`` or attributions of ``graph``'s nodes.
+def checked_attributions(graph: Graph, report, what: str = "to_dot") -> Attributions | None:
+    """``report`` when it is ``None`` or attributions of ``graph``'s nodes;
+    ``what`` begins the messages.
 
     Raises
     ------
@@ -252,12 +253,12 @@ def checked_attributions(graph: Graph, report) -> Attributions | None:
         return None
     if not isinstance(report, Attributions):
         raise RenderError(
-            f"to_dot: attributions must be what graph.attributions(x) returns, got {type(report).__name__}"
+            f"{what}: attributions must be what graph.attributions(x) returns, got {type(report).__name__}"
         )
     unknown = [n for n in [*report.values, report.output] if n not in graph.nodes]
     if unknown:
         raise RenderError(
-            f"to_dot: these attributions describe graph {report.graph!r}, whose nodes {unknown} "
+            f"{what}: these attributions describe graph {report.graph!r}, whose nodes {unknown} "
             f"are not in graph {graph.name!r}"
         )
     return report

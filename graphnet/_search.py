@@ -27,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 from ._cluster import client_or_default
+from ._text import shown
 from ._validation import check_int, check_number
 from .errors import GraphError
 from .graph import Graph
@@ -184,6 +185,9 @@ def search(build: Callable, x, y, *, objective: str | Callable | None = None, st
     optuna = _optuna()
     if not callable(build) or isinstance(build, Graph):  # a Graph is callable: it predicts
         raise GraphError(f"gn.distributed.search: build must be a function of the trial, got {type(build).__name__}")
+    if study is not None and not isinstance(study, optuna.Study):
+        raise GraphError(f"gn.distributed.search: study must be an optuna.Study (or None: a new one), "
+                         f"got {type(study).__name__} {shown(study)}")
     n_trials = check_int(n_trials, "gn.distributed.search: n_trials")
     seed = None if seed is None else check_int(seed, "gn.distributed.search: seed", low=0)
     if timeout is not None:

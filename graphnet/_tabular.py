@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._text import preview, shown
-from ._validation import is_int
+from ._validation import check_bool, is_int
 from .errors import GraphError, ShapeError
 
 __all__ = [
@@ -205,12 +205,15 @@ class Vocabulary:
 
 
 def _keys(values: np.ndarray, text: bool, where: str) -> np.ndarray:
-    """Present (non-missing) values as the vocabulary's key type."""
+    """Present (non-missing) values as the vocabulary's key type (none for
+    an all-missing column, whatever its dtype: every row has code 0)."""
     if text:
+        if not len(values):
+            return np.zeros(0, str)
         if values.dtype.kind == "U":
             return values
         if values.dtype.kind == "O" and all(isinstance(v, str) for v in values):
-            return values.astype(str) if len(values) else np.zeros(0, str)
+            return values.astype(str)
         bad = next((v for v in values if not isinstance(v, str)), None) if values.dtype.kind == "O" else values[0]
         raise ShapeError(f"{where} has string categories but holds {type(bad).__name__} values such as "
                          f"{shown(bad)}; give the column as text, or categories of that type")
@@ -276,7 +279,7 @@ def as_float_columns(raw, width: int, where: str, columns: tuple[str, ...] | Non
                 else:
                     raise _text_error(where, columns, j, value, i)
         return out
-    bad = array.reshape(-1)[0] if array.size else None
+    bad = array.reshape(-1)[0].item() if array.size else None  # a plain str in the message
     column = columns[0] if columns else None
     raise _text_error(where, columns, 0, bad, 0) if array.dtype.kind in "US" else ShapeError(
         f"{where}: expected numbers, got an array of dtype {array.dtype}"
@@ -306,9 +309,7 @@ class InputSettings:
         size = int(size) if is_int(size) else size  # a numpy integer is stored (and saved) as Python's
         self.columns = check_columns(columns, where)
         self.categories = check_categories(categories, where)
-        if not isinstance(normalize, (bool, np.bool_)):
-            raise GraphError(f"{where}: normalize must be True or False, got {shown(normalize)}")
-        self.normalize = bool(normalize)
+        self.normalize = check_bool(normalize, f"{where}: normalize")
         self.missing = check_missing(missing, where)
         if self.categories is not None:
             if self.normalize or self.missing != "error" or mean is not None or std is not None:

@@ -93,7 +93,7 @@ def transform_input(node: Input, raw, dtype: np.dtype) -> np.ndarray:
     where = f"input {node.name!r}"
     if node.categorical:
         return _codes(node, raw, where)
-    x = _tabular.as_float_columns(raw, node.width, where, node.columns)
+    x = _tabular.as_float_columns(raw, node.width, where, node.data_columns)
     nan = np.isnan(x)
     found = nan.any()
     if found or not np.isfinite(x).all():

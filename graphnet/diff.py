@@ -34,7 +34,7 @@ import numpy as np
 from . import render_diff
 from .errors import GraphError
 from .nodes import DenseNode, Output
-from ._validation import check_bool
+from ._validation import check_bool, check_int
 from .render_diff import percent, shown
 from .saving import load
 from .summary import describe_activation
@@ -42,11 +42,13 @@ from .summary import describe_activation
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["ParameterChange", "GraphDiff", "diff"]
+__all__ = ["ParameterChange", "GraphDiff", "diff", "MIN_WIDTH"]
 
 logger = logging.getLogger(__name__)
 
 _MARKS = {"added": "+", "removed": "-", "changed": "~"}
+#: The narrowest text: the parameter table's four columns and a key column of 8.
+MIN_WIDTH = 50
 
 
 @dataclass(frozen=True)
@@ -159,8 +161,15 @@ class GraphDiff:
 
     # ------------------------------------------------------------- text
     def text(self, width: int = 80) -> str:
-        """The report as text of at most ``width`` columns (80 by default)."""
-        width = max(int(width), 40)
+        """The report as text of at most ``width`` columns (80 by default).
+
+        Raises
+        ------
+        GraphError
+            For a ``width`` that is not an integer of at least
+            :data:`MIN_WIDTH` (the columns of the parameter table).
+        """
+        width = check_int(width, "GraphDiff.text: width", MIN_WIDTH)
         lines = _wrap(f"a: {self.label_a} ({_size(self.a)})", width, "   ")
         lines += _wrap(f"b: {self.label_b} ({_size(self.b)})", width, "   ")
         lines += _wrap(self.counts(), width, "  ")

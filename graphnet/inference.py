@@ -20,7 +20,7 @@ from . import metrics as metrics_module
 from ._compiled_forward import SMALL_ROWS
 from ._lazy import lazy_handler
 from ._locks import read_optimistically
-from ._validation import as_dtype, check_finite, check_int
+from ._validation import as_dtype, check_bool, check_finite, check_int
 from ._data import (
     as_inputs,
     as_targets,
@@ -106,8 +106,8 @@ def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = Fa
     >>> features["h"].shape
     (2, 4)
     """
-    if as_device is not False and not isinstance(as_device, (bool, np.bool_)):
-        raise GraphError(f"predict: as_device must be True or False, got {as_device!r}")
+    if as_device is not False:
+        as_device = check_bool(as_device, "predict: as_device")
     if batch_size is not None:  # checked on every path: a call of a few rows may never chunk
         batch_size = check_int(batch_size, "predict: batch_size")
     names = None if outputs is None else _read_names(graph, outputs)
@@ -292,9 +292,9 @@ class Tally:
             for _, metric in bound:
                 if deferred and not metric.device_arrays:  # host copies, made once per batch
                     host = host or (self.backend.to_host(y), self.backend.to_host(a))
-                    metric.update_state(*host)
+                    metric.update_unchecked(*host)
                 else:
-                    metric.update_state(y, a)
+                    metric.update_unchecked(y, a)
 
     def state(self) -> tuple:
         """``(rows, {output: (Σ w·L, Σ w)}, sums, {key: Metric})``: what

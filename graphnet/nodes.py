@@ -135,6 +135,13 @@ class Input(Node):
         return self.columns or ((self.name,) if self.size == 1 else None)
 
     @property
+    def data_columns(self) -> tuple[str, ...] | None:
+        """What the columns of its data as given are called in messages: the
+        columns it reads, or its own name (the frame column it is bound to)
+        when it reads one; None otherwise."""
+        return self.columns or ((self.name,) if self.width == 1 else None)
+
+    @property
     def mean(self) -> np.ndarray | None:
         """Adapted per-column means (float64), or None."""
         return None if self._settings.mean is None else self._settings.mean.copy()

@@ -121,8 +121,9 @@ class Adam(Optimizer):
     With the compiled kernels (:mod:`graphnet._kernels`) the step is one
     pass, and from :data:`IN_PLACE_FROM` parameters on a checked step keeps
     no second copy of the moments: the first pass writes only the step, the
-    second, at commit, the moments in place. ``beta_1``, ``beta_2`` and
-    ``epsilon`` are Keras's names for ``beta1``, ``beta2`` and ``eps``.
+    second, at commit, the moments in place. ``beta1`` (0.9 when not
+    given), ``beta2`` (0.999) and ``eps`` (1e-8) may be given by Keras's
+    names ``beta_1``, ``beta_2`` and ``epsilon``, but not by both names.
     """
 
     name = "adam"
@@ -130,8 +131,9 @@ class Adam(Optimizer):
     nonnegative_slots = ("v",)
     counts_steps = True
 
-    def __init__(self, lr: float | None = None, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
-                 clipnorm: float | None = None, *, learning_rate=None, beta_1=None, beta_2=None, epsilon=None):
+    def __init__(self, lr: float | None = None, beta1: float | None = None, beta2: float | None = None,
+                 eps: float | None = None, clipnorm: float | None = None, *, learning_rate=None, beta_1=None,
+                 beta_2=None, epsilon=None):
         super().__init__(lr, clipnorm, learning_rate, default=1e-3)
         self.beta1 = fraction("beta1", _either(self, "beta1", beta1, 0.9, "beta_1", beta_1), self)
         self.beta2 = fraction("beta2", _either(self, "beta2", beta2, 0.999, "beta_2", beta_2), self)
@@ -188,9 +190,9 @@ class AdamW(Adam):
 
     name = "adamw"
 
-    def __init__(self, lr: float | None = None, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
-                 weight_decay: float = 0.01, clipnorm: float | None = None, *, learning_rate=None,
-                 beta_1=None, beta_2=None, epsilon=None):
+    def __init__(self, lr: float | None = None, beta1: float | None = None, beta2: float | None = None,
+                 eps: float | None = None, weight_decay: float = 0.01, clipnorm: float | None = None, *,
+                 learning_rate=None, beta_1=None, beta_2=None, epsilon=None):
         super().__init__(lr, beta1, beta2, eps, clipnorm, learning_rate=learning_rate, beta_1=beta_1,
                          beta_2=beta_2, epsilon=epsilon)
         self.weight_decay = check_number(weight_decay, f"{self.name}: weight_decay", 0.0,
@@ -215,12 +217,14 @@ class AdamW(Adam):
 
 
 def _either(opt: Optimizer, name: str, value, default, keras_name: str, keras_value):
-    """A hyperparameter given by graphnet's name or Keras's (not both, unless equal)."""
-    if keras_value is None:
-        return value
-    if value != default and value != keras_value:
-        raise GraphError(f"{opt.name}: pass {name} or {keras_name} (the same thing), not both")
-    return keras_value
+    """A hyperparameter given by graphnet's name or Keras's (not both, whatever
+    their values), ``default`` when by neither."""
+    if value is not None and keras_value is not None:
+        raise GraphError(f"{opt.name}: pass {name} or {keras_name} (the same thing), not both; got "
+                         f"{name}={value!r} and {keras_name}={keras_value!r}")
+    if value is None:
+        return default if keras_value is None else keras_value
+    return value
 
 
 #: Every optimizer by the name users pass as ``optimizer=``.

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ._validation import check_path
+from ._validation import check_int, check_path
 from .errors import GraphError
 
 __all__ = ["plot_history", "panels"]
@@ -89,7 +89,7 @@ def plot_history(history, path: str | os.PathLike | None = None, *, title: str |
     title : str, optional
         Above the panels.
     dpi : int
-        For raster files.
+        For raster files: a positive integer.
 
     Returns
     -------
@@ -101,11 +101,12 @@ def plot_history(history, path: str | os.PathLike | None = None, *, title: str |
         When matplotlib is not installed (the message says how to install it).
     GraphError
         For a history with nothing to plot, a path that is not a str or
-        os.PathLike, a folder that does not exist, or a file suffix
-        matplotlib cannot write.
+        os.PathLike, a folder that does not exist, a file suffix
+        matplotlib cannot write, or a ``dpi`` that is not a positive integer.
     """
     if path is not None:
         path = Path(check_path(path, "plot_history: path", "the figure file to write"))
+    dpi = check_int(dpi, "plot_history: dpi")
     groups = panels(history)
     require_matplotlib()
     count = len(groups)

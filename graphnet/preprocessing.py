@@ -151,7 +151,7 @@ def _learn(graph: Graph, x, y, inputs: list[str], outputs: list[str], rows):
                     vocabulary = vocabularies[name] = _tabular.learn(column, where)
                     _check_resizable(graph, name, len(vocabulary) + 1)
                 continue
-            statistics[name] = _statistics(_tabular.as_float_columns(raw, node.width, where, node.columns),
+            statistics[name] = _statistics(_tabular.as_float_columns(raw, node.width, where, node.data_columns),
                                            node, where)
     if outputs:
         if y is None and _frames.is_frame(x):

@@ -38,7 +38,8 @@ import graphviz
 from . import _overlays as overlays
 from ._files import atomic_write
 from ._locks import read
-from ._validation import check_bool, check_path, is_int
+from ._render_options import RANKDIRS, checked_options
+from ._validation import check_path
 from .errors import RenderError
 from .nodes import DenseNode, Hidden, Output
 from .statistics import Statistics
@@ -52,6 +53,7 @@ __all__ = [
     "NodeStyle",
     "NODE_STYLES",
     "FORMATS",
+    "RANKDIRS",
     "INSTALL_HINT",
     "to_dot",
     "render",
@@ -96,8 +98,6 @@ NODE_STYLES: dict[str, NodeStyle] = {
 
 #: Output formats by file suffix; the value says whether ``dot`` must run.
 FORMATS: dict[str, bool] = {"svg": True, "png": True, "pdf": True, "dot": False, "gv": False}
-
-RANKDIRS = ("LR", "TB", "RL", "BT")
 
 #: Writers of pages that hold a diagram, by suffix, with :func:`render`'s
 #: signature: ``"html"``, registered by :mod:`graphnet.render_html`.
@@ -194,21 +194,6 @@ def _chain_label(graph, members: list[str], show_shapes: bool, show_activations:
     return "<" + "<br/>".join(lines) + ">"
 
 
-def _checked_stats(graph, stats) -> Statistics | None:
-    if stats is None:
-        return None
-    if not isinstance(stats, Statistics):
-        raise RenderError(
-            f"to_dot: stats must be what graph.statistics(x, y) returns, got {type(stats).__name__}"
-        )
-    if not any(name in graph.nodes for name in stats.nodes):
-        raise RenderError(
-            f"to_dot: these statistics describe graph {stats.graph!r}, whose nodes "
-            f"{list(stats.nodes)[:5]} are none of graph {graph.name!r}'s"
-        )
-    return stats
-
-
 @read
 def to_dot(
     graph,
@@ -260,14 +245,9 @@ def to_dot(
         For a bad ``rankdir``, flag (not True or False) or ``dpi``, or
         ``stats`` or ``attributions`` that do not describe this graph.
     """
-    if rankdir not in RANKDIRS:
-        raise RenderError(f"to_dot: rankdir must be one of {list(RANKDIRS)}, got {rankdir!r}")
-    if dpi is not None and not is_int(dpi, 1):
-        raise RenderError(f"to_dot: dpi must be a positive integer, got {dpi!r}")
-    for flag, value in (("show_shapes", show_shapes), ("show_activations", show_activations), ("collapse", collapse)):
-        check_bool(value, f"to_dot: {flag}", RenderError)
-    stats = _checked_stats(graph, stats)
-    attributions = overlays.checked_attributions(graph, attributions)
+    stats, attributions = checked_options(graph, "to_dot", rankdir=rankdir, show_shapes=show_shapes,
+                                          show_activations=show_activations, dpi=dpi, stats=stats,
+                                          collapse=collapse, attributions=attributions)
     order = graph.topological_order
     chains = overlays.chains(graph) if collapse else {}
     drawn_as = {member: first for first, members in chains.items() for member in members}

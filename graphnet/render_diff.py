@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING
 import graphviz
 
 from ._parameters import bias_key
-from ._validation import check_path, is_int
+from ._render_options import check_layout
+from ._validation import check_path
 from .errors import RenderError
 from .nodes import DenseNode
 from .render import (
     FONT,
     FORMATS,
     NODE_STYLES,
-    RANKDIRS,
     attribute_list,
     dot_id,
     node_label,
@@ -53,10 +53,7 @@ def to_dot(report: GraphDiff, rankdir: str = "LR", dpi: int | None = None) -> gr
     RenderError
         For an unknown ``rankdir`` or a ``dpi`` that is not a positive integer.
     """
-    if rankdir not in RANKDIRS:
-        raise RenderError(f"to_dot: rankdir must be one of {list(RANKDIRS)}, got {rankdir!r}")
-    if dpi is not None and not is_int(dpi, 1):
-        raise RenderError(f"to_dot: dpi must be a positive integer, got {dpi!r}")
+    check_layout(rankdir, dpi, "to_dot")
     a, b = report.a, report.b
     graph_attr = {"rankdir": rankdir, "nodesep": "0.3", "ranksep": "0.55", "fontname": FONT,
                   "bgcolor": "white", "pad": "0.2"}

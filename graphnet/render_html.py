@@ -39,7 +39,8 @@ from . import _overlays as overlays
 from .errors import RenderError
 from ._files import atomic_write
 from ._text import reason
-from ._validation import check_bool, check_path
+from ._render_options import checked_options
+from ._validation import check_path
 from .nodes import DenseNode, Hidden, Output
 from .render import PAGES, dot_id, pipe, to_dot
 from .summary import describe_activation
@@ -74,7 +75,8 @@ def render_html(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = 
         As for :func:`graphnet.render.to_dot`; statistics and attributions
         are in the diagram and in the details.
     dpi : int, optional
-        Ignored: the page is vector graphics.
+        Checked as by :func:`~graphnet.render.to_dot`, then ignored: the
+        page is vector graphics.
     collapse : bool
         Open on the collapsed layout (when the graph has chains to collapse).
 
@@ -88,7 +90,10 @@ def render_html(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = 
         For a bad option or path, a missing folder, or a missing or failing ``dot``.
     """
     path = Path(check_path(path, "render_html: path", "the .html file to write", RenderError))
-    collapse = check_bool(collapse, "render_html: collapse", RenderError)
+    stats, attributions = checked_options(graph, "render_html", rankdir=rankdir, show_shapes=show_shapes,
+                                          show_activations=show_activations, dpi=dpi, stats=stats,
+                                          collapse=collapse, attributions=attributions)
+    collapse = bool(collapse)
     if path.suffix.lower() != ".html":
         raise RenderError(f"render_html: {str(path)!r} must end in .html")
     if not path.parent.is_dir():

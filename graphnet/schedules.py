@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+import numpy as np
+
 from ._registry import lookup
 from ._validation import check_bool, check_int, check_number
 from .errors import GraphError
@@ -28,7 +30,8 @@ __all__ = [
 
 class LearningRateSchedule:
     """Base class: ``schedule(step) -> learning rate``; ``get_config()`` is
-    what model files store and :func:`get` rebuilds from."""
+    what model files store and :func:`get` rebuilds from. graphnet's
+    schedules refuse a ``step`` that is not an integer >= 0 (a GraphError)."""
 
     name: ClassVar[str] = ""
 
@@ -60,7 +63,7 @@ class ExponentialDecay(LearningRateSchedule):
         self.staircase = _flag("staircase", staircase, self)
 
     def __call__(self, step: int) -> float:
-        exponent = step / self.decay_steps
+        exponent = _step(step, self) / self.decay_steps
         if self.staircase:
             exponent = math.floor(exponent)
         return self.initial_learning_rate * self.decay_rate**exponent
@@ -93,6 +96,7 @@ class CosineDecay(LearningRateSchedule):
             raise GraphError(f"{self.name}: initial_learning_rate must be > 0 without a warm-up")
 
     def __call__(self, step: int) -> float:
+        step = _step(step, self)
         if self.warmup_target is None:
             peak = self.initial_learning_rate
         else:
@@ -118,9 +122,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
     name = "piecewise_constant_decay"
 
     def __init__(self, boundaries, values):
-        if not isinstance(boundaries, (list, tuple)) or not isinstance(values, (list, tuple)):
-            raise GraphError(f"{self.name}: boundaries and values must be lists, "
-                             f"got {type(boundaries).__name__} and {type(values).__name__}")
+        boundaries, values = _sequence("boundaries", boundaries, self), _sequence("values", values, self)
         if len(values) != len(boundaries) + 1:
             raise GraphError(f"{self.name}: needs one more value than boundaries, got "
                              f"{len(boundaries)} boundaries and {len(values)} values")
@@ -130,6 +132,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         self.values = [_rate(f"values[{i}]", v, self) for i, v in enumerate(values)]
 
     def __call__(self, step: int) -> float:
+        step = _step(step, self)
         for boundary, value in zip(self.boundaries, self.values):
             if step <= boundary:
                 return value
@@ -146,6 +149,20 @@ def _rate(what: str, value, schedule: LearningRateSchedule) -> float:
 
 def _flag(what: str, value, schedule: LearningRateSchedule) -> bool:
     return check_bool(value, f"{schedule.name}: {what}")
+
+
+def _step(step, schedule: LearningRateSchedule) -> int:
+    return check_int(step, f"{schedule.name}: step", low=0)
+
+
+def _sequence(what: str, value, schedule: LearningRateSchedule) -> list:
+    """A list, a tuple or a 1-D numpy array, as a list of its items."""
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        return list(value)
+    if not isinstance(value, (list, tuple)):
+        raise GraphError(f"{schedule.name}: {what} must be a list, a tuple or a 1-D array, got "
+                         f"{type(value).__name__}" + (f" of shape {value.shape}" if isinstance(value, np.ndarray) else ""))
+    return list(value)
 
 
 #: Every schedule by its config name.

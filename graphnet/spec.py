@@ -28,17 +28,19 @@ calls give a new output (it must agree with the output node's own loss).
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from . import _protocols, losses
 from ._locks import read
 from ._registry import custom_objects as custom_scope
+from ._tabular import check_categories, check_columns
 from ._text import clip, preview, shown
 from ._topology import is_chain, refuse_cycles
-from ._validation import is_int
+from ._validation import is_int, is_number
 from ._version import __version__
 from .errors import GraphError
 from .layers import Dense
@@ -164,7 +166,8 @@ def from_dict(cls: type[Network] | None, data: Mapping[str, Any],
     _expect(seed is None or is_int(seed, 0),
             "spec.seed", "null or an integer >= 0", seed)
     sequential = data.get("sequential", False)
-    _expect(isinstance(sequential, bool), "spec.sequential", "true or false", sequential)
+    _expect(isinstance(sequential, (bool, np.bool_)), "spec.sequential", "true or false", sequential)
+    sequential = bool(sequential)
     if data.get("loss") is not None:
         _expect(sequential, "spec.loss", "no top-level loss unless sequential is true "
                 "(give each output node its own loss)", data["loss"])
@@ -302,24 +305,29 @@ def _node(config, i: int) -> dict[str, Any]:
     _fields(config, _NODE_FIELDS[kind], where)
     name = config.get("name")
     _expect(isinstance(name, str) and name != "", f"{where}.name", "a non-empty string", name)
+    config = dict(config)
+    if kind == "input":  # an input's size follows from these: a bad one is named before a missing size
+        check_columns(config.get("columns"), where)
+        check_categories(config.get("categories"), where)
     size = config.get("size")
     _expect(is_int(size, 1, _MAX_SIZE + 1),
             f"{where}.size", "a positive integer (at most 2**40)", size)
     for flag in ("trainable",):
         if flag in config:
-            _expect(isinstance(config[flag], bool), f"{where}.{flag}", "true or false", config[flag])
+            _expect(isinstance(config[flag], (bool, np.bool_)), f"{where}.{flag}", "true or false", config[flag])
+            config[flag] = bool(config[flag])
     for number in ("dropout", "loss_weight"):
         if number in config:
             value = config[number]
-            _expect(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-                    f"{where}.{number}", "a finite number", value)
+            _expect(is_number(value), f"{where}.{number}", "a finite number", value)
+            config[number] = value.item() if isinstance(value, np.generic) else value  # numpy's: saved as JSON
     for named in ("activation", "loss", "bias_regularizer"):
         if named in config:
             value = config[named]
             _expect(isinstance(value, (str, Mapping)), f"{where}.{named}", "a name or a mapping", value)
             if isinstance(value, Mapping):
                 _parameters(value, f"{where}.{named}")
-    return dict(config)
+    return config
 
 
 def _parameters(config: Mapping, where: str) -> None:
@@ -353,7 +361,9 @@ def _synapse(entry, i: int) -> dict[str, Any]:
     init = entry.get("init")
     _expect(init is None or isinstance(init, str), f"{where}.init", "an initializer name", init)
     trainable = entry.get("trainable")  # absent: as its destination node
-    _expect(trainable is None or isinstance(trainable, bool), f"{where}.trainable", "true or false", trainable)
+    _expect(trainable is None or isinstance(trainable, (bool, np.bool_)), f"{where}.trainable", "true or false",
+            trainable)
+    trainable = None if trainable is None else bool(trainable)
     regularizer = entry.get("regularizer")
     if regularizer is not None:
         _expect(isinstance(regularizer, (str, Mapping)), f"{where}.regularizer", "a name or a mapping", regularizer)

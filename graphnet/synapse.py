@@ -11,6 +11,7 @@ from . import _protocols, initializers, regularizers
 from .errors import GraphError
 from ._member import Member, checked_values, read_only
 from ._parameters import WEIGHT, ParameterRecord, new_token, weight_key
+from ._validation import check_bool
 
 __all__ = ["Synapse", "init_values"]
 
@@ -91,9 +92,7 @@ class Synapse(Member):
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
-        if not isinstance(value, (bool, np.bool_)):
-            raise GraphError(f"synapse {self.src!r} -> {self.dst!r}: trainable must be True or False, "
-                             f"got {value!r}")
+        value = check_bool(value, f"synapse {self.src!r} -> {self.dst!r}: trainable")
         with self._editing():
             self._trainable = bool(value)
             self._changed()

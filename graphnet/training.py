@@ -21,7 +21,7 @@ from ._data import Batches, as_inputs, as_targets, as_weights, common_rows, hold
 from ._generators import BatchSource, is_batch_source
 from ._locks import edit
 from ._progress import Progress
-from ._validation import check_int, check_number
+from ._validation import check_bool, check_int, check_number
 from .callbacks import Callback, History, check_hooks
 from .errors import GraphError, NotFoundError, ShapeError
 from .inference import DEFAULT_CHUNK, Tally, evaluate_arrays, read_scalars, tally_arrays
@@ -120,8 +120,7 @@ def check_fit_arguments(where: str, epochs, batch_size, verbose, shuffle, valida
     batch_size = check_int(batch_size, f"{where}: batch_size")
     if verbose not in (0, 1, 2) or isinstance(verbose, float):
         raise GraphError(f"{where}: verbose must be 0, 1 or 2, got {verbose!r}")
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise GraphError(f"{where}: shuffle must be True or False, got {shuffle!r}")
+    check_bool(shuffle, f"{where}: shuffle")
     validation_split = check_number(validation_split, f"{where}: validation_split", 0.0, 1.0,
                                     high_open=True, expected="in [0, 1)")
     if validation_data is not None and validation_split:

@@ -315,6 +315,24 @@ def test_learning_rate_scheduler_and_lambda_callback(data):
         gn.callbacks.LambdaCallback(on_epoch_finish=print)
 
 
+@pytest.mark.parametrize("schedule", [lambda a, b, c: 0.1, lambda: 0.1, lambda *, epoch: 0.1])
+def test_a_schedule_that_cannot_take_the_epoch_is_refused_when_made(schedule):
+    with pytest.raises(GraphError, match=r"LearningRateScheduler: schedule is called as schedule\(epoch, lr\) or "
+                                         r"schedule\(epoch\), but .*<lambda> takes \("):
+        gn.callbacks.LearningRateScheduler(schedule)
+
+
+def test_a_schedule_is_called_with_the_rate_when_it_can_take_it(data):
+    x, y = data
+    calls = []
+    for schedule in (lambda epoch, lr=None: calls.append(lr) or 0.1, lambda *args: calls.append(args) or 0.1,
+                     lambda epoch, *, scale=1.0: calls.append(epoch) or 0.1):
+        g = build_regression()
+        g.optimizer = gn.optimizers.SGD(lr=0.5)
+        g.fit(x, y, epochs=1, verbose=0, callbacks=[gn.callbacks.LearningRateScheduler(schedule)])
+    assert calls == [0.5, (0, 0.5), 0]
+
+
 def test_early_stopping_baseline_warm_up_and_its_lines(data, capsys):
     x, y = data
     g = build_regression()

@@ -11,7 +11,7 @@ import pytest
 from conftest import build_dag, dag_data
 
 import graphnet as gn
-from graphnet.diff import ParameterChange
+from graphnet.diff import MIN_WIDTH, ParameterChange
 from graphnet.render_diff import ADDED, REMOVED
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed")
@@ -135,6 +135,15 @@ def test_text_fits_80_columns_with_long_names():
     assert all(len(line) <= 80 for line in text.splitlines()), text
     assert text.count("+ ") >= 3 and "~ h3" in text and long[:40] in text
     assert all(len(line) <= 60 for line in report.text(width=60).splitlines())
+
+
+def test_text_width_is_an_integer_of_at_least_the_table_s_columns():
+    long = "a_hidden_node_with_a_name_much_longer_than_any_column_would_ever_hold_comfortably"
+    g, h, report = edited(lambda h: (h.insert("h1", "h2", long), h.widen("h3", 7)))
+    assert all(len(line) <= MIN_WIDTH for line in report.text(MIN_WIDTH).splitlines())
+    for width in (10, -1, 49, "80", 80.0, True, None):
+        with pytest.raises(gn.GraphError, match=r"GraphDiff.text: width must be an integer >= 50, got"):
+            report.text(width)
 
 
 def test_text_fits_80_columns_with_wide_reshapes():

@@ -361,3 +361,32 @@ def test_unusable_metrics_are_refused_before_anything_trains(rng):
     for key, value in g.get_weights().items():
         assert np.array_equal(value, before[key]), key
     assert g.evaluate(x, y, metrics=[lambda y_true, y_pred, *rest: 0.5])["metric"] == 0.5
+
+
+BAD_BATCHES = {
+    "rows differ": (np.zeros((3, 1)), np.zeros((4, 1)), r"y_true has 3 rows but y_pred 4"),
+    "text targets": (np.array([["a"], ["b"]]), np.zeros((2, 1)), r"y_true must be an array of numbers.*<U1"),
+    "None targets": (None, np.zeros((2, 1)), r"y_true must be an array of numbers.*NoneType"),
+    "None predictions": (np.zeros((2, 1)), None, r"y_pred must be an array of numbers.*NoneType"),
+    "columns differ": (np.zeros((2, 3)), np.zeros((2, 2)), r"y_true has 3 columns but y_pred 2"),
+    "three dimensions": (np.zeros((2, 1, 1)), np.zeros((2, 1)), r"y_true must be .* shape \(2, 1, 1\)"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_BATCHES))
+@pytest.mark.parametrize("make", [metrics.MeanSquaredError, metrics.Accuracy,
+                                  lambda: metrics.FunctionMetric(lambda t, p: 0.0, name="zero")])
+def test_a_metric_on_its_own_checks_its_batch_and_names_itself(case, make):
+    metric = make()
+    y_true, y_pred, message = BAD_BATCHES[case]
+    with pytest.raises(gn.ShapeError, match=rf"metric {metric.name!r}: {message}"):
+        metric.update_state(y_true, y_pred)
+    assert metric.state() == make().state()  # nothing counted
+
+
+def test_a_metric_on_its_own_takes_lists_and_labels():
+    mse = metrics.MeanSquaredError()
+    mse.update_state([[1.0], [2.0]], [[1.0], [3.0]])
+    accuracy = metrics.Accuracy()
+    accuracy.update_state(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]))
+    assert mse.result() == 0.5 and accuracy.result() == 1.0

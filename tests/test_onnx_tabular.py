@@ -107,3 +107,53 @@ def test_an_input_never_adapted_is_refused_as_by_predict():
     g = category_graph("adapt")
     with pytest.raises(gn.GraphError, match="adapt"):
         onnx_feed(g, pd.DataFrame({"c": ["a"]}))
+
+
+def mixed_graph():
+    g = gn.Graph(seed=0)
+    g.add_input("x", 3)
+    g.add_input("c", categories=["Lyon", "Oslo"])
+    g.add_input("n", columns=["age", "income"], missing="mean")
+    g.add_output("y", 1)
+    g.connect(["x", "c", "n"], "y")
+    g.adapt({"x": np.zeros((2, 3)), "c": np.array(["Lyon", "Oslo"]), "n": np.array([[1.0, 2.0], [3.0, 5.0]])})
+    return g
+
+
+BAD_FEEDS = {
+    "a wrong feature count": ({"x": np.zeros((2, 5))}, gn.ShapeError),
+    "None for an input": ({"x": None}, gn.ShapeError),
+    "text in a plain input": ({"x": np.array([["a", "b", "c"]] * 2)}, gn.ShapeError),
+    "text in a numeric column": ({"n": np.array([["1", "x"]] * 2, dtype=object)}, gn.ShapeError),
+    "NaN in a plain input": ({"x": np.full((2, 3), np.nan)}, gn.ShapeError),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FEEDS))
+def test_the_data_is_checked_as_predict_checks_it(case):
+    g = mixed_graph()
+    good = {"x": np.zeros((2, 3)), "c": np.array(["Lyon", None], dtype=object),
+            "n": np.array([[1.0, np.nan], [3.0, 4.0]])}
+    change, error = BAD_FEEDS[case]
+    data = {**good, **change}
+    with pytest.raises(error) as predicted:
+        g.predict(data)
+    with pytest.raises(error) as fed:
+        onnx_feed(g, data)
+    assert str(fed.value) == str(predicted.value)
+
+
+def test_a_graph_that_is_not_one_is_named():
+    with pytest.raises(gn.GraphError, match="onnx_feed: graph must be a graphnet Graph, got NoneType"):
+        onnx_feed(None, np.zeros((2, 3)))
+
+
+def test_what_it_feeds_predicts_as_predict_an_empty_frame_too(tmp_path):
+    g = mixed_graph()
+    run, _ = session(g, tmp_path / "m.onnx")
+    data = {"x": np.ones((3, 3)), "c": np.array([None, "Oslo", "Rome"], dtype=object),
+            "n": np.array([[1.0, np.nan], [3.0, 4.0], [np.nan, 0.0]])}
+    np.testing.assert_allclose(run.run(None, onnx_feed(g, data))[0], g.predict(data), rtol=1e-5)
+    empty = {"x": np.zeros((0, 3)), "c": np.array([], dtype=object), "n": np.zeros((0, 2))}
+    shapes = {name: array.shape for name, array in onnx_feed(g, empty).items()}
+    assert shapes == {"x": (0, 3), "c": (0, 1), "n": (0, 2)} and g.predict(empty).shape == (0, 1)

@@ -201,9 +201,17 @@ def test_adam_takes_keras_names_for_its_hyperparameters():
     keras_style = gn.optimizers.Adam(learning_rate=0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-7)
     assert (keras_style.lr, keras_style.beta1, keras_style.beta2, keras_style.eps) == (0.01, 0.8, 0.99, 1e-7)
     assert gn.optimizers.AdamW(beta_1=0.5).beta1 == 0.5
-    assert gn.optimizers.Adam(beta1=0.5, beta_1=0.5).beta1 == 0.5  # the same value twice is fine
-    with pytest.raises(GraphError, match="pass beta1 or beta_1"):
-        gn.optimizers.Adam(beta1=0.5, beta_1=0.7)
+    pairs = [("lr", "learning_rate", 0.01), ("beta1", "beta_1", 0.9), ("beta2", "beta_2", 0.999),
+             ("eps", "epsilon", 1e-8)]
+    for cls in (gn.optimizers.Adam, gn.optimizers.AdamW):
+        for ours, theirs, value in pairs:  # both names, whatever the values (the default's too)
+            for other in (value, 0.5 * value):
+                with pytest.raises(GraphError, match=rf"pass {ours} or {theirs} \(the same thing\), not both"):
+                    cls(**{ours: value, theirs: other})
+    for cls in (gn.optimizers.SGD, gn.optimizers.Momentum, gn.optimizers.RMSprop):
+        with pytest.raises(GraphError, match="pass lr or learning_rate"):
+            cls(lr=0.01, learning_rate=0.01)
+    assert gn.optimizers.Adam().get_config() == gn.optimizers.Adam(0.001, 0.9, 0.999, 1e-8).get_config()
     with pytest.raises(GraphError, match="beta1 must be in"):
         gn.optimizers.Adam(beta_1=1.5)
 

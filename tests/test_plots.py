@@ -83,6 +83,13 @@ def test_a_missing_folder_or_an_unknown_suffix_is_refused(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("dpi", [0, -5, "x", 96.0, True, None])
+def test_a_bad_dpi_is_refused_before_any_work(tmp_path, dpi):
+    with pytest.raises(gn.GraphError, match=r"plot_history: dpi must be a positive integer, got"):
+        gn.plot_history({"loss": [1.0]}, tmp_path / "h.png", dpi=dpi)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_without_matplotlib_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes ``import matplotlib`` fail
     with pytest.raises(ImportError, match=r"pip install 'graphnet\[plot\]'"):

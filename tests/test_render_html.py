@@ -122,6 +122,27 @@ def test_bad_paths_are_render_errors(tmp_path):
         g.render(tmp_path / "nowhere" / "x.html")
 
 
+BAD_OPTIONS = {
+    "stats": ("x", "stats must be what graph.statistics"),
+    "attributions": (5, "attributions must be what graph.attributions"),
+    "dpi": (-1, "dpi must be a positive integer"),
+    "collapse": ("x", "collapse must be True or False"),
+    "show_shapes": (5, "show_shapes must be True or False"),
+    "rankdir": ("up", "rankdir must be one of"),
+}
+
+
+@pytest.mark.parametrize("option", list(BAD_OPTIONS))
+def test_bad_options_are_refused_as_by_to_dot_before_any_work(tmp_path, option):
+    g = deep()
+    value, words = BAD_OPTIONS[option]
+    with pytest.raises(gn.RenderError, match=f"to_dot: {words}"):
+        gn.render.to_dot(g, **{option: value})
+    with pytest.raises(gn.RenderError, match=f"render_html: {words}"):
+        g.render(tmp_path / "m.html", **{option: value})
+    assert not list(tmp_path.iterdir())
+
+
 # ----------------------------------------------------------- in a browser
 #: Clicks what a user clicks, then writes what the page showed into <body>.
 CLICKS = """<script>

@@ -65,3 +65,24 @@ def test_bad_schedules():
         schedules.get({"name": "linear"})
     with pytest.raises(GraphError, match="warmup_steps=5 needs a warmup_target"):
         schedules.CosineDecay(0.1, 10, warmup_steps=5)
+
+
+@pytest.mark.parametrize("schedule", [schedules.ExponentialDecay(0.1, 10, 0.5), schedules.CosineDecay(0.1, 100),
+                                      schedules.PiecewiseConstantDecay([10], [0.1, 0.01])],
+                         ids=["exponential", "cosine", "piecewise"])
+def test_a_step_that_is_not_an_integer_is_refused(schedule):
+    for step in ("x", -1, 1.5, None, True):
+        with pytest.raises(GraphError, match=rf"{schedule.name}: step must be an integer >= 0, got"):
+            schedule(step)
+    assert schedule(np.int64(3)) == schedule(3)
+
+
+def test_piecewise_takes_tuples_and_1d_arrays():
+    expected = schedules.PiecewiseConstantDecay([10, 100], [0.1, 0.01, 0.001])
+    for boundaries, values in (((10, 100), (0.1, 0.01, 0.001)),
+                               (np.array([10, 100]), np.array([0.1, 0.01, 0.001]))):
+        schedule = schedules.PiecewiseConstantDecay(boundaries, values)
+        assert schedule == expected and schedule.get_config() == expected.get_config()
+        assert all(type(b) is int for b in schedule.boundaries) and all(type(v) is float for v in schedule.values)
+    with pytest.raises(GraphError, match=r"boundaries must be a list, a tuple or a 1-D array, got ndarray of shape"):
+        schedules.PiecewiseConstantDecay(np.zeros((1, 2), int), [0.1, 0.2, 0.3])

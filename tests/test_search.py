@@ -141,6 +141,13 @@ def test_bad_arguments_are_graph_errors(client, data):
             gn.distributed.search(build, x, y, client=client, timeout=timeout)
 
 
+@pytest.mark.parametrize("study", [5, "my-study", optuna.trial.FixedTrial({})])
+def test_a_study_that_is_not_one_is_refused_before_any_work(data, study):
+    x, y = data
+    with pytest.raises(gn.GraphError, match=r"search: study must be an optuna.Study \(or None: a new one\), got"):
+        gn.distributed.search(build, x, y, study=study, client="never asked for")
+
+
 def test_a_grid_sampler_that_runs_out_ends_the_search(client, data):
     """GridSampler stops its study when the grid is done (Optuna allows that
     only inside study.optimize): the search ends there, every point tried."""

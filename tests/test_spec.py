@@ -84,6 +84,31 @@ def test_bad_node_fields_are_named(change, message):
         gn.Graph.from_dict(data)
 
 
+@pytest.mark.parametrize("field, message", [
+    ("categories", r"spec\.nodes\[0\]: categories must be a list of values or 'adapt', got 5"),
+    ("columns", r"spec\.nodes\[0\]: columns must be a non-empty list of column names, got 5"),
+])
+def test_a_bad_categories_or_columns_is_named_not_the_size_it_gives(field, message):
+    with pytest.raises(gn.GraphError, match=message):
+        gn.Graph.from_dict({"nodes": [{"kind": "input", "name": "x", field: 5}]})
+
+
+def test_numpy_scalars_and_flags_are_taken_as_plain_values():
+    g = gn.Graph.from_dict({
+        "nodes": [{"kind": "input", "name": "x", "size": np.int64(2)},
+                  {"kind": "hidden", "name": "h", "size": 3, "dropout": np.float32(0.25), "trainable": np.False_},
+                  {"kind": "output", "name": "y", "size": 1, "loss_weight": np.float32(0.5), "trainable": np.True_}],
+        "synapses": [["x", "h"], {"src": "h", "dst": "y", "trainable": np.False_}],
+        "sequential": np.False_,
+    })
+    assert g["y"].loss_weight == 0.5 and g["h"].dropout == 0.25 and not g["h"].trainable and g["y"].trainable
+    assert not g.synapse("h", "y").trainable
+    json.dumps(g.to_dict())  # plain Python values throughout
+    with pytest.raises(gn.GraphError, match=r"spec\.nodes\[1\]\.trainable: expected true or false, found 'yes'"):
+        gn.Graph.from_dict({"nodes": [{"kind": "input", "name": "x", "size": 1}, {"kind": "output", "name": "y",
+                                       "size": 1, "trainable": "yes"}], "synapses": [["x", "y"]]})
+
+
 def test_short_forms_and_defaults():
     g = gn.Graph.from_dict({
         "nodes": [{"kind": "input", "name": "x", "size": 2}, {"kind": "output", "name": "y", "size": 1}],

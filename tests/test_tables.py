@@ -239,6 +239,22 @@ def test_text_in_a_numeric_column_names_it(rng):
         tabular_graph().adapt(bad)
 
 
+def test_text_for_an_input_bound_to_its_own_column_names_that_column():
+    g = gn.Graph(seed=0)
+    g.add_input("a", normalize=True)
+    g.add_output("y", 1)
+    g.connect("a", "y")
+    message = r"input 'a': column 'a' is numeric but holds '1' \(row 0\)"
+    with pytest.raises(gn.ShapeError, match=message):
+        g.adapt(pd.DataFrame({"a": ["1", "x"]}))
+    g.adapt(pd.DataFrame({"a": [1.0, 2.0]}))
+    for data in (pd.DataFrame({"a": ["1", "x"]}), {"a": np.array(["1", "x"])}):
+        with pytest.raises(gn.ShapeError, match=message):
+            g.predict(data)
+        with pytest.raises(gn.ShapeError, match=message):
+            gn.interop.onnx_feed(g, data)
+
+
 def test_nan_with_missing_error_names_the_column_and_rows(rng):
     df = table(rng)
     g = tabular_graph(missing="error", normalize=True)
@@ -289,6 +305,28 @@ def test_pandas_na_is_missing_like_none(rng):
     targets = pd.DataFrame({"y": pd.array(["p", pd.NA, "q"], dtype="string")})
     with pytest.raises(gn.ShapeError, match=r"not among its classes.*<NA>"):
         g.train_step(with_none, targets)
+
+
+def test_an_all_nan_column_against_string_categories_is_all_unknown():
+    # read_csv gives an empty text column as float NaN: every row has code 0, as for None
+    g = gn.Graph(seed=0)
+    g.add_input("city", categories=["Lyon", "Oslo"])
+    g.add_output("y", 1)
+    g.connect("city", "y")
+    expected = g.predict(pd.DataFrame({"city": [None, None]}))
+    nan = pd.DataFrame({"city": [np.nan, np.nan]})
+    np.testing.assert_array_equal(g.predict(nan), expected)
+    np.testing.assert_array_equal(g.predict({"city": np.array([np.nan, np.nan])}), expected)
+    assert np.isfinite(g.evaluate(nan, np.zeros((2, 1)))["loss"])
+    g.statistics(nan)
+    batches = iter([(nan, np.zeros((2, 1)))] * 2)
+    g.fit(batches, epochs=1, steps_per_epoch=2, verbose=0)
+    labelled = gn.Graph(seed=0)
+    labelled.add_input("x", 1)
+    labelled.add_output("y", 2, activation="softmax", loss="categorical_crossentropy", classes=["p", "q"])
+    labelled.connect("x", "y")
+    with pytest.raises(gn.ShapeError, match="not among its classes"):  # a missing target is refused, by name
+        labelled.evaluate(np.zeros((2, 1)), {"y": np.array([np.nan, np.nan])})
 
 
 def test_a_column_name_twice_is_a_shape_error_naming_it():

@@ -166,18 +166,21 @@ class TerminateOnNaN(Callback):
 
 class LearningRateScheduler(Callback):
     """Set the learning rate at the start of each epoch to ``schedule(epoch, lr)``
-    (or ``schedule(epoch)``), as Keras does."""
+    (or ``schedule(epoch)``), as Keras does.
+
+    Raises
+    ------
+    GraphError
+        For a ``schedule`` that is not callable or can be called neither as
+        ``schedule(epoch, lr)`` nor as ``schedule(epoch)``, when it is made.
+    """
 
     def __init__(self, schedule):
         super().__init__()
         if not callable(schedule):
             raise GraphError(f"LearningRateScheduler: schedule must be callable, got {schedule!r}")
         self.schedule = schedule
-        try:
-            arity = len(inspect.signature(schedule).parameters)
-        except (TypeError, ValueError):
-            arity = 2
-        self._with_lr = arity >= 2
+        self._with_lr = _takes_lr(schedule)
 
     def check_optimizer(self, optimizer):
         _refuse_schedule(self, optimizer)
@@ -190,6 +193,32 @@ class LearningRateScheduler(Callback):
             optimizer.learning_rate = lr
         except GraphError as exc:
             raise GraphError(f"LearningRateScheduler: epoch {epoch}: {exc}") from None
+
+
+def _takes_lr(schedule) -> bool:
+    """Whether ``schedule`` is called as ``schedule(epoch, lr)`` (when it can
+    be, or when its signature cannot be read) or as ``schedule(epoch)``.
+
+    Raises
+    ------
+    GraphError
+        When it can be called neither way.
+    """
+    try:
+        signature = inspect.signature(schedule)
+    except (TypeError, ValueError):
+        return True
+    for arguments in (("epoch", "lr"), ("epoch",)):
+        try:
+            signature.bind(*arguments)
+        except TypeError:
+            continue
+        return len(arguments) == 2
+    raise GraphError(
+        f"LearningRateScheduler: schedule is called as schedule(epoch, lr) or schedule(epoch), but "
+        f"{getattr(schedule, '__qualname__', type(schedule).__name__)} takes {signature}; "
+        "write e.g. lambda epoch, lr: lr * 0.9"
+    )
 
 
 def _refuse_schedule(callback: Callback, optimizer) -> None:

@@ -26,9 +26,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import _frames
-from .._data import named
-from .._transforms import source, transform_input
+from .._data import as_inputs, named
+from .._tabular import as_float_columns
+from .._transforms import source
 from ..errors import GraphError
+from ..network import Network
 from ..nodes import Input
 
 if TYPE_CHECKING:
@@ -143,9 +145,12 @@ def onnx_feed(graph: Graph, data) -> dict[str, np.ndarray]:
     Raises
     ------
     GraphError
-        For an input never adapted (as ``predict``).
+        For a ``graph`` that is not a Graph, or an input never adapted (as
+        ``predict``).
     ShapeError
-        For data that does not fit the graph (as ``predict``).
+        For data that does not fit the graph, with ``predict``'s message
+        (its checks: shapes, text in a numeric column, NaN where the input
+        does not fill it).
 
     Examples
     --------
@@ -158,21 +163,28 @@ def onnx_feed(graph: Graph, data) -> dict[str, np.ndarray]:
     >>> gn.interop.onnx_feed(g, pd.DataFrame({"c": ["", None, "a", "b"]}))["c"].ravel().tolist()
     ['', '<missing>', 'a', '<missing>']
     """
+    if not isinstance(graph, Network):
+        raise GraphError(f"onnx_feed: graph must be a graphnet Graph, got {type(graph).__name__}")
+    raw = named(source(graph, data, "input"), graph.inputs, "input")
+    checked = as_inputs(graph, raw)  # predict's checks: shapes, text, NaN, inputs never adapted
     feed = {}
-    for name, value in named(source(graph, data, "input"), graph.inputs, "input").items():
+    for name, value in checked.items():
         node = graph.nodes[name]
-        value = _frames.values(value) if _frames.is_series(value) else np.asarray(value)
         if node.categorical:
-            feed[name] = _category_column(node, value)
+            feed[name] = _category_column(node, graph.backend.to_host(value))
+        elif node.transforms:  # the raw columns: the model imputes and normalises them itself
+            value = raw[name]
+            value = _frames.values(value) if _frames.is_series(value) else value
+            columns = as_float_columns(value, node.width, f"input {name!r}", node.data_columns)
+            feed[name] = np.ascontiguousarray(columns, dtype=graph.dtype)
         else:
-            feed[name] = np.asarray(value, dtype=graph.dtype).reshape(len(value), -1)
+            feed[name] = np.asarray(graph.backend.to_host(value))
     return feed
 
 
-def _category_column(node: Input, value: np.ndarray) -> np.ndarray:
-    """A categorical input's feed ``(n, 1)``: the category graphnet finds for
-    each row, :func:`missing_value` where it finds none."""
-    codes = transform_input(node, value, np.float64)
+def _category_column(node: Input, codes: np.ndarray) -> np.ndarray:
+    """A categorical input's feed ``(n, 1)`` from its codes: the category
+    graphnet finds for each row, :func:`missing_value` where it finds none."""
     text = isinstance(node.categories[0], str)
     table = np.array([missing_value(node), *node.categories], dtype=object if text else np.int64)
     return table[codes].reshape(-1, 1)

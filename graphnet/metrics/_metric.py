@@ -11,6 +11,7 @@ epoch's rows, whatever the batch size, never a mean of per-batch values.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
@@ -55,6 +56,15 @@ class Metric:
     #: bar every tenth of a second (not when it sorts every row kept).
     live: bool = True
 
+    def __init_subclass__(cls, **kwargs):
+        """A subclass's own ``update_state`` checks its arguments (see
+        :func:`_checking`); :meth:`update_unchecked` is the method as written."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("update_state")
+        if own is not None:
+            raw = getattr(own, "__wrapped__", own)
+            cls.update_unchecked, cls.update_state = raw, _checking(raw)
+
     def __init__(self, name: str | None = None):
         if name is not None:
             if not isinstance(name, str) or not name.isidentifier():
@@ -94,6 +104,11 @@ class Metric:
         sample_weight : ndarray of shape (n,), optional
         """
         raise NotImplementedError
+
+    def update_unchecked(self, y_true, y_pred, sample_weight=None) -> None:
+        """:meth:`update_state` without its checks of the arguments: for
+        arrays a graph has checked (its targets and predictions), batch by batch."""
+        self.update_state(y_true, y_pred, sample_weight)
 
     def result(self) -> float:
         """The value over every row counted since the last reset."""
@@ -149,6 +164,44 @@ class Metric:
     def __repr__(self) -> str:
         params = {k: v for k, v in self.get_config().items() if k != "name"}
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+
+
+def _checking(update: Callable) -> Callable:
+    """``update`` (a metric's ``update_state``) checking its arguments first:
+    ``y_true`` and ``y_pred`` arrays of numbers (a list is made one), of one
+    or two dimensions and as many rows; two-dimensional ones of as many
+    columns, unless ``y_true`` has one (labels)."""
+
+    @functools.wraps(update)
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, y_pred = _numbers(self, y_true, "y_true"), _numbers(self, y_pred, "y_pred")
+        if y_true.shape[0] != y_pred.shape[0]:
+            raise ShapeError(f"metric {self.name!r}: y_true has {y_true.shape[0]} rows but y_pred "
+                             f"{y_pred.shape[0]}, shapes {y_true.shape} and {y_pred.shape}")
+        if y_true.ndim == y_pred.ndim == 2 and y_true.shape[1] not in (1, y_pred.shape[1]):
+            raise ShapeError(f"metric {self.name!r}: y_true has {y_true.shape[1]} columns but y_pred "
+                             f"{y_pred.shape[1]} (give y_true as many columns, or one column of labels)")
+        return update(self, y_true, y_pred, sample_weight)
+
+    update_state.__wrapped__ = update
+    return update_state
+
+
+def _numbers(metric: Metric, value, role: str):
+    """``value`` (numpy's or a device's array, or what numpy makes one of)
+    when it holds real numbers in one or two dimensions."""
+    given = value
+    if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+        try:
+            value = np.asarray(value) if value is not None else None
+        except (TypeError, ValueError):
+            value = None
+    if value is None or value.dtype.kind not in "biuf" or value.ndim not in (1, 2):
+        found = (f"an array of dtype {value.dtype} and shape {value.shape}" if value is not None
+                 else f"{type(given).__name__} {shown(given, 40)}")
+        raise ShapeError(f"metric {metric.name!r}: {role} must be an array of numbers of shape (n,) or "
+                         f"(n, units), got {found}")
+    return value
 
 
 class FunctionMetric(Metric):
