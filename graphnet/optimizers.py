@@ -112,6 +112,15 @@ class RMSprop(Optimizer):
         return {**super().get_config(), "rho": self.rho, "eps": self.eps}
 
 
+class _Default(float):
+    """A hyperparameter's default value: the number itself, known apart from
+    the same number given (so that a graphnet name at its default and its
+    Keras name are not taken as both given)."""
+
+
+_BETA1, _BETA2, _EPS = _Default(0.9), _Default(0.999), _Default(1e-8)
+
+
 class Adam(Optimizer):
     """Adam with bias correction: ``p <- p - lr m̂ / (sqrt(v̂) + eps)``.
 
@@ -131,13 +140,12 @@ class Adam(Optimizer):
     nonnegative_slots = ("v",)
     counts_steps = True
 
-    def __init__(self, lr: float | None = None, beta1: float | None = None, beta2: float | None = None,
-                 eps: float | None = None, clipnorm: float | None = None, *, learning_rate=None, beta_1=None,
-                 beta_2=None, epsilon=None):
+    def __init__(self, lr: float | None = None, beta1: float = _BETA1, beta2: float = _BETA2, eps: float = _EPS,
+                 clipnorm: float | None = None, *, learning_rate=None, beta_1=None, beta_2=None, epsilon=None):
         super().__init__(lr, clipnorm, learning_rate, default=1e-3)
-        self.beta1 = fraction("beta1", _either(self, "beta1", beta1, 0.9, "beta_1", beta_1), self)
-        self.beta2 = fraction("beta2", _either(self, "beta2", beta2, 0.999, "beta_2", beta_2), self)
-        self.eps = positive("eps", _either(self, "eps", eps, 1e-8, "epsilon", epsilon), self)
+        self.beta1 = fraction("beta1", _either(self, "beta1", beta1, "beta_1", beta_1), self)
+        self.beta2 = fraction("beta2", _either(self, "beta2", beta2, "beta_2", beta_2), self)
+        self.eps = positive("eps", _either(self, "eps", eps, "epsilon", epsilon), self)
 
     def bind(self, layout, dtype, backend=CPU, tokens=None, frozen=None) -> None:
         super().bind(layout, dtype, backend, tokens, frozen)
@@ -190,9 +198,9 @@ class AdamW(Adam):
 
     name = "adamw"
 
-    def __init__(self, lr: float | None = None, beta1: float | None = None, beta2: float | None = None,
-                 eps: float | None = None, weight_decay: float = 0.01, clipnorm: float | None = None, *,
-                 learning_rate=None, beta_1=None, beta_2=None, epsilon=None):
+    def __init__(self, lr: float | None = None, beta1: float = _BETA1, beta2: float = _BETA2, eps: float = _EPS,
+                 weight_decay: float = 0.01, clipnorm: float | None = None, *, learning_rate=None,
+                 beta_1=None, beta_2=None, epsilon=None):
         super().__init__(lr, beta1, beta2, eps, clipnorm, learning_rate=learning_rate, beta_1=beta_1,
                          beta_2=beta_2, epsilon=epsilon)
         self.weight_decay = check_number(weight_decay, f"{self.name}: weight_decay", 0.0,
@@ -216,15 +224,16 @@ class AdamW(Adam):
         return {**super().get_config(), "weight_decay": self.weight_decay}
 
 
-def _either(opt: Optimizer, name: str, value, default, keras_name: str, keras_value):
+def _either(opt: Optimizer, name: str, value, keras_name: str, keras_value):
     """A hyperparameter given by graphnet's name or Keras's (not both, whatever
-    their values), ``default`` when by neither."""
-    if value is not None and keras_value is not None:
+    their values: a default is a :class:`_Default`, told apart from the same
+    number given)."""
+    if keras_value is None:
+        return value
+    if not isinstance(value, _Default):
         raise GraphError(f"{opt.name}: pass {name} or {keras_name} (the same thing), not both; got "
                          f"{name}={value!r} and {keras_name}={keras_value!r}")
-    if value is None:
-        return default if keras_value is None else keras_value
-    return value
+    return keras_value
 
 
 #: Every optimizer by the name users pass as ``optimizer=``.

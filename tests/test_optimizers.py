@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -212,6 +214,10 @@ def test_adam_takes_keras_names_for_its_hyperparameters():
         with pytest.raises(GraphError, match="pass lr or learning_rate"):
             cls(lr=0.01, learning_rate=0.01)
     assert gn.optimizers.Adam().get_config() == gn.optimizers.Adam(0.001, 0.9, 0.999, 1e-8).get_config()
+    for cls in (gn.optimizers.Adam, gn.optimizers.AdamW):  # SPEC's signature: the defaults are shown
+        defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
+        assert (defaults["beta1"], defaults["beta2"], defaults["eps"]) == (0.9, 0.999, 1e-8)
+        assert type(cls(beta_1=0.8).beta1) is float and type(cls().beta1) is float
     with pytest.raises(GraphError, match="beta1 must be in"):
         gn.optimizers.Adam(beta_1=1.5)
 
