@@ -197,7 +197,8 @@ def test_checkpoint_templates_are_checked_before_training(tmp_path, data):
 
 def test_files_that_cannot_be_written_are_refused_before_training(tmp_path, data):
     """A checkpoint or CSV log whose folder is missing or a file, or whose
-    path is a folder, is refused by fit before anything changes."""
+    path is a folder, and a backup or TensorBoard folder that is (or is
+    under) a file, are refused by fit before anything changes."""
     x, y = data
     (tmp_path / "file").write_text("")
     g = build_regression()
@@ -208,7 +209,10 @@ def test_files_that_cannot_be_written_are_refused_before_training(tmp_path, data
               r"ModelCheckpoint: cannot write '.*file/e\{epoch\}\.gnet': '.*file' is a file, not a folder"),
              (gn.callbacks.CSVLogger(tmp_path / "missing" / "log.csv"),
               r"CSVLogger: cannot write '.*missing/log\.csv': folder '.*missing' does not exist"),
-             (gn.callbacks.CSVLogger(tmp_path), r"CSVLogger: cannot write '.*': is a folder")]
+             (gn.callbacks.CSVLogger(tmp_path), r"CSVLogger: cannot write '.*': is a folder"),
+             (gn.callbacks.BackupAndRestore(tmp_path / "file" / "backups"),
+              r"BackupAndRestore: the folder '.*file/backups' is under '.*file', a file"),
+             (gn.callbacks.TensorBoard(tmp_path / "file"), r"TensorBoard: the folder '.*file' is a file, not a folder")]
     for callback, message in cases:
         with pytest.raises(GraphError, match=message):
             g.fit(x, y, epochs=1, verbose=0, callbacks=[callback])

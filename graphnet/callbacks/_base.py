@@ -5,7 +5,9 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._files import check_output
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from ..graph import Graph
 
 __all__ = ["Callback", "History", "Monitor", "HOOKS", "check_hook", "check_hooks", "check_logged", "optimizer_of",
-           "say", "check_verbose", "check_writable"]
+           "say", "check_verbose", "check_writable", "check_folder"]
 
 logger = logging.getLogger("graphnet.callbacks")
 
@@ -249,6 +251,28 @@ def check_writable(callback: Callback, path) -> None:
         check_output(path)
     except OSError as exc:
         raise GraphError(f"{type(callback).__name__}: cannot write {str(path)!r}: {reason(exc)}") from None
+
+
+def check_folder(callback: Callback, folder) -> None:
+    """Refuse, before the first epoch trains, a ``folder`` the callback could
+    not make or write in: one that is a file, or whose nearest existing
+    parent is a file or cannot be written.
+
+    Raises
+    ------
+    GraphError
+        Naming the callback, the folder and what is wrong.
+    """
+    path = Path(folder)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None:
+        return
+    problem = ("is a file, not a folder" if existing == path else f"is under {str(existing)!r}, a file"
+               ) if not existing.is_dir() else None
+    if problem is None and not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"cannot be written in ({str(existing)!r} is not writable)"
+    if problem:
+        raise GraphError(f"{type(callback).__name__}: the folder {str(path)!r} {problem}")
 
 
 def check_verbose(verbose, what: str) -> int:

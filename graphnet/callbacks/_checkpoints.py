@@ -15,7 +15,7 @@ from .._files import atomic_write
 from .._validation import check_bool, check_path
 from ..weights import refuse_non_finite
 from ..errors import GraphError
-from ._base import Callback, Monitor, check_logged, check_verbose, check_writable, say
+from ._base import Callback, Monitor, check_folder, check_logged, check_verbose, check_writable, say
 
 __all__ = ["ModelCheckpoint", "BackupAndRestore"]
 
@@ -143,6 +143,10 @@ class BackupAndRestore(Callback):
         found = [(int(m.group(1)), self.backup_dir / name) for name in os.listdir(self.backup_dir)
                  if (m := self._NAME.fullmatch(name))]
         return sorted(found)
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        super().set_params(params)
+        check_folder(self, self.backup_dir)  # before fit changes anything, not at the first backup
 
     def on_train_begin(self, logs=None):
         self._resume = None

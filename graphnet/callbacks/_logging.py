@@ -10,7 +10,7 @@ from pathlib import Path
 from .._files import atomic_write
 from .._validation import check_bool, check_int, check_path
 from ..errors import GraphError
-from ._base import Callback, check_writable, optimizer_of
+from ._base import Callback, check_folder, check_writable, optimizer_of
 
 __all__ = ["CSVLogger", "TensorBoard", "StatsRecorder"]
 
@@ -87,6 +87,10 @@ class TensorBoard(Callback):
         self._writer_class = SummaryWriter
         self._writers: dict = {}
         self._batches = 0
+
+    def set_params(self, params):
+        super().set_params(params)
+        check_folder(self, self.log_dir)  # before fit changes anything, not at the first write
 
     def _writer(self, run: str):
         if run not in self._writers:
