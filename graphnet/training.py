@@ -271,7 +271,7 @@ def fit(
             cb.set_params({"epochs": epochs, **params})
             cb.check_optimizer(optimizer)
         trainer = Trainer(graph, optimizer)
-    except GraphError:
+    except BaseException:  # a refusal (a user's callback may raise anything), or an interrupt
         forget()
         raise
     current = [initial_epoch]

@@ -278,3 +278,24 @@ def test_a_fit_from_a_later_initial_epoch_killed_at_once_resumes_at_that_epoch(t
     assert history.epoch == [2, 3]
     for key, value in whole.get_weights().items():
         assert g.get_weights()[key].tobytes() == value.tobytes(), key
+
+
+def test_a_backup_the_graph_cannot_take_is_refused_before_fit_changes_anything(tmp_path, data):
+    """A restart on a graph edited since the kill: the backup's shapes differ.
+    The refusal comes before the optimizer is installed or an input adapted."""
+    x, y = data
+    backup = gn.callbacks.BackupAndRestore(tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        build_regression(dtype="float64").fit(x, y, epochs=3, batch_size=16, verbose=0,
+                                              callbacks=[backup, KillInEpoch(1)])
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 3, normalize=True)
+    g.add_hidden("h", 7, activation="tanh")
+    g.add_output("y", 1)
+    g.connect("x", "h")
+    g.connect("h", "y")
+    before = g.get_weights()
+    with pytest.raises(gn.ModelFileError, match="expected shape"):
+        g.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[gn.callbacks.BackupAndRestore(tmp_path / "b")])
+    assert g.optimizer is None and g.nodes["x"].mean is None
+    assert all(np.array_equal(before[k], v) for k, v in g.get_weights().items())

@@ -390,3 +390,58 @@ def test_a_metric_on_its_own_takes_lists_and_labels():
     accuracy = metrics.Accuracy()
     accuracy.update_state(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]))
     assert mse.result() == 0.5 and accuracy.result() == 1.0
+
+
+def test_a_metric_of_ones_own_is_called_as_written_on_its_own_and_in_a_graph():
+    """The check before a metric's own update_state passes on what it was
+    given and nothing more (a method without sample_weight, or with more
+    keywords, is called as written), and a method set on the class later is
+    the one a graph calls too."""
+
+    class Total(gn.metrics.Metric):
+        name = "total"
+
+        def __init__(self, name=None):
+            super().__init__(name)
+            self.add_state("s", 0.0)
+
+        def update_state(self, y_true, y_pred):  # no sample_weight
+            self.s += float(np.sum(y_pred))
+
+        def result(self):
+            return self.s
+
+    class Scaled(Total):
+        name = "scaled"
+
+        def update_state(self, y_true, y_pred, sample_weight=None, scale=1.0):
+            self.s += scale * float(np.sum(y_pred))
+
+    a = np.array([[1.0], [2.0]])
+    total = Total()
+    total.update_state(a, a)
+    assert total.result() == 3.0
+    scaled = Scaled()
+    scaled.update_state(a, a, scale=2.0)
+    assert scaled.result() == 6.0
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 1)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    assert g.evaluate(a, a, metrics=[Total()])["total"] == pytest.approx(float(g.predict(a).sum()))
+
+    class Later(Total):
+        name = "later"
+
+    Later.update_state = lambda self, y_true, y_pred, sample_weight=None: setattr(self, "s", 1000.0)
+    alone = Later()
+    alone.update_state(a, a)
+    assert alone.result() == g.evaluate(a, a, metrics=[Later()])["later"] == 1000.0
+
+
+@pytest.mark.parametrize("module, make", [("pandas", "Series"), ("polars", "Series"), ("torch", "tensor")])
+def test_a_metric_on_its_own_takes_series_and_tensors(module, make):
+    make = getattr(pytest.importorskip(module), make)
+    metric = gn.metrics.get("mae")
+    metric.update_state(make([1.0, 0.0, 2.0]), make([1.0, 1.0, 2.0]))
+    assert metric.result() == pytest.approx(1 / 3)

@@ -608,6 +608,14 @@ def test_a_fit_refused_by_its_callbacks_forgets_what_it_adapted(rng):
         g.fit(x, y, verbose=0, callbacks=[gn.callbacks.EarlyStopping()])
     assert g.nodes["x"].mean is None and g.optimizer is None
 
+    class Refuses(gn.callbacks.Callback):  # a user's callback may refuse with any exception
+        def check_optimizer(self, optimizer):
+            raise ValueError("not this optimizer")
+
+    with pytest.raises(ValueError, match="not this optimizer"):
+        g.fit(x, y, verbose=0, callbacks=[Refuses()])
+    assert g.nodes["x"].mean is None and g.optimizer is None
+
 
 def test_text_for_a_plain_input_says_to_give_categories(rng):
     g = gn.Graph(seed=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import re
@@ -147,6 +148,9 @@ class BackupAndRestore(Callback):
     def set_params(self, params: dict[str, Any]) -> None:
         super().set_params(params)
         check_folder(self, self.backup_dir)  # before fit changes anything, not at the first backup
+        found = self.backups()
+        if found and self.graph is not None:  # a backup the graph cannot take is refused before fit changes it
+            copy.deepcopy(self.graph).load_weights(found[-1][1])
 
     def on_train_begin(self, logs=None):
         self._resume = None

@@ -58,12 +58,11 @@ class Metric:
 
     def __init_subclass__(cls, **kwargs):
         """A subclass's own ``update_state`` checks its arguments (see
-        :func:`_checking`); :meth:`update_unchecked` is the method as written."""
+        :func:`_checking`); :meth:`update_unchecked` calls the method as written."""
         super().__init_subclass__(**kwargs)
         own = cls.__dict__.get("update_state")
-        if own is not None:
-            raw = getattr(own, "__wrapped__", own)
-            cls.update_unchecked, cls.update_state = raw, _checking(raw)
+        if own is not None and not hasattr(own, "unchecked"):
+            cls.update_state = _checking(own)
 
     def __init__(self, name: str | None = None):
         if name is not None:
@@ -105,10 +104,13 @@ class Metric:
         """
         raise NotImplementedError
 
-    def update_unchecked(self, y_true, y_pred, sample_weight=None) -> None:
-        """:meth:`update_state` without its checks of the arguments: for
-        arrays a graph has checked (its targets and predictions), batch by batch."""
-        self.update_state(y_true, y_pred, sample_weight)
+    def update_unchecked(self, *args, **kwargs) -> None:
+        """:meth:`update_state` as written, without the checks of its
+        arguments: for arrays a graph has checked (its targets and
+        predictions), batch by batch. The method is looked up at each call,
+        so one set on the class later is the one called."""
+        method = type(self).update_state
+        getattr(method, "unchecked", method)(self, *args, **kwargs)
 
     def result(self) -> float:
         """The value over every row counted since the last reset."""
@@ -173,7 +175,7 @@ def _checking(update: Callable) -> Callable:
     columns, unless ``y_true`` has one (labels)."""
 
     @functools.wraps(update)
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true, y_pred, *args, **kwargs):
         y_true, y_pred = _numbers(self, y_true, "y_true"), _numbers(self, y_pred, "y_pred")
         if y_true.shape[0] != y_pred.shape[0]:
             raise ShapeError(f"metric {self.name!r}: y_true has {y_true.shape[0]} rows but y_pred "
@@ -181,9 +183,9 @@ def _checking(update: Callable) -> Callable:
         if y_true.ndim == y_pred.ndim == 2 and y_true.shape[1] not in (1, y_pred.shape[1]):
             raise ShapeError(f"metric {self.name!r}: y_true has {y_true.shape[1]} columns but y_pred "
                              f"{y_pred.shape[1]} (give y_true as many columns, or one column of labels)")
-        return update(self, y_true, y_pred, sample_weight)
+        return update(self, y_true, y_pred, *args, **kwargs)
 
-    update_state.__wrapped__ = update
+    update_state.unchecked = update  # what update_unchecked calls
     return update_state
 
 
@@ -191,10 +193,10 @@ def _numbers(metric: Metric, value, role: str):
     """``value`` (numpy's or a device's array, or what numpy makes one of)
     when it holds real numbers in one or two dimensions."""
     given = value
-    if not (hasattr(value, "shape") and hasattr(value, "dtype")):
-        try:
+    if not isinstance(value, np.ndarray) and not hasattr(value, "__cuda_array_interface__"):
+        try:  # a list, a pandas or polars Series, a CPU torch tensor: numpy's array of it
             value = np.asarray(value) if value is not None else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RuntimeError):
             value = None
     if value is None or value.dtype.kind not in "biuf" or value.ndim not in (1, 2):
         found = (f"an array of dtype {value.dtype} and shape {value.shape}" if value is not None
