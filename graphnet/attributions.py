@@ -36,6 +36,7 @@ import numpy as np
 from .activations import Sigmoid, Softmax
 from ._validation import check_int, is_number
 from ._data import as_inputs, by_name, common_rows
+from ._transforms import transform_input
 from .errors import GraphError, NotFoundError, ShapeError
 from ._locks import read
 from .nodes import DenseNode
@@ -245,9 +246,11 @@ def attributions(graph: Graph, x, method: str = "integrated_gradients", baseline
         The rows to explain, as for ``predict``.
     method : {"integrated_gradients", "gradient_x_input"}
     baseline : None, number, ndarray or dict input name -> number or ndarray
-        Where the path starts: zeros by default. A number applies to every
-        column; an array has shape (size,) (every row) or (rows, size); a
-        dict names every input (a plain value is enough for a one-input graph).
+        Where the path starts, in the units of ``x``: zeros by default. A
+        number applies to every column; an array has shape (size,) (every
+        row) or (rows, size); a dict names every input (a plain value is
+        enough for a one-input graph). An input that normalizes its data
+        normalizes its baseline alike, so ``f(baseline)`` is ``predict``'s.
     steps : int
         Quadrature points for integrated gradients (at most 1,000).
     output : str, optional
@@ -377,15 +380,18 @@ def _targets(node: DenseNode, target, f_x: np.ndarray, rows: int) -> tuple[np.nd
 
 
 def _baselines(graph: Graph, baseline, rows: int) -> tuple[dict[str, np.ndarray], bool]:
-    """Each input's baseline as a (rows, size) float64 array, and whether all are zero."""
+    """Each input's baseline as a (rows, size) float64 array as it enters the
+    plan, and whether all were zero as given. A baseline is given in the
+    units of the data (as ``x`` is): an input that normalizes its data (or
+    adds missing-value indicators) transforms its baseline alike."""
     if baseline is None:
-        arrays = {n: np.zeros((rows, graph.nodes[n].size)) for n in graph.inputs}
-        return arrays, True
+        baseline = 0.0
     if is_number(baseline) and not isinstance(baseline, Mapping):
         baseline = dict.fromkeys(graph.inputs, baseline)
-    out = {}
+    out, zero = {}, True
     for name, value in by_name(baseline, graph.inputs, "baseline").items():
-        size = graph.nodes[name].size
+        node = graph.nodes[name]
+        size = node.width if node.transforms else node.size  # the data's columns
         value = value.astype(np.float64)
         if value.ndim == 0 or value.shape == (size,):
             value = np.broadcast_to(value, (rows, size))
@@ -395,8 +401,9 @@ def _baselines(graph: Graph, baseline, rows: int) -> tuple[dict[str, np.ndarray]
             )
         if not np.isfinite(value).all():
             raise ShapeError(f"baseline {name!r} contains NaN or inf values")
-        out[name] = value
-    return out, all(not v.any() for v in out.values())
+        zero = zero and not value.any()
+        out[name] = transform_input(node, np.array(value), np.float64) if node.transforms else value
+    return out, zero
 
 
 def _activations(plan: Plan, inputs: dict[str, np.ndarray], node: str, chunk: int) -> np.ndarray:

@@ -304,3 +304,32 @@ def test_the_diagram_shows_each_inputs_share_and_the_explained_unit(rng, tmp_pat
     other.connect("z", "y")
     with pytest.raises(gn.RenderError, match=r"describe graph 'dag', whose nodes \['a', 'b', 'main'\]"):
         other.to_dot(attributions=report)
+
+
+@pytest.mark.parametrize("missing", ["error", "indicator"])
+def test_a_baseline_is_in_the_units_of_the_data_for_an_input_that_normalizes(rng, missing, captum):
+    """x is given raw and normalized inside the graph; so is the baseline:
+    f(baseline) is predict's, each row sums to f(x) - f(baseline), and the
+    attributions are Captum's on the network with its normalization inside."""
+    x = {"a": rng.normal(size=(6, 3)) * 4 + 3}
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("a", 3, normalize=True, missing=missing)
+    g.add_output("r", 1, activation="sigmoid", loss="binary_crossentropy")
+    g.connect("a", "r")
+    g.adapt(x)
+    for baseline in (None, np.array([1.0, -2.0, 0.5])):
+        raw = np.zeros(3) if baseline is None else baseline
+        report = g.attributions(x, baseline=None if baseline is None else {"a": baseline}, steps=16)
+        np.testing.assert_allclose(report.f_baseline, g.predict(raw[None])[0, 0], rtol=0, atol=1e-15)
+        np.testing.assert_allclose(report["a"].sum(axis=1), g.predict(x)[:, 0] - g.predict(raw[None])[0, 0],
+                                   rtol=0, atol=1e-6)
+        node, weights = g.nodes["a"], g.get_weights()
+        w = torch.tensor(weights["a->r.weight"][:3])  # the indicator columns see no NaN: they stay 0
+
+        def f(t):
+            return torch.sigmoid(((t - torch.tensor(node.mean)) / torch.tensor(node.std)) @ w
+                                 + torch.tensor(weights["r.bias"]))
+
+        theirs = captum.IntegratedGradients(f).attribute(
+            torch.tensor(x["a"]), baselines=torch.tensor(raw)[None], target=0, n_steps=16)
+        np.testing.assert_allclose(report["a"][:, :3], theirs.numpy(), rtol=0, atol=1e-12)
