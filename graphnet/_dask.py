@@ -27,6 +27,7 @@ import numpy as np
 from . import metrics as metrics_module
 from ._validation import check_int
 from ._data import as_inputs, as_targets, as_weights, common_rows, features, named
+from ._transforms import source
 from .errors import GraphError, ShapeError
 from ._lazy import LazyHandler, register_lazy
 from .inference import DEFAULT_CHUNK, Tally, merge_states, predict as predict_arrays
@@ -102,7 +103,7 @@ def lazy_inputs(graph: Graph, x) -> dict:
                          "normalize, missing), which dask arrays do not go through yet: compute the data, "
                          "or predict chunk by chunk")
     arrays = {}
-    for name, value in named(x, graph.inputs, "input").items():
+    for name, value in named(source(graph, x, "input"), graph.inputs, "input").items():  # a frame by column names
         array = _lazy(value, "input", name)
         size = graph.nodes[name].size
         if array.ndim == 1 and size == 1:
@@ -115,7 +116,7 @@ def lazy_targets(graph: Graph, y) -> dict:
     """Target dask arrays whose shape each output's loss accepts (checked on
     an empty probe; the values are checked chunk by chunk)."""
     arrays = {}
-    for name, value in named(y, graph.outputs, "output").items():
+    for name, value in named(source(graph, y, "output"), graph.outputs, "output").items():
         array = _lazy(value, "output", name)
         node = graph.nodes[name]
         probe = np.zeros((0, *array.shape[1:]), dtype=array.dtype)

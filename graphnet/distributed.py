@@ -140,6 +140,11 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
     ):
         raise GraphError("distributed.fit: validation_data must be a tuple (x_val, y_val) "
                          "(validation sample weights are not supported yet)")
+    transforming = [n for n in graph.inputs if graph.nodes[n].transforms]
+    if transforming:
+        raise GraphError(f"distributed.fit: inputs {transforming} transform their data (categories, normalize, "
+                         "missing), which distributed.fit does not do yet: train this graph with its own fit, "
+                         "or give it plain numeric inputs")
     client = client_or_default(client)
     chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
     metrics_module.check_log_keys(graph, chosen, "distributed.fit")

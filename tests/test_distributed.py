@@ -179,6 +179,42 @@ def test_validation_data_and_unshuffled_numpy_data(dask_cluster, rng):
     assert history.params["workers"] == 2 and history.params["rows"] == 90
 
 
+def test_a_frame_is_bound_by_column_names_as_in_fit(dask_cluster, rng):
+    """A frame whose columns come in another order, with an extra column:
+    fit binds them by name and ignores the extra, and so does distributed.fit
+    (it read the frame by position)."""
+    pd = pytest.importorskip("pandas")
+    _, client = dask_cluster
+    frame = pd.DataFrame({"b": rng.normal(size=40), "extra": rng.normal(size=40), "a": 3 + rng.normal(size=40)})
+    y = pd.DataFrame({"y": frame["a"] - frame["b"]})
+
+    def build():
+        g = gn.Graph(seed=0, dtype="float64")
+        g.add_input("x", columns=["a", "b"])
+        g.add_output("y", 1)
+        g.connect("x", "y")
+        return g
+
+    here, there = build(), build()
+    here.fit(frame, y, epochs=2, batch_size=8, verbose=0)
+    gn.distributed.fit(there, frame, y, client, epochs=2, batch_size=8, verbose=0, timeout=TIMEOUT)
+    _assert_same_weights(here, there)
+
+
+def test_inputs_that_transform_their_data_are_refused_by_name(rng):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"city": ["a", "b", "c", "a"] * 5, "age": rng.normal(size=20)})
+    g = gn.Graph(seed=0)
+    g.add_input("city", categories="adapt")
+    g.add_input("age", normalize=True)
+    g.add_output("y", 1)
+    g.connect(["city", "age"], "y")
+    with pytest.raises(gn.GraphError, match=r"distributed\.fit: inputs \['city', 'age'\] transform their data .* "
+                                            r"train this graph with its own fit"):
+        gn.distributed.fit(g, frame, np.zeros(20), None, verbose=0)
+    assert not g.nodes["city"].adapted and g.optimizer is None
+
+
 def test_dropout_runs_are_reproducible(dask_cluster, rng):
     _, client = dask_cluster
     x, y = _regression(rng, 128)
