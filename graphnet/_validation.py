@@ -8,6 +8,7 @@ integers here (``True`` as a size is a mistake, not a 1).
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import os
@@ -18,7 +19,7 @@ from ._text import shown
 from .errors import GraphError, ShapeError
 
 __all__ = ["is_int", "check_int", "is_number", "check_number", "check_bool", "check_allocation", "check_text",
-           "check_path", "is_dtype", "as_dtype", "check_finite", "non_finite_error"]
+           "check_path", "unbindable", "is_dtype", "as_dtype", "check_finite", "non_finite_error"]
 
 
 def is_int(value: object, low: int | None = None, high: int | None = None) -> bool:
@@ -178,6 +179,22 @@ def check_path(value: object, what: str, expected: str = "a file", error: type[E
         raise error(f"{what} must be a str or os.PathLike naming {expected}, got {type(value).__name__} "
                     f"{shown(value, 60)}")
     return text
+
+
+def unbindable(function, *arguments) -> str | None:
+    """How ``function`` is written (``"f takes (a, b, c)"``, for a message)
+    when it cannot be called with ``arguments`` (positional), else None;
+    None too when its signature cannot be read (some builtins): it is then
+    taken as it is."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(*arguments)
+    except TypeError:
+        return f"{getattr(function, '__qualname__', type(function).__name__)} takes {signature}"
+    return None
 
 
 def is_dtype(value: object) -> bool:

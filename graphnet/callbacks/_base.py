@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import os
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .._files import check_output
 from .._progress import show_line
 from .._text import reason
-from .._validation import check_number
+from .._validation import check_number, unbindable
 from ..errors import GraphError, TrainingError
 
 if TYPE_CHECKING:
@@ -178,21 +177,15 @@ def check_hook(owner: str, hook: str, function) -> None:
         Naming the hook, the arguments it is called with and the
         function's own.
     """
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError):
-        return
     arguments = HOOKS[hook]
-    try:
-        signature.bind(*arguments)
-    except TypeError:
+    written = unbindable(function, *arguments)
+    if written is not None:
         called = ", ".join(arguments)
         raise GraphError(
-            f"{owner}: {hook} is called as {hook}({called}), as in Keras, but "
-            f"{getattr(function, '__qualname__', type(function).__name__)} takes {signature}; "
+            f"{owner}: {hook} is called as {hook}({called}), as in Keras, but {written}; "
             f"write e.g. lambda {called}: ... (or def {hook}(self, {called.replace('logs', 'logs=None')}) "
             "in a Callback subclass)"
-        ) from None
+        )
 
 
 def check_hooks(callback: Callback) -> None:

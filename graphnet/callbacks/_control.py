@@ -3,14 +3,13 @@ TerminateOnNaN, LearningRateScheduler, LambdaCallback."""
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 from typing import ClassVar
 
 import numpy as np
 
-from .._validation import check_bool, check_int, check_number
+from .._validation import check_bool, check_int, check_number, unbindable
 from ..errors import GraphError
 from ._base import HOOKS, Callback, Monitor, check_hook, check_verbose, optimizer_of, say
 
@@ -204,19 +203,13 @@ def _takes_lr(schedule) -> bool:
     GraphError
         When it can be called neither way.
     """
-    try:
-        signature = inspect.signature(schedule)
-    except (TypeError, ValueError):
+    written = unbindable(schedule, "epoch", "lr")
+    if written is None:
         return True
-    for arguments in (("epoch", "lr"), ("epoch",)):
-        try:
-            signature.bind(*arguments)
-        except TypeError:
-            continue
-        return len(arguments) == 2
+    if unbindable(schedule, "epoch") is None:
+        return False
     raise GraphError(
-        f"LearningRateScheduler: schedule is called as schedule(epoch, lr) or schedule(epoch), but "
-        f"{getattr(schedule, '__qualname__', type(schedule).__name__)} takes {signature}; "
+        f"LearningRateScheduler: schedule is called as schedule(epoch, lr) or schedule(epoch), but {written}; "
         "write e.g. lambda epoch, lr: lr * 0.9"
     )
 

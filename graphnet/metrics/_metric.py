@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from .. import backend as backend_module
 from .._text import clip, shown
-from .._validation import check_int
+from .._validation import check_int, unbindable
 from ..errors import GraphError, ShapeError
 
 __all__ = ["Metric", "FunctionMetric", "as_rows", "row_weights", "class_labels", "ratio"]
@@ -274,18 +273,10 @@ class FunctionMetric(Metric):
 def _refuse_unbindable(function: Callable, name: str) -> None:
     """Refuse a function that cannot be called as ``function(y_true, y_pred)``,
     before any epoch trains (one whose signature cannot be read is taken as it is)."""
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError):
-        return
-    try:
-        signature.bind("y_true", "y_pred")
-    except TypeError:
-        raise GraphError(
-            f"metric {name!r}: a metric function is called as f(y_true, y_pred), but "
-            f"{getattr(function, '__qualname__', type(function).__name__)} takes {signature}; "
-            "write e.g. def my_metric(y_true, y_pred): ..."
-        ) from None
+    written = unbindable(function, "y_true", "y_pred")
+    if written is not None:
+        raise GraphError(f"metric {name!r}: a metric function is called as f(y_true, y_pred), but {written}; "
+                         "write e.g. def my_metric(y_true, y_pred): ...")
 
 
 def as_rows(array):
