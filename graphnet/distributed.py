@@ -55,7 +55,7 @@ from .callbacks import Callback, History
 from .errors import GraphError
 from .inference import DEFAULT_CHUNK, Tally
 from .network import Network
-from .trainer import Trainer, choose_optimizer
+from .trainer import Trainer, ask_callbacks, choose_optimizer
 from .training import check_fit_arguments, fit_arguments
 
 if TYPE_CHECKING:
@@ -153,10 +153,7 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
         keys += [f"val_{k}" for k in keys]
     params = {"batch_size": batch_size, "metrics": keys, "sync_every": sync_every}
     optimizer = choose_optimizer(graph, optimizer)
-    for cb in callbacks:  # their own checks (monitored names, the optimizer, ...) before anything changes
-        cb.set_graph(graph)
-        cb.set_params({"epochs": epochs, **params})
-        cb.check_optimizer(optimizer)
+    ask_callbacks(graph, callbacks, {"epochs": epochs, **params}, optimizer)
     trainer = _ClusterTrainer(graph, optimizer)
     traffic = Traffic()
     traffic.sync_every = sync_every

@@ -38,7 +38,7 @@ from .plan import compile_plan
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["Trainer", "Penalty", "Batch", "LOG_EVERY", "quiet_overflow", "choose_optimizer"]
+__all__ = ["Trainer", "Penalty", "Batch", "LOG_EVERY", "quiet_overflow", "choose_optimizer", "ask_callbacks"]
 
 logger = logging.getLogger("graphnet.training")  # the epoch records, under the name fit's users know
 
@@ -429,6 +429,16 @@ def _names(items: dict) -> str:
 
 def _values(items: dict) -> str:
     return ", ".join(str(v) for v in items.values())
+
+
+def ask_callbacks(graph: Graph, callbacks, params: dict, optimizer) -> None:
+    """Each callback's own checks, before a fit changes anything: it meets
+    the graph and the fit's ``params`` (monitored names, files, ...), then
+    the optimizer the fit will train with (:meth:`Callback.check_optimizer`)."""
+    for cb in callbacks:
+        cb.set_graph(graph)
+        cb.set_params(params)
+        cb.check_optimizer(optimizer)
 
 
 def choose_optimizer(graph: Graph, optimizer):

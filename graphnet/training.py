@@ -27,7 +27,7 @@ from .errors import GraphError, NotFoundError, ShapeError
 from .inference import DEFAULT_CHUNK, Tally, evaluate_arrays, read_scalars, tally_arrays
 from .plan import compile_plan
 from .preprocessing import adapt_for_fit
-from .trainer import Trainer, choose_optimizer, quiet_overflow
+from .trainer import Trainer, ask_callbacks, choose_optimizer, quiet_overflow
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -266,10 +266,7 @@ def fit(
             keys += [f"val_{k}" for k in keys]
         params = {"batch_size": batch_size, "rows": rows, "metrics": keys}
         optimizer = choose_optimizer(graph, optimizer)
-        for cb in callbacks:  # their own checks (monitored names, the optimizer, ...) before anything changes
-            cb.set_graph(graph)
-            cb.set_params({"epochs": epochs, **params})
-            cb.check_optimizer(optimizer)
+        ask_callbacks(graph, callbacks, {"epochs": epochs, **params}, optimizer)
         trainer = Trainer(graph, optimizer)
     except BaseException:  # a refusal (a user's callback may raise anything), or an interrupt
         forget()
