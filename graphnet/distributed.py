@@ -151,12 +151,15 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
     keys = metrics_module.log_keys(graph, chosen)
     if validation_split or validation_data is not None:
         keys += [f"val_{k}" for k in keys]
-    params = {"batch_size": batch_size, "metrics": keys, "sync_every": sync_every}
-    optimizer = choose_optimizer(graph, optimizer)
-    ask_callbacks(graph, callbacks, {"epochs": epochs, **params}, optimizer)
-    trainer = _ClusterTrainer(graph, optimizer)
     traffic = Traffic()
     traffic.sync_every = sync_every
+    # The steps, rows and workers are known once the cluster holds the data:
+    # the callbacks' params get them then, before training (each callback is asked once).
+    params = {"epochs": epochs, "steps": None, "batch_size": batch_size, "metrics": keys, "sync_every": sync_every,
+              "rows": None, "workers": None, "traffic": traffic}
+    optimizer = choose_optimizer(graph, optimizer)
+    ask_callbacks(graph, callbacks, params, optimizer)
+    trainer = _ClusterTrainer(graph, optimizer)
     cluster = Cluster(client, graph, chosen, float(timeout), retries, callbacks, traffic,
                        "sum" if sync_every == 1 else "average")
     steps = trainer.steps = Steps(cluster, sync_every, _between_batches(callbacks),
@@ -186,6 +189,7 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
             return {f"val_{k}": v for k, v in logs.items()}
 
         rounds = math.ceil(count / sync_every)
+        params.update(steps=rounds, rows=n, workers=len(cluster.addresses))
         return trainer.run(
             epochs,
             epoch_batches,
@@ -194,7 +198,7 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
             validate=validate if validation_split or validation is not None else None,
             callbacks=callbacks,
             progress=Progress(verbose, epochs, rounds),
-            params={**params, "rows": n, "workers": len(cluster.addresses), "traffic": traffic},
+            params=params,
         )
     finally:
         cluster.close()

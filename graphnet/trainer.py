@@ -315,23 +315,24 @@ class Trainer:
         validate : callable, optional
             ``() -> logs`` to add to each epoch's logs (``val_loss``, ...).
         callbacks : iterable of Callback
+            Each met with the graph and ``params`` already (:func:`ask_callbacks`).
         progress : Progress, optional
             Silent by default.
         initial_epoch : int
             The first epoch's number.
         params : dict, optional
-            More entries for the callbacks' ``params`` (``epochs`` and
-            ``steps`` are always there).
+            The ``params`` the callbacks were given by :func:`ask_callbacks`,
+            which has met them with the graph (each callback is asked once
+            per fit): the History gets the same. Without it, ``epochs`` and
+            ``steps``.
         """
         graph = self.graph
         chosen = metrics or {}
         progress = progress or Progress(0, epochs, batches)
         history = History()
         callbacks = [*callbacks, history]  # last, as in Keras: it records what the others add to the logs
-        params = {"epochs": epochs, "steps": batches, **(params or {})}
-        for cb in callbacks:
-            cb.set_graph(graph)
-            cb.set_params(params)
+        history.set_graph(graph)
+        history.set_params(params if params is not None else {"epochs": epochs, "steps": batches})
 
         deferred = self.checks is not None
         ends = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end

@@ -9,6 +9,7 @@ loop, the checked update and the device's deferred checks are the
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -259,14 +260,19 @@ def fit(
                 raise ShapeError("fit: the data has no rows")
             weights = as_weights(graph, sample_weight, class_weight, targets, rows)
         validation = _validation_data(graph, validation_data, validation_steps, runs)
-        if validation_split:
-            holdout_rows(rows, validation_split)
+        held = holdout_rows(rows, validation_split) if validation_split else 0
         keys = metrics_module.log_keys(graph, chosen)
         if validation_split or validation is not None:
             keys += [f"val_{k}" for k in keys]
-        params = {"batch_size": batch_size, "rows": rows, "metrics": keys}
+        # Settled before the callbacks see them: each is asked once, with what the epochs will be.
+        if source is None:
+            count = math.ceil((rows - held) / min(batch_size, rows - held))  # as Batches splits the training rows
+        else:
+            count = source.count
+        params = {"epochs": epochs, "steps": count, "batch_size": batch_size,
+                  "rows": None if rows is None else rows - held, "metrics": keys}
         optimizer = choose_optimizer(graph, optimizer)
-        ask_callbacks(graph, callbacks, {"epochs": epochs, **params}, optimizer)
+        ask_callbacks(graph, callbacks, params, optimizer)
         trainer = Trainer(graph, optimizer)
     except BaseException:  # a refusal (a user's callback may raise anything), or an interrupt
         forget()
@@ -276,15 +282,13 @@ def fit(
         if validation_split:
             (inputs, targets, weights), validation = holdout(graph.rng, inputs, targets, rows,
                                                              validation_split, weights)
-            rows = params["rows"] = common_rows(inputs, targets)
+            rows -= held
         batches = Batches(inputs, targets, batch_size, weights, graph.backend)
-        count = len(batches)
 
         def epoch_batches(epoch: int):
             current[0] = epoch
             return batches.epoch(graph.rng.permutation(rows) if shuffle else None)
     else:
-        count = source.count
 
         def epoch_batches(epoch: int):
             current[0] = epoch

@@ -53,6 +53,42 @@ def test_hooks_are_called_in_order(data):
     ]
 
 
+class Asked(gn.Callback):
+    """Records each set_params call, and the params as training begins."""
+
+    def __init__(self):
+        super().__init__()
+        self.asked, self.at_begin = [], None
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.asked.append(dict(params))
+
+    def on_train_begin(self, logs=None):
+        self.at_begin = dict(self.params)
+
+
+@pytest.mark.parametrize("split, batch_size, rows, steps", [(0.0, 32, 80, 3), (0.25, 32, 60, 2), (0.5, 100, 40, 1)])
+def test_set_params_is_called_once_with_the_training_rows_and_steps(data, split, batch_size, rows, steps):
+    x, y = data
+    asked = Asked()
+    history = build_regression().fit(x, y, epochs=2, batch_size=batch_size, validation_split=split,
+                                     callbacks=[asked], verbose=0)
+    metrics = ["loss", "val_loss"] if split else ["loss"]
+    expected = {"epochs": 2, "steps": steps, "batch_size": batch_size, "rows": rows, "metrics": metrics}
+    assert asked.asked == [expected]  # once, as Keras does, with what the epochs are
+    assert asked.at_begin == expected and history.params == expected
+    assert len(history.history["loss"]) == 2
+
+
+def test_set_params_of_a_fit_on_batches_has_the_batches_per_epoch(data):
+    x, y = data
+    batches = [(x[i : i + 20], y[i : i + 20]) for i in range(0, 80, 20)]
+    asked = Asked()
+    build_regression().fit(batches, epochs=2, callbacks=[asked], verbose=0)
+    assert [(p["steps"], p["rows"]) for p in asked.asked] == [(4, None)]
+
+
 class StopAfter(gn.Callback):
     def __init__(self, epoch):
         super().__init__()

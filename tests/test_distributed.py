@@ -179,6 +179,33 @@ def test_validation_data_and_unshuffled_numpy_data(dask_cluster, rng):
     assert history.params["workers"] == 2 and history.params["rows"] == 90
 
 
+def test_each_callback_is_asked_once_and_trains_with_the_clusters_params(dask_cluster, rng):
+    """set_params is called once, before anything changes; the steps, rows
+    and workers join the same params once the cluster holds the data."""
+
+    class Asked(gn.Callback):
+        def __init__(self):
+            super().__init__()
+            self.asked, self.at_begin = 0, None
+
+        def set_params(self, params):
+            super().set_params(params)
+            self.asked += 1
+
+        def on_train_begin(self, logs=None):
+            self.at_begin = dict(self.params)
+
+    _, client = dask_cluster
+    x, y = dag_data(rng, 90)
+    asked = Asked()
+    history = gn.distributed.fit(build_dag(), x, y, client, timeout=TIMEOUT, epochs=1, batch_size=16,
+                                 validation_split=0.2, callbacks=[asked], verbose=0)
+    assert asked.asked == 1
+    assert {k: asked.at_begin[k] for k in ("epochs", "steps", "rows", "workers")} == {
+        "epochs": 1, "steps": 5, "rows": 72, "workers": 2}
+    assert asked.at_begin == {k: v for k, v in history.params.items()}
+
+
 def test_a_frame_is_bound_by_column_names_as_in_fit(dask_cluster, rng):
     """A frame whose columns come in another order, with an extra column:
     fit binds them by name and ignores the extra, and so does distributed.fit

@@ -57,6 +57,10 @@ class Callback:
         self.graph = graph
 
     def set_params(self, params: dict[str, Any]) -> None:
+        """Called once per fit, before it changes anything, with ``epochs``,
+        ``steps``, ``batch_size``, ``rows`` and ``metrics`` (the names the
+        logs will hold): raise GraphError for a fit this callback cannot
+        serve."""
         self.params = params
 
     def check_optimizer(self, optimizer) -> None:

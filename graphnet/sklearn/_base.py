@@ -303,6 +303,9 @@ class GraphNetEstimator(Parameters):
         epoch_of = self._batches(X, targets, batch_size, sample_weight)
         trainer = Trainer(graph, penalty=MLPPenalty(self.alpha) if self.alpha else None)
         stopping = MLPStopping(self, rows, incremental)
+        params = {"epochs": self.n_iter_ + epochs, "steps": count}
+        stopping.set_graph(graph)
+        stopping.set_params(params)
 
         def epoch_batches(epoch: int):
             return epoch_of(rng.permutation(rows) if self.shuffle else None)
@@ -321,6 +324,7 @@ class GraphNetEstimator(Parameters):
                 callbacks=[stopping],
                 progress=Progress(2 if self.verbose else 0, end, count),
                 initial_epoch=self.n_iter_,
+                params=params,
             )
         except TrainingError as exc:
             if stopping.best_weights is None:  # no early stopping, or no epoch worth keeping
