@@ -115,10 +115,11 @@ class LazyInit:
             for dst in [only] if only is not None else list(self.waiting):
                 if dst in skip:
                     continue
-                waiting = self.waiting.pop(dst, None)
+                waiting = self.waiting.get(dst)
                 if waiting:
                     rng = rng or np.random.Generator(np.random.PCG64(0))  # put in each draw's state
-                    _draw_node(network, dst, waiting, rng)
+                    _draw_node(network, dst, waiting, rng)  # draws every array before it binds one
+                self.waiting.pop(dst, None)  # after: a draw that fails (memory, Ctrl-C) still waits
             nodes = network.nodes
             if only is not None:
                 if isinstance(nodes.get(only), DenseNode) and only not in skip:

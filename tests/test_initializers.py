@@ -427,3 +427,43 @@ def test_a_sequential_draws_every_layer_as_a_graph_does():
     for key, value in g.get_weights().items():
         np.testing.assert_array_equal(weights[key], value)
         assert np.all(value != 0), key
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, MemoryError])
+@pytest.mark.parametrize("first_use", ["predict", "get_weights", "fit"])
+def test_a_draw_that_fails_leaves_the_weights_waiting(monkeypatch, interrupt, first_use):
+    """A first use interrupted while it draws (Ctrl-C, no memory) leaves the
+    weights still to draw: the next call draws them as if nothing had failed.
+    The interrupted draw used to forget them, and every later call raised
+    AttributeError."""
+
+    def build():
+        g = gn.Graph(name="t", seed=0)
+        g.add_input("x", 3)
+        g.add_hidden("h", 4)
+        g.add_output("y", 1)
+        g.connect("x", "h")
+        g.connect("h", "y")
+        return g
+
+    x = np.random.default_rng(0).normal(size=(8, 3))
+    calls = {
+        "predict": lambda g: g.predict(x),
+        "get_weights": lambda g: g.get_weights(),
+        "fit": lambda g: g.fit(x, x[:, :1], epochs=1, verbose=0),
+    }
+    drawn = initializers.INITIALIZERS["small_uniform"]
+
+    def fails(*args, **kwargs):  # h draws (fan_in_uniform), then the output's draw fails
+        raise interrupt
+
+    g = build()
+    monkeypatch.setitem(initializers.INITIALIZERS, "small_uniform", fails)
+    with pytest.raises(interrupt):
+        calls[first_use](g)
+    monkeypatch.setitem(initializers.INITIALIZERS, "small_uniform", drawn)
+    clean = build()
+    assert calls[first_use](g) is not None and calls[first_use](clean) is not None
+    for key, value in clean.get_weights().items():
+        np.testing.assert_array_equal(g.get_weights()[key], value, err_msg=key)
+    np.testing.assert_array_equal(g.predict(x), clean.predict(x))
