@@ -25,6 +25,7 @@ outgoing weights (Net2WiderNet).
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,23 @@ _NON_NEGATIVE = (ReLU, Sigmoid, Softplus, Softmax, HardSigmoid)
 
 
 # ------------------------------------------------------------------ freezing
+def _keeps_init_stream(edit_function):
+    """An edit that draws from the graph's initialisation stream puts the
+    stream back when it fails (no memory, Ctrl-C, a refusal after the draw):
+    the same edit retried draws what it would have drawn."""
+
+    @functools.wraps(edit_function)
+    def kept(graph, *args, **kwargs):
+        state = graph.init_rng.bit_generator.state
+        try:
+            return edit_function(graph, *args, **kwargs)
+        except BaseException:
+            graph.init_rng.bit_generator.state = state
+            raise
+
+    return kept
+
+
 @edit
 def freeze(graph: Graph, *names) -> list[str]:
     """Stop training the parameters of the named nodes: each one's bias and
@@ -168,6 +186,7 @@ def _select(graph: Graph, selector, verb: str) -> tuple[dict[str, DenseNode], di
 
 # ------------------------------------------------------------------ inserting
 @edit
+@_keeps_init_stream
 def insert(graph: Graph, src, dst, name: str, size: int | None = None,
            activation="linear", preserve: bool = True) -> Hidden:
     """Replace the synapse ``src -> dst`` by ``src -> name -> dst`` (Net2DeeperNet).
@@ -289,6 +308,7 @@ def _never_negative(activation) -> bool:
 
 # -------------------------------------------------------------------- widening
 @edit
+@_keeps_init_stream
 def widen(graph: Graph, name, size: int, seed: int | None = None, split: str = "equal") -> Hidden:
     """Grow a hidden node to ``size`` units without changing a prediction (Net2WiderNet).
 

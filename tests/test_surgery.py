@@ -671,3 +671,40 @@ def test_surgery_from_a_callback_takes_effect_from_the_next_batch(rng):
     assert seen["same"] and g["h"].size == 8
     assert not np.array_equal(g.synapse("h", "deeper").weight, seen["identity"])  # it trained
     assert all(np.isfinite(history.history["loss"]))
+
+
+@pytest.mark.parametrize("edit", [
+    lambda g: g.insert("h", "y", "n", size=6, activation="relu"),
+    lambda g: g.insert("h", "y", "n", activation="relu", preserve=False),
+    lambda g: g.widen("h", 7),
+], ids=["insert-wider", "insert-fresh", "widen"])
+def test_an_edit_that_fails_after_it_drew_puts_the_stream_back(monkeypatch, edit):
+    """An edit interrupted after drawing its new weights (no memory, Ctrl-C)
+    leaves the initialisation stream as it was: retried, it draws what an
+    edit that never failed draws. It used to draw again from further on."""
+
+    def build():
+        g = gn.Graph(name="s", seed=0)
+        g.add_input("x", 3)
+        g.add_hidden("h", 4, activation="relu")
+        g.add_output("y", 2)
+        g.connect("x", "h")
+        g.connect("h", "y")
+        g.materialize()
+        return g
+
+    clean, g = build(), build()
+    edit(clean)
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    with monkeypatch.context() as patch:
+        patch.setattr(gn.Graph, "rebuild", out_of_memory)
+        with pytest.raises(MemoryError):
+            edit(g)
+    assert g.to_dict() == build().to_dict()
+    edit(g)
+    assert g.get_weights().keys() == clean.get_weights().keys()
+    for key, value in clean.get_weights().items():
+        np.testing.assert_array_equal(g.get_weights()[key], value, err_msg=key)
