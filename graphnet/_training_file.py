@@ -129,13 +129,14 @@ def restore_training(graph: Graph, archive: zipfile.ZipFile, infos, label: str, 
     elif OPTIMIZER_MEMBER in infos:
         raise ModelFileError(f"{label}: has {OPTIMIZER_MEMBER} but {TRAINING_MEMBER} names no optimizer")
 
-    # Everything checked: now change the graph.
+    if optimizer is not None:  # a fresh optimizer: its state allocates (and may fail) before the graph changes
+        optimizer.set_state(slot_arrays, graph.dtype)
+    # Everything checked and made: now change the graph.
     if "train" in streams:
         graph.rng = streams["train"]
     if "init" in streams:
         graph.init_rng = streams["init"]
     if optimizer is not None:
-        optimizer.set_state(slot_arrays, graph.dtype)
         graph.optimizer = optimizer
 
 

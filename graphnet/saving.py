@@ -196,15 +196,17 @@ def _read(path, label: str, max_bytes: int):
     except ModelFileError:
         raise
     except GraphError as exc:
-        raise ModelFileError(f"{label}: {exc}") from None
+        raise ModelFileError(f"{label}: {exc}") from exc.__cause__  # what the refusal came from, if anything
     except FileNotFoundError:
         raise ModelFileError(f"{label}: no such file") from None
     except OSError as exc:
         raise ModelFileError(f"{label}: cannot be read ({reason(exc)})") from exc
     except (zipfile.BadZipFile, zlib.error, EOFError, struct.error) as exc:
         raise ModelFileError(f"{label}: damaged zip archive ({clip(str(exc) or type(exc).__name__)})") from None
+    except MemoryError as exc:  # the file's sizes are bounded by its bytes: the machine ran out, not the file
+        raise ModelFileError(f"{label}: ran out of memory while loading it") from exc
     except (ValueError, KeyError, TypeError, IndexError, NotImplementedError, RuntimeError,
-            OverflowError, RecursionError, MemoryError) as exc:
+            OverflowError, RecursionError) as exc:
         raise ModelFileError(
             f"{label}: not a readable graphnet model file ({type(exc).__name__}: {clip(str(exc))})"
         ) from None
@@ -230,7 +232,7 @@ def _load(handle: BinaryIO, label: str, max_bytes: int):
         try:
             graph = from_dict(None, data, max_params=len(raw_weights) // itemsize)
         except GraphError as exc:
-            raise ModelFileError(f"{label}: {GRAPH_MEMBER}: {exc}") from None
+            raise ModelFileError(f"{label}: {GRAPH_MEMBER}: {exc}") from exc.__cause__
         shapes = _parameter_shapes(graph)
         arrays = parse_npz(raw_weights, shapes, graph.dtype, weights_where, GRAPH_MEMBER)
         del raw_weights

@@ -203,11 +203,10 @@ def from_dict(cls: type[Network] | None, data: Mapping[str, Any],
             return _build(cls, data, configs, synapses, name, seed, dtype, sequential)
     except GraphError:
         raise
-    except (MemoryError, OverflowError, ValueError) as exc:  # numpy's "array is too big"
+    except (MemoryError, OverflowError, ValueError) as exc:  # numpy's "array is too big", or no memory left
         raise GraphError(
-            f"spec describes {total:,} parameters, more than this machine can allocate "
-            f"({type(exc).__name__})"
-        ) from None
+            f"spec describes {total:,} parameters: building them ran out of memory ({type(exc).__name__})"
+        ) from exc
 
 
 def _build(cls, data, configs, synapses, name, seed, dtype, sequential):

@@ -114,13 +114,15 @@ def load_weights(graph: Graph, path: str | os.PathLike, *, max_bytes: int = DEFA
     except ModelFileError:
         raise
     except GraphError as exc:
-        raise ModelFileError(f"{label}: {exc}") from None
+        raise ModelFileError(f"{label}: {exc}") from exc.__cause__  # what the refusal came from, if anything
     except FileNotFoundError:
         raise ModelFileError(f"{label}: no such file") from None
     except OSError as exc:
         raise ModelFileError(f"{label}: cannot be read ({reason(exc)})") from exc
+    except MemoryError as exc:  # the file's sizes are bounded by its bytes: the machine ran out, not the file
+        raise ModelFileError(f"{label}: ran out of memory while loading it") from exc
     except (zipfile.BadZipFile, zlib.error, EOFError, struct.error, ValueError, KeyError, TypeError,
-            IndexError, OverflowError, RecursionError, MemoryError) as exc:
+            IndexError, OverflowError, RecursionError) as exc:
         raise ModelFileError(f"{label}: not a readable weights file ({type(exc).__name__}: "
                              f"{clip(str(exc))})") from None
     logger.info("%s: weights loaded from %s", graph.name, label)
@@ -155,7 +157,7 @@ def _load(graph: Graph, handle: BinaryIO, label: str, max_bytes: int) -> None:
             if TRAINING_MEMBER in infos:
                 try:
                     restore_training(graph, archive, infos, label)  # checks everything before it changes anything
-                except Exception:
+                except BaseException:  # a refusal, no memory, Ctrl-C: the weights go back too
                     graph.set_weights(before)
                     raise
 

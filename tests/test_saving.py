@@ -258,3 +258,61 @@ def _zip(members) -> bytes:
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+# ------------------------------------------------------------------ failing part-way
+@pytest.mark.parametrize("interrupt", [MemoryError, KeyboardInterrupt])
+def test_a_weights_file_that_fails_to_load_changes_nothing_the_streams_included(tmp_path, trained, monkeypatch,
+                                                                                interrupt):
+    """The optimizer's state is made before the graph takes anything from the
+    file: a failure there (no memory, Ctrl-C) leaves the weights, the random
+    streams and the optimizer as they were. The streams used to be replaced
+    first, so the next fit differed from an untouched twin's."""
+    g, x, y = trained
+    other = build_dag(seed=1, dtype="float32")
+    other.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    path = other.save_weights(tmp_path / "other.weights.gnet")
+    weights, optimizer = g.get_weights(), g.optimizer
+    streams = (g.rng.bit_generator.state, g.init_rng.bit_generator.state)
+
+    def fails(self, *args, **kwargs):
+        raise interrupt
+
+    monkeypatch.setattr(type(optimizer), "set_state", fails)
+    with pytest.raises(gn.ModelFileError if interrupt is MemoryError else interrupt) as caught:
+        g.load_weights(path)
+    if interrupt is MemoryError:
+        assert "ran out of memory" in str(caught.value) and isinstance(caught.value.__cause__, MemoryError)
+    assert g.optimizer is optimizer
+    assert (g.rng.bit_generator.state, g.init_rng.bit_generator.state) == streams
+    assert same(g.get_weights(), weights)
+
+
+def test_running_out_of_memory_while_loading_is_not_called_a_bad_file(saved, tmp_path, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(gn.Graph, "set_weights", out_of_memory)
+    for load in (gn.load, build_dag(dtype="float32").load_weights):
+        with pytest.raises(gn.ModelFileError, match="ran out of memory while loading it") as caught:
+            load(saved)
+        assert isinstance(caught.value.__cause__, MemoryError)
+
+
+def test_running_out_of_memory_while_building_a_spec_keeps_the_cause(tmp_path, monkeypatch):
+    from graphnet import spec
+
+    g = build_dag()
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(g.to_dict()))
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(spec, "_build", out_of_memory)
+    with pytest.raises(gn.GraphError, match="ran out of memory") as caught:
+        gn.Graph.from_dict(g.to_dict())
+    assert isinstance(caught.value.__cause__, MemoryError)
+    with pytest.raises(gn.ModelFileError, match="ran out of memory") as caught:
+        gn.Graph.from_spec(path)
+    assert isinstance(caught.value.__cause__, MemoryError)
