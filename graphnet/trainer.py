@@ -30,7 +30,7 @@ from ._data import row_factors
 from ._device_guard import DeviceGuard
 from ._parameters import ParameterStore
 from ._progress import Progress, format_logs
-from .callbacks import Callback, History
+from .callbacks import Callback, History, wants
 from .errors import GraphError, TrainingError
 from .inference import Tally
 from .plan import compile_plan
@@ -335,8 +335,7 @@ class Trainer:
         history.set_params(params if params is not None else {"epochs": epochs, "steps": batches})
 
         deferred = self.checks is not None
-        ends = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end
-                or "on_batch_end" in vars(cb)]
+        ends = [cb for cb in callbacks if wants(cb, "on_batch_end")]
         # A device reads the loss once per logging interval; a callback that
         # wants every batch's loss makes every batch an interval.
         every = None
@@ -351,8 +350,7 @@ class Trainer:
             for cb in callbacks:
                 cb.on_batch_end(batch, logs)
 
-        begins = [cb for cb in callbacks if type(cb).on_batch_begin is not Callback.on_batch_begin
-                  or "on_batch_begin" in vars(cb)]
+        begins = [cb for cb in callbacks if wants(cb, "on_batch_begin")]
 
         def on_batch_begin(batch: int) -> None:
             for cb in begins:

@@ -89,6 +89,40 @@ def test_set_params_of_a_fit_on_batches_has_the_batches_per_epoch(data):
     assert [(p["steps"], p["rows"]) for p in asked.asked] == [(4, None)]
 
 
+def test_keras_names_for_the_batch_hooks_are_called_in_a_subclass(data):
+    """Keras's on_train_batch_begin/end are the batch hooks' other names: a
+    Callback written from Keras's guide that overrides them is called (it was
+    silently never called)."""
+
+    class KerasStyle(gn.Callback):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.calls.append(("begin", batch))
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.calls.append(("end", batch, sorted(logs)))
+
+    x, y = data
+    keras_style = KerasStyle()
+    build_regression().fit(x, y, epochs=2, batch_size=40, callbacks=[keras_style], verbose=0)
+    one_epoch = [("begin", 0), ("end", 0, ["loss"]), ("begin", 1), ("end", 1, ["loss"])]
+    assert keras_style.calls == one_epoch * 2
+
+
+def test_a_keras_named_batch_hook_that_cannot_take_its_arguments_is_refused(data):
+    class Short(gn.Callback):
+        def on_train_batch_end(self, batch):
+            pass
+
+    x, y = data
+    g = build_regression()
+    with pytest.raises(GraphError, match=r"on_train_batch_end is called as on_train_batch_end\(batch, logs\)"):
+        g.fit(x, y, epochs=1, callbacks=[Short()], verbose=0)
+
+
 class StopAfter(gn.Callback):
     def __init__(self, epoch):
         super().__init__()

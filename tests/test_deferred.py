@@ -76,10 +76,25 @@ def test_off_a_terminal_verbose_1_reads_once_per_epoch(standin, rng, capsys):
     assert "Epoch 3/3" in capsys.readouterr().err
 
 
-def test_a_callback_that_wants_every_batch_gets_every_batch(standin, rng):
+class _KerasNamed(gn.Callback):
+    """A batch hook under Keras's name."""
+
+    def __init__(self, losses):
+        super().__init__()
+        self.losses = losses
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.losses.append(logs["loss"])
+
+
+@pytest.mark.parametrize("make", [
+    lambda losses: gn.callbacks.LambdaCallback(on_batch_end=lambda batch, logs: losses.append(logs["loss"])),
+    _KerasNamed,
+], ids=["lambda", "keras-name"])
+def test_a_callback_that_wants_every_batch_gets_every_batch(standin, rng, make):
     """Asking for each batch's loss costs one read per batch, and says so by working."""
     losses = []
-    callback = gn.callbacks.LambdaCallback(on_batch_end=lambda batch, logs: losses.append(logs["loss"]))
+    callback = make(losses)
     to_host, _ = _transfers_per_epoch(standin, rng, 12, callbacks=[callback])
     assert to_host == 12 + 1
     assert len(losses) == 3 * 12 and all(isinstance(v, float) for v in losses)

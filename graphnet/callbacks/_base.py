@@ -18,7 +18,7 @@ from ..errors import GraphError, TrainingError
 if TYPE_CHECKING:
     from ..graph import Graph
 
-__all__ = ["Callback", "History", "Monitor", "HOOKS", "check_hook", "check_hooks", "check_logged", "optimizer_of",
+__all__ = ["Callback", "History", "Monitor", "HOOKS", "ALIASES", "wants", "check_hook", "check_hooks", "check_logged", "optimizer_of",
            "say", "check_verbose", "check_writable", "check_folder"]
 
 logger = logging.getLogger("graphnet.callbacks")
@@ -32,6 +32,9 @@ HOOKS = {
     "on_epoch_end": ("epoch", "logs"),
     "on_train_end": ("logs",),
 }
+
+#: Keras's other names for the batch hooks: a Callback may override either.
+ALIASES = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}
 
 #: Logged names whose larger values are better (``mode="auto"``).
 _LARGER_IS_BETTER = ("accuracy", "acc", "auc", "precision", "recall", "f1", "r2", "score")
@@ -75,10 +78,19 @@ class Callback:
         pass
 
     def on_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        pass
+        """Before each update; Keras's ``on_train_batch_begin`` is its other name."""
+        self.on_train_batch_begin(batch, logs)
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        """After each update; ``logs`` holds the batch's ``loss``."""
+        """After each update; ``logs`` holds the batch's ``loss``. Keras's
+        ``on_train_batch_end`` is its other name."""
+        self.on_train_batch_end(batch, logs)
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        pass
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        pass
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         pass
@@ -181,7 +193,7 @@ def check_hook(owner: str, hook: str, function) -> None:
         Naming the hook, the arguments it is called with and the
         function's own.
     """
-    arguments = HOOKS[hook]
+    arguments = HOOKS[ALIASES.get(hook, hook)]
     written = unbindable(function, *arguments)
     if written is not None:
         called = ", ".join(arguments)
@@ -200,11 +212,20 @@ def check_hooks(callback: Callback) -> None:
     GraphError
         For the first such hook.
     """
-    for hook in HOOKS:
-        function = getattr(callback, hook)
-        if getattr(function, "__func__", None) is getattr(Callback, hook):
-            continue  # the base class's own
-        check_hook(type(callback).__name__, hook, function)
+    for hook in (*HOOKS, *ALIASES):
+        if overrides(callback, hook):
+            check_hook(type(callback).__name__, hook, getattr(callback, hook))
+
+
+def overrides(callback: Callback, hook: str) -> bool:
+    """Whether ``callback`` has its own ``hook`` (set on it, or in its class)."""
+    return hook in vars(callback) or getattr(type(callback), hook) is not getattr(Callback, hook)
+
+
+def wants(callback: Callback, hook: str) -> bool:
+    """Whether ``fit`` must call ``hook`` of ``callback``: it overrides the
+    hook or Keras's other name for it."""
+    return overrides(callback, hook) or any(overrides(callback, alias) for alias, h in ALIASES.items() if h == hook)
 
 
 def optimizer_of(callback: Callback):

@@ -11,7 +11,7 @@ import numpy as np
 
 from .._validation import check_bool, check_int, check_number, unbindable
 from ..errors import GraphError
-from ._base import HOOKS, Callback, Monitor, check_hook, check_verbose, optimizer_of, say
+from ._base import ALIASES, HOOKS, Callback, Monitor, check_hook, check_verbose, optimizer_of, say
 
 __all__ = ["EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN", "LearningRateScheduler", "LambdaCallback"]
 
@@ -246,8 +246,7 @@ class LambdaCallback(Callback):
 
     _HOOKS = tuple(HOOKS)
     #: Keras's LambdaCallback names for the batch hooks.
-    _ALIASES: ClassVar[dict[str, str]] = {"on_train_batch_begin": "on_batch_begin",
-                                          "on_train_batch_end": "on_batch_end"}
+    _ALIASES: ClassVar[dict[str, str]] = ALIASES
 
     def __init__(self, **hooks):
         super().__init__()
