@@ -240,7 +240,32 @@ def test_keys_follow_keras_and_resolve_names_each_output():
     chosen = metrics.resolve(g, ["accuracy", "mae"])
     assert [m.name for m in chosen["p"]] == ["accuracy", "mae"] and [m.name for m in chosen["r"]] == ["mae"]
     assert metrics.key(g, "p", "accuracy") == "p_accuracy"
-    assert metrics.get("mean_squared_error").name == "mse"
+    assert metrics.get("mse").name == "mse"
+
+
+@pytest.mark.parametrize("asked, cls", [("mean_absolute_error", "MeanAbsoluteError"),
+                                        ("mean_squared_error", "MeanSquaredError"),
+                                        ("root_mean_squared_error", "RootMeanSquaredError"),
+                                        ({"name": "top_k_categorical_accuracy", "k": 2}, "TopKAccuracy")])
+def test_a_metric_asked_for_by_its_keras_name_is_logged_under_it(asked, cls):
+    """As Keras logs it: a tutorial's logs["mean_absolute_error"] and
+    EarlyStopping(monitor="val_mean_absolute_error") work (the logs said mae)."""
+    metric = metrics.get(asked)
+    name = asked if isinstance(asked, str) else asked["name"]
+    assert type(metric).__name__ == cls and metric.name == name
+    assert metrics.get(metric.get_config()).name == name  # a saved compile keeps the name
+    g = gn.Graph(seed=0)
+    g.add_input("x", 3)
+    g.add_output("y", 3, activation="softmax" if cls == "TopKAccuracy" else "linear",
+                 loss="categorical_crossentropy" if cls == "TopKAccuracy" else "mse")
+    g.connect("x", "y")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 3)), np.eye(3)[rng.integers(0, 3, 40)]
+    stop = gn.callbacks.EarlyStopping(monitor=f"val_{name}", patience=5)
+    history = g.fit(x, y, epochs=2, metrics=[asked], validation_split=0.25, callbacks=[stop], verbose=0)
+    assert sorted(history.history) == sorted(["loss", name, "val_loss", f"val_{name}"])
+    g.compile(metrics=[asked])
+    assert name in g.evaluate(x, y)
 
 
 def test_a_subclass_streams_and_merges():

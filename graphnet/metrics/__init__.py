@@ -79,12 +79,14 @@ METRICS: dict[str, type[Metric]] = {
     for cls in (Accuracy, BinaryAccuracy, CategoricalAccuracy, TopKAccuracy, Precision, Recall, F1Score, AUC,
                 LogLoss, MeanAbsoluteError, MeanSquaredError, RootMeanSquaredError, R2Score)
 }
-METRICS.update({
+#: Keras's long names: a metric asked for by one is logged under it, as in Keras.
+_KERAS_NAMES: dict[str, type[Metric]] = {
     "mean_absolute_error": MeanAbsoluteError,
     "mean_squared_error": MeanSquaredError,
     "root_mean_squared_error": RootMeanSquaredError,
     "top_k_categorical_accuracy": TopKAccuracy,
-})
+}
+METRICS.update(_KERAS_NAMES)
 
 
 def get(identifier) -> Metric:
@@ -107,6 +109,11 @@ def get(identifier) -> Metric:
     if isinstance(identifier, (str, Mapping, Metric)):
         metric = lookup(identifier, METRICS, "metric", Metric, "a Metric")
         _refuse_unwritten(type(metric))
+        given = identifier if isinstance(identifier, str) else None
+        if isinstance(identifier, Mapping) and isinstance(identifier.get("name"), str):
+            given = identifier["name"]
+        if given in _KERAS_NAMES and not isinstance(identifier, Metric):
+            metric.name = given  # logged under the name asked for, as Keras logs it
         return metric
     if callable(identifier):
         return FunctionMetric(identifier)
