@@ -340,12 +340,14 @@ def test_reduce_lr_on_plateau_follows_keras_rule(data):
     reduce = gn.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=2, cooldown=1, min_lr=0.002)
     record = gn.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: rates.append(g.optimizer.lr))
     losses = [5, 4, 4, 4, 4, 4, 4, 4, 3, 3, 3, 3]
-    g.fit(x, y, epochs=len(losses), callbacks=[Scripted(losses), reduce, record], verbose=0)
+    history = g.fit(x, y, epochs=len(losses), callbacks=[Scripted(losses), reduce, record], verbose=0)
     # Keras's rule: improve, improve, wait 1, wait 2 -> halve (cooldown 1); the
     # cooldown epoch counts as wait 1, the next as wait 2 -> halve; ... down to
     # min_lr, where it stays.
     expected = [1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25, 0.2, 0.2, 0.2, 0.2, 0.2]
     assert rates == pytest.approx([0.01 * r for r in expected])
+    # Logged as Keras logs it: the rate each epoch trained with, before that epoch's reduction.
+    assert history.history["learning_rate"] == pytest.approx([0.01] + rates[:-1])
 
 
 def test_csv_logger_writes_a_file_that_reads_back(tmp_path, data):
@@ -372,7 +374,7 @@ def test_learning_rate_scheduler_and_lambda_callback(data):
     g = build_regression()
     g.optimizer = gn.optimizers.SGD(lr=0.1)
     seen, events = [], []
-    g.fit(x, y, epochs=3, verbose=0, callbacks=[
+    history = g.fit(x, y, epochs=3, verbose=0, callbacks=[
         gn.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5),
         gn.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs=None: seen.append(g.optimizer.lr),
                                     on_train_begin=lambda logs=None: events.append("begin"),
@@ -380,6 +382,7 @@ def test_learning_rate_scheduler_and_lambda_callback(data):
                                     on_train_end=lambda logs=None: events.append("end")),
     ])
     assert seen == [0.05, 0.025, 0.0125]
+    assert history.history["learning_rate"] == seen  # logged, as Keras 3 logs it
     assert events[0] == "begin" and events[-1] == "end" and "batch" in events
     g.fit(x, y, epochs=2, verbose=0, callbacks=[gn.callbacks.LearningRateScheduler(lambda epoch: 0.3 - 0.1 * epoch)])
     assert g.optimizer.lr == pytest.approx(0.2)

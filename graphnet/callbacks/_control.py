@@ -93,8 +93,8 @@ class ReduceLROnPlateau(Monitor):
     """Multiply the optimizer's learning rate by ``factor`` when ``monitor``
     has not improved by ``min_delta`` for ``patience`` epochs, then wait
     ``cooldown`` epochs before counting again; never below ``min_lr``
-    (Keras's callback, with its defaults). ``verbose=1`` prints a line each
-    time it reduces the rate."""
+    (Keras's callback, with its defaults). Each epoch's rate is logged as
+    ``learning_rate``; ``verbose=1`` prints a line each time it reduces the rate."""
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
                  min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0, mode: str = "auto",
@@ -116,6 +116,7 @@ class ReduceLROnPlateau(Monitor):
         self.wait = self.cooldown_left = 0
 
     def on_epoch_end(self, epoch, logs=None):
+        _log_rate(self, logs)
         value = self.current(logs)
         if self.cooldown_left:
             self.cooldown_left -= 1
@@ -165,7 +166,7 @@ class TerminateOnNaN(Callback):
 
 class LearningRateScheduler(Callback):
     """Set the learning rate at the start of each epoch to ``schedule(epoch, lr)``
-    (or ``schedule(epoch)``), as Keras does.
+    (or ``schedule(epoch)``), as Keras does, and log it as ``learning_rate``.
 
     Raises
     ------
@@ -192,6 +193,16 @@ class LearningRateScheduler(Callback):
             optimizer.learning_rate = lr
         except GraphError as exc:
             raise GraphError(f"LearningRateScheduler: epoch {epoch}: {exc}") from None
+
+    def on_epoch_end(self, epoch, logs=None):
+        _log_rate(self, logs)
+
+
+def _log_rate(callback: Callback, logs: dict | None) -> None:
+    """The epoch's learning rate into its logs as ``learning_rate`` (and so
+    into the History), as Keras's callbacks that set the rate log it."""
+    if logs is not None:
+        logs["learning_rate"] = float(optimizer_of(callback).lr)
 
 
 def _takes_lr(schedule) -> bool:
