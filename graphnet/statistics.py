@@ -44,7 +44,6 @@ import numpy as np
 
 from .activations import HardSigmoid, Sigmoid, Softsign, Tanh
 from ._data import as_inputs, as_targets, common_rows
-from ._locks import read
 from .errors import NotFoundError, ShapeError
 from .inference import read_scalars
 from .nodes import DenseNode, Input, Output
@@ -210,10 +209,12 @@ def probe_workspace(plan: Plan, rows: int, backward: bool) -> Workspace:
     return ws
 
 
-@read
 def statistics(graph: Graph, x, y=None) -> Statistics:
     """Statistics of every node and synapse on one batch (see the module
-    docs), in inference mode, under the graph's read lock; changes nothing.
+    docs), in inference mode; changes nothing. It holds the graph's read
+    lock, or with targets its write lock: the gradients pass through the
+    plan's one gradient buffer, which a training step and another thread's
+    statistics use too.
 
     Parameters
     ----------
@@ -231,6 +232,11 @@ def statistics(graph: Graph, x, y=None) -> Statistics:
     ShapeError
         For data that does not fit the graph, or no rows.
     """
+    with graph.lock.reading() if y is None else graph.lock.writing():
+        return _statistics(graph, x, y)
+
+
+def _statistics(graph: Graph, x, y) -> Statistics:
     plan = compile_plan(graph)
     inputs = as_inputs(graph, x)
     targets = None if y is None else as_targets(graph, y)

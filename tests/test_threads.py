@@ -262,3 +262,54 @@ def test_one_row_predictions_while_another_thread_writes_are_each_of_one_moment(
     assert not torn, f"{len(torn)} predictions mixed two sets of weights"
     assert seen == {"a", "b"}
     assert _kernels.available() == (path == "one call")
+
+
+def test_statistics_with_targets_in_two_threads_take_turns(monkeypatch):
+    """statistics(x, y) fills the plan's gradient buffer: a second thread's
+    call waits until the first has read its gradients (both held only the
+    read lock, and the second could overwrite the first's gradients, giving
+    wrong norms without a word)."""
+    from graphnet.plan import Plan
+
+    g = gn.Graph(seed=0)
+    g.add_input("x", 8)
+    g.add_hidden("h", 16, activation="tanh")
+    g.add_output("y", 1)
+    g.connect("x", "h")
+    g.connect("h", "y")
+    x = np.random.default_rng(0).normal(size=(16, 8))
+    y_first, y_second = x.sum(1, keepdims=True), -3 * x.sum(1, keepdims=True)
+    expected = {k: s.grad_norm for k, s in g.statistics(x, y_first).synapses.items()}
+    other = {k: s.grad_norm for k, s in g.statistics(x, y_second).synapses.items()}
+    assert expected != other
+
+    inside, go = threading.Event(), threading.Event()
+    first = threading.get_ident()
+    unpatched = Plan.loss_and_gradients
+
+    def pausing(self, *args, **kwargs):
+        result = unpatched(self, *args, **kwargs)
+        if threading.get_ident() == first:  # the first call stops with its gradients in the buffer
+            inside.set()
+            go.wait(10)
+        return result
+
+    monkeypatch.setattr(Plan, "loss_and_gradients", pausing)
+    results = {}
+    second = threading.Thread(target=lambda: results.update(second=g.statistics(x, y_second)))
+
+    def release():
+        inside.wait(10)
+        second.start()
+        time.sleep(0.3)
+        results["second_waited"] = second.is_alive()
+        go.set()
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
+    got = g.statistics(x, y_first)
+    releaser.join(10)
+    second.join(10)
+    assert results["second_waited"]
+    assert {k: s.grad_norm for k, s in got.synapses.items()} == expected
+    assert {k: s.grad_norm for k, s in results["second"].synapses.items()} == other
