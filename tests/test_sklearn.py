@@ -374,6 +374,30 @@ def test_early_stopping_keeps_the_best_epoch():
     assert clf.score(X_val, y_val) == pytest.approx(clf.best_validation_score_)
 
 
+def test_early_stopping_splits_several_classes_as_mlp_does():
+    """MLPClassifier stratifies its early-stopping split for two classes
+    only: 20 rows of 3 classes with validation_fraction=0.1 fit (stratifying
+    refused them: 2 validation rows for 3 classes), on MLP's split."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.utils import check_random_state
+
+    X, y = load_iris(return_X_y=True)
+    X, y = X[np.r_[0:7, 50:57, 100:106]], y[np.r_[0:7, 50:57, 100:106]]
+    args = dict(hidden_layer_sizes=(4,), max_iter=5, early_stopping=True, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        MLPClassifier(**args).fit(X, y)
+    with pytest.warns(ConvergenceWarning):
+        clf = GraphNetClassifier(**args).fit(X, y)
+    rs = check_random_state(0)
+    for fan_in, fan_out in [(4, 4), (4, 3)]:  # the initial weights, drawn as MLPClassifier's
+        rs.uniform(size=(fan_in, fan_out))
+        rs.uniform(size=fan_out)
+    rs.randint(np.iinfo(np.int32).max)  # the draw that seeded the graph
+    _, X_val, _, y_val = train_test_split(X, y, test_size=0.1, random_state=rs, stratify=None)
+    assert clf.score(X_val, y_val) == pytest.approx(clf.best_validation_score_)
+
+
 def test_mlp_diverging_loss():
     """scikit-learn's test_mlp_diverging_loss: a diverging fit with early
     stopping does not raise; its last validation score is NaN. graphnet stops

@@ -273,7 +273,9 @@ class GraphNetClassifier(ClassifierMixin, GraphNetEstimator):
             )
 
     def _stratify_split(self) -> bool:
-        return not self._multilabel  # MLPClassifier does not stratify multilabel targets
+        # As MLPClassifier: it stratifies when its binarized targets have one
+        # column (two classes), not for several classes or labels.
+        return not self._multilabel and len(self.classes_) == 2
 
     def _score_validated(self, X, y, sample_weight=None) -> float:
         proba = self._proba_validated(X)
