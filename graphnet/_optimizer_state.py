@@ -433,7 +433,11 @@ class Optimizer:
         return state
 
     def __repr__(self) -> str:
-        params = {k: v for k, v in self.get_config().items() if k != "name" and v is not None}
+        try:
+            config = self.get_config()
+        except GraphError:  # a custom schedule without get_config: shown by its own repr below
+            config = {"name": self.name}
+        params = {k: v for k, v in config.items() if k != "name" and v is not None}
         if not isinstance(self.lr, float):
             params["lr"] = self.lr
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"

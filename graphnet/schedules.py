@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._registry import lookup
+from ._registry import add_family, lookup
 from ._validation import check_bool, check_int, check_number
 from .errors import GraphError
 
@@ -25,6 +25,7 @@ __all__ = [
     "PiecewiseConstantDecay",
     "SCHEDULES",
     "get",
+    "check_class",
 ]
 
 
@@ -39,13 +40,31 @@ class LearningRateSchedule:
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """``{"name": ..., **parameters}``: write it in a subclass for its
+        schedule to be saved (a model file, a checkpoint) and shown.
+
+        Raises
+        ------
+        GraphError
+            In this base class: a subclass without it cannot be saved.
+        """
+        raise GraphError(f"learning-rate schedule {type(self).__name__} has no get_config(): write one returning "
+                         "{'name': ..., **parameters} (and register the class) for it to be saved")
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, LearningRateSchedule) and self.get_config() == other.get_config()
+        if self is other:
+            return True
+        try:
+            return isinstance(other, LearningRateSchedule) and self.get_config() == other.get_config()
+        except GraphError:  # one without a config equals itself only
+            return False
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        try:
+            config = self.get_config()
+        except GraphError:
+            config = {}
+        params = ", ".join(f"{k}={v!r}" for k, v in config.items() if k != "name")
         return f"{type(self).__name__}({params})"
 
 
@@ -184,3 +203,27 @@ def get(identifier) -> LearningRateSchedule:
                          f"not the bare name {identifier!r}")
     return lookup(identifier, SCHEDULES, "learning-rate schedule", LearningRateSchedule,
                   "a LearningRateSchedule")
+
+
+def check_class(cls) -> None:
+    """Refuse a class that cannot be a saved schedule (what registering one
+    checks): not a :class:`LearningRateSchedule` subclass, no ``name``
+    identifier, or ``__call__`` or ``get_config`` not written.
+
+    Raises
+    ------
+    GraphError
+        Saying what is missing.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, LearningRateSchedule)):
+        raise GraphError(f"a learning-rate schedule class must subclass gn.schedules.LearningRateSchedule, "
+                         f"got {cls!r}")
+    where = f"learning-rate schedule {cls.__name__}"
+    if not isinstance(cls.name, str) or not cls.name.isidentifier():
+        raise GraphError(f"{where}: set a class attribute name = '...' (an identifier), its name in model files")
+    missing = [m for m in ("__call__", "get_config") if getattr(cls, m) is getattr(LearningRateSchedule, m)]
+    if missing:
+        raise GraphError(f"{where}: write {' and '.join(missing)} (get_config returns {{'name': ..., **parameters}})")
+
+
+add_family(LearningRateSchedule, SCHEDULES, "learning-rate schedule", check_class)

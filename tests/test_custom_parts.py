@@ -241,8 +241,8 @@ def test_register_files_a_class_by_its_name_in_its_family():
 
 @pytest.mark.parametrize("what, match", [
     (Cube(), r"register: give the class \(Cube\), not an instance"),
-    (int, r"register: expected a subclass of gn.activations.Activation or gn.losses.Loss or gn.metrics.Metric, "
-          r"got <class 'int'>"),
+    (int, r"register: expected a subclass of gn.activations.Activation or gn.losses.Loss or gn.metrics.Metric "
+          r"or gn.schedules.LearningRateSchedule, got <class 'int'>"),
     ("cube", r"register: expected a subclass"),
 ])
 def test_register_refuses_what_is_not_a_custom_part_class(what, match):

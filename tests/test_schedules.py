@@ -86,3 +86,77 @@ def test_piecewise_takes_tuples_and_1d_arrays():
         assert all(type(b) is int for b in schedule.boundaries) and all(type(v) is float for v in schedule.values)
     with pytest.raises(GraphError, match=r"boundaries must be a list, a tuple or a 1-D array, got ndarray of shape"):
         schedules.PiecewiseConstantDecay(np.zeros((1, 2), int), [0.1, 0.2, 0.3])
+
+
+def test_a_custom_schedule_without_get_config_trains_and_says_why_it_cannot_be_saved(tmp_path):
+    """It trains (as in Keras); repr shows it, and save, or a checkpoint before
+    training starts, says what to write. repr raised NotImplementedError, and
+    so did save and a ModelCheckpoint after the first epoch."""
+
+    class Constant(gn.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            return 0.01
+
+    g = gn.Sequential([gn.Input(2), gn.Dense(1)], loss="mse", seed=0)
+    x, y = np.ones((8, 2)), np.ones((8, 1))
+    g.fit(x, y, epochs=1, verbose=0, optimizer=gn.optimizers.Adam(lr=Constant()))
+    assert repr(Constant()) == "Constant()" and "Constant()" in repr(g.optimizer)
+    assert g.optimizer.lr == g.optimizer.lr and Constant() != Constant()
+    with pytest.raises(GraphError, match=r"schedule Constant has no get_config\(\): write one"):
+        g.save(tmp_path / "g.gnet")
+    assert not (tmp_path / "g.gnet").exists()
+    weights = g.get_weights()
+    for callback in (gn.callbacks.ModelCheckpoint(tmp_path / "c.gnet", monitor="loss"),
+                     gn.callbacks.BackupAndRestore(tmp_path / "backup")):
+        with pytest.raises(GraphError, match=rf"{type(callback).__name__}: learning-rate schedule Constant"):
+            g.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    assert all(np.array_equal(v, weights[k]) for k, v in g.get_weights().items())
+    g.fit(x, y, epochs=1, verbose=0, callbacks=[gn.callbacks.ModelCheckpoint(tmp_path / "c.npz", monitor="loss")])
+    assert (tmp_path / "c.npz").exists()
+
+
+def test_a_custom_schedule_with_get_config_saves_and_loads_registered_or_passed(tmp_path, monkeypatch):
+    class Constant(gn.schedules.LearningRateSchedule):
+        name = "constant_rate"
+
+        def __init__(self, rate=0.01):
+            self.rate = rate
+
+        def __call__(self, step):
+            return self.rate
+
+        def get_config(self):
+            return {"name": self.name, "rate": self.rate}
+
+    g = gn.Sequential([gn.Input(2), gn.Dense(1)], loss="mse", seed=0)
+    x, y = np.ones((8, 2)), np.ones((8, 1))
+    g.fit(x, y, epochs=1, verbose=0, optimizer=gn.optimizers.Adam(lr=Constant(0.02)))
+    path = g.save(tmp_path / "g.gnet")
+    with pytest.raises(gn.ModelFileError, match="unknown learning-rate schedule 'constant_rate'"):
+        gn.load(path)
+    passed = gn.load(path, custom_objects={"constant_rate": Constant})
+    assert isinstance(passed.optimizer.lr, Constant) and passed.optimizer.lr.rate == 0.02
+    monkeypatch.setitem(schedules.SCHEDULES, "constant_rate", None)  # gn.register's entry is taken out after
+    gn.register(Constant)
+    assert gn.load(path).optimizer.get_config() == g.optimizer.get_config()
+
+
+def test_register_checks_a_schedule_class(monkeypatch):
+    class NoConfig(gn.schedules.LearningRateSchedule):
+        name = "no_config"
+
+        def __call__(self, step):
+            return 0.1
+
+    with pytest.raises(GraphError, match="learning-rate schedule NoConfig: write get_config"):
+        gn.register(NoConfig)
+    assert "no_config" not in schedules.SCHEDULES
+
+    class Fine(NoConfig):
+        name = "fine_rate"
+
+        def get_config(self):
+            return {"name": self.name}
+
+    monkeypatch.setitem(schedules.SCHEDULES, "fine_rate", None)  # gn.register's entry is taken out after
+    assert gn.register(Fine) is Fine and schedules.SCHEDULES["fine_rate"] is Fine

@@ -67,6 +67,10 @@ class ModelCheckpoint(Monitor):
         if not set("{}") & set(str(Path(self.path).parent)):  # a folder the fields name is known only later
             check_writable(self, self.path)
 
+    def check_optimizer(self, optimizer):
+        if not self.plain_npz:  # a .gnet file stores the optimizer's config
+            _check_savable(self, optimizer)
+
     def on_train_begin(self, logs=None):
         self.best = math.inf if self.mode == "min" else -math.inf
 
@@ -152,6 +156,9 @@ class BackupAndRestore(Callback):
         if found and self.graph is not None:  # a backup the graph cannot take is refused before fit changes it
             copy.deepcopy(self.graph).load_weights(found[-1][1])
 
+    def check_optimizer(self, optimizer):
+        _check_savable(self, optimizer)
+
     def on_train_begin(self, logs=None):
         self._resume = None
         found = self.backups()
@@ -185,6 +192,15 @@ class BackupAndRestore(Callback):
         for done, path in self.backups():
             if self.delete_checkpoint or not done:  # a starting state left by a fit that ran no epoch
                 path.unlink(missing_ok=True)
+
+
+def _check_savable(callback: Callback, optimizer) -> None:
+    """Refuse before training an optimizer whose files could not be written
+    (a custom learning-rate schedule without ``get_config``)."""
+    try:
+        optimizer.get_config()
+    except GraphError as exc:
+        raise GraphError(f"{type(callback).__name__}: {exc}") from None
 
 
 def _template_fields(path: str) -> list[str]:
