@@ -111,9 +111,8 @@ def train_on(trainer: Trainer, batch, where, seed, tally: Tally) -> int:
     inputs, targets, count = batch
     graph = trainer.graph
     graph.rng = np.random.default_rng(seed)
-    _, losses, ws, penalty, sums = trainer.gradient(inputs, targets, count, where)
-    predictions = {name: ws.a[slot] for name, slot in trainer.plan.outputs}
-    tally.add(count, losses, predictions, targets, penalty, sums)
+    _, losses, _, penalty, sums = trainer.gradient(inputs, targets, count, where, tally=tally)
+    tally.add(count, losses, penalty=penalty, weight_sums=sums)  # its metrics counted in gradient
     return count
 
 

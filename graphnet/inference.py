@@ -277,7 +277,8 @@ class Tally:
             penalty: float = 0.0, weight_sums: dict[str, float] | None = None) -> None:
         """Count one batch: its per-output mean ``losses``, ``penalty``, the
         sum of its row weights per output (its row count when unweighted),
-        and its predictions and targets into each metric."""
+        and its predictions and targets into each metric (when given: see
+        :meth:`add_predictions`)."""
         self.rows += rows
         for name, value in losses.items():
             weight = rows if weight_sums is None else weight_sums[name]
@@ -286,6 +287,13 @@ class Tally:
             total[1] += weight
         if not isinstance(penalty, (int, float)) or penalty:  # (a device's penalty is never read)
             self._add("penalty", penalty * rows)
+        if predictions is not None:
+            self.add_predictions(predictions, targets)
+
+    def add_predictions(self, predictions, targets) -> None:
+        """One batch's predictions and targets (dicts by output) into each
+        metric: a training step gives them before backward writes over
+        its activations."""
         deferred = self.backend.deferred
         for name, bound in self.metrics.items():
             y, a, host = targets[name], predictions[name], None

@@ -105,10 +105,9 @@ class Trainer:
         with self.graph.lock.writing():
             if self.plan.version != self.graph.version:
                 self._follow()
-            total, losses, ws, penalty, sums = self.gradient(inputs, targets, rows, where, weights)
+            total, losses, ws, penalty, sums = self.gradient(inputs, targets, rows, where, weights, tally)
             if tally is not None:
-                predictions = {name: ws.a[slot] for name, slot in self.plan.outputs}
-                tally.add(rows, losses, predictions, targets, penalty, sums)
+                tally.add(rows, losses, penalty=penalty, weight_sums=sums)  # its metrics counted in gradient
             if self.checks is None:
                 self.update(where)
             else:
@@ -175,12 +174,14 @@ class Trainer:
         self._grads = plan.store.trainable_grads
         logger.debug("%s: training goes on with the plan of version %d", self.graph.name, plan.version)
 
-    def gradient(self, inputs, targets, rows: int, where=None, weights=None):
+    def gradient(self, inputs, targets, rows: int, where=None, weights=None, tally: Tally | None = None):
         """Forward, loss check, backward and penalties (the regularizers and
         this trainer's own): the gradient of the batch in the store, the
         weights unchanged. Returns ``(total, losses, workspace, penalty,
         weight_sums)``: the total includes the penalty, and ``weight_sums`` is
-        each output's sum of row weights (None unweighted)."""
+        each output's sum of row weights (None unweighted). With ``tally``,
+        the batch's predictions go into its metrics before backward writes
+        over them (the losses are the caller's to add)."""
         plan = self.plan
         factors, sums = row_factors(weights, plan.dtype, plan.xp)
         ws = plan.train_workspace(rows)
@@ -190,6 +191,8 @@ class Trainer:
                 bad = {n: v for n, v in losses.items() if not math.isfinite(v)}
                 raise self._error(where, f"the loss of output {_names(bad)} is {_values(bad)}",
                                   output=next(iter(bad), None))
+            if tally is not None:  # backward writes deltas over the activations (the buffer-reuse rule)
+                tally.add_predictions({name: ws.a[slot] for name, slot in plan.outputs}, targets)
 
         total, losses, penalty = plan.loss_and_gradients(ws, inputs, targets, self.backend.dropout_rng(self.graph),
                                                          factors, refuse_non_finite)

@@ -206,6 +206,24 @@ def test_each_callback_is_asked_once_and_trains_with_the_clusters_params(dask_cl
     assert asked.at_begin == {k: v for k, v in history.params.items()}
 
 
+def test_the_clusters_training_metrics_are_counted_on_the_predictions(dask_cluster, rng):
+    """A worker counted its metrics on the activations after backward had
+    written deltas over them (sigmoid under mse); with lr=0 the epoch's
+    metrics are evaluate's."""
+    _, client = dask_cluster
+    x = rng.normal(size=(40, 3))
+    y = rng.normal(size=(40, 2))
+    g = gn.Graph(seed=0)
+    g.add_input("x", 3)
+    g.add_output("y", 2, activation="sigmoid", loss="mse")
+    g.connect("x", "y")
+    expected = g.evaluate(x, y, metrics=["mse", "mae"])
+    history = gn.distributed.fit(g, x, y, client, timeout=TIMEOUT, epochs=1, batch_size=40,
+                                 optimizer=gn.optimizers.SGD(lr=0.0), metrics=["mse", "mae"], verbose=0)
+    for key in ("loss", "mse", "mae"):
+        assert history.history[key][0] == pytest.approx(expected[key], rel=1e-6), key
+
+
 def test_a_frame_is_bound_by_column_names_as_in_fit(dask_cluster, rng):
     """A frame whose columns come in another order, with an extra column:
     fit binds them by name and ignores the extra, and so does distributed.fit

@@ -470,3 +470,44 @@ def test_a_metric_on_its_own_takes_series_and_tensors(module, make):
     metric = gn.metrics.get("mae")
     metric.update_state(make([1.0, 0.0, 2.0]), make([1.0, 1.0, 2.0]))
     assert metric.result() == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("activation, loss, metric", [
+    ("sigmoid", "mse", "mse"), ("tanh", "mae", "mae"), ("softplus", "mse", "rmse"), ("softsign", "huber", "mae"),
+    ("softmax", "mse", "accuracy"), ("linear", "mse", "r2"),
+])
+def test_fit_counts_its_metrics_on_the_predictions_not_on_what_backward_wrote(activation, loss, metric):
+    """With lr=0 a fit's epoch metrics are evaluate's. The step gave its
+    metrics the activations after backward had written deltas over them
+    (sigmoid, tanh, softplus, softmax or softsign under a loss they do not
+    fuse with): mse 0.664 where evaluate and the loss said 0.754."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(24, 3)), rng.normal(size=(24, 2))
+    if activation == "softmax":
+        y = np.eye(2)[rng.integers(0, 2, 24)]
+    g = gn.Graph(seed=0)
+    g.add_input("x", 3)
+    g.add_output("y", 2, activation=activation, loss=loss)
+    g.connect("x", "y")
+    expected = g.evaluate(x, y, metrics=[metric])
+    history = g.fit(x, y, batch_size=8, shuffle=False, optimizer=gn.optimizers.SGD(lr=0.0), metrics=[metric],
+                    verbose=0)
+    assert history.history["loss"][0] == pytest.approx(expected["loss"], rel=1e-6)
+    assert history.history[metric][0] == pytest.approx(expected[metric], rel=1e-6)
+
+
+def test_fit_counts_the_metrics_of_an_output_that_feeds_another_node():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 3))
+    y = {"p": rng.integers(0, 2, (16, 1)).astype(float), "q": rng.normal(size=(16, 1))}
+    g = gn.Graph(seed=0)
+    g.add_input("x", 3)
+    g.add_output("p", 1, activation="sigmoid", loss="binary_crossentropy")
+    g.add_output("q", 1)
+    g.connect("x", "p")
+    g.connect("p", "q")
+    chosen = {"p": ["accuracy", "log_loss"]}
+    expected = g.evaluate(x, y, metrics=chosen)
+    history = g.fit(x, y, batch_size=16, optimizer=gn.optimizers.SGD(lr=0.0), metrics=chosen, verbose=0)
+    for key in ("p_loss", "p_accuracy", "p_log_loss"):
+        assert history.history[key][0] == pytest.approx(expected[key], rel=1e-6), key
