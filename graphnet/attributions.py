@@ -124,8 +124,15 @@ class Attributions:
         """``report["pixels"]``: that input's attributions, shape (rows, size)."""
         try:
             return self.values[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: an unhashable key
             raise NotFoundError(f"attributions: no input {name!r}; inputs: {self.inputs}") from None
+
+    def __contains__(self, name) -> bool:
+        return isinstance(name, str) and name in self.values
+
+    def __iter__(self):
+        """The input names."""
+        return iter(self.values)
 
     @property
     def per_node(self) -> dict[str, np.ndarray]:

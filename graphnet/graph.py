@@ -21,6 +21,8 @@ export                    :mod:`graphnet.interop.onnx_export`
 
 from __future__ import annotations
 
+import copy
+
 from . import attributions as attributions_module
 from . import inference, preprocessing, render_html, saving, serving, spec, specfile, surgery, training, weight_files, weights  # noqa: F401 (render_html: .html pages)
 from . import render as render_module
@@ -122,6 +124,12 @@ class Graph(Network, kind="graph"):
         if check_bool(bridge, "remove: bridge"):
             return surgery.remove_bridged(self, name)
         return Network.remove(self, name)
+
+    def __copy__(self):
+        """``copy.copy`` gives what ``copy.deepcopy`` gives: a graph with its
+        own nodes, weights and optimizer state (a shallow copy would share
+        the nodes, and an optimizer trains one graph)."""
+        return copy.deepcopy(self)
 
     # ----------------------------------------------------- seeing inside
     statistics = statistics_module.statistics

@@ -167,6 +167,17 @@ class Statistics:
         what = "synapse" if isinstance(name, tuple) else "node"
         raise NotFoundError(f"statistics of {self.graph!r}: no {what} {shown(name)}; known: {preview(table)}")
 
+    def __contains__(self, name) -> bool:
+        """A node's name, or a synapse's ``(src, dst)``."""
+        try:
+            return name in (self.synapses if isinstance(name, tuple) else self.nodes)
+        except TypeError:  # an unhashable key
+            return False
+
+    def __iter__(self):
+        """The node names, in topological order."""
+        return iter(self.nodes)
+
     def text(self) -> str:
         """A table: one line per node, then one per synapse."""
         lines = [f"Statistics of {self.graph!r} on {self.rows} rows"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import types
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import networkx as nx
 
@@ -232,8 +232,15 @@ class Structure:
     def __getitem__(self, name: str) -> Node:
         return self._nodes[self.resolve(name)]
 
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self._nodes
+    def __contains__(self, node: object) -> bool:
+        """A node's name, or the node itself."""
+        if isinstance(node, Node):
+            return node.name is not None and self._nodes.get(node.name) is node
+        return isinstance(node, str) and node in self._nodes
+
+    def __iter__(self) -> Iterator[str]:
+        """The node names, in the order they were added (as a dict's keys)."""
+        return iter(list(self._nodes))
 
     def __len__(self) -> int:
         return len(self._nodes)

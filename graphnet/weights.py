@@ -176,9 +176,15 @@ class TransferReport:
     unused: list[str] = field(default_factory=list)
 
     def __getitem__(self, item: str):
-        if item not in ("copied", "skipped", "mismatched", "unused"):
-            raise GraphError(f"TransferReport has 'copied', 'skipped', 'mismatched' and 'unused', not {item!r}")
+        if item not in self:
+            raise NotFoundError(f"TransferReport has 'copied', 'skipped', 'mismatched' and 'unused', not {item!r}")
         return getattr(self, item)
+
+    def __contains__(self, item) -> bool:
+        return isinstance(item, str) and item in self.keys()
+
+    def __iter__(self):
+        return iter(self.keys())
 
     def keys(self):
         return ("copied", "skipped", "mismatched", "unused")

@@ -333,3 +333,15 @@ def test_a_baseline_is_in_the_units_of_the_data_for_an_input_that_normalizes(rng
         theirs = captum.IntegratedGradients(f).attribute(
             torch.tensor(x["a"]), baselines=torch.tensor(raw)[None], target=0, n_steps=16)
         np.testing.assert_allclose(report["a"][:, :3], theirs.numpy(), rtol=0, atol=1e-12)
+
+
+def test_attributions_hold_their_inputs_as_a_mapping(rng):
+    """`in` and iteration give input names (they fell back to report[0] and
+    raised NotFoundError)."""
+    g = build_dag()
+    x, _ = dag_data(rng, 4)
+    report = g.attributions(x, output="main", target=0)
+    assert list(report) == report.inputs and all(name in report for name in g.inputs)
+    assert "nope" not in report and 0 not in report
+    with pytest.raises(KeyError, match="no input"):
+        report[["a"]]

@@ -317,3 +317,42 @@ def test_connect_refuses_exactly_the_cycles(seed):
     order = g.topological_order
     position = {n: i for i, n in enumerate(order)}
     assert all(position[s] < position[d] for s, d in shadow.edges)
+
+
+def test_a_graph_iterates_its_node_names_and_holds_its_nodes():
+    """Iterating a graph gives its node names, as a dict's keys (it fell back
+    to g[0] and raised NotFoundError), and a node of the graph is in it."""
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    g.add_hidden("h", 3)
+    g.add_output("y", 1)
+    g.connect("x", "h")
+    g.connect("h", "y")
+    assert list(g) == ["x", "h", "y"] == list(g.nodes) and len(g) == 3
+    assert "h" in g and g["h"] in g and 0 not in g and "z" not in g
+    other = gn.Graph()
+    other.add_input("x", 2)
+    assert other["x"] not in g
+    for name in g:  # iterating while editing: the names of one moment
+        if name == "h":
+            g.remove("h")
+    assert list(g) == ["x", "y"]
+
+
+def test_copy_copy_of_a_trained_graph_is_a_graph_of_its_own():
+    """copy.copy gives what deepcopy gives: it raised (an optimizer trains
+    one graph) for a trained graph, and shared the nodes of an untrained one."""
+    import copy
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 2)), rng.normal(size=(16, 1))
+    for trained in (False, True):
+        g = gn.Sequential([gn.Input(2), gn.Dense(3), gn.Dense(1)], loss="mse", seed=0)
+        if trained:
+            g.fit(x, y, epochs=1, verbose=0)
+        c = copy.copy(g)
+        assert np.array_equal(c.predict(x), g.predict(x)) and c["dense"] is not g["dense"]
+        before = g.predict(x)
+        c.fit(x, y, epochs=2, verbose=0)
+        c.add_hidden("extra", 2)
+        assert np.array_equal(g.predict(x), before) and "extra" not in g

@@ -177,3 +177,11 @@ def test_bad_data_is_a_shape_error(data):
         g.statistics(np.zeros((4, 2)))
     with pytest.raises(gn.ShapeError, match="rows disagree"):
         g.statistics(data[0], data[1][:3])
+
+
+def test_statistics_hold_their_nodes_and_synapses_as_a_mapping(data):
+    """`in` and iteration give node names (they fell back to stats[0] and
+    raised NotFoundError)."""
+    stats = known_graph().statistics(data[0])
+    assert list(stats) == list(stats.nodes) == ["x", "h", "s", "y"]
+    assert "h" in stats and ("h", "y") in stats and "z" not in stats and 0 not in stats and ["h"] not in stats

@@ -579,6 +579,12 @@ def test_transfer_by_name_copies_what_matches_and_reports_the_rest(rng):
     for key, value in source.get_weights().items():
         assert np.array_equal(target.get_weights()[key], value)
     assert "3 skipped" in repr(report) and "extra.bias" in repr(report)
+    # A mapping of its four parts: in, iteration and dict() agree, and an
+    # unknown part is a NotFoundError (a KeyError), as errors.md says.
+    assert "copied" in report and 0 not in report and list(report) == list(report.keys())
+    assert dict(report)["skipped"] == report.skipped
+    with pytest.raises(KeyError, match="not 'zz'"):
+        report["zz"]
 
 
 def test_strict_transfer_refuses_a_mismatch_and_copies_nothing(rng):
