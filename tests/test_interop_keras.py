@@ -96,6 +96,12 @@ def test_sequential_object(sequential, data):
     np.testing.assert_allclose(g.predict(data["x"]), _keras_predict(sequential, data["x"]), atol=TOL)
 
 
+def test_a_numpy_dtype_is_taken_as_graph_takes_it(sequential):
+    assert gn.from_keras(sequential, dtype=np.float64).dtype == np.float64
+    with pytest.raises(gn.ModelImportError, match="from_keras: dtype must be None, 'float32' or 'float64'"):
+        gn.from_keras(sequential, dtype=np.int32)
+
+
 def test_sequential_keras_file(sequential, data, tmp_path):
     path = tmp_path / "mlp.keras"
     sequential.save(path)

@@ -553,8 +553,9 @@ def test_half_bfloat16_and_double_modules(dtype, graph_dtype, x):
     np.testing.assert_allclose(g.predict(x), own, atol=max(8 * torch.finfo(dtype).eps, 1e-12))  # and near its own
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", np.float64, np.dtype("float32")])
 def test_a_float32_module_imports_in_either_dtype(dtype, x):
+    """Either dtype, named as Graph takes it: a numpy dtype too (it was refused)."""
     torch.manual_seed(24)
     module = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 2))
     g = gn.from_torch(module, dtype=dtype)

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import numpy as np
+
 from .. import losses
 from .._text import shown
-from .._validation import check_bool, check_text, is_int
+from .._validation import check_bool, check_text, is_dtype, is_int
 from ..errors import GraphError, ModelImportError
 from ..nodes import check_name
 
@@ -51,7 +53,8 @@ def _text(value, what: str, check: Callable, rule: str) -> None:
 
 
 def _dtype(value, what: str) -> None:
-    if not (value is None or (isinstance(value, str) and value in ("float32", "float64"))):
+    """None, or what Graph takes: a name or numpy dtype of float32 or float64."""
+    if not (value is None or (is_dtype(value) and np.dtype(value).name in ("float32", "float64"))):
         raise ModelImportError(f"{what} must be None, 'float32' or 'float64', got {shown(value)}")
 
 

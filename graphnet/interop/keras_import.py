@@ -71,7 +71,7 @@ def from_keras(obj, *, loss=None, dtype: str | None = None, seed: int | None = N
         By default each output gets the loss its activation implies
         (softmax: ``categorical_crossentropy``, sigmoid:
         ``binary_crossentropy``, otherwise ``mse``).
-    dtype : {"float32", "float64"}, optional
+    dtype : {"float32", "float64"} or numpy dtype, optional
         By default float64 when every Keras weight is float64, else float32.
     seed : int, optional
         The new graph's seed (weights of a JSON import are drawn from it).
@@ -109,6 +109,7 @@ def from_keras(obj, *, loss=None, dtype: str | None = None, seed: int | None = N
     graphnet.errors.ModelImportError: keras model 'tiny': layer 'y' (Dense) brings the model to 8 parameters, more than max_params=7; pass a larger max_params (or None) to import it if you trust the model
     """
     check_arguments("from_keras", max_params=max_params, dtype=dtype, seed=seed, loss=loss)
+    dtype = None if dtype is None else np.dtype(dtype).name  # np.float64 as "float64"
     config, weights, origin, major = read(obj)
     with unexpected_as(ModelImportError, origin):
         try:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 
 from ..errors import ModelImportError
 from ._arguments import check_arguments
@@ -66,7 +67,7 @@ def from_torch(module, *, loss=None, dtype: str | None = None, name: str | None 
         The outputs' losses; by default the one each activation implies
         (softmax: ``categorical_crossentropy``, sigmoid: ``binary_crossentropy``,
         otherwise ``mse``).
-    dtype : {"float32", "float64"}, optional
+    dtype : {"float32", "float64"} or numpy dtype, optional
         By default float64 when the Linear weights are, else float32 (also for
         float16 and bfloat16 weights, which float32 holds exactly).
     name : str, optional
@@ -93,6 +94,7 @@ def from_torch(module, *, loss=None, dtype: str | None = None, name: str | None 
     """
     check_arguments("from_torch", loss=loss, dtype=dtype, name=name, input_name=input_name, seed=seed,
                     check=check)
+    dtype = None if dtype is None else np.dtype(dtype).name  # np.float64 as "float64"
     torch = require("torch", "from_torch")
     nn = torch.nn
     if not isinstance(module, nn.Module):
