@@ -72,6 +72,21 @@ def test_a_series_is_a_one_column_input(rng):
     np.testing.assert_array_equal(g.predict(s), g.predict(s.to_numpy().reshape(-1, 1)))
 
 
+def test_a_series_given_to_several_inputs_is_named_as_a_series():
+    """One row of a frame (df.iloc[0]) given to a graph of several inputs:
+    the message named an ndarray, which the user never gave."""
+    g = gn.Graph(seed=0)
+    g.add_input("age", 1)
+    g.add_input("chol", 1)
+    g.add_output("y", 1)
+    g.connect(["age", "chol"], "y")
+    frame = pd.DataFrame({"age": [60.0], "chol": [233.0]})
+    with pytest.raises(gn.ShapeError, match=r"2 inputs \['age', 'chol'\]: pass a frame or a dict keyed by input "
+                                            r"name, not a Series \(one row of a frame stays a frame as df.iloc\[\[0\]\]\)"):
+        g.predict(frame.iloc[0])
+    assert g.predict(frame.iloc[[0]]).shape == (1, 1)
+
+
 def test_plain_arrays_still_work_unchanged(rng):
     g = gn.Graph(seed=0, dtype="float64")
     g.add_input("x", 3)
