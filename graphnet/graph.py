@@ -31,6 +31,7 @@ from . import summary as summary_module
 from ._validation import check_bool
 from .interop import onnx_export
 from .network import Network, NodeRef
+from .nodes import Hidden, Input, Output
 from .plan import compile_plan
 
 __all__ = ["Graph"]
@@ -71,6 +72,107 @@ class Graph(Network, kind="graph"):
     >>> g.predict(np.zeros((3, 2))).shape
     (3, 1)
     """
+
+    # ---------------------------------------------------------- building
+    def add_input(self, name: str, size: int | None = None, *, columns=None, categories=None,
+                  normalize: bool = False, missing: str = "error") -> Input:
+        """Add an Input: where data enters, as numbers or from a table's columns.
+
+        Parameters
+        ----------
+        name : str
+            Unique in the graph; a frame's column of that name feeds it by default.
+        size : int, optional
+            Its number of data columns; by default the number of ``columns``
+            (one without them). A categorical input's size is
+            ``len(categories) + 1``.
+        columns : list of str, optional
+            The frame's columns it reads.
+        categories : list or "adapt", optional
+            Values (strings or integers) of the one column it reads, or
+            ``"adapt"`` to learn them; code 0 stands for unknown and missing.
+        normalize : bool
+            ``(x - mean) / std`` per column, the statistics learnt by ``adapt``.
+        missing : {"error", "mean", "indicator"}
+            What a NaN becomes: a ShapeError naming the column, the adapted
+            mean, or the mean plus one 0/1 column per column (the size doubles).
+
+        Returns
+        -------
+        Input
+
+        Raises
+        ------
+        GraphError
+            For a name in use, a bad size or a setting that does not fit the others.
+        """
+        return self.add_node(Input(size, name=name, columns=columns, categories=categories, normalize=normalize,
+                                   missing=missing))
+
+    def add_hidden(self, name: str, size: int, activation="relu", dropout: float = 0.0,
+                   trainable: bool = True, bias_regularizer=None) -> Hidden:
+        """Add a Hidden node: ``activation(bias + Σ x_src @ W_src)`` over its sources.
+
+        Parameters
+        ----------
+        name : str
+        size : int
+            Its units.
+        activation : str, dict or Activation
+        dropout : float
+            The fraction of units dropped (inverted dropout) while training only.
+        trainable : bool
+            False freezes its bias and every synapse into it.
+        bias_regularizer : str, dict or Regularizer, optional
+            A penalty on its bias (:mod:`graphnet.regularizers`).
+
+        Returns
+        -------
+        Hidden
+
+        Raises
+        ------
+        GraphError
+            For a name in use, or a bad size, activation, dropout or regularizer.
+        """
+        return self.add_node(Hidden(size, activation=activation, dropout=dropout, name=name,
+                                    trainable=trainable, bias_regularizer=bias_regularizer))
+
+    def add_output(self, name: str, size: int, activation="linear", loss="mse", loss_weight: float = 1.0,
+                   trainable: bool = True, bias_regularizer=None, *, classes=None) -> Output:
+        """Add an Output node: a Hidden node with a loss, whose values ``predict`` returns.
+
+        Parameters
+        ----------
+        name : str
+        size : int
+            Its units.
+        activation : str, dict or Activation
+        loss : str, dict or Loss
+            Checked against the activation.
+        loss_weight : float
+            Its share of the total loss, ``Σ loss_weight × loss``.
+        trainable : bool
+            False freezes its bias and every synapse into it.
+        bias_regularizer : str, dict or Regularizer, optional
+        classes : list or "adapt", optional
+            The labels of a softmax (one per unit) or one-unit sigmoid (two)
+            output, or ``"adapt"``: targets may then be labels, and
+            ``predict_labels`` returns them.
+
+        Returns
+        -------
+        Output
+
+        Raises
+        ------
+        GraphError
+            For a name in use, a bad setting, or a cross-entropy loss without
+            its activation (``binary_crossentropy`` needs ``sigmoid``,
+            ``categorical_crossentropy`` needs ``softmax``).
+        """
+        return self.add_node(Output(size, activation=activation, loss=loss, loss_weight=loss_weight, name=name,
+                                    trainable=trainable, bias_regularizer=bias_regularizer, classes=classes))
 
     # ----------------------------------------------------------- running
     #: The compiled execution plan, rebuilt after any structural edit.

@@ -36,7 +36,7 @@ from ._parameters import new_token
 from ._text import format_cycle, shown
 from ._validation import check_allocation, check_text, is_dtype, is_int
 from .errors import CycleError, GraphError, NotFoundError
-from .nodes import DenseNode, Hidden, Input, Node, Output
+from .nodes import DenseNode, Input, Node, Output
 from .structure import NodeRef, Structure
 from .synapse import Synapse, init_values
 
@@ -126,33 +126,6 @@ class Network(Structure):
         self.stop_training = False
 
     # ------------------------------------------------------------------ nodes
-    def add_input(self, name: str, size: int | None = None, *, columns=None, categories=None,
-                  normalize: bool = False, missing: str = "error") -> Input:
-        """Add an Input of ``size`` features, or one reading a table's ``columns`` (``categories``,
-        ``normalize``, ``missing``: see :class:`graphnet._tabular.InputSettings`)."""
-        return self.add_node(Input(size, name=name, columns=columns, categories=categories, normalize=normalize,
-                                   missing=missing))
-
-    def add_hidden(self, name: str, size: int, activation="relu", dropout: float = 0.0,
-                   trainable: bool = True, bias_regularizer=None) -> Hidden:
-        """Add a Hidden node; ``dropout`` is applied (inverted) while training
-        only; ``bias_regularizer`` penalises its bias (``graphnet.regularizers``)."""
-        return self.add_node(Hidden(size, activation=activation, dropout=dropout, name=name,
-                                    trainable=trainable, bias_regularizer=bias_regularizer))
-
-    def add_output(self, name: str, size: int, activation="linear", loss="mse", loss_weight: float = 1.0,
-                   trainable: bool = True, bias_regularizer=None, *, classes=None) -> Output:
-        """Add an Output node with its loss; ``classes``: a softmax (or one-unit sigmoid) output's labels, or "adapt".
-
-        Raises
-        ------
-        GraphError
-            For a cross-entropy loss without its activation (``binary_crossentropy``
-            needs ``sigmoid``, ``categorical_crossentropy`` needs ``softmax``).
-        """
-        return self.add_node(Output(size, activation=activation, loss=loss, loss_weight=loss_weight, name=name,
-                                    trainable=trainable, bias_regularizer=bias_regularizer, classes=classes))
-
     @_edit
     def add_node(self, node: Node) -> Node:
         """Add a node object built elsewhere (it must have a name)."""
@@ -328,7 +301,17 @@ class Network(Structure):
 
     @_edit
     def disconnect(self, src: NodeRef, dst: NodeRef) -> None:
-        """Remove the synapse ``src -> dst``; other weights are kept."""
+        """Remove the synapse ``src -> dst``; other weights are kept.
+
+        Parameters
+        ----------
+        src, dst : str or Node
+
+        Raises
+        ------
+        NotFoundError
+            For an unknown node, or no synapse between them.
+        """
         key = (self.resolve(src), self.resolve(dst))
         if key not in self._synapses:
             raise NotFoundError(f"graph {self.name!r} has no synapse {key[0]!r} -> {key[1]!r}")
@@ -409,12 +392,21 @@ class Network(Structure):
 
     @_edit
     def to(self, device) -> Network:
-        """Move the graph to ``device`` (``"cpu"`` or ``"cuda"``) in place:
-        every weight and bias, and the optimizer's state. Returns the graph.
+        """Move the graph to ``device`` in place: every weight and bias, and
+        the optimizer's state.
 
         Results on the new device equal the old one's within float32
         rounding; nothing else changes (weights bit for bit, the iteration
         count, the random streams).
+
+        Parameters
+        ----------
+        device : {"cpu", "cuda"}
+
+        Returns
+        -------
+        Graph
+            The graph itself.
 
         Raises
         ------

@@ -95,7 +95,7 @@ class Input(Node):
     :class:`~graphnet.Sequential` model.
 
     The keywords say how a table's columns become its features (see
-    :meth:`Graph.add_input <graphnet.network.Network.add_input>`); what
+    :meth:`Graph.add_input <graphnet.Graph.add_input>`); what
     ``adapt`` learns (``mean``, ``std``, ``categories``) is kept here and
     saved with the graph. ``size`` is a numeric input's number of data
     columns (its size doubles with ``missing="indicator"``), or a

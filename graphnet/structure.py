@@ -147,7 +147,18 @@ class Structure:
 
     # ------------------------------------------------------------- read access
     def synapse(self, src: NodeRef, dst: NodeRef) -> Synapse:
-        """The synapse ``src -> dst``."""
+        """The synapse ``src -> dst``: its ``weight``, ``trainable``,
+        ``regularizer`` and ``init``.
+
+        Parameters
+        ----------
+        src, dst : str or Node
+
+        Raises
+        ------
+        NotFoundError
+            For an unknown node, or no synapse between them.
+        """
         key = (self.resolve(src), self.resolve(dst))
         try:
             return self._synapses[key]
@@ -159,18 +170,48 @@ class Structure:
         return self._synapses.get((src, dst))
 
     def incoming(self, name: NodeRef) -> list[Synapse]:
-        """Synapses ending in ``name``, in the order they were connected."""
+        """Synapses ending in ``name``, in the order they were connected.
+
+        Parameters
+        ----------
+        name : str or Node
+
+        Raises
+        ------
+        NotFoundError
+            For an unknown node.
+        """
         name = self.resolve(name)
         synapses = self._synapses
         return [synapses[(src, name)] for src in self._structure.pred[name]]
 
-    def sources(self, name: str) -> list[str]:
-        """The names of the nodes feeding ``name``, in the order they were connected."""
-        return list(self._structure.pred[name])
+    def sources(self, name: NodeRef) -> list[str]:
+        """The names of the nodes feeding ``name``, in the order they were connected.
 
-    def consumers(self, name: str) -> list[str]:
-        """The names of the nodes ``name`` feeds."""
-        return list(self._structure.succ[name])
+        Parameters
+        ----------
+        name : str or Node
+
+        Raises
+        ------
+        NotFoundError
+            For an unknown node.
+        """
+        return list(self._structure.pred[self.resolve(name)])
+
+    def consumers(self, name: NodeRef) -> list[str]:
+        """The names of the nodes ``name`` feeds.
+
+        Parameters
+        ----------
+        name : str or Node
+
+        Raises
+        ------
+        NotFoundError
+            For an unknown node.
+        """
+        return list(self._structure.succ[self.resolve(name)])
 
     @property
     def nodes(self) -> Mapping[str, Node]:

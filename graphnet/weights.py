@@ -108,6 +108,11 @@ def set_weights(graph: Network, weights: Mapping[str, Any]) -> None:
     (``g.set_weights(g.get_weights())``) they go on waiting, and a table of
     such an input cannot be set before ``adapt`` sets its rows.
 
+    Parameters
+    ----------
+    weights : dict key -> array
+        Keys as ``get_weights()`` gives them (``"h.bias"``, ``"x->h.weight"``).
+
     Raises
     ------
     GraphError

@@ -356,3 +356,49 @@ def test_copy_copy_of_a_trained_graph_is_a_graph_of_its_own():
         c.fit(x, y, epochs=2, verbose=0)
         c.add_hidden("extra", 2)
         assert np.array_equal(g.predict(x), before) and "extra" not in g
+
+
+def test_every_method_of_the_api_reference_documents_its_parameters():
+    """The API reference (docs/api/graph.rst) shows each public method's
+    numpydoc Parameters: each of its arguments is there."""
+    import inspect
+    import pathlib
+    import re
+
+    def documented(function) -> set[str]:
+        """The names numpydoc's Parameters section lists: its unindented lines."""
+        lines = inspect.cleandoc(function.__doc__ or "").splitlines()
+        if "Parameters" not in lines:
+            return set()
+        names, start = set(), lines.index("Parameters") + 2
+        for i, line in enumerate(lines[start:], start):
+            if i + 1 < len(lines) and set(lines[i + 1]) == {"-"}:  # the next section's heading
+                break
+            if line and not line[0].isspace():
+                names.update(n.strip().lstrip("*") for n in line.split(" : ")[0].split(","))
+        return names
+
+    rst = (pathlib.Path(__file__).parent.parent / "docs" / "api" / "graph.rst").read_text()
+    excluded = {name.strip() for name in re.search(r":exclude-members: (.*)", rst).group(1).split(",")}
+    undocumented = {}
+    for name in dir(gn.Graph):
+        method = getattr(gn.Graph, name)
+        if name.startswith("_") or name in excluded or not inspect.isfunction(method):
+            continue
+        parameters = [p.name for p in list(inspect.signature(method).parameters.values())[1:]
+                      if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        missing = [p for p in parameters if p not in documented(method)]
+        if missing:
+            undocumented[name] = missing
+    assert undocumented == {}
+
+
+def test_sources_and_consumers_name_an_unknown_node_and_take_nodes():
+    g = gn.Graph()
+    g.add_input("x", 2)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    assert g.sources(g["y"]) == ["x"] and g.consumers("x") == ["y"]
+    for ask in (g.sources, g.consumers, g.incoming):
+        with pytest.raises(NotFoundError, match=r"graph 'graph' has no node 'nope'; known: \['x', 'y'\]"):
+            ask("nope")

@@ -45,6 +45,8 @@ class AUC(Metric):
     max_rows : int
         The most rows the exact AUC keeps (a :class:`~graphnet.GraphError`
         beyond them).
+    name : str, optional
+        The key in the logs (``"auc"`` by default), to log two AUCs side by side.
     """
 
     name = "auc"

@@ -131,6 +131,8 @@ class GraphNetClassifier(ClassifierMixin, GraphNetEstimator):
         classes : array-like of shape (n_classes,), optional
             Every label of the whole problem; required on the first call
             (not for multilabel targets), as ``y`` may not show them all.
+        sample_weight : array-like of shape (n_samples,), optional
+            Each sample's weight in the loss (as in :meth:`fit`).
 
         Returns
         -------

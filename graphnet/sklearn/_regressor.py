@@ -65,6 +65,8 @@ class GraphNetRegressor(RegressorMixin, GraphNetEstimator):
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), optional
+            Each sample's weight in the loss (as in :meth:`fit`).
 
         Returns
         -------
