@@ -241,7 +241,9 @@ class GraphNetEstimator(Parameters):
                 factor = 2.0 if self._hidden_activation().name == "sigmoid" else 6.0
                 sizes = [X.shape[1], *self._hidden_sizes(), self._n_outputs(target)]
                 start = initial_weights(sizes, factor, random_state)
-            seed = int(random_state.randint(np.iinfo(np.int32).max))
+            # The graph's seed read from a copy: the stream goes on as MLP*'s,
+            # to the same early-stopping split and the same shuffles.
+            seed = int(copy.deepcopy(random_state).randint(np.iinfo(np.int32).max))
             graph = self._build_graph(X.shape[1], target, X.dtype, seed)
             if layout is not None:
                 graph.adapt(layout.inputs(X))
@@ -307,8 +309,14 @@ class GraphNetEstimator(Parameters):
         stopping.set_graph(graph)
         stopping.set_params(params)
 
+        order = np.arange(rows)
+
         def epoch_batches(epoch: int):
-            return epoch_of(rng.permutation(rows) if self.shuffle else None)
+            nonlocal order
+            if not self.shuffle:
+                return epoch_of(None)
+            order = order[rng.permutation(rows)]  # as MLP* shuffles: the last epoch's order, shuffled again
+            return epoch_of(order)
 
         def validate() -> dict[str, float]:
             return {"val_score": self._score_validated(X_val, y_val, w_val)}
