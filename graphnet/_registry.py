@@ -190,9 +190,16 @@ def lookup(identifier, registry: Mapping[str, type], family: str, base: type, in
         params = dict(identifier)
         name = params.pop("name", None)
     else:
+        hint = ""
+        if isinstance(identifier, type) and issubclass(identifier, base):
+            hint = f"; pass an instance, {identifier.__name__}(...)"
+        elif callable(identifier) and not isinstance(identifier, type):
+            hint = (f"; a custom {family} is a subclass of gn.{_public(base.__module__)}.{base.__name__} that "
+                    "brings its maths and its derivative (graphnet has no automatic differentiation): see the "
+                    "guide's Custom parts")
         raise GraphError(
             f"{family} must be a name, a config dict or {instance}, "
-            f"got {type(identifier).__name__}: {shown(identifier)}"
+            f"got {type(identifier).__name__}: {shown(identifier)}{hint}"
         )
     cls = _SCOPE.get().get(name) if isinstance(name, str) else None
     if not (isinstance(cls, type) and issubclass(cls, base)):

@@ -382,8 +382,8 @@ def compile(graph: Graph, loss=None, optimizer=None, metrics=None,  # noqa: A001
 
     Parameters
     ----------
-    loss : str, dict, Loss, or dict output name -> loss, optional
-        One loss for every output, or one per output (others keep theirs).
+    loss : str, dict, Loss, list of them (in output order), or dict output name -> loss, optional
+        One loss for every output, or one per output (with a dict, others keep theirs).
     optimizer : str, dict or Optimizer, optional
         Becomes ``graph.optimizer`` (kept with its state by ``fit``).
     metrics : list, or dict output name -> list, optional
@@ -406,6 +406,11 @@ def compile(graph: Graph, loss=None, optimizer=None, metrics=None,  # noqa: A001
         if unknown:
             raise NotFoundError(f"compile: loss for unknown outputs {unknown}; outputs: {outputs}")
         chosen = {name: losses_module.get(value) for name, value in loss.items()}
+    elif isinstance(loss, (list, tuple)):  # Keras's form: one per output, in output order
+        if len(loss) != len(outputs):
+            raise GraphError(f"compile: loss has {len(loss)} entries for {len(outputs)} outputs {outputs}; give one "
+                             "per output, in this order, or a dict output name -> loss")
+        chosen = {name: losses_module.get(value) for name, value in zip(outputs, loss)}
     else:
         chosen = {} if loss is None else {name: losses_module.get(loss) for name in outputs}
     new_optimizer = None if optimizer is None else optimizers_module.get(optimizer)

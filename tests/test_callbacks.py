@@ -583,3 +583,46 @@ def test_hooks_and_history_as_keras_calls_and_records_them(data):
     assert sorted(history.history) == sorted(keras_history.history)
     assert history.history["epoch_squared"] == keras_history.history["epoch_squared"]
 
+
+
+def test_a_callback_written_for_keras_reaches_the_graph_as_self_model(data):
+    """Keras's callbacks say self.model: it is the graph being trained."""
+
+    class StopAtLoss(gn.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                self.model.stop_training = True
+                self.lr = self.model.optimizer.learning_rate
+
+    x, y = data
+    g = build_regression()
+    stop = StopAtLoss()
+    history = g.fit(x, y, epochs=5, callbacks=[stop], verbose=0)
+    assert stop.model is g and len(history.history["loss"]) == 2 and stop.lr == g.optimizer.lr
+
+
+def test_compile_takes_one_loss_per_output_in_a_list_as_keras_does():
+    g = gn.Graph()
+    g.add_input("x", 2)
+    g.add_output("a", 1)
+    g.add_output("b", 2, activation="softmax", loss="categorical_crossentropy")
+    g.connect("x", "a")
+    g.connect("x", "b")
+    g.compile(loss=["mae", "categorical_crossentropy"], loss_weights=[1.0, 0.5])
+    assert (g["a"].loss.name, g["b"].loss.name) == ("mae", "categorical_crossentropy")
+    with pytest.raises(GraphError, match=r"compile: loss has 1 entries for 2 outputs \['a', 'b'\]"):
+        g.compile(loss=["mse"])
+    with pytest.raises(GraphError, match="compile: .*binary_crossentropy"):
+        g.compile(loss=["mse", "binary_crossentropy"])
+    assert g["a"].loss.name == "mae"  # refused: nothing changed
+
+
+def test_a_function_or_class_given_as_a_loss_or_activation_says_what_to_give():
+    g = gn.Graph()
+    g.add_input("x", 2)
+    with pytest.raises(GraphError, match=r"a custom loss is a subclass of gn.losses.Loss that brings its maths and "
+                                         r"its derivative"):
+        g.add_output("y", 1, loss=lambda y_true, y_pred: 0.0)
+    with pytest.raises(GraphError, match=r"got type: .*ReLU'>; pass an instance, ReLU\(...\)"):
+        g.add_hidden("h", 2, activation=gn.activations.ReLU)
+    assert list(g) == ["x"]

@@ -18,7 +18,8 @@ from ..errors import GraphError, TrainingError
 if TYPE_CHECKING:
     from ..graph import Graph
 
-__all__ = ["Callback", "History", "Monitor", "HOOKS", "ALIASES", "wants", "check_hook", "check_hooks", "check_logged", "optimizer_of",
+__all__ = ["Callback", "History", "Monitor", "HOOKS", "ALIASES", "wants", "check_hook", "check_hooks", "check_logged",
+           "optimizer_of",
            "say", "check_verbose", "check_writable", "check_folder"]
 
 logger = logging.getLogger("graphnet.callbacks")
@@ -57,6 +58,16 @@ class Callback:
         self.params: dict[str, Any] = {}
 
     def set_graph(self, graph: Graph) -> None:
+        self.graph = graph
+
+    @property
+    def model(self) -> Graph | None:
+        """Keras's name for :attr:`graph`, the graph being trained
+        (``self.model.stop_training = True`` works as in Keras)."""
+        return self.graph
+
+    @model.setter
+    def model(self, graph: Graph | None) -> None:
         self.graph = graph
 
     def set_params(self, params: dict[str, Any]) -> None:
