@@ -364,6 +364,7 @@ class Trainer:
             cb.on_train_begin({})
         self.adopt_optimizer()  # a callback may have restored one (BackupAndRestore)
         resumed = [epoch for cb in callbacks if (epoch := cb.resume_epoch()) is not None]
+        rate_logged = any(cb.logs_learning_rate for cb in callbacks)
         start = max(resumed, default=initial_epoch)
         logged: dict[str, float] = {}  # the last epoch's, for on_train_end
         with quiet_overflow(), contextlib.closing(progress):
@@ -387,6 +388,8 @@ class Trainer:
                 if validate is not None:
                     logs.update(validate())
                 logged = dict(logs)  # as Keras: on_train_end sees the epoch's values, not what callbacks add
+                if rate_logged:  # the rate this epoch trained with, before a callback changes it
+                    logs["learning_rate"] = float(self.optimizer.lr)
                 for cb in callbacks:
                     cb.on_epoch_end(epoch, logs)
                 # After the callbacks, as Keras's progress bar: the line shows what they added.
@@ -437,6 +440,8 @@ def ask_callbacks(graph: Graph, callbacks, params: dict, optimizer) -> None:
     """Each callback's own checks, before a fit changes anything: it meets
     the graph and the fit's ``params`` (monitored names, files, ...), then
     the optimizer the fit will train with (:meth:`Callback.check_optimizer`)."""
+    if any(cb.logs_learning_rate for cb in callbacks) and "learning_rate" not in params["metrics"]:
+        params["metrics"] = [*params["metrics"], "learning_rate"]  # a name the logs will hold
     for cb in callbacks:
         cb.set_graph(graph)
         cb.set_params(params)

@@ -211,6 +211,25 @@ def test_tensorboard_writes_scalars_tensorboard_reads_per_output(tmp_path, rng):
     assert [step for step, _ in runs["train"]["batch_loss"]] == [2, 4, 6, 8]  # 3 batches of 16 a epoch
 
 
+def test_tensorboard_writes_one_learning_rate_per_epoch_the_one_logged(tmp_path, rng):
+    """With a callback that logs the rate (ReduceLROnPlateau), TensorBoard
+    writes it once per epoch: the rate the epoch trained with. It wrote the
+    optimizer's rate too, after the reduction, under the same tag."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    g = build_regression()
+    x, y = rng.normal(size=(20, 3)), rng.normal(size=20)
+    reduce = gn.callbacks.ReduceLROnPlateau(monitor="loss", patience=0, factor=0.5, min_delta=1e9)
+    history = g.fit(x, y, epochs=3, optimizer=gn.optimizers.SGD(lr=0.1), verbose=0,
+                    callbacks=[reduce, gn.callbacks.TensorBoard(tmp_path / "logs")])
+    reader = event_accumulator.EventAccumulator(str(tmp_path / "logs" / "train"))
+    reader.Reload()
+    written = [(e.step, e.value) for e in reader.Scalars("epoch_learning_rate")]
+    assert history.history["learning_rate"] == pytest.approx([0.1, 0.1, 0.05])
+    assert [step for step, _ in written] == [0, 1, 2]
+    np.testing.assert_allclose([value for _, value in written], history.history["learning_rate"], rtol=1e-6)
+
+
 def test_callback_arguments_are_checked(tmp_path):
     with pytest.raises(GraphError, match="update_freq must be 'epoch' or a positive integer"):
         gn.callbacks.TensorBoard(tmp_path, update_freq=0)

@@ -350,6 +350,28 @@ def test_reduce_lr_on_plateau_follows_keras_rule(data):
     assert history.history["learning_rate"] == pytest.approx([0.01] + rates[:-1])
 
 
+@pytest.mark.parametrize("first", [True, False])
+def test_the_logged_learning_rate_is_a_name_checkpoints_and_monitors_take_wherever_the_scheduler_sits(
+        tmp_path, data, first):
+    """fit logs the rate for the callbacks that set it, before any callback's
+    on_epoch_end: a checkpoint's {learning_rate} field, a monitor and a CSV
+    column work before or after the scheduler in the list (they were refused
+    as never logged)."""
+    import csv
+
+    x, y = data
+    g = build_regression()
+    schedule = gn.callbacks.LearningRateScheduler(lambda epoch: 0.01 / (epoch + 1))
+    others = [gn.callbacks.ModelCheckpoint(tmp_path / "m-{epoch}-{learning_rate:.4f}.gnet", save_best_only=False),
+              gn.callbacks.EarlyStopping(monitor="learning_rate", mode="max", patience=1),
+              gn.callbacks.CSVLogger(tmp_path / "log.csv")]
+    history = g.fit(x, y, epochs=4, verbose=0, callbacks=[schedule, *others] if first else [*others, schedule])
+    assert history.history["learning_rate"] == pytest.approx([0.01, 0.005])  # stopped: the rate fell once
+    assert sorted(p.name for p in tmp_path.glob("m-*")) == ["m-1-0.0100.gnet", "m-2-0.0050.gnet"]
+    with open(tmp_path / "log.csv") as handle:
+        assert [float(row["learning_rate"]) for row in csv.DictReader(handle)] == pytest.approx([0.01, 0.005])
+
+
 def test_csv_logger_writes_a_file_that_reads_back(tmp_path, data):
     import csv
 

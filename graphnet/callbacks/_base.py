@@ -7,7 +7,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._files import check_output
 from .._progress import show_line
@@ -52,6 +52,11 @@ class Callback:
     called last) and ``on_train_end(logs)`` (the last epoch's logged
     values, without what callbacks added, as in Keras).
     """
+
+    #: Whether ``fit`` logs each epoch's learning rate as ``learning_rate``
+    #: (the rate it trained with) for this callback: one that sets the rate,
+    #: as Keras's do.
+    logs_learning_rate: ClassVar[bool] = False
 
     def __init__(self):
         self.graph = None

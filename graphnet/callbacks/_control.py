@@ -96,6 +96,8 @@ class ReduceLROnPlateau(Monitor):
     (Keras's callback, with its defaults). Each epoch's rate is logged as
     ``learning_rate``; ``verbose=1`` prints a line each time it reduces the rate."""
 
+    logs_learning_rate = True
+
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
                  min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0, mode: str = "auto",
                  verbose: int = 0):
@@ -116,7 +118,6 @@ class ReduceLROnPlateau(Monitor):
         self.wait = self.cooldown_left = 0
 
     def on_epoch_end(self, epoch, logs=None):
-        _log_rate(self, logs)
         value = self.current(logs)
         if self.cooldown_left:
             self.cooldown_left -= 1
@@ -175,6 +176,8 @@ class LearningRateScheduler(Callback):
         ``schedule(epoch, lr)`` nor as ``schedule(epoch)``, when it is made.
     """
 
+    logs_learning_rate = True
+
     def __init__(self, schedule):
         super().__init__()
         if not callable(schedule):
@@ -193,16 +196,6 @@ class LearningRateScheduler(Callback):
             optimizer.learning_rate = lr
         except GraphError as exc:
             raise GraphError(f"LearningRateScheduler: epoch {epoch}: {exc}") from None
-
-    def on_epoch_end(self, epoch, logs=None):
-        _log_rate(self, logs)
-
-
-def _log_rate(callback: Callback, logs: dict | None) -> None:
-    """The epoch's learning rate into its logs as ``learning_rate`` (and so
-    into the History), as Keras's callbacks that set the rate log it."""
-    if logs is not None:
-        logs["learning_rate"] = float(optimizer_of(callback).lr)
 
 
 def _takes_lr(schedule) -> bool:

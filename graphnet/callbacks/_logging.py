@@ -107,7 +107,7 @@ class TensorBoard(Callback):
             run, tag = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
             self._writer(run).add_scalar(f"epoch_{tag}", float(value), epoch)
         lr = optimizer_of(self).lr if self.graph.optimizer is not None else None
-        if isinstance(lr, float):
+        if isinstance(lr, float) and "learning_rate" not in (logs or {}):  # one a callback logged is written above
             self._writer("train").add_scalar("epoch_learning_rate", lr, epoch)
         for writer in self._writers.values():
             writer.flush()
