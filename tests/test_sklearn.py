@@ -168,6 +168,32 @@ def test_shuffled_batches_are_mlps_with_the_same_random_state(early_stopping):
     np.testing.assert_allclose(ours.graph_.get_weights()["input->dense.weight"], mlp.coefs_[0], atol=1e-10)
 
 
+@pytest.mark.parametrize("how", ["warm_start", "partial_fit"])
+@pytest.mark.parametrize("regression", [False, True])
+def test_later_calls_shuffle_as_mlp_does(how, regression):
+    """MLP* starts its stream from random_state again at every fit and
+    partial_fit: so do the estimators (a warm-started or partial fit drew on
+    from where the last call stopped, and its batches differed)."""
+    X = np.random.default_rng(0).normal(size=(150, 5))
+    y = X[:, 0] + X[:, 1] if regression else np.digitize(X[:, 0] + X[:, 1], [-0.7, 0.7])
+    params = dict(hidden_layer_sizes=(7,), random_state=0, batch_size=32)
+    if how == "warm_start":
+        params.update(warm_start=True, max_iter=2)
+    mlp = (MLPRegressor if regression else MLPClassifier)(epsilon=1e-30, **params)
+    ours = (GraphNetRegressor if regression else GraphNetClassifier)(optimizer={"name": "adam", "eps": 1e-30}, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(3):
+            if how == "warm_start":
+                mlp.fit(X, y)
+                ours.fit(X, y)
+            else:
+                extra = {} if regression else {"classes": [0, 1, 2]}
+                mlp.partial_fit(X, y, **extra)
+                ours.partial_fit(X, y, **extra)
+    np.testing.assert_allclose(ours.loss_curve_, mlp.loss_curve_, rtol=1e-10)
+
+
 @pytest.mark.parametrize("activation", ["relu", "logistic"])
 @pytest.mark.parametrize("target", ["multiclass", "regression"])
 def test_the_default_network_starts_from_mlps_weights(rng, activation, target):

@@ -260,6 +260,7 @@ class GraphNetEstimator(Parameters):
             self.loss_curve_ = []
         else:
             self._check_target(y, incremental)
+            self._random_state = check_random_state(self.random_state)  # as MLP*: each call starts its stream again
             if not incremental:
                 # warm start: keep the weights, start a new optimizer (as MLPClassifier does)
                 self.graph_.optimizer = self._new_optimizer()
