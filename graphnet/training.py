@@ -401,6 +401,8 @@ def compile(graph: Graph, loss=None, optimizer=None, metrics=None,  # noqa: A001
     """
     outputs = graph.outputs
     weights = _loss_weights(outputs, loss_weights)
+    if isinstance(loss, (list, tuple)) and len(loss) == 1 and len(outputs) <= 1:
+        loss = loss[0]  # the one loss (a Sequential may be given it before its last layer exists)
     if isinstance(loss, Mapping) and "name" not in loss:
         unknown = [k for k in loss if k not in outputs]
         if unknown:

@@ -542,8 +542,8 @@ def test_hooks_that_cannot_take_keras_arguments_are_refused_before_training(data
         gn.callbacks.LambdaCallback(on_train_end=lambda: None)
     with pytest.raises(GraphError, match=r"on_epoch_end is called as on_epoch_end\(epoch, logs\).* takes \(epoch\)"):
         gn.callbacks.LambdaCallback(on_epoch_end=lambda epoch: None)
-    with pytest.raises(GraphError, match=r"on_batch_end is called as on_batch_end\(batch, logs\)"):
-        gn.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs, extra: None)
+    with pytest.raises(GraphError, match=r"on_train_batch_end is called as on_train_batch_end\(batch, logs\)"):
+        gn.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs, extra: None)  # named as given
     with pytest.raises(GraphError, match="on_train_batch_end is Keras's name for on_batch_end; give one"):
         gn.callbacks.LambdaCallback(on_train_batch_end=print, on_batch_end=print)
 
@@ -616,11 +616,19 @@ def test_a_callback_written_for_keras_reaches_the_graph_as_self_model(data):
                 self.model.stop_training = True
                 self.lr = self.model.optimizer.learning_rate
 
+    class KerasSetModel(gn.Callback):
+        def set_model(self, model):
+            self.given = model
+
     x, y = data
     g = build_regression()
-    stop = StopAtLoss()
-    history = g.fit(x, y, epochs=5, callbacks=[stop], verbose=0)
+    stop, keras_style = StopAtLoss(), KerasSetModel()
+    history = g.fit(x, y, epochs=5, callbacks=[stop, keras_style], verbose=0)
     assert stop.model is g and len(history.history["loss"]) == 2 and stop.lr == g.optimizer.lr
+    assert keras_style.given is g and keras_style.graph is g  # Keras's set_model is called too
+    with pytest.raises(GraphError, match=r"LambdaCallback: on_train_batch_end is called as "
+                                         r"on_train_batch_end\(batch, logs\)"):
+        gn.callbacks.LambdaCallback(on_train_batch_end=lambda: None)
 
 
 def test_compile_takes_one_loss_per_output_in_a_list_as_keras_does():
@@ -637,6 +645,10 @@ def test_compile_takes_one_loss_per_output_in_a_list_as_keras_does():
     with pytest.raises(GraphError, match="compile: .*binary_crossentropy"):
         g.compile(loss=["mse", "binary_crossentropy"])
     assert g["a"].loss.name == "mae"  # refused: nothing changed
+    m = gn.Sequential([gn.Input(3)], seed=0)
+    m.compile(loss=["mae"])  # one loss, before the last layer exists, as a string is
+    m.add(gn.Dense(1))
+    assert m.nodes[m.outputs[0]].loss.name == "mae"
 
 
 def test_a_function_or_class_given_as_a_loss_or_activation_says_what_to_give():

@@ -63,7 +63,15 @@ class Callback:
         self.params: dict[str, Any] = {}
 
     def set_graph(self, graph: Graph) -> None:
+        """Called once per fit, first, with the graph being trained; a
+        subclass written for Keras may override ``set_model`` instead."""
         self.graph = graph
+        if type(self).set_model is not Callback.set_model:
+            self.set_model(graph)
+
+    def set_model(self, model: Graph) -> None:
+        """Keras's name for :meth:`set_graph`."""
+        self.graph = model
 
     @property
     def model(self) -> Graph | None:

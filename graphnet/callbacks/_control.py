@@ -267,5 +267,5 @@ class LambdaCallback(Callback):
             hook = self._ALIASES.get(name, name)
             if not callable(function):
                 raise GraphError(f"LambdaCallback: {name} must be callable, got {function!r}")
-            check_hook("LambdaCallback", hook, function)
+            check_hook("LambdaCallback", name, function)  # named as given (Keras's name, or graphnet's)
             setattr(self, hook, function)
