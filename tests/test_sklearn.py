@@ -168,6 +168,28 @@ def test_shuffled_batches_are_mlps_with_the_same_random_state(early_stopping):
     np.testing.assert_allclose(ours.graph_.get_weights()["input->dense.weight"], mlp.coefs_[0], atol=1e-10)
 
 
+@pytest.mark.parametrize("regression", [False, True])
+def test_the_loss_curve_with_sample_weights_is_mlps(regression):
+    """MLP* weights each batch's (weighted mean) loss by its row count in an
+    epoch's loss; graphnet's fit weights it by its sum of weights: the model
+    was MLP's, its loss_curve_ (which tol reads) was not."""
+    X, y = load_iris(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    if regression:
+        X, y = X[:, 1:], X[:, 0]
+    w = np.random.default_rng(0).uniform(0.2, 3, len(y))
+    params = dict(hidden_layer_sizes=(5,), learning_rate_init=0.05, max_iter=3, random_state=0, batch_size=16,
+                  alpha=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = (MLPRegressor if regression else MLPClassifier)(solver="sgd", momentum=0.0, **params)
+        ours = (GraphNetRegressor if regression else GraphNetClassifier)(optimizer="sgd", **params)
+        mlp.fit(X, y, sample_weight=w)
+        ours.fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(ours.loss_curve_, mlp.loss_curve_, rtol=1e-12)
+    assert ours.loss_ == pytest.approx(mlp.loss_, rel=1e-12) and ours.best_loss_ == pytest.approx(mlp.best_loss_)
+
+
 @pytest.mark.parametrize("how", ["warm_start", "partial_fit"])
 @pytest.mark.parametrize("regression", [False, True])
 def test_later_calls_shuffle_as_mlp_does(how, regression):

@@ -24,7 +24,7 @@ from ..layers import Dense
 from ..nodes import Input
 from ..sequential import Sequential
 from ..trainer import Trainer
-from ._mlp import MLPPenalty, MLPStopping, chain_weights, initial_weights
+from ._mlp import MLPPenalty, MLPStopping, WeightedMLPStopping, chain_weights, initial_weights
 from ._params import Parameters
 from ._tables import Layout, check_columns, is_table
 
@@ -305,7 +305,10 @@ class GraphNetEstimator(Parameters):
         count = -(-rows // batch_size)
         epoch_of = self._batches(X, targets, batch_size, sample_weight)
         trainer = Trainer(graph, penalty=MLPPenalty(self.alpha) if self.alpha else None)
-        stopping = MLPStopping(self, rows, incremental)
+        if sample_weight is None:
+            stopping = MLPStopping(self, rows, incremental)
+        else:
+            stopping = WeightedMLPStopping(self, rows, incremental, batch_size)
         params = {"epochs": self.n_iter_ + epochs, "steps": count}
         stopping.set_graph(graph)
         stopping.set_params(params)

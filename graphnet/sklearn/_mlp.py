@@ -13,7 +13,7 @@ from ..callbacks import Callback
 from ..graph import Graph
 from .._parameters import WEIGHT, ParameterStore, bias_key, weight_key
 
-__all__ = ["MLPPenalty", "MLPStopping", "chain_weights", "initial_weights"]
+__all__ = ["MLPPenalty", "MLPStopping", "WeightedMLPStopping", "chain_weights", "initial_weights"]
 
 logger = logging.getLogger("graphnet.sklearn")
 
@@ -120,6 +120,30 @@ class MLPStopping(Callback):
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
             self.graph.set_weights(self.best_weights)
+
+
+class WeightedMLPStopping(MLPStopping):
+    """:class:`MLPStopping` for a fit with ``sample_weight``: the epoch's loss
+    as MLP* reports it, each batch's weighted mean loss weighted by the
+    batch's row count (``fit`` weights a batch by its sum of weights)."""
+
+    def __init__(self, estimator, rows: int, incremental: bool, batch_size: int):
+        super().__init__(estimator, rows, incremental)
+        self.batch_size = batch_size
+        self._total = self._seen = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._total = self._seen = 0
+
+    def on_batch_end(self, batch, logs=None):
+        count = min(self.batch_size, self.rows - self._seen)
+        self._total += logs["loss"] * count
+        self._seen += count
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not math.isnan(logs["loss"]):  # NaN: an epoch whose step was refused, recorded as such
+            logs = {**logs, "loss": self._total / self.rows}
+        super().on_epoch_end(epoch, logs)
 
 
 def chain_weights(graph: Graph, layers: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
