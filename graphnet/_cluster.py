@@ -336,6 +336,7 @@ class Cluster:
         tasks = [asyncio.ensure_future(getattr(self.client.rpc(self.addresses[i]), method)(key=self.key, rank=i,
                                                                                              **kwargs))
                  for i, kwargs in asked.items()]
+        ranks = dict(zip(tasks, asked))
         try:
             while True:
                 left = deadline - loop.time()
@@ -347,6 +348,9 @@ class Cluster:
                     if task.exception() is not None:
                         exc = task.exception()
                         raise Lost(f"{type(exc).__name__}: {exc}") from None
+                    answer, i = task.result(), ranks[task]
+                    if isinstance(answer, dict) and "error" in answer:  # at once: its peers may wait on it
+                        raise RankFailed(f"rank {i} at {self.addresses[i]} failed: {answer['error']}")
                 if not pending:
                     return [task.result() for task in tasks]
                 alive = await self.client.scheduler.ncores()

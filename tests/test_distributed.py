@@ -224,6 +224,39 @@ def test_the_clusters_training_metrics_are_counted_on_the_predictions(dask_clust
         assert history.history[key][0] == pytest.approx(expected[key], rel=1e-6), key
 
 
+class FailsOnSentinel(gn.losses.Loss):
+    """mse, whose gradient raises on a batch holding the target 999: on the
+    one rank whose share holds that row."""
+
+    name = "fails_on_sentinel"
+
+    def value(self, y, a):
+        return ((a - y) ** 2).mean(axis=1)
+
+    def gradient(self, y, a):
+        if (y == 999).any():
+            raise RuntimeError("the user's loss failed")
+        return 2 * (a - y) / a.shape[1]
+
+
+def test_a_users_error_on_one_rank_ends_the_fit_at_once_naming_it(dask_cluster, rng):
+    """One rank raising in user code (a custom loss) while its peer waits on
+    the gradient exchange: the client answers with that error at once. It
+    waited on the peer until the timeout, and said only 'no answer'."""
+    _, client = dask_cluster
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 3)
+    g.add_output("y", 1, loss=FailsOnSentinel())
+    g.connect("x", "y")
+    x = rng.normal(size=(32, 3))
+    y = x[:, :1].copy()
+    y[-1] = 999.0  # in the last partition: one rank's share
+    with pytest.raises(gn.TrainingError, match=r"rank \d .* failed: RuntimeError: the user's loss failed"):
+        gn.distributed.fit(g, x, y, client, timeout=TIMEOUT, epochs=1, batch_size=32, shuffle=False, verbose=0)
+    assert np.isfinite(g.predict(x)).all()
+    g.fit(x[:-1], y[:-1], epochs=1, verbose=0)  # the graph trains on
+
+
 def test_a_frame_is_bound_by_column_names_as_in_fit(dask_cluster, rng):
     """A frame whose columns come in another order, with an extra column:
     fit binds them by name and ignores the extra, and so does distributed.fit
