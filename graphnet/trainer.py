@@ -359,46 +359,51 @@ class Trainer:
             for cb in begins:
                 cb.on_batch_begin(batch, {})
 
-        graph.stop_training = False
-        for cb in callbacks:
-            cb.on_train_begin({})
-        self.adopt_optimizer()  # a callback may have restored one (BackupAndRestore)
-        resumed = [epoch for cb in callbacks if (epoch := cb.resume_epoch()) is not None]
-        rate_logged = any(cb.logs_learning_rate for cb in callbacks)
-        start = max(resumed, default=initial_epoch)
-        logged: dict[str, float] = {}  # the last epoch's, for on_train_end
-        with quiet_overflow(), contextlib.closing(progress):
-            for epoch in range(start, epochs):
-                for cb in callbacks:
-                    cb.on_epoch_begin(epoch, {})
-                progress.epoch_begin(epoch)
-                tally = Tally(graph, chosen)
-                try:
-                    self.run_epoch(epoch_batches(epoch), tally, (epoch, epochs, batches), on_batch_end,
-                                   on_batch_begin if begins else None, every, progress.live)
-                except TrainingError as error:
-                    if not any([cb.on_non_finite(error) for cb in callbacks]):
-                        raise
-                    graph.stop_training = True  # quietly (TerminateOnNaN): the step was not applied
-                    logs = {**tally.logs(), "loss": math.nan}
-                else:
-                    if not tally.rows:  # the batches ran out (a generator): nothing to log
+        try:
+            graph.stop_training = False
+            for cb in callbacks:
+                cb.on_train_begin({})
+            self.adopt_optimizer()  # a callback may have restored one (BackupAndRestore)
+            resumed = [epoch for cb in callbacks if (epoch := cb.resume_epoch()) is not None]
+            rate_logged = any(cb.logs_learning_rate for cb in callbacks)
+            start = max(resumed, default=initial_epoch)
+            logged: dict[str, float] = {}  # the last epoch's, for on_train_end
+            with quiet_overflow(), contextlib.closing(progress):
+                for epoch in range(start, epochs):
+                    for cb in callbacks:
+                        cb.on_epoch_begin(epoch, {})
+                    progress.epoch_begin(epoch)
+                    tally = Tally(graph, chosen)
+                    try:
+                        self.run_epoch(epoch_batches(epoch), tally, (epoch, epochs, batches), on_batch_end,
+                                       on_batch_begin if begins else None, every, progress.live)
+                    except TrainingError as error:
+                        if not any([cb.on_non_finite(error) for cb in callbacks]):
+                            raise
+                        graph.stop_training = True  # quietly (TerminateOnNaN): the step was not applied
+                        logs = {**tally.logs(), "loss": math.nan}
+                    else:
+                        if not tally.rows:  # the batches ran out (a generator): nothing to log
+                            break
+                        logs = tally.logs()
+                    if validate is not None:
+                        logs.update(validate())
+                    logged = dict(logs)  # as Keras: on_train_end sees the epoch's values, not what callbacks add
+                    if rate_logged:  # the rate this epoch trained with, before a callback changes it
+                        logs["learning_rate"] = float(self.optimizer.lr)
+                    for cb in callbacks:
+                        cb.on_epoch_end(epoch, logs)
+                    # After the callbacks, as Keras's progress bar: the line shows what they added.
+                    progress.epoch_end(epoch, logs)
+                    logger.info("%s: epoch %d/%d - %s", graph.name, epoch + 1, epochs, format_logs(logs))
+                    if graph.stop_training:
                         break
-                    logs = tally.logs()
-                if validate is not None:
-                    logs.update(validate())
-                logged = dict(logs)  # as Keras: on_train_end sees the epoch's values, not what callbacks add
-                if rate_logged:  # the rate this epoch trained with, before a callback changes it
-                    logs["learning_rate"] = float(self.optimizer.lr)
-                for cb in callbacks:
-                    cb.on_epoch_end(epoch, logs)
-                # After the callbacks, as Keras's progress bar: the line shows what they added.
-                progress.epoch_end(epoch, logs)
-                logger.info("%s: epoch %d/%d - %s", graph.name, epoch + 1, epochs, format_logs(logs))
-                if graph.stop_training:
-                    break
-        for cb in callbacks:
-            cb.on_train_end(logged)
+            for cb in callbacks:
+                cb.on_train_end(logged)
+        except BaseException:  # an error, a refusal, Ctrl-C: on_train_end is not called (as in Keras)
+            for cb in callbacks:
+                _released(cb)
+            raise
         return history
 
     def _error(self, where, what: str, output: str | None = None, record=None):
@@ -420,6 +425,15 @@ class Trainer:
         error.batch = None if where is None else where[2]
         error.output, error.key = output, None if record is None else record.key
         return error
+
+
+def _released(callback: Callback) -> None:
+    """``callback.close()`` after a fit that failed, a failure of its own
+    logged: the fit's error is the one to raise."""
+    try:
+        callback.close()
+    except Exception:
+        logger.warning("%s: close() failed after the fit failed", type(callback).__name__, exc_info=True)
 
 
 def quiet_overflow():

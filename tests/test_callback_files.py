@@ -230,6 +230,34 @@ def test_tensorboard_writes_one_learning_rate_per_epoch_the_one_logged(tmp_path,
     np.testing.assert_allclose([value for _, value in written], history.history["learning_rate"], rtol=1e-6)
 
 
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, RuntimeError])
+def test_a_fit_that_fails_closes_tensorboards_files(tmp_path, rng, interrupt):
+    """A fit ended by an exception calls each callback's close (on_train_end
+    is not called, as in Keras): TensorBoard's finished epochs reach the disk
+    and its writer threads end. They stayed queued in a writer never closed."""
+    import threading
+
+    from tensorboard.backend.event_processing import event_accumulator
+
+    class Stop(gn.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise interrupt("stop")
+
+    def writers() -> int:  # tensorboardX's writer threads (its queue's feeder thread outlives a close)
+        return sum(t.name != "QueueFeederThread" for t in threading.enumerate())
+
+    g = build_regression()
+    x, y = rng.normal(size=(32, 3)), rng.normal(size=32)
+    threads = writers()
+    with pytest.raises(interrupt):
+        g.fit(x, y, epochs=5, verbose=0, callbacks=[gn.callbacks.TensorBoard(tmp_path / "logs"), Stop()])
+    assert writers() == threads
+    reader = event_accumulator.EventAccumulator(str(tmp_path / "logs" / "train"))
+    reader.Reload()
+    assert [e.step for e in reader.Scalars("epoch_loss")] == [0, 1]
+
+
 def test_callback_arguments_are_checked(tmp_path):
     with pytest.raises(GraphError, match="update_freq must be 'epoch' or a positive integer"):
         gn.callbacks.TensorBoard(tmp_path, update_freq=0)

@@ -122,6 +122,11 @@ class Callback:
     def on_train_end(self, logs: dict | None = None) -> None:
         """After the last epoch; ``logs`` holds its logged values (empty when none ran)."""
 
+    def close(self) -> None:
+        """Called when ``fit`` ends by an exception (an error, a refusal,
+        Ctrl-C), where ``on_train_end`` is not called, as in Keras: release
+        what the callback holds (open files, writer threads)."""
+
     def on_non_finite(self, error: TrainingError) -> bool:
         """A step's loss, gradient or update was not finite (``error`` says
         where); the step was not applied. Return True to end training

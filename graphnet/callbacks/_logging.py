@@ -113,9 +113,13 @@ class TensorBoard(Callback):
             writer.flush()
 
     def on_train_end(self, logs=None):
-        for writer in self._writers.values():
+        self.close()
+
+    def close(self):
+        """Close the event files (what was written reaches the disk)."""
+        writers, self._writers = self._writers, {}
+        for writer in writers.values():
             writer.close()
-        self._writers = {}
 
 
 class StatsRecorder(Callback):
