@@ -445,7 +445,7 @@ class Builder:
             graph.set_weights(weights)
             graph.validate()
         except GraphError as exc:
-            raise ModelImportError(f"{self.source}: {exc}") from None
+            raise ModelImportError(f"{self.source}: {exc}") from exc.__cause__  # out of memory, say, if anything
         return graph
 
     def _losses(self, outputs: list[str], loss) -> dict[str, Any]:
