@@ -258,6 +258,23 @@ def test_a_fit_that_fails_closes_tensorboards_files(tmp_path, rng, interrupt):
     assert [e.step for e in reader.Scalars("epoch_loss")] == [0, 1]
 
 
+def test_two_fits_within_a_second_keep_both_event_files(tmp_path, rng):
+    """Each writer names its file after the second it starts and the host:
+    a second fit (resumed, or in a loop) within that second wrote over the
+    first fit's file. Each writer now has a name of its own."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    g = build_regression()
+    x, y = rng.normal(size=(16, 3)), rng.normal(size=16)
+    for epochs, initial in ((2, 0), (4, 2)):
+        g.fit(x, y, epochs=epochs, initial_epoch=initial, verbose=0,
+              callbacks=[gn.callbacks.TensorBoard(tmp_path / "logs")])
+    files = sorted((tmp_path / "logs" / "train").iterdir())
+    steps = sorted(e.step for f in files for e in EventFileLoader(str(f)).Load()
+                   for v in e.summary.value if v.tag == "epoch_loss")
+    assert len(files) == 2 and steps == [0, 1, 2, 3]
+
+
 def test_callback_arguments_are_checked(tmp_path):
     with pytest.raises(GraphError, match="update_freq must be 'epoch' or a positive integer"):
         gn.callbacks.TensorBoard(tmp_path, update_freq=0)

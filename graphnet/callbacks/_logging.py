@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import uuid
 from pathlib import Path
 
 from .._files import atomic_write
@@ -94,7 +95,11 @@ class TensorBoard(Callback):
 
     def _writer(self, run: str):
         if run not in self._writers:
-            self._writers[run] = self._writer_class(str(self.log_dir / run))
+            # A name of its own: the writer names its file after the second it
+            # starts and the host, so two fits within a second (a resumed one,
+            # fits in a loop) wrote the same file, the second over the first.
+            suffix = f".{os.getpid()}.{uuid.uuid4().hex[:8]}"
+            self._writers[run] = self._writer_class(str(self.log_dir / run), filename_suffix=suffix)
         return self._writers[run]
 
     def _batch_end(self, batch, logs=None):
