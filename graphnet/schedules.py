@@ -49,7 +49,8 @@ class LearningRateSchedule:
             In this base class: a subclass without it cannot be saved.
         """
         raise GraphError(f"learning-rate schedule {type(self).__name__} has no get_config(): write one returning "
-                         "{'name': ..., **parameters} (and register the class) for it to be saved")
+                         "{'name': ..., **parameters} for it to be saved (and register the class, or pass it in "
+                         "custom_objects, to load it)")
 
     def __eq__(self, other: object) -> bool:
         if self is other:

@@ -221,7 +221,7 @@ def from_spec(cls, path: str | os.PathLike, max_params: int | None = DEFAULT_MAX
         try:
             return from_dict(cls, data, max_params=max_params)
         except GraphError as exc:
-            raise ModelFileError(f"{os.fspath(path)}: {exc}") from exc.__cause__  # what the refusal came from, if anything
+            raise ModelFileError(f"{os.fspath(path)}: {exc}") from exc.__cause__  # what it came from, if anything
 
 
 def parse_json(raw: bytes) -> Any:

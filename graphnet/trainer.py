@@ -105,7 +105,7 @@ class Trainer:
         with self.graph.lock.writing():
             if self.plan.version != self.graph.version:
                 self._follow()
-            total, losses, ws, penalty, sums = self.gradient(inputs, targets, rows, where, weights, tally)
+            total, losses, _, penalty, sums = self.gradient(inputs, targets, rows, where, weights, tally)
             if tally is not None:
                 tally.add(rows, losses, penalty=penalty, weight_sums=sums)  # its metrics counted in gradient
             if self.checks is None:

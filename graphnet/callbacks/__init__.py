@@ -15,7 +15,7 @@ fails before the first epoch trains, not after it. Epochs are counted from 0
 here, as in Keras; messages and progress bars count from 1.
 """
 
-from ._base import Callback, History, check_hooks, wants  # check_hooks, wants: for fit, not callbacks
+from ._base import Callback, History, check_hooks, wants  # noqa: F401 (check_hooks, wants: for fit, not callbacks)
 from ._checkpoints import BackupAndRestore, ModelCheckpoint
 from ._control import EarlyStopping, LambdaCallback, LearningRateScheduler, ReduceLROnPlateau, TerminateOnNaN
 from ._logging import CSVLogger, StatsRecorder, TensorBoard

@@ -19,8 +19,7 @@ if TYPE_CHECKING:
     from ..graph import Graph
 
 __all__ = ["Callback", "History", "Monitor", "HOOKS", "ALIASES", "wants", "check_hook", "check_hooks", "check_logged",
-           "optimizer_of",
-           "say", "check_verbose", "check_writable", "check_folder"]
+           "optimizer_of", "say", "check_verbose", "check_writable", "check_folder"]
 
 logger = logging.getLogger("graphnet.callbacks")
 
