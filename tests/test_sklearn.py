@@ -168,6 +168,33 @@ def test_shuffled_batches_are_mlps_with_the_same_random_state(early_stopping):
     np.testing.assert_allclose(ours.graph_.get_weights()["input->dense.weight"], mlp.coefs_[0], atol=1e-10)
 
 
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_a_warm_started_fit_carries_on_mlps_stopping_state(early_stopping):
+    """MLP* sets best_loss_, validation_scores_, best_validation_score_, the
+    count of epochs without improvement and the best weights at its first fit
+    only: a warm-started fit goes on from them (they were reset, so the fit
+    ran longer and ended on other weights)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 4))
+    y = X[:, 0] - 0.5 * X[:, 1] + rng.normal(size=90)
+    params = dict(hidden_layer_sizes=(30,), batch_size=8, max_iter=4, random_state=0, warm_start=True,
+                  learning_rate_init=0.05, n_iter_no_change=1, tol=1e-2, early_stopping=early_stopping)
+    mlp = MLPRegressor(epsilon=1e-30, **params)
+    ours = GraphNetRegressor(optimizer={"name": "adam", "eps": 1e-30}, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(2):
+            mlp.fit(X, y)
+            ours.fit(X, y)
+    np.testing.assert_allclose(ours.loss_curve_, mlp.loss_curve_, rtol=1e-10)
+    if early_stopping:
+        np.testing.assert_allclose(ours.validation_scores_, mlp.validation_scores_, rtol=1e-10)
+        assert ours.best_validation_score_ == pytest.approx(mlp.best_validation_score_, rel=1e-10)
+    else:
+        assert ours.best_loss_ == pytest.approx(mlp.best_loss_, rel=1e-10)
+    np.testing.assert_allclose(ours.graph_.get_weights()["input->dense.weight"], mlp.coefs_[0], atol=1e-10)
+
+
 @pytest.mark.parametrize("regression", [False, True])
 def test_the_loss_curve_with_sample_weights_is_mlps(regression):
     """MLP* weights each batch's (weighted mean) loss by its row count in an

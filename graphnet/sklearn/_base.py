@@ -265,14 +265,17 @@ class GraphNetEstimator(Parameters):
                 # warm start: keep the weights, start a new optimizer (as MLPClassifier does)
                 self.graph_.optimizer = self._new_optimizer()
                 self.n_iter_ = 0
-        if self.early_stopping:
-            self.validation_scores_ = []
-            self.best_validation_score_ = -np.inf
-            self.best_loss_ = None
-        else:
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-            if not incremental or getattr(self, "best_loss_", None) is None:
+        if fresh or self.early_stopping != (getattr(self, "validation_scores_", None) is not None):
+            # As MLP*: the stopping state is set by the first fit (or when early_stopping
+            # changed); warm-started fits and partial fits carry it on.
+            self._no_improvement_count, self._best_weights = 0, None
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
                 self.best_loss_ = np.inf
         return X, self._targets_for_graph(y), y, sample_weight
 

@@ -82,8 +82,9 @@ class MLPStopping(Callback):
     def __init__(self, estimator, rows: int, incremental: bool):
         super().__init__()
         self.estimator, self.rows, self.incremental = estimator, rows, incremental
-        self.best_weights = None
-        self.no_improvement = 0
+        # Carried on from the estimator's earlier fits, as MLP* carries them (a fresh fit starts them).
+        self.best_weights = getattr(estimator, "_best_weights", None)
+        self.no_improvement = getattr(estimator, "_no_improvement_count", 0)
         self.stopped = False
         self.diverged: str | None = None  # why training diverged, when it did
 
@@ -103,11 +104,11 @@ class MLPStopping(Callback):
             improved = score >= est.best_validation_score_ + est.tol
             if score > est.best_validation_score_:
                 est.best_validation_score_ = score
-                self.best_weights = self.graph.get_weights()
+                self.best_weights = est._best_weights = self.graph.get_weights()
         else:
             improved = est.loss_ <= est.best_loss_ - est.tol
             est.best_loss_ = min(est.best_loss_, est.loss_)
-        self.no_improvement = 0 if improved else self.no_improvement + 1
+        self.no_improvement = est._no_improvement_count = 0 if improved else self.no_improvement + 1
         if self.no_improvement > est.n_iter_no_change and not self.incremental:
             what = "Validation score" if "val_score" in logs else "Training loss"
             logger.info(
