@@ -106,3 +106,38 @@ def test_import_graphnet_loads_no_optional_library():
             "'h5py', 'skl2onnx') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("importer", ["sklearn", "torch", "keras", "onnx"])
+def test_an_import_that_runs_out_of_memory_says_so_with_its_cause(importer, tmp_path, monkeypatch):
+    """Sizes are checked before allocating, so a MemoryError is the machine's:
+    each importer says "ran out of memory" with the MemoryError as the cause
+    (from_torch and from_sklearn let it escape raw; from_onnx called the
+    model too large, from_keras dropped the cause)."""
+    rng = np.random.default_rng(0)
+    if importer == "sklearn":
+        with pytest.warns(ConvergenceWarning):
+            model = MLPRegressor(hidden_layer_sizes=(3,), max_iter=2).fit(rng.normal(size=(20, 2)), rng.normal(size=20))
+        load = gn.from_sklearn
+    elif importer == "torch":
+        torch = pytest.importorskip("torch")
+        model, load = torch.nn.Sequential(torch.nn.Linear(2, 3)), gn.from_torch
+    elif importer == "keras":
+        keras = pytest.importorskip("keras")
+        model, load = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)]), gn.from_keras
+    else:
+        pytest.importorskip("onnx")
+        g = gn.Graph(seed=0)
+        g.add_input("x", 2)
+        g.add_output("y", 3)
+        g.connect("x", "y")
+        g.to_onnx(tmp_path / "m.onnx")
+        model, load = tmp_path / "m.onnx", gn.from_onnx
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("no memory")
+
+    monkeypatch.setattr(gn.Graph, "set_weights", out_of_memory)
+    with pytest.raises(gn.ModelImportError, match="ran out of memory while importing it") as caught:
+        load(model)
+    assert isinstance(caught.value.__cause__, MemoryError)

@@ -114,9 +114,9 @@ def from_keras(obj, *, loss=None, dtype: str | None = None, seed: int | None = N
     with unexpected_as(ModelImportError, origin):
         try:
             return _convert(config, weights, origin, major, loss, dtype, seed, max_params)
-        except MemoryError:  # only without max_params: every allocation is counted against it first
-            raise ModelImportError(f"{origin}: this machine cannot allocate the model's weights; a "
-                                   f"max_params bound refuses such a model before trying") from None
+        except MemoryError as exc:  # only without max_params: every allocation is counted against it first
+            raise ModelImportError(f"{origin}: ran out of memory while importing it; a max_params bound refuses "
+                                   "a model too large for this machine before trying") from exc
 
 
 def _convert(config, weights, origin: str, major: int, loss, dtype, seed, max_params):

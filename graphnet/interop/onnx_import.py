@@ -119,7 +119,7 @@ def from_onnx(path: str | os.PathLike, *, loss=None, name: str | None = None, se
     try:
         with unexpected_as(ModelFileError, label):
             return _Reader(model, onnx, label, max_params).run(loss=loss, name=name, seed=seed)
-    except (MemoryError, OverflowError) as exc:  # a last guard: sizes are checked before allocating
+    except OverflowError as exc:  # a last guard: sizes are checked before allocating
         raise ModelImportError(f"ONNX model {label!r}: too large to import ({type(exc).__name__}: {exc})") from None
 
 

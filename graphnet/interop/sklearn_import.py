@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import ModelImportError
 from ._arguments import check_arguments
 from ._builder import Builder
+from ._guards import out_of_memory
 
 __all__ = ["ACTIVATIONS", "from_sklearn"]
 
@@ -83,19 +84,20 @@ def from_sklearn(estimator, *, loss=None, name: str | None = None, seed: int | N
         raise ModelImportError(f"{source}: coefs_ and intercepts_ do not describe a network")
     dtype = "float64" if all(c.dtype == np.float64 for c in coefs) else "float32"
 
-    builder = Builder(source)
-    current = builder.add_input("input", coefs[0].shape[0], "input")
-    for i, (weight, bias) in enumerate(zip(coefs, intercepts)):
-        last = i == len(coefs) - 1
-        activation = out if last else hidden
-        if last and out == "sigmoid" and weight.shape[1] == 1 and kind == "MLPClassifier":
-            # predict_proba = [1 - p, p] = softmax([0, z]) exactly.
-            weight = np.hstack([np.zeros_like(weight), weight])
-            bias = np.concatenate([np.zeros_like(bias), bias])
-            activation = "softmax"
-        node = "dense" if i == 0 else f"dense_{i}"
-        current = builder.add_dense(node, [(current, weight.astype(np.float64))], weight.shape[1],
-                                    bias.astype(np.float64), activation=activation,
-                                    origin=f"layer {i + 1} of {len(coefs)}")
-    return builder.build([current], loss=loss, dtype=dtype, name=name or kind.lower(),
-                         sequential=True, seed=seed)
+    with out_of_memory(source):
+        builder = Builder(source)
+        current = builder.add_input("input", coefs[0].shape[0], "input")
+        for i, (weight, bias) in enumerate(zip(coefs, intercepts)):
+            last = i == len(coefs) - 1
+            activation = out if last else hidden
+            if last and out == "sigmoid" and weight.shape[1] == 1 and kind == "MLPClassifier":
+                # predict_proba = [1 - p, p] = softmax([0, z]) exactly.
+                weight = np.hstack([np.zeros_like(weight), weight])
+                bias = np.concatenate([np.zeros_like(bias), bias])
+                activation = "softmax"
+            node = "dense" if i == 0 else f"dense_{i}"
+            current = builder.add_dense(node, [(current, weight.astype(np.float64))], weight.shape[1],
+                                        bias.astype(np.float64), activation=activation,
+                                        origin=f"layer {i + 1} of {len(coefs)}")
+        return builder.build([current], loss=loss, dtype=dtype, name=name or kind.lower(),
+                             sequential=True, seed=seed)

@@ -44,7 +44,7 @@ import numpy as np
 from ..errors import ModelImportError
 from ._arguments import check_arguments
 from ._builder import Builder
-from ._guards import require
+from ._guards import out_of_memory, require
 from ._torch_graph import Converter
 from ._torch_layers import ACTIVATIONS, functions
 
@@ -112,12 +112,13 @@ def from_torch(module, *, loss=None, dtype: str | None = None, name: str | None 
             f"{source}: torch.fx cannot trace forward ({type(exc).__name__}: {str(exc)[:200]}); only a "
             f"forward made of Linear, activations, dropout, BatchNorm1d, torch.cat and + can be imported"
         ) from None
-    converter = Converter(torch, traced, Builder(source), functions(torch), sequential, input_name)
-    outputs = converter.run()
-    linears = [m for m in converter.linears.values()]
-    if dtype is None:
-        dtype = "float64" if linears and all(m.weight.dtype == torch.float64 for m in linears) else "float32"
-    graph = converter.builder.build(outputs, loss=loss, dtype=dtype, name=name, sequential=sequential, seed=seed)
-    if check:
-        converter.check(module, graph)
+    with out_of_memory(source):
+        converter = Converter(torch, traced, Builder(source), functions(torch), sequential, input_name)
+        outputs = converter.run()
+        linears = [m for m in converter.linears.values()]
+        if dtype is None:
+            dtype = "float64" if linears and all(m.weight.dtype == torch.float64 for m in linears) else "float32"
+        graph = converter.builder.build(outputs, loss=loss, dtype=dtype, name=name, sequential=sequential, seed=seed)
+        if check:
+            converter.check(module, graph)
     return graph
