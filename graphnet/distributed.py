@@ -55,7 +55,7 @@ from .callbacks import Callback, History
 from .errors import GraphError
 from .inference import DEFAULT_CHUNK, Tally
 from .network import Network
-from .trainer import Trainer, ask_callbacks, choose_optimizer
+from .trainer import Trainer, ask_callbacks, choose_optimizer, release
 from .training import check_fit_arguments, fit_arguments
 
 if TYPE_CHECKING:
@@ -157,13 +157,18 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
     # the callbacks' params get them then, before training (each callback is asked once).
     params = {"epochs": epochs, "steps": None, "batch_size": batch_size, "metrics": keys, "sync_every": sync_every,
               "rows": None, "workers": None, "traffic": traffic}
-    optimizer = choose_optimizer(graph, optimizer)
-    ask_callbacks(graph, callbacks, params, optimizer)
-    trainer = _ClusterTrainer(graph, optimizer)
-    cluster = Cluster(client, graph, chosen, float(timeout), retries, callbacks, traffic,
-                       "sum" if sync_every == 1 else "average")
+    try:
+        optimizer = choose_optimizer(graph, optimizer)
+        ask_callbacks(graph, callbacks, params, optimizer)
+        trainer = _ClusterTrainer(graph, optimizer)
+        cluster = Cluster(client, graph, chosen, float(timeout), retries, callbacks, traffic,
+                          "sum" if sync_every == 1 else "average")
+    except BaseException:  # a refusal, no workers, Ctrl-C: the callbacks let go of what they hold
+        release(callbacks)
+        raise
     steps = trainer.steps = Steps(cluster, sync_every, _between_batches(callbacks),
                                   graph.rng.bit_generator.seed_seq.spawn(1)[0])
+    running = False  # once training runs, Trainer.run releases the callbacks itself
     try:
         train = cluster.load(x, y)
         ids = np.arange(train.rows)
@@ -190,6 +195,7 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
 
         rounds = math.ceil(count / sync_every)
         params.update(steps=rounds, rows=n, workers=len(cluster.addresses))
+        running = True
         return trainer.run(
             epochs,
             epoch_batches,
@@ -200,6 +206,10 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
             progress=Progress(verbose, epochs, rounds),
             params=params,
         )
+    except BaseException:
+        if not running:
+            release(callbacks)
+        raise
     finally:
         cluster.close()
 

@@ -38,7 +38,8 @@ from .plan import compile_plan
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["Trainer", "Penalty", "Batch", "LOG_EVERY", "quiet_overflow", "choose_optimizer", "ask_callbacks"]
+__all__ = ["Trainer", "Penalty", "Batch", "LOG_EVERY", "quiet_overflow", "choose_optimizer", "ask_callbacks",
+           "release"]
 
 logger = logging.getLogger("graphnet.training")  # the epoch records, under the name fit's users know
 
@@ -401,8 +402,7 @@ class Trainer:
             for cb in callbacks:
                 cb.on_train_end(logged)
         except BaseException:  # an error, a refusal, Ctrl-C: on_train_end is not called (as in Keras)
-            for cb in callbacks:
-                _released(cb)
+            release(callbacks)
             raise
         return history
 
@@ -427,13 +427,15 @@ class Trainer:
         return error
 
 
-def _released(callback: Callback) -> None:
-    """``callback.close()`` after a fit that failed, a failure of its own
-    logged: the fit's error is the one to raise."""
-    try:
-        callback.close()
-    except Exception:
-        logger.warning("%s: close() failed after the fit failed", type(callback).__name__, exc_info=True)
+def release(callbacks) -> None:
+    """Each callback's ``close()`` after a fit that failed (refused before
+    training, or stopped by an error or Ctrl-C), every one of them, a failure
+    of their own logged: the fit's error is the one to raise."""
+    for cb in callbacks:
+        try:
+            cb.close()
+        except BaseException:  # noqa: BLE001 - the fit's own error goes on
+            logger.warning("%s: close() failed after the fit failed", type(cb).__name__, exc_info=True)
 
 
 def quiet_overflow():

@@ -28,7 +28,7 @@ from .errors import GraphError, NotFoundError, ShapeError
 from .inference import DEFAULT_CHUNK, Tally, evaluate_arrays, read_scalars, tally_arrays
 from .plan import compile_plan
 from .preprocessing import adapt_for_fit
-from .trainer import Trainer, ask_callbacks, choose_optimizer, quiet_overflow
+from .trainer import Trainer, ask_callbacks, choose_optimizer, quiet_overflow, release
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -276,6 +276,7 @@ def fit(
         trainer = Trainer(graph, optimizer)
     except BaseException:  # a refusal (a user's callback may raise anything), or an interrupt
         forget()
+        release(callbacks)
         raise
     current = [initial_epoch]
     if source is None:

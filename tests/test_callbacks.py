@@ -660,3 +660,41 @@ def test_a_function_or_class_given_as_a_loss_or_activation_says_what_to_give():
     with pytest.raises(GraphError, match=r"got type: .*ReLU'>; pass an instance, ReLU\(...\)"):
         g.add_hidden("h", 2, activation=gn.activations.ReLU)
     assert list(g) == ["x"]
+
+
+class Holder(gn.Callback):
+    """Counts its close() calls; may raise from it."""
+
+    def __init__(self, raises=None):
+        super().__init__()
+        self.closed, self.raises = 0, raises
+
+    def close(self):
+        self.closed += 1
+        if self.raises is not None:
+            raise self.raises
+
+
+def test_a_refused_fit_closes_its_callbacks_once(data):
+    """A refusal after the callbacks met the fit (a monitor never logged)
+    calls close() too (only a failure once training ran did)."""
+    x, y = data
+    holder = Holder()
+    with pytest.raises(GraphError, match="val_nope"):
+        build_regression().fit(x, y, verbose=0, callbacks=[holder, gn.callbacks.EarlyStopping(monitor="val_nope")])
+    assert holder.closed == 1
+
+
+def test_a_close_that_raises_does_not_hide_the_fits_error_or_skip_the_others(data):
+    class Fails(gn.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise RuntimeError("the user's callback failed")
+
+    class Interrupted(BaseException):  # as KeyboardInterrupt, without stopping the test run if it escaped
+        pass
+
+    x, y = data
+    first, last = Holder(raises=Interrupted()), Holder()
+    with pytest.raises(RuntimeError, match="the user's callback failed"):
+        build_regression().fit(x, y, epochs=2, verbose=0, callbacks=[first, Fails(), last])
+    assert (first.closed, last.closed) == (1, 1)

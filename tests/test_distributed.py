@@ -224,6 +224,26 @@ def test_the_clusters_training_metrics_are_counted_on_the_predictions(dask_clust
         assert history.history[key][0] == pytest.approx(expected[key], rel=1e-6), key
 
 
+def test_a_refused_distributed_fit_closes_its_callbacks_once(dask_cluster, rng):
+    class Holder(gn.Callback):
+        closed = 0
+
+        def close(self):
+            self.closed += 1
+
+    _, client = dask_cluster
+    x, y = dag_data(rng, 40)
+    holder = Holder()
+    with pytest.raises(gn.GraphError, match="val_nope"):
+        gn.distributed.fit(build_dag(), x, y, client, timeout=TIMEOUT, epochs=1, verbose=0,
+                           callbacks=[holder, gn.callbacks.EarlyStopping(monitor="val_nope")])
+    assert holder.closed == 1
+    with pytest.raises(gn.ShapeError):  # refused while the cluster loads the data
+        gn.distributed.fit(build_dag(), x, {k: v[:-1] for k, v in y.items()}, client, timeout=TIMEOUT, epochs=1,
+                           verbose=0, callbacks=[holder])
+    assert holder.closed == 2
+
+
 class FailsOnSentinel(gn.losses.Loss):
     """mse, whose gradient raises on a batch holding the target 999: on the
     one rank whose share holds that row."""
