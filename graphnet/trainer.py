@@ -390,8 +390,8 @@ class Trainer:
                     if validate is not None:
                         logs.update(validate())
                     logged = dict(logs)  # as Keras: on_train_end sees the epoch's values, not what callbacks add
-                    if rate_logged:  # the rate this epoch trained with, before a callback changes it
-                        logs["learning_rate"] = float(self.optimizer.lr)
+                    if rate_logged:  # the rate this epoch trained with, before a callback changes it (a
+                        logs["learning_rate"] = self.optimizer.current_lr()  # schedule: its value now, as Keras's)
                     for cb in callbacks:
                         cb.on_epoch_end(epoch, logs)
                     # After the callbacks, as Keras's progress bar: the line shows what they added.
@@ -456,7 +456,11 @@ def ask_callbacks(graph: Graph, callbacks, params: dict, optimizer) -> None:
     """Each callback's own checks, before a fit changes anything: it meets
     the graph and the fit's ``params`` (monitored names, files, ...), then
     the optimizer the fit will train with (:meth:`Callback.check_optimizer`)."""
-    if any(cb.logs_learning_rate for cb in callbacks) and "learning_rate" not in params["metrics"]:
+    logging_rate = [type(cb).__name__ for cb in callbacks if cb.logs_learning_rate]
+    if logging_rate:
+        if "learning_rate" in params["metrics"]:
+            raise GraphError(f"fit: a metric is logged as 'learning_rate', the name {logging_rate[0]} logs the "
+                             "learning rate under; rename the metric (Metric(name=...))")
         params["metrics"] = [*params["metrics"], "learning_rate"]  # a name the logs will hold
     for cb in callbacks:
         cb.set_graph(graph)

@@ -698,3 +698,32 @@ def test_a_close_that_raises_does_not_hide_the_fits_error_or_skip_the_others(dat
     with pytest.raises(RuntimeError, match="the user's callback failed"):
         build_regression().fit(x, y, epochs=2, verbose=0, callbacks=[first, Fails(), last])
     assert (first.closed, last.closed) == (1, 1)
+
+
+def test_a_callback_logging_the_rate_of_a_schedule_logs_its_value(data):
+    """A callback of the user's with logs_learning_rate, over an optimizer
+    whose rate is a schedule: the schedule's value is logged (a raw
+    TypeError came after the epoch had trained)."""
+
+    class Watch(gn.Callback):
+        logs_learning_rate = True
+
+    x, y = data
+    g = build_regression()
+    schedule = gn.schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5)
+    history = g.fit(x, y, epochs=2, batch_size=40, verbose=0, optimizer=gn.optimizers.SGD(lr=schedule),
+                    callbacks=[Watch()])
+    assert history.history["learning_rate"] == pytest.approx([0.1 * 0.5**2, 0.1 * 0.5**4])  # after 2, 4 steps
+
+
+def test_a_metric_named_like_the_logged_rate_is_refused(data):
+    def learning_rate(y_true, y_pred):
+        return 123.0
+
+    x, y = data
+    g = build_regression()
+    weights = g.get_weights()
+    with pytest.raises(GraphError, match="a metric is logged as 'learning_rate'.*LearningRateScheduler"):
+        g.fit(x, y, verbose=0, metrics=[learning_rate],
+              callbacks=[gn.callbacks.LearningRateScheduler(lambda epoch: 0.01)])
+    assert all(np.array_equal(v, weights[k]) for k, v in g.get_weights().items())
