@@ -121,6 +121,10 @@ class MLPStopping(Callback):
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
             self.graph.set_weights(self.best_weights)
+            # MLP* restores by making its best coefficients the live ones, so a
+            # warm-started fit trains them in place: unless it finds a better
+            # epoch, it ends on the weights it trained to, and so does this.
+            self.estimator._best_weights = None
 
 
 class WeightedMLPStopping(MLPStopping):
