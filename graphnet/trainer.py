@@ -360,6 +360,7 @@ class Trainer:
             for cb in begins:
                 cb.on_batch_begin(batch, {})
 
+        ended = 0  # callbacks whose on_train_end ran
         try:
             graph.stop_training = False
             for cb in callbacks:
@@ -401,8 +402,9 @@ class Trainer:
                         break
             for cb in callbacks:
                 cb.on_train_end(logged)
+                ended += 1
         except BaseException:  # an error, a refusal, Ctrl-C: on_train_end is not called (as in Keras)
-            release(callbacks)
+            release(callbacks[ended:])  # close() instead of on_train_end: not for those it reached
             raise
         return history
 

@@ -727,3 +727,24 @@ def test_a_metric_named_like_the_logged_rate_is_refused(data):
         g.fit(x, y, verbose=0, metrics=[learning_rate],
               callbacks=[gn.callbacks.LearningRateScheduler(lambda epoch: 0.01)])
     assert all(np.array_equal(v, weights[k]) for k, v in g.get_weights().items())
+
+
+def test_close_comes_instead_of_on_train_end_never_after_it(data):
+    """A later callback's on_train_end failing: the callbacks whose
+    on_train_end ran are not closed as well."""
+
+    class Ends(Holder):
+        def __init__(self, fails=False):
+            super().__init__()
+            self.ended, self.fails = 0, fails
+
+        def on_train_end(self, logs=None):
+            self.ended += 1
+            if self.fails:
+                raise RuntimeError("on_train_end failed")
+
+    x, y = data
+    first, failing, last = Ends(), Ends(fails=True), Ends()
+    with pytest.raises(RuntimeError, match="on_train_end failed"):
+        build_regression().fit(x, y, epochs=1, verbose=0, callbacks=[first, failing, last])
+    assert [(c.ended, c.closed) for c in (first, failing, last)] == [(1, 0), (1, 1), (0, 1)]
