@@ -141,3 +141,43 @@ def test_an_import_that_runs_out_of_memory_says_so_with_its_cause(importer, tmp_
     with pytest.raises(gn.ModelImportError, match="ran out of memory while importing it") as caught:
         load(model)
     assert isinstance(caught.value.__cause__, MemoryError)
+
+
+@pytest.mark.parametrize("where", ["torch trace", "keras weights", "keras file", "onnx file", "sklearn arrays"])
+def test_running_out_of_memory_before_the_graph_is_built_says_so_too(where, tmp_path, monkeypatch):
+    """The reads before a graph is built: tracing a module, copying a Keras
+    model's weights, parsing a .keras or .onnx file, reading coefs_. They
+    said "cannot trace", "not a readable file", or let MemoryError escape."""
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("no memory")
+
+    if where == "torch trace":
+        torch = pytest.importorskip("torch")
+        monkeypatch.setattr(torch.fx, "symbolic_trace", out_of_memory)
+        call, error = (lambda: gn.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 3)))), gn.ModelImportError
+    elif where.startswith("keras"):
+        keras = pytest.importorskip("keras")
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+        if where == "keras weights":
+            monkeypatch.setattr(type(model.layers[0]), "get_weights", out_of_memory)
+            call, error = (lambda: gn.from_keras(model)), gn.ModelImportError
+        else:
+            model.save(tmp_path / "m.keras")
+            import h5py
+
+            monkeypatch.setattr(h5py, "File", out_of_memory)
+            call, error = (lambda: gn.from_keras(tmp_path / "m.keras")), gn.ModelFileError
+    elif where == "onnx file":
+        onnx = pytest.importorskip("onnx")
+        gn.Sequential([gn.Input(2), gn.Dense(3)], seed=0).to_onnx(tmp_path / "m.onnx")
+        monkeypatch.setattr(onnx, "load_model_from_string", out_of_memory)
+        call, error = (lambda: gn.from_onnx(tmp_path / "m.onnx")), gn.ModelFileError
+    else:
+        with pytest.warns(ConvergenceWarning):
+            model = MLPRegressor(hidden_layer_sizes=(3,), max_iter=2).fit(np.ones((20, 2)), np.ones(20))
+        monkeypatch.setattr(np, "asarray", out_of_memory)
+        call, error = (lambda: gn.from_sklearn(model)), gn.ModelImportError
+    with pytest.raises(error, match="ran out of memory while") as caught:
+        call()
+    assert isinstance(caught.value.__cause__, MemoryError)

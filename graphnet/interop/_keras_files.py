@@ -46,7 +46,7 @@ from .._archive import ARCHIVE_SLACK, check_members, open_zip, read_member
 from ..errors import ModelFileError, ModelImportError
 from .._files import open_regular
 from ..specfile import MAX_JSON_BYTES, parse_json
-from ._guards import require
+from ._guards import out_of_memory, require
 
 __all__ = ["Source", "layer_name", "read"]
 
@@ -80,15 +80,18 @@ def read(obj) -> Source:
         return _read_file(obj)
     if hasattr(obj, "to_json") and hasattr(obj, "layers"):
         label = f"keras model {shown(getattr(obj, 'name', '?'), 60)}"
-        try:
-            text = obj.to_json()
-        except Exception as exc:  # subclassed models raise NotImplementedError, and others
-            raise ModelImportError(
-                f"{label} has no readable config ({type(exc).__name__}: {clip(str(exc))}); subclassed "
-                f"models cannot be imported: rebuild it as a Sequential or Functional model"
-            ) from None
-        config = _json(text, label, ModelImportError)
-        weights = {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in obj.layers}
+        with out_of_memory(label):
+            try:
+                text = obj.to_json()
+            except MemoryError:
+                raise
+            except Exception as exc:  # subclassed models raise NotImplementedError, and others
+                raise ModelImportError(
+                    f"{label} has no readable config ({type(exc).__name__}: {clip(str(exc))}); subclassed "
+                    f"models cannot be imported: rebuild it as a Sequential or Functional model"
+                ) from None
+            config = _json(text, label, ModelImportError)
+            weights = {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in obj.layers}
         library = sys.modules.get(type(obj).__module__.split(".")[0])
         return config, weights, label, _major(getattr(library, "__version__", None))
     raise ModelImportError(
@@ -127,9 +130,10 @@ def _read_file(obj) -> Source:
             return _read_keras(h5py, handle, path)
         except (ModelFileError, ModelImportError):
             raise
+        except MemoryError as exc:  # sizes are bounded by the file's bytes: the machine ran out, not the file
+            raise ModelFileError(f"{path}: ran out of memory while reading it") from exc
         except (OSError, zipfile.BadZipFile, zlib.error, EOFError, struct.error, ValueError, KeyError,
-                TypeError, AttributeError, IndexError, RuntimeError, OverflowError, RecursionError,
-                MemoryError) as exc:
+                TypeError, AttributeError, IndexError, RuntimeError, OverflowError, RecursionError) as exc:
             raise ModelFileError(
                 f"{path}: not a readable .keras or .h5 model file ({type(exc).__name__}: {clip(str(exc))})"
             ) from None

@@ -83,6 +83,8 @@ def load(onnx, path: str, external_data: bool):
     fmt = onnx.serialization.registry.get_format_from_file_extension(os.path.splitext(path)[1]) or "protobuf"
     try:
         model = onnx.load_model_from_string(raw, format=fmt)
+    except MemoryError as exc:  # the file's bytes are bounded: the machine ran out, not the file
+        raise ModelFileError(f"{path}: ran out of memory while reading it") from exc
     except Exception as exc:  # protobuf's DecodeError and friends
         raise ModelFileError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
     del raw

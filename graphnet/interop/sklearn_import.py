@@ -78,8 +78,9 @@ def from_sklearn(estimator, *, loss=None, name: str | None = None, seed: int | N
         if found is None:
             raise ModelImportError(f"{source}: {what}={value!r} has no graphnet equivalent; "
                                    f"supported: {sorted(ACTIVATIONS)}")
-    coefs = [np.asarray(c) for c in coefs]
-    intercepts = [np.asarray(b) for b in intercepts]
+    with out_of_memory(source):
+        coefs = [np.asarray(c) for c in coefs]
+        intercepts = [np.asarray(b) for b in intercepts]
     if len(coefs) != len(intercepts) or not coefs or any(c.ndim != 2 for c in coefs):
         raise ModelImportError(f"{source}: coefs_ and intercepts_ do not describe a network")
     dtype = "float64" if all(c.dtype == np.float64 for c in coefs) else "float32"

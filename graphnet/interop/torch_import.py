@@ -107,6 +107,8 @@ def from_torch(module, *, loss=None, dtype: str | None = None, name: str | None 
     source = f"torch {'Sequential' if sequential else 'module'} {name!r}"
     try:
         traced = torch.fx.symbolic_trace(module)
+    except MemoryError as exc:
+        raise ModelImportError(f"{source}: ran out of memory while importing it") from exc
     except Exception as exc:  # TraceError, and whatever forward raises on proxies
         raise ModelImportError(
             f"{source}: torch.fx cannot trace forward ({type(exc).__name__}: {str(exc)[:200]}); only a "
