@@ -35,7 +35,7 @@ from ._locks import edit as _edit
 from ._parameters import new_token
 from ._text import format_cycle, shown
 from ._validation import check_allocation, check_text, is_dtype, is_int
-from .errors import CycleError, GraphError, NotFoundError
+from .errors import CycleError, GraphError
 from .nodes import DenseNode, Input, Node, Output
 from .structure import NodeRef, Structure
 from .synapse import Synapse, init_values
@@ -312,10 +312,8 @@ class Network(Structure):
         NotFoundError
             For an unknown node, or no synapse between them.
         """
-        key = (self.resolve(src), self.resolve(dst))
-        if key not in self._synapses:
-            raise NotFoundError(f"graph {self.name!r} has no synapse {key[0]!r} -> {key[1]!r}")
-        self._detach(self._unlink(key))
+        synapse = self.synapse(src, dst)  # refuses an unknown node or synapse
+        self._detach(self._unlink((synapse.src, synapse.dst)))
         self.changed()
 
     def _detach(self, synapse: Synapse) -> None:
