@@ -148,20 +148,31 @@ def test_same_weights_and_loss_curve_as_mlp_with_sgd(rng, target):
         np.testing.assert_array_equal(ours.predict(X), mlp.predict(X))
 
 
+def _adam_twins(regression: bool, **params):
+    """MLP* and graphnet's estimator with the same parameters, both training
+    with Adam, its epsilon made negligible (MLP adds it before the bias
+    correction, graphnet after, as torch and Keras do): then they agree to
+    rounding."""
+    mlp = (MLPRegressor if regression else MLPClassifier)(epsilon=1e-30, **params)
+    ours = (GraphNetRegressor if regression else GraphNetClassifier)(optimizer={"name": "adam", "eps": 1e-30},
+                                                                     **params)
+    return mlp, ours
+
+
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_shuffled_batches_are_mlps_with_the_same_random_state(early_stopping):
     """Shuffling on (the default), from random_state alone: the same batches
-    and early-stopping split as MLPClassifier, so with Adam (its epsilon made
-    negligible, as MLP adds it before the bias correction and graphnet after)
-    the loss curves agree. The graph's seed was drawn from random_state, so
-    every shuffle after it differed from MLP's."""
+    and early-stopping split as MLPClassifier, so with Adam the loss curves
+    agree. The graph's seed was drawn from random_state, so every shuffle
+    after it differed from MLP's."""
     X, y = load_digits(return_X_y=True)
     X, y = X[:400] / 16, y[:400]
-    params = dict(hidden_layer_sizes=(16,), random_state=0, max_iter=3, early_stopping=early_stopping)
+    mlp, ours = _adam_twins(False, hidden_layer_sizes=(16,), random_state=0, max_iter=3,
+                            early_stopping=early_stopping)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        mlp = MLPClassifier(epsilon=1e-30, **params).fit(X, y)
-        ours = GraphNetClassifier(optimizer={"name": "adam", "eps": 1e-30}, **params).fit(X, y)
+        mlp.fit(X, y)
+        ours.fit(X, y)
     np.testing.assert_allclose(ours.loss_curve_, mlp.loss_curve_, rtol=1e-10)
     if early_stopping:
         np.testing.assert_allclose(ours.validation_scores_, mlp.validation_scores_, rtol=1e-12)
@@ -177,10 +188,9 @@ def test_a_warm_started_fit_carries_on_mlps_stopping_state(early_stopping):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(90, 4))
     y = X[:, 0] - 0.5 * X[:, 1] + rng.normal(size=90)
-    params = dict(hidden_layer_sizes=(30,), batch_size=8, max_iter=4, random_state=0, warm_start=True,
-                  learning_rate_init=0.05, n_iter_no_change=1, tol=1e-2, early_stopping=early_stopping)
-    mlp = MLPRegressor(epsilon=1e-30, **params)
-    ours = GraphNetRegressor(optimizer={"name": "adam", "eps": 1e-30}, **params)
+    mlp, ours = _adam_twins(True, hidden_layer_sizes=(30,), batch_size=8, max_iter=4, random_state=0,
+                            warm_start=True, learning_rate_init=0.05, n_iter_no_change=1, tol=1e-2,
+                            early_stopping=early_stopping)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for _ in range(3):  # the third: after a fit that restored its best weights
@@ -228,8 +238,7 @@ def test_later_calls_shuffle_as_mlp_does(how, regression):
     params = dict(hidden_layer_sizes=(7,), random_state=0, batch_size=32)
     if how == "warm_start":
         params.update(warm_start=True, max_iter=2)
-    mlp = (MLPRegressor if regression else MLPClassifier)(epsilon=1e-30, **params)
-    ours = (GraphNetRegressor if regression else GraphNetClassifier)(optimizer={"name": "adam", "eps": 1e-30}, **params)
+    mlp, ours = _adam_twins(regression, **params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for _ in range(3):
@@ -457,25 +466,29 @@ def test_early_stopping_keeps_the_best_epoch():
     assert len(clf.validation_scores_) == clf.n_iter_ < 200
     assert clf.best_validation_score_ == max(clf.validation_scores_)
     # the same split again: the restored weights score the best validation accuracy
+    X_val, y_val = _mlps_validation_rows(X, y, [(30, 8), (8, 1)], 0.2, stratify=y)
+    assert clf.score(X_val, y_val) == pytest.approx(clf.best_validation_score_)
+
+
+def _mlps_validation_rows(X, y, layers, fraction, stratify):
+    """The rows MLP* holds out for early stopping with random_state=0: its
+    split drawn after the initial weights of ``layers`` ((fan_in, fan_out)
+    pairs, weights then biases, as MLP draws them)."""
     from sklearn.model_selection import train_test_split
     from sklearn.utils import check_random_state
 
     rs = check_random_state(0)
-    for fan_in, fan_out in [(30, 8), (8, 1)]:  # the initial weights, drawn as MLPClassifier's
+    for fan_in, fan_out in layers:
         rs.uniform(size=(fan_in, fan_out))
         rs.uniform(size=fan_out)
-    _, X_val, _, y_val = train_test_split(X, y, test_size=0.2, random_state=rs, stratify=y)
-    assert clf.score(X_val, y_val) == pytest.approx(clf.best_validation_score_)
+    _, X_val, _, y_val = train_test_split(X, y, test_size=fraction, random_state=rs, stratify=stratify)
+    return X_val, y_val
 
 
 def test_early_stopping_splits_several_classes_as_mlp_does():
     """MLPClassifier stratifies its early-stopping split for two classes
     only: 20 rows of 3 classes with validation_fraction=0.1 fit (stratifying
     refused them: 2 validation rows for 3 classes), on MLP's split."""
-    from sklearn.model_selection import train_test_split
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.utils import check_random_state
-
     X, y = load_iris(return_X_y=True)
     X, y = X[np.r_[0:7, 50:57, 100:106]], y[np.r_[0:7, 50:57, 100:106]]
     args = dict(hidden_layer_sizes=(4,), max_iter=5, early_stopping=True, random_state=0)
@@ -483,11 +496,7 @@ def test_early_stopping_splits_several_classes_as_mlp_does():
         MLPClassifier(**args).fit(X, y)
     with pytest.warns(ConvergenceWarning):
         clf = GraphNetClassifier(**args).fit(X, y)
-    rs = check_random_state(0)
-    for fan_in, fan_out in [(4, 4), (4, 3)]:  # the initial weights, drawn as MLPClassifier's
-        rs.uniform(size=(fan_in, fan_out))
-        rs.uniform(size=fan_out)
-    _, X_val, _, y_val = train_test_split(X, y, test_size=0.1, random_state=rs, stratify=None)
+    X_val, y_val = _mlps_validation_rows(X, y, [(4, 4), (4, 3)], 0.1, stratify=None)
     assert clf.score(X_val, y_val) == pytest.approx(clf.best_validation_score_)
 
 
