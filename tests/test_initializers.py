@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import build_chain
 
 import graphnet as gn
 from graphnet import GraphError, initializers
@@ -438,13 +439,7 @@ def test_a_draw_that_fails_leaves_the_weights_waiting(monkeypatch, interrupt, fi
     AttributeError."""
 
     def build():
-        g = gn.Graph(name="t", seed=0)
-        g.add_input("x", 3)
-        g.add_hidden("h", 4)
-        g.add_output("y", 1)
-        g.connect("x", "h")
-        g.connect("h", "y")
-        return g
+        return build_chain(dtype="float32", name="t")
 
     x = np.random.default_rng(0).normal(size=(8, 3))
     calls = {

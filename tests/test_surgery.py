@@ -690,12 +690,7 @@ def test_an_edit_that_fails_after_it_drew_puts_the_stream_back(monkeypatch, edit
     edit that never failed draws. It used to draw again from further on."""
 
     def build():
-        g = gn.Graph(name="s", seed=0)
-        g.add_input("x", 3)
-        g.add_hidden("h", 4, activation="relu")
-        g.add_output("y", 2)
-        g.connect("x", "h")
-        g.connect("h", "y")
+        g = build_chain(outputs=2, dtype="float32", name="s")  # h is relu
         g.materialize()
         return g
 
