@@ -81,11 +81,10 @@ def from_sklearn(estimator, *, loss=None, name: str | None = None, seed: int | N
     with out_of_memory(source):
         coefs = [np.asarray(c) for c in coefs]
         intercepts = [np.asarray(b) for b in intercepts]
-    if len(coefs) != len(intercepts) or not coefs or any(c.ndim != 2 for c in coefs):
-        raise ModelImportError(f"{source}: coefs_ and intercepts_ do not describe a network")
-    dtype = "float64" if all(c.dtype == np.float64 for c in coefs) else "float32"
+        if len(coefs) != len(intercepts) or not coefs or any(c.ndim != 2 for c in coefs):
+            raise ModelImportError(f"{source}: coefs_ and intercepts_ do not describe a network")
+        dtype = "float64" if all(c.dtype == np.float64 for c in coefs) else "float32"
 
-    with out_of_memory(source):
         builder = Builder(source)
         current = builder.add_input("input", coefs[0].shape[0], "input")
         for i, (weight, bias) in enumerate(zip(coefs, intercepts)):

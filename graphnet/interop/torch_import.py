@@ -105,16 +105,16 @@ def from_torch(module, *, loss=None, dtype: str | None = None, name: str | None 
     sequential = isinstance(module, nn.Sequential)
     name = name or ("sequential" if sequential else type(module).__name__)
     source = f"torch {'Sequential' if sequential else 'module'} {name!r}"
-    try:
-        traced = torch.fx.symbolic_trace(module)
-    except MemoryError as exc:
-        raise ModelImportError(f"{source}: ran out of memory while importing it") from exc
-    except Exception as exc:  # TraceError, and whatever forward raises on proxies
-        raise ModelImportError(
-            f"{source}: torch.fx cannot trace forward ({type(exc).__name__}: {str(exc)[:200]}); only a "
-            f"forward made of Linear, activations, dropout, BatchNorm1d, torch.cat and + can be imported"
-        ) from None
     with out_of_memory(source):
+        try:
+            traced = torch.fx.symbolic_trace(module)
+        except MemoryError:
+            raise
+        except Exception as exc:  # TraceError, and whatever forward raises on proxies
+            raise ModelImportError(
+                f"{source}: torch.fx cannot trace forward ({type(exc).__name__}: {str(exc)[:200]}); only a "
+                f"forward made of Linear, activations, dropout, BatchNorm1d, torch.cat and + can be imported"
+            ) from None
         converter = Converter(torch, traced, Builder(source), functions(torch), sequential, input_name)
         outputs = converter.run()
         linears = [m for m in converter.linears.values()]
