@@ -21,7 +21,7 @@ import numpy as np
 from ._text import preview
 from .errors import ShapeError
 
-__all__ = ["is_frame", "is_series", "column_names", "values", "bind", "rows"]
+__all__ = ["is_frame", "is_lazy", "is_series", "column_names", "values", "bind", "rows"]
 
 _LIBRARIES = ("pandas", "polars")
 
@@ -35,6 +35,11 @@ def _library(value) -> str | None:
 def is_frame(value) -> bool:
     """Whether ``value`` is a pandas or polars DataFrame."""
     return _library(value) is not None and type(value).__name__ == "DataFrame"
+
+
+def is_lazy(value) -> bool:
+    """Whether ``value`` is a polars LazyFrame (a query, not yet data)."""
+    return _library(value) == "polars" and type(value).__name__ == "LazyFrame"
 
 
 def is_series(value) -> bool:
@@ -63,16 +68,30 @@ def values(column) -> np.ndarray:
         if kind in "biu" and not column.hasnans:
             array = column.to_numpy()
             return array if array.dtype.kind in "biu" else column.to_numpy(dtype=np.float64)
+        if kind in "iu" and _beyond_float(column.min(), column.max()):
+            return column.to_numpy(dtype=object, na_value=None)  # integer IDs that float64 would round
         if kind in "biuf":
             return column.to_numpy(dtype=np.float64, na_value=np.nan)
         return column.to_numpy(dtype=object)
     if library == "polars":
-        if column.dtype.is_numeric():
-            if column.null_count() or column.dtype.is_float():
+        dtype = column.dtype
+        if dtype.is_numeric() or str(dtype) == "Boolean":
+            if dtype.is_integer() and column.null_count() and _beyond_float(column.min(), column.max()):
+                return np.array(column.to_list(), dtype=object)
+            if column.null_count() or dtype.is_float():
                 return column.cast(float).fill_null(float("nan")).to_numpy()
             return column.to_numpy()
         return np.array(column.to_list(), dtype=object)
     return np.asarray(column)
+
+
+def _beyond_float(low, high) -> bool:
+    """Whether integers between ``low`` and ``high`` (missing: no values) may be
+    more than float64 holds exactly (2**53)."""
+    try:
+        return int(low) < -2**53 or int(high) > 2**53
+    except (TypeError, ValueError):  # no values: None (polars) or NA (pandas)
+        return False
 
 
 def bind(frame, bindings: Mapping[str, tuple[str, ...]], role: str) -> dict[str, np.ndarray]:

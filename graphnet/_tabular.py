@@ -98,6 +98,11 @@ def check_categories(values, where: str, what: str = "categories") -> tuple | st
         converted = plain(value)
         if converted is None:
             raise GraphError(f"{where}: {what} must be strings or integers, got {shown(value)}")
+        if isinstance(converted, int) and not -2**63 <= converted < 2**63:
+            raise GraphError(f"{where}: integer {what} must lie within int64 (-2**63 to 2**63 - 1), "
+                             f"got {converted}")
+        if isinstance(converted, str) and converted.endswith("\x00"):
+            raise GraphError(f"{where}: {what} must not end with the NUL character, got {shown(converted)}")
         out.append(converted)
     if not out:
         raise GraphError(f"{where}: {what} must not be empty")
@@ -191,43 +196,81 @@ class Vocabulary:
         column = np.asarray(column).reshape(-1)
         missing = missing_mask(column)
         present = ~missing
-        keys = _keys(column[present] if missing.any() else column, self.text, where)
+        keys, odd = _keys(column[present] if missing.any() else column, self.text, where)
         codes = np.zeros(len(column), np.intp)
         known = np.zeros(len(column), bool)
         if len(keys):
             pos = np.searchsorted(self._sorted, keys)
             pos[pos == len(self._sorted)] = 0
             hit = self._sorted[pos] == keys
+            if odd is not None:
+                hit &= ~odd
             found = np.where(hit, self._order[pos] + self.offset, 0)
             codes[present] = found
             known[present] = hit
         return codes, known
 
 
-def _keys(values: np.ndarray, text: bool, where: str) -> np.ndarray:
+_INT64 = np.iinfo(np.int64)
+
+
+def _keys(values: np.ndarray, text: bool, where: str, learning: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Present (non-missing) values as the vocabulary's key type (none for
-    an all-missing column, whatever its dtype: every row has code 0)."""
+    an all-missing column, whatever its dtype: every row has code 0), and
+    where a value can be no category at all (None: nowhere): a fraction, an
+    integer beyond int64, a string ending with NUL (which numpy's strings
+    drop). Such a value's key is a placeholder.
+
+    Raises
+    ------
+    ShapeError
+        For values of the other kind (text for integer categories, or the
+        other way round), or neither; ``learning`` words it for ``adapt``.
+    """
     if text:
         if not len(values):
-            return np.zeros(0, str)
+            return np.zeros(0, str), None
         if values.dtype.kind == "U":
-            return values
+            return values, None
         if values.dtype.kind == "O" and all(isinstance(v, str) for v in values):
-            return values.astype(str)
+            strings = values.tolist()
+            odd = np.fromiter((v.endswith("\x00") for v in strings), bool, len(strings)) \
+                if "\x00" in "".join(strings) else None
+            return values.astype(str), odd
         bad = next((v for v in values if not isinstance(v, str)), None) if values.dtype.kind == "O" else values[0]
+        if learning:
+            raise ShapeError(f"{where}: categories must be all strings or all integers, but the column holds "
+                             f"strings and {type(bad).__name__} values such as {shown(bad)}")
         raise ShapeError(f"{where} has string categories but holds {type(bad).__name__} values such as "
                          f"{shown(bad)}; give the column as text, or categories of that type")
-    if values.dtype.kind in "biu":
-        return values.astype(np.int64)
+    if values.dtype.kind in "b":
+        return values.astype(np.int64), None
+    if values.dtype.kind in "iu":
+        if values.dtype.kind == "u" and values.dtype.itemsize == 8 and len(values):
+            odd = values > _INT64.max
+            return np.where(odd, 0, values).astype(np.int64), odd if odd.any() else None
+        return values.astype(np.int64), None
     if values.dtype.kind == "f":
-        whole = np.floor(values) == values
-        return np.where(whole, values, -2.0**62).astype(np.int64)  # a fraction matches no integer category
-    if values.dtype.kind == "O" and all(plain(v) is not None and not isinstance(v, str) for v in values):
-        return np.array([plain(v) for v in values], dtype=np.int64)
-    bad = next((v for v in values if isinstance(v, (str, np.str_)) or plain(v) is None), values[0]) \
-        if len(values) else None
+        odd = ~((np.floor(values) == values) & (values >= _INT64.min) & (values < 2.0**63))
+        return np.where(odd, 0, values).astype(np.int64), odd if odd.any() else None
+    if values.dtype.kind == "O":
+        integers = [_integer(v) for v in values]
+        if None not in integers:
+            odd = np.fromiter((not _INT64.min <= v <= _INT64.max for v in integers), bool, len(integers))
+            if odd.any():
+                return np.array([0 if o else v for v, o in zip(integers, odd)], np.int64), odd
+            return np.array(integers, dtype=np.int64), None
+    bad = next((v for v in values if _integer(v) is None), values[0]) if len(values) else None
+    if learning:
+        raise ShapeError(f"{where}: categories must be strings or integers, but the column holds "
+                         f"{type(bad).__name__} values such as {shown(bad)}")
     raise ShapeError(f"{where} has integer categories but holds values such as {shown(bad)}; "
                      "give the column as integer codes, or string categories")
+
+
+def _integer(value) -> int | None:
+    """An integer category value (a bool as 0 or 1), or None."""
+    return int(value) if isinstance(value, (bool, np.bool_)) else plain(value)
 
 
 def learn(column: np.ndarray, where: str) -> tuple:
@@ -236,19 +279,25 @@ def learn(column: np.ndarray, where: str) -> tuple:
     Raises
     ------
     GraphError
-        For a column with no values, or values that are neither text nor integers.
+        For a column with no values, or values that are neither text nor
+        integers (fractions, integers beyond int64, strings ending with NUL).
     """
     column = np.asarray(column).reshape(-1)
     present = column[~missing_mask(column)]
     if not len(present):
         raise GraphError(f"{where} has no values to learn categories from (every row is missing)")
-    if present.dtype.kind in "OUS" and any(isinstance(v, (str, np.str_)) for v in present[:1]):
-        keys = _keys(present, True, where)
-    else:
-        if present.dtype.kind == "f" and not (np.floor(present) == present).all():
-            raise GraphError(f"{where}: categories must be strings or integers, but the column holds "
-                             f"fractions such as {present[np.floor(present) != present][0]!r}")
-        keys = _keys(present, False, where)
+    text = present.dtype.kind in "OUS" and isinstance(present[0], (str, np.str_))
+    keys, odd = _keys(present, text, where, learning=True)
+    if odd is not None:
+        bad = present[np.flatnonzero(odd)[0]]
+        if text:
+            reason = "strings ending with the NUL character"
+        elif isinstance(bad, (float, np.floating)) and not float(bad).is_integer():
+            reason = "fractions"
+        else:
+            reason = "integers beyond int64"
+        raise GraphError(f"{where}: categories must be strings or integers, but the column holds {reason} "
+                         f"such as {shown(plain(bad) if not text and plain(bad) is not None else bad)}")
     return tuple(plain(v) for v in np.unique(keys))
 
 

@@ -38,6 +38,9 @@ def source(graph: Network, data, role: str):
     (inputs bound by their columns, outputs by their names); anything else as given."""
     if isinstance(data, (np.ndarray, Mapping)) or data is None:
         return data
+    if _frames.is_lazy(data):
+        raise ShapeError(f"{role} data is a polars LazyFrame, a query rather than data: "
+                         "pass frame.collect()")
     if _frames.is_frame(data):
         if role == "input":
             for name in graph.inputs:

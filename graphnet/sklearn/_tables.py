@@ -18,11 +18,13 @@ any order).
 
 from __future__ import annotations
 
+import collections
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _frames
+from .. import _frames, _tabular
 from ..graph import Graph
 
 __all__ = ["Layout", "check_columns", "is_table"]
@@ -30,6 +32,7 @@ __all__ = ["Layout", "check_columns", "is_table"]
 _NUMERIC_KINDS = frozenset("biuf")  # numpy's kinds; pandas' nullable and Arrow dtypes have them too
 _CATEGORICAL_KINDS = frozenset("OSU")
 _POLARS_CATEGORICAL = ("string", "utf8", "categorical", "enum", "object")
+_NETWORK_NODE = re.compile(r"dense(_[0-9]+)?|output")  # the names :meth:`Layout.network` gives its nodes
 _ACCEPTED = ("numbers (int, float or bool dtype) and categories (object, string or category "
             "dtype)")
 
@@ -41,6 +44,8 @@ def _kind(dtype) -> str | None:
     if isinstance(kind, str):  # numpy and pandas dtypes
         if kind in _NUMERIC_KINDS:
             return "numeric"
+        if kind == "O" and str(dtype).startswith(("period", "interval")):  # pandas' objects of their own
+            return None
         return "categorical" if kind in _CATEGORICAL_KINDS else None
     name = str(dtype).lower()  # polars dtypes, named without importing polars
     if name.startswith(_POLARS_CATEGORICAL):
@@ -68,6 +73,24 @@ def check_columns(X, columns=None) -> None:
                              "example, to a number of days or to its year, month and day)")
 
 
+def _check_names(X) -> None:
+    """Refuse a table whose columns cannot each be told apart by name.
+
+    Raises
+    ------
+    ValueError
+        Naming a column that is named twice (as ``str`` gives it), or one named ``''``.
+    """
+    counts = collections.Counter(_frames.column_names(X))
+    twice = [c for c, n in counts.items() if n > 1]
+    if twice:
+        raise ValueError(f"X has {counts[twice[0]]} columns named {twice[0]!r}; the estimator reads a table's "
+                         "columns by name: give each column its own name")
+    if "" in counts:
+        raise ValueError("X has a column named '' (the empty string); the estimator reads a table's "
+                         "columns by name: give it a name")
+
+
 def is_table(X) -> bool:
     """Whether ``X`` is a frame with at least one categorical column."""
     return _frames.is_frame(X) and any(_kind(dtype) == "categorical" for dtype in list(X.dtypes))
@@ -90,6 +113,7 @@ class Layout:
             For a column of a dtype the estimators do not take (:func:`check_columns`).
         """
         check_columns(X)
+        _check_names(X)
         columns = [(str(c), _kind(dtype) == "categorical") for c, dtype in zip(X.columns, list(X.dtypes))]
         return cls(tuple(c for c, _ in columns), tuple(c for c, cat in columns if cat))
 
@@ -114,6 +138,7 @@ class Layout:
         if missing:
             raise ValueError(f"X lacks the columns {missing} that fit saw (feature names are matched by name)")
         check_columns(X, self.columns)
+        _check_names(X)
         order = self.numeric + self.categorical
         block = np.empty((_frames.rows(X), len(order)), dtype=object)
         for j, column in enumerate(order):
@@ -123,16 +148,32 @@ class Layout:
     def inputs(self, block: np.ndarray) -> dict[str, np.ndarray]:
         """A block's columns as the inputs of :meth:`graph`."""
         p = len(self.numeric)
-        data = {name: block[:, p + j] for j, name in enumerate(self._names()[1])}
+        numbers, categorical = self._names()
+        data = {name: block[:, p + j] for j, name in enumerate(categorical)}
         if p:
-            data[self._names()[0]] = block[:, :p].astype(np.float64)
+            try:
+                data[numbers] = block[:, :p].astype(np.float64)
+            except (TypeError, ValueError):  # text in a numeric column: say which, where
+                data[numbers] = _tabular.as_float_columns(block[:, :p], p, "X", self.numeric)
         return data
 
     def _names(self) -> tuple[str, list[str]]:
+        """The node names of the numeric input and of each categorical column's
+        input: the column's own name, unless the network's other nodes (``numbers``,
+        ``dense``, ``dense_1``, ..., ``output``) have it, then with ``_`` added."""
+        taken = set(self.categorical)  # a column keeps its name when it can
         numbers = "numbers"
-        while numbers in self.categorical:
+        while numbers in taken:
             numbers += "_"
-        return numbers, list(self.categorical)
+        taken.add(numbers)
+        names = []
+        for column in self.categorical:
+            name = column
+            while name == numbers or _NETWORK_NODE.fullmatch(name) or (name != column and name in taken):
+                name += "_"
+            taken.add(name)
+            names.append(name)
+        return numbers, names
 
     def network(self, given, hidden: tuple[int, ...], activation, output: tuple, n_outputs: int, seed: int,
                 name: str) -> Graph:
@@ -154,8 +195,9 @@ class Layout:
         if self.numeric:
             sources.append(graph.add_input(numbers, columns=list(self.numeric), normalize=True,
                                            missing="mean").name)
-        for column in categorical:
-            sources.append(graph.add_input(column, categories="adapt").name)
+        for column, name in zip(self.categorical, categorical):
+            sources.append(graph.add_input(name, columns=None if name == column else [column],
+                                           categories="adapt").name)
         previous = sources
         for i, size in enumerate(hidden):
             node = graph.add_hidden(f"dense_{i}" if i else "dense", size, activation=activation).name

@@ -1,0 +1,173 @@
+"""The column types a pandas or polars user actually has (SPEC 15): integer IDs
+beyond float64's 2**53, bools, values no category can be, a LazyFrame, and the
+estimators' tables with awkward column names; checked against scikit-learn's
+encoders where a truth exists."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from sklearn.preprocessing import OrdinalEncoder
+
+import graphnet as gn
+from graphnet.sklearn import GraphNetClassifier, GraphNetRegressor
+
+IDS = [1500000000000000001, 1500000000000000002, 1500000000000000003]
+
+
+def categorical(categories="adapt"):
+    g = gn.Graph(seed=0)
+    g.add_input("v", categories=categories)
+    g.add_output("y", 1)
+    g.connect("v", "y")
+    return g
+
+
+def codes(g, frame):
+    return g.predict(frame, outputs=["v"])["v"].ravel().tolist()
+
+
+@pytest.mark.parametrize("frame", [
+    pd.DataFrame({"v": pd.array(IDS + [None], dtype="Int64")}),
+    pl.DataFrame({"v": IDS + [None]}),
+], ids=["pandas Int64", "polars Int64"])
+def test_integer_ids_with_a_missing_value_keep_every_digit(frame):
+    g = categorical().adapt(frame)
+    assert g.nodes["v"].categories == tuple(IDS)
+    expected = OrdinalEncoder().fit(np.array(IDS, dtype=object).reshape(-1, 1)).transform(
+        np.array(IDS, dtype=object).reshape(-1, 1)).ravel() + 1
+    assert codes(g, frame) == [*expected.astype(int).tolist(), 0]
+    assert codes(categorical(IDS), frame) == [1, 2, 3, 0]
+
+
+def test_integer_ids_as_a_numeric_input_are_read_as_numbers():
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("v", 1, missing="mean")
+    g.add_output("y", 1)
+    g.connect("v", "y")
+    frame = pd.DataFrame({"v": pd.array(IDS + [None], dtype="Int64")})
+    g.adapt(frame)
+    assert np.isclose(g.nodes["v"].mean[0], np.mean(np.array(IDS, dtype=np.float64)))
+    assert np.isfinite(g.predict(frame)).all()
+
+
+@pytest.mark.parametrize("column", [
+    pd.array([2**63 + 5, 1, None], dtype="UInt64"),
+    np.array([2**63 + 5, 1], dtype=np.uint64),
+    pd.Series([2**70, 1, 2], dtype=object),
+], ids=["UInt64 with NA", "numpy uint64", "python int"])
+def test_integers_beyond_int64_are_refused_by_adapt_naming_the_column(column):
+    g = categorical()
+    with pytest.raises(gn.GraphError, match=r"input 'v' \(column 'v'\).*integers beyond int64"):
+        g.adapt(pd.DataFrame({"v": column}))
+    assert g.nodes["v"].categories == "adapt"
+
+
+def test_integers_beyond_int64_at_predict_time_are_unknown():
+    g = categorical([1, 2])
+    frame = pd.DataFrame({"v": np.array([2**63 + 1, 1, 2, 2**64 - 1], dtype=np.uint64)})
+    assert codes(g, frame) == [0, 1, 2, 0]
+    assert codes(g, pd.DataFrame({"v": pd.Series([2**70, 2], dtype=object)})) == [0, 2]
+    assert codes(g, pd.DataFrame({"v": [1.0, 2.5, 2.0**63, -2.0**64]})) == [1, 0, 0, 0]
+
+
+def test_the_extremes_of_int64_stay_apart():
+    frame = pd.DataFrame({"v": pd.array([2**63 - 1, -2**63, 0, None], dtype="Int64")})
+    g = categorical().adapt(frame)
+    assert g.nodes["v"].categories == (-2**63, 0, 2**63 - 1)
+    assert codes(g, frame) == [3, 1, 2, 0]
+
+
+def test_explicit_categories_beyond_int64_or_ending_with_nul_are_refused():
+    with pytest.raises(gn.GraphError, match="within int64.*got 18446744073709551616"):
+        categorical([1, 2**64])
+    with pytest.raises(gn.GraphError, match="must not end with the NUL character"):
+        categorical(["a", "a\x00"])
+
+
+def test_strings_ending_with_nul_never_merge_with_others():
+    with pytest.raises(gn.GraphError, match=r"strings ending with the NUL character such as 'a\\x00'"):
+        categorical().adapt(pd.DataFrame({"v": ["a", "a\x00", "b"]}))
+    g = categorical(["a", "b"])
+    assert codes(g, pd.DataFrame({"v": ["a", "a\x00", "b", "\x00"]})) == [1, 0, 2, 0]
+
+
+@pytest.mark.parametrize("frame", [
+    pd.DataFrame({"v": pd.array([True, False, None], dtype="boolean")}),
+    pd.DataFrame({"v": pd.Categorical([True, False, None])}),
+    pl.DataFrame({"v": [True, False, None]}),
+    pl.DataFrame({"v": [True, False, True]}),
+], ids=["pandas boolean", "pandas category of bools", "polars Boolean with null", "polars Boolean"])
+def test_boolean_columns_are_categories_0_and_1_whatever_the_library(frame):
+    g = categorical().adapt(frame)
+    assert g.nodes["v"].categories == (0, 1)
+    assert codes(g, frame)[:2] == [2, 1]
+
+
+def test_a_column_of_dates_is_refused_by_adapt_saying_what_categories_are():
+    g = categorical()
+    with pytest.raises(gn.ShapeError, match=r"categories must be strings or integers, but the column holds "
+                                            r"Timestamp values"):
+        g.adapt(pd.DataFrame({"v": pd.date_range("2020", periods=3)}))
+    with pytest.raises(gn.ShapeError, match="all strings or all integers.*strings and int values such as 1"):
+        g.adapt(pd.DataFrame({"v": pd.Series(["a", 1], dtype=object)}))
+
+
+@pytest.mark.parametrize("call", ["adapt", "predict", "fit", "evaluate"])
+def test_a_lazy_frame_is_refused_saying_to_collect(call):
+    plain = gn.Graph(seed=0)
+    plain.add_input("v", 1)
+    plain.add_output("y", 1)
+    plain.connect("v", "y")
+    lazy = pl.DataFrame({"v": [1.0, 2.0], "y": [0.0, 1.0]}).lazy()
+    for g in (plain, categorical(["a", "b"])) if call != "adapt" else (categorical(),):  # nothing to adapt reads nothing
+        args = (lazy,) if call in ("adapt", "predict") else (lazy, {"y": np.zeros(2)})
+        with pytest.raises(gn.ShapeError, match=r"polars LazyFrame.*frame\.collect\(\)"):
+            getattr(g, call)(*args)
+
+
+@pytest.mark.parametrize("name", ["output", "dense", "dense_1", "numbers", "output_"])
+@pytest.mark.parametrize("Estimator", [GraphNetRegressor, GraphNetClassifier])
+def test_estimators_take_a_categorical_column_named_like_their_network_s_nodes(name, Estimator, rng):
+    X = pd.DataFrame({name: rng.choice(["a", "b"], 30), "output": rng.choice(["c", "d"], 30),
+                      "z": rng.normal(size=30)})
+    y = X["z"].to_numpy() > 0 if Estimator is GraphNetClassifier else X["z"].to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = Estimator(max_iter=2, hidden_layer_sizes=(3, 3), random_state=0).fit(X, y)
+    shuffled = X[X.columns[::-1]]
+    np.testing.assert_array_equal(model.predict(shuffled), model.predict(X))
+    # the fitted graph reads the same table by itself, each column bound by its name
+    column = X[[name]].assign(**{name: X[name].where(X[name] == "a", "unseen")})
+    assert model.graph_.predict(X.assign(**{name: column[name]})).shape[0] == 30
+
+
+@pytest.mark.parametrize("Estimator", [GraphNetRegressor, GraphNetClassifier])
+def test_estimators_refuse_a_table_with_a_column_named_twice_or_unnamed(Estimator):
+    X = pd.DataFrame({"a": np.arange(10.0), "c": list("xyxyxyxyxy")})
+    y = np.arange(10) % 2
+    with pytest.raises(ValueError, match="X has 2 columns named 'a'"):
+        Estimator(max_iter=1).fit(pd.concat([X, X[["a"]]], axis=1), y)
+    with pytest.raises(ValueError, match="named '' "):
+        Estimator(max_iter=1).fit(X.rename(columns={"c": ""}), y)
+
+
+def test_estimators_name_the_column_holding_text_where_numbers_were_fitted():
+    X = pd.DataFrame({"a": np.arange(10.0), "c": list("xyxyxyxyxy")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = GraphNetRegressor(max_iter=1).fit(X, np.arange(10.0))
+    with pytest.raises(gn.ShapeError, match=r"column 'a' is numeric but holds 'abc' \(row 0\)"):
+        model.predict(X.assign(a="abc"))
+
+
+@pytest.mark.parametrize("column", [pd.period_range("2020", periods=6, freq="D"),
+                                    pd.interval_range(0, 6)], ids=["period", "interval"])
+def test_estimators_refuse_periods_and_intervals_naming_the_column(column):
+    X = pd.DataFrame({"x": np.arange(6.0), "p": column, "c": list("ababab")})
+    with pytest.raises(ValueError, match="X's column 'p' has dtype .*cannot read"):
+        GraphNetRegressor(max_iter=1).fit(X, np.arange(6.0))
