@@ -67,12 +67,15 @@ if TYPE_CHECKING:
     from .graph import Graph
 
 __all__ = ["save", "load", "state_members", "training_state", "restore_training", "DEFAULT_MAX_BYTES",
-           "WEIGHTS_MEMBER", "TRAINING_MEMBER", "OPTIMIZER_MEMBER", "GRAPH_MEMBER"]
+           "WEIGHTS_MEMBER", "TRAINING_MEMBER", "OPTIMIZER_MEMBER", "GRAPH_MEMBER", "WEIGHTS_MANIFEST",
+           "refuse_newer"]
 
 logger = logging.getLogger(__name__)
 
 GRAPH_MEMBER = "graph.json"
 WEIGHTS_MEMBER = "weights.npz"
+#: What marks a weights file (``save_weights``): its manifest, in place of graph.json.
+WEIGHTS_MANIFEST = "weights.json"
 _MEMBERS = (GRAPH_MEMBER, WEIGHTS_MEMBER, TRAINING_MEMBER, OPTIMIZER_MEMBER)
 _REQUIRED = (GRAPH_MEMBER, WEIGHTS_MEMBER)
 _WHAT = "a graphnet model file"
@@ -220,6 +223,10 @@ def _label(path) -> str:
 
 def _load(handle: BinaryIO, label: str, max_bytes: int):
     with open_zip(handle, label, _WHAT, len(_MEMBERS)) as archive:
+        names = {info.filename for info in archive.infolist()}
+        if WEIGHTS_MANIFEST in names and GRAPH_MEMBER not in names:
+            raise ModelFileError(f"{label}: a graphnet weights file (written by save_weights), which holds no "
+                                 "architecture: build the graph, then call g.load_weights(path)")
         infos = check_members(archive, label, _MEMBERS, _REQUIRED, max_bytes, MAX_JSON_BYTES, _WHAT)
         data = read_json(archive, infos[GRAPH_MEMBER], label)
         _check_format(data, label)
@@ -256,12 +263,27 @@ def _check_format(data: Any, label: str) -> None:
         raise ModelFileError(
             f"{label}: {GRAPH_MEMBER} has format {data.get('format')!r}, expected {FORMAT!r}"
         )
-    version = data.get("format_version")
-    if is_int(version) and version > FORMAT_VERSION:
+    refuse_newer(data, label)
+
+
+def refuse_newer(data: Mapping, label: str, newest: int = FORMAT_VERSION) -> None:
+    """Refuse a file whose ``format_version`` is later than ``newest`` (what
+    this graphnet writes), saying which graphnet wrote it; a version that is
+    no positive integer is refused too (an absent one is the first).
+
+    Raises
+    ------
+    ModelFileError
+        Naming the file (``label``) and both versions.
+    """
+    version = data.get("format_version", 1)
+    if not is_int(version, 1):
+        raise ModelFileError(f"{label}: format_version must be a positive integer, found {clip(repr(version))}")
+    if version > newest:
         writer = data.get("graphnet_version")
         writer = f"graphnet {writer}" if isinstance(writer, str) else "a newer graphnet"
         raise ModelFileError(
             f"{label}: written by {writer[:40]} in format version {version}; this graphnet "
-            f"({__version__}) reads format version {FORMAT_VERSION} and older. Upgrade graphnet "
+            f"({__version__}) reads format version {newest} and older. Upgrade graphnet "
             f"to load it"
         )

@@ -34,7 +34,9 @@ from ._validation import check_int, check_path
 from ._version import __version__
 from .errors import GraphError, ModelFileError
 from ._training_file import OPTIMIZER_MEMBER, TRAINING_MEMBER, restore_training
-from .saving import DEFAULT_MAX_BYTES, GRAPH_MEMBER, WEIGHTS_MEMBER, state_members
+from .saving import (DEFAULT_MAX_BYTES, GRAPH_MEMBER, WEIGHTS_MANIFEST, WEIGHTS_MEMBER, refuse_newer,
+                     state_members)
+from .spec import FORMAT_VERSION as MODEL_FORMAT_VERSION
 from .specfile import MAX_JSON_BYTES, parse_json
 
 if TYPE_CHECKING:
@@ -46,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 WEIGHTS_FORMAT = "graphnet-weights"
 FORMAT_VERSION = 1
-MANIFEST = "weights.json"
+MANIFEST = WEIGHTS_MANIFEST
 _MEMBERS = (MANIFEST, WEIGHTS_MEMBER, TRAINING_MEMBER, OPTIMIZER_MEMBER)
 _MODEL_MEMBERS = (GRAPH_MEMBER, WEIGHTS_MEMBER, TRAINING_MEMBER, OPTIMIZER_MEMBER)
 
@@ -145,7 +147,7 @@ def _load(graph: Graph, handle: BinaryIO, label: str, max_bytes: int) -> None:
                               "a graphnet weights file")
         describing = GRAPH_MEMBER if GRAPH_MEMBER in infos else MANIFEST
         if describing in infos:
-            _check_dtype(graph, archive, infos[describing], label)
+            _check_header(graph, archive, infos[describing], label)
         where = f"{label}: {WEIGHTS_MEMBER}"
         arrays = parse_npz(read_member(archive, infos[WEIGHTS_MEMBER], where), shapes, graph.dtype, where,
                            f"graph {graph.name!r}")
@@ -162,8 +164,9 @@ def _load(graph: Graph, handle: BinaryIO, label: str, max_bytes: int) -> None:
                     raise
 
 
-def _check_dtype(graph: Graph, archive, info, label: str) -> None:
-    """The file's dtype must be the graph's: weights are read as they are."""
+def _check_header(graph: Graph, archive, info, label: str) -> None:
+    """The file's format version must be one this graphnet reads, and its dtype
+    the graph's: weights are read as they are."""
     where = f"{label}: {info.filename}"
     try:
         data = parse_json(read_member(archive, info, where))
@@ -173,6 +176,7 @@ def _check_dtype(graph: Graph, archive, info, label: str) -> None:
         raise ModelFileError(f"{where}: expected a JSON object, found {type(data).__name__}")
     if info.filename == MANIFEST and data.get("format") != WEIGHTS_FORMAT:
         raise ModelFileError(f"{where}: format {shown(data.get('format'))}, expected {WEIGHTS_FORMAT!r}")
+    refuse_newer(data, label, FORMAT_VERSION if info.filename == MANIFEST else MODEL_FORMAT_VERSION)
     dtype = data.get("dtype", "float32")
     if dtype != graph.dtype.name:
         raise ModelFileError(f"{label}: its weights are {shown(dtype)} but graph {graph.name!r} is "

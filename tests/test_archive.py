@@ -205,6 +205,36 @@ def test_newer_format_version_is_refused_clearly(tmp_path, saved):
         gn.load(bad)
 
 
+@pytest.mark.parametrize("member", ["graph.json", "weights.json"])
+@pytest.mark.parametrize("version", [2, 0, "1"])
+def test_load_weights_and_backups_refuse_a_format_version_they_cannot_read(tmp_path, trained, member, version):
+    g = trained[0]
+    path = g.save(tmp_path / "model.gnet") if member == "graph.json" else g.save_weights(tmp_path / "w.weights.gnet")
+    header = json.loads(read_members(path)[member])
+    header["format_version"] = version
+    bad = rewrite(path, tmp_path / "bad.gnet", **{member.replace(".", "__"): json.dumps(header).encode()})
+    before = g.get_weights()
+    expected = "format version 2 and? .*reads format version 1 and older" if version == 2 \
+        else "format_version must be a positive integer"
+    with pytest.raises(gn.ModelFileError, match=expected.replace("2 and? ", "2; this graphnet")):
+        g.load_weights(bad)
+    for name, array in g.get_weights().items():
+        np.testing.assert_array_equal(array, before[name])
+    if member == "weights.json" and version == 2:  # what BackupAndRestore resumes from
+        (tmp_path / "backup").mkdir()
+        (tmp_path / "backup" / "epoch-000002.weights.gnet").write_bytes(bad.read_bytes())
+        with pytest.raises(gn.ModelFileError, match="format version 2"):
+            g.fit(trained[1], trained[2], epochs=4, verbose=0,
+                  callbacks=[gn.callbacks.BackupAndRestore(tmp_path / "backup")])
+
+
+def test_load_of_a_weights_file_says_what_it_is_and_how_to_read_it(tmp_path, trained):
+    path = trained[0].save_weights(tmp_path / "last.weights.gnet")
+    with pytest.raises(gn.ModelFileError, match=r"last\.weights\.gnet: a graphnet weights file \(written by "
+                                                r"save_weights\).*g\.load_weights\(path\)"):
+        gn.load(path)
+
+
 def test_not_a_graphnet_file(tmp_path, saved):
     spec = spec_of(saved)
     spec["format"] = "keras"
