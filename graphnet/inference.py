@@ -271,7 +271,8 @@ class Tally:
         }
         self.rows = 0
         self.sums: dict[str, float] = {}  # the penalty, times rows
-        self._loss = {name: [0.0, 0.0] for name in self.outputs}  # Σ w·L and Σ w per output
+        # per output: Σ w·L, Σ w, and Σ w·loss_weight·L with each batch's own loss_weight
+        self._loss = {name: [0.0, 0.0, 0.0] for name in self.outputs}
 
     def add(self, rows: int, losses: dict[str, float], predictions=None, targets=None,
             penalty: float = 0.0, weight_sums: dict[str, float] | None = None) -> None:
@@ -285,6 +286,7 @@ class Tally:
             total = self._loss[name]
             total[0] += value * weight
             total[1] += weight
+            total[2] += value * weight * self.outputs[name].loss_weight  # as it was for this batch
         if not isinstance(penalty, (int, float)) or penalty:  # (a device's penalty is never read)
             self._add("penalty", penalty * rows)
         if predictions is not None:
@@ -305,7 +307,7 @@ class Tally:
                     metric.update_unchecked(y, a)
 
     def state(self) -> tuple:
-        """``(rows, {output: (Σ w·L, Σ w)}, sums, {key: Metric})``: what
+        """``(rows, {output: (Σ w·L, Σ w, Σ w·loss_weight·L)}, sums, {key: Metric})``: what
         :meth:`merge` adds into another Tally, and :func:`merge_states` to
         another state (a dask chunk's, a worker's share of a batch)."""
         metrics = {k: copy.deepcopy(m) for bound in self.metrics.values() for k, m in bound}
@@ -315,9 +317,9 @@ class Tally:
         """Count what another Tally counted (its :meth:`state`), in place."""
         rows, losses, sums, metrics = state
         self.rows += rows
-        for name, (num, den) in losses.items():
-            self._loss[name][0] += num
-            self._loss[name][1] += den
+        for name, totals in losses.items():
+            for i, value in enumerate(totals):
+                self._loss[name][i] += value
         for key, value in sums.items():
             self._add(key, value)
         for bound in self.metrics.values():
@@ -327,17 +329,21 @@ class Tally:
     def _add(self, key: str, value: float) -> None:
         self.sums[key] = self.sums.get(key, 0.0) + value
 
-    def output_losses(self) -> dict[str, float]:
+    def output_losses(self, weighted: bool = False) -> dict[str, float]:
+        """Each output's mean loss so far (``weighted``: times the loss weight
+        each batch trained with)."""
+        i = 2 if weighted else 0
         if self.backend.deferred:  # no test of den on the host; 0 / (0 + 1) when it is 0
-            return {name: num / (den + (den == 0)) for name, (num, den) in self._loss.items()}
-        return {name: (num / den if den else 0.0) for name, (num, den) in self._loss.items()}
+            return {name: total[i] / (total[1] + (total[1] == 0)) for name, total in self._loss.items()}
+        return {name: (total[i] / total[1] if total[1] else 0.0) for name, total in self._loss.items()}
 
     def loss(self) -> float:
-        """The running ``loss``: ``Σ loss_weight × output loss`` plus the penalty."""
+        """The running ``loss``: ``Σ loss_weight × output loss`` plus the
+        penalty, each batch counted with the loss weights it trained with (a
+        callback may change them between batches)."""
         if not self.rows:
             return 0.0
-        total = compile_plan(self.graph).total_loss(self.output_losses())
-        return total + self.sums.get("penalty", 0.0) / self.rows
+        return sum(self.output_losses(weighted=True).values()) + self.sums.get("penalty", 0.0) / self.rows
 
     def running(self) -> dict:
         """The figures a live progress bar shows: the loss, each output's loss
@@ -369,7 +375,7 @@ class Tally:
 def merge_states(a: tuple, b: tuple) -> tuple:
     """Two :meth:`Tally.state` results added up (keys in first-seen order, as
     a Tally keeps them); neither is changed."""
-    losses = {name: (num + b[1][name][0], den + b[1][name][1]) for name, (num, den) in a[1].items()}
+    losses = {name: tuple(x + y for x, y in zip(totals, b[1][name])) for name, totals in a[1].items()}
     sums = dict(a[2])
     for key, value in b[2].items():
         sums[key] = sums.get(key, 0.0) + value

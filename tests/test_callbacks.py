@@ -748,3 +748,43 @@ def test_close_comes_instead_of_on_train_end_never_after_it(data):
     with pytest.raises(RuntimeError, match="on_train_end failed"):
         build_regression().fit(x, y, epochs=1, verbose=0, callbacks=[first, failing, last])
     assert [(c.ended, c.closed) for c in (first, failing, last)] == [(1, 0), (1, 1), (0, 1)]
+
+
+@pytest.mark.parametrize("distributed_tally", [False, True], ids=["tally", "merged states"])
+def test_a_loss_weight_changed_mid_epoch_counts_each_batch_as_it_trained(rng, distributed_tally):
+    """An edit from a callback takes effect from the next batch (SPEC 10), so
+    the epoch's loss is the mean of the losses its batches trained on. It was
+    recomputed at the end with the new loss weight for every batch."""
+    from graphnet.inference import Tally, merge_states
+
+    x = rng.normal(size=(40, 3))
+    y = {"r": rng.normal(size=40), "c": (rng.random(40) > 0.5) * 1.0}
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 3)
+    g.add_output("r", 1)
+    g.add_output("c", 1, activation="sigmoid", loss="binary_crossentropy", loss_weight=0.5)
+    g.connect("x", "r")
+    g.connect("x", "c")
+    seen = []
+
+    def bump(batch, logs):
+        seen.append(logs["loss"])
+        if batch == 1:
+            g["r"].loss_weight, g["c"].loss_weight = 0.0, 3.0
+
+    history = g.fit(x, y, epochs=1, batch_size=10, shuffle=False, verbose=0, optimizer=gn.optimizers.SGD(lr=0.01),
+                    callbacks=[gn.callbacks.LambdaCallback(on_batch_end=bump)])
+    assert history.history["loss"][0] == pytest.approx(np.mean(seen), rel=1e-12)
+    assert history.history["loss"][0] != pytest.approx(3.0 * history.history["c_loss"][0], rel=1e-3)
+    # the same sums travel in a tally's state (a dask chunk's, a rank's)
+    first, second = Tally(g, {}), Tally(g, {})
+    first.add(2, {"r": 1.0, "c": 2.0})
+    g["c"].loss_weight = 1.0
+    second.add(2, {"r": 1.0, "c": 2.0})
+    if distributed_tally:
+        merged = Tally(g, {})
+        merged.merge(merge_states(first.state(), second.state()))
+    else:
+        merged = first
+        merged.merge(second.state())
+    assert merged.loss() == pytest.approx((0.0 * 1.0 + 3.0 * 2.0 + 0.0 * 1.0 + 1.0 * 2.0) / 2)

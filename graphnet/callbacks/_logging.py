@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -60,7 +61,9 @@ class TensorBoard(Callback):
     ``epoch_OUTPUT_loss``, ..., and ``epoch_learning_rate``) and
     ``log_dir/validation`` (the ``val_`` values, under the same tags), as
     Keras's callback lays them out; ``tensorboard --logdir log_dir`` shows
-    them. Needs the optional ``tensorboardX`` package (its event writer).
+    them. Needs the optional ``tensorboardX`` package (its event records).
+    Each fit writes new event files (one per run) and closes them when it
+    ends, however it ends; nothing is kept for the life of the process.
 
     Parameters
     ----------
@@ -75,7 +78,9 @@ class TensorBoard(Callback):
     def __init__(self, log_dir: str | os.PathLike = "logs", update_freq="epoch"):
         super().__init__()
         try:
-            from tensorboardX import SummaryWriter
+            from tensorboardX.event_file_writer import EventsWriter
+            from tensorboardX.proto.event_pb2 import Event
+            from tensorboardX.summary import scalar
         except ImportError:
             raise GraphError("TensorBoard needs the tensorboardX package to write event files: "
                              "pip install tensorboardX") from None
@@ -85,7 +90,9 @@ class TensorBoard(Callback):
                                     "integer (batches)")
             self.on_batch_end = self._batch_end  # only then is every batch's loss asked for
         self.log_dir, self.update_freq = Path(log_dir), update_freq
-        self._writer_class = SummaryWriter
+        # tensorboardX's synchronous record writer: its SummaryWriter adds a
+        # queue, a thread and an atexit hook holding every writer ever made.
+        self._records, self._event, self._scalar = EventsWriter, Event, scalar
         self._writers: dict = {}
         self._batches = 0
 
@@ -93,27 +100,30 @@ class TensorBoard(Callback):
         super().set_params(params)
         check_folder(self, self.log_dir)  # before fit changes anything, not at the first write
 
-    def _writer(self, run: str):
+    def _write(self, run: str, tag: str, value: float, step: int) -> None:
+        """One scalar into ``run``'s event file (made at its first scalar)."""
         if run not in self._writers:
-            # A name of its own: the writer names its file after the second it
-            # starts and the host, so two fits within a second (a resumed one,
-            # fits in a loop) wrote the same file, the second over the first.
+            # A name of its own: the file is named after the second it is made
+            # and the host, so two fits within a second (a resumed one, fits in
+            # a loop) wrote the same file, the second over the first.
+            (self.log_dir / run).mkdir(parents=True, exist_ok=True)
             suffix = f".{os.getpid()}.{uuid.uuid4().hex[:8]}"
-            self._writers[run] = self._writer_class(str(self.log_dir / run), filename_suffix=suffix)
-        return self._writers[run]
+            self._writers[run] = self._records(str(self.log_dir / run / "events"), suffix)
+        event = self._event(wall_time=time.time(), step=int(step), summary=self._scalar(tag, value))
+        self._writers[run].write_event(event)
 
     def _batch_end(self, batch, logs=None):
         self._batches += 1
         if self._batches % self.update_freq == 0 and logs and "loss" in logs:
-            self._writer("train").add_scalar("batch_loss", float(logs["loss"]), self._batches)
+            self._write("train", "batch_loss", float(logs["loss"]), self._batches)
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             run, tag = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
-            self._writer(run).add_scalar(f"epoch_{tag}", float(value), epoch)
+            self._write(run, f"epoch_{tag}", float(value), epoch)
         lr = optimizer_of(self).lr if self.graph.optimizer is not None else None
         if isinstance(lr, float) and "learning_rate" not in (logs or {}):  # one a callback logged is written above
-            self._writer("train").add_scalar("epoch_learning_rate", lr, epoch)
+            self._write("train", "epoch_learning_rate", lr, epoch)
         for writer in self._writers.values():
             writer.flush()
 
