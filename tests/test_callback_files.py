@@ -141,7 +141,7 @@ def test_save_weights_only_checkpoints_load_into_the_same_architecture(tmp_path,
                                               save_best_only=False, save_weights_only=True, verbose=1)
     g.fit(x, y, epochs=2, callbacks=[checkpoint], verbose=0)
     assert checkpoint.saved == [str(tmp_path / "w-1.weights.gnet"), str(tmp_path / "w-2.weights.gnet")]
-    with pytest.raises(ModelFileError, match="graph.json"):
+    with pytest.raises(ModelFileError, match="a graphnet weights file .*holds no architecture.*load_weights"):
         gn.load(tmp_path / "w-2.weights.gnet")  # no architecture in it
     other = build_regression(seed=5, dtype="float64")
     other.load_weights(tmp_path / "w-2.weights.gnet")
