@@ -55,11 +55,13 @@ def rows(frame) -> int:
     return len(frame)
 
 
-def values(column) -> np.ndarray:
+def values(column, exact: bool = False) -> np.ndarray:
     """A Series (or any array-like column) as a 1-D numpy array: numbers as
     float64 with NaN for missing values (pandas' nullable integers and
     booleans too), text and categories as objects (None or NaN for missing),
-    everything else as numpy makes it."""
+    everything else as numpy makes it. ``exact``: a column of categories or
+    labels, where nullable integers float64 would round (beyond 2**53) come
+    as Python integers (None for missing)."""
     library = _library(column)
     if library == "pandas":
         kind = getattr(column.dtype, "kind", "O")
@@ -68,7 +70,7 @@ def values(column) -> np.ndarray:
         if kind in "biu" and not column.hasnans:
             array = column.to_numpy()
             return array if array.dtype.kind in "biu" else column.to_numpy(dtype=np.float64)
-        if kind in "iu" and _beyond_float(column.min(), column.max()):
+        if exact and kind in "iu" and _beyond_float(column.min(), column.max()):
             return column.to_numpy(dtype=object, na_value=None)  # integer IDs that float64 would round
         if kind in "biuf":
             return column.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -76,7 +78,7 @@ def values(column) -> np.ndarray:
     if library == "polars":
         dtype = column.dtype
         if dtype.is_numeric() or str(dtype) == "Boolean":
-            if dtype.is_integer() and column.null_count() and _beyond_float(column.min(), column.max()):
+            if exact and dtype.is_integer() and column.null_count() and _beyond_float(column.min(), column.max()):
                 return np.array(column.to_list(), dtype=object)
             if column.null_count() or dtype.is_float():
                 return column.cast(float).fill_null(float("nan")).to_numpy()
@@ -94,10 +96,11 @@ def _beyond_float(low, high) -> bool:
         return False
 
 
-def bind(frame, bindings: Mapping[str, tuple[str, ...]], role: str) -> dict[str, np.ndarray]:
+def bind(frame, bindings: Mapping[str, tuple[str, ...]], role: str, exact=frozenset()) -> dict[str, np.ndarray]:
     """``{name: array}`` from a frame's columns: for each node, its columns
     (one column: a 1-D array; several: an ``(n, k)`` array, objects when
-    any of them is).
+    any of them is); the nodes named in ``exact`` read categories or labels
+    (see :func:`values`).
 
     Raises
     ------
@@ -124,7 +127,7 @@ def bind(frame, bindings: Mapping[str, tuple[str, ...]], role: str) -> dict[str,
                              "give each column its own name")
     out = {}
     for name, columns in bindings.items():
-        parts = [values(frame[c]) for c in columns]
+        parts = [values(frame[c], name in exact) for c in columns]
         if len(parts) == 1:
             out[name] = parts[0]
         else:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _tabular, initializers
+from ._locks import renew_in_forked_child
 from ._text import preview
 from .errors import GraphError
 from .nodes import DenseNode
@@ -56,6 +57,7 @@ class LazyInit:
         self.waiting = {}
         self.biases_fixed = True
         self.lock = threading.Lock()
+        renew_in_forked_child(self, "lock")
 
     def __getstate__(self) -> dict:
         return {"waiting": self.waiting, "biases_fixed": self.biases_fixed}
@@ -63,6 +65,7 @@ class LazyInit:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.lock = threading.Lock()
+        renew_in_forked_child(self, "lock")
 
     @property
     def idle(self) -> bool:

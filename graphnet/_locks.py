@@ -15,22 +15,30 @@ write came in the middle (:func:`read_optimistically`).
 - A reading thread may read again (``save`` reads the weights while it
   holds the read lock), and the writing thread may take the lock again (an
   edit inside an edit) and may read while it writes.
+
+A process forked while other threads read or write (``multiprocessing``'s
+default start on Linux) copies the lock as they held it, but not the
+threads, which would never let go: in the child, every lock keeps only
+what the forking thread held, and the plain locks named with
+:func:`renew_in_forked_child` start unlocked.
 """
 
 from __future__ import annotations
 
 import collections
 import functools
+import os
 import threading
+import weakref
 
-__all__ = ["ReadWriteLock", "edit", "read", "read_optimistically"]
+__all__ = ["ReadWriteLock", "edit", "read", "read_optimistically", "renew_in_forked_child"]
 
 
 class ReadWriteLock:
     """See the module docs. Use ``with lock.reading():`` / ``with lock.writing():``."""
 
     __slots__ = ("_mutex", "_cond", "_readers", "_writer", "_depth", "_waiting", "_sleepers",
-                 "_read_waiting", "_readers_turn", "_reading", "_writing", "writes")
+                 "_read_waiting", "_readers_turn", "_reading", "_writing", "writes", "__weakref__")
 
     _waiting: collections.deque[int]  # writers waiting, in the order they came
 
@@ -54,6 +62,21 @@ class ReadWriteLock:
         #: Odd while a writer holds the lock; one more each time one takes or
         #: lets go of it (what :func:`read_optimistically` compares).
         self.writes = 0
+        _LOCKS.add(self)
+
+    def _forked(self) -> None:
+        """In a forked child: keep what the forking thread (the only one
+        there) held, and forget the threads left behind in the parent."""
+        me = threading.get_ident()
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
+        self._readers = {me: self._readers[me]} if me in self._readers else {}
+        if self._writer is not None and self._writer != me:
+            self._writer, self._depth = None, 0
+            self.writes += 1  # even again: no writer
+        self._waiting = collections.deque()
+        self._sleepers = self._read_waiting = 0
+        self._readers_turn = False
 
     def reading(self) -> _Held:
         return self._reading
@@ -143,6 +166,29 @@ class ReadWriteLock:
                 self.writes += 1
                 self._readers_turn = self._read_waiting > 0
                 self._wake()
+
+
+_LOCKS: weakref.WeakSet[ReadWriteLock] = weakref.WeakSet()
+_PLAIN: weakref.WeakKeyDictionary[object, tuple[str, ...]] = weakref.WeakKeyDictionary()
+
+
+def renew_in_forked_child(owner, *names: str) -> None:
+    """Give ``owner`` a fresh ``threading.Lock`` under each of ``names`` in a
+    forked child (each is held only for a moment, never across a call that
+    could fork)."""
+    _PLAIN[owner] = names
+
+
+def _after_fork_in_child() -> None:
+    for lock in list(_LOCKS):
+        lock._forked()
+    for owner, names in list(_PLAIN.items()):
+        for name in names:
+            setattr(owner, name, threading.Lock())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Held:

@@ -432,6 +432,26 @@ class Optimizer:
         state["_owner"] = None
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """An unpickled optimizer updates its state in place: arrays that came
+        back read-only (joblib's memory maps, pickle's out-of-band buffers, as
+        dask and Ray ship them) are copied."""
+        self.__dict__.update(state)
+        for name in ("slots", "_proposed"):
+            if isinstance(state.get(name), dict):
+                setattr(self, name, {k: writable(v) for k, v in state[name].items()})
+        if isinstance(state.get("_scratch"), np.ndarray):
+            self._scratch = writable(state["_scratch"])
+        held = state.get("_held")
+        if isinstance(held, HeldState):
+            held.entries = {token: entry._replace(slots={k: writable(v) for k, v in entry.slots.items()})
+                            for token, entry in held.entries.items()}
+
+
+def writable(array):
+    """``array`` itself, or a copy where it is a read-only numpy array."""
+    return array.copy() if isinstance(array, np.ndarray) and not array.flags.writeable else array
+
     def __repr__(self) -> str:
         try:
             config = self.get_config()

@@ -25,12 +25,20 @@ from .nodes import Input, Output
 if TYPE_CHECKING:
     from .network import Network
 
-__all__ = ["source", "input_columns", "transform_input", "encode_labels", "not_adapted", "raw_rows"]
+__all__ = ["source", "labelled", "input_columns", "transform_input", "encode_labels", "not_adapted", "raw_rows"]
 
 
 def input_columns(graph: Network) -> dict[str, tuple[str, ...]]:
     """Each input's frame columns: its ``columns=``, else the column named like it."""
     return {name: graph.nodes[name].columns or (name,) for name in graph.inputs}
+
+
+def labelled(graph: Network, role: str) -> set[str]:
+    """The inputs that read categories, or the outputs with classes (``role``):
+    their columns hold values to look up, never numbers to compute with."""
+    if role == "input":
+        return {name for name in graph.inputs if graph.nodes[name].categorical}
+    return {name for name in graph.outputs if graph.nodes[name].classes is not None}
 
 
 def source(graph: Network, data, role: str):
@@ -48,14 +56,14 @@ def source(graph: Network, data, role: str):
                 if node.columns is None and not node.categorical and node.width > 1:
                     raise ShapeError(f"input {name!r} has {node.width} features but a frame gives it the one "
                                      f"column named {name!r}: bind it with add_input(..., columns=[...])")
-            return _frames.bind(data, input_columns(graph), "input")
-        return _frames.bind(data, {name: (name,) for name in graph.outputs}, "output")
+            return _frames.bind(data, input_columns(graph), "input", labelled(graph, role))
+        return _frames.bind(data, {name: (name,) for name in graph.outputs}, "output", labelled(graph, role))
     if _frames.is_series(data):
         names = graph.inputs if role == "input" else graph.outputs
         if len(names) > 1:  # one column, or one row of a frame (df.iloc[0]): matched by name, never by position
             raise ShapeError(f"this graph has {len(names)} {role}s {names}: pass a frame or a dict keyed by {role} "
                              "name, not a Series (one row of a frame stays a frame as df.iloc[[0]])")
-        return _frames.values(data)
+        return _frames.values(data, bool(labelled(graph, role)))
     return data
 
 
@@ -96,7 +104,7 @@ def transform_input(node: Input, raw, dtype: np.dtype) -> np.ndarray:
         raise not_adapted(node.graph, [node.name]) if node.graph is not None else GraphError(
             f"input {node.name!r} was never adapted")
     if _frames.is_series(raw):
-        raw = _frames.values(raw)
+        raw = _frames.values(raw, node.categorical)
     where = f"input {node.name!r}"
     if node.categorical:
         return _codes(node, raw, where)
@@ -160,7 +168,7 @@ def encode_labels(node: Output, y) -> np.ndarray:
         raise GraphError(f"output {node.name!r}: its classes were never adapted: call g.adapt(x, y) "
                          "first (fit adapts from its training rows by itself, unless they come from a generator)")
     if _frames.is_series(y):
-        y = _frames.values(y)
+        y = _frames.values(y, exact=True)
     array = np.asarray(y)
     if array.ndim == 2 and array.dtype.kind in "biuf" and array.shape[1] == node.size and node.size > 1:
         return array  # already one-hot (or probabilities)

@@ -30,7 +30,7 @@ from . import backend as backend_module
 from . import _tabular, initializers, regularizers
 from . import optimizers as optimizers_module
 from ._lazy_init import LazyInit
-from ._locks import ReadWriteLock
+from ._locks import ReadWriteLock, renew_in_forked_child
 from ._locks import edit as _edit
 from ._parameters import new_token
 from ._text import format_cycle, shown
@@ -122,6 +122,7 @@ class Network(Structure):
         self.lineage = new_token()  #: its own number, kept by copies: whose parameters optimizer state names
         self._compiled = {}
         self._compile_lock = threading.Lock()
+        renew_in_forked_child(self, "_compile_lock")
         self.default_metrics = None
         self.stop_training = False
 
@@ -483,6 +484,11 @@ class Network(Structure):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._compile_lock = threading.Lock()
+        renew_in_forked_child(self, "_compile_lock")
         self.lock = ReadWriteLock()
+        for owner in (*self._nodes.values(), *self._synapses.values()):  # read-only after joblib's memory maps
+            array = getattr(owner, "parameter_array", None)
+            if isinstance(array, np.ndarray) and not array.flags.writeable:
+                owner.bind_parameter(array.copy())
         if self._optimizer is not None:  # the copy's optimizer (a copy too) trains the copy
             self._optimizer.claim(self)

@@ -140,7 +140,7 @@ def _learn(graph: Graph, x, y, inputs: list[str], outputs: list[str], rows):
     if inputs:
         for name, raw in _data_for(graph, x, inputs, "input").items():
             node = graph.nodes[name]
-            raw = _frames.values(raw) if _frames.is_series(raw) else np.asarray(raw)
+            raw = _frames.values(raw, node.categorical) if _frames.is_series(raw) else np.asarray(raw)
             if rows is not None:
                 raw = raw[rows]
             where = f"input {name!r}"
@@ -159,7 +159,7 @@ def _learn(graph: Graph, x, y, inputs: list[str], outputs: list[str], rows):
         if y is None:
             raise GraphError(f"adapt: outputs {outputs} have classes='adapt': pass their targets as y")
         for name, raw in _data_for(graph, y, outputs, "output").items():
-            raw = _frames.values(raw) if _frames.is_series(raw) else np.asarray(raw)
+            raw = _frames.values(raw, exact=True) if _frames.is_series(raw) else np.asarray(raw)
             if rows is not None:
                 raw = raw[rows]
             column = raw[:, 0] if raw.ndim == 2 and raw.shape[1] == 1 else raw
@@ -172,9 +172,10 @@ def _learn(graph: Graph, x, y, inputs: list[str], outputs: list[str], rows):
 def _data_for(graph: Graph, data, names: list[str], role: str) -> dict:
     """``name -> raw values`` of the nodes ``names`` (others may be absent)."""
     if _frames.is_frame(data):
+        exact = _transforms.labelled(graph, role)
         if role == "input":
-            return _frames.bind(data, {n: graph.nodes[n].columns or (n,) for n in names}, role)
-        return _frames.bind(data, {n: (n,) for n in names}, role)
+            return _frames.bind(data, {n: graph.nodes[n].columns or (n,) for n in names}, role, exact)
+        return _frames.bind(data, {n: (n,) for n in names}, role, exact)
     data = _transforms.source(graph, data, role)
     every = graph.inputs if role == "input" else graph.outputs
     if isinstance(data, Mapping):

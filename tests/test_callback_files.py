@@ -299,6 +299,22 @@ def test_two_fits_within_a_second_keep_both_event_files(tmp_path, rng):
     assert len(files) == 2 and steps == [0, 1, 2, 3]
 
 
+def test_fits_resumed_into_one_log_dir_are_read_back_in_order(tmp_path, rng):
+    """TensorBoard reads a run's files in the order of their names: files
+    made within one second were named at random, so a fit resumed epoch by
+    epoch came back with its steps shuffled ([2, 1, 3, 0])."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    g = build_regression()
+    x, y = rng.normal(size=(16, 3)), rng.normal(size=16)
+    for epoch in range(6):
+        g.fit(x, y, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
+              callbacks=[gn.callbacks.TensorBoard(tmp_path / "logs")])
+    reader = EventAccumulator(str(tmp_path / "logs" / "train"))
+    reader.Reload()
+    assert [e.step for e in reader.Scalars("epoch_loss")] == list(range(6))
+
+
 def test_callback_arguments_are_checked(tmp_path):
     with pytest.raises(GraphError, match="update_freq must be 'epoch' or a positive integer"):
         gn.callbacks.TensorBoard(tmp_path, update_freq=0)

@@ -5,11 +5,16 @@ state and random streams survive."""
 from __future__ import annotations
 
 import copy
+import os
 import pickle
+import signal
 import threading
 
 import numpy as np
+import pytest
 from conftest import build_dag, dag_data
+
+import graphnet as gn
 
 
 def test_unpickled_graph_predicts_identically_and_trains_on_identically(rng):
@@ -42,3 +47,68 @@ def test_deepcopy_is_independent(rng):
         not np.array_equal(clone.get_weights()[k], v) for k, v in before.items()
     )
     assert clone.topological_order == graph.topological_order
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "momentum", "rmsprop", "adamw"])
+def test_a_graph_unpickled_with_read_only_arrays_trains_on_identically(rng, optimizer):
+    """joblib's processes memory-map large arrays read-only, and pickle's
+    out-of-band buffers (as dask and Ray ship arrays) may be read-only too: the
+    optimizer's update raised numba's or numpy's raw error on them."""
+    graph = build_dag(dtype="float64")
+    x, y = dag_data(rng, rows=16)
+    graph.fit(x, y, epochs=1, batch_size=4, verbose=0, optimizer=optimizer)
+    graph.freeze("h1")
+    graph.fit(x, y, epochs=1, batch_size=4, verbose=0)  # h1's state is held aside while it is frozen
+    buffers = []
+    data = pickle.dumps(graph, protocol=5, buffer_callback=buffers.append)
+    again = pickle.loads(data, buffers=[bytes(b.raw()) for b in buffers])  # bytes: read-only
+    assert buffers  # the arrays travelled out of band
+    for g in (graph, again):
+        g.fit(x, y, epochs=1, batch_size=4, verbose=0)
+        g.unfreeze("h1")
+        g.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    for key, value in graph.get_weights().items():
+        np.testing.assert_array_equal(again.get_weights()[key], value)
+
+
+def test_a_child_forked_while_other_threads_use_the_graph_can_use_it(rng):
+    """A process forked while another thread trained (or predicted) copied
+    the graph's lock as that thread held it, and the child waited forever
+    for a thread it does not have."""
+    if not hasattr(os, "fork"):
+        pytest.skip("no os.fork here")
+    graph = build_dag(dtype="float64")
+    x, y = dag_data(rng, rows=64)
+    graph.fit(x, y, epochs=1, verbose=0)
+    other = copy.deepcopy(graph)
+    held, release = threading.Barrier(3), threading.Event()
+
+    def hold(lock):  # another thread in the middle of a step, or of a prediction
+        with lock:
+            held.wait(10)
+            release.wait(10)
+
+    threads = [threading.Thread(target=hold, args=(graph.lock.writing(),)),
+               threading.Thread(target=hold, args=(other.lock.reading(),))]
+    for thread in threads:
+        thread.start()
+    held.wait(10)
+    with other.lock.reading():  # what the forking thread itself holds, the child keeps
+        pid = os.fork()
+        if pid == 0:  # the child: it ends by itself, whatever happens
+            code = 1
+            try:
+                signal.alarm(20)
+                graph.fit(x, y, epochs=1, verbose=0)
+                other.predict(x)
+                other.lock.release_read()  # the read lock this thread took before the fork
+                other.fit(x, y, epochs=1, verbose=0)  # no reader is left behind
+                code = 0 if not graph.lock.busy and not other.lock.busy else 2
+            finally:
+                os._exit(code)
+    release.set()
+    for thread in threads:
+        thread.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    assert not graph.lock.busy and not other.lock.busy

@@ -171,3 +171,49 @@ def test_estimators_refuse_periods_and_intervals_naming_the_column(column):
     X = pd.DataFrame({"x": np.arange(6.0), "p": column, "c": list("ababab")})
     with pytest.raises(ValueError, match="X's column 'p' has dtype .*cannot read"):
         GraphNetRegressor(max_iter=1).fit(X, np.arange(6.0))
+
+
+@pytest.mark.parametrize("frame", [
+    pd.DataFrame({"x": pd.array([2**60, 2**60 + 2, None], dtype="Int64")}),
+    pl.DataFrame({"x": [2**60, 2**60 + 2, None]}),
+], ids=["pandas Int64", "polars Int64"])
+def test_large_integers_with_a_missing_value_are_still_numbers_to_a_numeric_input(frame):
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x")
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    with pytest.raises(gn.ShapeError, match=r"input 'x' contains 1 NaN .*column 'x' \(1 row\)"):
+        g.predict(frame)
+    with pytest.raises(gn.ShapeError, match="output 'y': targets contain NaN"):
+        g.evaluate({"x": np.ones(3)}, frame["x"])
+    imputing = gn.Graph(seed=0, dtype="float64")
+    imputing.add_input("x", missing="mean", normalize=True)
+    imputing.add_output("y", 1)
+    imputing.connect("x", "y")
+    imputing.adapt(frame)
+    assert imputing.nodes["x"].mean[0] == pytest.approx(2.0**60 + 1)
+
+
+@pytest.mark.parametrize("name", [" ", "x->y", "a\nb", "\t"])
+def test_estimators_take_a_categorical_column_whose_name_cannot_name_a_node(name, rng):
+    X = pd.DataFrame({name: rng.choice(["a", "b"], 30), "k": rng.normal(size=30)})
+    y = X["k"].to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = GraphNetRegressor(max_iter=2, random_state=0).fit(X, y)
+    assert list(model.feature_names_in_) == [name, "k"]
+    np.testing.assert_array_equal(model.predict(X[["k", name]]), model.predict(X))
+    np.testing.assert_array_equal(model.graph_.predict(X).ravel(), model.predict(X))
+
+
+def test_estimators_ignore_extra_columns_named_twice_or_unnamed_at_predict(rng):
+    X = pd.DataFrame({"c": rng.choice(["a", "b"], 30), "k": rng.normal(size=30)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = GraphNetRegressor(max_iter=2, random_state=0).fit(X, X["k"].to_numpy())
+    expected = model.predict(X)
+    twice = pd.concat([X, pd.DataFrame({"note": ["x"] * 30}), pd.DataFrame({"note": ["y"] * 30})], axis=1)
+    np.testing.assert_array_equal(model.predict(twice), expected)
+    np.testing.assert_array_equal(model.predict(X.assign(**{"": 1.0})), expected)
+    with pytest.raises(ValueError, match="X has 2 columns named 'c'"):
+        model.predict(pd.concat([X, X[["c"]]], axis=1))

@@ -103,11 +103,12 @@ class TensorBoard(Callback):
     def _write(self, run: str, tag: str, value: float, step: int) -> None:
         """One scalar into ``run``'s event file (made at its first scalar)."""
         if run not in self._writers:
-            # A name of its own: the file is named after the second it is made
-            # and the host, so two fits within a second (a resumed one, fits in
-            # a loop) wrote the same file, the second over the first.
+            # A name of its own, in the order written: the file is named after
+            # the second it is made and the host, so two fits within a second
+            # (a resumed one, fits in a loop) wrote the same file, and
+            # TensorBoard reads a run's files in the order of their names.
             (self.log_dir / run).mkdir(parents=True, exist_ok=True)
-            suffix = f".{os.getpid()}.{uuid.uuid4().hex[:8]}"
+            suffix = f".{time.time_ns():020d}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
             self._writers[run] = self._records(str(self.log_dir / run / "events"), suffix)
         event = self._event(wall_time=time.time(), step=int(step), summary=self._scalar(tag, value))
         self._writers[run].write_event(event)

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _frames, _tabular
+from ..errors import GraphError
 from ..graph import Graph
+from ..nodes import check_name
 
 __all__ = ["Layout", "check_columns", "is_table"]
 
@@ -73,8 +75,9 @@ def check_columns(X, columns=None) -> None:
                              "example, to a number of days or to its year, month and day)")
 
 
-def _check_names(X) -> None:
-    """Refuse a table whose columns cannot each be told apart by name.
+def _check_names(X, columns=None) -> None:
+    """Refuse a table whose columns (of ``columns``, by default all) cannot
+    each be told apart by name.
 
     Raises
     ------
@@ -82,13 +85,23 @@ def _check_names(X) -> None:
         Naming a column that is named twice (as ``str`` gives it), or one named ``''``.
     """
     counts = collections.Counter(_frames.column_names(X))
-    twice = [c for c, n in counts.items() if n > 1]
+    twice = [c for c, n in counts.items() if n > 1 and (columns is None or c in columns)]
     if twice:
         raise ValueError(f"X has {counts[twice[0]]} columns named {twice[0]!r}; the estimator reads a table's "
                          "columns by name: give each column its own name")
-    if "" in counts:
+    if "" in counts and columns is None:
         raise ValueError("X has a column named '' (the empty string); the estimator reads a table's "
                          "columns by name: give it a name")
+
+
+def _node_name(column: str) -> bool:
+    """Whether a column's name can name a node (blank ones, and ones with
+    ``->`` or control characters, cannot)."""
+    try:
+        check_name(column)
+    except GraphError:
+        return False
+    return True
 
 
 def is_table(X) -> bool:
@@ -138,11 +151,11 @@ class Layout:
         if missing:
             raise ValueError(f"X lacks the columns {missing} that fit saw (feature names are matched by name)")
         check_columns(X, self.columns)
-        _check_names(X)
+        _check_names(X, self.columns)
         order = self.numeric + self.categorical
         block = np.empty((_frames.rows(X), len(order)), dtype=object)
         for j, column in enumerate(order):
-            block[:, j] = _frames.values(X[have[column]])
+            block[:, j] = _frames.values(X[have[column]], exact=j >= len(self.numeric))
         return block
 
     def inputs(self, block: np.ndarray) -> dict[str, np.ndarray]:
@@ -159,7 +172,8 @@ class Layout:
 
     def _names(self) -> tuple[str, list[str]]:
         """The node names of the numeric input and of each categorical column's
-        input: the column's own name, unless the network's other nodes (``numbers``,
+        input: the column's own name (``column_i`` for the i-th when its name
+        cannot name a node), unless the network's other nodes (``numbers``,
         ``dense``, ``dense_1``, ..., ``output``) have it, then with ``_`` added."""
         taken = set(self.categorical)  # a column keeps its name when it can
         numbers = "numbers"
@@ -167,8 +181,8 @@ class Layout:
             numbers += "_"
         taken.add(numbers)
         names = []
-        for column in self.categorical:
-            name = column
+        for i, column in enumerate(self.categorical):
+            name = column if _node_name(column) else f"column_{i}"
             while name == numbers or _NETWORK_NODE.fullmatch(name) or (name != column and name in taken):
                 name += "_"
             taken.add(name)
