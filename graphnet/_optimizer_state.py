@@ -45,7 +45,7 @@ import numpy as np
 
 from . import schedules
 from ._parameters import Layout
-from ._state_layout import HeldState, kept_keys, offsets
+from ._state_layout import HeldState, kept_keys, offsets, writable
 from ._validation import check_number
 from .backend import CPU
 from .errors import GraphError
@@ -437,20 +437,11 @@ class Optimizer:
         back read-only (joblib's memory maps, pickle's out-of-band buffers, as
         dask and Ray ship them) are copied."""
         self.__dict__.update(state)
-        for name in ("slots", "_proposed"):
+        for name in ("slots", "_proposed"):  # dicts of arrays, when bound
             if isinstance(state.get(name), dict):
                 setattr(self, name, {k: writable(v) for k, v in state[name].items()})
-        if isinstance(state.get("_scratch"), np.ndarray):
-            self._scratch = writable(state["_scratch"])
-        held = state.get("_held")
-        if isinstance(held, HeldState):
-            held.entries = {token: entry._replace(slots={k: writable(v) for k, v in entry.slots.items()})
-                            for token, entry in held.entries.items()}
-
-
-def writable(array):
-    """``array`` itself, or a copy where it is a read-only numpy array."""
-    return array.copy() if isinstance(array, np.ndarray) and not array.flags.writeable else array
+        self._scratch = writable(state.get("_scratch"))
+        self._held.make_writable()
 
     def __repr__(self) -> str:
         try:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ._parameters import Layout
 
-__all__ = ["Held", "HeldState", "kept_keys", "offsets"]
+__all__ = ["Held", "HeldState", "kept_keys", "offsets", "writable"]
 
 
 def offsets(layout: Layout) -> dict[str, tuple[int, int]]:
@@ -65,11 +65,22 @@ class Held(NamedTuple):
     slots: dict[str, np.ndarray]
 
 
+def writable(array):
+    """``array`` itself, or a copy where it is a read-only numpy array (one
+    unpickled from joblib's memory maps or pickle's out-of-band buffers)."""
+    return array.copy() if isinstance(array, np.ndarray) and not array.flags.writeable else array
+
+
 class HeldState:
     """The state of the frozen parameters, by ``parameter_token``."""
 
     def __init__(self, entries: Mapping[int, Held] | None = None):
         self.entries: dict[int, Held] = dict(entries or {})
+
+    def make_writable(self) -> None:
+        """Copy the slots that are read-only (see :func:`writable`)."""
+        self.entries = {token: Held(held.key, held.size, held.steps, {k: writable(v) for k, v in held.slots.items()})
+                        for token, held in self.entries.items()}
 
     def hold(self, layout: Layout, tokens, slots: Mapping[str, Any], steps: Callable[[str], int],
              leaving: set[str], frozen: Mapping[int, tuple[str, int]], host_copy) -> None:
