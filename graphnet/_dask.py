@@ -26,7 +26,8 @@ import numpy as np
 
 from . import metrics as metrics_module
 from ._validation import check_int
-from ._data import as_inputs, as_targets, as_weights, common_rows, features, named
+from ._data import as_inputs, as_targets, common_rows, features, named
+from ._row_weights import as_weights
 from ._transforms import source
 from .errors import GraphError, ShapeError
 from ._lazy import LazyHandler, register_lazy
@@ -272,7 +273,7 @@ def _tally_block(graph: Graph, chosen, input_names, output_names, weighted, chun
         rows = common_rows(inputs, targets)
         sample_weight = None if weighted is None else (
             blocks[m] if weighted == "" else dict(zip(weighted, blocks[m:])))
-        weights = as_weights(graph, sample_weight, None, targets, rows)
+        weights = as_weights(graph, sample_weight, None, targets, rows, whole=False)
         return tally_arrays(graph, inputs, targets, chosen, chunk, weights).state()
 
 

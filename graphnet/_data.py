@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _tabular, _transforms
+from . import _frames, _transforms
 from . import backend as backend_module
-from ._text import preview
-from ._validation import as_dtype, check_finite, check_number, non_finite_error
+from ._validation import as_dtype, check_finite, non_finite_error
 from .errors import GraphError, ShapeError
 
 if TYPE_CHECKING:
@@ -30,13 +29,12 @@ __all__ = [
     "plain_features",
     "as_inputs",
     "entering",
+    "Deferred",
     "as_targets",
     "common_rows",
     "holdout",
     "holdout_rows",
     "holdout_split",
-    "as_weights",
-    "row_factors",
     "Batches",
 ]
 
@@ -118,24 +116,28 @@ def plain_features(array: np.ndarray, size: int, name: str) -> np.ndarray:
     return features(array if array.dtype.kind in "biuf" else real_numbers(array, "input", name), size, name)
 
 
-def as_inputs(graph: Graph, x) -> dict[str, np.ndarray]:
+def as_inputs(graph: Graph, x, defer_after: int | None = None) -> dict[str, np.ndarray]:
     """Validated, contiguous input arrays of the graph's dtype. On a device,
-    inputs already there (CuPy arrays) stay there and are checked there."""
+    inputs already there (CuPy arrays) stay there and are checked there.
+    ``defer_after``: see :func:`entering` (a :class:`Deferred` is checked as
+    it is sliced)."""
     backend = graph.backend
     if backend.deferred and _device_data(backend, x):
         return _device_inputs(graph, x)
-    out = entering(graph, x)
+    out = entering(graph, x, defer_after)
     for name, given in out.items():
-        if given.dtype != np.intp or not graph.nodes[name].categorical:
+        if not isinstance(given, Deferred) and (given.dtype != np.intp or not graph.nodes[name].categorical):
             array = out[name] = as_dtype(given, graph.dtype)
             check_finite(array, "input", name, graph.nodes[name].column_names, given=given)
     return out
 
 
-def entering(graph: Graph, x) -> dict[str, np.ndarray]:
+def entering(graph: Graph, x, defer_after: int | None = None) -> dict[str, np.ndarray]:
     """Each input's array as it enters the plan, not yet cast or checked for
     NaN: a frame's columns bound by name, then each transforming input's
     transform (category codes stay integers); plain inputs ``(n, size)``.
+    A transforming input of more than ``defer_after`` rows is a
+    :class:`Deferred`, transformed a chunk at a time.
 
     Raises
     ------
@@ -147,7 +149,9 @@ def entering(graph: Graph, x) -> dict[str, np.ndarray]:
     out = {}
     for name, value in named(_transforms.source(graph, x, "input"), graph.inputs, "input").items():
         node = graph.nodes[name]
-        if node.transforms:
+        if node.transforms and defer_after is not None and getattr(value, "shape", (0,))[:1] > (defer_after,):
+            out[name] = Deferred(node, value, graph.dtype)
+        elif node.transforms:
             out[name] = _transforms.transform_input(node, value, graph.dtype)
         else:
             try:
@@ -157,6 +161,39 @@ def entering(graph: Graph, x) -> dict[str, np.ndarray]:
                                  "or a list)") from None
             out[name] = features(array, node.size, name)
     return out
+
+
+class Deferred:
+    """A transforming input's data (normalised, imputed or looked up), made
+    a chunk at a time as it is sliced, cast and checked as :func:`as_inputs`
+    checks it: preprocessing many rows in ``predict`` or ``evaluate`` then
+    needs memory for one chunk, not for every row. A chunk that is refused
+    is refused again on every row, so the message counts them all."""
+
+    def __init__(self, node, raw, dtype):
+        self.node, self.dtype = node, np.dtype(dtype)
+        self.raw = _frames.values(raw, node.categorical) if _frames.is_series(raw) else np.asarray(raw)
+        self.shape = (len(self.raw),) if node.categorical else (len(self.raw), node.size)
+        try:  # adapted, and the right columns: said before any chunk runs, of every row
+            self._checked(self.raw[:0])
+        except ShapeError:
+            self._checked(self.raw)
+            raise
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        try:
+            return self._checked(self.raw[rows])
+        except ShapeError:
+            self._checked(self.raw)
+            raise
+
+    def _checked(self, raw) -> np.ndarray:
+        given = _transforms.transform_input(self.node, raw, self.dtype)
+        if self.node.categorical:
+            return given
+        array = as_dtype(given, self.dtype)
+        check_finite(array, "input", self.node.name, self.node.column_names, given=given)
+        return array
 
 
 def _device_data(backend, x) -> bool:
@@ -223,146 +260,6 @@ def common_rows(
                 f"rows disagree: {first_label} has {first} rows but {label} has {array.shape[0]}"
             )
     return first
-
-
-def as_weights(graph: Graph, sample_weight, class_weight, targets: dict[str, np.ndarray], rows: int):
-    """Each output's row weights from ``sample_weight`` and ``class_weight``
-    (their product), or None when neither is given.
-
-    ``sample_weight`` is an ``(n,)`` array for every output or a dict output
-    name -> array; ``class_weight`` a dict class -> weight (a one-output graph)
-    or a dict output name -> such a dict. A class missing from the dict
-    weighs 1, as in Keras.
-
-    Raises
-    ------
-    GraphError
-        Naming the argument, the output, and what was expected and found.
-    """
-    if sample_weight is None and class_weight is None:
-        return None
-    outputs = list(targets)
-    weights = {name: np.ones(rows) for name in outputs}
-    for name, given in _per_output(sample_weight, outputs, "sample_weight", np.ndarray).items():
-        weights[name] = weights[name] * _sample_weights(given, rows, name)
-    for name, classes in _per_output(class_weight, outputs, "class_weight", dict).items():
-        weights[name] = weights[name] * _class_weights(graph, name, classes, targets[name])
-    for name, w in weights.items():
-        if rows and not w.sum() > 0:
-            raise GraphError(
-                f"the row weights of output {name!r} (sample_weight times class_weight) sum to 0, so no row "
-                "would count and the weighted mean is undefined (numpy.average refuses it too); give some "
-                "row a weight > 0"
-            )
-    return weights
-
-
-def _per_output(value, outputs: list[str], what: str, single: type) -> dict:
-    if value is None:
-        return {}
-    is_dict = isinstance(value, Mapping)
-    keyed = is_dict and value and all(isinstance(k, str) for k in value)
-    if keyed and single is dict and not any(isinstance(v, Mapping) for v in value.values()):
-        keyed = False  # {label: weight} with text labels: one output's class weights
-    if keyed:
-        unknown = [k for k in value if k not in outputs]
-        if unknown:
-            raise GraphError(f"fit: {what} names unknown outputs {unknown}; outputs: {outputs}")
-        return dict(value)
-    if single is dict and not is_dict:
-        raise GraphError(f"fit: class_weight must be a dict class -> weight (or output name -> such a dict), "
-                         f"got {type(value).__name__}")
-    if len(outputs) > 1 and single is dict:
-        raise GraphError(f"fit: this graph has {len(outputs)} outputs {outputs}: give class_weight "
-                         "per output, as a dict output name -> {class: weight}")
-    return {name: value for name in outputs}
-
-
-def _sample_weights(value, rows: int, output: str) -> np.ndarray:
-    where = f"sample_weight for output {output!r}"
-    try:
-        array = np.asarray(backend_module.host(value))
-    except (TypeError, ValueError):
-        array = np.asarray(None)
-    if array.dtype.kind not in "biuf":
-        raise GraphError(f"{where}: expected numbers, got {type(value).__name__} of dtype {array.dtype}")
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    if array.shape != (rows,):
-        raise ShapeError(f"{where}: expected shape ({rows},), one weight per row, got {array.shape}")
-    array = array.astype(np.float64)
-    if not np.isfinite(array).all() or (array < 0).any():
-        raise GraphError(f"{where}: weights must be finite and >= 0")
-    return array
-
-
-def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndarray:
-    where = f"class_weight for output {output!r}"
-    if not isinstance(classes, Mapping):
-        raise GraphError(f"{where}: expected a dict class -> weight, got {type(classes).__name__}")
-    node = graph.nodes[output]
-    # An output with labels takes them as keys (as scikit-learn's class_weight); codes otherwise.
-    named = node.classes if isinstance(node.classes, tuple) else ()
-    table = {}
-    for key, weight in classes.items():
-        value = _tabular.plain(key)
-        if named and value in named:
-            code = named.index(value)
-        elif named and not (isinstance(named[0], str) and isinstance(value, int) and 0 <= value < len(named)):
-            raise GraphError(f"{where}: {key!r} is not one of its classes {preview(named)}"
-                             + (f" nor a code 0 to {len(named) - 1}" if isinstance(named[0], str) else ""))
-        elif named:
-            code = value  # a code beside text labels: no label it could be
-        elif isinstance(key, bool) or not isinstance(key, (int, np.integer)) or key < 0:
-            raise GraphError(f"{where}: classes must be integers >= 0, got {key!r}")
-        else:
-            code = int(key)
-        table[code] = check_number(weight, f"{where}: the weight of class {key!r}", 0.0,
-                                   expected="a finite number >= 0")
-    if node.loss.requires_activation == "softmax":  # categorical crossentropy, sparse or not
-        labels = y if y.ndim == 1 else y.argmax(axis=1)
-    elif node.loss.name == "binary_crossentropy" and node.size == 1:
-        labels = (y[:, 0] > 0.5).astype(np.intp)
-    else:
-        raise GraphError(
-            f"{where}: class weights need a loss whose targets are class labels (categorical_crossentropy or "
-            f"sparse_categorical_crossentropy on a softmax output, binary_crossentropy on 1 sigmoid unit); output "
-            f"{output!r} has loss {node.loss.name!r} on {node.size} {node.activation.name} unit(s): use sample_weight"
-        )
-    classes_count = node.size if node.size > 1 else 2
-    impossible = sorted(k for k in table if k >= classes_count)
-    if impossible:
-        raise GraphError(
-            f"{where}: output {output!r} predicts classes 0 to {classes_count - 1}, but class_weight names "
-            f"{impossible[:5]}{' ...' if len(impossible) > 5 else ''}; give weights of its classes only"
-        )
-    lookup = np.ones(classes_count)
-    for key, weight in table.items():
-        lookup[key] = weight
-    return lookup[labels]
-
-
-def row_factors(weights: dict[str, np.ndarray] | None, dtype, xp=np) -> tuple[dict | None, dict | None]:
-    """For one batch: each output's ``(n, 1)`` factors ``n w_i / Σ w`` (mean 1,
-    all zero when ``Σ w`` is 0) and its ``Σ w``; ``(None, None)`` unweighted.
-    With a device's ``xp`` (the weights on the device) the sums stay there."""
-    if weights is None:
-        return None, None
-    factors, sums = {}, {}
-    if xp is not np:
-        for name, w in weights.items():
-            total = w.sum()
-            sums[name] = total
-            # 0 when Σ w is 0: n / (Σ w + [Σ w = 0]) times weights that are all 0.
-            scale = len(w) / (total + (total == 0))
-            factors[name] = (w * scale).astype(dtype).reshape(-1, 1)
-        return factors, sums
-    for name, w in weights.items():
-        total = float(w.sum())
-        sums[name] = total
-        scale = len(w) / total if total > 0 else 0.0
-        factors[name] = (w * scale).astype(dtype).reshape(-1, 1)
-    return factors, sums
 
 
 def holdout(rng: np.random.Generator, inputs, targets, rows: int, fraction: float, weights=None):

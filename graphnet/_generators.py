@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._data import as_inputs, as_targets, as_weights, common_rows
+from ._data import as_inputs, as_targets, common_rows
+from ._row_weights import as_weights
 from ._text import shown
 from .errors import GraphError, ShapeError
 
@@ -121,7 +122,8 @@ class BatchSource:
             rows = common_rows(inputs, targets)
             if rows == 0:
                 raise ShapeError("the batch has no rows")
-            weights = as_weights(graph, item[2] if len(item) == 3 else None, self.class_weight, targets, rows)
+            weights = as_weights(graph, item[2] if len(item) == 3 else None, self.class_weight, targets, rows,
+                                 whole=False)
         except GraphError as exc:
             raise type(exc)(f"{where}: {exc}") from None
         backend = graph.backend

@@ -24,12 +24,11 @@ from ._validation import as_dtype, check_bool, check_finite, check_int
 from ._data import (
     as_inputs,
     as_targets,
-    as_weights,
     common_rows,
     entering,
     plain_features,
-    row_factors,
 )
+from ._row_weights import as_weights, row_factors
 from ._text import preview, shown
 from .errors import GraphError, ShapeError
 from .nodes import Node
@@ -165,7 +164,7 @@ def _activations(graph: Graph, x, batch_size: int | None, names: list[str] | Non
         name, size = plan.plain_input
         arrays, codes = {name: plain_features(x, size, name)}, ()
     else:
-        arrays = entering(graph, x)
+        arrays = entering(graph, x, defer_after=batch_size or DEFAULT_CHUNK)  # preprocessed a chunk at a time
         codes = {name for name in arrays if graph.nodes[name].categorical}  # a categorical input's: its codes
     rows = common_rows(arrays)
     made = _compiled_forward.program(plan, tuple(names)) if 0 < rows < SMALL_ROWS else None
@@ -427,7 +426,7 @@ def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
 
 def _evaluate(graph: Graph, x, y, batch_size: int | None, metrics, sample_weight) -> dict[str, float]:
     chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
-    inputs, targets = as_inputs(graph, x), as_targets(graph, y)
+    inputs, targets = as_inputs(graph, x, defer_after=batch_size or DEFAULT_CHUNK), as_targets(graph, y)
     rows = common_rows(inputs, targets)
     if rows == 0:
         raise ShapeError("evaluate: the data has no rows")

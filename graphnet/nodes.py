@@ -131,7 +131,12 @@ class Input(Node):
     @property
     def column_names(self) -> tuple[str, ...] | None:
         """What its data's columns are called in messages: the columns it
-        reads, or its own name when it has one column; None otherwise."""
+        reads, or its own name when it has one column (with
+        ``missing="indicator"``, each column's indicator after them); None
+        otherwise."""
+        if self.missing == "indicator":
+            names = self.data_columns
+            return None if names is None else names + tuple(f"{c} (missing)" for c in names)
         return self.columns or ((self.name,) if self.size == 1 else None)
 
     @property

@@ -199,12 +199,37 @@ def _statistics(x: np.ndarray, node, where: str) -> tuple[np.ndarray, np.ndarray
         j = int(np.flatnonzero(counts == 0)[0])
         column = (node.columns or (node.name,) * node.width)[j]
         raise GraphError(f"{where}: column {column!r} has no values to adapt from (every row is missing)")
+    # Sums of values scaled by a power of two per column (exact): values near
+    # float64's limits neither overflow nor lose digits, and others give the
+    # same bits as unscaled sums.
     filled = np.where(present, x, 0.0)
-    mean = filled.sum(axis=0) / counts
-    centred = np.where(present, x - mean, 0.0)
-    std = np.sqrt((centred * centred).sum(axis=0) / counts)
-    std[std == 0] = 1.0  # a constant column divides by 1, as StandardScaler does
+    shift = _exponent(np.abs(filled).max(axis=0))
+    mean = np.ldexp(np.ldexp(filled, -shift).sum(axis=0) / counts, shift)
+    with np.errstate(over="ignore", invalid="ignore"):  # a difference beyond float64: inf, found below
+        centred = np.where(present, x - mean, 0.0)
+        shift = _exponent(np.abs(centred).max(axis=0))
+        centred = np.ldexp(centred, -shift)
+        variance = (centred * centred).sum(axis=0) / counts  # scaled by 2**(-2 shift)
+        std = np.ldexp(np.sqrt(variance), shift)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        j = int(np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std)))[0])
+        column = (node.columns or (node.name,) * node.width)[j]
+        raise ShapeError(f"{where}: column {column!r} spreads beyond float64's range (its mean or standard "
+                         "deviation overflows); scale it first")
+    # A column constant up to rounding divides by 1, as StandardScaler's: its
+    # variance within the error bound of the two-pass algorithm (Chan, Golub
+    # and LeVeque), here in the scaled units both sides share.
+    eps = np.finfo(np.float64).eps
+    with np.errstate(over="ignore"):  # a huge mean against a tiny spread: constant, rightly
+        bound = counts * eps * variance + (counts * np.ldexp(mean, -shift) * eps) ** 2
+    std[variance <= bound] = 1.0
     return mean, std
+
+
+def _exponent(peak: np.ndarray) -> np.ndarray:
+    """Per column, the power of two that brings ``peak`` (> 0) into [0.5, 1)
+    (0 for 0, or for inf, which then shows in the result)."""
+    return np.frexp(np.where((peak > 0) & np.isfinite(peak), peak, 1.0))[1]
 
 
 def _check_resizable(graph: Graph, name: str, rows: int) -> None:

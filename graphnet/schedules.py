@@ -83,10 +83,16 @@ class ExponentialDecay(LearningRateSchedule):
         self.staircase = _flag("staircase", staircase, self)
 
     def __call__(self, step: int) -> float:
-        exponent = _step(step, self) / self.decay_steps
-        if self.staircase:
+        try:
+            exponent = _step(step, self) / self.decay_steps
+        except OverflowError:  # a step beyond float64's range
+            exponent = math.inf
+        if self.staircase and math.isfinite(exponent):
             exponent = math.floor(exponent)
-        return self.initial_learning_rate * self.decay_rate**exponent
+        try:
+            return self.initial_learning_rate * self.decay_rate**exponent
+        except OverflowError:  # a growing rate past float64's range: inf, as Keras gives
+            return math.inf
 
     def get_config(self):
         return {"name": self.name, "initial_learning_rate": self.initial_learning_rate,

@@ -26,7 +26,7 @@ import networkx as nx
 import numpy as np
 
 from . import optimizers as optimizers_module
-from ._data import row_factors
+from ._row_weights import row_factors
 from ._device_guard import DeviceGuard
 from ._parameters import ParameterStore
 from ._progress import Progress, format_logs

@@ -18,7 +18,8 @@ import numpy as np
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from ._data import Batches, as_inputs, as_targets, as_weights, common_rows, holdout, holdout_rows
+from ._data import Batches, as_inputs, as_targets, common_rows, holdout, holdout_rows
+from ._row_weights import as_weights
 from ._generators import BatchSource, is_batch_source
 from ._locks import edit
 from ._progress import Progress
@@ -70,7 +71,8 @@ def gradients(graph: Graph, x, y) -> tuple[float, dict[str, np.ndarray]]:
         raise ShapeError("gradients: the data has no rows")
     inputs, targets = _sent(graph, inputs), _sent(graph, targets)
     ws = plan.train_workspace(rows)
-    total, _, _ = plan.loss_and_gradients(ws, inputs, targets, graph.backend.dropout_rng(graph))
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow shows as inf in what is returned
+        total, _, _ = plan.loss_and_gradients(ws, inputs, targets, graph.backend.dropout_rng(graph))
     return read_scalars(graph.backend, {"loss": total})["loss"], plan.store.grad_dict()
 
 

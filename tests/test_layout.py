@@ -33,7 +33,7 @@ FLOORS = [
                    "_optimizer_state", "optimizers"}),
     ("parts", {"_member", "nodes", "synapse", "layers", "metrics"}),
     ("structure and network", {"structure", "_lazy_init", "network", "weights"}),
-    ("running", {"workspace", "_gather", "_dense_step", "plan", "_compiled_forward", "_transforms", "_data", "_lazy",
+    ("running", {"workspace", "_gather", "_dense_step", "plan", "_compiled_forward", "_transforms", "_data", "_row_weights", "_lazy",
                  "_generators", "inference", "preprocessing", "_dask", "callbacks", "serving"}),
     ("training and seeing inside", {"trainer", "training", "statistics", "gradient_check", "attributions",
                                     "surgery", "_collective", "_costs", "_shards", "_rank", "_handlers",

@@ -24,6 +24,10 @@ def area_under_roc(positives: np.ndarray, negatives: np.ndarray) -> float:
     return float((negatives * (above + 0.5 * positives)).sum() / (total_pos * total_neg))
 
 
+#: The most bins ``AUC(num_thresholds=...)`` takes: 160 MB of histograms a unit.
+MAX_THRESHOLDS = 10_000_000
+
+
 class AUC(Metric):
     """Area under the ROC curve (scikit-learn's ``roc_auc_score``).
 
@@ -41,7 +45,7 @@ class AUC(Metric):
         up to ``max_rows`` rows. An integer: a histogram of that many equal
         bins on ``[0, 1]`` per unit (Keras's ``AUC(num_thresholds=...)``),
         fixed memory, exactly the AUC of the scores rounded down to their
-        bin.
+        bin; at most ``MAX_THRESHOLDS`` (10,000,000).
     max_rows : int
         The most rows the exact AUC keeps (a :class:`~graphnet.GraphError`
         beyond them).
@@ -56,6 +60,9 @@ class AUC(Metric):
         super().__init__(name)
         self.num_thresholds = None if num_thresholds is None else check_int(
             num_thresholds, "AUC: num_thresholds", low=2)
+        if self.num_thresholds is not None and self.num_thresholds > MAX_THRESHOLDS:
+            raise GraphError(f"AUC: num_thresholds must be at most {MAX_THRESHOLDS:,} (each unit keeps two "
+                             f"histograms of that many bins), got {self.num_thresholds:,}")
         self.max_rows = check_int(max_rows, "AUC: max_rows")
         self.live = self.num_thresholds is not None  # the exact AUC sorts every score it kept
         if self.num_thresholds is None:

@@ -29,6 +29,12 @@ def _dense(y, a, xp):
     return as_rows(y)
 
 
+def _wide(a):
+    """Predictions in float64, as scikit-learn computes errors: a float32
+    graph's squared errors (or their sums) overflow where the mean does not."""
+    return a.astype("float64", copy=False)
+
+
 class _ElementMean(Metric):
     """The weighted mean of an error over every element."""
 
@@ -43,7 +49,7 @@ class _ElementMean(Metric):
         raise NotImplementedError
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_pred = as_rows(y_pred)
+        y_pred = _wide(as_rows(y_pred))
         xp = _xp(y_pred)
         errors = self.error(y_pred - _dense(y_true, y_pred, xp))
         weights = row_weights(sample_weight, len(y_pred), xp)
@@ -89,7 +95,7 @@ class RootMeanSquaredError(Metric):
         self.add_state("weight", 0.0)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_pred = as_rows(y_pred)
+        y_pred = _wide(as_rows(y_pred))
         xp = _xp(y_pred)
         diff = y_pred - _dense(y_true, y_pred, xp)
         weights = row_weights(sample_weight, len(y_pred), xp)
