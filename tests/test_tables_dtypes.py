@@ -124,7 +124,8 @@ def test_a_lazy_frame_is_refused_saying_to_collect(call):
     plain.add_output("y", 1)
     plain.connect("v", "y")
     lazy = pl.DataFrame({"v": [1.0, 2.0], "y": [0.0, 1.0]}).lazy()
-    for g in (plain, categorical(["a", "b"])) if call != "adapt" else (categorical(),):  # nothing to adapt reads nothing
+    graphs = (plain, categorical(["a", "b"])) if call != "adapt" else (categorical(),)  # adapt reads what adapts
+    for g in graphs:
         args = (lazy,) if call in ("adapt", "predict") else (lazy, {"y": np.zeros(2)})
         with pytest.raises(gn.ShapeError, match=r"polars LazyFrame.*frame\.collect\(\)"):
             getattr(g, call)(*args)
