@@ -166,8 +166,9 @@ def row_factors(weights: dict[str, np.ndarray] | None, dtype, xp=np) -> tuple[di
     factors, sums = {}, {}
     if xp is not np:
         for name, w in weights.items():
+            sums[name] = w.sum()
+            w = xp.ldexp(w, -xp.frexp(w.max())[1])  # by a power of two, as below (frexp(0) is 0)
             total = w.sum()
-            sums[name] = total
             # 0 when Σ w is 0: n / (Σ w + [Σ w = 0]) times weights that are all 0.
             scale = len(w) / (total + (total == 0))
             factors[name] = (w * scale).astype(dtype).reshape(-1, 1)

@@ -327,3 +327,21 @@ def test_predict_outputs_and_custom_parts_run_on_the_device(device, rng):
     np.testing.assert_allclose(loss, loss_cpu, rtol=1e-5)
     for key in grads_cpu:
         np.testing.assert_allclose(grads[key], grads_cpu[key], rtol=2e-4, atol=1e-6, err_msg=key)
+
+
+def test_batches_of_weights_far_apart_give_the_cpu_s_losses(device, rng):
+    """Each batch's row factors come from its weights scaled by a power of
+    two, on a device as on the CPU: a batch of subnormal weights beside
+    ordinary ones divided by a subnormal sum (inf)."""
+    x, y = dag_data(rng, 32)
+    weights = np.r_[np.ones(16), np.full(16, 1e-310)]
+
+    def fit(on):
+        g = build_dag("float64")
+        g.to(on)
+        return g.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0, sample_weight=weights).history
+
+    history, history_cpu = fit(device), fit("cpu")
+    assert np.isfinite(history_cpu["loss"]).all()
+    for key in history_cpu:
+        np.testing.assert_allclose(history[key], history_cpu[key], rtol=1e-9, err_msg=key)
