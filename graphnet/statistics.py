@@ -265,6 +265,9 @@ def _statistics(graph: Graph, x, y) -> Statistics:
         # Before backward, which writes deltas over ``a`` (the buffer-reuse rule).
         for name in plan.order:
             slot, node = plan.slots[name], graph.nodes[name]
+            if isinstance(node, Input) and node.categorical:
+                nodes[name] = _one_hot_stats(node)
+                continue
             values = ws.x[slot] if isinstance(node, Input) else ws.a[slot]
             nodes[name] = _node_stats(node, backend.to_host(values))
 
@@ -320,6 +323,16 @@ def _node_stats(node, a: np.ndarray) -> NodeStats:
         dead_units=dead_units,
         saturated_units=saturated_units,
     )
+
+
+def _one_hot_stats(node) -> NodeStats:
+    """A categorical input's activations are one-hot rows (code 0 for
+    unknown and missing values too), never built: one 1 among ``size``
+    entries in every row, whatever the data, so the mean is ``1/size`` and
+    the population std ``sqrt(p (1 - p))``."""
+    p = 1.0 / node.size
+    return NodeStats(name=node.name, kind=node.kind, size=node.size, activation=None, mean=p,
+                     std=math.sqrt(p * (1.0 - p)), dead=None, saturated=None, dead_units=(), saturated_units=())
 
 
 def _with_bias_grad(stats: NodeStats, grads: dict[str, np.ndarray]) -> NodeStats:

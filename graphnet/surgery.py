@@ -288,6 +288,8 @@ def _check_identity(source: Node, node: Hidden) -> None:
             f"{name!r} would change the predictions; use activation='linear' (exact), 'relu' "
             f"after a source whose outputs are never negative, {hint}"
         )
+    if isinstance(source, Input) and source.categorical:
+        return  # its rows are one-hot: 0 or 1
     if isinstance(source, Input):
         why = f"{source.name!r} is an input, whose data may be negative"
     elif not _never_negative(source.activation):

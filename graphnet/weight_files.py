@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from ._archive import check_members, open_zip, read_member, write_zip
 from ._npz import parse_npz
-from ._text import clip, named, reason, shown
+from ._text import clip, named, preview, reason, shown
 from ._validation import check_int, check_path
 from ._version import __version__
 from .errors import GraphError, ModelFileError
-from ._training_file import OPTIMIZER_MEMBER, TRAINING_MEMBER, restore_training
+from ._training_file import OPTIMIZER_MEMBER, TRAINING_MEMBER, read_json, read_waits, restore_training
 from .saving import (DEFAULT_MAX_BYTES, GRAPH_MEMBER, WEIGHTS_MANIFEST, WEIGHTS_MEMBER, refuse_newer,
                      state_members)
 from .spec import FORMAT_VERSION as MODEL_FORMAT_VERSION
@@ -148,20 +148,46 @@ def _load(graph: Graph, handle: BinaryIO, label: str, max_bytes: int) -> None:
         describing = GRAPH_MEMBER if GRAPH_MEMBER in infos else MANIFEST
         if describing in infos:
             _check_header(graph, archive, infos[describing], label)
+        if OPTIMIZER_MEMBER in infos and TRAINING_MEMBER not in infos:
+            raise ModelFileError(f"{label}: has {OPTIMIZER_MEMBER} but no {TRAINING_MEMBER} to describe it")
+        state = read_json(archive, infos[TRAINING_MEMBER], label) if TRAINING_MEMBER in infos else None
+        waits = _waits(graph, state, label)
         where = f"{label}: {WEIGHTS_MEMBER}"
         arrays = parse_npz(read_member(archive, infos[WEIGHTS_MEMBER], where), shapes, graph.dtype, where,
                            f"graph {graph.name!r}")
-        if OPTIMIZER_MEMBER in infos and TRAINING_MEMBER not in infos:
-            raise ModelFileError(f"{label}: has {OPTIMIZER_MEMBER} but no {TRAINING_MEMBER} to describe it")
         with graph.lock.writing():  # weights and training state land together, between two steps
-            before = graph.get_weights()
-            graph.set_weights(arrays)  # checks every value before it changes any
-            if TRAINING_MEMBER in infos:
-                try:
-                    restore_training(graph, archive, infos, label)  # checks everything before it changes anything
-                except BaseException:  # a refusal, no memory, Ctrl-C: the weights go back too
-                    graph.set_weights(before)
-                    raise
+            before, seeds = graph.get_weights(), graph.lazy_init.vocabulary_waits(graph)
+            graph.set_weights({k: v for k, v in arrays.items() if k not in waits})  # checks every value first
+            try:
+                if state is not None:
+                    restore_training(graph, archive, infos, label, state)  # checks everything before any change
+                graph.lazy_init.resume(graph, waits)  # the file's draws, once adapt sets the tables' rows
+            except BaseException:  # a refusal, no memory, Ctrl-C: the weights go back too
+                graph.set_weights(before)
+                graph.lazy_init.resume(graph, seeds)
+                raise
+
+
+def _waits(graph: Graph, state, label: str) -> dict[str, str | None]:
+    """The weights the file keeps waiting for a vocabulary (saved before
+    ``adapt``), with their seeds: they wait in the graph too, where they go on
+    waiting with the file's seeds.
+
+    Raises
+    ------
+    ModelFileError
+        When the graph no longer waits for them (it was adapted), or the
+        entry is malformed.
+    """
+    saved = state.get("waiting") if isinstance(state, dict) else None
+    if saved and isinstance(saved, dict):
+        gone = sorted(set(saved) - set(graph.lazy_init.vocabulary_waits(graph)))
+        if gone:
+            raise ModelFileError(
+                f"{label}: its weights {preview(gone)} were saved before adapt and still wait for a vocabulary, "
+                f"but graph {graph.name!r} does not wait for them (it was adapted): load the file before "
+                "adapting, or save the weights after adapt")
+    return read_waits(graph, state, label)
 
 
 def _check_header(graph: Graph, archive, info, label: str) -> None:

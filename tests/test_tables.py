@@ -667,3 +667,64 @@ def test_class_weight_by_label_on_an_output_with_classes(rng):
     for key, value in by_row.get_weights().items():
         np.testing.assert_array_equal(by_code.get_weights()[key], value, err_msg=key)
 
+
+
+def test_statistics_of_a_categorical_input_are_of_its_one_hot_rows():
+    """A categorical input's activations are one-hot rows, never built: the
+    statistics reported the mean and std of the integer codes, which depend on
+    the order of the vocabulary."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"city": ["Lima", "Oslo", "Pune", "Pune", None, "Oslo"], "y": [0.0, 1, 1, 0, 1, 0]})
+    one_hot = np.eye(4)[[1, 2, 3, 3, 0, 2]]
+    for categories in (["Lima", "Oslo", "Pune"], ["Pune", "Oslo", "Lima"]):
+        g = gn.Graph(seed=0, dtype="float64")
+        g.add_input("city", categories=categories)
+        g.add_output("y", 1)
+        g.connect("city", "y")
+        for stats in (g.statistics(frame), g.statistics(frame, frame["y"])):
+            assert stats["city"].mean == pytest.approx(one_hot.mean())
+            assert stats["city"].std == pytest.approx(one_hot.std())
+
+
+def test_a_weights_file_saved_before_adapt_loads_into_a_twin_of_another_seed(tmp_path):
+    """The file keeps the waiting weights' seeds: a twin built with another
+    seed takes them, and after adapt predicts as the saved graph would. An
+    adapted twin is told to load before adapting (it was told to adapt, and
+    then that the shapes differ)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"city": ["Lima", "Oslo", "Pune"], "y": [0.0, 1, 1]})
+
+    def build(seed):
+        g = gn.Graph(seed=seed, dtype="float64")
+        g.add_input("city", categories="adapt")
+        g.add_output("y", 1)
+        g.connect("city", "y")
+        return g
+
+    path = build(0).save_weights(tmp_path / "waiting.weights.gnet")
+    twin = build(1)
+    twin.load_weights(path)
+    np.testing.assert_array_equal(twin.adapt(frame).predict(frame), build(0).adapt(frame).predict(frame))
+    adapted = build(1).adapt(frame)
+    before = adapted.get_weights()
+    with pytest.raises(gn.ModelFileError, match=r"saved before adapt.*does not wait for them.*load the file before"):
+        adapted.load_weights(path)
+    for key, value in adapted.get_weights().items():
+        np.testing.assert_array_equal(value, before[key])
+
+
+def test_a_relu_inserted_after_a_categorical_input_is_the_identity():
+    import pandas as pd
+
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("city", categories=["Lima", "Oslo", "Pune"])
+    g.add_hidden("h", 3, activation="relu")
+    g.add_output("y", 1)
+    g.connect("city", "h")
+    g.connect("h", "y")
+    frame = pd.DataFrame({"city": ["Lima", "Oslo", "Pune", None, "elsewhere"]})
+    before = g.predict(frame)
+    g.insert("city", "h", "r", activation="relu")
+    np.testing.assert_allclose(g.predict(frame), before, rtol=1e-12, atol=1e-12)
