@@ -99,17 +99,22 @@ class Attributions:
         ``f`` at the data and at the baseline.
     baseline_zero : bool
         Whether the baseline was zeros everywhere.
+    columns : dict input name -> tuple of str
+        The names of an input's columns, where it has them (the frame's
+        columns it reads, and their missing-value indicators); the report
+        shows them in place of positions.
     """
 
     def __init__(self, *, graph: str, method: str, rule: str | None, steps: int, output: str,
                  probability: bool, target: np.ndarray, targets_chosen: str,
                  values: dict[str, np.ndarray], f_x: np.ndarray, f_baseline: np.ndarray,
-                 baseline_zero: bool):
+                 baseline_zero: bool, columns: dict[str, tuple[str, ...]] | None = None):
         self.graph, self.method, self.rule, self.steps = graph, method, rule, steps
         self.output, self.probability = output, probability
         self.target, self.targets_chosen = target, targets_chosen
         self.values, self.f_x, self.f_baseline = values, f_x, f_baseline
         self.baseline_zero = baseline_zero
+        self.columns = dict(columns or {})
 
     # ------------------------------------------------------------- views
     @property
@@ -205,7 +210,8 @@ class Attributions:
         for name, values in self.values.items():
             mean_abs, mean = np.abs(values).mean(axis=0), values.mean(axis=0)
             best = np.argsort(-mean_abs, kind="stable")[:top]
-            columns = ", ".join(f"{i} ({mean[i]:+.2g})" for i in best if mean_abs[i] > 0) or "-"
+            named = self.columns.get(name) or range(values.shape[1])
+            columns = ", ".join(f"{named[i]} ({mean[i]:+.2g})" for i in best if mean_abs[i] > 0) or "-"
             row = (f" {_fit(name, name_width):<{name_width}}  {totals[name].mean():>9.3g}  "
                    f"{mean_abs.sum():>9.3g}  {_percent(shares[name]):>5}  ")
             lines.append(row + _fit(columns, max(width - len(row), 8)))
@@ -330,6 +336,8 @@ def attributions(graph: Graph, x, method: str = "integrated_gradients", baseline
         steps=steps, output=node.name, probability=isinstance(node.activation, (Softmax, Sigmoid)),
         target=chosen, targets_chosen=how, values=values, f_x=f_x[picked, chosen],
         f_baseline=f_b[picked, chosen], baseline_zero=zero,
+        columns={n: names for n in graph.inputs
+                 if (names := graph.nodes[n].column_names) is not None and len(names) == values[n].shape[1]},
     )
     logger.debug("%s: %s on %d rows, completeness error %.2g", graph.name, method, rows,
                  report.completeness_error)

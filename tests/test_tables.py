@@ -728,3 +728,19 @@ def test_a_relu_inserted_after_a_categorical_input_is_the_identity():
     before = g.predict(frame)
     g.insert("city", "h", "r", activation="relu")
     np.testing.assert_allclose(g.predict(frame), before, rtol=1e-12, atol=1e-12)
+
+
+def test_attributions_name_an_input_s_columns_and_indicators_in_the_report():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"age": rng.normal(40, 10, 50), "income": rng.normal(5, 1, 50)})
+    frame.loc[::7, "income"] = np.nan
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("n", columns=["age", "income"], normalize=True, missing="indicator")
+    g.add_output("y", 1)
+    g.connect("n", "y")
+    report = g.adapt(frame).attributions(frame)
+    assert report.columns == {"n": ("age", "income", "age (missing)", "income (missing)")}
+    text = report.text(width=200)
+    assert "income (" in text and "age (" in text and "income (missing) (" in text
