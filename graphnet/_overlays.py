@@ -280,7 +280,8 @@ def attribution_lines(report: Attributions, name: str, top: int = 3) -> list[str
                     f"{_signed(float(report.per_node[name].mean()))}", "#1f3f66")]
     best = [i for i in sorted(range(len(mean_abs)), key=lambda i: -mean_abs[i])[:top] if mean_abs[i] > 0]
     if len(mean_abs) > 1 and best:
-        lines.append(_small("top columns: " + ", ".join(f"{i} ({_signed(float(mean[i]))})" for i in best)))
+        lines.append(_small("top columns: " + ", ".join(
+            f"{html.escape(report.column(name, i))} ({_signed(float(mean[i]))})" for i in best)))
     return lines
 
 

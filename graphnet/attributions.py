@@ -121,6 +121,12 @@ class Attributions:
     def inputs(self) -> list[str]:
         return list(self.values)
 
+    def column(self, name: str, i: int) -> str:
+        """Column ``i`` of input ``name`` in words: its name where the input
+        reads named columns, else its position."""
+        names = self.columns.get(name)
+        return str(names[i]) if names else str(i)
+
     @property
     def rows(self) -> int:
         return len(self.f_x)
@@ -210,8 +216,7 @@ class Attributions:
         for name, values in self.values.items():
             mean_abs, mean = np.abs(values).mean(axis=0), values.mean(axis=0)
             best = np.argsort(-mean_abs, kind="stable")[:top]
-            named = self.columns.get(name) or range(values.shape[1])
-            columns = ", ".join(f"{named[i]} ({mean[i]:+.2g})" for i in best if mean_abs[i] > 0) or "-"
+            columns = ", ".join(f"{self.column(name, i)} ({mean[i]:+.2g})" for i in best if mean_abs[i] > 0) or "-"
             row = (f" {_fit(name, name_width):<{name_width}}  {totals[name].mean():>9.3g}  "
                    f"{mean_abs.sum():>9.3g}  {_percent(shares[name]):>5}  ")
             lines.append(row + _fit(columns, max(width - len(row), 8)))

@@ -184,9 +184,10 @@ def _waits(graph: Graph, state, label: str) -> dict[str, str | None]:
         gone = sorted(set(saved) - set(graph.lazy_init.vocabulary_waits(graph)))
         if gone:
             raise ModelFileError(
-                f"{label}: its weights {preview(gone)} were saved before adapt and still wait for a vocabulary, "
-                f"but graph {graph.name!r} does not wait for them (it was adapted): load the file before "
-                "adapting, or save the weights after adapt")
+                f"{label}: its weights {preview(gone)} were saved before adapt and still wait for a vocabulary "
+                f"(an input with categories='adapt'), but in graph {graph.name!r} they do not wait: its input "
+                "has its vocabulary already (adapted, or given as a list); load the file into a graph whose "
+                "input still waits to be adapted, or save the weights after adapt")
     return read_waits(graph, state, label)
 
 

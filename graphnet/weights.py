@@ -228,7 +228,10 @@ def _unless_provisional(graph: Network, staged: dict, owners: dict) -> dict:
             source = None if record.kind == BIAS else graph.nodes[owner.src]
             if getattr(source, "categories", None) == _tabular.ADAPT:
                 raise GraphError(f"weight {key!r}: the table of input {source.name!r} waits for its vocabulary "
-                                 "(categories='adapt'), which sets its rows: call g.adapt(data) (or fit) first")
+                                 "(categories='adapt'), which sets its rows, and the value given is not its "
+                                 "provisional draw: adapt this graph (and any graph the weights come from) "
+                                 "first, or save_weights a graph before adapt and load_weights the file, "
+                                 "which keeps the draw's seed")
         kept[key] = value
     return kept
 

@@ -424,7 +424,7 @@ def test_weights_given_back_before_adapt_go_on_waiting_and_a_table_is_not_set(rn
     g.set_weights(g.get_weights())  # the round trip changes nothing
     before = g.to_dict()
     with pytest.raises(gn.GraphError, match=r"weight 'city->h.weight': the table of input 'city' waits for its "
-                                            r"vocabulary .* call g.adapt\(data\) \(or fit\) first"):
+                                            r"vocabulary .* not its provisional draw: adapt this graph"):
         g.set_weights({"city->h.weight": np.ones((1, 6)), "h.bias": np.ones(6)})
     assert g.to_dict() == before and not np.array_equal(g["h"].bias, np.ones(6))
     g.fit(df, df, epochs=1, verbose=0)
@@ -709,7 +709,7 @@ def test_a_weights_file_saved_before_adapt_loads_into_a_twin_of_another_seed(tmp
     np.testing.assert_array_equal(twin.adapt(frame).predict(frame), build(0).adapt(frame).predict(frame))
     adapted = build(1).adapt(frame)
     before = adapted.get_weights()
-    with pytest.raises(gn.ModelFileError, match=r"saved before adapt.*does not wait for them.*load the file before"):
+    with pytest.raises(gn.ModelFileError, match=r"saved before adapt.*they do not wait: its input has its vocabulary"):
         adapted.load_weights(path)
     for key, value in adapted.get_weights().items():
         np.testing.assert_array_equal(value, before[key])
@@ -744,3 +744,18 @@ def test_attributions_name_an_input_s_columns_and_indicators_in_the_report():
     assert report.columns == {"n": ("age", "income", "age (missing)", "income (missing)")}
     text = report.text(width=200)
     assert "income (" in text and "age (" in text and "income (missing) (" in text
+
+
+def test_the_attributions_diagram_names_columns_as_the_report_does():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"age": rng.normal(40, 10, 30), "income<&>": rng.normal(5, 1, 30)})
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("num", columns=["age", "income<&>"], normalize=True)
+    g.add_output("y", 1)
+    g.connect("num", "y")
+    report = g.adapt(frame).attributions(frame)
+    label = [part for line in g.to_dot(attributions=report).source.splitlines()
+             for part in line.split("<br/>") if "top columns" in part]
+    assert label and "income&lt;&amp;&gt; (" in label[0] and "age (" in label[0]
