@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from . import _protocols
 from ._registry import add_family, lookup
 from ._validation import check_bool, check_int, check_number
 from .errors import GraphError
@@ -35,6 +36,11 @@ class LearningRateSchedule:
     schedules refuse a ``step`` that is not an integer >= 0 (a GraphError)."""
 
     name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__module__ != __name__:  # a user's get_config may leave out the name (graphnet._protocols)
+            _protocols.adapt_config(cls)
 
     def __call__(self, step: int) -> float:
         raise NotImplementedError
@@ -203,11 +209,16 @@ def get(identifier) -> LearningRateSchedule:
     Raises
     ------
     GraphError
-        For an unknown name (the message lists the known ones) or bad parameters.
+        For an unknown name (the message lists the known ones) or bad
+        parameters, or a custom schedule whose ``get_config`` gives what no
+        model file could hold (checked when it is given, not when it is saved).
     """
     if isinstance(identifier, str):
         raise GraphError(f"a learning-rate schedule needs its parameters: give a config dict, "
                          f"not the bare name {identifier!r}")
+    if isinstance(identifier, LearningRateSchedule) and type(identifier).get_config is not \
+            LearningRateSchedule.get_config:  # one without get_config trains, and cannot be saved (said then)
+        _protocols.config(identifier, "learning-rate schedule")
     return lookup(identifier, SCHEDULES, "learning-rate schedule", LearningRateSchedule,
                   "a LearningRateSchedule")
 

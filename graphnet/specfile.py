@@ -42,6 +42,8 @@ MAX_JSON_DEPTH = 100
 # A JSON string, or an unterminated one up to the end: the match never fails
 # once begun, so a text of unbalanced quotes is scanned once, not once per quote.
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?')
+_JSON_CONSTANT = re.compile(rb"NaN|-?Infinity")
+_NEWLINE = b"\n"
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _OPENING = np.frombuffer(b"[{", np.uint8)
 _DEPTH_CHUNK = 1 << 20
@@ -242,6 +244,11 @@ def parse_json(raw: bytes) -> Any:
         return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
     except RecursionError:  # the caller's own stack was already deep
         raise ValueError("nested too deeply for this interpreter's recursion limit") from None
+    except _NonFinite as exc:  # json gives the constant, not where it is: found outside the strings
+        blanked = _JSON_STRING.sub(lambda m: b" " * len(m.group()), raw)
+        found = _JSON_CONSTANT.search(blanked)
+        line = "" if found is None else f"line {blanked.count(_NEWLINE, 0, found.start()) + 1}: "
+        raise ValueError(f"{line}{exc}") from None
 
 
 def _json_depth(raw: bytes) -> int:
@@ -256,8 +263,12 @@ def _json_depth(raw: bytes) -> int:
     return deepest
 
 
+class _NonFinite(ValueError):
+    """NaN or Infinity in JSON text (Python's json reads them; JSON does not)."""
+
+
 def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not a number JSON allows")
+    raise _NonFinite(f"{name} is not a number JSON allows")
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -160,3 +160,49 @@ def test_register_checks_a_schedule_class(monkeypatch):
 
     monkeypatch.setitem(schedules.SCHEDULES, "fine_rate", None)  # gn.register's entry is taken out after
     assert gn.register(Fine) is Fine and schedules.SCHEDULES["fine_rate"] is Fine
+
+
+def test_a_custom_schedule_s_config_without_its_name_is_saved_with_it_and_loads(tmp_path):
+    """custom.md: get_config returns the constructor's arguments, graphnet adds
+    the name. A schedule's config was saved without it, and never loaded."""
+
+    class Half(gn.schedules.LearningRateSchedule):
+        name = "half_without_name"
+
+        def __init__(self, lr=0.01):
+            self.lr = lr
+
+        def __call__(self, step):
+            return self.lr / (1 + step)
+
+        def get_config(self):
+            return {"lr": self.lr}
+
+    g = gn.Graph(seed=0)
+    g.add_input("x", 3)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    g.fit(np.zeros((8, 3)), np.zeros((8, 1)), epochs=1, verbose=0, optimizer=gn.optimizers.Adam(lr=Half(0.02)))
+    loaded = gn.load(g.save(tmp_path / "half.gnet"), custom_objects={"half_without_name": Half})
+    assert loaded.optimizer.lr == Half(0.02) and loaded.optimizer.lr(3) == pytest.approx(0.005)
+
+
+def test_a_custom_schedule_whose_config_no_file_could_hold_is_refused_when_given():
+    class NumpyRate(gn.schedules.LearningRateSchedule):
+        name = "numpy_rate"
+
+        def __init__(self, lr=0.01):
+            self.lr = lr
+
+        def __call__(self, step):
+            return self.lr
+
+        def get_config(self):
+            return {"lr": np.float32(self.lr)}
+
+    with pytest.raises(gn.GraphError, match=r"custom learning-rate schedule 'numpy_rate'.*get_config\(\)\['lr'\]"):
+        gn.optimizers.Adam(lr=NumpyRate(0.02))
+    opt = gn.optimizers.SGD(lr=0.1)
+    with pytest.raises(gn.GraphError, match="numpy_rate"):
+        opt.learning_rate = NumpyRate(0.02)
+    assert opt.lr == 0.1

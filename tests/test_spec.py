@@ -354,3 +354,13 @@ def test_from_spec_s_max_params_is_the_argument_s_error_not_the_file_s(tmp_path,
     with pytest.raises(gn.GraphError, match=r"^from_spec: max_params must be None or an integer >= 0") as info:
         gn.Graph.from_spec(path, max_params=bad)
     assert not isinstance(info.value, gn.ModelFileError)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_non_finite_number_in_a_json_spec_is_named_with_its_line(tmp_path, constant):
+    path = tmp_path / "spec.json"
+    path.write_text('{"nodes": [{"kind": "input", "name": "NaN here", "size": 2},\n'
+                    f' {{"kind": "output", "name": "y", "size": 1, "loss_weight": {constant}}}],\n'
+                    ' "synapses": [["NaN here", "y"]]}')
+    with pytest.raises(gn.ModelFileError, match=rf"line 2: {constant} is not a number JSON allows"):
+        gn.Graph.from_spec(path)
