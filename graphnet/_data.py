@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _frames, _transforms
+from . import _frames, _tabular, _transforms
 from . import backend as backend_module
 from ._validation import as_dtype, check_finite, non_finite_error
 from .errors import GraphError, ShapeError
@@ -157,10 +157,22 @@ def entering(graph: Graph, x, defer_after: int | None = None) -> dict[str, np.nd
             try:
                 array = _array(value, "input", name)
             except ShapeError as exc:  # text: most often a column of categories
+                _name_the_text(node, value)
                 raise ShapeError(f"{exc}; for a column of categories, give add_input(..., categories='adapt' "
                                  "or a list)") from None
             out[name] = features(array, node.size, name)
     return out
+
+
+def _name_the_text(node, value) -> None:
+    """For objects given to a plain input: refuse the first text found,
+    naming its column, row and value (as an input that preprocesses does);
+    nothing when there is none (the caller's message stands)."""
+    raw = value if isinstance(value, np.ndarray) else None
+    if raw is None or raw.dtype.kind not in "OUS":
+        return
+    if (raw.ndim == 1 and node.size == 1) or (raw.ndim == 2 and raw.shape[1] == node.size):
+        _tabular.as_float_columns(raw, node.size, f"input {node.name!r}", node.data_columns)
 
 
 class Deferred:

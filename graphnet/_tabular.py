@@ -255,10 +255,12 @@ def _keys(values: np.ndarray, text: bool, where: str, learning: bool = False) ->
         return np.where(odd, 0, values).astype(np.int64), odd if odd.any() else None
     if values.dtype.kind == "O":
         integers = [_integer(v) for v in values]
-        if None not in integers:
-            odd = np.fromiter((not _INT64.min <= v <= _INT64.max for v in integers), bool, len(integers))
+        fractions = [i is None and _fraction(v) for i, v in zip(integers, values)]
+        if all(i is not None or f for i, f in zip(integers, fractions)):
+            odd = np.fromiter((f or not _INT64.min <= i <= _INT64.max for i, f in zip(integers, fractions)),
+                              bool, len(integers))
             if odd.any():
-                return np.array([0 if o else v for v, o in zip(integers, odd)], np.int64), odd
+                return np.array([0 if o else i for i, o in zip(integers, odd)], np.int64), odd
             return np.array(integers, dtype=np.int64), None
     bad = next((v for v in values if _integer(v) is None), values[0]) if len(values) else None
     if learning:
@@ -269,8 +271,15 @@ def _keys(values: np.ndarray, text: bool, where: str, learning: bool = False) ->
 
 
 def _integer(value) -> int | None:
-    """An integer category value (a bool as 0 or 1), or None."""
+    """An integer category value (a bool as 0 or 1), or None (text too)."""
+    if isinstance(value, (str, np.str_)):
+        return None
     return int(value) if isinstance(value, (bool, np.bool_)) else plain(value)
+
+
+def _fraction(value) -> bool:
+    """Whether ``value`` is a number no integer category can be (1.5, inf)."""
+    return isinstance(value, (float, np.floating)) and not isinstance(value, bool)
 
 
 def learn(column: np.ndarray, where: str) -> tuple:

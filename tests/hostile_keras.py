@@ -412,7 +412,7 @@ def json_activation_on_a_wide_input(folder):
     return _json(config)
 
 
-@case(gn.ModelImportError, r"not valid JSON \(NaN is not a number JSON allows")
+@case(gn.ModelImportError, r"not valid JSON \(line 1: NaN is not a number JSON allows")
 def json_nan(folder):
     return _json(json.dumps(CONFIG).replace('"units": 4', '"units": NaN'))
 

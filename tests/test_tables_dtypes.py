@@ -277,3 +277,29 @@ def test_a_chunked_call_names_the_shape_of_every_row():
             g.predict({"a": np.zeros((20, 3))}, batch_size=batch_size)
         with pytest.raises(gn.ShapeError, match=r"expected shape \(n, 2\), got \(20, 3\)"):
             g.evaluate({"a": np.zeros((20, 3))}, np.zeros(20), batch_size=batch_size)
+
+
+def test_text_against_integer_categories_is_a_shape_error_naming_the_column():
+    g = categorical().adapt(pd.DataFrame({"v": [3, 5, 7]}))
+    for frame in (pd.DataFrame({"v": ["a", "b"]}), pl.DataFrame({"v": ["a", "b"]}),
+                  pd.DataFrame({"v": pd.Series(["a", 3], dtype=object)})):
+        with pytest.raises(gn.ShapeError, match=r"input 'v' \(column 'v'\) has integer categories but holds .*'a'"):
+            g.predict(frame)
+    with pytest.raises(gn.ShapeError, match="column 'v'"):
+        gn.interop.onnx_feed(g, pd.DataFrame({"v": ["a", "b"]}))
+
+
+def test_a_fraction_is_unknown_whatever_the_column_s_dtype():
+    g = categorical([1, 2])
+    for column in ([0.5, 1.0, 2.0, float("inf")], pd.Series([0.5, 1, 2.0, float("inf")], dtype=object)):
+        assert codes(g, pd.DataFrame({"v": column})) == [0, 1, 2, 0]
+
+
+def test_text_in_a_plain_input_s_column_is_named_with_its_row_and_value():
+    g = gn.Graph(seed=0)
+    g.add_input("n", columns=["alpha", "beta"])
+    g.add_output("y", 1)
+    g.connect("n", "y")
+    frame = pd.DataFrame({"alpha": [1.0, 2.0, 3.0], "beta": pd.Series([1.0, "oops", 3.0], dtype=object)})
+    with pytest.raises(gn.ShapeError, match=r"input 'n': column 'beta' is numeric but holds 'oops' \(row 1\)"):
+        g.predict(frame)
