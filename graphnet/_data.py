@@ -165,11 +165,12 @@ def entering(graph: Graph, x, defer_after: int | None = None) -> dict[str, np.nd
 
 
 def _name_the_text(node, value) -> None:
-    """For objects given to a plain input: refuse the first text found,
-    naming its column, row and value (as an input that preprocesses does);
-    nothing when there is none (the caller's message stands)."""
+    """For a column of objects given to a plain input (a frame's column with
+    text in it): refuse the first text found, naming its column, row and
+    value (as an input that preprocesses does); nothing when there is none
+    (the caller's message stands)."""
     raw = value if isinstance(value, np.ndarray) else None
-    if raw is None or raw.dtype.kind not in "OUS":
+    if raw is None or raw.dtype.kind != "O":
         return
     if (raw.ndim == 1 and node.size == 1) or (raw.ndim == 2 and raw.shape[1] == node.size):
         _tabular.as_float_columns(raw, node.size, f"input {node.name!r}", node.data_columns)
