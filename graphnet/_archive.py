@@ -103,7 +103,8 @@ def write_zip(path, members: list[tuple[str, bytes, int]]):
     def write(handle: BinaryIO) -> None:
         with zipfile.ZipFile(handle, "w") as archive:
             for name, data, method in members:
-                if method == zipfile.ZIP_DEFLATED and len(data) > MAX_RATIO // 2 * len(zlib.compress(data)) + 1024:
+                if (method == zipfile.ZIP_DEFLATED and len(data) > RATIO_SLACK  # the reader's slack covers less
+                        and len(data) > MAX_RATIO // 2 * len(zlib.compress(data)) + 1024):
                     method = zipfile.ZIP_STORED  # deflated, it would look like a zip bomb to the reader
                 archive.writestr(zip_info(name, method), data)
 

@@ -126,10 +126,19 @@ def as_inputs(graph: Graph, x, defer_after: int | None = None) -> dict[str, np.n
         return _device_inputs(graph, x)
     out = entering(graph, x, defer_after)
     for name, given in out.items():
-        if not isinstance(given, Deferred) and (given.dtype != np.intp or not graph.nodes[name].categorical):
-            array = out[name] = as_dtype(given, graph.dtype)
-            check_finite(array, "input", name, graph.nodes[name].column_names, given=given)
+        if not isinstance(given, Deferred):
+            out[name] = _checked(graph.nodes[name], given, graph.dtype)
     return out
+
+
+def _checked(node, given: np.ndarray, dtype) -> np.ndarray:
+    """An input's array as it enters the plan (:func:`entering`), cast to
+    ``dtype`` and checked for NaN and inf; a categorical input's codes as they are."""
+    if node.categorical and given.dtype == np.intp:
+        return given
+    array = as_dtype(given, dtype)
+    check_finite(array, "input", node.name, node.column_names, given=given)
+    return array
 
 
 def entering(graph: Graph, x, defer_after: int | None = None) -> dict[str, np.ndarray]:
@@ -149,7 +158,8 @@ def entering(graph: Graph, x, defer_after: int | None = None) -> dict[str, np.nd
     out = {}
     for name, value in named(_transforms.source(graph, x, "input"), graph.inputs, "input").items():
         node = graph.nodes[name]
-        if node.transforms and defer_after is not None and getattr(value, "shape", (0,))[:1] > (defer_after,):
+        shape = getattr(value, "shape", ())
+        if node.transforms and defer_after is not None and len(shape) and shape[0] > defer_after:
             out[name] = Deferred(node, value, graph.dtype)
         elif node.transforms:
             out[name] = _transforms.transform_input(node, value, graph.dtype)
@@ -201,12 +211,7 @@ class Deferred:
             raise
 
     def _checked(self, raw) -> np.ndarray:
-        given = _transforms.transform_input(self.node, raw, self.dtype)
-        if self.node.categorical:
-            return given
-        array = as_dtype(given, self.dtype)
-        check_finite(array, "input", self.node.name, self.node.column_names, given=given)
-        return array
+        return _checked(self.node, _transforms.transform_input(self.node, raw, self.dtype), self.dtype)
 
 
 def _device_data(backend, x) -> bool:

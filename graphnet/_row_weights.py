@@ -54,9 +54,8 @@ def as_weights(graph: Graph, sample_weight, class_weight, targets: dict[str, np.
     for name, classes in _per_output(class_weight, outputs, "class_weight", dict).items():
         weights[name] = weights[name] * _class_weights(graph, name, classes, targets[name])
     for name, w in weights.items():
-        top = w.max() if rows else 0.0
-        if whole and top > 0:
-            weights[name] = w = np.ldexp(w, -np.frexp(top)[1])
+        if whole and rows:
+            weights[name] = w = _unit_scaled(w)
         total = w.sum()
         if rows and not total > 0:
             raise GraphError(
@@ -157,6 +156,14 @@ def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndar
     return lookup[labels]
 
 
+def _unit_scaled(w, xp=np):
+    """``w`` (non-empty, >= 0) scaled by the power of two that brings its
+    largest value into [0.5, 1): exact, so a weighted mean of the result is
+    the weighted mean of ``w`` to the last bit, with no sum overflowing or
+    lost to subnormal numbers (all zeros stay as they are: ``frexp(0)`` is 0)."""
+    return xp.ldexp(w, -xp.frexp(w.max())[1])
+
+
 def row_factors(weights: dict[str, np.ndarray] | None, dtype, xp=np) -> tuple[dict | None, dict | None]:
     """For one batch: each output's ``(n, 1)`` factors ``n w_i / Σ w`` (mean 1,
     all zero when ``Σ w`` is 0) and its ``Σ w``; ``(None, None)`` unweighted.
@@ -167,7 +174,7 @@ def row_factors(weights: dict[str, np.ndarray] | None, dtype, xp=np) -> tuple[di
     if xp is not np:
         for name, w in weights.items():
             sums[name] = w.sum()
-            w = xp.ldexp(w, -xp.frexp(w.max())[1])  # by a power of two, as below (frexp(0) is 0)
+            w = _unit_scaled(w, xp)
             total = w.sum()
             # 0 when Σ w is 0: n / (Σ w + [Σ w = 0]) times weights that are all 0.
             scale = len(w) / (total + (total == 0))
@@ -175,9 +182,7 @@ def row_factors(weights: dict[str, np.ndarray] | None, dtype, xp=np) -> tuple[di
         return factors, sums
     for name, w in weights.items():
         sums[name] = float(w.sum())
-        top = w.max() if len(w) else 0.0
-        if top > 0:  # by a power of two (exact): a batch of tiny weights divides by no subnormal sum
-            w = np.ldexp(w, -np.frexp(top)[1])
+        w = _unit_scaled(w) if len(w) else w  # a batch of tiny weights divides by no subnormal sum
         total = float(w.sum())
         scale = len(w) / total if total > 0 else 0.0
         factors[name] = (w * scale).astype(dtype).reshape(-1, 1)

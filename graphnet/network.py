@@ -33,6 +33,7 @@ from ._lazy_init import LazyInit
 from ._locks import ReadWriteLock, renew_in_forked_child
 from ._locks import edit as _edit
 from ._parameters import new_token
+from ._state_layout import writable
 from ._text import format_cycle, shown
 from ._validation import check_allocation, check_text, is_dtype, is_int
 from .errors import CycleError, GraphError
@@ -488,7 +489,7 @@ class Network(Structure):
         self.lock = ReadWriteLock()
         for owner in (*self._nodes.values(), *self._synapses.values()):  # read-only after joblib's memory maps
             array = getattr(owner, "parameter_array", None)
-            if isinstance(array, np.ndarray) and not array.flags.writeable:
-                owner.bind_parameter(array.copy())
+            if (copy := writable(array)) is not array:
+                owner.bind_parameter(copy)
         if self._optimizer is not None:  # the copy's optimizer (a copy too) trains the copy
             self._optimizer.claim(self)
