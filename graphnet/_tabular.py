@@ -98,7 +98,7 @@ def check_categories(values, where: str, what: str = "categories") -> tuple | st
         converted = plain(value)
         if converted is None:
             raise GraphError(f"{where}: {what} must be strings or integers, got {shown(value)}")
-        if isinstance(converted, int) and not -2**63 <= converted < 2**63:
+        if isinstance(converted, int) and not _INT64.min <= converted <= _INT64.max:
             raise GraphError(f"{where}: integer {what} must lie within int64 (-2**63 to 2**63 - 1), "
                              f"got {converted}")
         if isinstance(converted, str) and converted.endswith("\x00"):
@@ -254,15 +254,14 @@ def _keys(values: np.ndarray, text: bool, where: str, learning: bool = False) ->
         odd = ~((np.floor(values) == values) & (values >= _INT64.min) & (values < 2.0**63))
         return np.where(odd, 0, values).astype(np.int64), odd if odd.any() else None
     if values.dtype.kind == "O":
-        integers = [_integer(v) for v in values]
-        fractions = [i is None and _fraction(v) for i, v in zip(integers, values)]
-        if all(i is not None or f for i, f in zip(integers, fractions)):
-            odd = np.fromiter((f or not _INT64.min <= i <= _INT64.max for i, f in zip(integers, fractions)),
-                              bool, len(integers))
-            if odd.any():
-                return np.array([0 if o else i for i, o in zip(integers, odd)], np.int64), odd
-            return np.array(integers, dtype=np.int64), None
-    bad = next((v for v in values if _integer(v) is None), values[0]) if len(values) else None
+        integers = [_integer(v) for v in values]  # None: a fraction (no category) or no number at all
+        bad = next((v for v, i in zip(values, integers) if i is None and not _fraction(v)), None)
+        if bad is None:
+            odd = np.fromiter((i is None or not _INT64.min <= i <= _INT64.max for i in integers), bool, len(integers))
+            keys = np.array([0 if o else i for i, o in zip(integers, odd)], np.int64)
+            return keys, odd if odd.any() else None
+    else:
+        bad = values[0] if len(values) else None
     if learning:
         raise ShapeError(f"{where}: categories must be strings or integers, but the column holds "
                          f"{type(bad).__name__} values such as {shown(bad)}")

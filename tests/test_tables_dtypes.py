@@ -282,7 +282,8 @@ def test_a_chunked_call_names_the_shape_of_every_row():
 def test_text_against_integer_categories_is_a_shape_error_naming_the_column():
     g = categorical().adapt(pd.DataFrame({"v": [3, 5, 7]}))
     for frame in (pd.DataFrame({"v": ["a", "b"]}), pl.DataFrame({"v": ["a", "b"]}),
-                  pd.DataFrame({"v": pd.Series(["a", 3], dtype=object)})):
+                  pd.DataFrame({"v": pd.Series(["a", 3], dtype=object)}),
+                  pd.DataFrame({"v": pd.Series([0.5, "a"], dtype=object)})):  # the text is named, not the fraction
         with pytest.raises(gn.ShapeError, match=r"input 'v' \(column 'v'\) has integer categories but holds .*'a'"):
             g.predict(frame)
     with pytest.raises(gn.ShapeError, match="column 'v'"):
