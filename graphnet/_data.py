@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _frames, _tabular, _transforms
 from . import backend as backend_module
+from ._text import preview
 from ._validation import as_dtype, check_finite, non_finite_error
 from .errors import GraphError, ShapeError
 
@@ -63,11 +64,11 @@ def named(data, names: list[str], role: str) -> dict:
         if unknown or missing:
             parts = []
             if missing:
-                parts.append(f"missing {role}s {missing}")
+                parts.append(f"missing {role}s {preview(missing)}")
             if unknown:
-                parts.append(f"unknown names {unknown}")
+                parts.append(f"unknown names {preview(unknown)}")
             raise ShapeError(
-                f"{role} data must be keyed by the graph's {role} names {names}: "
+                f"{role} data must be keyed by the graph's {role} names {preview(names)}: "
                 + " and ".join(parts)
             )
         return {n: data[n] for n in names}

@@ -9,6 +9,11 @@ gives a fresh iterator) is iterated afresh every epoch, at most
 across epochs, ``steps`` batches each, so it needs ``steps`` to train more
 than one epoch. Each batch is checked as ``fit`` checks arrays, and an error
 names the epoch and the batch.
+
+An epoch begins only when its data has a batch (:meth:`BatchSource.more`
+looks one batch ahead in a generator): a generator that runs out ends
+training after its last batch's epoch, and one that yields nothing at all
+is refused.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ if TYPE_CHECKING:
 __all__ = ["is_batch_source", "BatchSource"]
 
 logger = logging.getLogger("graphnet.training")
+
+#: What :meth:`BatchSource.more` found when a generator had no batch left.
+_END = object()
 
 
 def is_batch_source(data) -> bool:
@@ -78,6 +86,8 @@ class BatchSource:
             )
         self.data = data
         self._iterator: Iterator | None = data if self.one_shot else None
+        self._ahead: list = []  # a one-shot iterator's batch taken by :meth:`more`, not yet trained on
+        self.spent = False  # a one-shot iterator that has run out
 
     @property
     def count(self) -> int | None:
@@ -86,13 +96,51 @@ class BatchSource:
             return self.steps if not self.indexable else min(self.steps, len(self.data))
         return len(self.data) if self.indexable else None
 
+    def more(self, epoch: int, first: bool) -> bool:
+        """Whether epoch ``epoch`` has a batch to train on (asked before it
+        begins; a generator's next batch is taken now and trained on first);
+        False, with a warning, when a generator has run out.
+
+        Raises
+        ------
+        GraphError
+            When the ``first`` epoch of a fit has no batch (a generator already
+            used up, an empty Sequence): the fit would train nothing.
+        """
+        found_end = False
+        if self.one_shot and not self.spent and not self._ahead:
+            self._ahead = [next(self._iterator, _END)]
+            self.spent = found_end = self._ahead[0] is _END
+        if self.one_shot:
+            empty = not self._ahead or self._ahead[0] is _END
+        else:
+            empty = self.indexable and len(self.data) == 0
+        if empty and first:
+            raise GraphError(f"{self.role}: the data yielded no batches (a generator that was already used up, or "
+                             "an empty Sequence), so there is nothing to train on")
+        if found_end:  # (one that ran out within an epoch said so then)
+            logger.warning("%s: %s ran out of data before epoch %d; training stops", self.graph.name, self.role,
+                           epoch + 1)
+        return not empty
+
+    def _items(self) -> Iterator:
+        """A one-shot iterator's batches, the one :meth:`more` took first."""
+        while self._ahead:
+            item = self._ahead.pop()
+            if item is _END:
+                return
+            yield item
+        for item in self._iterator:
+            yield item
+        self.spent = True
+
     def epoch(self, epoch: int):
         """The next epoch's checked batches (fewer than ``steps`` when the data
         runs out, with a warning)."""
         if self.indexable:
             items = (self.data[i] for i in range(len(self.data)))
         else:
-            items = self._iterator if self.one_shot else iter(self.data)
+            items = self._items() if self.one_shot else iter(self.data)
         index = -1
         for index, item in enumerate(items):
             yield self.check(item, epoch, index)

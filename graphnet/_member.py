@@ -5,6 +5,12 @@ A :class:`Member` is attached to at most one graph (the graph calls
 member tells its graph (``graph.changed()``, so the compiled plan is made
 again) and is made under the graph's write lock, so no prediction or
 training step sees half an edit; new values go to the graph's device.
+
+A member an edit replaced (``widen``, ``replace``, ``Sequential.add``, the
+surgery that makes new nodes and synapses under the old names) refuses
+setting changes: the graph holds its successor, and the change would
+reach nothing. A member removed without a successor may be changed and
+added again.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ class Member:
     """A part of at most one graph: a node or a synapse."""
 
     _graph: Any  # the Network holding this member, or None
+    #: The name of the graph that put a successor in this member's place, or None.
+    _replaced_in: str | None = None
 
     @property
     def graph(self):
@@ -33,10 +41,21 @@ class Member:
     def attach(self, graph) -> None:
         """Become a part of ``graph`` (called by the graph that takes it in)."""
         self._graph = graph
+        self._replaced_in = None
 
-    def detach(self) -> None:
-        """Leave the graph (called by the graph that drops it)."""
+    def detach(self, replaced: bool = False) -> None:
+        """Leave the graph (called by the graph that drops it); ``replaced``:
+        the graph now holds a successor under this member's name."""
+        self._replaced_in = self._graph.name if replaced and self._graph is not None else None
         self._graph = None
+
+    def _what(self) -> str:
+        """How a message names this member (``node 'h'``; a synapse says otherwise)."""
+        return f"node {self.name!r}"
+
+    def _successor(self) -> str:
+        """How to reach the graph's member in this one's place (``g['h']``)."""
+        return f"g[{self.name!r}]"
 
     def _changed(self) -> None:
         """A setting changed: the holding graph's compiled plan is stale."""
@@ -45,8 +64,22 @@ class Member:
 
     def _editing(self):
         """The holding graph's write lock (edits wait for running predictions
-        and training steps), or nothing for a member of no graph."""
-        return contextlib.nullcontext() if self._graph is None else self._graph.lock.writing()
+        and training steps), or nothing for a member of no graph.
+
+        Raises
+        ------
+        GraphError
+            For a member an edit replaced (see the module docs).
+        """
+        if self._graph is not None:
+            return self._graph.lock.writing()
+        if self._replaced_in is not None:
+            raise GraphError(
+                f"{self._what()} is no longer in graph {self._replaced_in!r}: an edit (widen, replace, "
+                f"Sequential.add, ...) put a new one in its place, so this change would reach nothing; "
+                f"change {self._successor()} instead"
+            )
+        return contextlib.nullcontext()
 
     def _placed(self, value: np.ndarray):
         """``value`` on the device of the holding graph (unchanged for no graph or the CPU)."""

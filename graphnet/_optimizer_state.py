@@ -43,14 +43,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import schedules
+from ._hyperparameters import positive, resolve_lr
 from ._parameters import Layout
+from ._settings import Checked
 from ._state_layout import HeldState, kept_keys, offsets, writable
-from ._validation import check_number
 from .backend import CPU
 from .errors import GraphError
 
-__all__ = ["Optimizer", "resolve_lr", "positive", "fraction"]
+__all__ = ["Optimizer"]
 
 logger = logging.getLogger("graphnet.optimizers")
 
@@ -60,7 +60,7 @@ _FLUSH_EVERY = 64
 _FLUSH_BELOW = 1e-30
 
 
-class Optimizer:
+class Optimizer(Checked):
     """The base every update rule stands on (see the module docs).
 
     A rule lists its state in :attr:`slot_names` and implements
@@ -107,6 +107,19 @@ class Optimizer:
         self._in_place: np.ndarray | None = None
         self._finite_grads = False
 
+    def adopt_setting(self, key: str, remade) -> None:
+        """A checked setting (``opt.lr = 0.01``) changes that setting alone:
+        the state this optimizer keeps stays, so a setting that would change
+        which state it keeps (SGD's momentum to or from 0) is refused once
+        it has trained."""
+        if remade.slot_names != self.slot_names and self._layout is not None:
+            raise GraphError(f"{self.name}: setting {key} to {getattr(remade, key)!r} would change the state it "
+                             f"keeps ({list(self.slot_names)} to {list(remade.slot_names)}) after it has trained; "
+                             f"give the graph a new {type(self).__name__}(...)")
+        self.__dict__[key] = getattr(remade, key)
+        if remade.slot_names != self.slot_names:
+            self.__dict__["slot_names"] = remade.slot_names
+
     @property
     def learning_rate(self):
         """Keras's name for :attr:`lr` (a float or a schedule)."""
@@ -117,9 +130,22 @@ class Optimizer:
         self.lr = resolve_lr(self, value, None, None)
 
     def current_lr(self) -> float:
-        """The rate the next update uses (a schedule's value at :attr:`iterations`)."""
+        """The rate the next update uses (a schedule's value at :attr:`iterations`).
+
+        Raises
+        ------
+        GraphError
+            For a schedule (a custom one) whose value is no number >= 0.
+        """
         lr = self.lr
-        return lr if isinstance(lr, float) else float(lr(self.iterations))
+        if isinstance(lr, float):
+            return lr
+        value = lr(self.iterations)
+        number = value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+        if isinstance(number, (int, float, np.integer, np.floating)) and not isinstance(number, bool) and number >= 0:
+            return float(number)
+        raise GraphError(f"{self.name}: its schedule {getattr(lr, 'name', type(lr).__name__)!r} gave the learning "
+                         f"rate {value!r} at step {self.iterations}; a rate is a number >= 0")
 
     # -- state follows the parameter layout ---------------------------------
     def bind(self, layout: Layout, dtype: np.dtype, backend=CPU, tokens: tuple[int, ...] | None = None,
@@ -452,37 +478,6 @@ class Optimizer:
         if not isinstance(self.lr, float):
             params["lr"] = self.lr
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
-
-
-def resolve_lr(opt: Optimizer, lr, learning_rate, default):
-    """``lr`` or its Keras name ``learning_rate`` (not both): a finite number
-    >= 0 (0 trains nothing, as in Keras and PyTorch: a fit that only
-    measures), or a schedule (an instance or its config dict)."""
-    if lr is not None and learning_rate is not None:
-        raise GraphError(f"{opt.name}: pass lr or learning_rate (the same thing), not both")
-    value = learning_rate if lr is None else lr
-    if value is None:
-        if default is None:
-            raise GraphError(f"{opt.name}: lr must be a finite number >= 0 or a schedule, got None")
-        value = default
-    if isinstance(value, (schedules.LearningRateSchedule, dict)):
-        return schedules.get(value)
-    return positive("lr", value, opt, zero=True)
-
-
-def positive(what: str, value: float, opt: Optimizer, zero: bool = False) -> float:
-    """``value`` as a positive finite float (or 0, with ``zero``), or a
-    GraphError naming the optimizer and ``what``."""
-    if isinstance(value, str) or isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise GraphError(f"{opt.name}: {what} must be a number, got {value!r}")
-    return check_number(value, f"{opt.name}: {what}", 0.0, low_open=not zero,
-                        expected="a finite number >= 0" if zero else "a positive finite number")
-
-
-def fraction(what: str, value: float, opt: Optimizer) -> float:
-    """``value`` as a float in [0, 1), or a GraphError naming the optimizer and ``what``."""
-    return check_number(value, f"{opt.name}: {what}", 0.0, 1.0, high_open=True,
-                        expected="in [0, 1)")
 
 
 def _norm(grads: np.ndarray, sq_norm: float | None) -> float:

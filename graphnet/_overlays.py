@@ -25,12 +25,12 @@ dropout and trainable flag, each feeding only the next, as one box labelled
 
 from __future__ import annotations
 
-import html
 import itertools
 import math
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from ._dot_text import label_text
 from ._text import preview
 from .attributions import Attributions
 from .errors import RenderError
@@ -154,7 +154,7 @@ def chain_lines(members: list[str], stats: Statistics | None) -> list[str]:
         if share:
             what = "dead" if (worst.dead or 0) >= (worst.saturated or 0) else "saturated"
             color = _ALERT if share < 0.35 else "#111111"
-            lines.append(_small(f"<b>up to {_percent(share)} {what}</b> ({html.escape(worst.name)})", color))
+            lines.append(_small(f"<b>up to {_percent(share)} {what}</b> ({label_text(worst.name)})", color))
         else:
             lines.append(_small("no dead or saturated units"))
     links = [stats.synapses.get(pair) for pair in itertools.pairwise(members)]
@@ -222,7 +222,7 @@ def legend(stats: Statistics, scale: EdgeScale, fills: tuple[str, ...]) -> str:
     )
     thin, thick = _number(scale.low), _number(scale.high)
     rows = [
-        f'<tr><td colspan="5" align="left"><b>Statistics of {html.escape(stats.graph)}</b> on '
+        f'<tr><td colspan="5" align="left"><b>Statistics of {label_text(stats.graph)}</b> on '
         f"{stats.rows} rows{loss}</td></tr>",
         # A table of its own, so the long lines below cannot stretch one swatch.
         f'<tr><td colspan="5" align="left"><table border="0" cellspacing="2" cellpadding="2">'
@@ -281,19 +281,19 @@ def attribution_lines(report: Attributions, name: str, top: int = 3) -> list[str
     best = [i for i in sorted(range(len(mean_abs)), key=lambda i: -mean_abs[i])[:top] if mean_abs[i] > 0]
     if len(mean_abs) > 1 and best:
         lines.append(_small("top columns: " + ", ".join(
-            f"{html.escape(report.column(name, i))} ({_signed(float(mean[i]))})" for i in best)))
+            f"{label_text(report.column(name, i))} ({_signed(float(mean[i]))})" for i in best)))
     return lines
 
 
 def explained_line(report: Attributions) -> str:
     """The label line of the node whose activation the attributions explain."""
-    return _small(f"<b>explained</b>: {html.escape(report.unit_chosen())}", "#1f3f66")
+    return _small(f"<b>explained</b>: {label_text(report.unit_chosen())}", "#1f3f66")
 
 
 def attribution_legend(report: Attributions) -> str:
     """The legend of an attribution overlay, an HTML-like label."""
     rows = [
-        f'<tr><td align="left"><b>Attributions</b>: {html.escape(report.describe())}</td></tr>',
+        f'<tr><td align="left"><b>Attributions</b>: {label_text(report.describe())}</td></tr>',
         '<tr><td align="left">input fill and %: the input\'s share of the mean |attribution| '
         '(darker: mattered more);<br align="left"/>mean: its attribution summed over its columns, '
         f'averaged over the rows; completeness error {_number(report.completeness_error)}'

@@ -241,9 +241,10 @@ def _reading(function, positional: int, extras: tuple[str, ...]) -> tuple[set, s
 
 def _result(part, method: str, value, shape: tuple, dtype, expected: str):
     """``value`` as an array of ``shape`` in ``dtype``, or a GraphError saying what was wanted."""
-    found = getattr(value, "shape", None)
-    if found is None or tuple(found) != shape:
-        what = f"shape {tuple(found)}" if found is not None else type(value).__name__
+    found, kind = getattr(value, "shape", None), getattr(getattr(value, "dtype", None), "kind", None)
+    if found is None or tuple(found) != shape or kind not in ("b", "i", "u", "f"):
+        what = type(value).__name__ if found is None else (
+            f"shape {tuple(found)}" if tuple(found) != shape else f"an array of dtype {value.dtype}")
         family = "activation" if method in ("forward", "backward") else "loss"
         raise GraphError(
             f"custom {family} {part.name!r} ({type(part).__name__}): {method} must return {expected}, "
@@ -276,11 +277,21 @@ def _backward(function, taken):
     return _named(backward, function)
 
 
+def _read_only(array):
+    """A view of a numpy ``array`` that a custom loss cannot write through
+    (the caller's targets, the engine's activations); a device's as it is."""
+    if not isinstance(array, np.ndarray):
+        return array
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 def _value(function, taken):
     def value(self, y, a, z=None, r=None, xp=np):
-        result = function(self, y, a, **_chosen(taken, r=r, xp=xp))
+        result = function(self, _read_only(y), _read_only(a), **_chosen(taken, r=r, xp=xp))
         if "r" in taken:  # the engine's own form: the (weighted) mean itself
-            if getattr(result, "shape", ()) != ():
+            if not isinstance(result, (int, float)) or isinstance(result, bool):  # an array, or no number at all
                 _result(self, "value", result, (), a.dtype, "the mean loss, a scalar, when value takes r")
             return float(result) if xp is np else result
         rows = a.shape[0]
@@ -295,9 +306,10 @@ def _value(function, taken):
 
 def _gradient(function, taken):
     def gradient(self, y, a, r=None, xp=np):
-        result = function(self, y, a, **_chosen(taken, r=r, xp=xp))
+        result = function(self, _read_only(y), _read_only(a), **_chosen(taken, r=r, xp=xp))
         if "r" in taken:  # the engine's own form: the gradient of the (weighted) mean
-            return _result(self, "gradient", result, a.shape, a.dtype, "dL/da, an array of a's shape")
+            result = _result(self, "gradient", result, a.shape, a.dtype, "dL/da, an array of a's shape")
+            return result if getattr(result, "flags", None) is None or result.flags.writeable else result.copy()
         result = _result(self, "gradient", result, a.shape, result.dtype if hasattr(result, "dtype")
                          else a.dtype, "d(row loss)/da row by row, an array of a's shape")
         # A new array: the plan scales it in place, and the method may have returned a or y.

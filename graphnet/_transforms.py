@@ -25,7 +25,8 @@ from .nodes import Input, Output
 if TYPE_CHECKING:
     from .network import Network
 
-__all__ = ["source", "labelled", "input_columns", "transform_input", "encode_labels", "not_adapted", "raw_rows"]
+__all__ = ["source", "labelled", "input_columns", "transform_input", "encode_labels", "not_adapted", "raw_rows",
+           "one_hot"]
 
 
 def input_columns(graph: Network) -> dict[str, tuple[str, ...]]:
@@ -186,3 +187,11 @@ def encode_labels(node: Output, y) -> np.ndarray:
     if node.activation.name == "sigmoid":
         return codes.astype(np.float64).reshape(-1, 1)
     return codes
+
+
+def one_hot(codes, size: int, dtype, xp=np):
+    """A categorical input's codes as its one-hot rows of ``size`` columns
+    (column 0: unknown or missing), in ``dtype``."""
+    rows = xp.zeros((codes.shape[0], size), dtype=dtype)
+    rows[xp.arange(codes.shape[0]), codes] = 1
+    return rows

@@ -12,6 +12,7 @@ import inspect
 import math
 import numbers
 import os
+import unicodedata
 
 import numpy as np
 
@@ -138,9 +139,23 @@ def check_allocation(elements: int, itemsize: int, what: str) -> None:
         raise GraphError(f"{what} needs {need:,} bytes; this machine has {have:,} bytes of memory")
 
 
+#: Unicode's control characters and the line and paragraph separators.
+_CONTROLS = frozenset({"Cc", "Zl", "Zp"})
+#: The bidirectional embeddings, overrides and isolates (a name that reads otherwise than it is).
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds a character :func:`check_text` refuses."""
+    return any(unicodedata.category(ch) in _CONTROLS or ch in _BIDI for ch in text)
+
+
 def check_text(value: object, what: str) -> str:
-    """A non-empty name that files can hold: a string without control
-    characters that encodes as UTF-8 (no lone surrogates such as '\\udc80').
+    """A non-empty name that files can hold and screens show as it is: a
+    string that encodes as UTF-8 (no lone surrogates such as '\\udc80'),
+    without control characters (ESC, DEL, ..., the line and paragraph
+    separators, the bidirectional overrides), which would reach a terminal
+    raw from ``summary`` or break a diagram.
 
     Raises
     ------
@@ -153,7 +168,7 @@ def check_text(value: object, what: str) -> str:
             value.encode("utf-8")
         except UnicodeEncodeError:
             ok = False
-    if not ok or any(ch in value for ch in "\n\r\t\0"):
+    if not ok or has_control(value):
         raise GraphError(
             f"{what} must be a non-empty string without control characters that encodes "
             f"as UTF-8, got {value!r}"

@@ -6,8 +6,8 @@ runs over every entry of :data:`ACTIVATIONS` automatically.
 
 Derivatives are taken from the activation's *output* ``a`` wherever the maths
 allows it (relu: ``a > 0``; sigmoid: ``a(1 - a)``; tanh: ``1 - a²``), so the
-execution plan need not keep the pre-activation ``z``. GELU is the exception
-(:attr:`Activation.needs_input`): its derivative needs ``z``.
+execution plan need not keep the pre-activation ``z``. GELU, SiLU (Swish) and
+Mish are the exceptions (:attr:`Activation.needs_input`): their derivatives need ``z``.
 
 Contract of ``backward(a, grad, z=None)``: return ``dL/dz`` given ``dL/da``. It
 may overwrite ``a`` and ``grad`` (the plan no longer needs them), which saves a
@@ -55,6 +55,7 @@ import numpy as np
 
 from . import _protocols
 from ._registry import add_family, lookup
+from ._settings import Checked
 from .backend import special
 from ._validation import check_bool, check_number
 from .errors import GraphError
@@ -84,7 +85,7 @@ __all__ = [
 _LOADING = True
 
 
-class Activation:
+class Activation(Checked):
     """Base class. Subclasses set :attr:`name` and implement both directions
     (a custom one may write them shorter: see the module docs)."""
 

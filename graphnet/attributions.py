@@ -217,7 +217,9 @@ class Attributions:
             mean_abs, mean = np.abs(values).mean(axis=0), values.mean(axis=0)
             best = np.argsort(-mean_abs, kind="stable")[:top]
             columns = ", ".join(f"{self.column(name, i)} ({mean[i]:+.2g})" for i in best if mean_abs[i] > 0) or "-"
-            row = (f" {_fit(name, name_width):<{name_width}}  {totals[name].mean():>9.3g}  "
+            if len(name) > name_width:  # a long name whole, on lines of its own (inputs may share a prefix)
+                lines += [" " + name[i : i + width - 1] for i in range(0, len(name), width - 1)]
+            row = (f" {name if len(name) <= name_width else '':<{name_width}}  {totals[name].mean():>9.3g}  "
                    f"{mean_abs.sum():>9.3g}  {_percent(shares[name]):>5}  ")
             lines.append(row + _fit(columns, max(width - len(row), 8)))
         return "\n".join(lines)

@@ -166,8 +166,8 @@ class GraphDiff:
         Raises
         ------
         GraphError
-            For a ``width`` that is not an integer of at least
-            :data:`MIN_WIDTH` (the columns of the parameter table).
+            For a ``width`` that is not an integer of at least 50
+            (``graphnet.diff.MIN_WIDTH``, the columns of the parameter table).
         """
         width = check_int(width, "GraphDiff.text: width", MIN_WIDTH)
         lines = _wrap(f"a: {self.label_a} ({_size(self.a)})", width, "   ")

@@ -51,11 +51,11 @@ from ._text import shown
 from ._search import SearchResult, TrialResult, search
 from ._steps import Steps
 from ._validation import check_int, check_number
-from .callbacks import Callback, History
+from .callbacks import History, ask_callbacks, release, wants
 from .errors import GraphError
 from .inference import DEFAULT_CHUNK, Tally
 from .network import Network
-from .trainer import Trainer, ask_callbacks, choose_optimizer, release
+from .trainer import Trainer, choose_optimizer
 from .training import check_fit_arguments, fit_arguments
 
 if TYPE_CHECKING:
@@ -96,8 +96,9 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
         ``optimizer``, ``metrics``, ``validation_data``,
         ``validation_split``, ``shuffle``, ``callbacks``, ``verbose``.
         ``sample_weight``, ``class_weight``, batches from a generator,
-        ``steps_per_epoch``, ``validation_steps`` and ``initial_epoch``
-        other than 0 are not supported yet: they are refused by name.
+        ``steps_per_epoch``, ``validation_steps``, ``validation_batch_size``,
+        ``initial_epoch`` other than 0 and ``validation_freq`` other than 1 are
+        not supported yet: they are refused by name.
 
     Returns
     -------
@@ -121,8 +122,10 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
         raise GraphError(f"distributed.fit: graph {graph.name!r} is on device {graph.device!r}; the workers "
                          "train on their CPUs: move it with graph.to('cpu') first")
     args = fit_arguments("distributed.fit", fit_args)
-    given = [name for name in ("sample_weight", "class_weight", "steps_per_epoch", "validation_steps")
-             if args[name] is not None] + (["initial_epoch"] if args["initial_epoch"] != 0 else [])
+    given = [name for name in ("sample_weight", "class_weight", "steps_per_epoch", "validation_steps",
+                               "validation_batch_size") if args[name] is not None] + (
+        ["initial_epoch"] if args["initial_epoch"] != 0 else []) + (
+        ["validation_freq"] if args["validation_freq"] != 1 else [])
     if given:
         raise GraphError(f"distributed.fit: {given[0]} is not supported yet (got {shown(args[given[0]])}); "
                          f"train with graph.fit, or without {given[0]}")
@@ -216,8 +219,7 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
 
 def _between_batches(callbacks) -> bool:
     """Whether a callback acts between batches (then each step waits for it)."""
-    hooks = ("on_batch_begin", "on_batch_end")
-    return any(getattr(type(cb), h) is not getattr(Callback, h) or h in vars(cb) for cb in callbacks for h in hooks)
+    return any(wants(cb, hook) for cb in callbacks for hook in ("on_batch_begin", "on_batch_end"))
 
 
 class _ClusterTrainer(Trainer):

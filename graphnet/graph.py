@@ -25,6 +25,7 @@ import copy
 
 from . import attributions as attributions_module
 from . import inference, preprocessing, render_html, saving, serving, spec, specfile, surgery, training, weight_files, weights  # noqa: F401 (render_html: .html pages)
+from . import _compile
 from . import render as render_module
 from . import statistics as statistics_module
 from . import summary as summary_module
@@ -187,7 +188,7 @@ class Graph(Network, kind="graph"):
     adapt = preprocessing.adapt
 
     # ---------------------------------------------------------- training
-    compile = training.compile
+    compile = _compile.compile
     fit = training.fit
     train_step = training.train_step
     gradients = training.gradients

@@ -30,6 +30,7 @@ from ._data import (
 )
 from ._row_weights import as_weights, row_factors
 from ._text import preview, shown
+from ._transforms import one_hot
 from .errors import GraphError, ShapeError
 from .nodes import Node
 from .plan import compile_plan
@@ -93,7 +94,7 @@ def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = Fa
         For data that does not fit the graph (missing or unknown inputs,
         wrong feature counts, rows that disagree, NaN or inf).
     GraphError
-        For ``outputs`` that is not a non-empty list of node names
+        For ``outputs`` that is not a node name (or node) or a non-empty list of them
         (:class:`~graphnet.NotFoundError`, listing the known names, for an
         unknown one).
 
@@ -121,11 +122,15 @@ def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = Fa
         with graph.lock.reading():
             results = _activations(graph, x, batch_size, names)
     backend = graph.backend
+    if names is not None:  # a categorical input's activations are its one-hot rows
+        results = {name: one_hot(array, graph.nodes[name].size, graph.dtype, backend.xp) if array.ndim == 1
+                   else array for name, array in results.items()}
     if not as_device and backend.deferred:  # one transfer per output, at the end
         results = {name: backend.to_host(array) for name, array in results.items()}
     if len(results) == 1 and names is None:
         return next(iter(results.values()))
     return results
+
 
 
 def _short(x) -> bool:
@@ -298,6 +303,8 @@ class Tally:
         deferred = self.backend.deferred
         for name, bound in self.metrics.items():
             y, a, host = targets[name], predictions[name], None
+            if isinstance(a, np.ndarray):  # a metric observes: the engine's buffer and the caller's targets stay
+                y, a = _read_only(y), _read_only(a)
             for _, metric in bound:
                 if deferred and not metric.device_arrays:  # host copies, made once per batch
                     host = host or (self.backend.to_host(y), self.backend.to_host(a))
@@ -352,13 +359,13 @@ class Tally:
         if len(self.outputs) > 1 and self.rows:
             figures.update({f"{name}_loss": value for name, value in self.output_losses().items()})
         if self.rows:
-            figures.update({k: metric.result() for bound in self.metrics.values() for k, metric in bound
-                            if metric.live})
+            figures.update({k: metrics_module.result_of(metric) for bound in self.metrics.values()
+                            for k, metric in bound if metric.live})
         return figures
 
     def metric_logs(self) -> dict:
         """Each metric's value over the rows so far (a device's values unread)."""
-        return {k: metric.result() for bound in self.metrics.values() for k, metric in bound}
+        return {k: metrics_module.result_of(metric) for bound in self.metrics.values() for k, metric in bound}
 
     def logs(self) -> dict[str, float]:
         """Every running value as a float (on a device: one transfer for all)."""
@@ -471,6 +478,13 @@ def tally_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None
             predictions = {name: ws.a[slot] for name, slot in plan.outputs}
             tally.add(stop - start, losses, predictions, part_targets, weight_sums=sums)
     return tally
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A view of ``array`` that cannot be written through."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def read_scalars(backend, values: dict) -> dict[str, float]:

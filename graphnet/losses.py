@@ -52,6 +52,7 @@ import numpy as np
 
 from . import _protocols
 from ._registry import add_family, lookup
+from ._settings import Checked
 from ._validation import as_dtype, check_number
 from .errors import ShapeError
 
@@ -71,7 +72,7 @@ __all__ = [
 _LOADING = True
 
 
-class Loss:
+class Loss(Checked):
     """Base class: ``value`` and either ``gradient`` or (when fused) ``delta``
     (a custom one may write them shorter: see the module docs)."""
 

@@ -166,6 +166,8 @@ class Network(Structure):
             For an unknown name.
         """
         name = self.resolve(name)
+        if self._io([self._nodes[name]]):
+            self._refuse_while_fitting(f"removing the {self._nodes[name].kind} {name!r}")
         for key in self._touching(name):
             self._detach(self._unlink(key))
         self._drop(name)
@@ -181,6 +183,8 @@ class Network(Structure):
         old = self._nodes[self.resolve(name)]
         if node.name != name or node.size != old.size:
             raise GraphError(f"replace: {node!r} cannot stand in for {old!r}")
+        if old.kind != node.kind:
+            self._refuse_while_fitting(f"turning the {old.kind} {name!r} into a {node.kind} node")
         if node.graph is not None:
             raise GraphError(f"replace: {node!r} already belongs to a graph")
         if isinstance(node, DenseNode):
@@ -192,7 +196,7 @@ class Network(Structure):
             if dense:  # the same bias: the same parameter, with its optimizer state
                 node.parameter_token = old.parameter_token
             self.lazy_init.retarget(name, initializers.default_for(node.activation, output=isinstance(node, Output)))
-        old.detach()
+        old.detach(replaced=True)
         node.attach(self)
         self._nodes[name] = node
         self.changed()
@@ -433,6 +437,7 @@ class Network(Structure):
     def astype(self, dtype) -> None:
         """Hold every weight and bias in ``dtype`` from now on (in place; the
         gradient check's float64 copy)."""
+        self._refuse_while_fitting(f"astype({np.dtype(dtype).name!r})")
         self.materialize(partial=True)  # what waits for a vocabulary is drawn in the new dtype later
         self.dtype = np.dtype(dtype)
         for owner in self.parameter_holders():

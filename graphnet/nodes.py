@@ -21,7 +21,7 @@ import numpy as np
 from . import _protocols, _tabular, activations, losses, regularizers
 from ._member import Member, checked_values, read_only
 from ._parameters import BIAS, ParameterRecord, bias_key, new_token
-from ._validation import check_allocation, check_bool, check_int, check_number, check_text
+from ._validation import check_allocation, check_bool, check_int, check_number, check_text, has_control
 from .errors import GraphError
 
 __all__ = ["Node", "Input", "DenseNode", "Hidden", "Output", "KINDS", "check_name"]
@@ -35,10 +35,10 @@ def check_name(name: object, what: str = "node") -> str:
     GraphError
         When the name is not usable.
     """
+    if isinstance(name, str) and ("->" in name or has_control(name)):
+        raise GraphError(f"{what} name {name!r} must not contain '->' or control characters")
     if not isinstance(name, str) or not name.strip():
         raise GraphError(f"{what} name must be a non-empty string, got {name!r}")
-    if "->" in name or any(ch in name for ch in "\n\r\t\0"):
-        raise GraphError(f"{what} name {name!r} must not contain '->' or control characters")
     return check_text(name, f"{what} name")
 
 
@@ -267,6 +267,10 @@ class DenseNode(Node):
         weights and, with the default initialiser, this bias); what it shows
         is what the node then runs with. Fed by a categorical input still to
         adapt, it shows provisional values (read-only) until ``adapt``.
+
+        Once the graph has run, the array is a live view of its parameter
+        buffer until the graph's next edit or setting change: read it again
+        after one (writes to the old array no longer reach the graph).
         """
         if not self._bias_fixed:
             if self._graph is None:
@@ -368,7 +372,10 @@ class Hidden(DenseNode):
 
 class Output(DenseNode):
     """A node whose activation is a prediction with a loss. It may also feed
-    other nodes; its gradient then adds what flows back from them."""
+    other nodes; its gradient then adds what flows back from them.
+    ``check_pairing=False`` leaves the check that the loss fits the
+    activation to the graph's first run (``Sequential`` does), and
+    ``classes`` are the labels of its classes (``predict_labels``)."""
 
     kind = "output"
 

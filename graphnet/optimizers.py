@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 
-from ._optimizer_state import Optimizer, fraction, positive
+from ._hyperparameters import fraction, positive
+from ._optimizer_state import Optimizer
 from ._registry import lookup
 from ._validation import check_bool, check_number
 from .backend import CPU

@@ -21,13 +21,14 @@ import numpy as np
 
 from . import _protocols
 from ._registry import lookup
+from ._settings import Checked
 from ._validation import check_number
 from .errors import GraphError
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "REGULARIZERS", "get"]
 
 
-class Regularizer:
+class Regularizer(Checked):
     """Base class: ``penalty(w)`` is the value, ``add_gradient(w, grad)`` adds
     its gradient into ``grad`` (in place)."""
 

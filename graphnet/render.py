@@ -24,7 +24,6 @@ Layout choices, made for diagrams that go into papers:
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 from collections import Counter
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING
 import graphviz
 
 from . import _overlays as overlays
+from ._dot_text import dot_id, dot_text, label_text
 from ._files import atomic_write
 from ._locks import read
 from ._render_options import RANKDIRS, checked_options
@@ -129,16 +129,8 @@ _FAN_IN = 4
 _FAN_IN_SPREAD = 0.45
 
 
-def dot_id(name: str) -> str:
-    """``name`` as a quoted DOT id.
-
-    Always quoted, so DOT keywords (``node``, ``graph``), names that look like
-    HTML (``<x>``), numbers and names with ``:`` (a port separator when
-    unquoted in an edge) are all taken literally. Inside DOT quotes only
-    ``\\"`` is an escape; a backslash is doubled so that a name ending in one
-    cannot swallow the closing quote.
-    """
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+#: Attributes Graphviz reads as free text (escStrings): written with :func:`dot_text`.
+_FREE_TEXT = frozenset({"label", "tooltip", "xlabel", "headlabel", "taillabel"})
 
 
 def attribute_list(attributes: dict[str, str]) -> str:
@@ -148,14 +140,14 @@ def attribute_list(attributes: dict[str, str]) -> str:
         if key == "label" and value.startswith("<"):
             parts.append(f"label={value}")
         else:
-            parts.append(f"{key}={dot_id(value)}")
+            parts.append(f"{key}={dot_text(value) if key in _FREE_TEXT else dot_id(value)}")
     return "[" + " ".join(parts) + "]"
 
 
 def node_label(node, show_shapes: bool, show_activations: bool, extra: list[str] = ()) -> str:
     """An HTML-like label: the bold name, then size and activation, then the loss
     (and ``extra`` lines: the statistics)."""
-    lines = [f"<b>{html.escape(node.name)}</b>"]
+    lines = [f"<b>{label_text(node.name)}</b>"]
     details = _details(node, show_shapes, show_activations)
     if details:
         lines.append(f'<font point-size="10" color="{_LABEL_COLOR}">{" · ".join(details)}</font>')
@@ -163,7 +155,7 @@ def node_label(node, show_shapes: bool, show_activations: bool, extra: list[str]
         weight = "" if node.loss_weight == 1.0 else f"{node.loss_weight:g} × "
         lines.append(
             f'<font point-size="9" color="{_LABEL_COLOR}"><i>loss: {weight}'
-            f"{html.escape(node.loss.name)}</i></font>"
+            f"{label_text(node.loss.name)}</i></font>"
         )
     lines.extend(extra)
     return "<" + "<br/>".join(lines) + ">"
@@ -174,9 +166,9 @@ def _details(node, show_shapes: bool, show_activations: bool) -> list[str]:
     if show_shapes:
         details.append(f"{node.size} feature{'s' if node.size != 1 else ''}"
                        if node.kind == "input" else f"{node.size} unit{'s' if node.size != 1 else ''}")
-    details += [html.escape(describe_input(node))] if show_activations and describe_input(node) else []
+    details += [label_text(describe_input(node))] if show_activations and describe_input(node) else []
     if show_activations and isinstance(node, DenseNode):
-        details.append(html.escape(describe_activation(node.activation)))
+        details.append(label_text(describe_activation(node.activation)))
         if isinstance(node, Hidden) and node.dropout:
             details.append(f"dropout {node.dropout:g}")
     return details
@@ -185,7 +177,7 @@ def _details(node, show_shapes: bool, show_activations: bool) -> list[str]:
 def _chain_label(graph, members: list[str], show_shapes: bool, show_activations: bool,
                  stats: Statistics | None) -> str:
     """A collapsed chain: first and last names, ``×k``, what every member shares."""
-    first, last = (html.escape(members[0]), html.escape(members[-1]))
+    first, last = (label_text(members[0]), label_text(members[-1]))
     lines = [f'<b>{first} … {last}</b>  <font point-size="14"><b>×{len(members)}</b></font>']
     details = _details(graph.nodes[members[0]], show_shapes, show_activations)
     if details:

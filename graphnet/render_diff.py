@@ -10,7 +10,6 @@ and synapses are drawn as :func:`graphnet.render.to_dot` draws them
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import graphviz
 
+from ._dot_text import label_text
 from ._parameters import bias_key
 from ._render_options import check_layout
 from ._validation import check_path
@@ -97,7 +97,7 @@ def _node_statement(report: GraphDiff, name: str, parameters: dict[str, Paramete
                           if removed else "black")
     elif name in report.nodes_changed:
         for field, (old, new) in report.nodes_changed[name].items():
-            extra.append(_small(html.escape(f"{field}: {shown(old)} → {shown(new)}"), CHANGED, bold=True))
+            extra.append(_small(label_text(f"{field}: {shown(old)} → {shown(new)}"), CHANGED, bold=True))
         attributes.update(color=CHANGED, penwidth="2.4")
     bias = parameters.get(bias_key(name))
     if bias is not None and bias.changed:
@@ -119,7 +119,7 @@ def _edge_statement(report: GraphDiff, synapse, removed: bool, parameters, large
         lines.append(_small("removed" if removed else "added", color, bold=True))
         attributes.update(color=color, fontcolor=color, penwidth="2.2")
     elif pair in report.synapses_changed:
-        lines = [_small(html.escape(f"{f}: {shown(o)} → {shown(n)}"), CHANGED, bold=True)
+        lines = [_small(label_text(f"{f}: {shown(o)} → {shown(n)}"), CHANGED, bold=True)
                  for f, (o, n) in report.synapses_changed[pair].items()]
         attributes.update(color=CHANGED, penwidth="2.2")
     if change is not None and not removed and not change.reshaped:
@@ -145,7 +145,7 @@ def _legend(report: GraphDiff, largest: float) -> dict[str, str]:
 
     cells = (swatch("added", ADDED, _FILLS[ADDED]) + swatch("removed", REMOVED, _FILLS[REMOVED])
              + swatch("changed", CHANGED, "white") + swatch("same", "#888888", "white"))
-    title = html.escape(f"a: {report.label_a}  →  b: {report.label_b}")
+    title = label_text(f"a: {report.label_a}  →  b: {report.label_b}")
     if report.parameters is None:
         weights = "weights not compared"
     else:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import struct
 import zipfile
@@ -118,7 +119,32 @@ def save(graph: Graph, path: str | os.PathLike) -> Path:
 
 
 def _json_bytes(data: Any) -> bytes:
-    return json.dumps(data, indent=1, allow_nan=False).encode("utf-8")
+    """``data`` as the JSON a model file holds.
+
+    Raises
+    ------
+    GraphError
+        Naming where ``data`` holds NaN or inf, which JSON cannot (a custom
+        part's config may).
+    """
+    try:
+        return json.dumps(data, indent=1, allow_nan=False).encode("utf-8")
+    except ValueError:
+        where, value = _non_finite(data, "")
+        raise GraphError(f"save: {where.lstrip('.')} is {value}; a model file holds finite numbers only") from None
+
+
+def _non_finite(data: Any, where: str) -> tuple[str, float] | tuple[None, None]:
+    """Where in ``data`` (a path like ``nodes[1].activation.alpha``) the first NaN or inf is, and it."""
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, (list, tuple)) else ()
+    for key, value in items:
+        at = f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]"
+        if isinstance(value, float) and not math.isfinite(value):
+            return at, value
+        found = _non_finite(value, at)
+        if found[0] is not None:
+            return found
+    return None, None
 
 
 def state_members(graph: Graph, where: str) -> list[tuple[str, bytes, int]]:

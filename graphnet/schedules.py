@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _protocols
 from ._registry import add_family, lookup
+from ._settings import Checked
 from ._validation import check_bool, check_int, check_number
 from .errors import GraphError
 
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 
-class LearningRateSchedule:
+class LearningRateSchedule(Checked):
     """Base class: ``schedule(step) -> learning rate``; ``get_config()`` is
     what model files store and :func:`get` rebuilds from. graphnet's
     schedules refuse a ``step`` that is not an integer >= 0 (a GraphError)."""

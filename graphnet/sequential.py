@@ -36,8 +36,9 @@ class Sequential(Graph, kind="sequential"):
     Raises
     ------
     GraphError
-        For layers that are not ``Input`` then ``Dense``, repeated names, or a
-        ``loss`` that does not fit the last activation.
+        For layers that are not ``Input`` then ``Dense``, or repeated names. A
+        ``loss`` that does not fit the last activation is refused when the
+        model is compiled or first runs.
 
     Examples
     --------
@@ -129,9 +130,10 @@ class Sequential(Graph, kind="sequential"):
         ------
         GraphError
             For anything but ``Input`` (first) or ``Dense`` (after it), a name
-            already in the model, a loss that does not fit the new last
-            activation, or a model whose chain was edited into several ends.
-            The model is left exactly as it was.
+            already in the model, or a model whose chain was edited into
+            several ends; the model is left exactly as it was. (Whether the
+            loss fits the new last activation is checked when the model is
+            compiled or first runs: a Keras user names the loss first.)
         """
         return self._append(layer, last=True)
 
@@ -198,7 +200,7 @@ class Sequential(Graph, kind="sequential"):
             # e.g. a bad init array: undo, so the model is exactly as it was.
             if self.nodes.get(name) is node:
                 self.remove(name)
-            if demoted:
+            if demoted and self.nodes[demoted] is not output:
                 self.replace(demoted, output)
             raise
         self._dropout[name] = layer.dropout

@@ -122,9 +122,10 @@ def from_dict(cls: type[Network] | None, data: Mapping[str, Any],
     Parameters
     ----------
     cls : type or None
-        The class to make (``Graph.from_dict`` passes ``Graph``); a
-        Sequential spec makes the Sequential class (``cls`` when it is one).
-        None: the registered ``Graph`` and ``Sequential``.
+        This function's own (``Graph.from_dict(data)`` passes its class and
+        takes no ``cls``): the class to make; a Sequential spec makes the
+        Sequential class (``cls`` when it is one). None: the registered
+        ``Graph`` and ``Sequential``.
     data : mapping
     max_params : int or None
         Refuse architectures with more parameters than this (100 million by

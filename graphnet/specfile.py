@@ -198,7 +198,8 @@ def from_spec(cls, path: str | os.PathLike, max_params: int | None = DEFAULT_MAX
     Parameters
     ----------
     cls : type or None
-        The class to make, as for :func:`graphnet.spec.from_dict`.
+        This function's own (``Graph.from_spec(path)`` takes no ``cls``): the
+        class to make, as for :func:`graphnet.spec.from_dict`.
     path : str or PathLike
         ``.json``, ``.yaml`` or ``.yml``.
     max_params : int or None

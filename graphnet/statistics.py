@@ -108,7 +108,8 @@ class NodeStats:
 
     @property
     def stuck(self) -> float | None:
-        """The share of units that are dead or saturated (what the diagram shades)."""
+        """The larger of :attr:`dead` and :attr:`saturated`: the share of the
+        node's activations (rows × units) that are stuck (what the diagram shades)."""
         shares = [s for s in (self.dead, self.saturated) if s is not None]
         return max(shares) if shares else None
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import types
+import weakref
 from collections.abc import Iterator, Mapping
 
 import networkx as nx
 
 from ._locks import ReadWriteLock
-from ._text import preview
+from ._text import preview, shown
 from ._topology import structure_problems, topological_sort
 from .errors import GraphError, NotFoundError
 from .nodes import DenseNode, Input, Node, Output
@@ -33,6 +34,9 @@ from .synapse import Synapse
 __all__ = ["Structure", "NodeRef"]
 
 NodeRef = str | Node
+
+#: How many fits train each graph now (:meth:`Structure.fitting`).
+_FITTING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class Structure:
@@ -66,8 +70,31 @@ class Structure:
         self._acyclic_promised = False
 
     # ---------------------------------------------------- low-level edits
+    @contextlib.contextmanager
+    def fitting(self):
+        """While ``fit`` trains the graph (callbacks may edit it between
+        batches), the edits it could not follow are refused: those that
+        change its inputs, its outputs or its dtype."""
+        _FITTING[self] = _FITTING.get(self, 0) + 1
+        try:
+            yield
+        finally:
+            _FITTING[self] -= 1
+
+    def _refuse_while_fitting(self, edit: str) -> None:
+        """Raise GraphError, naming ``edit``, while a fit trains the graph."""
+        if _FITTING.get(self):
+            raise GraphError(f"graph {self.name!r} is training: {edit} is refused until fit returns (the running "
+                             "fit could not follow it: its data would no longer fit); make it between fit calls")
+
+    def _io(self, nodes) -> list[tuple[str, str, int]]:
+        """``(name, kind, size)`` of the inputs and outputs among ``nodes``."""
+        return [(n.name, n.kind, n.size) for n in nodes if isinstance(n, (Input, Output))]
+
     def _add(self, node: Node) -> None:
         """Take ``node`` in, last in insertion order (checked by the caller)."""
+        if isinstance(node, (Input, Output)):
+            self._refuse_while_fitting(f"adding the {node.kind} {node.name!r}")
         node.attach(self)
         self._nodes[node.name] = node
         self._insertion[node.name] = self._inserted
@@ -126,13 +153,16 @@ class Structure:
         """Make ``nodes`` and ``synapses``, in these orders, the contents:
         what leaves is detached, what comes is attached (the caller has
         checked them and placed their weights)."""
+        if self._io(self._nodes.values()) != self._io(nodes):
+            self._refuse_while_fitting("an edit of its inputs or outputs")
         kept_nodes, kept_synapses = {id(n) for n in nodes}, {id(s) for s in synapses}
+        names, edges = {n.name for n in nodes}, {(s.src, s.dst) for s in synapses}
         for node in self._nodes.values():
             if id(node) not in kept_nodes:
-                node.detach()
-        for synapse in self._synapses.values():
+                node.detach(replaced=node.name in names)
+        for key, synapse in self._synapses.items():
             if id(synapse) not in kept_synapses:
-                synapse.detach()
+                synapse.detach(replaced=key in edges)
         for item in [*nodes, *synapses]:
             item.attach(self)
         edges = [(s.src, s.dst) for s in synapses]
@@ -330,7 +360,7 @@ class Structure:
             raise NotFoundError(f"{ref!r} is not a node of graph {self.name!r}")
         if isinstance(ref, str) and ref in self._nodes:
             return ref
-        raise NotFoundError(f"graph {self.name!r} has no node {ref!r}; known: {preview(self._nodes)}")
+        raise NotFoundError(f"graph {self.name!r} has no node {shown(ref)}; known: {preview(self._nodes)}")
 
     def changed(self) -> None:
         """Count an edit: what was compiled from the structure is stale."""

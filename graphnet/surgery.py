@@ -91,8 +91,9 @@ def freeze(graph: Graph, *names) -> list[str]:
         ----------
         *names : str, Node, Synapse or (str, str)
             Node names or glob patterns (``"enc_*"``, matched with
-            :func:`fnmatch.fnmatchcase`), nodes, synapses, or ``(src, dst)``
-            pairs of patterns that select synapses only.
+            :func:`fnmatch.fnmatchcase`; a node's own name selects it, ``"a[0]"``
+            too), nodes, synapses, or ``(src, dst)`` pairs of patterns that
+            select synapses only.
 
         Returns
         -------
@@ -171,7 +172,7 @@ def _select(graph: Graph, selector, verb: str) -> tuple[dict[str, DenseNode], di
             f"{verb}: expected node names or glob patterns (str), nodes, synapses or "
             f"(src, dst) pairs of patterns, got {type(selector).__name__}: {selector!r}"
         )
-    matched = [n for n in graph.nodes if fnmatch.fnmatchcase(n, selector)]
+    matched = [selector] if selector in graph.nodes else [n for n in graph.nodes if fnmatch.fnmatchcase(n, selector)]
     if not matched:
         raise GraphError(f"{verb}: no node matches {selector!r}; nodes: {preview(graph.nodes)}")
     dense = {n: graph.nodes[n] for n in matched if isinstance(graph.nodes[n], DenseNode)}

@@ -119,6 +119,12 @@ class Synapse(Member):
         at that moment; from then on it only changes when assigned or trained.
         Into a node fed by a categorical input still to adapt, a read shows
         provisional values (read-only) until ``adapt`` draws them for good.
+
+        Once the graph has run, the array is a live view of its parameter
+        buffer until the graph's next edit or setting change, which moves
+        the weights into a new buffer: read it again after one (the old
+        array keeps its values, and writes to it no longer reach the graph).
+        Assigning always reaches the graph.
         """
         if self._weight is None:
             provisional = self._graph.materialize(self.dst, partial=True)
@@ -195,6 +201,12 @@ class Synapse(Member):
             config["regularizer"] = _protocols.config(self._regularizer, "regularizer",
                                                       f"synapse {self.src!r} -> {self.dst!r}: ")
         return config
+
+    def _what(self) -> str:
+        return f"synapse {self.src!r} -> {self.dst!r}"
+
+    def _successor(self) -> str:
+        return f"g.synapse({self.src!r}, {self.dst!r})"
 
     def __repr__(self) -> str:
         frozen = "" if self.trainable else ", trainable=False"

@@ -30,7 +30,7 @@ from ._row_weights import row_factors
 from ._device_guard import DeviceGuard
 from ._parameters import ParameterStore
 from ._progress import Progress, format_logs
-from .callbacks import Callback, History, wants
+from .callbacks import Callback, History, release, wants
 from .errors import GraphError, TrainingError
 from .inference import Tally
 from .plan import compile_plan
@@ -106,6 +106,8 @@ class Trainer:
         with self.graph.lock.writing():
             if self.plan.version != self.graph.version:
                 self._follow()
+            if self.graph.optimizer is not self.optimizer and self.graph.optimizer is not None:
+                self.adopt_optimizer()  # replaced since the last step (compile, or g.optimizer = ...)
             total, losses, _, penalty, sums = self.gradient(inputs, targets, rows, where, weights, tally)
             if tally is not None:
                 tally.add(rows, losses, penalty=penalty, weight_sums=sums)  # its metrics counted in gradient
@@ -195,8 +197,13 @@ class Trainer:
             if tally is not None:  # backward writes deltas over the activations (the buffer-reuse rule)
                 tally.add_predictions({name: ws.a[slot] for name, slot in plan.outputs}, targets)
 
-        total, losses, penalty = plan.loss_and_gradients(ws, inputs, targets, self.backend.dropout_rng(self.graph),
-                                                         factors, refuse_non_finite)
+        plan.stepping = True  # the user's code it calls (a metric, a loss) may not run gradients() over it
+        try:
+            total, losses, penalty = plan.loss_and_gradients(ws, inputs, targets,
+                                                             self.backend.dropout_rng(self.graph), factors,
+                                                             refuse_non_finite)
+        finally:
+            plan.stepping = False
         if self.penalty is not None:
             extra = self.penalty(plan.store, rows if sums is None else next(iter(sums.values())))
             total, penalty = total + extra, penalty + extra
@@ -256,6 +263,7 @@ class Trainer:
         ``where`` is ``(epoch, epochs, batches)`` for error messages;
         ``on_batch_begin(batch)`` is called before each update and
         ``on_batch_end(batch, logs)`` after it, with the batch's ``loss``.
+        The epoch ends early when a hook sets ``graph.stop_training``.
 
         On a device the steps are settled (:meth:`settle`) every ``every``
         batches (once per epoch by default) and after the last: each logging
@@ -279,6 +287,8 @@ class Trainer:
             elif (batch + 1) % every == 0 or batch + 1 == count:
                 self._settle_interval(loss, tally, figures, on_batch_end, batch, batch + 1 - settled)
                 settled = batch + 1
+            if self.graph.stop_training:  # a batch hook ended training: the epoch ends here, as in Keras
+                break
         if deferred and self.checks.pending:  # an interval cut short: fewer batches than announced, or unknown
             self._settle_interval(loss, tally, figures, on_batch_end, batch, batch + 1 - settled)
 
@@ -301,6 +311,7 @@ class Trainer:
         progress: Progress | None = None,
         initial_epoch: int = 0,
         params: dict | None = None,
+        more: Callable[[int, bool], bool] | None = None,
     ) -> History:
         """The epoch loop: callbacks, progress, one :meth:`run_epoch` per epoch,
         validation, logging; stops early when a callback sets
@@ -329,6 +340,10 @@ class Trainer:
             which has met them with the graph (each callback is asked once
             per fit): the History gets the same. Without it, ``epochs`` and
             ``steps``.
+        more : callable, optional
+            ``(epoch, first) -> bool``, asked before each epoch begins: whether
+            its data has a batch (a generator's may have run out: training
+            then stops). ``first`` says it is the fit's first epoch.
         """
         graph = self.graph
         chosen = metrics or {}
@@ -352,13 +367,13 @@ class Trainer:
             else:  # the running figures cost a few passes: only when the bar shows them
                 progress.batch_end(tally.running() if progress.loss_due() else None)
             for cb in callbacks:
-                cb.on_batch_end(batch, logs)
+                cb.on_train_batch_end(batch, logs)
 
         begins = [cb for cb in callbacks if wants(cb, "on_batch_begin")]
 
         def on_batch_begin(batch: int) -> None:
             for cb in begins:
-                cb.on_batch_begin(batch, {})
+                cb.on_train_batch_begin(batch, {})
 
         ended = 0  # callbacks whose on_train_end ran
         try:
@@ -370,8 +385,10 @@ class Trainer:
             rate_logged = any(cb.logs_learning_rate for cb in callbacks)
             start = max(resumed, default=initial_epoch)
             logged: dict[str, float] = {}  # the last epoch's, for on_train_end
-            with quiet_overflow(), contextlib.closing(progress):
+            with quiet_overflow(), contextlib.closing(progress), graph.fitting():
                 for epoch in range(start, epochs):
+                    if more is not None and not more(epoch, epoch == start):
+                        break
                     for cb in callbacks:
                         cb.on_epoch_begin(epoch, {})
                     progress.epoch_begin(epoch)
@@ -385,7 +402,10 @@ class Trainer:
                         graph.stop_training = True  # quietly (TerminateOnNaN): the step was not applied
                         logs = {**tally.logs(), "loss": math.nan}
                     else:
-                        if not tally.rows:  # the batches ran out (a generator): nothing to log
+                        if not tally.rows:  # an iterable that gave no batch this time
+                            if epoch == start:
+                                raise GraphError("fit: the data yielded no batches, so there is nothing to "
+                                                 "train on")
                             break
                         logs = tally.logs()
                     if validate is not None:
@@ -429,17 +449,6 @@ class Trainer:
         return error
 
 
-def release(callbacks) -> None:
-    """Each callback's ``close()`` after a fit that failed (refused before
-    training, or stopped by an error or Ctrl-C), every one of them, a failure
-    of their own logged: the fit's error is the one to raise."""
-    for cb in callbacks:
-        try:
-            cb.close()
-        except BaseException:  # noqa: BLE001 - the fit's own error goes on
-            logger.warning("%s: close() failed after the fit failed", type(cb).__name__, exc_info=True)
-
-
 def quiet_overflow():
     """Training checks every loss, gradient and update itself and raises
     TrainingError, so numpy's overflow warnings would only repeat it."""
@@ -452,22 +461,6 @@ def _names(items: dict) -> str:
 
 def _values(items: dict) -> str:
     return ", ".join(str(v) for v in items.values())
-
-
-def ask_callbacks(graph: Graph, callbacks, params: dict, optimizer) -> None:
-    """Each callback's own checks, before a fit changes anything: it meets
-    the graph and the fit's ``params`` (monitored names, files, ...), then
-    the optimizer the fit will train with (:meth:`Callback.check_optimizer`)."""
-    logging_rate = [type(cb).__name__ for cb in callbacks if cb.logs_learning_rate]
-    if logging_rate:
-        if "learning_rate" in params["metrics"]:
-            raise GraphError(f"fit: a metric is logged as 'learning_rate', the name {logging_rate[0]} logs the "
-                             "learning rate under; rename the metric (Metric(name=...))")
-        params["metrics"] = [*params["metrics"], "learning_rate"]  # a name the logs will hold
-    for cb in callbacks:
-        cb.set_graph(graph)
-        cb.set_params(params)
-        cb.check_optimizer(optimizer)
 
 
 def choose_optimizer(graph: Graph, optimizer):

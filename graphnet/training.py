@@ -15,21 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import losses as losses_module
 from . import metrics as metrics_module
-from . import optimizers as optimizers_module
 from ._data import Batches, as_inputs, as_targets, common_rows, holdout, holdout_rows
 from ._row_weights import as_weights
 from ._generators import BatchSource, is_batch_source
 from ._locks import edit
 from ._progress import Progress
+from ._text import shown
 from ._validation import check_bool, check_int, check_number
-from .callbacks import Callback, History, check_hooks
-from .errors import GraphError, NotFoundError, ShapeError
+from .callbacks import Callback, History, ask_callbacks, check_hooks, release
+from .errors import GraphError, ShapeError
 from .inference import DEFAULT_CHUNK, Tally, evaluate_arrays, read_scalars, tally_arrays
 from .plan import compile_plan
 from .preprocessing import adapt_for_fit
-from .trainer import Trainer, ask_callbacks, choose_optimizer, quiet_overflow, release
+from .trainer import Trainer, choose_optimizer, quiet_overflow
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -47,8 +46,11 @@ def _batch_data(graph: Graph, x, y):
 def gradients(graph: Graph, x, y) -> tuple[float, dict[str, np.ndarray]]:
     """``(loss, grads)`` on one batch, ``grads`` keyed like ``get_weights()``.
 
-    Runs in training mode (dropout on) and changes no weights; it holds the
-    write lock, since it fills the plan's gradient buffer that training steps use.
+    Runs in training mode: dropout on, its masks drawn from the graph's
+    training stream as a step's are (as PyTorch's and Keras's do), so with
+    dropout the training that follows differs from one without the call. It
+    changes no weights; it holds the write lock, since it fills the plan's
+    gradient buffer that training steps use.
 
     Parameters
     ----------
@@ -64,8 +66,14 @@ def gradients(graph: Graph, x, y) -> tuple[float, dict[str, np.ndarray]]:
     ------
     ShapeError
         For data that does not fit the graph, or no rows.
+    GraphError
+        When called during a training step of the graph (by a metric or a
+        loss), whose gradient it would overwrite.
     """
     plan = compile_plan(graph)
+    if getattr(plan, "stepping", False):
+        raise GraphError("gradients: called during a training step of this graph (by a metric or a loss?), whose "
+                         "gradient it would overwrite; call it between steps, from a callback")
     inputs, targets, rows = _batch_data(graph, x, y)
     if rows == 0:
         raise ShapeError("gradients: the data has no rows")
@@ -159,6 +167,8 @@ def fit(
     steps_per_epoch: int | None = None,
     validation_steps: int | None = None,
     initial_epoch: int = 0,
+    validation_batch_size: int | None = None,
+    validation_freq: int = 1,
 ) -> History:
     """Train ``graph`` with mini-batches.
 
@@ -216,6 +226,12 @@ def fit(
     initial_epoch : int
         The epoch to start from (to resume a fit): epochs ``initial_epoch``
         to ``epochs - 1`` run.
+    validation_batch_size : int, optional
+        Rows per pass when validating arrays: it bounds the memory, not the
+        results. By default ``batch_size``, or more (8,192) where it is small.
+    validation_freq : int
+        Keras's option: graphnet validates after every epoch, so only 1 is
+        taken; another value is refused.
 
     Returns
     -------
@@ -232,6 +248,11 @@ def fit(
     epochs, batch_size, validation_split, callbacks = check_fit_arguments(
         "fit", epochs, batch_size, verbose, shuffle, validation_split, validation_data, callbacks)
     initial_epoch = check_int(initial_epoch, "fit: initial_epoch", low=0)
+    chunk = max(DEFAULT_CHUNK, batch_size) if validation_batch_size is None else check_int(
+        validation_batch_size, "fit: validation_batch_size")
+    if validation_freq != 1 or isinstance(validation_freq, bool):
+        raise GraphError(f"fit: validation_freq must be 1, got {shown(validation_freq)}: graphnet validates after "
+                         "every epoch (validate less often with a callback that calls evaluate)")
     steps_per_epoch, validation_steps = (None if value is None else check_int(value, f"fit: {name}")
                                          for name, value in (("steps_per_epoch", steps_per_epoch),
                                                              ("validation_steps", validation_steps)))
@@ -303,7 +324,6 @@ def fit(
             validation = tuple(_sent(graph, part) for part in validation)
 
     def validate() -> dict[str, float]:
-        chunk = max(DEFAULT_CHUNK, batch_size)
         if isinstance(validation, tuple):
             logs = evaluate_arrays(graph, *validation[:2], chosen, chunk, validation[2])
         else:
@@ -320,6 +340,7 @@ def fit(
         progress=Progress(verbose, epochs, count),
         initial_epoch=initial_epoch,
         params=params,
+        more=None if source is None else source.more,
     )
 
 
@@ -375,94 +396,3 @@ def fit_arguments(where: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise GraphError(f"{where}: unknown arguments {unknown}; fit takes {sorted(keywords)}")
     return {**keywords, **arguments}
-
-
-def compile(graph: Graph, loss=None, optimizer=None, metrics=None,  # noqa: A001 (Keras's name)
-            loss_weights=None) -> Graph:
-    """Keras's idiom: set the outputs' losses, the optimizer and the
-    default metrics of ``fit``/``evaluate``, and check that every loss
-    fits its output's activation. Returns the graph.
-
-    Parameters
-    ----------
-    loss : str, dict, Loss, list of them (in output order), or dict output name -> loss, optional
-        One loss for every output, or one per output (with a dict, others keep theirs).
-    optimizer : str, dict or Optimizer, optional
-        Becomes ``graph.optimizer`` (kept with its state by ``fit``).
-    metrics : list, or dict output name -> list, optional
-        Used by ``fit`` and ``evaluate`` when they are given no ``metrics``.
-    loss_weights : list of float (in output order), or dict output name -> float, optional
-        Each output's ``loss_weight`` (others keep theirs): the total loss
-        is ``Σ loss_weight × loss``.
-
-    Raises
-    ------
-    GraphError
-        For unknown outputs, losses, optimizers or metrics, a loss that does
-        not fit its activation, or loss weights that are not one finite
-        number >= 0 per output; the graph is then left as it was.
-    """
-    outputs = graph.outputs
-    weights = _loss_weights(outputs, loss_weights)
-    if isinstance(loss, (list, tuple)) and len(loss) == 1 and len(outputs) <= 1:
-        loss = loss[0]  # the one loss (a Sequential may be given it before its last layer exists)
-    if isinstance(loss, Mapping) and "name" not in loss:
-        unknown = [k for k in loss if k not in outputs]
-        if unknown:
-            raise NotFoundError(f"compile: loss for unknown outputs {unknown}; outputs: {outputs}")
-        chosen = {name: losses_module.get(value) for name, value in loss.items()}
-    elif isinstance(loss, (list, tuple)):  # Keras's form: one per output, in output order
-        if len(loss) != len(outputs):
-            raise GraphError(f"compile: loss has {len(loss)} entries for {len(outputs)} outputs {outputs}; give one "
-                             "per output, in this order, or a dict output name -> loss")
-        chosen = {name: losses_module.get(value) for name, value in zip(outputs, loss)}
-    else:
-        chosen = {} if loss is None else {name: losses_module.get(loss) for name in outputs}
-    new_optimizer = None if optimizer is None else optimizers_module.get(optimizer)
-    if metrics is not None:
-        metrics_module.resolve(graph, metrics)
-    problems = []
-    for name in outputs:
-        node = graph.nodes[name]
-        try:
-            node.check_pairing(node.activation, chosen.get(name, node.loss))
-        except GraphError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise GraphError(f"compile: {'; '.join(problems)}")
-    with graph.lock.writing():
-        if new_optimizer is not None:
-            graph.optimizer = new_optimizer
-        for name, value in chosen.items():
-            graph.nodes[name].loss = value
-        for name, value in weights.items():
-            graph.nodes[name].loss_weight = value
-        if metrics is not None:
-            graph.default_metrics = metrics
-        graph.keep_compiled_loss(loss)
-    return graph
-
-
-def _loss_weights(outputs: list[str], loss_weights) -> dict[str, float]:
-    """``compile``'s ``loss_weights`` as output name -> checked weight."""
-    if loss_weights is None:
-        return {}
-    if isinstance(loss_weights, Mapping):
-        unknown = [k for k in loss_weights if k not in outputs]
-        if unknown:
-            raise NotFoundError(f"compile: loss_weights for unknown outputs {unknown}; outputs: {outputs}")
-        given = dict(loss_weights)
-    elif isinstance(loss_weights, (list, tuple)):
-        if len(loss_weights) != len(outputs):
-            raise GraphError(
-                f"compile: loss_weights has {len(loss_weights)} entries for {len(outputs)} outputs "
-                f"{outputs}; give one per output, in this order, or a dict output name -> weight"
-            )
-        given = dict(zip(outputs, loss_weights))
-    else:
-        raise GraphError(
-            f"compile: loss_weights must be a list (in output order) or a dict output name -> "
-            f"weight, got {type(loss_weights).__name__}: {loss_weights!r}"
-        )
-    return {name: check_number(value, f"compile: loss_weights[{name!r}]", 0.0, expected="a finite number >= 0")
-            for name, value in given.items()}

@@ -257,7 +257,8 @@ def test_checkpoint_templates_are_checked_before_training(tmp_path, data):
     before = g.get_weights()
     bogus = gn.ModelCheckpoint(tmp_path / "{bogus}.gnet", monitor="loss")
     with pytest.raises(GraphError, match=r"ModelCheckpoint: the field \{bogus\} of the path '.*\{bogus\}\.gnet' "
-                                         r"is not among the logged values \['loss'\]$"):
+                                         r"is not among the logged values \['loss'\]; a name a callback of "
+                                         r"yours adds in on_epoch_end can be watched by a callback after it"):
         g.fit(x, y, epochs=2, callbacks=[bogus], verbose=0)
     assert all(np.array_equal(before[k], g.get_weights()[k]) for k in before), "an epoch trained first"
     good = gn.ModelCheckpoint(tmp_path / "e{epoch:02d}-{loss:.2f}.gnet", monitor="loss", save_best_only=False)
@@ -435,15 +436,28 @@ def test_a_schedule_is_called_with_the_rate_when_it_can_take_it(data):
 def test_early_stopping_baseline_warm_up_and_its_lines(data, capsys):
     x, y = data
     g = build_regression()
-    # epochs 0-1 are warm-up (ignored); 2.5 and 2.2 improve but miss the
-    # baseline 2.0, so they count towards patience 2: stop after epoch 3.
+    # Keras's rule. Epochs 0-1 are warm-up (ignored); 2.5 improves but misses
+    # the baseline 2.0, so it counts towards patience 2, and 2.6 does not
+    # improve: stop after epoch 3.
     stopper = gn.EarlyStopping(patience=2, baseline=2.0, start_from_epoch=2, verbose=1)
-    script = ScriptedLoss([0.1, 0.2, 2.5, 2.2, 1.0, 0.5])
+    script = ScriptedLoss([0.1, 0.2, 2.5, 2.6, 1.0, 0.5])
     history = g.fit(x, y, epochs=6, validation_data=(x, y), callbacks=[script, stopper], verbose=0)
     assert history.epoch == [0, 1, 2, 3]
-    assert stopper.stopped_epoch == 3 and stopper.best_epoch == 3 and stopper.best == 2.2
+    assert stopper.stopped_epoch == 3 and stopper.best_epoch == 2 and stopper.best == 2.5
     lines = capsys.readouterr().out.splitlines()
-    assert lines == ["Epoch 4: early stopping (val_loss has not improved on 2.2 for 2 epochs)"]
+    assert lines[0] == "Epoch 4: early stopping (val_loss has not beaten the baseline 2 for 2 epochs)"
+    # An epoch that improves on the best never stops training, baseline or not,
+    # though it does not reset the patience: the first that does not improve stops it.
+    stopper = gn.EarlyStopping(patience=2, baseline=2.0)
+    history = build_regression().fit(x, y, epochs=6, validation_data=(x, y), verbose=0,
+                                     callbacks=[ScriptedLoss([2.5, 2.4, 2.3, 2.2, 3.0, 1.0]), stopper])
+    assert history.epoch == [0, 1, 2, 3, 4] and stopper.best_epoch == 3
+    # Nor does the first epoch, with patience 0 (Keras's ``epoch > 0``).
+    stopper = gn.EarlyStopping(patience=0, baseline=2.0)
+    history = build_regression().fit(x, y, epochs=3, validation_data=(x, y), verbose=0,
+                                     callbacks=[ScriptedLoss([2.5, 2.6, 1.0]), stopper])
+    assert history.epoch == [0, 1] and stopper.stopped_epoch == 1
+    capsys.readouterr()
     # beating the baseline resets the wait; the best epoch's weights come back, with a line saying so
     stopper = gn.EarlyStopping(patience=2, baseline=2.0, verbose=1)
     script = ScriptedLoss([2.5, 1.5, 1.6, 1.7, 1.0])

@@ -17,6 +17,7 @@ here, as in Keras; messages and progress bars count from 1.
 
 from ._base import Callback, History, check_hooks, wants  # noqa: F401 (check_hooks, wants: for fit, not callbacks)
 from ._checkpoints import BackupAndRestore, ModelCheckpoint
+from ._fit import ask_callbacks, release  # noqa: F401 (for fit, not callbacks)
 from ._control import EarlyStopping, LambdaCallback, LearningRateScheduler, ReduceLROnPlateau, TerminateOnNaN
 from ._logging import CSVLogger, StatsRecorder, TensorBoard
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import os
@@ -18,7 +19,7 @@ from ..errors import GraphError, TrainingError
 if TYPE_CHECKING:
     from ..graph import Graph
 
-__all__ = ["Callback", "History", "Monitor", "HOOKS", "ALIASES", "wants", "check_hook", "check_hooks", "check_logged",
+__all__ = ["Callback", "History", "Monitor", "HOOKS", "ALIASES", "ADDERS", "adds_to_logs", "wants", "check_hook", "check_hooks", "check_logged",
            "optimizer_of", "say", "check_verbose", "check_writable", "check_folder"]
 
 logger = logging.getLogger("graphnet.callbacks")
@@ -36,6 +37,10 @@ HOOKS = {
 #: Keras's other names for the batch hooks: a Callback may override either.
 ALIASES = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}
 
+#: The callbacks before the one being asked (:func:`check_logged`) that may add
+#: names of their own to an epoch's logs (set by ``fit`` while it asks each).
+ADDERS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("graphnet_log_adders", default=())
+
 #: Logged names whose larger values are better (``mode="auto"``).
 _LARGER_IS_BETTER = ("accuracy", "acc", "auc", "precision", "recall", "f1", "r2", "score")
 
@@ -45,8 +50,9 @@ class Callback:
 
     ``fit`` calls each hook with Keras's arguments, by position:
     ``on_train_begin(logs)``, ``on_epoch_begin(epoch, logs)``,
-    ``on_batch_begin(batch, logs)``, ``on_batch_end(batch, logs)`` (the
-    batch's ``loss``), ``on_epoch_end(epoch, logs)`` (the epoch's logged
+    ``on_train_batch_begin(batch, logs)``, ``on_train_batch_end(batch, logs)``
+    (the batch's ``loss``; by default these call Keras's older names,
+    ``on_batch_begin`` and ``on_batch_end``), ``on_epoch_end(epoch, logs)`` (the epoch's logged
     values; what a callback adds to them reaches the History, which is
     called last) and ``on_train_end(logs)`` (the last epoch's logged
     values, without what callbacks added, as in Keras).
@@ -101,19 +107,22 @@ class Callback:
         pass
 
     def on_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        """Before each update; Keras's ``on_train_batch_begin`` is its other name."""
-        self.on_train_batch_begin(batch, logs)
+        """Before each update (what :meth:`on_train_batch_begin` calls, as in Keras)."""
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        """After each update; ``logs`` holds the batch's ``loss``. Keras's
-        ``on_train_batch_end`` is its other name."""
-        self.on_train_batch_end(batch, logs)
+        """After each update; ``logs`` holds the batch's ``loss`` (what
+        :meth:`on_train_batch_end` calls, as in Keras)."""
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        pass
+        """Before each update: the hook ``fit`` calls. By default it calls
+        :meth:`on_batch_begin`, Keras's older name, so a subclass overrides
+        either (one that overrides both gets this one called, as in Keras)."""
+        self.on_batch_begin(batch, logs)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        pass
+        """After each update: the hook ``fit`` calls. By default it calls
+        :meth:`on_batch_end`, as in Keras."""
+        self.on_batch_end(batch, logs)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         pass
@@ -192,12 +201,9 @@ class Monitor(Callback):
         """
         logs = logs or {}
         if self.monitor not in logs:
-            hint = ""
-            if self.monitor.startswith("val_"):
-                hint = "; pass validation_data or validation_split to fit, or monitor 'loss'"
             raise GraphError(
                 f"{type(self).__name__}: monitor {self.monitor!r} is not among the logged "
-                f"values {sorted(logs)}{hint}"
+                f"values {sorted(logs)}{_hint(self.monitor, logs)}"
             )
         return float(logs[self.monitor])
 
@@ -250,6 +256,12 @@ def overrides(callback: Callback, hook: str) -> bool:
     return hook in vars(callback) or getattr(type(callback), hook) is not getattr(Callback, hook)
 
 
+def adds_to_logs(callback: Callback) -> bool:
+    """Whether ``callback`` may add names to an epoch's logs: one of the
+    user's (not graphnet's own) with an ``on_epoch_end``."""
+    return overrides(callback, "on_epoch_end") and not type(callback).__module__.startswith("graphnet.")
+
+
 def wants(callback: Callback, hook: str) -> bool:
     """Whether ``fit`` must call ``hook`` of ``callback``: it overrides the
     hook or Keras's other name for it."""
@@ -267,20 +279,30 @@ def check_logged(callback: Callback, what: str, names: list[str], params: dict[s
                  subject=None) -> None:
     """Refuse names the logs will not hold, before the first epoch trains.
 
-    The message calls a missing name ``what`` and the name (``monitor
-    'val_los'``), or ``subject(name)`` when given."""
+    A name none of ``fit``'s own will hold may still be added to the logs
+    by a callback of the user's that comes earlier in the list (Keras's
+    idiom: one computes a score in ``on_epoch_end``, the next monitors it):
+    it is then looked for when the epoch ends. The message calls a missing
+    name ``what`` and the name (``monitor 'val_los'``), or
+    ``subject(name)`` when given."""
     known = params.get("metrics")
-    if known is None:
+    if known is None or ADDERS.get():
         return
     missing = [n for n in names if n not in known]
     if missing:
-        hint = ""
-        if any(n.startswith("val_") for n in missing):
-            hint = "; pass validation_data or validation_split to fit, or monitor 'loss'"
         named = f"{what} {missing[0]!r}" if subject is None else subject(missing[0])
         raise GraphError(
-            f"{type(callback).__name__}: {named} is not among the logged values {sorted(known)}{hint}"
+            f"{type(callback).__name__}: {named} is not among the logged values {sorted(known)}"
+            f"{_hint(missing[0], known)}"
         )
+
+
+def _hint(name: str, known) -> str:
+    """What to do about ``name``, which the logs (``known``) do not hold."""
+    if name.startswith("val_") and not any(k.startswith("val_") for k in known):
+        return "; pass validation_data or validation_split to fit, or monitor 'loss'"
+    return ("; a name a callback of yours adds in on_epoch_end can be watched by a callback after it in "
+            "the list")
 
 
 def check_writable(callback: Callback, path) -> None:

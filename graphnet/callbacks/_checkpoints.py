@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._files import atomic_write
-from .._validation import check_bool, check_path
+from .._validation import check_bool, check_number, check_path
 from ..weights import refuse_non_finite
 from ..errors import GraphError
 from ._base import Callback, Monitor, check_folder, check_logged, check_verbose, check_writable, say
@@ -29,7 +29,8 @@ class ModelCheckpoint(Monitor):
     ----------
     path : str or PathLike
         May contain ``{epoch}`` and logged names, e.g.
-        ``"ckpt-{epoch:02d}-{val_loss:.3f}.gnet"``.
+        ``"ckpt-{epoch:02d}-{val_loss:.3f}.gnet"``. Keras's name for it,
+        ``filepath=``, is taken too.
     monitor : str
     save_best_only : bool
     mode : {"auto", "min", "max"}
@@ -42,14 +43,27 @@ class ModelCheckpoint(Monitor):
         (``np.load`` or ``g.load_weights`` read it).
     verbose : {0, 1}
         1 prints a line for each file saved.
+    initial_value_threshold : float, optional
+        With ``save_best_only``, the value an epoch must beat to be saved
+        first (Keras's option; by default the first epoch is saved).
 
     Every write is atomic: a checkpoint is whole or absent.
     """
 
-    def __init__(self, path: str | Path, monitor: str = "val_loss", save_best_only: bool = True,
-                 mode: str = "auto", save_weights_only: bool = False, verbose: int = 0):
+    def __init__(self, path: str | Path | None = None, monitor: str = "val_loss", save_best_only: bool = True,
+                 mode: str = "auto", save_weights_only: bool = False, verbose: int = 0, *,
+                 filepath: str | Path | None = None, initial_value_threshold: float | None = None):
         super().__init__(monitor, mode)
-        self.path = check_path(path, "ModelCheckpoint: path", "a file, e.g. 'best.gnet'")
+        where = "path"
+        if filepath is not None:
+            if path is not None:
+                raise GraphError("ModelCheckpoint: give the file to write as path or as filepath (Keras's name), "
+                                 f"not both; got path={path!r}, filepath={filepath!r}")
+            where, path = "filepath", filepath
+        self.path = check_path(path, f"ModelCheckpoint: {where}", "a file, e.g. 'best.gnet'")
+        self.initial_value_threshold = (None if initial_value_threshold is None else
+                                        check_number(initial_value_threshold,
+                                                     "ModelCheckpoint: initial_value_threshold"))
         self.fields = _template_fields(self.path)
         self.save_best_only = check_bool(save_best_only, "ModelCheckpoint: save_best_only")
         save_weights_only = check_bool(save_weights_only, "ModelCheckpoint: save_weights_only")
@@ -73,6 +87,8 @@ class ModelCheckpoint(Monitor):
 
     def on_train_begin(self, logs=None):
         self.best = math.inf if self.mode == "min" else -math.inf
+        if self.initial_value_threshold is not None:
+            self.best = self.initial_value_threshold
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

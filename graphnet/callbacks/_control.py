@@ -31,12 +31,12 @@ class EarlyStopping(Monitor):
         The least change that counts as an improvement.
     restore_best_weights : bool
         End training with the weights of the best epoch, whether or not it
-        stopped early (Keras restores only when it stops early, and its
-        default is False).
+        stopped early, as Keras does (whose default is False).
     mode : {"auto", "min", "max"}
     baseline : float, optional
-        An epoch counts as improving only when it also beats the baseline:
-        training stops after ``patience`` epochs that do not.
+        Keras's rule: ``patience`` counts the epochs since the value last
+        beat both the best so far and the baseline, and an epoch that beats
+        the best so far never stops training, baseline or not.
     start_from_epoch : int
         Epochs to wait before watching (warm-up), counted from 0.
     verbose : {0, 1}
@@ -66,19 +66,20 @@ class EarlyStopping(Monitor):
         if epoch < self.start_from_epoch:
             return
         self._last_epoch = epoch
+        self.wait += 1
         if self.improves(value):
             self.best, self.best_epoch = value, epoch
             if self.restore_best_weights:
                 self.best_weights = self.graph.get_weights()
             if self.baseline is None or self.improves(value, self.baseline):
                 self.wait = 0
-                return
-        self.wait += 1
-        if self.wait >= self.patience:
+            return  # an improving epoch never stops training (Keras's rule)
+        if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.graph.stop_training = True
+            beaten = self.baseline is None or (self.best_epoch is not None and self.improves(self.best, self.baseline))
             say(self, f"Epoch {epoch + 1}: early stopping ({self.monitor} has not improved on "
-                      f"{self.best:.6g} for {self.wait} epochs)" if self.best_epoch is not None else
+                      f"{self.best:.6g} for {self.wait} epochs)" if beaten else
                 f"Epoch {epoch + 1}: early stopping ({self.monitor} has not beaten the baseline "
                 f"{self.baseline:.6g} for {self.wait} epochs)")
 
@@ -149,6 +150,14 @@ class TerminateOnNaN(Callback):
     :attr:`error` keeps the TrainingError (epoch, batch, output), and a
     warning is logged.
 
+    Parameters
+    ----------
+    raise_error : bool
+        Keras's option: raise the :class:`~graphnet.TrainingError` (a
+        ``RuntimeError``) instead, so ``fit`` ends by it and no
+        ``on_train_end`` runs (the weights are still those from before the
+        bad step).
+
     Attributes
     ----------
     stopped_epoch, stopped_batch : int or None
@@ -156,18 +165,25 @@ class TerminateOnNaN(Callback):
     error : TrainingError or None
     """
 
+    def __init__(self, raise_error: bool = False):
+        super().__init__()
+        self.raise_error = check_bool(raise_error, "TerminateOnNaN: raise_error")
+
     def on_train_begin(self, logs=None):
         self.stopped_epoch = self.stopped_batch = self.error = None
 
     def on_non_finite(self, error):
         self.error, self.stopped_epoch, self.stopped_batch = error, error.epoch, error.batch
+        if self.raise_error:
+            return False
         logger.warning("%s: terminating training: %s", self.graph.name, error)
         return True
 
 
 class LearningRateScheduler(Callback):
     """Set the learning rate at the start of each epoch to ``schedule(epoch, lr)``
-    (or ``schedule(epoch)``), as Keras does, and log it as ``learning_rate``.
+    (or ``schedule(epoch)``), as Keras does, and log it as ``learning_rate``;
+    ``verbose=1`` prints Keras's line for each epoch's rate.
 
     Raises
     ------
@@ -178,12 +194,13 @@ class LearningRateScheduler(Callback):
 
     logs_learning_rate = True
 
-    def __init__(self, schedule):
+    def __init__(self, schedule, verbose: int = 0):
         super().__init__()
         if not callable(schedule):
             raise GraphError(f"LearningRateScheduler: schedule must be callable, got {schedule!r}")
         self.schedule = schedule
         self._with_lr = _takes_lr(schedule)
+        self.verbose = check_verbose(verbose, "LearningRateScheduler")
 
     def check_optimizer(self, optimizer):
         _refuse_schedule(self, optimizer)
@@ -196,6 +213,7 @@ class LearningRateScheduler(Callback):
             optimizer.learning_rate = lr
         except GraphError as exc:
             raise GraphError(f"LearningRateScheduler: epoch {epoch}: {exc}") from None
+        say(self, f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {optimizer.lr}.")
 
 
 def _takes_lr(schedule) -> bool:

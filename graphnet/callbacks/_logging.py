@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import time
 import uuid
 from pathlib import Path
@@ -61,7 +62,9 @@ class TensorBoard(Callback):
     ``epoch_OUTPUT_loss``, ..., and ``epoch_learning_rate``) and
     ``log_dir/validation`` (the ``val_`` values, under the same tags), as
     Keras's callback lays them out; ``tensorboard --logdir log_dir`` shows
-    them. Needs the optional ``tensorboardX`` package (its event records).
+    them. A tag keeps letters, digits and ``- _ . /`` (others become ``_``,
+    as in TensorBoard); logged names that would share a tag are refused
+    when ``fit`` begins. Needs the optional ``tensorboardX`` package (its event records).
     Each fit writes new event files (one per run) and closes them when it
     ends, however it ends; nothing is kept for the life of the process.
 
@@ -99,6 +102,14 @@ class TensorBoard(Callback):
     def set_params(self, params):
         super().set_params(params)
         check_folder(self, self.log_dir)  # before fit changes anything, not at the first write
+        written: dict[tuple[str, str], str] = {}
+        for key in params.get("metrics") or ():
+            run, tag = _run_and_tag(key)
+            other = written.setdefault((run, tag), key)
+            if other != key:
+                raise GraphError(f"TensorBoard: {other!r} and {key!r} would both be written as the tag {tag!r} "
+                                 f"of {run!r} (a tag keeps letters, digits and - _ . / only); rename an output or "
+                                 "a metric")
 
     def _write(self, run: str, tag: str, value: float, step: int) -> None:
         """One scalar into ``run``'s event file (made at its first scalar)."""
@@ -120,8 +131,7 @@ class TensorBoard(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
-            run, tag = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
-            self._write(run, f"epoch_{tag}", float(value), epoch)
+            self._write(*_run_and_tag(key), float(value), epoch)
         lr = optimizer_of(self).lr if self.graph.optimizer is not None else None
         if isinstance(lr, float) and "learning_rate" not in (logs or {}):  # one a callback logged is written above
             self._write("train", "epoch_learning_rate", lr, epoch)
@@ -214,3 +224,13 @@ class StatsRecorder(Callback):
 
     def __repr__(self) -> str:
         return f"StatsRecorder(every={self.every}, {len(self.records)} records)"
+
+
+#: What tensorboardX replaces in a tag (by ``_``), as its ``summary`` does.
+_NOT_IN_TAGS = re.compile(r"[^-/\w.]")
+
+
+def _run_and_tag(key: str) -> tuple[str, str]:
+    """The run (``train``, ``validation``) and the tag a logged name is written under."""
+    run, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+    return run, _NOT_IN_TAGS.sub("_", f"epoch_{name}").lstrip("/")

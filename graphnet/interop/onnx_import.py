@@ -171,12 +171,12 @@ class _Reader:
         for out_name, tensor in outputs:
             if tensor not in self.values:
                 raise ModelImportError(f"{self.builder.source}: output {out_name!r} is never computed")
-            node = self.node_of(self.values[tensor], tensor, _node_name(out_name))
+            node = self.node_of(self.values[tensor], tensor, _node_name(out_name, f"{self.builder.source}: the output"))
             if self.builder.nodes[node].kind == "input":
                 raise ModelImportError(f"{self.builder.source}: output {out_name!r} is an input passed through")
             if node in made:
                 raise ModelImportError(f"{self.builder.source}: output {out_name!r} repeats another output")
-            made[node], labels[node] = _node_name(out_name), out_name
+            made[node], labels[node] = out_name, out_name
         rename_outputs(self.builder, made, "ONNX name", labels)
         names = list(made.values())
         return self.builder.build(names, loss=loss, dtype=self.dtype,
@@ -208,7 +208,7 @@ class _Reader:
             batches[value.name] = batch
             self.dtype = elems[tensor.elem_type]
             self.values[value.name] = self.builder.add_input(
-                _node_name(value.name), int(size), f"input {value.name!r}"
+                _node_name(value.name, f"{self.builder.source}: the input"), int(size), f"input {value.name!r}"
             )
         self.builder.block_dtype = self.dtype
         check_batches(batches, self.builder.source)
@@ -485,13 +485,16 @@ class _Reader:
 
 
 
-def _node_name(tensor: str) -> str:
-    """The node name for a tensor: its own name when a node may carry it
-    (so imported inputs and outputs keep theirs, invisible characters
-    included), else its printable characters with ``->`` (which separates
-    weight keys) made ``_``."""
+def _node_name(tensor: str, io: str | None = None) -> str:
+    """The node name for a tensor: its own name when a node may carry it;
+    else a ModelImportError for an input or an output (``io``: what the
+    message calls it), which keeps its name (SPEC 7), and for another
+    tensor its printable characters with ``->`` (which separates weight
+    keys) made ``_``."""
     try:
         return check_name(tensor)
-    except GraphError:
+    except GraphError as exc:
+        if io is not None:
+            raise ModelImportError(f"{io} {tensor!r} cannot keep its name: {exc}; rename it in the model") from None
         name = "".join(ch for ch in tensor.replace("->", "_") if ch.isprintable()).strip()
         return name or "node"

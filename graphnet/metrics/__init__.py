@@ -59,7 +59,7 @@ from ._classification import (
     Recall,
     TopKAccuracy,
 )
-from ._metric import FunctionMetric, Metric
+from ._metric import FunctionMetric, Metric, result_of  # noqa: F401 (result_of: for the engine)
 from ._ranking import AUC
 from ._regression import MeanAbsoluteError, MeanSquaredError, R2Score, RootMeanSquaredError
 

@@ -18,16 +18,17 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import backend as backend_module
+from .._settings import Checked
 from .._text import clip, shown
 from .._validation import check_int, unbindable
 from ..errors import GraphError, ShapeError
 
-__all__ = ["Metric", "FunctionMetric", "as_rows", "row_weights", "class_labels", "ratio"]
+__all__ = ["Metric", "FunctionMetric", "result_of", "as_rows", "row_weights", "class_labels", "ratio"]
 
 _MERGES = ("sum", "concat")
 
 
-class Metric:
+class Metric(Checked):
     """Base class: a value over all the rows seen, from a mergeable state.
 
     Subclasses declare their state in ``__init__`` with :meth:`add_state`
@@ -261,13 +262,35 @@ class FunctionMetric(Metric):
             y_true = y_true.reshape(len(y_pred), -1)[:, 0] if y_true.ndim == 2 else y_true
         try:
             value = self.function(y_true, y_pred)
-            return float(value)
         except Exception as exc:  # a user's function: say which metric failed
             raise GraphError(f"metric {self.name!r}: the function raised {type(exc).__name__}: "
                              f"{clip(str(exc))}") from exc
+        number = value.item() if isinstance(value, np.ndarray) and value.size == 1 else value
+        if isinstance(number, (int, float, np.integer, np.floating, np.bool_)):
+            return float(number)
+        raise GraphError(f"metric {self.name!r}: the function must return one number, got {shown(value)}")
 
     def get_config(self):
         return {"name": self.name, "function": getattr(self.function, "__qualname__", repr(self.function))}
+
+
+def result_of(metric: Metric):
+    """``metric.result()``, checked for a metric written by a user: one
+    number (graphnet's own may give a device's 0-d array).
+
+    Raises
+    ------
+    GraphError
+        Naming the metric, for a result that is no number.
+    """
+    value = metric.result()
+    if type(metric).__module__.startswith("graphnet."):
+        return value
+    number = value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+    if isinstance(number, (int, float, np.integer, np.floating, np.bool_)):
+        return float(number)
+    raise GraphError(f"metric {metric.name!r} ({type(metric).__name__}): result() must return one number, got "
+                     f"{shown(value)}")
 
 
 def _refuse_unbindable(function: Callable, name: str) -> None:
