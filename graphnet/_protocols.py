@@ -49,6 +49,7 @@ import weakref
 import numpy as np
 
 from ._text import clip, shown
+from ._validation import read_only_view
 from .errors import GraphError
 
 __all__ = ["ACTIVATION", "LOSS", "CONFIG", "PARAMETERS", "adapt", "adapt_config", "check", "config", "is_parameter"]
@@ -277,19 +278,9 @@ def _backward(function, taken):
     return _named(backward, function)
 
 
-def _read_only(array):
-    """A view of a numpy ``array`` that a custom loss cannot write through
-    (the caller's targets, the engine's activations); a device's as it is."""
-    if not isinstance(array, np.ndarray):
-        return array
-    view = array.view()
-    view.flags.writeable = False
-    return view
-
-
 def _value(function, taken):
     def value(self, y, a, z=None, r=None, xp=np):
-        result = function(self, _read_only(y), _read_only(a), **_chosen(taken, r=r, xp=xp))
+        result = function(self, read_only_view(y), read_only_view(a), **_chosen(taken, r=r, xp=xp))
         if "r" in taken:  # the engine's own form: the (weighted) mean itself
             if not isinstance(result, (int, float)) or isinstance(result, bool):  # an array, or no number at all
                 _result(self, "value", result, (), a.dtype, "the mean loss, a scalar, when value takes r")
@@ -306,7 +297,7 @@ def _value(function, taken):
 
 def _gradient(function, taken):
     def gradient(self, y, a, r=None, xp=np):
-        result = function(self, _read_only(y), _read_only(a), **_chosen(taken, r=r, xp=xp))
+        result = function(self, read_only_view(y), read_only_view(a), **_chosen(taken, r=r, xp=xp))
         if "r" in taken:  # the engine's own form: the gradient of the (weighted) mean
             result = _result(self, "gradient", result, a.shape, a.dtype, "dL/da, an array of a's shape")
             return result if getattr(result, "flags", None) is None or result.flags.writeable else result.copy()

@@ -20,7 +20,8 @@ from ._text import shown
 from .errors import GraphError, ShapeError
 
 __all__ = ["is_int", "check_int", "is_number", "check_number", "check_bool", "check_allocation", "check_text",
-           "check_path", "unbindable", "is_dtype", "as_dtype", "check_finite", "non_finite_error"]
+           "check_path", "unbindable", "is_dtype", "as_dtype", "check_finite", "non_finite_error", "has_control",
+           "read_only_view"]
 
 
 def is_int(value: object, low: int | None = None, high: int | None = None) -> bool:
@@ -143,6 +144,17 @@ def check_allocation(elements: int, itemsize: int, what: str) -> None:
 _CONTROLS = frozenset({"Cc", "Zl", "Zp"})
 #: The bidirectional embeddings, overrides and isolates (a name that reads otherwise than it is).
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def read_only_view(array):
+    """A view of a numpy ``array`` that cannot be written through (what the
+    user's code is given to read: targets, activations); a device's array
+    as it is."""
+    if not isinstance(array, np.ndarray):
+        return array
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def has_control(text: str) -> bool:

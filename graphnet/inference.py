@@ -20,7 +20,7 @@ from . import metrics as metrics_module
 from ._compiled_forward import SMALL_ROWS
 from ._lazy import lazy_handler
 from ._locks import read_optimistically
-from ._validation import as_dtype, check_bool, check_finite, check_int
+from ._validation import as_dtype, check_bool, check_finite, check_int, read_only_view
 from ._data import (
     as_inputs,
     as_targets,
@@ -130,7 +130,6 @@ def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = Fa
     if len(results) == 1 and names is None:
         return next(iter(results.values()))
     return results
-
 
 
 def _short(x) -> bool:
@@ -303,8 +302,7 @@ class Tally:
         deferred = self.backend.deferred
         for name, bound in self.metrics.items():
             y, a, host = targets[name], predictions[name], None
-            if isinstance(a, np.ndarray):  # a metric observes: the engine's buffer and the caller's targets stay
-                y, a = _read_only(y), _read_only(a)
+            y, a = read_only_view(y), read_only_view(a)  # a metric observes: the engine's buffer, the caller's targets
             for _, metric in bound:
                 if deferred and not metric.device_arrays:  # host copies, made once per batch
                     host = host or (self.backend.to_host(y), self.backend.to_host(a))
@@ -478,13 +476,6 @@ def tally_arrays(graph: Graph, inputs, targets, chosen, chunk: int, weights=None
             predictions = {name: ws.a[slot] for name, slot in plan.outputs}
             tally.add(stop - start, losses, predictions, part_targets, weight_sums=sums)
     return tally
-
-
-def _read_only(array: np.ndarray) -> np.ndarray:
-    """A view of ``array`` that cannot be written through."""
-    view = array.view()
-    view.flags.writeable = False
-    return view
 
 
 def read_scalars(backend, values: dict) -> dict[str, float]:
