@@ -11,14 +11,17 @@ than one epoch. Each batch is checked as ``fit`` checks arrays, and an error
 names the epoch and the batch.
 
 An epoch begins only when its data has a batch (:meth:`BatchSource.more`
-looks one batch ahead in a generator): a generator that runs out ends
-training after its last batch's epoch, and one that yields nothing at all
-is refused.
+takes each epoch's first batch before the epoch begins): a generator that
+runs out ends training after its last batch's epoch, data that yields
+nothing at all is refused before anything changes, and a batch taken by a
+fit that then ends (an error, Ctrl-C) is kept for the next fit given the
+same generator.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
@@ -38,6 +41,9 @@ logger = logging.getLogger("graphnet.training")
 
 #: What :meth:`BatchSource.more` found when a generator had no batch left.
 _END = object()
+
+#: The batch a fit took ahead from a generator and did not train on (see :meth:`BatchSource.give_back`).
+_PENDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def is_batch_source(data) -> bool:
@@ -86,8 +92,14 @@ class BatchSource:
             )
         self.data = data
         self._iterator: Iterator | None = data if self.one_shot else None
-        self._ahead: list = []  # a one-shot iterator's batch taken by :meth:`more`, not yet trained on
+        self._ahead: list = []  # the batch :meth:`more` took, not yet trained on (or _END)
+        self._fresh: Iterator | None = None  # the iterator :meth:`more` made of an iterable, for its epoch
         self.spent = False  # a one-shot iterator that has run out
+        if self.one_shot:
+            try:  # what an earlier fit took ahead from this generator and did not train on
+                self._ahead = [_PENDING.pop(data)] if data in _PENDING else []
+            except TypeError:
+                pass
 
     @property
     def count(self) -> int | None:
@@ -97,9 +109,10 @@ class BatchSource:
         return len(self.data) if self.indexable else None
 
     def more(self, epoch: int, first: bool) -> bool:
-        """Whether epoch ``epoch`` has a batch to train on (asked before it
-        begins; a generator's next batch is taken now and trained on first);
-        False, with a warning, when a generator has run out.
+        """Whether epoch ``epoch`` has a batch to train on, asked before it
+        begins: the epoch's first batch is taken now (from a generator, or
+        a fresh iterator of an iterable) and trained on first. False, with
+        a warning, when there is none: training then stops.
 
         Raises
         ------
@@ -108,31 +121,43 @@ class BatchSource:
             used up, an empty Sequence): the fit would train nothing.
         """
         found_end = False
-        if self.one_shot and not self.spent and not self._ahead:
-            self._ahead = [next(self._iterator, _END)]
-            self.spent = found_end = self._ahead[0] is _END
-        if self.one_shot:
-            empty = not self._ahead or self._ahead[0] is _END
-        else:
-            empty = self.indexable and len(self.data) == 0
+        if not self.indexable and not self._ahead and not (self.one_shot and self.spent):
+            if not self.one_shot:
+                self._fresh = iter(self.data)
+            self._ahead = [next(self._iterator if self.one_shot else self._fresh, _END)]
+            found_end = self._ahead[0] is _END
+            self.spent = self.spent or (self.one_shot and found_end)
+        empty = len(self.data) == 0 if self.indexable else not self._ahead or self._ahead[0] is _END
         if empty and first:
+            purpose = "train on" if self.role == "fit" else "validate"
             raise GraphError(f"{self.role}: the data yielded no batches (a generator that was already used up, or "
-                             "an empty Sequence), so there is nothing to train on")
-        if found_end:  # (one that ran out within an epoch said so then)
+                             f"an empty Sequence), so there is nothing to {purpose}")
+        if found_end and not first:  # (one that ran out within an epoch said so then)
             logger.warning("%s: %s ran out of data before epoch %d; training stops", self.graph.name, self.role,
                            epoch + 1)
         return not empty
 
+    def give_back(self) -> None:
+        """A fit that ends before training the batch :meth:`more` took from a
+        generator leaves it for the next fit given the same generator (a
+        resumed one); a generator that cannot be weakly referenced loses it."""
+        if self.one_shot and self._ahead and self._ahead[0] is not _END:
+            try:
+                _PENDING[self._iterator] = self._ahead.pop()
+            except TypeError:
+                logger.debug("%s: a batch taken ahead from %s is lost", self.graph.name, type(self._iterator))
+
     def _items(self) -> Iterator:
-        """A one-shot iterator's batches, the one :meth:`more` took first."""
+        """The epoch's batches, the one :meth:`more` took first."""
+        rest = self._iterator if self.one_shot else self._fresh
         while self._ahead:
             item = self._ahead.pop()
             if item is _END:
                 return
             yield item
-        for item in self._iterator:
+        for item in rest:
             yield item
-        self.spent = True
+        self.spent = self.one_shot
 
     def epoch(self, epoch: int):
         """The next epoch's checked batches (fewer than ``steps`` when the data
@@ -140,7 +165,7 @@ class BatchSource:
         if self.indexable:
             items = (self.data[i] for i in range(len(self.data)))
         else:
-            items = self._items() if self.one_shot else iter(self.data)
+            items = self._items() if self.one_shot or self._ahead else iter(self.data)
         index = -1
         for index, item in enumerate(items):
             yield self.check(item, epoch, index)

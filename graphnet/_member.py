@@ -49,6 +49,11 @@ class Member:
         self._replaced_in = self._graph.name if replaced and self._graph is not None else None
         self._graph = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_replaced_in", None)  # a copy took nobody's place
+        return state
+
     def _what(self) -> str:
         """How a message names this member (``node 'h'``; a synapse says otherwise)."""
         return f"node {self.name!r}"

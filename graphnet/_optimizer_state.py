@@ -107,6 +107,10 @@ class Optimizer(Checked):
         self._in_place: np.ndarray | None = None
         self._finite_grads = False
 
+    def check_setting(self, key: str, value) -> None:
+        if key == "lr":  # None means the default when made; set, it is no rate
+            resolve_lr(self, value, None, None)
+
     def adopt_setting(self, key: str, remade) -> None:
         """A checked setting (``opt.lr = 0.01``) changes that setting alone:
         the state this optimizer keeps stays, so a setting that would change

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _frames, _tabular
 from ._text import preview, shown
-from ._validation import as_dtype, non_finite_error
+from ._validation import as_dtype, check_allocation, non_finite_error
 from .errors import GraphError, ShapeError
 from .nodes import Input, Output
 
@@ -189,9 +189,16 @@ def encode_labels(node: Output, y) -> np.ndarray:
     return codes
 
 
-def one_hot(codes, size: int, dtype, xp=np):
+def one_hot(codes, size: int, dtype, xp=np, what: str = "a one-hot table"):
     """A categorical input's codes as its one-hot rows of ``size`` columns
-    (column 0: unknown or missing), in ``dtype``."""
+    (column 0: unknown or missing), in ``dtype``.
+
+    Raises
+    ------
+    GraphError
+        Naming ``what``, when they would not fit in memory.
+    """
+    check_allocation(codes.shape[0] * size, np.dtype(dtype).itemsize, what)
     rows = xp.zeros((codes.shape[0], size), dtype=dtype)
     rows[xp.arange(codes.shape[0]), codes] = 1
     return rows

@@ -232,8 +232,7 @@ class _ClusterTrainer(Trainer):
     def step(self, inputs, targets, rows: int, where=None, tally: Tally | None = None,
              weights=None) -> float:
         with self.graph.lock.writing():
-            if self.plan.version != self.graph.version:  # a callback edited the graph
-                self._follow()  # the ranks hear of it before the step (Steps.run)
+            self.catch_up()  # an edit, another optimizer: the ranks hear of it before the step (Steps.run)
             return self.steps.run(self, inputs, where, tally)
 
 

@@ -123,7 +123,8 @@ def predict(graph: Graph, x, batch_size: int | None = None, as_device: bool = Fa
             results = _activations(graph, x, batch_size, names)
     backend = graph.backend
     if names is not None:  # a categorical input's activations are its one-hot rows
-        results = {name: one_hot(array, graph.nodes[name].size, graph.dtype, backend.xp) if array.ndim == 1
+        results = {name: one_hot(array, graph.nodes[name].size, graph.dtype, backend.xp,
+                                 f"predict: input {name!r} as one-hot rows") if array.ndim == 1
                    else array for name, array in results.items()}
     if not as_device and backend.deferred:  # one transfer per output, at the end
         results = {name: backend.to_host(array) for name, array in results.items()}

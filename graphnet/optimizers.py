@@ -148,6 +148,13 @@ class Adam(Optimizer):
         self.beta2 = fraction("beta2", _either(self, "beta2", beta2, "beta_2", beta_2), self)
         self.eps = positive("eps", _either(self, "eps", eps, "epsilon", epsilon), self)
 
+    beta_1 = property(lambda self: self.beta1, lambda self, value: setattr(self, "beta1", value),
+                      doc="Keras's name for :attr:`beta1`.")
+    beta_2 = property(lambda self: self.beta2, lambda self, value: setattr(self, "beta2", value),
+                      doc="Keras's name for :attr:`beta2`.")
+    epsilon = property(lambda self: self.eps, lambda self, value: setattr(self, "eps", value),
+                       doc="Keras's name for :attr:`eps`.")
+
     def bind(self, layout, dtype, backend=CPU, tokens=None, frozen=None) -> None:
         super().bind(layout, dtype, backend, tokens, frozen)
         # Compiled here, before the first step, where Ctrl-C cannot tear it (see graphnet._kernels).

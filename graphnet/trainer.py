@@ -104,10 +104,7 @@ class Trainer:
         deferred: call :meth:`settle` to learn whether the steps landed.
         """
         with self.graph.lock.writing():
-            if self.plan.version != self.graph.version:
-                self._follow()
-            if self.graph.optimizer is not self.optimizer and self.graph.optimizer is not None:
-                self.adopt_optimizer()  # replaced since the last step (compile, or g.optimizer = ...)
+            self.catch_up()
             total, losses, _, penalty, sums = self.gradient(inputs, targets, rows, where, weights, tally)
             if tally is not None:
                 tally.add(rows, losses, penalty=penalty, weight_sums=sums)  # its metrics counted in gradient
@@ -145,6 +142,15 @@ class Trainer:
             raise self._error(failure.where, failure.describe(self.optimizer.name) + " (seen on the "
                               f"{self.backend.name} device at the end of the logging interval)")
         return read
+
+    def catch_up(self) -> None:
+        """Follow what a callback changed since the last step: an edit (the
+        recompiled plan), another optimizer (``compile(optimizer=...)``,
+        ``g.optimizer = ...``)."""
+        if self.plan.version != self.graph.version:
+            self._follow()
+        if self.graph.optimizer is not self.optimizer and self.graph.optimizer is not None:
+            self.adopt_optimizer()
 
     def adopt_optimizer(self) -> None:
         """Train with the graph's optimizer when it was replaced (a backup
@@ -375,57 +381,58 @@ class Trainer:
             for cb in begins:
                 cb.on_train_batch_begin(batch, {})
 
-        ended = 0  # callbacks whose on_train_end ran
-        try:
-            graph.stop_training = False
-            for cb in callbacks:
-                cb.on_train_begin({})
-            self.adopt_optimizer()  # a callback may have restored one (BackupAndRestore)
-            resumed = [epoch for cb in callbacks if (epoch := cb.resume_epoch()) is not None]
-            rate_logged = any(cb.logs_learning_rate for cb in callbacks)
-            start = max(resumed, default=initial_epoch)
-            logged: dict[str, float] = {}  # the last epoch's, for on_train_end
-            with quiet_overflow(), contextlib.closing(progress), graph.fitting():
-                for epoch in range(start, epochs):
-                    if more is not None and not more(epoch, epoch == start):
-                        break
-                    for cb in callbacks:
-                        cb.on_epoch_begin(epoch, {})
-                    progress.epoch_begin(epoch)
-                    tally = Tally(graph, chosen)
-                    try:
-                        self.run_epoch(epoch_batches(epoch), tally, (epoch, epochs, batches), on_batch_end,
-                                       on_batch_begin if begins else None, every, progress.live)
-                    except TrainingError as error:
-                        if not any([cb.on_non_finite(error) for cb in callbacks]):
-                            raise
-                        graph.stop_training = True  # quietly (TerminateOnNaN): the step was not applied
-                        logs = {**tally.logs(), "loss": math.nan}
-                    else:
-                        if not tally.rows:  # an iterable that gave no batch this time
-                            if epoch == start:
-                                raise GraphError("fit: the data yielded no batches, so there is nothing to "
-                                                 "train on")
+        with graph.fitting():  # edits a fit cannot follow are refused, from on_train_begin to on_train_end
+            ended = 0  # callbacks whose on_train_end ran
+            try:
+                graph.stop_training = False
+                for cb in callbacks:
+                    cb.on_train_begin({})
+                self.adopt_optimizer()  # a callback may have restored one (BackupAndRestore)
+                resumed = [epoch for cb in callbacks if (epoch := cb.resume_epoch()) is not None]
+                rate_logged = any(cb.logs_learning_rate for cb in callbacks)
+                start = max(resumed, default=initial_epoch)
+                logged: dict[str, float] = {}  # the last epoch's, for on_train_end
+                with quiet_overflow(), contextlib.closing(progress):
+                    for epoch in range(start, epochs):
+                        if more is not None and not more(epoch, epoch == start):
                             break
-                        logs = tally.logs()
-                    if validate is not None:
-                        logs.update(validate())
-                    logged = dict(logs)  # as Keras: on_train_end sees the epoch's values, not what callbacks add
-                    if rate_logged:  # the rate this epoch trained with, before a callback changes it (a
-                        logs["learning_rate"] = self.optimizer.current_lr()  # schedule: its value now, as Keras's)
-                    for cb in callbacks:
-                        cb.on_epoch_end(epoch, logs)
-                    # After the callbacks, as Keras's progress bar: the line shows what they added.
-                    progress.epoch_end(epoch, logs)
-                    logger.info("%s: epoch %d/%d - %s", graph.name, epoch + 1, epochs, format_logs(logs))
-                    if graph.stop_training:
-                        break
-            for cb in callbacks:
-                cb.on_train_end(logged)
-                ended += 1
-        except BaseException:  # an error, a refusal, Ctrl-C: on_train_end is not called (as in Keras)
-            release(callbacks[ended:])  # close() instead of on_train_end: not for those it reached
-            raise
+                        for cb in callbacks:
+                            cb.on_epoch_begin(epoch, {})
+                        progress.epoch_begin(epoch)
+                        tally = Tally(graph, chosen)
+                        try:
+                            self.run_epoch(epoch_batches(epoch), tally, (epoch, epochs, batches), on_batch_end,
+                                           on_batch_begin if begins else None, every, progress.live)
+                        except TrainingError as error:
+                            if not any([cb.on_non_finite(error) for cb in callbacks]):
+                                raise
+                            graph.stop_training = True  # quietly (TerminateOnNaN): the step was not applied
+                            logs = {**tally.logs(), "loss": math.nan}
+                        else:
+                            if not tally.rows:  # an iterable that gave no batch this time
+                                if epoch == start:
+                                    raise GraphError("fit: the data yielded no batches, so there is nothing to "
+                                                     "train on")
+                                break
+                            logs = tally.logs()
+                        if validate is not None:
+                            logs.update(validate())
+                        logged = dict(logs)  # as Keras: on_train_end sees the epoch's values, not what callbacks add
+                        if rate_logged:  # the rate this epoch trained with, before a callback changes it (a
+                            logs["learning_rate"] = self.optimizer.current_lr()  # schedule: its value now, as Keras's)
+                        for cb in callbacks:
+                            cb.on_epoch_end(epoch, logs)
+                        # After the callbacks, as Keras's progress bar: the line shows what they added.
+                        progress.epoch_end(epoch, logs)
+                        logger.info("%s: epoch %d/%d - %s", graph.name, epoch + 1, epochs, format_logs(logs))
+                        if graph.stop_training:
+                            break
+                for cb in callbacks:
+                    cb.on_train_end(logged)
+                    ended += 1
+            except BaseException:  # an error, a refusal, Ctrl-C: on_train_end is not called (as in Keras)
+                release(callbacks[ended:])  # close() instead of on_train_end: not for those it reached
+                raise
         return history
 
     def _error(self, where, what: str, output: str | None = None, record=None):

@@ -276,13 +276,17 @@ def fit(
             raise GraphError("fit: steps_per_epoch is for x that yields batches; arrays are split into "
                              "batches of batch_size")
         forget = adapt_for_fit(graph, x, y, validation_split)  # what was never adapted: training rows only
+    taken = [source] if source is not None else []  # batch sources, which may take a batch ahead
     try:  # a refusal from here on forgets that adapt too: a refused fit changes nothing
         if source is None:
             inputs, targets, rows = _batch_data(graph, x, y)
             if rows == 0:
                 raise ShapeError("fit: the data has no rows")
             weights = as_weights(graph, sample_weight, class_weight, targets, rows)
+        else:
+            source.more(initial_epoch, first=True)  # data with no batch is refused before anything changes
         validation = _validation_data(graph, validation_data, validation_steps, runs)
+        taken += [validation] if isinstance(validation, BatchSource) else []
         held = holdout_rows(rows, validation_split) if validation_split else 0
         keys = metrics_module.log_keys(graph, chosen)
         if validation_split or validation is not None:
@@ -300,6 +304,8 @@ def fit(
     except BaseException:  # a refusal (a user's callback may raise anything), or an interrupt
         forget()
         release(callbacks)
+        for batches in taken:
+            batches.give_back()
         raise
     current = [initial_epoch]
     if source is None:
@@ -330,18 +336,23 @@ def fit(
             logs = _evaluate_batches(graph, validation, current[0], chosen, chunk)
         return {f"val_{k}": v for k, v in logs.items()}
 
-    return trainer.run(
-        epochs,
-        epoch_batches,
-        count,
-        metrics=chosen,
-        validate=validate if validation is not None else None,
-        callbacks=callbacks,
-        progress=Progress(verbose, epochs, count),
-        initial_epoch=initial_epoch,
-        params=params,
-        more=None if source is None else source.more,
-    )
+    try:
+        return trainer.run(
+            epochs,
+            epoch_batches,
+            count,
+            metrics=chosen,
+            validate=validate if validation is not None else None,
+            callbacks=callbacks,
+            progress=Progress(verbose, epochs, count),
+            initial_epoch=initial_epoch,
+            params=params,
+            more=None if source is None else source.more,
+        )
+    except BaseException:  # a batch taken ahead and not trained on waits for the next fit
+        for batches in taken:
+            batches.give_back()
+        raise
 
 
 def _validation_data(graph: Graph, data, steps: int | None, runs: int):
@@ -352,7 +363,9 @@ def _validation_data(graph: Graph, data, steps: int | None, runs: int):
             raise GraphError("fit: validation_steps needs validation_data that yields batches")
         return None
     if is_batch_source(data):
-        return BatchSource(graph, data, "validation_data", steps, None, runs)
+        source = BatchSource(graph, data, "validation_data", steps, None, runs)
+        source.more(0, first=True)  # no batch at all: refused before an epoch trains
+        return source
     if steps is not None:
         raise GraphError("fit: validation_steps is for validation_data that yields batches; arrays are "
                          "evaluated whole")

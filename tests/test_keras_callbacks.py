@@ -239,5 +239,110 @@ def test_data_that_yields_no_batch_is_refused(data):
         def __iter__(self):
             return iter(())
 
-    with pytest.raises(GraphError, match="fit: the data yielded no batches, so there is nothing to train on"):
+    with pytest.raises(GraphError, match=r"fit: the data yielded no batches \(.*\), so there is nothing to train on"):
         g.fit(Again(), epochs=2, verbose=0)
+
+
+def test_a_refused_fit_leaves_no_backup_and_no_optimizer(data, tmp_path):
+    g = build_regression()
+    optimizer = g.optimizer
+    backup = gn.callbacks.BackupAndRestore(tmp_path / "bk")
+    with pytest.raises(GraphError, match="fit: the data yielded no batches"):
+        g.fit(iter([]), epochs=1, verbose=0, callbacks=[backup])
+    assert not (tmp_path / "bk").exists() and g.optimizer is optimizer
+
+
+def test_a_batch_taken_ahead_waits_for_the_next_fit_on_the_same_generator(data, tmp_path):
+    x, y = data
+
+    def batches():
+        for i in range(10**6):
+            j = (10 * i) % 80
+            yield x[j:j + 10], y[j:j + 10]
+
+    class Interrupt(gn.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    shared = batches()
+    with pytest.raises(KeyboardInterrupt):
+        build_regression().fit(shared, epochs=4, steps_per_epoch=2, verbose=0,
+                               callbacks=[gn.callbacks.BackupAndRestore(tmp_path / "bk"), Interrupt()])
+    resumed = build_regression()
+    resumed.fit(shared, epochs=4, steps_per_epoch=2, verbose=0,
+                callbacks=[gn.callbacks.BackupAndRestore(tmp_path / "bk")])
+    straight = build_regression()
+    straight.fit(batches(), epochs=4, steps_per_epoch=2, verbose=0)
+    for key, value in straight.get_weights().items():
+        np.testing.assert_array_equal(value, resumed.get_weights()[key])
+
+
+def test_an_iterable_that_gives_nothing_in_a_later_epoch_ends_training_before_it(data, caplog):
+    x, y = data
+    source = iter([(x[:40], y[:40]), (x[40:], y[40:])])
+
+    class Draining:  # iterable afresh each epoch, but over one stream
+        def __iter__(self):
+            return (batch for batch in source)
+
+    events = Events()
+    rates = gn.callbacks.LearningRateScheduler(lambda epoch: 0.01 * (epoch + 1))
+    g = build_regression()
+    with caplog.at_level(logging.WARNING, logger="graphnet"):
+        history = g.fit(Draining(), epochs=3, verbose=0, callbacks=[events, rates])
+    assert history.epoch == [0] and [e for e in events.events if e[0] != "batch"] == [("begin", 0), ("end", 0)]
+    assert g.optimizer.lr == pytest.approx(0.01)
+    assert [r.getMessage() for r in caplog.records] == ["reg: fit ran out of data before epoch 2; training stops"]
+
+
+def test_validation_data_with_no_batch_is_refused_before_training(data):
+    x, y = data
+    g = build_regression()
+    before = g.get_weights()
+    with pytest.raises(GraphError, match=r"validation_data: the data yielded no batches .* nothing to validate"):
+        g.fit(x, y, epochs=1, verbose=0, validation_data=iter([]))
+    assert all(np.array_equal(before[k], g.get_weights()[k]) for k in before)
+
+
+def test_a_validation_figure_without_validation_is_refused_before_training_whatever_the_callbacks(data):
+    x, y = data
+
+    class Printer(gn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            pass
+
+    g = build_regression()
+    before = g.get_weights()
+    with pytest.raises(GraphError, match="monitor 'val_loss' is not among the logged values .*pass validation_data"):
+        g.fit(x, y, epochs=2, verbose=0, callbacks=[Printer(), gn.EarlyStopping()])
+    assert all(np.array_equal(before[k], g.get_weights()[k]) for k in before)
+    # A LambdaCallback's on_epoch_end may add a name too.
+    score = gn.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: logs.update(score=-logs["loss"]))
+    stop = gn.EarlyStopping(monitor="score", patience=1)
+    history = g.fit(x, y, epochs=2, verbose=0, callbacks=[score, stop])
+    assert history.history["score"] == [-v for v in history.history["loss"]]
+
+
+def test_reduce_lr_on_plateau_refuses_a_schedule_given_mid_fit(data):
+    x, y = data
+    g = build_regression()
+    g.optimizer = gn.optimizers.SGD(lr=0.1)
+
+    def swap(epoch, logs):
+        if epoch == 0:
+            g.optimizer = gn.optimizers.SGD(lr=gn.schedules.ExponentialDecay(0.1, 10, 0.5))
+
+    with pytest.raises(GraphError, match="ReduceLROnPlateau: the optimizer's learning rate is a schedule"):
+        g.fit(x, y, epochs=3, verbose=0, callbacks=[gn.callbacks.LambdaCallback(on_epoch_end=swap),
+                                                    gn.callbacks.ReduceLROnPlateau(monitor="loss", patience=0,
+                                                                                   min_delta=1e9)])
+
+
+def test_tensorboard_refuses_added_names_that_share_a_tag(data, tmp_path):
+    pytest.importorskip("tensorboardX")
+    x, y = data
+    both = gn.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: logs.update({"a b": 1.0, "a,b": 2.0}))
+    with pytest.raises(GraphError, match=r"TensorBoard: 'a b' and 'a,b' would both be written as the tag 'epoch_a_b'"):
+        build_regression().fit(x, y, epochs=1, verbose=0,
+                               callbacks=[both, gn.callbacks.TensorBoard(tmp_path / "logs")])

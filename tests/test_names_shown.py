@@ -157,3 +157,20 @@ def test_the_attributions_table_keeps_long_input_names_apart(rng):
     g.connect([a, b], "y")
     text = g.attributions({a: rng.normal(size=(4, 2)), b: rng.normal(size=(4, 2))}, steps=4).text()
     assert a in text and b in text and max(map(len, text.splitlines())) <= 80
+
+
+@needs_dot
+def test_the_html_pages_group_frames_show_names_exactly(tmp_path):
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    names = ["&lt;", "mid", "&amp;"]
+    previous = "x"
+    for name in names:
+        g.add_hidden(name, 3)
+        g.connect(previous, name)
+        previous = name
+    g.add_output("y", 1)
+    g.connect(previous, "y")
+    g.render(tmp_path / "page.html")
+    page = (tmp_path / "page.html").read_text()
+    assert html.escape("&lt; … &amp; ×3") in page or "&amp;lt; … &amp;amp; ×3" in page

@@ -182,3 +182,77 @@ def test_objects_an_edit_replaced_refuse_changes_that_would_reach_nothing():
     lone.remove("h")
     hidden.dropout = 0.25
     assert hidden.dropout == 0.25
+
+
+def test_settings_are_checked_on_parts_unpickled_anywhere():
+    import pickle
+    import subprocess
+    import sys
+
+    huber = pickle.loads(pickle.dumps(gn.losses.Huber(1.0)))
+    huber.__dict__.pop("_building", None)  # as an older version pickled it
+    with pytest.raises(GraphError, match="huber: delta must be > 0"):
+        huber.delta = -1.0
+    g = small(activation=gn.activations.LeakyReLU(0.1))
+    code = ("import pickle, sys, graphnet as gn\n"
+            "g = pickle.loads(sys.stdin.buffer.read())\n"
+            "try:\n    g['h'].activation.negative_slope = float('nan')\n"
+            "except gn.GraphError as e:\n    print('refused:', e)\n")
+    done = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(g), capture_output=True, check=True)
+    assert done.stdout.decode().startswith("refused: leaky_relu: negative_slope")
+
+
+def test_kerass_names_of_adams_settings_are_its_settings():
+    adam = gn.optimizers.Adam(beta_1=0.5)
+    adam.beta_1, adam.epsilon = 0.7, 1e-6
+    assert (adam.beta1, adam.eps, adam.beta_2) == (0.7, 1e-6, adam.beta2)
+    assert adam.get_config()["beta1"] == 0.7
+    with pytest.raises(GraphError, match="adam: eps must be a positive finite number"):
+        adam.epsilon = -1.0
+    with pytest.raises(GraphError, match="adam: lr must be a finite number >= 0 or a schedule, got None"):
+        adam.lr = None
+    del adam.clipnorm  # an attribute like any other
+    adam.clipnorm = 1.0
+
+
+def test_a_metrics_name_set_later_is_checked_when_it_is_used(rng):
+    x, y = regression_data(rng)
+    metric = gn.metrics.MeanAbsoluteError()
+    metric.name = "my mae"
+    with pytest.raises(GraphError, match="MeanAbsoluteError: name must be an identifier, got 'my mae'"):
+        small().evaluate(x, y, metrics=[metric])
+
+
+def test_a_copy_of_a_replaced_node_took_nobodys_place():
+    import copy
+
+    g = small()
+    old = g["h"]
+    g.widen("h", 6)
+    spare = copy.deepcopy(old)
+    spare.dropout = 0.2
+    assert spare.dropout == 0.2
+    with pytest.raises(GraphError, match="no longer in graph"):
+        old.dropout = 0.2
+
+
+def test_predict_refuses_one_hot_rows_larger_than_memory():
+    g = gn.Graph(seed=0)
+    g.add_input("c", categories=list(range(2_000_000)))
+    g.add_output("y", 1)
+    g.connect("c", "y")
+    x = {"c": np.arange(50_000) % 1000}
+    assert g.predict(x).shape == (50_000, 1)
+    with pytest.raises(GraphError, match=r"predict: input 'c' as one-hot rows needs [\d,]+ bytes"):
+        g.predict(x, outputs=["c"])
+
+
+def test_keras_hidden_layers_named_with_control_characters_keep_their_printable_part():
+    keras = pytest.importorskip("keras")
+    inputs = keras.Input((3,), name="x")
+    hidden = keras.layers.Dense(4, activation="relu", name="dense\x1b")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="y")(hidden))
+    g = gn.from_keras(model)
+    assert "dense" in g.nodes and g.outputs == ["y"]
+    x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    np.testing.assert_allclose(g.predict(x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

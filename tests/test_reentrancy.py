@@ -243,3 +243,19 @@ def test_predict_gives_a_categorical_inputs_one_hot_rows():
     assert g.statistics(frame)["c"].mean == pytest.approx(rows.mean())
     many = g.predict(pd.DataFrame({"c": ["b"] * 5000}), outputs=["c", "y"])
     assert many["c"].shape == (5000, 4) and many["c"][:, 2].all()
+
+
+def test_an_edit_in_on_train_begin_that_fit_could_not_follow_is_refused(data):
+    x, y = data
+    g = model()
+    refused = []
+
+    def add(logs):
+        try:
+            g.add_output("o2", 1)
+        except GraphError as error:
+            refused.append(str(error))
+
+    g.fit(x, y, epochs=1, verbose=0, callbacks=[gn.callbacks.LambdaCallback(on_train_begin=add)])
+    assert refused and "is training: adding the output 'o2' is refused" in refused[0]
+    assert g.outputs == ["dense_1"]

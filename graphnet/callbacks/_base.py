@@ -34,7 +34,8 @@ HOOKS = {
     "on_train_end": ("logs",),
 }
 
-#: Keras's other names for the batch hooks: a Callback may override either.
+#: Keras's names for the batch hooks (what ``fit`` calls; by default they call the older
+#: names): a Callback may override either.
 ALIASES = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}
 
 #: The callbacks before the one being asked (:func:`check_logged`) that may add
@@ -257,8 +258,11 @@ def overrides(callback: Callback, hook: str) -> bool:
 
 
 def adds_to_logs(callback: Callback) -> bool:
-    """Whether ``callback`` may add names to an epoch's logs: one of the
-    user's (not graphnet's own) with an ``on_epoch_end``."""
+    """Whether ``callback`` may add names to an epoch's logs: one with an
+    ``on_epoch_end`` of the user's (in a class of theirs, or given to a
+    ``LambdaCallback``)."""
+    if "on_epoch_end" in vars(callback):
+        return True
     return overrides(callback, "on_epoch_end") and not type(callback).__module__.startswith("graphnet.")
 
 
@@ -282,13 +286,17 @@ def check_logged(callback: Callback, what: str, names: list[str], params: dict[s
     A name none of ``fit``'s own will hold may still be added to the logs
     by a callback of the user's that comes earlier in the list (Keras's
     idiom: one computes a score in ``on_epoch_end``, the next monitors it):
-    it is then looked for when the epoch ends. The message calls a missing
+    it is then looked for when the epoch ends, except a validation figure
+    (``val_loss``) in a fit without validation. The message calls a missing
     name ``what`` and the name (``monitor 'val_los'``), or
     ``subject(name)`` when given."""
     known = params.get("metrics")
-    if known is None or ADDERS.get():
+    if known is None:
         return
     missing = [n for n in names if n not in known]
+    if ADDERS.get():  # only a validation figure without validation is settled now
+        missing = [n for n in missing if n.startswith("val_") and n[4:] in known
+                   and not any(k.startswith("val_") for k in known)]
     if missing:
         named = f"{what} {missing[0]!r}" if subject is None else subject(missing[0])
         raise GraphError(

@@ -131,6 +131,7 @@ class ReduceLROnPlateau(Monitor):
         self.wait += 1
         if self.wait >= self.patience:
             optimizer = optimizer_of(self)
+            _refuse_schedule(self, optimizer)  # one given since (a callback's compile(optimizer=...))
             old = optimizer.lr
             new = max(old * self.factor, self.min_lr)
             if new < old:

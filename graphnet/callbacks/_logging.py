@@ -130,8 +130,13 @@ class TensorBoard(Callback):
             self._write("train", "batch_loss", float(logs["loss"]), self._batches)
 
     def on_epoch_end(self, epoch, logs=None):
+        written: dict[tuple[str, str], str] = {}
         for key, value in (logs or {}).items():
-            self._write(*_run_and_tag(key), float(value), epoch)
+            run, tag = _run_and_tag(key)
+            if written.setdefault((run, tag), key) != key:  # a name a callback added: found only now
+                raise GraphError(f"TensorBoard: {written[(run, tag)]!r} and {key!r} would both be written as "
+                                 f"the tag {tag!r} of {run!r} (a tag keeps letters, digits and - _ . / only)")
+            self._write(run, tag, float(value), epoch)
         lr = optimizer_of(self).lr if self.graph.optimizer is not None else None
         if isinstance(lr, float) and "learning_rate" not in (logs or {}):  # one a callback logged is written above
             self._write("train", "epoch_learning_rate", lr, epoch)

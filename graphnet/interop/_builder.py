@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from .. import activations, losses
-from .._validation import check_allocation, check_int
+from .._validation import check_allocation, check_int, has_control
 from ..errors import GraphError, ModelImportError
 from .._parameters import bias_key, weight_key
 from ..layers import default_loss
@@ -150,7 +150,10 @@ class Builder:
         or ``(node name, weight, trainable)`` to set that synapse's own flag.
         ``regularizer`` (each synapse's) and ``bias_regularizer`` are
         :mod:`graphnet.regularizers` configs: a kernel's penalty split by rows
-        over several synapses sums to the kernel's."""
+        over several synapses sums to the kernel's. A layer's name no node
+        may carry (``->``, control characters) becomes its printable part."""
+        if "->" in name or has_control(name):
+            name = self.unique("".join(ch for ch in name.replace("->", "_") if ch.isprintable()).strip() or "dense")
         self._check_new(name, origin)
         size = _positive(size, origin or name)
         seen = set()

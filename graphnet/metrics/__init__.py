@@ -109,6 +109,8 @@ def get(identifier) -> Metric:
     if isinstance(identifier, (str, Mapping, Metric)):
         metric = lookup(identifier, METRICS, "metric", Metric, "a Metric")
         _refuse_unwritten(type(metric))
+        if not (isinstance(metric.name, str) and metric.name.isidentifier()):  # one set after it was made
+            raise GraphError(f"{type(metric).__name__}: name must be an identifier, got {shown(metric.name)}")
         given = identifier if isinstance(identifier, str) else None
         if isinstance(identifier, Mapping) and isinstance(identifier.get("name"), str):
             given = identifier["name"]
