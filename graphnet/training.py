@@ -228,7 +228,7 @@ def fit(
         to ``epochs - 1`` run.
     validation_batch_size : int, optional
         Rows per pass when validating arrays: it bounds the memory, not the
-        results. By default ``batch_size``, or more (8,192) where it is small.
+        results. By default ``batch_size``, or more (4,096) where it is small.
     validation_freq : int
         Keras's option: graphnet validates after every epoch, so only 1 is
         taken; another value is refused.

@@ -19,7 +19,8 @@ from ..errors import GraphError, TrainingError
 if TYPE_CHECKING:
     from ..graph import Graph
 
-__all__ = ["Callback", "History", "Monitor", "HOOKS", "ALIASES", "ADDERS", "adds_to_logs", "wants", "check_hook", "check_hooks", "check_logged",
+__all__ = ["Callback", "History", "Monitor", "HOOKS", "ALIASES", "ADDERS", "adds_to_logs", "wants", "check_hook",
+           "check_hooks", "check_logged",
            "optimizer_of", "say", "check_verbose", "check_writable", "check_folder"]
 
 logger = logging.getLogger("graphnet.callbacks")
