@@ -16,13 +16,16 @@ free text (:func:`dot_text`)
 HTML-like labels (:func:`label_text`)
     The same replacements run on them after their entities are read: a
     backslash is written twice, after HTML's own escapes.
+a cluster's label (:func:`cluster_label`)
+    Entities are read and a doubled backslash is one, but nothing is
+    replaced: the HTML-like label's text, quoted.
 """
 
 from __future__ import annotations
 
 import html
 
-__all__ = ["dot_id", "dot_text", "label_text"]
+__all__ = ["dot_id", "dot_text", "label_text", "cluster_label"]
 
 
 def dot_id(name: str) -> str:
@@ -38,3 +41,8 @@ def dot_text(text: str) -> str:
 def label_text(text: str) -> str:
     """``text`` inside an HTML-like label, shown as it is."""
     return html.escape(text).replace("\\", "\\\\")
+
+
+def cluster_label(text: str) -> str:
+    """``text`` as a quoted cluster ``label`` that Graphviz shows as it is."""
+    return '"' + label_text(text) + '"'

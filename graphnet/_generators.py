@@ -139,8 +139,9 @@ class BatchSource:
 
     def give_back(self) -> None:
         """A fit that ends before training the batch :meth:`more` took from a
-        generator leaves it for the next fit given the same generator (a
-        resumed one); a generator that cannot be weakly referenced loses it."""
+        generator (an error, Ctrl-C, a backup that says every epoch ran)
+        leaves it for the next fit given the same generator; a generator that
+        cannot be weakly referenced loses it."""
         if self.one_shot and self._ahead and self._ahead[0] is not _END:
             try:
                 _PENDING[self._iterator] = self._ahead.pop()

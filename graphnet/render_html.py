@@ -42,7 +42,7 @@ from ._text import reason
 from ._render_options import checked_options
 from ._validation import check_path
 from .nodes import DenseNode, Hidden, Output
-from ._dot_text import dot_id, dot_text
+from ._dot_text import cluster_label, dot_id, dot_text
 from .render import PAGES, pipe, to_dot
 from .summary import describe_activation
 
@@ -139,8 +139,8 @@ def _ids(graph: Graph, chains: dict[str, list[str]], index: dict, collapsed: boo
             frame = {"id": f"i{index[('group', first)]}", "label": f"{first} … {group[-1]} ×{len(group)}",
                      "style": "rounded,dashed", "color": "#8c8c8c", "fontcolor": "#555555",
                      "fontsize": "10", "tooltip": "click the frame to collapse the group"}
-            body = "; ".join(f"{key}={dot_text(value) if key in ('label', 'tooltip') else dot_id(value)}"
-                             for key, value in frame.items())
+            written = {"label": cluster_label, "tooltip": dot_text}
+            body = "; ".join(f"{key}={written.get(key, dot_id)(value)}" for key, value in frame.items())
             lines.append(f"\tsubgraph {dot_id('cluster_' + first)} {{{body}; "
                          + "; ".join(dot_id(m) for m in group) + "}\n")
     return lines

@@ -283,7 +283,7 @@ def fit(
             if rows == 0:
                 raise ShapeError("fit: the data has no rows")
             weights = as_weights(graph, sample_weight, class_weight, targets, rows)
-        else:
+        elif runs:
             source.more(initial_epoch, first=True)  # data with no batch is refused before anything changes
         validation = _validation_data(graph, validation_data, validation_steps, runs)
         taken += [validation] if isinstance(validation, BatchSource) else []
@@ -349,10 +349,9 @@ def fit(
             params=params,
             more=None if source is None else source.more,
         )
-    except BaseException:  # a batch taken ahead and not trained on waits for the next fit
+    finally:  # a batch taken ahead and not trained on (a fit that ended first) waits for the next fit
         for batches in taken:
             batches.give_back()
-        raise
 
 
 def _validation_data(graph: Graph, data, steps: int | None, runs: int):

@@ -346,3 +346,26 @@ def test_tensorboard_refuses_added_names_that_share_a_tag(data, tmp_path):
     with pytest.raises(GraphError, match=r"TensorBoard: 'a b' and 'a,b' would both be written as the tag 'epoch_a_b'"):
         build_regression().fit(x, y, epochs=1, verbose=0,
                                callbacks=[both, gn.callbacks.TensorBoard(tmp_path / "logs")])
+
+
+def test_a_fit_that_runs_no_epoch_takes_nothing_from_a_used_up_generator(data, tmp_path):
+    x, y = data
+    g = build_regression()
+    used = _batches(x, y, 1)
+    g.fit(used, epochs=1, verbose=0)
+    assert g.fit(used, epochs=3, initial_epoch=3, verbose=0).epoch == []  # nothing to run: no refusal
+
+    def counted(log):
+        for i in range(4):
+            log.append(i)
+            yield x[10 * i:10 * (i + 1)], y[10 * i:10 * (i + 1)]
+
+    backup = gn.callbacks.BackupAndRestore(tmp_path / "bk", delete_checkpoint=False)
+    build_regression().fit(counted([]), epochs=2, steps_per_epoch=2, verbose=0, callbacks=[backup])
+    log = []
+    again = counted(log)
+    assert build_regression().fit(again, epochs=2, steps_per_epoch=2, verbose=0, callbacks=[backup]).epoch == []
+    events = Events()  # the batch taken ahead comes first: four batches, none lost
+    history = build_regression().fit(again, epochs=1, steps_per_epoch=4, verbose=0, callbacks=[events])
+    assert history.epoch == [0] and log == [0, 1, 2, 3]
+    assert [e for e in events.events if e[0] == "batch"] == [("batch", 0), ("batch", 1), ("batch", 2), ("batch", 3)]

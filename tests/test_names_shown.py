@@ -163,7 +163,7 @@ def test_the_attributions_table_keeps_long_input_names_apart(rng):
 def test_the_html_pages_group_frames_show_names_exactly(tmp_path):
     g = gn.Graph(seed=0)
     g.add_input("x", 2)
-    names = ["&lt;", "mid", "&amp;"]
+    names = ["&lt;\\N", "mid", "&amp;"]
     previous = "x"
     for name in names:
         g.add_hidden(name, 3)
@@ -173,4 +173,4 @@ def test_the_html_pages_group_frames_show_names_exactly(tmp_path):
     g.connect(previous, "y")
     g.render(tmp_path / "page.html")
     page = (tmp_path / "page.html").read_text()
-    assert html.escape("&lt; … &amp; ×3") in page or "&amp;lt; … &amp;amp; ×3" in page
+    assert html.escape("&lt;\\N … &amp; ×3") in page
