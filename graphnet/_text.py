@@ -1,4 +1,5 @@
-"""Small helpers that shape error messages: bounded lists, cycles and values.
+"""Small helpers that shape error messages and reports: bounded lists,
+cycles and values, and text measured in terminal columns.
 
 Every message that shows user data goes through these, so a message stays
 short however large the graph, spec or value behind it.
@@ -7,9 +8,10 @@ short however large the graph, spec or value behind it.
 from __future__ import annotations
 
 import reprlib
+import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["preview", "format_cycle", "shown", "clip", "named", "reason"]
+__all__ = ["preview", "format_cycle", "shown", "clip", "named", "reason", "columns", "cut"]
 
 # A repr that looks at a bounded part of a value: a few levels, a few items per
 # container, the ends of long strings. ``repr`` itself would walk all of it, and
@@ -85,3 +87,26 @@ def reason(exc: OSError) -> str:
     'No such file or directory'
     """
     return exc.strerror or clip(str(exc))
+
+
+def columns(text: str) -> int:
+    """How many terminal columns ``text`` takes: two for a wide (East Asian)
+    character, none for a combining mark or a zero-width one, one otherwise.
+
+    >>> columns("名前"), columns("e\u0301"), columns("ab")
+    (4, 1, 2)
+    """
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF"
+               else 0 if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf") else 1
+               for ch in text)
+
+
+def cut(text: str, width: int) -> tuple[str, str]:
+    """``text`` split where its start fills at most ``width`` columns (at
+    least one character, so a line always moves on)."""
+    used = 0
+    for i, ch in enumerate(text):
+        used += columns(ch)
+        if used > width and i > 0:
+            return text[:i], text[i:]
+    return text, ""

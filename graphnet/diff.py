@@ -37,6 +37,7 @@ from .nodes import DenseNode, Output
 from ._validation import check_bool, check_int
 from .render_diff import percent, shown
 from .saving import load
+from ._text import columns, cut
 from .summary import describe_activation
 
 if TYPE_CHECKING:
@@ -193,20 +194,21 @@ class GraphDiff:
         changed = self.changed_parameters
         lines = ["", "Parameters in both (|a|: norm in a; |b − a|: norm of the change)"[:width]]
         if changed:
-            key_width = min(max(9, *(len(p.key) for p in changed)), width - 42)
+            key_width = min(max(9, *(columns(p.key) for p in changed)), width - 42)
             lines.append(f"  {'Parameter':<{key_width}}  {'|a|':>10}  {'|b − a|':>10}  {'|b − a|/|a|':>12}")
         for p in changed:
             numbers = (f"{_number(p.norm):>10}  reshaped {p.shape} → {p.new_shape}" if p.reshaped
                        else f"{_number(p.norm):>10}  {_number(p.change):>10}  {percent(p.relative):>12}")
             key = p.key
-            if len(key) > key_width:  # a long key on a line of its own
+            if columns(key) > key_width:  # a long key on a line of its own
                 lines += _wrap(key, width, "    ", first="  ")
                 key = ""
-            row = f"  {key:<{key_width}}  {numbers}"
-            if len(row) <= width:
+            key += " " * (key_width - columns(key))
+            row = f"  {key}  {numbers}"
+            if columns(row) <= width:
                 lines.append(row)
             else:  # a reshape whose shapes do not fit beside it: they go beneath
-                lines.append(f"  {key:<{key_width}}  {_number(p.norm):>10}  reshaped")
+                lines.append(f"  {key}  {_number(p.norm):>10}  reshaped")
                 lines += _wrap(f"{p.shape} → {p.new_shape}", width, "      ", first="      ")
         same = [p.key for p in self.parameters.values() if not p.changed]
         if same:
@@ -380,11 +382,11 @@ def _section(title: str, entries: list[tuple[str, str, str]], width: int) -> lis
     if not entries:
         return []
     lines = ["", title]
-    name_width = min(max(len(n) for _, n, _ in entries), max(12, width // 3))
+    name_width = min(max(columns(n) for _, n, _ in entries), max(12, width // 3))
     for mark, name, about in entries:
-        if len(name) <= name_width:
-            lead = f"  {mark} {name:<{name_width}}  "
-            lines += _wrap(about, width, " " * len(lead), first=lead)
+        if columns(name) <= name_width:
+            lead = f"  {mark} {name}{' ' * (name_width - columns(name))}  "
+            lines += _wrap(about, width, " " * columns(lead), first=lead)
         else:
             lines += _wrap(name, width, "      ", first=f"  {mark} ")
             lines += _wrap(about, width, " " * (name_width + 6), first=" " * (name_width + 6))
@@ -392,10 +394,18 @@ def _section(title: str, entries: list[tuple[str, str, str]], width: int) -> lis
 
 
 def _wrap(text: str, width: int, indent: str, first: str = "") -> list[str]:
-    """``text`` in lines of at most ``width`` characters, the first after ``first``,
-    the others after ``indent``; a word longer than a line is cut."""
-    return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=indent,
-                         break_on_hyphens=False) or [first.rstrip()]
+    """``text`` in lines of at most ``width`` columns (wide characters take
+    two), the first after ``first``, the others after ``indent``; a word
+    longer than a line is cut."""
+    fitted = []
+    for line in textwrap.wrap(text, width, initial_indent=first, subsequent_indent=indent,
+                              break_on_hyphens=False) or [first.rstrip()]:
+        while columns(line) > width:  # wrapped by characters: wide ones overflow
+            head, rest = cut(line, width)
+            fitted.append(head)
+            line = indent + rest.lstrip() if rest.strip() else ""
+        fitted += [line] if line else []
+    return fitted
 
 
 def _number(value: float) -> str:

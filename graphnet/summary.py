@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._locks import read
+from ._text import columns, cut
 from ._validation import check_int
 from .errors import GraphError
 from .nodes import DenseNode, Hidden, Input, Output
@@ -220,14 +221,15 @@ def _table(graph: Graph, rows: list[NodeRow], line_length: int) -> str:
             parts = []
             for i, column in enumerate(values):
                 text = column[k] if k < len(column) else ""
-                parts.append(text.rjust(widths[i]) if _RIGHT[i] else text.ljust(widths[i]))
+                pad = " " * (widths[i] - columns(text))  # wide characters take two columns
+                parts.append(pad + text if _RIGHT[i] else text + pad)
             out.append((" " + _GAP.join(parts)).rstrip())
         return out
 
     total_width = 1 + sum(widths) + len(_GAP) * (len(widths) - 1)
     title = (f'{type(graph).__name__}: "{graph.name}"  ({_count(len(graph.inputs), "input")}, '
              f'{_count(len(graph.outputs), "output")}, {graph.dtype})')
-    lines = textwrap.wrap(title, line_length, subsequent_indent="  ") + ["_" * total_width]
+    lines = _fitted(textwrap.wrap(title, line_length, subsequent_indent="  "), line_length) + ["_" * total_width]
     lines += line(tuple([h] for h in _HEADERS))
     lines.append("=" * total_width)
     for row in cells:
@@ -244,24 +246,31 @@ def _table(graph: Graph, rows: list[NodeRow], line_length: int) -> str:
     ]
     loss = _loss_line(graph)
     if loss:
-        lines += textwrap.wrap(loss, line_length, subsequent_indent="      ", break_long_words=False)
+        lines += _fitted(textwrap.wrap(loss, line_length, subsequent_indent="      ", break_long_words=False),
+                         line_length)
     tables = _table_lines(graph)
     if tables:
         lines.append("Data:")
         for line in tables:
-            lines += textwrap.wrap(line, line_length, initial_indent="  ", subsequent_indent="      ",
-                                   break_long_words=False)
+            lines += _fitted(textwrap.wrap(line, line_length, initial_indent="  ", subsequent_indent="      ",
+                                           break_long_words=False), line_length)
     return "\n".join(lines)
+
+
+def _fitted(lines: list[str], width: int) -> list[str]:
+    """``lines`` (wrapped by characters) with any wider than ``width``
+    columns broken again (wide characters take two)."""
+    return [part for line in lines for part in ([line] if columns(line) <= width else _break_word(line, width))]
 
 
 def _widths(cells: list[tuple[str, ...]], line_length: int) -> list[int]:
     """Each column's width: its widest cell, narrowed (see the module docs)
     until a row fits ``line_length``."""
-    widths = [max([len(_HEADERS[i])] + [len(c[i]) for c in cells]) for i in range(len(_HEADERS))]
+    widths = [max([len(_HEADERS[i])] + [columns(c[i]) for c in cells]) for i in range(len(_HEADERS))]
     excess = 1 + sum(widths) + len(_GAP) * (len(widths) - 1) - line_length
     # Sources and the activation first, down to their longest word (a whole source name)...
     for i in _NARROWING[:2]:
-        floor = max([len(_HEADERS[i])] + [len(word) for c in cells for word in c[i].split()])
+        floor = max([len(_HEADERS[i])] + [columns(word) for c in cells for word in c[i].split()])
         cut = max(0, min(widths[i] - floor, excess))
         widths[i] -= cut
         excess -= cut
@@ -278,23 +287,23 @@ def _wrap(text: str, width: int) -> list[str]:
     """``text`` in lines of at most ``width``: broken at spaces (after the
     commas of a list, before a node's kind), and a word still too long
     after ``_ . - /``, or inside it only when nothing else fits."""
-    if len(text) <= width:
+    if columns(text) <= width:
         return [text]
     lines = []
     for line in textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [""]:
-        lines += [line] if len(line) <= width else _break_word(line, width)
+        lines += [line] if columns(line) <= width else _break_word(line, width)
     return lines
 
 
 def _break_word(word: str, width: int) -> list[str]:
     lines, current = [], ""
     for piece in _BREAKS.split(word):
-        if current and len(current + piece) > width:
+        if current and columns(current + piece) > width:
             lines.append(current)
             current = ""
-        while len(piece) > width:
-            lines.append(piece[:width])
-            piece = piece[width:]
+        while columns(piece) > width:
+            head, piece = cut(piece, width)
+            lines.append(head)
         current += piece
     return lines + ([current] if current else [])
 

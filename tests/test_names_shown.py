@@ -174,3 +174,24 @@ def test_the_html_pages_group_frames_show_names_exactly(tmp_path):
     g.render(tmp_path / "page.html")
     page = (tmp_path / "page.html").read_text()
     assert html.escape("&lt;\\N … &amp; ×3") in page
+
+
+@pytest.mark.parametrize("name", ["名前" * 30, "データ_" * 12, "🙂" * 45, "e\u0301" * 70])
+def test_summary_and_diff_fit_80_terminal_columns_with_wide_names(name):
+    from graphnet._text import columns
+
+    def build(size):
+        g = gn.Graph(name=name[:40], seed=0)
+        g.add_input("in", 2)
+        g.add_hidden(name, size)
+        g.add_output("out", 1)
+        g.connect("in", name)
+        g.connect(name, "out")
+        return g
+
+    text = build(3).summary(print_fn=None)
+    assert max(columns(line) for line in text.splitlines()) <= 80
+    first = [line for line in text.splitlines() if "(hidden)" in line or name[:4] in line]
+    assert first and text.count(name[0]) >= name.count(name[0])  # every character shown, wrapped
+    report = gn.diff(build(3), build(4)).text()
+    assert max(columns(line) for line in report.splitlines()) <= 80
