@@ -41,6 +41,17 @@ def test_a_model_file_with_such_a_name_is_refused_when_loaded(tmp_path):
         gn.Graph.from_dict(spec)
 
 
+def through(name: str, size: int = 3, graph: str = "GR") -> gn.Graph:
+    """``x -> name -> y``: a graph whose one hidden node is called ``name``."""
+    g = gn.Graph(name=graph, seed=0)
+    g.add_input("x", 2)
+    g.add_hidden(name, size)
+    g.add_output("y", 1)
+    g.connect("x", name)
+    g.connect(name, "y")
+    return g
+
+
 def _svg(graph) -> str:
     return subprocess.run(["dot", "-Tsvg"], input=graph.to_dot().source.encode(), capture_output=True,
                           check=True).stdout.decode()
@@ -50,13 +61,7 @@ def _svg(graph) -> str:
 @pytest.mark.parametrize("name", ["C:\\Users\\Name", "a\\Eb", "a\\\\b", "x\\Gy", "x\\Ly", "x\\Ny", "back\\",
                                   "<b>&amp;", "a&b", 'say "hi"'])
 def test_diagrams_show_names_exactly(name):
-    g = gn.Graph(name="GR", seed=0)
-    g.add_input("x", 2)
-    g.add_hidden(name, 3)
-    g.add_output("y", 1)
-    g.connect("x", name)
-    g.connect(name, "y")
-    svg = _svg(g)
+    svg = _svg(through(name))
     texts = [html.unescape(t) for t in re.findall(r"<text[^>]*>(.*?)</text>", svg)]
     assert name in texts
     tooltips = [html.unescape(t) for t in re.findall(r'xlink:title="([^"]*)"', svg)]
@@ -68,16 +73,7 @@ def test_diagrams_show_names_exactly(name):
 def test_diff_diagrams_show_names_exactly(tmp_path):
     name = "C:\\Users\\Name &amp;"
 
-    def build(size):
-        g = gn.Graph(name="GR", seed=0)
-        g.add_input("x", 2)
-        g.add_hidden(name, size)
-        g.add_output("y", 1)
-        g.connect("x", name)
-        g.connect(name, "y")
-        return g
-
-    report = gn.diff(build(3), build(4))
+    report = gn.diff(through(name, 3), through(name, 4))
     svg = subprocess.run(["dot", "-Tsvg"], input=report.to_dot().source.encode(), capture_output=True,
                          check=True).stdout.decode()
     assert name in [html.unescape(t) for t in re.findall(r"<text[^>]*>(.*?)</text>", svg)]
@@ -180,18 +176,9 @@ def test_the_html_pages_group_frames_show_names_exactly(tmp_path):
 def test_summary_and_diff_fit_80_terminal_columns_with_wide_names(name):
     from graphnet._text import columns
 
-    def build(size):
-        g = gn.Graph(name=name[:40], seed=0)
-        g.add_input("in", 2)
-        g.add_hidden(name, size)
-        g.add_output("out", 1)
-        g.connect("in", name)
-        g.connect(name, "out")
-        return g
-
-    text = build(3).summary(print_fn=None)
+    text = through(name, 3, graph=name[:40]).summary(print_fn=None)
     assert max(columns(line) for line in text.splitlines()) <= 80
     first = [line for line in text.splitlines() if "(hidden)" in line or name[:4] in line]
     assert first and text.count(name[0]) >= name.count(name[0])  # every character shown, wrapped
-    report = gn.diff(build(3), build(4)).text()
+    report = gn.diff(through(name, 3), through(name, 4)).text()
     assert max(columns(line) for line in report.splitlines()) <= 80
