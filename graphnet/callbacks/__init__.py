@@ -11,7 +11,8 @@ A callback sees the graph as :attr:`Callback.graph`, ``fit``'s settings as
 ``metrics``, the names each epoch's logs will hold), and the epoch's logs
 (``loss``, ``val_loss``, ``accuracy``, ...). Callbacks that name a logged
 value check it against ``params["metrics"]`` when training begins, so a typo
-fails before the first epoch trains, not after it. Epochs are counted from 0
+fails before the first epoch trains, not after it (a name that a callback of
+the user's earlier in the list may add is looked for when the epoch ends). Epochs are counted from 0
 here, as in Keras; messages and progress bars count from 1.
 """
 

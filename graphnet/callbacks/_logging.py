@@ -64,7 +64,7 @@ class TensorBoard(Callback):
     Keras's callback lays them out; ``tensorboard --logdir log_dir`` shows
     them. A tag keeps letters, digits and ``- _ . /`` (others become ``_``,
     as in TensorBoard); logged names that would share a tag are refused
-    when ``fit`` begins. Needs the optional ``tensorboardX`` package (its event records).
+    when ``fit`` begins (names a callback adds, when they are written). Needs the optional ``tensorboardX`` package (its event records).
     Each fit writes new event files (one per run) and closes them when it
     ends, however it ends; nothing is kept for the life of the process.
 
