@@ -23,7 +23,7 @@ import numpy as np
 from . import backend
 from .errors import GraphError
 
-__all__ = ["Member", "checked_values", "read_only"]
+__all__ = ["Member", "checked_values"]
 
 
 class Member:
@@ -111,11 +111,4 @@ def checked_values(value, current: np.ndarray, what: str) -> np.ndarray:
         array = array.astype(current.dtype)
     if not np.isfinite(array).all():
         raise GraphError(f"{what} must be finite in {current.dtype}, found NaN or inf")
-    return array
-
-
-def read_only(array: np.ndarray) -> np.ndarray:
-    """``array`` with writing switched off: provisional values a user may
-    look at but not change in place (the graph would never see the change)."""
-    array.flags.writeable = False
     return array

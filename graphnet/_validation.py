@@ -148,8 +148,8 @@ _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 def read_only_view(array):
     """A view of a numpy ``array`` that cannot be written through (what the
-    user's code is given to read: targets, activations); a device's array
-    as it is."""
+    user's code is given to read: targets, activations, provisional weights
+    whose changes the graph would never see); a device's array as it is."""
     if not isinstance(array, np.ndarray):
         return array
     view = array.view()

@@ -19,9 +19,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import _protocols, _tabular, activations, losses, regularizers
-from ._member import Member, checked_values, read_only
+from ._member import Member, checked_values
 from ._parameters import BIAS, ParameterRecord, bias_key, new_token
-from ._validation import check_allocation, check_bool, check_int, check_number, check_text, has_control
+from ._validation import (check_allocation, check_bool, check_int, check_number, check_text, has_control,
+                          read_only_view)
 from .errors import GraphError
 
 __all__ = ["Node", "Input", "DenseNode", "Hidden", "Output", "KINDS", "check_name"]
@@ -278,7 +279,7 @@ class DenseNode(Node):
             else:
                 provisional = self._graph.materialize(self.name, partial=True)
                 if self.parameter_key in provisional:
-                    return read_only(provisional[self.parameter_key])
+                    return read_only_view(provisional[self.parameter_key])
         return self._bias
 
     @bias.setter

@@ -9,9 +9,9 @@ import numpy as np
 
 from . import _protocols, initializers, regularizers
 from .errors import GraphError
-from ._member import Member, checked_values, read_only
+from ._member import Member, checked_values
 from ._parameters import WEIGHT, ParameterRecord, new_token, weight_key
-from ._validation import check_bool
+from ._validation import check_bool, read_only_view
 
 __all__ = ["Synapse", "init_values"]
 
@@ -129,7 +129,7 @@ class Synapse(Member):
         if self._weight is None:
             provisional = self._graph.materialize(self.dst, partial=True)
             if self._weight is None:
-                return read_only(provisional[self._key])
+                return read_only_view(provisional[self._key])
         return self._weight
 
     @weight.setter

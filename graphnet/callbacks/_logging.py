@@ -102,14 +102,7 @@ class TensorBoard(Callback):
     def set_params(self, params):
         super().set_params(params)
         check_folder(self, self.log_dir)  # before fit changes anything, not at the first write
-        written: dict[tuple[str, str], str] = {}
-        for key in params.get("metrics") or ():
-            run, tag = _run_and_tag(key)
-            other = written.setdefault((run, tag), key)
-            if other != key:
-                raise GraphError(f"TensorBoard: {other!r} and {key!r} would both be written as the tag {tag!r} "
-                                 f"of {run!r} (a tag keeps letters, digits and - _ . / only); rename an output or "
-                                 "a metric")
+        _places(params.get("metrics") or ())
 
     def _write(self, run: str, tag: str, value: float, step: int) -> None:
         """One scalar into ``run``'s event file (made at its first scalar)."""
@@ -130,13 +123,9 @@ class TensorBoard(Callback):
             self._write("train", "batch_loss", float(logs["loss"]), self._batches)
 
     def on_epoch_end(self, epoch, logs=None):
-        written: dict[tuple[str, str], str] = {}
-        for key, value in (logs or {}).items():
-            run, tag = _run_and_tag(key)
-            if written.setdefault((run, tag), key) != key:  # a name a callback added: found only now
-                raise GraphError(f"TensorBoard: {written[(run, tag)]!r} and {key!r} would both be written as "
-                                 f"the tag {tag!r} of {run!r} (a tag keeps letters, digits and - _ . / only)")
-            self._write(run, tag, float(value), epoch)
+        logs = logs or {}
+        for key, (run, tag) in _places(logs).items():  # again: names a callback added are known only now
+            self._write(run, tag, float(logs[key]), epoch)
         lr = optimizer_of(self).lr if self.graph.optimizer is not None else None
         if isinstance(lr, float) and "learning_rate" not in (logs or {}):  # one a callback logged is written above
             self._write("train", "epoch_learning_rate", lr, epoch)
@@ -235,7 +224,21 @@ class StatsRecorder(Callback):
 _NOT_IN_TAGS = re.compile(r"[^-/\w.]")
 
 
-def _run_and_tag(key: str) -> tuple[str, str]:
-    """The run (``train``, ``validation``) and the tag a logged name is written under."""
-    run, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
-    return run, _NOT_IN_TAGS.sub("_", f"epoch_{name}").lstrip("/")
+def _places(keys) -> dict[str, tuple[str, str]]:
+    """Each logged name's run (``train``, ``validation``) and the tag it is written under.
+
+    Raises
+    ------
+    GraphError
+        For two names that would be written as one tag of one run.
+    """
+    places, taken = {}, {}
+    for key in keys:
+        run, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+        tag = _NOT_IN_TAGS.sub("_", f"epoch_{name}").lstrip("/")
+        places[key] = (run, tag)
+        other = taken.setdefault((run, tag), key)
+        if other != key:
+            raise GraphError(f"TensorBoard: {other!r} and {key!r} would both be written as the tag {tag!r} of "
+                             f"{run!r} (a tag keeps letters, digits and - _ . / only); rename an output or a metric")
+    return places

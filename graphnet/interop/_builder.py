@@ -54,7 +54,7 @@ from ._unused import check_used
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Builder", "Concat"]
+__all__ = ["Builder", "Concat", "printable_name"]
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ class Builder:
         over several synapses sums to the kernel's. A layer's name no node
         may carry (``->``, control characters) becomes its printable part."""
         if "->" in name or has_control(name):
-            name = self.unique("".join(ch for ch in name.replace("->", "_") if ch.isprintable()).strip() or "dense")
+            name = self.unique(printable_name(name, "dense"))
         self._check_new(name, origin)
         size = _positive(size, origin or name)
         seen = set()
@@ -479,6 +479,12 @@ class Builder:
     def _check_new(self, name: str, origin: str) -> None:
         if name in self.nodes:
             raise ModelImportError(f"{self.source}: {origin or name}: a node called {name!r} already exists")
+
+
+def printable_name(name: str, fallback: str) -> str:
+    """A name no node may carry as its printable part, ``->`` (which
+    separates weight keys) made ``_``; ``fallback`` when nothing is left."""
+    return "".join(ch for ch in name.replace("->", "_") if ch.isprintable()).strip() or fallback
 
 
 def _positive(size: Any, where: str) -> int:

@@ -41,7 +41,7 @@ from ..errors import GraphError, ModelFileError, ModelImportError
 from ..nodes import check_name
 from ..spec import DEFAULT_MAX_SPEC_PARAMS
 from . import _expressions as ex
-from ._builder import Builder, Concat
+from ._builder import Builder, Concat, printable_name
 from ._guards import require, unexpected_as
 from ._arguments import check_arguments
 from ._onnx_files import check_graph, check_path, load
@@ -496,5 +496,4 @@ def _node_name(tensor: str, io: str | None = None) -> str:
     except GraphError as exc:
         if io is not None:
             raise ModelImportError(f"{io} {tensor!r} cannot keep its name: {exc}; rename it in the model") from None
-        name = "".join(ch for ch in tensor.replace("->", "_") if ch.isprintable()).strip()
-        return name or "node"
+        return printable_name(tensor, "node")
