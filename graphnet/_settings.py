@@ -10,8 +10,9 @@ of its ``__init__``) set after it is made is checked the same way: the part
 is made again with the new value, which raises the GraphError ``__init__``
 raises, and the part takes the checked value (and what its ``__init__``
 derives from it). That holds for a part unpickled or copied too (a dask
-worker's, ``joblib.load``'s), whatever version pickled it. Parts written by
-users are theirs to check.
+worker's, ``joblib.load``'s), whatever version pickled it. A setting cannot
+be deleted: the part could not be saved or made again without it. Parts
+written by users are theirs to check.
 
 Reading a setting costs nothing: each is a descriptor with a ``__set__`` and
 no ``__get__``, so a read finds the part's own value as any attribute's (the
@@ -88,10 +89,15 @@ class _Setting:
             held[name] = value
 
     def __delete__(self, part) -> None:
+        held, name = part.__dict__, self.name
+        if held.get(_BUILDING, 0) == 0 and name in held and name in type(part).settings:
+            # Without its value the part could not be saved or made again, and
+            # a read would find this descriptor.
+            raise AttributeError(f"{type(part).__name__}'s setting {name!r} cannot be deleted: set another value")
         try:
-            del part.__dict__[self.name]
+            del held[name]
         except KeyError:
-            raise AttributeError(self.name) from None
+            raise AttributeError(name) from None
 
 
 def _counted(init):

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import regression_data
+from conftest import build_chain, regression_data
 
 import graphnet as gn
 from graphnet import GraphError
@@ -114,6 +114,24 @@ def test_a_custom_part_is_its_own_business():
     assert part.k == -5.0 and type(part).settings == frozenset()
 
 
+def test_a_setting_cannot_be_deleted_but_a_custom_parts_attribute_can():
+    act, opt = gn.activations.LeakyReLU(0.1), gn.optimizers.Adam(0.01)
+    for part, name, value in ((act, "negative_slope", 0.1), (opt, "lr", 0.01)):
+        with pytest.raises(AttributeError, match=f"setting '{name}' cannot be deleted"):
+            delattr(part, name)
+        assert getattr(part, name) == value  # still the value, not the descriptor
+    g = build_chain()
+    g.nodes["h"].activation = act
+    gn.Graph.from_dict(g.to_dict())  # still saveable
+
+    class Mine(gn.activations.LeakyReLU):
+        pass
+
+    mine = Mine(0.2)
+    del mine.negative_slope  # a user's class: its attributes are its own
+    assert "negative_slope" not in vars(mine)
+
+
 def test_save_names_where_a_custom_config_holds_nan(tmp_path, rng):
     class Halving(gn.schedules.LearningRateSchedule):
         name = "halving_for_settings"
@@ -211,8 +229,8 @@ def test_kerass_names_of_adams_settings_are_its_settings():
         adam.epsilon = -1.0
     with pytest.raises(GraphError, match="adam: lr must be a finite number >= 0 or a schedule, got None"):
         adam.lr = None
-    del adam.clipnorm  # an attribute like any other
     adam.clipnorm = 1.0
+    assert adam.clipnorm == 1.0
 
 
 def test_a_metrics_name_set_later_is_checked_when_it_is_used(rng):
