@@ -19,7 +19,8 @@ rest of the process (a later compile fails with ``duplicate registration``,
 or the process crashes), so the interrupt is delivered when the import and
 compile are done, and ``fit`` stops there as it would anywhere else. If the
 import or the compile fails, a warning says so and the optimizers keep their
-plain-numpy passes.
+plain-numpy passes. A fork waits for a compile under way in another thread
+(:func:`_compiles_across_fork`).
 
 The kernel does the numpy path's float operations in the same order and the
 same precision (scalars are cast to the parameters' dtype; no fast-math, so
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 
@@ -153,6 +155,7 @@ def _load() -> None:
     except Exception as exc:  # a broken install must not stop training
         logger.warning("numba failed to import (%s: %s): optimizers use numpy passes", type(exc).__name__, exc)
         return
+    _compiles_across_fork()
 
     # error_model="numpy": no ZeroDivisionError branch per division, which would
     # keep the loop from being vectorised (3x slower).
@@ -283,6 +286,24 @@ def _load() -> None:
     _bias_relu_kernel = bias_relu_kernel
     _relu_backward_kernel = relu_backward_kernel
     logger.debug("fused Adam kernel ready (numba %s)", numba.__version__)
+
+
+def _compiles_across_fork() -> None:
+    """Make a fork wait for a compile under way in another thread.
+
+    numba compiles under one process-wide lock. A child forked while another
+    thread holds it (a first ``predict`` or ``fit``, seconds on a fresh
+    machine) would inherit it held by a thread it does not have, and wait
+    for ever at its own first compile. So the forking thread takes the lock
+    just before the fork, and parent and child each let it go after.
+    """
+    try:
+        from numba.core.compiler_lock import global_compiler_lock
+    except ImportError:  # another numba: forks go on as before
+        return
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=global_compiler_lock.acquire, after_in_parent=global_compiler_lock.release,
+                            after_in_child=global_compiler_lock.release)
 
 
 def available() -> bool:

@@ -17,7 +17,10 @@ checks them and places the weights.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import os
+import threading
 import types
 import weakref
 from collections.abc import Iterator, Mapping
@@ -35,8 +38,23 @@ __all__ = ["Structure", "NodeRef"]
 
 NodeRef = str | Node
 
-#: How many fits train each graph now (:meth:`Structure.fitting`).
-_FITTING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: How many fits train each graph now, by the thread that runs them (:meth:`Structure.fitting`).
+_FITTING: weakref.WeakKeyDictionary[Structure, collections.Counter] = weakref.WeakKeyDictionary()
+
+
+def _forget_fits_of_other_threads() -> None:
+    """In a forked child only the forking thread is left: the fits the
+    other threads were running will never return there."""
+    me = threading.get_ident()
+    for fits in list(_FITTING.values()):
+        mine = fits[me]
+        fits.clear()
+        if mine:
+            fits[me] = mine
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_fits_of_other_threads)
 
 
 class Structure:
@@ -75,15 +93,18 @@ class Structure:
         """While ``fit`` trains the graph (callbacks may edit it between
         batches), the edits it could not follow are refused: those that
         change its inputs, its outputs or its dtype."""
-        _FITTING[self] = _FITTING.get(self, 0) + 1
+        fits, me = _FITTING.setdefault(self, collections.Counter()), threading.get_ident()
+        fits[me] += 1
         try:
             yield
         finally:
-            _FITTING[self] -= 1
+            fits[me] -= 1
+            if not fits[me]:
+                del fits[me]
 
     def _refuse_while_fitting(self, edit: str) -> None:
         """Raise GraphError, naming ``edit``, while a fit trains the graph."""
-        if _FITTING.get(self):
+        if _FITTING.get(self):  # a thread's count leaves when it reaches 0
             raise GraphError(f"graph {self.name!r} is training: {edit} is refused until fit returns (the running "
                              "fit could not follow it: its data would no longer fit); make it between fit calls")
 

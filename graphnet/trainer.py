@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
@@ -203,13 +204,15 @@ class Trainer:
             if tally is not None:  # backward writes deltas over the activations (the buffer-reuse rule)
                 tally.add_predictions({name: ws.a[slot] for name, slot in plan.outputs}, targets)
 
-        plan.stepping = True  # the user's code it calls (a metric, a loss) may not run gradients() over it
+        # The user's code it calls (a metric, a loss) may not run gradients() over it: this
+        # thread is marked (another waits for the lock; in a child forked meanwhile it is gone).
+        plan.stepping = threading.get_ident()
         try:
             total, losses, penalty = plan.loss_and_gradients(ws, inputs, targets,
                                                              self.backend.dropout_rng(self.graph), factors,
                                                              refuse_non_finite)
         finally:
-            plan.stepping = False
+            plan.stepping = None
         if self.penalty is not None:
             extra = self.penalty(plan.store, rows if sums is None else next(iter(sums.values())))
             total, penalty = total + extra, penalty + extra

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,7 @@ def gradients(graph: Graph, x, y) -> tuple[float, dict[str, np.ndarray]]:
         loss), whose gradient it would overwrite.
     """
     plan = compile_plan(graph)
-    if getattr(plan, "stepping", False):
+    if getattr(plan, "stepping", None) == threading.get_ident():
         raise GraphError("gradients: called during a training step of this graph (by a metric or a loss?), whose "
                          "gradient it would overwrite; call it between steps, from a callback")
     inputs, targets, rows = _batch_data(graph, x, y)

@@ -112,3 +112,79 @@ def test_a_child_forked_while_other_threads_use_the_graph_can_use_it(rng):
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
     assert not graph.lock.busy and not other.lock.busy
+
+
+def _in_forked_child(check) -> int:
+    """Fork; run ``check()`` in the child (ended by an alarm if it hangs) and
+    give its exit status: 0 when it returned."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.alarm(20)
+            check()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+
+
+def test_a_child_forked_in_the_middle_of_another_threads_step_is_not_training(rng):
+    """A fit, or a step, under way in another thread never ends in the child:
+    there the graph's inputs can change and gradients() runs."""
+    if not hasattr(os, "fork"):
+        pytest.skip("no os.fork here")
+    graph = build_dag(dtype="float64")
+    x, y = dag_data(rng, rows=16)
+    stepping, release = threading.Event(), threading.Event()
+
+    def wait_inside_the_step(y_true, y_pred):  # a metric: called within the training step
+        stepping.set()
+        release.wait(10)
+        return float(np.mean(y_pred))
+
+    fit = threading.Thread(target=graph.fit, args=(x, y), kwargs={
+        "epochs": 1, "batch_size": 16, "verbose": 0, "metrics": {"main": [wait_inside_the_step]}})
+    fit.start()
+    assert stepping.wait(10)
+    with pytest.raises(gn.GraphError, match="is training"):
+        graph.add_input("c", 2)  # while the fit runs, here
+
+    def in_the_child():
+        graph.gradients(x, y)
+        graph.add_input("c", 2)
+        assert "c" in graph.inputs
+
+    status = _in_forked_child(in_the_child)
+    release.set()
+    fit.join(10)
+    assert status == 0
+    assert "c" not in graph.inputs
+
+
+def test_a_child_forked_while_another_thread_compiles_can_compile():
+    """numba compiles under one lock: a fork waits for a compile under way,
+    rather than leave the child a lock held by a thread it does not have."""
+    numba = pytest.importorskip("numba")
+    if not hasattr(os, "fork"):
+        pytest.skip("no os.fork here")
+    from numba.core.compiler_lock import global_compiler_lock
+
+    from graphnet import _kernels
+
+    if not _kernels.prepare(np.float64):
+        pytest.skip("graphnet's kernels are off here")
+    held, compiled = threading.Event(), threading.Event()
+
+    def compile_for_a_moment():
+        with global_compiler_lock:  # as a first predict's compile holds it
+            held.set()
+            compiled.wait(0.5)
+
+    thread = threading.Thread(target=compile_for_a_moment)
+    thread.start()
+    assert held.wait(10)
+    status = _in_forked_child(lambda: numba.njit(lambda v: v + 1)(1))
+    thread.join(10)
+    assert status == 0
