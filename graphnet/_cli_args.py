@@ -184,6 +184,8 @@ def _add_check(commands, readable: str) -> None:
     check.add_argument("--eps", metavar="E", type=_rate, default=1e-6,
                        help="central-difference step (default: 1e-6)")
     check.add_argument("--tolerance", metavar="T", type=_rate, default=1e-6,
-                       help="largest relative error that passes (default: 1e-6)")
+                       help="largest relative error that passes (default: 1e-6); gradients too small "
+                            "for the differences to resolve at T count as agreeing, so the errors "
+                            "shown depend on T")
     check.add_argument("--samples", metavar="K", type=_positive, default=None,
                        help="check K random entries per parameter instead of all of them")

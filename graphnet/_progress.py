@@ -32,6 +32,8 @@ _INDENT = "  "
 _MIN_BAR = 6
 #: tqdm's bar without the rate (``34.62batch/s``), whose room goes to the figures.
 _BAR = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
+#: A terminal too narrow for the bar and the loss beside it: the counts and the figures alone.
+_NARROW = "{desc} {n_fmt}/{total_fmt}{postfix}"
 
 
 def _value(value) -> str:
@@ -195,18 +197,30 @@ class Progress:
         order; the first (the loss) always."""
         if not isinstance(figures, dict):
             figures = {"loss": figures}
+        items = [figure(k, v) for k, v in figures.items()]
         # The bar's own text as it stands, with a bar of tqdm's default ten
-        # characters, of which the figures may take all but _MIN_BAR.
-        fixed = len(tqdm.format_meter(**{**self._bar.format_dict, "ncols": None, "postfix": "-"}))
+        # characters, of which the figures may take all but _MIN_BAR ("-" stands
+        # for the figures).
+        fixed = self._fixed()
         room = self._width - fixed + (10 - _MIN_BAR)
+        if self._bar.bar_format == _BAR and len(items[0]) > room + _MIN_BAR - 2:  # tqdm's bar keeps a character
+            # Not even the loss fits beside a bar of nothing: tqdm would cut the
+            # line short, the loss's digits first. The counts and the figures alone.
+            self._bar.bar_format = _NARROW
+        if self._bar.bar_format == _NARROW:
+            room = self._width - self._fixed()
         shown: list[str] = []
-        for item in (figure(k, v) for k, v in figures.items()):
+        for item in items:
             needed = len(item) + (2 if shown else 0)
-            if needed > room and shown:  # the loss always (on a narrow terminal the bar gives way)
+            if needed > room and shown:  # the loss always
                 break
             shown.append(item)
             room -= needed
         return ", ".join(shown)
+
+    def _fixed(self) -> int:
+        """The columns the bar's line takes with a bar of ten and "-" for its figures."""
+        return len(tqdm.format_meter(**{**self._bar.format_dict, "ncols": None, "postfix": "-"}))
 
     def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         seconds = time.perf_counter() - self._started

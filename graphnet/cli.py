@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ._cli_args import PROG, CommandError, build_parser
+from ._data import as_inputs, as_targets, common_rows
 from ._files import atomic_write, check_output
 from ._npz import read_arrays
 from ._progress import format_logs, is_terminal, terminal_width, wrap_logs
@@ -104,7 +105,7 @@ def _summary(args) -> int:
 
 def _render(args) -> int:
     _check_out(args.output, tuple("." + f for f in [*FORMATS, *PAGES]), "the diagram (its suffix picks the format)",
-               {}, flag="-o")
+               {"the model FILE": args.file, "the --stats file": args.stats}, flag="-o")
     graph = load_model(args.file)
     stats = None if args.stats is None else _statistics(graph, args.stats)
     path = graph.render(args.output, rankdir=args.rankdir, stats=stats, collapse=args.collapse)
@@ -135,6 +136,8 @@ def _check(args) -> int:
     found, arrays = _arrays(args.data, "the data", graph.inputs + graph.outputs)
     x = _keyed(found, arrays, graph.inputs, "input", args.data, ignore=graph.outputs)
     y = _keyed(found, arrays, graph.outputs, "output", args.data, ignore=graph.inputs)
+    with _naming(args.data):
+        common_rows(as_inputs(graph, x), as_targets(graph, y))  # the whole file checked, as train checks it
     x = {k: v[: args.rows] for k, v in x.items()}
     y = {k: v[: args.rows] for k, v in y.items()}
     with _naming(args.data):
@@ -159,11 +162,11 @@ def _check_out(out: str, suffix: str | tuple[str, ...], kind: str, inputs: dict[
         ends = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if len(suffixes) > 1 else suffixes)
         raise CommandError(f"{flag} {out}: {kind} must end in {ends}", status=2)
     try:
-        check_output(out)
+        check_output(out, probe=True)
     except OSError as exc:
         raise CommandError(f"{flag} {_one_line(exc)}") from None
     for name, given in inputs.items():
-        if _same_file(out, given):
+        if given is not None and _same_file(out, given):
             raise CommandError(
                 f"{flag} {out} is the same file as {name}: writing it would replace that "
                 f"file; choose another name for the output"
@@ -279,7 +282,8 @@ def _predict(args) -> int:
 
 def _diff(args) -> int:
     if args.output is not None:
-        _check_out(args.output, tuple("." + f for f in FORMATS), "the drawing of the diff", {}, flag="-o")
+        _check_out(args.output, tuple("." + f for f in FORMATS), "the drawing of the diff",
+                   {"A": args.a, "B": args.b}, flag="-o")
     specs = [p for p in (args.a, args.b) if Path(p).suffix.lower() != ".gnet"]  # weights never trained
     report = GraphDiff(load_model(args.a), load_model(args.b), args.a, args.b, weights=not specs)
     note = textwrap.fill(f"(weights not compared: {' and '.join(specs)}: specs)", 80, break_on_hyphens=False)

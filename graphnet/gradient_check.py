@@ -195,6 +195,8 @@ def check_gradients(graph: Graph, x, y, eps: float = 1e-6, tolerance: float = 1e
         The step of the central differences.
     tolerance : float
         The largest relative error that passes (:attr:`GradientReport.ok`).
+        It also sets the floor of each relative error (see the module
+        docs), so the errors reported depend on it.
     samples : int, optional
         Check at most this many entries per parameter, chosen at random with
         ``seed`` (each costs two forward passes); all of them by default.

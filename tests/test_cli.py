@@ -143,6 +143,8 @@ def test_help_everywhere(capsys):
 def test_the_console_script_runs(spec):
     result = subprocess.run([str(SCRIPT), "summary", str(spec)], capture_output=True, text=True)
     assert result.returncode == 0 and "Total params: 183" in result.stdout
+    again = subprocess.run([sys.executable, "-m", "graphnet", "summary", str(spec)], capture_output=True, text=True)
+    assert again.returncode == 0 and again.stdout == result.stdout
     result = subprocess.run([str(SCRIPT), "frobnicate"], capture_output=True, text=True)
     assert_one_line_error(result, "invalid choice: 'frobnicate'", status=2)
 
@@ -370,8 +372,18 @@ def test_out_is_checked_before_any_work(digits_like, tmp_path, capsys, monkeypat
         (["predict", str(model), "--data", str(data), "--out", str(tmp_path / "folder.npz")], "is a folder"),
         (["predict", str(model), "--data", str(data), "--out", str(tmp_path / "nope" / "p.npz")], "does not exist"),
     ]
+    spec_link, model_link = tmp_path / "spec.svg", tmp_path / "model.svg"
+    spec_link.symlink_to(spec)
+    model_link.symlink_to(model)
+    spec_bytes = spec.read_bytes()
+    cases += [
+        (["render", str(spec), "-o", str(spec_link)], r"spec\.svg is the same file as the model FILE"),
+        (["render", str(model), "--stats", str(data), "-o", str(model_link)], r"model\.svg is the same file as"),
+        (["diff", str(spec), str(model), "-o", str(spec_link)], r"-o .*spec\.svg is the same file as A"),
+    ]
     for args, match in cases:
         _one_line_in_process(capsys, args, match)
+    assert spec_link.is_symlink() and spec.read_bytes() == spec_bytes
     monkeypatch.setattr(os, "access", lambda path, mode: False)  # a read-only folder (root ignores chmod)
     _one_line_in_process(capsys, train + ["--out", str(tmp_path / "new.gnet")], r"no permission to write in folder")
     assert loaded == []  # refused before reading the model, let alone training it
@@ -525,13 +537,18 @@ def test_render_with_stats_and_collapse(digits_like, tmp_path):
 
 
 def test_check_and_render_stats_refuse_bad_arguments_in_one_line(digits_like, tmp_path, capsys):
-    spec, data, x, _ = digits_like
+    spec, data, x, y = digits_like
     only_x = tmp_path / "x.npz"
     np.savez(only_x, **x)
+    scalar, uneven = tmp_path / "scalar.npz", tmp_path / "uneven.npz"
+    np.savez(scalar, **{**x, "a": np.float64(1.0)}, **y)  # read whole, as train reads it, not cut to --rows first
+    np.savez(uneven, **x, **{**y, "aux": y["aux"][:-1]})
     cases = [
         (["check", str(spec)], "required: --data", 2),
         (["check", str(spec), "--data", str(data), "--rows", "0"], "expected a positive integer", 2),
         (["check", str(spec), "--data", str(only_x)], r"missing output arrays \['aux', 'main'\]", 1),
+        (["check", str(spec), "--data", str(scalar)], r"scalar\.npz: input 'a': expected shape \(n, 5\), got \(\)", 1),
+        (["check", str(spec), "--data", str(uneven), "--rows", "4"], r"uneven\.npz: rows disagree", 1),
         (["render", str(spec), "--stats", str(tmp_path / "none.npz"), "-o", str(tmp_path / "o.gv")],
          "none.npz: no such file", 1),
     ]
@@ -600,3 +617,13 @@ def test_an_output_in_a_folder_that_takes_no_files_says_so(tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 1 and err.count("\n") == 1, err
     assert "does not exist" not in err and "'/proc'" in err, err
+
+
+def test_a_data_file_holds_at_most_as_many_arrays_as_the_limit_says(tmp_path):
+    from graphnet._npz import read_arrays
+
+    path = tmp_path / "many.npz"
+    np.savez(path, **{f"a{i}": np.zeros(2) for i in range(5)})
+    assert len(read_arrays(path, max_members=5)[0]) == 5
+    with pytest.raises(gn.ModelFileError, match=r"many\.npz: holds 5 arrays; a \.npz archive has at most 4"):
+        read_arrays(path, max_members=4)

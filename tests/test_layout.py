@@ -44,7 +44,7 @@ FLOORS = [
     ("interop", {"interop"}),
     ("the public Graph", {"graph"}),
     ("Sequential", {"sequential"}),
-    ("faces", {"sklearn", "_cli_args", "cli", "demo", "_search", "distributed", "__init__"}),
+    ("faces", {"sklearn", "_cli_args", "cli", "__main__", "demo", "_search", "distributed", "__init__"}),
 ]
 
 #: The only packages a function may import (optional extras, imported when used).

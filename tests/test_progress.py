@@ -92,6 +92,24 @@ def test_the_live_bar_shows_each_outputs_figures_as_far_as_the_width_allows(monk
     progress.close()
 
 
+@pytest.mark.parametrize("width", [40, 45, 50, 55])
+def test_too_narrow_for_a_bar_beside_the_loss_the_counts_and_the_figures_stay_whole(monkeypatch, width):
+    monkeypatch.setenv("COLUMNS", str(width))
+    stream = _FakeTerminal()
+    progress = Progress(1, epochs=30, batches=3125, stream=stream)
+    progress.epoch_begin(2)
+    for _ in range(50):
+        progress.batch_end(_RUNNING)
+        progress._shown = 0.0
+    progress._bar.refresh()
+    bar = _rendered(stream.getvalue())[-1]
+    assert len(bar) <= width, bar
+    assert bar.startswith("Epoch 3/30 50/3125, loss: 2.5595"), bar  # never a loss cut to "loss: 2"
+    shown = re.findall(r"(\w+): (\d+\.\d{4})", bar)
+    assert shown == [(k, f"{v:.4f}") for k, v in list(_RUNNING.items())[:len(shown)]]
+    progress.close()
+
+
 def test_off_a_terminal_each_epoch_is_one_line():
     stream = io.StringIO()  # a pipe or a log file: not a terminal
     progress = Progress(1, epochs=3, batches=100, stream=stream)
