@@ -3,13 +3,17 @@
 **Writing.** A crash never leaves a half-written file where a good one was.
 
 The data goes to a temporary file beside the target, named
-``.NAME.XXXXXXXX.tmp`` (``NAME`` the target's name, eight random letters),
-flushed and synced, then renamed over the target. A process killed
-mid-write (SIGKILL, power loss) leaves the old file intact and that
-temporary file behind: the next write of the same target removes such files
-once they are older than :data:`STALE_SECONDS` (a write still in progress
-keeps touching its own, and only files of exactly that pattern, for exactly
-that target, are ever removed).
+``.NAME.XXXXXXXX.tmp`` (``NAME`` the target's name, eight random letters;
+for a name too long to take the 14 more bytes, ``NAME`` is a digest of
+it), flushed and synced, then renamed over the target. A target that is a
+symbolic link is replaced by the new file, as the rename does: a link
+never sends the write elsewhere (one planted in a shared folder cannot make
+it overwrite another file), and the file the link led to is left as it
+was. A process killed mid-write (SIGKILL, power loss) leaves the old file
+intact and that temporary file behind: the next write of the same target
+removes such files once they are older than :data:`STALE_SECONDS` (a write
+still in progress keeps touching its own, and only files of exactly that
+pattern, for exactly that target, are ever removed).
 
 **Reading.** :func:`open_regular` and :func:`read_regular` open a file the
 user named without blocking and check the open file itself: a pipe cannot
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import logging
 import os
 import re
@@ -57,14 +62,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     ------
     OSError
         Naming ``path`` (never the temporary file): its folder is missing or
-        not writable, ``path`` is a folder, or the disk is full.
+        not writable, ``path`` is a folder (or ends with a separator), or
+        the disk is full.
     """
-    path = Path(path)
+    path = check_output(path)
     folder = path.parent if str(path.parent) else Path(".")
-    check_output(path)
     _remove_stale(folder, path.name)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        fd, tmp_name = tempfile.mkstemp(prefix=_temporary_prefix(path.name), suffix=".tmp", dir=folder)
     except OSError as exc:
         raise _about(exc, path) from None
     try:
@@ -84,21 +89,34 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     return path
 
 
-def check_output(path: str | os.PathLike) -> Path:
+def check_output(path: str | os.PathLike, probe: bool = False) -> Path:
     """``path`` as a place a new file can be written, checked before any work.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    probe : bool
+        Also make (and remove at once) a temporary file in the folder, as the
+        write will: the permission bits do not tell everything (a file system
+        that takes no new files, such as ``/sys``, even for root).
 
     Raises
     ------
     OSError
         Naming ``path``: ``FileNotFoundError`` when its folder does not exist,
         ``NotADirectoryError`` when the "folder" is a file,
-        ``IsADirectoryError`` when ``path`` is a folder, ``PermissionError``
-        when the folder cannot be written.
+        ``IsADirectoryError`` when ``path`` is a folder or ends with a
+        separator (a folder's name), ``PermissionError`` (or what the probe
+        met) when the folder cannot be written.
     """
+    text = os.fspath(path)
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name inside it", str(path))
+    if isinstance(text, str) and text.endswith(tuple(filter(None, (os.sep, os.altsep)))):
+        raise IsADirectoryError(errno.EISDIR, f"ends with {text[-1]!r}, so it names a folder; give a file name",
+                                text)
     if not folder.exists():
         raise FileNotFoundError(errno.ENOENT, f"folder {str(folder)!r} does not exist; create it first",
                                 str(path))
@@ -106,6 +124,14 @@ def check_output(path: str | os.PathLike) -> Path:
         raise NotADirectoryError(errno.ENOTDIR, f"{str(folder)!r} is a file, not a folder", str(path))
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(errno.EACCES, f"no permission to write in folder {str(folder)!r}", str(path))
+    if probe:
+        try:
+            fd, name = tempfile.mkstemp(prefix=_temporary_prefix(path.name), suffix=".tmp", dir=folder)
+        except OSError as exc:
+            raise type(exc)(exc.errno, f"cannot create a file in folder {str(folder)!r} ({reason(exc)})",
+                            str(path)) from None
+        os.close(fd)
+        os.unlink(name)
     return path
 
 
@@ -118,11 +144,25 @@ def _about(exc: OSError, path: Path) -> OSError:
     return type(exc)(exc.errno, why, str(path))
 
 
+def _temporary_prefix(name: str) -> str:
+    """``.NAME.``, where ``NAME`` is ``name`` or, when the temporary file's
+    name would pass the longest a file name may be, a digest of it."""
+    if len(os.fsencode(name)) + _TEMPORARY_EXTRA <= _NAME_MAX:
+        return f".{name}."
+    return f".{hashlib.sha256(os.fsencode(name)).hexdigest()[:32]}."
+
+
+#: What the temporary file's name adds to the target's: two dots, eight letters, ".tmp".
+_TEMPORARY_EXTRA = 14
+#: The longest file name, in bytes, on the file systems graphnet writes to (ext4, XFS, APFS, NTFS, tmpfs).
+_NAME_MAX = 255
+
+
 def _remove_stale(folder: Path, name: str) -> None:
     """Remove our temporary files for ``name`` that no write has touched for
     :data:`STALE_SECONDS` (best effort: a folder that cannot be listed is left alone)."""
-    pattern = re.compile(rf"\.{re.escape(name)}\.[A-Za-z0-9_]{{8}}\.tmp")
-    prefix = f".{name}."
+    prefix = _temporary_prefix(name)
+    pattern = re.compile(rf"{re.escape(prefix)}[A-Za-z0-9_]{{8}}\.tmp")
     cutoff = time.time() - STALE_SECONDS
     try:
         entries = list(os.scandir(folder))
@@ -167,7 +207,7 @@ def _sync_folder(folder: Path) -> None:
             os.close(fd)
 
 
-def open_regular(path: str, limit: int, what: str, argument: str = "path", too_big: str = "") -> BinaryIO:
+def open_regular(path: str, limit: int | None, what: str, argument: str = "path", too_big: str = "") -> BinaryIO:
     """``path`` opened for reading in binary, once the open file is known to
     be a regular file of at most ``limit`` bytes.
 
@@ -179,8 +219,9 @@ def open_regular(path: str, limit: int, what: str, argument: str = "path", too_b
     ----------
     path : str
         The file, as the user named it.
-    limit : int
-        The most bytes such a file may hold.
+    limit : int or None
+        The most bytes such a file may hold (None: as many as it holds, for a
+        reader that bounds what it takes from the bytes present).
     what : str
         The kind of file, for messages ("a spec", "a Keras model file").
     argument : str
@@ -209,7 +250,7 @@ def open_regular(path: str, limit: int, what: str, argument: str = "path", too_b
         if not stat.S_ISREG(info.st_mode):
             raise ModelFileError(f"{named(path)}: is {kind_of_file(info.st_mode)}, not a regular file; {what} is read "
                                  f"from a file")
-        if info.st_size > limit:
+        if limit is not None and info.st_size > limit:
             raise ModelFileError(f"{named(path)}: {info.st_size:,} bytes, more than the limit of {limit:,} "
                                  f"bytes for {what}{'; ' + too_big if too_big else ''}")
         return os.fdopen(fd, "rb")

@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ._files import open_regular
 from ._text import clip, preview, shown
 from ._archive import (
     ARCHIVE_SLACK,
@@ -174,16 +175,14 @@ def read_arrays(
     Raises
     ------
     ModelFileError
-        Naming the file (and the array): not a zip archive (saying what it
-        looks like), a damaged archive, a member that is not a ``.npy`` array,
-        a repeated name, a pickled or non-numeric array, or sizes its bytes
-        cannot hold.
-    OSError
-        When the file cannot be opened.
+        Naming the file (and the array): missing, unreadable or not a regular
+        file, not a zip archive (saying what it looks like), a damaged
+        archive, a member that is not a ``.npy`` array, a repeated name, a
+        pickled or non-numeric array, or sizes its bytes cannot hold.
     """
     label = os.fspath(path)
     what = "a .npz archive"
-    with open(label, "rb") as handle:
+    with open_regular(label, None, what) as handle:
         try:
             archive = open_zip(handle, label, what, max_members)
         except (zipfile.BadZipFile, struct.error, EOFError) as exc:
@@ -196,6 +195,8 @@ def read_arrays(
                     problem = "is not a .npy array" if not name.endswith(".npy") else "appears twice"
                     raise ModelFileError(f"{label}: member {shown(name)} {problem}; expected {what}")
                 members[name[:-4]] = info
+            if len(members) > max_members:
+                raise ModelFileError(f"{label}: holds {len(members):,} arrays; {what} has at most {max_members:,}")
             arrays = {}
             for name, info in members.items():
                 if wanted is None or name in wanted:

@@ -8,11 +8,14 @@ no pyplot state, no display needed (a server or CI machine is fine).
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ._files import atomic_write, check_output
+from ._text import reason
 from ._validation import check_int, check_path
 from .errors import GraphError
 
@@ -101,11 +104,17 @@ def plot_history(history, path: str | os.PathLike | None = None, *, title: str |
         When matplotlib is not installed (the message says how to install it).
     GraphError
         For a history with nothing to plot, a path that is not a str or
-        os.PathLike, a folder that does not exist, a file suffix
-        matplotlib cannot write, or a ``dpi`` that is not a positive integer.
+        os.PathLike, a folder that does not exist, a path that is a folder,
+        a file suffix matplotlib cannot write, a ``dpi`` that is not a
+        positive integer, or a write that fails (the disk full): the file
+        is written atomically, so one that was there is then left as it was.
     """
     if path is not None:
         path = Path(check_path(path, "plot_history: path", "the figure file to write"))
+        try:
+            check_output(path)
+        except OSError as exc:
+            raise GraphError(f"plot_history: cannot write {str(path)!r}: {reason(exc)}") from None
     dpi = check_int(dpi, "plot_history: dpi")
     groups = panels(history)
     require_matplotlib()
@@ -120,8 +129,6 @@ def plot_history(history, path: str | os.PathLike | None = None, *, title: str |
     else:
         from matplotlib.figure import Figure
 
-        if not path.parent.is_dir():
-            raise GraphError(f"plot_history: folder {str(path.parent)!r} does not exist; create it first")
         figure = Figure(figsize=size, layout="constrained")
         formats = figure.canvas.get_supported_filetypes()
         if path.suffix.lower().lstrip(".") not in formats:
@@ -155,5 +162,10 @@ def plot_history(history, path: str | os.PathLike | None = None, *, title: str |
     if title:
         figure.suptitle(title)
     if path is not None:
-        figure.savefig(path, dpi=dpi)
+        image = io.BytesIO()
+        figure.savefig(image, format=path.suffix.lower().lstrip("."), dpi=dpi)
+        try:
+            atomic_write(path, lambda handle: handle.write(image.getbuffer()))
+        except OSError as exc:
+            raise GraphError(f"plot_history: cannot write {str(path)!r}: {reason(exc)}") from None
     return figure

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ._archive import check_members, npz_bytes, open_zip, read_member, write_zip
+from ._files import open_regular
 from ._npz import parse_npz
 from ._registry import custom_objects as custom_scope
 from ._text import clip, named, reason
@@ -215,7 +216,7 @@ def _read(path, label: str, max_bytes: int):
     """:func:`load`'s work, every failure a ModelFileError naming the file."""
     try:
         if isinstance(path, (str, os.PathLike)):
-            with open(path, "rb") as handle:
+            with open_regular(os.fspath(path), None, "a graphnet model file") as handle:
                 return _load(handle, label, max_bytes)
         if not hasattr(path, "read"):
             raise ModelFileError(

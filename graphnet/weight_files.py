@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from ._archive import check_members, open_zip, read_member, write_zip
+from ._files import open_regular
 from ._npz import parse_npz
 from ._text import clip, named, preview, reason, shown
 from ._validation import check_int, check_path
@@ -111,7 +112,7 @@ def load_weights(graph: Graph, path: str | os.PathLike, *, max_bytes: int = DEFA
     max_bytes = check_int(max_bytes, "load_weights: max_bytes")
     label = named(os.fspath(path))
     try:
-        with open(path, "rb") as handle:
+        with open_regular(os.fspath(path), None, "a weights file") as handle:
             _load(graph, handle, label, max_bytes)
     except ModelFileError:
         raise

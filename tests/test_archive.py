@@ -47,8 +47,8 @@ def test_missing_file_and_nonzip_bytes(tmp_path):
     bad.write_text("hello, I am not a zip file")
     with pytest.raises(gn.ModelFileError, match=r"notes\.gnet: not a graphnet model file \(not a zip"):
         gn.load(bad)
-    with pytest.raises(gn.ModelFileError, match="cannot be read"):
-        gn.load(tmp_path)  # a folder
+    with pytest.raises(gn.ModelFileError, match="is a folder, not a regular file"):
+        gn.load(tmp_path)
 
 
 @pytest.mark.parametrize("cut", [0.99, 0.7, 0.5, 0.1])

@@ -403,3 +403,76 @@ def test_a_backup_the_graph_cannot_take_is_refused_before_fit_changes_anything(t
         g.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[gn.callbacks.BackupAndRestore(tmp_path / "b")])
     assert g.optimizer is None and g.nodes["x"].mean is None
     assert all(np.array_equal(before[k], v) for k, v in g.get_weights().items())
+
+
+def test_csv_append_refuses_a_file_that_is_not_text_and_ends_the_last_row_it_keeps(tmp_path, data):
+    x, y = data
+    log = tmp_path / "log.csv"
+    log.write_bytes(b"\xff\xfe not a log\n")
+    g = build_regression()
+    before = g.get_weights()
+    with pytest.raises(GraphError, match=r"CSVLogger: .*log.csv' is not UTF-8 text \(byte 0"):
+        g.fit(x, y, epochs=1, verbose=0, callbacks=[gn.callbacks.CSVLogger(log, append=True)])
+    assert log.read_bytes() == b"\xff\xfe not a log\n"  # refused before training: nothing changed
+    assert all((before[k] == v).all() for k, v in g.get_weights().items())
+    log.write_text("epoch,loss\n0,1.5")  # a last row without its newline
+    g.fit(x, y, epochs=1, verbose=0, callbacks=[gn.callbacks.CSVLogger(log, append=True)])
+    rows = log.read_text().splitlines()
+    assert rows[:2] == ["epoch,loss", "0,1.5"] and len(rows) == 3 and rows[2].count(",") == 1
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.csv")
+        with pytest.raises(ModelFileError, match="is a pipe, not a regular file"):  # not a wait for a writer
+            g.fit(x, y, epochs=1, verbose=0, callbacks=[gn.callbacks.CSVLogger(tmp_path / "pipe.csv", append=True)])
+
+
+_TENSORBOARD_ON_A_FULL_DISK = """
+import os, resource, signal, sys
+import numpy as np
+import graphnet as gn
+os.chdir(sys.argv[1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+g = gn.Sequential([gn.Input(4), gn.Dense(1)], seed=0)
+x, y = np.random.default_rng(0).normal(size=(16, 4)), np.zeros((16, 1))
+resource.setrlimit(resource.RLIMIT_FSIZE, (200, resource.RLIM_INFINITY))
+try:
+    g.fit(x, y, epochs=3, verbose=0, callbacks=[gn.callbacks.TensorBoard("logs")])
+except gn.GraphError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file size limits")
+def test_tensorboard_on_a_full_disk_says_which_folder_it_could_not_write(tmp_path):
+    pytest.importorskip("tensorboardX")
+    done = subprocess.run([sys.executable, "-c", _TENSORBOARD_ON_A_FULL_DISK, str(tmp_path)], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(HERE.parent)}, timeout=120)
+    assert done.stdout.startswith("TensorBoard: cannot write the events in 'logs/train': File too large"), done
+    assert "Traceback" not in done.stderr, done.stderr  # closing the broken files adds no second failure
+
+
+class _MoveAfterFirstEpoch(gn.callbacks.Callback):
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            os.chdir(self.folder)
+
+
+def test_one_fit_writes_all_its_files_where_it_began(tmp_path, data, monkeypatch):
+    pytest.importorskip("tensorboardX")
+    x, y = data
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    callbacks = [gn.callbacks.BackupAndRestore("backup"), _MoveAfterFirstEpoch(tmp_path / "b"),
+                 gn.callbacks.ModelCheckpoint("c-{epoch}.gnet", monitor="loss", save_best_only=False),
+                 gn.callbacks.CSVLogger("log.csv"), gn.callbacks.TensorBoard("logs")]
+    build_regression().fit(x, y, epochs=3, verbose=0, callbacks=callbacks)
+    assert list((tmp_path / "b").iterdir()) == []
+    written = {p.relative_to(tmp_path / "a").as_posix() for p in (tmp_path / "a").rglob("*") if p.is_file()}
+    assert {"c-1.gnet", "c-2.gnet", "c-3.gnet", "log.csv"} <= written
+    assert not any(name.startswith("backup/") for name in written)  # removed as the fit ended normally
+    assert len((tmp_path / "a" / "log.csv").read_text().splitlines()) == 4
+    assert callbacks[2].saved == ["c-1.gnet", "c-2.gnet", "c-3.gnet"]

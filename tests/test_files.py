@@ -79,6 +79,76 @@ def test_stale_temporary_files_of_ours_are_removed_on_the_next_save(tmp_path):
     assert left == sorted(["model.gnet", *[n for n in names if n != ".model.gnet.abcd1234.tmp"]])
 
 
+@pytest.mark.parametrize("length", [241, 242, 255])  # the longest names the file system takes
+def test_a_name_as_long_as_the_system_allows_is_written_atomically(tmp_path, length):
+    g = build_dag()
+    target = tmp_path / ("m" * (length - len(".gnet")) + ".gnet")
+    assert g.save(target) == target and g.save_weights(target.with_suffix(".npz")) is not None
+    g.save(target)  # again, over the first: the temporary file's name fits too
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, target.with_suffix(".npz").name])
+    assert gn.load(target).get_weights().keys() == g.get_weights().keys()
+    stale = files._temporary_prefix(target.name) + "abcd1234.tmp"  # one a killed write left
+    (tmp_path / stale).write_bytes(b"partial")
+    os.utime(tmp_path / stale, (time.time() - files.STALE_SECONDS - 1,) * 2)
+    g.save(target)
+    assert stale not in {p.name for p in tmp_path.iterdir()}
+
+
+def test_a_name_ending_with_a_separator_names_a_folder_and_is_refused(tmp_path):
+    g = build_dag()
+    for write in (g.save, g.save_weights):
+        with pytest.raises(IsADirectoryError, match="names a folder") as info:
+            write(f"{tmp_path}/model.gnet/")
+        assert info.value.filename == f"{tmp_path}/model.gnet/"
+    with pytest.raises(gn.GraphError, match="names a folder"):
+        gn.callbacks.ModelCheckpoint(f"{tmp_path}/best.gnet/", monitor="loss").set_params({"metrics": ["loss"]})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_link_is_replaced_by_the_file_and_never_sends_the_write_elsewhere(tmp_path):
+    g, other = build_dag(), build_dag(seed=1)
+    (tmp_path / "runs").mkdir()
+    real = other.save(tmp_path / "runs" / "model.gnet")
+    kept = real.read_bytes()
+    (tmp_path / "latest.gnet").symlink_to("runs/model.gnet")
+    assert g.save(tmp_path / "latest.gnet") == tmp_path / "latest.gnet"
+    assert not (tmp_path / "latest.gnet").is_symlink() and real.read_bytes() == kept
+    assert gn.load(tmp_path / "latest.gnet").get_weights()["a->h1.weight"].tolist() == \
+        g.get_weights()["a->h1.weight"].tolist()
+    (tmp_path / "planted.gnet").symlink_to("nowhere/x.gnet")  # dangling: nothing is made there
+    g.save_weights(tmp_path / "planted.gnet")
+    assert not (tmp_path / "planted.gnet").is_symlink() and not (tmp_path / "nowhere").exists()
+
+
+def test_a_folder_that_takes_no_new_files_is_found_before_training(tmp_path, rng, monkeypatch):
+    """The permission bits say yes (root on /sys, some network mounts); only
+    making a file says no. Checkpoints and the CLI's outputs probe."""
+    g = build_dag()
+    x, y = dag_data(rng, 8)
+    before = g.get_weights()
+
+    def refused(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", refused)
+    with pytest.raises(gn.GraphError, match=r"ModelCheckpoint: cannot write .*best.gnet.*cannot create a file in "
+                                            r"folder .*Read-only file system"):
+        g.fit(x, y, epochs=1, verbose=0, callbacks=[gn.callbacks.ModelCheckpoint(tmp_path / "best.gnet",
+                                                                                 monitor="loss")])
+    assert all((before[k] == v).all() for k, v in g.get_weights().items())  # refused before training
+    files.check_output(tmp_path / "model.gnet")  # without the probe: the bits alone
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+@pytest.mark.parametrize("reader", ["load", "load_weights"])
+def test_a_pipe_given_as_a_model_file_is_refused_without_waiting(tmp_path, reader):
+    pipe = tmp_path / "pipe.gnet"
+    os.mkfifo(pipe)
+    read = {"load": gn.load, "load_weights": build_dag().load_weights}[reader]
+    with pytest.raises(gn.ModelFileError, match="is a pipe, not a regular file"):
+        read(pipe)  # a blocking open would wait here for a writer forever
+
+
 _SAVE_FOREVER = """
 import sys
 import graphnet as gn

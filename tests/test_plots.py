@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -94,3 +95,22 @@ def test_without_matplotlib_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes ``import matplotlib`` fail
     with pytest.raises(ImportError, match=r"pip install 'graphnet\[plot\]'"):
         gn.plot_history({"loss": [1.0]})
+
+
+def test_a_figure_is_written_atomically_and_a_folder_is_refused(multi_history, tmp_path, monkeypatch):
+    target = tmp_path / "curves.png"
+    target.write_bytes(b"OLD")
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)  # the data reached the temporary file, not the disk
+    with pytest.raises(gn.GraphError, match="plot_history: cannot write .*curves.png.*No space left on device"):
+        gn.plot_history(multi_history, target)
+    monkeypatch.undo()
+    assert target.read_bytes() == b"OLD" and [p.name for p in tmp_path.iterdir()] == ["curves.png"]
+    gn.plot_history(multi_history, target)
+    assert target.read_bytes().startswith(b"\x89PNG")
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(gn.GraphError, match="plot_history: cannot write .*folder.png.*is a folder"):
+        gn.plot_history(multi_history, tmp_path / "folder.png")

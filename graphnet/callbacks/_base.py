@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Callback", "History", "Monitor", "HOOKS", "ALIASES", "ADDERS", "adds_to_logs", "wants", "check_hook",
            "check_hooks", "check_logged",
-           "optimizer_of", "say", "check_verbose", "check_writable", "check_folder"]
+           "optimizer_of", "say", "check_verbose", "check_writable", "check_folder", "anchored"]
 
 logger = logging.getLogger("graphnet.callbacks")
 
@@ -314,6 +314,14 @@ def _hint(name: str, known) -> str:
             "the list")
 
 
+def anchored(path) -> Path:
+    """``path`` against the working folder of now (an absolute ``path`` as
+    it is): a callback anchors its files when ``fit`` begins, so that one
+    fit writes them all in one place even if the working folder changes
+    while it runs."""
+    return Path(os.getcwd(), path)
+
+
 def check_writable(callback: Callback, path) -> None:
     """Refuse, before the first epoch trains, a file ``path`` the callback
     could not write: its folder missing or a file, ``path`` a folder, or no
@@ -325,7 +333,7 @@ def check_writable(callback: Callback, path) -> None:
         Naming the callback, the path and what is wrong.
     """
     try:
-        check_output(path)
+        check_output(path, probe=True)
     except OSError as exc:
         raise GraphError(f"{type(callback).__name__}: cannot write {str(path)!r}: {reason(exc)}") from None
 

@@ -16,7 +16,7 @@ from .._files import atomic_write
 from .._validation import check_bool, check_number, check_path
 from ..weights import refuse_non_finite
 from ..errors import GraphError
-from ._base import Callback, Monitor, check_folder, check_logged, check_verbose, check_writable, say
+from ._base import Callback, Monitor, anchored, check_folder, check_logged, check_verbose, check_writable, say
 
 __all__ = ["ModelCheckpoint", "BackupAndRestore"]
 
@@ -47,7 +47,8 @@ class ModelCheckpoint(Monitor):
         With ``save_best_only``, the value an epoch must beat to be saved
         first (Keras's option; by default the first epoch is saved).
 
-    Every write is atomic: a checkpoint is whole or absent.
+    Every write is atomic: a checkpoint is whole or absent. A relative
+    path is taken from the working folder as ``fit`` begins.
     """
 
     def __init__(self, path: str | Path | None = None, monitor: str = "val_loss", save_best_only: bool = True,
@@ -71,6 +72,7 @@ class ModelCheckpoint(Monitor):
         self.weights_only = save_weights_only or self.plain_npz
         self.verbose = check_verbose(verbose, "ModelCheckpoint")
         self.saved: list[str] = []
+        self._folder = Path()
 
     def set_params(self, params: dict[str, Any]) -> None:
         Callback.set_params(self, params)
@@ -80,6 +82,7 @@ class ModelCheckpoint(Monitor):
                      subject=lambda name: f"the field {{{name}}} of the path {self.path!r}")
         if not set("{}") & set(str(Path(self.path).parent)):  # a folder the fields name is known only later
             check_writable(self, self.path)
+        self._folder = anchored(".")
 
     def check_optimizer(self, optimizer):
         if not self.plain_npz:  # a .gnet file stores the optimizer's config
@@ -103,7 +106,7 @@ class ModelCheckpoint(Monitor):
         except (KeyError, ValueError, IndexError) as exc:  # names or formats only known now
             raise GraphError(f"ModelCheckpoint: cannot fill the path {self.path!r} from the logged "
                              f"values {sorted(logs)} ({type(exc).__name__}: {exc})") from None
-        self._write(target)
+        self._write(str(self._folder / target))
         self.saved.append(target)
         why = f"{self.monitor} improved from {before:.5g} to {self.best:.5g}, " if self.save_best_only else ""
         say(self, f"Epoch {epoch + 1}: {why}saving {'weights' if self.weights_only else 'model'} to {target}")
@@ -140,7 +143,8 @@ class BackupAndRestore(Callback):
     Parameters
     ----------
     backup_dir : str or PathLike
-        A folder for this fit's backups alone (made when needed).
+        A folder for this fit's backups alone (made when needed); a relative
+        one is taken from the working folder as ``fit`` begins.
     delete_checkpoint : bool
         Remove the backup when training ends normally (Keras's default).
     """
@@ -156,18 +160,21 @@ class BackupAndRestore(Callback):
             raise GraphError(f"BackupAndRestore: {str(self.backup_dir)!r} is a file, not a folder")
         self.delete_checkpoint = delete_checkpoint
         self._resume: int | None = None
+        self._folder = self.backup_dir
 
     def backups(self) -> list[tuple[int, Path]]:
-        """``(epochs finished, path)`` of the backups in the folder, oldest first."""
-        if not self.backup_dir.is_dir():
+        """``(epochs finished, path)`` of the backups in the folder (the one
+        the last ``fit`` began with), oldest first."""
+        if not self._folder.is_dir():
             return []
-        found = [(int(m.group(1)), self.backup_dir / name) for name in os.listdir(self.backup_dir)
+        found = [(int(m.group(1)), self._folder / name) for name in os.listdir(self._folder)
                  if (m := self._NAME.fullmatch(name))]
         return sorted(found)
 
     def set_params(self, params: dict[str, Any]) -> None:
         super().set_params(params)
         check_folder(self, self.backup_dir)  # before fit changes anything, not at the first backup
+        self._folder = anchored(self.backup_dir)
         found = self.backups()
         if found and self.graph is not None:  # a backup the graph cannot take is refused before fit changes it
             copy.deepcopy(self.graph).load_weights(found[-1][1])
@@ -192,8 +199,8 @@ class BackupAndRestore(Callback):
     def _write(self, epochs: int) -> None:
         """Back up the training after ``epochs`` epochs (0: as it starts) and
         remove the older backups."""
-        self.backup_dir.mkdir(parents=True, exist_ok=True)
-        self.graph.save_weights(self.backup_dir / f"epoch-{epochs:06d}.weights.gnet")
+        self._folder.mkdir(parents=True, exist_ok=True)
+        self.graph.save_weights(self._folder / f"epoch-{epochs:06d}.weights.gnet")
         for done, path in self.backups():
             if done < epochs:
                 path.unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -10,10 +11,11 @@ import time
 import uuid
 from pathlib import Path
 
-from .._files import atomic_write
+from .._files import atomic_write, read_regular
 from .._validation import check_bool, check_int, check_path
+from .._text import reason
 from ..errors import GraphError
-from ._base import Callback, check_folder, check_writable, optimizer_of
+from ._base import Callback, anchored, check_folder, check_writable, optimizer_of
 
 __all__ = ["CSVLogger", "TensorBoard", "StatsRecorder"]
 
@@ -21,7 +23,9 @@ __all__ = ["CSVLogger", "TensorBoard", "StatsRecorder"]
 class CSVLogger(Callback):
     """Write each epoch's logs as a row of a CSV file (``epoch`` first, then
     the logged names in order). The file is rewritten atomically after every
-    epoch, so it is always whole; ``append=True`` keeps the rows already there."""
+    epoch, so it is always whole; ``append=True`` keeps the rows already there
+    (a file that is not UTF-8 text is refused before training). A relative
+    ``filename`` is taken from the working folder as ``fit`` begins."""
 
     def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False):
         super().__init__()
@@ -30,17 +34,31 @@ class CSVLogger(Callback):
             raise GraphError(f"CSVLogger: separator must be one character, got {separator!r}")
         self.filename, self.separator = Path(filename), separator
         self.append = check_bool(append, "CSVLogger: append")
+        self._target, self._held = self.filename, ""
 
     def set_params(self, params):
         super().set_params(params)
         check_writable(self, self.filename)  # before the first epoch trains, not after it
+        self._target = anchored(self.filename)
+        self._held = self._rows_there() if self.append else ""
+
+    def _rows_there(self) -> str:
+        """The text of the file to append to ("" when there is none), ending with a newline."""
+        if not self._target.exists():
+            return ""
+        raw = read_regular(str(self._target), None, "a CSV log", "CSVLogger: filename")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise GraphError(f"CSVLogger: {str(self.filename)!r} is not UTF-8 text (byte {exc.start:,} is "
+                             f"{raw[exc.start:exc.start + 1]!r}); append=True adds rows to a CSV file CSVLogger "
+                             f"wrote: give another filename, or append=False to replace it") from None
+        return text if not text or text.endswith("\n") else text + "\n"
 
     def on_train_begin(self, logs=None):
-        self._kept, self._rows, self._keys = "", [], None
-        if self.append and self.filename.exists():
-            self._kept = self.filename.read_text()
-            if self._kept:
-                self._keys = next(csv.reader(io.StringIO(self._kept), delimiter=self.separator))[1:]
+        self._kept, self._rows, self._keys = self._held, [], None
+        if self._kept:
+            self._keys = next(csv.reader(io.StringIO(self._kept), delimiter=self.separator))[1:]
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -53,7 +71,7 @@ class CSVLogger(Callback):
             writer.writerow(["epoch", *self._keys])
         writer.writerows(self._rows)
         text = (self._kept + out.getvalue()).encode()
-        atomic_write(self.filename, lambda handle: handle.write(text))
+        atomic_write(self._target, lambda handle: handle.write(text))
 
 
 class TensorBoard(Callback):
@@ -66,7 +84,8 @@ class TensorBoard(Callback):
     as in TensorBoard); logged names that would share a tag are refused
     when ``fit`` begins (names a callback adds, when they are written). Needs the optional ``tensorboardX`` package (its event records).
     Each fit writes new event files (one per run) and closes them when it
-    ends, however it ends; nothing is kept for the life of the process.
+    ends, however it ends; nothing is kept for the life of the process. A
+    relative ``log_dir`` is taken from the working folder as ``fit`` begins.
 
     Parameters
     ----------
@@ -98,24 +117,37 @@ class TensorBoard(Callback):
         self._records, self._event, self._scalar = EventsWriter, Event, scalar
         self._writers: dict = {}
         self._batches = 0
+        self._root, self._broken = self.log_dir, False
 
     def set_params(self, params):
         super().set_params(params)
         check_folder(self, self.log_dir)  # before fit changes anything, not at the first write
         _places(params.get("metrics") or ())
+        self._root = anchored(self.log_dir)
 
     def _write(self, run: str, tag: str, value: float, step: int) -> None:
         """One scalar into ``run``'s event file (made at its first scalar)."""
-        if run not in self._writers:
-            # A name of its own, in the order written: the file is named after
-            # the second it is made and the host, so two fits within a second
-            # (a resumed one, fits in a loop) wrote the same file, and
-            # TensorBoard reads a run's files in the order of their names.
-            (self.log_dir / run).mkdir(parents=True, exist_ok=True)
-            suffix = f".{time.time_ns():020d}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-            self._writers[run] = self._records(str(self.log_dir / run / "events"), suffix)
-        event = self._event(wall_time=time.time(), step=int(step), summary=self._scalar(tag, value))
-        self._writers[run].write_event(event)
+        with self._failing(run):
+            if run not in self._writers:
+                # A name of its own, in the order written: the file is named after
+                # the second it is made and the host, so two fits within a second
+                # (a resumed one, fits in a loop) wrote the same file, and
+                # TensorBoard reads a run's files in the order of their names.
+                (self._root / run).mkdir(parents=True, exist_ok=True)
+                suffix = f".{time.time_ns():020d}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+                self._writers[run] = self._records(str(self._root / run / "events"), suffix)
+            event = self._event(wall_time=time.time(), step=int(step), summary=self._scalar(tag, value))
+            self._writers[run].write_event(event)
+
+    @contextlib.contextmanager
+    def _failing(self, run: str):
+        """An OSError while writing ``run``'s events as a GraphError naming its folder."""
+        try:
+            yield
+        except OSError as exc:
+            self._broken = True
+            raise GraphError(f"TensorBoard: cannot write the events in {str(self.log_dir / run)!r}: "
+                             f"{reason(exc)}") from None
 
     def _batch_end(self, batch, logs=None):
         self._batches += 1
@@ -129,8 +161,9 @@ class TensorBoard(Callback):
         lr = optimizer_of(self).lr if self.graph.optimizer is not None else None
         if isinstance(lr, float) and "learning_rate" not in (logs or {}):  # one a callback logged is written above
             self._write("train", "epoch_learning_rate", lr, epoch)
-        for writer in self._writers.values():
-            writer.flush()
+        for run, writer in self._writers.items():
+            with self._failing(run):
+                writer.flush()
 
     def on_train_end(self, logs=None):
         self.close()
@@ -138,8 +171,17 @@ class TensorBoard(Callback):
     def close(self):
         """Close the event files (what was written reaches the disk)."""
         writers, self._writers = self._writers, {}
-        for writer in writers.values():
-            writer.close()
+        broken, self._broken = self._broken, False
+        failed = None
+        for run, writer in writers.items():
+            try:
+                writer.close()
+            except OSError as exc:  # the others are closed all the same
+                failed = failed or (run, exc)
+        if failed and not broken:  # a write that failed has said so already
+            run, exc = failed
+            raise GraphError(f"TensorBoard: cannot write the events in {str(self.log_dir / run)!r}: "
+                             f"{reason(exc)}")
 
 
 class StatsRecorder(Callback):
