@@ -146,8 +146,10 @@ class TensorBoard(Callback):
             yield
         except OSError as exc:
             self._broken = True
-            raise GraphError(f"TensorBoard: cannot write the events in {str(self.log_dir / run)!r}: "
-                             f"{reason(exc)}") from None
+            raise self._cannot_write(run, exc) from None
+
+    def _cannot_write(self, run: str, exc: OSError) -> GraphError:
+        return GraphError(f"TensorBoard: cannot write the events in {str(self.log_dir / run)!r}: {reason(exc)}")
 
     def _batch_end(self, batch, logs=None):
         self._batches += 1
@@ -179,9 +181,7 @@ class TensorBoard(Callback):
             except OSError as exc:  # the others are closed all the same
                 failed = failed or (run, exc)
         if failed and not broken:  # a write that failed has said so already
-            run, exc = failed
-            raise GraphError(f"TensorBoard: cannot write the events in {str(self.log_dir / run)!r}: "
-                             f"{reason(exc)}")
+            raise self._cannot_write(*failed)
 
 
 class StatsRecorder(Callback):
