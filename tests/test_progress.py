@@ -67,17 +67,22 @@ def test_on_an_80_column_terminal_every_figure_is_shown(monkeypatch):
 _RUNNING = {"loss": 2.5595, "aux_loss": 1.1, "main_loss": 0.7, "digit_accuracy": 0.1234, "even_accuracy": 0.5}
 
 
-@pytest.mark.parametrize("width", [60, 80, 120, 200])
-def test_the_live_bar_shows_each_outputs_figures_as_far_as_the_width_allows(monkeypatch, width):
+def _halfway(monkeypatch, width: int, batches: int) -> tuple[Progress, list[str]]:
+    """A live bar ``width`` columns wide, 50 batches into epoch 3 of 30, and the lines drawn."""
     monkeypatch.setenv("COLUMNS", str(width))
     stream = _FakeTerminal()
-    progress = Progress(1, epochs=30, batches=100, stream=stream)
+    progress = Progress(1, epochs=30, batches=batches, stream=stream)
     progress.epoch_begin(2)
     for _ in range(50):
         progress.batch_end(_RUNNING)
         progress._shown = 0.0  # every batch due, as a slow batch would be
     progress._bar.refresh()
-    lines = _rendered(stream.getvalue())
+    return progress, _rendered(stream.getvalue())
+
+
+@pytest.mark.parametrize("width", [60, 80, 120, 200])
+def test_the_live_bar_shows_each_outputs_figures_as_far_as_the_width_allows(monkeypatch, width):
+    progress, lines = _halfway(monkeypatch, width, 100)
     assert all(len(line) <= width for line in lines), [line for line in lines if len(line) > width]
     bar = lines[-1]
     assert bar.startswith("Epoch 3/30:  50%")
@@ -94,15 +99,8 @@ def test_the_live_bar_shows_each_outputs_figures_as_far_as_the_width_allows(monk
 
 @pytest.mark.parametrize("width", [40, 45, 50, 55])
 def test_too_narrow_for_a_bar_beside_the_loss_the_counts_and_the_figures_stay_whole(monkeypatch, width):
-    monkeypatch.setenv("COLUMNS", str(width))
-    stream = _FakeTerminal()
-    progress = Progress(1, epochs=30, batches=3125, stream=stream)
-    progress.epoch_begin(2)
-    for _ in range(50):
-        progress.batch_end(_RUNNING)
-        progress._shown = 0.0
-    progress._bar.refresh()
-    bar = _rendered(stream.getvalue())[-1]
+    progress, lines = _halfway(monkeypatch, width, 3125)
+    bar = lines[-1]
     assert len(bar) <= width, bar
     assert bar.startswith("Epoch 3/30 50/3125, loss: 2.5595"), bar  # never a loss cut to "loss: 2"
     shown = re.findall(r"(\w+): (\d+\.\d{4})", bar)
