@@ -32,8 +32,10 @@ _INDENT = "  "
 _MIN_BAR = 6
 #: tqdm's bar without the rate (``34.62batch/s``), whose room goes to the figures.
 _BAR = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
-#: A terminal too narrow for the bar and the loss beside it: the counts and the figures alone.
-_NARROW = "{desc} {n_fmt}/{total_fmt}{postfix}"
+#: Batches of an epoch of unknown length (a generator): no bar, and no rate either.
+_COUNTING = "{desc}: {n_fmt} batches [{elapsed}{postfix}]"
+#: A terminal too narrow for the line and the loss in it: the counts and the figures alone.
+_NARROWER = {_BAR: "{desc} {n_fmt}/{total_fmt}{postfix}", _COUNTING: "{desc} {n_fmt}{postfix}"}
 
 
 def _value(value) -> str:
@@ -167,7 +169,7 @@ class Progress:
             self._bar = tqdm(
                 total=self.batches,
                 desc=f"Epoch {epoch + 1}/{self.epochs}",
-                bar_format=_BAR if self.batches else None,
+                bar_format=_BAR if self.batches else _COUNTING,
                 unit="batch",
                 leave=True,
                 ncols=self._width,
@@ -198,17 +200,17 @@ class Progress:
         if not isinstance(figures, dict):
             figures = {"loss": figures}
         items = [figure(k, v) for k, v in figures.items()]
-        # The bar's own text as it stands, with a bar of tqdm's default ten
-        # characters, of which the figures may take all but _MIN_BAR ("-" stands
-        # for the figures).
-        fixed = self._fixed()
-        room = self._width - fixed + (10 - _MIN_BAR)
-        if self._bar.bar_format == _BAR and len(items[0]) > room + _MIN_BAR - 2:  # tqdm's bar keeps a character
-            # Not even the loss fits beside a bar of nothing: tqdm would cut the
-            # line short, the loss's digits first. The counts and the figures alone.
-            self._bar.bar_format = _NARROW
-        if self._bar.bar_format == _NARROW:
-            room = self._width - self._fixed()
+        # The line's own text as it stands, with a bar of tqdm's default ten
+        # characters ("-" for the figures): the figures may take all the bar but
+        # _MIN_BAR, and all of it (but the one character tqdm keeps) for the loss.
+        room, spare = self._room()
+        if len(items[0]) > room + spare and self._bar.bar_format in _NARROWER:
+            # tqdm would cut the line short, the loss's digits first: the counts
+            # and the figures alone.
+            self._bar.bar_format = _NARROWER[self._bar.bar_format]
+            room, spare = self._room()
+        if len(items[0]) > room + spare:
+            return ""  # not even that: the figures follow below the line as the epoch ends
         shown: list[str] = []
         for item in items:
             needed = len(item) + (2 if shown else 0)
@@ -218,9 +220,13 @@ class Progress:
             room -= needed
         return ", ".join(shown)
 
-    def _fixed(self) -> int:
-        """The columns the bar's line takes with a bar of ten and "-" for its figures."""
-        return len(tqdm.format_meter(**{**self._bar.format_dict, "ncols": None, "postfix": "-"}))
+    def _room(self) -> tuple[int, int]:
+        """The columns left for the figures on the line as it is now drawn,
+        and how many more the bar would give up for the loss alone."""
+        fixed = len(tqdm.format_meter(**{**self._bar.format_dict, "ncols": None, "postfix": "-"}))
+        if self._bar.bar_format == _BAR:
+            return self._width - fixed + (10 - _MIN_BAR), _MIN_BAR - 2
+        return self._width - fixed, 0
 
     def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         seconds = time.perf_counter() - self._started

@@ -206,7 +206,7 @@ class Trainer:
 
         # The user's code it calls (a metric, a loss) may not run gradients() over it: this
         # thread is marked (another waits for the lock; in a child forked meanwhile it is gone).
-        plan.stepping = threading.get_ident()
+        plan.stepping = threading.current_thread()
         try:
             total, losses, penalty = plan.loss_and_gradients(ws, inputs, targets,
                                                              self.backend.dropout_rng(self.graph), factors,

@@ -72,7 +72,7 @@ def gradients(graph: Graph, x, y) -> tuple[float, dict[str, np.ndarray]]:
         loss), whose gradient it would overwrite.
     """
     plan = compile_plan(graph)
-    if getattr(plan, "stepping", None) == threading.get_ident():
+    if getattr(plan, "stepping", None) is threading.current_thread():  # not an id: a child's threads reuse them
         raise GraphError("gradients: called during a training step of this graph (by a metric or a loss?), whose "
                          "gradient it would overwrite; call it between steps, from a callback")
     inputs, targets, rows = _batch_data(graph, x, y)
