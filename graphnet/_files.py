@@ -40,7 +40,8 @@ from typing import BinaryIO
 from ._text import named, reason, shown
 from .errors import ModelFileError
 
-__all__ = ["atomic_write", "check_output", "open_regular", "read_regular", "kind_of_file", "STALE_SECONDS"]
+__all__ = ["atomic_write", "check_output", "names_folder", "open_regular", "read_regular", "kind_of_file",
+           "STALE_SECONDS"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,14 +110,14 @@ def check_output(path: str | os.PathLike, probe: bool = False) -> Path:
         separator (a folder's name), ``PermissionError`` (or what the probe
         met) when the folder cannot be written.
     """
-    text = os.fspath(path)
+    text = os.fsdecode(path)
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name inside it", str(path))
-    if isinstance(text, str) and text.endswith(tuple(filter(None, (os.sep, os.altsep)))):
-        raise IsADirectoryError(errno.EISDIR, f"ends with {text[-1]!r}, so it names a folder; give a file name",
-                                text)
+    ending = names_folder(text)
+    if ending:
+        raise IsADirectoryError(errno.EISDIR, f"ends with {ending!r}, so it names a folder; give a file name", text)
     if not folder.exists():
         raise FileNotFoundError(errno.ENOENT, f"folder {str(folder)!r} does not exist; create it first",
                                 str(path))
@@ -133,6 +134,17 @@ def check_output(path: str | os.PathLike, probe: bool = False) -> Path:
         os.close(fd)
         os.unlink(name)
     return path
+
+
+def names_folder(path: str) -> str:
+    """How ``path`` ends when that makes it a folder's name whatever is
+    there (``"/"``, ``"/."``, ``"/.."``; ``pathlib`` would drop the ending and
+    name a file), else ""."""
+    separators = tuple(filter(None, (os.sep, os.altsep)))
+    if path.endswith(separators):
+        return path[-1]
+    last = re.split("|".join(map(re.escape, separators)), path)[-1]
+    return path[-len(last) - 1:] if last in (".", "..") and len(path) > len(last) else ""
 
 
 def _about(exc: OSError, path: Path) -> OSError:
@@ -179,11 +191,15 @@ def _remove_stale(folder: Path, name: str) -> None:
 
 
 def _mode_for(path: Path) -> int:
-    """The existing file's mode, or what a plain ``open(path, "w")`` would give."""
+    """The existing file's mode, or what a plain ``open(path, "w")`` would
+    give (for a link too: the file it led to is not the one replaced)."""
     try:
-        return path.stat().st_mode & 0o7777
+        info = path.lstat()
     except FileNotFoundError:
+        info = None
+    if info is None or stat.S_ISLNK(info.st_mode):
         return 0o666 & ~_umask()
+    return info.st_mode & 0o7777
 
 
 def _umask() -> int:
@@ -236,6 +252,7 @@ def open_regular(path: str, limit: int | None, what: str, argument: str = "path"
         not a regular file (a folder, a pipe, a device, a socket), or larger
         than ``limit``.
     """
+    path = os.fsdecode(path)  # a PathLike may give bytes
     if "\0" in path:
         raise ModelFileError(f"{argument}={shown(path)}: a path cannot contain a NUL character")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)

@@ -58,6 +58,13 @@ class Checked:
             if defined is None or inspect.isfunction(defined):
                 setattr(cls, name, _Setting(name))
 
+    def __delattr__(self, name: str) -> None:
+        # Without its value the part could not be saved or made again, and a
+        # read would find the setting's descriptor or the class's default.
+        if name in type(self).settings and self.__dict__.get(_BUILDING, 0) == 0:
+            raise AttributeError(f"{type(self).__name__}'s setting {name!r} cannot be deleted: set another value")
+        super().__delattr__(name)
+
     def check_setting(self, key: str, value) -> None:
         """Refuse ``value`` for the setting ``key`` where making the part
         again with it would not (an optimizer's ``lr=None`` is its default
@@ -89,15 +96,10 @@ class _Setting:
             held[name] = value
 
     def __delete__(self, part) -> None:
-        held, name = part.__dict__, self.name
-        if held.get(_BUILDING, 0) == 0 and name in held and name in type(part).settings:
-            # Without its value the part could not be saved or made again, and
-            # a read would find this descriptor.
-            raise AttributeError(f"{type(part).__name__}'s setting {name!r} cannot be deleted: set another value")
         try:
-            del held[name]
+            del part.__dict__[self.name]
         except KeyError:
-            raise AttributeError(name) from None
+            raise AttributeError(self.name) from None
 
 
 def _counted(init):

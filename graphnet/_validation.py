@@ -16,6 +16,7 @@ import unicodedata
 
 import numpy as np
 
+from ._files import names_folder
 from ._text import shown
 from .errors import GraphError, ShapeError
 
@@ -188,15 +189,20 @@ def check_text(value: object, what: str) -> str:
     return value
 
 
-def check_path(value: object, what: str, expected: str = "a file", error: type[Exception] = GraphError) -> str:
+def check_path(value: object, what: str, expected: str = "a file", error: type[Exception] = GraphError,
+               file: bool = False) -> str:
     """A path argument (a str or os.PathLike) as text, checked before any work.
+
+    ``file``: the path of a file to write, so a path that can only name a
+    folder (ending with ``/``, ``/.`` or ``/..``) is refused too, before a
+    ``pathlib.Path`` drops its ending and makes it a file's name.
 
     Raises
     ------
     GraphError (or ``error``)
         ``"{what} must be a str or os.PathLike naming {expected}, got ..."``
         for None, a number, bytes, a list, an empty name or one holding a
-        NUL character.
+        NUL character; for a folder's name when ``file``.
     """
     try:
         text = os.fsdecode(value) if isinstance(value, (str, os.PathLike)) else None
@@ -205,6 +211,9 @@ def check_path(value: object, what: str, expected: str = "a file", error: type[E
     if not text or "\0" in text:
         raise error(f"{what} must be a str or os.PathLike naming {expected}, got {type(value).__name__} "
                     f"{shown(value, 60)}")
+    ending = names_folder(text) if file else ""
+    if ending:
+        raise error(f"{what} {shown(text, 60)} ends with {ending!r}, so it names a folder; give {expected}")
     return text
 
 

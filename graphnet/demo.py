@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._files import atomic_write
 from ._text import reason
 from .errors import GraphError, RenderError
 from .graph import Graph
@@ -142,10 +143,9 @@ def run(
     def wrote(path: Path) -> None:
         result.written.append(path)
 
-    (out / "summary.txt").write_text(text + "\n", encoding="utf-8")
-    wrote(out / "summary.txt")
-    (out / "model.json").write_text(json.dumps(graph.to_dict(), indent=2) + "\n", encoding="utf-8")
-    wrote(out / "model.json")
+    for name, content in (("summary.txt", text), ("model.json", json.dumps(graph.to_dict(), indent=2))):
+        data = (content + "\n").encode("utf-8")
+        wrote(atomic_write(out / name, lambda handle, data=data: handle.write(data)))
 
     say(f"Training for {epochs} epochs (batch size {BATCH_SIZE}, adam):")
     history = graph.fit(

@@ -8,9 +8,9 @@ no pyplot state, no display needed (a server or CI machine is fine).
 
 from __future__ import annotations
 
-import io
 import math
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -110,7 +110,7 @@ def plot_history(history, path: str | os.PathLike | None = None, *, title: str |
         is written atomically, so one that was there is then left as it was.
     """
     if path is not None:
-        path = Path(check_path(path, "plot_history: path", "the figure file to write"))
+        path = Path(check_path(path, "plot_history: path", "the figure file to write", file=True))
         try:
             check_output(path)
         except OSError as exc:
@@ -162,10 +162,23 @@ def plot_history(history, path: str | os.PathLike | None = None, *, title: str |
     if title:
         figure.suptitle(title)
     if path is not None:
-        image = io.BytesIO()
-        figure.savefig(image, format=path.suffix.lower().lstrip("."), dpi=dpi)
-        try:
-            atomic_write(path, lambda handle: handle.write(image.getbuffer()))
-        except OSError as exc:
-            raise GraphError(f"plot_history: cannot write {str(path)!r}: {reason(exc)}") from None
+        _write(figure, path, dpi)
     return figure
+
+
+def _write(figure, path: Path, dpi: int) -> None:
+    """``figure`` drawn by matplotlib into a file of ``path``'s name in a
+    folder of its own (what it writes depends on the name: a PostScript
+    title, a gzip header), then copied over ``path`` atomically."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="graphnet-plot-") as folder:
+            drawn = Path(folder, path.name)
+            try:
+                figure.savefig(drawn, dpi=dpi)
+            except (RuntimeError, ValueError) as exc:  # a format that needs a program (pgf: LaTeX)
+                raise GraphError(f"plot_history: matplotlib could not draw {str(path)!r} "
+                                 f"({type(exc).__name__}: {exc})") from None
+            data = drawn.read_bytes()
+        atomic_write(path, lambda handle: handle.write(data))
+    except OSError as exc:  # the disk full
+        raise GraphError(f"plot_history: cannot write {str(path)!r}: {reason(exc)}") from None

@@ -382,7 +382,7 @@ def render(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = True,
         For a bad path or suffix, a missing ``dot`` program (the message
         says how to install Graphviz), or a failing ``dot`` run.
     """
-    path = Path(check_path(path, "render: path", "the file to write", RenderError))
+    path = Path(check_path(path, "render: path", "the file to write", RenderError, file=True))
     fmt = path.suffix.lower().lstrip(".")
     if fmt in PAGES:
         return PAGES[fmt](graph, path, rankdir=rankdir, show_shapes=show_shapes, show_activations=show_activations,

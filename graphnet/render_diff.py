@@ -173,7 +173,7 @@ def render(report: GraphDiff, path, rankdir: str = "LR", dpi: int | None = None)
         For a path that is not a str or os.PathLike, an unknown suffix, a
         missing folder, or a missing or failing ``dot``.
     """
-    path = Path(check_path(path, "render: path", "the file to write", RenderError))
+    path = Path(check_path(path, "render: path", "the file to write", RenderError, file=True))
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         raise RenderError(

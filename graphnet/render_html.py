@@ -90,7 +90,7 @@ def render_html(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = 
     RenderError
         For a bad option or path, a missing folder, or a missing or failing ``dot``.
     """
-    path = Path(check_path(path, "render_html: path", "the .html file to write", RenderError))
+    path = Path(check_path(path, "render_html: path", "the .html file to write", RenderError, file=True))
     stats, attributions = checked_options(graph, "render_html", rankdir=rankdir, show_shapes=show_shapes,
                                           show_activations=show_activations, dpi=dpi, stats=stats,
                                           collapse=collapse, attributions=attributions)

@@ -475,4 +475,46 @@ def test_one_fit_writes_all_its_files_where_it_began(tmp_path, data, monkeypatch
     assert {"c-1.gnet", "c-2.gnet", "c-3.gnet", "log.csv"} <= written
     assert not any(name.startswith("backup/") for name in written)  # removed as the fit ended normally
     assert len((tmp_path / "a" / "log.csv").read_text().splitlines()) == 4
-    assert callbacks[2].saved == ["c-1.gnet", "c-2.gnet", "c-3.gnet"]
+    assert callbacks[2].saved == [str(tmp_path / "a" / f"c-{i}.gnet") for i in (1, 2, 3)]  # usable from b too
+
+
+def test_callbacks_with_absolute_paths_need_no_working_folder(tmp_path, data, monkeypatch):
+    x, y = data
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()  # the folder the process was started in was removed
+    callbacks = [gn.callbacks.CSVLogger(tmp_path / "log.csv"), gn.callbacks.BackupAndRestore(tmp_path / "backup"),
+                 gn.callbacks.ModelCheckpoint(tmp_path / "best.gnet", monitor="loss")]
+    build_regression().fit(x, y, epochs=2, verbose=0, callbacks=callbacks)
+    assert (tmp_path / "log.csv").is_file() and (tmp_path / "best.gnet").is_file()
+    with pytest.raises(GraphError, match="CSVLogger: 'log.csv' is relative to the working folder, which no longer"):
+        build_regression().fit(x, y, epochs=1, verbose=0, callbacks=[gn.callbacks.CSVLogger("log.csv")])
+
+
+@pytest.mark.parametrize(("there", "message"), [
+    (b"epoch;loss\n0;1.5\n", r"does not begin with a header of 'epoch' .* separated by ','"),
+    (b"loss\n1.5\n", r"its first line is 'loss'"),
+    (b"epoch," + b"x" * 200_000 + b"\n", r"cannot be read as CSV \(field larger than field limit"),
+], ids=["separator", "not ours", "huge field"])
+def test_csv_append_refuses_a_file_it_would_misread_before_training(tmp_path, data, there, message):
+    x, y = data
+    (tmp_path / "log.csv").write_bytes(there)
+    with pytest.raises(GraphError, match=message):  # it wrote the epochs alone, dropping every value
+        build_regression().fit(x, y, epochs=1, verbose=0,
+                               callbacks=[gn.callbacks.CSVLogger(tmp_path / "log.csv", append=True)])
+    assert (tmp_path / "log.csv").read_bytes() == there
+
+
+@pytest.mark.parametrize("there", [b"epoch,loss\r\n0,1.5\r\n", b"\xef\xbb\xbfepoch,loss\n0,1.5\n", b"\n"],
+                         ids=["crlf", "bom", "blank"])
+def test_csv_append_keeps_what_excel_and_windows_write_in_one_form(tmp_path, data, there):
+    x, y = data
+    (tmp_path / "log.csv").write_bytes(there)
+    build_regression().fit(x, y, epochs=2, verbose=0,
+                           callbacks=[gn.callbacks.CSVLogger(tmp_path / "log.csv", append=True)])
+    text = (tmp_path / "log.csv").read_bytes().decode()
+    assert "\r" not in text and not text.startswith("\ufeff")
+    rows = text.splitlines()
+    assert rows[0] == "epoch,loss" and all(row.count(",") == 1 and row.split(",")[1] for row in rows[1:])
+    assert len(rows) == (3 if there == b"\n" else 4)

@@ -77,6 +77,20 @@ def test_demo_with_a_few_epochs_writes_everything(tmp_path):
     assert rebuilt.inputs == ["top", "bottom"] and rebuilt.outputs == ["digit", "even"]
 
 
+@needs_dot
+def test_the_demo_replaces_links_among_its_outputs_and_leaves_their_targets(tmp_path):
+    from graphnet.demo import run
+
+    out, victim = tmp_path / "results", tmp_path / "victim.txt"
+    out.mkdir()
+    victim.write_text("mine")
+    for name in ("summary.txt", "model.json", "model.svg", "history.png"):
+        (out / name).symlink_to(victim)
+    run(out, epochs=1, verbose=0, say=lambda text: None)
+    assert victim.read_text() == "mine"
+    assert not any(path.is_symlink() for path in out.iterdir())
+
+
 def test_demo_writes_into_demo_output_by_default(tmp_path):
     result = graphnet("demo", "--epochs", "1", "--quiet", cwd=tmp_path, env={"PATH": ""})
     # Without dot the diagram comes as DOT source and the reason is one line.

@@ -139,6 +139,42 @@ def test_a_folder_that_takes_no_new_files_is_found_before_training(tmp_path, rng
     files.check_output(tmp_path / "model.gnet")  # without the probe: the bits alone
 
 
+def test_every_writer_refuses_a_name_that_can_only_be_a_folders(tmp_path, rng):
+    g = build_dag()
+    history = g.fit(*dag_data(rng, 8), epochs=1, verbose=0)
+    for ending in ("/", "/.", "/.."):
+        target = f"{tmp_path}/out.gnet{ending}"
+        for write in (g.save, g.save_weights):
+            with pytest.raises(IsADirectoryError, match=f"ends with '{ending}', so it names a folder"):
+                write(target)
+        for make in (lambda t: g.render(t.replace(".gnet", ".svg")), lambda t: gn.plot_history(history, t),
+                     lambda t: gn.callbacks.CSVLogger(t), lambda t: gn.callbacks.ModelCheckpoint(t)):
+            with pytest.raises(gn.GraphError, match="so it names a folder"):
+                make(target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_link_replaced_by_a_save_does_not_pass_on_its_targets_mode(tmp_path):
+    locked = build_dag().save(tmp_path / "locked.gnet")
+    os.chmod(locked, 0o400)
+    (tmp_path / "link.gnet").symlink_to("locked.gnet")
+    build_dag().save(tmp_path / "link.gnet")
+    assert os.stat(tmp_path / "link.gnet").st_mode & 0o777 == 0o666 & ~files._umask()
+    assert os.stat(locked).st_mode & 0o777 == 0o400
+
+
+def test_load_takes_a_path_like_that_gives_bytes(tmp_path):
+    class BytesPath(os.PathLike):
+        def __fspath__(self):
+            return os.fsencode(tmp_path / "m.gnet")
+
+    g = build_dag()
+    g.save(BytesPath())
+    assert gn.load(BytesPath()).get_weights().keys() == g.get_weights().keys()
+    g.save_weights(BytesPath())
+    g.load_weights(BytesPath())
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 @pytest.mark.parametrize("reader", ["load", "load_weights"])
 def test_a_pipe_given_as_a_model_file_is_refused_without_waiting(tmp_path, reader):

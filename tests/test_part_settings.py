@@ -130,6 +130,10 @@ def test_a_setting_cannot_be_deleted_but_a_custom_parts_attribute_can():
     mine = Mine(0.2)
     del mine.negative_slope  # a user's class: its attributes are its own
     assert "negative_slope" not in vars(mine)
+    metric = gn.metrics.Accuracy(name="acc2")  # a setting the class also defines (its default)
+    with pytest.raises(AttributeError, match="setting 'name' cannot be deleted"):
+        del metric.name
+    assert metric.name == "acc2"
 
 
 def test_save_names_where_a_custom_config_holds_nan(tmp_path, rng):

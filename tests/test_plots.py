@@ -114,3 +114,27 @@ def test_a_figure_is_written_atomically_and_a_folder_is_refused(multi_history, t
     (tmp_path / "folder.png").mkdir()
     with pytest.raises(gn.GraphError, match="plot_history: cannot write .*folder.png.*is a folder"):
         gn.plot_history(multi_history, tmp_path / "folder.png")
+
+
+@pytest.mark.parametrize("suffix", [".eps", ".ps", ".svg", ".pdf"])
+def test_a_figure_file_is_what_matplotlib_writes_to_that_name(multi_history, tmp_path, monkeypatch, suffix):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")  # no dates in the files
+    monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "fixed")
+    figure = gn.plot_history(multi_history, tmp_path / f"curves{suffix}", dpi=50)
+    (tmp_path / "m").mkdir()
+    figure.savefig(tmp_path / "m" / f"curves{suffix}", dpi=50)
+    ours = (tmp_path / f"curves{suffix}").read_bytes()
+    assert ours == (tmp_path / "m" / f"curves{suffix}").read_bytes()
+    assert suffix not in (".eps", ".ps") or b"%%Title: curves" + suffix.encode() in ours
+
+
+def test_a_format_matplotlib_cannot_draw_here_is_a_graph_error(multi_history, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    def needs_latex(self, *args, **kwargs):
+        raise RuntimeError("'xelatex' not found")
+
+    monkeypatch.setattr(Figure, "savefig", needs_latex)
+    with pytest.raises(gn.GraphError, match=r"plot_history: matplotlib could not draw .*curves\.pgf.*xelatex"):
+        gn.plot_history(multi_history, tmp_path / "curves.pgf")
+    assert list(tmp_path.iterdir()) == []

@@ -314,12 +314,25 @@ def _hint(name: str, known) -> str:
             "the list")
 
 
-def anchored(path) -> Path:
+def anchored(callback: Callback, path) -> Path:
     """``path`` against the working folder of now (an absolute ``path`` as
     it is): a callback anchors its files when ``fit`` begins, so that one
     fit writes them all in one place even if the working folder changes
-    while it runs."""
-    return Path(os.getcwd(), path)
+    while it runs.
+
+    Raises
+    ------
+    GraphError
+        For a relative ``path`` when the working folder no longer exists.
+    """
+    path = Path(path)
+    if path.is_absolute():
+        return path
+    try:
+        return Path(os.getcwd(), path)
+    except FileNotFoundError:
+        raise GraphError(f"{type(callback).__name__}: {str(path)!r} is relative to the working folder, which no "
+                         f"longer exists; give an absolute path") from None
 
 
 def check_writable(callback: Callback, path) -> None:

@@ -48,7 +48,8 @@ class ModelCheckpoint(Monitor):
         first (Keras's option; by default the first epoch is saved).
 
     Every write is atomic: a checkpoint is whole or absent. A relative
-    path is taken from the working folder as ``fit`` begins.
+    path is taken from the working folder as ``fit`` begins; ``saved`` lists
+    the files written, where they were written (absolute for a relative path).
     """
 
     def __init__(self, path: str | Path | None = None, monitor: str = "val_loss", save_best_only: bool = True,
@@ -61,7 +62,7 @@ class ModelCheckpoint(Monitor):
                 raise GraphError("ModelCheckpoint: give the file to write as path or as filepath (Keras's name), "
                                  f"not both; got path={path!r}, filepath={filepath!r}")
             where, path = "filepath", filepath
-        self.path = check_path(path, f"ModelCheckpoint: {where}", "a file, e.g. 'best.gnet'")
+        self.path = check_path(path, f"ModelCheckpoint: {where}", "a file, e.g. 'best.gnet'", file=True)
         self.initial_value_threshold = (None if initial_value_threshold is None else
                                         check_number(initial_value_threshold,
                                                      "ModelCheckpoint: initial_value_threshold"))
@@ -80,9 +81,10 @@ class ModelCheckpoint(Monitor):
             check_logged(self, "monitor", [self.monitor], params)
         check_logged(self, "field", [f for f in self.fields if f != "epoch"], params,
                      subject=lambda name: f"the field {{{name}}} of the path {self.path!r}")
+        given = Path(self.path)  # a template: it is filled, then joined to the working folder of now
+        self._folder = Path() if given.is_absolute() else anchored(self, given).parents[len(given.parts) - 1]
         if not set("{}") & set(str(Path(self.path).parent)):  # a folder the fields name is known only later
             check_writable(self, self.path)
-        self._folder = anchored(".")
 
     def check_optimizer(self, optimizer):
         if not self.plain_npz:  # a .gnet file stores the optimizer's config
@@ -106,8 +108,9 @@ class ModelCheckpoint(Monitor):
         except (KeyError, ValueError, IndexError) as exc:  # names or formats only known now
             raise GraphError(f"ModelCheckpoint: cannot fill the path {self.path!r} from the logged "
                              f"values {sorted(logs)} ({type(exc).__name__}: {exc})") from None
-        self._write(str(self._folder / target))
-        self.saved.append(target)
+        where = str(self._folder / target)
+        self._write(where)
+        self.saved.append(where)
         why = f"{self.monitor} improved from {before:.5g} to {self.best:.5g}, " if self.save_best_only else ""
         say(self, f"Epoch {epoch + 1}: {why}saving {'weights' if self.weights_only else 'model'} to {target}")
 
@@ -173,8 +176,8 @@ class BackupAndRestore(Callback):
 
     def set_params(self, params: dict[str, Any]) -> None:
         super().set_params(params)
+        self._folder = anchored(self, self.backup_dir)
         check_folder(self, self.backup_dir)  # before fit changes anything, not at the first backup
-        self._folder = anchored(self.backup_dir)
         found = self.backups()
         if found and self.graph is not None:  # a backup the graph cannot take is refused before fit changes it
             copy.deepcopy(self.graph).load_weights(found[-1][1])

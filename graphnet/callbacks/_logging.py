@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .._files import atomic_write, read_regular
 from .._validation import check_bool, check_int, check_path
-from .._text import reason
+from .._text import reason, shown
 from ..errors import GraphError
 from ._base import Callback, anchored, check_folder, check_writable, optimizer_of
 
@@ -24,12 +24,13 @@ class CSVLogger(Callback):
     """Write each epoch's logs as a row of a CSV file (``epoch`` first, then
     the logged names in order). The file is rewritten atomically after every
     epoch, so it is always whole; ``append=True`` keeps the rows already there
-    (a file that is not UTF-8 text is refused before training). A relative
-    ``filename`` is taken from the working folder as ``fit`` begins."""
+    (a file it would misread, not UTF-8 text or not beginning with its
+    header, is refused before training). A relative ``filename`` is taken
+    from the working folder as ``fit`` begins."""
 
     def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False):
         super().__init__()
-        check_path(filename, "CSVLogger: filename", "the .csv file to write")
+        check_path(filename, "CSVLogger: filename", "the .csv file to write", file=True)
         if not isinstance(separator, str) or len(separator) != 1:
             raise GraphError(f"CSVLogger: separator must be one character, got {separator!r}")
         self.filename, self.separator = Path(filename), separator
@@ -38,22 +39,36 @@ class CSVLogger(Callback):
 
     def set_params(self, params):
         super().set_params(params)
+        self._target = anchored(self, self.filename)
         check_writable(self, self.filename)  # before the first epoch trains, not after it
-        self._target = anchored(self.filename)
         self._held = self._rows_there() if self.append else ""
 
     def _rows_there(self) -> str:
-        """The text of the file to append to ("" when there is none), ending with a newline."""
+        """The rows of the file to append to ("" when there is none), with
+        ``\\n`` ending every line, the last too; refused (before training)
+        unless it is a CSV log this logger could have written."""
         if not self._target.exists():
             return ""
         raw = read_regular(str(self._target), None, "a CSV log", "CSVLogger: filename")
+        problem = None
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")  # a BOM, universal newlines
+            header = next(csv.reader(io.StringIO(text), delimiter=self.separator), None)
         except UnicodeDecodeError as exc:
-            raise GraphError(f"CSVLogger: {str(self.filename)!r} is not UTF-8 text (byte {exc.start:,} is "
-                             f"{raw[exc.start:exc.start + 1]!r}); append=True adds rows to a CSV file CSVLogger "
-                             f"wrote: give another filename, or append=False to replace it") from None
-        return text if not text or text.endswith("\n") else text + "\n"
+            problem = f"is not UTF-8 text (byte {exc.start:,} is {raw[exc.start:exc.start + 1]!r})"
+        except csv.Error as exc:
+            problem = f"cannot be read as CSV ({exc})"
+        else:
+            if not text.strip():
+                return ""  # blank: as if there were no file
+            first_line = text.split("\n", 1)[0]
+            if not header or header[0] != "epoch":
+                problem = (f"does not begin with a header of 'epoch' and the logged names separated by "
+                           f"{self.separator!r} (its first line is {shown(first_line, 60)})")
+        if problem:
+            raise GraphError(f"CSVLogger: {str(self.filename)!r} {problem}; append=True adds rows to a CSV file "
+                             f"CSVLogger wrote: give another filename, or append=False to replace it")
+        return text if text.endswith("\n") else text + "\n"
 
     def on_train_begin(self, logs=None):
         self._kept, self._rows, self._keys = self._held, [], None
@@ -121,9 +136,9 @@ class TensorBoard(Callback):
 
     def set_params(self, params):
         super().set_params(params)
+        self._root = anchored(self, self.log_dir)
         check_folder(self, self.log_dir)  # before fit changes anything, not at the first write
         _places(params.get("metrics") or ())
-        self._root = anchored(self.log_dir)
 
     def _write(self, run: str, tag: str, value: float, step: int) -> None:
         """One scalar into ``run``'s event file (made at its first scalar)."""
