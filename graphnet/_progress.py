@@ -36,6 +36,8 @@ _BAR = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
 _COUNTING = "{desc}: {n_fmt} batches [{elapsed}{postfix}]"
 #: A terminal too narrow for the line and the loss in it: the counts and the figures alone.
 _NARROWER = {_BAR: "{desc} {n_fmt}/{total_fmt}{postfix}", _COUNTING: "{desc} {n_fmt}{postfix}"}
+#: Narrower still: the epoch alone ("Epoch 3/30"), never a count cut short ("200/2").
+_TITLE = "{desc}"
 
 
 def _value(value) -> str:
@@ -199,6 +201,8 @@ class Progress:
         order; the first (the loss) always."""
         if not isinstance(figures, dict):
             figures = {"loss": figures}
+        if self._bar.bar_format == _TITLE:
+            return ""
         items = [figure(k, v) for k, v in figures.items()]
         # The line's own text as it stands, with a bar of tqdm's default ten
         # characters ("-" for the figures): the figures may take all the bar but
@@ -209,8 +213,10 @@ class Progress:
             # and the figures alone.
             self._bar.bar_format = _NARROWER[self._bar.bar_format]
             room, spare = self._room()
-        if len(items[0]) > room + spare:
-            return ""  # not even that: the figures follow below the line as the epoch ends
+        if len(items[0]) > room + spare:  # not even that: the figures follow below the line as the epoch ends
+            if room < -len(", -") + 1:  # nor the counts whole without them
+                self._bar.bar_format = _TITLE
+            return ""
         shown: list[str] = []
         for item in items:
             needed = len(item) + (2 if shown else 0)

@@ -8,9 +8,9 @@ no pyplot state, no display needed (a server or CI machine is fine).
 
 from __future__ import annotations
 
+import io
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -105,7 +105,8 @@ def plot_history(history, path: str | os.PathLike | None = None, *, title: str |
     GraphError
         For a history with nothing to plot, a path that is not a str or
         os.PathLike, a folder that does not exist, a path that is a folder,
-        a file suffix matplotlib cannot write, a ``dpi`` that is not a
+        a file suffix matplotlib cannot write (or draw here: PGF without
+        LaTeX), a ``dpi`` that is not a
         positive integer, or a write that fails (the disk full): the file
         is written atomically, so one that was there is then left as it was.
     """
@@ -167,18 +168,15 @@ def plot_history(history, path: str | os.PathLike | None = None, *, title: str |
 
 
 def _write(figure, path: Path, dpi: int) -> None:
-    """``figure`` drawn by matplotlib into a file of ``path``'s name in a
-    folder of its own (what it writes depends on the name: a PostScript
-    title, a gzip header), then copied over ``path`` atomically."""
+    """``figure`` drawn by matplotlib in memory, then written over ``path``
+    atomically (no folder but ``path``'s is written to)."""
+    image = io.BytesIO()
     try:
-        with tempfile.TemporaryDirectory(prefix="graphnet-plot-") as folder:
-            drawn = Path(folder, path.name)
-            try:
-                figure.savefig(drawn, dpi=dpi)
-            except (RuntimeError, ValueError) as exc:  # a format that needs a program (pgf: LaTeX)
-                raise GraphError(f"plot_history: matplotlib could not draw {str(path)!r} "
-                                 f"({type(exc).__name__}: {exc})") from None
-            data = drawn.read_bytes()
-        atomic_write(path, lambda handle: handle.write(data))
+        figure.savefig(image, format=path.suffix.lower().lstrip("."), dpi=dpi)
+    except (RuntimeError, ValueError) as exc:  # a format that needs a program (pgf: LaTeX)
+        raise GraphError(f"plot_history: matplotlib could not draw {str(path)!r} "
+                         f"({type(exc).__name__}: {exc})") from None
+    try:
+        atomic_write(path, lambda handle: handle.write(image.getbuffer()))
     except OSError as exc:  # the disk full
         raise GraphError(f"plot_history: cannot write {str(path)!r}: {reason(exc)}") from None

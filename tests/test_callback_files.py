@@ -518,3 +518,18 @@ def test_csv_append_keeps_what_excel_and_windows_write_in_one_form(tmp_path, dat
     rows = text.splitlines()
     assert rows[0] == "epoch,loss" and all(row.count(",") == 1 and row.split(",")[1] for row in rows[1:])
     assert len(rows) == (3 if there == b"\n" else 4)
+
+
+def test_csv_columns_are_the_headers_and_a_name_left_out_is_said(tmp_path, data, caplog):
+    x, y = data
+    log = tmp_path / "log.csv"
+    build_regression().fit(x, y, epochs=1, verbose=0, callbacks=[gn.callbacks.CSVLogger(log)])
+    with caplog.at_level("WARNING", logger="graphnet.callbacks"):
+        build_regression().fit(x, y, epochs=2, verbose=0, validation_split=0.25,
+                               callbacks=[gn.callbacks.CSVLogger(log, append=True)])
+    said = [r.getMessage() for r in caplog.records if "no column for" in r.getMessage()]
+    assert len(said) == 1 and "'val_loss'" in said[0] and "log.csv" in said[0]  # once, not every epoch
+    assert log.read_text().splitlines()[0] == "epoch,loss"
+    for separator in ("\n", "\r", '"'):  # the file could not be read back as rows
+        with pytest.raises(GraphError, match="separator must be one character other than a line end or a quote"):
+            gn.callbacks.CSVLogger(log, separator=separator)

@@ -15,7 +15,7 @@ from .._files import atomic_write, read_regular
 from .._validation import check_bool, check_int, check_path
 from .._text import reason, shown
 from ..errors import GraphError
-from ._base import Callback, anchored, check_folder, check_writable, optimizer_of
+from ._base import Callback, anchored, check_folder, check_writable, logger, optimizer_of
 
 __all__ = ["CSVLogger", "TensorBoard", "StatsRecorder"]
 
@@ -24,15 +24,17 @@ class CSVLogger(Callback):
     """Write each epoch's logs as a row of a CSV file (``epoch`` first, then
     the logged names in order). The file is rewritten atomically after every
     epoch, so it is always whole; ``append=True`` keeps the rows already there
-    (a file it would misread, not UTF-8 text or not beginning with its
-    header, is refused before training). A relative ``filename`` is taken
-    from the working folder as ``fit`` begins."""
+    (a file it would misread, not UTF-8 text or not beginning with a header
+    it writes, is refused before training). The columns are the header's: a
+    logged name it has no column for is not written, with a warning. A
+    relative ``filename`` is taken from the working folder as ``fit`` begins."""
 
     def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False):
         super().__init__()
         check_path(filename, "CSVLogger: filename", "the .csv file to write", file=True)
-        if not isinstance(separator, str) or len(separator) != 1:
-            raise GraphError(f"CSVLogger: separator must be one character, got {separator!r}")
+        if not isinstance(separator, str) or len(separator) != 1 or separator in '\r\n"':
+            raise GraphError(f"CSVLogger: separator must be one character other than a line end or a quote, "
+                             f"got {separator!r}")
         self.filename, self.separator = Path(filename), separator
         self.append = check_bool(append, "CSVLogger: append")
         self._target, self._held = self.filename, ""
@@ -71,7 +73,7 @@ class CSVLogger(Callback):
         return text if text.endswith("\n") else text + "\n"
 
     def on_train_begin(self, logs=None):
-        self._kept, self._rows, self._keys = self._held, [], None
+        self._kept, self._rows, self._keys, self._left_out = self._held, [], None, set()
         if self._kept:
             self._keys = next(csv.reader(io.StringIO(self._kept), delimiter=self.separator))[1:]
 
@@ -79,6 +81,11 @@ class CSVLogger(Callback):
         logs = logs or {}
         if self._keys is None:
             self._keys = list(logs)
+        left_out = [k for k in logs if k not in self._keys and k not in self._left_out]
+        if left_out:  # the columns are those of the header, written once (as Keras's)
+            self._left_out.update(left_out)
+            logger.warning("CSVLogger: %s has no column for %s, which this fit logs: not written (append=False "
+                           "starts a file with every logged name)", self.filename, ", ".join(map(repr, left_out)))
         self._rows.append([epoch, *(logs.get(k, "") for k in self._keys)])
         out = io.StringIO()
         writer = csv.writer(out, delimiter=self.separator, lineterminator="\n")
