@@ -32,12 +32,13 @@ def build_dag(dtype: str = "float64", seed: int = 0) -> gn.Graph:
     return g
 
 
-def build_chain(outputs: int = 1, dtype: str = "float64", name: str = "graph") -> gn.Graph:
-    """The smallest graph with a hidden node: x (3) -> h (4, relu) -> y (linear)."""
+def build_chain(outputs: int = 1, dtype: str = "float64", name: str = "graph", activation="relu",
+                loss="mse") -> gn.Graph:
+    """The smallest graph with a hidden node: x (3) -> h (4, relu by default) -> y (linear, mse by default)."""
     g = gn.Graph(name=name, seed=0, dtype=dtype)
     g.add_input("x", 3)
-    g.add_hidden("h", 4)
-    g.add_output("y", outputs)
+    g.add_hidden("h", 4, activation=activation)
+    g.add_output("y", outputs, loss=loss)
     g.connect("x", "h")
     g.connect("h", "y")
     return g

@@ -14,14 +14,9 @@ import graphnet as gn
 from graphnet import GraphError
 
 
-def small(activation="relu", loss="mse"):
-    g = gn.Graph(seed=0)
-    g.add_input("x", 3)
-    g.add_hidden("h", 4, activation=activation)
-    g.add_output("y", 1, loss=loss)
-    g.connect("x", "h")
-    g.connect("h", "y")
-    return g
+def small(**parts):
+    """conftest's chain, in the default dtype, with these parts (activation, loss)."""
+    return build_chain(dtype="float32", **parts)
 
 
 @pytest.mark.parametrize("make, setting, bad, message", [
@@ -120,9 +115,7 @@ def test_a_setting_cannot_be_deleted_but_a_custom_parts_attribute_can():
         with pytest.raises(AttributeError, match=f"setting '{name}' cannot be deleted"):
             delattr(part, name)
         assert getattr(part, name) == value  # still the value, not the descriptor
-    g = build_chain()
-    g.nodes["h"].activation = act
-    gn.Graph.from_dict(g.to_dict())  # still saveable
+    gn.Graph.from_dict(build_chain(activation=act).to_dict())  # still saveable
 
     class Mine(gn.activations.LeakyReLU):
         pass
