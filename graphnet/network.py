@@ -29,13 +29,14 @@ import numpy as np
 from . import backend as backend_module
 from . import _tabular, initializers, regularizers
 from . import optimizers as optimizers_module
+from ._graph_settings import GraphSettings, checked_dtype, checked_seed
 from ._lazy_init import LazyInit
 from ._locks import ReadWriteLock, renew_in_forked_child
 from ._locks import edit as _edit
 from ._parameters import new_token
 from ._state_layout import writable
 from ._text import format_cycle, shown
-from ._validation import check_allocation, check_text, is_dtype, is_int
+from ._validation import check_allocation
 from .errors import CycleError, GraphError
 from .nodes import DenseNode, Input, Node, Output
 from .structure import NodeRef, Structure
@@ -44,8 +45,6 @@ from .synapse import Synapse, init_values
 __all__ = ["Network", "NodeRef", "model_class"]
 
 logger = logging.getLogger("graphnet.graph")  # the records users know, under the public class's name
-
-_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 T = TypeVar("T")
 
@@ -64,7 +63,7 @@ def model_class(kind: str, given: type | None = None) -> type:
     return _MODEL_CLASSES[kind]
 
 
-class Network(Structure):
+class Network(GraphSettings, Structure):
     """A structure of nodes and synapses with its weights, on a device.
 
     Use :class:`graphnet.Graph`, which adds running, training, files and
@@ -74,8 +73,6 @@ class Network(Structure):
     #: What builders make of this class (see :func:`model_class`).
     kind: ClassVar[str] = ""
 
-    seed: int | None
-    dtype: np.dtype
     #: The training stream: shuffling, validation splits, dropout.
     rng: np.random.Generator
     #: The initialisation stream: each synapse's draw takes its seed from it.
@@ -101,15 +98,9 @@ class Network(Structure):
             _MODEL_CLASSES[kind] = cls
 
     def __init__(self, name: str = "graph", seed: int | None = None, dtype="float32", device="cpu"):
-        check_text(name, "graph name")
-        if seed is not None and not is_int(seed, 0):
-            raise GraphError(f"graph {name!r}: seed must be None or an integer >= 0, got {seed!r}")
-        if not is_dtype(dtype) or np.dtype(dtype) not in _DTYPES:
-            raise GraphError(f"graph {name!r}: dtype must be 'float32' or 'float64', got {dtype!r}")
+        super().__init__(name)  # checks the name (GraphSettings) first
+        self._seed, self._dtype = checked_seed(seed, name), checked_dtype(dtype, name)
         self._backend = backend_module.get(device)
-        super().__init__(name)
-        self.seed = None if seed is None else int(seed)
-        self.dtype = np.dtype(dtype)
         seeds = np.random.SeedSequence(seed)
         self._entropy = seeds.entropy
         init_seed, train_seed = seeds.spawn(2)
@@ -436,10 +427,18 @@ class Network(Structure):
 
     def astype(self, dtype) -> None:
         """Hold every weight and bias in ``dtype`` from now on (in place; the
-        gradient check's float64 copy)."""
-        self._refuse_while_fitting(f"astype({np.dtype(dtype).name!r})")
+        gradient check's float64 copy); ``g.dtype = dtype`` does the same.
+
+        Raises
+        ------
+        GraphError
+            For a dtype but float32 or float64 (nothing changes), or while
+            the graph is training.
+        """
+        dtype = checked_dtype(dtype, self.name)
+        self._refuse_while_fitting(f"astype({dtype.name!r})")
         self.materialize(partial=True)  # what waits for a vocabulary is drawn in the new dtype later
-        self.dtype = np.dtype(dtype)
+        self._dtype = dtype
         for owner in self.parameter_holders():
             if owner.parameter_array is not None:
                 owner.bind_parameter(owner.parameter_array.astype(self.dtype))

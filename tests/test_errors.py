@@ -67,6 +67,41 @@ def test_dtypes(dtype):
         gn.Graph(dtype=dtype)
 
 
+@pytest.mark.parametrize(
+    "setting, value, message",
+    [
+        ("dtype", "int32", "dtype must be 'float32' or 'float64', got 'int32'"),
+        ("dtype", "banana", "dtype must be 'float32' or 'float64', got 'banana'"),
+        ("seed", -3, "seed must be None or an integer >= 0, got -3"),
+        ("seed", "abc", "seed must be None or an integer >= 0, got 'abc'"),
+        ("name", "", "graph name must be a non-empty string"),
+        ("name", "a\nb", "graph name must be a non-empty string without control characters"),
+    ],
+)
+def test_settings_set_later_get_the_constructors_check(setting, value, message, tmp_path):
+    """``g.dtype = ``, ``astype``, ``g.seed = `` and ``g.name = `` refuse what
+    ``Graph(...)`` refuses, before anything changes: what ``save`` writes
+    ``load`` reads back."""
+    with pytest.raises(GraphError, match=message):
+        gn.Graph(**{setting: value})
+    g = _small()
+    before = g.to_dict()
+    with pytest.raises(GraphError, match=message):
+        setattr(g, setting, value)
+    if setting == "dtype":
+        with pytest.raises(GraphError, match=message):
+            g.astype(value)
+    assert g.to_dict() == before
+    g.save(tmp_path / "m.gnet")
+    assert gn.load(tmp_path / "m.gnet").to_dict() == before
+
+
+def test_setting_the_dtype_is_astype():
+    g = _small()
+    g.dtype = "float64"
+    assert g.dtype == np.float64 and all(w.dtype == np.float64 for w in g.get_weights().values())
+
+
 def test_impossible_sizes_are_refused_before_allocating():
     g = _small()
     with pytest.raises(GraphError, match="node 'h2': bias of size 10,000,000,000,000 needs 80,000,000,000,000 bytes"):
