@@ -41,7 +41,7 @@ from ._text import named, reason, shown
 from .errors import ModelFileError
 
 __all__ = ["atomic_write", "check_output", "names_folder", "open_regular", "read_regular", "kind_of_file",
-           "STALE_SECONDS"]
+           "refuse_nul", "STALE_SECONDS"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +134,22 @@ def check_output(path: str | os.PathLike, probe: bool = False) -> Path:
         os.close(fd)
         os.unlink(name)
     return path
+
+
+def refuse_nul(path: str, argument: str, error: type[Exception] = ModelFileError) -> None:
+    """Refuse a path holding a NUL character, which no file's name can hold
+    (the one message every reader and writer gives for it).
+
+    Raises
+    ------
+    ModelFileError (or ``error``)
+        ``"{argument}: 'm\\x00x' contains a NUL character ('\\x00'), which no
+        file's name can hold"``, ``argument`` as the caller names it
+        (``"save: path"``).
+    """
+    if "\0" in path:
+        raise error(f"{argument}: {shown(path, 60)} contains a NUL character ('\\x00'), which no file's name "
+                    "can hold")
 
 
 def names_folder(path: str) -> str:
@@ -253,8 +269,7 @@ def open_regular(path: str, limit: int | None, what: str, argument: str = "path"
         than ``limit``.
     """
     path = os.fsdecode(path)  # a PathLike may give bytes
-    if "\0" in path:
-        raise ModelFileError(f"{argument}={shown(path)}: a path cannot contain a NUL character")
+    refuse_nul(path, argument)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)

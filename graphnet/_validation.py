@@ -16,7 +16,7 @@ import unicodedata
 
 import numpy as np
 
-from ._files import names_folder
+from ._files import names_folder, refuse_nul
 from ._text import shown
 from .errors import GraphError, ShapeError
 
@@ -202,13 +202,16 @@ def check_path(value: object, what: str, expected: str = "a file", error: type[E
     GraphError (or ``error``)
         ``"{what} must be a str or os.PathLike naming {expected}, got ..."``
         for None, a number, bytes, a list, an empty name or one holding a
-        NUL character; for a folder's name when ``file``.
+        NUL character (see :func:`graphnet._files.refuse_nul`); for a
+        folder's name when ``file``.
     """
     try:
         text = os.fsdecode(value) if isinstance(value, (str, os.PathLike)) else None
     except (TypeError, ValueError):  # a PathLike whose __fspath__ returns neither str nor bytes
         text = None
-    if not text or "\0" in text:
+    if text:
+        refuse_nul(text, what, error)
+    else:
         raise error(f"{what} must be a str or os.PathLike naming {expected}, got {type(value).__name__} "
                     f"{shown(value, 60)}")
     ending = names_folder(text) if file else ""

@@ -216,7 +216,7 @@ def _read(path, label: str, max_bytes: int):
     """:func:`load`'s work, every failure a ModelFileError naming the file."""
     try:
         if isinstance(path, (str, os.PathLike)):
-            with open_regular(os.fspath(path), None, "a graphnet model file") as handle:
+            with open_regular(os.fspath(path), None, "a graphnet model file", "load: path") as handle:
                 return _load(handle, label, max_bytes)
         if not hasattr(path, "read"):
             raise ModelFileError(

@@ -71,7 +71,7 @@ def read_spec(path: str | os.PathLike) -> Any:
         raise ModelFileError(
             f"{label}: a spec file must end in .json, .yaml or .yml, not {suffix or 'nothing'!r}"
         )
-    with open_regular(text, MAX_JSON_BYTES, "a spec") as handle:
+    with open_regular(text, MAX_JSON_BYTES, "a spec", "from_spec: path") as handle:
         try:
             raw = _read_at_most(handle, MAX_JSON_BYTES + 1)
         except OSError as exc:

@@ -154,6 +154,19 @@ def test_every_writer_refuses_a_name_that_can_only_be_a_folders(tmp_path, rng):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_every_reader_and_writer_names_its_argument_for_a_nul_in_a_path(tmp_path):
+    g = build_dag()
+    g.save(tmp_path / "m.gnet")
+    calls = {"save: path": g.save, "save_weights: path": g.save_weights, "load_weights: path": g.load_weights,
+             "load: path": gn.load, "diff: a": lambda p: gn.diff(p, g), "diff: b": lambda p: gn.diff(g, p),
+             "from_spec: path": lambda p: gn.Graph.from_spec(p + ".json"), "render: path": g.render,
+             "ModelCheckpoint: path": gn.callbacks.ModelCheckpoint, "CSVLogger: filename": gn.callbacks.CSVLogger}
+    for argument, call in calls.items():
+        with pytest.raises(gn.GraphError) as info:
+            call(f"{tmp_path}/m\0x")
+        assert str(info.value).startswith(f"{argument}: '") and "contains a NUL character ('\\x00')" in str(info.value)
+
+
 def test_a_link_replaced_by_a_save_does_not_pass_on_its_targets_mode(tmp_path):
     locked = build_dag().save(tmp_path / "locked.gnet")
     os.chmod(locked, 0o400)

@@ -121,7 +121,7 @@ def _read_file(obj) -> Source:
     except (TypeError, ValueError):  # a PathLike whose __fspath__ returns neither str nor bytes
         raise ModelImportError(f"from_keras: obj is a {type(obj).__name__} that names no path") from None
     h5py = require("h5py", "reading a Keras file")
-    with open_regular(path, _MAX_FILE_BYTES, _WHAT, "obj") as handle:
+    with open_regular(path, _MAX_FILE_BYTES, _WHAT, "from_keras: obj") as handle:
         try:
             magic = handle.read(len(_HDF5_MAGIC))
             handle.seek(0)
