@@ -139,15 +139,17 @@ def _codes(node: Input, raw, where: str) -> np.ndarray:
 
 
 def _check_values(node: Input, x: np.ndarray, nan: np.ndarray, where: str) -> None:
-    names = node.columns or ((node.name,) if node.width == 1 else tuple(f"#{j}" for j in range(node.width)))
+    def column(j: int) -> str:  # by the name the user gave it, else by its index, as check_finite names it
+        return repr(node.columns[j]) if node.columns else str(j)
+
     inf = np.isinf(x)
     if inf.any():
         j = int(np.flatnonzero(inf.any(axis=0))[0])
-        raise ShapeError(f"{where}: column {names[j]!r} holds {int(inf[:, j].sum())} infinite value(s); "
+        raise ShapeError(f"{where}: column {column(j)} holds {int(inf[:, j].sum())} infinite value(s); "
                          "inf is never a missing value: fix or drop those rows")
     if node.missing == "error" and nan.any():
         counts = nan.sum(axis=0)
-        listed = ", ".join(f"{names[j]!r} ({int(counts[j])} rows)" for j in np.flatnonzero(counts)[:10])
+        listed = ", ".join(f"{column(j)} ({int(counts[j])} rows)" for j in np.flatnonzero(counts)[:10])
         raise ShapeError(f"{where}: missing values (NaN) in column {listed}; pass missing='mean' or "
                          "missing='indicator' to add_input, or fill them before")
 

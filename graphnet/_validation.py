@@ -292,13 +292,15 @@ def check_finite(array: np.ndarray, role: str, name: str, columns: tuple[str, ..
 def non_finite_error(array, role: str, name: str, columns: tuple[str, ...] | None = None,
                      given: np.ndarray | None = None) -> ShapeError:
     """The error for NaN or inf in numpy ``array``: how many values, and the
-    columns holding them with their rows (five named at most).
+    columns holding them with their rows (five named at most), then how many
+    are NaN and how many inf: an input may fill NaN (``missing='mean'``),
+    never inf.
 
     ``given`` is the data before its cast to ``array``'s dtype: NaN and inf
     that were there are reported as such; when every one was a finite number
     there, the values are too large for the dtype, and the message says so.
     """
-    bad = ~np.isfinite(array)
+    bad, values = ~np.isfinite(array), array
     if given is not None and given.dtype != array.dtype and given.shape == array.shape:
         own = bad & ~np.isfinite(given)
         if not own.any():
@@ -307,10 +309,17 @@ def non_finite_error(array, role: str, name: str, columns: tuple[str, ...] | Non
                 f"{role} {name!r} holds {count} value(s) too large for the graph's {array.dtype} (largest "
                 f"{np.finfo(array.dtype).max:.4g}), in {where}; scale the data, or build the graph with "
                 "dtype='float64'")
-        bad = own
+        bad, values = own, given
     count, where = _held(bad, columns)
-    hint = "; an input that reads a table may fill NaN (add_input(..., missing='mean'))" if role == "input" else ""
-    return ShapeError(f"{role} {name!r} contains {count} NaN or inf value(s), in {where}{hint}")
+    nans = int(np.isnan(values[bad]).sum())
+    hints = []
+    if nans and role == "input":
+        hints.append("an input that reads a table may fill NaN (add_input(..., missing='mean'))")
+    if nans < count:
+        hints.append("inf is never a missing value: fix or drop those rows")
+    kinds = f"all {'NaN' if nans else 'inf'}" if nans in (0, count) else f"{nans} NaN and {count - nans} inf"
+    return ShapeError(f"{role} {name!r} contains {count} NaN or inf value(s), in {where}: {kinds}"
+                      + "".join(f"; {hint}" for hint in hints))
 
 
 def _held(bad: np.ndarray, columns: tuple[str, ...] | None) -> tuple[int, str]:

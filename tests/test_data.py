@@ -101,6 +101,34 @@ def test_empty_data(data):
         g.fit(empty, {k: v[:0] for k, v in y.items()}, verbose=0)
 
 
+def test_the_missing_hint_is_for_nan_and_inf_is_never_missing():
+    x, _ = dag_data(np.random.default_rng(0), rows=6)
+    g = build_dag()
+    x["a"][0, 1] = np.inf
+    with pytest.raises(ShapeError) as info:
+        g.predict(x)
+    assert "all inf; inf is never a missing value" in str(info.value) and "missing='mean'" not in str(info.value)
+    x["a"][2, 1] = x["a"][3, 1] = np.nan
+    with pytest.raises(ShapeError, match=r"in column 1 \(3 rows\): 2 NaN and 1 inf; .*missing='mean'.*; inf is never"):
+        g.predict(x)
+    x["a"][0, 1] = 0.0
+    with pytest.raises(ShapeError, match=r"all NaN; an input that reads a table may fill NaN") as info:
+        g.predict(x)
+    assert "inf is never" not in str(info.value)
+
+
+def test_an_input_that_fills_nan_names_a_column_of_inf_by_its_index():
+    g = gn.Graph(seed=0)
+    g.add_input("x", 3, missing="mean")
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    x = np.random.default_rng(0).normal(size=(8, 3))
+    g.adapt({"x": x})
+    x[0, 2] = np.inf
+    with pytest.raises(ShapeError, match=r"^input 'x': column 2 holds 1 infinite value\(s\); inf is never a missing"):
+        g.predict(x)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_predict_and_fit_still_refuse_non_finite_inputs(bad):
     rng = np.random.default_rng(7)
