@@ -44,7 +44,16 @@ def labelled(graph: Network, role: str) -> set[str]:
 
 def source(graph: Network, data, role: str):
     """``data`` with a frame (or Series) made a dict ``name -> column values``
-    (inputs bound by their columns, outputs by their names); anything else as given."""
+    (inputs bound by their columns, outputs by their names); anything else as given.
+
+    Raises
+    ------
+    GraphError
+        As ``graph.validate()`` does, for a graph without an input or an
+        output of the ``role`` the data is for: no data can fit it.
+    """
+    if not (graph.inputs if role == "input" else graph.outputs):
+        graph.validate()
     if isinstance(data, (np.ndarray, Mapping)) or data is None:
         return data
     if _frames.is_lazy(data):

@@ -106,6 +106,12 @@ class Sequential(Graph, kind="sequential"):
         kinds = [self.nodes[name].kind for name in order]
         return is_chain(order, kinds, [(s.src, s.dst) for s in self.synapses])
 
+    def validate(self) -> None:
+        """As :meth:`Graph.validate`, a model without an Input or a Dense
+        layer told how to add one to a Sequential."""
+        _ = self.input, self.output
+        super().validate()
+
     @property
     def input(self) -> str:
         """The name of the input node."""

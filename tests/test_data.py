@@ -101,6 +101,17 @@ def test_empty_data(data):
         g.fit(empty, {k: v[:0] for k, v in y.items()}, verbose=0)
 
 
+def test_data_for_a_graph_without_outputs_gets_validates_message():
+    g = gn.Graph(name="half")
+    g.add_input("x", 3)
+    x = np.zeros((4, 3))
+    for call in (lambda: g.fit(x, x[:, :1], verbose=0), lambda: g.evaluate(x, x[:, :1]),
+                 lambda: g.gradients(x, x[:, :1])):
+        with pytest.raises(gn.GraphError, match=r"^graph 'half' cannot run: it has no Output node") as info:
+            call()
+        assert "pass a dict" not in str(info.value)
+
+
 def test_the_missing_hint_is_for_nan_and_inf_is_never_missing():
     x, _ = dag_data(np.random.default_rng(0), rows=6)
     g = build_dag()

@@ -220,6 +220,15 @@ def test_dense_before_input_and_bad_layers_are_refused():
         gn.Sequential([gn.Input(2)]).output
 
 
+def test_a_model_without_a_dense_layer_is_told_to_add_one_not_to_pass_a_dict():
+    model = gn.Sequential([gn.Input(3)])
+    x = np.zeros((4, 3))
+    for call in (lambda: model.fit(x, x[:, :1], verbose=0), lambda: model.evaluate(x, x[:, :1]),
+                 lambda: model.predict(x), model.validate):
+        with pytest.raises(gn.GraphError, match=r"no Dense layer yet; add one with model.add\(gn.Dense\(units\)\)"):
+            call()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
