@@ -412,6 +412,28 @@ def json_activation_on_a_wide_input(folder):
     return _json(config)
 
 
+def _functional(inbound_a, tensor_config) -> dict:
+    """A functional model ``a -> h`` whose fields are as given."""
+    tensor = {"class_name": "__keras_tensor__", "config": tensor_config}
+    return {"class_name": "Functional", "config": {"name": "f", "layers": [
+        {"class_name": "InputLayer", "name": "a", "config": {"batch_shape": [None, 3], "name": "a"},
+         "inbound_nodes": inbound_a},
+        {"class_name": "Dense", "name": "h", "config": {"name": "h", "units": 2, "activation": "linear"},
+         "inbound_nodes": [{"args": [tensor], "kwargs": {}}]}],
+        "input_layers": [["a", 0, 0]], "output_layers": [["h", 0, 0]]}}
+
+
+@case(gn.ModelImportError, r"layer 'a': inbound_nodes must be a list of calls, found int -1$")
+def json_inbound_nodes_not_a_list(folder):
+    return _json(_functional(-1, {"keras_history": ["a", 0, 0]}))
+
+
+@case(gn.ModelImportError, r"layer 'h': unreadable input .*'config': True.* \(expected a config whose keras_history "
+                           r"is \[layer, 0, 0\]\)$")
+def json_tensor_config_not_an_object(folder):
+    return _json(_functional([], True))
+
+
 @case(gn.ModelImportError, r"not valid JSON \(line 1: NaN is not a number JSON allows")
 def json_nan(folder):
     return _json(json.dumps(CONFIG).replace('"units": 4', '"units": NaN'))

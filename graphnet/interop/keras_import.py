@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from .._text import shown
 from ..errors import ModelImportError
 from ..spec import DEFAULT_MAX_SPEC_PARAMS
 from ._arguments import check_arguments
@@ -179,6 +180,9 @@ def _functional(model: Model, config: Mapping) -> list[str]:
             raise ModelImportError(f"{model.source}: a layer config is not an object: {str(layer)[:80]}")
         name = layer_name(layer)
         nodes = layer.get("inbound_nodes") or []
+        if not isinstance(nodes, list):
+            raise ModelImportError(f"{model.source}: layer {name!r}: inbound_nodes must be a list of calls, "
+                                   f"found {type(nodes).__name__} {shown(nodes)}")
         if len(nodes) > 1:
             raise ModelImportError(
                 f"{model.source}: layer {name!r} ({layer.get('class_name')}) is called {len(nodes)} times; "
@@ -248,9 +252,11 @@ def _tensors(node, layer: str, source: str) -> list[str]:
     def visit(value):
         if isinstance(value, Mapping):
             if value.get("class_name") == "__keras_tensor__":
-                history = (value.get("config") or {}).get("keras_history")
+                config = value.get("config")
+                history = config.get("keras_history") if isinstance(config, Mapping) else None
                 if not (isinstance(history, list) and len(history) == 3 and isinstance(history[0], str)):
-                    raise ModelImportError(f"{source}: layer {layer!r}: unreadable input {str(value)[:80]}")
+                    raise ModelImportError(f"{source}: layer {layer!r}: unreadable input {str(value)[:80]} (expected "
+                                           "a config whose keras_history is [layer, 0, 0])")
                 if history[1:] != [0, 0]:
                     raise ModelImportError(f"{source}: layer {layer!r} reads a shared layer's output")
                 found.append(history[0])
