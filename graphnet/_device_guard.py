@@ -55,15 +55,15 @@ class Failure:
         self.why = why
 
     def describe(self, optimizer_name: str) -> str:
+        """Which of the loss, the gradient and the update were not finite
+        (the status's bits tell each), and the sums of squares that may
+        have overflowed instead, in one parenthesis."""
         parts = [what for bit, what in _WHAT if self.why & bit]
-        what = " and ".join(parts) or "the step"
-        detail = {
-            "the loss": "",
-            "the gradient": " (or its sum of squares overflowed)",
-            "the update": f" ({optimizer_name}'s update, or its sum of squares, overflowed)",
-        }
-        return f"{what} {'was' if len(parts) < 2 else 'were'} not finite" + "".join(
-            detail[p] for p in parts if p in detail)
+        what = (", ".join(parts[:-1]) + " and " + parts[-1]) if len(parts) > 1 else (parts or ["the step"])[0]
+        sums = {"the gradient": "the gradient's", "the update": f"{optimizer_name}'s update's"}
+        overflowed = [sums[p] for p in parts if p in sums]
+        note = f" (or {' or '.join(overflowed)} sum of squares overflowed)" if overflowed else ""
+        return f"{what} {'was' if len(parts) < 2 else 'were'} not finite{note}"
 
 
 class DeviceGuard:

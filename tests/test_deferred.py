@@ -16,6 +16,7 @@ import pytest
 
 import graphnet as gn
 from graphnet import TrainingError
+from graphnet._device_guard import Failure
 from graphnet.trainer import LOG_EVERY
 
 
@@ -196,3 +197,14 @@ def test_moving_during_fit_is_refused(standin, rng):
     mover = gn.callbacks.LambdaCallback(on_batch_begin=lambda batch, logs=None: batch == 2 and g.to("cpu"))
     with pytest.raises(gn.GraphError, match="moved from standin to cpu while it was training"):
         g.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[mover])
+
+
+@pytest.mark.parametrize("why, said", [
+    (1, "the loss was not finite"),
+    (4, "the update was not finite (or adam's update's sum of squares overflowed)"),
+    (3, "the loss and the gradient were not finite (or the gradient's sum of squares overflowed)"),
+    (7, "the loss, the gradient and the update were not finite (or the gradient's or adam's update's sum of "
+        "squares overflowed)"),
+])
+def test_a_refused_device_step_says_which_values_were_not_finite_in_one_parenthesis(why, said):
+    assert Failure(None, why).describe("adam") == said
