@@ -196,7 +196,8 @@ class Vocabulary:
         column = np.asarray(column).reshape(-1)
         missing = missing_mask(column)
         present = ~missing
-        keys, odd = _keys(column[present] if missing.any() else column, self.text, where)
+        keys, odd = _keys(column[present] if missing.any() else column, self.text, where,
+                          kind="categories" if self.offset else "classes")
         codes = np.zeros(len(column), np.intp)
         known = np.zeros(len(column), bool)
         if len(keys):
@@ -212,9 +213,12 @@ class Vocabulary:
 
 
 _INT64 = np.iinfo(np.int64)
+#: What holds the values a vocabulary reads, by what the vocabulary holds.
+_HELD = {"categories": "the column holds", "classes": "the labels are"}
 
 
-def _keys(values: np.ndarray, text: bool, where: str, learning: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+def _keys(values: np.ndarray, text: bool, where: str, learning: bool = False,
+          kind: str = "categories") -> tuple[np.ndarray, np.ndarray | None]:
     """Present (non-missing) values as the vocabulary's key type (none for
     an all-missing column, whatever its dtype: every row has code 0), and
     where a value can be no category at all (None: nowhere): a fraction, an
@@ -237,12 +241,13 @@ def _keys(values: np.ndarray, text: bool, where: str, learning: bool = False) ->
             odd = np.fromiter((v.endswith("\x00") for v in strings), bool, len(strings)) \
                 if "\x00" in "".join(strings) else None
             return values.astype(str), odd
-        bad = next((v for v in values if not isinstance(v, str)), None) if values.dtype.kind == "O" else values[0]
+        bad = next((v for v in values if not isinstance(v, str)), None) if values.dtype.kind == "O" else \
+            values[0].item()  # as written: 0, not np.int64(0)
         if learning:
             raise ShapeError(f"{where}: categories must be all strings or all integers, but the column holds "
                              f"strings and {type(bad).__name__} values such as {shown(bad)}")
-        raise ShapeError(f"{where} has string categories but holds {type(bad).__name__} values such as "
-                         f"{shown(bad)}; give the column as text, or categories of that type")
+        raise ShapeError(f"{where}: the {kind} are strings but {_HELD[kind]} {type(bad).__name__} values "
+                         f"such as {shown(bad)}; give it as text, or {kind} of that type")
     if values.dtype.kind in "b":
         return values.astype(np.int64), None
     if values.dtype.kind in "iu":
@@ -261,12 +266,12 @@ def _keys(values: np.ndarray, text: bool, where: str, learning: bool = False) ->
             keys = np.array([0 if o else i for i, o in zip(integers, odd)], np.int64)
             return keys, odd if odd.any() else None
     else:
-        bad = values[0] if len(values) else None
+        bad = values[0].item() if len(values) else None
     if learning:
         raise ShapeError(f"{where}: categories must be strings or integers, but the column holds "
                          f"{type(bad).__name__} values such as {shown(bad)}")
-    raise ShapeError(f"{where} has integer categories but holds values such as {shown(bad)}; "
-                     "give the column as integer codes, or string categories")
+    raise ShapeError(f"{where}: the {kind} are integers but {_HELD[kind]} values such as {shown(bad)}; "
+                     f"give it as integer codes, or string {kind}")
 
 
 def _integer(value) -> int | None:

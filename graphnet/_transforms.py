@@ -192,7 +192,7 @@ def encode_labels(node: Output, y) -> np.ndarray:
     codes, known = _tabular.Vocabulary(classes, 0).codes(array, where)
     if not known.all():
         bad = array[~known]
-        shown_bad = list(dict.fromkeys(shown(v, 30) for v in bad[:1000]))
+        shown_bad = list(dict.fromkeys(shown(v, 30) for v in bad[:1000].tolist()))  # as written: 'd', not np.str_
         raise ShapeError(f"{where}: {len(bad)} label(s) not among its classes {preview(classes, 10)}: "
                          f"{', '.join(shown_bad[:10])}")
     if node.activation.name == "sigmoid":

@@ -344,6 +344,19 @@ def test_an_all_nan_column_against_string_categories_is_all_unknown():
         labelled.evaluate(np.zeros((2, 1)), {"y": np.array([np.nan, np.nan])})
 
 
+def test_labels_of_the_wrong_kind_are_named_as_classes_and_shown_as_written():
+    g = gn.Graph(seed=0)
+    g.add_input("x", 1)
+    g.add_output("y", 3, activation="softmax", loss="sparse_categorical_crossentropy", classes=["a", "b", "c"])
+    g.connect("x", "y")
+    with pytest.raises(gn.ShapeError, match=r"^targets of output 'y': the classes are strings but the labels are int "
+                                            r"values such as 0; give it as text, or classes of that type$"):
+        g.evaluate(np.zeros((4, 1)), np.array([0, 1, 2, 1]))
+    with pytest.raises(gn.ShapeError, match=r"^targets of output 'y': 1 label\(s\) not among its classes "
+                                            r"\['a', 'b', 'c'\]: 'd'$"):
+        g.evaluate(np.zeros((4, 1)), np.array(["a", "b", "d", "a"]))
+
+
 def test_a_column_name_twice_is_a_shape_error_naming_it():
     g = gn.Graph()
     g.add_input("a")

@@ -287,7 +287,7 @@ def test_text_against_integer_categories_is_a_shape_error_naming_the_column():
     for frame in (pd.DataFrame({"v": ["a", "b"]}), pl.DataFrame({"v": ["a", "b"]}),
                   pd.DataFrame({"v": pd.Series(["a", 3], dtype=object)}),
                   pd.DataFrame({"v": pd.Series([0.5, "a"], dtype=object)})):  # the text is named, not the fraction
-        with pytest.raises(gn.ShapeError, match=r"input 'v' \(column 'v'\) has integer categories but holds .*'a'"):
+        with pytest.raises(gn.ShapeError, match=r"input 'v' \(column 'v'\): the categories are integers but the column holds .*'a'"):
             g.predict(frame)
     with pytest.raises(gn.ShapeError, match="column 'v'"):
         gn.interop.onnx_feed(g, pd.DataFrame({"v": ["a", "b"]}))
