@@ -57,6 +57,6 @@ def _checked_stats(graph, stats, what: str) -> Statistics | None:
     if not any(name in graph.nodes for name in stats.nodes):
         raise RenderError(
             f"{what}: these statistics describe graph {stats.graph!r}, whose nodes "
-            f"{list(stats.nodes)[:5]} are none of graph {graph.name!r}'s"
+            f"{list(stats.nodes)[:5]} are not nodes of graph {graph.name!r}"
         )
     return stats

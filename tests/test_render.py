@@ -344,7 +344,8 @@ def test_shares_under_one_percent_or_over_99_render(inside, tmp_path):
 
 def test_stats_of_another_graph_or_of_nothing_are_refused(inside):
     g, stats = inside
-    with pytest.raises(gn.RenderError, match="describe graph 'inside', whose nodes"):
+    with pytest.raises(gn.RenderError, match=r"describe graph 'inside', whose nodes \[.*\] are not nodes of graph "
+                                             r"'dag'$"):
         build_dag().to_dot(stats=stats)
     with pytest.raises(gn.RenderError, match="stats must be what graph.statistics"):
         g.to_dot(stats={"h": 1})
