@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from ._validation import check_number
-from .errors import GraphError, NotFoundError
+from ._validation import check_number, check_outputs
+from .errors import GraphError
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -49,9 +49,7 @@ def compile(graph: Graph, loss=None, optimizer=None, metrics=None,  # noqa: A001
     if isinstance(loss, (list, tuple)) and len(loss) == 1 and len(outputs) <= 1:
         loss = loss[0]  # the one loss (a Sequential may be given it before its last layer exists)
     if isinstance(loss, Mapping) and "name" not in loss:
-        unknown = [k for k in loss if k not in outputs]
-        if unknown:
-            raise NotFoundError(f"compile: loss for unknown outputs {unknown}; outputs: {outputs}")
+        check_outputs(loss, outputs, "compile: loss")
         chosen = {name: losses_module.get(value) for name, value in loss.items()}
     elif isinstance(loss, (list, tuple)):  # Keras's form: one per output, in output order
         if len(loss) != len(outputs):
@@ -62,7 +60,7 @@ def compile(graph: Graph, loss=None, optimizer=None, metrics=None,  # noqa: A001
         chosen = {} if loss is None else {name: losses_module.get(loss) for name in outputs}
     new_optimizer = None if optimizer is None else optimizers_module.get(optimizer)
     if metrics is not None:
-        metrics_module.resolve(graph, metrics)
+        metrics_module.resolve(graph, metrics, "compile")
     problems = []
     for name in outputs:
         node = graph.nodes[name]
@@ -99,9 +97,7 @@ def _loss_weights(outputs: list[str], loss_weights) -> dict[str, float]:
     if loss_weights is None:
         return {}
     if isinstance(loss_weights, Mapping):
-        unknown = [k for k in loss_weights if k not in outputs]
-        if unknown:
-            raise NotFoundError(f"compile: loss_weights for unknown outputs {unknown}; outputs: {outputs}")
+        check_outputs(loss_weights, outputs, "compile: loss_weights")
         given = dict(loss_weights)
     elif isinstance(loss_weights, (list, tuple)):
         if len(loss_weights) != len(outputs):

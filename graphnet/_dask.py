@@ -234,7 +234,7 @@ def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
         For data that does not fit the graph, or that has no rows.
     """
     dask, _ = require()
-    chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
+    chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics, "evaluate")
     chunk = DEFAULT_CHUNK if batch_size is None else check_int(batch_size, "batch_size")
     inputs, targets = lazy_inputs(graph, x), lazy_targets(graph, y)
     arrays = _labelled(inputs, targets)

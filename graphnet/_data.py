@@ -62,13 +62,14 @@ def named(data, names: list[str], role: str) -> dict:
         unknown = [k for k in given if k not in names]
         missing = [n for n in names if n not in data]
         if unknown or missing:
+            owner = "output" if role == "output" else "input"  # a baseline is keyed by input names
             parts = []
             if missing:
-                parts.append(f"missing {role}s {preview(missing)}")
+                parts.append(f"missing {owner}s {preview(missing)}")
             if unknown:
                 parts.append(f"unknown names {preview(unknown)}")
             raise ShapeError(
-                f"{role} data must be keyed by the graph's {role} names {preview(names)}: "
+                f"{role} data must be keyed by the graph's {owner} names {preview(names)}: "
                 + " and ".join(parts)
             )
         return {n: data[n] for n in names}

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ._text import shown
+from ._text import shown, suggestion
 from ._validation import check_text
 from .errors import GraphError
 
@@ -207,10 +207,13 @@ def lookup(identifier, registry: Mapping[str, type], family: str, base: type, in
     if cls is None:
         hint = ""
         if any(f.base is base for f in _FAMILIES):
-            hint = (f". If {shown(name)} is a custom {family}, register its class with gn.register(cls), "
+            hint = (f"; if {shown(name)} is a custom {family}, register its class with gn.register(cls), "
                     f"or pass custom_objects={{{shown(name)}: cls}} to gn.load, from_dict or from_spec")
-        raise GraphError(f"unknown {family} {shown(name)}; known: {sorted(registry)}{hint}")
+        raise GraphError(f"unknown {family} {shown(name)}; known: {sorted(registry)}{hint}"
+                         f"{suggestion(name, registry)}")
     try:
         return cls(**params)
-    except TypeError as exc:
+    except (TypeError, GraphError) as exc:
+        if isinstance(exc, GraphError) and not isinstance(exc.__cause__, TypeError):
+            raise  # a parameter's own check, named already
         raise GraphError(f"{family} {name!r}: bad parameters {shown(params)} ({exc})") from None

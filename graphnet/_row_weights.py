@@ -16,7 +16,7 @@ import numpy as np
 from . import _tabular
 from . import backend as backend_module
 from ._text import preview
-from ._validation import check_number
+from ._validation import check_number, check_outputs
 from .errors import GraphError, ShapeError
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ __all__ = ["as_weights", "row_factors"]
 
 
 def as_weights(graph: Graph, sample_weight, class_weight, targets: dict[str, np.ndarray], rows: int,
-               whole: bool = True):
+               whole: bool = True, where: str = "fit"):
     """Each output's row weights from ``sample_weight`` and ``class_weight``
     (their product), or None when neither is given.
 
@@ -38,7 +38,8 @@ def as_weights(graph: Graph, sample_weight, class_weight, targets: dict[str, np.
     largest into [0.5, 1): weighted means are unchanged to the last bit,
     and no sum overflows. One batch of a generator or one chunk of a dask
     array is not scaled (the batches' sums weigh them against each other):
-    there a sum beyond float64's range is refused.
+    there a sum beyond float64's range is refused. ``where`` names the call
+    (``"evaluate"``) in messages.
 
     Raises
     ------
@@ -49,9 +50,9 @@ def as_weights(graph: Graph, sample_weight, class_weight, targets: dict[str, np.
         return None
     outputs = list(targets)
     weights = {name: np.ones(rows) for name in outputs}
-    for name, given in _per_output(sample_weight, outputs, "sample_weight", np.ndarray).items():
+    for name, given in _per_output(sample_weight, outputs, f"{where}: sample_weight", np.ndarray).items():
         weights[name] = weights[name] * _sample_weights(given, rows, name)
-    for name, classes in _per_output(class_weight, outputs, "class_weight", dict).items():
+    for name, classes in _per_output(class_weight, outputs, f"{where}: class_weight", dict).items():
         weights[name] = weights[name] * _class_weights(graph, name, classes, targets[name])
     for name, w in weights.items():
         if whole and rows:
@@ -79,9 +80,7 @@ def _per_output(value, outputs: list[str], what: str, single: type) -> dict:
     if keyed and single is dict and not any(isinstance(v, Mapping) for v in value.values()):
         keyed = False  # {label: weight} with text labels: one output's class weights
     if keyed:
-        unknown = [k for k in value if k not in outputs]
-        if unknown:
-            raise GraphError(f"fit: {what} names unknown outputs {unknown}; outputs: {outputs}")
+        check_outputs(value, outputs, what)
         return dict(value)
     if single is dict and not is_dict:
         raise GraphError(f"fit: class_weight must be a dict class -> weight (or output name -> such a dict), "
@@ -105,8 +104,11 @@ def _sample_weights(value, rows: int, output: str) -> np.ndarray:
     if array.shape != (rows,):
         raise ShapeError(f"{where}: expected shape ({rows},), one weight per row, got {array.shape}")
     array = array.astype(np.float64)
-    if not np.isfinite(array).all() or (array < 0).any():
-        raise GraphError(f"{where}: weights must be finite and >= 0")
+    bad = ~np.isfinite(array) | (array < 0)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise GraphError(f"{where}: weights must be finite and >= 0, but {int(bad.sum())} of {rows} are not "
+                         f"(the first in row {first}: {array[first]:g})")
     return array
 
 

@@ -27,6 +27,8 @@ import functools
 import inspect
 from typing import ClassVar
 
+from .errors import GraphError
+
 __all__ = ["Checked"]
 
 #: The instance entry that counts the ``__init__`` calls under way (0, or absent, once made).
@@ -104,7 +106,9 @@ class _Setting:
 
 def _counted(init):
     """``init`` counting itself under way in the instance, so that settings
-    are checked only once the outermost ``__init__`` has returned."""
+    are checked only once the outermost ``__init__`` has returned; arguments
+    it does not take are refused naming the class the user called
+    (``Precision``), not the one that defines ``__init__``."""
 
     @functools.wraps(init)
     def counted(self, *args, **kwargs):
@@ -113,6 +117,14 @@ def _counted(init):
         held[_BUILDING] = depth + 1
         try:
             init(self, *args, **kwargs)
+        except TypeError:
+            signature = inspect.signature(init)
+            try:
+                signature.bind(self, *args, **kwargs)
+            except TypeError as wrong:
+                taken = ", ".join(str(p.replace(annotation=p.empty)) for p in list(signature.parameters.values())[1:])
+                raise GraphError(f"{type(self).__name__}: {wrong}; it takes ({taken})") from wrong
+            raise
         finally:
             held[_BUILDING] = depth
 

@@ -7,11 +7,15 @@ short however large the graph, spec or value behind it.
 
 from __future__ import annotations
 
+import difflib
+import itertools
 import reprlib
 import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["preview", "format_cycle", "shown", "clip", "named", "reason", "columns", "cut"]
+import numpy as np
+
+__all__ = ["preview", "format_cycle", "shown", "span", "described", "suggestion", "clip", "named", "reason", "columns", "cut"]
 
 # A repr that looks at a bounded part of a value: a few levels, a few items per
 # container, the ends of long strings. ``repr`` itself would walk all of it, and
@@ -47,6 +51,37 @@ def shown(value: object, limit: int = 80) -> str:
     except Exception:  # a repr that fails (an int past Python's digit limit, a broken __repr__)
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def span(low: object, high: object, noun: str) -> str:
+    """The range of values a message found: ``"label 3"`` when ``low`` is
+    ``high``, else ``"labels from 0 to 3"`` (``[0, 3]`` would read as an
+    interval beside the ``[0, 3)`` a message asks for)."""
+    low, high = (v.item() if isinstance(v, np.generic) else v for v in (low, high))
+    return f"{noun} {low:g}" if low == high else f"{noun}s from {low:g} to {high:g}"
+
+
+def described(value: object) -> str:
+    """What an argument was, for a message: ``"a tuple of 4"`` for a tuple
+    or list, else its type and value (``"str 'val'"``)."""
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)}"
+    return f"{type(value).__name__} {shown(value, 60)}"
+
+
+def suggestion(name: object, known: Iterable[object], limit: int = 10_000) -> str:
+    """``"; did you mean 'val_loss'?"`` when ``name``, a string (or a list of
+    one), is close to one of the ``known`` names (difflib's closest of the
+    first ``limit``, at a similarity of 0.8: a typo, ``'val_los'``, not
+    another name, ``'val_score'``), else ``""``: the end of a message that
+    refuses an unknown name."""
+    if isinstance(name, list) and len(name) == 1:
+        name = name[0]
+    if not isinstance(name, str):
+        return ""
+    candidates = [k for k in itertools.islice(known, limit) if isinstance(k, str) and k != name]
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
+    return f"; did you mean {shown(close[0])}?" if close else ""
 
 
 def clip(text: str, limit: int = 300) -> str:

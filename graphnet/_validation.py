@@ -17,12 +17,12 @@ import unicodedata
 import numpy as np
 
 from ._files import names_folder, refuse_nul
-from ._text import shown
-from .errors import GraphError, ShapeError
+from ._text import shown, suggestion
+from .errors import GraphError, NotFoundError, ShapeError
 
 __all__ = ["is_int", "check_int", "is_number", "check_number", "check_bool", "check_allocation", "check_text",
            "check_path", "unbindable", "is_dtype", "as_dtype", "check_finite", "non_finite_error", "has_control",
-           "read_only_view"]
+           "read_only_view", "check_outputs", "check_dropout"]
 
 
 def is_int(value: object, low: int | None = None, high: int | None = None) -> bool:
@@ -163,6 +163,18 @@ def has_control(text: str) -> bool:
     return any(unicodedata.category(ch) in _CONTROLS or ch in _BIDI for ch in text)
 
 
+def check_dropout(value: object, what: str) -> float:
+    """A dropout rate in [0, 1), ``what`` naming it in the message
+    (``"Dense: dropout"``).
+
+    Raises
+    ------
+    GraphError
+        For anything else.
+    """
+    return check_number(value, what, 0.0, 1.0, high_open=True, expected="in [0, 1)")
+
+
 def check_text(value: object, what: str) -> str:
     """A non-empty name that files can hold and screens show as it is: a
     string that encodes as UTF-8 (no lone surrogates such as '\\udc80'),
@@ -175,7 +187,9 @@ def check_text(value: object, what: str) -> str:
     GraphError
         Naming ``what`` and the value.
     """
-    ok = isinstance(value, str) and bool(value.strip())
+    if isinstance(value, str) and value and not value.strip():
+        raise GraphError(f"{what} must not be blank (only white space), got {shown(value)}")
+    ok = isinstance(value, str) and bool(value)
     if ok:
         try:
             value.encode("utf-8")
@@ -330,3 +344,20 @@ def _held(bad: np.ndarray, columns: tuple[str, ...] | None) -> tuple[int, str]:
     where = ", ".join(f"{c} ({n} row{'s' if n != 1 else ''})" for c, (_, n) in zip(named[:5], held))
     more = f" and {len(held) - 5} more" if len(held) > 5 else ""
     return sum(per_column), f"column{'s' if len(held) != 1 else ''} {where}{more}"
+
+
+def check_outputs(given, outputs: list[str], where: str) -> None:
+    """Refuse the keys of ``given`` (an argument keyed by output name) that
+    name no output.
+
+    Raises
+    ------
+    NotFoundError
+        ``"fit: metrics names unknown outputs ['q']; outputs: ['y']"``,
+        ``where`` naming the call and the argument, with a close output name
+        suggested.
+    """
+    unknown = [k for k in given if k not in outputs]
+    if unknown:
+        raise NotFoundError(f"{where} names unknown outputs {unknown}; outputs: {list(outputs)}"
+                            f"{suggestion(unknown, outputs)}")

@@ -39,6 +39,7 @@ from ._data import as_inputs, by_name, common_rows
 from ._transforms import transform_input
 from .errors import GraphError, NotFoundError, ShapeError
 from ._locks import read
+from ._text import span
 from .nodes import DenseNode
 from .plan import compile_plan
 
@@ -396,7 +397,7 @@ def _targets(node: DenseNode, target, f_x: np.ndarray, rows: int) -> tuple[np.nd
     chosen = np.broadcast_to(chosen, (rows,)) if chosen.ndim == 0 else chosen
     if chosen.shape != (rows,) or chosen.min() < 0 or chosen.max() >= node.size:
         found = f"shape {chosen.shape}" if chosen.shape != (rows,) else \
-            f"values in [{chosen.min()}, {chosen.max()}]"
+            span(chosen.min(), chosen.max(), "target")
         raise GraphError(f"attributions: target for {node.name!r} must be {expected}, got {found}")
     return chosen.astype(np.intp), "given"
 

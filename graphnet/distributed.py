@@ -47,7 +47,7 @@ from ._cluster import Cluster, client_or_default
 from ._costs import TEN_GBE, Traffic
 from ._data import holdout_split
 from ._progress import Progress
-from ._text import shown
+from ._text import described, shown
 from ._search import SearchResult, TrialResult, search
 from ._steps import Steps
 from ._validation import check_int, check_number
@@ -142,14 +142,14 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
         not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2
     ):
         raise GraphError("distributed.fit: validation_data must be a tuple (x_val, y_val) "
-                         "(validation sample weights are not supported yet)")
+                         f"(validation sample weights are not supported yet); got {described(validation_data)}")
     transforming = [n for n in graph.inputs if graph.nodes[n].transforms]
     if transforming:
         raise GraphError(f"distributed.fit: inputs {transforming} transform their data (categories, normalize, "
                          "missing), which distributed.fit does not do yet: train this graph with its own fit, "
                          "or give it plain numeric inputs")
     client = client_or_default(client)
-    chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
+    chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics, "distributed.fit")
     metrics_module.check_log_keys(graph, chosen, "distributed.fit")
     keys = metrics_module.log_keys(graph, chosen)
     if validation_split or validation_data is not None:

@@ -423,6 +423,8 @@ def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
     ShapeError
         For data that does not fit the graph, or no rows.
     """
+    if batch_size is not None:  # checked on every path, as predict's
+        batch_size = check_int(batch_size, "evaluate: batch_size")
     handler = lazy_handler(x, y, sample_weight)
     if handler is not None:
         return handler.evaluate(graph, x, y, batch_size, metrics, sample_weight)
@@ -431,12 +433,12 @@ def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
 
 
 def _evaluate(graph: Graph, x, y, batch_size: int | None, metrics, sample_weight) -> dict[str, float]:
-    chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
+    chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics, "evaluate")
     inputs, targets = as_inputs(graph, x, defer_after=batch_size or DEFAULT_CHUNK), as_targets(graph, y)
     rows = common_rows(inputs, targets)
     if rows == 0:
         raise ShapeError("evaluate: the data has no rows")
-    weights = as_weights(graph, sample_weight, None, targets, rows)
+    weights = as_weights(graph, sample_weight, None, targets, rows, where="evaluate")
     return evaluate_arrays(graph, inputs, targets, chosen, _chunk_size(batch_size, rows), weights)
 
 

@@ -33,6 +33,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .activations import Activation
+from ._text import shown, suggestion
 from .errors import GraphError
 
 __all__ = [
@@ -167,8 +168,9 @@ INITIALIZERS: dict[str, Initializer] = {
 BIASES: dict[str, Callable] = {"fan_in_uniform": fan_in_uniform_bias, "normalized_uniform": normalized_uniform_bias}
 
 
-def get(name: str) -> Initializer:
-    """The initialiser called ``name``.
+def get(name: str, where: str = "") -> Initializer:
+    """The initialiser called ``name``; ``where`` names the argument that
+    gave it in messages (``"Dense 'd': init"``).
 
     Raises
     ------
@@ -177,7 +179,8 @@ def get(name: str) -> Initializer:
     """
     init = INITIALIZERS.get(name) if isinstance(name, str) else None
     if init is None:
-        raise GraphError(f"unknown initializer {name!r}; known: {sorted(INITIALIZERS)}")
+        raise GraphError(f"{where}{': ' if where else ''}unknown initializer {shown(name)}; known: "
+                         f"{sorted(INITIALIZERS)}{suggestion(name, INITIALIZERS)}")
     return init
 
 

@@ -7,8 +7,8 @@ and importers build Sequential models from these too.
 
 from __future__ import annotations
 
-from . import regularizers
-from ._validation import check_bool, check_int
+from . import initializers, regularizers
+from ._validation import check_bool, check_dropout, check_int
 from .nodes import Hidden
 
 __all__ = ["Dense", "default_loss"]
@@ -49,7 +49,8 @@ class Dense:
         where = "Dense" if name is None else f"Dense {name!r}"
         units = check_int(units, f"{where}: units")
         trainable = check_bool(trainable, f"{where}: trainable")
-        # A Hidden node checks the name, activation and dropout with the usual messages.
+        dropout = check_dropout(dropout, f"{where}: dropout")
+        # A Hidden node checks the name and activation with the usual messages.
         checked = Hidden(units, activation=activation, dropout=dropout, name=name, trainable=trainable,
                          bias_regularizer=bias_regularizer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
@@ -58,6 +59,8 @@ class Dense:
         self.activation = checked.activation
         self.dropout = checked.dropout
         self.name = checked.name
+        if isinstance(init, str):  # an unknown name refused now, not when the layer is added
+            initializers.get(init, f"{where}: init")
         self.init = init
         self.trainable = trainable
 

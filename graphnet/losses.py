@@ -53,6 +53,7 @@ import numpy as np
 from . import _protocols
 from ._registry import add_family, lookup
 from ._settings import Checked
+from ._text import span
 from ._validation import as_dtype, check_number
 from .errors import ShapeError
 
@@ -223,7 +224,7 @@ class BinaryCrossentropy(Loss):
         if y.size and (y.min() < 0 or y.max() > 1):
             raise ShapeError(
                 f"output {node!r}: binary_crossentropy targets must lie in [0, 1], "
-                f"found values in [{y.min():g}, {y.max():g}]"
+                f"found {span(y.min(), y.max(), 'value')}"
             )
         return y
 
@@ -337,7 +338,7 @@ def _labels(y: np.ndarray, size: int, node: str) -> np.ndarray:
     if labels.size and (labels.min() < 0 or labels.max() >= size):
         raise ShapeError(
             f"output {node!r}: class labels must lie in [0, {size}), "
-            f"found [{labels.min()}, {labels.max()}]"
+            f"found {span(labels.min(), labels.max(), 'label')}"
         )
     return np.ascontiguousarray(labels)
 

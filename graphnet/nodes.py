@@ -21,7 +21,7 @@ import numpy as np
 from . import _protocols, _tabular, activations, losses, regularizers
 from ._member import Member, checked_values
 from ._parameters import BIAS, ParameterRecord, bias_key, new_token
-from ._validation import (check_allocation, check_bool, check_int, check_number, check_text, has_control,
+from ._validation import (check_allocation, check_bool, check_dropout, check_int, check_number, check_text, has_control,
                           read_only_view)
 from .errors import GraphError
 
@@ -38,7 +38,7 @@ def check_name(name: object, what: str = "node") -> str:
     """
     if isinstance(name, str) and ("->" in name or has_control(name)):
         raise GraphError(f"{what} name {name!r} must not contain '->' or control characters")
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str) or not name:
         raise GraphError(f"{what} name must be a non-empty string, got {name!r}")
     return check_text(name, f"{what} name")
 
@@ -364,8 +364,7 @@ class Hidden(DenseNode):
             self._changed()
 
     def _checked_dropout(self, value) -> float:
-        return check_number(value, f"{_where(type(self), self.name)}: dropout", 0.0, 1.0, high_open=True,
-                            expected="in [0, 1)")
+        return check_dropout(value, f"{_where(type(self), self.name)}: dropout")
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "dropout": self.dropout}

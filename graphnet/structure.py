@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping
 import networkx as nx
 
 from ._locks import ReadWriteLock
-from ._text import preview, shown
+from ._text import preview, shown, suggestion
 from ._topology import structure_problems, topological_sort
 from .errors import GraphError, NotFoundError
 from .nodes import DenseNode, Input, Node, Output
@@ -381,7 +381,8 @@ class Structure:
             raise NotFoundError(f"{ref!r} is not a node of graph {self.name!r}")
         if isinstance(ref, str) and ref in self._nodes:
             return ref
-        raise NotFoundError(f"graph {self.name!r} has no node {shown(ref)}; known: {preview(self._nodes)}")
+        raise NotFoundError(f"graph {self.name!r} has no node {shown(ref)}; known: {preview(self._nodes)}"
+                            f"{suggestion(ref, self._nodes)}")
 
     def changed(self) -> None:
         """Count an edit: what was compiled from the structure is stale."""

@@ -226,7 +226,7 @@ def init_values(init, shape: tuple[int, int], dtype: np.dtype, what: str) -> np.
     if init is None:
         return None
     if isinstance(init, str):
-        initializers.get(init)
+        initializers.get(init, f"{what}: init")
         return None
     given = np.asarray(init)
     if given.shape != shape:

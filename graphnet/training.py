@@ -22,7 +22,7 @@ from ._row_weights import as_weights
 from ._generators import BatchSource, is_batch_source
 from ._locks import edit
 from ._progress import Progress
-from ._text import shown
+from ._text import described, shown, suggestion
 from ._validation import check_bool, check_int, check_number
 from .callbacks import Callback, History, ask_callbacks, check_hooks, release
 from .errors import GraphError, ShapeError
@@ -140,7 +140,9 @@ def check_fit_arguments(where: str, epochs, batch_size, verbose, shuffle, valida
     if callbacks is None:
         callbacks = ()
     if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
-        raise GraphError(f"{where}: callbacks must be a list of Callback instances, got {callbacks!r}")
+        found = (f"one {type(callbacks).__name__}, not a list: pass [{type(callbacks).__name__}(...)]"
+                 if isinstance(callbacks, Callback) else described(callbacks))
+        raise GraphError(f"{where}: callbacks must be a list of Callback instances, got {found}")
     callbacks = list(callbacks)
     for cb in callbacks:
         if not isinstance(cb, Callback):
@@ -258,7 +260,7 @@ def fit(
                                          for name, value in (("steps_per_epoch", steps_per_epoch),
                                                              ("validation_steps", validation_steps)))
     runs = max(epochs - initial_epoch, 0)
-    chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics)
+    chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics, "fit")
     metrics_module.check_log_keys(graph, chosen, "fit")
     source, forget = None, lambda: None
     if is_batch_source(x):
@@ -371,7 +373,7 @@ def _validation_data(graph: Graph, data, steps: int | None, runs: int):
                          "evaluated whole")
     if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
         raise GraphError("fit: validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
-                         "sample_weight_val), or an iterable of such batches")
+                         f"sample_weight_val), or an iterable of such batches; got {described(data)}")
     inputs, targets, rows = _batch_data(graph, *data[:2])
     if rows == 0:
         raise ShapeError("fit: validation_data has no rows")
@@ -407,5 +409,6 @@ def fit_arguments(where: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
                 if p.kind is inspect.Parameter.KEYWORD_ONLY}
     unknown = [name for name in arguments if name not in keywords]
     if unknown:
-        raise GraphError(f"{where}: unknown arguments {unknown}; fit takes {sorted(keywords)}")
+        raise GraphError(f"{where}: unknown arguments {unknown}; fit takes {sorted(keywords)}"
+                         f"{suggestion(unknown, keywords)}")
     return {**keywords, **arguments}

@@ -21,7 +21,7 @@ from . import _tabular
 from . import backend as backend_module
 from ._locks import edit, read
 from ._parameters import BIAS, ParameterRecord
-from ._text import preview
+from ._text import preview, suggestion
 from ._validation import check_bool
 from .errors import GraphError, NotFoundError
 from .network import Network
@@ -126,7 +126,8 @@ def set_weights(graph: Network, weights: Mapping[str, Any]) -> None:
     owners = {record.key: (record, owner) for record, owner in parameter_owners(graph)}
     unknown = [k for k in weights if k not in owners]
     if unknown:
-        raise NotFoundError(f"graph {graph.name!r}: unknown weight keys {preview(unknown)}; known: {preview(owners)}")
+        raise NotFoundError(f"graph {graph.name!r}: unknown weight keys {preview(unknown)}; known: {preview(owners)}"
+                            f"{suggestion(unknown, owners)}")
     staged = {}
     for key, value in weights.items():
         expected = owners[key][0].shape
@@ -141,8 +142,14 @@ def set_weights(graph: Network, weights: Mapping[str, Any]) -> None:
             raise GraphError(f"weight {key!r}: expected shape {expected}, got {given.shape}")
         with np.errstate(over="ignore"):
             value = given.astype(graph.dtype, copy=False)
-        if not np.isfinite(value).all():
-            raise GraphError(f"weight {key!r} contains NaN or inf (in the graph's {graph.dtype})")
+        bad = ~np.isfinite(value)
+        if bad.any():
+            given_bad = int((~np.isfinite(given)).sum()) if given.dtype.kind == "f" else 0
+            if not given_bad:  # finite as given: too large for the graph's dtype
+                raise GraphError(f"weight {key!r} holds {int(bad.sum())} value(s) too large for the graph's "
+                                 f"{graph.dtype} (largest {np.finfo(graph.dtype).max:.4g}); build the graph with "
+                                 "dtype='float64'")
+            raise GraphError(f"weight {key!r} contains {given_bad} NaN or inf value(s)")
         staged[key] = value
     staged = _unless_provisional(graph, staged, owners)
     to_device = graph.backend.to_device

@@ -256,11 +256,18 @@ def test_checkpoint_templates_are_checked_before_training(tmp_path, data):
     g = build_regression()
     before = g.get_weights()
     bogus = gn.ModelCheckpoint(tmp_path / "{bogus}.gnet", monitor="loss")
-    with pytest.raises(GraphError, match=r"ModelCheckpoint: the field \{bogus\} of the path '.*\{bogus\}\.gnet' "
-                                         r"is not among the logged values \['loss'\]; a name a callback of "
+    with pytest.raises(GraphError, match=r"ModelCheckpoint: the field \{bogus\} of the path '.*\{bogus\}\.gnet', "
+                                         r"not 'epoch', is not among the logged values \['loss'\]; a name a callback of "
                                          r"yours adds in on_epoch_end can be watched by a callback after it"):
         g.fit(x, y, epochs=2, callbacks=[bogus], verbose=0)
     assert all(np.array_equal(before[k], g.get_weights()[k]) for k in before), "an epoch trained first"
+    for path in ("{epoc:02d}.gnet", "{epoc}.gnet"):  # a misspelt epoch, with or without a format for integers
+        typo = gn.ModelCheckpoint(tmp_path / path, monitor="loss")
+        with pytest.raises(GraphError, match=r"the field \{epoc\} .*, not 'epoch', is not among the logged values "
+                                             r"\['loss'\]; did you mean 'epoch'\?$"):
+            g.fit(x, y, epochs=1, callbacks=[typo], verbose=0)
+    with pytest.raises(GraphError, match=r"the format of \{loss\} does not fit a float"):
+        g.fit(x, y, epochs=1, callbacks=[gn.ModelCheckpoint(tmp_path / "{loss:02d}.gnet", monitor="loss")], verbose=0)
     good = gn.ModelCheckpoint(tmp_path / "e{epoch:02d}-{loss:.2f}.gnet", monitor="loss", save_best_only=False)
     g.fit(x, y, epochs=1, callbacks=[good], verbose=0)
     assert os.path.basename(good.saved[0]).startswith("e01-")
@@ -295,7 +302,8 @@ def test_a_misspelt_monitor_fails_before_the_first_epoch(data):
     x, y = data
     g = build_regression()
     before = g.get_weights()
-    with pytest.raises(GraphError, match="EarlyStopping: monitor 'val_los' is not among the logged values"):
+    with pytest.raises(GraphError, match=r"EarlyStopping: monitor 'val_los' is not among the logged values "
+                                         r"\['loss', 'val_loss'\]; did you mean 'val_loss'\?$"):
         g.fit(x, y, epochs=2, validation_split=0.25, callbacks=[gn.EarlyStopping(monitor="val_los")], verbose=0)
     assert all(np.array_equal(before[k], g.get_weights()[k]) for k in before)
 

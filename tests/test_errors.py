@@ -148,7 +148,14 @@ def test_complex_times_and_text_are_not_data(data):
         ({"validation_split": "0.2"}, r"validation_split must be in \[0, 1\), got '0.2'"),
         ({"metrics": 5}, "metrics must be a list of names"),
         ({"metrics": {"y": 5}}, r"metrics\['y'\] must be a metric name"),
-        ({"callbacks": gn.EarlyStopping()}, "callbacks must be a list of Callback instances"),
+        ({"callbacks": gn.EarlyStopping()}, r"callbacks must be a list of Callback instances, got one EarlyStopping, "
+                                             r"not a list: pass \[EarlyStopping\(...\)\]"),
+        ({"callbacks": "cb"}, "callbacks must be a list of Callback instances, got str 'cb'"),
+        ({"validation_data": "val"}, r"validation_data must be a tuple .*; got str 'val'$"),
+        ({"validation_data": (1, 2, 3, 4)}, r"validation_data must be a tuple .*; got a tuple of 4$"),
+        ({"sample_weight": -np.ones(4)}, r"^sample_weight for output 'y': weights must be finite and >= 0, but 4 of 4 "
+                                         r"are not \(the first in row 0: -1\)$"),
+        ({"sample_weight": np.array([1, 1, np.nan, 1])}, r"but 1 of 4 are not \(the first in row 2: nan\)$"),
         ({"callbacks": [print]}, "callbacks must be Callback instances"),
         ({"shuffle": "yes"}, "shuffle must be True or False"),
         ({"epochs": 2.0}, "epochs must be a positive integer"),
@@ -180,3 +187,64 @@ def test_saved_graphs_with_checked_values_load_back(tmp_path):
     g.fit(np.ones((10, 3)), np.ones((10, 2)), verbose=0)
     back = gn.load(g.save(tmp_path / "m.gnet"))
     assert _same(back, g)
+
+
+def test_an_argument_keyed_by_unknown_outputs_is_a_not_found_error_naming_the_call():
+    x, y = np.ones((4, 3)), np.ones((4, 2))
+    calls = {
+        "compile: loss": lambda g: g.compile(loss={"yy": "mse"}),
+        "compile: loss_weights": lambda g: g.compile(loss_weights={"yy": 1.0}),
+        "fit: metrics": lambda g: g.fit(x, y, metrics={"yy": ["mae"]}, verbose=0),
+        "evaluate: metrics": lambda g: g.evaluate(x, y, metrics={"yy": ["mae"]}),
+        "fit: sample_weight": lambda g: g.fit(x, y, sample_weight={"yy": np.ones(4)}, verbose=0),
+        "evaluate: sample_weight": lambda g: g.evaluate(x, y, sample_weight={"yy": np.ones(4)}),
+    }
+    for where, call in calls.items():
+        with pytest.raises(gn.NotFoundError, match=rf"^{where} names unknown outputs \['yy'\]; outputs: \['y'\]$"):
+            call(_small())
+
+
+def test_evaluate_names_itself_for_a_bad_batch_size():
+    with pytest.raises(GraphError, match=r"^evaluate: batch_size must be a positive integer, got -1"):
+        _small().evaluate(np.ones((4, 3)), np.ones((4, 2)), batch_size=-1)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda g: g.add_hidden("q", 3, activation="relux"), r"unknown activation 'relux'; known: .*; did you mean 'relu'\?$"),
+        (lambda g: g.add_hidden("hidden", 2) and g["hiden"], r"has no node 'hiden'; known: .*; did you mean 'hidden'\?$"),
+        (lambda g: g.set_weights({"h.bais": np.zeros(4)}), r"unknown weight keys \['h.bais'\]; .*did you mean 'h.bias'\?$"),
+        (lambda g: g.connect("x", "y", init="glorot_uniformm"),
+         r"^synapse 'x' -> 'y': init: unknown initializer 'glorot_uniformm'; .*did you mean 'glorot_uniform'\?$"),
+        (lambda g: gn.callbacks.LambdaCallback(on_epoc_end=print), r"unknown hooks .*; did you mean 'on_epoch_end'\?$"),
+        (lambda g: g.fit(np.ones((4, 3)), np.ones((4, 2)), metrics=["accurcy"], verbose=0), r"did you mean 'accuracy'\?$"),
+    ],
+)
+def test_a_misspelt_name_gets_the_known_name_it_is_closest_to(call, message):
+    with pytest.raises(GraphError, match=message):
+        call(_small())
+
+
+def test_a_name_not_close_to_any_gets_no_suggestion():
+    with pytest.raises(GraphError) as info:
+        _small().add_hidden("q", 3, activation="banana")
+    assert "did you mean" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", [" ", "   ", "\u3000"])
+def test_a_blank_name_is_called_blank(name):
+    with pytest.raises(GraphError, match=r"^node name must not be blank \(only white space\), got "):
+        _small().add_input(name, 3)
+    with pytest.raises(GraphError, match=r"^graph name must not be blank"):
+        gn.Graph(name=name)
+
+
+def test_weights_refused_say_how_many_and_whether_too_large_or_not_finite():
+    g = _small()
+    with pytest.raises(GraphError, match=r"^weight 'h.bias' holds 4 value\(s\) too large for the graph's float32 "
+                                         r"\(largest 3.403e\+38\); build the graph with dtype='float64'$"):
+        g.set_weights({"h.bias": np.full(4, 1e39)})
+    with pytest.raises(GraphError, match=r"^weight 'h.bias' contains 2 NaN or inf value\(s\)$"):
+        g.set_weights({"h.bias": [1.0, np.nan, np.inf, 2.0]})
+    _small("float64").set_weights({"h.bias": np.full(4, 1e39)})

@@ -87,7 +87,7 @@ def test_compile_loss_weights_by_name_leave_the_others():
 
 @pytest.mark.parametrize("weights, match", [
     ([1.0], r"compile: loss_weights has 1 entries for 2 outputs \['a', 'b'\]; give one per output"),
-    ({"c": 1.0}, r"compile: loss_weights for unknown outputs \['c'\]; outputs: \['a', 'b'\]"),
+    ({"c": 1.0}, r"compile: loss_weights names unknown outputs \['c'\]; outputs: \['a', 'b'\]"),
     ([1.0, -2.0], r"compile: loss_weights\['b'\]"),
     ([1.0, float("nan")], r"compile: loss_weights\['b'\]"),
     (2.0, r"compile: loss_weights must be a list \(in output order\) or a dict"),

@@ -76,10 +76,12 @@ def test_softmax_over_one_unit_is_refused():
 def test_targets_are_checked():
     bce, cce = losses.get("binary_crossentropy"), losses.get("categorical_crossentropy")
     f32 = np.dtype(np.float32)
-    with pytest.raises(ShapeError, match=r"output 'o': binary_crossentropy targets must lie in \[0, 1\]"):
+    with pytest.raises(ShapeError, match=r"output 'o': binary_crossentropy targets must lie in \[0, 1\], found value 2$"):
         bce.prepare_target(np.array([[2.0]]), 1, "o", f32)
-    with pytest.raises(ShapeError, match=r"class labels must lie in \[0, 3\), found \[0, 3\]"):
+    with pytest.raises(ShapeError, match=r"class labels must lie in \[0, 3\), found labels from 0 to 3$"):
         cce.prepare_target(np.array([0, 3]), 3, "o", f32)
+    with pytest.raises(ShapeError, match=r"class labels must lie in \[0, 3\), found label 3$"):
+        cce.prepare_target(np.array([3, 3]), 3, "o", f32)
     with pytest.raises(ShapeError, match="non-integer"):
         cce.prepare_target(np.array([0.5, 1.0]), 3, "o", f32)
     with pytest.raises(ShapeError, match="row 1 sums to 2"):

@@ -199,7 +199,7 @@ def test_metrics_outside_their_outputs_and_bad_names_are_refused(rng):
     g, x, y = _task("binary", rng)
     with pytest.raises(GraphError, match=r"unknown metric 'f2'; known: \[.*'auc'.*'r2'"):
         g.fit(x, y, metrics=["f2"], verbose=0)
-    with pytest.raises(GraphError, match=r"metrics for unknown outputs \['z'\]"):
+    with pytest.raises(gn.NotFoundError, match=r"^evaluate: metrics names unknown outputs \['z'\]"):
         g.evaluate(x, y, metrics={"z": ["mae"]})
     r, xr, yr = _task("regression", rng)
     with pytest.raises(GraphError, match=r"metric 'auc' fits none of the outputs 'y' \(linear\); "
@@ -349,6 +349,14 @@ def test_top_k_accuracy_breaks_ties_as_scikit_learn_does():
         metric.update_state(y, score)
         assert metric.result() == pytest.approx(skm.top_k_accuracy_score(y, score, k=k, labels=range(5)), abs=1e-12)
 
+
+
+def test_an_argument_a_metric_does_not_take_names_the_metric_and_what_it_takes():
+    with pytest.raises(GraphError, match=r"^Precision: got an unexpected keyword argument 'class_id'; it takes "
+                                         r"\(average=None, threshold=0.5, name=None\)$"):
+        gn.metrics.Precision(class_id=1)
+    with pytest.raises(GraphError, match=r"^LeakyReLU: too many positional arguments; it takes \(negative_slope=0.01\)$"):
+        gn.activations.LeakyReLU(0.1, 0.2)
 
 
 def test_unusable_metrics_are_refused_before_anything_trains(rng):

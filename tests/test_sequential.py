@@ -239,7 +239,11 @@ def test_a_model_without_a_dense_layer_is_told_to_add_one_not_to_pass_a_dict():
         ({"units": 4.0, "name": "d"}, "^Dense 'd': units must be a positive integer, got 4.0"),
         ({"units": 3, "trainable": "no"}, "^Dense: trainable must be True or False, got 'no'"),
         ({"units": 3, "activation": "prelu"}, "unknown activation 'prelu'"),
-        ({"units": 3, "dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+        ({"units": 3, "dropout": 1.0}, r"^Dense: dropout must be in \[0, 1\), got 1.0"),
+        ({"units": 3, "dropout": 1, "name": "d"}, r"^Dense 'd': dropout must be in \[0, 1\), got 1"),
+        ({"units": 3, "init": "nope"}, r"^Dense: init: unknown initializer 'nope'; known: \['fan_in_uniform', "),
+        ({"units": 3, "init": "he_uniformm", "name": "d"},
+         r"^Dense 'd': init: unknown initializer 'he_uniformm'; .*did you mean 'he_uniform'\?$"),
     ],
 )
 def test_dense_checks_its_arguments(kwargs, match):

@@ -696,6 +696,11 @@ def test_mlp_activation_names_and_optimizer_configs(rng):
     assert [clf.graph_.nodes[n].activation.name for n in ("dense", "dense_1")] == ["sigmoid"] * 2
     assert clf.graph_.optimizer.get_config()["momentum"] == 0.9
     assert clf.graph_.optimizer.lr == 0.3
+    with pytest.raises(ValueError, match=r"^activation: unknown activation 'relux'; known: \[.*'identity'.*'logistic'"
+                                         r".*\] \(a custom activation's class is made known with gn.register\(cls\)\); "
+                                         r"did you mean 'relu'\?$") as info:
+        GraphNetClassifier(activation="relux", max_iter=2).fit(X, y)
+    assert "custom_objects" not in str(info.value) and "gn.load" not in str(info.value)
 
 
 # --------------------------------------------------------------- data shapes

@@ -632,7 +632,7 @@ def test_transfer_from_a_dict_of_weights(rng):
         ("model.gnet", {}, "other must be a Graph or a dict of arrays"),
         ({}, {"match": "order"}, "match must be 'name' or 'shape'"),
         ({}, {"strict": 1}, "strict must be True or False"),
-        ({"h1.bias": np.full(6, np.nan)}, {}, "'h1.bias' contains NaN or inf"),
+        ({"h1.bias": np.full(6, np.nan)}, {}, r"'h1.bias' contains 6 NaN or inf value\(s\)"),
         ({"h1.bias": ["a"] * 6}, {}, "expected numbers"),
     ],
 )

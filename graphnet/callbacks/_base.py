@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._files import check_output
 from .._progress import show_line
-from .._text import reason
+from .._text import reason, suggestion
 from .._validation import check_number, unbindable
 from ..errors import GraphError, TrainingError
 
@@ -281,7 +281,7 @@ def optimizer_of(callback: Callback):
 
 
 def check_logged(callback: Callback, what: str, names: list[str], params: dict[str, Any],
-                 subject=None) -> None:
+                 subject=None, also: tuple[str, ...] = ()) -> None:
     """Refuse names the logs will not hold, before the first epoch trains.
 
     A name none of ``fit``'s own will hold may still be added to the logs
@@ -290,7 +290,8 @@ def check_logged(callback: Callback, what: str, names: list[str], params: dict[s
     it is then looked for when the epoch ends, except a validation figure
     (``val_loss``) in a fit without validation. The message calls a missing
     name ``what`` and the name (``monitor 'val_los'``), or
-    ``subject(name)`` when given."""
+    ``subject(name)`` when given; a name close to a logged one, or to one
+    of ``also`` (the names a template takes besides them), is suggested."""
     known = params.get("metrics")
     if known is None:
         return
@@ -302,16 +303,18 @@ def check_logged(callback: Callback, what: str, names: list[str], params: dict[s
         named = f"{what} {missing[0]!r}" if subject is None else subject(missing[0])
         raise GraphError(
             f"{type(callback).__name__}: {named} is not among the logged values {sorted(known)}"
-            f"{_hint(missing[0], known)}"
+            f"{_hint(missing[0], known, also)}"
         )
 
 
-def _hint(name: str, known) -> str:
-    """What to do about ``name``, which the logs (``known``) do not hold."""
+def _hint(name: str, known, also: tuple[str, ...] = ()) -> str:
+    """What to do about ``name``, which the logs (``known``) do not hold: a
+    validation figure without validation, a logged name (or one of
+    ``also``) it is a typo of, or a name a callback adds."""
     if name.startswith("val_") and not any(k.startswith("val_") for k in known):
         return "; pass validation_data or validation_split to fit, or monitor 'loss'"
-    return ("; a name a callback of yours adds in on_epoch_end can be watched by a callback after it in "
-            "the list")
+    return suggestion(name, [*known, *also]) or (
+        "; a name a callback of yours adds in on_epoch_end can be watched by a callback after it in the list")
 
 
 def anchored(callback: Callback, path) -> Path:

@@ -79,8 +79,9 @@ class ModelCheckpoint(Monitor):
         Callback.set_params(self, params)
         if self.save_best_only:
             check_logged(self, "monitor", [self.monitor], params)
-        check_logged(self, "field", [f for f in self.fields if f != "epoch"], params,
-                     subject=lambda name: f"the field {{{name}}} of the path {self.path!r}")
+        check_logged(self, "field", [f for f in self.fields if f != "epoch"], params, also=("epoch",),
+                     subject=lambda name: f"the field {{{name}}} of the path {self.path!r}, not 'epoch',")
+        _check_formats(self.path, logged=True)
         given = Path(self.path)  # a template: it is filled, then joined to the working folder of now
         self._folder = Path() if given.is_absolute() else anchored(self, given).parents[len(given.parts) - 1]
         if not set("{}") & set(str(Path(self.path).parent)):  # a folder the fields name is known only later
@@ -242,11 +243,20 @@ def _template_fields(path: str) -> list[str]:
             f"ModelCheckpoint: path {path!r} may name only 'epoch' and logged values (e.g. "
             f"'{{epoch:02d}}', '{{val_loss:.3f}}'), not {bad}"
         )
-    for name, spec in fields:
+    _check_formats(path, logged=False)
+    return [name for name, _ in fields]
+
+
+def _check_formats(path: str, logged: bool) -> None:
+    """Refuse a format that does not fit its field's values: ``{epoch}``'s
+    (a number of epochs) when the path is given, a logged value's (a float)
+    once the logged names are known, so that a misspelt ``{epoc:02d}`` is
+    named as a name first."""
+    for _, name, spec, _ in string.Formatter().parse(path):
+        if name is None or (name != "epoch") != logged:
+            continue
         try:
-            format(1 if name == "epoch" else 0.5, spec)
+            format(0.5 if logged else 1, spec)
         except ValueError as exc:
             raise GraphError(f"ModelCheckpoint: path {path!r}: the format of {{{name}}} "
-                             f"does not fit a {'number of epochs' if name == 'epoch' else 'float'} "
-                             f"({exc})") from None
-    return [name for name, _ in fields]
+                             f"does not fit a {'float' if logged else 'number of epochs'} ({exc})") from None

@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from .._text import suggestion
 from .._validation import check_bool, check_int, check_number, unbindable
 from ..errors import GraphError
 from ._base import ALIASES, HOOKS, Callback, Monitor, check_hook, check_verbose, optimizer_of, say
@@ -275,8 +276,9 @@ class LambdaCallback(Callback):
         super().__init__()
         unknown = sorted(set(hooks) - set(self._HOOKS) - set(self._ALIASES))
         if unknown:
-            raise GraphError(f"LambdaCallback: unknown hooks {unknown}; known: "
-                             f"{list(self._HOOKS) + list(self._ALIASES)}")
+            known = list(self._HOOKS) + list(self._ALIASES)
+            raise GraphError(f"LambdaCallback: unknown hooks {unknown}; known: {known}"
+                             f"{suggestion(unknown, known)}")
         for alias, hook in self._ALIASES.items():
             if hooks.get(alias) is not None and hooks.get(hook) is not None:
                 raise GraphError(f"LambdaCallback: {alias} is Keras's name for {hook}; give one of them")

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 
 from .._registry import add_family, lookup
 from .._text import shown
+from .._validation import check_outputs
 from ..errors import GraphError
 from ._classification import (
     Accuracy,
@@ -153,14 +154,18 @@ def _refuse_unwritten(cls: type[Metric]) -> None:
                          "is the base class of a metric of your own, not a metric")
 
 
-def resolve(graph: Graph, metrics) -> dict[str, list[Metric]]:
+def resolve(graph: Graph, metrics, where: str = "fit") -> dict[str, list[Metric]]:
     """Output name -> metrics, from a list (every output where defined) or a dict.
+
+    ``where`` names the call (``"evaluate"``) in messages.
 
     Raises
     ------
+    NotFoundError
+        For unknown output names.
     GraphError
-        For unknown metric or output names, a metric that fits no output, one
-        asked of an output it is not defined for, or one asked twice.
+        For unknown metric names, a metric that fits no output, one asked of
+        an output it is not defined for, or one asked twice.
     """
     outputs = {name: graph.nodes[name] for name in graph.outputs}
     if metrics is None:
@@ -173,9 +178,7 @@ def resolve(graph: Graph, metrics) -> dict[str, list[Metric]]:
             f"got {type(metrics).__name__}: {shown(metrics)}"
         )
     if isinstance(metrics, Mapping):
-        unknown = [n for n in metrics if n not in outputs]
-        if unknown:
-            raise GraphError(f"metrics for unknown outputs {unknown}; outputs: {list(outputs)}")
+        check_outputs(metrics, list(outputs), f"{where}: metrics")
         chosen = {}
         for name, wanted in metrics.items():
             if isinstance(wanted, (str, Metric)) or (callable(wanted) and not isinstance(wanted, type)):

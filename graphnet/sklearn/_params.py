@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator
 
 from .. import activations
 from .. import optimizers as optimizers_module
+from .._text import shown, suggestion
 from .._validation import check_bool, check_int, is_int
 from ..graph import Graph
 
@@ -110,6 +111,10 @@ class Parameters(BaseEstimator):
         name = self.activation
         if isinstance(name, str):
             name = _ACTIVATION_ALIASES.get(name, name)
+            if name not in activations.ACTIVATIONS:  # the estimator's own hint: it reads no file
+                known = sorted([*activations.ACTIVATIONS, *_ACTIVATION_ALIASES])
+                raise ValueError(f"activation: unknown activation {shown(name)}; known: {known} (a custom "
+                                 f"activation's class is made known with gn.register(cls)){suggestion(name, known)}")
         try:
             return activations.get(name)
         except ValueError as exc:
