@@ -267,9 +267,10 @@ class Tally:
         self.graph = graph
         self.backend = graph.backend
         self.outputs = {name: graph.nodes[name] for name in graph.outputs}
+        several = len(self.outputs) > 1
         # One fresh copy of each metric per tally, bound to its output.
         self.metrics = {
-            name: [(metrics_module.key(graph, name, metric.name), metric.bind(self.outputs[name]))
+            name: [(metrics_module.key(several, name, metric.name), metric.bind(self.outputs[name]))
                    for metric in chosen]
             for name, chosen in metrics_by_output.items() if chosen
         }

@@ -170,10 +170,13 @@ def _inline(svg: str, layout: int) -> str:
 def _items(graph: Graph, chains, stats, attributions) -> tuple[list[dict], dict]:
     """One details entry per node, group and synapse, and where each one is."""
     weights = graph.get_weights()
+    feeds: dict[str, list[str]] = {}  # each node's consumers, in the synapses' order
+    for s in graph.synapses:
+        feeds.setdefault(s.src, []).append(s.dst)
     items, index = [], {}
     for name in graph.topological_order:
         index[("node", name)] = len(items)
-        items.append(_node_item(graph, name, weights, stats, attributions))
+        items.append(_node_item(graph, name, weights, stats, attributions, feeds.get(name, [])))
     for first, members in chains.items():
         index[("group", first)] = len(items)
         items.append(_group_item(graph, members, weights, stats))
@@ -183,7 +186,7 @@ def _items(graph: Graph, chains, stats, attributions) -> tuple[list[dict], dict]
     return items, index
 
 
-def _node_item(graph: Graph, name: str, weights, stats, attributions) -> dict:
+def _node_item(graph: Graph, name: str, weights, stats, attributions, consumers: list[str]) -> dict:
     node = graph.nodes[name]
     rows = [["kind", node.kind], ["size", f"{node.size} {'features' if node.kind == 'input' else 'units'}"]]
     if isinstance(node, DenseNode):
@@ -198,7 +201,7 @@ def _node_item(graph: Graph, name: str, weights, stats, attributions) -> dict:
         rows.append(["parameters", f"{params:,} (bias {node.num_params:,}, |b| {_num(_norm(weights[f'{name}.bias']))})"])
         rows += [["from", f"{s.src}  {s.shape[0]}×{s.shape[1]}, |W| {_num(_norm(weights[s.key]))}"]
                  for s in incoming]
-    rows += [["to", s.dst] for s in graph.synapses if s.src == name]
+    rows += [["to", dst] for dst in consumers]
     known = None if stats is None else stats.nodes.get(name)
     if known is not None:
         rows += _stats_rows(known, stats.rows)

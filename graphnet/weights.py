@@ -282,7 +282,8 @@ def transfer_weights(graph: Graph, other, match: str = "name", strict: bool = Tr
     report = TransferReport()
     if match == "name":
         pairs = [(r, r.key if r.key in theirs else None) for r in own]
-        report.unused.extend(k for k in theirs if k not in {r.key for r in own})
+        keys = {r.key for r in own}
+        report.unused.extend(k for k in theirs if k not in keys)
     else:
         their_keys = list(theirs)
         pairs = [(r, their_keys[i] if i < len(their_keys) else None) for i, r in enumerate(own)]

@@ -239,7 +239,7 @@ def test_keys_follow_keras_and_resolve_names_each_output():
     g.connect("x", "r")
     chosen = metrics.resolve(g, ["accuracy", "mae"])
     assert [m.name for m in chosen["p"]] == ["accuracy", "mae"] and [m.name for m in chosen["r"]] == ["mae"]
-    assert metrics.key(g, "p", "accuracy") == "p_accuracy"
+    assert metrics.key(True, "p", "accuracy") == "p_accuracy" and metrics.key(False, "p", "accuracy") == "accuracy"
     assert metrics.get("mse").name == "mse"
 
 
@@ -519,3 +519,22 @@ def test_fit_counts_the_metrics_of_an_output_that_feeds_another_node():
     history = g.fit(x, y, batch_size=16, optimizer=gn.optimizers.SGD(lr=0.0), metrics=chosen, verbose=0)
     for key in ("p_loss", "p_accuracy", "p_log_loss"):
         assert history.history[key][0] == pytest.approx(expected[key], rel=1e-6), key
+
+
+def test_the_logs_follow_the_outputs_order_whatever_the_metrics_dict_order(rng):
+    """Two scripts that differ only in a dict literal's order log (and write
+    CSV columns) in one order."""
+    def fitted(metrics):
+        g = gn.Graph(seed=0)
+        g.add_input("x", 2)
+        g.add_output("y1", 1, activation="sigmoid", loss="binary_crossentropy")
+        g.add_output("y2", 1, activation="sigmoid", loss="binary_crossentropy")
+        g.connect("x", "y1")
+        g.connect("x", "y2")
+        x = rng.normal(size=(8, 2))
+        y = {"y1": (x[:, :1] > 0) * 1.0, "y2": (x[:, 1:] > 0) * 1.0}
+        return list(g.fit(x, y, metrics=metrics, verbose=0).history)
+
+    keys = fitted({"y2": ["accuracy"], "y1": ["accuracy", "mae"]})
+    assert keys == fitted({"y1": ["accuracy", "mae"], "y2": ["accuracy"]})
+    assert keys == ["loss", "y1_loss", "y2_loss", "y1_accuracy", "y1_mae", "y2_accuracy"]

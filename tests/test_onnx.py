@@ -663,3 +663,25 @@ def test_max_params_bounds_an_import(tmp_path):
         back = gn.from_onnx(path, max_params=limit)
         x = np.random.default_rng(14).normal(size=(4, 30)).astype("float32")
         np.testing.assert_allclose(back.predict(x), g.predict(x), atol=TOL)
+
+
+class _CountingNames(set):
+    """A set of tensor names that counts the lookups in it."""
+
+    lookups = 0
+
+    def __contains__(self, name):
+        type(self).lookups += 1
+        return super().__contains__(name)
+
+
+def test_tensor_names_sharing_a_base_are_found_in_one_pass():
+    """The thousandth ``mean`` does not try ``mean``, ``mean_1``, ... again
+    (thousands of normalised inputs each have one)."""
+    from graphnet.interop.onnx_export import _Writer
+
+    writer = _Writer({"mean_2"}, np.float32, None, None)
+    writer.used = _CountingNames(writer.used)
+    names = [writer.fresh("mean") for _ in range(500)]
+    assert names[:4] == ["mean", "mean_1", "mean_3", "mean_4"] and len(set(names)) == 500
+    assert _CountingNames.lookups <= 502, f"{_CountingNames.lookups} lookups for 500 names"

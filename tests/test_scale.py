@@ -9,6 +9,7 @@ whole, and a call that walks it once per node fails however fast the machine.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import graphnet as gn
@@ -66,6 +67,53 @@ def test_a_call_walks_the_synapses_a_fixed_number_of_times_however_many_nodes(ca
     _CountingTable.walks = 0
     call(g)
     assert _CountingTable.walks < 10, f"{_CountingTable.walks} walks over every synapse for 301 nodes"
+
+
+def test_the_html_page_walks_the_synapses_a_fixed_number_of_times(tmp_path):
+    g = _chain(300)
+    g._synapses = _CountingTable(g._synapses)
+    _CountingTable.walks = 0
+    g.render(tmp_path / "chain.html")
+    assert _CountingTable.walks < 10, f"{_CountingTable.walks} walks over every synapse for 301 nodes"
+
+
+class _CountingRecords(list):
+    """A list that counts the walks over it."""
+
+    walks = 0
+
+    def __iter__(self):
+        type(self).walks += 1
+        return super().__iter__()
+
+
+@pytest.mark.parametrize("other", ["graph", "dict"])
+def test_transfer_by_name_walks_the_parameters_a_fixed_number_of_times(monkeypatch, other):
+    source, target = _chain(200), _chain(200)
+    given = source if other == "graph" else source.get_weights()
+    listed = gn.Graph.parameters
+    monkeypatch.setattr(gn.Graph, "parameters", lambda self, *a, **k: _CountingRecords(listed(self, *a, **k)))
+    _CountingRecords.walks = 0
+    report = target.transfer_weights(given)
+    assert len(report.copied) == 2 * 201 and not report.unused
+    assert _CountingRecords.walks < 10, f"{_CountingRecords.walks} walks over 402 parameters"
+
+
+def test_metric_names_read_the_outputs_a_fixed_number_of_times(monkeypatch):
+    g = gn.Graph(seed=0)
+    g.add_input("x", 1)
+    for i in range(100):
+        g.add_output(f"y{i}", 1)
+        g.connect("x", f"y{i}")
+    x, y = np.ones((4, 1)), {f"y{i}": np.ones((4, 1)) for i in range(100)}
+    listed, reads = gn.Graph.outputs, []
+    monkeypatch.setattr(gn.Graph, "outputs", property(lambda self: reads.append(1) or listed.fget(self)))
+    logs = g.evaluate(x, y, metrics=["mae"])
+    assert "y99_mae" in logs and "y0_loss" in logs
+    assert len(reads) < 20, f"Graph.outputs listed {len(reads)} times for 100 outputs"
+    reads.clear()
+    g.fit(x, y, metrics=["mae"], epochs=1, verbose=0)
+    assert len(reads) < 30, f"Graph.outputs listed {len(reads)} times for 100 outputs"
 
 
 def test_incoming_lists_the_synapses_in_the_order_they_were_connected():

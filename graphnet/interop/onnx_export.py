@@ -171,6 +171,7 @@ class _Writer:
 
     def __init__(self, reserved: set[str], dtype, helper, numpy_helper):
         self.used = set(reserved)
+        self._next: dict[str, int] = {}  # base -> the suffix to try next (0: none)
         self.dtype = dtype
         self.helper = helper
         self.numpy_helper = numpy_helper
@@ -178,9 +179,15 @@ class _Writer:
         self.initializers: list = []
 
     def fresh(self, base: str) -> str:
-        name, i = base, 1
+        """``base``, or the first of ``base_1``, ``base_2``, ... not yet used.
+        Names are only ever added, so the search for a base resumes where its
+        last one ended (thousands of inputs share bases such as ``mean``)."""
+        i = self._next.get(base, 0)
+        name = base if i == 0 else f"{base}_{i}"
         while name in self.used:
-            name, i = f"{base}_{i}", i + 1
+            i += 1
+            name = f"{base}_{i}"
+        self._next[base] = i + 1
         self.used.add(name)
         return name
 

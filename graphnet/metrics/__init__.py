@@ -194,7 +194,7 @@ def resolve(graph: Graph, metrics, where: str = "fit") -> dict[str, list[Metric]
                         f"{' or '.join(metric.activations)}"
                     )
         _refuse_twice(chosen)
-        return chosen
+        return {name: chosen[name] for name in outputs if name in chosen}  # the logs follow the outputs' order
     wanted = [get(m) for m in metrics]
     chosen = {name: [] for name in outputs}
     for metric in wanted:
@@ -220,17 +220,20 @@ def _refuse_twice(chosen: dict[str, list[Metric]]) -> None:
                              "another name (e.g. gn.metrics.AUC(name='auc_hist', num_thresholds=200))")
 
 
-def key(graph: Graph, output: str, name: str) -> str:
-    """``name`` for a one-output graph, ``OUTPUT_name`` otherwise (as Keras does)."""
-    return name if len(graph.outputs) == 1 else f"{output}_{name}"
+def key(several: bool, output: str, name: str) -> str:
+    """``name`` for a one-output graph, ``OUTPUT_name`` for a graph of
+    ``several`` outputs (as Keras does)."""
+    return f"{output}_{name}" if several else name
 
 
 def log_keys(graph: Graph, chosen: dict[str, list[Metric]]) -> list[str]:
     """The names an epoch's logs will hold for these metrics (what ``Tally`` fills)."""
     keys = ["loss"]
-    if len(graph.outputs) > 1:
-        keys += [f"{name}_loss" for name in graph.outputs]
-    keys += [key(graph, name, metric.name) for name, metrics in chosen.items() for metric in metrics]
+    outputs = graph.outputs
+    several = len(outputs) > 1
+    if several:
+        keys += [f"{name}_loss" for name in outputs]
+    keys += [key(several, name, metric.name) for name, metrics in chosen.items() for metric in metrics]
     return keys
 
 
@@ -252,7 +255,7 @@ def check_log_keys(graph: Graph, chosen: dict[str, list[Metric]], where: str) ->
     if several:
         logged += [(f"{name}_loss", f"the loss of output {name!r}", output(name), output(name))
                    for name in graph.outputs]
-    logged += [(key(graph, name, metric.name), f"metric {metric.name!r} of output {name!r}",
+    logged += [(key(several, name, metric.name), f"metric {metric.name!r} of output {name!r}",
                 output(name) if several else metric_rename, metric_rename)
                for name, metrics in chosen.items() for metric in metrics]
     seen: dict[str, str] = {}

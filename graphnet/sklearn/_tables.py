@@ -19,6 +19,7 @@ any order).
 from __future__ import annotations
 
 import collections
+import functools
 import re
 from dataclasses import dataclass
 
@@ -130,9 +131,10 @@ class Layout:
         columns = [(str(c), _kind(dtype) == "categorical") for c, dtype in zip(X.columns, list(X.dtypes))]
         return cls(tuple(c for c, _ in columns), tuple(c for c, cat in columns if cat))
 
-    @property
+    @functools.cached_property
     def numeric(self) -> tuple[str, ...]:
-        return tuple(c for c in self.columns if c not in self.categorical)
+        categorical = set(self.categorical)
+        return tuple(c for c in self.columns if c not in categorical)
 
     def block(self, X) -> np.ndarray:
         """The table's columns (numeric, then categorical) as one object array.
@@ -152,10 +154,11 @@ class Layout:
             raise ValueError(f"X lacks the columns {missing} that fit saw (feature names are matched by name)")
         check_columns(X, self.columns)
         _check_names(X, self.columns)
+        numeric = len(self.numeric)
         order = self.numeric + self.categorical
         block = np.empty((_frames.rows(X), len(order)), dtype=object)
         for j, column in enumerate(order):
-            block[:, j] = _frames.values(X[have[column]], exact=j >= len(self.numeric))
+            block[:, j] = _frames.values(X[have[column]], exact=j >= numeric)
         return block
 
     def inputs(self, block: np.ndarray) -> dict[str, np.ndarray]:
