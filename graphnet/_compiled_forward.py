@@ -4,9 +4,9 @@ A ``predict`` of one row pays more for its numpy calls (two or three per
 node, about a microsecond each) than for their arithmetic. Where numba is
 installed and the graph holds only what :func:`graphnet._kernels.dag_forward`
 computes (plain inputs on the CPU; dense nodes with graphnet's own
-``linear``, ``relu``, ``sigmoid``, ``tanh`` or ``softmax``), a call of fewer
-than :data:`SMALL_ROWS` rows runs the whole forward in that one call
-instead. It reads the weights where the plan's parameter store keeps them,
+``linear``, ``relu``, ``sigmoid``, ``tanh`` or ``softmax``; at most
+:data:`MOST_ARRAYS` inputs and nodes asked), a call of fewer than
+:data:`SMALL_ROWS` rows runs the whole forward in that one call instead. It reads the weights where the plan's parameter store keeps them,
 so nothing is copied and training reaches it at once.
 
 Each row is one vector-matrix product per synapse, so a row's outputs do
@@ -29,11 +29,18 @@ from .errors import ShapeError
 if TYPE_CHECKING:
     from .plan import Plan
 
-__all__ = ["SMALL_ROWS", "Program", "forward", "program", "run"]
+__all__ = ["SMALL_ROWS", "MOST_ARRAYS", "Program", "forward", "program", "run"]
 
 #: Calls of fewer rows run the compiled forward (measured on W8's net: at 8
 #: rows both paths cost the same).
 SMALL_ROWS = 8
+
+#: The kernel is compiled once per number of inputs and of outputs asked, in
+#: a time that grows with them: about 5 s up to 64 (on the benchmark
+#: machine), 10 s at 200, 46 s at 800 outputs and over two minutes at 800
+#: inputs. A graph with more inputs, or a call asking for more nodes, runs
+#: the numpy passes.
+MOST_ARRAYS = 64
 
 
 class Program(NamedTuple):
@@ -59,11 +66,11 @@ def program(plan: Plan, names: tuple[str, ...]) -> Program | None:
 
 
 def _program(plan: Plan, names: tuple[str, ...]) -> Program | None:
-    if plan.xp is not np or not plan.plain_inputs or plan.dtype.kind != "f":
+    if plan.xp is not np or not plan.plain_inputs or plan.dtype.kind != "f" or len(plan.inputs) > MOST_ARRAYS:
         return None
     kernel_slot = {slot: i for i, (_, slot) in enumerate(plan.inputs)}  # inputs first, then the dense nodes
     dense = tuple(name for name in names if plan.slots[name] not in kernel_slot)
-    if not dense:
+    if not dense or len(dense) > MOST_ARRAYS:
         return None
     out = {name: i for i, name in enumerate(dense)}
     offsets = plan.store.offsets_as_given  # each dense node's weights, then its bias (the plan's order)

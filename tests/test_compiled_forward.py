@@ -139,6 +139,35 @@ def test_what_the_kernel_does_not_compute_runs_predicts_path(rng, calls, case):
     assert _compiled_forward.program(g.plan, g.plan.output_names) is None
 
 
+def _wide(inputs: int, outputs: int) -> gn.Graph:
+    g = gn.Graph(seed=0)
+    for i in range(inputs):
+        g.add_input(f"x{i}", 1)
+    for j in range(outputs):
+        g.add_output(f"y{j}", 1)
+        g.connect([f"x{i}" for i in range(inputs)], f"y{j}")
+    return g
+
+
+@pytest.mark.parametrize("inputs, outputs", [(1, _compiled_forward.MOST_ARRAYS + 1),
+                                             (_compiled_forward.MOST_ARRAYS + 1, 1)])
+def test_more_inputs_or_outputs_than_the_kernel_compiles_quickly_run_predicts_path(rng, calls, inputs, outputs):
+    """The kernel's compile grows with its numbers of inputs and outputs
+    (46 s for 800 outputs): past MOST_ARRAYS, a row runs the matrix products."""
+    most = _compiled_forward.MOST_ARRAYS
+    g = _wide(inputs, outputs)
+    x = {f"x{i}": rng.normal(size=(1, 1)) for i in range(inputs)}
+    got = g.predict(x, outputs=g.outputs)
+    assert calls == [] and _compiled_forward.program(g.plan, g.plan.output_names) is None
+    rows = g.predict({name: np.repeat(a, SMALL_ROWS, axis=0) for name, a in x.items()}, outputs=g.outputs)
+    for name in g.outputs:
+        np.testing.assert_allclose(got[name][0], rows[name][0], rtol=1e-12)
+    within = _wide(min(inputs, most), min(outputs, most))
+    assert _compiled_forward.program(within.plan, within.plan.output_names) is not None
+    fewer = tuple(g.outputs[:most])  # asking for fewer nodes is enough where the inputs are few
+    assert (_compiled_forward.program(g.plan, fewer) is None) == (inputs > most)
+
+
 def test_nan_is_refused_naming_the_input(rng, calls):
     g = kernel_dag()
     x = kernel_dag_data(rng, 2)
