@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
+from ._text import preview
 from ._validation import check_number, check_outputs
 from .errors import GraphError
 
@@ -53,7 +54,7 @@ def compile(graph: Graph, loss=None, optimizer=None, metrics=None,  # noqa: A001
         chosen = {name: losses_module.get(value) for name, value in loss.items()}
     elif isinstance(loss, (list, tuple)):  # Keras's form: one per output, in output order
         if len(loss) != len(outputs):
-            raise GraphError(f"compile: loss has {len(loss)} entries for {len(outputs)} outputs {outputs}; give one "
+            raise GraphError(f"compile: loss has {len(loss)} entries for {len(outputs)} outputs {preview(outputs)}; give one "
                              "per output, in this order, or a dict output name -> loss")
         chosen = {name: losses_module.get(value) for name, value in zip(outputs, loss)}
     else:
@@ -103,7 +104,7 @@ def _loss_weights(outputs: list[str], loss_weights) -> dict[str, float]:
         if len(loss_weights) != len(outputs):
             raise GraphError(
                 f"compile: loss_weights has {len(loss_weights)} entries for {len(outputs)} outputs "
-                f"{outputs}; give one per output, in this order, or a dict output name -> weight"
+                f"{preview(outputs)}; give one per output, in this order, or a dict output name -> weight"
             )
         given = dict(zip(outputs, loss_weights))
     else:

@@ -76,7 +76,7 @@ def named(data, names: list[str], role: str) -> dict:
     if len(names) == 1:
         return {names[0]: data}
     raise ShapeError(
-        f"this graph has {len(names)} {role}s {names}: pass a dict keyed by {role} name, "
+        f"this graph has {len(names)} {role}s {preview(names)}: pass a dict keyed by {role} name, "
         f"not a {type(data).__name__} (data is matched by name, never by position)"
     )
 

@@ -31,6 +31,7 @@ import logging
 import os
 import re
 import stat
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,7 +42,7 @@ from ._text import named, reason, shown
 from .errors import ModelFileError
 
 __all__ = ["atomic_write", "check_output", "names_folder", "open_regular", "read_regular", "kind_of_file",
-           "refuse_nul", "STALE_SECONDS"]
+           "refuse_bad_name", "STALE_SECONDS"]
 
 logger = logging.getLogger(__name__)
 
@@ -136,20 +137,29 @@ def check_output(path: str | os.PathLike, probe: bool = False) -> Path:
     return path
 
 
-def refuse_nul(path: str, argument: str, error: type[Exception] = ModelFileError) -> None:
-    """Refuse a path holding a NUL character, which no file's name can hold
-    (the one message every reader and writer gives for it).
+def refuse_bad_name(path: str, argument: str, error: type[Exception] = ModelFileError) -> None:
+    """Refuse a path no file's name can be: one holding a NUL character, or
+    one the file system's encoding cannot write (``'modèle.gnet'`` where
+    Python runs in the C locale, whose file names are ASCII). The one
+    message every reader and writer gives for each.
 
     Raises
     ------
     ModelFileError (or ``error``)
         ``"{argument}: 'm\\x00x' contains a NUL character ('\\x00'), which no
         file's name can hold"``, ``argument`` as the caller names it
-        (``"save: path"``).
+        (``"save: path"``); or that the name cannot be encoded, naming the
+        encoding.
     """
     if "\0" in path:
         raise error(f"{argument}: {shown(path, 60)} contains a NUL character ('\\x00'), which no file's name "
                     "can hold")
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError as exc:
+        raise error(f"{argument}: {shown(path, 60)} holds {shown(exc.object[exc.start:exc.end])}, which file "
+                    f"names cannot hold in this Python's file system encoding {sys.getfilesystemencoding()!r} "
+                    "(the C locale's; PYTHONUTF8=1 or a UTF-8 locale takes any name)") from None
 
 
 def names_folder(path: str) -> str:
@@ -269,7 +279,7 @@ def open_regular(path: str, limit: int | None, what: str, argument: str = "path"
         than ``limit``.
     """
     path = os.fsdecode(path)  # a PathLike may give bytes
-    refuse_nul(path, argument)
+    refuse_bad_name(path, argument)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)

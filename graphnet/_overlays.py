@@ -258,7 +258,7 @@ def checked_attributions(graph: Graph, report, what: str = "to_dot") -> Attribut
     unknown = [n for n in [*report.values, report.output] if n not in graph.nodes]
     if unknown:
         raise RenderError(
-            f"{what}: these attributions describe graph {report.graph!r}, whose nodes {unknown} "
+            f"{what}: these attributions describe graph {report.graph!r}, whose nodes {preview(unknown)} "
             f"are not in graph {graph.name!r}"
         )
     return report

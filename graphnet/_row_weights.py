@@ -86,7 +86,7 @@ def _per_output(value, outputs: list[str], what: str, single: type) -> dict:
         raise GraphError(f"fit: class_weight must be a dict class -> weight (or output name -> such a dict), "
                          f"got {type(value).__name__}")
     if len(outputs) > 1 and single is dict:
-        raise GraphError(f"fit: this graph has {len(outputs)} outputs {outputs}: give class_weight "
+        raise GraphError(f"fit: this graph has {len(outputs)} outputs {preview(outputs)}: give class_weight "
                          "per output, as a dict output name -> {class: weight}")
     return {name: value for name in outputs}
 

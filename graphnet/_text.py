@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["preview", "format_cycle", "shown", "span", "described", "suggestion", "clip", "named", "reason", "columns",
+__all__ = ["preview", "joined", "format_cycle", "shown", "span", "described", "suggestion", "clip", "named", "reason", "columns",
            "cut"]
 
 # A repr that looks at a bounded part of a value: a few levels, a few items per
@@ -32,8 +32,15 @@ _REPR.maxlong = 40
 def preview(names: Iterable[object], limit: int = 20) -> str:
     """Up to ``limit`` names for an error message, then how many were left out."""
     names = list(names)
-    listed = ", ".join(shown(n) for n in names[:limit])
-    return f"[{listed}, ... {len(names) - limit} more]" if len(names) > limit else f"[{listed}]"
+    return f"[{joined([shown(n) for n in names[:limit]], len(names))}]"
+
+
+def joined(texts: list[str], total: int | None = None) -> str:
+    """``texts`` joined by commas, then how many of ``total`` were left out
+    (``"'a' (hidden), 'b' (hidden), ... 4998 more"``): a list of things an
+    error message names, cut before it is given here."""
+    left = 0 if total is None else total - len(texts)
+    return ", ".join(texts) + (f", ... {left} more" if left > 0 else "")
 
 
 def format_cycle(path: list[str], limit: int = 12) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 import networkx as nx
 
-from ._text import format_cycle, preview
+from ._text import format_cycle, joined, preview
 from .errors import CycleError
 
 __all__ = ["topological_sort", "reachable", "is_chain", "refuse_cycles", "structure_problems"]
@@ -97,6 +97,10 @@ def refuse_cycles(links: Sequence[tuple[str, str]], where: str) -> None:
     raise CycleError(f"{where}: the synapses make the cycle {path}")
 
 
+#: The nodes a message about the wiring names (then how many more).
+_NAMED = 20
+
+
 def structure_problems(structure: nx.DiGraph, kinds: dict[str, str]) -> tuple[list[str], list[str]]:
     """What keeps a structure from running, as sentences naming the nodes:
     ``(ends, wiring)``, the missing inputs or outputs, and the nodes with no
@@ -117,7 +121,7 @@ def structure_problems(structure: nx.DiGraph, kinds: dict[str, str]) -> tuple[li
     if no_source:
         wiring.append(
             "these nodes have no incoming synapse: "
-            + ", ".join(f"{n!r} ({kinds[n]})" for n in no_source)
+            + joined([f"{n!r} ({kinds[n]})" for n in no_source[:_NAMED]], len(no_source))
             + "; connect a source to each"
         )
     # In a DAG every node is reached from a node with no source and reaches
@@ -132,7 +136,7 @@ def structure_problems(structure: nx.DiGraph, kinds: dict[str, str]) -> tuple[li
         stray = [n for n in kinds if n not in skipped and not (n in fed and n in feeding)]
         if stray:
             details = []
-            for n in stray:
+            for n in stray[:_NAMED]:
                 why = []
                 if n not in fed:
                     why.append("no Input reaches it")
@@ -141,7 +145,7 @@ def structure_problems(structure: nx.DiGraph, kinds: dict[str, str]) -> tuple[li
                 details.append(f"{n!r} ({' and '.join(why)})")
             wiring.append(
                 "these nodes are on no path from an Input to an Output: "
-                + ", ".join(details)
+                + joined(details, len(stray))
                 + "; connect them or remove them"
             )
     return ends, wiring

@@ -206,7 +206,7 @@ def _optimizer(graph: Graph, archive, infos, config: Any, label: str):
     slots: dict[str, np.ndarray] = {}
     if names:
         if OPTIMIZER_MEMBER not in infos:
-            raise ModelFileError(f"{label}: {TRAINING_MEMBER} lists optimizer state {names} "
+            raise ModelFileError(f"{label}: {TRAINING_MEMBER} lists optimizer state {preview(names)} "
                                  f"but {OPTIMIZER_MEMBER} is missing")
         slots = read_npz(archive, infos[OPTIMIZER_MEMBER], {n: (total,) for n in names},
                          graph.dtype, label, TRAINING_MEMBER)

@@ -16,13 +16,13 @@ import unicodedata
 
 import numpy as np
 
-from ._files import names_folder, refuse_nul
-from ._text import shown, suggestion
+from ._files import names_folder, refuse_bad_name
+from ._text import preview, shown, suggestion
 from .errors import GraphError, NotFoundError, ShapeError
 
 __all__ = ["is_int", "check_int", "is_number", "check_number", "check_bool", "check_allocation", "check_text",
-           "check_path", "unbindable", "is_dtype", "as_dtype", "check_finite", "non_finite_error", "has_control",
-           "read_only_view", "check_outputs", "check_dropout"]
+           "check_path", "unbindable", "is_dtype", "as_dtype", "check_finite", "non_finite_error",
+           "whole_non_finite_error", "has_control", "read_only_view", "check_outputs", "check_dropout"]
 
 
 def is_int(value: object, low: int | None = None, high: int | None = None) -> bool:
@@ -216,7 +216,7 @@ def check_path(value: object, what: str, expected: str = "a file", error: type[E
     GraphError (or ``error``)
         ``"{what} must be a str or os.PathLike naming {expected}, got ..."``
         for None, a number, bytes, a list, an empty name or one holding a
-        NUL character (see :func:`graphnet._files.refuse_nul`); for a
+        NUL character (see :func:`graphnet._files.refuse_bad_name`); for a
         folder's name when ``file``.
     """
     try:
@@ -224,7 +224,7 @@ def check_path(value: object, what: str, expected: str = "a file", error: type[E
     except (TypeError, ValueError):  # a PathLike whose __fspath__ returns neither str nor bytes
         text = None
     if text:
-        refuse_nul(text, what, error)
+        refuse_bad_name(text, what, error)
     else:
         raise error(f"{what} must be a str or os.PathLike naming {expected}, got {type(value).__name__} "
                     f"{shown(value, 60)}")
@@ -314,18 +314,44 @@ def non_finite_error(array, role: str, name: str, columns: tuple[str, ...] | Non
     that were there are reported as such; when every one was a finite number
     there, the values are too large for the dtype, and the message says so.
     """
-    bad, values = ~np.isfinite(array), array
+    return _non_finite_error(role, name, columns, array.dtype, *_tally(array, given))
+
+
+def whole_non_finite_error(given: np.ndarray, dtype: np.dtype, role: str, name: str,
+                           columns: tuple[str, ...] | None, rows: int) -> ShapeError:
+    """:func:`non_finite_error` of all of ``given`` cast to ``dtype``, counted
+    ``rows`` rows at a time (``predict`` checks its data a chunk at a time,
+    and a message counts them all)."""
+    totals = [0, 0, 0]
+    for start in range(0, len(given), rows):
+        part = given[start : start + rows]
+        totals = [total + counted for total, counted in zip(totals, _tally(as_dtype(part, dtype), part))]
+    return _non_finite_error(role, name, columns, np.dtype(dtype), *totals)
+
+
+def _tally(array: np.ndarray, given: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per column, how many values of ``array`` are NaN or inf, and how many
+    of those were NaN or inf in ``given`` already; and how many were NaN."""
+    bad = ~np.isfinite(array)
+    own, values = bad, array
     if given is not None and given.dtype != array.dtype and given.shape == array.shape:
-        own = bad & ~np.isfinite(given)
-        if not own.any():
-            count, where = _held(bad, columns)
-            return ShapeError(
-                f"{role} {name!r} holds {count} value(s) too large for the graph's {array.dtype} (largest "
-                f"{np.finfo(array.dtype).max:.4g}), in {where}; scale the data, or build the graph with "
-                "dtype='float64'")
-        bad, values = own, given
-    count, where = _held(bad, columns)
-    nans = int(np.isnan(values[bad]).sum())
+        own, values = bad & ~np.isfinite(given), given
+    return _per_column(bad), _per_column(own), int(np.isnan(values[own]).sum())
+
+
+def _per_column(bad: np.ndarray) -> np.ndarray:
+    return bad.reshape(len(bad), -1).sum(axis=0) if bad.ndim else bad.reshape(1).astype(np.intp)
+
+
+def _non_finite_error(role: str, name: str, columns, dtype: np.dtype, cast: np.ndarray, own: np.ndarray,
+                      nans: int) -> ShapeError:
+    if not own.any():  # finite as given: too large for the dtype
+        count, where = _held(cast.tolist(), columns)
+        return ShapeError(
+            f"{role} {name!r} holds {count} value(s) too large for the graph's {dtype} (largest "
+            f"{np.finfo(dtype).max:.4g}), in {where}; scale the data, or build the graph with "
+            "dtype='float64'")
+    count, where = _held(own.tolist(), columns)
     hints = []
     if nans and role == "input":
         hints.append("an input that reads a table may fill NaN (add_input(..., missing='mean'))")
@@ -336,9 +362,8 @@ def non_finite_error(array, role: str, name: str, columns: tuple[str, ...] | Non
                       + "".join(f"; {hint}" for hint in hints))
 
 
-def _held(bad: np.ndarray, columns: tuple[str, ...] | None) -> tuple[int, str]:
-    """How many of ``bad`` are set, and the columns holding them with their rows."""
-    per_column = (bad.reshape(len(bad), -1).sum(axis=0) if bad.ndim else bad.reshape(1)).tolist()
+def _held(per_column: list[int], columns: tuple[str, ...] | None) -> tuple[int, str]:
+    """How many values are counted in ``per_column``, and the columns holding them with their rows."""
     held = [(j, n) for j, n in enumerate(per_column) if n]
     named = [f"{columns[j]!r}" if columns and len(columns) == len(per_column) else f"{j}" for j, _ in held]
     where = ", ".join(f"{c} ({n} row{'s' if n != 1 else ''})" for c, (_, n) in zip(named[:5], held))
@@ -357,7 +382,8 @@ def check_outputs(given, outputs: list[str], where: str) -> None:
         ``where`` naming the call and the argument, with a close output name
         suggested.
     """
-    unknown = [k for k in given if k not in outputs]
+    known = set(outputs)
+    unknown = [k for k in given if k not in known]
     if unknown:
-        raise NotFoundError(f"{where} names unknown outputs {unknown}; outputs: {list(outputs)}"
+        raise NotFoundError(f"{where} names unknown outputs {preview(unknown)}; outputs: {preview(outputs)}"
                             f"{suggestion(unknown, outputs)}")

@@ -39,7 +39,7 @@ from ._data import as_inputs, by_name, common_rows
 from ._transforms import transform_input
 from .errors import GraphError, NotFoundError, ShapeError
 from ._locks import read
-from ._text import span
+from ._text import preview, shown, span
 from .nodes import DenseNode
 from .plan import compile_plan
 
@@ -137,7 +137,7 @@ class Attributions:
         try:
             return self.values[name]
         except (KeyError, TypeError):  # TypeError: an unhashable key
-            raise NotFoundError(f"attributions: no input {name!r}; inputs: {self.inputs}") from None
+            raise NotFoundError(f"attributions: no input {shown(name)}; inputs: {preview(self.inputs)}") from None
 
     def __contains__(self, name) -> bool:
         return isinstance(name, str) and name in self.values
@@ -363,12 +363,12 @@ def _explained(graph: Graph, output) -> DenseNode:
         if len(graph.outputs) != 1:
             raise GraphError(
                 f"attributions: graph {graph.name!r} has {len(graph.outputs)} outputs "
-                f"{graph.outputs}: name the one to explain with output="
+                f"{preview(graph.outputs)}: name the one to explain with output="
             )
         output = graph.outputs[0]
     if not isinstance(output, str) or output not in graph.nodes:
         raise NotFoundError(
-            f"attributions: output must be the name of a node, got {output!r}; outputs: {graph.outputs}"
+            f"attributions: output must be the name of a node, got {shown(output)}; outputs: {preview(graph.outputs)}"
         )
     node = graph.nodes[output]
     if not isinstance(node, DenseNode):

@@ -32,7 +32,7 @@ import graphviz
 import numpy as np
 
 from . import render_diff
-from ._files import refuse_nul
+from ._files import refuse_bad_name
 from .errors import GraphError
 from .nodes import DenseNode, Output
 from ._validation import check_bool, check_int
@@ -285,7 +285,7 @@ def diff(a, b, weights: bool = True, labels: tuple[str, str] | None = None) -> G
 
 def _graph(value, which: str) -> tuple[Graph, str]:
     if isinstance(value, (str, os.PathLike)):
-        refuse_nul(os.fsdecode(value), f"diff: {which}")
+        refuse_bad_name(os.fsdecode(value), f"diff: {which}")
         return load(value), str(os.fspath(value))
     if hasattr(value, "to_dict") and hasattr(value, "get_weights") and hasattr(value, "topological_order"):
         return value, f"graph {value.name!r}"

@@ -20,7 +20,7 @@ from . import metrics as metrics_module
 from ._compiled_forward import SMALL_ROWS
 from ._lazy import lazy_handler
 from ._locks import read_optimistically
-from ._validation import as_dtype, check_bool, check_finite, check_int, read_only_view
+from ._validation import as_dtype, check_bool, check_finite, check_int, read_only_view, whole_non_finite_error
 from ._data import (
     as_inputs,
     as_targets,
@@ -206,7 +206,13 @@ def _activations_in_chunks(plan, arrays: dict, codes, rows: int, chunk: int, nam
                     continue
                 given = array[start:stop]
                 part = as_dtype(given, plan.dtype)
-                check_finite(part, "input", name, plan.input_columns[name], given=given)
+                try:
+                    check_finite(part, "input", name, plan.input_columns[name], given=given)
+                except ShapeError:  # said of all the rows, not of this chunk's
+                    if rows <= chunk or not isinstance(array, np.ndarray):
+                        raise
+                    raise whole_non_finite_error(array, plan.dtype, "input", name, plan.input_columns[name],
+                                                 chunk) from None
                 inputs[name] = send(part)
             for name, slot in dense:
                 ws.bind_output(slot, results[name][start:stop])

@@ -32,8 +32,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .activations import Activation
 from ._text import shown, suggestion
+from .activations import Activation
 from .errors import GraphError
 
 __all__ = [

@@ -157,7 +157,7 @@ def _learn(graph: Graph, x, y, inputs: list[str], outputs: list[str], rows):
         if y is None and _frames.is_frame(x):
             y = x
         if y is None:
-            raise GraphError(f"adapt: outputs {outputs} have classes='adapt': pass their targets as y")
+            raise GraphError(f"adapt: outputs {preview(outputs)} have classes='adapt': pass their targets as y")
         for name, raw in _data_for(graph, y, outputs, "output").items():
             raw = _frames.values(raw, exact=True) if _frames.is_series(raw) else np.asarray(raw)
             if rows is not None:
@@ -181,7 +181,7 @@ def _data_for(graph: Graph, data, names: list[str], role: str) -> dict:
     if isinstance(data, Mapping):
         missing = [n for n in names if n not in data]
         if missing:
-            raise ShapeError(f"adapt: no data for {role}s {missing}; give a dict keyed by {role} name "
+            raise ShapeError(f"adapt: no data for {role}s {preview(missing)}; give a dict keyed by {role} name "
                              "(or a frame) holding them")
         return {n: data[n] for n in names}
     return {n: v for n, v in named(data, every, role).items() if n in names}

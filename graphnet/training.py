@@ -22,7 +22,7 @@ from ._row_weights import as_weights
 from ._generators import BatchSource, is_batch_source
 from ._locks import edit
 from ._progress import Progress
-from ._text import described, shown, suggestion
+from ._text import described, preview, shown, suggestion
 from ._validation import check_bool, check_int, check_number
 from .callbacks import Callback, History, ask_callbacks, check_hooks, release
 from .errors import GraphError, ShapeError
@@ -409,6 +409,6 @@ def fit_arguments(where: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
                 if p.kind is inspect.Parameter.KEYWORD_ONLY}
     unknown = [name for name in arguments if name not in keywords]
     if unknown:
-        raise GraphError(f"{where}: unknown arguments {unknown}; fit takes {sorted(keywords)}"
+        raise GraphError(f"{where}: unknown arguments {preview(unknown)}; fit takes {sorted(keywords)}"
                          f"{suggestion(unknown, keywords)}")
     return {**keywords, **arguments}

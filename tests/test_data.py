@@ -140,6 +140,30 @@ def test_an_input_that_fills_nan_names_a_column_of_inf_by_its_index():
         g.predict(x)
 
 
+@pytest.mark.parametrize("data", ["array", "frame", "too large"])
+def test_predict_counts_every_row_holding_nan_not_the_first_chunks(data):
+    """predict checks its data a chunk at a time; its message counts every
+    row, as evaluate's does (it said 4096 of 10,000)."""
+    g = gn.Graph(seed=0)
+    g.add_input("x", 3, columns=["p", "q", "r"] if data == "frame" else None)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    x = np.ones((10_000, 3))
+    x[:, 1] = 1e300 if data == "too large" else np.nan
+    x[9_999, 2] = 1e300 if data == "too large" else np.inf
+    if data == "frame":
+        x = pytest.importorskip("pandas").DataFrame(x, columns=["p", "q", "r"])
+    where = "columns 'q' (10000 rows), 'r' (1 row)" if data == "frame" else "columns 1 (10000 rows), 2 (1 row)"
+    counted = "holds 10001 value(s) too large" if data == "too large" else "contains 10001 NaN or inf value(s)"
+    for call in (lambda: g.predict(x, batch_size=1000), lambda: g.predict(x),
+                 lambda: g.evaluate(x, np.ones((10_000, 1)))):
+        with pytest.raises(ShapeError) as info:
+            call()
+        assert counted in str(info.value) and where in str(info.value)
+    if data != "too large":
+        assert "10000 NaN and 1 inf" in str(info.value)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_predict_and_fit_still_refuse_non_finite_inputs(bad):
     rng = np.random.default_rng(7)

@@ -254,3 +254,41 @@ def test_a_file_that_cannot_be_read_is_named_on_one_short_line(tmp_path, reader,
     message = str(caught.value)
     assert "\n" not in message and len(message) < 300, message[:300]
     assert shown in message and ("no such file" in message or "cannot be read" in message)
+
+
+_ASCII_NAMES = """
+import os, sys, tempfile, numpy as np, graphnet as gn
+assert sys.getfilesystemencoding() == "ascii", sys.getfilesystemencoding()
+os.chdir(tempfile.mkdtemp())
+g = gn.Sequential([gn.Input(2), gn.Dense(1)], seed=0)
+calls = {
+    "save": lambda: g.save("mod\\u00e8le.gnet"),
+    "render": lambda: g.render("mod\\u00e8le.dot"),
+    "to_onnx": lambda: g.to_onnx("mod\\u00e8le.onnx"),
+    "load": lambda: gn.load("mod\\u00e8le.gnet"),
+    "CSVLogger": lambda: g.fit(np.ones((4, 2)), np.ones((4, 1)), verbose=0,
+                               callbacks=[gn.callbacks.CSVLogger("\\u00e9.csv")]),
+}
+for name, call in calls.items():
+    try:
+        call()
+    except gn.GraphError as exc:
+        print(name, ascii(str(exc)))
+    else:
+        print(name, "no error")
+print("files", os.listdir("."))
+"""
+
+
+def test_a_name_the_file_system_encoding_cannot_write_is_named_with_the_encoding():
+    """In the C locale without UTF-8 mode file names are ASCII: a writer or
+    reader given 'modèle.gnet' names the path and the encoding (save raised
+    UnicodeEncodeError, naming neither)."""
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    shown = subprocess.run([sys.executable, "-c", _ASCII_NAMES], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    lines = dict(line.split(" ", 1) for line in shown.stdout.splitlines())
+    for name in ("save", "render", "to_onnx", "load", "CSVLogger"):
+        assert "file system encoding 'ascii'" in lines[name] and "\\xe" in lines[name], (name, lines[name])
+    assert lines["files"] == "[]"

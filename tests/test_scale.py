@@ -141,3 +141,55 @@ def test_after_surgery_incoming_still_follows_the_synapses_order():
     for name in g.nodes:
         assert g.incoming(name) == [s for s in g.synapses if s.dst == name]
         assert g.sources(name) == [s.src for s in g.synapses if s.dst == name]
+
+
+def _message(call) -> str:
+    with pytest.raises(gn.GraphError) as caught:
+        call()
+    return str(caught.value)
+
+
+def _outputs(n: int) -> gn.Graph:
+    g = gn.Graph(seed=0)
+    g.add_input("x", 1)
+    for i in range(n):
+        g.add_output(f"y{i}", 1)
+        g.connect("x", f"y{i}")
+    return g
+
+
+@pytest.mark.parametrize("case", ["no source", "on no path", "an array for many inputs", "unknown outputs",
+                                  "loss per output", "class weights per output", "attributions output"])
+def test_a_message_about_many_nodes_names_a_few_and_counts_the_rest(case):
+    """A graph of thousands of nodes gets messages of a few hundred
+    characters (114,000 for 5,000 nodes without a source)."""
+    many = 2000
+    if case in ("no source", "on no path"):
+        g = gn.Graph(seed=0)
+        g.add_input("x", 2)
+        g.add_output("y", 1)
+        g.connect("x", "y")
+        for i in range(many):
+            g.add_hidden(f"h{i}", 2)
+            if case == "on no path":
+                g.connect("x", f"h{i}")
+        text = _message(g.validate)
+    elif case == "an array for many inputs":
+        g = gn.Graph(seed=0)
+        for i in range(many):
+            g.add_input(f"x{i}", 1)
+        g.add_output("y", 1)
+        g.connect([f"x{i}" for i in range(many)], "y")
+        text = _message(lambda: g.predict(np.ones((2, many))))
+    else:
+        g = _outputs(many)
+        calls = {
+            "unknown outputs": lambda: g.compile(loss={f"z{i}": "mae" for i in range(many)}),
+            "loss per output": lambda: g.compile(loss=["mae"] * 3),
+            "class weights per output": lambda: g.fit(np.ones((2, 1)), {f"y{i}": np.ones((2, 1)) for i in range(many)},
+                                                      class_weight={0: 1.0}, verbose=0),
+            "attributions output": lambda: g.attributions(np.ones((2, 1))),
+        }
+        text = _message(calls[case])
+    assert len(text) < 1500, f"{len(text)} characters"
+    assert "more" in text

@@ -46,6 +46,7 @@ from .. import activations, losses
 from .._validation import check_allocation, check_int, has_control
 from ..errors import GraphError, ModelImportError
 from .._parameters import bias_key, weight_key
+from .._text import preview
 from ..layers import default_loss
 from ..spec import FORMAT, FORMAT_VERSION, from_dict
 from .._topology import is_chain
@@ -456,7 +457,7 @@ class Builder:
             unknown = [k for k in loss if k not in outputs]
             if unknown:
                 raise ModelImportError(
-                    f"{self.source}: loss names unknown outputs {unknown}; outputs: {outputs}"
+                    f"{self.source}: loss names unknown outputs {preview(unknown)}; outputs: {preview(outputs)}"
                 )
             given = dict(loss)
         else:

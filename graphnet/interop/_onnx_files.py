@@ -31,7 +31,7 @@ from typing import Any
 
 import networkx as nx
 
-from .._files import read_regular, refuse_nul
+from .._files import read_regular, refuse_bad_name
 from ..errors import ModelFileError
 
 __all__ = ["MAX_MODEL_BYTES", "check_graph", "check_path", "load"]
@@ -60,7 +60,7 @@ def check_path(path: Any) -> str:
         label = os.fsdecode(os.fspath(path))
     except (TypeError, ValueError, UnicodeError) as exc:
         raise ModelFileError(f"from_onnx: path {path!r:.80} is not a usable file name ({exc})") from None
-    refuse_nul(label, "from_onnx: path")
+    refuse_bad_name(label, "from_onnx: path")
     if not label:
         raise ModelFileError("from_onnx: path is empty; give the .onnx file to read")
     return label

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _frames, _tabular
+from .._text import preview
 from ..errors import GraphError
 from ..graph import Graph
 from ..nodes import check_name
@@ -151,7 +152,7 @@ class Layout:
         have = {str(c): c for c in X.columns}  # names as fit saw them, labels as the frame has them
         missing = [c for c in self.columns if c not in have]
         if missing:
-            raise ValueError(f"X lacks the columns {missing} that fit saw (feature names are matched by name)")
+            raise ValueError(f"X lacks the columns {preview(missing)} that fit saw (feature names are matched by name)")
         check_columns(X, self.columns)
         _check_names(X, self.columns)
         numeric = len(self.numeric)
