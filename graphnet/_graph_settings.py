@@ -14,7 +14,7 @@ from ._text import shown
 from ._validation import check_text, is_dtype, is_int
 from .errors import GraphError
 
-__all__ = ["DTYPES", "GraphSettings", "checked_dtype", "checked_seed"]
+__all__ = ["DTYPES", "GraphSettings", "checked_dtype", "checked_seed", "with_settings_held"]
 
 #: The dtypes a graph can hold its weights in (and a model file records).
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -44,6 +44,13 @@ def checked_dtype(dtype: object, graph: str) -> np.dtype:
     if not is_dtype(dtype) or np.dtype(dtype) not in DTYPES:
         raise GraphError(f"graph {graph!r}: dtype must be 'float32' or 'float64', got {shown(dtype)}")
     return np.dtype(dtype)
+
+
+def with_settings_held(state: dict) -> dict:
+    """A graph's pickled ``state`` with its name, seed and dtype where
+    :class:`GraphSettings` holds them (a pickle made before they were
+    checked settings holds them as plain attributes)."""
+    return {(f"_{key}" if key in ("name", "seed", "dtype") else key): value for key, value in state.items()}
 
 
 class GraphSettings:

@@ -29,7 +29,7 @@ import numpy as np
 from . import backend as backend_module
 from . import _tabular, initializers, regularizers
 from . import optimizers as optimizers_module
-from ._graph_settings import GraphSettings, checked_dtype, checked_seed
+from ._graph_settings import GraphSettings, checked_dtype, checked_seed, with_settings_held
 from ._lazy_init import LazyInit
 from ._locks import ReadWriteLock, renew_in_forked_child
 from ._locks import edit as _edit
@@ -487,7 +487,7 @@ class Network(GraphSettings, Structure):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update(with_settings_held(state))
         self._compile_lock = threading.Lock()
         renew_in_forked_child(self, "_compile_lock")
         self.lock = ReadWriteLock()

@@ -34,6 +34,29 @@ def test_unpickled_graph_predicts_identically_and_trains_on_identically(rng):
         np.testing.assert_array_equal(again.get_weights()[key], value)
 
 
+def test_a_graph_pickled_with_its_name_seed_and_dtype_as_plain_attributes_unpickles(rng, monkeypatch):
+    """Pickles (a joblib-dumped estimator) made before the graph's name, seed
+    and dtype were checked settings still load, predict and save."""
+    g = build_dag(dtype="float64")
+    x, _ = dag_data(rng, rows=5)
+    state = g.__getstate__
+
+    def plain(self):
+        held = state.__get__(self)()
+        return {(key[1:] if key in ("_name", "_seed", "_dtype") else key): value for key, value in held.items()}
+
+    with monkeypatch.context() as m:
+        m.setattr(type(g), "__getstate__", plain)
+        old = pickle.dumps(g)
+    assert b"_dtype" not in old
+    back = pickle.loads(old)
+    assert (back.name, back.seed, back.dtype) == (g.name, g.seed, np.dtype("float64"))
+    for name, value in g.predict(x).items():
+        np.testing.assert_array_equal(back.predict(x)[name], value)
+    back.name = "renamed"
+    assert back.name == "renamed" and "name" not in vars(back)
+
+
 def test_deepcopy_is_independent(rng):
     graph = build_dag()
     x, y = dag_data(rng)
