@@ -273,7 +273,7 @@ def _tally_block(graph: Graph, chosen, input_names, output_names, weighted, chun
         rows = common_rows(inputs, targets)
         sample_weight = None if weighted is None else (
             blocks[m] if weighted == "" else dict(zip(weighted, blocks[m:])))
-        weights = as_weights(graph, sample_weight, None, targets, rows, whole=False)
+        weights = as_weights(graph, sample_weight, None, targets, rows, whole=False, where="evaluate")
         return tally_arrays(graph, inputs, targets, chosen, chunk, weights).state()
 
 

@@ -24,6 +24,7 @@ the file read. Every reader of model files, specs and data uses them.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import hashlib
@@ -157,9 +158,11 @@ def refuse_bad_name(path: str, argument: str, error: type[Exception] = ModelFile
     try:
         os.fsencode(path)
     except UnicodeEncodeError as exc:
+        encoding = sys.getfilesystemencoding()
+        remedy = "" if codecs.lookup(encoding).name == "utf-8" else (
+            " (the C locale's; PYTHONUTF8=1 or a UTF-8 locale takes any name)")
         raise error(f"{argument}: {shown(path, 60)} holds {shown(exc.object[exc.start:exc.end])}, which file "
-                    f"names cannot hold in this Python's file system encoding {sys.getfilesystemencoding()!r} "
-                    "(the C locale's; PYTHONUTF8=1 or a UTF-8 locale takes any name)") from None
+                    f"names cannot hold in this Python's file system encoding {encoding!r}{remedy}") from None
 
 
 def names_folder(path: str) -> str:

@@ -208,7 +208,8 @@ def lookup(identifier, registry: Mapping[str, type], family: str, base: type, in
         hint = ""
         if any(f.base is base for f in _FAMILIES):
             hint = (f"; if {shown(name)} is a custom {family}, register its class with gn.register(cls), "
-                    f"or pass custom_objects={{{shown(name)}: cls}} to gn.load, from_dict or from_spec")
+                    f"or pass custom_objects={{{shown(name)}: cls}} when loading a file or spec (gn.load, "
+                    "from_dict, from_spec)")
         raise GraphError(f"unknown {family} {shown(name)}; known: {sorted(registry)}{hint}"
                          f"{suggestion(name, registry)}")
     try:

@@ -106,9 +106,12 @@ class _Setting:
 
 def _counted(init):
     """``init`` counting itself under way in the instance, so that settings
-    are checked only once the outermost ``__init__`` has returned; arguments
-    it does not take are refused naming the class the user called
-    (``Precision``), not the one that defines ``__init__``."""
+    are checked only once the outermost ``__init__`` has returned. When
+    ``init`` is what the class the user called runs as its ``__init__``,
+    arguments it does not take are refused naming that class
+    (``Precision``), not the one that defines ``__init__`` (``_Confusion``);
+    called through ``super()`` from a subclass's own ``__init__``, Python's
+    ``TypeError`` names the right function already."""
 
     @functools.wraps(init)
     def counted(self, *args, **kwargs):
@@ -118,6 +121,8 @@ def _counted(init):
         try:
             init(self, *args, **kwargs)
         except TypeError:
+            if type(self).__init__ is not counted:
+                raise
             signature = inspect.signature(init)
             try:
                 signature.bind(self, *args, **kwargs)

@@ -11,6 +11,7 @@ The statistics and vocabularies come from the nodes
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from .network import Network
 
 __all__ = ["source", "labelled", "input_columns", "transform_input", "encode_labels", "not_adapted", "raw_rows",
-           "one_hot"]
+           "one_hot", "column_label"]
 
 
 def input_columns(graph: Network) -> dict[str, tuple[str, ...]]:
@@ -147,10 +148,16 @@ def _codes(node: Input, raw, where: str) -> np.ndarray:
     return codes
 
 
-def _check_values(node: Input, x: np.ndarray, nan: np.ndarray, where: str) -> None:
-    def column(j: int) -> str:  # by the name the user gave it, else by its index, as check_finite names it
-        return repr(node.columns[j]) if node.columns else str(j)
+def column_label(node: Input, j: int) -> str:
+    """How messages call column ``j`` of ``node``'s data, as ``check_finite``
+    does: by the name it has (a column it reads, or the input's own name
+    when it reads one), else by its index."""
+    names = node.data_columns
+    return repr(names[j]) if names else str(j)
 
+
+def _check_values(node: Input, x: np.ndarray, nan: np.ndarray, where: str) -> None:
+    column = functools.partial(column_label, node)
     inf = np.isinf(x)
     if inf.any():
         j = int(np.flatnonzero(inf.any(axis=0))[0])

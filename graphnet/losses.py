@@ -153,7 +153,11 @@ def _as_float(y: np.ndarray, node: str, dtype: np.dtype) -> np.ndarray:
         if np.isfinite(y).all():
             raise ShapeError(f"output {node!r}: targets hold values too large for the graph's {cast.dtype} (largest "
                              f"{np.finfo(cast.dtype).max:.4g}); scale them, or build the graph with dtype='float64'")
-        raise ShapeError(f"output {node!r}: targets contain NaN or inf")
+        bad = ~np.isfinite(y)
+        rows = np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1)) if y.ndim else np.zeros(1, np.intp)
+        count, nans = int(bad.sum()), int(np.isnan(y).sum())
+        raise ShapeError(f"output {node!r}: targets contain NaN or inf: {count} value(s) in {len(rows)} row(s), "
+                         f"the first row {rows[0]} ({nans} NaN, {count - nans} inf)")
     return cast
 
 

@@ -191,14 +191,14 @@ def _statistics(x: np.ndarray, node, where: str) -> tuple[np.ndarray, np.ndarray
     """Per-column mean and population std over the non-missing rows (std 1 where it is 0)."""
     if np.isinf(x).any():
         j = int(np.flatnonzero(np.isinf(x).any(axis=0))[0])
-        column = (node.columns or (node.name,) * node.width)[j]
-        raise ShapeError(f"{where}: column {column!r} holds inf; adapt learns from finite values and NaN")
+        raise ShapeError(f"{where}: column {_transforms.column_label(node, j)} holds inf; adapt learns from finite "
+                         "values and NaN")
     present = ~np.isnan(x)
     counts = present.sum(axis=0)
     if not counts.all():
         j = int(np.flatnonzero(counts == 0)[0])
-        column = (node.columns or (node.name,) * node.width)[j]
-        raise GraphError(f"{where}: column {column!r} has no values to adapt from (every row is missing)")
+        raise GraphError(f"{where}: column {_transforms.column_label(node, j)} has no values to adapt from (every "
+                         "row is missing)")
     # Sums of values scaled by a power of two per column (exact): values near
     # float64's limits neither overflow nor lose digits, and others give the
     # same bits as unscaled sums.

@@ -29,6 +29,7 @@ import numpy as np
 from . import _compiled_forward, _kernels
 from ._compiled_forward import SMALL_ROWS
 from ._data import as_inputs, common_rows, plain_features
+from ._text import preview
 from ._validation import as_dtype, check_finite, check_int
 from .errors import GraphError, ShapeError
 from .inference import DEFAULT_CHUNK
@@ -128,8 +129,8 @@ class CompiledPredict:
 
     def __repr__(self) -> str:
         how = "numba" if self.compiled else "numpy"
-        return (f"<CompiledPredict of graph {self._graph.name!r}: inputs {self.inputs}, outputs {self.outputs}, "
-                f"{how}>")
+        return (f"<CompiledPredict of graph {self._graph.name!r}: inputs {preview(self.inputs)}, outputs "
+                f"{preview(self.outputs)}, {how}>")
 
     def __call__(self, x):
         """Outputs for ``x`` as ``predict(x)`` gives them: an array for a

@@ -115,7 +115,7 @@ def train_step(graph: Graph, x, y, optimizer=None, sample_weight=None) -> float:
     inputs, targets, rows = _batch_data(graph, x, y)
     if rows == 0:
         raise ShapeError("train_step: the data has no rows")
-    weights = as_weights(graph, sample_weight, None, targets, rows)
+    weights = as_weights(graph, sample_weight, None, targets, rows, where="train_step")
     trainer = Trainer(graph, optimizer)
     inputs, targets, weights = _sent(graph, inputs), _sent(graph, targets), _sent(graph, weights)
     with quiet_overflow():
@@ -377,7 +377,8 @@ def _validation_data(graph: Graph, data, steps: int | None, runs: int):
     inputs, targets, rows = _batch_data(graph, *data[:2])
     if rows == 0:
         raise ShapeError("fit: validation_data has no rows")
-    return inputs, targets, as_weights(graph, data[2] if len(data) == 3 else None, None, targets, rows)
+    return inputs, targets, as_weights(graph, data[2] if len(data) == 3 else None, None, targets, rows,
+                                       where="fit: validation_data")
 
 
 def _evaluate_batches(graph: Graph, source: BatchSource, epoch: int, chosen, chunk: int) -> dict[str, float]:

@@ -266,6 +266,10 @@ def test_checkpoint_templates_are_checked_before_training(tmp_path, data):
         with pytest.raises(GraphError, match=r"the field \{epoc\} .*, not 'epoch', is not among the logged values "
                                              r"\['loss'\]; did you mean 'epoch'\?$"):
             g.fit(x, y, epochs=1, callbacks=[typo], verbose=0)
+    val = gn.ModelCheckpoint(tmp_path / "{val_loss}.gnet", monitor="loss")  # watching 'loss' already
+    with pytest.raises(GraphError, match=r"the field \{val_loss\} .*; pass validation_data or validation_split to "
+                                         r"fit$"):
+        g.fit(x, y, epochs=1, callbacks=[val], verbose=0)
     with pytest.raises(GraphError, match=r"the format of \{loss\} does not fit a float"):
         g.fit(x, y, epochs=1, callbacks=[gn.ModelCheckpoint(tmp_path / "{loss:02d}.gnet", monitor="loss")], verbose=0)
     good = gn.ModelCheckpoint(tmp_path / "e{epoch:02d}-{loss:.2f}.gnet", monitor="loss", save_best_only=False)

@@ -283,6 +283,15 @@ def test_a_file_naming_an_unregistered_part_says_how_to_load_it(tmp_path, rng):
     np.testing.assert_array_equal(gn.load(path).predict(x), g.predict(x))
 
 
+def test_an_unknown_part_named_in_code_is_told_custom_objects_is_for_loading():
+    """add_hidden reads no file: custom_objects is offered for loading one."""
+    g = gn.Graph()
+    g.add_input("x", 3)
+    with pytest.raises(gn.GraphError, match=r"unknown activation 'nope'.* register its class with gn.register\(cls\), "
+                                            r"or pass custom_objects=\{'nope': cls\} when loading a file or spec"):
+        g.add_hidden("k", 2, activation="nope")
+
+
 def test_from_dict_and_from_spec_take_custom_objects(tmp_path):
     data = _graph(Cube(), LogCosh()).to_dict()
     objects = {"cube": Cube, "log_cosh": LogCosh}

@@ -7,7 +7,7 @@ import pytest
 from conftest import build_dag, dag_data
 
 import graphnet as gn
-from graphnet import ShapeError
+from graphnet import GraphError, ShapeError
 
 
 @pytest.fixture
@@ -55,7 +55,8 @@ def test_bad_inputs(data, change, message, call):
         (lambda y: y.update(main=np.zeros((6, 3))), r"output 'main': expected targets of shape \(n, 2\), got \(6, 3\)"),
         (lambda y: y.update(main=np.zeros((4, 2))), r"rows disagree: input 'a' has 6 rows but targets of output 'main' has 4"),
         (lambda y: y.update(aux=np.array([0, 1, 2, 3, 0, 1])), r"output 'aux': class labels must lie in \[0, 3\)"),
-        (lambda y: y["main"].__setitem__((1, 1), np.nan), r"output 'main': targets contain NaN or inf"),
+        (lambda y: y["main"].__setitem__((1, 1), np.nan),
+         r"output 'main': targets contain NaN or inf: 1 value\(s\) in 1 row\(s\), the first row 1 \(1 NaN, 0 inf\)"),
     ],
 )
 def test_bad_targets(data, change, message):
@@ -138,6 +139,34 @@ def test_an_input_that_fills_nan_names_a_column_of_inf_by_its_index():
     x[0, 2] = np.inf
     with pytest.raises(ShapeError, match=r"^input 'x': column 2 holds 1 infinite value\(s\); inf is never a missing"):
         g.predict(x)
+
+
+def test_every_message_about_an_inputs_column_calls_it_alike():
+    """A one-column input's column is called by the input's name (the frame
+    column it is bound to), a wider unnamed one's by its index: by predict,
+    by an input that fills NaN, and by adapt."""
+    for missing in ("error", "mean"):
+        g = gn.Graph(seed=0)
+        g.add_input("a", 1, missing=missing)
+        g.add_output("y", 1)
+        g.connect("a", "y")
+        if missing == "mean":
+            g.adapt(np.zeros((6, 1)))
+        x = np.zeros((6, 1))
+        x[1, 0] = np.inf
+        with pytest.raises(ShapeError, match=r"column 'a' (\(1 row\)|holds)"):
+            g.predict(x)
+    g = gn.Graph(seed=0)
+    g.add_input("a", 2, missing="mean")
+    g.add_output("y", 1)
+    g.connect("a", "y")
+    x = np.zeros((6, 2))
+    x[1, 1] = np.inf
+    with pytest.raises(ShapeError, match=r"^input 'a': column 1 holds inf"):
+        g.adapt(x)
+    x[:, 1] = np.nan
+    with pytest.raises(GraphError, match=r"^input 'a': column 1 has no values to adapt from"):
+        g.adapt(x)
 
 
 @pytest.mark.parametrize("data", ["array", "frame", "too large"])

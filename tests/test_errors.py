@@ -198,6 +198,9 @@ def test_an_argument_keyed_by_unknown_outputs_is_a_not_found_error_naming_the_ca
         "evaluate: metrics": lambda g: g.evaluate(x, y, metrics={"yy": ["mae"]}),
         "fit: sample_weight": lambda g: g.fit(x, y, sample_weight={"yy": np.ones(4)}, verbose=0),
         "evaluate: sample_weight": lambda g: g.evaluate(x, y, sample_weight={"yy": np.ones(4)}),
+        "train_step: sample_weight": lambda g: g.train_step(x, y, sample_weight={"yy": np.ones(4)}),
+        "fit: validation_data: sample_weight": lambda g: g.fit(x, y, validation_data=(x, y, {"yy": np.ones(4)}),
+                                                                verbose=0),
     }
     for where, call in calls.items():
         with pytest.raises(gn.NotFoundError, match=rf"^{where} names unknown outputs \['yy'\]; outputs: \['y'\]$"):

@@ -292,3 +292,13 @@ def test_a_name_the_file_system_encoding_cannot_write_is_named_with_the_encoding
     for name in ("save", "render", "to_onnx", "load", "CSVLogger"):
         assert "file system encoding 'ascii'" in lines[name] and "\\xe" in lines[name], (name, lines[name])
     assert lines["files"] == "[]"
+
+
+def test_a_lone_surrogate_in_a_name_is_refused_without_the_c_locale_remedy(tmp_path):
+    """Under UTF-8 a lone surrogate cannot be written either; the message
+    names it and the encoding, and offers no remedy that would not help."""
+    g = gn.Sequential([gn.Input(2), gn.Dense(1)], seed=0)
+    with pytest.raises(gn.GraphError, match=r"holds '\\ud800', which file names cannot hold in this Python's file "
+                                            r"system encoding 'utf-8'$"):
+        g.save(tmp_path / "a\ud800b.gnet")
+    assert list(tmp_path.iterdir()) == []

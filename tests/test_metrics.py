@@ -359,6 +359,25 @@ def test_an_argument_a_metric_does_not_take_names_the_metric_and_what_it_takes()
         gn.activations.LeakyReLU(0.1, 0.2)
 
 
+def test_a_subclass_with_its_own_init_is_not_said_to_take_its_bases_arguments():
+    """Only the class whose ``__init__`` the call ran is named with that
+    signature; a subclass's own ``__init__`` passing a bad argument on to
+    its base gets Python's message, naming the base's ``__init__``."""
+    class Scaled(gn.losses.Huber):
+        def __init__(self, scale=1.0, **kw):
+            super().__init__(**kw)
+            self.scale = scale
+
+    class Plain(gn.metrics.Precision):
+        pass
+
+    with pytest.raises(TypeError, match=r"Huber.__init__\(\) got an unexpected keyword argument 'scal'") as info:
+        Scaled(scal=2)
+    assert not isinstance(info.value, GraphError)
+    with pytest.raises(GraphError, match=r"^Plain: got an unexpected keyword argument 'class_id'; it takes \(average"):
+        Plain(class_id=1)
+
+
 def test_unusable_metrics_are_refused_before_anything_trains(rng):
     """A function that cannot take (y_true, y_pred), the abstract Metric and a
     half-written subclass: fit, evaluate and compile refuse them up front,

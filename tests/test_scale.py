@@ -193,3 +193,12 @@ def test_a_message_about_many_nodes_names_a_few_and_counts_the_rest(case):
         text = _message(calls[case])
     assert len(text) < 1500, f"{len(text)} characters"
     assert "more" in text
+
+
+def test_reprs_of_what_fit_and_compile_predict_give_stay_short():
+    g = _outputs(300)
+    x, y = np.ones((2, 1)), {f"y{i}": np.ones((2, 1)) for i in range(300)}
+    history = g.fit(x, y, epochs=1, verbose=0)
+    assert len(repr(history)) < 600 and "more" in repr(history)
+    serve = g.compile_predict()
+    assert len(repr(serve)) < 600 and "more" in repr(serve)

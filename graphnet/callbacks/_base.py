@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._files import check_output
 from .._progress import show_line
-from .._text import reason, suggestion
+from .._text import preview, reason, suggestion
 from .._validation import check_number, unbindable
 from ..errors import GraphError, TrainingError
 
@@ -167,7 +167,7 @@ class History(Callback):
             self.history.setdefault(key, []).append(value)
 
     def __repr__(self) -> str:
-        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+        return f"History(epochs={len(self.epoch)}, keys={preview(self.history)})"
 
 
 class Monitor(Callback):
@@ -303,16 +303,17 @@ def check_logged(callback: Callback, what: str, names: list[str], params: dict[s
         named = f"{what} {missing[0]!r}" if subject is None else subject(missing[0])
         raise GraphError(
             f"{type(callback).__name__}: {named} is not among the logged values {sorted(known)}"
-            f"{_hint(missing[0], known, also)}"
+            f"{_hint(missing[0], known, also, watched=subject is None)}"
         )
 
 
-def _hint(name: str, known, also: tuple[str, ...] = ()) -> str:
+def _hint(name: str, known, also: tuple[str, ...] = (), watched: bool = True) -> str:
     """What to do about ``name``, which the logs (``known``) do not hold: a
-    validation figure without validation, a logged name (or one of
-    ``also``) it is a typo of, or a name a callback adds."""
+    validation figure without validation (or, ``watched``, another figure
+    to watch), a logged name (or one of ``also``) it is a typo of, or a
+    name a callback adds."""
     if name.startswith("val_") and not any(k.startswith("val_") for k in known):
-        return "; pass validation_data or validation_split to fit, or monitor 'loss'"
+        return "; pass validation_data or validation_split to fit" + (", or monitor 'loss'" if watched else "")
     return suggestion(name, [*known, *also]) or (
         "; a name a callback of yours adds in on_epoch_end can be watched by a callback after it in the list")
 
