@@ -248,9 +248,11 @@ def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
     labelled, _ = aligned(arrays)
     blocks = [array.to_delayed().reshape(array.numblocks[0], -1)[:, 0] for array in labelled.values()]
     model = delayed_graph(graph)
+    rows = list(zip(*blocks))
     parts = [
-        dask.delayed(_tally_block, pure=True)(model, chosen, list(inputs), list(targets), weighted, chunk, *row)
-        for row in zip(*blocks)
+        dask.delayed(_tally_block, pure=True)(model, chosen, list(inputs), list(targets), weighted, chunk,
+                                              f"block {i + 1} of {len(rows)}", *row)
+        for i, row in enumerate(rows)
     ]
     state = dask.compute(tree_reduce(parts, dask.delayed(merge_states, pure=True)))[0]
     if state[0] == 0:
@@ -264,16 +266,21 @@ def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
     return logs
 
 
-def _tally_block(graph: Graph, chosen, input_names, output_names, weighted, chunk, *blocks):
-    """The :meth:`Tally.state` of one row block (run on a worker)."""
+def _tally_block(graph: Graph, chosen, input_names, output_names, weighted, chunk, block: str, *blocks):
+    """The :meth:`Tally.state` of one row block (run on a worker); data
+    that does not fit is refused naming the ``block`` (its rows counted
+    from its first)."""
     k, m = len(input_names), len(input_names) + len(output_names)
     with graph.lock.reading():
-        inputs = as_inputs(graph, dict(zip(input_names, blocks[:k])))
-        targets = as_targets(graph, dict(zip(output_names, blocks[k:m])))
-        rows = common_rows(inputs, targets)
-        sample_weight = None if weighted is None else (
-            blocks[m] if weighted == "" else dict(zip(weighted, blocks[m:])))
-        weights = as_weights(graph, sample_weight, None, targets, rows, whole=False, where="evaluate")
+        try:
+            inputs = as_inputs(graph, dict(zip(input_names, blocks[:k])))
+            targets = as_targets(graph, dict(zip(output_names, blocks[k:m])))
+            rows = common_rows(inputs, targets)
+            sample_weight = None if weighted is None else (
+                blocks[m] if weighted == "" else dict(zip(weighted, blocks[m:])))
+            weights = as_weights(graph, sample_weight, None, targets, rows, whole=False, where=None)
+        except GraphError as exc:
+            raise type(exc)(f"evaluate: {block} of the dask arrays (rows counted from its first): {exc}") from None
         return tally_arrays(graph, inputs, targets, chosen, chunk, weights).state()
 
 

@@ -158,10 +158,14 @@ def refuse_bad_name(path: str, argument: str, error: type[Exception] = ModelFile
     try:
         os.fsencode(path)
     except UnicodeEncodeError as exc:
-        encoding = sys.getfilesystemencoding()
-        remedy = "" if codecs.lookup(encoding).name == "utf-8" else (
-            " (the C locale's; PYTHONUTF8=1 or a UTF-8 locale takes any name)")
-        raise error(f"{argument}: {shown(path, 60)} holds {shown(exc.object[exc.start:exc.end])}, which file "
+        encoding, held = sys.getfilesystemencoding(), exc.object[exc.start : exc.end]
+        try:  # what UTF-8 mode would write (a lone surrogate it cannot either)
+            held.encode("utf-8", "surrogateescape")
+            remedy = "" if codecs.lookup(encoding).name == "utf-8" else (
+                " (the C locale's; PYTHONUTF8=1 or a UTF-8 locale takes it)")
+        except UnicodeEncodeError:
+            remedy = ""
+        raise error(f"{argument}: {shown(path, 60)} holds {shown(held)}, which file "
                     f"names cannot hold in this Python's file system encoding {encoding!r}{remedy}") from None
 
 

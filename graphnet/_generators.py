@@ -197,7 +197,7 @@ class BatchSource:
             if rows == 0:
                 raise ShapeError("the batch has no rows")
             weights = as_weights(graph, item[2] if len(item) == 3 else None, self.class_weight, targets, rows,
-                                 whole=False)
+                                 whole=False, where=None)  # the batch is named below
         except GraphError as exc:
             raise type(exc)(f"{where}: {exc}") from None
         backend = graph.backend

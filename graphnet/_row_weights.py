@@ -26,7 +26,7 @@ __all__ = ["as_weights", "row_factors"]
 
 
 def as_weights(graph: Graph, sample_weight, class_weight, targets: dict[str, np.ndarray], rows: int,
-               whole: bool = True, where: str = "fit"):
+               whole: bool = True, where: str | None = "fit"):
     """Each output's row weights from ``sample_weight`` and ``class_weight``
     (their product), or None when neither is given.
 
@@ -39,7 +39,7 @@ def as_weights(graph: Graph, sample_weight, class_weight, targets: dict[str, np.
     and no sum overflows. One batch of a generator or one chunk of a dask
     array is not scaled (the batches' sums weigh them against each other):
     there a sum beyond float64's range is refused. ``where`` names the call
-    (``"evaluate"``) in messages.
+    (``"evaluate"``) in messages; None, for a caller that names it itself.
 
     Raises
     ------
@@ -50,9 +50,10 @@ def as_weights(graph: Graph, sample_weight, class_weight, targets: dict[str, np.
         return None
     outputs = list(targets)
     weights = {name: np.ones(rows) for name in outputs}
-    for name, given in _per_output(sample_weight, outputs, f"{where}: sample_weight", np.ndarray).items():
+    said = "" if where is None else f"{where}: "
+    for name, given in _per_output(sample_weight, outputs, f"{said}sample_weight", np.ndarray).items():
         weights[name] = weights[name] * _sample_weights(given, rows, name)
-    for name, classes in _per_output(class_weight, outputs, f"{where}: class_weight", dict).items():
+    for name, classes in _per_output(class_weight, outputs, f"{said}class_weight", dict).items():
         weights[name] = weights[name] * _class_weights(graph, name, classes, targets[name])
     for name, w in weights.items():
         if whole and rows:

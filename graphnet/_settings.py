@@ -27,6 +27,7 @@ import functools
 import inspect
 from typing import ClassVar
 
+from ._text import suggestion
 from .errors import GraphError
 
 __all__ = ["Checked"]
@@ -104,14 +105,27 @@ class _Setting:
             raise AttributeError(self.name) from None
 
 
+def _unbound(signature: inspect.Signature, kwargs: dict, wrong: TypeError) -> str:
+    """Why a call does not fit ``signature``, and what it takes: an unknown
+    keyword first (with the known one it is closest to), as Python names
+    it, rather than the required argument it then leaves out."""
+    params = list(signature.parameters.values())[1:]
+    taken = ", ".join(str(p.replace(annotation=p.empty)) for p in params)
+    keywords = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [] if any(p.kind is p.VAR_KEYWORD for p in params) else [k for k in kwargs if k not in keywords]
+    if unknown:
+        return f"got an unexpected keyword argument {unknown[0]!r}; it takes ({taken}){suggestion(unknown[0], keywords)}"
+    return f"{wrong}; it takes ({taken})"
+
+
 def _counted(init):
     """``init`` counting itself under way in the instance, so that settings
     are checked only once the outermost ``__init__`` has returned. When
     ``init`` is what the class the user called runs as its ``__init__``,
     arguments it does not take are refused naming that class
-    (``Precision``), not the one that defines ``__init__`` (``_Confusion``);
-    called through ``super()`` from a subclass's own ``__init__``, Python's
-    ``TypeError`` names the right function already."""
+    (``Precision``), not the one that defines ``__init__`` (``_Confusion``).
+    Called through ``super()`` from a user's subclass with an ``__init__`` of
+    its own, the call is the user's code: Python's ``TypeError`` stands."""
 
     @functools.wraps(init)
     def counted(self, *args, **kwargs):
@@ -127,8 +141,7 @@ def _counted(init):
             try:
                 signature.bind(self, *args, **kwargs)
             except TypeError as wrong:
-                taken = ", ".join(str(p.replace(annotation=p.empty)) for p in list(signature.parameters.values())[1:])
-                raise GraphError(f"{type(self).__name__}: {wrong}; it takes ({taken})") from wrong
+                raise GraphError(f"{type(self).__name__}: {_unbound(signature, kwargs, wrong)}") from wrong
             raise
         finally:
             held[_BUILDING] = depth

@@ -256,14 +256,14 @@ def test_checkpoint_templates_are_checked_before_training(tmp_path, data):
     g = build_regression()
     before = g.get_weights()
     bogus = gn.ModelCheckpoint(tmp_path / "{bogus}.gnet", monitor="loss")
-    with pytest.raises(GraphError, match=r"ModelCheckpoint: the field \{bogus\} of the path '.*\{bogus\}\.gnet', "
-                                         r"not 'epoch', is not among the logged values \['loss'\]; a name a callback of "
-                                         r"yours adds in on_epoch_end can be watched by a callback after it"):
+    with pytest.raises(GraphError, match=r"ModelCheckpoint: the field \{bogus\} of the path '.*\{bogus\}\.gnet' is "
+                                         r"not 'epoch' and is not among the logged values \['loss'\]; a name a callback "
+                                         r"of yours adds in on_epoch_end can be watched by a callback after it"):
         g.fit(x, y, epochs=2, callbacks=[bogus], verbose=0)
     assert all(np.array_equal(before[k], g.get_weights()[k]) for k in before), "an epoch trained first"
     for path in ("{epoc:02d}.gnet", "{epoc}.gnet"):  # a misspelt epoch, with or without a format for integers
         typo = gn.ModelCheckpoint(tmp_path / path, monitor="loss")
-        with pytest.raises(GraphError, match=r"the field \{epoc\} .*, not 'epoch', is not among the logged values "
+        with pytest.raises(GraphError, match=r"the field \{epoc\} .* is not 'epoch' and is not among the logged values "
                                              r"\['loss'\]; did you mean 'epoch'\?$"):
             g.fit(x, y, epochs=1, callbacks=[typo], verbose=0)
     val = gn.ModelCheckpoint(tmp_path / "{val_loss}.gnet", monitor="loss")  # watching 'loss' already

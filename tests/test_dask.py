@@ -229,3 +229,18 @@ def test_unknown_row_lengths_beside_known_ones_are_matched_block_for_block():
     other = other[other[:, 0] > 0]  # four blocks against two
     with pytest.raises(gn.ShapeError, match="rows of unknown length cannot be matched up"):
         g.predict({"a": a, "b": other})
+
+
+def test_evaluate_names_the_block_whose_targets_it_refuses():
+    """A block's message counts that block's rows (from its first); it says
+    which block, so its numbers are not read as the whole array's."""
+    g = gn.Graph(name="g", seed=0)
+    g.add_input("x", 2)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    y = np.zeros((8, 1))
+    y[6:] = np.nan
+    with dask.config.set(scheduler="synchronous"), pytest.raises(
+        gn.ShapeError, match=r"^evaluate: block 2 of 2 of the dask arrays \(rows counted from its first\): output "
+                             r"'y': targets contain NaN or inf: 2 value\(s\) in 2 row\(s\), the first row 2"):
+        g.evaluate(da.from_array(np.zeros((8, 2)), chunks=(4, 2)), da.from_array(y, chunks=(4, 1)))

@@ -207,6 +207,19 @@ def test_an_argument_keyed_by_unknown_outputs_is_a_not_found_error_naming_the_ca
             call(_small())
 
 
+def test_a_generators_batch_keyed_by_an_unknown_output_is_named_once_by_its_role():
+    x, y = np.ones((4, 3)), np.ones((4, 2))
+
+    def batches():
+        while True:
+            yield x, y, {"yy": np.ones(4)}
+
+    with pytest.raises(gn.NotFoundError, match=r"^fit: epoch 1, batch 1: sample_weight names unknown outputs"):
+        _small().fit(batches(), steps_per_epoch=1, verbose=0)
+    with pytest.raises(gn.NotFoundError, match=r"^validation_data: epoch 1, batch 1: sample_weight names unknown"):
+        _small().fit(x, y, validation_data=batches(), validation_steps=1, verbose=0)
+
+
 def test_evaluate_names_itself_for_a_bad_batch_size():
     with pytest.raises(GraphError, match=r"^evaluate: batch_size must be a positive integer, got -1"):
         _small().evaluate(np.ones((4, 3)), np.ones((4, 2)), batch_size=-1)

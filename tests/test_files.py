@@ -268,6 +268,7 @@ calls = {
     "load": lambda: gn.load("mod\\u00e8le.gnet"),
     "CSVLogger": lambda: g.fit(np.ones((4, 2)), np.ones((4, 1)), verbose=0,
                                callbacks=[gn.callbacks.CSVLogger("\\u00e9.csv")]),
+    "surrogate": lambda: g.save("a\\ud800b.gnet"),
 }
 for name, call in calls.items():
     try:
@@ -291,6 +292,8 @@ def test_a_name_the_file_system_encoding_cannot_write_is_named_with_the_encoding
     lines = dict(line.split(" ", 1) for line in shown.stdout.splitlines())
     for name in ("save", "render", "to_onnx", "load", "CSVLogger"):
         assert "file system encoding 'ascii'" in lines[name] and "\\xe" in lines[name], (name, lines[name])
+        assert "PYTHONUTF8=1 or a UTF-8 locale takes it" in lines[name]
+    assert lines["surrogate"].endswith("file system encoding 'ascii'\""), lines["surrogate"]  # UTF-8 would not help
     assert lines["files"] == "[]"
 
 

@@ -376,6 +376,9 @@ def test_a_subclass_with_its_own_init_is_not_said_to_take_its_bases_arguments():
     assert not isinstance(info.value, GraphError)
     with pytest.raises(GraphError, match=r"^Plain: got an unexpected keyword argument 'class_id'; it takes \(average"):
         Plain(class_id=1)
+    with pytest.raises(GraphError, match=r"^ExponentialDecay: got an unexpected keyword argument 'decay_step'; it "
+                                         r"takes \(initial_learning_rate, .*\); did you mean 'decay_steps'\?$"):
+        gn.schedules.ExponentialDecay(0.1, decay_step=10, decay_rate=0.5)  # not "missing decay_steps"
 
 
 def test_unusable_metrics_are_refused_before_anything_trains(rng):

@@ -80,7 +80,7 @@ class ModelCheckpoint(Monitor):
         if self.save_best_only:
             check_logged(self, "monitor", [self.monitor], params)
         check_logged(self, "field", [f for f in self.fields if f != "epoch"], params, also=("epoch",),
-                     subject=lambda name: f"the field {{{name}}} of the path {self.path!r}, not 'epoch',")
+                     subject=lambda name: f"the field {{{name}}} of the path {self.path!r} is not 'epoch' and")
         _check_formats(self.path, logged=True)
         given = Path(self.path)  # a template: it is filled, then joined to the working folder of now
         self._folder = Path() if given.is_absolute() else anchored(self, given).parents[len(given.parts) - 1]
