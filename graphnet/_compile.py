@@ -54,8 +54,8 @@ def compile(graph: Graph, loss=None, optimizer=None, metrics=None,  # noqa: A001
         chosen = {name: losses_module.get(value) for name, value in loss.items()}
     elif isinstance(loss, (list, tuple)):  # Keras's form: one per output, in output order
         if len(loss) != len(outputs):
-            raise GraphError(f"compile: loss has {len(loss)} entries for {len(outputs)} outputs {preview(outputs)}; give one "
-                             "per output, in this order, or a dict output name -> loss")
+            raise GraphError(f"compile: loss has {len(loss)} entries for {len(outputs)} outputs {preview(outputs)}; "
+                             "give one per output, in this order, or a dict output name -> loss")
         chosen = {name: losses_module.get(value) for name, value in zip(outputs, loss)}
     else:
         chosen = {} if loss is None else {name: losses_module.get(loss) for name in outputs}

@@ -6,8 +6,9 @@ installed and the graph holds only what :func:`graphnet._kernels.dag_forward`
 computes (plain inputs on the CPU; dense nodes with graphnet's own
 ``linear``, ``relu``, ``sigmoid``, ``tanh`` or ``softmax``; at most
 :data:`MOST_ARRAYS` inputs and nodes asked), a call of fewer than
-:data:`SMALL_ROWS` rows runs the whole forward in that one call instead. It reads the weights where the plan's parameter store keeps them,
-so nothing is copied and training reaches it at once.
+:data:`SMALL_ROWS` rows runs the whole forward in that one call instead.
+It reads the weights where the plan's parameter store keeps them, so
+nothing is copied and training reaches it at once.
 
 Each row is one vector-matrix product per synapse, so a row's outputs do
 not depend on the rows beside it. They may differ from the matrix-product

@@ -114,7 +114,8 @@ def _unbound(signature: inspect.Signature, kwargs: dict, wrong: TypeError) -> st
     keywords = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     unknown = [] if any(p.kind is p.VAR_KEYWORD for p in params) else [k for k in kwargs if k not in keywords]
     if unknown:
-        return f"got an unexpected keyword argument {unknown[0]!r}; it takes ({taken}){suggestion(unknown[0], keywords)}"
+        hint = suggestion(unknown[0], keywords)
+        return f"got an unexpected keyword argument {unknown[0]!r}; it takes ({taken}){hint}"
     return f"{wrong}; it takes ({taken})"
 
 

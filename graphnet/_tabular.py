@@ -455,5 +455,5 @@ def refuse_unadapted(graph: str, names: list[str]) -> None:
         Naming them and saying to call ``adapt``.
     """
     if names:
-        raise GraphError(f"graph {graph!r}: inputs {preview(names)} never adapted: call g.adapt(data) first (fit adapts "
-                         "from its training rows by itself, unless they come from a generator)")
+        raise GraphError(f"graph {graph!r}: inputs {preview(names)} never adapted: call g.adapt(data) first (fit "
+                         "adapts from its training rows by itself, unless they come from a generator)")

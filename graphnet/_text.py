@@ -15,8 +15,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["preview", "joined", "format_cycle", "shown", "span", "described", "suggestion", "clip", "named", "reason", "columns",
-           "cut"]
+__all__ = ["preview", "joined", "format_cycle", "shown", "span", "described", "suggestion", "clip", "named",
+           "reason", "columns", "cut"]
 
 # A repr that looks at a bounded part of a value: a few levels, a few items per
 # container, the ends of long strings. ``repr`` itself would walk all of it, and

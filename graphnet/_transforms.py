@@ -72,8 +72,8 @@ def source(graph: Network, data, role: str):
     if _frames.is_series(data):
         names = graph.inputs if role == "input" else graph.outputs
         if len(names) > 1:  # one column, or one row of a frame (df.iloc[0]): matched by name, never by position
-            raise ShapeError(f"this graph has {len(names)} {role}s {preview(names)}: pass a frame or a dict keyed by {role} "
-                             "name, not a Series (one row of a frame stays a frame as df.iloc[[0]])")
+            raise ShapeError(f"this graph has {len(names)} {role}s {preview(names)}: pass a frame or a dict keyed by "
+                             f"{role} name, not a Series (one row of a frame stays a frame as df.iloc[[0]])")
         return _frames.values(data, bool(labelled(graph, role)))
     return data
 
