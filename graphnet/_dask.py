@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import metrics as metrics_module
-from ._validation import check_int
+from ._validation import check_int, check_outputs
 from ._data import as_inputs, as_targets, common_rows, features, named
 from ._row_weights import as_weights
 from ._transforms import source
@@ -241,6 +241,8 @@ def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
     # sample_weight: None, one array for every output, or a dict output -> array
     weighted = None
     if sample_weight is not None:
+        if isinstance(sample_weight, Mapping):  # refused at the call, not in a block
+            check_outputs(sample_weight, graph.outputs, "evaluate: sample_weight")
         weighted = list(sample_weight) if isinstance(sample_weight, Mapping) else ""
         given = sample_weight if isinstance(sample_weight, Mapping) else {"": sample_weight}
         for name, value in given.items():

@@ -231,7 +231,7 @@ def test_unknown_row_lengths_beside_known_ones_are_matched_block_for_block():
         g.predict({"a": a, "b": other})
 
 
-def test_evaluate_names_the_block_whose_targets_it_refuses():
+def test_evaluate_names_the_block_whose_targets_it_refuses_and_unknown_outputs_at_the_call():
     """A block's message counts that block's rows (from its first); it says
     which block, so its numbers are not read as the whole array's."""
     g = gn.Graph(name="g", seed=0)
@@ -244,3 +244,6 @@ def test_evaluate_names_the_block_whose_targets_it_refuses():
         gn.ShapeError, match=r"^evaluate: block 2 of 2 of the dask arrays \(rows counted from its first\): output "
                              r"'y': targets contain NaN or inf: 2 value\(s\) in 2 row\(s\), the first row 2"):
         g.evaluate(da.from_array(np.zeros((8, 2)), chunks=(4, 2)), da.from_array(y, chunks=(4, 1)))
+    with pytest.raises(gn.NotFoundError, match=r"^evaluate: sample_weight names unknown outputs \['z'\]"):
+        g.evaluate(da.from_array(np.zeros((8, 2)), chunks=(4, 2)), da.from_array(np.zeros((8, 1)), chunks=(4, 1)),
+                   sample_weight={"z": da.ones(8, chunks=4)})  # at the call, before any block is computed
