@@ -371,13 +371,13 @@ def _held(per_column: list[int], columns: tuple[str, ...] | None) -> tuple[int, 
     return sum(per_column), f"column{'s' if len(held) != 1 else ''} {where}{more}"
 
 
-def check_outputs(given, outputs: list[str], where: str) -> None:
+def check_outputs(given, outputs: list[str], where: str, error: type[Exception] = NotFoundError) -> None:
     """Refuse the keys of ``given`` (an argument keyed by output name) that
     name no output.
 
     Raises
     ------
-    NotFoundError
+    NotFoundError (or ``error``)
         ``"fit: metrics names unknown outputs ['q']; outputs: ['y']"``,
         ``where`` naming the call and the argument, with a close output name
         suggested.
@@ -385,5 +385,5 @@ def check_outputs(given, outputs: list[str], where: str) -> None:
     known = set(outputs)
     unknown = [k for k in given if k not in known]
     if unknown:
-        raise NotFoundError(f"{where} names unknown outputs {preview(unknown)}; outputs: {preview(outputs)}"
-                            f"{suggestion(unknown, outputs)}")
+        raise error(f"{where} names unknown outputs {preview(unknown)}; outputs: {preview(outputs)}"
+                    f"{suggestion(unknown, outputs)}")

@@ -43,10 +43,9 @@ from typing import Any
 import numpy as np
 
 from .. import activations, losses
-from .._validation import check_allocation, check_int, has_control
+from .._validation import check_allocation, check_int, check_outputs, has_control
 from ..errors import GraphError, ModelImportError
 from .._parameters import bias_key, weight_key
-from .._text import preview
 from ..layers import default_loss
 from ..spec import FORMAT, FORMAT_VERSION, from_dict
 from .._topology import is_chain
@@ -454,11 +453,7 @@ class Builder:
 
     def _losses(self, outputs: list[str], loss) -> dict[str, Any]:
         if isinstance(loss, Mapping) and "name" not in loss:
-            unknown = [k for k in loss if k not in outputs]
-            if unknown:
-                raise ModelImportError(
-                    f"{self.source}: loss names unknown outputs {preview(unknown)}; outputs: {preview(outputs)}"
-                )
+            check_outputs(loss, outputs, f"{self.source}: loss", ModelImportError)
             given = dict(loss)
         else:
             given = {out: loss for out in outputs} if loss is not None else {}
