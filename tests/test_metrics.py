@@ -560,3 +560,20 @@ def test_the_logs_follow_the_outputs_order_whatever_the_metrics_dict_order(rng):
     keys = fitted({"y2": ["accuracy"], "y1": ["accuracy", "mae"]})
     assert keys == fitted({"y1": ["accuracy", "mae"], "y2": ["accuracy"]})
     assert keys == ["loss", "y1_loss", "y2_loss", "y1_accuracy", "y1_mae", "y2_accuracy"]
+
+
+def test_r2_of_targets_whose_mean_is_beyond_1e154_is_scikit_learns():
+    """The first chunk's mean was moved from 0 by delta² × 0, and delta² of a
+    mean beyond 1e154 is inf: NaN, read as a constant target (R² 0). Squares
+    that do overflow give NaN, as scikit-learn's."""
+    r2 = metrics.R2Score()
+    y, p = np.array([-1e155, -1e155 + 1e140, -1e155 + 3e140]), np.array([-1e155, -1e155 + 1e140, -1e155 + 2e140])
+    r2.update_state(y, p)
+    assert r2.result() == pytest.approx(skm.r2_score(y, p), rel=1e-12)
+    r2.reset_state()
+    for row in range(3):
+        r2.update_state(y[row:row + 1], p[row:row + 1])
+    assert r2.result() == pytest.approx(skm.r2_score(y, p), rel=1e-2)  # one row at a time: 1e155 - mean rounds
+    r2.reset_state()
+    r2.update_state(np.array([1e160, 2e160, 4e160]), np.array([1e160, 2e160, 3e160]))
+    assert np.isnan(r2.result())

@@ -119,7 +119,8 @@ class R2Score(Metric):
 
     The spread of the targets is kept as Chan's parallel update of count,
     mean and sum of squared deviations, so merging chunks loses no precision
-    to targets far from zero.
+    to targets far from zero. A unit whose squared deviations exceed
+    float64's range scores NaN, as in scikit-learn.
     """
 
     name = "r2"
@@ -139,15 +140,19 @@ class R2Score(Metric):
         total = weights.sum()
         if total <= 0:
             return
-        mean = weights @ y / total
-        spread = weights @ ((y - mean) ** 2)
-        self._combine(total, mean, spread, weights @ ((y - y_pred) ** 2))
+        with np.errstate(over="ignore"):  # squares beyond float64 are inf, and R² NaN (see result)
+            mean = weights @ y / total
+            spread = weights @ ((y - mean) ** 2)
+            self._combine(total, mean, spread, weights @ ((y - y_pred) ** 2))
 
     def _combine(self, weight, mean, spread, residual) -> None:
         together = self.weight + weight
-        delta = mean - self.mean
-        self.spread = self.spread + spread + delta * delta * (self.weight * weight / together)
-        self.mean = self.mean + delta * (weight / together)
+        if not self.weight:  # the first part: nothing to move (a mean beyond 1e154 would square to inf, times 0)
+            self.spread, self.mean = self.spread + spread, mean
+        else:
+            delta = mean - self.mean
+            self.spread = self.spread + spread + delta * delta * (self.weight * weight / together)
+            self.mean = self.mean + delta * (weight / together)
         self.weight = together
         self.residual = self.residual + residual
 
@@ -163,6 +168,7 @@ class R2Score(Metric):
         if not self.weight:
             return 0.0
         spread, residual = np.atleast_1d(self.spread), np.atleast_1d(self.residual)
-        scores = np.where(spread > 0, 1 - residual / np.where(spread > 0, spread, 1),
-                          np.where(residual > 0, 0.0, 1.0))
+        with np.errstate(invalid="ignore"):  # squares beyond float64: inf / inf, NaN as scikit-learn's
+            scores = np.where(spread > 0, 1 - residual / np.where(spread > 0, spread, 1),
+                              np.where(residual > 0, 0.0, 1.0))
         return float(scores.mean())
