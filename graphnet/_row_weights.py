@@ -156,7 +156,9 @@ def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndar
     lookup = np.ones(classes_count)
     for key, weight in table.items():
         lookup[key] = weight
-    return lookup[labels]
+    # Scaled as a whole (the same factor in every batch): times sample weights of
+    # any size, no product overflows or underflows where only the ratios matter.
+    return _unit_scaled(lookup)[labels]
 
 
 def _unit_scaled(w, xp=np):

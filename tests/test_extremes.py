@@ -56,6 +56,26 @@ def test_class_weights_near_float64_s_limits_train_as_their_ratio():
         np.testing.assert_allclose(small.history[key], values, rtol=1e-9)
 
 
+@pytest.mark.parametrize("scale", [1e-200, 1e-300, 1e200, 1e300])
+def test_sample_weights_times_class_weights_of_extreme_size_train_as_their_ratios(scale):
+    """Each factor is a normal float64; their product under- or overflowed (refused
+    as weights summing to 0, or with numpy's overflow warning)."""
+    x = np.random.default_rng(0).normal(size=(8, 2))
+    y = np.array([0, 1] * 4)
+    w = np.linspace(1, 2, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        extreme = softmax_graph().fit(x, y, sample_weight=w * scale, class_weight={0: scale, 1: 3 * scale},
+                                      epochs=2, batch_size=4, shuffle=False, verbose=0)
+        batches = [(x[i:i + 4], y[i:i + 4], w[i:i + 4] * scale) for i in (0, 4)]
+        generated = softmax_graph().fit(batches, class_weight={0: scale, 1: 3 * scale}, epochs=2, verbose=0)
+    plain = softmax_graph().fit(x, y, sample_weight=w, class_weight={0: 1.0, 1: 3.0}, epochs=2, batch_size=4,
+                                shuffle=False, verbose=0)
+    for key, values in plain.history.items():
+        np.testing.assert_allclose(extreme.history[key], values, rtol=1e-12)
+        np.testing.assert_allclose(generated.history[key], values, rtol=1e-12)
+
+
 def test_a_batch_of_a_generator_whose_weights_overflow_is_refused_naming_the_output():
     g = softmax_graph()
     x = np.random.default_rng(0).normal(size=(4, 2))
