@@ -66,7 +66,8 @@ def span(low: object, high: object, noun: str) -> str:
     ``high``, else ``"labels from 0 to 3"`` (``[0, 3]`` would read as an
     interval beside the ``[0, 3)`` a message asks for)."""
     low, high = (v.item() if isinstance(v, np.generic) else v for v in (low, high))
-    return f"{noun} {low:g}" if low == high else f"{noun}s from {low:g} to {high:g}"
+    low, high = (str(v) if isinstance(v, int) else f"{v:g}" for v in (low, high))  # integers to the last digit
+    return f"{noun} {low}" if low == high else f"{noun}s from {low} to {high}"
 
 
 def described(value: object) -> str:

@@ -274,11 +274,13 @@ class CategoricalCrossentropy(Loss):
         if y.size:
             sums = y.sum(axis=1)
             if y.min() < 0 or not np.allclose(sums, 1, atol=1e-3):
-                worst = int(np.argmax(np.abs(sums - 1)))
+                negative = y.min(axis=1) < 0
+                worst = int(np.argmax(negative)) if negative.any() else int(np.argmax(np.abs(sums - 1)))
+                found = (f"row {worst} holds {y[worst].min():g}" if negative.any()
+                         else f"row {worst} sums to {sums[worst]:g}")
                 raise ShapeError(
                     f"output {node!r}: categorical_crossentropy targets must be one-hot "
-                    f"(or probability) rows summing to 1 or integer labels of shape (n,); "
-                    f"row {worst} sums to {sums[worst]:g}"
+                    f"(or probability) rows of values >= 0 summing to 1 or integer labels of shape (n,); {found}"
                 )
         return y
 
@@ -338,13 +340,11 @@ def _labels(y: np.ndarray, size: int, node: str) -> np.ndarray:
             )
     elif not np.issubdtype(y.dtype, np.integer):
         raise ShapeError(f"output {node!r}: class labels must be integers, got dtype {y.dtype}")
-    labels = y.astype(np.intp)
-    if labels.size and (labels.min() < 0 or labels.max() >= size):
+    if y.size and (y.min() < 0 or y.max() >= size):  # before the cast, which would wrap 2**64 - 1 to -1
         raise ShapeError(
-            f"output {node!r}: class labels must lie in [0, {size}), "
-            f"found {span(labels.min(), labels.max(), 'label')}"
+            f"output {node!r}: class labels must lie in [0, {size}), found {span(y.min(), y.max(), 'label')}"
         )
-    return np.ascontiguousarray(labels)
+    return np.ascontiguousarray(y.astype(np.intp))
 
 
 #: Every loss by the name users pass as ``loss=``.

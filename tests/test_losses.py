@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import numpy as np
 import pytest
 
@@ -180,3 +183,32 @@ def test_class_weight_refused_for_its_loss_says_which_losses_take_it():
         "on 1 sigmoid unit); output 'o' has loss 'squared_labels' on 1 sigmoid unit(s): use sample_weight"
     )
     assert all(np.array_equal(before[k], v) for k, v in g.get_weights().items())
+
+
+@pytest.mark.parametrize("labels, found", [
+    (np.array([0, 2**64 - 1], dtype=np.uint64), "labels from 0 to 18446744073709551615"),
+    (np.array([0.0, 1e300]), "labels from 0 to 1e+300"),
+    (np.array([0, 2**62]), "labels from 0 to 4611686018427387904"),
+    (np.array([-1, 0]), "labels from -1 to 0"),
+])
+def test_a_label_out_of_range_is_named_as_given(labels, found):
+    """It was cast to intp first: 2**64 - 1 read as -1, 1e300 as -9.2e18 (with
+    numpy's cast warning), and integers beyond 1e6 were shown as 1e+06."""
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 3)
+    g.add_output("y", 3, activation="softmax", loss="categorical_crossentropy")
+    g.connect("x", "y")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(gn.ShapeError, match=rf"output 'y': class labels must lie in \[0, 3\), found {re.escape(found)}$"):
+            g.evaluate(np.eye(3)[:2], labels)
+
+
+def test_a_negative_soft_target_is_named_in_its_row():
+    """The row whose sum was furthest from 1 was named, though every row summed to 1."""
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 3)
+    g.add_output("y", 3, activation="softmax", loss="categorical_crossentropy")
+    g.connect("x", "y")
+    with pytest.raises(gn.ShapeError, match=r"rows of values >= 0 summing to 1 .*; row 1 holds -1$"):
+        g.evaluate(np.eye(3)[:2], np.array([[1.0, 0, 0], [-1.0, 2.0, 0]]))
