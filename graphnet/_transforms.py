@@ -119,6 +119,25 @@ def transform_input(node: Input, raw, dtype: np.dtype) -> np.ndarray:
     where = f"input {node.name!r}"
     if node.categorical:
         return _codes(node, raw, where)
+    x = _numeric(node, raw, where, apart=False)
+    cast = as_dtype(x, np.dtype(dtype))
+    if not np.isfinite(cast).all():  # finite data (checked), too large for the graph's dtype
+        if node.normalize and not np.isfinite(x).all():  # or x - mean overflowed
+            x = _numeric(node, raw, where, apart=True)
+            cast = as_dtype(x, np.dtype(dtype))
+            if np.isfinite(cast).all():
+                return cast
+            if not np.isfinite(x).all():
+                raise _beyond_float64(node, x, where)
+        raise non_finite_error(cast, "input", node.name, node.column_names, given=x)
+    return cast
+
+
+def _numeric(node: Input, raw, where: str, apart: bool) -> np.ndarray:
+    """The numeric features of ``raw`` in float64: checked, NaN filled,
+    normalised as ``(x - mean) / std`` (or, ``apart``, as ``x / std - mean / std``,
+    which is finite where ``x - mean`` overflows and the result does not), and
+    the missing-value flags beside them."""
     x = _tabular.as_float_columns(raw, node.width, where, node.data_columns)
     nan = np.isnan(x)
     found = nan.any()
@@ -127,14 +146,27 @@ def transform_input(node: Input, raw, dtype: np.dtype) -> np.ndarray:
     if found and node.missing != "error":
         np.copyto(x, np.broadcast_to(node.mean, x.shape), where=nan)
     if node.normalize:
-        x -= node.mean
-        x /= node.std
+        with np.errstate(over="ignore"):  # told apart by the caller
+            if apart:
+                x = x / node.std - node.mean / node.std
+            else:
+                x -= node.mean
+                x /= node.std
     if node.missing == "indicator":
         x = np.hstack([x, nan])
-    cast = as_dtype(x, np.dtype(dtype))
-    if not np.isfinite(cast).all():  # finite here (checked above), too large for the graph's dtype
-        raise non_finite_error(cast, "input", node.name, node.column_names, given=x)
-    return cast
+    return x
+
+
+def _beyond_float64(node: Input, x: np.ndarray, where: str) -> ShapeError:
+    """The error for finite data whose normalised values exceed float64's range."""
+    bad = ~np.isfinite(x[:, : node.width])
+    j = int(np.nonzero(bad.any(axis=0))[0][0])
+    return ShapeError(
+        f"{where}: normalising gives {int(bad.sum())} value(s) beyond float64's range ((value - mean) / std), "
+        f"the first in column {column_label(node, j)}; the mean "
+        f"{float(np.ravel(node.mean)[j]):g} and std {float(np.ravel(node.std)[j]):g} that adapt learned do not fit "
+        "this data: adapt on data like it"
+    )
 
 
 def _codes(node: Input, raw, where: str) -> np.ndarray:

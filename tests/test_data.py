@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from conftest import build_dag, dag_data
@@ -213,3 +215,26 @@ def test_huge_but_finite_inputs_are_not_refused(recwarn):
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
     with pytest.raises(gn.ShapeError, match="input 'x' contains 1 NaN"):
         check_finite(np.array([[3e38, 3e38], [np.nan, 0]], np.float32), "input", "x")
+
+
+def test_a_finite_value_whose_normalised_value_is_finite_is_taken_where_x_minus_mean_overflows():
+    """(-1.5e308 - 3.3e307) overflows, its quotient by the std (-1.94) does not:
+    it was refused as data holding inf, with numpy's overflow warning."""
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 1, normalize=True)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    g.adapt(np.array([[1e308], [1e308], [-1e308]]))
+    mean, std = g.nodes["x"].mean, g.nodes["x"].std
+    x = np.array([[-1.5e308], [3.0], [1.7e308]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = g.predict(x, outputs=["x"])["x"]
+    np.testing.assert_allclose(got, x / std - mean / std, rtol=1e-15)
+    g.adapt(np.array([[0.0], [1.0]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(gn.ShapeError, match=r"input 'x': normalising gives 1 value\(s\) beyond float64's range "
+                                                r"\(\(value - mean\) / std\), the first in column 'x'; the mean 0.5 "
+                                                r"and std 0.5 that adapt learned do not fit this data"):
+            g.predict(np.array([[1.0], [1.7e308]]))
