@@ -21,7 +21,22 @@ __all__ = ["preview", "joined", "format_cycle", "shown", "span", "described", "s
 # A repr that looks at a bounded part of a value: a few levels, a few items per
 # container, the ends of long strings. ``repr`` itself would walk all of it, and
 # a YAML alias or a nested list can make "all" exponentially large.
-_REPR = reprlib.Repr()
+class _Repr(reprlib.Repr):
+    """reprlib's, with numpy's scalars written as numpy 2 writes them
+    (``np.float32(2.0)``, ``np.True_``) under numpy 1 too, which writes them
+    as plain Python values (``2.0``): a message about a numpy scalar where a
+    plain value is wanted must show which it was."""
+
+    def repr1(self, x, level):
+        if _NUMPY_1 and isinstance(x, (np.number, np.bool_)):
+            if isinstance(x, np.bool_):
+                return "np.True_" if x else "np.False_"
+            return f"np.{type(x).__name__}({x})"
+        return super().repr1(x, level)
+
+
+_NUMPY_1 = np.lib.NumpyVersion(np.__version__) < "2.0.0"
+_REPR = _Repr()
 _REPR.maxlevel = 3
 _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxdeque = 6
 _REPR.maxdict = 6

@@ -416,6 +416,24 @@ def test_a_config_no_file_could_hold_is_refused_when_the_part_is_added(config, m
     assert list(g.nodes) == ["x"]  # refused before anything changed
 
 
+def test_a_numpy_scalar_in_a_config_is_shown_as_one_under_numpy_1(monkeypatch):
+    """numpy 1 (which graphnet allows) writes np.float32(2.0) as 2.0: the
+    message said a plain 2.0 was something a file cannot hold."""
+    from graphnet import _text
+
+    monkeypatch.setattr(_text, "_NUMPY_1", True)
+
+    class Odd(Scaled):
+        name = "odd"
+
+        def get_config(self):
+            return {"alpha": np.float32(2.0), "flags": [np.True_, np.int64(3)]}
+
+    with pytest.raises(gn.GraphError, match=r"get_config\(\)\['alpha'\] is np.float32\(2.0\), which a model"):
+        gn.Graph().add_hidden("h", 2, activation=Odd())
+    assert _text.shown([np.True_, np.int64(3), 1.5]) == "[np.True_, np.int64(3), 1.5]"
+
+
 def test_a_get_config_that_raises_is_a_graph_error_naming_the_part():
     class Broken(Scaled):
         name = "broken"
