@@ -82,6 +82,7 @@ class Page(pytest.File):
         self.namespace: dict = {"__name__": f"docs.{self.path.stem}"}
         self.folder: Path | None = None
         self.failed: int | None = None
+        self.missing: str | None = None  # an optional package a block imports, not installed
         for block in blocks(self.path.read_text()):
             if block["language"] not in RUN:
                 continue
@@ -98,6 +99,19 @@ class BlockFailed(Exception):
     """A block's failure, with the text to show instead of pytest's traceback."""
 
 
+class OptionalMissing(Exception):
+    """A block imports a package of one of graphnet's extras that is not installed."""
+
+
+#: The top-level modules of graphnet's optional packages, by the extra that installs them
+#: (`make test` installs them all: there a block needing one runs).
+OPTIONAL = {"torch": "interop", "keras": "interop", "onnx": "interop", "onnxruntime": "interop",
+            "onnxscript": "interop", "skl2onnx": "interop", "h5py": "interop", "sklearn": "sklearn",
+            "pandas": "tables", "polars": "test", "matplotlib": "plot", "yaml": "yaml", "dask": "dask",
+            "distributed": "dask", "optuna": "search", "tensorboardX": "tensorboard", "tensorboard": "test",
+            "captum": "test", "cupy": "cuda"}
+
+
 class Block(pytest.Item):
     def __init__(self, *, block: dict, **kwargs):
         super().__init__(**kwargs)
@@ -112,6 +126,8 @@ class Block(pytest.Item):
             pytest.skip(f"not run: {self.block['reason']}")
         if page.failed is not None:
             pytest.skip(f"the block at line {page.failed} of this page failed")
+        if page.missing is not None:
+            pytest.skip(page.missing)
         if page.folder is None:
             page.folder = Path(tempfile.mkdtemp(prefix=f"graphnet-docs-{self.path.stem}-"))
             self.config.add_cleanup(lambda: shutil.rmtree(page.folder, ignore_errors=True))
@@ -122,6 +138,9 @@ class Block(pytest.Item):
         os.chdir(page.folder)
         try:
             getattr(self, f"_run_{block['language']}")(page.namespace, block)
+        except OptionalMissing as missing:
+            page.missing = f"the block at line {block['line']} {missing} (as tests skip without it)"
+            pytest.skip(page.missing)
         except BaseException:
             page.failed = block["line"]
             raise
@@ -132,7 +151,12 @@ class Block(pytest.Item):
         # Padding with blank lines makes the traceback's line numbers the page's.
         try:
             exec(compile("\n" * (block["line"] - 1) + block["code"], str(self.path), "exec"), namespace)
-        except Exception:
+        except Exception as exc:
+            missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+            if (missing or "").partition(".")[0] in OPTIONAL:
+                top = missing.partition(".")[0]
+                raise OptionalMissing(f"imports {top}, from graphnet's {OPTIONAL[top]!r} extra, which is not "
+                                      "installed") from None
             frames = traceback.format_exc().split("\n", 3)[-1]
             raise BlockFailed(f"{self.path.name}:{block['line']}: the block raised\n{frames}") from None
 

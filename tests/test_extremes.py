@@ -204,7 +204,7 @@ def test_normalising_statistics_equal_standard_scaler_s(column):
         scaler = StandardScaler().fit(column[:, None])
         mean, std = scaler.mean_, scaler.scale_
     else:  # StandardScaler's squares overflow there: the exact values, worked in float64 halves
-        mean, std = np.zeros(1), np.sqrt(np.mean((column / 2**600) ** 2, keepdims=True)) * 2**600
+        mean, std = np.zeros(1), np.sqrt(np.mean((column / 2.0**600) ** 2, keepdims=True)) * 2.0**600
     np.testing.assert_allclose(g["a"].mean, mean, rtol=1e-15)
     np.testing.assert_allclose(g["a"].std, std, rtol=1e-15)
 

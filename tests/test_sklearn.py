@@ -954,7 +954,8 @@ def test_dates_and_durations_in_a_frame_are_refused_naming_the_column(rng):
         clf.predict(X.assign(age=when))
     pl = pytest.importorskip("polars")
     with pytest.raises(ValueError, match=r"column 'when' has dtype Datetime"):
-        GraphNetClassifier((8,), max_iter=2).fit(pl.DataFrame(X.assign(when=when).to_dict("list")), y)
+        GraphNetClassifier((8,), max_iter=2).fit(pl.DataFrame({**X.to_dict("list"), "when": list(when.to_pydatetime())}),
+                                                 y)  # Python datetimes (older polars took pandas' Timestamps as objects)
 
 
 class _CountingColumns(tuple):
