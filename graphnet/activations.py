@@ -305,7 +305,8 @@ class Softmax(Activation):
     name = "softmax"
 
     def forward(self, z, out=None, xp=np):
-        out = xp.subtract(z, z.max(axis=1, keepdims=True), out=out)
+        with np.errstate(over="ignore"):  # z - max below the dtype's range: -inf, whose exp is the 0 it should be
+            out = xp.subtract(z, z.max(axis=1, keepdims=True), out=out)
         xp.exp(out, out=out)
         out /= out.sum(axis=1, keepdims=True)
         return out
@@ -327,7 +328,7 @@ class SELU(Activation):
 
     def forward(self, z, out=None, xp=np):
         negative = xp.expm1(xp.minimum(z, 0)) * (self.ALPHA * self.SCALE)
-        return _write(out, xp.where(z > 0, z * self.SCALE, negative))
+        return _write(out, xp.where(z > 0, xp.maximum(z, 0) * self.SCALE, negative))  # no -inf from z < -3e38
 
     def backward(self, a, grad, z=None, xp=np):
         # For z <= 0, a = s·alpha(e^z - 1), so f'(z) = s·alpha·e^z = a + s·alpha.

@@ -318,7 +318,7 @@ def _node_stats(node, a: np.ndarray) -> NodeStats:
         size=node.size,
         activation=None if activation is None else activation.name,
         mean=float(a64.mean()),
-        std=float(a64.std()),
+        std=_unit_scaled(np.std, a64),
         dead=dead,
         saturated=saturated,
         dead_units=dead_units,
@@ -345,4 +345,15 @@ def _with_bias_grad(stats: NodeStats, grads: dict[str, np.ndarray]) -> NodeStats
 
 def _norm(array: np.ndarray) -> float:
     flat = array.astype(np.float64, copy=False).ravel()
-    return math.sqrt(float(np.dot(flat, flat)))
+    return _unit_scaled(lambda x: math.sqrt(float(np.dot(x, x))), flat)
+
+
+def _unit_scaled(measure, x: np.ndarray) -> float:
+    """``measure(x)`` of a measure that scales with ``x`` (a norm, a standard
+    deviation), taken on ``x`` scaled into [0.5, 1) by a power of two when its
+    largest value is beyond 1e150, where the squares would overflow."""
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    if not 1e150 < peak < math.inf:
+        return float(measure(x))
+    exponent = math.frexp(peak)[1]
+    return math.ldexp(float(measure(np.ldexp(x, -exponent))), exponent)

@@ -237,3 +237,42 @@ def test_a_value_too_large_for_float32_is_named_by_its_column_beside_missing_ind
     row[0, -1] = 1e308
     with pytest.raises(gn.ShapeError, match=rf"in column '{columns[-1] if columns else 'a'}' \(1 row\)"):
         g.predict({"a": row})
+
+
+def test_softmax_and_selu_of_finite_values_near_the_float32_limit_warn_nothing():
+    """z - max(z) below -3.4e38 is -inf (whose exp is the right 0), and SELU's
+    unused branch scaled z < -3.2e38 to -inf: each with numpy's overflow warning."""
+    for activation, row, expected in (("softmax", [3e38, -3e38, 0.0], [1.0, 0.0, 0.0]),
+                                      ("selu", [-3.4e38, 0.0, 1.0], [-1.7580993, 0.0, 1.050701])):
+        g = gn.Graph(seed=0, dtype="float32")
+        g.add_input("x", 3)
+        g.add_output("y", 3, activation=activation)
+        g.connect("x", "y")
+        g.set_weights({"x->y.weight": np.eye(3), "y.bias": np.zeros(3)})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = g.predict(np.array([row] * 8))  # 8 rows: numpy's path, not the one-row kernel
+        np.testing.assert_allclose(got, [expected] * 8, rtol=1e-6)
+
+
+def test_statistics_of_activations_beyond_1e154_are_finite():
+    """Their squares overflow: std and the gradient norm were inf."""
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 2)
+    g.add_hidden("h", 2, activation="linear")
+    g.add_output("y", 1, loss="mae")
+    g.connect("x", "h")
+    g.connect("h", "y")
+    g.set_weights({"x->h.weight": np.eye(2), "h.bias": np.zeros(2), "h->y.weight": np.ones((2, 1)),
+                   "y.bias": np.zeros(1)})
+    x = np.array([[1, -1], [-1, 1], [1, 1], [-1, -1]]) * 1e200
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the forward pass's own sums of 1e200 squared are not the point
+        stats = g.statistics(x, np.zeros((4, 1)))
+    assert stats.nodes["h"].std == pytest.approx(1e200, rel=1e-12)
+    grad = g.gradients(x, np.zeros((4, 1)))[1]["x->h.weight"]
+    assert stats.synapses[("x", "h")].grad_norm == pytest.approx(_hypot(grad), rel=1e-12)
+
+
+def _hypot(array) -> float:
+    return float(np.sqrt(np.sum((np.asarray(array) / 1e200) ** 2)) * 1e200)

@@ -712,3 +712,22 @@ def test_a_narrow_cast_is_told_by_its_onnx_name_where_onnx_reads_it_as_float32(t
             patch.setattr(helper, "tensor_dtype_to_np_dtype", lambda t: np.dtype("float32") if t == to else mapped(t))
             with pytest.raises(gn.ModelImportError, match=rf"node 'narrow' \(Cast\): {what}"):
                 gn.from_onnx(tmp_path / "narrow.onnx")
+
+
+def test_a_float64_silu_is_written_without_sigmoid_and_imports_back(tmp_path):
+    """onnxruntime 1.18 to 1.30 (which the interop extra allows) fuse z * Sigmoid(z)
+    into QuickGelu, which has no double kernel, and refuse to load the model."""
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 3)
+    g.add_hidden("h", 4, activation="silu")
+    g.add_output("y", 2)
+    g.connect("x", "h")
+    g.connect("h", "y")
+    g.to_onnx(tmp_path / "silu64.onnx")
+    ops = [node.op_type for node in onnx.load(tmp_path / "silu64.onnx").graph.node]
+    assert "Sigmoid" not in ops and {"Exp", "Div"} <= set(ops)
+    x = np.random.default_rng(3).normal(size=(6, 3)) * 300  # exp(-z) overflows for z < -709: z / inf = -0
+    np.testing.assert_allclose(_run(tmp_path / "silu64.onnx", {"x": x})["y"], g.predict(x), rtol=1e-12, atol=1e-9)
+    back = gn.from_onnx(tmp_path / "silu64.onnx")
+    assert back.nodes["h"].activation.name == "silu"
+    np.testing.assert_allclose(back.predict(x), g.predict(x), rtol=1e-12, atol=1e-9)

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ELEMENTWISE", "FORMULAS", "NATIVE", "Const", "Op", "Sources", "Var", "build", "instance_nodes", "match",
+__all__ = ["DOUBLE_FORMULAS", "ELEMENTWISE", "FORMULAS", "NATIVE", "Const", "Op", "Sources", "Var", "build", "instance_nodes", "match",
            "snap", "walk"]
 
 #: A key longer than this is replaced by its digest, so that a parent's key,
@@ -266,6 +266,9 @@ FORMULAS: dict[str, tuple] = {
     "softsign": ("Div", "z", ("Add", ("Abs", "z"), 1.0)),
     "silu": ("Mul", "z", ("Sigmoid", "z")),
 }
+#: The forms written instead in float64: onnxruntime before 1.31 fuses ``z * Sigmoid(z)``
+#: into its QuickGelu, which has no double kernel, and then refuses to load the model.
+DOUBLE_FORMULAS: dict[str, tuple] = {"silu": ("Div", "z", ("Add", ("Exp", ("Neg", "z")), 1.0))}
 _GELU = ("Mul", ("Mul", "z", ("Add", ("Erf", ("Div", "z", _SQRT2)), 1.0)), 0.5)
 _GELU_TANH = ("Mul", ("Mul", "z", ("Add", ("Tanh", ("Mul", ("Add", "z", ("Mul", ("Mul", ("Mul", "z", "z"), "z"), 0.044715)),
                                                         _SQRT_2_OVER_PI)), 1.0)), 0.5)
@@ -278,6 +281,7 @@ _RECOGNISED: list[tuple[tuple, Any]] = [
     # = log1p(exp(-z)) < exp(-t) (2e-9 at t = 20): the same function in float32.
     (("Where", ("Greater", "z", "THRESHOLD"), "z", ("Softplus", "z")), "softplus"),
     *((formula, name) for name, formula in FORMULAS.items()),
+    *((formula, name) for name, formula in DOUBLE_FORMULAS.items()),
 ]
 _CHECKS = {"THRESHOLD": lambda v: v >= 15.0}
 _COMMUTATIVE = ("Add", "Mul", "Max", "Min")

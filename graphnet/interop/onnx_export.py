@@ -20,8 +20,10 @@ before opset 18). Float64 graphs are written so that onnxruntime's CPU
 build runs them: it lacks double kernels for ``Elu``, ``LeakyRelu``,
 ``Selu``, ``Softplus``, ``HardSigmoid``, ``Softsign``, ``Mish``, ``Gelu``
 and ``Erf``, so those activations become exact float64 arithmetic
-(:data:`graphnet.interop._expressions.FORMULAS`), and exact GELU takes erf
-in float32 (a ``Cast`` either side; within 1e-7 of graphnet's).
+(:data:`graphnet.interop._expressions.FORMULAS`), SiLU becomes
+``z / (1 + Exp(-z))`` (onnxruntime before 1.31 fuses ``z * Sigmoid(z)`` into
+an operator without a double kernel), and exact GELU takes erf in float32
+(a ``Cast`` either side; within 1e-7 of graphnet's).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from ..nodes import Input
 from ..weights import refuse_non_finite
 from . import _onnx_tabular
 from ._guards import require
-from ._expressions import FORMULAS
+from ._expressions import DOUBLE_FORMULAS, FORMULAS
 
 if TYPE_CHECKING:
     from ..graph import Graph
@@ -210,7 +212,8 @@ def _write_activation(writer: _Writer, activation, z: str, out: str, opset: int)
         _write_gelu(writer, activation.approximate, z, out, opset)
     elif name == "silu" or (double and name in FORMULAS):
         # onnxruntime's CPU build has no double kernel for these operators.
-        _write_formula(writer, FORMULAS[name], activation.get_config(), z, out)
+        formula = DOUBLE_FORMULAS.get(name) if double else None
+        _write_formula(writer, formula or FORMULAS[name], activation.get_config(), z, out)
     elif name == "mish" and opset < _MISH_OPSET:
         softplus = writer.op("Softplus", [z], writer.fresh(f"{out}/softplus"))
         writer.op("Mul", [z, writer.op("Tanh", [softplus], writer.fresh(f"{out}/tanh"))], out)
