@@ -49,16 +49,22 @@ def as_weights(graph: Graph, sample_weight, class_weight, targets: dict[str, np.
     if sample_weight is None and class_weight is None:
         return None
     outputs = list(targets)
-    weights = {name: np.ones(rows) for name in outputs}
+    factors: dict[str, list[np.ndarray]] = {name: [] for name in outputs}
     said = "" if where is None else f"{where}: "
     for name, given in _per_output(sample_weight, outputs, f"{said}sample_weight", np.ndarray).items():
-        weights[name] = weights[name] * _sample_weights(given, rows, name)
+        factors[name].append(_sample_weights(given, rows, name))
     for name, classes in _per_output(class_weight, outputs, f"{said}class_weight", dict).items():
-        weights[name] = weights[name] * _class_weights(graph, name, classes, targets[name])
-    for name, w in weights.items():
-        if whole and rows:
-            weights[name] = w = _unit_scaled(w)
+        factors[name].append(_class_weights(graph, name, classes, targets[name]))
+    weights = {}
+    for name, parts in factors.items():
+        weights[name] = w = _product(parts, rows, scaled=bool(whole and rows))
         total = w.sum()
+        if rows and not total > 0 and len(parts) == 2 and ((parts[0] > 0) & (parts[1] > 0)).any():
+            raise GraphError(
+                f"the row weights of output {name!r} in one batch (sample_weight times class_weight) underflow "
+                "to 0: each product is below float64's smallest number; scale every batch's sample weights up "
+                "by one factor (the weighted means do not change)"
+            )
         if rows and not total > 0:
             raise GraphError(
                 f"the row weights of output {name!r} (sample_weight times class_weight) sum to 0, so no row "
@@ -156,9 +162,27 @@ def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndar
     lookup = np.ones(classes_count)
     for key, weight in table.items():
         lookup[key] = weight
-    # Scaled as a whole (the same factor in every batch): times sample weights of
-    # any size, no product overflows or underflows where only the ratios matter.
-    return _unit_scaled(lookup)[labels]
+    return lookup[labels]
+
+
+def _product(parts: list[np.ndarray], rows: int, scaled: bool) -> np.ndarray:
+    """The row weights: the product of the factors given (sample and class
+    weights), ``scaled`` as :func:`_unit_scaled` scales. Scaled, the product
+    is exact where a plain one would overflow or underflow (``1e-200 *
+    1e-200``): mantissas multiply and exponents add. Unscaled (one batch of
+    many), a product beyond float64 is inf or 0, which the caller refuses."""
+    if not parts:
+        return np.ones(rows)
+    if len(parts) == 1:
+        return _unit_scaled(parts[0]) if scaled else parts[0]
+    if not scaled:
+        with np.errstate(over="ignore", under="ignore"):
+            return parts[0] * parts[1]
+    (m1, e1), (m2, e2) = np.frexp(parts[0]), np.frexp(parts[1])
+    mantissas, exponents = m1 * m2, e1 + e2
+    counted = mantissas > 0
+    top = exponents[counted].max() if counted.any() else 0
+    return _unit_scaled(np.ldexp(mantissas, exponents - top))
 
 
 def _unit_scaled(w, xp=np):

@@ -59,7 +59,8 @@ def test_class_weights_near_float64_s_limits_train_as_their_ratio():
 @pytest.mark.parametrize("scale", [1e-200, 1e-300, 1e200, 1e300])
 def test_sample_weights_times_class_weights_of_extreme_size_train_as_their_ratios(scale):
     """Each factor is a normal float64; their product under- or overflowed (refused
-    as weights summing to 0, or with numpy's overflow warning)."""
+    as weights summing to 0, or with numpy's overflow warning). A generator's
+    batches are not scaled (their sums weigh them): there the product is refused."""
     x = np.random.default_rng(0).normal(size=(8, 2))
     y = np.array([0, 1] * 4)
     w = np.linspace(1, 2, 8)
@@ -68,12 +69,29 @@ def test_sample_weights_times_class_weights_of_extreme_size_train_as_their_ratio
         extreme = softmax_graph().fit(x, y, sample_weight=w * scale, class_weight={0: scale, 1: 3 * scale},
                                       epochs=2, batch_size=4, shuffle=False, verbose=0)
         batches = [(x[i:i + 4], y[i:i + 4], w[i:i + 4] * scale) for i in (0, 4)]
-        generated = softmax_graph().fit(batches, class_weight={0: scale, 1: 3 * scale}, epochs=2, verbose=0)
+        refusal = "underflow to 0: each product is below" if scale < 1 else "sum beyond float64's range"
+        with pytest.raises(gn.GraphError, match=rf"row weights of output 'y' (in one batch )?.*{refusal}"):
+            softmax_graph().fit(batches, class_weight={0: scale, 1: 3 * scale}, epochs=2, verbose=0)
     plain = softmax_graph().fit(x, y, sample_weight=w, class_weight={0: 1.0, 1: 3.0}, epochs=2, batch_size=4,
                                 shuffle=False, verbose=0)
     for key, values in plain.history.items():
         np.testing.assert_allclose(extreme.history[key], values, rtol=1e-12)
-        np.testing.assert_allclose(generated.history[key], values, rtol=1e-12)
+
+
+def test_class_weights_far_apart_or_of_an_absent_class_multiply_sample_weights_exactly():
+    """Products of 1 from factors 1e200 and 1e-200; a weight of 1e250 for a class no row holds."""
+    x = np.random.default_rng(0).normal(size=(8, 2))
+    y = np.array([0, 1] * 4)
+    plain = softmax_graph().fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    opposite = softmax_graph().fit(x, y, sample_weight=np.where(y == 0, 1e200, 1e-200),
+                                   class_weight={0: 1e-200, 1: 1e200}, epochs=2, batch_size=4, shuffle=False,
+                                   verbose=0).history["loss"]
+    np.testing.assert_allclose(opposite, plain, rtol=1e-12)
+    zeros = np.zeros(8, int)
+    absent = softmax_graph().fit(x, zeros, sample_weight=np.full(8, 1e-100), class_weight={1: 1e250}, epochs=2,
+                                 batch_size=4, shuffle=False, verbose=0).history["loss"]
+    unweighted = softmax_graph().fit(x, zeros, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(absent, unweighted, rtol=1e-12)
 
 
 def test_a_batch_of_a_generator_whose_weights_overflow_is_refused_naming_the_output():

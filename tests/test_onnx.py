@@ -699,9 +699,10 @@ def test_a_narrow_cast_is_told_by_its_onnx_name_where_onnx_reads_it_as_float32(t
     constant = [helper.make_node("Cast", ["w"], ["wh"], name="narrow", to=to),
                 helper.make_node("Cast", ["wh"], ["w32"], to=TensorProto.FLOAT),
                 helper.make_node("MatMul", ["x", "w32"], ["y"])]
+    onnx_name = name.replace("_", "")  # the ONNX name, as an onnx without ml_dtypes has no other
     for nodes, what in ((layer, f"rounds a layer's output to {name}, which keeps fewer digits"),
-                        (constant, f"casts a constant to {name}, for which onnx .* has no numpy type \\(it reads "
-                                   f"{name} as float32\\); upgrade onnx")):
+                        (constant, f"casts a constant to {onnx_name}, for which onnx .* has no numpy type \\(it "
+                                   f"reads {onnx_name} as float32\\); upgrade onnx")):
         onnx.save(_model(nodes, [numpy_helper.from_array(w, "w")], [_info("x", 3)], [_info("y", 4)]),
                   tmp_path / "narrow.onnx")
         if what.startswith("rounds"):  # onnx's own mapping, for a start
@@ -710,7 +711,7 @@ def test_a_narrow_cast_is_told_by_its_onnx_name_where_onnx_reads_it_as_float32(t
         with monkeypatch.context() as patch:
             mapped = helper.tensor_dtype_to_np_dtype
             patch.setattr(helper, "tensor_dtype_to_np_dtype", lambda t: np.dtype("float32") if t == to else mapped(t))
-            with pytest.raises(gn.ModelImportError, match=rf"node 'narrow' \(Cast\): {what}"):
+            with pytest.raises(gn.ModelImportError, match=rf"node 'narrow' \(Cast\): {what.replace(name, onnx_name)}"):
                 gn.from_onnx(tmp_path / "narrow.onnx")
 
 
@@ -731,3 +732,20 @@ def test_a_float64_silu_is_written_without_sigmoid_and_imports_back(tmp_path):
     back = gn.from_onnx(tmp_path / "silu64.onnx")
     assert back.nodes["h"].activation.name == "silu"
     np.testing.assert_allclose(back.predict(x), g.predict(x), rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("to", ["FLOAT6E2M3", "FLOAT8E8M0", "BFLOAT16"])
+def test_a_constant_cast_to_a_narrow_float_numpy_has_is_rounded(tmp_path, to):
+    """onnx's own mapping (ml_dtypes) gives these types: the constant is rounded as ONNX rounds it."""
+    to = getattr(TensorProto, to, None)
+    if to is None:
+        pytest.skip("this onnx has no such type")
+    w = np.array([[0.3, 1.3], [1.7, 0.77]], np.float32)
+    nodes = [helper.make_node("Cast", ["w"], ["wh"], name="narrow", to=to),
+             helper.make_node("Cast", ["wh"], ["w32"], to=TensorProto.FLOAT),
+             helper.make_node("MatMul", ["x", "w32"], ["y"])]
+    onnx.save(_model(nodes, [numpy_helper.from_array(w, "w")], [_info("x", 2)], [_info("y", 2)]), tmp_path / "c.onnx")
+    rounded = w.astype(helper.tensor_dtype_to_np_dtype(to)).astype(np.float32)
+    assert not np.array_equal(rounded, w)
+    x = np.eye(2, dtype=np.float32)
+    np.testing.assert_array_equal(gn.from_onnx(tmp_path / "c.onnx").predict(x), x @ rounded)

@@ -197,47 +197,37 @@ def _cast(reader, node) -> None:
     graphnet computes in the graph's dtype throughout, so a cast to the same or
     a wider float loses nothing. A float64 graph's cast to float32 rounds
     within float32's precision, the tolerance imports keep to (graphnet's own
-    float64 export takes erf in float32). float16, bfloat16 and the float8
-    types keep fewer digits: dropping such a cast would predict differently.
-    The target is told by its ONNX name: an onnx without ml_dtypes gives
-    bfloat16 and the float8 types numpy's float32 (or an integer type).
+    float64 export takes erf in float32). float16, bfloat16 and the float8,
+    float6 and float4 types keep fewer digits: dropping such a cast would
+    predict differently. The target is told by its ONNX name: an onnx
+    without ml_dtypes gives bfloat16 and the float8 types numpy's float32.
     """
     to = attributes(reader, node).get("to")
     value = reader.input(node, 0)
     target = np.dtype(reader.onnx.helper.tensor_dtype_to_np_dtype(to))
-    named = _float_name(reader.onnx.TensorProto.DataType.Name(to))
+    kind = reader.onnx.TensorProto.DataType.Name(to)
+    narrow = kind not in ("FLOAT", "DOUBLE") and ("FLOAT" in kind)  # FLOAT16, BFLOAT16, FLOAT8..., FLOAT4...
+    # ml_dtypes' types (numpy kind 'V') are the exact ones; an older onnx reads them as another numpy type.
+    named = target.name if not narrow or target.kind == "V" or kind == "FLOAT16" else kind.lower()
     if isinstance(value, np.ndarray):
-        if named not in (None, target.name):
+        if named != target.name:
             raise reader.fail(node, f"casts a constant to {named}, for which onnx {reader.onnx.__version__} has no "
                                     f"numpy type (it reads {named} as {target}); upgrade onnx "
                                     f"(pip install -U onnx) to import it")
         reader.set(node, value.astype(target))
     elif isinstance(value, Shape):
         if not np.issubdtype(target, np.integer):
-            raise reader.fail(node, f"casts a layer's output to {named or target}; graphnet computes in floats")
+            raise reader.fail(node, f"casts a layer's output to {named}; graphnet computes in floats")
         reader.set(node, value)
-    elif named in ("float32", "float64"):
+    elif kind in ("FLOAT", "DOUBLE"):
         reader.set(node, value)
-    elif named is not None:
+    elif narrow:
         raise reader.fail(node, f"rounds a layer's output to {named}, which keeps fewer digits than the "
                                 f"{reader.dtype} graphnet computes in, so the import would predict "
                                 f"differently; export the model in float32 or float64 throughout (without "
                                 f".half(), autocast or a float16 conversion) to import it")
     else:
         raise reader.fail(node, f"casts a layer's output to {target}; graphnet computes in floats")
-
-
-#: ONNX's names of the float types, as numpy (and ml_dtypes) call them.
-_FLOAT_NAMES = {"FLOAT": "float32", "DOUBLE": "float64", "FLOAT16": "float16", "BFLOAT16": "bfloat16",
-                "FLOAT8E4M3FN": "float8_e4m3fn", "FLOAT8E4M3FNUZ": "float8_e4m3fnuz", "FLOAT8E5M2": "float8_e5m2",
-                "FLOAT8E5M2FNUZ": "float8_e5m2fnuz", "FLOAT4E2M1": "float4_e2m1fn"}
-
-
-def _float_name(onnx_name: str) -> str | None:
-    """numpy's name of an ONNX float type (``None`` for any other type)."""
-    if "FLOAT" not in onnx_name and onnx_name != "DOUBLE":
-        return None
-    return _FLOAT_NAMES.get(onnx_name, onnx_name.lower())
 
 
 def _flatten(reader, node) -> None:
