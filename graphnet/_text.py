@@ -31,7 +31,12 @@ class _Repr(reprlib.Repr):
         if _NUMPY_1 and isinstance(x, (np.number, np.bool_)):
             if isinstance(x, np.bool_):
                 return "np.True_" if x else "np.False_"
-            return f"np.{type(x).__name__}({x})"
+            text = str(x)  # numpy's shortest digits (a format would go through a Python float)
+            if isinstance(x, np.longdouble):
+                text = repr(text)
+            elif isinstance(x, np.complexfloating):
+                text = text.removeprefix("(").removesuffix(")")
+            return f"np.{type(x).__name__}({text})"
         return super().repr1(x, level)
 
 
@@ -81,8 +86,15 @@ def span(low: object, high: object, noun: str) -> str:
     ``high``, else ``"labels from 0 to 3"`` (``[0, 3]`` would read as an
     interval beside the ``[0, 3)`` a message asks for)."""
     low, high = (v.item() if isinstance(v, np.generic) else v for v in (low, high))
-    low, high = (str(v) if isinstance(v, int) else f"{v:g}" for v in (low, high))  # integers to the last digit
+    low, high = (_number(v) for v in (low, high))
     return f"{noun} {low}" if low == high else f"{noun}s from {low} to {high}"
+
+
+def _number(value) -> str:
+    """An integer to the last digit (a whole float too, below 1e15), else ``:g``."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def described(value: object) -> str:

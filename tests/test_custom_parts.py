@@ -548,3 +548,16 @@ def test_every_parameter_a_config_may_hold_loads_back(tmp_path, rng):
         x = rng.normal(size=(4, 3))
         np.testing.assert_array_equal(back.predict(x), g.predict(x))
         assert gn.Graph.from_dict(g.to_dict(), custom_objects={"modal_tanh": Modal}).to_dict() == g.to_dict()
+
+
+def test_numpy_1_scalars_are_shown_with_numpy_2_s_digits(monkeypatch):
+    """str gives numpy's shortest digits; a format went through a Python float
+    (np.float32(0.10000000149011612))."""
+    from graphnet import _text
+
+    values = [np.float32(0.1), np.float16(0.1), np.float32(1e20), np.complex128(1 + 2j), np.int8(-3), np.False_]
+    native = [repr(v) for v in values]
+    monkeypatch.setattr(_text, "_NUMPY_1", True)
+    assert [_text.shown(v) for v in values] == (native if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else
+                                                ["np.float32(0.1)", "np.float16(0.1)", "np.float32(1e+20)",
+                                                 "np.complex128(1+2j)", "np.int8(-3)", "np.False_"])

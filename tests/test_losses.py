@@ -190,6 +190,7 @@ def test_class_weight_refused_for_its_loss_says_which_losses_take_it():
     (np.array([0.0, 1e300]), "labels from 0 to 1e+300"),
     (np.array([0, 2**62]), "labels from 0 to 4611686018427387904"),
     (np.array([-1, 0]), "labels from -1 to 0"),
+    (np.array([0.0, 1000001.0]), "labels from 0 to 1000001"),
 ])
 def test_a_label_out_of_range_is_named_as_given(labels, found):
     """It was cast to intp first: 2**64 - 1 read as -1, 1e300 as -9.2e18 (with

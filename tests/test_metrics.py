@@ -4,6 +4,8 @@ weighted; names, choices and errors."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn import metrics as skm
@@ -577,3 +579,14 @@ def test_r2_of_targets_whose_mean_is_beyond_1e154_is_scikit_learns():
     r2.reset_state()
     r2.update_state(np.array([1e160, 2e160, 4e160]), np.array([1e160, 2e160, 3e160]))
     assert np.isnan(r2.result())
+
+
+def test_r2_merged_from_parts_whose_squares_overflow_is_nan_without_a_warning():
+    y, p = np.array([1e160, 2e160, 4e160, -3e160]), np.array([1e160, 2e160, 3e160, -3e160])
+    first, second = metrics.R2Score(), metrics.R2Score()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        first.update_state(y[:2], p[:2])
+        second.update_state(y[2:], p[2:])
+        first.merge_state(second)
+        assert np.isnan(first.result())

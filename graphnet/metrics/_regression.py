@@ -143,16 +143,18 @@ class R2Score(Metric):
         with np.errstate(over="ignore"):  # squares beyond float64 are inf, and R² NaN (see result)
             mean = weights @ y / total
             spread = weights @ ((y - mean) ** 2)
-            self._combine(total, mean, spread, weights @ ((y - y_pred) ** 2))
+            residual = weights @ ((y - y_pred) ** 2)
+        self._combine(total, mean, spread, residual)
 
     def _combine(self, weight, mean, spread, residual) -> None:
         together = self.weight + weight
         if not self.weight:  # the first part: nothing to move (a mean beyond 1e154 would square to inf, times 0)
             self.spread, self.mean = self.spread + spread, mean
         else:
-            delta = mean - self.mean
-            self.spread = self.spread + spread + delta * delta * (self.weight * weight / together)
-            self.mean = self.mean + delta * (weight / together)
+            with np.errstate(over="ignore"):  # squares beyond float64 are inf, and R² NaN (see result)
+                delta = mean - self.mean
+                self.spread = self.spread + spread + delta * delta * (self.weight * weight / together)
+                self.mean = self.mean + delta * (weight / together)
         self.weight = together
         self.residual = self.residual + residual
 
