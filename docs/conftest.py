@@ -21,6 +21,7 @@ page's later blocks are skipped, naming the block that failed.
 from __future__ import annotations
 
 import doctest
+import importlib.util
 import os
 import re
 import shutil
@@ -82,7 +83,7 @@ class Page(pytest.File):
         self.namespace: dict = {"__name__": f"docs.{self.path.stem}"}
         self.folder: Path | None = None
         self.failed: int | None = None
-        self.missing: str | None = None  # an optional package a block imports, not installed
+        self.missing: str | None = None  # why the rest of the page is skipped: a package it imports is missing
         for block in blocks(self.path.read_text()):
             if block["language"] not in RUN:
                 continue
@@ -99,17 +100,25 @@ class BlockFailed(Exception):
     """A block's failure, with the text to show instead of pytest's traceback."""
 
 
-class OptionalMissing(Exception):
-    """A block imports a package of one of graphnet's extras that is not installed."""
-
-
 #: The top-level modules of graphnet's optional packages, by the extra that installs them
-#: (`make test` installs them all: there a block needing one runs).
+#: (`make test` installs them all: there every block runs).
 OPTIONAL = {"torch": "interop", "keras": "interop", "onnx": "interop", "onnxruntime": "interop",
             "onnxscript": "interop", "skl2onnx": "interop", "h5py": "interop", "sklearn": "sklearn",
             "pandas": "tables", "polars": "test", "matplotlib": "plot", "yaml": "yaml", "dask": "dask",
             "distributed": "dask", "optuna": "search", "tensorboardX": "tensorboard", "tensorboard": "test",
             "captum": "test", "cupy": "cuda"}
+IMPORT = re.compile(r"^\s*(?:>>>\s*|\.\.\.\s*)?(?:from\s+(\w+)|import\s+(\w+))", re.MULTILINE)
+
+
+def missing_optional(code: str) -> str | None:
+    """The first optional package that ``code`` imports (``import x``, ``from x
+    import``, in a pycon block too) and that is not installed, or None. A
+    package that is installed is not skipped for: a misspelt module in it fails."""
+    for match in IMPORT.finditer(code):
+        top = match[1] or match[2]
+        if top in OPTIONAL and importlib.util.find_spec(top) is None:
+            return top
+    return None
 
 
 class Block(pytest.Item):
@@ -126,6 +135,10 @@ class Block(pytest.Item):
             pytest.skip(f"not run: {self.block['reason']}")
         if page.failed is not None:
             pytest.skip(f"the block at line {page.failed} of this page failed")
+        missing = page.missing is None and missing_optional(self.block["code"])
+        if missing:
+            page.missing = (f"the block at line {self.block['line']} imports {missing}, from graphnet's "
+                            f"{OPTIONAL[missing]!r} extra, which is not installed (as tests skip without it)")
         if page.missing is not None:
             pytest.skip(page.missing)
         if page.folder is None:
@@ -138,9 +151,6 @@ class Block(pytest.Item):
         os.chdir(page.folder)
         try:
             getattr(self, f"_run_{block['language']}")(page.namespace, block)
-        except OptionalMissing as missing:
-            page.missing = f"the block at line {block['line']} {missing} (as tests skip without it)"
-            pytest.skip(page.missing)
         except BaseException:
             page.failed = block["line"]
             raise
@@ -151,12 +161,7 @@ class Block(pytest.Item):
         # Padding with blank lines makes the traceback's line numbers the page's.
         try:
             exec(compile("\n" * (block["line"] - 1) + block["code"], str(self.path), "exec"), namespace)
-        except Exception as exc:
-            missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
-            if (missing or "").partition(".")[0] in OPTIONAL:
-                top = missing.partition(".")[0]
-                raise OptionalMissing(f"imports {top}, from graphnet's {OPTIONAL[top]!r} extra, which is not "
-                                      "installed") from None
+        except Exception:
             frames = traceback.format_exc().split("\n", 3)[-1]
             raise BlockFailed(f"{self.path.name}:{block['line']}: the block raised\n{frames}") from None
 
