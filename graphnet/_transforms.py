@@ -122,8 +122,9 @@ def transform_input(node: Input, raw, dtype: np.dtype) -> np.ndarray:
     x = _numeric(node, raw, where, apart=False)
     cast = as_dtype(x, np.dtype(dtype))
     if not np.isfinite(cast).all():  # finite data (checked), too large for the graph's dtype
-        if node.normalize and not np.isfinite(x).all():  # or x - mean overflowed
-            x = _numeric(node, raw, where, apart=True)
+        finite = np.isfinite(x)
+        if node.normalize and not finite.all():  # or x - mean overflowed: those values alone computed apart
+            x = np.where(finite, x, _numeric(node, raw, where, apart=True))
             cast = as_dtype(x, np.dtype(dtype))
             if np.isfinite(cast).all():
                 return cast

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import graphviz
 import numpy as np
 
-from . import render_diff
+from . import _measures, render_diff
 from ._files import refuse_bad_name
 from .errors import GraphError
 from .nodes import DenseNode, Output
@@ -339,14 +339,10 @@ def _parameters(a: Graph, b: Graph) -> dict[str, ParameterChange]:
         if new is None:
             continue
         old64, new64 = np.asarray(old, np.float64), np.asarray(new, np.float64)
-        change = None if old.shape != new.shape else _norm(new64 - old64)
-        out[key] = ParameterChange(key, tuple(old.shape), tuple(new.shape), _norm(old64), _norm(new64), change)
+        change = None if old.shape != new.shape else _measures.norm(new64 - old64)
+        out[key] = ParameterChange(key, tuple(old.shape), tuple(new.shape), _measures.norm(old64),
+                                   _measures.norm(new64), change)
     return out
-
-
-def _norm(array: np.ndarray) -> float:
-    flat = array.ravel()
-    return math.sqrt(float(np.dot(flat, flat)))
 
 
 # ---------------------------------------------------------------- wording

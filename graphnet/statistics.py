@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import _measures
 from .activations import HardSigmoid, Sigmoid, Softsign, Tanh
 from ._data import as_inputs, as_targets, common_rows
 from .errors import NotFoundError, ShapeError
@@ -289,7 +290,8 @@ def _statistics(graph: Graph, x, y) -> Statistics:
         nodes = {n: _with_bias_grad(s, grads) for n, s in nodes.items()}
     synapses = {
         (s.src, s.dst): SynapseStats(
-            s.src, s.dst, _norm(backend.to_host(s.weight)), None if grads is None else _norm(grads[s.key])
+            s.src, s.dst, _measures.norm(backend.to_host(s.weight)),
+            None if grads is None else _measures.norm(grads[s.key])
         )
         for s in graph.synapses
     }
@@ -318,7 +320,7 @@ def _node_stats(node, a: np.ndarray) -> NodeStats:
         size=node.size,
         activation=None if activation is None else activation.name,
         mean=float(a64.mean()),
-        std=_unit_scaled(np.std, a64),
+        std=_measures.std(a64),
         dead=dead,
         saturated=saturated,
         dead_units=dead_units,
@@ -340,20 +342,4 @@ def _with_bias_grad(stats: NodeStats, grads: dict[str, np.ndarray]) -> NodeStats
     key = bias_key(stats.name)
     if key not in grads:
         return stats
-    return dataclasses.replace(stats, bias_grad_norm=_norm(grads[key]))
-
-
-def _norm(array: np.ndarray) -> float:
-    flat = array.astype(np.float64, copy=False).ravel()
-    return _unit_scaled(lambda x: math.sqrt(float(np.dot(x, x))), flat)
-
-
-def _unit_scaled(measure, x: np.ndarray) -> float:
-    """``measure(x)`` of a measure that scales with ``x`` (a norm, a standard
-    deviation), taken on ``x`` scaled into [0.5, 1) by a power of two when its
-    largest value is beyond 1e150, where the squares would overflow."""
-    peak = float(np.abs(x).max()) if x.size else 0.0
-    if not 1e150 < peak < math.inf:
-        return float(measure(x))
-    exponent = math.frexp(peak)[1]
-    return math.ldexp(float(measure(np.ldexp(x, -exponent))), exponent)
+    return dataclasses.replace(stats, bias_grad_norm=_measures.norm(grads[key]))

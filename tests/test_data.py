@@ -231,6 +231,9 @@ def test_a_finite_value_whose_normalised_value_is_finite_is_taken_where_x_minus_
         warnings.simplefilter("error")
         got = g.predict(x, outputs=["x"])["x"]
     np.testing.assert_allclose(got, x / std - mean / std, rtol=1e-15)
+    others = np.random.default_rng(0).uniform(-1, 1, size=(50, 1)) * 8e307
+    alone = g.predict(others, outputs=["x"])["x"]
+    np.testing.assert_array_equal(g.predict(np.vstack([others, x]), outputs=["x"])["x"][:50], alone)  # bit for bit
     g.adapt(np.array([[0.0], [1.0]]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -220,3 +221,20 @@ def test_bad_arguments(tmp_path):
 def test_a_parameter_that_was_zero_has_an_infinite_relative_change():
     p = ParameterChange("k", (2,), (2,), 0.0, 1.0, 1.0)
     assert math.isinf(p.relative) and p.changed
+
+
+def test_norms_of_parameters_beyond_1e154_are_finite():
+    """Their squares overflow: sqrt(dot(x, x)) gave inf with numpy's warning."""
+    def graph(scale):
+        g = gn.Graph(seed=0, dtype="float64")
+        g.add_input("x", 2)
+        g.add_output("y", 1, loss="mae")
+        g.connect("x", "y")
+        g.set_weights({"x->y.weight": np.ones((2, 1)) * scale, "y.bias": np.zeros(1)})
+        return g
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        change = gn.diff(graph(1e200), graph(2e200)).parameters["x->y.weight"]
+    assert (change.norm, change.new_norm, change.change) == pytest.approx((2**0.5 * 1e200, 2**0.5 * 2e200,
+                                                                         2**0.5 * 1e200), rel=1e-15)

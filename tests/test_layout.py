@@ -25,7 +25,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "graphnet"
 
 #: The floors of the house, lowest first: (what they hold, their modules).
 FLOORS = [
-    ("helpers", {"_version", "errors", "_text", "_locks", "_files", "_kernels", "_progress", "_device_guard"}),
+    ("helpers", {"_version", "errors", "_text", "_locks", "_files", "_kernels", "_progress", "_device_guard",
+                 "_measures"}),
     ("validation and files", {"_registry", "_protocols", "_settings", "_validation", "_archive", "_npz", "_topology",
                               "_tables", "_tabular", "_frames"}),
     ("arrays", {"backend", "_cuda", "_parameters"}),
