@@ -228,7 +228,12 @@ class GELU(Activation):
     def __init__(self, approximate: bool = False):
         self.approximate = check_bool(approximate, "gelu: approximate")
 
+    #: Beyond it the tanh has saturated and the pdf is 0: z is clipped there in
+    #: the terms whose powers of z would overflow (to inf, and inf * 0 to NaN).
+    _SATURATED = 1e4
+
     def _tanh_inner(self, z, xp=np):
+        z = xp.clip(z, -self._SATURATED, self._SATURATED)
         return xp.tanh(self._SQRT_2_OVER_PI * (z + self._C * z * z * z))
 
     def forward(self, z, out=None, xp=np):
@@ -241,13 +246,14 @@ class GELU(Activation):
     def backward(self, a, grad, z=None, xp=np):
         if z is None:
             raise GraphError("gelu: backward needs the pre-activation z")
+        clipped = xp.clip(z, -self._SATURATED, self._SATURATED)
         if self.approximate:
             t = self._tanh_inner(z, xp)
-            inner_grad = self._SQRT_2_OVER_PI * (1 + 3 * self._C * z * z)
+            inner_grad = self._SQRT_2_OVER_PI * (1 + 3 * self._C * clipped * clipped)
             derivative = 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * inner_grad
         else:
             cdf = 0.5 * (1 + special(xp).erf(z * self._INV_SQRT_2))
-            pdf = xp.exp(-0.5 * z * z) * self._INV_SQRT_2PI
+            pdf = xp.exp(-0.5 * clipped * clipped) * self._INV_SQRT_2PI
             derivative = cdf + z * pdf
         return xp.multiply(grad, derivative, out=grad)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -119,3 +120,18 @@ def test_swish_is_keras_name_for_silu_and_hard_sigmoid_takes_keras_2_slope():
     with pytest.raises(GraphError, match="hard_sigmoid: alpha must be a positive finite number"):
         activations.get({"name": "hard_sigmoid", "alpha": float("inf")})
 
+
+
+@pytest.mark.parametrize("approximate", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_of_finite_values_far_out_is_its_limit_without_warnings(approximate, dtype):
+    """z**3 (tanh form) and z**2 (the pdf) overflowed beyond 7e12 in float32:
+    numpy's warning, and the tanh form's derivative inf * 0 = NaN where it is 0 or 1."""
+    act = activations.GELU(approximate=approximate)
+    z = np.array([[-1e30, -1e20, -1e13, 1e13, 1e20, 1e30]], dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = act.forward(z.copy())
+        derivative = act.backward(value.copy(), np.ones_like(z), z=z.copy())
+    np.testing.assert_array_equal(value, np.where(z > 0, z, 0))
+    np.testing.assert_array_equal(derivative, (z > 0).astype(dtype))
