@@ -590,3 +590,24 @@ def test_r2_merged_from_parts_whose_squares_overflow_is_nan_without_a_warning():
         second.update_state(y[2:], p[2:])
         first.merge_state(second)
         assert np.isnan(first.result())
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "top_k_accuracy", "f1", "precision", "auc", "mae", "r2"])
+def test_a_metric_on_its_own_checks_labels_that_pick_a_column(metric):
+    """Out-of-range, negative or fractional labels reached numpy's indexing
+    (IndexError, broadcasting errors, a cast warning for 1e300); whole float
+    labels crashed the regression metrics."""
+    p = np.array([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for y, found in (([0, 5], "labels from 0 to 5"), ([0, -1], "labels from -1 to 0"),
+                         ([0.0, 1e300], "labels from 0 to 1e\\+300")):
+            with pytest.raises(gn.ShapeError, match=rf"metric '\w+': class labels must lie in \[0, 3\) \(a column of "
+                                                 rf"y_pred each\), found {found}"):
+                metrics.get(metric).update_state(np.array(y), p)
+        with pytest.raises(gn.ShapeError, match="which must be whole numbers, got non-integer values"):
+            metrics.get(metric).update_state(np.array([0.5, 1.0]), p)
+        whole, integers = metrics.get(metric), metrics.get(metric)
+        whole.update_state(np.array([0.0, 1.0]), p)
+        integers.update_state(np.array([0, 1]), p)
+        assert whole.result() == integers.result()

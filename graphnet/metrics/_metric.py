@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import backend as backend_module
 from .._settings import Checked
-from .._text import clip, shown
+from .._text import clip, shown, span
 from .._validation import check_int, unbindable
 from ..errors import GraphError, ShapeError
 
@@ -55,6 +55,9 @@ class Metric(Checked):
     #: Whether ``result`` is cheap enough to be read for the live progress
     #: bar every tenth of a second (not when it sorts every row kept).
     live: bool = True
+    #: Whether a ``y_true`` of labels (one column, for a ``y_pred`` of several)
+    #: picks a column of ``y_pred`` each: checked as such when called on its own.
+    reads_labels: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs):
         """A subclass's own ``update_state`` checks its arguments (see
@@ -183,6 +186,9 @@ def _checking(update: Callable) -> Callable:
         if y_true.ndim == y_pred.ndim == 2 and y_true.shape[1] not in (1, y_pred.shape[1]):
             raise ShapeError(f"metric {self.name!r}: y_true has {y_true.shape[1]} columns but y_pred "
                              f"{y_pred.shape[1]} (give y_true as many columns, or one column of labels)")
+        if self.reads_labels and isinstance(y_true, np.ndarray) and (y_true.ndim == 1 or y_true.shape[1] == 1) \
+                and y_pred.ndim == 2 and y_pred.shape[1] > 1:
+            y_true = _labels(self, y_true.reshape(-1), y_pred.shape[1])
         return update(self, y_true, y_pred, *args, **kwargs)
 
     update_state.unchecked = update  # what update_unchecked calls
@@ -206,6 +212,17 @@ def _numbers(metric: Metric, value, role: str):
     return value
 
 
+def _labels(metric: Metric, y: np.ndarray, units: int) -> np.ndarray:
+    """``y`` as class labels (integers) picking one of ``units`` columns each."""
+    if y.dtype.kind == "f" and not (np.isfinite(y).all() and np.array_equal(y, np.round(y))):
+        raise ShapeError(f"metric {metric.name!r}: y_true of one column holds class labels, which must be "
+                         "whole numbers, got non-integer values")
+    if y.size and (y.min() < 0 or y.max() >= units):
+        raise ShapeError(f"metric {metric.name!r}: class labels must lie in [0, {units}) (a column of y_pred "
+                         f"each), found {span(y.min(), y.max(), 'label')}")
+    return y if y.dtype.kind in "iu" else y.astype(np.int64)
+
+
 class FunctionMetric(Metric):
     """A plain function ``f(y_true, y_pred) -> float`` as a metric, computed once
     on all the rows of the epoch (or of the evaluation).
@@ -225,6 +242,8 @@ class FunctionMetric(Metric):
     max_rows : int
         The most rows kept (10 million by default).
     """
+
+    reads_labels = False  # the function reads y_true as it likes
 
     def __init__(self, function: Callable, name: str | None = None, max_rows: int = 10_000_000):
         if not callable(function):
