@@ -201,7 +201,8 @@ def test_a_label_out_of_range_is_named_as_given(labels, found):
     g.connect("x", "y")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(gn.ShapeError, match=rf"output 'y': class labels must lie in \[0, 3\), found {re.escape(found)}$"):
+        expected = rf"output 'y': class labels must lie in \[0, 3\), found {re.escape(found)}$"
+        with pytest.raises(gn.ShapeError, match=expected):
             g.evaluate(np.eye(3)[:2], labels)
 
 

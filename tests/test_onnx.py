@@ -694,12 +694,18 @@ def test_a_narrow_cast_is_told_by_its_onnx_name_where_onnx_reads_it_as_float32(t
     gives bfloat16 and the float8 types numpy's float32: the cast of a layer's
     output was dropped (predicting unrounded), and a constant's was not rounded."""
     w = np.random.default_rng(8).normal(scale=10.0, size=(3, 4)).astype("float32")
-    layer = [helper.make_node("MatMul", ["x", "w"], ["z"]), helper.make_node("Cast", ["z"], ["zh"], name="narrow", to=to),
+    layer = [helper.make_node("MatMul", ["x", "w"], ["z"]),
+             helper.make_node("Cast", ["z"], ["zh"], name="narrow", to=to),
              helper.make_node("Cast", ["zh"], ["y"], to=TensorProto.FLOAT)]
     constant = [helper.make_node("Cast", ["w"], ["wh"], name="narrow", to=to),
                 helper.make_node("Cast", ["wh"], ["w32"], to=TensorProto.FLOAT),
                 helper.make_node("MatMul", ["x", "w32"], ["y"])]
     onnx_name = name.replace("_", "")  # the ONNX name, as an onnx without ml_dtypes has no other
+    mapped = helper.tensor_dtype_to_np_dtype
+
+    def as_old_onnx(t):
+        return np.dtype("float32") if t == to else mapped(t)
+
     for nodes, what in ((layer, f"rounds a layer's output to {name}, which keeps fewer digits"),
                         (constant, f"casts a constant to {onnx_name}, for which onnx .* has no numpy type \\(it "
                                    f"reads {onnx_name} as float32\\); upgrade onnx")):
@@ -709,9 +715,9 @@ def test_a_narrow_cast_is_told_by_its_onnx_name_where_onnx_reads_it_as_float32(t
             with pytest.raises(gn.ModelImportError, match=what):
                 gn.from_onnx(tmp_path / "narrow.onnx")
         with monkeypatch.context() as patch:
-            mapped = helper.tensor_dtype_to_np_dtype
-            patch.setattr(helper, "tensor_dtype_to_np_dtype", lambda t: np.dtype("float32") if t == to else mapped(t))
-            with pytest.raises(gn.ModelImportError, match=rf"node 'narrow' \(Cast\): {what.replace(name, onnx_name)}"):
+            patch.setattr(helper, "tensor_dtype_to_np_dtype", as_old_onnx)
+            told = what.replace(name, onnx_name)
+            with pytest.raises(gn.ModelImportError, match=rf"node 'narrow' \(Cast\): {told}"):
                 gn.from_onnx(tmp_path / "narrow.onnx")
 
 

@@ -954,8 +954,9 @@ def test_dates_and_durations_in_a_frame_are_refused_naming_the_column(rng):
         clf.predict(X.assign(age=when))
     pl = pytest.importorskip("polars")
     with pytest.raises(ValueError, match=r"column 'when' has dtype Datetime"):
-        GraphNetClassifier((8,), max_iter=2).fit(pl.DataFrame({**X.to_dict("list"), "when": list(when.to_pydatetime())}),
-                                                 y)  # Python datetimes (older polars took pandas' Timestamps as objects)
+        # Python datetimes: older polars took pandas' Timestamps as objects.
+        frame = pl.DataFrame({**X.to_dict("list"), "when": list(when.to_pydatetime())})
+        GraphNetClassifier((8,), max_iter=2).fit(frame, y)
 
 
 class _CountingColumns(tuple):

@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DOUBLE_FORMULAS", "ELEMENTWISE", "FORMULAS", "NATIVE", "Const", "Op", "Sources", "Var", "build", "instance_nodes", "match",
-           "snap", "walk"]
+__all__ = ["DOUBLE_FORMULAS", "ELEMENTWISE", "FORMULAS", "NATIVE", "Const", "Op", "Sources", "Var", "build",
+           "instance_nodes", "match", "snap", "walk"]
 
 #: A key longer than this is replaced by its digest, so that a parent's key,
 #: made of its arguments' keys, stays short however deep the expression.
