@@ -107,7 +107,8 @@ OPTIONAL = {"torch": "interop", "keras": "interop", "onnx": "interop", "onnxrunt
             "pandas": "tables", "polars": "test", "matplotlib": "plot", "yaml": "yaml", "dask": "dask",
             "distributed": "dask", "optuna": "search", "tensorboardX": "tensorboard", "tensorboard": "test",
             "captum": "test", "cupy": "cuda"}
-IMPORT = re.compile(r"^\s*(?:>>>\s*|\.\.\.\s*)?(?:from\s+(\w+)|import\s+(\w+))", re.MULTILINE)
+IMPORT = re.compile(r"^\s*(?:>>>\s*|\.\.\.\s*)?(?:from\s+(\w+)|import\s+([\w.]+(?:\s+as\s+\w+)?"
+                    r"(?:\s*,\s*[\w.]+(?:\s+as\s+\w+)?)*))", re.MULTILINE)
 
 
 def missing_optional(code: str) -> str | None:
@@ -115,9 +116,10 @@ def missing_optional(code: str) -> str | None:
     import``, in a pycon block too) and that is not installed, or None. A
     package that is installed is not skipped for: a misspelt module in it fails."""
     for match in IMPORT.finditer(code):
-        top = match[1] or match[2]
-        if top in OPTIONAL and importlib.util.find_spec(top) is None:
-            return top
+        modules = [match[1]] if match[1] else [name.split()[0] for name in match[2].split(",")]
+        for top in (module.partition(".")[0] for module in modules):
+            if top in OPTIONAL and importlib.util.find_spec(top) is None:
+                return top
     return None
 
 

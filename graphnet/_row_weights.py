@@ -53,10 +53,17 @@ def as_weights(graph: Graph, sample_weight, class_weight, targets: dict[str, np.
     said = "" if where is None else f"{where}: "
     for name, given in _per_output(sample_weight, outputs, f"{said}sample_weight", np.ndarray).items():
         factors[name].append(_sample_weights(given, rows, name))
+    tables = {}
     for name, classes in _per_output(class_weight, outputs, f"{said}class_weight", dict).items():
-        factors[name].append(_class_weights(graph, name, classes, targets[name]))
+        rows_weights, tables[name] = _class_weights(graph, name, classes, targets[name])
+        factors[name].append(rows_weights)
     weights = {}
     for name, parts in factors.items():
+        if name in tables and len(parts) == 2 and not (whole and rows):
+            # One batch of many: the class weights scaled by one power of two, the same in every batch
+            # (from the largest of the table), so that an extreme class weight does not by itself
+            # over- or underflow the product.
+            parts[1] = np.ldexp(parts[1], -np.frexp(tables[name].max())[1])
         weights[name] = w = _product(parts, rows, scaled=bool(whole and rows))
         total = w.sum()
         if rows and not total > 0 and len(parts) == 2 and ((parts[0] > 0) & (parts[1] > 0)).any():
@@ -162,7 +169,7 @@ def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndar
     lookup = np.ones(classes_count)
     for key, weight in table.items():
         lookup[key] = weight
-    return lookup[labels]
+    return lookup[labels], lookup
 
 
 def _product(parts: list[np.ndarray], rows: int, scaled: bool) -> np.ndarray:

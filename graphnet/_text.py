@@ -28,14 +28,14 @@ class _Repr(reprlib.Repr):
     plain value is wanted must show which it was."""
 
     def repr1(self, x, level):
-        if _NUMPY_1 and isinstance(x, (np.number, np.bool_)):
+        if _NUMPY_1 and isinstance(x, (np.number, np.bool_)) and not isinstance(x, np.timedelta64):
             if isinstance(x, np.bool_):
                 return "np.True_" if x else "np.False_"
             text = str(x)  # numpy's shortest digits (a format would go through a Python float)
-            if isinstance(x, np.longdouble):
-                text = repr(text)
-            elif isinstance(x, np.complexfloating):
+            if isinstance(x, np.complexfloating):
                 text = text.removeprefix("(").removesuffix(")")
+            if isinstance(x, (np.longdouble, np.clongdouble)):
+                text = repr(text)
             return f"np.{type(x).__name__}({text})"
         return super().repr1(x, level)
 
@@ -86,8 +86,9 @@ def span(low: object, high: object, noun: str) -> str:
     ``high``, else ``"labels from 0 to 3"`` (``[0, 3]`` would read as an
     interval beside the ``[0, 3)`` a message asks for)."""
     low, high = (v.item() if isinstance(v, np.generic) else v for v in (low, high))
-    low, high = (_number(v) for v in (low, high))
-    return f"{noun} {low}" if low == high else f"{noun}s from {low} to {high}"
+    if low == high:
+        return f"{noun} {_number(low)}"
+    return f"{noun}s from {_number(low)} to {_number(high)}"
 
 
 def _number(value) -> str:

@@ -555,9 +555,12 @@ def test_numpy_1_scalars_are_shown_with_numpy_2_s_digits(monkeypatch):
     (np.float32(0.10000000149011612))."""
     from graphnet import _text
 
-    values = [np.float32(0.1), np.float16(0.1), np.float32(1e20), np.complex128(1 + 2j), np.int8(-3), np.False_]
+    values = [np.float32(0.1), np.float16(0.1), np.float32(1e20), np.complex128(1 + 2j), np.int8(-3), np.False_,
+              np.clongdouble(1 + 2j)]
     native = [repr(v) for v in values]
     monkeypatch.setattr(_text, "_NUMPY_1", True)
     assert [_text.shown(v) for v in values] == (native if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else
                                                 ["np.float32(0.1)", "np.float16(0.1)", "np.float32(1e+20)",
-                                                 "np.complex128(1+2j)", "np.int8(-3)", "np.False_"])
+                                                 "np.complex128(1+2j)", "np.int8(-3)", "np.False_",
+                                                 "np.clongdouble('1+2j')"])
+    assert _text.shown(np.timedelta64(3, "s")) == repr(np.timedelta64(3, "s"))

@@ -59,8 +59,8 @@ def test_class_weights_near_float64_s_limits_train_as_their_ratio():
 @pytest.mark.parametrize("scale", [1e-200, 1e-300, 1e200, 1e300])
 def test_sample_weights_times_class_weights_of_extreme_size_train_as_their_ratios(scale):
     """Each factor is a normal float64; their product under- or overflowed (refused
-    as weights summing to 0, or with numpy's overflow warning). A generator's
-    batches are not scaled (their sums weigh them): there the product is refused."""
+    as weights summing to 0, or with numpy's overflow warning), from arrays and
+    from a generator's batches alike."""
     x = np.random.default_rng(0).normal(size=(8, 2))
     y = np.array([0, 1] * 4)
     w = np.linspace(1, 2, 8)
@@ -69,13 +69,22 @@ def test_sample_weights_times_class_weights_of_extreme_size_train_as_their_ratio
         extreme = softmax_graph().fit(x, y, sample_weight=w * scale, class_weight={0: scale, 1: 3 * scale},
                                       epochs=2, batch_size=4, shuffle=False, verbose=0)
         batches = [(x[i:i + 4], y[i:i + 4], w[i:i + 4] * scale) for i in (0, 4)]
-        refusal = "underflow to 0: each product is below" if scale < 1 else "sum beyond float64's range"
-        with pytest.raises(gn.GraphError, match=rf"row weights of output 'y' (in one batch )?.*{refusal}"):
-            softmax_graph().fit(batches, class_weight={0: scale, 1: 3 * scale}, epochs=2, verbose=0)
+        generated = softmax_graph().fit(batches, class_weight={0: scale, 1: 3 * scale}, epochs=2, verbose=0)
     plain = softmax_graph().fit(x, y, sample_weight=w, class_weight={0: 1.0, 1: 3.0}, epochs=2, batch_size=4,
                                 shuffle=False, verbose=0)
     for key, values in plain.history.items():
         np.testing.assert_allclose(extreme.history[key], values, rtol=1e-12)
+        np.testing.assert_allclose(generated.history[key], values, rtol=1e-12)
+
+
+def test_a_batch_whose_weight_products_underflow_is_refused_as_such():
+    """Batches are weighed by their sums, so one is not scaled on its own: sample
+    weights of 1e-30 times a class weight 1e-300 of the largest are below float64."""
+    x = np.random.default_rng(0).normal(size=(4, 2))
+    with pytest.raises(gn.GraphError, match=r"row weights of output 'y' in one batch \(sample_weight times "
+                                            r"class_weight\) underflow to 0: each product is below float64's"):
+        softmax_graph().fit([(x, np.ones(4, int), np.full(4, 1e-30))], class_weight={0: 1.0, 1: 1e-300},
+                            epochs=1, verbose=0)
 
 
 def test_class_weights_far_apart_or_of_an_absent_class_multiply_sample_weights_exactly():

@@ -611,3 +611,51 @@ def test_a_metric_on_its_own_checks_labels_that_pick_a_column(metric):
         whole.update_state(np.array([0.0, 1.0]), p)
         integers.update_state(np.array([0, 1]), p)
         assert whole.result() == integers.result()
+
+
+def test_a_user_metric_gets_y_true_as_given_and_a_sigmoid_metric_broadcasts_a_column():
+    """Only graphnet's own metrics read one column as labels of a categorical y_pred."""
+    seen = []
+
+    class Pinball(metrics.Metric):
+        name = "pinball"
+
+        def __init__(self, name=None):
+            super().__init__(name)
+            self.add_state("total", 0.0)
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            seen.append((y_true.shape, y_true.dtype.kind))
+            self.total += float(np.abs(y_true - y_pred).sum())
+
+        def result(self):
+            return self.total
+
+    p = np.array([[0.1, 0.5, 1.0], [1.0, 1.5, 2.0]])
+    Pinball().update_state(np.array([[0.3], [1.7]]), p)
+    Pinball().update_state(np.array([[2], [1]]), p)
+    assert seen == [((2, 1), "f"), ((2, 1), "i")]
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    bound = metrics.BinaryAccuracy().bind(g.add_output("y", 2, activation="sigmoid", loss="binary_crossentropy"))
+    bound.update_state(np.array([[0.3], [0.8]]), np.array([[0.2, 0.9], [0.7, 0.6]]))
+    assert bound.result() == 0.75  # the target column thresholded against each unit
+
+
+def test_a_metric_on_its_own_refuses_shapes_it_cannot_read():
+    with pytest.raises(gn.ShapeError, match=r"metric 'top_k_accuracy' reads a softmax output's class "
+                                            r"probabilities, two columns or more; y_pred has shape \(2, 1\)"):
+        metrics.TopKAccuracy(k=1).update_state(np.array([0, 1]), np.array([[0.2], [0.7]]))
+    with pytest.raises(gn.ShapeError, match=r"metric 'auc': y_true has 2 columns but y_pred is one column"):
+        metrics.AUC().update_state(np.eye(2)[[0, 1, 1]], np.array([0.2, 0.7, 0.4]))
+    with pytest.raises(gn.ShapeError, match=r"found labels from 1e\+15 to 1e\+15"):  # two labels, not one
+        metrics.MeanSquaredError().update_state(np.array([[1e15], [1e15 + 2]]), np.full((2, 3), 1 / 3))
+
+
+def test_r2_streamed_batch_by_batch_whose_sums_overflow_is_nan_without_a_warning():
+    r2 = metrics.R2Score()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):
+            r2.update_state(np.array([[0.0], [1.0]]), np.array([[1.2e154], [1.0]]))
+    assert r2.result() == -np.inf  # Σ residual² beyond float64 over a finite spread

@@ -700,15 +700,14 @@ def test_a_narrow_cast_is_told_by_its_onnx_name_where_onnx_reads_it_as_float32(t
     constant = [helper.make_node("Cast", ["w"], ["wh"], name="narrow", to=to),
                 helper.make_node("Cast", ["wh"], ["w32"], to=TensorProto.FLOAT),
                 helper.make_node("MatMul", ["x", "w32"], ["y"])]
-    onnx_name = name.replace("_", "")  # the ONNX name, as an onnx without ml_dtypes has no other
     mapped = helper.tensor_dtype_to_np_dtype
 
     def as_old_onnx(t):
         return np.dtype("float32") if t == to else mapped(t)
 
     for nodes, what in ((layer, f"rounds a layer's output to {name}, which keeps fewer digits"),
-                        (constant, f"casts a constant to {onnx_name}, for which onnx .* has no numpy type \\(it "
-                                   f"reads {onnx_name} as float32\\); upgrade onnx")):
+                        (constant, f"casts a constant to {name}, for which onnx .* has no numpy type \\(it "
+                                   f"reads {name} as float32\\); upgrade onnx")):
         onnx.save(_model(nodes, [numpy_helper.from_array(w, "w")], [_info("x", 3)], [_info("y", 4)]),
                   tmp_path / "narrow.onnx")
         if what.startswith("rounds"):  # onnx's own mapping, for a start
@@ -716,8 +715,7 @@ def test_a_narrow_cast_is_told_by_its_onnx_name_where_onnx_reads_it_as_float32(t
                 gn.from_onnx(tmp_path / "narrow.onnx")
         with monkeypatch.context() as patch:
             patch.setattr(helper, "tensor_dtype_to_np_dtype", as_old_onnx)
-            told = what.replace(name, onnx_name)
-            with pytest.raises(gn.ModelImportError, match=rf"node 'narrow' \(Cast\): {told}"):
+            with pytest.raises(gn.ModelImportError, match=rf"node 'narrow' \(Cast\): {what}"):
                 gn.from_onnx(tmp_path / "narrow.onnx")
 
 
@@ -740,12 +738,14 @@ def test_a_float64_silu_is_written_without_sigmoid_and_imports_back(tmp_path):
     np.testing.assert_allclose(back.predict(x), g.predict(x), rtol=1e-12, atol=1e-9)
 
 
-@pytest.mark.parametrize("to", ["FLOAT6E2M3", "FLOAT8E8M0", "BFLOAT16"])
+@pytest.mark.parametrize("to", ["FLOAT6E2M3", "FLOAT8E8M0", "FLOAT8E5M2", "BFLOAT16"])
 def test_a_constant_cast_to_a_narrow_float_numpy_has_is_rounded(tmp_path, to):
     """onnx's own mapping (ml_dtypes) gives these types: the constant is rounded as ONNX rounds it."""
     to = getattr(TensorProto, to, None)
     if to is None:
         pytest.skip("this onnx has no such type")
+    if np.dtype(helper.tensor_dtype_to_np_dtype(to)) == np.float32:
+        pytest.skip("this onnx (without ml_dtypes) reads the type as float32: the constant is refused")
     w = np.array([[0.3, 1.3], [1.7, 0.77]], np.float32)
     nodes = [helper.make_node("Cast", ["w"], ["wh"], name="narrow", to=to),
              helper.make_node("Cast", ["wh"], ["w32"], to=TensorProto.FLOAT),

@@ -11,6 +11,7 @@ node), a :class:`~graphnet.interop._builder.Concat`, an expression tree
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -207,8 +208,9 @@ def _cast(reader, node) -> None:
     target = np.dtype(reader.onnx.helper.tensor_dtype_to_np_dtype(to))
     kind = reader.onnx.TensorProto.DataType.Name(to)
     narrow = kind not in ("FLOAT", "DOUBLE") and ("FLOAT" in kind)  # FLOAT16, BFLOAT16, FLOAT8..., FLOAT4...
-    # ml_dtypes' types (numpy kind 'V') are the exact ones; an older onnx reads them as another numpy type.
-    named = target.name if not narrow or target.kind == "V" or kind == "FLOAT16" else kind.lower()
+    # ml_dtypes gives the exact types; an older onnx reads them as numpy's float32 (or an integer type).
+    misread = narrow and kind != "FLOAT16" and (target.kind in "iu" or target in (np.float32, np.float64))
+    named = re.sub(r"^float(\d)(e\d)", r"float\1_\2", kind.lower()) if misread else target.name  # float8_e4m3fn
     if isinstance(value, np.ndarray):
         if named != target.name:
             raise reader.fail(node, f"casts a constant to {named}, for which onnx {reader.onnx.__version__} has no "

@@ -41,6 +41,8 @@ class _HitRate(Metric):
     """The weighted fraction of right answers: subclasses say which answers
     of a batch are right (:meth:`hits`)."""
 
+    reads_labels = True
+
     device_arrays = True
 
     def __init__(self, name: str | None = None):
@@ -137,6 +139,8 @@ class _Confusion(Metric):
     ``average="macro"``, ``"micro"`` or ``"weighted"`` it is read as
     scikit-learn reads 0/1 labels: two classes, 0 and 1, whose counts follow
     from the unit's and the rows'."""
+
+    reads_labels = True
 
     activations = ("softmax", "sigmoid")
     device_arrays = True
@@ -246,6 +250,8 @@ class LogLoss(Metric):
     """The mean cross-entropy of the probabilities, clipped to
     ``[eps, 1 - eps]`` of their dtype as scikit-learn's ``log_loss`` does;
     on a sigmoid output of several units, the mean over every unit."""
+
+    reads_labels = True
 
     name = "log_loss"
     activations = ("softmax", "sigmoid")

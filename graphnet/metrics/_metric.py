@@ -55,9 +55,11 @@ class Metric(Checked):
     #: Whether ``result`` is cheap enough to be read for the live progress
     #: bar every tenth of a second (not when it sorts every row kept).
     live: bool = True
-    #: Whether a ``y_true`` of labels (one column, for a ``y_pred`` of several)
-    #: picks a column of ``y_pred`` each: checked as such when called on its own.
-    reads_labels: ClassVar[bool] = True
+    #: Whether a ``y_true`` of labels (one column, for a categorical ``y_pred``
+    #: of several) picks a column of ``y_pred`` each, as graphnet's own metrics
+    #: read it: checked as such, and given as integers ``(n,)``, when called on
+    #: its own. A subclass of the user's gets ``y_true`` as given.
+    reads_labels: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         """A subclass's own ``update_state`` checks its arguments (see
@@ -186,8 +188,14 @@ def _checking(update: Callable) -> Callable:
         if y_true.ndim == y_pred.ndim == 2 and y_true.shape[1] not in (1, y_pred.shape[1]):
             raise ShapeError(f"metric {self.name!r}: y_true has {y_true.shape[1]} columns but y_pred "
                              f"{y_pred.shape[1]} (give y_true as many columns, or one column of labels)")
+        if self.activations == ("softmax",) and (y_pred.ndim == 1 or y_pred.shape[1] < 2):
+            raise ShapeError(f"metric {self.name!r} reads a softmax output's class probabilities, two columns or "
+                             f"more; y_pred has shape {y_pred.shape}")
+        if y_pred.ndim == 1 and y_true.ndim == 2 and y_true.shape[1] > 1:
+            raise ShapeError(f"metric {self.name!r}: y_true has {y_true.shape[1]} columns but y_pred is one "
+                             f"column of shape {y_pred.shape}")
         if self.reads_labels and isinstance(y_true, np.ndarray) and (y_true.ndim == 1 or y_true.shape[1] == 1) \
-                and y_pred.ndim == 2 and y_pred.shape[1] > 1:
+                and y_pred.ndim == 2 and self.kind(y_pred) == "categorical":
             y_true = _labels(self, y_true.reshape(-1), y_pred.shape[1])
         return update(self, y_true, y_pred, *args, **kwargs)
 
@@ -242,8 +250,6 @@ class FunctionMetric(Metric):
     max_rows : int
         The most rows kept (10 million by default).
     """
-
-    reads_labels = False  # the function reads y_true as it likes
 
     def __init__(self, function: Callable, name: str | None = None, max_rows: int = 10_000_000):
         if not callable(function):

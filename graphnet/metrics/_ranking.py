@@ -53,6 +53,8 @@ class AUC(Metric):
         The key in the logs (``"auc"`` by default), to log two AUCs side by side.
     """
 
+    reads_labels = True
+
     name = "auc"
     activations = ("softmax", "sigmoid")
 

@@ -38,6 +38,8 @@ def _wide(a):
 class _ElementMean(Metric):
     """The weighted mean of an error over every element."""
 
+    reads_labels = True
+
     device_arrays = True
 
     def __init__(self, name: str | None = None):
@@ -86,6 +88,8 @@ class RootMeanSquaredError(Metric):
     """The root of each unit's mean squared error, averaged over units
     (scikit-learn's ``root_mean_squared_error``)."""
 
+    reads_labels = True
+
     name = "rmse"
     device_arrays = True
 
@@ -123,6 +127,8 @@ class R2Score(Metric):
     float64's range scores NaN, as in scikit-learn.
     """
 
+    reads_labels = True
+
     name = "r2"
 
     def __init__(self, name: str | None = None):
@@ -147,16 +153,16 @@ class R2Score(Metric):
         self._combine(total, mean, spread, residual)
 
     def _combine(self, weight, mean, spread, residual) -> None:
-        together = self.weight + weight
-        if not self.weight:  # the first part: nothing to move (a mean beyond 1e154 would square to inf, times 0)
-            self.spread, self.mean = self.spread + spread, mean
-        else:
-            with np.errstate(over="ignore"):  # squares beyond float64 are inf, and R² NaN (see result)
+        with np.errstate(over="ignore"):  # sums of squares beyond float64 are inf, and R² NaN (see result)
+            together = self.weight + weight
+            if not self.weight:  # the first part: nothing to move (a mean beyond 1e154 would square to inf, × 0)
+                self.spread, self.mean = self.spread + spread, mean
+            else:
                 delta = mean - self.mean
                 self.spread = self.spread + spread + delta * delta * (self.weight * weight / together)
                 self.mean = self.mean + delta * (weight / together)
-        self.weight = together
-        self.residual = self.residual + residual
+            self.weight = together
+            self.residual = self.residual + residual
 
     def merge_state(self, others):
         others = [others] if isinstance(others, Metric) else list(others)
