@@ -232,13 +232,16 @@ class GELU(Activation):
     #: the terms whose powers of z would overflow (to inf, and inf * 0 to NaN).
     _SATURATED = 1e4
 
-    def _tanh_inner(self, z, xp=np):
-        z = xp.clip(z, -self._SATURATED, self._SATURATED)
-        return xp.tanh(self._SQRT_2_OVER_PI * (z + self._C * z * z * z))
+    def _clipped(self, z, xp=np):
+        return xp.clip(z, -self._SATURATED, self._SATURATED)
+
+    def _tanh_inner(self, clipped, xp=np):
+        """The tanh approximation's tanh, of ``z`` clipped (:meth:`_clipped`)."""
+        return xp.tanh(self._SQRT_2_OVER_PI * (clipped + self._C * clipped * clipped * clipped))
 
     def forward(self, z, out=None, xp=np):
         if self.approximate:
-            value = 0.5 * z * (1 + self._tanh_inner(z, xp))
+            value = 0.5 * z * (1 + self._tanh_inner(self._clipped(z, xp), xp))
         else:
             value = 0.5 * z * (1 + special(xp).erf(z * self._INV_SQRT_2))
         return _write(out, value)
@@ -246,9 +249,9 @@ class GELU(Activation):
     def backward(self, a, grad, z=None, xp=np):
         if z is None:
             raise GraphError("gelu: backward needs the pre-activation z")
-        clipped = xp.clip(z, -self._SATURATED, self._SATURATED)
+        clipped = self._clipped(z, xp)
         if self.approximate:
-            t = self._tanh_inner(z, xp)
+            t = self._tanh_inner(clipped, xp)
             inner_grad = self._SQRT_2_OVER_PI * (1 + 3 * self._C * clipped * clipped)
             derivative = 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * inner_grad
         else:
