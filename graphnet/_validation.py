@@ -17,12 +17,13 @@ import unicodedata
 import numpy as np
 
 from ._files import names_folder, refuse_bad_name
-from ._text import preview, shown, suggestion
+from ._text import preview, shown, span, suggestion
 from .errors import GraphError, NotFoundError, ShapeError
 
 __all__ = ["is_int", "check_int", "is_number", "check_number", "check_bool", "check_allocation", "check_text",
            "check_path", "unbindable", "is_dtype", "as_dtype", "check_finite", "non_finite_error",
-           "whole_non_finite_error", "has_control", "read_only_view", "check_outputs", "check_dropout"]
+           "whole_non_finite_error", "has_control", "read_only_view", "check_outputs", "check_dropout",
+           "check_labels"]
 
 
 def is_int(value: object, low: int | None = None, high: int | None = None) -> bool:
@@ -173,6 +174,28 @@ def check_dropout(value: object, what: str) -> float:
         For anything else.
     """
     return check_number(value, what, 0.0, 1.0, high_open=True, expected="in [0, 1)")
+
+
+def check_labels(y: np.ndarray, classes: int, where: str, fractional: str, of: str = "") -> np.ndarray:
+    """``y``, a 1-D array of integers or floats, when it holds whole class
+    labels in ``[0, classes)``: checked before any cast to an integer type,
+    which would wrap ``2**64 - 1`` to -1 and make 1e300 -9.2e18.
+
+    ``where`` starts each message (``"output 'y'"``), ``fractional`` says
+    what values that are not whole break, and ``of`` follows the range.
+
+    Raises
+    ------
+    ShapeError
+        For NaN, inf or fractions, or a label out of the range, naming the
+        smallest and largest found.
+    """
+    if y.dtype.kind == "f" and not (np.isfinite(y).all() and np.array_equal(y, np.round(y))):
+        raise ShapeError(f"{where}: {fractional}, got non-integer values")
+    if y.size and (y.min() < 0 or y.max() >= classes):
+        raise ShapeError(f"{where}: class labels must lie in [0, {classes}){of}, "
+                         f"found {span(y.min(), y.max(), 'label')}")
+    return y
 
 
 def check_text(value: object, what: str) -> str:

@@ -54,7 +54,7 @@ from . import _protocols
 from ._registry import add_family, lookup
 from ._settings import Checked
 from ._text import span
-from ._validation import as_dtype, check_number
+from ._validation import as_dtype, check_labels, check_number
 from .errors import ShapeError
 
 __all__ = [
@@ -332,18 +332,9 @@ def _rows(gradient: np.ndarray, r) -> np.ndarray:
 
 def _labels(y: np.ndarray, size: int, node: str) -> np.ndarray:
     """Integer class labels in ``[0, size)`` as an ``intp`` array."""
-    if np.issubdtype(y.dtype, np.floating):
-        if not (np.isfinite(y).all() and np.array_equal(y, np.round(y))):
-            raise ShapeError(
-                f"output {node!r}: 1-D targets must be integer class labels in [0, {size}), "
-                f"got non-integer values"
-            )
-    elif not np.issubdtype(y.dtype, np.integer):
+    if not (np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer)):
         raise ShapeError(f"output {node!r}: class labels must be integers, got dtype {y.dtype}")
-    if y.size and (y.min() < 0 or y.max() >= size):  # before the cast, which would wrap 2**64 - 1 to -1
-        raise ShapeError(
-            f"output {node!r}: class labels must lie in [0, {size}), found {span(y.min(), y.max(), 'label')}"
-        )
+    check_labels(y, size, f"output {node!r}", f"1-D targets must be integer class labels in [0, {size})")
     return np.ascontiguousarray(y.astype(np.intp))
 
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from .. import backend as backend_module
 from .._settings import Checked
-from .._text import clip, shown, span
-from .._validation import check_int, unbindable
+from .._text import clip, shown
+from .._validation import check_int, check_labels, unbindable
 from ..errors import GraphError, ShapeError
 
 __all__ = ["Metric", "FunctionMetric", "result_of", "as_rows", "row_weights", "class_labels", "ratio"]
@@ -222,12 +222,8 @@ def _numbers(metric: Metric, value, role: str):
 
 def _labels(metric: Metric, y: np.ndarray, units: int) -> np.ndarray:
     """``y`` as class labels (integers) picking one of ``units`` columns each."""
-    if y.dtype.kind == "f" and not (np.isfinite(y).all() and np.array_equal(y, np.round(y))):
-        raise ShapeError(f"metric {metric.name!r}: y_true of one column holds class labels, which must be "
-                         "whole numbers, got non-integer values")
-    if y.size and (y.min() < 0 or y.max() >= units):
-        raise ShapeError(f"metric {metric.name!r}: class labels must lie in [0, {units}) (a column of y_pred "
-                         f"each), found {span(y.min(), y.max(), 'label')}")
+    check_labels(y, units, f"metric {metric.name!r}", "y_true of one column holds class labels, which must be "
+                 "whole numbers", of=" (a column of y_pred each)")
     return y if y.dtype.kind in "iu" else y.astype(np.int64)
 
 
