@@ -8,14 +8,17 @@ its figures (validation too) follow on lines of their own, wrapped at the
 terminal's width. Where the bar's stream is not a terminal (a pipe, a log file, CI),
 a bar would print a 0% and a 100% line per epoch; one plain line per epoch
 is printed instead. A callback's own lines (:func:`show_line`) wait while a
-bar is open and follow the epoch's figures.
+bar is open and follow the epoch's figures; log records written to the
+console meanwhile go above the bar (:class:`_AboveTheBars`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import textwrap
+import threading
 import time
 from typing import ClassVar, TextIO
 
@@ -137,6 +140,66 @@ def show_line(message: str, stream: TextIO) -> None:
         print(text, file=stream, flush=True)
 
 
+class _AboveTheBars:
+    """A console log handler's stream while a bar is open: each record is
+    written with the bars cleared and drawn again below it (tqdm's external
+    write mode), never into a bar's line."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        with tqdm.external_write_mode(file=self.stream):
+            return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+_console_lock = threading.Lock()
+#: While any bar is open: each console handler redirected, with the stream it had.
+_redirected: list[tuple[logging.StreamHandler, TextIO]] = []
+#: While any bar is open: Python's handler of last resort (what shows graphnet's
+#: warnings when nobody configured logging), set aside.
+_last_resort: list[logging.Handler | None] = []
+
+
+def _console_handlers(streams: tuple[TextIO, ...]) -> list[logging.StreamHandler]:
+    """The handlers of the root logger and of graphnet's loggers that write to
+    one of ``streams`` (files and sockets are left alone)."""
+    manager = logging.Logger.manager
+    loggers = [logging.getLogger()] + [
+        logger for name, logger in list(manager.loggerDict.items())
+        if isinstance(logger, logging.Logger) and (name == "graphnet" or name.startswith("graphnet."))
+    ]
+    return [handler for logger in loggers for handler in list(logger.handlers)
+            if isinstance(handler, logging.StreamHandler) and any(handler.stream is s for s in streams)]
+
+
+def _redirect_console_logs(stream: TextIO) -> None:
+    """The first bar opened: console log records go above the bars until the last one closes."""
+    streams = (stream, sys.stdout, sys.stderr)
+    for handler in _console_handlers(streams):
+        _redirected.append((handler, handler.setStream(_AboveTheBars(handler.stream))))
+    _last_resort.append(logging.lastResort)
+    if logging.lastResort is not None:
+        above = logging.StreamHandler(_AboveTheBars(sys.stderr))
+        above.setLevel(logging.lastResort.level)
+        logging.lastResort = above
+
+
+def _restore_console_logs() -> None:
+    for handler, stream in _redirected:
+        if isinstance(handler.stream, _AboveTheBars):  # as set, not changed since by its owner
+            handler.setStream(stream)
+    _redirected.clear()
+    if _last_resort:
+        logging.lastResort = _last_resort.pop()
+
+
 class Progress:
     """``verbose=1``: a progress bar per epoch with the running loss on a
     terminal, one line per epoch elsewhere (both on ``stream``, stderr by
@@ -168,6 +231,7 @@ class Progress:
         self._shown = 0.0
         if self.live:
             self._width = terminal_width(self._stream())
+            self._shown = time.perf_counter()  # the figures' 0.1 s beat starts with tqdm's
             self._bar = tqdm(
                 total=self.batches,
                 desc=f"Epoch {epoch + 1}/{self.epochs}",
@@ -177,7 +241,10 @@ class Progress:
                 ncols=self._width,
                 file=self._stream(),
             )
-            Progress.open_bars.append(self)
+            with _console_lock:
+                if not Progress.open_bars:
+                    _redirect_console_logs(self._stream())
+                Progress.open_bars.append(self)
 
     def loss_due(self) -> bool:
         """Whether the next :meth:`batch_end` would show the running figures (a
@@ -190,11 +257,14 @@ class Progress:
         float: the loss alone), None when they were not due (see :meth:`loss_due`)."""
         if self._bar is None:
             return
-        self._bar.update(batches)
         now = time.perf_counter()
         if figures is not None and now - self._shown >= _REFRESH_SECONDS:
+            # Set before the count: tqdm redraws in update(), on a 0.1 s beat
+            # that starts with this one, so the line shows this batch's figures,
+            # not the ones set a beat before.
             self._bar.set_postfix_str(self._fitting(figures), refresh=False)
             self._shown = now
+        self._bar.update(batches)
 
     def _fitting(self, figures: dict[str, float] | float) -> str:
         """As many figures as fit beside a bar of ``_MIN_BAR`` characters, in
@@ -260,8 +330,11 @@ class Progress:
 
     def _release(self) -> None:
         """Print the lines held while the bar was open, and hold no more."""
-        if self in Progress.open_bars:
-            Progress.open_bars.remove(self)
+        with _console_lock:
+            if self in Progress.open_bars:
+                Progress.open_bars.remove(self)
+                if not Progress.open_bars:
+                    _restore_console_logs()
         held, self.held = self.held, []
         for text, stream in held:
             print(text, file=stream, flush=True)

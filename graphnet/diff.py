@@ -36,6 +36,7 @@ from ._files import refuse_bad_name
 from .errors import GraphError
 from .nodes import DenseNode, Output
 from ._validation import check_bool, check_int
+from .render import svg_or_none
 from .render_diff import percent, shown
 from .saving import load
 from ._text import columns, cut
@@ -229,11 +230,7 @@ class GraphDiff:
         return render_diff.render(self, path, rankdir=rankdir, dpi=dpi)
 
     def _repr_svg_(self):
-        try:
-            return self.to_dot().pipe(format="svg", quiet=True).decode("utf-8")
-        except (graphviz.ExecutableNotFound, graphviz.CalledProcessError) as exc:
-            logger.warning("no diagram for the diff: %s", exc)
-            return None
+        return svg_or_none(self.to_dot(), "the diff")
 
 
 # ---------------------------------------------------------------- comparing

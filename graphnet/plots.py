@@ -88,7 +88,9 @@ def plot_history(history, path: str | os.PathLike | None = None, *, title: str |
     path : str or PathLike, optional
         Write the figure there (the suffix picks the format: ``.png``, ``.svg``,
         ``.pdf``, ...) without opening a window. Without a path the figure is
-        made with pyplot, so notebooks and ``plt.show()`` display it.
+        made with pyplot, so notebooks and ``plt.show()`` display it (in a
+        notebook, a call ending a cell shows it twice, as the cell's value
+        and from pyplot: end the line with ``;``).
     title : str, optional
         Above the panels.
     dpi : int

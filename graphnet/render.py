@@ -450,13 +450,31 @@ def pipe(dot: graphviz.Digraph, fmt: str, what: str = "the diagram") -> bytes:
         ) from None
 
 
+#: The last reason a notebook got no diagram (see :func:`svg_or_none`).
+_last_reason: list[str] = [""]
+
+
+def svg_or_none(dot: graphviz.Digraph, what: str) -> str | None:
+    """``dot`` drawn as SVG text for a notebook, or ``None`` (no image: the
+    notebook shows the text) when it cannot be drawn. The reason is logged,
+    though not again straight after itself: IPython asks
+    ``_repr_mimebundle_`` and then ``_repr_svg_`` for one display, and a
+    notebook without ``dot`` would get the install hint twice each time."""
+    try:
+        svg = pipe(dot, "svg", what=what).decode("utf-8")
+    except RenderError as exc:
+        reason = str(exc)  # "cannot draw ...: ...", with the install hint
+        if reason != _last_reason[0]:
+            _last_reason[0] = reason
+            logger.warning("%s", reason)
+        return None
+    _last_reason[0] = ""
+    return svg
+
+
 def repr_svg(graph: Graph) -> str | None:
     """The diagram as SVG text for notebooks; ``None`` (no image) when it cannot be drawn."""
-    try:
-        return pipe(to_dot(graph), "svg").decode("utf-8")
-    except RenderError as exc:
-        logger.warning("no diagram for %r: %s", graph.name, exc)
-        return None
+    return svg_or_none(to_dot(graph), repr(graph.name))
 
 
 def repr_mimebundle(graph: Graph, include=None, exclude=None) -> dict[str, str]:

@@ -203,3 +203,58 @@ def test_a_callbacks_line_follows_the_epochs_bar_and_figures_wrapped(monkeypatch
     restoring = next(i for i, line in enumerate(lines) if line.startswith("Restoring model weights"))
     assert saved == stop + 1 and restoring > saved + 1  # the path is wrapped
     assert "".join(lines[saved:restoring]).replace(" ", "") == f"Epoch2:savingmodelto{folder}/m-2.gnet"
+
+
+def test_each_redraw_of_the_bar_shows_the_figures_of_a_batch_since_the_last_one(monkeypatch):
+    # A fast epoch: 1 ms a batch on one clock for graphnet's beat and tqdm's. Each
+    # batch's loss is its number, so a redraw tells which batch its figures are from.
+    import time
+
+    import tqdm.std
+
+    clock = itertools.count()
+    now = lambda: next(clock) * 1e-3  # noqa: E731
+    monkeypatch.setattr(time, "perf_counter", now)
+    monkeypatch.setattr(tqdm.std, "time", now)
+    monkeypatch.setenv("COLUMNS", "80")
+    stream = _FakeTerminal()
+    progress = Progress(1, epochs=1, batches=2000, stream=stream)
+    progress.epoch_begin(0)
+    redraws, drawn = [], 0
+    for batch in range(1, 2001):
+        progress.batch_end(float(batch) if progress.loss_due() else None)
+        if len(stream.getvalue()) > drawn:
+            drawn = len(stream.getvalue())
+            shown = re.findall(r"loss: (\d+)\.0000", _rendered(stream.getvalue())[-1])
+            redraws.append((batch, int(shown[0]) if shown else None))
+    progress.close()
+    assert len(redraws) > 5
+    for (before, _), (batch, shown) in itertools.pairwise(redraws):
+        assert shown is not None and before < shown <= batch, redraws
+
+
+@pytest.mark.parametrize("configured", [False, True], ids=["last-resort", "basicConfig"])
+def test_a_log_record_during_an_epoch_goes_above_the_bar_not_into_its_line(monkeypatch, configured):
+    import logging
+
+    monkeypatch.setenv("COLUMNS", "80")
+    terminal = _FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    root = logging.getLogger()
+    handler = logging.StreamHandler(terminal)
+    handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
+    last_resort = logging.lastResort
+    monkeypatch.setattr(root, "handlers", [handler] if configured else [])
+    progress = Progress(1, epochs=2, batches=10, stream=None)  # the bar on sys.stderr, as fit's
+    progress.epoch_begin(0)
+    progress.batch_end(0.5)
+    logging.getLogger("graphnet.training").warning("t: fit ran out of data")
+    for _ in range(9):
+        progress.batch_end(0.5)
+    progress.epoch_end(0, {"loss": 0.5})
+    assert handler.stream is terminal and logging.lastResort is last_resort  # all as it was
+    lines = _rendered(terminal.getvalue())
+    record = [line for line in lines if "ran out of data" in line]
+    expected = "WARNING:graphnet.training:t: fit ran out of data" if configured else "t: fit ran out of data"
+    assert record == [expected], lines  # a line of its own, not after a bar's text
+    assert any(line.startswith("Epoch 1/2: 100%") for line in lines)

@@ -428,3 +428,27 @@ def test_a_5000_node_graph_renders(tmp_path):
     assert re.search(r'nslimit="?0.05"?', g.to_dot().source)
     titles = svg_titles(g.render(tmp_path / "big.svg").read_bytes())
     assert set(g.topological_order) <= set(titles)
+
+
+def test_a_notebook_without_dot_is_told_once_per_display_and_a_diff_gets_the_install_hint(monkeypatch, caplog):
+    import copy
+    import logging
+
+    from graphnet import render
+
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setattr(render, "_last_reason", [""])
+    g = build_dag()
+    with caplog.at_level(logging.WARNING, logger="graphnet"):
+        assert g._repr_mimebundle_() == {"text/plain": repr(g)}
+        assert g._repr_svg_() is None  # IPython's next question for the same display
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith("cannot draw 'dag': Graphviz's 'dot'") and "install" in said[0]
+    caplog.clear()
+    h = copy.deepcopy(g)
+    h.name = "other"
+    with caplog.at_level(logging.WARNING, logger="graphnet"):
+        assert gn.diff(g, h, weights=False)._repr_svg_() is None
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith("cannot draw the diff: Graphviz's 'dot'")
+    assert render.INSTALL_HINT in said[0]
