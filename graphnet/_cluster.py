@@ -348,11 +348,11 @@ class Cluster:
                     if task.exception() is not None:
                         exc = task.exception()
                         raise Lost(f"{type(exc).__name__}: {exc}") from None
-                    answer, i = task.result(), ranks[task]
+                    answer, i = _unwrapped(task.result()), ranks[task]
                     if isinstance(answer, dict) and "error" in answer:  # at once: its peers may wait on it
                         raise RankFailed(f"rank {i} at {self.addresses[i]} failed: {answer['error']}")
                 if not pending:
-                    return [task.result() for task in tasks]
+                    return [_unwrapped(task.result()) for task in tasks]
                 alive = await self.client.scheduler.ncores()
                 gone = sorted(set(self.addresses) - set(alive))
                 if gone:
@@ -456,3 +456,13 @@ class Cluster:
             logger.debug("%s: could not clean up on the cluster: %s: %s", self.graph.name,
                          type(exc).__name__, exc)
         self._parts = []
+
+
+def _unwrapped(answer):
+    """A rank's answer as its handler made it. Over distributed's in-process
+    transport (``LocalCluster(processes=False)`` without a protocol) nothing
+    is serialized, and an answer the handler wrapped with ``to_serialize``
+    arrives still wrapped."""
+    from distributed.protocol.serialize import Serialize
+
+    return answer.data if isinstance(answer, Serialize) else answer

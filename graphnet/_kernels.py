@@ -142,6 +142,28 @@ def _compile(dtype: np.dtype) -> None:
         _bias_relu_kernel = _relu_backward_kernel = None
 
 
+def _jit(numba):
+    """numba's ``njit`` as the kernels take it: cached on disk where numba can
+    keep a cache for this module (beside it, or in the user's cache folder),
+    compiled afresh in each process where it cannot (a read-only install run
+    by a user without a home: numba refuses ``cache=True`` there).
+
+    error_model="numpy": no ZeroDivisionError branch per division, which would
+    keep the loop from being vectorised (3x slower).
+    """
+    options = {"nogil": True, "error_model": "numpy"}
+
+    def probe():  # defined in this file, as the kernels are: the same cache locator
+        return 0
+
+    try:
+        numba.njit(cache=True, **options)(probe)
+    except Exception as exc:  # RuntimeError: "cannot cache function ...: no locator available"
+        logger.info("numba cannot cache graphnet's kernels here (%s): each process compiles them", exc)
+        return numba.njit(**options)
+    return numba.njit(cache=True, **options)
+
+
 def _load() -> None:
     """Import numba and define the kernels (numba compiles each on its first call)."""
     global _adam_kernel, _adam_step_kernel, _adam_moments_kernel, _bias_relu_kernel, _relu_backward_kernel, _loaded
@@ -156,10 +178,9 @@ def _load() -> None:
         logger.warning("numba failed to import (%s: %s): optimizers use numpy passes", type(exc).__name__, exc)
         return
     _compiles_across_fork()
+    jit = _jit(numba)
 
-    # error_model="numpy": no ZeroDivisionError branch per division, which would
-    # keep the loop from being vectorised (3x slower).
-    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    @jit
     def adam_kernel(grads, m, v, m_next, v_next, out, beta1, beta2, step_size, eps):
         for i in range(grads.shape[0]):
             g = grads[i]
@@ -176,7 +197,7 @@ def _load() -> None:
     # 1 + (v' - v'): exactly 1 for a finite v' (the same bits), NaN for an
     # infinite one, so a non-finite new moment shows in the step (m' already
     # does). A reduction instead would keep the loop from vectorising (3.5x).
-    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    @jit
     def adam_step_kernel(grads, m, v, out, beta1, beta2, step_size, eps):
         one = grads.dtype.type(1)
         for i in range(grads.shape[0]):
@@ -186,7 +207,7 @@ def _load() -> None:
             v_i = beta2 * (v[i] - g2) + g2
             out[i] = ((m_i / (np.sqrt(v_i) + eps)) * step_size) * (one + (v_i - v_i))
 
-    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    @jit
     def adam_moments_kernel(grads, m, v, beta1, beta2):
         for i in range(grads.shape[0]):
             g = grads[i]
@@ -199,14 +220,14 @@ def _load() -> None:
     # each take ~1 us, a kernel ~0.3 us for both. The numpy passes' numbers
     # exactly: z + b rounded in the dtype, then numpy's maximum (NaN and -0.0
     # kept); grad times the 0/1 mask (NaN where grad is inf and a is not > 0).
-    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    @jit
     def bias_relu_kernel(z, b):
         for i in range(z.shape[0]):
             for j in range(z.shape[1]):
                 v = z[i, j] + b[j]
                 z[i, j] = v if not v < 0 else 0
 
-    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    @jit
     def relu_backward_kernel(a, grad):
         for i in range(a.shape[0]):
             for j in range(a.shape[1]):
@@ -214,7 +235,7 @@ def _load() -> None:
 
     # A whole inference forward in one call (see dag_forward). Softmax keeps
     # numpy's order: the row's max subtracted, exp, then division by the sum.
-    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    @jit
     def dag_forward_kernel(inputs, outs, params, program):
         for k in range(len(inputs)):
             a = inputs[k]

@@ -12,6 +12,7 @@ training curves) and Graphviz's ``dot`` for the diagrams.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from ._files import atomic_write
 from ._text import reason
 from .errors import GraphError, RenderError
 from .graph import Graph
-from .plots import plot_history, require_matplotlib
+from .plots import plot_history
 
 __all__ = ["build_model", "load_data", "run", "DemoResult"]
 
@@ -122,7 +123,10 @@ def run(
     GraphError
         When ``out`` cannot be created or ``epochs`` is not a positive integer.
     """
-    require_matplotlib()  # fail before training, not after it
+    missing = [name for name, module in (("scikit-learn", "sklearn"), ("matplotlib", "matplotlib"))
+               if importlib.util.find_spec(module) is None]
+    if missing:  # before anything is made or trained
+        raise ImportError(f"the demo needs {' and '.join(missing)}: pip install 'graphnet[demo]'")
     out = Path(os.fspath(out))
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -641,3 +641,17 @@ def test_a_data_file_holds_at_most_as_many_arrays_as_the_limit_says(tmp_path):
     assert len(read_arrays(path, max_members=5)[0]) == 5
     with pytest.raises(gn.ModelFileError, match=r"many\.npz: holds 5 arrays; a \.npz archive has at most 4"):
         read_arrays(path, max_members=4)
+
+
+@pytest.mark.parametrize("missing", [["matplotlib"], ["sklearn"], ["sklearn", "matplotlib"]])
+def test_the_demo_without_its_extra_names_it_and_makes_nothing(tmp_path, monkeypatch, missing):
+    from graphnet import demo
+
+    for module in missing:
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    out = tmp_path / "res" / "sub"
+    names = {"sklearn": "scikit-learn", "matplotlib": "matplotlib"}
+    with pytest.raises(ImportError, match=rf"^the demo needs {' and '.join(names[m] for m in missing)}: "
+                                          r"pip install 'graphnet\[demo\]'$"):
+        demo.run(out=out, epochs=1, verbose=0)
+    assert not (tmp_path / "res").exists()

@@ -226,3 +226,37 @@ def test_the_relu_kernels_give_the_numpy_passes_bits(dtype, rng):
     got = grad.copy()
     relu_backward(a, got)
     assert got.tobytes() == expected_grad.tobytes()
+
+
+def test_where_numba_cannot_cache_the_kernels_are_compiled_per_process(monkeypatch, tmp_path):
+    # A read-only install run by a user without a home: numba refuses cache=True
+    # when the decorator is applied (RuntimeError "no locator available").
+    pytest.importorskip("numba", reason="the kernels need numba")
+    script = """
+import logging, sys
+import numba.core.dispatcher
+import numpy as np
+def refuse(self):
+    raise RuntimeError(f"cannot cache function {self.py_func.__qualname__!r}: no locator available for file 'x'")
+numba.core.dispatcher.Dispatcher.enable_caching = refuse
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+import graphnet as gn
+from graphnet import _kernels
+g = gn.Sequential([gn.Input(3), gn.Dense(4, activation="relu"), gn.Dense(1)], seed=0)
+first = g.predict(np.ones((2, 3)))
+rng = np.random.default_rng(0)
+g.fit(rng.normal(size=(32, 3)), rng.normal(size=(32, 1)), epochs=2, batch_size=8, optimizer="adam", verbose=0)
+assert _kernels._adam_kernel is not None and _kernels._dag_forward_kernel is not None
+np.save(sys.argv[1], np.concatenate([first.ravel(), *(w.ravel() for w in g.get_weights().values())]))
+"""
+    out = tmp_path / "weights.npy"
+    done = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "numba cannot cache graphnet's kernels here" in done.stderr
+    monkeypatch.setattr(kernels, "ENABLED", False)  # the numpy passes: the same weights, bit for bit
+    g = gn.Sequential([gn.Input(3), gn.Dense(4, activation="relu"), gn.Dense(1)], seed=0)
+    first = g.predict(np.ones((2, 3)))
+    rng = np.random.default_rng(0)
+    g.fit(rng.normal(size=(32, 3)), rng.normal(size=(32, 1)), epochs=2, batch_size=8, optimizer="adam", verbose=0)
+    expected = np.concatenate([first.ravel(), *(w.ravel() for w in g.get_weights().values())])
+    np.testing.assert_array_equal(np.load(out), expected)

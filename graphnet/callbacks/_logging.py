@@ -127,7 +127,7 @@ class TensorBoard(Callback):
             from tensorboardX.summary import scalar
         except ImportError:
             raise GraphError("TensorBoard needs the tensorboardX package to write event files: "
-                             "pip install tensorboardX") from None
+                             "pip install 'graphnet[tensorboard]' (or pip install tensorboardX)") from None
         check_path(log_dir, "TensorBoard: log_dir", "a folder")
         if update_freq != "epoch":
             update_freq = check_int(update_freq, "TensorBoard: update_freq", expected="'epoch' or a positive "
