@@ -438,6 +438,13 @@ ACTIVATIONS["swish"] = SiLU
 def get(identifier: str | dict | Activation | None) -> Activation:
     """An activation from a name, a config dict, an instance, or ``None`` (linear).
 
+    Parameters
+    ----------
+    identifier : str, dict, Activation or None
+        A name (``"relu"``, or one registered with :func:`graphnet.register`), a
+        config dict ``{"name": ..., **parameters}``, an instance (returned as
+        is), or None for ``Linear()``.
+
     Raises
     ------
     GraphError

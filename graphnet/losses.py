@@ -358,6 +358,12 @@ LOSSES["mean_absolute_error"] = MeanAbsoluteError
 def get(identifier: str | dict | Loss) -> Loss:
     """A loss from a name, a config dict or an instance.
 
+    Parameters
+    ----------
+    identifier : str, dict or Loss
+        A name (``"mse"``, or one registered with :func:`graphnet.register`), a
+        config dict ``{"name": ..., **parameters}``, or an instance (returned as is).
+
     Raises
     ------
     GraphError
