@@ -187,7 +187,13 @@ class MeanAbsoluteError(Loss):
 
 
 class Huber(Loss):
-    """Quadratic for ``|a - y| <= delta``, linear beyond; mean over all elements."""
+    """Quadratic for ``|a - y| <= delta``, linear beyond; mean over all elements.
+
+    Parameters
+    ----------
+    delta : float, default 1.0
+        Where the loss turns from quadratic to linear, a positive finite number.
+    """
 
     name = "huber"
 

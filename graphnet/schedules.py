@@ -246,9 +246,9 @@ def get(identifier) -> LearningRateSchedule:
     Parameters
     ----------
     identifier : dict or LearningRateSchedule
-        A config dict (``{"name": "exponential_decay", "initial_learning_rate": 0.1, ...}``)
-        or an instance (returned as is); a bare name is refused, as a schedule
-        has no default parameters.
+        A config dict (``{"name": "exponential_decay", "initial_learning_rate": 0.1,
+        ...}``) or an instance (returned as is); a bare name is refused, as a
+        schedule has no default parameters.
 
     Raises
     ------
