@@ -78,8 +78,9 @@ def _public(module: str) -> str:
     return ".".join(part for i, part in enumerate(parts) if not any(p.startswith("_") for p in parts[: i + 1]))
 
 
-def register(cls: type) -> type:
-    """Make a custom activation or loss known by its ``name`` (``gn.register``).
+# numpydoc takes a first parameter named cls for a classmethod's and leaves it out of the signature it checks.
+def register(cls: type) -> type:  # numpydoc ignore=PR02
+    """Make a custom activation, loss, metric or learning-rate schedule known by its ``name`` (``gn.register``).
 
     Then ``activation="cube"``, specs and model files naming it find the
     class, as they find graphnet's own. Registering a class again (or a new
@@ -89,8 +90,10 @@ def register(cls: type) -> type:
     Parameters
     ----------
     cls : type
-        A subclass of :class:`graphnet.activations.Activation` or
-        :class:`graphnet.losses.Loss` (see their modules for the protocol).
+        A subclass of :class:`graphnet.activations.Activation`,
+        :class:`graphnet.losses.Loss`, :class:`graphnet.metrics.Metric` or
+        :class:`graphnet.schedules.LearningRateSchedule` (see their modules
+        for the protocol).
 
     Returns
     -------

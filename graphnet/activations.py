@@ -169,7 +169,13 @@ class ReLU(Activation):
 
 
 class LeakyReLU(Activation):
-    """``z`` for ``z > 0``, else ``negative_slope * z`` (PyTorch's default slope)."""
+    """``z`` for ``z > 0``, else ``negative_slope * z`` (PyTorch's default slope).
+
+    Parameters
+    ----------
+    negative_slope : float, default 0.01
+        The slope for ``z <= 0``, in [0, 1).
+    """
 
     name = "leaky_relu"
     relu_family = True
@@ -191,7 +197,13 @@ class LeakyReLU(Activation):
 
 
 class ELU(Activation):
-    """``z`` for ``z > 0``, else ``alpha * (exp(z) - 1)``."""
+    """``z`` for ``z > 0``, else ``alpha * (exp(z) - 1)``.
+
+    Parameters
+    ----------
+    alpha : float, default 1.0
+        The value ``-alpha`` that very negative ``z`` tend to, a positive finite number.
+    """
 
     name = "elu"
     relu_family = True
@@ -215,7 +227,13 @@ class ELU(Activation):
 
 class GELU(Activation):
     """``z * Φ(z)`` with the exact normal CDF (Keras's and PyTorch's default),
-    or the tanh approximation when ``approximate=True``."""
+    or the tanh approximation when ``approximate=True``.
+
+    Parameters
+    ----------
+    approximate : bool, default False
+        Use the tanh approximation instead of the exact normal CDF.
+    """
 
     name = "gelu"
     needs_input = True
@@ -385,7 +403,15 @@ class Mish(Activation):
 
 class HardSigmoid(Activation):
     """``clip(alpha * z + beta, 0, 1)``. The defaults (1/6, 1/2) are Keras 3's
-    and PyTorch's; Keras 2 and ONNX's operator default used ``alpha=0.2``."""
+    and PyTorch's; Keras 2 and ONNX's operator default used ``alpha=0.2``.
+
+    Parameters
+    ----------
+    alpha : float, default 1/6
+        The slope, a positive finite number.
+    beta : float, default 0.5
+        The offset, a finite number.
+    """
 
     name = "hard_sigmoid"
 
@@ -437,6 +463,11 @@ ACTIVATIONS["swish"] = SiLU
 
 def get(identifier: str | dict | Activation | None) -> Activation:
     """An activation from a name, a config dict, an instance, or ``None`` (linear).
+
+    Parameters
+    ----------
+    identifier : str, dict, Activation or None
+        A name (``"relu"``, or a registered one), a config dict, an instance (returned as is), or None.
 
     Raises
     ------

@@ -169,8 +169,14 @@ BIASES: dict[str, Callable] = {"fan_in_uniform": fan_in_uniform_bias, "normalize
 
 
 def get(name: str, where: str = "") -> Initializer:
-    """The initialiser called ``name``; ``where`` names the argument that
-    gave it in messages (``"Dense 'd': init"``).
+    """The initialiser called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`INITIALIZERS` (``"he_uniform"``, ...).
+    where : str, default ""
+        What messages name as the argument that gave it (``"Dense 'd': init"``).
 
     Raises
     ------

@@ -187,7 +187,13 @@ class MeanAbsoluteError(Loss):
 
 
 class Huber(Loss):
-    """Quadratic for ``|a - y| <= delta``, linear beyond; mean over all elements."""
+    """Quadratic for ``|a - y| <= delta``, linear beyond; mean over all elements.
+
+    Parameters
+    ----------
+    delta : float, default 1.0
+        Where the loss turns from quadratic to linear, a positive finite number.
+    """
 
     name = "huber"
 
@@ -357,6 +363,12 @@ LOSSES["mean_absolute_error"] = MeanAbsoluteError
 
 def get(identifier: str | dict | Loss) -> Loss:
     """A loss from a name, a config dict or an instance.
+
+    Parameters
+    ----------
+    identifier : str, dict or Loss
+        A name (``"mse"``, or one registered with :func:`graphnet.register`), a
+        config dict ``{"name": ..., **parameters}``, or an instance (returned as is).
 
     Raises
     ------

@@ -14,6 +14,7 @@ under its write lock; that is all a node knows of its graph.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any, ClassVar
 
 import numpy as np
@@ -88,7 +89,7 @@ class Node(Member):
 
 
 def _setting(name: str, doc: str) -> property:
-    return property(lambda self: getattr(self._settings, name), doc=doc)
+    return property(attrgetter(f"_settings.{name}"), doc=doc)
 
 
 class Input(Node):

@@ -18,6 +18,8 @@ and ``epsilon`` too.
 from __future__ import annotations
 
 import math
+from operator import attrgetter
+from typing import TYPE_CHECKING
 
 from ._hyperparameters import fraction, positive
 from ._optimizer_state import Optimizer
@@ -25,6 +27,9 @@ from ._registry import lookup
 from ._validation import check_bool, check_number
 from .backend import CPU
 from .errors import GraphError
+
+if TYPE_CHECKING:
+    from .schedules import LearningRateSchedule
 
 __all__ = ["Optimizer", "SGD", "Momentum", "RMSprop", "Adam", "AdamW", "OPTIMIZERS", "IN_PLACE_FROM", "get"]
 
@@ -43,12 +48,28 @@ class SGD(Optimizer):
     constant rate this is PyTorch's ``b <- mu b + g``, ``p <- p - lr b``; under
     a schedule the two differ, the velocity here keeping the rates it was
     made with.
+
+    Parameters
+    ----------
+    lr : float or LearningRateSchedule, optional
+        The learning rate, a finite number >= 0 (0 trains nothing), or a
+        :mod:`graphnet.schedules` schedule (an instance or its config dict);
+        None (the default) for 0.01.
+    momentum : float, default 0.0
+        The momentum ``mu``, in [0, 1); 0 is plain gradient descent.
+    nesterov : bool, default False
+        Use Nesterov momentum (needs ``momentum > 0``).
+    clipnorm : float, optional
+        Scale the whole gradient down to this norm when it is longer, a
+        positive number; None (the default) does not clip.
+    learning_rate : float or LearningRateSchedule, optional
+        Keras's name for ``lr``: give one or the other, not both.
     """
 
     name = "sgd"
 
-    def __init__(self, lr: float | None = None, momentum: float = 0.0, nesterov: bool = False,
-                 clipnorm: float | None = None, *, learning_rate=None):
+    def __init__(self, lr: float | LearningRateSchedule | None = None, momentum: float = 0.0,
+                 nesterov: bool = False, clipnorm: float | None = None, *, learning_rate=None):
         super().__init__(lr, clipnorm, learning_rate, default=0.01)
         momentum = fraction("momentum", momentum, self)
         nesterov = check_bool(nesterov, f"{self.name}: nesterov")
@@ -75,23 +96,57 @@ class SGD(Optimizer):
 
 
 class Momentum(SGD):
-    """SGD with momentum 0.9 by default (the registry's ``"momentum"``)."""
+    """SGD with momentum 0.9 by default (the registry's ``"momentum"``).
+
+    Parameters
+    ----------
+    lr : float or LearningRateSchedule, optional
+        The learning rate, a finite number >= 0 (0 trains nothing), or a
+        :mod:`graphnet.schedules` schedule (an instance or its config dict);
+        None (the default) for 0.01.
+    momentum : float, default 0.9
+        The momentum ``mu``, in [0, 1).
+    nesterov : bool, default False
+        Use Nesterov momentum.
+    clipnorm : float, optional
+        Scale the whole gradient down to this norm when it is longer, a
+        positive number; None (the default) does not clip.
+    learning_rate : float or LearningRateSchedule, optional
+        Keras's name for ``lr``: give one or the other, not both.
+    """
 
     name = "momentum"
 
-    def __init__(self, lr: float | None = None, momentum: float = 0.9, nesterov: bool = False,
-                 clipnorm: float | None = None, *, learning_rate=None):
+    def __init__(self, lr: float | LearningRateSchedule | None = None, momentum: float = 0.9,
+                 nesterov: bool = False, clipnorm: float | None = None, *, learning_rate=None):
         super().__init__(lr, momentum, nesterov, clipnorm, learning_rate=learning_rate)
 
 
 class RMSprop(Optimizer):
-    """``v <- rho v + (1 - rho) g²``, ``p <- p - lr g / (sqrt(v) + eps)`` (Keras's defaults)."""
+    """``v <- rho v + (1 - rho) g²``, ``p <- p - lr g / (sqrt(v) + eps)`` (Keras's defaults).
+
+    Parameters
+    ----------
+    lr : float or LearningRateSchedule, optional
+        The learning rate, a finite number >= 0 (0 trains nothing), or a
+        :mod:`graphnet.schedules` schedule (an instance or its config dict);
+        None (the default) for 0.001.
+    rho : float, default 0.9
+        The decay of the running mean of squared gradients, in [0, 1).
+    eps : float, default 1e-7
+        Added to ``sqrt(v)``, a positive number.
+    clipnorm : float, optional
+        Scale the whole gradient down to this norm when it is longer, a
+        positive number; None (the default) does not clip.
+    learning_rate : float or LearningRateSchedule, optional
+        Keras's name for ``lr``: give one or the other, not both.
+    """
 
     name = "rmsprop"
     slot_names = ("mean_square",)
     nonnegative_slots = ("mean_square",)
 
-    def __init__(self, lr: float | None = None, rho: float = 0.9, eps: float = 1e-7,
+    def __init__(self, lr: float | LearningRateSchedule | None = None, rho: float = 0.9, eps: float = 1e-7,
                  clipnorm: float | None = None, *, learning_rate=None):
         super().__init__(lr, clipnorm, learning_rate, default=1e-3)
         self.rho = fraction("rho", rho, self)
@@ -134,6 +189,27 @@ class Adam(Optimizer):
     second, at commit, the moments in place. ``beta1`` (0.9 when not
     given), ``beta2`` (0.999) and ``eps`` (1e-8) may be given by Keras's
     names ``beta_1``, ``beta_2`` and ``epsilon``, but not by both names.
+
+    Parameters
+    ----------
+    lr : float or LearningRateSchedule, optional
+        The learning rate, a finite number >= 0 (0 trains nothing), or a
+        :mod:`graphnet.schedules` schedule (an instance or its config dict);
+        None (the default) for 0.001.
+    beta1 : float, default 0.9
+        The decay of the first moment (the mean of the gradients), in [0, 1).
+    beta2 : float, default 0.999
+        The decay of the second moment (the mean of squared gradients), in [0, 1).
+    eps : float, default 1e-8
+        Added to ``sqrt(v̂)``, a positive number.
+    clipnorm : float, optional
+        Scale the whole gradient down to this norm when it is longer, a
+        positive number; None (the default) does not clip.
+    learning_rate : float or LearningRateSchedule, optional
+        Keras's name for ``lr``: give one or the other, not both.
+    beta_1, beta_2, epsilon : float, optional
+        Keras's names for ``beta1``, ``beta2`` and ``eps``: give one name or
+        the other, not both.
     """
 
     name = "adam"
@@ -141,18 +217,19 @@ class Adam(Optimizer):
     nonnegative_slots = ("v",)
     counts_steps = True
 
-    def __init__(self, lr: float | None = None, beta1: float = _BETA1, beta2: float = _BETA2, eps: float = _EPS,
-                 clipnorm: float | None = None, *, learning_rate=None, beta_1=None, beta_2=None, epsilon=None):
+    def __init__(self, lr: float | LearningRateSchedule | None = None, beta1: float = _BETA1,
+                 beta2: float = _BETA2, eps: float = _EPS, clipnorm: float | None = None, *, learning_rate=None,
+                 beta_1=None, beta_2=None, epsilon=None):
         super().__init__(lr, clipnorm, learning_rate, default=1e-3)
         self.beta1 = fraction("beta1", _either(self, "beta1", beta1, "beta_1", beta_1), self)
         self.beta2 = fraction("beta2", _either(self, "beta2", beta2, "beta_2", beta_2), self)
         self.eps = positive("eps", _either(self, "eps", eps, "epsilon", epsilon), self)
 
-    beta_1 = property(lambda self: self.beta1, lambda self, value: setattr(self, "beta1", value),
+    beta_1 = property(attrgetter("beta1"), lambda self, value: setattr(self, "beta1", value),
                       doc="Keras's name for :attr:`beta1`.")
-    beta_2 = property(lambda self: self.beta2, lambda self, value: setattr(self, "beta2", value),
+    beta_2 = property(attrgetter("beta2"), lambda self, value: setattr(self, "beta2", value),
                       doc="Keras's name for :attr:`beta2`.")
-    epsilon = property(lambda self: self.eps, lambda self, value: setattr(self, "eps", value),
+    epsilon = property(attrgetter("eps"), lambda self, value: setattr(self, "eps", value),
                        doc="Keras's name for :attr:`eps`.")
 
     def bind(self, layout, dtype, backend=CPU, tokens=None, frozen=None) -> None:
@@ -202,13 +279,37 @@ class Adam(Optimizer):
 
 class AdamW(Adam):
     """Adam with decoupled weight decay: ``p <- p - lr (wd p + adam_step / lr)``
-    (PyTorch's ``AdamW``; the decay applies to every trainable parameter)."""
+    (PyTorch's ``AdamW``; the decay applies to every trainable parameter).
+
+    Parameters
+    ----------
+    lr : float or LearningRateSchedule, optional
+        The learning rate, a finite number >= 0 (0 trains nothing), or a
+        :mod:`graphnet.schedules` schedule (an instance or its config dict);
+        None (the default) for 0.001.
+    beta1 : float, default 0.9
+        The decay of the first moment (the mean of the gradients), in [0, 1).
+    beta2 : float, default 0.999
+        The decay of the second moment (the mean of squared gradients), in [0, 1).
+    eps : float, default 1e-8
+        Added to ``sqrt(v̂)``, a positive number.
+    weight_decay : float, default 0.01
+        The decay ``wd``, a finite number >= 0 (0 is Adam).
+    clipnorm : float, optional
+        Scale the whole gradient down to this norm when it is longer, a
+        positive number; None (the default) does not clip.
+    learning_rate : float or LearningRateSchedule, optional
+        Keras's name for ``lr``: give one or the other, not both.
+    beta_1, beta_2, epsilon : float, optional
+        Keras's names for ``beta1``, ``beta2`` and ``eps``: give one name or
+        the other, not both.
+    """
 
     name = "adamw"
 
-    def __init__(self, lr: float | None = None, beta1: float = _BETA1, beta2: float = _BETA2, eps: float = _EPS,
-                 weight_decay: float = 0.01, clipnorm: float | None = None, *, learning_rate=None,
-                 beta_1=None, beta_2=None, epsilon=None):
+    def __init__(self, lr: float | LearningRateSchedule | None = None, beta1: float = _BETA1,
+                 beta2: float = _BETA2, eps: float = _EPS, weight_decay: float = 0.01,
+                 clipnorm: float | None = None, *, learning_rate=None, beta_1=None, beta_2=None, epsilon=None):
         super().__init__(lr, beta1, beta2, eps, clipnorm, learning_rate=learning_rate, beta_1=beta_1,
                          beta_2=beta_2, epsilon=epsilon)
         self.weight_decay = check_number(weight_decay, f"{self.name}: weight_decay", 0.0,
@@ -250,6 +351,12 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Momentu
 
 def get(identifier: str | dict | Optimizer) -> Optimizer:
     """An optimizer from a name (default hyperparameters), a config dict or an instance.
+
+    Parameters
+    ----------
+    identifier : str, dict or Optimizer
+        A name (``"adam"``, a key of :data:`OPTIMIZERS`), a config dict
+        ``{"name": ..., **hyperparameters}``, or an instance (returned as is).
 
     Raises
     ------

@@ -40,7 +40,15 @@ class Regularizer(Checked):
             _protocols.adapt_config(cls)
 
     def penalty(self, w: np.ndarray, xp=np) -> float:
-        """The value: a float, or on a device a 0-d array (``xp`` is ``w``'s module)."""
+        """The value: a float, or on a device a 0-d array.
+
+        Parameters
+        ----------
+        w : array
+            The weights.
+        xp : module, default numpy
+            ``w``'s array module (numpy, or cupy on a GPU).
+        """
         raise NotImplementedError
 
     def add_gradient(self, w: np.ndarray, grad: np.ndarray, xp=np) -> None:
@@ -62,7 +70,13 @@ class Regularizer(Checked):
 
 
 class L1(Regularizer):
-    """``l1 * Σ|w|``."""
+    """``l1 * Σ|w|``.
+
+    Parameters
+    ----------
+    l1 : float, default 0.01
+        The strength, a finite number >= 0.
+    """
 
     name = "l1"
 
@@ -80,7 +94,13 @@ class L1(Regularizer):
 
 
 class L2(Regularizer):
-    """``l2 * Σ w²`` (no one-half, as in Keras)."""
+    """``l2 * Σ w²`` (no one-half, as in Keras).
+
+    Parameters
+    ----------
+    l2 : float, default 0.01
+        The strength, a finite number >= 0.
+    """
 
     name = "l2"
 
@@ -99,7 +119,15 @@ class L2(Regularizer):
 
 
 class L1L2(Regularizer):
-    """``l1 * Σ|w| + l2 * Σ w²``."""
+    """``l1 * Σ|w| + l2 * Σ w²``.
+
+    Parameters
+    ----------
+    l1 : float, default 0.0
+        The strength of the L1 term, a finite number >= 0.
+    l2 : float, default 0.0
+        The strength of the L2 term, a finite number >= 0.
+    """
 
     name = "l1_l2"
 
@@ -133,6 +161,12 @@ REGULARIZERS: dict[str, type[Regularizer]] = {cls.name: cls for cls in (L1, L2, 
 
 def get(identifier) -> Regularizer | None:
     """A regularizer from ``None``, a name (default strength), a config dict or an instance.
+
+    Parameters
+    ----------
+    identifier : str, dict, Regularizer or None
+        ``"l1"``, ``"l2"`` or ``"l1_l2"``, a config dict (``{"name": "l2", "l2": 1e-4}``), an
+        instance (returned as is), or None (no penalty).
 
     Raises
     ------

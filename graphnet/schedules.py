@@ -78,7 +78,19 @@ class LearningRateSchedule(Checked):
 
 class ExponentialDecay(LearningRateSchedule):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)``; with
-    ``staircase`` the exponent is floored, so the rate falls in steps."""
+    ``staircase`` the exponent is floored, so the rate falls in steps.
+
+    Parameters
+    ----------
+    initial_learning_rate : float
+        The rate at step 0, a positive finite number.
+    decay_steps : int
+        The steps over which the rate is multiplied by ``decay_rate`` once, >= 1.
+    decay_rate : float
+        The factor per ``decay_steps``, > 0 (above 1 the rate grows).
+    staircase : bool, default False
+        Floor ``step / decay_steps``, so the rate changes every ``decay_steps`` steps.
+    """
 
     name = "exponential_decay"
 
@@ -111,7 +123,22 @@ class CosineDecay(LearningRateSchedule):
     """Cosine decay from ``initial_learning_rate`` to ``alpha`` times it over
     ``decay_steps``, optionally after a linear warm-up of ``warmup_steps`` to
     ``warmup_target`` (the decay then starts from ``warmup_target``), as in
-    Keras 3."""
+    Keras 3.
+
+    Parameters
+    ----------
+    initial_learning_rate : float
+        The rate at step 0, a finite number >= 0 (> 0 without a warm-up).
+    decay_steps : int
+        The steps the cosine decay takes, >= 1 (after the warm-up, if any).
+    alpha : float, default 0.0
+        The final rate as a fraction of the peak, in [0, 1].
+    warmup_target : float, optional
+        The rate the warm-up climbs to, a positive finite number; None (the
+        default) for no warm-up.
+    warmup_steps : int, default 0
+        The steps of the linear warm-up, >= 0; more than 0 needs a ``warmup_target``.
+    """
 
     name = "cosine_decay"
 
@@ -150,7 +177,16 @@ class CosineDecay(LearningRateSchedule):
 
 class PiecewiseConstantDecay(LearningRateSchedule):
     """``values[0]`` while ``step <= boundaries[0]``, ``values[1]`` while
-    ``step <= boundaries[1]``, ..., ``values[-1]`` after the last boundary."""
+    ``step <= boundaries[1]``, ..., ``values[-1]`` after the last boundary.
+
+    Parameters
+    ----------
+    boundaries : sequence of int
+        The steps at which the rate changes, increasing, each >= 0 (a list, a
+        tuple or a 1-D numpy array).
+    values : sequence of float
+        The rates, positive finite numbers: one more than ``boundaries``.
+    """
 
     name = "piecewise_constant_decay"
 
@@ -206,6 +242,13 @@ SCHEDULES: dict[str, type[LearningRateSchedule]] = {
 
 def get(identifier) -> LearningRateSchedule:
     """A schedule from an instance or a config dict (``{"name": ..., ...}``).
+
+    Parameters
+    ----------
+    identifier : dict or LearningRateSchedule
+        A config dict (``{"name": "exponential_decay", "initial_learning_rate": 0.1,
+        ...}``) or an instance (returned as is); a bare name is refused, as a
+        schedule has no default parameters.
 
     Raises
     ------

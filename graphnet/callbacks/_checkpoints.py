@@ -28,33 +28,41 @@ class ModelCheckpoint(Monitor):
     Parameters
     ----------
     path : str or PathLike
-        May contain ``{epoch}`` and logged names, e.g.
-        ``"ckpt-{epoch:02d}-{val_loss:.3f}.gnet"``. Keras's name for it,
-        ``filepath=``, is taken too.
-    monitor : str
-    save_best_only : bool
-    mode : {"auto", "min", "max"}
-    save_weights_only : bool
+        The file to write. May contain ``{epoch}`` and logged names, e.g.
+        ``"ckpt-{epoch:02d}-{val_loss:.3f}.gnet"``.
+    monitor : str, default "val_loss"
+        The logged value that decides which epoch is best.
+    save_best_only : bool, default True
+        Save only an epoch whose ``monitor`` beats the best so far; False
+        saves every epoch.
+    mode : {"auto", "min", "max"}, default "auto"
+        Whether smaller or larger ``monitor`` is better; ``"auto"``: larger
+        for accuracies, AUC, precision, recall, F1 and R², smaller otherwise.
+    save_weights_only : bool, default False
         False: the whole model (``Graph.save``: architecture, weights,
         optimizer state, random streams; ``gn.load`` reads it). True: a
         weights file (``Graph.save_weights``: all but the architecture;
         ``g.load_weights`` reads it). A ``.npz`` path always saves the
         weights only, as a plain ``.npz`` keyed like ``get_weights()``
         (``np.load`` or ``g.load_weights`` read it).
-    verbose : {0, 1}
+    verbose : {0, 1}, default 0
         1 prints a line for each file saved.
+    filepath : str or PathLike, optional
+        Keras's name for ``path``: give one or the other, not both.
     initial_value_threshold : float, optional
         With ``save_best_only``, the value an epoch must beat to be saved
         first (Keras's option; by default the first epoch is saved).
 
+    Notes
+    -----
     Every write is atomic: a checkpoint is whole or absent. A relative
     path is taken from the working folder as ``fit`` begins; ``saved`` lists
     the files written, where they were written (absolute for a relative path).
     """
 
-    def __init__(self, path: str | Path | None = None, monitor: str = "val_loss", save_best_only: bool = True,
-                 mode: str = "auto", save_weights_only: bool = False, verbose: int = 0, *,
-                 filepath: str | Path | None = None, initial_value_threshold: float | None = None):
+    def __init__(self, path: str | os.PathLike | None = None, monitor: str = "val_loss",
+                 save_best_only: bool = True, mode: str = "auto", save_weights_only: bool = False, verbose: int = 0,
+                 *, filepath: str | os.PathLike | None = None, initial_value_threshold: float | None = None):
         super().__init__(monitor, mode)
         where = "path"
         if filepath is not None:

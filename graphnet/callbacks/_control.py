@@ -96,7 +96,33 @@ class ReduceLROnPlateau(Monitor):
     has not improved by ``min_delta`` for ``patience`` epochs, then wait
     ``cooldown`` epochs before counting again; never below ``min_lr``
     (Keras's callback, with its defaults). Each epoch's rate is logged as
-    ``learning_rate``; ``verbose=1`` prints a line each time it reduces the rate."""
+    ``learning_rate``; ``verbose=1`` prints a line each time it reduces the rate.
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+        The logged value to watch.
+    factor : float, default 0.1
+        What the rate is multiplied by, in (0, 1).
+    patience : int, default 10
+        Epochs without improvement before the rate is reduced, >= 0.
+    min_delta : float, default 1e-4
+        How much ``monitor`` must improve by to count (its absolute value is used).
+    cooldown : int, default 0
+        Epochs to wait after a reduction before counting again, >= 0.
+    min_lr : float, default 0.0
+        The rate is never reduced below this, a number >= 0.
+    mode : {"auto", "min", "max"}, default "auto"
+        Whether smaller or larger ``monitor`` is better; ``"auto"``: larger
+        for accuracies, AUC, precision, recall, F1 and R², smaller otherwise.
+    verbose : {0, 1}, default 0
+        1 prints a line each time the rate is reduced.
+
+    Notes
+    -----
+    An optimizer whose rate is a :mod:`graphnet.schedules` schedule is
+    refused: this callback sets the rate itself.
+    """
 
     logs_learning_rate = True
 
@@ -187,6 +213,14 @@ class LearningRateScheduler(Callback):
     (or ``schedule(epoch)``), as Keras does, and log it as ``learning_rate``;
     ``verbose=1`` prints Keras's line for each epoch's rate.
 
+    Parameters
+    ----------
+    schedule : callable
+        ``schedule(epoch, lr) -> new rate`` (``epoch`` counted from 0, ``lr``
+        the current rate), or ``schedule(epoch) -> new rate``.
+    verbose : {0, 1}, default 0
+        1 prints a line with each epoch's rate.
+
     Raises
     ------
     GraphError
@@ -253,6 +287,12 @@ class LambdaCallback(Callback):
     ``on_batch_end(batch, logs)``, ``on_epoch_end(epoch, logs)``,
     ``on_train_end(logs)``; Keras's ``on_train_batch_begin`` and
     ``on_train_batch_end`` name the batch hooks too.
+
+    Parameters
+    ----------
+    **hooks : callable
+        Each keyword a hook's name, its value the function called for it
+        (None leaves the hook out).
 
     Raises
     ------

@@ -27,7 +27,18 @@ class CSVLogger(Callback):
     (a file it would misread, not UTF-8 text or not beginning with a header
     it writes, is refused before training). The columns are the header's: a
     logged name it has no column for is not written, with a warning. A
-    relative ``filename`` is taken from the working folder as ``fit`` begins."""
+    relative ``filename`` is taken from the working folder as ``fit`` begins.
+
+    Parameters
+    ----------
+    filename : str or PathLike
+        The CSV file to write.
+    separator : str, default ","
+        The one character between fields (not a line end or a quote).
+    append : bool, default False
+        Keep the rows already in the file and add to them; False starts the
+        file afresh.
+    """
 
     def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False):
         super().__init__()
@@ -104,7 +115,8 @@ class TensorBoard(Callback):
     Keras's callback lays them out; ``tensorboard --logdir log_dir`` shows
     them. A tag keeps letters, digits and ``- _ . /`` (others become ``_``,
     as in TensorBoard); logged names that would share a tag are refused
-    when ``fit`` begins (names a callback adds, when they are written). Needs the optional ``tensorboardX`` package (its event records).
+    when ``fit`` begins (names a callback adds, when they are written).
+    Needs the optional ``tensorboardX`` package (its event records).
     Each fit writes new event files (one per run) and closes them when it
     ends, however it ends; nothing is kept for the life of the process. A
     relative ``log_dir`` is taken from the working folder as ``fit`` begins.

@@ -94,6 +94,13 @@ def get(identifier) -> Metric:
     """A metric from a name, a config dict, an instance, a Metric subclass or
     a function ``f(y_true, y_pred) -> float``.
 
+    Parameters
+    ----------
+    identifier : str, dict, Metric, type or callable
+        A name (``"accuracy"``), a config dict ``{"name": ..., **parameters}``,
+        an instance (returned as is), a Metric subclass (made with no
+        arguments), or a function, wrapped as a metric named after it.
+
     Raises
     ------
     GraphError

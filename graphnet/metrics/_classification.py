@@ -69,7 +69,16 @@ class Accuracy(_HitRate):
     """The fraction of right answers: the argmax on a softmax output
     (categorical), each unit ``p > threshold`` on a sigmoid output (binary,
     element by element, as Keras's ``binary_accuracy``: on several units
-    this is not scikit-learn's subset accuracy)."""
+    this is not scikit-learn's subset accuracy).
+
+    Parameters
+    ----------
+    threshold : float, default 0.5
+        On a sigmoid output, a unit says "positive" when its value is above
+        this, in [0, 1].
+    name : str, optional
+        The key in the logs (``"accuracy"`` by default).
+    """
 
     name = "accuracy"
     activations = ("softmax", "sigmoid")
@@ -88,7 +97,16 @@ class Accuracy(_HitRate):
 
 
 class BinaryAccuracy(Accuracy):
-    """Each unit of a sigmoid output right or wrong (``p > threshold``)."""
+    """Each unit of a sigmoid output right or wrong (``p > threshold``).
+
+    Parameters
+    ----------
+    threshold : float, default 0.5
+        On a sigmoid output, a unit says "positive" when its value is above
+        this, in [0, 1].
+    name : str, optional
+        The key in the logs (``"binary_accuracy"`` by default).
+    """
 
     name = "binary_accuracy"
     activations = ("sigmoid",)
@@ -98,7 +116,16 @@ class BinaryAccuracy(Accuracy):
 
 
 class CategoricalAccuracy(Accuracy):
-    """The argmax of a softmax output against the label."""
+    """The argmax of a softmax output against the label.
+
+    Parameters
+    ----------
+    threshold : float, default 0.5
+        Unused on the softmax outputs this metric reads; kept for the same
+        arguments as :class:`Accuracy`.
+    name : str, optional
+        The key in the logs (``"categorical_accuracy"`` by default).
+    """
 
     name = "categorical_accuracy"
     activations = ("softmax",)
@@ -110,7 +137,15 @@ class CategoricalAccuracy(Accuracy):
 class TopKAccuracy(_HitRate):
     """Whether the label is among the ``k`` highest scores of a softmax output
     (Keras's ``top_k_categorical_accuracy``; scikit-learn's ``top_k_accuracy_score``,
-    whose rule for ties it follows: of equal scores, the higher class index ranks first)."""
+    whose rule for ties it follows: of equal scores, the higher class index ranks first).
+
+    Parameters
+    ----------
+    k : int, default 5
+        How many of the highest scores count as right, >= 1.
+    name : str, optional
+        The key in the logs (``"top_k_accuracy"`` by default).
+    """
 
     name = "top_k_accuracy"
     activations = ("softmax",)
@@ -219,7 +254,19 @@ class Precision(_Confusion):
     classes (``average``: ``"macro"`` by default, ``"micro"``, ``"weighted"``),
     as scikit-learn's ``precision_score``; 0 where nothing was predicted.
     Given one of those averages, one sigmoid unit is averaged over its two
-    classes, 0 and 1, as scikit-learn averages 0/1 labels."""
+    classes, 0 and 1, as scikit-learn averages 0/1 labels.
+
+    Parameters
+    ----------
+    average : {"binary", "micro", "macro", "weighted"}, optional
+        How the classes' values are combined; None (the default): ``"binary"``
+        on one sigmoid unit, ``"macro"`` otherwise.
+    threshold : float, default 0.5
+        On a sigmoid output, a unit says "positive" when its value is above
+        this, in [0, 1].
+    name : str, optional
+        The key in the logs (``"precision"`` by default).
+    """
 
     name = "precision"
 
@@ -228,7 +275,19 @@ class Precision(_Confusion):
 
 
 class Recall(_Confusion):
-    """``tp / (tp + fn)``, averaged as :class:`Precision` (scikit-learn's ``recall_score``)."""
+    """``tp / (tp + fn)``, averaged as :class:`Precision` (scikit-learn's ``recall_score``).
+
+    Parameters
+    ----------
+    average : {"binary", "micro", "macro", "weighted"}, optional
+        How the classes' values are combined; None (the default): ``"binary"``
+        on one sigmoid unit, ``"macro"`` otherwise.
+    threshold : float, default 0.5
+        On a sigmoid output, a unit says "positive" when its value is above
+        this, in [0, 1].
+    name : str, optional
+        The key in the logs (``"recall"`` by default).
+    """
 
     name = "recall"
 
@@ -238,7 +297,19 @@ class Recall(_Confusion):
 
 class F1Score(_Confusion):
     """``2 tp / (2 tp + fp + fn)``, averaged as :class:`Precision`
-    (scikit-learn's ``f1_score``)."""
+    (scikit-learn's ``f1_score``).
+
+    Parameters
+    ----------
+    average : {"binary", "micro", "macro", "weighted"}, optional
+        How the classes' values are combined; None (the default): ``"binary"``
+        on one sigmoid unit, ``"macro"`` otherwise.
+    threshold : float, default 0.5
+        On a sigmoid output, a unit says "positive" when its value is above
+        this, in [0, 1].
+    name : str, optional
+        The key in the logs (``"f1"`` by default).
+    """
 
     name = "f1"
 
@@ -249,7 +320,13 @@ class F1Score(_Confusion):
 class LogLoss(Metric):
     """The mean cross-entropy of the probabilities, clipped to
     ``[eps, 1 - eps]`` of their dtype as scikit-learn's ``log_loss`` does;
-    on a sigmoid output of several units, the mean over every unit."""
+    on a sigmoid output of several units, the mean over every unit.
+
+    Parameters
+    ----------
+    name : str, optional
+        The key in the logs (``"log_loss"`` by default).
+    """
 
     reads_labels = True
 

@@ -45,6 +45,12 @@ class Metric(Checked):
     activation : str or None
         The activation of the output this metric is bound to (see
         :meth:`bind`); None for a metric used on its own.
+
+    Parameters
+    ----------
+    name : str, optional
+        The key in the logs, an identifier; None (the default) keeps the
+        class's ``name``.
     """
 
     name: ClassVar[str] = ""

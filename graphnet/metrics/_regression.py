@@ -67,7 +67,13 @@ class _ElementMean(Metric):
 
 
 class MeanAbsoluteError(_ElementMean):
-    """``mean |y_pred - y_true|`` (scikit-learn's ``mean_absolute_error``)."""
+    """``mean |y_pred - y_true|`` (scikit-learn's ``mean_absolute_error``).
+
+    Parameters
+    ----------
+    name : str, optional
+        The key in the logs (``"mae"`` by default).
+    """
 
     name = "mae"
 
@@ -76,7 +82,13 @@ class MeanAbsoluteError(_ElementMean):
 
 
 class MeanSquaredError(_ElementMean):
-    """``mean (y_pred - y_true)²`` (scikit-learn's ``mean_squared_error``)."""
+    """``mean (y_pred - y_true)²`` (scikit-learn's ``mean_squared_error``).
+
+    Parameters
+    ----------
+    name : str, optional
+        The key in the logs (``"mse"`` by default).
+    """
 
     name = "mse"
 
@@ -86,7 +98,13 @@ class MeanSquaredError(_ElementMean):
 
 class RootMeanSquaredError(Metric):
     """The root of each unit's mean squared error, averaged over units
-    (scikit-learn's ``root_mean_squared_error``)."""
+    (scikit-learn's ``root_mean_squared_error``).
+
+    Parameters
+    ----------
+    name : str, optional
+        The key in the logs (``"rmse"`` by default).
+    """
 
     reads_labels = True
 
@@ -125,6 +143,11 @@ class R2Score(Metric):
     mean and sum of squared deviations, so merging chunks loses no precision
     to targets far from zero. A unit whose squared deviations exceed
     float64's range scores NaN, as in scikit-learn.
+
+    Parameters
+    ----------
+    name : str, optional
+        The key in the logs (``"r2"`` by default).
     """
 
     reads_labels = True
