@@ -68,8 +68,3 @@ html_theme_options = {
 html_sidebars = {"index": [], "changelog": [], "benchmarks": [], "how-it-works": []}
 html_show_sourcelink = False
 html_copy_source = False
-
-# numpydoc checks every documented signature against its Parameters section:
-# PR01, a parameter of the signature that the docstring leaves out; PR02, a
-# documented parameter that the signature does not have.
-numpydoc_validation_checks = {"PR01", "PR02"}

@@ -6,7 +6,7 @@ node exactly once.
 """
 
 from . import _cuda, _dask  # noqa: F401  (they register the "cuda" device and dask arrays' handler)
-from . import activations, callbacks, distributed, initializers, losses, metrics, optimizers
+from . import activations, callbacks, distributed, initializers, losses, metrics, optimizers, regularizers, schedules
 from ._registry import register
 from ._version import __version__
 from .attributions import Attributions
@@ -79,5 +79,7 @@ __all__ = [
     "losses",
     "metrics",
     "optimizers",
+    "regularizers",
+    "schedules",
     "__version__",
 ]

@@ -5,7 +5,7 @@ checked before any is set."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from . import losses as losses_module
 from . import metrics as metrics_module
@@ -17,11 +17,13 @@ from .errors import GraphError
 if TYPE_CHECKING:
     from .graph import Graph
 
+G = TypeVar("G", bound="Graph")
+
 __all__ = ["compile"]
 
 
-def compile(graph: Graph, loss=None, optimizer=None, metrics=None,  # noqa: A001 (Keras's name)
-            loss_weights=None) -> Graph:
+def compile(graph: G, loss=None, optimizer=None, metrics=None,  # noqa: A001 (Keras's name)
+            loss_weights=None) -> G:
     """Keras's idiom: set the outputs' losses, the optimizer and the
     default metrics of ``fit``/``evaluate``, and check that every loss
     fits its output's activation. Returns the graph.

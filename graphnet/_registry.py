@@ -78,8 +78,7 @@ def _public(module: str) -> str:
     return ".".join(part for i, part in enumerate(parts) if not any(p.startswith("_") for p in parts[: i + 1]))
 
 
-# numpydoc takes a first parameter named cls for a classmethod's and leaves it out of the signature it checks.
-def register(cls: type) -> type:  # numpydoc ignore=PR02
+def register(cls: type) -> type:
     """Make a custom activation, loss, metric or learning-rate schedule known by its ``name`` (``gn.register``).
 
     Then ``activation="cube"``, specs and model files naming it find the

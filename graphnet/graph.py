@@ -22,6 +22,7 @@ export                    :mod:`graphnet.interop.onnx_export`
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 from . import attributions as attributions_module
 from . import inference, preprocessing, render_html, saving, serving, spec, specfile, surgery, training, weight_files, weights  # noqa: F401 (render_html: .html pages)
@@ -34,6 +35,10 @@ from .interop import onnx_export
 from .network import Network, NodeRef
 from .nodes import Hidden, Input, Output
 from .plan import compile_plan
+
+if TYPE_CHECKING:
+    from .activations import Activation
+    from .losses import Loss
 
 __all__ = ["Graph"]
 
@@ -110,7 +115,7 @@ class Graph(Network, kind="graph"):
         return self.add_node(Input(size, name=name, columns=columns, categories=categories, normalize=normalize,
                                    missing=missing))
 
-    def add_hidden(self, name: str, size: int, activation="relu", dropout: float = 0.0,
+    def add_hidden(self, name: str, size: int, activation: str | dict | Activation = "relu", dropout: float = 0.0,
                    trainable: bool = True, bias_regularizer=None) -> Hidden:
         """Add a Hidden node: ``activation(bias + Σ x_src @ W_src)`` over its sources.
 
@@ -139,7 +144,8 @@ class Graph(Network, kind="graph"):
         return self.add_node(Hidden(size, activation=activation, dropout=dropout, name=name,
                                     trainable=trainable, bias_regularizer=bias_regularizer))
 
-    def add_output(self, name: str, size: int, activation="linear", loss="mse", loss_weight: float = 1.0,
+    def add_output(self, name: str, size: int, activation: str | dict | Activation = "linear",
+                   loss: str | dict | Loss = "mse", loss_weight: float = 1.0,
                    trainable: bool = True, bias_regularizer=None, *, classes=None) -> Output:
         """Add an Output node: a Hidden node with a loss, whose values ``predict`` returns.
 

@@ -7,9 +7,14 @@ and importers build Sequential models from these too.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import initializers, regularizers
 from ._validation import check_bool, check_dropout, check_int
 from .nodes import Hidden
+
+if TYPE_CHECKING:
+    from .activations import Activation
 
 __all__ = ["Dense", "default_loss"]
 
@@ -38,7 +43,7 @@ class Dense:
     def __init__(
         self,
         units: int,
-        activation="linear",
+        activation: str | dict | Activation = "linear",
         dropout: float = 0.0,
         name: str | None = None,
         init: str | None = None,

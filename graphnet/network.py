@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 
@@ -386,7 +386,7 @@ class Network(GraphSettings, Structure):
         return self._backend
 
     @_edit
-    def to(self, device) -> Network:
+    def to(self, device) -> Self:
         """Move the graph to ``device`` in place: every weight and bias, and
         the optimizer's state.
 

@@ -174,7 +174,7 @@ def _parameter_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
 
 
 # --------------------------------------------------------------------- loading
-def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYTES, custom_objects=None):
+def load(path: str | os.PathLike | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYTES, custom_objects=None) -> Graph:
     """Read a model file written by :func:`save`.
 
     Parameters

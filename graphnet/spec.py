@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -45,6 +45,8 @@ from ._version import __version__
 from .errors import GraphError
 from .layers import Dense
 from .network import Network, model_class
+
+N = TypeVar("N", bound=Network)
 from .nodes import KINDS
 
 __all__ = [
@@ -114,8 +116,8 @@ def to_dict(graph: Network) -> dict[str, Any]:
     return data
 
 
-def from_dict(cls: type[Network] | None, data: Mapping[str, Any],
-              max_params: int | None = DEFAULT_MAX_SPEC_PARAMS, custom_objects=None) -> Network:
+def from_dict(cls: type[N] | None, data: Mapping[str, Any],
+              max_params: int | None = DEFAULT_MAX_SPEC_PARAMS, custom_objects=None) -> N:
     """A new Graph (or Sequential) from :func:`to_dict`'s structure
     (``Graph.from_dict(data)``).
 

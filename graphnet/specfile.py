@@ -28,7 +28,7 @@ from ._files import open_regular
 from ._text import clip, named, reason, shown
 from ._validation import is_int
 from .errors import GraphError, ModelFileError
-from .spec import DEFAULT_MAX_SPEC_PARAMS, from_dict
+from .spec import DEFAULT_MAX_SPEC_PARAMS, N, from_dict
 
 __all__ = ["read_spec", "from_spec", "parse_json", "MAX_JSON_BYTES", "MAX_JSON_DEPTH"]
 
@@ -189,8 +189,8 @@ def _yaml_loader(yaml) -> type:
     return SpecLoader
 
 
-def from_spec(cls, path: str | os.PathLike, max_params: int | None = DEFAULT_MAX_SPEC_PARAMS,
-              custom_objects=None):
+def from_spec(cls: type[N], path: str | os.PathLike, max_params: int | None = DEFAULT_MAX_SPEC_PARAMS,
+              custom_objects=None) -> N:
     """A new Graph (or Sequential) from a spec file: :func:`graphnet.spec.to_dict`'s
     structure written as JSON or YAML (``Graph.from_spec(path)``). Weights
     start from their initialisers.

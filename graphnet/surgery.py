@@ -50,6 +50,7 @@ from .nodes import DenseNode, Hidden, Input, Node, Output, check_name
 from .synapse import Synapse
 
 if TYPE_CHECKING:
+    from .activations import Activation
     from .graph import Graph
 
 __all__ = ["freeze", "unfreeze", "insert", "widen", "remove_bridged"]
@@ -189,7 +190,7 @@ def _select(graph: Graph, selector, verb: str) -> tuple[dict[str, DenseNode], di
 @edit
 @_keeps_init_stream
 def insert(graph: Graph, src, dst, name: str, size: int | None = None,
-           activation="linear", preserve: bool = True) -> Hidden:
+           activation: str | dict | Activation = "linear", preserve: bool = True) -> Hidden:
     """Replace the synapse ``src -> dst`` by ``src -> name -> dst`` (Net2DeeperNet).
 
         Parameters

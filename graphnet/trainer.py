@@ -39,7 +39,7 @@ from .plan import compile_plan
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["Trainer", "Penalty", "Batch", "LOG_EVERY", "quiet_overflow", "choose_optimizer", "ask_callbacks",
+__all__ = ["Trainer", "Penalty", "Batch", "LOG_EVERY", "quiet_overflow", "choose_optimizer",
            "release"]
 
 logger = logging.getLogger("graphnet.training")  # the epoch records, under the name fit's users know

@@ -34,7 +34,7 @@ from .trainer import Trainer, choose_optimizer, quiet_overflow
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["compile", "fit", "train_step", "gradients", "check_fit_arguments", "fit_arguments"]
+__all__ = ["fit", "train_step", "gradients", "check_fit_arguments", "fit_arguments"]
 
 
 def _batch_data(graph: Graph, x, y):

@@ -189,6 +189,38 @@ def test_no_module_is_over_500_lines():
     assert not long, f"modules over {LIMIT} lines: {long}"
 
 
+def _top_level_names(tree: ast.Module) -> set[str]:
+    """What a module's top level defines, assigns or imports (inside ``if`` and ``try`` too)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return names
+
+
+def test_every_name_in_every_all_is_there():
+    """``from graphnet.X import *`` raises AttributeError for a name in
+    ``__all__`` that the module does not have."""
+    missing = {}
+    for module, path in _modules().items():
+        tree = ast.parse(path.read_text())
+        listed = [
+            elt.value for node in tree.body if isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+            for elt in node.value.elts
+        ]
+        absent = set(listed) - _top_level_names(tree)
+        if module.endswith("__init__"):  # a package also has its submodules
+            absent -= {p.stem for p in path.parent.iterdir()} | {p.name for p in path.parent.iterdir() if p.is_dir()}
+        if absent:
+            missing[module] = sorted(absent)
+    assert not missing, f"named in __all__ but not in the module: {missing}"
+
+
 @pytest.mark.slow
 def test_every_module_imports_alone_in_a_fresh_interpreter():
     """Each module imports first in a process of its own (about 0.5 s each,

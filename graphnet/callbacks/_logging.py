@@ -131,7 +131,7 @@ class TensorBoard(Callback):
         the device.
     """
 
-    def __init__(self, log_dir: str | os.PathLike = "logs", update_freq="epoch"):
+    def __init__(self, log_dir: str | os.PathLike = "logs", update_freq: str | int = "epoch"):
         super().__init__()
         try:
             from tensorboardX.event_file_writer import EventsWriter
