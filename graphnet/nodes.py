@@ -84,8 +84,12 @@ class Node(Member):
         """JSON-safe description (no weights)."""
         return {"kind": self.kind, "name": self.name, "size": self.size}
 
+    @property
+    def _named(self) -> str:  # for the reprs, calls that make the node again
+        return "" if self.name is None else f", name={self.name!r}"
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r}, size={self.size})"
+        return f"{type(self).__name__}(size={self.size}{self._named})"
 
 
 def _setting(name: str, doc: str) -> property:
@@ -333,7 +337,7 @@ class DenseNode(Node):
         return config
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r}, size={self.size}, activation={self.activation.name!r})"
+        return f"{type(self).__name__}(size={self.size}, activation={self.activation.name!r}{self._named})"
 
 
 class Hidden(DenseNode):
@@ -489,10 +493,7 @@ class Output(DenseNode):
         }
 
     def __repr__(self) -> str:
-        return (
-            f"Output({self.name!r}, size={self.size}, activation={self.activation.name!r}, "
-            f"loss={self.loss.name!r})"
-        )
+        return f"Output(size={self.size}, activation={self.activation.name!r}, loss={self.loss.name!r}{self._named})"
 
 
 #: Node classes by the ``kind`` written in specs and model files.

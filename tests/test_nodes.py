@@ -60,7 +60,10 @@ def test_settings_config_and_repr():
         "kind": "hidden", "name": "h", "size": 4, "dropout": 0.25, "trainable": True,
         "activation": {"name": "leaky_relu", "negative_slope": 0.2},
     }
-    assert repr(h) == "Hidden('h', size=4, activation='leaky_relu')"
+    assert repr(h) == "Hidden(size=4, activation='leaky_relu', name='h')"
+    for node in (h, gn.Input(3), gn.Input(2, name="x"), gn.Output(2, "softmax", "categorical_crossentropy", name="o")):
+        again = eval(repr(node), vars(gn))  # a call that makes the node again
+        assert type(again) is type(node) and repr(again) == repr(node)
     out = gn.Output(3, activation="softmax", loss="categorical_crossentropy", loss_weight=2, name="o")
     assert out.loss_weight == 2.0 and out.num_params == 3 and gn.Input(5, name="x").num_params == 0
     assert np.array_equal(out.bias, np.zeros(3)) and set(KINDS) == {"input", "hidden", "output"}
