@@ -49,8 +49,8 @@ class Checked:
         if not cls.__module__.startswith("graphnet."):
             cls.settings = frozenset()
             return
-        if "__init__" in cls.__dict__:
-            cls.__init__ = _counted(cls.__dict__["__init__"])
+        if "__init__" in cls.__dict__:  # setattr: a type checker would take the wrapper for every subclass's __init__
+            setattr(cls, "__init__", _counted(cls.__dict__["__init__"]))  # noqa: B010
         parameters = inspect.signature(cls.__init__).parameters.values()
         # Keyword-only parameters are other names of settings (Keras's ``learning_rate``).
         cls.settings = frozenset(p.name for p in parameters
