@@ -280,7 +280,10 @@ class Cluster:
             return
         from distributed.protocol import to_serialize
 
-        state = to_serialize((blob, sent_optimizer, weights))
+        # The optimizer as bytes: each rank makes its own (over the in-process
+        # transport, objects reach the ranks uncopied, and an optimizer trains one graph).
+        optimizer_blob = None if sent_optimizer is None else pickle.dumps(sent_optimizer, pickle.HIGHEST_PROTOCOL)
+        state = to_serialize((blob, optimizer_blob, weights))
         self.call("graphnet_update", [{"state": state}] * len(self.addresses))
         sizes = [0 if weights is None else weights.nbytes,
                  sum(s.nbytes for s in getattr(sent_optimizer, "slots", {}).values())]

@@ -143,27 +143,34 @@ def show_line(message: str, stream: TextIO) -> None:
 class _AboveTheBars:
     """A console log handler's stream while a bar is open: each record is
     written with the bars cleared and drawn again below it (tqdm's external
-    write mode), never into a bar's line."""
+    write mode), never into a bar's line. ``stream`` None: ``sys.stderr`` as
+    it is when the record comes, as Python's handler of last resort writes."""
 
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream: TextIO | None):
         self.stream = stream
 
+    def _target(self) -> TextIO:
+        return sys.stderr if self.stream is None else self.stream
+
     def write(self, text: str) -> int:
-        with tqdm.external_write_mode(file=self.stream):
-            return self.stream.write(text)
+        target = self._target()
+        with tqdm.external_write_mode(file=target):
+            return target.write(text)
 
     def flush(self) -> None:
-        self.stream.flush()
+        self._target().flush()
 
     def __getattr__(self, name: str):
-        return getattr(self.stream, name)
+        return getattr(self._target(), name)
 
 
 _console_lock = threading.Lock()
 #: While any bar is open: each console handler redirected, with the stream it had.
 _redirected: list[tuple[logging.StreamHandler, TextIO]] = []
-#: While any bar is open: Python's handler of last resort (what shows graphnet's
-#: warnings when nobody configured logging), set aside.
+#: Python's handler of last resort: what shows graphnet's warnings when nobody
+#: configured logging (a user's own replacement is left as it is).
+_PYTHONS_LAST_RESORT = logging.lastResort
+#: While any bar is open: the handler put in its place, or None where it was left.
 _last_resort: list[logging.Handler | None] = []
 
 
@@ -184,11 +191,12 @@ def _redirect_console_logs(stream: TextIO) -> None:
     streams = (stream, sys.stdout, sys.stderr)
     for handler in _console_handlers(streams):
         _redirected.append((handler, handler.setStream(_AboveTheBars(handler.stream))))
-    _last_resort.append(logging.lastResort)
-    if logging.lastResort is not None:
-        above = logging.StreamHandler(_AboveTheBars(sys.stderr))
-        above.setLevel(logging.lastResort.level)
+    above = None
+    if logging.lastResort is _PYTHONS_LAST_RESORT and _PYTHONS_LAST_RESORT is not None:
+        above = logging.StreamHandler(_AboveTheBars(None))
+        above.setLevel(_PYTHONS_LAST_RESORT.level)
         logging.lastResort = above
+    _last_resort.append(above)
 
 
 def _restore_console_logs() -> None:
@@ -196,8 +204,9 @@ def _restore_console_logs() -> None:
         if isinstance(handler.stream, _AboveTheBars):  # as set, not changed since by its owner
             handler.setStream(stream)
     _redirected.clear()
-    if _last_resort:
-        logging.lastResort = _last_resort.pop()
+    above = _last_resort.pop() if _last_resort else None
+    if above is not None and logging.lastResort is above:  # not replaced meanwhile by its owner
+        logging.lastResort = _PYTHONS_LAST_RESORT
 
 
 class Progress:

@@ -381,11 +381,12 @@ class Rank:
             self.inbox.pop(tag, None)
 
     # ----------------------------------------------------- between the steps
-    def change(self, graph_blob, optimizer, weights) -> None:
-        """In the rank's thread: what a callback changed on the client. In
-        ``"average"`` mode a new optimizer brings its hyperparameters only:
-        the rank keeps its own state."""
+    def change(self, graph_blob, optimizer_blob, weights) -> None:
+        """In the rank's thread: what a callback changed on the client (the
+        graph and the optimizer pickled). In ``"average"`` mode a new optimizer
+        brings its hyperparameters only: the rank keeps its own state."""
         trainer = self.trainer
+        optimizer = None if optimizer_blob is None else pickle.loads(optimizer_blob)
         current, graph = trainer.optimizer, trainer.graph
         if optimizer is not None and self.mode == "average" and type(optimizer) is type(current):
             optimizer.set_state(current.get_state(), trainer.plan.dtype)

@@ -12,7 +12,7 @@ training curves) and Graphviz's ``dot`` for the diagrams.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import logging
 import os
@@ -123,8 +123,12 @@ def run(
     GraphError
         When ``out`` cannot be created or ``epochs`` is not a positive integer.
     """
-    missing = [name for name, module in (("scikit-learn", "sklearn"), ("matplotlib", "matplotlib"))
-               if importlib.util.find_spec(module) is None]
+    missing = []
+    for name, module in (("scikit-learn", "sklearn"), ("matplotlib", "matplotlib")):
+        try:  # imported, not only found: one that is installed but broken fails here too
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(name)
     if missing:  # before anything is made or trained
         raise ImportError(f"the demo needs {' and '.join(missing)}: pip install 'graphnet[demo]'")
     out = Path(os.fspath(out))

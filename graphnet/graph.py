@@ -22,7 +22,6 @@ export                    :mod:`graphnet.interop.onnx_export`
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
 
 from . import attributions as attributions_module
 from . import inference, preprocessing, render_html, saving, serving, spec, specfile, surgery, training, weight_files, weights  # noqa: F401 (render_html: .html pages)
@@ -31,14 +30,12 @@ from . import render as render_module
 from . import statistics as statistics_module
 from . import summary as summary_module
 from ._validation import check_bool
+from .activations import Activation  # these two in the annotations, which typing.get_type_hints reads
 from .interop import onnx_export
+from .losses import Loss
 from .network import Network, NodeRef
 from .nodes import Hidden, Input, Output
 from .plan import compile_plan
-
-if TYPE_CHECKING:
-    from .activations import Activation
-    from .losses import Loss
 
 __all__ = ["Graph"]
 

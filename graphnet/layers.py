@@ -7,14 +7,10 @@ and importers build Sequential models from these too.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from . import initializers, regularizers
 from ._validation import check_bool, check_dropout, check_int
+from .activations import Activation  # in the annotations, which typing.get_type_hints reads
 from .nodes import Hidden
-
-if TYPE_CHECKING:
-    from .activations import Activation
 
 __all__ = ["Dense", "default_loss"]
 

@@ -39,6 +39,7 @@ from ._dot_text import dot_id, dot_text, label_text
 from ._files import atomic_write
 from ._locks import read
 from ._render_options import RANKDIRS, checked_options
+from ._text import reason
 from ._validation import check_path
 from .errors import RenderError
 from .nodes import DenseNode, Hidden, Output
@@ -442,6 +443,9 @@ def pipe(dot: graphviz.Digraph, fmt: str, what: str = "the diagram") -> bytes:
         raise RenderError(
             f"cannot draw {what}: Graphviz's 'dot' program was not found on PATH; {INSTALL_HINT}"
         ) from None
+    except OSError as exc:  # a 'dot' on PATH that cannot be run (not executable, not a program)
+        raise RenderError(f"cannot draw {what}: Graphviz's 'dot' on PATH cannot be run ({reason(exc)}); "
+                          f"{INSTALL_HINT}") from None
     except graphviz.CalledProcessError as exc:
         detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
         raise RenderError(

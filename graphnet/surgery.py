@@ -33,8 +33,9 @@ import numpy as np
 
 from . import initializers
 from ._text import preview
-from .activations import (
+from .activations import (  # Activation: in the annotations, which typing.get_type_hints reads
     ELU,
+    Activation,
     HardSigmoid,
     LeakyReLU,
     Linear,
@@ -50,7 +51,6 @@ from .nodes import DenseNode, Hidden, Input, Node, Output, check_name
 from .synapse import Synapse
 
 if TYPE_CHECKING:
-    from .activations import Activation
     from .graph import Graph
 
 __all__ = ["freeze", "unfreeze", "insert", "widen", "remove_bridged"]

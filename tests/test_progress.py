@@ -258,3 +258,34 @@ def test_a_log_record_during_an_epoch_goes_above_the_bar_not_into_its_line(monke
     expected = "WARNING:graphnet.training:t: fit ran out of data" if configured else "t: fit ran out of data"
     assert record == [expected], lines  # a line of its own, not after a bar's text
     assert any(line.startswith("Epoch 1/2: 100%") for line in lines)
+
+
+def test_a_users_own_last_resort_and_a_redirected_stderr_are_honoured_while_a_bar_is_open(monkeypatch):
+    import contextlib
+    import logging
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(sys, "stderr", _FakeTerminal())
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    log = logging.getLogger("graphnet.training")
+    python = logging.lastResort
+    assert python is sys.modules["graphnet._progress"]._PYTHONS_LAST_RESORT
+    mine = logging.StreamHandler(io.StringIO())
+    monkeypatch.setattr(logging, "lastResort", mine)  # the user's own: left as it is
+    progress = Progress(1, epochs=1, batches=2, stream=None)
+    progress.epoch_begin(0)
+    log.warning("to mine")
+    progress.epoch_end(0, {"loss": 0.5})
+    assert logging.lastResort is mine and "to mine" in mine.stream.getvalue()
+
+    monkeypatch.setattr(logging, "lastResort", python)
+    later = logging.StreamHandler(io.StringIO())
+    progress = Progress(1, epochs=1, batches=2, stream=None)
+    progress.epoch_begin(0)
+    caught = io.StringIO()
+    with contextlib.redirect_stderr(caught):  # stderr as it is when the record comes
+        log.warning("redirected")
+    logging.lastResort = later  # replaced by its owner while the bar is open: kept
+    progress.epoch_end(0, {"loss": 0.5})
+    assert logging.lastResort is later
+    assert "redirected" in caught.getvalue() and "redirected" not in sys.stderr.getvalue()

@@ -452,3 +452,15 @@ def test_a_notebook_without_dot_is_told_once_per_display_and_a_diff_gets_the_ins
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and said[0].startswith("cannot draw the diff: Graphviz's 'dot'")
     assert render.INSTALL_HINT in said[0]
+
+
+def test_a_dot_on_path_that_cannot_be_run_is_a_render_error(tmp_path, monkeypatch):
+    fake = tmp_path / "dot"
+    fake.write_text("not a program\n")  # not executable
+    monkeypatch.setenv("PATH", str(tmp_path))
+    g = build_dag()
+    with pytest.raises(gn.RenderError, match=r"^cannot draw .*'dot' on PATH cannot be run \(Permission denied\); "
+                                             r"install Graphviz"):
+        g.render(tmp_path / "dag.svg")
+    assert not (tmp_path / "dag.svg").exists()
+    assert g._repr_svg_() is None
