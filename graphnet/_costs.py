@@ -106,9 +106,25 @@ class Traffic:
     def predict(self, workers: int, sync_every: int | None = None, bandwidth: float = TEN_GBE,
                 work_s: float | None = None) -> dict:
         """The model's seconds per batch and weak-scaling efficiency on
-        ``workers`` ranks at ``bandwidth`` bytes/s (``sync_every`` defaults to
-        the run's). ``work_s`` replaces the run's compute and update per batch
-        (one measured elsewhere: on a quieter machine, a bigger share).
+        ``workers`` ranks (see the module docs).
+
+        Parameters
+        ----------
+        workers : int
+            The ranks ``N`` of the cluster predicted.
+        sync_every : int, optional
+            The steps between all-reduces ``k``; the run's by default.
+        bandwidth : float, default TEN_GBE
+            The network's bytes per second (10 Gb Ethernet by default).
+        work_s : float, optional
+            Seconds of compute and update per batch on one rank, in place of
+            the run's (one measured elsewhere: on a quieter machine, a bigger share).
+
+        Returns
+        -------
+        dict
+            ``workers``, ``sync_every``, ``work_s``, ``allreduce_s``,
+            ``batch_s`` and ``efficiency``.
 
         Raises
         ------
@@ -130,7 +146,24 @@ class Traffic:
 
     def table(self, workers=(8, 64), sync_every=(1, 2, 4, 8), bandwidth: float = TEN_GBE,
               work_s: float | None = None) -> list[dict]:
-        """:meth:`predict` for each number of workers and each ``sync_every``."""
+        """:meth:`predict` for each number of workers and each ``sync_every``.
+
+        Parameters
+        ----------
+        workers : sequence of int, default (8, 64)
+            The cluster sizes predicted.
+        sync_every : sequence of int, default (1, 2, 4, 8)
+            The steps between all-reduces predicted, for each cluster size.
+        bandwidth : float, default TEN_GBE
+            The network's bytes per second, as for :meth:`predict`.
+        work_s : float, optional
+            As for :meth:`predict`.
+
+        Returns
+        -------
+        list of dict
+            One :meth:`predict` answer per pair, workers first.
+        """
         return [self.predict(n, k, bandwidth, work_s) for n in workers for k in sync_every]
 
     def __repr__(self) -> str:

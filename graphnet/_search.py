@@ -46,11 +46,27 @@ _KEEP = 2
 
 
 class TrialResult:
-    """One trial: ``number`` (Optuna's), ``params`` (what the trial
-    suggested), ``state`` (``"complete"`` or ``"failed"``), ``value`` (the
-    objective; None when failed), ``error`` (``"Type: message"`` when failed),
-    ``history`` (the fit's ``History.history``), ``seconds`` (training, on the
-    worker) and ``worker`` (its address)."""
+    """One trial of :func:`search`; each parameter is kept as the attribute of its name.
+
+    Parameters
+    ----------
+    number : int
+        The trial's number, Optuna's.
+    params : dict
+        What the trial suggested, by name.
+    state : {"complete", "failed"}
+        How the trial ended.
+    value : float, optional
+        The objective; None when the trial failed.
+    error : str, optional
+        ``"Type: message"`` when the trial failed, else None.
+    history : dict, optional
+        The fit's ``History.history`` (empty by default).
+    seconds : float, default 0.0
+        The time training took, on the worker.
+    worker : str, optional
+        The address of the worker that ran the trial.
+    """
 
     def __init__(self, number: int, params: dict, state: str, value: float | None = None,
                  error: str | None = None, history: dict | None = None, seconds: float = 0.0,
@@ -64,10 +80,20 @@ class TrialResult:
 
 
 class SearchResult:
-    """What :func:`search` returns: the ``study`` (Optuna's, with every
-    trial told), the ``trials`` (:class:`TrialResult`, in the order they were
-    asked), and the best: ``best_trial``, ``best_value``, ``best_params`` and
-    ``best_graph`` (that trial's trained graph; None when every trial failed)."""
+    """What :func:`search` returns; ``best_value`` and ``best_params`` are
+    the best trial's, ``failed`` the trials that failed.
+
+    Parameters
+    ----------
+    study : optuna.Study
+        Optuna's study, with every trial told; kept as :attr:`study`.
+    trials : list of TrialResult
+        Every trial, in the order they were asked; kept as :attr:`trials`.
+    best : TrialResult or None
+        The best complete trial, kept as :attr:`best_trial`; None when every trial failed.
+    best_graph : Graph or None
+        That trial's trained graph, kept as :attr:`best_graph`; None when every trial failed.
+    """
 
     def __init__(self, study, trials: list[TrialResult], best: TrialResult | None, best_graph: Graph | None):
         self.study, self.trials, self.best_trial, self.best_graph = study, trials, best, best_graph

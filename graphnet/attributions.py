@@ -76,14 +76,14 @@ METHODS = {"integrated_gradients": "Integrated gradients", "gradient_x_input": "
 
 
 class Attributions:
-    """What :func:`attributions` returns. Arrays are float64 numpy arrays.
+    """What :func:`attributions` returns; each parameter is kept as the attribute of its name. Arrays are float64.
 
-    Attributes
+    Parameters
     ----------
     graph : str
         The graph's name.
     method, rule : str
-        The method and, for integrated gradients, the quadrature rule.
+        The method and, for integrated gradients, the quadrature rule (else None).
     steps : int
         Quadrature points (1 for ``gradient_x_input``).
     output : str
@@ -100,7 +100,7 @@ class Attributions:
         ``f`` at the data and at the baseline.
     baseline_zero : bool
         Whether the baseline was zeros everywhere.
-    columns : dict input name -> tuple of str
+    columns : dict input name -> tuple of str, optional
         The names of an input's columns, where it has them (the frame's
         columns it reads, and their missing-value indicators); the report
         shows them in place of positions.
@@ -124,7 +124,15 @@ class Attributions:
 
     def column(self, name: str, i: int) -> str:
         """Column ``i`` of input ``name`` in words: its name where the input
-        reads named columns, else its position."""
+        reads named columns, else its position.
+
+        Parameters
+        ----------
+        name : str
+            An input's name.
+        i : int
+            The column's position in that input.
+        """
         names = self.columns.get(name)
         return str(names[i]) if names else str(i)
 
@@ -205,6 +213,13 @@ class Attributions:
         Columns: the node's mean attribution per row (the sum over its
         columns, signed), its mean absolute attribution, its share, and its
         ``top`` columns by mean absolute attribution with their signed means.
+
+        Parameters
+        ----------
+        width : int, default 80
+            The columns the lines fit in.
+        top : int, default 3
+            The columns listed for each input node.
         """
         lines = _wrap(self.describe(), width)
         lines += _wrap("completeness: each row's attributions sum to f(x) − f(baseline) within "

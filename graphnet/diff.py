@@ -88,14 +88,21 @@ class ParameterChange:
 
 
 class GraphDiff:
-    """What :func:`diff` returns.
+    """What :func:`diff` returns: the comparison is made when it is built.
+
+    Parameters
+    ----------
+    a, b : Graph
+        The graphs compared, kept as :attr:`a` and :attr:`b` (``to_dot`` draws
+        them as they are when it runs).
+    label_a, label_b : str
+        How the report names them (the graph's name, or the file's path), kept
+        as the attributes of those names.
+    weights : bool, default True
+        Compare the parameters too; False leaves :attr:`parameters` None.
 
     Attributes
     ----------
-    a, b : Graph
-        The graphs compared (``to_dot`` draws them as they are when it runs).
-    label_a, label_b : str
-        How the report names them (the graph's name, or the file's path).
     graph_changes : dict field -> (old, new)
         Graph-wide settings that differ (``dtype``, ``sequential``).
     nodes_added, nodes_removed : list of str
@@ -164,7 +171,12 @@ class GraphDiff:
 
     # ------------------------------------------------------------- text
     def text(self, width: int = 80) -> str:
-        """The report as text of at most ``width`` columns (80 by default).
+        """The report as text of at most ``width`` columns.
+
+        Parameters
+        ----------
+        width : int, default 80
+            The columns the lines fit in, at least 50.
 
         Raises
         ------
@@ -221,12 +233,35 @@ class GraphDiff:
     # ------------------------------------------------------------- diagram
     def to_dot(self, rankdir: str = "LR", dpi: int | None = None) -> graphviz.Digraph:
         """The union of both graphs as a ``graphviz.Digraph``, parts told apart by
-        colour and words, with a legend; see :func:`graphnet.render_diff.to_dot`."""
+        colour and words, with a legend; see :func:`graphnet.render_diff.to_dot`.
+
+        Parameters
+        ----------
+        rankdir : {"LR", "TB", "RL", "BT"}, default "LR"
+            Direction of the data flow: left to right by default.
+        dpi : int, optional
+            Resolution of raster output (PNG); Graphviz's default is 96.
+        """
         return render_diff.to_dot(self, rankdir=rankdir, dpi=dpi)
 
     def render(self, path, rankdir: str = "LR", dpi: int | None = None) -> Path:
-        """Write the diagram to ``path`` (``.svg``, ``.png``, ``.pdf``, ``.dot``, ``.gv``);
-        see :func:`graphnet.render_diff.render`."""
+        """Write the diagram to a file; see :func:`graphnet.render_diff.render`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write; its suffix picks the format: ``.svg``, ``.png``,
+            ``.pdf`` (these need Graphviz's ``dot``), ``.dot`` or ``.gv``.
+        rankdir : {"LR", "TB", "RL", "BT"}, default "LR"
+            Direction of the data flow: left to right by default.
+        dpi : int, optional
+            Resolution of raster output; a PNG gets 192 by default.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+        """
         return render_diff.render(self, path, rankdir=rankdir, dpi=dpi)
 
     def _repr_svg_(self):

@@ -70,17 +70,30 @@ class ParameterCheck:
 
 
 class GradientReport:
-    """What :func:`check_gradients` found.
+    """What :func:`check_gradients` found; each parameter is kept as the attribute of its name.
 
-    Attributes
+    Parameters
     ----------
+    graph : str
+        The graph's name.
     checks : dict key -> ParameterCheck
         In ``parameters()`` order.
-    errors : dict key -> float
-        The largest relative error of each parameter.
     analytic, numeric : dict key -> ndarray
         The backward pass's gradients and the central differences (NaN where
         an entry was not sampled).
+    loss : float
+        The training loss at the weights checked.
+    rows : int
+        The rows of the batch.
+    eps : float
+        The step of the central differences.
+    tolerance : float
+        The largest relative error that passes.
+
+    Attributes
+    ----------
+    errors : dict key -> float
+        The largest relative error of each parameter.
     ok : bool
         Every error is at most ``tolerance``.
     """
@@ -108,7 +121,13 @@ class GradientReport:
         return [key for key, c in self.checks.items() if c.error > self.tolerance]
 
     def text(self, width: int = 80) -> str:
-        """A table that fits ``width`` columns: one row per parameter, then a verdict."""
+        """A table that fits ``width`` columns: one row per parameter, then a verdict.
+
+        Parameters
+        ----------
+        width : int, default 80
+            The columns the table fits (parameter keys wrap to fit).
+        """
         entries = sum(c.entries for c in self.checks.values())
         head = [
             f"Gradient check of {self.graph!r}: backward against central differences in float64",

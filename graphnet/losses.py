@@ -95,24 +95,77 @@ class Loss(Checked):
     def value(self, y: np.ndarray, a: np.ndarray, z: np.ndarray | None = None, r=None, xp=np) -> float:
         """Mean loss of predictions ``a`` (pre-activation ``z``) against targets ``y``.
 
-        ``r``, when given, is an ``(n, 1)`` column of row factors with mean 1
-        (``n w_i / Σ w``): the mean then becomes the weighted mean
-        ``Σ w_i l_i / Σ w``. ``xp`` is the arrays' module: with numpy the value
-        is a float; on a device it stays there, a 0-d array (reading it would
-        wait for the device).
+        With ``r`` the mean becomes the weighted mean ``Σ w_i l_i / Σ w``. With
+        numpy the value is a float; on a device it stays there, a 0-d array
+        (reading it would wait for the device).
+
+        Parameters
+        ----------
+        y : ndarray of shape (n, units)
+            The targets, as :meth:`prepare_target` returned them.
+        a : ndarray of shape (n, units)
+            The output's activations.
+        z : ndarray of shape (n, units), optional
+            The output's pre-activations (what the fused losses compute from).
+        r : ndarray of shape (n, 1), optional
+            Row factors with mean 1 (``n w_i / Σ w``) for sample weights; None
+            for unweighted rows.
+        xp : module, default numpy
+            The arrays' module (``cupy`` on a GPU).
         """
         raise NotImplementedError
 
     def gradient(self, y: np.ndarray, a: np.ndarray, r=None, xp=np) -> np.ndarray:
-        """``dL/da`` of :meth:`value` (non-fused losses)."""
+        """``dL/da`` of :meth:`value` (non-fused losses), shape ``(n, units)``.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n, units)
+            The targets, as :meth:`prepare_target` returned them.
+        a : ndarray of shape (n, units)
+            The output's activations.
+        r : ndarray of shape (n, 1), optional
+            Row factors with mean 1 (``n w_i / Σ w``) for sample weights; None
+            for unweighted rows.
+        xp : module, default numpy
+            The arrays' module (``cupy`` on a GPU).
+        """
         raise NotImplementedError
 
     def delta(self, y: np.ndarray, a: np.ndarray, r=None, xp=np) -> np.ndarray:
-        """``dL/dz`` through the required activation (fused losses)."""
+        """``dL/dz`` through the required activation (fused losses), shape ``(n, units)``.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n, units)
+            The targets, as :meth:`prepare_target` returned them.
+        a : ndarray of shape (n, units)
+            The output's activations.
+        r : ndarray of shape (n, 1), optional
+            Row factors with mean 1 (``n w_i / Σ w``) for sample weights; None
+            for unweighted rows.
+        xp : module, default numpy
+            The arrays' module (``cupy`` on a GPU).
+        """
         raise NotImplementedError
 
     def prepare_target(self, y: np.ndarray, size: int, node: str, dtype: np.dtype) -> np.ndarray:
-        """Check and convert targets of one output; ``y`` is already an array.
+        """Check and convert targets of one output.
+
+        Parameters
+        ----------
+        y : ndarray
+            The output's targets, already an array.
+        size : int
+            The output's units.
+        node : str
+            The output's name, for messages.
+        dtype : numpy.dtype
+            The graph's dtype, which the targets are cast to.
+
+        Returns
+        -------
+        ndarray of shape (n, size)
 
         Raises
         ------

@@ -89,7 +89,14 @@ class Sequential(Graph, kind="sequential"):
 
     def keep_compiled_loss(self, loss) -> None:
         """``compile(loss=...)`` with one loss for the model: later ``add``
-        calls give the new output this loss too."""
+        calls give the new output this loss too.
+
+        Parameters
+        ----------
+        loss : str, dict, Loss or None
+            What ``compile`` was given: kept unless it is None or a dict output
+            name -> loss (a config dict, with a ``"name"``, is kept).
+        """
         if loss is not None and not (isinstance(loss, dict) and "name" not in loss):
             self.loss = loss  # later add() calls give the new output this loss
 
@@ -131,6 +138,16 @@ class Sequential(Graph, kind="sequential"):
 
         The previous last Dense turns from Output into Hidden, keeping its
         weights and bias (and gaining the dropout its ``Dense`` asked for).
+
+        Parameters
+        ----------
+        layer : Input or Dense
+            ``gn.Input(n)`` first, then ``gn.Dense(...)`` layers.
+
+        Returns
+        -------
+        Node
+            The new node: an Input, or the Output the Dense became.
 
         Raises
         ------

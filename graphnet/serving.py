@@ -92,6 +92,13 @@ class CompiledPredict:
     """A graph's inference forward, compiled: made by ``Graph.compile_predict``
     (see :func:`compile_predict`), not constructed directly.
 
+    Parameters
+    ----------
+    graph : Graph
+        The snapshot it runs: a copy of the graph, not the graph itself.
+    batch_size : int
+        Rows per chunk, kept as :attr:`batch_size`.
+
     Attributes
     ----------
     inputs : list of str
@@ -135,6 +142,11 @@ class CompiledPredict:
     def __call__(self, x):
         """Outputs for ``x`` as ``predict(x)`` gives them: an array for a
         one-output graph, else a dict name -> array.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n, size), or dict input name -> ndarray
+            The inputs, as for ``predict``.
 
         Raises
         ------

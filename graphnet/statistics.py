@@ -126,21 +126,23 @@ class SynapseStats:
 
 
 class Statistics:
-    """What :func:`statistics` returns.
+    """What :func:`statistics` returns; each parameter is kept as the attribute of its name.
 
-    Attributes
+    Parameters
     ----------
     graph : str
         The graph's name.
     version : int
         The graph's version when measured (any edit changes it).
     rows : int
+        The rows of the batch.
     loss : float or None
         The total loss on the batch (with targets), without dropout; the
         regularizers' penalty included, as in ``evaluate``.
     nodes : dict name -> NodeStats
         In topological order.
     synapses : dict (src, dst) -> SynapseStats
+        In the graph's order of synapses.
     """
 
     def __init__(self, graph: str, version: int, rows: int, loss: float | None,

@@ -150,9 +150,14 @@ class Synapse(Member):
         return self._weight
 
     def bind_parameter(self, array: np.ndarray) -> None:
-        """Hold ``array`` as the weight from now on (its first values, a view
-        of the plan's flat buffer, or a copy in another dtype or on another
-        device); a pending draw is then settled."""
+        """Hold ``array`` as the weight from now on; a pending draw is then settled.
+
+        Parameters
+        ----------
+        array : ndarray of shape (src.size, dst.size)
+            The weight's first values, a view of the plan's flat buffer, or a
+            copy in another dtype or on another device.
+        """
         self._weight = array
         self._pending = None
 
@@ -177,20 +182,48 @@ class Synapse(Member):
         return self._pending is not None and self._by_default
 
     def defer(self, seed: int, init: str, by_default: bool) -> None:
-        """Wait for the draw of ``init`` from ``seed`` (see :mod:`graphnet._lazy_init`)."""
+        """Wait for the draw of ``init`` from ``seed`` (see :mod:`graphnet._lazy_init`).
+
+        Parameters
+        ----------
+        seed : int
+            The 128-bit seed the destination's draw is made from.
+        init : str
+            The initialiser's name.
+        by_default : bool
+            Whether ``init`` is the destination's default initialiser (the
+            draw then follows the node when it changes kind: :meth:`retarget`).
+        """
         self.init, self._pending, self._by_default = init, (seed, init), by_default
 
     def resize_source(self, rows: int) -> None:
-        """The source grew to ``rows`` (a categorical input learning its
-        vocabulary): the shape becomes ``(rows, dst.size)``; only while the
-        draw is pending, since drawn rows belong to the old values."""
+        """The source grew (a categorical input learning its vocabulary); only
+        while the draw is pending, since drawn rows belong to the old values.
+
+        Parameters
+        ----------
+        rows : int
+            The source's new size: the shape becomes ``(rows, dst.size)``.
+
+        Raises
+        ------
+        GraphError
+            When the weight is already drawn or given.
+        """
         if self._weight is not None:
             raise GraphError(f"synapse {self.src!r} -> {self.dst!r} already holds weights for "
                              f"{self._shape[0]} source rows")
         self._shape = (int(rows), self._shape[1])
 
     def retarget(self, init: str) -> None:
-        """A pending default draw takes the destination's new default ``init``."""
+        """A pending default draw takes the destination's new default initialiser.
+
+        Parameters
+        ----------
+        init : str
+            That initialiser's name; ignored unless the draw is pending and
+            follows the default (:attr:`follows_default`).
+        """
         if self.follows_default:
             self.init, self._pending = init, (self._pending[0], init)
 

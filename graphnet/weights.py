@@ -167,9 +167,10 @@ def set_weights(graph: Network, weights: Mapping[str, Any]) -> None:
 # --------------------------------------------------------------- transferring
 @dataclass(frozen=True)
 class TransferReport:
-    """What :func:`transfer_weights` did, parameter by parameter.
+    """What :func:`transfer_weights` did, parameter by parameter; each
+    parameter (empty by default) is kept as the attribute of its name.
 
-    Attributes
+    Parameters
     ----------
     copied : dict
         This graph's key -> the other's key whose values it took.

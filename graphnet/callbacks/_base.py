@@ -71,13 +71,25 @@ class Callback:
 
     def set_graph(self, graph: Graph) -> None:
         """Called once per fit, first, with the graph being trained; a
-        subclass written for Keras may override ``set_model`` instead."""
+        subclass written for Keras may override ``set_model`` instead.
+
+        Parameters
+        ----------
+        graph : Graph
+            The graph ``fit`` trains; kept as :attr:`graph`.
+        """
         self.graph = graph
         if type(self).set_model is not Callback.set_model:
             self.set_model(graph)
 
     def set_model(self, model: Graph) -> None:
-        """Keras's name for :meth:`set_graph`."""
+        """Keras's name for :meth:`set_graph`.
+
+        Parameters
+        ----------
+        model : Graph
+            The graph ``fit`` trains; kept as :attr:`graph`.
+        """
         self.graph = model
 
     @property
@@ -91,46 +103,117 @@ class Callback:
         self.graph = graph
 
     def set_params(self, params: dict[str, Any]) -> None:
-        """Called once per fit, before it changes anything, with ``epochs``,
-        ``steps``, ``batch_size``, ``rows`` and ``metrics`` (the names the
-        logs will hold): raise GraphError for a fit this callback cannot
-        serve."""
+        """Called once per fit, before it changes anything: raise GraphError
+        for a fit this callback cannot serve.
+
+        Parameters
+        ----------
+        params : dict
+            The fit's settings: ``epochs``, ``steps``, ``batch_size``, ``rows``
+            and ``metrics`` (the names the logs will hold); kept as :attr:`params`.
+        """
         self.params = params
 
     def check_optimizer(self, optimizer) -> None:
-        """Asked before ``fit`` changes anything (after :meth:`set_params`),
-        with the optimizer it will train with: raise GraphError for one this
-        callback cannot work with."""
+        """Asked before ``fit`` changes anything (after :meth:`set_params`):
+        raise GraphError for an optimizer this callback cannot work with.
+
+        Parameters
+        ----------
+        optimizer : Optimizer
+            The optimizer ``fit`` will train with.
+        """
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        """Before the first epoch; ``logs`` is empty."""
+        """Before the first epoch.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            Empty.
+        """
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        pass
+        """Before each epoch.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch's index, counted from 0 (the first one run is ``initial_epoch``, or a restored one).
+        logs : dict, optional
+            Empty.
+        """
 
     def on_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        """Before each update (what :meth:`on_train_batch_begin` calls, as in Keras)."""
+        """Before each update (what :meth:`on_train_batch_begin` calls, as in Keras).
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index in its epoch, counted from 0.
+        logs : dict, optional
+            Empty.
+        """
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        """After each update; ``logs`` holds the batch's ``loss`` (what
-        :meth:`on_train_batch_end` calls, as in Keras)."""
+        """After each update (what :meth:`on_train_batch_end` calls, as in Keras).
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index in its epoch, counted from 0.
+        logs : dict, optional
+            The batch's ``loss``.
+        """
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         """Before each update: the hook ``fit`` calls. By default it calls
         :meth:`on_batch_begin`, Keras's older name, so a subclass overrides
-        either (one that overrides both gets this one called, as in Keras)."""
+        either (one that overrides both gets this one called, as in Keras).
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index in its epoch, counted from 0.
+        logs : dict, optional
+            Empty.
+        """
         self.on_batch_begin(batch, logs)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         """After each update: the hook ``fit`` calls. By default it calls
-        :meth:`on_batch_end`, as in Keras."""
+        :meth:`on_batch_end`, as in Keras.
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index in its epoch, counted from 0.
+        logs : dict, optional
+            The batch's ``loss``.
+        """
         self.on_batch_end(batch, logs)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        pass
+        """After each epoch (and its validation, if any).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch just run, counted from 0.
+        logs : dict, optional
+            The epoch's logged values (``loss``, the metrics, ``val_`` ones);
+            what a callback adds to it reaches the callbacks after it and the History.
+        """
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        """After the last epoch; ``logs`` holds its logged values (empty when none ran)."""
+        """After the last epoch.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            The last epoch's logged values, without what callbacks added, as in
+            Keras (empty when no epoch ran).
+        """
 
     def close(self) -> None:
         """Called when ``fit`` ends by an exception (an error, a refusal,
@@ -138,9 +221,15 @@ class Callback:
         what the callback holds (open files, writer threads)."""
 
     def on_non_finite(self, error: TrainingError) -> bool:
-        """A step's loss, gradient or update was not finite (``error`` says
-        where); the step was not applied. Return True to end training
-        quietly (:class:`TerminateOnNaN`) instead of raising ``error``."""
+        """A step's loss, gradient or update was not finite; the step was not
+        applied. Return True to end training quietly (:class:`TerminateOnNaN`)
+        instead of raising ``error``.
+
+        Parameters
+        ----------
+        error : TrainingError
+            What was not finite, and where: what ``fit`` raises unless a callback returns True.
+        """
         return False
 
     def resume_epoch(self) -> int | None:

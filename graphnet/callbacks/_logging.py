@@ -272,6 +272,20 @@ class StatsRecorder(Callback):
         """One statistic over the recorded epochs: ``series("h1", "dead")`` for a
         node, ``series(("h1", "y"), "grad_norm")`` for a synapse.
 
+        Parameters
+        ----------
+        name : str or (str, str)
+            A node's name, or a synapse's ``(src, dst)`` pair.
+        field : str
+            A field of its records: one of :class:`graphnet.statistics.NodeStats`'
+            (``"mean"``, ``"dead"``, ...) or :class:`graphnet.statistics.SynapseStats`'
+            (``"weight_norm"``, ``"grad_norm"``).
+
+        Returns
+        -------
+        list
+            The field's value in each record, in the order of :attr:`epochs`.
+
         Raises
         ------
         GraphError

@@ -164,7 +164,21 @@ def _refuse_unwritten(cls: type[Metric]) -> None:
 def resolve(graph: Graph, metrics, where: str = "fit") -> dict[str, list[Metric]]:
     """Output name -> metrics, from a list (every output where defined) or a dict.
 
-    ``where`` names the call (``"evaluate"``) in messages.
+    Parameters
+    ----------
+    graph : Graph
+        The graph whose outputs the metrics are for.
+    metrics : str, Metric, callable, list of them, or dict output name -> list, optional
+        Metric names, :class:`Metric` instances or functions ``f(y_true, y_pred)
+        -> float``: a list goes to every output each is defined for, a dict
+        names the outputs; None for none.
+    where : str, default "fit"
+        The call the messages name (``"evaluate"``).
+
+    Returns
+    -------
+    dict output name -> list of Metric
+        In the graph's order of outputs.
 
     Raises
     ------
@@ -229,12 +243,35 @@ def _refuse_twice(chosen: dict[str, list[Metric]]) -> None:
 
 def key(several: bool, output: str, name: str) -> str:
     """``name`` for a one-output graph, ``OUTPUT_name`` for a graph of
-    ``several`` outputs (as Keras does)."""
+    ``several`` outputs (as Keras does).
+
+    Parameters
+    ----------
+    several : bool
+        Whether the graph has several outputs.
+    output : str
+        The output's name.
+    name : str
+        The metric's (or ``"loss"``).
+    """
     return f"{output}_{name}" if several else name
 
 
 def log_keys(graph: Graph, chosen: dict[str, list[Metric]]) -> list[str]:
-    """The names an epoch's logs will hold for these metrics (what ``Tally`` fills)."""
+    """The names an epoch's logs will hold for these metrics (what ``Tally`` fills).
+
+    Parameters
+    ----------
+    graph : Graph
+        The graph trained.
+    chosen : dict output name -> list of Metric
+        What :func:`resolve` returned.
+
+    Returns
+    -------
+    list of str
+        ``loss``, each output's loss where there are several, then the metrics.
+    """
     keys = ["loss"]
     outputs = graph.outputs
     several = len(outputs) > 1
@@ -249,6 +286,15 @@ def check_log_keys(graph: Graph, chosen: dict[str, list[Metric]], where: str) ->
     starts with ``val_``, which reads as a validation value (an output named
     ``val`` logs ``val_loss``; ``val_x`` beside ``x``, ``val_x_loss``), or a
     name two values would share.
+
+    Parameters
+    ----------
+    graph : Graph
+        The graph trained.
+    chosen : dict output name -> list of Metric
+        What :func:`resolve` returned.
+    where : str
+        The call the messages name (``"fit"``).
 
     Raises
     ------

@@ -88,8 +88,15 @@ class Metric(Checked):
     def add_state(self, name: str, default, merge: str = "sum") -> None:
         """Declare a state variable ``self.<name>``, set to a copy of ``default``.
 
-        ``merge="sum"`` adds two metrics' values (numbers or arrays of one
-        shape); ``"concat"`` keeps a list whose items two metrics join.
+        Parameters
+        ----------
+        name : str
+            The attribute that holds it.
+        default : number, ndarray or list
+            Its value after each :meth:`reset_state` (a deep copy each time).
+        merge : {"sum", "concat"}, default "sum"
+            How :meth:`merge_state` joins two metrics' values: ``"sum"`` adds
+            them (numbers or arrays of one shape), ``"concat"`` joins two lists.
         """
         if merge not in _MERGES:
             raise GraphError(f"{type(self).__name__}.add_state: merge must be one of {_MERGES}, got {merge!r}")
@@ -119,7 +126,13 @@ class Metric(Checked):
         """:meth:`update_state` as written, without the checks of its
         arguments: for arrays a graph has checked (its targets and
         predictions), batch by batch. The method is looked up at each call,
-        so one set on the class later is the one called."""
+        so one set on the class later is the one called.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            :meth:`update_state`'s arguments: ``y_true``, ``y_pred`` and ``sample_weight``.
+        """
         method = type(self).update_state
         getattr(method, "unchecked", method)(self, *args, **kwargs)
 
@@ -133,7 +146,13 @@ class Metric(Checked):
 
     def merge_state(self, others: Metric | Iterable[Metric]) -> None:
         """Add the state of other metrics of the same kind to this one (Keras's
-        ``merge_state``): the result is then the value over all their rows."""
+        ``merge_state``): the result is then the value over all their rows.
+
+        Parameters
+        ----------
+        others : Metric or iterable of Metric
+            Metrics of this one's class; they are left unchanged.
+        """
         others = [others] if isinstance(others, Metric) else list(others)
         for other in others:
             if type(other) is not type(self):
@@ -144,7 +163,15 @@ class Metric(Checked):
 
     def accumulate(self, name: str, value) -> None:
         """``self.<name> += value``, where ``value`` may be a device's array
-        (the state then moves to the device, once)."""
+        (the state then moves to the device, once).
+
+        Parameters
+        ----------
+        name : str
+            A state variable declared with :meth:`add_state`.
+        value : number or array
+            What is added to it.
+        """
         current = getattr(self, name)
         if isinstance(current, np.ndarray) and not isinstance(value, (np.ndarray, np.generic, int, float)):
             current = backend_module.get_for(value).to_device(current)
@@ -152,21 +179,37 @@ class Metric(Checked):
 
     # ---------------------------------------------------------------- outputs
     def applies_to(self, output) -> bool:
-        """Whether the metric is defined for the Output node ``output``."""
+        """Whether the metric is defined for the Output node ``output``.
+
+        Parameters
+        ----------
+        output : Output
+            The node; its activation decides.
+        """
         return self.activations is None or output.activation.name in self.activations
 
     def bind(self, output) -> Metric:
-        """A fresh copy of this metric for the Output node ``output`` (its
-        activation and size decide, e.g., binary or categorical accuracy)."""
+        """A fresh copy of this metric for an Output node.
+
+        Parameters
+        ----------
+        output : Output
+            The node; its activation and size decide, e.g., binary or categorical accuracy.
+        """
         bound = copy.deepcopy(self)
         bound.activation, bound.units = output.activation.name, output.size
         bound.reset_state()
         return bound
 
     def kind(self, y_pred) -> str:
-        """``"categorical"`` (softmax), ``"binary"`` (sigmoid) or ``"other"``; a
-        metric used on its own reads it from ``y_pred``: one column is binary,
-        several are categorical."""
+        """``"categorical"`` (softmax), ``"binary"`` (sigmoid) or ``"other"``.
+
+        Parameters
+        ----------
+        y_pred : ndarray
+            The predictions: a metric used on its own (not bound to an output)
+            reads the kind from them: one column is binary, several are categorical.
+        """
         if self.activation is None:
             return "binary" if y_pred.ndim == 1 or y_pred.shape[1] == 1 else "categorical"
         return {"softmax": "categorical", "sigmoid": "binary"}.get(self.activation, "other")

@@ -62,6 +62,7 @@ class GraphNetClassifier(ClassifierMixin, GraphNetEstimator):
         that overflow, or a step refused as non-finite) scores NaN, ends there
         with the best epoch's weights and a ``ConvergenceWarning``.
     validation_fraction : float, default=0.1
+        The share of the data held out with ``early_stopping``.
     n_iter_no_change : int, default=10
         Epochs without improvement that end training (after one more, as in MLPClassifier).
     optimizer : str, dict or graphnet Optimizer, default="adam"
@@ -343,7 +344,24 @@ class GraphNetClassifier(ClassifierMixin, GraphNetEstimator):
         return self._proba_validated(self._validate_X(X))
 
     def predict_log_proba(self, X):
-        """``log(predict_proba(X))``."""
+        """``log(predict_proba(X))``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            ``-inf`` where a probability is 0.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        ValueError
+            As for :meth:`predict`.
+        """
         proba = self.predict_proba(X)
         with np.errstate(divide="ignore"):
             return np.log(proba, out=proba)

@@ -36,6 +36,52 @@ class GraphNetRegressor(RegressorMixin, GraphNetEstimator):
     data term MLPRegressor reports: it reports the mean over targets while
     following the gradient of the sum. Weights and predictions are the same.
 
+    Parameters
+    ----------
+    hidden_layer_sizes : int or sequence of int, default=(100,)
+        Units of each hidden layer of the default network (ignored with ``graph``).
+    activation : str, default="relu"
+        Of the hidden layers (ignored with ``graph``): any graphnet activation
+        (``relu``, ``tanh``, ``sigmoid``, ``gelu``, ...) or MLPRegressor's
+        ``identity``/``logistic``.
+    alpha : float, default=1e-4
+        L2 penalty: ``alpha / 2 * ||W||² / batch_rows`` over every trainable
+        synapse weight (not biases) is added to each batch's loss.
+    batch_size : int or "auto", default="auto"
+        ``"auto"`` is ``min(200, n_samples)``; larger values are clipped (with a warning).
+    learning_rate_init : float, default=1e-3
+        The optimizer's ``lr`` when ``optimizer`` is a name or a dict without ``lr``.
+    max_iter : int, default=200
+        Epochs (passes over the data) of ``fit``; ``partial_fit`` runs one.
+    shuffle : bool, default=True
+        Reshuffle the samples every epoch.
+    random_state : int, RandomState instance or None, default=None
+        Drives weight initialisation (the default network, or a spec without a
+        seed), shuffling and the early-stopping split. The default network
+        starts as MLPRegressor's does (the same numbers for the same
+        ``random_state``), and computes in float32 when X is float32, else in
+        float64, unless ``graph`` fixes its own dtype.
+    tol : float, default=1e-4
+        Improvement below which an epoch counts as no improvement.
+    verbose : bool, default=False
+        Print a line per epoch (loss, and validation R² with early stopping).
+    warm_start : bool, default=False
+        ``fit`` continues from the current weights (with a fresh optimizer).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop when its R² has not
+        improved by ``tol`` for ``n_iter_no_change`` epochs, and end with the
+        best epoch's weights (a diverging fit ends as :class:`GraphNetClassifier` says).
+    validation_fraction : float, default=0.1
+        The share of the data held out with ``early_stopping``.
+    n_iter_no_change : int, default=10
+        Epochs without improvement that end training (after one more, as in MLPRegressor).
+    optimizer : str, dict or graphnet Optimizer, default="adam"
+        As for :class:`GraphNetClassifier`.
+    graph : callable, dict, Graph or None, default=None
+        Replaces the default network: ``graph(n_features, n_outputs) -> Graph``,
+        a spec dict for :meth:`graphnet.Graph.from_dict`, or a Graph (copied);
+        see above for its outputs.
+
     Attributes
     ----------
     graph_, n_features_in_, feature_names_in_, n_outputs_, loss_, loss_curve_,
