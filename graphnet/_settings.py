@@ -30,7 +30,7 @@ from typing import ClassVar
 from ._text import suggestion
 from .errors import GraphError
 
-__all__ = ["Checked"]
+__all__ = ["Checked", "naming_the_class", "refused"]
 
 #: The instance entry that counts the ``__init__`` calls under way (0, or absent, once made).
 _BUILDING = "_building"
@@ -119,6 +119,38 @@ def _unbound(signature: inspect.Signature, kwargs: dict, wrong: TypeError) -> st
     return f"{wrong}; it takes ({taken})"
 
 
+def refused(init, self, args: tuple, kwargs: dict, error: type[Exception] = GraphError) -> Exception | None:
+    """Why the call ``init(self, *args, **kwargs)`` does not fit ``init``'s
+    signature, as ``error`` naming the class called (``Graph``), not the one
+    that defines ``__init__`` (``Network``); None when it fits (the
+    ``TypeError`` came from inside)."""
+    signature = inspect.signature(init)
+    try:
+        signature.bind(self, *args, **kwargs)
+    except TypeError as wrong:
+        return error(f"{type(self).__name__}: {_unbound(signature, kwargs, wrong)}")
+    return None
+
+
+def naming_the_class(init, error: type[Exception] = GraphError):
+    """``init`` as the ``__init__`` of a class that others inherit unchanged:
+    a call that does not fit it is refused as :func:`refused` says. From a
+    user's subclass with an ``__init__`` of its own (through ``super()``),
+    the call is the user's code: Python's ``TypeError`` stands."""
+
+    @functools.wraps(init)
+    def checked(self, *args, **kwargs):
+        try:
+            init(self, *args, **kwargs)
+        except TypeError as exc:
+            problem = refused(init, self, args, kwargs, error) if type(self).__init__ is checked else None
+            if problem is None:
+                raise
+            raise problem from exc
+
+    return checked
+
+
 def _counted(init):
     """``init`` counting itself under way in the instance, so that settings
     are checked only once the outermost ``__init__`` has returned. When
@@ -135,15 +167,11 @@ def _counted(init):
         held[_BUILDING] = depth + 1
         try:
             init(self, *args, **kwargs)
-        except TypeError:
-            if type(self).__init__ is not counted:
+        except TypeError as exc:
+            problem = refused(init, self, args, kwargs) if type(self).__init__ is counted else None
+            if problem is None:
                 raise
-            signature = inspect.signature(init)
-            try:
-                signature.bind(self, *args, **kwargs)
-            except TypeError as wrong:
-                raise GraphError(f"{type(self).__name__}: {_unbound(signature, kwargs, wrong)}") from wrong
-            raise
+            raise problem from exc
         finally:
             held[_BUILDING] = depth
 

@@ -31,9 +31,9 @@ from . import _tabular, initializers, regularizers
 from . import optimizers as optimizers_module
 from ._graph_settings import GraphSettings, checked_dtype, checked_seed, with_settings_held
 from ._lazy_init import LazyInit
-from ._locks import ReadWriteLock, renew_in_forked_child
-from ._locks import edit as _edit
+from ._locks import ReadWriteLock, renew_in_forked_child, edit as _edit
 from ._parameters import new_token
+from ._settings import naming_the_class
 from ._state_layout import writable
 from ._text import format_cycle, shown
 from ._validation import check_allocation
@@ -97,6 +97,7 @@ class Network(GraphSettings, Structure):
             cls.kind = kind
             _MODEL_CLASSES[kind] = cls
 
+    @naming_the_class  # Graph(nme=...) names Graph, and the keyword it is closest to
     def __init__(self, name: str = "graph", seed: int | None = None, dtype="float32", device="cpu"):
         super().__init__(name)  # checks the name (GraphSettings) first
         self._seed, self._dtype = checked_seed(seed, name), checked_dtype(dtype, name)

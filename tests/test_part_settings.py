@@ -271,3 +271,21 @@ def test_keras_hidden_layers_named_with_control_characters_keep_their_printable_
     assert "dense" in g.nodes and g.outputs == ["y"]
     x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
     np.testing.assert_allclose(g.predict(x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_a_misspelt_keyword_of_a_graph_or_an_estimator_names_its_class_and_the_closest_name():
+    with pytest.raises(gn.GraphError, match=r"^Graph: got an unexpected keyword argument 'nme'; it takes \(name="
+                                            r".*did you mean 'name'\?$"):
+        gn.Graph(nme="a")
+    sklearn = pytest.importorskip("graphnet.sklearn")
+    with pytest.raises(TypeError, match=r"^GraphNetRegressor: got an unexpected keyword argument 'hiden_layer_sizes'"
+                                        r".*did you mean 'hidden_layer_sizes'\?$"):
+        sklearn.GraphNetRegressor(hiden_layer_sizes=(3,))
+    assert sklearn.GraphNetRegressor(hidden_layer_sizes=(3,)).get_params()["hidden_layer_sizes"] == (3,)
+
+    class Mine(gn.Graph):  # a user's __init__ calling Graph's: the call is the user's code
+        def __init__(self):
+            super().__init__(nme="a")
+
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nme'"):
+        Mine()

@@ -3,6 +3,7 @@ and ``graph``, checked at ``fit`` as scikit-learn checks them."""
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Mapping
 
@@ -12,6 +13,7 @@ from sklearn.base import BaseEstimator
 from .. import activations
 from .. import optimizers as optimizers_module
 from .._text import shown, suggestion
+from .._settings import naming_the_class
 from .._validation import check_bool, check_int, is_int
 from ..graph import Graph
 
@@ -25,6 +27,8 @@ class Parameters(BaseEstimator):
     """The estimators' parameters (documented by :class:`GraphNetClassifier`),
     and their checks."""
 
+    # A misspelt parameter is scikit-learn's TypeError, naming the estimator and the closest name.
+    @functools.partial(naming_the_class, error=TypeError)
     def __init__(
         self,
         hidden_layer_sizes=(100,),
