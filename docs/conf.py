@@ -62,16 +62,14 @@ numpydoc_validation_checks = {"PR01", "PR02"}
 #   (``graph``, or ``cls`` for from_dict and from_spec) is the method's self.
 # - gn.register: numpydoc drops a first parameter named ``cls`` from any
 #   signature, as if a classmethod's, so the documented ``cls`` reads as unknown.
-# - The parts defined in nodes.py, activations.py and _optimizer_state.py
-#   whose Parameters sections are still missing: those modules are at
+# - The parts defined in activations.py and _optimizer_state.py whose
+#   Parameters sections are still missing: those modules are at
 #   tests/test_layout.py's limit of 500 lines.
 numpydoc_validation_exclude = {
     r"^graphnet\.Graph\.(adapt|compile|compile_predict|evaluate|fit|freeze|from_dict|from_spec|get_weights|gradients"
     r"|insert|load_weights|predict|predict_labels|save_weights|set_weights|to_dict|train_step|transfer_weights"
     r"|unfreeze|widen)$",
     r"^graphnet\.register$",
-    r"^graphnet\.(Node|Input(\.set_categories|\.set_statistics)?|Hidden"
-    r"|Output(\.check_classes|\.check_pairing|\.set_classes)?)$",
     r"^graphnet\.activations\.(is_builtin|Activation\.(forward|backward))$",
     r"^graphnet\.optimizers\.Optimizer(\.(adopt_setting|bind|claim|commit_in_place|frozen_state|held_for"
     r"|in_place_for|propose|set_state|step|step_in_place|steps|to|update))?$",

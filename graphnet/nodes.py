@@ -14,171 +14,19 @@ under its write lock; that is all a node knows of its graph.
 
 from __future__ import annotations
 
-from operator import attrgetter
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from . import _protocols, _tabular, activations, losses, regularizers
-from ._member import Member, checked_values
+from ._input import Input
+from ._member import checked_values
+from ._node import Node, check_name, where
 from ._parameters import BIAS, ParameterRecord, bias_key, new_token
-from ._validation import (check_allocation, check_bool, check_dropout, check_int, check_number, check_text, has_control,
-                          read_only_view)
+from ._validation import check_allocation, check_bool, check_dropout, check_number, read_only_view
 from .errors import GraphError
 
 __all__ = ["Node", "Input", "DenseNode", "Hidden", "Output", "KINDS", "check_name"]
-
-
-def check_name(name: object, what: str = "node") -> str:
-    """A node name: a non-empty string without ``->`` (which separates weight keys).
-
-    Raises
-    ------
-    GraphError
-        When the name is not usable.
-    """
-    if isinstance(name, str) and ("->" in name or has_control(name)):
-        raise GraphError(f"{what} name {name!r} must not contain '->' or control characters")
-    if not isinstance(name, str) or not name:
-        raise GraphError(f"{what} name must be a non-empty string, got {name!r}")
-    return check_text(name, f"{what} name")
-
-
-def _where(cls: type, name: str | None) -> str:
-    """How a message names a node: ``node 'h'``, or its class (``Hidden``) while it has no name."""
-    return f"node {name!r}" if name is not None else cls.__name__
-
-
-class Node(Member):
-    """Base class: a named node of ``size`` features.
-
-    ``name`` and ``size`` are fixed once made. The other settings
-    (activation, dropout, loss, ...) may be changed on a node that is in a
-    graph: the graph then recompiles before it next runs.
-    """
-
-    kind: ClassVar[str] = ""
-
-    _name: str | None
-    _size: int
-
-    def __init__(self, size: int, name: str | None = None):
-        self._name = None if name is None else check_name(name)
-        self._size = check_int(size, f"{_where(type(self), name)}: size")
-        self._graph = None
-
-    @property
-    def name(self) -> str | None:
-        return self._name
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    @property
-    def num_params(self) -> int:
-        """Parameters this node owns (its bias); weights belong to synapses."""
-        return 0
-
-    def get_config(self) -> dict[str, Any]:
-        """JSON-safe description (no weights)."""
-        return {"kind": self.kind, "name": self.name, "size": self.size}
-
-    @property
-    def _named(self) -> str:  # for the reprs, calls that make the node again
-        return "" if self.name is None else f", name={self.name!r}"
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(size={self.size}{self._named})"
-
-
-def _setting(name: str, doc: str) -> property:
-    return property(attrgetter(f"_settings.{name}"), doc=doc)
-
-
-class Input(Node):
-    """Where data enters: no bias, no activation. ``Input(30)`` also starts a
-    :class:`~graphnet.Sequential` model.
-
-    The keywords say how a table's columns become its features (see
-    :meth:`Graph.add_input <graphnet.Graph.add_input>`); what
-    ``adapt`` learns (``mean``, ``std``, ``categories``) is kept here and
-    saved with the graph. ``size`` is a numeric input's number of data
-    columns (its size doubles with ``missing="indicator"``), or a
-    categorical input's ``len(categories) + 1``.
-    """
-
-    kind = "input"
-
-    _settings: _tabular.InputSettings
-
-    def __init__(self, size: int | None = None, name: str | None = None, *, columns=None, categories=None,
-                 normalize: bool = False, missing: str = "error", mean=None, std=None):
-        where = f"input {name!r}" if name else "Input"
-        self._settings = _tabular.InputSettings(size, where, columns, categories, normalize, missing, mean, std)
-        if self._settings.categories is None:
-            check_int(self._settings.width, f"{where}: size")
-        super().__init__(self._settings.size(), name)
-
-    columns = _setting("columns", "The frame columns it reads (None: the column named like the input).")
-    categories = _setting("categories", "The vocabulary (code ``i + 1`` is ``categories[i]``, 0 unknown or "
-                                        "missing), ``'adapt'`` until adapted, or None for numbers.")
-    normalize = _setting("normalize", "Whether columns become ``(x - mean) / std``.")
-    missing = _setting("missing", "What a NaN becomes: 'error', 'mean' or 'indicator'.")
-    width = _setting("width", "The number of data columns it reads (1 for a categorical input).")
-    transforms = _setting("transforms", "Whether data is transformed where it enters.")
-    needs_statistics = _setting("needs_statistics", "Whether it needs an adapted mean and std.")
-    adapted = _setting("adapted", "Whether everything it needs to run (statistics, vocabulary) is known.")
-
-    @property
-    def categorical(self) -> bool:
-        return self._settings.categories is not None
-
-    @property
-    def column_names(self) -> tuple[str, ...] | None:
-        """What its data's columns are called in messages: the columns it
-        reads, or its own name when it has one column (with
-        ``missing="indicator"``, each column's indicator after them); None
-        otherwise."""
-        if self.missing == "indicator":
-            names = self.data_columns
-            return None if names is None else names + tuple(f"{c} (missing)" for c in names)
-        return self.columns or ((self.name,) if self.size == 1 else None)
-
-    @property
-    def data_columns(self) -> tuple[str, ...] | None:
-        """What the columns of its data as given are called in messages: the
-        columns it reads, or its own name (the frame column it is bound to)
-        when it reads one; None otherwise."""
-        return self.columns or ((self.name,) if self.width == 1 else None)
-
-    @property
-    def mean(self) -> np.ndarray | None:
-        """Adapted per-column means (float64), or None."""
-        return None if self._settings.mean is None else self._settings.mean.copy()
-
-    @property
-    def std(self) -> np.ndarray | None:
-        """Adapted per-column population standard deviations (float64, > 0), or None."""
-        return None if self._settings.std is None else self._settings.std.copy()
-
-    def set_statistics(self, mean, std) -> None:
-        """Hold adapted statistics (``width`` finite values each, ``std`` > 0)."""
-        with self._editing():
-            self._settings.set_statistics(mean, std, f"input {self.name!r}")
-
-    def set_categories(self, categories) -> None:
-        """Hold a learnt vocabulary, the size becoming ``len(categories) + 1``;
-        for the graph's ``adapt``, which reshapes the synapses with it."""
-        self._settings.categories = _tabular.check_categories(categories, f"input {self.name!r}")
-        self._size = self._settings.size()
-
-    def vocabulary(self) -> _tabular.Vocabulary:
-        """The lookup of :attr:`categories` (made once per vocabulary)."""
-        return self._settings.vocabulary()
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), **self._settings.config()}
 
 
 class DenseNode(Node):
@@ -210,8 +58,8 @@ class DenseNode(Node):
         super().__init__(size, name)
         self._bias_regularizer = regularizers.get(bias_regularizer)
         self._activation = activations.get(activation)
-        self._trainable = check_bool(trainable, f"{_where(type(self), name)}: trainable")
-        check_allocation(self.size, 8, f"{_where(type(self), name)}: bias of size {self.size:,}")
+        self._trainable = check_bool(trainable, f"{where(type(self), name)}: trainable")
+        check_allocation(self.size, 8, f"{where(type(self), name)}: bias of size {self.size:,}")
         self._bias = np.zeros(self.size, dtype=np.float32)
         self._bias_fixed = False
         self.parameter_token = new_token()
@@ -243,7 +91,7 @@ class DenseNode(Node):
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
-        value = check_bool(value, f"{_where(type(self), self.name)}: trainable")
+        value = check_bool(value, f"{where(type(self), self.name)}: trainable")
         with self._editing():
             self._trainable = value
             for synapse in self._graph.incoming(self.name) if self._graph is not None else ():
@@ -341,7 +189,23 @@ class DenseNode(Node):
 
 
 class Hidden(DenseNode):
-    """An inner node; ``dropout`` is the inverted-dropout rate used while training."""
+    """An inner node; ``dropout`` is the inverted-dropout rate used while training.
+
+    Parameters
+    ----------
+    size : int
+        Its units.
+    activation : str, dict or Activation, default "relu"
+        A name (``"tanh"``), a config dict, or an Activation; None is ``"linear"``.
+    dropout : float, default 0.0
+        The fraction of units dropped (inverted dropout) while training only, in [0, 1).
+    name : str, optional
+        As :class:`Node`'s.
+    trainable : bool, default True
+        False freezes its bias and every synapse into it.
+    bias_regularizer : str, dict or Regularizer, optional
+        A penalty on its bias (:mod:`graphnet.regularizers`).
+    """
 
     kind = "hidden"
 
@@ -369,7 +233,7 @@ class Hidden(DenseNode):
             self._changed()
 
     def _checked_dropout(self, value) -> float:
-        return check_dropout(value, f"{_where(type(self), self.name)}: dropout")
+        return check_dropout(value, f"{where(type(self), self.name)}: dropout")
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "dropout": self.dropout}
@@ -380,7 +244,30 @@ class Output(DenseNode):
     other nodes; its gradient then adds what flows back from them.
     ``check_pairing=False`` leaves the check that the loss fits the
     activation to the graph's first run (``Sequential`` does), and
-    ``classes`` are the labels of its classes (``predict_labels``)."""
+    ``classes`` are the labels of its classes (``predict_labels``).
+
+    Parameters
+    ----------
+    size : int
+        Its units.
+    activation : str, dict or Activation, default "linear"
+        As :class:`Hidden`'s.
+    loss : str, dict or Loss, default "mse"
+        Checked against the activation (unless ``check_pairing`` is False).
+    loss_weight : float, default 1.0
+        Its share of the total loss, ``Σ loss_weight × loss``, a finite number >= 0.
+    name : str, optional
+        As :class:`Node`'s.
+    trainable : bool, default True
+        False freezes its bias and every synapse into it.
+    bias_regularizer : str, dict or Regularizer, optional
+        A penalty on its bias (:mod:`graphnet.regularizers`).
+    check_pairing : bool, default True
+        Whether the loss is checked against the activation now.
+    classes : list or "adapt", optional
+        The labels of a softmax (one per unit) or one-unit sigmoid (two)
+        output, or ``"adapt"``: targets may then be labels.
+    """
 
     kind = "output"
 
@@ -400,11 +287,15 @@ class Output(DenseNode):
         super().__init__(size, activation, name, trainable, bias_regularizer)
         self._loss = losses.get(loss)
         # a Sequential defers the pairing check to compile() and the first run
-        if check_bool(check_pairing, f"{_where(type(self), name)}: check_pairing"):
+        if check_bool(check_pairing, f"{where(type(self), name)}: check_pairing"):
             self.check_pairing(self.activation, self._loss)
         self._loss_weight = self._checked_weight(loss_weight)
-        self._classes = _tabular.check_categories(classes, f"output {name!r}", "classes")
+        self._classes = _tabular.check_categories(classes, self._called, "classes")
         self.check_classes(self._classes)
+
+    @property
+    def _called(self) -> str:  # how messages name it
+        return "Output" if self.name is None else f"output {self.name!r}"
 
     @property
     def classes(self) -> tuple | str | None:
@@ -414,21 +305,33 @@ class Output(DenseNode):
 
     def check_classes(self, classes) -> None:
         """Refuse labels that do not fit the output: a softmax output has one
-        per unit, a one-unit sigmoid output two."""
+        per unit, a one-unit sigmoid output two.
+
+        Parameters
+        ----------
+        classes : tuple, "adapt" or None
+            The labels, or ``"adapt"`` (which needs such an output too); None fits any output.
+        """
         if classes is None:
             return
         act = self.activation.name
         if not (act == "softmax" or act == "sigmoid" and self.size == 1):
-            raise GraphError(f"output {self.name!r}: classes need a softmax output or a one-unit sigmoid "
+            raise GraphError(f"{self._called}: classes need a softmax output or a one-unit sigmoid "
                              f"output, not {act!r} over {self.size} units")
         count = 2 if act == "sigmoid" else self.size
         if classes != _tabular.ADAPT and len(classes) != count:
-            raise GraphError(f"output {self.name!r}: {count} classes expected for its {self.size} {act} "
+            raise GraphError(f"{self._called}: {count} classes expected for its {self.size} {act} "
                              f"unit(s), got {len(classes)}: {classes!r}"[:300])
 
     def set_classes(self, classes) -> None:
-        """Hold learnt labels (checked against the output's units)."""
-        classes = _tabular.check_categories(classes, f"output {self.name!r}", "classes")
+        """Hold learnt labels (checked against the output's units).
+
+        Parameters
+        ----------
+        classes : list
+            One label per unit of a softmax output, two for a one-unit sigmoid output.
+        """
+        classes = _tabular.check_categories(classes, self._called, "classes")
         self.check_classes(classes)
         with self._editing():
             self._classes = classes
@@ -460,6 +363,11 @@ class Output(DenseNode):
         """Refuse a loss that does not fit ``activation`` (a cross-entropy
         without its activation, a softmax over one unit).
 
+        Parameters
+        ----------
+        activation : Activation
+        loss : Loss
+
         Raises
         ------
         GraphError
@@ -470,17 +378,17 @@ class Output(DenseNode):
         required = loss.requires_activation
         if required is not None and activation.name != required:
             raise GraphError(
-                f"output {self.name!r}: loss {loss.name!r} needs activation {required!r}, "
+                f"{self._called}: loss {loss.name!r} needs activation {required!r}, "
                 f"got {activation.name!r}{loss.pairing_note}"
             )
         if activation.name == "softmax" and self.size == 1:
             raise GraphError(
-                f"output {self.name!r}: softmax over 1 unit is always 1.0; use "
+                f"{self._called}: softmax over 1 unit is always 1.0; use "
                 f"activation='sigmoid' with loss='binary_crossentropy' for two classes"
             )
 
     def _checked_weight(self, value) -> float:
-        return check_number(value, f"output {self.name!r}: loss_weight", 0.0,
+        return check_number(value, f"{self._called}: loss_weight", 0.0,
                             expected="a finite number >= 0")
 
     def get_config(self) -> dict[str, Any]:

@@ -32,7 +32,7 @@ FLOORS = [
     ("arrays", {"backend", "_cuda", "_parameters"}),
     ("the maths", {"activations", "losses", "initializers", "regularizers", "schedules", "_state_layout",
                    "_hyperparameters", "_optimizer_state", "optimizers"}),
-    ("parts", {"_member", "nodes", "synapse", "layers", "metrics"}),
+    ("parts", {"_member", "_node", "_input", "nodes", "synapse", "layers", "metrics"}),
     ("structure and network", {"_graph_settings", "structure", "_lazy_init", "network", "weights"}),
     ("running", {"workspace", "_gather", "_dense_step", "plan", "_compiled_forward", "_transforms", "_data",
                  "_row_weights", "_lazy", "_generators", "inference", "preprocessing", "_dask", "callbacks", "serving"}),
