@@ -152,3 +152,10 @@ def test_synapses_connected_into_a_frozen_node_follow_it_unless_told(tmp_path):
         if s["src"] == "x":
             del s["trainable"]  # a hand-written spec: the synapse follows its node
     assert _frozen_flags(gn.Graph.from_dict(spec)) == _frozen_flags(g)
+
+
+def test_an_unnamed_output_is_called_output_in_messages():
+    with pytest.raises(gn.GraphError, match=r"^Output: loss_weight must be a finite number >= 0, got -1$"):
+        gn.Output(1, loss_weight=-1)
+    with pytest.raises(gn.GraphError, match=r"^output 'y': classes need a softmax output"):
+        gn.Output(3, activation="sigmoid", classes=["a", "b"], name="y")
