@@ -66,13 +66,13 @@ numpydoc_validation_checks = {"PR01", "PR02"}
 #   Parameters sections are still missing: those modules are at
 #   tests/test_layout.py's limit of 500 lines.
 numpydoc_validation_exclude = {
-    r"^graphnet\.Graph\.(adapt|compile|compile_predict|evaluate|fit|freeze|from_dict|from_spec|get_weights|gradients"
-    r"|insert|load_weights|predict|predict_labels|save_weights|set_weights|to_dict|train_step|transfer_weights"
-    r"|unfreeze|widen)$",
+    (r"^graphnet\.Graph\.(adapt|compile|compile_predict|evaluate|fit|freeze|from_dict|from_spec|get_weights|gradients"
+     r"|insert|load_weights|predict|predict_labels|save_weights|set_weights|to_dict|train_step|transfer_weights"
+     r"|unfreeze|widen)$"),
     r"^graphnet\.register$",
     r"^graphnet\.activations\.(is_builtin|Activation\.(forward|backward))$",
-    r"^graphnet\.optimizers\.Optimizer(\.(adopt_setting|bind|claim|commit_in_place|frozen_state|held_for"
-    r"|in_place_for|propose|set_state|step|step_in_place|steps|to|update))?$",
+    (r"^graphnet\.optimizers\.Optimizer(\.(adopt_setting|bind|claim|commit_in_place|frozen_state|held_for"
+     r"|in_place_for|propose|set_state|step|step_in_place|steps|to|update))?$"),
 }
 
 # The theme.

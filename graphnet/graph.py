@@ -30,7 +30,7 @@ from . import render as render_module
 from . import statistics as statistics_module
 from . import summary as summary_module
 from ._validation import check_bool
-from .activations import Activation  # these two in the annotations, which typing.get_type_hints reads
+from .activations import Activation
 from .interop import onnx_export
 from .losses import Loss
 from .network import Network, NodeRef

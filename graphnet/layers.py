@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import initializers, regularizers
 from ._validation import check_bool, check_dropout, check_int
-from .activations import Activation  # in the annotations, which typing.get_type_hints reads
+from .activations import Activation
 from .nodes import Hidden
 
 __all__ = ["Dense", "default_loss"]

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 from operator import attrgetter
+
 from ._hyperparameters import fraction, positive
 from ._optimizer_state import Optimizer
 from ._registry import lookup
 from ._validation import check_bool, check_number
 from .backend import CPU
 from .errors import GraphError
-from .schedules import LearningRateSchedule  # in the annotations, which typing.get_type_hints reads
+from .schedules import LearningRateSchedule
 
 __all__ = ["Optimizer", "SGD", "Momentum", "RMSprop", "Adam", "AdamW", "OPTIMIZERS", "IN_PLACE_FROM", "get"]
 

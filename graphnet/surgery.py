@@ -33,7 +33,7 @@ import numpy as np
 
 from . import initializers
 from ._text import preview
-from .activations import (  # Activation: in the annotations, which typing.get_type_hints reads
+from .activations import (
     ELU,
     Activation,
     HardSigmoid,

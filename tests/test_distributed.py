@@ -755,11 +755,13 @@ def test_fit_on_an_in_process_cluster_equals_single_process_fit(rng, changes):
     # transport, which hands objects over as they are, unserialized and uncopied.
     x, y = _regression(rng, 96)
     here, there = _regressor(), _regressor()
-    halve = lambda: [gn.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5)] if changes else []  # noqa: E731
-    args = dict(epochs=2, batch_size=16, validation_split=0.25, verbose=0)
+    def halve():
+        return [gn.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5)] if changes else []
+
+    args = {"epochs": 2, "batch_size": 16, "validation_split": 0.25, "verbose": 0}
     expected = here.fit(x, y, callbacks=halve(), **args)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
-            distributed.Client(cluster, set_as_default=False) as client:
+    local = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
+    with local as cluster, distributed.Client(cluster, set_as_default=False) as client:
         assert cluster.scheduler_address.startswith("inproc://")
         history = gn.distributed.fit(there, da.from_array(x, chunks=(24, 4)), da.from_array(y, chunks=(24, 1)), client,
                                      timeout=TIMEOUT, retries=0, callbacks=halve(), **args)

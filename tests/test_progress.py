@@ -213,7 +213,10 @@ def test_each_redraw_of_the_bar_shows_the_figures_of_a_batch_since_the_last_one(
     import tqdm.std
 
     clock = itertools.count()
-    now = lambda: next(clock) * 1e-3  # noqa: E731
+
+    def now():
+        return next(clock) * 1e-3
+
     monkeypatch.setattr(time, "perf_counter", now)
     monkeypatch.setattr(tqdm.std, "time", now)
     monkeypatch.setenv("COLUMNS", "80")

@@ -12,8 +12,8 @@ from sklearn.base import BaseEstimator
 
 from .. import activations
 from .. import optimizers as optimizers_module
-from .._text import shown, suggestion
 from .._settings import naming_the_class
+from .._text import shown, suggestion
 from .._validation import check_bool, check_int, is_int
 from ..graph import Graph
 
