@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from .graph import Graph
     from .statistics import NodeStats, Statistics, SynapseStats
 
-__all__ = ["chains", "shade", "node_lines", "chain_lines", "EdgeScale", "legend", "STUCK_COLOR",
+__all__ = ["chains", "shade", "contrast", "legible", "node_lines", "chain_lines", "EdgeScale", "legend", "STUCK_COLOR",
            "checked_attributions", "attribution_fill", "attribution_lines", "explained_line", "attribution_legend", "stacked"]
 
 #: Where a fill goes as the share of dead or saturated units reaches 100%.
@@ -84,6 +85,45 @@ def chains(graph: Graph) -> dict[str, list[str]]:
 def _rgb(color: str) -> tuple[int, int, int]:
     color = color.lstrip("#")
     return tuple(int(color[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
+
+
+def _luminance(color: str) -> float:
+    """WCAG 2's relative luminance of an ``#rrggbb`` colour."""
+    linear = [c / 255 / 12.92 if c <= 10 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in _rgb(color)]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG 2's contrast ratio of two colours, 1 to 21."""
+    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+#: The contrast WCAG 2 asks of normal text (AA).
+_READABLE = 4.5
+_FONT_COLOR = re.compile(r'(?<![a-z])color="(#[0-9a-fA-F]{6})"')
+
+
+def _text_on(fill: str) -> str:
+    """Black text on ``fill``, or white where black would read under 4.5:1."""
+    return "#000000" if contrast("#000000", fill) >= _READABLE else "#ffffff"
+
+
+def legible(attributes: dict[str, str]) -> None:
+    """Make the text of a node's label readable on its ``fillcolor`` (a node
+    shaded deep red by its dead units, or blue by its attribution): a text
+    colour short of 4.5:1 against the fill becomes black or white, whichever
+    reads better. The name's colour (Graphviz's black) likewise."""
+    fill = attributes["fillcolor"]
+
+    def readable(color: str) -> str:
+        if contrast(color, fill) >= _READABLE:
+            return color
+        return max(("#000000", "#ffffff"), key=lambda c: contrast(c, fill))
+
+    attributes["label"] = _FONT_COLOR.sub(lambda m: f'color="{readable(m.group(1))}"', attributes["label"])
+    if readable("#000000") != "#000000":
+        attributes["fontcolor"] = readable("#000000")
 
 
 def _blend(a: str, b: str, t: float) -> str:
@@ -178,7 +218,10 @@ class EdgeScale:
     def __init__(self, stats: Statistics):
         self.gradients = stats.has_gradients
         values = [self.value(s) for s in stats.synapses.values()]
-        self.high = max((v for v in values if v is not None and v > 0), default=1.0)
+        largest = max((v for v in values if v is not None and v > 0), default=None)
+        #: Whether any norm is above 0 (every gradient 0: nothing to scale by).
+        self.any = largest is not None
+        self.high = largest if largest is not None else 1.0
         self.low = self.high / 10**DECADES
 
     @property
@@ -217,10 +260,13 @@ def legend(stats: Statistics, scale: EdgeScale, fills: tuple[str, ...]) -> str:
     loss = f" · loss {_number(stats.loss)}" if stats.loss is not None else ""
     swatches = "".join(
         f'<td bgcolor="{shade(fills[0], share)}" border="1" color="#888888" width="44">'
-        f"{100 * share:.0f}%</td>"
+        f'<font color="{_text_on(shade(fills[0], share))}">{100 * share:.0f}%</font></td>'
         for share in (0.0, 0.25, 0.5, 0.75, 1.0)
     )
     thin, thick = _number(scale.low), _number(scale.high)
+    widths = (f'thickest at {thick} (the largest),<br align="left"/>thinnest and palest at {thin} '
+              f'({10**DECADES:,} times less) or below' if scale.any else
+              'every one is 0, all drawn<br align="left"/>thinnest and palest')
     rows = [
         f'<tr><td colspan="5" align="left"><b>Statistics of {label_text(stats.graph)}</b> on '
         f"{stats.rows} rows{loss}</td></tr>",
@@ -230,9 +276,8 @@ def legend(stats: Statistics, scale: EdgeScale, fills: tuple[str, ...]) -> str:
         '<tr><td colspan="5" align="left">fill: share of units dead (relu family: never '
         'positive on the batch)<br align="left"/>or of activations saturated (sigmoid, tanh: '
         'derivative under 5% of its peak)<br align="left"/></td></tr>',
-        f'<tr><td colspan="5" align="left">edge width: {scale.what}, log scale: thickest at '
-        f'{thick} (the largest),<br align="left"/>thinnest and palest at {thin} ({10**DECADES:,} '
-        'times less) or below<br align="left"/></td></tr>',
+        f'<tr><td colspan="5" align="left">edge width: {scale.what}, log scale: {widths}'
+        '<br align="left"/></td></tr>',
         '<tr><td colspan="5" align="left">mean, std: of the activations; dashed: frozen</td></tr>',
     ]
     return ('<<table border="0" cellborder="0" cellspacing="3" cellpadding="2">'

@@ -27,6 +27,7 @@ see the traceback of an unexpected error.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import shutil
@@ -299,7 +300,11 @@ COMMANDS = {"demo": _demo, "summary": _summary, "render": _render, "train": _tra
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
-
+    for stream in (sys.stdout, sys.stderr):
+        # An output whose encoding lacks a character ("→" in cp1252 or ASCII)
+        # gets "?" in its place rather than a UnicodeEncodeError.
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="replace")
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)

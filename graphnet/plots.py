@@ -144,6 +144,11 @@ def plot_history(history, path: str | os.PathLike | None = None, *, title: str |
         for key, values in series.items():
             validation = key.startswith("val_")
             epochs = range(1, len(values) + 1)
+            # A value with no finite neighbour draws no line: a marker shows it
+            # (a square for validation, a circle for training, told apart without colour).
+            finite = [math.isfinite(v) for v in values]
+            alone = [i for i, ok in enumerate(finite)
+                     if ok and not (i > 0 and finite[i - 1]) and not (i + 1 < len(values) and finite[i + 1])]
             ax.plot(
                 epochs,
                 values,
@@ -151,7 +156,8 @@ def plot_history(history, path: str | os.PathLike | None = None, *, title: str |
                 color=_VAL_COLOR if validation else _TRAIN_COLOR,
                 linestyle="--" if validation else "-",
                 linewidth=1.6,
-                marker="o" if len(values) == 1 else None,
+                marker="s" if validation else "o",
+                markevery=alone,
             )
         per_output = count > 1 and any(q.endswith("_loss") for q in groups)
         ax.set_title("total loss" if quantity == "loss" and per_output else quantity.replace("_", " "))

@@ -311,6 +311,7 @@ def to_dot(
         if first is None and attributions is not None and name in attributions.values:
             attributes["fillcolor"] = overlays.attribution_fill(attributes["fillcolor"],
                                                                 attributions.shares[name])
+        overlays.legible(attributes)  # on a deeply shaded fill, light text
         if isinstance(node, DenseNode) and not node.trainable:
             attributes["style"] += ",dashed"
         if fan_in[name] > _FAN_IN:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -655,3 +656,20 @@ def test_the_demo_without_its_extra_names_it_and_makes_nothing(tmp_path, monkeyp
                                           r"pip install 'graphnet\[demo\]'$"):
         demo.run(out=out, epochs=1, verbose=0)
     assert not (tmp_path / "res").exists()
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "cp1252"])
+def test_the_commands_write_to_an_output_whose_encoding_lacks_a_character(tmp_path, encoding):
+    a = gn.Sequential([gn.Input(3), gn.Dense(8, name="hé"), gn.Dense(1)], seed=0)
+    b = copy.deepcopy(a)
+    b.widen("hé", 12)  # the report says "8 → 12"
+    a.save(tmp_path / "a.gnet")
+    b.save(tmp_path / "b.gnet")
+    def run(*args):
+        done = subprocess.run([sys.executable, "-m", "graphnet.cli", *args], capture_output=True, timeout=300,
+                              env={**os.environ, "PYTHONIOENCODING": encoding}, check=False)
+        assert done.returncode == 0, done.stderr.decode(encoding)
+        return done.stdout.decode(encoding)
+
+    assert "8 ? 12" in run("diff", str(tmp_path / "a.gnet"), str(tmp_path / "b.gnet"))
+    assert ("hé" if encoding == "cp1252" else "h?") in run("summary", str(tmp_path / "b.gnet"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import shutil
 import warnings
 
@@ -238,3 +239,23 @@ def test_norms_of_parameters_beyond_1e154_are_finite():
         change = gn.diff(graph(1e200), graph(2e200)).parameters["x->y.weight"]
     assert (change.norm, change.new_norm, change.change) == pytest.approx((2**0.5 * 1e200, 2**0.5 * 2e200,
                                                                          2**0.5 * 1e200), rel=1e-15)
+
+
+def test_the_widest_synapse_is_the_largest_weight_change_and_the_words_are_readable():
+    from graphnet import render_diff
+    from graphnet._overlays import contrast
+
+    a = gn.Graph(name="g", seed=0)
+    a.add_input("x", 2)
+    a.add_output("y", 1)
+    a.connect("x", "y")
+    b = copy.deepcopy(a)
+    weights = b.get_weights()
+    b.set_weights({"x->y.weight": weights["x->y.weight"] * 1.1, "y.bias": np.ones(1)})  # weight +10%, bias far more
+    source = gn.diff(a, b).to_dot().source
+    assert "the widest: 10%" in source
+    assert re.search(r'"x" -> "y" \[penwidth="4.00"', source)
+    fills = render_diff._FILLS
+    for color, fill in [(render_diff.ADDED, fills[render_diff.ADDED]), (render_diff.REMOVED, fills[render_diff.REMOVED]),
+                        (render_diff.CHANGED, "#f2f2f2"), (render_diff.CHANGED, "#fbe3c8")]:
+        assert contrast(color, fill) >= 4.5, (color, fill)

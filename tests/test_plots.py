@@ -145,3 +145,21 @@ def test_a_figure_is_drawn_without_the_systems_temporary_folder(multi_history, t
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))  # a full or read-only /tmp
     gn.plot_history(multi_history, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_value_with_no_finite_neighbour_is_drawn_and_the_curves_differ_by_marker():
+    pytest.importorskip("matplotlib")
+    figure = gn.plot_history({"loss": [0.5, 0.4, 0.3], "val_loss": [np.nan, 0.6, np.nan]}, None)
+    try:
+        training, validation = figure.axes[0].get_lines()
+        assert list(training.get_markevery()) == [] and list(validation.get_markevery()) == [1]  # 0.6 alone
+        assert {training.get_marker(), validation.get_marker()} == {"o", "s"}
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+    figure = gn.plot_history({"loss": [0.5], "val_loss": [0.7]}, None)
+    try:
+        assert [list(line.get_markevery()) for line in figure.axes[0].get_lines()] == [[0], [0]]
+    finally:
+        plt.close(figure)

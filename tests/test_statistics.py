@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from conftest import build_dag, dag_data
@@ -185,3 +187,28 @@ def test_statistics_hold_their_nodes_and_synapses_as_a_mapping(data):
     stats = known_graph().statistics(data[0])
     assert list(stats) == list(stats.nodes) == ["x", "h", "s", "y"]
     assert "h" in stats and ("h", "y") in stats and "z" not in stats and 0 not in stats and ["h"] not in stats
+
+
+def _text_contrasts(source: str, node: str) -> list[float]:
+    from graphnet._overlays import contrast
+
+    line = re.search(rf'^\t"{node}" \[.*$', source, re.M).group(0)
+    fill = re.search(r'fillcolor="(#\w+)"', line).group(1)
+    name = re.search(r'fontcolor="?(#\w+)', line)
+    colors = re.findall(r'(?<![a-z])color="(#\w+)"', line.split("label=", 1)[1].split(" shape=")[0])
+    return [contrast(c, fill) for c in [name.group(1) if name else "#000000", *colors]]
+
+
+def test_text_on_a_deeply_shaded_node_is_readable_and_all_zero_gradients_are_said():
+    g = gn.Graph(name="d", seed=0)
+    g.add_input("x", 2)
+    g.add_hidden("h", 2, activation="relu")
+    g.add_output("y", 1)
+    g.connect("x", "h")
+    g.connect("h", "y")
+    x = np.ones((5, 2))
+    g.predict(x)
+    g.set_weights({"h.bias": np.full(2, -50.0)})  # every unit dead: the deepest red, and no gradient anywhere
+    source = g.to_dot(stats=g.statistics(x, np.ones((5, 1)))).source
+    assert min(_text_contrasts(source, "h")) >= 4.5  # WCAG AA for normal text
+    assert "every one is 0" in source and "(the largest)" not in source
