@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ._text import preview
+from ._text import preview, suggestion
 from .errors import ShapeError
 
 __all__ = ["is_frame", "is_lazy", "is_series", "column_names", "values", "bind", "rows"]
@@ -117,7 +117,8 @@ def bind(frame, bindings: Mapping[str, tuple[str, ...]], role: str, exact=frozen
     if missing:
         needs = "; ".join(f"{c!r} (for {role} {', '.join(repr(n) for n in names)})"
                           for c, names in list(missing.items())[:10])
-        raise ShapeError(f"the frame has no column {needs}; its columns: {preview(every)}")
+        first = next(iter(missing))
+        raise ShapeError(f"the frame has no column {needs}; its columns: {preview(every)}{suggestion(first, every)}")
     if len(have) != len(every):  # pandas allows a name twice: which column is meant is unknowable
         counts = collections.Counter(every)
         twice = {(c, name) for name, columns in bindings.items() for c in columns if counts[c] > 1}

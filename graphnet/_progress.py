@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import textwrap
 import threading
 import time
 from typing import ClassVar, TextIO
 
 from tqdm import tqdm
+
+from ._text import columns, cut, pieces
 
 __all__ = ["Progress", "format_logs", "wrap_logs", "wrap_text", "show_line", "is_terminal", "terminal_width"]
 
@@ -68,13 +69,13 @@ def wrap_logs(logs: dict[str, float], width: int) -> list[str]:
     line = ""
     for name, value in logs.items():
         item = figure(name, value)
-        if line and len(line) + 3 + len(item) <= width:
+        if line and columns(line) + 3 + columns(item) <= width:  # terminal columns: a wide character takes two
             line += " - " + item
             continue
         if line:
             lines.append(line)
         line = _INDENT + item
-        if len(line) > width:
+        if columns(line) > width:
             lines += _long_figure(name, value, width)
             line = ""
     if line:
@@ -86,20 +87,33 @@ def _long_figure(name: str, value, width: int) -> list[str]:
     """A figure wider than ``width``: ``name:`` cut into lines of the width,
     the value after it where it fits, else indented on the next lines."""
     head, text = f"{name}:", _value(value)
-    room = max(width - len(_INDENT), 1)
-    lines = [_INDENT + head[start:start + room] for start in range(0, len(head), room)]
-    if len(lines) > 1 and len(lines[-1]) + 1 + len(text) <= width:
+    lines = [_INDENT + piece for piece in pieces(head, max(width - len(_INDENT), 1))]
+    if len(lines) > 1 and columns(lines[-1]) + 1 + columns(text) <= width:
         lines[-1] += " " + text
         return lines
-    room = max(width - 2 * len(_INDENT), 1)
-    return lines + [2 * _INDENT + text[start:start + room] for start in range(0, len(text), room)]
+    return lines + [2 * _INDENT + piece for piece in pieces(text, max(width - 2 * len(_INDENT), 1))]
 
 
 def wrap_text(text: str, width: int) -> str:
-    """``text`` in lines no longer than ``width``, broken between words (a
-    word longer than that, such as a long path, is cut), the lines after the
-    first indented."""
-    return textwrap.fill(text, max(width, len(_INDENT) + 1), subsequent_indent=_INDENT, break_on_hyphens=False)
+    """``text`` in lines no longer than ``width`` terminal columns, broken
+    between words (a word longer than that, such as a long path, is cut,
+    never inside a character), the lines after the first indented."""
+    width = max(width, len(_INDENT) + 1)
+    lines, line = [], ""
+    for word in text.split():
+        if line and columns(line) + 1 + columns(word) <= width:
+            line += " " + word
+            continue
+        if line:
+            lines.append(line)
+        line = (_INDENT if lines else "") + word
+        while columns(line) > width:
+            piece, rest = cut(line, width)
+            lines.append(piece)
+            line = _INDENT + rest
+    if line:
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def is_terminal(stream: TextIO) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import numpy as np
 
 __all__ = ["preview", "joined", "format_cycle", "shown", "span", "described", "suggestion", "clip", "named",
-           "reason", "columns", "cut"]
+           "reason", "columns", "cut", "graphemes", "pad", "pieces"]
 
 # A repr that looks at a bounded part of a value: a few levels, a few items per
 # container, the ends of long strings. ``repr`` itself would walk all of it, and
@@ -38,6 +38,21 @@ class _Repr(reprlib.Repr):
                 text = repr(text)
             return f"np.{type(x).__name__}({text})"
         return super().repr1(x, level)
+
+    def repr_str(self, x, level):
+        """reprlib's long string, its middle left out between characters as
+        a reader sees them (never inside a flag or an accented letter)."""
+        if len(x) <= self.maxstring:
+            return super().repr_str(x, level)
+        keep = max(0, (self.maxstring - 3) // 2)
+        head, tail = graphemes(x[: keep + 16]), graphemes(x[-keep - 16 :])
+        while head and sum(map(len, head)) > keep:
+            head.pop()
+        while tail and sum(map(len, tail)) > keep:
+            tail.pop(0)
+        both, end = repr("".join(head + tail)), repr("".join(tail))
+        at = len(both) - (len(end) - 1)
+        return both[:at] + self.fillvalue + both[at:]
 
 
 _NUMPY_1 = np.lib.NumpyVersion(np.__version__) < "2.0.0"
@@ -78,7 +93,16 @@ def shown(value: object, limit: int = 80) -> str:
         text = _REPR.repr(value)
     except Exception:  # a repr that fails (an int past Python's digit limit, a broken __repr__)
         text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    parts, used = graphemes(text[: limit + 16]), 0
+    kept = []
+    for part in parts:  # cut between characters as a reader sees them
+        if used + len(part) > limit - 3:
+            break
+        kept.append(part)
+        used += len(part)
+    return "".join(kept) + "..."
 
 
 def span(low: object, high: object, noun: str) -> str:
@@ -117,6 +141,11 @@ def suggestion(name: object, known: Iterable[object], limit: int = 10_000) -> st
     if not isinstance(name, str):
         return ""
     candidates = [k for k in itertools.islice(known, limit) if isinstance(k, str) and k != name]
+    composed = unicodedata.normalize("NFC", name)
+    same = next((k for k in candidates if unicodedata.normalize("NFC", k) == composed), None)
+    if same is not None:  # the two look alike: say how they differ
+        return (f"; did you mean {shown(same)}? It differs only in Unicode normalisation (composed or "
+                f"decomposed accents): {clip(ascii(name), 80)} against {clip(ascii(same), 80)}")
     close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
     return f"; did you mean {shown(close[0])}?" if close else ""
 
@@ -130,8 +159,11 @@ def clip(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     if len(text) <= limit:
         return text
+    parts = graphemes(text)  # cut between characters as a reader sees them
+    if len(parts) <= limit:
+        return text
     tail = limit // 3
-    return text[: limit - tail - 5] + " ... " + text[-tail:]
+    return "".join(parts[: limit - tail - 5]) + " ... " + "".join(parts[-tail:])
 
 
 def named(path: object, limit: int = 200) -> str:
@@ -146,7 +178,9 @@ def named(path: object, limit: int = 200) -> str:
     """
     text = str(path)
     if len(text) > limit:
-        text = text[: limit * 2 // 3] + " ... " + text[-(limit // 3):]
+        parts = graphemes(text)
+        if len(parts) > limit:
+            text = "".join(parts[: limit * 2 // 3]) + " ... " + "".join(parts[-(limit // 3):])
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
@@ -161,24 +195,89 @@ def reason(exc: OSError) -> str:
     return exc.strerror or clip(str(exc))
 
 
-def columns(text: str) -> int:
-    """How many terminal columns ``text`` takes: two for a wide (East Asian)
-    character, none for a combining mark or a zero-width one, one otherwise.
+_ZWJ = "\u200d"
 
-    >>> columns("名前"), columns("e\u0301"), columns("ab")
-    (4, 1, 2)
+
+def _regional(ch: str) -> bool:
+    return "\U0001f1e6" <= ch <= "\U0001f1ff"
+
+
+def _hangul(ch: str) -> bool:
+    return "\u1100" <= ch <= "\u11ff" or "\ua960" <= ch <= "\ua97f" or "\uac00" <= ch <= "\ud7ff"
+
+
+def _joins(cluster: str, ch: str) -> bool:
+    """Whether ``ch`` belongs to the character ``cluster`` ends."""
+    if unicodedata.category(ch) in ("Mn", "Mc", "Me") or ch == _ZWJ or "\ufe00" <= ch <= "\ufe0f":
+        return True  # a mark, a joiner, a variation selector
+    last = cluster[-1]
+    if last == _ZWJ or "\U0001f3fb" <= ch <= "\U0001f3ff":
+        return True  # what a joiner joins; a skin tone
+    if _regional(ch) and _regional(last):
+        return sum(map(_regional, cluster)) % 2 == 1  # the second letter of a flag
+    # A decomposed Hangul syllable: its vowel and final consonant join the syllable before them.
+    return ("\u1160" <= ch <= "\u11ff" or "\ud7b0" <= ch <= "\ud7ff") and _hangul(last)
+
+
+def graphemes(text: str) -> list[str]:
+    """``text`` as a reader sees its characters (Unicode's grapheme clusters,
+    in outline): a letter with its marks, a decomposed Hangul syllable, emoji
+    joined by a zero-width joiner, a flag's two letters.
+
+    >>> [len(c) for c in graphemes("e\u0301x")], len(graphemes("\U0001f1ef\U0001f1f5\U0001f1eb\U0001f1f7"))
+    ([2, 1], 2)
     """
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF"
-               else 0 if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf") else 1
-               for ch in text)
+    clusters: list[str] = []
+    for ch in text:
+        if clusters and _joins(clusters[-1], ch):
+            clusters[-1] += ch
+        else:
+            clusters.append(ch)
+    return clusters
+
+
+def _width(cluster: str) -> int:
+    base = cluster[0]
+    if (unicodedata.east_asian_width(base) in "WF" or "\ufe0f" in cluster or _ZWJ in cluster
+            or _regional(base)):
+        return 2  # wide, or drawn as an emoji (a flag, a joined sequence, an emoji variation)
+    return 0 if unicodedata.category(base) in ("Mn", "Me", "Cf") else 1
+
+
+def columns(text: str) -> int:
+    """How many terminal columns ``text`` takes, character by character as
+    :func:`graphemes` reads it: two for a wide (East Asian) one or an emoji
+    sequence, none for a lone mark or a zero-width one, one otherwise.
+
+    >>> columns("名前"), columns("e\u0301"), columns("ab"), columns("\u1100\u1161")
+    (4, 1, 2, 2)
+    """
+    if text.isascii():
+        return len(text)
+    return sum(map(_width, graphemes(text)))
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` followed by spaces to fill ``width`` terminal columns."""
+    return text + " " * max(width - columns(text), 0)
+
+
+def pieces(text: str, width: int) -> list[str]:
+    """``text`` cut into pieces of at most ``width`` columns, never inside a character."""
+    out = []
+    while text:
+        piece, text = cut(text, width)
+        out.append(piece)
+    return out
 
 
 def cut(text: str, width: int) -> tuple[str, str]:
-    """``text`` split where its start fills at most ``width`` columns (at
-    least one character, so a line always moves on)."""
-    used = 0
-    for i, ch in enumerate(text):
-        used += columns(ch)
+    """``text`` split where its start fills at most ``width`` columns, never
+    inside a character (at least one, so a line always moves on)."""
+    used, at = 0, 0
+    for i, cluster in enumerate(graphemes(text)):
+        used += _width(cluster)
         if used > width and i > 0:
-            return text[:i], text[i:]
+            return text[:at], text[at:]
+        at += len(cluster)
     return text, ""

@@ -39,7 +39,7 @@ from ._data import as_inputs, by_name, common_rows
 from ._transforms import transform_input
 from .errors import GraphError, NotFoundError, ShapeError
 from ._locks import read
-from ._text import preview, shown, span
+from ._text import columns, cut, pad, pieces, preview, shown, span
 from .nodes import DenseNode
 from .plan import compile_plan
 
@@ -224,7 +224,7 @@ class Attributions:
         lines = _wrap(self.describe(), width)
         lines += _wrap("completeness: each row's attributions sum to f(x) − f(baseline) within "
                        f"{self.completeness_error:.2g}", width)
-        name_width = min(max([5, *(len(n) for n in self.values)]), 24)
+        name_width = min(max([5, *(columns(n) for n in self.values)]), 24)
         head = f" {'Input':<{name_width}}  {'Mean':>9}  {'Mean |.|':>9}  {'Share':>5}  Top columns"
         lines += ["", head[:width], " " + "-" * (min(width, 80) - 2)]
         totals = self.per_node
@@ -232,12 +232,13 @@ class Attributions:
         for name, values in self.values.items():
             mean_abs, mean = np.abs(values).mean(axis=0), values.mean(axis=0)
             best = np.argsort(-mean_abs, kind="stable")[:top]
-            columns = ", ".join(f"{self.column(name, i)} ({mean[i]:+.2g})" for i in best if mean_abs[i] > 0) or "-"
-            if len(name) > name_width:  # a long name whole, on lines of its own (inputs may share a prefix)
-                lines += [" " + name[i : i + width - 1] for i in range(0, len(name), width - 1)]
-            row = (f" {name if len(name) <= name_width else '':<{name_width}}  {totals[name].mean():>9.3g}  "
+            tops = ", ".join(f"{self.column(name, i)} ({mean[i]:+.2g})" for i in best if mean_abs[i] > 0) or "-"
+            long = columns(name) > name_width
+            if long:  # a long name whole, on lines of its own (inputs may share a prefix)
+                lines += [" " + piece for piece in pieces(name, width - 1)]
+            row = (f" {pad('' if long else name, name_width)}  {totals[name].mean():>9.3g}  "
                    f"{mean_abs.sum():>9.3g}  {_percent(shares[name]):>5}  ")
-            lines.append(row + _fit(columns, max(width - len(row), 8)))
+            lines.append(row + _fit(tops, max(width - columns(row), 8)))
         return "\n".join(lines)
 
     __str__ = text
@@ -254,13 +255,13 @@ def _percent(share: float) -> str:
 
 
 def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return text if columns(text) <= width else cut(text, width - 1)[0] + "…"
 
 
 def _wrap(text: str, width: int) -> list[str]:
     lines, line = [], ""
     for word in text.split():
-        if line and len(line) + 1 + len(word) > width:
+        if line and columns(line) + 1 + columns(word) > width:
             lines.append(line)
             line = word
         else:

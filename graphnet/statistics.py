@@ -49,7 +49,7 @@ from .errors import NotFoundError, ShapeError
 from .inference import read_scalars
 from .nodes import DenseNode, Input, Output
 from ._parameters import bias_key
-from ._text import preview, shown
+from ._text import columns, pad, preview, shown
 from .plan import compile_plan
 
 if TYPE_CHECKING:
@@ -186,18 +186,18 @@ class Statistics:
         """A table: one line per node, then one per synapse."""
         lines = [f"Statistics of {self.graph!r} on {self.rows} rows"
                  + (f", loss {self.loss:.6g}" if self.loss is not None else "")]
-        width = max([4, *(len(n) for n in self.nodes)])
+        width = max([4, *(columns(n) for n in self.nodes)])
         lines.append(f" {'Node':<{width}}  {'Mean':>9}  {'Std':>9}  {'Dead':>6}  {'Saturated':>9}")
         for s in self.nodes.values():
             lines.append(
-                f" {s.name:<{width}}  {s.mean:>9.3g}  {s.std:>9.3g}  {_share(s.dead):>6}  {_share(s.saturated):>9}"
+                f" {pad(s.name, width)}  {s.mean:>9.3g}  {s.std:>9.3g}  {_share(s.dead):>6}  {_share(s.saturated):>9}"
             )
         names = [f"{a} -> {b}" for a, b in self.synapses]
-        width = max([7, *(len(n) for n in names)])
+        width = max([7, *(columns(n) for n in names)])
         lines.append(f" {'Synapse':<{width}}  {'|W|':>9}" + (f"  {'|dL/dW|':>9}" if self.has_gradients else ""))
         for name, s in zip(names, self.synapses.values()):
             grad = f"  {s.grad_norm:>9.3g}" if s.grad_norm is not None else ""
-            lines.append(f" {name:<{width}}  {s.weight_norm:>9.3g}{grad}")
+            lines.append(f" {pad(name, width)}  {s.weight_norm:>9.3g}{grad}")
         return "\n".join(lines)
 
     __str__ = text

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import initializers
-from ._text import preview
+from ._text import preview, shown
 from .activations import (
     ELU,
     Activation,
@@ -164,18 +164,18 @@ def _select(graph: Graph, selector, verb: str) -> tuple[dict[str, DenseNode], di
         }
         if not found:
             raise GraphError(
-                f"{verb}: no synapse matches {src_pattern!r} -> {dst_pattern!r}; "
+                f"{verb}: no synapse matches {shown(src_pattern)} -> {shown(dst_pattern)}; "
                 f"synapses: {preview(f'{s.src} -> {s.dst}' for s in graph.synapses)}"
             )
         return {}, found
     if not isinstance(selector, str):
         raise GraphError(
             f"{verb}: expected node names or glob patterns (str), nodes, synapses or "
-            f"(src, dst) pairs of patterns, got {type(selector).__name__}: {selector!r}"
+            f"(src, dst) pairs of patterns, got {type(selector).__name__}: {shown(selector)}"
         )
     matched = [selector] if selector in graph.nodes else [n for n in graph.nodes if fnmatch.fnmatchcase(n, selector)]
     if not matched:
-        raise GraphError(f"{verb}: no node matches {selector!r}; nodes: {preview(graph.nodes)}")
+        raise GraphError(f"{verb}: no node matches {shown(selector)}; nodes: {preview(graph.nodes)}")
     dense = {n: graph.nodes[n] for n in matched if isinstance(graph.nodes[n], DenseNode)}
     if not dense:
         raise GraphError(
