@@ -213,6 +213,8 @@ def _joins(cluster: str, ch: str) -> bool:
     last = cluster[-1]
     if last == _ZWJ or "\U0001f3fb" <= ch <= "\U0001f3ff":
         return True  # what a joiner joins; a skin tone
+    if unicodedata.combining(last) == 9 and unicodedata.category(ch) == "Lo":
+        return True  # a virama joins the consonants of a conjunct (Devanagari's क्ष)
     if _regional(ch) and _regional(last):
         return sum(map(_regional, cluster)) % 2 == 1  # the second letter of a flag
     # A decomposed Hangul syllable: its vowel and final consonant join the syllable before them.
@@ -237,11 +239,12 @@ def graphemes(text: str) -> list[str]:
 
 
 def _width(cluster: str) -> int:
-    base = cluster[0]
-    if (unicodedata.east_asian_width(base) in "WF" or "\ufe0f" in cluster or _ZWJ in cluster
-            or _regional(base)):
-        return 2  # wide, or drawn as an emoji (a flag, a joined sequence, an emoji variation)
-    return 0 if unicodedata.category(base) in ("Mn", "Me", "Cf") else 1
+    if "\ufe0f" in cluster or _ZWJ in cluster or _regional(cluster[0]):
+        return 2  # drawn as one emoji: a flag, a joined sequence, an emoji variation
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF"
+               else 0 if unicodedata.category(ch) in ("Mn", "Me", "Cf") or "\u1160" <= ch <= "\u11ff"
+               or "\ud7b0" <= ch <= "\ud7ff" else 1  # marks; a decomposed syllable's vowel and final
+               for ch in cluster)
 
 
 def columns(text: str) -> int:

@@ -429,8 +429,8 @@ def _wrap(text: str, width: int, indent: str, first: str = "") -> list[str]:
     longer than a line is cut."""
     fitted = []
     for line in textwrap.wrap(text, width, initial_indent=first, subsequent_indent=indent,
-                              break_on_hyphens=False) or [first.rstrip()]:
-        while columns(line) > width:  # wrapped by characters: wide ones overflow
+                              break_long_words=False, break_on_hyphens=False) or [first.rstrip()]:
+        while columns(line) > width:  # a word longer than a line, or wide characters: cut between characters
             head, rest = cut(line, width)
             fitted.append(head)
             line = indent + rest.lstrip() if rest.strip() else ""

@@ -78,3 +78,21 @@ def test_a_long_unknown_name_is_bounded_and_a_normalisation_twin_is_told_apart()
     with pytest.raises(gn.GraphError, match=r"differs only in Unicode normalisation .*: 'cafe\\u0301' against "
                                             r"'caf\\xe9'$"):
         g["cafe\u0301"]
+
+
+@pytest.mark.parametrize("unit", [FLAGS, FAMILY, HANGUL_NFD, "\u0915\u094d\u0937\u093f"])
+def test_a_diffs_long_names_wrap_between_characters(unit):
+    import copy
+
+    a = gn.Graph(name="d", seed=0)
+    a.add_input("x", 2)
+    a.add_hidden(unit * 20, 3)
+    a.add_output("o", 1)
+    a.connect("x", unit * 20)
+    a.connect(unit * 20, "o")
+    b = copy.deepcopy(a)
+    b.widen(unit * 20, 4)
+    whole = set(graphemes(unit))
+    for line in gn.diff(a, b).text().splitlines():
+        assert columns(line) <= 80
+        assert all(c in whole or c.isascii() or c in "→−·×" for c in graphemes(line)), line
