@@ -306,18 +306,21 @@ _PAGE = """<!DOCTYPE html>
 <meta name="generator" content="graphnet">
 <title>{title}</title>
 <style>{style}</style>
+<noscript><style>#gn-fit, .hint {{ display: none; }}</style></noscript>
 </head>
 <body>
 <header>
   <h1>{title}</h1>
   <button id="gn-fit" type="button">Fit</button>
   <span id="gn-toggle-place"></span>
-  <span class="hint">drag to pan · scroll to zoom · click a node or synapse for its details</span>
+  <span class="hint">drag to pan · scroll to zoom · click a node or synapse for its details
+    (keys: Tab, Enter, + − 0, Esc)</span>
+  <noscript><span class="hint">JavaScript is off: the diagram alone, without panning, zooming or details</span></noscript>
 </header>
 <main>
   <div id="gn-views">{views}</div>
-  <aside id="gn-details" hidden>
-    <button class="close" type="button" title="Close (Esc)">×</button>
+  <aside id="gn-details" hidden aria-live="polite" aria-label="details">
+    <button class="close" type="button" title="Close (Esc)" aria-label="Close the details">×</button>
     <h2></h2><div class="kind"></div>
     <table><tbody></tbody></table>
   </aside>

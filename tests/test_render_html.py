@@ -202,3 +202,43 @@ def test_chromium_opens_the_page_without_errors_and_the_clicks_work(tmp_path):
     assert found["afterBox"] == "1"  # expanded again
     assert "→" in found["edgeTitle"] and found["selected"] == 1
     assert found["afterToggle"] == "0"
+
+
+#: What a keyboard user does, then what the page showed, into <body>.
+KEYS = """<script>
+(function () {
+  function press(element, key) { element.dispatchEvent(new KeyboardEvent("keydown", {key: key, bubbles: true})); }
+  var view = document.querySelector(".gn-view:not([hidden])");
+  var nodes = view.querySelectorAll('.node[tabindex="0"][role="button"]');
+  var out = {focusable: nodes.length, all: view.querySelectorAll(".node").length,
+             label: view.querySelector("svg").getAttribute("aria-label")};
+  var node = view.querySelector('.node[id$="_i%(item)d"]');
+  node.focus();
+  out.focused = document.activeElement === node;
+  press(node, "Enter");
+  out.title = document.querySelector("#gn-details h2").textContent;
+  out.named = node.getAttribute("aria-label");
+  press(document.body, "Escape");
+  out.closed = document.getElementById("gn-details").hidden;
+  document.body.setAttribute("data-result", JSON.stringify(out));
+})();
+</script></body>"""
+
+
+@needs_dot
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+def test_a_keyboard_reaches_every_node_and_opens_its_details(tmp_path):
+    g = deep(chain=1)  # no group: one layout
+    path = g.render(tmp_path / "model.html")
+    text = path.read_text(encoding="utf-8")
+    assert "<noscript>" in text and 'aria-live="polite"' in text
+    item = next(i for i, entry in enumerate(page_data(text)["items"]) if entry.get("name") == "mix")
+    keyed = tmp_path / "keyed.html"
+    keyed.write_text(text.replace("</body>", KEYS % {"item": item}), encoding="utf-8")
+    result = chromium("--dump-dom", keyed.as_uri())
+    assert not console(result), console(result)
+    found = json.loads(re.search(r"data-result=\"(.*?)\"", result.stdout).group(1).replace("&quot;", '"'))
+    assert found["focusable"] == found["all"] == 5 and found["label"] == "diagram of deep"
+    assert found["focused"] and found["title"] == "mix" and found["named"] == "mix: details"
+    assert found["closed"]

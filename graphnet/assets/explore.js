@@ -1,5 +1,7 @@
 // The page Graph.render("model.html") writes (graphnet/render_html.py): details on
 // click, groups that expand and collapse, #node=NAME; svg-pan-zoom pans and zooms.
+// By keyboard: Tab to a node, group or synapse, Enter or Space for what a click
+// does; + and - zoom, 0 fits, Escape closes the details.
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("graphnet-data").textContent);
@@ -99,27 +101,53 @@
   function switchTo(k, item) {
     show(k);
     var element = elementFor(k, item);
-    if (element) { select(element, item); focus(element, element.classList.contains("cluster") ? 0.9 : 0.2); }
+    if (element) {
+      select(element, item); focus(element, element.classList.contains("cluster") ? 0.9 : 0.2);
+      element.focus({ preventScroll: true });  // a keyboard user goes on from there
+    }
+  }
+
+  function activate(target, k) {
+    if (target.classList.contains("edge")) {
+      var title = target.querySelector("title").textContent, item = data.edges[k][title];
+      if (item !== undefined) { select(target, item); }
+      return;
+    }
+    var match = /_i(\d+)$/.exec(target.id);
+    if (!match) { return; }
+    var item = +match[1], entry = data.items[item];
+    if (entry.type === "group" && data.names[k] === "collapsed" && other("expanded") >= 0) {
+      switchTo(other("expanded"), item);   // a group's box: expand it
+    } else if (entry.type === "group" && data.names[k] === "expanded") {
+      switchTo(other("collapsed"), item);  // a group's frame: collapse it
+    } else {
+      select(target, item);
+    }
   }
 
   views.forEach(function (view, k) {
+    var svg = svgOf(k);
+    svg.setAttribute("role", "group");
+    svg.setAttribute("aria-label", "diagram of " + document.title
+                     + (views.length > 1 ? " (" + data.names[k] + ")" : ""));
+    Array.prototype.forEach.call(svg.querySelectorAll(".node, .cluster, .edge"), function (element) {
+      var title = element.querySelector("title");
+      element.setAttribute("tabindex", "0");
+      element.setAttribute("role", "button");
+      element.setAttribute("aria-label", (title ? title.textContent : "") + ": details");
+      element.addEventListener("focus", function () {
+        if (current === k && zoomers[k] && !visible(element)) { focus(element); }
+      });
+    });
     view.addEventListener("click", function (event) {
       var target = event.target.closest(".node, .cluster, .edge");
-      if (!target) { return; }
-      if (target.classList.contains("edge")) {
-        var title = target.querySelector("title").textContent, item = data.edges[k][title];
-        if (item !== undefined) { select(target, item); }
-        return;
-      }
-      var match = /_i(\d+)$/.exec(target.id);
-      if (!match) { return; }
-      var item = +match[1], entry = data.items[item];
-      if (entry.type === "group" && data.names[k] === "collapsed" && other("expanded") >= 0) {
-        switchTo(other("expanded"), item);   // a group's box: expand it
-      } else if (entry.type === "group" && data.names[k] === "expanded") {
-        switchTo(other("collapsed"), item);  // a group's frame: collapse it
-      } else {
-        select(target, item);
+      if (target) { activate(target, k); }
+    });
+    view.addEventListener("keydown", function (event) {
+      var target = event.target.closest && event.target.closest(".node, .cluster, .edge");
+      if (target && (event.key === "Enter" || event.key === " ")) {
+        event.preventDefault();
+        activate(target, k);
       }
     });
   });
@@ -136,7 +164,13 @@
     if (zoomers[current]) { zoomers[current].resize(); }
   }
   panel.querySelector(".close").addEventListener("click", close);
-  document.addEventListener("keydown", function (event) { if (event.key === "Escape") { close(); } });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") { close(); return; }
+    if (event.target.closest && event.target.closest("button")) { return; }
+    if (event.key === "+" || event.key === "=") { zoomers[current].zoomIn(); }
+    else if (event.key === "-") { zoomers[current].zoomOut(); }
+    else if (event.key === "0") { zoomers[current].resize(); zoomers[current].fit(); zoomers[current].center(); }
+  });
   window.addEventListener("resize", function () { zoomers[current].resize(); });
 
   show(data.start);
