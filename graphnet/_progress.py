@@ -99,18 +99,19 @@ def wrap_text(text: str, width: int) -> str:
     between words (a word longer than that, such as a long path, is cut,
     never inside a character), the lines after the first indented."""
     width = max(width, len(_INDENT) + 1)
-    lines, line = [], ""
+    lines, line, used = [], "", 0
     for word in text.split():
-        if line and columns(line) + 1 + columns(word) <= width:
-            line += " " + word
+        size = columns(word)
+        if line and used + 1 + size <= width:
+            line, used = f"{line} {word}", used + 1 + size
             continue
         if line:
             lines.append(line)
-        line = (_INDENT if lines else "") + word
-        while columns(line) > width:
-            piece, rest = cut(line, width)
-            lines.append(piece)
-            line = _INDENT + rest
+        indent = _INDENT if lines or line else ""
+        parts = [word] if len(indent) + size <= width else pieces(word, width - len(_INDENT))
+        lines += [indent + parts[0]] + [_INDENT + part for part in parts[1:-1]] if len(parts) > 1 else []
+        line = (_INDENT if len(parts) > 1 else indent) + parts[-1]
+        used = columns(line)
     if line:
         lines.append(line)
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import numpy as np
 
 __all__ = ["preview", "joined", "format_cycle", "shown", "span", "described", "suggestion", "clip", "named",
-           "reason", "columns", "cut", "graphemes", "pad", "pieces"]
+           "reason", "columns", "cut", "graphemes", "head", "pad", "pieces", "tail"]
 
 # A repr that looks at a bounded part of a value: a few levels, a few items per
 # container, the ends of long strings. ``repr`` itself would walk all of it, and
@@ -45,16 +45,17 @@ class _Repr(reprlib.Repr):
         if len(x) <= self.maxstring:
             return super().repr_str(x, level)
         keep = max(0, (self.maxstring - 3) // 2)
-        head, tail = graphemes(x[: keep + 16]), graphemes(x[-keep - 16 :])
-        while head and sum(map(len, head)) > keep:
-            head.pop()
-        while tail and sum(map(len, tail)) > keep:
-            tail.pop(0)
-        both, end = repr("".join(head + tail)), repr("".join(tail))
-        at = len(both) - (len(end) - 1)
-        return both[:at] + self.fillvalue + both[at:]
+        start, end = head(x, keep), tail(x, keep)
+        for mark in _MARKS:  # one the string does not hold, nor the text of its escape
+            escaped = repr(mark)[1:-1]
+            if mark not in start + end and escaped not in start + end:
+                # One repr of head, mark and tail (so one choice of quotes), the mark's escape then replaced.
+                return repr(start + mark + end).replace(escaped, self.fillvalue, 1)
+        return super().repr_str(x, level)
 
 
+#: Where repr_str's middle goes (noncharacters: repr writes them as escapes).
+_MARKS = ("\U0010fffe", "\U0010ffff", "\U000ffffe", "\U000fffff")
 _NUMPY_1 = np.lib.NumpyVersion(np.__version__) < "2.0.0"
 _REPR = _Repr()
 _REPR.maxlevel = 3
@@ -95,14 +96,7 @@ def shown(value: object, limit: int = 80) -> str:
         text = f"<{type(value).__name__}>"
     if len(text) <= limit:
         return text
-    parts, used = graphemes(text[: limit + 16]), 0
-    kept = []
-    for part in parts:  # cut between characters as a reader sees them
-        if used + len(part) > limit - 3:
-            break
-        kept.append(part)
-        used += len(part)
-    return "".join(kept) + "..."
+    return head(text, limit - 3) + "..."  # cut between characters as a reader sees them
 
 
 def span(low: object, high: object, noun: str) -> str:
@@ -152,18 +146,15 @@ def suggestion(name: object, known: Iterable[object], limit: int = 10_000) -> st
 
 def clip(text: str, limit: int = 300) -> str:
     """Message text (another library's, say) on one line and at most ``limit``
-    characters: its start and its end (where lists of known names go), the
-    middle left out."""
+    code points: its start and its end (where lists of known names go), the
+    middle left out between characters as a reader sees them."""
     if len(text) > 8 * limit:
         text = text[: 4 * limit] + " " + text[-4 * limit :]
     text = " ".join(text.split())
     if len(text) <= limit:
         return text
-    parts = graphemes(text)  # cut between characters as a reader sees them
-    if len(parts) <= limit:
-        return text
-    tail = limit // 3
-    return "".join(parts[: limit - tail - 5]) + " ... " + "".join(parts[-tail:])
+    end = limit // 3  # cut between characters as a reader sees them
+    return head(text, limit - end - 5) + " ... " + tail(text, end)
 
 
 def named(path: object, limit: int = 200) -> str:
@@ -178,9 +169,7 @@ def named(path: object, limit: int = 200) -> str:
     """
     text = str(path)
     if len(text) > limit:
-        parts = graphemes(text)
-        if len(parts) > limit:
-            text = "".join(parts[: limit * 2 // 3]) + " ... " + "".join(parts[-(limit // 3):])
+        text = head(text, limit * 2 // 3) + " ... " + tail(text, limit // 3)
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
@@ -206,13 +195,18 @@ def _hangul(ch: str) -> bool:
     return "\u1100" <= ch <= "\u11ff" or "\ua960" <= ch <= "\ua97f" or "\uac00" <= ch <= "\ud7ff"
 
 
+def _pictograph(ch: str) -> bool:
+    """An emoji's code point, in outline (Unicode's Extended_Pictographic)."""
+    return ch >= "\U0001f000" or "\u2190" <= ch <= "\u2bff" or ch in "\u00a9\u00ae\u203c\u2049\u2122"
+
+
 def _joins(cluster: str, ch: str) -> bool:
     """Whether ``ch`` belongs to the character ``cluster`` ends."""
     if unicodedata.category(ch) in ("Mn", "Mc", "Me") or ch == _ZWJ or "\ufe00" <= ch <= "\ufe0f":
         return True  # a mark, a joiner, a variation selector
     last = cluster[-1]
-    if last == _ZWJ or "\U0001f3fb" <= ch <= "\U0001f3ff":
-        return True  # what a joiner joins; a skin tone
+    if (last == _ZWJ and _pictograph(ch)) or "\U0001f3fb" <= ch <= "\U0001f3ff":
+        return True  # the emoji a joiner joins; a skin tone
     if unicodedata.combining(last) == 9 and unicodedata.category(ch) == "Lo":
         return True  # a virama joins the consonants of a conjunct (Devanagari's क्ष)
     if _regional(ch) and _regional(last):
@@ -229,17 +223,59 @@ def graphemes(text: str) -> list[str]:
     >>> [len(c) for c in graphemes("e\u0301x")], len(graphemes("\U0001f1ef\U0001f1f5\U0001f1eb\U0001f1f7"))
     ([2, 1], 2)
     """
-    clusters: list[str] = []
-    for ch in text:
-        if clusters and _joins(clusters[-1], ch):
-            clusters[-1] += ch
+    return list(_clusters(text))
+
+
+def _clusters(text: str, start: int = 0):
+    """The characters of ``text`` from ``start`` on, one at a time (as :func:`graphemes`)."""
+    cluster = ""
+    for ch in itertools.islice(text, start, None):
+        if cluster and _joins(cluster, ch):
+            cluster += ch
         else:
-            clusters.append(ch)
-    return clusters
+            if cluster:
+                yield cluster
+            cluster = ch
+    if cluster:
+        yield cluster
+
+
+def _boundary(text: str, at: int) -> int:
+    """The start of the character ``text[at]`` belongs to (a flag's first
+    letter, a letter before its marks): where reading may begin."""
+    while 0 < at < len(text) and _joins(text[at - 1], text[at]):
+        at -= 1
+    if at and _regional(text[at]):  # in a run of flag letters, pairs count from the run's start
+        first = at
+        while first and _regional(text[first - 1]):
+            first -= 1
+        at -= (at - first) % 2
+    return at
+
+
+def head(text: str, count: int) -> str:
+    """The start of ``text``: whole characters, at most ``count`` code points
+    (the first character cut if it alone is longer)."""
+    used = 0
+    for cluster in _clusters(text):
+        if used + len(cluster) > count:
+            return text[:used] if used else text[:count]
+        used += len(cluster)
+    return text
+
+
+def tail(text: str, count: int) -> str:
+    """The end of ``text``: whole characters, at most ``count`` code points."""
+    if count <= 0:
+        return ""
+    at = _boundary(text, max(len(text) - count, 0))
+    while at < len(text) - count:  # moved back into a character: on to the next one
+        at += len(next(_clusters(text, at)))
+    return text[at:]
 
 
 def _width(cluster: str) -> int:
-    if "\ufe0f" in cluster or _ZWJ in cluster or _regional(cluster[0]):
+    if "\ufe0f" in cluster or _regional(cluster[0]) or (_ZWJ in cluster and sum(map(_pictograph, cluster)) > 1):
         return 2  # drawn as one emoji: a flag, a joined sequence, an emoji variation
     return sum(2 if unicodedata.east_asian_width(ch) in "WF"
                else 0 if unicodedata.category(ch) in ("Mn", "Me", "Cf") or "\u1160" <= ch <= "\u11ff"
@@ -257,7 +293,7 @@ def columns(text: str) -> int:
     """
     if text.isascii():
         return len(text)
-    return sum(map(_width, graphemes(text)))
+    return sum(map(_width, _clusters(text)))
 
 
 def pad(text: str, width: int) -> str:
@@ -266,19 +302,24 @@ def pad(text: str, width: int) -> str:
 
 
 def pieces(text: str, width: int) -> list[str]:
-    """``text`` cut into pieces of at most ``width`` columns, never inside a character."""
-    out = []
-    while text:
-        piece, text = cut(text, width)
-        out.append(piece)
-    return out
+    """``text`` cut into pieces of at most ``width`` columns, never inside a
+    character (a character wider than that alone on its piece)."""
+    out, piece, used = [], "", 0
+    for cluster in _clusters(text):
+        w = _width(cluster)
+        if piece and used + w > width:
+            out.append(piece)
+            piece, used = "", 0
+        piece += cluster
+        used += w
+    return [*out, piece] if piece else out
 
 
 def cut(text: str, width: int) -> tuple[str, str]:
     """``text`` split where its start fills at most ``width`` columns, never
     inside a character (at least one, so a line always moves on)."""
     used, at = 0, 0
-    for i, cluster in enumerate(graphemes(text)):
+    for i, cluster in enumerate(_clusters(text)):
         used += _width(cluster)
         if used > width and i > 0:
             return text[:at], text[at:]

@@ -263,9 +263,11 @@ def _wrap(text: str, width: int) -> list[str]:
     for word in text.split():
         if line and columns(line) + 1 + columns(word) > width:
             lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
+            line = ""
+        if not line and columns(word) > width:  # a word longer than a line: cut between characters
+            *whole, word = pieces(word, width)
+            lines += whole
+        line = f"{line} {word}" if line else word
     return [*lines, line]
 
 

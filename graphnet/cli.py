@@ -300,11 +300,20 @@ COMMANDS = {"demo": _demo, "summary": _summary, "render": _render, "train": _tra
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
-    for stream in (sys.stdout, sys.stderr):
-        # An output whose encoding lacks a character ("→" in cp1252 or ASCII)
-        # gets "?" in its place rather than a UnicodeEncodeError.
-        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
-            stream.reconfigure(errors="replace")
+    # An output whose encoding lacks a character ("→" in cp1252 or ASCII) gets
+    # "?" in its place rather than a UnicodeEncodeError; as it was afterwards.
+    strict = [s for s in (sys.stdout, sys.stderr) if isinstance(s, io.TextIOWrapper) and s.errors == "strict"]
+    for stream in strict:
+        stream.reconfigure(errors="replace")
+    try:
+        return _run(argv)
+    finally:
+        for stream in strict:
+            with contextlib.suppress(ValueError):  # closed meanwhile
+                stream.reconfigure(errors="strict")
+
+
+def _run(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)

@@ -96,3 +96,42 @@ def test_a_diffs_long_names_wrap_between_characters(unit):
     for line in gn.diff(a, b).text().splitlines():
         assert columns(line) <= 80
         assert all(c in whole or c.isascii() or c in "→−·×" for c in graphemes(line)), line
+
+
+def test_wrapping_a_word_wider_than_a_narrow_line_ends():
+    import subprocess
+    import sys
+
+    script = "from graphnet._progress import wrap_text; print([wrap_text('a 名名', w) for w in (1, 2, 3, 4, 5)])"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and "名" in done.stdout, done.stderr  # it looped for ever at widths 1 to 3
+
+
+def test_a_shortened_repr_keeps_its_quotes_and_escapes_whole():
+    from graphnet._text import shown
+
+    for text in ['"' * 100 + "'" * 100, '"' + "a" * 200 + "\n" * 77 + "'", "x" * 200 + "\u200b" * 100 + "\U0010fffe"]:
+        left, right = shown(text, 2000).split("...")
+        quote = left[0]
+        start, end = eval(left + quote), eval(quote + right)  # noqa: S307 - the repr graphnet wrote
+        assert text.startswith(start) and text.endswith(end) and len(start) > 50 and len(end) > 50
+
+
+def test_one_huge_character_is_bounded_and_a_joiner_alone_takes_no_column():
+    from graphnet._text import named, pad
+
+    assert len(named("e" + "\u0301" * 10_000 + ".gnet")) < 260
+    assert columns("\u200d") == 0 and columns("a\u200d") == 1 and columns(pad("a\u200d", 5)) == 5
+    assert columns(FAMILY) == 2
+
+
+def test_the_command_line_leaves_the_callers_streams_as_they_were(monkeypatch):
+    import io
+    import sys
+
+    from graphnet import cli
+
+    out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", out)
+    assert cli.main(["summary", "no-such-model.gnet"]) == 1  # a refusal, written to stderr
+    assert out.errors == "strict"

@@ -166,6 +166,7 @@
   panel.querySelector(".close").addEventListener("click", close);
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") { close(); return; }
+    if (event.ctrlKey || event.metaKey || event.altKey) { return; }  // the browser's own zoom, and the like
     if (event.target.closest && event.target.closest("button")) { return; }
     if (event.key === "+" || event.key === "=") { zoomers[current].zoomIn(); }
     else if (event.key === "-") { zoomers[current].zoomOut(); }
