@@ -153,8 +153,9 @@ def _legend(report: GraphDiff, largest: float) -> dict[str, str]:
         weights = "weights not compared"
     else:
         weights = ("Δ: the relative change |b − a| / |a| of a synapse's weight or a node's bias;"
-                   '<br align="left"/>the wider a synapse, the more its weight changed (the widest: '
-                   f'{percent(largest)}); pale grey: its weight is unchanged')
+                   '<br align="left"/>the wider a synapse, the more its weight changed ('
+                   + (f'the widest: {percent(largest)}' if largest else "no synapse's weight changed")
+                   + '); pale grey: its weight is unchanged')
     rows = [
         f'<tr><td align="left"><b>{title}</b></td></tr>',
         f'<tr><td align="left"><table border="0" cellspacing="3" cellpadding="3"><tr>{cells}</tr>'

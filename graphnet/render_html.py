@@ -163,7 +163,8 @@ def _inline(svg: str, layout: int) -> str:
     svg = svg[svg.index("<svg"):]
     svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)
     svg = re.sub(r'\bid="', f'id="L{layout}_', svg)
-    return re.sub(r'<svg width="[^"]*" height="[^"]*"', '<svg width="100%" height="100%"', svg, count=1)
+    return re.sub(r'<svg width="[^"]*" height="[^"]*"', '<svg width="100%" height="100%" role="group" '
+                  'aria-label="the diagram"', svg, count=1)
 
 
 # ---------------------------------------------------------------- the details
