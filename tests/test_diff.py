@@ -259,3 +259,14 @@ def test_the_widest_synapse_is_the_largest_weight_change_and_the_words_are_reada
     for color, fill in [(render_diff.ADDED, fills[render_diff.ADDED]), (render_diff.REMOVED, fills[render_diff.REMOVED]),
                         (render_diff.CHANGED, "#f2f2f2"), (render_diff.CHANGED, "#fbe3c8")]:
         assert contrast(color, fill) >= 4.5, (color, fill)
+
+
+def test_the_legend_says_so_when_no_synapse_weight_changed():
+    a = gn.Graph(name="g", seed=0)
+    a.add_input("x", 2)
+    a.add_output("y", 1)
+    a.connect("x", "y")
+    b = copy.deepcopy(a)
+    b.set_weights({"y.bias": np.ones(1)})  # a bias only
+    source = gn.diff(a, b).to_dot().source
+    assert "no synapse's weight changed" in source and "the widest" not in source

@@ -135,3 +135,14 @@ def test_the_command_line_leaves_the_callers_streams_as_they_were(monkeypatch):
     monkeypatch.setattr(sys, "stdout", out)
     assert cli.main(["summary", "no-such-model.gnet"]) == 1  # a refusal, written to stderr
     assert out.errors == "strict"
+
+
+def test_the_attributions_table_cuts_a_word_longer_than_its_line():
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    g.add_hidden("h", 2)
+    g.add_output("名" * 60, 1)
+    g.connect("x", "h")
+    g.connect("h", "名" * 60)
+    text = g.attributions(np.ones((3, 2)), steps=4).text(80)
+    assert max(columns(line) for line in text.splitlines()) <= 80, text
