@@ -23,7 +23,7 @@ from typing import ClassVar, TextIO
 
 from tqdm import tqdm
 
-from ._text import columns, cut, pieces
+from ._text import columns, pieces
 
 __all__ = ["Progress", "format_logs", "wrap_logs", "wrap_text", "show_line", "is_terminal", "terminal_width"]
 
