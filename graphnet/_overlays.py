@@ -104,26 +104,23 @@ _READABLE = 4.5
 _FONT_COLOR = re.compile(r'(?<![a-z])color="(#[0-9a-fA-F]{6})"')
 
 
-def _text_on(fill: str) -> str:
-    """Black text on ``fill``, or white where black would read under 4.5:1."""
-    return "#000000" if contrast("#000000", fill) >= _READABLE else "#ffffff"
+def _readable(color: str, fill: str) -> str:
+    """``color`` for text on ``fill``, or black or white, whichever reads
+    better, where ``color`` reads under 4.5:1 there."""
+    if contrast(color, fill) >= _READABLE:
+        return color
+    return max(("#000000", "#ffffff"), key=lambda c: contrast(c, fill))
 
 
 def legible(attributes: dict[str, str]) -> None:
     """Make the text of a node's label readable on its ``fillcolor`` (a node
-    shaded deep red by its dead units, or blue by its attribution): a text
-    colour short of 4.5:1 against the fill becomes black or white, whichever
-    reads better. The name's colour (Graphviz's black) likewise."""
+    shaded deep red by its dead units, or blue by its attribution): each text
+    colour through :func:`_readable`, the name's (Graphviz's black) too."""
     fill = attributes["fillcolor"]
-
-    def readable(color: str) -> str:
-        if contrast(color, fill) >= _READABLE:
-            return color
-        return max(("#000000", "#ffffff"), key=lambda c: contrast(c, fill))
-
-    attributes["label"] = _FONT_COLOR.sub(lambda m: f'color="{readable(m.group(1))}"', attributes["label"])
-    if readable("#000000") != "#000000":
-        attributes["fontcolor"] = readable("#000000")
+    attributes["label"] = _FONT_COLOR.sub(lambda m: f'color="{_readable(m.group(1), fill)}"', attributes["label"])
+    name = _readable("#000000", fill)
+    if name != "#000000":
+        attributes["fontcolor"] = name
 
 
 def _blend(a: str, b: str, t: float) -> str:
@@ -260,7 +257,7 @@ def legend(stats: Statistics, scale: EdgeScale, fills: tuple[str, ...]) -> str:
     loss = f" · loss {_number(stats.loss)}" if stats.loss is not None else ""
     swatches = "".join(
         f'<td bgcolor="{shade(fills[0], share)}" border="1" color="#888888" width="44">'
-        f'<font color="{_text_on(shade(fills[0], share))}">{100 * share:.0f}%</font></td>'
+        f'<font color="{_readable("#000000", shade(fills[0], share))}">{100 * share:.0f}%</font></td>'
         for share in (0.0, 0.25, 0.5, 0.75, 1.0)
     )
     thin, thick = _number(scale.low), _number(scale.high)

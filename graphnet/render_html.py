@@ -109,8 +109,10 @@ def render_html(graph: Graph, path, *, rankdir: str = "LR", show_shapes: bool = 
         dot = to_dot(graph, collapse=collapsed, **options)
         dot.body.extend(_ids(graph, chains, index, collapsed))
         svg = pipe(dot, "svg", what=str(path)).decode("utf-8")
-        layouts.append({"name": "collapsed" if collapsed else "expanded",
-                        "svg": _inline(svg, len(layouts)),
+        name = "collapsed" if collapsed else "expanded"
+        label = f"diagram of {graph.name}" + (f" ({name})" if expandable else "")
+        layouts.append({"name": name,
+                        "svg": _inline(svg, len(layouts), label),
                         "edges": _edge_titles(graph, chains, collapsed, index)})
     start = 0 if (collapse or len(layouts) == 1) else 1
     text = page(graph.name, layouts, items, start, too_big=bool(chains) and not expandable)
@@ -157,14 +159,15 @@ def _edge_titles(graph: Graph, chains, collapsed: bool, index: dict) -> dict[str
     return titles
 
 
-def _inline(svg: str, layout: int) -> str:
+def _inline(svg: str, layout: int, label: str) -> str:
     """Graphviz's SVG made fit to sit in a page: no prolog, doctype or comments,
-    ids unique across layouts, sized by its container."""
+    ids unique across layouts, sized by its container, named ``label`` for
+    screen readers."""
     svg = svg[svg.index("<svg"):]
     svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)
     svg = re.sub(r'\bid="', f'id="L{layout}_', svg)
-    return re.sub(r'<svg width="[^"]*" height="[^"]*"', '<svg width="100%" height="100%" role="group" '
-                  'aria-label="the diagram"', svg, count=1)
+    named = f'<svg width="100%" height="100%" role="group" aria-label="{html.escape(label, quote=True)}"'
+    return re.sub(r'<svg width="[^"]*" height="[^"]*"', lambda _: named, svg, count=1)
 
 
 # ---------------------------------------------------------------- the details

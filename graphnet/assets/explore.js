@@ -126,11 +126,7 @@
   }
 
   views.forEach(function (view, k) {
-    var svg = svgOf(k);
-    svg.setAttribute("role", "group");
-    svg.setAttribute("aria-label", "diagram of " + document.title
-                     + (views.length > 1 ? " (" + data.names[k] + ")" : ""));
-    Array.prototype.forEach.call(svg.querySelectorAll(".node, .cluster, .edge"), function (element) {
+    Array.prototype.forEach.call(svgOf(k).querySelectorAll(".node, .cluster, .edge"), function (element) {
       var title = element.querySelector("title");
       element.setAttribute("tabindex", "0");
       element.setAttribute("role", "button");
