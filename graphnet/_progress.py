@@ -23,7 +23,7 @@ from typing import ClassVar, TextIO
 
 from tqdm import tqdm
 
-from ._text import columns, pieces
+from ._text import columns, pieces, wrap
 
 __all__ = ["Progress", "format_logs", "wrap_logs", "wrap_text", "show_line", "is_terminal", "terminal_width"]
 
@@ -98,23 +98,7 @@ def wrap_text(text: str, width: int) -> str:
     """``text`` in lines no longer than ``width`` terminal columns, broken
     between words (a word longer than that, such as a long path, is cut,
     never inside a character), the lines after the first indented."""
-    width = max(width, len(_INDENT) + 1)
-    lines, line, used = [], "", 0
-    for word in text.split():
-        size = columns(word)
-        if line and used + 1 + size <= width:
-            line, used = f"{line} {word}", used + 1 + size
-            continue
-        if line:
-            lines.append(line)
-        indent = _INDENT if lines or line else ""
-        parts = [word] if len(indent) + size <= width else pieces(word, width - len(_INDENT))
-        lines += [indent + parts[0]] + [_INDENT + part for part in parts[1:-1]] if len(parts) > 1 else []
-        line = (_INDENT if len(parts) > 1 else indent) + parts[-1]
-        used = columns(line)
-    if line:
-        lines.append(line)
-    return "\n".join(lines)
+    return "\n".join(wrap(text, max(width, len(_INDENT) + 1), _INDENT))
 
 
 def is_terminal(stream: TextIO) -> bool:

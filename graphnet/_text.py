@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import numpy as np
 
 __all__ = ["preview", "joined", "format_cycle", "shown", "span", "described", "suggestion", "clip", "named",
-           "reason", "columns", "cut", "graphemes", "head", "pad", "pieces", "tail"]
+           "reason", "columns", "cut", "graphemes", "head", "pad", "pieces", "tail", "wrap"]
 
 # A repr that looks at a bounded part of a value: a few levels, a few items per
 # container, the ends of long strings. ``repr`` itself would walk all of it, and
@@ -313,6 +313,30 @@ def pieces(text: str, width: int) -> list[str]:
         piece += cluster
         used += w
     return [*out, piece] if piece else out
+
+
+def wrap(text: str, width: int, indent: str = "") -> list[str]:
+    """``text`` in lines of at most ``width`` terminal columns, broken between
+    words (a word longer than a line cut between characters), the lines after
+    the first after ``indent``.
+
+    >>> wrap("a bb ccc", 5, "  "), wrap("a 名名", 4, "  ")
+    (['a bb', '  ccc'], ['a', '  名', '  名'])
+    """
+    lines, line, used = [], "", 0
+    for word in text.split():
+        size = columns(word)
+        if line and used + 1 + size <= width:
+            line, used = f"{line} {word}", used + 1 + size
+            continue
+        if line:
+            lines.append(line)
+        start = indent if lines or line else ""
+        parts = [word] if len(start) + size <= width else pieces(word, width - len(indent))
+        lines += [start + parts[0]] + [indent + part for part in parts[1:-1]] if len(parts) > 1 else []
+        line = (indent if len(parts) > 1 else start) + parts[-1]
+        used = columns(line)
+    return [*lines, line] if line else lines
 
 
 def cut(text: str, width: int) -> tuple[str, str]:

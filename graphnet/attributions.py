@@ -39,7 +39,7 @@ from ._data import as_inputs, by_name, common_rows
 from ._transforms import transform_input
 from .errors import GraphError, NotFoundError, ShapeError
 from ._locks import read
-from ._text import columns, cut, pad, pieces, preview, shown, span
+from ._text import columns, cut, pad, pieces, preview, shown, span, wrap
 from .nodes import DenseNode
 from .plan import compile_plan
 
@@ -259,16 +259,7 @@ def _fit(text: str, width: int) -> str:
 
 
 def _wrap(text: str, width: int) -> list[str]:
-    lines, line = [], ""
-    for word in text.split():
-        if line and columns(line) + 1 + columns(word) > width:
-            lines.append(line)
-            line = ""
-        if not line and columns(word) > width:  # a word longer than a line: cut between characters
-            *whole, word = pieces(word, width)
-            lines += whole
-        line = f"{line} {word}" if line else word
-    return [*lines, line]
+    return wrap(text, width) or [""]
 
 
 # ---------------------------------------------------------------- computing
