@@ -91,7 +91,7 @@ def _lazy(value, role: str, name: str):
         except (TypeError, ValueError) as exc:
             raise ShapeError(f"{role} {name!r}: could not make an array ({exc})") from None
     dtype = np.dtype(value.dtype)
-    if not (np.issubdtype(dtype, np.number) or dtype == bool):
+    if dtype.kind not in "biuf":  # not complex (the imaginary part would be lost), times, text
         raise ShapeError(f"{role} {name!r}: expected numbers, got an array of dtype {dtype}")
     return value if is_dask_array(value) else da.from_array(value, chunks=value.shape or ())
 

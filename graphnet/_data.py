@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _frames, _tabular, _transforms
 from . import backend as backend_module
+from ._array_likes import is_sparse, readable
 from ._text import preview
 from ._validation import as_dtype, check_finite, non_finite_error
 from .errors import GraphError, ShapeError
@@ -50,14 +51,17 @@ def by_name(data, names: list[str], role: str) -> dict[str, np.ndarray]:
 
 def named(data, names: list[str], role: str) -> dict:
     """``data`` as a dict ``name -> value`` over exactly ``names``, the values
-    untouched (the dask path checks them without computing them).
+    not read (the dask path checks them without computing them): each as
+    given, or a torch tensor that requires grad detached.
 
     Raises
     ------
     ShapeError
-        For missing or unknown names, or a plain array where several are needed.
+        For missing or unknown names, a plain array where several are
+        needed, or a value numpy would misread
+        (:func:`graphnet._array_likes.readable`).
     """
-    if isinstance(data, Mapping):
+    if isinstance(data, Mapping) and not is_sparse(data):
         given = list(data)
         unknown = [k for k in given if k not in names]
         missing = [n for n in names if n not in data]
@@ -72,22 +76,29 @@ def named(data, names: list[str], role: str) -> dict:
                 f"{role} data must be keyed by the graph's {owner} names {preview(names)}: "
                 + " and ".join(parts)
             )
-        return {n: data[n] for n in names}
+        return {n: readable(data[n], f"{role} {n!r}") for n in names}
     if len(names) == 1:
-        return {names[0]: data}
+        return {names[0]: readable(data, f"{role} {names[0]!r}")}
     raise ShapeError(
         f"this graph has {len(names)} {role}s {preview(names)}: pass a dict keyed by {role} name, "
         f"not a {type(data).__name__} (data is matched by name, never by position)"
     )
 
 
-def _array(value, role: str, name: str) -> np.ndarray:
+def _array(value, role: str, name: str, text_hint: str = "") -> np.ndarray:
+    """``value`` as a numpy array of real numbers; ``text_hint`` ends the
+    message for one of text or objects (what a column of labels gives)."""
     if value is None:
         raise ShapeError(f"{role} {name!r}: got None instead of an array")
     try:
         array = np.asarray(backend_module.host(value))  # a GPU's arrays come back to be checked
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: torch's refusals
         raise ShapeError(f"{role} {name!r}: could not make an array ({exc})") from None
+    if text_hint and array.dtype.kind in "OSU":
+        try:
+            return real_numbers(array, role, name)
+        except ShapeError as exc:
+            raise ShapeError(f"{exc}{text_hint}") from None
     return real_numbers(array, role, name)
 
 
@@ -166,12 +177,9 @@ def entering(graph: Graph, x, defer_after: int | None = None) -> dict[str, np.nd
         elif node.transforms:
             out[name] = _transforms.transform_input(node, value, graph.dtype)
         else:
-            try:
-                array = _array(value, "input", name)
-            except ShapeError as exc:  # text: most often a column of categories
-                _name_the_text(node, value)
-                raise ShapeError(f"{exc}; for a column of categories, give add_input(..., categories='adapt' "
-                                 "or a list)") from None
+            _name_the_text(node, value)  # text: most often a column of categories
+            array = _array(value, "input", name, "; for a column of categories, give add_input(..., "
+                           "categories='adapt' or a list)")
             out[name] = features(array, node.size, name)
     return out
 
@@ -251,10 +259,7 @@ def as_targets(graph: Graph, y) -> dict[str, np.ndarray]:
         node = graph.nodes[name]
         if node.classes is not None:
             value = _transforms.encode_labels(node, value)
-        try:
-            array = _array(value, "output", name)
-        except ShapeError as exc:  # text, a pandas categorical: labels
-            raise ShapeError(f"{exc}; for labels, give add_output(..., classes='adapt' or a list)") from None
+        array = _array(value, "output", name, "; for labels, give add_output(..., classes='adapt' or a list)")
         out[name] = node.loss.prepare_target(array, node.size, name, graph.dtype)
     return out
 

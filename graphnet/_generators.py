@@ -21,6 +21,7 @@ same generator.
 from __future__ import annotations
 
 import logging
+import numbers
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
@@ -48,12 +49,17 @@ _PENDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def is_batch_source(data) -> bool:
     """Whether ``data`` yields batches (rather than being an array, a dict of
-    arrays, or a ``(x, y)`` tuple of them)."""
+    arrays, a list of rows, or a ``(x, y)`` tuple of them)."""
     if isinstance(data, (np.ndarray, Mapping, str, bytes)) or hasattr(data, "__array__") or hasattr(data, "shape"):
         return False
-    if isinstance(data, (tuple, list)):
-        return bool(data) and isinstance(data[0], (tuple, list))
+    if isinstance(data, (tuple, list)):  # of batches (x, y), or of rows: a row's first item is a value
+        return bool(data) and isinstance(data[0], (tuple, list)) and not (data[0] and _is_value(data[0][0]))
     return isinstance(data, Iterable) or (hasattr(type(data), "__getitem__") and hasattr(type(data), "__len__"))
+
+
+def _is_value(item) -> bool:
+    """Whether ``item`` is one value of a row (a number, a bool, text, None), not a batch's data."""
+    return item is None or isinstance(item, (numbers.Number, str, bytes, np.generic))
 
 
 class BatchSource:

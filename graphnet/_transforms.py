@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _frames, _tabular
+from ._array_likes import readable
 from ._text import preview, shown
 from ._validation import as_dtype, check_allocation, non_finite_error
 from .errors import GraphError, ShapeError
@@ -45,16 +46,22 @@ def labelled(graph: Network, role: str) -> set[str]:
 
 def source(graph: Network, data, role: str):
     """``data`` with a frame (or Series) made a dict ``name -> column values``
-    (inputs bound by their columns, outputs by their names); anything else as given.
+    (inputs bound by their columns, outputs by their names); a torch tensor
+    that requires grad detached; anything else as given.
 
     Raises
     ------
     GraphError
         As ``graph.validate()`` does, for a graph without an input or an
         output of the ``role`` the data is for: no data can fit it.
+    ShapeError
+        For a polars LazyFrame, and for data numpy would misread
+        (:func:`graphnet._array_likes.readable`).
     """
-    if not (graph.inputs if role == "input" else graph.outputs):
+    names = graph.inputs if role == "input" else graph.outputs
+    if not names:
         graph.validate()
+    data = readable(data, f"{role} {names[0]!r}" if len(names) == 1 else f"{role} data")
     if isinstance(data, (np.ndarray, Mapping)) or data is None:
         return data
     if _frames.is_lazy(data):
@@ -70,7 +77,6 @@ def source(graph: Network, data, role: str):
             return _frames.bind(data, input_columns(graph), "input", labelled(graph, role))
         return _frames.bind(data, {name: (name,) for name in graph.outputs}, "output", labelled(graph, role))
     if _frames.is_series(data):
-        names = graph.inputs if role == "input" else graph.outputs
         if len(names) > 1:  # one column, or one row of a frame (df.iloc[0]): matched by name, never by position
             raise ShapeError(f"this graph has {len(names)} {role}s {preview(names)}: pass a frame or a dict keyed by "
                              f"{role} name, not a Series (one row of a frame stays a frame as df.iloc[[0]])")

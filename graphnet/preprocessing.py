@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _frames, _tabular, _transforms
-from ._data import holdout_split, named
+from ._data import by_name, holdout_split, named
 from ._text import preview
 from .errors import GraphError, ShapeError
 from .inference import predict
@@ -93,6 +93,13 @@ def adapt(graph: Graph, x, y=None) -> Graph:
     inputs = [n for n in graph.inputs if graph.nodes[n].needs_statistics
               or graph.nodes[n].categories == _tabular.ADAPT]
     outputs = [n for n in graph.outputs if graph.nodes[n].classes == _tabular.ADAPT]
+    if x is None:
+        raise GraphError("adapt: x is None; pass the inputs' data (a frame, a dict input name -> array, or an array)")
+    if not inputs and not outputs:  # nothing to learn, but what is no data is refused as it would be
+        data = _transforms.source(graph, x, "input")
+        if not isinstance(data, Mapping):
+            by_name(data, graph.inputs, "input")
+        return graph
     with graph.lock.writing():
         _apply(graph, *_learn(graph, x, y, inputs, outputs, None))
     return graph

@@ -364,7 +364,8 @@ def _validation_data(graph: Graph, data, steps: int | None, runs: int):
         if steps is not None:
             raise GraphError("fit: validation_steps needs validation_data that yields batches")
         return None
-    if is_batch_source(data):
+    # A tuple of two or three is (x, y[, sample_weight]) whatever it holds, as Keras reads it.
+    if is_batch_source(data) and not (isinstance(data, tuple) and len(data) in (2, 3)):
         source = BatchSource(graph, data, "validation_data", steps, None, runs)
         source.more(0, first=True)  # no batch at all: refused before an epoch trains
         return source

@@ -27,8 +27,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "graphnet"
 FLOORS = [
     ("helpers", {"_version", "errors", "_text", "_locks", "_files", "_kernels", "_progress", "_device_guard",
                  "_measures"}),
-    ("validation and files", {"_registry", "_protocols", "_settings", "_validation", "_archive", "_npz", "_topology",
-                              "_tables", "_tabular", "_frames"}),
+    ("validation and files", {"_array_likes", "_registry", "_protocols", "_settings", "_validation", "_archive",
+                              "_npz", "_topology", "_tables", "_tabular", "_frames"}),
     ("arrays", {"backend", "_cuda", "_parameters"}),
     ("the maths", {"activations", "losses", "initializers", "regularizers", "schedules", "_state_layout",
                    "_hyperparameters", "_optimizer_state", "optimizers"}),
