@@ -54,9 +54,12 @@ def _frame(name: str):
         from palmerpenguins import load_penguins
 
         return load_penguins()
+    import pandas as pd
     from vega_datasets import local_data
 
-    cars = local_data.cars()
+    # The package's own file, read as it ships (its loader passes read_json an argument pandas deprecates).
+    cars = pd.read_json(local_data.cars.filepath)
+    cars["Year"] = pd.to_datetime(cars["Year"])
     cars = cars[cars["Miles_per_Gallon"].notna()].copy()
     cars["make"] = cars["Name"].str.split().str[0]
     cars["model_year"] = cars["Year"].dt.year.astype(float)

@@ -31,6 +31,7 @@ import numpy as np
 import graphnet as gn
 
 try:
+    import pandas as pd
     from vega_datasets import local_data
 except ImportError:
     sys.exit("this example needs vega_datasets: pip install vega_datasets")
@@ -39,7 +40,9 @@ NUMBERS = ["Displacement", "Horsepower", "Weight_in_lbs", "Acceleration", "model
 
 
 def load_cars():
-    cars = local_data.cars()
+    # The package's own file, read as it ships (its loader passes read_json an argument pandas deprecates).
+    cars = pd.read_json(local_data.cars.filepath)
+    cars["Year"] = pd.to_datetime(cars["Year"])
     cars = cars[cars["Miles_per_Gallon"].notna()].copy()  # the target must be known
     cars["make"] = cars["Name"].str.split().str[0]
     cars["model_year"] = cars["Year"].dt.year

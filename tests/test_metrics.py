@@ -232,6 +232,25 @@ def test_failing_and_unbounded_metrics_say_which(rng):
         g.evaluate(x, y, metrics=[metrics.FunctionMetric(skm.roc_auc_score, max_rows=10)])
 
 
+def test_a_warning_made_an_error_in_a_metric_function_escapes_as_itself(rng):
+    g, x, y = _task("binary", rng)
+
+    def warns(y_true, y_pred):
+        warnings.warn("ill-defined", RuntimeWarning, stacklevel=2)
+        return 0.0
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeWarning, match="ill-defined"):
+            g.evaluate(x, y, metrics=[warns])
+        with pytest.raises(RuntimeWarning, match="ill-defined"):
+            g.fit(x, y, epochs=1, verbose=0, metrics=[warns])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert g.evaluate(x, y, metrics=[warns])["warns"] == 0.0
+    assert [str(w.message) for w in caught] == ["ill-defined"]
+
+
 def test_keys_follow_keras_and_resolve_names_each_output():
     g = gn.Graph()
     g.add_input("x", 2)

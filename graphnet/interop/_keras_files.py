@@ -34,6 +34,7 @@ import os
 import re
 import struct
 import sys
+import warnings
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -91,7 +92,10 @@ def read(obj) -> Source:
                     f"models cannot be imported: rebuild it as a Sequential or Functional model"
                 ) from None
             config = _json(text, label, ModelImportError)
-            weights = {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in obj.layers}
+            with warnings.catch_warnings():  # Keras's torch backend converts its variables the way numpy 2 deprecates
+                warnings.filterwarnings("ignore", "__array__ implementation doesn't accept a copy keyword",
+                                        DeprecationWarning)
+                weights = {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in obj.layers}
         library = sys.modules.get(type(obj).__module__.split(".")[0])
         return config, weights, label, _major(getattr(library, "__version__", None))
     raise ModelImportError(

@@ -332,6 +332,8 @@ class FunctionMetric(Metric):
             y_true = y_true.reshape(len(y_pred), -1)[:, 0] if y_true.ndim == 2 else y_true
         try:
             value = self.function(y_true, y_pred)
+        except Warning:  # a warning made an error by the user's filters escapes as itself
+            raise
         except Exception as exc:  # a user's function: say which metric failed
             raise GraphError(f"metric {self.name!r}: the function raised {type(exc).__name__}: "
                              f"{clip(str(exc))}") from exc
