@@ -30,7 +30,7 @@ from .errors import ShapeError
 if TYPE_CHECKING:
     from .plan import Plan
 
-__all__ = ["SMALL_ROWS", "MOST_ARRAYS", "Program", "forward", "program", "run"]
+__all__ = ["SMALL_ROWS", "MOST_ARRAYS", "KEPT_PROGRAMS", "Program", "forward", "program", "run"]
 
 #: Calls of fewer rows run the compiled forward (measured on W8's net: at 8
 #: rows both paths cost the same).
@@ -42,6 +42,9 @@ SMALL_ROWS = 8
 #: inputs. A graph with more inputs, or a call asking for more nodes, runs
 #: the numpy passes.
 MOST_ARRAYS = 64
+
+#: Programs a plan keeps, one per set of nodes asked for (``predict(outputs=)``).
+KEPT_PROGRAMS = 32
 
 
 class Program(NamedTuple):
@@ -59,10 +62,16 @@ class Program(NamedTuple):
 def program(plan: Plan, names: tuple[str, ...]) -> Program | None:
     """What the compiled forward runs to compute ``names`` with ``plan``'s
     weights, or None where the kernel cannot run the plan. Made once per
-    plan and names."""
-    made = plan.programs.get(names, False)
+    plan and names, and kept for :data:`KEPT_PROGRAMS` sets of names: a
+    server asked for ever new sets of nodes forgets the ones it kept and
+    starts again (a program costs a pass over the plan's steps to make)."""
+    programs = plan.programs
+    made = programs.get(names, False)
     if made is False:
-        made = plan.programs[names] = _program(plan, names)
+        made = _program(plan, names)
+        if len(programs) >= KEPT_PROGRAMS:
+            programs.clear()  # one step, safe beside other threads' lookups
+        programs[names] = made
     return made
 
 

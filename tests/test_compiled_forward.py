@@ -81,6 +81,28 @@ def test_nodes_asked_by_name_are_the_numbers_predict_gives(rng, calls, monkeypat
     np.testing.assert_array_equal(only_inputs["b"], x["b"])
 
 
+def test_the_programs_kept_for_sets_of_nodes_are_bounded(rng, calls):
+    g = gn.Graph(seed=0)
+    g.add_input("x", 3)
+    chain = [f"h{i}" for i in range(12)]
+    for src, name in zip(["x", *chain], chain):
+        g.add_hidden(name, 4)
+        g.connect(src, name)
+    g.add_output("y", 1)
+    g.connect(chain[-1], "y")
+    x = rng.normal(size=(1, 3))
+    pairs = [(a, b) for a in chain for b in chain if a != b]  # 132 sets of nodes, each asked for once
+    expected = g.predict(x, outputs=chain)
+    plan = g.plan
+    for pair in pairs:
+        got = g.predict(x, outputs=list(pair))
+        np.testing.assert_array_equal(got[pair[1]], expected[pair[1]])
+        assert 0 < len(plan.programs) <= _compiled_forward.KEPT_PROGRAMS
+    asked = 1 + len(pairs)  # the whole chain, then each pair
+    assert len(calls) == asked
+    assert len(plan.programs) == asked % _compiled_forward.KEPT_PROGRAMS
+
+
 def test_frozen_parameters_move_in_the_store_and_the_program_follows(rng, calls, monkeypatch):
     """The store puts trainable parameters first; the program reads each
     weight where the store put it."""
