@@ -62,10 +62,12 @@ def readable(value, what: str):
     if isinstance(value, np.ndarray):
         if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):
             masked = int(np.ma.count_masked(value))
+            imputed = (" (an input with missing='mean' or another strategy imputes the NaN of .filled(np.nan))"
+                       if what.startswith("input") else "")
             raise ShapeError(
                 f"{what}: got a masked array with {masked:,} masked value{'s' * (masked != 1)} of {value.size:,}; "
-                "graphnet reads no masks: pass .data to use the values under the mask, or leave the masked rows "
-                "out (an input with missing='mean' or another strategy imputes the NaN of .filled(np.nan))"
+                f"graphnet reads no masks: pass .data to use the values under the mask, or leave the masked rows "
+                f"out{imputed}"
             )
         return value
     if is_sparse(value):

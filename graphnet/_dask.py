@@ -26,6 +26,7 @@ import numpy as np
 
 from . import metrics as metrics_module
 from ._validation import check_int, check_outputs
+from ._array_likes import readable
 from ._data import as_inputs, as_targets, common_rows, features, named
 from ._row_weights import as_weights
 from ._transforms import source
@@ -75,24 +76,26 @@ def delayed_graph(graph: Graph):
     return dask.delayed(snapshot(graph), name=f"graphnet-{graph.name}-{uuid.uuid4().hex}", pure=False)
 
 
-def _lazy(value, role: str, name: str):
-    """``value`` as a dask array of numbers, checked without computing it."""
+def _lazy(value, what: str):
+    """``value`` as a dask array of numbers, checked without computing it;
+    ``what`` names it in messages (``"input 'x'"``)."""
     _, da = require()
     if value is None:
-        raise ShapeError(f"{role} {name!r}: got None instead of an array")
+        raise ShapeError(f"{what}: got None instead of an array")
+    value = readable(value, what)
     if not is_dask_array(value):
         if type(value).__module__.startswith("dask"):
             raise ShapeError(
-                f"{role} {name!r}: expected a dask array, got a {type(value).__name__} "
+                f"{what}: expected a dask array, got a {type(value).__name__} "
                 "(a dask DataFrame: pass df.to_dask_array(lengths=True))"
             )
         try:
             value = np.asarray(value)
         except (TypeError, ValueError) as exc:
-            raise ShapeError(f"{role} {name!r}: could not make an array ({exc})") from None
+            raise ShapeError(f"{what}: could not make an array ({exc})") from None
     dtype = np.dtype(value.dtype)
     if dtype.kind not in "biuf":  # not complex (the imaginary part would be lost), times, text
-        raise ShapeError(f"{role} {name!r}: expected numbers, got an array of dtype {dtype}")
+        raise ShapeError(f"{what}: expected numbers, got an array of dtype {dtype}")
     return value if is_dask_array(value) else da.from_array(value, chunks=value.shape or ())
 
 
@@ -105,7 +108,7 @@ def lazy_inputs(graph: Graph, x) -> dict:
                          "or predict chunk by chunk")
     arrays = {}
     for name, value in named(source(graph, x, "input"), graph.inputs, "input").items():  # a frame by column names
-        array = _lazy(value, "input", name)
+        array = _lazy(value, f"input {name!r}")
         size = graph.nodes[name].size
         if array.ndim == 1 and size == 1:
             array = array[:, None]
@@ -118,7 +121,7 @@ def lazy_targets(graph: Graph, y) -> dict:
     an empty probe; the values are checked chunk by chunk)."""
     arrays = {}
     for name, value in named(source(graph, y, "output"), graph.outputs, "output").items():
-        array = _lazy(value, "output", name)
+        array = _lazy(value, f"output {name!r}")
         node = graph.nodes[name]
         probe = np.zeros((0, *array.shape[1:]), dtype=array.dtype)
         try:
@@ -246,7 +249,8 @@ def evaluate(graph: Graph, x, y, batch_size: int | None = None, metrics=None,
         weighted = list(sample_weight) if isinstance(sample_weight, Mapping) else ""
         given = sample_weight if isinstance(sample_weight, Mapping) else {"": sample_weight}
         for name, value in given.items():
-            arrays[f"sample_weight {name!r}"] = _lazy(value, "sample_weight for output", name)
+            arrays[f"sample_weight {name!r}"] = _lazy(
+                value, f"evaluate: sample_weight for output {name!r}" if name else "evaluate: sample_weight")
     labelled, _ = aligned(arrays)
     blocks = [array.to_delayed().reshape(array.numblocks[0], -1)[:, 0] for array in labelled.values()]
     model = delayed_graph(graph)

@@ -94,12 +94,16 @@ def _array(value, role: str, name: str, text_hint: str = "") -> np.ndarray:
         array = np.asarray(backend_module.host(value))  # a GPU's arrays come back to be checked
     except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: torch's refusals
         raise ShapeError(f"{role} {name!r}: could not make an array ({exc})") from None
-    if text_hint and array.dtype.kind in "OSU":
+    if text_hint and (array.dtype.kind in "SU" or (array.dtype.kind == "O" and _holds_text(array))):
         try:
             return real_numbers(array, role, name)
         except ShapeError as exc:
             raise ShapeError(f"{exc}{text_hint}") from None
     return real_numbers(array, role, name)
+
+
+def _holds_text(array: np.ndarray) -> bool:
+    return any(isinstance(value, (str, bytes)) for value in array.flat)
 
 
 def real_numbers(array, role: str, name: str):

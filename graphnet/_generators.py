@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import sys
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
@@ -58,8 +59,12 @@ def is_batch_source(data) -> bool:
 
 
 def _is_value(item) -> bool:
-    """Whether ``item`` is one value of a row (a number, a bool, text, None), not a batch's data."""
-    return item is None or isinstance(item, (numbers.Number, str, bytes, np.generic))
+    """Whether ``item`` is one value of a row (a number, a bool, text, None,
+    pandas' NA, a 0-d array or tensor), not a batch's data."""
+    if item is None or isinstance(item, (numbers.Number, str, bytes, np.generic)) or getattr(item, "ndim", None) == 0:
+        return True
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and item is pandas.NA
 
 
 class BatchSource:

@@ -16,6 +16,7 @@ added again.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from typing import Any
 
 import numpy as np
@@ -29,9 +30,24 @@ __all__ = ["Member", "checked_values"]
 class Member:
     """A part of at most one graph: a node or a synapse."""
 
-    _graph: Any  # the Network holding this member, or None
+    #: A weak reference to the Network holding this member, or None.
+    _graph_ref: weakref.ref | None = None
     #: The name of the graph that put a successor in this member's place, or None.
     _replaced_in: str | None = None
+
+    @property
+    def _graph(self) -> Any:
+        """The Network holding this member, or None. Held weakly: the graph
+        holds its members, so a strong reference back would make every graph
+        a cycle, freed (with its weights, optimizer state and buffers) only
+        when the cyclic garbage collector next runs, not when the user lets
+        go of it."""
+        ref = self._graph_ref
+        return None if ref is None else ref()
+
+    @_graph.setter
+    def _graph(self, graph) -> None:
+        self._graph_ref = None if graph is None else weakref.ref(graph)
 
     @property
     def graph(self):
@@ -52,7 +68,15 @@ class Member:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_replaced_in", None)  # a copy took nobody's place
+        state["_graph"] = self._graph  # a weak reference is not pickled; the graph is (once, with its members)
+        state.pop("_graph_ref", None)
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        graph = state.pop("_graph", None)
+        self.__dict__.update(state)
+        self._graph = graph
 
     def _what(self) -> str:
         """How a message names this member (``node 'h'``; a synapse says otherwise)."""

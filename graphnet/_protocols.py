@@ -164,7 +164,7 @@ def config(part, family: str, where: str = "") -> dict:
         return part.get_config()
     try:
         found = part.get_config()
-    except GraphError:
+    except (GraphError, Warning):  # ours, or a warning the user's filters made an error: as they are
         raise
     except Exception as exc:  # a user's method: say which part failed
         problem, cause = f"get_config() raised {type(exc).__name__}: {clip(str(exc))}", exc

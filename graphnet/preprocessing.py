@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _frames, _tabular, _transforms
+from ._array_likes import readable
 from ._data import by_name, holdout_split, named
 from ._text import preview
 from .errors import GraphError, ShapeError
@@ -93,11 +94,14 @@ def adapt(graph: Graph, x, y=None) -> Graph:
     inputs = [n for n in graph.inputs if graph.nodes[n].needs_statistics
               or graph.nodes[n].categories == _tabular.ADAPT]
     outputs = [n for n in graph.outputs if graph.nodes[n].classes == _tabular.ADAPT]
-    if x is None:
+    if x is None and (inputs or not outputs):  # outputs alone learn from y
         raise GraphError("adapt: x is None; pass the inputs' data (a frame, a dict input name -> array, or an array)")
     if not inputs and not outputs:  # nothing to learn, but what is no data is refused as it would be
         data = _transforms.source(graph, x, "input")
-        if not isinstance(data, Mapping):
+        if isinstance(data, Mapping):  # a dict may hold some inputs only, as adapt's data may
+            given = [name for name in graph.inputs if name in data]
+            by_name({name: data[name] for name in given}, given, "input")
+        else:
             by_name(data, graph.inputs, "input")
         return graph
     with graph.lock.writing():
@@ -190,7 +194,7 @@ def _data_for(graph: Graph, data, names: list[str], role: str) -> dict:
         if missing:
             raise ShapeError(f"adapt: no data for {role}s {preview(missing)}; give a dict keyed by {role} name "
                              "(or a frame) holding them")
-        return {n: data[n] for n in names}
+        return {n: readable(data[n], f"{role} {n!r}") for n in names}
     return {n: v for n, v in named(data, every, role).items() if n in names}
 
 

@@ -375,7 +375,14 @@ def _validation_data(graph: Graph, data, steps: int | None, runs: int):
     if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
         raise GraphError("fit: validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
                          f"sample_weight_val), or an iterable of such batches; got {described(data)}")
-    inputs, targets, rows = _batch_data(graph, *data[:2])
+    try:
+        inputs, targets, rows = _batch_data(graph, *data[:2])
+    except ShapeError as exc:
+        if isinstance(data, tuple) and is_batch_source(data):  # batches in a tuple: read as (x, y), as Keras does
+            weights = ", sample_weight_val" * (len(data) == 3)
+            raise ShapeError(f"{exc}; validation_data: a tuple of {len(data)} is (x_val, y_val{weights}): to give "
+                             "batches, pass them in a list") from None
+        raise
     if rows == 0:
         raise ShapeError("fit: validation_data has no rows")
     return inputs, targets, as_weights(graph, data[2] if len(data) == 3 else None, None, targets, rows,

@@ -137,3 +137,102 @@ def test_adapt_with_nothing_to_adapt_still_refuses_what_is_no_data(data):
         g.adapt(sp.csr_array(x))
     with pytest.raises(gn.GraphError, match="adapt: x is None"):
         _net(normalize=True).adapt(None)
+
+
+def test_adapt_learns_an_outputs_classes_from_y_alone():
+    g = gn.Graph(seed=0)
+    g.add_input("x", 3)
+    g.add_output("y", 3, activation="softmax", loss="sparse_categorical_crossentropy", classes="adapt")
+    g.connect("x", "y")
+    g.adapt(None, ["a", "b", "c"] * 4)
+    assert g.nodes["y"].classes == ("a", "b", "c")
+
+
+def test_adapt_and_fit_gate_the_values_of_a_dict(data):
+    torch = pytest.importorskip("torch")
+    x, y = data
+    masked = np.ma.masked_array(x, mask=np.arange(36).reshape(12, 3) == 1)
+    g = _net(normalize=True)
+    for value, refused in ((masked, "got a masked array with 1 masked value"),
+                           (sp.csr_matrix(x), "got a scipy.sparse csr_matrix"),
+                           (iter(x), "got a .*iterator")):
+        with pytest.raises(gn.ShapeError, match=f"input 'x': {refused}"):
+            g.adapt({"x": value})
+        with pytest.raises(gn.ShapeError, match=f"input 'x': {refused}"):
+            g.fit({"x": value}, y, verbose=0)
+        assert not g.nodes["x"].adapted
+    tensor = torch.tensor(x, requires_grad=True)
+    h = _net(normalize=True)
+    g.fit({"x": tensor}, y, epochs=1, verbose=0)
+    h.fit({"x": x}, y, epochs=1, verbose=0)
+    np.testing.assert_array_equal(g.nodes["x"].mean, h.nodes["x"].mean)
+    np.testing.assert_array_equal(g.predict(x), h.predict(x))
+
+
+def test_adapt_with_nothing_to_adapt_gates_a_dicts_values(data):
+    x, _ = data
+    g = _net()
+    assert g.adapt({"x": x, "other": "ignored as adapt ignores it"}) is g
+    with pytest.raises(gn.ShapeError, match="input 'x': got a scipy.sparse"):
+        g.adapt({"x": sp.csr_matrix(x)})
+    with pytest.raises(gn.ShapeError, match="input 'x': expected numbers"):
+        g.adapt({"x": "text"})
+
+
+def test_dask_sample_weights_are_gated_and_named(data):
+    torch = pytest.importorskip("torch")
+    da = pytest.importorskip("dask.array")
+    x, y = data
+    g = _net()
+    lazy = da.from_array(x, chunks=(6, 3))
+    with pytest.raises(gn.ShapeError, match="^evaluate: sample_weight: got a masked array with 1 masked value of 12"):
+        g.evaluate(lazy, y, sample_weight=np.ma.masked_array(np.ones(12), mask=np.arange(12) == 0))
+    with pytest.raises(gn.ShapeError, match="^evaluate: sample_weight for output 'y': got a scipy.sparse"):
+        g.evaluate(lazy, y, sample_weight={"y": sp.csr_array(np.ones((12, 1)))})
+    weights = np.linspace(0.5, 2.0, 12)
+    expected = g.evaluate(x, y, sample_weight=weights)
+    got = g.evaluate(lazy, y, sample_weight=torch.tensor(weights, requires_grad=True))
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_only_an_inputs_masked_values_are_pointed_to_imputation(data):
+    x, y = data
+    g = _net()
+    with pytest.raises(gn.ShapeError) as target:
+        g.fit(x, np.ma.masked_array(y, mask=y > 0), verbose=0)
+    with pytest.raises(gn.ShapeError) as weight:
+        g.fit(x, y, sample_weight=np.ma.masked_array(np.ones(12), mask=np.arange(12) == 0), verbose=0)
+    with pytest.raises(gn.ShapeError) as given:
+        g.fit(np.ma.masked_array(x, mask=x > 0), y, verbose=0)
+    assert "missing=" not in str(target.value) and "missing=" not in str(weight.value)
+    assert "missing='mean'" in str(given.value)
+
+
+def test_rows_whose_first_value_is_na_or_a_0d_array_are_rows(data):
+    pd = pytest.importorskip("pandas")
+    x, y = data
+    rows = x.tolist()
+    rows[0][0] = pd.NA
+    g, h = _net(missing="mean"), _net(missing="mean")
+    g.fit(rows, y, epochs=1, verbose=0)
+    rows[0][0] = None
+    h.fit(rows, y, epochs=1, verbose=0)
+    np.testing.assert_array_equal(g.predict(x), h.predict(x))
+    zero_d = [[np.array(v) for v in row] for row in x]
+    assert _net().fit(zero_d, y, epochs=1, verbose=0).history == _net().fit(x, y, epochs=1, verbose=0).history
+
+
+def test_an_object_column_of_numbers_gets_no_hint_about_categories():
+    g = _net()
+    with pytest.raises(gn.ShapeError) as refused:
+        g.predict({"x": [[1.0, None, 2.0]]})
+    assert "dtype object" in str(refused.value) and "categories" not in str(refused.value)
+
+
+def test_batches_in_a_validation_tuple_are_told_to_come_in_a_list(data):
+    x, y = data
+    g = _net()
+    with pytest.raises(gn.ShapeError, match=r"a tuple of 2 is \(x_val, y_val\): to give batches, pass them in a list"):
+        g.fit(x, y, epochs=1, verbose=0, validation_data=((x[:3], y[:3]), (x[3:6], y[3:6])))
+    history = g.fit(x, y, epochs=1, verbose=0, validation_data=[(x[:3], y[:3]), (x[3:6], y[3:6])])
+    assert len(history.history["val_loss"]) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import doctest
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -445,6 +446,22 @@ def test_a_get_config_that_raises_is_a_graph_error_naming_the_part():
                                             r"AttributeError: .*beta") as caught:
         gn.Graph().add_hidden("h", 2, activation=Broken())
     assert isinstance(caught.value.__cause__, AttributeError)
+
+
+def test_a_warning_made_an_error_in_get_config_escapes_as_itself():
+    class Deprecated(Scaled):
+        name = "deprecated"
+
+        def get_config(self):
+            warnings.warn("alpha is deprecated", DeprecationWarning, stacklevel=2)
+            return super().get_config()
+
+    g = gn.Graph()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DeprecationWarning, match="alpha is deprecated"):
+            g.add_hidden("h", 2, activation=Deprecated(2.0))
+    assert "h" not in g.nodes
 
 
 def test_a_config_spoiled_after_adding_is_refused_naming_the_node_and_nothing_is_written(tmp_path):

@@ -5,10 +5,12 @@ state and random streams survive."""
 from __future__ import annotations
 
 import copy
+import gc
 import os
 import pickle
 import signal
 import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -55,6 +57,30 @@ def test_a_graph_pickled_with_its_name_seed_and_dtype_as_plain_attributes_unpick
         np.testing.assert_array_equal(back.predict(x)[name], value)
     back.name = "renamed"
     assert back.name == "renamed" and "name" not in vars(back)
+
+
+def test_a_graph_let_go_of_is_freed_at_once_not_by_the_cyclic_collector(rng):
+    """Nodes and synapses hold their graph weakly: a graph is no cycle, so
+    its weights, optimizer state and buffers go when the last reference does."""
+    x, y = dag_data(rng, 32)
+    gc.disable()
+    try:
+        g = build_dag()
+        g.fit(x, y, epochs=1, verbose=0)
+        g.predict({k: v[:1] for k, v in x.items()})
+        nodes, synapse = list(g.nodes.values()), g.synapses[0]
+        alive = weakref.ref(g)
+        del g
+        assert alive() is None
+        assert all(node.graph is None for node in nodes) and synapse.graph is None
+        copied = pickle.loads(pickle.dumps(build_dag()))
+        assert all(node.graph is copied for node in copied.nodes.values())
+        assert all(s.graph is copied for s in copied.synapses)
+        alive = weakref.ref(copied)
+        del copied
+        assert alive() is None
+    finally:
+        gc.enable()
 
 
 def test_deepcopy_is_independent(rng):
