@@ -85,15 +85,20 @@ def named(data, names: list[str], role: str) -> dict:
     )
 
 
-def _array(value, role: str, name: str, text_hint: str = "") -> np.ndarray:
+def _array(value, role: str, name: str, text_hint: str = "", node=None) -> np.ndarray:
     """``value`` as a numpy array of real numbers; ``text_hint`` ends the
-    message for one of text or objects (what a column of labels gives)."""
+    message for one of text or objects (what a column of labels gives).
+    ``node``: a plain input, whose array of objects is read as the numbers
+    it holds (:func:`_object_numbers`)."""
     if value is None:
         raise ShapeError(f"{role} {name!r}: got None instead of an array")
     try:
         array = np.asarray(backend_module.host(value))  # a GPU's arrays come back to be checked
     except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: torch's refusals
         raise ShapeError(f"{role} {name!r}: could not make an array ({exc})") from None
+    if node is not None and array.dtype.kind == "O":
+        numbers = _object_numbers(node, array)
+        array = array if numbers is None else numbers
     if text_hint and (array.dtype.kind in "SU" or (array.dtype.kind == "O" and _holds_text(array))):
         try:
             return real_numbers(array, role, name)
@@ -181,23 +186,25 @@ def entering(graph: Graph, x, defer_after: int | None = None) -> dict[str, np.nd
         elif node.transforms:
             out[name] = _transforms.transform_input(node, value, graph.dtype)
         else:
-            _name_the_text(node, value)  # text: most often a column of categories
             array = _array(value, "input", name, "; for a column of categories, give add_input(..., "
-                           "categories='adapt' or a list)")
+                           "categories='adapt' or a list)", node)
             out[name] = features(array, node.size, name)
     return out
 
 
-def _name_the_text(node, value) -> None:
-    """For a column of objects given to a plain input (a frame's column with
-    text in it): refuse the first text found, naming its column, row and
-    value (as an input that preprocesses does); nothing when there is none
-    (the caller's message stands)."""
-    raw = value if isinstance(value, np.ndarray) else None
-    if raw is None or raw.dtype.kind != "O":
-        return
+def _object_numbers(node, raw: np.ndarray) -> np.ndarray | None:
+    """A plain input's array of objects (a frame's column of them) as the
+    float64 numbers it holds, missing values NaN (as scikit-learn reads it,
+    and as an input that preprocesses does); None for the wrong shape.
+
+    Raises
+    ------
+    ShapeError
+        For text in it, naming its column, row and value.
+    """
     if (raw.ndim == 1 and node.size == 1) or (raw.ndim == 2 and raw.shape[1] == node.size):
-        _tabular.as_float_columns(raw, node.size, f"input {node.name!r}", node.data_columns)
+        return _tabular.as_float_columns(raw, node.size, f"input {node.name!r}", node.data_columns)
+    return None
 
 
 class Deferred:

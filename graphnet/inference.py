@@ -162,10 +162,10 @@ def _activations(graph: Graph, x, batch_size: int | None, names: list[str] | Non
     the graph's outputs."""
     plan = compile_plan(graph)
     if names is None:
-        if plan.plain_input is not None and type(x) is np.ndarray and batch_size is None:
+        if plan.plain_input is not None and type(x) is np.ndarray and batch_size is None and x.dtype.kind in "biuf":
             return _outputs_of_one_array(plan, x)
         names = plan.output_names
-    if plan.plain_input is not None and type(x) is np.ndarray:  # the common call, in fewer steps
+    if plan.plain_input is not None and type(x) is np.ndarray and x.dtype.kind in "biuf":  # the common call
         name, size = plan.plain_input
         arrays, codes = {name: plain_features(x, size, name)}, ()
     else:

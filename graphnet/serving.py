@@ -154,7 +154,8 @@ class CompiledPredict:
             For data that does not fit the graph, as ``predict`` says.
         """
         one = self._one
-        if one is not None and type(x) is np.ndarray:  # the common call, in fewer steps
+        plain = one is not None and type(x) is np.ndarray and x.dtype.kind in "biuf"
+        if plain:  # the common call, in fewer steps
             name, size = one
             given = plain_features(x, size, name)
             arrays, rows = (as_dtype(given, self.dtype),), given.shape[0]
@@ -166,7 +167,7 @@ class CompiledPredict:
             try:
                 outs = _compiled_forward.run(self._program, self._values, arrays)
             except ShapeError:  # NaN or inf, said of the data as given: finite there is too large for the dtype
-                if one is not None and type(x) is np.ndarray:
+                if plain:
                     check_finite(arrays[0], "input", name, self._program.columns[0], given=given)
                 raise
         if outs is not None:
