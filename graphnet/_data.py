@@ -17,7 +17,7 @@ import numpy as np
 from . import _frames, _tabular, _transforms
 from . import backend as backend_module
 from ._array_likes import is_sparse, readable
-from ._text import preview
+from ._text import preview, shown, suggestion
 from ._validation import as_dtype, check_finite, non_finite_error
 from .errors import GraphError, ShapeError
 
@@ -72,9 +72,12 @@ def named(data, names: list[str], role: str) -> dict:
                 parts.append(f"missing {owner}s {preview(missing)}")
             if unknown:
                 parts.append(f"unknown names {preview(unknown)}")
+            close = ""
+            if unknown and missing:  # a typo, or a twin in other Unicode normalisation
+                close = suggestion(unknown[0], missing).replace("did you", f"for {shown(unknown[0])}, did you", 1)
             raise ShapeError(
                 f"{role} data must be keyed by the graph's {owner} names {preview(names)}: "
-                + " and ".join(parts)
+                + " and ".join(parts) + close
             )
         return {n: readable(data[n], f"{role} {n!r}") for n in names}
     if len(names) == 1:

@@ -139,8 +139,8 @@ def check_output(path: str | os.PathLike, probe: bool = False) -> Path:
 
 
 def refuse_bad_name(path: str, argument: str, error: type[Exception] = ModelFileError) -> None:
-    """Refuse a path no file's name can be: one holding a NUL character, or
-    one the file system's encoding cannot write (``'modèle.gnet'`` where
+    """Refuse a path no file's name can be: an empty one, one holding a NUL
+    character, or one the file system's encoding cannot write (``'modèle.gnet'`` where
     Python runs in the C locale, whose file names are ASCII). The one
     message every reader and writer gives for each.
 
@@ -152,6 +152,8 @@ def refuse_bad_name(path: str, argument: str, error: type[Exception] = ModelFile
         (``"save: path"``); or that the name cannot be encoded, naming the
         encoding.
     """
+    if not path:
+        raise error(f"{argument} is empty; give the file's path")
     if "\0" in path:
         raise error(f"{argument}: {shown(path, 60)} contains a NUL character ('\\x00'), which no file's name "
                     "can hold")

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ._text import shown, suggestion
+from ._text import preview, shown, suggestion
 from ._validation import check_text
 from .errors import GraphError
 
@@ -191,6 +191,11 @@ def lookup(identifier, registry: Mapping[str, type], family: str, base: type, in
     elif isinstance(identifier, Mapping):
         params = dict(identifier)
         name = params.pop("name", None)
+        if name is None:
+            keras = " (Keras's {'class_name': ..., 'config': {...}} is read by gn.from_keras)" if (
+                "class_name" in params) else ""
+            raise GraphError(f"{family} config dict: give the {family}'s name under \"name\", as "
+                             f"{{'name': {sorted(registry)[0]!r}, ...}}; got the keys {preview(list(params))}{keras}")
     else:
         hint = ""
         if isinstance(identifier, type) and issubclass(identifier, base):

@@ -39,7 +39,7 @@ from ._data import as_inputs, by_name, common_rows
 from ._transforms import transform_input
 from .errors import GraphError, NotFoundError, ShapeError
 from ._locks import read
-from ._text import columns, cut, pad, pieces, preview, shown, span, wrap
+from ._text import columns, cut, pad, pieces, preview, shown, span, suggestion, wrap
 from .nodes import DenseNode
 from .plan import compile_plan
 
@@ -377,7 +377,8 @@ def _explained(graph: Graph, output) -> DenseNode:
         output = graph.outputs[0]
     if not isinstance(output, str) or output not in graph.nodes:
         raise NotFoundError(
-            f"attributions: output must be the name of a node, got {shown(output)}; outputs: {preview(graph.outputs)}"
+            f"attributions: output must be the name of an output or hidden node, got {shown(output)}; outputs: "
+            f"{preview(graph.outputs)}{suggestion(output, graph.nodes)}"
         )
     node = graph.nodes[output]
     if not isinstance(node, DenseNode):

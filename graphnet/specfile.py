@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ._registry import custom_objects as custom_scope
-from ._files import open_regular
+from ._files import open_regular, refuse_bad_name
 from ._text import clip, named, reason, shown
 from ._validation import is_int
 from .errors import GraphError, ModelFileError
@@ -64,7 +64,7 @@ def read_spec(path: str | os.PathLike) -> Any:
         installed for a YAML file; naming the argument when ``path`` is no
         path (``None``, a number) or holds a NUL character.
     """
-    text = _path_text(path, "path", "a .json, .yaml or .yml spec file")
+    text = _path_text(path, "from_spec: path", "a .json, .yaml or .yml spec file")
     label = named(text)
     suffix = Path(text).suffix.lower()
     if suffix not in (".json", ".yaml", ".yml"):
@@ -99,6 +99,7 @@ def _path_text(path: Any, argument: str, expected: str) -> str:
             f"{argument} must be a str or os.PathLike naming {expected}, got {type(path).__name__} "
             f"{shown(path, 60)}"
         )
+    refuse_bad_name(text, argument)
     return text
 
 

@@ -49,7 +49,7 @@ from .errors import NotFoundError, ShapeError
 from .inference import read_scalars
 from .nodes import DenseNode, Input, Output
 from ._parameters import bias_key
-from ._text import columns, pad, preview, shown
+from ._text import columns, pad, preview, shown, suggestion
 from .plan import compile_plan
 
 if TYPE_CHECKING:
@@ -169,7 +169,8 @@ class Statistics:
         except (KeyError, TypeError):  # TypeError: an unhashable key
             pass
         what = "synapse" if isinstance(name, tuple) else "node"
-        raise NotFoundError(f"statistics of {self.graph!r}: no {what} {shown(name)}; known: {preview(table)}")
+        raise NotFoundError(f"statistics of {self.graph!r}: no {what} {shown(name)}; known: {preview(table)}"
+                            f"{suggestion(name, table)}")
 
     def __contains__(self, name) -> bool:
         """A node's name, or a synapse's ``(src, dst)``."""

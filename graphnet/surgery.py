@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import initializers
-from ._text import preview, shown
+from ._text import preview, shown, suggestion
 from .activations import (
     ELU,
     Activation,
@@ -46,7 +46,7 @@ from .activations import (
 )
 from ._locks import edit
 from ._validation import check_allocation, check_bool, is_int
-from .errors import GraphError
+from .errors import GraphError, NotFoundError
 from .nodes import DenseNode, Hidden, Input, Node, Output, check_name
 from .synapse import Synapse
 
@@ -163,10 +163,9 @@ def _select(graph: Graph, selector, verb: str) -> tuple[dict[str, DenseNode], di
             if fnmatch.fnmatchcase(s.src, src_pattern) and fnmatch.fnmatchcase(s.dst, dst_pattern)
         }
         if not found:
-            raise GraphError(
-                f"{verb}: no synapse matches {shown(src_pattern)} -> {shown(dst_pattern)}; "
-                f"synapses: {preview(f'{s.src} -> {s.dst}' for s in graph.synapses)}"
-            )
+            pairs = preview(f"{s.src} -> {s.dst}" for s in graph.synapses)
+            raise GraphError(f"{verb}: no synapse matches {shown(src_pattern)} -> {shown(dst_pattern)}; "
+                             f"synapses: {pairs}")
         return {}, found
     if not isinstance(selector, str):
         raise GraphError(
@@ -175,7 +174,8 @@ def _select(graph: Graph, selector, verb: str) -> tuple[dict[str, DenseNode], di
         )
     matched = [selector] if selector in graph.nodes else [n for n in graph.nodes if fnmatch.fnmatchcase(n, selector)]
     if not matched:
-        raise GraphError(f"{verb}: no node matches {shown(selector)}; nodes: {preview(graph.nodes)}")
+        named = f"{verb}: no node matches {shown(selector)}; nodes: {preview(graph.nodes)}"
+        raise NotFoundError(named + suggestion(selector, graph.nodes))
     dense = {n: graph.nodes[n] for n in matched if isinstance(graph.nodes[n], DenseNode)}
     if not dense:
         raise GraphError(

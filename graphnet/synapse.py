@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -261,6 +262,10 @@ def init_values(init, shape: tuple[int, int], dtype: np.dtype, what: str) -> np.
     if isinstance(init, str):
         initializers.get(init, f"{what}: init")
         return None
+    if isinstance(init, Mapping) or callable(init):
+        known = sorted(initializers.INITIALIZERS)
+        raise GraphError(f"{what}: init must be an initializer's name (a str, one of {known}) or an array of shape "
+                         f"{shape}, got {type(init).__name__}")
     given = np.asarray(init)
     if given.shape != shape:
         raise GraphError(f"{what}: init array must have shape {shape}, got {given.shape}")

@@ -129,7 +129,7 @@ def check_fit_arguments(where: str, epochs, batch_size, verbose, shuffle, valida
     it in messages: ``"fit"``, ``"distributed.fit"``); returns ``(epochs,
     batch_size, validation_split, callbacks)`` as numbers and a list."""
     epochs = check_int(epochs, f"{where}: epochs")
-    batch_size = check_int(batch_size, f"{where}: batch_size")
+    batch_size = 32 if batch_size is None else check_int(batch_size, f"{where}: batch_size")  # None: Keras's 32
     if verbose not in (0, 1, 2) or isinstance(verbose, float):
         raise GraphError(f"{where}: verbose must be 0, 1 or 2, got {verbose!r}")
     check_bool(shuffle, f"{where}: shuffle")
@@ -157,7 +157,7 @@ def fit(
     y=None,
     *,
     epochs: int = 1,
-    batch_size: int = 32,
+    batch_size: int | None = 32,
     optimizer=None,
     metrics=None,
     validation_data=None,
@@ -190,7 +190,8 @@ def fit(
     epochs : int
         The epoch to stop before, counted from 0 like ``initial_epoch``
         (Keras's meaning).
-    batch_size : int
+    batch_size : int or None
+        Rows per batch; None for 32, as in Keras.
     optimizer : str, dict, Optimizer or None
         ``None`` (the default) keeps the graph's optimizer and its state (a
         graph with none gets a fresh ``adam``); anything else is kept on the

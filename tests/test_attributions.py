@@ -241,7 +241,7 @@ def test_baselines_in_every_accepted_form_agree(rng):
 # ------------------------------------------------------------------ errors
 @pytest.mark.parametrize("kwargs, error, match", [
     ({}, gn.GraphError, r"2 outputs \['aux', 'main'\]: name the one to explain with output="),
-    ({"output": "zz"}, gn.NotFoundError, r"output must be the name of a node, got 'zz'"),
+    ({"output": "zz"}, gn.NotFoundError, r"output must be the name of an output or hidden node, got 'zz'"),
     ({"output": "a"}, gn.GraphError, r"'a' is an input"),
     ({"output": "main"}, gn.GraphError, r"'main' has 2 units: pass target="),
     ({"output": "main", "target": 2}, gn.GraphError, r"integer in \[0, 2\).*, got target 2$"),

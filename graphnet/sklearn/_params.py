@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
 
 from .. import activations
 from .. import optimizers as optimizers_module
@@ -77,6 +78,14 @@ class Parameters(BaseEstimator):
         _check_number("tol", self.tol, low=0.0)
         for name in ("shuffle", "warm_start", "early_stopping"):
             check_bool(getattr(self, name), name)
+        if not (isinstance(self.verbose, numbers.Integral) and self.verbose >= 0):  # a bool is an Integral
+            raise ValueError(f"verbose must be a bool or an integer >= 0, got {type(self.verbose).__name__}: "
+                             f"{self.verbose!r}")
+        try:
+            check_random_state(self.random_state)
+        except ValueError:
+            raise ValueError("random_state must be None, an integer in [0, 2**32 - 1] or a numpy RandomState, got "
+                             f"{type(self.random_state).__name__}: {self.random_state!r}") from None
         _check_number("validation_fraction", self.validation_fraction, low=0.0, strict=True)
         if self.validation_fraction >= 1:
             raise ValueError(
@@ -139,8 +148,9 @@ class Parameters(BaseEstimator):
             return type(spec)(**config)
         if isinstance(spec, str):
             return optimizers_module.get({"name": spec, "lr": self.learning_rate_init})
-        if isinstance(spec, Mapping):
-            return optimizers_module.get({"lr": self.learning_rate_init, **spec})
+        if isinstance(spec, Mapping):  # its own rate, under either name, or learning_rate_init
+            given = "lr" in spec or "learning_rate" in spec
+            return optimizers_module.get({**({} if given else {"lr": self.learning_rate_init}), **spec})
         raise ValueError(
             "optimizer must be a name (e.g. 'adam'), a config dict or a "
             f"graphnet.optimizers.Optimizer; got {type(spec).__name__}: {spec!r}"
