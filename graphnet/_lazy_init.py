@@ -91,7 +91,8 @@ class LazyInit:
     def draw(self, network: Network, only: str | None = None, partial: bool = False) -> dict[str, np.ndarray]:
         """Draw what waits, for node ``only`` or for all; from then on those
         weights and biases are fixed (a node with nothing to draw keeps the
-        bias it has).
+        bias it has). Once nothing waits, the network's members hold it
+        weakly (:meth:`graphnet.structure.Structure.let_members_go`).
 
         A node fed by a categorical input whose vocabulary ``adapt`` has yet
         to learn cannot be drawn: its table's rows are unknown. With
@@ -106,6 +107,7 @@ class LazyInit:
             Naming the inputs to adapt, unless ``partial``.
         """
         if only is None and self.idle:
+            network.let_members_go()  # after an edit that made members, once all is drawn
             return {}
         with self.lock:
             skip = self._waiting_for_vocabulary(network, only)
@@ -132,6 +134,7 @@ class LazyInit:
                     if isinstance(node, DenseNode) and node.name not in skip:
                         node.fix_bias()
                 self.biases_fixed = not skip
+            network.let_members_go(when=self.idle)
             return self._provisional(network, skip)
 
     def _waiting_for_vocabulary(self, network: Network, only: str | None) -> dict[str, str]:

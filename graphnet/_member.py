@@ -32,22 +32,35 @@ class Member:
 
     #: A weak reference to the Network holding this member, or None.
     _graph_ref: weakref.ref | None = None
+    #: The Network itself, while something of it may still be drawn (see :attr:`_graph`).
+    _graph_held: Any = None
     #: The name of the graph that put a successor in this member's place, or None.
     _replaced_in: str | None = None
 
     @property
     def _graph(self) -> Any:
-        """The Network holding this member, or None. Held weakly: the graph
+        """The Network holding this member, or None.
+
+        Held weakly once the graph has drawn every weight and bias: the graph
         holds its members, so a strong reference back would make every graph
         a cycle, freed (with its weights, optimizer state and buffers) only
         when the cyclic garbage collector next runs, not when the user lets
-        go of it."""
+        go of it. Until then it is held strongly, so that a member read
+        after the user let go of a graph never run (``make().nodes["h"].bias``)
+        still draws from it. Read it once into a local: another thread may
+        let go of the graph between two reads.
+        """
         ref = self._graph_ref
         return None if ref is None else ref()
 
     @_graph.setter
     def _graph(self, graph) -> None:
         self._graph_ref = None if graph is None else weakref.ref(graph)
+        self._graph_held = graph
+
+    def hold_weakly(self) -> None:
+        """Called by the graph once nothing of it waits for a draw."""
+        self._graph_held = None
 
     @property
     def graph(self):
@@ -62,7 +75,8 @@ class Member:
     def detach(self, replaced: bool = False) -> None:
         """Leave the graph (called by the graph that drops it); ``replaced``:
         the graph now holds a successor under this member's name."""
-        self._replaced_in = self._graph.name if replaced and self._graph is not None else None
+        graph = self._graph
+        self._replaced_in = graph.name if replaced and graph is not None else None
         self._graph = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -70,6 +84,7 @@ class Member:
         state.pop("_replaced_in", None)  # a copy took nobody's place
         state["_graph"] = self._graph  # a weak reference is not pickled; the graph is (once, with its members)
         state.pop("_graph_ref", None)
+        state.pop("_graph_held", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -88,8 +103,9 @@ class Member:
 
     def _changed(self) -> None:
         """A setting changed: the holding graph's compiled plan is stale."""
-        if self._graph is not None:
-            self._graph.changed()
+        graph = self._graph
+        if graph is not None:
+            graph.changed()
 
     def _editing(self):
         """The holding graph's write lock (edits wait for running predictions
@@ -100,8 +116,9 @@ class Member:
         GraphError
             For a member an edit replaced (see the module docs).
         """
-        if self._graph is not None:
-            return self._graph.lock.writing()
+        graph = self._graph
+        if graph is not None:
+            return graph.lock.writing()
         if self._replaced_in is not None:
             raise GraphError(
                 f"{self._what()} is no longer in graph {self._replaced_in!r}: an edit (widen, replace, "
@@ -112,7 +129,8 @@ class Member:
 
     def _placed(self, value: np.ndarray):
         """``value`` on the device of the holding graph (unchanged for no graph or the CPU)."""
-        return value if self._graph is None else self._graph.backend.to_device(value)
+        graph = self._graph
+        return value if graph is None else graph.backend.to_device(value)
 
 
 def checked_values(value, current: np.ndarray, what: str) -> np.ndarray:

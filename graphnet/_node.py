@@ -9,7 +9,12 @@ from ._member import Member
 from ._validation import check_int, check_text, has_control
 from .errors import GraphError
 
-__all__ = ["Node", "check_name", "where"]
+__all__ = ["MAX_SIZE", "Node", "check_name", "where"]
+
+#: No node can have more features than this: what a model file holds, and a
+#: bound that keeps the parameter count (and the numbers in messages) within
+#: reach before anything is allocated.
+MAX_SIZE = 1 << 40
 
 
 def check_name(name: object, what: str = "node") -> str:
@@ -56,6 +61,9 @@ class Node(Member):
     def __init__(self, size: int, name: str | None = None):
         self._name = None if name is None else check_name(name)
         self._size = check_int(size, f"{where(type(self), name)}: size")
+        if self._size > MAX_SIZE:
+            raise GraphError(f"{where(type(self), name)}: size must be at most 2**40 (what a model file holds), "
+                             f"got {self._size}")
         self._graph = None
 
     @property

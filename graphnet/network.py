@@ -127,16 +127,11 @@ class Network(GraphSettings, Structure):
             raise GraphError(f"graph {self.name!r}: expected a Node, got {type(node).__name__}")
         if node.name is None:
             raise GraphError(f"graph {self.name!r}: {node!r} needs a name before it is added")
-        if node.name in self._nodes:
-            raise GraphError(
-                f"graph {self.name!r} already has a node named {node.name!r} "
-                f"({self._nodes[node.name].kind}); node names must be unique"
-            )
-        if node.graph is not None:
-            raise GraphError(
-                f"graph {self.name!r}: {node!r} already belongs to graph {node.graph.name!r}; "
-                "make a new node"
-            )
+        if (twin := self._nodes.get(node.name)) is not None:
+            raise GraphError(f"graph {self.name!r} already has a node named {node.name!r} ({twin.kind}); node names "
+                             "must be unique")
+        if (holder := node.graph) is not None:
+            raise GraphError(f"graph {self.name!r}: {node!r} already belongs to graph {holder.name!r}; make a new node")
         if isinstance(node, DenseNode):
             self._adopt_bias(node, node.parameter_array)
         self._add(node)
@@ -190,6 +185,7 @@ class Network(GraphSettings, Structure):
             self.lazy_init.retarget(name, initializers.default_for(node.activation, output=isinstance(node, Output)))
         old.detach(replaced=True)
         node.attach(self)
+        self._members_held = True
         self._nodes[name] = node
         self.changed()
 
@@ -498,3 +494,5 @@ class Network(GraphSettings, Structure):
                 owner.bind_parameter(copy)
         if self._optimizer is not None:  # the copy's optimizer (a copy too) trains the copy
             self._optimizer.claim(self)
+        self._members_held = True  # the members were made holding the copy
+        self.let_members_go(when=self.lazy_init.idle)

@@ -94,7 +94,8 @@ class DenseNode(Node):
         value = check_bool(value, f"{where(type(self), self.name)}: trainable")
         with self._editing():
             self._trainable = value
-            for synapse in self._graph.incoming(self.name) if self._graph is not None else ():
+            graph = self._graph
+            for synapse in graph.incoming(self.name) if graph is not None else ():
                 synapse.trainable = value
             self._changed()
 
@@ -127,10 +128,11 @@ class DenseNode(Node):
         after one (writes to the old array no longer reach the graph).
         """
         if not self._bias_fixed:
-            if self._graph is None:
+            graph = self._graph
+            if graph is None:
                 self._bias_fixed = True  # seen (and perhaps changed in place) by the user
             else:
-                provisional = self._graph.materialize(self.name, partial=True)
+                provisional = graph.materialize(self.name, partial=True)
                 if self.parameter_key in provisional:
                     return read_only_view(provisional[self.parameter_key])
         return self._bias

@@ -36,6 +36,7 @@ import numpy as np
 
 from . import _protocols, losses
 from ._locks import read
+from ._node import MAX_SIZE
 from ._registry import custom_objects as custom_scope
 from ._tabular import check_categories, check_columns
 from ._text import clip, preview, shown
@@ -71,9 +72,6 @@ _NODE_FIELDS = {
                "classes"},
 }
 _SYNAPSE_FIELDS = {"src", "dst", "init", "trainable", "regularizer"}
-# No node can have more features than this; it keeps the parameter count (and
-# the numbers in messages) within reach before anything is allocated.
-_MAX_SIZE = 1 << 40
 
 #: Default bound on the parameters a spec may describe (``from_spec``,
 #: ``from_dict``); ``max_params=None`` lifts it.
@@ -312,7 +310,7 @@ def _node(config, i: int) -> dict[str, Any]:
         check_columns(config.get("columns"), where)
         check_categories(config.get("categories"), where)
     size = config.get("size")
-    _expect(is_int(size, 1, _MAX_SIZE + 1),
+    _expect(is_int(size, 1, MAX_SIZE + 1),
             f"{where}.size", "a positive integer (at most 2**40)", size)
     for flag in ("trainable",):
         if flag in config:

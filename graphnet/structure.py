@@ -73,6 +73,8 @@ class Structure:
     _order: tuple[str, ...] | None
     _order_version: int
     _acyclic_promised: bool
+    #: Whether a member may hold this graph strongly (see :meth:`let_members_go`).
+    _members_held: bool = False
 
     def __init__(self, name: str):
         self.name = name
@@ -86,6 +88,15 @@ class Structure:
         self._order = None
         self._order_version = -1
         self._acyclic_promised = False
+
+    def let_members_go(self, when: bool = True) -> None:
+        """``when`` nothing of this graph waits for a draw any more: its
+        members hold it weakly from now on, so it goes with the user's last
+        reference (see :attr:`graphnet._member.Member._graph`)."""
+        if when and self._members_held:
+            for member in (*self._nodes.values(), *self._synapses.values()):
+                member.hold_weakly()
+            self._members_held = False
 
     # ---------------------------------------------------- low-level edits
     @contextlib.contextmanager
@@ -117,6 +128,7 @@ class Structure:
         if isinstance(node, (Input, Output)):
             self._refuse_while_fitting(f"adding the {node.kind} {node.name!r}")
         node.attach(self)
+        self._members_held = True
         self._nodes[node.name] = node
         self._insertion[node.name] = self._inserted
         self._inserted += 1
@@ -125,6 +137,7 @@ class Structure:
     def _link(self, synapse: Synapse) -> None:
         """Take ``synapse`` in (checked by the caller)."""
         synapse.attach(self)
+        self._members_held = True
         self._synapses[(synapse.src, synapse.dst)] = synapse
         self._structure.add_edge(synapse.src, synapse.dst)
 
@@ -186,6 +199,7 @@ class Structure:
                 synapse.detach(replaced=key in edges)
         for item in [*nodes, *synapses]:
             item.attach(self)
+        self._members_held = True
         edges = [(s.src, s.dst) for s in synapses]
         structure = nx.DiGraph()  # made afresh, so each node's sources are in the synapses' order
         structure.add_nodes_from(n.name for n in nodes)

@@ -128,7 +128,11 @@ class Synapse(Member):
         Assigning always reaches the graph.
         """
         if self._weight is None:
-            provisional = self._graph.materialize(self.dst, partial=True)
+            graph = self._graph
+            if graph is None:
+                raise GraphError(f"synapse {self.src!r} -> {self.dst!r}: its graph is gone, and its weight was never "
+                                 "drawn (a graph draws its weights when they are first read, or when it first runs)")
+            provisional = graph.materialize(self.dst, partial=True)
             if self._weight is None:
                 return read_only_view(provisional[self._key])
         return self._weight
@@ -137,10 +141,13 @@ class Synapse(Member):
     def weight(self, value) -> None:
         what = f"synapse {self.src!r} -> {self.dst!r}: weight"
         with self._editing():
-            if self._weight is None:  # never drawn: the given values are its first, nothing is drawn
-                template = np.broadcast_to(np.zeros((), self._graph.dtype), self._shape)
-                self._graph.assign_first_values(self, self._placed(checked_values(value, template, what)))
+            graph = self._graph
+            if self._weight is None and graph is not None:  # never drawn: the given values are its first
+                template = np.broadcast_to(np.zeros((), graph.dtype), self._shape)
+                graph.assign_first_values(self, self._placed(checked_values(value, template, what)))
                 return
+            if self._weight is None:
+                raise GraphError(f"{what}: its graph is gone, and its weight was never drawn")
             self._weight[...] = self._placed(checked_values(value, self._weight, what))
 
     # -- the engine's access to the weight (graphnet.network, _lazy_init, _parameters)

@@ -254,8 +254,9 @@ def transfer_weights(graph: Graph, other, match: str = "name", strict: bool = Tr
         match : {"name", "shape"}
             Pair parameters by key, or by position in ``parameters()`` order
             (for graphs built alike under other names).
-        strict : bool
-            Refuse, copying nothing, when any pair differs in shape.
+        strict : bool, default True
+            Refuse, copying nothing, when any pair differs in shape; False
+            copies the rest and reports the pairs in ``mismatched``.
 
         Returns
         -------

@@ -9,6 +9,7 @@ import gc
 import os
 import pickle
 import signal
+import sys
 import threading
 import weakref
 
@@ -81,6 +82,48 @@ def test_a_graph_let_go_of_is_freed_at_once_not_by_the_cyclic_collector(rng):
         assert alive() is None
     finally:
         gc.enable()
+
+
+def test_a_member_of_a_graph_never_run_still_draws_from_it_when_the_user_let_go_of_it():
+    """Until a graph has drawn everything, its members hold it: what they
+    show is what the graph would have drawn."""
+    def make():
+        return gn.Sequential([gn.Input(3), gn.Dense(4), gn.Dense(1)], seed=0)
+
+    kept = make()
+    expected_bias, expected_weight = kept.layers[1].bias.copy(), kept.synapses[0].weight.copy()
+    np.testing.assert_array_equal(make().layers[1].bias, expected_bias)
+    np.testing.assert_array_equal(make().synapses[0].weight, expected_weight)
+    synapse = make().synapses[0]
+    synapse.weight = np.ones((3, 4))
+    np.testing.assert_array_equal(synapse.weight, np.ones((3, 4)))
+
+
+def test_an_edit_racing_the_last_reference_to_its_graph_reaches_it_or_finds_none(rng):
+    failures = []
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(200):
+            g = build_dag()
+            g.get_weights()  # drawn: the members hold the graph weakly
+            node = g["h1"]
+
+            def edit(node=node):
+                try:
+                    for k in range(100):
+                        node.activation = "tanh" if k % 2 else "relu"
+                        node.trainable = bool(k % 2)
+                except Exception as exc:  # noqa: BLE001 - the test is that none comes
+                    failures.append(exc)
+
+            worker = threading.Thread(target=edit)
+            worker.start()
+            del g
+            worker.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert failures == []
 
 
 def test_deepcopy_is_independent(rng):

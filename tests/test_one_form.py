@@ -125,3 +125,12 @@ def test_a_config_dict_without_a_name_says_it_needs_one(xy):
         g.fit(x, y, verbose=0, optimizer={"lr": 0.1})
     with pytest.raises(gn.GraphError, match=r"read by gn.from_keras"):
         g.fit(x, y, verbose=0, optimizer={"class_name": "SGD", "config": {}})
+
+
+def test_a_node_larger_than_a_model_file_holds_is_refused_when_made():
+    g = gn.Graph()
+    with pytest.raises(gn.GraphError, match=r"node 'x': size must be at most 2\*\*40 \(what a model file holds\)"):
+        g.add_input("x", 2**40 + 1)
+    with pytest.raises(gn.GraphError, match=r"size must be at most 2\*\*40"):
+        gn.Hidden(2**50, name="h")
+    assert not g.nodes
