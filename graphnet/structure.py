@@ -92,7 +92,13 @@ class Structure:
     def let_members_go(self, when: bool = True) -> None:
         """``when`` nothing of this graph waits for a draw any more: its
         members hold it weakly from now on, so it goes with the user's last
-        reference (see :attr:`graphnet._member.Member._graph`)."""
+        reference (see :attr:`graphnet._member.Member._graph`).
+
+        Parameters
+        ----------
+        when : bool, default True
+            The caller's finding that nothing waits; False changes nothing.
+        """
         if when and self._members_held:
             for member in (*self._nodes.values(), *self._synapses.values()):
                 member.hold_weakly()
