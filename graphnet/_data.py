@@ -72,9 +72,8 @@ def named(data, names: list[str], role: str) -> dict:
                 parts.append(f"missing {owner}s {preview(missing)}")
             if unknown:
                 parts.append(f"unknown names {preview(unknown)}")
-            close = ""
-            if unknown and missing:  # a typo, or a twin in other Unicode normalisation
-                close = suggestion(unknown[0], missing).replace("did you", f"for {shown(unknown[0])}, did you", 1)
+            close = next((hint.replace("did you", f"for {shown(key)}, did you", 1) for key in unknown
+                          if (hint := suggestion(key, missing))), "")  # a typo, or a twin in NFC or NFD
             raise ShapeError(
                 f"{role} data must be keyed by the graph's {owner} names {preview(names)}: "
                 + " and ".join(parts) + close
@@ -198,7 +197,8 @@ def entering(graph: Graph, x, defer_after: int | None = None) -> dict[str, np.nd
 def _object_numbers(node, raw: np.ndarray) -> np.ndarray | None:
     """A plain input's array of objects (a frame's column of them) as the
     float64 numbers it holds, missing values NaN (as scikit-learn reads it,
-    and as an input that preprocesses does); None for the wrong shape.
+    and as an input that preprocesses does); None when it is of the wrong
+    shape and holds more than numbers.
 
     Raises
     ------
@@ -207,7 +207,10 @@ def _object_numbers(node, raw: np.ndarray) -> np.ndarray | None:
     """
     if (raw.ndim == 1 and node.size == 1) or (raw.ndim == 2 and raw.shape[1] == node.size):
         return _tabular.as_float_columns(raw, node.size, f"input {node.name!r}", node.data_columns)
-    return None
+    try:  # the wrong shape: numbers, so that the shape is what is refused
+        return raw.astype(np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 class Deferred:

@@ -194,8 +194,9 @@ def lookup(identifier, registry: Mapping[str, type], family: str, base: type, in
         if name is None:
             keras = " (Keras's {'class_name': ..., 'config': {...}} is read by gn.from_keras)" if (
                 "class_name" in params) else ""
+            found = "'name' is None" if "name" in identifier else f"got the keys {preview(list(params))}"
             raise GraphError(f"{family} config dict: give the {family}'s name under \"name\", as "
-                             f"{{'name': {sorted(registry)[0]!r}, ...}}; got the keys {preview(list(params))}{keras}")
+                             f"{{'name': {sorted(registry)[0]!r}, ...}}; {found}{keras}")
     else:
         hint = ""
         if isinstance(identifier, type) and issubclass(identifier, base):

@@ -337,7 +337,12 @@ def as_float_columns(raw, width: int, where: str, columns: tuple[str, ...] | Non
                 if is_missing(value):
                     out[i, j] = np.nan
                 elif isinstance(value, (numbers.Real, np.bool_)) and not isinstance(value, str):
-                    out[i, j] = float(value)
+                    try:
+                        out[i, j] = float(value)
+                    except OverflowError:
+                        column = f"column {columns[j]!r}" if columns else f"column {j}"
+                        raise ShapeError(f"{where}: {column} holds {shown(value)} (row {i}), beyond float64's "
+                                         "range") from None
                 else:
                     raise _text_error(where, columns, j, value, i)
         return out

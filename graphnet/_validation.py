@@ -238,16 +238,16 @@ def check_path(value: object, what: str, expected: str = "a file", error: type[E
     ------
     GraphError (or ``error``)
         ``"{what} must be a str or os.PathLike naming {expected}, got ..."``
-        for None, a number, bytes, a list, an empty name or one holding a
-        NUL character (see :func:`graphnet._files.refuse_bad_name`); for a
-        folder's name when ``file``.
+        for None, a number, bytes or a list; for an empty name or one
+        holding a NUL character (see :func:`graphnet._files.refuse_bad_name`);
+        for a folder's name when ``file``.
     """
     try:
         text = os.fsdecode(value) if isinstance(value, (str, os.PathLike)) else None
     except (TypeError, ValueError):  # a PathLike whose __fspath__ returns neither str nor bytes
         text = None
-    if text:
-        refuse_bad_name(text, what, error)
+    if text is not None:
+        refuse_bad_name(text, what, error)  # an empty one too
     else:
         raise error(f"{what} must be a str or os.PathLike naming {expected}, got {type(value).__name__} "
                     f"{shown(value, 60)}")

@@ -258,3 +258,11 @@ def test_an_object_array_of_numbers_is_read_as_its_numbers_on_every_path(data):
             call(text)
         with pytest.raises(gn.ShapeError, match=r"input 'x' contains 1 NaN or inf value\(s\), in column 1"):
             call(missing)
+
+
+def test_objects_beyond_float64_or_of_the_wrong_shape_are_refused_for_what_they_are():
+    g = _net()
+    with pytest.raises(gn.ShapeError, match=r"input 'x': column 0 holds .* \(row 0\), beyond float64's range"):
+        g.predict([[10**400, 1.0, 2.0]])
+    with pytest.raises(gn.ShapeError, match=r"input 'x': expected shape \(n, 3\), got \(2, 4\)"):
+        g.predict(np.zeros((2, 4), dtype=object))

@@ -38,6 +38,12 @@ def test_an_estimators_optimizer_dict_may_name_its_rate_as_keras_does(xy):
     assert default.fit(x, y[:, 0]).graph_.optimizer.lr == 0.2
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_an_estimators_verbose_may_be_a_numpy_bool(xy):
+    x, y = xy
+    GraphNetRegressor(hidden_layer_sizes=(2,), max_iter=1, verbose=np.False_).fit(x, y[:, 0])
+
+
 @pytest.mark.parametrize("verbose", ["yes", -1, 1.5, None])
 def test_an_estimators_verbose_is_checked_as_scikit_learns_is(xy, verbose):
     x, y = xy
@@ -86,14 +92,15 @@ def test_a_data_key_that_differs_only_in_normalisation_is_told_apart(xy):
     g.add_output("o", 1)
     g.connect("pixels", "o")
     with pytest.raises(gn.ShapeError, match=r"for 'pixles', did you mean 'pixels'\?"):
-        g.predict({"pixles": x})
+        g.predict({"other": x, "pixles": x})
 
 
-@pytest.mark.parametrize("call", ["load", "diff", "from_spec", "from_onnx"])
+@pytest.mark.parametrize("call", ["load", "diff", "from_spec", "from_onnx", "load_weights", "save", "save_weights"])
 def test_an_empty_path_is_named_as_empty(call):
     g = gn.Sequential([gn.Input(3), gn.Dense(1)], seed=0)
     calls = {"load": lambda: gn.load(""), "diff": lambda: gn.diff("", g), "from_spec": lambda: gn.Graph.from_spec(""),
-             "from_onnx": lambda: gn.from_onnx("")}
+             "from_onnx": lambda: gn.from_onnx(""), "load_weights": lambda: g.load_weights(""),
+             "save": lambda: g.save(""), "save_weights": lambda: g.save_weights("")}
     with pytest.raises(gn.GraphError, match=r"^\w+: (path|a) is empty; give the file's path$"):
         calls[call]()
 
@@ -112,6 +119,14 @@ def test_a_folder_starting_with_a_tilde_is_refused_not_made_here(xy, tmp_path, m
     assert all(np.array_equal(before[k], v) for k, v in g.get_weights().items())
 
 
+def test_a_folder_whose_name_only_starts_with_a_tilde_is_made_as_written(xy, tmp_path, monkeypatch):
+    x, y = xy
+    monkeypatch.chdir(tmp_path)
+    g = gn.Sequential([gn.Input(3), gn.Dense(1)], seed=0)
+    g.fit(x, y, verbose=0, callbacks=[gn.callbacks.TensorBoard("~draft"), gn.callbacks.TensorBoard("./~notes/tb")])
+    assert sorted(os.listdir(tmp_path)) == ["~draft", "~notes"]
+
+
 def test_fit_takes_batch_size_none_as_keras_does(xy):
     x, y = xy
     a, b = gn.Sequential([gn.Input(3), gn.Dense(1)], seed=0), gn.Sequential([gn.Input(3), gn.Dense(1)], seed=0)
@@ -125,6 +140,8 @@ def test_a_config_dict_without_a_name_says_it_needs_one(xy):
         g.fit(x, y, verbose=0, optimizer={"lr": 0.1})
     with pytest.raises(gn.GraphError, match=r"read by gn.from_keras"):
         g.fit(x, y, verbose=0, optimizer={"class_name": "SGD", "config": {}})
+    with pytest.raises(gn.GraphError, match=r"give the activation's name under \"name\", .*; 'name' is None$"):
+        gn.activations.get({"name": None})
 
 
 def test_a_node_larger_than_a_model_file_holds_is_refused_when_made():

@@ -448,8 +448,8 @@ def check_folder(callback: Callback, folder) -> None:
     """Refuse, before the first epoch trains, a ``folder`` the callback could
     not make or write in: one that is a file, or whose nearest existing
     parent is a file or cannot be written; and one that starts with a ``~``
-    that names no folder here (no path is expanded, so it would make a
-    folder named ``~`` in the working folder).
+    or ``~user`` that names a home folder, and no folder here (no path is
+    expanded, so it would make a folder named ``~`` in the working folder).
 
     Raises
     ------
@@ -457,10 +457,11 @@ def check_folder(callback: Callback, folder) -> None:
         Naming the callback, the folder and what is wrong.
     """
     path = Path(folder)
-    if not path.is_absolute() and path.parts and path.parts[0].startswith("~") and not Path(path.parts[0]).exists():
-        raise GraphError(f"{type(callback).__name__}: the folder {str(path)!r} starts with {path.parts[0]!r}, which "
+    first = os.fspath(folder).split(os.sep)[0]  # as written: './~x' is a folder named '~x', and says so
+    if first != os.path.expanduser(first) and not Path(first).exists():
+        raise GraphError(f"{type(callback).__name__}: the folder {os.fspath(folder)!r} starts with {first!r}, which "
                          f"graphnet does not expand (it would make a folder of that name here): pass "
-                         f"os.path.expanduser({str(path)!r})")
+                         f"os.path.expanduser({os.fspath(folder)!r})")
     existing = next((p for p in (path, *path.parents) if p.exists()), None)
     if existing is None:
         return

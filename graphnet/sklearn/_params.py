@@ -78,7 +78,7 @@ class Parameters(BaseEstimator):
         _check_number("tol", self.tol, low=0.0)
         for name in ("shuffle", "warm_start", "early_stopping"):
             check_bool(getattr(self, name), name)
-        if not (isinstance(self.verbose, numbers.Integral) and self.verbose >= 0):  # a bool is an Integral
+        if not (isinstance(self.verbose, (numbers.Integral, np.bool_)) and self.verbose >= 0):  # bool: Integral
             raise ValueError(f"verbose must be a bool or an integer >= 0, got {type(self.verbose).__name__}: "
                              f"{self.verbose!r}")
         try:
