@@ -95,6 +95,7 @@ def test_every_writer_refuses_a_path_that_is_not_a_file_name(tmp_path, monkeypat
         ("BackupAndRestore", lambda: gn.callbacks.BackupAndRestore(bad)),
     ]
     found = (r": 'm\\x00\.gnet' contains a NUL character \('\\x00'\), which no file's name can hold$" if bad == "m\0.gnet"
+             else r" is empty; give the file's path$" if bad == ""
              else rf" must be a str or os.PathLike naming .*, got {type(bad).__name__} ")
     for where, write in writers:
         with pytest.raises(gn.GraphError, match=rf"^{where}: \w+{found}"):
