@@ -21,13 +21,13 @@ imported here: each is recognised only when its module is already loaded.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
 from .errors import ShapeError
 
-__all__ = ["is_sparse", "readable"]
+__all__ = ["is_keyed", "is_sparse", "readable"]
 
 
 def is_sparse(value) -> bool:
@@ -36,15 +36,29 @@ def is_sparse(value) -> bool:
     return sparse is not None and sparse.issparse(value)
 
 
-def readable(value, what: str):
+def is_keyed(value) -> bool:
+    """Whether ``value`` is data keyed by name: a mapping, but not a DOK
+    matrix, which is a ``dict`` of its entries."""
+    return isinstance(value, Mapping) and not is_sparse(value)
+
+
+#: What is read as it is without a look: the common kinds, in a call timed in microseconds.
+_PLAIN = (np.ndarray, dict, list, tuple)
+
+
+def readable(value, role: str, name: str | None = None):
     """``value``, or its values when it is a torch tensor that requires grad.
 
     Parameters
     ----------
     value : object
         One argument's data, as the user gave it.
-    what : str
-        What the data is for, as the messages name it (``"input 'x'"``).
+    role : str
+        What the data is for, as the messages name it (``"input"``, or the
+        whole ``"sample_weight for output 'y'"``).
+    name : str, optional
+        The node it is for, named after ``role`` (``"input 'x'"``); the
+        message is made only when one is raised.
 
     Raises
     ------
@@ -54,16 +68,19 @@ def readable(value, what: str):
 
     Examples
     --------
-    >>> readable(np.ma.masked_array([1.0, 2.0], mask=[False, True]), "input 'x'")
+    >>> readable(np.ma.masked_array([1.0, 2.0], mask=[False, True]), "input", "x")
     Traceback (most recent call last):
     ...
     graphnet.errors.ShapeError: input 'x': got a masked array with 1 masked value of 2; graphnet reads no masks: ...
     """
+    if type(value) in _PLAIN:
+        return value
+    what = role if name is None else f"{role} {name!r}"
     if isinstance(value, np.ndarray):
         if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):
             masked = int(np.ma.count_masked(value))
             imputed = (" (an input with missing='mean' or another strategy imputes the NaN of .filled(np.nan))"
-                       if what.startswith("input") else "")
+                       if role.startswith("input") else "")
             raise ShapeError(
                 f"{what}: got a masked array with {masked:,} masked value{'s' * (masked != 1)} of {value.size:,}; "
                 f"graphnet reads no masks: pass .data to use the values under the mask, or leave the masked rows "

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _frames, _tabular, _transforms
 from . import backend as backend_module
-from ._array_likes import is_sparse, readable
+from ._array_likes import is_keyed, readable
 from ._text import preview, shown, suggestion
 from ._validation import as_dtype, check_finite, non_finite_error
 from .errors import GraphError, ShapeError
@@ -61,7 +61,7 @@ def named(data, names: list[str], role: str) -> dict:
         needed, or a value numpy would misread
         (:func:`graphnet._array_likes.readable`).
     """
-    if isinstance(data, Mapping) and not is_sparse(data):
+    if is_keyed(data):
         given = list(data)
         unknown = [k for k in given if k not in names]
         missing = [n for n in names if n not in data]
@@ -78,9 +78,9 @@ def named(data, names: list[str], role: str) -> dict:
                 f"{role} data must be keyed by the graph's {owner} names {preview(names)}: "
                 + " and ".join(parts) + close
             )
-        return {n: readable(data[n], f"{role} {n!r}") for n in names}
+        return {n: readable(data[n], role, n) for n in names}
     if len(names) == 1:
-        return {names[0]: readable(data, f"{role} {names[0]!r}")}
+        return {names[0]: readable(data, role, names[0])}
     raise ShapeError(
         f"this graph has {len(names)} {role}s {preview(names)}: pass a dict keyed by {role} name, "
         f"not a {type(data).__name__} (data is matched by name, never by position)"
@@ -101,12 +101,12 @@ def _array(value, role: str, name: str, text_hint: str = "", node=None) -> np.nd
     if node is not None and array.dtype.kind == "O":
         numbers = _object_numbers(node, array)
         array = array if numbers is None else numbers
-    if text_hint and (array.dtype.kind in "SU" or (array.dtype.kind == "O" and _holds_text(array))):
-        try:
-            return real_numbers(array, role, name)
-        except ShapeError as exc:
+    try:
+        return real_numbers(array, role, name)
+    except ShapeError as exc:
+        if text_hint and (array.dtype.kind in "SU" or (array.dtype.kind == "O" and _holds_text(array))):
             raise ShapeError(f"{exc}{text_hint}") from None
-    return real_numbers(array, role, name)
+        raise
 
 
 def _holds_text(array: np.ndarray) -> bool:

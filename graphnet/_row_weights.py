@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _tabular
 from . import backend as backend_module
-from ._array_likes import is_sparse, readable
+from ._array_likes import is_keyed, readable
 from ._text import preview
 from ._validation import check_number, check_outputs
 from .errors import GraphError, ShapeError
@@ -90,7 +90,7 @@ def as_weights(graph: Graph, sample_weight, class_weight, targets: dict[str, np.
 def _per_output(value, outputs: list[str], what: str, single: type) -> dict:
     if value is None:
         return {}
-    is_dict = isinstance(value, Mapping) and not is_sparse(value)  # a DOK matrix is a dict of entries
+    is_dict = is_keyed(value)
     keyed = is_dict and value and all(isinstance(k, str) for k in value)
     if keyed and single is dict and not any(isinstance(v, Mapping) for v in value.values()):
         keyed = False  # {label: weight} with text labels: one output's class weights

@@ -61,7 +61,7 @@ def source(graph: Network, data, role: str):
     names = graph.inputs if role == "input" else graph.outputs
     if not names:
         graph.validate()
-    data = readable(data, f"{role} {names[0]!r}" if len(names) == 1 else f"{role} data")
+    data = readable(data, role, names[0]) if len(names) == 1 else readable(data, role + " data")
     if isinstance(data, (np.ndarray, Mapping)) or data is None:
         return data
     if _frames.is_lazy(data):

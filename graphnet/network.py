@@ -184,8 +184,7 @@ class Network(GraphSettings, Structure):
                 node.parameter_token = old.parameter_token
             self.lazy_init.retarget(name, initializers.default_for(node.activation, output=isinstance(node, Output)))
         old.detach(replaced=True)
-        node.attach(self)
-        self._members_held = True
+        self._adopt(node)
         self._nodes[name] = node
         self.changed()
 

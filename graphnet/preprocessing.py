@@ -194,7 +194,7 @@ def _data_for(graph: Graph, data, names: list[str], role: str) -> dict:
         if missing:
             raise ShapeError(f"adapt: no data for {role}s {preview(missing)}; give a dict keyed by {role} name "
                              "(or a frame) holding them")
-        return {n: readable(data[n], f"{role} {n!r}") for n in names}
+        return {n: readable(data[n], role, n) for n in names}
     return {n: v for n, v in named(data, every, role).items() if n in names}
 
 

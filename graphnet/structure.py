@@ -89,6 +89,12 @@ class Structure:
         self._order_version = -1
         self._acyclic_promised = False
 
+    def _adopt(self, member) -> None:
+        """Make ``member`` a part of this graph; it holds the graph until
+        :meth:`let_members_go`."""
+        member.attach(self)
+        self._members_held = True
+
     def let_members_go(self, when: bool = True) -> None:
         """``when`` nothing of this graph waits for a draw any more: its
         members hold it weakly from now on, so it goes with the user's last
@@ -133,8 +139,7 @@ class Structure:
         """Take ``node`` in, last in insertion order (checked by the caller)."""
         if isinstance(node, (Input, Output)):
             self._refuse_while_fitting(f"adding the {node.kind} {node.name!r}")
-        node.attach(self)
-        self._members_held = True
+        self._adopt(node)
         self._nodes[node.name] = node
         self._insertion[node.name] = self._inserted
         self._inserted += 1
@@ -142,8 +147,7 @@ class Structure:
 
     def _link(self, synapse: Synapse) -> None:
         """Take ``synapse`` in (checked by the caller)."""
-        synapse.attach(self)
-        self._members_held = True
+        self._adopt(synapse)
         self._synapses[(synapse.src, synapse.dst)] = synapse
         self._structure.add_edge(synapse.src, synapse.dst)
 
@@ -204,8 +208,7 @@ class Structure:
             if id(synapse) not in kept_synapses:
                 synapse.detach(replaced=key in edges)
         for item in [*nodes, *synapses]:
-            item.attach(self)
-        self._members_held = True
+            self._adopt(item)
         edges = [(s.src, s.dst) for s in synapses]
         structure = nx.DiGraph()  # made afresh, so each node's sources are in the synapses' order
         structure.add_nodes_from(n.name for n in nodes)
