@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from ._cluster import client_or_default
 from ._text import shown
 from ._validation import check_int, check_number
+from .callbacks._base import larger_is_better
 from .errors import GraphError
 from .graph import Graph
 
@@ -141,7 +142,7 @@ def _direction(study, direction, objective) -> str:
             raise GraphError(f"gn.distributed.search: direction={direction!r} but the study's is {found!r}")
         return found
     if direction is None:
-        return "maximize" if isinstance(objective, str) and objective.endswith("accuracy") else "minimize"
+        return "maximize" if isinstance(objective, str) and larger_is_better(objective) else "minimize"
     if direction not in ("minimize", "maximize"):
         raise GraphError(f"gn.distributed.search: direction must be 'minimize' or 'maximize', got {direction!r}")
     return direction
@@ -172,9 +173,10 @@ def search(build: Callable, x, y, *, objective: str | Callable | None = None, st
         with ``TPESampler(seed=seed)``.
     n_trials : int
     direction : {"minimize", "maximize"}, optional
-        For a new study; by default ``"maximize"`` for an objective named
-        ``...accuracy``, else ``"minimize"``. A given study's own direction
-        is used.
+        For a new study; by default ``"maximize"`` for an objective whose
+        larger values are better (an accuracy, ``auc``, ``precision``,
+        ``recall``, ``f1``, ``r2``: the callbacks' ``mode="auto"`` rule),
+        else ``"minimize"``. A given study's own direction is used.
     seed : int or None
         The new study's sampler seed (None: a random one).
     client : distributed.Client, optional

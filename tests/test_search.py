@@ -164,3 +164,24 @@ def test_a_grid_sampler_that_runs_out_ends_the_search(client, data):
     assert 4 <= len(result.trials) < 12 and not result.failed
     assert {(t.params["width"], t.params["lr"]) for t in result.trials} == {(2, 0.01), (2, 0.03), (4, 0.01),
                                                                            (4, 0.03)}
+
+
+@pytest.mark.parametrize("objective", ["val_auc", "val_f1", "val_r2", "val_precision", "val_accuracy"])
+def test_an_objective_larger_when_better_is_maximized_by_default(client, rng, objective):
+    """The default direction follows the callbacks' mode="auto": larger is
+    better for an AUC, F1, R², precision or accuracy, and the best trial is
+    the one with the largest value."""
+    x = rng.normal(size=(64, 4))
+    y = (x[:, :1] + 0.5 * x[:, 1:2] > 0).astype(float)
+    metric = objective.removeprefix("val_")
+
+    def classifier(trial):
+        width = trial.suggest_int("width", 2, 6)
+        return gn.Sequential([gn.Input(4), gn.Dense(width, activation="tanh"), gn.Dense(1, activation="sigmoid")],
+                             loss="binary_crossentropy", seed=0, dtype="float64")
+
+    result = gn.distributed.search(classifier, x, y, n_trials=3, client=client, epochs=1, metrics=[metric],
+                                   objective=objective, validation_split=0.25)
+    assert result.study.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert result.best_value == max(t.value for t in result.trials)
+    assert gn.callbacks.EarlyStopping(monitor=objective).mode == "max"

@@ -47,6 +47,13 @@ ADDERS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("graphn
 _LARGER_IS_BETTER = ("accuracy", "acc", "auc", "precision", "recall", "f1", "r2", "score")
 
 
+def larger_is_better(name: str) -> bool:
+    """Whether a logged value named ``name`` improves as it grows (an
+    accuracy, ``auc``, ``precision``, ``recall``, ``f1``, ``r2``): the rule of
+    ``mode="auto"`` and of a search's default direction."""
+    return name.endswith(_LARGER_IS_BETTER)
+
+
 class Callback:
     """Base class; override the hooks you need.
 
@@ -272,7 +279,7 @@ class Monitor(Callback):
         if mode not in ("auto", "min", "max"):
             raise GraphError(f"{what}: mode must be 'auto', 'min' or 'max', got {mode!r}")
         if mode == "auto":
-            mode = "max" if monitor.endswith(_LARGER_IS_BETTER) else "min"
+            mode = "max" if larger_is_better(monitor) else "min"
         self.monitor = monitor
         self.mode = mode
         self.min_delta = abs(check_number(min_delta, f"{what}: min_delta"))
