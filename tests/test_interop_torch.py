@@ -561,3 +561,35 @@ def test_a_float32_module_imports_in_either_dtype(dtype, x):
     g = gn.from_torch(module, dtype=dtype)
     assert g.dtype == np.dtype(dtype)
     np.testing.assert_allclose(g.predict(x), _torch_predict(module, x), atol=TOL)
+
+
+class _LogCosh(gn.losses.Loss):
+    """A custom loss not registered: the importers take it as an object."""
+
+    name = "log_cosh_unregistered"
+
+    def value(self, y, a):
+        return np.log(np.cosh(a - y)).mean(axis=1)
+
+    def gradient(self, y, a):
+        return np.tanh(a - y) / a.shape[1]
+
+
+def test_a_custom_loss_object_is_taken_as_compile_takes_it(x):
+    """``loss=LogCosh()`` works wherever a loss name does (the guide's
+    custom-parts page), the importers too: the graph trains with that very
+    object, and one that does not fit an output's activation is refused."""
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 2))
+    loss = _LogCosh()
+    g = gn.from_torch(module, loss=loss)
+    reference = gn.from_torch(module)
+    reference.compile(loss=loss)
+    assert g.nodes[g.outputs[0]].loss is loss
+    y = np.zeros((len(x), 2), "float32")
+    assert g.evaluate(x, y) == pytest.approx(reference.evaluate(x, y))
+    assert g.fit(x, y, epochs=1, verbose=0).history == reference.fit(x, y, epochs=1, verbose=0).history
+    assert gn.from_torch(module, loss={"dense_1": loss}).nodes["dense_1"].loss is loss
+    with pytest.raises(gn.ModelImportError, match="output 'dense': loss 'categorical_crossentropy' needs "
+                                                  "activation 'softmax', got 'sigmoid'"):
+        gn.from_torch(nn.Sequential(nn.Linear(5, 2), nn.Sigmoid()), loss="categorical_crossentropy")

@@ -424,8 +424,8 @@ class Builder:
                 if node.bias_regularizer is not None:
                     config["bias_regularizer"] = node.bias_regularizer
                 if node.name in chosen:
-                    config["kind"] = "output"
-                    config["loss"] = chosen[node.name]
+                    config["kind"] = "output"  # its loss, the caller's object, is set once built
+                    config["loss"] = default_loss(node.activation.name)
                 else:
                     config["kind"] = "hidden"
                     config["dropout"] = node.dropout
@@ -446,12 +446,18 @@ class Builder:
             weights.update({bias_key(n.name): n.bias for n in self.nodes.values()
                             if n.kind == "dense" and n.bias is not None})
             graph.set_weights(weights)
+            for out, value in chosen.items():
+                output = graph.nodes[out]
+                output.check_pairing(output.activation, value)
+                output.loss = value
             graph.validate()
         except GraphError as exc:
             raise ModelImportError(f"{self.source}: {exc}") from exc.__cause__  # out of memory, say, if anything
         return graph
 
     def _losses(self, outputs: list[str], loss) -> dict[str, Any]:
+        """Each output's Loss: the one given (names and configs made
+        objects, a Loss object kept as it is) or its activation's natural one."""
         if isinstance(loss, Mapping) and "name" not in loss:
             check_outputs(loss, outputs, f"{self.source}: loss", ModelImportError)
             given = dict(loss)
@@ -463,7 +469,7 @@ class Builder:
             if value is None:
                 value = default_loss(self.nodes[out].activation.name)
             try:
-                chosen[out] = losses.get(value).get_config()
+                chosen[out] = losses.get(value)
             except GraphError as exc:
                 raise ModelImportError(f"{self.source}: output {out!r}: {exc}") from None
         return chosen

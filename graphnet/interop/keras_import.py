@@ -68,7 +68,7 @@ def from_keras(obj, *, loss=None, dtype: str | None = None, seed: int | None = N
     ----------
     obj : str, PathLike or keras.Model
         A ``.keras`` or ``.h5`` file, a Keras model, or a ``to_json()`` string.
-    loss : str, dict, or dict output name -> loss, optional
+    loss : str, dict, Loss, or dict output name -> loss, optional
         By default each output gets the loss its activation implies
         (softmax: ``categorical_crossentropy``, sigmoid:
         ``binary_crossentropy``, otherwise ``mse``).

@@ -70,7 +70,7 @@ def from_onnx(path: str | os.PathLike, *, loss=None, name: str | None = None, se
     ----------
     path : str or PathLike
         A regular file of at most 2 GiB (protobuf's limit).
-    loss : str, dict, or dict output name -> loss, optional
+    loss : str, dict, Loss, or dict output name -> loss, optional
         By default each output gets the loss its activation implies.
     name : str, optional
         Of the graph; by default the ONNX graph's name.

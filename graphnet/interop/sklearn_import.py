@@ -41,7 +41,7 @@ def from_sklearn(estimator, *, loss=None, name: str | None = None, seed: int | N
     ----------
     estimator : sklearn.neural_network.MLPClassifier or MLPRegressor
         Fitted.
-    loss : str, optional
+    loss : str, dict or Loss, optional
         By default the one the output's activation implies (softmax:
         ``categorical_crossentropy``, sigmoid: ``binary_crossentropy``,
         linear: ``mse``).

@@ -63,7 +63,7 @@ def from_torch(module, *, loss=None, dtype: str | None = None, name: str | None 
         An ``nn.Sequential``, or any module whose ``forward`` torch.fx traces
         into the calls listed in :mod:`graphnet.interop.torch_import`; its inputs
         are ``(batch, features)`` tensors.
-    loss : str or dict, optional
+    loss : str, dict, Loss, or dict output name -> loss, optional
         The outputs' losses; by default the one each activation implies
         (softmax: ``categorical_crossentropy``, sigmoid: ``binary_crossentropy``,
         otherwise ``mse``).
