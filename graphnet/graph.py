@@ -208,6 +208,31 @@ class Graph(Network, kind="graph"):
     widen = surgery.widen
     transfer_weights = weights.transfer_weights
 
+    @property
+    def trainable(self) -> bool:
+        """Keras's ``model.trainable``: ``False`` freezes every parameter
+        (``freeze("*")``), ``True`` unfreezes them all. It reads ``False``
+        when every weight and bias is frozen, else ``True``.
+
+        Examples
+        --------
+        >>> g = Graph(seed=0)
+        >>> _ = g.add_input("x", 2)
+        >>> _ = g.add_output("y", 1)
+        >>> _ = g.connect("x", "y")
+        >>> g.trainable = False
+        >>> g.trainable, g.num_trainable_params
+        (False, 0)
+        """
+        holders = [*self.synapses, *(n for n in self._nodes.values() if not isinstance(n, Input))]
+        return not holders or any(holder.trainable for holder in holders)
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        value = check_bool(value, "trainable")
+        if any(not isinstance(node, Input) for node in self._nodes.values()):
+            (surgery.unfreeze if value else surgery.freeze)(self, "*")
+
     def remove(self, name: NodeRef, bridge: bool = False) -> None:
         """Remove a node and every synapse touching it; other weights are kept.
 

@@ -147,6 +147,28 @@ def test_freeze_takes_nodes_and_synapses_and_unfreeze_undoes_it():
     assert g.num_trainable_params == g.num_params
 
 
+def test_graph_trainable_is_keras_model_trainable(rng):
+    """``g.trainable = False``, Keras's transfer-learning step, freezes every
+    parameter (a fit leaves them all as they were); ``True`` trains them
+    again; a wrong value is refused."""
+    g = encoder_graph()
+    assert g.trainable is True
+    g.trainable = False
+    assert g.trainable is False and g.num_trainable_params == 0
+    before = g.get_weights()
+    x = rng.normal(size=(16, 4))
+    g.fit(x, x[:, :2], epochs=1, verbose=0)
+    after = g.get_weights()
+    assert all(np.array_equal(before[key], after[key]) for key in before)
+    g.trainable = True
+    assert g.trainable is True and g.num_trainable_params == g.num_params
+    g["enc_1"].trainable = False
+    assert g.trainable is True  # some parameters still train
+    with pytest.raises(gn.GraphError, match="trainable must be True or False, got 'no'"):
+        g.trainable = "no"
+    assert g["enc_1"].trainable is False and g["enc_2"].trainable is True
+
+
 def test_freeze_keeps_the_optimizer_state_of_the_rest(rng):
     g, _ = trained_dag(rng)
     before = state_by_key(g.optimizer)
