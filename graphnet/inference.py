@@ -21,13 +21,7 @@ from ._compiled_forward import SMALL_ROWS
 from ._lazy import lazy_handler
 from ._locks import read_optimistically
 from ._validation import as_dtype, check_bool, check_finite, check_int, read_only_view, whole_non_finite_error
-from ._data import (
-    as_inputs,
-    as_targets,
-    common_rows,
-    entering,
-    plain_features,
-)
+from ._data import as_inputs, as_targets, common_rows, entering, plain_features
 from ._row_weights import as_weights, row_factors
 from ._text import preview, shown
 from ._transforms import one_hot
@@ -445,6 +439,7 @@ def _evaluate(graph: Graph, x, y, batch_size: int | None, metrics, sample_weight
     rows = common_rows(inputs, targets)
     if rows == 0:
         raise ShapeError("evaluate: the data has no rows")
+    metrics_module.check_targets(graph, chosen, targets, "evaluate")
     weights = as_weights(graph, sample_weight, None, targets, rows, where="evaluate")
     return evaluate_arrays(graph, inputs, targets, chosen, _chunk_size(batch_size, rows), weights)
 

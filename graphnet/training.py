@@ -286,10 +286,13 @@ def fit(
             inputs, targets, rows = _batch_data(graph, x, y)
             if rows == 0:
                 raise ShapeError("fit: the data has no rows")
+            metrics_module.check_targets(graph, chosen, targets, "fit")
             weights = as_weights(graph, sample_weight, class_weight, targets, rows)
         elif runs:
             source.more(initial_epoch, first=True)  # data with no batch is refused before anything changes
         validation = _validation_data(graph, validation_data, validation_steps, runs)
+        if isinstance(validation, tuple):
+            metrics_module.check_targets(graph, chosen, validation[1], "fit: validation_data")
         taken += [validation] if isinstance(validation, BatchSource) else []
         held = holdout_rows(rows, validation_split) if validation_split else 0
         keys = metrics_module.log_keys(graph, chosen)

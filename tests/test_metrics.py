@@ -657,8 +657,41 @@ def test_a_user_metric_gets_y_true_as_given_and_a_sigmoid_metric_broadcasts_a_co
     g = gn.Graph(seed=0)
     g.add_input("x", 2)
     bound = metrics.BinaryAccuracy().bind(g.add_output("y", 2, activation="sigmoid", loss="binary_crossentropy"))
-    bound.update_state(np.array([[0.3], [0.8]]), np.array([[0.2, 0.9], [0.7, 0.6]]))
-    assert bound.result() == 0.75  # the target column thresholded against each unit
+    bound.update_state(np.array([[0], [1]]), np.array([[0.2, 0.9], [0.7, 0.6]]))
+    assert bound.result() == 0.75  # the target column against each unit
+
+
+@pytest.mark.parametrize("name", ["accuracy", "binary_accuracy", "precision", "recall", "f1", "auc"])
+def test_soft_targets_are_refused_by_the_metrics_that_read_labels(name, rng):
+    """A sigmoid output's targets between 0 and 1 are refused by the metrics
+    that read them as labels, as scikit-learn refuses continuous targets
+    (they were cut at 0.5), by fit and evaluate before any work, and by the
+    metric on its own; the loss and log_loss still take them."""
+    from sklearn.metrics import roc_auc_score
+
+    x = rng.normal(size=(40, 3))
+    soft = 1 / (1 + np.exp(-x[:, :1]))
+    with pytest.raises(ValueError, match="continuous"):
+        roc_auc_score(soft[:, 0], x[:, 0])
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 3)
+    g.add_output("p", 1, activation="sigmoid", loss="binary_crossentropy")
+    g.connect("x", "p")
+    first = float(soft[0, 0])
+    said = rf"output 'p': metric '{name}': reads the targets of a sigmoid output as labels 0 or 1 .*row 0 is {first!r}"
+    with pytest.raises(gn.ShapeError, match=rf"^evaluate: {said}"):
+        g.evaluate(x, soft, metrics=[name])
+    before = g.get_weights()
+    with pytest.raises(gn.ShapeError, match=rf"^fit: {said}"):
+        g.fit(x, soft, metrics=[name], epochs=1, verbose=0)
+    with pytest.raises(gn.ShapeError, match=rf"^fit: validation_data: {said}"):
+        g.fit(x, soft > 0.5, metrics=[name], epochs=1, verbose=0, validation_data=(x, soft))
+    assert g.optimizer is None and all(np.array_equal(v, g.get_weights()[k]) for k, v in before.items())
+    with pytest.raises(gn.ShapeError, match=rf"^metric '{name}': reads the targets .*row 1 is 0.25"):
+        metrics.get(name).bind(g["p"]).update_state(np.array([1.0, 0.25]), np.array([0.3, 0.9]))
+    labels = (soft > 0.5).astype(float)
+    assert np.isfinite(g.evaluate(x, labels, metrics=[name])[name])
+    assert g.evaluate(x, soft, metrics=["log_loss"])["log_loss"] == pytest.approx(g.evaluate(x, soft)["loss"])
 
 
 def test_a_metric_on_its_own_refuses_shapes_it_cannot_read():

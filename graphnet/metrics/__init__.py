@@ -46,10 +46,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from .. import backend as backend_module
 from .._registry import add_family, lookup
 from .._text import shown
 from .._validation import check_outputs
-from ..errors import GraphError
+from ..errors import GraphError, ShapeError
 from ._classification import (
     Accuracy,
     BinaryAccuracy,
@@ -60,7 +61,7 @@ from ._classification import (
     Recall,
     TopKAccuracy,
 )
-from ._metric import FunctionMetric, Metric, result_of  # noqa: F401 (result_of: for the engine)
+from ._metric import FunctionMetric, Metric, not_zero_one, result_of  # noqa: F401 (result_of: for the engine)
 from ._ranking import AUC
 from ._regression import MeanAbsoluteError, MeanSquaredError, R2Score, RootMeanSquaredError
 
@@ -71,7 +72,7 @@ __all__ = [
     "Metric", "FunctionMetric", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "TopKAccuracy",
     "Precision", "Recall", "F1Score", "AUC", "LogLoss", "MeanAbsoluteError", "MeanSquaredError",
     "RootMeanSquaredError", "R2Score", "METRICS", "get", "check_class", "resolve", "key", "log_keys",
-    "check_log_keys",
+    "check_log_keys", "check_targets",
 ]
 
 #: Every metric by the name users pass in ``metrics=`` (Keras's long names too).
@@ -320,6 +321,38 @@ def check_log_keys(graph: Graph, chosen: dict[str, list[Metric]], where: str) ->
             raise GraphError(f"{where}: {what} and {seen[logged_key]} would both be logged as {logged_key!r}; "
                              f"{rename}")
         seen[logged_key] = what
+
+
+def check_targets(graph: Graph, chosen: dict[str, list[Metric]], targets, where: str) -> None:
+    """Refuse, before any work, a sigmoid output's targets that a chosen
+    metric reads as labels (accuracy, precision, recall, F1, AUC) when they
+    are not all 0 or 1, as scikit-learn refuses continuous targets.
+
+    Parameters
+    ----------
+    graph : Graph
+        The graph whose outputs the targets are for.
+    chosen : dict output name -> list of Metric
+        What :func:`resolve` returned.
+    targets : dict output name -> array
+        The checked targets (numpy's or a device's arrays).
+    where : str
+        The call the messages name (``"fit"``).
+
+    Raises
+    ------
+    ShapeError
+        Naming the call, the output, the metric, and the first value that is
+        not 0 or 1 with its row.
+    """
+    for name, metrics in chosen.items():
+        picky = [metric for metric in metrics if metric.zero_one_targets]
+        if not picky or name not in targets or graph.nodes[name].activation.name != "sigmoid":
+            continue
+        y = backend_module.host(targets[name])
+        if not (y == (y > 0.5)).all():
+            raise ShapeError(f"{where}: output {name!r}: metric {picky[0].name!r}: "
+                             f"{not_zero_one(y.reshape(len(y), -1))}")
 
 
 add_family(Metric, METRICS, "metric", check_class)

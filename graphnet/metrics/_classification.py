@@ -13,7 +13,7 @@ import numpy as np
 from .. import backend as backend_module
 from .._validation import check_int, check_number
 from ..errors import GraphError
-from ._metric import Metric, as_rows, class_labels, ratio, row_weights
+from ._metric import Metric, as_rows, binary_truth, class_labels, ratio, row_weights
 
 __all__ = [
     "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "TopKAccuracy", "Precision", "Recall", "F1Score",
@@ -82,6 +82,7 @@ class Accuracy(_HitRate):
 
     name = "accuracy"
     activations = ("softmax", "sigmoid")
+    zero_one_targets = True
 
     def __init__(self, threshold: float = 0.5, name: str | None = None):
         super().__init__(name)
@@ -90,7 +91,7 @@ class Accuracy(_HitRate):
     def hits(self, y_true, y_pred, xp):
         if self.kind(y_pred) == "categorical":
             return y_pred.argmax(axis=1) == class_labels(y_true, y_pred.shape[1], xp)
-        return (y_pred > self.threshold) == (as_rows(y_true) > 0.5)
+        return (y_pred > self.threshold) == binary_truth(self, y_true, xp)
 
     def get_config(self):
         return {"name": self.name, "threshold": self.threshold}
@@ -176,6 +177,7 @@ class _Confusion(Metric):
     from the unit's and the rows'."""
 
     reads_labels = True
+    zero_one_targets = True
 
     activations = ("softmax", "sigmoid")
     device_arrays = True
@@ -212,7 +214,7 @@ class _Confusion(Metric):
                           xp.bincount(predicted, weights=weights, minlength=units),
                           xp.bincount(labels, weights=weights, minlength=units))
         else:
-            said, true = y_pred > self.threshold, as_rows(y_true) > 0.5
+            said, true = y_pred > self.threshold, binary_truth(self, y_true, xp)
             w = 1.0 if weights is None else weights[:, None]
             counts = ((said & true) * w).sum(axis=0), (said * w).sum(axis=0), (true * w).sum(axis=0)
         self.accumulate("rows", len(y_pred) if weights is None else weights.sum())

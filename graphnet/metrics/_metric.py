@@ -66,6 +66,10 @@ class Metric(Checked):
     #: read it: checked as such, and given as integers ``(n,)``, when called on
     #: its own. A subclass of the user's gets ``y_true`` as given.
     reads_labels: ClassVar[bool] = False
+    #: Whether a sigmoid output's ``y_true`` must hold labels 0 or 1 (a
+    #: metric that thresholds or ranks them; scikit-learn refuses continuous
+    #: targets for these too).
+    zero_one_targets: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         """A subclass's own ``update_state`` checks its arguments (see
@@ -377,6 +381,27 @@ def _refuse_unbindable(function: Callable, name: str) -> None:
 def as_rows(array):
     """``array`` as rows: a 1-D array becomes one column."""
     return array.reshape(-1, 1) if array.ndim == 1 else array
+
+
+def binary_truth(metric: Metric, y_true, xp=np):
+    """A sigmoid output's ``y_true`` as booleans, each value 0 or 1 (checked
+    on the host; a device's batch is not read back for it: fit and evaluate
+    check whole target arrays before any work, see ``check_targets``)."""
+    y = as_rows(y_true)
+    truth = y > 0.5
+    if xp is np and not (y == truth).all():
+        raise ShapeError(f"metric {metric.name!r}: {not_zero_one(backend_module.host(y))}")
+    return truth
+
+
+def not_zero_one(y: np.ndarray) -> str:
+    """What to say of targets ``y`` (rows × units) that are not all 0 or 1."""
+    row, unit = (int(i) for i in np.argwhere(y != (y > 0.5))[0])
+    where = f"row {row}" + (f", unit {unit}" if y.ndim == 2 and y.shape[1] > 1 else "")
+    value = float(y[row, unit] if y.ndim == 2 else y[row])
+    return (f"reads the targets of a sigmoid output as labels 0 or 1 (scikit-learn's classification metrics "
+            f"refuse other values too), but {where} is {value!r}; leave it out for soft targets (the loss "
+            "takes them)")
 
 
 def row_weights(sample_weight, rows: int, xp=np):

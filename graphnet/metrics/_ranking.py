@@ -6,7 +6,7 @@ import numpy as np
 
 from .._validation import check_int
 from ..errors import GraphError
-from ._metric import Metric, as_rows, class_labels, row_weights
+from ._metric import Metric, as_rows, binary_truth, class_labels, row_weights
 
 __all__ = ["AUC", "area_under_roc"]
 
@@ -54,6 +54,7 @@ class AUC(Metric):
     """
 
     reads_labels = True
+    zero_one_targets = True
 
     name = "auc"
     activations = ("softmax", "sigmoid")
@@ -85,7 +86,7 @@ class AUC(Metric):
             truth = np.zeros((n, units), bool)
             truth[np.arange(n), class_labels(np.asarray(y_true), units)] = True
         else:
-            truth = as_rows(np.asarray(y_true)) > 0.5
+            truth = binary_truth(self, np.asarray(y_true))
         if self.num_thresholds is None:
             if self.rows + n > self.max_rows:
                 raise GraphError(
