@@ -135,7 +135,7 @@ def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndar
     node = graph.nodes[output]
     # An output with labels takes them as keys (as scikit-learn's class_weight); codes otherwise.
     named = node.classes if isinstance(node.classes, tuple) else ()
-    table = {}
+    table, given = {}, {}
     for key, weight in classes.items():
         value = _tabular.plain(key)
         if named and value in named:
@@ -149,6 +149,11 @@ def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndar
             raise GraphError(f"{where}: classes must be integers >= 0, got {key!r}")
         else:
             code = int(key)
+        if code in given:
+            label = f" ({named[code]!r})" if named else ""
+            raise GraphError(f"{where}: {given[code]!r} and {key!r} both name class {code}{label}; give each "
+                             "class one weight")
+        given[code] = key
         table[code] = check_number(weight, f"{where}: the weight of class {key!r}", 0.0,
                                    expected="a finite number >= 0")
     if node.loss.requires_activation == "softmax":  # categorical crossentropy, sparse or not

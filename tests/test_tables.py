@@ -670,6 +670,9 @@ def test_class_weight_by_label_on_an_output_with_classes(rng):
         by_label.fit(df, df, epochs=1, verbose=0, class_weight={"label": {"fine": 2.0}})
     with pytest.raises(gn.GraphError, match=r"3 is not one of its classes \['bad', 'good', 'ok'\] nor a code 0 to 2"):
         by_label.fit(df, df, epochs=1, verbose=0, class_weight={"label": {3: 2.0}})
+    with pytest.raises(gn.GraphError, match=r"class_weight for output 'label': 'good' and 1 both name class 1 "
+                                            r"\('good'\); give each class one weight"):
+        by_label.fit(df, df, epochs=1, verbose=0, class_weight={"label": {"good": 3.0, 1: 2.0}})
     for key, value in before.items():
         np.testing.assert_array_equal(by_label.get_weights()[key], value, err_msg=key)
     alone = tabular_graph()  # one output: its labels may be the keys themselves
