@@ -281,10 +281,7 @@ def _sequential(cls, data, configs, synapses, name, seed, dtype):
                            loss_weight=last.get("loss_weight", 1.0))
     except GraphError as exc:
         raise GraphError(f"spec: {clip(str(exc), 500)}") from None
-    problems = model.pairing_problems()  # a Sequential defers it; a file must not
-    if problems:
-        raise GraphError(f"spec: {clip('; '.join(problems), 500)}")
-    model.loss = model_loss
+    model.loss = model_loss  # the pairing of loss and activation waits for compile or a run, as in memory
     # A Dense freezes its weight and bias together; a saved graph may have frozen
     # only one of them (an imported layer without bias keeps a frozen zero bias).
     # Nothing has been compiled yet, so setting the flags here is safe.

@@ -311,6 +311,22 @@ def test_the_loss_may_come_before_the_last_layer_as_in_keras():
 
 
 
+def test_a_model_given_its_loss_before_its_last_layer_saves_and_loads(tmp_path):
+    """The file of a Sequential still waiting for its last layer reads back
+    as that model, its pairing check waiting as it did before the save."""
+    model = gn.Sequential([gn.Input(4)], loss="categorical_crossentropy", seed=0)
+    model.add(gn.Dense(8, activation="relu"))
+    model.save(tmp_path / "partial.gnet")
+    for again in (gn.load(tmp_path / "partial.gnet"), gn.Graph.from_dict(model.to_dict())):
+        assert type(again) is gn.Sequential and again.loss == "categorical_crossentropy"
+        np.testing.assert_array_equal(again.get_weights()["input->dense.weight"],
+                                      model.get_weights()["input->dense.weight"])
+        with pytest.raises(gn.GraphError, match="cannot run: output 'dense': loss 'categorical_crossentropy' needs"):
+            again.predict(np.zeros((1, 4)))
+        again.add(gn.Dense(3, activation="softmax"))
+        assert again.nodes[again.output].loss.name == "categorical_crossentropy"
+        assert again.predict(np.zeros((2, 4))).shape == (2, 3)
+
 def test_appending_sorts_nothing_while_the_model_is_a_chain_it_built(monkeypatch):
     """Each add() finds the end the last one left (O(1)), so n layers build in
     O(n), not O(n^2) (2,000 layers took 2 s, 8,000 would take 30); after an
