@@ -35,7 +35,8 @@ def compile(graph: G, loss=None, optimizer=None, metrics=None,  # noqa: A001 (Ke
     optimizer : str, dict or Optimizer, optional
         Becomes ``graph.optimizer`` (kept with its state by ``fit``).
     metrics : list, or dict output name -> list, optional
-        Used by ``fit`` and ``evaluate`` when they are given no ``metrics``.
+        Used by ``fit`` and ``evaluate`` when they are given no ``metrics``;
+        kept by copies, not by ``save`` or ``to_dict``.
     loss_weights : list of float (in output order), or dict output name -> float, optional
         Each output's ``loss_weight`` (others keep theirs): the total loss
         is ``Σ loss_weight × loss``.
