@@ -128,6 +128,12 @@ def _sample_weights(value, rows: int, output: str) -> np.ndarray:
     return array
 
 
+def _whole(key) -> bool:
+    """Whether a class_weight key is a class code: a whole number >= 0."""
+    return isinstance(key, (int, np.integer)) and key >= 0 or \
+        isinstance(key, (float, np.floating)) and key >= 0 and float(key).is_integer()
+
+
 def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndarray:
     where = f"class_weight for output {output!r}"
     if not isinstance(classes, Mapping):
@@ -145,10 +151,10 @@ def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndar
                              + (f" nor a code 0 to {len(named) - 1}" if isinstance(named[0], str) else ""))
         elif named:
             code = value  # a code beside text labels: no label it could be
-        elif isinstance(key, bool) or not isinstance(key, (int, np.integer)) or key < 0:
+        elif isinstance(key, (bool, np.bool_)) or not _whole(key):
             raise GraphError(f"{where}: classes must be integers >= 0, got {key!r}")
         else:
-            code = int(key)
+            code = int(key)  # 1.0 too: np.unique of float targets gives such keys, as scikit-learn takes them
         if code in given:
             label = f" ({named[code]!r})" if named else ""
             raise GraphError(f"{where}: {given[code]!r} and {key!r} both name class {code}{label}; give each "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -548,6 +549,13 @@ def test_class_weight_is_sample_weight_by_class():
     assert not np.array_equal(by_class, trained())
     both = trained(class_weight=table, sample_weight=np.full(30, 2.0))
     np.testing.assert_allclose(both, by_class, rtol=1e-12)  # a constant factor cancels in Σw·l/Σw
+    # Keys as np.unique gives them for float targets, as scikit-learn takes them.
+    floats = dict(zip(np.unique(labels.astype(float)), table.values()))
+    np.testing.assert_array_equal(trained(class_weight=floats), by_class)
+    for key in (1.5, -1.0, np.True_, "1"):
+        with pytest.raises(gn.GraphError, match=rf"class_weight for output 'y': classes must be integers >= 0, "
+                                                rf"got {re.escape(repr(key))}$"):
+            trained(class_weight={key: 2.0})
 
 
 def test_weighted_validation_data_and_split():
