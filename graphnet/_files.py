@@ -138,6 +138,31 @@ def check_output(path: str | os.PathLike, probe: bool = False) -> Path:
     return path
 
 
+def probe_folder(path: Path, existing: Path) -> None:
+    """Make the folders from ``existing`` (its nearest existing parent, or
+    itself) down to ``path`` and remove them again, or make and remove a file
+    in ``path`` when it exists: whether a folder can be made and written in,
+    which the permission bits do not tell (``/proc``, even for root).
+
+    Raises
+    ------
+    OSError
+        What making the folder or the file met.
+    """
+    if existing == path:
+        fd, name = tempfile.mkstemp(prefix=".graphnet-probe-", dir=path)
+        os.close(fd)
+        os.unlink(name)
+        return
+    made = [p for p in (path, *path.parents) if p != existing and existing in p.parents]
+    try:
+        path.mkdir(parents=True)
+    finally:
+        for folder in made:  # the deepest first; only the ones this probe made
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
 def refuse_bad_name(path: str, argument: str, error: type[Exception] = ModelFileError) -> None:
     """Refuse a path no file's name can be: an empty one, one holding a NUL
     character, or one the file system's encoding cannot write (``'modèle.gnet'`` where

@@ -302,6 +302,31 @@ def test_files_that_cannot_be_written_are_refused_before_training(tmp_path, data
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc, which takes no new folder")
+def test_a_folder_the_permission_bits_allow_but_that_cannot_be_made_is_refused_before_training(tmp_path, data):
+    """/proc looks writable to root's permission bits but takes no folder:
+    BackupAndRestore and TensorBoard probe their folder before fit changes
+    anything (BackupAndRestore raised a raw FileNotFoundError with the graph
+    adapted and its optimizer set; TensorBoard failed after an epoch had
+    trained). The probe leaves nothing behind."""
+    pd = pytest.importorskip("pandas")
+    x, y = data
+    frame = pd.DataFrame({"age": x[:, 0], "city": np.where(x[:, 1] > 0, "a", "b")})
+    for callback in (gn.callbacks.BackupAndRestore("/proc/graphnet-backups/run"),
+                     gn.callbacks.TensorBoard("/proc/graphnet-logs")):
+        g = gn.Graph(seed=0)
+        g.add_input("age", normalize=True)
+        g.add_input("city", categories="adapt")
+        g.add_output("y", 1)
+        g.connect(["age", "city"], "y")
+        with pytest.raises(GraphError, match=rf"^{type(callback).__name__}: the folder '/proc/graphnet-[a-z/]*' "
+                                             r"cannot be made or written in: "):
+            g.fit(frame, y, epochs=1, verbose=0, callbacks=[callback])
+        assert g.optimizer is None and g["city"].categories == "adapt" and g["age"].mean is None
+    made = tmp_path / "new" / "deeper"
+    gn.callbacks.TensorBoard(made).set_params({"metrics": []})  # a probe of a folder that can be made
+    assert list(tmp_path.iterdir()) == []
+
 def test_a_misspelt_monitor_fails_before_the_first_epoch(data):
     x, y = data
     g = build_regression()

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._files import check_output
+from .._files import check_output, probe_folder
 from .._progress import show_line
 from .._text import preview, reason, suggestion
 from .._validation import check_number, unbindable
@@ -453,10 +453,9 @@ def check_writable(callback: Callback, path) -> None:
 
 def check_folder(callback: Callback, folder) -> None:
     """Refuse, before the first epoch trains, a ``folder`` the callback could
-    not make or write in: one that is a file, or whose nearest existing
-    parent is a file or cannot be written; and one that starts with a ``~``
-    or ``~user`` that names a home folder, and no folder here (no path is
-    expanded, so it would make a folder named ``~`` in the working folder).
+    not make or write in (a file, under a file, not writable, or where
+    ``probe_folder`` fails), or that starts with a ``~`` naming a home folder
+    and no folder here (graphnet expands no path: it would make a ``~`` here).
 
     Raises
     ------
@@ -476,8 +475,14 @@ def check_folder(callback: Callback, folder) -> None:
                ) if not existing.is_dir() else None
     if problem is None and not os.access(existing, os.W_OK | os.X_OK):
         problem = f"cannot be written in ({str(existing)!r} is not writable)"
+    if problem is None:
+        try:
+            probe_folder(path, existing)
+        except OSError as exc:
+            problem = f"cannot be made or written in: {reason(exc)}"
     if problem:
         raise GraphError(f"{type(callback).__name__}: the folder {str(path)!r} {problem}")
+
 
 
 def check_verbose(verbose, what: str) -> int:
