@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
+import graphnet as gn
 from graphnet import GraphError, activations
 
 Z = np.array([[-30.0, -2.0, -0.5, 0.0], [0.3, 1.0, 4.0, 30.0]])
@@ -135,3 +136,31 @@ def test_gelu_of_finite_values_far_out_is_its_limit_without_warnings(approximate
         derivative = act.backward(value.copy(), np.ones_like(z), z=z.copy())
     np.testing.assert_array_equal(value, np.where(z > 0, z, 0))
     np.testing.assert_array_equal(derivative, (z > 0).astype(dtype))
+
+
+def test_leaky_relu_slope_zero_backward_matches_torch():
+    """With slope 0 a negative z gives -0.0, which must not pass the gradient."""
+    torch = pytest.importorskip("torch")
+    act = gn.activations.get({"name": "leaky_relu", "negative_slope": 0.0})
+    z = np.array([[-2.0, -0.5, 0.0, 0.5, 2.0]])
+    a = act.forward(z.copy())
+    grad = act.backward(a.copy(), np.ones_like(z), z.copy())
+    t = torch.tensor(z, requires_grad=True)
+    torch.nn.functional.leaky_relu(t, 0.0).sum().backward()
+    np.testing.assert_array_equal(grad, t.grad.numpy())
+
+
+def test_leaky_relu_backward_matches_torch_for_a_slope():
+    torch = pytest.importorskip("torch")
+    act = gn.activations.get({"name": "leaky_relu", "negative_slope": 0.3})
+    z = np.array([[-2.0, -0.5, 0.5, 2.0]])
+    g_in = np.array([[1.0, 2.0, 3.0, 4.0]])
+    grad = act.backward(act.forward(z.copy()), g_in.copy(), z.copy())
+    t = torch.tensor(z, requires_grad=True)
+    (torch.nn.functional.leaky_relu(t, 0.3) * torch.tensor(g_in)).sum().backward()
+    np.testing.assert_allclose(grad, t.grad.numpy(), rtol=1e-15)
+
+
+def test_hard_sigmoid_refuses_alpha_zero():
+    with pytest.raises(gn.GraphError, match="hard_sigmoid: alpha must be a positive finite number, got 0.0"):
+        gn.activations.get({"name": "hard_sigmoid", "alpha": 0.0})

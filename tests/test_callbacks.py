@@ -839,3 +839,35 @@ def test_a_loss_weight_changed_mid_epoch_counts_each_batch_as_it_trained(rng, di
         merged = first
         merged.merge(second.state())
     assert merged.loss() == pytest.approx((0.0 * 1.0 + 3.0 * 2.0 + 0.0 * 1.0 + 1.0 * 2.0) / 2)
+
+
+def test_learning_rate_scheduler_refuses_a_schedule_that_is_not_callable():
+    with pytest.raises(gn.GraphError, match="LearningRateScheduler: schedule must be callable, got 5"):
+        gn.callbacks.LearningRateScheduler(5)
+
+
+def test_lambda_callback_refuses_a_hook_that_is_not_callable():
+    with pytest.raises(gn.GraphError, match="LambdaCallback: on_epoch_end must be callable, got 5"):
+        gn.callbacks.LambdaCallback(on_epoch_end=5)
+
+
+def test_backup_and_restore_starts_with_no_graph_and_empty_params(tmp_path):
+    cb = gn.callbacks.BackupAndRestore(tmp_path / "backup")
+    assert cb.graph is None and cb.params == {}
+
+
+def test_reduce_lr_on_plateau_refuses_factor_one():
+    with pytest.raises(gn.GraphError, match=r"ReduceLROnPlateau: factor must be in \(0, 1\), got 1.0"):
+        gn.callbacks.ReduceLROnPlateau(factor=1.0)
+
+
+def test_reduce_lr_on_plateau_at_min_lr_says_nothing_and_changes_nothing(capsys):
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    g.compile(optimizer=gn.optimizers.SGD(lr=0.01))
+    cb = gn.callbacks.ReduceLROnPlateau(monitor="loss", min_delta=1e9, patience=1, min_lr=0.01, verbose=1)
+    g.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=3, verbose=0, callbacks=[cb])
+    assert "reducing learning rate" not in capsys.readouterr().out
+    assert cb.wait == 2  # the first epoch improves on inf; the next two wait

@@ -214,3 +214,62 @@ def test_a_negative_soft_target_is_named_in_its_row():
     g.connect("x", "y")
     with pytest.raises(gn.ShapeError, match=r"rows of values >= 0 summing to 1 .*; row 1 holds -1$"):
         g.evaluate(np.eye(3)[:2], np.array([[1.0, 0, 0], [-1.0, 2.0, 0]]))
+
+
+def test_nan_and_inf_targets_are_counted_separately():
+    y = np.array([[np.nan, np.inf], [1.0, -np.inf], [np.nan, 0.0]])
+    with pytest.raises(ShapeError, match=re.escape("4 value(s) in 3 row(s), the first row 0 (2 NaN, 2 inf)")):
+        losses.get("mse").prepare_target(y, 2, "o", np.dtype(np.float64))
+
+
+def _softmax_graph():
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 4)
+    g.add_output("o", 3, activation="softmax", loss="categorical_crossentropy")
+    g.connect("x", "o")
+    return g
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_weighted_categorical_crossentropy_of_probability_rows(soft):
+    rng = np.random.default_rng(3)
+    g = _softmax_graph()
+    x = rng.normal(size=(6, 4))
+    if soft:
+        y = rng.random(size=(6, 3))
+        y /= y.sum(axis=1, keepdims=True)
+    else:
+        y = np.eye(3)[rng.integers(0, 3, size=6)]
+    w = np.array([1.0, 0.0, 2.0, 1.0, 0.5, 3.0])
+    p = np.asarray(g.predict(x), dtype=np.float64)
+    per_row = -(y * np.log(p)).sum(axis=1)  # float64 truth from the predicted probabilities
+    got = g.evaluate(x, y, sample_weight=w)["loss"]
+    assert got == pytest.approx(np.average(per_row, weights=w), rel=1e-10)
+    assert g.evaluate(x, y)["loss"] == pytest.approx(per_row.mean(), rel=1e-10)
+
+
+def test_loss_repr_names_its_parameters():
+    assert repr(losses.get("huber")) == "Huber(delta=1.0)"
+    assert repr(losses.get("mse")) == "MeanSquaredError()"
+
+
+def test_two_columns_of_targets_for_one_unit_are_refused():
+    with pytest.raises(ShapeError, match=re.escape("output 'o': expected targets of shape (n, 1), got (4, 2)")):
+        losses.get("mse").prepare_target(np.zeros((4, 2)), 1, "o", np.dtype(np.float64))
+
+
+def test_a_custom_loss_without_gradient_is_refused_by_name():
+
+    class NoGrad(gn.losses.Loss):
+        name = "nograd_loss_mut"
+
+        def value(self, y, a):
+            return ((a - y) ** 2).mean(axis=1)
+
+    with pytest.raises(gn.GraphError, match="custom loss NoGrad: missing gradient"):
+        gn.losses.get(NoGrad())
+
+
+def test_huber_refuses_delta_zero():
+    with pytest.raises(gn.GraphError, match="huber: delta must be > 0 and finite, got 0.0"):
+        losses.get({"name": "huber", "delta": 0.0})

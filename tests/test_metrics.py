@@ -711,3 +711,158 @@ def test_r2_streamed_batch_by_batch_whose_sums_overflow_is_nan_without_a_warning
         for _ in range(2):
             r2.update_state(np.array([[0.0], [1.0]]), np.array([[1.2e154], [1.0]]))
     assert r2.result() == -np.inf  # Σ residual² beyond float64 over a finite spread
+
+
+P = np.array([[0.1, 0.7, 0.2], [0.8, 0.1, 0.1], [0.2, 0.2, 0.6], [0.3, 0.3, 0.4]])
+
+
+LABELS = np.array([1, 2, 2, 0])
+
+
+@pytest.mark.parametrize("name", ["categorical_accuracy", "top_k_accuracy"])
+def test_a_softmax_metric_refuses_one_dimensional_scores(name):
+    m = gn.metrics.get(name)
+    with pytest.raises(gn.ShapeError, match=f"metric '{name}' reads a softmax output's class probabilities"):
+        m.update_state(np.array([0, 1, 1]), np.array([0.2, 0.7, 0.9]))
+
+
+def test_categorical_accuracy_of_a_label_column_matches_sklearn():
+    m = gn.metrics.get("categorical_accuracy")
+    m.update_state(LABELS.reshape(-1, 1), P)
+    assert m.result() == pytest.approx(skm.accuracy_score(LABELS, P.argmax(1)))
+
+
+def test_compile_refuses_metrics_that_are_not_a_list():
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    with pytest.raises(GraphError, match="metrics must be a list of names .* got int: 5"):
+        g.compile(metrics=5)
+
+
+def test_a_metric_class_that_needs_arguments_is_refused_by_name():
+    class NeedsArg(gn.metrics.Metric):
+        def __init__(self, k):
+            super().__init__()
+            self.k = k
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            pass
+
+        def result(self):
+            return 0.0
+
+    with pytest.raises(GraphError, match="metric class NeedsArg cannot be made without arguments"):
+        gn.metrics.get(NeedsArg)
+
+
+def test_log_loss_of_one_hot_rows_matches_sklearn():
+    from sklearn.metrics import log_loss
+    m = gn.metrics.get("log_loss")
+    m.update_state(np.eye(3)[LABELS], P)
+    assert m.result() == pytest.approx(log_loss(LABELS, P), rel=1e-12)
+
+
+def test_r2_merging_an_empty_state_changes_nothing():
+    from sklearn.metrics import r2_score
+    y, p = np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 3.0])
+    a = gn.metrics.get("r2")
+    a.update_state(y, p)
+    a.merge_state([gn.metrics.get("r2")])
+    assert a.result() == pytest.approx(r2_score(y, p), rel=1e-12)
+
+
+def test_r2_refuses_to_merge_another_metric():
+    a = gn.metrics.get("r2")
+    with pytest.raises(GraphError, match="R2Score.merge_state: cannot merge a MeanSquaredError"):
+        a.merge_state([gn.metrics.get("mse")])
+
+
+def test_a_metric_whose_result_is_not_a_number_is_refused():
+    class Bad(gn.metrics.Metric):
+        name = "bad_result"
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            pass
+
+        def result(self):
+            return "abc"
+
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    g.compile(metrics=[Bad()])
+    with pytest.raises(GraphError, match=r"metric 'bad_result' \(Bad\): result\(\) must return one number, got 'abc'"):
+        g.evaluate(np.zeros((3, 2)), np.zeros((3, 1)))
+
+
+def test_log_loss_of_soft_target_rows_matches_the_formula():
+    Y = np.array([[0.2, 0.5, 0.3], [0.6, 0.2, 0.2], [0.0, 0.1, 0.9], [0.3, 0.3, 0.4]])
+    m = gn.metrics.get("log_loss")
+    m.update_state(Y, P)
+    assert m.result() == pytest.approx(np.mean(-(Y * np.log(P)).sum(axis=1)), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["mse", "mae"])
+def test_error_metrics_read_labels_against_softmax_rows_as_one_hot(name):
+    from sklearn.metrics import mean_absolute_error, mean_squared_error
+    truth = {"mse": mean_squared_error, "mae": mean_absolute_error}[name]
+    m = gn.metrics.get(name)
+    m.update_state(LABELS, P)
+    assert m.result() == pytest.approx(truth(np.eye(3)[LABELS], P), rel=1e-12)
+
+
+def test_a_metric_renamed_to_a_non_identifier_is_refused():
+    m = gn.metrics.get("mse")
+    m.name = "not an identifier"
+    with pytest.raises(GraphError, match="name must be an identifier, got 'not an identifier'"):
+        gn.metrics.get(m)
+
+
+def test_rmse_with_all_zero_weights_is_zero_not_nan():
+    m = gn.metrics.get("rmse")
+    m.update_state(np.array([1.0, 2.0]), np.array([0.0, 0.0]), sample_weight=np.zeros(2))
+    assert m.result() == 0.0
+
+
+@pytest.mark.parametrize("name", ["precision", "recall", "f1"])
+def test_macro_precision_recall_f1_match_sklearn_with_a_single_prediction_class(name):
+    from sklearn.metrics import f1_score, precision_score, recall_score
+    truth = {"precision": precision_score, "recall": recall_score, "f1": f1_score}[name]
+    yt = np.array([0, 1, 2, 2, 1, 0, 2])
+    yp = np.array([0, 1, 2, 1, 1, 2, 2])
+    m = gn.metrics.get(name)
+    m.update_state(yt, np.eye(3)[yp])
+    assert m.result() == pytest.approx(truth(yt, yp, average="macro"), rel=1e-12)
+    yt2, yp2 = np.array([0, 1, 1, 2, 2, 2]), np.array([0, 2, 1, 2, 2, 1])
+    m = gn.metrics.get(name)
+    m.update_state(yt2, np.eye(3)[yp2])
+    assert m.result() == pytest.approx(truth(yt2, yp2, average="macro"), rel=1e-12)
+
+
+def test_auc_of_one_class_is_nan_without_a_numpy_warning():
+    import warnings
+    m = gn.metrics.get("auc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.update_state(np.array([1.0, 1.0, 1.0]), np.array([0.2, 0.6, 0.9]))
+        assert np.isnan(m.result())
+
+
+def test_auc_takes_two_thresholds():
+    assert gn.metrics.AUC(num_thresholds=2).num_thresholds == 2
+
+
+def test_metric_repr_names_its_settings():
+    assert repr(gn.metrics.get("auc")) == "AUC(num_thresholds=None, max_rows=10000000)"
+
+
+def test_macro_precision_of_one_sigmoid_unit_counts_only_classes_seen():
+    from sklearn.metrics import precision_score
+    yt = np.array([[0.0], [0.0], [0.0], [0.0]])
+    scores = np.array([[0.1], [0.2], [0.3], [0.4]])
+    m = gn.metrics.get({"name": "precision", "average": "macro"})
+    m.update_state(yt, scores)
+    assert m.result() == pytest.approx(precision_score(yt.ravel(), (scores.ravel() > 0.5).astype(int), average="macro"))

@@ -170,3 +170,18 @@ def test_a_custom_regularizer_without_its_methods_is_refused_by_name():
     with pytest.raises(GraphError, match=r"custom regularizer Half: it must define \['add_gradient'\]"):
         g.connect("x", "y", regularizer=Half())
     assert not g.synapses
+
+
+def test_regularizers_with_different_factors_are_not_equal():
+    a = gn.regularizers.get({"name": "l2", "l2": 0.1})
+    b = gn.regularizers.get({"name": "l2", "l2": 0.2})
+    assert a != b
+    assert a == gn.regularizers.get({"name": "l2", "l2": 0.1})
+
+
+def test_l1_l2_defaults_to_zero_and_its_penalty_matches_the_formula():
+    w = np.array([[1.0, -2.0], [0.5, 3.0]])
+    r = gn.regularizers.get({"name": "l1_l2", "l2": 0.1})
+    assert r.l1 == 0.0 and r.l2 == 0.1
+    assert float(r.penalty(w)) == pytest.approx(0.1 * float((w ** 2).sum()), rel=1e-12)
+    assert gn.regularizers.get("l1_l2").get_config()["l1"] == 0.0

@@ -776,3 +776,100 @@ def test_the_attributions_diagram_names_columns_as_the_report_does():
     label = [part for line in g.to_dot(attributions=report).source.splitlines()
              for part in line.split("<br/>") if "top columns" in part]
     assert label and "income&lt;&amp;&gt; (" in label[0] and "age (" in label[0]
+
+
+def _categorical_graph(seed=0):
+    g = gn.Graph(seed=seed)
+    g.add_input("c", categories="adapt")
+    g.add_output("y", 3, activation="softmax", loss="categorical_crossentropy", classes="adapt")
+    g.connect("c", "y")
+    return g
+
+
+def test_adapt_reads_a_one_column_2d_categorical_input():
+    g = _categorical_graph()
+    x = np.array([["a"], ["b"], ["a"], ["c"]], dtype=object)
+    y = np.array([["u"], ["v"], ["w"], ["u"]], dtype=object)
+    g.adapt({"c": x}, {"y": y})
+    assert g.nodes["c"].categories == ("a", "b", "c")
+    assert g.nodes["y"].classes == ("u", "v", "w")
+
+
+def test_a_refused_fit_gives_back_the_synapse_shape_of_an_unadapted_input():
+    g = _categorical_graph()
+    before = [s.shape for s in g.synapses]
+    with pytest.raises(gn.ShapeError, match="rows disagree"):
+        g.fit({"c": np.array(["a", "b", "a", "c"], dtype=object)},
+              {"y": np.array(["u", "v", "w", "u", "v"], dtype=object)}, epochs=1, verbose=0)
+    assert g.nodes["c"].categories == "adapt"
+    assert [s.shape for s in g.synapses] == before == [(1, 3)]
+
+
+def test_fit_learns_classes_from_the_training_rows_only():
+    X = np.arange(20.0).reshape(10, 2)
+    refused = 0
+    for k in range(10):
+        y = np.array(["u", "v"] * 5, dtype=object)
+        y[k] = "z"
+        g = gn.Graph(seed=0)
+        g.add_input("x", 2)
+        g.add_output("y", 3, activation="softmax", loss="categorical_crossentropy", classes="adapt")
+        g.connect("x", "y")
+        try:
+            g.fit({"x": X}, {"y": y}, epochs=1, verbose=0, validation_split=0.3)
+            assert g.nodes["y"].classes == ("u", "v", "z")
+        except gn.GraphError as exc:
+            assert "3 classes expected" in str(exc)
+            refused += 1
+    assert refused == 3  # validation_split=0.3 of 10 rows holds 3 rows out
+
+
+def test_a_constant_zero_column_gets_std_one():
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2, normalize=True)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    x = np.array([[0.0, 1.0], [0.0, 2.0], [0.0, 4.0]])
+    g.adapt({"x": x})
+    np.testing.assert_allclose(g.nodes["x"].mean, x.mean(axis=0), rtol=1e-15)
+    np.testing.assert_allclose(g.nodes["x"].std, [1.0, x[:, 1].std()], rtol=1e-15)
+
+
+def test_adapt_of_outputs_alone_takes_no_x():
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    g.add_output("y", 2, activation="softmax", loss="categorical_crossentropy", classes="adapt")
+    g.connect("x", "y")
+    g.adapt(None, {"y": np.array(["b", "a", "b"], dtype=object)})
+    assert g.nodes["y"].classes == ("a", "b")
+
+
+def test_a_column_whose_spread_overflows_is_refused():
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2, normalize=True)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    with pytest.raises(gn.ShapeError, match=r"^input 'x': column 1 spreads beyond float64's range"):
+        g.adapt({"x": np.array([[1.0, 1.7e308], [2.0, 1.7e308], [3.0, -1.7e308]])})
+    assert g.nodes["x"].mean is None
+
+
+def test_set_statistics_needs_both_mean_and_std():
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2, normalize=True)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    with pytest.raises(gn.GraphError, match="input 'x': give both mean and std, or neither"):
+        g.nodes["x"].set_statistics([0.0, 0.0], None)
+    with pytest.raises(gn.GraphError, match="input 'x': give both mean and std, or neither"):
+        g.nodes["x"].set_statistics(None, [1.0, 1.0])
+    assert g.nodes["x"].mean is None and g.nodes["x"].std is None
+
+
+def test_predict_refuses_an_input_never_adapted():
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2, normalize=True)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    with pytest.raises(gn.GraphError, match=r"inputs \['x'\] never adapted: call g.adapt\(data\) first"):
+        g.predict(np.zeros((3, 2)))

@@ -586,3 +586,68 @@ def test_learning_rate_is_lr_and_compile_sets_losses_optimizer_and_metrics():
     with pytest.raises(GraphError, match=r"^compile: loss names unknown outputs \['q'\]"):
         g.compile(loss={"q": "mse"})
     assert g.to_dict() == before
+
+
+def _classifier(outputs=("y",), classes=None):
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    for name in outputs:
+        g.add_output(name, 2, activation="softmax", loss="categorical_crossentropy", classes=classes)
+        g.connect("x", name)
+    return g
+
+
+def test_class_weight_keyed_by_text_labels():
+    X = np.arange(8.0).reshape(4, 2)
+    y = np.array(["u", "v", "v", "v"], dtype=object)
+    w = np.array([3.0, 1.0, 1.0, 1.0])
+    expected = _classifier(classes=["u", "v"]).evaluate(X, y, sample_weight=w)["loss"]
+    g = _classifier(classes=["u", "v"])
+    history = g.fit(X, y, class_weight={"u": 3.0, "v": 1.0}, epochs=1, verbose=0, batch_size=4)
+    assert history.history["loss"][0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_one_class_weight_dict_for_two_outputs_is_refused():
+    g = _classifier(outputs=("y", "z"))
+    X = np.arange(8.0).reshape(4, 2)
+    y = np.array([0, 1, 1, 1])
+    with pytest.raises(gn.GraphError, match="this graph has 2 outputs .* give class_weight per output"):
+        g.fit(X, {"y": y, "z": y}, class_weight={0: 3.0, 1: 1.0}, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("call", ["fit", "evaluate"])
+def test_unknown_output_in_sample_weight_names_the_call(call):
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    kwargs = {"epochs": 1, "verbose": 0} if call == "fit" else {}
+    with pytest.raises(gn.NotFoundError, match=rf"^{call}: sample_weight names unknown outputs \['nope'\]"):
+        getattr(g, call)(np.zeros((4, 2)), np.zeros((4, 1)), sample_weight={"nope": np.ones(4)}, **kwargs)
+
+
+def test_all_zero_sample_weights_are_reported_as_summing_to_zero():
+    g = _classifier()
+    X = np.arange(8.0).reshape(4, 2)
+    with pytest.raises(gn.GraphError, match="sum to 0, so no row would count"):
+        g.fit(X, np.array([0, 1, 1, 1]), sample_weight=np.zeros(4), class_weight={0: 1.0, 1: 1.0},
+              epochs=1, verbose=0, batch_size=2)
+
+
+def test_a_column_of_sample_weights_reads_as_one_weight_per_row():
+    g = gn.Graph(seed=0)
+    g.add_input("x", 2)
+    g.add_output("y", 1)
+    g.connect("x", "y")
+    X = np.arange(8.0).reshape(4, 2)
+    y = np.arange(4.0).reshape(4, 1)
+    w = np.array([1.0, 2.0, 0.5, 3.0])
+    p = np.asarray(g.predict(X), dtype=np.float64)
+    expected = np.average(((p - y) ** 2).ravel(), weights=w)
+    assert g.evaluate(X, y, sample_weight=w.reshape(-1, 1))["loss"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_class_weight_naming_a_class_one_past_the_last_is_refused():
+    g = _classifier()
+    with pytest.raises(gn.GraphError, match=r"predicts classes 0 to 1, but class_weight names \[2\]"):
+        g.fit(np.zeros((4, 2)), np.array([0, 1, 1, 0]), class_weight={0: 1.0, 1: 1.0, 2: 1.0}, epochs=1, verbose=0)
