@@ -29,6 +29,7 @@ from ._validation import check_int, check_outputs
 from ._array_likes import readable
 from ._data import as_inputs, as_targets, common_rows, features, named
 from ._row_weights import as_weights
+from . import _transforms
 from ._transforms import source
 from .errors import GraphError, ShapeError
 from ._lazy import LazyHandler, register_lazy
@@ -76,9 +77,11 @@ def delayed_graph(graph: Graph):
     return dask.delayed(snapshot(graph), name=f"graphnet-{graph.name}-{uuid.uuid4().hex}", pure=False)
 
 
-def _lazy(value, what: str):
+def _lazy(value, what: str, labels: bool = False):
     """``value`` as a dask array of numbers, checked without computing it;
-    ``what`` names it in messages (``"input 'x'"``)."""
+    ``what`` names it in messages (``"input 'x'"``). With ``labels`` (the
+    targets of an output with classes) text and objects pass too: each
+    block's labels are encoded where it is tallied, as numpy targets are."""
     _, da = require()
     if value is None:
         raise ShapeError(f"{what}: got None instead of an array")
@@ -94,7 +97,7 @@ def _lazy(value, what: str):
         except (TypeError, ValueError) as exc:
             raise ShapeError(f"{what}: could not make an array ({exc})") from None
     dtype = np.dtype(value.dtype)
-    if dtype.kind not in "biuf":  # not complex (the imaginary part would be lost), times, text
+    if dtype.kind not in ("biufUSO" if labels else "biuf"):  # not complex (the imaginary part would be lost), times, text
         raise ShapeError(f"{what}: expected numbers, got an array of dtype {dtype}")
     return value if is_dask_array(value) else da.from_array(value, chunks=value.shape or ())
 
@@ -121,10 +124,12 @@ def lazy_targets(graph: Graph, y) -> dict:
     an empty probe; the values are checked chunk by chunk)."""
     arrays = {}
     for name, value in named(source(graph, y, "output"), graph.outputs, "output").items():
-        array = _lazy(value, f"output {name!r}")
         node = graph.nodes[name]
+        array = _lazy(value, f"output {name!r}", labels=node.classes is not None)
         probe = np.zeros((0, *array.shape[1:]), dtype=array.dtype)
         try:
+            if node.classes is not None:  # labels: the codes' shape is what the loss sees
+                probe = _transforms.encode_labels(node, probe)
             node.loss.prepare_target(probe, node.size, name, graph.dtype)
         except ShapeError as exc:
             raise ShapeError(f"{exc} (the dask array's shape is {array.shape})") from None

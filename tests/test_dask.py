@@ -261,3 +261,22 @@ def test_evaluate_names_the_block_whose_targets_it_refuses_and_unknown_outputs_a
     with pytest.raises(gn.NotFoundError, match=r"^evaluate: sample_weight names unknown outputs \['z'\]"):
         g.evaluate(da.from_array(np.zeros((8, 2)), chunks=(4, 2)), da.from_array(np.zeros((8, 1)), chunks=(4, 1)),
                    sample_weight={"z": da.ones(8, chunks=4)})  # at the call, before any block is computed
+
+
+@pytest.mark.parametrize("dtype", [str, object])
+def test_evaluate_on_dask_takes_text_labels_as_numpy_does_and_refuses_unknown_ones_naming_the_output(dtype):
+    """Targets of an output with classes may be its labels (text or objects):
+    each block's labels become codes, as numpy targets do."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    labels = np.where(x[:, 0] > 0, "pos", "neg").astype(dtype)
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 3)
+    g.add_output("y", 2, activation="softmax", loss="categorical_crossentropy", classes=["neg", "pos"])
+    g.connect("x", "y")
+    with dask.config.set(scheduler="synchronous"):
+        got = g.evaluate(da.from_array(x, chunks=10), da.from_array(labels, chunks=10), metrics=["accuracy"])
+        assert got == pytest.approx(g.evaluate(x, labels, metrics=["accuracy"]))
+        labels[35] = "maybe"
+        with pytest.raises(gn.ShapeError, match=r"block 4 of 4 .*targets of output 'y': 1 label\(s\) not among"):
+            g.evaluate(da.from_array(x, chunks=10), da.from_array(labels, chunks=10))
