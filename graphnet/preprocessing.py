@@ -286,6 +286,8 @@ def predict_labels(graph: Graph, x, batch_size: int | None = None):
     Returns
     -------
     ndarray of shape (n,) of labels for one such output, else a dict name -> ndarray.
+        For a dask array ``x`` they are lazy dask arrays, as ``predict``'s
+        are: nothing is computed until asked.
 
     Raises
     ------
@@ -318,5 +320,12 @@ def predict_labels(graph: Graph, x, batch_size: int | None = None):
     for name in named_outputs:
         node, p = graph.nodes[name], predictions[name]
         codes = (p[:, 0] > 0.5).astype(np.intp) if node.activation.name == "sigmoid" else p.argmax(axis=1)
-        labels[name] = np.asarray(node.classes)[codes]
+        table = np.asarray(node.classes)
+        lazy = not isinstance(codes, np.ndarray) and hasattr(codes, "map_blocks")  # a dask array: stays lazy
+        labels[name] = codes.map_blocks(_label_block, table, dtype=table.dtype) if lazy else table[codes]
     return labels[named_outputs[0]] if len(named_outputs) == 1 else labels
+
+
+def _label_block(codes: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """One block of class codes as their labels (dask's ``map_blocks``)."""
+    return table[codes]

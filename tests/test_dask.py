@@ -280,3 +280,21 @@ def test_evaluate_on_dask_takes_text_labels_as_numpy_does_and_refuses_unknown_on
         labels[35] = "maybe"
         with pytest.raises(gn.ShapeError, match=r"block 4 of 4 .*targets of output 'y': 1 label\(s\) not among"):
             g.evaluate(da.from_array(x, chunks=10), da.from_array(labels, chunks=10))
+
+
+def test_predict_labels_on_dask_is_lazy_and_equals_numpy():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    g = gn.Graph(seed=0, dtype="float64")
+    g.add_input("x", 3)
+    g.add_output("y", 2, activation="softmax", loss="categorical_crossentropy", classes=["neg", "pos"])
+    g.add_output("z", 1, activation="sigmoid", loss="binary_crossentropy", classes=[10, 20])
+    g.connect("x", "y")
+    g.connect("x", "z")
+    got = g.predict_labels(da.from_array(x, chunks=10))
+    assert all(isinstance(v, da.Array) for v in got.values())
+    with dask.config.set(scheduler="synchronous"):
+        computed = dask.compute(got)[0]
+    for name, expected in g.predict_labels(x).items():
+        np.testing.assert_array_equal(computed[name], expected)
+        assert computed[name].dtype == expected.dtype
