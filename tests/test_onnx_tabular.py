@@ -157,3 +157,30 @@ def test_what_it_feeds_predicts_as_predict_an_empty_frame_too(tmp_path):
     empty = {"x": np.zeros((0, 3)), "c": np.array([], dtype=object), "n": np.zeros((0, 2))}
     shapes = {name: array.shape for name, array in onnx_feed(g, empty).items()}
     assert shapes == {"x": (0, 3), "c": (0, 1), "n": (0, 2)} and g.predict(empty).shape == (0, 1)
+
+
+@pytest.mark.parametrize("missing", ["error", "mean", "indicator"])
+@pytest.mark.parametrize("centre, spread", [(1.7e9, 86400.0), (1e8, 10.0)])
+def test_a_float32_graph_normalises_large_columns_in_double_in_onnxruntime_as_predict_does(
+        tmp_path, missing, centre, spread):
+    """Unix seconds in float32 lose their fraction: the model takes such
+    columns as double, normalises them in double and then casts, as predict."""
+    rng = np.random.default_rng(0)
+    t = centre + rng.uniform(0, spread, 200)
+    t[::17] = np.nan if missing != "error" else t[::17]
+    frame = pd.DataFrame({"t": t, "u": rng.normal(size=200)})
+    g = gn.Graph(seed=0)
+    g.add_input("t", normalize=True, missing=missing)
+    g.add_input("u", 1)
+    g.add_output("y", 2)
+    g.connect("t", "y")
+    g.connect("u", "y")
+    g.adapt(frame)
+    path = str(tmp_path / "t.onnx")
+    g.to_onnx(path)
+    onnx.checker.check_model(onnx.load(path))
+    feed = onnx_feed(g, frame)
+    assert feed["t"].dtype == np.float64 and feed["u"].dtype == np.float32
+    (out,) = ort.InferenceSession(path).run(None, feed)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, g.predict(frame), rtol=0, atol=1e-5)

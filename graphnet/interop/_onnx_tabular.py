@@ -8,12 +8,17 @@
   missing one is fed as a value that is not a category: the input's
   :func:`missing_value`, chosen per input so that it never is one, and
   written in the model's ``metadata_props`` as ``graphnet.missing.<input>``.
-* A numeric input takes its columns raw, ``(batch, width)`` in the graph's
-  float type, NaN for missing values: ``IsNaN`` and ``Where`` put the
-  adapted mean in their place (``missing="mean"``/``"indicator"``), ``Sub``
-  and ``Div`` normalise, and ``Cast(IsNaN)`` columns are concatenated for
-  ``missing="indicator"``. With ``missing="error"`` a NaN simply flows into
-  the prediction (ONNX has no way to refuse it).
+* A numeric input that transforms its data (``normalize`` or ``missing``
+  other than ``"error"``) takes its columns raw, ``(batch, width)`` as
+  ``tensor(double)`` whatever the graph's float type, NaN for missing
+  values: ``IsNaN`` and ``Where`` put the adapted mean in their place
+  (``missing="mean"``/``"indicator"``), ``Sub`` and ``Div`` normalise, and
+  ``Cast(IsNaN)`` columns are concatenated for ``missing="indicator"``, all
+  in double as ``predict`` does, then one ``Cast`` gives the graph's float
+  type (a float32 column of unix seconds would lose its fraction before
+  normalising). With ``missing="error"`` a NaN simply flows into the
+  prediction (ONNX has no way to refuse it). A plain input takes the
+  graph's float type.
 
 :func:`onnx_feed` turns a frame (or a dict of columns) into the arrays
 onnxruntime takes for these inputs.
@@ -49,7 +54,7 @@ _INT64 = np.iinfo(np.int64)
 def input_type(node: Input, elem: int, tensor_proto) -> int:
     """The ONNX element type of a transforming input's raw data."""
     if not node.categorical:
-        return elem
+        return tensor_proto.DOUBLE  # transformed in double, as predict does, then cast
     return tensor_proto.STRING if isinstance(node.categories[0], str) else tensor_proto.INT64
 
 
@@ -110,20 +115,27 @@ def write_input(writer, node: Input) -> str:
         writer.initializers.append(writer.numpy_helper.from_array(np.array([-1], np.int64), flat))
         return writer.op("Reshape", [mapped, flat], writer.fresh(f"{name}/code"))
     x, nan = name, None
+    mean = _double(writer, f"{name}.mean", node.mean)
     if node.missing != "error":
         nan = writer.op("IsNaN", [name], writer.fresh(f"{name}/isnan"))
-        x = writer.op("Where", [nan, writer.constant(f"{name}.mean", node.mean.reshape(1, -1)), name],
-                      writer.fresh(f"{name}/filled"))
+        x = writer.op("Where", [nan, mean, name], writer.fresh(f"{name}/filled"))
     if node.normalize:
-        centred = writer.op("Sub", [x, writer.constant(f"{name}.mean", node.mean.reshape(1, -1))],
-                            writer.fresh(f"{name}/centred"))
-        x = writer.op("Div", [centred, writer.constant(f"{name}.std", node.std.reshape(1, -1))],
-                      writer.fresh(f"{name}/normalized"))
+        centred = writer.op("Sub", [x, mean], writer.fresh(f"{name}/centred"))
+        x = writer.op("Div", [centred, _double(writer, f"{name}.std", node.std)], writer.fresh(f"{name}/normalized"))
     if node.missing == "indicator":
-        to = 1 if writer.dtype == np.float32 else 11  # onnx.TensorProto.FLOAT / DOUBLE
-        flags = writer.op("Cast", [nan], writer.fresh(f"{name}/indicator"), to=to)
+        flags = writer.op("Cast", [nan], writer.fresh(f"{name}/indicator"), to=11)  # onnx.TensorProto.DOUBLE
         x = writer.op("Concat", [x, flags], writer.fresh(f"{name}/features"), axis=1)
+    if writer.dtype != np.float64:
+        x = writer.op("Cast", [x], writer.fresh(f"{name}/cast"), to=1)  # onnx.TensorProto.FLOAT
     return x
+
+
+def _double(writer, base: str, value) -> str:
+    """A float64 constant ``(1, width)`` of an input's statistics."""
+    name = writer.fresh(base)
+    array = np.ascontiguousarray(np.asarray(value, dtype=np.float64).reshape(1, -1))
+    writer.initializers.append(writer.numpy_helper.from_array(array, name))
+    return name
 
 
 def onnx_feed(graph: Graph, data) -> dict[str, np.ndarray]:
@@ -132,8 +144,9 @@ def onnx_feed(graph: Graph, data) -> dict[str, np.ndarray]:
     dict of columns, an array), so that the model's outputs are
     ``graph.predict``'s.
 
-    A numeric input gets its columns in the graph's dtype, NaN for missing
-    values. A categorical input gets one column ``(n, 1)`` of strings
+    A numeric input that normalises or fills missing values gets its columns
+    as float64 (the model transforms them in double, as ``predict`` does),
+    NaN for missing values; a plain input gets the graph's dtype. A categorical input gets one column ``(n, 1)`` of strings
     (object) or int64: each value that ``graph.predict`` finds among the
     categories as that category, and every other one (missing or unknown)
     as the input's :func:`missing_value`, which is never a category and so
@@ -176,7 +189,7 @@ def onnx_feed(graph: Graph, data) -> dict[str, np.ndarray]:
             value = raw[name]
             value = _frames.values(value) if _frames.is_series(value) else value
             columns = as_float_columns(value, node.width, f"input {name!r}", node.data_columns)
-            feed[name] = np.ascontiguousarray(columns, dtype=graph.dtype)
+            feed[name] = np.ascontiguousarray(columns, dtype=np.float64)  # the model transforms in double
         else:
             feed[name] = np.asarray(graph.backend.to_host(value))
     return feed
