@@ -95,6 +95,11 @@ def load_weights(graph: Graph, path: str | os.PathLike, *, max_bytes: int = DEFA
     random streams are restored too when the file holds them, so ``fit``
     continues where the saved graph stopped.
 
+    A weights file holds no vocabulary and no statistics: its tables' rows
+    are bound by position, so a graph whose inputs were adapted to other
+    categories (or the same in another order) gets rows of other
+    categories. Vocabularies and statistics live in ``save`` files.
+
     Parameters
     ----------
     path : str or PathLike

@@ -245,6 +245,29 @@ def _unless_provisional(graph: Network, staged: dict, owners: dict) -> dict:
 
 
 @edit
+def _rows_by_category(graph: Graph, other: Network, record, key: str, value) -> np.ndarray:
+    """The other graph's table ``value`` for a synapse from a categorical
+    input, its rows put where this graph's input has the same categories:
+    rows are bound to categories, not positions. The rows of categories
+    the other graph does not know keep this graph's values."""
+    mine = graph.nodes[record.synapse[0]]
+    theirs_node = other.nodes.get(key.split("->")[0]) if "->" in key else None
+    if not (getattr(mine, "categorical", False) and getattr(theirs_node, "categorical", False)):
+        return value
+    own_categories, their_categories = list(mine.categories), list(theirs_node.categories)
+    if own_categories == their_categories:
+        return value
+    offset = record.shape[0] - len(own_categories)  # rows before the categories' (unknown values)
+    result = np.array(get_weights(graph)[record.key], copy=True)
+    value = np.asarray(value)
+    result[:offset] = value[:offset]
+    where = {category: i for i, category in enumerate(their_categories)}
+    for i, category in enumerate(own_categories):
+        if category in where:
+            result[offset + i] = value[offset + where[category]]
+    return result
+
+
 def transfer_weights(graph: Graph, other, match: str = "name", strict: bool = True) -> TransferReport:
     """Copy parameters from ``other`` (a Graph, or a dict like ``get_weights()``).
 
@@ -257,6 +280,15 @@ def transfer_weights(graph: Graph, other, match: str = "name", strict: bool = Tr
         strict : bool, default True
             Refuse, copying nothing, when any pair differs in shape; False
             copies the rest and reports the pairs in ``mismatched``.
+
+        Notes
+        -----
+        From a Graph, a table of a synapse from a categorical input is copied
+        by category when the two inputs' categories differ (another order, or
+        other categories of the same count): each row goes to the row of the
+        same category here, and rows of categories ``other`` does not know
+        keep their values. A dict of arrays has no categories: its rows are
+        taken by position.
 
         Returns
         -------
@@ -301,6 +333,8 @@ def transfer_weights(graph: Graph, other, match: str = "name", strict: bool = Tr
             continue
         report.copied[record.key] = key
         values[record.key] = theirs[key]
+        if isinstance(other, Network) and record.synapse is not None:
+            values[record.key] = _rows_by_category(graph, other, record, key, theirs[key])
     if strict and report.mismatched:
         detail = "; ".join(f"{k}: {a} here, {b} there" for k, (a, b) in list(report.mismatched.items())[:5])
         more = f" (and {len(report.mismatched) - 5} more)" if len(report.mismatched) > 5 else ""

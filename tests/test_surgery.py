@@ -731,3 +731,33 @@ def test_an_edit_that_fails_after_it_drew_puts_the_stream_back(monkeypatch, edit
     assert g.get_weights().keys() == clean.get_weights().keys()
     for key, value in clean.get_weights().items():
         np.testing.assert_array_equal(g.get_weights()[key], value, err_msg=key)
+
+
+def test_transfer_weights_binds_an_embedding_tables_rows_by_category_not_position():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"city": rng.choice(["Lima", "Lyon", "Oslo", "Pune"], 60)})
+    y = (frame["city"] == "Oslo").astype(float)
+
+    def build(categories):
+        g = gn.Graph(seed=0, dtype="float64")
+        g.add_input("city", categories=categories)
+        g.add_output("y", 1, activation="sigmoid", loss="binary_crossentropy")
+        g.connect("city", "y")
+        return g
+
+    trained = build("adapt")
+    trained.fit(frame, y, epochs=20, verbose=0)
+    reordered = build(["Pune", "Oslo", "Lyon", "Lima"])
+    report = reordered.transfer_weights(trained)
+    assert "city->y.weight" in report.copied
+    probe = pd.DataFrame({"city": ["Lima", "Lyon", "Oslo", "Pune", "Rome"]})
+    np.testing.assert_allclose(reordered.predict(probe), trained.predict(probe), rtol=0, atol=1e-12)
+    other = build(["Oslo", "Kyiv", "Lima", "Pune"])  # Kyiv unknown to trained: its row stays
+    kept = other.get_weights()["city->y.weight"].copy()
+    other.transfer_weights(trained)
+    row = other.get_weights()["city->y.weight"]
+    offset = row.shape[0] - 4
+    np.testing.assert_array_equal(row[offset + 1], kept[offset + 1])
+    np.testing.assert_allclose(other.predict(probe.iloc[[0, 2, 3]]), trained.predict(probe.iloc[[0, 2, 3]]),
+                               rtol=0, atol=1e-12)
