@@ -244,21 +244,16 @@ def _unless_provisional(graph: Network, staged: dict, owners: dict) -> dict:
     return kept
 
 
-@edit
-def _rows_by_category(graph: Graph, other: Network, record, key: str, value) -> np.ndarray:
-    """The other graph's table ``value`` for a synapse from a categorical
-    input, its rows put where this graph's input has the same categories:
-    rows are bound to categories, not positions. The rows of categories
-    the other graph does not know keep this graph's values."""
-    mine = graph.nodes[record.synapse[0]]
-    theirs_node = other.nodes.get(key.split("->")[0]) if "->" in key else None
-    if not (getattr(mine, "categorical", False) and getattr(theirs_node, "categorical", False)):
-        return value
-    own_categories, their_categories = list(mine.categories), list(theirs_node.categories)
+def _rows_by_category(mine, theirs, table: np.ndarray, value) -> np.ndarray:
+    """``value``, the other graph's table of a synapse from the categorical
+    input ``theirs``, its rows put where this graph's input ``mine`` has the
+    same categories (``table``: this graph's own values, which the rows of
+    categories the other graph does not know keep)."""
+    own_categories, their_categories = list(mine.categories), list(theirs.categories)
     if own_categories == their_categories:
         return value
-    offset = record.shape[0] - len(own_categories)  # rows before the categories' (unknown values)
-    result = np.array(get_weights(graph)[record.key], copy=True)
+    offset = table.shape[0] - len(own_categories)  # rows before the categories' (unknown values)
+    result = np.array(table, copy=True)
     value = np.asarray(value)
     result[:offset] = value[:offset]
     where = {category: i for i, category in enumerate(their_categories)}
@@ -268,6 +263,7 @@ def _rows_by_category(graph: Graph, other: Network, record, key: str, value) -> 
     return result
 
 
+@edit
 def transfer_weights(graph: Graph, other, match: str = "name", strict: bool = True) -> TransferReport:
     """Copy parameters from ``other`` (a Graph, or a dict like ``get_weights()``).
 
@@ -300,8 +296,10 @@ def transfer_weights(graph: Graph, other, match: str = "name", strict: bool = Tr
         GraphError
             For a mismatch under ``strict``, or a value that is not finite.
         """
+    sources = {}  # the other graph's synapse keys -> their source nodes' names
     if isinstance(other, Network):
         theirs = parameter_arrays(other)
+        sources = {r.key: r.synapse[0] for r in other.parameters() if r.synapse is not None}
     elif isinstance(other, Mapping):
         theirs = dict(other)
     else:
@@ -333,8 +331,11 @@ def transfer_weights(graph: Graph, other, match: str = "name", strict: bool = Tr
             continue
         report.copied[record.key] = key
         values[record.key] = theirs[key]
-        if isinstance(other, Network) and record.synapse is not None:
-            values[record.key] = _rows_by_category(graph, other, record, key, theirs[key])
+        source = graph.nodes[record.synapse[0]] if record.synapse is not None else None
+        their_source = other.nodes[sources[key]] if key in sources else None
+        if getattr(source, "categorical", False) and getattr(their_source, "categorical", False):
+            own = graph.backend.host_copy(parameter_arrays(graph)[record.key])
+            values[record.key] = _rows_by_category(source, their_source, own, theirs[key])
     if strict and report.mismatched:
         detail = "; ".join(f"{k}: {a} here, {b} there" for k, (a, b) in list(report.mismatched.items())[:5])
         more = f" (and {len(report.mismatched) - 5} more)" if len(report.mismatched) > 5 else ""
