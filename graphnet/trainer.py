@@ -423,7 +423,7 @@ class Trainer:
                         logged = dict(logs)  # as Keras: on_train_end sees the epoch's values, not what callbacks add
                         if rate_logged:  # the rate this epoch trained with, before a callback changes it (a
                             logs["learning_rate"] = self.optimizer.current_lr()  # schedule: its value now, as Keras's)
-                        for cb in callbacks:
+                        for cb in sorted(callbacks, key=lambda cb: getattr(cb, "ends_epoch_last", False)):
                             cb.on_epoch_end(epoch, logs)
                         # After the callbacks, as Keras's progress bar: the line shows what they added.
                         progress.epoch_end(epoch, logs)

@@ -71,7 +71,7 @@ def test_backup_resumes_after_the_last_finished_epoch(tmp_path, data):
     whole = build_regression(dtype="float64")
     whole.fit(x, y, epochs=5, batch_size=16, verbose=0)
     g = build_regression(dtype="float64")
-    stop = gn.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epoch == 2 and (_ for _ in ()).throw(
+    stop = gn.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epoch == 3 and (_ for _ in ()).throw(
         KeyboardInterrupt))
     backup = gn.callbacks.BackupAndRestore(tmp_path / "b")
     with pytest.raises(KeyboardInterrupt):
@@ -83,6 +83,36 @@ def test_backup_resumes_after_the_last_finished_epoch(tmp_path, data):
     for key, value in whole.get_weights().items():
         np.testing.assert_array_equal(fresh.get_weights()[key], value)
     assert backup.backups() == []
+
+
+
+@pytest.mark.parametrize("backup_first", [True, False])
+def test_the_backup_holds_what_every_callback_did_at_the_epoch_end(tmp_path, data, backup_first):
+    """A rate cut by a callback listed after BackupAndRestore is in that
+    epoch's backup, and a fit killed before every on_epoch_end ran resumes
+    at that epoch: bit for bit either way."""
+    x, y = data
+    halve = gn.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: setattr(
+        halve.graph.optimizer, "lr", halve.graph.optimizer.lr / 2))
+
+    def fit(g, *more, backup=None):
+        cbs = [halve, *more] if backup is None else ([backup, halve, *more] if backup_first
+                                                     else [halve, *more, backup])
+        return g.fit(x, y, epochs=4, batch_size=16, verbose=0, optimizer=gn.optimizers.SGD(lr=0.1), callbacks=cbs)
+
+    whole = build_regression(dtype="float64")
+    fit(whole)
+    for kill, resumed_at in [("on_epoch_begin", 2), ("on_epoch_end", 1)]:
+        cut = gn.callbacks.LambdaCallback(**{kill: lambda epoch, logs: epoch == resumed_at and (
+            _ for _ in ()).throw(KeyboardInterrupt)})
+        backup = gn.callbacks.BackupAndRestore(tmp_path / kill)
+        with pytest.raises(KeyboardInterrupt):
+            fit(build_regression(dtype="float64"), cut, backup=backup)
+        fresh = build_regression(dtype="float64")
+        assert fit(fresh, backup=backup).epoch == list(range(resumed_at, 4))
+        assert fresh.optimizer.lr == whole.optimizer.lr == 0.1 / 16
+        for key, value in whole.get_weights().items():
+            np.testing.assert_array_equal(fresh.get_weights()[key], value)
 
 
 class KillInEpoch(gn.callbacks.Callback):

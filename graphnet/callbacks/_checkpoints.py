@@ -143,7 +143,10 @@ class BackupAndRestore(Callback):
     Each backup is a weights file (``Graph.save_weights``: weights, optimizer
     state and iteration count, the random streams that shuffle and drop
     out) named after the epochs it has finished, ``epoch-000003.weights.gnet``,
-    written atomically; the older one is removed after it. At the start of
+    written atomically after every other callback's ``on_epoch_end`` of
+    that epoch, whatever the order of the list, so that it holds what they
+    changed (a rate ReduceLROnPlateau cut); a fit killed before they all
+    ran resumes at that epoch. The older backup is removed after it. At the start of
     ``fit`` the newest backup, if any, is loaded and training resumes from
     its epoch; with none, the starting state is backed up as
     ``epoch-000000.weights.gnet``, so a fit killed in its first epoch and
@@ -161,6 +164,8 @@ class BackupAndRestore(Callback):
         Remove the backup when training ends normally (Keras's default).
     """
 
+    #: ``fit`` calls its ``on_epoch_end`` after every other callback's.
+    ends_epoch_last = True
     _NAME = re.compile(r"epoch-(\d{6,})\.weights\.gnet")
 
     def __init__(self, backup_dir: str | os.PathLike, delete_checkpoint: bool = True):
