@@ -14,6 +14,7 @@ import io
 import math
 import os
 import struct
+import tokenize
 import zipfile
 from collections.abc import Mapping
 from typing import BinaryIO
@@ -111,7 +112,8 @@ def _npy_header(handle: BinaryIO, what: str) -> tuple[tuple[int, ...], bool, np.
         version = np.lib.format.read_magic(handle)
         reader = readers.get(version)
         header = reader(handle) if reader else None
-    except (ValueError, TypeError, SyntaxError, OverflowError, MemoryError, RecursionError) as exc:
+    except (ValueError, TypeError, SyntaxError, tokenize.TokenError, OverflowError, MemoryError,
+            RecursionError) as exc:  # TokenError: numpy's fallback for a header that is no Python literal
         raise ModelFileError(f"{what} is not a readable .npy array ({clip(str(exc), 200)})") from None
     if header is None:
         raise ModelFileError(f"{what}: .npy format version {version} is not one graphnet reads")

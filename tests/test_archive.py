@@ -3,6 +3,7 @@ truncated and fuzzed model files are refused with ModelFileError."""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import re
@@ -399,6 +400,30 @@ def test_an_npy_header_claiming_more_than_the_member_holds_is_refused(saved):
     bad = rewrite(saved, saved.with_name("claims.gnet"), weights__npz=zip_bytes(inner))
     _refused(bad.read_bytes(), r"array 'h1\.bias': expected shape \(6,\), found \(1000000000000,\)")
 
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_npy_header_that_is_no_python_literal_is_refused_naming_the_array(saved, trained, tmp_path, version):
+    """numpy reads a header its literal parser refuses with a fallback that
+    raises tokenize's TokenError (found by coverage-guided fuzzing): load and
+    load_weights refuse it as any malformed array."""
+    members = read_members(saved)
+    inner = read_members(io.BytesIO(members["weights.npz"]))
+    buffer = io.BytesIO()
+    write = np.lib.format.write_array_header_1_0 if version == 1 else np.lib.format.write_array_header_2_0
+    write(buffer, {"descr": "<f4", "fortran_order": False, "shape": (6,)})
+    header = buffer.getvalue().replace(b"'fortran_order'", b"]fortran_order'", 1)
+    inner["h1.bias.npy"] = header + b"\0" * 24
+    bad = rewrite(saved, tmp_path / "token.gnet", weights__npz=zip_bytes(inner))
+    _refused(bad.read_bytes(), r"array 'h1\.bias'.* is not a readable \.npy array")
+    twin = copy.deepcopy(trained[0])
+    bad_weights = twin.save_weights(tmp_path / "w.weights.gnet")
+    weights_members = read_members(bad_weights)
+    inner = read_members(io.BytesIO(weights_members["weights.npz"]))
+    inner["h1.bias.npy"] = header + b"\0" * 24
+    rewrite(bad_weights, bad_weights, weights__npz=zip_bytes(inner))
+    with pytest.raises(gn.ModelFileError, match=r"is not a readable \.npy array"):
+        twin.load_weights(bad_weights)
 
 # ---------------------------------------------------------------- fuzzing
 _JUNK = [None, True, -1, 0, 2**70, 1e308, -0.5, "", "x", "relu", "__import__('os')", [], [1, 2], {}, {"name": 1}]
