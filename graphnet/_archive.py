@@ -228,7 +228,10 @@ def open_zip(handle: BinaryIO, label: str, what: str, max_members: int) -> zipfi
             f"lists {listed})"
         )
     handle.seek(0)
-    archive = zipfile.ZipFile(handle)
+    try:
+        archive = zipfile.ZipFile(handle)
+    except NotImplementedError as exc:  # a zip feature zipfile does not read (a newer version, ...)
+        raise ModelFileError(f"{label}: a zip archive graphnet cannot read ({exc})") from None
     try:
         infos = archive.infolist()
         if len(infos) != entries or archive.start_dir != start:
@@ -354,13 +357,16 @@ def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> 
     the file is truncated. Callers bound ``file_size`` by the bytes present
     (:func:`check_members`) before calling."""
     chunks, got = [], 0
-    with archive.open(info) as member:
-        while got <= info.file_size:
-            chunk = member.read(min(CHUNK, info.file_size + 1 - got))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
+    try:
+        with archive.open(info) as member:
+            while got <= info.file_size:
+                chunk = member.read(min(CHUNK, info.file_size + 1 - got))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+    except (NotImplementedError, RuntimeError) as exc:  # zipfile's words for features it does not read
+        raise ModelFileError(f"{where} cannot be read ({exc})") from None
     if got != info.file_size:
         raise ModelFileError(f"{where}: expected {info.file_size:,} bytes, found {got:,} (truncated?)")
     return b"".join(chunks)

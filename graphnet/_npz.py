@@ -16,6 +16,7 @@ import os
 import struct
 import tokenize
 import zipfile
+import zlib
 from collections.abc import Mapping
 from typing import BinaryIO
 
@@ -204,7 +205,8 @@ def read_arrays(
                 if wanted is None or name in wanted:
                     try:
                         arrays[name] = _read_data_array(archive, info, f"{label}: array {shown(name)}")
-                    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+                    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+                            RuntimeError) as exc:
                         raise ModelFileError(f"{label}: array {shown(name)}: damaged ({clip(str(exc))})") from None
     return list(members), arrays
 

@@ -130,7 +130,7 @@ def load_weights(graph: Graph, path: str | os.PathLike, *, max_bytes: int = DEFA
     except MemoryError as exc:  # the file's sizes are bounded by its bytes: the machine ran out, not the file
         raise ModelFileError(f"{label}: ran out of memory while loading it") from exc
     except (zipfile.BadZipFile, zlib.error, EOFError, struct.error, ValueError, KeyError, TypeError,
-            IndexError, OverflowError, RecursionError) as exc:
+            IndexError, NotImplementedError, RuntimeError, OverflowError, RecursionError) as exc:
         raise ModelFileError(f"{label}: not a readable weights file ({type(exc).__name__}: "
                              f"{clip(str(exc))})") from None
     logger.info("%s: weights loaded from %s", graph.name, label)

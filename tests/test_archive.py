@@ -425,6 +425,28 @@ def test_an_npy_header_that_is_no_python_literal_is_refused_naming_the_array(sav
     with pytest.raises(gn.ModelFileError, match=r"is not a readable \.npy array"):
         twin.load_weights(bad_weights)
 
+
+@pytest.mark.parametrize(("offset", "value", "said"), [
+    (6, 201, r"a zip archive graphnet cannot read \(zip file version 20\.1\)"),  # version needed to extract
+    (8, 0x20, r"cannot be read \(compressed patched data \(flag bit 5\)\)"),  # the flags
+])
+def test_a_zip_feature_zipfile_does_not_read_is_refused_by_every_reader(saved, trained, tmp_path, offset, value,
+                                                                       said):
+    """zipfile's NotImplementedError for a feature it does not read (found
+    by coverage-guided fuzzing of load_weights) is a ModelFileError naming
+    the file, from load and load_weights alike (test_cli: the .npz data reader)."""
+    twin = copy.deepcopy(trained[0])
+    weights = twin.save_weights(tmp_path / "w.weights.gnet")
+    for path, name in ((saved, "weights.npz"), (weights, "training.json")):
+        data = path.read_bytes()
+        path.write_bytes(patch(data, entry_named(data, name) + offset, "<H", value))
+    before = twin.get_weights()
+    with pytest.raises(gn.ModelFileError, match=rf"model\.gnet.*{said}"):
+        gn.load(saved)
+    with pytest.raises(gn.ModelFileError, match=rf"w\.weights\.gnet.*{said}"):
+        twin.load_weights(weights)
+    assert all(np.array_equal(v, twin.get_weights()[k]) for k, v in before.items())
+
 # ---------------------------------------------------------------- fuzzing
 _JUNK = [None, True, -1, 0, 2**70, 1e308, -0.5, "", "x", "relu", "__import__('os')", [], [1, 2], {}, {"name": 1}]
 

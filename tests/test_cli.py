@@ -673,3 +673,20 @@ def test_the_commands_write_to_an_output_whose_encoding_lacks_a_character(tmp_pa
 
     assert "8 ? 12" in run("diff", str(tmp_path / "a.gnet"), str(tmp_path / "b.gnet"))
     assert ("hé" if encoding == "cp1252" else "h?") in run("summary", str(tmp_path / "b.gnet"))
+
+
+def test_a_data_file_using_a_zip_feature_zipfile_does_not_read_is_named(tmp_path, capsys):
+    """The .npz data reader meets zipfile's NotImplementedError (a member with
+    flag bit 5) as a refusal naming the file and the array, exit status 1."""
+    from modelfiles import entry_named, patch
+
+    one = gn.Sequential([gn.Input(5, name="a"), gn.Dense(1)], seed=0)
+    one.save(tmp_path / "one.gnet")
+    np.savez(tmp_path / "a.npz", a=np.zeros((3, 5)))
+    data = (tmp_path / "a.npz").read_bytes()
+    (tmp_path / "a.npz").write_bytes(patch(data, entry_named(data, "a.npy") + 8, "<H", 0x20))
+    assert cli.main(["predict", str(tmp_path / "one.gnet"), "--data", str(tmp_path / "a.npz"),
+                     "--out", str(tmp_path / "one.csv")]) == 1
+    assert re.search(r"a\.npz: array 'a': damaged \(compressed patched data \(flag bit 5\)\)",
+                     capsys.readouterr().err)
+    assert not (tmp_path / "one.csv").exists()
