@@ -97,7 +97,7 @@ def _lazy(value, what: str, labels: bool = False):
         except (TypeError, ValueError) as exc:
             raise ShapeError(f"{what}: could not make an array ({exc})") from None
     dtype = np.dtype(value.dtype)
-    if dtype.kind not in ("biufUSO" if labels else "biuf"):  # not complex (the imaginary part would be lost), times, text
+    if dtype.kind not in ("biufUSO" if labels else "biuf"):  # not complex (its imaginary part lost), times, text
         raise ShapeError(f"{what}: expected numbers, got an array of dtype {dtype}")
     return value if is_dask_array(value) else da.from_array(value, chunks=value.shape or ())
 

@@ -146,14 +146,15 @@ class BackupAndRestore(Callback):
     written atomically after every other callback's ``on_epoch_end`` of
     that epoch, whatever the order of the list, so that it holds what they
     changed (a rate ReduceLROnPlateau cut); a fit killed before they all
-    ran resumes at that epoch. The older backup is removed after it. At the start of
-    ``fit`` the newest backup, if any, is loaded and training resumes from
-    its epoch; with none, the starting state is backed up as
+    ran resumes at that epoch. The older backup is removed after it. At
+    the start of ``fit`` the newest backup, if any, is loaded and training
+    resumes from its epoch; with none, the starting state is backed up as
     ``epoch-000000.weights.gnet``, so a fit killed in its first epoch and
     started again on the same graph starts over from it (at its
-    ``initial_epoch``), not from the half-trained weights. The state of other callbacks (EarlyStopping's patience,
-    ReduceLROnPlateau's counters) is not backed up, as in Keras; the
-    ``History`` returned holds the epochs run after the restart.
+    ``initial_epoch``), not from the half-trained weights. The state of
+    other callbacks (EarlyStopping's patience, ReduceLROnPlateau's counters)
+    is not backed up, as in Keras; the ``History`` returned holds the epochs
+    run after the restart.
 
     Parameters
     ----------

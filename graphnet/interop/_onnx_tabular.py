@@ -146,8 +146,8 @@ def onnx_feed(graph: Graph, data) -> dict[str, np.ndarray]:
 
     A numeric input that normalises or fills missing values gets its columns
     as float64 (the model transforms them in double, as ``predict`` does),
-    NaN for missing values; a plain input gets the graph's dtype. A categorical input gets one column ``(n, 1)`` of strings
-    (object) or int64: each value that ``graph.predict`` finds among the
+    NaN for missing values; a plain input gets the graph's dtype. A
+    categorical input gets one column ``(n, 1)`` of strings (object) or int64: each value that ``graph.predict`` finds among the
     categories as that category, and every other one (missing or unknown)
     as the input's :func:`missing_value`, which is never a category and so
     has code 0 in the model, as in graphnet. Feeding onnxruntime by hand,
