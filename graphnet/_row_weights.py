@@ -177,7 +177,8 @@ def _class_weights(graph: Graph, output: str, classes, y: np.ndarray) -> np.ndar
     if impossible:
         raise GraphError(
             f"{where}: output {output!r} predicts classes 0 to {classes_count - 1}, but class_weight names "
-            f"{impossible[:5]}{' ...' if len(impossible) > 5 else ''}; give weights of its classes only"
+            f"{[given[k] for k in impossible[:5]]}{' ...' if len(impossible) > 5 else ''}; give weights of its "
+            "classes only"
         )
     lookup = np.ones(classes_count)
     for key, weight in table.items():

@@ -174,8 +174,9 @@ def search(build: Callable, x, y, *, objective: str | Callable | None = None, st
     n_trials : int
     direction : {"minimize", "maximize"}, optional
         For a new study; by default ``"maximize"`` for an objective whose
-        larger values are better (an accuracy, ``auc``, ``precision``,
-        ``recall``, ``f1``, ``r2``: the callbacks' ``mode="auto"`` rule),
+        larger values are better (a name ending with an accuracy, ``auc``,
+        ``precision``, ``recall``, ``f1``, ``r2`` or ``score``: the
+        callbacks' ``mode="auto"`` rule),
         else ``"minimize"``. A given study's own direction is used.
     seed : int or None
         The new study's sampler seed (None: a random one).

@@ -45,7 +45,8 @@ import numpy as np
 from . import metrics as metrics_module
 from ._cluster import Cluster, client_or_default
 from ._costs import TEN_GBE, Traffic
-from ._data import holdout_split
+from ._dask import is_dask_array
+from ._data import as_targets, holdout_split
 from ._progress import Progress
 from ._text import described, shown
 from ._search import SearchResult, TrialResult, search
@@ -151,6 +152,10 @@ def fit(graph: Graph, x, y, client=None, *, sync_every: int = 1, timeout: float 
     client = client_or_default(client)
     chosen = metrics_module.resolve(graph, graph.default_metrics if metrics is None else metrics, "distributed.fit")
     metrics_module.check_log_keys(graph, chosen, "distributed.fit")
+    targets = [(y, "distributed.fit"), (validation_data and validation_data[1], "distributed.fit: validation_data")]
+    for data, where in targets if chosen else ():  # numpy targets: checked here, before any work
+        if data is not None and not any(map(is_dask_array, data.values() if isinstance(data, dict) else [data])):
+            metrics_module.check_targets(graph, chosen, as_targets(graph, data), where)
     keys = metrics_module.log_keys(graph, chosen)
     if validation_split or validation_data is not None:
         keys += [f"val_{k}" for k in keys]

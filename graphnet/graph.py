@@ -211,8 +211,10 @@ class Graph(Network, kind="graph"):
     @property
     def trainable(self) -> bool:
         """Keras's ``model.trainable``: ``False`` freezes every parameter
-        (``freeze("*")``), ``True`` unfreezes them all. It reads ``False``
-        when every weight and bias is frozen, else ``True``.
+        (``freeze("*")``); ``True`` then gives each node and synapse back the
+        flag it had (a bias an importer froze at zero, a frozen identity
+        synapse stay frozen), or, with nothing frozen that way, unfreezes
+        them all. It reads ``False`` when every weight and bias is frozen.
 
         Examples
         --------
@@ -230,8 +232,28 @@ class Graph(Network, kind="graph"):
     @trainable.setter
     def trainable(self, value: bool) -> None:
         value = check_bool(value, "trainable")
-        if any(not isinstance(node, Input) for node in self._nodes.values()):
-            (surgery.unfreeze if value else surgery.freeze)(self, "*")
+        nodes = {name: n for name, n in self._nodes.items() if not isinstance(n, Input)}
+        if not nodes:
+            return
+        before = self.__dict__.pop("_flags_before_freezing", None)
+        if not value:  # the flags as they were before the first of several trainable = False
+            self._flags_before_freezing = before or (
+                {name: n.trainable for name, n in nodes.items()},
+                {(s.src, s.dst): s.trainable for s in self.synapses})
+            surgery.freeze(self, "*")
+        elif before is None:
+            surgery.unfreeze(self, "*")
+        else:
+            with self.lock.writing():
+                for name, flag in before[0].items():  # a node's flag sets its incoming synapses' too: first
+                    if name in nodes:
+                        nodes[name].trainable = flag
+                for (src, dst), flag in before[1].items():
+                    if (synapse := self.synapse_or_none(src, dst)) is not None:
+                        synapse.trainable = flag
+                for synapse in self.synapses:  # one made while frozen trains as its node does
+                    if (synapse.src, synapse.dst) not in before[1]:
+                        synapse.trainable = nodes[synapse.dst].trainable
 
     def remove(self, name: NodeRef, bridge: bool = False) -> None:
         """Remove a node and every synapse touching it; other weights are kept.

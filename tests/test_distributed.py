@@ -224,6 +224,26 @@ def test_the_clusters_training_metrics_are_counted_on_the_predictions(dask_clust
         assert history.history[key][0] == pytest.approx(expected[key], rel=1e-6), key
 
 
+def test_soft_targets_under_a_metric_that_reads_labels_are_refused_before_any_work(dask_cluster, rng):
+    """As Graph.fit: a sigmoid output's targets that are not 0 or 1, under
+    accuracy (training or validation arrays), are refused before training
+    (the cluster trained an epoch, then failed on its workers)."""
+    _, client = dask_cluster
+    x = rng.normal(size=(8, 3))
+    y = np.array([0, 1, 0, 1, 0, 1, 1, 0.0])
+    g = gn.Graph(seed=0)
+    g.add_input("x", 3)
+    g.add_output("y", 1, activation="sigmoid", loss="binary_crossentropy")
+    g.connect("x", "y")
+    before = g.get_weights()
+    for targets, validation, where in ((y * 0.9, None, "distributed.fit"),
+                                       (y, (x, y * 0.9), "distributed.fit: validation_data")):
+        with pytest.raises(gn.ShapeError, match=rf"^{where}: output 'y': metric 'accuracy': reads the targets "
+                                                r".* row 1 is 0\.9; "):
+            gn.distributed.fit(g, x, targets, client, timeout=TIMEOUT, epochs=1, metrics=["accuracy"],
+                               validation_data=validation, verbose=0)
+    assert g.optimizer is None and all(np.array_equal(v, g.get_weights()[k]) for k, v in before.items())
+
 def test_a_refused_distributed_fit_closes_its_callbacks_once(dask_cluster, rng):
     class Holder(gn.Callback):
         closed = 0

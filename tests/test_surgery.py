@@ -8,6 +8,7 @@ as they were.
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import numpy as np
@@ -167,6 +168,28 @@ def test_graph_trainable_is_keras_model_trainable(rng):
     with pytest.raises(gn.GraphError, match="trainable must be True or False, got 'no'"):
         g.trainable = "no"
     assert g["enc_1"].trainable is False and g["enc_2"].trainable is True
+
+
+def test_graph_trainable_true_gives_back_the_flags_false_took():
+    """An importer freezes a layer's missing bias at zero and the identity
+    synapses of a residual sum: ``trainable = False`` then ``True`` (Keras's
+    freeze and fine-tune) gives every flag back as it was, through copies
+    and repeated assignments, instead of training those constants; with
+    nothing frozen that way, True unfreezes everything."""
+    g = encoder_graph()
+    g["enc_1"].trainable = False  # bias and x -> enc_1 frozen
+    g.synapse("enc_1", "enc_2").trainable = False
+    g.unfreeze(("x", "enc_1"))  # the weight trains, the bias does not (a layer without one)
+    flags = [(r.key, r.trainable) for r in g.parameters()]
+    g.trainable = False
+    g.trainable = False
+    twin = copy.deepcopy(g)
+    for graph in (g, twin):
+        graph.trainable = True
+        assert [(r.key, r.trainable) for r in graph.parameters()] == flags
+    g.freeze("*")
+    g.trainable = True
+    assert all(r.trainable for r in g.parameters())
 
 
 def test_freeze_keeps_the_optimizer_state_of_the_rest(rng):

@@ -552,6 +552,8 @@ def test_class_weight_is_sample_weight_by_class():
     # Keys as np.unique gives them for float targets, as scikit-learn takes them.
     floats = dict(zip(np.unique(labels.astype(float)), table.values()))
     np.testing.assert_array_equal(trained(class_weight=floats), by_class)
+    with pytest.raises(gn.GraphError, match=r"predicts classes 0 to 2, but class_weight names \[1e\+300\]; "):
+        trained(class_weight={1e300: 2.0})  # as written, not its 301 digits
     for key in (1.5, -1.0, np.True_, "1"):
         with pytest.raises(gn.GraphError, match=rf"class_weight for output 'y': classes must be integers >= 0, "
                                                 rf"got {re.escape(repr(key))}$"):

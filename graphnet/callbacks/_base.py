@@ -48,9 +48,9 @@ _LARGER_IS_BETTER = ("accuracy", "acc", "auc", "precision", "recall", "f1", "r2"
 
 
 def larger_is_better(name: str) -> bool:
-    """Whether a logged value named ``name`` improves as it grows (an
-    accuracy, ``auc``, ``precision``, ``recall``, ``f1``, ``r2``): the rule of
-    ``mode="auto"`` and of a search's default direction."""
+    """Whether a logged value named ``name`` improves as it grows (its name
+    ends with an accuracy, ``auc``, ``precision``, ``recall``, ``f1``, ``r2``
+    or ``score``): the rule of ``mode="auto"`` and of a search's direction."""
     return name.endswith(_LARGER_IS_BETTER)
 
 

@@ -352,7 +352,7 @@ def check_targets(graph: Graph, chosen: dict[str, list[Metric]], targets, where:
         y = backend_module.host(targets[name])
         if not (y == (y > 0.5)).all():
             raise ShapeError(f"{where}: output {name!r}: metric {picky[0].name!r}: "
-                             f"{not_zero_one(y.reshape(len(y), -1))}")
+                             f"{not_zero_one(y)}")
 
 
 add_family(Metric, METRICS, "metric", check_class)

@@ -396,11 +396,13 @@ def binary_truth(metric: Metric, y_true, xp=np):
 
 def not_zero_one(y: np.ndarray) -> str:
     """What to say of targets ``y`` (rows × units) that are not all 0 or 1."""
+    y = y.reshape(len(y), -1)
     row, unit = (int(i) for i in np.argwhere(y != (y > 0.5))[0])
-    where = f"row {row}" + (f", unit {unit}" if y.ndim == 2 and y.shape[1] > 1 else "")
-    value = float(y[row, unit] if y.ndim == 2 else y[row])
+    where = f"row {row}" + (f", unit {unit}" if y.shape[1] > 1 else "")
+    value = y[row, unit]
+    value = str(value) if y.dtype.kind == "f" else repr(value.item())  # str: the shortest of its own dtype
     return (f"reads the targets of a sigmoid output as labels 0 or 1 (scikit-learn's classification metrics "
-            f"refuse other values too), but {where} is {value!r}; leave it out for soft targets (the loss "
+            f"refuse other values too), but {where} is {value}; leave it out for soft targets (the loss "
             "takes them)")
 
 
