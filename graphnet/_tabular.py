@@ -267,10 +267,10 @@ def _keys(values: np.ndarray, text: bool, where: str, learning: bool = False,
             return keys, odd if odd.any() else None
     else:
         bad = values[0].item() if len(values) else None
+    found = f"{type(bad).__name__} values such as {shown(bad)}" if len(values) else f"values of dtype {values.dtype}"
     if learning:
-        raise ShapeError(f"{where}: categories must be strings or integers, but the column holds "
-                         f"{type(bad).__name__} values such as {shown(bad)}")
-    raise ShapeError(f"{where}: the {kind} are integers but {_HELD[kind]} values such as {shown(bad)}; "
+        raise ShapeError(f"{where}: categories must be strings or integers, but the column holds {found}")
+    raise ShapeError(f"{where}: the {kind} are integers but {_HELD[kind]} {found}; "
                      f"give it as integer codes, or string {kind}")
 
 

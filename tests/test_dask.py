@@ -280,6 +280,14 @@ def test_evaluate_on_dask_takes_text_labels_as_numpy_does_and_refuses_unknown_on
         labels[35] = "maybe"
         with pytest.raises(gn.ShapeError, match=r"block 4 of 4 .*targets of output 'y': 1 label\(s\) not among"):
             g.evaluate(da.from_array(x, chunks=10), da.from_array(labels, chunks=10))
+    ints = gn.Graph(seed=0)
+    ints.add_input("x", 3)
+    ints.add_output("y", 2, activation="softmax", loss="categorical_crossentropy", classes=[10, 20])
+    ints.connect("x", "y")
+    text = np.where(x[:, 0] > 0, "20", "10").astype(dtype)  # integer classes given as text: said as such
+    with pytest.raises(gn.ShapeError, match=r"targets of output 'y': the classes are integers but the labels are "
+                                            r"(values of dtype <U2|str values such as '[12]0'); give it as integer"):
+        ints.evaluate(da.from_array(x, chunks=10), da.from_array(text, chunks=10))
 
 
 def test_predict_labels_on_dask_is_lazy_and_equals_numpy():
