@@ -139,28 +139,25 @@ def check_output(path: str | os.PathLike, probe: bool = False) -> Path:
 
 
 def probe_folder(path: Path, existing: Path) -> None:
-    """Make the folders from ``existing`` (its nearest existing parent, or
-    itself) down to ``path`` and remove them again, or make and remove a file
-    in ``path`` when it exists: whether a folder can be made and written in,
-    which the permission bits do not tell (``/proc``, even for root).
+    """Make the folder ``path`` (and the parents it lacks below ``existing``,
+    its nearest existing parent), as the writer will, or make and remove a
+    file in it when it exists: whether it can be made and written in, which
+    the permission bits do not tell (``/proc``, even for root). What it makes
+    stays (removing it could race a fit beside this one making the same).
 
     Raises
     ------
     OSError
         What making the folder or the file met.
     """
-    if existing == path:
-        fd, name = tempfile.mkstemp(prefix=".graphnet-probe-", dir=path)
-        os.close(fd)
-        os.unlink(name)
+    if path.is_symlink() and not path.exists():  # mkdir would say only "File exists"
+        raise FileNotFoundError(errno.ENOENT, f"is a link to {os.readlink(path)!r}, which does not exist", str(path))
+    if existing != path:
+        path.mkdir(parents=True, exist_ok=True)
         return
-    made = [p for p in (path, *path.parents) if p != existing and existing in p.parents]
-    try:
-        path.mkdir(parents=True)
-    finally:
-        for folder in made:  # the deepest first; only the ones this probe made
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+    fd, name = tempfile.mkstemp(prefix=".graphnet-probe-", dir=path)
+    os.close(fd)
+    os.unlink(name)
 
 
 def refuse_bad_name(path: str, argument: str, error: type[Exception] = ModelFileError) -> None:

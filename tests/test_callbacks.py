@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -308,7 +309,8 @@ def test_a_folder_the_permission_bits_allow_but_that_cannot_be_made_is_refused_b
     BackupAndRestore and TensorBoard probe their folder before fit changes
     anything (BackupAndRestore raised a raw FileNotFoundError with the graph
     adapted and its optimizer set; TensorBoard failed after an epoch had
-    trained). The probe leaves nothing behind."""
+    trained). A folder that can be made is made then, as the fit would
+    make it, also when fits beside each other make the same one."""
     pd = pytest.importorskip("pandas")
     x, y = data
     frame = pd.DataFrame({"age": x[:, 0], "city": np.where(x[:, 1] > 0, "a", "b")})
@@ -324,8 +326,28 @@ def test_a_folder_the_permission_bits_allow_but_that_cannot_be_made_is_refused_b
             g.fit(frame, y, epochs=1, verbose=0, callbacks=[callback])
         assert g.optimizer is None and g["city"].categories == "adapt" and g["age"].mean is None
     made = tmp_path / "new" / "deeper"
-    gn.callbacks.TensorBoard(made).set_params({"metrics": []})  # a probe of a folder that can be made
-    assert list(tmp_path.iterdir()) == []
+    gn.callbacks.TensorBoard(made).set_params({"metrics": []})
+    assert made.is_dir() and not any(made.iterdir())
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(GraphError, match=r"the folder '.*dangling' cannot be made or written in: is a link to "
+                                         r"'.*nowhere', which does not exist"):
+        gn.callbacks.BackupAndRestore(tmp_path / "dangling").set_params({"metrics": []})
+    errors = []
+
+    def fit(i):
+        folder = tmp_path / "shared" / "a" / "b" / ("logs" if i % 2 else "backups")
+        callback = gn.callbacks.TensorBoard(folder) if i % 2 else gn.callbacks.BackupAndRestore(folder)
+        try:
+            build_regression().fit(x[:8], y[:8], epochs=1, verbose=0, callbacks=[callback])
+        except GraphError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=fit, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
 
 def test_a_misspelt_monitor_fails_before_the_first_epoch(data):
     x, y = data
