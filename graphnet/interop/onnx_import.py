@@ -206,10 +206,7 @@ class _Reader:
                     f"None) to import it if you trust the model"
                 )
             batches[value.name] = batch
-            # float64 if any input is double (the widest, whatever their order): a float32 model that
-            # normalises a double input (graphnet's own export of raw columns) keeps its precision so
-            if elems[tensor.elem_type] == "float64":
-                self.dtype = "float64"
+            self.dtype = "float64" if elems[tensor.elem_type] == "float64" else self.dtype  # any double input
             self.values[value.name] = self.builder.add_input(
                 _node_name(value.name, f"{self.builder.source}: the input"), int(size), f"input {value.name!r}"
             )
