@@ -138,12 +138,12 @@ def check_output(path: str | os.PathLike, probe: bool = False) -> Path:
     return path
 
 
-def probe_folder(path: Path, existing: Path) -> None:
-    """Make the folder ``path`` (and the parents it lacks below ``existing``,
-    its nearest existing parent), as the writer will, or make and remove a
-    file in it when it exists: whether it can be made and written in, which
-    the permission bits do not tell (``/proc``, even for root). What it makes
-    stays (removing it could race a fit beside this one making the same).
+def probe_folder(path: Path) -> None:
+    """Make the folder ``path`` (and the parents it lacks), as the writer
+    will, or make and remove a file in it when it exists: whether it can be
+    made and written in, which the permission bits do not tell (``/proc``,
+    even for root). What it makes stays (removing it could race a fit beside
+    this one making the same).
 
     Raises
     ------
@@ -152,7 +152,7 @@ def probe_folder(path: Path, existing: Path) -> None:
     """
     if path.is_symlink() and not path.exists():  # mkdir would say only "File exists"
         raise FileNotFoundError(errno.ENOENT, f"is a link to {os.readlink(path)!r}, which does not exist", str(path))
-    if existing != path:
+    if not path.is_dir():
         path.mkdir(parents=True, exist_ok=True)
         return
     fd, name = tempfile.mkstemp(prefix=".graphnet-probe-", dir=path)

@@ -37,6 +37,7 @@ __all__ = [
     "is_missing",
     "missing_mask",
     "as_float_columns",
+    "column_named",
     "plain",
     "learn",
     "InputSettings",
@@ -340,7 +341,7 @@ def as_float_columns(raw, width: int, where: str, columns: tuple[str, ...] | Non
                     try:
                         out[i, j] = float(value)
                     except OverflowError:
-                        raise ShapeError(f"{where}: {_column(columns, j)} holds {shown(value)} (row {i}), beyond "
+                        raise ShapeError(f"{where}: {column_named(columns, j)} holds {shown(value)} (row {i}), beyond "
                                          "float64's range") from None
                 else:
                     raise _text_error(where, columns, j, value, i)
@@ -352,13 +353,13 @@ def as_float_columns(raw, width: int, where: str, columns: tuple[str, ...] | Non
         + (f" (column {column!r})" if column else ""))
 
 
-def _column(columns, j: int) -> str:
+def column_named(columns, j: int) -> str:
     """How a message names data column ``j``: by its name where it has one."""
     return f"column {columns[j]!r}" if columns else f"column {j}"
 
 
 def _text_error(where: str, columns, j: int, value, row: int) -> ShapeError:
-    return ShapeError(f"{where}: {_column(columns, j)} is numeric but holds {shown(value)} (row {row}); "
+    return ShapeError(f"{where}: {column_named(columns, j)} is numeric but holds {shown(value)} (row {row}); "
                       "give it numbers, or read it as a categorical input (categories=...)")
 
 

@@ -226,7 +226,7 @@ class Graph(Network, kind="graph"):
         >>> g.trainable, g.num_trainable_params
         (False, 0)
         """
-        holders = [*self.synapses, *(n for n in self._nodes.values() if not isinstance(n, Input))]
+        holders = self.parameter_holders()
         return not holders or any(holder.trainable for holder in holders)
 
     @trainable.setter

@@ -224,9 +224,8 @@ def _statistics(x: np.ndarray, node, where: str) -> tuple[np.ndarray, np.ndarray
         std = np.ldexp(np.sqrt(variance), shift)
     if not (np.isfinite(mean).all() and np.isfinite(std).all()):
         j = int(np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std)))[0])
-        column = repr(node.columns[j]) if node.columns else repr(node.name) if node.width == 1 else j
-        raise ShapeError(f"{where}: column {column} spreads beyond float64's range (its mean or standard "
-                         "deviation overflows); scale it first")
+        raise ShapeError(f"{where}: {_tabular.column_named(node.data_columns, j)} spreads beyond float64's range "
+                         "(its mean or standard deviation overflows); scale it first")
     # A column constant up to rounding divides by 1, as StandardScaler's: its
     # variance within the error bound of the two-pass algorithm (Chan, Golub
     # and LeVeque), here in the scaled units both sides share.

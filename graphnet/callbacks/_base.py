@@ -477,7 +477,7 @@ def check_folder(callback: Callback, folder) -> None:
         problem = f"cannot be written in ({str(existing)!r} is not writable)"
     if problem is None:
         try:
-            probe_folder(path, existing)
+            probe_folder(path)
         except OSError as exc:
             problem = f"cannot be made or written in: {reason(exc)}"
     if problem:
